@@ -1,0 +1,38 @@
+# gateway: `make run` starts every protocol on unprivileged ports; `make test` runs the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CONFIG ?= etc/gateway.ini
+STAMP   = $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+# The virtual environment, with gateway installed in it (editable, so the
+# twistd plugin in twisted/plugins is found), and Twisted's plugin cache
+# regenerated afterwards.
+$(STAMP): setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --editable '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+	touch $@
+
+install: $(STAMP)
+
+# Creates a self-signed certificate and the demo domain/account when missing,
+# then runs the server in the foreground.
+run: install
+	$(BIN)/gatewayctl --config $(CONFIG) init-demo
+	$(BIN)/twistd --nodaemon --pidfile= gateway --config $(CONFIG)
+
+lint: install
+	$(BIN)/ruff check gateway tests bench
+
+test: lint
+	$(BIN)/python -m pytest -q tests
+
+bench: install
+	$(BIN)/python bench/store.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,288 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The one configuration schema: every option with its section, type, default
+and help text.  Reading a file, the sample C{etc/gateway.ini} and the
+validation messages all come from L{SCHEMA}.
+
+Listeners are Twisted server endpoint strings, several per protocol, one per
+line or separated by spaces (C{tcp:1143:interface=127.0.0.1}); C{ssl:}
+endpoints take the certificate of the C{[tls]} section unless they name their
+own C{privateKey}/C{certKey}.
+"""
+
+import configparser
+import os
+
+import attr
+
+from gateway.errors import ConfigurationError
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+
+
+def _bool(text):
+    value = text.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off"):
+        return False
+    raise ValueError("expected yes or no, not %r" % (text,))
+
+
+def _int(text):
+    return int(text.strip())
+
+
+def _float(text):
+    return float(text.strip())
+
+
+def _str(text):
+    return text.strip()
+
+
+def _list(text):
+    return tuple(text.split())
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parseSize(text):
+    """
+    Parse a byte size such as C{10M}, C{1G}, C{512000}; C{unlimited} or an
+    empty value is C{None}.
+    """
+    value = text.strip().upper().removesuffix("B")
+    if value in ("", "UNLIMITED", "NONE"):
+        return None
+    unit = value[-1] if value[-1] in _SIZE_UNITS else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        result = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise ValueError("expected a size such as 100M or 2G, not %r" % (text,))
+    if result < 0:
+        raise ValueError("a size cannot be negative: %r" % (text,))
+    return result
+
+
+def formatSize(value):
+    if value is None:
+        return "unlimited"
+    for unit in ("T", "G", "M", "K"):
+        if value and value % _SIZE_UNITS[unit] == 0:
+            return "%d%s" % (value // _SIZE_UNITS[unit], unit)
+    return str(value)
+
+
+def _level(text):
+    value = text.strip().lower()
+    if value not in LOG_LEVELS:
+        raise ValueError("expected one of %s, not %r" % (", ".join(LOG_LEVELS), text))
+    return value
+
+
+def _tlsVersion(text):
+    value = text.strip()
+    if value not in ("1.2", "1.3"):
+        raise ValueError("expected 1.2 or 1.3, not %r" % (text,))
+    return value
+
+
+def _portRange(text):
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        low, high = (int(part) for part in value.split("-"))
+    except ValueError:
+        raise ValueError("expected a range such as 50000-50100, not %r" % (text,))
+    if not 0 < low <= high < 65536:
+        raise ValueError("not a valid port range: %r" % (text,))
+    return (low, high)
+
+
+@attr.s(frozen=True)
+class Option:
+    section = attr.ib()
+    name = attr.ib()
+    parse = attr.ib()
+    default = attr.ib()  # the text as written in the file
+    help = attr.ib()
+
+
+def _protocol(name, listen, description):
+    return [
+        Option(name, "enabled", _bool, "yes", "Serve %s at all." % (description,)),
+        Option(
+            name,
+            "listen",
+            _list,
+            listen,
+            "Where %s listens: Twisted endpoint strings, one per line." % (description,),
+        ),
+        Option(
+            name, "log_level", _level, "info",
+            "Least severe %s event to log (debug, info, warn, error)." % (description,),
+        ),
+    ]
+
+
+SCHEMA = [
+    Option("server", "data_root", _str, "var",
+           "Folder that holds every domain, account, mailbox and file (relative"
+           " to the folder gateway is started in)."),
+    Option("server", "main_domain", _str, "example.test",
+           "The main domain: login names without a domain that come in on an"
+           " address no domain is assigned to belong to it."),
+    Option("server", "hostname", _str, "localhost",
+           "Name this server gives itself in greetings and client autoconfiguration."),
+    Option("server", "log_level", _level, "info",
+           "Least severe event to log for everything that has no level of its own."),
+    Option("tls", "certificate", _str, "var/tls/cert.pem",
+           "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners."),
+    Option("tls", "private_key", _str, "var/tls/key.pem",
+           "PEM private key of that certificate."),
+    Option("tls", "minimum_version", _tlsVersion, "1.2",
+           "Oldest TLS version accepted: 1.2 or 1.3."),
+    Option("auth", "checker", _str, "gateway.cred.checkers.DirectoryChecker",
+           "Credentials checker class (dotted name); it is built with the"
+           " directory and this configuration."),
+    Option("auth", "failure_delay", _float, "1.0",
+           "Seconds the answer to a failed login is delayed; it doubles with"
+           " each further failure from the same address."),
+    Option("auth", "max_failure_delay", _float, "15.0",
+           "Longest delay, in seconds, after repeated failures."),
+    Option("auth", "log_level", _level, "info",
+           "Least severe authentication event to log (logins are logged at info)."),
+] + _protocol(
+    "imap", "tcp:1143:interface=127.0.0.1 ssl:1993:interface=127.0.0.1", "IMAP"
+) + [
+    Option("imap", "idle_timeout", _int, "1800",
+           "Seconds of inactivity after which an IMAP session is logged out (RFC 3501: at least 1800)."),
+    Option("imap", "max_line_length", parseSize, "64K",
+           "Longest command line accepted; longer lines get BAD."),
+    Option("imap", "max_message_size", parseSize, "50M",
+           "Largest message APPEND accepts (advertised as APPENDLIMIT)."),
+    Option("imap", "max_connections", _int, "5000", "Most IMAP connections at once."),
+] + _protocol(
+    "pop3", "tcp:1110:interface=127.0.0.1 ssl:1995:interface=127.0.0.1", "POP3"
+) + [
+    Option("pop3", "idle_timeout", _int, "600", "Seconds of inactivity after which a POP3 session is closed."),
+    Option("pop3", "max_connections", _int, "1000", "Most POP3 connections at once."),
+] + _protocol(
+    "http", "tcp:8100:interface=127.0.0.1 ssl:9100:interface=127.0.0.1",
+    "HTTP (personal web sites, free/busy, autoconfiguration)",
+) + [
+    Option("http", "directory_listings", _bool, "no",
+           "List a folder's files when it has no index.html."),
+    Option("http", "freebusy_weeks", _int, "8",
+           "Length, in weeks from the start of today, of the default free/busy window."),
+    Option("http", "access_log", _str, "-",
+           "File for the request log in common log format; - logs through the server log."),
+] + _protocol("ftp", "tcp:2121:interface=127.0.0.1", "FTP and FTPS") + [
+    Option("ftp", "passive_ports", _portRange, "",
+           "Port range for passive data connections, such as 50000-50100; empty takes any free port."),
+    Option("ftp", "passive_address", _str, "",
+           "Address announced in PASV replies (for servers behind NAT); empty announces the local address."),
+    Option("ftp", "idle_timeout", _int, "900", "Seconds of inactivity after which an FTP session is closed."),
+    Option("ftp", "max_connections", _int, "200", "Most FTP connections at once."),
+    Option("ftp", "max_connections_per_account", _int, "10", "Most FTP sessions one account may have at once."),
+] + _protocol(
+    "lmtp", "tcp:2424:interface=127.0.0.1", "LMTP delivery (for the MTA)"
+) + [
+    Option("lmtp", "max_message_size", parseSize, "50M",
+           "Largest message LMTP accepts (SIZE extension)."),
+    Option("lmtp", "timeout", _int, "300", "Seconds an idle LMTP connection is kept."),
+]
+
+
+def defaultConfig():
+    return Config({(o.section, o.name): o.parse(o.default) for o in SCHEMA})
+
+
+class Config:
+    """
+    Parsed configuration: C{config['imap', 'listen']}, or
+    C{config.section('imap')} for a dict of one section.
+    """
+
+    def __init__(self, values, path=None):
+        self._values = values
+        self.path = path
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def get(self, section, name, default=None):
+        return self._values.get((section, name), default)
+
+    def section(self, name):
+        return {k[1]: v for k, v in self._values.items() if k[0] == name}
+
+    def sections(self):
+        seen = []
+        for option in SCHEMA:
+            if option.section not in seen:
+                seen.append(option.section)
+        return seen
+
+    def dataRoot(self):
+        """
+        The data root as an absolute path.
+        """
+        return os.path.abspath(self["server", "data_root"])
+
+
+def loadConfig(path):
+    """
+    Read and validate a configuration file.
+
+    @raise ConfigurationError: with one line naming the option and the problem.
+    """
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        raise ConfigurationError("%s: configuration file not found" % (path,))
+    except (configparser.Error, UnicodeDecodeError) as e:
+        message = str(e).splitlines()[0]
+        raise ConfigurationError("%s: %s" % (path, message))
+    known = {(o.section, o.name): o for o in SCHEMA}
+    knownSections = {o.section for o in SCHEMA}
+    values = {key: o.parse(o.default) for key, o in known.items()}
+    for section in parser.sections():
+        if section not in knownSections:
+            raise ConfigurationError("%s: unknown section [%s]" % (path, section))
+        for name, text in parser.items(section):
+            option = known.get((section, name))
+            if option is None:
+                raise ConfigurationError("%s: [%s] unknown option %r" % (path, section, name))
+            try:
+                values[section, name] = option.parse(text)
+            except ValueError as e:
+                raise ConfigurationError("%s: [%s] %s: %s" % (path, section, name, e))
+    return Config(values, path)
+
+
+def sampleConfig():
+    """
+    The text of C{etc/gateway.ini}: every option at its default, with its help.
+    """
+    lines = [
+        "# gateway configuration.  Every option is shown at its default value.",
+        "# Generated from gateway/config.py (gatewayctl sample-config); edit freely.",
+    ]
+    section = None
+    for option in SCHEMA:
+        if option.section != section:
+            section = option.section
+            lines += ["", "[%s]" % (section,)]
+        lines.append("# " + option.help)
+        default = option.default
+        if option.parse is _list and len(default.split()) > 1:
+            default = "\n    ".join([""] + default.split())
+        lines.append("%s = %s" % (option.name, default))
+    return "\n".join(lines) + "\n"

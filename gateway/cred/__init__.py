@@ -1,0 +1,1 @@
+"""Credentials: portal, realm, checkers, SASL mechanisms, password schemes."""

@@ -1,0 +1,422 @@
+# -*- test-case-name: tests.test_checkers -*-
+"""
+The one credentials checker: every protocol's logins are checked here
+against the directory, failures are delayed and every attempt is logged.
+
+Rules, in the order they are applied:
+
+    1. The login name is routed with C{directory.resolve(name,
+       context.localAddress)} (C{user@domain}, C{user%domain}, the domain of
+       the local IP address, domain and account aliases).  An unknown name, a
+       disabled account or domain and a name that does not route to a local
+       account fail exactly like a wrong password (same delay, same error,
+       comparable work).
+    2. The account must have C{context.protocol} among its services.
+    3. Clear-text credentials on a connection without TLS fail when the
+       account's domain does not allow clear-text login (the front-ends
+       refuse them earlier; this is defence in depth).
+    4. A SASL authorization identity must be empty or name the same account.
+    5. The password must match the stored one (see L{gateway.cred.passwords});
+       CRAM-MD5 and SCRAM need a stored scheme that allows them.
+
+A failed attempt is answered after a delay that grows per remote address:
+C{failure_delay * 2 ** (n - 1)} for the C{n}th failure in a row, at most
+C{max_failure_delay}; a success resets it, and an address is forgotten
+15 minutes after its last failure (the table is also capped in size).
+
+Log lines (namespace C{gateway.auth}, level info) name the login as typed,
+never a password; characters that are not printable, white space and
+backslashes in the name are escaped as C{\\xNN}, so a name cannot forge a
+C{remote=} field::
+
+    authentication succeeded: protocol=imap user=demo@example.test remote=127.0.0.1 mechanism=PLAIN
+    authentication failed: protocol=imap user=demo@example.test remote=127.0.0.1 mechanism=PLAIN reason=wrong password
+
+A fail2ban filter (C{filter.d/gateway.conf}) for the default text log::
+
+    [Definition]
+    failregex = \\[gateway\\.auth#\\w+\\] authentication failed: protocol=\\S+ user=\\S* remote=<HOST>
+    ignoreregex =
+
+Verifying an Argon2 password takes tens of milliseconds, so it runs in the
+reactor's thread pool when the C{clock} is a real reactor; with a
+L{twisted.internet.task.Clock} (tests) every check is synchronous.
+"""
+
+import collections
+import hashlib
+import hmac
+import os
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernameHashedPassword, IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from zope.interface import implementer
+
+from gateway.cred import passwords
+from gateway.cred.credentials import IScramCredentials, LoginContext
+from gateway.interfaces import ILoginContext
+from gateway.logging import getLogger
+
+authLog = getLogger("auth")
+
+#: Seconds after its last failure that an address's failure count is forgotten.
+FORGET_AFTER = 15 * 60.0
+#: Most remote addresses whose failures are remembered at once.
+MAX_TRACKED_ADDRESSES = 10000
+#: Longest login name looked up at all.
+MAX_NAME_LENGTH = 320
+
+
+def cleartextAllowed(directory, localAddress):
+    """
+    May clear-text passwords be used without TLS on a connection to
+    C{localAddress}?  The answer of the domain assigned to that address (or
+    the main domain), for C{LOGINDISABLED}/C{CAPA} decisions before login.
+
+    @return: C{bool}
+    """
+    domain = directory.domainForAddress(localAddress)
+    return bool(domain is not None and domain.cleartextLogin)
+
+
+def logSafe(text, limit=128):
+    """
+    A user-supplied string made safe for a one-line, space-separated log
+    field: white space, backslashes and unprintable characters become
+    C{\\xNN}/C{\\uNNNN}, and it is cut at C{limit} characters.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    text = str(text)
+    cut = len(text) > limit
+    out = []
+    for ch in text[:limit]:
+        if ch == "\\" or ch.isspace() or not ch.isprintable():
+            code = ord(ch)
+            out.append("\\x%02x" % code if code < 0x100 else "\\u%04x" % code)
+        else:
+            out.append(ch)
+    return "".join(out) + ("..." if cut else "")
+
+
+def _acceptableName(name):
+    """
+    Refuse login names no directory should ever be asked about (path
+    characters, control characters, absurd lengths).
+    """
+    if not name or len(name) > MAX_NAME_LENGTH:
+        return False
+    if "/" in name or "\\" in name or ".." in name or name.startswith("."):
+        return False
+    return all(ch.isprintable() and not ch.isspace() for ch in name)
+
+
+_dummies = {}
+
+
+def _dummyStored():
+    """
+    A stored password of the default scheme that matches nothing anyone
+    types, to spend comparable time on unknown names.
+    """
+    if "plain" not in _dummies:
+        _dummies["plain"] = passwords.hashPassword(os.urandom(16).hex())
+    return _dummies["plain"]
+
+
+_DUMMY_CRAM = "{CRAM-MD5}" + "00" * 32
+
+
+def verifyScramProof(keys, authMessage, clientProof):
+    """
+    Check a SCRAM ClientProof (RFC 5802 section 3).
+
+    @param keys: the account's L{passwords.ScramKeys}.
+    @return: C{bool}
+    """
+    signature = hmac.new(keys.storedKey, authMessage, keys.hashName).digest()
+    if len(clientProof) != len(signature):
+        return False
+    clientKey = bytes(a ^ b for a, b in zip(clientProof, signature, strict=True))
+    return hmac.compare_digest(hashlib.new(keys.hashName, clientKey).digest(), keys.storedKey)
+
+
+class _Attempt:
+    """
+    What one login attempt turned out to be, for the decision and the log.
+    """
+
+    def __init__(self, credentials):
+        context = getattr(credentials, "context", None)
+        self.hasContext = ILoginContext.providedBy(context)
+        self.context = context if self.hasContext else LoginContext("unknown")
+        username = getattr(credentials, "username", "") or ""
+        if isinstance(username, bytes):
+            username = username.decode("utf-8", "surrogateescape")
+        self.username = username
+        self.mechanism = getattr(credentials, "mechanism", None) or type(credentials).__name__
+        self.record = None
+        self.reason = None
+        self.verify = lambda: False
+        self.expensive = False
+
+    def refuse(self, reason):
+        if self.reason is None:
+            self.reason = reason
+
+
+@implementer(ICredentialsChecker)
+class DirectoryChecker:
+    """
+    Checks every kind of gateway credentials against an L{IDirectory}.
+
+    @ivar directory: the L{gateway.interfaces.IDirectory}.
+    @ivar failureDelay: seconds the first failure is delayed.
+    @ivar maxFailureDelay: the longest delay.
+    @ivar clock: an C{IReactorTime} (and, for a real reactor,
+        C{IReactorThreads}).
+    """
+
+    credentialInterfaces = (IUsernamePassword, IUsernameHashedPassword, IScramCredentials)
+
+    def __init__(self, directory, config, clock=None):
+        """
+        @param config: the L{gateway.config.Config}; C{[auth] failure_delay}
+            and C{max_failure_delay} are read.
+        @param clock: defaults to the global reactor.
+        """
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.directory = directory
+        self.clock = clock
+        # An instance attribute: a Logger as a class attribute would rename
+        # its namespace after the class.
+        self.log = authLog
+        self.failureDelay = float(config["auth", "failure_delay"])
+        self.maxFailureDelay = float(config["auth", "max_failure_delay"])
+        self._failures = collections.OrderedDict()
+        self._secret = os.urandom(32)
+
+    # -- ICredentialsChecker -------------------------------------------------
+
+    def requestAvatarId(self, credentials):
+        """
+        @return: a C{Deferred} firing with the canonical C{'local@domain'} of
+            the account, or failing with L{UnauthorizedLogin} after the
+            failure delay.
+        """
+        attempt = _Attempt(credentials)
+        try:
+            self._prepare(attempt, credentials)
+        except Exception:
+            self.log.failure("checking credentials for {user}", user=logSafe(attempt.username))
+            attempt.refuse("internal error")
+            attempt.verify = lambda: False
+            attempt.expensive = False
+        d = self._run(attempt)
+        d.addCallback(self._decide, attempt)
+        return d
+
+    # -- steps ---------------------------------------------------------------
+
+    def _prepare(self, attempt, credentials):
+        """
+        Route the name, apply the policy, and set C{attempt.verify} to the
+        password check (real, or comparable dummy work).
+        """
+        if not attempt.hasContext:
+            attempt.refuse("no login context")
+        elif not _acceptableName(attempt.username):
+            attempt.refuse("malformed user name")
+        else:
+            attempt.record = self.directory.resolve(attempt.username, attempt.context.localAddress)
+            if attempt.record is None:
+                attempt.refuse("unknown user")
+        record = attempt.record
+        stored = record.password if record is not None else None
+        scheme = passwords.schemeOf(stored) if record is not None else None
+
+        if IScramCredentials.providedBy(credentials):
+            keys = None
+            if record is not None:
+                keys = self._recordScramKeys(record, credentials.hashName)
+                if keys is None:
+                    attempt.refuse("%s not possible with {%s} password" % (attempt.mechanism, scheme))
+            if keys is None:
+                keys = self._fakeScramKeys(attempt.username, credentials.hashName)
+            attempt.verify = lambda: verifyScramProof(keys, credentials.authMessage, credentials.clientProof)
+        elif (
+            IUsernameHashedPassword.providedBy(credentials)
+            and hasattr(credentials, "challenge")
+            and hasattr(credentials, "response")
+        ):
+            usable = stored
+            if record is not None and passwords.cramMD5Context(stored) is None:
+                attempt.refuse("%s not possible with {%s} password" % (attempt.mechanism, scheme))
+                usable = None
+            if usable is None:
+                usable = _DUMMY_CRAM
+            attempt.verify = lambda: passwords.verifyCramMD5(usable, credentials.challenge, credentials.response)
+        elif IUsernamePassword.providedBy(credentials):
+            usable = stored
+            if record is not None:
+                if scheme is None:
+                    attempt.refuse("no password set")
+                    usable = None
+                elif not passwords.isKnownScheme(scheme):
+                    attempt.refuse("unknown password scheme {%s}" % (scheme,))
+                    usable = None
+            if usable is None:
+                usable = _dummyStored()
+            attempt.expensive = passwords.isExpensive(usable)
+            password = credentials.password
+            attempt.verify = lambda: passwords.verifyPassword(usable, password)
+        else:
+            attempt.refuse("unsupported credentials %s" % (type(credentials).__name__,))
+
+        if record is None or attempt.reason is not None:
+            return
+        protocol = attempt.context.protocol
+        if protocol not in record.services:
+            attempt.refuse("service %s disabled" % (protocol,))
+        elif getattr(credentials, "cleartext", False) and not attempt.context.secure and not record.domain.cleartextLogin:
+            attempt.refuse("cleartext not allowed")
+        else:
+            authzid = getattr(credentials, "authzid", "") or ""
+            if authzid and authzid != attempt.username:
+                other = self.directory.resolve(authzid, attempt.context.localAddress) if _acceptableName(authzid) else None
+                if other is None or other.address != record.address:
+                    attempt.refuse("authorization as %s not allowed" % (logSafe(authzid),))
+
+    def _run(self, attempt):
+        if attempt.expensive and IReactorThreads.providedBy(self.clock):
+            d = deferToThreadPool(self.clock, self.clock.getThreadPool(), attempt.verify)
+        else:
+            d = maybeDeferred(attempt.verify)
+
+        def broken(failure):
+            self.log.failure("verifying the password of {user}", failure, user=logSafe(attempt.username))
+            attempt.refuse("internal error")
+            return False
+
+        return d.addErrback(broken)
+
+    def _decide(self, matched, attempt):
+        if attempt.reason is None and not matched:
+            attempt.reason = "wrong password"
+        remote = attempt.context.remoteAddress
+        fields = dict(
+            protocol=logSafe(attempt.context.protocol),
+            user=logSafe(attempt.username),
+            remote=logSafe(remote) if remote else "-",
+            mechanism=logSafe(attempt.mechanism),
+        )
+        if attempt.reason is None:
+            self._failures.pop(remote, None)
+            self.log.info(
+                "authentication succeeded: protocol={protocol} user={user} remote={remote} mechanism={mechanism}",
+                address=attempt.record.address,
+                **fields,
+            )
+            return attempt.record.address
+        self.log.info(
+            "authentication failed: protocol={protocol} user={user} remote={remote} mechanism={mechanism}"
+            " reason={reason}",
+            reason=attempt.reason,
+            **fields,
+        )
+        return self._delayedFailure(self._countFailure(remote))
+
+    # -- delays --------------------------------------------------------------
+
+    def _countFailure(self, remote):
+        """
+        Remember one more failure from C{remote}.
+
+        @return: the delay in seconds before it is answered.
+        """
+        now = self.clock.seconds()
+        table = self._failures
+        while table:
+            oldest = next(iter(table))
+            if now - table[oldest][1] < FORGET_AFTER:
+                break
+            del table[oldest]
+        count, last = table.pop(remote, (0, now))
+        if now - last >= FORGET_AFTER:
+            count = 0
+        count += 1
+        table[remote] = (count, now)
+        while len(table) > MAX_TRACKED_ADDRESSES:
+            table.popitem(last=False)
+        return self.delayFor(count)
+
+    def delayFor(self, count):
+        """
+        @return: the delay for the C{count}th failure in a row.
+        """
+        if count <= 0 or self.failureDelay <= 0:
+            return 0.0
+        return min(self.failureDelay * 2 ** min(count - 1, 64), self.maxFailureDelay)
+
+    def failureCount(self, remote):
+        """
+        @return: how many failures in a row C{remote} has had (0 if forgotten).
+        """
+        entry = self._failures.get(remote)
+        if entry is None or self.clock.seconds() - entry[1] >= FORGET_AFTER:
+            return 0
+        return entry[0]
+
+    def _delayedFailure(self, delay):
+        error = UnauthorizedLogin("authentication failed")
+        if delay <= 0:
+            return fail(error)
+        calls = []
+
+        def cancel(d):
+            if calls and calls[0].active():
+                calls[0].cancel()
+
+        d = Deferred(cancel)
+        calls.append(self.clock.callLater(delay, d.errback, error))
+        return d
+
+    # -- SCRAM ---------------------------------------------------------------
+
+    def _plainSalt(self, kind, hashName, name):
+        data = ("%s:%s:%s" % (kind, hashName, name.lower())).encode("utf-8", "surrogateescape")
+        return hmac.new(self._secret, data, "sha256").digest()[:16]
+
+    def _recordScramKeys(self, record, hashName):
+        return passwords.scramKeys(record.password, hashName, plainSalt=self._plainSalt("plain", hashName, record.address))
+
+    def _fakeScramKeys(self, username, hashName):
+        size = hashlib.new(hashName).digest_size
+        return passwords.ScramKeys(
+            hashName,
+            passwords.SCRAM_ITERATIONS,
+            self._plainSalt("fake", hashName, username),
+            os.urandom(size),
+            os.urandom(size),
+        )
+
+    def scramKeys(self, username, context, hashName):
+        """
+        The keys a SCRAM exchange for C{username} uses (the salt and the
+        iteration count go to the client in the server-first message).
+        Names that cannot log in with SCRAM get made-up keys with a salt that
+        stays the same for the name, so the answer does not tell whether
+        the account exists.
+
+        @return: L{passwords.ScramKeys}
+        """
+        record = None
+        if _acceptableName(username):
+            record = self.directory.resolve(username, getattr(context, "localAddress", None))
+        keys = self._recordScramKeys(record, hashName) if record is not None else None
+        return keys if keys is not None else self._fakeScramKeys(username, hashName)

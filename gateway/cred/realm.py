@@ -1,0 +1,121 @@
+# -*- test-case-name: tests.test_realm -*-
+"""
+The one realm: after a checker has named an account (its avatar id is the
+canonical C{local@domain}), every protocol gets the same L{Account} object
+for it, so sessions of IMAP, POP3, FTP, HTTP and LMTP delivery share the
+account's stores and see each other's changes at once.
+"""
+
+import os
+
+from twisted.cred.portal import IRealm
+from zope.interface import implementer
+
+from gateway.errors import NoSuchAccount, QuotaExceeded
+from gateway.interfaces import IAccount, IQuota
+from gateway.store.files import FileStore
+
+
+@implementer(IQuota)
+class AccountQuota:
+    """
+    The account's storage quota, covering mail and files together.
+    """
+
+    def __init__(self, account):
+        self._account = account
+
+    def limit(self):
+        record = self._account.record
+        return record.quota if record is not None else None
+
+    def used(self):
+        return self._account.mailStore.usage() + self._account.fileStore.usage()
+
+    def check(self, additional):
+        limit = self.limit()
+        if limit is None or additional <= 0:
+            return
+        if self.used() + additional > limit:
+            raise QuotaExceeded("storage quota of %d bytes exceeded" % (limit,))
+
+
+@implementer(IAccount)
+class Account:
+    """
+    An account as the protocols see it after login.
+    """
+
+    def __init__(self, directory, address, mailStoreFactory):
+        self._directory = directory
+        self.address = address
+        record = directory.getAccount(address)
+        if record is None:
+            raise NoSuchAccount(address)
+        self.path = record.path.path
+        self.quota = AccountQuota(self)
+        self.fileStore = FileStore(os.path.join(self.path, "files"), quota=self.quota)
+        self.mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
+
+    @property
+    def record(self):
+        return self._directory.getAccount(self.address)
+
+    def popAlerts(self):
+        folder = os.path.join(self.path, "alerts")
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+        alerts = []
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace").strip()
+                os.unlink(path)
+            except FileNotFoundError:
+                continue  # another session showed it
+            if text:
+                alerts.append(text)
+        return alerts
+
+
+def _defaultMailStoreFactory(path, quota):
+    from gateway.store.mail import MailStore
+
+    return MailStore(path, quota=quota)
+
+
+@implementer(IRealm)
+class GatewayRealm:
+    """
+    Builds (once per process) the L{Account} for an avatar id.
+
+    @ivar directory: the L{gateway.interfaces.IDirectory}.
+    """
+
+    def __init__(self, directory, mailStoreFactory=_defaultMailStoreFactory):
+        self.directory = directory
+        self._mailStoreFactory = mailStoreFactory
+        self._accounts = {}
+
+    def accountFor(self, address):
+        """
+        The shared L{Account} of a canonical address.
+
+        @raise NoSuchAccount: when the directory has no such account.
+        """
+        if isinstance(address, bytes):
+            address = address.decode("utf-8")
+        address = address.lower()
+        account = self._accounts.get(address)
+        if account is None or account.record is None or account.record.path.path != account.path:
+            account = Account(self.directory, address, self._mailStoreFactory)
+            self._accounts[address] = account
+        return account
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        if IAccount not in interfaces:
+            raise NotImplementedError("gateway offers IAccount avatars only")
+        return IAccount, self.accountFor(avatarId), lambda: None

@@ -1,0 +1,3 @@
+"""
+Domains, accounts and the routing of login names and addresses to accounts.
+"""

@@ -1,0 +1,424 @@
+# -*- test-case-name: tests.test_interfaces -*-
+"""
+The seams of gateway, as zope Interfaces.
+
+Layers (imports point down only)::
+
+    tap.py / service.py        wiring
+    imap/ pop3/ http/ ftp/ lmtp/   protocol front-ends
+    cred/                      portal, realm, checkers, SASL, password schemes
+    directory/                 domains, accounts, routing
+    store/                     mail store, file store, calendar
+    interfaces.py, errors.py   (this file)
+
+Every implementation says C{@implementer(...)} and a test calls
+C{verifyObject} on it.
+"""
+
+from zope.interface import Attribute, Interface
+
+# ---------------------------------------------------------------------------
+# Directory
+
+
+class IDomain(Interface):
+    """
+    A domain's settings, as read from C{domains/<name>/domain.ini}.
+    """
+
+    name = Attribute("Canonical (lower-case) domain name, C{str}.")
+    aliases = Attribute("C{tuple} of lower-case alias names of this domain.")
+    addresses = Attribute("C{tuple} of local IP addresses assigned to this domain.")
+    cleartextLogin = Attribute(
+        "C{bool}: may clear-text passwords be used on a connection without TLS?"
+    )
+    defaultQuota = Attribute("Default account storage quota in bytes, or C{None}.")
+    defaultServices = Attribute("C{frozenset} of service names new accounts get.")
+    enabled = Attribute("C{bool}: a disabled domain refuses every login and delivery.")
+
+
+class IAccountRecord(Interface):
+    """
+    An account's settings, as read from C{.../accounts/<local>/account.ini}.
+    """
+
+    address = Attribute("Canonical full name C{'local@domain'} (lower-case).")
+    localPart = Attribute("C{str}")
+    domain = Attribute("The L{IDomain}.")
+    password = Attribute("Stored password in C{{SCHEME}}data notation, C{str}.")
+    aliases = Attribute("C{tuple} of lower-case local-part aliases.")
+    enabled = Attribute("C{bool}")
+    services = Attribute("C{frozenset} of enabled service names (imap, pop3, http, ftp, lmtp).")
+    quota = Attribute("Storage quota in bytes (mail + files), or C{None} for unlimited.")
+    timezone = Attribute("IANA time zone name for floating/all-day calendar times.")
+    path = Attribute("C{FilePath} of the account folder.")
+
+
+class IDirectory(Interface):
+    """
+    Domains and accounts, and the routing of names to accounts.
+
+    Changes made on disk (e.g. with C{gatewayctl}) are seen by the next call
+    without a restart.
+    """
+
+    mainDomain = Attribute("Name of the main domain, C{str}.")
+
+    def domains():
+        """
+        @return: C{list} of L{IDomain}, sorted by name.
+        """
+
+    def getDomain(name):
+        """
+        @param name: a domain name or a domain alias (any case).
+        @return: the L{IDomain}, or C{None}.
+        """
+
+    def domainForAddress(localAddress):
+        """
+        The domain a connection to C{localAddress} (an IP string, or C{None})
+        belongs to: the domain assigned to that address, else the main domain.
+
+        @return: an L{IDomain} or C{None} when the main domain does not exist.
+        """
+
+    def domainForHost(host, localAddress):
+        """
+        The domain an HTTP C{Host} header selects: a domain or alias name
+        selects it; otherwise L{domainForAddress}.
+        """
+
+    def fullName(name, localAddress):
+        """
+        Make a full C{local@domain} name from a login name as seed 001 says:
+        C{@} or C{%} make a full name (C{%} becomes C{@}); otherwise the domain
+        assigned to C{localAddress}; otherwise the main domain.  Lower-cased.
+        """
+
+    def resolve(name, localAddress=None):
+        """
+        Route a login name or recipient address to an account: L{fullName},
+        then domain aliases, account aliases and router records (followed a
+        bounded number of times).
+
+        @return: the L{IAccountRecord}, or C{None} for unknown names, names
+            that route to a disabled account or domain, or names that do not
+            route to a local account.  Callers must not distinguish why.
+        """
+
+    def getAccount(address):
+        """
+        @param address: canonical C{local@domain}; no routing is applied.
+        @return: the L{IAccountRecord} or C{None}.
+        """
+
+
+# ---------------------------------------------------------------------------
+# Accounts, as the realm hands them to protocols
+
+
+class IAccount(Interface):
+    """
+    The avatar every protocol gets from the realm after login (and LMTP gets
+    for delivery).  One instance per account per process, shared by all its
+    sessions, so that in-process change notification is immediate.
+    """
+
+    address = Attribute("Canonical C{local@domain}.")
+    record = Attribute("The L{IAccountRecord} (re-read from disk on access).")
+    mailStore = Attribute("The account's L{IMailStore}.")
+    fileStore = Attribute("The account's L{IFileStore}.")
+    quota = Attribute("The account's L{IQuota}.")
+
+    def popAlerts():
+        """
+        Remove and return the pending alert texts (C{list} of C{str}), oldest
+        first.  Each alert is shown once.
+        """
+
+
+class IQuota(Interface):
+    """
+    One storage quota covering mail, files and published free/busy.
+    """
+
+    def limit():
+        """
+        @return: the limit in bytes, or C{None} for unlimited.
+        """
+
+    def used():
+        """
+        @return: bytes used by mail and files together.
+        """
+
+    def check(additional):
+        """
+        @raise gateway.errors.QuotaExceeded: if C{additional} more bytes would
+            go over the limit.
+        """
+
+
+# ---------------------------------------------------------------------------
+# Login context carried by credentials
+
+
+class ILoginContext(Interface):
+    """
+    Where a login attempt comes from; carried as C{credentials.context}.
+    """
+
+    protocol = Attribute("C{'imap'}, C{'pop3'}, C{'http'}, C{'ftp'} or C{'lmtp'}.")
+    remoteAddress = Attribute("Peer IP C{str} (or C{None}).")
+    localAddress = Attribute("The local IP C{str} the client connected to (or C{None}).")
+    secure = Attribute("C{bool}: is the connection protected by TLS?")
+
+
+# ---------------------------------------------------------------------------
+# Mail store
+
+
+class IMailStore(Interface):
+    """
+    All mailboxes of one account.  Mailbox names are C{str} (Unicode),
+    hierarchy separator C{'/'}; C{'INBOX'} is case-insensitive.
+    """
+
+    def listMailboxes():
+        """
+        @return: C{list} of L{IMailboxInfo} for every mailbox, sorted by name.
+        """
+
+    def getMailbox(name):
+        """
+        Open a mailbox (one object per mailbox per process; sessions share it).
+
+        @rtype: L{IMailbox}
+        @raise gateway.errors.NoSuchMailbox:
+        """
+
+    def createMailbox(name, mailboxClass="IPF.Note", specialUse=None):
+        """
+        Create a mailbox, and any missing parents (as plain folders of the
+        same class).
+
+        @raise gateway.errors.MailboxExists:
+        @raise gateway.errors.InvalidMailboxName:
+        """
+
+    def deleteMailbox(name):
+        """
+        Delete a mailbox and its messages.  A mailbox with children loses its
+        messages and becomes unselectable (C{\\Noselect}, RFC 3501 6.3.4);
+        deleting an unselectable mailbox that has children raises
+        L{gateway.errors.MailboxHasChildren}.  INBOX cannot be deleted
+        (L{gateway.errors.InvalidMailboxName}).
+        """
+
+    def renameMailbox(oldName, newName):
+        """
+        Rename a mailbox with all its children.  Renaming INBOX moves its
+        messages into a new mailbox and leaves INBOX empty (RFC 3501 6.3.5).
+        """
+
+    def subscribe(name):
+        """Add C{name} to the subscriptions (it need not exist)."""
+
+    def unsubscribe(name):
+        """Remove C{name} from the subscriptions."""
+
+    def subscriptions():
+        """@return: sorted C{list} of subscribed names."""
+
+    def usage():
+        """@return: bytes used by all messages of all mailboxes."""
+
+
+class IMailboxInfo(Interface):
+    """
+    What LIST needs to know about a mailbox without opening it.
+    """
+
+    name = Attribute("C{str}")
+    mailboxClass = Attribute("C{'IPF.Note'}, C{'IPF.Appointment'}, C{'IPF.Contact'}, C{'IPF.Task'} or C{'IPF.StickyNote'}.")
+    specialUse = Attribute("C{None} or one of C{'\\\\Drafts'}, C{'\\\\Sent'}, C{'\\\\Trash'}, C{'\\\\Junk'}, C{'\\\\Archive'}.")
+    hasChildren = Attribute("C{bool}")
+    selectable = Attribute("C{bool}")
+
+
+class IMessageInfo(Interface):
+    """
+    A message as the index knows it (no file is read to get these).
+    """
+
+    uid = Attribute("C{int}")
+    flags = Attribute("C{frozenset} of C{str} system flags and keywords (C{'\\\\Seen'}, C{'$Forwarded'}, ...); never C{\\\\Recent}.")
+    internalDate = Attribute("Aware UTC C{datetime}.")
+    size = Attribute(
+        "Size in bytes of the message with CRLF line ends (RFC822.SIZE), which"
+        " is what L{IMailbox.openMessage} yields; the file on disk keeps the"
+        " bytes exactly as delivered."
+    )
+    modseq = Attribute("C{int} modification sequence (RFC 7162).")
+    headers = Attribute("The raw header block C{bytes} including the blank line that ends it.")
+
+
+class IMailbox(Interface):
+    """
+    One mailbox.  Several sessions (and processes) may use it at once; each
+    session keeps its own sequence-number view and learns of changes through
+    L{changesSince} and L{addListener}.
+    """
+
+    name = Attribute("C{str}")
+    mailboxClass = Attribute("See L{IMailboxInfo}.")
+    specialUse = Attribute("See L{IMailboxInfo}.")
+    uidValidity = Attribute("C{int}, never changes for the life of the mailbox.")
+
+    def uidNext():
+        """@return: the next UID to be assigned."""
+
+    def highestModSeq():
+        """@return: C{int}"""
+
+    def uids():
+        """@return: ascending C{list} of the UIDs present now."""
+
+    def messages(uids):
+        """
+        @param uids: iterable of UIDs.
+        @return: C{list} of L{IMessageInfo} for those present, in UID order.
+        """
+
+    def openMessage(uid):
+        """
+        @return: a binary file object positioned at 0 that reads the message
+            with every line ended by CRLF (bare LF on disk becomes CRLF), so
+            exactly L{IMessageInfo.size} bytes; it supports C{read(n)} and
+            C{close()}.  Reading is streaming: memory stays constant.
+        @raise gateway.errors.NoSuchMessage:
+        """
+
+    def appendMessage(source, flags=(), internalDate=None):
+        """
+        Store a message atomically (tmp/, then rename; the index last).
+        Quota is checked first.
+
+        @param source: C{bytes}, or a binary file object.
+        @return: the new UID.
+        @raise gateway.errors.QuotaExceeded:
+        """
+
+    def setFlags(uids, flags, mode, unchangedSince=None):
+        """
+        @param mode: C{'+'} add, C{'-'} remove, C{'='} replace.
+        @param unchangedSince: CONDSTORE: skip messages whose modseq is greater.
+        @return: C{(changed, failed)}: C{list} of L{IMessageInfo} after the
+            change for messages that changed, and C{list} of UIDs skipped
+            because of C{unchangedSince}.
+        """
+
+    def expunge(uids=None):
+        """
+        Remove messages flagged C{\\Deleted} (only those among C{uids} if given).
+
+        @return: ascending C{list} of expunged UIDs.
+        """
+
+    def copyTo(uids, destination):
+        """
+        @param destination: another L{IMailbox}.
+        @return: C{list} of C{(sourceUid, destinationUid)}.
+        @raise gateway.errors.QuotaExceeded:
+        """
+
+    def moveTo(uids, destination):
+        """
+        Like L{copyTo}, then remove the originals (no \\Deleted needed).
+        """
+
+    def claimRecent():
+        """
+        Take the C{\\Recent} messages for the calling session: returns the
+        C{set} of UIDs that arrived since the last claim by any session, so
+        exactly one session sees each message as recent.
+        """
+
+    def changesSince(modseq):
+        """
+        @return: C{(expunged, changed, highest)}: UIDs expunged after
+            C{modseq}, L{IMessageInfo} of present messages whose modseq is
+            greater than C{modseq} (new and flag-changed alike), and the
+            current highest modseq.
+        """
+
+    def addListener(callback):
+        """
+        Call C{callback()} (no arguments) soon after any change to this
+        mailbox, whether made in this process or another one.
+
+        @return: a no-argument callable that removes the listener.
+        """
+
+    def synchronize():
+        """
+        Bring the index up to date with changes made to the Maildir by other
+        programs (a mutt, a copied-in Dovecot Maildir).  Cheap when nothing
+        changed; a long rescan runs off the reactor thread.
+
+        @return: a C{Deferred} that fires with C{None} when done.
+        """
+
+
+# ---------------------------------------------------------------------------
+# File store
+
+
+class IFileStore(Interface):
+    """
+    An account's file storage (FTP's root, and the personal web site).
+    Every client path goes through L{resolve}.
+    """
+
+    root = Attribute("C{FilePath} of the storage root.")
+
+    def resolve(path):
+        """
+        Map a client path (C{str}, C{'/'}-separated, relative to the root;
+        a leading C{'/'} means the root) to a C{FilePath} inside the root.
+
+        @raise gateway.errors.InvalidPath: for C{..} that leaves the root,
+            NUL, backslashes, or symlinks that lead out of the root.
+        """
+
+    def usage():
+        """@return: bytes used by the files."""
+
+    def writeFile(path, source, append=False, offset=None):
+        """
+        Write a file atomically within the quota (a temporary file renamed
+        into place; with C{append} or C{offset} the file is extended in place).
+
+        @param source: C{bytes} or a binary file object.
+        @return: the number of bytes written.
+        @raise gateway.errors.QuotaExceeded:
+        """
+
+
+# ---------------------------------------------------------------------------
+# Delivery
+
+
+class IDeliveryAgent(Interface):
+    """
+    Local delivery into accounts (LMTP, C{gatewayctl deliver}).
+    """
+
+    def deliver(account, source, mailbox="INBOX"):
+        """
+        @param account: an L{IAccount}.
+        @param source: C{bytes}.
+        @return: the new UID.
+        @raise gateway.errors.QuotaExceeded:
+        """

@@ -1,0 +1,1 @@
+"""Storage: the mail store (Maildir + index), the file store, calendars."""

@@ -1,0 +1,230 @@
+# -*- test-case-name: tests.test_store_files -*-
+"""
+An account's file storage: the root FTP sees and the personal web site
+serves.  Every client path goes through L{FileStore.resolve}, the one path
+resolver; nothing else in gateway turns a client's path into a file name.
+
+The methods here do blocking file-system work: front-ends call them in a
+thread (C{deferToThread}) or on small files only.
+"""
+
+import os
+import tempfile
+import threading
+import time
+
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+
+from gateway.errors import InvalidPath, QuotaExceeded
+from gateway.interfaces import IFileStore
+
+#: Prefix of the temporary files L{FileStore.writeFile} renames into place;
+#: listings hide them.
+TEMP_PREFIX = ".~gateway-"
+
+CHUNK = 64 * 1024
+#: Seconds a computed usage is trusted before the tree is walked again (other
+#: processes may have written files).
+USAGE_TTL = 60.0
+
+
+def normalizeClientPath(path, cwd="/"):
+    """
+    Join a client path to a current folder and normalize it, as a list of
+    name segments below the root.
+
+    @param path: C{str} as the client sent it; absolute (C{/a/b}) or relative.
+    @param cwd: the client's current folder, absolute.
+    @raise InvalidPath: for NUL, backslash, or C{..} that leaves the root.
+    """
+    if not isinstance(path, str):
+        raise InvalidPath("path must be text")
+    if "\x00" in path or "\\" in path:
+        raise InvalidPath("invalid character in path")
+    if not path.startswith("/"):
+        path = cwd.rstrip("/") + "/" + path
+    segments = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not segments:
+                raise InvalidPath("path leaves the root")
+            segments.pop()
+            continue
+        segments.append(segment)
+    return segments
+
+
+@implementer(IFileStore)
+class FileStore:
+    """
+    @ivar root: C{FilePath} of the storage root (created if missing).
+    @ivar quota: the account's L{gateway.interfaces.IQuota}, or C{None}.
+    """
+
+    def __init__(self, root, quota=None):
+        self.root = FilePath(os.path.abspath(root))
+        self.quota = quota
+        os.makedirs(os.path.join(self.root.path, "private"), mode=0o700, exist_ok=True)
+        self._realRoot = os.path.realpath(self.root.path)
+        self._usage = None
+        self._usageTime = 0.0
+        self._lock = threading.Lock()
+
+    # -- the one resolver ----------------------------------------------------
+
+    def resolve(self, path, cwd="/"):
+        """
+        Map a client path to a C{FilePath} inside the root.
+
+        Symbolic links are followed only while they stay inside the root; the
+        result's real path is checked against the root's real path.
+
+        @raise InvalidPath: see L{normalizeClientPath}, and for links leaving
+            the root.
+        """
+        segments = normalizeClientPath(path, cwd)
+        candidate = os.path.join(self.root.path, *segments) if segments else self.root.path
+        real = os.path.realpath(candidate)
+        if real != self._realRoot and not real.startswith(self._realRoot + os.sep):
+            raise InvalidPath("path leaves the root")
+        return FilePath(candidate)
+
+    def clientPath(self, filePath):
+        """
+        The client's absolute path (C{/a/b}) of a C{FilePath} under the root.
+        """
+        if filePath.path == self.root.path:
+            return "/"
+        return "/" + "/".join(filePath.segmentsFrom(self.root))
+
+    # -- usage and quota -----------------------------------------------------
+
+    def usage(self):
+        with self._lock:
+            if self._usage is not None and time.monotonic() - self._usageTime < USAGE_TTL:
+                return self._usage
+        total = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root.path):
+            for name in filenames:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                except OSError:
+                    pass
+        with self._lock:
+            self._usage = total
+            self._usageTime = time.monotonic()
+        return total
+
+    def _adjustUsage(self, delta):
+        with self._lock:
+            if self._usage is not None:
+                self._usage = max(0, self._usage + delta)
+
+    def _checkQuota(self, additional):
+        if self.quota is not None and additional > 0:
+            self.quota.check(additional)
+
+    # -- writing -------------------------------------------------------------
+
+    def writeFile(self, path, source, append=False, offset=None):
+        """
+        Write C{source} to the client path C{path}.
+
+        Without C{append}/C{offset} the data goes to a temporary file that is
+        renamed over the target only when complete: a reader never sees half a
+        file, and a failed upload leaves the old file.  With C{append} or
+        C{offset} (FTP APPE, REST+STOR) the file is extended in place.
+
+        @raise QuotaExceeded: before anything is written when the size is
+            known, or as soon as streamed data passes the limit (then the
+            partial data is removed).
+        """
+        target = self.resolve(path)
+        if target.path == self.root.path or target.isdir():
+            raise InvalidPath("is a folder")
+        parent = target.parent()
+        if not parent.isdir():
+            raise InvalidPath("no such folder")
+        chunks = _chunks(source)
+        if isinstance(source, bytes):
+            oldSize = target.getsize() if target.exists() else 0
+            if append:
+                growth = len(source)
+            elif offset is not None:
+                growth = max(0, offset + len(source) - oldSize)
+            else:
+                growth = len(source) - oldSize
+            self._checkQuota(growth)
+        if append or offset is not None:
+            return self._writeInPlace(target, chunks, append, offset)
+        return self._writeReplace(target, chunks)
+
+    def _writeReplace(self, target, chunks):
+        oldSize = target.getsize() if target.exists() else 0
+        fd, tmp = tempfile.mkstemp(dir=target.parent().path, prefix=TEMP_PREFIX)
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for chunk in chunks:
+                    self._checkQuota(written + len(chunk) - oldSize)
+                    f.write(chunk)
+                    written += len(chunk)
+            os.chmod(tmp, 0o644)
+            os.rename(tmp, target.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self._adjustUsage(written - oldSize)
+        return written
+
+    def _writeInPlace(self, target, chunks, append, offset):
+        oldSize = target.getsize() if target.exists() else 0
+        start = oldSize if append else offset
+        if start > oldSize:
+            raise InvalidPath("offset beyond the end of the file")
+        written = 0
+        with open(target.path, "r+b" if target.exists() else "wb") as f:
+            f.seek(start)
+            for chunk in chunks:
+                growth = start + written + len(chunk) - oldSize
+                try:
+                    self._checkQuota(growth)
+                except QuotaExceeded:
+                    f.truncate(max(oldSize, start + written))
+                    raise
+                f.write(chunk)
+                written += len(chunk)
+            if not append and offset is not None:
+                # REST + STOR replaces the rest of the file.
+                f.truncate(start + written)
+        self._adjustUsage(target.getsize() - oldSize if target.exists() else 0)
+        return written
+
+    def remove(self, path):
+        target = self.resolve(path)
+        if target.path == self.root.path:
+            raise InvalidPath("cannot remove the root")
+        if target.isdir():
+            target.remove()
+            with self._lock:
+                self._usage = None
+            return
+        size = target.getsize()
+        target.remove()
+        self._adjustUsage(-size)
+
+
+def _chunks(source):
+    if isinstance(source, bytes):
+        for i in range(0, len(source), CHUNK):
+            yield source[i : i + CHUNK]
+        return
+    while True:
+        chunk = source.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk

@@ -1,0 +1,519 @@
+# -*- test-case-name: tests.test_store_mail -*-
+"""
+The account's mail index: one SQLite database per account
+(C{mail/.gateway-index.sqlite}, WAL mode), shared by every process that
+serves the account.
+
+Why one database per account rather than one per mailbox: COPY and MOVE
+between mailboxes, RENAME of a hierarchy and the account's usage sum are then
+single transactions; WAL gives concurrent readers in other processes; every
+write is a C{BEGIN IMMEDIATE} transaction, so a crash at any instant leaves
+either the old or the new index.  The index can always be rebuilt from the
+Maildir (L{scanMailbox}); what is lost then is keywords, UIDs (a new
+UIDVALIDITY is taken) and mailbox classes other than the defaults.
+
+Tables::
+
+    meta(key, value)              schema version, usage sum, last UIDVALIDITY
+    mailboxes(id, name, ...)      UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, recent
+                                  boundary, class, special use, stored
+                                  mtimes of new/ and cur/
+    messages(mailbox, uid, ...)   file location, flags, dates, sizes, modseq,
+                                  CRLF header block
+    expunged(mailbox, uid, modseq)  for changesSince (QRESYNC-style)
+    subscriptions(name)
+
+A directory's stored mtime is trusted only if it was recorded at least
+L{DIRTY_WINDOW} seconds after the directory last changed: a change made in
+the same timestamp tick as our C{stat} would otherwise go unseen.  A dirty
+(recently changed) directory is simply scanned again.
+"""
+
+import contextlib
+import os
+import sqlite3
+import time
+
+from gateway.store import maildir
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30000
+DIRTY_WINDOW_NS = 2 * 10**9
+#: New files indexed per transaction by L{scanMailbox}.
+SCAN_BATCH = 2000
+#: Next to the index: the last UIDVALIDITY handed out (survives index loss).
+UIDVALIDITY_FILE = ".gateway-uidvalidity"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value
+);
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    recentuid INTEGER NOT NULL DEFAULT 1,
+    class TEXT NOT NULL DEFAULT 'IPF.Note',
+    specialuse TEXT,
+    selectable INTEGER NOT NULL DEFAULT 1,
+    indexed INTEGER NOT NULL DEFAULT 0,
+    newmtime INTEGER NOT NULL DEFAULT 0,
+    newsynced INTEGER NOT NULL DEFAULT 0,
+    curmtime INTEGER NOT NULL DEFAULT 0,
+    cursynced INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    mailbox INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    base TEXT NOT NULL,
+    subdir TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    internaldate REAL NOT NULL,
+    size INTEGER NOT NULL,
+    rawsize INTEGER NOT NULL,
+    crlf INTEGER NOT NULL DEFAULT 0,
+    modseq INTEGER NOT NULL,
+    headers BLOB NOT NULL DEFAULT x''
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages (mailbox, uid);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_base ON messages (mailbox, base);
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox, modseq);
+CREATE TABLE IF NOT EXISTS expunged (
+    mailbox INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged (mailbox, modseq);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    name TEXT PRIMARY KEY
+);
+"""
+
+#: Columns of L{messages} that make an L{IMessageInfo}, in this order.
+INFO_COLUMNS = "uid, flags, internaldate, size, modseq, headers"
+INFO_COLUMNS_NO_HEADERS = "uid, flags, internaldate, size, modseq"
+
+
+def connect(path):
+    """
+    Open (and create if needed) the index at C{path}.
+
+    @return: an autocommit C{sqlite3.Connection}; use L{transaction} to write.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000.0,
+                           check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT_MS,))
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a UID once reported to a client is never handed out again, even
+    # after a power failure.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != SCHEMA_VERSION:
+        with transaction(conn):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('usage', 0)")
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uidvalidity', 0)")
+            conn.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn):
+    """
+    A write transaction (C{BEGIN IMMEDIATE}: the write lock is taken at once,
+    so nothing read inside it is stale).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def snapshot(conn):
+    """
+    A read transaction: several C{SELECT}s see one state of the index.
+    """
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        conn.execute("COMMIT")
+
+
+def newUidValidity(conn):
+    """
+    A UIDVALIDITY never used before for this account, even by an index that
+    was lost: time based, greater than the last one in the index and than the
+    one recorded in C{.gateway-uidvalidity} next to the index (written before
+    the transaction commits).  Call inside a transaction.
+    """
+    last = int(conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()[0])
+    path = os.path.join(os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2]),
+                        UIDVALIDITY_FILE)
+    try:
+        with open(path, "r") as f:
+            last = max(last, int(f.read().strip() or "0", 16))
+    except (OSError, ValueError):
+        pass
+    value = max(int(time.time()), last + 1) & 0xFFFFFFFF
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'uidvalidity'", (value,))
+    temporary = "%s.%d.tmp" % (path, os.getpid())
+    with open(temporary, "w") as f:
+        f.write("%08x\n" % (value,))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    return value
+
+
+def addUsage(conn, delta):
+    if delta:
+        conn.execute("UPDATE meta SET value = value + ? WHERE key = 'usage'", (delta,))
+
+
+def bumpModSeq(conn, mailboxId):
+    """
+    Take the mailbox's next modseq (inside a transaction).
+    """
+    conn.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?", (mailboxId,))
+    return conn.execute("SELECT highestmodseq FROM mailboxes WHERE id = ?", (mailboxId,)).fetchone()[0]
+
+
+def encodeFlags(flags):
+    return " ".join(sorted(flags))
+
+
+def decodeFlags(text):
+    return frozenset(text.split()) if text else frozenset()
+
+
+# ---------------------------------------------------------------------------
+# Dovecot's files in a copied-in Maildir
+
+
+def readDovecotUidList(path):
+    """
+    Read C{dovecot-uidlist} (versions 1 and 3).
+
+    @return: C{(uidValidity, nextUid, {base: uid})}, or C{None} if there is
+        no usable file.
+    """
+    try:
+        with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    if not lines:
+        return None
+    header = lines[0].split()
+    uidValidity = nextUid = None
+    try:
+        if header[0] == "1" and len(header) >= 3:
+            uidValidity, nextUid = int(header[1]), int(header[2])
+        elif header[0] == "3":
+            for field in header[1:]:
+                if field[:1] == "V":
+                    uidValidity = int(field[1:])
+                elif field[:1] == "N":
+                    nextUid = int(field[1:])
+        else:
+            return None
+    except (ValueError, IndexError):
+        return None
+    uids = {}
+    for line in lines[1:]:
+        if header[0] == "1":
+            uidText, _, name = line.partition(" ")
+        else:
+            uidText, _, rest = line.partition(" ")
+            _, _, name = rest.partition(":")
+        try:
+            uid = int(uidText)
+        except ValueError:
+            continue
+        name = name.strip()
+        if name:
+            uids[maildir.splitName(name)[0]] = uid
+    if not uidValidity:
+        return None
+    return uidValidity, max(nextUid or 1, max(uids.values(), default=0) + 1), uids
+
+
+def readDovecotKeywords(path):
+    """
+    @return: C{{letter: keyword}} from C{dovecot-keywords}, or C{{}}.
+    """
+    keywords = {}
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                number, _, name = line.strip().partition(" ")
+                if number.isdigit() and name and int(number) < 26:
+                    keywords[chr(ord("a") + int(number))] = name
+    except OSError:
+        pass
+    return keywords
+
+
+# ---------------------------------------------------------------------------
+# Reconciling the index with the Maildir
+
+
+def _stat(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def dirtyDirectories(row, path, now=None):
+    """
+    Which of C{new}, C{cur} need a scan: changed since the stored mtime, or
+    recorded too soon after a change to be trusted.
+
+    @param row: C{(newmtime, newsynced, curmtime, cursynced)} of the mailbox.
+    @param path: the mailbox folder.
+    @return: C{list} of C{(subdir, currentMtime)}.
+    """
+    result = []
+    for subdir, stored, synced in (("new", row[0], row[1]), ("cur", row[2], row[3])):
+        current = _stat(os.path.join(path, subdir))
+        if current is None:
+            continue
+        if current != stored or synced - stored < DIRTY_WINDOW_NS:
+            result.append((subdir, current))
+    return result
+
+
+def _listDirectory(path):
+    try:
+        return [name for name in os.listdir(path) if not name.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+def scanMailbox(conn, mailboxId, path):
+    """
+    Reconcile one mailbox's index with its Maildir: index files that other
+    programs added (moving them from C{new/} to C{cur/} as Dovecot does), drop
+    files that were removed, and take flag letters that were changed.  Safe
+    to run in a thread (give it its own connection) and concurrently with
+    other processes: the file system is read without the lock, then every
+    change is checked again under the write lock before it is applied.
+
+    @return: C{True} if the index changed.
+    """
+    row = conn.execute(
+        "SELECT newmtime, newsynced, curmtime, cursynced, indexed FROM mailboxes WHERE id = ?",
+        (mailboxId,)).fetchone()
+    if row is None:
+        return False
+    if not maildir.isMaildir(path):
+        return False
+    maildir.ensureMaildir(path)
+    scan = dirtyDirectories(row, path)
+    if not scan:
+        if row[4]:
+            return False
+        scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
+    subdirs = [subdir for subdir, _ in scan]
+    now = time.time_ns()
+    maildir.cleanTemporary(os.path.join(path, "tmp"))
+
+    # Compare file names (cheap set operations); only differences are
+    # looked at by base name.
+    onDisk = {}
+    missing = {}
+    for subdir in subdirs:
+        names = set(_listDirectory(os.path.join(path, subdir)))
+        known = {row[0] for row in conn.execute(
+            "SELECT filename FROM messages WHERE mailbox = ? AND subdir = ?", (mailboxId, subdir))}
+        for name in names - known:
+            base = maildir.splitName(name)[0]
+            if base not in onDisk or subdir == "cur":
+                onDisk[base] = (subdir, name)
+        for name in known - names:
+            missing[maildir.splitName(name)[0]] = (subdir, name)
+
+    removed = [base for base in missing if base not in onDisk]
+    changed = [base for base in onDisk if base in missing]
+    added = [base for base in onDisk if base not in missing]
+    if len(subdirs) < 2 and added:
+        # A file may have moved from the other folder.
+        moved = {base for base in added if conn.execute(
+            "SELECT 1 FROM messages WHERE mailbox = ? AND base = ?", (mailboxId, base)).fetchone()}
+        changed.extend(moved)
+        added = [base for base in added if base not in moved]
+
+    uidList = None
+    keywordLetters = readDovecotKeywords(os.path.join(path, "dovecot-keywords"))
+    if not row[4]:
+        uidList = readDovecotUidList(os.path.join(path, "dovecot-uidlist"))
+
+    def sortKey(base):
+        if uidList is not None and base in uidList[2]:
+            return (0, uidList[2][base], base)
+        head = base.split(".", 1)[0]
+        return (1, int(head) if head.isdigit() else 0, base)
+
+    # New files are read (the slow part, outside the lock) and indexed in
+    # batches, each its own short transaction, so other writers wait at most
+    # one batch.  Folder mtimes are recorded with the last batch only: after
+    # a crash in between, the next scan picks up the rest.
+    added.sort(key=sortKey)
+    batches = [added[i:i + SCAN_BATCH] for i in range(0, len(added), SCAN_BATCH)] or [[]]
+    changedAny = False
+    for number, batch in enumerate(batches):
+        measures = []
+        for base in batch:
+            subdir, name = onDisk[base]
+            filePath = os.path.join(path, subdir, name)
+            try:
+                measures.append((base, maildir.measureFile(filePath), os.stat(filePath).st_mtime))
+            except FileNotFoundError:
+                continue
+        with transaction(conn):
+            if number == 0:
+                uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
+                                                     keywordLetters, uidList)
+                changedAny |= removedAny
+            changedAny |= _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
+            if number == len(batches) - 1:
+                conn.execute("UPDATE mailboxes SET indexed = 1 WHERE id = ?", (mailboxId,))
+                for subdir, mtime in scan:
+                    # What we saw before listing; if we moved files ourselves
+                    # the folder looks changed and is scanned once more.
+                    conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
+                                 % (subdir, subdir), (mtime, now, mailboxId))
+    return changedAny
+
+
+def _modSeqTaker(conn, mailboxId):
+    taken = []
+
+    def take():
+        if not taken:
+            taken.append(bumpModSeq(conn, mailboxId))
+        return taken[0]
+    return take
+
+
+def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLetters, uidList):
+    """
+    Under the lock: take a C{dovecot-uidlist} into use for a mailbox never
+    indexed, drop files that are gone, take over changed flag letters.
+
+    @return: C{(uidList, changed)}: the uidlist if it is to be used (else
+        C{None}), and whether the index changed.
+    """
+    mailbox = conn.execute(
+        "SELECT uidnext, indexed, (SELECT COUNT(*) FROM messages WHERE mailbox = ?)"
+        " FROM mailboxes WHERE id = ?", (mailboxId, mailboxId)).fetchone()
+    uidNext, wasIndexed, count = mailbox
+    takeModSeq = _modSeqTaker(conn, mailboxId)
+    if uidList is not None and not wasIndexed and count == 0:
+        conn.execute("UPDATE mailboxes SET uidvalidity = ?, uidnext = ?, recentuid = 1 WHERE id = ?",
+                     (uidList[0], max(uidNext, uidList[1]), mailboxId))
+    else:
+        uidList = None
+    usage = 0
+    changedAny = False
+    for base in removed:
+        current = conn.execute(
+            "SELECT uid, subdir, filename, rawsize FROM messages WHERE mailbox = ? AND base = ?",
+            (mailboxId, base)).fetchone()
+        if current is None or os.path.exists(os.path.join(path, current[1], current[2])):
+            continue
+        conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (mailboxId, current[0]))
+        conn.execute("INSERT INTO expunged (mailbox, uid, modseq) VALUES (?, ?, ?)",
+                     (mailboxId, current[0], takeModSeq()))
+        usage -= current[3]
+        changedAny = True
+    addUsage(conn, usage)
+
+    for base in changed:
+        subdir, name = onDisk[base]
+        current = conn.execute(
+            "SELECT uid, subdir, filename, flags FROM messages WHERE mailbox = ? AND base = ?",
+            (mailboxId, base)).fetchone()
+        if current is None or (current[1], current[2]) == (subdir, name):
+            continue
+        if not os.path.exists(os.path.join(path, subdir, name)):
+            continue
+        oldFlags = decodeFlags(current[3])
+        info = maildir.splitName(name)[1]
+        keywords = {f for f in oldFlags if not maildir.isSystemFlag(f)}
+        keywords |= {keywordLetters[c] for c in maildir.extraLetters(info) if c in keywordLetters}
+        newFlags = frozenset(keywords) | maildir.systemFlagsFromInfo(info)
+        if newFlags != oldFlags:
+            conn.execute("UPDATE messages SET subdir = ?, filename = ?, flags = ?, modseq = ?"
+                         " WHERE mailbox = ? AND uid = ?",
+                         (subdir, name, encodeFlags(newFlags), takeModSeq(), mailboxId, current[0]))
+            changedAny = True
+        else:
+            conn.execute("UPDATE messages SET subdir = ?, filename = ? WHERE mailbox = ? AND uid = ?",
+                         (subdir, name, mailboxId, current[0]))
+    return uidList, changedAny
+
+
+def _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList):
+    """
+    Under the lock: index new files (moving them from C{new/} to C{cur/}).
+
+    @return: C{True} if any was indexed.
+    """
+    if not measures:
+        return False
+    uidNext = conn.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mailboxId,)).fetchone()[0]
+    takeModSeq = _modSeqTaker(conn, mailboxId)
+    usage = 0
+    changedAny = False
+    for base, measure, mtime in measures:
+        if conn.execute("SELECT 1 FROM messages WHERE mailbox = ? AND base = ?",
+                        (mailboxId, base)).fetchone():
+            continue
+        subdir, name = onDisk[base]
+        info = maildir.splitName(name)[1]
+        if subdir == "new":
+            target = name if info else name + ":2,"
+            try:
+                os.rename(os.path.join(path, "new", name), os.path.join(path, "cur", target))
+            except FileNotFoundError:
+                continue
+            subdir, name = "cur", target
+        elif not os.path.exists(os.path.join(path, subdir, name)):
+            continue
+        flags = set(maildir.systemFlagsFromInfo(info))
+        flags |= {keywordLetters[c] for c in maildir.extraLetters(info) if c in keywordLetters}
+        uid = None
+        if uidList is not None:
+            uid = uidList[2].get(base)
+            if uid is not None and conn.execute(
+                    "SELECT 1 FROM messages WHERE mailbox = ? AND uid = ?", (mailboxId, uid)).fetchone():
+                uid = None
+        if uid is None:
+            uid = uidNext
+        uidNext = max(uidNext, uid + 1)
+        conn.execute(
+            "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate, size,"
+            " rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mailboxId, uid, base, subdir, name, encodeFlags(flags), mtime, measure.size,
+             measure.rawSize, int(measure.needsCRLF), takeModSeq(), measure.headers))
+        usage += measure.rawSize
+        changedAny = True
+    addUsage(conn, usage)
+    conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uidNext, mailboxId))
+    return changedAny

@@ -1,0 +1,425 @@
+# -*- test-case-name: tests.test_store_mail -*-
+"""
+An account's mail: Maildir folders (one per mailbox, hierarchy separator
+C{'/'} as folders, e.g. C{mail/Archive/2024/{cur,new,tmp}}) and one SQLite
+index per account (L{gateway.store.index}).
+
+Every public method is synchronous and touches only the index, except
+L{Mailbox.openMessage} (opens one file), L{Mailbox.appendMessage} (writes
+one), L{Mailbox.synchronize} (a rescan runs in a thread) and
+L{MailStore.getMailbox} the first time a mailbox is opened that has no index
+yet (a Maildir copied in from elsewhere): that first scan runs synchronously,
+so that the caller gets a complete mailbox.
+
+Changes made through this store are announced to the mailbox's listeners on
+the next reactor turn; changes by other processes are noticed by a
+L{ChangeWatcher} (inotify, or a one-second check) while a mailbox has
+listeners.
+"""
+
+import os
+import shutil
+
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.threads import deferToThreadPool
+from zope.interface import implementer
+
+from gateway.errors import (
+    InvalidMailboxName,
+    MailboxExists,
+    MailboxHasChildren,
+    NoSuchMailbox,
+    StoreError,
+)
+from gateway.interfaces import IMailboxInfo, IMailStore
+from gateway.store import index, maildir
+from gateway.store.mailbox import Mailbox
+from gateway.store.watch import ChangeWatcher
+
+MAILBOX_CLASSES = ("IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote")
+SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
+
+#: What a new account gets: C{(name, class, special use)}, all subscribed.
+DEFAULT_MAILBOXES = (
+    ("INBOX", "IPF.Note", None),
+    ("Drafts", "IPF.Note", "\\Drafts"),
+    ("Sent", "IPF.Note", "\\Sent"),
+    ("Deleted Items", "IPF.Note", "\\Trash"),
+    ("Junk", "IPF.Note", "\\Junk"),
+    ("Calendar", "IPF.Appointment", None),
+    ("Contacts", "IPF.Contact", None),
+    ("Tasks", "IPF.Task", None),
+    ("Notes", "IPF.StickyNote", None),
+)
+
+#: Prefix of a folder being deleted (renamed out of the way first).
+DELETING_PREFIX = ".gateway-deleting-"
+
+
+
+def _childRange(name):
+    """
+    SQL range bounds matching the names below C{name} (C{'/'} + 1 is C{'0'}).
+    """
+    return name + "/", name + "0"
+
+
+@implementer(IMailboxInfo)
+class MailboxInfo:
+    def __init__(self, name, mailboxClass, specialUse, hasChildren, selectable):
+        self.name = name
+        self.mailboxClass = mailboxClass
+        self.specialUse = specialUse
+        self.hasChildren = hasChildren
+        self.selectable = selectable
+
+    def __repr__(self):
+        return "<MailboxInfo %r>" % (self.name,)
+
+
+@implementer(IMailStore)
+class MailStore:
+    """
+    All mailboxes of one account.
+
+    @param path: the account's C{mail/} folder (created if missing).
+    @param quota: an L{IQuota} or C{None}.
+    @param reactor: for notifications and threads (the global one if C{None}).
+    @param useInotify: C{False} to always poll for other processes' changes.
+    """
+
+    def __init__(self, path, quota=None, reactor=None, useInotify=True):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.path = os.path.abspath(path)
+        self.quota = quota
+        self._reactor = reactor
+        self._useInotify = useInotify
+        os.makedirs(self.path, exist_ok=True)
+        self.indexPath = os.path.join(self.path, maildir.INDEX_NAME)
+        self._conn = index.connect(self.indexPath)
+        self._mailboxes = {}
+        self._watcher = None
+        self._watched = set()
+        self._removeDeleting()
+        if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
+            self._initialize()
+
+    # -- setup ---------------------------------------------------------------
+
+    def _initialize(self):
+        """
+        A new account (or a lost index): register the folders found on disk
+        and create the default mailboxes.
+        """
+        with index.transaction(self._conn):
+            if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0]:
+                return
+            for name, mailboxClass, specialUse in DEFAULT_MAILBOXES:
+                self._insertMailbox(name, mailboxClass, specialUse)
+                self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
+                maildir.ensureMaildir(maildir.mailboxPath(self.path, name))
+        self._discover()
+
+    def _removeDeleting(self):
+        for name in os.listdir(self.path):
+            if name.startswith(DELETING_PREFIX):
+                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+
+    def _insertMailbox(self, name, mailboxClass="IPF.Note", specialUse=None, selectable=True, indexed=False):
+        uidValidity = index.newUidValidity(self._conn)
+        cursor = self._conn.execute(
+            "INSERT INTO mailboxes (name, uidvalidity, class, specialuse, selectable, indexed)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, uidValidity, mailboxClass, specialUse, int(selectable), int(indexed)))
+        return cursor.lastrowid
+
+    def _diskMailboxes(self):
+        """
+        @return: C{{name: isMaildir}} for the folders on disk.
+        """
+        found = {}
+        for top, dirs, _files in os.walk(self.path):
+            dirs[:] = sorted(d for d in dirs if d not in maildir.SUBDIRS and not d.startswith("."))
+            if top == self.path:
+                continue
+            relative = os.path.relpath(top, self.path).replace(os.sep, "/")
+            try:
+                name = maildir.canonicalName(relative)
+            except InvalidMailboxName:
+                dirs[:] = []
+                continue
+            if name != relative:
+                continue
+            found[name] = maildir.isMaildir(top)
+        return found
+
+    def _discover(self):
+        """
+        Bring the mailbox list in line with the folders on disk: register
+        Maildirs copied in by other programs (indexed on first open), forget
+        mailboxes whose folder was removed.
+        """
+        disk = self._diskMailboxes()
+        known = dict(self._conn.execute("SELECT name, selectable FROM mailboxes").fetchall())
+        added = [name for name in disk if name not in known]
+        gone = [name for name in known if name not in disk and name != "INBOX"]
+        if not added and not gone:
+            return
+        with index.transaction(self._conn):
+            for name in gone:
+                if os.path.isdir(maildir.mailboxPath(self.path, name)):
+                    continue
+                self._dropMailboxRows(name)
+            for name in sorted(added):
+                if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
+                    continue
+                parent = maildir.parentNames(name)
+                mailboxClass = "IPF.Note"
+                if parent:
+                    row = self._conn.execute("SELECT class FROM mailboxes WHERE name = ?",
+                                             (parent[-1],)).fetchone()
+                    mailboxClass = row[0] if row else mailboxClass
+                default = [d for d in DEFAULT_MAILBOXES if d[0] == name]
+                specialUse = None
+                if default:
+                    mailboxClass, specialUse = default[0][1], default[0][2]
+                self._insertMailbox(name, mailboxClass, specialUse, selectable=disk[name])
+
+    def _dropMailboxRows(self, name):
+        row = self._conn.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return
+        mailboxId = row[0]
+        used = self._conn.execute("SELECT COALESCE(SUM(rawsize), 0) FROM messages WHERE mailbox = ?",
+                                  (mailboxId,)).fetchone()[0]
+        index.addUsage(self._conn, -used)
+        self._conn.execute("DELETE FROM messages WHERE mailbox = ?", (mailboxId,))
+        self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
+        self._conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailboxId,))
+        mailbox = self._mailboxes.pop(mailboxId, None)
+        if mailbox is not None:
+            mailbox._forget()
+
+    # -- IMailStore ----------------------------------------------------------
+
+    def listMailboxes(self):
+        self._discover()
+        rows = self._conn.execute("SELECT name, class, specialuse, selectable FROM mailboxes"
+                                  " ORDER BY name").fetchall()
+        names = [row[0] for row in rows]
+        parents = set()
+        for name in names:
+            parents.update(maildir.parentNames(name))
+        return [MailboxInfo(name, mailboxClass, specialUse, name in parents, bool(selectable))
+                for name, mailboxClass, specialUse, selectable in rows]
+
+    def getMailbox(self, name):
+        try:
+            name = maildir.canonicalName(name)
+        except InvalidMailboxName:
+            raise NoSuchMailbox(name)
+        row = self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?",
+                                 (name,)).fetchone()
+        if row is None:
+            if not maildir.isMaildir(maildir.mailboxPath(self.path, name)):
+                raise NoSuchMailbox(name)
+            self._discover()
+            row = self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?",
+                                     (name,)).fetchone()
+            if row is None:
+                raise NoSuchMailbox(name)
+        mailboxId, selectable, indexed = row
+        if not selectable:
+            raise NoSuchMailbox(name)
+        if not indexed:
+            # First open of a Maildir nobody indexed yet: synchronously.
+            index.scanMailbox(self._conn, mailboxId, maildir.mailboxPath(self.path, name))
+        mailbox = self._mailboxes.get(mailboxId)
+        if mailbox is None:
+            mailbox = self._mailboxes[mailboxId] = Mailbox(self, mailboxId)
+        return mailbox
+
+    def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
+        name = maildir.canonicalName(name)
+        if mailboxClass not in MAILBOX_CLASSES:
+            raise StoreError("unknown mailbox class %r" % (mailboxClass,))
+        if specialUse is not None and specialUse not in SPECIAL_USES:
+            raise StoreError("unknown special use %r" % (specialUse,))
+        path = maildir.mailboxPath(self.path, name)
+        with index.transaction(self._conn):
+            row = self._conn.execute("SELECT id, selectable FROM mailboxes WHERE name = ?",
+                                     (name,)).fetchone()
+            if row is not None and row[1]:
+                raise MailboxExists(name)
+            if row is None and maildir.isMaildir(path):
+                self._insertMailbox(name, mailboxClass, specialUse)
+                raiseExists = True
+            else:
+                raiseExists = False
+                self._createParents(name, mailboxClass)
+                if row is not None:
+                    # An unselectable folder becomes a mailbox again.
+                    self._conn.execute(
+                        "UPDATE mailboxes SET selectable = 1, uidvalidity = ?, class = ?, specialuse = ?,"
+                        " indexed = 0 WHERE id = ?",
+                        (index.newUidValidity(self._conn), mailboxClass, specialUse, row[0]))
+                else:
+                    self._insertMailbox(name, mailboxClass, specialUse)
+                maildir.ensureMaildir(path)
+        if raiseExists:
+            raise MailboxExists(name)
+
+    def _createParents(self, name, mailboxClass):
+        for parent in maildir.parentNames(name):
+            if not self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (parent,)).fetchone():
+                self._insertMailbox(parent, mailboxClass)
+                maildir.ensureMaildir(maildir.mailboxPath(self.path, parent))
+
+    def deleteMailbox(self, name):
+        name = maildir.canonicalName(name)
+        if name == "INBOX":
+            raise InvalidMailboxName("INBOX cannot be deleted")
+        path = maildir.mailboxPath(self.path, name)
+        low, high = _childRange(name)
+        trash = []
+        with index.transaction(self._conn):
+            row = self._conn.execute("SELECT id, selectable FROM mailboxes WHERE name = ?",
+                                     (name,)).fetchone()
+            if row is None:
+                raise NoSuchMailbox(name)
+            mailboxId, selectable = row
+            hasChildren = self._conn.execute(
+                "SELECT 1 FROM mailboxes WHERE name > ? AND name < ? LIMIT 1", (low, high)).fetchone()
+            if hasChildren:
+                if not selectable:
+                    raise MailboxHasChildren(name)
+                used = self._conn.execute(
+                    "SELECT COALESCE(SUM(rawsize), 0) FROM messages WHERE mailbox = ?",
+                    (mailboxId,)).fetchone()[0]
+                index.addUsage(self._conn, -used)
+                self._conn.execute("DELETE FROM messages WHERE mailbox = ?", (mailboxId,))
+                self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
+                self._conn.execute("UPDATE mailboxes SET selectable = 0 WHERE id = ?", (mailboxId,))
+                for sub in maildir.SUBDIRS:
+                    trash.append(self._moveAside(os.path.join(path, sub)))
+                mailbox = self._mailboxes.pop(mailboxId, None)
+                if mailbox is not None:
+                    mailbox._forget()
+            else:
+                self._dropMailboxRows(name)
+                trash.append(self._moveAside(path))
+        for folder in trash:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _moveAside(self, folder):
+        """
+        Rename a folder out of the way (atomically) before removing it.
+        """
+        target = os.path.join(self.path, DELETING_PREFIX + os.urandom(8).hex())
+        try:
+            os.rename(folder, target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def renameMailbox(self, oldName, newName):
+        oldName = maildir.canonicalName(oldName)
+        newName = maildir.canonicalName(newName)
+        if newName == oldName or newName.startswith(oldName + "/"):
+            raise InvalidMailboxName("cannot rename %r to %r" % (oldName, newName))
+        if oldName == "INBOX":
+            return self._renameInbox(newName)
+        oldPath = maildir.mailboxPath(self.path, oldName)
+        newPath = maildir.mailboxPath(self.path, newName)
+        low, high = _childRange(oldName)
+        with index.transaction(self._conn):
+            row = self._conn.execute("SELECT class FROM mailboxes WHERE name = ?", (oldName,)).fetchone()
+            if row is None:
+                raise NoSuchMailbox(oldName)
+            if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (newName,)).fetchone() \
+                    or os.path.exists(newPath):
+                raise MailboxExists(newName)
+            self._createParents(newName, row[0])
+            os.makedirs(os.path.dirname(newPath), exist_ok=True)
+            os.rename(oldPath, newPath)
+            try:
+                rows = self._conn.execute(
+                    "SELECT id, name FROM mailboxes WHERE name = ? OR (name > ? AND name < ?)"
+                    " ORDER BY name DESC", (oldName, low, high)).fetchall()
+                for mailboxId, name in rows:
+                    self._conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?",
+                                       (newName + name[len(oldName):], mailboxId))
+            except BaseException:
+                os.rename(newPath, oldPath)
+                raise
+
+    def _renameInbox(self, newName):
+        inbox = self.getMailbox("INBOX")
+        self.createMailbox(newName)
+        target = self.getMailbox(newName)
+        inbox.moveTo(inbox.uids(), target)
+
+    def subscribe(self, name):
+        name = maildir.canonicalName(name)
+        with index.transaction(self._conn):
+            self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
+
+    def unsubscribe(self, name):
+        name = maildir.canonicalName(name)
+        with index.transaction(self._conn):
+            self._conn.execute("DELETE FROM subscriptions WHERE name = ?", (name,))
+
+    def subscriptions(self):
+        return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
+
+    def usage(self):
+        return self._conn.execute("SELECT value FROM meta WHERE key = 'usage'").fetchone()[0]
+
+    # -- other ---------------------------------------------------------------
+
+    def close(self):
+        """
+        Stop watching and close the index (for tests and shutdown).
+        """
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        self._conn.close()
+
+    def _scanInThread(self, mailboxId, path):
+        conn = index.connect(self.indexPath)
+        try:
+            return index.scanMailbox(conn, mailboxId, path)
+        finally:
+            conn.close()
+
+    def _deferToThread(self, f, *args):
+        """
+        Run C{f} in the reactor's thread pool; a reactor without one (a
+        C{task.Clock} in tests) runs it at once.
+        """
+        if not hasattr(self._reactor, "getThreadPool"):
+            return maybeDeferred(f, *args)
+        return deferToThreadPool(self._reactor, self._reactor.getThreadPool(), f, *args)
+
+    def _startWatching(self, mailbox):
+        if self._watcher is None:
+            self._watcher = ChangeWatcher(self._reactor, self.path, self._checkExternal,
+                                          useInotify=self._useInotify)
+        self._watched.add(mailbox)
+        self._watcher.addMailbox(mailbox._path())
+        self._watcher.start()
+
+    def _stopWatching(self, mailbox, path):
+        self._watched.discard(mailbox)
+        if self._watcher is None:
+            return
+        self._watcher.removeMailbox(path)
+        if not self._watched:
+            self._watcher.stop()
+
+    def _checkExternal(self):
+        for mailbox in list(self._watched):
+            mailbox._poll()

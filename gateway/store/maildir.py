@@ -1,0 +1,397 @@
+# -*- test-case-name: tests.test_store_mail -*-
+"""
+Maildir on disk: mailbox names and folders, file names and the flags they
+carry, atomic delivery, and the CRLF view of a message.
+
+Nothing here knows about the index (L{gateway.store.index}); these are the
+small file-system pieces it and L{gateway.store.mail} are built from.
+
+File names follow the Maildir convention with Dovecot's extensions::
+
+    <seconds>.M<usec>P<pid>Q<n>R<random>.<host>,S=<raw size>,W=<CRLF size>:2,<letters>
+
+The part before C{':'} (the I{base}) names a message for its whole life;
+the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
+"""
+
+import errno
+import itertools
+import os
+import socket
+import time
+
+from gateway.errors import InvalidMailboxName
+
+#: Standard Maildir flag letters and the IMAP flags they stand for.
+LETTER_FLAGS = {
+    "D": "\\Draft",
+    "F": "\\Flagged",
+    "P": "$Forwarded",
+    "R": "\\Answered",
+    "S": "\\Seen",
+    "T": "\\Deleted",
+}
+FLAG_LETTERS = {flag.lower(): letter for letter, flag in LETTER_FLAGS.items()}
+
+#: Every mailbox folder holds these.
+SUBDIRS = ("cur", "new", "tmp")
+
+#: Names in the account's mail folder that are never mailboxes.
+INDEX_NAME = ".gateway-index.sqlite"
+
+CHUNK = 64 * 1024
+#: Headers longer than this are cut in the index (L{IMessageInfo.headers}).
+MAX_HEADER = 256 * 1024
+#: Files in C{tmp/} older than this are left-overs of a crash (Maildir spec).
+TMP_MAX_AGE = 36 * 3600
+
+_counter = itertools.count()
+_host = (socket.gethostname() or "localhost").replace("/", "\\057").replace(":", "\\072")
+
+
+# ---------------------------------------------------------------------------
+# Mailbox names
+
+
+def canonicalName(name):
+    """
+    Check a mailbox name and return its canonical form (C{INBOX} in upper
+    case, also as the first part of a hierarchy name).
+
+    @param name: C{str}, hierarchy separator C{'/'}.
+    @raise InvalidMailboxName: for empty parts, parts named C{cur}, C{new} or
+        C{tmp} or starting with C{'.'}, NUL, or parts over 255 bytes.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidMailboxName("mailbox name must be a non-empty string")
+    if "\x00" in name:
+        raise InvalidMailboxName("NUL in mailbox name")
+    parts = name.split("/")
+    for part in parts:
+        if not part:
+            raise InvalidMailboxName("empty part in mailbox name %r" % (name,))
+        if part in SUBDIRS or part.startswith("."):
+            raise InvalidMailboxName("%r is not allowed in a mailbox name" % (part,))
+        try:
+            encoded = part.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidMailboxName("mailbox name is not valid Unicode")
+        if len(encoded) > 255:
+            raise InvalidMailboxName("mailbox name part longer than 255 bytes")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"
+    return "/".join(parts)
+
+
+def parentNames(name):
+    """
+    @return: the names of C{name}'s ancestors, outermost first.
+    """
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def mailboxPath(root, name):
+    """
+    @return: the folder of mailbox C{name} (canonical) below C{root}.
+    """
+    return os.path.join(root, *name.split("/"))
+
+
+def ensureMaildir(path):
+    """
+    Create C{path} with C{cur/}, C{new/} and C{tmp/} (and any parents).
+    """
+    for sub in SUBDIRS:
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+
+
+def isMaildir(path):
+    return os.path.isdir(os.path.join(path, "cur"))
+
+
+# ---------------------------------------------------------------------------
+# File names and flags
+
+
+def splitName(filename):
+    """
+    @return: C{(base, info)}; C{info} is the text after C{':'} (C{''} if none).
+    """
+    base, sep, info = filename.partition(":")
+    return base, info
+
+
+def systemFlagsFromInfo(info):
+    """
+    @return: C{frozenset} of the IMAP flags the C{':2,'} letters of C{info}
+        stand for (unknown letters are ignored).
+    """
+    if not info.startswith("2,"):
+        return frozenset()
+    return frozenset(LETTER_FLAGS[c] for c in info[2:] if c in LETTER_FLAGS)
+
+
+def extraLetters(info):
+    """
+    @return: the letters of C{info} that are not standard flags (for example
+        Dovecot's keyword letters C{a}-C{z}), which a rename keeps.
+    """
+    if not info.startswith("2,"):
+        return ""
+    return "".join(c for c in info[2:] if c not in LETTER_FLAGS)
+
+
+def isSystemFlag(flag):
+    return flag.lower() in FLAG_LETTERS
+
+
+def fileName(base, flags, extra=""):
+    """
+    The C{cur/} file name for a message with these flags.
+    """
+    letters = sorted({FLAG_LETTERS[f.lower()] for f in flags if f.lower() in FLAG_LETTERS} | set(extra))
+    return base + ":2," + "".join(letters)
+
+
+def newBase(rawSize, size):
+    """
+    A new unique base name (unique across hosts, processes and time).
+    """
+    now = time.time()
+    seconds = int(now)
+    micros = int((now - seconds) * 1e6)
+    return "%d.M%dP%dQ%dR%s.%s,S=%d,W=%d" % (
+        seconds, micros, os.getpid(), next(_counter), os.urandom(8).hex(), _host, rawSize, size,
+    )
+
+
+# ---------------------------------------------------------------------------
+# CRLF
+
+
+class CRLFConverter:
+    """
+    Turn bare LF into CRLF, chunk by chunk, remembering whether the last
+    chunk ended in CR (so C{"\\r" + "\\n..."} across a boundary stays one CRLF).
+    """
+
+    def __init__(self):
+        self._lastCR = False
+
+    def convert(self, chunk):
+        if not chunk:
+            return chunk
+        head = b""
+        if self._lastCR and chunk[:1] == b"\n":
+            head, chunk = b"\n", chunk[1:]
+        self._lastCR = chunk[-1:] == b"\r"
+        if b"\n" not in chunk:
+            return head + chunk
+        return head + chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class CRLFReader:
+    """
+    A read-only binary file object giving the CRLF view of a file, in
+    constant memory.
+    """
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._converter = CRLFConverter()
+        self._buffer = bytearray()
+        self._eof = False
+        self._position = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return False
+
+    def tell(self):
+        return self._position
+
+    def _fill(self, wanted):
+        while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
+            chunk = self._raw.read(CHUNK)
+            if not chunk:
+                self._eof = True
+                break
+            self._buffer += self._converter.convert(chunk)
+
+    def read(self, n=-1):
+        if n is None:
+            n = -1
+        self._fill(n)
+        if n < 0 or n >= len(self._buffer):
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            data = bytes(self._buffer[:n])
+            del self._buffer[:n]
+        self._position += len(data)
+        return data
+
+    def readline(self, limit=-1):
+        while b"\n" not in self._buffer and not self._eof:
+            self._fill(len(self._buffer) + CHUNK)
+        end = self._buffer.find(b"\n")
+        end = len(self._buffer) if end < 0 else end + 1
+        if limit is not None and limit >= 0:
+            end = min(end, limit)
+        return self.read(end)
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def close(self):
+        self._raw.close()
+
+    @property
+    def closed(self):
+        return self._raw.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Measure:
+    """
+    Sizes and header block of a message, gathered while its bytes stream
+    past once (on delivery, or when indexing a file found on disk).
+
+    @ivar rawSize: bytes as stored.
+    @ivar size: bytes with CRLF line ends.
+    @ivar needsCRLF: does the file contain a bare LF?
+    @ivar headers: the CRLF header block including the empty line that ends
+        it (the whole message if it has no empty line), at most L{MAX_HEADER}.
+    """
+
+    def __init__(self):
+        self.rawSize = 0
+        self.size = 0
+        self._converter = CRLFConverter()
+        self._head = bytearray()
+        self._headDone = False
+
+    def feed(self, chunk):
+        self.rawSize += len(chunk)
+        converted = self._converter.convert(chunk)
+        self.size += len(converted)
+        if not self._headDone:
+            start = max(0, len(self._head) - 3)
+            self._head += converted
+            end = self._head.find(b"\r\n\r\n", start)
+            if self._head.startswith(b"\r\n"):
+                end = -2
+            if end != -1:
+                del self._head[end + 4:]
+                self._headDone = True
+            elif len(self._head) > MAX_HEADER:
+                del self._head[MAX_HEADER:]
+                self._headDone = True
+
+    @property
+    def needsCRLF(self):
+        return self.size != self.rawSize
+
+    @property
+    def headers(self):
+        return bytes(self._head)
+
+
+def measureFile(path):
+    """
+    @return: a L{Measure} of the file at C{path}.
+    """
+    measure = Measure()
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(CHUNK)
+            if not chunk:
+                break
+            measure.feed(chunk)
+    return measure
+
+
+# ---------------------------------------------------------------------------
+# Delivery
+
+
+def fsyncDirectory(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def writeTemporary(tmpDir, source, mtime=None):
+    """
+    Write a message into C{tmpDir}, fsync'd, measuring it on the way.
+
+    @param source: C{bytes} or a binary file object.
+    @param mtime: POSIX time to give the file (its internal date), or C{None}.
+    @return: C{(path, measure)}.
+    """
+    name = "%d.P%dQ%dR%s.%s" % (time.time(), os.getpid(), next(_counter), os.urandom(8).hex(), _host)
+    path = os.path.join(tmpDir, name)
+    measure = Measure()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                data = bytes(source)
+                for i in range(0, len(data), CHUNK):
+                    measure.feed(data[i:i + CHUNK])
+                f.write(data)
+            else:
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk:
+                        break
+                    measure.feed(chunk)
+                    f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+    except BaseException:
+        removeQuietly(path)
+        raise
+    return path, measure
+
+
+def removeQuietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def cleanTemporary(tmpDir, now=None):
+    """
+    Remove left-overs of interrupted deliveries from C{tmpDir}.
+    """
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(tmpDir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(tmpDir, name)
+        try:
+            if now - os.stat(path).st_mtime > TMP_MAX_AGE:
+                os.unlink(path)
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EISDIR, errno.EPERM):
+                raise
