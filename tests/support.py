@@ -1,0 +1,82 @@
+"""
+Shared test fixtures: a data root with a domain and accounts, a
+configuration, and the L{ServiceContext} front-ends are built with.
+"""
+
+import os
+import tempfile
+
+from twisted.internet.task import Clock
+
+from gateway.config import defaultConfig
+from gateway.cred.passwords import hashPassword
+from gateway.directory.filedir import FileDirectory
+from gateway.service import makeContext
+from gateway.tlscert import makeSelfSigned
+
+PASSWORD = "s3cret pass"
+
+_CERT = {}
+
+
+def testCertificate():
+    """
+    Paths C{(cert, key)} of a self-signed certificate for localhost and
+    127.0.0.1, made once per test run.
+    """
+    if not _CERT:
+        folder = tempfile.mkdtemp(prefix="gateway-test-tls-")
+        cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        makeSelfSigned(cert, key)
+        _CERT["paths"] = (cert, key)
+    return _CERT["paths"]
+
+
+def makeDataRoot(path, cleartextLogin=True, quota=None, scheme="PLAIN"):
+    """
+    A data root at C{path} with domain C{example.test} (main) holding
+    C{demo@example.test} (alias C{demo.user}) and C{other@example.test},
+    both with password L{PASSWORD}.
+
+    @return: the L{FileDirectory}.
+    """
+    directory = FileDirectory(path, "example.test")
+    directory.addDomain("example.test", cleartextLogin=cleartextLogin)
+    for name in ("demo", "other"):
+        directory.addAccount(
+            "%s@example.test" % (name,), hashPassword(PASSWORD, scheme), quota=quota,
+            quotaSetting=str(quota) if quota else "default",
+        )
+    directory.setAccount("demo@example.test", aliases=("demo.user",))
+    return directory
+
+
+def makeTestConfig(dataRoot, **overrides):
+    """
+    The default configuration pointing at C{dataRoot} and the test
+    certificate; C{overrides} are C{("section", "name"): value}.
+    """
+    config = defaultConfig()
+    cert, key = testCertificate()
+    config._values["server", "data_root"] = dataRoot
+    config._values["tls", "certificate"] = cert
+    config._values["tls", "private_key"] = key
+    config._values["auth", "failure_delay"] = 0.0
+    config._values.update(overrides)
+    return config
+
+
+def makeTestContext(testCase, cleartextLogin=True, quota=None, reactor=None, clock=None, **overrides):
+    """
+    A L{ServiceContext} over a fresh data root in the test's temporary folder.
+
+    With the default C{clock=None} a L{Clock} is used by the checker, so
+    logins complete synchronously (fine for C{StringTransport} tests); pass
+    C{clock=reactor} for end-to-end tests over real sockets.
+    """
+    dataRoot = testCase.mktemp()
+    makeDataRoot(dataRoot, cleartextLogin=cleartextLogin, quota=quota)
+    config = makeTestConfig(dataRoot, **overrides)
+    if clock is None:
+        clock = Clock()
+    return makeContext(config, reactor=reactor, clock=clock)
