@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/ruff check gateway tests bench
 
 test: lint
+	rm -rf tests.test_*/ _trial_temp
 	$(BIN)/python -m pytest -q tests
 
 bench: install

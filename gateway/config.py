@@ -12,6 +12,7 @@ own C{privateKey}/C{certKey}.
 
 import configparser
 import os
+import textwrap
 
 import attr
 
@@ -30,11 +31,17 @@ def _bool(text):
 
 
 def _int(text):
-    return int(text.strip())
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("expected a whole number, not %r" % (text,))
 
 
 def _float(text):
-    return float(text.strip())
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number, not %r" % (text,))
 
 
 def _str(text):
@@ -171,6 +178,8 @@ SCHEMA = [
 ) + [
     Option("pop3", "idle_timeout", _int, "600", "Seconds of inactivity after which a POP3 session is closed."),
     Option("pop3", "max_connections", _int, "1000", "Most POP3 connections at once."),
+    Option("pop3", "lock_session", _bool, "yes",
+           "Allow one POP3 session per mailbox at a time in this process; a second one gets -ERR [IN-USE]."),
 ] + _protocol(
     "http", "tcp:8100:interface=127.0.0.1 ssl:9100:interface=127.0.0.1",
     "HTTP (personal web sites, free/busy, autoconfiguration)",
@@ -280,7 +289,7 @@ def sampleConfig():
         if option.section != section:
             section = option.section
             lines += ["", "[%s]" % (section,)]
-        lines.append("# " + option.help)
+        lines += ["# " + line for line in textwrap.wrap(option.help, 76)]
         default = option.default
         if option.parse is _list and len(default.split()) > 1:
             default = "\n    ".join([""] + default.split())

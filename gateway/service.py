@@ -103,8 +103,8 @@ def _certificateOptions(certPath, keyPath, minimum, option):
         raise ConfigurationError("%s: cannot load %s and %s: %s" % (option, certPath, keyPath, e))
     version = ssl.TLSVersion.TLSv1_3 if minimum == "1.3" else ssl.TLSVersion.TLSv1_2
     options = ssl.CertificateOptions(
-        privateKey=cert.privateKey.original,
-        certificate=cert.original,
+        privateKey=cert.privateKey.original.to_cryptography_key(),
+        certificate=cert.original.to_cryptography(),
         raiseMinimumTo=version,
     )
     # Serve the whole chain if the file holds intermediates.

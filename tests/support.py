@@ -32,6 +32,9 @@ def testCertificate():
     return _CERT["paths"]
 
 
+testCertificate.__test__ = False  # a fixture, not a test
+
+
 def makeDataRoot(path, cleartextLogin=True, quota=None, scheme="PLAIN"):
     """
     A data root at C{path} with domain C{example.test} (main) holding
@@ -51,10 +54,10 @@ def makeDataRoot(path, cleartextLogin=True, quota=None, scheme="PLAIN"):
     return directory
 
 
-def makeTestConfig(dataRoot, **overrides):
+def makeTestConfig(dataRoot, overrides=None):
     """
     The default configuration pointing at C{dataRoot} and the test
-    certificate; C{overrides} are C{("section", "name"): value}.
+    certificate; C{overrides} is a C{dict} of C{("section", "name"): value}.
     """
     config = defaultConfig()
     cert, key = testCertificate()
@@ -62,11 +65,11 @@ def makeTestConfig(dataRoot, **overrides):
     config._values["tls", "certificate"] = cert
     config._values["tls", "private_key"] = key
     config._values["auth", "failure_delay"] = 0.0
-    config._values.update(overrides)
+    config._values.update(overrides or {})
     return config
 
 
-def makeTestContext(testCase, cleartextLogin=True, quota=None, reactor=None, clock=None, **overrides):
+def makeTestContext(testCase, cleartextLogin=True, quota=None, reactor=None, clock=None, overrides=None):
     """
     A L{ServiceContext} over a fresh data root in the test's temporary folder.
 
@@ -76,7 +79,7 @@ def makeTestContext(testCase, cleartextLogin=True, quota=None, reactor=None, clo
     """
     dataRoot = testCase.mktemp()
     makeDataRoot(dataRoot, cleartextLogin=cleartextLogin, quota=quota)
-    config = makeTestConfig(dataRoot, **overrides)
+    config = makeTestConfig(dataRoot, overrides)
     if clock is None:
         clock = Clock()
     return makeContext(config, reactor=reactor, clock=clock)
