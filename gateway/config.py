@@ -190,6 +190,9 @@ SCHEMA = [
            "Length, in weeks from the start of today, of the default free/busy window."),
     Option("http", "access_log", _str, "-",
            "File for the request log in common log format; - logs through the server log."),
+    Option("http", "max_upload_size", parseSize, "100M",
+           "Largest request body (a PUT) accepted; a larger one is refused with 413 before"
+           " it is stored anywhere (unlimited: no limit but the storage quota)."),
 ] + _protocol("ftp", "tcp:2121:interface=127.0.0.1", "FTP and FTPS") + [
     Option("ftp", "passive_ports", _portRange, "",
            "Port range for passive data connections, such as 50000-50100; empty takes any free port."),

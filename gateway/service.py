@@ -22,6 +22,7 @@ from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
+from gateway.store.mail import MailStore
 
 #: protocol section -> module with makeFactory(context)
 FRONTENDS = {
@@ -205,7 +206,7 @@ def makeContext(config, reactor=None, clock=None):
     if not os.path.isdir(dataRoot):
         raise ConfigurationError("[server] data_root: %s: no such folder (run gatewayctl init-demo)" % (dataRoot,))
     directory = FileDirectory(dataRoot, config["server", "main_domain"])
-    realm = GatewayRealm(directory)
+    realm = GatewayRealm(directory, mailStoreFactory=lambda path, quota: MailStore(path, quota=quota, reactor=reactor))
     portal = makePortal(directory, config, realm, clock=clock)
     tls = None
     if os.path.exists(config["tls", "certificate"]) or os.path.exists(config["tls", "private_key"]):

@@ -1,0 +1,94 @@
+# -*- test-case-name: tests.test_calendar -*-
+"""
+Free/busy information computed from an account's calendar mailboxes.
+
+Every mailbox of class C{IPF.Appointment} is a calendar.  Its messages are
+RFC 5322 messages carrying a C{text/calendar} part (the whole body, or a part
+of a multipart message, in any transfer encoding).  L{freeBusy} reads their
+C{VEVENT}s and returns one C{VFREEBUSY} (RFC 5545 3.6.4, RFC 4791 7.10) for
+a time window:
+
+  - C{RRULE}/C{RDATE}/C{EXDATE} and C{RECURRENCE-ID} overrides are expanded
+    per instance in the event's own time zone (by C{recurring-ical-events});
+    components with the same C{UID} are merged across messages and
+    mailboxes first, so an override may arrive in a message of its own.
+  - Dates (all-day events) and floating times are in the account's time
+    zone (L{gateway.interfaces.IAccountRecord.timezone}).
+  - Free: C{STATUS:CANCELLED}, C{TRANSP:TRANSPARENT},
+    C{X-MICROSOFT-CDO-BUSYSTATUS:FREE}, and invitations the owner declined
+    (an C{ATTENDEE} that is one of the account's addresses, any alias, with
+    C{PARTSTAT=DECLINED}).
+  - C{BUSY-UNAVAILABLE}: C{X-MICROSOFT-CDO-BUSYSTATUS:OOF}.
+  - C{BUSY-TENTATIVE}: C{STATUS:TENTATIVE}, C{X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE},
+    or the owner's C{PARTSTAT=TENTATIVE}.
+  - C{BUSY}: everything else (including invitations not yet answered).
+  - Messages of iTIP C{METHOD:CANCEL} cancel what they name; replies and
+    counter-proposals (C{REPLY}, C{COUNTER}, ...) are not events.  Of
+    several copies of one instance (same C{UID} and C{RECURRENCE-ID}) the
+    one with the highest C{SEQUENCE}, then C{DTSTAMP}, counts.
+  - Periods are in UTC, merged per type, clipped to the window; a stronger
+    type (C{BUSY-UNAVAILABLE} > C{BUSY} > C{BUSY-TENTATIVE}) removes the
+    time it covers from the weaker ones, so no instant is listed twice.
+  - A series that would have more than C{MAX_OCCURRENCES} occurrences in the
+    window (C{FREQ=SECONDLY} from a hostile invitation) is skipped with a
+    warning.
+
+Everything here is synchronous and reads message files: a server calls it
+through C{deferToThread}, after L{synchronizeCalendars} so that changes
+made by other programs are seen.
+
+L{FreeBusyCache} keeps finished documents (valid while no calendar mailbox's
+C{highestModSeq} changes), every message's parsed events, and the expanded
+instances of each series per window, so a change re-parses only the new
+messages and re-expands only the series it touched.  Parsing is the costly
+part (about 0.6 ms an event with C{icalendar}), so a message holding one
+plain event is only sniffed for its C{UID} and rough times until a window
+comes near it (L{sniff}); see C{bench/freebusy.py}.
+
+Modules: L{parse} (messages to events), L{periods} (events to busy
+periods), L{freebusy} (the document and the cache); the names below are
+re-exported from them.
+"""
+
+from gateway.store.calendar.freebusy import (
+    PRODID,
+    FreeBusyCache,
+    calendarMailboxes,
+    freeBusy,
+    renderFreeBusy,
+    synchronizeCalendars,
+)
+from gateway.store.calendar.parse import (
+    CALENDAR_CLASS,
+    CALENDAR_TYPES,
+    calendarParts,
+    loadMessage,
+    parseCalendar,
+    parseMessage,
+    sniff,
+)
+from gateway.store.calendar.periods import (
+    BUSY,
+    FBTYPES,
+    MAX_OCCURRENCES,
+    TENTATIVE,
+    UNAVAILABLE,
+    accountZone,
+    classify,
+    computePeriods,
+    estimateOccurrences,
+    mergePeriods,
+    ownerAddresses,
+    resolvePeriods,
+    spanOf,
+    subtractPeriods,
+    toUTC,
+)
+
+__all__ = [
+    "BUSY", "CALENDAR_CLASS", "CALENDAR_TYPES", "FBTYPES", "MAX_OCCURRENCES", "PRODID", "TENTATIVE",
+    "UNAVAILABLE", "FreeBusyCache", "accountZone", "calendarMailboxes", "calendarParts", "classify",
+    "computePeriods", "estimateOccurrences", "freeBusy", "loadMessage", "mergePeriods", "ownerAddresses",
+    "parseCalendar", "parseMessage", "renderFreeBusy", "resolvePeriods", "sniff", "spanOf",
+    "subtractPeriods", "synchronizeCalendars", "toUTC",
+]

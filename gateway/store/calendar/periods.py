@@ -1,0 +1,491 @@
+# -*- test-case-name: tests.test_calendar -*-
+"""
+Busy periods: classifying events, converting their times to UTC, expanding
+series (with C{recurring-ical-events}), merging and clipping periods.
+"""
+
+import collections
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import recurring_ical_events
+
+from gateway.logging import getLogger
+from gateway.store.calendar.parse import _ONE_DAY, Unparsed, _endOf
+
+log = getLogger("http")
+
+BUSY = "BUSY"
+TENTATIVE = "BUSY-TENTATIVE"
+UNAVAILABLE = "BUSY-UNAVAILABLE"
+
+#: Free/busy types, strongest first.
+FBTYPES = (UNAVAILABLE, BUSY, TENTATIVE)
+
+#: How far beyond the window recurring events are expanded before exact
+#: clipping, so that floating and all-day instances in any zone are found.
+_SLACK = timedelta(days=2)
+
+#: Series expected to have more occurrences than this in a window (say
+#: C{FREQ=SECONDLY} in an invitation from outside) are left out, with a
+#: warning, rather than tie the server up expanding them.
+MAX_OCCURRENCES = 5000
+
+#: Length of one C{FREQ} step, for L{estimateOccurrences}.
+_FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
+                 "WEEKLY": 7 * 86400, "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
+
+#: How many windows' expanded series C{FreeBusyCache} keeps per account.
+_SERIES_WINDOWS = 8
+
+
+def _parseNear(items, start, end):
+    """
+    Replace the L{gateway.store.calendar.parse.Unparsed} among C{items} that may matter for a window
+    (near it, or sharing a C{UID} with another item) by their events.
+
+    @return: C{list} of L{gateway.store.calendar.parse._Event}.
+    """
+    events = []
+    unparsed = collections.defaultdict(list)
+    for item in items:
+        if isinstance(item, Unparsed):
+            unparsed[item.uid].append(item)
+        else:
+            events.append(item)
+    if not unparsed:
+        return events
+    parsedUids = {event.uid for event in events}
+    start, end = start.replace(tzinfo=None) - _SLACK, end.replace(tzinfo=None) + _SLACK
+    for uid, group in unparsed.items():
+        if len(group) == 1 and uid not in parsedUids and not group[0].near(start, end):
+            continue
+        for item in group:
+            events.extend(item.events())
+    return events
+
+
+# ---------------------------------------------------------------------------
+# Classification and time conversion
+
+
+def ownerAddresses(record):
+    """
+    Every address of an account: its local part and aliases at its domain
+    and the domain's aliases, lower-case.
+
+    @param record: an L{gateway.interfaces.IAccountRecord}.
+    @return: C{frozenset} of C{str}.
+    """
+    locals_ = [record.localPart] + list(getattr(record, "aliases", ()) or ())
+    domain = record.domain
+    domains = [domain.name] + list(getattr(domain, "aliases", ()) or ())
+    addresses = {record.address.lower()}
+    for local in locals_:
+        for name in domains:
+            addresses.add(("%s@%s" % (local, name)).lower())
+    return frozenset(addresses)
+
+
+def _attendeeAddress(value):
+    value = str(value).strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    return value.lower()
+
+
+def classify(component, owner):
+    """
+    The free/busy type of one event instance.
+
+    @param component: a C{VEVENT}.
+    @param owner: C{frozenset} of the owner's lower-case addresses.
+    @return: one of L{FBTYPES}, or C{None} for free time.
+    """
+    status = str(component.get("STATUS", "")).upper()
+    if status == "CANCELLED":
+        return None
+    if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
+        return None
+    cdo = str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper()
+    if cdo == "FREE":
+        return None
+    partstat = None
+    attendees = component.get("ATTENDEE")
+    if attendees is not None:
+        if not isinstance(attendees, list):
+            attendees = [attendees]
+        for attendee in attendees:
+            if _attendeeAddress(attendee) in owner:
+                partstat = str(attendee.params.get("PARTSTAT", "")).upper()
+                break
+    if partstat == "DECLINED":
+        return None
+    if cdo == "OOF":
+        return UNAVAILABLE
+    if status == "TENTATIVE" or cdo == "TENTATIVE" or partstat == "TENTATIVE":
+        return TENTATIVE
+    return BUSY
+
+
+def toUTC(value, zone):
+    """
+    An iCalendar time as an aware UTC C{datetime}: dates are midnight and
+    naive (floating) times are wall-clock time in C{zone}.
+    """
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is None or value.utcoffset() is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(timezone.utc)
+
+
+def spanOf(start, end, duration, zone):
+    """
+    The UTC period of an event.
+
+    A C{DURATION}'s days are nominal (same wall-clock time on another day,
+    whatever the DST changes in between), the rest exact (RFC 5545 3.3.6).
+    Without C{DTEND} and C{DURATION} a date lasts one day and a date-time
+    no time at all (RFC 5545 3.6.1).
+
+    @return: C{(start, end)}, or C{None} when it takes no time.
+    """
+    if end is None:
+        if duration is not None:
+            days = timedelta(days=duration.days)
+            return _nonEmpty(toUTC(start, zone), toUTC(start + days, zone) + (duration - days))
+        if isinstance(start, datetime):
+            return None
+        end = start + _ONE_DAY
+    return _nonEmpty(toUTC(start, zone), toUTC(end, zone))
+
+
+def _nonEmpty(start, end):
+    if end <= start:
+        return None
+    return (start, end)
+
+
+def accountZone(record):
+    """
+    The account's time zone (UTC when it is unset or unknown).
+    """
+    name = getattr(record, "timezone", None) or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warn("Unknown time zone {zone!r} for {address}; using UTC",
+                 zone=name, address=record.address)
+        return timezone.utc
+
+
+# ---------------------------------------------------------------------------
+# Periods
+
+
+def mergePeriods(periods):
+    """
+    Merge overlapping or touching periods.
+
+    @param periods: iterable of C{(start, end)}.
+    @return: sorted C{list} of disjoint C{(start, end)}.
+    """
+    merged = []
+    for start, end in sorted(periods):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def subtractPeriods(periods, covered):
+    """
+    Remove C{covered} from C{periods} (both sorted, disjoint lists).
+
+    @return: sorted C{list} of what is left of C{periods}.
+    """
+    result = []
+    i = 0
+    for start, end in periods:
+        while i < len(covered) and covered[i][1] <= start:
+            i += 1
+        j = i
+        while start < end and j < len(covered) and covered[j][0] < end:
+            cStart, cEnd = covered[j]
+            if cStart > start:
+                result.append((start, cStart))
+            start = max(start, cEnd)
+            j += 1
+        if start < end:
+            result.append((start, end))
+    return result
+
+
+def resolvePeriods(byType):
+    """
+    Merge each type's periods and give each instant only its strongest type.
+
+    @param byType: C{dict} of FBTYPE to iterable of C{(start, end)}.
+    @return: C{list} of C{(fbtype, [(start, end), ...])} strongest first,
+        leaving out types with no periods.
+    """
+    result = []
+    covered = []
+    for fbtype in FBTYPES:
+        merged = mergePeriods(byType.get(fbtype, ()))
+        own = subtractPeriods(merged, covered)
+        if own:
+            result.append((fbtype, own))
+        covered = mergePeriods(covered + merged)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Computation
+
+
+def _windowUTC(value):
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _latest(events):
+    return max(events, key=lambda event: event.version)
+
+
+class _SpanQuery(recurring_ical_events.CalendarQuery):
+    """
+    A query whose results are C{(start, end, component)} of each occurrence,
+    C{component} being the series' or override's own C{VEVENT}, instead of a
+    fresh copy of the component per occurrence (which costs most of the
+    time for thousands of occurrences).
+    """
+
+    def _occurrences_to_components(self, occurrences):
+        return [_occurrenceTriple(occurrence) for occurrence in occurrences]
+
+
+def _occurrenceTriple(occurrence):
+    try:
+        return occurrence.start, occurrence.end, occurrence._adapter._component
+    except AttributeError:
+        # A recurring-ical-events whose internals changed: the public way.
+        component = occurrence.as_component(False)
+        end, duration = _endOf(component)
+        return component["DTSTART"].dt, end if end is not None else duration, component
+
+
+def _instances(groups, start, end):
+    """
+    The occurrences of some series around a window.
+
+    @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event}.
+    @return: C{list} of C{(start, end or duration, component)}.
+    """
+    calendar = icalendar.Calendar()
+    for group in groups:
+        for event in group:
+            calendar.add_component(event.component)
+    query = recurring_ical_events.of(calendar, skip_bad_series=True, calendar_query=_SpanQuery)
+    return query.between(start - _SLACK, end + _SLACK)
+
+
+def estimateOccurrences(component, length):
+    """
+    An upper estimate of how many occurrences a component's C{RRULE}s and
+    C{RDATE}s give in a stretch of time, without expanding them.
+
+    @param length: a C{timedelta}.
+    @return: C{int}
+    """
+    total = 0
+    rules = component.get("RRULE")
+    if rules is not None and not isinstance(rules, list):
+        rules = [rules]
+    for rule in rules or ():
+        try:
+            step = _FREQ_SECONDS[str(rule.get("FREQ", ["DAILY"])[0]).upper()]
+            step *= max(1, int(rule.get("INTERVAL", [1])[0]))
+        except (KeyError, ValueError, TypeError, IndexError):
+            continue  # recurring-ical-events will skip (or survive) it
+        count = length.total_seconds() // step + 1
+        for part in ("BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO"):
+            count *= max(1, len(rule.get(part, ())))
+        if "COUNT" in rule:
+            try:
+                count = min(count, int(rule["COUNT"][0]))
+            except (ValueError, TypeError, IndexError):
+                pass
+        total += int(count)
+    rdates = component.get("RDATE")
+    if rdates is not None:
+        for rdate in rdates if isinstance(rdates, list) else [rdates]:
+            total += len(getattr(rdate, "dts", ()) or ())
+    return total
+
+
+def _expandSeries(groups, start, end, zone, owner):
+    """
+    Expand series within a window: all of them with one query, or one by
+    one if that fails, skipping (and logging) those that cannot be expanded.
+
+    @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event} sharing
+        one C{UID} (or a single event without one).
+    @return: C{dict} of C{frozenset(group)} to C{list} of C{(fbtype, (start, end))}.
+    """
+    results = {frozenset(group): [] for group in groups}
+    # Occurrences share their series' or override's component: classify
+    # each component once (icalendar's property access is not cheap).
+    types = {}
+    byUid = {group[0].uid: frozenset(group) for group in groups if group[0].uid is not None}
+    batches = [[group for group in groups if group[0].uid is not None]]
+    batches.extend([group] for group in groups if group[0].uid is None)
+    for batch in batches:
+        if not batch:
+            continue
+        try:
+            instances = _instances(batch, start, end)
+        except Exception:
+            if len(batch) == 1:
+                log.failure("Skipping recurring event {uid}", uid=batch[0][0].uid)
+            else:
+                log.failure("Expanding {count} recurring events together failed; retrying one by one",
+                            count=len(batch))
+                batches.extend([group] for group in batch)
+            continue
+        for instanceStart, instanceEnd, component in instances:
+            if len(batch) == 1:
+                key = frozenset(batch[0])
+            else:
+                key = byUid.get(str(component.get("UID", "")))
+            fbtype = types.get(id(component), types)
+            if fbtype is types:
+                fbtype = types[id(component)] = classify(component, owner)
+            if key is None or fbtype is None:
+                continue
+            duration = None
+            if isinstance(instanceEnd, timedelta):
+                instanceEnd, duration = None, instanceEnd
+            span = spanOf(instanceStart, instanceEnd, duration, zone)
+            if span is not None and span[1] > start and span[0] < end:
+                results[key].append((fbtype, span))
+    return results
+
+
+def computePeriods(events, start, end, zone, owner, seriesCache=None):
+    """
+    The busy periods of C{events} within C{[start, end)}.
+
+    Single events are checked against the window directly (their UTC span
+    is computed once per time zone and kept); only series go through
+    C{recurring-ical-events}.
+
+    @param events: iterable of L{gateway.store.calendar.parse._Event} (and L{gateway.store.calendar.parse.Unparsed}) from every calendar.
+    @param start: aware UTC C{datetime}.
+    @param end: aware UTC C{datetime}.
+    @param zone: C{tzinfo} for dates and floating times.
+    @param owner: C{frozenset} of the owner's addresses.
+    @param seriesCache: C{None}, or an C{OrderedDict} (kept by the caller
+        between calls) in which expanded series are remembered per window,
+        so that unchanged series are not expanded again.
+    @return: see L{resolvePeriods}.
+    """
+    byUid = collections.defaultdict(list)
+    anonymous = []
+    for event in _parseNear(events, start, end):
+        if event.uid is None:
+            anonymous.append(event)
+        else:
+            byUid[event.uid].append(event)
+
+    byType = collections.defaultdict(list)
+
+    def add(fbtype, span):
+        spanStart, spanEnd = span
+        if spanEnd <= start or spanStart >= end:
+            return
+        byType[fbtype].append((max(spanStart, start), min(spanEnd, end)))
+
+    def single(event):
+        cached = event.utc
+        if cached is not None and cached[0] is zone:
+            span = cached[1]
+        else:
+            try:
+                span = spanOf(event.start, event.end, event.duration, zone)
+            except Exception:
+                log.failure("Skipping event {uid} with bad times", uid=event.uid)
+                span = None
+            event.utc = (zone, span)
+        if span is None or span[1] <= start or span[0] >= end:
+            return
+        if event.fbtype is None or event.fbtype[0] != owner:
+            event.fbtype = (owner, classify(event.component, owner))
+        if event.fbtype[1] is not None:
+            add(event.fbtype[1], span)
+
+    series = []
+    for event in anonymous:
+        if event.recurring:
+            if estimateOccurrences(event.component, end - start + 2 * _SLACK) <= MAX_OCCURRENCES:
+                series.append([event])
+        else:
+            single(event)
+    for group in byUid.values():
+        if len(group) == 1 and not group[0].recurring and group[0].recurrenceId is None:
+            single(group[0])
+            continue
+        # Keep the latest version of each instance (same UID and RECURRENCE-ID).
+        versions = collections.defaultdict(list)
+        for event in group:
+            versions[_recurrenceKey(event.recurrenceId)].append(event)
+        group = [_latest(candidates) for candidates in versions.values()]
+        if any(event.recurring for event in group):
+            estimate = max(estimateOccurrences(event.component, end - start + 2 * _SLACK)
+                           for event in group)
+            if estimate > MAX_OCCURRENCES:
+                log.warn("Skipping recurring event {uid}: about {estimate} occurrences in the window",
+                         uid=group[0].uid, estimate=estimate)
+                continue
+            series.append(group)
+        else:
+            # No series to override: each remaining component stands alone.
+            for event in group:
+                single(event)
+
+    windowKey = (start, end, zone, owner)
+    known = seriesCache.get(windowKey, {}) if seriesCache is not None else {}
+    expanded = {}
+    missing = []
+    for group in series:
+        key = frozenset(group)
+        if key in known:
+            expanded[key] = known[key]
+        else:
+            missing.append(group)
+    if missing:
+        expanded.update(_expandSeries(missing, start, end, zone, owner))
+    for spans in expanded.values():
+        for fbtype, span in spans:
+            add(fbtype, span)
+    if seriesCache is not None:
+        seriesCache[windowKey] = expanded
+        seriesCache.move_to_end(windowKey)
+        while len(seriesCache) > _SERIES_WINDOWS:
+            seriesCache.popitem(last=False)
+    return resolvePeriods(byType)
+
+
+def _recurrenceKey(value):
+    if value is None:
+        return None
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).isoformat()
+    return value.isoformat()

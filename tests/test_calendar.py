@@ -1,0 +1,620 @@
+# -*- test-case-name: tests.test_calendar -*-
+"""
+Tests for L{gateway.store.calendar}: free/busy from calendar mailboxes.
+"""
+
+import base64
+import quopri
+from datetime import datetime, timedelta, timezone
+
+import icalendar
+from twisted.trial import unittest
+
+from gateway.store import calendar
+from gateway.store.calendar import FreeBusyCache, freeBusy, parse
+from gateway.store.calendar import periods as calendarPeriods
+from tests.support import makeTestContext
+
+UTC = timezone.utc
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def utc(*args):
+    """An aware UTC datetime."""
+    return datetime(*args, tzinfo=UTC)
+
+
+def vevent(uid, *lines):
+    """One VEVENT with C{lines} as its properties."""
+    return "\r\n".join(("BEGIN:VEVENT", "UID:" + uid, "DTSTAMP:20251201T000000Z") + lines + ("END:VEVENT",))
+
+
+def vcalendar(*components, method=None):
+    """A VCALENDAR text around C{components}, with an iTIP METHOD if given."""
+    header = ("BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN")
+    if method:
+        header += ("METHOD:" + method,)
+    return "\r\n".join(header + components + ("END:VCALENDAR", ""))
+
+
+def message(*components, encoding=None, multipart=False, method=None):
+    """
+    An RFC 5322 message carrying C{components} in a text/calendar part, in a
+    transfer encoding (C{'base64'}, C{'quoted-printable'}) and inside
+    multipart/alternative if asked.
+    """
+    body = vcalendar(*components, method=method).encode("utf-8")
+    headers = b"Content-Type: text/calendar; charset=utf-8; method=REQUEST\r\n"
+    if encoding == "base64":
+        body = base64.encodebytes(body).replace(b"\n", b"\r\n")
+        headers += b"Content-Transfer-Encoding: base64\r\n"
+    elif encoding == "quoted-printable":
+        body = quopri.encodestring(body)
+        headers += b"Content-Transfer-Encoding: quoted-printable\r\n"
+    if multipart:
+        return (b"From: a@example.test\r\nSubject: invite\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: multipart/alternative; boundary=\"XX\"\r\n\r\n"
+                b"--XX\r\nContent-Type: text/plain\r\n\r\nYou are invited.\r\n"
+                b"--XX\r\n" + headers + b"\r\n" + body + b"\r\n--XX--\r\n")
+    return b"From: a@example.test\r\nSubject: invite\r\nMIME-Version: 1.0\r\n" + headers + b"\r\n" + body
+
+
+def periods(document):
+    """
+    The FREEBUSY periods of a document as C{{fbtype: [(start, end), ...]}},
+    parsed with icalendar.
+    """
+    cal = icalendar.Calendar.from_ical(document)
+    [vfreebusy] = cal.walk("VFREEBUSY")
+    props = vfreebusy.get("FREEBUSY", [])
+    if not isinstance(props, list):
+        props = [props]
+    result = {}
+    for prop in props:
+        for value in str(prop.to_ical().decode()).split(","):
+            parsed = icalendar.vPeriod.from_ical(value)
+            result.setdefault(prop.params["FBTYPE"], []).append(parsed)
+    for spans in result.values():
+        spans.sort()
+    return result
+
+
+class _CalendarTestCase(unittest.TestCase):
+    """
+    A demo account whose time zone is Europe/Berlin.
+    """
+
+    zone = "Europe/Berlin"
+
+    def setUp(self):
+        self.context = makeTestContext(self)
+        self.context.directory.setAccount("demo@example.test", timezone=self.zone)
+        self.account = self.context.realm.accountFor("demo@example.test")
+        self.mailbox = self.account.mailStore.getMailbox("Calendar")
+
+    def append(self, *components, **kwargs):
+        """Append one calendar message to the Calendar mailbox."""
+        return self.mailbox.appendMessage(message(*components, **kwargs))
+
+    def busy(self, start, end):
+        """The periods of the account's free/busy for a window."""
+        return periods(freeBusy(self.account, start, end, now=NOW))
+
+
+class DocumentTests(_CalendarTestCase):
+    def test_shape(self):
+        """The document is a VCALENDAR 2.0 PUBLISH with one VFREEBUSY carrying organizer, stamp, window and URL."""
+        document = freeBusy(self.account, utc(2026, 1, 5), utc(2026, 3, 2), url="http://h/~demo/freebusy.vfb",
+                            now=NOW)
+        cal = icalendar.Calendar.from_ical(document)
+        self.assertEqual(str(cal["VERSION"]), "2.0")
+        self.assertEqual(str(cal["METHOD"]), "PUBLISH")
+        self.assertIn("PRODID", cal)
+        [vfreebusy] = cal.walk("VFREEBUSY")
+        self.assertEqual(str(vfreebusy["ORGANIZER"]), "mailto:demo@example.test")
+        self.assertEqual(vfreebusy["DTSTAMP"].dt, NOW)
+        self.assertEqual(vfreebusy["DTSTART"].dt, utc(2026, 1, 5))
+        self.assertEqual(vfreebusy["DTEND"].dt, utc(2026, 3, 2))
+        self.assertEqual(str(vfreebusy["URL"]), "http://h/~demo/freebusy.vfb")
+        self.assertIn(b"DTSTART:20260105T000000Z\r\n", document)
+        self.assertNotIn(b"FREEBUSY", document.replace(b"VFREEBUSY", b""))
+
+    def test_noUrl(self):
+        """Without a URL the VFREEBUSY has no URL property; the window is given in UTC."""
+        berlin = timezone(timedelta(hours=1))
+        document = freeBusy(self.account, datetime(2026, 1, 5, 1, 0, tzinfo=berlin), utc(2026, 1, 6), now=NOW)
+        [vfreebusy] = icalendar.Calendar.from_ical(document).walk("VFREEBUSY")
+        self.assertNotIn("URL", vfreebusy)
+        self.assertIn(b"DTSTART:20260105T000000Z\r\n", document)
+
+    def test_periodSyntax(self):
+        """Periods are written as FREEBUSY;FBTYPE=...:start/end in UTC."""
+        self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        document = freeBusy(self.account, utc(2026, 1, 5), utc(2026, 1, 6), now=NOW)
+        self.assertIn(b"\r\nFREEBUSY;FBTYPE=BUSY:20260105T090000Z/20260105T100000Z\r\n", document)
+
+    def test_endBeforeStart(self):
+        """A window that ends before it starts is refused."""
+        self.assertRaises(ValueError, freeBusy, self.account, utc(2026, 2, 1), utc(2026, 1, 1))
+
+
+class RecurrenceTests(_CalendarTestCase):
+    weekly = ("SUMMARY:weekly", "DTSTART;TZID=Europe/Berlin:20260108T090000",
+              "DTEND;TZID=Europe/Berlin:20260108T100000", "RRULE:FREQ=WEEKLY;COUNT=5",
+              "EXDATE;TZID=Europe/Berlin:20260115T090000")
+    moved = ("RECURRENCE-ID;TZID=Europe/Berlin:20260122T090000",
+             "DTSTART;TZID=Europe/Berlin:20260123T140000", "DTEND;TZID=Europe/Berlin:20260123T153000")
+    expected = {"BUSY": [(utc(2026, 1, 8, 8), utc(2026, 1, 8, 9)),
+                         (utc(2026, 1, 23, 13), utc(2026, 1, 23, 14, 30)),
+                         (utc(2026, 1, 29, 8), utc(2026, 1, 29, 9)),
+                         (utc(2026, 2, 5, 8), utc(2026, 2, 5, 9))]}
+
+    def test_exdateAndMovedInstance(self):
+        """A weekly series loses its EXDATE instance and an override in the same message moves another."""
+        self.append(vevent("w1", *self.weekly), vevent("w1", *self.moved))
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 3, 1)), self.expected)
+
+    def test_overrideInSeparateMessage(self):
+        """An override delivered in a message of its own (base64, multipart) moves the instance."""
+        self.append(vevent("w1", *self.weekly))
+        self.append(vevent("w1", *self.moved), encoding="base64", multipart=True)
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 3, 1)), self.expected)
+
+    def test_cancelledOverride(self):
+        """An override with STATUS:CANCELLED frees that one instance."""
+        self.append(vevent("w1", *self.weekly))
+        self.append(vevent("w1", "RECURRENCE-ID;TZID=Europe/Berlin:20260129T090000", "STATUS:CANCELLED",
+                           "DTSTART;TZID=Europe/Berlin:20260129T090000", "DTEND;TZID=Europe/Berlin:20260129T100000"))
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 3, 1)),
+                         {"BUSY": [(utc(2026, 1, 8, 8), utc(2026, 1, 8, 9)),
+                                   (utc(2026, 1, 22, 8), utc(2026, 1, 22, 9)),
+                                   (utc(2026, 2, 5, 8), utc(2026, 2, 5, 9))]})
+
+    def test_itipCancelAndReply(self):
+        """An iTIP CANCEL of one instance frees it; an attendee's REPLY filed in the calendar changes nothing."""
+        self.append(vevent("w1", *self.weekly), vevent("w1", *self.moved), method="REQUEST")
+        self.append(vevent("w1", "SEQUENCE:5", "RECURRENCE-ID;TZID=Europe/Berlin:20260129T090000",
+                           "DTSTART;TZID=Europe/Berlin:20260129T090000"), method="CANCEL")
+        self.append(vevent("w1", "SEQUENCE:9", "DTSTART;TZID=Europe/Berlin:20260108T090000",
+                           "ATTENDEE;PARTSTAT=ACCEPTED:mailto:guest@elsewhere.test"), method="REPLY")
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 3, 1)),
+                         {"BUSY": [(utc(2026, 1, 8, 8), utc(2026, 1, 8, 9)),
+                                   (utc(2026, 1, 23, 13), utc(2026, 1, 23, 14, 30)),
+                                   (utc(2026, 2, 5, 8), utc(2026, 2, 5, 9))]})
+
+    def test_runawaySeriesSkipped(self):
+        """A series with far too many occurrences in the window is skipped with a warning, quickly."""
+        self.append(vevent("sec", "DTSTART:20260105T110000Z", "DURATION:PT1S", "RRULE:FREQ=SECONDLY"),
+                    vevent("min", "DTSTART:20260105T000000Z", "DURATION:PT1M",
+                           "RRULE:FREQ=DAILY;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23;"
+                           "BYMINUTE=0,5,10,15,20,25,30,35,40,45,50,55"),
+                    vevent("ok", "DTSTART:20260105T090000Z", "DURATION:PT1H", "RRULE:FREQ=HOURLY;COUNT=2"))
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 3, 1)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 11))]})
+
+    def test_estimate(self):
+        """Occurrence estimates follow FREQ, INTERVAL, BY-parts, COUNT and RDATE."""
+        [weekly] = calendar.parseMessage(message(vevent("w", "DTSTART:20260105T090000Z",
+                                                        "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TU",
+                                                        "RDATE:20260301T090000Z,20260302T090000Z")))
+        self.assertEqual(calendar.estimateOccurrences(weekly.component, timedelta(weeks=8)), (4 + 1) * 2 + 2)
+        [counted] = calendar.parseMessage(message(vevent("c", "DTSTART:20260105T090000Z",
+                                                         "RRULE:FREQ=SECONDLY;COUNT=10")))
+        self.assertEqual(calendar.estimateOccurrences(counted.component, timedelta(weeks=8)), 10)
+
+    def test_rdate(self):
+        """RDATE adds instances to a series."""
+        self.append(vevent("r", "DTSTART:20260105T100000Z", "DURATION:PT30M",
+                           "RDATE:20260107T150000Z,20260109T150000Z"))
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 2, 1)),
+                         {"BUSY": [(utc(2026, 1, 5, 10), utc(2026, 1, 5, 10, 30)),
+                                   (utc(2026, 1, 7, 15), utc(2026, 1, 7, 15, 30)),
+                                   (utc(2026, 1, 9, 15), utc(2026, 1, 9, 15, 30))]})
+
+    def test_dstSpring(self):
+        """A 09:00 Berlin weekly event is 08:00Z before the March DST change and 07:00Z after it."""
+        self.append(vevent("d", "DTSTART;TZID=Europe/Berlin:20260316T090000",
+                           "DTEND;TZID=Europe/Berlin:20260316T100000", "RRULE:FREQ=WEEKLY"))
+        self.assertEqual(self.busy(utc(2026, 3, 16), utc(2026, 4, 7)),
+                         {"BUSY": [(utc(2026, 3, 16, 8), utc(2026, 3, 16, 9)),
+                                   (utc(2026, 3, 23, 8), utc(2026, 3, 23, 9)),
+                                   (utc(2026, 3, 30, 7), utc(2026, 3, 30, 8)),
+                                   (utc(2026, 4, 6, 7), utc(2026, 4, 6, 8))]})
+
+    def test_dstAutumnWithVtimezone(self):
+        """A series defined by an embedded VTIMEZONE moves back to 08:00Z after the October change."""
+        vtimezone = "\r\n".join((
+            "BEGIN:VTIMEZONE", "TZID:W. Europe Standard Time",
+            "BEGIN:STANDARD", "DTSTART:16010101T030000", "TZOFFSETFROM:+0200", "TZOFFSETTO:+0100",
+            "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10", "END:STANDARD",
+            "BEGIN:DAYLIGHT", "DTSTART:16010101T020000", "TZOFFSETFROM:+0100", "TZOFFSETTO:+0200",
+            "RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3", "END:DAYLIGHT", "END:VTIMEZONE"))
+        self.append(vtimezone, vevent("d", "DTSTART;TZID=W. Europe Standard Time:20261019T090000",
+                                      "DTEND;TZID=W. Europe Standard Time:20261019T100000",
+                                      "RRULE:FREQ=WEEKLY;COUNT=3"))
+        self.assertEqual(self.busy(utc(2026, 10, 1), utc(2026, 11, 1)),
+                         {"BUSY": [(utc(2026, 10, 19, 7), utc(2026, 10, 19, 8)),
+                                   (utc(2026, 10, 26, 8), utc(2026, 10, 26, 9))]})
+
+    def test_floatingSeriesAcrossDst(self):
+        """A floating weekly series follows the account's zone across the DST change."""
+        self.append(vevent("f", "DTSTART:20260323T090000", "DTEND:20260323T093000", "RRULE:FREQ=WEEKLY;COUNT=2"))
+        self.assertEqual(self.busy(utc(2026, 3, 1), utc(2026, 4, 30)),
+                         {"BUSY": [(utc(2026, 3, 23, 8), utc(2026, 3, 23, 8, 30)),
+                                   (utc(2026, 3, 30, 7), utc(2026, 3, 30, 7, 30))]})
+
+    def test_latestVersionWins(self):
+        """Of two copies of one event the higher SEQUENCE is used."""
+        self.append(vevent("v", "SEQUENCE:0", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.append(vevent("v", "SEQUENCE:1", "DTSTART:20260105T140000Z", "DTEND:20260105T150000Z"))
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 6)),
+                         {"BUSY": [(utc(2026, 1, 5, 14), utc(2026, 1, 5, 15))]})
+
+
+class TimeTests(_CalendarTestCase):
+    def test_allDayInAccountZone(self):
+        """An all-day event covers the day from midnight to midnight in the account's zone."""
+        self.append(vevent("ad", "DTSTART;VALUE=DATE:20260110", "DTEND;VALUE=DATE:20260111"))
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 2, 1)),
+                         {"BUSY": [(utc(2026, 1, 9, 23), utc(2026, 1, 10, 23))]})
+
+    def test_allDayWithoutEndOverDst(self):
+        """A date without DTEND lasts one local day, 23 hours on the day DST starts."""
+        self.append(vevent("ad", "DTSTART;VALUE=DATE:20260329"))
+        self.assertEqual(self.busy(utc(2026, 3, 1), utc(2026, 4, 1)),
+                         {"BUSY": [(utc(2026, 3, 28, 23), utc(2026, 3, 29, 22))]})
+
+    def test_floatingTime(self):
+        """A floating time is wall-clock time in the account's zone."""
+        self.append(vevent("fl", "DTSTART:20260710T090000", "DTEND:20260710T100000"))
+        self.assertEqual(self.busy(utc(2026, 7, 1), utc(2026, 8, 1)),
+                         {"BUSY": [(utc(2026, 7, 10, 7), utc(2026, 7, 10, 8))]})
+
+    def test_durationAndZeroLength(self):
+        """DURATION gives the end; a date-time without DTEND or DURATION takes no time."""
+        self.append(vevent("du", "DTSTART:20260105T090000Z", "DURATION:PT90M"),
+                    vevent("zero", "DTSTART:20260106T090000Z"))
+        self.assertEqual(self.busy(utc(2026, 1, 1), utc(2026, 2, 1)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10, 30))]})
+
+    def test_nominalDayDuration(self):
+        """A DURATION in days keeps the wall-clock time across a DST change (23 hours that day)."""
+        self.append(vevent("nd", "DTSTART;TZID=Europe/Berlin:20260328T120000", "DURATION:P1DT30M"),
+                    vevent("ad", "DTSTART;VALUE=DATE:20260310", "DURATION:P2D"))
+        self.assertEqual(self.busy(utc(2026, 3, 1), utc(2026, 4, 1)),
+                         {"BUSY": [(utc(2026, 3, 9, 23), utc(2026, 3, 11, 23)),
+                                   (utc(2026, 3, 28, 11), utc(2026, 3, 29, 10, 30))]})
+
+    def test_clipping(self):
+        """Periods that cross the window's edges are cut at them; events outside are left out."""
+        self.append(vevent("c1", "DTSTART:20260104T220000Z", "DTEND:20260105T020000Z"),
+                    vevent("c2", "DTSTART:20260106T230000Z", "DTEND:20260107T010000Z"),
+                    vevent("out", "DTSTART:20260108T090000Z", "DTEND:20260108T100000Z"))
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 7)),
+                         {"BUSY": [(utc(2026, 1, 5), utc(2026, 1, 5, 2)),
+                                   (utc(2026, 1, 6, 23), utc(2026, 1, 7))]})
+
+    def test_clippedSeries(self):
+        """A long-running series contributes only the instances inside the window."""
+        self.append(vevent("daily", "DTSTART:20200101T120000Z", "DTEND:20200101T130000Z", "RRULE:FREQ=DAILY"))
+        self.assertEqual(self.busy(utc(2026, 1, 5, 12, 30), utc(2026, 1, 7)),
+                         {"BUSY": [(utc(2026, 1, 5, 12, 30), utc(2026, 1, 5, 13)),
+                                   (utc(2026, 1, 6, 12), utc(2026, 1, 6, 13))]})
+
+
+class StatusTests(_CalendarTestCase):
+    window = (utc(2026, 1, 5), utc(2026, 1, 6))
+
+    def one(self, *lines):
+        """The periods of one event at 09:00-10:00Z with C{lines} added."""
+        self.append(vevent("s", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z", *lines))
+        return self.busy(*self.window)
+
+    def test_tentative(self):
+        """STATUS:TENTATIVE is BUSY-TENTATIVE."""
+        self.assertEqual(self.one("STATUS:TENTATIVE"),
+                         {"BUSY-TENTATIVE": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_confirmed(self):
+        """STATUS:CONFIRMED and TRANSP:OPAQUE are BUSY."""
+        self.assertEqual(self.one("STATUS:CONFIRMED", "TRANSP:OPAQUE"),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_cancelled(self):
+        """STATUS:CANCELLED is free."""
+        self.assertEqual(self.one("STATUS:CANCELLED"), {})
+
+    def test_transparent(self):
+        """TRANSP:TRANSPARENT is free."""
+        self.assertEqual(self.one("TRANSP:TRANSPARENT"), {})
+
+    def test_outOfOffice(self):
+        """X-MICROSOFT-CDO-BUSYSTATUS:OOF is BUSY-UNAVAILABLE."""
+        self.assertEqual(self.one("X-MICROSOFT-CDO-BUSYSTATUS:OOF"),
+                         {"BUSY-UNAVAILABLE": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_cdoFree(self):
+        """X-MICROSOFT-CDO-BUSYSTATUS:FREE is free."""
+        self.assertEqual(self.one("X-MICROSOFT-CDO-BUSYSTATUS:FREE"), {})
+
+    def test_cdoTentative(self):
+        """X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE is BUSY-TENTATIVE."""
+        self.assertEqual(self.one("X-MICROSOFT-CDO-BUSYSTATUS:TENTATIVE"),
+                         {"BUSY-TENTATIVE": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_declinedByOwnerAlias(self):
+        """An invitation the owner declined (under an alias, any case) is free."""
+        self.assertEqual(self.one("ORGANIZER:mailto:boss@elsewhere.test",
+                                  "ATTENDEE;PARTSTAT=ACCEPTED:mailto:other@example.test",
+                                  "ATTENDEE;PARTSTAT=DECLINED:mailto:Demo.User@Example.TEST"), {})
+
+    def test_declinedBySomeoneElse(self):
+        """Another attendee's refusal does not free the owner's time."""
+        self.assertEqual(self.one("ATTENDEE;PARTSTAT=DECLINED:mailto:other@example.test",
+                                  "ATTENDEE;PARTSTAT=ACCEPTED:mailto:demo@example.test"),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_ownerTentative(self):
+        """The owner's PARTSTAT=TENTATIVE is BUSY-TENTATIVE."""
+        self.assertEqual(self.one("ATTENDEE;PARTSTAT=TENTATIVE:mailto:demo@example.test"),
+                         {"BUSY-TENTATIVE": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_todoIgnored(self):
+        """VTODOs do not block time."""
+        self.append("\r\n".join(("BEGIN:VTODO", "UID:t", "DTSTAMP:20251201T000000Z",
+                                 "DTSTART:20260105T090000Z", "DUE:20260105T100000Z", "END:VTODO")))
+        self.assertEqual(self.busy(*self.window), {})
+
+
+class MergeTests(_CalendarTestCase):
+    def test_overlapAndTypes(self):
+        """Overlapping periods merge per type, and a stronger type's time is not repeated in a weaker one."""
+        self.append(vevent("b1", "DTSTART:20260105T090000Z", "DTEND:20260105T110000Z"),
+                    vevent("b2", "DTSTART:20260105T100000Z", "DTEND:20260105T120000Z"),
+                    vevent("b3", "DTSTART:20260105T120000Z", "DTEND:20260105T123000Z"),
+                    vevent("t1", "STATUS:TENTATIVE", "DTSTART:20260105T080000Z", "DTEND:20260105T130000Z"),
+                    vevent("o1", "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+                           "DTSTART:20260105T093000Z", "DTEND:20260105T100000Z"))
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 6)), {
+            "BUSY-UNAVAILABLE": [(utc(2026, 1, 5, 9, 30), utc(2026, 1, 5, 10))],
+            "BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 9, 30)),
+                     (utc(2026, 1, 5, 10), utc(2026, 1, 5, 12, 30))],
+            "BUSY-TENTATIVE": [(utc(2026, 1, 5, 8), utc(2026, 1, 5, 9)),
+                               (utc(2026, 1, 5, 12, 30), utc(2026, 1, 5, 13))],
+        })
+
+    def test_subtract(self):
+        """subtractPeriods removes covered stretches, splitting a period in two."""
+        self.assertEqual(calendar.subtractPeriods([(0, 10), (20, 30)], [(2, 4), (8, 22), (25, 26)]),
+                         [(0, 2), (4, 8), (22, 25), (26, 30)])
+
+
+class SourceTests(_CalendarTestCase):
+    def test_encodings(self):
+        """Calendar parts are found in quoted-printable bodies and base64 multipart parts."""
+        self.append(vevent("q", "SUMMARY:Caf\u00e9 " + "x" * 80, "DTSTART:20260105T090000Z",
+                           "DTEND:20260105T100000Z"), encoding="quoted-printable")
+        self.append(vevent("b", "DTSTART:20260105T110000Z", "DTEND:20260105T120000Z"),
+                    encoding="base64", multipart=True)
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 6)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10)),
+                                   (utc(2026, 1, 5, 11), utc(2026, 1, 5, 12))]})
+
+    def test_latin1Part(self):
+        """A calendar part in another charset is decoded by its charset."""
+        body = vcalendar(vevent("l", "SUMMARY:R\u00e9union", "DTSTART:20260105T090000Z",
+                                "DTEND:20260105T100000Z")).encode("latin-1")
+        self.mailbox.appendMessage(b"Content-Type: text/calendar; charset=iso-8859-1\r\n\r\n" + body)
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 6)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+        [event] = calendar.parseMessage(b"Content-Type: text/calendar; charset=iso-8859-1\r\n\r\n" + body)
+        self.assertEqual(str(event.component["SUMMARY"]), "R\u00e9union")
+
+    def test_subfoldersAndOtherClasses(self):
+        """Every IPF.Appointment mailbox counts, sub-folders included; other mailboxes do not."""
+        store = self.account.mailStore
+        store.createMailbox("Calendar/Work", "IPF.Appointment")
+        store.getMailbox("Calendar/Work").appendMessage(
+            message(vevent("w", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z")))
+        store.getMailbox("INBOX").appendMessage(
+            message(vevent("i", "DTSTART:20260105T110000Z", "DTEND:20260105T120000Z")))
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 6)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_badMessagesSkipped(self):
+        """Unparsable calendar data is logged and skipped; the other events still count."""
+        self.mailbox.appendMessage(b"Content-Type: text/calendar\r\n\r\nBEGIN:VCALENDAR\r\nthis is not\r\n")
+        self.mailbox.appendMessage(b"Subject: just mail\r\n\r\nhello\r\n")
+        self.append(vevent("bad", "DTSTART:garbage", "DTEND:20260105T100000Z"))
+        self.append(vevent("ok", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.assertEqual(self.busy(utc(2026, 1, 5), utc(2026, 1, 6)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+        self.assertTrue(self.flushLoggedErrors())
+
+
+class CacheTests(_CalendarTestCase):
+    window = (utc(2026, 1, 5), utc(2026, 1, 6))
+
+    def setUp(self):
+        _CalendarTestCase.setUp(self)
+        self.parsed = []
+        original = parse.parseCalendar
+
+        def counting(data):
+            self.parsed.append(data)
+            return original(data)
+
+        self.patch(parse, "parseCalendar", counting)
+        self.cache = FreeBusyCache()
+
+    def test_reusedUntilAppend(self):
+        """A cached document (with its original DTSTAMP) is served until a message is appended."""
+        self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        first = self.cache.get(self.account, *self.window, now=NOW)
+        second = self.cache.get(self.account, *self.window, now=NOW + timedelta(hours=1))
+        self.assertIs(second, first)
+        self.assertEqual(self.cache.computed, 1)
+        self.append(vevent("b", "DTSTART:20260105T110000Z", "DTEND:20260105T120000Z"))
+        third = self.cache.get(self.account, *self.window, now=NOW + timedelta(hours=2))
+        self.assertEqual(self.cache.computed, 2)
+        self.assertEqual(periods(third), {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10)),
+                                                   (utc(2026, 1, 5, 11), utc(2026, 1, 5, 12))]})
+        [vfreebusy] = icalendar.Calendar.from_ical(third).walk("VFREEBUSY")
+        self.assertEqual(vfreebusy["DTSTAMP"].dt, NOW + timedelta(hours=2))
+        self.assertEqual(len(self.parsed), 2)
+
+    def test_parsedOnce(self):
+        """After a change only the new message is parsed, also for another window."""
+        for i in range(5):
+            self.append(vevent("e%d" % (i,), "DTSTART:2026010%dT090000Z" % (i + 1,),
+                               "DTEND:2026010%dT100000Z" % (i + 1,)))
+        self.cache.get(self.account, utc(2026, 1, 1), utc(2026, 1, 10))
+        self.assertEqual(len(self.parsed), 5)
+        self.append(vevent("new", "DTSTART:20260108T090000Z", "DTEND:20260108T100000Z"))
+        document = self.cache.get(self.account, utc(2026, 1, 1), utc(2026, 1, 10))
+        self.cache.get(self.account, utc(2026, 1, 2), utc(2026, 1, 10))
+        self.assertEqual(len(self.parsed), 6)
+        self.assertEqual(len(periods(document)["BUSY"]), 6)
+
+    def test_expunge(self):
+        """An expunged event disappears from the recomputed document."""
+        uid = self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.assertEqual(len(periods(self.cache.get(self.account, *self.window))["BUSY"]), 1)
+        self.mailbox.setFlags([uid], ["\\Deleted"], "+")
+        self.mailbox.expunge()
+        self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
+
+    def test_newCalendarMailbox(self):
+        """Creating a calendar mailbox recomputes the document."""
+        self.cache.get(self.account, *self.window)
+        self.account.mailStore.createMailbox("Shared Calendar", "IPF.Appointment")
+        self.cache.get(self.account, *self.window)
+        self.assertEqual(self.cache.computed, 2)
+
+    def test_otherMailboxDoesNotMatter(self):
+        """Mail arriving in a non-calendar mailbox leaves the cached document alone."""
+        self.cache.get(self.account, *self.window)
+        self.account.mailStore.getMailbox("INBOX").appendMessage(b"Subject: hi\r\n\r\nhi\r\n")
+        self.cache.get(self.account, *self.window)
+        self.assertEqual(self.cache.computed, 1)
+
+    def test_keyedByWindowAndUrl(self):
+        """Different windows and URLs are different documents."""
+        self.cache.get(self.account, *self.window)
+        self.cache.get(self.account, *self.window, url="http://h/a.vfb")
+        self.cache.get(self.account, utc(2026, 1, 5), utc(2026, 1, 7))
+        self.cache.get(self.account, *self.window, url="http://h/a.vfb")
+        self.assertEqual(self.cache.computed, 3)
+
+    def test_maxEntries(self):
+        """The least recently used document is dropped beyond maxEntries."""
+        cache = FreeBusyCache(maxEntries=2)
+        for day in (5, 6, 7, 5):
+            cache.get(self.account, utc(2026, 1, day), utc(2026, 1, 8))
+        self.assertEqual(cache.computed, 4)
+
+    def test_seriesExpandedOnce(self):
+        """A new single event does not expand unchanged series again; a new override re-expands its series."""
+        expanded = []
+        original = calendarPeriods._instances
+
+        def counting(groups, start, end):
+            expanded.append(sorted(group[0].uid for group in groups))
+            return original(groups, start, end)
+
+        self.patch(calendarPeriods, "_instances", counting)
+        self.append(vevent("w", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z", "RRULE:FREQ=DAILY;COUNT=3"))
+        self.append(vevent("v", "DTSTART:20260105T150000Z", "DTEND:20260105T160000Z", "RRULE:FREQ=DAILY;COUNT=3"))
+        window = (utc(2026, 1, 5), utc(2026, 1, 8))
+        self.cache.get(self.account, *window)
+        self.append(vevent("s", "DTSTART:20260105T120000Z", "DTEND:20260105T130000Z"))
+        self.cache.get(self.account, *window)
+        self.assertEqual(expanded, [["v", "w"]])
+        self.append(vevent("w", "RECURRENCE-ID:20260106T090000Z", "STATUS:CANCELLED",
+                           "DTSTART:20260106T090000Z", "DTEND:20260106T100000Z"))
+        document = self.cache.get(self.account, *window)
+        self.assertEqual(expanded, [["v", "w"], ["w"]])
+        self.assertEqual(periods(document)["BUSY"][:4],
+                         [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10)), (utc(2026, 1, 5, 12), utc(2026, 1, 5, 13)),
+                          (utc(2026, 1, 5, 15), utc(2026, 1, 5, 16)), (utc(2026, 1, 6, 15), utc(2026, 1, 6, 16))])
+
+    def test_timezoneChange(self):
+        """Changing the account's time zone recomputes floating times."""
+        self.append(vevent("fl", "DTSTART:20260105T090000", "DTEND:20260105T100000"))
+        self.assertEqual(periods(self.cache.get(self.account, *self.window)),
+                         {"BUSY": [(utc(2026, 1, 5, 8), utc(2026, 1, 5, 9))]})
+        self.context.directory.setAccount("demo@example.test", timezone="UTC")
+        self.assertEqual(periods(self.cache.get(self.account, *self.window)),
+                         {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+
+    def test_farEventsNotParsed(self):
+        """Plain events far from the window are parsed only when a window comes near them."""
+        self.append(vevent("near", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.append(vevent("far", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
+        self.cache.get(self.account, *self.window)
+        self.assertEqual(len(self.parsed), 1)
+        document = self.cache.get(self.account, utc(2026, 6, 5), utc(2026, 6, 6))
+        self.assertEqual(len(self.parsed), 2)
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 6, 5, 9), utc(2026, 6, 5, 10))]})
+
+    def test_movedAwayVersion(self):
+        """An old copy inside the window loses to a newer copy of the same UID moved far outside it."""
+        self.append(vevent("m", "SEQUENCE:0", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.append(vevent("m", "SEQUENCE:1", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
+        self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
+
+
+    def test_movedAwayVersionFirst(self):
+        """The same, with the newer copy delivered first."""
+        self.append(vevent("m", "SEQUENCE:1", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
+        self.append(vevent("m", "SEQUENCE:0", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
+
+    def test_seriesReplacedByPlainVersion(self):
+        """A newer plain copy far from the window replaces a series that had instances in it."""
+        self.append(vevent("s", "SEQUENCE:0", "DTSTART:20260101T090000Z", "DTEND:20260101T100000Z",
+                           "RRULE:FREQ=DAILY;COUNT=10"))
+        self.append(vevent("s", "SEQUENCE:1", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
+        self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
+
+class OccurrenceTests(unittest.TestCase):
+    def test_publicFallback(self):
+        """Occurrences without the expected internals are read through their public as_component."""
+        component = icalendar.Event()
+        component.add("DTSTART", utc(2026, 1, 5, 9))
+        component.add("DURATION", timedelta(hours=1))
+
+        class Occurrence:
+            def as_component(self, keep):
+                return component
+
+        self.assertEqual(calendarPeriods._occurrenceTriple(Occurrence()),
+                         (utc(2026, 1, 5, 9), timedelta(hours=1), component))
+
+
+class SniffTests(unittest.TestCase):
+    event = vcalendar("BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\n"
+                      "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE",
+                      vevent("some-\r\n uid", "DTSTART;TZID=Europe/Berlin:20260105T090000",
+                             "DTEND;VALUE=DATE:20260107"), method="REQUEST")
+
+    def test_plainEvent(self):
+        """One plain event is sniffed: its unfolded UID and bounds a day beyond its times."""
+        unparsed = calendar.sniff(self.event)
+        self.assertEqual(unparsed.uid, "some-uid")
+        self.assertTrue(unparsed.near(datetime(2026, 1, 7, 12), datetime(2026, 1, 8)))
+        self.assertFalse(unparsed.near(datetime(2026, 1, 8, 3), datetime(2026, 1, 9)))
+        self.assertFalse(unparsed.near(datetime(2026, 1, 1), datetime(2026, 1, 4, 6)))
+        [event] = unparsed.events()
+        self.assertEqual(event.uid, "some-uid")
+
+    def test_parsedNow(self):
+        """Series, overrides, durations, replies and several events are not sniffed."""
+        for old, new in [("DTSTART;TZID", "RRULE:FREQ=DAILY\r\nDTSTART;TZID"),
+                         ("DTSTART;TZID", "RECURRENCE-ID:20260105T080000Z\r\nDTSTART;TZID"),
+                         ("DTEND;VALUE=DATE:20260107", "DURATION:PT1H"),
+                         ("METHOD:REQUEST", "METHOD:REPLY"),
+                         ("END:VEVENT", "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VEVENT"),
+                         ("DTSTART;TZID=Europe/Berlin:20260105T090000", "DTSTART:tomorrow")]:
+            self.assertIsNone(calendar.sniff(self.event.replace(old, new)), new)
