@@ -383,10 +383,11 @@ class IFileStore(Interface):
 
     root = Attribute("C{FilePath} of the storage root.")
 
-    def resolve(path):
+    def resolve(path, cwd="/"):
         """
-        Map a client path (C{str}, C{'/'}-separated, relative to the root;
-        a leading C{'/'} means the root) to a C{FilePath} inside the root.
+        Map a client path (C{str}, C{'/'}-separated; relative paths are taken
+        from the client's current folder C{cwd}, a leading C{'/'} means the
+        root) to a C{FilePath} inside the root.
 
         @raise gateway.errors.InvalidPath: for C{..} that leaves the root,
             NUL, backslashes, or symlinks that lead out of the root.
@@ -394,6 +395,14 @@ class IFileStore(Interface):
 
     def usage():
         """@return: bytes used by the files."""
+
+    def remove(path):
+        """
+        Remove a file, or a folder with everything in it (front-ends that
+        must refuse non-empty folders, such as FTP RMD, check first).
+
+        @raise gateway.errors.InvalidPath: for the root.
+        """
 
     def writeFile(path, source, append=False, offset=None):
         """
