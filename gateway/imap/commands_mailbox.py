@@ -1,0 +1,552 @@
+# -*- test-case-name: tests.test_imap_mailbox -*-
+"""
+Authenticated-state commands: SELECT, EXAMINE, CREATE, DELETE, RENAME,
+SUBSCRIBE, UNSUBSCRIBE, LIST (with LIST-EXTENDED, LIST-STATUS, SPECIAL-USE,
+CHILDREN), LSUB, STATUS, NAMESPACE, APPEND (UIDPLUS, APPENDLIMIT), and
+QUOTA (RFC 9208, the account's storage limit).
+"""
+
+import datetime
+import re
+
+from gateway.errors import (
+    InvalidMailboxName,
+    MailboxExists,
+    MailboxHasChildren,
+    NoSuchMailbox,
+    QuotaExceeded,
+    StoreError,
+)
+from gateway.imap.format import SYSTEM_FLAGS, badFlags, encodeMailbox, formatFlags
+from gateway.imap.parser import IMAPSyntaxError, decodeMailbox
+from gateway.imap.protocol import (
+    AUTH,
+    SELECTED,
+    bad,
+    capability,
+    command,
+    no,
+)
+from gateway.imap.view import MailboxView
+
+DELIMITER = "/"
+
+capability("NAMESPACE")
+capability("UNSELECT")
+capability("UIDPLUS")
+capability("CHILDREN")
+capability("LIST-EXTENDED")
+capability("LIST-STATUS")
+capability("SPECIAL-USE")
+capability("QUOTA")
+capability("QUOTA=RES-STORAGE")
+
+
+def storeError(error):
+    """
+    The tagged C{NO} for a store exception.
+    """
+    if isinstance(error, NoSuchMailbox):
+        return no("[NONEXISTENT] No such mailbox")
+    if isinstance(error, MailboxExists):
+        return no("[ALREADYEXISTS] Mailbox already exists")
+    if isinstance(error, MailboxHasChildren):
+        return no("[INUSE] Mailbox has children")
+    if isinstance(error, InvalidMailboxName):
+        return no("[CANNOT] %s" % (error,))
+    if isinstance(error, QuotaExceeded):
+        return no("[OVERQUOTA] Storage quota exceeded")
+    return no("[SERVERBUG] %s" % (error,))
+
+
+def checkNewName(name):
+    """
+    Refuse names a new mailbox cannot have (empty, wildcards, empty levels).
+    """
+    if not name:
+        raise no("[CANNOT] Empty mailbox name")
+    if "*" in name or "%" in name or DELIMITER * 2 in name or name.startswith(DELIMITER):
+        raise no("[CANNOT] Mailbox names cannot contain wildcards or empty levels")
+
+
+def checkAccess(session, name, rights):
+    """
+    The access check every mailbox operation goes through, with the RFC
+    4314 rights it needs (C{"r"} read, C{"i"} insert, C{"k"} create,
+    C{"x"} delete, ...).  Today a session sees only its own account's
+    mailboxes, which it has every right on; shared mailboxes
+    (C{~account/mailbox}) and ACLs plug in here.
+
+    @raise Response: C{NO [NOPERM]} when a right is missing.
+    """
+    return None
+
+
+def openMailbox(session, name, rights="r"):
+    """
+    Open a mailbox for a command, after L{checkAccess}.
+
+    @raise gateway.errors.StoreError: as C{getMailbox} does.
+    """
+    checkAccess(session, name, rights)
+    return session.account.mailStore.getMailbox(name)
+
+
+def mailboxArgument(args):
+    args.space()
+    return args.mailbox()
+
+
+# -- SELECT / EXAMINE ------------------------------------------------------------
+
+
+def _select(session, tag, args, readOnly):
+    name = mailboxArgument(args)
+    if not args.atEnd():
+        args.space()
+        params = args.parenList()
+        if [p.upper() if isinstance(p, str) else p for p in params] != ["CONDSTORE"]:
+            raise bad("Unsupported SELECT parameters")
+        session.enabled.add("CONDSTORE")
+    args.end()
+    session.closeMailbox()
+    try:
+        mailbox = openMailbox(session, name, "r")
+    except StoreError as e:
+        raise storeError(e) from None
+    d = mailbox.synchronize()
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly))
+    return d
+
+
+def _selected(session, mailbox, readOnly):
+    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
+    session.view = view
+    session.state = SELECTED
+    session.sendUntagged(b"FLAGS " + formatFlags(SYSTEM_FLAGS))
+    session.sendUntagged(b"OK [PERMANENTFLAGS " + (b"()" if readOnly else formatFlags(
+        SYSTEM_FLAGS + ("\\*",))) + b"] Flags permitted")
+    session.sendUntagged(b"%d EXISTS" % (view.exists,))
+    session.sendUntagged(b"%d RECENT" % (len(view.recent),))
+    unseen = _firstUnseen(view)
+    if unseen is not None:
+        session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
+    session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
+    session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (mailbox.uidNext(),))
+    if "CONDSTORE" in session.enabled:
+        session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
+    verb = "EXAMINE" if readOnly else "SELECT"
+    return ("OK", "[%s] %s completed" % ("READ-ONLY" if readOnly else "READ-WRITE", verb))
+
+
+def _firstUnseen(view, batch=500):
+    uids = view.uids
+    for i in range(0, len(uids), batch):
+        for info in view.mailbox.messages(uids[i:i + batch]):
+            if "\\Seen" not in info.flags:
+                return view.seqOf(info.uid)
+    return None
+
+
+def _mailboxChanged(session):
+    """
+    The selected mailbox changed: announce it at once during IDLE.
+    """
+    if session.idling and session.view is not None:
+        session.view.sendUpdates(session, expunge=True)
+        session.flush()
+
+
+@command("SELECT", AUTH)
+def do_SELECT(session, tag, args):
+    return _select(session, tag, args, readOnly=False)
+
+
+@command("EXAMINE", AUTH)
+def do_EXAMINE(session, tag, args):
+    return _select(session, tag, args, readOnly=True)
+
+
+# -- CREATE / DELETE / RENAME / SUBSCRIBE --------------------------------------------
+
+
+def _storeCall(f, *a):
+    try:
+        return f(*a)
+    except StoreError as e:
+        raise storeError(e) from None
+
+
+@command("CREATE", AUTH)
+def do_CREATE(session, tag, args):
+    name = mailboxArgument(args)
+    useAttrs = None
+    if not args.atEnd():
+        args.space()
+        params = args.parenList()
+        if len(params) != 2 or str(params[0]).upper() != "USE" or not isinstance(params[1], list):
+            raise bad("Unsupported CREATE parameters")
+        useAttrs = params[1]
+    args.end()
+    name = name.rstrip(DELIMITER)
+    checkNewName(name)
+    specialUse = None
+    if useAttrs:
+        if len(useAttrs) != 1:
+            raise no("[USEATTR] Only one special use per mailbox")
+        specialUse = str(useAttrs[0]).capitalize()
+    if name == "INBOX":
+        raise no("[ALREADYEXISTS] INBOX always exists")
+    checkAccess(session, name, "k")
+    _storeCall(session.account.mailStore.createMailbox, name, "IPF.Note", specialUse)
+
+
+@command("DELETE", AUTH)
+def do_DELETE(session, tag, args):
+    name = mailboxArgument(args)
+    args.end()
+    if session.view is not None and session.view.mailbox.name == name:
+        session.closeMailbox()
+    checkAccess(session, name, "x")
+    _storeCall(session.account.mailStore.deleteMailbox, name)
+
+
+@command("RENAME", AUTH)
+def do_RENAME(session, tag, args):
+    old = mailboxArgument(args)
+    new = mailboxArgument(args).rstrip(DELIMITER)
+    args.end()
+    checkNewName(new)
+    checkAccess(session, old, "x")
+    checkAccess(session, new, "k")
+    _storeCall(session.account.mailStore.renameMailbox, old, new)
+
+
+@command("SUBSCRIBE", AUTH)
+def do_SUBSCRIBE(session, tag, args):
+    name = mailboxArgument(args)
+    args.end()
+    _storeCall(session.account.mailStore.subscribe, name)
+
+
+@command("UNSUBSCRIBE", AUTH)
+def do_UNSUBSCRIBE(session, tag, args):
+    name = mailboxArgument(args)
+    args.end()
+    _storeCall(session.account.mailStore.unsubscribe, name)
+
+
+@command("NAMESPACE", AUTH, capability="NAMESPACE")
+def do_NAMESPACE(session, tag, args):
+    args.end()
+    session.sendUntagged(b'NAMESPACE (("" "/")) NIL NIL')
+
+
+# -- LIST / LSUB ---------------------------------------------------------------------
+
+
+def patternRegex(reference, pattern):
+    """
+    A compiled regex for a LIST reference and pattern (C{str}): C{*}
+    matches anything, C{%} anything but the delimiter; INBOX is matched in
+    any case.
+    """
+    full = reference + pattern if not pattern.startswith(DELIMITER) or not reference else reference + pattern
+    if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
+        full = "INBOX" + full[5:]
+    parts = []
+    for ch in full:
+        if ch == "*":
+            parts.append(".*")
+        elif ch == "%":
+            parts.append("[^/]*")
+        else:
+            parts.append(re.escape(ch))
+    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+
+
+_LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
+_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
+
+
+def _patterns(args):
+    if args.peek() == b"(":
+        values = args.parenList()
+        if not values or not all(isinstance(v, (str, bytes)) for v in values):
+            raise IMAPSyntaxError("bad mailbox pattern list")
+        raw = [v if isinstance(v, bytes) else v.encode("latin-1") for v in values]
+    else:
+        raw = [args.listMailbox()]
+    return [decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX" for r in raw]
+
+
+@command("LIST", AUTH)
+def do_LIST(session, tag, args):
+    args.space()
+    selection = set()
+    extended = False
+    if args.peek() == b"(":
+        extended = True
+        selection = {str(v).upper() for v in args.parenList()}
+        if not selection <= _LIST_SELECT:
+            raise bad("Unknown LIST selection option")
+        if selection == {"RECURSIVEMATCH"}:
+            raise bad("RECURSIVEMATCH needs another selection option")
+        args.space()
+    reference = args.mailbox()
+    args.space()
+    patterns = _patterns(args)
+    returns, statusItems = set(), None
+    if not args.atEnd():
+        args.space()
+        if args.atom().upper() != "RETURN":
+            raise bad("Expected RETURN")
+        args.space()
+        options = args.parenList()
+        i = 0
+        while i < len(options):
+            option = str(options[i]).upper()
+            if option not in _LIST_RETURN:
+                raise bad("Unknown LIST return option")
+            if option == "STATUS":
+                i += 1
+                if i >= len(options) or not isinstance(options[i], list):
+                    raise bad("STATUS needs a list of items")
+                statusItems = [str(v).upper() for v in options[i]]
+                _checkStatusItems(statusItems)
+            returns.add(option)
+            i += 1
+        extended = True
+    args.end()
+    if patterns == [""]:
+        session.sendUntagged(b'LIST (\\Noselect) "/" ""')
+        return None
+    _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended)
+
+
+@command("LSUB", AUTH)
+def do_LSUB(session, tag, args):
+    args.space()
+    reference = args.mailbox()
+    args.space()
+    patterns = _patterns(args)
+    args.end()
+    _list(session, "LSUB", reference, patterns, {"SUBSCRIBED"}, set(), None, False)
+
+
+def _list(session, verb, reference, patterns, selection, returns, statusItems, extended):
+    store = session.account.mailStore
+    regexes = [patternRegex(reference, p) for p in patterns]
+    infos = {info.name: info for info in store.listMailboxes()}
+    subscribed = set(store.subscriptions()) if (
+        "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
+    extra = {}
+    if "SUBSCRIBED" in selection:
+        names = set()
+        for name in subscribed:
+            if any(r.match(name) for r in regexes):
+                names.add(name)
+                continue
+            # A subscribed child under a matching parent (RFC 3501 6.3.9,
+            # RFC 5258 RECURSIVEMATCH).
+            parts = name.split(DELIMITER)
+            for i in range(len(parts) - 1, 0, -1):
+                parent = DELIMITER.join(parts[:i])
+                if any(r.match(parent) for r in regexes):
+                    if verb == "LSUB":
+                        extra.setdefault(parent, "noselect")
+                    elif "RECURSIVEMATCH" in selection:
+                        extra[parent] = "childinfo"
+                    break
+        names = sorted(names | set(extra))
+    else:
+        names = sorted(name for name in infos if any(r.match(name) for r in regexes))
+    for name in names:
+        info = infos.get(name)
+        attributes = []
+        if name in extra and name not in subscribed:
+            if verb == "LSUB":
+                attributes.append("\\Noselect")
+            elif info is None:
+                attributes.append("\\NonExistent")
+        elif info is None:
+            if verb == "LSUB":
+                continue
+            attributes.append("\\NonExistent")
+        if info is not None:
+            if "SPECIAL-USE" in selection and not info.specialUse:
+                continue
+            if not info.selectable and "\\Noselect" not in attributes:
+                attributes.append("\\Noselect")
+            attributes.append("\\HasChildren" if info.hasChildren else "\\HasNoChildren")
+            if info.specialUse and (not extended or "SPECIAL-USE" in returns
+                                    or "SPECIAL-USE" in selection):
+                attributes.append(info.specialUse)
+        if name in subscribed and verb == "LIST":
+            attributes.append("\\Subscribed")
+        line = (verb.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
+                + b') "/" ' + encodeMailbox(name))
+        if extra.get(name) == "childinfo":
+            line += b' ("CHILDINFO" ("SUBSCRIBED"))'
+        session.sendUntagged(line)
+        if statusItems and info is not None and info.selectable:
+            try:
+                mailbox = openMailbox(session, name, "r")
+            except StoreError:
+                continue
+            session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, statusItems))
+
+
+# -- STATUS ----------------------------------------------------------------------------
+
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+
+
+def _checkStatusItems(items):
+    for item in items:
+        if item not in _STATUS_ITEMS:
+            raise bad("Unknown STATUS item %s" % (item[:20],))
+
+
+def _statusList(session, mailbox, items):
+    values = []
+    uids = None
+    for item in items:
+        if item == "MESSAGES":
+            uids = mailbox.uids() if uids is None else uids
+            value = len(uids)
+        elif item == "RECENT":
+            value = len(session.view.recent) if (
+                session.view is not None and session.view.mailbox is mailbox) else 0
+        elif item == "UIDNEXT":
+            value = mailbox.uidNext()
+        elif item == "UIDVALIDITY":
+            value = mailbox.uidValidity
+        elif item == "HIGHESTMODSEQ":
+            value = mailbox.highestModSeq()
+        else:
+            uids = mailbox.uids() if uids is None else uids
+            unseen = size = 0
+            for i in range(0, len(uids), 1000):
+                for info in mailbox.messages(uids[i:i + 1000]):
+                    unseen += "\\Seen" not in info.flags
+                    size += info.size
+            value = unseen if item == "UNSEEN" else size
+        values.append(b"%s %d" % (item.encode("ascii"), value))
+    return b"(" + b" ".join(values) + b")"
+
+
+@command("STATUS", AUTH)
+def do_STATUS(session, tag, args):
+    name = mailboxArgument(args)
+    args.space()
+    items = [str(v).upper() for v in args.parenList()]
+    args.end()
+    if not items:
+        raise bad("STATUS needs items")
+    _checkStatusItems(items)
+    try:
+        mailbox = openMailbox(session, name, "r")
+    except StoreError as e:
+        raise storeError(e) from None
+    session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, items))
+
+
+# -- APPEND ------------------------------------------------------------------------------
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)}
+_DATE_TIME = re.compile(r"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
+
+
+def parseDateTime(text):
+    """
+    An IMAP C{date-time} (C{"17-Jul-1996 02:44:25 -0700"}) as an aware
+    C{datetime}.
+
+    @raise IMAPSyntaxError: when malformed.
+    """
+    match = _DATE_TIME.match(text)
+    if match is None or match.group(2).upper() not in _MONTHS:
+        raise IMAPSyntaxError("bad date-time")
+    day, month, year, hh, mm, ss, sign, zh, zm = match.groups()
+    offset = datetime.timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == "-" else 1)
+    try:
+        return datetime.datetime(int(year), _MONTHS[month.upper()], int(day), int(hh), int(mm), int(ss),
+                                 tzinfo=datetime.timezone(offset))
+    except ValueError:
+        raise IMAPSyntaxError("bad date-time") from None
+
+
+def formatDateTime(value):
+    return value.strftime("%d-%b-%Y %H:%M:%S %z")
+
+
+capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessageSize,))
+
+
+@command("APPEND", AUTH)
+def do_APPEND(session, tag, args):
+    name = mailboxArgument(args)
+    args.space()
+    flags = ()
+    internalDate = None
+    if args.peek() == b"(":
+        flags = args.parenList()
+        if badFlags(flags) or any(f.lower() == "\\recent" for f in flags):
+            raise bad("Bad flag list")
+        args.space()
+    if args.peek() == b'"':
+        internalDate = parseDateTime(args.quoted().decode("latin-1"))
+        args.space()
+    message = args.literal()
+    args.end()
+    try:
+        mailbox = openMailbox(session, name, "i")
+    except NoSuchMailbox:
+        raise no("[TRYCREATE] No such mailbox") from None
+    except StoreError as e:
+        raise storeError(e) from None
+    try:
+        uid = mailbox.appendMessage(message, flags, internalDate)
+    except StoreError as e:
+        raise storeError(e) from None
+    except QuotaExceeded:
+        raise no("[OVERQUOTA] Storage quota exceeded") from None
+    return ("OK", "[APPENDUID %d %d] APPEND completed" % (mailbox.uidValidity, uid))
+
+
+# -- QUOTA ---------------------------------------------------------------------------------
+
+
+def _quotaResponse(session):
+    quota = session.account.quota
+    limit = quota.limit()
+    if limit is None:
+        return b'QUOTA "" ()'
+    return b'QUOTA "" (STORAGE %d %d)' % (quota.used() // 1024, limit // 1024)
+
+
+@command("GETQUOTAROOT", AUTH, capability="QUOTA")
+def do_GETQUOTAROOT(session, tag, args):
+    name = mailboxArgument(args)
+    args.end()
+    session.sendUntagged(b"QUOTAROOT " + encodeMailbox(name) + b' ""')
+    session.sendUntagged(_quotaResponse(session))
+
+
+@command("GETQUOTA", AUTH, capability="QUOTA")
+def do_GETQUOTA(session, tag, args):
+    args.space()
+    root = args.astring()
+    args.end()
+    if root != b"":
+        raise no("[NONEXISTENT] No such quota root")
+    session.sendUntagged(_quotaResponse(session))
+
+
+@command("SETQUOTA", AUTH, capability="QUOTA")
+def do_SETQUOTA(session, tag, args):
+    args.rest()
+    raise no("[NOPERM] Quotas are set by the administrator")
+

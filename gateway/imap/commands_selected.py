@@ -1,0 +1,484 @@
+# -*- test-case-name: tests.test_imap_selected -*-
+"""
+Selected-state commands: CHECK, CLOSE, UNSELECT, EXPUNGE (and UIDPLUS's UID
+EXPUNGE), SEARCH (with ESEARCH), FETCH, STORE, COPY, MOVE (RFC 6851), their
+UID variants, and IDLE (RFC 2177).
+"""
+
+import re
+
+from twisted.internet import defer, task
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPullProducer
+from zope.interface import implementer
+
+from gateway.errors import NoSuchMailbox, QuotaExceeded, StoreError
+from gateway.imap.commands_auth import ENABLEABLE
+from gateway.imap.commands_mailbox import openMailbox, storeError
+from gateway.imap.format import badFlags, formatFlags
+from gateway.imap.parser import IMAPSyntaxError
+from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
+from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
+
+capability("IDLE")
+capability("MOVE")
+capability("ESEARCH")
+capability("CONDSTORE")
+ENABLEABLE.add("CONDSTORE")
+
+_SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
+
+#: Messages read from the index per batch.
+BATCH = 500
+
+#: FETCH and SEARCH over more messages than this give the reactor a turn
+#: between batches.
+COOPERATE_ABOVE = 2000
+
+
+def sequenceArgument(args):
+    args.space()
+    try:
+        return parseSequenceSet(args.atom())
+    except ValueError as e:
+        raise IMAPSyntaxError("bad sequence set: %s" % (e,)) from None
+
+
+def targetUids(session, sequenceSet, uid):
+    view = session.view
+    if uid:
+        return view.uidsForUidSet(sequenceSet)
+    if not view.uids and sequenceSet.hasStar:
+        return []
+    if sequenceSet.highest(len(view.uids)) > len(view.uids):
+        raise bad("Invalid message sequence number")
+    return view.uidsForSequences(sequenceSet)
+
+
+def checkWritable(session):
+    if session.view.readOnly:
+        raise no("[READ-ONLY] The mailbox is open read-only")
+
+
+def runBatches(session, uids, perBatch):
+    """
+    Call C{perBatch(uidChunk)} for each batch of C{uids}; large jobs give
+    the reactor a turn between batches.
+
+    @return: C{None}, or a C{Deferred} when the job runs cooperatively.
+    """
+    chunks = (uids[i:i + BATCH] for i in range(0, len(uids), BATCH))
+    if len(uids) <= COOPERATE_ABOVE:
+        for chunk in chunks:
+            perBatch(chunk)
+        return None
+
+    def work():
+        for chunk in chunks:
+            perBatch(chunk)
+            session.flush()
+            yield None
+    cooperator = task.Cooperator(scheduler=lambda f: session.reactor.callLater(0, f))
+    return cooperator.cooperate(work()).whenDone().addCallback(lambda _: None)
+
+
+# -- simple ------------------------------------------------------------------------------
+
+
+@command("CHECK", SEL)
+def do_CHECK(session, tag, args):
+    args.end()
+    return session.view.mailbox.synchronize().addCallback(lambda _: None)
+
+
+@command("CLOSE", SEL)
+def do_CLOSE(session, tag, args):
+    args.end()
+    view = session.view
+    if not view.readOnly:
+        view.mailbox.expunge()
+    session.closeMailbox()
+
+
+@command("UNSELECT", SEL, capability="UNSELECT")
+def do_UNSELECT(session, tag, args):
+    args.end()
+    session.closeMailbox()
+
+
+@command("EXPUNGE", SEL)
+def do_EXPUNGE(session, tag, args):
+    args.end()
+    checkWritable(session)
+    session.view.mailbox.expunge()
+
+
+@command("UID EXPUNGE", SEL, capability="UIDPLUS")
+def do_UID_EXPUNGE(session, tag, args):
+    sequenceSet = sequenceArgument(args)
+    args.end()
+    checkWritable(session)
+    uids = session.view.uidsForUidSet(sequenceSet)
+    if uids:
+        session.view.mailbox.expunge(uids)
+
+
+# -- FETCH -------------------------------------------------------------------------------
+
+
+def _fetch(session, tag, args, uid):
+    from gateway.imap.message import parseFetchItems
+
+    sequenceSet = sequenceArgument(args)
+    text = args.rest().strip()
+    try:
+        items = parseFetchItems(text)
+    except ValueError as e:
+        raise IMAPSyntaxError("bad FETCH items: %s" % (e,)) from None
+    changedSince = (items.modifiers or {}).get("CHANGEDSINCE")
+    if changedSince is not None or any(item.name == "MODSEQ" for item in items):
+        session.enableCondstore()
+    uids = targetUids(session, sequenceSet, uid)
+    return _fetchLoop(session, items, uids, changedSince)
+
+
+@defer.inlineCallbacks
+def _fetchLoop(session, items, uids, changedSince):
+    """
+    Render the FETCH responses batch by batch: one write per batch of
+    small responses; large bodies are streamed from disk.
+    """
+    from gateway.imap.message import renderFetchParts
+
+    view = session.view
+    mailbox = view.mailbox
+    condstore = "CONDSTORE" in session.enabled
+    writable = not view.readOnly
+    for start in range(0, len(uids), BATCH):
+        infos = mailbox.messages(uids[start:start + BATCH])
+        toSee = []
+        for info in infos:
+            if changedSince is not None and info.modseq <= changedSince:
+                continue
+            seq = view.seqOf(info.uid)
+            if seq is None:
+                continue
+            try:
+                chunks, setsSeen = renderFetchParts(
+                    info, items, lambda u=info.uid: mailbox.openMessage(u),
+                    recent=info.uid in view.recent, modseq=condstore, markSeen=writable)
+            except StoreError:
+                continue  # removed from disk meanwhile
+            if setsSeen and writable and "\\Seen" not in info.flags:
+                toSee.append(info.uid)
+            head = b"* %d FETCH " % (seq,)
+            if len(chunks) == 1 and isinstance(chunks[0], bytes):
+                session.sendLine(head + chunks[0])
+            else:
+                session.flush()
+                yield streamTo(session.transport, [head] + chunks + [b"\r\n"])
+        if toSee:
+            changed, _failed = mailbox.setFlags(toSee, ["\\Seen"], "+")
+            view.noteOwnChanges(changed)
+        if len(uids) > COOPERATE_ABOVE and start + BATCH < len(uids):
+            session.flush()
+            yield task.deferLater(session.reactor, 0, lambda: None)
+
+
+@implementer(IPullProducer)
+class _BlockProducer:
+    """
+    Writes blocks from a generator each time the transport asks for more,
+    so that a large body is sent with constant memory.
+    """
+
+    def __init__(self, transport, blocks, done):
+        self.transport = transport
+        self.blocks = blocks
+        self.done = done
+
+    def resumeProducing(self):
+        try:
+            block = next(self.blocks)
+        except StopIteration:
+            self.transport.unregisterProducer()
+            self.done.callback(None)
+            return
+        except Exception:
+            self.transport.unregisterProducer()
+            self.done.errback()
+            return
+        self.transport.write(block)
+
+    def stopProducing(self):
+        self.blocks.close()
+        if not self.done.called:
+            self.done.errback(ConnectionDone("connection closed while streaming"))
+
+
+def streamTo(transport, chunks):
+    """
+    Write rendered FETCH chunks (bytes and file ranges) to C{transport}.
+
+    @return: a C{Deferred} that fires when everything was written.
+    """
+    from gateway.imap.message import streamChunks
+
+    done = defer.Deferred()
+    transport.registerProducer(_BlockProducer(transport, streamChunks(chunks), done), False)
+    return done
+
+
+@command("FETCH", SEL, expungeAllowed=False)
+def do_FETCH(session, tag, args):
+    return _fetch(session, tag, args, uid=False)
+
+
+@command("UID FETCH", SEL)
+def do_UID_FETCH(session, tag, args):
+    return _fetch(session, tag, args, uid=True)
+
+
+# -- STORE -------------------------------------------------------------------------------
+
+_STORE_ITEM = re.compile(r"^([+-]?)FLAGS(\.SILENT)?$", re.I)
+
+
+def _store(session, tag, args, uid):
+    sequenceSet = sequenceArgument(args)
+    args.space()
+    unchangedSince = None
+    if args.peek() == b"(":
+        modifiers = args.parenList()
+        if len(modifiers) != 2 or str(modifiers[0]).upper() != "UNCHANGEDSINCE" \
+                or not str(modifiers[1]).isdigit():
+            raise bad("Unsupported STORE modifier")
+        unchangedSince = int(modifiers[1])
+        session.enableCondstore()
+        args.space()
+    match = _STORE_ITEM.match(args.atom())
+    if match is None:
+        raise bad("STORE takes FLAGS, +FLAGS or -FLAGS")
+    args.space()
+    if args.peek() == b"(":
+        flags = args.parenList()
+    else:
+        flags = [args.atom()]
+        while not args.atEnd():
+            args.space()
+            flags.append(args.atom())
+    args.end()
+    if badFlags(flags):
+        raise bad("Invalid flag %s" % (str(badFlags(flags)[0])[:40],))
+    flags = [f for f in flags if f.lower() != "\\recent"]
+    checkWritable(session)
+    mode = match.group(1) or "="
+    silent = bool(match.group(2))
+    view = session.view
+    uids = targetUids(session, sequenceSet, uid)
+    mailbox = view.mailbox
+    condstore = "CONDSTORE" in session.enabled or unchangedSince is not None
+    failedAll = []
+
+    def batch(chunk):
+        changed, failed = mailbox.setFlags(chunk, flags, mode, unchangedSince)
+        view.noteOwnChanges(changed)
+        failedAll.extend(failed)
+        shown = changed if silent else mailbox.messages(chunk)
+        if silent and not condstore:
+            return
+        for info in shown:
+            if info.uid in failed:
+                continue
+            seq = view.seqOf(info.uid)
+            if seq is None:
+                continue
+            parts = []
+            if uid:
+                parts.append(b"UID %d" % (info.uid,))
+            if not silent:
+                flagSet = info.flags | ({"\\Recent"} if info.uid in view.recent else set())
+                parts.append(b"FLAGS " + formatFlags(flagSet))
+            if condstore:
+                parts.append(b"MODSEQ (%d)" % (info.modseq,))
+            session.sendUntagged(b"%d FETCH (%s)" % (seq, b" ".join(parts)))
+    d = runBatches(session, uids, batch)
+
+    def done(_):
+        if failedAll:
+            if uid:
+                modified = formatSequenceSet(failedAll)
+            else:
+                modified = formatSequenceSet(view.seqOf(u) for u in failedAll)
+            return ("OK", "[MODIFIED %s] Conditional STORE failed for some messages" % (modified,))
+        return None
+    if d is None:
+        return done(None)
+    return d.addCallback(done)
+
+
+@command("STORE", SEL, expungeAllowed=False)
+def do_STORE(session, tag, args):
+    return _store(session, tag, args, uid=False)
+
+
+@command("UID STORE", SEL)
+def do_UID_STORE(session, tag, args):
+    return _store(session, tag, args, uid=True)
+
+
+# -- COPY / MOVE -------------------------------------------------------------------------
+
+
+def _transfer(session, tag, args, uid, move):
+    sequenceSet = sequenceArgument(args)
+    args.space()
+    name = args.mailbox()
+    args.end()
+    if move:
+        checkWritable(session)
+    view = session.view
+    uids = targetUids(session, sequenceSet, uid)
+    try:
+        destination = openMailbox(session, name, "i")
+    except NoSuchMailbox:
+        raise no("[TRYCREATE] No such mailbox") from None
+    except StoreError as e:
+        raise storeError(e) from None
+    if not uids:
+        return None
+    try:
+        if move:
+            pairs = view.mailbox.moveTo(uids, destination)
+        else:
+            pairs = view.mailbox.copyTo(uids, destination)
+    except QuotaExceeded:
+        raise no("[OVERQUOTA] Storage quota exceeded") from None
+    except StoreError as e:
+        raise storeError(e) from None
+    if not pairs:
+        return None
+    code = "[COPYUID %d %s %s]" % (destination.uidValidity, formatSequenceSet(p[0] for p in pairs),
+                                   formatSequenceSet(p[1] for p in pairs))
+    verb = "MOVE" if move else "COPY"
+    if move:
+        session.sendUntagged(b"OK " + code.encode("ascii") + b" Moved")
+        return ("OK", "%s completed" % (verb,))
+    return ("OK", "%s %s completed" % (code, verb))
+
+
+@command("COPY", SEL)
+def do_COPY(session, tag, args):
+    return _transfer(session, tag, args, uid=False, move=False)
+
+
+@command("UID COPY", SEL)
+def do_UID_COPY(session, tag, args):
+    return _transfer(session, tag, args, uid=True, move=False)
+
+
+@command("MOVE", SEL, capability="MOVE")
+def do_MOVE(session, tag, args):
+    return _transfer(session, tag, args, uid=False, move=True)
+
+
+@command("UID MOVE", SEL, capability="MOVE")
+def do_UID_MOVE(session, tag, args):
+    return _transfer(session, tag, args, uid=True, move=True)
+
+
+# -- SEARCH ------------------------------------------------------------------------------
+
+
+def _search(session, tag, args, uid):
+    from gateway.imap import search as searchModule
+
+    text = args.restBytes()
+    try:
+        program = searchModule.parseSearch(text)
+    except getattr(searchModule, "SearchCharsetError", ()) as e:
+        raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
+    except ValueError as e:
+        raise IMAPSyntaxError("bad SEARCH: %s" % (e,)) from None
+    wantsModSeq = _SEARCH_MODSEQ.search(text) is not None
+    if wantsModSeq:
+        session.enableCondstore()
+    view = session.view
+    mailbox = view.mailbox
+    maxSeq, maxUid = len(view.uids), view.maxUid()
+    found = []
+    highest = [0]
+
+    def batch(chunk):
+        for info in mailbox.messages(chunk):
+            seq = view.seqOf(info.uid)
+            if seq is None:
+                continue
+            if program.matches(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
+                               recent=info.uid in view.recent):
+                found.append(info.uid if uid else seq)
+                highest[0] = max(highest[0], info.modseq)
+    d = runBatches(session, list(view.uids), batch)
+
+    def done(_):
+        options = getattr(program, "returnOptions", None)
+        if options is None:
+            suffix = b" (MODSEQ %d)" % (highest[0],) if wantsModSeq and found else b""
+            session.sendUntagged(b"SEARCH" + b"".join(b" %d" % (n,) for n in found) + suffix)
+            return None
+        options = {str(o).upper() for o in options} or {"ALL"}
+        parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
+        if uid:
+            parts.append(b"UID")
+        if found:
+            if "MIN" in options:
+                parts.append(b"MIN %d" % (min(found),))
+            if "MAX" in options:
+                parts.append(b"MAX %d" % (max(found),))
+        if "COUNT" in options:
+            parts.append(b"COUNT %d" % (len(found),))
+        if found and "ALL" in options:
+            parts.append(b"ALL " + formatSequenceSet(found).encode("ascii"))
+        if found and wantsModSeq:
+            parts.append(b"MODSEQ %d" % (highest[0],))
+        session.sendUntagged(b"ESEARCH " + b" ".join(parts))
+        return None
+    if d is None:
+        return done(None)
+    return d.addCallback(done)
+
+
+@command("SEARCH", SEL, expungeAllowed=False)
+def do_SEARCH(session, tag, args):
+    return _search(session, tag, args, uid=False)
+
+
+@command("UID SEARCH", SEL)
+def do_UID_SEARCH(session, tag, args):
+    return _search(session, tag, args, uid=True)
+
+
+# -- IDLE --------------------------------------------------------------------------------
+
+
+@command("IDLE", AUTH, capability="IDLE")
+def do_IDLE(session, tag, args):
+    args.end()
+    done = defer.Deferred()
+    session.idling = True
+
+    def line(text):
+        if text.upper() == b"DONE":
+            session.idling = False
+            done.callback(("OK", "IDLE terminated"))
+        else:
+            session.sendUntagged(b"BAD Expected DONE")
+    session.setLineHandler(line)
+    session.sendContinuation(b"idling")
+    if session.view is not None:
+        def synced(_):
+            if session.idling and session.view is not None:
+                session.view.sendUpdates(session, expunge=True)
+                session.flush()
+        session.view.mailbox.synchronize().addCallback(synced)
+    return done

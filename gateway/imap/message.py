@@ -1,0 +1,628 @@
+# -*- test-case-name: tests.test_imap_message -*-
+"""
+FETCH: parsing the requested items and rendering one message's response.
+
+Two entry points render a message:
+
+  - L{renderFetch} returns C{(bytes, setsSeen)}: the whole parenthesized
+    attribute list in memory.  Use it for small messages (and for any
+    request that names no body section).
+  - L{renderFetchParts} returns C{(chunks, setsSeen)} where C{chunks} is a
+    C{list} whose elements are either C{bytes} or a C{(file, offset,
+    length)} tuple.  A tuple stands for C{length} bytes of C{file} starting
+    at C{offset}; the literal prefix C{{length}\\r\\n} is already in the
+    preceding C{bytes} chunk.  Only whole-message sections (C{BODY[]},
+    C{BODY[TEXT]}, C{RFC822}, C{RFC822.TEXT} and their partials) larger than
+    C{streamThreshold} are streamed.  Each tuple has its own file (opened
+    with C{openMessage}), which is not necessarily seekable: write the
+    chunks in order with L{streamChunks}, a generator of C{bytes} blocks
+    that reads each file once and closes it, padding with spaces should the
+    file turn out shorter than announced (so the protocol stays in sync).
+    A caller that abandons the chunks calls L{closeChunks}.
+
+Sections inside a message (C{BODY[1.2]}, C{BODY[2.HEADER]} ...), BODY and
+BODYSTRUCTURE read the message into memory once and walk it with
+L{gateway.imap.mimeparts}; section bytes are exact byte ranges of the
+CRLF form of the message, never re-serialized.  FLAGS, UID, RFC822.SIZE,
+INTERNALDATE, ENVELOPE, MODSEQ, C{BODY[HEADER]}, C{BODY[HEADER.FIELDS ...]}
+and RFC822.HEADER are served from the L{IMessageInfo} alone (unless the
+index truncated an over-long header block).
+"""
+
+from gateway.imap import mimeparts
+
+#: Whole-message sections larger than this are streamed by
+#: L{renderFetchParts}.
+STREAM_THRESHOLD = 256 * 1024
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+_SIMPLE = frozenset([
+    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
+    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
+])
+
+_MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+
+_SECTION_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME")
+
+
+class Section:
+    """
+    A C{section} of C{BODY[section]}.
+
+    @ivar path: C{tuple} of part numbers (empty for the whole message).
+    @ivar text: C{None}, or one of C{HEADER}, C{HEADER.FIELDS},
+        C{HEADER.FIELDS.NOT}, C{TEXT}, C{MIME}.
+    @ivar fields: C{tuple} of header names (as requested) for
+        C{HEADER.FIELDS(.NOT)}.
+    """
+
+    def __init__(self, path=(), text=None, fields=()):
+        self.path = tuple(path)
+        self.text = text
+        self.fields = tuple(fields)
+
+    def __eq__(self, other):
+        return (isinstance(other, Section)
+                and (self.path, self.text, self.fields) == (other.path, other.text, other.fields))
+
+    def __repr__(self):
+        return "<Section %s>" % (self.format(),)
+
+    def format(self):
+        """
+        The section spec as a response shows it: C{1.2.HEADER.FIELDS (FROM)}.
+        """
+        parts = [str(n) for n in self.path]
+        if self.text:
+            parts.append(self.text)
+        spec = ".".join(parts)
+        if self.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+            spec += " (" + " ".join(self.fields) + ")"
+        return spec
+
+
+class FetchItem:
+    """
+    One FETCH data item.
+
+    @ivar name: upper-case item name (C{BODY} also for C{BODY[...]} and
+        C{BODY.PEEK[...]}).
+    @ivar section: a L{Section} for C{BODY[...]}, else C{None}.
+    @ivar peek: C{True} for C{BODY.PEEK[...]}.
+    @ivar partial: C{(start, length)} or C{None}.
+    """
+
+    def __init__(self, name, section=None, peek=False, partial=None):
+        self.name = name
+        self.section = section
+        self.peek = peek
+        self.partial = partial
+
+    def __eq__(self, other):
+        return (isinstance(other, FetchItem) and (self.name, self.section, self.peek, self.partial)
+                == (other.name, other.section, other.peek, other.partial))
+
+    def __repr__(self):
+        return "<FetchItem %s>" % (self.responseName(),)
+
+    @property
+    def setsSeen(self):
+        """
+        Whether fetching this item implicitly sets C{\\Seen}.
+        """
+        if self.name in ("RFC822", "RFC822.TEXT"):
+            return True
+        return self.section is not None and not self.peek
+
+    def responseName(self):
+        """
+        The item's name in the response: C{BODY[1.MIME]<0>}, C{UID}, ...
+        """
+        if self.section is None:
+            return self.name
+        name = "BODY[%s]" % (self.section.format(),)
+        if self.partial is not None:
+            name += "<%d>" % (self.partial[0],)
+        return name
+
+
+class FetchItems(list):
+    """
+    The C{list} of L{FetchItem}s of a FETCH command.
+
+    @ivar modifiers: C{dict} of FETCH modifiers, e.g. C{{"CHANGEDSINCE":
+        12345}} or C{{"VANISHED": True}}.
+    """
+
+    modifiers = None
+
+
+# Parsing --------------------------------------------------------------------
+
+def _number(text, what):
+    if not text.isdigit() or not text.isascii() or len(text) > 20:
+        raise ValueError("invalid %s %r" % (what, text[:20]))
+    return int(text)
+
+
+def _parseSection(spec):
+    """
+    Parse the text between the brackets of C{BODY[...]}.
+    """
+    spec = spec.strip()
+    fields = ()
+    paren = spec.find("(")
+    if paren != -1:
+        if not spec.endswith(")"):
+            raise ValueError("unterminated header list in section [%s]" % (spec,))
+        fields = tuple(spec[paren + 1:-1].split())
+        spec = spec[:paren].rstrip()
+        if not fields:
+            raise ValueError("empty header list in section")
+        for field in fields:
+            if not field.isascii() or any(c in field for c in ':()[]"{}\\') or not field.isprintable():
+                raise ValueError("invalid header field name %r" % (field[:40],))
+    if not spec:
+        if fields:
+            raise ValueError("header list without HEADER.FIELDS")
+        return Section()
+    path = []
+    parts = spec.split(".")
+    i = 0
+    while i < len(parts) and parts[i].isdigit():
+        number = _number(parts[i], "section part")
+        if number == 0:
+            raise ValueError("section part numbers start at 1")
+        path.append(number)
+        i += 1
+    text = ".".join(parts[i:]).upper() or None
+    if text is not None and text not in _SECTION_TEXTS:
+        raise ValueError("invalid section [%s]" % (spec,))
+    if text == "MIME" and not path:
+        raise ValueError("MIME needs a part number")
+    if (text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")) != bool(fields):
+        raise ValueError("HEADER.FIELDS needs a parenthesized list of field names")
+    return Section(path, text, fields)
+
+
+def _readItem(text, pos):
+    """
+    One item at C{text[pos]}: C{(FetchItem or macro name, newPos)}.
+    """
+    start = pos
+    while pos < len(text) and text[pos] not in " ()[<":
+        pos += 1
+    name = text[start:pos].upper()
+    if not name:
+        raise ValueError("missing fetch item at %r" % (text[start:start + 20],))
+    if pos < len(text) and text[pos] == "[":
+        if name not in ("BODY", "BODY.PEEK"):
+            raise ValueError("%s takes no section" % (name,))
+        close = text.find("]", pos)
+        if close == -1:
+            raise ValueError("missing ] in fetch item")
+        section = _parseSection(text[pos + 1:close])
+        pos = close + 1
+        partial = None
+        if pos < len(text) and text[pos] == "<":
+            close = text.find(">", pos)
+            if close == -1:
+                raise ValueError("missing > in partial fetch")
+            numbers = text[pos + 1:close].split(".")
+            if len(numbers) != 2:
+                raise ValueError("partial fetch must be <start.length>")
+            partial = (_number(numbers[0], "partial start"), _number(numbers[1], "partial length"))
+            if partial[1] == 0:
+                raise ValueError("partial length must not be 0")
+            pos = close + 1
+        return FetchItem("BODY", section, name == "BODY.PEEK", partial), pos
+    if name in _SIMPLE:
+        return FetchItem(name), pos
+    if name in _MACROS:
+        return name, pos
+    raise ValueError("unknown fetch item %s" % (name[:40],))
+
+
+def _skip(text, pos):
+    while pos < len(text) and text[pos] == " ":
+        pos += 1
+    return pos
+
+
+def _parseModifiers(text):
+    text = text.strip()
+    if not (text.startswith("(") and text.endswith(")")):
+        raise ValueError("unexpected text after fetch items: %r" % (text[:40],))
+    words = text[1:-1].split()
+    modifiers = {}
+    i = 0
+    while i < len(words):
+        word = words[i].upper()
+        if word == "CHANGEDSINCE":
+            if i + 1 >= len(words):
+                raise ValueError("CHANGEDSINCE needs a mod-sequence")
+            modifiers[word] = _number(words[i + 1], "mod-sequence")
+            i += 2
+        elif word == "VANISHED":
+            modifiers[word] = True
+            i += 1
+        else:
+            raise ValueError("unknown fetch modifier %s" % (word[:40],))
+    if not modifiers:
+        raise ValueError("empty fetch modifier list")
+    return modifiers
+
+
+def parseFetchArguments(text):
+    """
+    Parse what follows the sequence set of FETCH / UID FETCH.
+
+    @param text: e.g. C{"FAST"}, C{"(FLAGS BODY.PEEK[HEADER])"} or
+        C{"(FLAGS) (CHANGEDSINCE 12345)"}.
+    @return: C{(items, modifiers)}: a L{FetchItems} list (also carrying
+        C{.modifiers}) and a C{dict}.
+    @raise ValueError: with a message for a BAD reply.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    text = text.strip()
+    items = FetchItems()
+    if not text:
+        raise ValueError("missing fetch items")
+    if text.startswith("("):
+        pos = 1
+        while True:
+            pos = _skip(text, pos)
+            if pos >= len(text):
+                raise ValueError("missing ) in fetch item list")
+            if text[pos] == ")":
+                pos += 1
+                break
+            item, pos = _readItem(text, pos)
+            if isinstance(item, str):
+                raise ValueError("%s is not allowed inside a list" % (item,))
+            items.append(item)
+            if pos < len(text) and text[pos] not in " )":
+                raise ValueError("junk after fetch item: %r" % (text[pos:pos + 20],))
+        if not items:
+            raise ValueError("empty fetch item list")
+    else:
+        item, pos = _readItem(text, 0)
+        if isinstance(item, str):
+            items.extend(FetchItem(name) for name in _MACROS[item])
+        else:
+            items.append(item)
+    rest = text[pos:].strip()
+    items.modifiers = _parseModifiers(rest) if rest else {}
+    return items, items.modifiers
+
+
+def parseFetchItems(text):
+    """
+    Like L{parseFetchArguments}, returning the items only (a L{FetchItems}
+    whose C{.modifiers} holds the modifiers).
+    """
+    return parseFetchArguments(text)[0]
+
+
+# Rendering ------------------------------------------------------------------
+
+def formatInternalDate(when):
+    """
+    An IMAP C{date-time}: C{" 3-Feb-2024 10:00:00 +0000"} (day padded).
+    """
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    return "%2d-%s-%04d %02d:%02d:%02d %s%02d%02d" % (
+        when.day, _MONTHS[when.month - 1], when.year, when.hour, when.minute, when.second,
+        sign, minutes // 60, minutes % 60)
+
+
+def formatFlags(flags):
+    """
+    C{(\\Seen $Label)}: system flags first, then keywords, each sorted.
+    """
+    ordered = sorted(flags, key=lambda f: (not f.startswith("\\"), f.lower()))
+    return "(" + " ".join(ordered) + ")"
+
+
+def headersComplete(info):
+    """
+    Whether C{info.headers} holds the whole header block (the index keeps
+    at most a bounded prefix of over-long headers).
+    """
+    headers = info.headers
+    return headers.endswith(b"\r\n\r\n") or headers == b"\r\n" or len(headers) >= info.size
+
+
+def filterHeaders(block, names, exclude=False):
+    """
+    The fields of header block C{block} named (or, with C{exclude}, not
+    named) in C{names}, exactly as they appear, followed by the empty line.
+    """
+    wanted = {n.lower() for n in names}
+    kept = [raw for name, raw, _ in mimeparts.splitHeaderFields(block)
+            if name and ((name in wanted) != exclude)]
+    return b"".join(kept) + b"\r\n"
+
+
+class _Message:
+    """
+    Lazy access to one message for rendering: the file is opened only
+    when a part of the response needs it, and at most once.
+    """
+
+    def __init__(self, info, openMessage):
+        self.info = info
+        self._open = openMessage
+        self._data = None
+        self._root = None
+
+    @property
+    def data(self):
+        if self._data is None:
+            f = self._open()
+            try:
+                self._data = f.read()
+            finally:
+                f.close()
+        return self._data
+
+    @property
+    def root(self):
+        if self._root is None:
+            self._root = mimeparts.Entity(self.data, 0, len(self.data))
+        return self._root
+
+    def headerBlock(self):
+        if headersComplete(self.info):
+            return self.info.headers
+        return self.root.headerBytes
+
+    def headerFields(self):
+        return mimeparts.splitHeaderFields(self.info.headers if headersComplete(self.info)
+                                           else self.root.headerBytes)
+
+    def range(self, offset, length, stream):
+        """
+        C{length} bytes of the message at C{offset}: C{bytes}, or a
+        C{(file, offset, length)} tuple when C{stream}.
+        """
+        if stream:
+            return (self._open(), offset, length)
+        return self.data[offset:offset + length]
+
+
+def _slice(value, partial):
+    if partial is None:
+        return value
+    start, length = partial
+    return value[start:start + length]
+
+
+def _literal(chunks, value):
+    """
+    Append C{value} (C{bytes}, C{None} or a stream tuple) to C{chunks} as
+    an IMAP string.
+    """
+    if isinstance(value, tuple):
+        chunks.append(b"{%d}\r\n" % (value[2],))
+        chunks.append(value)
+    elif value is None:
+        chunks.append(b"NIL")
+    else:
+        chunks.append(b"{%d}\r\n" % (len(value),) + value)
+
+
+def _wholeRange(message, info, section, partial, threshold):
+    """
+    Offsets of C{BODY[]} or C{BODY[TEXT]} of the top message without
+    parsing it: C{(offset, length, stream)}.
+    """
+    if section.text == "TEXT":
+        start = len(message.headerBlock()) if headersComplete(info) else message.root.bodyStart
+    else:
+        start = 0
+    length = info.size - start
+    if partial is not None:
+        skip = min(partial[0], length)
+        start += skip
+        length = min(length - skip, partial[1])
+    stream = threshold is not None and length > threshold
+    return start, max(length, 0), stream
+
+
+def _sectionValue(message, section, partial):
+    """
+    The bytes of a nested or header section, C{None} if it does not exist.
+    """
+    if not section.path:
+        block = message.headerBlock()
+        if section.text == "HEADER":
+            value = block
+        else:
+            value = filterHeaders(block, section.fields, section.text == "HEADER.FIELDS.NOT")
+        return _slice(value, partial)
+    entity = mimeparts.findSection(message.root, section.path)
+    if entity is None:
+        # Dovecot answers an empty string for a part that does not exist.
+        return b""
+    if section.text is None:
+        value = entity.body
+    elif section.text == "MIME":
+        value = entity.headerBytes
+    else:
+        inner = entity.embedded
+        if inner is None:
+            value = b""
+        elif section.text == "HEADER":
+            value = inner.headerBytes
+        elif section.text == "TEXT":
+            value = inner.body
+        else:
+            value = filterHeaders(inner.headerBytes, section.fields, section.text == "HEADER.FIELDS.NOT")
+    return _slice(value, partial)
+
+
+def renderFetchParts(info, items, openMessage, recent=False, modseq=False, markSeen=False,
+                     streamThreshold=STREAM_THRESHOLD):
+    """
+    Render the FETCH attribute list of one message as chunks (see the
+    module docstring).
+
+    @param info: an L{gateway.interfaces.IMessageInfo}.
+    @param items: L{FetchItem}s in request order.  C{UID} is always in the
+        response: where requested, else first.
+    @param openMessage: no-argument callable returning a binary file of the
+        CRLF form of the message; called only when needed.
+    @param recent: add C{\\Recent} to FLAGS.
+    @param modseq: CONDSTORE is enabled: always include MODSEQ.
+    @param markSeen: when an item sets C{\\Seen} and C{info} lacks it,
+        show FLAGS with C{\\Seen} (added at the end when FLAGS was not
+        requested), as RFC 3501 asks.  Off by default: a caller that sets
+        C{\\Seen} before rendering passes the updated C{info} (and reports
+        FLAGS itself); never pass C{True} on a read-only mailbox.
+    @param streamThreshold: stream whole-message sections above this size;
+        C{None} never streams.
+    @return: C{(chunks, setsSeen)}.
+    """
+    message = _Message(info, openMessage)
+    setsSeen = any(item.setsSeen for item in items)
+    flags = set(info.flags)
+    if recent:
+        flags.add("\\Recent")
+    flagsChanged = setsSeen and markSeen and "\\Seen" not in flags
+    if flagsChanged:
+        flags.add("\\Seen")
+    names = {item.name for item in items if item.section is None}
+    items = list(items)
+    if "UID" not in names:
+        items.insert(0, FetchItem("UID"))
+    if flagsChanged and "FLAGS" not in names:
+        items.append(FetchItem("FLAGS"))
+    if modseq and "MODSEQ" not in names:
+        items.append(FetchItem("MODSEQ"))
+    chunks = []
+    emitted = set()
+    for item in items:
+        name = item.responseName()
+        if name in emitted:
+            continue
+        emitted.add(name)
+        chunks.append((b" " if chunks else b"(") + name.encode("ascii") + b" ")
+        if item.name == "UID":
+            chunks.append(b"%d" % (info.uid,))
+        elif item.name == "FLAGS":
+            chunks.append(formatFlags(flags).encode("utf-8"))
+        elif item.name == "MODSEQ":
+            chunks.append(b"(%d)" % (info.modseq,))
+        elif item.name == "RFC822.SIZE":
+            chunks.append(b"%d" % (info.size,))
+        elif item.name == "INTERNALDATE":
+            chunks.append(b'"' + formatInternalDate(info.internalDate).encode("ascii") + b'"')
+        elif item.name == "ENVELOPE":
+            chunks.append(mimeparts.renderEnvelope(message.headerFields()))
+        elif item.name == "BODYSTRUCTURE":
+            chunks.append(mimeparts.renderBodyStructure(message.root, True))
+        elif item.name == "RFC822.HEADER":
+            _literal(chunks, message.headerBlock())
+        elif item.name in ("RFC822", "RFC822.TEXT") or (
+                item.section is not None and not item.section.path
+                and item.section.text in (None, "TEXT")):
+            section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
+            start, length, stream = _wholeRange(message, info, section, item.partial, streamThreshold)
+            _literal(chunks, message.range(start, length, stream))
+        elif item.section is not None:
+            _literal(chunks, _sectionValue(message, item.section, item.partial))
+        else:  # BODY
+            chunks.append(mimeparts.renderBodyStructure(message.root, False))
+    chunks.append(b")")
+    return _coalesce(chunks), setsSeen
+
+
+def _coalesce(chunks):
+    """
+    Join adjacent C{bytes} chunks.
+    """
+    result = []
+    pending = []
+    for chunk in chunks:
+        if isinstance(chunk, bytes):
+            pending.append(chunk)
+        else:
+            if pending:
+                result.append(b"".join(pending))
+                pending = []
+            result.append(chunk)
+    if pending:
+        result.append(b"".join(pending))
+    return result
+
+
+def renderFetch(info, items, openMessage, recent=False, modseq=False, markSeen=False):
+    """
+    Render the FETCH attribute list of one message in memory, e.g.
+    C{(UID 5 FLAGS (\\Seen) RFC822.SIZE 42)}, without C{* n FETCH} and
+    without the final CRLF.  Arguments as for L{renderFetchParts}.
+
+    @return: C{(bytes, setsSeen)}.
+    """
+    chunks, setsSeen = renderFetchParts(info, items, openMessage, recent, modseq, markSeen,
+                                        streamThreshold=None)
+    return b"".join(chunks), setsSeen
+
+
+def streamChunks(chunks, blockSize=65536):
+    """
+    Yield the C{bytes} of rendered chunks in order, reading the stream
+    tuples from their files in blocks of at most C{blockSize} and closing
+    them.  A file shorter than announced is padded with spaces.
+    """
+    try:
+        for chunk in chunks:
+            if isinstance(chunk, bytes):
+                yield chunk
+                continue
+            f, offset, length = chunk
+            try:
+                _skipTo(f, offset)
+                while length > 0:
+                    block = f.read(min(blockSize, length))
+                    if not block:
+                        yield b" " * length
+                        break
+                    length -= len(block)
+                    yield block
+            finally:
+                f.close()
+    finally:
+        closeChunks(chunks)
+
+
+def _skipTo(f, offset):
+    seekable = getattr(f, "seekable", None)
+    if seekable is not None and seekable():
+        f.seek(offset)
+        return
+    while offset > 0:
+        block = f.read(min(offset, 65536))
+        if not block:
+            return
+        offset -= len(block)
+
+
+def closeChunks(chunks):
+    """
+    Close the files of any stream tuples in C{chunks}.
+    """
+    for chunk in chunks:
+        if isinstance(chunk, tuple):
+            chunk[0].close()

@@ -1,0 +1,292 @@
+# -*- test-case-name: tests.test_imap_parser -*-
+"""
+The IMAP tokenizer.
+
+A command arrives from L{gateway.imap.protocol} as one C{bytes} buffer in
+which every literal is already in place (C{{n}\\r\\n} followed by its n
+octets).  L{Arguments} walks that buffer on demand: handlers ask for the
+argument kinds their grammar needs, and commands with a grammar of their
+own (FETCH items, SEARCH keys) take the raw remainder with L{Arguments.rest}.
+
+Token convention: atoms are C{str}; quoted strings and literals are
+C{bytes}; parenthesized lists are Python C{list}; NIL is the atom C{"NIL"}.
+"""
+
+import re
+
+import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
+
+_ATOM_END = b" ()\r\n{\"%*]\x7f" + bytes(range(0, 32))
+_ATOM = re.compile(rb"[^ ()\r\n{\"\x00-\x1f\x7f]+")
+_LITERAL = re.compile(rb"\{(\d{1,20})(\+?)\}\r\n")
+_TAG = re.compile(rb"[^ (){\"%*+\\\x00-\x1f\x7f]+")
+
+#: Greatest nesting depth of parenthesized lists.
+MAX_DEPTH = 32
+
+
+class IMAPSyntaxError(ValueError):
+    """
+    The command does not follow the grammar (answered with C{BAD}).
+    """
+
+
+class Arguments:
+    """
+    A cursor over the arguments of one command.
+
+    @ivar data: the command's C{bytes} (after the command name).
+    @ivar pos: the index of the next unread octet.
+    """
+
+    def __init__(self, data, pos=0):
+        self.data = data
+        self.pos = pos
+
+    # -- low level -------------------------------------------------------------
+
+    def atEnd(self):
+        return self.pos >= len(self.data)
+
+    def peek(self):
+        return self.data[self.pos:self.pos + 1]
+
+    def space(self):
+        """
+        Consume the single space that separates arguments.
+        """
+        if self.data[self.pos:self.pos + 1] != b" ":
+            raise IMAPSyntaxError("missing argument" if self.atEnd() else "expected a space")
+        self.pos += 1
+
+    def end(self):
+        """
+        Check that every argument was read.
+        """
+        if not self.atEnd():
+            raise IMAPSyntaxError("unexpected extra arguments")
+
+    def rest(self):
+        """
+        The unread remainder as C{str} (latin-1), consumed; the leading
+        space is dropped.
+        """
+        if self.peek() == b" ":
+            self.pos += 1
+        text = self.data[self.pos:].decode("latin-1")
+        self.pos = len(self.data)
+        return text
+
+    def restBytes(self):
+        """
+        Like L{rest}, as C{bytes} (literals stay inline).
+        """
+        if self.peek() == b" ":
+            self.pos += 1
+        data = self.data[self.pos:]
+        self.pos = len(self.data)
+        return data
+
+    # -- tokens ------------------------------------------------------------------
+
+    def atom(self):
+        """
+        An atom (C{str}); C{[...]} sections are kept inside the atom.
+        """
+        match = _ATOM.match(self.data, self.pos)
+        if match is None:
+            raise IMAPSyntaxError("expected an atom")
+        self.pos = match.end()
+        return match.group().decode("latin-1")
+
+    def quoted(self):
+        data = self.data
+        if data[self.pos:self.pos + 1] != b'"':
+            raise IMAPSyntaxError("expected a quoted string")
+        out = bytearray()
+        i = self.pos + 1
+        while True:
+            j = i
+            while j < len(data) and data[j] not in b'"\\\r\n':
+                j += 1
+            out += data[i:j]
+            if j >= len(data) or data[j] in b"\r\n":
+                raise IMAPSyntaxError("unterminated quoted string")
+            if data[j] == 0x22:
+                self.pos = j + 1
+                return bytes(out)
+            escaped = data[j + 1:j + 2]
+            if escaped not in (b'"', b"\\"):
+                raise IMAPSyntaxError("bad escape in quoted string")
+            out += escaped
+            i = j + 2
+
+    def literal(self):
+        match = _LITERAL.match(self.data, self.pos)
+        if match is None:
+            raise IMAPSyntaxError("expected a literal")
+        size = int(match.group(1))
+        start = match.end()
+        if start + size > len(self.data):
+            raise IMAPSyntaxError("truncated literal")
+        self.pos = start + size
+        return self.data[start:self.pos]
+
+    def string(self):
+        """
+        A quoted string or literal (C{bytes}).
+        """
+        first = self.peek()
+        if first == b'"':
+            return self.quoted()
+        if first == b"{":
+            return self.literal()
+        raise IMAPSyntaxError("expected a string")
+
+    def astring(self):
+        """
+        An atom or string, as C{bytes}.
+        """
+        if self.peek() in (b'"', b"{"):
+            return self.string()
+        match = _ATOM.match(self.data, self.pos)
+        if match is None:
+            raise IMAPSyntaxError("expected an atom or string")
+        self.pos = match.end()
+        return match.group()
+
+    def nstring(self):
+        """
+        A string, or C{None} for NIL.
+        """
+        if self.peek() in (b'"', b"{"):
+            return self.string()
+        if self.atom().upper() != "NIL":
+            raise IMAPSyntaxError("expected a string or NIL")
+        return None
+
+    def listMailbox(self):
+        """
+        A LIST pattern: like astring but also C{%} and C{*}.
+        """
+        if self.peek() in (b'"', b"{"):
+            return self.string()
+        match = re.compile(rb"[^ ()\r\n{\"\x00-\x1f\x7f]+").match(self.data, self.pos)
+        if match is None:
+            raise IMAPSyntaxError("expected a mailbox pattern")
+        self.pos = match.end()
+        return match.group()
+
+    def mailbox(self):
+        """
+        A mailbox name, decoded from modified UTF-7 (C{str}); INBOX in any
+        case becomes C{"INBOX"}.
+        """
+        return decodeMailbox(self.astring())
+
+    def value(self, depth=0):
+        """
+        Any token: atom, string, or a parenthesized list of tokens.
+        """
+        first = self.peek()
+        if first == b"(":
+            return self.parenList(depth)
+        if first in (b'"', b"{"):
+            return self.string()
+        return self.atom()
+
+    def parenList(self, depth=0):
+        """
+        A parenthesized list of tokens (C{list}).
+        """
+        if depth >= MAX_DEPTH:
+            raise IMAPSyntaxError("lists nested too deeply")
+        if self.peek() != b"(":
+            raise IMAPSyntaxError("expected a list")
+        self.pos += 1
+        items = []
+        while True:
+            if self.peek() == b")":
+                self.pos += 1
+                return items
+            if self.atEnd():
+                raise IMAPSyntaxError("unterminated list")
+            if items:
+                self.space()
+            items.append(self.value(depth + 1))
+
+    def optionalList(self):
+        """
+        A parenthesized list if one comes next (C{None} otherwise); a
+        following space is consumed.
+        """
+        if self.peek() != b"(":
+            return None
+        items = self.parenList()
+        return items
+
+    def number(self):
+        text = self.atom()
+        if not text.isdigit() or len(text) > 20:
+            raise IMAPSyntaxError("expected a number")
+        return int(text)
+
+
+def splitCommand(data):
+    """
+    Split a command into C{(tag, name, Arguments)}.
+
+    @raise IMAPSyntaxError: without a usable tag the tag is C{"*"}.
+    """
+    match = _TAG.match(data)
+    if match is None or data[match.end():match.end() + 1] != b" ":
+        raise IMAPSyntaxError("missing tag or command")
+    tag = match.group().decode("latin-1")
+    args = Arguments(data, match.end() + 1)
+    try:
+        name = args.atom().upper()
+    except IMAPSyntaxError:
+        raise IMAPSyntaxError("missing command") from None
+    return tag, name, args
+
+
+def tagOf(data):
+    """
+    The tag of a (possibly malformed) command line, or C{"*"}.
+    """
+    match = _TAG.match(data)
+    return match.group().decode("latin-1") if match else "*"
+
+
+def decodeMailbox(raw):
+    """
+    A mailbox name from the wire (modified UTF-7) as C{str}.
+    """
+    try:
+        name = raw.decode("imap4-utf-7")
+        valid = name.encode("imap4-utf-7") == raw
+    except (UnicodeError, ValueError):
+        valid = False
+    if not valid:
+        raise IMAPSyntaxError("mailbox name is not valid modified UTF-7")
+    if name.upper() == "INBOX":
+        return "INBOX"
+    return name
+
+
+def encodeMailbox(name):
+    """
+    A mailbox name for the wire: modified UTF-7, quoted.
+    """
+    return quote(name.encode("imap4-utf-7"))
+
+
+def quote(value):
+    """
+    A quoted string or, for values that cannot be quoted, a literal.
+    """
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if b"\r" in value or b"\n" in value or b"\x00" in value or len(value) > 1000:
+        return b"{%d}\r\n%s" % (len(value), value)
+    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'

@@ -1,0 +1,541 @@
+# -*- test-case-name: tests.test_imap_protocol -*-
+"""
+The IMAP session: framing (lines and literals, with limits), session states,
+dispatch through the command table, and batched response writing.
+
+Commands are rows of L{COMMANDS} (see L{command}); the command modules
+(L{gateway.imap.commands_auth}, L{gateway.imap.commands_mailbox},
+L{gateway.imap.commands_selected}) add their rows when imported, and
+CAPABILITY is generated from the rows and the session's state.
+"""
+
+import re
+
+import attr
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.python import failure
+
+from gateway.cred.credentials import LoginContext
+from gateway.errors import NoSuchMailbox
+from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
+from gateway.logging import getLogger
+
+log = getLogger("imap")
+
+NOT_AUTHENTICATED = "notauth"
+AUTHENTICATED = "auth"
+SELECTED = "selected"
+LOGOUT = "logout"
+
+ANY = frozenset([NOT_AUTHENTICATED, AUTHENTICATED, SELECTED])
+AUTH = frozenset([AUTHENTICATED, SELECTED])
+SEL = frozenset([SELECTED])
+NOAUTH = frozenset([NOT_AUTHENTICATED])
+
+_LITERAL_MARK = re.compile(rb"\{(\d{1,20})(\+?)\}$")
+
+#: Responses are written in batches of about this many octets.
+BATCH_SIZE = 64 * 1024
+
+#: A non-synchronizing literal larger than this many times the limit is
+#: not read and discarded: the connection is closed with BYE instead.
+DISCARD_FACTOR = 4
+
+
+@attr.s(frozen=True)
+class Command:
+    """
+    One row of the command table.
+
+    @ivar name: the command name (upper case).
+    @ivar states: C{frozenset} of states in which it is allowed.
+    @ivar handler: C{handler(session, tag, args)} where C{args} is a
+        L{gateway.imap.parser.Arguments}; it writes its responses and may
+        return a C{Deferred}; it returns the tagged completion as
+        C{(status, text)} (or a Deferred of it).
+    @ivar capability: the capability it belongs to, or C{None} (core).
+    @ivar expungeAllowed: may EXPUNGE responses be sent after it
+        (RFC 3501 7.4.1: not after FETCH, STORE and SEARCH).
+    """
+
+    name = attr.ib()
+    states = attr.ib()
+    handler = attr.ib()
+    capability = attr.ib(default=None)
+    expungeAllowed = attr.ib(default=True)
+
+
+#: The command table: name -> L{Command}.
+COMMANDS = {}
+
+#: Capabilities that are not tied to one command, in order: name ->
+#: C{predicate(session)} (C{None}: always).
+CAPABILITIES = {}
+
+
+def command(name, states, capability=None, expungeAllowed=True):
+    """
+    Decorator that adds a handler as a row of L{COMMANDS}.
+    """
+    def register(handler):
+        COMMANDS[name] = Command(name, frozenset(states), handler, capability, expungeAllowed)
+        if capability is not None and capability not in CAPABILITIES:
+            CAPABILITIES[capability] = None
+        return handler
+    return register
+
+
+def capability(name, predicate=None):
+    """
+    Announce a capability that is not a command (e.g. C{LITERAL+}).
+    """
+    CAPABILITIES[name] = predicate
+
+
+class Response(Exception):
+    """
+    Raised by a handler to finish the command with a tagged C{NO} or C{BAD}.
+    """
+
+    def __init__(self, status, text):
+        Exception.__init__(self, text)
+        self.status = status
+        self.text = text
+
+
+def no(text):
+    return Response("NO", text)
+
+
+def bad(text):
+    return Response("BAD", text)
+
+
+class IMAPServer(Protocol):
+    """
+    One IMAP connection.
+
+    @ivar state: L{NOT_AUTHENTICATED}, L{AUTHENTICATED}, L{SELECTED} or
+        L{LOGOUT}.
+    @ivar account: the L{gateway.interfaces.IAccount} after login.
+    @ivar view: the L{gateway.imap.view.MailboxView} in the selected state.
+    @ivar enabled: C{set} of extensions ENABLEd by the client.
+    """
+
+    state = NOT_AUTHENTICATED
+    account = None
+    view = None
+    factory = None
+
+    def __init__(self, context):
+        self.context = context
+        config = context.config
+        self.maxLineLength = config["imap", "max_line_length"]
+        self.maxMessageSize = config["imap", "max_message_size"]
+        self.idleTimeout = config["imap", "idle_timeout"]
+        self.reactor = context.reactor
+        self.enabled = set()
+        self.idling = False
+        self._buffer = b""
+        self._pos = 0
+        self._command = []
+        self._commandSize = 0
+        self._literalRemaining = 0
+        self._discardLiteral = None
+        self._skipLine = None
+        self._busy = False
+        self._paused = False
+        self._lineHandler = None
+        self._out = []
+        self._outSize = 0
+        self._timeoutCall = None
+        self._logout = None
+        self.loginContext = None
+
+    # -- connection --------------------------------------------------------------
+
+    def connectionMade(self):
+        self.loginContext = LoginContext.fromTransport("imap", self.transport)
+        if self.factory is not None and not self.factory.accept(self):
+            self.sendLine(b"* BYE Too many connections, try again later")
+            self.flush()
+            self.transport.loseConnection()
+            self.state = LOGOUT
+            return
+        self.resetTimeout()
+        self.sendLine(b"* OK [CAPABILITY " + self.capabilities() + b"] "
+                      + self.context.hostname.encode("ascii", "replace") + b" gateway IMAP4rev1 ready")
+        self.flush()
+
+    def connectionLost(self, reason):
+        if self.factory is not None:
+            self.factory.release(self)
+        self._cancelTimeout()
+        self.closeMailbox()
+        self.state = LOGOUT
+        if self._logout is not None:
+            logout, self._logout = self._logout, None
+            logout()
+
+    @property
+    def secure(self):
+        return self.loginContext is not None and self.loginContext.secure
+
+    def cleartextAllowed(self):
+        return self.secure or self.context.cleartextAllowed(self.loginContext.localAddress)
+
+    def startTLS(self):
+        """
+        Start TLS now; anything pipelined after STARTTLS is discarded.
+        """
+        self._buffer, self._pos = b"", 0
+        self.transport.startTLS(self.context.tls)
+        self.loginContext = attr.evolve(self.loginContext, secure=True)
+
+    # -- timeouts ----------------------------------------------------------------
+
+    def resetTimeout(self):
+        if self.idleTimeout <= 0:
+            return
+        if self._timeoutCall is not None and self._timeoutCall.active():
+            self._timeoutCall.reset(self.idleTimeout)
+        else:
+            self._timeoutCall = self.reactor.callLater(self.idleTimeout, self.timeoutConnection)
+
+    def _cancelTimeout(self):
+        if self._timeoutCall is not None and self._timeoutCall.active():
+            self._timeoutCall.cancel()
+        self._timeoutCall = None
+
+    def timeoutConnection(self):
+        self._timeoutCall = None
+        self.sendLine(b"* BYE Autologout; idle for too long")
+        self.flush()
+        self.transport.loseConnection()
+
+    # -- output ------------------------------------------------------------------
+
+    def sendLine(self, line):
+        """
+        Queue one response line (without CRLF); written by L{flush}.
+        """
+        self._out.append(line)
+        self._out.append(b"\r\n")
+        self._outSize += len(line) + 2
+        if self._outSize >= BATCH_SIZE:
+            self.flush()
+
+    def sendUntagged(self, text):
+        self.sendLine(b"* " + text)
+
+    def flush(self):
+        """
+        Write the queued responses with one C{transport.write}.
+        """
+        if self._out:
+            data = b"".join(self._out)
+            self._out = []
+            self._outSize = 0
+            if self.transport is not None:
+                self.transport.write(data)
+
+    def sendContinuation(self, text=b"Ready"):
+        self.sendLine(b"+ " + text)
+        self.flush()
+
+    def capabilities(self):
+        """
+        The CAPABILITY list for this session's state, as C{bytes}.
+        """
+        from gateway.cred.sasl import mechanismNames
+
+        names = ["IMAP4rev1"]
+        if self.state == NOT_AUTHENTICATED:
+            if not self.secure and self.context.tls is not None:
+                names.append("STARTTLS")
+            if not self.cleartextAllowed():
+                names.append("LOGINDISABLED")
+            names += ["AUTH=" + n for n in mechanismNames(
+                self.secure, self.cleartextAllowed(), self.context.portal)]
+        for name, predicate in CAPABILITIES.items():
+            if name in ("STARTTLS", "AUTH", "LOGINDISABLED"):
+                continue
+            value = True if predicate is None else predicate(self)
+            if value is True:
+                names.append(name)
+            elif value:
+                names.append(value)
+        return " ".join(names).encode("ascii")
+
+    # -- input -------------------------------------------------------------------
+
+    def dataReceived(self, data):
+        self.resetTimeout()
+        if self._pos:
+            self._buffer = self._buffer[self._pos:]
+            self._pos = 0
+        self._buffer += data
+        self._process()
+
+    def _process(self):
+        """
+        Consume complete lines and literals from the buffer.  The buffer is
+        walked with an offset (C{_pos}) so that many pipelined commands in
+        one packet cost linear time.
+        """
+        while self._pos < len(self._buffer) and self.state != LOGOUT:
+            if self._busy and self._lineHandler is None:
+                if len(self._buffer) - self._pos > self.maxLineLength and not self._paused:
+                    # A long command is running: stop reading until it is done.
+                    self._paused = True
+                    self.transport.pauseProducing()
+                break
+            buffer, pos = self._buffer, self._pos
+            if self._literalRemaining:
+                take = buffer[pos:pos + self._literalRemaining]
+                self._pos = pos + len(take)
+                self._literalRemaining -= len(take)
+                if self._discardLiteral is None:
+                    self._command.append(take)
+                continue
+            end = buffer.find(b"\n", pos)
+            if end < 0:
+                if len(buffer) - pos > self.maxLineLength:
+                    if self._skipLine is None:
+                        self._startSkipping(buffer[pos:pos + 200])
+                    self._buffer, self._pos = b"", 0
+                break
+            line = buffer[pos:end]
+            self._pos = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if self._skipLine is not None:
+                tag, self._skipLine = self._skipLine, None
+                self._finishCommand(tag, "BAD", "Command line too long")
+                continue
+            if len(line) > self.maxLineLength:
+                self._startSkipping(line[:200])
+                self._skipLine, tag = None, self._skipLine
+                self._finishCommand(tag, "BAD", "Command line too long")
+                continue
+            if self._lineHandler is not None:
+                self._lineHandler(line)
+                self.flush()
+                continue
+            if self._discardLiteral is not None:
+                self._discardRest(line)
+                continue
+            self._lineReceived(line)
+        if self._pos and self._pos >= len(self._buffer):
+            self._buffer, self._pos = b"", 0
+        self.flush()
+
+    def _discardRest(self, line):
+        """
+        A line of a command whose literal was refused: skip it, and any
+        further non-synchronizing literal it announces.
+        """
+        tag, text = self._discardLiteral
+        mark = _LITERAL_MARK.search(line)
+        if mark is not None and mark.group(2):
+            size = int(mark.group(1))
+            if size <= self.maxMessageSize * DISCARD_FACTOR:
+                self._literalRemaining = size
+                return
+        self._discardLiteral = None
+        self._finishCommand(tag, "NO", text)
+
+    def _startSkipping(self, start):
+        """
+        An over-long line: discard it through its end, then answer BAD.
+        """
+        if self._command:
+            start = self._command[0]
+            self._command = []
+            self._commandSize = 0
+        self._skipLine = tagOf(start)
+
+    def _lineReceived(self, line):
+        self._command.append(line)
+        self._commandSize += len(line)
+        mark = _LITERAL_MARK.search(line)
+        if mark is None:
+            data = b"".join(self._command)
+            self._command = []
+            self._commandSize = 0
+            self._dispatch(data)
+            return
+        size, nonSync = int(mark.group(1)), bool(mark.group(2))
+        tag = tagOf(self._command[0])
+        limit, refusal = self._literalLimit(self._command[0])
+        if size > limit or self._commandSize + size > self.maxMessageSize + self.maxLineLength:
+            self._command = []
+            self._commandSize = 0
+            if not nonSync:
+                status = "NO" if refusal.startswith("[") else "BAD"
+                self._finishCommand(tag, status, refusal)
+                return
+            if size > max(limit, self.maxLineLength) * DISCARD_FACTOR:
+                self.sendUntagged(b"BYE " + refusal.encode("ascii")
+                                  + b"; non-synchronizing literal too large to skip")
+                self.flush()
+                self.state = LOGOUT
+                self.transport.loseConnection()
+                return
+            self._discardLiteral = (tag, refusal)
+            self._literalRemaining = size
+            return
+        self._command.append(b"\r\n")
+        self._commandSize += size
+        self._literalRemaining = size
+        if not nonSync:
+            self.sendContinuation()
+
+    def _literalLimit(self, firstLine):
+        """
+        The largest literal a command may send, and the refusal text.
+        """
+        try:
+            _tag, name, _args = splitCommand(firstLine)
+        except IMAPSyntaxError:
+            name = ""
+        if name == "APPEND" and self.state != NOT_AUTHENTICATED:
+            limit = self.maxMessageSize
+            text = "[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (limit,)
+            available = self._quotaAvailable()
+            if available is not None and available < limit:
+                return available, "[OVERQUOTA] Not enough storage quota left for this message"
+            return limit, text
+        return self.maxLineLength, "Literal too large (limit %d octets)" % (self.maxLineLength,)
+
+    def _quotaAvailable(self):
+        quota = self.account.quota
+        limit = quota.limit()
+        if limit is None:
+            return None
+        return max(0, limit - quota.used())
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def _dispatch(self, data):
+        try:
+            tag, name, args = splitCommand(data)
+        except IMAPSyntaxError as e:
+            self._finishCommand(tagOf(data), "BAD", str(e))
+            return
+        if name == "UID":
+            try:
+                args.space()
+                sub = args.atom().upper()
+            except IMAPSyntaxError:
+                self._finishCommand(tag, "BAD", "UID needs a command")
+                return
+            name = "UID " + sub
+        log.debug("IMAP {tag} {command}", tag=tag[:40], command=name[:40])
+        row = COMMANDS.get(name)
+        if row is None:
+            self._finishCommand(tag, "BAD", "Unknown command %s" % (name[:40],))
+            return
+        if self.state not in row.states:
+            self._finishCommand(tag, "BAD", "%s is not allowed %s" % (name, _STATE_TEXT[self.state]))
+            return
+        self._busy = True
+        try:
+            result = row.handler(self, tag, args)
+        except Exception:
+            self._commandDone(failure.Failure(), tag, row)
+            return
+        if isinstance(result, defer.Deferred):
+            result.addBoth(self._commandDone, tag, row, True)
+            result.addErrback(log.failure, "IMAP command completion failed")
+        else:
+            self._commandDone(result, tag, row)
+
+    def _commandDone(self, result, tag, row, later=False):
+        self._busy = False
+        if self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
+        self._lineHandler = None
+        if self.state == LOGOUT and isinstance(result, failure.Failure):
+            return
+        if isinstance(result, failure.Failure) and result.check(NoSuchMailbox) and self.view is not None:
+            self._mailboxGone()
+            result = ("NO", "The selected mailbox was deleted")
+        if isinstance(result, failure.Failure):
+            if result.check(Response):
+                status, text = result.value.status, result.value.text
+            elif result.check(IMAPSyntaxError, ValueError):
+                status, text = "BAD", str(result.value) or "Syntax error"
+            else:
+                log.failure("IMAP command {command} failed", result, command=row.name)
+                status, text = "NO", "[SERVERBUG] Internal error"
+        elif result is None:
+            status, text = "OK", "%s completed" % (row.name,)
+        else:
+            status, text = result
+        if self.view is not None and self.state == SELECTED and self.transport is not None:
+            try:
+                self.view.sendUpdates(self, expunge=row.expungeAllowed)
+            except NoSuchMailbox:
+                self._mailboxGone()
+                status, text = "NO", "The selected mailbox was deleted"
+            except Exception:
+                log.failure("IMAP mailbox update failed")
+        if status:
+            self._finishCommand(tag, status, text)
+        if self.state == LOGOUT or later:
+            self.flush()
+        if self.state == LOGOUT:
+            self.transport.loseConnection()
+            return
+        if later and self._pos < len(self._buffer) and not self._busy:
+            self._process()
+
+    def _finishCommand(self, tag, status, text):
+        if isinstance(text, str):
+            text = text.encode("utf-8", "replace")
+        self.sendLine(tag.encode("latin-1") + b" " + status.encode("ascii") + b" " + text)
+
+    # -- helpers for handlers ---------------------------------------------------
+
+    def setLineHandler(self, handler):
+        """
+        Send the next lines (continuation responses, IDLE's DONE) to
+        C{handler(line)} until the command completes.
+        """
+        self._lineHandler = handler
+
+    def _mailboxGone(self):
+        """
+        The selected mailbox was deleted by someone else: the session's
+        numbering cannot go on, so the connection ends (as Dovecot does).
+        """
+        self.sendUntagged(b"BYE The selected mailbox was deleted")
+        self.closeMailbox()
+        self.state = LOGOUT
+
+    def enableCondstore(self):
+        """
+        A CONDSTORE-enabling command (RFC 7162 3.1) was used.
+        """
+        if "CONDSTORE" not in self.enabled:
+            self.enabled.add("CONDSTORE")
+            if self.view is not None:
+                self.sendUntagged(b"OK [HIGHESTMODSEQ %d] CONDSTORE enabled" % (self.view.modseq,))
+
+    def closeMailbox(self):
+        if self.view is not None:
+            self.view.close()
+            self.view = None
+        if self.state == SELECTED:
+            self.state = AUTHENTICATED
+
+
+_STATE_TEXT = {
+    NOT_AUTHENTICATED: "before login",
+    AUTHENTICATED: "without a selected mailbox",
+    SELECTED: "with a mailbox selected",
+    LOGOUT: "after logout",
+}

@@ -1,0 +1,575 @@
+# -*- test-case-name: tests.test_imap_search -*-
+"""
+SEARCH: parsing the search program and matching messages against it.
+
+The primary entry takes the core's parsed tokens (atoms as C{str},
+quoted strings and literals as C{bytes}, parenthesized lists as Python
+C{list}s): C{parseSearch(["CHARSET", "UTF-8", "SUBJECT", b"caf\\xc3\\xa9"])}.
+For convenience C{parseSearch(text)} tokenizes a C{str}/C{bytes} first
+(with inline C{{n}\\r\\n} literals).
+
+A L{SearchProgram} matches one message at a time from its
+L{gateway.interfaces.IMessageInfo}; only BODY and TEXT keys read the
+message (L{SearchProgram.needsBody}), header keys use C{info.headers}
+with RFC 2047 words decoded; all string comparisons are case-insensitive
+substring tests on Unicode text.  BODY searches the decoded content of
+text/* parts (attachments of other types and MIME structure are not
+searched); TEXT adds every header, of parts and attached messages too.
+Dates follow RFC 3501: BEFORE, ON and SINCE compare the date of the
+internal date in UTC (the server's zone); the SENT* keys compare the date
+written in the Date header (in its own zone), 1-Jan-1970 when it is
+missing or unparseable.  These choices match Dovecot 2.3.
+"""
+
+import base64
+import binascii
+import datetime
+import email.parser
+import email.policy
+import re
+
+from gateway.imap import mimeparts
+from gateway.imap.sequence import parseSequenceSet
+
+#: Charsets accepted after C{CHARSET}.
+SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
+
+_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True), "UNANSWERED": ("\\Answered", False),
+    "DELETED": ("\\Deleted", True), "UNDELETED": ("\\Deleted", False),
+    "DRAFT": ("\\Draft", True), "UNDRAFT": ("\\Draft", False),
+    "FLAGGED": ("\\Flagged", True), "UNFLAGGED": ("\\Flagged", False),
+    "SEEN": ("\\Seen", True), "UNSEEN": ("\\Seen", False),
+}
+
+_HEADER_KEYS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
+
+
+class SearchCharsetError(ValueError):
+    """
+    The CHARSET named is not supported: answer C{NO [BADCHARSET (UTF-8
+    US-ASCII)]}.  A subclass of C{ValueError}: catch it first.
+
+    @ivar charset: the name given.
+    """
+
+    def __init__(self, charset):
+        ValueError.__init__(self, "unsupported charset %s" % (charset,))
+        self.charset = charset
+
+
+# Tokenizing the text form -------------------------------------------------
+
+_ATOM_END = frozenset(b' ()"{')
+_LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r\n")
+
+
+def tokenize(text):
+    """
+    Tokens of a SEARCH argument text in the form the core produces.
+
+    @type text: C{str} or C{bytes} (inline literals C{{n}\\r\\n...} allowed)
+    @raise ValueError: on unbalanced parentheses or bad literals.
+    """
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    stack = [[]]
+    pos, n = 0, len(text)
+    while pos < n:
+        c = text[pos]
+        if c in b" \t\r\n":
+            pos += 1
+        elif c == 0x28:  # (
+            stack.append([])
+            pos += 1
+        elif c == 0x29:  # )
+            if len(stack) == 1:
+                raise ValueError("unbalanced ) in search program")
+            done = stack.pop()
+            stack[-1].append(done)
+            pos += 1
+        elif c == 0x22:  # "
+            out = bytearray()
+            pos += 1
+            while True:
+                if pos >= n:
+                    raise ValueError("unterminated quoted string")
+                ch = text[pos]
+                if ch == 0x5C and pos + 1 < n:
+                    out.append(text[pos + 1])
+                    pos += 2
+                elif ch == 0x22:
+                    pos += 1
+                    break
+                else:
+                    out.append(ch)
+                    pos += 1
+            stack[-1].append(bytes(out))
+        elif c == 0x7B:  # {
+            m = _LITERAL.match(text, pos)
+            if m is None:
+                raise ValueError("bad literal in search program")
+            size = int(m.group(1))
+            start = m.end()
+            if start + size > n:
+                raise ValueError("literal longer than the search program")
+            stack[-1].append(text[start:start + size])
+            pos = start + size
+        else:
+            start = pos
+            while pos < n and text[pos] not in _ATOM_END and text[pos] not in b')\r\n\t':
+                pos += 1
+            stack[-1].append(text[start:pos].decode("utf-8", "replace"))
+    if len(stack) != 1:
+        raise ValueError("unbalanced ( in search program")
+    return stack[0]
+
+
+# Keys ---------------------------------------------------------------------
+
+class _Key:
+    needsBody = False
+
+
+class _All(_Key):
+    def match(self, m):
+        return True
+
+
+class _Flag(_Key):
+    def __init__(self, flag, present):
+        self.flag, self.present = flag, present
+
+    def match(self, m):
+        return (self.flag in m.info.flags) == self.present
+
+
+class _Keyword(_Key):
+    def __init__(self, keyword, present):
+        self.keyword, self.present = keyword.lower(), present
+
+    def match(self, m):
+        return any(f.lower() == self.keyword for f in m.info.flags) == self.present
+
+
+class _Recent(_Key):
+    def __init__(self, present):
+        self.present = present
+
+    def match(self, m):
+        return m.recent == self.present
+
+
+class _New(_Key):
+    def match(self, m):
+        return m.recent and "\\Seen" not in m.info.flags
+
+
+class _Not(_Key):
+    def __init__(self, key):
+        self.key = key
+        self.needsBody = key.needsBody
+
+    def match(self, m):
+        return not self.key.match(m)
+
+
+class _Or(_Key):
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+        self.needsBody = a.needsBody or b.needsBody
+
+    def match(self, m):
+        return self.a.match(m) or self.b.match(m)
+
+
+class _And(_Key):
+    def __init__(self, keys):
+        self.keys = keys
+        self.needsBody = any(k.needsBody for k in keys)
+
+    def match(self, m):
+        return all(k.match(m) for k in self.keys)
+
+
+class _Size(_Key):
+    def __init__(self, size, larger):
+        self.size, self.larger = size, larger
+
+    def match(self, m):
+        return m.info.size > self.size if self.larger else m.info.size < self.size
+
+
+class _ModSeq(_Key):
+    def __init__(self, modseq):
+        self.modseq = modseq
+
+    def match(self, m):
+        return m.info.modseq >= self.modseq
+
+
+class _Sequence(_Key):
+    def __init__(self, sequenceSet, uid):
+        self.set, self.uid = sequenceSet, uid
+
+    def match(self, m):
+        if self.uid:
+            return self.set.contains(m.info.uid, m.maxUid)
+        return self.set.contains(m.seq, m.maxSeq)
+
+
+class _Date(_Key):
+    def __init__(self, date, op, sent):
+        self.date, self.op, self.sent = date, op, sent
+
+    def match(self, m):
+        day = m.sentDay() if self.sent else m.info.internalDate.astimezone(datetime.timezone.utc).date()
+        if self.op == "BEFORE":
+            return day < self.date
+        if self.op == "ON":
+            return day == self.date
+        return day >= self.date
+
+
+class _Header(_Key):
+    def __init__(self, name, needle):
+        self.name, self.needle = name.lower(), needle.casefold()
+
+    def match(self, m):
+        values = m.headerValues(self.name)
+        if not self.needle:
+            return bool(values)
+        return any(self.needle in v for v in values)
+
+
+class _Body(_Key):
+    needsBody = True
+
+    def __init__(self, needle, withHeaders):
+        self.needle, self.withHeaders = needle.casefold(), withHeaders
+
+    def match(self, m):
+        if self.withHeaders and (self.needle in m.headerText() or self.needle in m.partHeaderText()):
+            return True
+        return self.needle in m.bodyText()
+
+
+# Decoding helpers -------------------------------------------------------------
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)\s+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)")
+
+
+def _decodeWord(match):
+    charset, encoding, text = match.groups()
+    charset = charset.split("*", 1)[0]
+    try:
+        if encoding in "bB":
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        else:
+            raw = re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)),
+                         text.replace("_", " ")).encode("latin-1")
+    except (ValueError, UnicodeEncodeError, binascii.Error):
+        return match.group(0)
+    try:
+        return raw.decode(charset, "replace")
+    except (LookupError, ValueError):
+        return raw.decode("utf-8", "replace")
+
+
+def decodeHeader(value):
+    """
+    A header value (C{bytes}) as Unicode with RFC 2047 words decoded;
+    raw 8-bit bytes are taken as UTF-8, else Latin-1.  Never raises.
+    """
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    if "=?" not in text:
+        return text
+    text = _BETWEEN_WORDS.sub(r"\1", text)
+    return _ENCODED_WORD.sub(_decodeWord, text)
+
+
+def _searchTexts(data):
+    """
+    The searchable texts of a whole message, as Dovecot searches them.
+
+    @return: C{(body, headers)}: the decoded content (transfer encoding and
+        charset) of every text/* part, including those of attached
+        messages; and the decoded header fields of every part and attached
+        message below the top level (the top header comes from the index).
+        Both case-folded.
+    """
+    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(data)
+    texts = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            texts.append(payload.decode(charset))
+        except (LookupError, ValueError):
+            texts.append(payload.decode("utf-8", "replace"))
+    headers = []
+    root = mimeparts.Entity(data, 0, len(data))
+    pending = [root.embedded] if root.embedded is not None else list(root.parts or ())
+    while pending:
+        entity = pending.pop()
+        headers.extend(decodeHeader(raw) for _, raw, _ in entity.fields)
+        pending.extend(entity.parts or ())
+        if entity.embedded is not None:
+            pending.append(entity.embedded)
+    return "\n".join(texts).casefold(), "\n".join(headers).casefold()
+
+
+#: The sent date of a message without a usable Date header (Dovecot's).
+_NO_DATE = datetime.date(1970, 1, 1)
+
+
+class _Candidate:
+    """
+    One message being matched, with lazily decoded headers and body.
+    """
+
+    def __init__(self, seq, info, maxSeq, maxUid, openMessage, recent):
+        self.seq, self.info, self.maxSeq, self.maxUid = seq, info, maxSeq, maxUid
+        self.recent = recent
+        self._open = openMessage
+        self._fields = None
+        self._body = None
+
+    def fields(self):
+        if self._fields is None:
+            self._fields = mimeparts.splitHeaderFields(self.info.headers)
+        return self._fields
+
+    def headerValues(self, name):
+        return [decodeHeader(v).casefold() for n, _, v in self.fields() if n == name]
+
+    def headerText(self):
+        return "\n".join(decodeHeader(raw) for _, raw, _ in self.fields()).casefold()
+
+    def _read(self):
+        if self._body is None:
+            f = self._open()
+            try:
+                data = f.read()
+            finally:
+                f.close()
+            self._body = _searchTexts(data)
+        return self._body
+
+    def bodyText(self):
+        return self._read()[0]
+
+    def partHeaderText(self):
+        return self._read()[1]
+
+    def sentDay(self):
+        when = mimeparts.sentDate(self.fields())
+        if when is None:
+            return _NO_DATE
+        return when.date()
+
+
+# The program ------------------------------------------------------------------
+
+class SearchProgram:
+    """
+    A parsed SEARCH.
+
+    @ivar returnOptions: C{None} (plain SEARCH) or the C{list} of upper-case
+        ESEARCH return options (C{["ALL"]} for C{RETURN ()}).
+    @ivar charset: the charset named, upper case, or C{None}.
+    @ivar needsBody: whether matching reads message files.
+    """
+
+    def __init__(self, key, returnOptions, charset):
+        self.key = key
+        self.returnOptions = returnOptions
+        self.charset = charset
+        self.needsBody = key.needsBody
+
+    def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
+        """
+        Whether message number C{seq} described by C{info} matches.
+
+        @param maxSeq: messages in the session's view (for C{*}).
+        @param maxUid: the largest UID in the view (for C{UID ...*}).
+        @param openMessage: no-argument callable returning the message's
+            CRLF file; called only by BODY and TEXT keys.
+        @param recent: whether the message is C{\\Recent} in this session.
+        """
+        return self.key.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
+
+
+class _Parser:
+    def __init__(self, tokens, charset):
+        self.tokens = tokens
+        self.pos = 0
+        self.charset = charset
+
+    def next(self, what):
+        if self.pos >= len(self.tokens):
+            raise ValueError("missing %s in search program" % (what,))
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def atom(self, what):
+        token = self.next(what)
+        if isinstance(token, bytes):
+            token = token.decode("ascii", "replace")
+        if not isinstance(token, str):
+            raise ValueError("expected %s, got a list" % (what,))
+        return token
+
+    def string(self, what):
+        token = self.next(what)
+        if isinstance(token, list):
+            raise ValueError("expected %s, got a list" % (what,))
+        if isinstance(token, str):
+            return token
+        codec = "ascii" if self.charset == "US-ASCII" else "utf-8"
+        try:
+            return token.decode(codec)
+        except UnicodeDecodeError:
+            raise ValueError("search string is not valid %s" % (self.charset or "UTF-8",))
+
+    def number(self, what):
+        token = self.atom(what)
+        if not token.isdigit() or not token.isascii() or len(token) > 20:
+            raise ValueError("invalid %s %r" % (what, token[:20]))
+        return int(token)
+
+    def date(self):
+        token = self.string("date")
+        m = re.fullmatch(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})", token.strip())
+        if m is None or m.group(2).lower() not in _MONTHS:
+            raise ValueError("invalid date %r (expected e.g. 1-Feb-1994)" % (token[:30],))
+        try:
+            return datetime.date(int(m.group(3)), _MONTHS[m.group(2).lower()], int(m.group(1)))
+        except ValueError:
+            raise ValueError("invalid date %r" % (token[:30],))
+
+    def keys(self, tokens):
+        saved = self.tokens, self.pos
+        self.tokens, self.pos = tokens, 0
+        keys = []
+        while self.pos < len(self.tokens):
+            keys.append(self.key())
+        self.tokens, self.pos = saved
+        if not keys:
+            raise ValueError("empty search key list")
+        return keys[0] if len(keys) == 1 else _And(keys)
+
+    def key(self):
+        token = self.next("search key")
+        if isinstance(token, list):
+            return self.keys(token)
+        if isinstance(token, bytes):
+            token = token.decode("ascii", "replace")
+        name = token.upper()
+        if name == "ALL":
+            return _All()
+        if name in _FLAG_KEYS:
+            return _Flag(*_FLAG_KEYS[name])
+        if name in ("KEYWORD", "UNKEYWORD"):
+            return _Keyword(self.atom("keyword"), name == "KEYWORD")
+        if name in ("RECENT", "OLD"):
+            return _Recent(name == "RECENT")
+        if name == "NEW":
+            return _New()
+        if name == "NOT":
+            return _Not(self.key())
+        if name == "OR":
+            return _Or(self.key(), self.key())
+        if name in _HEADER_KEYS:
+            return _Header(_HEADER_KEYS[name], self.string("search string"))
+        if name == "HEADER":
+            field = self.string("header field name")
+            return _Header(field, self.string("search string"))
+        if name in ("BODY", "TEXT"):
+            return _Body(self.string("search string"), name == "TEXT")
+        if name in ("BEFORE", "ON", "SINCE"):
+            return _Date(self.date(), name, False)
+        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            return _Date(self.date(), name[4:], True)
+        if name in ("LARGER", "SMALLER"):
+            return _Size(self.number("size"), name == "LARGER")
+        if name == "UID":
+            return _Sequence(parseSequenceSet(self.atom("UID set")), True)
+        if name == "MODSEQ":
+            if self.pos < len(self.tokens) and not self._isNumber(self.tokens[self.pos]):
+                self.string("entry name")
+                self.atom("entry type")
+            return _ModSeq(self.number("mod-sequence"))
+        if name[:1].isdigit() or name[:1] == "*":
+            return _Sequence(parseSequenceSet(token), False)
+        raise ValueError("unknown search key %s" % (token[:40],))
+
+    @staticmethod
+    def _isNumber(token):
+        return isinstance(token, str) and token.isdigit()
+
+
+def parseSearch(tokens, charset=None):
+    """
+    Parse the arguments of SEARCH / UID SEARCH.
+
+    @param tokens: the core's tokens (see the module docstring), or the
+        raw argument text (C{str}/C{bytes}).
+    @param charset: the charset to assume when the command names none.
+    @rtype: L{SearchProgram}
+    @raise SearchCharsetError: for a charset other than UTF-8 or US-ASCII.
+    @raise ValueError: on bad syntax (answer BAD).
+    """
+    if isinstance(tokens, (str, bytes)):
+        tokens = tokenize(tokens)
+    tokens = list(tokens)
+    pos = 0
+    returnOptions = None
+
+    def word(i):
+        token = tokens[i] if i < len(tokens) else None
+        if isinstance(token, bytes):
+            token = token.decode("ascii", "replace")
+        return token.upper() if isinstance(token, str) else None
+
+    if word(pos) == "RETURN":
+        if pos + 1 >= len(tokens) or not isinstance(tokens[pos + 1], list):
+            raise ValueError("RETURN needs a parenthesized list of options")
+        returnOptions = []
+        for option in tokens[pos + 1]:
+            option = option.decode("ascii", "replace") if isinstance(option, bytes) else option
+            if not isinstance(option, str) or option.upper() not in _RETURN_OPTIONS:
+                raise ValueError("unknown RETURN option %r" % (option,))
+            if option.upper() not in returnOptions:
+                returnOptions.append(option.upper())
+        if not returnOptions:
+            returnOptions = ["ALL"]
+        pos += 2
+    if word(pos) == "CHARSET":
+        if pos + 1 >= len(tokens) or isinstance(tokens[pos + 1], list):
+            raise ValueError("CHARSET needs a charset name")
+        charset = tokens[pos + 1]
+        pos += 2
+    if isinstance(charset, bytes):
+        charset = charset.decode("ascii", "replace")
+    if charset is not None:
+        charset = charset.upper()
+        if charset not in SUPPORTED_CHARSETS:
+            raise SearchCharsetError(charset)
+    parser = _Parser(tokens[pos:], charset)
+    key = parser.keys(tokens[pos:])
+    return SearchProgram(key, returnOptions, charset)

@@ -1,0 +1,48 @@
+# -*- test-case-name: tests.test_imap_protocol -*-
+"""
+The IMAP factory the wiring listens with: L{makeFactory}.
+"""
+
+from twisted.internet.protocol import ServerFactory
+
+from gateway.imap import commands_auth, commands_mailbox, commands_selected  # noqa: F401 -- table rows
+from gateway.imap.protocol import IMAPServer
+
+
+class IMAPFactory(ServerFactory):
+    """
+    Builds L{IMAPServer} sessions and enforces C{[imap] max_connections}.
+
+    @ivar sessions: C{set} of the connected sessions.
+    """
+
+    protocol = IMAPServer
+
+    def __init__(self, context):
+        self.context = context
+        self.maxConnections = context.config["imap", "max_connections"]
+        self.sessions = set()
+
+    def buildProtocol(self, addr):
+        session = self.protocol(self.context)
+        session.factory = self
+        return session
+
+    def accept(self, session):
+        """
+        Count a new connection; C{False} when over the limit.
+        """
+        if len(self.sessions) >= self.maxConnections:
+            return False
+        self.sessions.add(session)
+        return True
+
+    def release(self, session):
+        self.sessions.discard(session)
+
+
+def makeFactory(context):
+    """
+    The IMAP front-end's factory for one L{gateway.service.ServiceContext}.
+    """
+    return IMAPFactory(context)

@@ -1,0 +1,129 @@
+# -*- test-case-name: tests.test_imap_view -*-
+"""
+A session's sequence-number view of a shared mailbox (RFC 3501 2.3.1.2).
+
+Each selected session keeps the ascending UID list it has announced; changes
+made by anyone (this or other sessions, LMTP, POP3, other processes) are
+read with C{mailbox.changesSince(modseq)} and announced as EXPUNGE, EXISTS,
+RECENT and FETCH FLAGS responses only where the protocol allows: EXPUNGE
+is held back after FETCH, STORE and SEARCH (the expunged message keeps its
+sequence number until then).
+"""
+
+import bisect
+
+from gateway.imap.format import formatFlags
+
+
+class MailboxView:
+    """
+    @ivar mailbox: the shared L{gateway.interfaces.IMailbox}.
+    @ivar uids: ascending C{list} of the UIDs this session knows.
+    @ivar recent: C{set} of UIDs that are C{\\Recent} for this session.
+    @ivar readOnly: C{True} after EXAMINE.
+    """
+
+    def __init__(self, mailbox, readOnly, onChange=None):
+        self.mailbox = mailbox
+        self.readOnly = readOnly
+        self.modseq = mailbox.highestModSeq()
+        self.uids = mailbox.uids()
+        self.recent = set() if readOnly else mailbox.claimRecent()
+        self._pendingExpunge = set()
+        self._own = set()
+        self._removeListener = mailbox.addListener(onChange) if onChange is not None else None
+
+    def close(self):
+        if self._removeListener is not None:
+            self._removeListener()
+            self._removeListener = None
+
+    @property
+    def exists(self):
+        return len(self.uids)
+
+    def maxUid(self):
+        return self.uids[-1] if self.uids else 0
+
+    def seqOf(self, uid):
+        """
+        The sequence number of C{uid}, or C{None}.
+        """
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def uidsForSequences(self, sequenceSet):
+        """
+        The UIDs a message sequence set names (C{*} is the last message).
+        """
+        uids = self.uids
+        result = []
+        for lo, hi in sequenceSet.resolve(len(uids)):
+            if lo < 1:
+                lo = 1
+            result.extend(uids[lo - 1:hi])
+        return result
+
+    def uidsForUidSet(self, sequenceSet):
+        """
+        The known UIDs a UID set names (C{*} is the highest UID).
+        """
+        return sequenceSet.select(self.uids, self.maxUid())
+
+    def noteOwnChanges(self, infos):
+        """
+        This session changed these messages and reported them itself: do
+        not announce them again as FETCH FLAGS.
+        """
+        for info in infos:
+            self._own.add(info.modseq)
+
+    def sendUpdates(self, session, expunge=True):
+        """
+        Announce what changed since the last update.
+        """
+        expunged, changed, highest = self.mailbox.changesSince(self.modseq)
+        self.modseq = highest
+        self._pendingExpunge.update(expunged)
+        if expunge and self._pendingExpunge:
+            self._sendExpunges(session)
+        if changed:
+            known = self.maxUid()
+            new = [info.uid for info in changed if info.uid > known]
+            condstore = "CONDSTORE" in session.enabled
+            for info in changed:
+                if info.uid > known or info.modseq in self._own:
+                    continue
+                seq = self.seqOf(info.uid)
+                if seq is None:
+                    continue
+                flags = info.flags | ({"\\Recent"} if info.uid in self.recent else set())
+                text = b"%d FETCH (FLAGS %s" % (seq, formatFlags(flags))
+                if condstore:
+                    text += b" MODSEQ (%d)" % (info.modseq,)
+                session.sendUntagged(text + b")")
+            if new:
+                self.uids.extend(sorted(new))
+                if not self.readOnly:
+                    self.recent |= self.mailbox.claimRecent()
+                session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
+                session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+        self._own = {m for m in self._own if m > highest}
+
+    def _sendExpunges(self, session):
+        gone = self._pendingExpunge
+        self._pendingExpunge = set()
+        positions = []
+        for uid in gone:
+            seq = self.seqOf(uid)
+            if seq is not None:
+                positions.append(seq)
+        if not positions:
+            return
+        positions.sort(reverse=True)
+        for seq in positions:
+            session.sendUntagged(b"%d EXPUNGE" % (seq,))
+        self.uids = [uid for uid in self.uids if uid not in gone]
+        self.recent -= gone
