@@ -1,0 +1,401 @@
+# -*- test-case-name: tests.test_ftp_e2e -*-
+"""
+The FTP data channel: passive listeners (PASV/EPSV), active connections
+(PORT/EPRT), TLS on the data connection (PROT P, RFC 4217: the server is
+always the TLS server), and the two transfer directions.
+
+Downloads read the file in the reactor's thread pool, one chunk at a time,
+as a push producer on the data transport (so a slow disk or a slow client
+stalls only its own transfer).  Uploads hand an L{UploadStream} to
+C{FileStore.writeFile}, which runs in a thread and reads what the reactor
+receives; the data transport is paused while too much is queued.
+"""
+
+import os
+import queue
+import select
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.threads import deferToThread
+from zope.interface import implementer
+
+#: Bytes read from a file per thread round trip on downloads.
+CHUNK = 512 * 1024
+#: Bytes read from a data socket at once.
+RECEIVE = 256 * 1024
+#: Upload flow control: pause the data connection above HIGH queued bytes,
+#: resume below LOW.
+HIGH = 8 * 1024 * 1024
+LOW = 2 * 1024 * 1024
+#: Most bytes an upload hands to the writer at once.
+GATHER = 1024 * 1024
+
+
+class TransferAborted(Exception):
+    """
+    The data connection went away (ABOR, client gone) during an upload.
+    """
+
+
+class DataProtocol(protocol.Protocol):
+    """
+    One data connection.  What arrives goes to C{receiver} (a callable), or
+    is kept until one is set; C{lost} fires with the reason when the
+    connection closes.
+
+    @ivar tls: C{CertificateOptions} to start TLS with as the server, or
+        C{None} for a clear data channel.
+    """
+
+    def __init__(self, tls=None, active=False):
+        self.tls = tls
+        self.active = active
+        self.receiver = None
+        self.buffered = []
+        self.lost = defer.Deferred()
+        self.closed = False
+        self.threadBusy = None
+        self.threadStop = None
+
+    def connectionMade(self):
+        self.transport.setTcpNoDelay(True)
+        # Larger reads: fewer trips through the reactor on uploads.
+        self.transport.bufferSize = RECEIVE
+        if self.tls is not None:
+            # On an outgoing (PORT) connection "normal=False" makes us the TLS
+            # server, as RFC 4217 requires.
+            self.transport.startTLS(self.tls, not self.active)
+        connected = self.factory.connected
+        if not connected.called:
+            connected.callback(self)
+
+    def setReceiver(self, receiver):
+        self.receiver = receiver
+        buffered, self.buffered = self.buffered, []
+        for data in buffered:
+            receiver(data)
+
+    def dataReceived(self, data):
+        if self.receiver is None:
+            self.buffered.append(data)
+        else:
+            self.receiver(data)
+
+    def connectionLost(self, reason):
+        self.closed = True
+        self.reason = reason
+        self.lost.callback(None)
+
+    def close(self, abort=False):
+        busy = self.threadBusy
+        if busy is not None and not busy.called:
+            # A thread is using the socket (sendfile): stop it first, then
+            # close, so the descriptor is not closed under it.
+            self.threadStop()
+            busy.addBoth(lambda _: self.close(abort))
+            return
+        if not self.closed:
+            if abort:
+                self.transport.abortConnection()
+            else:
+                self.transport.loseConnection()
+
+
+class PassiveFactory(protocol.ServerFactory):
+    """
+    Accepts the one data connection of a PASV/EPSV, only from the control
+    connection's peer (no third-party connections).
+
+    @ivar connected: fires with the L{DataProtocol}.
+    """
+
+    def __init__(self, peerHost, tls):
+        self.peerHost = peerHost
+        self.tls = tls
+        self.connected = defer.Deferred()
+        self.accepted = False
+        self.waiting = False
+        self.protocol = None
+        self.port = None
+
+    def buildProtocol(self, addr):
+        if self.accepted or getattr(addr, "host", None) != self.peerHost:
+            return None
+        p = DataProtocol(self.tls)
+        p.factory = self
+        self.accepted = True
+        self.protocol = p
+        if self.port is not None:
+            self.port.stopListening()
+            self.port = None
+        return p
+
+    def stop(self):
+        if self.port is not None:
+            self.port.stopListening()
+            self.port = None
+        if self.waiting and not self.connected.called:
+            self.connected.errback(TransferAborted("passive connection withdrawn"))
+        elif not self.waiting and self.protocol is not None:
+            # Connected, but no transfer ever used it.
+            self.protocol.close(abort=True)
+
+
+class ActiveFactory(protocol.ClientFactory):
+    """
+    Makes the outgoing data connection of a PORT/EPRT.
+    """
+
+    def __init__(self, tls):
+        self.tls = tls
+        self.connected = defer.Deferred()
+
+    def buildProtocol(self, addr):
+        p = DataProtocol(self.tls, active=True)
+        p.factory = self
+        return p
+
+    def clientConnectionFailed(self, connector, reason):
+        if not self.connected.called:
+            self.connected.errback(reason)
+
+
+def listenPassive(reactor, interface, peerHost, tls, portRange=None):
+    """
+    Listen for a passive data connection.
+
+    @param portRange: C{(low, high)} or C{None} for any free port.
+    @return: the L{PassiveFactory}; its C{port} is the listening port.
+    @raise twisted.internet.error.CannotListenError: when no port is free.
+    """
+    from twisted.internet.error import CannotListenError
+
+    factory = PassiveFactory(peerHost, tls)
+    ports = range(portRange[0], portRange[1] + 1) if portRange else [0]
+    if portRange:
+        # Start at a varying place so consecutive sessions do not all probe
+        # the low end of the range.
+        import random
+
+        start = random.randrange(len(ports))
+        ports = list(ports[start:]) + list(ports[:start])
+    error = None
+    for number in ports:
+        try:
+            factory.port = reactor.listenTCP(number, factory, backlog=1, interface=interface)
+            return factory
+        except CannotListenError as e:
+            error = e
+    raise error
+
+
+@implementer(IPushProducer)
+class FileSender:
+    """
+    Send a file object over a transport, reading it in a thread one chunk
+    ahead of what the transport is sending.
+
+    @ivar sent: bytes written so far.
+    """
+
+    def __init__(self, fileObject, transport):
+        self.file = fileObject
+        self.transport = transport
+        self.sent = 0
+        self.paused = False
+        self.reading = False
+        self.pending = None
+        self.eof = False
+        self.done = defer.Deferred()
+
+    def start(self):
+        self.transport.registerProducer(self, True)
+        self._fill()
+        return self.done
+
+    def _fill(self):
+        if self.reading or self.pending is not None or self.eof or self.done.called:
+            return
+        self.reading = True
+        deferToThread(self.file.read, CHUNK).addCallbacks(self._gotChunk, self._failed)
+
+    def _gotChunk(self, data):
+        self.reading = False
+        if self.done.called:
+            return
+        if data:
+            self.pending = data
+        else:
+            self.eof = True
+        self._pump()
+
+    def _pump(self):
+        while not self.paused and self.pending is not None and not self.done.called:
+            data, self.pending = self.pending, None
+            self.sent += len(data)
+            self._fill()
+            self.transport.write(data)
+        if self.eof and self.pending is None and not self.done.called:
+            self.transport.unregisterProducer()
+            self.done.callback(self.sent)
+        else:
+            self._fill()
+
+    def _failed(self, failure):
+        self.reading = False
+        if not self.done.called:
+            self.transport.unregisterProducer()
+            self.done.errback(failure)
+
+    def pauseProducing(self):
+        self.paused = True
+
+    def resumeProducing(self):
+        self.paused = False
+        self._pump()
+
+    def stopProducing(self):
+        if not self.done.called:
+            self.done.errback(TransferAborted("data connection closed"))
+
+
+class SendfileSender:
+    """
+    Send a regular file over a clear TCP data connection with
+    C{os.sendfile} in a thread (no copies through Python, and the reactor
+    stays free).  The reactor neither reads nor writes the socket meanwhile.
+    """
+
+    def __init__(self, fileObject, dataProtocol):
+        self.file = fileObject
+        self.dataProtocol = dataProtocol
+        self.transport = dataProtocol.transport
+        self.sent = 0
+        self.stopped = False
+        self.done = defer.Deferred()
+
+    @classmethod
+    def usable(cls, fileObject, dataProtocol):
+        transport = dataProtocol.transport
+        try:
+            fileObject.fileno()
+        except (OSError, ValueError, AttributeError):
+            return False
+        return (
+            dataProtocol.tls is None
+            and hasattr(os, "sendfile")
+            and hasattr(transport, "getHandle")
+            and not getattr(transport, "TLS", False)
+        )
+
+    def start(self):
+        self.transport.stopReading()
+        self.dataProtocol.threadStop = self.stopProducing
+        busy = self.dataProtocol.threadBusy = deferToThread(self._run, self.transport.getHandle().fileno())
+        busy.addBoth(self._ended)
+        return self.done
+
+    def _run(self, out):
+        inp = self.file.fileno()
+        offset = self.file.tell()
+        while not self.stopped:
+            try:
+                n = os.sendfile(out, inp, offset, 4 * CHUNK)
+            except BlockingIOError:
+                select.select([], [out], [], 0.5)
+                continue
+            if n == 0:
+                return
+            offset += n
+            self.sent += n
+
+    def _ended(self, result):
+        if not self.dataProtocol.closed:
+            self.transport.startReading()
+        if self.done.called:
+            return
+        if isinstance(result, Exception) or hasattr(result, "trap"):
+            self.done.errback(result)
+        elif self.stopped:
+            self.done.errback(TransferAborted("transfer stopped"))
+        else:
+            self.done.callback(self.sent)
+
+    def stopProducing(self):
+        self.stopped = True
+
+
+_EOF = object()
+_ABORT = object()
+
+
+class UploadStream:
+    """
+    A binary file object, read in a thread (by C{FileStore.writeFile}), fed
+    in the reactor thread with what the data connection receives.
+
+    @param pause: called (in the reactor) when too much is queued.
+    @param resume: called (in the reactor) when the queue has drained.
+    """
+
+    def __init__(self, reactor, pause, resume):
+        self._reactor = reactor
+        self._queue = queue.Queue()
+        self._pause = pause
+        self._resume = resume
+        self._queued = 0
+        self._paused = False
+        self._pending = []
+        self._pendingSize = 0
+        self.received = 0
+
+    # -- reactor side ----------------------------------------------------
+
+    def feed(self, data):
+        # Hand the writer thread large pieces: fewer wake-ups (and GIL
+        # hand-overs), fewer writes and quota checks.
+        self._pending.append(data)
+        self._pendingSize += len(data)
+        self.received += len(data)
+        self._queued += len(data)
+        if self._pendingSize >= GATHER:
+            self._flush()
+        if not self._paused and self._queued > HIGH:
+            self._paused = True
+            self._pause()
+
+    def _flush(self):
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+            self._pending = []
+            self._pendingSize = 0
+
+    def finish(self):
+        self._flush()
+        self._queue.put(_EOF)
+
+    def abort(self):
+        self._pending = []
+        self._queue.put(_ABORT)
+
+    def _consumed(self, count):
+        self._queued -= count
+        if self._paused and self._queued < LOW:
+            self._paused = False
+            self._resume()
+
+    # -- thread side -----------------------------------------------------
+
+    def read(self, size=-1):
+        """
+        Wait for the next piece (about L{GATHER} bytes, or the rest).
+        """
+        item = self._queue.get()
+        if item is _EOF or item is _ABORT:
+            self._queue.put(item)
+            if item is _ABORT:
+                raise TransferAborted("upload aborted")
+            return b""
+        self._reactor.callFromThread(self._consumed, len(item))
+        return item

@@ -1,0 +1,484 @@
+# -*- test-case-name: tests.test_ftp -*-
+"""
+The FTP control protocol and its factory.
+
+Written on C{LineReceiver} with a command table (L{gateway.ftp.commands})
+rather than by subclassing C{twisted.protocols.ftp.FTP}: that class's
+commands call a synchronous C{IFTPShell}, decode names as latin-1, and its
+data-channel factory cannot start TLS; nearly every method would have been
+overridden.  Its good ideas are kept: C{ftp_VERB} methods, one passive
+factory per transfer, a producer per download.
+
+Commands that wait (login, file-system work in threads, transfers) hold the
+commands that follow until they are answered, so replies stay in order;
+only the table's urgent commands (ABOR, STAT, NOOP, QUIT) run during a
+transfer.
+"""
+
+import socket
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+
+from gateway.cred.credentials import LoginContext, PlainCredentials
+from gateway.ftp import commands
+from gateway.ftp.shell import ShellCommands
+from gateway.interfaces import IAccount
+from gateway.logging import getLogger
+
+log = getLogger("ftp")
+
+
+class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
+    """
+    One FTP control connection.
+
+    @ivar account: the L{IAccount} once logged in, else C{None}.
+    @ivar cwd: the current folder, an absolute client path.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 8192
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.context = factory.context
+        self.account = None
+        self.user = None
+        self.cwd = "/"
+        self.protectData = False
+        self.pbsz = False
+        self.binary = True
+        self.restOffset = None
+        self.renameFrom = None
+        self.data = None  # PassiveFactory / ("active", host, port) / None
+        self.transfer = None  # a running transfer's state, or None
+        self._queue = []
+        self._busy = False
+        self._closing = False
+
+    # -- connection ------------------------------------------------------
+
+    @property
+    def secure(self):
+        return LoginContext.fromTransport("ftp", self.transport).secure
+
+    def connectionMade(self):
+        if hasattr(self.transport, "setTcpNoDelay"):
+            # Replies are small and often two in a row (150, 226): without
+            # this, Nagle and delayed ACKs add 40 ms to each transfer.
+            self.transport.setTcpNoDelay(True)
+        try:
+            # Clients send ABOR as urgent data (ftplib: the final byte);
+            # read it in line, or the command never completes.
+            self.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+        except Exception:
+            pass
+        self.callLater = self.factory.clock.callLater
+        self.setTimeout(self.factory.idleTimeout or None)
+        self.reply(220, "%s FTP server ready" % (self.context.hostname,))
+
+    def connectionLost(self, reason):
+        self.setTimeout(None)
+        self.closeData(abort=True)
+        if self.account is not None:
+            self.factory.loggedOut(self.account)
+            self.account = None
+        self.factory.disconnected(self)
+
+    def timeoutConnection(self):
+        if self.transfer is not None:
+            # A transfer counts as activity.
+            self.resetTimeout()
+            return
+        self.reply(421, "Idle timeout: closing the connection")
+        self.transport.loseConnection()
+
+    def reply(self, code, text, lines=None):
+        """
+        Send a reply; C{lines} makes it a multi-line one.
+        """
+        out = []
+        if lines:
+            out.append("%d-%s" % (code, text))
+            out.extend(" " + line for line in lines)
+            out.append("%d End" % (code,))
+        else:
+            out.append("%d %s" % (code, text))
+        self.transport.write(("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape"))
+
+    # -- dispatch --------------------------------------------------------
+
+    def lineLengthExceeded(self, line):
+        self.reply(500, "Command line too long")
+        return None
+
+    def lineReceived(self, line):
+        self.resetTimeout()
+        line = line.rstrip(b"\r").lstrip(b"\xff\xf4\xf2")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = line.decode("utf-8", "surrogateescape")
+        verb, _, arg = text.partition(" ")
+        verb = verb.upper()
+        row = commands.COMMANDS.get(verb)
+        if self._busy:
+            # During a transfer every urgent command runs; while anything
+            # else is pending only ABOR and QUIT jump the queue.
+            urgent = row is not None and row.urgent and (self.transfer is not None or verb in ("ABOR", "QUIT"))
+            if not urgent:
+                self._queue.append(text)
+                return
+        self._dispatch(text)
+
+    def _dispatch(self, text):
+        verb, _, arg = text.partition(" ")
+        verb = verb.upper()
+        if verb != "PASS":
+            log.debug("command {verb} {arg!r}", verb=verb, arg=arg)
+        row = commands.COMMANDS.get(verb)
+        if row is None:
+            self.reply(500, "Unknown command %r" % (verb[:20],))
+            return
+        if row.auth and self.account is None:
+            self.reply(530, "Log in with USER and PASS first")
+            return
+        if row.arg is True and not arg:
+            self.reply(501, "%s needs an argument" % (verb,))
+            return
+        if row.arg is False and arg and verb not in ("FEAT", "PASV"):
+            self.reply(501, "%s takes no argument" % (verb,))
+            return
+        if verb not in ("REST", "RETR", "STOR", "APPE"):
+            self.restOffset = None
+        if verb != "RNTO" and verb not in ("RNFR",):
+            if self.renameFrom is not None and verb not in ("NOOP", "STAT"):
+                self.renameFrom = None
+        handler = getattr(self, "ftp_" + commands.ALIASES.get(verb, verb))
+        try:
+            result = handler(arg)
+        except Exception:
+            log.failure("FTP command {verb} failed", verb=verb)
+            self.reply(451, "Internal error")
+            return
+        if isinstance(result, defer.Deferred) and not result.called and not self._busy:
+            self._busy = True
+            result.addErrback(self._internalError, verb)
+            result.addBoth(self._done)
+        elif isinstance(result, defer.Deferred):
+            result.addErrback(self._internalError, verb)
+
+    def _internalError(self, failure, verb):
+        log.failure("FTP command {verb} failed", failure, verb=verb)
+        if self.transport is not None and not self.transport.disconnecting:
+            self.reply(451, "Internal error")
+
+    def _done(self, _):
+        self._busy = False
+        while self._queue and not self._busy and not self._closing:
+            text = self._queue.pop(0)
+            self._dispatch(text)
+
+    # -- login -----------------------------------------------------------
+
+    def _cleartextRefused(self):
+        if self.secure:
+            return False
+        local = LoginContext.fromTransport("ftp", self.transport).localAddress
+        return not self.context.cleartextAllowed(local)
+
+    def ftp_USER(self, arg):
+        if self.account is not None:
+            self.reply(530, "Already logged in")
+            return
+        if arg.lower() in ("anonymous", "ftp"):
+            self.user = None
+            self.reply(530, "Anonymous access is not allowed")
+            return
+        if self._cleartextRefused():
+            self.user = None
+            self.reply(530, "Clear-text login is not allowed here: use AUTH TLS first")
+            return
+        self.user = arg
+        self.reply(331, "Password required for %s" % (arg,))
+
+    def ftp_PASS(self, arg):
+        if self.account is not None:
+            self.reply(230, "Already logged in")
+            return
+        if self.user is None:
+            self.reply(503, "Send USER first")
+            return
+        if self._cleartextRefused():
+            self.reply(530, "Clear-text login is not allowed here: use AUTH TLS first")
+            return
+        user, self.user = self.user, None
+        creds = PlainCredentials(user, arg, LoginContext.fromTransport("ftp", self.transport), mechanism="USER")
+        d = self.context.portal.login(creds, None, IAccount)
+        d.addCallbacks(self._loggedIn, self._loginFailed)
+        return d
+
+    def _loggedIn(self, result):
+        _iface, account, _logout = result
+        if self.transport is None or self.transport.disconnected:
+            return
+        if not self.factory.loggedIn(account):
+            self.reply(421, "Too many connections for this account")
+            self._closing = True
+            self.transport.loseConnection()
+            return
+        self.account = account
+        self.cwd = "/"
+        self.reply(230, "Logged in as %s" % (account.address,))
+
+    def _loginFailed(self, failure):
+        failure.trap(UnauthorizedLogin)
+        self.reply(530, "Login incorrect")
+
+    # -- FTPS (RFC 4217) -------------------------------------------------
+
+    def ftp_AUTH(self, arg):
+        if arg.upper() not in ("TLS", "TLS-C", "SSL"):
+            self.reply(504, "AUTH %s is not supported; use AUTH TLS" % (arg[:20],))
+            return
+        if self.context.tls is None:
+            self.reply(431, "TLS is not configured on this server")
+            return
+        if self.secure:
+            self.reply(503, "TLS is already on")
+            return
+        self.reply(234, "AUTH TLS successful")
+        self.transport.startTLS(self.context.tls)
+        # RFC 4217 section 4: a new login follows.
+        self.user = None
+
+    def ftp_PBSZ(self, arg):
+        if not self.secure:
+            self.reply(503, "PBSZ needs a protected control channel (AUTH TLS)")
+            return
+        self.pbsz = True
+        self.reply(200, "PBSZ=0")
+
+    def ftp_PROT(self, arg):
+        level = arg.upper()
+        if not self.secure:
+            self.reply(503, "PROT needs a protected control channel (AUTH TLS)")
+        elif not self.pbsz:
+            self.reply(503, "Send PBSZ first")
+        elif level == "P":
+            self.protectData = True
+            self.reply(200, "Protection level set to P")
+        elif level == "C":
+            self.protectData = False
+            self.reply(200, "Protection level set to C")
+        else:
+            self.reply(536 if level in ("S", "E") else 504, "PROT %s is not supported" % (level[:5],))
+
+    # -- small commands --------------------------------------------------
+
+    def ftp_QUIT(self, arg):
+        self.reply(221, "Goodbye")
+        self._closing = True
+        self.transport.loseConnection()
+
+    def ftp_NOOP(self, arg):
+        self.reply(200, "OK")
+
+    def ftp_SYST(self, arg):
+        self.reply(215, "UNIX Type: L8")
+
+    def ftp_FEAT(self, arg):
+        self.reply(211, "Features:", commands.featureLines(self.context.tls is not None))
+
+    def ftp_HELP(self, arg):
+        if arg:
+            row = commands.COMMANDS.get(arg.strip().upper())
+            if row is None:
+                self.reply(501, "Unknown command %r" % (arg[:20],))
+            else:
+                self.reply(214, "Syntax: " + row.help)
+            return
+        self.reply(214, "The following commands are recognized:", commands.helpLines())
+
+    def ftp_OPTS(self, arg):
+        words = arg.upper().split()
+        if words and words[0] == "UTF8":
+            if len(words) == 1 or words[1] == "ON":
+                self.reply(200, "UTF-8 is always on")
+            else:
+                self.reply(504, "UTF-8 cannot be turned off")
+        elif words and words[0] == "MLST":
+            self.reply(200, "MLST OPTS type;size;modify;perm;")
+        else:
+            self.reply(501, "Unknown option")
+
+    def ftp_TYPE(self, arg):
+        kind = arg.upper().split()
+        if kind and kind[0] == "I" or kind == ["L", "8"]:
+            self.binary = True
+            self.reply(200, "Type set to I")
+        elif kind and kind[0] == "A":
+            self.binary = False
+            self.reply(200, "Type set to A")
+        else:
+            self.reply(504, "Type %s is not supported" % (arg[:10],))
+
+    def ftp_MODE(self, arg):
+        if arg.upper() == "S":
+            self.reply(200, "Mode set to S")
+        else:
+            self.reply(504, "Only stream mode (S) is supported")
+
+    def ftp_STRU(self, arg):
+        if arg.upper() == "F":
+            self.reply(200, "Structure set to F")
+        else:
+            self.reply(504, "Only file structure (F) is supported")
+
+    def ftp_REST(self, arg):
+        try:
+            offset = int(arg)
+            if offset < 0:
+                raise ValueError()
+        except ValueError:
+            self.reply(501, "REST needs a byte offset")
+            return
+        self.restOffset = offset
+        self.reply(350, "Restarting at %d; send RETR, STOR or APPE" % (offset,))
+
+    def ftp_STAT(self, arg):
+        if arg:
+            if self.account is None:
+                self.reply(530, "Log in with USER and PASS first")
+                return
+            return self.statPath(arg)
+        lines = [
+            "Connected to %s" % (self.context.hostname,),
+            "Logged in as %s" % (self.account.address,) if self.account else "Not logged in",
+            "TYPE: %s, STRUcture: File, MODE: Stream" % ("Image" if self.binary else "ASCII",),
+            "Control channel: %s; data channel: %s" % (
+                "TLS" if self.secure else "clear", "TLS" if self.protectData else "clear"),
+        ]
+        if self.transfer is not None:
+            lines.append("Transfer in progress: %d bytes" % (self.transfer.progress(),))
+        self.reply(211, "FTP server status:", lines)
+
+
+class _Refuser(Protocol):
+    """
+    Answers C{421} and closes: the server has too many connections.
+    """
+
+    def connectionMade(self):
+        self.transport.write(b"421 Too many connections, try again later\r\n")
+        self.transport.loseConnection()
+
+
+class FTPFactory(ServerFactory):
+    """
+    Builds L{FTPSession}s and keeps the connection counts.
+
+    @ivar clock: C{IReactorTime} for idle timeouts.
+    """
+
+    protocol = FTPSession
+
+    def __init__(self, context, clock=None):
+        self.context = context
+        section = context.config.section("ftp")
+        self.idleTimeout = section["idle_timeout"]
+        self.maxConnections = section["max_connections"]
+        self.maxPerAccount = section["max_connections_per_account"]
+        self.passivePorts = section["passive_ports"]
+        self.passiveAddress = section["passive_address"]
+        self.clock = clock if clock is not None else context.reactor
+        self.sessions = set()
+        self.perAccount = {}
+        self._uploadPool = None
+        self._dataTLS = None
+
+    def buildProtocol(self, addr):
+        if len(self.sessions) >= self.maxConnections:
+            return _Refuser()
+        p = FTPSession(self)
+        self.sessions.add(p)
+        return p
+
+    def disconnected(self, session):
+        self.sessions.discard(session)
+
+    def loggedIn(self, account):
+        """
+        Count a session of C{account}; C{False} when over the limit.
+        """
+        count = self.perAccount.get(account.address, 0)
+        if self.maxPerAccount and count >= self.maxPerAccount:
+            return False
+        self.perAccount[account.address] = count + 1
+        return True
+
+    def loggedOut(self, account):
+        count = self.perAccount.get(account.address, 0) - 1
+        if count > 0:
+            self.perAccount[account.address] = count
+        else:
+            self.perAccount.pop(account.address, None)
+
+    def dataTLS(self):
+        """
+        The TLS context of protected data connections: the C{[tls]}
+        certificate, TLS 1.2 (unless C{[tls] minimum_version} is 1.3), no
+        session tickets.
+
+        Over TLS 1.3 the server sends session tickets after the handshake;
+        an uploading client (lftp/GnuTLS) never reads them, so its close
+        becomes a reset that discards the end of the upload still in our
+        receive buffer (measured: lftp uploads lost their last chunk).
+        Ticket options alone do not stop OpenSSL from sending them, hence
+        TLS 1.2 here.  A separate context: the shared C{context.tls} (the
+        control channel, other protocols) is left alone.
+        """
+        if self._dataTLS is None and self.context.tls is not None:
+            from OpenSSL import SSL
+
+            from gateway.service import tlsOptions
+
+            options = tlsOptions(self.context.config)
+            ctx = options.getContext()
+            ctx.set_options(SSL.OP_NO_TICKET)
+            ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            if self.context.config["tls", "minimum_version"] != "1.3":
+                ctx.set_max_proto_version(SSL.TLS1_2_VERSION)
+            self._dataTLS = options
+        return self._dataTLS
+
+    def uploadPool(self):
+        """
+        The thread pool uploads run in (each holds a thread for the whole
+        upload, so they get their own pool, not the reactor's).
+        """
+        if self._uploadPool is None:
+            from twisted.python.threadpool import ThreadPool
+
+            self._uploadPool = ThreadPool(0, max(4, self.maxConnections), "gateway-ftp-upload")
+            self._uploadPool.start()
+            self.context.reactor.addSystemEventTrigger("during", "shutdown", self.stopUploads)
+        return self._uploadPool
+
+    def stopUploads(self):
+        for session in list(self.sessions):
+            session.closeData(abort=True)
+        pool, self._uploadPool = self._uploadPool, None
+        if pool is not None:
+            pool.stop()
+
+
+def makeFactory(context):
+    """
+    The FTP front-end's factory, for every C{[ftp] listen} endpoint.
+    """
+    return FTPFactory(context)

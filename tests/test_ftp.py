@@ -1,0 +1,186 @@
+# -*- test-case-name: tests.test_ftp -*-
+"""
+FTP control-protocol behaviour over C{StringTransport}.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial import unittest
+
+from gateway.ftp import commands
+from gateway.ftp.server import FTPSession, makeFactory
+from tests.support import PASSWORD, makeTestContext
+
+
+class SessionTests(unittest.TestCase):
+    def connect(self, cleartextLogin=True, **options):
+        if not hasattr(self, "factory") or options or not cleartextLogin:
+            self.context = makeTestContext(self, cleartextLogin=cleartextLogin)
+            for name, value in options.items():
+                self.context.config._values["ftp", name] = value
+            self.factory = makeFactory(self.context)
+            self.clock = self.factory.clock = Clock()
+        session = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+        transport = StringTransport(
+            hostAddress=IPv4Address("TCP", "192.0.2.1", 21), peerAddress=IPv4Address("TCP", "192.0.2.7", 40000)
+        )
+        session.makeConnection(transport)
+        self.assertTrue(transport.value().startswith(b"220 "))
+        transport.clear()
+        return session, transport
+
+    def send(self, session, transport, line):
+        transport.clear()
+        session.dataReceived(line.encode("utf-8") + b"\r\n")
+        return transport.value().decode("utf-8")
+
+    def login(self, session, transport):
+        self.assertTrue(self.send(session, transport, "USER demo").startswith("331"))
+        self.assertTrue(self.send(session, transport, "PASS " + PASSWORD).startswith("230"))
+
+    def test_featFromTable(self):
+        """FEAT lists UTF8 and every feature the command table names."""
+        s, t = self.connect()
+        reply = self.send(s, t, "FEAT")
+        self.assertTrue(reply.startswith("211-"))
+        for row in commands.COMMANDS.values():
+            if row.feature:
+                self.assertIn(" " + row.feature + "\r\n", reply)
+        self.assertIn(" UTF8\r\n", reply)
+
+    def test_help(self):
+        """HELP lists every command; HELP VERB gives its syntax; an unknown one gets 501."""
+        s, t = self.connect()
+        reply = self.send(s, t, "HELP")
+        for name in commands.COMMANDS:
+            self.assertIn(name, reply)
+        self.assertTrue(self.send(s, t, "HELP mlsd").startswith("214 Syntax: MLSD"))
+        self.assertTrue(self.send(s, t, "HELP BOGUS").startswith("501"))
+
+    def test_unknownCommandContinues(self):
+        """An unknown command gets 500 and the session goes on."""
+        s, t = self.connect()
+        self.assertTrue(self.send(s, t, "XYZZY now").startswith("500"))
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+
+    def test_undecodableLine(self):
+        """A line that is not UTF-8 gets an error reply, not a disconnect."""
+        s, t = self.connect()
+        s.dataReceived(b"\xff\xfe\x80 x\r\n")
+        self.assertTrue(t.value().startswith(b"500"))
+        self.assertFalse(t.disconnecting)
+
+    def test_lineTooLong(self):
+        """An over-long command line gets 500 and the session goes on."""
+        s, t = self.connect()
+        s.dataReceived(b"NOOP " + b"x" * 10000 + b"\r\n")
+        self.assertIn(b"500", t.value())
+        self.assertFalse(t.disconnecting)
+
+    def test_loginRequired(self):
+        """File commands before login get 530."""
+        s, t = self.connect()
+        for line in ("LIST", "RETR x", "PWD", "PASV", "CWD /"):
+            self.assertTrue(self.send(s, t, line).startswith("530"), line)
+
+    def test_anonymousRefused(self):
+        """USER anonymous gets 530 and PASS then has no user."""
+        s, t = self.connect()
+        self.assertTrue(self.send(s, t, "USER anonymous").startswith("530"))
+        self.assertTrue(self.send(s, t, "PASS guest@").startswith("503"))
+
+    def test_login(self):
+        """USER/PASS with the right password logs in; PWD shows the root."""
+        s, t = self.connect()
+        self.login(s, t)
+        self.assertEqual(s.account.address, "demo@example.test")
+        self.assertEqual(self.send(s, t, "PWD"), '257 "/" is the current folder\r\n')
+
+    def test_wrongPassword(self):
+        """A wrong password gets 530 and no account."""
+        s, t = self.connect()
+        self.send(s, t, "USER demo@example.test")
+        self.assertTrue(self.send(s, t, "PASS nope").startswith("530"))
+        self.assertIsNone(s.account)
+
+    def test_cleartextRefused(self):
+        """Where the domain forbids clear-text login, USER without TLS gets 530 pointing to AUTH TLS."""
+        s, t = self.connect(cleartextLogin=False)
+        reply = self.send(s, t, "USER demo")
+        self.assertTrue(reply.startswith("530"))
+        self.assertIn("AUTH TLS", reply)
+
+    def test_protectionNeedsTLS(self):
+        """PBSZ and PROT need a protected control channel."""
+        s, t = self.connect()
+        self.assertTrue(self.send(s, t, "PBSZ 0").startswith("503"))
+        self.assertTrue(self.send(s, t, "PROT P").startswith("503"))
+        self.assertTrue(self.send(s, t, "AUTH GSSAPI").startswith("504"))
+
+    def test_portOnlyToClient(self):
+        """PORT and EPRT refuse another host (no bounce), privileged ports and bad syntax."""
+        s, t = self.connect()
+        self.login(s, t)
+        self.assertTrue(self.send(s, t, "PORT 198,51,100,1,200,10").startswith("501"))
+        self.assertTrue(self.send(s, t, "EPRT |1|198.51.100.1|5000|").startswith("501"))
+        self.assertTrue(self.send(s, t, "PORT 192,0,2,7,0,21").startswith("501"))
+        self.assertTrue(self.send(s, t, "PORT 1,2,3").startswith("501"))
+        self.assertTrue(self.send(s, t, "EPRT |1|192.0.2.7|5000|").startswith("200"))
+        self.assertEqual(s.data, ("active", "192.0.2.7", 5000))
+
+    def test_settings(self):
+        """TYPE, MODE, STRU, OPTS and REST accept what is supported and refuse the rest."""
+        s, t = self.connect()
+        self.login(s, t)
+        self.assertTrue(self.send(s, t, "TYPE A").startswith("200"))
+        self.assertFalse(s.binary)
+        self.assertTrue(self.send(s, t, "TYPE I").startswith("200"))
+        self.assertTrue(self.send(s, t, "TYPE X").startswith("504"))
+        self.assertTrue(self.send(s, t, "MODE B").startswith("504"))
+        self.assertTrue(self.send(s, t, "STRU R").startswith("504"))
+        self.assertTrue(self.send(s, t, "OPTS UTF8 ON").startswith("200"))
+        self.assertTrue(self.send(s, t, "REST abc").startswith("501"))
+        self.assertTrue(self.send(s, t, "REST 100").startswith("350"))
+        self.assertEqual(s.restOffset, 100)
+        self.assertTrue(self.send(s, t, "RNTO x").startswith("503"))
+
+    def test_idleTimeout(self):
+        """An idle session gets 421 and is closed after [ftp] idle_timeout seconds."""
+        s, t = self.connect(idle_timeout=30)
+        self.clock.advance(29)
+        self.assertFalse(t.disconnecting)
+        self.send(s, t, "NOOP")
+        self.clock.advance(29)
+        self.assertFalse(t.disconnecting)
+        t.clear()
+        self.clock.advance(2)
+        self.assertTrue(t.value().startswith(b"421"))
+        self.assertTrue(t.disconnecting)
+
+    def test_totalLimit(self):
+        """Past [ftp] max_connections a new connection gets 421."""
+        self.connect(max_connections=1)
+        extra = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40001))
+        self.assertNotIsInstance(extra, FTPSession)
+        t = StringTransport()
+        extra.makeConnection(t)
+        self.assertTrue(t.value().startswith(b"421"))
+        self.assertTrue(t.disconnecting)
+
+    def test_accountLimit(self):
+        """Past [ftp] max_connections_per_account a login gets 421; a logout frees the place."""
+        s1, t1 = self.connect(max_connections_per_account=1)
+        self.login(s1, t1)
+        s2, t2 = self.connect()
+        self.send(s2, t2, "USER demo.user")
+        self.assertTrue(self.send(s2, t2, "PASS " + PASSWORD).startswith("421"))
+        s1.connectionLost(None)
+        s3, t3 = self.connect()
+        self.login(s3, t3)
+
+    def test_quit(self):
+        """QUIT answers 221 and closes."""
+        s, t = self.connect()
+        self.assertTrue(self.send(s, t, "QUIT").startswith("221"))
+        self.assertTrue(t.disconnecting)

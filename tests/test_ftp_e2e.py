@@ -1,0 +1,380 @@
+# -*- test-case-name: tests.test_ftp_e2e -*-
+"""
+End-to-end FTP and FTPS with real clients (C{ftplib}, C{curl}) over
+loopback.
+"""
+
+import ftplib
+import io
+import os
+import ssl
+import subprocess
+
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
+from twisted.trial import unittest
+
+from gateway.ftp.server import makeFactory
+from gateway.store.files import TEMP_PREFIX
+from tests.support import PASSWORD, makeTestContext, testCertificate
+
+NAME = "Grüße – 日本語 ✓.txt"
+CURL = "/usr/bin/curl"
+LFTP = "/usr/bin/lftp"
+
+
+class _Server:
+    """
+    Serve FTP on loopback for one test.
+    """
+
+    def serve(self, implicit=False, **kwargs):
+        self.context = makeTestContext(self, reactor=reactor, clock=reactor, **kwargs)
+        self.factory = makeFactory(self.context)
+        if implicit:
+            self.listener = reactor.listenSSL(0, self.factory, self.context.tls, interface="127.0.0.1")
+        else:
+            self.listener = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.addCleanup(self.listener.stopListening)
+        self.addCleanup(self.factory.stopUploads)
+        self.port = self.listener.getHost().port
+        self.account = self.context.realm.accountFor("demo@example.test")
+        self.root = self.account.fileStore.root.path
+        return self.port
+
+    def client(self, tls=False):
+        if tls:
+            ctx = ssl.create_default_context(cafile=testCertificate()[0])
+            ftp = ftplib.FTP_TLS(context=ctx, timeout=10, encoding="utf-8")
+        else:
+            ftp = ftplib.FTP(timeout=10, encoding="utf-8")
+        ftp.connect("127.0.0.1", self.port)
+        return ftp
+
+
+def _retr(ftp, name, rest=None):
+    out = io.BytesIO()
+    ftp.retrbinary("RETR " + name, out.write, rest=rest)
+    return out.getvalue()
+
+
+class PlainFTPTests(_Server, unittest.TestCase):
+    def test_uploadListRenameDownloadUTF8(self):
+        """ftplib stores, lists (MLSD, NLST, LIST), renames and fetches a UTF-8 name byte-exact; the store sees it."""
+        self.serve()
+        payload = os.urandom(300000)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo.user", PASSWORD)
+            ftp.sendcmd("OPTS UTF8 ON")
+            self.assertIn("UTF8", ftp.sendcmd("FEAT"))
+            ftp.mkd("sub dir")
+            ftp.cwd("sub dir")
+            ftp.storbinary("STOR " + NAME, io.BytesIO(payload))
+            facts = dict(ftp.mlsd())
+            self.assertEqual(facts[NAME]["type"], "file")
+            self.assertEqual(int(facts[NAME]["size"]), len(payload))
+            self.assertEqual(ftp.nlst(), [NAME])
+            lines = []
+            ftp.retrlines("LIST", lines.append)
+            self.assertTrue(lines[0].endswith(NAME))
+            self.assertEqual(ftp.size(NAME), len(payload))
+            ftp.rename(NAME, "é " + NAME)
+            self.assertEqual(ftp.pwd(), "/sub dir")
+            got = _retr(ftp, "/sub dir/é " + NAME)
+            ftp.quit()
+            return got
+
+        def check(got):
+            self.assertEqual(got, payload)
+            with open(os.path.join(self.root, "sub dir", "é " + NAME), "rb") as f:
+                self.assertEqual(f.read(), payload)
+            self.assertFalse(os.path.exists(os.path.join(self.root, "sub dir", NAME)))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_resumeBothDirections(self):
+        """REST+STOR and APPE complete a partial upload, REST+RETR resumes a download."""
+        self.serve()
+        payload = os.urandom(200000)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo@example.test", PASSWORD)
+            ftp.storbinary("STOR part.bin", io.BytesIO(payload[:50000]))
+            ftp.storbinary("STOR part.bin", io.BytesIO(payload[50000:120000]), rest=50000)
+            ftp.storbinary("APPE part.bin", io.BytesIO(payload[120000:]))
+            tail = _retr(ftp, "part.bin", rest=150000)
+            whole = _retr(ftp, "part.bin")
+            ftp.quit()
+            return tail, whole
+
+        def check(result):
+            tail, whole = result
+            self.assertEqual(whole, payload)
+            self.assertEqual(tail, payload[150000:])
+
+        return deferToThread(session).addCallback(check)
+
+    def test_activeMode(self):
+        """PORT/EPRT transfers work to the client's own address."""
+        self.serve()
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ftp.set_pasv(False)
+            ftp.storbinary("STOR active.txt", io.BytesIO(b"active data\n"))
+            got = _retr(ftp, "active.txt")
+            ftp.quit()
+            return got
+
+        return deferToThread(session).addCallback(self.assertEqual, b"active data\n")
+
+    def test_escapesRefused(self):
+        """C{..} above the root and a symlink leading outside fail with 550; the symlink is not listed."""
+        self.serve()
+        outside = self.mktemp()
+        os.mkdir(outside)
+        with open(os.path.join(outside, "secret.txt"), "wb") as f:
+            f.write(b"secret")
+        os.symlink(os.path.abspath(outside), os.path.join(self.root, "escape"))
+        os.symlink(os.path.abspath(os.path.join(outside, "secret.txt")), os.path.join(self.root, "s.txt"))
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            for call in (
+                lambda: ftp.cwd(".."),
+                lambda: ftp.cwd("escape"),
+                lambda: _retr(ftp, "../../secret.txt"),
+                lambda: _retr(ftp, "s.txt"),
+                lambda: _retr(ftp, "escape/secret.txt"),
+                lambda: ftp.storbinary("STOR escape/new.txt", io.BytesIO(b"x")),
+            ):
+                with self.assertRaises(ftplib.error_perm) as caught:
+                    call()
+                self.assertTrue(str(caught.exception).startswith("55"), str(caught.exception))
+            names = ftp.nlst()
+            self.assertEqual(ftp.pwd(), "/")
+            ftp.quit()
+            return names
+
+        def check(names):
+            self.assertNotIn("escape", names)
+            self.assertNotIn("s.txt", names)
+            self.assertFalse(os.path.exists(os.path.join(outside, "new.txt")))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_overQuota(self):
+        """STOR or APPE over the quota gets 552 and leaves no partial data, no temporary file."""
+        self.serve(quota=100000)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            with self.assertRaises(ftplib.error_perm) as caught:
+                ftp.storbinary("STOR big.bin", io.BytesIO(os.urandom(400000)))
+            self.assertTrue(str(caught.exception).startswith("552"))
+            ftp.storbinary("STOR small.bin", io.BytesIO(b"fits"))
+            with self.assertRaises(ftplib.error_perm) as caught:
+                ftp.storbinary("APPE small.bin", io.BytesIO(os.urandom(400000)))
+            self.assertTrue(str(caught.exception).startswith("552"))
+            ftp.quit()
+
+        def check(_):
+            self.assertEqual(sorted(os.listdir(self.root)), ["private", "small.bin"])
+            with open(os.path.join(self.root, "small.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"fits")
+
+        return deferToThread(session).addCallback(check)
+
+    def test_abortAndHiddenTemporaryFiles(self):
+        """ABOR stops a download (426 then 226) and the session goes on; upload temporaries are not listed."""
+        self.serve()
+        with open(os.path.join(self.root, "big.bin"), "wb") as f:
+            f.write(os.urandom(20 * 1024 * 1024))
+        with open(os.path.join(self.root, TEMP_PREFIX + "partial"), "wb") as f:
+            f.write(b"half")
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            conn = ftp.transfercmd("RETR big.bin")
+            conn.recv(1024)
+            first = ftp.abort()
+            conn.close()
+            second = ftp.voidresp()
+            names = ftp.nlst()
+            with self.assertRaises(ftplib.error_perm):
+                _retr(ftp, TEMP_PREFIX + "partial")
+            ftp.quit()
+            return first, second, names
+
+        def check(result):
+            first, second, names = result
+            self.assertTrue(first.startswith("426"), first)
+            self.assertTrue(second.startswith("226"), second)
+            self.assertEqual(sorted(names), ["big.bin", "private"])
+
+        return deferToThread(session).addCallback(check)
+
+    def test_anonymousRefused(self):
+        """Anonymous login is refused."""
+        self.serve()
+
+        def session():
+            ftp = self.client()
+            with self.assertRaises(ftplib.error_perm) as caught:
+                ftp.login()
+            self.assertTrue(str(caught.exception).startswith("530"))
+            with self.assertRaises(ftplib.error_perm):
+                ftp.login("demo", "wrong")
+            ftp.quit()
+
+        return deferToThread(session)
+
+    def test_cleartextRefused(self):
+        """Without TLS the domain's clear-text policy refuses USER with a hint; after AUTH TLS login works."""
+        self.serve(cleartextLogin=False)
+
+        def session():
+            ftp = self.client()
+            with self.assertRaises(ftplib.error_perm) as caught:
+                ftp.login("demo", PASSWORD)
+            self.assertIn("AUTH TLS", str(caught.exception))
+            ftp.close()
+            ftps = self.client(tls=True)
+            ftps.login("demo", PASSWORD)
+            ftps.prot_p()
+            ftps.storbinary("STOR tls.txt", io.BytesIO(b"over tls"))
+            got = _retr(ftps, "tls.txt")
+            ftps.quit()
+            return got
+
+        return deferToThread(session).addCallback(self.assertEqual, b"over tls")
+
+
+class FTPSTests(_Server, unittest.TestCase):
+    def test_protectedDataChannel(self):
+        """FTP_TLS with PROT P uploads, lists with MLSD and downloads a UTF-8 name byte-exact."""
+        self.serve()
+        payload = os.urandom(1000000)
+
+        def session():
+            ftp = self.client(tls=True)
+            ftp.login("demo", PASSWORD)
+            ftp.prot_p()
+            ftp.storbinary("STOR " + NAME, io.BytesIO(payload))
+            facts = dict(ftp.mlsd())
+            got = _retr(ftp, NAME)
+            ftp.quit()
+            return facts, got
+
+        def check(result):
+            facts, got = result
+            self.assertEqual(int(facts[NAME]["size"]), len(payload))
+            self.assertEqual(got, payload)
+
+        return deferToThread(session).addCallback(check)
+
+    def test_protectedActiveMode(self):
+        """With PROT P and PORT the server still acts as the TLS server on the data connection."""
+        self.serve()
+
+        def session():
+            ftp = self.client(tls=True)
+            ftp.login("demo", PASSWORD)
+            ftp.prot_p()
+            ftp.set_pasv(False)
+            ftp.storbinary("STOR active-tls.txt", io.BytesIO(b"active tls"))
+            got = _retr(ftp, "active-tls.txt")
+            ftp.quit()
+            return got
+
+        return deferToThread(session).addCallback(self.assertEqual, b"active tls")
+
+    def test_lftpProtectedUploadComplete(self):
+        """lftp (GnuTLS) uploads over PROT P arrive whole, resume with put -c, and download byte-exact."""
+        if not os.path.exists(LFTP):
+            raise unittest.SkipTest("lftp is not installed")
+        port = self.serve()
+        work = self.mktemp()
+        os.mkdir(work)
+        payload = os.urandom(1000000)
+        source = os.path.join(work, "Grüße.bin")
+        with open(source, "wb") as f:
+            f.write(payload)
+        with open(os.path.join(self.root, "resume.bin"), "wb") as f:
+            f.write(payload[:300000])
+        back = os.path.join(work, "back.bin")
+        script = "; ".join([
+            "set ssl:ca-file %s" % (testCertificate()[0],),
+            "set ftp:ssl-force yes", "set ftp:ssl-protect-data yes",
+            "put '%s'" % (source,),
+            "put -c '%s' -o resume.bin" % (source,),
+            "mv Grüße.bin Ü.bin",
+            "get Ü.bin -o '%s'" % (back,),
+            "quit",
+        ])
+
+        def run():
+            return subprocess.run(
+                [LFTP, "-u", "demo," + PASSWORD, "-e", script, "ftp://127.0.0.1:%d" % (port,)],
+                capture_output=True, timeout=30,
+            )
+
+        def check(result):
+            self.assertEqual(result.returncode, 0, result.stderr)
+            for name in ("Ü.bin", "resume.bin"):
+                with open(os.path.join(self.root, name), "rb") as f:
+                    self.assertEqual(f.read(), payload, name)
+            with open(back, "rb") as f:
+                self.assertEqual(f.read(), payload)
+
+        return deferToThread(run).addCallback(check)
+
+    def _curl(self, *args):
+        cmd = [CURL, "-sS", "--cacert", testCertificate()[0], "--user", "demo:" + PASSWORD] + list(args)
+        return subprocess.run(cmd, capture_output=True, timeout=20)
+
+    def test_curlExplicitTLS(self):
+        """curl --ssl-reqd uploads, lists and downloads a UTF-8 name over explicit FTPS."""
+        port = self.serve()
+        source = os.path.join(self.mktemp())
+        payload = os.urandom(100000)
+        with open(source, "wb") as f:
+            f.write(payload)
+        base = "ftp://127.0.0.1:%d/" % (port,)
+        quoted = "Gr%C3%BC%C3%9Fe.bin"
+
+        def session():
+            up = self._curl("--ssl-reqd", "-T", source, base + quoted)
+            self.assertEqual(up.returncode, 0, up.stderr)
+            listing = self._curl("--ssl-reqd", base)
+            down = self._curl("--ssl-reqd", base + quoted)
+            return listing, down
+
+        def check(result):
+            listing, down = result
+            self.assertIn("Grüße.bin".encode(), listing.stdout)
+            self.assertEqual(down.stdout, payload)
+            self.assertTrue(os.path.exists(os.path.join(self.root, "Grüße.bin")))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_curlImplicitTLS(self):
+        """curl ftps:// talks to an implicit-TLS listener."""
+        port = self.serve(implicit=True)
+
+        def run():
+            cmd = [CURL, "-sS", "--cacert", testCertificate()[0], "--user", "demo:" + PASSWORD,
+                   "-T", "-", "ftps://127.0.0.1:%d/implicit.txt" % (port,)]
+            up = subprocess.run(cmd, input=b"hello", capture_output=True, timeout=20)
+            self.assertEqual(up.returncode, 0, up.stderr)
+            down = self._curl("ftps://127.0.0.1:%d/implicit.txt" % (port,))
+            return down.stdout
+
+        return deferToThread(run).addCallback(self.assertEqual, b"hello")
