@@ -296,5 +296,5 @@ def sampleConfig():
         default = option.default
         if option.parse is _list and len(default.split()) > 1:
             default = "\n    ".join([""] + default.split())
-        lines.append(("%s = %s" % (option.name, default)).rstrip(" "))
+        lines.append(("%s = %s" % (option.name, default)).replace(" \n", "\n").rstrip(" "))
     return "\n".join(lines) + "\n"
