@@ -67,7 +67,7 @@ def parseSize(text):
     number = value[: len(value) - len(unit)]
     try:
         result = int(float(number) * _SIZE_UNITS[unit])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError("expected a size such as 100M or 2G, not %r" % (text,))
     if result < 0:
         raise ValueError("a size cannot be negative: %r" % (text,))

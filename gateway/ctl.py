@@ -56,9 +56,15 @@ def _yesNo(text):
 def _size(text):
     try:
         parseSize(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError("expected a size such as 100M or 2G, not %r" % (text,))
     return text.strip()
+
+
+def _quota(text):
+    if text.strip().lower() == "default":
+        return "default"
+    return _size(text)
 
 
 def _services(text):
@@ -259,7 +265,8 @@ def importPasswd(directory, args, out):
             lines = f.read().splitlines()
     except OSError as e:
         raise Failure("%s: %s" % (args.file, e.strerror), EX_DATAERR)
-    added = changed = 0
+    # Check every line before changing anything: a bad line imports nothing.
+    entries = []
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -275,9 +282,14 @@ def importPasswd(directory, args, out):
             local, domainName = splitAddress(address)
         except DirectoryError as e:
             raise Failure("%s:%d: %s" % (args.file, number, e))
-        if directory.getDomain(domainName) is not domain:
+        # Compare names, not Domain objects: the directory reloads them after
+        # every change.
+        owner = directory.getDomain(domainName)
+        if owner is None or owner.name != domain.name:
             raise Failure("%s:%d: %s is not in domain %s" % (args.file, number, address, domain.name))
-        address = "%s@%s" % (local, domain.name)
+        entries.append(("%s@%s" % (local, domain.name), stored))
+    added = changed = 0
+    for address, stored in entries:
         if directory.getAccount(address) is None:
             directory.addAccount(address, stored)
             added += 1
@@ -298,12 +310,12 @@ def deliverCommand(directory, args, out, config):
     realm = GatewayRealm(directory)
     worst = EX_OK
     for address in args.recipients:
-        record = findRecipient(directory, address)
-        if record is None:
+        recipient = findRecipient(directory, address)
+        if recipient is None:
             sys.stderr.write("gatewayctl deliver: %s: unknown user\n" % (address,))
             worst = max(worst, EX_NOUSER)
             continue
-        result = deliver(realm, record, data)
+        result = deliver(realm, recipient, data)
         if result.ok:
             continue
         sys.stderr.write("gatewayctl deliver: %s: %s\n" % (address, result.text))
@@ -365,7 +377,7 @@ def _addDomainOptions(parser, adding):
 
 def _addAccountOptions(parser, adding):
     parser.add_argument("--alias", action="append", help="account alias(es), comma-separated; replaces the list")
-    parser.add_argument("--quota", type=_size, metavar="SIZE",
+    parser.add_argument("--quota", type=_quota, metavar="SIZE",
                         help="storage quota for mail and files (e.g. 500M, unlimited, or default)")
     parser.add_argument("--services", type=_services, metavar="LIST", help="enabled services")
     parser.add_argument("--timezone", metavar="ZONE", help="IANA time zone for calendars, e.g. Europe/Berlin")

@@ -104,6 +104,16 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(inboxFiles(self.context, "demo"), [])
         self.assertEqual(self.send(b"NOOP")[0][:3], "250")
 
+    def test_detailMailbox(self):
+        """user+Calendar@domain delivers into the Calendar mailbox; an unknown detail goes to INBOX."""
+        self.send(b"LHLO x", b"MAIL FROM:<a@b>", b"RCPT TO:<demo+calendar@example.test>",
+                  b"RCPT TO:<demo+nosuchbox@example.test>", b"DATA")
+        replies = self.send(b"Subject: event", b"", b"x", b".")
+        self.assertEqual([r[:3] for r in replies], ["250", "250"])
+        store = self.context.realm.accountFor("demo@example.test").mailStore
+        self.assertEqual(len(store.getMailbox("Calendar").uids()), 1)
+        self.assertEqual(len(store.getMailbox("INBOX").uids()), 1)
+
     def test_rset(self):
         """RSET forgets the sender and recipients."""
         self.send(b"LHLO x", b"MAIL FROM:<a@b>", b"RCPT TO:<demo@example.test>", b"RSET")

@@ -452,6 +452,7 @@ class FileDirectory:
             raise DirectoryError("%s@%s is already an alias" % (local, domain.name))
         settings.setdefault("services", domain.defaultServices)
         record = AccountRecord(localPart=local, domain=domain, password=password, **settings)
+        self._checkAccountAliases(record)
         path = self._accountPath(domain.name, local)
         os.makedirs(path, mode=0o700, exist_ok=True)
         for folder in ("alerts", "mail", "files", os.path.join("files", "private")):
@@ -463,12 +464,25 @@ class FileDirectory:
     def setAccount(self, address, **changes):
         record = self._requireAccount(address)
         record = attr.evolve(record, **changes)
-        for alias in record.aliases:
-            if not validLocalPart(alias):
-                raise DirectoryError("not a valid alias: %r" % (alias,))
+        self._checkAccountAliases(record)
         writeIni(os.path.join(record.path.path, "account.ini"), record.toSections())
         self._touch()
         return self.getAccount(record.address)
+
+    def _checkAccountAliases(self, record):
+        domain = record.domain
+        owners = self._accountAliases.get(domain.name, {})
+        for alias in record.aliases:
+            if not validLocalPart(alias):
+                raise DirectoryError("not a valid alias: %r" % (alias,))
+            taken = (
+                alias == record.localPart
+                or self._readAccount(domain, alias) is not None
+                or owners.get(alias, record.localPart) != record.localPart
+                or alias in domain.router
+            )
+            if taken:
+                raise DirectoryError("%s@%s is already in use" % (alias, domain.name))
 
     def removeAccount(self, address):
         record = self._requireAccount(address)
@@ -493,6 +507,8 @@ class FileDirectory:
         domain = self._requireDomain(domainName)
         if self._readAccount(domain, local) is not None:
             raise DirectoryError("%s@%s is an account" % (local, domain.name))
+        if local in self._accountAliases.get(domain.name, {}):
+            raise DirectoryError("%s@%s is already an account alias" % (local, domain.name))
         router = dict(domain.router)
         router[local] = target.strip().lower().replace("%", "@")
         self._writeRouter(domain, router)

@@ -39,38 +39,64 @@ class Result:
         return 400 <= self.code < 500
 
 
-def _candidates(address):
-    address = address.strip().lower()
-    yield address
-    local, at, domain = address.rpartition("@")
-    if at and "+" in local:
-        # Sub-addressing: user+tag@domain delivers to user@domain.
-        yield "%s@%s" % (local.split("+", 1)[0], domain)
+@attr.s(frozen=True)
+class Recipient:
+    """
+    Where an address delivers: the account, and the C{+detail} of a
+    sub-address (C{None} without one).
+    """
+
+    record = attr.ib()
+    detail = attr.ib(default=None)
 
 
 def findRecipient(directory, address):
     """
-    The account record an address delivers to, or C{None}.  Only full
-    addresses are accepted (the MTA always gives one).
+    The L{Recipient} an address delivers to, or C{None}.  Only full
+    addresses are accepted (the MTA always gives one).  A sub-address
+    C{user+detail@domain} that is not itself a name delivers to
+    C{user@domain}, remembering the detail.
     """
+    address = address.strip()
     if "@" not in address:
         return None
-    for candidate in _candidates(address):
-        record = directory.resolve(candidate, None)
-        if record is not None:
-            return record if "lmtp" in record.services else None
-    return None
+    record = directory.resolve(address, None)
+    detail = None
+    if record is None:
+        local, _, domain = address.rpartition("@")
+        if "+" not in local:
+            return None
+        local, detail = local.split("+", 1)
+        record = directory.resolve("%s@%s" % (local, domain), None)
+    if record is None or "lmtp" not in record.services:
+        return None
+    return Recipient(record, detail or None)
 
 
-def deliver(realm, record, data):
+def _targetMailbox(store, detail):
     """
-    Store C{data} in the INBOX of the account of C{record}.
+    The mailbox a detail names, when it exists and is selectable (like
+    Dovecot's C{lmtp_save_to_detail_mailbox}); otherwise INBOX.
+    """
+    if detail:
+        for info in store.listMailboxes():
+            if info.name.lower() == detail.lower() and info.selectable:
+                return info.name
+    return "INBOX"
+
+
+def deliver(realm, recipient, data):
+    """
+    Store C{data} in the account of C{recipient}: in the mailbox its
+    C{+detail} names if there is one, else in INBOX.
 
     @return: a L{Result}; never raises for a delivery problem.
     """
+    record = recipient.record
     try:
         account = realm.accountFor(record.address)
-        mailbox = account.mailStore.getMailbox("INBOX")
+        store = account.mailStore
+        mailbox = store.getMailbox(_targetMailbox(store, recipient.detail))
         uid = mailbox.appendMessage(data)
     except QuotaExceeded:
         log.info("delivery refused: to={to} reason=quota", to=record.address)
@@ -78,5 +104,6 @@ def deliver(realm, record, data):
     except Exception:
         log.failure("delivery failed: to={to}", to=record.address)
         return Result(451, "4.3.0", "temporary failure storing the message")
-    log.info("delivered: to={to} uid={uid} size={size}", to=record.address, uid=uid, size=len(data))
+    log.info("delivered: to={to} mailbox={mailbox} uid={uid} size={size}",
+             to=record.address, mailbox=mailbox.name, uid=uid, size=len(data))
     return Result(250, "2.0.0", "delivered to %s" % (record.address,))

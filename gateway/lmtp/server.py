@@ -145,12 +145,12 @@ class LMTPServer(LineReceiver, TimeoutMixin):
             self.reply(452, "4.5.3 too many recipients")
             return
         address = match.group(1).decode("utf-8", "replace")
-        record = findRecipient(self.context.directory, address)
-        if record is None:
+        recipient = findRecipient(self.context.directory, address)
+        if recipient is None:
             log.info("recipient refused: to={to}", to=address)
             self.reply(550, "5.1.1 <%s> no such user here" % (address,))
             return
-        self.recipients.append((address, record))
+        self.recipients.append((address, recipient))
         self.reply(250, "2.1.5 recipient ok")
 
     def lmtp_DATA(self, rest):
@@ -185,8 +185,8 @@ class LMTPServer(LineReceiver, TimeoutMixin):
                 return
             spool.seek(0)
             data = spool.read()
-            for address, record in self.recipients:
-                result = deliver(self.context.realm, record, data)
+            for address, recipient in self.recipients:
+                result = deliver(self.context.realm, recipient, data)
                 self.reply(result.code, "%s <%s> %s" % (result.status, address, result.text))
         finally:
             spool.close()

@@ -186,22 +186,28 @@ class FileStore:
         start = oldSize if append else offset
         if start > oldSize:
             raise InvalidPath("offset beyond the end of the file")
+        existed = target.exists()
         written = 0
-        with open(target.path, "r+b" if target.exists() else "wb") as f:
+        with open(target.path, "r+b" if existed else "wb") as f:
             f.seek(start)
             for chunk in chunks:
                 growth = start + written + len(chunk) - oldSize
                 try:
                     self._checkQuota(growth)
                 except QuotaExceeded:
-                    f.truncate(max(oldSize, start + written))
+                    # Remove what this upload added: back to the old length,
+                    # or no file at all when there was none.
+                    f.truncate(oldSize)
+                    if not existed:
+                        os.unlink(target.path)
                     raise
                 f.write(chunk)
                 written += len(chunk)
             if not append and offset is not None:
                 # REST + STOR replaces the rest of the file.
                 f.truncate(start + written)
-        self._adjustUsage(target.getsize() - oldSize if target.exists() else 0)
+        # Not target.getsize(): FilePath caches the stat from before the write.
+        self._adjustUsage(os.path.getsize(target.path) - oldSize)
         return written
 
     def remove(self, path):

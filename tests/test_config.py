@@ -1,0 +1,178 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Tests for L{gateway.config}: the one schema, reading and validating a file,
+and the sample configuration generated from the schema.
+"""
+
+import os
+
+from twisted.trial import unittest
+
+from gateway.config import SCHEMA, defaultConfig, loadConfig, parseSize, sampleConfig
+from gateway.errors import ConfigurationError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SchemaTests(unittest.TestCase):
+    def test_defaultsParse(self):
+        """Every option's default text parses with the option's own parser."""
+        for option in SCHEMA:
+            try:
+                option.parse(option.default)
+            except ValueError as e:
+                self.fail("[%s] %s: default %r does not parse: %s" % (option.section, option.name, option.default, e))
+
+    def test_optionsUniqueAndDocumented(self):
+        """No option is declared twice and every option has help text."""
+        keys = [(o.section, o.name) for o in SCHEMA]
+        self.assertEqual(len(keys), len(set(keys)))
+        for option in SCHEMA:
+            self.assertTrue(option.help.strip(), (option.section, option.name))
+
+    def test_defaultConfig(self):
+        """C{defaultConfig} holds every option at its parsed default."""
+        config = defaultConfig()
+        for option in SCHEMA:
+            self.assertEqual(config[option.section, option.name], option.parse(option.default))
+
+    def test_parseSize(self):
+        """Sizes take K/M/G/T suffixes, an optional B, and C{unlimited}."""
+        self.assertEqual(parseSize("512000"), 512000)
+        self.assertEqual(parseSize("10M"), 10 * 1024**2)
+        self.assertEqual(parseSize("1gb"), 1024**3)
+        self.assertEqual(parseSize("1.5K"), 1536)
+        self.assertIsNone(parseSize("unlimited"))
+        self.assertIsNone(parseSize(""))
+        self.assertRaises(ValueError, parseSize, "lots")
+        self.assertRaises(ValueError, parseSize, "-5M")
+
+
+class LoadConfigTests(unittest.TestCase):
+    def write(self, text):
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    def assertOneLineError(self, text, *fragments):
+        """
+        Loading C{text} fails with a one-line message containing every fragment.
+        """
+        path = self.write(text)
+        error = self.assertRaises(ConfigurationError, loadConfig, path)
+        message = str(error)
+        self.assertNotIn("\n", message)
+        for fragment in fragments:
+            self.assertIn(fragment, message)
+        return message
+
+    def test_emptyFileIsDefaults(self):
+        """An empty file gives every default."""
+        config = loadConfig(self.write(""))
+        for option in SCHEMA:
+            self.assertEqual(config[option.section, option.name], option.parse(option.default))
+
+    def test_values(self):
+        """Values of each type are parsed; several listeners per protocol are kept in order."""
+        config = loadConfig(self.write(
+            "[server]\ndata_root = /srv/gw\n"
+            "[imap]\nenabled = no\nlisten = tcp:1\n    tcp:2:interface=::1\nmax_line_length = 8K\n"
+            "log_level = debug\n"
+            "[ftp]\npassive_ports = 50000-50010\n"
+        ))
+        self.assertEqual(config["server", "data_root"], "/srv/gw")
+        self.assertIs(config["imap", "enabled"], False)
+        self.assertEqual(config["imap", "listen"], ("tcp:1", "tcp:2:interface=::1"))
+        self.assertEqual(config["imap", "max_line_length"], 8192)
+        self.assertEqual(config["imap", "log_level"], "debug")
+        self.assertEqual(config["ftp", "passive_ports"], (50000, 50010))
+
+    def test_missingFile(self):
+        """A missing file is one line naming the file."""
+        path = self.mktemp()
+        error = self.assertRaises(ConfigurationError, loadConfig, path)
+        self.assertIn(path, str(error))
+
+    def test_unknownSection(self):
+        """An unknown section is refused by name."""
+        self.assertOneLineError("[imapp]\nenabled = yes\n", "[imapp]", "unknown section")
+
+    def test_unknownOption(self):
+        """An unknown option is refused naming its section and name."""
+        self.assertOneLineError("[imap]\nlisten_on = tcp:1\n", "[imap]", "listen_on", "unknown option")
+
+    def test_badBool(self):
+        """A yes/no option refuses other words, naming [section] option."""
+        self.assertOneLineError("[pop3]\nenabled = maybe\n", "[pop3] enabled", "maybe")
+
+    def test_badInt(self):
+        """A whole-number option refuses text, naming [section] option."""
+        self.assertOneLineError("[imap]\nidle_timeout = soon\n", "[imap] idle_timeout", "soon")
+
+    def test_badFloat(self):
+        """A number option refuses text, naming [section] option."""
+        self.assertOneLineError("[auth]\nfailure_delay = x\n", "[auth] failure_delay")
+
+    def test_badSize(self):
+        """A size option refuses a non-size and a negative size, naming [section] option."""
+        self.assertOneLineError("[lmtp]\nmax_message_size = big\n", "[lmtp] max_message_size", "big")
+        self.assertOneLineError("[lmtp]\nmax_message_size = -1M\n", "[lmtp] max_message_size")
+
+    def test_badLevel(self):
+        """A log level must be one of the known levels."""
+        self.assertOneLineError("[imap]\nlog_level = loud\n", "[imap] log_level", "loud")
+
+    def test_badPortRange(self):
+        """A passive port range must be LOW-HIGH within 1..65535, LOW <= HIGH."""
+        for text in ("50100-50000", "0-10", "60000-70000", "many", "1-2-3"):
+            self.assertOneLineError("[ftp]\npassive_ports = %s\n" % (text,), "[ftp] passive_ports")
+
+    def test_badTLSVersion(self):
+        """The minimum TLS version is 1.2 or 1.3."""
+        self.assertOneLineError("[tls]\nminimum_version = 1.0\n", "[tls] minimum_version")
+
+    def test_syntaxError(self):
+        """A line outside any section is one line naming the file."""
+        path = self.write("enabled = yes\n")
+        error = self.assertRaises(ConfigurationError, loadConfig, path)
+        self.assertNotIn("\n", str(error))
+        self.assertIn(path, str(error))
+
+    def test_duplicateOption(self):
+        """An option given twice in one section is refused in one line."""
+        self.assertOneLineError("[imap]\nenabled = yes\nenabled = no\n", "enabled")
+
+
+class SampleConfigTests(unittest.TestCase):
+    def test_everyOptionWithHelp(self):
+        """The sample names every section and option, each preceded by a comment."""
+        lines = sampleConfig().splitlines()
+        for option in SCHEMA:
+            self.assertIn("[%s]" % (option.section,), lines)
+        for option in SCHEMA:
+            matches = [i for i, line in enumerate(lines) if line.startswith(option.name + " =")]
+            self.assertTrue(matches, option.name)
+            for i in matches:
+                self.assertTrue(lines[i - 1].startswith("# "), lines[i - 1])
+
+    def test_sampleLoadsToDefaults(self):
+        """The sample text, read back, gives exactly the defaults."""
+        path = self.mktemp()
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(sampleConfig())
+        config = loadConfig(path)
+        expected = defaultConfig()
+        for option in SCHEMA:
+            key = (option.section, option.name)
+            self.assertEqual(config[key], expected[key], key)
+
+    def test_etcGatewayIniIsTheSample(self):
+        """etc/gateway.ini is exactly what C{gatewayctl sample-config} prints (regenerate it if not)."""
+        path = os.path.join(ROOT, "etc", "gateway.ini")
+        self.assertTrue(os.path.exists(path), "etc/gateway.ini is missing")
+        with open(path, encoding="utf-8") as f:
+            self.assertEqual(
+                f.read(), sampleConfig(),
+                "etc/gateway.ini is out of date: .venv/bin/gatewayctl sample-config > etc/gateway.ini",
+            )

@@ -1,0 +1,147 @@
+# -*- test-case-name: tests.test_realm -*-
+"""
+Tests for L{gateway.cred.realm}: one shared account object per address, the
+quota that covers mail and files together, and alerts.
+"""
+
+import io
+
+from twisted.cred.portal import IRealm
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from gateway.cred.realm import GatewayRealm
+from gateway.errors import NoSuchAccount, QuotaExceeded
+from gateway.interfaces import IAccount, IFileStore, IMailStore, IQuota
+from gateway.store.mail import MailStore
+from tests.support import makeDataRoot
+
+MESSAGE = b"From: a@example.org\r\nSubject: quota\r\n\r\n" + b"m" * 460 + b"\r\n"
+
+
+class RealmTests(unittest.TestCase):
+    def setUp(self):
+        self.directory = makeDataRoot(self.mktemp())
+        self.stores = []
+        self.realm = GatewayRealm(self.directory, mailStoreFactory=self.mailStore)
+
+    def mailStore(self, path, quota):
+        store = MailStore(path, quota=quota, reactor=Clock(), useInotify=False)
+        self.stores.append(store)
+        self.addCleanup(store.close)
+        return store
+
+    def setQuota(self, address, limit):
+        self.directory.setAccount(address, quota=limit, quotaSetting=str(limit))
+
+    def test_interfaces(self):
+        """The realm, its accounts, their quota and stores provide their interfaces."""
+        verifyObject(IRealm, self.realm)
+        account = self.realm.accountFor("demo@example.test")
+        verifyObject(IAccount, account)
+        verifyObject(IQuota, account.quota)
+        verifyObject(IFileStore, account.fileStore)
+        verifyObject(IMailStore, account.mailStore)
+
+    def test_requestAvatar(self):
+        """requestAvatar gives the IAccount of a bytes or str avatar id with a logout callable."""
+        interface, avatar, logout = self.realm.requestAvatar(b"demo@example.test", None, IAccount)
+        self.assertIs(interface, IAccount)
+        self.assertEqual(avatar.address, "demo@example.test")
+        self.assertIsNone(logout())
+        self.assertRaises(NotImplementedError, self.realm.requestAvatar, "demo@example.test", None, IQuota)
+
+    def test_oneAccountPerAddress(self):
+        """Every request for one address, in any case or type, gets the same account object."""
+        first = self.realm.accountFor("demo@example.test")
+        self.assertIs(self.realm.accountFor("DEMO@example.test"), first)
+        self.assertIs(self.realm.requestAvatar(b"demo@example.test", None, IAccount)[1], first)
+        self.assertIs(self.realm.requestAvatar("demo@example.test", None, IAccount)[1], first)
+        self.assertIsNot(self.realm.accountFor("other@example.test"), first)
+        self.assertEqual(len(self.stores), 2)
+
+    def test_unknownAccount(self):
+        """An address the directory does not know raises NoSuchAccount."""
+        self.assertRaises(NoSuchAccount, self.realm.accountFor, "nobody@example.test")
+
+    def test_recordIsFresh(self):
+        """The account's record reflects directory changes at once."""
+        account = self.realm.accountFor("demo@example.test")
+        self.setQuota("demo@example.test", 5000)
+        self.assertEqual(account.record.quota, 5000)
+        self.assertEqual(account.quota.limit(), 5000)
+
+    def test_storesUnderAccount(self):
+        """The file store lives in the account's C{files/} folder with C{private/}."""
+        account = self.realm.accountFor("demo@example.test")
+        self.assertEqual(account.fileStore.root.path, account.record.path.child("files").path)
+        self.assertTrue(account.fileStore.root.child("private").isdir())
+        self.assertIn("INBOX", [info.name for info in account.mailStore.listMailboxes()])
+
+    def test_unlimited(self):
+        """Without a quota the limit is None and nothing is refused."""
+        account = self.realm.accountFor("demo@example.test")
+        self.assertIsNone(account.quota.limit())
+        account.quota.check(10**15)
+
+    def test_usedCoversMailAndFiles(self):
+        """C{used} is the sum of mail and file bytes."""
+        account = self.realm.accountFor("demo@example.test")
+        account.fileStore.writeFile("/private/f", b"f" * 300)
+        account.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+        self.assertEqual(account.quota.used(), 300 + len(MESSAGE))
+
+    def test_mailCountsAgainstFiles(self):
+        """Mail already stored leaves less room for files."""
+        self.setQuota("demo@example.test", 1000)
+        account = self.realm.accountFor("demo@example.test")
+        account.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+        room = 1000 - len(MESSAGE)
+        self.assertRaises(QuotaExceeded, account.fileStore.writeFile, "/f", b"x" * (room + 1))
+        account.fileStore.writeFile("/f", b"x" * room)
+        self.assertEqual(account.quota.used(), 1000)
+
+    def test_filesCountAgainstMail(self):
+        """Files already stored leave less room for mail (bytes and streamed)."""
+        self.setQuota("demo@example.test", 1000)
+        account = self.realm.accountFor("demo@example.test")
+        account.fileStore.writeFile("/f", b"x" * (1000 - len(MESSAGE) + 1))
+        inbox = account.mailStore.getMailbox("INBOX")
+        self.assertRaises(QuotaExceeded, inbox.appendMessage, MESSAGE)
+        self.assertRaises(QuotaExceeded, inbox.appendMessage, io.BytesIO(MESSAGE))
+        self.assertEqual(inbox.uids(), [])
+        account.fileStore.remove("/f")
+        inbox.appendMessage(MESSAGE)
+        self.assertEqual(len(inbox.uids()), 1)
+
+    def test_quotaFollowsDomainDefault(self):
+        """An account at quota C{default} is limited by its domain's default quota."""
+        account = self.realm.accountFor("demo@example.test")
+        self.directory.setDomain("example.test", defaultQuota=200)
+        self.assertEqual(account.quota.limit(), 200)
+        self.assertRaises(QuotaExceeded, account.mailStore.getMailbox("INBOX").appendMessage, MESSAGE)
+
+    def test_popAlertsOldestFirstOnce(self):
+        """popAlerts returns pending alerts oldest first, each exactly once."""
+        account = self.realm.accountFor("demo@example.test")
+        self.assertEqual(account.popAlerts(), [])
+        for text in ("first", "second", "third"):
+            self.directory.addAlert("demo@example.test", text)
+        self.assertEqual(account.popAlerts(), ["first", "second", "third"])
+        self.assertEqual(account.popAlerts(), [])
+        self.directory.addAlert("demo@example.test", "fourth")
+        self.assertEqual(account.popAlerts(), ["fourth"])
+
+    def test_alertsPerAccount(self):
+        """An alert is shown only to its own account."""
+        self.directory.addAlert("other@example.test", "for other")
+        self.assertEqual(self.realm.accountFor("demo@example.test").popAlerts(), [])
+        self.assertEqual(self.realm.accountFor("other@example.test").popAlerts(), ["for other"])
+
+    def test_alertSeenByAnotherRealm(self):
+        """An alert is taken by the first session that shows it, even in another process's realm."""
+        self.directory.addAlert("demo@example.test", "once")
+        other = GatewayRealm(self.directory, mailStoreFactory=self.mailStore)
+        self.assertEqual(other.accountFor("demo@example.test").popAlerts(), ["once"])
+        self.assertEqual(self.realm.accountFor("demo@example.test").popAlerts(), [])
