@@ -145,3 +145,15 @@ class RealmTests(unittest.TestCase):
         other = GatewayRealm(self.directory, mailStoreFactory=self.mailStore)
         self.assertEqual(other.accountFor("demo@example.test").popAlerts(), ["once"])
         self.assertEqual(self.realm.accountFor("demo@example.test").popAlerts(), [])
+
+    def test_recreatedAccountIsNew(self):
+        """An account removed and added again under the same name gets a fresh account with working stores."""
+        old = self.realm.accountFor("other@example.test")
+        old.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+        self.directory.removeAccount("other@example.test")
+        self.directory.addAccount("other@example.test", "{PLAIN}x")
+        new = self.realm.accountFor("other@example.test")
+        self.assertIsNot(new, old)
+        self.assertEqual(new.mailStore.getMailbox("INBOX").uids(), [])
+        new.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+        self.assertIs(self.realm.accountFor("other@example.test"), new)

@@ -53,6 +53,9 @@ class Account:
         if record is None:
             raise NoSuchAccount(address)
         self.path = record.path.path
+        #: identity of the account folder: a removed and re-created account
+        #: with the same name is a new account.
+        self.folderId = _folderId(self.path)
         self.quota = AccountQuota(self)
         self.fileStore = FileStore(os.path.join(self.path, "files"), quota=self.quota)
         self.mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
@@ -79,6 +82,14 @@ class Account:
             if text:
                 alerts.append(text)
         return alerts
+
+
+def _folderId(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _defaultMailStoreFactory(path, quota):
@@ -110,7 +121,11 @@ class GatewayRealm:
             address = address.decode("utf-8")
         address = address.lower()
         account = self._accounts.get(address)
-        if account is None or account.record is None or account.record.path.path != account.path:
+        if account is None or account.folderId != _folderId(account.path) or account.folderId is None:
+            if account is not None:
+                close = getattr(account.mailStore, "close", None)
+                if close is not None:
+                    close()
             account = Account(self.directory, address, self._mailStoreFactory)
             self._accounts[address] = account
         return account
