@@ -12,7 +12,7 @@ from twisted.web.http import datetimeToString
 
 from gateway.http import server
 from gateway.http.static import contentType
-from tests.test_http_support import HTTPMixin, Response, basic
+from tests.http_support import HTTPMixin, Response, basic
 
 
 class StaticTests(HTTPMixin, TestCase):

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from tests.test_http_support import HTTPMixin, Response
+from tests.http_support import HTTPMixin, Response
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # 29 March 00:30 in Berlin, the day DST starts
