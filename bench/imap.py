@@ -47,6 +47,8 @@ ROOT = os.path.dirname(HERE)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 sys.path.insert(0, ROOT)
 
+from bench import peers  # noqa: E402
+
 DOMAIN = "example.test"
 USER = "bench@" + DOMAIN
 PASSWORD = "bench-password"
@@ -318,33 +320,12 @@ def serveTwisted(mailRoot, limit):
 # Server processes
 
 
-def freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def waitForPort(port, child, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            if child.poll() is not None:
-                return False
-            time.sleep(0.1)
-    return False
-
-
 def startOurs(tmp, dataRoot):
     """
     gateway under twistd, IMAP only on a loopback port.  The data root (with
     its domain and account) must exist.
     """
-    port = freePort()
+    port = peers.freePort()
     config = os.path.join(tmp, "gateway.ini")
     with open(config, "w") as f:
         f.write(
@@ -368,7 +349,7 @@ def startOurs(tmp, dataRoot):
         ],
         cwd=tmp,
     )
-    if not waitForPort(port, child):
+    if not peers.waitForPort(port, child):
         raise RuntimeError("gateway did not start; see %s/twistd.log" % (tmp,))
     return child, port
 
@@ -440,16 +421,12 @@ service imap-login {{
 """
 
 
-def dovecotBinary():
-    return shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None)
-
-
 def startDovecot(mailRoot, tmp):
     """
     Dovecot over a hard-linked copy of our Maildirs (Maildir++ layout), or
     C{None} if not installed.
     """
-    binary = dovecotBinary()
+    binary = peers.dovecotBinary()
     if binary is None or not os.path.exists("/usr/lib/dovecot/imap"):
         print("dovecot: not installed (apt-get install -y dovecot-imapd): skipped")
         return None
@@ -465,34 +442,7 @@ def startDovecot(mailRoot, tmp):
                 shutil.copy(os.path.join(source, file), os.path.join(target, "cur", file))
             else:
                 os.link(os.path.join(source, file), os.path.join(target, "cur", file))
-    os.makedirs(os.path.join(tmp, "home"))
-    with open(os.path.join(tmp, "passwd"), "w") as f:
-        f.write("%s:{PLAIN}%s\n" % (USER, PASSWORD))
-    # Dovecot's auth processes run as its unprivileged users.
-    for path in (os.path.dirname(tmp), tmp):
-        os.chmod(path, 0o755)
-    os.chmod(os.path.join(tmp, "passwd"), 0o644)
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        # Dovecot will not run mail processes as root.
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        uid, gid = nobody.pw_uid, nobody.pw_gid
-        for base in (maildir, os.path.join(tmp, "home")):
-            for folder, dirs, files in os.walk(base):
-                for name in [folder] + [os.path.join(folder, n) for n in dirs + files]:
-                    os.chown(name, uid, gid)
-    port = freePort()
-    conf = os.path.join(tmp, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(tmp=tmp, uid=uid, gid=gid, port=port))
-    child = subprocess.Popen([binary, "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if waitForPort(port, child):
-        return child, port
-    print("dovecot: did not start (see %s/dovecot.log): skipped" % (tmp,))
-    stop(child)
-    return None
+    return peers.runDovecot(tmp, DOVECOT_CONF, USER, PASSWORD, [maildir])
 
 
 def stop(child):

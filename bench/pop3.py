@@ -29,6 +29,8 @@ ROOT = os.path.dirname(HERE)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 sys.path.insert(0, ROOT)
 
+from bench import peers  # noqa: E402
+
 USER = "demo@example.test"
 
 
@@ -160,20 +162,11 @@ service pop3-login {{
 """
 
 
-def freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def startDovecot(inbox, password, tmp):
     """
     Dovecot over a copy of the INBOX Maildir, or C{None} if not installed.
     """
-    binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None)
-    if binary is None:
+    if peers.dovecotBinary() is None:
         print("dovecot: not installed (apt-get install -y dovecot-pop3d): skipped")
         return None
     maildir = os.path.join(tmp, "Maildir")
@@ -182,40 +175,7 @@ def startDovecot(inbox, password, tmp):
     for sub in ("cur", "new"):
         for name in os.listdir(os.path.join(inbox, sub)):
             shutil.copy(os.path.join(inbox, sub, name), os.path.join(maildir, "cur", name))
-    os.makedirs(os.path.join(tmp, "home"))
-    with open(os.path.join(tmp, "passwd"), "w") as f:
-        f.write("%s:{PLAIN}%s\n" % (USER, password))
-    # Dovecot's auth processes run as its unprivileged users.
-    for path in (os.path.dirname(tmp), tmp):
-        os.chmod(path, 0o755)
-    os.chmod(os.path.join(tmp, "passwd"), 0o644)
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        # Dovecot will not run mail processes as root.
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        uid, gid = nobody.pw_uid, nobody.pw_gid
-        for base in (maildir, os.path.join(tmp, "home")):
-            for folder, dirs, files in os.walk(base):
-                for name in [folder] + [os.path.join(folder, n) for n in dirs + files]:
-                    os.chown(name, uid, gid)
-    port = freePort()
-    conf = os.path.join(tmp, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(tmp=tmp, uid=uid, gid=gid, port=port))
-    child = subprocess.Popen([binary, "-F", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return child, port
-        except OSError:
-            if child.poll() is not None:
-                break
-            time.sleep(0.1)
-    print("dovecot: did not start (see %s/dovecot.log): skipped" % (tmp,))
-    child.kill()
-    return None
+    return peers.runDovecot(tmp, DOVECOT_CONF, USER, password, [maildir])
 
 
 # ---------------------------------------------------------------------------

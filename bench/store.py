@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 from twisted.internet import task  # noqa: E402
 
+from bench import peers  # noqa: E402
 from gateway.store import index, maildir  # noqa: E402
 from gateway.store.mail import MailStore  # noqa: E402
 
@@ -173,29 +174,6 @@ service lmtp {{
 """
 
 
-def _freePort():
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _waitForPort(port, timeout=20):
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 def _lmtpRate(port, count, recipient):
     """
     Deliver C{count} messages over LMTP with L{LMTP_SENDERS} concurrent
@@ -246,7 +224,7 @@ def benchLmtpVsDovecot(args):
     processes = []
     try:
         # gateway
-        gwPort = _freePort()
+        gwPort = peers.freePort()
         dataRoot = os.path.join(work, "gateway")
         config = os.path.join(work, "gateway.ini")
         with open(config, "w") as f:
@@ -264,7 +242,7 @@ def benchLmtpVsDovecot(args):
             [os.path.join(bindir, "twistd"), "--nodaemon", "--pidfile=", "--logfile", os.path.join(work, "twistd.log"),
              "gateway", "--config", config], cwd=work))
         # Dovecot
-        dcPort = _freePort()
+        dcPort = peers.freePort()
         for sub in ("run", "state", "mail"):
             os.makedirs(os.path.join(work, "dovecot", sub))
         os.chmod(os.path.join(work, "dovecot", "mail"), 0o777)
@@ -277,7 +255,7 @@ def benchLmtpVsDovecot(args):
             f.write(DOVECOT_CONF.format(work=os.path.join(work, "dovecot"), port=dcPort,
                                         uid=nobody.pw_uid, gid=nobody.pw_gid))
         processes.append(subprocess.Popen([dovecot, "-F", "-c", dconf]))
-        if not (_waitForPort(gwPort) and _waitForPort(dcPort)):
+        if not (peers.waitForPort(gwPort) and peers.waitForPort(dcPort)):
             print("LMTP: a server did not start; see %s" % (work,))
             return None
         count = args.lmtp_messages
