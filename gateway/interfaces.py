@@ -285,9 +285,13 @@ class IMailbox(Interface):
     def uids():
         """@return: ascending C{list} of the UIDs present now."""
 
-    def messages(uids):
+    def messages(uids, headers=True):
         """
         @param uids: iterable of UIDs.
+        @param headers: read each message's header block.  With C{False}
+            the index does not load it and L{IMessageInfo.headers} is
+            C{None}: callers that pass C{False} must use only the uid,
+            flags, size, internal date and modseq.
         @return: C{list} of L{IMessageInfo} for those present, in UID order.
         """
 

@@ -19,6 +19,7 @@ from gateway.imap.message import (
     Section,
     closeChunks,
     formatInternalDate,
+    itemsNeedHeaders,
     parseFetchArguments,
     parseFetchItems,
     renderFetch,
@@ -216,6 +217,14 @@ class ParseFetchTests(unittest.TestCase):
         self.assertEqual(names("FAST"), ["FLAGS", "INTERNALDATE", "RFC822.SIZE"])
         self.assertEqual(names("all"), ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"])
         self.assertEqual(names("FULL"), ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"])
+
+    def test_itemsNeedHeaders(self):
+        """Only UID, FLAGS, MODSEQ, RFC822.SIZE and INTERNALDATE render without the header block."""
+        for text in ["(FLAGS UID RFC822.SIZE)", "FAST", "(MODSEQ INTERNALDATE)"]:
+            self.assertFalse(itemsNeedHeaders(parseFetchItems(text)), text)
+        for text in ["ALL", "ENVELOPE", "BODY.PEEK[HEADER.FIELDS (FROM)]", "RFC822.HEADER",
+                     "(FLAGS BODY[TEXT])", "BODYSTRUCTURE", "BODY", "RFC822"]:
+            self.assertTrue(itemsNeedHeaders(parseFetchItems(text)), text)
 
     def test_simpleItems(self):
         """Every simple item parses, alone or in a list, in request order."""

@@ -135,6 +135,14 @@ class KeyTests(unittest.TestCase):
             self.fail("the message file was opened")
         self.assertTrue(program.matches(1, Info(), 1, 7, openMessage))
 
+    def test_needsHeaders(self):
+        """Header, SENT* date, BODY and TEXT keys, also nested, need C{info.headers}; others do not."""
+        for query in ["FROM x", "SUBJECT x", "HEADER X-A b", "SENTBEFORE 1-Jan-2020", "BODY x",
+                      "TEXT x", "NOT TO x", "OR SEEN CC x", "(SEEN (BCC x))"]:
+            self.assertTrue(parseSearch(query).needsHeaders, query)
+        for query in ["ALL", "UNSEEN", "NOT SEEN", "OR SEEN LARGER 5", "(UID 1:* BEFORE 1-Jan-2020)"]:
+            self.assertFalse(parseSearch(query).needsHeaders, query)
+
     def test_needsBody(self):
         """BODY and TEXT keys, also nested, need the file; the file is opened once per message."""
         for query in ["BODY x", "TEXT x", "NOT BODY x", "OR SEEN TEXT x", "(SEEN (BODY x))"]:

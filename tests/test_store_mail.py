@@ -243,6 +243,26 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(info.headers, b"From: a@example.org\r\nSubject: Bare\r\n\r\n")
         self.assertEqual(self.store.usage(), len(LF_MESSAGE))
 
+    def test_messagesWithoutHeaders(self):
+        """
+        messages(uids, headers=False) gives the same uid, flags, size, date
+        and modseq without the header block; the default still reads it.
+        """
+        uid = self.inbox.appendMessage(LF_MESSAGE, flags={"\\Seen"})
+        other = self.inbox.appendMessage(CRLF_MESSAGE)
+        full = self.inbox.messages([uid, other])
+        bare = self.inbox.messages([other, uid], headers=False)
+        self.assertEqual([i.uid for i in bare], [uid, other])
+        for a, b in zip(full, bare, strict=True):
+            self.assertEqual((a.uid, a.flags, a.size, a.internalDate, a.modseq),
+                             (b.uid, b.flags, b.size, b.internalDate, b.modseq))
+            self.assertIsNone(b.headers)
+        self.assertEqual(full[0].headers, b"From: a@example.org\r\nSubject: Bare\r\n\r\n")
+        self.assertEqual(self.inbox.messages([uid], headers=True)[0].headers, full[0].headers)
+        self.assertEqual(self.inbox.messages([], headers=False), [])
+        many = [self.inbox.appendMessage(CRLF_MESSAGE) for _ in range(3)]
+        self.assertEqual([i.uid for i in self.inbox.messages(many, headers=False)], many)
+
     def test_crlfMessageIsPlainFile(self):
         """A message already in CRLF form is opened as a plain file of exactly its size."""
         uid = self.inbox.appendMessage(io.BytesIO(CRLF_MESSAGE))

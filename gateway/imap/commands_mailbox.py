@@ -142,7 +142,7 @@ def _selected(session, mailbox, readOnly):
 def _firstUnseen(view, batch=500):
     uids = view.uids
     for i in range(0, len(uids), batch):
-        for info in view.mailbox.messages(uids[i:i + batch]):
+        for info in view.mailbox.messages(uids[i:i + batch], headers=False):
             if "\\Seen" not in info.flags:
                 return view.seqOf(info.uid)
     return None
@@ -428,7 +428,7 @@ def _statusList(session, mailbox, items):
             uids = mailbox.uids() if uids is None else uids
             unseen = size = 0
             for i in range(0, len(uids), 1000):
-                for info in mailbox.messages(uids[i:i + 1000]):
+                for info in mailbox.messages(uids[i:i + 1000], headers=False):
                     unseen += "\\Seen" not in info.flags
                     size += info.size
             value = unseen if item == "UNSEEN" else size

@@ -148,14 +148,15 @@ def _fetchLoop(session, items, uids, changedSince):
     Render the FETCH responses batch by batch: one write per batch of
     small responses; large bodies are streamed from disk.
     """
-    from gateway.imap.message import renderFetchParts
+    from gateway.imap.message import itemsNeedHeaders, renderFetchParts
 
     view = session.view
     mailbox = view.mailbox
     condstore = "CONDSTORE" in session.enabled
     writable = not view.readOnly
+    headers = itemsNeedHeaders(items)
     for start in range(0, len(uids), BATCH):
-        infos = mailbox.messages(uids[start:start + BATCH])
+        infos = mailbox.messages(uids[start:start + BATCH], headers=headers)
         toSee = []
         for info in infos:
             if changedSince is not None and info.modseq <= changedSince:
@@ -409,8 +410,10 @@ def _search(session, tag, args, uid):
     found = []
     highest = [0]
 
+    headers = getattr(program, "needsHeaders", True)
+
     def batch(chunk):
-        for info in mailbox.messages(chunk):
+        for info in mailbox.messages(chunk, headers=headers):
             seq = view.seqOf(info.uid)
             if seq is None:
                 continue

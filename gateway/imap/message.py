@@ -334,6 +334,20 @@ def formatFlags(flags):
     return "(" + " ".join(ordered) + ")"
 
 
+# Items rendered from the index row alone, without C{info.headers}.
+_HEADERLESS_ITEMS = frozenset(["UID", "FLAGS", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"])
+
+
+def itemsNeedHeaders(items):
+    """
+    Whether rendering C{items} (L{FetchItem}s) may read C{info.headers}.
+    When not, the infos may come from C{IMailbox.messages(uids,
+    headers=False)}.
+    """
+    return any(item.section is not None or item.name not in _HEADERLESS_ITEMS
+               for item in items)
+
+
 def headersComplete(info):
     """
     Whether C{info.headers} holds the whole header block (the index keeps

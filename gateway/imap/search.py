@@ -134,6 +134,7 @@ def tokenize(text):
 
 class _Key:
     needsBody = False
+    needsHeaders = False
 
 
 class _All(_Key):
@@ -174,6 +175,7 @@ class _Not(_Key):
     def __init__(self, key):
         self.key = key
         self.needsBody = key.needsBody
+        self.needsHeaders = key.needsHeaders
 
     def match(self, m):
         return not self.key.match(m)
@@ -183,6 +185,7 @@ class _Or(_Key):
     def __init__(self, a, b):
         self.a, self.b = a, b
         self.needsBody = a.needsBody or b.needsBody
+        self.needsHeaders = a.needsHeaders or b.needsHeaders
 
     def match(self, m):
         return self.a.match(m) or self.b.match(m)
@@ -192,6 +195,7 @@ class _And(_Key):
     def __init__(self, keys):
         self.keys = keys
         self.needsBody = any(k.needsBody for k in keys)
+        self.needsHeaders = any(k.needsHeaders for k in keys)
 
     def match(self, m):
         return all(k.match(m) for k in self.keys)
@@ -226,6 +230,7 @@ class _Sequence(_Key):
 class _Date(_Key):
     def __init__(self, date, op, sent):
         self.date, self.op, self.sent = date, op, sent
+        self.needsHeaders = sent
 
     def match(self, m):
         day = m.sentDay() if self.sent else m.info.internalDate.astimezone(datetime.timezone.utc).date()
@@ -237,6 +242,8 @@ class _Date(_Key):
 
 
 class _Header(_Key):
+    needsHeaders = True
+
     def __init__(self, name, needle):
         self.name, self.needle = name.lower(), needle.casefold()
 
@@ -249,6 +256,7 @@ class _Header(_Key):
 
 class _Body(_Key):
     needsBody = True
+    needsHeaders = True
 
     def __init__(self, needle, withHeaders):
         self.needle, self.withHeaders = needle.casefold(), withHeaders
@@ -392,6 +400,8 @@ class SearchProgram:
         ESEARCH return options (C{["ALL"]} for C{RETURN ()}).
     @ivar charset: the charset named, upper case, or C{None}.
     @ivar needsBody: whether matching reads message files.
+    @ivar needsHeaders: whether matching reads C{info.headers}; when not,
+        candidates may come from C{IMailbox.messages(uids, headers=False)}.
     """
 
     def __init__(self, key, returnOptions, charset):
@@ -399,6 +409,7 @@ class SearchProgram:
         self.returnOptions = returnOptions
         self.charset = charset
         self.needsBody = key.needsBody
+        self.needsHeaders = key.needsHeaders
 
     def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
         """

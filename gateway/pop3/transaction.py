@@ -89,7 +89,7 @@ class Maildrop:
         says it was deleted.
         """
         if self._sizes is None:
-            known = {info.uid: info.size for info in self.mailbox.messages(self.uids)}
+            known = {info.uid: info.size for info in self.mailbox.messages(self.uids, headers=False)}
             self._sizes = [known.get(uid, 0) for uid in self.uids]
         return self._sizes
 

@@ -147,7 +147,10 @@ class Mailbox:
                 % (columns, ",".join("?" * len(chunk))), (self._id, *chunk)).fetchall())
         return rows
 
-    def messages(self, uids):
+    def messages(self, uids, headers=True):
+        if not headers:
+            return [MessageInfo(*row, headers=None)
+                    for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
         return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
 
     def openMessage(self, uid):
