@@ -269,9 +269,6 @@ class _ListenerService(service.Service):
     def _listening(self, port):
         self.port = port
 
-    def startService(self):
-        service.Service.startService(self)
-
     def stopService(self):
         service.Service.stopService(self)
         if self.port is not None:
