@@ -127,8 +127,7 @@ def readMaildir(folder, limit=None):
 
 
 def serveTwisted(mailRoot, limit):
-    from twisted.cred import checkers, portal
-    from twisted.internet import defer, protocol, reactor
+    from twisted.internet import defer
     from twisted.mail import imap4
     from zope.interface import implementer
 
@@ -294,26 +293,7 @@ def serveTwisted(mailRoot, limit):
             name, Mailbox(readMaildir(os.path.join(mailRoot, name), limit if name == "INBOX" else None))
         )
 
-    @implementer(portal.IRealm)
-    class Realm:
-        def requestAvatar(self, avatarId, mind, *interfaces):
-            return imap4.IAccount, account, lambda: None
-
-    thePortal = portal.Portal(Realm())
-    db = checkers.InMemoryUsernamePasswordDatabaseDontUse()
-    db.addUser(USER.encode(), PASSWORD.encode())
-    thePortal.registerChecker(db)
-
-    class Factory(protocol.ServerFactory):
-        def buildProtocol(self, addr):
-            p = imap4.IMAP4Server()
-            p.portal = thePortal
-            p.factory = self
-            return p
-
-    port = reactor.listenTCP(0, Factory(), interface="127.0.0.1", backlog=200)
-    print(port.getHost().port, flush=True)
-    reactor.run()
+    peers.serveStock(imap4.IMAP4Server, imap4.IAccount, lambda: account, USER, PASSWORD)
 
 
 # ---------------------------------------------------------------------------

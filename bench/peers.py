@@ -85,3 +85,36 @@ def runDovecot(tmp, confTemplate, user, password, ownedFolders):
     child.kill()
     child.wait()
     return None
+
+
+def serveStock(protocolClass, avatarInterface, makeAvatar, user, password):
+    """
+    Run one of Twisted's stock servers (C{imap4.IMAP4Server},
+    C{pop3.POP3}) on a loopback port: a portal with an in-memory checker for
+    C{user}/C{password} whose realm answers with C{makeAvatar()}.  Prints
+    the port, then runs the reactor (for a benchmark's child process).
+    """
+    from twisted.cred import checkers, portal
+    from twisted.internet import protocol, reactor
+    from zope.interface import implementer
+
+    @implementer(portal.IRealm)
+    class Realm:
+        def requestAvatar(self, avatarId, mind, *interfaces):
+            return avatarInterface, makeAvatar(), lambda: None
+
+    thePortal = portal.Portal(Realm())
+    db = checkers.InMemoryUsernamePasswordDatabaseDontUse()
+    db.addUser(user.encode(), password.encode())
+    thePortal.registerChecker(db)
+
+    class Factory(protocol.ServerFactory):
+        def buildProtocol(self, addr):
+            p = protocolClass()
+            p.portal = thePortal
+            p.factory = self
+            return p
+
+    port = reactor.listenTCP(0, Factory(), interface="127.0.0.1", backlog=200)
+    print(port.getHost().port, flush=True)
+    reactor.run()

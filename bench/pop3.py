@@ -60,8 +60,6 @@ def serveOurs(dataRoot):
 
 
 def serveTwisted(dataRoot):
-    from twisted.cred import checkers, portal
-    from twisted.internet import protocol, reactor
     from twisted.mail import pop3
     from zope.interface import implementer
 
@@ -100,27 +98,8 @@ def serveTwisted(dataRoot):
         def sync(self):
             pass
 
-    @implementer(portal.IRealm)
-    class Realm:
-        def requestAvatar(self, avatarId, mind, *interfaces):
-            account = context.realm.accountFor(avatarId)
-            return pop3.IMailbox, Adapter(account.mailStore.getMailbox("INBOX")), lambda: None
-
-    thePortal = portal.Portal(Realm())
-    db = checkers.InMemoryUsernamePasswordDatabaseDontUse()
-    db.addUser(USER.encode(), PASSWORD.encode())
-    thePortal.registerChecker(db)
-
-    class Factory(protocol.ServerFactory):
-        def buildProtocol(self, addr):
-            p = pop3.POP3()
-            p.portal = thePortal
-            p.factory = self
-            return p
-
-    port = reactor.listenTCP(0, Factory(), interface="127.0.0.1", backlog=200)
-    print(port.getHost().port, flush=True)
-    reactor.run()
+    inbox = context.realm.accountFor(USER).mailStore.getMailbox("INBOX")
+    peers.serveStock(pop3.POP3, pop3.IMailbox, lambda: Adapter(inbox), USER, PASSWORD)
 
 
 def startChild(kind, dataRoot):
