@@ -21,12 +21,13 @@ sys.path.insert(0, os.path.dirname(HERE))
 import argparse  # noqa: E402
 import ftplib  # noqa: E402
 import io  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+
+from bench import peers  # noqa: E402
 
 USER, PASSWORD = "demo", "s3cret pass"
 SERVERS = ("gateway", "pyftpdlib", "twisted")
@@ -89,24 +90,6 @@ def serveTwisted(port, folder):
 
 
 # -- client measurements -----------------------------------------------------
-
-
-def _freePort():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _waitFor(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server on port %d did not start" % (port,))
 
 
 def _login(port):
@@ -208,14 +191,15 @@ def main():
     ports = {}
     try:
         for kind in SERVERS:
-            ports[kind] = _freePort()
+            ports[kind] = peers.freePort()
             path = dataRoot if kind == "gateway" else folder
             processes[kind] = subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), "--serve", kind, str(ports[kind]), path],
                 cwd=os.path.dirname(HERE),
             )
         for kind in SERVERS:
-            _waitFor(ports[kind])
+            if not peers.waitForPort(ports[kind], timeout=10):
+                raise RuntimeError("server on port %d did not start" % (ports[kind],))
 
         results = {kind: {"RETR MB/s": [], "STOR MB/s": [], "sessions/s": []} for kind in SERVERS}
         for r in range(args.rounds):
