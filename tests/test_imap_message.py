@@ -16,8 +16,10 @@ from zope.interface.verify import verifyObject
 from gateway.imap import mimeparts
 from gateway.imap.message import (
     FetchItem,
+    FetchPlan,
     Section,
     closeChunks,
+    filterHeaders,
     formatInternalDate,
     itemsNeedHeaders,
     parseFetchArguments,
@@ -350,16 +352,45 @@ class RenderTests(unittest.TestCase):
         info = Info(SIMPLE, flags=["$Label", "\\Seen", "\\Answered"])
         result, seen = renderFetch(info, parseFetchItems("(FLAGS RFC822.SIZE INTERNALDATE MODSEQ UID)"),
                                    Unopenable(self), recent=True)
-        self.assertEqual(result, b'(FLAGS (\\Answered \\Recent \\Seen $Label) RFC822.SIZE %d '
+        self.assertEqual(result, b'(FLAGS (\\Answered \\Seen \\Recent $Label) RFC822.SIZE %d '
                                  b'INTERNALDATE " 3-Feb-2024 09:05:07 +0000" MODSEQ (9) UID 5)' % (len(SIMPLE),))
         self.assertFalse(seen)
         parsed = parseResponse(result)
         self.assertEqual(parsed[b"INTERNALDATE"].day, 3)
 
+    def test_planLineMatchesRender(self):
+        """
+        For index-only items a plan renders the whole response line at once,
+        byte for byte what the general renderer gives; with header or body
+        items it has no line.
+        """
+        info = Info(SIMPLE, flags=["$Label", "\\Flagged"])
+        for text in ["(FLAGS UID RFC822.SIZE)", "FAST", "(MODSEQ INTERNALDATE UID FLAGS)", "UID"]:
+            for modseq in (False, True):
+                for recent in (False, True):
+                    plan = FetchPlan(parseFetchItems(text), modseq)
+                    expected = b"12 FETCH " + b"".join(plan.render(info, Unopenable(self), recent))
+                    self.assertEqual(plan.line(12, info, recent), expected, (text, modseq, recent))
+        self.assertIsNone(FetchPlan(parseFetchItems("(FLAGS ENVELOPE)")).line(1, info))
+
     def test_uidFirstAndModseq(self):
         """UID leads when not requested; with CONDSTORE on, MODSEQ is added at the end."""
         result, _ = renderFetch(Info(SIMPLE), parseFetchItems("FLAGS"), Unopenable(self), modseq=True)
         self.assertEqual(result, b"(UID 5 FLAGS () MODSEQ (9))")
+
+    def test_filterHeaders(self):
+        """
+        Named fields are kept whole (continuation lines too) in their order,
+        names compared without case and allowing blanks before the colon;
+        a name that only starts or ends like a wanted one is not kept.
+        """
+        block = (b"From: a@example.org\r\nX-From: no\r\nFrom-Alias: no\r\nSubject : Hello\r\n"
+                 b"\tthere\r\nTo: b@example.org\r\nfrom: second\r\n\r\n")
+        self.assertEqual(filterHeaders(block, ["SUBJECT", "From"]),
+                         b"From: a@example.org\r\nSubject : Hello\r\n\tthere\r\nfrom: second\r\n\r\n")
+        self.assertEqual(filterHeaders(block, ["from", "subject", "x-from", "from-alias"], exclude=True),
+                         b"To: b@example.org\r\n\r\n")
+        self.assertEqual(filterHeaders(b"\r\n", ["from"]), b"\r\n")
 
     def test_headerFieldsWithoutFile(self):
         """HEADER.FIELDS, HEADER.FIELDS.NOT, HEADER, RFC822.HEADER and ENVELOPE are served from info.headers."""

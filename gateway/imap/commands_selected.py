@@ -148,39 +148,46 @@ def _fetchLoop(session, items, uids, changedSince):
     Render the FETCH responses batch by batch: one write per batch of
     small responses; large bodies are streamed from disk.
     """
-    from gateway.imap.message import itemsNeedHeaders, renderFetchParts
+    from gateway.imap.message import FetchPlan
 
     view = session.view
     mailbox = view.mailbox
-    condstore = "CONDSTORE" in session.enabled
     writable = not view.readOnly
-    headers = itemsNeedHeaders(items)
+    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
     for start in range(0, len(uids), BATCH):
-        infos = mailbox.messages(uids[start:start + BATCH], headers=headers)
-        toSee = []
-        for info in infos:
-            if changedSince is not None and info.modseq <= changedSince:
-                continue
-            seq = view.seqOf(info.uid)
-            if seq is None:
-                continue
-            try:
-                chunks, setsSeen = renderFetchParts(
-                    info, items, lambda u=info.uid: mailbox.openMessage(u),
-                    recent=info.uid in view.recent, modseq=condstore, markSeen=writable)
-            except StoreError:
-                continue  # removed from disk meanwhile
-            if setsSeen and writable and "\\Seen" not in info.flags:
-                toSee.append(info.uid)
-            head = b"* %d FETCH " % (seq,)
-            if len(chunks) == 1 and isinstance(chunks[0], bytes):
-                session.sendLine(head + chunks[0])
-            else:
-                session.flush()
-                yield streamTo(session.transport, [head] + chunks + [b"\r\n"])
-        if toSee:
-            changed, _failed = mailbox.setFlags(toSee, ["\\Seen"], "+")
-            view.noteOwnChanges(changed)
+        chunk = uids[start:start + BATCH]
+        infos = mailbox.messages(chunk, headers=plan.needsHeaders)
+        if changedSince is not None:
+            infos = [info for info in infos if info.modseq > changedSince]
+        seqs = view.sequenceNumbers(chunk)
+        recent = view.recent
+        if not plan.needsHeaders:
+            for info in infos:
+                seq = seqs.get(info.uid)
+                if seq is not None:
+                    session.sendUntagged(plan.line(seq, info, info.uid in recent))
+        else:
+            toSee = []
+            for info in infos:
+                seq = seqs.get(info.uid)
+                if seq is None:
+                    continue
+                try:
+                    chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
+                                         recent=info.uid in recent, markSeen=writable)
+                except StoreError:
+                    continue  # removed from disk meanwhile
+                if plan.setsSeen and writable and "\\Seen" not in info.flags:
+                    toSee.append(info.uid)
+                head = b"* %d FETCH " % (seq,)
+                if len(chunks) == 1 and isinstance(chunks[0], bytes):
+                    session.sendLine(head + chunks[0])
+                else:
+                    session.flush()
+                    yield streamTo(session.transport, [head] + chunks + [b"\r\n"])
+            if toSee:
+                changed, _failed = mailbox.setFlags(toSee, ["\\Seen"], "+")
+                view.noteOwnChanges(changed)
         if len(uids) > COOPERATE_ABOVE and start + BATCH < len(uids):
             session.flush()
             yield task.deferLater(session.reactor, 0, lambda: None)

@@ -29,7 +29,11 @@ and RFC822.HEADER are served from the L{IMessageInfo} alone (unless the
 index truncated an over-long header block).
 """
 
+import functools
+import re
+
 from gateway.imap import mimeparts
+from gateway.imap.format import flagList
 
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.
@@ -326,14 +330,6 @@ def formatInternalDate(when):
         sign, minutes // 60, minutes % 60)
 
 
-def formatFlags(flags):
-    """
-    C{(\\Seen $Label)}: system flags first, then keywords, each sorted.
-    """
-    ordered = sorted(flags, key=lambda f: (not f.startswith("\\"), f.lower()))
-    return "(" + " ".join(ordered) + ")"
-
-
 # Items rendered from the index row alone, without C{info.headers}.
 _HEADERLESS_ITEMS = frozenset(["UID", "FLAGS", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"])
 
@@ -357,12 +353,27 @@ def headersComplete(info):
     return headers.endswith(b"\r\n\r\n") or headers == b"\r\n" or len(headers) >= info.size
 
 
+@functools.lru_cache(maxsize=256)
+def _fieldsPattern(names):
+    """
+    A pattern matching each field (with its continuation lines) named in
+    C{names} in a header block: a name at the start of a line (or, like
+    L{mimeparts.splitHeaderFields}, after blanks at the very start).
+    """
+    alternation = b"|".join(re.escape(name.encode("ascii", "replace")) for name in names)
+    return re.compile(rb"(?:\A[ \t]*|^)(?:" + alternation + rb")[ \t]*:[^\n]*\n?(?:[ \t][^\n]*\n?)*",
+                      re.M | re.I)
+
+
 def filterHeaders(block, names, exclude=False):
     """
-    The fields of header block C{block} named (or, with C{exclude}, not
-    named) in C{names}, exactly as they appear, followed by the empty line.
+    The fields of header block C{block} (which ends at its empty line)
+    named (or, with C{exclude}, not named) in C{names}, exactly as they
+    appear, followed by the empty line.
     """
     wanted = {n.lower() for n in names}
+    if not exclude:
+        return b"".join(_fieldsPattern(tuple(sorted(wanted))).findall(block)) + b"\r\n"
     kept = [raw for name, raw, _ in mimeparts.splitHeaderFields(block)
             if name and ((name in wanted) != exclude)]
     return b"".join(kept) + b"\r\n"
@@ -486,80 +497,183 @@ def _sectionValue(message, section, partial):
     return _slice(value, partial)
 
 
+def _responseItems(items, modseq, addFlags):
+    """
+    The items a FETCH response shows, in order: C{UID} first unless
+    requested elsewhere, C{FLAGS} appended when C{addFlags} and C{MODSEQ}
+    when C{modseq} (unless requested), each response name once.
+    """
+    names = {item.name for item in items if item.section is None}
+    ordered = list(items)
+    if "UID" not in names:
+        ordered.insert(0, FetchItem("UID"))
+    if addFlags and "FLAGS" not in names:
+        ordered.append(FetchItem("FLAGS"))
+    if modseq and "MODSEQ" not in names:
+        ordered.append(FetchItem("MODSEQ"))
+    result, emitted = [], set()
+    for item in ordered:
+        name = item.responseName()
+        if name not in emitted:
+            emitted.add(name)
+            result.append(item)
+    return result
+
+
+#: How each header-less item is rendered: C{(format, value(info, recent))}.
+_HEADERLESS_RENDER = {
+    "UID": (b"%d", lambda info, recent: info.uid),
+    "FLAGS": (b"%s", lambda info, recent: flagList(info.flags, recent)),
+    "MODSEQ": (b"(%d)", lambda info, recent: info.modseq),
+    "RFC822.SIZE": (b"%d", lambda info, recent: info.size),
+    "INTERNALDATE": (b'"%s"', lambda info, recent: formatInternalDate(info.internalDate).encode("ascii")),
+}
+
+
+def _whole(section, partial, threshold):
+    def render(parts, message, flags, recent):
+        start, length, stream = _wholeRange(message, message.info, section, partial, threshold)
+        _literal(parts, message.range(start, length, stream))
+    return render
+
+
+def _inner(section, partial):
+    def render(parts, message, flags, recent):
+        _literal(parts, _sectionValue(message, section, partial))
+    return render
+
+
+def _headerless(name):
+    form, value = _HEADERLESS_RENDER[name]
+    return lambda parts, message, flags, recent: parts.append(form % (value(message.info, recent),))
+
+
+_RENDER = {
+    "FLAGS": lambda parts, message, flags, recent: parts.append(flagList(flags, recent)),
+    "ENVELOPE": lambda parts, message, flags, recent: parts.append(
+        mimeparts.renderEnvelope(message.headerFields())),
+    "BODYSTRUCTURE": lambda parts, message, flags, recent: parts.append(
+        mimeparts.renderBodyStructure(message.root, True)),
+    "BODY": lambda parts, message, flags, recent: parts.append(
+        mimeparts.renderBodyStructure(message.root, False)),
+    "RFC822.HEADER": lambda parts, message, flags, recent: _literal(parts, message.headerBlock()),
+}
+
+
+def _isWhole(item):
+    """
+    Whether C{item} is a whole-message range (C{RFC822}, C{RFC822.TEXT},
+    C{BODY[]}, C{BODY[TEXT]} and their partials): the items that stream.
+    """
+    return item.name in ("RFC822", "RFC822.TEXT") or (
+        item.section is not None and not item.section.path and item.section.text in (None, "TEXT"))
+
+
+def _renderer(item, threshold):
+    """
+    The function that renders one response item: C{render(parts, message,
+    flags, recent)} appends the item's value to C{parts}.
+    """
+    if _isWhole(item):
+        section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
+        return _whole(section, item.partial, threshold)
+    if item.section is not None:
+        return _inner(item.section, item.partial)
+    if item.name in _RENDER:
+        return _RENDER[item.name]
+    return _headerless(item.name)
+
+
+def _compile(items, threshold):
+    """
+    C{[(prefix, render)]} for the response items C{items}; C{prefix} is
+    the item's name, after the opening parenthesis or a space.
+    """
+    return [((b" " if i else b"(") + item.responseName().encode("ascii") + b" ", _renderer(item, threshold))
+            for i, item in enumerate(items)]
+
+
+class FetchPlan:
+    """
+    The items of one FETCH command, prepared once for all its messages.
+
+    @ivar needsHeaders: whether rendering reads C{info.headers} (see
+        L{itemsNeedHeaders}).
+    @ivar setsSeen: whether an item implicitly sets C{\\Seen}.
+    """
+
+    def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD):
+        """
+        @param items: L{FetchItem}s in request order.
+        @param modseq: CONDSTORE is enabled: always include MODSEQ.
+        @param streamThreshold: stream whole-message sections above this
+            size; C{None} never streams.
+        """
+        self.needsHeaders = itemsNeedHeaders(items)
+        self.setsSeen = any(item.setsSeen for item in items)
+        shown = _responseItems(items, modseq, False)
+        self._items = _compile(shown, streamThreshold)
+        self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold)
+        self._streams = streamThreshold is not None and any(_isWhole(item) for item in items)
+        self._format = None
+        if not self.needsHeaders:
+            self._format = b"%d FETCH (" + b" ".join(
+                item.name.encode("ascii") + b" " + _HEADERLESS_RENDER[item.name][0] for item in shown) + b")"
+            self._values = [_HEADERLESS_RENDER[item.name][1] for item in shown]
+
+    def line(self, seq, info, recent=False):
+        """
+        The whole untagged response for message C{seq}, without C{"* "}
+        and CRLF, when no item needs more than the index row (not
+        L{needsHeaders}); else C{None}.
+        """
+        if self._format is None:
+            return None
+        return self._format % (seq, *[value(info, recent) for value in self._values])
+
+    def render(self, info, openMessage, recent=False, markSeen=False):
+        """
+        Render the FETCH attribute list of one message as chunks (see the
+        module docstring).
+
+        @param info: an L{gateway.interfaces.IMessageInfo}.
+        @param openMessage: no-argument callable returning a binary file of
+            the CRLF form of the message; called only when needed.
+        @param recent: add C{\\Recent} to FLAGS.
+        @param markSeen: when an item sets C{\\Seen} and C{info} lacks it,
+            show FLAGS with C{\\Seen} (added at the end when FLAGS was not
+            requested), as RFC 3501 asks.  A caller that sets C{\\Seen}
+            before rendering passes the updated C{info} instead; never pass
+            C{True} on a read-only mailbox.
+        @return: C{list} of chunks.
+        """
+        message = _Message(info, openMessage)
+        flags = info.flags
+        items = self._items
+        if self.setsSeen and markSeen and "\\Seen" not in flags:
+            flags = frozenset(flags) | {"\\Seen"}
+            items = self._itemsWithFlags
+        parts = []
+        for prefix, render in items:
+            parts.append(prefix)
+            render(parts, message, flags, recent)
+        parts.append(b")")
+        return _coalesce(parts) if self._streams else [b"".join(parts)]
+
+
 def renderFetchParts(info, items, openMessage, recent=False, modseq=False, markSeen=False,
                      streamThreshold=STREAM_THRESHOLD):
     """
-    Render the FETCH attribute list of one message as chunks (see the
-    module docstring).
+    Render the FETCH attribute list of one message as chunks: a one-off
+    L{FetchPlan}.
 
-    @param info: an L{gateway.interfaces.IMessageInfo}.
     @param items: L{FetchItem}s in request order.  C{UID} is always in the
         response: where requested, else first.
-    @param openMessage: no-argument callable returning a binary file of the
-        CRLF form of the message; called only when needed.
-    @param recent: add C{\\Recent} to FLAGS.
-    @param modseq: CONDSTORE is enabled: always include MODSEQ.
-    @param markSeen: when an item sets C{\\Seen} and C{info} lacks it,
-        show FLAGS with C{\\Seen} (added at the end when FLAGS was not
-        requested), as RFC 3501 asks.  Off by default: a caller that sets
-        C{\\Seen} before rendering passes the updated C{info} (and reports
-        FLAGS itself); never pass C{True} on a read-only mailbox.
-    @param streamThreshold: stream whole-message sections above this size;
-        C{None} never streams.
-    @return: C{(chunks, setsSeen)}.
+    @return: C{(chunks, setsSeen)}; other arguments as for L{FetchPlan}
+        and L{FetchPlan.render}.
     """
-    message = _Message(info, openMessage)
-    setsSeen = any(item.setsSeen for item in items)
-    flags = set(info.flags)
-    if recent:
-        flags.add("\\Recent")
-    flagsChanged = setsSeen and markSeen and "\\Seen" not in flags
-    if flagsChanged:
-        flags.add("\\Seen")
-    names = {item.name for item in items if item.section is None}
-    items = list(items)
-    if "UID" not in names:
-        items.insert(0, FetchItem("UID"))
-    if flagsChanged and "FLAGS" not in names:
-        items.append(FetchItem("FLAGS"))
-    if modseq and "MODSEQ" not in names:
-        items.append(FetchItem("MODSEQ"))
-    chunks = []
-    emitted = set()
-    for item in items:
-        name = item.responseName()
-        if name in emitted:
-            continue
-        emitted.add(name)
-        chunks.append((b" " if chunks else b"(") + name.encode("ascii") + b" ")
-        if item.name == "UID":
-            chunks.append(b"%d" % (info.uid,))
-        elif item.name == "FLAGS":
-            chunks.append(formatFlags(flags).encode("utf-8"))
-        elif item.name == "MODSEQ":
-            chunks.append(b"(%d)" % (info.modseq,))
-        elif item.name == "RFC822.SIZE":
-            chunks.append(b"%d" % (info.size,))
-        elif item.name == "INTERNALDATE":
-            chunks.append(b'"' + formatInternalDate(info.internalDate).encode("ascii") + b'"')
-        elif item.name == "ENVELOPE":
-            chunks.append(mimeparts.renderEnvelope(message.headerFields()))
-        elif item.name == "BODYSTRUCTURE":
-            chunks.append(mimeparts.renderBodyStructure(message.root, True))
-        elif item.name == "RFC822.HEADER":
-            _literal(chunks, message.headerBlock())
-        elif item.name in ("RFC822", "RFC822.TEXT") or (
-                item.section is not None and not item.section.path
-                and item.section.text in (None, "TEXT")):
-            section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
-            start, length, stream = _wholeRange(message, info, section, item.partial, streamThreshold)
-            _literal(chunks, message.range(start, length, stream))
-        elif item.section is not None:
-            _literal(chunks, _sectionValue(message, item.section, item.partial))
-        else:  # BODY
-            chunks.append(mimeparts.renderBodyStructure(message.root, False))
-    chunks.append(b")")
-    return _coalesce(chunks), setsSeen
+    plan = FetchPlan(items, modseq, streamThreshold)
+    return plan.render(info, openMessage, recent, markSeen), plan.setsSeen
 
 
 def _coalesce(chunks):

@@ -54,6 +54,25 @@ class MailboxView:
             return i + 1
         return None
 
+    def sequenceNumbers(self, uids):
+        """
+        C{{uid: sequence number}} for those of the ascending C{uids} that
+        are in the view: one walk along the view instead of a search per
+        message.
+        """
+        result = {}
+        if not uids:
+            return result
+        known = self.uids
+        count = len(known)
+        i = bisect.bisect_left(known, uids[0])
+        for uid in uids:
+            while i < count and known[i] < uid:
+                i += 1
+            if i < count and known[i] == uid:
+                result[uid] = i + 1
+        return result
+
     def uidsForSequences(self, sequenceSet):
         """
         The UIDs a message sequence set names (C{*} is the last message).

@@ -196,8 +196,21 @@ def encodeFlags(flags):
     return " ".join(sorted(flags))
 
 
+_FLAG_SETS = {}
+
+
 def decodeFlags(text):
-    return frozenset(text.split()) if text else frozenset()
+    """
+    The C{frozenset} of flags stored as C{text}: the same object for the
+    same text (a mailbox has few distinct combinations), which makes
+    decoding and hashing them cheap.
+    """
+    flags = _FLAG_SETS.get(text)
+    if flags is None:
+        if len(_FLAG_SETS) >= 4096:
+            _FLAG_SETS.clear()
+        flags = _FLAG_SETS[text] = frozenset(text.split())
+    return flags
 
 
 # ---------------------------------------------------------------------------
