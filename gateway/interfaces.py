@@ -295,6 +295,14 @@ class IMailbox(Interface):
         @return: C{list} of L{IMessageInfo} for those present, in UID order.
         """
 
+    def search(term):
+        """
+        The messages that satisfy C{term}, a condition on what the index
+        knows (L{gateway.store.query}), found by the index in one pass.
+
+        @return: ascending C{list} of C{(uid, modseq)}.
+        """
+
     def openMessage(uid):
         """
         @return: a binary file object positioned at 0 that reads the message

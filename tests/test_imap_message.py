@@ -6,6 +6,7 @@ item parsing and rendering.
 
 import datetime
 import io
+import random
 import re
 
 from imapclient.response_parser import parse_fetch_response
@@ -656,3 +657,32 @@ class RobustnessTests(unittest.TestCase):
             result = render(self, data, REFERENCE_QUERY)
             self.assertIn(b"BODYSTRUCTURE", parseResponse(result))
             program.matches(1, Info(data), 1, 1, opener(data))
+
+
+class HeaderFieldTests(unittest.TestCase):
+    """
+    The two ways of reading fields out of a header block agree: splitting
+    all of them (L{mimeparts.splitHeaderFields}) and picking the named ones
+    with one pattern (L{mimeparts.fieldValues}, L{filterHeaders}).
+    """
+
+    def test_agreeOnOddBlocks(self):
+        """
+        On header blocks made of pieces that stress the syntax (folding,
+        blanks around names, bare LF and CR, lines without a colon), both
+        give the same values and the same raw fields, in order.
+        """
+        rng = random.Random(3501)
+        pieces = [b"From", b"from", b"Subject", b": ", b":", b" ", b"\t", b"x", b"\r\n", b"\n", b"\r",
+                  b"\xc3\xa9", b"X-From"]
+        for _ in range(3000):
+            block = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+            # One empty line, at the end, as in every header block.
+            block = re.sub(rb"\r?\n(?=\r?\n)", b"\r\nx", block.lstrip(b"\r\n"))
+            block += b"\r\n" if block.endswith(b"\n") else b"\r\n\r\n"
+            fields = mimeparts.splitHeaderFields(block)
+            for name in ("from", "subject"):
+                self.assertEqual(mimeparts.fieldValues(block, name),
+                                 [value for n, _, value in fields if n == name], block)
+            self.assertEqual(filterHeaders(block, ["FROM", "Subject"]),
+                             b"".join(raw for n, raw, _ in fields if n in ("from", "subject")) + b"\r\n", block)

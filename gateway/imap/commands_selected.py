@@ -417,18 +417,28 @@ def _search(session, tag, args, uid):
     found = []
     highest = [0]
 
-    headers = getattr(program, "needsHeaders", True)
+    if program.term is None:
+        candidates = list(view.uids)
+    else:
+        hits = mailbox.search(program.term)
+        known = view.sequenceNumbers([hit[0] for hit in hits])
+        candidates = [uid for uid, _ in hits if uid in known]
+        if program.rest is None:
+            found.extend(candidates if uid else [known[u] for u in candidates])
+            highest[0] = max((modseq for u, modseq in hits if u in known), default=0)
+            candidates = []
 
     def batch(chunk):
-        for info in mailbox.messages(chunk, headers=headers):
-            seq = view.seqOf(info.uid)
+        seqs = view.sequenceNumbers(chunk)
+        for info in mailbox.messages(chunk, headers=program.rest.needsHeaders):
+            seq = seqs.get(info.uid)
             if seq is None:
                 continue
-            if program.matches(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
-                               recent=info.uid in view.recent):
+            if program.matchesRest(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
+                                   recent=info.uid in view.recent):
                 found.append(info.uid if uid else seq)
                 highest[0] = max(highest[0], info.modseq)
-    d = runBatches(session, list(view.uids), batch)
+    d = runBatches(session, candidates, batch)
 
     def done(_):
         options = getattr(program, "returnOptions", None)

@@ -29,9 +29,6 @@ and RFC822.HEADER are served from the L{IMessageInfo} alone (unless the
 index truncated an over-long header block).
 """
 
-import functools
-import re
-
 from gateway.imap import mimeparts
 from gateway.imap.format import flagList
 
@@ -353,18 +350,6 @@ def headersComplete(info):
     return headers.endswith(b"\r\n\r\n") or headers == b"\r\n" or len(headers) >= info.size
 
 
-@functools.lru_cache(maxsize=256)
-def _fieldsPattern(names):
-    """
-    A pattern matching each field (with its continuation lines) named in
-    C{names} in a header block: a name at the start of a line (or, like
-    L{mimeparts.splitHeaderFields}, after blanks at the very start).
-    """
-    alternation = b"|".join(re.escape(name.encode("ascii", "replace")) for name in names)
-    return re.compile(rb"(?:\A[ \t]*|^)(?:" + alternation + rb")[ \t]*:[^\n]*\n?(?:[ \t][^\n]*\n?)*",
-                      re.M | re.I)
-
-
 def filterHeaders(block, names, exclude=False):
     """
     The fields of header block C{block} (which ends at its empty line)
@@ -373,7 +358,7 @@ def filterHeaders(block, names, exclude=False):
     """
     wanted = {n.lower() for n in names}
     if not exclude:
-        return b"".join(_fieldsPattern(tuple(sorted(wanted))).findall(block)) + b"\r\n"
+        return b"".join(mimeparts.namedFields(block, tuple(sorted(wanted)))) + b"\r\n"
     kept = [raw for name, raw, _ in mimeparts.splitHeaderFields(block)
             if name and ((name in wanted) != exclude)]
     return b"".join(kept) + b"\r\n"

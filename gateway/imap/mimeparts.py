@@ -19,6 +19,7 @@ header values differ only in whitespace Dovecot drops.
 """
 
 import email.utils
+import functools
 import re
 
 #: Types whose parts default to message/rfc822 (RFC 2046 section 5.1.5).
@@ -88,6 +89,47 @@ def splitHeaderFields(block):
                 fields.append(("", line, b""))
         pos = stop
     return [(name, raw, value.strip()) for name, raw, value in fields]
+
+
+@functools.lru_cache(maxsize=256)
+def fieldsPattern(names):
+    """
+    A pattern matching each field (with its continuation lines) named in
+    C{names} in a header block: a name at the start of a line, blanks
+    allowed around it as L{splitHeaderFields} allows them (a line that
+    starts with a space or tab continues the field before it).  A block
+    that itself starts with a space or tab is not for this pattern: see
+    L{namedFields}.
+    """
+    alternation = b"|".join(re.escape(name.encode("ascii", "replace")) for name in names)
+    return re.compile(rb"(?m:^)(?:[\r\v\f][ \t\r\v\f]*)?(?:" + alternation
+                      + rb")[ \t\r\v\f]*:[^\n]*\n?(?:[ \t][^\n]*\n?)*", re.I)
+
+
+def namedFields(block, names):
+    """
+    The raw fields of header block C{block} named in C{names} (lower
+    case, a sorted C{tuple}), in order, as L{splitHeaderFields} would find
+    them, but without splitting the others.
+    """
+    if block[:1] in (b" ", b"\t"):
+        return [raw for name, raw, _ in splitHeaderFields(block) if name in names]
+    return fieldsPattern(names).findall(block)
+
+
+def fieldValues(block, name):
+    """
+    The values of the fields named C{name} (lower case) in header block
+    C{block}, unfolded and stripped as L{splitHeaderFields} gives them, in
+    order.
+    """
+    values = []
+    for raw in namedFields(block, (name,)):
+        value = raw[raw.index(b":") + 1:]
+        if value.count(b"\n") > 1:
+            value = b"".join(line.rstrip(b"\r") for line in value.split(b"\n"))
+        values.append(value.strip())
+    return values
 
 
 def headerValue(fields, name):

@@ -23,6 +23,7 @@ missing or unparseable.  These choices match Dovecot 2.3.
 
 import base64
 import binascii
+import calendar
 import datetime
 import email.parser
 import email.policy
@@ -30,6 +31,7 @@ import re
 
 from gateway.imap import mimeparts
 from gateway.imap.sequence import parseSequenceSet
+from gateway.store import query
 
 #: Charsets accepted after C{CHARSET}.
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
@@ -136,10 +138,21 @@ class _Key:
     needsBody = False
     needsHeaders = False
 
+    def storeTerm(self):
+        """
+        This key as a L{gateway.store.query} term for the index to answer,
+        or C{None} when it needs more than the index row (headers, body,
+        sequence numbers, this session's C{\\Recent}).
+        """
+        return None
+
 
 class _All(_Key):
     def match(self, m):
         return True
+
+    def storeTerm(self):
+        return query.And(())
 
 
 class _Flag(_Key):
@@ -149,6 +162,9 @@ class _Flag(_Key):
     def match(self, m):
         return (self.flag in m.info.flags) == self.present
 
+    def storeTerm(self):
+        return _presence(query.HasFlag(self.flag), self.present)
+
 
 class _Keyword(_Key):
     def __init__(self, keyword, present):
@@ -156,6 +172,9 @@ class _Keyword(_Key):
 
     def match(self, m):
         return any(f.lower() == self.keyword for f in m.info.flags) == self.present
+
+    def storeTerm(self):
+        return _presence(query.HasFlag(self.keyword), self.present)
 
 
 class _Recent(_Key):
@@ -180,6 +199,10 @@ class _Not(_Key):
     def match(self, m):
         return not self.key.match(m)
 
+    def storeTerm(self):
+        term = self.key.storeTerm()
+        return None if term is None else query.Not(term)
+
 
 class _Or(_Key):
     def __init__(self, a, b):
@@ -189,6 +212,10 @@ class _Or(_Key):
 
     def match(self, m):
         return self.a.match(m) or self.b.match(m)
+
+    def storeTerm(self):
+        a, b = self.a.storeTerm(), self.b.storeTerm()
+        return None if a is None or b is None else query.Or((a, b))
 
 
 class _And(_Key):
@@ -200,6 +227,25 @@ class _And(_Key):
     def match(self, m):
         return all(k.match(m) for k in self.keys)
 
+    def storeTerm(self):
+        terms = [k.storeTerm() for k in self.keys]
+        return None if None in terms else query.And(terms)
+
+    def split(self):
+        """
+        C{(term, rest)}: the keys the index can answer as one
+        L{gateway.store.query} term (or C{None}), and an L{_And} of the
+        others (or C{None}).
+        """
+        terms, rest = [], []
+        for key in self.keys:
+            term = key.storeTerm()
+            if term is None:
+                rest.append(key)
+            else:
+                terms.append(term)
+        return (query.And(terms) if terms else None), (_And(rest) if rest else None)
+
 
 class _Size(_Key):
     def __init__(self, size, larger):
@@ -208,6 +254,9 @@ class _Size(_Key):
     def match(self, m):
         return m.info.size > self.size if self.larger else m.info.size < self.size
 
+    def storeTerm(self):
+        return query.LargerThan(self.size) if self.larger else query.SmallerThan(self.size)
+
 
 class _ModSeq(_Key):
     def __init__(self, modseq):
@@ -215,6 +264,9 @@ class _ModSeq(_Key):
 
     def match(self, m):
         return m.info.modseq >= self.modseq
+
+    def storeTerm(self):
+        return query.ModSeqAtLeast(self.modseq)
 
 
 class _Sequence(_Key):
@@ -239,6 +291,20 @@ class _Date(_Key):
         if self.op == "ON":
             return day == self.date
         return day >= self.date
+
+    def storeTerm(self):
+        if self.sent:
+            return None
+        start = calendar.timegm(self.date.timetuple())
+        if self.op == "BEFORE":
+            return query.ArrivedBefore(start)
+        if self.op == "ON":
+            return query.And((query.ArrivedSince(start), query.ArrivedBefore(start + 86400)))
+        return query.ArrivedSince(start)
+
+
+def _presence(term, present):
+    return term if present else query.Not(term)
 
 
 class _Header(_Key):
@@ -362,7 +428,7 @@ class _Candidate:
         return self._fields
 
     def headerValues(self, name):
-        return [decodeHeader(v).casefold() for n, _, v in self.fields() if n == name]
+        return [decodeHeader(v).casefold() for v in mimeparts.fieldValues(self.info.headers, name)]
 
     def headerText(self):
         return "\n".join(decodeHeader(raw) for _, raw, _ in self.fields()).casefold()
@@ -402,6 +468,11 @@ class SearchProgram:
     @ivar needsBody: whether matching reads message files.
     @ivar needsHeaders: whether matching reads C{info.headers}; when not,
         candidates may come from C{IMailbox.messages(uids, headers=False)}.
+    @ivar term: what the index can answer of the program, as one
+        L{gateway.store.query} term for C{IMailbox.search}, or C{None}.
+    @ivar rest: what remains to match message by message with
+        L{matchesRest} once C{term} holds, or C{None} when C{term} says it
+        all.
     """
 
     def __init__(self, key, returnOptions, charset):
@@ -410,6 +481,7 @@ class SearchProgram:
         self.charset = charset
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
+        self.term, self.rest = (key if isinstance(key, _And) else _And([key])).split()
 
     def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
         """
@@ -422,6 +494,13 @@ class SearchProgram:
         @param recent: whether the message is C{\\Recent} in this session.
         """
         return self.key.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
+
+    def matchesRest(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
+        """
+        Like L{matches}, for a message the index found satisfying L{term}:
+        only L{rest} is checked.
+        """
+        return self.rest.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
 
 
 class _Parser:

@@ -153,6 +153,13 @@ class Mailbox:
                     for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
         return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
 
+    def search(self, term):
+        condition, params = term.sql()
+        self._row("id")
+        return self._conn.execute(
+            "SELECT uid, modseq FROM messages WHERE mailbox = ? AND (%s) ORDER BY uid" % (condition,),
+            (self._id, *params)).fetchall()
+
     def openMessage(self, uid):
         row = self._conn.execute(
             "SELECT subdir, filename, crlf, base FROM messages WHERE mailbox = ? AND uid = ?",

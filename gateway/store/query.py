@@ -1,0 +1,122 @@
+# -*- test-case-name: tests.test_store_query -*-
+"""
+Conditions on what the index knows of a message (flags, size, arrival
+time, modseq), for L{gateway.interfaces.IMailbox.search}: the index
+answers them in one query instead of the caller matching message by
+message.  A protocol translates what it can of its own search language into
+these terms and matches the rest itself (IMAP: L{gateway.imap.search}).
+
+Each term turns itself into an SQL condition on the C{messages} table of
+L{gateway.store.index}: C{term.sql()} is C{(text, params)}.
+"""
+
+import attr
+
+
+@attr.s(frozen=True)
+class HasFlag:
+    """
+    The message has flag or keyword C{flag} (compared without case).
+    """
+
+    flag = attr.ib()
+
+    def sql(self):
+        return "instr(lower(' ' || flags || ' '), ?) > 0", [" %s " % (self.flag.lower(),)]
+
+
+@attr.s(frozen=True)
+class LargerThan:
+    """
+    Its size (of the CRLF form) is above C{size}.
+    """
+
+    size = attr.ib()
+
+    def sql(self):
+        return "size > ?", [self.size]
+
+
+@attr.s(frozen=True)
+class SmallerThan:
+    size = attr.ib()
+
+    def sql(self):
+        return "size < ?", [self.size]
+
+
+@attr.s(frozen=True)
+class ArrivedBefore:
+    """
+    Its internal date is before C{timestamp} (POSIX seconds).
+    """
+
+    timestamp = attr.ib()
+
+    def sql(self):
+        return "internaldate < ?", [self.timestamp]
+
+
+@attr.s(frozen=True)
+class ArrivedSince:
+    """
+    Its internal date is at or after C{timestamp} (POSIX seconds).
+    """
+
+    timestamp = attr.ib()
+
+    def sql(self):
+        return "internaldate >= ?", [self.timestamp]
+
+
+@attr.s(frozen=True)
+class ModSeqAtLeast:
+    modseq = attr.ib()
+
+    def sql(self):
+        return "modseq >= ?", [self.modseq]
+
+
+@attr.s(frozen=True)
+class Not:
+    term = attr.ib()
+
+    def sql(self):
+        text, params = self.term.sql()
+        return "NOT (%s)" % (text,), params
+
+
+def _combine(joiner, terms, empty):
+    if not terms:
+        return empty, []
+    texts, params = [], []
+    for term in terms:
+        text, more = term.sql()
+        texts.append("(%s)" % (text,))
+        params.extend(more)
+    return joiner.join(texts), params
+
+
+@attr.s(frozen=True)
+class And:
+    """
+    Every one of C{terms} holds (true when there are none).
+    """
+
+    terms = attr.ib(converter=tuple)
+
+    def sql(self):
+        return _combine(" AND ", self.terms, "1")
+
+
+@attr.s(frozen=True)
+class Or:
+    """
+    At least one of C{terms} holds.
+    """
+
+    terms = attr.ib(converter=tuple)
+
+    def sql(self):
+        return _combine(" OR ", self.terms, "0")
+
