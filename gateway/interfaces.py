@@ -295,11 +295,12 @@ class IMailbox(Interface):
         @return: C{list} of L{IMessageInfo} for those present, in UID order.
         """
 
-    def search(term):
+    def search(term, limit=None):
         """
         The messages that satisfy C{term}, a condition on what the index
         knows (L{gateway.store.query}), found by the index in one pass.
 
+        @param limit: at most this many (the lowest UIDs), or all.
         @return: ascending C{list} of C{(uid, modseq)}.
         """
 

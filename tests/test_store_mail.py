@@ -26,6 +26,7 @@ from gateway.errors import (
 from gateway.interfaces import IMailbox, IMailboxInfo, IMailStore, IMessageInfo
 from gateway.store import index, maildir
 from gateway.store.mail import MailStore
+from gateway.store.watch import sharedINotify
 
 CRLF_MESSAGE = b"From: a@example.org\r\nSubject: Hello\r\n\r\nBody line\r\n"
 LF_MESSAGE = b"From: a@example.org\nSubject: Bare\n\nline one\nline two\n"
@@ -647,6 +648,35 @@ class CrossProcessTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual([info.uid for info in inbox.changesSince(1)[1]], [uid])
 
     @inlineCallbacks
+    def test_accountsShareOneINotify(self):
+        """
+        Stores of different accounts watch through one inotify descriptor;
+        each still hears only of its own changes, and once nothing is
+        watched the descriptor is no longer read by the reactor.
+        """
+        if not sys.platform.startswith("linux"):
+            raise unittest.SkipTest("inotify is Linux only")
+        first = self.makeStore(reactor=reactor)
+        second = self.makeStore(os.path.join(self.temporaryFolder(), "second"), reactor=reactor)
+        inboxes = [store.getMailbox("INBOX") for store in (first, second)]
+        heard = []
+        removers = [inbox.addListener(lambda n=n: heard.append(n)) for n, inbox in enumerate(inboxes)]
+        notified = self.waitForListener(inboxes[1])
+        self.assertEqual((first._watcher.mode, second._watcher.mode), ("inotify", "inotify"))
+        self.assertIs(first._watcher._notifier, second._watcher._notifier)
+        self.makeStore(second.path).getMailbox("INBOX").appendMessage(CRLF_MESSAGE)
+        yield notified
+        self.assertEqual(set(heard), {1})
+        for remove in removers:
+            remove()
+        shared = sharedINotify(reactor)
+        self.assertIs(second._watcher._notifier, shared)  # the test's own listener is still there
+        self.assertIn(shared._notifier, reactor.getReaders())
+        first.close()
+        second.close()
+        self.assertNotIn(shared._notifier, reactor.getReaders())
+
+    @inlineCallbacks
     def test_externalFileReachesListener(self):
         """A file dropped into new/ by another program is indexed and reaches a listener."""
         store = self.makeStore(reactor=reactor)
@@ -676,6 +706,46 @@ class CrossProcessTests(StoreTestMixin, unittest.TestCase):
         yield notified
         self.assertEqual(inbox.uids(), [int(out)])
         self.assertEqual(inbox.messages([int(out)])[0].flags, {"\\Seen"})
+
+
+class UidListTests(StoreTestMixin, unittest.TestCase):
+    def test_changesElsewhereSeen(self):
+        """
+        The UID list a mailbox remembers between calls follows changes made
+        through another store on the same index (another process): appends,
+        expunges, and the mailbox deleted and made again.
+        """
+        store = self.makeStore()
+        other = self.makeStore(self.mailPath)
+        store.createMailbox("Work/Old")
+        mine = store.getMailbox("Work")
+        first = mine.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(mine.uids(), [first])
+        theirs = other.getMailbox("Work")
+        second = theirs.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(mine.uids(), [first, second])
+        theirs.setFlags([first], ["\\Deleted"], "+")
+        theirs.expunge()
+        self.assertEqual(mine.uids(), [second])
+        returned = mine.uids()
+        returned.append(99)
+        self.assertEqual(mine.uids(), [second], "callers get their own copy")
+        other.deleteMailbox("Work")  # has a child: only its messages go
+        other.createMailbox("Work")
+        self.assertEqual(store.getMailbox("Work").uids(), [])
+
+    def test_deletedWithChildren(self):
+        """
+        Deleting a mailbox that has children removes its messages in one
+        step that other stores notice.
+        """
+        store = self.makeStore()
+        store.createMailbox("Work/Old")
+        mine = store.getMailbox("Work")
+        mine.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(len(mine.uids()), 1)
+        self.makeStore(self.mailPath).deleteMailbox("Work")
+        self.assertEqual(mine.uids(), [])
 
 
 class IndexFileTests(StoreTestMixin, unittest.TestCase):

@@ -53,6 +53,7 @@ class SearchTests(unittest.TestCase):
         self.assertEqual(self.found(query.HasFlag("$Work%")), [])
         self.assertEqual(self.found(query.HasFlag("50%off")), [u[3]])
         self.assertEqual(self.found(query.Not(query.HasFlag("\\Seen"))), [u[1], u[3], u[4]])
+        self.assertEqual([uid for uid, _ in self.mailbox.search(query.HasFlag("\\Seen"), limit=2)], [u[0], u[2]])
 
     def test_sizeDateModSeq(self):
         """Size and arrival bounds are strict where IMAP's are; modseq is at least."""

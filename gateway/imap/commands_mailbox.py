@@ -28,6 +28,7 @@ from gateway.imap.protocol import (
     no,
 )
 from gateway.imap.view import MailboxView
+from gateway.store import query
 
 DELIMITER = "/"
 
@@ -139,13 +140,9 @@ def _selected(session, mailbox, readOnly):
     return ("OK", "[%s] %s completed" % ("READ-ONLY" if readOnly else "READ-WRITE", verb))
 
 
-def _firstUnseen(view, batch=500):
-    uids = view.uids
-    for i in range(0, len(uids), batch):
-        for info in view.mailbox.messages(uids[i:i + batch], headers=False):
-            if "\\Seen" not in info.flags:
-                return view.seqOf(info.uid)
-    return None
+def _firstUnseen(view):
+    hits = view.mailbox.search(query.Not(query.HasFlag("\\Seen")), limit=1)
+    return view.seqOf(hits[0][0]) if hits else None
 
 
 def _mailboxChanged(session):

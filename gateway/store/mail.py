@@ -301,6 +301,7 @@ class MailStore:
                 self._conn.execute("DELETE FROM messages WHERE mailbox = ?", (mailboxId,))
                 self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
                 self._conn.execute("UPDATE mailboxes SET selectable = 0 WHERE id = ?", (mailboxId,))
+                index.bumpModSeq(self._conn, mailboxId)  # its messages are gone (see Mailbox.uids)
                 for sub in maildir.SUBDIRS:
                     trash.append(self._moveAside(os.path.join(path, sub)))
                 mailbox = self._mailboxes.pop(mailboxId, None)

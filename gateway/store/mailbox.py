@@ -74,6 +74,7 @@ class Mailbox:
         self._nextWaiters = []
         self._watchedPath = None
         self._gone = False
+        self._uidCache = None
 
     def _forget(self):
         self._gone = True
@@ -120,9 +121,19 @@ class Mailbox:
     # -- reading ---------------------------------------------------------------
 
     def uids(self):
-        self._row("id")
-        return [row[0] for row in self._conn.execute(
+        # Every change to the mailbox's messages takes a new modseq, here or
+        # in another process, so the list read last time is still right while
+        # UIDVALIDITY and HIGHESTMODSEQ are unchanged: a SELECT of a large
+        # mailbox copies it instead of reading every row (and the sessions'
+        # lists share their int objects).
+        version = self._row("uidvalidity, highestmodseq")
+        if self._uidCache is not None and self._uidCache[0] == version:
+            return list(self._uidCache[1])
+        uids = [row[0] for row in self._conn.execute(
             "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)).fetchall()]
+        if self._row("uidvalidity, highestmodseq") == version:
+            self._uidCache = (version, uids)
+        return list(uids)
 
     def _select(self, columns, uids):
         """
@@ -153,12 +164,12 @@ class Mailbox:
                     for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
         return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
 
-    def search(self, term):
+    def search(self, term, limit=None):
         condition, params = term.sql()
         self._row("id")
         return self._conn.execute(
-            "SELECT uid, modseq FROM messages WHERE mailbox = ? AND (%s) ORDER BY uid" % (condition,),
-            (self._id, *params)).fetchall()
+            "SELECT uid, modseq FROM messages WHERE mailbox = ? AND (%s) ORDER BY uid LIMIT ?" % (condition,),
+            (self._id, *params, -1 if limit is None else limit)).fetchall()
 
     def openMessage(self, uid):
         row = self._conn.execute(
