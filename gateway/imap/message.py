@@ -528,6 +528,19 @@ def _inner(section, partial):
     return render
 
 
+def _topHeaderFields(section, partial):
+    """
+    C{BODY[HEADER.FIELDS (...)]} of the message itself, the commonest
+    section of all (message lists): the field names are prepared once.
+    """
+    names = tuple(sorted({name.lower() for name in section.fields}))
+
+    def render(parts, message, flags, recent):
+        value = b"".join(mimeparts.namedFields(message.headerBlock(), names)) + b"\r\n"
+        _literal(parts, _slice(value, partial))
+    return render
+
+
 def _headerless(name):
     form, value = _HEADERLESS_RENDER[name]
     return lambda parts, message, flags, recent: parts.append(form % (value(message.info, recent),))
@@ -563,6 +576,8 @@ def _renderer(item, threshold):
         section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
         return _whole(section, item.partial, threshold)
     if item.section is not None:
+        if not item.section.path and item.section.text == "HEADER.FIELDS":
+            return _topHeaderFields(item.section, item.partial)
         return _inner(item.section, item.partial)
     if item.name in _RENDER:
         return _RENDER[item.name]
