@@ -295,6 +295,14 @@ class IMailbox(Interface):
         @return: C{list} of L{IMessageInfo} for those present, in UID order.
         """
 
+    def counts():
+        """
+        The mailbox's numbers, read in one pass of the index: an object with
+        C{messages}, C{unseen} (without C{\\Seen}), C{recent} (not yet
+        claimed by a session, see L{claimRecent}) and C{size} (the sum of
+        the messages' sizes).
+        """
+
     def search(term, limit=None):
         """
         The messages that satisfy C{term}, a condition on what the index

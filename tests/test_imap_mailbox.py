@@ -137,10 +137,25 @@ class ManageTests(IMAPTestMixin, unittest.TestCase):
         self.login()
         append(self)
         append(self, flags=b"(\\Seen) ")
-        out = self.send(b"a STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)")
-        self.assertRegex(out, rb'\* STATUS "INBOX" \(MESSAGES 2 UNSEEN 1 UIDNEXT 3 UIDVALIDITY \d+\)')
+        out = self.send(b"a STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY SIZE)")
+        self.assertRegex(out, rb'\* STATUS "INBOX" \(MESSAGES 2 UNSEEN 1 UIDNEXT 3 UIDVALIDITY \d+ SIZE %d\)'
+                         % (2 * len(MESSAGE),))
         self.assertIn(b"b BAD", self.send(b"b STATUS INBOX (FOO)"))
         self.assertIn(b"c NO [NONEXISTENT]", self.send(b"c STATUS Nope (MESSAGES)"))
+
+    def test_statusRecent(self):
+        """
+        STATUS RECENT counts the messages no session has been told of yet;
+        once a session selects the mailbox they are its own recent ones.
+        """
+        self.login()
+        append(self, mailbox=b"Sent")
+        append(self, mailbox=b"Sent")
+        self.assertIn(b"(RECENT 2 MESSAGES 2)", self.send(b"a STATUS Sent (RECENT MESSAGES)"))
+        self.assertIn(b"* 2 RECENT", self.send(b"b SELECT Sent"))
+        self.assertIn(b"(RECENT 2)", self.send(b"c STATUS Sent (RECENT)"))
+        self.send(b"d SELECT INBOX")
+        self.assertIn(b"(RECENT 0)", self.send(b"e STATUS Sent (RECENT)"))
 
     def test_namespace(self):
         """NAMESPACE announces one personal namespace with / as delimiter."""

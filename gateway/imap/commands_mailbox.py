@@ -406,29 +406,19 @@ def _checkStatusItems(items):
 
 
 def _statusList(session, mailbox, items):
+    counts = mailbox.counts() if {"MESSAGES", "RECENT", "UNSEEN", "SIZE"} & set(items) else None
     values = []
-    uids = None
     for item in items:
-        if item == "MESSAGES":
-            uids = mailbox.uids() if uids is None else uids
-            value = len(uids)
-        elif item == "RECENT":
-            value = len(session.view.recent) if (
-                session.view is not None and session.view.mailbox is mailbox) else 0
+        if item == "RECENT" and session.view is not None and session.view.mailbox is mailbox:
+            value = len(session.view.recent)
+        elif item in ("MESSAGES", "RECENT", "UNSEEN", "SIZE"):
+            value = getattr(counts, item.lower())
         elif item == "UIDNEXT":
             value = mailbox.uidNext()
         elif item == "UIDVALIDITY":
             value = mailbox.uidValidity
-        elif item == "HIGHESTMODSEQ":
-            value = mailbox.highestModSeq()
         else:
-            uids = mailbox.uids() if uids is None else uids
-            unseen = size = 0
-            for i in range(0, len(uids), 1000):
-                for info in mailbox.messages(uids[i:i + 1000], headers=False):
-                    unseen += "\\Seen" not in info.flags
-                    size += info.size
-            value = unseen if item == "UNSEEN" else size
+            value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))
     return b"(" + b" ".join(values) + b")"
 

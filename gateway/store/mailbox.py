@@ -9,13 +9,14 @@ import datetime
 import os
 import shutil
 
+import attr
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python import log
 from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
 from gateway.interfaces import IMailbox, IMessageInfo
-from gateway.store import index, maildir
+from gateway.store import index, maildir, query
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
 _BATCH = 500
@@ -54,6 +55,20 @@ class MessageInfo:
 
     def __repr__(self):
         return "<MessageInfo uid=%d flags=%s modseq=%d>" % (self.uid, sorted(self.flags), self.modseq)
+
+
+@attr.s(frozen=True)
+class MailboxCounts:
+    """
+    What L{Mailbox.counts} gives: numbers of messages in all, without
+    C{\\Seen}, not yet given C{\\Recent} to a session, and the sum of their
+    sizes.
+    """
+
+    messages = attr.ib()
+    unseen = attr.ib()
+    recent = attr.ib()
+    size = attr.ib()
 
 
 @implementer(IMailbox)
@@ -163,6 +178,15 @@ class Mailbox:
             return [MessageInfo(*row, headers=None)
                     for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
         return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
+
+    def counts(self):
+        unseen, params = query.Not(query.HasFlag("\\Seen")).sql()
+        with index.snapshot(self._conn):
+            recentUid = self._row("recentuid")[0]
+            row = self._conn.execute(
+                "SELECT count(*), COALESCE(sum(%s), 0), COALESCE(sum(uid >= ?), 0), COALESCE(sum(size), 0)"
+                " FROM messages WHERE mailbox = ?" % (unseen,), (*params, recentUid, self._id)).fetchone()
+        return MailboxCounts(*row)
 
     def search(self, term, limit=None):
         condition, params = term.sql()
