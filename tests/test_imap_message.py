@@ -366,13 +366,18 @@ class RenderTests(unittest.TestCase):
         items it has no line.
         """
         info = Info(SIMPLE, flags=["$Label", "\\Flagged"])
-        for text in ["(FLAGS UID RFC822.SIZE)", "FAST", "(MODSEQ INTERNALDATE UID FLAGS)", "UID"]:
+        for text in ["(FLAGS UID RFC822.SIZE)", "FAST", "(MODSEQ INTERNALDATE UID FLAGS)", "UID",
+                     "(UID BODY.PEEK[HEADER.FIELDS (Subject FROM)])", "BODY.PEEK[HEADER.FIELDS (DATE)]<3.9>"]:
             for modseq in (False, True):
                 for recent in (False, True):
                     plan = FetchPlan(parseFetchItems(text), modseq)
                     expected = b"12 FETCH " + b"".join(plan.render(info, Unopenable(self), recent))
                     self.assertEqual(plan.line(12, info, recent), expected, (text, modseq, recent))
-        self.assertIsNone(FetchPlan(parseFetchItems("(FLAGS ENVELOPE)")).line(1, info))
+        for text in ["(FLAGS ENVELOPE)", "BODY[HEADER.FIELDS (FROM)]", "BODY.PEEK[1.HEADER.FIELDS (FROM)]"]:
+            self.assertIsNone(FetchPlan(parseFetchItems(text)).line(1, info), text)
+        truncated = Info(SIMPLE)
+        truncated.headers = SIMPLE[:20]
+        self.assertIsNone(FetchPlan(parseFetchItems("BODY.PEEK[HEADER.FIELDS (FROM)]")).line(1, truncated))
 
     def test_uidFirstAndModseq(self):
         """UID leads when not requested; with CONDSTORE on, MODSEQ is added at the end."""

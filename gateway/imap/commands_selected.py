@@ -161,33 +161,31 @@ def _fetchLoop(session, items, uids, changedSince):
             infos = [info for info in infos if info.modseq > changedSince]
         seqs = view.sequenceNumbers(chunk)
         recent = view.recent
-        if not plan.needsHeaders:
-            for info in infos:
-                seq = seqs.get(info.uid)
-                if seq is not None:
-                    session.sendUntagged(plan.line(seq, info, info.uid in recent))
-        else:
-            toSee = []
-            for info in infos:
-                seq = seqs.get(info.uid)
-                if seq is None:
-                    continue
-                try:
-                    chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
-                                         recent=info.uid in recent, markSeen=writable)
-                except StoreError:
-                    continue  # removed from disk meanwhile
-                if plan.setsSeen and writable and "\\Seen" not in info.flags:
-                    toSee.append(info.uid)
-                head = b"* %d FETCH " % (seq,)
-                if len(chunks) == 1 and isinstance(chunks[0], bytes):
-                    session.sendLine(head + chunks[0])
-                else:
-                    session.flush()
-                    yield streamTo(session.transport, [head] + chunks + [b"\r\n"])
-            if toSee:
-                changed, _failed = mailbox.setFlags(toSee, ["\\Seen"], "+")
-                view.noteOwnChanges(changed)
+        toSee = []
+        for info in infos:
+            seq = seqs.get(info.uid)
+            if seq is None:
+                continue
+            text = plan.line(seq, info, info.uid in recent)
+            if text is not None:
+                session.sendUntagged(text)
+                continue
+            try:
+                chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
+                                     recent=info.uid in recent, markSeen=writable)
+            except StoreError:
+                continue  # removed from disk meanwhile
+            if plan.setsSeen and writable and "\\Seen" not in info.flags:
+                toSee.append(info.uid)
+            head = b"* %d FETCH " % (seq,)
+            if len(chunks) == 1 and isinstance(chunks[0], bytes):
+                session.sendLine(head + chunks[0])
+            else:
+                session.flush()
+                yield streamTo(session.transport, [head] + chunks + [b"\r\n"])
+        if toSee:
+            changed, _failed = mailbox.setFlags(toSee, ["\\Seen"], "+")
+            view.noteOwnChanges(changed)
         if len(uids) > COOPERATE_ABOVE and start + BATCH < len(uids):
             session.flush()
             yield task.deferLater(session.reactor, 0, lambda: None)

@@ -429,7 +429,11 @@ def _literal(chunks, value):
     elif value is None:
         chunks.append(b"NIL")
     else:
-        chunks.append(b"{%d}\r\n" % (len(value),) + value)
+        chunks.append(_literalBytes(value))
+
+
+def _literalBytes(value):
+    return b"{%d}\r\n" % (len(value),) + value
 
 
 def _wholeRange(message, info, section, partial, threshold):
@@ -528,17 +532,32 @@ def _inner(section, partial):
     return render
 
 
-def _topHeaderFields(section, partial):
+class _NeedsMessage(Exception):
     """
-    C{BODY[HEADER.FIELDS (...)]} of the message itself, the commonest
-    section of all (message lists): the field names are prepared once.
+    This message's response cannot come from the index row alone (its
+    header block was truncated there): use L{FetchPlan.render}.
     """
-    names = tuple(sorted({name.lower() for name in section.fields}))
 
-    def render(parts, message, flags, recent):
-        value = b"".join(mimeparts.namedFields(message.headerBlock(), names)) + b"\r\n"
-        _literal(parts, _slice(value, partial))
-    return render
+
+def _lineValue(item):
+    """
+    C{(format, value(info, recent))} rendering C{item} from the index row
+    alone (L{FetchPlan.line}); C{value} may raise L{_NeedsMessage}.  C{None}
+    for items that need more, or that set C{\\Seen}.
+    """
+    if item.section is None:
+        return _HEADERLESS_RENDER.get(item.name)
+    section = item.section
+    if section.path or section.text != "HEADER.FIELDS" or not item.peek:
+        return None
+    names = tuple(sorted({name.lower() for name in section.fields}))
+    partial = item.partial
+
+    def value(info, recent):
+        if not headersComplete(info):
+            raise _NeedsMessage()
+        return _literalBytes(_slice(b"".join(mimeparts.namedFields(info.headers, names)) + b"\r\n", partial))
+    return b"%s", value
 
 
 def _headerless(name):
@@ -576,8 +595,6 @@ def _renderer(item, threshold):
         section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
         return _whole(section, item.partial, threshold)
     if item.section is not None:
-        if not item.section.path and item.section.text == "HEADER.FIELDS":
-            return _topHeaderFields(item.section, item.partial)
         return _inner(item.section, item.partial)
     if item.name in _RENDER:
         return _RENDER[item.name]
@@ -615,21 +632,27 @@ class FetchPlan:
         self._items = _compile(shown, streamThreshold)
         self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold)
         self._streams = streamThreshold is not None and any(_isWhole(item) for item in items)
+        lineValues = [_lineValue(item) for item in shown]
         self._format = None
-        if not self.needsHeaders:
+        if None not in lineValues:
             self._format = b"%d FETCH (" + b" ".join(
-                item.name.encode("ascii") + b" " + _HEADERLESS_RENDER[item.name][0] for item in shown) + b")"
-            self._values = [_HEADERLESS_RENDER[item.name][1] for item in shown]
+                item.responseName().encode("ascii") + b" " + form
+                for item, (form, _) in zip(shown, lineValues, strict=True)) + b")"
+            self._values = [value for _, value in lineValues]
 
     def line(self, seq, info, recent=False):
         """
         The whole untagged response for message C{seq}, without C{"* "}
-        and CRLF, when no item needs more than the index row (not
-        L{needsHeaders}); else C{None}.
+        and CRLF, when every item comes from the index row alone (flags,
+        sizes, dates, C{BODY.PEEK[HEADER.FIELDS ...]} of the message);
+        else C{None}: use L{render}.
         """
         if self._format is None:
             return None
-        return self._format % (seq, *[value(info, recent) for value in self._values])
+        try:
+            return self._format % (seq, *[value(info, recent) for value in self._values])
+        except _NeedsMessage:
+            return None
 
     def render(self, info, openMessage, recent=False, markSeen=False):
         """
