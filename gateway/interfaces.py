@@ -285,6 +285,15 @@ class IMailbox(Interface):
     def uids():
         """@return: ascending C{list} of the UIDs present now."""
 
+    def uidSnapshot():
+        """
+        The UIDs present now, as one consistent reading with the mailbox's
+        HIGHESTMODSEQ, shared with every other caller that reads the same
+        state (so do not try to change it).
+
+        @return: C{(highestModSeq, uids)}, C{uids} an ascending C{tuple}.
+        """
+
     def messages(uids, headers=True):
         """
         @param uids: iterable of UIDs.

@@ -106,7 +106,7 @@ class ExpungeTests(SelectedTestMixin, unittest.TestCase):
         self.send(b"a STORE 2,3 +FLAGS.SILENT (\\Deleted)")
         out = self.send(b"b EXPUNGE")
         self.assertEqual(out, b"* 3 EXPUNGE\r\n* 2 EXPUNGE\r\nb OK EXPUNGE completed\r\n")
-        self.assertEqual(self.session.view.uids, [1, 4])
+        self.assertEqual(self.session.view.uids, (1, 4))
 
     def test_uidExpunge(self):
         """UID EXPUNGE removes only the named \\Deleted messages."""

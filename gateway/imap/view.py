@@ -18,7 +18,11 @@ from gateway.imap.format import formatFlags
 class MailboxView:
     """
     @ivar mailbox: the shared L{gateway.interfaces.IMailbox}.
-    @ivar uids: ascending C{list} of the UIDs this session knows.
+    @ivar uids: ascending C{tuple} of the UIDs this session knows; replaced,
+        never changed in place.  While the session is in step with the
+        mailbox it is the tuple the mailbox shares with every such session
+        (L{IMailbox.uidSnapshot}): a large mailbox open in many sessions
+        costs its UID list once.
     @ivar recent: C{set} of UIDs that are C{\\Recent} for this session.
     @ivar readOnly: C{True} after EXAMINE.
     """
@@ -26,8 +30,7 @@ class MailboxView:
     def __init__(self, mailbox, readOnly, onChange=None):
         self.mailbox = mailbox
         self.readOnly = readOnly
-        self.modseq = mailbox.highestModSeq()
-        self.uids = mailbox.uids()
+        self.modseq, self.uids = mailbox.uidSnapshot()
         self.recent = set() if readOnly else mailbox.claimRecent()
         self._pendingExpunge = set()
         self._own = set()
@@ -106,43 +109,60 @@ class MailboxView:
         expunged, changed, highest = self.mailbox.changesSince(self.modseq)
         self.modseq = highest
         self._pendingExpunge.update(expunged)
+        gone = []
         if expunge and self._pendingExpunge:
-            self._sendExpunges(session)
-        if changed:
-            known = self.maxUid()
-            new = [info.uid for info in changed if info.uid > known]
-            condstore = "CONDSTORE" in session.enabled
-            for info in changed:
-                if info.uid > known or info.modseq in self._own:
-                    continue
-                seq = self.seqOf(info.uid)
-                if seq is None:
-                    continue
-                flags = info.flags | ({"\\Recent"} if info.uid in self.recent else set())
-                text = b"%d FETCH (FLAGS %s" % (seq, formatFlags(flags))
-                if condstore:
-                    text += b" MODSEQ (%d)" % (info.modseq,)
-                session.sendUntagged(text + b")")
-            if new:
-                self.uids.extend(sorted(new))
-                if not self.readOnly:
-                    self.recent |= self.mailbox.claimRecent()
-                session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
-                session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+            gone = self._sendExpunges(session)
+        known = self.maxUid()
+        new = sorted(info.uid for info in changed if info.uid > known)
+        condstore = "CONDSTORE" in session.enabled
+        for info in changed:
+            if info.uid > known or info.modseq in self._own:
+                continue
+            seq = self.seqOf(info.uid)
+            if seq is None:
+                continue
+            # Numbered as after the EXPUNGEs just sent.
+            seq -= bisect.bisect_left(gone, info.uid)
+            flags = info.flags | ({"\\Recent"} if info.uid in self.recent else set())
+            text = b"%d FETCH (FLAGS %s" % (seq, formatFlags(flags))
+            if condstore:
+                text += b" MODSEQ (%d)" % (info.modseq,)
+            session.sendUntagged(text + b")")
+        if gone or new:
+            self._update(gone, new)
+        if new:
+            if not self.readOnly:
+                self.recent |= self.mailbox.claimRecent()
+            session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
+            session.sendUntagged(b"%d RECENT" % (len(self.recent),))
         self._own = {m for m in self._own if m > highest}
 
+    def _update(self, gone, new):
+        """
+        Take out the UIDs C{gone} and add the C{new} ones (both ascending).
+        With no expunge held back the result is the mailbox at
+        C{self.modseq}: the mailbox's shared tuple when it is of that state.
+        """
+        if not self._pendingExpunge:
+            modseq, shared = self.mailbox.uidSnapshot()
+            if modseq == self.modseq:
+                self.uids = shared
+                return
+        if gone:
+            removed = set(gone)
+            self.uids = tuple(uid for uid in self.uids if uid not in removed)
+        self.uids += tuple(new)
+
     def _sendExpunges(self, session):
+        """
+        Send EXPUNGE for the held-back expunges that this session knows.
+
+        @return: ascending C{list} of their UIDs (still in L{uids}).
+        """
         gone = self._pendingExpunge
         self._pendingExpunge = set()
-        positions = []
-        for uid in gone:
-            seq = self.seqOf(uid)
-            if seq is not None:
-                positions.append(seq)
-        if not positions:
-            return
-        positions.sort(reverse=True)
-        for seq in positions:
-            session.sendUntagged(b"%d EXPUNGE" % (seq,))
-        self.uids = [uid for uid in self.uids if uid not in gone]
+        known = sorted(uid for uid in gone if self.seqOf(uid) is not None)
+        for uid in reversed(known):
+            session.sendUntagged(b"%d EXPUNGE" % (self.seqOf(uid),))
         self.recent -= gone
+        return known

@@ -136,19 +136,21 @@ class Mailbox:
     # -- reading ---------------------------------------------------------------
 
     def uids(self):
+        return list(self.uidSnapshot()[1])
+
+    def uidSnapshot(self):
         # Every change to the mailbox's messages takes a new modseq, here or
-        # in another process, so the list read last time is still right while
-        # UIDVALIDITY and HIGHESTMODSEQ are unchanged: a SELECT of a large
-        # mailbox copies it instead of reading every row (and the sessions'
-        # lists share their int objects).
-        version = self._row("uidvalidity, highestmodseq")
-        if self._uidCache is not None and self._uidCache[0] == version:
-            return list(self._uidCache[1])
-        uids = [row[0] for row in self._conn.execute(
-            "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)).fetchall()]
-        if self._row("uidvalidity, highestmodseq") == version:
-            self._uidCache = (version, uids)
-        return list(uids)
+        # in another process, so the tuple read last time is still right while
+        # UIDVALIDITY and HIGHESTMODSEQ are unchanged: sessions in step with
+        # the mailbox share one tuple, and a SELECT of a large mailbox does
+        # not read every row again.
+        with index.snapshot(self._conn):
+            version = self._row("uidvalidity, highestmodseq")
+            if self._uidCache is None or self._uidCache[0] != version:
+                uids = tuple(row[0] for row in self._conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)))
+                self._uidCache = (version, uids)
+        return version[1], self._uidCache[1]
 
     def _select(self, columns, uids):
         """
