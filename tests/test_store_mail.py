@@ -10,7 +10,7 @@ import sqlite3
 import sys
 import tempfile
 
-from twisted.internet import reactor, task, utils
+from twisted.internet import reactor, task, threads, utils
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -746,6 +746,25 @@ class UidListTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(len(mine.uids()), 1)
         self.makeStore(self.mailPath).deleteMailbox("Work")
         self.assertEqual(mine.uids(), [])
+
+
+class ThreadTests(StoreTestMixin, unittest.TestCase):
+    @inlineCallbacks
+    def test_workerThreadHasItsOwnConnection(self):
+        """
+        A mailbox read from a worker thread while the store's thread is in
+        the middle of a write transaction neither joins that transaction nor
+        trips over it: it sees the last committed state.
+        """
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        first = inbox.appendMessage(CRLF_MESSAGE)
+        with index.transaction(store._conn):
+            store._conn.execute("UPDATE messages SET flags = '\\Flagged' WHERE uid = ?", (first,))
+            seen = yield threads.deferToThread(
+                lambda: (inbox.uids(), inbox.messages([first])[0].flags, inbox.openMessage(first).read()))
+        self.assertEqual(seen, ([first], frozenset(), CRLF_MESSAGE))
+        self.assertEqual(inbox.messages([first])[0].flags, {"\\Flagged"})
 
 
 class IndexFileTests(StoreTestMixin, unittest.TestCase):

@@ -19,6 +19,7 @@ listeners.
 
 import os
 import shutil
+import threading
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.threads import deferToThreadPool
@@ -97,13 +98,30 @@ class MailStore:
         self._useInotify = useInotify
         os.makedirs(self.path, exist_ok=True)
         self.indexPath = os.path.join(self.path, maildir.INDEX_NAME)
-        self._conn = index.connect(self.indexPath)
+        self._ownerThread = threading.get_ident()
+        self._ownConn = index.connect(self.indexPath)
+        self._threadConns = threading.local()
         self._mailboxes = {}
         self._watcher = None
         self._watched = set()
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
+
+    @property
+    def _conn(self):
+        """
+        The index connection for the calling thread: the store's own in the
+        thread that made it (the reactor's), else one per thread, so that a
+        computation in a worker thread (free/busy) never runs inside a
+        transaction of the reactor thread, or the reverse.
+        """
+        if threading.get_ident() == self._ownerThread:
+            return self._ownConn
+        conn = getattr(self._threadConns, "conn", None)
+        if conn is None:
+            conn = self._threadConns.conn = index.connect(self.indexPath)
+        return conn
 
     # -- setup ---------------------------------------------------------------
 
@@ -387,7 +405,7 @@ class MailStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
-        self._conn.close()
+        self._ownConn.close()
 
     def _scanInThread(self, mailboxId, path):
         conn = index.connect(self.indexPath)

@@ -79,7 +79,6 @@ class Mailbox:
 
     def __init__(self, store, mailboxId):
         self._store = store
-        self._conn = store._conn
         self._id = mailboxId
         self._listeners = []
         self._notifyCall = None
@@ -90,6 +89,10 @@ class Mailbox:
         self._watchedPath = None
         self._gone = False
         self._uidCache = None
+
+    @property
+    def _conn(self):
+        return self._store._conn
 
     def _forget(self):
         self._gone = True
