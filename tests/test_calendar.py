@@ -4,14 +4,16 @@ Tests for L{gateway.store.calendar}: free/busy from calendar mailboxes.
 """
 
 import base64
+import os
 import quopri
 from datetime import datetime, timedelta, timezone
 
 import icalendar
+from twisted.internet.defer import succeed
 from twisted.trial import unittest
 
 from gateway.store import calendar
-from gateway.store.calendar import FreeBusyCache, freeBusy, parse
+from gateway.store.calendar import FreeBusyCache, freeBusy, parse, summaries
 from gateway.store.calendar import periods as calendarPeriods
 from tests.support import makeTestContext
 
@@ -518,9 +520,9 @@ class CacheTests(_CalendarTestCase):
         expanded = []
         original = calendarPeriods._instances
 
-        def counting(groups, start, end):
+        def counting(groups, start, end, seriesCache):
             expanded.append(sorted(group[0].uid for group in groups))
-            return original(groups, start, end)
+            return original(groups, start, end, seriesCache)
 
         self.patch(calendarPeriods, "_instances", counting)
         self.append(vevent("w", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z", "RRULE:FREQ=DAILY;COUNT=3"))
@@ -577,6 +579,138 @@ class CacheTests(_CalendarTestCase):
                            "RRULE:FREQ=DAILY;COUNT=10"))
         self.append(vevent("s", "SEQUENCE:1", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
         self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
+
+class SummaryTests(_CalendarTestCase):
+    """
+    Parsed events persist in the account's summary file: a new
+    L{FreeBusyCache} (a restarted server) parses only what changed.
+    """
+
+    window = (utc(2026, 3, 23), utc(2026, 4, 6))
+
+    def setUp(self):
+        _CalendarTestCase.setUp(self)
+        self.parsed, self.read = [], []
+        parseCalendar, readMessage = parse.parseCalendar, summaries._readMessage
+
+        def countingParse(text):
+            self.parsed.append(text)
+            return parseCalendar(text)
+
+        def countingRead(mailbox, uid):
+            self.read.append(uid)
+            return readMessage(mailbox, uid)
+
+        self.patch(parse, "parseCalendar", countingParse)
+        self.patch(summaries, "_readMessage", countingRead)
+
+    def fill(self):
+        """Plain, all-day, floating, declined, day-long across DST, near and far events and series."""
+        self.append(vevent("plain", "DTSTART;TZID=Europe/Berlin:20260324T090000",
+                           "DTEND;TZID=Europe/Berlin:20260324T100000"))
+        self.append(vevent("allday", "DTSTART;VALUE=DATE:20260325", "STATUS:TENTATIVE"))
+        self.append(vevent("floating", "DTSTART:20260326T090000", "DTEND:20260326T100000",
+                           "X-MICROSOFT-CDO-BUSYSTATUS:OOF"))
+        self.append(vevent("declined", "DTSTART:20260327T090000Z", "DTEND:20260327T100000Z",
+                           "ATTENDEE;PARTSTAT=DECLINED:mailto:demo.user@example.test"))
+        self.append(vevent("dst", "DTSTART;TZID=Europe/Berlin:20260328T003000", "DURATION:P1DT3H"))
+        self.append(vevent("far", "DTSTART:20260901T090000Z", "DTEND:20260901T100000Z"))
+        self.append(vevent("weekly", "DTSTART;TZID=Europe/Berlin:20260302T150000",
+                           "DTEND;TZID=Europe/Berlin:20260302T160000", "RRULE:FREQ=WEEKLY;COUNT=8"))
+        self.append(vevent("weekly", "RECURRENCE-ID;TZID=Europe/Berlin:20260330T150000",
+                           "DTSTART;TZID=Europe/Berlin:20260331T150000",
+                           "DTEND;TZID=Europe/Berlin:20260331T160000"))
+        self.append(vevent("ended", "DTSTART:20250101T090000Z", "DTEND:20250101T100000Z",
+                           "RRULE:FREQ=DAILY;COUNT=10"))
+
+    def test_restart(self):
+        """After a restart the same document comes from the summaries: no message read, only near series parsed."""
+        self.fill()
+        before = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(len(self.read), 9)
+        del self.parsed[:], self.read[:]
+        after = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(after, before)
+        self.assertEqual(self.read, [])
+        self.assertEqual(len(self.parsed), 2)  # the series "weekly" and its moved instance
+        self.assertTrue(all("UID:weekly" in text for text in self.parsed))
+        self.assertEqual(periods(after), {
+            "BUSY-UNAVAILABLE": [(utc(2026, 3, 26, 8), utc(2026, 3, 26, 9))],
+            "BUSY": [(utc(2026, 3, 23, 14), utc(2026, 3, 23, 15)), (utc(2026, 3, 24, 8), utc(2026, 3, 24, 9)),
+                     (utc(2026, 3, 27, 23, 30), utc(2026, 3, 29, 2, 30)),
+                     (utc(2026, 3, 31, 13), utc(2026, 3, 31, 14))],
+            "BUSY-TENTATIVE": [(utc(2026, 3, 24, 23), utc(2026, 3, 25, 23))]})
+
+    def test_sniffedSettled(self):
+        """A sniffed event parsed for one window is stored as a summary: it is not parsed again after a restart."""
+        self.append(vevent("far", "DTSTART:20260901T090000Z", "DTEND:20260901T100000Z"))
+        september = (utc(2026, 9, 1), utc(2026, 9, 2))
+        FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(self.parsed, [])
+        FreeBusyCache().get(self.account, *september, now=NOW)
+        self.assertEqual(len(self.parsed), 1)
+        document = FreeBusyCache().get(self.account, *september, now=NOW)
+        self.assertEqual(len(self.parsed), 1)
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 9, 1, 9), utc(2026, 9, 1, 10))]})
+
+    def test_changedWhileDown(self):
+        """Messages replaced or expunged while the server was down are reflected; only new ones are read."""
+        old = self.append(vevent("moved", "SEQUENCE:0", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        gone = self.append(vevent("gone", "DTSTART:20260325T090000Z", "DTEND:20260325T100000Z"))
+        self.append(vevent("kept", "DTSTART:20260326T090000Z", "DTEND:20260326T100000Z"))
+        FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.mailbox.setFlags([old, gone], ["\\Deleted"], "+")
+        self.mailbox.expunge()
+        new = self.append(vevent("moved", "SEQUENCE:1", "DTSTART:20260324T110000Z", "DTEND:20260324T120000Z"))
+        del self.read[:]
+        document = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(self.read, [new])
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 11), utc(2026, 3, 24, 12)),
+                                                      (utc(2026, 3, 26, 9), utc(2026, 3, 26, 10))]})
+        stored = summaries.SummaryStore.forMailStore(self.account.mailStore)
+        self.addCleanup(stored.close)
+        self.assertEqual(sorted(stored.load(self.mailbox.uidValidity)), sorted(self.mailbox.uids()))
+
+    def test_deletedCalendar(self):
+        """The summaries of a calendar that was deleted are dropped when the account's file is opened."""
+        store = self.account.mailStore
+        store.createMailbox("Old", "IPF.Appointment")
+        uidValidity = store.getMailbox("Old").uidValidity
+        store.getMailbox("Old").appendMessage(message(vevent("o", "DTSTART:20260324T090000Z",
+                                                             "DTEND:20260324T100000Z")))
+        FreeBusyCache().get(self.account, *self.window, now=NOW)
+        store.deleteMailbox("Old")
+        FreeBusyCache().get(self.account, *self.window, now=NOW)
+        stored = summaries.SummaryStore.forMailStore(store)
+        self.addCleanup(stored.close)
+        self.assertEqual(stored.load(uidValidity), {})
+
+    def test_damagedFile(self):
+        """A damaged summary file is replaced, and the document is computed from the messages."""
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        path = os.path.join(self.account.mailStore.path, summaries.SUMMARY_NAME)
+        with open(path, "wb") as f:
+            f.write(b"this is not a database" * 100)
+        document = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
+        self.assertTrue(self.flushLoggedErrors())
+
+    def test_generateInThread(self):
+        """generate() computes through runInThread, and answers a cached document without it."""
+        calls = []
+
+        def runInThread(f, *args):
+            calls.append(f)
+            return succeed(f(*args))
+
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        cache = FreeBusyCache(runInThread=runInThread)
+        first = self.successResultOf(cache.generate(self.account, *self.window, now=NOW))
+        second = self.successResultOf(cache.generate(self.account, *self.window, now=NOW))
+        self.assertIs(second, first)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(periods(first), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
+
 
 class OccurrenceTests(unittest.TestCase):
     def test_publicFallback(self):

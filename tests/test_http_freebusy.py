@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from tests.http_support import HTTPMixin, Response
+from tests.http_support import HTTPMixin, Response, syncThread
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # 29 March 00:30 in Berlin, the day DST starts
@@ -154,3 +154,16 @@ class RealCalendarTests(HTTPMixin, TestCase):
         [component] = calendar.walk("VFREEBUSY")
         self.assertEqual(str(component["URL"]), "http://example.test/~demo/freebusy.vfb")
         self.assertEqual(component.decoded("DTSTART"), datetime(2026, 7, 1, tzinfo=UTC))
+
+    def test_computedInThread(self):
+        """The real generator computes a document through runInThread (a thread in a server), not on the reactor."""
+        calls = []
+
+        def runInThread(f, *args):
+            calls.append(f)
+            return syncThread(f, *args)
+
+        publisher = self.site.resource.freeBusy
+        publisher.generate, publisher.runInThread = None, runInThread
+        self.assertEqual(self.request("GET", "/~demo/freebusy.vfb").code, 200)
+        self.assertEqual(len(calls), 1)

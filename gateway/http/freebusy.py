@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
 from twisted.internet.defer import maybeDeferred
+from twisted.internet.threads import deferToThread
 from twisted.web import http
 
 from gateway.cred.credentials import LoginContext
@@ -93,21 +94,24 @@ def window(args, zone, weeks, now):
     return start, end
 
 
-def defaultGenerator():
+def defaultGenerator(runInThread=deferToThread):
     """
     The generator of L{gateway.store.calendar}: pick up changes other
     programs made to the calendar mailboxes, then take the document from a
-    L{FreeBusyCache} (recomputed only when a calendar changed).
+    L{FreeBusyCache}, which computes it in a thread when a calendar changed
+    (parsing only new messages, see L{gateway.store.calendar.summaries}),
+    so that other sessions on the reactor are not held up.
 
+    @param runInThread: C{f(callable, *args)} returning a C{Deferred}.
     @return: C{generate(account, start, end, url)} returning a C{Deferred}.
     """
     from gateway.store.calendar import FreeBusyCache, synchronizeCalendars
 
-    cache = FreeBusyCache()
+    cache = FreeBusyCache(runInThread=runInThread)
 
     def generate(account, start, end, url):
         d = synchronizeCalendars(account)
-        d.addCallback(lambda _: cache.get(account, start, end, url=url))
+        d.addCallback(lambda _: cache.generate(account, start, end, url=url))
         return d
 
     return generate
@@ -133,11 +137,14 @@ class FreeBusyPublisher:
         L{defaultGenerator}, made at the first request.
     @ivar now: C{now()} returning an aware C{datetime} (tests pass one).
     @ivar monotonic: the clock of the L{MEMO_SECONDS} memo.
+    @ivar runInThread: how L{defaultGenerator} computes documents
+        (C{deferToThread}; tests pass a synchronous one).
     """
 
-    def __init__(self, context, generate=None, now=None, monotonic=_time.monotonic):
+    def __init__(self, context, generate=None, now=None, monotonic=_time.monotonic, runInThread=deferToThread):
         self.context = context
         self.generate = generate
+        self.runInThread = runInThread
         self.now = now or (lambda: datetime.now(timezone.utc))
         self.monotonic = monotonic
         self._memo = {}
@@ -162,18 +169,20 @@ class FreeBusyPublisher:
         The generated document for C{account}, with an entity tag.
         """
         if self.generate is None:
-            self.generate = defaultGenerator()
-        try:
-            start, end = window(request.args, accountZone(account), self.context.config["http", "freebusy_weeks"],
-                                self.now())
-        except BadWindow as e:
-            return errorPage(request, http.BAD_REQUEST, "Bad free/busy window: %s." % (e,))
-        url = requestURL(request)
-        key = (account.address, start, end, url)
+            self.generate = defaultGenerator(self.runInThread)
+        # What the window and the URL are made of, so that a memo hit needs
+        # neither the account's time zone nor the URL worked out (a new
+        # time zone counts after at most MEMO_SECONDS).
+        weeks = self.context.config["http", "freebusy_weeks"]
+        key = (account.address, request.uri, request.getHeader(b"host"), request.isSecure(), weeks)
         memo = self._memo.get(key)
         if memo is not None and self.monotonic() - memo[0] < MEMO_SECONDS:
             return self._answer(request, memo[1], memo[2])
-        d = maybeDeferred(self.generate, account, start, end, url)
+        try:
+            start, end = window(request.args, accountZone(account), weeks, self.now())
+        except BadWindow as e:
+            return errorPage(request, http.BAD_REQUEST, "Bad free/busy window: %s." % (e,))
+        d = maybeDeferred(self.generate, account, start, end, requestURL(request))
 
         def generated(document):
             if isinstance(document, str):

@@ -16,6 +16,7 @@ ever sent.
 """
 
 import io
+import re
 import time
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -135,9 +136,15 @@ class RootResource(resource.Resource):
         return errorPage(request, http.NOT_FOUND)
 
 
+#: What L{_escape} leaves alone: printable ASCII but the quote and backslash.
+_PLAIN_LOG_TEXT = re.compile(r'[ !#-\[\]-~]*\Z')
+
+
 def _escape(value):
     if isinstance(value, bytes):
         value = value.decode("latin-1")
+    if _PLAIN_LOG_TEXT.match(value):
+        return value  # the usual case, without a look at every character
     return "".join(
         c if " " <= c < "\x7f" and c not in '"\\' else "\\x%02x" % (ord(c),) if ord(c) < 256 else "?"
         for c in value
@@ -203,8 +210,8 @@ def makeFactory(context, generateFreeBusy=None, runInThread=None):
     @param context: the L{gateway.service.ServiceContext}.
     @param generateFreeBusy: C{generate(account, start, end, url)} for the
         free/busy documents; the default is L{gateway.store.calendar}'s.
-    @param runInThread: how blocking storage calls are run (default
-        C{deferToThread}).
+    @param runInThread: how blocking storage calls and free/busy
+        computations are run (default C{deferToThread}).
     @rtype: L{GatewaySite}
     @raise ConfigurationError: when the access log cannot be written.
     """
@@ -214,8 +221,8 @@ def makeFactory(context, generateFreeBusy=None, runInThread=None):
             open(accessLog, "a").close()
         except OSError as e:
             raise ConfigurationError("[http] access_log: %s: cannot write: %s" % (accessLog, e.strerror or e))
-    freeBusy = FreeBusyPublisher(context, generateFreeBusy)
     kwargs = {} if runInThread is None else {"runInThread": runInThread}
+    freeBusy = FreeBusyPublisher(context, generateFreeBusy, **kwargs)
     personalSite = PersonalSite(context, freeBusy, **kwargs)
     root = RootResource(context, personalSite, freeBusy)
     return GatewaySite(root, accessLog, reactor=context.reactor,

@@ -12,6 +12,7 @@ calls (C{writeFile}, C{remove}) run in a thread.
 import os
 import time
 from html import escape
+from stat import S_ISDIR, S_ISREG
 from urllib.parse import quote
 
 from twisted.internet import threads
@@ -25,7 +26,7 @@ from gateway.http.static import serveFile
 from gateway.store.files import TEMP_PREFIX
 
 PRIVATE = "private"
-FREEBUSY = "/freebusy.vfb"
+FREEBUSY = "freebusy.vfb"
 
 #: Seconds a C{~name} lookup (directory routing and the realm's account) is
 #: reused for the same name, Host and local address.
@@ -176,7 +177,11 @@ class PersonalSite:
         C{index.html} or listing, or the generated free/busy.
         """
         fileStore = account.fileStore
-        if filePath.isdir():
+        try:
+            stat = os.stat(filePath.path)
+        except OSError:
+            stat = None
+        if stat is not None and S_ISDIR(stat.st_mode):
             if not _requestPath(request).endswith(b"/"):
                 return redirect(request, _requestPath(request) + b"/")
             index = filePath.child("index.html")
@@ -189,9 +194,9 @@ class PersonalSite:
             if not self.listings:
                 return errorPage(request, http.FORBIDDEN, "Folder listings are turned off on this server.")
             return self.listing(request, account, filePath)
-        if filePath.isfile():
-            return serveFile(request, filePath)
-        if fileStore.clientPath(filePath) == FREEBUSY:
+        if stat is not None and S_ISREG(stat.st_mode):
+            return serveFile(request, filePath, stat)
+        if filePath.path == os.path.join(fileStore.root.path, FREEBUSY):
             return self.freeBusy.render(request, account)
         return errorPage(request, http.NOT_FOUND)
 

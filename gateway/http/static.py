@@ -47,11 +47,20 @@ def contentType(name):
 class _StoredFile(static.File):
     """
     C{static.File} for one resolved file: no content encodings guessed from
-    the name (a C{.tar.gz} is served as it is), gateway's types.
+    the name (a C{.tar.gz} is served as it is), gateway's types, and the
+    C{os.stat} result L{serveFile} took (not a second one).
     """
 
     contentEncodings = {}
     contentTypes = CONTENT_TYPES
+
+    def __init__(self, path, stat):
+        static.File.__init__(self, path, defaultType=DEFAULT_TYPE)
+        self._statinfo = stat
+
+    def restat(self, reraise=True):
+        if self._statinfo is None:
+            static.File.restat(self, reraise)
 
 
 def entityTag(stat):
@@ -74,17 +83,19 @@ def _ifRangeMatches(value, etag, lastModified):
     return int(when.timestamp()) == lastModified
 
 
-def serveFile(request, filePath):
+def serveFile(request, filePath, stat=None):
     """
     Answer a GET or HEAD with the file at C{filePath} (a C{FilePath} the
     resolver returned).
 
+    @param stat: C{os.stat(filePath.path)} if the caller took it.
     @return: a body, or C{NOT_DONE_YET} when a producer streams the file.
     """
-    try:
-        stat = os.stat(filePath.path)
-    except OSError:
-        return errorPage(request, http.NOT_FOUND)
+    if stat is None:
+        try:
+            stat = os.stat(filePath.path)
+        except OSError:
+            return errorPage(request, http.NOT_FOUND)
     etag = entityTag(stat)
     lastModified = int(math.ceil(stat.st_mtime))
     headers = request.requestHeaders
@@ -101,7 +112,7 @@ def serveFile(request, filePath):
     ifRange = request.getHeader(b"if-range")
     if ifRange is not None and not _ifRangeMatches(ifRange, etag, lastModified):
         headers.removeHeader(b"range")
-    resource = _StoredFile(filePath.path, defaultType=DEFAULT_TYPE)
+    resource = _StoredFile(filePath.path, stat)
     resource.type = contentType(filePath.basename())
     resource.encoding = None
     return resource.render_GET(request)

@@ -33,9 +33,12 @@ a time window:
     window (C{FREQ=SECONDLY} from a hostile invitation) is skipped with a
     warning.
 
-Everything here is synchronous and reads message files: a server calls it
-through C{deferToThread}, after L{synchronizeCalendars} so that changes
-made by other programs are seen.
+Everything here is synchronous and reads message files.  A server uses
+L{FreeBusyCache.generate}, after L{synchronizeCalendars} so that changes
+made by other programs are seen: it looks at the calendar mailboxes' state
+on the calling (reactor) thread, answers a cached document at once, and
+computes anything else in a thread, so IMAP and POP3 sessions on the same
+reactor are not held up.
 
 L{FreeBusyCache} keeps finished documents (valid while no calendar mailbox's
 C{highestModSeq} changes), every message's parsed events, and the expanded
@@ -43,11 +46,14 @@ instances of each series per window, so a change re-parses only the new
 messages and re-expands only the series it touched.  Parsing is the costly
 part (about 0.6 ms an event with C{icalendar}), so a message holding one
 plain event is only sniffed for its C{UID} and rough times until a window
-comes near it (L{sniff}); see C{bench/freebusy.py}.
+comes near it (L{sniff}), and what was parsed is kept in the account's
+summary file (L{summaries}), so that after a restart only the messages that
+arrived meanwhile are read, and only the series near the window are parsed
+again; see C{bench/freebusy.py}.
 
-Modules: L{parse} (messages to events), L{periods} (events to busy
-periods), L{freebusy} (the document and the cache); the names below are
-re-exported from them.
+Modules: L{parse} (messages to events), L{summaries} (parsed events kept
+per mailbox and on disk), L{periods} (events to busy periods), L{freebusy}
+(the document and the cache); the names below are re-exported from them.
 """
 
 from gateway.store.calendar.freebusy import (

@@ -8,10 +8,18 @@ import threading
 from datetime import datetime, timezone
 
 import icalendar
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import gatherResults, succeed
+from twisted.internet.threads import deferToThread
 
-from gateway.store.calendar.parse import CALENDAR_CLASS, ParsedMailbox
-from gateway.store.calendar.periods import _windowUTC, accountZone, computePeriods, ownerAddresses
+from gateway.store.calendar.parse import CALENDAR_CLASS
+from gateway.store.calendar.periods import (
+    SeriesCache,
+    _windowUTC,
+    accountZone,
+    computePeriods,
+    ownerAddresses,
+)
+from gateway.store.calendar.summaries import ParsedMailbox, SummaryStore
 
 PRODID = "-//gateway//Free-Busy//EN"
 
@@ -67,39 +75,61 @@ def renderFreeBusy(address, start, end, periods, url=None, now=None):
     return calendar.to_ical()
 
 
-def _collectEvents(account, parsed):
+class _Calendars:
+    """
+    What a computation needs to know of an account, taken where its mail
+    store may be used (the reactor thread in a server): the calendar
+    mailboxes, the time zone and the owner's addresses.
+
+    @ivar mailboxes: C{list} of C{(name, mailbox, uidValidity, highestModSeq)}.
+    """
+
+    def __init__(self, account):
+        store = account.mailStore
+        self.mailboxes = []
+        for name in calendarMailboxes(store):
+            mailbox = store.getMailbox(name)
+            self.mailboxes.append((name, mailbox, mailbox.uidValidity, mailbox.highestModSeq()))
+        self.zone = accountZone(account.record)
+        self.owner = ownerAddresses(account.record)
+        self.signature = (tuple((name, uidValidity, modseq) for name, _, uidValidity, modseq in self.mailboxes),
+                          getattr(account.record, "timezone", None), self.owner)
+
+
+def _collectEvents(calendars, parsed, summaries=None):
     """
     Every event of every calendar mailbox, using and refreshing C{parsed}
-    (mailbox name to L{gateway.store.calendar.parse.ParsedMailbox}).
+    (mailbox name to L{gateway.store.calendar.summaries.ParsedMailbox}).
+
+    Reads the mail store only through C{uids()} and C{openMessage()}.
     """
-    store = account.mailStore
-    names = calendarMailboxes(store)
+    names = {name for name, _, _, _ in calendars.mailboxes}
     for name in [name for name in parsed if name not in names]:
         del parsed[name]
     events = []
-    for name in names:
-        mailbox = store.getMailbox(name)
+    for name, mailbox, uidValidity, _ in calendars.mailboxes:
         entry = parsed.get(name)
-        if entry is None or entry.uidValidity != mailbox.uidValidity:
-            entry = parsed[name] = ParsedMailbox(mailbox.uidValidity)
-        events.extend(entry.update(mailbox))
+        if entry is None or entry.uidValidity != uidValidity:
+            entry = parsed[name] = ParsedMailbox(uidValidity, summaries)
+        events.extend(entry.update(mailbox, mailbox.uids()))
     return events
 
 
-def _compute(account, start, end, url, now, parsed, seriesCache=None):
+def _compute(account, calendars, start, end, url, now, parsed, seriesCache=None, summaries=None):
     start, end = _windowUTC(start), _windowUTC(end)
     if end < start:
         raise ValueError("free/busy window ends before it starts")
-    record = account.record
-    events = _collectEvents(account, parsed)
-    periods = computePeriods(events, start, end, accountZone(record), ownerAddresses(record),
-                             seriesCache)
+    events = _collectEvents(calendars, parsed, summaries)
+    periods = computePeriods(events, start, end, calendars.zone, calendars.owner, seriesCache)
+    for entry in parsed.values():
+        entry.settle()
     return renderFreeBusy(account.address, start, end, periods, url=url, now=now)
 
 
 def freeBusy(account, start, end, url=None, now=None):
     """
-    The free/busy document of an account for a window.
+    The free/busy document of an account for a window, computed from its
+    messages (without a cache, and without reading or writing summaries).
 
     @param account: an L{gateway.interfaces.IAccount}.
     @param start: start of the window, a C{datetime} (naive means UTC) or C{date}.
@@ -109,7 +139,7 @@ def freeBusy(account, start, end, url=None, now=None):
     @return: a complete C{text/calendar} document, C{bytes}.
     @raise ValueError: if C{end} is before C{start}.
     """
-    return _compute(account, start, end, url, now, {})
+    return _compute(account, _Calendars(account), start, end, url, now, {})
 
 
 class FreeBusyCache:
@@ -119,49 +149,77 @@ class FreeBusyCache:
     A document is reused while the account's set of calendar mailboxes, their
     C{highestModSeq}s, its time zone and its addresses stay the same; its
     C{DTSTAMP} is the time it was computed.  Parsed events are kept per
-    account, mailbox and message UID, so a recomputation parses only new
-    messages.
+    account, mailbox and message UID, in memory and in the account's
+    L{gateway.store.calendar.summaries.SummaryStore}, so a recomputation,
+    also the first one after a restart, parses only new messages.
 
     @ivar computed: how many documents were computed (not served from cache).
+    @ivar runInThread: C{f(callable, *args)} returning a C{Deferred}, for
+        L{generate}: C{deferToThread} (tests pass a synchronous one).
     """
 
-    def __init__(self, maxEntries=1000):
+    def __init__(self, maxEntries=1000, runInThread=deferToThread):
         self.maxEntries = maxEntries
+        self.runInThread = runInThread
         self._documents = collections.OrderedDict()
         self._parsed = {}
         self._series = {}
+        self._summaries = {}
         self._lock = threading.Lock()
         self.computed = 0
-
-    def _signature(self, account):
-        store = account.mailStore
-        record = account.record
-        state = []
-        for name in calendarMailboxes(store):
-            mailbox = store.getMailbox(name)
-            state.append((name, mailbox.uidValidity, mailbox.highestModSeq()))
-        return (tuple(state), getattr(record, "timezone", None), ownerAddresses(record))
 
     def get(self, account, start, end, url=None, now=None):
         """
         Like L{freeBusy}, from the cache when nothing changed.  Safe to call
         from several threads (calls are serialized).
         """
-        with self._lock:
-            return self._get(account, start, end, url, now)
+        return self._document(account, _Calendars(account), start, end, url, now)
 
-    def _get(self, account, start, end, url, now):
-        key = (account.address, _windowUTC(start), _windowUTC(end), url)
-        signature = self._signature(account)
+    def generate(self, account, start, end, url=None, now=None):
+        """
+        Like L{get}, computing in a thread (L{runInThread}) when the
+        document is not cached, so that the caller's thread (the reactor)
+        only looks at the mailboxes' state.
+
+        @return: a C{Deferred} that fires with the document.
+        """
+        calendars = _Calendars(account)
+        key = self._key(account, start, end, url)
+        with self._lock:
+            cached = self._cached(key, calendars)
+        if cached is not None:
+            return succeed(cached)
+        return self.runInThread(self._document, account, calendars, start, end, url, now)
+
+    def _key(self, account, start, end, url):
+        return (account.address, _windowUTC(start), _windowUTC(end), url)
+
+    def _cached(self, key, calendars):
         cached = self._documents.get(key)
-        if cached is not None and cached[0] == signature:
+        if cached is not None and cached[0] == calendars.signature:
             self._documents.move_to_end(key)
             return cached[1]
-        parsed = self._parsed.setdefault(account.address, {})
-        seriesCache = self._series.setdefault(account.address, collections.OrderedDict())
-        document = _compute(account, start, end, url, now, parsed, seriesCache)
+        return None
+
+    def _document(self, account, calendars, start, end, url, now):
+        key = self._key(account, start, end, url)
+        with self._lock:
+            document = self._cached(key, calendars)
+            if document is None:
+                document = self._compute(account, calendars, key, start, end, url, now)
+            return document
+
+    def _compute(self, account, calendars, key, start, end, url, now):
+        address = account.address
+        summaries = self._summaries.get(address)
+        if summaries is None:
+            summaries = self._summaries[address] = SummaryStore.forMailStore(account.mailStore)
+            summaries.keepOnly([uidValidity for _, _, uidValidity, _ in calendars.mailboxes])
+        parsed = self._parsed.setdefault(address, {})
+        seriesCache = self._series.setdefault(address, SeriesCache())
+        document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
         self.computed += 1
-        self._documents[key] = (signature, document)
+        self._documents[key] = (calendars.signature, document)
         self._documents.move_to_end(key)
         while len(self._documents) > self.maxEntries:
             self._documents.popitem(last=False)
@@ -174,5 +232,8 @@ class FreeBusyCache:
         with self._lock:
             self._parsed.pop(address, None)
             self._series.pop(address, None)
+            summaries = self._summaries.pop(address, None)
+            if summaries is not None:
+                summaries.close()
             for key in [key for key in self._documents if key[0] == address]:
                 del self._documents[key]

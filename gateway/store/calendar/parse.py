@@ -1,21 +1,27 @@
 # -*- test-case-name: tests.test_calendar -*-
 """
 Reading calendar messages: the C{VEVENT}s of C{text/calendar} parts, parsed
-once per message and kept per mailbox by L{ParsedMailbox}.
+once per message (L{loadMessage}) and kept per mailbox by
+L{gateway.store.calendar.summaries.ParsedMailbox}.
 
 Parsing with C{icalendar} costs about 0.6 ms an event, most of a first
 computation.  A message with one plain event (no recurrence, override,
 C{DURATION} or unusual iTIP method) is therefore first only sniffed
 (L{sniff}) for its C{UID} and rough times, and parsed when a window comes
-near it or another message has the same C{UID}.
+near it or another message has the same C{UID}.  A series is parsed at once
+(its end is needed), but kept with its text and bounds as an L{Unparsed}
+too, so that after a restart it is parsed again only when a window comes
+near it.
 """
 
 import email
 import email.policy
+import itertools
 import re
 from datetime import datetime, timedelta
 
 import icalendar
+from dateutil.rrule import rrulestr
 
 from gateway.logging import getLogger
 
@@ -30,6 +36,9 @@ IGNORED_METHODS = ("REPLY", "REFRESH", "COUNTER", "DECLINECOUNTER")
 
 _ONE_DAY = timedelta(days=1)
 
+#: Series with more occurrences than this are not bounded (see L{bounds}).
+_BOUND_OCCURRENCES = 10000
+
 
 class _Event:
     """
@@ -43,12 +52,13 @@ class _Event:
     @ivar duration: C{DURATION} as a C{timedelta}, or C{None}.
     @ivar utc: C{None}, or C{(zone, span)}: the UTC span (see L{gateway.store.calendar.periods.spanOf})
         last computed, and the zone it was computed with.
+    @ivar traits: what classification reads, see L{traitsOf}.
     @ivar fbtype: C{None}, or C{(owner, fbtype)}: the result of L{gateway.store.calendar.periods.classify}
         for the owner addresses it was computed for.
     """
 
     __slots__ = ("uid", "component", "recurring", "recurrenceId", "version",
-                 "start", "end", "duration", "utc", "fbtype")
+                 "start", "end", "duration", "traits", "utc", "fbtype")
 
     def __init__(self, component):
         self.component = component
@@ -60,8 +70,56 @@ class _Event:
                         _stamp(component.get("LAST-MODIFIED")))
         self.start = component["DTSTART"].dt
         self.end, self.duration = _endOf(component)
+        self.traits = traitsOf(component)
         self.utc = None
         self.fbtype = None
+
+    @classmethod
+    def summarized(cls, uid, start, end, duration, version, traits):
+        """
+        A plain event from its summary (see L{plain}), without a component.
+        """
+        event = cls.__new__(cls)
+        event.component = None
+        event.uid, event.recurring, event.recurrenceId, event.version = uid, False, None, version
+        event.start, event.end, event.duration, event.traits = start, end, duration, traits
+        event.utc = event.fbtype = None
+        return event
+
+    @property
+    def plain(self):
+        """
+        C{True} for an event that is neither a series nor an override: its
+        summary is all free/busy needs of it.
+        """
+        return not self.recurring and self.recurrenceId is None
+
+
+def _attendeeAddress(value):
+    value = str(value).strip()
+    if value.lower().startswith("mailto:"):
+        value = value[7:]
+    return value.lower()
+
+
+def traitsOf(component):
+    """
+    What classifying a component reads of it.
+
+    @return: C{(status, transp, busystatus, attendees)}: the upper-case
+        C{STATUS}, C{TRANSP} and C{X-MICROSOFT-CDO-BUSYSTATUS} (C{''} when
+        absent), and a C{tuple} of C{(address, partstat)} per C{ATTENDEE},
+        the address lower-case without C{mailto:}, the C{PARTSTAT} upper-case.
+    """
+    attendees = component.get("ATTENDEE")
+    if attendees is None:
+        attendees = []
+    elif not isinstance(attendees, list):
+        attendees = [attendees]
+    return (str(component.get("STATUS", "")).upper(), str(component.get("TRANSP", "")).upper(),
+            str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper(),
+            tuple((_attendeeAddress(attendee), str(attendee.params.get("PARTSTAT", "")).upper())
+                  for attendee in attendees))
 
 
 def _int(value):
@@ -162,29 +220,46 @@ _SNIFF_UID = re.compile(r"^UID(?:;[^:\n]*)?:(.+)$", re.M | re.I)
 _SNIFF_METHOD = re.compile(r"^METHOD(?:;[^:\n]*)?:(.*)$", re.M | re.I)
 #: More than any UTC offset (a floating or zoned time is within this of UTC).
 _SNIFF_MARGIN = timedelta(hours=26)
+#: The bounds of an L{Unparsed} that may be anywhere.
+UNBOUNDED = (datetime.min, datetime.max)
 
 
 class Unparsed:
     """
-    A message with one plain event, not parsed yet (see L{sniff}).
+    The events of one C{UID} in a message, parsed only when needed: a plain
+    event only sniffed (see L{sniff}), or a series (with its overrides)
+    whose bounds were taken when it was parsed.
 
-    @ivar uid: the event's C{UID}.
-    @ivar low: a naive UTC C{datetime} before the event's start.
-    @ivar high: a naive UTC C{datetime} after its end.
+    @ivar uid: the events' C{UID} (C{None} for events without one).
+    @ivar low: a naive C{datetime} before the start of every instance
+        (C{datetime.min} when unknown).
+    @ivar high: a naive C{datetime} after the end of every instance
+        (C{datetime.max} when unknown).
+    @ivar texts: the message's calendar payloads, C{tuple} of C{str}.
+    @ivar shared: C{False} when the payloads hold only these events; C{True}
+        when they hold others too, and only the series and overrides with
+        this C{UID} are these (the plain events are kept apart).
     """
 
-    __slots__ = ("uid", "low", "high", "_text", "_events")
+    __slots__ = ("uid", "low", "high", "texts", "shared", "_events")
 
-    def __init__(self, uid, low, high, text):
+    def __init__(self, uid, low, high, texts, shared=False, events=None):
         self.uid, self.low, self.high = uid, low, high
-        self._text = text
-        self._events = None
+        self.texts, self.shared = tuple(texts), shared
+        self._events = events
 
     def near(self, start, end):
         """
-        May the event touch C{[start, end)} (naive UTC datetimes)?
+        May the events touch C{[start, end)} (naive UTC datetimes)?
         """
         return self.high > start and self.low < end
+
+    @property
+    def parsed(self):
+        """
+        Have the events been parsed?
+        """
+        return self._events is not None
 
     def events(self):
         """
@@ -194,11 +269,13 @@ class Unparsed:
         """
         if self._events is None:
             try:
-                self._events = parseCalendar(self._text)
+                events = [event for text in self.texts for event in parseCalendar(text)]
             except Exception:
                 log.failure("Skipping unparsable calendar event {uid}", uid=self.uid)
-                self._events = []
-            self._text = None
+                events = []
+            if self.shared:
+                events = [event for event in events if not event.plain and event.uid == self.uid]
+            self._events = events
         return self._events
 
 
@@ -234,12 +311,83 @@ def sniff(text):
     uid = uids[0].group(1).strip()
     if not uid or "\\" in uid:
         return None
-    return Unparsed(uid, start - _SNIFF_MARGIN, max(start, end) + _SNIFF_MARGIN, text)
+    return Unparsed(uid, start - _SNIFF_MARGIN, max(start, end) + _SNIFF_MARGIN, (text,))
+
+
+def _wall(value):
+    """A date or time as a naive C{datetime}: its wall-clock time."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    return datetime(value.year, value.month, value.day)
+
+
+def _lastOccurrence(component, start):
+    """
+    The wall-clock start of a series' last occurrence, or C{None} when it
+    has no end (or one too costly to find).
+
+    @param start: the series' C{DTSTART} as L{_wall} gives it.
+    """
+    rules = component.get("RRULE")
+    if rules is not None and not isinstance(rules, list):
+        rules = [rules]
+    last = start
+    for rule in rules or ():
+        if rule.get("UNTIL"):
+            last = max(last, _wall(rule["UNTIL"][0]))
+            continue
+        if not rule.get("COUNT"):
+            return None
+        try:
+            rrule = rrulestr(rule.to_ical().decode("ascii"), dtstart=start)
+            occurrences = list(itertools.islice(rrule, _BOUND_OCCURRENCES + 1))
+        except Exception:
+            return None
+        if len(occurrences) > _BOUND_OCCURRENCES:
+            return None
+        last = max([last] + occurrences)
+    rdates = component.get("RDATE")
+    for rdate in (rdates if isinstance(rdates, list) else [rdates]) if rdates is not None else ():
+        for value in getattr(rdate, "dts", ()) or ():
+            if isinstance(value.dt, tuple):
+                return None  # a PERIOD: rare enough to stay unbounded
+            last = max(last, _wall(value.dt))
+    return last
+
+
+def _length(event):
+    if event.end is not None:
+        return max(timedelta(0), _wall(event.end) - _wall(event.start))
+    if event.duration is not None:
+        return abs(event.duration)
+    return _ONE_DAY
+
+
+def bounds(events):
+    """
+    Naive C{(low, high)} around every instance of C{events} (a series with
+    its overrides), wide enough for any time zone; C{(datetime.min,
+    datetime.max)} when a series has no end.
+    """
+    lows, highs = [], []
+    for event in events:
+        start = _wall(event.start)
+        last = _lastOccurrence(event.component, start) if event.recurring else start
+        if last is None:
+            return UNBOUNDED
+        lows.append(start)
+        highs.append(last + _length(event))
+    try:
+        return min(lows) - 2 * _SNIFF_MARGIN, max(highs) + 2 * _SNIFF_MARGIN
+    except (OverflowError, ValueError):
+        return UNBOUNDED
 
 
 def loadMessage(message):
     """
-    The events of one calendar message, or an L{Unparsed} standing for it.
+    The events of one calendar message: plain events parsed (L{_Event}),
+    and an L{Unparsed} per C{UID} for the rest (a sniffed plain event, or a
+    series with its overrides, already parsed).
 
     @return: C{list} of L{_Event} and L{Unparsed}.
     """
@@ -251,47 +399,12 @@ def loadMessage(message):
     events = []
     for payload in parts:
         events.extend(parseCalendar(payload))
-    return events
-
-
-def _readMessage(mailbox, uid):
-    f = mailbox.openMessage(uid)
-    try:
-        return f.read()
-    finally:
-        f.close()
-
-
-class ParsedMailbox:
-    """
-    The parsed events of one calendar mailbox, by UID.
-    """
-
-    def __init__(self, uidValidity):
-        self.uidValidity = uidValidity
-        self.events = {}
-
-    def update(self, mailbox):
-        """
-        Parse the messages not seen yet, forget the expunged ones.
-
-        @return: the events of all present messages, C{list} of L{_Event}
-            and L{Unparsed}.
-        """
-        present = mailbox.uids()
-        keep = set(present)
-        for uid in [uid for uid in self.events if uid not in keep]:
-            del self.events[uid]
-        result = []
-        for uid in present:
-            events = self.events.get(uid)
-            if events is None:
-                try:
-                    events = loadMessage(_readMessage(mailbox, uid))
-                except Exception:
-                    log.failure("Skipping unparsable calendar message {uid} in {mailbox}",
-                                uid=uid, mailbox=mailbox.name)
-                    events = []
-                self.events[uid] = events
-            result.extend(events)
-        return result
+    items = [event for event in events if event.plain]
+    series = {}
+    for event in events:
+        if not event.plain:
+            series.setdefault(event.uid, []).append(event)
+    for uid, group in series.items():
+        low, high = bounds(group)
+        items.append(Unparsed(uid, low, high, parts, len(series) > 1 or bool(items), group))
+    return items

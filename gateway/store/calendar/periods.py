@@ -12,7 +12,7 @@ import icalendar
 import recurring_ical_events
 
 from gateway.logging import getLogger
-from gateway.store.calendar.parse import _ONE_DAY, Unparsed, _endOf
+from gateway.store.calendar.parse import _ONE_DAY, Unparsed, _endOf, traitsOf
 
 log = getLogger("http")
 
@@ -88,13 +88,6 @@ def ownerAddresses(record):
     return frozenset(addresses)
 
 
-def _attendeeAddress(value):
-    value = str(value).strip()
-    if value.lower().startswith("mailto:"):
-        value = value[7:]
-    return value.lower()
-
-
 def classify(component, owner):
     """
     The free/busy type of one event instance.
@@ -103,23 +96,18 @@ def classify(component, owner):
     @param owner: C{frozenset} of the owner's lower-case addresses.
     @return: one of L{FBTYPES}, or C{None} for free time.
     """
-    status = str(component.get("STATUS", "")).upper()
-    if status == "CANCELLED":
+    return classifyTraits(traitsOf(component), owner)
+
+
+def classifyTraits(traits, owner):
+    """
+    L{classify} for what L{gateway.store.calendar.parse.traitsOf} read of a
+    component.
+    """
+    status, transp, cdo, attendees = traits
+    if status == "CANCELLED" or transp == "TRANSPARENT" or cdo == "FREE":
         return None
-    if str(component.get("TRANSP", "")).upper() == "TRANSPARENT":
-        return None
-    cdo = str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper()
-    if cdo == "FREE":
-        return None
-    partstat = None
-    attendees = component.get("ATTENDEE")
-    if attendees is not None:
-        if not isinstance(attendees, list):
-            attendees = [attendees]
-        for attendee in attendees:
-            if _attendeeAddress(attendee) in owner:
-                partstat = str(attendee.params.get("PARTSTAT", "")).upper()
-                break
+    partstat = next((partstat for address, partstat in attendees if address in owner), None)
     if partstat == "DECLINED":
         return None
     if cdo == "OOF":
@@ -282,18 +270,58 @@ def _occurrenceTriple(occurrence):
         return component["DTSTART"].dt, end if end is not None else duration, component
 
 
-def _instances(groups, start, end):
+def _query(groups):
+    calendar = icalendar.Calendar()
+    for group in groups:
+        for event in group:
+            if event.component is not None:  # not a summarized plain event
+                calendar.add_component(event.component)
+    return recurring_ical_events.of(calendar, skip_bad_series=True, calendar_query=_SpanQuery)
+
+
+class SeriesCache:
+    """
+    What L{computePeriods} keeps of series between calls for one account:
+    their instances in the last L{_SERIES_WINDOWS} windows, and the
+    C{recurring-ical-events} query of the last series expanded together,
+    which a new window over the same series reuses (building it is about a
+    third of an expansion).
+
+    @ivar windows: C{OrderedDict} of window to C{frozenset(group)} to spans.
+    """
+
+    def __init__(self):
+        self.windows = collections.OrderedDict()
+        self._query = (None, None)
+
+    def query(self, groups):
+        """
+        The query over C{groups}, built again only when they changed.
+        """
+        key = frozenset(frozenset(group) for group in groups)
+        if self._query[0] != key:
+            self._query = (key, _query(groups))
+        return self._query[1]
+
+    def remember(self, windowKey, expanded):
+        """
+        Keep the instances of a window's series, dropping the oldest window.
+        """
+        self.windows[windowKey] = expanded
+        self.windows.move_to_end(windowKey)
+        while len(self.windows) > _SERIES_WINDOWS:
+            self.windows.popitem(last=False)
+
+
+def _instances(groups, start, end, seriesCache=None):
     """
     The occurrences of some series around a window.
 
     @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event}.
+    @param seriesCache: a L{SeriesCache} whose query to use, or C{None}.
     @return: C{list} of C{(start, end or duration, component)}.
     """
-    calendar = icalendar.Calendar()
-    for group in groups:
-        for event in group:
-            calendar.add_component(event.component)
-    query = recurring_ical_events.of(calendar, skip_bad_series=True, calendar_query=_SpanQuery)
+    query = seriesCache.query(groups) if seriesCache is not None else _query(groups)
     return query.between(start - _SLACK, end + _SLACK)
 
 
@@ -331,7 +359,7 @@ def estimateOccurrences(component, length):
     return total
 
 
-def _expandSeries(groups, start, end, zone, owner):
+def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
     """
     Expand series within a window: all of them with one query, or one by
     one if that fails, skipping (and logging) those that cannot be expanded.
@@ -351,7 +379,7 @@ def _expandSeries(groups, start, end, zone, owner):
         if not batch:
             continue
         try:
-            instances = _instances(batch, start, end)
+            instances = _instances(batch, start, end, seriesCache)
         except Exception:
             if len(batch) == 1:
                 log.failure("Skipping recurring event {uid}", uid=batch[0][0].uid)
@@ -392,9 +420,8 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
     @param end: aware UTC C{datetime}.
     @param zone: C{tzinfo} for dates and floating times.
     @param owner: C{frozenset} of the owner's addresses.
-    @param seriesCache: C{None}, or an C{OrderedDict} (kept by the caller
-        between calls) in which expanded series are remembered per window,
-        so that unchanged series are not expanded again.
+    @param seriesCache: C{None}, or a L{SeriesCache} (kept by the caller
+        between calls), so that unchanged series are not expanded again.
     @return: see L{resolvePeriods}.
     """
     byUid = collections.defaultdict(list)
@@ -427,7 +454,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
         if span is None or span[1] <= start or span[0] >= end:
             return
         if event.fbtype is None or event.fbtype[0] != owner:
-            event.fbtype = (owner, classify(event.component, owner))
+            event.fbtype = (owner, classifyTraits(event.traits, owner))
         if event.fbtype[1] is not None:
             add(event.fbtype[1], span)
 
@@ -449,7 +476,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
         group = [_latest(candidates) for candidates in versions.values()]
         if any(event.recurring for event in group):
             estimate = max(estimateOccurrences(event.component, end - start + 2 * _SLACK)
-                           for event in group)
+                           for event in group if event.recurring)
             if estimate > MAX_OCCURRENCES:
                 log.warn("Skipping recurring event {uid}: about {estimate} occurrences in the window",
                          uid=group[0].uid, estimate=estimate)
@@ -461,7 +488,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
                 single(event)
 
     windowKey = (start, end, zone, owner)
-    known = seriesCache.get(windowKey, {}) if seriesCache is not None else {}
+    known = seriesCache.windows.get(windowKey, {}) if seriesCache is not None else {}
     expanded = {}
     missing = []
     for group in series:
@@ -471,15 +498,12 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
         else:
             missing.append(group)
     if missing:
-        expanded.update(_expandSeries(missing, start, end, zone, owner))
+        expanded.update(_expandSeries(missing, start, end, zone, owner, seriesCache))
     for spans in expanded.values():
         for fbtype, span in spans:
             add(fbtype, span)
     if seriesCache is not None:
-        seriesCache[windowKey] = expanded
-        seriesCache.move_to_end(windowKey)
-        while len(seriesCache) > _SERIES_WINDOWS:
-            seriesCache.popitem(last=False)
+        seriesCache.remember(windowKey, expanded)
     return resolvePeriods(byType)
 
 

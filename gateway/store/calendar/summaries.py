@@ -1,0 +1,298 @@
+# -*- test-case-name: tests.test_calendar -*-
+"""
+Parsed calendar messages, kept per mailbox in memory (L{ParsedMailbox}) and
+per account on disk (L{SummaryStore}), so that a restarted server parses
+only the messages that arrived while it was down.
+
+The summaries live next to the account's mail index, in
+C{mail/.gateway-freebusy.sqlite} (WAL mode, shared by every process that
+serves the account).  Rows are keyed by UIDVALIDITY and UID: UIDVALIDITY is
+never reused within an account, so a renamed mailbox keeps its rows and a
+recreated one starts afresh.  The file is a cache: it can be deleted at any
+time (it is rebuilt from the messages), and it is rebuilt when its format
+changes.
+
+A row holds a JSON list of the message's items:
+
+  - C{["p", uid, start, end, duration, version, traits]}: a plain event
+    (see L{gateway.store.calendar.parse._Event.plain}), all free/busy needs
+    of it, no parsing needed;
+  - C{["u", uid, low, high, texts, shared]}: an
+    L{gateway.store.calendar.parse.Unparsed}: a sniffed plain event or a
+    series, parsed again only when a window comes near its bounds.
+"""
+
+import json
+import os
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+
+from gateway.logging import getLogger
+from gateway.store import index
+from gateway.store.calendar.parse import UNBOUNDED, Unparsed, _Event, loadMessage
+
+log = getLogger("http")
+
+SUMMARY_NAME = ".gateway-freebusy.sqlite"
+#: Bump when the row format changes: older files are emptied.
+FORMAT_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    uidvalidity INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    items TEXT NOT NULL,
+    PRIMARY KEY (uidvalidity, uid)
+) WITHOUT ROWID
+"""
+
+
+# ---------------------------------------------------------------------------
+# Rows
+
+
+def _encodeTime(value):
+    """
+    A C{DTSTART}/C{DTEND} value as text: a date, a floating time, or an
+    aware time converted to UTC (the instant is all that matters of it).
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat()
+
+
+def _decodeTime(text):
+    if text is None:
+        return None
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    return datetime.fromisoformat(text)
+
+
+def _encodeEvent(event):
+    start, end, duration = event.start, event.end, event.duration
+    if duration is not None and isinstance(start, datetime) and start.tzinfo is not None:
+        # The nominal days of a DURATION are the event's own zone's days,
+        # the rest is exact (see periods.spanOf): settled here, while that
+        # zone is known.
+        days = timedelta(days=duration.days)
+        end, duration = (start + days).astimezone(timezone.utc) + (duration - days), None
+    return ["p", event.uid, _encodeTime(start), _encodeTime(end),
+            None if duration is None else [duration.days, duration.seconds],
+            event.version, event.traits]
+
+
+def _decodeEvent(uid, start, end, duration, version, traits):
+    status, transp, cdo, attendees = traits
+    return _Event.summarized(uid, _decodeTime(start), _decodeTime(end),
+                             None if duration is None else timedelta(*duration), tuple(version),
+                             (status, transp, cdo, tuple(tuple(attendee) for attendee in attendees)))
+
+
+def _encodeBound(value):
+    return None if value in UNBOUNDED else value.isoformat()
+
+
+def encodeItems(items):
+    """
+    A message's items (L{_Event}s of plain events and
+    L{gateway.store.calendar.parse.Unparsed}) as the text of a row.
+    """
+    rows = []
+    for item in items:
+        if isinstance(item, Unparsed):
+            rows.append(["u", item.uid, _encodeBound(item.low), _encodeBound(item.high), list(item.texts),
+                         item.shared])
+        else:
+            rows.append(_encodeEvent(item))
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def decodeItems(text):
+    """
+    The items of a row written by L{encodeItems}.
+    """
+    items = []
+    for row in json.loads(text):
+        if row[0] == "u":
+            _, uid, low, high, texts, shared = row
+            items.append(Unparsed(uid, UNBOUNDED[0] if low is None else datetime.fromisoformat(low),
+                                  UNBOUNDED[1] if high is None else datetime.fromisoformat(high), texts, shared))
+        else:
+            items.append(_decodeEvent(*row[1:]))
+    return items
+
+
+# ---------------------------------------------------------------------------
+# The file
+
+
+class SummaryStore:
+    """
+    The summaries of one account's calendar messages (see the module's
+    docstring).  Not thread safe: L{gateway.store.calendar.FreeBusyCache}
+    serializes its use.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._conn = self._open()
+
+    def _open(self):
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=index.BUSY_TIMEOUT_MS / 1000.0,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # A cache: losing the last writes in a power failure only costs parsing.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != FORMAT_VERSION:
+            with index.transaction(conn):
+                conn.execute("DROP TABLE IF EXISTS messages")
+                conn.execute(SCHEMA)
+                conn.execute("PRAGMA user_version = %d" % (FORMAT_VERSION,))
+        return conn
+
+    @classmethod
+    def forMailStore(cls, mailStore):
+        """
+        The store next to a L{gateway.store.mail.MailStore}'s index; a
+        damaged file is replaced by an empty one.
+        """
+        path = os.path.join(mailStore.path, SUMMARY_NAME)
+        try:
+            return cls(path)
+        except sqlite3.DatabaseError:
+            log.failure("Replacing damaged free/busy summaries {path}", path=path)
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.remove(path + suffix)
+                except FileNotFoundError:
+                    pass
+            return cls(path)
+
+    def load(self, uidValidity):
+        """
+        @return: C{dict} of UID to the items of that message.
+        """
+        rows = self._conn.execute("SELECT uid, items FROM messages WHERE uidvalidity = ?", (uidValidity,))
+        return {uid: decodeItems(items) for uid, items in rows}
+
+    def save(self, uidValidity, messages):
+        """
+        Store (or replace) the items of some messages.
+
+        @param messages: C{dict} of UID to items.
+        """
+        if messages:
+            with index.transaction(self._conn):
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO messages (uidvalidity, uid, items) VALUES (?, ?, ?)",
+                    [(uidValidity, uid, encodeItems(items)) for uid, items in messages.items()])
+
+    def delete(self, uidValidity, uids):
+        """
+        Forget expunged messages.
+        """
+        if uids:
+            with index.transaction(self._conn):
+                self._conn.executemany("DELETE FROM messages WHERE uidvalidity = ? AND uid = ?",
+                                       [(uidValidity, uid) for uid in uids])
+
+    def keepOnly(self, uidValidities):
+        """
+        Forget the messages of every mailbox whose UIDVALIDITY is not among
+        C{uidValidities} (deleted mailboxes, or ones no longer calendars).
+        """
+        uidValidities = sorted(uidValidities)
+        with index.transaction(self._conn):
+            self._conn.execute("DELETE FROM messages WHERE uidvalidity NOT IN (%s)"
+                               % (",".join("?" * len(uidValidities)),), uidValidities)
+
+    def close(self):
+        self._conn.close()
+
+
+# ---------------------------------------------------------------------------
+# One mailbox in memory
+
+
+def _readMessage(mailbox, uid):
+    f = mailbox.openMessage(uid)
+    try:
+        return f.read()
+    finally:
+        f.close()
+
+
+class ParsedMailbox:
+    """
+    The parsed events of one calendar mailbox, by UID, loaded from and
+    saved to a L{SummaryStore}.
+
+    @ivar events: C{dict} of UID to the message's items.
+    """
+
+    def __init__(self, uidValidity, summaries=None):
+        self.uidValidity = uidValidity
+        self.summaries = summaries
+        self.events = summaries.load(uidValidity) if summaries is not None else {}
+        self._sniffed = {uid for uid, items in self.events.items() if _sniffed(items)}
+
+    def update(self, mailbox, uids):
+        """
+        Parse the messages not seen yet, forget the expunged ones.
+
+        @param uids: the mailbox's UIDs, as C{mailbox.uids()} gave them.
+        @return: the events of all present messages, C{list} of L{_Event}
+            and L{gateway.store.calendar.parse.Unparsed}.
+        """
+        keep = set(uids)
+        gone = [uid for uid in self.events if uid not in keep]
+        for uid in gone:
+            del self.events[uid]
+        self._sniffed.difference_update(gone)
+        new = {}
+        result = []
+        for uid in uids:
+            items = self.events.get(uid)
+            if items is None:
+                items = self.events[uid] = new[uid] = self._load(mailbox, uid)
+                if _sniffed(items):
+                    self._sniffed.add(uid)
+            result.extend(items)
+        if self.summaries is not None:
+            self.summaries.delete(self.uidValidity, gone)
+            self.summaries.save(self.uidValidity, new)
+        return result
+
+    def _load(self, mailbox, uid):
+        try:
+            return loadMessage(_readMessage(mailbox, uid))
+        except Exception:
+            log.failure("Skipping unparsable calendar message {uid} in {mailbox}",
+                        uid=uid, mailbox=mailbox.name)
+            return []
+
+    def settle(self):
+        """
+        Replace sniffed events that a computation parsed by their summaries,
+        in memory and on disk, so that they are not parsed again.
+        """
+        settled = {}
+        for uid in list(self._sniffed):
+            items = self.events[uid]
+            if not all(item.parsed for item in items if isinstance(item, Unparsed)):
+                continue
+            self._sniffed.discard(uid)
+            events = [event for item in items
+                      for event in (item.events() if isinstance(item, Unparsed) else [item])]
+            if all(event.plain for event in events):
+                self.events[uid] = settled[uid] = events
+        if self.summaries is not None:
+            self.summaries.save(self.uidValidity, settled)
+
+
+def _sniffed(items):
+    """Do C{items} hold a plain event that was only sniffed?"""
+    return any(isinstance(item, Unparsed) and not item.parsed for item in items)
