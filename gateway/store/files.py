@@ -9,6 +9,7 @@ thread (C{deferToThread}) or on small files only.
 """
 
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -87,10 +88,29 @@ class FileStore:
         """
         segments = normalizeClientPath(path, cwd)
         candidate = os.path.join(self.root.path, *segments) if segments else self.root.path
-        real = os.path.realpath(candidate)
-        if real != self._realRoot and not real.startswith(self._realRoot + os.sep):
-            raise InvalidPath("path leaves the root")
+        if self._throughLink(segments):
+            real = os.path.realpath(candidate)
+            if real != self._realRoot and not real.startswith(self._realRoot + os.sep):
+                raise InvalidPath("path leaves the root")
         return FilePath(candidate)
+
+    def _throughLink(self, segments):
+        """
+        Whether the path of C{segments} below the root passes through a
+        symbolic link.  When it does not (the usual case), it cannot leave
+        the root: the segments hold no C{..}.  One C{lstat} per segment,
+        where C{realpath} would take one per component from C{/}.
+        """
+        path = self.root.path
+        for segment in segments:
+            path = os.path.join(path, segment)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                return False  # missing (or under a file): nothing further is a link
+            if stat.S_ISLNK(mode):
+                return True
+        return False
 
     def clientPath(self, filePath):
         """
