@@ -539,6 +539,32 @@ class StreamTests(unittest.TestCase):
         self.assertEqual(streamed, expected)
         self.assertTrue(all(t[0].closed for t in tuples))
 
+    def test_streamsLargePartOfMappedFile(self):
+        """
+        A message file stored with CRLF line ends is mapped, not read: the
+        body of a large part (whole or partial) is streamed from the file,
+        small ones are inline, and the bytes are those of the in-memory
+        rendering.
+        """
+        attachment = b"".join(b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo%06d\r\n" % (i,) for i in range(3000))
+        data = (b"From: a@example.test\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+                b"--b1\r\nContent-Type: text/plain\r\n\r\nsee --b1 attached\r\n--b1x\r\n"
+                b"--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                + attachment + b"\r\n--b1--\r\n")
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(data)
+        items = parseFetchItems("(BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[2]<100.5000> BODYSTRUCTURE)")
+        chunks, _ = renderFetchParts(Info(data), items, lambda: open(path, "rb"), streamThreshold=1000)
+        start = data.index(attachment)
+        self.assertEqual([chunk[1:] for chunk in chunks if isinstance(chunk, tuple)],
+                         [(start, len(attachment)), (start + 100, 5000)])
+        expected, _ = renderFetch(Info(data), items, opener(data))
+        self.assertEqual(b"".join(streamChunks(chunks)), expected)
+        self.assertTrue(expected.startswith(b"(UID 5 BODY[1] {24}\r\nsee --b1 attached\r\n--b1x BODY[2] "))
+        self.assertTrue(expected.endswith(b'("application" "octet-stream" NIL NIL NIL "base64" %d NIL NIL NIL NIL)'
+                                          b' "mixed" ("boundary" "b1") NIL NIL NIL))' % (len(attachment),)))
+
     def test_shortFilePadded(self):
         """A file shorter than announced is padded so the literal length stays right."""
         data = SIMPLE + b"x" * 2000

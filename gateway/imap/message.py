@@ -11,23 +11,30 @@ Two entry points render a message:
     C{list} whose elements are either C{bytes} or a C{(file, offset,
     length)} tuple.  A tuple stands for C{length} bytes of C{file} starting
     at C{offset}; the literal prefix C{{length}\\r\\n} is already in the
-    preceding C{bytes} chunk.  Only whole-message sections (C{BODY[]},
+    preceding C{bytes} chunk.  Whole-message sections (C{BODY[]},
     C{BODY[TEXT]}, C{RFC822}, C{RFC822.TEXT} and their partials) larger than
-    C{streamThreshold} are streamed.  Each tuple has its own file (opened
-    with C{openMessage}), which is not necessarily seekable: write the
+    C{streamThreshold} are streamed, and so are the bodies of parts
+    (C{BODY[2]}, C{BODY[1.3]<0.65536>}) of a message stored with CRLF
+    line ends (which is mapped into memory, not read, to find them).  Each
+    tuple has its own file (opened with C{openMessage}), which is not
+    necessarily seekable: write the
     chunks in order with L{streamChunks}, a generator of C{bytes} blocks
     that reads each file once and closes it, padding with spaces should the
     file turn out shorter than announced (so the protocol stays in sync).
     A caller that abandons the chunks calls L{closeChunks}.
 
 Sections inside a message (C{BODY[1.2]}, C{BODY[2.HEADER]} ...), BODY and
-BODYSTRUCTURE read the message into memory once and walk it with
-L{gateway.imap.mimeparts}; section bytes are exact byte ranges of the
-CRLF form of the message, never re-serialized.  FLAGS, UID, RFC822.SIZE,
+BODYSTRUCTURE map the message (or read it, when it is stored with bare LFs)
+and walk it with L{gateway.imap.mimeparts}; section bytes are exact byte
+ranges of the CRLF form of the message, never re-serialized.  FLAGS, UID, RFC822.SIZE,
 INTERNALDATE, ENVELOPE, MODSEQ, C{BODY[HEADER]}, C{BODY[HEADER.FIELDS ...]}
 and RFC822.HEADER are served from the L{IMessageInfo} alone (unless the
 index truncated an over-long header block).
 """
+
+import io
+import mmap
+import os
 
 from gateway.imap import mimeparts
 from gateway.imap.format import flagList
@@ -378,13 +385,24 @@ class _Message:
 
     @property
     def data(self):
+        """
+        The CRLF form of the message: the file mapped into memory when it
+        is stored that way (pages are read as sections need them, and large
+        sections are streamed, see L{range}), else read whole.
+        """
         if self._data is None:
             f = self._open()
             try:
-                self._data = f.read()
+                self._data = _mapped(f)
+                if self._data is None:
+                    self._data = f.read()
             finally:
                 f.close()
         return self._data
+
+    @property
+    def mapped(self):
+        return isinstance(self.data, mmap.mmap)
 
     @property
     def root(self):
@@ -409,6 +427,21 @@ class _Message:
         if stream:
             return (self._open(), offset, length)
         return self.data[offset:offset + length]
+
+
+def _mapped(f):
+    """
+    A read-only map of the real file C{f}, or C{None} (not a plain file,
+    as a CRLF view of a file stored with bare LFs is not, or empty).
+    """
+    if not isinstance(f, io.BufferedReader):
+        return None
+    try:
+        if os.fstat(f.fileno()).st_size == 0:
+            return None
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        return None
 
 
 def _slice(value, partial):
@@ -445,18 +478,28 @@ def _wholeRange(message, info, section, partial, threshold):
         start = len(message.headerBlock()) if headersComplete(info) else message.root.bodyStart
     else:
         start = 0
-    length = info.size - start
+    start, length = _partialRange(start, info.size - start, partial)
+    stream = threshold is not None and length > threshold
+    return start, length, stream
+
+
+def _partialRange(start, length, partial):
+    """
+    C{(offset, length)} of the C{partial} (C{(skip, count)} or C{None}) of
+    C{length} bytes at C{start}.
+    """
     if partial is not None:
         skip = min(partial[0], length)
         start += skip
         length = min(length - skip, partial[1])
-    stream = threshold is not None and length > threshold
-    return start, max(length, 0), stream
+    return start, max(length, 0)
 
 
-def _sectionValue(message, section, partial):
+def _sectionValue(message, section, partial, threshold=None):
     """
-    The bytes of a nested or header section, C{None} if it does not exist.
+    The bytes of a nested or header section, C{None} if it does not exist;
+    a part's body larger than C{threshold} in a mapped message is a stream
+    tuple (see L{renderFetchParts}).
     """
     if not section.path:
         block = message.headerBlock()
@@ -470,6 +513,9 @@ def _sectionValue(message, section, partial):
         # Dovecot answers an empty string for a part that does not exist.
         return b""
     if section.text is None:
+        if threshold is not None and entity.bodySize > threshold and message.mapped:
+            start, length = _partialRange(entity.bodyStart, entity.bodySize, partial)
+            return message.range(start, length, stream=True)
         value = entity.body
     elif section.text == "MIME":
         value = entity.headerBytes
@@ -526,9 +572,9 @@ def _whole(section, partial, threshold):
     return render
 
 
-def _inner(section, partial):
+def _inner(section, partial, threshold):
     def render(parts, message, flags, recent):
-        _literal(parts, _sectionValue(message, section, partial))
+        _literal(parts, _sectionValue(message, section, partial, threshold))
     return render
 
 
@@ -595,7 +641,7 @@ def _renderer(item, threshold):
         section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
         return _whole(section, item.partial, threshold)
     if item.section is not None:
-        return _inner(item.section, item.partial)
+        return _inner(item.section, item.partial, threshold)
     if item.name in _RENDER:
         return _RENDER[item.name]
     return _headerless(item.name)
@@ -631,7 +677,8 @@ class FetchPlan:
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold)
         self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold)
-        self._streams = streamThreshold is not None and any(_isWhole(item) for item in items)
+        self._streams = streamThreshold is not None and any(
+            _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
         lineValues = [_lineValue(item) for item in shown]
         self._format = None
         if None not in lineValues:

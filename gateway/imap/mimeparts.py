@@ -334,6 +334,10 @@ class Entity:
     def body(self):
         return self.data[self.bodyStart:self.end]
 
+    @property
+    def bodySize(self):
+        return self.end - self.bodyStart
+
     def messageParts(self):
         """
         The part list of this entity taken as a message: its parts if it
@@ -347,7 +351,9 @@ class Entity:
 def _splitMultipart(data, start, end, boundary):
     """
     The C{(start, end)} ranges of the parts of a multipart body; the CRLF
-    before each delimiter belongs to the delimiter (RFC 2046).
+    before each delimiter belongs to the delimiter (RFC 2046).  Jumps from
+    one occurrence of the boundary to the next, so a large attachment costs
+    a byte search, not a step per line.
 
     @return: C{(ranges, closeLineEnd)}, the latter the offset of the CRLF
         ending the close delimiter line, or C{None} if there is none.
@@ -357,20 +363,25 @@ def _splitMultipart(data, start, end, boundary):
     partStart = None
     pos = start
     while pos < end:
-        nl = data.find(b"\r\n", pos, end)
+        found = data.find(delimiter, pos, end)
+        if found == -1:
+            break
+        if found != start and data[found - 2:found] != b"\r\n":
+            pos = found + 1  # not at the start of a line
+            continue
+        nl = data.find(b"\r\n", found, end)
         lineEnd = end if nl == -1 else nl
         nextPos = end if nl == -1 else nl + 2
-        if data.startswith(delimiter, pos, lineEnd):
-            rest = data[pos + len(delimiter):lineEnd]
-            closing = rest.startswith(b"--")
+        rest = data[found + len(delimiter):lineEnd]
+        closing = rest[:2] == b"--"
+        if closing:
+            rest = rest[2:]
+        if not rest.strip(b" \t"):
+            if partStart is not None:
+                ranges.append((partStart, max(partStart, found - 2)))
             if closing:
-                rest = rest[2:]
-            if not rest.strip(b" \t"):
-                if partStart is not None:
-                    ranges.append((partStart, max(partStart, pos - 2)))
-                if closing:
-                    return ranges, lineEnd
-                partStart = nextPos
+                return ranges, lineEnd
+            partStart = nextPos
         pos = nextPos
     if partStart is not None:
         ranges.append((partStart, end))
@@ -557,12 +568,20 @@ def renderEnvelope(fields):
 
 # BODY / BODYSTRUCTURE -------------------------------------------------------
 
-def _lines(body):
+def _lines(entity):
     """
-    RFC 3501 C{body-fld-lines}: the number of lines of a body, counted as
-    Dovecot does (line ends: a last line without CRLF does not count).
+    RFC 3501 C{body-fld-lines}: the number of lines of an entity's body,
+    counted as Dovecot does (line ends: a last line without CRLF does not
+    count).
     """
-    return body.count(b"\n")
+    data, start, end = entity.data, entity.bodyStart, entity.end
+    if isinstance(data, bytes):
+        return data.count(b"\n", start, end)
+    # A mapped file: counted a megabyte at a time.
+    return sum(data[pos:min(pos + _COUNT_CHUNK, end)].count(b"\n") for pos in range(start, end, _COUNT_CHUNK))
+
+
+_COUNT_CHUNK = 1 << 20
 
 
 _CONTINUATION = re.compile(rb"^(.+)\*([0-9]+)$")
@@ -633,7 +652,6 @@ def renderBodyStructure(entity, extensible=True):
             items.append(_params(entity.params))
             items.extend(_extension(entity))
         return b"(" + b" ".join(items) + b")"
-    body = entity.body
     encoding = entity.header("content-transfer-encoding")
     encoding = encoding.strip().lower() if encoding else b"7bit"
     items = [
@@ -642,14 +660,14 @@ def renderBodyStructure(entity, extensible=True):
         imapString(entity.header("content-id")),
         imapString(entity.header("content-description")),
         imapString(encoding),
-        b"%d" % (len(body),),
+        b"%d" % (entity.bodySize,),
     ]
     if entity.embedded is not None:
         items.append(renderEnvelope(entity.embedded.fields))
         items.append(renderBodyStructure(entity.embedded, extensible))
-        items.append(b"%d" % (_lines(body),))
+        items.append(b"%d" % (_lines(entity),))
     elif entity.maintype == b"text":
-        items.append(b"%d" % (_lines(body),))
+        items.append(b"%d" % (_lines(entity),))
     if extensible:
         items.append(imapString(entity.header("content-md5")))
         items.extend(_extension(entity))
