@@ -6,6 +6,7 @@ SUBSCRIBE, STATUS, NAMESPACE, SELECT/EXAMINE, APPEND and QUOTA.
 
 from twisted.trial import unittest
 
+from gateway.imap import protocol
 from gateway.imap.commands_mailbox import parseDateTime, patternRegex
 from tests.test_imap_protocol import IMAPTestMixin
 
@@ -184,6 +185,30 @@ class AppendTests(IMAPTestMixin, unittest.TestCase):
         info = mailbox.messages([1])[0]
         self.assertEqual(info.flags, {"\\Seen", "$Work"})
         self.assertEqual(info.internalDate.isoformat(), "2024-01-05T09:00:00+00:00")
+
+    def test_largeAppendSpooled(self):
+        """
+        The message of a large APPEND goes to a temporary file as it
+        arrives, not into memory, and is stored byte for byte; the file is
+        closed once the command is done.
+        """
+        self.login()
+        body = b"".join(b"line %07d of a large message\r\n" % (i,) for i in range(20000))
+        message = b"Subject: large\r\n\r\n" + body
+        self.assertGreater(len(message), protocol.SPOOL_ABOVE)
+        self.assertEqual(self.send(b"a APPEND INBOX {%d}" % (len(message),)), b"+ Ready\r\n")
+        half = len(message) // 2
+        self.session.dataReceived(message[:half])
+        self.assertLess(sum(len(part) for part in self.session._command), 1000)
+        spooled = list(self.session._spooled.values())
+        self.assertEqual(len(spooled), 1)
+        self.session.dataReceived(message[half:])
+        out = self.send(b"\r\n")
+        self.assertRegex(out, rb"a OK \[APPENDUID \d+ 1\] APPEND completed")
+        self.assertTrue(spooled[0].closed)
+        mailbox = self.session.account.mailStore.getMailbox("INBOX")
+        with mailbox.openMessage(1) as f:
+            self.assertEqual(f.read(), message)
 
     def test_appendMissingMailbox(self):
         """APPEND to a missing mailbox gets NO [TRYCREATE]."""

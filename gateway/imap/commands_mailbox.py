@@ -486,20 +486,24 @@ def do_APPEND(session, tag, args):
     if args.peek() == b'"':
         internalDate = parseDateTime(args.quoted().decode("latin-1"))
         args.space()
-    message = args.literal()
-    args.end()
+    message = args.literal()  # bytes, or a file for a large one
     try:
-        mailbox = openMailbox(session, name, "i")
-    except NoSuchMailbox:
-        raise no("[TRYCREATE] No such mailbox") from None
-    except StoreError as e:
-        raise storeError(e) from None
-    try:
-        uid = mailbox.appendMessage(message, flags, internalDate)
-    except StoreError as e:
-        raise storeError(e) from None
-    except QuotaExceeded:
-        raise no("[OVERQUOTA] Storage quota exceeded") from None
+        args.end()
+        try:
+            mailbox = openMailbox(session, name, "i")
+        except NoSuchMailbox:
+            raise no("[TRYCREATE] No such mailbox") from None
+        except StoreError as e:
+            raise storeError(e) from None
+        try:
+            uid = mailbox.appendMessage(message, flags, internalDate)
+        except StoreError as e:
+            raise storeError(e) from None
+        except QuotaExceeded:
+            raise no("[OVERQUOTA] Storage quota exceeded") from None
+    finally:
+        if not isinstance(message, bytes):
+            message.close()
     return ("OK", "[APPENDUID %d %d] APPEND completed" % (mailbox.uidValidity, uid))
 
 

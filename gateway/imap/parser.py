@@ -37,11 +37,15 @@ class Arguments:
 
     @ivar data: the command's C{bytes} (after the command name).
     @ivar pos: the index of the next unread octet.
+    @ivar spooled: C{{offset: file}} for literals the session wrote to a
+        file instead of C{data} (a large APPEND): C{data} holds only their
+        C{{n}\\r\\n} prefix, and C{offset} is where their bytes would start.
     """
 
-    def __init__(self, data, pos=0):
+    def __init__(self, data, pos=0, spooled=None):
         self.data = data
         self.pos = pos
+        self.spooled = spooled or {}
 
     # -- low level -------------------------------------------------------------
 
@@ -127,6 +131,10 @@ class Arguments:
             raise IMAPSyntaxError("expected a literal")
         size = int(match.group(1))
         start = match.end()
+        spooled = self.spooled.get(start)
+        if spooled is not None:
+            self.pos = start
+            return spooled
         if start + size > len(self.data):
             raise IMAPSyntaxError("truncated literal")
         self.pos = start + size
@@ -232,9 +240,10 @@ class Arguments:
         return int(text)
 
 
-def splitCommand(data):
+def splitCommand(data, spooled=None):
     """
-    Split a command into C{(tag, name, Arguments)}.
+    Split a command into C{(tag, name, Arguments)}; C{spooled} as for
+    L{Arguments}.
 
     @raise IMAPSyntaxError: without a usable tag the tag is C{"*"}.
     """
@@ -242,7 +251,7 @@ def splitCommand(data):
     if match is None or data[match.end():match.end() + 1] != b" ":
         raise IMAPSyntaxError("missing tag or command")
     tag = match.group().decode("latin-1")
-    args = Arguments(data, match.end() + 1)
+    args = Arguments(data, match.end() + 1, spooled)
     try:
         name = args.atom().upper()
     except IMAPSyntaxError:

@@ -10,6 +10,7 @@ CAPABILITY is generated from the rows and the session's state.
 """
 
 import re
+import tempfile
 
 import attr
 from twisted.internet import defer
@@ -41,6 +42,10 @@ BATCH_SIZE = 64 * 1024
 #: A non-synchronizing literal larger than this many times the limit is
 #: not read and discarded: the connection is closed with BYE instead.
 DISCARD_FACTOR = 4
+
+#: An APPEND literal larger than this is written to a temporary file as it
+#: arrives instead of being kept in memory.
+SPOOL_ABOVE = 256 * 1024
 
 
 @attr.s(frozen=True)
@@ -141,6 +146,8 @@ class IMAPServer(Protocol):
         self._pos = 0
         self._command = []
         self._commandSize = 0
+        self._spool = None
+        self._spooled = {}
         self._literalRemaining = 0
         self._discardLiteral = None
         self._skipLine = None
@@ -169,6 +176,7 @@ class IMAPServer(Protocol):
         self.flush()
 
     def connectionLost(self, reason):
+        self._resetCommand()
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
@@ -296,7 +304,12 @@ class IMAPServer(Protocol):
                 take = buffer[pos:pos + self._literalRemaining]
                 self._pos = pos + len(take)
                 self._literalRemaining -= len(take)
-                if self._discardLiteral is None:
+                if self._spool is not None:
+                    self._spool.write(take)
+                    if not self._literalRemaining:
+                        self._spool.seek(0)
+                        self._spool = None
+                elif self._discardLiteral is None:
                     self._command.append(take)
                 continue
             end = buffer.find(b"\n", pos)
@@ -352,26 +365,35 @@ class IMAPServer(Protocol):
         """
         if self._command:
             start = self._command[0]
-            self._command = []
-            self._commandSize = 0
+            self._resetCommand()
         self._skipLine = tagOf(start)
+
+    def _resetCommand(self):
+        """
+        Forget the command being received, and any literal of it written
+        to a file.
+        """
+        self._command = []
+        self._commandSize = 0
+        for spooled in self._spooled.values():
+            spooled.close()
+        self._spooled = {}
+        self._spool = None
 
     def _lineReceived(self, line):
         self._command.append(line)
         self._commandSize += len(line)
         mark = _LITERAL_MARK.search(line)
         if mark is None:
-            data = b"".join(self._command)
-            self._command = []
-            self._commandSize = 0
-            self._dispatch(data)
+            data, spooled = b"".join(self._command), self._spooled
+            self._command, self._commandSize, self._spooled = [], 0, {}
+            self._dispatch(data, spooled)
             return
         size, nonSync = int(mark.group(1)), bool(mark.group(2))
         tag = tagOf(self._command[0])
-        limit, refusal = self._literalLimit(self._command[0])
+        limit, refusal, spool = self._literalLimit(self._command[0])
         if size > limit or self._commandSize + size > self.maxMessageSize + self.maxLineLength:
-            self._command = []
-            self._commandSize = 0
+            self._resetCommand()
             if not nonSync:
                 status = "NO" if refusal.startswith("[") else "BAD"
                 self._finishCommand(tag, status, refusal)
@@ -389,12 +411,17 @@ class IMAPServer(Protocol):
         self._command.append(b"\r\n")
         self._commandSize += size
         self._literalRemaining = size
+        if spool and size > SPOOL_ABOVE:
+            self._spool = tempfile.TemporaryFile(prefix="gateway-append-")
+            self._spooled[sum(len(part) for part in self._command)] = self._spool
         if not nonSync:
             self.sendContinuation()
 
     def _literalLimit(self, firstLine):
         """
-        The largest literal a command may send, and the refusal text.
+        The largest literal a command may send, the refusal text, and
+        whether a large one is written to a file rather than kept in memory
+        (the message of an APPEND).
         """
         try:
             _tag, name, _args = splitCommand(firstLine)
@@ -405,9 +432,9 @@ class IMAPServer(Protocol):
             text = "[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (limit,)
             available = self._quotaAvailable()
             if available is not None and available < limit:
-                return available, "[OVERQUOTA] Not enough storage quota left for this message"
-            return limit, text
-        return self.maxLineLength, "Literal too large (limit %d octets)" % (self.maxLineLength,)
+                return available, "[OVERQUOTA] Not enough storage quota left for this message", True
+            return limit, text, True
+        return self.maxLineLength, "Literal too large (limit %d octets)" % (self.maxLineLength,), False
 
     def _quotaAvailable(self):
         quota = self.account.quota
@@ -418,9 +445,9 @@ class IMAPServer(Protocol):
 
     # -- dispatch ----------------------------------------------------------------
 
-    def _dispatch(self, data):
+    def _dispatch(self, data, spooled=None):
         try:
-            tag, name, args = splitCommand(data)
+            tag, name, args = splitCommand(data, spooled)
         except IMAPSyntaxError as e:
             self._finishCommand(tagOf(data), "BAD", str(e))
             return
