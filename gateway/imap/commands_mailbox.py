@@ -60,6 +60,19 @@ def storeError(error):
     return no("[SERVERBUG] %s" % (error,))
 
 
+def openTarget(session, name):
+    """
+    The mailbox a message is put into (APPEND, COPY, MOVE): C{NO
+    [TRYCREATE]} when it does not exist.
+    """
+    try:
+        return openMailbox(session, name, "i")
+    except NoSuchMailbox:
+        raise no("[TRYCREATE] No such mailbox") from None
+    except StoreError as e:
+        raise storeError(e) from None
+
+
 def checkNewName(name):
     """
     Refuse names a new mailbox cannot have (empty, wildcards, empty levels).
@@ -489,12 +502,7 @@ def do_APPEND(session, tag, args):
     message = args.literal()  # bytes, or a file for a large one
     try:
         args.end()
-        try:
-            mailbox = openMailbox(session, name, "i")
-        except NoSuchMailbox:
-            raise no("[TRYCREATE] No such mailbox") from None
-        except StoreError as e:
-            raise storeError(e) from None
+        mailbox = openTarget(session, name)
         try:
             uid = mailbox.appendMessage(message, flags, internalDate)
         except StoreError as e:

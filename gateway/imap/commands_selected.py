@@ -12,9 +12,9 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from gateway.errors import NoSuchMailbox, QuotaExceeded, StoreError
+from gateway.errors import QuotaExceeded, StoreError
 from gateway.imap.commands_auth import ENABLEABLE
-from gateway.imap.commands_mailbox import openMailbox, storeError
+from gateway.imap.commands_mailbox import openTarget, storeError
 from gateway.imap.format import badFlags, formatFlags
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
@@ -345,12 +345,7 @@ def _transfer(session, tag, args, uid, move):
         checkWritable(session)
     view = session.view
     uids = targetUids(session, sequenceSet, uid)
-    try:
-        destination = openMailbox(session, name, "i")
-    except NoSuchMailbox:
-        raise no("[TRYCREATE] No such mailbox") from None
-    except StoreError as e:
-        raise storeError(e) from None
+    destination = openTarget(session, name)
     if not uids:
         return None
     try:

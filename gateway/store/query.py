@@ -26,55 +26,48 @@ class HasFlag:
 
 
 @attr.s(frozen=True)
-class LargerThan:
+class _Comparison:
     """
-    Its size (of the CRLF form) is above C{size}.
+    A column of the index compared with C{value}.
     """
 
-    size = attr.ib()
+    value = attr.ib()
+    column = operator = None
 
     def sql(self):
-        return "size > ?", [self.size]
+        return "%s %s ?" % (self.column, self.operator), [self.value]
 
 
-@attr.s(frozen=True)
-class SmallerThan:
-    size = attr.ib()
-
-    def sql(self):
-        return "size < ?", [self.size]
-
-
-@attr.s(frozen=True)
-class ArrivedBefore:
+class LargerThan(_Comparison):
     """
-    Its internal date is before C{timestamp} (POSIX seconds).
+    Its size (of the CRLF form) is above C{value}.
     """
 
-    timestamp = attr.ib()
-
-    def sql(self):
-        return "internaldate < ?", [self.timestamp]
+    column, operator = "size", ">"
 
 
-@attr.s(frozen=True)
-class ArrivedSince:
+class SmallerThan(_Comparison):
+    column, operator = "size", "<"
+
+
+class ArrivedBefore(_Comparison):
     """
-    Its internal date is at or after C{timestamp} (POSIX seconds).
+    Its internal date is before C{value} (POSIX seconds).
     """
 
-    timestamp = attr.ib()
-
-    def sql(self):
-        return "internaldate >= ?", [self.timestamp]
+    column, operator = "internaldate", "<"
 
 
-@attr.s(frozen=True)
-class ModSeqAtLeast:
-    modseq = attr.ib()
+class ArrivedSince(_Comparison):
+    """
+    Its internal date is at or after C{value} (POSIX seconds).
+    """
 
-    def sql(self):
-        return "modseq >= ?", [self.modseq]
+    column, operator = "internaldate", ">="
+
+
+class ModSeqAtLeast(_Comparison):
+    column, operator = "modseq", ">="
 
 
 @attr.s(frozen=True)
