@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from gateway.ftp import commands
+from gateway.ftp import commands, data
 from gateway.ftp.server import FTPSession, makeFactory
 from tests.support import PASSWORD, makeTestContext
 
@@ -145,6 +145,17 @@ class SessionTests(unittest.TestCase):
         self.assertEqual(s.restOffset, 100)
         self.assertTrue(self.send(s, t, "RNTO x").startswith("503"))
 
+    def test_asciiModeRefusesSizeAndRest(self):
+        """A session starts in TYPE A (RFC 959); there SIZE gets 550 and REST 501 (as pyftpdlib); TYPE I allows them."""
+        s, t = self.connect()
+        self.login(s, t)
+        self.assertIn("TYPE: ASCII", self.send(s, t, "STAT"))
+        self.assertTrue(self.send(s, t, "SIZE anything").startswith("550 SIZE not allowed"))
+        self.assertTrue(self.send(s, t, "REST 10").startswith("501"))
+        self.assertIsNone(s.restOffset)
+        self.send(s, t, "TYPE I")
+        self.assertTrue(self.send(s, t, "REST 10").startswith("350"))
+
     def test_idleTimeout(self):
         """An idle session gets 421 and is closed after [ftp] idle_timeout seconds."""
         s, t = self.connect(idle_timeout=30)
@@ -184,3 +195,63 @@ class SessionTests(unittest.TestCase):
         s, t = self.connect()
         self.assertTrue(self.send(s, t, "QUIT").startswith("221"))
         self.assertTrue(t.disconnecting)
+
+
+class _Pieces:
+    """
+    A file object that hands out the given pieces, one per read.
+    """
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+        self.closed = False
+
+    def read(self, size=-1):
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def close(self):
+        self.closed = True
+
+
+class ASCIIConversionTests(unittest.TestCase):
+    def convert(self, converter, pieces):
+        reader = data.ConvertingReader(_Pieces(pieces), converter)
+        out = []
+        while True:
+            chunk = reader.read(65536)
+            if not chunk:
+                return b"".join(out)
+            out.append(chunk)
+
+    def test_encodeBareLF(self):
+        """Downloads in TYPE A turn every bare LF into CRLF."""
+        self.assertEqual(self.convert(data.ASCIIEncoder(), [b"a\nb\n\nc"]), b"a\r\nb\r\n\r\nc")
+
+    def test_encodeKeepsCRLFAndLoneCR(self):
+        """CRLF is not doubled and a lone CR passes, also when a CR ends one piece and its LF starts the next."""
+        pieces = [b"a\r\nb\r", b"\nc\r", b"\r\nd\r", b"e\n"]
+        self.assertEqual(self.convert(data.ASCIIEncoder(), pieces), b"a\r\nb\r\nc\r\r\nd\re\r\n")
+
+    def test_encodePieceBoundaries(self):
+        """Cut anywhere, the encoded stream is the same as in one piece."""
+        text = b"one\ntwo\r\nthree\rfour\r\r\n\n"
+        whole = self.convert(data.ASCIIEncoder(), [text])
+        for cut in range(1, len(text)):
+            self.assertEqual(self.convert(data.ASCIIEncoder(), [text[:cut], text[cut:]]), whole, cut)
+
+    def test_decodeCRLF(self):
+        """Uploads in TYPE A turn CRLF into LF and keep lone CRs and bare LFs."""
+        self.assertEqual(self.convert(data.ASCIIDecoder(), [b"a\r\nb\rc\nd\r\n"]), b"a\nb\rc\nd\n")
+
+    def test_decodePieceBoundaries(self):
+        """A CR at the end of one piece and an LF at the start of the next become one LF; a final CR is kept."""
+        self.assertEqual(self.convert(data.ASCIIDecoder(), [b"a\r", b"\nb\r", b"\r", b"\nc\r"]), b"a\nb\r\nc\r")
+        text = b"x\r\ny\r\r\nz\r"
+        for cut in range(1, len(text)):
+            self.assertEqual(self.convert(data.ASCIIDecoder(), [text[:cut], text[cut:]]), b"x\ny\r\nz\r", cut)
+
+    def test_readerCloses(self):
+        """Closing the converting reader closes the file under it."""
+        source = _Pieces([b"x"])
+        data.ConvertingReader(source, data.ASCIIEncoder()).close()
+        self.assertTrue(source.closed)

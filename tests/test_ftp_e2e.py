@@ -36,7 +36,7 @@ class _Server:
         else:
             self.listener = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.addCleanup(self.listener.stopListening)
-        self.addCleanup(self.factory.stopUploads)
+        self.addCleanup(self.factory.stopThreads)
         self.port = self.listener.getHost().port
         self.account = self.context.realm.accountFor("demo@example.test")
         self.root = self.account.fileStore.root.path
@@ -79,6 +79,8 @@ class PlainFTPTests(_Server, unittest.TestCase):
             lines = []
             ftp.retrlines("LIST", lines.append)
             self.assertTrue(lines[0].endswith(NAME))
+            # retrlines left TYPE A, where SIZE is refused.
+            ftp.voidcmd("TYPE I")
             self.assertEqual(ftp.size(NAME), len(payload))
             ftp.rename(NAME, "é " + NAME)
             self.assertEqual(ftp.pwd(), "/sub dir")
@@ -116,6 +118,70 @@ class PlainFTPTests(_Server, unittest.TestCase):
             self.assertEqual(tail, payload[150000:])
 
         return deferToThread(session).addCallback(check)
+
+    def test_asciiMode(self):
+        """ftplib's storlines stores LF line ends; RETR in TYPE A sends CRLF, for small and large files."""
+        self.serve()
+        small = b"first\nsecond\r\nthird\n"
+        large = b"".join(b"line %d\n" % (i,) for i in range(60000))
+
+        def rawRetr(ftp, name):
+            ftp.voidcmd("TYPE A")
+            with ftp.transfercmd("RETR " + name) as conn:
+                got = b"".join(iter(lambda: conn.recv(65536), b""))
+            ftp.voidresp()
+            return got
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ftp.storlines("STOR lines.txt", io.BytesIO(small))
+            with open(os.path.join(self.root, "big.txt"), "wb") as f:
+                f.write(large)
+            lines = []
+            ftp.retrlines("RETR big.txt", lines.append)
+            got = rawRetr(ftp, "lines.txt"), rawRetr(ftp, "big.txt"), lines
+            ftp.quit()
+            return got
+
+        def check(result):
+            gotSmall, gotLarge, lines = result
+            with open(os.path.join(self.root, "lines.txt"), "rb") as f:
+                self.assertEqual(f.read(), b"first\nsecond\nthird\n")
+            self.assertEqual(gotSmall, b"first\r\nsecond\r\nthird\r\n")
+            self.assertEqual(gotLarge, large.replace(b"\n", b"\r\n"))
+            self.assertEqual(lines, large.decode("ascii").splitlines())
+
+        return deferToThread(session).addCallback(check)
+
+    def test_lftpAsciiTransfers(self):
+        """lftp's put -a and get -a (which rely on TYPE A being the default) round-trip LF line ends."""
+        if not os.path.exists(LFTP):
+            raise unittest.SkipTest("lftp is not installed")
+        port = self.serve()
+        work = self.mktemp()
+        os.mkdir(work)
+        text = b"one\ntwo\nthree\n" * 1000
+        with open(os.path.join(work, "notes.txt"), "wb") as f:
+            f.write(text)
+        script = "; ".join([
+            "set ftp:ssl-allow no", "set net:max-retries 1",
+            "lcd '%s'" % (work,), "put -a notes.txt", "get -a notes.txt -o back.txt", "quit",
+        ])
+
+        def run():
+            return subprocess.run(
+                [LFTP, "-u", "demo," + PASSWORD, "-e", script, "ftp://127.0.0.1:%d" % (port,)],
+                capture_output=True, timeout=30,
+            )
+
+        def check(result):
+            self.assertEqual(result.returncode, 0, result.stderr)
+            for path in (os.path.join(self.root, "notes.txt"), os.path.join(work, "back.txt")):
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), text, path)
+
+        return deferToThread(run).addCallback(check)
 
     def test_activeMode(self):
         """PORT/EPRT transfers work to the client's own address."""
@@ -279,6 +345,34 @@ class FTPSTests(_Server, unittest.TestCase):
             self.assertEqual(got, payload)
 
         return deferToThread(session).addCallback(check)
+
+    def test_dataChannelVersions(self):
+        """The data channel is capped to TLS 1.2 (lftp loses upload tails over 1.3) unless [tls] minimum_version is 1.3."""
+
+        def versions():
+            ftp = self.client(tls=True)
+            ftp.login("demo", PASSWORD)
+            ftp.prot_p()
+            ftp.voidcmd("TYPE I")
+            with ftp.transfercmd("NLST") as conn:
+                version = conn.version()
+                conn.recv(1024)
+            ftp.voidresp()
+            control = ftp.sock.version()
+            ftp.quit()
+            return control, version
+
+        self.serve()
+        d = deferToThread(versions)
+        d.addCallback(self.assertEqual, ("TLSv1.3", "TLSv1.2"))
+
+        def strict(_):
+            self.serve(overrides={("tls", "minimum_version"): "1.3"})
+            return deferToThread(versions)
+
+        d.addCallback(strict)
+        d.addCallback(self.assertEqual, ("TLSv1.3", "TLSv1.3"))
+        return d
 
     def test_protectedActiveMode(self):
         """With PROT P and PORT the server still acts as the TLS server on the data connection."""

@@ -8,7 +8,9 @@ Downloads read the file in the reactor's thread pool, one chunk at a time,
 as a push producer on the data transport (so a slow disk or a slow client
 stalls only its own transfer).  Uploads hand an L{UploadStream} to
 C{FileStore.writeFile}, which runs in a thread and reads what the reactor
-receives; the data transport is paused while too much is queued.
+receives; the data transport is paused while too much is queued.  In
+C{TYPE A} both directions pass through a L{ConvertingReader}, so line ends
+are converted in those threads too.
 """
 
 import os
@@ -19,6 +21,8 @@ from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
+
+from gateway.store.maildir import CRLFConverter
 
 #: Bytes read from a file per thread round trip on downloads.
 CHUNK = 512 * 1024
@@ -110,6 +114,9 @@ class PassiveFactory(protocol.ServerFactory):
     @ivar connected: fires with the L{DataProtocol}.
     """
 
+    # One per transfer: no "Starting factory" log lines.
+    noisy = False
+
     def __init__(self, peerHost, tls):
         self.peerHost = peerHost
         self.tls = tls
@@ -146,6 +153,8 @@ class ActiveFactory(protocol.ClientFactory):
     """
     Makes the outgoing data connection of a PORT/EPRT.
     """
+
+    noisy = False
 
     def __init__(self, tls):
         self.tls = tls
@@ -324,6 +333,72 @@ class SendfileSender:
 
     def stopProducing(self):
         self.stopped = True
+
+
+class ASCIIEncoder(CRLFConverter):
+    """
+    The C{TYPE A} conversion of downloads (RFC 959 section 3.1.1.1): line
+    ends go out as CRLF.  A bare LF becomes CRLF; CRLF and lone CRs pass as
+    they are (as in vsftpd, so a file that already has CRLF line ends is
+    not doubled), also when a CR ends one piece and its LF starts the next:
+    the conversion the mail store makes of messages stored with bare LFs.
+    """
+
+    def __call__(self, data):
+        return self.convert(data)
+
+    def flush(self):
+        return b""
+
+
+class ASCIIDecoder:
+    """
+    The C{TYPE A} conversion of uploads: CRLF becomes the local LF; a lone
+    CR is kept.  A CR that ends one piece is held until the next piece
+    shows whether an LF follows; L{flush} gives it back at the end.
+    """
+
+    def __init__(self):
+        self._heldCR = False
+
+    def __call__(self, data):
+        if self._heldCR:
+            data = b"\r" + data
+        self._heldCR = data[-1:] == b"\r"
+        if self._heldCR:
+            data = data[:-1]
+        return data.replace(b"\r\n", b"\n")
+
+    def flush(self):
+        held, self._heldCR = self._heldCR, False
+        return b"\r" if held else b""
+
+
+class ConvertingReader:
+    """
+    A binary file object whose reads pass through C{convert} (an
+    L{ASCIIEncoder} or L{ASCIIDecoder}), in whatever thread reads it.  It
+    has no C{fileno}: a converted download is never sent with sendfile.
+    """
+
+    def __init__(self, source, convert):
+        self._source = source
+        self._convert = convert
+        self._done = False
+
+    def read(self, size=-1):
+        while not self._done:
+            data = self._source.read(size)
+            if not data:
+                self._done = True
+                return self._convert.flush()
+            data = self._convert(data)
+            if data:
+                return data
+        return b""
+
+    def close(self):
+        self._source.close()
 
 
 _EOF = object()

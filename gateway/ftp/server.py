@@ -31,6 +31,12 @@ from gateway.logging import getLogger
 
 log = getLogger("ftp")
 
+#: Threads for file-system commands: their own pool, so that downloads
+#: (C{SendfileSender} holds a reactor thread for a whole transfer) and slow
+#: password hashes in the reactor's pool never hold up a LIST or a CWD, and
+#: few, since more threads only add GIL hand-overs.
+FS_THREADS = 4
+
 
 class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
     """
@@ -51,7 +57,9 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self.cwd = "/"
         self.protectData = False
         self.pbsz = False
-        self.binary = True
+        # RFC 959 section 3.1.1.1: ASCII until the client asks for TYPE I
+        # (lftp relies on it: "put -a" sends no TYPE A).
+        self.binary = False
         self.restOffset = None
         self.renameFrom = None
         self.data = None  # PassiveFactory / ("active", host, port) / None
@@ -59,12 +67,22 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self._queue = []
         self._busy = False
         self._closing = False
+        self._loginContext = None
 
     # -- connection ------------------------------------------------------
 
     @property
     def secure(self):
-        return LoginContext.fromTransport("ftp", self.transport).secure
+        return self.loginContext().secure
+
+    def loginContext(self):
+        """
+        The connection's L{LoginContext}, made once, and again when TLS
+        starts (it changes C{secure}).
+        """
+        if self._loginContext is None:
+            self._loginContext = LoginContext.fromTransport("ftp", self.transport)
+        return self._loginContext
 
     def connectionMade(self):
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -188,8 +206,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
     def _cleartextRefused(self):
         if self.secure:
             return False
-        local = LoginContext.fromTransport("ftp", self.transport).localAddress
-        return not self.context.cleartextAllowed(local)
+        return not self.context.cleartextAllowed(self.loginContext().localAddress)
 
     def ftp_USER(self, arg):
         if self.account is not None:
@@ -217,7 +234,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             self.reply(530, "Clear-text login is not allowed here: use AUTH TLS first")
             return
         user, self.user = self.user, None
-        creds = PlainCredentials(user, arg, LoginContext.fromTransport("ftp", self.transport), mechanism="USER")
+        creds = PlainCredentials(user, arg, self.loginContext(), mechanism="USER")
         d = self.context.portal.login(creds, None, IAccount)
         d.addCallbacks(self._loggedIn, self._loginFailed)
         return d
@@ -253,6 +270,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             return
         self.reply(234, "AUTH TLS successful")
         self.transport.startTLS(self.context.tls)
+        self._loginContext = None
         # RFC 4217 section 4: a new login follows.
         self.user = None
 
@@ -347,6 +365,11 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         except ValueError:
             self.reply(501, "REST needs a byte offset")
             return
+        if not self.binary:
+            # Offsets in TYPE A would count converted bytes (as pyftpdlib,
+            # resuming needs TYPE I).
+            self.reply(501, "Resuming needs binary mode: send TYPE I first")
+            return
         self.restOffset = offset
         self.reply(350, "Restarting at %d; send RETR, STOR or APPE" % (offset,))
 
@@ -398,7 +421,7 @@ class FTPFactory(ServerFactory):
         self.clock = clock if clock is not None else context.reactor
         self.sessions = set()
         self.perAccount = {}
-        self._uploadPool = None
+        self._pools = {}
         self._dataTLS = None
 
     def buildProtocol(self, addr):
@@ -432,15 +455,20 @@ class FTPFactory(ServerFactory):
         """
         The TLS context of protected data connections: the C{[tls]}
         certificate, TLS 1.2 (unless C{[tls] minimum_version} is 1.3), no
-        session tickets.
+        session tickets (in TLS 1.2; TLS 1.3 sends them regardless).
 
-        Over TLS 1.3 the server sends session tickets after the handshake;
-        an uploading client (lftp/GnuTLS) never reads them, so its close
-        becomes a reset that discards the end of the upload still in our
-        receive buffer (measured: lftp uploads lost their last chunk).
-        Ticket options alone do not stop OpenSSL from sending them, hence
-        TLS 1.2 here.  A separate context: the shared C{context.tls} (the
-        control channel, other protocols) is left alone.
+        Why not TLS 1.3: after a TLS 1.3 handshake OpenSSL sends two
+        NewSessionTicket records.  An uploading lftp (GnuTLS) reads nothing
+        until the end; then C{gnutls_bye} sends close_notify, reads one
+        record (the first ticket) and lftp closes the socket with the
+        second one unread.  The kernel then sends a reset instead of a FIN
+        and drops what lftp's socket had not sent yet: the end of the upload
+        and the close_notify never arrive (measured on loopback: 983,040 of
+        1,000,000 bytes stored, lftp exits 0).  Only
+        C{SSL_CTX_set_num_tickets(ctx, 0)} stops the tickets
+        (C{OP_NO_TICKET} and the session cache mode do not, in TLS 1.3), and
+        pyOpenSSL does not expose it.  A separate context: the shared
+        C{context.tls} (the control channel, other protocols) is left alone.
         """
         if self._dataTLS is None and self.context.tls is not None:
             from OpenSSL import SSL
@@ -461,19 +489,35 @@ class FTPFactory(ServerFactory):
         The thread pool uploads run in (each holds a thread for the whole
         upload, so they get their own pool, not the reactor's).
         """
-        if self._uploadPool is None:
+        return self._pool("upload", max(4, self.maxConnections))
+
+    def fileSystemPool(self):
+        """
+        The thread pool file-system commands (listings, opening files,
+        renames...) run in: L{FS_THREADS} threads, so that a slow disk
+        stalls those commands but never the reactor.
+        """
+        return self._pool("fs", FS_THREADS)
+
+    def _pool(self, kind, size):
+        pool = self._pools.get(kind)
+        if pool is None:
             from twisted.python.threadpool import ThreadPool
 
-            self._uploadPool = ThreadPool(0, max(4, self.maxConnections), "gateway-ftp-upload")
-            self._uploadPool.start()
-            self.context.reactor.addSystemEventTrigger("during", "shutdown", self.stopUploads)
-        return self._uploadPool
+            if not self._pools:
+                self.context.reactor.addSystemEventTrigger("during", "shutdown", self.stopThreads)
+            pool = self._pools[kind] = ThreadPool(0, size, "gateway-ftp-" + kind)
+            pool.start()
+        return pool
 
-    def stopUploads(self):
+    def stopThreads(self):
+        """
+        Abort every transfer and stop the thread pools.
+        """
         for session in list(self.sessions):
             session.closeData(abort=True)
-        pool, self._uploadPool = self._uploadPool, None
-        if pool is not None:
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
             pool.stop()
 
 

@@ -15,7 +15,7 @@ import time
 
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
-from twisted.internet.threads import deferToThread, deferToThreadPool
+from twisted.internet.threads import deferToThreadPool
 
 from gateway.errors import InvalidPath, QuotaExceeded
 from gateway.ftp import data
@@ -140,7 +140,11 @@ def _fsMlst(fs, path, cwd):
     return "%s %s" % (_facts(os.stat(target.path)), fs.clientPath(target))
 
 
-def _fsOpen(fs, path, cwd, offset):
+def _fsOpen(fs, path, cwd, offset, binary):
+    """
+    A file to download: C{bytes} when it is small, else a file object;
+    converted to CRLF line ends unless C{binary} (C{TYPE A}).
+    """
     target = _fsResolve(fs, path, cwd)
     if target.isdir():
         raise IsADirectoryError(path)
@@ -150,8 +154,9 @@ def _fsOpen(fs, path, cwd, offset):
     if os.fstat(f.fileno()).st_size - (offset or 0) <= SMALL:
         # Small files go in one piece, without more thread round trips.
         with f:
-            return f.read()
-    return f
+            content = f.read()
+        return content if binary else data.ASCIIEncoder()(content)
+    return f if binary else data.ConvertingReader(f, data.ASCIIEncoder())
 
 
 def _fsUploadTarget(fs, path, cwd, append, offset):
@@ -229,7 +234,8 @@ class ShellCommands:
     # -- helpers ---------------------------------------------------------
 
     def _run(self, function, *args):
-        return deferToThread(function, self.account.fileStore, *args)
+        pool = self.factory.fileSystemPool()
+        return deferToThreadPool(self.context.reactor, pool, function, self.account.fileStore, *args)
 
     def _fsError(self, failure, code=550):
         """
@@ -282,6 +288,11 @@ class ShellCommands:
     # -- files -----------------------------------------------------------
 
     def ftp_SIZE(self, arg):
+        if not self.binary:
+            # The size as sent in TYPE A (RFC 3659 section 4) would take
+            # converting the whole file: refused, as pyftpdlib and ProFTPD do.
+            self.reply(550, "SIZE not allowed in ASCII mode: send TYPE I first")
+            return
         return self._simple(_fsSize, (arg, self.cwd), lambda n: self.reply(213, "%d" % (n,)))
 
     def ftp_MDTM(self, arg):
@@ -330,7 +341,7 @@ class ShellCommands:
 
     def ftp_RETR(self, arg):
         offset, self.restOffset = self.restOffset, None
-        d = self._run(_fsOpen, arg, self.cwd, offset)
+        d = self._run(_fsOpen, arg, self.cwd, offset, self.binary)
         d.addCallbacks(self._sendData, self._fsError)
         return d
 
@@ -437,7 +448,7 @@ class ShellCommands:
 
     def _closeFile(self, result, fileObject):
         if not isinstance(fileObject, bytes):
-            deferToThread(fileObject.close)
+            self.factory.fileSystemPool().callInThread(fileObject.close)
         return result
 
     def _upload(self, arg, append):
@@ -459,8 +470,9 @@ class ShellCommands:
             transfer.stream = stream
             dp.setReceiver(stream.feed)
             dp.lost.addCallback(lambda _: stream.abort() if transfer.aborting else stream.finish())
+            source = stream if self.binary else data.ConvertingReader(stream, data.ASCIIDecoder())
             written = deferToThreadPool(
-                reactor, self.factory.uploadPool(), fs.writeFile, path, stream,
+                reactor, self.factory.uploadPool(), fs.writeFile, path, source,
                 append=append, offset=offset or None,
             )
 
@@ -499,8 +511,8 @@ class ShellCommands:
 
     def _listen(self):
         self.closeData()
-        host = self.transport.getHost().host
-        peer = self.transport.getPeer().host
+        context = self.loginContext()
+        host, peer = context.localAddress, context.remoteAddress
         try:
             factory = data.listenPassive(
                 self.context.reactor, host, peer, self._tlsForData(), self.factory.passivePorts)
@@ -511,7 +523,7 @@ class ShellCommands:
         return factory.port.getHost().port
 
     def ftp_PASV(self, arg):
-        announced = self.factory.passiveAddress or self.transport.getHost().host
+        announced = self.factory.passiveAddress or self.loginContext().localAddress
         if ":" in announced:
             self.reply(425, "PASV needs IPv4; use EPSV")
             return
@@ -529,7 +541,7 @@ class ShellCommands:
             self.reply(229, "Entering Extended Passive Mode (|||%d|)" % (port,))
 
     def _active(self, host, port):
-        if host != self.transport.getPeer().host:
+        if host != self.loginContext().remoteAddress:
             self.reply(501, "Data connections go only to your own address")
             return
         if not 1024 <= port < 65536:
