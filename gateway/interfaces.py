@@ -380,7 +380,8 @@ class IMailbox(Interface):
         @return: C{(expunged, changed, highest)}: UIDs expunged after
             C{modseq}, L{IMessageInfo} of present messages whose modseq is
             greater than C{modseq} (new and flag-changed alike), and the
-            current highest modseq.
+            current highest modseq; shared with other callers that ask the
+            same question of the same state, so do not change them.
         """
 
     def addListener(callback):

@@ -23,7 +23,8 @@ class MailboxView:
         mailbox it is the tuple the mailbox shares with every such session
         (L{IMailbox.uidSnapshot}): a large mailbox open in many sessions
         costs its UID list once.
-    @ivar recent: C{set} of UIDs that are C{\\Recent} for this session.
+    @ivar recent: C{frozenset} of UIDs that are C{\\Recent} for this
+        session.
     @ivar readOnly: C{True} after EXAMINE.
     """
 
@@ -31,9 +32,11 @@ class MailboxView:
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.uids = mailbox.uidSnapshot()
-        self.recent = set() if readOnly else mailbox.claimRecent()
-        self._pendingExpunge = set()
-        self._own = set()
+        self.recent = frozenset() if readOnly else frozenset(mailbox.claimRecent())
+        # Immutable and replaced when they change: an idle session shares
+        # the empty ones.
+        self._pendingExpunge = frozenset()
+        self._own = frozenset()
         self._removeListener = mailbox.addListener(onChange) if onChange is not None else None
 
     def close(self):
@@ -99,8 +102,8 @@ class MailboxView:
         This session changed these messages and reported them itself: do
         not announce them again as FETCH FLAGS.
         """
-        for info in infos:
-            self._own.add(info.modseq)
+        if infos:
+            self._own = self._own | {info.modseq for info in infos}
 
     def sendUpdates(self, session, expunge=True):
         """
@@ -108,7 +111,8 @@ class MailboxView:
         """
         expunged, changed, highest = self.mailbox.changesSince(self.modseq)
         self.modseq = highest
-        self._pendingExpunge.update(expunged)
+        if expunged:
+            self._pendingExpunge = self._pendingExpunge | set(expunged)
         gone = []
         if expunge and self._pendingExpunge:
             gone = self._sendExpunges(session)
@@ -135,7 +139,8 @@ class MailboxView:
                 self.recent |= self.mailbox.claimRecent()
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
             session.sendUntagged(b"%d RECENT" % (len(self.recent),))
-        self._own = {m for m in self._own if m > highest}
+        if self._own:
+            self._own = frozenset(m for m in self._own if m > highest)
 
     def _update(self, gone, new):
         """
@@ -160,7 +165,7 @@ class MailboxView:
         @return: ascending C{list} of their UIDs (still in L{uids}).
         """
         gone = self._pendingExpunge
-        self._pendingExpunge = set()
+        self._pendingExpunge = frozenset()
         known = sorted(uid for uid in gone if self.seqOf(uid) is not None)
         for uid in reversed(known):
             session.sendUntagged(b"%d EXPUNGE" % (self.seqOf(uid),))

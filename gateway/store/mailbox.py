@@ -89,6 +89,7 @@ class Mailbox:
         self._watchedPath = None
         self._gone = False
         self._uidCache = None
+        self._changesCache = None
 
     @property
     def _conn(self):
@@ -230,6 +231,9 @@ class Mailbox:
         return None
 
     def claimRecent(self):
+        recent, uidNext = self._row("recentuid, uidnext")
+        if recent >= uidNext:
+            return set()  # without the write lock: every session asks after a delivery
         with index.transaction(self._conn):
             recent, uidNext = self._row("recentuid, uidnext")
             if recent >= uidNext:
@@ -239,6 +243,11 @@ class Mailbox:
                 "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
 
     def changesSince(self, modseq):
+        # Every session in step with the mailbox asks the same question after
+        # a change: the last answer stands while HIGHESTMODSEQ does.
+        cached = self._changesCache
+        if cached is not None and cached[0] == (modseq, self._row("highestmodseq")[0]):
+            return cached[1]
         with index.snapshot(self._conn):
             highest = self._row("highestmodseq")[0]
             expunged = sorted({row[0] for row in self._conn.execute(
@@ -246,7 +255,9 @@ class Mailbox:
             changed = [MessageInfo(*row) for row in self._conn.execute(
                 "SELECT %s FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid"
                 % (index.INFO_COLUMNS,), (self._id, modseq))]
-        return expunged, changed, highest
+        result = (expunged, changed, highest)
+        self._changesCache = ((modseq, highest), result)
+        return result
 
     # -- writing ---------------------------------------------------------------
 
