@@ -408,9 +408,7 @@ def startDovecot(mailRoot, tmp):
     Dovecot over a hard-linked copy of our Maildirs (Maildir++ layout), or
     C{None} if not installed.
     """
-    binary = peers.dovecotBinary()
-    if binary is None or not os.path.exists("/usr/lib/dovecot/imap"):
-        print("dovecot: not installed (apt-get install -y dovecot-imapd): skipped")
+    if not peers.dovecotImapInstalled():
         return None
     maildir = os.path.join(tmp, "Maildir")
     for name in ("INBOX", "Big", "Mixed"):

@@ -46,6 +46,16 @@ def dovecotBinary():
     return shutil.which("dovecot") or ("/usr/sbin/dovecot" if os.path.exists("/usr/sbin/dovecot") else None)
 
 
+def dovecotImapInstalled():
+    """
+    Whether Dovecot and its IMAP server are installed; says so when not.
+    """
+    if dovecotBinary() is None or not os.path.exists("/usr/lib/dovecot/imap"):
+        print("dovecot: not installed (apt-get install -y dovecot-imapd): skipped")
+        return False
+    return True
+
+
 def runDovecot(tmp, confTemplate, user, password, ownedFolders):
     """
     Start Dovecot in the foreground with C{confTemplate} (formatted with
