@@ -203,12 +203,15 @@ class Mailbox:
 
     def openMessage(self, uid):
         row = self._conn.execute(
-            "SELECT subdir, filename, crlf, base FROM messages WHERE mailbox = ? AND uid = ?",
+            "SELECT m.subdir, m.filename, m.crlf, m.base, b.name FROM messages m"
+            " JOIN mailboxes b ON b.id = m.mailbox WHERE m.mailbox = ? AND m.uid = ?",
             (self._id, uid)).fetchone()
         if row is None:
+            if self._gone:
+                raise NoSuchMailbox("mailbox was deleted")
             raise NoSuchMessage(uid)
-        subdir, filename, crlf, base = row
-        path = self._path()
+        subdir, filename, crlf, base, name = row
+        path = self._path(name)
         try:
             f = open(os.path.join(path, subdir, filename), "rb")
         except FileNotFoundError:

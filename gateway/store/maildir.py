@@ -188,6 +188,8 @@ class CRLFConverter:
         self._lastCR = chunk[-1:] == b"\r"
         if b"\n" not in chunk:
             return head + chunk
+        if b"\r" not in chunk:
+            return head + chunk.replace(b"\n", b"\r\n")
         return head + chunk.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
