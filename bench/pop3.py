@@ -312,18 +312,22 @@ def main():
             servers.append(("dovecot",) + dovecot)
 
         results = {}
+        logins = {kind: [] for kind, _child, _port in servers}
+        retrs = {kind: [] for kind, _child, _port in servers}
         try:
-            for kind, _child, port in servers:
-                logins, retrs = [], []
-                for _ in range(options.rounds):
-                    logins.append(benchLogins(port, PASSWORD, options.logins))
+            # Rounds take turns between the servers, so that load from
+            # elsewhere on the machine falls on all of them alike.
+            for _ in range(options.rounds):
+                for kind, _child, port in servers:
+                    logins[kind].append(benchLogins(port, PASSWORD, options.logins))
                     count = min(options.messages, options.stock_retr) if kind == "twisted" else options.messages
-                    retrs.append(benchRetr(port, PASSWORD, count))
+                    retrs[kind].append(benchRetr(port, PASSWORD, count))
+            for kind in logins:
                 results[kind] = (
-                    statistics.median(r[0] for r in logins),
-                    statistics.median(r[1] for r in logins) * 1000,
-                    statistics.median(r[0] for r in retrs),
-                    statistics.median(r[1] for r in retrs),
+                    statistics.median(r[0] for r in logins[kind]),
+                    statistics.median(r[1] for r in logins[kind]) * 1000,
+                    statistics.median(r[0] for r in retrs[kind]),
+                    statistics.median(r[1] for r in retrs[kind]),
                 )
         finally:
             for _kind, child, _port in servers:

@@ -16,7 +16,7 @@ from zope.interface import directlyProvides
 
 from gateway.errors import StoreError
 from gateway.pop3.server import POP3Factory, makeFactory
-from gateway.pop3.stream import CHUNK
+from gateway.pop3.stream import CHUNK, SMALL
 from gateway.pop3.transaction import uidl
 from tests.support import PASSWORD, makeTestContext
 
@@ -30,6 +30,30 @@ MESSAGES = [
 
 def crlf(message):
     return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def sent(message):
+    """
+    What RETR carries for C{message}: its CRLF form, with a CRLF added if it
+    does not end with one.
+    """
+    message = crlf(message)
+    return message if message.endswith(b"\r\n") else message + b"\r\n"
+
+
+def aroundSmall():
+    """
+    Messages whose CRLF form is about L{SMALL} octets (the limit between one
+    read and streaming), stored with CRLF and with LF line ends, where a line
+    starting with C{.} begins exactly at octet L{SMALL}, some cut so that
+    they have no final line end or end in a lone C{.}.
+    """
+    head = b"Subject: edge\r\nX-8bit: \xe9\xff\r\n\r\n"
+    text = head + b"a" * (SMALL - len(head) - 2) + b"\r\n" + b".x\r\n" * 8
+    messages = [text[:size] for size in (SMALL - 2, SMALL, SMALL + 1, SMALL + 2, SMALL + 4, SMALL + 8)]
+    lines = text.replace(b"\r\n", b"\n")
+    cut = SMALL - text[:SMALL].count(b"\n")
+    return messages + [lines[:size] for size in (cut - 1, cut, cut + 1, cut + 3)]
 
 
 def unstuff(response):
@@ -354,6 +378,29 @@ class TransactionTests(SessionMixin, unittest.TestCase):
             self.assertEqual(unstuff(rest), crlf(message))
         self.assertEqual(crlf(MESSAGES[2])[CHUNK:CHUNK + 3], b".\r\n")
         self.assertEqual(crlf(MESSAGES[2])[2 * CHUNK:2 * CHUNK + 3], b".\r\n")
+
+    @defer.inlineCallbacks
+    def test_retrAroundSmall(self):
+        """Messages just below and above the one-read limit, with and without a final line end, come out byte-exact."""
+        messages = aroundSmall()
+        yield self.addMessages(messages)
+        protocol = yield self.login()
+        for number, message in enumerate(messages, 1):
+            out = yield self.send(protocol, b"RETR %d" % (number,))
+            first, _, rest = out.partition(b"\r\n")
+            self.assertEqual(first, b"+OK %d octets" % (len(crlf(message)),))
+            self.assertEqual(unstuff(rest), sent(message), number)
+
+    @defer.inlineCallbacks
+    def test_topLargeMessage(self):
+        """TOP of a streamed (large) message stops after the asked lines; TOP with more lines than the body sends it all."""
+        yield self.addMessages()
+        protocol = yield self.login()
+        out = yield self.send(protocol, b"TOP 3 2", b"TOP 3 100")
+        body = crlf(MESSAGES[2]).split(b"\r\n")
+        stuffed = [b"." + line if line.startswith(b".") else line for line in body[:-1]]
+        self.assertEqual(out, b"+OK Top of message follows\r\n" + b"\r\n".join(stuffed[:4]) + b"\r\n.\r\n"
+                              b"+OK Top of message follows\r\n" + b"\r\n".join(stuffed) + b"\r\n.\r\n")
 
     @defer.inlineCallbacks
     def test_top(self):

@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from gateway.pop3.stream import CHUNK, DotStuffer, MessageProducer, TopFilter
+from gateway.pop3.stream import CHUNK, DotStuffer, MessageProducer, PrefixedReader, TopFilter, stuffWhole
 
 
 def referenceStuff(message):
@@ -56,6 +56,22 @@ class DotStufferTests(unittest.TestCase):
             if not message.endswith(b"\r\n"):
                 message += b"\r\n"
             self.assertEqual(stuffInChunks(message, rng.randint(1, 20)), referenceStuff(message))
+
+
+class StuffWholeTests(unittest.TestCase):
+    def test_sameAsChunked(self):
+        """A message stuffed in one piece gives what chunk-by-chunk stuffing gives, with and without TOP."""
+        message = b"Subject: x\r\n\r\n.a\r\nb\r\n..c\r\n.\r\nlast"
+        self.assertEqual(stuffWhole(message), stuffInChunks(message, 3))
+        self.assertEqual(stuffWhole(message, 2), b"Subject: x\r\n\r\n..a\r\nb\r\n.\r\n")
+
+
+class PrefixedReaderTests(unittest.TestCase):
+    def test_readsAcrossThePrefix(self):
+        """Reads give the prefix, then the source, and a read may span both."""
+        reader = PrefixedReader(b"abc", io.BytesIO(b"defgh"))
+        self.assertEqual([reader.read(2), reader.read(2), reader.read(-1), reader.read(2)], [b"ab", b"cd", b"efgh", b""])
+        self.assertEqual(PrefixedReader(b"abc", io.BytesIO(b"de")).read(), b"abcde")
 
 
 class TopFilterTests(unittest.TestCase):

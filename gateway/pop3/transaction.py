@@ -216,8 +216,8 @@ class TransactionCommands:
         try:
             source = self.maildrop.mailbox.openMessage(self.maildrop.uids[number - 1])
             try:
-                head = source.read(SMALL)
-                more = source.read(1) if len(head) == SMALL else b""
+                # One read tells a small message (all of it) from a large one.
+                head = source.read(SMALL + 1)
             except BaseException:
                 source.close()
                 raise
@@ -229,13 +229,13 @@ class TransactionCommands:
             self.sendStatus(False, "[SYS/TEMP] Cannot read the message, try again later.")
             return None
         status = b"+OK " + text.encode("ascii") + b"\r\n"
-        if not more:
+        if len(head) <= SMALL:
             # Small: one write, no producer (memory is bounded by SMALL).
             source.close()
             self.transport.write(status + stuffWhole(head, topLines))
             return None
         self.transport.write(status)
-        source = PrefixedReader(head + more, source)
+        source = PrefixedReader(head, source)
         self.producer = MessageProducer(source, self.transport, self.clock, topLines, self.resetTimeout)
         d = self.producer.start()
 
