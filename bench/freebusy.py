@@ -17,7 +17,8 @@ keeps the account's summaries in C{mail/.gateway-freebusy.sqlite}):
     events, parses those near the window and every series, writes the
     summaries;
   - first after a restart: a new cache over the summaries of the previous
-    run; reads no message, parses only the series near the window;
+    run; reads no message and parses nothing (the series are kept as values
+    and expanded directly);
   - recompute after one new event: only the new message is read;
   - new window: a window one day later than the last (parsed events kept,
     every series expanded anew): the generation time proper;

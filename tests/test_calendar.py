@@ -4,16 +4,18 @@ Tests for L{gateway.store.calendar}: free/busy from calendar mailboxes.
 """
 
 import base64
+import json
 import os
 import quopri
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import icalendar
 from twisted.internet.defer import succeed
 from twisted.trial import unittest
 
 from gateway.store import calendar
-from gateway.store.calendar import FreeBusyCache, freeBusy, parse, summaries
+from gateway.store.calendar import FreeBusyCache, freeBusy, parse, series, summaries
 from gateway.store.calendar import periods as calendarPeriods
 from tests.support import makeTestContext
 
@@ -624,7 +626,7 @@ class SummaryTests(_CalendarTestCase):
                            "RRULE:FREQ=DAILY;COUNT=10"))
 
     def test_restart(self):
-        """After a restart the same document comes from the summaries: no message read, only near series parsed."""
+        """After a restart the same document comes from the summaries: no message read, nothing parsed."""
         self.fill()
         before = FreeBusyCache().get(self.account, *self.window, now=NOW)
         self.assertEqual(len(self.read), 9)
@@ -632,14 +634,111 @@ class SummaryTests(_CalendarTestCase):
         after = FreeBusyCache().get(self.account, *self.window, now=NOW)
         self.assertEqual(after, before)
         self.assertEqual(self.read, [])
-        self.assertEqual(len(self.parsed), 2)  # the series "weekly" and its moved instance
-        self.assertTrue(all("UID:weekly" in text for text in self.parsed))
+        self.assertEqual(self.parsed, [])  # the series "weekly" and its moved instance were kept as values
         self.assertEqual(periods(after), {
             "BUSY-UNAVAILABLE": [(utc(2026, 3, 26, 8), utc(2026, 3, 26, 9))],
             "BUSY": [(utc(2026, 3, 23, 14), utc(2026, 3, 23, 15)), (utc(2026, 3, 24, 8), utc(2026, 3, 24, 9)),
                      (utc(2026, 3, 27, 23, 30), utc(2026, 3, 29, 2, 30)),
                      (utc(2026, 3, 31, 13), utc(2026, 3, 31, 14))],
             "BUSY-TENTATIVE": [(utc(2026, 3, 24, 23), utc(2026, 3, 25, 23))]})
+
+    def fillSeries(self):
+        """
+        Series across the March DST changes in Berlin and New York (which
+        differ), with EXDATEs (one a date), overrides that move, cancel and
+        shorten instances (one in a message of its own, in UTC), RDATEs,
+        UNTIL, an all-day and a floating series.
+        """
+        berlin = "DTSTART;TZID=Europe/Berlin:20260302T090000", "DTEND;TZID=Europe/Berlin:20260302T100000"
+        self.append(vevent("berlin", *berlin, "RRULE:FREQ=WEEKLY;BYDAY=MO,TH",
+                           "EXDATE;TZID=Europe/Berlin:20260305T090000,20260326T090000",
+                           "EXDATE;VALUE=DATE:20260406"),
+                    vevent("berlin", "RECURRENCE-ID;TZID=Europe/Berlin:20260330T090000",
+                           "DTSTART;TZID=Europe/Berlin:20260331T170000", "DTEND;TZID=Europe/Berlin:20260331T183000"))
+        self.append(vevent("berlin", "RECURRENCE-ID:20260312T080000Z", "STATUS:CANCELLED",
+                           "DTSTART:20260312T080000Z", "DTEND:20260312T090000Z"), encoding="base64")
+        self.append(vevent("berlin", "SEQUENCE:1", "RECURRENCE-ID;TZID=Europe/Berlin:20260319T090000",
+                           "DTSTART;TZID=Europe/Berlin:20260319T090000", "DURATION:PT20M", "STATUS:TENTATIVE"))
+        self.append(vevent("york", "DTSTART;TZID=America/New_York:20260302T120000", "DURATION:PT45M",
+                           "RRULE:FREQ=DAILY;INTERVAL=3;UNTIL=20260410T160000Z",
+                           "RDATE;TZID=America/New_York:20260309T230000,20260320T070000",
+                           "X-MICROSOFT-CDO-BUSYSTATUS:OOF"))
+        self.append(vevent("allday", "DTSTART;VALUE=DATE:20260304", "DTEND;VALUE=DATE:20260305",
+                           "RRULE:FREQ=WEEKLY;COUNT=6", "EXDATE;VALUE=DATE:20260318"))
+        self.append(vevent("floating", "DTSTART:20260323T233000", "DTEND:20260324T010000",
+                           "RRULE:FREQ=DAILY;COUNT=10"))
+
+    def test_seriesAfterRestart(self):
+        """After a restart, series with overrides and EXDATEs across DST give the cold document without parsing."""
+        self.fillSeries()
+        window = (utc(2026, 3, 1), utc(2026, 4, 15))
+        cold = freeBusy(self.account, *window, now=NOW)
+        self.assertEqual(FreeBusyCache().get(self.account, *window, now=NOW), cold)
+        del self.parsed[:], self.read[:]
+        self.assertEqual(FreeBusyCache().get(self.account, *window, now=NOW), cold)
+        self.assertEqual((self.parsed, self.read), ([], []))
+        # Berlin 09:00 is 08:00Z, then 07:00Z from March 29; New York 12:00 is 17:00Z, then 16:00Z from
+        # March 8; all-day and floating times are Berlin's.
+        self.assertEqual(periods(cold), {
+            "BUSY-UNAVAILABLE": [
+                (utc(2026, 3, 2, 17), utc(2026, 3, 2, 17, 45)), (utc(2026, 3, 5, 17), utc(2026, 3, 5, 17, 45)),
+                (utc(2026, 3, 8, 16), utc(2026, 3, 8, 16, 45)), (utc(2026, 3, 10, 3), utc(2026, 3, 10, 3, 45)),
+                (utc(2026, 3, 11, 16), utc(2026, 3, 11, 16, 45)), (utc(2026, 3, 14, 16), utc(2026, 3, 14, 16, 45)),
+                (utc(2026, 3, 17, 16), utc(2026, 3, 17, 16, 45)), (utc(2026, 3, 20, 11), utc(2026, 3, 20, 11, 45)),
+                (utc(2026, 3, 20, 16), utc(2026, 3, 20, 16, 45)), (utc(2026, 3, 23, 16), utc(2026, 3, 23, 16, 45)),
+                (utc(2026, 3, 26, 16), utc(2026, 3, 26, 16, 45)), (utc(2026, 3, 29, 16), utc(2026, 3, 29, 16, 45)),
+                (utc(2026, 4, 1, 16), utc(2026, 4, 1, 16, 45)), (utc(2026, 4, 4, 16), utc(2026, 4, 4, 16, 45)),
+                (utc(2026, 4, 7, 16), utc(2026, 4, 7, 16, 45)), (utc(2026, 4, 10, 16), utc(2026, 4, 10, 16, 45))],
+            "BUSY": [
+                (utc(2026, 3, 2, 8), utc(2026, 3, 2, 9)), (utc(2026, 3, 3, 23), utc(2026, 3, 4, 23)),
+                (utc(2026, 3, 9, 8), utc(2026, 3, 9, 9)), (utc(2026, 3, 10, 23), utc(2026, 3, 11, 16)),
+                (utc(2026, 3, 11, 16, 45), utc(2026, 3, 11, 23)), (utc(2026, 3, 16, 8), utc(2026, 3, 16, 9)),
+                (utc(2026, 3, 23, 8), utc(2026, 3, 23, 9)), (utc(2026, 3, 23, 22, 30), utc(2026, 3, 24, 0)),
+                (utc(2026, 3, 24, 22, 30), utc(2026, 3, 26, 0)), (utc(2026, 3, 26, 22, 30), utc(2026, 3, 27, 0)),
+                (utc(2026, 3, 27, 22, 30), utc(2026, 3, 28, 0)), (utc(2026, 3, 28, 22, 30), utc(2026, 3, 29, 0)),
+                (utc(2026, 3, 29, 21, 30), utc(2026, 3, 29, 23)), (utc(2026, 3, 30, 21, 30), utc(2026, 3, 30, 23)),
+                (utc(2026, 3, 31, 15), utc(2026, 3, 31, 16, 30)), (utc(2026, 3, 31, 21, 30), utc(2026, 4, 1, 16)),
+                (utc(2026, 4, 1, 16, 45), utc(2026, 4, 1, 23)), (utc(2026, 4, 2, 7), utc(2026, 4, 2, 8)),
+                (utc(2026, 4, 7, 22), utc(2026, 4, 8, 22)), (utc(2026, 4, 9, 7), utc(2026, 4, 9, 8)),
+                (utc(2026, 4, 13, 7), utc(2026, 4, 13, 8))],
+            "BUSY-TENTATIVE": [
+                (utc(2026, 3, 19, 8), utc(2026, 3, 19, 8, 20))],
+        })
+
+    def test_seriesAsRecurringIcalEvents(self):
+        """Series expanded directly give the document recurring-ical-events gives for them."""
+        self.fillSeries()
+        window = (utc(2026, 3, 1), utc(2026, 4, 15))
+        direct = freeBusy(self.account, *window, now=NOW)
+
+        def notSimple(group, spanStart, spanStop):
+            raise series.NotSimple(group[0].uid)
+
+        self.patch(series, "expand", notSimple)
+        self.assertEqual(freeBusy(self.account, *window, now=NOW), direct)
+
+    def test_otherZonesParsedAgain(self):
+        """A series in a zone defined only by its VTIMEZONE, or overridden in one, is parsed after a restart."""
+        vtimezone = "\r\n".join((
+            "BEGIN:VTIMEZONE", "TZID:Custom Zone", "BEGIN:STANDARD", "DTSTART:16010101T000000",
+            "TZOFFSETFROM:+0530", "TZOFFSETTO:+0530", "END:STANDARD", "END:VTIMEZONE"))
+        self.append(vtimezone, vevent("custom", "DTSTART;TZID=Custom Zone:20260324T090000",
+                                      "DTEND;TZID=Custom Zone:20260324T100000", "RRULE:FREQ=DAILY;COUNT=3"))
+        self.append(vevent("mixed", "DTSTART:20260323T120000Z", "DTEND:20260323T130000Z",
+                           "RRULE:FREQ=DAILY;COUNT=4"))
+        self.append(vtimezone, vevent("mixed", "RECURRENCE-ID:20260324T120000Z",
+                                      "DTSTART;TZID=Custom Zone:20260324T200000",
+                                      "DTEND;TZID=Custom Zone:20260324T203000"))
+        before = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        del self.parsed[:]
+        after = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(after, before)
+        self.assertEqual(len(self.parsed), 3)
+        self.assertEqual(periods(after), {"BUSY": [
+            (utc(2026, 3, 23, 12), utc(2026, 3, 23, 13)), (utc(2026, 3, 24, 3, 30), utc(2026, 3, 24, 4, 30)),
+            (utc(2026, 3, 24, 14, 30), utc(2026, 3, 24, 15)), (utc(2026, 3, 25, 3, 30), utc(2026, 3, 25, 4, 30)),
+            (utc(2026, 3, 25, 12), utc(2026, 3, 25, 13)), (utc(2026, 3, 26, 3, 30), utc(2026, 3, 26, 4, 30)),
+            (utc(2026, 3, 26, 12), utc(2026, 3, 26, 13))]})
 
     def test_sniffedSettled(self):
         """A sniffed event parsed for one window is stored as a summary: it is not parsed again after a restart."""
@@ -725,6 +824,34 @@ class OccurrenceTests(unittest.TestCase):
 
         self.assertEqual(calendarPeriods._occurrenceTriple(Occurrence()),
                          (utc(2026, 1, 5, 9), timedelta(hours=1), component))
+
+
+class SeriesValueTests(unittest.TestCase):
+    def test_timesAsValues(self):
+        """Dates, floating times and times in IANA zones are kept as values; other zones are not."""
+        berlin = datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+        zulu = datetime(2026, 3, 29, 1, tzinfo=ZoneInfo("UTC"))  # as icalendar reads ...Z
+        for value in (date(2026, 3, 29), datetime(2026, 3, 29, 2, 30), berlin, zulu):
+            self.assertTrue(series.encodable(value), value)
+            self.assertEqual(series.decodeTime(json.loads(json.dumps(series.encodeTime(value)))), value)
+        restored = series.decodeTime(series.encodeTime(berlin))
+        self.assertIs(restored.tzinfo, berlin.tzinfo)
+        self.assertFalse(series.encodable(datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=5)))))
+        self.assertFalse(series.encodable(utc(2026, 3, 29, 1)))
+
+    def test_notSimple(self):
+        """RDATE periods, ranges and recurring overrides are left to recurring-ical-events."""
+        start = ("DTSTART:20260105T090000Z", "DTEND:20260105T100000Z")
+        cases = {
+            "period": vevent("p", *start, "RDATE;VALUE=PERIOD:20260107T090000Z/PT1H"),
+            "range": vevent("r", "RECURRENCE-ID;RANGE=THISANDFUTURE:20260106T090000Z", *start),
+            "recurring override": vevent("o", "RECURRENCE-ID:20260106T090000Z", *start, "RRULE:FREQ=DAILY"),
+        }
+        for name, component in cases.items():
+            [event] = calendar.parseMessage(message(component))
+            self.assertFalse(event.simple, name)
+        [event] = calendar.parseMessage(message(vevent("s", *start, "RRULE:FREQ=DAILY", "EXDATE:20260106T090000Z")))
+        self.assertTrue(event.simple)
 
 
 class SniffTests(unittest.TestCase):

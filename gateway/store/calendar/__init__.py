@@ -9,7 +9,8 @@ C{VEVENT}s and returns one C{VFREEBUSY} (RFC 5545 3.6.4, RFC 4791 7.10) for
 a time window:
 
   - C{RRULE}/C{RDATE}/C{EXDATE} and C{RECURRENCE-ID} overrides are expanded
-    per instance in the event's own time zone (by C{recurring-ical-events});
+    per instance in the event's own time zone (as C{recurring-ical-events}
+    does it: by it, or for series in IANA zones directly with C{dateutil});
     components with the same C{UID} are merged across messages and
     mailboxes first, so an override may arrive in a message of its own.
   - Dates (all-day events) and floating times are in the account's time
@@ -48,12 +49,14 @@ part (about 0.6 ms an event with C{icalendar}), so a message holding one
 plain event is only sniffed for its C{UID} and rough times until a window
 comes near it (L{sniff}), and what was parsed is kept in the account's
 summary file (L{summaries}), so that after a restart only the messages that
-arrived meanwhile are read, and only the series near the window are parsed
-again; see C{bench/freebusy.py}.
+arrived meanwhile are read, and only the series near the window that are
+not simple (L{series}: zones defined only by a C{VTIMEZONE}, C{RDATE}
+periods, ranges) are parsed again; see C{bench/freebusy.py}.
 
 Modules: L{parse} (messages to events), L{summaries} (parsed events kept
-per mailbox and on disk), L{periods} (events to busy periods), L{freebusy}
-(the document and the cache); the names below are re-exported from them.
+per mailbox and on disk), L{series} (simple series expanded directly),
+L{periods} (events to busy periods), L{freebusy} (the document and the
+cache); the names below are re-exported from them.
 """
 
 from gateway.store.calendar.freebusy import (

@@ -11,19 +11,22 @@ C{DURATION} or unusual iTIP method) is therefore first only sniffed
 near it or another message has the same C{UID}.  A series is parsed at once
 (its end is needed), but kept with its text and bounds as an L{Unparsed}
 too, so that after a restart it is parsed again only when a window comes
-near it.
+near it, and not at all when it is simple (see
+L{gateway.store.calendar.series}): then its events are kept as values.
 """
 
 import email
 import email.policy
 import itertools
+import json
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import icalendar
 from dateutil.rrule import rrulestr
 
 from gateway.logging import getLogger
+from gateway.store.calendar import series
 
 log = getLogger("http")
 
@@ -55,13 +58,21 @@ class _Event:
     @ivar traits: what classification reads, see L{traitsOf}.
     @ivar fbtype: C{None}, or C{(owner, fbtype)}: the result of L{gateway.store.calendar.periods.classify}
         for the owner addresses it was computed for.
+    @ivar rules: the C{RRULE}s as text, C{tuple} of C{str} (empty for a plain event).
+    @ivar rdates: the C{RDATE} values, C{tuple} (empty for a plain event).
+    @ivar exdates: the C{EXDATE} values, C{tuple} (empty for a plain event).
+    @ivar simple: C{True} for a series or override that
+        L{gateway.store.calendar.series.expand} can take.
+    @ivar source: C{None}, or the L{Unparsed} whose texts the component is
+        parsed from again when it is needed (L{component}) and was not kept.
     """
 
-    __slots__ = ("uid", "component", "recurring", "recurrenceId", "version",
-                 "start", "end", "duration", "traits", "utc", "fbtype")
+    __slots__ = ("uid", "_component", "recurring", "recurrenceId", "version", "start", "end", "duration",
+                 "traits", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source")
 
     def __init__(self, component):
-        self.component = component
+        self._component = component
+        self.source = None
         self.uid = str(component.get("UID", "")) or None
         self.recurring = "RRULE" in component or "RDATE" in component
         rid = component.get("RECURRENCE-ID")
@@ -73,16 +84,41 @@ class _Event:
         self.traits = traitsOf(component)
         self.utc = None
         self.fbtype = None
+        self.rules, self.rdates, self.exdates, self.simple = (), (), (), False
+        if not self.plain:
+            self.rules = tuple(rule.to_ical().decode() for rule in _listOf(component.get("RRULE")))
+            self.rdates, self.exdates = _datesOf(component.get("RDATE")), _datesOf(component.get("EXDATE"))
+            self.simple = series.simple(component, self)
+
+    @property
+    def component(self):
+        """
+        The C{icalendar} component, parsed again from the texts of
+        L{source} if it was not kept (C{None} for a summarized plain event).
+        """
+        if self._component is None and self.source is not None:
+            key = (self.uid, self.version, _recurrenceKey(self.recurrenceId))
+            candidates = [event for text in self.source.texts for event in parseCalendar(text)]
+            self._component = next(
+                (event.component for event in candidates
+                 if (event.uid, event.version, _recurrenceKey(event.recurrenceId)) == key), None)
+        return self._component
 
     @classmethod
-    def summarized(cls, uid, start, end, duration, version, traits):
+    def restored(cls, uid, start, end, duration, version, traits, recurrenceId=None, rules=(), rdates=(),
+                 exdates=(), source=None):
         """
-        A plain event from its summary (see L{plain}), without a component.
+        An event from its summary, without a component: a plain event (see
+        L{plain}), or a L{simple} series or override whose component is
+        parsed from the texts of C{source} only if it is needed.
         """
         event = cls.__new__(cls)
-        event.component = None
-        event.uid, event.recurring, event.recurrenceId, event.version = uid, False, None, version
+        event._component = None
+        event.uid, event.recurrenceId, event.version = uid, recurrenceId, version
         event.start, event.end, event.duration, event.traits = start, end, duration, traits
+        event.rules, event.rdates, event.exdates, event.source = rules, rdates, exdates, source
+        event.recurring = bool(rules or rdates)
+        event.simple = not event.plain
         event.utc = event.fbtype = None
         return event
 
@@ -93,6 +129,27 @@ class _Event:
         summary is all free/busy needs of it.
         """
         return not self.recurring and self.recurrenceId is None
+
+
+def _listOf(value):
+    """A property's values: C{[]}, C{[value]} or the list C{icalendar} gave."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _datesOf(value):
+    """The values of C{RDATE} or C{EXDATE} properties, C{tuple}."""
+    return tuple(item.dt for prop in _listOf(value) for item in getattr(prop, "dts", ()) or ())
+
+
+def _recurrenceKey(value):
+    """A C{RECURRENCE-ID} as a key: the same for the same instant."""
+    if value is None:
+        return None
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).isoformat()
+    return value.isoformat()
 
 
 def _attendeeAddress(value):
@@ -111,11 +168,7 @@ def traitsOf(component):
         absent), and a C{tuple} of C{(address, partstat)} per C{ATTENDEE},
         the address lower-case without C{mailto:}, the C{PARTSTAT} upper-case.
     """
-    attendees = component.get("ATTENDEE")
-    if attendees is None:
-        attendees = []
-    elif not isinstance(attendees, list):
-        attendees = [attendees]
+    attendees = _listOf(component.get("ATTENDEE"))
     return (str(component.get("STATUS", "")).upper(), str(component.get("TRANSP", "")).upper(),
             str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper(),
             tuple((_attendeeAddress(attendee), str(attendee.params.get("PARTSTAT", "")).upper())
@@ -235,18 +288,39 @@ class Unparsed:
         (C{datetime.min} when unknown).
     @ivar high: a naive C{datetime} after the end of every instance
         (C{datetime.max} when unknown).
-    @ivar texts: the message's calendar payloads, C{tuple} of C{str}.
+    @ivar texts: the message's calendar payloads, C{tuple} of C{str} (read
+        from their JSON form when first needed, for an item made by
+        L{stored}).
     @ivar shared: C{False} when the payloads hold only these events; C{True}
         when they hold others too, and only the series and overrides with
         this C{UID} are these (the plain events are kept apart).
     """
 
-    __slots__ = ("uid", "low", "high", "texts", "shared", "_events")
+    __slots__ = ("uid", "low", "high", "_texts", "_stored", "shared", "_events")
 
     def __init__(self, uid, low, high, texts, shared=False, events=None):
         self.uid, self.low, self.high = uid, low, high
-        self.texts, self.shared = tuple(texts), shared
-        self._events = events
+        self._texts, self._stored = tuple(texts), None
+        self.shared, self._events = shared, events
+
+    @classmethod
+    def stored(cls, uid, low, high, texts, index, shared, events):
+        """
+        An item whose texts are read only when needed.
+
+        @param texts: JSON text of a list of lists of payloads.
+        @param index: which of them are this item's.
+        """
+        item = cls(uid, low, high, (), shared, events)
+        item._texts, item._stored = None, (texts, index)
+        return item
+
+    @property
+    def texts(self):
+        if self._texts is None:
+            text, index = self._stored
+            self._texts, self._stored = tuple(json.loads(text)[index]), None
+        return self._texts
 
     def near(self, start, end):
         """
@@ -260,6 +334,14 @@ class Unparsed:
         Have the events been parsed?
         """
         return self._events is not None
+
+    @property
+    def parsedEvents(self):
+        """
+        The events if they were parsed (or restored from a summary), else
+        C{None}.
+        """
+        return self._events
 
     def events(self):
         """

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_calendar -*-
 """
 Busy periods: classifying events, converting their times to UTC, expanding
-series (with C{recurring-ical-events}), merging and clipping periods.
+series (directly with L{gateway.store.calendar.series} when they are simple,
+with C{recurring-ical-events} otherwise), merging and clipping periods.
 """
 
 import collections
@@ -12,7 +13,8 @@ import icalendar
 import recurring_ical_events
 
 from gateway.logging import getLogger
-from gateway.store.calendar.parse import _ONE_DAY, Unparsed, _endOf, traitsOf
+from gateway.store.calendar import series as directSeries
+from gateway.store.calendar.parse import _ONE_DAY, Unparsed, _endOf, _Event, _recurrenceKey, traitsOf
 
 log = getLogger("http")
 
@@ -47,21 +49,18 @@ def _parseNear(items, start, end):
 
     @return: C{list} of L{gateway.store.calendar.parse._Event}.
     """
-    events = []
-    unparsed = collections.defaultdict(list)
+    events, unparsed = [], []
     for item in items:
-        if isinstance(item, Unparsed):
-            unparsed[item.uid].append(item)
-        else:
-            events.append(item)
+        (unparsed if isinstance(item, Unparsed) else events).append(item)
     if not unparsed:
         return events
-    parsedUids = {event.uid for event in events}
+    # How many items have each UID, a parsed event counting as one (a
+    # Counter rather than thousands of lists: this runs over every item).
+    shared = collections.Counter(item.uid for item in unparsed)
+    shared.update({event.uid for event in events})
     start, end = start.replace(tzinfo=None) - _SLACK, end.replace(tzinfo=None) + _SLACK
-    for uid, group in unparsed.items():
-        if len(group) == 1 and uid not in parsedUids and not group[0].near(start, end):
-            continue
-        for item in group:
+    for item in unparsed:
+        if shared[item.uid] > 1 or item.near(start, end):
             events.extend(item.events())
     return events
 
@@ -315,14 +314,34 @@ class SeriesCache:
 
 def _instances(groups, start, end, seriesCache=None):
     """
-    The occurrences of some series around a window.
+    The occurrences of some series around a window: those
+    L{gateway.store.calendar.series.expand} takes directly, the rest with
+    one C{recurring-ical-events} query.
 
     @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event}.
     @param seriesCache: a L{SeriesCache} whose query to use, or C{None}.
-    @return: C{list} of C{(start, end or duration, component)}.
+    @return: C{list} of C{(start, end or duration, source)}, C{source}
+        being an L{gateway.store.calendar.parse._Event} or a component.
     """
-    query = seriesCache.query(groups) if seriesCache is not None else _query(groups)
-    return query.between(start - _SLACK, end + _SLACK)
+    spanStart, spanStop = start - _SLACK, end + _SLACK
+    instances = []
+    rest = []
+    for group in groups:
+        if not all(event.simple for event in group):
+            rest.append(group)
+            continue
+        try:
+            instances.extend(directSeries.expand(group, spanStart, spanStop))
+        except directSeries.NotSimple:
+            rest.append(group)
+        except Exception:
+            log.failure("Expanding recurring event {uid} directly failed; using recurring-ical-events",
+                        uid=group[0].uid)
+            rest.append(group)
+    if rest:
+        query = seriesCache.query(rest) if seriesCache is not None else _query(rest)
+        instances.extend(query.between(spanStart, spanStop))
+    return instances
 
 
 def estimateOccurrences(component, length):
@@ -333,8 +352,19 @@ def estimateOccurrences(component, length):
     @param length: a C{timedelta}.
     @return: C{int}
     """
+    return _estimate(component.get("RRULE"), component.get("RDATE"), length)
+
+
+def _estimateEvent(event, length):
+    """L{estimateOccurrences} for an L{gateway.store.calendar.parse._Event}."""
+    rules = [{name.upper(): value.split(",")
+              for name, _, value in (part.partition("=") for part in rule.split(";"))}
+             for rule in event.rules]
+    return _estimate(rules, None, length) + len(event.rdates)
+
+
+def _estimate(rules, rdates, length):
     total = 0
-    rules = component.get("RRULE")
     if rules is not None and not isinstance(rules, list):
         rules = [rules]
     for rule in rules or ():
@@ -352,7 +382,6 @@ def estimateOccurrences(component, length):
             except (ValueError, TypeError, IndexError):
                 pass
         total += int(count)
-    rdates = component.get("RDATE")
     if rdates is not None:
         for rdate in rdates if isinstance(rdates, list) else [rdates]:
             total += len(getattr(rdate, "dts", ()) or ())
@@ -369,8 +398,8 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
     @return: C{dict} of C{frozenset(group)} to C{list} of C{(fbtype, (start, end))}.
     """
     results = {frozenset(group): [] for group in groups}
-    # Occurrences share their series' or override's component: classify
-    # each component once (icalendar's property access is not cheap).
+    # Occurrences share their series' or override's event or component:
+    # classify each once (icalendar's property access is not cheap).
     types = {}
     byUid = {group[0].uid: frozenset(group) for group in groups if group[0].uid is not None}
     batches = [[group for group in groups if group[0].uid is not None]]
@@ -388,14 +417,12 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
                             count=len(batch))
                 batches.extend([group] for group in batch)
             continue
-        for instanceStart, instanceEnd, component in instances:
-            if len(batch) == 1:
-                key = frozenset(batch[0])
-            else:
-                key = byUid.get(str(component.get("UID", "")))
-            fbtype = types.get(id(component), types)
-            if fbtype is types:
-                fbtype = types[id(component)] = classify(component, owner)
+        for instanceStart, instanceEnd, source in instances:
+            described = types.get(id(source))
+            if described is None:
+                described = types[id(source)] = _describe(source, owner)
+            uid, fbtype = described
+            key = frozenset(batch[0]) if len(batch) == 1 else byUid.get(uid)
             if key is None or fbtype is None:
                 continue
             duration = None
@@ -405,6 +432,16 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
             if span is not None and span[1] > start and span[0] < end:
                 results[key].append((fbtype, span))
     return results
+
+
+def _describe(source, owner):
+    """
+    C{(uid, fbtype)} of what an occurrence came from: an
+    L{gateway.store.calendar.parse._Event} or a component.
+    """
+    if isinstance(source, _Event):
+        return source.uid, classifyTraits(source.traits, owner)
+    return str(source.get("UID", "")), classify(source, owner)
 
 
 def computePeriods(events, start, end, zone, owner, seriesCache=None):
@@ -461,7 +498,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
     series = []
     for event in anonymous:
         if event.recurring:
-            if estimateOccurrences(event.component, end - start + 2 * _SLACK) <= MAX_OCCURRENCES:
+            if _estimateEvent(event, end - start + 2 * _SLACK) <= MAX_OCCURRENCES:
                 series.append([event])
         else:
             single(event)
@@ -475,7 +512,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
             versions[_recurrenceKey(event.recurrenceId)].append(event)
         group = [_latest(candidates) for candidates in versions.values()]
         if any(event.recurring for event in group):
-            estimate = max(estimateOccurrences(event.component, end - start + 2 * _SLACK)
+            estimate = max(_estimateEvent(event, end - start + 2 * _SLACK)
                            for event in group if event.recurring)
             if estimate > MAX_OCCURRENCES:
                 log.warn("Skipping recurring event {uid}: about {estimate} occurrences in the window",
@@ -506,10 +543,3 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
         seriesCache.remember(windowKey, expanded)
     return resolvePeriods(byType)
 
-
-def _recurrenceKey(value):
-    if value is None:
-        return None
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).isoformat()
-    return value.isoformat()
