@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CONFIG ?= etc/gateway.ini
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint tools bench clean
 
 # The virtual environment, with gateway installed in it (editable, so the
 # twistd plugin in twisted/plugins is found), and Twisted's plugin cache
@@ -28,7 +28,16 @@ run: install
 lint: install
 	$(BIN)/ruff check gateway tests bench
 
-test: lint
+# The clients the end-to-end tests drive besides Python's own: curl and lftp,
+# from Debian when missing (as root); without them those tests are skipped.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+tools:
+	@command -v curl >/dev/null && command -v lftp >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT_INSTALL) curl lftp >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) curl lftp >/dev/null; }; }; } || \
+	  echo "curl or lftp could not be installed: their end-to-end tests will be skipped"
+
+test: lint tools
 	rm -rf tests.test_*/ _trial_temp
 	$(BIN)/python -m pytest -q tests
 

@@ -23,6 +23,16 @@ CURL = "/usr/bin/curl"
 LFTP = "/usr/bin/lftp"
 
 
+def runLftp(port, script):
+    """
+    Run lftp's C{script} against the server on C{port} as demo, in a
+    thread: a C{Deferred} of the C{subprocess.CompletedProcess}.
+    """
+    return deferToThread(
+        subprocess.run, [LFTP, "-u", "demo," + PASSWORD, "-e", script, "ftp://127.0.0.1:%d" % (port,)],
+        capture_output=True, timeout=30)
+
+
 class _Server:
     """
     Serve FTP on loopback for one test.
@@ -169,19 +179,13 @@ class PlainFTPTests(_Server, unittest.TestCase):
             "lcd '%s'" % (work,), "put -a notes.txt", "get -a notes.txt -o back.txt", "quit",
         ])
 
-        def run():
-            return subprocess.run(
-                [LFTP, "-u", "demo," + PASSWORD, "-e", script, "ftp://127.0.0.1:%d" % (port,)],
-                capture_output=True, timeout=30,
-            )
-
         def check(result):
             self.assertEqual(result.returncode, 0, result.stderr)
             for path in (os.path.join(self.root, "notes.txt"), os.path.join(work, "back.txt")):
                 with open(path, "rb") as f:
                     self.assertEqual(f.read(), text, path)
 
-        return deferToThread(run).addCallback(check)
+        return runLftp(port, script).addCallback(check)
 
     def test_activeMode(self):
         """PORT/EPRT transfers work to the client's own address."""
@@ -414,12 +418,6 @@ class FTPSTests(_Server, unittest.TestCase):
             "quit",
         ])
 
-        def run():
-            return subprocess.run(
-                [LFTP, "-u", "demo," + PASSWORD, "-e", script, "ftp://127.0.0.1:%d" % (port,)],
-                capture_output=True, timeout=30,
-            )
-
         def check(result):
             self.assertEqual(result.returncode, 0, result.stderr)
             for name in ("Ü.bin", "resume.bin"):
@@ -428,7 +426,7 @@ class FTPSTests(_Server, unittest.TestCase):
             with open(back, "rb") as f:
                 self.assertEqual(f.read(), payload)
 
-        return deferToThread(run).addCallback(check)
+        return runLftp(port, script).addCallback(check)
 
     def _curl(self, *args):
         cmd = [CURL, "-sS", "--cacert", testCertificate()[0], "--user", "demo:" + PASSWORD] + list(args)
