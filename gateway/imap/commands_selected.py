@@ -15,7 +15,7 @@ from zope.interface import implementer
 from gateway.errors import QuotaExceeded, StoreError
 from gateway.imap.commands_auth import ENABLEABLE
 from gateway.imap.commands_mailbox import openTarget, storeError
-from gateway.imap.format import badFlags, formatFlags
+from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
@@ -303,8 +303,7 @@ def _store(session, tag, args, uid):
             if uid:
                 parts.append(b"UID %d" % (info.uid,))
             if not silent:
-                flagSet = info.flags | ({"\\Recent"} if info.uid in view.recent else set())
-                parts.append(b"FLAGS " + formatFlags(flagSet))
+                parts.append(b"FLAGS " + flagList(info.flags, info.uid in view.recent))
             if condstore:
                 parts.append(b"MODSEQ (%d)" % (info.modseq,))
             session.sendUntagged(b"%d FETCH (%s)" % (seq, b" ".join(parts)))

@@ -334,17 +334,13 @@ def formatInternalDate(when):
         sign, minutes // 60, minutes % 60)
 
 
-# Items rendered from the index row alone, without C{info.headers}.
-_HEADERLESS_ITEMS = frozenset(["UID", "FLAGS", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"])
-
-
 def itemsNeedHeaders(items):
     """
     Whether rendering C{items} (L{FetchItem}s) may read C{info.headers}.
     When not, the infos may come from C{IMailbox.messages(uids,
     headers=False)}.
     """
-    return any(item.section is not None or item.name not in _HEADERLESS_ITEMS
+    return any(item.section is not None or item.name not in _HEADERLESS_RENDER
                for item in items)
 
 
@@ -555,7 +551,8 @@ def _responseItems(items, modseq, addFlags):
     return result
 
 
-#: How each header-less item is rendered: C{(format, value(info, recent))}.
+#: How each item rendered from the index row alone (without C{info.headers})
+#: is rendered: C{(format, value(info, recent))}.
 _HEADERLESS_RENDER = {
     "UID": (b"%d", lambda info, recent: info.uid),
     "FLAGS": (b"%s", lambda info, recent: flagList(info.flags, recent)),

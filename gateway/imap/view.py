@@ -12,7 +12,7 @@ sequence number until then).
 
 import bisect
 
-from gateway.imap.format import formatFlags
+from gateway.imap.format import flagList
 
 
 class MailboxView:
@@ -127,8 +127,7 @@ class MailboxView:
                 continue
             # Numbered as after the EXPUNGEs just sent.
             seq -= bisect.bisect_left(gone, info.uid)
-            flags = info.flags | ({"\\Recent"} if info.uid in self.recent else set())
-            text = b"%d FETCH (FLAGS %s" % (seq, formatFlags(flags))
+            text = b"%d FETCH (FLAGS %s" % (seq, flagList(info.flags, info.uid in self.recent))
             if condstore:
                 text += b" MODSEQ (%d)" % (info.modseq,)
             session.sendUntagged(text + b")")
