@@ -100,6 +100,14 @@ class _CalendarTestCase(unittest.TestCase):
         """Append one calendar message to the Calendar mailbox."""
         return self.mailbox.appendMessage(message(*components, **kwargs))
 
+    def notSummarizedWhenAdded(self):
+        """
+        Make the mail store leave added messages unsummarized, as messages
+        another program put into the Maildir are: for tests of what a
+        free/busy request parses.
+        """
+        self.patch(self.account.mailStore, "_added", lambda mailbox, uids, source=None: None)
+
     def busy(self, start, end):
         """The periods of the account's free/busy for a window."""
         return periods(freeBusy(self.account, start, end, now=NOW))
@@ -449,6 +457,7 @@ class CacheTests(_CalendarTestCase):
             return original(data)
 
         self.patch(parse, "parseCalendar", counting)
+        self.notSummarizedWhenAdded()
         self.cache = FreeBusyCache()
 
     def test_reusedUntilAppend(self):
@@ -582,10 +591,10 @@ class CacheTests(_CalendarTestCase):
         self.append(vevent("s", "SEQUENCE:1", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
         self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
 
-class SummaryTests(_CalendarTestCase):
+class _CountingTestCase(_CalendarTestCase):
     """
-    Parsed events persist in the account's summary file: a new
-    L{FreeBusyCache} (a restarted server) parses only what changed.
+    Counts the calendar payloads parsed (C{parsed}) and the messages read
+    for free/busy (C{read}).
     """
 
     window = (utc(2026, 3, 23), utc(2026, 4, 6))
@@ -624,6 +633,19 @@ class SummaryTests(_CalendarTestCase):
                            "DTEND;TZID=Europe/Berlin:20260331T160000"))
         self.append(vevent("ended", "DTSTART:20250101T090000Z", "DTEND:20250101T100000Z",
                            "RRULE:FREQ=DAILY;COUNT=10"))
+
+
+class SummaryTests(_CountingTestCase):
+    """
+    Parsed events persist in the account's summary file: a new
+    L{FreeBusyCache} (a restarted server) parses only what changed.  The
+    messages are put in as another program would (not summarized when
+    added).
+    """
+
+    def setUp(self):
+        _CountingTestCase.setUp(self)
+        self.notSummarizedWhenAdded()
 
     def test_restart(self):
         """After a restart the same document comes from the summaries: no message read, nothing parsed."""
@@ -809,6 +831,94 @@ class SummaryTests(_CalendarTestCase):
         self.assertIs(second, first)
         self.assertEqual(len(calls), 1)
         self.assertEqual(periods(first), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
+
+
+class DeliverySummaryTests(_CountingTestCase):
+    """
+    The mail store summarizes a message when it is delivered, appended,
+    copied or moved into a calendar mailbox, so that free/busy requests
+    (the first one too) read and parse no message.
+    """
+
+    def stored(self, mailbox):
+        """The summary rows of a mailbox, as a fresh L{summaries.SummaryStore} reads them."""
+        store = summaries.SummaryStore.forMailStore(self.account.mailStore)
+        self.addCleanup(store.close)
+        return store.load(mailbox.uidValidity)
+
+    def test_firstRequest(self):
+        """The first request reads no message and parses nothing, and gives the document parsed from the messages."""
+        self.fill()
+        self.assertEqual(len(self.read), 9)
+        del self.parsed[:], self.read[:]
+        document = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual((self.parsed, self.read), ([], []))
+        self.assertEqual(document, freeBusy(self.account, *self.window, now=NOW))
+        self.assertIn((utc(2026, 3, 24, 8), utc(2026, 3, 24, 9)), periods(document)["BUSY"])
+
+    def test_deliveredWhileCached(self):
+        """A message delivered after the account's calendars were loaded is taken from its summary."""
+        cache = FreeBusyCache()
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        cache.get(self.account, *self.window, now=NOW)
+        self.append(vevent("b", "DTSTART:20260325T090000Z", "DTEND:20260325T100000Z"))
+        del self.parsed[:], self.read[:]
+        document = cache.get(self.account, *self.window, now=NOW)
+        self.assertEqual((self.parsed, self.read), ([], []))
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10)),
+                                                      (utc(2026, 3, 25, 9), utc(2026, 3, 25, 10))]})
+
+    def test_notACalendar(self):
+        """Messages added to other mailboxes are not parsed."""
+        inbox = self.account.mailStore.getMailbox("INBOX")
+        inbox.appendMessage(message(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z")))
+        self.assertEqual((self.parsed, self.read), ([], []))
+        self.assertEqual(self.stored(inbox), {})
+
+    def test_copiedAndMoved(self):
+        """An invitation copied from INBOX is parsed; moved on to another calendar, it keeps its summary."""
+        store = self.account.mailStore
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(message(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z")))
+        [(_, copied)] = inbox.copyTo([uid], self.mailbox)
+        self.assertEqual(len(self.parsed), 1)
+        store.createMailbox("Team", "IPF.Appointment")
+        team = store.getMailbox("Team")
+        [(_, moved)] = self.mailbox.moveTo([copied], team)
+        self.assertEqual(len(self.parsed), 1)
+        self.assertEqual(list(self.stored(team)), [moved])
+        del self.read[:]
+        document = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual((len(self.parsed), self.read), (1, []))
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
+
+    def test_unparsable(self):
+        """A message that cannot be parsed is stored all the same, and has no events."""
+        uid = self.mailbox.appendMessage(message("BEGIN:VEVENT", "DTSTART:garbage", "END:VEVENT"))
+        self.assertTrue(self.flushLoggedErrors())
+        self.assertEqual(self.mailbox.uids(), [uid])
+        self.assertEqual(self.stored(self.mailbox), {uid: []})
+        self.assertEqual(periods(FreeBusyCache().get(self.account, *self.window, now=NOW)), {})
+
+    def test_fileDeleted(self):
+        """When the summary file is deleted while the server runs, the next message starts a new one."""
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        path = os.path.join(self.account.mailStore.path, summaries.SUMMARY_NAME)
+        for suffix in ("", "-wal", "-shm"):
+            os.remove(path + suffix)
+        uid = self.append(vevent("b", "DTSTART:20260325T090000Z", "DTEND:20260325T100000Z"))
+        self.assertEqual(list(self.stored(self.mailbox)), [uid])
+
+    def test_summaryFailure(self):
+        """When the summary cannot be written the message is still stored, and a request parses it."""
+        def failing(*args):
+            raise OSError("disk full")
+
+        self.patch(summaries, "summarizeAdded", failing)
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+        document = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
 
 
 class OccurrenceTests(unittest.TestCase):

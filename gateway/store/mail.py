@@ -9,7 +9,9 @@ L{Mailbox.openMessage} (opens one file), L{Mailbox.appendMessage} (writes
 one), L{Mailbox.synchronize} (a rescan runs in a thread) and
 L{MailStore.getMailbox} the first time a mailbox is opened that has no index
 yet (a Maildir copied in from elsewhere): that first scan runs synchronously,
-so that the caller gets a complete mailbox.
+so that the caller gets a complete mailbox.  A message added to a calendar
+mailbox (C{IPF.Appointment}) is also parsed for free/busy, and its summary
+written (L{gateway.store.calendar.summaries.summarizeAdded}).
 
 Changes made through this store are announced to the mailbox's listeners on
 the next reactor turn; changes by other processes are noticed by a
@@ -33,9 +35,12 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.interfaces import IMailboxInfo, IMailStore
+from gateway.logging import getLogger
 from gateway.store import index, maildir
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
+
+log = getLogger("store")
 
 MAILBOX_CLASSES = ("IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote")
 SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
@@ -102,6 +107,8 @@ class MailStore:
         self._ownConn = index.connect(self.indexPath)
         self._threadConns = threading.local()
         self._mailboxes = {}
+        self._summaries = None
+        self._summariesLock = threading.Lock()
         self._watcher = None
         self._watched = set()
         self._removeDeleting()
@@ -405,7 +412,35 @@ class MailStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._summaries is not None:
+            self._summaries.close()
+            self._summaries = None
         self._ownConn.close()
+
+    def _added(self, mailbox, uids, source=None):
+        """
+        Messages were added to C{mailbox}: when it is a calendar, summarize
+        them for free/busy now (see
+        L{gateway.store.calendar.summaries.summarizeAdded}, which says what
+        C{uids} and C{source} are), so that no free/busy request has to parse
+        them.  The summaries are a cache: a failure is logged, and the
+        message is parsed when free/busy needs it.
+        """
+        from gateway.store.calendar import summaries
+        from gateway.store.calendar.parse import CALENDAR_CLASS
+
+        try:
+            if mailbox.mailboxClass != CALENDAR_CLASS:
+                return
+            with self._summariesLock:
+                if self._summaries is not None and not self._summaries.current():
+                    self._summaries.close()
+                    self._summaries = None
+                if self._summaries is None:
+                    self._summaries = summaries.SummaryStore.forMailStore(self)
+                summaries.summarizeAdded(self._summaries, mailbox, uids, source)
+        except Exception:
+            log.failure("Summarizing calendar messages for free/busy failed")
 
     def _scanInThread(self, mailboxId, path):
         conn = index.connect(self.indexPath)

@@ -305,6 +305,7 @@ class Mailbox:
         finally:
             maildir.removeQuietly(tmpPath)
         self._changed()
+        self._store._added(self, [uid])
         return uid
 
     def setFlags(self, uids, flags, mode, unchangedSince=None):
@@ -443,6 +444,7 @@ class Mailbox:
             destination._changed()
             if move:
                 self._changed()
+            self._store._added(destination, result, source=self)
         return result
 
     def _stage(self, path, row, destinationPath):

@@ -45,13 +45,17 @@ L{FreeBusyCache} keeps finished documents (valid while no calendar mailbox's
 C{highestModSeq} changes), every message's parsed events, and the expanded
 instances of each series per window, so a change re-parses only the new
 messages and re-expands only the series it touched.  Parsing is the costly
-part (about 0.6 ms an event with C{icalendar}), so a message holding one
-plain event is only sniffed for its C{UID} and rough times until a window
-comes near it (L{sniff}), and what was parsed is kept in the account's
-summary file (L{summaries}), so that after a restart only the messages that
-arrived meanwhile are read, and only the series near the window that are
-not simple (L{series}: zones defined only by a C{VTIMEZONE}, C{RDATE}
-periods, ranges) are parsed again; see C{bench/freebusy.py}.
+part (about 0.6 ms an event with C{icalendar}), so it is done when a message
+is added: the mail store summarizes every message delivered, appended,
+copied or moved into a calendar into the account's summary file
+(L{summaries.summarizeAdded}).  A request, the first after a restart too,
+then reads no message, and parses again only the series near the window
+that are not simple (L{series}: zones defined only by a C{VTIMEZONE},
+C{RDATE} periods, ranges).  Messages without a summary (put into the
+Maildir by another program, or when the file was deleted) are read by the
+request; of them, a message holding one plain event is only sniffed for its
+C{UID} and rough times until a window comes near it (L{sniff}).  See
+C{bench/freebusy.py}.
 
 Modules: L{parse} (messages to events), L{summaries} (parsed events kept
 per mailbox and on disk), L{series} (simple series expanded directly),

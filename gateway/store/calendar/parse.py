@@ -465,16 +465,18 @@ def bounds(events):
         return UNBOUNDED
 
 
-def loadMessage(message):
+def loadMessage(message, sniffing=True):
     """
     The events of one calendar message: plain events parsed (L{_Event}),
     and an L{Unparsed} per C{UID} for the rest (a sniffed plain event, or a
     series with its overrides, already parsed).
 
+    @param sniffing: C{False} to parse a plain event at once rather than
+        sniff it (L{sniff}).
     @return: C{list} of L{_Event} and L{Unparsed}.
     """
     parts = calendarParts(message)
-    if len(parts) == 1:
+    if sniffing and len(parts) == 1:
         unparsed = sniff(parts[0])
         if unparsed is not None:
             return [unparsed]

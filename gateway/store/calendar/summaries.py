@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.test_calendar -*-
 """
 Parsed calendar messages, kept per mailbox in memory (L{ParsedMailbox}) and
-per account on disk (L{SummaryStore}), so that a restarted server parses
-only the messages that arrived while it was down.
+per account on disk (L{SummaryStore}).  The mail store writes a message's
+row when it is added to a calendar (L{summarizeAdded}), so that free/busy
+requests, the first after a restart too, parse only messages that other
+programs put into the Maildir.
 
 The summaries live next to the account's mail index, in
 C{mail/.gateway-freebusy.sqlite} (WAL mode, shared by every process that
@@ -44,6 +46,9 @@ log = getLogger("http")
 SUMMARY_NAME = ".gateway-freebusy.sqlite"
 #: Bump when the row format changes: older files are emptied.
 FORMAT_VERSION = 2
+
+#: Most UIDs in one C{IN (...)} (SQLite allows 999 parameters at least).
+_BATCH = 500
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -186,6 +191,17 @@ class SummaryStore:
     def __init__(self, path):
         self.path = path
         self._conn = self._open()
+        self._inode = os.stat(path).st_ino
+
+    def current(self):
+        """
+        Is this still the account's file (not deleted or replaced since it
+        was opened)?
+        """
+        try:
+            return os.stat(self.path).st_ino == self._inode
+        except FileNotFoundError:
+            return False
 
     def _open(self):
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=index.BUSY_TIMEOUT_MS / 1000.0,
@@ -241,6 +257,40 @@ class SummaryStore:
                     "INSERT OR REPLACE INTO messages (uidvalidity, uid, items, texts) VALUES (?, ?, ?, ?)",
                     [(uidValidity, uid) + encodeItems(items) for uid, items in messages.items()])
 
+    def loadSome(self, uidValidity, uids):
+        """
+        Like L{load}, for some messages only (those without a row are left
+        out).
+        """
+        found = {}
+        uids = list(uids)
+        for offset in range(0, len(uids), _BATCH):
+            batch = uids[offset:offset + _BATCH]
+            rows = self._conn.execute(
+                "SELECT uid, items, texts FROM messages WHERE uidvalidity = ? AND uid IN (%s)"
+                % (",".join("?" * len(batch)),), [uidValidity] + batch).fetchall()
+            for uid, items, texts in rows:
+                found[uid] = decodeItems(json.loads(items), texts)
+        return found
+
+    def copy(self, sourceValidity, targetValidity, pairs):
+        """
+        Give copied messages the rows of their originals.
+
+        @param pairs: C{(source UID, target UID)} pairs.
+        @return: the target UIDs whose original had no row, C{list}.
+        """
+        missing = []
+        with index.transaction(self._conn):
+            for sourceUid, targetUid in pairs:
+                copied = self._conn.execute(
+                    "INSERT OR REPLACE INTO messages (uidvalidity, uid, items, texts)"
+                    " SELECT ?, ?, items, texts FROM messages WHERE uidvalidity = ? AND uid = ?",
+                    (targetValidity, targetUid, sourceValidity, sourceUid)).rowcount
+                if not copied:
+                    missing.append(targetUid)
+        return missing
+
     def delete(self, uidValidity, uids):
         """
         Forget expunged messages.
@@ -276,6 +326,36 @@ def _readMessage(mailbox, uid):
         f.close()
 
 
+def _loadMessage(mailbox, uid, sniffing):
+    """
+    The items of one message (see L{gateway.store.calendar.parse.loadMessage}),
+    none for one that cannot be read or parsed (it is logged).
+    """
+    try:
+        return loadMessage(_readMessage(mailbox, uid), sniffing)
+    except Exception:
+        log.failure("Skipping unparsable calendar message {uid} in {mailbox}", uid=uid, mailbox=mailbox.name)
+        return []
+
+
+def summarizeAdded(summaries, mailbox, uids, source=None):
+    """
+    Store the items of messages just added to a calendar mailbox, every
+    event parsed, so that no free/busy request has to read them: the mail
+    store calls this when a message is delivered, appended, copied or moved
+    into a calendar.
+
+    @param summaries: the account's L{SummaryStore}.
+    @param uids: the new messages' UIDs; or, with C{source}, C{(source UID,
+        new UID)} pairs of messages copied or moved from C{source}.
+    @param source: the mailbox they were copied from, or C{None}: a
+        copy takes its original's row when it has one.
+    """
+    if source is not None:
+        uids = summaries.copy(source.uidValidity, mailbox.uidValidity, uids)
+    summaries.save(mailbox.uidValidity, {uid: _loadMessage(mailbox, uid, sniffing=False) for uid in uids})
+
+
 class ParsedMailbox:
     """
     The parsed events of one calendar mailbox, by UID, loaded from and
@@ -292,7 +372,9 @@ class ParsedMailbox:
 
     def update(self, mailbox, uids):
         """
-        Parse the messages not seen yet, forget the expunged ones.
+        Take the messages not seen yet from the summaries (where the store
+        put them when they were added) or parse them, and forget the
+        expunged ones.
 
         @param uids: the mailbox's UIDs, as C{mailbox.uids()} gave them.
         @return: the events of all present messages, C{list} of L{_Event}
@@ -303,27 +385,16 @@ class ParsedMailbox:
         for uid in gone:
             del self.events[uid]
         self._sniffed.difference_update(gone)
-        new = {}
-        result = []
-        for uid in uids:
-            items = self.events.get(uid)
-            if items is None:
-                items = self.events[uid] = new[uid] = self._load(mailbox, uid)
-                if _sniffed(items):
-                    self._sniffed.add(uid)
-            result.extend(items)
+        unseen = [uid for uid in uids if uid not in self.events]
+        stored = self.summaries.loadSome(self.uidValidity, unseen) if unseen and self.summaries is not None else {}
+        new = {uid: _loadMessage(mailbox, uid, sniffing=True) for uid in unseen if uid not in stored}
+        for added in (stored, new):
+            self.events.update(added)
+            self._sniffed.update(uid for uid, items in added.items() if _sniffed(items))
         if self.summaries is not None:
             self.summaries.delete(self.uidValidity, gone)
             self.summaries.save(self.uidValidity, new)
-        return result
-
-    def _load(self, mailbox, uid):
-        try:
-            return loadMessage(_readMessage(mailbox, uid))
-        except Exception:
-            log.failure("Skipping unparsable calendar message {uid} in {mailbox}",
-                        uid=uid, mailbox=mailbox.name)
-            return []
+        return [item for uid in uids for item in self.events[uid]]
 
     def settle(self):
         """
