@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import quopri
+import threading
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -560,6 +561,28 @@ class CacheTests(_CalendarTestCase):
         self.assertEqual(periods(self.cache.get(self.account, *self.window)),
                          {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
 
+
+    def test_accountsSideBySide(self):
+        """A computation for one account does not wait for another account's."""
+        self.context.directory.setAccount("other@example.test")
+        other = self.context.realm.accountFor("other@example.test")
+        entered, release = threading.Event(), threading.Event()
+        compute = calendar.freebusy._compute
+
+        def slow(account, *args):
+            if account is self.account:
+                entered.set()
+                release.wait(10)
+            return compute(account, *args)
+
+        self.patch(calendar.freebusy, "_compute", slow)
+        blocked = threading.Thread(target=self.cache.get, args=(self.account,) + self.window)
+        blocked.start()
+        self.addCleanup(blocked.join)
+        self.addCleanup(release.set)
+        self.assertTrue(entered.wait(10))
+        self.assertEqual(periods(self.cache.get(other, *self.window)), {})
+        self.assertTrue(blocked.is_alive())
 
     def test_farEventsNotParsed(self):
         """Plain events far from the window are parsed only when a window comes near them."""

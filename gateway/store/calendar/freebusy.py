@@ -166,12 +166,15 @@ class FreeBusyCache:
         self._series = {}
         self._summaries = {}
         self._lock = threading.Lock()
+        self._accountLocks = {}
         self.computed = 0
 
     def get(self, account, start, end, url=None, now=None):
         """
         Like L{freeBusy}, from the cache when nothing changed.  Safe to call
-        from several threads (calls are serialized).
+        from several threads: computations for one account are serialized,
+        those for different accounts run side by side (one account's first
+        look at thousands of messages holds up no other account).
         """
         return self._document(account, _Calendars(account), start, end, url, now)
 
@@ -201,35 +204,48 @@ class FreeBusyCache:
             return cached[1]
         return None
 
+    def _accountLock(self, address):
+        """
+        The lock serializing one account's computations (L{_lock} guards
+        only the dictionaries).
+        """
+        with self._lock:
+            return self._accountLocks.setdefault(address, threading.Lock())
+
     def _document(self, account, calendars, start, end, url, now):
         key = self._key(account, start, end, url)
-        with self._lock:
-            document = self._cached(key, calendars)
+        with self._accountLock(account.address):
+            with self._lock:
+                document = self._cached(key, calendars)
             if document is None:
                 document = self._compute(account, calendars, key, start, end, url, now)
             return document
 
     def _compute(self, account, calendars, key, start, end, url, now):
         address = account.address
-        summaries = self._summaries.get(address)
+        with self._lock:
+            summaries = self._summaries.get(address)
+            parsed = self._parsed.setdefault(address, {})
+            seriesCache = self._series.setdefault(address, SeriesCache())
         if summaries is None:
-            summaries = self._summaries[address] = SummaryStore.forMailStore(account.mailStore)
+            summaries = SummaryStore.forMailStore(account.mailStore)
             summaries.keepOnly([uidValidity for _, _, uidValidity, _ in calendars.mailboxes])
-        parsed = self._parsed.setdefault(address, {})
-        seriesCache = self._series.setdefault(address, SeriesCache())
+            with self._lock:
+                self._summaries[address] = summaries
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
-        self.computed += 1
-        self._documents[key] = (calendars.signature, document)
-        self._documents.move_to_end(key)
-        while len(self._documents) > self.maxEntries:
-            self._documents.popitem(last=False)
+        with self._lock:
+            self.computed += 1
+            self._documents[key] = (calendars.signature, document)
+            self._documents.move_to_end(key)
+            while len(self._documents) > self.maxEntries:
+                self._documents.popitem(last=False)
         return document
 
     def forget(self, address):
         """
         Drop everything cached for one account (e.g. when it is deleted).
         """
-        with self._lock:
+        with self._accountLock(address), self._lock:
             self._parsed.pop(address, None)
             self._series.pop(address, None)
             summaries = self._summaries.pop(address, None)
