@@ -1012,3 +1012,56 @@ class SniffTests(unittest.TestCase):
                          ("END:VEVENT", "END:VEVENT\r\nBEGIN:VEVENT\r\nUID:x\r\nEND:VEVENT"),
                          ("DTSTART;TZID=Europe/Berlin:20260105T090000", "DTSTART:tomorrow")]:
             self.assertIsNone(calendar.sniff(self.event.replace(old, new)), new)
+
+
+class MimeTests(unittest.TestCase):
+    """
+    The C{text/calendar} payloads of a message: plain single-part messages
+    are read without the C{email} package's parser, with the same result.
+    """
+
+    calendar = vcalendar(vevent("m", "DTSTART:20260105T090000Z", "SUMMARY:Caf\u00e9")).encode("utf-8")
+
+    def assertSame(self, data, fast=True):
+        """C{calendarParts} equals what the C{email} package gives, by the fast path when C{fast}."""
+        expected = parse._mimeParts(data)
+        self.assertEqual(parse.calendarParts(data), expected)
+        if fast:
+            self.assertEqual(parse._singlePart(data), expected)
+        else:
+            self.assertIsNone(parse._singlePart(data))
+        return expected
+
+    def test_plain(self):
+        """CRLF or LF, folded and quoted parameters, upper-case types, every simple encoding."""
+        latin = self.calendar.decode("utf-8").encode("latin-1")
+        cases = [
+            b"Subject: x\r\nContent-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\r\n" + self.calendar,
+            b"Subject: x\nContent-Type: TEXT/Calendar;\n\tcharset=\"UTF-8\"\n\n" + self.calendar.replace(b"\r\n", b"\n"),
+            b"Content-Type: application/ics; charset=ISO-8859-1\r\nContent-Transfer-Encoding: 8BIT\r\n\r\n" + latin,
+            b"Content-Type: text/calendar\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(self.calendar).replace(b"\n", b"\r\n"),
+            b"Content-Type: text/calendar; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + quopri.encodestring(self.calendar),
+            b"Content-Type: text/calendar; charset=x-unknown\r\n\r\n" + self.calendar,
+        ]
+        for data in cases:
+            [text] = self.assertSame(data)
+            self.assertIn("SUMMARY:Caf\u00e9", text)
+
+    def test_notCalendar(self):
+        """A message of another type, or without a Content-Type, has no calendar payload."""
+        self.assertEqual(self.assertSame(b"Subject: x\r\nContent-Type: text/plain\r\n\r\n" + self.calendar), [])
+        self.assertEqual(self.assertSame(b"Subject: x\r\n\r\n" + self.calendar), [])
+
+    def test_others(self):
+        """Multipart messages and unusual MIME fields go through the C{email} package."""
+        multipart = message(vevent("m", "DTSTART:20260105T090000Z"), multipart=True)
+        self.assertEqual(len(self.assertSame(multipart, fast=False)), 1)
+        for head in (b"Content-Type: text/calendar; charset*=utf-8''x\r\n",
+                     b"Content-Type: text/calendar\r\nContent-Type: text/plain\r\n",
+                     b"Content-Type: text/calendar\r\nContent-Transfer-Encoding: base64 (yes)\r\n",
+                     b"Content-Type: text/calendar\r\nnot a header line\r\n",
+                     b"\r\nContent-Type: text/calendar\r\n",
+                     b"Content-Type: text/calendar\r\nContent-Transfer-Encoding: base64\r\n"):
+            self.assertSame(head + b"\r\n" + self.calendar, fast=False)

@@ -15,10 +15,12 @@ near it, and not at all when it is simple (see
 L{gateway.store.calendar.series}): then its events are kept as values.
 """
 
+import binascii
 import email
 import email.policy
 import itertools
 import json
+import quopri
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -212,17 +214,78 @@ def calendarParts(message):
     @param message: the message, C{bytes}.
     @return: C{list} of C{str}.
     """
+    parts = _singlePart(message)
+    return parts if parts is not None else _mimeParts(message)
+
+
+def _mimeParts(message):
+    """L{calendarParts} by the C{email} package's parser, for any message."""
     parsed = email.message_from_bytes(message, policy=email.policy.compat32)
     parts = []
     for part in parsed.walk():
         if part.get_content_type() in CALENDAR_TYPES:
-            payload = part.get_payload(decode=True)
-            if payload:
-                charset = part.get_content_charset() or "utf-8"
-                try:
-                    parts.append(payload.decode(charset, "replace"))
-                except LookupError:
-                    parts.append(payload.decode("utf-8", "replace"))
+            _addPayload(parts, part.get_payload(decode=True), part.get_content_charset())
+    return parts
+
+
+def _addPayload(parts, payload, charset):
+    if payload:
+        try:
+            parts.append(payload.decode(charset or "utf-8", "replace"))
+        except LookupError:
+            parts.append(payload.decode("utf-8", "replace"))
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+#: What the C{email} package's parser takes for a header line.
+_HEADER_LINE = re.compile(rb"(?:From |[\x21-\x39\x3b-\x7e]+:)")
+_MIME_FIELD = re.compile(rb"^(content-type|content-transfer-encoding):(.*)$", re.M | re.I)
+_CONTENT_TYPE = re.compile(rb"^\s*([a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+)\s*(;.*)?$", re.I | re.S)
+_CHARSET = re.compile(rb';\s*charset\s*=\s*(?:"([^"\\]*)"|([^\s;"]+))', re.I)
+_DECODERS = {b"": bytes, b"7bit": bytes, b"8bit": bytes, b"binary": bytes,
+             b"base64": binascii.a2b_base64, b"quoted-printable": quopri.decodestring}
+
+
+def _singlePart(message):
+    """
+    L{calendarParts} of a message that is not multipart and whose MIME
+    fields are plain (the common case), without the C{email} package's
+    parser, which costs more than the rest of reading a one-event message;
+    or C{None} for any other message.
+    """
+    end = _HEADER_END.search(message)
+    if end is None or message.startswith((b"\n", b"\r\n")):
+        return None
+    head = _FOLD.sub(b"", message[:end.start()])
+    if not all(_HEADER_LINE.match(line) for line in head.split(b"\n")):
+        return None
+    fields = {}
+    for match in _MIME_FIELD.finditer(head):
+        name = match.group(1).lower()
+        if name in fields:
+            return None
+        fields[name] = match.group(2)
+    contentType = _CONTENT_TYPE.match(fields.get(b"content-type", b"text/plain"))
+    if contentType is None or b"*" in (contentType.group(2) or b""):
+        return None
+    mimeType = contentType.group(1).lower()
+    if mimeType.startswith((b"multipart/", b"message/")):
+        return None
+    if mimeType.decode("ascii") not in CALENDAR_TYPES:
+        return []
+    decode = _DECODERS.get(fields.get(b"content-transfer-encoding", b"").strip().lower())
+    if decode is None:
+        return None
+    try:
+        payload = decode(message[end.end():])
+    except (binascii.Error, ValueError):
+        return None
+    charset = _CHARSET.search(contentType.group(2) or b"")
+    if charset is not None:
+        charset = (charset.group(1) or charset.group(2)).decode("ascii", "replace").lower()
+    parts = []
+    _addPayload(parts, payload, charset)
     return parts
 
 
