@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import quopri
+import random
 import threading
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from twisted.internet.defer import succeed
 from twisted.trial import unittest
 
 from gateway.store import calendar
-from gateway.store.calendar import FreeBusyCache, freeBusy, parse, series, summaries
+from gateway.store.calendar import FreeBusyCache, freeBusy, parse, reader, series, summaries
 from gateway.store.calendar import periods as calendarPeriods
 from tests.support import makeTestContext
 
@@ -445,19 +446,60 @@ class SourceTests(_CalendarTestCase):
         self.assertTrue(self.flushLoggedErrors())
 
 
-class CacheTests(_CalendarTestCase):
-    window = (utc(2026, 1, 5), utc(2026, 1, 6))
+class _CountingTestCase(_CalendarTestCase):
+    """
+    Counts the calendar payloads parsed (C{parsed}) and the messages read
+    for free/busy (C{read}).
+    """
+
+    window = (utc(2026, 3, 23), utc(2026, 4, 6))
 
     def setUp(self):
         _CalendarTestCase.setUp(self)
-        self.parsed = []
-        original = parse.parseCalendar
+        self.parsed, self.read = [], []
+        parseCalendar, readMessage = parse.parseCalendar, summaries._readMessage
 
-        def counting(data):
-            self.parsed.append(data)
-            return original(data)
+        def countingParse(text):
+            self.parsed.append(text)
+            return parseCalendar(text)
 
-        self.patch(parse, "parseCalendar", counting)
+        def countingRead(mailbox, uid):
+            self.read.append(uid)
+            return readMessage(mailbox, uid)
+
+        self.patch(parse, "parseCalendar", countingParse)
+        self.patch(summaries, "_readMessage", countingRead)
+
+    def fill(self):
+        """Plain, all-day, floating, declined, day-long across DST, near and far events and series."""
+        self.append(vevent("plain", "DTSTART;TZID=Europe/Berlin:20260324T090000",
+                           "DTEND;TZID=Europe/Berlin:20260324T100000"))
+        self.append(vevent("allday", "DTSTART;VALUE=DATE:20260325", "STATUS:TENTATIVE"))
+        self.append(vevent("floating", "DTSTART:20260326T090000", "DTEND:20260326T100000",
+                           "X-MICROSOFT-CDO-BUSYSTATUS:OOF"))
+        self.append(vevent("declined", "DTSTART:20260327T090000Z", "DTEND:20260327T100000Z",
+                           "ATTENDEE;PARTSTAT=DECLINED:mailto:demo.user@example.test"))
+        self.append(vevent("dst", "DTSTART;TZID=Europe/Berlin:20260328T003000", "DURATION:P1DT3H"))
+        self.append(vevent("far", "DTSTART:20260901T090000Z", "DTEND:20260901T100000Z"))
+        self.append(vevent("weekly", "DTSTART;TZID=Europe/Berlin:20260302T150000",
+                           "DTEND;TZID=Europe/Berlin:20260302T160000", "RRULE:FREQ=WEEKLY;COUNT=8"))
+        self.append(vevent("weekly", "RECURRENCE-ID;TZID=Europe/Berlin:20260330T150000",
+                           "DTSTART;TZID=Europe/Berlin:20260331T150000",
+                           "DTEND;TZID=Europe/Berlin:20260331T160000"))
+        self.append(vevent("ended", "DTSTART:20250101T090000Z", "DTEND:20250101T100000Z",
+                           "RRULE:FREQ=DAILY;COUNT=10"))
+
+
+class CacheTests(_CountingTestCase):
+    """
+    L{FreeBusyCache} over messages put in as another program would (not
+    summarized when added).
+    """
+
+    window = (utc(2026, 1, 5), utc(2026, 1, 6))
+
+    def setUp(self):
+        _CountingTestCase.setUp(self)
         self.notSummarizedWhenAdded()
         self.cache = FreeBusyCache()
 
@@ -475,19 +517,19 @@ class CacheTests(_CalendarTestCase):
                                                    (utc(2026, 1, 5, 11), utc(2026, 1, 5, 12))]})
         [vfreebusy] = icalendar.Calendar.from_ical(third).walk("VFREEBUSY")
         self.assertEqual(vfreebusy["DTSTAMP"].dt, NOW + timedelta(hours=2))
-        self.assertEqual(len(self.parsed), 2)
+        self.assertEqual(len(self.read), 2)
 
     def test_parsedOnce(self):
-        """After a change only the new message is parsed, also for another window."""
+        """After a change only the new message is read, also for another window."""
         for i in range(5):
             self.append(vevent("e%d" % (i,), "DTSTART:2026010%dT090000Z" % (i + 1,),
                                "DTEND:2026010%dT100000Z" % (i + 1,)))
         self.cache.get(self.account, utc(2026, 1, 1), utc(2026, 1, 10))
-        self.assertEqual(len(self.parsed), 5)
+        self.assertEqual(len(self.read), 5)
         self.append(vevent("new", "DTSTART:20260108T090000Z", "DTEND:20260108T100000Z"))
         document = self.cache.get(self.account, utc(2026, 1, 1), utc(2026, 1, 10))
         self.cache.get(self.account, utc(2026, 1, 2), utc(2026, 1, 10))
-        self.assertEqual(len(self.parsed), 6)
+        self.assertEqual(len(self.read), 6)
         self.assertEqual(len(periods(document)["BUSY"]), 6)
 
     def test_expunge(self):
@@ -585,9 +627,14 @@ class CacheTests(_CalendarTestCase):
         self.assertTrue(blocked.is_alive())
 
     def test_farEventsNotParsed(self):
-        """Plain events far from the window are parsed only when a window comes near them."""
-        self.append(vevent("near", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
-        self.append(vevent("far", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
+        """
+        Plain events that need icalendar (here Outlook's zone names) are
+        parsed only when a window comes near them.
+        """
+        self.append(vevent("near", "DTSTART;TZID=W. Europe Standard Time:20260105T100000",
+                           "DTEND;TZID=W. Europe Standard Time:20260105T110000"))
+        self.append(vevent("far", "DTSTART;TZID=W. Europe Standard Time:20260605T110000",
+                           "DTEND;TZID=W. Europe Standard Time:20260605T120000"))
         self.cache.get(self.account, *self.window)
         self.assertEqual(len(self.parsed), 1)
         document = self.cache.get(self.account, utc(2026, 6, 5), utc(2026, 6, 6))
@@ -613,50 +660,6 @@ class CacheTests(_CalendarTestCase):
                            "RRULE:FREQ=DAILY;COUNT=10"))
         self.append(vevent("s", "SEQUENCE:1", "DTSTART:20260605T090000Z", "DTEND:20260605T100000Z"))
         self.assertEqual(periods(self.cache.get(self.account, *self.window)), {})
-
-class _CountingTestCase(_CalendarTestCase):
-    """
-    Counts the calendar payloads parsed (C{parsed}) and the messages read
-    for free/busy (C{read}).
-    """
-
-    window = (utc(2026, 3, 23), utc(2026, 4, 6))
-
-    def setUp(self):
-        _CalendarTestCase.setUp(self)
-        self.parsed, self.read = [], []
-        parseCalendar, readMessage = parse.parseCalendar, summaries._readMessage
-
-        def countingParse(text):
-            self.parsed.append(text)
-            return parseCalendar(text)
-
-        def countingRead(mailbox, uid):
-            self.read.append(uid)
-            return readMessage(mailbox, uid)
-
-        self.patch(parse, "parseCalendar", countingParse)
-        self.patch(summaries, "_readMessage", countingRead)
-
-    def fill(self):
-        """Plain, all-day, floating, declined, day-long across DST, near and far events and series."""
-        self.append(vevent("plain", "DTSTART;TZID=Europe/Berlin:20260324T090000",
-                           "DTEND;TZID=Europe/Berlin:20260324T100000"))
-        self.append(vevent("allday", "DTSTART;VALUE=DATE:20260325", "STATUS:TENTATIVE"))
-        self.append(vevent("floating", "DTSTART:20260326T090000", "DTEND:20260326T100000",
-                           "X-MICROSOFT-CDO-BUSYSTATUS:OOF"))
-        self.append(vevent("declined", "DTSTART:20260327T090000Z", "DTEND:20260327T100000Z",
-                           "ATTENDEE;PARTSTAT=DECLINED:mailto:demo.user@example.test"))
-        self.append(vevent("dst", "DTSTART;TZID=Europe/Berlin:20260328T003000", "DURATION:P1DT3H"))
-        self.append(vevent("far", "DTSTART:20260901T090000Z", "DTEND:20260901T100000Z"))
-        self.append(vevent("weekly", "DTSTART;TZID=Europe/Berlin:20260302T150000",
-                           "DTEND;TZID=Europe/Berlin:20260302T160000", "RRULE:FREQ=WEEKLY;COUNT=8"))
-        self.append(vevent("weekly", "RECURRENCE-ID;TZID=Europe/Berlin:20260330T150000",
-                           "DTSTART;TZID=Europe/Berlin:20260331T150000",
-                           "DTEND;TZID=Europe/Berlin:20260331T160000"))
-        self.append(vevent("ended", "DTSTART:20250101T090000Z", "DTEND:20250101T100000Z",
-                           "RRULE:FREQ=DAILY;COUNT=10"))
-
 
 class SummaryTests(_CountingTestCase):
     """
@@ -787,7 +790,8 @@ class SummaryTests(_CountingTestCase):
 
     def test_sniffedSettled(self):
         """A sniffed event parsed for one window is stored as a summary: it is not parsed again after a restart."""
-        self.append(vevent("far", "DTSTART:20260901T090000Z", "DTEND:20260901T100000Z"))
+        self.append(vevent("far", "DTSTART;TZID=W. Europe Standard Time:20260901T110000",
+                           "DTEND;TZID=W. Europe Standard Time:20260901T120000"))
         september = (utc(2026, 9, 1), utc(2026, 9, 2))
         FreeBusyCache().get(self.account, *self.window, now=NOW)
         self.assertEqual(self.parsed, [])
@@ -899,20 +903,20 @@ class DeliverySummaryTests(_CountingTestCase):
         self.assertEqual(self.stored(inbox), {})
 
     def test_copiedAndMoved(self):
-        """An invitation copied from INBOX is parsed; moved on to another calendar, it keeps its summary."""
+        """An invitation copied from INBOX is read; moved on to another calendar, it keeps its summary."""
         store = self.account.mailStore
         inbox = store.getMailbox("INBOX")
         uid = inbox.appendMessage(message(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z")))
         [(_, copied)] = inbox.copyTo([uid], self.mailbox)
-        self.assertEqual(len(self.parsed), 1)
+        self.assertEqual(self.read, [copied])
         store.createMailbox("Team", "IPF.Appointment")
         team = store.getMailbox("Team")
         [(_, moved)] = self.mailbox.moveTo([copied], team)
-        self.assertEqual(len(self.parsed), 1)
+        self.assertEqual(self.read, [copied])
         self.assertEqual(list(self.stored(team)), [moved])
         del self.read[:]
         document = FreeBusyCache().get(self.account, *self.window, now=NOW)
-        self.assertEqual((len(self.parsed), self.read), (1, []))
+        self.assertEqual((self.parsed, self.read), ([], []))
         self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
 
     def test_unparsable(self):
@@ -1065,3 +1069,102 @@ class MimeTests(unittest.TestCase):
                      b"\r\nContent-Type: text/calendar\r\n",
                      b"Content-Type: text/calendar\r\nContent-Transfer-Encoding: base64\r\n"):
             self.assertSame(head + b"\r\n" + self.calendar, fast=False)
+
+
+class ReaderTests(unittest.TestCase):
+    """
+    L{reader.readPlainEvent} reads what icalendar reads, or gives up: a
+    randomized comparison over many shapes of plain event.
+    """
+
+    zones = ("Europe/Berlin", "America/New_York", "Asia/Kolkata", "\"Europe/Berlin\"", "W. Europe Standard Time",
+             "Mars/Olympus_Mons")
+    attendees = ("ATTENDEE;PARTSTAT=ACCEPTED:mailto:demo@example.test",
+                 "ATTENDEE;CN=\"Doe, John: PhD\";partstat=declined:MAILTO:Demo@Example.test",
+                 "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=\"TENTATIVE\":mailto:other@example.org",
+                 "ATTENDEE;DELEGATED-FROM=\"mailto:a@x\",\"mailto:b@x\":mailto:c@example.org",
+                 "ATTENDEE:mailto:plain@example.org ",
+                 "attendee;partstat=needs-action:mailto:lower@example.org")
+
+    def time(self, rng, name, moment):
+        choice = rng.randrange(7)
+        if choice == 0:
+            return "%s;VALUE=DATE:%s" % (name, moment.strftime("%Y%m%d"))
+        if choice == 1:
+            return "%s:%s" % (name, moment.strftime("%Y%m%d"))
+        if choice == 2:
+            return "%s:%s" % (name, moment.strftime("%Y%m%dT%H%M%S"))
+        if choice == 3:
+            return "%s:%sZ" % (name, moment.strftime("%Y%m%dT%H%M%S"))
+        if choice == 4:
+            return "%s;VALUE=DATE-TIME;TZID=%s:%s" % (name, rng.choice(self.zones), moment.strftime("%Y%m%dT%H%M%S"))
+        return "%s;TZID=%s:%s" % (name, rng.choice(self.zones), moment.strftime("%Y%m%dT%H%M%S"))
+
+    def payload(self, rng):
+        start = datetime(2026, 1, 1) + timedelta(days=rng.randrange(300), hours=rng.randrange(24),
+                                                 minutes=rng.choice((0, 30)))
+        lines = ["UID:" + rng.choice(("uid-%d@example.org" % rng.randrange(1000),) * 6 + ("with\\,comma", "x ", ""))]
+        lines.append(self.time(rng, rng.choice(("DTSTART", "dtstart")), start))
+        if rng.random() < 0.8:
+            lines.append(self.time(rng, "DTEND", start + timedelta(hours=rng.randrange(1, 30))))
+        for name, values in (("STATUS", ("CONFIRMED", "TENTATIVE", "cancelled", "CONFIRMED", "TENTATIVE\\;")),
+                             ("TRANSP", ("OPAQUE", "TRANSPARENT")),
+                             ("X-MICROSOFT-CDO-BUSYSTATUS", ("BUSY", "OOF", "FREE", "tentative")),
+                             ("SEQUENCE", ("0", "3", "+2", "x")),
+                             ("DTSTAMP", ("20251201T000000Z", "20251201T000000", "20251201")),
+                             ("LAST-MODIFIED", ("20251202T101010Z",))):
+            if rng.random() < 0.4:
+                lines.append("%s:%s" % (name, rng.choice(values)))
+        lines.extend(rng.sample(self.attendees, rng.randrange(4)))
+        lines.append("DESCRIPTION:Agenda: one\\, two\\; three\\nfour")
+        lines.append("X-ALT-DESC;FMTTYPE=text/html:<p>a: b</p>")
+        if rng.random() < 0.1:
+            lines.append(rng.choice(("RRULE:FREQ=DAILY;COUNT=3", "DURATION:PT1H", "RECURRENCE-ID:20260105T090000Z",
+                                     lines[1], "STATUS:CONFIRMED", "TRANSP:OPAQUE")))
+        rng.shuffle(lines)
+        if rng.random() < 0.3:
+            lines[rng.randrange(len(lines)):0] = [
+                "BEGIN:VALARM", "ACTION:EMAIL", "ATTENDEE;PARTSTAT=DECLINED:mailto:demo@example.test",
+                "STATUS:CANCELLED", "TRIGGER:-PT15M", "END:VALARM"]
+        if rng.random() < 0.3:
+            lines = ["\r\n ".join(line[i:i + 20] for i in range(0, len(line), 20)) for line in lines]
+        components = ["\r\n".join(["BEGIN:VEVENT"] + lines + ["END:VEVENT"])]
+        if rng.random() < 0.3:
+            components.insert(0, "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\n"
+                                 "TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nEND:STANDARD\r\nEND:VTIMEZONE")
+        if rng.random() < 0.05:
+            components.append(vevent("second", "DTSTART:20260105T090000Z"))
+        text = vcalendar(*components, method=rng.choice((None, None, "REQUEST", "PUBLISH", "CANCEL", "REPLY",
+                                                         "request", "ADD")))
+        if rng.random() < 0.3:
+            text = text.replace("\r\n", "\n")
+        return text
+
+    def test_sameAsIcalendar(self):
+        """Whatever the reader reads, icalendar reads the same (as stored in the summaries)."""
+        rng = random.Random(11)
+        read = 0
+        for case in range(600):
+            text = self.payload(rng)
+            fast = reader.readPlainEvent(text)
+            if fast is None:
+                continue
+            read += 1
+            expected = [summaries.encodeItems([event]) for event in parse.parseCalendar(text)]
+            got = [summaries.encodeItems([parse._Event.restored(uid, start, end, None, version, traits)])
+                   for uid, start, end, version, traits in fast]
+            self.assertEqual(got, expected, "case %d:\n%s" % (case, text))
+        self.assertGreater(read, 250)
+
+    def test_givesUp(self):
+        """Series, overrides, durations, zones that are not IANA names and repeated properties are left to icalendar."""
+        for lines in (("DTSTART:20260105T090000Z", "RRULE:FREQ=DAILY"),
+                      ("DTSTART:20260105T090000Z", "RECURRENCE-ID:20260105T090000Z"),
+                      ("DTSTART:20260105T090000Z", "DURATION:PT1H"),
+                      ("DTSTART;TZID=W. Europe Standard Time:20260105T090000",),
+                      ("DTSTART:20260105T090000Z", "DTSTART:20260106T090000Z"),
+                      ("DTSTART:20260105T090000Z", "STATUS:A\\,B"),
+                      ("DTEND:20260105T090000Z",)):
+            self.assertIsNone(reader.readPlainEvent(vcalendar(vevent("u", *lines))), lines)
+        self.assertEqual(reader.readPlainEvent(vcalendar(vevent("u", "DTSTART:20260105T090000Z"), method="REPLY")),
+                         [])

@@ -53,11 +53,13 @@ then reads no message, and parses again only the series near the window
 that are not simple (L{series}: zones defined only by a C{VTIMEZONE},
 C{RDATE} periods, ranges).  Messages without a summary (put into the
 Maildir by another program, or when the file was deleted) are read by the
-request; of them, a message holding one plain event is only sniffed for its
-C{UID} and rough times until a window comes near it (L{sniff}).  See
-C{bench/freebusy.py}.
+request.  Either way a message holding one plain event of the common form
+is read without C{icalendar} (L{reader}); at a request, one of another
+form is only sniffed for its C{UID} and rough times until a window comes
+near it (L{sniff}).  See C{bench/freebusy.py}.
 
-Modules: L{parse} (messages to events), L{summaries} (parsed events kept
+Modules: L{parse} (messages to events), L{reader} (the common plain event
+without C{icalendar}), L{summaries} (parsed events kept
 per mailbox and on disk), L{series} (simple series expanded directly),
 L{periods} (events to busy periods), L{freebusy} (the document and the
 cache); the names below are re-exported from them.

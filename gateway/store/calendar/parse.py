@@ -5,10 +5,13 @@ once per message (L{loadMessage}) and kept per mailbox by
 L{gateway.store.calendar.summaries.ParsedMailbox}.
 
 Parsing with C{icalendar} costs about 0.6 ms an event, most of a first
-computation.  A message with one plain event (no recurrence, override,
-C{DURATION} or unusual iTIP method) is therefore first only sniffed
-(L{sniff}) for its C{UID} and rough times, and parsed when a window comes
-near it or another message has the same C{UID}.  A series is parsed at once
+computation.  A message with one plain event of the common form (see
+L{gateway.store.calendar.reader}) is therefore read without it, in a tenth
+of that.  Another message with one plain event (no recurrence, override,
+C{DURATION} or unusual iTIP method; say with an Outlook zone name) is first
+only sniffed (L{sniff}) for its C{UID} and rough times, and parsed when a
+window comes near it or another message has the same C{UID}, unless it is
+summarized when added (C{sniffing=False}).  A series is parsed at once
 (its end is needed), but kept with its text and bounds as an L{Unparsed}
 too, so that after a restart it is parsed again only when a window comes
 near it, and not at all when it is simple (see
@@ -29,15 +32,13 @@ from dateutil.rrule import rrulestr
 
 from gateway.logging import getLogger
 from gateway.store.calendar import series
+from gateway.store.calendar.reader import IGNORED_METHODS, attendeeAddress, readPlainEvent
 
 log = getLogger("http")
 
 CALENDAR_CLASS = "IPF.Appointment"
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 
-#: iTIP methods whose components are not events (RFC 5546 1.4): an
-#: attendee's REPLY filed in a calendar must not replace the event it answers.
-IGNORED_METHODS = ("REPLY", "REFRESH", "COUNTER", "DECLINECOUNTER")
 
 _ONE_DAY = timedelta(days=1)
 
@@ -154,13 +155,6 @@ def _recurrenceKey(value):
     return value.isoformat()
 
 
-def _attendeeAddress(value):
-    value = str(value).strip()
-    if value.lower().startswith("mailto:"):
-        value = value[7:]
-    return value.lower()
-
-
 def traitsOf(component):
     """
     What classifying a component reads of it.
@@ -173,7 +167,7 @@ def traitsOf(component):
     attendees = _listOf(component.get("ATTENDEE"))
     return (str(component.get("STATUS", "")).upper(), str(component.get("TRANSP", "")).upper(),
             str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper(),
-            tuple((_attendeeAddress(attendee), str(attendee.params.get("PARTSTAT", "")).upper())
+            tuple((attendeeAddress(attendee), str(attendee.params.get("PARTSTAT", "")).upper())
                   for attendee in attendees))
 
 
@@ -530,22 +524,27 @@ def bounds(events):
 
 def loadMessage(message, sniffing=True):
     """
-    The events of one calendar message: plain events parsed (L{_Event}),
-    and an L{Unparsed} per C{UID} for the rest (a sniffed plain event, or a
-    series with its overrides, already parsed).
+    The events of one calendar message: plain events read or parsed
+    (L{_Event}), and an L{Unparsed} per C{UID} for the rest (a sniffed plain
+    event, or a series with its overrides, already parsed).
 
     @param sniffing: C{False} to parse a plain event at once rather than
         sniff it (L{sniff}).
     @return: C{list} of L{_Event} and L{Unparsed}.
     """
     parts = calendarParts(message)
-    if sniffing and len(parts) == 1:
-        unparsed = sniff(parts[0])
-        if unparsed is not None:
-            return [unparsed]
     events = []
     for payload in parts:
-        events.extend(parseCalendar(payload))
+        read = readPlainEvent(payload)
+        if read is None and sniffing and len(parts) == 1:
+            unparsed = sniff(payload)
+            if unparsed is not None:
+                return [unparsed]
+        if read is None:
+            events.extend(parseCalendar(payload))
+        else:
+            events.extend(_Event.restored(uid, start, end, None, version, traits)
+                          for uid, start, end, version, traits in read)
     items = [event for event in events if event.plain]
     series = {}
     for event in events:
