@@ -6,6 +6,7 @@ configuration, and the L{ServiceContext} front-ends are built with.
 import os
 import tempfile
 
+import icalendar
 from twisted.internet.task import Clock
 
 from gateway.config import defaultConfig
@@ -83,3 +84,23 @@ def makeTestContext(testCase, cleartextLogin=True, quota=None, reactor=None, clo
     if clock is None:
         clock = Clock()
     return makeContext(config, reactor=reactor, clock=clock)
+
+
+def freeBusyPeriods(document):
+    """
+    The FREEBUSY periods of a document as C{{fbtype: [(start, end), ...]}},
+    parsed with icalendar.
+    """
+    cal = icalendar.Calendar.from_ical(document)
+    [vfreebusy] = cal.walk("VFREEBUSY")
+    props = vfreebusy.get("FREEBUSY", [])
+    if not isinstance(props, list):
+        props = [props]
+    result = {}
+    for prop in props:
+        for value in str(prop.to_ical().decode()).split(","):
+            parsed = icalendar.vPeriod.from_ical(value)
+            result.setdefault(prop.params["FBTYPE"], []).append(parsed)
+    for spans in result.values():
+        spans.sort()
+    return result

@@ -19,6 +19,7 @@ from twisted.trial import unittest
 from gateway.store import calendar
 from gateway.store.calendar import FreeBusyCache, freeBusy, parse, reader, series, summaries
 from gateway.store.calendar import periods as calendarPeriods
+from tests.support import freeBusyPeriods as periods
 from tests.support import makeTestContext
 
 UTC = timezone.utc
@@ -63,26 +64,6 @@ def message(*components, encoding=None, multipart=False, method=None):
                 b"--XX\r\nContent-Type: text/plain\r\n\r\nYou are invited.\r\n"
                 b"--XX\r\n" + headers + b"\r\n" + body + b"\r\n--XX--\r\n")
     return b"From: a@example.test\r\nSubject: invite\r\nMIME-Version: 1.0\r\n" + headers + b"\r\n" + body
-
-
-def periods(document):
-    """
-    The FREEBUSY periods of a document as C{{fbtype: [(start, end), ...]}},
-    parsed with icalendar.
-    """
-    cal = icalendar.Calendar.from_ical(document)
-    [vfreebusy] = cal.walk("VFREEBUSY")
-    props = vfreebusy.get("FREEBUSY", [])
-    if not isinstance(props, list):
-        props = [props]
-    result = {}
-    for prop in props:
-        for value in str(prop.to_ical().decode()).split(","):
-            parsed = icalendar.vPeriod.from_ical(value)
-            result.setdefault(prop.params["FBTYPE"], []).append(parsed)
-    for spans in result.values():
-        spans.sort()
-    return result
 
 
 class _CalendarTestCase(unittest.TestCase):

@@ -8,8 +8,10 @@ import base64
 import http.client
 import os
 import shutil
+import smtplib
 import ssl
 import subprocess
+from datetime import datetime, timezone
 from xml.etree import ElementTree
 
 from twisted.internet import defer, reactor, task
@@ -17,7 +19,8 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, TestCase
 
 from gateway.http.server import makeFactory
-from tests.support import PASSWORD, makeTestContext, testCertificate
+from gateway.lmtp.server import makeFactory as lmtpFactory
+from tests.support import PASSWORD, freeBusyPeriods, makeTestContext, testCertificate
 
 CURL = "/usr/bin/curl"
 AUTH = {"Authorization": "Basic " + base64.b64encode(("demo:" + PASSWORD).encode()).decode()}
@@ -31,10 +34,12 @@ def stubFreeBusy(account, start, end, url):
 
 class EndToEndMixin:
     cleartextLogin = True
+    #: The free/busy generator (C{None}: the real one).
+    generateFreeBusy = staticmethod(stubFreeBusy)
 
     def setUp(self):
         self.context = makeTestContext(self, cleartextLogin=self.cleartextLogin, reactor=reactor, clock=reactor)
-        self.site = makeFactory(self.context, generateFreeBusy=stubFreeBusy)
+        self.site = makeFactory(self.context, generateFreeBusy=self.generateFreeBusy)
         self.channels = []
         build = self.site.buildProtocol
 
@@ -280,6 +285,78 @@ class NoCleartextEndToEndTests(EndToEndMixin, TestCase):
             self.assertEqual((status, body), (200, b"dear diary"))
 
         return deferToThread(client)
+
+
+def invitation(*lines, method="REQUEST"):
+    """An iTIP message with one VEVENT of C{lines}, as an MTA hands it over LMTP."""
+    body = "\r\n".join(("BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//e2e//EN", "METHOD:" + method, "BEGIN:VEVENT",
+                         "DTSTAMP:20260201T000000Z", "ORGANIZER:mailto:boss@example.org") + lines
+                        + ("END:VEVENT", "END:VCALENDAR", ""))
+    return ("From: boss@example.org\r\nTo: demo@example.test\r\nSubject: invitation\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/calendar; charset=utf-8; method=%s\r\n\r\n%s" % (method, body)).encode()
+
+
+class CalendarEndToEndTests(EndToEndMixin, TestCase):
+    """
+    Invitations delivered over LMTP (C{demo+Calendar@example.test}) into the
+    Calendar mailbox of an account in Europe/Berlin, free/busy fetched with
+    curl and read with icalendar: every period exact, across the DST change
+    of 2026-03-29.
+    """
+
+    generateFreeBusy = None
+
+    def setUp(self):
+        EndToEndMixin.setUp(self)
+        self.context.directory.setAccount("demo@example.test", timezone="Europe/Berlin")
+        self.lmtp = reactor.listenTCP(0, lmtpFactory(self.context), interface="127.0.0.1")
+        self.addCleanup(self.lmtp.stopListening)
+
+    def deliver(self, messages):
+        """Blocking: one LMTP session delivering C{messages} to demo+Calendar."""
+        with smtplib.LMTP("127.0.0.1", self.lmtp.getHost().port, timeout=10) as client:
+            for message in messages:
+                client.sendmail("boss@example.org", ["demo+Calendar@example.test"], message)
+
+    def test_periods(self):
+        """Recurrence with EXDATE and a moved instance, all-day, tentative, cancelled, OOF, declined."""
+        berlin = "Europe/Berlin"
+        messages = [
+            invitation("UID:weekly", "DTSTART;TZID=%s:20260302T090000" % berlin,
+                       "DTEND;TZID=%s:20260302T100000" % berlin, "RRULE:FREQ=WEEKLY;COUNT=10",
+                       "EXDATE;TZID=%s:20260323T090000" % berlin),
+            invitation("UID:weekly", "RECURRENCE-ID;TZID=%s:20260330T090000" % berlin,
+                       "DTSTART;TZID=%s:20260331T140000" % berlin, "DTEND;TZID=%s:20260331T150000" % berlin),
+            invitation("UID:daily", "DTSTART;TZID=%s:20260327T073000" % berlin,
+                       "DTEND;TZID=%s:20260327T080000" % berlin, "RRULE:FREQ=DAILY;COUNT=5"),
+            invitation("UID:allday", "DTSTART;VALUE=DATE:20260318", "DTEND;VALUE=DATE:20260319", "STATUS:TENTATIVE"),
+            invitation("UID:cancelled", "DTSTART:20260319T100000Z", "DTEND:20260319T110000Z", "STATUS:CANCELLED"),
+            invitation("UID:york", "DTSTART;TZID=America/New_York:20260320T130000",
+                       "DTEND;TZID=America/New_York:20260320T140000", "STATUS:TENTATIVE"),
+            invitation("UID:oof", "DTSTART:20260401T080000Z", "DTEND:20260401T120000Z",
+                       "X-MICROSOFT-CDO-BUSYSTATUS:OOF"),
+            invitation("UID:declined", "DTSTART:20260402T090000Z", "DTEND:20260402T100000Z",
+                       "ATTENDEE;PARTSTAT=DECLINED:mailto:demo@example.test"),
+        ]
+
+        def client():
+            self.deliver(messages)
+            code, body = self.curl(self.url("/~demo/freebusy.vfb?start=2026-03-16T00:00:00Z&end=2026-04-06T00:00:00Z"))
+            self.assertEqual(code, 0)
+            return body
+
+        def check(body):
+            utc = lambda *args: datetime(*args, tzinfo=timezone.utc)  # noqa: E731
+            self.assertEqual(freeBusyPeriods(body), {
+                "BUSY": [(utc(2026, 3, 16, 8), utc(2026, 3, 16, 9)),
+                         (utc(2026, 3, 27, 6, 30), utc(2026, 3, 27, 7)), (utc(2026, 3, 28, 6, 30), utc(2026, 3, 28, 7)),
+                         (utc(2026, 3, 29, 5, 30), utc(2026, 3, 29, 6)), (utc(2026, 3, 30, 5, 30), utc(2026, 3, 30, 6)),
+                         (utc(2026, 3, 31, 5, 30), utc(2026, 3, 31, 6)), (utc(2026, 3, 31, 12), utc(2026, 3, 31, 13))],
+                "BUSY-TENTATIVE": [(utc(2026, 3, 17, 23), utc(2026, 3, 18, 23)),
+                                   (utc(2026, 3, 20, 17), utc(2026, 3, 20, 18))],
+                "BUSY-UNAVAILABLE": [(utc(2026, 4, 1, 8), utc(2026, 4, 1, 12))]})
+
+        return deferToThread(client).addCallback(check)
 
 
 if not shutil.which("curl") and not os.path.exists(CURL):
