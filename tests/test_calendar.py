@@ -908,6 +908,22 @@ class DeliverySummaryTests(_CountingTestCase):
         self.assertEqual(self.stored(self.mailbox), {uid: []})
         self.assertEqual(periods(FreeBusyCache().get(self.account, *self.window, now=NOW)), {})
 
+    def test_accountsLetGo(self):
+        """Beyond maxAccounts the least recently computed account's events are let go, and read again from its file."""
+        self.context.directory.setAccount("other@example.test")
+        other = self.context.realm.accountFor("other@example.test")
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        cache = FreeBusyCache(maxAccounts=1)
+        cache.get(self.account, *self.window, now=NOW)
+        cache.get(other, *self.window, now=NOW)
+        self.assertEqual(list(cache._parsed), [other.address])
+        self.assertEqual(list(cache._summaries), [other.address])
+        del self.read[:]
+        document = cache.get(self.account, utc(2026, 3, 24), utc(2026, 3, 25), now=NOW)
+        self.assertEqual((self.parsed, self.read), ([], []))
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
+        self.assertEqual(list(cache._parsed), [self.account.address])
+
     def test_fileDeleted(self):
         """When the summary file is deleted while the server runs, the next message starts a new one."""
         self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))

@@ -153,15 +153,21 @@ class FreeBusyCache:
     L{gateway.store.calendar.summaries.SummaryStore}, so a recomputation,
     also the first one after a restart, parses only new messages.
 
+    The parsed events of at most C{maxAccounts} accounts are kept (with
+    their summary files open); the least recently computed ones are let go,
+    and read from their summary files again when next needed.
+
     @ivar computed: how many documents were computed (not served from cache).
     @ivar runInThread: C{f(callable, *args)} returning a C{Deferred}, for
         L{generate}: C{deferToThread} (tests pass a synchronous one).
     """
 
-    def __init__(self, maxEntries=1000, runInThread=deferToThread):
+    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64):
         self.maxEntries = maxEntries
+        self.maxAccounts = maxAccounts
         self.runInThread = runInThread
         self._documents = collections.OrderedDict()
+        self._recent = collections.OrderedDict()
         self._parsed = {}
         self._series = {}
         self._summaries = {}
@@ -217,9 +223,24 @@ class FreeBusyCache:
         with self._accountLock(account.address):
             with self._lock:
                 document = self._cached(key, calendars)
-            if document is None:
-                document = self._compute(account, calendars, key, start, end, url, now)
-            return document
+            if document is not None:
+                return document
+            document = self._compute(account, calendars, key, start, end, url, now)
+        # Outside the account's lock: letting go of another account takes its lock.
+        self._letGo()
+        return document
+
+    def _letGo(self):
+        """
+        Let go of the parsed events of the accounts beyond L{maxAccounts},
+        least recently computed first.
+        """
+        while True:
+            with self._lock:
+                if len(self._recent) <= self.maxAccounts:
+                    return
+                address = next(iter(self._recent))
+            self._release(address, onlyIfLeast=True)
 
     def _compute(self, account, calendars, key, start, end, url, now):
         address = account.address
@@ -235,21 +256,37 @@ class FreeBusyCache:
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
         with self._lock:
             self.computed += 1
+            self._recent[address] = None
+            self._recent.move_to_end(address)
             self._documents[key] = (calendars.signature, document)
             self._documents.move_to_end(key)
             while len(self._documents) > self.maxEntries:
                 self._documents.popitem(last=False)
         return document
 
-    def forget(self, address):
+    def _release(self, address, onlyIfLeast=False):
         """
-        Drop everything cached for one account (e.g. when it is deleted).
+        Drop an account's parsed events and close its summary file.
+
+        @param onlyIfLeast: C{True} to do it only if the account is still
+            the least recently computed one beyond L{maxAccounts} (another
+            thread may have computed for it meanwhile).
         """
         with self._accountLock(address), self._lock:
+            if onlyIfLeast and (len(self._recent) <= self.maxAccounts or next(iter(self._recent)) != address):
+                return
+            self._recent.pop(address, None)
             self._parsed.pop(address, None)
             self._series.pop(address, None)
             summaries = self._summaries.pop(address, None)
             if summaries is not None:
                 summaries.close()
+
+    def forget(self, address):
+        """
+        Drop everything cached for one account (e.g. when it is deleted).
+        """
+        self._release(address)
+        with self._lock:
             for key in [key for key in self._documents if key[0] == address]:
                 del self._documents[key]
