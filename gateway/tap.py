@@ -44,4 +44,30 @@ def makeService(options, reactor=None):
     # long as the process: out of the collector's sight, so that its full
     # collections, which large caches of parsed data trigger, stay short.
     gc.freeze()
+    raiseFileLimit()
     return top
+
+
+#: The open-file limit asked for when the hard limit is unlimited.
+FILE_LIMIT = 65536
+
+
+def raiseFileLimit():
+    """
+    Raise the soft limit on open files to the hard one: every session and
+    every account in use holds files (a mail index is three), and the usual
+    soft limit of 1024 would refuse connections at a few hundred users.
+
+    @return: the soft limit now in force.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = FILE_LIMIT if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft

@@ -4,6 +4,7 @@ Tests for L{gateway.cred.realm}: one shared account object per address, the
 quota that covers mail and files together, and alerts.
 """
 
+import gc
 import io
 
 from twisted.cred.portal import IRealm
@@ -31,6 +32,10 @@ class RealmTests(unittest.TestCase):
         self.stores.append(store)
         self.addCleanup(store.close)
         return store
+
+    def unkeptMailStore(self, path, quota):
+        """A mail store the test does not hold (the realm's finalizer closes it)."""
+        return MailStore(path, quota=quota, reactor=Clock(), useInotify=False)
 
     def setQuota(self, address, limit):
         self.directory.setAccount(address, quota=limit, quotaSetting=str(limit))
@@ -132,6 +137,33 @@ class RealmTests(unittest.TestCase):
         self.assertEqual(account.popAlerts(), [])
         self.directory.addAlert("demo@example.test", "fourth")
         self.assertEqual(account.popAlerts(), ["fourth"])
+
+    def test_idleAccountsLetGo(self):
+        """Beyond keepIdle, an account nothing holds is closed when collected, and built afresh when asked for."""
+        closed = []
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore, keepIdle=1)
+        self.directory.addAccount("third@example.test", "{PLAIN}x")
+        first = realm.accountFor("demo@example.test")
+        path = first.mailStore.path
+        first.mailStore.close = lambda: closed.append(path)
+        del first
+        realm.accountFor("other@example.test")
+        realm.accountFor("third@example.test")
+        gc.collect()
+        self.assertEqual(closed, [path])
+        again = realm.accountFor("demo@example.test")
+        self.assertEqual(again.mailStore.getMailbox("INBOX").uids(), [])
+
+    def test_heldAccountsKept(self):
+        """An account a session holds stays the one object, however many others are asked for."""
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore, keepIdle=1)
+        self.directory.addAccount("third@example.test", "{PLAIN}x")
+        held = realm.accountFor("demo@example.test")
+        realm.accountFor("other@example.test")
+        realm.accountFor("third@example.test")
+        gc.collect()
+        self.assertIs(realm.accountFor("demo@example.test"), held)
+        held.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
 
     def test_alertsPerAccount(self):
         """An alert is shown only to its own account."""

@@ -4,10 +4,13 @@ The twistd plugin, as an administrator starts it.
 """
 
 import os
+import resource
 import subprocess
 import sys
 
 from twisted.trial import unittest
+
+from gateway import tap
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
@@ -35,3 +38,13 @@ class PluginTests(unittest.TestCase):
         errors = [line for line in result.stderr.splitlines() if line.strip()]
         self.assertEqual(len(errors), 1, result.stderr)
         self.assertIn("[imap] idle_timeout", errors[0])
+
+    def test_fileLimitRaised(self):
+        """Start-up raises the soft open-file limit to the hard one."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        wanted = tap.FILE_LIMIT if hard == resource.RLIM_INFINITY else hard
+        self.assertEqual(tap.raiseFileLimit(), wanted)
+        self.assertEqual(resource.getrlimit(resource.RLIMIT_NOFILE), (wanted, hard))
+

@@ -6,14 +6,19 @@ for it, so sessions of IMAP, POP3, FTP, HTTP and LMTP delivery share the
 account's stores and see each other's changes at once.
 """
 
+import collections
 import os
+import weakref
 
 from twisted.cred.portal import IRealm
 from zope.interface import implementer
 
 from gateway.errors import NoSuchAccount, QuotaExceeded
 from gateway.interfaces import IAccount, IQuota
+from gateway.logging import getLogger
 from gateway.store.files import FileStore
+
+log = getLogger("auth")
 
 
 @implementer(IQuota)
@@ -22,15 +27,19 @@ class AccountQuota:
     The account's storage quota, covering mail and files together.
     """
 
-    def __init__(self, account):
-        self._account = account
+    def __init__(self, directory, address):
+        self._directory = directory
+        self._address = address
+        #: The stores it covers, C{(mail store, file store)}, set once they
+        #: exist.  (Not the account: its stores must not keep it alive.)
+        self.stores = ()
 
     def limit(self):
-        record = self._account.record
+        record = self._directory.getAccount(self._address)
         return record.quota if record is not None else None
 
     def used(self):
-        return self._account.mailStore.usage() + self._account.fileStore.usage()
+        return sum(store.usage() for store in self.stores)
 
     def check(self, additional):
         limit = self.limit()
@@ -56,9 +65,10 @@ class Account:
         #: identity of the account folder: a removed and re-created account
         #: with the same name is a new account.
         self.folderId = _folderId(self.path)
-        self.quota = AccountQuota(self)
+        self.quota = AccountQuota(directory, address)
         self.fileStore = FileStore(os.path.join(self.path, "files"), quota=self.quota)
         self.mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
+        self.quota.stores = (self.mailStore, self.fileStore)
 
     @property
     def record(self):
@@ -98,18 +108,37 @@ def _defaultMailStoreFactory(path, quota):
     return MailStore(path, quota=quota)
 
 
+def _closeStore(mailStore):
+    close = getattr(mailStore, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.failure("Closing the mail store {path} failed", path=getattr(mailStore, "path", None))
+
+
 @implementer(IRealm)
 class GatewayRealm:
     """
-    Builds (once per process) the L{Account} for an avatar id.
+    Builds the L{Account} for an avatar id: one object per account while
+    anything uses it.
+
+    An account's stores hold open files (the mail index: three per
+    account), so the realm does not keep every account that ever logged in:
+    it keeps the C{keepIdle} most recently asked for, and any other that a
+    session, a delivery or a request still holds.  An account nothing holds
+    any more is closed when the garbage collector frees it, and built
+    afresh when next asked for.
 
     @ivar directory: the L{gateway.interfaces.IDirectory}.
     """
 
-    def __init__(self, directory, mailStoreFactory=_defaultMailStoreFactory):
+    def __init__(self, directory, mailStoreFactory=_defaultMailStoreFactory, keepIdle=256):
         self.directory = directory
         self._mailStoreFactory = mailStoreFactory
-        self._accounts = {}
+        self.keepIdle = keepIdle
+        self._accounts = weakref.WeakValueDictionary()
+        self._recent = collections.OrderedDict()
 
     def accountFor(self, address):
         """
@@ -123,11 +152,14 @@ class GatewayRealm:
         account = self._accounts.get(address)
         if account is None or account.folderId != _folderId(account.path) or account.folderId is None:
             if account is not None:
-                close = getattr(account.mailStore, "close", None)
-                if close is not None:
-                    close()
+                _closeStore(account.mailStore)
             account = Account(self.directory, address, self._mailStoreFactory)
+            weakref.finalize(account, _closeStore, account.mailStore)
             self._accounts[address] = account
+        self._recent[address] = account
+        self._recent.move_to_end(address)
+        while len(self._recent) > self.keepIdle:
+            self._recent.popitem(last=False)
         return account
 
     def requestAvatar(self, avatarId, mind, *interfaces):
