@@ -8,6 +8,7 @@ import json
 import os
 import quopri
 import random
+import sqlite3
 import threading
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -932,6 +933,22 @@ class DeliverySummaryTests(_CountingTestCase):
             os.remove(path + suffix)
         uid = self.append(vevent("b", "DTSTART:20260325T090000Z", "DTEND:20260325T100000Z"))
         self.assertEqual(list(self.stored(self.mailbox)), [uid])
+
+    def test_fileBusy(self):
+        """While a computation writes the summary file, a message is stored at once and read by the next request."""
+        self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        writer = sqlite3.connect(os.path.join(self.account.mailStore.path, summaries.SUMMARY_NAME),
+                                 isolation_level=None)
+        self.addCleanup(writer.close)
+        writer.execute("BEGIN IMMEDIATE")
+        uid = self.append(vevent("b", "DTSTART:20260325T090000Z", "DTEND:20260325T100000Z"))
+        writer.execute("ROLLBACK")
+        self.assertNotIn(uid, self.stored(self.mailbox))
+        del self.read[:]
+        document = FreeBusyCache().get(self.account, *self.window, now=NOW)
+        self.assertEqual(self.read, [uid])
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10)),
+                                                      (utc(2026, 3, 25, 9), utc(2026, 3, 25, 10))]})
 
     def test_summaryFailure(self):
         """When the summary cannot be written the message is still stored, and a request parses it."""

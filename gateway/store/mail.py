@@ -21,6 +21,7 @@ listeners.
 
 import os
 import shutil
+import sqlite3
 import threading
 
 from twisted.internet.defer import maybeDeferred
@@ -41,6 +42,10 @@ from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
 log = getLogger("store")
+
+#: How long adding a message to a calendar waits for the free/busy summary
+#: file when a computation is writing to it, in seconds.
+SUMMARY_WAIT = 0.05
 
 MAILBOX_CLASSES = ("IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote")
 SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
@@ -437,8 +442,12 @@ class MailStore:
                     self._summaries.close()
                     self._summaries = None
                 if self._summaries is None:
-                    self._summaries = summaries.SummaryStore.forMailStore(self)
+                    self._summaries = summaries.SummaryStore.forMailStore(self, timeout=SUMMARY_WAIT)
                 summaries.summarizeAdded(self._summaries, mailbox, uids, source)
+        except sqlite3.OperationalError as e:
+            # Busy (a free/busy computation is writing): not worth holding
+            # up the reactor for; the request parses these messages.
+            log.info("Calendar messages left unsummarized in {mailbox}: {error}", mailbox=mailbox.name, error=e)
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 

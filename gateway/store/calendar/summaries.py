@@ -188,9 +188,9 @@ class SummaryStore:
     serializes its use.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, timeout=index.BUSY_TIMEOUT_MS / 1000.0):
         self.path = path
-        self._conn = self._open()
+        self._conn = self._open(timeout)
         self._inode = os.stat(path).st_ino
 
     def current(self):
@@ -203,9 +203,8 @@ class SummaryStore:
         except FileNotFoundError:
             return False
 
-    def _open(self):
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=index.BUSY_TIMEOUT_MS / 1000.0,
-                               check_same_thread=False)
+    def _open(self, timeout):
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=timeout, check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         # A cache: losing the last writes in a power failure only costs parsing.
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -217,14 +216,18 @@ class SummaryStore:
         return conn
 
     @classmethod
-    def forMailStore(cls, mailStore):
+    def forMailStore(cls, mailStore, **kwargs):
         """
         The store next to a L{gateway.store.mail.MailStore}'s index; a
         damaged file is replaced by an empty one.
+
+        @param kwargs: for the constructor.
         """
         path = os.path.join(mailStore.path, SUMMARY_NAME)
         try:
-            return cls(path)
+            return cls(path, **kwargs)
+        except sqlite3.OperationalError:
+            raise  # busy, say: not damaged
         except sqlite3.DatabaseError:
             log.failure("Replacing damaged free/busy summaries {path}", path=path)
             for suffix in ("", "-wal", "-shm"):
@@ -232,7 +235,7 @@ class SummaryStore:
                     os.remove(path + suffix)
                 except FileNotFoundError:
                     pass
-            return cls(path)
+            return cls(path, **kwargs)
 
     def load(self, uidValidity):
         """
@@ -251,11 +254,14 @@ class SummaryStore:
 
         @param messages: C{dict} of UID to items.
         """
-        if messages:
+        rows = [(uidValidity, uid) + encodeItems(items) for uid, items in messages.items()]
+        # In batches, so that a rebuild does not hold the file's write lock
+        # long (the mail store writes rows as messages arrive).
+        for offset in range(0, len(rows), _BATCH):
             with index.transaction(self._conn):
                 self._conn.executemany(
                     "INSERT OR REPLACE INTO messages (uidvalidity, uid, items, texts) VALUES (?, ?, ?, ?)",
-                    [(uidValidity, uid) + encodeItems(items) for uid, items in messages.items()])
+                    rows[offset:offset + _BATCH])
 
     def loadSome(self, uidValidity, uids):
         """
