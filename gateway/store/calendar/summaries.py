@@ -47,7 +47,8 @@ SUMMARY_NAME = ".gateway-freebusy.sqlite"
 #: Bump when the row format changes: older files are emptied.
 FORMAT_VERSION = 2
 
-#: Most UIDs in one C{IN (...)} (SQLite allows 999 parameters at least).
+#: Most UIDs in one C{IN (...)} (SQLite allows 999 parameters at least),
+#: and most rows written in one transaction.
 _BATCH = 500
 
 SCHEMA = """
