@@ -3,13 +3,21 @@
 FTP control-protocol behaviour over C{StringTransport}.
 """
 
+import os
+import queue
+import socket
+import threading
+
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial import unittest
 
 from gateway.ftp import commands, data
 from gateway.ftp.server import FTPSession, makeFactory
+from gateway.ftp.workers import Workers
 from tests.support import PASSWORD, makeTestContext
 
 
@@ -255,3 +263,95 @@ class ASCIIConversionTests(unittest.TestCase):
         source = _Pieces([b"x"])
         data.ConvertingReader(source, data.ASCIIEncoder()).close()
         self.assertTrue(source.closed)
+
+
+class _ThreadReactor:
+    """
+    Collects what worker threads hand back with C{callFromThread}.
+    """
+
+    def __init__(self):
+        self.calls = queue.SimpleQueue()
+
+    def callFromThread(self, f, *args):
+        self.calls.put((f, args))
+
+    def runNext(self):
+        f, args = self.calls.get(timeout=10)
+        f(*args)
+
+
+class WorkersTests(unittest.TestCase):
+    def workers(self, wait):
+        self.reactor = _ThreadReactor()
+        workers = Workers(self.reactor, 2, "test", wait=wait)
+        self.addCleanup(workers.stop)
+        return workers
+
+    def test_fastCallAnsweredAtOnce(self):
+        """A call that finishes within the wait runs in a worker and has its result, or its exception, when run() returns."""
+        workers = self.workers(wait=10)
+        main = threading.current_thread()
+        done = workers.run(lambda a, b: (a + b, threading.current_thread() is main), 2, 3)
+        self.assertEqual(self.successResultOf(done), (5, False))
+        self.failureResultOf(workers.run(os.stat, "/nonexistent/gateway-test"), FileNotFoundError)
+        self.assertTrue(workers.waiting)
+
+    def test_slowCallAnsweredLater(self):
+        """A call still running after the wait answers through callFromThread; run() then stops waiting until a call is fast."""
+        workers = self.workers(wait=0.01)
+        gate = threading.Event()
+        slow = workers.run(gate.wait, 10)
+        self.assertNoResult(slow)
+        self.assertFalse(workers.waiting)
+        gate.set()
+        self.reactor.runNext()
+        self.assertTrue(self.successResultOf(slow))
+        self.assertFalse(workers.waiting)
+        fast = workers.run(int, "7")
+        if not fast.called:
+            self.reactor.runNext()
+        self.assertEqual(self.successResultOf(fast), 7)
+        self.assertTrue(workers.waiting)
+
+    def test_stopFinishesQueued(self):
+        """stop() lets the queued calls finish, then ends every thread."""
+        workers = self.workers(wait=0.01)
+        gate = threading.Event()
+        results = [workers.run(gate.wait, 10) for _ in range(3)]
+        threads = list(workers._threads)
+        gate.set()
+        workers.stop()
+        self.assertFalse(any(thread.is_alive() for thread in threads))
+        for _ in results:
+            self.reactor.runNext()
+        for d in results:
+            self.assertTrue(self.successResultOf(d))
+
+
+class WriteNowTests(unittest.TestCase):
+    def test_sendsAtOnceThenQueuesInOrder(self):
+        """On a clear TCP connection writeNow sends at once; what the socket does not take is queued, and later writes go behind it."""
+        ours, theirs = socket.socketpair()
+        self.addCleanup(ours.close)
+        self.addCleanup(theirs.close)
+        ours.setblocking(False)
+        reactor = MemoryReactor()
+        connection = tcp.Server(ours, Protocol(), ("192.0.2.7", 40000), None, 1, reactor)
+        theirs.settimeout(10)
+        data.writeNow(connection, b"220 ready\r\n")
+        self.assertEqual(theirs.recv(100), b"220 ready\r\n")
+        self.assertNotIn(connection, reactor.getWriters())
+
+        big = os.urandom(4 * 1024 * 1024)
+        data.writeNow(connection, big)
+        data.writeNow(connection, b"tail")
+        self.assertIn(connection, reactor.getWriters())
+        received = []
+        theirs.setblocking(False)
+        while connection in reactor.getWriters() or sum(map(len, received)) < len(big) + 4:
+            try:
+                received.append(theirs.recv(1024 * 1024))
+            except BlockingIOError:
+                connection.doWrite()
+        self.assertEqual(b"".join(received), big + b"tail")

@@ -7,6 +7,7 @@ loopback.
 import ftplib
 import io
 import os
+import socket
 import ssl
 import subprocess
 
@@ -14,6 +15,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
+from gateway.ftp import data
 from gateway.ftp.server import makeFactory
 from gateway.store.files import TEMP_PREFIX
 from tests.support import PASSWORD, makeTestContext, testCertificate
@@ -201,6 +203,47 @@ class PlainFTPTests(_Server, unittest.TestCase):
             return got
 
         return deferToThread(session).addCallback(self.assertEqual, b"active data\n")
+
+    def test_passivePortRange(self):
+        """PASV and EPSV listen on ports of [ftp] passive_ports, and transfers go through them."""
+        low = 20000 + os.getpid() % 30000
+        self.serve(overrides={("ftp", "passive_ports"): (low, low + 4)})
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ports = [ftp.makepasv()[1] for _ in range(3)]
+            ftp.sendcmd("EPSV")
+            ftp.storbinary("STOR ranged.txt", io.BytesIO(b"through the range"))
+            got = _retr(ftp, "ranged.txt")
+            ftp.quit()
+            return ports, got
+
+        def check(result):
+            ports, got = result
+            for port in ports:
+                self.assertTrue(low <= port <= low + 4, port)
+            self.assertEqual(got, b"through the range")
+
+        return deferToThread(session).addCallback(check)
+
+    def test_passiveOnlyFromPeer(self):
+        """A passive listener drops connections from any host but the control connection's peer, and keeps waiting."""
+        listener = data.listenPassive(reactor, "127.0.0.1", "192.0.2.7", None)
+        self.addCleanup(listener.stop)
+
+        def connect():
+            with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as s:
+                return s.recv(10)
+
+        def check(got):
+            self.assertEqual(got, b"")
+            self.assertIsNone(listener.protocol)
+            self.assertFalse(listener.connected.called)
+            listener.stop()
+            self.assertRaises(ConnectionRefusedError, socket.create_connection, ("127.0.0.1", listener.port))
+
+        return deferToThread(connect).addCallback(check)
 
     def test_escapesRefused(self):
         """C{..} above the root and a symlink leading outside fail with 550; the symlink is not listed."""
@@ -393,6 +436,40 @@ class FTPSTests(_Server, unittest.TestCase):
             return got
 
         return deferToThread(session).addCallback(self.assertEqual, b"active tls")
+
+    def test_truncatedProtectedUpload(self):
+        """A PROT P upload that ends without TLS close_notify gets 426; STOR keeps the old file, APPE what arrived."""
+        self.serve()
+        with open(os.path.join(self.root, "kept.txt"), "wb") as f:
+            f.write(b"old content")
+
+        def truncated(ftp, command):
+            # A TCP close without close_notify, as an attacker's forged FIN
+            # or a client that crashed.
+            conn = ftp.transfercmd(command)
+            conn.sendall(b"new, but cut short")
+            conn.close()
+            return self.assertRaises(ftplib.error_temp, ftp.voidresp)
+
+        def session():
+            ftp = self.client(tls=True)
+            ftp.login("demo", PASSWORD)
+            ftp.prot_p()
+            ftp.voidcmd("TYPE I")
+            errors = [truncated(ftp, "STOR kept.txt"), truncated(ftp, "APPE appended.txt")]
+            ftp.storbinary("STOR whole.txt", io.BytesIO(b"complete"))
+            ftp.quit()
+            return errors
+
+        def check(errors):
+            for error in errors:
+                self.assertTrue(str(error).startswith("426 "), error)
+            for name, content in [("kept.txt", b"old content"), ("appended.txt", b"new, but cut short"),
+                                  ("whole.txt", b"complete")]:
+                with open(os.path.join(self.root, name), "rb") as f:
+                    self.assertEqual(f.read(), content, name)
+
+        return deferToThread(session).addCallback(check)
 
     def test_lftpProtectedUploadComplete(self):
         """lftp (GnuTLS) uploads over PROT P arrive whole, resume with put -c, and download byte-exact."""

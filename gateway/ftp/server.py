@@ -24,8 +24,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from gateway.cred.credentials import LoginContext, PlainCredentials
-from gateway.ftp import commands
+from gateway.ftp import commands, data
 from gateway.ftp.shell import ShellCommands
+from gateway.ftp.workers import Workers
 from gateway.interfaces import IAccount
 from gateway.logging import getLogger
 
@@ -62,7 +63,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self.binary = False
         self.restOffset = None
         self.renameFrom = None
-        self.data = None  # PassiveFactory / ("active", host, port) / None
+        self.data = None  # PassiveListener / ("active", host, port) / None
         self.transfer = None  # a running transfer's state, or None
         self._queue = []
         self._busy = False
@@ -126,7 +127,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             out.append("%d End" % (code,))
         else:
             out.append("%d %s" % (code, text))
-        self.transport.write(("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape"))
+        data.writeNow(self.transport, ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape"))
 
     # -- dispatch --------------------------------------------------------
 
@@ -141,17 +142,19 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             text = line.decode("utf-8", "surrogateescape")
-        verb, _, arg = text.partition(" ")
-        verb = verb.upper()
-        row = commands.COMMANDS.get(verb)
-        if self._busy:
-            # During a transfer every urgent command runs; while anything
-            # else is pending only ABOR and QUIT jump the queue.
-            urgent = row is not None and row.urgent and (self.transfer is not None or verb in ("ABOR", "QUIT"))
-            if not urgent:
-                self._queue.append(text)
-                return
+        if self._busy and not self._urgent(text):
+            self._queue.append(text)
+            return
         self._dispatch(text)
+
+    def _urgent(self, text):
+        """
+        Whether a command runs while another is pending: during a transfer
+        every urgent command does, otherwise only ABOR and QUIT.
+        """
+        verb = text.partition(" ")[0].upper()
+        row = commands.COMMANDS.get(verb)
+        return row is not None and row.urgent and (self.transfer is not None or verb in ("ABOR", "QUIT"))
 
     def _dispatch(self, text):
         verb, _, arg = text.partition(" ")
@@ -228,10 +231,9 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             self.reply(230, "Already logged in")
             return
         if self.user is None:
+            # A USER refused for clear text leaves no user (and the checker
+            # refuses clear text by the account's domain as well).
             self.reply(503, "Send USER first")
-            return
-        if self._cleartextRefused():
-            self.reply(530, "Clear-text login is not allowed here: use AUTH TLS first")
             return
         user, self.user = self.user, None
         creds = PlainCredentials(user, arg, self.loginContext(), mechanism="USER")
@@ -487,27 +489,33 @@ class FTPFactory(ServerFactory):
     def uploadPool(self):
         """
         The thread pool uploads run in (each holds a thread for the whole
-        upload, so they get their own pool, not the reactor's).
+        upload, so they get their own pool, not the reactor's), a
+        C{ThreadPool} that grows with the uploads.
         """
-        return self._pool("upload", max(4, self.maxConnections))
+
+        def make():
+            from twisted.python.threadpool import ThreadPool
+
+            pool = ThreadPool(0, max(4, self.maxConnections), "gateway-ftp-upload")
+            pool.start()
+            return pool
+
+        return self._pool("upload", make)
 
     def fileSystemPool(self):
         """
-        The thread pool file-system commands (listings, opening files,
+        The L{Workers} file-system commands (listings, opening files,
         renames...) run in: L{FS_THREADS} threads, so that a slow disk
         stalls those commands but never the reactor.
         """
-        return self._pool("fs", FS_THREADS)
+        return self._pool("fs", lambda: Workers(self.context.reactor, FS_THREADS, "gateway-ftp-fs"))
 
-    def _pool(self, kind, size):
+    def _pool(self, kind, make):
         pool = self._pools.get(kind)
         if pool is None:
-            from twisted.python.threadpool import ThreadPool
-
             if not self._pools:
                 self.context.reactor.addSystemEventTrigger("during", "shutdown", self.stopThreads)
-            pool = self._pools[kind] = ThreadPool(0, size, "gateway-ftp-" + kind)
-            pool.start()
+            pool = self._pools[kind] = make()
         return pool
 
     def stopThreads(self):

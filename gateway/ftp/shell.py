@@ -9,6 +9,7 @@ blocking halves).  Names are UTF-8; files whose names start with
 C{TEMP_PREFIX} (uploads in progress) are neither listed nor reachable.
 """
 
+import functools
 import os
 import stat
 import time
@@ -67,28 +68,38 @@ def _mode(st):
     return stat.filemode(st.st_mode)
 
 
+@functools.lru_cache(maxsize=4096)
+def _minuteText(minute, recent):
+    t = time.gmtime(minute * 60)
+    return time.strftime("%b %d %H:%M" if recent else "%b %d  %Y", t)
+
+
 def _listTime(mtime, now):
-    t = time.gmtime(mtime)
-    if now - mtime > 180 * 86400 or mtime > now + 86400:
-        return time.strftime("%b %d  %Y", t)
-    return time.strftime("%b %d %H:%M", t)
+    # Formatted once per minute (a folder's files often share one).
+    return _minuteText(int(mtime // 60), not (now - mtime > 180 * 86400 or mtime > now + 86400))
+
+
+@functools.lru_cache(maxsize=4096)
+def _modifyText(second):
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(second))
 
 
 def _facts(st, isCurrent=False):
     isDir = stat.S_ISDIR(st.st_mode)
-    facts = [
-        "type=%s" % ("cdir" if isCurrent else "dir" if isDir else "file",),
-        "size=%d" % (st.st_size,),
-        "modify=%s" % (time.strftime("%Y%m%d%H%M%S", time.gmtime(st.st_mtime)),),
-        "perm=%s" % ("flcdmpe" if isDir else "adfrw",),
-    ]
-    return ";".join(facts) + ";"
+    return "type=%s;size=%d;modify=%s;perm=%s;" % (
+        "cdir" if isCurrent else "dir" if isDir else "file",
+        st.st_size,
+        _modifyText(int(st.st_mtime)),
+        "flcdmpe" if isDir else "adfrw",
+    )
 
 
 def _entries(fs, target):
     """
     C{(name, stat)} of a folder's visible entries: no temporary files, no
     links that lead out of the root.
+
+    @raise NotADirectoryError: C{target} is not a folder.
     """
     folder = fs.clientPath(target)
     result = []
@@ -114,22 +125,20 @@ def _fsListing(fs, path, cwd, kind):
     args = [a for a in (path or "").split(" ") if a and not a.startswith("-")] if kind != "MLSD" else [path]
     path = " ".join(args) if kind != "MLSD" else (path or "")
     target = _fsResolve(fs, path or ".", cwd)
-    if kind == "MLSD" and not target.isdir():
-        raise NotADirectoryError(path)
-    if target.isdir():
+    try:
         entries = _entries(fs, target)
-    else:
+    except NotADirectoryError:
+        if kind == "MLSD":
+            raise
         entries = [(target.basename(), os.stat(target.path))]
     now = time.time()
-    lines = []
-    for name, st in entries:
-        if kind == "NLST":
-            lines.append(name)
-        elif kind == "MLSD":
-            lines.append("%s %s" % (_facts(st), name))
-        else:
-            lines.append("%s 1 owner group %13d %s %s" % (
-                _mode(st), st.st_size, _listTime(st.st_mtime, now), name))
+    if kind == "NLST":
+        lines = [name for name, st in entries]
+    elif kind == "MLSD":
+        lines = ["%s %s" % (_facts(st), name) for name, st in entries]
+    else:
+        lines = ["%s 1 owner group %13d %s %s" % (_mode(st), st.st_size, _listTime(st.st_mtime, now), name)
+                 for name, st in entries]
     if kind == "STAT":
         return lines
     return "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
@@ -143,20 +152,28 @@ def _fsMlst(fs, path, cwd):
 def _fsOpen(fs, path, cwd, offset, binary):
     """
     A file to download: C{bytes} when it is small, else a file object;
-    converted to CRLF line ends unless C{binary} (C{TYPE A}).
+    converted to CRLF line ends unless C{binary} (C{TYPE A}).  Small files
+    take four system calls (open, fstat, pread, close): each one in a
+    thread hands the GIL to the reactor and back.
     """
     target = _fsResolve(fs, path, cwd)
-    if target.isdir():
-        raise IsADirectoryError(path)
-    f = open(target.path, "rb")
-    if offset:
-        f.seek(offset)
-    if os.fstat(f.fileno()).st_size - (offset or 0) <= SMALL:
+    fd = os.open(target.path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(path)
+        offset = offset or 0
+        left = st.st_size - offset
+        if left > SMALL:
+            os.lseek(fd, offset, os.SEEK_SET)
+            f, fd = open(fd, "rb"), None
+            return f if binary else data.ConvertingReader(f, data.ASCIIEncoder())
         # Small files go in one piece, without more thread round trips.
-        with f:
-            content = f.read()
-        return content if binary else data.ASCIIEncoder()(content)
-    return f if binary else data.ConvertingReader(f, data.ASCIIEncoder())
+        content = os.pread(fd, left, offset) if left > 0 else b""
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return content if binary else data.ASCIIEncoder()(content)
 
 
 def _fsUploadTarget(fs, path, cwd, append, offset):
@@ -234,8 +251,7 @@ class ShellCommands:
     # -- helpers ---------------------------------------------------------
 
     def _run(self, function, *args):
-        pool = self.factory.fileSystemPool()
-        return deferToThreadPool(self.context.reactor, pool, function, self.account.fileStore, *args)
+        return self.factory.fileSystemPool().run(function, self.account.fileStore, *args)
 
     def _fsError(self, failure, code=550):
         """
@@ -365,9 +381,8 @@ class ShellCommands:
         setup, self.data = self.data, None
         if setup is None:
             return defer.fail(ConnectionError("Use PASV, EPSV, PORT or EPRT first"))
-        if isinstance(setup, data.PassiveFactory):
-            setup.waiting = True
-            d = setup.connected
+        if isinstance(setup, data.PassiveListener):
+            d = setup.wait()
             d.addTimeout(DATA_TIMEOUT, self.factory.clock)
 
             def timedOut(failure):
@@ -384,7 +399,7 @@ class ShellCommands:
         """
         Drop the prepared data connection and abort a running transfer.
         """
-        if isinstance(self.data, data.PassiveFactory):
+        if isinstance(self.data, data.PassiveListener):
             self.data.stop()
         self.data = None
         if self.transfer is not None and abort:
@@ -419,7 +434,7 @@ class ShellCommands:
             self.reply(150, "Opening %s data connection" % ("TLS" if self.protectData else "clear",))
             if isinstance(fileObject, bytes):
                 transfer = self.transfer = Transfer(dp, lambda: len(fileObject))
-                dp.transport.write(fileObject)
+                data.writeNow(dp.transport, fileObject)
                 dp.close()
                 return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, 226, "Transfer complete"))
             if data.SendfileSender.usable(fileObject, dp):
@@ -448,7 +463,7 @@ class ShellCommands:
 
     def _closeFile(self, result, fileObject):
         if not isinstance(fileObject, bytes):
-            self.factory.fileSystemPool().callInThread(fileObject.close)
+            self.factory.fileSystemPool().run(fileObject.close)
         return result
 
     def _upload(self, arg, append):
@@ -469,7 +484,7 @@ class ShellCommands:
             transfer = self.transfer = Transfer(dp, lambda: stream.received)
             transfer.stream = stream
             dp.setReceiver(stream.feed)
-            dp.lost.addCallback(lambda _: stream.abort() if transfer.aborting else stream.finish())
+            dp.lost.addCallback(lambda _: stream.abort() if transfer.aborting else stream.finish(not dp.truncated))
             source = stream if self.binary else data.ConvertingReader(stream, data.ASCIIDecoder())
             written = deferToThreadPool(
                 reactor, self.factory.uploadPool(), fs.writeFile, path, source,
@@ -486,6 +501,10 @@ class ShellCommands:
                 dp.transport.resumeProducing()
                 if failure.check(QuotaExceeded):
                     code, text = 552, "Storage quota exceeded; nothing was stored"
+                elif failure.check(data.TransferAborted) and dp.truncated:
+                    # Nothing replaced the old file; APPE and REST kept what
+                    # came, for a resume.
+                    code, text = 426, "Data connection closed without TLS close_notify: upload incomplete"
                 elif failure.check(data.TransferAborted):
                     code, text = 426, "Transfer aborted"
                 elif failure.check(InvalidPath, OSError):
@@ -514,13 +533,13 @@ class ShellCommands:
         context = self.loginContext()
         host, peer = context.localAddress, context.remoteAddress
         try:
-            factory = data.listenPassive(
+            listener = data.listenPassive(
                 self.context.reactor, host, peer, self._tlsForData(), self.factory.passivePorts)
         except CannotListenError:
             self.reply(425, "No free port for a passive data connection")
             return None
-        self.data = factory
-        return factory.port.getHost().port
+        self.data = listener
+        return listener.port
 
     def ftp_PASV(self, arg):
         announced = self.factory.passiveAddress or self.loginContext().localAddress
