@@ -329,6 +329,24 @@ class QuotaTests(StoreMixin, unittest.TestCase):
         self.assertEqual(self.listing(), ["f", "private"])
         self.assertEqual(store.usage(), 3)
 
+    def test_brokenAppendCounted(self):
+        """An append that breaks off (the client went away) keeps what arrived, and the usage counts it."""
+        class BreaksOff(io.RawIOBase):
+            sent = False
+
+            def read(self, n=-1):
+                if self.sent:
+                    raise ConnectionError("client gone")
+                self.sent = True
+                return b"x" * 1000
+
+        store = self.makeStore(limit=CHUNK + 100)
+        store.writeFile("/f", b"old")
+        self.assertRaises(ConnectionError, store.writeFile, "/f", BreaksOff(), append=True)
+        self.assertEqual(self.read("f"), b"old" + b"x" * 1000)
+        self.assertEqual(store.usage(), 1003)
+        self.assertEqual(FileStore(self.rootPath).usage(), 1003)
+
     def test_noTemporaryFilesVisible(self):
         """Temporary files use the TEMP_PREFIX that listings hide, and none survive a write."""
         store = self.makeStore()

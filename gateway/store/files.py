@@ -208,26 +208,34 @@ class FileStore:
             raise InvalidPath("offset beyond the end of the file")
         existed = target.exists()
         written = 0
-        with open(target.path, "r+b" if existed else "wb") as f:
-            f.seek(start)
-            for chunk in chunks:
-                growth = start + written + len(chunk) - oldSize
-                try:
-                    self._checkQuota(growth)
-                except QuotaExceeded:
-                    # Remove what this upload added: back to the old length,
-                    # or no file at all when there was none.
-                    f.truncate(oldSize)
-                    if not existed:
-                        os.unlink(target.path)
-                    raise
-                f.write(chunk)
-                written += len(chunk)
-            if not append and offset is not None:
-                # REST + STOR replaces the rest of the file.
-                f.truncate(start + written)
-        # Not target.getsize(): FilePath caches the stat from before the write.
-        self._adjustUsage(os.path.getsize(target.path) - oldSize)
+        try:
+            with open(target.path, "r+b" if existed else "wb") as f:
+                f.seek(start)
+                for chunk in chunks:
+                    growth = start + written + len(chunk) - oldSize
+                    try:
+                        self._checkQuota(growth)
+                    except QuotaExceeded:
+                        # Remove what this upload added: back to the old
+                        # length, or no file at all when there was none.
+                        f.truncate(oldSize)
+                        if not existed:
+                            os.unlink(target.path)
+                        raise
+                    f.write(chunk)
+                    written += len(chunk)
+                if not append and offset is not None:
+                    # REST + STOR replaces the rest of the file.
+                    f.truncate(start + written)
+        finally:
+            # Also when the upload broke off: what arrived stays (for a
+            # resume) and counts.  Not target.getsize(): FilePath caches
+            # the stat from before the write.
+            try:
+                newSize = os.path.getsize(target.path)
+            except FileNotFoundError:
+                newSize = 0
+            self._adjustUsage(newSize - oldSize)
         return written
 
     def remove(self, path):
