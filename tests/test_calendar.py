@@ -925,6 +925,20 @@ class DeliverySummaryTests(_CountingTestCase):
         self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10))]})
         self.assertEqual(list(cache._parsed), [self.account.address])
 
+    def test_messagesLetGo(self):
+        """Beyond maxMessages the least recently computed account is let go, but never the last one."""
+        self.context.directory.setAccount("other@example.test")
+        other = self.context.realm.accountFor("other@example.test")
+        for day in (24, 25):
+            self.append(vevent("d%d" % (day,), "DTSTART:202603%dT090000Z" % (day,), "DTEND:202603%dT100000Z" % (day,)))
+        cache = FreeBusyCache(maxMessages=1)
+        cache.get(self.account, *self.window, now=NOW)
+        self.assertEqual(list(cache._parsed), [self.account.address])
+        other.mailStore.getMailbox("Calendar").appendMessage(
+            message(vevent("o", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z")))
+        cache.get(other, *self.window, now=NOW)
+        self.assertEqual(list(cache._parsed), [other.address])
+
     def test_fileDeleted(self):
         """When the summary file is deleted while the server runs, the next message starts a new one."""
         self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))

@@ -173,18 +173,21 @@ class FreeBusyCache:
     L{gateway.store.calendar.summaries.SummaryStore}, so a recomputation,
     also the first one after a restart, parses only new messages.
 
-    The parsed events of at most C{maxAccounts} accounts are kept (with
-    their summary files open); the least recently computed ones are let go,
-    and read from their summary files again when next needed.
+    The parsed events of at most C{maxAccounts} accounts, and of at most
+    C{maxMessages} calendar messages in all (10,000 take about 12 MB), are kept
+    (with their summary files open); the least recently computed accounts
+    are let go, and read from their summary files again when next needed.
+    The account computed last is always kept.
 
     @ivar computed: how many documents were computed (not served from cache).
     @ivar runInThread: C{f(callable, *args)} returning a C{Deferred}, for
         L{generate}: C{deferToThread} (tests pass a synchronous one).
     """
 
-    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64):
+    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64, maxMessages=100000):
         self.maxEntries = maxEntries
         self.maxAccounts = maxAccounts
+        self.maxMessages = maxMessages
         self.runInThread = runInThread
         self._documents = collections.OrderedDict()
         self._recent = collections.OrderedDict()
@@ -252,15 +255,23 @@ class FreeBusyCache:
 
     def _letGo(self):
         """
-        Let go of the parsed events of the accounts beyond L{maxAccounts},
-        least recently computed first.
+        Let go of the parsed events of the accounts beyond L{maxAccounts} or
+        L{maxMessages}, least recently computed first.
         """
         while True:
             with self._lock:
-                if len(self._recent) <= self.maxAccounts:
+                if not self._overLimits():
                     return
                 address = next(iter(self._recent))
             self._release(address, onlyIfLeast=True)
+
+    def _overLimits(self):
+        """
+        Are more accounts' events kept than the limits allow (never counting
+        out the last one)?  Call with L{_lock} held.
+        """
+        return len(self._recent) > 1 and (len(self._recent) > self.maxAccounts
+                                          or sum(self._recent.values()) > self.maxMessages)
 
     def _compute(self, account, calendars, key, start, end, url, now):
         address = account.address
@@ -276,7 +287,8 @@ class FreeBusyCache:
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
         with self._lock:
             self.computed += 1
-            self._recent[address] = None
+            # How many messages' events it keeps, for maxMessages.
+            self._recent[address] = sum(len(entry.events) for entry in parsed.values())
             self._recent.move_to_end(address)
             self._documents[key] = (calendars.signature, document)
             self._documents.move_to_end(key)
@@ -293,7 +305,7 @@ class FreeBusyCache:
             thread may have computed for it meanwhile).
         """
         with self._accountLock(address), self._lock:
-            if onlyIfLeast and (len(self._recent) <= self.maxAccounts or next(iter(self._recent)) != address):
+            if onlyIfLeast and (not self._overLimits() or next(iter(self._recent)) != address):
                 return
             self._recent.pop(address, None)
             self._parsed.pop(address, None)
