@@ -24,7 +24,7 @@ from gateway.errors import (
     QuotaExceeded,
 )
 from gateway.interfaces import IMailbox, IMailboxInfo, IMailStore, IMessageInfo
-from gateway.store import index, maildir
+from gateway.store import index, mailbox, maildir
 from gateway.store.mail import MailStore
 from gateway.store.watch import sharedINotify
 
@@ -435,6 +435,35 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         clock.advance(5)
         self.assertEqual(calls, [1])
         self.assertIsNone(store._watcher.mode)
+
+    def test_listenersInBatches(self):
+        """Many listeners are called a batch per reactor turn, in order; one removed meanwhile is skipped."""
+        clock = task.Clock()
+        store = self.makeStore(os.path.join(self.temporaryFolder(), "mail"), reactor=clock, useInotify=False)
+        inbox = store.getMailbox("INBOX")
+        batch = mailbox._FANOUT_BATCH
+        calls = []
+        removers = [inbox.addListener(lambda n=n: calls.append(n)) for n in range(2 * batch + 10)]
+
+        def turn():
+            # One reactor turn: the calls due now, not those they schedule
+            # (Clock.advance would run those too).
+            due = [call for call in clock.getDelayedCalls() if call.getTime() <= clock.seconds()]
+            for call in due:
+                clock.calls.remove(call)
+                call.func(*call.args, **call.kw)
+
+        inbox.appendMessage(CRLF_MESSAGE)
+        turn()
+        self.assertEqual(calls, list(range(batch)))
+        removers[batch]()
+        turn()
+        self.assertEqual(calls, list(range(batch)) + list(range(batch + 1, 2 * batch)))
+        turn()
+        self.assertEqual(calls[-10:], list(range(2 * batch, 2 * batch + 10)))
+        self.assertEqual(len(calls), 2 * batch + 9)
+        turn()
+        self.assertEqual(len(calls), 2 * batch + 9)
 
     def test_listenerOtherStorePolling(self):
         """A change through a second MailStore on the same path reaches a listener via the periodic check."""

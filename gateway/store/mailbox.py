@@ -20,6 +20,8 @@ from gateway.store import index, maildir, query
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
 _BATCH = 500
+#: Listeners called per reactor turn when a change is announced.
+_FANOUT_BATCH = 200
 
 
 def normalizeFlags(flags):
@@ -500,11 +502,27 @@ class Mailbox:
             self._notifiedModSeq = self.highestModSeq()
         except NoSuchMailbox:
             return
-        for callback in list(self._listeners):
+        self._callListeners(list(self._listeners))
+
+    def _callListeners(self, callbacks):
+        """
+        Call C{callbacks}, L{_FANOUT_BATCH} per reactor turn, so that what
+        the reactor has to send meanwhile (the reply to the delivery that
+        made the change, the EXISTS of the first sessions) goes out between
+        batches rather than after thousands of sessions; a listener removed
+        meanwhile is skipped.
+        """
+        batch, rest = callbacks[:_FANOUT_BATCH], callbacks[_FANOUT_BATCH:]
+        current = set(self._listeners)
+        for callback in batch:
+            if callback not in current:
+                continue
             try:
                 callback()
             except Exception:
                 log.err(None, "mailbox listener failed")
+        if rest:
+            self._store._reactor.callLater(0, self._callListeners, rest)
 
     def _poll(self):
         """
