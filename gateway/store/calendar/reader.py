@@ -133,7 +133,7 @@ def readPlainEvent(text):
     """
     try:
         return _read(_lines(text))
-    except (_Unusual, ValueError, OverflowError):
+    except (ValueError, OverflowError):  # _Unusual among them
         return None
 
 
