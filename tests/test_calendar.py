@@ -940,13 +940,23 @@ class DeliverySummaryTests(_CountingTestCase):
         self.assertEqual(list(cache._parsed), [other.address])
 
     def test_fileDeleted(self):
-        """When the summary file is deleted while the server runs, the next message starts a new one."""
+        """
+        When the summary file is deleted while the server runs, the next
+        message starts a new one, and the cache reads it from there.
+        """
+        cache = FreeBusyCache()
         self.append(vevent("a", "DTSTART:20260324T090000Z", "DTEND:20260324T100000Z"))
+        cache.get(self.account, *self.window, now=NOW)
         path = os.path.join(self.account.mailStore.path, summaries.SUMMARY_NAME)
         for suffix in ("", "-wal", "-shm"):
             os.remove(path + suffix)
         uid = self.append(vevent("b", "DTSTART:20260325T090000Z", "DTEND:20260325T100000Z"))
         self.assertEqual(list(self.stored(self.mailbox)), [uid])
+        del self.read[:]
+        document = cache.get(self.account, *self.window, now=NOW)
+        self.assertEqual((self.parsed, self.read), ([], []))
+        self.assertEqual(periods(document), {"BUSY": [(utc(2026, 3, 24, 9), utc(2026, 3, 24, 10)),
+                                                      (utc(2026, 3, 25, 9), utc(2026, 3, 25, 10))]})
 
     def test_fileBusy(self):
         """While a computation writes the summary file, a message is stored at once and read by the next request."""

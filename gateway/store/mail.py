@@ -438,11 +438,7 @@ class MailStore:
             if mailbox.mailboxClass != CALENDAR_CLASS:
                 return
             with self._summariesLock:
-                if self._summaries is not None and not self._summaries.current():
-                    self._summaries.close()
-                    self._summaries = None
-                if self._summaries is None:
-                    self._summaries = summaries.SummaryStore.forMailStore(self, timeout=SUMMARY_WAIT)
+                self._summaries = summaries.SummaryStore.reopened(self._summaries, self, timeout=SUMMARY_WAIT)
                 summaries.summarizeAdded(self._summaries, mailbox, uids, source)
         except sqlite3.OperationalError as e:
             # Busy (a free/busy computation is writing): not worth holding

@@ -276,12 +276,14 @@ class FreeBusyCache:
     def _compute(self, account, calendars, key, start, end, url, now):
         address = account.address
         with self._lock:
-            summaries = self._summaries.get(address)
+            kept = self._summaries.get(address)
             parsed = self._parsed.setdefault(address, {})
             seriesCache = self._series.setdefault(address, SeriesCache())
-        if summaries is None:
-            summaries = SummaryStore.forMailStore(account.mailStore)
+        summaries = SummaryStore.reopened(kept, account.mailStore)
+        if summaries is not kept:
             summaries.keepOnly([uidValidity for _, _, uidValidity, _ in calendars.mailboxes])
+            for entry in parsed.values():
+                entry.summaries = summaries
             with self._lock:
                 self._summaries[address] = summaries
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
@@ -301,8 +303,8 @@ class FreeBusyCache:
         Drop an account's parsed events and close its summary file.
 
         @param onlyIfLeast: C{True} to do it only if the account is still
-            the least recently computed one beyond L{maxAccounts} (another
-            thread may have computed for it meanwhile).
+            the least recently computed one and the limits are still passed
+            (another thread may have computed meanwhile).
         """
         with self._accountLock(address), self._lock:
             if onlyIfLeast and (not self._overLimits() or next(iter(self._recent)) != address):

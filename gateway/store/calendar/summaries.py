@@ -238,6 +238,23 @@ class SummaryStore:
                     pass
             return cls(path, **kwargs)
 
+    @classmethod
+    def reopened(cls, store, mailStore, **kwargs):
+        """
+        The summaries next to a mail store's index: C{store} while it is
+        still that file (see L{current}), else a newly opened one (C{store},
+        if any, closed), so that nothing keeps writing to a file an
+        administrator deleted.
+
+        @param store: a L{SummaryStore} or C{None}.
+        @param kwargs: for the constructor.
+        """
+        if store is not None:
+            if store.current():
+                return store
+            store.close()
+        return cls.forMailStore(mailStore, **kwargs)
+
     def load(self, uidValidity):
         """
         @return: C{dict} of UID to the items of that message.
