@@ -23,6 +23,10 @@ Tables::
     expunged(mailbox, uid, modseq)  for changesSince (QRESYNC-style)
     subscriptions(name)
 
+The schema grows by ordered steps (L{MIGRATIONS}, counted in C{PRAGMA
+user_version}): a feature appends a step; an older index is brought up to
+date when opened.
+
 A directory's stored mtime is trusted only if it was recorded at least
 L{DIRTY_WINDOW} seconds after the directory last changed: a change made in
 the same timestamp tick as our C{stat} would otherwise go unseen.  A dirty
@@ -36,7 +40,6 @@ import time
 
 from gateway.store import maildir
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30000
 DIRTY_WINDOW_NS = 2 * 10**9
 #: New files indexed per transaction by L{scanMailbox}.
@@ -94,6 +97,61 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 """
 
+
+
+def _createBase(conn):
+    """
+    Migration 1: the tables of the first wave.
+    """
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('usage', 0)")
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uidvalidity', 0)")
+
+
+#: The index schema as ordered steps: step I{n} (1-based) brings an index
+#: at C{PRAGMA user_version} I{n - 1} to I{n}.  A feature that needs new
+#: tables or columns appends a step (never edits one that has shipped); an
+#: index written by an older version is brought up to date when opened, in
+#: one transaction, and an index from a newer version is refused rather
+#: than misread.
+MIGRATIONS = [
+    _createBase,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class IndexTooNew(Exception):
+    """
+    The index was written by a newer version of gateway (its schema version
+    is past the last migration this version knows).
+    """
+
+
+def migrate(conn, steps=None):
+    """
+    Apply the migrations an index at its C{user_version} still lacks, in
+    one write transaction (so two processes opening an old index at once
+    migrate it once).
+
+    @return: the schema version the index is at now.
+    @raise IndexTooNew: for an index from a newer version.
+    """
+    steps = MIGRATIONS if steps is None else steps
+    if conn.execute("PRAGMA user_version").fetchone()[0] == len(steps):
+        return len(steps)
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(steps):
+            raise IndexTooNew("index schema version %d; this gateway knows %d" % (version, len(steps)))
+        for step in steps[version:]:
+            step(conn)
+        conn.execute("PRAGMA user_version = %d" % (len(steps),))
+    return len(steps)
+
+
 #: Columns of L{messages} that make an L{IMessageInfo}, in this order.
 INFO_COLUMNS = "uid, flags, internaldate, size, modseq, headers"
 INFO_COLUMNS_NO_HEADERS = "uid, flags, internaldate, size, modseq"
@@ -113,15 +171,7 @@ def connect(path):
     # after a power failure.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version != SCHEMA_VERSION:
-        with transaction(conn):
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('usage', 0)")
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uidvalidity', 0)")
-            conn.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
+    migrate(conn)
     return conn
 
 
