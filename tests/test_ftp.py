@@ -10,15 +10,29 @@ import threading
 
 from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial import unittest
+from zope.interface import directlyProvides
 
 from gateway.ftp import commands, data
 from gateway.ftp.server import FTPSession, makeFactory
 from gateway.ftp.workers import Workers
 from tests.support import PASSWORD, makeTestContext
+
+
+class TLSStringTransport(StringTransport):
+    """
+    A L{StringTransport} that records C{startTLS}.
+    """
+
+    tlsStarted = None
+
+    def startTLS(self, contextFactory):
+        self.tlsStarted = contextFactory
+        directlyProvides(self, ISSLTransport)
 
 
 class SessionTests(unittest.TestCase):
@@ -30,7 +44,7 @@ class SessionTests(unittest.TestCase):
             self.factory = makeFactory(self.context)
             self.clock = self.factory.clock = Clock()
         session = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
-        transport = StringTransport(
+        transport = TLSStringTransport(
             hostAddress=IPv4Address("TCP", "192.0.2.1", 21), peerAddress=IPv4Address("TCP", "192.0.2.7", 40000)
         )
         session.makeConnection(transport)
@@ -125,6 +139,28 @@ class SessionTests(unittest.TestCase):
         self.assertTrue(self.send(s, t, "PBSZ 0").startswith("503"))
         self.assertTrue(self.send(s, t, "PROT P").startswith("503"))
         self.assertTrue(self.send(s, t, "AUTH GSSAPI").startswith("504"))
+
+    def test_authTLSDiscardsPipelined(self):
+        """Commands pipelined after AUTH TLS in the same segment are discarded, not run after the handshake."""
+        s, t = self.connect()
+        out = self.send(s, t, "AUTH TLS\r\nUSER demo@example.test\r\nPASS " + PASSWORD)
+        self.assertEqual(out, "234 AUTH TLS successful\r\n")
+        self.assertIs(t.tlsStarted, self.context.tls)
+        self.assertIsNone(s.user)
+        self.assertIsNone(s.account)
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+        self.assertTrue(self.send(s, t, "PASS " + PASSWORD).startswith("503"))
+
+    def test_authTLSDiscardsQueued(self):
+        """Commands queued behind a pending one and behind AUTH TLS are discarded when TLS starts."""
+        s, t = self.connect()
+        s._busy = True  # as while a login is being checked
+        s.dataReceived(("AUTH TLS\r\nUSER demo\r\nPASS %s\r\n" % (PASSWORD,)).encode())
+        self.assertEqual(t.value(), b"")
+        s._done(None)
+        self.assertEqual(t.value(), b"234 AUTH TLS successful\r\n")
+        self.assertIsNone(s.account)
+        self.assertEqual(s._queue, [])
 
     def test_portOnlyToClient(self):
         """PORT and EPRT refuse another host (no bounce), privileged ports and bad syntax."""

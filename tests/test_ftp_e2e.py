@@ -393,6 +393,26 @@ class FTPSTests(_Server, unittest.TestCase):
 
         return deferToThread(session).addCallback(check)
 
+    def test_authTLSInjectionDiscarded(self):
+        """USER/PASS sent in clear text in AUTH TLS's segment are not run over TLS (CVE-2011-0411): NOOP gets the first reply."""
+        self.serve()
+
+        def session():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:
+                stream = raw.makefile("rb")
+                self.assertTrue(stream.readline().startswith(b"220"))
+                raw.sendall(b"AUTH TLS\r\nUSER demo@example.test\r\nPASS %s\r\n" % (PASSWORD.encode(),))
+                self.assertTrue(stream.readline().startswith(b"234"))
+                ctx = ssl.create_default_context(cafile=testCertificate()[0])
+                with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(b"NOOP\r\nQUIT\r\n")
+                    return b"".join(iter(lambda: tls.recv(4096), b""))
+
+        def check(replies):
+            self.assertEqual(replies.split(b"\r\n")[:2], [b"200 OK", b"221 Goodbye"], replies)
+
+        return deferToThread(session).addCallback(check)
+
     def test_dataChannelVersions(self):
         """The data channel is capped to TLS 1.2 (lftp loses upload tails over 1.3) unless [tls] minimum_version is 1.3."""
 

@@ -271,6 +271,11 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             self.reply(503, "TLS is already on")
             return
         self.reply(234, "AUTH TLS successful")
+        # Whatever the client sent after AUTH TLS came in clear text, where
+        # anyone on the path could have put it (CVE-2011-0411): drop it,
+        # both the lines still buffered and those queued behind a command.
+        self.clearLineBuffer()
+        self._queue = []
         self.transport.startTLS(self.context.tls)
         self._loginContext = None
         # RFC 4217 section 4: a new login follows.
