@@ -162,6 +162,36 @@ class SessionTests(unittest.TestCase):
         self.assertIsNone(s.account)
         self.assertEqual(s._queue, [])
 
+    def test_controlCharactersInArguments(self):
+        """A CR, NUL or other control character inside an argument gets 501, creates nothing, and the session goes on."""
+        s, t = self.connect()
+        self.login(s, t)
+        root = s.account.fileStore.root.path
+        before = sorted(os.listdir(root))
+        for line in ("MKD dir\r226 Injected", "MKD a\x00b", "MKD bell\x07", "RNFR x\x1b[2J", "CWD /\x7f",
+                     "STOR evil\rname"):
+            reply = self.send(s, t, line)
+            self.assertTrue(reply.startswith("501 "), (line, reply))
+            self.assertEqual(reply.count("\r\n"), 1, reply)
+            self.assertNotIn("Injected", reply)
+        self.assertEqual(sorted(os.listdir(root)), before)
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+
+    def test_controlCharactersBeforeLogin(self):
+        """USER with a CR inside gets 501: the name is not echoed into a second reply line."""
+        s, t = self.connect()
+        reply = self.send(s, t, "USER demo\r230 Logged in")
+        self.assertTrue(reply.startswith("501 "), reply)
+        self.assertNotIn("230", reply)
+        self.assertIsNone(s.user)
+
+    def test_replyNeverCarriesLineBreaks(self):
+        """A reply text or line holding CR, LF or NUL (a file name from disk, say) is sent as one line each."""
+        s, t = self.connect()
+        s.reply(213, "Status of a\r\n226 Injected", ["name\n226 Injected", "x\ry\x00z"])
+        lines = t.value().split(b"\r\n")
+        self.assertEqual(lines, [b"213-Status of a??226 Injected", b" name?226 Injected", b" x?y?z", b"213 End", b""])
+
     def test_portOnlyToClient(self):
         """PORT and EPRT refuse another host (no bounce), privileged ports and bad syntax."""
         s, t = self.connect()

@@ -128,6 +128,12 @@ class ResolverTests(StoreMixin, unittest.TestCase):
         for path in ("a\x00b", "\x00", "/private/x\x00.txt", "..\\x", "a\\b", "\\"):
             self.assertRaises(InvalidPath, self.store.resolve, path)
 
+    def test_controlCharacters(self):
+        """CR, LF, ESC, DEL and every other control character are refused anywhere in a path."""
+        for path in ("dir\r226 Injected", "a\nb", "/x/\x1b[2J", "del\x7f", "\x01", "tab\there"):
+            self.assertRaises(InvalidPath, self.store.resolve, path)
+        self.assertEqual(self.store.resolve("ok name ü").basename(), "ok name ü")
+
     def test_notText(self):
         """A bytes path is refused (front-ends decode first)."""
         self.assertRaises(InvalidPath, self.store.resolve, b"/a")

@@ -15,6 +15,7 @@ only the table's urgent commands (ABOR, STAT, NOOP, QUIT) run during a
 transfer.
 """
 
+import re
 import socket
 
 from twisted.cred.error import UnauthorizedLogin
@@ -31,6 +32,11 @@ from gateway.interfaces import IAccount
 from gateway.logging import getLogger
 
 log = getLogger("ftp")
+
+#: Control characters: refused in arguments (a CR inside a name would come
+#: back inside a reply, RFC 959's line end) and never sent in a reply.
+#: A tab is allowed in neither: no name or command needs one.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 #: Threads for file-system commands: their own pool, so that downloads
 #: (C{SendfileSender} holds a reactor thread for a whole transfer) and slow
@@ -121,9 +127,10 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         Send a reply; C{lines} makes it a multi-line one.
         """
         out = []
+        text = _CONTROL.sub("?", text)
         if lines:
             out.append("%d-%s" % (code, text))
-            out.extend(" " + line for line in lines)
+            out.extend(" " + _CONTROL.sub("?", line) for line in lines)
             out.append("%d End" % (code,))
         else:
             out.append("%d %s" % (code, text))
@@ -173,6 +180,10 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             return
         if row.arg is False and arg and verb not in ("FEAT", "PASV"):
             self.reply(501, "%s takes no argument" % (verb,))
+            return
+        if verb != "PASS" and _CONTROL.search(arg):
+            # A password may hold anything, and is never echoed.
+            self.reply(501, "Control characters (CR, LF, NUL...) are not allowed in %s" % (verb,))
             return
         if verb not in ("REST", "RETR", "STOR", "APPE"):
             self.restOffset = None

@@ -9,6 +9,7 @@ thread (C{deferToThread}) or on small files only.
 """
 
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -24,6 +25,10 @@ from gateway.interfaces import IFileStore
 #: listings hide them.
 TEMP_PREFIX = ".~gateway-"
 
+#: Characters no name may hold: NUL, the other C0 controls (CR and LF would
+#: break a protocol's reply lines, ESC a terminal's listing) and DEL.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
 CHUNK = 64 * 1024
 #: Seconds a computed usage is trusted before the tree is walked again (other
 #: processes may have written files).
@@ -37,11 +42,12 @@ def normalizeClientPath(path, cwd="/"):
 
     @param path: C{str} as the client sent it; absolute (C{/a/b}) or relative.
     @param cwd: the client's current folder, absolute.
-    @raise InvalidPath: for NUL, backslash, or C{..} that leaves the root.
+    @raise InvalidPath: for a control character (NUL, CR, LF...),
+        backslash, or C{..} that leaves the root.
     """
     if not isinstance(path, str):
         raise InvalidPath("path must be text")
-    if "\x00" in path or "\\" in path:
+    if "\\" in path or _CONTROL.search(path):
         raise InvalidPath("invalid character in path")
     if not path.startswith("/"):
         path = cwd.rstrip("/") + "/" + path
