@@ -525,6 +525,42 @@ class FTPSTests(_Server, unittest.TestCase):
 
         return runLftp(port, script).addCallback(check)
 
+    def test_lftpEmptyProtectedTransfers(self):
+        """lftp over PROT P lists an empty folder, fetches a zero-byte file and mirrors up a tree with empty folders and files, without a TLS error."""
+        if not os.path.exists(LFTP):
+            raise unittest.SkipTest("lftp is not installed")
+        port = self.serve()
+        work = self.mktemp()
+        tree = os.path.join(work, "tree")
+        for folder in ("tree/empty", "tree/sub/deeper", "tree/sub/also-empty"):
+            os.makedirs(os.path.join(work, folder))
+        for name, content in [("zero.txt", b""), ("sub/deeper/zero.bin", b""), ("sub/one.txt", b"1")]:
+            with open(os.path.join(tree, name), "wb") as f:
+                f.write(content)
+        os.mkdir(os.path.join(self.root, "nothing-here"))
+        with open(os.path.join(self.root, "empty.bin"), "wb"):
+            pass
+        script = "; ".join([
+            "set ssl:ca-file %s" % (testCertificate()[0],),
+            "set ftp:ssl-force yes", "set ftp:ssl-protect-data yes", "set net:max-retries 1",
+            "cls -l nothing-here", "ls nothing-here",
+            "get empty.bin -o '%s'" % (os.path.join(work, "got.bin"),),
+            "mirror -R '%s' tree" % (tree,),
+            "quit",
+        ])
+
+        def check(result):
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertNotIn(b"non-properly terminated", result.stderr)
+            self.assertEqual(os.path.getsize(os.path.join(work, "got.bin")), 0)
+            for folder in ("empty", "sub/deeper", "sub/also-empty"):
+                self.assertTrue(os.path.isdir(os.path.join(self.root, "tree", folder)), folder)
+            for name, content in [("zero.txt", b""), ("sub/deeper/zero.bin", b""), ("sub/one.txt", b"1")]:
+                with open(os.path.join(self.root, "tree", name), "rb") as f:
+                    self.assertEqual(f.read(), content, name)
+
+        return runLftp(port, script).addCallback(check)
+
     def _curl(self, *args):
         cmd = [CURL, "-sS", "--cacert", testCertificate()[0], "--user", "demo:" + PASSWORD] + list(args)
         return subprocess.run(cmd, capture_output=True, timeout=20)

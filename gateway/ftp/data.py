@@ -22,7 +22,7 @@ import socket
 from OpenSSL import SSL
 from twisted.internet import defer, protocol, tcp
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IPushProducer, IReadDescriptor
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer, IReadDescriptor
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
@@ -77,6 +77,7 @@ class TransferAborted(Exception):
     """
 
 
+@implementer(IHandshakeListener)
 class DataProtocol(protocol.Protocol):
     """
     One data connection.  What arrives goes to C{receiver} (a callable), or
@@ -85,6 +86,7 @@ class DataProtocol(protocol.Protocol):
 
     @ivar tls: C{CertificateOptions} to start TLS with as the server, or
         C{None} for a clear data channel.
+    @ivar handshakeDone: whether the TLS handshake has completed.
     """
 
     def __init__(self, tls=None, active=False):
@@ -97,6 +99,8 @@ class DataProtocol(protocol.Protocol):
         self.truncated = False
         self.threadBusy = None
         self.threadStop = None
+        self.handshakeDone = False
+        self._closeAfterHandshake = False
 
     def connectionMade(self):
         self.transport.setTcpNoDelay(True)
@@ -122,6 +126,12 @@ class DataProtocol(protocol.Protocol):
         else:
             self.receiver(data)
 
+    def handshakeCompleted(self):
+        self.handshakeDone = True
+        if self._closeAfterHandshake:
+            self._closeAfterHandshake = False
+            self.close()
+
     def connectionLost(self, reason):
         self.closed = True
         self.reason = reason
@@ -144,6 +154,13 @@ class DataProtocol(protocol.Protocol):
         if not self.closed:
             if abort:
                 self.transport.abortConnection()
+            elif self.tls is not None and not self.handshakeDone:
+                # Nothing was sent (an empty listing or file) and the
+                # client's handshake is still under way: Twisted's TLS
+                # layer would abort (a reset; lftp then fails with "The
+                # TLS connection was non-properly terminated").  Finish the
+                # handshake first, then close with close_notify.
+                self._closeAfterHandshake = True
             else:
                 self.transport.loseConnection()
 
