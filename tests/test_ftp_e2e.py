@@ -10,6 +10,7 @@ import os
 import socket
 import ssl
 import subprocess
+import time
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -62,6 +63,32 @@ class _Server:
             ftp = ftplib.FTP(timeout=10, encoding="utf-8")
         ftp.connect("127.0.0.1", self.port)
         return ftp
+
+
+def _waitReceived(ftp, count):
+    """
+    Ask STAT (answered during a transfer) until the server has received
+    C{count} bytes of the running transfer.
+    """
+    for _ in range(1000):
+        if "Transfer in progress: %d bytes" % (count,) in ftp.sendcmd("STAT"):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the server never received %d bytes" % (count,))
+
+
+def _interruptedStor(ftp, name, payload):
+    """
+    Send C{payload} on a STOR of C{name}, wait until the server has it,
+    then ABOR: C{(first reply, second reply)}.
+    """
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR " + name)
+    conn.sendall(payload)
+    _waitReceived(ftp, len(payload))
+    first = ftp.abort()
+    conn.close()
+    return first, ftp.voidresp()
 
 
 def _retr(ftp, name, rest=None):
@@ -334,6 +361,64 @@ class PlainFTPTests(_Server, unittest.TestCase):
 
         return deferToThread(session).addCallback(check)
 
+    def test_interruptedUploadKept(self):
+        """An aborted STOR keeps what arrived under the target name, counted in the quota; REST+STOR and curl -C - resume it."""
+        self.serve()
+        payload = os.urandom(300000)
+        with open(os.path.join(self.root, "old.bin"), "wb") as f:
+            f.write(b"the old version")
+        source = os.path.join(self.mktemp())
+        with open(source, "wb") as f:
+            f.write(payload)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            replies = _interruptedStor(ftp, "new.bin", payload[:100000])
+            replies += _interruptedStor(ftp, "old.bin", payload[:120000])
+            sizes = ftp.size("new.bin"), ftp.size("old.bin")
+            ftp.storbinary("STOR new.bin", io.BytesIO(payload[100000:]), rest=100000)
+            ftp.quit()
+            curl = subprocess.run([CURL, "-sS", "--user", "demo:" + PASSWORD, "-C", "-", "-T", source,
+                                   "ftp://127.0.0.1:%d/old.bin" % (self.port,)], capture_output=True, timeout=20)
+            return replies, sizes, curl
+
+        def check(result):
+            replies, sizes, curl = result
+            self.assertEqual([r[:3] for r in replies], ["426", "226", "426", "226"])
+            self.assertEqual(sizes, (100000, 120000))
+            self.assertEqual(curl.returncode, 0, curl.stderr)
+            for name in ("new.bin", "old.bin"):
+                with open(os.path.join(self.root, name), "rb") as f:
+                    self.assertEqual(f.read(), payload, name)
+            self.assertEqual(sorted(os.listdir(self.root)), ["new.bin", "old.bin", "private"])
+            self.assertEqual(self.account.fileStore.usage(), 2 * len(payload))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_interruptedUploadAllOrNothing(self):
+        """With [ftp] keep_partial_uploads off an aborted STOR leaves the old file, or none, and nothing counted."""
+        self.serve(overrides={("ftp", "keep_partial_uploads"): False})
+        with open(os.path.join(self.root, "old.bin"), "wb") as f:
+            f.write(b"the old version")
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            replies = _interruptedStor(ftp, "new.bin", os.urandom(100000))
+            replies += _interruptedStor(ftp, "old.bin", os.urandom(100000))
+            ftp.quit()
+            return replies
+
+        def check(replies):
+            self.assertEqual([r[:3] for r in replies], ["426", "226", "426", "226"])
+            self.assertEqual(sorted(os.listdir(self.root)), ["old.bin", "private"])
+            with open(os.path.join(self.root, "old.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"the old version")
+            self.assertEqual(self.account.fileStore.usage(), len(b"the old version"))
+
+        return deferToThread(session).addCallback(check)
+
     def test_anonymousRefused(self):
         """Anonymous login is refused."""
         self.serve()
@@ -458,8 +543,15 @@ class FTPSTests(_Server, unittest.TestCase):
         return deferToThread(session).addCallback(self.assertEqual, b"active tls")
 
     def test_truncatedProtectedUpload(self):
-        """A PROT P upload that ends without TLS close_notify gets 426; STOR keeps the old file, APPE what arrived."""
-        self.serve()
+        """A PROT P upload that ends without TLS close_notify gets 426 and, as any cut upload, keeps what arrived."""
+        return self._truncatedUpload(True, b"new, but cut short")
+
+    def test_truncatedProtectedUploadAllOrNothing(self):
+        """With [ftp] keep_partial_uploads off a truncated PROT P STOR gets 426 and keeps the old file; APPE keeps what arrived."""
+        return self._truncatedUpload(False, b"old content")
+
+    def _truncatedUpload(self, keepPartial, expected):
+        self.serve(overrides={("ftp", "keep_partial_uploads"): keepPartial})
         with open(os.path.join(self.root, "kept.txt"), "wb") as f:
             f.write(b"old content")
 
@@ -484,7 +576,7 @@ class FTPSTests(_Server, unittest.TestCase):
         def check(errors):
             for error in errors:
                 self.assertTrue(str(error).startswith("426 "), error)
-            for name, content in [("kept.txt", b"old content"), ("appended.txt", b"new, but cut short"),
+            for name, content in [("kept.txt", expected), ("appended.txt", b"new, but cut short"),
                                   ("whole.txt", b"complete")]:
                 with open(os.path.join(self.root, name), "rb") as f:
                     self.assertEqual(f.read(), content, name)

@@ -232,6 +232,27 @@ class WriteTests(StoreMixin, unittest.TestCase):
         self.assertRaises(ConnectionError, store.writeFile, "/g", FailingSource(b"partial"))
         self.assertEqual(self.listing(), ["f", "private"])
 
+    def test_keepPartialReplaces(self):
+        """With keepPartial an upload that breaks off replaces the target with what arrived, and raises the source's error."""
+        store = self.makeStore()
+        store.writeFile("/f", b"old content")
+        part = os.urandom(CHUNK + 10)
+        self.assertRaises(ConnectionError, store.writeFile, "/f", FailingSource(part), keepPartial=True)
+        self.assertEqual(self.read("f"), part)
+        self.assertRaises(ConnectionError, store.writeFile, "/g", FailingSource(b"partial"), keepPartial=True)
+        self.assertEqual(self.read("g"), b"partial")
+        self.assertEqual(self.listing(), ["f", "g", "private"])
+        self.assertEqual(oct(os.stat(os.path.join(self.rootPath, "g")).st_mode & 0o777), oct(0o644))
+
+    def test_keepPartialNothingArrived(self):
+        """With keepPartial an upload that breaks off before any byte leaves the old file, or no file."""
+        store = self.makeStore()
+        store.writeFile("/f", b"old content")
+        self.assertRaises(ConnectionError, store.writeFile, "/f", FailingSource(b""), keepPartial=True)
+        self.assertRaises(ConnectionError, store.writeFile, "/g", FailingSource(b""), keepPartial=True)
+        self.assertEqual(self.read("f"), b"old content")
+        self.assertEqual(self.listing(), ["f", "private"])
+
     def test_append(self):
         """C{append} extends the file, creating it if missing."""
         store = self.makeStore()
@@ -352,6 +373,18 @@ class QuotaTests(StoreMixin, unittest.TestCase):
         self.assertEqual(self.read("f"), b"old" + b"x" * 1000)
         self.assertEqual(store.usage(), 1003)
         self.assertEqual(FileStore(self.rootPath).usage(), 1003)
+
+    def test_keptPartialCounted(self):
+        """A kept partial upload counts in the usage, as a fresh walk of the tree does; over the quota nothing is kept."""
+        store = self.makeStore(limit=CHUNK * 2)
+        store.writeFile("/f", b"old")
+        self.assertRaises(ConnectionError, store.writeFile, "/f", FailingSource(b"x" * 1000), keepPartial=True)
+        self.assertEqual(store.usage(), 1000)
+        self.assertEqual(FileStore(self.rootPath).usage(), 1000)
+        self.assertRaises(QuotaExceeded, store.writeFile, "/f", FailingSource(b"y" * (CHUNK * 3)), keepPartial=True)
+        self.assertEqual(self.read("f"), b"x" * 1000)
+        self.assertEqual(self.listing(), ["f", "private"])
+        self.assertEqual(store.usage(), 1000)
 
     def test_noTemporaryFilesVisible(self):
         """Temporary files use the TEMP_PREFIX that listings hide, and none survive a write."""

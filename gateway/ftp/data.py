@@ -574,8 +574,11 @@ class UploadStream:
         self._queue.put(_EOF if complete else _ABORT)
 
     def abort(self):
-        self._pending = []
-        self._queue.put(_ABORT)
+        """
+        The upload was aborted (ABOR, the session ended): hand over what
+        arrived (the writer keeps it when asked to), then the abort.
+        """
+        self.finish(False)
 
     def _consumed(self, count):
         self._queued -= count

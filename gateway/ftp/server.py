@@ -434,6 +434,7 @@ class FTPFactory(ServerFactory):
         self.idleTimeout = section["idle_timeout"]
         self.maxConnections = section["max_connections"]
         self.maxPerAccount = section["max_connections_per_account"]
+        self.keepPartialUploads = section["keep_partial_uploads"]
         self.passivePorts = section["passive_ports"]
         self.passiveAddress = section["passive_address"]
         self.clock = clock if clock is not None else context.reactor

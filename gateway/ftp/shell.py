@@ -488,7 +488,7 @@ class ShellCommands:
             source = stream if self.binary else data.ConvertingReader(stream, data.ASCIIDecoder())
             written = deferToThreadPool(
                 reactor, self.factory.uploadPool(), fs.writeFile, path, source,
-                append=append, offset=offset or None,
+                append=append, offset=offset or None, keepPartial=self.factory.keepPartialUploads,
             )
 
             def stored(_):
@@ -502,8 +502,10 @@ class ShellCommands:
                 if failure.check(QuotaExceeded):
                     code, text = 552, "Storage quota exceeded; nothing was stored"
                 elif failure.check(data.TransferAborted) and dp.truncated:
-                    # Nothing replaced the old file; APPE and REST kept what
-                    # came, for a resume.
+                    # Never a 226: the client learns (over the protected
+                    # control channel) that the file is short; what arrived
+                    # was kept for a resume when [ftp] keep_partial_uploads
+                    # is on, and by APPE and REST writes.
                     code, text = 426, "Data connection closed without TLS close_notify: upload incomplete"
                 elif failure.check(data.TransferAborted):
                     code, text = 426, "Transfer aborted"

@@ -155,7 +155,7 @@ class FileStore:
 
     # -- writing -------------------------------------------------------------
 
-    def writeFile(self, path, source, append=False, offset=None):
+    def writeFile(self, path, source, append=False, offset=None, keepPartial=False):
         """
         Write C{source} to the client path C{path}.
 
@@ -163,6 +163,12 @@ class FileStore:
         renamed over the target only when complete: a reader never sees half a
         file, and a failed upload leaves the old file.  With C{append} or
         C{offset} (FTP APPE, REST+STOR) the file is extended in place.
+
+        @param keepPartial: when reading C{source} raises (the client went
+            away, or aborted) after some bytes arrived, rename what arrived
+            over the target anyway (so the client can resume), then raise
+            that error.  Quota and write errors keep nothing.  In-place
+            writes always keep what arrived.
 
         @raise QuotaExceeded: before anything is written when the size is
             known, or as soon as streamed data passes the limit (then the
@@ -186,15 +192,26 @@ class FileStore:
             self._checkQuota(growth)
         if append or offset is not None:
             return self._writeInPlace(target, chunks, append, offset)
-        return self._writeReplace(target, chunks)
+        return self._writeReplace(target, chunks, keepPartial)
 
-    def _writeReplace(self, target, chunks):
+    def _writeReplace(self, target, chunks, keepPartial):
         oldSize = target.getsize() if target.exists() else 0
         fd, tmp = tempfile.mkstemp(dir=target.parent().path, prefix=TEMP_PREFIX)
         written = 0
+        broken = None
         try:
             with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
+                while True:
+                    try:
+                        chunk = next(chunks, b"")
+                    except Exception as e:
+                        # The source broke off: keep what arrived, if asked.
+                        if not (keepPartial and written):
+                            raise
+                        broken = e
+                        break
+                    if not chunk:
+                        break
                     self._checkQuota(written + len(chunk) - oldSize)
                     f.write(chunk)
                     written += len(chunk)
@@ -205,6 +222,8 @@ class FileStore:
                 os.unlink(tmp)
             raise
         self._adjustUsage(written - oldSize)
+        if broken is not None:
+            raise broken
         return written
 
     def _writeInPlace(self, target, chunks, append, offset):
