@@ -10,6 +10,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import time
 
 from twisted.internet import reactor
@@ -18,7 +19,7 @@ from twisted.trial import unittest
 
 from gateway.ftp import data
 from gateway.ftp.server import makeFactory
-from gateway.store.files import TEMP_PREFIX
+from gateway.store.files import TEMP_PREFIX, FileStore
 from tests.support import PASSWORD, makeTestContext, testCertificate
 
 NAME = "Grüße – 日本語 ✓.txt"
@@ -416,6 +417,57 @@ class PlainFTPTests(_Server, unittest.TestCase):
             with open(os.path.join(self.root, "old.bin"), "rb") as f:
                 self.assertEqual(f.read(), b"the old version")
             self.assertEqual(self.account.fileStore.usage(), len(b"the old version"))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_killedUploadLeftoverCleaned(self):
+        """An upload cut by kill -9 leaves a hidden temporary file; once a minute old, the next login removes it and the usage counts only what is visible."""
+        dataRoot = os.path.abspath(self.mktemp())
+        root = os.path.join(dataRoot, "domains", "example.test", "accounts", "demo", "files")
+
+        def start():
+            server = subprocess.Popen([sys.executable, "-m", "tests.ftpserver", dataRoot], stdout=subprocess.PIPE,
+                                      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            self.addCleanup(server.wait)
+            self.addCleanup(server.kill)
+            return server, int(server.stdout.readline())
+
+        def leftovers():
+            return [n for n in os.listdir(root) if n.startswith(TEMP_PREFIX)]
+
+        def session():
+            server, self.port = start()
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ftp.storbinary("STOR kept.bin", io.BytesIO(b"k" * 1000))
+            ftp.voidcmd("TYPE I")
+            conn = ftp.transfercmd("STOR cut.bin")
+            conn.sendall(os.urandom(2 * 1024 * 1024))
+            _waitReceived(ftp, 2 * 1024 * 1024)
+            server.kill()
+            server.wait()
+            conn.close()
+            ftp.close()
+            [leftover] = leftovers()
+            self.assertGreater(os.path.getsize(os.path.join(root, leftover)), 0)
+            # A minute later (the leftover's clock moved back instead):
+            old = time.time() - 120
+            os.utime(os.path.join(root, leftover), (old, old))
+            server, self.port = start()
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            for _ in range(1000):
+                if not leftovers():
+                    break
+                time.sleep(0.01)
+            names = ftp.nlst()
+            ftp.quit()
+            return names
+
+        def check(names):
+            self.assertEqual(leftovers(), [])
+            self.assertEqual(sorted(names), ["kept.bin", "private"])
+            self.assertEqual(FileStore(root).usage(), 1000)
 
         return deferToThread(session).addCallback(check)
 

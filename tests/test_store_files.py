@@ -4,8 +4,10 @@ Tests for L{gateway.store.files}: the one path resolver with hostile input,
 atomic and in-place writes, quota and usage accounting.
 """
 
+import fcntl
 import io
 import os
+import time
 
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -385,6 +387,57 @@ class QuotaTests(StoreMixin, unittest.TestCase):
         self.assertEqual(self.read("f"), b"x" * 1000)
         self.assertEqual(self.listing(), ["f", "private"])
         self.assertEqual(store.usage(), 1000)
+
+    def test_leftoversCleaned(self):
+        """Temporary files a crash left (older than a minute, held by no writer) are removed when usage is computed and never counted."""
+        os.makedirs(os.path.join(self.rootPath, "sub"))
+        stale = [os.path.join(self.rootPath, TEMP_PREFIX + "crashed"),
+                 os.path.join(self.rootPath, "sub", TEMP_PREFIX + "also")]
+        held = os.path.join(self.rootPath, TEMP_PREFIX + "uploading")
+        young = os.path.join(self.rootPath, TEMP_PREFIX + "young")
+        old = time.time() - 120
+        for path in stale + [held, young]:
+            with open(path, "wb") as f:
+                f.write(b"x" * 5000)
+            if path != young:
+                os.utime(path, (old, old))
+        with open(os.path.join(self.rootPath, "sub", "kept.txt"), "wb") as f:
+            f.write(b"k" * 7)
+        holder = open(held, "rb")
+        self.addCleanup(holder.close)
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        store = self.makeStore()
+        self.assertEqual(store.usage(), 7)
+        for path in stale:
+            self.assertFalse(os.path.exists(path), path)
+        self.assertTrue(os.path.exists(held))
+        self.assertTrue(os.path.exists(young))
+        holder.close()
+        self.assertEqual(FileStore(self.rootPath).usage(), 7)
+        self.assertFalse(os.path.exists(held))
+
+    def test_writerHoldsItsTemporaryFile(self):
+        """An upload in progress holds a lock on its temporary file, so a cleaning walk (any process) leaves it."""
+        store = self.makeStore()
+        seen = []
+
+        class Watcher:
+            sent = False
+
+            def read(self, size):
+                if self.sent:
+                    return b""
+                self.sent = True
+                [name] = [n for n in os.listdir(store.root.path) if n.startswith(TEMP_PREFIX)]
+                path = os.path.join(store.root.path, name)
+                os.utime(path, (time.time() - 120,) * 2)
+                seen.append(FileStore(store.root.path).usage())
+                seen.append(os.path.exists(path))
+                return b"data"
+
+        store.writeFile("/f", Watcher())
+        self.assertEqual(seen, [0, True])
+        self.assertEqual(self.read("f"), b"data")
 
     def test_noTemporaryFilesVisible(self):
         """Temporary files use the TEMP_PREFIX that listings hide, and none survive a write."""

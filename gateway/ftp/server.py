@@ -264,6 +264,10 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self.account = account
         self.cwd = "/"
         self.reply(230, "Logged in as %s" % (account.address,))
+        # Opening the file store: walk it for its usage (once a minute at
+        # most), which removes what uploads cut off by a crash left behind.
+        self._run(lambda fs: fs.usage()).addErrback(
+            lambda failure: log.failure("File store usage of {address}", failure, address=account.address))
 
     def _loginFailed(self, failure):
         failure.trap(UnauthorizedLogin)

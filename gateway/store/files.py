@@ -8,6 +8,8 @@ The methods here do blocking file-system work: front-ends call them in a
 thread (C{deferToThread}) or on small files only.
 """
 
+import errno
+import fcntl
 import os
 import re
 import stat
@@ -20,6 +22,9 @@ from zope.interface import implementer
 
 from gateway.errors import InvalidPath, QuotaExceeded
 from gateway.interfaces import IFileStore
+from gateway.logging import getLogger
+
+log = getLogger("store")
 
 #: Prefix of the temporary files L{FileStore.writeFile} renames into place;
 #: listings hide them.
@@ -30,6 +35,9 @@ TEMP_PREFIX = ".~gateway-"
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 CHUNK = 64 * 1024
+#: Seconds after which a temporary file no writer holds is a leftover of a
+#: crash (kill -9 during an upload), removed by the next walk of the tree.
+LEFTOVER_AGE = 60.0
 #: Seconds a computed usage is trusted before the tree is walked again (other
 #: processes may have written files).
 USAGE_TTL = 60.0
@@ -129,16 +137,29 @@ class FileStore:
     # -- usage and quota -----------------------------------------------------
 
     def usage(self):
+        """
+        Bytes of the files, from a walk of the tree at most every
+        L{USAGE_TTL} seconds (the first time the store is used).  The walk
+        removes the temporary files of uploads a crash cut off and counts no
+        temporary file: an upload in progress counts once it is in place.
+        """
         with self._lock:
             if self._usage is not None and time.monotonic() - self._usageTime < USAGE_TTL:
                 return self._usage
         total = 0
+        now = time.time()
         for dirpath, _dirnames, filenames in os.walk(self.root.path):
             for name in filenames:
+                path = os.path.join(dirpath, name)
                 try:
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                    st = os.lstat(path)
                 except OSError:
-                    pass
+                    continue
+                if name.startswith(TEMP_PREFIX):
+                    if now - st.st_mtime > LEFTOVER_AGE:
+                        _removeLeftover(path)
+                    continue
+                total += st.st_size
         with self._lock:
             self._usage = total
             self._usageTime = time.monotonic()
@@ -197,6 +218,9 @@ class FileStore:
     def _writeReplace(self, target, chunks, keepPartial):
         oldSize = target.getsize() if target.exists() else 0
         fd, tmp = tempfile.mkstemp(dir=target.parent().path, prefix=TEMP_PREFIX)
+        # Held until closed (or the process dies): a walk in any process
+        # leaves the file alone, however long the client pauses.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         written = 0
         broken = None
         try:
@@ -275,6 +299,35 @@ class FileStore:
         size = target.getsize()
         target.remove()
         self._adjustUsage(-size)
+
+
+def _removeLeftover(path):
+    """
+    Remove the temporary file C{path} unless a writer holds it (its lock).
+
+    @return: whether it was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False  # an upload in progress
+            raise
+        # Still the file we locked (not renamed into place meanwhile)?
+        if os.fstat(fd).st_ino != os.lstat(path).st_ino:
+            return False
+        os.unlink(path)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    log.info("Removed {path}, an upload a crash cut off", path=path)
+    return True
 
 
 def _chunks(source):
