@@ -21,6 +21,7 @@ from gateway.ftp import data
 from gateway.ftp.server import makeFactory
 from gateway.store.files import TEMP_PREFIX, FileStore
 from tests.support import PASSWORD, makeTestContext, testCertificate
+from tests.test_store_files import fillsUp
 
 NAME = "Grüße – 日本語 ✓.txt"
 CURL = "/usr/bin/curl"
@@ -468,6 +469,40 @@ class PlainFTPTests(_Server, unittest.TestCase):
             self.assertEqual(leftovers(), [])
             self.assertEqual(sorted(names), ["kept.bin", "private"])
             self.assertEqual(FileStore(root).usage(), 1000)
+
+        return deferToThread(session).addCallback(check)
+
+    def test_diskFull(self):
+        """STOR, APPE and REST+STOR meeting a full disk get 552 with a clean text, keep nothing they wrote, and the session goes on."""
+        self.serve()
+        with open(os.path.join(self.root, "old.bin"), "wb") as f:
+            f.write(b"old")
+        fillsUp(self.account.fileStore, 100000)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ftp.voidcmd("TYPE I")
+            errors = []
+            for command, rest in (("STOR new.bin", None), ("STOR old.bin", None), ("APPE old.bin", None),
+                                  ("STOR old.bin", 1)):
+                with self.assertRaises(ftplib.error_perm) as caught:
+                    ftp.storbinary(command, io.BytesIO(os.urandom(400000)), rest=rest)
+                errors.append(str(caught.exception))
+            reply = ftp.voidcmd("NOOP")
+            ftp.quit()
+            return errors, reply
+
+        def check(result):
+            errors, reply = result
+            for error in errors:
+                self.assertTrue(error.startswith("552 "), error)
+                self.assertNotIn("Errno", error)
+            self.assertEqual(reply, "200 OK")
+            self.assertEqual(sorted(os.listdir(self.root)), ["old.bin", "private"])
+            with open(os.path.join(self.root, "old.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"old")
+            self.assertEqual(FileStore(self.root).usage(), 3)
 
         return deferToThread(session).addCallback(check)
 

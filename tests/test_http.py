@@ -4,6 +4,7 @@ Tests for L{gateway.http}: the personal web site, autoconfiguration,
 errors and logging, over a C{StringTransport}.
 """
 
+import errno
 import os
 from xml.etree import ElementTree
 
@@ -13,6 +14,7 @@ from twisted.web.http import datetimeToString
 from gateway.http import server
 from gateway.http.static import contentType
 from tests.http_support import HTTPMixin, Response, basic
+from tests.test_store_files import fillsUp
 
 
 class StaticTests(HTTPMixin, TestCase):
@@ -319,6 +321,18 @@ class WriteTests(HTTPMixin, TestCase):
         """PUT cannot write outside the root."""
         self.assertEqual(self.request("PUT", "/~demo/%2e%2e/evil.txt", basic(), body=b"x").code, 404)
         self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.files.path), "evil.txt")))
+
+    def test_putDiskFull(self):
+        """A PUT that meets a full disk (ENOSPC, EDQUOT) is 507 and leaves the old file, no temporary file."""
+        self.writeFile("a.txt", b"old")
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            fillsUp(self.account.fileStore, 10, code)
+            for path in ("/~demo/a.txt", "/~demo/new.txt"):
+                response = self.request("PUT", path, basic(), body=b"x" * 100)
+                self.assertEqual(response.code, 507, path)
+                self.assertNotIn(b"Errno", response.body)
+        self.assertEqual(sorted(os.listdir(self.files.path)), ["a.txt", "private"])
+        self.assertEqual(self.files.child("a.txt").getContent(), b"old")
 
     def test_delete(self):
         """DELETE by the owner removes a file (204); then it is 404."""

@@ -4,9 +4,11 @@ Tests for L{gateway.store.files}: the one path resolver with hostile input,
 atomic and in-place writes, quota and usage accounting.
 """
 
+import errno
 import fcntl
 import io
 import os
+import subprocess
 import time
 
 from twisted.trial import unittest
@@ -292,6 +294,86 @@ class WriteTests(StoreMixin, unittest.TestCase):
         self.assertEqual(self.listing(), ["private"])
         self.assertRaises(InvalidPath, store.remove, "/")
         self.assertRaises(InvalidPath, store.remove, "/../outside/secret")
+
+
+def fillsUp(store, room, code=errno.ENOSPC):
+    """
+    Make C{store}'s writes fail with C{code} (ENOSPC: disk full) once
+    C{room} bytes were written, at the seam every write goes through.
+    """
+    left = [room]
+    write = store._writeChunk
+
+    def writeChunk(f, chunk):
+        if len(chunk) > left[0]:
+            raise OSError(code, os.strerror(code))
+        left[0] -= len(chunk)
+        write(f, chunk)
+
+    store._writeChunk = writeChunk
+
+
+class DiskFullTests(StoreMixin, unittest.TestCase):
+    def test_replaceLeavesOldFile(self):
+        """A replacing write that meets a full disk (ENOSPC or EDQUOT) raises it and leaves the old file, no temporary file, the usage as it was."""
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            store = self.makeStore()
+            store.writeFile("/f", b"old")
+            fillsUp(store, CHUNK, code)
+            e = self.assertRaises(OSError, store.writeFile, "/f", io.BytesIO(b"x" * (CHUNK * 3)), keepPartial=True)
+            self.assertEqual(e.errno, code)
+            self.assertRaises(OSError, store.writeFile, "/new", io.BytesIO(b"x" * (CHUNK * 3)), keepPartial=True)
+            self.assertEqual(self.read("f"), b"old")
+            self.assertEqual(self.listing(), ["f", "private"])
+            self.assertEqual(store.usage(), 3)
+
+    def test_inPlaceRestored(self):
+        """An append or offset write that meets a full disk is undone: the old length, or no new file."""
+        store = self.makeStore()
+        store.writeFile("/f", b"old")
+        fillsUp(store, CHUNK)
+        self.assertRaises(OSError, store.writeFile, "/f", io.BytesIO(b"x" * (CHUNK * 3)), append=True)
+        self.assertRaises(OSError, store.writeFile, "/f", io.BytesIO(b"x" * (CHUNK * 3)), offset=1)
+        self.assertRaises(OSError, store.writeFile, "/new", io.BytesIO(b"x" * (CHUNK * 3)), append=True)
+        self.assertEqual(self.read("f"), b"old")
+        self.assertEqual(self.listing(), ["f", "private"])
+        self.assertEqual(store.usage(), 3)
+        self.assertEqual(FileStore(self.rootPath).usage(), 3)
+
+
+def smallFileSystem(testCase, size="1m"):
+    """
+    Mount a tmpfs of C{size} for the test (unmounted after it), as root
+    only: the path, or L{unittest.SkipTest}.
+    """
+    path = os.path.abspath(testCase.mktemp())
+    os.makedirs(path)
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("mounting a small file system needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % (size,), "tmpfs", path],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        raise unittest.SkipTest("cannot mount a tmpfs here: %s" % (mounted.stderr.strip(),))
+    testCase.addCleanup(subprocess.run, ["umount", "-l", path], check=True)
+    return path
+
+
+class RealDiskFullTests(StoreMixin, unittest.TestCase):
+    def test_fullFileSystem(self):
+        """On a really full file system (a 1 MB tmpfs) replacing, new and in-place writes raise ENOSPC and leave nothing behind."""
+        self.rootPath = os.path.join(smallFileSystem(self), "root")
+        store = self.makeStore()
+        store.writeFile("/f", b"old")
+        for kwargs in ({}, {"keepPartial": True}, {"append": True}, {"offset": 3}):
+            for name in ("/f", "/new"):
+                if name == "/new" and "offset" in kwargs:
+                    continue
+                e = self.assertRaises(OSError, store.writeFile, name, io.BytesIO(b"x" * (2 * 1024 * 1024)), **kwargs)
+                self.assertEqual(e.errno, errno.ENOSPC)
+        self.assertEqual(self.read("f"), b"old")
+        self.assertEqual(self.listing(), ["f", "private"])
+        self.assertEqual(FileStore(self.rootPath).usage(), 3)
+        self.assertEqual(store.writeFile("/small", b"fits"), 4)
 
 
 class QuotaTests(StoreMixin, unittest.TestCase):

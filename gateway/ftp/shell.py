@@ -9,6 +9,7 @@ blocking halves).  Names are UTF-8; files whose names start with
 C{TEMP_PREFIX} (uploads in progress) are neither listed nor reachable.
 """
 
+import errno
 import functools
 import os
 import stat
@@ -238,6 +239,14 @@ def _fsRename(fs, source, path, cwd):
     os.rename(origin.path, target.path)
 
 
+#: errno values of a full disk (or a full file-system quota of the server).
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _diskFull(failure):
+    return failure.check(OSError) is not None and failure.value.errno in DISK_FULL
+
+
 def _quote(path):
     return '"%s"' % (path.replace('"', '""'),)
 
@@ -260,6 +269,9 @@ class ShellCommands:
         error = failure.value
         if isinstance(error, QuotaExceeded):
             self.reply(552, "Storage quota exceeded")
+        elif _diskFull(failure):
+            self._logDiskFull(failure)
+            self.reply(552, "Insufficient storage space on the server")
         elif isinstance(error, InvalidPath):
             self.reply(code, "Path not allowed: %s" % (error,))
         elif isinstance(error, FileNotFoundError):
@@ -501,6 +513,9 @@ class ShellCommands:
                 dp.transport.resumeProducing()
                 if failure.check(QuotaExceeded):
                     code, text = 552, "Storage quota exceeded; nothing was stored"
+                elif _diskFull(failure):
+                    self._logDiskFull(failure)
+                    code, text = 552, "Insufficient storage space on the server; nothing was stored"
                 elif failure.check(data.TransferAborted) and dp.truncated:
                     # Never a 226: the client learns (over the protected
                     # control channel) that the file is short; what arrived
@@ -509,8 +524,11 @@ class ShellCommands:
                     code, text = 426, "Data connection closed without TLS close_notify: upload incomplete"
                 elif failure.check(data.TransferAborted):
                     code, text = 426, "Transfer aborted"
-                elif failure.check(InvalidPath, OSError):
+                elif failure.check(InvalidPath):
                     code, text = 553, "Cannot store the file: %s" % (failure.getErrorMessage(),)
+                elif failure.check(OSError):
+                    # The reason, not the server's path or errno.
+                    code, text = 553, "Cannot store the file: %s" % (failure.value.strerror or "file system error",)
                 else:
                     code, text = 451, "Upload failed"
                     self._logFailure(failure)
@@ -527,6 +545,12 @@ class ShellCommands:
         from gateway.ftp.server import log
 
         log.failure("FTP upload failed", failure)
+
+    def _logDiskFull(self, failure):
+        from gateway.ftp.server import log
+
+        log.warn("FTP: the disk is full ({error}) for {address}", error=failure.value.strerror,
+                 address=self.account.address)
 
     # -- PASV / EPSV / PORT / EPRT / ABOR --------------------------------
 

@@ -9,6 +9,7 @@ result's real location decides whether it is private.  Blocking storage
 calls (C{writeFile}, C{remove}) run in a thread.
 """
 
+import errno
 import os
 import time
 from html import escape
@@ -257,6 +258,10 @@ class PersonalSite:
                 return errorPage(request, http.INSUFFICIENT_STORAGE_SPACE, "The storage quota of this account is full.")
             if failure.check(InvalidPath):
                 return errorPage(request, http.CONFLICT, "This file cannot be written here.")
+            if failure.check(OSError) and failure.value.errno in (errno.ENOSPC, errno.EDQUOT):
+                log.warn("HTTP PUT {address} {path}: the disk is full ({error})", address=account.address,
+                         path=clientPath, error=failure.value.strerror)
+                return errorPage(request, http.INSUFFICIENT_STORAGE_SPACE, "The server's storage is full.")
             return failure
 
         return d.addCallbacks(written, failed)

@@ -237,7 +237,7 @@ class FileStore:
                     if not chunk:
                         break
                     self._checkQuota(written + len(chunk) - oldSize)
-                    f.write(chunk)
+                    self._writeChunk(f, chunk)
                     written += len(chunk)
             os.chmod(tmp, 0o644)
             os.rename(tmp, target.path)
@@ -258,20 +258,23 @@ class FileStore:
         existed = target.exists()
         written = 0
         try:
-            with open(target.path, "r+b" if existed else "wb") as f:
+            # Unbuffered: nothing is left in a buffer to be written after an
+            # undo, and chunks are large.
+            with open(target.path, "r+b" if existed else "wb", buffering=0) as f:
                 f.seek(start)
                 for chunk in chunks:
                     growth = start + written + len(chunk) - oldSize
                     try:
                         self._checkQuota(growth)
-                    except QuotaExceeded:
-                        # Remove what this upload added: back to the old
-                        # length, or no file at all when there was none.
-                        f.truncate(oldSize)
-                        if not existed:
-                            os.unlink(target.path)
+                        self._writeChunk(f, chunk)
+                    except (QuotaExceeded, OSError):
+                        # Over the quota, or the disk is full: remove what
+                        # this upload added (back to the old length, or no
+                        # file at all when there was none).  Bytes of the
+                        # old file an offset write already overwrote (REST
+                        # below its end) stay overwritten, as in vsftpd.
+                        _undo(f, target.path, oldSize, existed)
                         raise
-                    f.write(chunk)
                     written += len(chunk)
                 if not append and offset is not None:
                     # REST + STOR replaces the rest of the file.
@@ -287,6 +290,15 @@ class FileStore:
             self._adjustUsage(newSize - oldSize)
         return written
 
+    def _writeChunk(self, f, chunk):
+        """
+        Write C{chunk} to the open file C{f}: the seam every write of file
+        content goes through (tests make the disk full here).
+        """
+        view = memoryview(chunk)
+        while view:
+            view = view[f.write(view):]
+
     def remove(self, path):
         target = self.resolve(path)
         if target.path == self.root.path:
@@ -299,6 +311,19 @@ class FileStore:
         size = target.getsize()
         target.remove()
         self._adjustUsage(-size)
+
+
+def _undo(f, path, oldSize, existed):
+    """
+    Cut the file C{f} (at C{path}) back to C{oldSize} bytes, or remove it
+    when it did not exist; a failure here (the disk is gone) leaves it.
+    """
+    try:
+        f.truncate(oldSize)
+        if not existed:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _removeLeftover(path):
