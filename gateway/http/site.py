@@ -94,6 +94,16 @@ def _requestPath(request):
     return request.uri.split(b"?", 1)[0]
 
 
+def _writeAndClose(fileStore, clientPath, body):
+    """
+    C{fileStore.writeFile(clientPath, body)}, then close C{body}.
+    """
+    try:
+        return fileStore.writeFile(clientPath, body)
+    finally:
+        body.close()
+
+
 class PersonalSite:
     """
     Answers requests for C{/~name/...}.
@@ -241,9 +251,12 @@ class PersonalSite:
         if not filePath.parent().isdir():
             return errorPage(request, http.CONFLICT, "The folder for this file does not exist.")
         existed = filePath.exists()
-        body = request.content
+        # The write takes the body (all of it has arrived): twisted.web
+        # closes request.content when the client goes away, and the thread
+        # would then read a closed file.
+        body, request.content = request.content, None
         body.seek(0)
-        d = maybeDeferred(self.runInThread, fileStore.writeFile, clientPath, body)
+        d = maybeDeferred(self.runInThread, _writeAndClose, fileStore, clientPath, body)
 
         def written(size):
             log.info("HTTP PUT {address} {path} ({size} bytes)", address=account.address, path=clientPath, size=size)
