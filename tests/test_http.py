@@ -361,6 +361,35 @@ class WriteTests(HTTPMixin, TestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual(self.files.child("big.bin").getContent(), body)
 
+    def test_putClientGoneDuringLogin(self):
+        """A client that resets its connection while its PUT's password is checked logs no error and nothing is stored."""
+        from twisted.internet.defer import Deferred
+        from twisted.internet.error import ConnectionLost
+        from twisted.internet.testing import StringTransport
+        from twisted.python.failure import Failure
+
+        portal = self.context.portal
+        pending = []
+
+        def login(*args):
+            d = Deferred()
+            pending.append((d, args))
+            return d
+
+        self.patch(portal, "login", login)
+        body = os.urandom(300000)
+        transport = StringTransport()
+        channel = self.site.buildProtocol(None)
+        channel.makeConnection(transport)
+        head = "PUT /~demo/big.bin HTTP/1.1\r\nHost: example.test\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n"
+        channel.dataReceived((head % (basic()["Authorization"], len(body))).encode() + body)
+        [(d, args)] = pending
+        channel.connectionLost(Failure(ConnectionLost("Connection reset by peer")))
+        self.patch(portal, "login", type(portal).login.__get__(portal))
+        portal.login(*args).chainDeferred(d)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertFalse(self.files.child("big.bin").exists())
+
     def test_delete(self):
         """DELETE by the owner removes a file (204); then it is 404."""
         self.writeFile("a.txt", b"x")

@@ -250,6 +250,10 @@ class PersonalSite:
             return errorPage(request, http.CONFLICT, "A folder has this name.")
         if not filePath.parent().isdir():
             return errorPage(request, http.CONFLICT, "The folder for this file does not exist.")
+        if getattr(request, "_disconnected", False):
+            # Gone while its password was checked: twisted.web has closed
+            # (and so deleted) the body; nobody waits for an answer.
+            return b""
         existed = filePath.exists()
         # The write takes the body (all of it has arrived): twisted.web
         # closes request.content when the client goes away, and the thread
