@@ -253,6 +253,47 @@ class SessionTests(unittest.TestCase):
         self.assertTrue(t.value().startswith(b"421"))
         self.assertTrue(t.disconnecting)
 
+    def test_addressLimit(self):
+        """Past [ftp] max_connections_per_address a new connection from that address gets 421; other addresses and a freed place get in."""
+        s1, t1 = self.connect(max_connections_per_address=2)
+        s2, t2 = self.connect()
+        extra = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40009))
+        self.assertNotIsInstance(extra, FTPSession)
+        t = StringTransport()
+        extra.makeConnection(t)
+        self.assertTrue(t.value().startswith(b"421 Too many connections from your address"), t.value())
+        self.assertTrue(t.disconnecting)
+        self.assertIsInstance(self.factory.buildProtocol(IPv4Address("TCP", "198.51.100.1", 40000)), FTPSession)
+        s1.connectionLost(None)
+        self.assertIsInstance(self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40010)), FTPSession)
+
+    def test_addressLimitOff(self):
+        """[ftp] max_connections_per_address = 0 sets no limit per address."""
+        self.connect(max_connections_per_address=0)
+        for port in range(50):
+            self.assertIsInstance(self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 41000 + port)), FTPSession)
+
+    def test_loginTimeout(self):
+        """A connection not logged in [ftp] login_timeout seconds after it opened gets 421 and is closed, commands or not."""
+        s, t = self.connect(login_timeout=20)
+        self.clock.advance(10)
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+        self.send(s, t, "USER demo")
+        t.clear()
+        self.clock.advance(11)
+        self.assertTrue(t.value().startswith(b"421 "), t.value())
+        self.assertTrue(t.disconnecting)
+
+    def test_loginTimeoutEndsAtLogin(self):
+        """Once logged in, only the idle timeout applies."""
+        s, t = self.connect(login_timeout=20, idle_timeout=900)
+        self.clock.advance(15)
+        self.login(s, t)
+        self.clock.advance(100)
+        self.assertFalse(t.disconnecting)
+        self.clock.advance(801)
+        self.assertTrue(t.disconnecting)
+
     def test_accountLimit(self):
         """Past [ftp] max_connections_per_account a login gets 421; a logout frees the place."""
         s1, t1 = self.connect(max_connections_per_account=1)

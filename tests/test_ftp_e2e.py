@@ -506,6 +506,30 @@ class PlainFTPTests(_Server, unittest.TestCase):
 
         return deferToThread(session).addCallback(check)
 
+    def test_addressLimit(self):
+        """The connection past [ftp] max_connections_per_address from one address gets 421 before any login; a freed place is taken again."""
+        self.serve(overrides={("ftp", "max_connections_per_address"): 3})
+
+        def session():
+            clients = [self.client() for _ in range(3)]
+            with self.assertRaises(ftplib.error_temp) as caught:
+                self.client()
+            clients.pop().quit()
+            for _ in range(1000):
+                if len(self.factory.sessions) < 3:
+                    break
+                time.sleep(0.01)
+            again = self.client()
+            again.login("demo", PASSWORD)
+            for ftp in clients + [again]:
+                ftp.quit()
+            return str(caught.exception)
+
+        def check(error):
+            self.assertTrue(error.startswith("421 Too many connections from your address"), error)
+
+        return deferToThread(session).addCallback(check)
+
     def test_anonymousRefused(self):
         """Anonymous login is refused."""
         self.serve()

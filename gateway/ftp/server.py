@@ -55,6 +55,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
 
     delimiter = b"\n"
     MAX_LENGTH = 8192
+    #: The client's IP address, as the factory counts it.
+    peerHost = None
 
     def __init__(self, factory):
         self.factory = factory
@@ -75,6 +77,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self._busy = False
         self._closing = False
         self._loginContext = None
+        self._loginDeadline = None
 
     # -- connection ------------------------------------------------------
 
@@ -104,9 +107,26 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             pass
         self.callLater = self.factory.clock.callLater
         self.setTimeout(self.factory.idleTimeout or None)
+        if self.factory.loginTimeout:
+            # A deadline, not an idle timeout: commands do not move it, so
+            # a client that never logs in cannot hold a place for long.
+            self._loginDeadline = self.callLater(self.factory.loginTimeout, self._loginTimedOut)
         self.reply(220, "%s FTP server ready" % (self.context.hostname,))
 
+    def _loginTimedOut(self):
+        self._loginDeadline = None
+        if self.account is None and self.transport is not None and not self.transport.disconnecting:
+            self.reply(421, "Login timeout: closing the connection")
+            self._closing = True
+            self.transport.loseConnection()
+
+    def _cancelLoginDeadline(self):
+        if self._loginDeadline is not None and self._loginDeadline.active():
+            self._loginDeadline.cancel()
+        self._loginDeadline = None
+
     def connectionLost(self, reason):
+        self._cancelLoginDeadline()
         self.setTimeout(None)
         self.closeData(abort=True)
         if self.account is not None:
@@ -263,6 +283,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             return
         self.account = account
         self.cwd = "/"
+        self._cancelLoginDeadline()
         self.reply(230, "Logged in as %s" % (account.address,))
         # Opening the file store: walk it for its usage (once a minute at
         # most), which removes what uploads cut off by a crash left behind.
@@ -415,11 +436,15 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
 
 class _Refuser(Protocol):
     """
-    Answers C{421} and closes: the server has too many connections.
+    Answers C{421} and closes: the server, or the client's address, has too
+    many connections.
     """
 
+    def __init__(self, text="Too many connections, try again later"):
+        self.text = text
+
     def connectionMade(self):
-        self.transport.write(b"421 Too many connections, try again later\r\n")
+        self.transport.write(b"421 %s\r\n" % (self.text.encode("ascii"),))
         self.transport.loseConnection()
 
 
@@ -438,24 +463,47 @@ class FTPFactory(ServerFactory):
         self.idleTimeout = section["idle_timeout"]
         self.maxConnections = section["max_connections"]
         self.maxPerAccount = section["max_connections_per_account"]
+        self.maxPerAddress = section["max_connections_per_address"]
+        self.loginTimeout = section["login_timeout"]
         self.keepPartialUploads = section["keep_partial_uploads"]
         self.passivePorts = section["passive_ports"]
         self.passiveAddress = section["passive_address"]
         self.clock = clock if clock is not None else context.reactor
         self.sessions = set()
         self.perAccount = {}
+        self.perAddress = {}
         self._pools = {}
         self._dataTLS = None
 
     def buildProtocol(self, addr):
+        """
+        A session, or a L{_Refuser} past C{[ftp] max_connections} or
+        C{max_connections_per_address}.  (By hand, not with
+        C{twisted.protocols.policies}: its C{LimitConnectionsByPeer} indexes
+        addresses as tuples, which C{IAddress} objects are not, and closes
+        without the C{421} a client can show.)
+        """
         if len(self.sessions) >= self.maxConnections:
             return _Refuser()
+        host = getattr(addr, "host", None)
+        count = self.perAddress.get(host, 0)
+        if self.maxPerAddress and count >= self.maxPerAddress:
+            return _Refuser("Too many connections from your address, try again later")
+        self.perAddress[host] = count + 1
         p = FTPSession(self)
+        p.peerHost = host
         self.sessions.add(p)
         return p
 
     def disconnected(self, session):
+        if session not in self.sessions:
+            return
         self.sessions.discard(session)
+        count = self.perAddress.get(session.peerHost, 0) - 1
+        if count > 0:
+            self.perAddress[session.peerHost] = count
+        else:
+            self.perAddress.pop(session.peerHost, None)
 
     def loggedIn(self, account):
         """
