@@ -436,6 +436,40 @@ class WorkersTests(unittest.TestCase):
             self.assertTrue(self.successResultOf(d))
 
 
+class ProtectedCloseTests(unittest.TestCase):
+    def connect(self):
+        dp = data.DataProtocol(tls=object())
+        dp.transport = StringTransport()
+        dp.transport.reactor = self.clock = Clock()
+        return dp
+
+    def test_closeWaitsForHandshake(self):
+        """Closing a PROT P data connection before the client's TLS handshake completes waits for it, then closes cleanly."""
+        dp = self.connect()
+        dp.close()
+        self.assertFalse(dp.transport.disconnecting)
+        dp.handshakeCompleted()
+        self.assertTrue(dp.transport.disconnecting)
+        self.assertFalse(dp.transport.disconnected)  # loseConnection (close_notify), not an abort
+
+    def test_handshakeTimeout(self):
+        """A client that never completes the handshake is cut off after HANDSHAKE_TIMEOUT seconds."""
+        dp = self.connect()
+        dp.close()
+        self.clock.advance(data.HANDSHAKE_TIMEOUT - 1)
+        self.assertFalse(dp.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(dp.transport.disconnected)
+        dp.handshakeCompleted()  # too late: nothing more happens
+
+    def test_clearClosesAtOnce(self):
+        """A clear data connection closes at once."""
+        dp = data.DataProtocol()
+        dp.transport = StringTransport()
+        dp.close()
+        self.assertTrue(dp.transport.disconnecting)
+
+
 class WriteNowTests(unittest.TestCase):
     def test_sendsAtOnceThenQueuesInOrder(self):
         """On a clear TCP connection writeNow sends at once; what the socket does not take is queued, and later writes go behind it."""

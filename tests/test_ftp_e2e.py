@@ -429,6 +429,7 @@ class PlainFTPTests(_Server, unittest.TestCase):
         def start():
             server = subprocess.Popen([sys.executable, "-m", "tests.ftpserver", dataRoot], stdout=subprocess.PIPE,
                                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            self.addCleanup(server.stdout.close)
             self.addCleanup(server.wait)
             self.addCleanup(server.kill)
             return server, int(server.stdout.readline())

@@ -38,6 +38,9 @@ HIGH = 8 * 1024 * 1024
 LOW = 2 * 1024 * 1024
 #: Most bytes an upload hands to the writer at once.
 GATHER = 1024 * 1024
+#: Seconds a protected data connection closed before its TLS handshake
+#: waits for the handshake to complete (as C{shell.DATA_TIMEOUT}).
+HANDSHAKE_TIMEOUT = 30
 
 
 def writeNow(transport, data):
@@ -100,7 +103,7 @@ class DataProtocol(protocol.Protocol):
         self.threadBusy = None
         self.threadStop = None
         self.handshakeDone = False
-        self._closeAfterHandshake = False
+        self._closeAfterHandshake = None
 
     def connectionMade(self):
         self.transport.setTcpNoDelay(True)
@@ -128,11 +131,19 @@ class DataProtocol(protocol.Protocol):
 
     def handshakeCompleted(self):
         self.handshakeDone = True
-        if self._closeAfterHandshake:
-            self._closeAfterHandshake = False
+        waiting, self._closeAfterHandshake = self._closeAfterHandshake, None
+        if waiting is not None and waiting.active():
+            waiting.cancel()
             self.close()
 
+    def _handshakeTimedOut(self):
+        self._closeAfterHandshake = None
+        self.close(abort=True)
+
     def connectionLost(self, reason):
+        waiting, self._closeAfterHandshake = self._closeAfterHandshake, None
+        if waiting is not None and waiting.active():
+            waiting.cancel()
         self.closed = True
         self.reason = reason
         # On a protected connection only the TLS close_notify ends the data
@@ -160,7 +171,9 @@ class DataProtocol(protocol.Protocol):
                 # layer would abort (a reset; lftp then fails with "The
                 # TLS connection was non-properly terminated").  Finish the
                 # handshake first, then close with close_notify.
-                self._closeAfterHandshake = True
+                if self._closeAfterHandshake is None:
+                    self._closeAfterHandshake = self.transport.reactor.callLater(
+                        HANDSHAKE_TIMEOUT, self._handshakeTimedOut)
             else:
                 self.transport.loseConnection()
 
