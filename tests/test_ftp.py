@@ -100,6 +100,28 @@ class SessionTests(unittest.TestCase):
         self.assertIn(b"500", t.value())
         self.assertFalse(t.disconnecting)
 
+    def test_pendingCommandsBoundedBeforeLogin(self):
+        """Before login, commands pipelined behind a pending one are held up to a few KB; past that 421 and the connection closes."""
+        s, t = self.connect()
+        s._busy = True  # as while a wrong password is being delayed
+        s.dataReceived(b"NOOP " + b"x" * 1000 + b"\r\n")
+        self.assertFalse(t.disconnecting)
+        s.dataReceived(b"".join(b"NOOP " + b"x" * 1000 + b"\r\n" for _ in range(100)))
+        self.assertTrue(t.value().startswith(b"421 "), t.value())
+        self.assertTrue(t.disconnecting)
+        self.assertLessEqual(sum(map(len, s._queue)), 16 * 1024)
+
+    def test_pendingCommandsAfterLogin(self):
+        """After login a client may pipeline many commands behind a pending one; they run in order."""
+        s, t = self.connect()
+        self.login(s, t)
+        s._busy = True
+        t.clear()
+        s.dataReceived(b"NOOP\r\n" * 500)
+        self.assertEqual(t.value(), b"")
+        s._done(None)
+        self.assertEqual(t.value(), b"200 OK\r\n" * 500)
+
     def test_loginRequired(self):
         """File commands before login get 530."""
         s, t = self.connect()
@@ -160,7 +182,7 @@ class SessionTests(unittest.TestCase):
         s._done(None)
         self.assertEqual(t.value(), b"234 AUTH TLS successful\r\n")
         self.assertIsNone(s.account)
-        self.assertEqual(s._queue, [])
+        self.assertEqual(list(s._queue), [])
 
     def test_controlCharactersInArguments(self):
         """A CR, NUL or other control character inside an argument gets 501, creates nothing, and the session goes on."""

@@ -15,6 +15,7 @@ only the table's urgent commands (ABOR, STAT, NOOP, QUIT) run during a
 transfer.
 """
 
+import collections
 import re
 import socket
 
@@ -37,6 +38,11 @@ log = getLogger("ftp")
 #: back inside a reply, RFC 959's line end) and never sent in a reply.
 #: A tab is allowed in neither: no name or command needs one.
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+#: Characters of commands held behind a pending one (pipelined) before and
+#: after login; past them the client gets 421 and the connection closes.
+MAX_PENDING_BEFORE_LOGIN = 16 * 1024
+MAX_PENDING = 1024 * 1024
 
 #: Threads for file-system commands: their own pool, so that downloads
 #: (C{SendfileSender} holds a reactor thread for a whole transfer) and slow
@@ -73,7 +79,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self.renameFrom = None
         self.data = None  # PassiveListener / ("active", host, port) / None
         self.transfer = None  # a running transfer's state, or None
-        self._queue = []
+        self._queue = collections.deque()
+        self._queued = 0
         self._busy = False
         self._closing = False
         self._loginContext = None
@@ -171,6 +178,13 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             text = line.decode("utf-8", "surrogateescape")
         if self._busy and not self._urgent(text):
             self._queue.append(text)
+            self._queued += len(text)
+            if self._queued > (MAX_PENDING if self.account is not None else MAX_PENDING_BEFORE_LOGIN):
+                self._queue.clear()
+                self._queued = 0
+                self.reply(421, "Too many commands sent ahead: closing the connection")
+                self._closing = True
+                self.transport.loseConnection()
             return
         self._dispatch(text)
 
@@ -232,7 +246,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
     def _done(self, _):
         self._busy = False
         while self._queue and not self._busy and not self._closing:
-            text = self._queue.pop(0)
+            text = self._queue.popleft()
+            self._queued -= len(text)
             self._dispatch(text)
 
     # -- login -----------------------------------------------------------
@@ -311,7 +326,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         # anyone on the path could have put it (CVE-2011-0411): drop it,
         # both the lines still buffered and those queued behind a command.
         self.clearLineBuffer()
-        self._queue = []
+        self._queue.clear()
+        self._queued = 0
         self.transport.startTLS(self.context.tls)
         self._loginContext = None
         # RFC 4217 section 4: a new login follows.
