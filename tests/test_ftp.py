@@ -8,7 +8,7 @@ import queue
 import socket
 import threading
 
-from twisted.internet import tcp
+from twisted.internet import defer, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
@@ -33,6 +33,57 @@ class TLSStringTransport(StringTransport):
     def startTLS(self, contextFactory):
         self.tlsStarted = contextFactory
         directlyProvides(self, ISSLTransport)
+
+
+class _SyncPool:
+    """
+    File-system commands run at once.
+    """
+
+    def run(self, f, *args):
+        return defer.maybeDeferred(f, *args)
+
+    def stop(self):
+        pass
+
+
+class _Connected(data.PassiveListener):
+    """
+    A passive setup whose data connection C{dp} is already there.
+    """
+
+    def __init__(self, dp):
+        self.dp = dp
+        self.connected = defer.succeed(dp)
+
+    def wait(self):
+        return defer.succeed(self.dp)
+
+    def stop(self):
+        pass
+
+
+class _HandshakeTransport(StringTransport):
+    """
+    A data connection transport with a clock and a TLS handle that saw no
+    close_notify.
+    """
+
+    def __init__(self, clock):
+        StringTransport.__init__(self)
+        self.reactor = clock
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+    def startTLS(self, contextFactory, normal=True):
+        pass
+
+    def getHandle(self):
+        return self
+
+    def get_shutdown(self):
+        return 0
 
 
 class SessionTests(unittest.TestCase):
@@ -213,6 +264,22 @@ class SessionTests(unittest.TestCase):
         s.reply(213, "Status of a\r\n226 Injected", ["name\n226 Injected", "x\ry\x00z"])
         lines = t.value().split(b"\r\n")
         self.assertEqual(lines, [b"213-Status of a??226 Injected", b" name?226 Injected", b" x?y?z", b"213 End", b""])
+
+    def test_protectedListingWithoutHandshake(self):
+        """A PROT P listing whose client never completes the TLS handshake is cut off after the timeout and answered 426, not 226."""
+        s, t = self.connect()
+        self.login(s, t)
+        self.factory._pools["fs"] = _SyncPool()
+        dp = data.DataProtocol(tls=object())
+        dp.factory = s.data = _Connected(dp)
+        dp.makeConnection(_HandshakeTransport(self.clock))
+        out = self.send(s, t, "NLST private")
+        self.assertTrue(out.startswith("150 "), out)
+        t.clear()
+        self.clock.advance(data.HANDSHAKE_TIMEOUT)
+        self.assertTrue(dp.transport.disconnected)
+        dp.connectionLost(None)
+        self.assertTrue(t.value().startswith(b"426 "), t.value())
 
     def test_portOnlyToClient(self):
         """PORT and EPRT refuse another host (no bounce), privileged ports and bad syntax."""

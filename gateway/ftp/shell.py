@@ -247,6 +247,16 @@ def _diskFull(failure):
     return failure.check(OSError) is not None and failure.value.errno in DISK_FULL
 
 
+def _outcome(dp):
+    """
+    The reply to a download whose data connection C{dp} has closed: on a
+    protected one nothing arrived unless the TLS handshake completed.
+    """
+    if dp.tls is not None and not dp.handshakeDone:
+        return 426, "TLS handshake on the data connection not completed: nothing was sent"
+    return 226, "Transfer complete"
+
+
 def _quote(path):
     return '"%s"' % (path.replace('"', '""'),)
 
@@ -448,7 +458,7 @@ class ShellCommands:
                 transfer = self.transfer = Transfer(dp, lambda: len(fileObject))
                 data.writeNow(dp.transport, fileObject)
                 dp.close()
-                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, 226, "Transfer complete"))
+                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, *_outcome(dp)))
             if data.SendfileSender.usable(fileObject, dp):
                 sender = data.SendfileSender(fileObject, dp)
             else:
@@ -459,7 +469,7 @@ class ShellCommands:
 
             def sent(_):
                 dp.close()
-                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, 226, "Transfer complete"))
+                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, *_outcome(dp)))
 
             def failed(failure):
                 dp.close(abort=True)
