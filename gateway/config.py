@@ -201,6 +201,17 @@ SCHEMA = [
     Option("ftp", "idle_timeout", _int, "900", "Seconds of inactivity after which an FTP session is closed."),
     Option("ftp", "max_connections", _int, "200", "Most FTP connections at once."),
     Option("ftp", "max_connections_per_account", _int, "10", "Most FTP sessions one account may have at once."),
+    Option("ftp", "max_connections_per_address", _int, "10",
+           "Most FTP connections from one client address at once (0: no limit), so that one host cannot "
+           "take every place of max_connections."),
+    Option("ftp", "login_timeout", _int, "60",
+           "Seconds a new FTP connection has to log in, however busy it keeps; then it is closed (0: no limit "
+           "but idle_timeout)."),
+    Option("ftp", "keep_partial_uploads", _bool, "yes",
+           "Keep what arrived of an upload that was cut off (ABOR, a lost connection, a protected one closed "
+           "without TLS close_notify) under the file's name, counted in the quota, so the client can resume "
+           "it with REST (lftp put -c, curl -C -), as vsftpd and pyftpdlib do; the reply is still 426.  "
+           "no: such an upload leaves the old file as it was (APPE and REST writes keep what arrived either way)."),
 ] + _protocol(
     "lmtp", "tcp:2424:interface=127.0.0.1", "LMTP delivery (for the MTA)"
 ) + [

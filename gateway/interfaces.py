@@ -435,12 +435,14 @@ class IFileStore(Interface):
         @raise gateway.errors.InvalidPath: for the root.
         """
 
-    def writeFile(path, source, append=False, offset=None):
+    def writeFile(path, source, append=False, offset=None, keepPartial=False):
         """
         Write a file atomically within the quota (a temporary file renamed
         into place; with C{append} or C{offset} the file is extended in place).
 
         @param source: C{bytes} or a binary file object.
+        @param keepPartial: when reading C{source} fails after some bytes,
+            put what arrived in place anyway (for a resume), then raise.
         @return: the number of bytes written.
         @raise gateway.errors.QuotaExceeded:
         """
