@@ -495,7 +495,8 @@ class WorkersTests(unittest.TestCase):
 
     def test_slowCallAnsweredLater(self):
         """A call still running after the wait answers through callFromThread; run() then stops waiting until a call is fast."""
-        workers = self.workers(wait=0.01)
+        # Long enough that the fast call below is fast on a loaded machine.
+        workers = self.workers(wait=0.5)
         gate = threading.Event()
         slow = workers.run(gate.wait, 10)
         self.assertNoResult(slow)
