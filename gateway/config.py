@@ -44,6 +44,23 @@ def _float(text):
         raise ValueError("expected a number, not %r" % (text,))
 
 
+#: SASL mechanisms C{[auth] mechanisms} may name (gateway.cred.forms knows
+#: what each needs stored).
+MECHANISMS = ("PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5")
+
+
+def _mechanisms(text):
+    names = []
+    for name in text.replace(",", " ").upper().split():
+        if name not in MECHANISMS:
+            raise ValueError("unknown mechanism %r (known: %s)" % (name, ", ".join(MECHANISMS)))
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError("name at least one mechanism")
+    return tuple(names)
+
+
 def _str(text):
     return text.strip()
 
@@ -156,6 +173,10 @@ SCHEMA = [
     Option("auth", "checker", _str, "gateway.cred.checkers.DirectoryChecker",
            "Credentials checker class (dotted name); it is built with the"
            " directory and this configuration."),
+    Option("auth", "mechanisms", _mechanisms, "PLAIN LOGIN SCRAM-SHA-256 CRAM-MD5",
+           "SASL mechanisms offered, in this order (PLAIN, LOGIN, SCRAM-SHA-256,"
+           " CRAM-MD5).  Setting a password stores every form these need; a domain"
+           " can narrow the list (gatewayctl domain set D --mechanisms ...)."),
     Option("auth", "failure_delay", _float, "1.0",
            "Seconds the answer to a failed login is delayed; it doubles with"
            " each further failure from the same address."),

@@ -35,6 +35,10 @@ class IDomain(Interface):
     defaultQuota = Attribute("Default account storage quota in bytes, or C{None}.")
     defaultServices = Attribute("C{frozenset} of service names new accounts get.")
     enabled = Attribute("C{bool}: a disabled domain refuses every login and delivery.")
+    mechanisms = Attribute(
+        "C{tuple} of the SASL mechanisms its accounts may use (upper case); empty"
+        " for every mechanism of C{[auth] mechanisms}."
+    )
 
 
 class IAccountRecord(Interface):
@@ -45,7 +49,10 @@ class IAccountRecord(Interface):
     address = Attribute("Canonical full name C{'local@domain'} (lower-case).")
     localPart = Attribute("C{str}")
     domain = Attribute("The L{IDomain}.")
-    password = Attribute("Stored password in C{{SCHEME}}data notation, C{str}.")
+    password = Attribute(
+        "Stored password: one or more forms in C{{SCHEME}}data notation, one"
+        " a line (see L{gateway.cred.forms}), C{str}."
+    )
     aliases = Attribute("C{tuple} of lower-case local-part aliases.")
     enabled = Attribute("C{bool}")
     services = Attribute("C{frozenset} of enabled service names (imap, pop3, http, ftp, lmtp).")
@@ -111,6 +118,12 @@ class IDirectory(Interface):
         """
         @param address: canonical C{local@domain}; no routing is applied.
         @return: the L{IAccountRecord} or C{None}.
+        """
+
+    def accounts(domain=None):
+        """
+        @param domain: a canonical domain name, or C{None} for every domain.
+        @return: C{list} of L{IAccountRecord}, by domain then name.
         """
 
 

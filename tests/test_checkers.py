@@ -4,6 +4,7 @@ Tests for L{gateway.cred.checkers}, L{gateway.cred.credentials} and
 L{gateway.cred.portal}.
 """
 
+import hashlib
 import hmac
 import os
 import re
@@ -26,9 +27,15 @@ from zope.interface import directlyProvides
 from zope.interface.verify import verifyObject
 
 from gateway.config import SCHEMA, Config
-from gateway.cred import checkers
+from gateway.cred import checkers, forms, passwords
 from gateway.cred.checkers import DirectoryChecker, cleartextAllowed, logSafe
-from gateway.cred.credentials import CramMD5Credentials, LoginContext, PlainCredentials, makeChallenge
+from gateway.cred.credentials import (
+    CramMD5Credentials,
+    LoginContext,
+    PlainCredentials,
+    ScramCredentials,
+    makeChallenge,
+)
 from gateway.cred.passwords import hashPassword
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
@@ -310,6 +317,86 @@ class CramMD5CheckerTests(DirectoryMixin, TestCase):
         """CRAM-MD5 for an unknown name fails after the delay."""
         self.refuse(self.cram("nobody"))
         self.assertIn("reason=unknown user", self.lastLine())
+
+
+class FormsCheckerTests(DirectoryMixin, TestCase):
+    """
+    Accounts whose password is stored in several forms serve every
+    mechanism; a domain can narrow the mechanisms; accounts lacking a form
+    are logged once when the checker starts.
+    """
+
+    def setUp(self):
+        DirectoryMixin.setUp(self)
+        self.directory.addAccount("all@example.test", forms.makeForms(SECRET))
+        self.directory.addDomain("narrow.test", mechanisms=("PLAIN", "SCRAM-SHA-256"))
+        self.directory.addAccount("n@narrow.test", forms.makeForms(SECRET, ("PLAIN", "SCRAM-SHA-256")))
+        self.checker = DirectoryChecker(self.directory, makeConfig(failure_delay=0.0), clock=self.clock)
+
+    def cram(self, username, password=SECRET):
+        challenge = makeChallenge("mail.example.test")
+        digest = hmac.new(password.encode("utf-8"), challenge, "md5").hexdigest()
+        return CramMD5Credentials(username, challenge, digest.encode("ascii"), self.context())
+
+    def scram(self, username, password=SECRET):
+        """
+        A SCRAM-SHA-256 proof for C{username} computed from C{password} with
+        the salt and iterations the checker hands out.
+        """
+        keys = self.checker.scramKeys(username, self.context(), "sha256")
+        client = passwords.scramKeysFromPlain(password, "sha256", keys.salt, keys.iterations)
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), keys.salt, keys.iterations)
+        clientKey = hmac.new(salted, b"Client Key", "sha256").digest()
+        authMessage = b"n=x,r=1,r=12,s=AA==,i=4096,c=biws,r=12"
+        signature = hmac.new(client.storedKey, authMessage, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(clientKey, signature, strict=True))
+        return ScramCredentials(username, "sha256", authMessage, proof, self.context())
+
+    def test_everyMechanism(self):
+        """An account whose password was set with makeForms logs in with plain, CRAM-MD5 and SCRAM-SHA-256."""
+        self.assertEqual(self.succeed(self.plain("all")), "all@example.test")
+        self.assertEqual(self.succeed(self.cram("all")), "all@example.test")
+        self.assertEqual(self.succeed(self.scram("all")), "all@example.test")
+        for credentials in (self.plain("all", "wrong"), self.cram("all", "wrong"), self.scram("all", "wrong")):
+            self.refuse(credentials, delay=0)
+            self.assertIn("reason=wrong password", self.lastLine())
+
+    def test_domainNarrows(self):
+        """A mechanism the account's domain does not allow is refused, with the reason logged."""
+        self.assertEqual(self.succeed(self.scram("n@narrow.test")), "n@narrow.test")
+        self.refuse(self.cram("n@narrow.test"), delay=0)
+        self.assertIn("reason=mechanism CRAM-MD5 not enabled for narrow.test", self.lastLine())
+        self.assertEqual(self.checker.mechanismsFor("127.0.0.1"), ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.directory.setDomain("narrow.test", addresses=("192.0.2.9",))
+        self.assertEqual(self.checker.mechanismsFor("192.0.2.9"), ["PLAIN", "SCRAM-SHA-256"])
+
+    def test_configuredMechanisms(self):
+        """[auth] mechanisms decides what is offered, in its order."""
+        checker = DirectoryChecker(self.directory, makeConfig(mechanisms=("CRAM-MD5", "PLAIN")), clock=self.clock)
+        self.assertEqual(checker.mechanismsFor(None), ["CRAM-MD5", "PLAIN"])
+        self.assertEqual(checker.mechanismsFor("192.0.2.2"), ["CRAM-MD5", "PLAIN"])
+
+    def test_missingFormsLoggedOnce(self):
+        """Start-up logs each account that cannot use an offered mechanism, with what is stored."""
+        warnings = [
+            formatEventAsClassicLogText(e) for e in self.events
+            if e.get("log_namespace") == "gateway.auth" and "cannot log in with" in e.get("log_format", "")
+        ]
+        text = "".join(warnings)
+        self.assertIn("account demo@example.test cannot log in with SCRAM-SHA-256, CRAM-MD5: its password is"
+                      " stored as {SHA512-CRYPT}", text)
+        self.assertIn("account cram@example.test cannot log in with SCRAM-SHA-256", text)
+        self.assertNotIn("plain@example.test", text)
+        self.assertNotIn("all@example.test", text)
+        missing = {record.address: names for record, names in self.checker.accountsMissingForms()}
+        self.assertNotIn("all@example.test", missing)
+        self.assertNotIn("n@narrow.test", missing)
+        self.assertEqual(missing["cram@example.test"], ["SCRAM-SHA-256"])
+        self.assertEqual(missing["nopass@example.test"], ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertEqual(len(warnings), len(missing))
+        before = len(self.events)
+        self.succeed(self.plain("demo"))
+        self.assertFalse([e for e in self.events[before:] if "cannot log in with" in e.get("log_format", "")])
 
 
 class DelayTests(DirectoryMixin, TestCase):

@@ -16,6 +16,7 @@ from twisted.trial import unittest
 
 from gateway import ctl
 from gateway.config import sampleConfig
+from gateway.cred import forms
 from gateway.cred.passwords import hashPassword, verifyCramMD5, verifyPassword
 from gateway.directory.filedir import FileDirectory
 
@@ -158,25 +159,28 @@ class AccountTests(CtlMixin, unittest.TestCase):
                       self.ok("account", "add", "Demo@Example.Test", "--password", "pa ss"))
         record = self.directory().getAccount("demo@example.test")
         self.assertTrue(record.password.startswith("{SHA512-CRYPT}$6$"), record.password)
-        self.assertTrue(verifyPassword(record.password, "pa ss"))
-        self.assertFalse(verifyPassword(record.password, "wrong"))
+        self.assertEqual(forms.schemes(record.password), ["SHA512-CRYPT", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertTrue(forms.verifyPlain(record.password, "pa ss"))
+        self.assertFalse(forms.verifyPlain(record.password, "wrong"))
+        for form in forms.splitForms(record.password):
+            self.assertTrue(verifyPassword(form, "pa ss"), form)
         with open(os.path.join(record.path.path, "account.ini"), encoding="utf-8") as f:
             self.assertNotIn("pa ss", f.read())
 
     def test_cramScheme(self):
-        """--scheme CRAM-MD5 stores the CRAM-MD5 context, usable for CRAM-MD5 logins."""
+        """--scheme CRAM-MD5 stores the CRAM-MD5 context first (and SCRAM keys beside it), not twice."""
         self.ok("account", "add", "demo@example.test", "--password", "pw", "--scheme", "cram-md5")
         stored = self.directory().getAccount("demo@example.test").password
-        self.assertTrue(stored.startswith("{CRAM-MD5}"), stored)
+        self.assertEqual(forms.schemes(stored), ["CRAM-MD5", "SCRAM-SHA-256"])
         challenge = b"<1.2@example.test>"
         response = hmac.new(b"pw", challenge, hashlib.md5).hexdigest()
-        self.assertTrue(verifyCramMD5(stored, challenge, response))
-        self.assertTrue(verifyPassword(stored, "pw"))
+        self.assertTrue(verifyCramMD5(forms.cramForm(stored), challenge, response))
+        self.assertTrue(forms.verifyPlain(stored, "pw"))
 
     def test_passwordStdin(self):
         """--password-stdin reads one line from standard input."""
         self.ok("account", "add", "demo@example.test", "--password-stdin", stdin=io.StringIO("from stdin\n"))
-        self.assertTrue(verifyPassword(self.directory().getAccount("demo@example.test").password, "from stdin"))
+        self.assertTrue(forms.verifyPlain(self.directory().getAccount("demo@example.test").password, "from stdin"))
 
     def test_passwd(self):
         """account passwd replaces the password (and scheme); the old one stops working."""
@@ -201,7 +205,8 @@ class AccountTests(CtlMixin, unittest.TestCase):
         self.assertIs(record.enabled, False)
         line = self.ok("account", "list").strip()
         self.assertEqual(
-            line, "demo@example.test scheme=SHA512-CRYPT aliases=d1,d2 services=ftp,imap quota=10M DISABLED")
+            line, "demo@example.test scheme=SHA512-CRYPT,SCRAM-SHA-256,CRAM-MD5 aliases=d1,d2 services=ftp,imap"
+            " quota=10M DISABLED")
         self.assertEqual(self.ok("account", "list", "example.test").strip(), line)
         self.ok("account", "set", "demo@example.test", "--enable", "--quota", "default")
         record = self.directory().getAccount("demo@example.test")
@@ -269,6 +274,64 @@ class AliasTests(CtlMixin, unittest.TestCase):
         self.assertIn("no router record", self.fails(ctl.EX_DATAERR, "alias", "remove", "a@company.test"))
 
 
+class MechanismTests(CtlMixin, unittest.TestCase):
+    """
+    Password forms for the configured mechanisms, account show and doctor.
+    """
+
+    def setUp(self):
+        CtlMixin.setUp(self)
+        self.ok("domain", "add", "example.test")
+
+    def test_domainNarrows(self):
+        """domain set --mechanisms narrows what new passwords of the domain store; domain list shows it."""
+        self.ok("domain", "add", "strict.test", "--mechanisms", "plain,scram-sha-256")
+        self.assertIn("mechanisms=PLAIN,SCRAM-SHA-256", self.ok("domain", "list"))
+        self.ok("account", "add", "a@strict.test", "--password", "pw")
+        stored = self.directory().getAccount("a@strict.test").password
+        self.assertEqual(forms.schemes(stored), ["SHA512-CRYPT", "SCRAM-SHA-256"])
+        self.ok("domain", "set", "strict.test", "--mechanisms", "")
+        self.assertNotIn("mechanisms=", self.ok("domain", "list"))
+        self.assertIn("unknown mechanism", self.fails(2, "domain", "set", "strict.test",
+                                                      "--mechanisms", "GSSAPI"))
+
+    def test_configuredMechanisms(self):
+        """[auth] mechanisms decides the forms account add stores."""
+        self.writeConfig("[auth]\nmechanisms = PLAIN LOGIN\n")
+        self.ok("account", "add", "a@example.test", "--password", "pw")
+        self.assertEqual(forms.schemes(self.directory().getAccount("a@example.test").password), ["SHA512-CRYPT"])
+
+    def test_show(self):
+        """account show lists the settings, stored forms and usable mechanisms, never a secret."""
+        self.ok("account", "add", "a@example.test", "--password", "pw", "--alias", "al")
+        out = self.ok("account", "show", "al@example.test")
+        self.assertIn("account:    a@example.test\n", out)
+        self.assertIn("password:   {SHA512-CRYPT}, {SCRAM-SHA-256}, {CRAM-MD5}\n", out)
+        self.assertIn("mechanisms: PLAIN, LOGIN, SCRAM-SHA-256, CRAM-MD5\n", out)
+        self.assertNotIn("cannot use", out)
+        self.assertNotIn("$6$", out)
+        self.fails(ctl.EX_NOUSER, "account", "show", "nobody@example.test")
+
+    def test_showMissing(self):
+        """account show names the mechanisms an imported hash cannot serve."""
+        self.directory().addAccount("old@example.test", hashPassword("pw", "SHA512-CRYPT"))
+        out = self.ok("account", "show", "old@example.test")
+        self.assertIn("mechanisms: PLAIN, LOGIN\n", out)
+        self.assertIn("cannot use: SCRAM-SHA-256, CRAM-MD5 (set the password again", out)
+
+    def test_doctor(self):
+        """doctor lists the accounts lacking a form (exit 1) until their passwords are set again (exit 0)."""
+        self.ok("account", "add", "good@example.test", "--password", "pw")
+        self.assertEqual(self.ok("doctor"), "no problems found\n")
+        self.directory().addAccount("old@example.test", hashPassword("pw", "CRAM-MD5"))
+        code, out, err = self.ctl("doctor")
+        self.assertEqual(code, 1, err)
+        self.assertEqual(out, "old@example.test: cannot log in with SCRAM-SHA-256 (password stored as {CRAM-MD5});"
+                              " set it again with gatewayctl account passwd\n1 problem found\n")
+        self.ok("account", "passwd", "old@example.test", "--password", "pw")
+        self.assertEqual(self.ok("doctor"), "no problems found\n")
+
+
 class ImportPasswdTests(CtlMixin, unittest.TestCase):
     def setUp(self):
         CtlMixin.setUp(self)
@@ -283,7 +346,7 @@ class ImportPasswdTests(CtlMixin, unittest.TestCase):
         return path
 
     def test_import(self):
-        """A Dovecot passwd-file is imported: comments and blanks skipped, schemes kept, domains applied."""
+        """A Dovecot passwd-file is imported: comments and blanks skipped, hashes kept, {PLAIN} stored in every form."""
         path = self.passwdFile(
             "# Dovecot passwd-file\n"
             "\n"
@@ -294,18 +357,24 @@ class ImportPasswdTests(CtlMixin, unittest.TestCase):
         )
         out = self.ok("import-passwd", path, "--domain", "example.test")
         self.assertIn("3 accounts added, 0 passwords updated", out)
+        self.assertIn("full@example.test: cannot log in with SCRAM-SHA-256, CRAM-MD5 until", out)
+        self.assertIn("1 accounts cannot use every mechanism", out)
         d = self.directory()
-        self.assertEqual(d.getAccount("plain@example.test").password, "{PLAIN}x")
+        plain = d.getAccount("plain@example.test").password
+        self.assertEqual(forms.schemes(plain), ["SHA512-CRYPT", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertTrue(forms.verifyPlain(plain, "x"))
         self.assertEqual(d.getAccount("full@example.test").password, self.crypt)
         self.assertTrue(verifyPassword(d.getAccount("full@example.test").password, "secret"))
-        self.assertEqual(d.getAccount("viaalias@example.test").password, "{PLAIN}y")
+        self.assertTrue(forms.verifyPlain(d.getAccount("viaalias@example.test").password, "y"))
 
     def test_reimportUpdates(self):
         """Importing again updates the passwords of existing accounts."""
         self.ok("import-passwd", self.passwdFile("plain:{PLAIN}x::::::\n"), "--domain", "example.test")
         out = self.ok("import-passwd", self.passwdFile("plain:{PLAIN}changed::::::\n"), "--domain", "example.test")
         self.assertIn("0 accounts added, 1 passwords updated", out)
-        self.assertEqual(self.directory().getAccount("plain@example.test").password, "{PLAIN}changed")
+        stored = self.directory().getAccount("plain@example.test").password
+        self.assertTrue(forms.verifyPlain(stored, "changed"))
+        self.assertFalse(forms.verifyPlain(stored, "x"))
 
     def test_badLine(self):
         """A bad line fails with its line number and imports nothing."""
@@ -432,7 +501,8 @@ class InitDemoTests(CtlMixin, unittest.TestCase):
         self.assertTrue(os.path.exists(cert))
         self.assertTrue(os.path.exists(os.path.join(self.base, "tls", "key.pem")))
         record = self.directory().getAccount("demo@example.test")
-        self.assertTrue(verifyPassword(record.password, ctl.DEMO_PASSWORD))
+        self.assertTrue(forms.verifyPlain(record.password, ctl.DEMO_PASSWORD))
+        self.assertEqual(forms.missingMechanisms(record.password, forms.KNOWN_MECHANISMS), [])
 
     def test_runTwice(self):
         """A second init-demo changes nothing: same certificate, same account."""
@@ -444,7 +514,7 @@ class InitDemoTests(CtlMixin, unittest.TestCase):
         self.assertEqual(self.ok("init-demo"), "")
         with open(cert, "rb") as f:
             self.assertEqual(f.read(), before)
-        self.assertTrue(verifyPassword(self.directory().getAccount("demo@example.test").password, "changed"))
+        self.assertTrue(forms.verifyPlain(self.directory().getAccount("demo@example.test").password, "changed"))
 
     def test_existingDomain(self):
         """A data root that already has a domain gets no demo domain."""
@@ -458,8 +528,8 @@ class GeneralTests(CtlMixin, unittest.TestCase):
     COMMANDS = [
         [], ["domain"], ["domain", "add"], ["domain", "set"], ["domain", "remove"], ["domain", "list"],
         ["account"], ["account", "add"], ["account", "set"], ["account", "passwd"], ["account", "remove"],
-        ["account", "list"], ["alias"], ["alias", "add"], ["alias", "remove"], ["import-passwd"],
-        ["deliver"], ["alert"], ["init-demo"], ["sample-config"],
+        ["account", "list"], ["account", "show"], ["alias"], ["alias", "add"], ["alias", "remove"],
+        ["import-passwd"], ["deliver"], ["alert"], ["init-demo"], ["doctor"], ["sample-config"],
     ]
 
     def test_helpEverywhere(self):

@@ -56,8 +56,9 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
-from gateway.cred import passwords
+from gateway.cred import forms, passwords
 from gateway.cred.credentials import IScramCredentials, LoginContext
+from gateway.cred.forms import KNOWN_MECHANISMS
 from gateway.interfaces import ILoginContext
 from gateway.logging import getLogger
 
@@ -69,6 +70,23 @@ FORGET_AFTER = 15 * 60.0
 MAX_TRACKED_ADDRESSES = 10000
 #: Longest login name looked up at all.
 MAX_NAME_LENGTH = 320
+#: Most accounts lacking a password form logged one by one at start-up.
+MAX_REPORTED = 100
+
+
+def accountsMissingForms(directory, mechanisms):
+    """
+    @param mechanisms: C{[auth] mechanisms}.
+    @return: C{list} of C{(record, [mechanism, ...])} for the accounts of
+        C{directory} that cannot use some of the mechanisms their domain
+        offers.
+    """
+    result = []
+    for record in directory.accounts():
+        missing = forms.missingMechanisms(record.password, forms.effectiveMechanisms(mechanisms, record.domain))
+        if missing:
+            result.append((record, missing))
+    return result
 
 
 def cleartextAllowed(directory, localAddress):
@@ -120,8 +138,10 @@ _dummies = {}
 
 def _dummyStored():
     """
-    A stored password of the default scheme that matches nothing anyone
-    types, to spend comparable time on unknown names.
+    A stored password of the default scheme (and cost) that matches nothing
+    anyone types: plain passwords of unknown names, and of accounts that
+    have only a cheap form, are also checked against it, so that every
+    check costs the same.
     """
     if "plain" not in _dummies:
         _dummies["plain"] = passwords.hashPassword(os.urandom(16).hex())
@@ -198,8 +218,81 @@ class DirectoryChecker:
         self.log = authLog
         self.failureDelay = float(config["auth", "failure_delay"])
         self.maxFailureDelay = float(config["auth", "max_failure_delay"])
+        self.mechanisms = tuple(config.get("auth", "mechanisms", KNOWN_MECHANISMS))
         self._failures = collections.OrderedDict()
         self._secret = os.urandom(32)
+        self.reportMissingForms()
+
+    # -- mechanisms ------------------------------------------------------------
+
+    def domainMechanisms(self, domain):
+        """
+        @return: C{list} of the mechanisms accounts of C{domain} may use
+            (C{[auth] mechanisms} narrowed by the domain's setting).
+        """
+        return forms.effectiveMechanisms(self.mechanisms, domain)
+
+    def mechanismsFor(self, localAddress):
+        """
+        The mechanisms to offer on a connection to C{localAddress}, before
+        the client has named an account: those of the domain assigned to
+        that address (or the main domain).
+
+        @return: C{list} of names, in the configured order.
+        """
+        return self.domainMechanisms(self.directory.domainForAddress(localAddress))
+
+    def accountsMissingForms(self):
+        """
+        The accounts whose stored password cannot serve every mechanism
+        their domain offers (imported from elsewhere, or set before a
+        mechanism was enabled).
+
+        @return: C{list} of C{(record, [mechanism, ...])}.
+        """
+        return accountsMissingForms(self.directory, self.mechanisms)
+
+    def reportMissingForms(self):
+        """
+        Log, once (at start-up), each account that cannot use a mechanism
+        that is offered to it.
+        """
+        try:
+            missing = self.accountsMissingForms()
+        except Exception:
+            self.log.failure("listing accounts whose passwords lack a form")
+            return
+        for record, mechanisms in missing[:MAX_REPORTED]:
+            self.log.warn(
+                "account {address} cannot log in with {mechanisms}: its password is stored as {schemes};"
+                " set it again (gatewayctl account passwd) to store every form",
+                address=record.address,
+                mechanisms=", ".join(mechanisms),
+                schemes=", ".join("{%s}" % (s,) for s in forms.schemes(record.password)) or "nothing",
+            )
+        if len(missing) > MAX_REPORTED:
+            self.log.warn(
+                "{count} more accounts lack a password form (gatewayctl doctor lists them)",
+                count=len(missing) - MAX_REPORTED,
+            )
+
+    def _plainVerifier(self, usable, password):
+        """
+        The check of a plain-text password against the form C{usable} (or
+        C{None} when there is none).  It always does the work of one
+        expensive hash: C{usable} itself when it is one, otherwise a dummy
+        hash of the default scheme as well (unknown names, C{{CRAM-MD5}}
+        or C{{PLAIN}} only accounts), so the time taken tells nothing.
+        """
+        costly = usable if usable is not None and passwords.isExpensive(usable) else _dummyStored()
+
+        def verify():
+            matched = passwords.verifyPassword(costly, password)
+            if costly is not usable:
+                matched = usable is not None and passwords.verifyPassword(usable, password)
+            return matched
+
+        return verify
 
     # -- ICredentialsChecker -------------------------------------------------
 
@@ -237,15 +330,22 @@ class DirectoryChecker:
             if attempt.record is None:
                 attempt.refuse("unknown user")
         record = attempt.record
+        if (
+            record is not None
+            and attempt.mechanism in KNOWN_MECHANISMS
+            and attempt.mechanism not in forms.CLEARTEXT_MECHANISMS
+            and attempt.mechanism not in self.domainMechanisms(record.domain)
+        ):
+            attempt.refuse("mechanism %s not enabled for %s" % (attempt.mechanism, record.domain.name))
         stored = record.password if record is not None else None
-        scheme = passwords.schemeOf(stored) if record is not None else None
+        storedSchemes = ",".join("{%s}" % (name,) for name in forms.schemes(stored)) or "no"
 
         if IScramCredentials.providedBy(credentials):
             keys = None
             if record is not None:
                 keys = self._recordScramKeys(record, credentials.hashName)
                 if keys is None:
-                    attempt.refuse("%s not possible with {%s} password" % (attempt.mechanism, scheme))
+                    attempt.refuse("%s not possible with %s password" % (attempt.mechanism, storedSchemes))
             if keys is None:
                 keys = self._fakeScramKeys(attempt.username, credentials.hashName)
             attempt.verify = lambda: verifyScramProof(keys, credentials.authMessage, credentials.clientProof)
@@ -254,27 +354,22 @@ class DirectoryChecker:
             and hasattr(credentials, "challenge")
             and hasattr(credentials, "response")
         ):
-            usable = stored
-            if record is not None and passwords.cramMD5Context(stored) is None:
-                attempt.refuse("%s not possible with {%s} password" % (attempt.mechanism, scheme))
-                usable = None
+            usable = forms.cramForm(stored) if record is not None else None
+            if record is not None and usable is None:
+                attempt.refuse("%s not possible with %s password" % (attempt.mechanism, storedSchemes))
             if usable is None:
                 usable = _DUMMY_CRAM
             attempt.verify = lambda: passwords.verifyCramMD5(usable, credentials.challenge, credentials.response)
         elif IUsernamePassword.providedBy(credentials):
-            usable = stored
+            usable = None
             if record is not None:
-                if scheme is None:
+                usable = forms.plainForm(stored)
+                if not forms.splitForms(stored):
                     attempt.refuse("no password set")
-                    usable = None
-                elif not passwords.isKnownScheme(scheme):
-                    attempt.refuse("unknown password scheme {%s}" % (scheme,))
-                    usable = None
-            if usable is None:
-                usable = _dummyStored()
-            attempt.expensive = passwords.isExpensive(usable)
-            password = credentials.password
-            attempt.verify = lambda: passwords.verifyPassword(usable, password)
+                elif usable is None:
+                    attempt.refuse("unknown password scheme %s" % (storedSchemes,))
+            attempt.verify = self._plainVerifier(usable, credentials.password)
+            attempt.expensive = True
         else:
             attempt.refuse("unsupported credentials %s" % (type(credentials).__name__,))
 
@@ -393,7 +488,10 @@ class DirectoryChecker:
         return hmac.new(self._secret, data, "sha256").digest()[:16]
 
     def _recordScramKeys(self, record, hashName):
-        return passwords.scramKeys(record.password, hashName, plainSalt=self._plainSalt("plain", hashName, record.address))
+        form = forms.scramForm(record.password, hashName)
+        if form is None:
+            return None
+        return passwords.scramKeys(form, hashName, plainSalt=self._plainSalt("plain", hashName, record.address))
 
     def _fakeScramKeys(self, username, hashName):
         size = hashlib.new(hashName).digest_size
