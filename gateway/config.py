@@ -182,6 +182,10 @@ SCHEMA = [
            " each further failure from the same address."),
     Option("auth", "max_failure_delay", _float, "15.0",
            "Longest delay, in seconds, after repeated failures."),
+    Option("auth", "penalty_after", _int, "5",
+           "Failures from one address (or logins from it under way at once) after which every further"
+           " login from it, right or wrong and on any connection, waits its turn before it is checked:"
+           " one after the other, each the failure delay after the previous one."),
     Option("auth", "log_level", _level, "info",
            "Least severe authentication event to log (logins are logged at info)."),
 ] + _protocol(

@@ -127,6 +127,45 @@ class IDirectory(Interface):
         """
 
 
+class ILoginDelays(Interface):
+    """
+    Login delays per remote address (see L{gateway.cred.delays}): the state
+    that must be shared by every session of a server, so that parallel
+    connections from one address cannot guess faster than one.
+    """
+
+    def admit(remote):
+        """
+        An attempt from C{remote} (an IP C{str} or C{None}) starts.
+
+        @return: seconds it must wait before it is checked and answered
+            (C{0.0} for at once); an attempt that waits has its turn
+            reserved, so parallel attempts are spaced out.
+        """
+
+    def finish(remote, succeeded, waited):
+        """
+        The attempt L{admit} let in has been checked.
+
+        @param succeeded: C{bool}.
+        @param waited: C{True} when L{admit} made it wait.
+        @return: seconds more before a failure is answered (C{0.0} for a
+            success).
+        """
+
+    def release(remote):
+        """
+        The attempt L{admit} let in has been answered, or abandoned (the
+        client went away): it is no longer under way.
+        """
+
+    def failures(remote):
+        """
+        @return: how many failures in a row C{remote} has had (0 once
+            forgotten).
+        """
+
+
 # ---------------------------------------------------------------------------
 # Accounts, as the realm hands them to protocols
 

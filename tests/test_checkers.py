@@ -27,7 +27,7 @@ from zope.interface import directlyProvides
 from zope.interface.verify import verifyObject
 
 from gateway.config import SCHEMA, Config
-from gateway.cred import checkers, forms, passwords
+from gateway.cred import checkers, delays, forms, passwords
 from gateway.cred.checkers import DirectoryChecker, cleartextAllowed, logSafe
 from gateway.cred.credentials import (
     CramMD5Credentials,
@@ -41,7 +41,7 @@ from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.errors import ConfigurationError
-from gateway.interfaces import IAccount, ILoginContext
+from gateway.interfaces import IAccount, ILoginContext, ILoginDelays
 
 SECRET = "s3cr3t-Pässword"
 
@@ -205,7 +205,7 @@ class CheckerTests(DirectoryMixin, TestCase):
             ("nobody@nowhere.test", SECRET),
             ("bob", SECRET),
         ]:
-            self.checker._failures.clear()
+            self.checker.delays._entries.clear()
             failure = self.refuse(self.plain(name, password), 1.0)
             results.append((failure.type, str(failure.value)))
         self.assertEqual(results, [results[0]] * len(results))
@@ -250,7 +250,7 @@ class CheckerTests(DirectoryMixin, TestCase):
         """An unknown stored scheme fails, even with its own data as password; the log names it."""
         self.refuse(self.plain("odd", SECRET))
         self.assertIn("reason=unknown password scheme {ROT13}", self.lastLine())
-        self.checker._failures.clear()
+        self.checker.delays._entries.clear()
         self.refuse(self.plain("odd", "{ROT13}" + SECRET))
 
     def test_noPassword(self):
@@ -266,7 +266,7 @@ class CheckerTests(DirectoryMixin, TestCase):
     def test_hostileNames(self):
         """Names with path characters, control characters or huge lengths fail without a lookup."""
         for name in ("../demo", "demo/../demo", "de\x00mo", "demo\r\n", "x" * 400, "", ".demo"):
-            self.checker._failures.clear()
+            self.checker.delays._entries.clear()
             self.refuse(self.plain(name))
             self.assertIn("reason=malformed user name", self.lastLine())
 
@@ -428,17 +428,17 @@ class DelayTests(DirectoryMixin, TestCase):
         """An address is forgotten 15 minutes after its last failure."""
         self.refuse(self.plain("demo", "wrong"), 1.0)
         self.refuse(self.plain("demo", "wrong"), 2.0)
-        self.clock.advance(checkers.FORGET_AFTER)
+        self.clock.advance(delays.FORGET_AFTER)
         self.assertEqual(self.checker.failureCount("198.51.100.7"), 0)
         self.refuse(self.plain("demo", "wrong"), 1.0)
-        self.assertEqual(len(self.checker._failures), 1)
+        self.assertEqual(len(self.checker.delays.addresses()), 1)
 
     def test_bounded(self):
         """The table never holds more than MAX_TRACKED_ADDRESSES addresses."""
-        self.patch(checkers, "MAX_TRACKED_ADDRESSES", 3)
+        self.patch(delays, "MAX_TRACKED_ADDRESSES", 3)
         for i in range(10):
             self.refuse(self.plain("demo", "wrong", remote="203.0.113.%d" % (i,)), 1.0)
-        self.assertEqual(list(self.checker._failures), ["203.0.113.7", "203.0.113.8", "203.0.113.9"])
+        self.assertEqual(self.checker.delays.addresses(), ["203.0.113.7", "203.0.113.8", "203.0.113.9"])
 
     def test_noDelay(self):
         """failure_delay 0 fails at once."""
@@ -452,6 +452,117 @@ class DelayTests(DirectoryMixin, TestCase):
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PenaltyTests(DirectoryMixin, TestCase):
+    """
+    After C{penalty_after} failures (or as many attempts under way) from one
+    address, every attempt from it, right or wrong and on any connection,
+    waits its turn before it is checked (issue 16 item 2).
+    """
+
+    def fail5(self):
+        for delay in (1.0, 2.0, 4.0, 8.0, 15.0):
+            self.refuse(self.plain("demo", "wrong"), delay)
+
+    def test_interface(self):
+        """The checker's delays provide ILoginDelays."""
+        self.assertTrue(verifyObject(ILoginDelays, self.checker.delays))
+
+    def test_rightPasswordWaits(self):
+        """After 5 failures the right password is answered only after the delay, and then resets it."""
+        self.fail5()
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        self.clock.advance(14.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(d), "demo@example.test")
+        self.assertEqual(self.checker.failureCount("198.51.100.7"), 0)
+        self.succeed(self.plain("demo"))
+
+    def test_parallelQueued(self):
+        """Attempts started at once from a penalised address are answered one delay apart, the right one too."""
+        self.fail5()
+        attempts = [self.checker.requestAvatarId(self.plain("demo", p)) for p in ("w1", "w2", SECRET)]
+        answered = []
+        for d in attempts:
+            d.addBoth(lambda result, d=d: answered.append((self.clock.seconds(), attempts.index(d))) or result)
+            d.addErrback(lambda f: f.trap(UnauthorizedLogin))
+        start = self.clock.seconds()
+        for _ in range(50):
+            self.clock.advance(1.0)
+        self.assertEqual([(round(t - start, 6), i) for t, i in answered], [(15.0, 0), (30.0, 1), (45.0, 2)])
+        self.assertEqual(self.successResultOf(attempts[2]), "demo@example.test")
+
+    def test_parallelFromFreshAddress(self):
+        """Five attempts under way at once from a new address are enough: the sixth waits, the right password too."""
+        pending = [self.checker.requestAvatarId(self.plain("demo", "wrong%d" % (i,))) for i in range(5)]
+        for d in pending:
+            d.addErrback(lambda f: f.trap(UnauthorizedLogin))
+        right = self.checker.requestAvatarId(self.plain("demo"))
+        self.assertNoResult(right)
+        self.clock.advance(14.9)
+        self.assertNoResult(right)
+        self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(right), "demo@example.test")
+
+    def test_otherAddressUnaffected(self):
+        """A penalised address does not slow down another."""
+        self.fail5()
+        self.assertEqual(self.succeed(self.plain("demo", remote="203.0.113.1")), "demo@example.test")
+
+    def test_cancelQueued(self):
+        """A queued attempt whose client went away leaves no delayed call and is no longer under way."""
+        self.fail5()
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.checker.delays._entries["198.51.100.7"].inFlight, 0)
+
+    def test_penaltyAfter(self):
+        """[auth] penalty_after sets the threshold."""
+        self.checker = DirectoryChecker(self.directory, makeConfig(failure_delay=1.0, penalty_after=1),
+                                        clock=self.clock)
+        self.refuse(self.plain("demo", "wrong"), 1.0)
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        self.assertNoResult(d)
+        self.clock.advance(1.0)
+        self.assertEqual(self.successResultOf(d), "demo@example.test")
+
+
+class EqualWorkTests(DirectoryMixin, TestCase):
+    """
+    A wrong plain-text password costs the same work whatever the account:
+    one hash of the default scheme and cost, in the thread pool.
+    """
+
+    def setUp(self):
+        DirectoryMixin.setUp(self)
+        self.directory.addAccount("std@example.test", hashPassword(SECRET))
+        self.checker = DirectoryChecker(self.directory, makeConfig(failure_delay=0.0), clock=reactor)
+        self.verified = []
+        original = passwords.verifyPassword
+
+        def recording(stored, plain):
+            self.verified[-1].append(passwords.schemeOf(stored) + ("" if "rounds=" not in stored else "+rounds"))
+            return original(stored, plain)
+
+        self.patch(passwords, "verifyPassword", recording)
+        self.threads = []
+        self.patch(checkers, "deferToThreadPool", lambda *a: self.threads.append(a) or _deferToThreadPool(*a))
+
+    @inlineCallbacks
+    def test_samePath(self):
+        """Unknown names, {CRAM-MD5}, {PLAIN} and SHA512-CRYPT accounts each verify one default-cost SHA512-CRYPT hash."""
+        for name in ("std", "cram", "plain", "nobody", "odd", "nopass"):
+            self.verified.append([])
+            yield self.assertFailure(self.checker.requestAvatarId(self.plain(name, "wrong")), UnauthorizedLogin)
+        expensive = [[s for s in schemes if s.endswith("CRYPT")] for schemes in self.verified]
+        self.assertEqual(expensive, [["SHA512-CRYPT"]] * 6)
+        self.assertEqual(self.verified[1], ["SHA512-CRYPT", "CRAM-MD5"])
+        self.assertEqual(len(self.threads), 6)
 
 
 class LogTests(DirectoryMixin, TestCase):

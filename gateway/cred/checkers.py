@@ -21,8 +21,16 @@ Rules, in the order they are applied:
 
 A failed attempt is answered after a delay that grows per remote address:
 C{failure_delay * 2 ** (n - 1)} for the C{n}th failure in a row, at most
-C{max_failure_delay}; a success resets it, and an address is forgotten
-15 minutes after its last failure (the table is also capped in size).
+C{max_failure_delay}.  Once an address has C{[auth] penalty_after}
+failures, or as many attempts under way at once, every further attempt
+from it (the right password too, on any connection) waits its turn before
+it is checked; see L{gateway.cred.delays}, whose state the checker reaches
+only through L{gateway.interfaces.ILoginDelays} (C{checker.delays}).
+
+Every plain-text password check does the work of one hash of the default
+scheme, whether the name is unknown, the account has an expensive hash, or
+only a cheap form such as C{{CRAM-MD5}} (then a dummy hash is checked too),
+so the time taken does not tell them apart.
 
 Log lines (namespace C{gateway.auth}, level info) name the login as typed,
 never a password; characters that are not printable, white space and
@@ -43,7 +51,6 @@ reactor's thread pool when the C{clock} is a real reactor; with a
 L{twisted.internet.task.Clock} (tests) every check is synchronous.
 """
 
-import collections
 import hashlib
 import hmac
 import os
@@ -58,16 +65,13 @@ from zope.interface import implementer
 
 from gateway.cred import forms, passwords
 from gateway.cred.credentials import IScramCredentials, LoginContext
+from gateway.cred.delays import MemoryLoginDelays
 from gateway.cred.forms import KNOWN_MECHANISMS
 from gateway.interfaces import ILoginContext
 from gateway.logging import getLogger
 
 authLog = getLogger("auth")
 
-#: Seconds after its last failure that an address's failure count is forgotten.
-FORGET_AFTER = 15 * 60.0
-#: Most remote addresses whose failures are remembered at once.
-MAX_TRACKED_ADDRESSES = 10000
 #: Longest login name looked up at all.
 MAX_NAME_LENGTH = 320
 #: Most accounts lacking a password form logged one by one at start-up.
@@ -218,8 +222,12 @@ class DirectoryChecker:
         self.log = authLog
         self.failureDelay = float(config["auth", "failure_delay"])
         self.maxFailureDelay = float(config["auth", "max_failure_delay"])
+        #: The L{ILoginDelays}: per process by default (replace it with a
+        #: shared one to make the delays hold across processes).
+        self.delays = MemoryLoginDelays(
+            clock, self.failureDelay, self.maxFailureDelay, config.get("auth", "penalty_after", 5)
+        )
         self.mechanisms = tuple(config.get("auth", "mechanisms", KNOWN_MECHANISMS))
-        self._failures = collections.OrderedDict()
         self._secret = os.urandom(32)
         self.reportMissingForms()
 
@@ -300,9 +308,35 @@ class DirectoryChecker:
         """
         @return: a C{Deferred} firing with the canonical C{'local@domain'} of
             the account, or failing with L{UnauthorizedLogin} after the
-            failure delay.
+            failure delay.  From a penalised address (see
+            L{gateway.cred.delays}) the attempt first waits its turn, whatever
+            its outcome.
         """
         attempt = _Attempt(credentials)
+        remote = attempt.context.remoteAddress
+        wait = self.delays.admit(remote)
+        attempt.waited = wait > 0
+        if not attempt.waited:
+            return self._check(attempt, credentials)
+        pending = []
+
+        def cancel(d):
+            if pending and not isinstance(pending[0], Deferred) and pending[0].active():
+                pending[0].cancel()
+                self.delays.release(remote)
+            elif pending and isinstance(pending[0], Deferred):
+                pending[0].cancel()
+
+        def start():
+            checked = self._check(attempt, credentials)
+            pending[:] = [checked]
+            checked.chainDeferred(result)
+
+        result = Deferred(cancel)
+        pending.append(self.clock.callLater(wait, start))
+        return result
+
+    def _check(self, attempt, credentials):
         try:
             self._prepare(attempt, credentials)
         except Exception:
@@ -312,7 +346,14 @@ class DirectoryChecker:
             attempt.expensive = False
         d = self._run(attempt)
         d.addCallback(self._decide, attempt)
-        return d
+
+        def answered(result):
+            # Whatever happened (answered, failed, cancelled), the attempt is
+            # no longer under way.
+            self.delays.release(attempt.context.remoteAddress)
+            return result
+
+        return d.addBoth(answered)
 
     # -- steps ---------------------------------------------------------------
 
@@ -388,6 +429,10 @@ class DirectoryChecker:
                     attempt.refuse("authorization as %s not allowed" % (logSafe(authzid),))
 
     def _run(self, attempt):
+        """
+        Verify, in the thread pool when it is expensive (every plain-text
+        password check is).
+        """
         if attempt.expensive and IReactorThreads.providedBy(self.clock):
             d = deferToThreadPool(self.clock, self.clock.getThreadPool(), attempt.verify)
         else:
@@ -411,7 +456,7 @@ class DirectoryChecker:
             mechanism=logSafe(attempt.mechanism),
         )
         if attempt.reason is None:
-            self._failures.pop(remote, None)
+            self.delays.finish(remote, True, attempt.waited)
             self.log.info(
                 "authentication succeeded: protocol={protocol} user={user} remote={remote} mechanism={mechanism}",
                 address=attempt.record.address,
@@ -424,48 +469,21 @@ class DirectoryChecker:
             reason=attempt.reason,
             **fields,
         )
-        return self._delayedFailure(self._countFailure(remote))
+        return self._delayedFailure(self.delays.finish(remote, False, attempt.waited))
 
     # -- delays --------------------------------------------------------------
-
-    def _countFailure(self, remote):
-        """
-        Remember one more failure from C{remote}.
-
-        @return: the delay in seconds before it is answered.
-        """
-        now = self.clock.seconds()
-        table = self._failures
-        while table:
-            oldest = next(iter(table))
-            if now - table[oldest][1] < FORGET_AFTER:
-                break
-            del table[oldest]
-        count, last = table.pop(remote, (0, now))
-        if now - last >= FORGET_AFTER:
-            count = 0
-        count += 1
-        table[remote] = (count, now)
-        while len(table) > MAX_TRACKED_ADDRESSES:
-            table.popitem(last=False)
-        return self.delayFor(count)
 
     def delayFor(self, count):
         """
         @return: the delay for the C{count}th failure in a row.
         """
-        if count <= 0 or self.failureDelay <= 0:
-            return 0.0
-        return min(self.failureDelay * 2 ** min(count - 1, 64), self.maxFailureDelay)
+        return self.delays.delayFor(count)
 
     def failureCount(self, remote):
         """
         @return: how many failures in a row C{remote} has had (0 if forgotten).
         """
-        entry = self._failures.get(remote)
-        if entry is None or self.clock.seconds() - entry[1] >= FORGET_AFTER:
-            return 0
-        return entry[0]
+        return self.delays.failures(remote)
 
     def _delayedFailure(self, delay):
         error = UnauthorizedLogin("authentication failed")
