@@ -15,11 +15,11 @@ import os
 import sys
 
 from gateway.config import (
+    DEFAULT_CONFIG_PATH,
     MECHANISMS,
     ConfigurationError,
-    defaultConfig,
     formatSize,
-    loadConfig,
+    loadConfigOrDefaults,
     parseSize,
     sampleConfig,
 )
@@ -492,7 +492,9 @@ def _addPasswordOptions(parser):
 
 def makeParser():
     parser = argparse.ArgumentParser(prog="gatewayctl", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--config", "-c", default="etc/gateway.ini", help="configuration file (default %(default)s)")
+    parser.add_argument("--config", "-c", default=None, metavar="FILE",
+                        help="configuration file (default %s; relative paths in it are relative to its folder)"
+                        % (DEFAULT_CONFIG_PATH,))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -502,7 +504,7 @@ def makeParser():
     p = domain.add_parser("add", help="add a domain")
     p.add_argument("name")
     _addDomainOptions(p, True)
-    p.set_defaults(run=domainAdd)
+    p.set_defaults(run=domainAdd, createsDataRoot=True)
     p = domain.add_parser("set", help="change a domain's settings")
     p.add_argument("name")
     _addDomainOptions(p, False)
@@ -566,7 +568,7 @@ def makeParser():
     p.set_defaults(run=alertCommand)
 
     p = commands.add_parser("init-demo", help="create a certificate and the demo account if missing")
-    p.set_defaults(run=initDemo, needsConfig=True)
+    p.set_defaults(run=initDemo, needsConfig=True, createsDataRoot=True)
 
     p = commands.add_parser("doctor", help="list problems to fix, such as accounts that cannot use every"
                             " login mechanism (exit status 1 when there are some)")
@@ -584,16 +586,25 @@ def main(argv=None, out=None):
     if args.command == "sample-config":
         out.write(sampleConfig())
         return EX_OK
+    given = args.config is not None
+    path = args.config if given else DEFAULT_CONFIG_PATH
     try:
-        if os.path.exists(args.config) or args.config != "etc/gateway.ini":
-            config = loadConfig(args.config)
-        else:
-            config = defaultConfig()
+        config = loadConfigOrDefaults(path, given)
     except ConfigurationError as e:
         sys.stderr.write("gatewayctl: configuration error: %s\n" % (e,))
         return EX_CONFIG
     dataRoot = config.dataRoot()
-    os.makedirs(dataRoot, mode=0o750, exist_ok=True)
+    if config.defaulted:
+        sys.stderr.write("gatewayctl: no %s here: using the default configuration (data root %s)\n"
+                         % (path, dataRoot))
+    if getattr(args, "createsDataRoot", False):
+        os.makedirs(dataRoot, mode=0o750, exist_ok=True)
+    elif not os.path.isdir(dataRoot):
+        sys.stderr.write(
+            "gatewayctl: the data root %s does not exist: check [server] data_root in %s, or create it"
+            " with gatewayctl init-demo or domain add\n" % (dataRoot, os.path.abspath(path))
+        )
+        return EX_CONFIG
     directory = FileDirectory(dataRoot, config["server", "main_domain"])
     try:
         if getattr(args, "needsConfig", False):

@@ -469,6 +469,70 @@ class DeliverTests(CtlMixin, unittest.TestCase):
         self.assertIn(b"nobody@example.test", result.stderr)
 
 
+class PathTests(CtlMixin, unittest.TestCase):
+    """
+    Relative paths in the configuration are relative to its folder, so
+    gatewayctl works from any directory, and it never makes an empty data
+    root by mistake (issue 15 item 2).
+    """
+
+    def setUp(self):
+        CtlMixin.setUp(self)
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write("[server]\ndata_root = data\n[tls]\ncertificate = tls/cert.pem\nprivate_key = tls/key.pem\n")
+        self.elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(self.elsewhere)
+
+    def elsewhereRun(self, *argv, **kw):
+        return subprocess.run([consoleScript(), *argv], capture_output=True, timeout=30, cwd=self.elsewhere, **kw)
+
+    def test_deliverFromElsewhere(self):
+        """gatewayctl -c /abs/gateway.ini deliver, run from another folder (as Postfix does), finds the account."""
+        self.assertEqual(self.elsewhereRun("-c", self.config, "init-demo").returncode, 0)
+        self.assertTrue(os.path.exists(os.path.join(self.base, "tls", "cert.pem")))
+        result = self.elsewhereRun("-c", self.config, "deliver", "demo@example.test", input=MESSAGE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(list(self.inbox("demo@example.test").values()), [MESSAGE])
+        self.assertEqual(os.listdir(self.elsewhere), [])
+
+    def test_missingDataRootNotCreated(self):
+        """With no data root, deliver fails with EX_CONFIG naming it, and creates nothing anywhere."""
+        result = self.elsewhereRun("-c", self.config, "deliver", "demo@example.test", input=MESSAGE)
+        self.assertEqual(result.returncode, ctl.EX_CONFIG)
+        self.assertIn(self.dataRoot.encode(), result.stderr)
+        self.assertFalse(os.path.exists(self.dataRoot))
+        self.assertEqual(os.listdir(self.elsewhere), [])
+
+    def test_missingConfigGiven(self):
+        """A --config that does not exist is an error, even at the default name."""
+        for path in ("nowhere.ini", "etc/gateway.ini"):
+            result = self.elsewhereRun("-c", path, "account", "list")
+            self.assertEqual(result.returncode, ctl.EX_CONFIG)
+            self.assertIn(b"configuration file not found", result.stderr)
+        self.assertEqual(os.listdir(self.elsewhere), [])
+
+    def test_defaultsAnnounced(self):
+        """Without --config and without etc/gateway.ini the defaults are used and said so in one line."""
+        os.makedirs(os.path.join(self.elsewhere, "var"))
+        result = self.elsewhereRun("account", "list")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(
+            result.stderr.decode(),
+            "gatewayctl: no etc/gateway.ini here: using the default configuration (data root %s/var)\n"
+            % (self.elsewhere,),
+        )
+
+    def test_defaultConfigFound(self):
+        """Without --config, etc/gateway.ini of the current folder is read, its paths relative to etc/."""
+        os.makedirs(os.path.join(self.elsewhere, "etc"))
+        with open(os.path.join(self.elsewhere, "etc", "gateway.ini"), "w", encoding="utf-8") as f:
+            f.write(sampleConfig())
+        result = self.elsewhereRun("domain", "add", "example.test")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr, b"")
+        self.assertTrue(os.path.exists(os.path.join(self.elsewhere, "var", "domains", "example.test", "domain.ini")))
+
+
 class AlertTests(CtlMixin, unittest.TestCase):
     def setUp(self):
         CtlMixin.setUp(self)
