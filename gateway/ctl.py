@@ -4,7 +4,7 @@ C{gatewayctl}: administer domains, accounts and aliases, deliver mail from
 an MTA, and prepare a fresh installation.  Changes are written to the data
 root and a running server sees them at once.
 
-Exit codes follow sysexits: 0 done, 64 usage error, 65 bad data, 67 unknown
+Exit codes follow sysexits: 0 done, 1 problems found (doctor), 64 usage error, 65 bad data, 67 unknown
 user (deliver), 73 cannot create, 75 temporary failure (deliver), 77 over
 quota (deliver), 78 configuration error.
 """
@@ -12,6 +12,7 @@ quota (deliver), 78 configuration error.
 import argparse
 import getpass
 import os
+import re
 import sys
 
 from gateway.config import (
@@ -143,7 +144,16 @@ def domainSet(directory, args, out):
     out.write("domain %s changed\n" % (domain.name,))
 
 
+def _confirmed(args, what):
+    if not args.yes:
+        raise Failure("this removes %s; run the command again with --yes to do it" % (what,), EX_USAGE)
+
+
 def domainRemove(directory, args, out):
+    domain = directory.getDomain(args.name)
+    if domain is None:
+        raise Failure("no such domain: %s" % (args.name,))
+    _confirmed(args, "domain %s with all its accounts, their mail and files" % (domain.name,))
     directory.removeDomain(args.name)
     out.write("domain %s removed\n" % (args.name.lower(),))
 
@@ -242,6 +252,13 @@ def accountPasswd(directory, args, out, config):
 
 
 def accountRemove(directory, args, out):
+    try:
+        local, domainName = splitAddress(args.name)
+    except DirectoryError as e:
+        raise Failure(str(e))
+    if directory.getAccount("%s@%s" % (local, domainName)) is None:
+        raise Failure("no such account: %s@%s" % (local, domainName))
+    _confirmed(args, "account %s@%s with all its mail and files" % (local, domainName))
     directory.removeAccount(args.name)
     out.write("account %s removed\n" % (args.name.lower(),))
 
@@ -490,8 +507,22 @@ def _addPasswordOptions(parser):
                         " and CRAM-MD5 need are stored as well when they are enabled" % (DEFAULT_SCHEME,))
 
 
+def plainText(text):
+    """
+    Epytext made fit for C{--help}: markup such as C{C{name}} becomes the
+    bare text, and each paragraph one line.
+
+    @return: C{list} of paragraphs.
+    """
+    text = re.sub(r"[A-Z]\{([^{}]*)\}", r"\1", text)
+    return [" ".join(paragraph.split()) for paragraph in re.split(r"\n\s*\n", text.strip()) if paragraph.strip()]
+
+
 def makeParser():
-    parser = argparse.ArgumentParser(prog="gatewayctl", description=__doc__.strip().splitlines()[0])
+    paragraphs = plainText(__doc__)
+    parser = argparse.ArgumentParser(
+        prog="gatewayctl", description=" ".join(paragraphs[:-1]), epilog=paragraphs[-1]
+    )
     parser.add_argument("--config", "-c", default=None, metavar="FILE",
                         help="configuration file (default %s; relative paths in it are relative to its folder)"
                         % (DEFAULT_CONFIG_PATH,))
@@ -511,6 +542,7 @@ def makeParser():
     p.set_defaults(run=domainSet)
     p = domain.add_parser("remove", help="remove a domain with all its accounts and their data")
     p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="really remove it (required)")
     p.set_defaults(run=domainRemove)
     p = domain.add_parser("list", help="list domains")
     p.set_defaults(run=domainList)
@@ -533,6 +565,7 @@ def makeParser():
     p.set_defaults(run=accountPasswd, needsConfig=True)
     p = account.add_parser("remove", help="remove an account and all its mail and files")
     p.add_argument("name", metavar="NAME@DOMAIN")
+    p.add_argument("--yes", action="store_true", help="really remove it (required)")
     p.set_defaults(run=accountRemove)
     p = account.add_parser("show", help="show an account's settings and the login mechanisms it can use")
     p.add_argument("name", metavar="NAME@DOMAIN")

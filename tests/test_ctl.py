@@ -129,7 +129,10 @@ class DomainTests(CtlMixin, unittest.TestCase):
         self.assertIn("client1.example,c1.example", listing[0])
         self.assertTrue(listing[1].startswith("example.test (main)"), listing)
 
-        self.ok("domain", "remove", "client1.test")
+        self.assertIn("run the command again with --yes",
+                      self.fails(ctl.EX_USAGE, "domain", "remove", "client1.test"))
+        self.assertIsNotNone(self.directory().getDomain("client1.test"))
+        self.ok("domain", "remove", "client1.test", "--yes")
         self.assertIsNone(self.directory().getDomain("client1.test"))
         self.assertEqual(len(self.ok("domain", "list").splitlines()), 1)
 
@@ -214,10 +217,14 @@ class AccountTests(CtlMixin, unittest.TestCase):
         self.assertEqual(record.quota, 50 * 1024**2)
 
     def test_remove(self):
-        """account remove deletes the account and its folder."""
+        """account remove refuses without --yes, and with it deletes the account and its folder."""
         self.ok("account", "add", "demo@example.test", "--password", "pw")
         path = self.directory().getAccount("demo@example.test").path.path
-        self.ok("account", "remove", "demo@example.test")
+        err = self.fails(ctl.EX_USAGE, "account", "remove", "demo@example.test")
+        self.assertIn("this removes account demo@example.test with all its mail and files; run the command again"
+                      " with --yes", err)
+        self.assertTrue(os.path.isdir(path))
+        self.ok("account", "remove", "demo@example.test", "--yes")
         self.assertIsNone(self.directory().getAccount("demo@example.test"))
         self.assertFalse(os.path.exists(path))
         self.assertEqual(self.ok("account", "list"), "")
@@ -595,6 +602,17 @@ class GeneralTests(CtlMixin, unittest.TestCase):
         ["account", "list"], ["account", "show"], ["alias"], ["alias", "add"], ["alias", "remove"],
         ["import-passwd"], ["deliver"], ["alert"], ["init-demo"], ["doctor"], ["sample-config"],
     ]
+
+    def test_helpPlainText(self):
+        """--help shows whole sentences without epytext markup, and the exit codes."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.assertRaises(SystemExit, ctl.main, ["--help"])
+        text = out.getvalue()
+        self.assertNotRegex(text, r"[A-Z]\{")
+        self.assertIn("gatewayctl: administer domains,", text)
+        self.assertIn("a running server sees them at once.", " ".join(text.split()))
+        self.assertIn("78 configuration error.", " ".join(text.split()))
 
     def test_helpEverywhere(self):
         """--help on every command and subcommand prints usage and exits 0."""
