@@ -134,10 +134,13 @@ class ILoginDelays(Interface):
     connections from one address cannot guess faster than one.
     """
 
-    def admit(remote):
+    def admit(remote, key):
         """
         An attempt from C{remote} (an IP C{str} or C{None}) starts.
 
+        @param key: a hashable that is equal for attempts with the same
+            name and password (so a browser's parallel requests count as
+            one attempt under way), and unique otherwise.
         @return: seconds it must wait before it is checked and answered
             (C{0.0} for at once); an attempt that waits has its turn
             reserved, so parallel attempts are spaced out.
@@ -153,7 +156,7 @@ class ILoginDelays(Interface):
             success).
         """
 
-    def release(remote):
+    def release(remote, key):
         """
         The attempt L{admit} let in has been answered, or abandoned (the
         client went away): it is no longer under way.

@@ -519,7 +519,28 @@ class PenaltyTests(DirectoryMixin, TestCase):
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
-        self.assertEqual(self.checker.delays._entries["198.51.100.7"].inFlight, 0)
+        self.assertEqual(dict(self.checker.delays._entries["198.51.100.7"].inFlight), {})
+
+    def test_sameCredentialsCountOnce(self):
+        """Attempts under way with the same key (a browser's parallel requests) count as one; different ones do not."""
+        delays = checkers.MemoryLoginDelays(self.clock, 1.0, 15.0, 5)
+        self.assertEqual([delays.admit("192.0.2.1", "same") for _ in range(20)], [0.0] * 20)
+        self.assertEqual([delays.admit("192.0.2.1", "k%d" % (i,)) for i in range(4)], [0.0] * 4)
+        self.assertEqual(delays.admit("192.0.2.1", "another"), 1.0)
+        self.assertEqual(delays.admit("192.0.2.1", "yet another"), 2.0)
+        self.assertEqual(delays.admit("192.0.2.1", "same"), 0.0)
+        for _ in range(21):
+            delays.release("192.0.2.1", "same")
+        self.assertEqual(delays.admit("192.0.2.1", "k9"), 3.0)
+
+    def test_attemptKey(self):
+        """Plain credentials with the same name and password share a key that does not contain the password."""
+        a, b = self.plain("demo"), self.plain("demo")
+        key = self.checker._attemptKey(checkers._Attempt(a), a)
+        self.assertEqual(key, self.checker._attemptKey(checkers._Attempt(b), b))
+        self.assertNotIn(SECRET.encode(), key)
+        other = self.plain("demo", "other")
+        self.assertNotEqual(key, self.checker._attemptKey(checkers._Attempt(other), other))
 
     def test_penaltyAfter(self):
         """[auth] penalty_after sets the threshold."""

@@ -314,7 +314,8 @@ class DirectoryChecker:
         """
         attempt = _Attempt(credentials)
         remote = attempt.context.remoteAddress
-        wait = self.delays.admit(remote)
+        attempt.key = self._attemptKey(attempt, credentials)
+        wait = self.delays.admit(remote, attempt.key)
         attempt.waited = wait > 0
         if not attempt.waited:
             return self._check(attempt, credentials)
@@ -323,7 +324,7 @@ class DirectoryChecker:
         def cancel(d):
             if pending and not isinstance(pending[0], Deferred) and pending[0].active():
                 pending[0].cancel()
-                self.delays.release(remote)
+                self.delays.release(remote, attempt.key)
             elif pending and isinstance(pending[0], Deferred):
                 pending[0].cancel()
 
@@ -335,6 +336,18 @@ class DirectoryChecker:
         result = Deferred(cancel)
         pending.append(self.clock.callLater(wait, start))
         return result
+
+    def _attemptKey(self, attempt, credentials):
+        """
+        What makes attempts the same for L{ILoginDelays}: the name and the
+        plain-text password (as an HMAC under this checker's secret, never
+        the password itself); an attempt of another kind is unique.
+        """
+        password = getattr(credentials, "password", None) if IUsernamePassword.providedBy(credentials) else None
+        if password is None:
+            return attempt
+        material = "%s\0%s" % (attempt.username, password)
+        return hmac.new(self._secret, material.encode("utf-8", "surrogateescape"), "sha256").digest()
 
     def _check(self, attempt, credentials):
         try:
@@ -350,7 +363,7 @@ class DirectoryChecker:
         def answered(result):
             # Whatever happened (answered, failed, cancelled), the attempt is
             # no longer under way.
-            self.delays.release(attempt.context.remoteAddress)
+            self.delays.release(attempt.context.remoteAddress, attempt.key)
             return result
 
         return d.addBoth(answered)

@@ -6,9 +6,11 @@ Rules (L{MemoryLoginDelays}):
 
     - The C{n}th failure in a row from an address is answered after
       C{failure_delay * 2 ** (n - 1)} seconds, at most C{max_failure_delay}.
-    - Once an address has C{penalty_after} failures, or that many attempts
-      under way at once (parallel connections; an attempt is under way until
-      it is answered, a failure's delay included), every further attempt from
+    - Once an address has C{penalty_after} failures, or that many different
+      attempts under way at once (parallel connections; an attempt is under
+      way until it is answered, a failure's delay included; attempts with
+      the same name and password, such as a browser's parallel requests,
+      count once), every further attempt from
       it waits its turn B{before} it is checked, whatever its outcome (the
       right password too): the attempts are queued one after the other, each
       C{delayFor(failures)} seconds after the previous one, so parallel
@@ -39,7 +41,8 @@ class _Entry:
     def __init__(self, now):
         self.failures = 0
         self.last = now
-        self.inFlight = 0
+        #: key -> how many attempts with that key are under way
+        self.inFlight = collections.Counter()
         self.nextSlot = 0.0
 
 
@@ -87,12 +90,14 @@ class MemoryLoginDelays:
 
     # -- ILoginDelays ----------------------------------------------------------
 
-    def admit(self, remote):
+    def admit(self, remote, key):
         now = self.clock.seconds()
         self._expire(now)
         entry = self._entry(remote, now)
-        penalised = entry.failures >= self.penaltyAfter or entry.inFlight >= self.penaltyAfter
-        entry.inFlight += 1
+        penalised = entry.failures >= self.penaltyAfter or (
+            key not in entry.inFlight and len(entry.inFlight) >= self.penaltyAfter
+        )
+        entry.inFlight[key] += 1
         if not penalised or self.failureDelay <= 0:
             return 0.0
         slot = max(now, entry.nextSlot) + self.delayFor(max(entry.failures, 1))
@@ -109,12 +114,14 @@ class MemoryLoginDelays:
         entry.last = now
         return 0.0 if waited else self.delayFor(entry.failures)
 
-    def release(self, remote):
+    def release(self, remote, key):
         now = self.clock.seconds()
         entry = self._entries.get(remote)
         if entry is None:
             return
-        entry.inFlight = max(0, entry.inFlight - 1)
+        entry.inFlight[key] -= 1
+        if entry.inFlight[key] <= 0:
+            del entry.inFlight[key]
         if not entry.inFlight and not entry.failures and entry.nextSlot <= now:
             del self._entries[remote]
 
