@@ -4,9 +4,9 @@ Every login mechanism, end to end over loopback, for an account made the way
 an administrator makes one (C{gatewayctl account add} with the default
 configuration): Python's imaplib and poplib, a SCRAM-SHA-256 client written
 here (checked against the RFC 7677 example), Thunderbird's order of
-preference, and the default choices of curl, mbsync and fetchmail (the last
-two skipped with a reason when they are not installed: C{make tools} installs
-them as root).
+preference, and the default choices of curl, mutt (in tmux), mbsync and
+fetchmail (the last three skipped with a reason when they are not installed:
+C{make tools} installs them as root).
 """
 
 import base64
@@ -20,6 +20,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -415,6 +416,45 @@ class EndToEndTests(unittest.TestCase):
             self.assertEqual(fetched.count(b"Subject: sync me"), 2)
             # fetchmail prefers CRAM-MD5 to USER/PASS when it is offered.
             self.assertEqual(self.loggedMechanisms(), ["CRAM-MD5", "CRAM-MD5"])
+
+        return deferToThread(run).addCallback(check)
+
+
+    def test_mutt(self):
+        """mutt (in tmux) with its default authentication (SCRAM-SHA-256) opens INBOX over IMAPS and lists the message."""
+        mutt, tmux = shutil.which("mutt"), shutil.which("tmux")
+        if mutt is None or tmux is None:
+            raise unittest.SkipTest("mutt or tmux is not installed (make tools installs them as root)")
+        account = self.context.realm.accountFor(ACCOUNT)
+        account.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+        rc = os.path.join(self.base, "muttrc")
+        with open(rc, "w", encoding="utf-8") as f:
+            f.write(
+                'set folder="imaps://localhost:%d/"\nset spoolfile="+INBOX"\nset imap_user="%s"\n'
+                'set imap_pass="%s"\nset certificate_file="%s"\nset header_cache=""\nset mail_check=0\n'
+                'set timeout=0\n'
+                % (self.ports["imaps"], ACCOUNT, PASSWORD, testCertificate()[0])
+            )
+        socket = "gateway-test-%d" % (os.getpid(),)
+        env = dict(os.environ, HOME=self.base, TERM="xterm")
+        self.addCleanup(subprocess.run, [tmux, "-L", socket, "kill-server"], capture_output=True)
+
+        def run():
+            subprocess.run([tmux, "-L", socket, "new-session", "-d", "-x", "160", "-y", "40", mutt, "-n", "-F", rc],
+                           check=True, env=env, timeout=30)
+            screen = ""
+            for _ in range(300):
+                screen = subprocess.run([tmux, "-L", socket, "capture-pane", "-p"], capture_output=True,
+                                        text=True, env=env, timeout=30).stdout
+                if "sync me" in screen:
+                    break
+                time.sleep(0.1)
+            return screen
+
+        def check(screen):
+            self.assertIn("sync me", screen)
+            # Debian's mutt authenticates through GNU SASL, which prefers SCRAM-SHA-256.
+            self.assertEqual(self.loggedMechanisms(), ["SCRAM-SHA-256"], screen)
 
         return deferToThread(run).addCallback(check)
 
