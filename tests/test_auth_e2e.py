@@ -124,10 +124,10 @@ def popAuthenticate(client, mechanism, answer):
 THUNDERBIRD_ORDER = ("SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN")
 
 
-class EndToEndTests(unittest.TestCase):
+class ServerMixin:
     """
-    Logins over real sockets to IMAP and POP3 for an account made by
-    C{gatewayctl account add} under the default C{[auth] mechanisms}.
+    A data root made with gatewayctl (one domain, one account added with
+    C{account add}) and a server over it on loopback.
     """
 
     timeout = 60
@@ -184,6 +184,14 @@ class EndToEndTests(unittest.TestCase):
             e.get("mechanism") for e in self.events
             if e.get("log_namespace") == "gateway.auth" and "authentication succeeded" in e.get("log_format", "")
         ]
+
+
+
+class EndToEndTests(ServerMixin, unittest.TestCase):
+    """
+    Logins over real sockets to IMAP and POP3 for an account made by
+    C{gatewayctl account add} under the default C{[auth] mechanisms}.
+    """
 
     def imapLogin(self, mechanism, secure=True, password=PASSWORD):
         """
@@ -455,6 +463,58 @@ class EndToEndTests(unittest.TestCase):
             self.assertIn("sync me", screen)
             # Debian's mutt authenticates through GNU SASL, which prefers SCRAM-SHA-256.
             self.assertEqual(self.loggedMechanisms(), ["SCRAM-SHA-256"], screen)
+
+        return deferToThread(run).addCallback(check)
+
+
+class ParallelGuessingTests(ServerMixin, unittest.TestCase):
+    """
+    Issue 16 item 2 over real sockets: after failures from one address,
+    parallel connections from it each trying a password all wait their turn,
+    the one with the right password too.
+    """
+
+    def startServer(self):
+        config = loadConfig(self.configPath)
+        config._values["auth", "failure_delay"] = 0.05
+        config._values["auth", "max_failure_delay"] = 0.05
+        config._values["auth", "penalty_after"] = 3
+        self.context = makeContext(config, reactor=reactor, clock=reactor)
+        factory = imapFactory(self.context)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.addCleanup(self._dropSessions, factory)
+        self.port = port.getHost().port
+
+    def login(self, password):
+        imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=30)
+        try:
+            return imap.login_cram_md5(ACCOUNT, password)[0]
+        except imaplib.IMAP4.error:
+            return "NO"
+        finally:
+            imap.shutdown()
+
+    def test_parallelGuessesWait(self):
+        """After 3 failures, 8 parallel connections (one with the right password) are each held before their answer."""
+        import concurrent.futures
+
+        def run():
+            before = [self.login("wrong%d" % (i,)) for i in range(3)]
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                during = list(pool.map(self.login, ["guess%d" % (i,) for i in range(7)] + [PASSWORD]))
+            return before, during
+
+        def check(result):
+            before, during = result
+            self.assertEqual(before, ["NO"] * 3)
+            self.assertEqual(during, ["NO"] * 7 + ["OK"])
+            attempts = [e for e in self.events if e.get("log_namespace") == "gateway.auth" and "waited" in e]
+            self.assertEqual(len(attempts), 11)
+            waits = [e["waited"] for e in attempts[3:]]
+            self.assertTrue(all(w > 0 for w in waits), waits)
+            success = [e for e in attempts if "succeeded" in e["log_format"]]
+            self.assertGreater(success[0]["waited"], 0)
 
         return deferToThread(run).addCallback(check)
 

@@ -185,6 +185,9 @@ class _Attempt:
         self.mechanism = getattr(credentials, "mechanism", None) or type(credentials).__name__
         self.record = None
         self.reason = None
+        #: seconds the attempt waited for its turn before it was checked
+        self.wait = 0.0
+        self.waited = False
         self.verify = lambda: False
         self.expensive = False
 
@@ -317,6 +320,7 @@ class DirectoryChecker:
         attempt.key = self._attemptKey(attempt, credentials)
         wait = self.delays.admit(remote, attempt.key)
         attempt.waited = wait > 0
+        attempt.wait = wait
         if not attempt.waited:
             return self._check(attempt, credentials)
         pending = []
@@ -473,6 +477,7 @@ class DirectoryChecker:
             self.log.info(
                 "authentication succeeded: protocol={protocol} user={user} remote={remote} mechanism={mechanism}",
                 address=attempt.record.address,
+                waited=attempt.wait,
                 **fields,
             )
             return attempt.record.address
@@ -480,6 +485,7 @@ class DirectoryChecker:
             "authentication failed: protocol={protocol} user={user} remote={remote} mechanism={mechanism}"
             " reason={reason}",
             reason=attempt.reason,
+            waited=attempt.wait,
             **fields,
         )
         return self._delayedFailure(self.delays.finish(remote, False, attempt.waited))
