@@ -408,6 +408,33 @@ def importPasswd(directory, args, out, config):
         out.write("%d accounts cannot use every mechanism (gatewayctl doctor lists them)\n" % (lacking,))
 
 
+def exportPasswd(directory, args, out):
+    """
+    Write a Dovecot passwd-file (C{user@domain:{SCHEME}data::::::}) with one
+    stored form of each account: the form for plain mechanisms, or the one
+    of C{--scheme}.  Accounts without such a form are named on stderr.
+    """
+    if args.domain is not None and directory.getDomain(args.domain) is None:
+        raise Failure("no such domain: %s" % (args.domain,))
+    domain = directory.getDomain(args.domain).name if args.domain is not None else None
+    skipped = 0
+    for record in directory.accounts(domain):
+        stored = record.password
+        if args.scheme is None:
+            form = forms.plainForm(stored)
+        else:
+            form = next((f for f in forms.splitForms(stored) if splitScheme(f)[0] == args.scheme), None)
+        if form is None:
+            skipped += 1
+            sys.stderr.write("gatewayctl: %s has no {%s} password; not exported\n"
+                             % (record.address, args.scheme or "usable"))
+            continue
+        if not form.startswith("{"):
+            form = "{%s}%s" % splitScheme(form)
+        out.write("%s:%s::::::\n" % (record.address, form))
+    return EX_DATAERR if skipped else EX_OK
+
+
 # -- deliver, alert ----------------------------------------------------------
 
 
@@ -589,6 +616,12 @@ def makeParser():
     p.add_argument("file")
     p.add_argument("--domain", required=True, help="domain of names without @domain")
     p.set_defaults(run=importPasswd, needsConfig=True)
+
+    p = commands.add_parser("export-passwd", help="write a Dovecot passwd-file of the accounts to standard output")
+    p.add_argument("domain", nargs="?", help="only this domain's accounts")
+    p.add_argument("--scheme", type=_scheme, help="export the stored form of this scheme (such as SCRAM-SHA-256,"
+                   " which Dovecot serves PLAIN and SCRAM-SHA-256 from) instead of the form for plain logins")
+    p.set_defaults(run=exportPasswd)
 
     p = commands.add_parser("deliver", help="deliver a message from standard input (for an MTA)")
     p.add_argument("recipients", nargs="+", metavar="RECIPIENT")

@@ -383,6 +383,28 @@ class ImportPasswdTests(CtlMixin, unittest.TestCase):
         self.assertTrue(forms.verifyPlain(stored, "changed"))
         self.assertFalse(forms.verifyPlain(stored, "x"))
 
+    def test_exportRoundTrip(self):
+        """export-passwd writes a passwd-file with the chosen form that import-passwd reads back."""
+        self.ok("account", "add", "a@example.test", "--password", "pa")
+        self.ok("account", "add", "b@example.test", "--password", "pb", "--scheme", "ARGON2ID")
+        lines = self.ok("export-passwd", "example.test").splitlines()
+        self.assertEqual([line.split(":")[0] for line in lines], ["a@example.test", "b@example.test"])
+        self.assertTrue(lines[0].split(":", 1)[1].startswith("{SHA512-CRYPT}$6$"))
+        self.assertTrue(lines[1].split(":", 1)[1].startswith("{ARGON2ID}$argon2id$"))
+        scram = self.ok("export-passwd", "--scheme", "SCRAM-SHA-256").splitlines()
+        self.assertEqual(len(scram), 2)
+        self.ok("domain", "add", "copy.test")
+        path = self.passwdFile("\n".join(line.replace("@example.test", "@copy.test") for line in scram) + "\n")
+        self.assertIn("2 accounts added", self.ok("import-passwd", path, "--domain", "copy.test"))
+        stored = self.directory().getAccount("a@copy.test").password
+        self.assertEqual(forms.schemes(stored), ["SCRAM-SHA-256"])
+        self.assertTrue(forms.verifyPlain(stored, "pa"))
+        self.directory().addAccount("c@example.test", hashPassword("pc", "SHA256-CRYPT"))
+        code, out, err = self.ctl("export-passwd", "--scheme", "CRAM-MD5")
+        self.assertEqual(code, ctl.EX_DATAERR)
+        self.assertEqual(len(out.splitlines()), 2)
+        self.assertIn("c@example.test has no {CRAM-MD5} password", err)
+
     def test_badLine(self):
         """A bad line fails with its line number and imports nothing."""
         path = self.passwdFile("# c\ngood:{PLAIN}x::::::\nno-colon-here\n")
@@ -600,7 +622,7 @@ class GeneralTests(CtlMixin, unittest.TestCase):
         [], ["domain"], ["domain", "add"], ["domain", "set"], ["domain", "remove"], ["domain", "list"],
         ["account"], ["account", "add"], ["account", "set"], ["account", "passwd"], ["account", "remove"],
         ["account", "list"], ["account", "show"], ["alias"], ["alias", "add"], ["alias", "remove"],
-        ["import-passwd"], ["deliver"], ["alert"], ["init-demo"], ["doctor"], ["sample-config"],
+        ["import-passwd"], ["export-passwd"], ["deliver"], ["alert"], ["init-demo"], ["doctor"], ["sample-config"],
     ]
 
     def test_helpPlainText(self):
