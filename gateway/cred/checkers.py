@@ -11,13 +11,22 @@ Rules, in the order they are applied:
        disabled account or domain and a name that does not route to a local
        account fail exactly like a wrong password (same delay, same error,
        comparable work).
-    2. The account must have C{context.protocol} among its services.
-    3. Clear-text credentials on a connection without TLS fail when the
+    2. A SASL mechanism other than PLAIN and LOGIN must be enabled for the
+       account's domain (C{[auth] mechanisms}, narrowed by the domain's
+       C{mechanisms}); the front-ends offer only those of the domain of the
+       local address (L{DirectoryChecker.mechanismsFor}).
+    3. The account must have C{context.protocol} among its services.
+    4. Clear-text credentials on a connection without TLS fail when the
        account's domain does not allow clear-text login (the front-ends
        refuse them earlier; this is defence in depth).
-    4. A SASL authorization identity must be empty or name the same account.
-    5. The password must match the stored one (see L{gateway.cred.passwords});
-       CRAM-MD5 and SCRAM need a stored scheme that allows them.
+    5. A SASL authorization identity must be empty or name the same account.
+    6. The password must match one of the stored forms (see
+       L{gateway.cred.forms}): plain passwords the form for plain mechanisms,
+       CRAM-MD5 a C{{CRAM-MD5}} (or C{{PLAIN}}) form, SCRAM-SHA-256 a
+       C{{SCRAM-SHA-256}} (or C{{PLAIN}}) form.
+
+Accounts whose stored forms cannot serve every mechanism their domain offers
+are logged once, when the checker is made (at start-up).
 
 A failed attempt is answered after a delay that grows per remote address:
 C{failure_delay * 2 ** (n - 1)} for the C{n}th failure in a row, at most

@@ -33,6 +33,10 @@ with) has a checker for L{IScramCredentials} that offers C{scramKeys}, as
 L{gateway.cred.checkers.DirectoryChecker} does; L{mechanismNames} lists it
 only then.
 
+Which mechanisms are offered, and in which order, is the portal checker's
+policy (C{mechanismsFor(localAddress)}: C{[auth] mechanisms} narrowed by the
+domain of the local address); L{createMechanism} refuses the others.
+
 Clear-text mechanisms (C{PLAIN}, C{LOGIN}: C{mechanism.cleartext} is
 C{True}) should be offered only when L{mechanismNames} lists them; the
 checker refuses them anyway where the domain's policy forbids them.
