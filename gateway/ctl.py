@@ -25,7 +25,7 @@ from gateway.config import (
     sampleConfig,
 )
 from gateway.cred import forms
-from gateway.cred.checkers import accountsMissingForms
+from gateway.cred.checkers import accountMechanisms, accountsMissingForms
 from gateway.cred.passwords import HASH_SCHEMES, isKnownScheme, splitScheme
 from gateway.directory.filedir import SERVICES, FileDirectory, splitAddress
 from gateway.errors import DirectoryError
@@ -264,10 +264,15 @@ def accountRemove(directory, args, out):
 
 
 def accountShow(directory, args, out, config):
-    record = directory.resolve(args.name)
+    try:
+        record = directory.getAccount("%s@%s" % splitAddress(args.name))
+    except DirectoryError:
+        record = None
+    if record is None:
+        record = directory.resolve(args.name)
     if record is None:
         raise Failure("no such account: %s" % (args.name,), EX_NOUSER)
-    offered = forms.effectiveMechanisms(config["auth", "mechanisms"], record.domain)
+    offered = accountMechanisms(record, config["auth", "mechanisms"])
     missing = forms.missingMechanisms(record.password, offered)
     rows = [
         ("account", record.address),

@@ -376,6 +376,21 @@ class FormsCheckerTests(DirectoryMixin, TestCase):
         self.assertEqual(checker.mechanismsFor(None), ["CRAM-MD5", "PLAIN"])
         self.assertEqual(checker.mechanismsFor("192.0.2.2"), ["CRAM-MD5", "PLAIN"])
 
+    def test_accountMechanisms(self):
+        """Disabled accounts need no form; accounts without IMAP and POP3 need only the plain one."""
+        self.directory.addAccount("files@example.test", hashPassword(SECRET, rounds=1000),
+                                  services=frozenset({"ftp", "http"}))
+        self.directory.addAccount("public@example.test", "{SHA512-CRYPT}!", enabled=False, services=frozenset())
+        self.directory.addAccount("nologin@example.test", "{SHA512-CRYPT}!", services=frozenset({"lmtp"}))
+        get = self.directory.getAccount
+        self.assertEqual(checkers.accountMechanisms(get("files@example.test"), forms.KNOWN_MECHANISMS),
+                         ["PLAIN", "LOGIN"])
+        self.assertEqual(checkers.accountMechanisms(get("public@example.test"), forms.KNOWN_MECHANISMS), [])
+        self.assertEqual(checkers.accountMechanisms(get("nologin@example.test"), forms.KNOWN_MECHANISMS), [])
+        missing = [record.address for record, names in self.checker.accountsMissingForms()]
+        for address in ("files@example.test", "public@example.test", "nologin@example.test", "off@example.test"):
+            self.assertNotIn(address, missing)
+
     def test_missingFormsLoggedOnce(self):
         """Start-up logs each account that cannot use an offered mechanism, with what is stored."""
         warnings = [
@@ -393,6 +408,7 @@ class FormsCheckerTests(DirectoryMixin, TestCase):
         self.assertNotIn("n@narrow.test", missing)
         self.assertEqual(missing["cram@example.test"], ["SCRAM-SHA-256"])
         self.assertEqual(missing["nopass@example.test"], ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertNotIn("off@example.test", missing)
         self.assertEqual(len(warnings), len(missing))
         before = len(self.events)
         self.succeed(self.plain("demo"))

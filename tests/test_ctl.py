@@ -325,6 +325,11 @@ class MechanismTests(CtlMixin, unittest.TestCase):
         out = self.ok("account", "show", "old@example.test")
         self.assertIn("mechanisms: PLAIN, LOGIN\n", out)
         self.assertIn("cannot use: SCRAM-SHA-256, CRAM-MD5 (set the password again", out)
+        self.ok("account", "set", "old@example.test", "--disable")
+        out = self.ok("account", "show", "old@example.test")
+        self.assertIn("enabled:    no\n", out)
+        self.assertIn("mechanisms: none\n", out)
+        self.assertNotIn("cannot use", out)
 
     def test_doctor(self):
         """doctor lists the accounts lacking a form (exit 1) until their passwords are set again (exit 0)."""

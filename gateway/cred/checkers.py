@@ -87,16 +87,41 @@ MAX_NAME_LENGTH = 320
 MAX_REPORTED = 100
 
 
+#: Services logged in to with SASL mechanisms; the others take plain passwords.
+SASL_SERVICES = frozenset({"imap", "pop3"})
+PLAIN_SERVICES = frozenset({"ftp", "http"})
+
+
+def accountMechanisms(record, mechanisms):
+    """
+    The mechanisms an account may log in with: its domain's (C{[auth]
+    mechanisms} narrowed by the domain), for IMAP and POP3; only the plain
+    ones when it has neither; none when it is disabled or has no service one
+    logs in to.
+
+    @param mechanisms: C{[auth] mechanisms}.
+    @return: C{list} of names.
+    """
+    if not record.enabled:
+        return []
+    offered = forms.effectiveMechanisms(mechanisms, record.domain)
+    if record.services & SASL_SERVICES:
+        return offered
+    if record.services & PLAIN_SERVICES:
+        return [m for m in offered if m in forms.CLEARTEXT_MECHANISMS] or ["PLAIN"]
+    return []
+
+
 def accountsMissingForms(directory, mechanisms):
     """
     @param mechanisms: C{[auth] mechanisms}.
     @return: C{list} of C{(record, [mechanism, ...])} for the accounts of
-        C{directory} that cannot use some of the mechanisms their domain
-        offers.
+        C{directory} that cannot use some of the mechanisms they may log in
+        with (L{accountMechanisms}).
     """
     result = []
     for record in directory.accounts():
-        missing = forms.missingMechanisms(record.password, forms.effectiveMechanisms(mechanisms, record.domain))
+        missing = forms.missingMechanisms(record.password, accountMechanisms(record, mechanisms))
         if missing:
             result.append((record, missing))
     return result
