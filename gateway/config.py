@@ -44,6 +44,23 @@ def _float(text):
         raise ValueError("expected a number, not %r" % (text,))
 
 
+#: SASL mechanisms C{[auth] mechanisms} may name (gateway.cred.forms knows
+#: what each needs stored).
+MECHANISMS = ("PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5")
+
+
+def _mechanisms(text):
+    names = []
+    for name in text.replace(",", " ").upper().split():
+        if name not in MECHANISMS:
+            raise ValueError("unknown mechanism %r (known: %s)" % (name, ", ".join(MECHANISMS)))
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError("name at least one mechanism")
+    return tuple(names)
+
+
 def _str(text):
     return text.strip()
 
@@ -117,6 +134,14 @@ class Option:
     parse = attr.ib()
     default = attr.ib()  # the text as written in the file
     help = attr.ib()
+    #: A file or folder: a relative value is taken relative to the folder
+    #: of the configuration file (C{-} stays as it is).
+    path = attr.ib(default=False)
+
+
+#: Where C{twistd gateway} and C{gatewayctl} look for the configuration
+#: when C{--config} is not given.
+DEFAULT_CONFIG_PATH = "etc/gateway.ini"
 
 
 def _protocol(name, listen, description):
@@ -137,9 +162,10 @@ def _protocol(name, listen, description):
 
 
 SCHEMA = [
-    Option("server", "data_root", _str, "var",
-           "Folder that holds every domain, account, mailbox and file (relative"
-           " to the folder gateway is started in)."),
+    Option("server", "data_root", _str, "../var",
+           "Folder that holds every domain, account, mailbox and file. Relative"
+           " paths in this file are relative to the folder this file is in.",
+           path=True),
     Option("server", "main_domain", _str, "example.test",
            "The main domain: login names without a domain that come in on an"
            " address no domain is assigned to belong to it."),
@@ -147,20 +173,28 @@ SCHEMA = [
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",
            "Least severe event to log for everything that has no level of its own."),
-    Option("tls", "certificate", _str, "var/tls/cert.pem",
-           "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners."),
-    Option("tls", "private_key", _str, "var/tls/key.pem",
-           "PEM private key of that certificate."),
+    Option("tls", "certificate", _str, "../var/tls/cert.pem",
+           "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners.", path=True),
+    Option("tls", "private_key", _str, "../var/tls/key.pem",
+           "PEM private key of that certificate.", path=True),
     Option("tls", "minimum_version", _tlsVersion, "1.2",
            "Oldest TLS version accepted: 1.2 or 1.3."),
     Option("auth", "checker", _str, "gateway.cred.checkers.DirectoryChecker",
            "Credentials checker class (dotted name); it is built with the"
            " directory and this configuration."),
+    Option("auth", "mechanisms", _mechanisms, "PLAIN LOGIN SCRAM-SHA-256 CRAM-MD5",
+           "SASL mechanisms offered, in this order (PLAIN, LOGIN, SCRAM-SHA-256,"
+           " CRAM-MD5).  Setting a password stores every form these need; a domain"
+           " can narrow the list (gatewayctl domain set D --mechanisms ...)."),
     Option("auth", "failure_delay", _float, "1.0",
            "Seconds the answer to a failed login is delayed; it doubles with"
            " each further failure from the same address."),
     Option("auth", "max_failure_delay", _float, "15.0",
            "Longest delay, in seconds, after repeated failures."),
+    Option("auth", "penalty_after", _int, "5",
+           "Failures from one address (or logins from it under way at once) after which every further"
+           " login from it, right or wrong and on any connection, waits its turn before it is checked:"
+           " one after the other, each the failure delay after the previous one."),
     Option("auth", "log_level", _level, "info",
            "Least severe authentication event to log (logins are logged at info)."),
 ] + _protocol(
@@ -189,7 +223,7 @@ SCHEMA = [
     Option("http", "freebusy_weeks", _int, "8",
            "Length, in weeks from the start of today, of the default free/busy window."),
     Option("http", "access_log", _str, "-",
-           "File for the request log in common log format; - logs through the server log."),
+           "File for the request log in common log format; - logs through the server log.", path=True),
     Option("http", "max_upload_size", parseSize, "100M",
            "Largest request body (a PUT) accepted; a larger one is refused with 413 before"
            " it is stored anywhere (unlimited: no limit but the storage quota)."),
@@ -221,8 +255,37 @@ SCHEMA = [
 ]
 
 
-def defaultConfig():
-    return Config({(o.section, o.name): o.parse(o.default) for o in SCHEMA})
+def _resolve(option, value, folder):
+    if option.path and isinstance(value, str) and value and value != "-" and folder is not None:
+        return os.path.normpath(os.path.join(folder, os.path.expanduser(value)))
+    return value
+
+
+def defaultConfig(path=DEFAULT_CONFIG_PATH):
+    """
+    The configuration every option at its default, relative paths taken
+    relative to the folder of C{path} (as if that file held the defaults;
+    C{None} leaves them relative).
+    """
+    folder = os.path.dirname(os.path.abspath(path)) if path is not None else None
+    return Config({(o.section, o.name): _resolve(o, o.parse(o.default), folder) for o in SCHEMA})
+
+
+def loadConfigOrDefaults(path, given):
+    """
+    The configuration for a command line: the file at C{path}, or, when
+    C{--config} was not C{given} and there is no file there, the defaults
+    (with C{defaulted} set, for the caller to announce in one log line).
+
+    @param given: C{True} when the user named C{path} (a missing file is an
+        error then).
+    @raise ConfigurationError: see L{loadConfig}.
+    """
+    if not given and not os.path.exists(path):
+        config = defaultConfig(path)
+        config.defaulted = True
+        return config
+    return loadConfig(path)
 
 
 class Config:
@@ -230,6 +293,9 @@ class Config:
     Parsed configuration: C{config['imap', 'listen']}, or
     C{config.section('imap')} for a dict of one section.
     """
+
+    #: C{True} when no file was read (see L{loadConfigOrDefaults}).
+    defaulted = False
 
     def __init__(self, values, path=None):
         self._values = values
@@ -275,7 +341,8 @@ def loadConfig(path):
         raise ConfigurationError("%s: %s" % (path, message))
     known = {(o.section, o.name): o for o in SCHEMA}
     knownSections = {o.section for o in SCHEMA}
-    values = {key: o.parse(o.default) for key, o in known.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    values = {key: _resolve(o, o.parse(o.default), folder) for key, o in known.items()}
     for section in parser.sections():
         if section not in knownSections:
             raise ConfigurationError("%s: unknown section [%s]" % (path, section))
@@ -284,7 +351,7 @@ def loadConfig(path):
             if option is None:
                 raise ConfigurationError("%s: [%s] unknown option %r" % (path, section, name))
             try:
-                values[section, name] = option.parse(text)
+                values[section, name] = _resolve(option, option.parse(text), folder)
             except ValueError as e:
                 raise ConfigurationError("%s: [%s] %s: %s" % (path, section, name, e))
     return Config(values, path)

@@ -35,6 +35,10 @@ class IDomain(Interface):
     defaultQuota = Attribute("Default account storage quota in bytes, or C{None}.")
     defaultServices = Attribute("C{frozenset} of service names new accounts get.")
     enabled = Attribute("C{bool}: a disabled domain refuses every login and delivery.")
+    mechanisms = Attribute(
+        "C{tuple} of the SASL mechanisms its accounts may use (upper case); empty"
+        " for every mechanism of C{[auth] mechanisms}."
+    )
 
 
 class IAccountRecord(Interface):
@@ -45,7 +49,10 @@ class IAccountRecord(Interface):
     address = Attribute("Canonical full name C{'local@domain'} (lower-case).")
     localPart = Attribute("C{str}")
     domain = Attribute("The L{IDomain}.")
-    password = Attribute("Stored password in C{{SCHEME}}data notation, C{str}.")
+    password = Attribute(
+        "Stored password: one or more forms in C{{SCHEME}}data notation, one"
+        " a line (see L{gateway.cred.forms}), C{str}."
+    )
     aliases = Attribute("C{tuple} of lower-case local-part aliases.")
     enabled = Attribute("C{bool}")
     services = Attribute("C{frozenset} of enabled service names (imap, pop3, http, ftp, lmtp).")
@@ -111,6 +118,54 @@ class IDirectory(Interface):
         """
         @param address: canonical C{local@domain}; no routing is applied.
         @return: the L{IAccountRecord} or C{None}.
+        """
+
+    def accounts(domain=None):
+        """
+        @param domain: a canonical domain name, or C{None} for every domain.
+        @return: C{list} of L{IAccountRecord}, by domain then name.
+        """
+
+
+class ILoginDelays(Interface):
+    """
+    Login delays per remote address (see L{gateway.cred.delays}): the state
+    that must be shared by every session of a server, so that parallel
+    connections from one address cannot guess faster than one.
+    """
+
+    def admit(remote, key):
+        """
+        An attempt from C{remote} (an IP C{str} or C{None}) starts.
+
+        @param key: a hashable that is equal for attempts with the same
+            name and password (so a browser's parallel requests count as
+            one attempt under way), and unique otherwise.
+        @return: seconds it must wait before it is checked and answered
+            (C{0.0} for at once); an attempt that waits has its turn
+            reserved, so parallel attempts are spaced out.
+        """
+
+    def finish(remote, succeeded, waited):
+        """
+        The attempt L{admit} let in has been checked.
+
+        @param succeeded: C{bool}.
+        @param waited: C{True} when L{admit} made it wait.
+        @return: seconds more before a failure is answered (C{0.0} for a
+            success).
+        """
+
+    def release(remote, key):
+        """
+        The attempt L{admit} let in has been answered, or abandoned (the
+        client went away): it is no longer under way.
+        """
+
+    def failures(remote):
+        """
+        @return: how many failures in a row C{remote} has had (0 once
+            forgotten).
         """
 
 

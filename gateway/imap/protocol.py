@@ -268,7 +268,7 @@ class IMAPServer(Protocol):
             if not self.cleartextAllowed():
                 names.append("LOGINDISABLED")
             names += ["AUTH=" + n for n in mechanismNames(
-                self.secure, self.cleartextAllowed(), self.context.portal)]
+                self.secure, self.cleartextAllowed(), self.context.portal, self.loginContext.localAddress)]
         for name, predicate in CAPABILITIES.items():
             if name in ("STARTTLS", "AUTH", "LOGINDISABLED"):
                 continue
