@@ -119,6 +119,36 @@ class Option:
     help = attr.ib()
 
 
+#: The connection limits service.py enforces for a protocol's listeners
+#: (L{gateway.admin.limits}): section -> C{[(name, default, help)]}.
+_LIMITS = {
+    "imap": [("max_connections_per_address", "50"), ("login_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "pop3": [("max_connections_per_address", "20"), ("login_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "http": [("max_connections", "2000"), ("max_connections_per_address", "50"), ("idle_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "lmtp": [("max_connections", "200"), ("max_connections_per_address", "100"),
+             ("request_timeout", "60"), ("min_data_rate", "500")],
+}
+
+_LIMIT_HELP = {
+    "max_connections": "Most %s connections at once.",
+    "max_connections_per_address": "Most %s connections at once from one client address; 0: no limit.",
+    "login_timeout": "Seconds from connecting to logging in that %s clients have; 0: no limit.",
+    "idle_timeout": "Seconds an idle %s connection is kept between requests.",
+    "request_timeout": "Seconds that %s commands, literals or requests that have begun to arrive may take,"
+                       " plus one second for every min_data_rate bytes; a slower client is disconnected"
+                       " (0: no limit).",
+    "min_data_rate": "Bytes per second that extend request_timeout for %s input still arriving.",
+}
+
+
+def _limits(name, description):
+    return [Option(name, option, _int, default, _LIMIT_HELP[option] % (description,))
+            for option, default in _LIMITS.get(name, ())]
+
+
 def _protocol(name, listen, description):
     return [
         Option(name, "enabled", _bool, "yes", "Serve %s at all." % (description,)),
@@ -133,7 +163,7 @@ def _protocol(name, listen, description):
             name, "log_level", _level, "info",
             "Least severe %s event to log (debug, info, warn, error)." % (description,),
         ),
-    ]
+    ] + _limits(name, description.split(" (")[0])
 
 
 SCHEMA = [
@@ -147,6 +177,9 @@ SCHEMA = [
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",
            "Least severe event to log for everything that has no level of its own."),
+    Option("server", "listen_backlog", _int, "1024",
+           "Connections the kernel queues on each listener before the server accepts them"
+           " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),
     Option("tls", "certificate", _str, "var/tls/cert.pem",
            "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners."),
     Option("tls", "private_key", _str, "var/tls/key.pem",

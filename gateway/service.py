@@ -17,12 +17,17 @@ from twisted.internet import endpoints, ssl
 from twisted.internet.interfaces import IReactorTCP
 
 from gateway import logging as glog
+from gateway.admin.limits import ConnectionPolicy, LimitedFactory
 from gateway.config import ConfigurationError
 from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.store.mail import MailStore
+
+#: Front-ends whose listeners are not wrapped by L{LimitedFactory}: FTP
+#: enforces its own limits and writes straight to its TCP socket.
+UNWRAPPED = ("ftp",)
 
 #: protocol section -> module with makeFactory(context)
 FRONTENDS = {
@@ -130,11 +135,12 @@ def _splitDescription(description):
     return parts
 
 
-def makeEndpoint(reactor, description, tls, minimum, option):
+def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
     """
     A server endpoint for one listener string.  C{ssl:} endpoints use the
     C{[tls]} certificate (or their own C{privateKey=}/C{certKey=}) with TLS
-    1.2+; everything else is Twisted's C{serverFromString}.
+    1.2+, and queue C{backlog} connections unless they say C{backlog=};
+    everything else is Twisted's C{serverFromString}.
 
     @return: C{(endpoint, (interface, port) or None)}; the pair is for the
         pre-start check that the port is free.
@@ -153,7 +159,10 @@ def makeEndpoint(reactor, description, tls, minimum, option):
                 raise ConfigurationError("%s: %r: %r is not NAME=VALUE" % (option, description, part))
             args[name] = value
         interface = args.pop("interface", "")
-        backlog = int(args.pop("backlog", 50))
+        try:
+            backlog = int(args.pop("backlog", backlog))
+        except ValueError:
+            raise ConfigurationError("%s: %r: backlog is not a number" % (option, description))
         if kind == "ssl":
             if "privateKey" in args:
                 key = args.pop("privateKey")
@@ -236,9 +245,12 @@ def makeService(config, reactor=None, checkPorts=True):
             raise ConfigurationError("%s: no endpoint given (or set enabled = no)" % (option,))
         module = importlib.import_module(FRONTENDS[name])
         factory = module.makeFactory(context)
+        if name not in UNWRAPPED:
+            factory = LimitedFactory(factory, ConnectionPolicy.fromConfig(config, name), reactor)
         for description in config[name, "listen"]:
             endpoint, address = makeEndpoint(
-                reactor, description, context.tls, config["tls", "minimum_version"], option
+                reactor, description, context.tls, config["tls", "minimum_version"], option,
+                config["server", "listen_backlog"],
             )
             if checkPorts and address is not None and IReactorTCP.providedBy(reactor):
                 checkPortFree(address[0], address[1], option, description)
