@@ -240,6 +240,12 @@ SCHEMA = [
     Option("lmtp", "max_message_size", parseSize, "50M",
            "Largest message LMTP accepts (SIZE extension)."),
     Option("lmtp", "timeout", _int, "300", "Seconds an idle LMTP connection is kept."),
+] + [
+    Option("admin", "enabled", _bool, "yes",
+           "Serve the admin listener: /metrics (Prometheus text format) and /sessions (JSON, for gatewayctl who)."),
+    Option("admin", "listen", _list, "tcp:8200:interface=127.0.0.1",
+           "Where the admin listener listens: Twisted endpoint strings. It has no authentication:"
+           " keep it on loopback or a private network."),
 ]
 
 

@@ -15,9 +15,12 @@ import attr
 from twisted.application import service
 from twisted.internet import endpoints, ssl
 from twisted.internet.interfaces import IReactorTCP
+from twisted.logger import globalLogPublisher
 
 from gateway import logging as glog
 from gateway.admin.limits import ConnectionPolicy, LimitedFactory
+from gateway.admin.monitor import Monitor, MonitoredPortal, NullMonitor
+from gateway.admin.web import makeAdminFactory
 from gateway.config import ConfigurationError
 from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
@@ -62,6 +65,8 @@ class ServiceContext:
     @ivar tls: C{CertificateOptions} for STARTTLS/STLS/AUTH TLS, or C{None}
         when no certificate is configured.
     @ivar reactor: the reactor to use.
+    @ivar monitor: the L{gateway.interfaces.IMonitor} the front-ends report
+        their commands to (C{monitor.command(...)}).
     """
 
     config = attr.ib()
@@ -70,6 +75,7 @@ class ServiceContext:
     portal = attr.ib()
     tls = attr.ib()
     reactor = attr.ib()
+    monitor = attr.ib(factory=NullMonitor)
 
     def cleartextAllowed(self, localAddress):
         """
@@ -216,11 +222,13 @@ def makeContext(config, reactor=None, clock=None):
         raise ConfigurationError("[server] data_root: %s: no such folder (run gatewayctl init-demo)" % (dataRoot,))
     directory = FileDirectory(dataRoot, config["server", "main_domain"])
     realm = GatewayRealm(directory, mailStoreFactory=lambda path, quota: MailStore(path, quota=quota, reactor=reactor))
-    portal = makePortal(directory, config, realm, clock=clock)
+    monitor = Monitor()
+    portal = MonitoredPortal(makePortal(directory, config, realm, clock=clock), monitor)
     tls = None
     if os.path.exists(config["tls", "certificate"]) or os.path.exists(config["tls", "private_key"]):
         tls = tlsOptions(config)
-    return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor)
+    return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
+                          monitor=monitor)
 
 
 def makeService(config, reactor=None, checkPorts=True):
@@ -232,8 +240,7 @@ def makeService(config, reactor=None, checkPorts=True):
     """
     context = makeContext(config, reactor)
     reactor = context.reactor
-    top = service.MultiService()
-    top.context = context
+    top = GatewayService(context)
     available = availableFrontends()
     for name in FRONTENDS:
         if not config[name, "enabled"]:
@@ -247,17 +254,47 @@ def makeService(config, reactor=None, checkPorts=True):
         factory = module.makeFactory(context)
         if name not in UNWRAPPED:
             factory = LimitedFactory(factory, ConnectionPolicy.fromConfig(config, name), reactor)
-        for description in config[name, "listen"]:
-            endpoint, address = makeEndpoint(
-                reactor, description, context.tls, config["tls", "minimum_version"], option,
-                config["server", "listen_backlog"],
-            )
-            if checkPorts and address is not None and IReactorTCP.providedBy(reactor):
-                checkPortFree(address[0], address[1], option, description)
-            child = _ListenerService(endpoint, factory)
-            child.setName("%s %s" % (name, description))
-            child.setServiceParent(top)
+            context.monitor.addProtocol(name, factory)
+        _listen(top, name, factory, config, context, checkPorts)
+    if config["admin", "enabled"] and config["admin", "listen"]:
+        _listen(top, "admin", makeAdminFactory(context.monitor, reactor), config, context, checkPorts)
     return top
+
+
+def _listen(top, name, factory, config, context, checkPorts):
+    option = "[%s] listen" % (name,)
+    reactor = context.reactor
+    for description in config[name, "listen"]:
+        endpoint, address = makeEndpoint(
+            reactor, description, context.tls, config["tls", "minimum_version"], option,
+            config["server", "listen_backlog"],
+        )
+        if checkPorts and address is not None and IReactorTCP.providedBy(reactor):
+            checkPortFree(address[0], address[1], option, description)
+        child = _ListenerService(endpoint, factory)
+        child.setName("%s %s" % (name, description))
+        child.setServiceParent(top)
+
+
+class GatewayService(service.MultiService):
+    """
+    The whole server: one child per listener.  While it runs, its monitor
+    reads the log events it counts (LMTP deliveries).
+
+    @ivar context: the L{ServiceContext}.
+    """
+
+    def __init__(self, context):
+        service.MultiService.__init__(self)
+        self.context = context
+
+    def startService(self):
+        globalLogPublisher.addObserver(self.context.monitor.observeLog)
+        return service.MultiService.startService(self)
+
+    def stopService(self):
+        globalLogPublisher.removeObserver(self.context.monitor.observeLog)
+        return service.MultiService.stopService(self)
 
 
 class _ListenerService(service.Service):
