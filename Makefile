@@ -29,13 +29,18 @@ lint: install
 	$(BIN)/ruff check gateway tests bench
 
 # The clients the end-to-end tests drive besides Python's own: curl and lftp,
-# from Debian when missing (as root); without them those tests are skipped.
+# and systemd-analyze (which checks etc/gateway.service), from Debian when
+# missing (as root); without them those tests are skipped.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 tools:
 	@command -v curl >/dev/null && command -v lftp >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { $(APT_INSTALL) curl lftp >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) curl lftp >/dev/null; }; }; } || \
 	  echo "curl or lftp could not be installed: their end-to-end tests will be skipped"
+	@command -v systemd-analyze >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT_INSTALL) systemd >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) systemd >/dev/null; }; }; } || \
+	  echo "systemd-analyze could not be installed: the check of etc/gateway.service will be skipped"
 
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp

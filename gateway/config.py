@@ -177,6 +177,9 @@ SCHEMA = [
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",
            "Least severe event to log for everything that has no level of its own."),
+    Option("server", "log_file", _str, "",
+           "File the server log is written to, besides twistd's own log (empty: none); SIGUSR1"
+           " opens it again by name, after logrotate has moved it."),
     Option("server", "listen_backlog", _int, "1024",
            "Connections the kernel queues on each listener before the server accepts them"
            " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),

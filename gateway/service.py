@@ -9,24 +9,28 @@ L{ServiceContext} and returning a C{ServerFactory}; L{FRONTENDS} names them.
 
 import importlib
 import os
+import signal
 import socket
 
 import attr
 from twisted.application import service
-from twisted.internet import endpoints, ssl
-from twisted.internet.interfaces import IReactorTCP
+from twisted.internet import defer, endpoints, ssl
+from twisted.internet.interfaces import IOpenSSLContextFactory, IReactorTCP
 from twisted.logger import globalLogPublisher
+from zope.interface import implementer
 
 from gateway import logging as glog
 from gateway.admin.limits import ConnectionPolicy, LimitedFactory
 from gateway.admin.monitor import Monitor, MonitoredPortal, NullMonitor
 from gateway.admin.web import makeAdminFactory
-from gateway.config import ConfigurationError
+from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.store.mail import MailStore
+
+log = glog.getLogger("server")
 
 #: Front-ends whose listeners are not wrapped by L{LimitedFactory}: FTP
 #: enforces its own limits and writes straight to its TCP socket.
@@ -101,6 +105,36 @@ def tlsOptions(config):
     )
 
 
+@implementer(IOpenSSLContextFactory)
+class ReloadableTLS:
+    """
+    A TLS context factory whose certificate can be loaded again (on
+    reload) without a restart: every new connection (C{ssl:} listeners,
+    STARTTLS, STLS, AUTH TLS) asks it for the current context.
+
+    @ivar options: the current C{CertificateOptions}.
+    """
+
+    def __init__(self, certPath, keyPath, minimum, option):
+        self.paths = (certPath, keyPath, minimum, option)
+        self.options = _certificateOptions(*self.paths)
+
+    def getContext(self):
+        return self.options.getContext()
+
+    def reload(self, certPath=None, keyPath=None, minimum=None):
+        """
+        Load the certificate again (from new paths, if given).
+
+        @raise ConfigurationError: when it cannot be loaded; the current
+            one stays.
+        """
+        old = self.paths
+        paths = (certPath or old[0], keyPath or old[1], minimum or old[2], old[3])
+        self.options = _certificateOptions(*paths)
+        self.paths = paths
+
+
 def _certificateOptions(certPath, keyPath, minimum, option):
     for path in (certPath, keyPath):
         if not os.path.isfile(path):
@@ -173,7 +207,7 @@ def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
             if "privateKey" in args:
                 key = args.pop("privateKey")
                 cert = args.pop("certKey", key)
-                contextFactory = _certificateOptions(cert, key, minimum, option)
+                contextFactory = ReloadableTLS(cert, key, minimum, option)
             elif tls is None:
                 raise ConfigurationError("%s: %r needs a certificate: set [tls] certificate" % (option, description))
             else:
@@ -226,7 +260,8 @@ def makeContext(config, reactor=None, clock=None):
     portal = MonitoredPortal(makePortal(directory, config, realm, clock=clock), monitor)
     tls = None
     if os.path.exists(config["tls", "certificate"]) or os.path.exists(config["tls", "private_key"]):
-        tls = tlsOptions(config)
+        tls = ReloadableTLS(config["tls", "certificate"], config["tls", "private_key"],
+                            config["tls", "minimum_version"], "[tls] certificate")
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
                           monitor=monitor)
 
@@ -250,51 +285,220 @@ def makeService(config, reactor=None, checkPorts=True):
             raise ConfigurationError("[%s] enabled: this version of gateway has no %s front-end" % (name, name))
         if not config[name, "listen"]:
             raise ConfigurationError("%s: no endpoint given (or set enabled = no)" % (option,))
-        module = importlib.import_module(FRONTENDS[name])
-        factory = module.makeFactory(context)
-        if name not in UNWRAPPED:
-            factory = LimitedFactory(factory, ConnectionPolicy.fromConfig(config, name), reactor)
-            context.monitor.addProtocol(name, factory)
-        _listen(top, name, factory, config, context, checkPorts)
-    if config["admin", "enabled"] and config["admin", "listen"]:
-        _listen(top, "admin", makeAdminFactory(context.monitor, reactor), config, context, checkPorts)
+        factory = top.factory(name)
+        for description in config[name, "listen"]:
+            _listener(name, description, factory, config, context, checkPorts).setServiceParent(top)
+    if config["admin", "enabled"]:
+        for description in config["admin", "listen"]:
+            _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
     return top
 
 
-def _listen(top, name, factory, config, context, checkPorts):
+def _listener(name, description, factory, config, context, checkPorts=False):
+    """
+    The service listening on one endpoint string of C{[name] listen}.
+    """
     option = "[%s] listen" % (name,)
-    reactor = context.reactor
-    for description in config[name, "listen"]:
-        endpoint, address = makeEndpoint(
-            reactor, description, context.tls, config["tls", "minimum_version"], option,
-            config["server", "listen_backlog"],
-        )
-        if checkPorts and address is not None and IReactorTCP.providedBy(reactor):
-            checkPortFree(address[0], address[1], option, description)
-        child = _ListenerService(endpoint, factory)
-        child.setName("%s %s" % (name, description))
-        child.setServiceParent(top)
+    endpoint, address = makeEndpoint(
+        context.reactor, description, context.tls, config["tls", "minimum_version"], option,
+        config["server", "listen_backlog"],
+    )
+    if checkPorts and address is not None and IReactorTCP.providedBy(context.reactor):
+        checkPortFree(address[0], address[1], option, description)
+    child = _ListenerService(endpoint, factory)
+    child.setName("%s %s" % (name, description))
+    return child
+
+
+#: Options a reload cannot apply: they take effect at the next start.
+RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("auth", "checker"))
 
 
 class GatewayService(service.MultiService):
     """
     The whole server: one child per listener.  While it runs, its monitor
-    reads the log events it counts (LMTP deliveries).
+    reads the log events it counts (LMTP deliveries), the log file of
+    C{[server] log_file} is written, and, when L{handleSignals} is set
+    (under twistd), SIGHUP reloads the configuration and SIGUSR1 opens the
+    log file again.
 
     @ivar context: the L{ServiceContext}.
+    @ivar factories: protocol name -> the factory its listeners share.
     """
+
+    handleSignals = False
+    logFile = None
 
     def __init__(self, context):
         service.MultiService.__init__(self)
         self.context = context
+        self.factories = {}
+        self._signals = {}
+
+    def factory(self, name):
+        """
+        The factory of protocol C{name} (or C{'admin'}), made on first use:
+        front-ends other than FTP inside their L{LimitedFactory}.
+        """
+        if name not in self.factories:
+            context = self.context
+            if name == "admin":
+                factory = makeAdminFactory(context.monitor, context.reactor)
+            else:
+                factory = importlib.import_module(FRONTENDS[name]).makeFactory(context)
+                if name not in UNWRAPPED:
+                    factory = LimitedFactory(factory, ConnectionPolicy.fromConfig(context.config, name),
+                                             context.reactor)
+                    context.monitor.addProtocol(name, factory)
+            self.factories[name] = factory
+        return self.factories[name]
 
     def startService(self):
         globalLogPublisher.addObserver(self.context.monitor.observeLog)
+        self._startLogFile(self.context.config)
+        if self.handleSignals:
+            self._installSignals()
         return service.MultiService.startService(self)
 
     def stopService(self):
+        self._restoreSignals()
         globalLogPublisher.removeObserver(self.context.monitor.observeLog)
+        if self.logFile is not None:
+            self.logFile.stop()
+            self.logFile = None
         return service.MultiService.stopService(self)
+
+    # -- log file --------------------------------------------------------------
+
+    def _startLogFile(self, config):
+        path = config["server", "log_file"]
+        if path:
+            self.logFile = glog.LogFile(path)
+            self.logFile.start()
+
+    def reopenLog(self):
+        """
+        Open the log file again by name (SIGUSR1, after logrotate).
+        """
+        if self.logFile is not None:
+            try:
+                self.logFile.reopen()
+            except OSError as e:
+                log.error("cannot open the log file {path} again: {error}", path=self.logFile.path, error=e)
+
+    # -- signals -----------------------------------------------------------------
+
+    def _installSignals(self):
+        reactor = self.context.reactor
+
+        def hangup(signum, frame):
+            reactor.callFromThread(self.reload)
+
+        previousUSR1 = signal.getsignal(signal.SIGUSR1)
+
+        def user1(signum, frame):
+            reactor.callFromThread(self.reopenLog)
+            if callable(previousUSR1):
+                previousUSR1(signum, frame)  # twistd's own --logfile rotation
+
+        for signum, handler in ((signal.SIGHUP, hangup), (signal.SIGUSR1, user1)):
+            self._signals[signum] = signal.signal(signum, handler)
+
+    def _restoreSignals(self):
+        for signum, handler in self._signals.items():
+            signal.signal(signum, handler)
+        self._signals = {}
+
+    # -- reload ------------------------------------------------------------------
+
+    def reload(self):
+        """
+        Read the configuration file again and apply what changed without
+        dropping a session: log levels and the log file, connection limits,
+        TLS certificates, and listeners (those no longer configured stop
+        listening; their sessions go on).  A configuration with an error
+        changes nothing.
+
+        @return: a C{Deferred} that fires with C{True} once the new
+            listeners listen, or C{False} when nothing was changed.
+        """
+        context = self.context
+        old = context.config
+        try:
+            if old.path is None:
+                raise ConfigurationError("the server was not started from a configuration file")
+            config = loadConfig(old.path)
+        except ConfigurationError as e:
+            log.error("reload: {error}; the running configuration stays", error=str(e))
+            return defer.succeed(False)
+        glog.configure(config)
+        if (old["server", "log_file"] != config["server", "log_file"]) and self.running:
+            if self.logFile is not None:
+                self.logFile.stop()
+                self.logFile = None
+            try:
+                self._startLogFile(config)
+            except OSError as e:
+                log.error("reload: [server] log_file: {error}", error=e)
+        for name, factory in context.monitor.protocols.items():
+            factory.policy = ConnectionPolicy.fromConfig(config, name)
+        self._reloadCertificates(config)
+        for section, name in RESTART_OPTIONS:
+            if old[section, name] != config[section, name]:
+                log.warn("reload: [{section}] {name} changed: it takes effect when the server is restarted",
+                         section=section, name=name)
+        context.config = config
+        d = self._reloadListeners(config)
+        d.addCallback(lambda _: log.info("reload: configuration {path} applied", path=config.path) or True)
+        return d
+
+    def _reloadCertificates(self, config):
+        context = self.context
+        paths = (config["tls", "certificate"], config["tls", "private_key"], config["tls", "minimum_version"])
+        try:
+            if isinstance(context.tls, ReloadableTLS):
+                context.tls.reload(*paths)
+            elif context.tls is None and (os.path.exists(paths[0]) or os.path.exists(paths[1])):
+                context.tls = ReloadableTLS(*paths, "[tls] certificate")
+        except ConfigurationError as e:
+            log.error("reload: {error}; the certificate in use stays", error=str(e))
+        for child in self:
+            own = getattr(getattr(child, "endpoint", None), "_sslContextFactory", None)
+            if isinstance(own, ReloadableTLS) and own is not context.tls:
+                try:
+                    own.reload()
+                except ConfigurationError as e:
+                    log.error("reload: {error}; the certificate in use stays", error=str(e))
+
+    def _reloadListeners(self, config):
+        wanted = {}
+        for name in list(FRONTENDS) + ["admin"]:
+            if config[name, "enabled"]:
+                for description in config[name, "listen"]:
+                    wanted["%s %s" % (name, description)] = (name, description)
+        current = {child.name: child for child in list(self) if isinstance(child, _ListenerService)}
+        stopping = []
+        for key, child in current.items():
+            if key not in wanted:
+                log.info("reload: no longer listening on {listener}", listener=key)
+                stopping.append(defer.maybeDeferred(child.disownServiceParent))
+
+        def start(_):
+            for key, (name, description) in wanted.items():
+                if key in current:
+                    continue
+                child = None
+                try:
+                    child = _listener(name, description, self.factory(name), config, self.context)
+                    child.setServiceParent(self)
+                except Exception as e:
+                    if child is not None and child.parent is self:
+                        child.disownServiceParent()
+                    log.error("reload: cannot listen on {listener}: {error}", listener=key, error=e)
+                else:
+                    log.info("reload: listening on {listener}", listener=key)
+
+        return defer.DeferredList(stopping).addCallback(start)
 
 
 class _ListenerService(service.Service):

@@ -36,6 +36,7 @@ def makeService(options, reactor=None):
     try:
         config = loadConfig(options["config"])
         top = _makeService(config, reactor)
+        top.handleSignals = True  # SIGHUP reloads, SIGUSR1 reopens the log file
     except ConfigurationError as e:
         sys.stderr.write("gateway: configuration error: %s\n" % (e,))
         sys.stderr.flush()
