@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CONFIG ?= etc/gateway.ini
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint tools bench clean
+.PHONY: install run test lint tools bench clean man
 
 # The virtual environment, with gateway installed in it (editable, so the
 # twistd plugin in twisted/plugins is found), and Twisted's plugin cache
@@ -45,6 +45,11 @@ tools:
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp
 	$(BIN)/python -m pytest -q tests
+
+# The manual pages in docs/, from the argument parsers and the configuration
+# schema (a test checks they are up to date): man -l docs/gatewayctl.8
+man: install
+	$(BIN)/python -m gateway.admin.manpage docs
 
 bench: install
 	$(BIN)/python bench/store.py
