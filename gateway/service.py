@@ -14,10 +14,9 @@ import socket
 
 import attr
 from twisted.application import service
-from twisted.internet import defer, endpoints, ssl
-from twisted.internet.interfaces import IOpenSSLContextFactory, IReactorTCP
+from twisted.internet import defer, endpoints
+from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import globalLogPublisher
-from zope.interface import implementer
 
 from gateway import logging as glog
 from gateway.admin.limits import ConnectionPolicy, LimitedFactory
@@ -29,6 +28,7 @@ from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.store.mail import MailStore
+from gateway.tlscontext import DomainCertificates, ReloadableTLS, _certificateOptions
 
 log = glog.getLogger("server")
 
@@ -103,59 +103,6 @@ def tlsOptions(config):
         config["tls", "certificate"], config["tls", "private_key"], config["tls", "minimum_version"],
         "[tls] certificate",
     )
-
-
-@implementer(IOpenSSLContextFactory)
-class ReloadableTLS:
-    """
-    A TLS context factory whose certificate can be loaded again (on
-    reload) without a restart: every new connection (C{ssl:} listeners,
-    STARTTLS, STLS, AUTH TLS) asks it for the current context.
-
-    @ivar options: the current C{CertificateOptions}.
-    """
-
-    def __init__(self, certPath, keyPath, minimum, option):
-        self.paths = (certPath, keyPath, minimum, option)
-        self.options = _certificateOptions(*self.paths)
-
-    def getContext(self):
-        return self.options.getContext()
-
-    def reload(self, certPath=None, keyPath=None, minimum=None):
-        """
-        Load the certificate again (from new paths, if given).
-
-        @raise ConfigurationError: when it cannot be loaded; the current
-            one stays.
-        """
-        old = self.paths
-        paths = (certPath or old[0], keyPath or old[1], minimum or old[2], old[3])
-        self.options = _certificateOptions(*paths)
-        self.paths = paths
-
-
-def _certificateOptions(certPath, keyPath, minimum, option):
-    for path in (certPath, keyPath):
-        if not os.path.isfile(path):
-            raise ConfigurationError("%s: %s: no such file" % (option, path))
-    try:
-        with open(certPath, "rb") as f:
-            certData = f.read()
-        with open(keyPath, "rb") as f:
-            keyData = f.read()
-        cert = ssl.PrivateCertificate.loadPEM(keyData + b"\n" + certData)
-    except Exception as e:
-        raise ConfigurationError("%s: cannot load %s and %s: %s" % (option, certPath, keyPath, e))
-    version = ssl.TLSVersion.TLSv1_3 if minimum == "1.3" else ssl.TLSVersion.TLSv1_2
-    options = ssl.CertificateOptions(
-        privateKey=cert.privateKey.original.to_cryptography_key(),
-        certificate=cert.original.to_cryptography(),
-        raiseMinimumTo=version,
-    )
-    # Serve the whole chain if the file holds intermediates.
-    options.getContext().use_certificate_chain_file(certPath)
-    return options
 
 
 def _splitDescription(description):
@@ -261,7 +208,8 @@ def makeContext(config, reactor=None, clock=None):
     tls = None
     if os.path.exists(config["tls", "certificate"]) or os.path.exists(config["tls", "private_key"]):
         tls = ReloadableTLS(config["tls", "certificate"], config["tls", "private_key"],
-                            config["tls", "minimum_version"], "[tls] certificate")
+                            config["tls", "minimum_version"], "[tls] certificate",
+                            sni=DomainCertificates(directory, dataRoot))
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
                           monitor=monitor)
 
@@ -459,7 +407,8 @@ class GatewayService(service.MultiService):
             if isinstance(context.tls, ReloadableTLS):
                 context.tls.reload(*paths)
             elif context.tls is None and (os.path.exists(paths[0]) or os.path.exists(paths[1])):
-                context.tls = ReloadableTLS(*paths, "[tls] certificate")
+                context.tls = ReloadableTLS(*paths, "[tls] certificate",
+                                            sni=DomainCertificates(context.directory, config.dataRoot()))
         except ConfigurationError as e:
             log.error("reload: {error}; the certificate in use stays", error=str(e))
         for child in self:
