@@ -221,8 +221,8 @@ def makeService(config, reactor=None, checkPorts=True):
 
     @raise ConfigurationError: for anything that would stop a listener.
     """
+    checkLogFile(config)
     context = makeContext(config, reactor)
-    reactor = context.reactor
     top = GatewayService(context)
     available = availableFrontends()
     for name in FRONTENDS:
@@ -260,6 +260,34 @@ def _listener(name, description, factory, config, context, checkPorts=False):
 
 #: Options a reload cannot apply: they take effect at the next start.
 RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("auth", "checker"))
+
+
+#: Settings some front-end factories copy when they are made:
+#: attribute -> option of the protocol's section.
+_COPIED = {"maxConnections": "max_connections", "idleTimeout": "idle_timeout", "lockSession": "lock_session"}
+
+
+def _refreshCopies(factory, config, name):
+    """
+    Give a front-end's factory the new values of the settings it copied
+    at start-up (new sessions use them).
+    """
+    for attribute, option in _COPIED.items():
+        if hasattr(factory, attribute) and config.get(name, option) is not None:
+            setattr(factory, attribute, config[name, option])
+
+
+def checkLogFile(config):
+    """
+    @raise ConfigurationError: when C{[server] log_file} cannot be written.
+    """
+    path = config["server", "log_file"]
+    if path:
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as e:
+            raise ConfigurationError("[server] log_file: %s: cannot write: %s" % (path, e.strerror or e))
 
 
 class GatewayService(service.MultiService):
@@ -381,15 +409,18 @@ class GatewayService(service.MultiService):
             return defer.succeed(False)
         glog.configure(config)
         if (old["server", "log_file"] != config["server", "log_file"]) and self.running:
-            if self.logFile is not None:
-                self.logFile.stop()
-                self.logFile = None
             try:
+                checkLogFile(config)
+            except ConfigurationError as e:
+                log.error("reload: {error}; the log file in use stays", error=str(e))
+            else:
+                if self.logFile is not None:
+                    self.logFile.stop()
+                    self.logFile = None
                 self._startLogFile(config)
-            except OSError as e:
-                log.error("reload: [server] log_file: {error}", error=e)
         for name, factory in context.monitor.protocols.items():
             factory.policy = ConnectionPolicy.fromConfig(config, name)
+            _refreshCopies(factory.wrappedFactory, config, name)
         self._reloadCertificates(config)
         for section, name in RESTART_OPTIONS:
             if old[section, name] != config[section, name]:

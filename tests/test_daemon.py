@@ -135,6 +135,29 @@ class ReloadTests(unittest.TestCase):
         self.assertEqual(self.top.context.config["imap", "log_level"], "debug")
 
     @defer.inlineCallbacks
+    def test_copiedSettingsRefreshed(self):
+        """Settings the IMAP factory copied at start-up (max_connections) take their new values on reload."""
+        inner = self.top.factories["imap"].wrappedFactory
+        self.assertEqual(inner.maxConnections, 5000)
+        with open(self.path, "a") as f:
+            f.write("max_connections = 7\n")
+        self.assertIs((yield self.top.reload()), True)
+        self.assertEqual(inner.maxConnections, 7)
+        self.assertEqual(self.top.factories["imap"].policy.maxConnections, 7)
+
+    @defer.inlineCallbacks
+    def test_unwritableLogFile(self):
+        """A log file that cannot be written stops start-up with one line, and is refused by a reload."""
+        from gateway.config import ConfigurationError
+
+        missing = os.path.join(self.folder, "no-such-folder", "gateway.log")
+        self.write(["tcp:0:interface=127.0.0.1"], "log_file = %s" % (missing,))
+        e = self.assertRaises(ConfigurationError, makeService, loadConfig(self.path), reactor)
+        self.assertIn("[server] log_file", str(e))
+        yield self.top.reload()
+        self.assertTrue(any("the log file in use stays" in ev.get("log_format", "") for ev in self.events))
+
+    @defer.inlineCallbacks
     def test_brokenFileChangesNothing(self):
         """A configuration file with an error is logged and nothing changes."""
         before = self.top.context.config

@@ -5,7 +5,9 @@ total limits, the login timeout, the minimum data rate, HTTP's idle
 timeout and the listen backlog.
 """
 
+import shutil
 import socket
+import subprocess
 
 from twisted.internet import reactor, threads
 from twisted.internet.address import IPv4Address
@@ -175,6 +177,14 @@ class PolicyTests(unittest.TestCase):
         self.assertTrue(transport.disconnecting)
         self.assertEqual(transport.value(), b"HTTP/1.1 200 OK\r\n")
 
+    def test_disconnectingFromTransport(self):
+        """The wrapper says it is disconnecting whenever the real transport is (also after abortConnection)."""
+        factory = self.factory()
+        wrapper, transport = self.connect(factory)
+        self.assertFalse(wrapper.wrappedProtocol.transport.disconnecting)
+        transport.disconnecting = True
+        self.assertTrue(wrapper.wrappedProtocol.transport.disconnecting)
+
     def test_bytesCounted(self):
         """The wrapper counts the octets each way."""
         factory = self.factory()
@@ -321,6 +331,27 @@ class WiredTests(unittest.TestCase):
             self.assertEqual(greetings[2], MESSAGES["imap"]["address"])
 
         return threads.deferToThread(connect).addCallback(check)
+
+    def test_listeningBacklog(self):
+        """The kernel queue of a wired listener is [server] listen_backlog long (as ss shows it, capped by somaxconn)."""
+        if shutil.which("ss") is None:
+            raise unittest.SkipTest("ss (iproute2) is not installed")
+        dataRoot = self.mktemp()
+        makeDataRoot(dataRoot)
+        overrides = {(name, "enabled"): False for name in FRONTENDS}
+        overrides["lmtp", "enabled"] = True
+        overrides["lmtp", "listen"] = ("tcp:0:interface=127.0.0.1",)
+        overrides["server", "listen_backlog"] = 777
+        top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        port = list(top)[0].port.getHost().port
+        out = subprocess.run(["ss", "-ltnH", "sport = :%d" % (port,)], capture_output=True, text=True, timeout=30)
+        with open("/proc/sys/net/core/somaxconn") as f:
+            somaxconn = int(f.read())
+        [line] = out.stdout.splitlines()
+        self.assertEqual(int(line.split()[2]), min(777, somaxconn))
 
     def test_backlogFromConfig(self):
         """Listeners queue [server] listen_backlog connections unless their endpoint string says backlog=."""

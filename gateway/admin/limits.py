@@ -200,6 +200,14 @@ class LimitedProtocol(ProtocolWrapper):
         self.bytesOut += sum(len(part) for part in data)
         self.transport.writeSequence(data)
 
+    @property
+    def disconnecting(self):
+        # The real transport's: it also knows of abortConnection().
+        return bool(getattr(self.transport, "disconnecting", False))
+
+    def loseConnection(self):
+        self.transport.loseConnection()
+
     def startTLS(self, *args, **kwargs):
         """
         Start TLS on the real transport, and say so as it does (a
