@@ -242,12 +242,14 @@ class Monitor:
         elapsed = self._clock() - start
         try:
             status, text = _status(result)
-            key = (protocol, name)
-            histogram = self._children.get(key)
-            if histogram is None:
-                histogram = self._children[key] = self.latency.labels(protocol, name)
-            histogram.observe(elapsed)
-            self.commands.labels(protocol, name, status).inc()
+            key = (protocol, name, status)
+            children = self._children.get(key)
+            if children is None:
+                # labels() takes a lock and builds a key: once per name.
+                children = self._children[key] = (
+                    self.latency.labels(protocol, name), self.commands.labels(protocol, name, status))
+            children[0].observe(elapsed)
+            children[1].inc()
             if "[OVERQUOTA]" in text:
                 self.quotaRefusals.labels(protocol).inc()
         except Exception:
