@@ -49,7 +49,7 @@ test: lint tools
 # The manual pages in docs/, from the argument parsers and the configuration
 # schema (a test checks they are up to date): man -l docs/gatewayctl.8
 man: install
-	$(BIN)/python -m gateway.admin.manpage docs
+	$(BIN)/python -m gateway.manpage docs
 
 bench: install
 	$(BIN)/python bench/store.py

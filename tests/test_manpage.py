@@ -10,8 +10,7 @@ import subprocess
 
 from twisted.trial import unittest
 
-from gateway import ctl
-from gateway.admin import manpage
+from gateway import ctl, manpage
 from gateway.config import SCHEMA
 
 DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")

@@ -7,8 +7,6 @@ admin listener's C{/sessions}.
 import json
 import urllib.request
 
-from gateway.service import _splitDescription
-
 #: sysexits EX_UNAVAILABLE: the server cannot be asked.
 EX_UNAVAILABLE = 69
 
@@ -29,7 +27,7 @@ def adminURL(config):
     if not config["admin", "enabled"]:
         raise WhoError("[admin] enabled is no: the server has no admin listener")
     for description in config["admin", "listen"]:
-        parts = _splitDescription(description)
+        parts = description.split(":")
         if parts[0] == "tcp" and len(parts) > 1:
             args = dict(part.partition("=")[::2] for part in parts[2:])
             host = args.get("interface") or "127.0.0.1"

@@ -5,7 +5,7 @@ argument parser of C{gatewayctl}, the options of the twistd plugin and the
 configuration schema.  C{make man} writes them to C{docs/}; a test keeps
 the files there the same as what this module generates.
 
-    python -m gateway.admin.manpage docs
+    python -m gateway.manpage docs
 """
 
 import argparse
