@@ -415,3 +415,46 @@ class WiredTests(unittest.TestCase):
             self.assertEqual(results["http"], 404)
 
         return threads.deferToThread(run).addCallback(check)
+
+    def test_timeoutsOverLoopback(self):
+        """With the reactor's clock: an IMAP client that never logs in gets BYE, an HTTP request left
+        half-sent gets 408 (timeouts set to 1 s here)."""
+        dataRoot = self.mktemp()
+        makeDataRoot(dataRoot)
+        overrides = {(name, "enabled"): False for name in FRONTENDS}
+        for name in ("imap", "http"):
+            overrides[name, "enabled"] = True
+            overrides[name, "listen"] = ("tcp:0:interface=127.0.0.1",)
+        overrides["imap", "login_timeout"] = 1
+        overrides["http", "request_timeout"] = 1
+        top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        ports = {child.name.split()[0]: child.port.getHost().port for child in top}
+
+        def readAll(s):
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return data
+                data += chunk
+
+        def run():
+            imap = socket.create_connection(("127.0.0.1", ports["imap"]), timeout=30)
+            web = socket.create_connection(("127.0.0.1", ports["http"]), timeout=30)
+            web.sendall(b"GET / HTTP/1.1\r\nHost: loc")
+            try:
+                return readAll(imap), readAll(web)
+            finally:
+                imap.close()
+                web.close()
+
+        def check(result):
+            imap, web = result
+            self.assertTrue(imap.startswith(b"* OK"))
+            self.assertTrue(imap.endswith(MESSAGES["imap"]["login"]), imap)
+            self.assertEqual(web, MESSAGES["http"]["slow"])
+
+        return threads.deferToThread(run).addCallback(check)
