@@ -21,6 +21,7 @@ from twisted.logger import globalLogPublisher
 from gateway import logging as glog
 from gateway.admin.limits import ConnectionPolicy, LimitedFactory
 from gateway.admin.monitor import Monitor, MonitoredPortal, NullMonitor
+from gateway.admin.notify import notify, reloading
 from gateway.admin.web import makeAdminFactory
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.checkers import cleartextAllowed
@@ -334,9 +335,14 @@ class GatewayService(service.MultiService):
         self._startLogFile(self.context.config)
         if self.handleSignals:
             self._installSignals()
-        return service.MultiService.startService(self)
+        service.MultiService.startService(self)
+        if self.handleSignals:
+            # Every listener listens (privilegedStartService): ready.
+            self.context.reactor.callWhenRunning(notify, b"READY=1")
 
     def stopService(self):
+        if self.handleSignals:
+            notify(b"STOPPING=1")
         self._restoreSignals()
         globalLogPublisher.removeObserver(self.context.monitor.observeLog)
         if self.logFile is not None:
@@ -400,6 +406,18 @@ class GatewayService(service.MultiService):
         """
         context = self.context
         old = context.config
+        if self.handleSignals:
+            notify(reloading())
+        d = self._reload(context, old)
+        if self.handleSignals:
+            def ready(result):
+                notify(b"READY=1")
+                return result
+
+            d.addBoth(ready)
+        return d
+
+    def _reload(self, context, old):
         try:
             if old.path is None:
                 raise ConfigurationError("the server was not started from a configuration file")

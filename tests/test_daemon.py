@@ -327,6 +327,49 @@ class SignalTests(unittest.TestCase):
         self.assertEqual(rotated.count("reload: configuration"), 1)
 
 
+class NotifyTests(unittest.TestCase):
+    timeout = 120
+
+    def test_readinessProtocol(self):
+        """Under twistd with $NOTIFY_SOCKET the server sends READY=1 once listening, RELOADING=1 then READY=1
+        around a SIGHUP, and STOPPING=1 on SIGTERM."""
+        folder = tempfile.mkdtemp(prefix="gateway-test-notify-")  # a short path for the socket
+        self.addCleanup(shutil.rmtree, folder, True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(os.path.join(folder, "notify"))
+        sock.settimeout(30)
+        self.addCleanup(sock.close)
+        dataRoot = os.path.join(folder, "data")
+        makeDataRoot(dataRoot)
+        cert, key = testCertificate()
+        port = freePort()
+        path = os.path.join(folder, "gateway.ini")
+        writeConfig(path, dataRoot, cert, key, ["tcp:%d:interface=127.0.0.1" % (port,)])
+        env = dict(os.environ, NOTIFY_SOCKET=os.path.join(folder, "notify"))
+        child = subprocess.Popen(
+            [TWISTD, "--nodaemon", "--pidfile=", "--logfile", os.path.join(folder, "twistd.log"),
+             "gateway", "--config", path],
+            cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+        def stop():
+            if child.poll() is None:
+                child.kill()
+                child.wait(30)
+
+        self.addCleanup(stop)
+        self.assertEqual(sock.recv(100), b"READY=1")
+        greeting = socket.create_connection(("127.0.0.1", port), timeout=10).recv(100)
+        self.assertTrue(greeting.startswith(b"* OK"))
+        child.send_signal(signal.SIGHUP)
+        self.assertTrue(sock.recv(100).startswith(b"RELOADING=1\nMONOTONIC_USEC="))
+        self.assertEqual(sock.recv(100), b"READY=1")
+        child.terminate()
+        self.assertEqual(sock.recv(100), b"STOPPING=1")
+        # twistd ends by the signal it stopped for, as systemd expects of SIGTERM.
+        self.assertIn(child.wait(30), (0, -signal.SIGTERM))
+
+
 class SystemdUnitTests(unittest.TestCase):
     def test_unitVerifies(self):
         """etc/gateway.service passes systemd-analyze verify without a warning (with /opt/gateway as this tree)."""
