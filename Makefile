@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CONFIG ?= etc/gateway.ini
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint tools bench clean man
+.PHONY: install run test lint tools bench clean
 
 # The virtual environment, with gateway installed in it (editable, so the
 # twistd plugin in twisted/plugins is found), and Twisted's plugin cache
@@ -29,30 +29,35 @@ lint: install
 	$(BIN)/ruff check gateway tests bench
 
 # The clients the end-to-end tests drive besides Python's own: curl and lftp,
-# and systemd-analyze (which checks etc/gateway.service), from Debian when
-# missing (as root); without them those tests are skipped.
+# from Debian when missing (as root); without them those tests are skipped.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 tools:
 	@command -v curl >/dev/null && command -v lftp >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { $(APT_INSTALL) curl lftp >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) curl lftp >/dev/null; }; }; } || \
 	  echo "curl or lftp could not be installed: their end-to-end tests will be skipped"
-	@command -v systemd-analyze >/dev/null || \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    { $(APT_INSTALL) systemd >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) systemd >/dev/null; }; }; } || \
-	  echo "systemd-analyze could not be installed: the check of etc/gateway.service will be skipped"
 
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp
 	$(BIN)/python -m pytest -q tests
-
-# The manual pages in docs/, from the argument parsers and the configuration
-# schema (a test checks they are up to date): man -l docs/gatewayctl.8
-man: install
-	$(BIN)/python -m gateway.manpage docs
 
 bench: install
 	$(BIN)/python bench/store.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# systemd-analyze, which checks etc/gateway.service, from Debian when missing
+# (as root); without it that test is skipped.
+tools: tools-systemd
+tools-systemd:
+	@command -v systemd-analyze >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT_INSTALL) systemd >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) systemd >/dev/null; }; }; } || \
+	  echo "systemd-analyze could not be installed: the check of etc/gateway.service will be skipped"
+
+# The manual pages in docs/, from the argument parsers and the configuration
+# schema (a test checks they are up to date): man -l docs/gatewayctl.8
+.PHONY: man tools-systemd
+man: install
+	$(BIN)/python -m gateway.manpage docs

@@ -119,8 +119,25 @@ class Option:
     help = attr.ib()
 
 
+def _protocol(name, listen, description):
+    return [
+        Option(name, "enabled", _bool, "yes", "Serve %s at all." % (description,)),
+        Option(
+            name,
+            "listen",
+            _list,
+            listen,
+            "Where %s listens: Twisted endpoint strings, one per line." % (description,),
+        ),
+        Option(
+            name, "log_level", _level, "info",
+            "Least severe %s event to log (debug, info, warn, error)." % (description,),
+        ),
+    ] + _limits(name, description.split(" (")[0])
+
+
 #: The connection limits service.py enforces for a protocol's listeners
-#: (L{gateway.admin.limits}): section -> C{[(name, default, help)]}.
+#: (L{gateway.admin.limits}): section -> C{[(option, default)]}; help in L{_LIMIT_HELP}.
 _LIMITS = {
     "imap": [("max_connections_per_address", "50"), ("login_timeout", "60"),
              ("request_timeout", "20"), ("min_data_rate", "500")],
@@ -149,23 +166,6 @@ def _limits(name, description):
             for option, default in _LIMITS.get(name, ())]
 
 
-def _protocol(name, listen, description):
-    return [
-        Option(name, "enabled", _bool, "yes", "Serve %s at all." % (description,)),
-        Option(
-            name,
-            "listen",
-            _list,
-            listen,
-            "Where %s listens: Twisted endpoint strings, one per line." % (description,),
-        ),
-        Option(
-            name, "log_level", _level, "info",
-            "Least severe %s event to log (debug, info, warn, error)." % (description,),
-        ),
-    ] + _limits(name, description.split(" (")[0])
-
-
 SCHEMA = [
     Option("server", "data_root", _str, "var",
            "Folder that holds every domain, account, mailbox and file (relative"
@@ -173,16 +173,16 @@ SCHEMA = [
     Option("server", "main_domain", _str, "example.test",
            "The main domain: login names without a domain that come in on an"
            " address no domain is assigned to belong to it."),
-    Option("server", "hostname", _str, "localhost",
-           "Name this server gives itself in greetings and client autoconfiguration."),
-    Option("server", "log_level", _level, "info",
-           "Least severe event to log for everything that has no level of its own."),
     Option("server", "log_file", _str, "",
            "File the server log is written to, besides twistd's own log (empty: none); SIGUSR1"
            " opens it again by name, after logrotate has moved it."),
     Option("server", "listen_backlog", _int, "1024",
            "Connections the kernel queues on each listener before the server accepts them"
            " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),
+    Option("server", "hostname", _str, "localhost",
+           "Name this server gives itself in greetings and client autoconfiguration."),
+    Option("server", "log_level", _level, "info",
+           "Least severe event to log for everything that has no level of its own."),
     Option("tls", "certificate", _str, "var/tls/cert.pem",
            "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners."),
     Option("tls", "private_key", _str, "var/tls/key.pem",
@@ -199,6 +199,11 @@ SCHEMA = [
            "Longest delay, in seconds, after repeated failures."),
     Option("auth", "log_level", _level, "info",
            "Least severe authentication event to log (logins are logged at info)."),
+    Option("admin", "enabled", _bool, "yes",
+           "Serve the admin listener: /metrics (Prometheus text format) and /sessions (JSON, for gatewayctl who)."),
+    Option("admin", "listen", _list, "tcp:8200:interface=127.0.0.1",
+           "Where the admin listener listens: Twisted endpoint strings. It has no authentication:"
+           " keep it on loopback or a private network."),
 ] + _protocol(
     "imap", "tcp:1143:interface=127.0.0.1 ssl:1993:interface=127.0.0.1", "IMAP"
 ) + [
@@ -243,12 +248,6 @@ SCHEMA = [
     Option("lmtp", "max_message_size", parseSize, "50M",
            "Largest message LMTP accepts (SIZE extension)."),
     Option("lmtp", "timeout", _int, "300", "Seconds an idle LMTP connection is kept."),
-] + [
-    Option("admin", "enabled", _bool, "yes",
-           "Serve the admin listener: /metrics (Prometheus text format) and /sessions (JSON, for gatewayctl who)."),
-    Option("admin", "listen", _list, "tcp:8200:interface=127.0.0.1",
-           "Where the admin listener listens: Twisted endpoint strings. It has no authentication:"
-           " keep it on loopback or a private network."),
 ]
 
 

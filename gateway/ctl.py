@@ -399,6 +399,9 @@ def makeParser():
     parser.add_argument("--config", "-c", default="etc/gateway.ini", help="configuration file (default %(default)s)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    from gateway.admin.who import addParser as addWhoParser
+
+    addWhoParser(commands)  # gatewayctl who
 
     domain = commands.add_parser("domain", help="add, change, remove and list domains").add_subparsers(
         dest="action", metavar="ACTION")
@@ -469,19 +472,9 @@ def makeParser():
     p = commands.add_parser("init-demo", help="create a certificate and the demo account if missing")
     p.set_defaults(run=initDemo, needsConfig=True)
 
-    p = commands.add_parser("who", help="list the sessions of the running server (from its admin listener)")
-    p.add_argument("--json", action="store_true", help="print the sessions as JSON")
-    p.set_defaults(run=_who, needsConfig=True)
-
     p = commands.add_parser("sample-config", help="print the sample configuration (every option)")
     p.set_defaults(run=None)
     return parser
-
-
-def _who(directory, args, out, config):
-    from gateway.admin.who import whoCommand
-
-    return whoCommand(directory, args, out, config)
 
 
 def main(argv=None, out=None):

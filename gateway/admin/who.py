@@ -67,6 +67,15 @@ def formatSessions(sessions):
     )
 
 
+def addParser(commands):
+    """
+    Add C{who} to C{gatewayctl}'s sub-commands.
+    """
+    p = commands.add_parser("who", help="list the sessions of the running server (from its admin listener)")
+    p.add_argument("--json", action="store_true", help="print the sessions as JSON")
+    p.set_defaults(run=whoCommand, needsConfig=True)
+
+
 def whoCommand(directory, args, out, config):
     """
     C{gatewayctl who [--json]}.
