@@ -10,8 +10,9 @@ front-ends need no code of their own:
   - C{request_timeout} and C{min_data_rate}: input that has begun to
     arrive (a line, a literal, a request's headers or body) must be
     complete within C{request_timeout} seconds plus one second for every
-    C{min_data_rate} bytes that came, as Apache's mod_reqtimeout counts; a
-    client that sends a byte every few seconds is disconnected;
+    C{min_data_rate} bytes that came (Apache's mod_reqtimeout counts so,
+    with an upper bound); a client that sends a byte every few seconds is
+    disconnected;
   - C{idle_timeout} for HTTP, whose own default is twelve hours.
 
 A refused or disconnected client gets its protocol's answer (IMAP
