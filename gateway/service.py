@@ -327,6 +327,8 @@ class GatewayService(service.MultiService):
                     factory = LimitedFactory(factory, ConnectionPolicy.fromConfig(context.config, name),
                                              context.reactor)
                     context.monitor.addProtocol(name, factory)
+                elif hasattr(factory, "sessions"):
+                    context.monitor.addSessionSource(name, factory)
             self.factories[name] = factory
         return self.factories[name]
 

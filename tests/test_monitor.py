@@ -206,6 +206,42 @@ class AdminListenerTests(unittest.TestCase):
 
         return threads.deferToThread(run).addCallback(check)
 
+    def test_ftpSessionsListed(self):
+        """FTP sessions (an unwrapped listener) are listed and counted, without start time or byte counts."""
+        import ftplib
+
+        config = makeTestConfig(self.config.dataRoot(), {
+            ("imap", "enabled"): False, ("pop3", "enabled"): False, ("lmtp", "enabled"): False,
+            ("ftp", "enabled"): True, ("ftp", "listen"): ("tcp:0:interface=127.0.0.1",),
+            ("admin", "enabled"): True, ("admin", "listen"): ("tcp:0:interface=127.0.0.1",),
+        })
+        top = makeService(config, reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        ports = {child.name.split()[0]: child.port.getHost().port for child in top}
+
+        def run():
+            client = ftplib.FTP()
+            client.connect("127.0.0.1", ports["ftp"], timeout=10)
+            client.login("demo@example.test", PASSWORD)
+            try:
+                self.ports["admin"] = ports["admin"]
+                return self.get("/sessions")[1], self.get("/metrics")[1]
+            finally:
+                client.quit()
+
+        def check(result):
+            sessions = json.loads(result[0])["sessions"]
+            self.assertEqual(len(sessions), 1, sessions)
+            self.assertEqual((sessions[0]["protocol"], sessions[0]["account"], sessions[0]["remote"]),
+                             ("ftp", "demo@example.test", "127.0.0.1"))
+            self.assertIsNone(sessions[0]["since"])
+            parsed = samples(result[1])
+            self.assertEqual(value(parsed, "gateway_sessions_open", protocol="ftp", domain="example.test"), 1)
+
+        return threads.deferToThread(run).addCallback(check)
+
     def test_closedSessionLogged(self):
         """A logout is logged with the account, duration and byte counts; the counts stay in the metrics."""
 

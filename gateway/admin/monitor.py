@@ -5,7 +5,9 @@ What is happening: the session registry and the metrics.
   - Sessions are the connections of the wrapped listeners
     (L{gateway.admin.limits.LimitedProtocol}): L{Monitor.sessionOpened} and
     L{Monitor.sessionClosed} keep the registry, and a closed session is
-    logged with its duration and byte counts.  What a session is doing
+    logged with its duration and byte counts.  FTP's listener is not
+    wrapped: its factory's C{sessions} are read when asked
+    (L{Monitor.addSessionSource}).  What a session is doing
     (account, selected mailbox, IDLE) is read from the front-end's session
     object when asked: L{describe}.
   - Commands are counted and timed by L{Monitor.command}, the one hook the
@@ -79,6 +81,31 @@ def describe(wrapper, now=None):
     }
 
 
+def describeUnwrapped(protocol, session):
+    """
+    A session of a front-end whose listener is not wrapped (FTP): what its
+    session object says, without start time or byte counts.
+    """
+    account = _accountOf(session)
+    try:
+        remote = getattr(session.transport.getPeer(), "host", None)
+    except Exception:
+        remote = None
+    return {
+        "protocol": protocol,
+        "account": account,
+        "domain": account.rpartition("@")[2] if account else None,
+        "remote": remote,
+        "since": None,
+        "seconds": None,
+        "mailbox": None,
+        "idle": False,
+        "xmapi": False,
+        "bytes_in": None,
+        "bytes_out": None,
+    }
+
+
 def _status(result):
     """
     The status label of a finished command: C{OK}, C{NO}, C{BAD} (IMAP's
@@ -125,7 +152,12 @@ class _Collector:
             counts[key] = counts.get(key, 0) + 1
             received[wrapper.protocol] = received.get(wrapper.protocol, 0) + wrapper.bytesIn
             sent[wrapper.protocol] = sent.get(wrapper.protocol, 0) + wrapper.bytesOut
-        for protocol in monitor.protocols:
+        for protocol, factory in monitor.sources.items():
+            for session in list(factory.sessions):
+                account = _accountOf(session)
+                key = (protocol, account.rpartition("@")[2] if account else "")
+                counts[key] = counts.get(key, 0) + 1
+        for protocol in list(monitor.protocols) + list(monitor.sources):
             counts.setdefault((protocol, ""), 0)
         for key, value in sorted(counts.items()):
             open_.add_metric(list(key), value)
@@ -167,6 +199,7 @@ class Monitor:
         self._clock = clock
         self.sessions = {}
         self.protocols = {}
+        self.sources = {}
         self.accepted = {}
         self.closedBytes = {}
         self.registry = CollectorRegistry(auto_describe=True)
@@ -194,6 +227,13 @@ class Monitor:
         self.protocols[name] = factory
         factory.monitor = self
 
+    def addSessionSource(self, name, factory):
+        """
+        Report the sessions of a front-end whose listener is not wrapped,
+        read from its factory's C{sessions} when asked.
+        """
+        self.sources[name] = factory
+
     def sessionOpened(self, wrapper):
         self.sessions[wrapper] = None
         self.accepted[wrapper.protocol] = self.accepted.get(wrapper.protocol, 0) + 1
@@ -217,7 +257,10 @@ class Monitor:
         The open sessions, oldest first, as L{describe} gives them.
         """
         now = time.time()
-        return [describe(wrapper, now) for wrapper in list(self.sessions) if wrapper.wrappedProtocol is not None]
+        result = [describe(wrapper, now) for wrapper in list(self.sessions) if wrapper.wrappedProtocol is not None]
+        for name, factory in self.sources.items():
+            result.extend(describeUnwrapped(name, session) for session in list(factory.sessions))
+        return result
 
     # -- commands ------------------------------------------------------------
 

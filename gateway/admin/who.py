@@ -58,7 +58,7 @@ def formatSessions(sessions):
     rows = [("PROTOCOL", "ACCOUNT", "REMOTE", "SINCE", "MAILBOX", "IDLE", "XMAPI")]
     for s in sessions:
         rows.append((
-            s["protocol"], s["account"] or "-", s["remote"] or "-", s["since"], s["mailbox"] or "-",
+            s["protocol"], s["account"] or "-", s["remote"] or "-", s["since"] or "-", s["mailbox"] or "-",
             "yes" if s["idle"] else "no", "yes" if s["xmapi"] else "no",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
