@@ -331,8 +331,7 @@ class NotifyTests(unittest.TestCase):
     timeout = 120
 
     def test_readinessProtocol(self):
-        """Under twistd with $NOTIFY_SOCKET the server sends READY=1 once listening, RELOADING=1 then READY=1
-        around a SIGHUP, and STOPPING=1 on SIGTERM."""
+        """Under twistd with $NOTIFY_SOCKET: READY=1 once listening, RELOADING=1 and READY=1 on SIGHUP, STOPPING=1."""
         folder = tempfile.mkdtemp(prefix="gateway-test-notify-")  # a short path for the socket
         self.addCleanup(shutil.rmtree, folder, True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

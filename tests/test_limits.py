@@ -363,8 +363,7 @@ class WiredTests(unittest.TestCase):
         self.assertEqual(config["server", "listen_backlog"], 1024)
 
     def test_clientsThroughWrapper(self):
-        """Real clients work through the wrapped listeners: imaplib and poplib after STARTTLS/STLS (clear-text
-        login allowed only over TLS), http.client, smtplib.LMTP."""
+        """imaplib and poplib after STARTTLS/STLS (plain login only over TLS), http.client and smtplib.LMTP work through the wrapper."""
         import http.client
         import imaplib
         import poplib
@@ -417,8 +416,7 @@ class WiredTests(unittest.TestCase):
         return threads.deferToThread(run).addCallback(check)
 
     def test_timeoutsOverLoopback(self):
-        """With the reactor's clock: an IMAP client that never logs in gets BYE, an HTTP request left
-        half-sent gets 408 (timeouts set to 1 s here)."""
+        """On the reactor's clock an IMAP client that never logs in reads BYE and a half-sent HTTP request 408."""
         dataRoot = self.mktemp()
         makeDataRoot(dataRoot)
         overrides = {(name, "enabled"): False for name in FRONTENDS}
