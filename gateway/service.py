@@ -362,13 +362,19 @@ class GatewayService(service.MultiService):
 
     def reopenLog(self):
         """
-        Open the log file again by name (SIGUSR1, after logrotate).
+        Open the log file and the HTTP access log again by name (SIGUSR1,
+        after logrotate).
         """
-        if self.logFile is not None:
+        files = [self.logFile.file] if self.logFile is not None and self.logFile.file is not None else []
+        for factory in self.factories.values():
+            access = getattr(getattr(factory, "wrappedFactory", factory), "_accessFile", None)
+            if isinstance(access, glog.ReopeningFile):
+                files.append(access)
+        for f in files:
             try:
-                self.logFile.reopen()
+                f.reopen()
             except OSError as e:
-                log.error("cannot open the log file {path} again: {error}", path=self.logFile.path, error=e)
+                log.error("cannot open the log file {path} again: {error}", path=f.path, error=e)
 
     # -- signals -----------------------------------------------------------------
 

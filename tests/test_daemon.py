@@ -194,6 +194,45 @@ class ReloadTests(unittest.TestCase):
         self.assertTrue(any("the certificate in use stays" in e.get("log_format", "") for e in self.events))
 
 
+class AccessLogTests(unittest.TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_accessLogReopened(self):
+        """After the HTTP access log is renamed, reopenLog (SIGUSR1) sends the next requests to a new file."""
+        import http.client
+
+        from gateway.service import FRONTENDS
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        dataRoot = os.path.join(folder, "data")
+        makeDataRoot(dataRoot)
+        access = os.path.join(folder, "access.log")
+        overrides = {(name, "enabled"): False for name in FRONTENDS}
+        overrides["http", "enabled"] = True
+        overrides["http", "listen"] = ("tcp:0:interface=127.0.0.1",)
+        overrides["http", "access_log"] = access
+        top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        port = list(top)[0].port.getHost().port
+
+        def get(path):
+            client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            client.request("GET", path)
+            client.getresponse().read()
+            client.close()
+
+        yield threads.deferToThread(get, "/first")
+        os.rename(access, access + ".1")
+        top.reopenLog()
+        yield threads.deferToThread(get, "/second")
+        with open(access + ".1") as old, open(access) as new:
+            self.assertEqual(('"GET /first' in old.read(), '"GET /second' in new.read()), (True, True))
+
+
 class LogFileTests(unittest.TestCase):
     def test_reopenAfterRename(self):
         """After the file is renamed (logrotate), reopen() writes the next lines to a new file of the same name."""
