@@ -375,6 +375,8 @@ class GatewayService(service.MultiService):
                 f.reopen()
             except OSError as e:
                 log.error("cannot open the log file {path} again: {error}", path=f.path, error=e)
+        if files:
+            log.info("log files opened again: {paths}", paths=" ".join(f.path for f in files))
 
     # -- signals -----------------------------------------------------------------
 

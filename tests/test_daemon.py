@@ -5,6 +5,7 @@ without dropping sessions, the log file is opened again on SIGUSR1 (after
 logrotate), and levels come from one LogLevelFilterPredicate.
 """
 
+import grp
 import os
 import pwd
 import random
@@ -406,6 +407,83 @@ class NotifyTests(unittest.TestCase):
         self.assertEqual(sock.recv(100), b"STOPPING=1")
         # twistd ends by the signal it stopped for, as systemd expects of SIGTERM.
         self.assertIn(child.wait(30), (0, -signal.SIGTERM))
+
+
+class LogrotateTests(unittest.TestCase):
+    timeout = 120
+
+    def test_rotationWithRunningServer(self):
+        """etc/gateway.logrotate rotates a running server's log files; after its SIGUSR1 the server writes new ones."""
+        logrotate = shutil.which("logrotate")
+        if logrotate is None:
+            raise unittest.SkipTest("logrotate is not installed (make tools installs it as root)")
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        dataRoot = os.path.join(folder, "data")
+        makeDataRoot(dataRoot)
+        cert, key = testCertificate()
+        port = freePort()
+        path = os.path.join(folder, "gateway.ini")
+        logPath = os.path.join(folder, "gateway.log")
+        writeConfig(path, dataRoot, cert, key, ["tcp:%d:interface=127.0.0.1" % (port,)], "log_file = %s" % logPath)
+        child = subprocess.Popen(
+            [TWISTD, "--nodaemon", "--pidfile=", "--logfile", os.path.join(folder, "twistd.log"),
+             "gateway", "--config", path],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+        def stop():
+            if child.poll() is None:
+                child.terminate()
+                child.wait(30)
+
+        self.addCleanup(stop)
+
+        def waitFor(predicate, what):
+            deadline = time.monotonic() + 30
+            while not predicate():
+                if child.poll() is not None or time.monotonic() > deadline:
+                    self.fail("waiting for " + what)
+                time.sleep(0.05)
+
+        def logHas(text, name):
+            try:
+                with open(name) as f:
+                    return text in f.read()
+            except FileNotFoundError:
+                return False
+
+        def login():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    f = s.makefile("rb")
+                    f.readline()
+                    s.sendall(b'a LOGIN demo@example.test "%s"\r\nb LOGOUT\r\n' % (PASSWORD.encode(),))
+                    f.read()
+                return True
+            except OSError:
+                return False
+
+        waitFor(login, "a login")
+        waitFor(lambda: logHas("authentication succeeded", logPath), "the login in the log file")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(root, "etc", "gateway.logrotate")) as f:
+            conf = f.read()
+        user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+        conf = (conf.replace("/var/log/gateway", folder).replace("gateway gateway", "%s %s" % (user, group))
+                .replace("systemctl kill --signal=USR1 --kill-whom=main gateway.service", "kill -USR1 %d" % child.pid))
+        confPath = os.path.join(folder, "logrotate.conf")
+        with open(confPath, "w") as f:
+            f.write(conf)
+        os.chmod(confPath, 0o644)
+        result = subprocess.run([logrotate, "--force", "--state", os.path.join(folder, "state"), confPath],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        waitFor(lambda: logHas("log files opened again", logPath), "the server's answer to logrotate's SIGUSR1")
+        child.send_signal(signal.SIGHUP)
+        waitFor(lambda: logHas("reload: configuration", logPath), "the reload in the new log file")
+        self.assertFalse(logHas("reload: configuration", logPath + ".1"))
+        self.assertTrue(logHas("authentication succeeded", logPath + ".1"))
 
 
 class SystemdUnitTests(unittest.TestCase):
