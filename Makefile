@@ -51,3 +51,20 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# systemd-analyze and logrotate, which check etc/gateway.service and
+# etc/gateway.logrotate, from Debian when missing (as root); without them
+# those tests are skipped.
+tools: tools-service
+tools-service:
+	@command -v systemd-analyze >/dev/null && command -v logrotate >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT_INSTALL) systemd logrotate >/dev/null || \
+	      { apt-get update -q >/dev/null && $(APT_INSTALL) systemd logrotate >/dev/null; }; }; } || \
+	  echo "systemd-analyze or logrotate could not be installed: the checks of etc/ will be skipped"
+
+# The manual pages in docs/, from the argument parsers and the configuration
+# schema (a test checks they are up to date): man -l docs/gatewayctl.8
+.PHONY: man tools-service
+man: install
+	$(BIN)/python -m gateway.manpage docs

@@ -158,7 +158,37 @@ def _protocol(name, listen, description):
             name, "log_level", _level, "info",
             "Least severe %s event to log (debug, info, warn, error)." % (description,),
         ),
-    ]
+    ] + _limits(name, description.split(" (")[0])
+
+
+#: The connection limits service.py enforces for a protocol's listeners
+#: (L{gateway.admin.limits}): section -> C{[(option, default)]}; help in L{_LIMIT_HELP}.
+_LIMITS = {
+    "imap": [("max_connections_per_address", "50"), ("login_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "pop3": [("max_connections_per_address", "20"), ("login_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "http": [("max_connections", "2000"), ("max_connections_per_address", "50"), ("idle_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "lmtp": [("max_connections", "200"), ("max_connections_per_address", "100"),
+             ("request_timeout", "60"), ("min_data_rate", "500")],
+}
+
+_LIMIT_HELP = {
+    "max_connections": "Most %s connections at once.",
+    "max_connections_per_address": "Most %s connections at once from one client address; 0: no limit.",
+    "login_timeout": "Seconds from connecting to logging in that %s clients have; 0: no limit.",
+    "idle_timeout": "Seconds an idle %s connection is kept between requests.",
+    "request_timeout": "Seconds that %s commands, literals or requests that have begun to arrive may take,"
+                       " plus one second for every min_data_rate bytes; a slower client is disconnected"
+                       " (0: no limit).",
+    "min_data_rate": "Bytes per second that extend request_timeout for %s input still arriving.",
+}
+
+
+def _limits(name, description):
+    return [Option(name, option, _int, default, _LIMIT_HELP[option] % (description,))
+            for option, default in _LIMITS.get(name, ())]
 
 
 SCHEMA = [
@@ -169,6 +199,12 @@ SCHEMA = [
     Option("server", "main_domain", _str, "example.test",
            "The main domain: login names without a domain that come in on an"
            " address no domain is assigned to belong to it."),
+    Option("server", "log_file", _str, "",
+           "File the server log is written to, besides twistd's own log (empty: none); SIGUSR1"
+           " opens it again by name, after logrotate has moved it."),
+    Option("server", "listen_backlog", _int, "1024",
+           "Connections the kernel queues on each listener before the server accepts them"
+           " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",
@@ -197,6 +233,11 @@ SCHEMA = [
            " one after the other, each the failure delay after the previous one."),
     Option("auth", "log_level", _level, "info",
            "Least severe authentication event to log (logins are logged at info)."),
+    Option("admin", "enabled", _bool, "yes",
+           "Serve the admin listener: /metrics (Prometheus text format) and /sessions (JSON, for gatewayctl who)."),
+    Option("admin", "listen", _list, "tcp:8200:interface=127.0.0.1",
+           "Where the admin listener listens: Twisted endpoint strings. It has no authentication:"
+           " keep it on loopback or a private network."),
 ] + _protocol(
     "imap", "tcp:1143:interface=127.0.0.1 ssl:1993:interface=127.0.0.1", "IMAP"
 ) + [

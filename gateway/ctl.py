@@ -560,6 +560,9 @@ def makeParser():
                         % (DEFAULT_CONFIG_PATH,))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    from gateway.admin.who import addParser as addWhoParser
+
+    addWhoParser(commands)  # gatewayctl who
 
     domain = commands.add_parser("domain", help="add, change, remove and list domains").add_subparsers(
         dest="action", metavar="ACTION")

@@ -519,3 +519,25 @@ class IDeliveryAgent(Interface):
         @return: the new UID.
         @raise gateway.errors.QuotaExceeded:
         """
+
+
+# ---------------------------------------------------------------------------
+# Operations
+
+
+class IMonitor(Interface):
+    """
+    What the front-ends report for the metrics and the session list
+    (C{context.monitor}): one hook at command dispatch.  Sessions, bytes
+    and logins are seen from the wiring's side (the listener wrapper and
+    the portal), so the front-ends need no more.
+    """
+
+    def command(protocol, name, handler, *args):
+        """
+        Run C{handler(*args)} (a command of C{protocol} named C{name}) and
+        count it with its duration, when it is done (now, or when the
+        C{Deferred} it returns fires).
+
+        @return: what C{handler} returns; what it raises is raised.
+        """

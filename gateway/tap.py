@@ -46,6 +46,7 @@ def makeService(options, reactor=None):
                 path=path, dataRoot=config.dataRoot(),
             )
         top = _makeService(config, reactor)
+        top.handleSignals = True  # SIGHUP reloads, SIGUSR1 reopens the log file
     except ConfigurationError as e:
         sys.stderr.write("gateway: configuration error: %s\n" % (e,))
         sys.stderr.flush()

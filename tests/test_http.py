@@ -587,4 +587,4 @@ class WiringTests(TestCase):
         children = [s for s in top if s.name.startswith("http ")]
         self.assertEqual([s.name for s in children],
                          ["http tcp:0:interface=127.0.0.1", "http ssl:0:interface=127.0.0.1"])
-        self.assertIsInstance(children[0].factory, server.GatewaySite)
+        self.assertIsInstance(children[0].factory.wrappedFactory, server.GatewaySite)  # inside the limits

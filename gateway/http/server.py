@@ -27,6 +27,7 @@ from gateway.http.autoconfig import renderAutoconfig
 from gateway.http.freebusy import FreeBusyPublisher
 from gateway.http.pages import errorPage, htmlPage, log
 from gateway.http.site import PersonalSite
+from gateway.logging import ReopeningFile
 
 SERVER_NAME = b"gateway"
 
@@ -208,7 +209,7 @@ class GatewaySite(server.Site):
     def startFactory(self):
         server.Site.startFactory(self)
         if self.accessLog != "-" and self._accessFile is None:
-            self._accessFile = open(self.accessLog, "a", 1, encoding="utf-8", newline="\n")
+            self._accessFile = ReopeningFile(self.accessLog)  # SIGUSR1 opens it again (logrotate)
 
     def stopFactory(self):
         server.Site.stopFactory(self)

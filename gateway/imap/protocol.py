@@ -472,7 +472,7 @@ class IMAPServer(Protocol):
             return
         self._busy = True
         try:
-            result = row.handler(self, tag, args)
+            result = self.context.monitor.command("imap", row.name, row.handler, self, tag, args)
         except Exception:
             self._commandDone(failure.Failure(), tag, row)
             return
