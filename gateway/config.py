@@ -201,7 +201,7 @@ SCHEMA = [
            " address no domain is assigned to belong to it."),
     Option("server", "log_file", _str, "",
            "File the server log is written to, besides twistd's own log (empty: none); SIGUSR1"
-           " opens it again by name, after logrotate has moved it."),
+           " opens it again by name, after logrotate has moved it.", path=True),
     Option("server", "listen_backlog", _int, "1024",
            "Connections the kernel queues on each listener before the server accepts them"
            " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),

@@ -673,7 +673,7 @@ def main(argv=None, out=None):
                          % (path, dataRoot))
     if getattr(args, "createsDataRoot", False):
         os.makedirs(dataRoot, mode=0o750, exist_ok=True)
-    elif not os.path.isdir(dataRoot):
+    elif getattr(args, "needsDataRoot", True) and not os.path.isdir(dataRoot):
         sys.stderr.write(
             "gatewayctl: the data root %s does not exist: check [server] data_root in %s, or create it"
             " with gatewayctl init-demo or domain add\n" % (dataRoot, os.path.abspath(path))

@@ -35,7 +35,7 @@ class SchemaTests(unittest.TestCase):
         config = defaultConfig()
         for option in SCHEMA:
             value = option.parse(option.default)
-            if option.path and value != "-":
+            if option.path and value not in ("-", ""):
                 value = os.path.normpath(os.path.join(os.getcwd(), "etc", value))
             self.assertEqual(config[option.section, option.name], value)
         self.assertEqual(config.dataRoot(), os.path.join(os.getcwd(), "var"))

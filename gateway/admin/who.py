@@ -73,7 +73,8 @@ def addParser(commands):
     """
     p = commands.add_parser("who", help="list the sessions of the running server (from its admin listener)")
     p.add_argument("--json", action="store_true", help="print the sessions as JSON")
-    p.set_defaults(run=whoCommand, needsConfig=True)
+    # It asks the running server, so it works where the data root is not readable.
+    p.set_defaults(run=whoCommand, needsConfig=True, needsDataRoot=False)
 
 
 def whoCommand(directory, args, out, config):
