@@ -29,13 +29,15 @@ lint: install
 	$(BIN)/ruff check gateway tests bench
 
 # The clients the end-to-end tests drive besides Python's own: curl and lftp,
-# from Debian when missing (as root); without them those tests are skipped.
+# and Dovecot's doveadm (reads our dovecot-acl files), from Debian when
+# missing (as root); without them those tests are skipped.
+TOOLS = curl lftp dovecot-core
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 tools:
-	@command -v curl >/dev/null && command -v lftp >/dev/null || \
+	@command -v curl >/dev/null && command -v lftp >/dev/null && command -v doveadm >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    { $(APT_INSTALL) curl lftp >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) curl lftp >/dev/null; }; }; } || \
-	  echo "curl or lftp could not be installed: their end-to-end tests will be skipped"
+	    { $(APT_INSTALL) $(TOOLS) >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) $(TOOLS) >/dev/null; }; }; } || \
+	  echo "curl, lftp or dovecot-core could not be installed: their tests will be skipped"
 
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp
