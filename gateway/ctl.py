@@ -14,6 +14,7 @@ import getpass
 import os
 import sys
 
+from gateway import ctl_acl
 from gateway.config import ConfigurationError, defaultConfig, formatSize, loadConfig, parseSize, sampleConfig
 from gateway.cred.passwords import HASH_SCHEMES, hashPassword, isKnownScheme, splitScheme
 from gateway.directory.filedir import SERVICES, FileDirectory, splitAddress
@@ -352,6 +353,7 @@ def initDemo(directory, args, out, config):
         return EX_OK
     directory.addDomain(DEMO_DOMAIN)
     directory.addAccount(DEMO_ACCOUNT, hashPassword(DEMO_PASSWORD, "CRAM-MD5"))
+    ctl_acl.addPublicAccount(directory, DEMO_DOMAIN)
     out.write(
         "created domain %s with account %s, password %r\n" % (DEMO_DOMAIN, DEMO_ACCOUNT, DEMO_PASSWORD)
     )
@@ -468,6 +470,8 @@ def makeParser():
 
     p = commands.add_parser("init-demo", help="create a certificate and the demo account if missing")
     p.set_defaults(run=initDemo, needsConfig=True)
+
+    ctl_acl.addParser(commands)
 
     p = commands.add_parser("sample-config", help="print the sample configuration (every option)")
     p.set_defaults(run=None)

@@ -358,14 +358,16 @@ class SharedIndex:
     )
 
     def __init__(self, path):
+        #: The SQLite file, or C{None} for one in memory.
         self.path = path
         self._conn = None
 
     @property
     def conn(self):
         if self._conn is None:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            if self.path is not None:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            conn = sqlite3.connect(self.path or ":memory:", isolation_level=None, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode = WAL")
             for statement in self.SCHEMA:
                 conn.execute(statement)
@@ -373,7 +375,7 @@ class SharedIndex:
         return self._conn
 
     def exists(self):
-        return os.path.exists(self.path)
+        return self.path is None or os.path.exists(self.path)
 
     def close(self):
         if self._conn is not None:
