@@ -89,7 +89,9 @@ class AccessTests(unittest.TestCase):
         self.assertEqual(mailbox.uids(), [uid])
         self.assertEqual(mailbox.openMessage(uid).read(), MESSAGE)
         changed, _ = mailbox.setFlags([uid], ["\\Seen", "\\Flagged", "\\Deleted"], "+")
-        self.assertEqual(inbox.messages([uid])[0].flags, frozenset(["\\Seen"]))
+        self.assertEqual([info.flags for info in changed], [frozenset(["\\Seen"])])
+        self.assertEqual(mailbox.messages([uid])[0].flags, frozenset(["\\Seen"]))
+        self.assertEqual(inbox.messages([uid])[0].flags, frozenset())
         self.assertRaises(PermissionDenied, mailbox.expunge)
         self.assertRaises(PermissionDenied, mailbox.appendMessage, MESSAGE)
 
@@ -100,9 +102,13 @@ class AccessTests(unittest.TestCase):
         self.boss.setACL("INBOX", "demo@example.test", "lrs")
         mailbox = self.demo.getMailbox("~boss@b.test/INBOX")
         mailbox.setFlags([uid], ["\\Seen"], "=")
-        self.assertEqual(inbox.messages([uid])[0].flags, frozenset(["\\Seen", "\\Flagged"]))
+        self.assertEqual(mailbox.messages([uid])[0].flags, frozenset(["\\Seen", "\\Flagged"]))
         mailbox.setFlags([uid], [], "=")
-        self.assertEqual(inbox.messages([uid])[0].flags, frozenset(["\\Flagged"]))
+        self.assertEqual(mailbox.messages([uid])[0].flags, frozenset(["\\Flagged"]))
+        self.boss.setACL("INBOX", "demo@example.test", "w", "+")
+        mailbox.setFlags([uid], ["$Done", "\\Seen"], "=")
+        self.assertEqual(mailbox.messages([uid])[0].flags, frozenset(["\\Seen", "$Done"]))
+        self.assertEqual(inbox.messages([uid])[0].flags, frozenset(["$Done"]))
 
     def test_rightsAreLive(self):
         """A right taken away applies to an open mailbox at once."""
@@ -235,6 +241,57 @@ class AccessTests(unittest.TestCase):
         self.boss.setACL("Calendar", "anyone", "p")
         self.assertEqual(layer.deliveryTarget("x@else.test", "boss@b.test", "Calendar").name, "Calendar")
         self.assertEqual(layer.deliveryTarget("", "boss@b.test", "Calendar").name, "Calendar")
+
+
+class PrivateSeenTests(unittest.TestCase):
+    def setUp(self):
+        self.realm = makeSharingRealm(self)
+        self.boss = self.realm.accountFor("boss@b.test").access
+        self.demo = self.realm.accountFor("demo@example.test").access
+        self.other = self.realm.accountFor("other@example.test").access
+        self.inbox = self.realm.accountFor("boss@b.test").mailStore.getMailbox("INBOX")
+        self.uids = [self.inbox.appendMessage(MESSAGE) for _ in range(3)]
+        self.inbox.setFlags([self.uids[2]], ["\\Seen"], "+")
+        self.boss.setACL("INBOX", "authenticated", "lrs")
+
+    def test_ownSeen(self):
+        """Each viewer has their own \\Seen; the owner's flags do not change."""
+        demo = self.demo.getMailbox("~boss@b.test/INBOX")
+        other = self.other.getMailbox("~boss@b.test/INBOX")
+        demo.setFlags(self.uids[:2], ["\\Seen"], "+")
+        self.assertEqual([i.flags for i in demo.messages(self.uids)], [frozenset(["\\Seen"])] * 2 + [frozenset()])
+        self.assertEqual([i.flags for i in other.messages(self.uids)], [frozenset()] * 3)
+        self.assertEqual([i.flags for i in self.inbox.messages(self.uids)],
+                         [frozenset(), frozenset(), frozenset(["\\Seen"])])
+        demo.setFlags([self.uids[0]], ["\\Seen"], "-")
+        self.assertEqual([i.flags for i in demo.messages(self.uids)],
+                         [frozenset(), frozenset(["\\Seen"]), frozenset()])
+
+    def test_countsAndSearch(self):
+        """STATUS UNSEEN and SEARCH (UN)SEEN use the viewer's own \\Seen."""
+        from gateway.store import query
+        demo = self.demo.getMailbox("~boss@b.test/INBOX")
+        demo.setFlags([self.uids[1]], ["\\Seen"], "+")
+        self.assertEqual(demo.counts().unseen, 2)
+        self.assertEqual(self.inbox.counts().unseen, 2)
+        self.assertEqual([u for u, _ in demo.search(query.HasFlag("\\Seen"))], [self.uids[1]])
+        self.assertEqual([u for u, _ in demo.search(query.Not(query.HasFlag("\\seen")))],
+                         [self.uids[0], self.uids[2]])
+        self.assertEqual([u for u, _ in self.inbox.search(query.HasFlag("\\Seen"))], [self.uids[2]])
+
+    def test_migration(self):
+        """An index of the first wave gets the userflags table when opened."""
+        import sqlite3
+
+        from gateway.store import index
+        path = self.mktemp()
+        conn = sqlite3.connect(path, isolation_level=None)
+        index.migrate(conn, index.MIGRATIONS[:1])
+        conn.close()
+        conn = index.connect(path)
+        self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], len(index.MIGRATIONS))
+        conn.execute("SELECT mailbox, user, uid, flags FROM userflags").fetchall()
+        conn.close()
 
 
 class TransferTests(unittest.TestCase):

@@ -213,3 +213,23 @@ class EnforcementTests(IMAPTestMixin, unittest.TestCase):
         self.clock.advance(0)
         self.assertIn(b"* 1 FETCH (FLAGS (\\Flagged \\Recent))", self.other.read())
         self.assertIn(b"b OK", self.other.send(b"DONE"))
+
+
+class PrivateSeenTests(IMAPTestMixin, unittest.TestCase):
+    def setUp(self):
+        self.login()
+        append(self, b"INBOX", MESSAGE)
+        self.send(b"a SETACL INBOX other lrs")
+        self.other = Peer(self, b"other")
+
+    def test_viewerSeenIsPrivate(self):
+        """A viewer's FETCH BODY[] sets their own \\Seen; the owner's message stays unseen."""
+        self.other.send(b"b SELECT ~demo/INBOX")
+        out = self.other.send(b"c FETCH 1 (BODY[])")
+        self.assertIn(b"\\Seen", out)
+        self.assertIn(b"FLAGS (\\Seen", self.other.send(b"d FETCH 1 (FLAGS)"))
+        self.assertIn(b'* STATUS "~demo/INBOX" (UNSEEN 0)', self.other.send(b"e STATUS ~demo/INBOX (UNSEEN)"))
+        self.assertIn(b"* SEARCH 1", self.other.send(b"f SEARCH SEEN"))
+        self.assertIn(b'* STATUS "INBOX" (UNSEEN 1)', self.send(b"g STATUS INBOX (UNSEEN)"))
+        self.send(b"h EXAMINE INBOX")
+        self.assertIn(b"FLAGS ())", self.send(b"i FETCH 1 (FLAGS)"))

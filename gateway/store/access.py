@@ -21,6 +21,7 @@ L{NoSuchMailbox} exactly as a missing one does; one the viewer sees but may
 not use this way raises L{PermissionDenied} (as Dovecot does).
 """
 
+import attr
 from zope.interface import implementer
 
 from gateway.errors import (
@@ -28,11 +29,10 @@ from gateway.errors import (
     InvalidMailboxName,
     NoSuchMailbox,
     PermissionDenied,
-    QuotaExceeded,
     StoreError,
 )
 from gateway.interfaces import IMailboxAccess, IViewerAccess
-from gateway.store import acl, maildir
+from gateway.store import acl, maildir, userflags
 from gateway.store.acl import ALL_RIGHTS
 
 #: The account that holds a domain's public folders (C{~public/...}).
@@ -497,27 +497,77 @@ class SharedMailbox:
     def _need(self, needed):
         _check(self.rights(), needed, self.name)
 
+    @property
+    def _viewer(self):
+        return self._access.viewer
+
+    # -- reading, with the viewer's own \\Seen ---------------------------------
+
+    def messages(self, uids, headers=True):
+        return userflags.personalize(self._mailbox, self._viewer, self._mailbox.messages(uids, headers))
+
+    def changesSince(self, modseq):
+        expunged, changed, highest = self._mailbox.changesSince(modseq)
+        return expunged, userflags.personalize(self._mailbox, self._viewer, changed), highest
+
+    def counts(self):
+        counts = self._mailbox.counts()
+        return attr.evolve(counts, unseen=userflags.unseenCount(self._mailbox, self._viewer))
+
+    def search(self, term, limit=None):
+        return userflags.search(self._mailbox, self._viewer, term, limit)
+
     def openMessage(self, uid):
         self._need("r")
         return self._mailbox.openMessage(uid)
 
+    # -- writing -----------------------------------------------------------------
+
     def appendMessage(self, source, flags=(), internalDate=None):
         rights = self.rights()
         _check(rights, "i", self.name)
-        return self._mailbox.appendMessage(source, allowedFlags(flags, rights), internalDate)
+        flags = allowedFlags(flags, rights)
+        shared = [flag for flag in flags if flag.lower() != "\\seen"]
+        uid = self._mailbox.appendMessage(source, shared, internalDate)
+        if len(shared) != len(flags):
+            userflags.setSeen(self._mailbox, self._viewer, [uid], "+")
+        return uid
 
     def setFlags(self, uids, flags, mode, unchangedSince=None):
         rights = self.rights()
         allowed = allowedFlags(flags, rights)
-        if mode != "=" or len(allowed) == len(flags) and {"s", "w", "t"} <= rights:
-            if not allowed and mode != "=":
-                return [], []
-            return self._mailbox.setFlags(uids, allowed, mode, unchangedSince)
-        # Replace only the kinds of flags the viewer may change.
+        seen = any(flag.lower() == "\\seen" for flag in allowed)
+        allowed = [flag for flag in allowed if flag.lower() != "\\seen"]
+        changedUids, failed = set(), []
+        if "s" in rights and (seen or mode == "="):
+            if unchangedSince is not None:
+                keep = {info.uid for info in self._mailbox.messages(uids, headers=False)
+                        if info.modseq <= unchangedSince}
+                failed = [uid for uid in uids if uid not in keep]
+                seenTargets = sorted(keep)
+            else:
+                seenTargets = uids
+            how = "+" if seen and mode != "-" else "-"
+            changedUids.update(userflags.setSeen(self._mailbox, self._viewer, seenTargets, how))
+        shareable = {"w", "t"} & rights
+        if mode != "=" and allowed or mode == "=" and shareable:
+            if mode != "=":
+                done, skipped = self._mailbox.setFlags(uids, allowed, mode, unchangedSince)
+            else:
+                done, skipped = self._replaceShared(uids, allowed, rights, unchangedSince)
+            changedUids.update(info.uid for info in done)
+            failed.extend(u for u in skipped if u not in failed)
+        return self.messages(sorted(changedUids)), failed
+
+    def _replaceShared(self, uids, allowed, rights, unchangedSince):
+        """
+        STORE FLAGS (replace) of the shared flags: only the kinds the viewer
+        may change are replaced, the others stay as they are.
+        """
         wanted = {flag.lower() for flag in allowed}
         remove = set()
         for info in self._mailbox.messages(uids, headers=False):
-            remove.update(flag for flag in info.flags
+            remove.update(flag for flag in info.flags - userflags.PRIVATE
                           if flagRight(flag) in rights and flag.lower() not in wanted)
         changed, failed = {}, []
         for flagSet, how in ((allowed, "+"), (sorted(remove), "-")):
@@ -525,9 +575,7 @@ class SharedMailbox:
                 done, skipped = self._mailbox.setFlags(uids, flagSet, how, unchangedSince)
                 changed.update((info.uid, info) for info in done)
                 failed.extend(u for u in skipped if u not in failed)
-        if changed:
-            changed = {info.uid: info for info in self._mailbox.messages(sorted(changed))}
-        return [changed[uid] for uid in sorted(changed)], failed
+        return list(changed.values()), failed
 
     def expunge(self, uids=None):
         self._need("e")
@@ -546,33 +594,28 @@ def _unwrap(mailbox):
 
 def transfer(source, uids, destination, move=False):
     """
-    COPY or MOVE between any two mailboxes the viewer opened: within one
-    store the store's own (atomic) copy; across accounts each message is
+    COPY or MOVE between any two mailboxes the viewer opened: between two
+    own mailboxes the store's own (atomic) copy; otherwise each message is
     appended to the destination (quota charged to its owner, checked for
-    the whole set first), keeping flags the viewer may set there and the
-    internal dates, then for a move the originals are expunged.
+    the whole set first), with the flags the viewer may set there and the
+    internal date, then for a move the originals are expunged.
 
     @return: C{[(sourceUid, destinationUid)]}.
     """
     if isinstance(source, SharedMailbox):
         source._need("re" if move else "r")
-    destinationRights = ALL_RIGHTS
     if isinstance(destination, SharedMailbox):
-        destinationRights = destination.rights()
-        _check(destinationRights, "i", destination.name)
+        destination._need("i")
     rawSource, rawDestination = _unwrap(source), _unwrap(destination)
     sameStore = getattr(rawSource, "_store", None) is getattr(rawDestination, "_store", None)
-    if sameStore and {"s", "w", "t"} <= destinationRights:
+    if sameStore and not isinstance(source, SharedMailbox) and not isinstance(destination, SharedMailbox):
         if move:
             return rawSource.moveTo(uids, rawDestination)
         return rawSource.copyTo(uids, rawDestination)
-    infos = rawSource.messages(uids, headers=False)
-    quota = getattr(rawDestination._store, "quota", None) if hasattr(rawDestination, "_store") else None
-    if quota is not None and not sameStore:
-        try:
-            quota.check(sum(info.size for info in infos))
-        except QuotaExceeded:
-            raise QuotaExceeded("storage quota exceeded") from None
+    infos = source.messages(uids, headers=False)
+    store = getattr(rawDestination, "_store", None)
+    if store is not None and store.quota is not None and not sameStore:
+        store.quota.check(sum(info.size for info in infos))
     pairs = []
     for info in infos:
         try:
@@ -583,12 +626,9 @@ def transfer(source, uids, destination, move=False):
             data = f.read()
         finally:
             f.close()
-        newUid = rawDestination.appendMessage(data, allowedFlags(info.flags, destinationRights),
-                                              info.internalDate)
-        pairs.append((info.uid, newUid))
+        pairs.append((info.uid, destination.appendMessage(data, info.flags, info.internalDate)))
     if move and pairs:
         moved = [pair[0] for pair in pairs]
         rawSource.setFlags(moved, ["\\Deleted"], "+")
         rawSource.expunge(moved)
     return pairs
-
