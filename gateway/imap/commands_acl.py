@@ -30,8 +30,17 @@ def _text(args):
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+_ATOM_SPECIALS = set('(){ %*"\\]')
+
+
 def _id(text):
-    return quote(text.encode("utf-8")) if text else b'""'
+    """
+    An astring (an atom where possible, as Dovecot sends identifiers and
+    rights).
+    """
+    if text and all(" " < ch < "\x7f" and ch not in _ATOM_SPECIALS for ch in text):
+        return text.encode("ascii")
+    return quote(text.encode("utf-8"))
 
 
 @command("GETACL", AUTH, capability="ACL")

@@ -403,8 +403,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
         if "MYRIGHTS" in returns and info is not None and info.exists:
-            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b' "'
-                                 + formatRights(info.rights, obsolete=True).encode("ascii") + b'"')
+            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+                                 + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
                 mailbox = openMailbox(session, name, "r")
