@@ -7,7 +7,7 @@ C{public} account, and rebuild the shared-mailbox index.
     gatewayctl acl get ACCOUNT MAILBOX
     gatewayctl acl set ACCOUNT MAILBOX IDENTIFIER [+|-]RIGHTS
     gatewayctl acl delete ACCOUNT MAILBOX IDENTIFIER
-    gatewayctl acl public DOMAIN
+    gatewayctl acl public DOMAIN [MAILBOX...]
     gatewayctl acl rebuild
 """
 
@@ -105,6 +105,13 @@ def _public(directory, args, out):
     address = addPublicAccount(directory, domain.name)
     if address is not None:
         out.write("account %s added (shared folders ~public/...; nobody logs in as it)\n" % (address,))
+    if args.mailboxes:
+        _realm, access = _access(directory, "public@%s" % (domain.name,))
+        existing = {m.name for m in access.listMailboxes()}
+        for name in args.mailboxes:
+            if name not in existing:
+                access.createMailbox(name)
+                out.write("mailbox ~public/%s created\n" % (name,))
 
 
 def _rebuild(directory, args, out):
@@ -140,8 +147,10 @@ def addParser(commands):
     p.add_argument("mailbox", metavar="MAILBOX")
     p.add_argument("identifier", metavar="IDENTIFIER")
     p.set_defaults(run=aclCommand)
-    p = acl.add_parser("public", help="make the domain's public account (its mailboxes are ~public/...)")
+    p = acl.add_parser("public", help="make the domain's public account (its mailboxes are ~public/...)"
+                       " and any MAILBOX missing in it")
     p.add_argument("domain", metavar="DOMAIN")
+    p.add_argument("mailboxes", metavar="MAILBOX", nargs="*")
     p.set_defaults(run=aclCommand)
     p = acl.add_parser("rebuild", help="rebuild the shared-mailbox index from the dovecot-acl files")
     p.set_defaults(run=aclCommand)
