@@ -338,3 +338,20 @@ class TransferTests(unittest.TestCase):
         transfer(own, uids, shared)
         self.assertRaises(QuotaExceeded, transfer, own, uids, shared)
         self.assertEqual(len(self.bossInbox.uids()), 1)
+
+
+class ForgetTests(unittest.TestCase):
+    def test_deleteForgetsPrivateFlags(self):
+        """Deleting a shared mailbox removes its viewers' private flags with it."""
+        realm = makeSharingRealm(self)
+        boss = realm.accountFor("boss@b.test")
+        boss.mailStore.createMailbox("Box")
+        mailbox = boss.mailStore.getMailbox("Box")
+        uid = mailbox.appendMessage(MESSAGE)
+        boss.access.setACL("Box", "demo@example.test", "lrs")
+        realm.accountFor("demo@example.test").access.getMailbox("~boss@b.test/Box").setFlags([uid], ["\\Seen"], "+")
+        from gateway.store import userflags
+        self.assertEqual(userflags.seenUids(mailbox, "demo@example.test"), {uid})
+        boss.access.deleteMailbox("Box")
+        conn = boss.mailStore._conn
+        self.assertEqual(conn.execute("SELECT count(*) FROM userflags").fetchone()[0], 0)

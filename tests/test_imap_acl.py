@@ -233,3 +233,12 @@ class PrivateSeenTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b'* STATUS "INBOX" (UNSEEN 1)', self.send(b"g STATUS INBOX (UNSEEN)"))
         self.send(b"h EXAMINE INBOX")
         self.assertIn(b"FLAGS ())", self.send(b"i FETCH 1 (FLAGS)"))
+
+    def test_noSeenWithoutS(self):
+        """A viewer without s reading a body is not told it is \\Seen, and nothing is stored."""
+        self.send(b"a SETACL INBOX other lr")
+        self.other.send(b"b SELECT ~demo/INBOX")
+        out = self.other.send(b"c FETCH 1 (BODY[] FLAGS)")
+        self.assertIn(b"Hello", out)
+        self.assertNotIn(b"\\Seen", out)
+        self.assertNotIn(b"\\Seen", self.other.send(b"d FETCH 1 (FLAGS)"))

@@ -19,7 +19,7 @@ from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
-from gateway.store.access import transfer
+from gateway.store.access import hasRight, transfer
 
 capability("IDLE")
 capability("MOVE")
@@ -156,7 +156,7 @@ def _fetchLoop(session, items, uids, changedSince):
 
     view = session.view
     mailbox = view.mailbox
-    writable = not view.readOnly
+    writable = not view.readOnly and hasRight(mailbox, "s")
     plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]

@@ -350,7 +350,14 @@ class ViewerAccess:
 
     def deleteMailbox(self, name):
         location = self.require(name, "x")
-        self.layer.storeOf(location.owner).deleteMailbox(location.name)
+        store = self.layer.storeOf(location.owner)
+        try:
+            mailbox = store.getMailbox(location.name)
+        except NoSuchMailbox:
+            mailbox = None  # a \\Noselect level
+        store.deleteMailbox(location.name)
+        if mailbox is not None:
+            userflags.forget(mailbox)
         self.layer.forgetACL(location)
 
     def renameMailbox(self, oldName, newName):
@@ -586,6 +593,14 @@ class SharedMailbox:
 
     def moveTo(self, uids, destination):
         return transfer(self, uids, destination, move=True)
+
+
+def hasRight(mailbox, right):
+    """
+    Does the viewer who opened C{mailbox} have C{right} on it?  (Always
+    for an own mailbox.)
+    """
+    return not isinstance(mailbox, SharedMailbox) or right in mailbox.rights()
 
 
 def _unwrap(mailbox):

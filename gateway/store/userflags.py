@@ -37,11 +37,15 @@ def seenUids(mailbox, user, uids=None):
     The UIDs among C{uids} (or all) that C{user} has seen.
     """
     conn, mailboxId = mailbox._conn, mailbox._id
-    rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ?", (mailboxId, user))
-    seen = {row[0] for row in rows}
-    if uids is not None:
-        seen.intersection_update(uids)
-    return seen
+    if uids is None:
+        rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ?", (mailboxId, user))
+        return {row[0] for row in rows}
+    uids = set(uids)
+    if not uids:
+        return set()
+    rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ? AND uid BETWEEN ? AND ?",
+                        (mailboxId, user, min(uids), max(uids)))
+    return {row[0] for row in rows} & uids
 
 
 def personalize(mailbox, user, infos):
@@ -73,6 +77,15 @@ def setSeen(mailbox, user, uids, mode):
             conn.executemany("DELETE FROM userflags WHERE mailbox = ? AND user = ? AND uid = ?",
                              [(mailboxId, user, uid) for uid in changed])
     return sorted(changed)
+
+
+def forget(mailbox):
+    """
+    Remove every user's flags of a mailbox that is being deleted (its id
+    may be used again).
+    """
+    with index.transaction(mailbox._conn):
+        mailbox._conn.execute("DELETE FROM userflags WHERE mailbox = ?", (mailbox._id,))
 
 
 def _columns(conn):
