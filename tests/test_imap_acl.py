@@ -242,3 +242,12 @@ class PrivateSeenTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"Hello", out)
         self.assertNotIn(b"\\Seen", out)
         self.assertNotIn(b"\\Seen", self.other.send(b"d FETCH 1 (FLAGS)"))
+
+    def test_readRevoked(self):
+        """Taking r away from a viewer with the mailbox selected refuses FETCH and SEARCH at once."""
+        self.send(b"a SETACL INBOX other lr")
+        self.other.send(b"b SELECT ~demo/INBOX")
+        self.send(b"c SETACL INBOX other l")
+        self.assertIn(b"d NO [NOPERM]", self.other.send(b"d FETCH 1 (FLAGS)"))
+        self.assertIn(b"e NO [NOPERM]", self.other.send(b"e SEARCH ALL"))
+        self.assertIn(b"f OK", self.other.send(b"f NOOP"))

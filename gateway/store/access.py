@@ -511,6 +511,7 @@ class SharedMailbox:
     # -- reading, with the viewer's own \\Seen ---------------------------------
 
     def messages(self, uids, headers=True):
+        self._need("r")
         return userflags.personalize(self._mailbox, self._viewer, self._mailbox.messages(uids, headers))
 
     def changesSince(self, modseq):
@@ -522,6 +523,7 @@ class SharedMailbox:
         return attr.evolve(counts, unseen=userflags.unseenCount(self._mailbox, self._viewer))
 
     def search(self, term, limit=None):
+        self._need("r")
         return userflags.search(self._mailbox, self._viewer, term, limit)
 
     def openMessage(self, uid):
