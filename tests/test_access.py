@@ -14,7 +14,7 @@ from zope.interface.verify import verifyObject
 from gateway.cred.passwords import hashPassword
 from gateway.cred.realm import SHARED_INDEX, GatewayRealm
 from gateway.errors import NoSuchMailbox, PermissionDenied, QuotaExceeded
-from gateway.interfaces import IMailboxAccess, IViewerAccess
+from gateway.interfaces import IMailbox, IMailboxAccess, IViewerAccess
 from gateway.store import acl
 from gateway.store.access import SharedMailbox, transfer
 from gateway.store.mail import MailStore
@@ -85,6 +85,7 @@ class AccessTests(unittest.TestCase):
         self.boss.setACL("Calendar", "demo@example.test", "lrs")
         mailbox = self.demo.getMailbox("~boss@b.test/Calendar")
         self.assertIsInstance(mailbox, SharedMailbox)
+        self.assertTrue(verifyObject(IMailbox, mailbox))
         self.assertEqual(mailbox.name, "~boss@b.test/Calendar")
         self.assertEqual(mailbox.uids(), [uid])
         self.assertEqual(mailbox.openMessage(uid).read(), MESSAGE)

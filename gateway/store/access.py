@@ -31,7 +31,7 @@ from gateway.errors import (
     PermissionDenied,
     StoreError,
 )
-from gateway.interfaces import IMailboxAccess, IViewerAccess
+from gateway.interfaces import IMailbox, IMailboxAccess, IViewerAccess
 from gateway.store import acl, maildir, userflags
 from gateway.store.acl import ALL_RIGHTS
 
@@ -470,6 +470,7 @@ def _check(rights, needed, name):
     raise NoSuchMailbox(name)
 
 
+@implementer(IMailbox)
 class SharedMailbox:
     """
     Another account's mailbox as a viewer uses it: the owner's L{IMailbox}
