@@ -23,10 +23,12 @@ class RightsTests(unittest.TestCase):
         self.assertEqual(parseRights("c"), frozenset("k"))
         self.assertEqual(parseRights("d"), frozenset("xte"))
         self.assertEqual(parseRights(""), frozenset())
+        self.assertEqual(parseRights("r01"), frozenset("r01"))
 
     def test_unknownLetter(self):
         """A letter that is no right is refused."""
         self.assertRaises(ACLError, parseRights, "lrz")
+        self.assertRaises(ACLError, parseRights, "l2")
 
     def test_format(self):
         """Rights are written in RFC order for clients (with c and d) and Dovecot's order for files."""
@@ -104,9 +106,17 @@ class FileTests(unittest.TestCase):
         self.assertEqual(text, "owner lrwstipekxa\nuser=bob@a.test lrs\n-user=eve@a.test w\n"
                                "anyone l\nauthenticated lr\n")
         read = acl.readACL(self.folder)
-        self.assertEqual(read.entries.pop(("owner", False)), acl.ALL_RIGHTS)
+        self.assertEqual(read.entries.pop(("owner", False)), frozenset(acl.STANDARD_RIGHTS))
         self.assertEqual(read, a)
         self.assertEqual([n for n in os.listdir(self.folder) if n.endswith(".tmp")], [])
+
+    def test_siteRights(self):
+        """The site rights 0 and 1 are written as Dovecot's named rights and read back."""
+        a = ACL({("user=bob@a.test", False): parseRights("lr01")})
+        acl.writeACL(self.folder, a)
+        with open(os.path.join(self.folder, "dovecot-acl")) as f:
+            self.assertIn("user=bob@a.test lr:0 1\n", f.read())
+        self.assertEqual(acl.readACL(self.folder).entries[("user=bob@a.test", False)], frozenset("lr01"))
 
     def test_emptyRemovesFile(self):
         """An ACL with nothing for others removes the file."""
@@ -217,7 +227,7 @@ class DovecotTests(unittest.TestCase):
             os.makedirs(os.path.join(root, name, "new"))
             os.makedirs(os.path.join(root, name, "tmp"))
         acl.writeACL(os.path.join(root, "Calendar"), ACL({
-            ("user=asst@a.test", False): frozenset("lrs"), ("anyone", False): frozenset("l"),
+            ("user=asst@a.test", False): frozenset("lrs0"), ("anyone", False): frozenset("l"),
             ("user=eve@a.test", True): frozenset("r")}))
         conf = os.path.join(base, "dovecot.conf")
         with open(conf, "w") as f:
@@ -239,7 +249,7 @@ class DovecotTests(unittest.TestCase):
             if line.strip():
                 identifier, *rights = line.split()
                 got[identifier] = set(rights)
-        self.assertEqual(got.get("user=asst@a.test"), {"lookup", "read", "write-seen"}, result.stdout)
+        self.assertEqual(got.get("user=asst@a.test"), {"lookup", "read", "write-seen", "0"}, result.stdout)
         self.assertEqual(got.get("user=eve@a.test"), {"-read"}, result.stdout)
         self.assertEqual(got.get("anyone"), {"lookup"}, result.stdout)
         self.assertEqual(len(got.get("owner", ())), 11, result.stdout)

@@ -22,16 +22,16 @@ class AclCommandTests(CtlMixin, unittest.TestCase):
     def test_setGetDelete(self):
         """acl set/get/delete change and show the ACL as SETACL would, in the dovecot-acl file."""
         out = self.ok("acl", "set", "boss@example.test", "Calendar", "assistant", "lrs")
-        self.assertEqual(out, "boss@example.test lrswipkxtea\nassistant@example.test lrs\n")
+        self.assertEqual(out, "boss@example.test lrswipkxtea01\nassistant@example.test lrs\n")
         self.ok("acl", "set", "boss@example.test", "Calendar", "assistant", "+w")
         self.ok("acl", "set", "boss@example.test", "Calendar", "--", "-anyone", "r")
         out = self.ok("acl", "get", "boss@example.test", "Calendar")
-        self.assertEqual(out, "boss@example.test lrswipkxtea\nassistant@example.test lrsw\n-anyone r\n")
+        self.assertEqual(out, "boss@example.test lrswipkxtea01\nassistant@example.test lrsw\n-anyone r\n")
         folder = os.path.join(self.directory().getAccount("boss@example.test").path.path, "mail", "Calendar")
         self.assertEqual(acl.readACL(folder).rightsFor("assistant@example.test", "boss@example.test"),
                          frozenset("lsw"))
         out = self.ok("acl", "delete", "boss@example.test", "Calendar", "assistant")
-        self.assertEqual(out, "boss@example.test lrswipkxtea\n-anyone r\n")
+        self.assertEqual(out, "boss@example.test lrswipkxtea01\n-anyone r\n")
 
     def test_errors(self):
         """Unknown accounts, mailboxes and rights fail with a message and no traceback."""

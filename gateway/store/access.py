@@ -425,7 +425,7 @@ class ViewerAccess:
         key, negative = acl.parseIdentifier(identifier, self.domain)
         parsed = acl.parseRights(rights)
         if key in (acl.OWNER, acl.USER_PREFIX + location.owner):
-            if parsed != ALL_RIGHTS or negative or mode == "-":
+            if not parsed >= frozenset(acl.STANDARD_RIGHTS) or negative or mode == "-":
                 raise acl.ACLError("the owner always has every right")
             return
         current = self.layer.aclOf(location)
@@ -447,7 +447,7 @@ class ViewerAccess:
         key, _negative = acl.parseIdentifier(identifier, self.domain)
         if key in (acl.OWNER, acl.USER_PREFIX + location.owner):
             return acl.RIGHTS, []
-        return "", list(acl.RIGHTS) + ["c", "d"]
+        return "", list(acl.STANDARD_RIGHTS) + ["c", "d"] + list(acl.SITE_RIGHTS)
 
     def myRights(self, name):
         """

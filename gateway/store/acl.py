@@ -32,8 +32,15 @@ from gateway.logging import getLogger
 
 log = getLogger("store")
 
-#: Every right, in RFC 4314's order (answers to clients).
-RIGHTS = "lrswipkxtea"
+#: The rights RFC 4314 defines, in its order.
+STANDARD_RIGHTS = "lrswipkxtea"
+#: Site-defined rights (RFC 4314 2.1 leaves the digits to servers): C{0}
+#: free/busy times and C{1} free/busy with summaries, for XMAPI
+#: (docs/xmapi.md, "Rights").  Dovecot keeps them as named rights
+#: (C{user=x@y lr:0 1}).
+SITE_RIGHTS = "01"
+#: Every right, in the order answers to clients use.
+RIGHTS = STANDARD_RIGHTS + SITE_RIGHTS
 ALL_RIGHTS = frozenset(RIGHTS)
 #: Dovecot's order in C{dovecot-acl} (its C{acl_letter_map}).
 FILE_ORDER = "lrwstipekxa"
@@ -216,10 +223,15 @@ class ACL:
         owner has them here anyway, and Dovecot then agrees).
         """
         entries = dict(self.entries)
-        entries[(OWNER, False)] = ALL_RIGHTS
+        entries[(OWNER, False)] = frozenset(STANDARD_RIGHTS)
         entries.pop((OWNER, True), None)
-        lines = [("-" if negative else "") + identifier + " " + formatRights(rights, FILE_ORDER)
-                 for identifier, negative, rights in ACL(entries).sortedEntries()]
+        lines = []
+        for identifier, negative, rights in ACL(entries).sortedEntries():
+            text = formatRights(rights, FILE_ORDER)
+            site = formatRights(rights, SITE_RIGHTS)
+            if site:
+                text += ":" + " ".join(site)
+            lines.append(("-" if negative else "") + identifier + " " + text)
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -249,17 +261,15 @@ def _parseLine(line):
     negative = identifier.startswith("-")
     if negative:
         identifier = identifier[1:]
-    rest = rest.strip()
-    if ":" in rest:
-        rest = rest.split(":", 1)[0].strip()  # Dovecot's named rights: not used here
+    rest, _, named = rest.strip().partition(":")
+    rights = set(name for name in named.replace(",", " ").split() if name in SITE_RIGHTS)
     if identifier not in (ANYONE, AUTHENTICATED, OWNER) and not (
             identifier.startswith(USER_PREFIX) and len(identifier) > len(USER_PREFIX)):
         raise ACLError("unknown identifier %r" % (identifier[:60],))
     if identifier.startswith(USER_PREFIX):
         identifier = identifier.lower()
-    rights = set()
     for letter in rest:
-        if letter in ALL_RIGHTS:
+        if letter in STANDARD_RIGHTS:
             rights.add(letter)
         elif letter in OBSOLETE:
             rights.update(OBSOLETE[letter])
