@@ -225,6 +225,15 @@ class AccessTests(unittest.TestCase):
         names = [m.name for m in realm.accountFor("demo@example.test").access.listMailboxes()]
         self.assertIn("~boss@b.test/Calendar", names)
 
+    def test_surviveRestart(self):
+        """A new realm on the same data root (a restart) has the same sharing."""
+        self.boss.setACL("Calendar", "demo@example.test", "lrs")
+        realm = GatewayRealm(self.realm.directory)
+        self.addCleanup(realm.access.sharedIndex.close)
+        demo = realm.accountFor("demo@example.test").access
+        self.assertEqual(demo.rights("~boss@b.test/Calendar"), frozenset("lrs"))
+        self.assertIn("~boss@b.test/Calendar", [m.name for m in demo.listMailboxes()])
+
     def test_handWrittenFile(self):
         """A dovecot-acl file written by hand is honoured by access checks."""
         store = self.realm.accountFor("boss@b.test").mailStore
