@@ -15,6 +15,7 @@ import os
 import re
 import sys
 
+from gateway import ctl_acl
 from gateway.config import (
     DEFAULT_CONFIG_PATH,
     MECHANISMS,
@@ -493,6 +494,7 @@ def initDemo(directory, args, out, config):
         return EX_OK
     directory.addDomain(DEMO_DOMAIN)
     directory.addAccount(DEMO_ACCOUNT, forms.makeForms(DEMO_PASSWORD, config["auth", "mechanisms"]))
+    ctl_acl.addPublicAccount(directory, DEMO_DOMAIN)
     out.write(
         "created domain %s with account %s, password %r\n" % (DEMO_DOMAIN, DEMO_ACCOUNT, DEMO_PASSWORD)
     )
@@ -647,6 +649,8 @@ def makeParser():
     p = commands.add_parser("doctor", help="list problems to fix, such as accounts that cannot use every"
                             " login mechanism (exit status 1 when there are some)")
     p.set_defaults(run=doctor, needsConfig=True)
+
+    ctl_acl.addParser(commands)
 
     p = commands.add_parser("sample-config", help="print the sample configuration (every option)")
     p.set_defaults(run=None)

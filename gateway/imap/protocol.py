@@ -18,7 +18,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python import failure
 
 from gateway.cred.credentials import LoginContext
-from gateway.errors import NoSuchMailbox
+from gateway.errors import NoSuchMailbox, PermissionDenied
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
 from gateway.logging import getLogger
 
@@ -496,6 +496,8 @@ class IMAPServer(Protocol):
         if isinstance(result, failure.Failure):
             if result.check(Response):
                 status, text = result.value.status, result.value.text
+            elif result.check(PermissionDenied):
+                status, text = "NO", "[NOPERM] Permission denied"
             elif result.check(IMAPSyntaxError, ValueError):
                 status, text = "BAD", str(result.value) or "Syntax error"
             else:

@@ -22,6 +22,8 @@ Tables::
                                   CRLF header block
     expunged(mailbox, uid, modseq)  for changesSince (QRESYNC-style)
     subscriptions(name)
+    userflags(mailbox, user, uid, flags)  a viewer's own flags in another
+                                  account's mailbox (\\Seen)
 
 The schema grows by ordered steps (L{MIGRATIONS}, counted in C{PRAGMA
 user_version}): a feature appends a step; an older index is brought up to
@@ -110,6 +112,17 @@ def _createBase(conn):
     conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uidvalidity', 0)")
 
 
+def _addUserFlags(conn):
+    """
+    Migration 2: flags kept per user in shared mailboxes (a viewer who is
+    not the owner has their own C{\\Seen}, as Dovecot's private index and
+    Cyrus do).
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS userflags (mailbox INTEGER NOT NULL, user TEXT NOT NULL,"
+        " uid INTEGER NOT NULL, flags TEXT NOT NULL, PRIMARY KEY (mailbox, user, uid))")
+
+
 #: The index schema as ordered steps: step I{n} (1-based) brings an index
 #: at C{PRAGMA user_version} I{n - 1} to I{n}.  A feature that needs new
 #: tables or columns appends a step (never edits one that has shipped); an
@@ -118,6 +131,7 @@ def _createBase(conn):
 #: than misread.
 MIGRATIONS = [
     _createBase,
+    _addUserFlags,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
