@@ -34,6 +34,7 @@ the same timestamp tick as our C{stat} would otherwise go unseen.  A dirty
 """
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -46,6 +47,8 @@ DIRTY_WINDOW_NS = 2 * 10**9
 SCAN_BATCH = 2000
 #: Next to the index: the last UIDVALIDITY handed out (survives index loss).
 UIDVALIDITY_FILE = ".gateway-uidvalidity"
+#: Next to the index: the journals of MOVEs in progress (L{writeJournal}).
+JOURNAL_FOLDER = ".gateway-journal"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -394,7 +397,6 @@ def scanMailbox(conn, mailboxId, path):
         scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
     subdirs = [subdir for subdir, _ in scan]
     now = time.time_ns()
-    maildir.cleanTemporary(os.path.join(path, "tmp"))
 
     # Compare file names (cheap set operations); only differences are
     # looked at by base name.
@@ -464,6 +466,117 @@ def scanMailbox(conn, mailboxId, path):
     return changedAny
 
 
+def messageFileExists(path, base, subdir, filename):
+    """
+    Is the file of an indexed message there, or still staged in C{tmp/}
+    under its base by a COPY or MOVE that committed and is about to put
+    it in place?  C{tmp/} is looked at first: the file moves from there.
+    """
+    return (os.path.exists(os.path.join(path, "tmp", base))
+            or os.path.exists(os.path.join(path, subdir, filename)))
+
+
+def recoverTemporary(conn, mailboxId, path, now=None):
+    """
+    Clear a mailbox's C{tmp/} of what nobody holds any more (see
+    L{maildir.temporaryHeld}): a message staged by a COPY or MOVE whose
+    index commit happened is put in place (the process died between its
+    commit and its renames); anything else is removed.  Run this only
+    after L{recoverJournals}, which may still need staged files.
+
+    @return: bytes of the files that stay although their ctime is older
+        than L{maildir.TMP_GRACE} (held by a live process that is not this
+        one), which the account's usage counts.
+    """
+    now = time.time() if now is None else now
+    tmpDir = os.path.join(path, "tmp")
+    kept = 0
+    for name, st in maildir.temporaryFiles(tmpDir):
+        if maildir.temporaryHeld(name, st.st_ctime, now):
+            owner = maildir.temporaryOwner(name)
+            if now - st.st_ctime >= maildir.TMP_GRACE and (owner is None or owner[0] != os.getpid()):
+                kept += st.st_size
+            continue
+        filePath = os.path.join(tmpDir, name)
+        row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                           (mailboxId, name)).fetchone()
+        if row is not None and not os.path.exists(os.path.join(path, row[0], row[1])):
+            try:
+                os.rename(filePath, os.path.join(path, row[0], row[1]))
+                continue
+            except FileNotFoundError:
+                continue
+        maildir.removeQuietly(filePath)
+    return kept
+
+
+def writeJournal(root, entries):
+    """
+    Record, durably and before its index transaction, what a MOVE is about
+    to do, so that whoever finds it after a crash (L{recoverJournals}) can
+    finish or undo the part that happens outside the transaction: the
+    source files are unlinked inside it, the staged hard links are renamed
+    into place after it.
+
+    @param root: the account's mail folder.
+    @param entries: C{list} of C{(sourceMailboxId, sourceBase, sourceSubdir,
+        sourceFilename, destinationMailboxId, stagedBase)}.
+    @return: the journal's path; remove it when the MOVE is complete.
+    """
+    folder = os.path.join(root, JOURNAL_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    # The name says which process owns it (see maildir.temporaryHeld).
+    name = "move." + maildir.newBase(0, 0).split(".", 1)[1].split(",", 1)[0]
+    path, _ = maildir.writeTemporary(folder, json.dumps(entries).encode("utf-8"))
+    target = os.path.join(folder, name)
+    os.rename(path, target)
+    maildir.fsyncDirectory(folder)
+    return target
+
+
+def recoverJournals(conn, root, now=None):
+    """
+    Finish or undo the MOVEs whose process died (see L{writeJournal}).  A
+    MOVE committed if its source messages are gone from the index: then its
+    staged files are put in place and the sources unlinked; otherwise the
+    sources it had unlinked are linked back from the staged files.  Run
+    before L{recoverTemporary} removes staged files.
+    """
+    folder = os.path.join(root, JOURNAL_FOLDER)
+    now = time.time() if now is None else now
+    for name, st in maildir.temporaryFiles(folder):
+        if maildir.temporaryHeld(name, st.st_ctime, now):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                entries = json.loads(f.read().decode("utf-8"))
+        except (OSError, ValueError):
+            entries = []
+        with transaction(conn):
+            for sourceId, sourceBase, subdir, filename, destinationId, stagedBase in entries:
+                paths = dict(conn.execute(
+                    "SELECT id, name FROM mailboxes WHERE id IN (?, ?)", (sourceId, destinationId)).fetchall())
+                if sourceId not in paths or destinationId not in paths:
+                    continue
+                sourcePath = os.path.join(maildir.mailboxPath(root, paths[sourceId]), subdir, filename)
+                destinationPath = maildir.mailboxPath(root, paths[destinationId])
+                staged = os.path.join(destinationPath, "tmp", stagedBase)
+                if conn.execute("SELECT 1 FROM messages WHERE mailbox = ? AND base = ?",
+                                (sourceId, sourceBase)).fetchone():
+                    if not os.path.exists(sourcePath) and os.path.exists(staged):
+                        os.link(staged, sourcePath)
+                    maildir.removeQuietly(staged)
+                    continue
+                row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                                   (destinationId, stagedBase)).fetchone()
+                if row is not None and os.path.exists(staged):
+                    os.rename(staged, os.path.join(destinationPath, row[0], row[1]))
+                maildir.removeQuietly(staged)
+                maildir.removeQuietly(sourcePath)
+            maildir.removeQuietly(path)
+
+
 def _modSeqTaker(conn, mailboxId):
     taken = []
 
@@ -498,7 +611,7 @@ def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLette
         current = conn.execute(
             "SELECT uid, subdir, filename, rawsize FROM messages WHERE mailbox = ? AND base = ?",
             (mailboxId, base)).fetchone()
-        if current is None or os.path.exists(os.path.join(path, current[1], current[2])):
+        if current is None or messageFileExists(path, base, current[1], current[2]):
             continue
         conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (mailboxId, current[0]))
         conn.execute("INSERT INTO expunged (mailbox, uid, modseq) VALUES (?, ?, ?)",

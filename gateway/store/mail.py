@@ -119,6 +119,7 @@ class MailStore:
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
+        index.recoverJournals(self._conn, self.path)
 
     @property
     def _conn(self):
@@ -227,6 +228,7 @@ class MailStore:
         self._conn.execute("DELETE FROM messages WHERE mailbox = ?", (mailboxId,))
         self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
         self._conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailboxId,))
+        self._conn.execute("DELETE FROM meta WHERE key = ?", ("tmp:%d" % (mailboxId,),))
         mailbox = self._mailboxes.pop(mailboxId, None)
         if mailbox is not None:
             mailbox._forget()
@@ -267,8 +269,25 @@ class MailStore:
             index.scanMailbox(self._conn, mailboxId, maildir.mailboxPath(self.path, name))
         mailbox = self._mailboxes.get(mailboxId)
         if mailbox is None:
+            self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
             mailbox = self._mailboxes[mailboxId] = Mailbox(self, mailboxId)
         return mailbox
+
+    def _recoverTemporary(self, mailboxId, path):
+        """
+        The first time this store opens a mailbox: clear its C{tmp/} of
+        left-overs (L{index.recoverTemporary}) and count in the usage what
+        stays there (meta key C{tmp:<mailbox id>}).
+        """
+        kept = index.recoverTemporary(self._conn, mailboxId, path)
+        key = "tmp:%d" % (mailboxId,)
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if (row[0] if row else 0) != kept:
+            with index.transaction(self._conn):
+                if kept:
+                    self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, kept))
+                else:
+                    self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
         name = maildir.canonicalName(name)
@@ -406,7 +425,9 @@ class MailStore:
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
 
     def usage(self):
-        return self._conn.execute("SELECT value FROM meta WHERE key = 'usage'").fetchone()[0]
+        # The messages, and what stays in tmp/ folders (_recoverTemporary).
+        return self._conn.execute(
+            "SELECT COALESCE(SUM(value), 0) FROM meta WHERE key = 'usage' OR key GLOB 'tmp:*'").fetchone()[0]
 
     # -- other ---------------------------------------------------------------
 

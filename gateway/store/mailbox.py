@@ -225,6 +225,14 @@ class Mailbox:
         return maildir.CRLFReader(f) if crlf else f
 
     def _locate(self, path, base):
+        """
+        Find the file of the message C{base} when it is not where the index
+        says: renamed by another program, or still staged in C{tmp/} by a
+        COPY or MOVE that committed (see L{_transfer}).
+        """
+        staged = os.path.join(path, "tmp", base)
+        if os.path.exists(staged):
+            return staged
         for subdir in ("cur", "new"):
             try:
                 names = os.listdir(os.path.join(path, subdir))
@@ -388,46 +396,67 @@ class Mailbox:
             index.addUsage(self._conn, -rawSize)
 
     def _transfer(self, uids, destination, move):
+        """
+        COPY or MOVE, all or nothing, after a crash too.  Each message is
+        first hard-linked into the destination's C{tmp/} under the base
+        name it will have there (a MOVE also journals what it does, see
+        L{index.writeJournal}); one index transaction then gives the UIDs
+        (and a MOVE unlinks the source files in it); only after the commit
+        are the staged files renamed into C{new/} or C{cur/}.  Until then
+        no scan can take them for messages, and whoever opens the mailbox
+        after a crash finishes a committed transfer or removes the staged
+        files of one that never committed (L{index.recoverTemporary}).
+
+        @raise StoreError: when a message file cannot be staged or a staged
+            file is gone at commit time; nothing is copied or moved then.
+        """
         if not isinstance(destination, Mailbox) or destination._store is not self._store:
             raise StoreError("copy and move work within one account")
         columns = ("uid, subdir, filename, rawsize, flags, internaldate, size, crlf, headers, base")
         path, destinationPath = self._path(), destination._path()
         rows = self._select(columns, uids)
+        if not rows:
+            return []
         if not move:
             self._checkQuota(sum(row[3] for row in rows))
-        # Hard links into the destination's tmp/ first (outside the lock).
         staged = {}
+        placed = []
+        unlinked = []
+        journal = None
+        committed = False
+        result = []
         try:
-            if not move:
-                for row in rows:
-                    staged[row[0]] = self._stage(path, row, destinationPath)
-            result = []
+            # Outside the lock: the hard links, and the journal.
+            for row in rows:
+                base = maildir.newBase(row[3], row[6])
+                staged[row[0]] = (base, self._stage(path, row, destinationPath, base))
+            maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
+            if move:
+                journal = index.writeJournal(self._store.path, [
+                    (self._id, row[9], row[1], row[2], destination._id, staged[row[0]][0]) for row in rows])
             with index.transaction(self._conn):
                 self._row("id")
-                rows = self._select(columns, [row[0] for row in rows])
+                destination._row("id")
+                current = self._select(columns, [row[0] for row in rows])
                 uid = destination._row("uidnext")[0]
                 modseq = index.bumpModSeq(self._conn, destination._id)
                 moved = []
-                for row in rows:
+                for row in current:
                     sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _ = row
-                    source = staged.get(sourceUid) if not move else os.path.join(path, subdir, filename)
-                    if source is None:
-                        continue
+                    base, stagedPath = staged[sourceUid]
+                    if stagedPath is None or not os.path.exists(stagedPath):
+                        raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
                     flags = index.decodeFlags(flagText)
-                    base = maildir.newBase(rawSize, size)
                     if any(maildir.isSystemFlag(f) for f in flags):
                         newSubdir, name = "cur", maildir.fileName(base, flags)
                     else:
                         newSubdir, name = "new", base
-                    try:
-                        os.rename(source, os.path.join(destinationPath, newSubdir, name))
-                    except FileNotFoundError:
-                        continue
                     self._conn.execute(
                         "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
                         " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
                          rawSize, crlf, modseq, headers))
+                    placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
                     result.append((sourceUid, uid))
                     uid += 1
                     index.addUsage(self._conn, rawSize)
@@ -435,13 +464,39 @@ class Mailbox:
                         moved.append(row)
                 self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, destination._id))
                 if moved:
+                    for row in moved:
+                        sourcePath = os.path.join(path, row[1], row[2])
+                        try:
+                            os.unlink(sourcePath)
+                        except FileNotFoundError:
+                            continue
+                        unlinked.append((staged[row[0]][1], sourcePath))
                     self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
+            committed = True
+        except BaseException:
+            for stagedPath, sourcePath in unlinked:
+                try:
+                    os.link(stagedPath, sourcePath)
+                except OSError:
+                    log.err(None, "restoring %s after a failed MOVE" % (sourcePath,))
+            raise
+        finally:
+            if committed:
+                for stagedPath, target in placed:
+                    try:
+                        os.rename(stagedPath, target)
+                    except FileNotFoundError:
+                        pass  # put in place meanwhile by another process (recoverTemporary)
                 for sub in ("new", "cur"):
                     maildir.fsyncDirectory(os.path.join(destinationPath, sub))
-        finally:
-            for tmpPath in staged.values():
-                if tmpPath is not None:
-                    maildir.removeQuietly(tmpPath)
+                if move:
+                    for sub in ("new", "cur"):
+                        maildir.fsyncDirectory(os.path.join(path, sub))
+            for _, stagedPath in staged.values():
+                if stagedPath is not None:
+                    maildir.removeQuietly(stagedPath)
+            if journal is not None:
+                maildir.removeQuietly(journal)
         if result:
             destination._changed()
             if move:
@@ -449,13 +504,19 @@ class Mailbox:
             self._store._added(destination, result, source=self)
         return result
 
-    def _stage(self, path, row, destinationPath):
+    def _stage(self, path, row, destinationPath, base):
         """
-        Put a copy of a message file into the destination's C{tmp/}: a hard
-        link, or a real copy where links are not possible.
+        Put a copy of a message file into the destination's C{tmp/} under
+        C{base}: a hard link, or a real copy where links are not possible.
+
+        @return: its path, or C{None} if the message file is not there.
         """
         source = os.path.join(path, row[1], row[2])
-        target = os.path.join(destinationPath, "tmp", maildir.newBase(row[3], row[6]))
+        target = os.path.join(destinationPath, "tmp", base)
+        if not os.path.exists(source):
+            source = self._locate(path, row[9])
+            if source is None:
+                return None
         try:
             os.link(source, target)
         except FileNotFoundError:
