@@ -177,7 +177,7 @@ class CrashDuringTransferTests(StoreTestMixin, unittest.TestCase):
             self.assertIn("done", self.runChild(mode, "none"))
             durations[mode] = self.lastDuration
             self.assertTrue(self.checkAfterCrash(mode, "done"))
-        for round in range(4):
+        for round in range(3):
             mode = ("copy", "move")[round % 2]
             self.prepare()
             output = self.runChild(mode, "none", killAfter=rng.uniform(0, durations[mode]))

@@ -371,7 +371,7 @@ def _listDirectory(path):
         return []
 
 
-def scanMailbox(conn, mailboxId, path):
+def scanMailbox(conn, mailboxId, path, names=None):
     """
     Reconcile one mailbox's index with its Maildir: index files that other
     programs added (moving them from C{new/} to C{cur/} as Dovecot does), drop
@@ -380,6 +380,10 @@ def scanMailbox(conn, mailboxId, path):
     other processes: the file system is read without the lock, then every
     change is checked again under the write lock before it is applied.
 
+    @param names: C{None} to list the folders that changed (by their
+        mtimes), or an iterable of C{(subdir, filename)} to look at those
+        files only (what inotify reported): then the cost is in the number
+        of names, not of messages, and the folder mtimes are not recorded.
     @return: C{True} if the index changed.
     """
     row = conn.execute(
@@ -390,12 +394,17 @@ def scanMailbox(conn, mailboxId, path):
     if not maildir.isMaildir(path):
         return False
     maildir.ensureMaildir(path)
-    scan = dirtyDirectories(row, path)
-    if not scan:
-        if row[4]:
-            return False
-        scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
-    subdirs = [subdir for subdir, _ in scan]
+    targeted = names is not None and row[4]
+    if targeted:
+        scan = []
+        subdirs = ["new", "cur"]
+    else:
+        scan = dirtyDirectories(row, path)
+        if not scan:
+            if row[4]:
+                return False
+            scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
+        subdirs = [subdir for subdir, _ in scan]
     now = time.time_ns()
 
     # Compare file names (cheap set operations); only differences are
@@ -403,20 +412,31 @@ def scanMailbox(conn, mailboxId, path):
     onDisk = {}
     missing = {}
     for subdir in subdirs:
-        names = set(_listDirectory(os.path.join(path, subdir)))
-        known = {row[0] for row in conn.execute(
-            "SELECT filename FROM messages WHERE mailbox = ? AND subdir = ?", (mailboxId, subdir))}
-        for name in names - known:
+        if targeted:
+            given = {name for sub, name in names if sub == subdir and not name.startswith(".")}
+            present = {name for name in given if os.path.exists(os.path.join(path, subdir, name))}
+            known = set()
+            for name in given:
+                found = conn.execute("SELECT filename FROM messages WHERE mailbox = ? AND base = ? AND subdir = ?",
+                                     (mailboxId, maildir.splitName(name)[0], subdir)).fetchone()
+                if found is not None and found[0] == name:
+                    known.add(name)
+            onDiskNames = present
+        else:
+            onDiskNames = set(_listDirectory(os.path.join(path, subdir)))
+            known = {row[0] for row in conn.execute(
+                "SELECT filename FROM messages WHERE mailbox = ? AND subdir = ?", (mailboxId, subdir))}
+        for name in onDiskNames - known:
             base = maildir.splitName(name)[0]
             if base not in onDisk or subdir == "cur":
                 onDisk[base] = (subdir, name)
-        for name in known - names:
+        for name in known - onDiskNames:
             missing[maildir.splitName(name)[0]] = (subdir, name)
 
     removed = [base for base in missing if base not in onDisk]
     changed = [base for base in onDisk if base in missing]
     added = [base for base in onDisk if base not in missing]
-    if len(subdirs) < 2 and added:
+    if (len(subdirs) < 2 or targeted) and added:
         # A file may have moved from the other folder.
         moved = {base for base in added if conn.execute(
             "SELECT 1 FROM messages WHERE mailbox = ? AND base = ?", (mailboxId, base)).fetchone()}

@@ -468,10 +468,10 @@ class MailStore:
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 
-    def _scanInThread(self, mailboxId, path):
+    def _scanInThread(self, mailboxId, path, names=None):
         conn = index.connect(self.indexPath)
         try:
-            return index.scanMailbox(conn, mailboxId, path)
+            return index.scanMailbox(conn, mailboxId, path, names)
         finally:
             conn.close()
 
@@ -500,6 +500,20 @@ class MailStore:
         if not self._watched:
             self._watcher.stop()
 
+    def _watchedSince(self, mailbox):
+        """
+        @return: since when inotify reports every change to C{mailbox}'s
+            folders (L{ChangeWatcher.watchedSince}), or C{None}.
+        """
+        if self._watcher is None or mailbox not in self._watched or mailbox._watchedPath is None:
+            return None
+        return self._watcher.watchedSince(mailbox._watchedPath)
+
     def _checkExternal(self):
+        events, overflowed = self._watcher.takeEvents() if self._watcher is not None else ({}, False)
         for mailbox in list(self._watched):
-            mailbox._poll()
+            names = []
+            for sub in ("new", "cur"):
+                for name in events.get(os.path.join(mailbox._watchedPath, sub), ()):
+                    names.append((sub, name))
+            mailbox._poll(names, overflowed)

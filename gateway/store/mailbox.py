@@ -22,6 +22,9 @@ _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
 _BATCH = 500
 #: Listeners called per reactor turn when a change is announced.
 _FANOUT_BATCH = 200
+#: File names of its own changes a watched mailbox remembers at most,
+#: waiting for their inotify events.
+_MAX_OWN = 100000
 
 
 def normalizeFlags(flags):
@@ -92,6 +95,14 @@ class Mailbox:
         self._gone = False
         self._uidCache = None
         self._changesCache = None
+        # Event-driven synchronization (see synchronize): are inotify's
+        # events known to cover every change since the index last matched
+        # the folders; file names changed by this process whose events are
+        # still to come; names reported by inotify not yet looked at.
+        self._covered = False
+        self._scanCovers = None
+        self._own = set()
+        self._events = set()
 
     @property
     def _conn(self):
@@ -299,6 +310,7 @@ class Mailbox:
             with index.transaction(self._conn):
                 uid = self._row("uidnext")[0]
                 modseq = index.bumpModSeq(self._conn, self._id)
+                self._expect((subdir, name))
                 os.rename(tmpPath, target)
                 try:
                     maildir.fsyncDirectory(os.path.join(path, subdir))
@@ -346,6 +358,7 @@ class Mailbox:
                     newSubdir = "cur"
                     newName = maildir.fileName(base, new, maildir.extraLetters(info))
                     source = os.path.join(path, subdir, filename)
+                    self._expect((subdir, filename), (newSubdir, newName))
                     try:
                         os.rename(source, os.path.join(path, newSubdir, newName))
                     except FileNotFoundError:
@@ -389,6 +402,7 @@ class Mailbox:
         """
         for uid, subdir, filename, rawSize, *_rest in rows:
             if unlink:
+                self._expect((subdir, filename))
                 maildir.removeQuietly(os.path.join(path, subdir, filename))
             self._conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (self._id, uid))
             self._conn.execute("INSERT INTO expunged (mailbox, uid, modseq) VALUES (?, ?, ?)",
@@ -457,6 +471,7 @@ class Mailbox:
                         (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
                          rawSize, crlf, modseq, headers))
                     placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
+                    destination._expect((newSubdir, name))
                     result.append((sourceUid, uid))
                     uid += 1
                     index.addUsage(self._conn, rawSize)
@@ -466,6 +481,7 @@ class Mailbox:
                 if moved:
                     for row in moved:
                         sourcePath = os.path.join(path, row[1], row[2])
+                        self._expect((row[1], row[2]))
                         try:
                             os.unlink(sourcePath)
                         except FileNotFoundError:
@@ -547,6 +563,9 @@ class Mailbox:
                 self._listeners.remove(callback)
                 if not self._listeners:
                     self._store._stopWatching(self, self._watchedPath)
+                    self._covered = False
+                    self._own.clear()
+                    self._events.clear()
         return remove
 
     def _changed(self):
@@ -585,22 +604,74 @@ class Mailbox:
         if rest:
             self._store._reactor.callLater(0, self._callListeners, rest)
 
-    def _poll(self):
+    def _expect(self, *names):
+        """
+        This process is about to change the files C{(subdir, filename)}
+        of the mailbox (and the index with them): when the mailbox is
+        watched, remember them so that their inotify events cost nothing.
+        """
+        if self._store._watchedSince(self) is None:
+            return
+        self._own.update(names)
+        if len(self._own) > _MAX_OWN:
+            # Events were lost somewhere: fall back on the folder mtimes.
+            self._own.clear()
+            self._covered = False
+
+    def _poll(self, names=(), overflowed=False):
         """
         The watcher says something may have changed: another process's
-        index commit (HIGHESTMODSEQ moved) or files changed by another program
-        (folder mtimes moved: synchronize).
+        index commit (HIGHESTMODSEQ moved), files changed by another program
+        (the C{(subdir, filename)} inotify reported in C{names}; without
+        inotify, the folder mtimes moved).
         """
         try:
             row = self._row("newmtime, newsynced, curmtime, cursynced, highestmodseq")
         except NoSuchMailbox:
             return
-        if index.dirtyDirectories(row[:4], self._path()):
+        if overflowed:
+            self._covered = False
+            self._own.clear()
+            self._events.clear()
+        for name in names:
+            if name in self._own:
+                self._own.discard(name)
+            else:
+                self._events.add(name)
+        if self._covered:
+            if self._events:
+                self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
+        elif index.dirtyDirectories(row[:4], self._path()):
             self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
         if row[4] != self._notifiedModSeq:
             self._changed()
 
+    def _inconsistent(self, names):
+        """
+        @return: those of C{names} (C{(subdir, filename)}) on which the
+            index and the folder disagree: a file there that the index does
+            not have at that place, or the reverse.
+        """
+        path = self._path()
+        result = []
+        for subdir, filename in names:
+            if filename.startswith("."):
+                continue
+            row = self._conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                                     (self._id, maildir.splitName(filename)[0])).fetchone()
+            indexed = row is not None and tuple(row) == (subdir, filename)
+            if indexed != os.path.exists(os.path.join(path, subdir, filename)):
+                result.append((subdir, filename))
+        return result
+
     def synchronize(self):
+        """
+        Bring the index up to date with the folders.  While inotify watches
+        the mailbox and is known to have reported every change since the
+        index last matched the folders, only the names it reported (less
+        those this process changed itself) are looked at; otherwise the
+        folder mtimes say whether the folders must be listed again.
+        """
         if self._scanning:
             d = Deferred()
             self._nextWaiters.append(d)
@@ -609,20 +680,41 @@ class Mailbox:
             row = self._row("newmtime, newsynced, curmtime, cursynced")
         except NoSuchMailbox:
             return fail()
+        since = self._store._watchedSince(self)
+        if since is None:
+            self._covered = False
+        if self._covered:
+            names, self._events = self._events, set()
+            names = self._inconsistent(names)
+            if not names:
+                return succeed(None)
+            d = Deferred()
+            self._waiters.append(d)
+            self._startScan(names)
+            return d
         if not index.dirtyDirectories(row, self._path()):
+            # The index matches the folders now, and from now on inotify
+            # reports every change.
+            self._covered = since is not None
             return succeed(None)
         d = Deferred()
         self._waiters.append(d)
-        self._startScan()
+        self._startScan(None, since)
         return d
 
-    def _startScan(self):
+    def _startScan(self, names=None, coverSince=None):
         self._scanning = True
-        scan = self._store._deferToThread(self._store._scanInThread, self._id, self._path())
+        self._scanCovers = coverSince
+        scan = self._store._deferToThread(self._store._scanInThread, self._id, self._path(), names)
         scan.addBoth(self._scanDone)
 
     def _scanDone(self, result):
         self._scanning = False
+        if (isinstance(result, bool) and self._scanCovers is not None
+                and self._store._watchedSince(self) == self._scanCovers):
+            # Watched since before the scan read the folders.
+            self._covered = True
+        self._scanCovers = None
         waiters, self._waiters = self._waiters, []
         if result is True:
             self._changed()
