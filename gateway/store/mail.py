@@ -6,10 +6,10 @@ index per account (L{gateway.store.index}).
 
 Every public method is synchronous and touches only the index, except
 L{Mailbox.openMessage} (opens one file), L{Mailbox.appendMessage} (writes
-one), L{Mailbox.synchronize} (a rescan runs in a thread) and
+one) and L{Mailbox.synchronize} (a rescan runs in a thread).
 L{MailStore.getMailbox} the first time a mailbox is opened that has no index
-yet (a Maildir copied in from elsewhere): that first scan runs synchronously,
-so that the caller gets a complete mailbox.  A message added to a calendar
+yet (a Maildir copied in from elsewhere) starts indexing it in a thread:
+until L{Mailbox.synchronize} fires, the mailbox may look incomplete.  A message added to a calendar
 mailbox (C{IPF.Appointment}) is also parsed for free/busy, and its summary
 written (L{gateway.store.calendar.summaries.summarizeAdded}).
 
@@ -264,13 +264,16 @@ class MailStore:
         mailboxId, selectable, indexed = row
         if not selectable:
             raise NoSuchMailbox(name)
-        if not indexed:
-            # First open of a Maildir nobody indexed yet: synchronously.
-            index.scanMailbox(self._conn, mailboxId, maildir.mailboxPath(self.path, name))
         mailbox = self._mailboxes.get(mailboxId)
         if mailbox is None:
             self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
             mailbox = self._mailboxes[mailboxId] = Mailbox(self, mailboxId)
+        if not indexed and not mailbox._scanning:
+            # First open of a Maildir nobody indexed yet (copied in by
+            # another tool): indexed in the thread pool; synchronize()
+            # fires when it is done.
+            mailbox.synchronize().addErrback(
+                lambda failure: log.failure("Indexing mailbox {name} failed", failure, name=name))
         return mailbox
 
     def _recoverTemporary(self, mailboxId, path):
