@@ -9,8 +9,10 @@ between mailboxes, RENAME of a hierarchy and the account's usage sum are then
 single transactions; WAL gives concurrent readers in other processes; every
 write is a C{BEGIN IMMEDIATE} transaction, so a crash at any instant leaves
 either the old or the new index.  The index can always be rebuilt from the
-Maildir (L{scanMailbox}); what is lost then is keywords, UIDs (a new
-UIDVALIDITY is taken) and mailbox classes other than the defaults.
+Maildir (L{scanMailbox}); what is lost then is UIDs (a new UIDVALIDITY
+is taken), mailbox classes other than the defaults, and keywords past the
+26 a mailbox's C{dovecot-keywords} file gives letters to (the others are
+in the file names).
 
 Tables::
 
@@ -444,7 +446,7 @@ def scanMailbox(conn, mailboxId, path, names=None):
         added = [base for base in added if base not in moved]
 
     uidList = None
-    keywordLetters = readDovecotKeywords(os.path.join(path, "dovecot-keywords"))
+    keywordLetters = readDovecotKeywords(os.path.join(path, maildir.KEYWORDS_FILE))
     if not row[4]:
         uidList = readDovecotUidList(os.path.join(path, "dovecot-uidlist"))
 
@@ -651,7 +653,9 @@ def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLette
             continue
         oldFlags = decodeFlags(current[3])
         info = maildir.splitName(name)[1]
-        keywords = {f for f in oldFlags if not maildir.isSystemFlag(f)}
+        # Keywords with a letter are what the name says; others stay.
+        lettered = set(keywordLetters.values())
+        keywords = {f for f in oldFlags if not maildir.isSystemFlag(f) and f not in lettered}
         keywords |= {keywordLetters[c] for c in maildir.extraLetters(info) if c in keywordLetters}
         newFlags = frozenset(keywords) | maildir.systemFlagsFromInfo(info)
         if newFlags != oldFlags:

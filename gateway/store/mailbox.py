@@ -103,6 +103,7 @@ class Mailbox:
         self._scanCovers = None
         self._own = set()
         self._events = set()
+        self._keywordCache = None
 
     @property
     def _conn(self):
@@ -302,12 +303,9 @@ class Mailbox:
             if mtime is None:
                 mtime = os.stat(tmpPath).st_mtime
             base = maildir.newBase(measure.rawSize, measure.size)
-            if any(maildir.isSystemFlag(f) for f in flags):
-                subdir, name = "cur", maildir.fileName(base, flags)
-            else:
-                subdir, name = "new", base
-            target = os.path.join(path, subdir, name)
             with index.transaction(self._conn):
+                subdir, name = self._place(base, flags)
+                target = os.path.join(path, subdir, name)
                 uid = self._row("uidnext")[0]
                 modseq = index.bumpModSeq(self._conn, self._id)
                 self._expect((subdir, name))
@@ -330,6 +328,62 @@ class Mailbox:
         self._store._added(self, [uid])
         return uid
 
+    def _place(self, base, flags, current=""):
+        """
+        Where a message file with these flags belongs (inside a write
+        transaction): C{new/} under its base while it has no flag that a
+        file name shows, else C{cur/} with the letters of its system flags
+        and of its keywords (L{_keywordLetters}), plus the letters of
+        C{current} (its file name now) that this mailbox's keyword file
+        does not know; a message in C{cur/} stays there.
+
+        @return: C{(subdir, filename)}.
+        """
+        keywords = [f for f in flags if not maildir.isSystemFlag(f)]
+        letters = self._keywordLetters(keywords)
+        known = set(letters.values()) | set(self._keywordLetters(()).values())
+        extra = "".join(letters[k] for k in keywords if k in letters)
+        extra += "".join(c for c in maildir.extraLetters(maildir.splitName(current)[1]) if c not in known)
+        if not extra and not any(maildir.isSystemFlag(f) for f in flags) and ":" not in current:
+            return "new", base
+        return "cur", maildir.fileName(base, flags, extra)
+
+    def _keywordLetters(self, keywords):
+        """
+        The letters of C{keywords} in this mailbox's C{dovecot-keywords}
+        file (Dovecot's format: line I{n} is C{"n keyword"}, letter I{n} is
+        C{'a' + n}), adding those it lacks while letters are left (26):
+        file names then carry keywords too, and an index rebuilt from the
+        Maildir, or a Dovecot given it, gets them back.  Call inside a
+        write transaction: the index lock keeps our processes from writing
+        the file at once.
+
+        @return: C{{keyword: letter}} for every keyword in the file.
+        """
+        path = os.path.join(self._path(), maildir.KEYWORDS_FILE)
+        try:
+            st = os.stat(path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if self._keywordCache is None or self._keywordCache[0] != stamp:
+            byLetter = index.readDovecotKeywords(path) if stamp is not None else {}
+            self._keywordCache = (stamp, {keyword: letter for letter, keyword in byLetter.items()})
+        letters = self._keywordCache[1]
+        missing = [k for k in dict.fromkeys(keywords) if k not in letters]
+        free = [chr(ord("a") + n) for n in range(26) if chr(ord("a") + n) not in letters.values()]
+        if not missing or not free:
+            return letters
+        letters = dict(letters)
+        for keyword, letter in zip(missing, free, strict=False):
+            letters[keyword] = letter
+        text = "".join("%d %s\n" % (ord(letter) - ord("a"), keyword)
+                       for keyword, letter in sorted(letters.items(), key=lambda item: item[1]))
+        temporary, _ = maildir.writeTemporary(os.path.join(self._path(), "tmp"), text.encode("utf-8"))
+        os.rename(temporary, path)
+        self._keywordCache = None
+        return letters
+
     def setFlags(self, uids, flags, mode, unchangedSince=None):
         if mode not in ("+", "-", "="):
             raise ValueError("mode must be '+', '-' or '='")
@@ -350,13 +404,8 @@ class Mailbox:
                     continue
                 if modseq is None:
                     modseq = index.bumpModSeq(self._conn, self._id)
-                newSubdir, newName = subdir, filename
-                oldLetters = {f for f in old if maildir.isSystemFlag(f)}
-                newLetters = {f for f in new if maildir.isSystemFlag(f)}
-                if oldLetters != newLetters:
-                    info = maildir.splitName(filename)[1]
-                    newSubdir = "cur"
-                    newName = maildir.fileName(base, new, maildir.extraLetters(info))
+                newSubdir, newName = self._place(base, new, filename)
+                if (newSubdir, newName) != (subdir, filename):
                     source = os.path.join(path, subdir, filename)
                     self._expect((subdir, filename), (newSubdir, newName))
                     try:
@@ -460,11 +509,7 @@ class Mailbox:
                     base, stagedPath = staged[sourceUid]
                     if stagedPath is None or not os.path.exists(stagedPath):
                         raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
-                    flags = index.decodeFlags(flagText)
-                    if any(maildir.isSystemFlag(f) for f in flags):
-                        newSubdir, name = "cur", maildir.fileName(base, flags)
-                    else:
-                        newSubdir, name = "new", base
+                    newSubdir, name = destination._place(base, index.decodeFlags(flagText))
                     self._conn.execute(
                         "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
                         " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -39,6 +39,9 @@ SUBDIRS = ("cur", "new", "tmp")
 
 #: Names in the account's mail folder that are never mailboxes.
 INDEX_NAME = ".gateway-index.sqlite"
+#: In each mailbox folder: the keywords that file-name letters C{a}-C{z}
+#: stand for (Dovecot's file and format).
+KEYWORDS_FILE = "dovecot-keywords"
 
 CHUNK = 64 * 1024
 #: Headers longer than this are cut in the index (L{IMessageInfo.headers}).
