@@ -13,7 +13,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial import unittest
 
-from gateway.store import index
+from gateway.store import index, mailbox
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
 
@@ -125,3 +125,31 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         yield self.inbox.synchronize()
         self.assertEqual(self.scans, ["full"])
         self.assertEqual(len(self.inbox.uids()), 2)
+
+    @inlineCallbacks
+    def test_ownChangesLeaveFoldersTrusted(self):
+        """
+        After this process's own changes under inotify, the index says its
+        folders are in step: another store (process) that is not watching
+        needs no scan either.
+        """
+        yield self.selectAndListen()
+        uid = self.inbox.appendMessage(CRLF_MESSAGE)
+        self.inbox.setFlags([uid], ["\\Seen"], "+")
+        other = self.makeStore(self.mailPath)
+        yield other.getMailbox("INBOX").synchronize()
+        self.assertEqual(self.scans, [])
+        self.assertEqual(other.getMailbox("INBOX").uids(), [uid])
+
+    @inlineCallbacks
+    def test_manyExternalFilesListedInThread(self):
+        """Past _MAX_EVENT_NAMES reported names, the folders are listed (in a thread) instead."""
+        self.patch(mailbox, "_MAX_EVENT_NAMES", 3)
+        yield self.selectAndListen()
+        for n in range(6):
+            with open(os.path.join(self.inbox._path(), "new", "600%d.tool.host" % (n,)), "wb") as f:
+                f.write(CRLF_MESSAGE)
+        yield self.settle()
+        yield self.inbox.synchronize()
+        self.assertIn("full", self.scans)
+        self.assertEqual(len(self.inbox.uids()), 6)

@@ -340,11 +340,17 @@ def readDovecotKeywords(path):
 # Reconciling the index with the Maildir
 
 
-def _stat(path):
+def folderMtime(path):
+    """
+    @return: the mtime of folder C{path} in nanoseconds, or C{None}.
+    """
     try:
         return os.stat(path).st_mtime_ns
     except FileNotFoundError:
         return None
+
+
+_stat = folderMtime
 
 
 def dirtyDirectories(row, path, now=None):

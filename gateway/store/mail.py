@@ -444,6 +444,9 @@ class MailStore:
         if self._summaries is not None:
             self._summaries.close()
             self._summaries = None
+        for mailbox in self._mailboxes.values():
+            if mailbox._notifyCall is not None and mailbox._notifyCall.active():
+                mailbox._notifyCall.cancel()
         self._ownConn.close()
 
     def _added(self, mailbox, uids, source=None):

@@ -25,6 +25,9 @@ _FANOUT_BATCH = 200
 #: File names of its own changes a watched mailbox remembers at most,
 #: waiting for their inotify events.
 _MAX_OWN = 100000
+#: Names reported by inotify that a watched mailbox looks at one by one on
+#: the reactor thread; past this many it lists its folders in a thread.
+_MAX_EVENT_NAMES = 500
 
 
 def normalizeFlags(flags):
@@ -319,6 +322,7 @@ class Mailbox:
                          measure.rawSize, int(measure.needsCRLF), modseq, measure.headers))
                     self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
                     index.addUsage(self._conn, measure.rawSize)
+                    self._recordFolders()
                 except BaseException:
                     maildir.removeQuietly(target)
                     raise
@@ -422,6 +426,8 @@ class Mailbox:
                     (newSubdir, newName, index.encodeFlags(new), modseq, self._id, uid))
                 changed.append(uid)
             changedInfos = self.messages(changed) if changed else []
+            if changed:
+                self._recordFolders()
         if changed:
             self._changed()
         return changedInfos, failed
@@ -441,6 +447,7 @@ class Mailbox:
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
+            self._recordFolders()
         self._changed()
         return [row[0] for row in rows]
 
@@ -533,6 +540,7 @@ class Mailbox:
                             continue
                         unlinked.append((staged[row[0]][1], sourcePath))
                     self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
+                    self._recordFolders()
             committed = True
         except BaseException:
             for stagedPath, sourcePath in unlinked:
@@ -663,6 +671,25 @@ class Mailbox:
             self._own.clear()
             self._covered = False
 
+    def _recordFolders(self):
+        """
+        At the end of a write transaction of this process: while inotify
+        covers the mailbox (see L{synchronize}) and reported nothing still
+        to look at, the index matches the folders as they are now, so say
+        so in the index (their mtimes, trusted at once: what changes in the
+        same clock tick is reported to this process, which applies it).
+        Other processes, and this one once it stops watching, then need no
+        scan for this change.
+        """
+        if not self._covered or self._events:
+            return
+        path = self._path()
+        for subdir in ("new", "cur"):
+            mtime = index.folderMtime(os.path.join(path, subdir))
+            if mtime is not None:
+                self._conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
+                                   % (subdir, subdir), (mtime, mtime + index.DIRTY_WINDOW_NS, self._id))
+
     def _poll(self, names=(), overflowed=False):
         """
         The watcher says something may have changed: another process's
@@ -728,6 +755,11 @@ class Mailbox:
         since = self._store._watchedSince(self)
         if since is None:
             self._covered = False
+        if self._covered and len(self._events) > _MAX_EVENT_NAMES:
+            # Many files at once (a Maildir copied in): listing the folders
+            # in a thread beats looking at each name on the reactor thread.
+            self._covered = False
+            self._events.clear()
         if self._covered:
             names, self._events = self._events, set()
             names = self._inconsistent(names)
