@@ -169,3 +169,59 @@ class TemporaryCleaningTests(StoreTestMixin, unittest.TestCase):
         other.getMailbox("INBOX")
         self.assertEqual(other.usage(), len(CRLF_MESSAGE) + 1000)
         self.assertEqual(store.usage(), len(CRLF_MESSAGE) + 1000)
+
+
+#: Another process: open the store again and again, each time opening the
+#: mailboxes (which cleans their tmp/) and scanning them as if they had
+#: changed, until told to stop on standard input.
+SCANNER = r"""
+import os, select, sys
+from gateway.store import index
+from gateway.store.mail import MailStore
+
+rounds = 0
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+while not select.select([sys.stdin], [], [], 0)[0]:
+    store = MailStore(sys.argv[1])
+    for name in ("INBOX", "Dest"):
+        box = store.getMailbox(name)
+        with index.transaction(store._conn):
+            store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
+        index.scanMailbox(store._conn, box._id, box._path())
+    store.close()
+    rounds += 1
+sys.stdout.write("%d\n" % (rounds,))
+"""
+
+
+class TwoProcessTests(StoreTestMixin, unittest.TestCase):
+    """
+    Issue 14 item 0 with a real second process.
+    """
+
+    def test_everyAcknowledgedCopyPresent(self):
+        """COPY and APPEND of old-dated messages while another process reopens and rescans: nothing lost."""
+        store = self.makeStore()
+        store.createMailbox("Dest")
+        inbox, dest = store.getMailbox("INBOX"), store.getMailbox("Dest")
+        uids = [inbox.appendMessage(b"Subject: %d\r\n\r\nold\r\n" % (n,), internalDate=OLD) for n in range(20)]
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        child = subprocess.Popen([sys.executable, "-c", SCANNER, self.mailPath], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=root), cwd=root)
+        self.addCleanup(lambda: child.poll() is None and child.kill())
+        self.assertEqual(child.stdout.readline(), b"ready\n")
+        copied = appended = 0
+        for _ in range(15):
+            copied += len(inbox.copyTo(uids, dest))
+            inbox.appendMessage(b"Subject: more\r\n\r\nold\r\n", internalDate=OLD)
+            appended += 1
+        out, _ = child.communicate(b"stop\n", timeout=60)
+        self.assertGreater(int(out), 0)
+        self.assertEqual(copied, 15 * 20)
+        self.assertEqual(len(dest.uids()), copied)
+        self.assertEqual(len(self.allFiles(dest)), copied)
+        self.assertEqual(len(inbox.uids()), 20 + appended)
+        for uid in dest.uids()[::37]:
+            self.assertIn(b"old", self.readAll(dest.openMessage(uid)))
+        self.assertEqual(os.listdir(os.path.join(dest._path(), "tmp")), [])
