@@ -50,9 +50,10 @@ sys.stdout.write("done\n")
 """
 
 
-class CrashDuringTransferTests(StoreTestMixin, unittest.TestCase):
+class TransferCrashMixin(StoreTestMixin):
     """
-    SIGKILL of a process in the middle of a big COPY or MOVE.
+    A data root with a big INBOX, a child process that copies or moves it
+    and is killed, and the checks after the crash.
     """
 
     count = 400
@@ -145,6 +146,13 @@ class CrashDuringTransferTests(StoreTestMixin, unittest.TestCase):
                          * (1 + (mode == "copy" and done)) + len(b"Subject: after\r\n\r\n"))
         return done
 
+
+
+class CrashDuringTransferTests(TransferCrashMixin, unittest.TestCase):
+    """
+    SIGKILL of a process in the middle of a big COPY or MOVE.
+    """
+
     def test_copyKilledAtEachPhase(self):
         """COPY killed while staging, inside its transaction, or while renaming into place: all or nothing."""
         results = []
@@ -187,3 +195,25 @@ class CrashDuringTransferTests(StoreTestMixin, unittest.TestCase):
         """A staged file's name is the message's base, which names the process (for liveness checks)."""
         base = maildir.newBase(10, 12)
         self.assertEqual(maildir.temporaryOwner(base), (os.getpid(), maildir._host))
+
+
+class OpenDuringCrashTests(TransferCrashMixin, unittest.TestCase):
+    """
+    A store that was already open when the other process died: its scans
+    and its first opening of the mailboxes meet the half-done MOVE first.
+    """
+
+    def test_moveKilledInTransactionThenScanned(self):
+        """A MOVE killed while unlinking sources: another open store's scan and open lose nothing."""
+        self.prepare()
+        survivor = self.makeStore(self.mailPath)
+        inbox = survivor.getMailbox("INBOX")
+        output = self.runChild("move", "unlink:%d" % (self.count // 2,))
+        self.assertNotIn("done", output)
+        survivor._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0")
+        index.scanMailbox(survivor._conn, inbox._id, inbox._path())
+        self.assertEqual(len(inbox.uids()), self.count)
+        dest = survivor.getMailbox("Dest")
+        self.assertEqual(dest.uids(), [])
+        self.assertEqual(len(self.allFiles(inbox)), self.count)
+        self.assertFalse(self.checkAfterCrash("move", output))

@@ -216,8 +216,7 @@ def newUidValidity(conn):
     the transaction commits).  Call inside a transaction.
     """
     last = int(conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()[0])
-    path = os.path.join(os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2]),
-                        UIDVALIDITY_FILE)
+    path = os.path.join(indexRoot(conn), UIDVALIDITY_FILE)
     try:
         with open(path, "r") as f:
             last = max(last, int(f.read().strip() or "0", 16))
@@ -568,7 +567,19 @@ def recoverJournals(conn, root, now=None):
     MOVE committed if its source messages are gone from the index: then its
     staged files are put in place and the sources unlinked; otherwise the
     sources it had unlinked are linked back from the staged files.  Run
-    before L{recoverTemporary} removes staged files.
+    before anything that could take a missing source for an expunged
+    message or remove staged files (L{recoverTemporary}, the removals of
+    L{scanMailbox}, which calls L{_recoverJournalsLocked} itself).
+    """
+    if not maildir.temporaryFiles(os.path.join(root, JOURNAL_FOLDER)):
+        return
+    with transaction(conn):
+        _recoverJournalsLocked(conn, root, now)
+
+
+def _recoverJournalsLocked(conn, root, now=None):
+    """
+    L{recoverJournals} inside a write transaction.
     """
     folder = os.path.join(root, JOURNAL_FOLDER)
     now = time.time() if now is None else now
@@ -581,28 +592,35 @@ def recoverJournals(conn, root, now=None):
                 entries = json.loads(f.read().decode("utf-8"))
         except (OSError, ValueError):
             entries = []
-        with transaction(conn):
-            for sourceId, sourceBase, subdir, filename, destinationId, stagedBase in entries:
-                paths = dict(conn.execute(
-                    "SELECT id, name FROM mailboxes WHERE id IN (?, ?)", (sourceId, destinationId)).fetchall())
-                if sourceId not in paths or destinationId not in paths:
-                    continue
-                sourcePath = os.path.join(maildir.mailboxPath(root, paths[sourceId]), subdir, filename)
-                destinationPath = maildir.mailboxPath(root, paths[destinationId])
-                staged = os.path.join(destinationPath, "tmp", stagedBase)
-                if conn.execute("SELECT 1 FROM messages WHERE mailbox = ? AND base = ?",
-                                (sourceId, sourceBase)).fetchone():
-                    if not os.path.exists(sourcePath) and os.path.exists(staged):
-                        os.link(staged, sourcePath)
-                    maildir.removeQuietly(staged)
-                    continue
-                row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
-                                   (destinationId, stagedBase)).fetchone()
-                if row is not None and os.path.exists(staged):
-                    os.rename(staged, os.path.join(destinationPath, row[0], row[1]))
+        for sourceId, sourceBase, subdir, filename, destinationId, stagedBase in entries:
+            paths = dict(conn.execute(
+                "SELECT id, name FROM mailboxes WHERE id IN (?, ?)", (sourceId, destinationId)).fetchall())
+            if sourceId not in paths or destinationId not in paths:
+                continue
+            sourcePath = os.path.join(maildir.mailboxPath(root, paths[sourceId]), subdir, filename)
+            destinationPath = maildir.mailboxPath(root, paths[destinationId])
+            staged = os.path.join(destinationPath, "tmp", stagedBase)
+            if conn.execute("SELECT 1 FROM messages WHERE mailbox = ? AND base = ?",
+                            (sourceId, sourceBase)).fetchone():
+                if not os.path.exists(sourcePath) and os.path.exists(staged):
+                    os.link(staged, sourcePath)
                 maildir.removeQuietly(staged)
-                maildir.removeQuietly(sourcePath)
-            maildir.removeQuietly(path)
+                continue
+            row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                               (destinationId, stagedBase)).fetchone()
+            if row is not None and os.path.exists(staged):
+                os.rename(staged, os.path.join(destinationPath, row[0], row[1]))
+            maildir.removeQuietly(staged)
+            maildir.removeQuietly(sourcePath)
+        maildir.removeQuietly(path)
+
+
+def indexRoot(conn):
+    """
+    @return: the folder of the index C{conn} is open on (the account's
+        mail folder).
+    """
+    return os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _modSeqTaker(conn, mailboxId):
@@ -633,6 +651,10 @@ def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLette
                      (uidList[0], max(uidNext, uidList[1]), mailboxId))
     else:
         uidList = None
+    if removed:
+        # A file that seems gone may be the source of a MOVE whose process
+        # died inside its transaction: put it back first.
+        _recoverJournalsLocked(conn, indexRoot(conn))
     usage = 0
     changedAny = False
     for base in removed:

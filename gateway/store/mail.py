@@ -282,6 +282,7 @@ class MailStore:
         left-overs (L{index.recoverTemporary}) and count in the usage what
         stays there (meta key C{tmp:<mailbox id>}).
         """
+        index.recoverJournals(self._conn, self.path)
         kept = index.recoverTemporary(self._conn, mailboxId, path)
         key = "tmp:%d" % (mailboxId,)
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -505,49 +505,50 @@ class Mailbox:
                 journal = index.writeJournal(self._store.path, [
                     (self._id, row[9], row[1], row[2], destination._id, staged[row[0]][0]) for row in rows])
             with index.transaction(self._conn):
-                self._row("id")
-                destination._row("id")
-                current = self._select(columns, [row[0] for row in rows])
-                uid = destination._row("uidnext")[0]
-                modseq = index.bumpModSeq(self._conn, destination._id)
-                moved = []
-                for row in current:
-                    sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _ = row
-                    base, stagedPath = staged[sourceUid]
-                    if stagedPath is None or not os.path.exists(stagedPath):
-                        raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
-                    newSubdir, name = destination._place(base, index.decodeFlags(flagText))
-                    self._conn.execute(
-                        "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
-                        " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
-                         rawSize, crlf, modseq, headers))
-                    placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
-                    destination._expect((newSubdir, name))
-                    result.append((sourceUid, uid))
-                    uid += 1
-                    index.addUsage(self._conn, rawSize)
-                    if move:
-                        moved.append(row)
-                self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, destination._id))
-                if moved:
-                    for row in moved:
-                        sourcePath = os.path.join(path, row[1], row[2])
-                        self._expect((row[1], row[2]))
-                        try:
-                            os.unlink(sourcePath)
-                        except FileNotFoundError:
-                            continue
-                        unlinked.append((staged[row[0]][1], sourcePath))
-                    self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
-                    self._recordFolders()
+                try:
+                    self._row("id")
+                    destination._row("id")
+                    current = self._select(columns, [row[0] for row in rows])
+                    uid = destination._row("uidnext")[0]
+                    modseq = index.bumpModSeq(self._conn, destination._id)
+                    moved = []
+                    for row in current:
+                        sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _ = row
+                        base, stagedPath = staged[sourceUid]
+                        if stagedPath is None or not os.path.exists(stagedPath):
+                            raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
+                        newSubdir, name = destination._place(base, index.decodeFlags(flagText))
+                        self._conn.execute(
+                            "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
+                            " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
+                             rawSize, crlf, modseq, headers))
+                        placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
+                        destination._expect((newSubdir, name))
+                        result.append((sourceUid, uid))
+                        uid += 1
+                        index.addUsage(self._conn, rawSize)
+                        if move:
+                            moved.append(row)
+                    self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, destination._id))
+                    if moved:
+                        for row in moved:
+                            sourcePath = os.path.join(path, row[1], row[2])
+                            self._expect((row[1], row[2]))
+                            try:
+                                os.unlink(sourcePath)
+                            except FileNotFoundError:
+                                continue
+                            unlinked.append((staged[row[0]][1], sourcePath))
+                        self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
+                        self._recordFolders()
+                except BaseException:
+                    # Before the rollback lets anybody else look.
+                    self._relink(unlinked)
+                    raise
             committed = True
         except BaseException:
-            for stagedPath, sourcePath in unlinked:
-                try:
-                    os.link(stagedPath, sourcePath)
-                except OSError:
-                    log.err(None, "restoring %s after a failed MOVE" % (sourcePath,))
+            self._relink(unlinked)
             raise
         finally:
             if committed:
@@ -572,6 +573,21 @@ class Mailbox:
                 self._changed()
             self._store._added(destination, result, source=self)
         return result
+
+    @staticmethod
+    def _relink(unlinked):
+        """
+        Put back the source files of a MOVE that failed: C{unlinked} is a
+        C{list} of C{(stagedPath, sourcePath)}, emptied.
+        """
+        while unlinked:
+            stagedPath, sourcePath = unlinked.pop()
+            if os.path.exists(sourcePath):
+                continue
+            try:
+                os.link(stagedPath, sourcePath)
+            except OSError:
+                log.err(None, "restoring %s after a failed MOVE" % (sourcePath,))
 
     def _stage(self, path, row, destinationPath, base):
         """
