@@ -24,7 +24,7 @@ from gateway.errors import (
     QuotaExceeded,
 )
 from gateway.interfaces import IMailbox, IMailboxInfo, IMailStore, IMessageInfo
-from gateway.store import index, mailbox, maildir
+from gateway.store import changes, index, maildir
 from gateway.store.mail import MailStore
 from gateway.store.watch import sharedINotify
 
@@ -441,7 +441,7 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         clock = task.Clock()
         store = self.makeStore(os.path.join(self.temporaryFolder(), "mail"), reactor=clock, useInotify=False)
         inbox = store.getMailbox("INBOX")
-        batch = mailbox._FANOUT_BATCH
+        batch = changes._FANOUT_BATCH
         calls = []
         removers = [inbox.addListener(lambda n=n: calls.append(n)) for n in range(2 * batch + 10)]
 

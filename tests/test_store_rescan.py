@@ -13,7 +13,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial import unittest
 
-from gateway.store import index, mailbox
+from gateway.store import changes, index
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
 
@@ -144,7 +144,7 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
     @inlineCallbacks
     def test_manyExternalFilesListedInThread(self):
         """Past _MAX_EVENT_NAMES reported names, the folders are listed (in a thread) instead."""
-        self.patch(mailbox, "_MAX_EVENT_NAMES", 3)
+        self.patch(changes, "_MAX_EVENT_NAMES", 3)
         yield self.selectAndListen()
         for n in range(6):
             with open(os.path.join(self.inbox._path(), "new", "600%d.tool.host" % (n,)), "wb") as f:
