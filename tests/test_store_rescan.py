@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.store import changes, index
+from gateway.store.watch import sharedINotify
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
 
@@ -153,3 +154,18 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         yield self.inbox.synchronize()
         self.assertIn("full", self.scans)
         self.assertEqual(len(self.inbox.uids()), 6)
+
+    @inlineCallbacks
+    def test_lostEventsFallBackOnMtimes(self):
+        """When inotify says it lost events, the folders are listed again and what changed is found."""
+        yield self.selectAndListen()
+        self.inbox.appendMessage(CRLF_MESSAGE)
+        yield self.settle()
+        self.assertTrue(self.inbox._covered)
+        sharedINotify(reactor)._overflow()
+        yield self.settle()
+        with open(os.path.join(self.inbox._path(), "cur", "7000.lost.host:2,S"), "wb") as f:
+            f.write(CRLF_MESSAGE)
+        yield self.inbox.synchronize()
+        self.assertIn("full", self.scans)
+        self.assertEqual(len(self.inbox.uids()), 2)

@@ -326,7 +326,7 @@ class Mailbox(MailboxChanges):
         """
         keywords = [f for f in flags if not maildir.isSystemFlag(f)]
         letters = self._keywordLetters(keywords)
-        known = set(letters.values()) | set(self._keywordLetters(()).values())
+        known = set(letters.values())
         extra = "".join(letters[k] for k in keywords if k in letters)
         extra += "".join(c for c in maildir.extraLetters(maildir.splitName(current)[1]) if c not in known)
         if not extra and not any(maildir.isSystemFlag(f) for f in flags) and ":" not in current:
