@@ -225,3 +225,22 @@ class TwoProcessTests(StoreTestMixin, unittest.TestCase):
         for uid in dest.uids()[::37]:
             self.assertIn(b"old", self.readAll(dest.openMessage(uid)))
         self.assertEqual(os.listdir(os.path.join(dest._path(), "tmp")), [])
+
+
+class OwnerTests(unittest.TestCase):
+    """
+    Who holds a tmp/ file.
+    """
+
+    def test_reusedPidDoesNotHold(self):
+        """A file older than the live process whose number it carries is not that process's."""
+        pid = os.getppid()
+        started = maildir.processStartTime(pid)
+        if started is None:
+            raise unittest.SkipTest("no process start times here")
+        name = "%d.P%dQ1R00ff.%s" % (started, pid, maildir._host)
+        self.assertTrue(maildir.temporaryHeld(name, started + 1, time.time()))
+        self.assertFalse(maildir.temporaryHeld(name, started - 60, time.time()))
+        self.assertFalse(maildir.temporaryHeld("1.P%dQ1R00ff.%s" % (deadPid(), maildir._host), 0, time.time()))
+        self.assertTrue(maildir.temporaryHeld("1.P1Q1R00ff.elsewhere", time.time() - 3600, time.time()))
+        self.assertFalse(maildir.temporaryHeld("1.P1Q1R00ff.elsewhere", 0, time.time()))

@@ -405,9 +405,12 @@ def temporaryOwner(name):
     return int(match.group(1)), match.group(2)
 
 
-def processAlive(pid):
+def processAlive(pid, before=None):
     """
-    Is there a process C{pid} on this host?  (This process always is.)
+    Is there a process C{pid} on this host (this process always is) that
+    was already running at POSIX time C{before}?  A process that started
+    later only reuses the number of a process that ended (known where
+    C{/proc} tells start times).
     """
     if pid == os.getpid():
         return True
@@ -418,8 +421,27 @@ def processAlive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    if before is not None:
+        started = processStartTime(pid)
+        if started is not None and started > before + 2:
+            return False
     return True
+
+
+def processStartTime(pid):
+    """
+    @return: when process C{pid} started (POSIX time, to about a second),
+        or C{None} where C{/proc} does not say.
+    """
+    try:
+        with open("/proc/%d/stat" % (pid,), "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def temporaryHeld(name, ctime, now):
@@ -436,7 +458,7 @@ def temporaryHeld(name, ctime, now):
     pid, host = owner
     if host != _host:
         return now - ctime < TMP_MAX_AGE
-    return processAlive(pid)
+    return processAlive(pid, before=ctime)
 
 
 def temporaryFiles(tmpDir):
