@@ -41,9 +41,22 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
 
     def settle(self):
         """
-        Let every inotify event of what was done so far arrive and be handled.
+        Give the inotify events of what was done so far time to arrive and
+        be handled (what must have happened is waited for by L{waitFor}).
         """
         return task.deferLater(reactor, 0.2, lambda: None)
+
+    @inlineCallbacks
+    def waitFor(self, condition):
+        """
+        Synchronize the inbox until C{condition()} holds (the test's
+        timeout bounds the wait): however late inotify's events come.
+        """
+        while True:
+            yield self.inbox.synchronize()
+            if condition():
+                return
+            yield task.deferLater(reactor, 0.02, lambda: None)
 
     @inlineCallbacks
     def selectAndListen(self):
@@ -102,8 +115,8 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         os.rename(os.path.join(cur, rows[uids[0]]), os.path.join(cur, rows[uids[0]] + "F"))
         os.unlink(os.path.join(cur, rows[uids[1]]))
         yield notified
-        yield self.settle()
-        yield self.inbox.synchronize()
+        yield self.waitFor(lambda: len(self.inbox.uids()) == 20 and uids[1] not in self.inbox.uids()
+                           and self.inbox.messages([uids[0]])[0].flags == {"\\Seen", "\\Flagged"})
         self.assertNotIn("full", self.scans)
         self.assertTrue(self.scans, "the names were scanned")
         self.assertLessEqual(sum(self.scans), 10)
@@ -150,10 +163,8 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         for n in range(6):
             with open(os.path.join(self.inbox._path(), "new", "600%d.tool.host" % (n,)), "wb") as f:
                 f.write(CRLF_MESSAGE)
-        yield self.settle()
-        yield self.inbox.synchronize()
+        yield self.waitFor(lambda: len(self.inbox.uids()) == 6)
         self.assertIn("full", self.scans)
-        self.assertEqual(len(self.inbox.uids()), 6)
 
     @inlineCallbacks
     def test_lostEventsFallBackOnMtimes(self):
