@@ -37,7 +37,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import index, maildir
+from gateway.store import index, maildir, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -116,6 +116,7 @@ class MailStore:
         self._summariesLock = threading.Lock()
         self._watcher = None
         self._watched = set()
+        self._writer = None
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
@@ -442,6 +443,9 @@ class MailStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._summaries is not None:
             self._summaries.close()
             self._summaries = None
@@ -474,6 +478,27 @@ class MailStore:
             log.info("Calendar messages left unsummarized in {mailbox}: {error}", mailbox=mailbox.name, error=e)
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
+
+    def _write(self, write):
+        """
+        Run C{write(conn, group)} in the index writer's next group (see
+        L{gateway.store.writer}); a reactor without threads (a
+        C{task.Clock} in tests) runs it at once in a transaction of its own.
+
+        @return: a L{Deferred} firing with its result once it is durable.
+        """
+        if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
+            def now():
+                group = writer.WriteGroup()
+                with index.transaction(self._conn):
+                    result = write(self._conn, group)
+                    for folder in sorted(group.folders):
+                        maildir.fsyncDirectory(folder)
+                return result
+            return maybeDeferred(now)
+        if self._writer is None:
+            self._writer = writer.IndexWriter(self.indexPath, self._reactor)
+        return self._writer.submit(write)
 
     def _scanInThread(self, mailboxId, path, names=None):
         conn = index.connect(self.indexPath)

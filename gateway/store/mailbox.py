@@ -11,6 +11,7 @@ import os
 import shutil
 
 import attr
+from twisted.internet.defer import fail
 from twisted.python import log
 from zope.interface import implementer
 
@@ -312,6 +313,69 @@ class Mailbox(MailboxChanges):
         self._changed()
         self._store._added(self, [uid])
         return uid
+
+    def appendMessageLater(self, source, flags=(), internalDate=None):
+        """
+        L{appendMessage} off the reactor thread: the file is written and
+        fsync'd in the thread pool, the index row is written by the
+        store's index writer in a group with other sessions' writes
+        (L{gateway.store.writer}), so the reactor never waits for the disk
+        or for another process's lock.
+
+        @return: a L{Deferred} firing with the new UID once the message is
+            durable (file, folder and index), failing with
+            L{gateway.errors.QuotaExceeded} and the like.
+        """
+        flags = normalizeFlags(flags)
+        path = self._path()
+        isBytes = isinstance(source, (bytes, bytearray, memoryview))
+        if isBytes:
+            try:
+                self._checkQuota(len(source))
+            except Exception:
+                return fail()
+        mtime = internalDate.timestamp() if internalDate is not None else None
+        written = self._store._deferToThread(maildir.writeTemporary, os.path.join(path, "tmp"), source, mtime)
+
+        def store(result):
+            tmpPath, measure = result
+            try:
+                if not isBytes:
+                    self._checkQuota(measure.rawSize)
+            except BaseException:
+                maildir.removeQuietly(tmpPath)
+                raise
+            base = maildir.newBase(measure.rawSize, measure.size)
+            date = mtime if mtime is not None else os.stat(tmpPath).st_mtime
+
+            def write(conn, group):
+                subdir, name = self._place(base, flags)
+                target = os.path.join(path, subdir, name)
+                uid = conn.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (self._id,)).fetchone()[0]
+                modseq = index.bumpModSeq(conn, self._id)
+                os.rename(tmpPath, target)
+                try:
+                    group.syncFolder(os.path.join(path, subdir))
+                    conn.execute(
+                        "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
+                        " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (self._id, uid, base, subdir, name, index.encodeFlags(flags), date, measure.size,
+                         measure.rawSize, int(measure.needsCRLF), modseq, measure.headers))
+                    conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
+                    index.addUsage(conn, measure.rawSize)
+                except BaseException:
+                    os.rename(target, tmpPath)
+                    raise
+                return uid
+
+            def done(uid):
+                self._changed()
+                self._store._added(self, [uid])
+                return uid
+            d = self._store._write(write)
+            d.addBoth(lambda result: (maildir.removeQuietly(tmpPath), result)[1])
+            return d.addCallback(done)
+        return written.addCallback(store)
 
     def _place(self, base, flags, current=""):
         """
