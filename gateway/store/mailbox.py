@@ -601,7 +601,10 @@ class Mailbox(MailboxChanges):
                     try:
                         os.rename(stagedPath, target)
                     except FileNotFoundError:
-                        pass  # put in place meanwhile by another process (recoverTemporary)
+                        # Put in place meanwhile by another process
+                        # (recoverTemporary), or by a flag change.
+                        if destination._locate(destinationPath, os.path.basename(stagedPath)) is None:
+                            log.msg("staged file %s vanished after its COPY/MOVE committed" % (stagedPath,))
                 for sub in ("new", "cur"):
                     maildir.fsyncDirectory(os.path.join(destinationPath, sub))
                 if move:

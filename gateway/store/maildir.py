@@ -423,8 +423,10 @@ def processAlive(pid, before=None):
     except PermissionError:
         pass
     if before is not None:
+        # With a minute to spare: a clock set back must not make a live
+        # owner look younger than its file.
         started = processStartTime(pid)
-        if started is not None and started > before + 2:
+        if started is not None and started > before + TMP_GRACE:
             return False
     return True
 
