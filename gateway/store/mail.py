@@ -6,12 +6,15 @@ index per account (L{gateway.store.index}).
 
 Every public method is synchronous and touches only the index, except
 L{Mailbox.openMessage} (opens one file), L{Mailbox.appendMessage} (writes
-one) and L{Mailbox.synchronize} (a rescan runs in a thread).
-L{MailStore.getMailbox} the first time a mailbox is opened that has no index
-yet (a Maildir copied in from elsewhere) starts indexing it in a thread:
-until L{Mailbox.synchronize} fires, the mailbox may look incomplete.  A message added to a calendar
-mailbox (C{IPF.Appointment}) is also parsed for free/busy, and its summary
-written (L{gateway.store.calendar.summaries.summarizeAdded}).
+one), L{Mailbox.appendMessageLater} (writes it in a thread and its index row
+through the store's index writer, L{gateway.store.writer}) and
+L{Mailbox.synchronize} (a rescan runs in a thread).  The first time
+L{MailStore.getMailbox} opens a mailbox that has no index yet (a Maildir
+copied in from elsewhere), it starts indexing it in a thread: until
+L{Mailbox.synchronize} fires, the mailbox may look incomplete.  A message
+added to a calendar mailbox (C{IPF.Appointment}) is also parsed for
+free/busy, and its summary written
+(L{gateway.store.calendar.summaries.summarizeAdded}).
 
 Changes made through this store are announced to the mailbox's listeners on
 the next reactor turn; changes by other processes are noticed by a

@@ -289,7 +289,7 @@ class Mailbox(MailboxChanges):
                 mtime = os.stat(tmpPath).st_mtime
             base = maildir.newBase(measure.rawSize, measure.size)
             with index.transaction(self._conn):
-                subdir, name = self._place(base, flags)
+                subdir, name = self._place(base, flags, folder=path)
                 target = os.path.join(path, subdir, name)
                 uid = self._row("uidnext")[0]
                 modseq = index.bumpModSeq(self._conn, self._id)
@@ -349,7 +349,7 @@ class Mailbox(MailboxChanges):
             date = mtime if mtime is not None else os.stat(tmpPath).st_mtime
 
             def write(conn, group):
-                subdir, name = self._place(base, flags)
+                subdir, name = self._place(base, flags, folder=path)
                 target = os.path.join(path, subdir, name)
                 uid = conn.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (self._id,)).fetchone()[0]
                 modseq = index.bumpModSeq(conn, self._id)
@@ -377,7 +377,7 @@ class Mailbox(MailboxChanges):
             return d.addCallback(done)
         return written.addCallback(store)
 
-    def _place(self, base, flags, current=""):
+    def _place(self, base, flags, current="", folder=None):
         """
         Where a message file with these flags belongs (inside a write
         transaction): C{new/} under its base while it has no flag that a
@@ -386,10 +386,12 @@ class Mailbox(MailboxChanges):
         C{current} (its file name now) that this mailbox's keyword file
         does not know; a message in C{cur/} stays there.
 
+        @param folder: the mailbox folder, if known (saves a look at the
+            index).
         @return: C{(subdir, filename)}.
         """
         keywords = [f for f in flags if not maildir.isSystemFlag(f)]
-        letters = self._keywordLetters(keywords)
+        letters = self._keywordLetters(keywords, folder)
         known = set(letters.values())
         extra = "".join(letters[k] for k in keywords if k in letters)
         extra += "".join(c for c in maildir.extraLetters(maildir.splitName(current)[1]) if c not in known)
@@ -397,7 +399,7 @@ class Mailbox(MailboxChanges):
             return "new", base
         return "cur", maildir.fileName(base, flags, extra)
 
-    def _keywordLetters(self, keywords):
+    def _keywordLetters(self, keywords, folder=None):
         """
         The letters of C{keywords} in this mailbox's C{dovecot-keywords}
         file (Dovecot's format: line I{n} is C{"n keyword"}, letter I{n} is
@@ -409,7 +411,8 @@ class Mailbox(MailboxChanges):
 
         @return: C{{keyword: letter}} for every keyword in the file.
         """
-        path = os.path.join(self._path(), maildir.KEYWORDS_FILE)
+        folder = self._path() if folder is None else folder
+        path = os.path.join(folder, maildir.KEYWORDS_FILE)
         try:
             st = os.stat(path)
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -428,7 +431,7 @@ class Mailbox(MailboxChanges):
             letters[keyword] = letter
         text = "".join("%d %s\n" % (ord(letter) - ord("a"), keyword)
                        for keyword, letter in sorted(letters.items(), key=lambda item: item[1]))
-        temporary, _ = maildir.writeTemporary(os.path.join(self._path(), "tmp"), text.encode("utf-8"))
+        temporary, _ = maildir.writeTemporary(os.path.join(folder, "tmp"), text.encode("utf-8"))
         os.rename(temporary, path)
         self._keywordCache = None
         return letters
@@ -453,7 +456,7 @@ class Mailbox(MailboxChanges):
                     continue
                 if modseq is None:
                     modseq = index.bumpModSeq(self._conn, self._id)
-                newSubdir, newName = self._place(base, new, filename)
+                newSubdir, newName = self._place(base, new, filename, folder=path)
                 if (newSubdir, newName) != (subdir, filename):
                     source = os.path.join(path, subdir, filename)
                     self._expect((subdir, filename), (newSubdir, newName))
@@ -562,7 +565,7 @@ class Mailbox(MailboxChanges):
                         base, stagedPath = staged[sourceUid]
                         if stagedPath is None or not os.path.exists(stagedPath):
                             raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
-                        newSubdir, name = destination._place(base, index.decodeFlags(flagText))
+                        newSubdir, name = destination._place(base, index.decodeFlags(flagText), folder=destinationPath)
                         self._conn.execute(
                             "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
                             " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
