@@ -245,3 +245,25 @@ class OwnerTests(unittest.TestCase):
         self.assertFalse(maildir.temporaryHeld("1.P%dQ1R00ff.%s" % (deadPid(), maildir._host), 0, time.time()))
         self.assertTrue(maildir.temporaryHeld("1.P1Q1R00ff.elsewhere", time.time() - 3600, time.time()))
         self.assertFalse(maildir.temporaryHeld("1.P1Q1R00ff.elsewhere", 0, time.time()))
+
+
+class AccountOpenTests(StoreTestMixin, unittest.TestCase):
+    """
+    Opening an account's store cleans every mailbox's tmp/, opened or not.
+    """
+
+    def test_unopenedMailboxCleanedAndCounted(self):
+        """A dead process's file in a mailbox nobody opens is removed, a live one's counted, at store open."""
+        self.makeStore().close()
+        junk = os.path.join(self.mailPath, "Junk", "tmp")
+        dead = os.path.join(junk, "%d.P%dQ1R00ff.%s" % (time.time(), deadPid(), maildir._host))
+        live = os.path.join(junk, "%d.P%dQ2R00ff.%s" % (time.time(), os.getppid(), maildir._host))
+        for path in (dead, live):
+            with open(path, "wb") as f:
+                f.write(b"z" * 500)
+        later = time.time() + 2 * maildir.TMP_GRACE
+        self.patch(time, "time", lambda: later)
+        store = self.makeStore(self.mailPath)
+        self.assertFalse(os.path.exists(dead))
+        self.assertTrue(os.path.exists(live))
+        self.assertEqual(store.usage(), 500)

@@ -124,6 +124,9 @@ class MailStore:
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
         index.recoverJournals(self._conn, self.path)
+        self._recovered = set()
+        for mailboxId, name in self._conn.execute("SELECT id, name FROM mailboxes WHERE selectable").fetchall():
+            self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
 
     @property
     def _conn(self):
@@ -270,7 +273,8 @@ class MailStore:
             raise NoSuchMailbox(name)
         mailbox = self._mailboxes.get(mailboxId)
         if mailbox is None:
-            self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
+            if mailboxId not in self._recovered:
+                self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
             mailbox = self._mailboxes[mailboxId] = Mailbox(self, mailboxId)
         if not indexed and not mailbox._scanning:
             # First open of a Maildir nobody indexed yet (copied in by
@@ -282,10 +286,12 @@ class MailStore:
 
     def _recoverTemporary(self, mailboxId, path):
         """
-        The first time this store opens a mailbox: clear its C{tmp/} of
-        left-overs (L{index.recoverTemporary}) and count in the usage what
-        stays there (meta key C{tmp:<mailbox id>}).
+        When the store opens (for every mailbox) or first opens a mailbox
+        it did not know then: clear its C{tmp/} of left-overs
+        (L{index.recoverTemporary}) and count in the usage what stays there
+        (meta key C{tmp:<mailbox id>}).
         """
+        self._recovered.add(mailboxId)
         index.recoverJournals(self._conn, self.path)
         kept = index.recoverTemporary(self._conn, mailboxId, path)
         key = "tmp:%d" % (mailboxId,)
