@@ -17,6 +17,7 @@ the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
 import errno
 import itertools
 import os
+import shutil
 import socket
 import time
 
@@ -371,6 +372,30 @@ def writeTemporary(tmpDir, source, mtime=None):
         removeQuietly(path)
         raise
     return path, measure
+
+
+def linkTemporary(tmpDir, path):
+    """
+    Put the file at C{path} (complete and fsync'd) into C{tmpDir}: a hard
+    link where the file system allows one, else a copy, fsync'd.
+
+    @return: the path in C{tmpDir}.
+    """
+    name = "%d.P%dQ%dR%s.%s" % (time.time(), os.getpid(), next(_counter), os.urandom(8).hex(), _host)
+    target = os.path.join(tmpDir, name)
+    try:
+        os.link(path, target)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        try:
+            shutil.copyfile(path, target)
+            with open(target, "rb") as f:
+                os.fsync(f.fileno())
+        except BaseException:
+            removeQuietly(target)
+            raise
+    return target
 
 
 def removeQuietly(path):
