@@ -90,6 +90,16 @@ def _level(text):
     return value
 
 
+def _choice(*values):
+    def parse(text):
+        value = text.strip().lower()
+        if value not in values:
+            raise ValueError("expected one of %s, not %r" % (", ".join(values), text))
+        return value
+
+    return parse
+
+
 def _tlsVersion(text):
     value = text.strip()
     if value not in ("1.2", "1.3"):
@@ -207,6 +217,10 @@ SCHEMA = [
     Option("lmtp", "max_message_size", parseSize, "50M",
            "Largest message LMTP accepts (SIZE extension)."),
     Option("lmtp", "timeout", _int, "300", "Seconds an idle LMTP connection is kept."),
+    Option("lmtp", "delivered_to", _choice("always", "single"), "always",
+           "always: every delivered copy starts with Return-Path and a Delivered-To header naming its"
+           " recipient (each copy is written on its own); single: Delivered-To only when a transaction"
+           " has one recipient, as Dovecot does, so that all recipients share one file (hard links)."),
 ]
 
 
