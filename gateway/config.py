@@ -221,6 +221,14 @@ SCHEMA = [
            "always: every delivered copy starts with Return-Path and a Delivered-To header naming its"
            " recipient (each copy is written on its own); single: Delivered-To only when a transaction"
            " has one recipient, as Dovecot does, so that all recipients share one file (hard links)."),
+    Option("socketmap", "enabled", _bool, "no",
+           "Answer Postfix socketmap lookups (maps virtual and domain), so that Postfix refuses"
+           " unknown recipients at RCPT time."),
+    Option("socketmap", "listen", _list, "tcp:2425:interface=127.0.0.1",
+           "Where the socketmap service listens: Twisted endpoint strings, one per line (keep it private)."),
+    Option("socketmap", "log_level", _level, "info",
+           "Least severe socketmap event to log (each lookup is logged at debug)."),
+    Option("socketmap", "timeout", _int, "300", "Seconds an idle socketmap connection is kept."),
 ]
 
 
