@@ -18,9 +18,10 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
+from gateway.errors import NoSuchAccount
 from gateway.lmtp import data
 from gateway.lmtp.data import DotDecoder
-from gateway.lmtp.server import LMTPServer, makeFactory, spoolFolder
+from gateway.lmtp.server import MAX_RECIPIENTS, LMTPServer, makeFactory, spoolFolder
 from gateway.store.mailbox import Mailbox
 from tests.support import makeTestContext
 
@@ -316,6 +317,21 @@ class FailureTests(SessionMixin, unittest.TestCase):
         self.assertEqual([r[:9] for r in self.send(b"Subject: x", b"", b"y", b".")], ["452 4.3.1"] * 2)
         self.assertEqual(os.listdir(spoolFolder(self.context.config)), [])
         self.assertEqual(self.send(b"NOOP")[0][:3], "250")
+
+    def test_manyRecipientsFailingAtOnce(self):
+        """A thousand recipients whose delivery fails before any thread is used all get their reply
+        (no deep recursion)."""
+        self.startSession()
+        self.envelope(*[b"demo@example.test"] * MAX_RECIPIENTS)
+
+        def gone(address):
+            raise NoSuchAccount(address)
+
+        self.patch(self.context.realm, "accountFor", gone)
+        replies = self.send(b"Subject: x", b"", b"y", b".")
+        self.assertEqual(len(replies), MAX_RECIPIENTS)
+        self.assertEqual({r[:9] for r in replies}, {"451 4.3.0"})
+        self.flushLoggedErrors(NoSuchAccount)
 
     def test_longLineInData(self):
         """A line longer than a command line may be, inside DATA, is part of the message, and the end

@@ -349,25 +349,33 @@ class Delivery:
         self._finish()
 
     def _finish(self):
-        self.spool.discard()
-        self._done.callback(None)
+        if not self._done.called:
+            self.spool.discard()
+            self._done.callback(None)
 
     def _next(self, i):
-        if self._stopped or i >= len(self.recipients):
-            self._finish()
-            return
-        address, recipient = self.recipients[i]
-        d = maybeDeferred(self._prepare, recipient, address)
-        d.addCallback(self._commit, address, recipient)
-        d.addErrback(lambda f: (None, f))
-        d.addCallback(self._stored, i)
-        d.addErrback(self._broken)
+        """
+        Deliver to recipient C{i} and those after it: a loop while steps
+        finish at once (a recipient that fails before its thread, or a
+        synchronous runner), so that a thousand recipients make no deep
+        recursion.
+        """
+        while not self._stopped and i < len(self.recipients):
+            address, recipient = self.recipients[i]
+            d = maybeDeferred(self._prepare, recipient, address)
+            d.addCallback(self._commit, address, recipient)
+            d.addErrback(lambda f: (None, f))
+            d.addCallback(self._stored, i)
+            d.addErrback(self._broken)
+            i += 1
+            if not d.called:
+                d.addCallback(lambda _, i=i: self._next(i))
+                return
+        self._finish()
 
     def _broken(self, failure):
         log.failure("LMTP delivery failed", failure)
-        if not self._done.called:
-            self._stopped = True
-            self._finish()
+        self._stopped = True
 
     def _prepare(self, recipient, address):
         mailbox = _mailboxFor(self.realm, recipient)
@@ -409,7 +417,6 @@ class Delivery:
             self._log(address, recipient, mailbox.name, (uid, size), result, None)
         if not self._stopped:
             self.reply(address, result)
-        self._next(i + 1)
 
     def _log(self, address, recipient, mailboxName, stored, result, reason):
         fields = dict(
