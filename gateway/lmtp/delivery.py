@@ -222,15 +222,18 @@ class Spool:
         self.size += len(data)
         self._file.write(data)
 
-    def finish(self):
+    def finish(self, linked=True):
         """
-        Make the file durable, measure it and find its Message-ID (in a
-        worker thread).
+        Close the file and find its Message-ID; if copies are to be
+        C{linked} to it, make it durable and measure it first.  (In a worker
+        thread.)
         """
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if linked:
+            os.fsync(self._file.fileno())
         self._file.close()
-        self.measure = maildir.measureFile(self.path)
+        if linked:
+            self.measure = maildir.measureFile(self.path)
         with open(self.path, "rb") as f:
             f.seek(len(self.prefix))
             self.messageId = _messageId(f.read(MAX_HEADER))
@@ -327,7 +330,7 @@ class Delivery:
             recipient has had its reply, or after L{stop}; the spool is
             removed then.
         """
-        d = self.runInThread(self.spool.finish)
+        d = self.runInThread(self.spool.finish, self.sharedCopy)
         d.addCallbacks(lambda _: self._next(0), self._spoolFailed)
         return self._done
 
