@@ -21,6 +21,7 @@ from twisted.trial import unittest
 from gateway.errors import NoSuchAccount
 from gateway.lmtp import data
 from gateway.lmtp.data import DotDecoder
+from gateway.lmtp.delivery import deliver, findRecipient
 from gateway.lmtp.server import MAX_RECIPIENTS, LMTPServer, makeFactory, spoolFolder
 from gateway.store.mailbox import Mailbox
 from tests.support import makeTestContext
@@ -409,3 +410,16 @@ class ReactorTests(SessionMixin, unittest.TestCase):
             self.assertEqual([r[:3] for r in self.replies()], ["250", "250"])
 
         return finished.addCallback(check)
+
+
+class DeliverTests(unittest.TestCase):
+    def test_mboxEnvelopeLineDropped(self):
+        """deliver() (gatewayctl deliver, Postfix's mailbox_command) drops a leading mbox "From " line."""
+        context = makeTestContext(self)
+        recipient = findRecipient(context.directory, "demo@example.test")
+        message = b"Delivered-To: demo@example.test\nReturn-Path: <a@b>\nSubject: x\n\nFrom here\n"
+        self.assertTrue(deliver(context.realm, recipient, b"From a@b  Sat Dec  5 14:00:00 2026\n" + message).ok)
+        self.assertTrue(deliver(context.realm, recipient, b"From: a@b\n\nx\n").ok)
+        first, second = mailFiles(context, "demo")
+        contents = sorted([readFile(first), readFile(second)])
+        self.assertEqual(contents, sorted([message, b"From: a@b\n\nx\n"]))

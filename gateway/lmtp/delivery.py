@@ -167,11 +167,17 @@ def deliver(realm, recipient, data):
     """
     Store C{data} in the account of C{recipient}: in the mailbox its
     C{+detail} names if there is one, else in INBOX.  (Synchronous: for
-    C{gatewayctl deliver}.)
+    C{gatewayctl deliver}.)  A first line C{"From sender date"} (an mbox
+    envelope line) is dropped.
 
     @return: a L{Result}; never raises for a delivery problem.
     """
     address = recipient.record.address
+    if data.startswith(b"From "):
+        # The mbox envelope line Postfix's local(8) puts before a message it
+        # gives to a mailbox_command: not part of the message (Dovecot's LDA
+        # drops it too).
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
     mailbox = None
     try:
         mailbox = _mailboxFor(realm, recipient)
