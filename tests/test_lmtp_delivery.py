@@ -12,7 +12,7 @@ import random
 import threading
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
@@ -22,7 +22,7 @@ from gateway.errors import NoSuchAccount
 from gateway.lmtp import data
 from gateway.lmtp.data import DotDecoder
 from gateway.lmtp.delivery import deliver, findRecipient
-from gateway.lmtp.server import MAX_RECIPIENTS, LMTPServer, makeFactory, spoolFolder
+from gateway.lmtp.server import MAX_RECIPIENTS, LMTPServer, makeFactory, spoolFolder, threadRunner
 from gateway.store.mailbox import Mailbox
 from tests.support import makeTestContext
 
@@ -423,3 +423,27 @@ class DeliverTests(unittest.TestCase):
         first, second = mailFiles(context, "demo")
         contents = sorted([readFile(first), readFile(second)])
         self.assertEqual(contents, sorted([message, b"From: a@b\n\nx\n"]))
+
+
+class ThreadLimitTests(unittest.TestCase):
+    def test_atMostLimitAtOnce(self):
+        """The delivery runner keeps at most its limit of steps in the reactor's thread pool at once."""
+        run = threadRunner(reactor, limit=2)
+        lock = threading.Lock()
+        state = {"running": 0, "most": 0}
+        released = threading.Event()
+
+        def step():
+            with lock:
+                state["running"] += 1
+                state["most"] = max(state["most"], state["running"])
+                if state["most"] == 2:
+                    released.set()
+            released.wait(10)  # a safety net; the count is what is checked
+            with lock:
+                state["running"] -= 1
+
+        def check(_):
+            self.assertEqual(state["most"], 2)
+
+        return gatherResults([run(step) for _ in range(6)]).addCallback(check)

@@ -377,7 +377,11 @@ class Delivery:
             d.addCallback(self._stored, i)
             d.addErrback(self._broken)
             i += 1
-            if not d.called:
+            # (Not d.called: a Deferred waiting for one returned by a
+            # callback has been called, and is not done.)
+            done = []
+            d.addCallback(done.append)
+            if not done:
                 d.addCallback(lambda _, i=i: self._next(i))
                 return
         self._finish()

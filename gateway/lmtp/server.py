@@ -11,7 +11,7 @@ import os
 import re
 
 from twisted.internet import protocol
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import DeferredSemaphore, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
@@ -25,6 +25,10 @@ log = getLogger("lmtp")
 
 MAX_LINE = 4096
 MAX_RECIPIENTS = 1000
+#: Delivery steps (writing a copy) of all sessions of a listener that run
+#: in the reactor's thread pool at once: the other threads stay free for
+#: logins (password hashing) and free/busy, however much mail arrives.
+MAX_DELIVERY_THREADS = 4
 _PATH = re.compile(rb"^(?:FROM|TO):\s*<([^<>\x00-\x1f\x7f]*)>(.*)$", re.IGNORECASE)
 
 
@@ -36,14 +40,20 @@ def spoolFolder(config):
     return os.path.join(config.dataRoot(), "spool", "lmtp")
 
 
-def threadRunner(reactor):
+def threadRunner(reactor, limit=MAX_DELIVERY_THREADS):
     """
-    C{f, *args -> Deferred} running C{f} in C{reactor}'s thread pool; a
-    reactor without one (a C{task.Clock}) runs it at once.
+    C{f, *args -> Deferred} running C{f} in C{reactor}'s thread pool, at
+    most C{limit} at once (the others wait their turn); a reactor without a
+    pool (a C{task.Clock}) runs it at once.
     """
     if not hasattr(reactor, "getThreadPool"):
         return maybeDeferred
-    return lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+    semaphore = DeferredSemaphore(limit)
+
+    def run(f, *args):
+        return semaphore.run(deferToThreadPool, reactor, reactor.getThreadPool(), f, *args)
+
+    return run
 
 
 class LMTPServer(LineReceiver, TimeoutMixin):
@@ -282,11 +292,12 @@ class _Data:
 class LMTPFactory(protocol.ServerFactory):
     def __init__(self, context):
         self.context = context
+        self.runInThread = threadRunner(context.reactor)
         # Left-overs of a crash: the MTA has tried those messages again.
         maildir.cleanTemporary(spoolFolder(context.config))
 
     def buildProtocol(self, addr):
-        p = LMTPServer(self.context)
+        p = LMTPServer(self.context, runInThread=self.runInThread)
         p.factory = self
         return p
 
