@@ -28,21 +28,14 @@ run: install
 lint: install
 	$(BIN)/ruff check gateway tests bench
 
-# The clients the end-to-end tests drive besides Python's own: curl, lftp and
-# Postfix, from Debian when missing (as root); without them those tests are skipped.
+# The clients the end-to-end tests drive besides Python's own: curl and lftp,
+# from Debian when missing (as root); without them those tests are skipped.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 tools:
 	@command -v curl >/dev/null && command -v lftp >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { $(APT_INSTALL) curl lftp >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) curl lftp >/dev/null; }; }; } || \
 	  echo "curl or lftp could not be installed: their end-to-end tests will be skipped"
-	@# Postfix for the LMTP end-to-end test, preseeded "No configuration" so that
-	@# installing it configures and starts no system mail server.
-	@[ -x /usr/sbin/postfix ] || \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && \
-	    { $(APT_INSTALL) postfix >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) postfix >/dev/null; }; }; } || \
-	  echo "postfix could not be installed: its end-to-end test will be skipped"
 
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp
@@ -53,3 +46,15 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Postfix for the LMTP end-to-end test (tests/test_lmtp_postfix.py), from
+# Debian when missing (as root), preseeded "No configuration" so that
+# installing it configures and starts no system mail server.
+.PHONY: postfix-tool
+tools: postfix-tool
+postfix-tool:
+	@[ -x /usr/sbin/postfix ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && \
+	    { $(APT_INSTALL) postfix >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) postfix >/dev/null; }; }; } || \
+	  echo "postfix could not be installed: its end-to-end test will be skipped"
