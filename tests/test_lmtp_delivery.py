@@ -9,6 +9,8 @@ import errno
 import glob
 import os
 import random
+import subprocess
+import sys
 import threading
 
 from twisted.internet import reactor
@@ -19,7 +21,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
 from gateway.errors import NoSuchAccount
-from gateway.lmtp import data
+from gateway.lmtp import data, delivery
 from gateway.lmtp.data import DotDecoder
 from gateway.lmtp.delivery import deliver, findRecipient
 from gateway.lmtp.server import MAX_RECIPIENTS, LMTPServer, makeFactory, spoolFolder, threadRunner
@@ -346,17 +348,25 @@ class FailureTests(SessionMixin, unittest.TestCase):
         self.assertTrue(readFile(path).endswith(b"\r\n\r\n" + b"z" * 10000 + b"\r\n"))
 
     def test_spoolLeftoversRemoved(self):
-        """Spool files a crash left behind are removed when the LMTP listener starts."""
+        """When the LMTP listener starts, spool files of a process of this host that is gone, and any
+        older than 36 hours, are removed; those of live processes stay."""
         self.startSession()
         folder = spoolFolder(self.context.config)
         os.makedirs(folder, exist_ok=True)
-        old, recent = os.path.join(folder, "lmtp-old"), os.path.join(folder, "lmtp-recent")
-        for path in (old, recent):
-            with open(path, "wb") as f:
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+        names = {
+            "dead": delivery._spoolPrefix(int(gone.stdout)) + "a",
+            "mine": delivery._spoolPrefix() + "b",
+            "other": "lmtp-otherhost-1-c",
+            "old": "lmtp-otherhost-1-d",
+        }
+        for name in names.values():
+            with open(os.path.join(folder, name), "wb") as f:
                 f.write(b"x")
-        os.utime(old, (1, 1))
+        os.utime(os.path.join(folder, names["old"]), (1, 1))
         makeFactory(self.context)
-        self.assertEqual(os.listdir(folder), ["lmtp-recent"])
+        self.assertEqual(sorted(os.listdir(folder)), sorted([names["mine"], names["other"]]))
 
 
 class ReactorTests(SessionMixin, unittest.TestCase):

@@ -19,7 +19,9 @@ out as soon as its copy is durable.
 import errno
 import os
 import re
+import socket
 import tempfile
+import time
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
@@ -217,7 +219,7 @@ class Spool:
         self.size = 0
         self.measure = None
         self.messageId = None
-        fd, self.path = tempfile.mkstemp(prefix="lmtp-", dir=folder)
+        fd, self.path = tempfile.mkstemp(prefix=_spoolPrefix(), dir=folder)
         self._file = os.fdopen(fd, "wb", buffering=maildir.CHUNK)
         self._file.write(prefix)
 
@@ -255,6 +257,52 @@ class Spool:
         the spool file.
         """
         return _Chain(recipientPrefix, open(self.path, "rb"))
+
+
+#: Spool files of another host (a shared data root) older than this are
+#: left-overs of a crash.
+SPOOL_MAX_AGE = 36 * 3600
+
+
+def _spoolPrefix(pid=None):
+    """
+    The start of this process's spool file names: the host and the
+    process, so that L{cleanSpool} can tell whose files are left-overs.
+    """
+    host = socket.gethostname().replace("-", "_").replace("/", "_") or "localhost"
+    return "lmtp-%s-%d-" % (host, os.getpid() if pid is None else pid)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanSpool(folder, now=None):
+    """
+    Remove left-overs of a crash from the spool: files of this host whose
+    process is gone, and any file older than L{SPOOL_MAX_AGE}.  (The MTA
+    has had no reply for those messages and sends them again.)
+    """
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    host = _spoolPrefix(0)[:-2]
+    for name in names:
+        path = os.path.join(folder, name)
+        pid = name[len(host):].partition("-")[0] if name.startswith(host) else ""
+        try:
+            if (pid.isdigit() and not _running(int(pid))) or now - os.stat(path).st_mtime > SPOOL_MAX_AGE:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _messageId(head):

@@ -17,9 +17,8 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from gateway.lmtp.data import DotDecoder
-from gateway.lmtp.delivery import Delivery, Spool, envelopeHeaders, failureResult, findRecipient
+from gateway.lmtp.delivery import Delivery, Spool, cleanSpool, envelopeHeaders, failureResult, findRecipient
 from gateway.logging import getLogger
-from gateway.store import maildir
 
 log = getLogger("lmtp")
 
@@ -294,7 +293,7 @@ class LMTPFactory(protocol.ServerFactory):
         self.context = context
         self.runInThread = threadRunner(context.reactor)
         # Left-overs of a crash: the MTA has tried those messages again.
-        maildir.cleanTemporary(spoolFolder(context.config))
+        cleanSpool(spoolFolder(context.config))
 
     def buildProtocol(self, addr):
         p = LMTPServer(self.context, runInThread=self.runInThread)
