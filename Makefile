@@ -58,4 +58,3 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
-
