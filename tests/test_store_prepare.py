@@ -45,3 +45,18 @@ class PrepareCommitTests(unittest.TestCase):
         self.assertRaises(QuotaExceeded, self.mailbox.commitMessage, prepared)
         self.assertFalse(os.path.exists(prepared.path))
         self.assertEqual(self.mailbox.uids(), [])
+
+    def test_copyWhereNoLink(self):
+        """Where a hard link is refused (another file system), the file is copied whole instead."""
+        source = os.path.join(self.context.config.dataRoot(), "message")
+        with open(source, "wb") as f:
+            f.write(b"Subject: copied\r\n\r\n" + b"x" * 200000 + b"\r\n")
+
+        def noLink(src, dst):
+            raise OSError(18, "Invalid cross-device link")
+
+        self.patch(os, "link", noLink)
+        uid = self.mailbox.commitMessage(self.mailbox.prepareMessage(source))
+        self.assertEqual(os.stat(source).st_nlink, 1)
+        with self.mailbox.openMessage(uid) as f:
+            self.assertEqual(f.read(), b"Subject: copied\r\n\r\n" + b"x" * 200000 + b"\r\n")

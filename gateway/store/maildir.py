@@ -17,7 +17,6 @@ the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
 import errno
 import itertools
 import os
-import shutil
 import socket
 import time
 
@@ -389,9 +388,14 @@ def linkTemporary(tmpDir, path):
         raise
     except OSError:
         try:
-            shutil.copyfile(path, target)
-            with open(target, "rb") as f:
-                os.fsync(f.fileno())
+            with open(path, "rb") as source, open(target, "xb") as copy:
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk:
+                        break
+                    copy.write(chunk)
+                copy.flush()
+                os.fsync(copy.fileno())
         except BaseException:
             removeQuietly(target)
             raise
