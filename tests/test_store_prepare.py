@@ -7,8 +7,10 @@ part, safe in a thread) and L{Mailbox.commitMessage} (the index).
 import os
 
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
 from gateway.errors import QuotaExceeded
+from gateway.interfaces import IStagedDelivery
 from tests.support import makeTestContext
 
 
@@ -17,6 +19,10 @@ class PrepareCommitTests(unittest.TestCase):
         self.context = makeTestContext(self)
         self.store = self.context.realm.accountFor("demo@example.test").mailStore
         self.mailbox = self.store.getMailbox("INBOX")
+
+    def test_interface(self):
+        """A store mailbox provides IStagedDelivery (as well as IMailbox)."""
+        self.assertTrue(verifyObject(IStagedDelivery, self.mailbox))
 
     def test_invisibleUntilCommitted(self):
         """A prepared message is in tmp/ only; commit gives it a UID and the index its sizes."""

@@ -15,7 +15,7 @@ from twisted.python import log
 from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
-from gateway.interfaces import IMailbox, IMessageInfo
+from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
 from gateway.store import index, maildir, query
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
@@ -95,7 +95,7 @@ class MailboxCounts:
     size = attr.ib()
 
 
-@implementer(IMailbox)
+@implementer(IMailbox, IStagedDelivery)
 class Mailbox:
     """
     One mailbox of a L{MailStore}; get it with L{MailStore.getMailbox}.
