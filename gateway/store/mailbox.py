@@ -95,7 +95,8 @@ class MailboxCounts:
     size = attr.ib()
 
 
-@implementer(IMailbox, IStagedDelivery)
+@implementer(IStagedDelivery)
+@implementer(IMailbox)
 class Mailbox:
     """
     One mailbox of a L{MailStore}; get it with L{MailStore.getMailbox}.
