@@ -17,7 +17,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
 from gateway.errors import NoSuchAccount
@@ -139,8 +139,6 @@ class SessionMixin:
         observer = events.append
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
-        from twisted.logger import formatEvent
-
         return lambda: [formatEvent(e) for e in events if e.get("log_namespace") == "gateway.lmtp"]
 
 
