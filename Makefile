@@ -19,6 +19,18 @@ $(STAMP): setup.cfg setup.py
 
 install: $(STAMP)
 
+# Postfix for the LMTP end-to-end test (tests/test_lmtp_postfix.py), from
+# Debian when missing (as root), preseeded "No configuration" so that
+# installing it configures and starts no system mail server.
+.PHONY: postfix-tool
+tools: postfix-tool
+postfix-tool:
+	@[ -x /usr/sbin/postfix ] || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && \
+	    { $(APT_INSTALL) postfix >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) postfix >/dev/null; }; }; } || \
+	  echo "postfix could not be installed: its end-to-end test will be skipped"
+
 # Creates a self-signed certificate and the demo domain/account when missing,
 # then runs the server in the foreground.
 run: install

@@ -107,6 +107,16 @@ def _level(text):
     return value
 
 
+def _choice(*values):
+    def parse(text):
+        value = text.strip().lower()
+        if value not in values:
+            raise ValueError("expected one of %s, not %r" % (", ".join(values), text))
+        return value
+
+    return parse
+
+
 def _tlsVersion(text):
     value = text.strip()
     if value not in ("1.2", "1.3"):
@@ -293,6 +303,18 @@ SCHEMA = [
     Option("lmtp", "max_message_size", parseSize, "50M",
            "Largest message LMTP accepts (SIZE extension)."),
     Option("lmtp", "timeout", _int, "300", "Seconds an idle LMTP connection is kept."),
+    Option("lmtp", "delivered_to", _choice("always", "single"), "always",
+           "always: every delivered copy starts with Return-Path and a Delivered-To header naming its"
+           " recipient (each copy is written on its own); single: Delivered-To only when a transaction"
+           " has one recipient, as Dovecot does, so that all recipients share one file (hard links)."),
+    Option("socketmap", "enabled", _bool, "no",
+           "Answer Postfix socketmap lookups (maps virtual and domain), so that Postfix refuses"
+           " unknown recipients at RCPT time."),
+    Option("socketmap", "listen", _list, "tcp:2425:interface=127.0.0.1",
+           "Where the socketmap service listens: Twisted endpoint strings, one per line (keep it private)."),
+    Option("socketmap", "log_level", _level, "info",
+           "Least severe socketmap event to log (each lookup is logged at debug)."),
+    Option("socketmap", "timeout", _int, "300", "Seconds an idle socketmap connection is kept."),
 ]
 
 

@@ -622,6 +622,32 @@ class IFileStore(Interface):
 # Delivery
 
 
+class IStagedDelivery(Interface):
+    """
+    A mailbox that takes a message in two steps, so that the slow one can
+    run in a worker thread (LMTP): L{gateway.store.mailbox.Mailbox}.
+    """
+
+    def prepareMessage(source, measure=None, mtime=None):
+        """
+        The slow half of C{appendMessage}, safe in a worker thread: the
+        message written (or, for a C{str} path, hard-linked) into the
+        mailbox's C{tmp/}, durable, not yet visible.
+
+        @return: an object with C{path}, C{measure} and C{discard()}, for
+            L{commitMessage}.
+        """
+
+    def commitMessage(prepared, flags=()):
+        """
+        The quick half of C{appendMessage}, in the reactor thread: quota
+        check, then the prepared message becomes visible with a new UID.
+
+        @return: the new UID.
+        @raise gateway.errors.QuotaExceeded:
+        """
+
+
 class IDeliveryAgent(Interface):
     """
     Local delivery into accounts (LMTP, C{gatewayctl deliver}).

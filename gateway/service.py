@@ -44,6 +44,7 @@ FRONTENDS = {
     "http": "gateway.http.server",
     "ftp": "gateway.ftp.server",
     "lmtp": "gateway.lmtp.server",
+    "socketmap": "gateway.lmtp.socketmap",
 }
 
 

@@ -9,6 +9,7 @@ import os
 import smtplib
 
 from twisted.internet import reactor, threads
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
@@ -29,7 +30,7 @@ class ProtocolTests(unittest.TestCase):
         self.context = makeTestContext(self)
         self.transport = StringTransport()
         self.clock = Clock()
-        self.proto = LMTPServer(self.context, clock=self.clock)
+        self.proto = LMTPServer(self.context, clock=self.clock, runInThread=maybeDeferred)
         self.proto.makeConnection(self.transport)
 
     def tearDown(self):
@@ -78,7 +79,10 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(len(demo), 2)
         self.assertEqual(len(other), 1)
         with open(other[0], "rb") as f:
-            self.assertEqual(f.read(), b"From: a@example.org\r\n\r\n.hidden dot\r\nx\r\n")
+            self.assertEqual(
+                f.read(),
+                b"Return-Path: <a@example.org>\r\nDelivered-To: other+list@example.test\r\n"
+                b"From: a@example.org\r\n\r\n.hidden dot\r\nx\r\n")
 
     def test_quotaFailsOneRecipientOnly(self):
         """A recipient over quota gets 552 while the others get the message."""
@@ -95,7 +99,7 @@ class ProtocolTests(unittest.TestCase):
         """MAIL with a SIZE over the limit is refused, and so is an over-long DATA, with nothing stored."""
         self.context.config._values["lmtp", "max_message_size"] = 50
         self.proto.connectionLost(None)
-        self.proto = LMTPServer(self.context, clock=self.clock)
+        self.proto = LMTPServer(self.context, clock=self.clock, runInThread=maybeDeferred)
         self.proto.makeConnection(self.transport)
         self.send(b"LHLO x")
         self.assertEqual(self.send(b"MAIL FROM:<a@b> SIZE=51")[0][:3], "552")
@@ -138,7 +142,7 @@ class SmtplibTests(unittest.TestCase):
         self.addCleanup(self.port.stopListening)
 
     def test_smtplibLMTP(self):
-        """Python's smtplib.LMTP delivers byte-exact into the INBOX Maildir and learns of refused recipients."""
+        """smtplib.LMTP delivers byte-exact after the envelope headers into INBOX and learns of refused recipients."""
         portNumber = self.port.getHost().port
 
         def client():
@@ -150,6 +154,7 @@ class SmtplibTests(unittest.TestCase):
             files = inboxFiles(self.context, "demo")
             self.assertEqual(len(files), 1)
             with open(files[0], "rb") as f:
-                self.assertEqual(f.read(), MESSAGE)
+                self.assertEqual(
+                    f.read(), b"Return-Path: <a@example.org>\r\nDelivered-To: demo@example.test\r\n" + MESSAGE)
 
         return threads.deferToThread(client).addCallback(check)

@@ -7,21 +7,52 @@ PIPELINING, ENHANCEDSTATUSCODES, 8BITMIME, SIZE.
 Postfix uses it as C{lmtp:inet:127.0.0.1:2424}.
 """
 
+import os
 import re
-import tempfile
 
 from twisted.internet import protocol
+from twisted.internet.defer import DeferredSemaphore, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
 
-from gateway.lmtp.delivery import deliver, findRecipient
+from gateway.lmtp.data import DotDecoder
+from gateway.lmtp.delivery import Delivery, Spool, cleanSpool, envelopeHeaders, failureResult, findRecipient
 from gateway.logging import getLogger
 
 log = getLogger("lmtp")
 
 MAX_LINE = 4096
 MAX_RECIPIENTS = 1000
-_PATH = re.compile(rb"^(?:FROM|TO):\s*<([^<>]*)>(.*)$", re.IGNORECASE)
+#: Delivery steps (writing a copy) of all sessions of a listener that run
+#: in the reactor's thread pool at once: the other threads stay free for
+#: logins (password hashing) and free/busy, however much mail arrives.
+MAX_DELIVERY_THREADS = 4
+_PATH = re.compile(rb"^(?:FROM|TO):\s*<([^<>\x00-\x1f\x7f]*)>(.*)$", re.IGNORECASE)
+
+
+def spoolFolder(config):
+    """
+    Where LMTP keeps messages while it delivers them: in the data root, so
+    that the copies can be hard links.
+    """
+    return os.path.join(config.dataRoot(), "spool", "lmtp")
+
+
+def threadRunner(reactor, limit=MAX_DELIVERY_THREADS):
+    """
+    C{f, *args -> Deferred} running C{f} in C{reactor}'s thread pool, at
+    most C{limit} at once (the others wait their turn); a reactor without a
+    pool (a C{task.Clock}) runs it at once.
+    """
+    if not hasattr(reactor, "getThreadPool"):
+        return maybeDeferred
+    semaphore = DeferredSemaphore(limit)
+
+    def run(f, *args):
+        return semaphore.run(deferToThreadPool, reactor, reactor.getThreadPool(), f, *args)
+
+    return run
 
 
 class LMTPServer(LineReceiver, TimeoutMixin):
@@ -32,15 +63,18 @@ class LMTPServer(LineReceiver, TimeoutMixin):
     delimiter = b"\r\n"
     MAX_LENGTH = MAX_LINE
 
-    def __init__(self, context, clock=None):
+    def __init__(self, context, clock=None, runInThread=None):
         self.context = context
         self.maxSize = context.config["lmtp", "max_message_size"]
         self.timeOut = context.config["lmtp", "timeout"]
+        self.deliveredTo = context.config["lmtp", "delivered_to"]
         if clock is not None:
             self.callLater = clock.callLater
+        self.runInThread = runInThread or threadRunner(context.reactor)
         self._reset()
         self.greeted = False
         self._data = None
+        self._delivery = None
 
     def _reset(self):
         self.sender = None
@@ -53,8 +87,10 @@ class LMTPServer(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason):
         self.setTimeout(None)
         if self._data is not None:
-            self._data[0].close()
+            self._data.spool.discard()
             self._data = None
+        if self._delivery is not None:
+            self._delivery.stop()
 
     def timeoutConnection(self):
         self.reply(421, "4.4.2 idle for too long, closing")
@@ -68,18 +104,10 @@ class LMTPServer(LineReceiver, TimeoutMixin):
             self.reply(code, line, last=i == len(lines) - 1)
 
     def lineLengthExceeded(self, line):
-        if self._data is not None:
-            # A long line inside DATA is kept: RFC 5321 limits are the MTA's
-            # business, and the message must arrive whole.
-            self._dataLine(line)
-            return
         self.reply(500, "5.5.2 line too long")
 
     def lineReceived(self, line):
         self.resetTimeout()
-        if self._data is not None:
-            self._dataLine(line)
-            return
         verb, _, rest = line.partition(b" ")
         handler = getattr(self, "lmtp_" + verb.decode("ascii", "replace").upper(), None)
         if handler is None:
@@ -160,37 +188,76 @@ class LMTPServer(LineReceiver, TimeoutMixin):
         if not self.recipients:
             self.reply(503, "5.5.1 no valid recipients")
             return
-        self._data = [tempfile.SpooledTemporaryFile(max_size=1024 * 1024), 0, False]
-        self.reply(354, "end data with <CR><LF>.<CR><LF>")
-
-    def _dataLine(self, line):
-        spool = self._data
-        if line == b".":
-            self._data = None
-            self._finishData(*spool)
-            return
-        if line.startswith(b"."):
-            line = line[1:]
-        spool[1] += len(line) + 2
-        if self.maxSize and spool[1] > self.maxSize:
-            spool[2] = True  # too big: keep reading, store nothing
-            return
-        spool[0].write(line + b"\r\n")
-
-    def _finishData(self, spool, size, tooBig):
+        # Every recipient gets the same copy (hard links to the spool file)
+        # when there is one, or when Delivered-To is added only then.
+        shared = len(self.recipients) == 1 or self.deliveredTo == "single"
+        prefix = b""
+        if shared:
+            prefix = envelopeHeaders(self.sender, self.recipients[0][0] if len(self.recipients) == 1 else None)
         try:
-            if tooBig:
-                for _ in self.recipients:
-                    self.reply(552, "5.3.4 message larger than %d bytes" % (self.maxSize,))
-                return
-            spool.seek(0)
-            data = spool.read()
-            for address, recipient in self.recipients:
-                result = deliver(self.context.realm, recipient, data)
-                self.reply(result.code, "%s <%s> %s" % (result.status, address, result.text))
-        finally:
-            spool.close()
-            self._reset()
+            spool = Spool(spoolFolder(self.context.config), prefix)
+        except OSError as e:
+            log.error("cannot spool a message: {error}", error=e)
+            result = failureResult(e)
+            self.reply(result.code, "%s %s" % (result.status, result.text))
+            return
+        self._data = _Data(spool, shared)
+        self.reply(354, "end data with <CR><LF>.<CR><LF>")
+        self.setRawMode()
+
+    def rawDataReceived(self, data):
+        self.resetTimeout()
+        incoming = self._data
+        body, rest = incoming.decoder.feed(data)
+        if body and not incoming.tooBig:
+            if self.maxSize and incoming.spool.size + len(body) > self.maxSize:
+                incoming.tooBig = True  # keep reading, store nothing
+                incoming.spool.discard()
+            else:
+                try:
+                    incoming.spool.write(body)
+                except OSError as e:
+                    incoming.failed = incoming.failed or e
+        if rest is None:
+            return
+        self._data = None
+        self.setLineMode()
+        self._buffer = rest + self._buffer
+        self._finishData(incoming)
+
+    def _finishData(self, incoming):
+        sender, recipients = self.sender, self.recipients
+        self._reset()
+        if incoming.tooBig or incoming.failed is not None:
+            incoming.spool.discard()
+            if incoming.tooBig:
+                code, text = 552, "5.3.4 message larger than %d bytes" % (self.maxSize,)
+            else:
+                log.error("cannot spool a message: {error}", error=incoming.failed)
+                result = failureResult(incoming.failed)
+                code, text = result.code, "%s %s" % (result.status, result.text)
+            for _ in recipients:
+                self.reply(code, text)
+            return
+        # Commands the client sends meanwhile wait until every recipient has
+        # its reply; so does the idle timeout.
+        self.pauseProducing()
+        self.setTimeout(None)
+        self._delivery = Delivery(
+            self.context.realm, incoming.spool, sender, recipients, incoming.shared, self.runInThread,
+            self._recipientReply,
+        )
+        self._delivery.start().addCallback(self._delivered)
+
+    def _recipientReply(self, address, result):
+        self.reply(result.code, "%s <%s> %s" % (result.status, address, result.text))
+
+    def _delivered(self, ignored):
+        self._delivery = None
+        if self.transport is None or self.transport.disconnecting:
+            return
+        self.setTimeout(self.timeOut)
+        self.resumeProducing()
 
     def lmtp_RSET(self, rest):
         self._reset()
@@ -207,12 +274,29 @@ class LMTPServer(LineReceiver, TimeoutMixin):
         self.transport.loseConnection()
 
 
+class _Data:
+    """
+    A message being received: its spool, its decoder, whether it grew too
+    big or could not be written.
+    """
+
+    def __init__(self, spool, shared):
+        self.spool = spool
+        self.shared = shared
+        self.decoder = DotDecoder()
+        self.tooBig = False
+        self.failed = None
+
+
 class LMTPFactory(protocol.ServerFactory):
     def __init__(self, context):
         self.context = context
+        self.runInThread = threadRunner(context.reactor)
+        # Left-overs of a crash: the MTA has tried those messages again.
+        cleanSpool(spoolFolder(context.config))
 
     def buildProtocol(self, addr):
-        p = LMTPServer(self.context)
+        p = LMTPServer(self.context, runInThread=self.runInThread)
         p.factory = self
         return p
 

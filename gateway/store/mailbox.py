@@ -16,7 +16,7 @@ from twisted.python import log
 from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
-from gateway.interfaces import IMailbox, IMessageInfo
+from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
 from gateway.store import index, maildir, query
 from gateway.store.changes import MailboxChanges
 
@@ -37,6 +37,28 @@ def normalizeFlags(flags):
             continue
         result.add(_SYSTEM_FLAGS.get(lower, flag))
     return frozenset(result)
+
+
+@attr.s(frozen=True)
+class PreparedMessage:
+    """
+    A message written into a mailbox's C{tmp/} by L{Mailbox.prepareMessage}
+    and not yet committed.
+
+    @ivar path: its file in C{tmp/}.
+    @ivar measure: its L{maildir.Measure}.
+    @ivar mtime: the internal date given, or C{None} for the file's.
+    """
+
+    path = attr.ib()
+    measure = attr.ib()
+    mtime = attr.ib(default=None)
+
+    def discard(self):
+        """
+        Remove the file (a delivery that will not be committed).
+        """
+        maildir.removeQuietly(self.path)
 
 
 @implementer(IMessageInfo)
@@ -73,6 +95,7 @@ class MailboxCounts:
     size = attr.ib()
 
 
+@implementer(IStagedDelivery)
 @implementer(IMailbox)
 class Mailbox(MailboxChanges):
     """
@@ -276,15 +299,52 @@ class Mailbox(MailboxChanges):
             self._store.quota.check(additional)
 
     def appendMessage(self, source, flags=(), internalDate=None):
-        flags = normalizeFlags(flags)
-        path = self._path()
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._checkQuota(len(source))
         mtime = internalDate.timestamp() if internalDate is not None else None
-        tmpPath, measure = maildir.writeTemporary(os.path.join(path, "tmp"), source, mtime)
+        return self.commitMessage(self.prepareMessage(source, mtime=mtime), flags)
+
+    def prepareMessage(self, source, measure=None, mtime=None):
+        """
+        The slow half of L{appendMessage}: put the message into the
+        mailbox's C{tmp/}, durable, and measure it.  It reads the index only
+        through the calling thread's own connection and tells no listener,
+        so it may run in a worker thread; L{commitMessage} (in the reactor
+        thread) then makes it a message.
+
+        @param source: C{bytes} or a binary file object to write; or the
+            path (C{str}) of a complete, fsync'd file, which is hard-linked
+            (copied where links are not possible) and must not change.
+        @param measure: the L{maildir.Measure} of a C{source} path, when the
+            caller has it (several mailboxes get one file); measured here
+            otherwise.
+        @param mtime: POSIX time for the internal date of a written message.
+        @return: a L{PreparedMessage}.
+        """
+        tmpDir = os.path.join(self._path(), "tmp")
+        if isinstance(source, str):
+            if measure is None:
+                measure = maildir.measureFile(source)
+            return PreparedMessage(maildir.linkTemporary(tmpDir, source), measure)
+        tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime)
+        return PreparedMessage(tmpPath, measure, mtime)
+
+    def commitMessage(self, prepared, flags=()):
+        """
+        The quick half of L{appendMessage}: check the quota, then move a
+        L{PreparedMessage} of this mailbox into C{new/} or C{cur/} and add it
+        to the index, in one transaction.  The prepared file is gone
+        afterwards, whatever happens.
+
+        @return: the new UID.
+        @raise gateway.errors.QuotaExceeded:
+        """
+        flags = normalizeFlags(flags)
+        path = self._path()
+        tmpPath, measure = prepared.path, prepared.measure
         try:
-            if not isinstance(source, (bytes, bytearray, memoryview)):
-                self._checkQuota(measure.rawSize)
+            self._checkQuota(measure.rawSize)
+            mtime = prepared.mtime
             if mtime is None:
                 mtime = os.stat(tmpPath).st_mtime
             base = maildir.newBase(measure.rawSize, measure.size)

@@ -382,6 +382,35 @@ def writeTemporary(tmpDir, source, mtime=None):
     return path, measure
 
 
+def linkTemporary(tmpDir, path):
+    """
+    Put the file at C{path} (complete and fsync'd) into C{tmpDir}: a hard
+    link where the file system allows one, else a copy, fsync'd.
+
+    @return: the path in C{tmpDir}.
+    """
+    name = "%d.P%dQ%dR%s.%s" % (time.time(), os.getpid(), next(_counter), os.urandom(8).hex(), _host)
+    target = os.path.join(tmpDir, name)
+    try:
+        os.link(path, target)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        try:
+            with open(path, "rb") as source, open(target, "xb") as copy:
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk:
+                        break
+                    copy.write(chunk)
+                copy.flush()
+                os.fsync(copy.fileno())
+        except BaseException:
+            removeQuietly(target)
+            raise
+    return target
+
+
 def removeQuietly(path):
     try:
         os.unlink(path)
