@@ -76,7 +76,8 @@ class AccessTests(unittest.TestCase):
         """With l but not r, opening for reading is refused with PermissionDenied."""
         self.boss.setACL("Calendar", "demo@example.test", "l")
         self.assertRaises(PermissionDenied, self.demo.getMailbox, "~boss@b.test/Calendar")
-        self.assertEqual(self.demo.myRights("~boss@b.test/Calendar"), frozenset("l"))
+        # p: anyone may post into a Calendar (mail.DEFAULT_ACLS).
+        self.assertEqual(self.demo.myRights("~boss@b.test/Calendar"), frozenset("lp"))
 
     def test_readAndShare(self):
         """With lr the viewer reads the owner's mailbox object; flags it may not set are dropped."""
@@ -164,7 +165,7 @@ class AccessTests(unittest.TestCase):
         self.assertIn("~boss@b.test/Work/Team", listed)
         self.assertFalse(listed["~boss@b.test/Work"].selectable)
         self.assertFalse(listed["~boss@b.test"].exists)
-        self.assertEqual(listed["~boss@b.test/Calendar"].rights, frozenset("lr"))
+        self.assertEqual(listed["~boss@b.test/Calendar"].rights, frozenset("lrp"))
         self.assertNotIn("~demo", {m.name.split("/")[0] for m in self.demo.listMailboxes()})
 
     def test_public(self):
@@ -231,7 +232,7 @@ class AccessTests(unittest.TestCase):
         realm = GatewayRealm(self.realm.directory)
         self.addCleanup(realm.access.sharedIndex.close)
         demo = realm.accountFor("demo@example.test").access
-        self.assertEqual(demo.rights("~boss@b.test/Calendar"), frozenset("lrs"))
+        self.assertEqual(demo.rights("~boss@b.test/Calendar"), frozenset("lrsp"))
         self.assertIn("~boss@b.test/Calendar", [m.name for m in demo.listMailboxes()])
 
     def test_handWrittenFile(self):
@@ -247,6 +248,10 @@ class AccessTests(unittest.TestCase):
         layer = self.realm.access
         self.assertEqual(layer.deliveryTarget("x@else.test", "boss@b.test").name, "INBOX")
         self.assertEqual(layer.deliveryTarget("boss@b.test", "boss@b.test", "Calendar").name, "Calendar")
+        # A new account's Calendar lets anyone post (invitations to boss+Calendar@)...
+        self.assertEqual(layer.deliveryTarget("x@else.test", "boss@b.test", "Calendar").name, "Calendar")
+        # ...until the owner takes the right away.
+        self.boss.deleteACL("Calendar", "anyone")
         self.assertRaises(NoSuchMailbox, layer.deliveryTarget, "x@else.test", "boss@b.test", "Calendar")
         self.boss.setACL("Calendar", "anyone", "p")
         self.assertEqual(layer.deliveryTarget("x@else.test", "boss@b.test", "Calendar").name, "Calendar")

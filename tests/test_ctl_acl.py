@@ -21,16 +21,16 @@ class AclCommandTests(CtlMixin, unittest.TestCase):
 
     def test_setGetDelete(self):
         """acl set/get/delete change and show the ACL as SETACL would, in the dovecot-acl file."""
-        out = self.ok("acl", "set", "boss@example.test", "Calendar", "assistant", "lrs")
+        out = self.ok("acl", "set", "boss@example.test", "Notes", "assistant", "lrs")
         self.assertEqual(out, "boss@example.test lrswipkxtea01\nassistant@example.test lrs\n")
-        self.ok("acl", "set", "boss@example.test", "Calendar", "assistant", "+w")
-        self.ok("acl", "set", "boss@example.test", "Calendar", "--", "-anyone", "r")
-        out = self.ok("acl", "get", "boss@example.test", "Calendar")
+        self.ok("acl", "set", "boss@example.test", "Notes", "assistant", "+w")
+        self.ok("acl", "set", "boss@example.test", "Notes", "--", "-anyone", "r")
+        out = self.ok("acl", "get", "boss@example.test", "Notes")
         self.assertEqual(out, "boss@example.test lrswipkxtea01\nassistant@example.test lrsw\n-anyone r\n")
-        folder = os.path.join(self.directory().getAccount("boss@example.test").path.path, "mail", "Calendar")
+        folder = os.path.join(self.directory().getAccount("boss@example.test").path.path, "mail", "Notes")
         self.assertEqual(acl.readACL(folder).rightsFor("assistant@example.test", "boss@example.test"),
                          frozenset("lsw"))
-        out = self.ok("acl", "delete", "boss@example.test", "Calendar", "assistant")
+        out = self.ok("acl", "delete", "boss@example.test", "Notes", "assistant")
         self.assertEqual(out, "boss@example.test lrswipkxtea01\n-anyone r\n")
 
     def test_errors(self):

@@ -118,6 +118,22 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(len(store.getMailbox("Calendar").uids()), 1)
         self.assertEqual(len(store.getMailbox("INBOX").uids()), 1)
 
+    def test_detailNeedsPostRight(self):
+        """+detail delivery by others needs the p right (RFC 4314): without it the copy goes to INBOX; with it, to the mailbox."""
+        access = self.context.realm.accountFor("demo@example.test").access
+        access.deleteACL("Calendar", "anyone")  # a new account's Calendar grants anyone p
+        store = self.context.realm.accountFor("demo@example.test").mailStore
+
+        def deliver(sender):
+            self.send(b"LHLO x", b"MAIL FROM:<%s>" % (sender,), b"RCPT TO:<demo+Calendar@example.test>", b"DATA")
+            self.assertEqual([r[:3] for r in self.send(b"Subject: x", b"", b"x", b".")], ["250"])
+            return len(store.getMailbox("Calendar").uids()), len(store.getMailbox("INBOX").uids())
+
+        self.assertEqual(deliver(b"stranger@else.test"), (0, 1))
+        access.setACL("Calendar", "stranger@else.test", "p")
+        self.assertEqual(deliver(b"stranger@else.test"), (1, 1))
+        self.assertEqual(deliver(b"demo@example.test"), (2, 1))
+
     def test_rset(self):
         """RSET forgets the sender and recipients."""
         self.send(b"LHLO x", b"MAIL FROM:<a@b>", b"RCPT TO:<demo@example.test>", b"RSET")

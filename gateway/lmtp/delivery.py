@@ -28,7 +28,7 @@ from email.policy import compat32
 import attr
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from gateway.errors import QuotaExceeded
+from gateway.errors import NoSuchMailbox, QuotaExceeded
 from gateway.logging import getLogger
 from gateway.store import maildir
 
@@ -156,13 +156,21 @@ def _failure(exception, address):
     return Result(451, "4.3.0", "temporary failure storing the message"), "error"
 
 
-def _mailboxFor(realm, recipient):
+def _mailboxFor(realm, recipient, sender=None):
     """
-    The mailbox a recipient's copy goes to.
+    The mailbox a recipient's copy goes to: the one its C{+detail} names
+    when it exists and the envelope sender may post into it (the C{p}
+    right, through the access layer), else INBOX.
     """
-    account = realm.accountFor(recipient.record.address)
-    store = account.mailStore
-    return store.getMailbox(_targetMailbox(store, recipient.detail))
+    address = recipient.record.address
+    store = realm.accountFor(address).mailStore
+    name = _targetMailbox(store, recipient.detail)
+    if name != "INBOX":
+        try:
+            return realm.access.deliveryTarget(sender, address, name)
+        except NoSuchMailbox:
+            pass  # no 'p' for this sender: INBOX, as for an unknown detail
+    return store.getMailbox("INBOX")
 
 
 def deliver(realm, recipient, data):
@@ -439,7 +447,7 @@ class Delivery:
         self._stopped = True
 
     def _prepare(self, recipient, address):
-        mailbox = _mailboxFor(self.realm, recipient)
+        mailbox = _mailboxFor(self.realm, recipient, self.sender)
         if self.sharedCopy:
             d = self.runInThread(mailbox.prepareMessage, self.spool.path, self.spool.measure)
         else:

@@ -451,11 +451,14 @@ class ViewerAccess:
 
     def myRights(self, name):
         """
-        MYRIGHTS: the viewer's rights; L{NoSuchMailbox} when it has none.
+        MYRIGHTS: the viewer's rights; L{NoSuchMailbox} when the viewer may
+        not see the mailbox (no C{l}), as for every other command: rights
+        such as C{p} alone (which the MTA's deliveries use) must not tell
+        anyone that a mailbox exists.
         """
         location = self.resolve(name)
         rights = self.layer.rightsOf(self.viewer, location)
-        if not rights:
+        if "l" not in rights:
             raise NoSuchMailbox(name)
         self.layer.storeOf(location.owner).getMailbox(location.name)
         return rights

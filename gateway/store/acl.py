@@ -400,7 +400,7 @@ class SharedIndex:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("DELETE FROM acl WHERE owner = ? AND mailbox = ?", (owner, mailbox))
-            if acl.shared():
+            if acl.lookupShared():
                 conn.executemany(
                     "INSERT INTO acl (owner, mailbox, identifier, negative, rights) VALUES (?, ?, ?, ?, ?)",
                     [(owner, mailbox, identifier, int(negative), formatRights(rights))
@@ -487,7 +487,7 @@ class SharedIndex:
                 if ACL_FILE in files and top != mailRoot:
                     name = os.path.relpath(top, mailRoot).replace(os.sep, "/")
                     acl = readACL(top)
-                    if acl.shared():
+                    if acl.lookupShared():
                         found.append((owner, name, acl))
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")

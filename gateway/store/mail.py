@@ -40,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import index, maildir, writer
+from gateway.store import acl, index, maildir, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -69,6 +69,13 @@ DEFAULT_MAILBOXES = (
 #: Prefix of a folder being deleted (renamed out of the way first).
 DELETING_PREFIX = ".gateway-deleting-"
 
+
+
+#: The ACLs default mailboxes start with (C{dovecot-acl} text).  Anyone may
+#: post into Calendar: the MTA delivers invitations sent to
+#: C{name+Calendar@domain} there only with the C{p} right (RFC 4314), as
+#: Cyrus does for C{+detail} delivery; the owner can take it away.
+DEFAULT_ACLS = {"Calendar": "anyone p\n"}
 
 
 def _childRange(name):
@@ -156,7 +163,10 @@ class MailStore:
             for name, mailboxClass, specialUse in DEFAULT_MAILBOXES:
                 self._insertMailbox(name, mailboxClass, specialUse)
                 self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
-                maildir.ensureMaildir(maildir.mailboxPath(self.path, name))
+                folder = maildir.mailboxPath(self.path, name)
+                maildir.ensureMaildir(folder)
+                if name in DEFAULT_ACLS and not os.path.exists(acl.aclPath(folder)):
+                    acl.writeACL(folder, acl.ACL.fromText(DEFAULT_ACLS[name]))
         self._discover()
 
     def _removeDeleting(self):
