@@ -1,0 +1,569 @@
+# -*- test-case-name: tests.test_backup -*-
+"""
+Backups of a running server's data root, and restoring from them.
+
+A backup is a folder tree that mirrors the data root (it can itself serve
+as a data root), in a snapshot folder named by its UTC time::
+
+    DEST/20261205T150000Z/backup.json              the manifest: what was taken
+    DEST/20261205T150000Z/shared-mailboxes.sqlite  the shared-mailbox index
+    DEST/20261205T150000Z/domains/<domain>/domain.ini, router.ini, tls/
+    DEST/20261205T150000Z/domains/<domain>/accounts/<name>/account.ini, alerts/, files/
+    DEST/20261205T150000Z/domains/<domain>/accounts/<name>/mail/.gateway-index.sqlite
+    DEST/20261205T150000Z/domains/<domain>/accounts/<name>/mail/<mailbox>/{cur,new,tmp}, dovecot-acl, ...
+
+It is consistent while the server runs: an account's index is copied first
+with SQLite's online backup API (one point in time), then exactly the
+message files that copy names are taken (message files never change, only
+their names do when flags change: a file renamed meanwhile is found by its
+base name and taken under the name the index copy has).  A message expunged
+in between is dropped from the copy and counted in the manifest
+(C{vanished}).  Message files are hard links to the data root where the
+destination is on the same file system (they cost no space, and survive
+the message's deletion), else copies; other files are always copied.
+
+An incremental backup (C{--incremental}) compares with the newest complete
+snapshot in C{DEST}: what is unchanged since (a message file with the same
+base name, another file with the same size and modification time) is a
+hard link to that snapshot's copy, so every snapshot stays complete on its
+own and removing an old one never breaks a newer one.  A snapshot is
+written under a dot-name and renamed into place when complete.
+
+Restoring (L{Restore}) goes through the store, so a running server's
+sessions see restored messages at once (C{EXISTS}); see its docstring for
+the rules.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+
+from gateway.directory.filedir import FileDirectory
+from gateway.errors import GatewayError, MailboxExists, NoSuchMailbox, QuotaExceeded, StoreError
+from gateway.store import index, maildir
+
+#: The manifest in each snapshot folder.
+MANIFEST = "backup.json"
+FORMAT = 1
+#: Files of an account's mail folder that are never taken: the index (taken
+#: with the backup API), SQLite's side files, caches, temporary files.
+_SKIPPED_PREFIXES = (maildir.INDEX_NAME, ".gateway-freebusy", ".tmp-", ".gateway-deleting-",
+                     ".gateway-import-")
+SHARED_INDEX = "shared-mailboxes.sqlite"
+
+
+class BackupError(GatewayError):
+    """
+    A backup or restore cannot be done (a message for the administrator).
+    """
+
+
+def snapshotName(now=None):
+    """
+    @return: the folder name of a snapshot taken at C{now} (POSIX time).
+    """
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+
+
+def snapshots(dest):
+    """
+    @return: the complete snapshots in C{dest}, oldest first (full paths).
+    """
+    try:
+        names = sorted(os.listdir(dest))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(dest, n) for n in names
+            if not n.startswith(".") and os.path.isfile(os.path.join(dest, n, MANIFEST))]
+
+
+def findSnapshot(path):
+    """
+    C{path} itself when it is a snapshot, else the newest one in it.
+
+    @raise BackupError: when there is none.
+    """
+    if os.path.isfile(os.path.join(path, MANIFEST)):
+        return path
+    found = snapshots(path)
+    if not found:
+        raise BackupError("no backup in %s (no %s)" % (path, MANIFEST))
+    return found[-1]
+
+
+def readManifest(snapshot):
+    with open(os.path.join(snapshot, MANIFEST), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def copyDatabase(source, target):
+    """
+    Copy the SQLite database C{source} to C{target} with SQLite's online
+    backup API (a consistent copy while other connections write), as a
+    single file (rollback journal, not WAL) that opens read-only anywhere.
+    """
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    src = sqlite3.connect("file:%s?mode=ro" % (source,), uri=True, timeout=index.BUSY_TIMEOUT_MS / 1000.0)
+    try:
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def messageKey(size, headers, internalDate):
+    """
+    What makes two messages the same for restore and import: the size, the
+    header block and the internal date (whole seconds).
+    """
+    return (int(size), hashlib.sha256(bytes(headers or b"")).hexdigest(), int(internalDate))
+
+
+def liveKeys(mailbox):
+    """
+    @return: the L{messageKey}s of the messages in a store mailbox.
+    """
+    keys = set()
+    uids = mailbox.uids()
+    for i in range(0, len(uids), 500):
+        for info in mailbox.messages(uids[i:i + 500]):
+            keys.add(messageKey(info.size, info.headers, info.internalDate.timestamp()))
+    return keys
+
+
+def _locate(folder, base):
+    for subdir in ("cur", "new"):
+        try:
+            names = os.listdir(os.path.join(folder, subdir))
+        except FileNotFoundError:
+            continue
+        for name in names:
+            if maildir.splitName(name)[0] == base:
+                return os.path.join(folder, subdir, name)
+    return None
+
+
+class Backup:
+    """
+    Write one snapshot of some accounts into C{dest}.
+
+    @param directory: the live L{FileDirectory}.
+    @param dest: the backup folder (created if missing).
+    @param incremental: link what is unchanged to the newest snapshot.
+    """
+
+    def __init__(self, directory, dest, incremental=False, now=None):
+        self.directory = directory
+        self.dataRoot = directory.dataRoot
+        self.dest = os.path.abspath(dest)
+        os.makedirs(self.dest, exist_ok=True)
+        previous = snapshots(self.dest)
+        self.previous = previous[-1] if incremental and previous else None
+        name = snapshotName(now)
+        number = 1
+        while os.path.exists(os.path.join(self.dest, name)):
+            number += 1
+            name = "%s-%d" % (snapshotName(now), number)
+        self.name = name
+        self.path = os.path.join(self.dest, name)
+        self.staging = os.path.join(self.dest, "." + name + ".partial")
+        self._linkable = True
+        self._previousBases = {}
+
+    # -- files ---------------------------------------------------------------
+
+    def _target(self, relative):
+        target = os.path.join(self.staging, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        return target
+
+    def _fromPrevious(self, relative, source):
+        """
+        Link C{relative} from the previous snapshot when it holds the same
+        file (same size and modification time).
+        """
+        if self.previous is None:
+            return False
+        old = os.path.join(self.previous, relative)
+        try:
+            a, b = os.stat(old), os.stat(source)
+        except OSError:
+            return False
+        if a.st_size != b.st_size or int(a.st_mtime) != int(b.st_mtime):
+            return False
+        try:
+            os.link(old, self._target(relative))
+        except OSError:
+            return False
+        return True
+
+    def copyFile(self, relative, counts):
+        """
+        Copy one file of the data root (not a message), or link it from the
+        previous snapshot when it is unchanged.
+        """
+        source = os.path.join(self.dataRoot, relative)
+        if self._fromPrevious(relative, source):
+            counts["linked"] += 1
+            return
+        try:
+            shutil.copy2(source, self._target(relative))
+        except FileNotFoundError:
+            return
+        counts["taken"] += 1
+
+    def copyTree(self, relative, counts):
+        top = os.path.join(self.dataRoot, relative)
+        for folder, dirs, files in os.walk(top):
+            dirs.sort()
+            os.makedirs(os.path.join(self.staging, os.path.relpath(folder, self.dataRoot)), exist_ok=True)
+            for name in sorted(files):
+                if name.startswith(".~gateway-"):
+                    continue  # an FTP upload in progress
+                self.copyFile(os.path.relpath(os.path.join(folder, name), self.dataRoot), counts)
+
+    def _previousMessage(self, mailboxRelative, base):
+        """
+        The previous snapshot's file of the message C{base} in this mailbox.
+        """
+        if self.previous is None:
+            return None
+        bases = self._previousBases.get(mailboxRelative)
+        if bases is None:
+            bases = self._previousBases[mailboxRelative] = {}
+            for subdir in ("cur", "new"):
+                folder = os.path.join(self.previous, mailboxRelative, subdir)
+                for name in os.listdir(folder) if os.path.isdir(folder) else ():
+                    bases[maildir.splitName(name)[0]] = os.path.join(folder, name)
+        return bases.get(base)
+
+    def takeMessage(self, mailboxRelative, subdir, filename, counts):
+        """
+        Take one message file under the name the index copy gives it.
+
+        @return: C{False} if it is gone from the data root.
+        """
+        base = maildir.splitName(filename)[0]
+        target = self._target(os.path.join(mailboxRelative, subdir, filename))
+        old = self._previousMessage(mailboxRelative, base)
+        if old is not None:
+            try:
+                os.link(old, target)
+                counts["linked"] += 1
+                return True
+            except OSError:
+                pass
+        folder = os.path.join(self.dataRoot, mailboxRelative)
+        source = os.path.join(folder, subdir, filename)
+        for _attempt in range(2):
+            try:
+                self._linkOrCopy(source, target)
+                counts["taken"] += 1
+                return True
+            except FileNotFoundError:
+                # Renamed (flags changed) since the index copy: find it by base.
+                source = _locate(folder, base)
+                if source is None:
+                    return False
+        return False
+
+    def _linkOrCopy(self, source, target):
+        if self._linkable:
+            try:
+                os.link(source, target)
+                return
+            except FileNotFoundError:
+                raise
+            except OSError:
+                self._linkable = False  # another file system: copies from now on
+        shutil.copy2(source, target)
+
+    # -- what is taken -------------------------------------------------------
+
+    def run(self, accounts, domains, everything=False):
+        """
+        Take C{accounts} (records) and the settings of C{domains} (names).
+
+        @return: the path of the finished snapshot.
+        """
+        os.makedirs(self.staging)
+        manifest = {
+            "format": FORMAT,
+            "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "kind": "incremental" if self.previous else "full",
+            "previous": os.path.basename(self.previous) if self.previous else None,
+            "scope": "all" if everything else "domains" if domains else "accounts",
+            "domains": sorted(domains),
+            "accounts": {},
+        }
+        for name in sorted(domains):
+            self.copyDomain(name)
+        shared = os.path.join(self.dataRoot, SHARED_INDEX)
+        if os.path.exists(shared):
+            copyDatabase(shared, os.path.join(self.staging, SHARED_INDEX))
+        for record in accounts:
+            if record.domain.name not in domains:
+                self.copyDomain(record.domain.name, settingsOnly=True)
+            manifest["accounts"][record.address] = self.backupAccount(record)
+        with open(os.path.join(self.staging, MANIFEST), "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(self.staging, self.path)
+        return self.path
+
+    def copyDomain(self, name, settingsOnly=False):
+        counts = {"taken": 0, "linked": 0}
+        relative = os.path.join("domains", name)
+        for filename in ("domain.ini", "router.ini"):
+            self.copyFile(os.path.join(relative, filename), counts)
+        if not settingsOnly and os.path.isdir(os.path.join(self.dataRoot, relative, "tls")):
+            self.copyTree(os.path.join(relative, "tls"), counts)
+
+    def backupAccount(self, record):
+        """
+        Take one account: settings, alerts, files, and its mail (index
+        first, then the message files it names).
+
+        @return: the account's part of the manifest.
+        """
+        accountRelative = os.path.relpath(record.path.path, self.dataRoot)
+        files = {"taken": 0, "linked": 0}
+        self.copyFile(os.path.join(accountRelative, "account.ini"), files)
+        for folder in ("alerts", "files"):
+            if os.path.isdir(os.path.join(record.path.path, folder)):
+                self.copyTree(os.path.join(accountRelative, folder), files)
+        mailRelative = os.path.join(accountRelative, "mail")
+        result = {"files": files, "mailboxes": {}}
+        mailPath = os.path.join(self.dataRoot, mailRelative)
+        if not os.path.isdir(mailPath):
+            return result
+        messages = {"taken": 0, "linked": 0, "vanished": 0}
+        result["messages"] = messages
+        indexCopy = os.path.join(self.staging, mailRelative, maildir.INDEX_NAME)
+        if os.path.exists(os.path.join(mailPath, maildir.INDEX_NAME)):
+            copyDatabase(os.path.join(mailPath, maildir.INDEX_NAME), indexCopy)
+            self._takeIndexedMessages(indexCopy, mailRelative, messages, result["mailboxes"])
+        self._takeMailFolders(mailPath, mailRelative, files, messages)
+        return result
+
+    def _takeIndexedMessages(self, indexCopy, mailRelative, counts, mailboxes):
+        conn = sqlite3.connect(indexCopy, isolation_level=None)
+        try:
+            rows = conn.execute("SELECT id, name, uidvalidity, uidnext, selectable, indexed FROM mailboxes"
+                                " ORDER BY name").fetchall()
+            vanished = []
+            for mailboxId, name, uidValidity, uidNext, selectable, indexed in rows:
+                mailboxRelative = os.path.join(mailRelative, *name.split("/"))
+                maildir.ensureMaildir(os.path.join(self.staging, mailboxRelative))
+                if not selectable:
+                    continue
+                taken = 0
+                for uid, subdir, filename, rawSize in conn.execute(
+                        "SELECT uid, subdir, filename, rawsize FROM messages WHERE mailbox = ? ORDER BY uid",
+                        (mailboxId,)).fetchall():
+                    if self.takeMessage(mailboxRelative, subdir, filename, counts):
+                        taken += 1
+                    else:
+                        vanished.append((mailboxId, uid, rawSize))
+                if not indexed:
+                    # A Maildir copied in that nobody opened yet: all its files.
+                    for subdir in ("new", "cur"):
+                        folder = os.path.join(self.dataRoot, mailboxRelative, subdir)
+                        for filename in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+                            if not filename.startswith(".") and self.takeMessage(
+                                    mailboxRelative, subdir, filename, counts):
+                                taken += 1
+                mailboxes[name] = {"uidvalidity": uidValidity, "uidnext": uidNext, "messages": taken}
+            if vanished:
+                conn.execute("BEGIN")
+                for mailboxId, uid, rawSize in vanished:
+                    conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (mailboxId, uid))
+                    conn.execute("UPDATE meta SET value = value - ? WHERE key = 'usage'", (rawSize,))
+                conn.execute("COMMIT")
+                counts["vanished"] += len(vanished)
+        finally:
+            conn.close()
+
+    def _takeMailFolders(self, mailPath, mailRelative, files, messages):
+        """
+        The small files beside the Maildirs (ACLs, keywords, uid lists, the
+        UIDVALIDITY record), for every folder.
+        """
+        for folder, dirs, names in os.walk(mailPath):
+            dirs[:] = sorted(d for d in dirs if d not in maildir.SUBDIRS and not d.startswith("."))
+            relative = os.path.join(mailRelative, os.path.relpath(folder, mailPath))
+            for name in sorted(names):
+                if name.startswith(_SKIPPED_PREFIXES):
+                    continue
+                self.copyFile(os.path.normpath(os.path.join(relative, name)), files)
+
+
+class Restore:
+    """
+    Bring back an account, one mailbox or one message from a snapshot into
+    a (possibly running) server, without clobbering newer data:
+
+      - messages are appended through the account's store (the running
+        server's sessions see them: C{EXISTS}), with their flags, keywords
+        and internal dates, and get new UIDs;
+      - a message that is already in the mailbox (same size, headers and
+        internal date) is left alone, so restoring twice restores once;
+      - a mailbox that no longer exists is created with its class and
+        special use, its ACL file, and the UIDVALIDITY it had (restored
+        messages get UIDs from the backed-up UIDNEXT on, never one the
+        backup knew for another message);
+      - a missing account is created with its backed-up settings
+        (password, aliases, services, quota), and files missing from its
+        file storage are copied back (files present are newer: kept);
+      - the quota applies: the first message or file that does not fit
+        stops the restore (what came back stays) with L{QuotaExceeded}.
+
+    @param snapshot: the snapshot folder.
+    @param directory: the live L{FileDirectory}.
+    @param realm: the live realm (C{accountFor}, C{access}).
+    """
+
+    def __init__(self, snapshot, directory, realm):
+        self.snapshot = snapshot
+        self.directory = directory
+        self.realm = realm
+        self.saved = FileDirectory(snapshot, directory.mainDomain)
+        self.counts = {"restored": 0, "present": 0, "mailboxes created": 0, "files": 0}
+        self._aclRestored = False
+
+    def restore(self, address, mailbox=None, uid=None):
+        """
+        @return: C{self.counts}.
+        @raise BackupError: when the backup lacks what was asked for.
+        @raise QuotaExceeded: when the account's quota stopped the restore.
+        """
+        saved = self.saved.getAccount(address.strip().lower())
+        if saved is None:
+            raise BackupError("%s is not in the backup %s" % (address, self.snapshot))
+        if self.directory.getAccount(saved.address) is None:
+            self._recreateAccount(saved)
+        account = self.realm.accountFor(saved.address)
+        indexPath = os.path.join(saved.path.path, "mail", maildir.INDEX_NAME)
+        if not os.path.exists(indexPath):
+            raise BackupError("the backup of %s holds no mail index" % (saved.address,))
+        conn = sqlite3.connect("file:%s?mode=ro" % (indexPath,), uri=True)
+        try:
+            rows = conn.execute("SELECT id, name, uidvalidity, uidnext, class, specialuse FROM mailboxes"
+                                " WHERE selectable = 1 ORDER BY name").fetchall()
+            subscribed = {row[0] for row in conn.execute("SELECT name FROM subscriptions")}
+            if mailbox is not None:
+                wanted = maildir.canonicalName(mailbox)
+                rows = [row for row in rows if row[1] == wanted]
+                if not rows:
+                    raise BackupError("no mailbox %s in the backup of %s" % (mailbox, saved.address))
+            for row in rows:
+                self._restoreMailbox(conn, saved, account, row, uid, row[1] in subscribed)
+        finally:
+            conn.close()
+            if self._aclRestored:
+                self.realm.access.rebuildIndex()
+        if mailbox is None:
+            self._restoreFiles(saved, account)
+        return self.counts
+
+    def _recreateAccount(self, saved):
+        domain = saved.domain
+        if self.directory.getDomain(domain.name) is None:
+            self.directory.addDomain(
+                domain.name, aliases=domain.aliases, addresses=domain.addresses,
+                cleartextLogin=domain.cleartextLogin, defaultQuota=domain.defaultQuota,
+                defaultServices=domain.defaultServices, enabled=domain.enabled, mechanisms=domain.mechanisms)
+        self.directory.addAccount(
+            saved.address, saved.password, aliases=saved.aliases, enabled=saved.enabled,
+            services=saved.services, quota=saved.quota, quotaSetting=saved.quotaSetting,
+            timezone=saved.timezone)
+
+    def _restoreMailbox(self, conn, saved, account, row, uid, subscribed):
+        mailboxId, name, uidValidity, uidNext, mailboxClass, specialUse = row
+        store = account.mailStore
+        savedFolder = os.path.join(saved.path.path, "mail", *name.split("/"))
+        try:
+            live = store.getMailbox(name)
+        except NoSuchMailbox:
+            live = self._createMailbox(store, name, mailboxClass, specialUse, uidValidity, uidNext, savedFolder)
+            if subscribed:
+                store.subscribe(name)
+        present = liveKeys(live)
+        query = "SELECT uid, subdir, filename, flags, internaldate, size, headers FROM messages WHERE mailbox = ?"
+        params = (mailboxId,)
+        if uid is not None:
+            query += " AND uid = ?"
+            params += (uid,)
+            if conn.execute(query, params).fetchone() is None:
+                raise BackupError("no message with UID %d in %s in the backup" % (uid, name))
+        for savedUid, subdir, filename, flags, internalDate, size, headers in conn.execute(
+                query + " ORDER BY uid", params).fetchall():
+            key = messageKey(size, headers, internalDate)
+            if key in present:
+                self.counts["present"] += 1
+                continue
+            path = os.path.join(savedFolder, subdir, filename)
+            if not os.path.exists(path):
+                path = _locate(savedFolder, maildir.splitName(filename)[0])
+                if path is None:
+                    raise BackupError("message file of UID %d in %s is missing from the backup" % (savedUid, name))
+            with open(path, "rb") as f:
+                live.appendMessage(f, index.decodeFlags(flags), datetime.datetime.fromtimestamp(
+                    internalDate, datetime.timezone.utc))
+            present.add(key)
+            self.counts["restored"] += 1
+
+    def _createMailbox(self, store, name, mailboxClass, specialUse, uidValidity, uidNext, savedFolder):
+        try:
+            store.createMailbox(name, mailboxClass, specialUse)
+        except MailboxExists:
+            pass
+        except StoreError:
+            store.createMailbox(name)
+        # Recreated from nothing: the UIDVALIDITY it had, and UIDs after the
+        # backed-up ones (only while nothing was put in it meanwhile).
+        conn = index.connect(store.indexPath)
+        try:
+            with index.transaction(conn):
+                conn.execute("UPDATE mailboxes SET uidvalidity = ?, uidnext = MAX(uidnext, ?)"
+                             " WHERE name = ? AND uidnext = 1", (uidValidity, uidNext, name))
+        finally:
+            conn.close()
+        acl = os.path.join(savedFolder, "dovecot-acl")
+        target = os.path.join(maildir.mailboxPath(store.path, name), "dovecot-acl")
+        if os.path.exists(acl) and not os.path.exists(target):
+            shutil.copy2(acl, target)
+            self._aclRestored = True
+        self.counts["mailboxes created"] += 1
+        return store.getMailbox(name)
+
+    def _restoreFiles(self, saved, account):
+        top = os.path.join(saved.path.path, "files")
+        live = os.path.join(account.path, "files")
+        for folder, dirs, names in os.walk(top):
+            dirs.sort()
+            relative = os.path.relpath(folder, top)
+            for name in sorted(names):
+                target = os.path.normpath(os.path.join(live, relative, name))
+                if os.path.lexists(target):
+                    continue
+                source = os.path.join(folder, name)
+                account.quota.check(os.path.getsize(source))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                temporary = os.path.join(os.path.dirname(target), ".restore-tmp-" + name)
+                shutil.copy2(source, temporary)
+                os.rename(temporary, target)
+                self.counts["files"] += 1
+
+
+__all__ = ["Backup", "BackupError", "Restore", "QuotaExceeded", "findSnapshot", "readManifest", "snapshots"]
