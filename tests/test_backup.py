@@ -270,15 +270,15 @@ class RestoreTests(BackupMixin, unittest.TestCase):
 
     def test_removedAccount(self):
         """A removed account is created again with its settings, mail and files."""
-        snapshot = self.backup()
         self.directory.setAccount(ADDRESS, aliases=("d.emo",))
+        password = self.directory.getAccount(ADDRESS).password
         snapshot = self.backup()
         self.store.close()
         self.directory.removeAccount(ADDRESS)
         counts = self.restore(snapshot)
         self.assertEqual(counts["files"], 1)
         record = self.directory.getAccount(ADDRESS)
-        self.assertEqual(record.aliases, ("d.emo",))
+        self.assertEqual((record.aliases, record.password), (("d.emo",), password))
         self.assertEqual(self.directory.resolve("d.emo@example.test").address, ADDRESS)
         store = self.realm.accountFor(ADDRESS).mailStore
         self.assertEqual(len(store.getMailbox("INBOX").uids()), 3)
@@ -326,6 +326,16 @@ class CtlBackupTests(CtlMixin, unittest.TestCase):
         self.assertIn("1 messages restored", out)
         self.assertEqual(len(inbox.uids()), 1)
         self.assertEqual(inbox.messages(inbox.uids())[0].flags, {"\\Seen"})
+
+    def test_removedAccountKeepsEveryPasswordForm(self):
+        """An account removed with gatewayctl comes back with every stored password form (several lines)."""
+        password = self.directory().getAccount(ADDRESS).password
+        self.assertGreater(len(password.splitlines()), 1)
+        self.ok("backup", ADDRESS, self.dest)
+        self.store.close()
+        self.ok("account", "remove", ADDRESS, "--yes")
+        self.assertIn("1 messages restored", self.ok("restore", self.dest, ADDRESS))
+        self.assertEqual(self.directory().getAccount(ADDRESS).password, password)
 
     def test_scopes(self):
         """--all takes every account and domain, DOMAIN its accounts, --incremental links to the last."""

@@ -174,6 +174,10 @@ class CtlImportTests(CtlMixin, unittest.TestCase):
         self.assertIn("INBOX: 3 messages (UIDs kept)", out)
         self.assertIn("3 mailboxes, 5 messages, 3 subscriptions", out)
         self.assertIn("no such account", self.fails(ctl.EX_NOUSER, "import-maildir", src, "x@example.test"))
+        makeFolder(os.path.join(src, ".x.cur"))
+        code, out, err = self.ctl("import-maildir", src, "demo@example.test")
+        self.assertEqual(code, 1, err)
+        self.assertIn("skipped %s: " % (os.path.join(src, ".x.cur"),), out)
         self.assertIn("holds no Maildir", self.fails(ctl.EX_DATAERR, "import-maildir", self.base, "demo@example.test"))
 
 
