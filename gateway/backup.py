@@ -52,7 +52,7 @@ FORMAT = 1
 #: Files of an account's mail folder that are never taken: the index (taken
 #: with the backup API), SQLite's side files, caches, temporary files.
 _SKIPPED_PREFIXES = (maildir.INDEX_NAME, ".gateway-freebusy", ".tmp-", ".gateway-deleting-",
-                     ".gateway-import-")
+                     ".gateway-import-", ".gateway-journal")
 SHARED_INDEX = "shared-mailboxes.sqlite"
 
 
@@ -164,6 +164,9 @@ class Backup:
         self.directory = directory
         self.dataRoot = directory.dataRoot
         self.dest = os.path.abspath(dest)
+        domains = os.path.join(self.dataRoot, "domains") + os.sep
+        if (self.dest + os.sep).startswith(domains):
+            raise BackupError("%s is inside the data root's domains/: choose a folder outside it" % (dest,))
         os.makedirs(self.dest, exist_ok=True)
         previous = snapshots(self.dest)
         self.previous = previous[-1] if incremental and previous else None
@@ -294,7 +297,7 @@ class Backup:
 
         @return: the path of the finished snapshot.
         """
-        os.makedirs(self.staging)
+        os.makedirs(self.staging, mode=0o700)  # passwords and mail: for the administrator only
         manifest = {
             "format": FORMAT,
             "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -174,6 +174,14 @@ class BackupTests(BackupMixin, unittest.TestCase):
         self.assertEqual(state(saved), state(inbox))
         self.assertIn("\\Seen", saved.messages([3])[0].flags)
 
+    def test_private(self):
+        """A snapshot is readable by its owner only; a DEST inside the data root's domains/ is refused."""
+        snapshot = self.backup()
+        self.assertEqual(os.stat(snapshot).st_mode & 0o777, 0o700)
+        inside = os.path.join(self.root, "domains", "example.test", "backups")
+        self.assertRaises(BackupError, Backup, self.directory, inside)
+        self.assertFalse(os.path.exists(inside))
+
     def test_snapshotNamesAndPartial(self):
         """Two snapshots in one second get distinct names; an unfinished one is never taken as the newest."""
         first = self.backup(now=1733400000)
