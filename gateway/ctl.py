@@ -138,6 +138,9 @@ def _domainSettings(args):
 def domainAdd(directory, args, out):
     domain = directory.addDomain(args.name, **_domainSettings(args))
     out.write("domain %s added\n" % (domain.name,))
+    # Every domain has its ~public/ namespace (an account nobody logs in as).
+    if ctl_acl.addPublicAccount(directory, domain.name) is not None:
+        out.write("account public@%s added (shared folders ~public/...; nobody logs in as it)\n" % (domain.name,))
 
 
 def domainSet(directory, args, out):
@@ -426,6 +429,8 @@ def exportPasswd(directory, args, out):
     skipped = 0
     for record in directory.accounts(domain):
         stored = record.password
+        if stored == ctl_acl.NO_PASSWORD:
+            continue  # nobody logs in as it (a domain's public account)
         if args.scheme is None:
             form = forms.plainForm(stored)
         else:

@@ -43,7 +43,9 @@ class AclCommandTests(CtlMixin, unittest.TestCase):
                                                 "boss", "l"))
 
     def test_publicAndRebuild(self):
-        """acl public makes a disabled public account; acl rebuild counts the shared mailboxes."""
+        """domain add makes a disabled public account (acl public makes one where missing); acl rebuild counts the shared mailboxes."""
+        self.assertEqual(self.ok("acl", "public", "example.test"), "")
+        self.ok("account", "remove", "public@example.test", "--yes")
         self.assertIn("public@example.test added", self.ok("acl", "public", "example.test"))
         record = self.directory().getAccount("public@example.test")
         self.assertFalse(record.enabled)

@@ -484,8 +484,21 @@ class SharedMailbox:
         self._access = access
         self._location = location
 
+    #: What passes to the owner's mailbox unchecked: what a viewer who may
+    #: see the mailbox may know of it.  Everything else is a method of this
+    #: class that checks rights, or is not there: a new mailbox method is
+    #: refused to viewers until it is wrapped here.
+    _UNCHECKED = frozenset(["mailboxClass", "specialUse", "uidValidity", "uidNext", "highestModSeq", "uids",
+                            "uidSnapshot", "claimRecent", "addListener", "synchronize"])
+
     def __getattr__(self, name):
-        return getattr(self._mailbox, name)
+        if name in SharedMailbox._UNCHECKED:
+            return getattr(self._mailbox, name)
+        if name.startswith("_"):
+            # The owner's mailbox's internals, for the store's own helpers
+            # that are handed a shared mailbox.
+            return getattr(self._mailbox, name)
+        raise AttributeError("%s is not available on another account's mailbox" % (name,))
 
     def __repr__(self):
         return "<SharedMailbox %r of %s>" % (self._location.name, self._location.owner)
