@@ -139,6 +139,30 @@ def liveKeys(mailbox):
     return keys
 
 
+def indexNow(store, name, fresh=False):
+    """
+    Bring a mailbox's index in step with its folder now, in this thread
+    (the store indexes a folder copied in when it is first opened, in its
+    thread pool, and C{gatewayctl} runs no reactor).
+
+    @param fresh: first mark the mailbox not indexed if it never gave out a
+        UID, so that the scan takes the UIDVALIDITY and UIDs of a
+        C{dovecot-uidlist} in the folder.
+    """
+    conn = index.connect(store.indexPath)
+    try:
+        if fresh:
+            with index.transaction(conn):
+                conn.execute(
+                    "UPDATE mailboxes SET indexed = 0, newmtime = 0, curmtime = 0 WHERE name = ? AND uidnext = 1"
+                    " AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.mailbox = mailboxes.id)", (name,))
+        row = conn.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            index.scanMailbox(conn, row[0], maildir.mailboxPath(store.path, name))
+    finally:
+        conn.close()
+
+
 def _locate(folder, base):
     for subdir in ("cur", "new"):
         try:
@@ -497,6 +521,7 @@ class Restore:
         savedFolder = os.path.join(saved.path.path, "mail", *name.split("/"))
         try:
             live = store.getMailbox(name)
+            indexNow(store, name)  # files another program put there count as present
         except NoSuchMailbox:
             live = self._createMailbox(store, name, mailboxClass, specialUse, uidValidity, uidNext, savedFolder)
             if subscribed:

@@ -28,7 +28,7 @@ import time
 
 import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
 
-from gateway.backup import liveKeys, messageKey
+from gateway.backup import indexNow, liveKeys, messageKey
 from gateway.errors import InvalidMailboxName, NoSuchMailbox
 from gateway.store import index, maildir
 
@@ -205,20 +205,12 @@ def _importWhole(store, name, folder, how):
                 elif entry not in maildir.SUBDIRS and not os.path.exists(os.path.join(target, entry)):
                     os.rename(os.path.join(aside, entry), os.path.join(target, entry))
             shutil.rmtree(aside, ignore_errors=True)
-            conn = index.connect(store.indexPath)
-            try:
-                with index.transaction(conn):
-                    conn.execute(
-                        "UPDATE mailboxes SET indexed = 0, newmtime = 0, curmtime = 0 WHERE name = ? AND uidnext = 1"
-                        " AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.mailbox = mailboxes.id)",
-                        (name,))
-            finally:
-                conn.close()
     finally:
         if os.path.exists(staging):
             shutil.rmtree(staging, ignore_errors=True)
-    mailbox = store.getMailbox(name)
-    return len(mailbox.uids())
+    store.listMailboxes()  # registers a new folder (not indexed yet)
+    indexNow(store, name, fresh=True)
+    return len(store.getMailbox(name).uids())
 
 
 def _importAppending(store, name, folder):
@@ -230,6 +222,7 @@ def _importAppending(store, name, folder):
     except NoSuchMailbox:
         store.createMailbox(name)
         mailbox = store.getMailbox(name)
+    indexNow(store, name)
     present = liveKeys(mailbox)
     keywords = index.readDovecotKeywords(os.path.join(folder, "dovecot-keywords"))
     uidList = _uidList(folder)
