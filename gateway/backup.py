@@ -242,7 +242,8 @@ class Backup:
             counts["linked"] += 1
             return
         try:
-            shutil.copy2(source, self._target(relative))
+            # A symbolic link is kept as a link: what it points to is not taken.
+            shutil.copy2(source, self._target(relative), follow_symlinks=False)
         except FileNotFoundError:
             return
         counts["taken"] += 1
@@ -578,19 +579,22 @@ class Restore:
     def _restoreFiles(self, saved, account):
         top = os.path.join(saved.path.path, "files")
         live = os.path.join(account.path, "files")
+        added = 0  # the file store counts its usage from a walk made now and then
         for folder, dirs, names in os.walk(top):
             dirs.sort()
             relative = os.path.relpath(folder, top)
             for name in sorted(names):
                 target = os.path.normpath(os.path.join(live, relative, name))
-                if os.path.lexists(target):
-                    continue
                 source = os.path.join(folder, name)
-                account.quota.check(os.path.getsize(source))
+                if os.path.lexists(target) or os.path.islink(source):
+                    continue
+                size = os.path.getsize(source)
+                account.quota.check(added + size)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 temporary = os.path.join(os.path.dirname(target), ".restore-tmp-" + name)
                 shutil.copy2(source, temporary)
                 os.rename(temporary, target)
+                added += size
                 self.counts["files"] += 1
 
 

@@ -294,6 +294,29 @@ class RestoreTests(BackupMixin, unittest.TestCase):
         with open(os.path.join(record.path.path, "files", "index.html"), "rb") as f:
             self.assertEqual(f.read(), b"<p>hello</p>")
 
+    def test_filesQuotaAndLinks(self):
+        """Restored files count against the quota one after another; a symbolic link is kept as a link, not followed."""
+        files = os.path.join(self.account.path, "files")
+        for name in ("a.bin", "b.bin"):
+            with open(os.path.join(files, name), "wb") as f:
+                f.write(b"x" * 4000)
+        secret = os.path.abspath(self.mktemp())
+        with open(secret, "wb") as f:
+            f.write(b"not the account's")
+        os.symlink(secret, os.path.join(files, "link"))
+        snapshot = self.backup()
+        saved = os.path.join(snapshot, "domains/example.test/accounts/demo/files")
+        self.assertEqual(os.readlink(os.path.join(saved, "link")), secret)
+        for name in ("a.bin", "b.bin", "link"):
+            os.unlink(os.path.join(files, name))
+        self.store.getMailbox("INBOX")
+        limit = self.account.quota.used() + 6000  # room for one of the two
+        self.directory.setAccount(ADDRESS, quota=limit, quotaSetting=str(limit))
+        restore = Restore(snapshot, self.directory, self.realm)
+        self.assertRaises(QuotaExceeded, restore.restore, ADDRESS)
+        self.assertEqual(restore.counts["files"], 1)
+        self.assertEqual(sorted(os.listdir(files)), ["a.bin", "index.html", "private"])
+
     def test_newerFilesKept(self):
         """A file changed since the backup is left as it is; a removed one comes back."""
         snapshot = self.backup()
