@@ -43,7 +43,7 @@ import sqlite3
 import time
 
 from gateway.directory.filedir import FileDirectory
-from gateway.errors import GatewayError, MailboxExists, NoSuchMailbox, QuotaExceeded, StoreError
+from gateway.errors import GatewayError, MailboxExists, NoSuchMailbox, StoreError
 from gateway.store import index, maildir
 
 #: The manifest in each snapshot folder.
@@ -381,7 +381,7 @@ class Backup:
         if os.path.exists(os.path.join(mailPath, maildir.INDEX_NAME)):
             copyDatabase(os.path.join(mailPath, maildir.INDEX_NAME), indexCopy)
             self._takeIndexedMessages(indexCopy, mailRelative, messages, result["mailboxes"])
-        self._takeMailFolders(mailPath, mailRelative, files, messages)
+        self._takeMailFolders(mailPath, mailRelative, files)
         return result
 
     def _takeIndexedMessages(self, indexCopy, mailRelative, counts, mailboxes):
@@ -422,7 +422,7 @@ class Backup:
         finally:
             conn.close()
 
-    def _takeMailFolders(self, mailPath, mailRelative, files, messages):
+    def _takeMailFolders(self, mailPath, mailRelative, files):
         """
         The small files beside the Maildirs (ACLs, keywords, uid lists, the
         UIDVALIDITY record), for every folder.
@@ -596,6 +596,3 @@ class Restore:
                 os.rename(temporary, target)
                 added += size
                 self.counts["files"] += 1
-
-
-__all__ = ["Backup", "BackupError", "Restore", "QuotaExceeded", "findSnapshot", "readManifest", "snapshots"]
