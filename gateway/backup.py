@@ -40,6 +40,7 @@ import json
 import os
 import shutil
 import sqlite3
+import tarfile
 import time
 
 from gateway.directory.filedir import FileDirectory
@@ -93,6 +94,51 @@ def findSnapshot(path):
     if not found:
         raise BackupError("no backup in %s (no %s)" % (path, MANIFEST))
     return found[-1]
+
+
+def packSnapshot(snapshot):
+    """
+    Turn a snapshot folder into C{<snapshot>.tar} (hard links within it are
+    stored once) and remove the folder.
+
+    @return: the path of the tar file.
+    """
+    target = snapshot + ".tar"
+    temporary = os.path.join(os.path.dirname(snapshot), "." + os.path.basename(target) + ".partial")
+    with tarfile.open(temporary, "w") as archive:
+        archive.add(snapshot, arcname=os.path.basename(snapshot))
+    with open(temporary, "rb") as f:
+        os.fsync(f.fileno())
+    os.rename(temporary, target)
+    shutil.rmtree(snapshot)
+    return target
+
+
+def _extractFilter(member, path):
+    """
+    Tar members as the C{data} filter allows them (nothing outside the
+    folder, no devices); a symbolic link that points outside (a link an
+    account's files held) is left out rather than refused.
+    """
+    try:
+        return tarfile.data_filter(member, path)
+    except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+        return None
+
+
+def unpackSnapshot(archive, into):
+    """
+    Extract a snapshot packed by L{packSnapshot} into the folder C{into}.
+
+    @return: the snapshot folder.
+    @raise BackupError: when it is not a tar file holding a snapshot.
+    """
+    try:
+        with tarfile.open(archive) as f:
+            f.extractall(into, filter=_extractFilter)
+    except (tarfile.TarError, OSError) as e:
+        raise BackupError("cannot read %s: %s" % (archive, e))
+    return findSnapshot(into)
 
 
 def readManifest(snapshot):

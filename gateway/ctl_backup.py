@@ -4,12 +4,15 @@ C{gatewayctl backup}, C{restore} and C{import-maildir}: snapshots of a
 running server's data, bringing data back, and moving a Dovecot or Courier
 Maildir++ tree into an account.
 
-    gatewayctl backup [--incremental] [ACCOUNT|DOMAIN|--all] DEST
+    gatewayctl backup [--incremental|--tar] [ACCOUNT|DOMAIN|--all] DEST
     gatewayctl restore SRC ACCOUNT [--mailbox NAME [--message UID]]
     gatewayctl import-maildir SRC ACCOUNT
 """
 
+import os
+import shutil
 import sys
+import tempfile
 
 from gateway.errors import DirectoryError, QuotaExceeded, StoreError
 
@@ -37,6 +40,8 @@ def backupCommand(directory, args, out):
 
     if args.all == (args.what is not None):
         return _fail("name an ACCOUNT or a DOMAIN, or give --all", EX_USAGE)
+    if args.tar and args.incremental:
+        return _fail("--incremental needs the previous snapshot as a folder: not with --tar", EX_USAGE)
     if args.all:
         domains = [d.name for d in directory.domains()]
         accounts = directory.accounts()
@@ -55,9 +60,11 @@ def backupCommand(directory, args, out):
         path = backup.run(accounts, domains, everything=args.all)
     except BackupError as e:
         return _fail(str(e), EX_DATAERR)
-    from gateway.backup import readManifest
+    from gateway.backup import packSnapshot, readManifest
 
     manifest = readManifest(path)
+    if args.tar:
+        path = packSnapshot(path)
     taken = sum(a.get("messages", {}).get("taken", 0) for a in manifest["accounts"].values())
     linked = sum(a.get("messages", {}).get("linked", 0) for a in manifest["accounts"].values())
     out.write("%s backup %s: %d accounts, %d messages taken, %d unchanged since %s\n"
@@ -69,22 +76,30 @@ def restoreCommand(directory, args, out):
     """
     Bring back an account, a mailbox or a message from a snapshot.
     """
-    from gateway.backup import BackupError, Restore, findSnapshot
+    from gateway.backup import BackupError, Restore, findSnapshot, unpackSnapshot
     from gateway.cred.realm import GatewayRealm
 
     if args.message is not None and args.mailbox is None:
         return _fail("--message needs --mailbox", EX_USAGE)
+    unpacked = None
     try:
-        snapshot = findSnapshot(args.src)
+        if os.path.isfile(args.src):
+            unpacked = tempfile.mkdtemp(prefix=".gateway-restore-", dir=os.path.dirname(os.path.abspath(args.src)))
+            snapshot = unpackSnapshot(args.src, unpacked)
+        else:
+            snapshot = findSnapshot(args.src)
         restore = Restore(snapshot, directory, GatewayRealm(directory))
         try:
             restore.restore(args.account, args.mailbox, args.message)
         finally:
-            _report(out, snapshot, restore.counts)
+            _report(out, args.src if unpacked else snapshot, restore.counts)
     except QuotaExceeded as e:
         return _fail("stopped: %s (what was restored stays)" % (e,), EX_NOPERM)
     except (BackupError, StoreError, DirectoryError) as e:
         return _fail(str(e) or e.__class__.__name__, EX_DATAERR)
+    finally:
+        if unpacked is not None:
+            shutil.rmtree(unpacked, ignore_errors=True)
 
 
 def _report(out, snapshot, counts):
@@ -125,10 +140,11 @@ def addParser(commands):
     p.add_argument("--all", action="store_true", help="every domain and account")
     p.add_argument("--incremental", action="store_true",
                    help="link what is unchanged to the newest snapshot in DEST (each stays complete)")
+    p.add_argument("--tar", action="store_true", help="write DEST/<time>.tar instead of the folder (full only)")
     p.set_defaults(run=backupCommand)
     p = commands.add_parser("restore", help="bring back an account, a mailbox or a message from a snapshot"
                             " (messages already there are kept; restored ones get new UIDs)")
-    p.add_argument("src", metavar="SRC", help="a snapshot folder, or a DEST (its newest snapshot)")
+    p.add_argument("src", metavar="SRC", help="a snapshot folder, a DEST (its newest snapshot), or a snapshot's .tar")
     p.add_argument("account", metavar="ACCOUNT")
     p.add_argument("--mailbox", metavar="NAME", help="only this mailbox")
     p.add_argument("--message", metavar="UID", type=int, help="only the message with this UID in the backup")

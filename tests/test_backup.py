@@ -7,17 +7,28 @@ are using.
 """
 
 import datetime
+import io
 import json
 import os
 import shutil
 import sqlite3
+import tarfile
 
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from gateway import backup as backupModule
 from gateway import ctl
-from gateway.backup import MANIFEST, Backup, BackupError, Restore, findSnapshot, readManifest
+from gateway.backup import (
+    MANIFEST,
+    Backup,
+    BackupError,
+    Restore,
+    findSnapshot,
+    packSnapshot,
+    readManifest,
+    unpackSnapshot,
+)
 from gateway.cred.realm import GatewayRealm
 from gateway.errors import NoSuchMailbox, QuotaExceeded
 from gateway.store import acl, maildir
@@ -181,6 +192,23 @@ class BackupTests(BackupMixin, unittest.TestCase):
         inside = os.path.join(self.root, "domains", "example.test", "backups")
         self.assertRaises(BackupError, Backup, self.directory, inside)
         self.assertFalse(os.path.exists(inside))
+
+    def test_tarUnpacking(self):
+        """A packed snapshot unpacks whole; a link out of it is left out, a member outside the folder refused."""
+        files = os.path.join(self.account.path, "files")
+        os.symlink("/etc/passwd", os.path.join(files, "link"))
+        archive = packSnapshot(self.backup())
+        self.assertEqual(os.listdir(self.dest), [os.path.basename(archive)])
+        into = self.mktemp()
+        snapshot = unpackSnapshot(archive, into)
+        saved = self.savedStore(snapshot).getMailbox("INBOX")
+        self.assertEqual(state(saved), state(self.store.getMailbox("INBOX")))
+        self.assertFalse(os.path.lexists(os.path.join(snapshot, "domains/example.test/accounts/demo/files/link")))
+        hostile = os.path.abspath(self.mktemp())
+        with tarfile.open(hostile, "w") as f:
+            member = tarfile.TarInfo("../escaped")
+            f.addfile(member, io.BytesIO(b""))
+        self.assertRaises(BackupError, unpackSnapshot, hostile, self.mktemp())
 
     def test_snapshotNamesAndPartial(self):
         """Two snapshots in one second get distinct names; an unfinished one is never taken as the newest."""
@@ -367,6 +395,22 @@ class CtlBackupTests(CtlMixin, unittest.TestCase):
         self.ok("account", "remove", ADDRESS, "--yes")
         self.assertIn("1 messages restored", self.ok("restore", self.dest, ADDRESS))
         self.assertEqual(self.directory().getAccount(ADDRESS).password, password)
+
+    def test_tar(self):
+        """backup --tar writes one tar file (no folder) that restore reads; --tar with --incremental is refused."""
+        out = self.ok("backup", "--tar", ADDRESS, self.dest)
+        [name] = os.listdir(self.dest)
+        self.assertTrue(name.endswith(".tar"), name)
+        self.assertIn(name, out)
+        with tarfile.open(os.path.join(self.dest, name)) as archive:
+            self.assertIn(name[:-4] + "/" + MANIFEST, archive.getnames())
+        inbox = self.store.getMailbox("INBOX")
+        inbox.setFlags([1], ["\\Deleted"], "+")
+        inbox.expunge()
+        self.assertIn("1 messages restored", self.ok("restore", os.path.join(self.dest, name), ADDRESS))
+        self.assertEqual(os.listdir(self.dest), [name])  # what was unpacked is gone
+        self.assertEqual(inbox.messages(inbox.uids())[0].flags, {"\\Seen"})
+        self.assertIn("--tar", self.fails(ctl.EX_USAGE, "backup", "--tar", "--incremental", ADDRESS, self.dest))
 
     def test_scopes(self):
         """--all takes every account and domain, DOMAIN its accounts, --incremental links to the last."""
