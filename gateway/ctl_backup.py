@@ -76,8 +76,9 @@ def restoreCommand(directory, args, out):
     """
     Bring back an account, a mailbox or a message from a snapshot.
     """
-    from gateway.backup import BackupError, Restore, findSnapshot, unpackSnapshot
+    from gateway.backup import BackupError, findSnapshot, unpackSnapshot
     from gateway.cred.realm import GatewayRealm
+    from gateway.restore import Restore
 
     if args.message is not None and args.mailbox is None:
         return _fail("--message needs --mailbox", EX_USAGE)

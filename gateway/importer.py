@@ -28,8 +28,8 @@ import time
 
 import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
 
-from gateway.backup import indexNow, liveKeys, messageKey
 from gateway.errors import InvalidMailboxName, NoSuchMailbox
+from gateway.restore import indexNow, liveKeys, messageKey
 from gateway.store import index, maildir
 
 STAGING_PREFIX = ".gateway-import-"

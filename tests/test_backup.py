@@ -23,7 +23,6 @@ from gateway.backup import (
     MANIFEST,
     Backup,
     BackupError,
-    Restore,
     findSnapshot,
     packSnapshot,
     readManifest,
@@ -31,6 +30,7 @@ from gateway.backup import (
 )
 from gateway.cred.realm import GatewayRealm
 from gateway.errors import NoSuchMailbox, QuotaExceeded
+from gateway.restore import Restore
 from gateway.store import acl, maildir
 from gateway.store.mail import MailStore
 from tests.support import PASSWORD, makeDataRoot
