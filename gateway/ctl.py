@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-from gateway import ctl_acl
+from gateway import ctl_acl, ctl_backup
 from gateway.config import (
     DEFAULT_CONFIG_PATH,
     MECHANISMS,
@@ -656,6 +656,7 @@ def makeParser():
     p.set_defaults(run=doctor, needsConfig=True)
 
     ctl_acl.addParser(commands)
+    ctl_backup.addParser(commands)
 
     p = commands.add_parser("sample-config", help="print the sample configuration (every option)")
     p.set_defaults(run=None)
