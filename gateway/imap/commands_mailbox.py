@@ -215,10 +215,16 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    if session.view is not None and session.view.mailbox.name == name:
-        session.closeMailbox()
     checkAccess(session, name, "x")
     _storeCall(session.account.mailStore.deleteMailbox, name)
+    if session.view is not None:
+        try:
+            session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
+        except NoSuchMailbox:
+            # The selected mailbox, whatever spelling named it: the session
+            # goes back to the authenticated state (Dovecot answers OK too,
+            # then disconnects).
+            session.closeMailbox()
 
 
 @command("RENAME", AUTH)
