@@ -4,9 +4,131 @@ Hostile and unlucky input to the IMAP session (issue 16): memory before
 login, SEARCH nesting, mailbox-name limits, DELETE of the selected mailbox.
 """
 
+import gc
+import tracemalloc
+
 from twisted.trial import unittest
 
+from gateway.imap.protocol import PRELOGIN_LIMIT
+from tests.support import PASSWORD
 from tests.test_imap_protocol import IMAPTestMixin
+
+
+class PreLoginLimitTests(IMAPTestMixin, unittest.TestCase):
+    """
+    Before login nothing larger than L{PRELOGIN_LIMIT} is accepted per
+    command (issue 16, item 3).
+    """
+
+    def _traced(self, f):
+        """
+        Run C{f()} with tracemalloc on: C{(peak growth, growth kept)} in octets.
+        """
+        gc.collect()
+        tracemalloc.start()
+        try:
+            start = tracemalloc.get_traced_memory()[0]
+            f()
+            gc.collect()
+            current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return peak - start, current - start
+
+    def test_literalFloodBeforeLogin(self):
+        """
+        C{P1 LOGIN {65536+}} followed by 700 more 64 KiB literals: BYE at the
+        first literal, and the session buffers none of the 44 MB, during or
+        after the connection.
+        """
+        self.connect()
+        chunk = b"x" * 65536 + b" {65536+}\r\n"
+
+        def attack():
+            self.session.dataReceived(b"P1 LOGIN {65536+}\r\n")
+            for _ in range(700):
+                self.session.dataReceived(chunk)
+            self.disconnect()
+
+        peak, kept = self._traced(attack)
+        out = self.read()
+        self.assertIn(b"* BYE", out)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertLess(peak, 1024 * 1024)
+        self.assertLess(kept, 64 * 1024)
+        self.assertEqual(self.session.bufferedSize(), 0)
+
+    def test_smallLiteralsAddingUp(self):
+        """
+        Literals each under the limit but together over it are refused with a
+        tagged answer, skipped without being kept, and the session goes on.
+        """
+        self.connect()
+        piece = b"y" * 4000
+
+        def attack():
+            self.session.dataReceived(b"P1 LOGIN {4000+}\r\n")
+            for _ in range(300):
+                self.session.dataReceived(piece + b" {4000+}\r\n")
+                self.assertLess(self.session.bufferedSize(), 2 * PRELOGIN_LIMIT)
+            self.session.dataReceived(piece + b"\r\n")
+
+        peak, kept = self._traced(attack)
+        out = self.read()
+        self.assertEqual(out, b"P1 NO Command too long before login (limit %d octets)\r\n"
+                         % (PRELOGIN_LIMIT,))
+        self.assertLess(peak, 1024 * 1024)
+        self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
+    def test_longLineBeforeLogin(self):
+        """
+        A command line longer than the pre-login limit gets BAD and the
+        session goes on.
+        """
+        self.connect()
+        out = self.send(b'P1 LOGIN demo "' + b"p" * (PRELOGIN_LIMIT + 100) + b'"')
+        self.assertEqual(out, b"P1 BAD Command line too long\r\n")
+        self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
+    def test_syncLiteralBeforeLogin(self):
+        """
+        A synchronizing literal over the pre-login limit is refused without
+        a continuation.
+        """
+        self.connect()
+        out = self.send(b"P1 LOGIN {%d}" % (PRELOGIN_LIMIT + 1,))
+        self.assertTrue(out.startswith(b"P1 BAD Literal too large"), out)
+        self.assertNotIn(b"+ ", out)
+
+    def test_smallLiteralLoginWorks(self):
+        """
+        A LOGIN with literals within the pre-login limit logs in.
+        """
+        self.connect()
+        out = self.send(b"P1 LOGIN {4+}\r\ndemo {%d+}\r\n%s" % (len(PASSWORD), PASSWORD.encode()))
+        self.assertIn(b"P1 OK", out)
+
+    def test_limitsAfterLogin(self):
+        """
+        After login the configured limits apply again: a 20,000-octet
+        line is parsed.
+        """
+        self.login()
+        out = self.send(b"N1 NOOP " + b"x" * 20000)
+        self.assertEqual(out, b"N1 BAD unexpected extra arguments\r\n")
+        out = self.send(b"N2 ID ({20000+}\r\n" + b"z" * 20000 + b" NIL)")
+        self.assertIn(b"N2 OK", out)
+
+    def test_inputAfterByeIgnored(self):
+        """
+        Input that arrives after the session said BYE is dropped, not
+        buffered.
+        """
+        self.connect()
+        self.session.dataReceived(b"P1 LOGIN {1000000+}\r\n")
+        self.assertIn(b"* BYE", self.read())
+        self.session.dataReceived(b"z" * 100000)
+        self.assertEqual(self.session.bufferedSize(), 0)
 
 
 class DeleteSelectedTests(IMAPTestMixin, unittest.TestCase):

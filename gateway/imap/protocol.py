@@ -43,6 +43,10 @@ BATCH_SIZE = 64 * 1024
 #: not read and discarded: the connection is closed with BYE instead.
 DISCARD_FACTOR = 4
 
+#: Before login, the longest command line, and the most octets a command
+#: may bring in all (its lines and literals), as Dovecot's imap-login does.
+PRELOGIN_LIMIT = 8192
+
 #: An APPEND literal larger than this is written to a temporary file as it
 #: arrives instead of being kept in memory.
 SPOOL_ABOVE = 256 * 1024
@@ -141,6 +145,15 @@ class IMAPServer(Protocol):
     idleTimeout = property(lambda self: self.context.config["imap", "idle_timeout"])
     reactor = property(lambda self: self.context.reactor)
 
+    @property
+    def lineLimit(self):
+        """
+        The longest line accepted now: L{PRELOGIN_LIMIT} before login.
+        """
+        if self.state == NOT_AUTHENTICATED:
+            return min(self.maxLineLength, PRELOGIN_LIMIT)
+        return self.maxLineLength
+
     def __init__(self, context):
         self.context = context
         self.enabled = set()
@@ -180,6 +193,8 @@ class IMAPServer(Protocol):
 
     def connectionLost(self, reason):
         self._resetCommand()
+        self._buffer, self._pos = b"", 0
+        self._out, self._outSize = [], 0
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
@@ -281,7 +296,17 @@ class IMAPServer(Protocol):
 
     # -- input -------------------------------------------------------------------
 
+    def bufferedSize(self):
+        """
+        The octets of client input this session holds: unread input, and
+        the parts of a command being received.
+        """
+        return len(self._buffer) - self._pos + sum(len(part) for part in self._command)
+
     def dataReceived(self, data):
+        if self.state == LOGOUT:
+            # After BYE: nothing more is read, nor kept.
+            return
         self.resetTimeout()
         if self._pos:
             self._buffer = self._buffer[self._pos:]
@@ -297,7 +322,7 @@ class IMAPServer(Protocol):
         """
         while self._pos < len(self._buffer) and self.state != LOGOUT:
             if self._busy and self._lineHandler is None:
-                if len(self._buffer) - self._pos > self.maxLineLength and not self._paused:
+                if len(self._buffer) - self._pos > self.lineLimit and not self._paused:
                     # A long command is running: stop reading until it is done.
                     self._paused = True
                     self.transport.pauseProducing()
@@ -317,7 +342,7 @@ class IMAPServer(Protocol):
                 continue
             end = buffer.find(b"\n", pos)
             if end < 0:
-                if len(buffer) - pos > self.maxLineLength:
+                if len(buffer) - pos > self.lineLimit:
                     if self._skipLine is None:
                         self._startSkipping(buffer[pos:pos + 200])
                     self._buffer, self._pos = b"", 0
@@ -330,7 +355,7 @@ class IMAPServer(Protocol):
                 tag, self._skipLine = self._skipLine, None
                 self._finishCommand(tag, "BAD", "Command line too long")
                 continue
-            if len(line) > self.maxLineLength:
+            if len(line) > self.lineLimit:
                 self._startSkipping(line[:200])
                 self._skipLine, tag = None, self._skipLine
                 self._finishCommand(tag, "BAD", "Command line too long")
@@ -356,9 +381,14 @@ class IMAPServer(Protocol):
         mark = _LITERAL_MARK.search(line)
         if mark is not None and mark.group(2):
             size = int(mark.group(1))
-            if size <= self.maxMessageSize * DISCARD_FACTOR:
-                self._literalRemaining = size
+            if size > self._commandLimit() * DISCARD_FACTOR:
+                # Neither kept nor skipped: its octets must not be read as
+                # commands either.
+                self._discardLiteral = None
+                self._bye(text)
                 return
+            self._literalRemaining = size
+            return
         self._discardLiteral = None
         self._finishCommand(tag, "NO", text)
 
@@ -395,18 +425,20 @@ class IMAPServer(Protocol):
         size, nonSync = int(mark.group(1)), bool(mark.group(2))
         tag = tagOf(self._command[0])
         limit, refusal, spool = self._literalLimit(self._command[0])
-        if size > limit or self._commandSize + size > self.maxMessageSize + self.maxLineLength:
+        if size <= limit and self._commandSize + size > self._commandLimit():
+            limit = -1
+            if self.state == NOT_AUTHENTICATED:
+                refusal = "Command too long before login (limit %d octets)" % (PRELOGIN_LIMIT,)
+            else:
+                refusal = "Command too long"
+        if size > limit:
             self._resetCommand()
             if not nonSync:
                 status = "NO" if refusal.startswith("[") else "BAD"
                 self._finishCommand(tag, status, refusal)
                 return
-            if size > max(limit, self.maxLineLength) * DISCARD_FACTOR:
-                self.sendUntagged(b"BYE " + refusal.encode("ascii")
-                                  + b"; non-synchronizing literal too large to skip")
-                self.flush()
-                self.state = LOGOUT
-                self.transport.loseConnection()
+            if size > max(limit, self.lineLimit) * DISCARD_FACTOR:
+                self._bye(refusal)
                 return
             self._discardLiteral = (tag, refusal)
             self._literalRemaining = size
@@ -419,6 +451,26 @@ class IMAPServer(Protocol):
             self._spooled[sum(len(part) for part in self._command)] = self._spool
         if not nonSync:
             self.sendContinuation()
+
+    def _bye(self, refusal):
+        """
+        A non-synchronizing literal too large to skip: BYE saying why, and
+        the connection ends.
+        """
+        self.sendUntagged(b"BYE " + refusal.encode("ascii")
+                          + b"; non-synchronizing literal too large to skip")
+        self.flush()
+        self.state = LOGOUT
+        self._buffer, self._pos = b"", 0
+        self.transport.loseConnection()
+
+    def _commandLimit(self):
+        """
+        The most octets one command may bring, lines and literals together.
+        """
+        if self.state == NOT_AUTHENTICATED:
+            return PRELOGIN_LIMIT
+        return self.maxMessageSize + self.maxLineLength
 
     def _literalLimit(self, firstLine):
         """
@@ -437,7 +489,8 @@ class IMAPServer(Protocol):
             if available is not None and available < limit:
                 return available, "[OVERQUOTA] Not enough storage quota left for this message", True
             return limit, text, True
-        return self.maxLineLength, "Literal too large (limit %d octets)" % (self.maxLineLength,), False
+        limit = self.lineLimit
+        return limit, "Literal too large (limit %d octets)" % (limit,), False
 
     def _quotaAvailable(self):
         quota = self.account.quota
