@@ -7,9 +7,11 @@ login, SEARCH nesting, mailbox-name limits, DELETE of the selected mailbox.
 import gc
 import tracemalloc
 
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
-from gateway.imap.protocol import PRELOGIN_LIMIT
+from gateway.imap.protocol import ANY, COMMANDS, PRELOGIN_LIMIT, Command
+from gateway.imap.search import MAX_SEARCH_DEPTH
 from tests.support import PASSWORD
 from tests.test_imap_protocol import IMAPTestMixin
 
@@ -185,3 +187,145 @@ class DeleteSelectedTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"S1 OK", self.send(b"S1 SELECT INBOX"))
         self.assertIn(b"D1 NO", self.send(b"D1 DELETE inbox"))
         self.assertIn(b"F1 OK", self.send(b"F1 FETCH 1:* FLAGS"))
+
+
+class SearchNestingTests(IMAPTestMixin, unittest.TestCase):
+    """
+    Deeply nested SEARCH programs (issue 16, item 6): bounded at parse time,
+    and whatever is accepted runs within SQLite's limits.
+    """
+
+    def setUp(self):
+        self.login()
+        for i, flags in enumerate((b"(\\Seen)", b"()", b"(\\Seen \\Flagged)", b"()")):
+            message = b"Subject: m%d\r\n\r\nbody\r\n" % (i,)
+            out = self.send(b"A%d APPEND INBOX %s {%d+}\r\n%s\r\n" % (i, flags, len(message), message))
+            self.assertIn(b"A%d OK" % (i,), out)
+        self.assertIn(b"S1 OK", self.send(b"S1 SELECT INBOX"))
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def search(self, program):
+        out = self.send(b"T1 SEARCH " + program.encode("ascii"))
+        self.assertFalse([e for e in self.events if "log_failure" in e])
+        return out
+
+    def test_orAllChain(self):
+        """
+        C{OR ALL} thirty times (an SQLite parser stack overflow before)
+        finds every message.
+        """
+        out = self.search("OR ALL " * 30 + "ALL")
+        self.assertEqual(out, b"* SEARCH 1 2 3 4\r\nT1 OK SEARCH completed\r\n")
+
+    def test_notChain(self):
+        """
+        C{NOT} fifty times finds the messages the key finds (an even number
+        of NOTs).
+        """
+        out = self.search("NOT " * 50 + "SEEN")
+        self.assertEqual(out, b"* SEARCH 1 3\r\nT1 OK SEARCH completed\r\n")
+        out = self.search("NOT " * 51 + "SEEN")
+        self.assertEqual(out, b"* SEARCH 2 4\r\nT1 OK SEARCH completed\r\n")
+
+    def test_alternatingAtTheLimit(self):
+        """
+        Nesting that alternates OR, NOT and parenthesized lists up to the
+        limit is answered correctly, whether the index or the session
+        matches it.
+        """
+        depth = MAX_SEARCH_DEPTH
+        shapes = {
+            "OR UNSEEN NOT " * (depth // 2) + "FLAGGED": b"2 3 4",
+            "NOT OR FLAGGED " * (depth // 2) + "UNSEEN": b"2 4",
+            "(SEEN OR DELETED " * (depth // 2) + "FLAGGED" + ")" * (depth // 2): b"3",
+            "NOT (SEEN NOT " * (depth // 4) + "FLAGGED" + ")" * (depth // 4): b"2 3 4",
+            "OR OR " * (depth // 2) + "FLAGGED " * depth + "DELETED": b"3",
+        }
+        for program, expected in shapes.items():
+            out = self.search(program)
+            self.assertEqual(out, b"* SEARCH " + expected + b"\r\nT1 OK SEARCH completed\r\n",
+                             program[:40])
+
+    def test_tooDeep(self):
+        """
+        Nesting past the limit is refused with BAD saying why, by OR, NOT or
+        parentheses (500 parentheses raised RecursionError before).
+        """
+        for program in ("OR ALL " * 200 + "ALL", "NOT " * 300 + "SEEN",
+                        "(" * 500 + "SEEN" + ")" * 500, "(" * 5000):
+            out = self.search(program)
+            self.assertEqual(out, b"T1 BAD bad SEARCH: search program nested too deeply"
+                             b" (limit %d levels)\r\n" % (MAX_SEARCH_DEPTH,), program[:20])
+        self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
+    def test_pipelinedDeepSearches(self):
+        """
+        Two hundred pipelined deep SEARCH commands are each refused, and
+        nothing is logged above info level.
+        """
+        program = b"T SEARCH " + b"(" * 500 + b"SEEN" + b")" * 500 + b"\r\n"
+        out = self.send(program * 200)
+        self.assertEqual(out.count(b"T BAD "), 200)
+        self.assertEqual([e for e in self.events if e.get("log_level", LogLevel.info) > LogLevel.info], [])
+
+
+class ErrorLoggingTests(IMAPTestMixin, unittest.TestCase):
+    """
+    Internal errors are logged with a traceback a few times per session,
+    then counted (issue 16, item 6).
+    """
+
+    def setUp(self):
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def failWith(self, exception):
+        def handler(session, tag, args):
+            raise exception
+
+        COMMANDS["XFAIL"] = Command("XFAIL", ANY, handler)
+        self.addCleanup(COMMANDS.pop, "XFAIL")
+
+    def test_repeatedFailuresRateLimited(self):
+        """
+        Ten internal errors in one session: each is answered NO
+        [SERVERBUG], the first three are logged with their traceback, and
+        the close logs one line counting the others.
+        """
+        self.failWith(ZeroDivisionError("boom"))
+        self.connect()
+        out = self.send(b"".join(b"x%d XFAIL\r\n" % (i,) for i in range(10)))
+        self.assertEqual(out.count(b"NO [SERVERBUG]"), 10)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 3)
+        self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+        self.disconnect()
+        summary = [e for e in self.events if "log_failure" not in e and e.get("log_level") == LogLevel.error]
+        self.assertEqual(len(summary), 1)
+        self.assertEqual(summary[0]["count"], 7)
+
+    def test_failuresCountedPerSession(self):
+        """
+        Another session logs its own first failures.
+        """
+        self.failWith(ZeroDivisionError("boom"))
+        self.connect()
+        self.send(b"".join(b"x%d XFAIL\r\n" % (i,) for i in range(5)))
+        self.disconnect()
+        self.connect()
+        self.send(b"y XFAIL")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 4)
+
+    def test_recursionErrorNoTraceback(self):
+        """
+        A RecursionError (input nested deeper than the server can follow)
+        is answered BAD, and logged as one line without traceback.
+        """
+        self.failWith(RecursionError("maximum recursion depth exceeded"))
+        self.connect()
+        out = self.send(b"x XFAIL")
+        self.assertEqual(out, b"x BAD Command nested too deeply\r\n")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e for e in self.events if "log_failure" in e], [])

@@ -47,6 +47,10 @@ DISCARD_FACTOR = 4
 #: may bring in all (its lines and literals), as Dovecot's imap-login does.
 PRELOGIN_LIMIT = 8192
 
+#: A session logs its first internal errors with their traceback; later
+#: ones are only counted, and the count is logged when it ends.
+LOGGED_FAILURES = 3
+
 #: An APPEND literal larger than this is written to a temporary file as it
 #: arrives instead of being kept in memory.
 SPOOL_ABOVE = 256 * 1024
@@ -136,6 +140,8 @@ class IMAPServer(Protocol):
     account = None
     view = None
     factory = None
+    #: Internal errors in this session so far (see L{logFailure}).
+    failures = 0
 
     # Read from the configuration rather than copied into each session:
     # below 30 attributes an idle session's attribute dictionary takes a
@@ -195,6 +201,9 @@ class IMAPServer(Protocol):
         self._resetCommand()
         self._buffer, self._pos = b"", 0
         self._out, self._outSize = [], 0
+        if self.failures > LOGGED_FAILURES:
+            log.error("IMAP session ended after {count} more internal errors, not logged one by one",
+                      count=self.failures - LOGGED_FAILURES)
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
@@ -531,7 +540,7 @@ class IMAPServer(Protocol):
             return
         if isinstance(result, defer.Deferred):
             result.addBoth(self._commandDone, tag, row, True)
-            result.addErrback(log.failure, "IMAP command completion failed")
+            result.addErrback(self.logFailure, "IMAP command completion failed")
         else:
             self._commandDone(result, tag, row)
 
@@ -551,8 +560,13 @@ class IMAPServer(Protocol):
                 status, text = result.value.status, result.value.text
             elif result.check(IMAPSyntaxError, ValueError):
                 status, text = "BAD", str(result.value) or "Syntax error"
+            elif result.check(RecursionError):
+                # Input nested deeper than some code can follow: the
+                # client's doing, so no traceback.
+                log.warn("IMAP command {command} nested too deeply", command=row.name)
+                status, text = "BAD", "Command nested too deeply"
             else:
-                log.failure("IMAP command {command} failed", result, command=row.name)
+                self.logFailure(result, "IMAP command {command} failed", command=row.name)
                 status, text = "NO", "[SERVERBUG] Internal error"
         elif result is None:
             status, text = "OK", "%s completed" % (row.name,)
@@ -565,7 +579,7 @@ class IMAPServer(Protocol):
                 self._mailboxGone()
                 status, text = "NO", "The selected mailbox was deleted"
             except Exception:
-                log.failure("IMAP mailbox update failed")
+                self.logFailure(failure.Failure(), "IMAP mailbox update failed")
         if status:
             self._finishCommand(tag, status, text)
         if self.state == LOGOUT or later:
@@ -575,6 +589,16 @@ class IMAPServer(Protocol):
             return
         if later and self._pos < len(self._buffer) and not self._busy:
             self._process()
+
+    def logFailure(self, reason, format, **kwargs):
+        """
+        Log an internal error with its traceback, the first
+        L{LOGGED_FAILURES} times in this session; count the others (a client
+        that makes every command fail cannot fill the log).
+        """
+        self.failures += 1
+        if self.failures <= LOGGED_FAILURES:
+            log.failure(format, reason, **kwargs)
 
     def _finishCommand(self, tag, status, text):
         if isinstance(text, str):

@@ -36,6 +36,14 @@ from gateway.store import query
 #: Charsets accepted after C{CHARSET}.
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 
+#: Deepest nesting of a search program: each OR, NOT and parenthesized
+#: list is a level.  Deeper programs are refused (BAD) when parsed.
+MAX_SEARCH_DEPTH = 100
+
+#: A term nesting SQL parentheses deeper than this is matched by the
+#: session instead of the index (SQLite's parser overflows at about 30).
+MAX_SQL_NESTING = 16
+
 _RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
@@ -50,6 +58,10 @@ _FLAG_KEYS = {
 }
 
 _HEADER_KEYS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
+
+
+def _tooDeep():
+    return ValueError("search program nested too deeply (limit %d levels)" % (MAX_SEARCH_DEPTH,))
 
 
 class SearchCharsetError(ValueError):
@@ -87,6 +99,8 @@ def tokenize(text):
         if c in b" \t\r\n":
             pos += 1
         elif c == 0x28:  # (
+            if len(stack) > MAX_SEARCH_DEPTH:
+                raise _tooDeep()
             stack.append([])
             pos += 1
         elif c == 0x29:  # )
@@ -240,6 +254,8 @@ class _And(_Key):
         terms, rest = [], []
         for key in self.keys:
             term = key.storeTerm()
+            if term is not None and query.nesting(term) > MAX_SQL_NESTING:
+                term = None
             if term is None:
                 rest.append(key)
             else:
@@ -508,6 +524,20 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.charset = charset
+        self.depth = 0
+
+    def nested(self, parse, *args):
+        """
+        C{parse(*args)} one level deeper (an OR, a NOT, a list).
+
+        @raise ValueError: past L{MAX_SEARCH_DEPTH}.
+        """
+        if self.depth >= MAX_SEARCH_DEPTH:
+            raise _tooDeep()
+        self.depth += 1
+        result = parse(*args)
+        self.depth -= 1
+        return result
 
     def next(self, what):
         if self.pos >= len(self.tokens):
@@ -566,7 +596,7 @@ class _Parser:
     def key(self):
         token = self.next("search key")
         if isinstance(token, list):
-            return self.keys(token)
+            return self.nested(self.keys, token)
         if isinstance(token, bytes):
             token = token.decode("ascii", "replace")
         name = token.upper()
@@ -581,9 +611,9 @@ class _Parser:
         if name == "NEW":
             return _New()
         if name == "NOT":
-            return _Not(self.key())
+            return _Not(self.nested(self.key))
         if name == "OR":
-            return _Or(self.key(), self.key())
+            return self.nested(lambda: _Or(self.key(), self.key()))
         if name in _HEADER_KEYS:
             return _Header(_HEADER_KEYS[name], self.string("search string"))
         if name == "HEADER":
