@@ -5,6 +5,7 @@ login, SEARCH nesting, mailbox-name limits, DELETE of the selected mailbox.
 """
 
 import gc
+import os
 import tracemalloc
 
 from twisted.logger import LogLevel, globalLogPublisher
@@ -12,6 +13,7 @@ from twisted.trial import unittest
 
 from gateway.imap.protocol import ANY, COMMANDS, PRELOGIN_LIMIT, Command
 from gateway.imap.search import MAX_SEARCH_DEPTH
+from gateway.store.maildir import MAX_LEVELS
 from tests.support import PASSWORD
 from tests.test_imap_protocol import IMAPTestMixin
 
@@ -329,3 +331,112 @@ class ErrorLoggingTests(IMAPTestMixin, unittest.TestCase):
         self.assertEqual(out, b"x BAD Command nested too deeply\r\n")
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual([e for e in self.events if "log_failure" in e], [])
+
+
+def _removeTree(top):
+    """
+    Remove a folder tree of any depth without recursion.
+    """
+    for folder, _dirs, files in _walkUp(top):
+        for name in files:
+            os.unlink(os.path.join(folder, name))
+        os.rmdir(folder)
+
+
+def _walkUp(top):
+    """
+    C{(folder, dirs, files)} deepest first, without recursion.
+    """
+    pending, seen = [top], []
+    while pending:
+        folder = pending.pop()
+        entries = list(os.scandir(folder))
+        dirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        seen.append((folder, dirs, [e.name for e in entries if not e.is_dir(follow_symlinks=False)]))
+        pending.extend(dirs)
+    return reversed(seen)
+
+
+class MailboxNameLimitTests(IMAPTestMixin, unittest.TestCase):
+    """
+    Mailbox names are limited in depth and length (issue 16, item 7), and
+    LIST copes with deep trees already on disk.
+    """
+
+    def setUp(self):
+        self.login()
+        self.mailRoot = self.session.account.mailStore.path
+
+    def folders(self):
+        found = set()
+        for folder, _dirs, _files in os.walk(self.mailRoot):
+            found.add(os.path.relpath(folder, self.mailRoot))
+        return found
+
+    def test_tooDeep(self):
+        """
+        A 980-level name gets NO [LIMIT] and creates nothing; LIST still
+        works.
+        """
+        before = self.folders()
+        out = self.send(b'C1 CREATE "' + b"/".join([b"c"] * 980) + b'"')
+        self.assertTrue(out.startswith(b"C1 NO [LIMIT]"), out)
+        self.assertEqual(self.folders(), before)
+        self.assertIn(b"L1 OK", self.send(b'L1 LIST "" *'))
+
+    def test_depthLimit(self):
+        """
+        A name of MAX_LEVELS levels is created, one more level is refused.
+        """
+        name = b"/".join([b"d"] * MAX_LEVELS)
+        self.assertIn(b"C1 OK", self.send(b'C1 CREATE "' + name + b'"'))
+        self.assertTrue(self.send(b'C2 CREATE "' + name + b'/d"').startswith(b"C2 NO [LIMIT]"))
+
+    def test_longerThanPathMax(self):
+        """
+        A name longer than PATH_MAX (levels of 250 octets) gets NO [LIMIT]
+        and leaves no folder behind.
+        """
+        before = self.folders()
+        name = b"/".join([b"n" * 250] * 20)
+        out = self.send(b'C1 CREATE "' + name + b'"')
+        self.assertTrue(out.startswith(b"C1 NO [LIMIT]"), out)
+        self.assertEqual(self.folders(), before)
+
+    def test_lengthLimit(self):
+        """
+        A name whose message files would not fit in PATH_MAX is refused; a
+        long one that fits is created.
+        """
+        self.assertIn(b"C1 OK", self.send(b'C1 CREATE "' + b"/".join([b"m" * 200] * 5) + b'"'))
+        out = self.send(b'C2 CREATE "' + b"/".join([b"m" * 250] * 16) + b'"')
+        self.assertTrue(out.startswith(b"C2 NO [LIMIT]"), out)
+
+    def test_renameChildrenTooDeep(self):
+        """
+        RENAME that would take a child past the depth limit gets NO [LIMIT]
+        and moves nothing.
+        """
+        self.assertIn(b"C1 OK", self.send(b"C1 CREATE a/b/c/d"))
+        target = b"/".join([b"t"] * (MAX_LEVELS - 2))
+        out = self.send(b'R1 RENAME a "' + target + b'"')
+        self.assertTrue(out.startswith(b"R1 NO [LIMIT]"), out)
+        self.assertIn(b'"a/b/c/d"', self.send(b'L1 LIST "" *'))
+
+    def test_listDeepTreeOnDisk(self):
+        """
+        A 980-level folder tree put on disk by another program does not
+        break LIST (RecursionError before), nor after its top is deleted.
+        """
+        folder = self.mailRoot
+        for _ in range(980):
+            folder = os.path.join(folder, "c")
+            os.mkdir(folder)
+        self.addCleanup(_removeTree, os.path.join(self.mailRoot, "c"))
+        out = self.send(b'L1 LIST "" *')
+        self.assertTrue(out.endswith(b"L1 OK LIST completed\r\n"), out[-200:])
+        self.assertIn(b'"c"', out)
+        self.assertNotIn(b'"' + b"/".join([b"c"] * (MAX_LEVELS + 1)) + b'"', out)
+        self.send(b"D1 DELETE c")
+        out = self.send(b'L2 LIST "" *')
+        self.assertTrue(out.endswith(b"L2 OK LIST completed\r\n"), out[-200:])

@@ -13,6 +13,7 @@ from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
     MailboxHasChildren,
+    MailboxNameLimit,
     NoSuchMailbox,
     QuotaExceeded,
     StoreError,
@@ -53,6 +54,8 @@ def storeError(error):
         return no("[ALREADYEXISTS] Mailbox already exists")
     if isinstance(error, MailboxHasChildren):
         return no("[INUSE] Mailbox has children")
+    if isinstance(error, MailboxNameLimit):
+        return no("[LIMIT] %s" % (error,))
     if isinstance(error, InvalidMailboxName):
         return no("[CANNOT] %s" % (error,))
     if isinstance(error, QuotaExceeded):

@@ -174,6 +174,10 @@ class MailStore:
             if top == self.path:
                 continue
             relative = os.path.relpath(top, self.path).replace(os.sep, "/")
+            if relative.count("/") + 1 >= maildir.MAX_LEVELS:
+                # No deeper: a tree made by another program may be deeper
+                # than os.walk can recurse.
+                dirs[:] = []
             try:
                 name = maildir.canonicalName(relative)
             except InvalidMailboxName:
@@ -272,6 +276,7 @@ class MailStore:
 
     def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
         name = maildir.canonicalName(name)
+        maildir.checkNameLimits(self.path, name)
         if mailboxClass not in MAILBOX_CLASSES:
             raise StoreError("unknown mailbox class %r" % (mailboxClass,))
         if specialUse is not None and specialUse not in SPECIAL_USES:
@@ -360,6 +365,10 @@ class MailStore:
         newName = maildir.canonicalName(newName)
         if newName == oldName or newName.startswith(oldName + "/"):
             raise InvalidMailboxName("cannot rename %r to %r" % (oldName, newName))
+        maildir.checkNameLimits(self.path, newName)
+        for (child,) in self._conn.execute("SELECT name FROM mailboxes WHERE name > ? AND name < ?",
+                                           _childRange(oldName)).fetchall():
+            maildir.checkNameLimits(self.path, newName + child[len(oldName):])
         if oldName == "INBOX":
             return self._renameInbox(newName)
         oldPath = maildir.mailboxPath(self.path, oldName)
