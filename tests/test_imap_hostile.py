@@ -123,6 +123,21 @@ class PreLoginLimitTests(IMAPTestMixin, unittest.TestCase):
         out = self.send(b"N2 ID ({20000+}\r\n" + b"z" * 20000 + b" NIL)")
         self.assertIn(b"N2 OK", out)
 
+    def test_longSaslResponse(self):
+        """
+        An AUTHENTICATE response longer than the pre-login limit fails the
+        exchange under the command's own tag, whole or in pieces.
+        """
+        self.connect()
+        for pieces in ([b"A" * (PRELOGIN_LIMIT + 10) + b"\r\n"],
+                       [b"A" * (PRELOGIN_LIMIT + 10), b"A" * 100, b"A\r\n"]):
+            self.assertTrue(self.send(b"a AUTHENTICATE PLAIN").startswith(b"+"))
+            for piece in pieces:
+                self.session.dataReceived(piece)
+            out = self.read()
+            self.assertTrue(out.startswith(b"a BAD Authentication failed"), out)
+            self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
     def test_inputAfterByeIgnored(self):
         """
         Input that arrives after the session said BYE is dropped, not

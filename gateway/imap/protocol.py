@@ -36,6 +36,10 @@ NOAUTH = frozenset([NOT_AUTHENTICATED])
 
 _LITERAL_MARK = re.compile(rb"\{(\d{1,20})(\+?)\}$")
 
+#: What a continuation handler (AUTHENTICATE, IDLE) gets for a line that
+#: was too long to keep: a line every handler refuses.
+_OVERLONG = b"\x00"
+
 #: Responses are written in batches of about this many octets.
 BATCH_SIZE = 64 * 1024
 
@@ -360,14 +364,15 @@ class IMAPServer(Protocol):
             self._pos = end + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
-            if self._skipLine is not None:
+            if self._skipLine is not None or len(line) > self.lineLimit:
+                if self._skipLine is None:
+                    self._startSkipping(line[:200])
                 tag, self._skipLine = self._skipLine, None
-                self._finishCommand(tag, "BAD", "Command line too long")
-                continue
-            if len(line) > self.lineLimit:
-                self._startSkipping(line[:200])
-                self._skipLine, tag = None, self._skipLine
-                self._finishCommand(tag, "BAD", "Command line too long")
+                if self._lineHandler is not None:
+                    self._lineHandler(_OVERLONG)
+                    self.flush()
+                else:
+                    self._finishCommand(tag, "BAD", "Command line too long")
                 continue
             if self._lineHandler is not None:
                 self._lineHandler(line)
