@@ -30,6 +30,7 @@ import email.policy
 import re
 
 from gateway.imap import mimeparts
+from gateway.imap.parser import Arguments, NestingError
 from gateway.imap.sequence import parseSequenceSet
 from gateway.store import query
 
@@ -79,71 +80,22 @@ class SearchCharsetError(ValueError):
 
 # Tokenizing the text form -------------------------------------------------
 
-_ATOM_END = frozenset(b' ()"{')
-_LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r\n")
-
 
 def tokenize(text):
     """
-    Tokens of a SEARCH argument text in the form the core produces.
+    Tokens of a SEARCH argument text in the form the core produces: the
+    command tokenizer's (L{Arguments.values}), lists nested up to
+    L{MAX_SEARCH_DEPTH}.
 
     @type text: C{str} or C{bytes} (inline literals C{{n}\\r\\n...} allowed)
-    @raise ValueError: on unbalanced parentheses or bad literals.
+    @raise ValueError: on bad syntax, or nesting too deep.
     """
     if isinstance(text, str):
         text = text.encode("utf-8")
-    stack = [[]]
-    pos, n = 0, len(text)
-    while pos < n:
-        c = text[pos]
-        if c in b" \t\r\n":
-            pos += 1
-        elif c == 0x28:  # (
-            if len(stack) > MAX_SEARCH_DEPTH:
-                raise _tooDeep()
-            stack.append([])
-            pos += 1
-        elif c == 0x29:  # )
-            if len(stack) == 1:
-                raise ValueError("unbalanced ) in search program")
-            done = stack.pop()
-            stack[-1].append(done)
-            pos += 1
-        elif c == 0x22:  # "
-            out = bytearray()
-            pos += 1
-            while True:
-                if pos >= n:
-                    raise ValueError("unterminated quoted string")
-                ch = text[pos]
-                if ch == 0x5C and pos + 1 < n:
-                    out.append(text[pos + 1])
-                    pos += 2
-                elif ch == 0x22:
-                    pos += 1
-                    break
-                else:
-                    out.append(ch)
-                    pos += 1
-            stack[-1].append(bytes(out))
-        elif c == 0x7B:  # {
-            m = _LITERAL.match(text, pos)
-            if m is None:
-                raise ValueError("bad literal in search program")
-            size = int(m.group(1))
-            start = m.end()
-            if start + size > n:
-                raise ValueError("literal longer than the search program")
-            stack[-1].append(text[start:start + size])
-            pos = start + size
-        else:
-            start = pos
-            while pos < n and text[pos] not in _ATOM_END and text[pos] not in b')\r\n\t':
-                pos += 1
-            stack[-1].append(text[start:pos].decode("utf-8", "replace"))
-    if len(stack) != 1:
-        raise ValueError("unbalanced ( in search program")
-    return stack[0]
+    try:
+        return Arguments(text, maxDepth=MAX_SEARCH_DEPTH).values()
+    except NestingError:
+        raise _tooDeep() from None
 
 
 # Keys ---------------------------------------------------------------------
@@ -559,7 +511,11 @@ class _Parser:
         if isinstance(token, list):
             raise ValueError("expected %s, got a list" % (what,))
         if isinstance(token, str):
-            return token
+            # An atom: the tokenizer read its octets as Latin-1.
+            try:
+                token = token.encode("latin-1")
+            except UnicodeEncodeError:
+                return token
         codec = "ascii" if self.charset == "US-ASCII" else "utf-8"
         try:
             return token.decode(codec)
