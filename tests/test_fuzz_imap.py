@@ -118,7 +118,9 @@ searchPrograms = st.tuples(
     st.sampled_from([b""] * 6 + [b"RETURN () ", b"RETURN (MIN MAX COUNT ALL) ", b"RETURN (BOGUS) ", b"RETURN "]),
     st.sampled_from([b""] * 6 + [b"CHARSET UTF-8 ", b"CHARSET US-ASCII ", b"CHARSET KOI8-R ", b"CHARSET "]),
     st.one_of(st.lists(searchKeys, min_size=1, max_size=3).map(b" ".join),
-              st.lists(searchKeys, min_size=1, max_size=3).map(b" ".join), deepSearch, values),
+              st.lists(searchKeys, min_size=1, max_size=3).map(b" ".join), deepSearch, values,
+              st.tuples(st.sampled_from([b"SEEN", b"KEYWORD x", b"(SEEN UNSEEN)", b"OR SEEN NOT DRAFT"]),
+                        st.integers(1, 1200)).map(lambda p: b" ".join([p[0]] * p[1]))),
 ).map(b"".join)
 
 fetchAtoms = st.one_of(st.sampled_from([

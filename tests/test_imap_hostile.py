@@ -12,7 +12,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
 from gateway.imap.protocol import ANY, COMMANDS, PRELOGIN_LIMIT, Command
-from gateway.imap.search import MAX_SEARCH_DEPTH
+from gateway.imap.search import MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS
 from gateway.store.maildir import MAX_LEVELS
 from tests.support import PASSWORD
 from tests.test_imap_protocol import IMAPTestMixin
@@ -276,6 +276,27 @@ class SearchNestingTests(IMAPTestMixin, unittest.TestCase):
             self.assertEqual(out, b"T1 BAD bad SEARCH: search program nested too deeply"
                              b" (limit %d levels)\r\n" % (MAX_SEARCH_DEPTH,), program[:20])
         self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
+    def test_manyKeys(self):
+        """
+        Up to MAX_SEARCH_KEYS keys, flat or in lists, are answered (SQLite
+        refused an expression of 1,000 conditions); more get BAD.
+        """
+        keys = " ".join(["SEEN"] * (MAX_SEARCH_KEYS - 5))
+        half = " ".join(["SEEN"] * (MAX_SEARCH_KEYS // 2 - 5))
+        programs = {
+            keys: b"1 3",
+            "(%s)" % (keys,): b"1 3",
+            "NOT (%s)" % (keys,): b"2 4",
+            "OR UNSEEN (%s)" % (keys,): b"1 2 3 4",
+            "OR (%s) (FLAGGED %s)" % (half, half): b"1 3",
+        }
+        for program, expected in programs.items():
+            self.assertEqual(self.search(program), b"* SEARCH " + expected + b"\r\nT1 OK SEARCH completed\r\n",
+                             program[:20])
+        out = self.search(" ".join(["SEEN"] * (MAX_SEARCH_KEYS + 1)))
+        self.assertEqual(out, b"T1 BAD bad SEARCH: search program too long (limit %d keys)\r\n"
+                         % (MAX_SEARCH_KEYS,))
 
     def test_pipelinedDeepSearches(self):
         """

@@ -45,6 +45,13 @@ MAX_SEARCH_DEPTH = 100
 #: session instead of the index (SQLite's parser overflows at about 30).
 MAX_SQL_NESTING = 16
 
+#: The index answers at most this many conditions of a program (L{query.size});
+#: the session matches the other keys (SQLite refuses 1,000 in a chain).
+MAX_SQL_TERMS = 200
+
+#: Most search keys in one program (BAD beyond).
+MAX_SEARCH_KEYS = 1000
+
 _RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
@@ -204,10 +211,14 @@ class _And(_Key):
         others (or C{None}).
         """
         terms, rest = [], []
+        conditions = 0
         for key in self.keys:
             term = key.storeTerm()
-            if term is not None and query.nesting(term) > MAX_SQL_NESTING:
-                term = None
+            if term is not None:
+                if query.nesting(term) > MAX_SQL_NESTING or conditions + query.size(term) > MAX_SQL_TERMS:
+                    term = None
+                else:
+                    conditions += query.size(term)
             if term is None:
                 rest.append(key)
             else:
@@ -477,6 +488,7 @@ class _Parser:
         self.pos = 0
         self.charset = charset
         self.depth = 0
+        self.count = 0
 
     def nested(self, parse, *args):
         """
@@ -550,6 +562,9 @@ class _Parser:
         return keys[0] if len(keys) == 1 else _And(keys)
 
     def key(self):
+        self.count += 1
+        if self.count > MAX_SEARCH_KEYS:
+            raise ValueError("search program too long (limit %d keys)" % (MAX_SEARCH_KEYS,))
         token = self.next("search key")
         if isinstance(token, list):
             return self.nested(self.keys, token)

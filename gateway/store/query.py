@@ -112,6 +112,15 @@ def nesting(term):
     return deepest
 
 
+def size(term):
+    """
+    How many conditions the SQL of C{term} joins: SQLite's expression tree
+    grows one level deeper with each of a chain, and it refuses 1,000.
+    """
+    text = term.sql()[0]
+    return text.count(" AND ") + text.count(" OR ") + 1
+
+
 def _combine(kind, joiner, terms, empty):
     terms = _flatten(kind, terms)
     if not terms:
