@@ -476,3 +476,39 @@ class MailboxNameLimitTests(IMAPTestMixin, unittest.TestCase):
         self.send(b"D1 DELETE c")
         out = self.send(b'L2 LIST "" *')
         self.assertTrue(out.endswith(b"L2 OK LIST completed\r\n"), out[-200:])
+
+    def test_deepLeftoverRemovedAtOpen(self):
+        """
+        A 980-level folder left half-deleted by a crash is removed when the
+        account's store opens (shutil.rmtree raised RecursionError).
+        """
+        folder = top = os.path.join(self.mailRoot, ".gateway-deleting-0123")
+        os.mkdir(top)
+        for _ in range(980):
+            folder = os.path.join(folder, "c")
+            os.mkdir(folder)
+        store = self.session.account.mailStore
+        reopened = type(store)(store.path, reactor=self.clock, useInotify=False)
+        self.addCleanup(reopened.close)
+        self.assertFalse(os.path.exists(top))
+
+    def test_deleteDeepTreeOnDisk(self):
+        """
+        DELETE of the deepest listed mailbox of a 980-level tree on disk
+        removes the whole tree below it, and the account opens again.
+        """
+        folder = self.mailRoot
+        for _ in range(980):
+            folder = os.path.join(folder, "c")
+            os.mkdir(folder)
+        self.addCleanup(_removeTree, os.path.join(self.mailRoot, "c"))
+        self.send(b'L1 LIST "" *')
+        deepest = b"/".join([b"c"] * MAX_LEVELS)
+        out = self.send(b'D1 DELETE "' + deepest + b'"')
+        self.assertEqual(out, b"D1 OK DELETE completed\r\n")
+        self.assertFalse(os.path.exists(os.path.join(self.mailRoot, *(["c"] * MAX_LEVELS))))
+        self.assertEqual([name for name in os.listdir(self.mailRoot) if name.startswith(".gateway-deleting")], [])
+        store = self.session.account.mailStore
+        reopened = type(store)(store.path, reactor=self.clock, useInotify=False)
+        self.addCleanup(reopened.close)
+        self.assertIn("c", [info.name for info in reopened.listMailboxes()])

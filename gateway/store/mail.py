@@ -20,7 +20,6 @@ listeners.
 """
 
 import os
-import shutil
 import sqlite3
 import threading
 
@@ -154,7 +153,7 @@ class MailStore:
     def _removeDeleting(self):
         for name in os.listdir(self.path):
             if name.startswith(DELETING_PREFIX):
-                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+                maildir.removeTree(os.path.join(self.path, name))
 
     def _insertMailbox(self, name, mailboxClass="IPF.Note", specialUse=None, selectable=True, indexed=False):
         uidValidity = index.newUidValidity(self._conn)
@@ -347,7 +346,7 @@ class MailStore:
                 trash.append(self._moveAside(path))
         for folder in trash:
             if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+                maildir.removeTree(folder)
 
     def _moveAside(self, folder):
         """

@@ -114,6 +114,35 @@ def checkNameLimits(root, name):
         raise MailboxNameLimit("mailbox name longer than %d octets" % (max(limit, 0),))
 
 
+def removeTree(path):
+    """
+    Remove the folder C{path} and all it holds, however deep (one frame,
+    where C{shutil.rmtree} recurses once a level); errors are ignored, as
+    with C{ignore_errors}.
+    """
+    folders, pending = [], [path]
+    while pending:
+        folder = pending.pop()
+        folders.append(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+    for folder in reversed(folders):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+
+
 def parentNames(name):
     """
     @return: the names of C{name}'s ancestors, outermost first.
