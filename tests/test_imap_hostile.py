@@ -11,6 +11,7 @@ import tracemalloc
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
+from gateway.imap import protocol
 from gateway.imap.protocol import ANY, COMMANDS, PRELOGIN_LIMIT, Command
 from gateway.imap.search import MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS
 from gateway.store.maildir import MAX_LEVELS
@@ -355,6 +356,21 @@ class ErrorLoggingTests(IMAPTestMixin, unittest.TestCase):
         self.connect()
         self.send(b"y XFAIL")
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 4)
+
+    def test_framingFailure(self):
+        """
+        An internal error while a command is read (before any handler runs)
+        is answered NO [SERVERBUG] under its tag, and the session goes on.
+        """
+        def broken(data, spooled=None):
+            raise ZeroDivisionError("boom")
+
+        self.connect()
+        self.patch(protocol, "splitCommand", broken)
+        out = self.send(b"a NOOP\r\nb LOGIN {3+}\r\nabc {2+}\r\nde\r\n")
+        self.assertEqual(out, b"a NO [SERVERBUG] Internal error\r\nb NO [SERVERBUG] Internal error\r\n")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 2)
+        self.assertFalse(self.transport.disconnecting)
 
     def test_recursionErrorNoTraceback(self):
         """

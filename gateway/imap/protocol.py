@@ -381,10 +381,33 @@ class IMAPServer(Protocol):
             if self._discardLiteral is not None:
                 self._discardRest(line)
                 continue
-            self._lineReceived(line)
+            try:
+                self._lineReceived(line)
+            except Exception:
+                self._lineFailed(line)
         if self._pos and self._pos >= len(self._buffer):
             self._buffer, self._pos = b"", 0
         self.flush()
+
+    def _lineFailed(self, line):
+        """
+        Reading a command failed (a bug, not the client's doing): answer it
+        C{NO [SERVERBUG]}, skipping a literal it announces, and go on.
+        """
+        tag = tagOf(self._command[0] if self._command else line)
+        self._resetCommand()
+        self.logFailure(failure.Failure(), "IMAP command could not be read")
+        text = "[SERVERBUG] Internal error"
+        mark = _LITERAL_MARK.search(line)
+        if mark is not None and mark.group(2):
+            size = int(mark.group(1))
+            if size > self._commandLimit() * DISCARD_FACTOR:
+                self._bye(text)
+                return
+            self._discardLiteral = (tag, text)
+            self._literalRemaining = size
+            return
+        self._finishCommand(tag, "NO", text)
 
     def _discardRest(self, line):
         """
