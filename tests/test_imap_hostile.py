@@ -12,7 +12,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
 from gateway.imap import protocol
-from gateway.imap.protocol import ANY, COMMANDS, PRELOGIN_LIMIT, Command
+from gateway.imap.protocol import ANY, COMMANDS, MAX_IN_MEMORY, PRELOGIN_LIMIT, Command
 from gateway.imap.search import MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS
 from gateway.store.maildir import MAX_LEVELS
 from tests.support import PASSWORD
@@ -205,6 +205,48 @@ class DeleteSelectedTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"S1 OK", self.send(b"S1 SELECT INBOX"))
         self.assertIn(b"D1 NO", self.send(b"D1 DELETE inbox"))
         self.assertIn(b"F1 OK", self.send(b"F1 FETCH 1:* FLAGS"))
+
+
+class AuthenticatedLimitTests(IMAPTestMixin, unittest.TestCase):
+    """
+    After login: what one command may keep in memory.
+    """
+
+    def test_manyLiteralsAfterLogin(self):
+        """
+        Literals each within the line limit but together over
+        MAX_IN_MEMORY are refused, skipped without being kept, and the
+        session goes on.
+        """
+        self.login()
+        piece = b"z" * 60000
+        self.session.dataReceived(b"a ID ({60000+}\r\n")
+        for _ in range(40):
+            self.session.dataReceived(piece + b" {60000+}\r\n")
+            self.assertLess(self.session.bufferedSize(), MAX_IN_MEMORY + 2 * 65536)
+        self.session.dataReceived(piece + b")\r\n")
+        self.assertEqual(self.read(), b"a NO Command too long\r\n")
+        self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
+    def test_appendNameInLargeLiteral(self):
+        """
+        An APPEND whose mailbox name is a literal large enough to be
+        written to a file gets BAD, without a traceback.
+        """
+        self.login()
+        out = self.send(b"a APPEND {300000+}\r\n" + b"x" * 300000 + b" {5+}\r\nhello\r\n")
+        self.assertTrue(out.startswith(b"a BAD"), out[:200])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_appendMessages(self):
+        """
+        APPEND of messages kept in memory and written to a file both work.
+        """
+        self.login()
+        for size in (1000, 200000, 1200000):
+            message = b"Subject: big\r\n\r\n" + b"b" * size + b"\r\n"
+            out = self.send(b"a APPEND INBOX {%d+}\r\n%s\r\n" % (len(message), message))
+            self.assertIn(b"a OK [APPENDUID", out)
 
 
 class SearchNestingTests(IMAPTestMixin, unittest.TestCase):

@@ -157,7 +157,11 @@ class Arguments:
         if first == b'"':
             return self.quoted()
         if first == b"{":
-            return self.literal()
+            value = self.literal()
+            if not isinstance(value, bytes):
+                # Written to a file: only APPEND's message may be that large.
+                raise IMAPSyntaxError("string too long")
+            return value
         raise IMAPSyntaxError("expected a string")
 
     def astring(self):

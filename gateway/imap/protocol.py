@@ -51,6 +51,9 @@ DISCARD_FACTOR = 4
 #: may bring in all (its lines and literals), as Dovecot's imap-login does.
 PRELOGIN_LIMIT = 8192
 
+#: After login, the most octets of literals one command may keep in memory.
+MAX_IN_MEMORY = 1024 * 1024
+
 #: A session logs its first internal errors with their traceback; later
 #: ones are only counted, and the count is logged when it ends.
 LOGGED_FAILURES = 3
@@ -146,6 +149,8 @@ class IMAPServer(Protocol):
     factory = None
     #: Internal errors in this session so far (see L{logFailure}).
     failures = 0
+    #: Octets of the command being received that went to a file.
+    _spooledSize = 0
 
     # Read from the configuration rather than copied into each session:
     # below 30 attributes an idle session's attribute dictionary takes a
@@ -444,7 +449,7 @@ class IMAPServer(Protocol):
         to a file.
         """
         self._command = []
-        self._commandSize = 0
+        self._commandSize = self._spooledSize = 0
         for spooled in self._spooled.values():
             spooled.close()
         self._spooled = {}
@@ -457,12 +462,19 @@ class IMAPServer(Protocol):
         if mark is None:
             data, spooled = b"".join(self._command), self._spooled
             self._command, self._commandSize, self._spooled = [], 0, {}
+            self._spooledSize = 0
             self._dispatch(data, spooled)
             return
         size, nonSync = int(mark.group(1)), bool(mark.group(2))
         tag = tagOf(self._command[0])
         limit, refusal, spool = self._literalLimit(self._command[0])
-        if size <= limit and self._commandSize + size > self._commandLimit():
+        toFile = spool and size > SPOOL_ABOVE
+        if size <= limit and (
+                self._commandSize + size > self._commandLimit()
+                # One literal of a command (APPEND's message) may go to a
+                # file; the others stay in memory, within MAX_IN_MEMORY.
+                or (toFile and self._spooled)
+                or (not toFile and self._commandSize - self._spooledSize + size > MAX_IN_MEMORY)):
             limit = -1
             if self.state == NOT_AUTHENTICATED:
                 refusal = "Command too long before login (limit %d octets)" % (PRELOGIN_LIMIT,)
@@ -483,9 +495,10 @@ class IMAPServer(Protocol):
         self._command.append(b"\r\n")
         self._commandSize += size
         self._literalRemaining = size
-        if spool and size > SPOOL_ABOVE:
+        if toFile:
             self._spool = tempfile.TemporaryFile(prefix="gateway-append-")
             self._spooled[sum(len(part) for part in self._command)] = self._spool
+            self._spooledSize = size
         if not nonSync:
             self.sendContinuation()
 
