@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial import unittest
 
-from gateway.imap.protocol import COMMANDS, LOGOUT, NOT_AUTHENTICATED, PRELOGIN_LIMIT
+from gateway.imap.protocol import COMMANDS, LOGOUT, MAX_IN_MEMORY, NOT_AUTHENTICATED, PRELOGIN_LIMIT
 from tests.fuzz_support import FUZZ, HUGE_SIZES, LogWatch, chunked, chunkSizes, specialBytes
 from tests.support import PASSWORD
 from tests.test_imap_protocol import IMAPTestMixin
@@ -54,7 +54,9 @@ def literals(draw, content=specialBytes):
     return b"{%d%s}\r\n%s" % (size, plus, data)
 
 
-strings = st.one_of(quoted, literals())
+#: Literals past the line limit, or large enough to be written to a file.
+bigLiterals = st.sampled_from([70000, 300000]).map(lambda n: b"{%d+}\r\n%s" % (n, b"x" * n))
+strings = st.one_of(quoted, literals(), quoted, literals(), quoted, literals(), bigLiterals)
 astrings = st.one_of(atoms, keywords, strings)
 sequenceNumbers = st.one_of(numbers, st.just(b"*"))
 sequenceSets = st.lists(
@@ -257,6 +259,9 @@ class IMAPFuzzTests(IMAPTestMixin, unittest.TestCase):
             self.session.dataReceived(piece)
             if self.session.state == NOT_AUTHENTICATED:
                 self.assertLessEqual(self.session.bufferedSize(), 2 * PRELOGIN_LIMIT + len(piece))
+            else:
+                self.assertLessEqual(self.session.bufferedSize(),
+                                     MAX_IN_MEMORY + 2 * self.session.lineLimit + len(piece))
 
     def finish(self):
         """
