@@ -75,6 +75,8 @@ mailboxes = st.one_of(
                      b"cur", b".hidden", b"a/tmp/b", b"*", b"%"]),
     astrings,
     st.integers(1, 60).map(lambda n: b"/".join([b"d"] * n)),
+    st.tuples(st.sampled_from([b"%a", b"*a", b"%d/", b"*/"]), st.integers(1, 60)).map(
+        lambda p: b'"' + p[0] * p[1] + b'b"'),
 )
 flags = st.lists(st.sampled_from([b"\\Seen", b"\\Deleted", b"\\Flagged", b"\\Answered", b"\\Draft",
                                   b"\\Recent", b"\\Bogus", b"$Junk", b"kw", b"\\*", b"(", b"\\"]),

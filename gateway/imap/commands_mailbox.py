@@ -19,6 +19,7 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.imap.format import SYSTEM_FLAGS, badFlags, encodeMailbox, formatFlags
+from gateway.imap.listmatch import Pattern
 from gateway.imap.parser import IMAPSyntaxError, decodeMailbox
 from gateway.imap.protocol import (
     AUTH,
@@ -266,22 +267,15 @@ def do_NAMESPACE(session, tag, args):
 
 def patternRegex(reference, pattern):
     """
-    A compiled regex for a LIST reference and pattern (C{str}): C{*}
-    matches anything, C{%} anything but the delimiter; INBOX is matched in
-    any case.
+    The matcher (C{.match(name)}) for a LIST reference and pattern
+    (C{str}): C{*} matches anything, C{%} anything but the delimiter; INBOX
+    is matched in any case.  Not a regular expression: those backtrack
+    (see L{gateway.imap.listmatch}).
     """
     full = reference + pattern if not pattern.startswith(DELIMITER) or not reference else reference + pattern
     if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
         full = "INBOX" + full[5:]
-    parts = []
-    for ch in full:
-        if ch == "*":
-            parts.append(".*")
-        elif ch == "%":
-            parts.append("[^/]*")
-        else:
-            parts.append(re.escape(ch))
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+    return Pattern(full)
 
 
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
