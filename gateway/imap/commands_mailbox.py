@@ -15,6 +15,7 @@ from gateway.errors import (
     MailboxHasChildren,
     MailboxNameLimit,
     NoSuchMailbox,
+    PermissionDenied,
     QuotaExceeded,
     StoreError,
 )
@@ -31,6 +32,7 @@ from gateway.imap.protocol import (
 )
 from gateway.imap.view import MailboxView
 from gateway.store import query
+from gateway.store.acl import formatRights
 
 DELIMITER = "/"
 
@@ -51,6 +53,8 @@ def storeError(error):
     """
     if isinstance(error, NoSuchMailbox):
         return no("[NONEXISTENT] No such mailbox")
+    if isinstance(error, PermissionDenied):
+        return no("[NOPERM] Permission denied")
     if isinstance(error, MailboxExists):
         return no("[ALREADYEXISTS] Mailbox already exists")
     if isinstance(error, MailboxHasChildren):
@@ -91,23 +95,23 @@ def checkAccess(session, name, rights):
     """
     The access check every mailbox operation goes through, with the RFC
     4314 rights it needs (C{"r"} read, C{"i"} insert, C{"k"} create,
-    C{"x"} delete, ...).  Today a session sees only its own account's
-    mailboxes, which it has every right on; shared mailboxes
-    (C{~account/mailbox}) and ACLs plug in here.
+    C{"x"} delete, ...), made by the access layer
+    (L{gateway.store.access}).
 
-    @raise Response: C{NO [NOPERM]} when a right is missing.
+    @raise Response: C{NO [NOPERM]} when a right is missing, C{NO
+        [NONEXISTENT]} when the mailbox cannot be seen.
     """
-    return None
+    _storeCall(session.account.access.require, name, rights)
 
 
 def openMailbox(session, name, rights="r"):
     """
-    Open a mailbox for a command, after L{checkAccess}.
+    Open a mailbox for a command through the access layer: an own mailbox,
+    or another account's, checking the viewer's rights on each operation.
 
     @raise gateway.errors.StoreError: as C{getMailbox} does.
     """
-    checkAccess(session, name, rights)
-    return session.account.mailStore.getMailbox(name)
+    return session.account.access.getMailbox(name, rights)
 
 
 def mailboxArgument(args):
@@ -211,16 +215,14 @@ def do_CREATE(session, tag, args):
         specialUse = str(useAttrs[0]).capitalize()
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
-    checkAccess(session, name, "k")
-    _storeCall(session.account.mailStore.createMailbox, name, "IPF.Note", specialUse)
+    _storeCall(session.account.access.createMailbox, name, "IPF.Note", specialUse)
 
 
 @command("DELETE", AUTH)
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    checkAccess(session, name, "x")
-    _storeCall(session.account.mailStore.deleteMailbox, name)
+    _storeCall(session.account.access.deleteMailbox, name)
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -237,29 +239,28 @@ def do_RENAME(session, tag, args):
     new = mailboxArgument(args).rstrip(DELIMITER)
     args.end()
     checkNewName(new)
-    checkAccess(session, old, "x")
-    checkAccess(session, new, "k")
-    _storeCall(session.account.mailStore.renameMailbox, old, new)
+    _storeCall(session.account.access.renameMailbox, old, new)
 
 
 @command("SUBSCRIBE", AUTH)
 def do_SUBSCRIBE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.mailStore.subscribe, name)
+    _storeCall(session.account.access.subscribe, name)
 
 
 @command("UNSUBSCRIBE", AUTH)
 def do_UNSUBSCRIBE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.mailStore.unsubscribe, name)
+    _storeCall(session.account.access.unsubscribe, name)
 
 
 @command("NAMESPACE", AUTH, capability="NAMESPACE")
 def do_NAMESPACE(session, tag, args):
     args.end()
-    session.sendUntagged(b'NAMESPACE (("" "/")) NIL NIL')
+    # Personal, other users (~account/...), shared (~public/..., RFC 2342).
+    session.sendUntagged(b'NAMESPACE (("" "/")) (("~" "/")) (("~public/" "/"))')
 
 
 # -- LIST / LSUB ---------------------------------------------------------------------
@@ -279,7 +280,7 @@ def patternRegex(reference, pattern):
 
 
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
-_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
+_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "MYRIGHTS"}
 
 
 def _patterns(args):
@@ -348,10 +349,10 @@ def do_LSUB(session, tag, args):
 
 
 def _list(session, verb, reference, patterns, selection, returns, statusItems, extended):
-    store = session.account.mailStore
+    access = session.account.access
     regexes = [patternRegex(reference, p) for p in patterns]
-    infos = {info.name: info for info in store.listMailboxes()}
-    subscribed = set(store.subscriptions()) if (
+    infos = {info.name: info for info in access.listMailboxes()}
+    subscribed = set(access.subscriptions()) if (
         "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
     extra = {}
     if "SUBSCRIBED" in selection:
@@ -389,6 +390,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if info is not None:
             if "SPECIAL-USE" in selection and not info.specialUse:
                 continue
+            if not info.exists and verb == "LSUB" and name not in subscribed and name not in extra:
+                continue
             if not info.selectable and "\\Noselect" not in attributes:
                 attributes.append("\\Noselect")
             attributes.append("\\HasChildren" if info.hasChildren else "\\HasNoChildren")
@@ -402,6 +405,9 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if extra.get(name) == "childinfo":
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
+        if "MYRIGHTS" in returns and info is not None and info.exists:
+            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+                                 + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
                 mailbox = openMailbox(session, name, "r")

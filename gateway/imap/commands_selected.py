@@ -12,13 +12,14 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from gateway.errors import QuotaExceeded, StoreError
+from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
 from gateway.imap.commands_auth import ENABLEABLE
 from gateway.imap.commands_mailbox import openTarget, storeError
 from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
+from gateway.store.access import hasRight, transfer
 
 capability("IDLE")
 capability("MOVE")
@@ -96,7 +97,10 @@ def do_CLOSE(session, tag, args):
     args.end()
     view = session.view
     if not view.readOnly:
-        view.mailbox.expunge()
+        try:
+            view.mailbox.expunge()
+        except PermissionDenied:
+            pass  # without "e" CLOSE expunges nothing (RFC 4314 4)
     session.closeMailbox()
 
 
@@ -152,7 +156,7 @@ def _fetchLoop(session, items, uids, changedSince):
 
     view = session.view
     mailbox = view.mailbox
-    writable = not view.readOnly
+    writable = not view.readOnly and hasRight(mailbox, "s")
     plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
@@ -348,10 +352,7 @@ def _transfer(session, tag, args, uid, move):
     if not uids:
         return None
     try:
-        if move:
-            pairs = view.mailbox.moveTo(uids, destination)
-        else:
-            pairs = view.mailbox.copyTo(uids, destination)
+        pairs = transfer(view.mailbox, uids, destination, move)
     except QuotaExceeded:
         raise no("[OVERQUOTA] Storage quota exceeded") from None
     except StoreError as e:
