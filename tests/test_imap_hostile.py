@@ -5,17 +5,22 @@ login, SEARCH nesting, mailbox-name limits, DELETE of the selected mailbox.
 """
 
 import gc
+import imaplib
 import os
+import socket
 import tracemalloc
 
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
 from gateway.imap import protocol
 from gateway.imap.protocol import ANY, COMMANDS, MAX_IN_MEMORY, PRELOGIN_LIMIT, Command
 from gateway.imap.search import MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS
+from gateway.imap.server import makeFactory
 from gateway.store.maildir import MAX_LEVELS
-from tests.support import PASSWORD
+from tests.support import PASSWORD, makeTestContext
 from tests.test_imap_protocol import IMAPTestMixin
 
 
@@ -149,6 +154,63 @@ class PreLoginLimitTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"* BYE", self.read())
         self.session.dataReceived(b"z" * 100000)
         self.assertEqual(self.session.bufferedSize(), 0)
+
+
+class EndToEndTests(unittest.TestCase):
+    """
+    The limits over loopback, with a raw socket and imaplib.
+    """
+
+    def setUp(self):
+        self.context = makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=True)
+        self.factory = makeFactory(self.context)
+        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.port = port.getHost().port
+        self.addCleanup(port.stopListening)
+        self.addCleanup(self._dropSessions)
+
+    def _dropSessions(self):
+        for session in list(self.factory.sessions):
+            session.transport.abortConnection()
+
+    def test_literalFloodBye(self):
+        """
+        A client announcing a 64 KiB non-synchronizing literal before login
+        reads a BYE saying why, then the end of the connection.
+        """
+        def client():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+                received = b""
+                while b"\r\n" not in received:
+                    received += sock.recv(4096)
+                sock.sendall(b"P1 LOGIN {65536+}\r\n")
+                received = b""
+                while True:
+                    data = sock.recv(4096)
+                    if not data:
+                        return received
+                    received += data
+
+        def check(received):
+            self.assertTrue(received.startswith(b"* BYE Literal too large"), received)
+        return deferToThread(client).addCallback(check)
+
+    def test_deepSearchImaplib(self):
+        """
+        imaplib: a SEARCH nested past the limit is refused with BAD, and the
+        session goes on.
+        """
+        def client():
+            imap = imaplib.IMAP4("127.0.0.1", self.port)
+            imap.login("demo", PASSWORD)
+            imap.select("INBOX")
+            with self.assertRaises(imaplib.IMAP4.error) as caught:
+                imap.search(None, "(" * 500 + "SEEN" + ")" * 500)
+            self.assertIn("nested too deeply", str(caught.exception))
+            self.assertEqual(imap.search(None, "NOT " * 50 + "SEEN")[0], "OK")
+            self.assertEqual(imap.noop()[0], "OK")
+            imap.logout()
+        return deferToThread(client)
 
 
 class DeleteSelectedTests(IMAPTestMixin, unittest.TestCase):
