@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CONFIG ?= etc/gateway.ini
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint tools bench clean
+.PHONY: install run test lint tools fuzz bench clean
 
 # The virtual environment, with gateway installed in it (editable, so the
 # twistd plugin in twisted/plugins is found), and Twisted's plugin cache
@@ -57,6 +57,11 @@ tools:
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp
 	$(BIN)/python -m pytest -q tests
+
+# The fuzz tests at length (a nightly-style run): GATEWAY_FUZZ_EXAMPLES
+# examples per test (default 5000), new ones each run.
+fuzz: install
+	GATEWAY_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_*.py
 
 bench: install
 	$(BIN)/python bench/store.py

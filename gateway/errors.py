@@ -57,6 +57,12 @@ class InvalidMailboxName(StoreError):
     pass
 
 
+class MailboxNameLimit(InvalidMailboxName):
+    """
+    A mailbox name is too deep or too long (IMAP C{NO [LIMIT]}).
+    """
+
+
 class NoSuchMessage(StoreError):
     pass
 

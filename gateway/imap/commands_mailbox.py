@@ -13,12 +13,14 @@ from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
     MailboxHasChildren,
+    MailboxNameLimit,
     NoSuchMailbox,
     PermissionDenied,
     QuotaExceeded,
     StoreError,
 )
 from gateway.imap.format import SYSTEM_FLAGS, badFlags, encodeMailbox, formatFlags
+from gateway.imap.listmatch import Pattern
 from gateway.imap.parser import IMAPSyntaxError, decodeMailbox
 from gateway.imap.protocol import (
     AUTH,
@@ -57,6 +59,8 @@ def storeError(error):
         return no("[ALREADYEXISTS] Mailbox already exists")
     if isinstance(error, MailboxHasChildren):
         return no("[INUSE] Mailbox has children")
+    if isinstance(error, MailboxNameLimit):
+        return no("[LIMIT] %s" % (error,))
     if isinstance(error, InvalidMailboxName):
         return no("[CANNOT] %s" % (error,))
     if isinstance(error, QuotaExceeded):
@@ -218,9 +222,15 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    if session.view is not None and session.view.mailbox.name == name:
-        session.closeMailbox()
     _storeCall(session.account.access.deleteMailbox, name)
+    if session.view is not None:
+        try:
+            session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
+        except NoSuchMailbox:
+            # The selected mailbox, whatever spelling named it: the session
+            # goes back to the authenticated state (Dovecot answers OK too,
+            # then disconnects).
+            session.closeMailbox()
 
 
 @command("RENAME", AUTH)
@@ -258,22 +268,15 @@ def do_NAMESPACE(session, tag, args):
 
 def patternRegex(reference, pattern):
     """
-    A compiled regex for a LIST reference and pattern (C{str}): C{*}
-    matches anything, C{%} anything but the delimiter; INBOX is matched in
-    any case.
+    The matcher (C{.match(name)}) for a LIST reference and pattern
+    (C{str}): C{*} matches anything, C{%} anything but the delimiter; INBOX
+    is matched in any case.  Not a regular expression: those backtrack
+    (see L{gateway.imap.listmatch}).
     """
     full = reference + pattern if not pattern.startswith(DELIMITER) or not reference else reference + pattern
     if full[:5].upper() == "INBOX" and (len(full) == 5 or full[5] in (DELIMITER, "*", "%")):
         full = "INBOX" + full[5:]
-    parts = []
-    for ch in full:
-        if ch == "*":
-            parts.append(".*")
-        elif ch == "%":
-            parts.append("[^/]*")
-        else:
-            parts.append(re.escape(ch))
-    return re.compile("".join(parts) + r"\Z", re.DOTALL)
+    return Pattern(full)
 
 
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}

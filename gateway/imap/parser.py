@@ -5,8 +5,10 @@ The IMAP tokenizer.
 A command arrives from L{gateway.imap.protocol} as one C{bytes} buffer in
 which every literal is already in place (C{{n}\\r\\n} followed by its n
 octets).  L{Arguments} walks that buffer on demand: handlers ask for the
-argument kinds their grammar needs, and commands with a grammar of their
-own (FETCH items, SEARCH keys) take the raw remainder with L{Arguments.rest}.
+argument kinds their grammar needs; commands with a grammar of their own
+take every remaining token at once with L{Arguments.values} (SEARCH keys,
+through L{gateway.imap.search.tokenize}) or the raw remainder with
+L{Arguments.rest} (FETCH items).
 
 Token convention: atoms are C{str}; quoted strings and literals are
 C{bytes}; parenthesized lists are Python C{list}; NIL is the atom C{"NIL"}.
@@ -16,7 +18,6 @@ import re
 
 import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
 
-_ATOM_END = b" ()\r\n{\"%*]\x7f" + bytes(range(0, 32))
 _ATOM = re.compile(rb"[^ ()\r\n{\"\x00-\x1f\x7f]+")
 _LITERAL = re.compile(rb"\{(\d{1,20})(\+?)\}\r\n")
 _TAG = re.compile(rb"[^ (){\"%*+\\\x00-\x1f\x7f]+")
@@ -31,6 +32,12 @@ class IMAPSyntaxError(ValueError):
     """
 
 
+class NestingError(IMAPSyntaxError):
+    """
+    Parenthesized lists nest deeper than the L{Arguments} allow.
+    """
+
+
 class Arguments:
     """
     A cursor over the arguments of one command.
@@ -40,12 +47,14 @@ class Arguments:
     @ivar spooled: C{{offset: file}} for literals the session wrote to a
         file instead of C{data} (a large APPEND): C{data} holds only their
         C{{n}\\r\\n} prefix, and C{offset} is where their bytes would start.
+    @ivar maxDepth: how deeply parenthesized lists may nest.
     """
 
-    def __init__(self, data, pos=0, spooled=None):
+    def __init__(self, data, pos=0, spooled=None, maxDepth=MAX_DEPTH):
         self.data = data
         self.pos = pos
         self.spooled = spooled or {}
+        self.maxDepth = maxDepth
 
     # -- low level -------------------------------------------------------------
 
@@ -148,7 +157,11 @@ class Arguments:
         if first == b'"':
             return self.quoted()
         if first == b"{":
-            return self.literal()
+            value = self.literal()
+            if not isinstance(value, bytes):
+                # Written to a file: only APPEND's message may be that large.
+                raise IMAPSyntaxError("string too long")
+            return value
         raise IMAPSyntaxError("expected a string")
 
     def astring(self):
@@ -163,23 +176,13 @@ class Arguments:
         self.pos = match.end()
         return match.group()
 
-    def nstring(self):
-        """
-        A string, or C{None} for NIL.
-        """
-        if self.peek() in (b'"', b"{"):
-            return self.string()
-        if self.atom().upper() != "NIL":
-            raise IMAPSyntaxError("expected a string or NIL")
-        return None
-
     def listMailbox(self):
         """
         A LIST pattern: like astring but also C{%} and C{*}.
         """
         if self.peek() in (b'"', b"{"):
             return self.string()
-        match = re.compile(rb"[^ ()\r\n{\"\x00-\x1f\x7f]+").match(self.data, self.pos)
+        match = _ATOM.match(self.data, self.pos)
         if match is None:
             raise IMAPSyntaxError("expected a mailbox pattern")
         self.pos = match.end()
@@ -207,8 +210,8 @@ class Arguments:
         """
         A parenthesized list of tokens (C{list}).
         """
-        if depth >= MAX_DEPTH:
-            raise IMAPSyntaxError("lists nested too deeply")
+        if depth >= self.maxDepth:
+            raise NestingError("lists nested too deeply")
         if self.peek() != b"(":
             raise IMAPSyntaxError("expected a list")
         self.pos += 1
@@ -223,21 +226,20 @@ class Arguments:
                 self.space()
             items.append(self.value(depth + 1))
 
-    def optionalList(self):
+    def values(self):
         """
-        A parenthesized list if one comes next (C{None} otherwise); a
-        following space is consumed.
+        Every remaining token (L{value}s), as a C{list}; runs of spaces
+        between and after them are tolerated.
         """
-        if self.peek() != b"(":
-            return None
-        items = self.parenList()
-        return items
-
-    def number(self):
-        text = self.atom()
-        if not text.isdigit() or len(text) > 20:
-            raise IMAPSyntaxError("expected a number")
-        return int(text)
+        items = []
+        while True:
+            while self.peek() == b" ":
+                self.pos += 1
+            if self.atEnd():
+                return items
+            if self.peek() == b")":
+                raise IMAPSyntaxError("unbalanced )")
+            items.append(self.value())
 
 
 def splitCommand(data, spooled=None):

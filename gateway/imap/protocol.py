@@ -36,12 +36,27 @@ NOAUTH = frozenset([NOT_AUTHENTICATED])
 
 _LITERAL_MARK = re.compile(rb"\{(\d{1,20})(\+?)\}$")
 
+#: What a continuation handler (AUTHENTICATE, IDLE) gets for a line that
+#: was too long to keep: a line every handler refuses.
+_OVERLONG = b"\x00"
+
 #: Responses are written in batches of about this many octets.
 BATCH_SIZE = 64 * 1024
 
 #: A non-synchronizing literal larger than this many times the limit is
 #: not read and discarded: the connection is closed with BYE instead.
 DISCARD_FACTOR = 4
+
+#: Before login, the longest command line, and the most octets a command
+#: may bring in all (its lines and literals), as Dovecot's imap-login does.
+PRELOGIN_LIMIT = 8192
+
+#: After login, the most octets of literals one command may keep in memory.
+MAX_IN_MEMORY = 1024 * 1024
+
+#: A session logs its first internal errors with their traceback; later
+#: ones are only counted, and the count is logged when it ends.
+LOGGED_FAILURES = 3
 
 #: An APPEND literal larger than this is written to a temporary file as it
 #: arrives instead of being kept in memory.
@@ -132,6 +147,10 @@ class IMAPServer(Protocol):
     account = None
     view = None
     factory = None
+    #: Internal errors in this session so far (see L{logFailure}).
+    failures = 0
+    #: Octets of the command being received that went to a file.
+    _spooledSize = 0
 
     # Read from the configuration rather than copied into each session:
     # below 30 attributes an idle session's attribute dictionary takes a
@@ -140,6 +159,15 @@ class IMAPServer(Protocol):
     maxMessageSize = property(lambda self: self.context.config["imap", "max_message_size"])
     idleTimeout = property(lambda self: self.context.config["imap", "idle_timeout"])
     reactor = property(lambda self: self.context.reactor)
+
+    @property
+    def lineLimit(self):
+        """
+        The longest line accepted now: L{PRELOGIN_LIMIT} before login.
+        """
+        if self.state == NOT_AUTHENTICATED:
+            return min(self.maxLineLength, PRELOGIN_LIMIT)
+        return self.maxLineLength
 
     def __init__(self, context):
         self.context = context
@@ -180,6 +208,11 @@ class IMAPServer(Protocol):
 
     def connectionLost(self, reason):
         self._resetCommand()
+        self._buffer, self._pos = b"", 0
+        self._out, self._outSize = [], 0
+        if self.failures > LOGGED_FAILURES:
+            log.error("IMAP session ended after {count} more internal errors, not logged one by one",
+                      count=self.failures - LOGGED_FAILURES)
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
@@ -281,7 +314,17 @@ class IMAPServer(Protocol):
 
     # -- input -------------------------------------------------------------------
 
+    def bufferedSize(self):
+        """
+        The octets of client input this session holds: unread input, and
+        the parts of a command being received.
+        """
+        return len(self._buffer) - self._pos + sum(len(part) for part in self._command)
+
     def dataReceived(self, data):
+        if self.state == LOGOUT:
+            # After BYE: nothing more is read, nor kept.
+            return
         self.resetTimeout()
         if self._pos:
             self._buffer = self._buffer[self._pos:]
@@ -297,7 +340,7 @@ class IMAPServer(Protocol):
         """
         while self._pos < len(self._buffer) and self.state != LOGOUT:
             if self._busy and self._lineHandler is None:
-                if len(self._buffer) - self._pos > self.maxLineLength and not self._paused:
+                if len(self._buffer) - self._pos > self.lineLimit and not self._paused:
                     # A long command is running: stop reading until it is done.
                     self._paused = True
                     self.transport.pauseProducing()
@@ -317,7 +360,7 @@ class IMAPServer(Protocol):
                 continue
             end = buffer.find(b"\n", pos)
             if end < 0:
-                if len(buffer) - pos > self.maxLineLength:
+                if len(buffer) - pos > self.lineLimit:
                     if self._skipLine is None:
                         self._startSkipping(buffer[pos:pos + 200])
                     self._buffer, self._pos = b"", 0
@@ -326,14 +369,15 @@ class IMAPServer(Protocol):
             self._pos = end + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
-            if self._skipLine is not None:
+            if self._skipLine is not None or len(line) > self.lineLimit:
+                if self._skipLine is None:
+                    self._startSkipping(line[:200])
                 tag, self._skipLine = self._skipLine, None
-                self._finishCommand(tag, "BAD", "Command line too long")
-                continue
-            if len(line) > self.maxLineLength:
-                self._startSkipping(line[:200])
-                self._skipLine, tag = None, self._skipLine
-                self._finishCommand(tag, "BAD", "Command line too long")
+                if self._lineHandler is not None:
+                    self._lineHandler(_OVERLONG)
+                    self.flush()
+                else:
+                    self._finishCommand(tag, "BAD", "Command line too long")
                 continue
             if self._lineHandler is not None:
                 self._lineHandler(line)
@@ -342,10 +386,33 @@ class IMAPServer(Protocol):
             if self._discardLiteral is not None:
                 self._discardRest(line)
                 continue
-            self._lineReceived(line)
+            try:
+                self._lineReceived(line)
+            except Exception:
+                self._lineFailed(line)
         if self._pos and self._pos >= len(self._buffer):
             self._buffer, self._pos = b"", 0
         self.flush()
+
+    def _lineFailed(self, line):
+        """
+        Reading a command failed (a bug, not the client's doing): answer it
+        C{NO [SERVERBUG]}, skipping a literal it announces, and go on.
+        """
+        tag = tagOf(self._command[0] if self._command else line)
+        self._resetCommand()
+        self.logFailure(failure.Failure(), "IMAP command could not be read")
+        text = "[SERVERBUG] Internal error"
+        mark = _LITERAL_MARK.search(line)
+        if mark is not None and mark.group(2):
+            size = int(mark.group(1))
+            if size > self._commandLimit() * DISCARD_FACTOR:
+                self._bye(text)
+                return
+            self._discardLiteral = (tag, text)
+            self._literalRemaining = size
+            return
+        self._finishCommand(tag, "NO", text)
 
     def _discardRest(self, line):
         """
@@ -356,9 +423,14 @@ class IMAPServer(Protocol):
         mark = _LITERAL_MARK.search(line)
         if mark is not None and mark.group(2):
             size = int(mark.group(1))
-            if size <= self.maxMessageSize * DISCARD_FACTOR:
-                self._literalRemaining = size
+            if size > self._commandLimit() * DISCARD_FACTOR:
+                # Neither kept nor skipped: its octets must not be read as
+                # commands either.
+                self._discardLiteral = None
+                self._bye(text)
                 return
+            self._literalRemaining = size
+            return
         self._discardLiteral = None
         self._finishCommand(tag, "NO", text)
 
@@ -377,7 +449,7 @@ class IMAPServer(Protocol):
         to a file.
         """
         self._command = []
-        self._commandSize = 0
+        self._commandSize = self._spooledSize = 0
         for spooled in self._spooled.values():
             spooled.close()
         self._spooled = {}
@@ -390,23 +462,32 @@ class IMAPServer(Protocol):
         if mark is None:
             data, spooled = b"".join(self._command), self._spooled
             self._command, self._commandSize, self._spooled = [], 0, {}
+            self._spooledSize = 0
             self._dispatch(data, spooled)
             return
         size, nonSync = int(mark.group(1)), bool(mark.group(2))
         tag = tagOf(self._command[0])
         limit, refusal, spool = self._literalLimit(self._command[0])
-        if size > limit or self._commandSize + size > self.maxMessageSize + self.maxLineLength:
+        toFile = spool and size > SPOOL_ABOVE
+        if size <= limit and (
+                self._commandSize + size > self._commandLimit()
+                # One literal of a command (APPEND's message) may go to a
+                # file; the others stay in memory, within MAX_IN_MEMORY.
+                or (toFile and self._spooled)
+                or (not toFile and self._commandSize - self._spooledSize + size > MAX_IN_MEMORY)):
+            limit = -1
+            if self.state == NOT_AUTHENTICATED:
+                refusal = "Command too long before login (limit %d octets)" % (PRELOGIN_LIMIT,)
+            else:
+                refusal = "Command too long"
+        if size > limit:
             self._resetCommand()
             if not nonSync:
                 status = "NO" if refusal.startswith("[") else "BAD"
                 self._finishCommand(tag, status, refusal)
                 return
-            if size > max(limit, self.maxLineLength) * DISCARD_FACTOR:
-                self.sendUntagged(b"BYE " + refusal.encode("ascii")
-                                  + b"; non-synchronizing literal too large to skip")
-                self.flush()
-                self.state = LOGOUT
-                self.transport.loseConnection()
+            if size > max(limit, self.lineLimit) * DISCARD_FACTOR:
+                self._bye(refusal)
                 return
             self._discardLiteral = (tag, refusal)
             self._literalRemaining = size
@@ -414,11 +495,32 @@ class IMAPServer(Protocol):
         self._command.append(b"\r\n")
         self._commandSize += size
         self._literalRemaining = size
-        if spool and size > SPOOL_ABOVE:
+        if toFile:
             self._spool = tempfile.TemporaryFile(prefix="gateway-append-")
             self._spooled[sum(len(part) for part in self._command)] = self._spool
+            self._spooledSize = size
         if not nonSync:
             self.sendContinuation()
+
+    def _bye(self, refusal):
+        """
+        A non-synchronizing literal too large to skip: BYE saying why, and
+        the connection ends.
+        """
+        self.sendUntagged(b"BYE " + refusal.encode("ascii")
+                          + b"; non-synchronizing literal too large to skip")
+        self.flush()
+        self.state = LOGOUT
+        self._buffer, self._pos = b"", 0
+        self.transport.loseConnection()
+
+    def _commandLimit(self):
+        """
+        The most octets one command may bring, lines and literals together.
+        """
+        if self.state == NOT_AUTHENTICATED:
+            return PRELOGIN_LIMIT
+        return self.maxMessageSize + self.maxLineLength
 
     def _literalLimit(self, firstLine):
         """
@@ -437,7 +539,8 @@ class IMAPServer(Protocol):
             if available is not None and available < limit:
                 return available, "[OVERQUOTA] Not enough storage quota left for this message", True
             return limit, text, True
-        return self.maxLineLength, "Literal too large (limit %d octets)" % (self.maxLineLength,), False
+        limit = self.lineLimit
+        return limit, "Literal too large (limit %d octets)" % (limit,), False
 
     def _quotaAvailable(self):
         quota = self.account.quota
@@ -478,7 +581,7 @@ class IMAPServer(Protocol):
             return
         if isinstance(result, defer.Deferred):
             result.addBoth(self._commandDone, tag, row, True)
-            result.addErrback(log.failure, "IMAP command completion failed")
+            result.addErrback(self.logFailure, "IMAP command completion failed")
         else:
             self._commandDone(result, tag, row)
 
@@ -500,8 +603,13 @@ class IMAPServer(Protocol):
                 status, text = "NO", "[NOPERM] Permission denied"
             elif result.check(IMAPSyntaxError, ValueError):
                 status, text = "BAD", str(result.value) or "Syntax error"
+            elif result.check(RecursionError):
+                # Input nested deeper than some code can follow: the
+                # client's doing, so no traceback.
+                log.warn("IMAP command {command} nested too deeply", command=row.name)
+                status, text = "BAD", "Command nested too deeply"
             else:
-                log.failure("IMAP command {command} failed", result, command=row.name)
+                self.logFailure(result, "IMAP command {command} failed", command=row.name)
                 status, text = "NO", "[SERVERBUG] Internal error"
         elif result is None:
             status, text = "OK", "%s completed" % (row.name,)
@@ -514,7 +622,7 @@ class IMAPServer(Protocol):
                 self._mailboxGone()
                 status, text = "NO", "The selected mailbox was deleted"
             except Exception:
-                log.failure("IMAP mailbox update failed")
+                self.logFailure(failure.Failure(), "IMAP mailbox update failed")
         if status:
             self._finishCommand(tag, status, text)
         if self.state == LOGOUT or later:
@@ -524,6 +632,16 @@ class IMAPServer(Protocol):
             return
         if later and self._pos < len(self._buffer) and not self._busy:
             self._process()
+
+    def logFailure(self, reason, format, **kwargs):
+        """
+        Log an internal error with its traceback, the first
+        L{LOGGED_FAILURES} times in this session; count the others (a client
+        that makes every command fail cannot fill the log).
+        """
+        self.failures += 1
+        if self.failures <= LOGGED_FAILURES:
+            log.failure(format, reason, **kwargs)
 
     def _finishCommand(self, tag, status, text):
         if isinstance(text, str):

@@ -30,11 +30,27 @@ import email.policy
 import re
 
 from gateway.imap import mimeparts
+from gateway.imap.parser import Arguments, NestingError
 from gateway.imap.sequence import parseSequenceSet
 from gateway.store import query
 
 #: Charsets accepted after C{CHARSET}.
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
+
+#: Deepest nesting of a search program: each OR, NOT and parenthesized
+#: list is a level.  Deeper programs are refused (BAD) when parsed.
+MAX_SEARCH_DEPTH = 100
+
+#: A term nesting SQL parentheses deeper than this is matched by the
+#: session instead of the index (SQLite's parser overflows at about 30).
+MAX_SQL_NESTING = 16
+
+#: The index answers at most this many conditions of a program (L{query.size});
+#: the session matches the other keys (SQLite refuses 1,000 in a chain).
+MAX_SQL_TERMS = 200
+
+#: Most search keys in one program (BAD beyond).
+MAX_SEARCH_KEYS = 1000
 
 _RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
 
@@ -52,6 +68,10 @@ _FLAG_KEYS = {
 _HEADER_KEYS = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc", "SUBJECT": "subject"}
 
 
+def _tooDeep():
+    return ValueError("search program nested too deeply (limit %d levels)" % (MAX_SEARCH_DEPTH,))
+
+
 class SearchCharsetError(ValueError):
     """
     The CHARSET named is not supported: answer C{NO [BADCHARSET (UTF-8
@@ -67,69 +87,22 @@ class SearchCharsetError(ValueError):
 
 # Tokenizing the text form -------------------------------------------------
 
-_ATOM_END = frozenset(b' ()"{')
-_LITERAL = re.compile(rb"\{(\d{1,10})\+?\}\r\n")
-
 
 def tokenize(text):
     """
-    Tokens of a SEARCH argument text in the form the core produces.
+    Tokens of a SEARCH argument text in the form the core produces: the
+    command tokenizer's (L{Arguments.values}), lists nested up to
+    L{MAX_SEARCH_DEPTH}.
 
     @type text: C{str} or C{bytes} (inline literals C{{n}\\r\\n...} allowed)
-    @raise ValueError: on unbalanced parentheses or bad literals.
+    @raise ValueError: on bad syntax, or nesting too deep.
     """
     if isinstance(text, str):
         text = text.encode("utf-8")
-    stack = [[]]
-    pos, n = 0, len(text)
-    while pos < n:
-        c = text[pos]
-        if c in b" \t\r\n":
-            pos += 1
-        elif c == 0x28:  # (
-            stack.append([])
-            pos += 1
-        elif c == 0x29:  # )
-            if len(stack) == 1:
-                raise ValueError("unbalanced ) in search program")
-            done = stack.pop()
-            stack[-1].append(done)
-            pos += 1
-        elif c == 0x22:  # "
-            out = bytearray()
-            pos += 1
-            while True:
-                if pos >= n:
-                    raise ValueError("unterminated quoted string")
-                ch = text[pos]
-                if ch == 0x5C and pos + 1 < n:
-                    out.append(text[pos + 1])
-                    pos += 2
-                elif ch == 0x22:
-                    pos += 1
-                    break
-                else:
-                    out.append(ch)
-                    pos += 1
-            stack[-1].append(bytes(out))
-        elif c == 0x7B:  # {
-            m = _LITERAL.match(text, pos)
-            if m is None:
-                raise ValueError("bad literal in search program")
-            size = int(m.group(1))
-            start = m.end()
-            if start + size > n:
-                raise ValueError("literal longer than the search program")
-            stack[-1].append(text[start:start + size])
-            pos = start + size
-        else:
-            start = pos
-            while pos < n and text[pos] not in _ATOM_END and text[pos] not in b')\r\n\t':
-                pos += 1
-            stack[-1].append(text[start:pos].decode("utf-8", "replace"))
-    if len(stack) != 1:
-        raise ValueError("unbalanced ( in search program")
-    return stack[0]
+    try:
+        return Arguments(text, maxDepth=MAX_SEARCH_DEPTH).values()
+    except NestingError:
+        raise _tooDeep() from None
 
 
 # Keys ---------------------------------------------------------------------
@@ -238,8 +211,14 @@ class _And(_Key):
         others (or C{None}).
         """
         terms, rest = [], []
+        conditions = 0
         for key in self.keys:
             term = key.storeTerm()
+            if term is not None:
+                if query.nesting(term) > MAX_SQL_NESTING or conditions + query.size(term) > MAX_SQL_TERMS:
+                    term = None
+                else:
+                    conditions += query.size(term)
             if term is None:
                 rest.append(key)
             else:
@@ -508,6 +487,21 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.charset = charset
+        self.depth = 0
+        self.count = 0
+
+    def nested(self, parse, *args):
+        """
+        C{parse(*args)} one level deeper (an OR, a NOT, a list).
+
+        @raise ValueError: past L{MAX_SEARCH_DEPTH}.
+        """
+        if self.depth >= MAX_SEARCH_DEPTH:
+            raise _tooDeep()
+        self.depth += 1
+        result = parse(*args)
+        self.depth -= 1
+        return result
 
     def next(self, what):
         if self.pos >= len(self.tokens):
@@ -529,7 +523,11 @@ class _Parser:
         if isinstance(token, list):
             raise ValueError("expected %s, got a list" % (what,))
         if isinstance(token, str):
-            return token
+            # An atom: the tokenizer read its octets as Latin-1.
+            try:
+                token = token.encode("latin-1")
+            except UnicodeEncodeError:
+                return token
         codec = "ascii" if self.charset == "US-ASCII" else "utf-8"
         try:
             return token.decode(codec)
@@ -564,9 +562,12 @@ class _Parser:
         return keys[0] if len(keys) == 1 else _And(keys)
 
     def key(self):
+        self.count += 1
+        if self.count > MAX_SEARCH_KEYS:
+            raise ValueError("search program too long (limit %d keys)" % (MAX_SEARCH_KEYS,))
         token = self.next("search key")
         if isinstance(token, list):
-            return self.keys(token)
+            return self.nested(self.keys, token)
         if isinstance(token, bytes):
             token = token.decode("ascii", "replace")
         name = token.upper()
@@ -581,9 +582,9 @@ class _Parser:
         if name == "NEW":
             return _New()
         if name == "NOT":
-            return _Not(self.key())
+            return _Not(self.nested(self.key))
         if name == "OR":
-            return _Or(self.key(), self.key())
+            return self.nested(lambda: _Or(self.key(), self.key()))
         if name in _HEADER_KEYS:
             return _Header(_HEADER_KEYS[name], self.string("search string"))
         if name == "HEADER":

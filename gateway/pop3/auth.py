@@ -203,7 +203,7 @@ class AuthorizationCommands:
             if failure.check(UnauthorizedLogin):
                 self.sendStatus(False, AUTH_FAILED)
             else:
-                log.failure("POP3 login failed", failure)
+                self.logFailure(failure, "POP3 login failed")
                 self.sendStatus(False, "[SYS/TEMP] Temporary server error, try again later.")
             return None
 
@@ -220,7 +220,7 @@ class AuthorizationCommands:
             self.sendStatus(False, "[IN-USE] Mailbox is locked by another POP3 session.")
             return None
         except Exception:
-            log.failure("POP3 cannot open the INBOX of {address}", address=account.address)
+            self.logFailure(None, "POP3 cannot open the INBOX of {address}", address=account.address)
             self.sendStatus(False, "[SYS/TEMP] Cannot open the mailbox, try again later.")
             return None
         d = maildrop.open()
@@ -237,7 +237,7 @@ class AuthorizationCommands:
 
         def notOpened(failure):
             maildrop.close()
-            log.failure("POP3 cannot read the INBOX of {address}", failure, address=account.address)
+            self.logFailure(failure, "POP3 cannot read the INBOX of {address}", address=account.address)
             if not self._closed:
                 self.sendStatus(False, "[SYS/TEMP] Cannot open the mailbox, try again later.")
 

@@ -33,6 +33,10 @@ MAX_BUFFER = 65536
 
 IMPLEMENTATION = "gateway"
 
+#: A session logs its first internal errors with their traceback; later
+#: ones are only counted, and the count is logged when it ends.
+LOGGED_FAILURES = 3
+
 
 @attr.s(frozen=True)
 class Command:
@@ -113,6 +117,8 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
 
     state = AUTHORIZATION
     commands = COMMAND_TABLE
+    #: Internal errors in this session so far (see L{logFailure}).
+    failures = 0
 
     def __init__(self, context, clock, idleTimeout, lockSession=True):
         self.context = context
@@ -160,6 +166,19 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
         self.endTransaction()
         if self.factory is not None:
             self.factory.connectionClosed(self)
+        if self.failures > LOGGED_FAILURES:
+            log.error("POP3 session ended after {count} more internal errors, not logged one by one",
+                      count=self.failures - LOGGED_FAILURES)
+
+    def logFailure(self, reason, format, **kwargs):
+        """
+        Log an internal error with its traceback, the first
+        L{LOGGED_FAILURES} times in this session; count the others (a client
+        that makes every command fail cannot fill the log).
+        """
+        self.failures += 1
+        if self.failures <= LOGGED_FAILURES:
+            log.failure(format, reason, **kwargs)
 
     def sendLine(self, line):
         self.transport.write(line + b"\r\n")
@@ -277,7 +296,7 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
         try:
             result = self.context.monitor.command("pop3", command.handler[3:], getattr(self, command.handler), argument)
         except Exception:
-            log.failure("POP3 command {command} failed", command=name.decode("ascii", "replace"))
+            self.logFailure(None, "POP3 command {command} failed", command=name.decode("ascii", "replace"))
             self.sendStatus(False, "[SYS/TEMP] Internal error.")
             return
         if result is not None:
@@ -297,7 +316,7 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
             return result
 
         def failed(failure):
-            log.failure("POP3 command failed", failure)
+            self.logFailure(failure, "POP3 command failed")
             if not self._closed:
                 self.sendStatus(False, "[SYS/TEMP] Internal error.")
             return None

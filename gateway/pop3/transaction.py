@@ -226,7 +226,7 @@ class TransactionCommands:
             self.sendStatus(False, "Message %d was deleted by another session." % (number,))
             return None
         except OSError:
-            log.failure("POP3 cannot read message {number}", number=number)
+            self.logFailure(None, "POP3 cannot read message {number}", number=number)
             self.sendStatus(False, "[SYS/TEMP] Cannot read the message, try again later.")
             return None
         status = b"+OK " + text.encode("ascii") + b"\r\n"
@@ -247,7 +247,7 @@ class TransactionCommands:
         def broken(failure):
             # Headers are out already: the only honest answer is to close.
             self.producer = None
-            log.failure("POP3 reading message {number} failed", failure, number=number)
+            self.logFailure(failure, "POP3 reading message {number} failed", number=number)
             self._closed = True
             self.transport.loseConnection()
 
@@ -280,7 +280,7 @@ class TransactionCommands:
             marked = len(maildrop.deleted)
             expunged = maildrop.update()
         except Exception:
-            log.failure("POP3 UPDATE failed for {address}", address=maildrop.account.address)
+            self.logFailure(None, "POP3 UPDATE failed for {address}", address=maildrop.account.address)
             return False, "[SYS/TEMP] Some deleted messages were not removed."
         finally:
             maildrop.close()

@@ -23,7 +23,6 @@ listeners.
 """
 
 import os
-import shutil
 import sqlite3
 import threading
 
@@ -172,7 +171,7 @@ class MailStore:
     def _removeDeleting(self):
         for name in os.listdir(self.path):
             if name.startswith(DELETING_PREFIX):
-                shutil.rmtree(os.path.join(self.path, name), ignore_errors=True)
+                maildir.removeTree(os.path.join(self.path, name))
 
     def _insertMailbox(self, name, mailboxClass="IPF.Note", specialUse=None, selectable=True, indexed=False):
         uidValidity = index.newUidValidity(self._conn)
@@ -192,6 +191,10 @@ class MailStore:
             if top == self.path:
                 continue
             relative = os.path.relpath(top, self.path).replace(os.sep, "/")
+            if relative.count("/") + 1 >= maildir.MAX_LEVELS:
+                # No deeper: a tree made by another program may be deeper
+                # than os.walk can recurse.
+                dirs[:] = []
             try:
                 name = maildir.canonicalName(relative)
             except InvalidMailboxName:
@@ -315,6 +318,7 @@ class MailStore:
 
     def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
         name = maildir.canonicalName(name)
+        maildir.checkNameLimits(self.path, name)
         if mailboxClass not in MAILBOX_CLASSES:
             raise StoreError("unknown mailbox class %r" % (mailboxClass,))
         if specialUse is not None and specialUse not in SPECIAL_USES:
@@ -385,7 +389,7 @@ class MailStore:
                 trash.append(self._moveAside(path))
         for folder in trash:
             if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+                maildir.removeTree(folder)
 
     def _moveAside(self, folder):
         """
@@ -403,6 +407,10 @@ class MailStore:
         newName = maildir.canonicalName(newName)
         if newName == oldName or newName.startswith(oldName + "/"):
             raise InvalidMailboxName("cannot rename %r to %r" % (oldName, newName))
+        maildir.checkNameLimits(self.path, newName)
+        for (child,) in self._conn.execute("SELECT name FROM mailboxes WHERE name > ? AND name < ?",
+                                           _childRange(oldName)).fetchall():
+            maildir.checkNameLimits(self.path, newName + child[len(oldName):])
         if oldName == "INBOX":
             return self._renameInbox(newName)
         oldPath = maildir.mailboxPath(self.path, oldName)

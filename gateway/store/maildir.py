@@ -21,7 +21,7 @@ import socket
 import stat
 import time
 
-from gateway.errors import InvalidMailboxName
+from gateway.errors import InvalidMailboxName, MailboxNameLimit
 
 #: Standard Maildir flag letters and the IMAP flags they stand for.
 LETTER_FLAGS = {
@@ -61,6 +61,18 @@ _host = (socket.gethostname() or "localhost").replace("/", "\\057").replace(":",
 # ---------------------------------------------------------------------------
 # Mailbox names
 
+#: Most levels in a mailbox name (Dovecot allowed 16 up to 2.2.25); the
+#: folder walk that finds mailboxes on disk goes no deeper.
+MAX_LEVELS = 32
+
+#: Longest mailbox name in octets (Dovecot's MAILBOX_LIST_NAME_MAX_LENGTH);
+#: less where the account's folder is deep, see L{checkNameLimits}.
+MAX_NAME_LENGTH = 4096
+
+#: What a message file adds to its mailbox folder's path: C{/cur/} and a
+#: file name of up to NAME_MAX.
+_FILE_ROOM = len("/cur/") + 255
+
 
 def canonicalName(name):
     """
@@ -86,10 +98,58 @@ def canonicalName(name):
         except UnicodeEncodeError:
             raise InvalidMailboxName("mailbox name is not valid Unicode")
         if len(encoded) > 255:
-            raise InvalidMailboxName("mailbox name part longer than 255 bytes")
+            raise MailboxNameLimit("mailbox name part longer than 255 bytes")
     if parts[0].upper() == "INBOX":
         parts[0] = "INBOX"
     return "/".join(parts)
+
+
+def checkNameLimits(root, name):
+    """
+    Check that a new mailbox C{name} (canonical) below the mail folder
+    C{root} is at most L{MAX_LEVELS} deep, and short enough for the path of
+    each of its message files to fit in PATH_MAX.
+
+    @raise MailboxNameLimit: when it is not.
+    """
+    if name.count("/") >= MAX_LEVELS:
+        raise MailboxNameLimit("mailbox name deeper than %d levels" % (MAX_LEVELS,))
+    try:
+        pathMax = os.pathconf(root, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        pathMax = 4096
+    limit = min(MAX_NAME_LENGTH, pathMax - len(os.fsencode(root)) - 1 - _FILE_ROOM)
+    if len(os.fsencode(name)) > limit:
+        raise MailboxNameLimit("mailbox name longer than %d octets" % (max(limit, 0),))
+
+
+def removeTree(path):
+    """
+    Remove the folder C{path} and all it holds, however deep (one frame,
+    where C{shutil.rmtree} recurses once a level); errors are ignored, as
+    with C{ignore_errors}.
+    """
+    folders, pending = [], [path]
+    while pending:
+        folder = pending.pop()
+        folders.append(folder)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+    for folder in reversed(folders):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def parentNames(name):

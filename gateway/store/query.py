@@ -75,13 +75,58 @@ class Not:
     term = attr.ib()
 
     def sql(self):
-        text, params = self.term.sql()
-        return "NOT (%s)" % (text,), params
+        term, negate = self.term, True
+        while isinstance(term, Not):
+            term, negate = term.term, not negate
+        text, params = term.sql()
+        return ("NOT (%s)" % (text,) if negate else text), params
 
 
-def _combine(joiner, terms, empty):
+def _flatten(kind, terms):
+    """
+    C{terms}, with the terms of those that are C{kind} in their place (an
+    OR of ORs is one OR), so that a chain nests no parentheses in SQL.
+    """
+    flat, pending = [], list(reversed(terms))
+    while pending:
+        term = pending.pop()
+        if isinstance(term, kind):
+            pending.extend(reversed(term.terms))
+        else:
+            flat.append(term)
+    return flat
+
+
+def nesting(term):
+    """
+    How deeply the SQL of C{term} nests parentheses (SQLite's parser
+    refuses a few dozen levels).
+    """
+    deepest = level = 0
+    for c in term.sql()[0]:
+        if c == "(":
+            level += 1
+            deepest = max(deepest, level)
+        elif c == ")":
+            level -= 1
+    return deepest
+
+
+def size(term):
+    """
+    How many conditions the SQL of C{term} joins: SQLite's expression tree
+    grows one level deeper with each of a chain, and it refuses 1,000.
+    """
+    text = term.sql()[0]
+    return text.count(" AND ") + text.count(" OR ") + 1
+
+
+def _combine(kind, joiner, terms, empty):
+    terms = _flatten(kind, terms)
     if not terms:
         return empty, []
+    if len(terms) == 1:
+        return terms[0].sql()
     texts, params = [], []
     for term in terms:
         text, more = term.sql()
@@ -99,7 +144,7 @@ class And:
     terms = attr.ib(converter=tuple)
 
     def sql(self):
-        return _combine(" AND ", self.terms, "1")
+        return _combine(And, " AND ", self.terms, "1")
 
 
 @attr.s(frozen=True)
@@ -111,5 +156,5 @@ class Or:
     terms = attr.ib(converter=tuple)
 
     def sql(self):
-        return _combine(" OR ", self.terms, "0")
+        return _combine(Or, " OR ", self.terms, "0")
 
