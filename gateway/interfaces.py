@@ -304,6 +304,15 @@ class IMailbox(Interface):
         @return: C{list} of L{IMessageInfo} for those present, in UID order.
         """
 
+    def keywords():
+        """
+        The keywords (flags without a leading backslash) set on the
+        mailbox's messages: at least every one in use now; one that was
+        taken off every message may still be in it.
+
+        @return: C{frozenset} of C{str}.
+        """
+
     def counts():
         """
         The mailbox's numbers, read in one pass of the index: an object with

@@ -17,7 +17,7 @@ from gateway.errors import (
     QuotaExceeded,
     StoreError,
 )
-from gateway.imap.format import SYSTEM_FLAGS, badFlags, encodeMailbox, formatFlags
+from gateway.imap.format import badFlags, encodeMailbox
 from gateway.imap.parser import IMAPSyntaxError, decodeMailbox
 from gateway.imap.protocol import (
     AUTH,
@@ -137,9 +137,7 @@ def _selected(session, mailbox, readOnly):
     view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
     session.view = view
     session.state = SELECTED
-    session.sendUntagged(b"FLAGS " + formatFlags(SYSTEM_FLAGS))
-    session.sendUntagged(b"OK [PERMANENTFLAGS " + (b"()" if readOnly else formatFlags(
-        SYSTEM_FLAGS + ("\\*",))) + b"] Flags permitted")
+    view.sendFlags(session)
     session.sendUntagged(b"%d EXISTS" % (view.exists,))
     session.sendUntagged(b"%d RECENT" % (len(view.recent),))
     unseen = _firstUnseen(view)

@@ -161,6 +161,7 @@ def _fetchLoop(session, items, uids, changedSince):
             infos = [info for info in infos if info.modseq > changedSince]
         seqs = view.sequenceNumbers(chunk)
         recent = view.recent
+        view.announceFlags(session, infos)
         toSee = []
         for info in infos:
             seq = seqs.get(info.uid)
@@ -291,6 +292,7 @@ def _store(session, tag, args, uid):
         view.noteOwnChanges(changed)
         failedAll.extend(failed)
         shown = changed if silent else mailbox.messages(chunk)
+        view.announceFlags(session, shown)
         if silent and not condstore:
             return
         for info in shown:

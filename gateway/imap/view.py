@@ -12,7 +12,9 @@ sequence number until then).
 
 import bisect
 
-from gateway.imap.format import flagList
+from gateway.imap.format import SYSTEM_FLAGS, flagList, formatFlags
+
+_SYSTEM = frozenset(SYSTEM_FLAGS)
 
 
 class MailboxView:
@@ -26,6 +28,8 @@ class MailboxView:
     @ivar recent: C{frozenset} of UIDs that are C{\\Recent} for this
         session.
     @ivar readOnly: C{True} after EXAMINE.
+    @ivar knownFlags: C{frozenset} of the flags this session was told of
+        in its last untagged FLAGS response (system flags and keywords).
     """
 
     def __init__(self, mailbox, readOnly, onChange=None):
@@ -33,6 +37,7 @@ class MailboxView:
         self.readOnly = readOnly
         self.modseq, self.uids = mailbox.uidSnapshot()
         self.recent = frozenset() if readOnly else frozenset(mailbox.claimRecent())
+        self.knownFlags = _SYSTEM | mailbox.keywords()
         # Immutable and replaced when they change: an idle session shares
         # the empty ones.
         self._pendingExpunge = frozenset()
@@ -97,6 +102,32 @@ class MailboxView:
         """
         return sequenceSet.select(self.uids, self.maxUid())
 
+    def sendFlags(self, session):
+        """
+        Send FLAGS and PERMANENTFLAGS with every flag in L{knownFlags}.
+        """
+        flags = formatFlags(self.knownFlags)
+        session.sendUntagged(b"FLAGS " + flags)
+        permanent = b"()" if self.readOnly else flags[:-1] + b" \\*)"
+        session.sendUntagged(b"OK [PERMANENTFLAGS " + permanent + b"] Flags permitted")
+
+    def announceFlags(self, session, infos):
+        """
+        Before a response shows the flags of C{infos}: send L{sendFlags}
+        when one of them has a keyword this session was not told of yet
+        (RFC 3501 7.2.6).
+        """
+        known = self.knownFlags
+        new = None
+        for info in infos:
+            flags = info.flags
+            if flags <= known:
+                continue
+            new = flags - known if new is None else new | (flags - known)
+        if new:
+            self.knownFlags = known | new
+            self.sendFlags(session)
+
     def noteOwnChanges(self, infos):
         """
         This session changed these messages and reported them itself: do
@@ -116,6 +147,8 @@ class MailboxView:
         gone = []
         if expunge and self._pendingExpunge:
             gone = self._sendExpunges(session)
+        if changed:
+            self.announceFlags(session, changed)
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled

@@ -92,6 +92,7 @@ class Mailbox:
         self._gone = False
         self._uidCache = None
         self._changesCache = None
+        self._keywordCache = None
 
     @property
     def _conn(self):
@@ -186,6 +187,29 @@ class Mailbox:
             return [MessageInfo(*row, headers=None)
                     for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
         return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
+
+    def keywords(self):
+        # Read whole once, then only the rows changed since (by modseq): a
+        # keyword taken off every message stays in the answer, which the
+        # interface allows.
+        with index.snapshot(self._conn):
+            highest = self._row("highestmodseq")[0]
+            cached = self._keywordCache
+            if cached is not None and cached[0] == highest:
+                return cached[1]
+            if cached is None:
+                rows = self._conn.execute("SELECT DISTINCT flags FROM messages WHERE mailbox = ?",
+                                          (self._id,))
+                found = set()
+            else:
+                rows = self._conn.execute("SELECT DISTINCT flags FROM messages WHERE mailbox = ? AND modseq > ?",
+                                          (self._id, cached[0]))
+                found = set(cached[1])
+            for (text,) in rows:
+                found.update(flag for flag in index.decodeFlags(text) if not flag.startswith("\\"))
+        result = frozenset(found)
+        self._keywordCache = (highest, result)
+        return result
 
     def counts(self):
         unseen, params = query.Not(query.HasFlag("\\Seen")).sql()

@@ -1,0 +1,120 @@
+# -*- test-case-name: tests.test_imap_compliance -*-
+"""
+IMAP compliance defects found by an independent suite (issue 13): keywords
+announced in FLAGS before a FETCH shows them, names that are not modified
+UTF-7, ESEARCH MODSEQ, LIST-EXTENDED option checks, address SEARCH and
+EXAMINE's RECENT.
+"""
+
+import re
+
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from gateway.store.mail import MailStore
+from tests.test_imap_mailbox import append
+from tests.test_imap_selected import Other, SelectedTestMixin
+
+
+def flagsLines(out):
+    """
+    The flag lists of the untagged FLAGS responses in C{out}, as C{list}s
+    of C{bytes}.
+    """
+    return [line.split() for line in re.findall(rb"^\* FLAGS \(([^)]*)\)\r$", out, re.M)]
+
+
+class KeywordAnnouncementTests(SelectedTestMixin, unittest.TestCase):
+    def assertAnnouncedBefore(self, out, keyword, fetch):
+        """
+        C{out} has a FLAGS response listing C{keyword}, and it comes before
+        the first response that contains C{fetch}.
+        """
+        match = re.search(rb"^\* FLAGS \([^)]*" + re.escape(keyword) + rb"[ )]", out, re.M)
+        self.assertIsNotNone(match, out)
+        self.assertLess(match.start(), out.index(fetch), out)
+
+    def test_selectListsKeywordsInUse(self):
+        """SELECT lists every keyword in use in FLAGS, and them with \\* in PERMANENTFLAGS."""
+        self.login()
+        append(self, flags=b"($Label2 \\Seen) ")
+        append(self, flags=b"($hello) ")
+        out = self.send(b"s SELECT INBOX")
+        self.assertIn(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $hello)\r\n", out)
+        self.assertIn(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $hello \\*)]",
+                      out)
+        out = self.send(b"e EXAMINE INBOX")
+        self.assertIn(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 $hello)\r\n", out)
+        self.assertIn(b"* OK [PERMANENTFLAGS ()]", out)
+
+    def test_storeAnnouncesNewKeyword(self):
+        """STORE of a new keyword sends FLAGS with it before the FETCH that shows it, once."""
+        self.selectWith(2)
+        out = self.send(b"a STORE 1 +FLAGS ($hello)")
+        self.assertAnnouncedBefore(out, b"$hello", b"* 1 FETCH")
+        self.assertIn(b"OK [PERMANENTFLAGS (", out)
+        out = self.send(b"b STORE 2 +FLAGS ($hello)")
+        self.assertEqual(flagsLines(out), [])
+
+    def test_nilKeyword(self):
+        """The keyword NIL is stored, announced as the flag atom NIL, and fetched."""
+        self.selectWith(1)
+        out = self.send(b"a STORE 1 +FLAGS (NIL)")
+        self.assertEqual(flagsLines(out), [[b"\\Answered", b"\\Flagged", b"\\Deleted", b"\\Seen", b"\\Draft",
+                                            b"NIL"]])
+        self.assertIn(b"* 1 FETCH (FLAGS (\\Recent NIL))", out)
+        self.assertIn(b"FLAGS (\\Recent NIL))", self.send(b"b FETCH 1 FLAGS"))
+
+    def test_appendAnnouncesKeyword(self):
+        """APPEND into the selected mailbox with a new keyword announces it with the EXISTS."""
+        self.selectWith(1)
+        out = append(self, flags=b"($Label2) ")
+        self.assertAnnouncedBefore(out, b"$Label2", b"EXISTS")
+        self.assertEqual(flagsLines(self.send(b"f FETCH 1:* FLAGS")), [])
+
+    def test_otherSessionsKeyword(self):
+        """A keyword set by another session is announced before the FETCH FLAGS that shows it."""
+        self.selectWith(1)
+        other = Other(self)
+        other.send(b"o2 SELECT INBOX")
+        other.send(b"o3 STORE 1 +FLAGS.SILENT ($Other)")
+        out = self.send(b"a NOOP")
+        self.assertAnnouncedBefore(out, b"$Other", b"* 1 FETCH")
+
+    def test_otherProcessKeywordBeforeFetch(self):
+        """A keyword set by another process and fetched before any notification is announced first."""
+        self.selectWith(1)
+        outside = MailStore(self.session.account.mailStore.path, reactor=Clock(), useInotify=False)
+        self.addCleanup(outside.close)
+        outside.getMailbox("INBOX").setFlags([1], ["$Afar"], "+")
+        out = self.send(b"a FETCH 1 (FLAGS)")
+        self.assertAnnouncedBefore(out, b"$Afar", b"* 1 FETCH")
+
+    def test_copyInAnnouncesKeyword(self):
+        """A message copied in with a new keyword is announced before it is fetched."""
+        self.login()
+        self.send(b"c CREATE Work")
+        append(self, mailbox=b"Work", flags=b"($Copied) ")
+        self.send(b"s SELECT INBOX")
+        other = Other(self)
+        other.send(b"o2 SELECT Work")
+        other.send(b"o3 COPY 1 INBOX")
+        out = self.send(b"a NOOP")
+        self.assertAnnouncedBefore(out, b"$Copied", b"EXISTS")
+        self.assertEqual(flagsLines(self.send(b"f FETCH 1:* FLAGS")), [])
+
+
+class MailboxKeywordsTests(unittest.TestCase):
+    def test_keywords(self):
+        """IMailbox.keywords lists the keywords in use, and follows later changes (including other processes')."""
+        path = self.mktemp()
+        store = MailStore(path, reactor=Clock(), useInotify=False)
+        self.addCleanup(store.close)
+        mailbox = store.getMailbox("INBOX")
+        self.assertEqual(mailbox.keywords(), frozenset())
+        mailbox.appendMessage(b"Subject: a\r\n\r\nx\r\n", ["\\Seen", "$One"])
+        self.assertEqual(mailbox.keywords(), {"$One"})
+        outside = MailStore(path, reactor=Clock(), useInotify=False)
+        self.addCleanup(outside.close)
+        outside.getMailbox("INBOX").setFlags([1], ["$Two", "NIL"], "+")
+        self.assertEqual(mailbox.keywords(), {"$One", "$Two", "NIL"})
