@@ -118,3 +118,36 @@ class MailboxKeywordsTests(unittest.TestCase):
         self.addCleanup(outside.close)
         outside.getMailbox("INBOX").setFlags([1], ["$Two", "NIL"], "+")
         self.assertEqual(mailbox.keywords(), {"$One", "$Two", "NIL"})
+
+
+ODD_NAME = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"
+
+
+class InvalidNameTests(SelectedTestMixin, unittest.TestCase):
+    def test_selectInvalidUTF7(self):
+        """SELECT and EXAMINE of a name that is not modified UTF-7 get NO [NONEXISTENT], not BAD."""
+        self.login()
+        self.assertIn(b"a NO [NONEXISTENT]", self.send(b"a SELECT " + ODD_NAME))
+        self.assertIn(b"b NO [NONEXISTENT]", self.send(b"b EXAMINE " + ODD_NAME))
+        self.assertIn(b"c NO [NONEXISTENT]", self.send(b"c STATUS " + ODD_NAME + b" (MESSAGES)"))
+        self.assertIn(b"d NO [NONEXISTENT]", self.send(b"d DELETE " + ODD_NAME))
+
+    def test_listInvalidUTF7(self):
+        """LIST with a pattern that is not modified UTF-7 is OK with no lines; so is such a reference."""
+        self.login()
+        self.assertEqual(self.send(b'a LIST "" ' + ODD_NAME + b"%*"), b"a OK LIST completed\r\n")
+        self.assertEqual(self.send(b'b LIST ' + ODD_NAME + b' *'), b"b OK LIST completed\r\n")
+        self.assertEqual(self.send(b'c LIST "" (' + ODD_NAME + b' "&Jjo")'), b"c OK LIST completed\r\n")
+        self.assertEqual(self.send(b'd LSUB "" ' + ODD_NAME + b"*"), b"d OK LSUB completed\r\n")
+
+    def test_createInvalidUTF7(self):
+        """CREATE, RENAME to, APPEND and COPY to such a name get NO, and nothing is created."""
+        self.selectWith(1)
+        self.assertIn(b"a NO [CANNOT]", self.send(b"a CREATE " + ODD_NAME))
+        self.assertIn(b"b NO [CANNOT]", self.send(b"b RENAME Junk " + ODD_NAME))
+        self.assertIn(b"c NO [", self.send(b"c APPEND " + ODD_NAME + b" {3+}\r\nabc"))
+        self.assertIn(b"d NO [", self.send(b"d COPY 1 " + ODD_NAME))
+        self.assertIn(b"e NO [", self.send(b"e SUBSCRIBE " + ODD_NAME))
+        out = self.send(b'f LIST "" *')
+        self.assertIn(b'"Junk"', out)
+        self.assertNotIn(b"0123456789", out)

@@ -18,7 +18,7 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.imap.format import badFlags, encodeMailbox
-from gateway.imap.parser import IMAPSyntaxError, decodeMailbox
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
 from gateway.imap.protocol import (
     AUTH,
     SELECTED,
@@ -106,9 +106,21 @@ def openMailbox(session, name, rights="r"):
     return session.account.mailStore.getMailbox(name)
 
 
-def mailboxArgument(args):
+def mailboxArgument(args, new=False):
     args.space()
-    return args.mailbox()
+    return nameArgument(args, new)
+
+
+def nameArgument(args, new=False):
+    """
+    A mailbox name argument: a name that is not modified UTF-7 names no
+    mailbox, so the command gets C{NO [NONEXISTENT]}, or C{NO [CANNOT]}
+    when C{new} (the name of a mailbox to create or put messages in).
+    """
+    try:
+        return args.mailbox()
+    except NotModifiedUTF7:
+        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid modified UTF-7") from None
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------
@@ -187,7 +199,7 @@ def _storeCall(f, *a):
 
 @command("CREATE", AUTH)
 def do_CREATE(session, tag, args):
-    name = mailboxArgument(args)
+    name = mailboxArgument(args, new=True)
     useAttrs = None
     if not args.atEnd():
         args.space()
@@ -222,7 +234,7 @@ def do_DELETE(session, tag, args):
 @command("RENAME", AUTH)
 def do_RENAME(session, tag, args):
     old = mailboxArgument(args)
-    new = mailboxArgument(args).rstrip(DELIMITER)
+    new = mailboxArgument(args, new=True).rstrip(DELIMITER)
     args.end()
     checkNewName(new)
     checkAccess(session, old, "x")
@@ -232,7 +244,7 @@ def do_RENAME(session, tag, args):
 
 @command("SUBSCRIBE", AUTH)
 def do_SUBSCRIBE(session, tag, args):
-    name = mailboxArgument(args)
+    name = mailboxArgument(args, new=True)
     args.end()
     _storeCall(session.account.mailStore.subscribe, name)
 
@@ -277,6 +289,17 @@ _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
 
 
+def _reference(args):
+    """
+    A LIST reference name, or C{None} when it is not modified UTF-7 (then
+    nothing matches).
+    """
+    try:
+        return args.mailbox()
+    except NotModifiedUTF7:
+        return None
+
+
 def _patterns(args):
     if args.peek() == b"(":
         values = args.parenList()
@@ -285,7 +308,13 @@ def _patterns(args):
         raw = [v if isinstance(v, bytes) else v.encode("latin-1") for v in values]
     else:
         raw = [args.listMailbox()]
-    return [decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX" for r in raw]
+    patterns = []
+    for r in raw:
+        try:
+            patterns.append(decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX")
+        except NotModifiedUTF7:
+            patterns.append(None)  # matches nothing
+    return patterns
 
 
 @command("LIST", AUTH)
@@ -301,7 +330,7 @@ def do_LIST(session, tag, args):
         if selection == {"RECURSIVEMATCH"}:
             raise bad("RECURSIVEMATCH needs another selection option")
         args.space()
-    reference = args.mailbox()
+    reference = _reference(args)
     args.space()
     patterns = _patterns(args)
     returns, statusItems = set(), None
@@ -335,7 +364,7 @@ def do_LIST(session, tag, args):
 @command("LSUB", AUTH)
 def do_LSUB(session, tag, args):
     args.space()
-    reference = args.mailbox()
+    reference = _reference(args)
     args.space()
     patterns = _patterns(args)
     args.end()
@@ -344,7 +373,7 @@ def do_LSUB(session, tag, args):
 
 def _list(session, verb, reference, patterns, selection, returns, statusItems, extended):
     store = session.account.mailStore
-    regexes = [patternRegex(reference, p) for p in patterns]
+    regexes = [patternRegex(reference, p) for p in patterns if p is not None and reference is not None]
     infos = {info.name: info for info in store.listMailboxes()}
     subscribed = set(store.subscriptions()) if (
         "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
@@ -485,7 +514,7 @@ capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessage
 
 @command("APPEND", AUTH)
 def do_APPEND(session, tag, args):
-    name = mailboxArgument(args)
+    name = mailboxArgument(args, new=True)
     args.space()
     flags = ()
     internalDate = None

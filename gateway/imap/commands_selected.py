@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from gateway.errors import QuotaExceeded, StoreError
 from gateway.imap.commands_auth import ENABLEABLE
-from gateway.imap.commands_mailbox import openTarget, storeError
+from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
@@ -340,7 +340,7 @@ def do_UID_STORE(session, tag, args):
 def _transfer(session, tag, args, uid, move):
     sequenceSet = sequenceArgument(args)
     args.space()
-    name = args.mailbox()
+    name = nameArgument(args, new=True)
     args.end()
     if move:
         checkWritable(session)
