@@ -151,3 +151,20 @@ class InvalidNameTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b'f LIST "" *')
         self.assertIn(b'"Junk"', out)
         self.assertNotIn(b"0123456789", out)
+
+
+class EsearchModSeqTests(SelectedTestMixin, unittest.TestCase):
+    def test_minMaxModSeq(self):
+        """ESEARCH MODSEQ is that of the messages returned: MIN's, MAX's, or the highest of all for ALL/COUNT."""
+        self.selectWith(3)
+        self.send(b"a STORE 2 +FLAGS.SILENT (\\Flagged)")
+        modseqs = {info.uid: info.modseq for info in self.mailbox.messages([1, 2, 3])}
+        self.assertLess(modseqs[1], modseqs[2])
+        out = self.send(b'b SEARCH RETURN (MIN) 1:3 MODSEQ "/flags/\\\\seen" all 1')
+        self.assertIn(b'* ESEARCH (TAG "b") MIN 1 MODSEQ %d\r\n' % (modseqs[1],), out)
+        out = self.send(b"c SEARCH RETURN (MAX) 1:2 MODSEQ 1")
+        self.assertIn(b'* ESEARCH (TAG "c") MAX 2 MODSEQ %d\r\n' % (modseqs[2],), out)
+        out = self.send(b"d SEARCH RETURN (MIN MAX) 1,3 MODSEQ 1")
+        self.assertIn(b'* ESEARCH (TAG "d") MIN 1 MAX 3 MODSEQ %d\r\n' % (max(modseqs[1], modseqs[3]),), out)
+        out = self.send(b"e UID SEARCH RETURN (MIN COUNT) 1:3 MODSEQ 1")
+        self.assertIn(b'* ESEARCH (TAG "e") UID MIN 1 COUNT 3 MODSEQ %d\r\n' % (max(modseqs.values()),), out)

@@ -392,35 +392,49 @@ def do_UID_MOVE(session, tag, args):
 # -- SEARCH ------------------------------------------------------------------------------
 
 
-def _search(session, tag, args, uid):
+def parseSearchProgram(session, text):
+    """
+    The L{gateway.imap.search.SearchProgram} of a SEARCH-like command's
+    search program C{text}; a MODSEQ key enables CONDSTORE.
+
+    @return: C{(program, wantsModSeq)}.
+    """
     from gateway.imap import search as searchModule
 
-    text = args.restBytes()
     try:
         program = searchModule.parseSearch(text)
-    except getattr(searchModule, "SearchCharsetError", ()) as e:
+    except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:
         raise IMAPSyntaxError("bad SEARCH: %s" % (e,)) from None
     wantsModSeq = _SEARCH_MODSEQ.search(text) is not None
     if wantsModSeq:
         session.enableCondstore()
+    return program, wantsModSeq
+
+
+def matchingMessages(session, program):
+    """
+    The messages of the session's view that match C{program}: the index
+    answers what it can, the rest is matched message by message (in
+    batches, cooperatively for many).
+
+    @return: a C{Deferred} firing with the ascending C{list} of C{(uid,
+        modseq)} that match.
+    """
     view = session.view
     mailbox = view.mailbox
     maxSeq, maxUid = len(view.uids), view.maxUid()
-    found = []
-    highest = [0]
-
     if program.term is None:
         candidates = list(view.uids)
     else:
         hits = mailbox.search(program.term)
         known = view.sequenceNumbers([hit[0] for hit in hits])
-        candidates = [uid for uid, _ in hits if uid in known]
+        hits = [hit for hit in hits if hit[0] in known]
         if program.rest is None:
-            found.extend(candidates if uid else [known[u] for u in candidates])
-            highest[0] = max((modseq for u, modseq in hits if u in known), default=0)
-            candidates = []
+            return defer.succeed(hits)
+        candidates = [hit[0] for hit in hits]
+    found = []
 
     def batch(chunk):
         seqs = view.sequenceNumbers(chunk)
@@ -430,36 +444,65 @@ def _search(session, tag, args, uid):
                 continue
             if program.matchesRest(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
                                    recent=info.uid in view.recent):
-                found.append(info.uid if uid else seq)
-                highest[0] = max(highest[0], info.modseq)
+                found.append((info.uid, info.modseq))
     d = runBatches(session, candidates, batch)
+    if d is None:
+        return defer.succeed(found)
+    return d.addCallback(lambda _: found)
 
-    def done(_):
-        options = getattr(program, "returnOptions", None)
+
+def _search(session, tag, args, uid):
+    text = args.restBytes()
+    program, wantsModSeq = parseSearchProgram(session, text)
+    view = session.view
+
+    def done(hits):
+        if uid:
+            found = [hit[0] for hit in hits]
+        else:
+            seqs = view.sequenceNumbers([hit[0] for hit in hits])
+            found = [seqs[hit[0]] for hit in hits]
+        options = program.returnOptions
         if options is None:
-            suffix = b" (MODSEQ %d)" % (highest[0],) if wantsModSeq and found else b""
+            suffix = b" (MODSEQ %d)" % (max(hit[1] for hit in hits),) if wantsModSeq and hits else b""
             session.sendUntagged(b"SEARCH" + b"".join(b" %d" % (n,) for n in found) + suffix)
             return None
-        options = {str(o).upper() for o in options} or {"ALL"}
+        options = set(options) or {"ALL"}
         parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
         if uid:
             parts.append(b"UID")
         if found:
             if "MIN" in options:
-                parts.append(b"MIN %d" % (min(found),))
+                parts.append(b"MIN %d" % (found[0],))
             if "MAX" in options:
-                parts.append(b"MAX %d" % (max(found),))
+                parts.append(b"MAX %d" % (found[-1],))
         if "COUNT" in options:
             parts.append(b"COUNT %d" % (len(found),))
         if found and "ALL" in options:
             parts.append(b"ALL " + formatSequenceSet(found).encode("ascii"))
         if found and wantsModSeq:
-            parts.append(b"MODSEQ %d" % (highest[0],))
+            parts.append(b"MODSEQ %d" % (esearchModSeq(hits, options),))
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))
         return None
-    if d is None:
-        return done(None)
-    return d.addCallback(done)
+    return matchingMessages(session, program).addCallback(done)
+
+
+def esearchModSeq(hits, options):
+    """
+    The MODSEQ of an ESEARCH response (RFC 7162 3.1.5): the highest
+    mod-sequence of the messages it returns, which for MIN and MAX alone
+    are those two messages, not every match.
+
+    @param hits: the non-empty ascending C{(uid, modseq)} list found.
+    """
+    if options & {"ALL", "COUNT"}:
+        return max(hit[1] for hit in hits)
+    returned = []
+    if "MIN" in options:
+        returned.append(hits[0][1])
+    if "MAX" in options:
+        returned.append(hits[-1][1])
+    return max(returned)
 
 
 @command("SEARCH", SEL, expungeAllowed=False)
