@@ -327,7 +327,7 @@ def do_LIST(session, tag, args):
         selection = {str(v).upper() for v in args.parenList()}
         if not selection <= _LIST_SELECT:
             raise bad("Unknown LIST selection option")
-        if selection == {"RECURSIVEMATCH"}:
+        if "RECURSIVEMATCH" in selection and not selection - {"RECURSIVEMATCH", "REMOTE"}:
             raise bad("RECURSIVEMATCH needs another selection option")
         args.space()
     reference = _reference(args)
