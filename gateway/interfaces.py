@@ -384,6 +384,12 @@ class IMailbox(Interface):
         exactly one session sees each message as recent.
         """
 
+    def unclaimedRecent():
+        """
+        The UIDs L{claimRecent} would return now, without claiming them (what
+        a read-only session shows as C{\\Recent}, RFC 3501 6.3.2).
+        """
+
     def changesSince(modseq):
         """
         @return: C{(expunged, changed, highest)}: UIDs expunged after

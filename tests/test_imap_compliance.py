@@ -168,3 +168,36 @@ class EsearchModSeqTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b'* ESEARCH (TAG "d") MIN 1 MAX 3 MODSEQ %d\r\n' % (max(modseqs[1], modseqs[3]),), out)
         out = self.send(b"e UID SEARCH RETURN (MIN COUNT) 1:3 MODSEQ 1")
         self.assertIn(b'* ESEARCH (TAG "e") UID MIN 1 COUNT 3 MODSEQ %d\r\n' % (max(modseqs.values()),), out)
+
+
+class ListExtendedTests(SelectedTestMixin, unittest.TestCase):
+    def test_recursiveMatchNeedsSelection(self):
+        """RECURSIVEMATCH with only REMOTE (no other selection option) is BAD (RFC 5258 3)."""
+        self.login()
+        self.assertIn(b"a BAD", self.send(b'a LIST (RECURSIVEMATCH REMOTE) "" ""'))
+        self.assertIn(b"b BAD", self.send(b'b LIST (REMOTE RECURSIVEMATCH) "" "*"'))
+        self.assertIn(b"c OK", self.send(b'c LIST (RECURSIVEMATCH SUBSCRIBED REMOTE) "" "*"'))
+        self.assertIn(b"d OK", self.send(b'd LIST (REMOTE) "" "*"'))
+
+
+class ExamineRecentTests(SelectedTestMixin, unittest.TestCase):
+    def test_examineCountsRecent(self):
+        """EXAMINE reports the recent messages without claiming them: a later SELECT still gets them."""
+        self.login()
+        append(self)
+        append(self)
+        out = self.send(b"e EXAMINE INBOX")
+        self.assertIn(b"* 2 RECENT\r\n", out)
+        self.assertIn(b"FLAGS (\\Recent)", self.send(b"f FETCH 1 FLAGS"))
+        self.assertIn(b"* SEARCH 1 2\r\n", self.send(b"g SEARCH RECENT"))
+        self.assertIn(b"* 2 RECENT\r\n", self.send(b"s SELECT INBOX"))
+        self.assertIn(b"* 0 RECENT\r\n", self.send(b"e2 EXAMINE INBOX"))
+
+    def test_examineSeesNewRecent(self):
+        """A message arriving while a mailbox is examined counts as RECENT there, still unclaimed."""
+        self.login()
+        self.send(b"e EXAMINE INBOX")
+        other = Other(self)
+        other.send(b"o2 APPEND INBOX {3+}\r\nabc")
+        self.assertEqual(self.send(b"a NOOP"), b"* 1 EXISTS\r\n* 1 RECENT\r\na OK NOOP completed\r\n")
+        self.assertIn(b"* 1 RECENT\r\n", other.send(b"o3 SELECT INBOX"))

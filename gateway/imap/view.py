@@ -26,7 +26,8 @@ class MailboxView:
         (L{IMailbox.uidSnapshot}): a large mailbox open in many sessions
         costs its UID list once.
     @ivar recent: C{frozenset} of UIDs that are C{\\Recent} for this
-        session.
+        session: claimed by it, or (read-only) not claimed by anyone when
+        it learnt of them.
     @ivar readOnly: C{True} after EXAMINE.
     @ivar knownFlags: C{frozenset} of the flags this session was told of
         in its last untagged FLAGS response (system flags and keywords).
@@ -36,7 +37,7 @@ class MailboxView:
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.uids = mailbox.uidSnapshot()
-        self.recent = frozenset() if readOnly else frozenset(mailbox.claimRecent())
+        self.recent = frozenset(mailbox.unclaimedRecent() if readOnly else mailbox.claimRecent())
         self.knownFlags = _SYSTEM | mailbox.keywords()
         # Immutable and replaced when they change: an idle session shares
         # the empty ones.
@@ -167,7 +168,9 @@ class MailboxView:
         if gone or new:
             self._update(gone, new)
         if new:
-            if not self.readOnly:
+            if self.readOnly:
+                self.recent |= self.mailbox.unclaimedRecent() & set(new)
+            else:
                 self.recent |= self.mailbox.claimRecent()
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
             session.sendUntagged(b"%d RECENT" % (len(self.recent),))

@@ -271,6 +271,13 @@ class Mailbox:
             return {row[0] for row in self._conn.execute(
                 "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
 
+    def unclaimedRecent(self):
+        recent, uidNext = self._row("recentuid, uidnext")
+        if recent >= uidNext:
+            return set()
+        return {row[0] for row in self._conn.execute(
+            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
+
     def changesSince(self, modseq):
         # Every session in step with the mailbox asks the same question after
         # a change: the last answer stands while HIGHESTMODSEQ does.
