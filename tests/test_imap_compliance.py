@@ -201,3 +201,28 @@ class ExamineRecentTests(SelectedTestMixin, unittest.TestCase):
         other.send(b"o2 APPEND INBOX {3+}\r\nabc")
         self.assertEqual(self.send(b"a NOOP"), b"* 1 EXISTS\r\n* 1 RECENT\r\na OK NOOP completed\r\n")
         self.assertIn(b"* 1 RECENT\r\n", other.send(b"o3 SELECT INBOX"))
+
+
+class AddressSearchTests(unittest.TestCase):
+    def test_commentsAndFolding(self):
+        """FROM/TO/CC/BCC match the address as RFC 5322 reads it (comments and folding out) and the raw text."""
+        from gateway.imap.search import parseSearch
+        from tests.test_imap_search import Info, opener
+
+        headers = (b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+                   b"To: \"Doe, Jane\" (work)\r\n <jane(x)@\r\n example.org>\r\n"
+                   b"Cc: =?utf-8?q?J=C3=B6rg?= <joerg @ example.test>\r\n"
+                   b"Subject: x\r\n\r\n")
+        info = Info(headers=headers)
+
+        def matches(query):
+            return parseSearch(query).matches(1, info, 1, 7, opener(headers))
+        self.assertTrue(matches("FROM user-from@domain.org"))
+        self.assertTrue(matches("FROM domain.org"))
+        self.assertTrue(matches('FROM "(comment)"'))
+        self.assertFalse(matches("FROM other@domain.org"))
+        self.assertTrue(matches("TO jane@example.org"))
+        self.assertTrue(matches('TO "Doe, Jane"'))
+        self.assertTrue(matches('CC "Jörg <joerg@example.test>"'))
+        self.assertTrue(matches("CC joerg@example.test"))
+        self.assertFalse(matches("BCC joerg"))

@@ -27,6 +27,7 @@ import calendar
 import datetime
 import email.parser
 import email.policy
+import email.utils
 import re
 
 from gateway.imap import mimeparts
@@ -320,6 +321,19 @@ class _Header(_Key):
         return any(self.needle in v for v in values)
 
 
+class _Address(_Header):
+    """
+    FROM, TO, CC, BCC: the raw (decoded) text, or any address of the field
+    read as RFC 5322 does (comments and folding white space removed), as
+    C{display name <local@domain>} or C{local@domain}.
+    """
+
+    def match(self, m):
+        if _Header.match(self, m):
+            return True
+        return bool(self.needle) and any(self.needle in text for text in m.addressTexts(self.name))
+
+
 class _Body(_Key):
     needsBody = True
     needsHeaders = True
@@ -429,6 +443,21 @@ class _Candidate:
 
     def headerValues(self, name):
         return [decodeHeader(v).casefold() for v in mimeparts.fieldValues(self.info.headers, name)]
+
+    def addressTexts(self, name):
+        """
+        The addresses of the fields C{name} as RFC 5322 parses them:
+        C{display name <local@domain>} (or C{local@domain}), case-folded.
+        """
+        values = [decodeHeader(v) for v in mimeparts.fieldValues(self.info.headers, name)]
+        texts = []
+        for display, address in email.utils.getaddresses(values):
+            display = decodeHeader(display.encode("utf-8")).strip()
+            if display:
+                texts.append(("%s <%s>" % (display, address)).casefold())
+            elif address:
+                texts.append(address.casefold())
+        return texts
 
     def headerText(self):
         return "\n".join(decodeHeader(raw) for _, raw, _ in self.fields()).casefold()
@@ -585,7 +614,8 @@ class _Parser:
         if name == "OR":
             return _Or(self.key(), self.key())
         if name in _HEADER_KEYS:
-            return _Header(_HEADER_KEYS[name], self.string("search string"))
+            key = _Address if name != "SUBJECT" else _Header
+            return key(_HEADER_KEYS[name], self.string("search string"))
         if name == "HEADER":
             field = self.string("header field name")
             return _Header(field, self.string("search string"))
