@@ -392,17 +392,18 @@ def do_UID_MOVE(session, tag, args):
 # -- SEARCH ------------------------------------------------------------------------------
 
 
-def parseSearchProgram(session, text):
+def parseSearchProgram(session, text, charset=None):
     """
     The L{gateway.imap.search.SearchProgram} of a SEARCH-like command's
-    search program C{text}; a MODSEQ key enables CONDSTORE.
+    search program C{text} (in C{charset} unless it names one); a MODSEQ
+    key enables CONDSTORE.
 
     @return: C{(program, wantsModSeq)}.
     """
     from gateway.imap import search as searchModule
 
     try:
-        program = searchModule.parseSearch(text)
+        program = searchModule.parseSearch(text, charset)
     except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:

@@ -1,0 +1,192 @@
+# -*- test-case-name: tests.test_imap_sort -*-
+"""
+SORT and UID SORT (RFC 5256, with RFC 5957's DISPLAYFROM/DISPLAYTO and RFC
+5267's ESORT RETURN options), THREAD and UID THREAD (RFC 5256
+ORDEREDSUBJECT and REFERENCES).
+
+The messages are those a search program matches (as SEARCH finds them);
+their sort keys and thread headers come from the index, in batches, never
+from the message files.
+"""
+
+from gateway.imap import sort as sortModule
+from gateway.imap import thread as threadModule
+from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
+from gateway.imap.parser import IMAPSyntaxError
+from gateway.imap.protocol import SEL, capability, command, no
+from gateway.imap.search import SUPPORTED_CHARSETS
+
+capability("SORT")
+capability("SORT=DISPLAY")
+capability("ESORT")
+for _name in threadModule.ALGORITHMS:
+    capability("THREAD=" + _name)
+
+_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+
+
+def _charset(args):
+    args.space()
+    charset = args.astring().decode("ascii", "replace").upper()
+    if charset not in SUPPORTED_CHARSETS:
+        raise no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset %s" % (charset[:20],))
+    return charset
+
+
+def _returnOptions(args):
+    """
+    ESORT's C{RETURN (...)} if it comes next (C{None} otherwise), as a
+    C{set} of upper-case options (C{{"ALL"}} for an empty list).
+    """
+    if args.data[args.pos:args.pos + 7].upper() != b"RETURN ":
+        return None
+    args.atom()
+    args.space()
+    options = set()
+    for option in args.parenList():
+        if not isinstance(option, str) or option.upper() not in _ESORT_OPTIONS:
+            raise IMAPSyntaxError("unknown RETURN option")
+        options.add(option.upper())
+    args.space()
+    return options or {"ALL"}
+
+
+def _program(session, args, charset):
+    text = args.restBytes()
+    if not text.strip():
+        raise IMAPSyntaxError("missing search criteria")
+    return parseSearchProgram(session, text, charset)
+
+
+def _records(session, hits, needsHeaders, record):
+    """
+    C{record(info, seq)} for every matching message, read from the index
+    in batches.
+
+    @return: a C{Deferred} firing with the C{list} of records in mailbox
+        order.
+    """
+    view = session.view
+    mailbox = view.mailbox
+    uids = [hit[0] for hit in hits]
+    records = []
+
+    def batch(chunk):
+        seqs = view.sequenceNumbers(chunk)
+        for info in mailbox.messages(chunk, headers=needsHeaders):
+            seq = seqs.get(info.uid)
+            if seq is not None:
+                records.append(record(info, seq))
+    d = runBatches(session, uids, batch)
+    if d is None:
+        return records
+    return d.addCallback(lambda _: records)
+
+
+def formatOrdered(numbers):
+    """
+    A sequence set that keeps the order of C{numbers}: only ascending runs
+    become ranges (ESORT's ALL, RFC 5267 4.2).
+    """
+    parts = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        parts.append("%d" % (numbers[i],) if i == j else "%d:%d" % (numbers[i], numbers[j]))
+        i = j + 1
+    return ",".join(parts)
+
+
+def _sort(session, tag, args, uid):
+    args.space()
+    options = _returnOptions(args)
+    criteria = args.parenList()
+    try:
+        criteria = sortModule.parseCriteria(criteria)
+    except ValueError as e:
+        raise IMAPSyntaxError("bad sort criteria: %s" % (e,)) from None
+    charset = _charset(args)
+    program, wantsModSeq = _program(session, args, charset)
+    needsHeaders = sortModule.needsHeaders(criteria)
+    keyValue = sortModule.sortKeyValue
+
+    def record(info, seq):
+        return (info.uid if uid else seq, info.modseq, [keyValue(c, info) for c in criteria])
+
+    def sortRecords(records):
+        for i in range(len(criteria) - 1, -1, -1):
+            records.sort(key=lambda r: r[2][i], reverse=criteria[i].reverse)
+        numbers = [r[0] for r in records]
+        if options is None:
+            suffix = b" (MODSEQ %d)" % (max(r[1] for r in records),) if wantsModSeq and records else b""
+            session.sendUntagged(b"SORT" + b"".join(b" %d" % (n,) for n in numbers) + suffix)
+            return None
+        parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
+        if uid:
+            parts.append(b"UID")
+        if numbers:
+            if "MIN" in options:
+                parts.append(b"MIN %d" % (numbers[0],))
+            if "MAX" in options:
+                parts.append(b"MAX %d" % (numbers[-1],))
+        if "COUNT" in options:
+            parts.append(b"COUNT %d" % (len(numbers),))
+        if numbers and "ALL" in options:
+            parts.append(b"ALL " + formatOrdered(numbers).encode("ascii"))
+        if numbers and wantsModSeq:
+            returned = records if options & {"ALL", "COUNT"} else (
+                [records[0]] * ("MIN" in options) + [records[-1]] * ("MAX" in options))
+            parts.append(b"MODSEQ %d" % (max(r[1] for r in returned),))
+        session.sendUntagged(b"ESEARCH " + b" ".join(parts))
+        return None
+
+    d = matchingMessages(session, program)
+    d.addCallback(lambda hits: _records(session, hits, needsHeaders, record))
+    return d.addCallback(sortRecords)
+
+
+@command("SORT", SEL, capability="SORT", expungeAllowed=False)
+def do_SORT(session, tag, args):
+    return _sort(session, tag, args, uid=False)
+
+
+@command("UID SORT", SEL, capability="SORT")
+def do_UID_SORT(session, tag, args):
+    return _sort(session, tag, args, uid=True)
+
+
+def _thread(session, tag, args, uid):
+    args.space()
+    algorithm = args.atom().upper()
+    if algorithm not in threadModule.ALGORITHMS:
+        raise IMAPSyntaxError("unknown threading algorithm")
+    charset = _charset(args)
+    program, _wantsModSeq = _program(session, args, charset)
+
+    def record(info, seq):
+        return threadModule.threadMessage(info, info.uid if uid else seq, seq)
+
+    def done(messages):
+        if algorithm == "REFERENCES":
+            roots = threadModule.references(messages)
+        else:
+            roots = threadModule.orderedSubject(messages)
+        text = threadModule.formatThreads(roots)
+        session.sendUntagged(b"THREAD" + (b" " + text if text else b""))
+        return None
+
+    d = matchingMessages(session, program)
+    d.addCallback(lambda hits: _records(session, hits, True, record))
+    return d.addCallback(done)
+
+
+@command("THREAD", SEL, capability="THREAD=REFERENCES", expungeAllowed=False)
+def do_THREAD(session, tag, args):
+    return _thread(session, tag, args, uid=False)
+
+
+@command("UID THREAD", SEL, capability="THREAD=REFERENCES")
+def do_UID_THREAD(session, tag, args):
+    return _thread(session, tag, args, uid=True)
