@@ -74,6 +74,7 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         for i, data in enumerate(messages):
             mailbox.appendMessage(data, (), datetime.datetime(2001, 1, 1 + (i * 7) % 28, tzinfo=datetime.timezone.utc))
         self.send(b"s SELECT INBOX")
+        self.mailbox = mailbox
 
     def test_rfcExamples(self):
         """RFC 5256's SORT examples: (SUBJECT REVERSE DATE) gives 5 3 4 1 2; nothing found is an empty SORT."""
@@ -112,6 +113,21 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         """Messages equal on every key stay in mailbox order, also under REVERSE."""
         self.fill([message("same", day(1))] * 3)
         self.assertIn(b"* SORT 1 2 3\r\n", self.send(b"a SORT (REVERSE SUBJECT) UTF-8 ALL"))
+
+    def test_keysKeptBetweenSorts(self):
+        """A second SORT reads no header block again; a message added since is read and sorted in."""
+        self.fill([message("b"), message("a")])
+        self.assertIn(b"* SORT 2 1\r\n", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
+        reads = []
+        original = self.mailbox.messages
+        self.patch(self.mailbox, "messages", lambda uids, headers=True: (reads.append(list(uids)),
+                                                                          original(uids, headers))[1])
+        self.assertIn(b"* SORT 2 1\r\n", self.send(b"b SORT (SUBJECT) UTF-8 ALL"))
+        self.assertEqual(reads, [])
+        self.mailbox.appendMessage(message("0"))
+        self.send(b"n NOOP")
+        self.assertIn(b"* SORT 3 2 1\r\n", self.send(b"c SORT (SUBJECT) UTF-8 ALL"))
+        self.assertEqual(reads, [[3]])
 
     def test_errors(self):
         """Bad criteria or search keys are BAD, an unknown charset is NO [BADCHARSET], and the session goes on."""

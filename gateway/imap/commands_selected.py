@@ -426,6 +426,10 @@ def matchingMessages(session, program):
     view = session.view
     mailbox = view.mailbox
     maxSeq, maxUid = len(view.uids), view.maxUid()
+    if program.matchesAll:
+        # ALL: the view's messages, without reading the index (modseqs
+        # matter only to a program with a MODSEQ key).
+        return defer.succeed([(uid, 0) for uid in view.uids])
     if program.term is None:
         candidates = list(view.uids)
     else:

@@ -58,29 +58,39 @@ def _program(session, args, charset):
     return parseSearchProgram(session, text, charset)
 
 
-def _records(session, hits, needsHeaders, record):
+def _computeKeys(session, hits, names, compute, needsHeaders):
     """
-    C{record(info, seq)} for every matching message, read from the index
-    in batches.
+    Make sure the process's L{sort.keyCache} holds keys C{names} of every
+    message of C{hits}: C{compute(name, info)} for those it lacks, read
+    from the index in batches.
 
-    @return: a C{Deferred} firing with the C{list} of records in mailbox
-        order.
+    @return: C{(caches, d)}: C{{name: {uid: value}}}, and C{None} or a
+        C{Deferred} that fires when they are filled.
     """
-    view = session.view
-    mailbox = view.mailbox
-    uids = [hit[0] for hit in hits]
-    records = []
+    mailbox = session.view.mailbox
+    caches = {name: sortModule.keyCache.values(mailbox, name) for name in names}
+    missing = [hit[0] for hit in hits if any(hit[0] not in cache for cache in caches.values())]
 
     def batch(chunk):
-        seqs = view.sequenceNumbers(chunk)
         for info in mailbox.messages(chunk, headers=needsHeaders):
-            seq = seqs.get(info.uid)
-            if seq is not None:
-                records.append(record(info, seq))
-    d = runBatches(session, uids, batch)
+            for name, cache in caches.items():
+                cache[info.uid] = compute(name, info)
+    return caches, runBatches(session, missing, batch)
+
+
+def _withKeys(session, hits, names, compute, needsHeaders, use):
+    """
+    C{use(hits, caches, numbers)} once the keys are known, for the hits
+    still in the index; C{numbers} maps each UID to its sequence number.
+    """
+    caches, d = _computeKeys(session, hits, names, compute, needsHeaders)
+
+    def ready(_):
+        present = [hit for hit in hits if all(hit[0] in cache for cache in caches.values())]
+        return use(present, caches, session.view.sequenceNumbers([hit[0] for hit in present]))
     if d is None:
-        return records
-    return d.addCallback(lambda _: records)
+        return ready(None)
+    return d.addCallback(ready)
 
 
 def formatOrdered(numbers):
@@ -110,12 +120,14 @@ def _sort(session, tag, args, uid):
     charset = _charset(args)
     program, wantsModSeq = _program(session, args, charset)
     needsHeaders = sortModule.needsHeaders(criteria)
-    keyValue = sortModule.sortKeyValue
+    names = {c.key for c in criteria}
 
-    def record(info, seq):
-        return (info.uid if uid else seq, info.modseq, [keyValue(c, info) for c in criteria])
+    def compute(name, info):
+        return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
 
-    def sortRecords(records):
+    def sortRecords(hits, caches, seqs):
+        records = [(uid_ if uid else seqs[uid_], modseq, [caches[c.key][uid_] for c in criteria])
+                   for uid_, modseq in hits]
         for i in range(len(criteria) - 1, -1, -1):
             records.sort(key=lambda r: r[2][i], reverse=criteria[i].reverse)
         numbers = [r[0] for r in records]
@@ -143,8 +155,7 @@ def _sort(session, tag, args, uid):
         return None
 
     d = matchingMessages(session, program)
-    d.addCallback(lambda hits: _records(session, hits, needsHeaders, record))
-    return d.addCallback(sortRecords)
+    return d.addCallback(lambda hits: _withKeys(session, hits, names, compute, needsHeaders, sortRecords))
 
 
 @command("SORT", SEL, capability="SORT", expungeAllowed=False)
@@ -165,10 +176,13 @@ def _thread(session, tag, args, uid):
     charset = _charset(args)
     program, _wantsModSeq = _program(session, args, charset)
 
-    def record(info, seq):
-        return threadModule.threadMessage(info, info.uid if uid else seq, seq)
+    def compute(name, info):
+        return threadModule.threadFields(info)
 
-    def done(messages):
+    def done(hits, caches, seqs):
+        cache = caches["THREAD"]
+        messages = [threadModule.ThreadMessage(uid_ if uid else seqs[uid_], seqs[uid_], *cache[uid_])
+                    for uid_, _modseq in hits]
         if algorithm == "REFERENCES":
             roots = threadModule.references(messages)
         else:
@@ -178,8 +192,7 @@ def _thread(session, tag, args, uid):
         return None
 
     d = matchingMessages(session, program)
-    d.addCallback(lambda hits: _records(session, hits, True, record))
-    return d.addCallback(done)
+    return d.addCallback(lambda hits: _withKeys(session, hits, ["THREAD"], compute, True, done))
 
 
 @command("THREAD", SEL, capability="THREAD=REFERENCES", expungeAllowed=False)

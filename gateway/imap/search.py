@@ -511,6 +511,9 @@ class SearchProgram:
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
         self.term, self.rest = (key if isinstance(key, _And) else _And([key])).split()
+        keys = key.keys if isinstance(key, _And) else [key]
+        #: Whether every message matches (C{ALL}).
+        self.matchesAll = all(isinstance(k, _All) for k in keys)
 
     def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
         """

@@ -9,6 +9,8 @@ without case, other characters by code point); messages that tie on every
 key keep mailbox order, which a stable sort of the ascending UIDs gives.
 """
 
+import calendar
+import collections
 import email.utils
 import re
 
@@ -27,6 +29,13 @@ _FWD_TRAILER = re.compile(r"(?:[ \t]*\(fwd\))+[ \t]*\Z|[ \t]+\Z", re.I)
 _BLOB = r"\[[^\[\]]*\][ \t]*"
 _REFWD = re.compile(r"(?:%s)*(?:re|fwd?)[ \t]*(?:%s)?:" % (_BLOB, _BLOB), re.I)
 _LEADING_BLOB = re.compile(_BLOB)
+_DATE = re.compile(rb"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d\d)(?::(\d\d))?"
+                   rb"\s+([+-])(\d\d)(\d\d)(?:\s|\(|\Z)")
+_MONTHS = {m: i for i, m in enumerate(
+    (b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"), 1)}
+
+#: Mailboxes whose computed keys L{KeyCache} keeps.
+CACHED_MAILBOXES = 16
 
 
 class SortCriterion:
@@ -153,6 +162,18 @@ def sentTimestamp(info):
     """
     values = mimeparts.fieldValues(info.headers or b"", "date")
     if values:
+        match = _DATE.match(values[0])
+        if match is not None and match.group(2).lower() in _MONTHS:
+            day, month, year, hh, mm, ss, sign, zh, zm = match.groups()
+            try:
+                when = calendar.timegm((int(year), _MONTHS[month.lower()], int(day), int(hh), int(mm),
+                                        int(ss or 0), 0, 0, 0))
+            except (ValueError, OverflowError):
+                when = None
+            if when is not None and int(day) <= calendar.monthrange(int(year), _MONTHS[month.lower()])[1] \
+                    and int(hh) < 24 and int(mm) < 60:
+                offset = (int(zh) * 3600 + int(zm) * 60) * (-1 if sign == b"-" else 1)
+                return when - offset
         try:
             return email.utils.parsedate_to_datetime(values[0].decode("latin-1")).timestamp()
         except (TypeError, ValueError, IndexError, OverflowError):
@@ -204,3 +225,35 @@ def sortInfos(infos, criteria):
         keys = {id(info): sortKeyValue(criterion, info) for info in items}
         items.sort(key=lambda info: keys[id(info)], reverse=criterion.reverse)
     return items
+
+
+class KeyCache:
+    """
+    The sort and thread keys computed for the messages of the last few
+    mailboxes sorted: a message's keys come from its internal date, size
+    and header block, which never change while its UID lives, so a SORT
+    after the first reads no header again.
+    """
+
+    def __init__(self, size=CACHED_MAILBOXES):
+        self.size = size
+        self._mailboxes = collections.OrderedDict()
+
+    def values(self, mailbox, name):
+        """
+        The C{{uid: value}} kept for key C{name} of C{mailbox} (to read
+        and fill).
+        """
+        key = (mailbox, mailbox.uidValidity)
+        keys = self._mailboxes.get(key)
+        if keys is None:
+            keys = self._mailboxes[key] = {}
+            while len(self._mailboxes) > self.size:
+                self._mailboxes.popitem(last=False)
+        else:
+            self._mailboxes.move_to_end(key)
+        return keys.setdefault(name, {})
+
+
+#: The process's L{KeyCache}.
+keyCache = KeyCache()

@@ -50,10 +50,11 @@ def _messageIds(value):
     return [_NO_SPACE.sub(b"", m).decode("latin-1") for m in _MSG_ID.findall(value) if m.strip()]
 
 
-def threadMessage(info, number, order):
+def threadFields(info):
     """
-    A L{ThreadMessage} from an L{gateway.interfaces.IMessageInfo} with its
-    header block.
+    What a L{ThreadMessage} holds of a message besides its numbers:
+    C{(date, subject, isReply, messageId, references)}, from an
+    L{gateway.interfaces.IMessageInfo} with its header block.
     """
     headers = info.headers or b""
     subjects = mimeparts.fieldValues(headers, "subject")
@@ -67,7 +68,7 @@ def threadMessage(info, number, order):
         for value in mimeparts.fieldValues(headers, "in-reply-to"):
             references = _messageIds(value)[:1]
             break
-    return ThreadMessage(number, order, sentTimestamp(info), subject.lower(), isReply, messageId, references)
+    return (sentTimestamp(info), subject.lower(), isReply, messageId, tuple(references))
 
 
 class Node:
