@@ -24,6 +24,8 @@ capability("IDLE")
 capability("MOVE")
 capability("ESEARCH")
 capability("CONDSTORE")
+capability("SEARCHRES")
+capability("WITHIN")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
@@ -36,16 +38,28 @@ BATCH = 500
 COOPERATE_ABOVE = 2000
 
 
+#: The sequence set C{$}: the saved search result (RFC 5182).
+SAVED = "$"
+
+
 def sequenceArgument(args):
+    """
+    A sequence set, or L{SAVED} for C{$}.
+    """
     args.space()
+    text = args.atom()
+    if text == SAVED:
+        return SAVED
     try:
-        return parseSequenceSet(args.atom())
+        return parseSequenceSet(text)
     except ValueError as e:
         raise IMAPSyntaxError("bad sequence set: %s" % (e,)) from None
 
 
 def targetUids(session, sequenceSet, uid):
     view = session.view
+    if sequenceSet is SAVED:
+        return view.savedUids()
     if uid:
         return view.uidsForUidSet(sequenceSet)
     if not view.uids and sequenceSet.hasStar:
@@ -118,7 +132,7 @@ def do_UID_EXPUNGE(session, tag, args):
     sequenceSet = sequenceArgument(args)
     args.end()
     checkWritable(session)
-    uids = session.view.uidsForUidSet(sequenceSet)
+    uids = targetUids(session, sequenceSet, uid=True)
     if uids:
         session.view.mailbox.expunge(uids)
 
@@ -403,7 +417,7 @@ def parseSearchProgram(session, text, charset=None):
     from gateway.imap import search as searchModule
 
     try:
-        program = searchModule.parseSearch(text, charset)
+        program = searchModule.parseSearch(text, charset, session.view.saved)
     except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:
@@ -456,18 +470,35 @@ def matchingMessages(session, program):
     return d.addCallback(lambda _: found)
 
 
+_SAVES = re.compile(rb"^RETURN \([^)]*\bSAVE\b", re.I)
+
+
 def _search(session, tag, args, uid):
     text = args.restBytes()
-    program, wantsModSeq = parseSearchProgram(session, text)
     view = session.view
+    try:
+        program, wantsModSeq = parseSearchProgram(session, text)
+    except Exception:
+        if _SAVES.search(text):
+            view.saved = frozenset()  # RFC 5182 2.1: a failed SAVE empties $
+        raise
 
     def done(hits):
+        options = program.returnOptions
+        if options is not None and "SAVE" in options:
+            options = set(options)
+            saved = hits
+            if not options & {"ALL", "COUNT"} and options & {"MIN", "MAX"}:
+                saved = hits[:1] * ("MIN" in options) + hits[-1:] * ("MAX" in options)
+            view.saved = frozenset(hit[0] for hit in saved)
+            options.discard("SAVE")
+            if not options:
+                return None
         if uid:
             found = [hit[0] for hit in hits]
         else:
             seqs = view.sequenceNumbers([hit[0] for hit in hits])
             found = [seqs[hit[0]] for hit in hits]
-        options = program.returnOptions
         if options is None:
             suffix = b" (MODSEQ %d)" % (max(hit[1] for hit in hits),) if wantsModSeq and hits else b""
             session.sendUntagged(b"SEARCH" + b"".join(b" %d" % (n,) for n in found) + suffix)

@@ -29,6 +29,7 @@ import email.parser
 import email.policy
 import email.utils
 import re
+import time
 
 from gateway.imap import mimeparts
 from gateway.imap.sequence import parseSequenceSet
@@ -37,7 +38,7 @@ from gateway.store import query
 #: Charsets accepted after C{CHARSET}.
 SUPPORTED_CHARSETS = ("UTF-8", "US-ASCII")
 
-_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
@@ -278,6 +279,34 @@ class _Sequence(_Key):
         if self.uid:
             return self.set.contains(m.info.uid, m.maxUid)
         return self.set.contains(m.seq, m.maxSeq)
+
+
+class _UidIn(_Key):
+    """
+    C{$} (RFC 5182): the messages of the saved search result.
+    """
+
+    def __init__(self, uids):
+        self.uids = uids
+
+    def match(self, m):
+        return m.info.uid in self.uids
+
+
+class _Within(_Key):
+    """
+    OLDER and YOUNGER (RFC 5032): the internal date before, or at or after,
+    C{since} (POSIX seconds: now minus the interval).
+    """
+
+    def __init__(self, since, older):
+        self.since, self.older = since, older
+
+    def match(self, m):
+        return (m.info.internalDate.timestamp() < self.since) == self.older
+
+    def storeTerm(self):
+        return query.ArrivedBefore(self.since) if self.older else query.ArrivedSince(self.since)
 
 
 class _Date(_Key):
@@ -536,10 +565,12 @@ class SearchProgram:
 
 
 class _Parser:
-    def __init__(self, tokens, charset):
+    def __init__(self, tokens, charset, saved=frozenset(), now=None):
         self.tokens = tokens
         self.pos = 0
         self.charset = charset
+        self.saved = saved
+        self.now = now
 
     def next(self, what):
         if self.pos >= len(self.tokens):
@@ -631,7 +662,18 @@ class _Parser:
         if name in ("LARGER", "SMALLER"):
             return _Size(self.number("size"), name == "LARGER")
         if name == "UID":
-            return _Sequence(parseSequenceSet(self.atom("UID set")), True)
+            uids = self.atom("UID set")
+            if uids == "$":
+                return _UidIn(self.saved)
+            return _Sequence(parseSequenceSet(uids), True)
+        if name == "$":
+            return _UidIn(self.saved)
+        if name in ("OLDER", "YOUNGER"):
+            seconds = self.number("interval")
+            if not seconds:
+                raise ValueError("%s needs a number of seconds above 0" % (name,))
+            now = time.time() if self.now is None else self.now
+            return _Within(now - seconds, name == "OLDER")
         if name == "MODSEQ":
             if self.pos < len(self.tokens) and not self._isNumber(self.tokens[self.pos]):
                 self.string("entry name")
@@ -646,13 +688,16 @@ class _Parser:
         return isinstance(token, str) and token.isdigit()
 
 
-def parseSearch(tokens, charset=None):
+def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
     """
     Parse the arguments of SEARCH / UID SEARCH.
 
     @param tokens: the core's tokens (see the module docstring), or the
         raw argument text (C{str}/C{bytes}).
     @param charset: the charset to assume when the command names none.
+    @param saved: the UIDs C{$} stands for (RFC 5182).
+    @param now: POSIX seconds OLDER and YOUNGER count back from (default:
+        the current time).
     @rtype: L{SearchProgram}
     @raise SearchCharsetError: for a charset other than UTF-8 or US-ASCII.
     @raise ValueError: on bad syntax (answer BAD).
@@ -693,6 +738,6 @@ def parseSearch(tokens, charset=None):
         charset = charset.upper()
         if charset not in SUPPORTED_CHARSETS:
             raise SearchCharsetError(charset)
-    parser = _Parser(tokens[pos:], charset)
+    parser = _Parser(tokens[pos:], charset, saved, now)
     key = parser.keys(tokens[pos:])
     return SearchProgram(key, returnOptions, charset)

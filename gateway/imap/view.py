@@ -29,6 +29,8 @@ class MailboxView:
         session: claimed by it, or (read-only) not claimed by anyone when
         it learnt of them.
     @ivar readOnly: C{True} after EXAMINE.
+    @ivar saved: C{frozenset} of the UIDs of the saved search result, C{$}
+        (RFC 5182); messages expunged since are still in it.
     @ivar knownFlags: C{frozenset} of the flags this session was told of
         in its last untagged FLAGS response (system flags and keywords).
     """
@@ -39,6 +41,7 @@ class MailboxView:
         self.modseq, self.uids = mailbox.uidSnapshot()
         self.recent = frozenset(mailbox.unclaimedRecent() if readOnly else mailbox.claimRecent())
         self.knownFlags = _SYSTEM | mailbox.keywords()
+        self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
         # the empty ones.
         self._pendingExpunge = frozenset()
@@ -128,6 +131,12 @@ class MailboxView:
         if new:
             self.knownFlags = known | new
             self.sendFlags(session)
+
+    def savedUids(self):
+        """
+        The UIDs of the saved search result still in the view, ascending.
+        """
+        return [uid for uid in sorted(self.saved) if self.seqOf(uid) is not None]
 
     def noteOwnChanges(self, infos):
         """
