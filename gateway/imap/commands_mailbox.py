@@ -41,6 +41,7 @@ capability("LIST-STATUS")
 capability("SPECIAL-USE")
 capability("QUOTA")
 capability("QUOTA=RES-STORAGE")
+capability("STATUS=SIZE")
 
 
 def storeError(error):
