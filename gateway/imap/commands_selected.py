@@ -18,6 +18,7 @@ from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
+from gateway.imap.search import partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
 
 capability("IDLE")
@@ -26,6 +27,7 @@ capability("ESEARCH")
 capability("CONDSTORE")
 capability("SEARCHRES")
 capability("WITHIN")
+capability("PARTIAL")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
@@ -153,6 +155,9 @@ def _fetch(session, tag, args, uid):
     if changedSince is not None or any(item.name == "MODSEQ" for item in items):
         session.enableCondstore()
     uids = targetUids(session, sequenceSet, uid)
+    partial = (items.modifiers or {}).get("PARTIAL")
+    if partial is not None:
+        uids = partialSlice(uids, partial)
     return _fetchLoop(session, items, uids, changedSince)
 
 
@@ -516,11 +521,23 @@ def _search(session, tag, args, uid):
             parts.append(b"COUNT %d" % (len(found),))
         if found and "ALL" in options:
             parts.append(b"ALL " + formatSequenceSet(found).encode("ascii"))
+        if program.partial is not None:
+            parts.append(formatPartial(program.partial, formatSequenceSet(partialSlice(found, program.partial))))
         if found and wantsModSeq:
             parts.append(b"MODSEQ %d" % (esearchModSeq(hits, options),))
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))
         return None
     return matchingMessages(session, program).addCallback(done)
+
+
+def formatPartial(partial, results):
+    """
+    The C{PARTIAL (range results)} of an ESEARCH response (RFC 9394);
+    C{results} is the page as a sequence set (C{""}: none).
+    """
+    fromEnd, low, high = partial
+    sign = "-" if fromEnd else ""
+    return ("PARTIAL (%s%d:%s%d %s)" % (sign, low, sign, high, results or "NIL")).encode("ascii")
 
 
 def esearchModSeq(hits, options):
@@ -531,7 +548,7 @@ def esearchModSeq(hits, options):
 
     @param hits: the non-empty ascending C{(uid, modseq)} list found.
     """
-    if options & {"ALL", "COUNT"}:
+    if options & {"ALL", "COUNT", "PARTIAL"}:
         return max(hit[1] for hit in hits)
     returned = []
     if "MIN" in options:

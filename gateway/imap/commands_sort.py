@@ -11,10 +11,10 @@ from the message files.
 
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
-from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
+from gateway.imap.commands_selected import formatPartial, matchingMessages, parseSearchProgram, runBatches
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import SEL, capability, command, no
-from gateway.imap.search import SUPPORTED_CHARSETS
+from gateway.imap.search import SUPPORTED_CHARSETS, parseReturnOptions, partialSlice
 
 capability("SORT")
 capability("SORT=DISPLAY")
@@ -35,20 +35,20 @@ def _charset(args):
 
 def _returnOptions(args):
     """
-    ESORT's C{RETURN (...)} if it comes next (C{None} otherwise), as a
-    C{set} of upper-case options (C{{"ALL"}} for an empty list).
+    ESORT's C{RETURN (...)} if it comes next (C{(None, None)} otherwise):
+    a C{set} of upper-case options (C{{"ALL"}} for an empty list) and the
+    PARTIAL range or C{None}.
     """
     if args.data[args.pos:args.pos + 7].upper() != b"RETURN ":
-        return None
+        return None, None
     args.atom()
     args.space()
-    options = set()
-    for option in args.parenList():
-        if not isinstance(option, str) or option.upper() not in _ESORT_OPTIONS:
-            raise IMAPSyntaxError("unknown RETURN option")
-        options.add(option.upper())
+    try:
+        options, partial = parseReturnOptions(args.parenList(), _ESORT_OPTIONS)
+    except ValueError as e:
+        raise IMAPSyntaxError(str(e)) from None
     args.space()
-    return options or {"ALL"}
+    return set(options), partial
 
 
 def _program(session, args, charset):
@@ -111,7 +111,7 @@ def formatOrdered(numbers):
 
 def _sort(session, tag, args, uid):
     args.space()
-    options = _returnOptions(args)
+    options, partial = _returnOptions(args)
     criteria = args.parenList()
     try:
         criteria = sortModule.parseCriteria(criteria)
@@ -147,8 +147,10 @@ def _sort(session, tag, args, uid):
             parts.append(b"COUNT %d" % (len(numbers),))
         if numbers and "ALL" in options:
             parts.append(b"ALL " + formatOrdered(numbers).encode("ascii"))
+        if partial is not None:
+            parts.append(formatPartial(partial, formatOrdered(partialSlice(numbers, partial))))
         if numbers and wantsModSeq:
-            returned = records if options & {"ALL", "COUNT"} else (
+            returned = records if options & {"ALL", "COUNT", "PARTIAL"} else (
                 [records[0]] * ("MIN" in options) + [records[-1]] * ("MAX" in options))
             parts.append(b"MODSEQ %d" % (max(r[1] for r in returned),))
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))

@@ -38,6 +38,7 @@ import os
 
 from gateway.imap import mimeparts
 from gateway.imap.format import flagList
+from gateway.imap.search import parsePartialRange
 
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.
@@ -145,7 +146,8 @@ class FetchItems(list):
     The C{list} of L{FetchItem}s of a FETCH command.
 
     @ivar modifiers: C{dict} of FETCH modifiers, e.g. C{{"CHANGEDSINCE":
-        12345}} or C{{"VANISHED": True}}.
+        12345}}, C{{"VANISHED": True}} or C{{"PARTIAL": (True, 1, 50)}}
+        (RFC 9394, see L{gateway.imap.search.parsePartialRange}).
     """
 
     modifiers = None
@@ -260,6 +262,11 @@ def _parseModifiers(text):
         elif word == "VANISHED":
             modifiers[word] = True
             i += 1
+        elif word == "PARTIAL":
+            if i + 1 >= len(words):
+                raise ValueError("PARTIAL needs a range")
+            modifiers[word] = parsePartialRange(words[i + 1])
+            i += 2
         else:
             raise ValueError("unknown fetch modifier %s" % (word[:40],))
     if not modifiers:
