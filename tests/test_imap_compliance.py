@@ -226,3 +226,46 @@ class AddressSearchTests(unittest.TestCase):
         self.assertTrue(matches('CC "Jörg <joerg@example.test>"'))
         self.assertTrue(matches("CC joerg@example.test"))
         self.assertFalse(matches("BCC joerg"))
+
+
+class EndToEndTests(unittest.TestCase):
+    def setUp(self):
+        from twisted.internet import reactor
+
+        from gateway.imap.server import makeFactory
+        from tests.support import makeTestContext
+
+        context = makeTestContext(self, reactor=reactor, clock=reactor)
+        self.factory = makeFactory(context)
+        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.port = port.getHost().port
+        self.addCleanup(port.stopListening)
+        self.addCleanup(lambda: [s.transport.abortConnection() for s in list(self.factory.sessions)])
+
+    def test_imapclient(self):
+        """imapclient: EXAMINE counts RECENT, FLAGS lists keywords, odd names get NO, address SEARCH parses comments."""
+        import imapclient
+        from twisted.internet.threads import deferToThread
+
+        from tests.support import PASSWORD
+
+        def client():
+            imap = imapclient.IMAPClient("127.0.0.1", port=self.port, ssl=False)
+            imap.login("demo", PASSWORD)
+            imap.append("INBOX", b"From: <user-from (comment)@ (comment) domain.org>\r\nSubject: a\r\n\r\nx\r\n",
+                        flags=[b"$Label2"])
+            imap.append("INBOX", b"Subject: b\r\n\r\nx\r\n")
+            info = imap.select_folder("INBOX", readonly=True)
+            self.assertEqual(info[b"RECENT"], 2)
+            self.assertIn(b"$Label2", info[b"FLAGS"])
+            self.assertEqual(imap.search(["FROM", "user-from@domain.org"]), [1])
+            imap.close_folder()
+            info = imap.select_folder("INBOX")
+            self.assertEqual(info[b"RECENT"], 2)
+            self.assertIn(b"\\*", info[b"PERMANENTFLAGS"])
+            imap.add_flags([2], [b"$hello"])
+            self.assertIn(b"$hello", imap.get_flags([2])[2])
+            typ, data = imap._imap._simple_command("EXAMINE", ODD_NAME.decode())  # imaplib raises on BAD
+            self.assertEqual(typ, "NO")
+            imap.logout()
+        return deferToThread(client)
