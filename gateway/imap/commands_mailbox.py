@@ -27,6 +27,7 @@ from gateway.imap.protocol import (
     command,
     no,
 )
+from gateway.imap.qresync import afterSelect, parseSelectParameters
 from gateway.imap.view import MailboxView
 from gateway.store import query
 
@@ -129,24 +130,24 @@ def nameArgument(args, new=False):
 
 def _select(session, tag, args, readOnly):
     name = mailboxArgument(args)
+    qresync = None
     if not args.atEnd():
         args.space()
-        params = args.parenList()
-        if [p.upper() if isinstance(p, str) else p for p in params] != ["CONDSTORE"]:
-            raise bad("Unsupported SELECT parameters")
-        session.enabled.add("CONDSTORE")
+        qresync = parseSelectParameters(session, args.parenList())
     args.end()
+    if session.view is not None and "QRESYNC" in session.enabled:
+        session.sendUntagged(b"OK [CLOSED] Previous mailbox closed")
     session.closeMailbox()
     try:
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly))
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync))
     return d
 
 
-def _selected(session, mailbox, readOnly):
+def _selected(session, mailbox, readOnly, qresync=None):
     view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
     session.view = view
     session.state = SELECTED
@@ -160,6 +161,7 @@ def _selected(session, mailbox, readOnly):
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (mailbox.uidNext(),))
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
+    afterSelect(session, view, qresync)
     verb = "EXAMINE" if readOnly else "SELECT"
     return ("OK", "[%s] %s completed" % ("READ-ONLY" if readOnly else "READ-WRITE", verb))
 

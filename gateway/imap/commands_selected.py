@@ -18,6 +18,7 @@ from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
+from gateway.imap.qresync import fetchVanished
 from gateway.imap.search import partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
 
@@ -152,9 +153,14 @@ def _fetch(session, tag, args, uid):
     except ValueError as e:
         raise IMAPSyntaxError("bad FETCH items: %s" % (e,)) from None
     changedSince = (items.modifiers or {}).get("CHANGEDSINCE")
+    vanished = (items.modifiers or {}).get("VANISHED")
+    if vanished and (not uid or changedSince is None or "QRESYNC" not in session.enabled):
+        raise bad("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
     if changedSince is not None or any(item.name == "MODSEQ" for item in items):
         session.enableCondstore()
     uids = targetUids(session, sequenceSet, uid)
+    if vanished and sequenceSet is not SAVED:
+        fetchVanished(session, sequenceSet, changedSince)
     partial = (items.modifiers or {}).get("PARTIAL")
     if partial is not None:
         uids = partialSlice(uids, partial)

@@ -13,6 +13,7 @@ sequence number until then).
 import bisect
 
 from gateway.imap.format import SYSTEM_FLAGS, flagList, formatFlags
+from gateway.imap.sequence import formatSequenceSet
 
 _SYSTEM = frozenset(SYSTEM_FLAGS)
 
@@ -211,7 +212,11 @@ class MailboxView:
         gone = self._pendingExpunge
         self._pendingExpunge = frozenset()
         known = sorted(uid for uid in gone if self.seqOf(uid) is not None)
-        for uid in reversed(known):
-            session.sendUntagged(b"%d EXPUNGE" % (self.seqOf(uid),))
+        if "QRESYNC" in session.enabled:
+            if known:
+                session.sendUntagged(b"VANISHED " + formatSequenceSet(known).encode("ascii"))
+        else:
+            for uid in reversed(known):
+                session.sendUntagged(b"%d EXPUNGE" % (self.seqOf(uid),))
         self.recent -= gone
         return known
