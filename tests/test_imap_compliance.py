@@ -269,3 +269,14 @@ class EndToEndTests(unittest.TestCase):
             self.assertEqual(typ, "NO")
             imap.logout()
         return deferToThread(client)
+
+
+class NotModifiedUTF7Tests(unittest.TestCase):
+    def test_exception(self):
+        """A name that is not modified UTF-7 raises NotModifiedUTF7: a store name error, and a syntax error where uncaught."""
+        from gateway.errors import InvalidMailboxName
+        from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
+
+        self.assertRaises(NotModifiedUTF7, decodeMailbox, b"&Jjo")
+        self.assertTrue(issubclass(NotModifiedUTF7, InvalidMailboxName))
+        self.assertTrue(issubclass(NotModifiedUTF7, IMAPSyntaxError))

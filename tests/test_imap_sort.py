@@ -138,6 +138,7 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"d BAD", self.send(b"d SORT (DATE) UTF-8 FROBNICATE"))
         self.assertIn(b"e NO [BADCHARSET", self.send(b"e SORT (DATE) KOI8-R ALL"))
         self.assertIn(b"f BAD", self.send(b"f THREAD LONGEST UTF-8 ALL"))
+        self.assertIn(b"f2 BAD", self.send(b"f2 SORT (DATE) UTF-8 RETURN (ALL) ALL"))
         self.assertIn(b"g OK", self.send(b"g SORT (DATE) UTF-8 ALL"))
 
     def test_capabilities(self):

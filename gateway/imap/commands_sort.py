@@ -55,7 +55,10 @@ def _program(session, args, charset):
     text = args.restBytes()
     if not text.strip():
         raise IMAPSyntaxError("missing search criteria")
-    return parseSearchProgram(session, text, charset)
+    program, wantsModSeq = parseSearchProgram(session, text, charset)
+    if program.returnOptions is not None:
+        raise IMAPSyntaxError("RETURN goes before the sort criteria")
+    return program, wantsModSeq
 
 
 def _computeKeys(session, hits, names, compute, needsHeaders):

@@ -33,11 +33,13 @@ class IMAPSyntaxError(ValueError):
     """
 
 
-class NotModifiedUTF7(InvalidMailboxName):
+class NotModifiedUTF7(IMAPSyntaxError, InvalidMailboxName):
     """
     A mailbox name or pattern is a valid astring but not modified UTF-7
     (RFC 3501 5.1.3): no mailbox has that name, so commands answer C{NO}
-    (a pattern matches nothing), not C{BAD}.
+    (a pattern matches nothing), not C{BAD}.  Also an L{IMAPSyntaxError}
+    so that a command that does not catch it still answers as before
+    (C{BAD}) rather than with an internal error.
     """
 
 
