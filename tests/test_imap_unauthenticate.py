@@ -50,3 +50,16 @@ class StatusSizeTests(IMAPTestMixin, unittest.TestCase):
         append(self)
         append(self)
         self.assertIn(b"(MESSAGES 2 SIZE %d)" % (2 * len(MESSAGE),), self.send(b"b STATUS INBOX (MESSAGES SIZE)"))
+
+
+class CreateSpecialUseTests(IMAPTestMixin, unittest.TestCase):
+    def test_createSpecialUse(self):
+        """CREATE-SPECIAL-USE (RFC 6154 3): CREATE name (USE (\\Drafts)) makes a \\Drafts mailbox; unknown uses get NO [USEATTR]."""
+        self.login()
+        self.assertIn(b" CREATE-SPECIAL-USE", self.send(b"a CAPABILITY"))
+        self.assertIn(b"b OK", self.send(b"b CREATE Entw&APw-rfe (USE (\\drafts))"))
+        self.assertIn(b'* LIST (\\HasNoChildren \\Drafts) "/" "Entw&APw-rfe"',
+                      self.send(b'c LIST "" Entw&APw-rfe'))
+        self.assertIn(b"d NO [USEATTR]", self.send(b"d CREATE Odd (USE (\\Bogus))"))
+        self.assertIn(b"e NO [USEATTR]", self.send(b"e CREATE Two (USE (\\Sent \\Junk))"))
+        self.assertNotIn(b'"Odd"', self.send(b'f LIST "" *'))

@@ -30,6 +30,7 @@ from gateway.imap.protocol import (
 from gateway.imap.qresync import afterSelect, parseSelectParameters
 from gateway.imap.view import MailboxView
 from gateway.store import query
+from gateway.store.mail import SPECIAL_USES
 
 DELIMITER = "/"
 
@@ -43,6 +44,9 @@ capability("SPECIAL-USE")
 capability("QUOTA")
 capability("QUOTA=RES-STORAGE")
 capability("STATUS=SIZE")
+capability("CREATE-SPECIAL-USE")
+
+_SPECIAL_USES = {use.lower(): use for use in SPECIAL_USES}
 
 
 def storeError(error):
@@ -217,7 +221,9 @@ def do_CREATE(session, tag, args):
     if useAttrs:
         if len(useAttrs) != 1:
             raise no("[USEATTR] Only one special use per mailbox")
-        specialUse = str(useAttrs[0]).capitalize()
+        specialUse = _SPECIAL_USES.get(str(useAttrs[0]).lower())
+        if specialUse is None:
+            raise no("[USEATTR] Unsupported special use %s" % (str(useAttrs[0])[:30],))
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
     checkAccess(session, name, "k")
