@@ -5,7 +5,7 @@ PARTIAL (RFC 9394): paged SEARCH, SORT and FETCH results.
 
 from twisted.trial import unittest
 
-from gateway.imap.search import parsePartialRange, partialSlice
+from gateway.imap.results import parsePartialRange, partialSlice
 from tests.test_imap_selected import SelectedTestMixin
 
 

@@ -13,13 +13,14 @@ from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
 from gateway.errors import QuotaExceeded, StoreError
+from gateway.imap import search as searchModule
 from gateway.imap.commands_auth import ENABLEABLE
 from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.qresync import fetchVanished
-from gateway.imap.search import partialSlice
+from gateway.imap.results import formatPartial, partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
 
 capability("IDLE")
@@ -425,8 +426,6 @@ def parseSearchProgram(session, text, charset=None):
 
     @return: C{(program, wantsModSeq)}.
     """
-    from gateway.imap import search as searchModule
-
     try:
         program = searchModule.parseSearch(text, charset, session.view.saved)
     except searchModule.SearchCharsetError as e:
@@ -534,16 +533,6 @@ def _search(session, tag, args, uid):
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))
         return None
     return matchingMessages(session, program).addCallback(done)
-
-
-def formatPartial(partial, results):
-    """
-    The C{PARTIAL (range results)} of an ESEARCH response (RFC 9394);
-    C{results} is the page as a sequence set (C{""}: none).
-    """
-    fromEnd, low, high = partial
-    sign = "-" if fromEnd else ""
-    return ("PARTIAL (%s%d:%s%d %s)" % (sign, low, sign, high, results or "NIL")).encode("ascii")
 
 
 def esearchModSeq(hits, options):

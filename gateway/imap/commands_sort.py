@@ -11,10 +11,11 @@ from the message files.
 
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
-from gateway.imap.commands_selected import formatPartial, matchingMessages, parseSearchProgram, runBatches
+from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import SEL, capability, command, no
-from gateway.imap.search import SUPPORTED_CHARSETS, parseReturnOptions, partialSlice
+from gateway.imap.results import formatOrdered, formatPartial, parseReturnOptions, partialSlice
+from gateway.imap.search import SUPPORTED_CHARSETS
 
 capability("SORT")
 capability("SORT=DISPLAY")
@@ -94,22 +95,6 @@ def _withKeys(session, hits, names, compute, needsHeaders, use):
     if d is None:
         return ready(None)
     return d.addCallback(ready)
-
-
-def formatOrdered(numbers):
-    """
-    A sequence set that keeps the order of C{numbers}: only ascending runs
-    become ranges (ESORT's ALL, RFC 5267 4.2).
-    """
-    parts = []
-    i = 0
-    while i < len(numbers):
-        j = i
-        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        parts.append("%d" % (numbers[i],) if i == j else "%d:%d" % (numbers[i], numbers[j]))
-        i = j + 1
-    return ",".join(parts)
 
 
 def _sort(session, tag, args, uid):

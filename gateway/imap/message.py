@@ -38,7 +38,7 @@ import os
 
 from gateway.imap import mimeparts
 from gateway.imap.format import flagList
-from gateway.imap.search import parsePartialRange
+from gateway.imap.results import parsePartialRange
 
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.

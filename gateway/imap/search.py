@@ -32,6 +32,7 @@ import re
 import time
 
 from gateway.imap import mimeparts
+from gateway.imap.results import parseReturnOptions
 from gateway.imap.sequence import parseSequenceSet
 from gateway.store import query
 
@@ -692,38 +693,6 @@ class _Parser:
         return isinstance(token, str) and token.isdigit()
 
 
-_PARTIAL = re.compile(r"(-?)(\d{1,10}):(-?)(\d{1,10})\Z")
-
-
-def parsePartialRange(text):
-    """
-    A PARTIAL range (RFC 9394): C{"1:500"} counts from the first result,
-    C{"-1:-500"} from the last.
-
-    @return: C{(fromEnd, low, high)} with C{1 <= low <= high}.
-    @raise ValueError: when malformed.
-    """
-    match = _PARTIAL.match(text)
-    if match is None or match.group(1) != match.group(3):
-        raise ValueError("bad PARTIAL range %r" % (text[:30],))
-    low, high = sorted((int(match.group(2)), int(match.group(4))))
-    if low < 1 or high > 0xFFFFFFFF:
-        raise ValueError("bad PARTIAL range %r" % (text[:30],))
-    return (bool(match.group(1)), low, high)
-
-
-def partialSlice(items, partial):
-    """
-    The results a PARTIAL range selects of C{items} (in result order),
-    in that order.
-    """
-    fromEnd, low, high = partial
-    if not fromEnd:
-        return items[low - 1:high]
-    count = len(items)
-    return items[max(count - high, 0):max(count - low + 1, 0)]
-
-
 def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
     """
     Parse the arguments of SEARCH / UID SEARCH.
@@ -772,33 +741,3 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
     program = SearchProgram(key, returnOptions, charset)
     program.partial = partial
     return program
-
-
-def parseReturnOptions(items, allowed):
-    """
-    ESEARCH/ESORT return options: C{(options, partial)}, the C{list} of
-    upper-case options (C{["ALL"]} for none) and the L{parsePartialRange}
-    of C{PARTIAL} (or C{None}).
-
-    @raise ValueError: for an option not in C{allowed}, or PARTIAL without
-        a range or with ALL.
-    """
-    options, partial = [], None
-    i = 0
-    while i < len(items):
-        option = items[i]
-        option = option.decode("ascii", "replace") if isinstance(option, bytes) else option
-        if not isinstance(option, str) or option.upper() not in allowed + ("PARTIAL",):
-            raise ValueError("unknown RETURN option %r" % (option,))
-        option = option.upper()
-        if option == "PARTIAL":
-            i += 1
-            if i >= len(items) or not isinstance(items[i], str) or partial is not None:
-                raise ValueError("PARTIAL needs one range")
-            partial = parsePartialRange(items[i])
-        if option not in options:
-            options.append(option)
-        i += 1
-    if partial is not None and "ALL" in options:
-        raise ValueError("PARTIAL and ALL cannot be combined")
-    return options or ["ALL"], partial

@@ -16,6 +16,20 @@ from gateway.imap.format import SYSTEM_FLAGS, flagList, formatFlags
 from gateway.imap.sequence import formatSequenceSet
 
 _SYSTEM = frozenset(SYSTEM_FLAGS)
+_KNOWN = {}
+
+
+def _withSystemFlags(keywords):
+    """
+    The system flags and C{keywords}: one object for every session that
+    opens a mailbox with the same keywords.
+    """
+    known = _KNOWN.get(keywords)
+    if known is None:
+        if len(_KNOWN) >= 1024:
+            _KNOWN.clear()
+        known = _KNOWN[keywords] = _SYSTEM | keywords
+    return known
 
 
 class MailboxView:
@@ -41,7 +55,7 @@ class MailboxView:
         self.readOnly = readOnly
         self.modseq, self.uids = mailbox.uidSnapshot()
         self.recent = frozenset(mailbox.unclaimedRecent() if readOnly else mailbox.claimRecent())
-        self.knownFlags = _SYSTEM | mailbox.keywords()
+        self.knownFlags = _withSystemFlags(mailbox.keywords())
         self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
         # the empty ones.
