@@ -535,6 +535,8 @@ def do_APPEND(session, tag, args):
     if args.peek() == b'"':
         internalDate = parseDateTime(args.quoted().decode("latin-1"))
         args.space()
+    if args.peek() == b"~":
+        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
     message = args.literal()  # bytes, or a file for a large one
     try:
         args.end()

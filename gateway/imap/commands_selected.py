@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from gateway.errors import QuotaExceeded, StoreError
 from gateway.imap import search as searchModule
+from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
 from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.format import badFlags, flagList
@@ -30,6 +31,7 @@ capability("CONDSTORE")
 capability("SEARCHRES")
 capability("WITHIN")
 capability("PARTIAL")
+capability("BINARY")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
@@ -202,6 +204,8 @@ def _fetchLoop(session, items, uids, changedSince):
                                      recent=info.uid in recent, markSeen=writable)
             except StoreError:
                 continue  # removed from disk meanwhile
+            except UnknownTransferEncoding as e:
+                raise no("[UNKNOWN-CTE] Cannot decode a %s part" % (e,)) from None
             if plan.setsSeen and writable and "\\Seen" not in info.flags:
                 toSee.append(info.uid)
             head = b"* %d FETCH " % (seq,)
