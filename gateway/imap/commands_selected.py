@@ -32,6 +32,7 @@ capability("SEARCHRES")
 capability("WITHIN")
 capability("PARTIAL")
 capability("BINARY")
+capability("PREVIEW")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)

@@ -9,7 +9,7 @@ from gateway.imap.results import parsePartialRange
 
 _SIMPLE = frozenset([
     "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
+    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "PREVIEW",
 ])
 
 _MACROS = {
@@ -108,7 +108,7 @@ class FetchItems(list):
 
     @ivar modifiers: C{dict} of FETCH modifiers, e.g. C{{"CHANGEDSINCE":
         12345}}, C{{"VANISHED": True}} or C{{"PARTIAL": (True, 1, 50)}}
-        (RFC 9394, see L{gateway.imap.search.parsePartialRange}).
+        (RFC 9394, see L{gateway.imap.results.parsePartialRange}).
     """
 
     modifiers = None
@@ -217,6 +217,13 @@ def _readItem(text, pos):
                 raise ValueError("BINARY.SIZE takes no partial range")
             return FetchItem(_BINARY_NAMES[name], section, name == "BINARY.PEEK", partial), pos
         return FetchItem("BODY", section, name == "BODY.PEEK", partial), pos
+    if name == "PREVIEW" and text.startswith(" (", pos):
+        # RFC 8970's modifier LAZY (answering at once is allowed anyway);
+        # anything else is left to be read as FETCH modifiers.
+        close = text.find(")", pos)
+        words = text[pos + 2:close].split() if close != -1 else []
+        if words and all(m.upper() == "LAZY" for m in words):
+            return FetchItem(name), close + 1
     if name in _SIMPLE:
         return FetchItem(name), pos
     if name in _MACROS:

@@ -47,6 +47,7 @@ from gateway.imap.fetchitems import (  # noqa: F401 -- re-exported
     parseFetchItems,
 )
 from gateway.imap.format import flagList
+from gateway.imap.preview import makePreview
 
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.
@@ -353,6 +354,8 @@ _RENDER = {
     "BODY": lambda parts, message, flags, recent: parts.append(
         mimeparts.renderBodyStructure(message.root, False)),
     "RFC822.HEADER": lambda parts, message, flags, recent: _literal(parts, message.headerBlock()),
+    "PREVIEW": lambda parts, message, flags, recent: parts.append(
+        mimeparts.imapString(makePreview(message.root))),
 }
 
 
