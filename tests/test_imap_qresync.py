@@ -75,7 +75,7 @@ class QresyncTests(SelectedTestMixin, unittest.TestCase):
         self.assertNotIn(b"FETCH", out)
 
     def test_closedAndVanished(self):
-        """With QRESYNC a reselect says [CLOSED], and expunges are announced as VANISHED."""
+        """A reselect says [CLOSED]; with QRESYNC expunges are announced as VANISHED."""
         self.prepare(4)
         self.send(b"e ENABLE QRESYNC")
         self.send(b"s SELECT INBOX")

@@ -139,7 +139,8 @@ def _select(session, tag, args, readOnly):
         args.space()
         qresync = parseSelectParameters(session, args.parenList())
     args.end()
-    if session.view is not None and "QRESYNC" in session.enabled:
+    if session.view is not None:
+        # RFC 7162 3.2.11 (as Dovecot: to every client, QRESYNC enabled or not)
         session.sendUntagged(b"OK [CLOSED] Previous mailbox closed")
     session.closeMailbox()
     try:
