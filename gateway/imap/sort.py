@@ -155,12 +155,15 @@ def _firstAddress(info, name):
     return "", ""
 
 
-def sentTimestamp(info):
+def sentTimestamp(info, values=None):
     """
     The message's sent date (its Date header) as POSIX seconds, or its
     internal date when the header is missing or unparseable (RFC 5256).
+
+    @param values: the values of its Date fields, when already read.
     """
-    values = mimeparts.fieldValues(info.headers or b"", "date")
+    if values is None:
+        values = mimeparts.fieldValues(info.headers or b"", "date")
     if values:
         match = _DATE.match(values[0])
         if match is not None and match.group(2).lower() in _MONTHS:

@@ -56,19 +56,39 @@ def threadFields(info):
     C{(date, subject, isReply, messageId, references)}, from an
     L{gateway.interfaces.IMessageInfo} with its header block.
     """
-    headers = info.headers or b""
-    subjects = mimeparts.fieldValues(headers, "subject")
+    fields = _threadFields(info.headers or b"")
+    subjects = fields["subject"]
     subject, isReply = baseSubject(decodeHeader(subjects[0]) if subjects else "")
-    ids = mimeparts.fieldValues(headers, "message-id")
+    ids = fields["message-id"]
     messageId = (_messageIds(ids[0]) or [None])[0] if ids else None
     references = []
-    for value in mimeparts.fieldValues(headers, "references"):
+    for value in fields["references"]:
         references.extend(_messageIds(value))
     if not references:
-        for value in mimeparts.fieldValues(headers, "in-reply-to"):
+        for value in fields["in-reply-to"]:
             references = _messageIds(value)[:1]
             break
-    return (sentTimestamp(info), subject.lower(), isReply, messageId, tuple(references))
+    return (sentTimestamp(info, fields["date"]), subject.lower(), isReply, messageId, tuple(references))
+
+
+_THREAD_FIELDS = ("date", "in-reply-to", "message-id", "references", "subject")
+
+
+def _threadFields(block):
+    """
+    The values (unfolded, stripped) of the fields threading reads, by
+    lower-case name: one pass over the header block.
+    """
+    fields = {name: [] for name in _THREAD_FIELDS}
+    for raw in mimeparts.namedFields(block, _THREAD_FIELDS):
+        colon = raw.index(b":")
+        name = raw[:colon].strip().lower().decode("ascii", "replace")
+        value = raw[colon + 1:]
+        if value.count(b"\n") > 1:
+            value = b"".join(line.rstrip(b"\r") for line in value.split(b"\n"))
+        if name in fields:
+            fields[name].append(value.strip())
+    return fields
 
 
 class Node:
