@@ -28,6 +28,7 @@ from gateway.imap.protocol import (
     no,
 )
 from gateway.imap.qresync import afterSelect, parseSelectParameters
+from gateway.imap.sequence import formatSequenceSet
 from gateway.imap.view import MailboxView
 from gateway.store import query
 from gateway.store.mail import SPECIAL_USES
@@ -522,10 +523,14 @@ def formatDateTime(value):
 capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessageSize,))
 
 
-@command("APPEND", AUTH)
-def do_APPEND(session, tag, args):
-    name = mailboxArgument(args, new=True)
-    args.space()
+capability("MULTIAPPEND")
+
+
+def _appendMessage(args):
+    """
+    One message of APPEND: C{(message, flags, internalDate)}, the message
+    C{bytes} or, for a large one, a file.
+    """
     flags = ()
     internalDate = None
     if args.peek() == b"(":
@@ -538,20 +543,47 @@ def do_APPEND(session, tag, args):
         args.space()
     if args.peek() == b"~":
         args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
-    message = args.literal()  # bytes, or a file for a large one
+    return args.literal(), flags, internalDate
+
+
+@command("APPEND", AUTH)
+def do_APPEND(session, tag, args):
+    """
+    APPEND of one message, or of several (MULTIAPPEND, RFC 3502): all are
+    stored or none.
+    """
+    name = mailboxArgument(args, new=True)
+    messages = []
     try:
-        args.end()
+        while True:
+            args.space()
+            messages.append(_appendMessage(args))
+            if args.atEnd():
+                break
         mailbox = openTarget(session, name)
+        uids = []
         try:
-            uid = mailbox.appendMessage(message, flags, internalDate)
-        except StoreError as e:
+            for message, flags, internalDate in messages:
+                uids.append(mailbox.appendMessage(message, flags, internalDate))
+        except (StoreError, QuotaExceeded) as e:
+            _takeBack(mailbox, uids)
+            if isinstance(e, QuotaExceeded):
+                raise no("[OVERQUOTA] Storage quota exceeded") from None
             raise storeError(e) from None
-        except QuotaExceeded:
-            raise no("[OVERQUOTA] Storage quota exceeded") from None
     finally:
-        if not isinstance(message, bytes):
-            message.close()
-    return ("OK", "[APPENDUID %d %d] APPEND completed" % (mailbox.uidValidity, uid))
+        for message, _flags, _date in messages:
+            if not isinstance(message, bytes):
+                message.close()
+    return ("OK", "[APPENDUID %d %s] APPEND completed" % (mailbox.uidValidity, formatSequenceSet(uids)))
+
+
+def _takeBack(mailbox, uids):
+    """
+    Remove the messages a failed MULTIAPPEND stored before it failed.
+    """
+    if uids:
+        mailbox.setFlags(uids, ["\\Deleted"], "+")
+        mailbox.expunge(uids)
 
 
 # -- QUOTA ---------------------------------------------------------------------------------

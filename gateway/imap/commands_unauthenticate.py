@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_imap_unauthenticate -*-
+# -*- test-case-name: tests.test_imap_extensions -*-
 """
 UNAUTHENTICATE (RFC 8437): back to the not-authenticated state on the same
 connection (TLS stays), so a client can log in as someone else.

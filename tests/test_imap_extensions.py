@@ -1,6 +1,7 @@
-# -*- test-case-name: tests.test_imap_unauthenticate -*-
+# -*- test-case-name: tests.test_imap_extensions -*-
 """
-UNAUTHENTICATE (RFC 8437) and the STATUS=SIZE capability (RFC 8438).
+Smaller IMAP extensions: UNAUTHENTICATE (RFC 8437), STATUS=SIZE (RFC 8438),
+CREATE-SPECIAL-USE (RFC 6154) and MULTIAPPEND (RFC 3502).
 """
 
 from twisted.trial import unittest
@@ -63,3 +64,27 @@ class CreateSpecialUseTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"d NO [USEATTR]", self.send(b"d CREATE Odd (USE (\\Bogus))"))
         self.assertIn(b"e NO [USEATTR]", self.send(b"e CREATE Two (USE (\\Sent \\Junk))"))
         self.assertNotIn(b'"Odd"', self.send(b'f LIST "" *'))
+
+
+class MultiAppendTests(IMAPTestMixin, unittest.TestCase):
+    def test_multiappend(self):
+        """MULTIAPPEND (RFC 3502): several messages in one APPEND, answered with a UID set."""
+        self.login()
+        self.assertIn(b" MULTIAPPEND", self.send(b"a CAPABILITY"))
+        out = self.send(b"b APPEND INBOX (\\Seen) {%d+}\r\n%s (\\Flagged $Work) \" 1-Feb-2024 10:00:00 +0100\" {%d+}\r\n%s"
+                        b" {%d+}\r\n%s\r\n" % (len(MESSAGE), MESSAGE, len(MESSAGE), MESSAGE, len(MESSAGE), MESSAGE))
+        self.assertRegex(out, rb"b OK \[APPENDUID \d+ 1:3\] APPEND completed")
+        self.send(b"s SELECT INBOX")
+        out = self.send(b"c FETCH 1:3 (FLAGS INTERNALDATE)")
+        self.assertIn(b"\\Seen", out.split(b"\r\n")[0])
+        self.assertIn(b'$Work) INTERNALDATE " 1-Feb-2024 09:00:00 +0000"', out)
+
+    def test_allOrNothing(self):
+        """When one message of a MULTIAPPEND cannot be stored, none is."""
+        self.login(quota=len(MESSAGE) * 2 + 10)
+        out = self.send(b"a APPEND INBOX {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n" % (
+            len(MESSAGE), MESSAGE, len(MESSAGE), MESSAGE, len(MESSAGE), MESSAGE))
+        self.assertIn(b"a NO [OVERQUOTA]", out)
+        self.assertIn(b"(MESSAGES 0)", self.send(b"b STATUS INBOX (MESSAGES)"))
+        self.assertIn(b"c BAD", self.send(b"c APPEND INBOX {3+}\r\nabc (\\Bogus) {3+}\r\nabc\r\n"))
+        self.assertIn(b"(MESSAGES 0)", self.send(b"d STATUS INBOX (MESSAGES)"))
