@@ -55,6 +55,15 @@ class SearchResTests(SelectedTestMixin, unittest.TestCase):
         self.send(b"g SELECT INBOX")
         self.assertEqual(self.send(b"h FETCH $ UID"), b"h OK FETCH completed\r\n")
 
+    def test_sortSave(self):
+        """SORT RETURN (SAVE) saves the sorted matches (MIN/MAX alone: those) for $."""
+        self.selectWith(4)
+        self.assertEqual(self.send(b"a SORT RETURN (SAVE) (REVERSE ARRIVAL) UTF-8 2:3"), b"a OK SORT completed\r\n")
+        self.assertIn(b"* SEARCH 2 3\r\n", self.send(b"b SEARCH $"))
+        out = self.send(b"c UID SORT RETURN (SAVE MIN) (REVERSE ARRIVAL) UTF-8 ALL")
+        self.assertIn(b'* ESEARCH (TAG "c") UID MIN 4\r\n', out)
+        self.assertIn(b"* SEARCH 4\r\n", self.send(b"d SEARCH $"))
+
     def test_failedSearchEmpties(self):
         """A SEARCH RETURN (SAVE) that fails leaves $ empty; $ cannot be part of a larger set."""
         self.selectWith(3)

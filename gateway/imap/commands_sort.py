@@ -23,7 +23,7 @@ capability("ESORT")
 for _name in threadModule.ALGORITHMS:
     capability("THREAD=" + _name)
 
-_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
 
 
 def _charset(args):
@@ -114,7 +114,7 @@ def _sort(session, tag, args, uid):
         return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
 
     def sortRecords(hits, caches, seqs):
-        records = [(uid_ if uid else seqs[uid_], modseq, [caches[c.key][uid_] for c in criteria])
+        records = [(uid_ if uid else seqs[uid_], modseq, [caches[c.key][uid_] for c in criteria], uid_)
                    for uid_, modseq in hits]
         for i in range(len(criteria) - 1, -1, -1):
             records.sort(key=lambda r: r[2][i], reverse=criteria[i].reverse)
@@ -123,6 +123,14 @@ def _sort(session, tag, args, uid):
             suffix = b" (MODSEQ %d)" % (max(r[1] for r in records),) if wantsModSeq and records else b""
             session.sendUntagged(b"SORT" + b"".join(b" %d" % (n,) for n in numbers) + suffix)
             return None
+        if "SAVE" in options:
+            # RFC 5182 with RFC 5267: MIN/MAX alone save those messages.
+            saved = records
+            if not options & {"ALL", "COUNT"} and options & {"MIN", "MAX"}:
+                saved = records[:1] * ("MIN" in options) + records[-1:] * ("MAX" in options)
+            session.view.saved = frozenset(r[3] for r in saved)
+            if options == {"SAVE"} and partial is None:
+                return None
         parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
         if uid:
             parts.append(b"UID")
