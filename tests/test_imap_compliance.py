@@ -153,6 +153,16 @@ class InvalidNameTests(SelectedTestMixin, unittest.TestCase):
         self.assertNotIn(b"0123456789", out)
 
 
+class ErrorTextTests(SelectedTestMixin, unittest.TestCase):
+    def test_fetchErrorOneLine(self):
+        """A FETCH error that quotes a literal of the command stays on the one tagged line."""
+        self.selectWith(1)
+        out = self.send(b"a FETCH 1:* {3+}\r\nabc")
+        self.assertTrue(out.startswith(b"a BAD "), out)
+        self.assertEqual(out.count(b"\r\n"), 1, out)
+        self.assertIn(b"b OK", self.send(b"b NOOP"))
+
+
 class EsearchModSeqTests(SelectedTestMixin, unittest.TestCase):
     def test_minMaxModSeq(self):
         """ESEARCH MODSEQ is that of the messages returned: MIN's, MAX's, or the highest of all for ALL/COUNT."""

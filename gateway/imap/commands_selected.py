@@ -36,6 +36,7 @@ capability("PREVIEW")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Messages read from the index per batch.
 BATCH = 500
@@ -155,7 +156,8 @@ def _fetch(session, tag, args, uid):
     try:
         items = parseFetchItems(text)
     except ValueError as e:
-        raise IMAPSyntaxError("bad FETCH items: %s" % (e,)) from None
+        # The text may quote the client's items, literals and all: one line.
+        raise IMAPSyntaxError("bad FETCH items: %s" % (_CONTROL.sub(" ", str(e)),)) from None
     changedSince = (items.modifiers or {}).get("CHANGEDSINCE")
     vanished = (items.modifiers or {}).get("VANISHED")
     if vanished and (not uid or changedSince is None or "QRESYNC" not in session.enabled):
