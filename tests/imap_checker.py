@@ -5,7 +5,8 @@ map, flags announced, modseqs) and records every response that breaks
 RFC 3501/7162 rules:
 
   - EXISTS never shrinks; EXPUNGE and FETCH name existing numbers;
-  - no EXPUNGE in the responses of FETCH, STORE or SEARCH (non-UID);
+  - no EXPUNGE (or VANISHED, for the half of the clients that ENABLE
+    QRESYNC) in the responses of FETCH, STORE or SEARCH (non-UID);
   - a FETCH never shows a keyword not announced in a FLAGS response;
   - UIDs ascend with sequence numbers and a message's MODSEQ never
     decreases;
@@ -30,6 +31,18 @@ _FLAGS = re.compile(rb"^\* FLAGS \(([^)]*)\)$")
 _FETCH_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
 _FETCH_UID = re.compile(rb"UID (\d+)")
 _FETCH_MODSEQ = re.compile(rb"MODSEQ \((\d+)\)")
+
+
+def _uidSet(text):
+    """
+    The UIDs of a sequence set without C{*}.
+    """
+    uids = []
+    for part in text.decode("ascii").split(","):
+        low, _, high = part.partition(":")
+        low, high = int(low), int(high or low)
+        uids.extend(range(min(low, high), max(low, high) + 1))
+    return uids
 
 
 class Session:
@@ -126,6 +139,22 @@ class Session:
         if match:
             self.checkFetch(int(match.group(1)), match.group(2), command)
             return
+        if line.startswith(b"* VANISHED ") and not line.startswith(b"* VANISHED (EARLIER)"):
+            if noExpunge:
+                self.violation("VANISHED during %s" % (command.split()[0],), command)
+            for uid in _uidSet(line[len(b"* VANISHED "):]):
+                if uid in self.uids:
+                    self.uids.remove(uid)
+                elif None in self.uids:
+                    # A UID this client never fetched: where it was is
+                    # unknown, so the sequence map is forgotten.
+                    self.uids = [None] * (len(self.uids) - 1)
+                else:
+                    self.violation("VANISHED %d, a UID the session does not have" % (uid,), command)
+                    continue
+                self.modseqs.pop(uid, None)
+                self.exists -= 1
+            return
         if line.startswith((b"* SEARCH", b"* SORT")):
             numbers = [int(n) for n in re.findall(rb"\d+", line.split(b"(MODSEQ")[0])]
             if not command.upper().startswith("UID") and any(n > self.exists or n < 1 for n in numbers):
@@ -206,7 +235,7 @@ def runClient(host, port, user, password, name, until, seed, results):
     session = Session(host, port, name)
     try:
         session.command(b'LOGIN %s "%s"' % (user.encode(), password.encode()))
-        session.command(b"ENABLE CONDSTORE")
+        session.command(b"ENABLE QRESYNC" if rnd.random() < 0.5 else b"ENABLE CONDSTORE")
         session.command(b"SELECT INBOX")
         count = 0
         while time.time() < until:

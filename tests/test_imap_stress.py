@@ -37,6 +37,19 @@ class CheckerRuleTests(unittest.TestCase):
         self.assertIn("never announced", session.violations[0])
         self.assertIn("EXPUNGE during FETCH", session.violations[1])
 
+    def test_vanished(self):
+        """VANISHED takes the UIDs out of the session's map, and is a violation during FETCH."""
+        session = self.session()
+        session.check(b"* 3 EXISTS", b"SELECT INBOX", False)
+        for seq, uid in ((1, 5), (2, 7), (3, 9)):
+            session.check(b"* %d FETCH (UID %d)" % (seq, uid), b"FETCH 1:* UID", True)
+        session.check(b"* VANISHED 5:7", b"NOOP", False)
+        self.assertEqual((session.exists, session.uids, session.violations), (1, [9], []))
+        session.check(b"* VANISHED (EARLIER) 1:4", b"UID FETCH", False)
+        session.check(b"* VANISHED 9", b"FETCH 1 FLAGS", True)
+        self.assertEqual(len(session.violations), 1)
+        self.assertIn("VANISHED during FETCH", session.violations[0])
+
 
 class MixedLoadTests(unittest.TestCase):
     def test_noViolations(self):
