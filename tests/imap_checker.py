@@ -150,8 +150,7 @@ class Session:
                     # unknown, so the sequence map is forgotten.
                     self.uids = [None] * (len(self.uids) - 1)
                 else:
-                    self.violation("VANISHED %d, a UID the session does not have" % (uid,), command)
-                    continue
+                    continue  # RFC 7162 3.2.10: a UID that does not exist may be named
                 self.modseqs.pop(uid, None)
                 self.exists -= 1
             return
