@@ -109,6 +109,11 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* SORT 1 3 2\r\n", self.send(b"j UID SORT (SUBJECT) UTF-8 ALL"))
         self.assertIn(b"* SORT 1 3\r\n", self.send(b"k SORT (ARRIVAL) UTF-8 LARGER 140"))
 
+    def test_unicodeCasemap(self):
+        """Subjects compare with i;unicode-casemap: accents decomposed, case ignored."""
+        self.fill([message("zebra"), message("=?utf-8?q?=C3=89clair?="), message("eclair"), message("Ecl")])
+        self.assertIn(b"* SORT 4 3 2 1\r\n", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
+
     def test_tiesKeepMailboxOrder(self):
         """Messages equal on every key stay in mailbox order, also under REVERSE."""
         self.fill([message("same", day(1))] * 3)

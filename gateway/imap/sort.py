@@ -4,15 +4,16 @@ SORT keys (RFC 5256, RFC 5957 DISPLAYFROM/DISPLAYTO) computed from what the
 index holds of a message (L{gateway.interfaces.IMessageInfo}: internal
 date, size and the header block), never from the message file.
 
-Strings compare with the C{i;ascii-casemap} collation (ASCII letters
-without case, other characters by code point); messages that tie on every
-key keep mailbox order, which a stable sort of the ascending UIDs gives.
+Strings compare with the C{i;unicode-casemap} collation (see
+L{caseMap}); messages that tie on every key keep mailbox order, which a
+stable sort of the ascending UIDs gives.
 """
 
 import calendar
 import collections
 import email.utils
 import re
+import unicodedata
 
 from gateway.imap import mimeparts
 from gateway.imap.search import decodeHeader
@@ -86,9 +87,14 @@ def needsHeaders(criteria):
 
 def caseMap(text):
     """
-    C{text} in the form C{i;ascii-casemap} compares: ASCII letters upper case.
+    C{text} in the form C{i;unicode-casemap} (RFC 5051, which RFC 5256's
+    I18NLEVEL=1 requires) compares by code point: upper case, then
+    decomposed, so that C{"Éclair"} sorts beside C{"Eclair"}, not after
+    C{"Zebra"}.  ASCII text is only upper-cased (the common case, fast).
     """
-    return text.translate(_ASCII_UPPER)
+    if text.isascii():
+        return text.translate(_ASCII_UPPER)
+    return unicodedata.normalize("NFKD", text.upper())
 
 
 def baseSubject(subject):
