@@ -313,6 +313,14 @@ class IMailbox(Interface):
         @return: C{frozenset} of C{str}.
         """
 
+    def saveDates(uids):
+        """
+        When each message was saved into this mailbox (RFC 8514).
+
+        @return: C{{uid: POSIX seconds or None}} (C{None}: not known) for
+            those of C{uids} present.
+        """
+
     def counts():
         """
         The mailbox's numbers, read in one pass of the index: an object with

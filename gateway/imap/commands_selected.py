@@ -33,6 +33,7 @@ capability("WITHIN")
 capability("PARTIAL")
 capability("BINARY")
 capability("PREVIEW")
+capability("SAVEDATE")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
@@ -192,6 +193,7 @@ def _fetchLoop(session, items, uids, changedSince):
             infos = [info for info in infos if info.modseq > changedSince]
         seqs = view.sequenceNumbers(chunk)
         recent = view.recent
+        saveDates = mailbox.saveDates(chunk) if plan.needsSaveDate else {}
         view.announceFlags(session, infos)
         toSee = []
         for info in infos:
@@ -204,7 +206,8 @@ def _fetchLoop(session, items, uids, changedSince):
                 continue
             try:
                 chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
-                                     recent=info.uid in recent, markSeen=writable)
+                                     recent=info.uid in recent, markSeen=writable,
+                                     saveDate=saveDates.get(info.uid))
             except StoreError:
                 continue  # removed from disk meanwhile
             except UnknownTransferEncoding as e:
@@ -474,12 +477,13 @@ def matchingMessages(session, program):
 
     def batch(chunk):
         seqs = view.sequenceNumbers(chunk)
+        saveDates = mailbox.saveDates(chunk) if program.rest.needsSaveDate else {}
         for info in mailbox.messages(chunk, headers=program.rest.needsHeaders):
             seq = seqs.get(info.uid)
             if seq is None:
                 continue
             if program.matchesRest(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
-                                   recent=info.uid in view.recent):
+                                   recent=info.uid in view.recent, saveDate=saveDates.get(info.uid)):
                 found.append((info.uid, info.modseq))
     d = runBatches(session, candidates, batch)
     if d is None:

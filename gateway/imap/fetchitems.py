@@ -9,7 +9,7 @@ from gateway.imap.results import parsePartialRange
 
 _SIMPLE = frozenset([
     "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "PREVIEW",
+    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "PREVIEW", "SAVEDATE",
 ])
 
 _MACROS = {

@@ -33,6 +33,7 @@ and RFC822.HEADER are served from the L{IMessageInfo} alone (unless the
 index truncated an over-long header block).
 """
 
+import datetime
 import io
 import mmap
 import os
@@ -110,8 +111,9 @@ class _Message:
     when a part of the response needs it, and at most once.
     """
 
-    def __init__(self, info, openMessage):
+    def __init__(self, info, openMessage, saveDate=None):
         self.info = info
+        self.saveDate = saveDate
         self._open = openMessage
         self._data = None
         self._root = None
@@ -356,6 +358,9 @@ _RENDER = {
     "RFC822.HEADER": lambda parts, message, flags, recent: _literal(parts, message.headerBlock()),
     "PREVIEW": lambda parts, message, flags, recent: parts.append(
         mimeparts.imapString(makePreview(message.root))),
+    "SAVEDATE": lambda parts, message, flags, recent: parts.append(
+        b"NIL" if message.saveDate is None else b'"%s"' % (formatInternalDate(
+            datetime.datetime.fromtimestamp(message.saveDate, datetime.timezone.utc)).encode("ascii"),)),
 }
 
 
@@ -418,6 +423,8 @@ class FetchPlan:
     @ivar needsHeaders: whether rendering reads C{info.headers} (see
         L{itemsNeedHeaders}).
     @ivar setsSeen: whether an item implicitly sets C{\\Seen}.
+    @ivar needsSaveDate: whether SAVEDATE is asked for: pass each
+        message's C{saveDate} to L{render}.
     """
 
     def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD):
@@ -428,6 +435,7 @@ class FetchPlan:
             size; C{None} never streams.
         """
         self.needsHeaders = itemsNeedHeaders(items)
+        self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold)
@@ -456,7 +464,7 @@ class FetchPlan:
         except _NeedsMessage:
             return None
 
-    def render(self, info, openMessage, recent=False, markSeen=False):
+    def render(self, info, openMessage, recent=False, markSeen=False, saveDate=None):
         """
         Render the FETCH attribute list of one message as chunks (see the
         module docstring).
@@ -470,9 +478,11 @@ class FetchPlan:
             requested), as RFC 3501 asks.  A caller that sets C{\\Seen}
             before rendering passes the updated C{info} instead; never pass
             C{True} on a read-only mailbox.
+        @param saveDate: the message's save date (POSIX seconds, C{None}
+            when not known) for SAVEDATE (RFC 8514).
         @return: C{list} of chunks.
         """
-        message = _Message(info, openMessage)
+        message = _Message(info, openMessage, saveDate)
         flags = info.flags
         items = self._items
         if self.setsSeen and markSeen and "\\Seen" not in flags:

@@ -140,6 +140,7 @@ def tokenize(text):
 class _Key:
     needsBody = False
     needsHeaders = False
+    needsSaveDate = False
 
     def storeTerm(self):
         """
@@ -198,6 +199,7 @@ class _Not(_Key):
         self.key = key
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
+        self.needsSaveDate = key.needsSaveDate
 
     def match(self, m):
         return not self.key.match(m)
@@ -212,6 +214,7 @@ class _Or(_Key):
         self.a, self.b = a, b
         self.needsBody = a.needsBody or b.needsBody
         self.needsHeaders = a.needsHeaders or b.needsHeaders
+        self.needsSaveDate = a.needsSaveDate or b.needsSaveDate
 
     def match(self, m):
         return self.a.match(m) or self.b.match(m)
@@ -226,6 +229,7 @@ class _And(_Key):
         self.keys = keys
         self.needsBody = any(k.needsBody for k in keys)
         self.needsHeaders = any(k.needsHeaders for k in keys)
+        self.needsSaveDate = any(k.needsSaveDate for k in keys)
 
     def match(self, m):
         return all(k.match(m) for k in self.keys)
@@ -308,6 +312,35 @@ class _Within(_Key):
 
     def storeTerm(self):
         return query.ArrivedBefore(self.since) if self.older else query.ArrivedSince(self.since)
+
+
+class _SavedDate(_Key):
+    """
+    SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): the UTC date of the save
+    date, or of the internal date when that is not known.
+    """
+
+    needsSaveDate = True
+
+    def __init__(self, date, op):
+        self.date, self.op = date, op
+
+    def match(self, m):
+        when = m.saveDate if m.saveDate is not None else m.info.internalDate.timestamp()
+        day = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).date()
+        if self.op == "BEFORE":
+            return day < self.date
+        if self.op == "ON":
+            return day == self.date
+        return day >= self.date
+
+    def storeTerm(self):
+        start = calendar.timegm(self.date.timetuple())
+        if self.op == "BEFORE":
+            return query.SavedBefore(start)
+        if self.op == "ON":
+            return query.And((query.SavedSince(start), query.SavedBefore(start + 86400)))
+        return query.SavedSince(start)
 
 
 class _Date(_Key):
@@ -459,9 +492,10 @@ class _Candidate:
     One message being matched, with lazily decoded headers and body.
     """
 
-    def __init__(self, seq, info, maxSeq, maxUid, openMessage, recent):
+    def __init__(self, seq, info, maxSeq, maxUid, openMessage, recent, saveDate=None):
         self.seq, self.info, self.maxSeq, self.maxUid = seq, info, maxSeq, maxUid
         self.recent = recent
+        self.saveDate = saveDate
         self._open = openMessage
         self._fields = None
         self._body = None
@@ -549,7 +583,7 @@ class SearchProgram:
         #: Whether every message matches (C{ALL}).
         self.matchesAll = all(isinstance(k, _All) for k in keys)
 
-    def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
+    def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False, saveDate=None):
         """
         Whether message number C{seq} described by C{info} matches.
 
@@ -559,14 +593,17 @@ class SearchProgram:
             CRLF file; called only by BODY and TEXT keys.
         @param recent: whether the message is C{\\Recent} in this session.
         """
-        return self.key.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
+        return self.key.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent, saveDate))
 
-    def matchesRest(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
+    def matchesRest(self, seq, info, maxSeq, maxUid, openMessage, recent=False, saveDate=None):
         """
         Like L{matches}, for a message the index found satisfying L{term}:
         only L{rest} is checked.
+
+        @param saveDate: the message's save date (POSIX seconds, or
+            C{None}: unknown), needed when C{rest.needsSaveDate}.
         """
-        return self.rest.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
+        return self.rest.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent, saveDate))
 
 
 class _Parser:
@@ -664,6 +701,10 @@ class _Parser:
             return _Date(self.date(), name, False)
         if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             return _Date(self.date(), name[4:], True)
+        if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
+            return _SavedDate(self.date(), name[5:])
+        if name == "SAVEDATESUPPORTED":
+            return _All()  # every mailbox here keeps save dates
         if name in ("LARGER", "SMALLER"):
             return _Size(self.number("size"), name == "LARGER")
         if name == "UID":

@@ -211,6 +211,16 @@ class Mailbox:
         self._keywordCache = (highest, result)
         return result
 
+    def saveDates(self, uids):
+        # The Maildir base name starts with the time the file was written
+        # into this folder (maildir.newBase: delivery, APPEND, COPY, MOVE);
+        # a name that does not is another program's, of unknown time.
+        result = {}
+        for uid, base in self._select("uid, base", uids):
+            head = base.split(".", 1)[0]
+            result[uid] = int(head) if head.isdigit() and len(head) < 12 else None
+        return result
+
     def counts(self):
         unseen, params = query.Not(query.HasFlag("\\Seen")).sql()
         with index.snapshot(self._conn):
