@@ -28,14 +28,19 @@ run: install
 lint: install
 	$(BIN)/ruff check gateway tests bench
 
-# The clients the end-to-end tests drive besides Python's own: curl and lftp,
-# from Debian when missing (as root); without them those tests are skipped.
+# The clients the end-to-end tests drive besides Python's own: curl, lftp,
+# mbsync (isync, with the Cyrus SASL modules), fetchmail and mutt (run in
+# tmux), and Dovecot's doveadm (reads our dovecot-acl files), from Debian
+# when missing (as root); without them those tests are skipped.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+TOOLS = curl lftp isync libsasl2-modules fetchmail mutt tmux dovecot-core
 tools:
-	@command -v curl >/dev/null && command -v lftp >/dev/null || \
+	@command -v curl >/dev/null && command -v lftp >/dev/null && command -v mbsync >/dev/null && \
+	  command -v fetchmail >/dev/null && command -v mutt >/dev/null && command -v tmux >/dev/null && \
+	  command -v doveadm >/dev/null && ls /usr/lib/*/sasl2/libscram.so >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	    { $(APT_INSTALL) curl lftp >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) curl lftp >/dev/null; }; }; } || \
-	  echo "curl or lftp could not be installed: their end-to-end tests will be skipped"
+	    { $(APT_INSTALL) $(TOOLS) >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) $(TOOLS) >/dev/null; }; }; } || \
+	  echo "some of $(TOOLS) could not be installed: their end-to-end tests will be skipped"
 
 test: lint tools
 	rm -rf tests.test_*/ _trial_temp
@@ -46,3 +51,20 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# systemd-analyze and logrotate, which check etc/gateway.service and
+# etc/gateway.logrotate, from Debian when missing (as root); without them
+# those tests are skipped.
+tools: tools-service
+tools-service:
+	@command -v systemd-analyze >/dev/null && command -v logrotate >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT_INSTALL) systemd logrotate >/dev/null || \
+	      { apt-get update -q >/dev/null && $(APT_INSTALL) systemd logrotate >/dev/null; }; }; } || \
+	  echo "systemd-analyze or logrotate could not be installed: the checks of etc/ will be skipped"
+
+# The manual pages in docs/, from the argument parsers and the configuration
+# schema (a test checks they are up to date): man -l docs/gatewayctl.8
+.PHONY: man tools-service
+man: install
+	$(BIN)/python -m gateway.manpage docs

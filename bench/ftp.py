@@ -57,6 +57,7 @@ def serveGateway(port, dataRoot):
     config = makeTestConfig(dataRoot)
     config._values["ftp", "max_connections_per_account"] = 10000
     config._values["ftp", "max_connections"] = 10000
+    config._values["ftp", "max_connections_per_address"] = 0
     config._values["server", "log_level"] = "warn"
     context = makeContext(config, reactor=reactor, clock=reactor)
     reactor.suggestThreadPoolSize(20)

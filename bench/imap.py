@@ -314,7 +314,9 @@ def startOurs(tmp, dataRoot):
         )
         for name in ("lmtp", "pop3", "http", "ftp"):
             f.write("[%s]\nenabled = no\n" % (name,))
-        f.write("[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\n" % (port,))
+        # Every client connects from 127.0.0.1: no per-address limit.
+        f.write("[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"
+                % (port,))
     bindir = os.path.dirname(sys.executable)
     child = subprocess.Popen(
         [

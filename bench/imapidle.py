@@ -119,9 +119,11 @@ def startGateway(tmp, dataRoot, sessions, frames=None):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write(
             "[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
+            "max_connections_per_address = 0\n"
             % (imapPort, max(5000, sessions + 100))
         )
-        f.write("[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\n" % (lmtpPort,))
+        f.write("[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"
+                % (lmtpPort,))
     env = dict(os.environ)
     if frames:
         env[TRACE_FRAMES] = str(frames)

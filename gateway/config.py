@@ -44,6 +44,23 @@ def _float(text):
         raise ValueError("expected a number, not %r" % (text,))
 
 
+#: SASL mechanisms C{[auth] mechanisms} may name (gateway.cred.forms knows
+#: what each needs stored).
+MECHANISMS = ("PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5")
+
+
+def _mechanisms(text):
+    names = []
+    for name in text.replace(",", " ").upper().split():
+        if name not in MECHANISMS:
+            raise ValueError("unknown mechanism %r (known: %s)" % (name, ", ".join(MECHANISMS)))
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ValueError("name at least one mechanism")
+    return tuple(names)
+
+
 def _str(text):
     return text.strip()
 
@@ -117,6 +134,14 @@ class Option:
     parse = attr.ib()
     default = attr.ib()  # the text as written in the file
     help = attr.ib()
+    #: A file or folder: a relative value is taken relative to the folder
+    #: of the configuration file (C{-} stays as it is).
+    path = attr.ib(default=False)
+
+
+#: Where C{twistd gateway} and C{gatewayctl} look for the configuration
+#: when C{--config} is not given.
+DEFAULT_CONFIG_PATH = "etc/gateway.ini"
 
 
 def _protocol(name, listen, description):
@@ -133,36 +158,86 @@ def _protocol(name, listen, description):
             name, "log_level", _level, "info",
             "Least severe %s event to log (debug, info, warn, error)." % (description,),
         ),
-    ]
+    ] + _limits(name, description.split(" (")[0])
+
+
+#: The connection limits service.py enforces for a protocol's listeners
+#: (L{gateway.admin.limits}): section -> C{[(option, default)]}; help in L{_LIMIT_HELP}.
+_LIMITS = {
+    "imap": [("max_connections_per_address", "50"), ("login_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "pop3": [("max_connections_per_address", "20"), ("login_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "http": [("max_connections", "2000"), ("max_connections_per_address", "50"), ("idle_timeout", "60"),
+             ("request_timeout", "20"), ("min_data_rate", "500")],
+    "lmtp": [("max_connections", "200"), ("max_connections_per_address", "100"),
+             ("request_timeout", "60"), ("min_data_rate", "500")],
+}
+
+_LIMIT_HELP = {
+    "max_connections": "Most %s connections at once.",
+    "max_connections_per_address": "Most %s connections at once from one client address; 0: no limit.",
+    "login_timeout": "Seconds from connecting to logging in that %s clients have; 0: no limit.",
+    "idle_timeout": "Seconds an idle %s connection is kept between requests.",
+    "request_timeout": "Seconds that %s commands, literals or requests that have begun to arrive may take,"
+                       " plus one second for every min_data_rate bytes; a slower client is disconnected"
+                       " (0: no limit).",
+    "min_data_rate": "Bytes per second that extend request_timeout for %s input still arriving.",
+}
+
+
+def _limits(name, description):
+    return [Option(name, option, _int, default, _LIMIT_HELP[option] % (description,))
+            for option, default in _LIMITS.get(name, ())]
 
 
 SCHEMA = [
-    Option("server", "data_root", _str, "var",
-           "Folder that holds every domain, account, mailbox and file (relative"
-           " to the folder gateway is started in)."),
+    Option("server", "data_root", _str, "../var",
+           "Folder that holds every domain, account, mailbox and file. Relative"
+           " paths in this file are relative to the folder this file is in.",
+           path=True),
     Option("server", "main_domain", _str, "example.test",
            "The main domain: login names without a domain that come in on an"
            " address no domain is assigned to belong to it."),
+    Option("server", "log_file", _str, "",
+           "File the server log is written to, besides twistd's own log (empty: none); SIGUSR1"
+           " opens it again by name, after logrotate has moved it.", path=True),
+    Option("server", "listen_backlog", _int, "1024",
+           "Connections the kernel queues on each listener before the server accepts them"
+           " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",
            "Least severe event to log for everything that has no level of its own."),
-    Option("tls", "certificate", _str, "var/tls/cert.pem",
-           "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners."),
-    Option("tls", "private_key", _str, "var/tls/key.pem",
-           "PEM private key of that certificate."),
+    Option("tls", "certificate", _str, "../var/tls/cert.pem",
+           "PEM certificate (chain) for STARTTLS, STLS, AUTH TLS and ssl: listeners.", path=True),
+    Option("tls", "private_key", _str, "../var/tls/key.pem",
+           "PEM private key of that certificate.", path=True),
     Option("tls", "minimum_version", _tlsVersion, "1.2",
            "Oldest TLS version accepted: 1.2 or 1.3."),
     Option("auth", "checker", _str, "gateway.cred.checkers.DirectoryChecker",
            "Credentials checker class (dotted name); it is built with the"
            " directory and this configuration."),
+    Option("auth", "mechanisms", _mechanisms, "PLAIN LOGIN SCRAM-SHA-256 CRAM-MD5",
+           "SASL mechanisms offered, in this order (PLAIN, LOGIN, SCRAM-SHA-256,"
+           " CRAM-MD5).  Setting a password stores every form these need; a domain"
+           " can narrow the list (gatewayctl domain set D --mechanisms ...)."),
     Option("auth", "failure_delay", _float, "1.0",
            "Seconds the answer to a failed login is delayed; it doubles with"
            " each further failure from the same address."),
     Option("auth", "max_failure_delay", _float, "15.0",
            "Longest delay, in seconds, after repeated failures."),
+    Option("auth", "penalty_after", _int, "5",
+           "Failures from one address (or logins from it under way at once) after which every further"
+           " login from it, right or wrong and on any connection, waits its turn before it is checked:"
+           " one after the other, each the failure delay after the previous one."),
     Option("auth", "log_level", _level, "info",
            "Least severe authentication event to log (logins are logged at info)."),
+    Option("admin", "enabled", _bool, "yes",
+           "Serve the admin listener: /metrics (Prometheus text format) and /sessions (JSON, for gatewayctl who)."),
+    Option("admin", "listen", _list, "tcp:8200:interface=127.0.0.1",
+           "Where the admin listener listens: Twisted endpoint strings. It has no authentication:"
+           " keep it on loopback or a private network."),
 ] + _protocol(
     "imap", "tcp:1143:interface=127.0.0.1 ssl:1993:interface=127.0.0.1", "IMAP"
 ) + [
@@ -189,7 +264,7 @@ SCHEMA = [
     Option("http", "freebusy_weeks", _int, "8",
            "Length, in weeks from the start of today, of the default free/busy window."),
     Option("http", "access_log", _str, "-",
-           "File for the request log in common log format; - logs through the server log."),
+           "File for the request log in common log format; - logs through the server log.", path=True),
     Option("http", "max_upload_size", parseSize, "100M",
            "Largest request body (a PUT) accepted; a larger one is refused with 413 before"
            " it is stored anywhere (unlimited: no limit but the storage quota)."),
@@ -201,6 +276,17 @@ SCHEMA = [
     Option("ftp", "idle_timeout", _int, "900", "Seconds of inactivity after which an FTP session is closed."),
     Option("ftp", "max_connections", _int, "200", "Most FTP connections at once."),
     Option("ftp", "max_connections_per_account", _int, "10", "Most FTP sessions one account may have at once."),
+    Option("ftp", "max_connections_per_address", _int, "10",
+           "Most FTP connections from one client address at once (0: no limit), so that one host cannot "
+           "take every place of max_connections."),
+    Option("ftp", "login_timeout", _int, "60",
+           "Seconds a new FTP connection has to log in, however busy it keeps; then it is closed (0: no limit "
+           "but idle_timeout)."),
+    Option("ftp", "keep_partial_uploads", _bool, "yes",
+           "Keep what arrived of an upload that was cut off (ABOR, a lost connection, a protected one closed "
+           "without TLS close_notify) under the file's name, counted in the quota, so the client can resume "
+           "it with REST (lftp put -c, curl -C -), as vsftpd and pyftpdlib do; the reply is still 426.  "
+           "no: such an upload leaves the old file as it was (APPE and REST writes keep what arrived either way)."),
 ] + _protocol(
     "lmtp", "tcp:2424:interface=127.0.0.1", "LMTP delivery (for the MTA)"
 ) + [
@@ -210,8 +296,37 @@ SCHEMA = [
 ]
 
 
-def defaultConfig():
-    return Config({(o.section, o.name): o.parse(o.default) for o in SCHEMA})
+def _resolve(option, value, folder):
+    if option.path and isinstance(value, str) and value and value != "-" and folder is not None:
+        return os.path.normpath(os.path.join(folder, os.path.expanduser(value)))
+    return value
+
+
+def defaultConfig(path=DEFAULT_CONFIG_PATH):
+    """
+    The configuration every option at its default, relative paths taken
+    relative to the folder of C{path} (as if that file held the defaults;
+    C{None} leaves them relative).
+    """
+    folder = os.path.dirname(os.path.abspath(path)) if path is not None else None
+    return Config({(o.section, o.name): _resolve(o, o.parse(o.default), folder) for o in SCHEMA})
+
+
+def loadConfigOrDefaults(path, given):
+    """
+    The configuration for a command line: the file at C{path}, or, when
+    C{--config} was not C{given} and there is no file there, the defaults
+    (with C{defaulted} set, for the caller to announce in one log line).
+
+    @param given: C{True} when the user named C{path} (a missing file is an
+        error then).
+    @raise ConfigurationError: see L{loadConfig}.
+    """
+    if not given and not os.path.exists(path):
+        config = defaultConfig(path)
+        config.defaulted = True
+        return config
+    return loadConfig(path)
 
 
 class Config:
@@ -219,6 +334,9 @@ class Config:
     Parsed configuration: C{config['imap', 'listen']}, or
     C{config.section('imap')} for a dict of one section.
     """
+
+    #: C{True} when no file was read (see L{loadConfigOrDefaults}).
+    defaulted = False
 
     def __init__(self, values, path=None):
         self._values = values
@@ -264,7 +382,8 @@ def loadConfig(path):
         raise ConfigurationError("%s: %s" % (path, message))
     known = {(o.section, o.name): o for o in SCHEMA}
     knownSections = {o.section for o in SCHEMA}
-    values = {key: o.parse(o.default) for key, o in known.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    values = {key: _resolve(o, o.parse(o.default), folder) for key, o in known.items()}
     for section in parser.sections():
         if section not in knownSections:
             raise ConfigurationError("%s: unknown section [%s]" % (path, section))
@@ -273,7 +392,7 @@ def loadConfig(path):
             if option is None:
                 raise ConfigurationError("%s: [%s] unknown option %r" % (path, section, name))
             try:
-                values[section, name] = option.parse(text)
+                values[section, name] = _resolve(option, option.parse(text), folder)
             except ValueError as e:
                 raise ConfigurationError("%s: [%s] %s: %s" % (path, section, name, e))
     return Config(values, path)

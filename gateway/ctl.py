@@ -4,7 +4,7 @@ C{gatewayctl}: administer domains, accounts and aliases, deliver mail from
 an MTA, and prepare a fresh installation.  Changes are written to the data
 root and a running server sees them at once.
 
-Exit codes follow sysexits: 0 done, 64 usage error, 65 bad data, 67 unknown
+Exit codes follow sysexits: 0 done, 1 problems found (doctor), 64 usage error, 65 bad data, 67 unknown
 user (deliver), 73 cannot create, 75 temporary failure (deliver), 77 over
 quota (deliver), 78 configuration error.
 """
@@ -12,10 +12,22 @@ quota (deliver), 78 configuration error.
 import argparse
 import getpass
 import os
+import re
 import sys
 
-from gateway.config import ConfigurationError, defaultConfig, formatSize, loadConfig, parseSize, sampleConfig
-from gateway.cred.passwords import HASH_SCHEMES, hashPassword, isKnownScheme, splitScheme
+from gateway import ctl_acl
+from gateway.config import (
+    DEFAULT_CONFIG_PATH,
+    MECHANISMS,
+    ConfigurationError,
+    formatSize,
+    loadConfigOrDefaults,
+    parseSize,
+    sampleConfig,
+)
+from gateway.cred import forms
+from gateway.cred.checkers import accountMechanisms, accountsMissingForms
+from gateway.cred.passwords import HASH_SCHEMES, isKnownScheme, splitScheme
 from gateway.directory.filedir import SERVICES, FileDirectory, splitAddress
 from gateway.errors import DirectoryError
 
@@ -84,6 +96,16 @@ def _scheme(text):
     return scheme
 
 
+def _mechanisms(text):
+    names = []
+    for name in text.replace(",", " ").upper().split():
+        if name not in MECHANISMS:
+            raise argparse.ArgumentTypeError("unknown mechanism %r (known: %s)" % (name, ", ".join(MECHANISMS)))
+        if name not in names:
+            names.append(name)
+    return tuple(names)
+
+
 def _names(values):
     result = []
     for value in values or ():
@@ -108,12 +130,17 @@ def _domainSettings(args):
         settings["defaultServices"] = args.default_services
     if getattr(args, "enabled", None) is not None:
         settings["enabled"] = args.enabled
+    if args.mechanisms is not None:
+        settings["mechanisms"] = args.mechanisms
     return settings
 
 
 def domainAdd(directory, args, out):
     domain = directory.addDomain(args.name, **_domainSettings(args))
     out.write("domain %s added\n" % (domain.name,))
+    # Every domain has its ~public/ namespace (an account nobody logs in as).
+    if ctl_acl.addPublicAccount(directory, domain.name) is not None:
+        out.write("account public@%s added (shared folders ~public/...; nobody logs in as it)\n" % (domain.name,))
 
 
 def domainSet(directory, args, out):
@@ -121,7 +148,16 @@ def domainSet(directory, args, out):
     out.write("domain %s changed\n" % (domain.name,))
 
 
+def _confirmed(args, what):
+    if not args.yes:
+        raise Failure("this removes %s; run the command again with --yes to do it" % (what,), EX_USAGE)
+
+
 def domainRemove(directory, args, out):
+    domain = directory.getDomain(args.name)
+    if domain is None:
+        raise Failure("no such domain: %s" % (args.name,))
+    _confirmed(args, "domain %s with all its accounts, their mail and files" % (domain.name,))
     directory.removeDomain(args.name)
     out.write("domain %s removed\n" % (args.name.lower(),))
 
@@ -129,7 +165,7 @@ def domainRemove(directory, args, out):
 def domainList(directory, args, out):
     for domain in directory.domains():
         out.write(
-            "%s%s aliases=%s addresses=%s cleartext_login=%s default_quota=%s%s\n"
+            "%s%s aliases=%s addresses=%s cleartext_login=%s default_quota=%s%s%s\n"
             % (
                 domain.name,
                 " (main)" if domain.name == directory.mainDomain else "",
@@ -137,6 +173,7 @@ def domainList(directory, args, out):
                 ",".join(domain.addresses) or "-",
                 "yes" if domain.cleartextLogin else "no",
                 formatSize(domain.defaultQuota),
+                " mechanisms=%s" % (",".join(domain.mechanisms),) if domain.mechanisms else "",
                 "" if domain.enabled else " DISABLED",
             )
         )
@@ -145,7 +182,19 @@ def domainList(directory, args, out):
 # -- account ---------------------------------------------------------------
 
 
-def _password(args, required):
+def _mechanismsOf(directory, config, address):
+    """
+    The mechanisms an account's password must serve: C{[auth] mechanisms}
+    narrowed by its domain's setting.
+    """
+    try:
+        domain = directory.getDomain(splitAddress(address)[1])
+    except DirectoryError:
+        domain = None
+    return forms.effectiveMechanisms(config["auth", "mechanisms"], domain)
+
+
+def _password(args, required, mechanisms):
     if args.password is not None:
         plain = args.password
     elif getattr(args, "password_stdin", False):
@@ -160,7 +209,7 @@ def _password(args, required):
         return None
     if not plain:
         raise Failure("the password is empty")
-    return hashPassword(plain, args.scheme)
+    return forms.makeForms(plain, mechanisms, args.scheme)
 
 
 def _accountSettings(args):
@@ -189,8 +238,8 @@ def _checkTimezone(name):
         raise Failure("unknown time zone %r" % (name,))
 
 
-def accountAdd(directory, args, out):
-    stored = _password(args, required=True)
+def accountAdd(directory, args, out, config):
+    stored = _password(args, True, _mechanismsOf(directory, config, args.name))
     record = directory.addAccount(args.name, stored, **_accountSettings(args))
     out.write("account %s added\n" % (record.address,))
 
@@ -200,15 +249,70 @@ def accountSet(directory, args, out):
     out.write("account %s changed\n" % (record.address,))
 
 
-def accountPasswd(directory, args, out):
-    stored = _password(args, required=True)
+def accountPasswd(directory, args, out, config):
+    stored = _password(args, True, _mechanismsOf(directory, config, args.name))
     record = directory.setAccount(args.name, password=stored)
     out.write("password of %s changed\n" % (record.address,))
 
 
 def accountRemove(directory, args, out):
+    try:
+        local, domainName = splitAddress(args.name)
+    except DirectoryError as e:
+        raise Failure(str(e))
+    if directory.getAccount("%s@%s" % (local, domainName)) is None:
+        raise Failure("no such account: %s@%s" % (local, domainName))
+    _confirmed(args, "account %s@%s with all its mail and files" % (local, domainName))
     directory.removeAccount(args.name)
     out.write("account %s removed\n" % (args.name.lower(),))
+
+
+def accountShow(directory, args, out, config):
+    try:
+        record = directory.getAccount("%s@%s" % splitAddress(args.name))
+    except DirectoryError:
+        record = None
+    if record is None:
+        record = directory.resolve(args.name)
+    if record is None:
+        raise Failure("no such account: %s" % (args.name,), EX_NOUSER)
+    offered = accountMechanisms(record, config["auth", "mechanisms"])
+    missing = forms.missingMechanisms(record.password, offered)
+    rows = [
+        ("account", record.address),
+        ("enabled", "yes" if record.enabled else "no"),
+        ("aliases", ", ".join(record.aliases) or "-"),
+        ("services", ", ".join(sorted(record.services)) or "-"),
+        ("quota", formatSize(record.quota) + ("" if record.quotaSetting != "default" else " (domain default)")),
+        ("timezone", record.timezone),
+        ("password", ", ".join("{%s}" % (s,) for s in forms.schemes(record.password)) or "none set"),
+        ("mechanisms", ", ".join(m for m in offered if m not in missing) or "none"),
+    ]
+    if missing:
+        rows.append(("cannot use", "%s (set the password again to store every form)" % (", ".join(missing),)))
+    for name, value in rows:
+        out.write("%-11s %s\n" % (name + ":", value))
+
+
+def doctor(directory, args, out, config):
+    """
+    Look for problems an administrator should fix: for now, accounts whose
+    stored password cannot serve every mechanism their domain offers.
+    """
+    problems = 0
+    for record, missing in accountsMissingForms(directory, config["auth", "mechanisms"]):
+        problems += 1
+        out.write(
+            "%s: cannot log in with %s (password stored as %s); set it again with"
+            " gatewayctl account passwd\n"
+            % (record.address, ", ".join(missing), ", ".join("{%s}" % (s,) for s in forms.schemes(record.password))
+               or "nothing")
+        )
+    if problems:
+        out.write("%d problem%s found\n" % (problems, "" if problems == 1 else "s"))
+        return 1
+    out.write("no problems found\n")
+    return EX_OK
 
 
 def accountList(directory, args, out):
@@ -228,7 +332,7 @@ def accountList(directory, args, out):
                 "%s scheme=%s aliases=%s services=%s quota=%s%s\n"
                 % (
                     record.address,
-                    splitScheme(record.password)[0] or "?",
+                    ",".join(forms.schemes(record.password)) or "-",
                     ",".join(record.aliases) or "-",
                     ",".join(sorted(record.services)) or "-",
                     formatSize(record.quota),
@@ -253,9 +357,12 @@ def aliasRemove(directory, args, out):
 # -- import ----------------------------------------------------------------
 
 
-def importPasswd(directory, args, out):
+def importPasswd(directory, args, out, config):
     """
     Import a Dovecot passwd-file: C{user:{SCHEME}password:uid:gid:gecos:home:shell:extra}.
+    A C{{PLAIN}} password is stored in every form the mechanisms need (and
+    not as plain text); any other is kept as it is, and the mechanisms it
+    cannot serve are reported (C{gatewayctl doctor} lists them later).
     """
     domain = directory.getDomain(args.domain)
     if domain is None:
@@ -289,7 +396,16 @@ def importPasswd(directory, args, out):
             raise Failure("%s:%d: %s is not in domain %s" % (args.file, number, address, domain.name))
         entries.append(("%s@%s" % (local, domain.name), stored))
     added = changed = 0
+    mechanisms = forms.effectiveMechanisms(config["auth", "mechanisms"], domain)
+    lacking = 0
     for address, stored in entries:
+        scheme, data = splitScheme(stored)
+        if scheme == "PLAIN" and data:
+            stored = forms.makeForms(data, mechanisms)
+        elif forms.missingMechanisms(stored, mechanisms):
+            lacking += 1
+            out.write("%s: cannot log in with %s until its password is set again\n"
+                      % (address, ", ".join(forms.missingMechanisms(stored, mechanisms))))
         if directory.getAccount(address) is None:
             directory.addAccount(address, stored)
             added += 1
@@ -297,6 +413,37 @@ def importPasswd(directory, args, out):
             directory.setAccount(address, password=stored)
             changed += 1
     out.write("%d accounts added, %d passwords updated\n" % (added, changed))
+    if lacking:
+        out.write("%d accounts cannot use every mechanism (gatewayctl doctor lists them)\n" % (lacking,))
+
+
+def exportPasswd(directory, args, out):
+    """
+    Write a Dovecot passwd-file (C{user@domain:{SCHEME}data::::::}) with one
+    stored form of each account: the form for plain mechanisms, or the one
+    of C{--scheme}.  Accounts without such a form are named on stderr.
+    """
+    if args.domain is not None and directory.getDomain(args.domain) is None:
+        raise Failure("no such domain: %s" % (args.domain,))
+    domain = directory.getDomain(args.domain).name if args.domain is not None else None
+    skipped = 0
+    for record in directory.accounts(domain):
+        stored = record.password
+        if stored == ctl_acl.NO_PASSWORD:
+            continue  # nobody logs in as it (a domain's public account)
+        if args.scheme is None:
+            form = forms.plainForm(stored)
+        else:
+            form = next((f for f in forms.splitForms(stored) if splitScheme(f)[0] == args.scheme), None)
+        if form is None:
+            skipped += 1
+            sys.stderr.write("gatewayctl: %s has no {%s} password; not exported\n"
+                             % (record.address, args.scheme or "usable"))
+            continue
+        if not form.startswith("{"):
+            form = "{%s}%s" % splitScheme(form)
+        out.write("%s:%s::::::\n" % (record.address, form))
+    return EX_DATAERR if skipped else EX_OK
 
 
 # -- deliver, alert ----------------------------------------------------------
@@ -351,7 +498,8 @@ def initDemo(directory, args, out, config):
     if directory.domains():
         return EX_OK
     directory.addDomain(DEMO_DOMAIN)
-    directory.addAccount(DEMO_ACCOUNT, hashPassword(DEMO_PASSWORD, "CRAM-MD5"))
+    directory.addAccount(DEMO_ACCOUNT, forms.makeForms(DEMO_PASSWORD, config["auth", "mechanisms"]))
+    ctl_acl.addPublicAccount(directory, DEMO_DOMAIN)
     out.write(
         "created domain %s with account %s, password %r\n" % (DEMO_DOMAIN, DEMO_ACCOUNT, DEMO_PASSWORD)
     )
@@ -369,6 +517,9 @@ def _addDomainOptions(parser, adding):
     parser.add_argument("--default-quota", type=_size, metavar="SIZE", help="default account quota, e.g. 1G")
     parser.add_argument("--default-services", type=_services, metavar="LIST",
                         help="services new accounts get (imap,pop3,http,ftp,lmtp)")
+    parser.add_argument("--mechanisms", type=_mechanisms, metavar="LIST",
+                        help="SASL mechanisms its accounts may use, a subset of [auth] mechanisms"
+                        " (e.g. PLAIN,SCRAM-SHA-256); an empty LIST allows them all")
     if not adding:
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--enable", dest="enabled", action="store_const", const=True)
@@ -391,14 +542,34 @@ def _addPasswordOptions(parser):
                         "prefer --password-stdin)")
     parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     parser.add_argument("--scheme", type=_scheme, default=DEFAULT_SCHEME,
-                        help="password scheme (default %s; CRAM-MD5 allows CRAM-MD5 logins)" % (DEFAULT_SCHEME,))
+                        help="scheme of the form stored for plain logins (default %s); the forms SCRAM-SHA-256"
+                        " and CRAM-MD5 need are stored as well when they are enabled" % (DEFAULT_SCHEME,))
+
+
+def plainText(text):
+    """
+    Epytext made fit for C{--help}: markup such as C{C{name}} becomes the
+    bare text, and each paragraph one line.
+
+    @return: C{list} of paragraphs.
+    """
+    text = re.sub(r"[A-Z]\{([^{}]*)\}", r"\1", text)
+    return [" ".join(paragraph.split()) for paragraph in re.split(r"\n\s*\n", text.strip()) if paragraph.strip()]
 
 
 def makeParser():
-    parser = argparse.ArgumentParser(prog="gatewayctl", description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--config", "-c", default="etc/gateway.ini", help="configuration file (default %(default)s)")
+    paragraphs = plainText(__doc__)
+    parser = argparse.ArgumentParser(
+        prog="gatewayctl", description=" ".join(paragraphs[:-1]), epilog=paragraphs[-1]
+    )
+    parser.add_argument("--config", "-c", default=None, metavar="FILE",
+                        help="configuration file (default %s; relative paths in it are relative to its folder)"
+                        % (DEFAULT_CONFIG_PATH,))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
+    from gateway.admin.who import addParser as addWhoParser
+
+    addWhoParser(commands)  # gatewayctl who
 
     domain = commands.add_parser("domain", help="add, change, remove and list domains").add_subparsers(
         dest="action", metavar="ACTION")
@@ -406,13 +577,14 @@ def makeParser():
     p = domain.add_parser("add", help="add a domain")
     p.add_argument("name")
     _addDomainOptions(p, True)
-    p.set_defaults(run=domainAdd)
+    p.set_defaults(run=domainAdd, createsDataRoot=True)
     p = domain.add_parser("set", help="change a domain's settings")
     p.add_argument("name")
     _addDomainOptions(p, False)
     p.set_defaults(run=domainSet)
     p = domain.add_parser("remove", help="remove a domain with all its accounts and their data")
     p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="really remove it (required)")
     p.set_defaults(run=domainRemove)
     p = domain.add_parser("list", help="list domains")
     p.set_defaults(run=domainList)
@@ -424,7 +596,7 @@ def makeParser():
     p.add_argument("name", metavar="NAME@DOMAIN")
     _addPasswordOptions(p)
     _addAccountOptions(p, True)
-    p.set_defaults(run=accountAdd)
+    p.set_defaults(run=accountAdd, needsConfig=True)
     p = account.add_parser("set", help="change an account's settings")
     p.add_argument("name", metavar="NAME@DOMAIN")
     _addAccountOptions(p, False)
@@ -432,10 +604,14 @@ def makeParser():
     p = account.add_parser("passwd", help="set an account's password")
     p.add_argument("name", metavar="NAME@DOMAIN")
     _addPasswordOptions(p)
-    p.set_defaults(run=accountPasswd)
+    p.set_defaults(run=accountPasswd, needsConfig=True)
     p = account.add_parser("remove", help="remove an account and all its mail and files")
     p.add_argument("name", metavar="NAME@DOMAIN")
+    p.add_argument("--yes", action="store_true", help="really remove it (required)")
     p.set_defaults(run=accountRemove)
+    p = account.add_parser("show", help="show an account's settings and the login mechanisms it can use")
+    p.add_argument("name", metavar="NAME@DOMAIN")
+    p.set_defaults(run=accountShow, needsConfig=True)
     p = account.add_parser("list", help="list accounts")
     p.add_argument("domain", nargs="?")
     p.set_defaults(run=accountList)
@@ -454,7 +630,13 @@ def makeParser():
     p = commands.add_parser("import-passwd", help="import accounts from a Dovecot passwd-file")
     p.add_argument("file")
     p.add_argument("--domain", required=True, help="domain of names without @domain")
-    p.set_defaults(run=importPasswd)
+    p.set_defaults(run=importPasswd, needsConfig=True)
+
+    p = commands.add_parser("export-passwd", help="write a Dovecot passwd-file of the accounts to standard output")
+    p.add_argument("domain", nargs="?", help="only this domain's accounts")
+    p.add_argument("--scheme", type=_scheme, help="export the stored form of this scheme (such as SCRAM-SHA-256,"
+                   " which Dovecot serves PLAIN and SCRAM-SHA-256 from) instead of the form for plain logins")
+    p.set_defaults(run=exportPasswd)
 
     p = commands.add_parser("deliver", help="deliver a message from standard input (for an MTA)")
     p.add_argument("recipients", nargs="+", metavar="RECIPIENT")
@@ -467,7 +649,13 @@ def makeParser():
     p.set_defaults(run=alertCommand)
 
     p = commands.add_parser("init-demo", help="create a certificate and the demo account if missing")
-    p.set_defaults(run=initDemo, needsConfig=True)
+    p.set_defaults(run=initDemo, needsConfig=True, createsDataRoot=True)
+
+    p = commands.add_parser("doctor", help="list problems to fix, such as accounts that cannot use every"
+                            " login mechanism (exit status 1 when there are some)")
+    p.set_defaults(run=doctor, needsConfig=True)
+
+    ctl_acl.addParser(commands)
 
     p = commands.add_parser("sample-config", help="print the sample configuration (every option)")
     p.set_defaults(run=None)
@@ -481,16 +669,25 @@ def main(argv=None, out=None):
     if args.command == "sample-config":
         out.write(sampleConfig())
         return EX_OK
+    given = args.config is not None
+    path = args.config if given else DEFAULT_CONFIG_PATH
     try:
-        if os.path.exists(args.config) or args.config != "etc/gateway.ini":
-            config = loadConfig(args.config)
-        else:
-            config = defaultConfig()
+        config = loadConfigOrDefaults(path, given)
     except ConfigurationError as e:
         sys.stderr.write("gatewayctl: configuration error: %s\n" % (e,))
         return EX_CONFIG
     dataRoot = config.dataRoot()
-    os.makedirs(dataRoot, mode=0o750, exist_ok=True)
+    if config.defaulted:
+        sys.stderr.write("gatewayctl: no %s here: using the default configuration (data root %s)\n"
+                         % (path, dataRoot))
+    if getattr(args, "createsDataRoot", False):
+        os.makedirs(dataRoot, mode=0o750, exist_ok=True)
+    elif getattr(args, "needsDataRoot", True) and not os.path.isdir(dataRoot):
+        sys.stderr.write(
+            "gatewayctl: the data root %s does not exist: check [server] data_root in %s, or create it"
+            " with gatewayctl init-demo or domain add\n" % (dataRoot, os.path.abspath(path))
+        )
+        return EX_CONFIG
     directory = FileDirectory(dataRoot, config["server", "main_domain"])
     try:
         if getattr(args, "needsConfig", False):

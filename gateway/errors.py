@@ -61,6 +61,14 @@ class NoSuchMessage(StoreError):
     pass
 
 
+class PermissionDenied(StoreError):
+    """
+    The viewer may see the mailbox but lacks a right the operation needs
+    (IMAP C{NO [NOPERM]}).  A mailbox the viewer may not see raises
+    L{NoSuchMailbox} instead, exactly as a missing one does.
+    """
+
+
 class InvalidPath(StoreError):
     """
     A client path is refused: it leaves the root, contains NUL, or is

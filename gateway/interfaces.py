@@ -35,6 +35,10 @@ class IDomain(Interface):
     defaultQuota = Attribute("Default account storage quota in bytes, or C{None}.")
     defaultServices = Attribute("C{frozenset} of service names new accounts get.")
     enabled = Attribute("C{bool}: a disabled domain refuses every login and delivery.")
+    mechanisms = Attribute(
+        "C{tuple} of the SASL mechanisms its accounts may use (upper case); empty"
+        " for every mechanism of C{[auth] mechanisms}."
+    )
 
 
 class IAccountRecord(Interface):
@@ -45,7 +49,10 @@ class IAccountRecord(Interface):
     address = Attribute("Canonical full name C{'local@domain'} (lower-case).")
     localPart = Attribute("C{str}")
     domain = Attribute("The L{IDomain}.")
-    password = Attribute("Stored password in C{{SCHEME}}data notation, C{str}.")
+    password = Attribute(
+        "Stored password: one or more forms in C{{SCHEME}}data notation, one"
+        " a line (see L{gateway.cred.forms}), C{str}."
+    )
     aliases = Attribute("C{tuple} of lower-case local-part aliases.")
     enabled = Attribute("C{bool}")
     services = Attribute("C{frozenset} of enabled service names (imap, pop3, http, ftp, lmtp).")
@@ -113,6 +120,54 @@ class IDirectory(Interface):
         @return: the L{IAccountRecord} or C{None}.
         """
 
+    def accounts(domain=None):
+        """
+        @param domain: a canonical domain name, or C{None} for every domain.
+        @return: C{list} of L{IAccountRecord}, by domain then name.
+        """
+
+
+class ILoginDelays(Interface):
+    """
+    Login delays per remote address (see L{gateway.cred.delays}): the state
+    that must be shared by every session of a server, so that parallel
+    connections from one address cannot guess faster than one.
+    """
+
+    def admit(remote, key):
+        """
+        An attempt from C{remote} (an IP C{str} or C{None}) starts.
+
+        @param key: a hashable that is equal for attempts with the same
+            name and password (so a browser's parallel requests count as
+            one attempt under way), and unique otherwise.
+        @return: seconds it must wait before it is checked and answered
+            (C{0.0} for at once); an attempt that waits has its turn
+            reserved, so parallel attempts are spaced out.
+        """
+
+    def finish(remote, succeeded, waited):
+        """
+        The attempt L{admit} let in has been checked.
+
+        @param succeeded: C{bool}.
+        @param waited: C{True} when L{admit} made it wait.
+        @return: seconds more before a failure is answered (C{0.0} for a
+            success).
+        """
+
+    def release(remote, key):
+        """
+        The attempt L{admit} let in has been answered, or abandoned (the
+        client went away): it is no longer under way.
+        """
+
+    def failures(remote):
+        """
+        @return: how many failures in a row C{remote} has had (0 once
+            forgotten).
+        """
+
 
 # ---------------------------------------------------------------------------
 # Accounts, as the realm hands them to protocols
@@ -130,6 +185,10 @@ class IAccount(Interface):
     mailStore = Attribute("The account's L{IMailStore}.")
     fileStore = Attribute("The account's L{IFileStore}.")
     quota = Attribute("The account's L{IQuota}.")
+    access = Attribute(
+        "The L{IViewerAccess} through which this account reaches mailboxes"
+        " (its own and those other accounts share with it)."
+    )
 
     def popAlerts():
         """
@@ -426,6 +485,117 @@ class IMailbox(Interface):
 
 
 # ---------------------------------------------------------------------------
+# Access layer (sharing, RFC 4314 ACLs)
+
+
+class IMailboxAccess(Interface):
+    """
+    The access layer of a server: every protocol gets mailboxes through it,
+    so one ACL check covers IMAP, POP3, LMTP and what comes later.
+    """
+
+    def forViewer(viewer):
+        """
+        @param viewer: the address of the account that asks.
+        @rtype: L{IViewerAccess}
+        """
+
+    def rightsOf(viewer, location):
+        """
+        The rights (a C{frozenset} of RFC 4314 letters) of C{viewer} (an
+        address, or C{None}) on the mailbox at C{location}.
+        """
+
+    def deliveryTarget(sender, recipient, mailboxName="INBOX"):
+        """
+        The L{IMailbox} a delivery to C{recipient} (an address) for
+        C{mailboxName} goes into: INBOX always, another mailbox only when
+        C{sender} is the recipient or has the C{p} right.
+
+        @raise gateway.errors.NoSuchMailbox: otherwise (deliver to INBOX).
+        """
+
+    def rebuildIndex():
+        """
+        Read every C{dovecot-acl} file into the shared index again.
+
+        @return: the number of shared mailboxes.
+        """
+
+
+class IViewerAccess(Interface):
+    """
+    The mailboxes one account may reach: its own (every right) and other
+    accounts' (C{~account/name}, C{~account@domain/name}, C{~public/name})
+    with the rights their ACLs give it.
+    """
+
+    viewer = Attribute("The viewer's address.")
+
+    def resolve(name):
+        """
+        @return: the location (C{owner}, C{name}) a viewer's name points to.
+        @raise gateway.errors.NoSuchMailbox:
+        """
+
+    def nameOf(location):
+        """The name the viewer uses for a location."""
+
+    def rights(name):
+        """The viewer's rights on C{name} (empty when none or missing)."""
+
+    def getMailbox(name, needed="r"):
+        """
+        Open a mailbox for an operation that needs the rights C{needed};
+        the result checks the viewer's rights on each operation.
+
+        @rtype: L{IMailbox}
+        @raise gateway.errors.NoSuchMailbox: missing, or not visible.
+        @raise gateway.errors.PermissionDenied: visible, but a right is missing.
+        """
+
+    def listMailboxes():
+        """
+        Every mailbox the viewer may see (own ones and shared ones with
+        C{l}), sorted by name; each has the L{IMailboxInfo} fields, a
+        C{rights} set and C{exists}.
+        """
+
+    def createMailbox(name, mailboxClass="IPF.Note", specialUse=None):
+        """Create a mailbox (C{k} on the parent in another account)."""
+
+    def deleteMailbox(name):
+        """Delete a mailbox and its ACL (needs C{x})."""
+
+    def renameMailbox(oldName, newName):
+        """Rename within one account, carrying the ACLs (C{x}, and C{k})."""
+
+    def subscribe(name):
+        """Subscribe to any name, own or shared."""
+
+    def unsubscribe(name):
+        """Remove a subscription."""
+
+    def subscriptions():
+        """@return: sorted C{list} of subscribed names."""
+
+    def getACL(name):
+        """@return: C{[(identifier, negative, rights)]} (needs C{a})."""
+
+    def setACL(name, identifier, rights, mode=""):
+        """Set, add (C{+}) or remove (C{-}) rights (needs C{a})."""
+
+    def deleteACL(name, identifier):
+        """Remove an identifier's entry (needs C{a})."""
+
+    def listRights(name, identifier):
+        """@return: C{(required, optional)} (needs C{a})."""
+
+    def myRights(name):
+        """The viewer's rights; L{gateway.errors.NoSuchMailbox} when none."""
+
+
+# ---------------------------------------------------------------------------
 # File store
 
 
@@ -458,12 +628,14 @@ class IFileStore(Interface):
         @raise gateway.errors.InvalidPath: for the root.
         """
 
-    def writeFile(path, source, append=False, offset=None):
+    def writeFile(path, source, append=False, offset=None, keepPartial=False):
         """
         Write a file atomically within the quota (a temporary file renamed
         into place; with C{append} or C{offset} the file is extended in place).
 
         @param source: C{bytes} or a binary file object.
+        @param keepPartial: when reading C{source} fails after some bytes,
+            put what arrived in place anyway (for a resume), then raise.
         @return: the number of bytes written.
         @raise gateway.errors.QuotaExceeded:
         """
@@ -484,4 +656,26 @@ class IDeliveryAgent(Interface):
         @param source: C{bytes}.
         @return: the new UID.
         @raise gateway.errors.QuotaExceeded:
+        """
+
+
+# ---------------------------------------------------------------------------
+# Operations
+
+
+class IMonitor(Interface):
+    """
+    What the front-ends report for the metrics and the session list
+    (C{context.monitor}): one hook at command dispatch.  Sessions, bytes
+    and logins are seen from the wiring's side (the listener wrapper and
+    the portal), so the front-ends need no more.
+    """
+
+    def command(protocol, name, handler, *args):
+        """
+        Run C{handler(*args)} (a command of C{protocol} named C{name}) and
+        count it with its duration, when it is done (now, or when the
+        C{Deferred} it returns fires).
+
+        @return: what C{handler} returns; what it raises is raised.
         """

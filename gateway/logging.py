@@ -1,15 +1,28 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_daemon -*-
 """
 Logging: C{twisted.logger}, one namespace per protocol (C{gateway.imap},
 C{gateway.pop3}, C{gateway.http}, C{gateway.ftp}, C{gateway.lmtp},
 C{gateway.auth}), each with the least severe level set by its section's
-C{log_level} option.
+C{log_level} option, everything else at C{[server] log_level}.
 
-Use L{getLogger}: events below the level of their namespace are dropped
-before they are formatted.
+The levels live in one C{LogLevelFilterPredicate} (L{predicate}).  Loggers
+made by L{getLogger} consult it before building an event, so a debug line
+in a hot path costs one lookup when debug is off; the log file of
+C{[server] log_file} (L{ReopeningFile}) is filtered by it as well, so
+Twisted's own events follow C{[server] log_level}.
 """
 
-from twisted.logger import Logger, LogLevel
+import io
+import os
+
+from twisted.logger import (
+    FilteringLogObserver,
+    Logger,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogPublisher,
+    textFileLogObserver,
+)
 
 _LEVELS = {
     "debug": LogLevel.debug,
@@ -19,19 +32,19 @@ _LEVELS = {
     "critical": LogLevel.critical,
 }
 
-#: namespace -> least severe LogLevel emitted
-_thresholds = {}
-_default = [LogLevel.info]
+#: The level of every namespace: C{gateway.<section>} from the sections'
+#: C{log_level}, the default from C{[server] log_level}.
+predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 
 
 class GatewayLogger(Logger):
     """
-    A C{Logger} that drops events below its namespace's configured level.
+    A C{Logger} that drops events below its namespace's level in
+    L{predicate} before they are built.
     """
 
     def emit(self, level, format=None, **kwargs):
-        threshold = _thresholds.get(self.namespace, _default[0])
-        if level < threshold:
+        if level < predicate.logLevelForNamespace(self.namespace):
             return
         Logger.emit(self, level, format, **kwargs)
 
@@ -45,10 +58,74 @@ def getLogger(protocol):
 
 def configure(config):
     """
-    Set every namespace's level from the configuration.
+    Set every namespace's level from the configuration (at start-up and
+    on reload).
     """
-    _default[0] = _LEVELS[config["server", "log_level"]]
-    for section in config.sections():
-        level = config.get(section, "log_level")
+    levels = {"gateway." + section: config.get(section, "log_level") for section in config.sections()}
+    predicate.defaultLogLevel = _LEVELS[config["server", "log_level"]]
+    predicate.clearLogLevels()  # (which sets the default level)
+    for namespace, level in levels.items():
         if level is not None:
-            _thresholds["gateway." + section] = _LEVELS[level]
+            predicate.setLogLevelForNamespace(namespace, _LEVELS[level])
+
+
+class ReopeningFile(io.TextIOBase):
+    """
+    An append-only text file that L{reopen} opens again by name: after
+    logrotate has renamed it, the next lines go to a new file of the same
+    name (SIGUSR1 asks for it).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._file = None
+        self.reopen()
+
+    def reopen(self):
+        """
+        Close the file and open C{path} again (creating it, mode 0640).
+        """
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        new = open(fd, "a", encoding="utf-8", buffering=1, newline="\n")
+        old, self._file = self._file, new
+        if old is not None:
+            old.close()
+
+    def write(self, text):
+        return self._file.write(text)
+
+    def flush(self):
+        self._file.flush()
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+
+
+class LogFile:
+    """
+    The C{[server] log_file} observer while it is started.
+    """
+
+    def __init__(self, path, publisher=globalLogPublisher):
+        self.path = path
+        self.publisher = publisher
+        self.file = None
+        self.observer = None
+
+    def start(self):
+        self.file = ReopeningFile(self.path)
+        self.observer = FilteringLogObserver(textFileLogObserver(self.file), [predicate])
+        self.publisher.addObserver(self.observer)
+
+    def reopen(self):
+        if self.file is not None:
+            self.file.reopen()
+
+    def stop(self):
+        if self.observer is not None:
+            self.publisher.removeObserver(self.observer)
+            self.observer = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None

@@ -9,20 +9,33 @@ L{ServiceContext} and returning a C{ServerFactory}; L{FRONTENDS} names them.
 
 import importlib
 import os
+import signal
 import socket
 
 import attr
 from twisted.application import service
-from twisted.internet import endpoints, ssl
+from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IReactorTCP
+from twisted.logger import globalLogPublisher
 
 from gateway import logging as glog
-from gateway.config import ConfigurationError
+from gateway.admin.limits import ConnectionPolicy, LimitedFactory
+from gateway.admin.monitor import Monitor, MonitoredPortal, NullMonitor
+from gateway.admin.notify import notify, reloading
+from gateway.admin.web import makeAdminFactory
+from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.store.mail import MailStore
+from gateway.tlscontext import DomainCertificates, ReloadableTLS, _certificateOptions
+
+log = glog.getLogger("server")
+
+#: Front-ends whose listeners are not wrapped by L{LimitedFactory}: FTP
+#: enforces its own limits and writes straight to its TCP socket.
+UNWRAPPED = ("ftp",)
 
 #: protocol section -> module with makeFactory(context)
 FRONTENDS = {
@@ -57,6 +70,8 @@ class ServiceContext:
     @ivar tls: C{CertificateOptions} for STARTTLS/STLS/AUTH TLS, or C{None}
         when no certificate is configured.
     @ivar reactor: the reactor to use.
+    @ivar monitor: the L{gateway.interfaces.IMonitor} the front-ends report
+        their commands to (C{monitor.command(...)}).
     """
 
     config = attr.ib()
@@ -65,6 +80,7 @@ class ServiceContext:
     portal = attr.ib()
     tls = attr.ib()
     reactor = attr.ib()
+    monitor = attr.ib(factory=NullMonitor)
 
     def cleartextAllowed(self, localAddress):
         """
@@ -90,29 +106,6 @@ def tlsOptions(config):
     )
 
 
-def _certificateOptions(certPath, keyPath, minimum, option):
-    for path in (certPath, keyPath):
-        if not os.path.isfile(path):
-            raise ConfigurationError("%s: %s: no such file" % (option, path))
-    try:
-        with open(certPath, "rb") as f:
-            certData = f.read()
-        with open(keyPath, "rb") as f:
-            keyData = f.read()
-        cert = ssl.PrivateCertificate.loadPEM(keyData + b"\n" + certData)
-    except Exception as e:
-        raise ConfigurationError("%s: cannot load %s and %s: %s" % (option, certPath, keyPath, e))
-    version = ssl.TLSVersion.TLSv1_3 if minimum == "1.3" else ssl.TLSVersion.TLSv1_2
-    options = ssl.CertificateOptions(
-        privateKey=cert.privateKey.original.to_cryptography_key(),
-        certificate=cert.original.to_cryptography(),
-        raiseMinimumTo=version,
-    )
-    # Serve the whole chain if the file holds intermediates.
-    options.getContext().use_certificate_chain_file(certPath)
-    return options
-
-
 def _splitDescription(description):
     parts, current, escaped = [], "", False
     for char in description:
@@ -130,11 +123,12 @@ def _splitDescription(description):
     return parts
 
 
-def makeEndpoint(reactor, description, tls, minimum, option):
+def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
     """
     A server endpoint for one listener string.  C{ssl:} endpoints use the
     C{[tls]} certificate (or their own C{privateKey=}/C{certKey=}) with TLS
-    1.2+; everything else is Twisted's C{serverFromString}.
+    1.2+, and queue C{backlog} connections unless they say C{backlog=};
+    everything else is Twisted's C{serverFromString}.
 
     @return: C{(endpoint, (interface, port) or None)}; the pair is for the
         pre-start check that the port is free.
@@ -153,12 +147,15 @@ def makeEndpoint(reactor, description, tls, minimum, option):
                 raise ConfigurationError("%s: %r: %r is not NAME=VALUE" % (option, description, part))
             args[name] = value
         interface = args.pop("interface", "")
-        backlog = int(args.pop("backlog", 50))
+        try:
+            backlog = int(args.pop("backlog", backlog))
+        except ValueError:
+            raise ConfigurationError("%s: %r: backlog is not a number" % (option, description))
         if kind == "ssl":
             if "privateKey" in args:
                 key = args.pop("privateKey")
                 cert = args.pop("certKey", key)
-                contextFactory = _certificateOptions(cert, key, minimum, option)
+                contextFactory = ReloadableTLS(cert, key, minimum, option)
             elif tls is None:
                 raise ConfigurationError("%s: %r needs a certificate: set [tls] certificate" % (option, description))
             else:
@@ -207,11 +204,15 @@ def makeContext(config, reactor=None, clock=None):
         raise ConfigurationError("[server] data_root: %s: no such folder (run gatewayctl init-demo)" % (dataRoot,))
     directory = FileDirectory(dataRoot, config["server", "main_domain"])
     realm = GatewayRealm(directory, mailStoreFactory=lambda path, quota: MailStore(path, quota=quota, reactor=reactor))
-    portal = makePortal(directory, config, realm, clock=clock)
+    monitor = Monitor()
+    portal = MonitoredPortal(makePortal(directory, config, realm, clock=clock), monitor)
     tls = None
     if os.path.exists(config["tls", "certificate"]) or os.path.exists(config["tls", "private_key"]):
-        tls = tlsOptions(config)
-    return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor)
+        tls = ReloadableTLS(config["tls", "certificate"], config["tls", "private_key"],
+                            config["tls", "minimum_version"], "[tls] certificate",
+                            sni=DomainCertificates(directory, dataRoot))
+    return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
+                          monitor=monitor)
 
 
 def makeService(config, reactor=None, checkPorts=True):
@@ -221,10 +222,9 @@ def makeService(config, reactor=None, checkPorts=True):
 
     @raise ConfigurationError: for anything that would stop a listener.
     """
+    checkLogFile(config)
     context = makeContext(config, reactor)
-    reactor = context.reactor
-    top = service.MultiService()
-    top.context = context
+    top = GatewayService(context)
     available = availableFrontends()
     for name in FRONTENDS:
         if not config[name, "enabled"]:
@@ -234,18 +234,279 @@ def makeService(config, reactor=None, checkPorts=True):
             raise ConfigurationError("[%s] enabled: this version of gateway has no %s front-end" % (name, name))
         if not config[name, "listen"]:
             raise ConfigurationError("%s: no endpoint given (or set enabled = no)" % (option,))
-        module = importlib.import_module(FRONTENDS[name])
-        factory = module.makeFactory(context)
+        factory = top.factory(name)
         for description in config[name, "listen"]:
-            endpoint, address = makeEndpoint(
-                reactor, description, context.tls, config["tls", "minimum_version"], option
-            )
-            if checkPorts and address is not None and IReactorTCP.providedBy(reactor):
-                checkPortFree(address[0], address[1], option, description)
-            child = _ListenerService(endpoint, factory)
-            child.setName("%s %s" % (name, description))
-            child.setServiceParent(top)
+            _listener(name, description, factory, config, context, checkPorts).setServiceParent(top)
+    if config["admin", "enabled"]:
+        for description in config["admin", "listen"]:
+            _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
     return top
+
+
+def _listener(name, description, factory, config, context, checkPorts=False):
+    """
+    The service listening on one endpoint string of C{[name] listen}.
+    """
+    option = "[%s] listen" % (name,)
+    endpoint, address = makeEndpoint(
+        context.reactor, description, context.tls, config["tls", "minimum_version"], option,
+        config["server", "listen_backlog"],
+    )
+    if checkPorts and address is not None and IReactorTCP.providedBy(context.reactor):
+        checkPortFree(address[0], address[1], option, description)
+    child = _ListenerService(endpoint, factory)
+    child.setName("%s %s" % (name, description))
+    return child
+
+
+#: Options a reload cannot apply: they take effect at the next start.
+RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("auth", "checker"))
+
+
+#: Settings some front-end factories copy when they are made:
+#: attribute -> option of the protocol's section.
+_COPIED = {"maxConnections": "max_connections", "idleTimeout": "idle_timeout", "lockSession": "lock_session"}
+
+
+def _refreshCopies(factory, config, name):
+    """
+    Give a front-end's factory the new values of the settings it copied
+    at start-up (new sessions use them).
+    """
+    for attribute, option in _COPIED.items():
+        if hasattr(factory, attribute) and config.get(name, option) is not None:
+            setattr(factory, attribute, config[name, option])
+
+
+def checkLogFile(config):
+    """
+    @raise ConfigurationError: when C{[server] log_file} cannot be written.
+    """
+    path = config["server", "log_file"]
+    if path:
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as e:
+            raise ConfigurationError("[server] log_file: %s: cannot write: %s" % (path, e.strerror or e))
+
+
+class GatewayService(service.MultiService):
+    """
+    The whole server: one child per listener.  While it runs, its monitor
+    reads the log events it counts (LMTP deliveries), the log file of
+    C{[server] log_file} is written, and, when L{handleSignals} is set
+    (under twistd), SIGHUP reloads the configuration and SIGUSR1 opens the
+    log file again.
+
+    @ivar context: the L{ServiceContext}.
+    @ivar factories: protocol name -> the factory its listeners share.
+    """
+
+    handleSignals = False
+    logFile = None
+
+    def __init__(self, context):
+        service.MultiService.__init__(self)
+        self.context = context
+        self.factories = {}
+        self._signals = {}
+
+    def factory(self, name):
+        """
+        The factory of protocol C{name} (or C{'admin'}), made on first use:
+        front-ends other than FTP inside their L{LimitedFactory}.
+        """
+        if name not in self.factories:
+            context = self.context
+            if name == "admin":
+                factory = makeAdminFactory(context.monitor, context.reactor)
+            else:
+                factory = importlib.import_module(FRONTENDS[name]).makeFactory(context)
+                if name not in UNWRAPPED:
+                    factory = LimitedFactory(factory, ConnectionPolicy.fromConfig(context.config, name),
+                                             context.reactor)
+                    context.monitor.addProtocol(name, factory)
+                elif hasattr(factory, "sessions"):
+                    context.monitor.addSessionSource(name, factory)
+            self.factories[name] = factory
+        return self.factories[name]
+
+    def startService(self):
+        globalLogPublisher.addObserver(self.context.monitor.observeLog)
+        self._startLogFile(self.context.config)
+        if self.handleSignals:
+            self._installSignals()
+        service.MultiService.startService(self)
+        if self.handleSignals:
+            # Every listener listens (privilegedStartService): ready.
+            self.context.reactor.callWhenRunning(notify, b"READY=1")
+
+    def stopService(self):
+        if self.handleSignals:
+            notify(b"STOPPING=1")
+        self._restoreSignals()
+        globalLogPublisher.removeObserver(self.context.monitor.observeLog)
+        if self.logFile is not None:
+            self.logFile.stop()
+            self.logFile = None
+        return service.MultiService.stopService(self)
+
+    # -- log file --------------------------------------------------------------
+
+    def _startLogFile(self, config):
+        path = config["server", "log_file"]
+        if path:
+            self.logFile = glog.LogFile(path)
+            self.logFile.start()
+
+    def reopenLog(self):
+        """
+        Open the log file and the HTTP access log again by name (SIGUSR1,
+        after logrotate).
+        """
+        files = [self.logFile.file] if self.logFile is not None and self.logFile.file is not None else []
+        for factory in self.factories.values():
+            access = getattr(getattr(factory, "wrappedFactory", factory), "_accessFile", None)
+            if isinstance(access, glog.ReopeningFile):
+                files.append(access)
+        for f in files:
+            try:
+                f.reopen()
+            except OSError as e:
+                log.error("cannot open the log file {path} again: {error}", path=f.path, error=e)
+        if files:
+            log.info("log files opened again: {paths}", paths=" ".join(f.path for f in files))
+
+    # -- signals -----------------------------------------------------------------
+
+    def _installSignals(self):
+        reactor = self.context.reactor
+
+        def hangup(signum, frame):
+            reactor.callFromThread(self.reload)
+
+        previousUSR1 = signal.getsignal(signal.SIGUSR1)
+
+        def user1(signum, frame):
+            reactor.callFromThread(self.reopenLog)
+            if callable(previousUSR1):
+                previousUSR1(signum, frame)  # twistd's own --logfile rotation
+
+        for signum, handler in ((signal.SIGHUP, hangup), (signal.SIGUSR1, user1)):
+            self._signals[signum] = signal.signal(signum, handler)
+
+    def _restoreSignals(self):
+        for signum, handler in self._signals.items():
+            signal.signal(signum, handler)
+        self._signals = {}
+
+    # -- reload ------------------------------------------------------------------
+
+    def reload(self):
+        """
+        Read the configuration file again and apply what changed without
+        dropping a session: log levels and the log file, connection limits,
+        TLS certificates, and listeners (those no longer configured stop
+        listening; their sessions go on).  A configuration with an error
+        changes nothing.
+
+        @return: a C{Deferred} that fires with C{True} once the new
+            listeners listen, or C{False} when nothing was changed.
+        """
+        context = self.context
+        old = context.config
+        if self.handleSignals:
+            notify(reloading())
+        d = self._reload(context, old)
+        if self.handleSignals:
+            def ready(result):
+                notify(b"READY=1")
+                return result
+
+            d.addBoth(ready)
+        return d
+
+    def _reload(self, context, old):
+        try:
+            if old.path is None:
+                raise ConfigurationError("the server was not started from a configuration file")
+            config = loadConfig(old.path)
+        except ConfigurationError as e:
+            log.error("reload: {error}; the running configuration stays", error=str(e))
+            return defer.succeed(False)
+        glog.configure(config)
+        if (old["server", "log_file"] != config["server", "log_file"]) and self.running:
+            try:
+                checkLogFile(config)
+            except ConfigurationError as e:
+                log.error("reload: {error}; the log file in use stays", error=str(e))
+            else:
+                if self.logFile is not None:
+                    self.logFile.stop()
+                    self.logFile = None
+                self._startLogFile(config)
+        for name, factory in context.monitor.protocols.items():
+            factory.policy = ConnectionPolicy.fromConfig(config, name)
+            _refreshCopies(factory.wrappedFactory, config, name)
+        self._reloadCertificates(config)
+        for section, name in RESTART_OPTIONS:
+            if old[section, name] != config[section, name]:
+                log.warn("reload: [{section}] {name} changed: it takes effect when the server is restarted",
+                         section=section, name=name)
+        context.config = config
+        d = self._reloadListeners(config)
+        d.addCallback(lambda _: log.info("reload: configuration {path} applied", path=config.path) or True)
+        return d
+
+    def _reloadCertificates(self, config):
+        context = self.context
+        paths = (config["tls", "certificate"], config["tls", "private_key"], config["tls", "minimum_version"])
+        try:
+            if isinstance(context.tls, ReloadableTLS):
+                context.tls.reload(*paths)
+            elif context.tls is None and (os.path.exists(paths[0]) or os.path.exists(paths[1])):
+                context.tls = ReloadableTLS(*paths, "[tls] certificate",
+                                            sni=DomainCertificates(context.directory, config.dataRoot()))
+        except ConfigurationError as e:
+            log.error("reload: {error}; the certificate in use stays", error=str(e))
+        for child in self:
+            own = getattr(getattr(child, "endpoint", None), "_sslContextFactory", None)
+            if isinstance(own, ReloadableTLS) and own is not context.tls:
+                try:
+                    own.reload()
+                except ConfigurationError as e:
+                    log.error("reload: {error}; the certificate in use stays", error=str(e))
+
+    def _reloadListeners(self, config):
+        wanted = {}
+        for name in list(FRONTENDS) + ["admin"]:
+            if config[name, "enabled"]:
+                for description in config[name, "listen"]:
+                    wanted["%s %s" % (name, description)] = (name, description)
+        current = {child.name: child for child in list(self) if isinstance(child, _ListenerService)}
+        stopping = []
+        for key, child in current.items():
+            if key not in wanted:
+                log.info("reload: no longer listening on {listener}", listener=key)
+                stopping.append(defer.maybeDeferred(child.disownServiceParent))
+
+        def start(_):
+            for key, (name, description) in wanted.items():
+                if key in current:
+                    continue
+                child = None
+                try:
+                    child = _listener(name, description, self.factory(name), config, self.context)
+                    child.setServiceParent(self)
+                except Exception as e:
+                    if child is not None and child.parent is self:
+                        child.disownServiceParent()
+                    log.error("reload: cannot listen on {listener}: {error}", listener=key, error=e)
+                else:
+                    log.info("reload: listening on {listener}", listener=key)
+
+        return defer.DeferredList(stopping).addCallback(start)
 
 
 class _ListenerService(service.Service):

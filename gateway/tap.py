@@ -8,7 +8,7 @@ import sys
 
 from twisted.python import usage
 
-from gateway.config import ConfigurationError, loadConfig
+from gateway.config import DEFAULT_CONFIG_PATH, ConfigurationError, loadConfigOrDefaults
 
 #: sysexits EX_CONFIG
 EX_CONFIG = 78
@@ -21,7 +21,8 @@ class Options(usage.Options):
         "Every setting is in the configuration file (see etc/gateway.ini)."
     )
     optParameters = [
-        ["config", "c", "etc/gateway.ini", "Configuration file."],
+        ["config", "c", None,
+         "Configuration file (default %s; relative paths in it are relative to its folder)." % (DEFAULT_CONFIG_PATH,)],
     ]
 
 
@@ -33,9 +34,19 @@ def makeService(options, reactor=None):
     """
     from gateway.service import makeService as _makeService
 
+    given = options["config"] is not None
+    path = options["config"] if given else DEFAULT_CONFIG_PATH
     try:
-        config = loadConfig(options["config"])
+        config = loadConfigOrDefaults(path, given)
+        if config.defaulted:
+            from gateway.logging import getLogger
+
+            getLogger("server").info(
+                "no configuration file at {path}: using the defaults (data root {dataRoot})",
+                path=path, dataRoot=config.dataRoot(),
+            )
         top = _makeService(config, reactor)
+        top.handleSignals = True  # SIGHUP reloads, SIGUSR1 reopens the log file
     except ConfigurationError as e:
         sys.stderr.write("gateway: configuration error: %s\n" % (e,))
         sys.stderr.flush()

@@ -66,6 +66,8 @@ def makeTestConfig(dataRoot, overrides=None):
     config._values["tls", "certificate"] = cert
     config._values["tls", "private_key"] = key
     config._values["auth", "failure_delay"] = 0.0
+    # No admin listener on its fixed port (tests run side by side).
+    config._values["admin", "enabled"] = False
     config._values.update(overrides or {})
     return config
 

@@ -4,6 +4,7 @@ Tests for L{gateway.cred.checkers}, L{gateway.cred.credentials} and
 L{gateway.cred.portal}.
 """
 
+import hashlib
 import hmac
 import os
 import re
@@ -26,15 +27,21 @@ from zope.interface import directlyProvides
 from zope.interface.verify import verifyObject
 
 from gateway.config import SCHEMA, Config
-from gateway.cred import checkers
+from gateway.cred import checkers, delays, forms, passwords
 from gateway.cred.checkers import DirectoryChecker, cleartextAllowed, logSafe
-from gateway.cred.credentials import CramMD5Credentials, LoginContext, PlainCredentials, makeChallenge
+from gateway.cred.credentials import (
+    CramMD5Credentials,
+    LoginContext,
+    PlainCredentials,
+    ScramCredentials,
+    makeChallenge,
+)
 from gateway.cred.passwords import hashPassword
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.errors import ConfigurationError
-from gateway.interfaces import IAccount, ILoginContext
+from gateway.interfaces import IAccount, ILoginContext, ILoginDelays
 
 SECRET = "s3cr3t-Pässword"
 
@@ -198,7 +205,7 @@ class CheckerTests(DirectoryMixin, TestCase):
             ("nobody@nowhere.test", SECRET),
             ("bob", SECRET),
         ]:
-            self.checker._failures.clear()
+            self.checker.delays._entries.clear()
             failure = self.refuse(self.plain(name, password), 1.0)
             results.append((failure.type, str(failure.value)))
         self.assertEqual(results, [results[0]] * len(results))
@@ -243,7 +250,7 @@ class CheckerTests(DirectoryMixin, TestCase):
         """An unknown stored scheme fails, even with its own data as password; the log names it."""
         self.refuse(self.plain("odd", SECRET))
         self.assertIn("reason=unknown password scheme {ROT13}", self.lastLine())
-        self.checker._failures.clear()
+        self.checker.delays._entries.clear()
         self.refuse(self.plain("odd", "{ROT13}" + SECRET))
 
     def test_noPassword(self):
@@ -259,7 +266,7 @@ class CheckerTests(DirectoryMixin, TestCase):
     def test_hostileNames(self):
         """Names with path characters, control characters or huge lengths fail without a lookup."""
         for name in ("../demo", "demo/../demo", "de\x00mo", "demo\r\n", "x" * 400, "", ".demo"):
-            self.checker._failures.clear()
+            self.checker.delays._entries.clear()
             self.refuse(self.plain(name))
             self.assertIn("reason=malformed user name", self.lastLine())
 
@@ -312,6 +319,102 @@ class CramMD5CheckerTests(DirectoryMixin, TestCase):
         self.assertIn("reason=unknown user", self.lastLine())
 
 
+class FormsCheckerTests(DirectoryMixin, TestCase):
+    """
+    Accounts whose password is stored in several forms serve every
+    mechanism; a domain can narrow the mechanisms; accounts lacking a form
+    are logged once when the checker starts.
+    """
+
+    def setUp(self):
+        DirectoryMixin.setUp(self)
+        self.directory.addAccount("all@example.test", forms.makeForms(SECRET))
+        self.directory.addDomain("narrow.test", mechanisms=("PLAIN", "SCRAM-SHA-256"))
+        self.directory.addAccount("n@narrow.test", forms.makeForms(SECRET, ("PLAIN", "SCRAM-SHA-256")))
+        self.checker = DirectoryChecker(self.directory, makeConfig(failure_delay=0.0), clock=self.clock)
+
+    def cram(self, username, password=SECRET):
+        challenge = makeChallenge("mail.example.test")
+        digest = hmac.new(password.encode("utf-8"), challenge, "md5").hexdigest()
+        return CramMD5Credentials(username, challenge, digest.encode("ascii"), self.context())
+
+    def scram(self, username, password=SECRET):
+        """
+        A SCRAM-SHA-256 proof for C{username} computed from C{password} with
+        the salt and iterations the checker hands out.
+        """
+        keys = self.checker.scramKeys(username, self.context(), "sha256")
+        client = passwords.scramKeysFromPlain(password, "sha256", keys.salt, keys.iterations)
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), keys.salt, keys.iterations)
+        clientKey = hmac.new(salted, b"Client Key", "sha256").digest()
+        authMessage = b"n=x,r=1,r=12,s=AA==,i=4096,c=biws,r=12"
+        signature = hmac.new(client.storedKey, authMessage, "sha256").digest()
+        proof = bytes(a ^ b for a, b in zip(clientKey, signature, strict=True))
+        return ScramCredentials(username, "sha256", authMessage, proof, self.context())
+
+    def test_everyMechanism(self):
+        """An account whose password was set with makeForms logs in with plain, CRAM-MD5 and SCRAM-SHA-256."""
+        self.assertEqual(self.succeed(self.plain("all")), "all@example.test")
+        self.assertEqual(self.succeed(self.cram("all")), "all@example.test")
+        self.assertEqual(self.succeed(self.scram("all")), "all@example.test")
+        for credentials in (self.plain("all", "wrong"), self.cram("all", "wrong"), self.scram("all", "wrong")):
+            self.refuse(credentials, delay=0)
+            self.assertIn("reason=wrong password", self.lastLine())
+
+    def test_domainNarrows(self):
+        """A mechanism the account's domain does not allow is refused, with the reason logged."""
+        self.assertEqual(self.succeed(self.scram("n@narrow.test")), "n@narrow.test")
+        self.refuse(self.cram("n@narrow.test"), delay=0)
+        self.assertIn("reason=mechanism CRAM-MD5 not enabled for narrow.test", self.lastLine())
+        self.assertEqual(self.checker.mechanismsFor("127.0.0.1"), ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.directory.setDomain("narrow.test", addresses=("192.0.2.9",))
+        self.assertEqual(self.checker.mechanismsFor("192.0.2.9"), ["PLAIN", "SCRAM-SHA-256"])
+
+    def test_configuredMechanisms(self):
+        """[auth] mechanisms decides what is offered, in its order."""
+        checker = DirectoryChecker(self.directory, makeConfig(mechanisms=("CRAM-MD5", "PLAIN")), clock=self.clock)
+        self.assertEqual(checker.mechanismsFor(None), ["CRAM-MD5", "PLAIN"])
+        self.assertEqual(checker.mechanismsFor("192.0.2.2"), ["CRAM-MD5", "PLAIN"])
+
+    def test_accountMechanisms(self):
+        """Disabled accounts need no form; accounts without IMAP and POP3 need only the plain one."""
+        self.directory.addAccount("files@example.test", hashPassword(SECRET, rounds=1000),
+                                  services=frozenset({"ftp", "http"}))
+        self.directory.addAccount("public@example.test", "{SHA512-CRYPT}!", enabled=False, services=frozenset())
+        self.directory.addAccount("nologin@example.test", "{SHA512-CRYPT}!", services=frozenset({"lmtp"}))
+        get = self.directory.getAccount
+        self.assertEqual(checkers.accountMechanisms(get("files@example.test"), forms.KNOWN_MECHANISMS),
+                         ["PLAIN", "LOGIN"])
+        self.assertEqual(checkers.accountMechanisms(get("public@example.test"), forms.KNOWN_MECHANISMS), [])
+        self.assertEqual(checkers.accountMechanisms(get("nologin@example.test"), forms.KNOWN_MECHANISMS), [])
+        missing = [record.address for record, names in self.checker.accountsMissingForms()]
+        for address in ("files@example.test", "public@example.test", "nologin@example.test", "off@example.test"):
+            self.assertNotIn(address, missing)
+
+    def test_missingFormsLoggedOnce(self):
+        """Start-up logs each account that cannot use an offered mechanism, with what is stored."""
+        warnings = [
+            formatEventAsClassicLogText(e) for e in self.events
+            if e.get("log_namespace") == "gateway.auth" and "cannot log in with" in e.get("log_format", "")
+        ]
+        text = "".join(warnings)
+        self.assertIn("account demo@example.test cannot log in with SCRAM-SHA-256, CRAM-MD5: its password is"
+                      " stored as {SHA512-CRYPT}", text)
+        self.assertIn("account cram@example.test cannot log in with SCRAM-SHA-256", text)
+        self.assertNotIn("plain@example.test", text)
+        self.assertNotIn("all@example.test", text)
+        missing = {record.address: names for record, names in self.checker.accountsMissingForms()}
+        self.assertNotIn("all@example.test", missing)
+        self.assertNotIn("n@narrow.test", missing)
+        self.assertEqual(missing["cram@example.test"], ["SCRAM-SHA-256"])
+        self.assertEqual(missing["nopass@example.test"], ["PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertNotIn("off@example.test", missing)
+        self.assertEqual(len(warnings), len(missing))
+        before = len(self.events)
+        self.succeed(self.plain("demo"))
+        self.assertFalse([e for e in self.events[before:] if "cannot log in with" in e.get("log_format", "")])
+
+
 class DelayTests(DirectoryMixin, TestCase):
     """
     Failure delays grow per remote address and reset after a success.
@@ -341,17 +444,17 @@ class DelayTests(DirectoryMixin, TestCase):
         """An address is forgotten 15 minutes after its last failure."""
         self.refuse(self.plain("demo", "wrong"), 1.0)
         self.refuse(self.plain("demo", "wrong"), 2.0)
-        self.clock.advance(checkers.FORGET_AFTER)
+        self.clock.advance(delays.FORGET_AFTER)
         self.assertEqual(self.checker.failureCount("198.51.100.7"), 0)
         self.refuse(self.plain("demo", "wrong"), 1.0)
-        self.assertEqual(len(self.checker._failures), 1)
+        self.assertEqual(len(self.checker.delays.addresses()), 1)
 
     def test_bounded(self):
         """The table never holds more than MAX_TRACKED_ADDRESSES addresses."""
-        self.patch(checkers, "MAX_TRACKED_ADDRESSES", 3)
+        self.patch(delays, "MAX_TRACKED_ADDRESSES", 3)
         for i in range(10):
             self.refuse(self.plain("demo", "wrong", remote="203.0.113.%d" % (i,)), 1.0)
-        self.assertEqual(list(self.checker._failures), ["203.0.113.7", "203.0.113.8", "203.0.113.9"])
+        self.assertEqual(self.checker.delays.addresses(), ["203.0.113.7", "203.0.113.8", "203.0.113.9"])
 
     def test_noDelay(self):
         """failure_delay 0 fails at once."""
@@ -365,6 +468,138 @@ class DelayTests(DirectoryMixin, TestCase):
         d.cancel()
         self.failureResultOf(d, CancelledError)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PenaltyTests(DirectoryMixin, TestCase):
+    """
+    After C{penalty_after} failures (or as many attempts under way) from one
+    address, every attempt from it, right or wrong and on any connection,
+    waits its turn before it is checked (issue 16 item 2).
+    """
+
+    def fail5(self):
+        for delay in (1.0, 2.0, 4.0, 8.0, 15.0):
+            self.refuse(self.plain("demo", "wrong"), delay)
+
+    def test_interface(self):
+        """The checker's delays provide ILoginDelays."""
+        self.assertTrue(verifyObject(ILoginDelays, self.checker.delays))
+
+    def test_rightPasswordWaits(self):
+        """After 5 failures the right password is answered only after the delay, and then resets it."""
+        self.fail5()
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        self.clock.advance(14.9)
+        self.assertNoResult(d)
+        self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(d), "demo@example.test")
+        self.assertEqual(self.checker.failureCount("198.51.100.7"), 0)
+        self.succeed(self.plain("demo"))
+
+    def test_parallelQueued(self):
+        """Attempts started at once from a penalised address are answered one delay apart, the right one too."""
+        self.fail5()
+        attempts = [self.checker.requestAvatarId(self.plain("demo", p)) for p in ("w1", "w2", SECRET)]
+        answered = []
+        for d in attempts:
+            d.addBoth(lambda result, d=d: answered.append((self.clock.seconds(), attempts.index(d))) or result)
+            d.addErrback(lambda f: f.trap(UnauthorizedLogin))
+        start = self.clock.seconds()
+        for _ in range(50):
+            self.clock.advance(1.0)
+        self.assertEqual([(round(t - start, 6), i) for t, i in answered], [(15.0, 0), (30.0, 1), (45.0, 2)])
+        self.assertEqual(self.successResultOf(attempts[2]), "demo@example.test")
+
+    def test_parallelFromFreshAddress(self):
+        """Five attempts under way at once from a new address are enough: the sixth waits, the right password too."""
+        pending = [self.checker.requestAvatarId(self.plain("demo", "wrong%d" % (i,))) for i in range(5)]
+        for d in pending:
+            d.addErrback(lambda f: f.trap(UnauthorizedLogin))
+        right = self.checker.requestAvatarId(self.plain("demo"))
+        self.assertNoResult(right)
+        self.clock.advance(14.9)
+        self.assertNoResult(right)
+        self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(right), "demo@example.test")
+
+    def test_otherAddressUnaffected(self):
+        """A penalised address does not slow down another."""
+        self.fail5()
+        self.assertEqual(self.succeed(self.plain("demo", remote="203.0.113.1")), "demo@example.test")
+
+    def test_cancelQueued(self):
+        """A queued attempt whose client went away leaves no delayed call and is no longer under way."""
+        self.fail5()
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(dict(self.checker.delays._entries["198.51.100.7"].inFlight), {})
+
+    def test_sameCredentialsCountOnce(self):
+        """Attempts under way with the same key (a browser's parallel requests) count as one; different ones do not."""
+        delays = checkers.MemoryLoginDelays(self.clock, 1.0, 15.0, 5)
+        self.assertEqual([delays.admit("192.0.2.1", "same") for _ in range(20)], [0.0] * 20)
+        self.assertEqual([delays.admit("192.0.2.1", "k%d" % (i,)) for i in range(4)], [0.0] * 4)
+        self.assertEqual(delays.admit("192.0.2.1", "another"), 1.0)
+        self.assertEqual(delays.admit("192.0.2.1", "yet another"), 2.0)
+        self.assertEqual(delays.admit("192.0.2.1", "same"), 0.0)
+        for _ in range(21):
+            delays.release("192.0.2.1", "same")
+        self.assertEqual(delays.admit("192.0.2.1", "k9"), 3.0)
+
+    def test_attemptKey(self):
+        """Plain credentials with the same name and password share a key that does not contain the password."""
+        a, b = self.plain("demo"), self.plain("demo")
+        key = self.checker._attemptKey(checkers._Attempt(a), a)
+        self.assertEqual(key, self.checker._attemptKey(checkers._Attempt(b), b))
+        self.assertNotIn(SECRET.encode(), key)
+        other = self.plain("demo", "other")
+        self.assertNotEqual(key, self.checker._attemptKey(checkers._Attempt(other), other))
+
+    def test_penaltyAfter(self):
+        """[auth] penalty_after sets the threshold."""
+        self.checker = DirectoryChecker(self.directory, makeConfig(failure_delay=1.0, penalty_after=1),
+                                        clock=self.clock)
+        self.refuse(self.plain("demo", "wrong"), 1.0)
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        self.assertNoResult(d)
+        self.clock.advance(1.0)
+        self.assertEqual(self.successResultOf(d), "demo@example.test")
+
+
+class EqualWorkTests(DirectoryMixin, TestCase):
+    """
+    A wrong plain-text password costs the same work whatever the account:
+    one hash of the default scheme and cost, in the thread pool.
+    """
+
+    def setUp(self):
+        DirectoryMixin.setUp(self)
+        self.directory.addAccount("std@example.test", hashPassword(SECRET))
+        self.checker = DirectoryChecker(self.directory, makeConfig(failure_delay=0.0), clock=reactor)
+        self.verified = []
+        original = passwords.verifyPassword
+
+        def recording(stored, plain):
+            self.verified[-1].append(passwords.schemeOf(stored) + ("" if "rounds=" not in stored else "+rounds"))
+            return original(stored, plain)
+
+        self.patch(passwords, "verifyPassword", recording)
+        self.threads = []
+        self.patch(checkers, "deferToThreadPool", lambda *a: self.threads.append(a) or _deferToThreadPool(*a))
+
+    @inlineCallbacks
+    def test_samePath(self):
+        """Unknown names, {CRAM-MD5}, {PLAIN} and SHA512-CRYPT accounts each verify one default-cost SHA512-CRYPT hash."""
+        for name in ("std", "cram", "plain", "nobody", "odd", "nopass"):
+            self.verified.append([])
+            yield self.assertFailure(self.checker.requestAvatarId(self.plain(name, "wrong")), UnauthorizedLogin)
+        expensive = [[s for s in schemes if s.endswith("CRYPT")] for schemes in self.verified]
+        self.assertEqual(expensive, [["SHA512-CRYPT"]] * 6)
+        self.assertEqual(self.verified[1], ["SHA512-CRYPT", "CRAM-MD5"])
+        self.assertEqual(len(self.threads), 6)
 
 
 class LogTests(DirectoryMixin, TestCase):

@@ -8,7 +8,7 @@ import os
 
 from twisted.trial import unittest
 
-from gateway.config import SCHEMA, defaultConfig, loadConfig, parseSize, sampleConfig
+from gateway.config import SCHEMA, defaultConfig, loadConfig, loadConfigOrDefaults, parseSize, sampleConfig
 from gateway.errors import ConfigurationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,10 +31,15 @@ class SchemaTests(unittest.TestCase):
             self.assertTrue(option.help.strip(), (option.section, option.name))
 
     def test_defaultConfig(self):
-        """C{defaultConfig} holds every option at its parsed default."""
+        """C{defaultConfig} holds every option at its parsed default, paths relative to etc/ of the current folder."""
         config = defaultConfig()
         for option in SCHEMA:
-            self.assertEqual(config[option.section, option.name], option.parse(option.default))
+            value = option.parse(option.default)
+            if option.path and value not in ("-", ""):
+                value = os.path.normpath(os.path.join(os.getcwd(), "etc", value))
+            self.assertEqual(config[option.section, option.name], value)
+        self.assertEqual(config.dataRoot(), os.path.join(os.getcwd(), "var"))
+        self.assertEqual(defaultConfig("/srv/gw/etc/gateway.ini").dataRoot(), "/srv/gw/var")
 
     def test_parseSize(self):
         """Sizes take K/M/G/T suffixes, an optional B, and C{unlimited}."""
@@ -67,11 +72,42 @@ class LoadConfigTests(unittest.TestCase):
             self.assertIn(fragment, message)
         return message
 
+    def test_relativePaths(self):
+        """Relative paths are taken relative to the file's folder, whatever the current folder; others stay."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(folder, "etc"))
+        path = os.path.join(folder, "etc", "gw.ini")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("[server]\ndata_root = ../data\n[tls]\ncertificate = /abs/cert.pem\nprivate_key = key.pem\n"
+                    "[http]\naccess_log = -\n")
+        elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(elsewhere)
+        self.patch(os, "getcwd", lambda: elsewhere)
+        config = loadConfig(path)
+        self.assertEqual(config.dataRoot(), os.path.join(folder, "data"))
+        self.assertEqual(config["tls", "certificate"], "/abs/cert.pem")
+        self.assertEqual(config["tls", "private_key"], os.path.join(folder, "etc", "key.pem"))
+        self.assertEqual(config["http", "access_log"], "-")
+        self.assertFalse(config.defaulted)
+
+    def test_missingFileOrDefaults(self):
+        """A missing file is an error when it was named, the defaults (marked) when it was only the default."""
+        missing = os.path.join(os.path.abspath(self.mktemp()), "etc", "gateway.ini")
+        error = self.assertRaises(ConfigurationError, loadConfigOrDefaults, missing, True)
+        self.assertIn("configuration file not found", str(error))
+        config = loadConfigOrDefaults(missing, False)
+        self.assertTrue(config.defaulted)
+        self.assertEqual(config.dataRoot(), os.path.join(os.path.dirname(os.path.dirname(missing)), "var"))
+
     def test_emptyFileIsDefaults(self):
-        """An empty file gives every default."""
-        config = loadConfig(self.write(""))
+        """An empty file gives every default (paths relative to the file's folder)."""
+        path = self.write("")
+        config = loadConfig(path)
+        expected = defaultConfig(path)
         for option in SCHEMA:
-            self.assertEqual(config[option.section, option.name], option.parse(option.default))
+            self.assertEqual(config[option.section, option.name], expected[option.section, option.name])
+        self.assertEqual(config.dataRoot(), os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))),
+                                                         "var"))
 
     def test_values(self):
         """Values of each type are parsed; several listeners per protocol are kept in order."""
@@ -162,7 +198,7 @@ class SampleConfigTests(unittest.TestCase):
         with open(path, "w", encoding="utf-8") as f:
             f.write(sampleConfig())
         config = loadConfig(path)
-        expected = defaultConfig()
+        expected = defaultConfig(path)
         for option in SCHEMA:
             key = (option.section, option.name)
             self.assertEqual(config[key], expected[key], key)

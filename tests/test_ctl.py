@@ -16,6 +16,7 @@ from twisted.trial import unittest
 
 from gateway import ctl
 from gateway.config import sampleConfig
+from gateway.cred import forms
 from gateway.cred.passwords import hashPassword, verifyCramMD5, verifyPassword
 from gateway.directory.filedir import FileDirectory
 
@@ -128,7 +129,10 @@ class DomainTests(CtlMixin, unittest.TestCase):
         self.assertIn("client1.example,c1.example", listing[0])
         self.assertTrue(listing[1].startswith("example.test (main)"), listing)
 
-        self.ok("domain", "remove", "client1.test")
+        self.assertIn("run the command again with --yes",
+                      self.fails(ctl.EX_USAGE, "domain", "remove", "client1.test"))
+        self.assertIsNotNone(self.directory().getDomain("client1.test"))
+        self.ok("domain", "remove", "client1.test", "--yes")
         self.assertIsNone(self.directory().getDomain("client1.test"))
         self.assertEqual(len(self.ok("domain", "list").splitlines()), 1)
 
@@ -158,25 +162,28 @@ class AccountTests(CtlMixin, unittest.TestCase):
                       self.ok("account", "add", "Demo@Example.Test", "--password", "pa ss"))
         record = self.directory().getAccount("demo@example.test")
         self.assertTrue(record.password.startswith("{SHA512-CRYPT}$6$"), record.password)
-        self.assertTrue(verifyPassword(record.password, "pa ss"))
-        self.assertFalse(verifyPassword(record.password, "wrong"))
+        self.assertEqual(forms.schemes(record.password), ["SHA512-CRYPT", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertTrue(forms.verifyPlain(record.password, "pa ss"))
+        self.assertFalse(forms.verifyPlain(record.password, "wrong"))
+        for form in forms.splitForms(record.password):
+            self.assertTrue(verifyPassword(form, "pa ss"), form)
         with open(os.path.join(record.path.path, "account.ini"), encoding="utf-8") as f:
             self.assertNotIn("pa ss", f.read())
 
     def test_cramScheme(self):
-        """--scheme CRAM-MD5 stores the CRAM-MD5 context, usable for CRAM-MD5 logins."""
+        """--scheme CRAM-MD5 stores the CRAM-MD5 context first (and SCRAM keys beside it), not twice."""
         self.ok("account", "add", "demo@example.test", "--password", "pw", "--scheme", "cram-md5")
         stored = self.directory().getAccount("demo@example.test").password
-        self.assertTrue(stored.startswith("{CRAM-MD5}"), stored)
+        self.assertEqual(forms.schemes(stored), ["CRAM-MD5", "SCRAM-SHA-256"])
         challenge = b"<1.2@example.test>"
         response = hmac.new(b"pw", challenge, hashlib.md5).hexdigest()
-        self.assertTrue(verifyCramMD5(stored, challenge, response))
-        self.assertTrue(verifyPassword(stored, "pw"))
+        self.assertTrue(verifyCramMD5(forms.cramForm(stored), challenge, response))
+        self.assertTrue(forms.verifyPlain(stored, "pw"))
 
     def test_passwordStdin(self):
         """--password-stdin reads one line from standard input."""
         self.ok("account", "add", "demo@example.test", "--password-stdin", stdin=io.StringIO("from stdin\n"))
-        self.assertTrue(verifyPassword(self.directory().getAccount("demo@example.test").password, "from stdin"))
+        self.assertTrue(forms.verifyPlain(self.directory().getAccount("demo@example.test").password, "from stdin"))
 
     def test_passwd(self):
         """account passwd replaces the password (and scheme); the old one stops working."""
@@ -199,23 +206,30 @@ class AccountTests(CtlMixin, unittest.TestCase):
         self.assertEqual(record.services, frozenset({"imap", "ftp"}))
         self.assertEqual(record.timezone, "Europe/Berlin")
         self.assertIs(record.enabled, False)
-        line = self.ok("account", "list").strip()
-        self.assertEqual(
-            line, "demo@example.test scheme=SHA512-CRYPT aliases=d1,d2 services=ftp,imap quota=10M DISABLED")
-        self.assertEqual(self.ok("account", "list", "example.test").strip(), line)
+        lines = self.ok("account", "list").splitlines()
+        self.assertEqual(lines, [
+            "demo@example.test scheme=SHA512-CRYPT,SCRAM-SHA-256,CRAM-MD5 aliases=d1,d2 services=ftp,imap"
+            " quota=10M DISABLED",
+            # Made with the domain, for ~public/ (nobody logs in as it).
+            "public@example.test scheme=SHA512-CRYPT aliases=- services=- quota=50M DISABLED"])
+        self.assertEqual(self.ok("account", "list", "example.test").splitlines(), lines)
         self.ok("account", "set", "demo@example.test", "--enable", "--quota", "default")
         record = self.directory().getAccount("demo@example.test")
         self.assertIs(record.enabled, True)
         self.assertEqual(record.quota, 50 * 1024**2)
 
     def test_remove(self):
-        """account remove deletes the account and its folder."""
+        """account remove refuses without --yes, and with it deletes the account and its folder."""
         self.ok("account", "add", "demo@example.test", "--password", "pw")
         path = self.directory().getAccount("demo@example.test").path.path
-        self.ok("account", "remove", "demo@example.test")
+        err = self.fails(ctl.EX_USAGE, "account", "remove", "demo@example.test")
+        self.assertIn("this removes account demo@example.test with all its mail and files; run the command again"
+                      " with --yes", err)
+        self.assertTrue(os.path.isdir(path))
+        self.ok("account", "remove", "demo@example.test", "--yes")
         self.assertIsNone(self.directory().getAccount("demo@example.test"))
         self.assertFalse(os.path.exists(path))
-        self.assertEqual(self.ok("account", "list"), "")
+        self.assertNotIn("demo@", self.ok("account", "list"))
 
     def test_badInput(self):
         """Bad names, unknown domains, duplicates, empty or missing passwords fail clearly."""
@@ -240,7 +254,7 @@ class AccountTests(CtlMixin, unittest.TestCase):
         self.assertIn("--scheme", self.fails(2, "account", "passwd", "demo@example.test", "--password", "x",
                                              "--scheme", "ROT13"))
         self.assertIn("no such domain", self.fails(ctl.EX_DATAERR, "account", "list", "nowhere.test"))
-        self.assertEqual(self.ok("account", "list").count("\n"), 1)
+        self.assertEqual(self.ok("account", "list").count("\n"), 2)  # demo and public
 
 
 class AliasTests(CtlMixin, unittest.TestCase):
@@ -269,6 +283,69 @@ class AliasTests(CtlMixin, unittest.TestCase):
         self.assertIn("no router record", self.fails(ctl.EX_DATAERR, "alias", "remove", "a@company.test"))
 
 
+class MechanismTests(CtlMixin, unittest.TestCase):
+    """
+    Password forms for the configured mechanisms, account show and doctor.
+    """
+
+    def setUp(self):
+        CtlMixin.setUp(self)
+        self.ok("domain", "add", "example.test")
+
+    def test_domainNarrows(self):
+        """domain set --mechanisms narrows what new passwords of the domain store; domain list shows it."""
+        self.ok("domain", "add", "strict.test", "--mechanisms", "plain,scram-sha-256")
+        self.assertIn("mechanisms=PLAIN,SCRAM-SHA-256", self.ok("domain", "list"))
+        self.ok("account", "add", "a@strict.test", "--password", "pw")
+        stored = self.directory().getAccount("a@strict.test").password
+        self.assertEqual(forms.schemes(stored), ["SHA512-CRYPT", "SCRAM-SHA-256"])
+        self.ok("domain", "set", "strict.test", "--mechanisms", "")
+        self.assertNotIn("mechanisms=", self.ok("domain", "list"))
+        self.assertIn("unknown mechanism", self.fails(2, "domain", "set", "strict.test",
+                                                      "--mechanisms", "GSSAPI"))
+
+    def test_configuredMechanisms(self):
+        """[auth] mechanisms decides the forms account add stores."""
+        self.writeConfig("[auth]\nmechanisms = PLAIN LOGIN\n")
+        self.ok("account", "add", "a@example.test", "--password", "pw")
+        self.assertEqual(forms.schemes(self.directory().getAccount("a@example.test").password), ["SHA512-CRYPT"])
+
+    def test_show(self):
+        """account show lists the settings, stored forms and usable mechanisms, never a secret."""
+        self.ok("account", "add", "a@example.test", "--password", "pw", "--alias", "al")
+        out = self.ok("account", "show", "al@example.test")
+        self.assertIn("account:    a@example.test\n", out)
+        self.assertIn("password:   {SHA512-CRYPT}, {SCRAM-SHA-256}, {CRAM-MD5}\n", out)
+        self.assertIn("mechanisms: PLAIN, LOGIN, SCRAM-SHA-256, CRAM-MD5\n", out)
+        self.assertNotIn("cannot use", out)
+        self.assertNotIn("$6$", out)
+        self.fails(ctl.EX_NOUSER, "account", "show", "nobody@example.test")
+
+    def test_showMissing(self):
+        """account show names the mechanisms an imported hash cannot serve."""
+        self.directory().addAccount("old@example.test", hashPassword("pw", "SHA512-CRYPT"))
+        out = self.ok("account", "show", "old@example.test")
+        self.assertIn("mechanisms: PLAIN, LOGIN\n", out)
+        self.assertIn("cannot use: SCRAM-SHA-256, CRAM-MD5 (set the password again", out)
+        self.ok("account", "set", "old@example.test", "--disable")
+        out = self.ok("account", "show", "old@example.test")
+        self.assertIn("enabled:    no\n", out)
+        self.assertIn("mechanisms: none\n", out)
+        self.assertNotIn("cannot use", out)
+
+    def test_doctor(self):
+        """doctor lists the accounts lacking a form (exit 1) until their passwords are set again (exit 0)."""
+        self.ok("account", "add", "good@example.test", "--password", "pw")
+        self.assertEqual(self.ok("doctor"), "no problems found\n")
+        self.directory().addAccount("old@example.test", hashPassword("pw", "CRAM-MD5"))
+        code, out, err = self.ctl("doctor")
+        self.assertEqual(code, 1, err)
+        self.assertEqual(out, "old@example.test: cannot log in with SCRAM-SHA-256 (password stored as {CRAM-MD5});"
+                              " set it again with gatewayctl account passwd\n1 problem found\n")
+        self.ok("account", "passwd", "old@example.test", "--password", "pw")
+        self.assertEqual(self.ok("doctor"), "no problems found\n")
+
+
 class ImportPasswdTests(CtlMixin, unittest.TestCase):
     def setUp(self):
         CtlMixin.setUp(self)
@@ -283,7 +360,7 @@ class ImportPasswdTests(CtlMixin, unittest.TestCase):
         return path
 
     def test_import(self):
-        """A Dovecot passwd-file is imported: comments and blanks skipped, schemes kept, domains applied."""
+        """A Dovecot passwd-file is imported: comments and blanks skipped, hashes kept, {PLAIN} stored in every form."""
         path = self.passwdFile(
             "# Dovecot passwd-file\n"
             "\n"
@@ -294,18 +371,46 @@ class ImportPasswdTests(CtlMixin, unittest.TestCase):
         )
         out = self.ok("import-passwd", path, "--domain", "example.test")
         self.assertIn("3 accounts added, 0 passwords updated", out)
+        self.assertIn("full@example.test: cannot log in with SCRAM-SHA-256, CRAM-MD5 until", out)
+        self.assertIn("1 accounts cannot use every mechanism", out)
         d = self.directory()
-        self.assertEqual(d.getAccount("plain@example.test").password, "{PLAIN}x")
+        plain = d.getAccount("plain@example.test").password
+        self.assertEqual(forms.schemes(plain), ["SHA512-CRYPT", "SCRAM-SHA-256", "CRAM-MD5"])
+        self.assertTrue(forms.verifyPlain(plain, "x"))
         self.assertEqual(d.getAccount("full@example.test").password, self.crypt)
         self.assertTrue(verifyPassword(d.getAccount("full@example.test").password, "secret"))
-        self.assertEqual(d.getAccount("viaalias@example.test").password, "{PLAIN}y")
+        self.assertTrue(forms.verifyPlain(d.getAccount("viaalias@example.test").password, "y"))
 
     def test_reimportUpdates(self):
         """Importing again updates the passwords of existing accounts."""
         self.ok("import-passwd", self.passwdFile("plain:{PLAIN}x::::::\n"), "--domain", "example.test")
         out = self.ok("import-passwd", self.passwdFile("plain:{PLAIN}changed::::::\n"), "--domain", "example.test")
         self.assertIn("0 accounts added, 1 passwords updated", out)
-        self.assertEqual(self.directory().getAccount("plain@example.test").password, "{PLAIN}changed")
+        stored = self.directory().getAccount("plain@example.test").password
+        self.assertTrue(forms.verifyPlain(stored, "changed"))
+        self.assertFalse(forms.verifyPlain(stored, "x"))
+
+    def test_exportRoundTrip(self):
+        """export-passwd writes a passwd-file with the chosen form that import-passwd reads back."""
+        self.ok("account", "add", "a@example.test", "--password", "pa")
+        self.ok("account", "add", "b@example.test", "--password", "pb", "--scheme", "ARGON2ID")
+        lines = self.ok("export-passwd", "example.test").splitlines()
+        self.assertEqual([line.split(":")[0] for line in lines], ["a@example.test", "b@example.test"])
+        self.assertTrue(lines[0].split(":", 1)[1].startswith("{SHA512-CRYPT}$6$"))
+        self.assertTrue(lines[1].split(":", 1)[1].startswith("{ARGON2ID}$argon2id$"))
+        scram = self.ok("export-passwd", "--scheme", "SCRAM-SHA-256").splitlines()
+        self.assertEqual(len(scram), 2)
+        self.ok("domain", "add", "copy.test")
+        path = self.passwdFile("\n".join(line.replace("@example.test", "@copy.test") for line in scram) + "\n")
+        self.assertIn("2 accounts added", self.ok("import-passwd", path, "--domain", "copy.test"))
+        stored = self.directory().getAccount("a@copy.test").password
+        self.assertEqual(forms.schemes(stored), ["SCRAM-SHA-256"])
+        self.assertTrue(forms.verifyPlain(stored, "pa"))
+        self.directory().addAccount("c@example.test", hashPassword("pc", "SHA256-CRYPT"))
+        code, out, err = self.ctl("export-passwd", "--scheme", "CRAM-MD5")
+        self.assertEqual(code, ctl.EX_DATAERR)
+        self.assertEqual(len(out.splitlines()), 2)
+        self.assertIn("c@example.test has no {CRAM-MD5} password", err)
 
     def test_badLine(self):
         """A bad line fails with its line number and imports nothing."""
@@ -323,7 +428,8 @@ class ImportPasswdTests(CtlMixin, unittest.TestCase):
         ):
             err = self.fails(ctl.EX_DATAERR, "import-passwd", self.passwdFile(text), "--domain", "example.test")
             self.assertIn(fragment, err)
-        self.assertEqual(self.ok("account", "list"), "")
+        self.assertEqual([line.split()[0] for line in self.ok("account", "list").splitlines()],
+                         ["public@example.test", "public@other.test"])
 
     def test_missingFileOrDomain(self):
         """A missing file or unknown domain fails clearly."""
@@ -400,6 +506,70 @@ class DeliverTests(CtlMixin, unittest.TestCase):
         self.assertIn(b"nobody@example.test", result.stderr)
 
 
+class PathTests(CtlMixin, unittest.TestCase):
+    """
+    Relative paths in the configuration are relative to its folder, so
+    gatewayctl works from any directory, and it never makes an empty data
+    root by mistake (issue 15 item 2).
+    """
+
+    def setUp(self):
+        CtlMixin.setUp(self)
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write("[server]\ndata_root = data\n[tls]\ncertificate = tls/cert.pem\nprivate_key = tls/key.pem\n")
+        self.elsewhere = os.path.abspath(self.mktemp())
+        os.makedirs(self.elsewhere)
+
+    def elsewhereRun(self, *argv, **kw):
+        return subprocess.run([consoleScript(), *argv], capture_output=True, timeout=30, cwd=self.elsewhere, **kw)
+
+    def test_deliverFromElsewhere(self):
+        """gatewayctl -c /abs/gateway.ini deliver, run from another folder (as Postfix does), finds the account."""
+        self.assertEqual(self.elsewhereRun("-c", self.config, "init-demo").returncode, 0)
+        self.assertTrue(os.path.exists(os.path.join(self.base, "tls", "cert.pem")))
+        result = self.elsewhereRun("-c", self.config, "deliver", "demo@example.test", input=MESSAGE)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(list(self.inbox("demo@example.test").values()), [MESSAGE])
+        self.assertEqual(os.listdir(self.elsewhere), [])
+
+    def test_missingDataRootNotCreated(self):
+        """With no data root, deliver fails with EX_CONFIG naming it, and creates nothing anywhere."""
+        result = self.elsewhereRun("-c", self.config, "deliver", "demo@example.test", input=MESSAGE)
+        self.assertEqual(result.returncode, ctl.EX_CONFIG)
+        self.assertIn(self.dataRoot.encode(), result.stderr)
+        self.assertFalse(os.path.exists(self.dataRoot))
+        self.assertEqual(os.listdir(self.elsewhere), [])
+
+    def test_missingConfigGiven(self):
+        """A --config that does not exist is an error, even at the default name."""
+        for path in ("nowhere.ini", "etc/gateway.ini"):
+            result = self.elsewhereRun("-c", path, "account", "list")
+            self.assertEqual(result.returncode, ctl.EX_CONFIG)
+            self.assertIn(b"configuration file not found", result.stderr)
+        self.assertEqual(os.listdir(self.elsewhere), [])
+
+    def test_defaultsAnnounced(self):
+        """Without --config and without etc/gateway.ini the defaults are used and said so in one line."""
+        os.makedirs(os.path.join(self.elsewhere, "var"))
+        result = self.elsewhereRun("account", "list")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(
+            result.stderr.decode(),
+            "gatewayctl: no etc/gateway.ini here: using the default configuration (data root %s/var)\n"
+            % (self.elsewhere,),
+        )
+
+    def test_defaultConfigFound(self):
+        """Without --config, etc/gateway.ini of the current folder is read, its paths relative to etc/."""
+        os.makedirs(os.path.join(self.elsewhere, "etc"))
+        with open(os.path.join(self.elsewhere, "etc", "gateway.ini"), "w", encoding="utf-8") as f:
+            f.write(sampleConfig())
+        result = self.elsewhereRun("domain", "add", "example.test")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr, b"")
+        self.assertTrue(os.path.exists(os.path.join(self.elsewhere, "var", "domains", "example.test", "domain.ini")))
+
+
 class AlertTests(CtlMixin, unittest.TestCase):
     def setUp(self):
         CtlMixin.setUp(self)
@@ -432,7 +602,8 @@ class InitDemoTests(CtlMixin, unittest.TestCase):
         self.assertTrue(os.path.exists(cert))
         self.assertTrue(os.path.exists(os.path.join(self.base, "tls", "key.pem")))
         record = self.directory().getAccount("demo@example.test")
-        self.assertTrue(verifyPassword(record.password, ctl.DEMO_PASSWORD))
+        self.assertTrue(forms.verifyPlain(record.password, ctl.DEMO_PASSWORD))
+        self.assertEqual(forms.missingMechanisms(record.password, forms.KNOWN_MECHANISMS), [])
 
     def test_runTwice(self):
         """A second init-demo changes nothing: same certificate, same account."""
@@ -444,7 +615,7 @@ class InitDemoTests(CtlMixin, unittest.TestCase):
         self.assertEqual(self.ok("init-demo"), "")
         with open(cert, "rb") as f:
             self.assertEqual(f.read(), before)
-        self.assertTrue(verifyPassword(self.directory().getAccount("demo@example.test").password, "changed"))
+        self.assertTrue(forms.verifyPlain(self.directory().getAccount("demo@example.test").password, "changed"))
 
     def test_existingDomain(self):
         """A data root that already has a domain gets no demo domain."""
@@ -458,9 +629,20 @@ class GeneralTests(CtlMixin, unittest.TestCase):
     COMMANDS = [
         [], ["domain"], ["domain", "add"], ["domain", "set"], ["domain", "remove"], ["domain", "list"],
         ["account"], ["account", "add"], ["account", "set"], ["account", "passwd"], ["account", "remove"],
-        ["account", "list"], ["alias"], ["alias", "add"], ["alias", "remove"], ["import-passwd"],
-        ["deliver"], ["alert"], ["init-demo"], ["sample-config"],
+        ["account", "list"], ["account", "show"], ["alias"], ["alias", "add"], ["alias", "remove"],
+        ["import-passwd"], ["export-passwd"], ["deliver"], ["alert"], ["init-demo"], ["doctor"], ["sample-config"],
     ]
+
+    def test_helpPlainText(self):
+        """--help shows whole sentences without epytext markup, and the exit codes."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.assertRaises(SystemExit, ctl.main, ["--help"])
+        text = out.getvalue()
+        self.assertNotRegex(text, r"[A-Z]\{")
+        self.assertIn("gatewayctl: administer domains,", text)
+        self.assertIn("a running server sees them at once.", " ".join(text.split()))
+        self.assertIn("78 configuration error.", " ".join(text.split()))
 
     def test_helpEverywhere(self):
         """--help on every command and subcommand prints usage and exits 0."""

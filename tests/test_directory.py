@@ -61,6 +61,29 @@ class InterfaceTests(DirectoryMixin, unittest.TestCase):
             self.assertIn("{PLAIN}info-client1.test", f.read())
 
 
+class FormsAndListingTests(DirectoryMixin, unittest.TestCase):
+    def test_accounts(self):
+        """accounts() lists every account record, by domain then name, or one domain's."""
+        self.directory.addAccount("alice@client2.test", "{PLAIN}a")
+        self.assertEqual([r.address for r in self.directory.accounts()],
+                         ["info@client1.test", "alice@client2.test", "info@client2.test", "info@company.test"])
+        self.assertEqual([r.address for r in self.other().accounts("client2.test")],
+                         ["alice@client2.test", "info@client2.test"])
+        self.assertEqual(self.directory.accounts("nowhere.test"), [])
+
+    def test_severalForms(self):
+        """A password of several forms (one a line) survives the INI file, as another process reads it."""
+        stored = "{SHA512-CRYPT}$6$x$y\n{SCRAM-SHA-256}4096,c2FsdA==,AA==,AA==\n{CRAM-MD5}" + "00" * 32
+        self.directory.setAccount("info@client1.test", password=stored)
+        self.assertEqual(self.other().getAccount("info@client1.test").password, stored)
+
+    def test_domainMechanisms(self):
+        """A domain's mechanisms are kept upper-case in domain.ini; none set means every mechanism."""
+        self.assertEqual(self.directory.getDomain("client2.test").mechanisms, ())
+        self.directory.setDomain("client2.test", mechanisms=("PLAIN", "SCRAM-SHA-256"))
+        self.assertEqual(self.other().getDomain("client2.test").mechanisms, ("PLAIN", "SCRAM-SHA-256"))
+
+
 class MultihomingTests(DirectoryMixin, unittest.TestCase):
     def test_fullNameAt(self):
         """C{user@domain} names that domain whatever address the client connected to."""

@@ -8,17 +8,82 @@ import queue
 import socket
 import threading
 
-from twisted.internet import tcp
+from twisted.internet import defer, tcp
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.trial import unittest
+from zope.interface import directlyProvides
 
 from gateway.ftp import commands, data
 from gateway.ftp.server import FTPSession, makeFactory
 from gateway.ftp.workers import Workers
 from tests.support import PASSWORD, makeTestContext
+
+
+class TLSStringTransport(StringTransport):
+    """
+    A L{StringTransport} that records C{startTLS}.
+    """
+
+    tlsStarted = None
+
+    def startTLS(self, contextFactory):
+        self.tlsStarted = contextFactory
+        directlyProvides(self, ISSLTransport)
+
+
+class _SyncPool:
+    """
+    File-system commands run at once.
+    """
+
+    def run(self, f, *args):
+        return defer.maybeDeferred(f, *args)
+
+    def stop(self):
+        pass
+
+
+class _Connected(data.PassiveListener):
+    """
+    A passive setup whose data connection C{dp} is already there.
+    """
+
+    def __init__(self, dp):
+        self.dp = dp
+        self.connected = defer.succeed(dp)
+
+    def wait(self):
+        return defer.succeed(self.dp)
+
+    def stop(self):
+        pass
+
+
+class _HandshakeTransport(StringTransport):
+    """
+    A data connection transport with a clock and a TLS handle that saw no
+    close_notify.
+    """
+
+    def __init__(self, clock):
+        StringTransport.__init__(self)
+        self.reactor = clock
+
+    def setTcpNoDelay(self, enabled):
+        pass
+
+    def startTLS(self, contextFactory, normal=True):
+        pass
+
+    def getHandle(self):
+        return self
+
+    def get_shutdown(self):
+        return 0
 
 
 class SessionTests(unittest.TestCase):
@@ -30,7 +95,7 @@ class SessionTests(unittest.TestCase):
             self.factory = makeFactory(self.context)
             self.clock = self.factory.clock = Clock()
         session = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
-        transport = StringTransport(
+        transport = TLSStringTransport(
             hostAddress=IPv4Address("TCP", "192.0.2.1", 21), peerAddress=IPv4Address("TCP", "192.0.2.7", 40000)
         )
         session.makeConnection(transport)
@@ -86,6 +151,28 @@ class SessionTests(unittest.TestCase):
         self.assertIn(b"500", t.value())
         self.assertFalse(t.disconnecting)
 
+    def test_pendingCommandsBoundedBeforeLogin(self):
+        """Before login, commands pipelined behind a pending one are held up to a few KB; past that 421 and the connection closes."""
+        s, t = self.connect()
+        s._busy = True  # as while a wrong password is being delayed
+        s.dataReceived(b"NOOP " + b"x" * 1000 + b"\r\n")
+        self.assertFalse(t.disconnecting)
+        s.dataReceived(b"".join(b"NOOP " + b"x" * 1000 + b"\r\n" for _ in range(100)))
+        self.assertTrue(t.value().startswith(b"421 "), t.value())
+        self.assertTrue(t.disconnecting)
+        self.assertLessEqual(sum(map(len, s._queue)), 16 * 1024)
+
+    def test_pendingCommandsAfterLogin(self):
+        """After login a client may pipeline many commands behind a pending one; they run in order."""
+        s, t = self.connect()
+        self.login(s, t)
+        s._busy = True
+        t.clear()
+        s.dataReceived(b"NOOP\r\n" * 500)
+        self.assertEqual(t.value(), b"")
+        s._done(None)
+        self.assertEqual(t.value(), b"200 OK\r\n" * 500)
+
     def test_loginRequired(self):
         """File commands before login get 530."""
         s, t = self.connect()
@@ -125,6 +212,74 @@ class SessionTests(unittest.TestCase):
         self.assertTrue(self.send(s, t, "PBSZ 0").startswith("503"))
         self.assertTrue(self.send(s, t, "PROT P").startswith("503"))
         self.assertTrue(self.send(s, t, "AUTH GSSAPI").startswith("504"))
+
+    def test_authTLSDiscardsPipelined(self):
+        """Commands pipelined after AUTH TLS in the same segment are discarded, not run after the handshake."""
+        s, t = self.connect()
+        out = self.send(s, t, "AUTH TLS\r\nUSER demo@example.test\r\nPASS " + PASSWORD)
+        self.assertEqual(out, "234 AUTH TLS successful\r\n")
+        self.assertIs(t.tlsStarted, self.context.tls)
+        self.assertIsNone(s.user)
+        self.assertIsNone(s.account)
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+        self.assertTrue(self.send(s, t, "PASS " + PASSWORD).startswith("503"))
+
+    def test_authTLSDiscardsQueued(self):
+        """Commands queued behind a pending one and behind AUTH TLS are discarded when TLS starts."""
+        s, t = self.connect()
+        s._busy = True  # as while a login is being checked
+        s.dataReceived(("AUTH TLS\r\nUSER demo\r\nPASS %s\r\n" % (PASSWORD,)).encode())
+        self.assertEqual(t.value(), b"")
+        s._done(None)
+        self.assertEqual(t.value(), b"234 AUTH TLS successful\r\n")
+        self.assertIsNone(s.account)
+        self.assertEqual(list(s._queue), [])
+
+    def test_controlCharactersInArguments(self):
+        """A CR, NUL or other control character inside an argument gets 501, creates nothing, and the session goes on."""
+        s, t = self.connect()
+        self.login(s, t)
+        root = s.account.fileStore.root.path
+        before = sorted(os.listdir(root))
+        for line in ("MKD dir\r226 Injected", "MKD a\x00b", "MKD bell\x07", "RNFR x\x1b[2J", "CWD /\x7f",
+                     "STOR evil\rname"):
+            reply = self.send(s, t, line)
+            self.assertTrue(reply.startswith("501 "), (line, reply))
+            self.assertEqual(reply.count("\r\n"), 1, reply)
+            self.assertNotIn("Injected", reply)
+        self.assertEqual(sorted(os.listdir(root)), before)
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+
+    def test_controlCharactersBeforeLogin(self):
+        """USER with a CR inside gets 501: the name is not echoed into a second reply line."""
+        s, t = self.connect()
+        reply = self.send(s, t, "USER demo\r230 Logged in")
+        self.assertTrue(reply.startswith("501 "), reply)
+        self.assertNotIn("230", reply)
+        self.assertIsNone(s.user)
+
+    def test_replyNeverCarriesLineBreaks(self):
+        """A reply text or line holding CR, LF or NUL (a file name from disk, say) is sent as one line each."""
+        s, t = self.connect()
+        s.reply(213, "Status of a\r\n226 Injected", ["name\n226 Injected", "x\ry\x00z"])
+        lines = t.value().split(b"\r\n")
+        self.assertEqual(lines, [b"213-Status of a??226 Injected", b" name?226 Injected", b" x?y?z", b"213 End", b""])
+
+    def test_protectedListingWithoutHandshake(self):
+        """A PROT P listing whose client never completes the TLS handshake is cut off after the timeout and answered 426, not 226."""
+        s, t = self.connect()
+        self.login(s, t)
+        self.factory._pools["fs"] = _SyncPool()
+        dp = data.DataProtocol(tls=object())
+        dp.factory = s.data = _Connected(dp)
+        dp.makeConnection(_HandshakeTransport(self.clock))
+        out = self.send(s, t, "NLST private")
+        self.assertTrue(out.startswith("150 "), out)
+        t.clear()
+        self.clock.advance(data.HANDSHAKE_TIMEOUT)
+        self.assertTrue(dp.transport.disconnected)
+        dp.connectionLost(None)
+        self.assertTrue(t.value().startswith(b"426 "), t.value())
 
     def test_portOnlyToClient(self):
         """PORT and EPRT refuse another host (no bounce), privileged ports and bad syntax."""
@@ -185,6 +340,47 @@ class SessionTests(unittest.TestCase):
         t = StringTransport()
         extra.makeConnection(t)
         self.assertTrue(t.value().startswith(b"421"))
+        self.assertTrue(t.disconnecting)
+
+    def test_addressLimit(self):
+        """Past [ftp] max_connections_per_address a new connection from that address gets 421; other addresses and a freed place get in."""
+        s1, t1 = self.connect(max_connections_per_address=2)
+        s2, t2 = self.connect()
+        extra = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40009))
+        self.assertNotIsInstance(extra, FTPSession)
+        t = StringTransport()
+        extra.makeConnection(t)
+        self.assertTrue(t.value().startswith(b"421 Too many connections from your address"), t.value())
+        self.assertTrue(t.disconnecting)
+        self.assertIsInstance(self.factory.buildProtocol(IPv4Address("TCP", "198.51.100.1", 40000)), FTPSession)
+        s1.connectionLost(None)
+        self.assertIsInstance(self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40010)), FTPSession)
+
+    def test_addressLimitOff(self):
+        """[ftp] max_connections_per_address = 0 sets no limit per address."""
+        self.connect(max_connections_per_address=0)
+        for port in range(50):
+            self.assertIsInstance(self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 41000 + port)), FTPSession)
+
+    def test_loginTimeout(self):
+        """A connection not logged in [ftp] login_timeout seconds after it opened gets 421 and is closed, commands or not."""
+        s, t = self.connect(login_timeout=20)
+        self.clock.advance(10)
+        self.assertEqual(self.send(s, t, "NOOP"), "200 OK\r\n")
+        self.send(s, t, "USER demo")
+        t.clear()
+        self.clock.advance(11)
+        self.assertTrue(t.value().startswith(b"421 "), t.value())
+        self.assertTrue(t.disconnecting)
+
+    def test_loginTimeoutEndsAtLogin(self):
+        """Once logged in, only the idle timeout applies."""
+        s, t = self.connect(login_timeout=20, idle_timeout=900)
+        self.clock.advance(15)
+        self.login(s, t)
+        self.clock.advance(100)
+        self.assertFalse(t.disconnecting)
+        self.clock.advance(801)
         self.assertTrue(t.disconnecting)
 
     def test_accountLimit(self):
@@ -299,7 +495,8 @@ class WorkersTests(unittest.TestCase):
 
     def test_slowCallAnsweredLater(self):
         """A call still running after the wait answers through callFromThread; run() then stops waiting until a call is fast."""
-        workers = self.workers(wait=0.01)
+        # Long enough that the fast call below is fast on a loaded machine.
+        workers = self.workers(wait=0.5)
         gate = threading.Event()
         slow = workers.run(gate.wait, 10)
         self.assertNoResult(slow)
@@ -327,6 +524,40 @@ class WorkersTests(unittest.TestCase):
             self.reactor.runNext()
         for d in results:
             self.assertTrue(self.successResultOf(d))
+
+
+class ProtectedCloseTests(unittest.TestCase):
+    def connect(self):
+        dp = data.DataProtocol(tls=object())
+        dp.transport = StringTransport()
+        dp.transport.reactor = self.clock = Clock()
+        return dp
+
+    def test_closeWaitsForHandshake(self):
+        """Closing a PROT P data connection before the client's TLS handshake completes waits for it, then closes cleanly."""
+        dp = self.connect()
+        dp.close()
+        self.assertFalse(dp.transport.disconnecting)
+        dp.handshakeCompleted()
+        self.assertTrue(dp.transport.disconnecting)
+        self.assertFalse(dp.transport.disconnected)  # loseConnection (close_notify), not an abort
+
+    def test_handshakeTimeout(self):
+        """A client that never completes the handshake is cut off after HANDSHAKE_TIMEOUT seconds."""
+        dp = self.connect()
+        dp.close()
+        self.clock.advance(data.HANDSHAKE_TIMEOUT - 1)
+        self.assertFalse(dp.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(dp.transport.disconnected)
+        dp.handshakeCompleted()  # too late: nothing more happens
+
+    def test_clearClosesAtOnce(self):
+        """A clear data connection closes at once."""
+        dp = data.DataProtocol()
+        dp.transport = StringTransport()
+        dp.close()
+        self.assertTrue(dp.transport.disconnecting)
 
 
 class WriteNowTests(unittest.TestCase):

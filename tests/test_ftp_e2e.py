@@ -10,6 +10,8 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
+import time
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -17,8 +19,9 @@ from twisted.trial import unittest
 
 from gateway.ftp import data
 from gateway.ftp.server import makeFactory
-from gateway.store.files import TEMP_PREFIX
+from gateway.store.files import TEMP_PREFIX, FileStore
 from tests.support import PASSWORD, makeTestContext, testCertificate
+from tests.test_store_files import fillsUp
 
 NAME = "Grüße – 日本語 ✓.txt"
 CURL = "/usr/bin/curl"
@@ -62,6 +65,32 @@ class _Server:
             ftp = ftplib.FTP(timeout=10, encoding="utf-8")
         ftp.connect("127.0.0.1", self.port)
         return ftp
+
+
+def _waitReceived(ftp, count):
+    """
+    Ask STAT (answered during a transfer) until the server has received
+    C{count} bytes of the running transfer.
+    """
+    for _ in range(1000):
+        if "Transfer in progress: %d bytes" % (count,) in ftp.sendcmd("STAT"):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the server never received %d bytes" % (count,))
+
+
+def _interruptedStor(ftp, name, payload):
+    """
+    Send C{payload} on a STOR of C{name}, wait until the server has it,
+    then ABOR: C{(first reply, second reply)}.
+    """
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR " + name)
+    conn.sendall(payload)
+    _waitReceived(ftp, len(payload))
+    first = ftp.abort()
+    conn.close()
+    return first, ftp.voidresp()
 
 
 def _retr(ftp, name, rest=None):
@@ -334,6 +363,174 @@ class PlainFTPTests(_Server, unittest.TestCase):
 
         return deferToThread(session).addCallback(check)
 
+    def test_interruptedUploadKept(self):
+        """An aborted STOR keeps what arrived under the target name, counted in the quota; REST+STOR and curl -C - resume it."""
+        self.serve()
+        payload = os.urandom(300000)
+        with open(os.path.join(self.root, "old.bin"), "wb") as f:
+            f.write(b"the old version")
+        source = os.path.join(self.mktemp())
+        with open(source, "wb") as f:
+            f.write(payload)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            replies = _interruptedStor(ftp, "new.bin", payload[:100000])
+            replies += _interruptedStor(ftp, "old.bin", payload[:120000])
+            sizes = ftp.size("new.bin"), ftp.size("old.bin")
+            ftp.storbinary("STOR new.bin", io.BytesIO(payload[100000:]), rest=100000)
+            ftp.quit()
+            curl = subprocess.run([CURL, "-sS", "--user", "demo:" + PASSWORD, "-C", "-", "-T", source,
+                                   "ftp://127.0.0.1:%d/old.bin" % (self.port,)], capture_output=True, timeout=20)
+            return replies, sizes, curl
+
+        def check(result):
+            replies, sizes, curl = result
+            self.assertEqual([r[:3] for r in replies], ["426", "226", "426", "226"])
+            self.assertEqual(sizes, (100000, 120000))
+            self.assertEqual(curl.returncode, 0, curl.stderr)
+            for name in ("new.bin", "old.bin"):
+                with open(os.path.join(self.root, name), "rb") as f:
+                    self.assertEqual(f.read(), payload, name)
+            self.assertEqual(sorted(os.listdir(self.root)), ["new.bin", "old.bin", "private"])
+            self.assertEqual(self.account.fileStore.usage(), 2 * len(payload))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_interruptedUploadAllOrNothing(self):
+        """With [ftp] keep_partial_uploads off an aborted STOR leaves the old file, or none, and nothing counted."""
+        self.serve(overrides={("ftp", "keep_partial_uploads"): False})
+        with open(os.path.join(self.root, "old.bin"), "wb") as f:
+            f.write(b"the old version")
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            replies = _interruptedStor(ftp, "new.bin", os.urandom(100000))
+            replies += _interruptedStor(ftp, "old.bin", os.urandom(100000))
+            ftp.quit()
+            return replies
+
+        def check(replies):
+            self.assertEqual([r[:3] for r in replies], ["426", "226", "426", "226"])
+            self.assertEqual(sorted(os.listdir(self.root)), ["old.bin", "private"])
+            with open(os.path.join(self.root, "old.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"the old version")
+            self.assertEqual(self.account.fileStore.usage(), len(b"the old version"))
+
+        return deferToThread(session).addCallback(check)
+
+    def test_killedUploadLeftoverCleaned(self):
+        """An upload cut by kill -9 leaves a hidden temporary file; once a minute old, the next login removes it and the usage counts only what is visible."""
+        dataRoot = os.path.abspath(self.mktemp())
+        root = os.path.join(dataRoot, "domains", "example.test", "accounts", "demo", "files")
+
+        def start():
+            server = subprocess.Popen([sys.executable, "-m", "tests.ftpserver", dataRoot], stdout=subprocess.PIPE,
+                                      cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            self.addCleanup(server.stdout.close)
+            self.addCleanup(server.wait)
+            self.addCleanup(server.kill)
+            return server, int(server.stdout.readline())
+
+        def leftovers():
+            return [n for n in os.listdir(root) if n.startswith(TEMP_PREFIX)]
+
+        def session():
+            server, self.port = start()
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ftp.storbinary("STOR kept.bin", io.BytesIO(b"k" * 1000))
+            ftp.voidcmd("TYPE I")
+            conn = ftp.transfercmd("STOR cut.bin")
+            conn.sendall(os.urandom(2 * 1024 * 1024))
+            _waitReceived(ftp, 2 * 1024 * 1024)
+            server.kill()
+            server.wait()
+            conn.close()
+            ftp.close()
+            [leftover] = leftovers()
+            self.assertGreater(os.path.getsize(os.path.join(root, leftover)), 0)
+            # A minute later (the leftover's clock moved back instead):
+            old = time.time() - 120
+            os.utime(os.path.join(root, leftover), (old, old))
+            server, self.port = start()
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            for _ in range(1000):
+                if not leftovers():
+                    break
+                time.sleep(0.01)
+            names = ftp.nlst()
+            ftp.quit()
+            return names
+
+        def check(names):
+            self.assertEqual(leftovers(), [])
+            self.assertEqual(sorted(names), ["kept.bin", "private"])
+            self.assertEqual(FileStore(root).usage(), 1000)
+
+        return deferToThread(session).addCallback(check)
+
+    def test_diskFull(self):
+        """STOR, APPE and REST+STOR meeting a full disk get 552 with a clean text, keep nothing they wrote, and the session goes on."""
+        self.serve()
+        with open(os.path.join(self.root, "old.bin"), "wb") as f:
+            f.write(b"old")
+        fillsUp(self.account.fileStore, 100000)
+
+        def session():
+            ftp = self.client()
+            ftp.login("demo", PASSWORD)
+            ftp.voidcmd("TYPE I")
+            errors = []
+            for command, rest in (("STOR new.bin", None), ("STOR old.bin", None), ("APPE old.bin", None),
+                                  ("STOR old.bin", 1)):
+                with self.assertRaises(ftplib.error_perm) as caught:
+                    ftp.storbinary(command, io.BytesIO(os.urandom(400000)), rest=rest)
+                errors.append(str(caught.exception))
+            reply = ftp.voidcmd("NOOP")
+            ftp.quit()
+            return errors, reply
+
+        def check(result):
+            errors, reply = result
+            for error in errors:
+                self.assertTrue(error.startswith("552 "), error)
+                self.assertNotIn("Errno", error)
+            self.assertEqual(reply, "200 OK")
+            self.assertEqual(sorted(os.listdir(self.root)), ["old.bin", "private"])
+            with open(os.path.join(self.root, "old.bin"), "rb") as f:
+                self.assertEqual(f.read(), b"old")
+            self.assertEqual(FileStore(self.root).usage(), 3)
+
+        return deferToThread(session).addCallback(check)
+
+    def test_addressLimit(self):
+        """The connection past [ftp] max_connections_per_address from one address gets 421 before any login; a freed place is taken again."""
+        self.serve(overrides={("ftp", "max_connections_per_address"): 3})
+
+        def session():
+            clients = [self.client() for _ in range(3)]
+            with self.assertRaises(ftplib.error_temp) as caught:
+                self.client()
+            clients.pop().quit()
+            for _ in range(1000):
+                if len(self.factory.sessions) < 3:
+                    break
+                time.sleep(0.01)
+            again = self.client()
+            again.login("demo", PASSWORD)
+            for ftp in clients + [again]:
+                ftp.quit()
+            return str(caught.exception)
+
+        def check(error):
+            self.assertTrue(error.startswith("421 Too many connections from your address"), error)
+
+        return deferToThread(session).addCallback(check)
+
     def test_anonymousRefused(self):
         """Anonymous login is refused."""
         self.serve()
@@ -393,6 +590,26 @@ class FTPSTests(_Server, unittest.TestCase):
 
         return deferToThread(session).addCallback(check)
 
+    def test_authTLSInjectionDiscarded(self):
+        """USER/PASS sent in clear text in AUTH TLS's segment are not run over TLS (CVE-2011-0411): NOOP gets the first reply."""
+        self.serve()
+
+        def session():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:
+                stream = raw.makefile("rb")
+                self.assertTrue(stream.readline().startswith(b"220"))
+                raw.sendall(b"AUTH TLS\r\nUSER demo@example.test\r\nPASS %s\r\n" % (PASSWORD.encode(),))
+                self.assertTrue(stream.readline().startswith(b"234"))
+                ctx = ssl.create_default_context(cafile=testCertificate()[0])
+                with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(b"NOOP\r\nQUIT\r\n")
+                    return b"".join(iter(lambda: tls.recv(4096), b""))
+
+        def check(replies):
+            self.assertEqual(replies.split(b"\r\n")[:2], [b"200 OK", b"221 Goodbye"], replies)
+
+        return deferToThread(session).addCallback(check)
+
     def test_dataChannelVersions(self):
         """The data channel is capped to TLS 1.2 (lftp loses upload tails over 1.3) unless [tls] minimum_version is 1.3."""
 
@@ -438,8 +655,15 @@ class FTPSTests(_Server, unittest.TestCase):
         return deferToThread(session).addCallback(self.assertEqual, b"active tls")
 
     def test_truncatedProtectedUpload(self):
-        """A PROT P upload that ends without TLS close_notify gets 426; STOR keeps the old file, APPE what arrived."""
-        self.serve()
+        """A PROT P upload that ends without TLS close_notify gets 426 and, as any cut upload, keeps what arrived."""
+        return self._truncatedUpload(True, b"new, but cut short")
+
+    def test_truncatedProtectedUploadAllOrNothing(self):
+        """With [ftp] keep_partial_uploads off a truncated PROT P STOR gets 426 and keeps the old file; APPE keeps what arrived."""
+        return self._truncatedUpload(False, b"old content")
+
+    def _truncatedUpload(self, keepPartial, expected):
+        self.serve(overrides={("ftp", "keep_partial_uploads"): keepPartial})
         with open(os.path.join(self.root, "kept.txt"), "wb") as f:
             f.write(b"old content")
 
@@ -464,7 +688,7 @@ class FTPSTests(_Server, unittest.TestCase):
         def check(errors):
             for error in errors:
                 self.assertTrue(str(error).startswith("426 "), error)
-            for name, content in [("kept.txt", b"old content"), ("appended.txt", b"new, but cut short"),
+            for name, content in [("kept.txt", expected), ("appended.txt", b"new, but cut short"),
                                   ("whole.txt", b"complete")]:
                 with open(os.path.join(self.root, name), "rb") as f:
                     self.assertEqual(f.read(), content, name)
@@ -502,6 +726,42 @@ class FTPSTests(_Server, unittest.TestCase):
                     self.assertEqual(f.read(), payload, name)
             with open(back, "rb") as f:
                 self.assertEqual(f.read(), payload)
+
+        return runLftp(port, script).addCallback(check)
+
+    def test_lftpEmptyProtectedTransfers(self):
+        """lftp over PROT P lists an empty folder, fetches a zero-byte file and mirrors up a tree with empty folders and files, without a TLS error."""
+        if not os.path.exists(LFTP):
+            raise unittest.SkipTest("lftp is not installed")
+        port = self.serve()
+        work = self.mktemp()
+        tree = os.path.join(work, "tree")
+        for folder in ("tree/empty", "tree/sub/deeper", "tree/sub/also-empty"):
+            os.makedirs(os.path.join(work, folder))
+        for name, content in [("zero.txt", b""), ("sub/deeper/zero.bin", b""), ("sub/one.txt", b"1")]:
+            with open(os.path.join(tree, name), "wb") as f:
+                f.write(content)
+        os.mkdir(os.path.join(self.root, "nothing-here"))
+        with open(os.path.join(self.root, "empty.bin"), "wb"):
+            pass
+        script = "; ".join([
+            "set ssl:ca-file %s" % (testCertificate()[0],),
+            "set ftp:ssl-force yes", "set ftp:ssl-protect-data yes", "set net:max-retries 1",
+            "cls -l nothing-here", "ls nothing-here",
+            "get empty.bin -o '%s'" % (os.path.join(work, "got.bin"),),
+            "mirror -R '%s' tree" % (tree,),
+            "quit",
+        ])
+
+        def check(result):
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertNotIn(b"non-properly terminated", result.stderr)
+            self.assertEqual(os.path.getsize(os.path.join(work, "got.bin")), 0)
+            for folder in ("empty", "sub/deeper", "sub/also-empty"):
+                self.assertTrue(os.path.isdir(os.path.join(self.root, "tree", folder)), folder)
+            for name, content in [("zero.txt", b""), ("sub/deeper/zero.bin", b""), ("sub/one.txt", b"1")]:
+                with open(os.path.join(self.root, "tree", name), "rb") as f:
+                    self.assertEqual(f.read(), content, name)
 
         return runLftp(port, script).addCallback(check)
 

@@ -4,6 +4,7 @@ Tests for L{gateway.http}: the personal web site, autoconfiguration,
 errors and logging, over a C{StringTransport}.
 """
 
+import errno
 import os
 from xml.etree import ElementTree
 
@@ -13,6 +14,7 @@ from twisted.web.http import datetimeToString
 from gateway.http import server
 from gateway.http.static import contentType
 from tests.http_support import HTTPMixin, Response, basic
+from tests.test_store_files import fillsUp
 
 
 class StaticTests(HTTPMixin, TestCase):
@@ -320,6 +322,74 @@ class WriteTests(HTTPMixin, TestCase):
         self.assertEqual(self.request("PUT", "/~demo/%2e%2e/evil.txt", basic(), body=b"x").code, 404)
         self.assertFalse(os.path.exists(os.path.join(os.path.dirname(self.files.path), "evil.txt")))
 
+    def test_putDiskFull(self):
+        """A PUT that meets a full disk (ENOSPC, EDQUOT) is 507 and leaves the old file, no temporary file."""
+        self.writeFile("a.txt", b"old")
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            fillsUp(self.account.fileStore, 10, code)
+            for path in ("/~demo/a.txt", "/~demo/new.txt"):
+                response = self.request("PUT", path, basic(), body=b"x" * 100)
+                self.assertEqual(response.code, 507, path)
+                self.assertNotIn(b"Errno", response.body)
+        self.assertEqual(sorted(os.listdir(self.files.path)), ["a.txt", "private"])
+        self.assertEqual(self.files.child("a.txt").getContent(), b"old")
+
+    def test_putClientGoneDuringWrite(self):
+        """A client that resets its connection while its PUT body is being written logs no error (was 'ValueError: read of closed file' at critical) and the complete body is stored."""
+        from twisted.internet.defer import Deferred, maybeDeferred
+        from twisted.internet.error import ConnectionLost
+        from twisted.internet.testing import StringTransport
+        from twisted.python.failure import Failure
+
+        calls = []
+
+        def later(f, *args):
+            d = Deferred()
+            calls.append((d, f, args))
+            return d
+
+        self.site.resource.personalSite.runInThread = later
+        body = os.urandom(300000)  # twisted.web spools it to a temporary file
+        transport = StringTransport()
+        channel = self.site.buildProtocol(None)
+        channel.makeConnection(transport)
+        head = "PUT /~demo/big.bin HTTP/1.1\r\nHost: example.test\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n"
+        channel.dataReceived((head % (basic()["Authorization"], len(body))).encode() + body)
+        [(d, f, args)] = calls
+        channel.connectionLost(Failure(ConnectionLost("Connection reset by peer")))
+        maybeDeferred(f, *args).chainDeferred(d)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(self.files.child("big.bin").getContent(), body)
+
+    def test_putClientGoneDuringLogin(self):
+        """A client that resets its connection while its PUT's password is checked logs no error and nothing is stored."""
+        from twisted.internet.defer import Deferred
+        from twisted.internet.error import ConnectionLost
+        from twisted.internet.testing import StringTransport
+        from twisted.python.failure import Failure
+
+        portal = self.context.portal
+        pending = []
+
+        def login(*args):
+            d = Deferred()
+            pending.append((d, args))
+            return d
+
+        self.patch(portal, "login", login)
+        body = os.urandom(300000)
+        transport = StringTransport()
+        channel = self.site.buildProtocol(None)
+        channel.makeConnection(transport)
+        head = "PUT /~demo/big.bin HTTP/1.1\r\nHost: example.test\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n"
+        channel.dataReceived((head % (basic()["Authorization"], len(body))).encode() + body)
+        [(d, args)] = pending
+        channel.connectionLost(Failure(ConnectionLost("Connection reset by peer")))
+        self.patch(portal, "login", type(portal).login.__get__(portal))
+        portal.login(*args).chainDeferred(d)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertFalse(self.files.child("big.bin").exists())
+
     def test_delete(self):
         """DELETE by the owner removes a file (204); then it is 404."""
         self.writeFile("a.txt", b"x")
@@ -467,6 +537,22 @@ class LogTests(HTTPMixin, TestCase):
         self.assertNotIn(b"Traceback", response.body)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_headOfMissingPage(self):
+        """HEAD of a 404 answers the headers only, with no Twisted warning about a body in the log."""
+        from twisted.logger import globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for path in ("/nothing", "/~demo/missing.txt", "/~nobody/"):
+            transport = self.send("HEAD", path)
+            head, _, rest = transport.value().partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 404 "), head)
+            self.assertIn(b"content-length: ", head.lower())
+            self.assertEqual(rest, b"")
+        warnings = [e for e in events if "HEAD request" in (e.get("log_format") or "")]
+        self.assertEqual(warnings, [])
+
     def test_serverHeader(self):
         """The Server header names no version."""
         self.assertEqual(self.request("GET", "/nothing").headers["server"], server.SERVER_NAME.decode())
@@ -501,4 +587,4 @@ class WiringTests(TestCase):
         children = [s for s in top if s.name.startswith("http ")]
         self.assertEqual([s.name for s in children],
                          ["http tcp:0:interface=127.0.0.1", "http ssl:0:interface=127.0.0.1"])
-        self.assertIsInstance(children[0].factory, server.GatewaySite)
+        self.assertIsInstance(children[0].factory.wrappedFactory, server.GatewaySite)  # inside the limits

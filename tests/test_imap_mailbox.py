@@ -159,9 +159,9 @@ class ManageTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"(RECENT 0)", self.send(b"e STATUS Sent (RECENT)"))
 
     def test_namespace(self):
-        """NAMESPACE announces one personal namespace with / as delimiter."""
+        """NAMESPACE announces personal "", other users "~" and shared "~public/", / as delimiter."""
         self.login()
-        self.assertIn(b'* NAMESPACE (("" "/")) NIL NIL', self.send(b"a NAMESPACE"))
+        self.assertIn(b'* NAMESPACE (("" "/")) (("~" "/")) (("~public/" "/"))', self.send(b"a NAMESPACE"))
 
     def test_quota(self):
         """GETQUOTAROOT and GETQUOTA report the account's storage in KiB."""

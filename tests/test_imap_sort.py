@@ -14,6 +14,9 @@ from twisted.trial import unittest
 from gateway.imap import sort, thread
 from gateway.imap.server import makeFactory
 from tests.support import PASSWORD, makeTestContext
+from tests.test_imap_acl import Peer
+from tests.test_imap_mailbox import MESSAGE, append
+from tests.test_imap_protocol import IMAPTestMixin
 from tests.test_imap_selected import SelectedTestMixin
 
 
@@ -262,3 +265,26 @@ class ImapClientTests(unittest.TestCase):
             self.assertEqual(imap.thread("ORDEREDSUBJECT"), ((3,), (1, 2)))
             imap.logout()
         return deferToThread(client)
+
+
+class SharedMailboxTests(IMAPTestMixin, unittest.TestCase):
+    """
+    SORT, THREAD and the new FETCH items on another account's mailbox go
+    through the access layer's rights.
+    """
+
+    def setUp(self):
+        self.login()
+        append(self, b"INBOX", MESSAGE)
+        self.send(b"a SETACL INBOX other lr")
+        self.other = Peer(self, b"other")
+
+    def test_readRevoked(self):
+        """A viewer sorts and threads with r; without it (even with keys kept) SORT and THREAD are NO [NOPERM]."""
+        self.other.send(b"b SELECT ~demo/INBOX")
+        self.assertIn(b"* SORT 1\r\n", self.other.send(b"c SORT (SUBJECT) UTF-8 ALL"))
+        self.assertIn(b"SAVEDATE", self.other.send(b"c2 FETCH 1 (SAVEDATE PREVIEW)"))
+        self.send(b"d SETACL INBOX other l")
+        self.assertIn(b"e NO [NOPERM]", self.other.send(b"e SORT (SUBJECT) UTF-8 ALL"))
+        self.assertIn(b"f NO [NOPERM]", self.other.send(b"f THREAD REFERENCES UTF-8 ALL"))
+        self.assertIn(b"g OK", self.other.send(b"g NOOP"))

@@ -144,7 +144,7 @@ class AuthorizationTests(SessionMixin, unittest.TestCase):
                            b"PIPELINING", b"IMPLEMENTATION gateway"):
             self.assertIn(capability, lines)
         sasl = [line for line in lines if line.startswith(b"SASL ")][0].split()
-        self.assertEqual(sasl[1:4], [b"PLAIN", b"LOGIN", b"CRAM-MD5"])
+        self.assertEqual(sasl[1:], [b"PLAIN", b"LOGIN", b"SCRAM-SHA-256", b"CRAM-MD5"])
         self.assertEqual(lines[-2:], [b".", b""])
 
     def test_capaSecureHasNoSTLS(self):
@@ -314,7 +314,7 @@ class CleartextRefusedTests(SessionMixin, unittest.TestCase):
         protocol.dataReceived(b"CAPA\r\n")
         out = transport.value()
         self.assertNotIn(b"USER", out)
-        self.assertIn(b"SASL CRAM-MD5", out)
+        self.assertIn(b"SASL SCRAM-SHA-256 CRAM-MD5\r\n", out)
         self.assertIn(b"STLS", out)
 
     def test_refused(self):

@@ -12,6 +12,7 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import Portal
 from twisted.trial.unittest import TestCase
 
+from gateway import config
 from gateway.cred import sasl
 from gateway.cred.checkers import verifyScramProof
 from gateway.cred.credentials import CramMD5Credentials, IScramCredentials, LoginContext, PlainCredentials
@@ -35,6 +36,7 @@ class NamesTests(TestCase):
     def test_secure(self):
         """With TLS every password mechanism is listed."""
         self.assertEqual(mechanismNames(True, False), ["PLAIN", "LOGIN", "CRAM-MD5"])
+        self.assertEqual(sasl.DEFAULT_ORDER, config.MECHANISMS)
 
     def test_cleartextAllowed(self):
         """Without TLS, PLAIN and LOGIN are listed only where clear text is allowed."""
@@ -46,8 +48,25 @@ class NamesTests(TestCase):
         self.assertIsNone(createMechanism("SCRAM-SHA-256", context(), HOST))
         self.assertNotIn("SCRAM-SHA-256", mechanismNames(True, True, portal=Portal(None, [])))
         portal = Portal(None, [KeySource()])
-        self.assertEqual(mechanismNames(False, False, portal=portal), ["CRAM-MD5", "SCRAM-SHA-256"])
+        self.assertEqual(mechanismNames(False, False, portal=portal), ["SCRAM-SHA-256", "CRAM-MD5"])
         self.assertIsInstance(createMechanism("scram-sha-256", context(), HOST, portal=portal), sasl.ScramMechanism)
+
+    def test_policy(self):
+        """A checker's mechanismsFor decides the list, its order, and what can be created."""
+
+        class Narrow(KeySource):
+            def mechanismsFor(self, localAddress):
+                self.asked = localAddress
+                return ["CRAM-MD5", "PLAIN"]
+
+        checker = Narrow()
+        portal = Portal(None, [checker])
+        self.assertEqual(mechanismNames(True, True, portal=portal, localAddress="192.0.2.1"), ["CRAM-MD5", "PLAIN"])
+        self.assertEqual(checker.asked, "192.0.2.1")
+        self.assertEqual(mechanismNames(False, False, portal=portal), ["CRAM-MD5"])
+        self.assertIsNone(createMechanism("SCRAM-SHA-256", context(), HOST, portal=portal))
+        self.assertIsNone(createMechanism("LOGIN", context(), HOST, portal=portal))
+        self.assertIsInstance(createMechanism("cram-md5", context(), HOST, portal=portal), sasl.CramMD5Mechanism)
 
     def test_create(self):
         """createMechanism is case-insensitive, takes bytes, and gives None for unknown names."""

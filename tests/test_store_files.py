@@ -4,8 +4,12 @@ Tests for L{gateway.store.files}: the one path resolver with hostile input,
 atomic and in-place writes, quota and usage accounting.
 """
 
+import errno
+import fcntl
 import io
 import os
+import subprocess
+import time
 
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -128,6 +132,12 @@ class ResolverTests(StoreMixin, unittest.TestCase):
         for path in ("a\x00b", "\x00", "/private/x\x00.txt", "..\\x", "a\\b", "\\"):
             self.assertRaises(InvalidPath, self.store.resolve, path)
 
+    def test_controlCharacters(self):
+        """CR, LF, ESC, DEL and every other control character are refused anywhere in a path."""
+        for path in ("dir\r226 Injected", "a\nb", "/x/\x1b[2J", "del\x7f", "\x01", "tab\there"):
+            self.assertRaises(InvalidPath, self.store.resolve, path)
+        self.assertEqual(self.store.resolve("ok name ü").basename(), "ok name ü")
+
     def test_notText(self):
         """A bytes path is refused (front-ends decode first)."""
         self.assertRaises(InvalidPath, self.store.resolve, b"/a")
@@ -226,6 +236,27 @@ class WriteTests(StoreMixin, unittest.TestCase):
         self.assertRaises(ConnectionError, store.writeFile, "/g", FailingSource(b"partial"))
         self.assertEqual(self.listing(), ["f", "private"])
 
+    def test_keepPartialReplaces(self):
+        """With keepPartial an upload that breaks off replaces the target with what arrived, and raises the source's error."""
+        store = self.makeStore()
+        store.writeFile("/f", b"old content")
+        part = os.urandom(CHUNK + 10)
+        self.assertRaises(ConnectionError, store.writeFile, "/f", FailingSource(part), keepPartial=True)
+        self.assertEqual(self.read("f"), part)
+        self.assertRaises(ConnectionError, store.writeFile, "/g", FailingSource(b"partial"), keepPartial=True)
+        self.assertEqual(self.read("g"), b"partial")
+        self.assertEqual(self.listing(), ["f", "g", "private"])
+        self.assertEqual(oct(os.stat(os.path.join(self.rootPath, "g")).st_mode & 0o777), oct(0o644))
+
+    def test_keepPartialNothingArrived(self):
+        """With keepPartial an upload that breaks off before any byte leaves the old file, or no file."""
+        store = self.makeStore()
+        store.writeFile("/f", b"old content")
+        self.assertRaises(ConnectionError, store.writeFile, "/f", FailingSource(b""), keepPartial=True)
+        self.assertRaises(ConnectionError, store.writeFile, "/g", FailingSource(b""), keepPartial=True)
+        self.assertEqual(self.read("f"), b"old content")
+        self.assertEqual(self.listing(), ["f", "private"])
+
     def test_append(self):
         """C{append} extends the file, creating it if missing."""
         store = self.makeStore()
@@ -263,6 +294,86 @@ class WriteTests(StoreMixin, unittest.TestCase):
         self.assertEqual(self.listing(), ["private"])
         self.assertRaises(InvalidPath, store.remove, "/")
         self.assertRaises(InvalidPath, store.remove, "/../outside/secret")
+
+
+def fillsUp(store, room, code=errno.ENOSPC):
+    """
+    Make C{store}'s writes fail with C{code} (ENOSPC: disk full) once
+    C{room} bytes were written, at the seam every write goes through.
+    """
+    left = [room]
+    write = store._writeChunk
+
+    def writeChunk(f, chunk):
+        if len(chunk) > left[0]:
+            raise OSError(code, os.strerror(code))
+        left[0] -= len(chunk)
+        write(f, chunk)
+
+    store._writeChunk = writeChunk
+
+
+class DiskFullTests(StoreMixin, unittest.TestCase):
+    def test_replaceLeavesOldFile(self):
+        """A replacing write that meets a full disk (ENOSPC or EDQUOT) raises it and leaves the old file, no temporary file, the usage as it was."""
+        for code in (errno.ENOSPC, errno.EDQUOT):
+            store = self.makeStore()
+            store.writeFile("/f", b"old")
+            fillsUp(store, CHUNK, code)
+            e = self.assertRaises(OSError, store.writeFile, "/f", io.BytesIO(b"x" * (CHUNK * 3)), keepPartial=True)
+            self.assertEqual(e.errno, code)
+            self.assertRaises(OSError, store.writeFile, "/new", io.BytesIO(b"x" * (CHUNK * 3)), keepPartial=True)
+            self.assertEqual(self.read("f"), b"old")
+            self.assertEqual(self.listing(), ["f", "private"])
+            self.assertEqual(store.usage(), 3)
+
+    def test_inPlaceRestored(self):
+        """An append or offset write that meets a full disk is undone: the old length, or no new file."""
+        store = self.makeStore()
+        store.writeFile("/f", b"old")
+        fillsUp(store, CHUNK)
+        self.assertRaises(OSError, store.writeFile, "/f", io.BytesIO(b"x" * (CHUNK * 3)), append=True)
+        self.assertRaises(OSError, store.writeFile, "/f", io.BytesIO(b"x" * (CHUNK * 3)), offset=1)
+        self.assertRaises(OSError, store.writeFile, "/new", io.BytesIO(b"x" * (CHUNK * 3)), append=True)
+        self.assertEqual(self.read("f"), b"old")
+        self.assertEqual(self.listing(), ["f", "private"])
+        self.assertEqual(store.usage(), 3)
+        self.assertEqual(FileStore(self.rootPath).usage(), 3)
+
+
+def smallFileSystem(testCase, size="1m"):
+    """
+    Mount a tmpfs of C{size} for the test (unmounted after it), as root
+    only: the path, or L{unittest.SkipTest}.
+    """
+    path = os.path.abspath(testCase.mktemp())
+    os.makedirs(path)
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("mounting a small file system needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % (size,), "tmpfs", path],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        raise unittest.SkipTest("cannot mount a tmpfs here: %s" % (mounted.stderr.strip(),))
+    testCase.addCleanup(subprocess.run, ["umount", "-l", path], check=True)
+    return path
+
+
+class RealDiskFullTests(StoreMixin, unittest.TestCase):
+    def test_fullFileSystem(self):
+        """On a really full file system (a 1 MB tmpfs) replacing, new and in-place writes raise ENOSPC and leave nothing behind."""
+        self.rootPath = os.path.join(smallFileSystem(self), "root")
+        store = self.makeStore()
+        store.writeFile("/f", b"old")
+        for kwargs in ({}, {"keepPartial": True}, {"append": True}, {"offset": 3}):
+            for name in ("/f", "/new"):
+                if name == "/new" and "offset" in kwargs:
+                    continue
+                e = self.assertRaises(OSError, store.writeFile, name, io.BytesIO(b"x" * (2 * 1024 * 1024)), **kwargs)
+                self.assertEqual(e.errno, errno.ENOSPC)
+        self.assertEqual(self.read("f"), b"old")
+        self.assertEqual(self.listing(), ["f", "private"])
+        self.assertEqual(FileStore(self.rootPath).usage(), 3)
+        self.assertEqual(store.writeFile("/small", b"fits"), 4)
 
 
 class QuotaTests(StoreMixin, unittest.TestCase):
@@ -346,6 +457,69 @@ class QuotaTests(StoreMixin, unittest.TestCase):
         self.assertEqual(self.read("f"), b"old" + b"x" * 1000)
         self.assertEqual(store.usage(), 1003)
         self.assertEqual(FileStore(self.rootPath).usage(), 1003)
+
+    def test_keptPartialCounted(self):
+        """A kept partial upload counts in the usage, as a fresh walk of the tree does; over the quota nothing is kept."""
+        store = self.makeStore(limit=CHUNK * 2)
+        store.writeFile("/f", b"old")
+        self.assertRaises(ConnectionError, store.writeFile, "/f", FailingSource(b"x" * 1000), keepPartial=True)
+        self.assertEqual(store.usage(), 1000)
+        self.assertEqual(FileStore(self.rootPath).usage(), 1000)
+        self.assertRaises(QuotaExceeded, store.writeFile, "/f", FailingSource(b"y" * (CHUNK * 3)), keepPartial=True)
+        self.assertEqual(self.read("f"), b"x" * 1000)
+        self.assertEqual(self.listing(), ["f", "private"])
+        self.assertEqual(store.usage(), 1000)
+
+    def test_leftoversCleaned(self):
+        """Temporary files a crash left (older than a minute, held by no writer) are removed when usage is computed and never counted."""
+        os.makedirs(os.path.join(self.rootPath, "sub"))
+        stale = [os.path.join(self.rootPath, TEMP_PREFIX + "crashed"),
+                 os.path.join(self.rootPath, "sub", TEMP_PREFIX + "also")]
+        held = os.path.join(self.rootPath, TEMP_PREFIX + "uploading")
+        young = os.path.join(self.rootPath, TEMP_PREFIX + "young")
+        old = time.time() - 120
+        for path in stale + [held, young]:
+            with open(path, "wb") as f:
+                f.write(b"x" * 5000)
+            if path != young:
+                os.utime(path, (old, old))
+        with open(os.path.join(self.rootPath, "sub", "kept.txt"), "wb") as f:
+            f.write(b"k" * 7)
+        holder = open(held, "rb")
+        self.addCleanup(holder.close)
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        store = self.makeStore()
+        self.assertEqual(store.usage(), 7)
+        for path in stale:
+            self.assertFalse(os.path.exists(path), path)
+        self.assertTrue(os.path.exists(held))
+        self.assertTrue(os.path.exists(young))
+        holder.close()
+        self.assertEqual(FileStore(self.rootPath).usage(), 7)
+        self.assertFalse(os.path.exists(held))
+
+    def test_writerHoldsItsTemporaryFile(self):
+        """An upload in progress holds a lock on its temporary file, so a cleaning walk (any process) leaves it."""
+        store = self.makeStore()
+        seen = []
+
+        class Watcher:
+            sent = False
+
+            def read(self, size):
+                if self.sent:
+                    return b""
+                self.sent = True
+                [name] = [n for n in os.listdir(store.root.path) if n.startswith(TEMP_PREFIX)]
+                path = os.path.join(store.root.path, name)
+                os.utime(path, (time.time() - 120,) * 2)
+                seen.append(FileStore(store.root.path).usage())
+                seen.append(os.path.exists(path))
+                return b"data"
+
+        store.writeFile("/f", Watcher())
+        self.assertEqual(seen, [0, True])
+        self.assertEqual(self.read("f"), b"data")
 
     def test_noTemporaryFilesVisible(self):
         """Temporary files use the TEMP_PREFIX that listings hide, and none survive a write."""

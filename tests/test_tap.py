@@ -39,6 +39,42 @@ class PluginTests(unittest.TestCase):
         self.assertEqual(len(errors), 1, result.stderr)
         self.assertIn("[imap] idle_timeout", errors[0])
 
+    def test_missingNamedConfigExits(self):
+        """A --config that does not exist stops twistd with exit status 78 naming the file."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        result = twistd("--nodaemon", "--pidfile=", "gateway", "--config", "missing.ini", cwd=folder)
+        self.assertEqual(result.returncode, 78)
+        self.assertIn("missing.ini: configuration file not found", result.stderr)
+
+    def test_defaultsAnnounced(self):
+        """Without --config and without etc/gateway.ini the defaults are used, announced in one log line."""
+        from twisted.application.service import MultiService
+        from twisted.logger import globalLogPublisher
+
+        import gateway.service
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        self.addCleanup(os.chdir, os.getcwd())
+        os.chdir(folder)
+        made = []
+        self.patch(gateway.service, "makeService", lambda config, reactor: made.append(config) or MultiService())
+        self.patch(tap, "raiseFileLimit", lambda: None)
+        self.patch(tap.gc, "freeze", lambda: None)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        options = tap.Options()
+        options.parseOptions([])
+        tap.makeService(options)
+        [config] = made
+        self.assertTrue(config.defaulted)
+        self.assertEqual(config.dataRoot(), os.path.join(folder, "var"))
+        lines = [e for e in events if "using the defaults" in e.get("log_format", "")]
+        self.assertEqual(len(lines), 1)
+        self.assertEqual(lines[0]["dataRoot"], os.path.join(folder, "var"))
+
     def test_fileLimitRaised(self):
         """Start-up raises the soft open-file limit to the hard one."""
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -11,18 +11,35 @@ Rules, in the order they are applied:
        disabled account or domain and a name that does not route to a local
        account fail exactly like a wrong password (same delay, same error,
        comparable work).
-    2. The account must have C{context.protocol} among its services.
-    3. Clear-text credentials on a connection without TLS fail when the
+    2. A SASL mechanism other than PLAIN and LOGIN must be enabled for the
+       account's domain (C{[auth] mechanisms}, narrowed by the domain's
+       C{mechanisms}); the front-ends offer only those of the domain of the
+       local address (L{DirectoryChecker.mechanismsFor}).
+    3. The account must have C{context.protocol} among its services.
+    4. Clear-text credentials on a connection without TLS fail when the
        account's domain does not allow clear-text login (the front-ends
        refuse them earlier; this is defence in depth).
-    4. A SASL authorization identity must be empty or name the same account.
-    5. The password must match the stored one (see L{gateway.cred.passwords});
-       CRAM-MD5 and SCRAM need a stored scheme that allows them.
+    5. A SASL authorization identity must be empty or name the same account.
+    6. The password must match one of the stored forms (see
+       L{gateway.cred.forms}): plain passwords the form for plain mechanisms,
+       CRAM-MD5 a C{{CRAM-MD5}} (or C{{PLAIN}}) form, SCRAM-SHA-256 a
+       C{{SCRAM-SHA-256}} (or C{{PLAIN}}) form.
+
+Accounts whose stored forms cannot serve every mechanism their domain offers
+are logged once, when the checker is made (at start-up).
 
 A failed attempt is answered after a delay that grows per remote address:
 C{failure_delay * 2 ** (n - 1)} for the C{n}th failure in a row, at most
-C{max_failure_delay}; a success resets it, and an address is forgotten
-15 minutes after its last failure (the table is also capped in size).
+C{max_failure_delay}.  Once an address has C{[auth] penalty_after}
+failures, or as many attempts under way at once, every further attempt
+from it (the right password too, on any connection) waits its turn before
+it is checked; see L{gateway.cred.delays}, whose state the checker reaches
+only through L{gateway.interfaces.ILoginDelays} (C{checker.delays}).
+
+Every plain-text password check does the work of one hash of the default
+scheme, whether the name is unknown, the account has an expensive hash, or
+only a cheap form such as C{{CRAM-MD5}} (then a dummy hash is checked too),
+so the time taken does not tell them apart.
 
 Log lines (namespace C{gateway.auth}, level info) name the login as typed,
 never a password; characters that are not printable, white space and
@@ -43,7 +60,6 @@ reactor's thread pool when the C{clock} is a real reactor; with a
 L{twisted.internet.task.Clock} (tests) every check is synchronous.
 """
 
-import collections
 import hashlib
 import hmac
 import os
@@ -56,19 +72,59 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
-from gateway.cred import passwords
+from gateway.cred import forms, passwords
 from gateway.cred.credentials import IScramCredentials, LoginContext
+from gateway.cred.delays import MemoryLoginDelays
+from gateway.cred.forms import KNOWN_MECHANISMS
 from gateway.interfaces import ILoginContext
 from gateway.logging import getLogger
 
 authLog = getLogger("auth")
 
-#: Seconds after its last failure that an address's failure count is forgotten.
-FORGET_AFTER = 15 * 60.0
-#: Most remote addresses whose failures are remembered at once.
-MAX_TRACKED_ADDRESSES = 10000
 #: Longest login name looked up at all.
 MAX_NAME_LENGTH = 320
+#: Most accounts lacking a password form logged one by one at start-up.
+MAX_REPORTED = 100
+
+
+#: Services logged in to with SASL mechanisms; the others take plain passwords.
+SASL_SERVICES = frozenset({"imap", "pop3"})
+PLAIN_SERVICES = frozenset({"ftp", "http"})
+
+
+def accountMechanisms(record, mechanisms):
+    """
+    The mechanisms an account may log in with: its domain's (C{[auth]
+    mechanisms} narrowed by the domain), for IMAP and POP3; only the plain
+    ones when it has neither; none when it is disabled or has no service one
+    logs in to.
+
+    @param mechanisms: C{[auth] mechanisms}.
+    @return: C{list} of names.
+    """
+    if not record.enabled:
+        return []
+    offered = forms.effectiveMechanisms(mechanisms, record.domain)
+    if record.services & SASL_SERVICES:
+        return offered
+    if record.services & PLAIN_SERVICES:
+        return [m for m in offered if m in forms.CLEARTEXT_MECHANISMS] or ["PLAIN"]
+    return []
+
+
+def accountsMissingForms(directory, mechanisms):
+    """
+    @param mechanisms: C{[auth] mechanisms}.
+    @return: C{list} of C{(record, [mechanism, ...])} for the accounts of
+        C{directory} that cannot use some of the mechanisms they may log in
+        with (L{accountMechanisms}).
+    """
+    result = []
+    for record in directory.accounts():
+        missing = forms.missingMechanisms(record.password, accountMechanisms(record, mechanisms))
+        if missing:
+            result.append((record, missing))
+    return result
 
 
 def cleartextAllowed(directory, localAddress):
@@ -120,8 +176,10 @@ _dummies = {}
 
 def _dummyStored():
     """
-    A stored password of the default scheme that matches nothing anyone
-    types, to spend comparable time on unknown names.
+    A stored password of the default scheme (and cost) that matches nothing
+    anyone types: plain passwords of unknown names, and of accounts that
+    have only a cheap form, are also checked against it, so that every
+    check costs the same.
     """
     if "plain" not in _dummies:
         _dummies["plain"] = passwords.hashPassword(os.urandom(16).hex())
@@ -161,6 +219,9 @@ class _Attempt:
         self.mechanism = getattr(credentials, "mechanism", None) or type(credentials).__name__
         self.record = None
         self.reason = None
+        #: seconds the attempt waited for its turn before it was checked
+        self.wait = 0.0
+        self.waited = False
         self.verify = lambda: False
         self.expensive = False
 
@@ -198,8 +259,85 @@ class DirectoryChecker:
         self.log = authLog
         self.failureDelay = float(config["auth", "failure_delay"])
         self.maxFailureDelay = float(config["auth", "max_failure_delay"])
-        self._failures = collections.OrderedDict()
+        #: The L{ILoginDelays}: per process by default (replace it with a
+        #: shared one to make the delays hold across processes).
+        self.delays = MemoryLoginDelays(
+            clock, self.failureDelay, self.maxFailureDelay, config.get("auth", "penalty_after", 5)
+        )
+        self.mechanisms = tuple(config.get("auth", "mechanisms", KNOWN_MECHANISMS))
         self._secret = os.urandom(32)
+        self.reportMissingForms()
+
+    # -- mechanisms ------------------------------------------------------------
+
+    def domainMechanisms(self, domain):
+        """
+        @return: C{list} of the mechanisms accounts of C{domain} may use
+            (C{[auth] mechanisms} narrowed by the domain's setting).
+        """
+        return forms.effectiveMechanisms(self.mechanisms, domain)
+
+    def mechanismsFor(self, localAddress):
+        """
+        The mechanisms to offer on a connection to C{localAddress}, before
+        the client has named an account: those of the domain assigned to
+        that address (or the main domain).
+
+        @return: C{list} of names, in the configured order.
+        """
+        return self.domainMechanisms(self.directory.domainForAddress(localAddress))
+
+    def accountsMissingForms(self):
+        """
+        The accounts whose stored password cannot serve every mechanism
+        their domain offers (imported from elsewhere, or set before a
+        mechanism was enabled).
+
+        @return: C{list} of C{(record, [mechanism, ...])}.
+        """
+        return accountsMissingForms(self.directory, self.mechanisms)
+
+    def reportMissingForms(self):
+        """
+        Log, once (at start-up), each account that cannot use a mechanism
+        that is offered to it.
+        """
+        try:
+            missing = self.accountsMissingForms()
+        except Exception:
+            self.log.failure("listing accounts whose passwords lack a form")
+            return
+        for record, mechanisms in missing[:MAX_REPORTED]:
+            self.log.warn(
+                "account {address} cannot log in with {mechanisms}: its password is stored as {schemes};"
+                " set it again (gatewayctl account passwd) to store every form",
+                address=record.address,
+                mechanisms=", ".join(mechanisms),
+                schemes=", ".join("{%s}" % (s,) for s in forms.schemes(record.password)) or "nothing",
+            )
+        if len(missing) > MAX_REPORTED:
+            self.log.warn(
+                "{count} more accounts lack a password form (gatewayctl doctor lists them)",
+                count=len(missing) - MAX_REPORTED,
+            )
+
+    def _plainVerifier(self, usable, password):
+        """
+        The check of a plain-text password against the form C{usable} (or
+        C{None} when there is none).  It always does the work of one
+        expensive hash: C{usable} itself when it is one, otherwise a dummy
+        hash of the default scheme as well (unknown names, C{{CRAM-MD5}}
+        or C{{PLAIN}} only accounts), so the time taken tells nothing.
+        """
+        costly = usable if usable is not None and passwords.isExpensive(usable) else _dummyStored()
+
+        def verify():
+            matched = passwords.verifyPassword(costly, password)
+            if costly is not usable:
+                matched = usable is not None and passwords.verifyPassword(usable, password)
+            return matched
+
+        return verify
 
     # -- ICredentialsChecker -------------------------------------------------
 
@@ -207,9 +345,49 @@ class DirectoryChecker:
         """
         @return: a C{Deferred} firing with the canonical C{'local@domain'} of
             the account, or failing with L{UnauthorizedLogin} after the
-            failure delay.
+            failure delay.  From a penalised address (see
+            L{gateway.cred.delays}) the attempt first waits its turn, whatever
+            its outcome.
         """
         attempt = _Attempt(credentials)
+        remote = attempt.context.remoteAddress
+        attempt.key = self._attemptKey(attempt, credentials)
+        wait = self.delays.admit(remote, attempt.key)
+        attempt.waited = wait > 0
+        attempt.wait = wait
+        if not attempt.waited:
+            return self._check(attempt, credentials)
+        pending = []
+
+        def cancel(d):
+            if pending and not isinstance(pending[0], Deferred) and pending[0].active():
+                pending[0].cancel()
+                self.delays.release(remote, attempt.key)
+            elif pending and isinstance(pending[0], Deferred):
+                pending[0].cancel()
+
+        def start():
+            checked = self._check(attempt, credentials)
+            pending[:] = [checked]
+            checked.chainDeferred(result)
+
+        result = Deferred(cancel)
+        pending.append(self.clock.callLater(wait, start))
+        return result
+
+    def _attemptKey(self, attempt, credentials):
+        """
+        What makes attempts the same for L{ILoginDelays}: the name and the
+        plain-text password (as an HMAC under this checker's secret, never
+        the password itself); an attempt of another kind is unique.
+        """
+        password = getattr(credentials, "password", None) if IUsernamePassword.providedBy(credentials) else None
+        if password is None:
+            return attempt
+        material = "%s\0%s" % (attempt.username, password)
+        return hmac.new(self._secret, material.encode("utf-8", "surrogateescape"), "sha256").digest()
+
+    def _check(self, attempt, credentials):
         try:
             self._prepare(attempt, credentials)
         except Exception:
@@ -219,7 +397,14 @@ class DirectoryChecker:
             attempt.expensive = False
         d = self._run(attempt)
         d.addCallback(self._decide, attempt)
-        return d
+
+        def answered(result):
+            # Whatever happened (answered, failed, cancelled), the attempt is
+            # no longer under way.
+            self.delays.release(attempt.context.remoteAddress, attempt.key)
+            return result
+
+        return d.addBoth(answered)
 
     # -- steps ---------------------------------------------------------------
 
@@ -237,15 +422,22 @@ class DirectoryChecker:
             if attempt.record is None:
                 attempt.refuse("unknown user")
         record = attempt.record
+        if (
+            record is not None
+            and attempt.mechanism in KNOWN_MECHANISMS
+            and attempt.mechanism not in forms.CLEARTEXT_MECHANISMS
+            and attempt.mechanism not in self.domainMechanisms(record.domain)
+        ):
+            attempt.refuse("mechanism %s not enabled for %s" % (attempt.mechanism, record.domain.name))
         stored = record.password if record is not None else None
-        scheme = passwords.schemeOf(stored) if record is not None else None
+        storedSchemes = ",".join("{%s}" % (name,) for name in forms.schemes(stored)) or "no"
 
         if IScramCredentials.providedBy(credentials):
             keys = None
             if record is not None:
                 keys = self._recordScramKeys(record, credentials.hashName)
                 if keys is None:
-                    attempt.refuse("%s not possible with {%s} password" % (attempt.mechanism, scheme))
+                    attempt.refuse("%s not possible with %s password" % (attempt.mechanism, storedSchemes))
             if keys is None:
                 keys = self._fakeScramKeys(attempt.username, credentials.hashName)
             attempt.verify = lambda: verifyScramProof(keys, credentials.authMessage, credentials.clientProof)
@@ -254,27 +446,22 @@ class DirectoryChecker:
             and hasattr(credentials, "challenge")
             and hasattr(credentials, "response")
         ):
-            usable = stored
-            if record is not None and passwords.cramMD5Context(stored) is None:
-                attempt.refuse("%s not possible with {%s} password" % (attempt.mechanism, scheme))
-                usable = None
+            usable = forms.cramForm(stored) if record is not None else None
+            if record is not None and usable is None:
+                attempt.refuse("%s not possible with %s password" % (attempt.mechanism, storedSchemes))
             if usable is None:
                 usable = _DUMMY_CRAM
             attempt.verify = lambda: passwords.verifyCramMD5(usable, credentials.challenge, credentials.response)
         elif IUsernamePassword.providedBy(credentials):
-            usable = stored
+            usable = None
             if record is not None:
-                if scheme is None:
+                usable = forms.plainForm(stored)
+                if not forms.splitForms(stored):
                     attempt.refuse("no password set")
-                    usable = None
-                elif not passwords.isKnownScheme(scheme):
-                    attempt.refuse("unknown password scheme {%s}" % (scheme,))
-                    usable = None
-            if usable is None:
-                usable = _dummyStored()
-            attempt.expensive = passwords.isExpensive(usable)
-            password = credentials.password
-            attempt.verify = lambda: passwords.verifyPassword(usable, password)
+                elif usable is None:
+                    attempt.refuse("unknown password scheme %s" % (storedSchemes,))
+            attempt.verify = self._plainVerifier(usable, credentials.password)
+            attempt.expensive = True
         else:
             attempt.refuse("unsupported credentials %s" % (type(credentials).__name__,))
 
@@ -293,6 +480,10 @@ class DirectoryChecker:
                     attempt.refuse("authorization as %s not allowed" % (logSafe(authzid),))
 
     def _run(self, attempt):
+        """
+        Verify, in the thread pool when it is expensive (every plain-text
+        password check is).
+        """
         if attempt.expensive and IReactorThreads.providedBy(self.clock):
             d = deferToThreadPool(self.clock, self.clock.getThreadPool(), attempt.verify)
         else:
@@ -316,10 +507,11 @@ class DirectoryChecker:
             mechanism=logSafe(attempt.mechanism),
         )
         if attempt.reason is None:
-            self._failures.pop(remote, None)
+            self.delays.finish(remote, True, attempt.waited)
             self.log.info(
                 "authentication succeeded: protocol={protocol} user={user} remote={remote} mechanism={mechanism}",
                 address=attempt.record.address,
+                waited=attempt.wait,
                 **fields,
             )
             return attempt.record.address
@@ -327,50 +519,24 @@ class DirectoryChecker:
             "authentication failed: protocol={protocol} user={user} remote={remote} mechanism={mechanism}"
             " reason={reason}",
             reason=attempt.reason,
+            waited=attempt.wait,
             **fields,
         )
-        return self._delayedFailure(self._countFailure(remote))
+        return self._delayedFailure(self.delays.finish(remote, False, attempt.waited))
 
     # -- delays --------------------------------------------------------------
-
-    def _countFailure(self, remote):
-        """
-        Remember one more failure from C{remote}.
-
-        @return: the delay in seconds before it is answered.
-        """
-        now = self.clock.seconds()
-        table = self._failures
-        while table:
-            oldest = next(iter(table))
-            if now - table[oldest][1] < FORGET_AFTER:
-                break
-            del table[oldest]
-        count, last = table.pop(remote, (0, now))
-        if now - last >= FORGET_AFTER:
-            count = 0
-        count += 1
-        table[remote] = (count, now)
-        while len(table) > MAX_TRACKED_ADDRESSES:
-            table.popitem(last=False)
-        return self.delayFor(count)
 
     def delayFor(self, count):
         """
         @return: the delay for the C{count}th failure in a row.
         """
-        if count <= 0 or self.failureDelay <= 0:
-            return 0.0
-        return min(self.failureDelay * 2 ** min(count - 1, 64), self.maxFailureDelay)
+        return self.delays.delayFor(count)
 
     def failureCount(self, remote):
         """
         @return: how many failures in a row C{remote} has had (0 if forgotten).
         """
-        entry = self._failures.get(remote)
-        if entry is None or self.clock.seconds() - entry[1] >= FORGET_AFTER:
-            return 0
-        return entry[0]
+        return self.delays.failures(remote)
 
     def _delayedFailure(self, delay):
         error = UnauthorizedLogin("authentication failed")
@@ -393,7 +559,10 @@ class DirectoryChecker:
         return hmac.new(self._secret, data, "sha256").digest()[:16]
 
     def _recordScramKeys(self, record, hashName):
-        return passwords.scramKeys(record.password, hashName, plainSalt=self._plainSalt("plain", hashName, record.address))
+        form = forms.scramForm(record.password, hashName)
+        if form is None:
+            return None
+        return passwords.scramKeys(form, hashName, plainSalt=self._plainSalt("plain", hashName, record.address))
 
     def _fakeScramKeys(self, username, hashName):
         size = hashlib.new(hashName).digest_size

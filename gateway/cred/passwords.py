@@ -122,6 +122,15 @@ def schemeOf(stored):
     return splitScheme(stored)[0]
 
 
+def canonicalScheme(scheme):
+    """
+    @return: the canonical name of a scheme name (C{'cleartext'} gives
+        C{'PLAIN'}).
+    """
+    name = scheme.strip().upper()
+    return _ALIASES.get(name, name)
+
+
 def isKnownScheme(scheme):
     """
     @return: C{True} when L{verifyPassword} understands C{scheme}.

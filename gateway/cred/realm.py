@@ -16,9 +16,14 @@ from zope.interface import implementer
 from gateway.errors import NoSuchAccount, QuotaExceeded
 from gateway.interfaces import IAccount, IQuota
 from gateway.logging import getLogger
+from gateway.store.access import MailboxAccess
+from gateway.store.acl import SharedIndex
 from gateway.store.files import FileStore
 
 log = getLogger("auth")
+
+#: The index of shared mailboxes, in the data root.
+SHARED_INDEX = "shared-mailboxes.sqlite"
 
 
 @implementer(IQuota)
@@ -54,6 +59,9 @@ class Account:
     """
     An account as the protocols see it after login.
     """
+
+    #: Its L{gateway.interfaces.IViewerAccess}, set by the realm.
+    access = None
 
     def __init__(self, directory, address, mailStoreFactory):
         self._directory = directory
@@ -139,6 +147,26 @@ class GatewayRealm:
         self.keepIdle = keepIdle
         self._accounts = weakref.WeakValueDictionary()
         self._recent = collections.OrderedDict()
+        dataRoot = getattr(directory, "dataRoot", None)
+        #: The access layer (L{gateway.interfaces.IMailboxAccess}): other
+        #: accounts' stores are opened through L{accountFor}.
+        self.access = MailboxAccess(
+            self.accountFor,
+            SharedIndex(os.path.join(dataRoot, SHARED_INDEX) if dataRoot else None),
+            self._mailRoots if dataRoot else None)
+
+    def _mailRoots(self):
+        """
+        C{(address, mail folder)} of every account, from the directory's
+        folders (for rebuilding the shared index).
+        """
+        domains = os.path.join(self.directory.dataRoot, "domains")
+        for domain in sorted(os.listdir(domains)) if os.path.isdir(domains) else ():
+            accounts = os.path.join(domains, domain, "accounts")
+            for local in sorted(os.listdir(accounts)) if os.path.isdir(accounts) else ():
+                mail = os.path.join(accounts, local, "mail")
+                if os.path.isdir(mail):
+                    yield "%s@%s" % (local, domain), mail
 
     def accountFor(self, address):
         """
@@ -154,6 +182,7 @@ class GatewayRealm:
             if account is not None:
                 _closeStore(account.mailStore)
             account = Account(self.directory, address, self._mailStoreFactory)
+            account.access = self.access.forViewer(address)
             weakref.finalize(account, _closeStore, account.mailStore)
             self._accounts[address] = account
         self._recent[address] = account

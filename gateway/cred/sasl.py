@@ -33,6 +33,10 @@ with) has a checker for L{IScramCredentials} that offers C{scramKeys}, as
 L{gateway.cred.checkers.DirectoryChecker} does; L{mechanismNames} lists it
 only then.
 
+Which mechanisms are offered, and in which order, is the portal checker's
+policy (C{mechanismsFor(localAddress)}: C{[auth] mechanisms} narrowed by the
+domain of the local address); L{createMechanism} refuses the others.
+
 Clear-text mechanisms (C{PLAIN}, C{LOGIN}: C{mechanism.cleartext} is
 C{True}) should be offered only when L{mechanismNames} lists them; the
 checker refuses them anyway where the domain's policy forbids them.
@@ -363,25 +367,55 @@ _SIMPLE = {
 }
 
 
-def mechanismNames(secure, cleartextAllowed, portal=None):
+def _policy(portal):
+    """
+    The portal's checker when it says which mechanisms to offer
+    (C{mechanismsFor(localAddress)}), else C{None}.
+    """
+    if portal is None:
+        return None
+    for checker in getattr(portal, "checkers", {}).values():
+        if callable(getattr(checker, "mechanismsFor", None)):
+            return checker
+    return None
+
+
+def _offered(portal, localAddress):
+    policy = _policy(portal)
+    if policy is None:
+        return list(DEFAULT_ORDER)
+    return [name for name in policy.mechanismsFor(localAddress) if name in DEFAULT_ORDER]
+
+
+#: Mechanisms offered when the portal's checker sets no policy.
+DEFAULT_ORDER = ("PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5")
+
+
+def mechanismNames(secure, cleartextAllowed, portal=None, localAddress=None):
     """
     The mechanisms to announce (IMAP C{AUTH=}, POP3 C{SASL}).
 
     @param secure: is the connection protected by TLS?
     @param cleartextAllowed: may clear-text passwords be used without TLS
         here (L{gateway.cred.checkers.cleartextAllowed})?
-    @param portal: the portal logins go through; C{SCRAM-SHA-256} is listed
-        only when it can serve it.
-    @return: C{list} of C{str}, e.g. C{['PLAIN', 'LOGIN', 'CRAM-MD5',
-        'SCRAM-SHA-256']}; C{PLAIN} and C{LOGIN} are left out when neither
+    @param portal: the portal logins go through.  When its checker has
+        C{mechanismsFor(localAddress)} (as
+        L{gateway.cred.checkers.DirectoryChecker} does: C{[auth]
+        mechanisms} narrowed by the domain of C{localAddress}), that list
+        and its order are used; C{SCRAM-SHA-256} is listed only when the
+        portal can serve it.
+    @param localAddress: the local IP address the client connected to.
+    @return: C{list} of C{str}, e.g. C{['PLAIN', 'LOGIN', 'SCRAM-SHA-256',
+        'CRAM-MD5']}; C{PLAIN} and C{LOGIN} are left out when neither
         C{secure} nor C{cleartextAllowed}.
     """
     names = []
-    if secure or cleartextAllowed:
-        names += ["PLAIN", "LOGIN"]
-    names.append("CRAM-MD5")
-    if _keySource(portal) is not None:
-        names.append("SCRAM-SHA-256")
+    for name in _offered(portal, localAddress):
+        if name in ("PLAIN", "LOGIN") and not (secure or cleartextAllowed):
+            continue
+        if name == "SCRAM-SHA-256" and _keySource(portal) is None:
+            continue
+        names.append(name)
     return names
 
 
@@ -392,10 +426,14 @@ def createMechanism(name, context, hostname, portal=None):
     @param name: the SASL name the client asked for (any case).
     @param context: the L{gateway.cred.credentials.LoginContext}.
     @param hostname: the server's name (CRAM-MD5 challenges).
-    @param portal: needed for C{SCRAM-SHA-256} (see the module docstring).
+    @param portal: needed for C{SCRAM-SHA-256} (see the module docstring);
+        a mechanism its checker does not offer on C{context.localAddress}
+        (see L{mechanismNames}) is unavailable.
     @return: the mechanism, or C{None} for an unknown or unavailable name.
     """
     name = (name.decode("ascii", "replace") if isinstance(name, bytes) else name).upper()
+    if name not in _offered(portal, getattr(context, "localAddress", None)):
+        return None
     if name in _SIMPLE:
         return _SIMPLE[name](context, hostname)
     if name == "SCRAM-SHA-256":

@@ -111,6 +111,9 @@ class Domain:
     defaultServices = attr.ib(default=SERVICES)
     enabled = attr.ib(default=True)
     router = attr.ib(default=attr.Factory(dict))  # alias local part -> target address
+    #: SASL mechanisms this domain's accounts may use (upper-case names);
+    #: empty for every mechanism of C{[auth] mechanisms}.
+    mechanisms = attr.ib(default=())
 
     def toSections(self):
         return {
@@ -121,6 +124,7 @@ class Domain:
                 "default_quota": formatSize(self.defaultQuota),
                 "default_services": ", ".join(sorted(self.defaultServices)),
                 "enabled": "yes" if self.enabled else "no",
+                "mechanisms": ", ".join(self.mechanisms),
             }
         }
 
@@ -278,6 +282,7 @@ class FileDirectory:
             defaultServices=_services(parser.get("domain", "default_services", fallback=None), SERVICES),
             enabled=_boolean(parser, "domain", "enabled", True),
             router=router,
+            mechanisms=tuple(n.upper() for n in _names(get("mechanisms"))),
         )
 
     def _accountPath(self, domain, local):
@@ -386,6 +391,24 @@ class FileDirectory:
                 return None
             address = target if "@" in target else "%s@%s" % (target, domain.name)
         return None
+
+    def accounts(self, domain=None):
+        self._fresh()
+        names = [domain.lower()] if domain is not None else sorted(self._domains)
+        records = []
+        for name in names:
+            record = self._domains.get(name)
+            if record is None:
+                continue
+            try:
+                locals_ = sorted(os.listdir(os.path.join(self._domainsPath, name, "accounts")))
+            except OSError:
+                continue
+            for local in locals_:
+                account = self._readAccount(record, local)
+                if account is not None:
+                    records.append(account)
+        return records
 
     def getAccount(self, address):
         self._fresh()

@@ -22,7 +22,7 @@ import socket
 from OpenSSL import SSL
 from twisted.internet import defer, protocol, tcp
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IPushProducer, IReadDescriptor
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer, IReadDescriptor
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
@@ -38,6 +38,9 @@ HIGH = 8 * 1024 * 1024
 LOW = 2 * 1024 * 1024
 #: Most bytes an upload hands to the writer at once.
 GATHER = 1024 * 1024
+#: Seconds a protected data connection closed before its TLS handshake
+#: waits for the handshake to complete (as C{shell.DATA_TIMEOUT}).
+HANDSHAKE_TIMEOUT = 30
 
 
 def writeNow(transport, data):
@@ -77,6 +80,7 @@ class TransferAborted(Exception):
     """
 
 
+@implementer(IHandshakeListener)
 class DataProtocol(protocol.Protocol):
     """
     One data connection.  What arrives goes to C{receiver} (a callable), or
@@ -85,6 +89,7 @@ class DataProtocol(protocol.Protocol):
 
     @ivar tls: C{CertificateOptions} to start TLS with as the server, or
         C{None} for a clear data channel.
+    @ivar handshakeDone: whether the TLS handshake has completed.
     """
 
     def __init__(self, tls=None, active=False):
@@ -97,6 +102,8 @@ class DataProtocol(protocol.Protocol):
         self.truncated = False
         self.threadBusy = None
         self.threadStop = None
+        self.handshakeDone = False
+        self._closeAfterHandshake = None
 
     def connectionMade(self):
         self.transport.setTcpNoDelay(True)
@@ -122,7 +129,21 @@ class DataProtocol(protocol.Protocol):
         else:
             self.receiver(data)
 
+    def handshakeCompleted(self):
+        self.handshakeDone = True
+        waiting, self._closeAfterHandshake = self._closeAfterHandshake, None
+        if waiting is not None and waiting.active():
+            waiting.cancel()
+            self.close()
+
+    def _handshakeTimedOut(self):
+        self._closeAfterHandshake = None
+        self.close(abort=True)
+
     def connectionLost(self, reason):
+        waiting, self._closeAfterHandshake = self._closeAfterHandshake, None
+        if waiting is not None and waiting.active():
+            waiting.cancel()
         self.closed = True
         self.reason = reason
         # On a protected connection only the TLS close_notify ends the data
@@ -144,6 +165,15 @@ class DataProtocol(protocol.Protocol):
         if not self.closed:
             if abort:
                 self.transport.abortConnection()
+            elif self.tls is not None and not self.handshakeDone:
+                # Nothing was sent (an empty listing or file) and the
+                # client's handshake is still under way: Twisted's TLS
+                # layer would abort (a reset; lftp then fails with "The
+                # TLS connection was non-properly terminated").  Finish the
+                # handshake first, then close with close_notify.
+                if self._closeAfterHandshake is None:
+                    self._closeAfterHandshake = self.transport.reactor.callLater(
+                        HANDSHAKE_TIMEOUT, self._handshakeTimedOut)
             else:
                 self.transport.loseConnection()
 
@@ -557,8 +587,11 @@ class UploadStream:
         self._queue.put(_EOF if complete else _ABORT)
 
     def abort(self):
-        self._pending = []
-        self._queue.put(_ABORT)
+        """
+        The upload was aborted (ABOR, the session ended): hand over what
+        arrived (the writer keeps it when asked to), then the abort.
+        """
+        self.finish(False)
 
     def _consumed(self, count):
         self._queued -= count

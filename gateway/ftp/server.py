@@ -15,6 +15,8 @@ only the table's urgent commands (ABOR, STAT, NOOP, QUIT) run during a
 transfer.
 """
 
+import collections
+import re
 import socket
 
 from twisted.cred.error import UnauthorizedLogin
@@ -31,6 +33,16 @@ from gateway.interfaces import IAccount
 from gateway.logging import getLogger
 
 log = getLogger("ftp")
+
+#: Control characters: refused in arguments (a CR inside a name would come
+#: back inside a reply, RFC 959's line end) and never sent in a reply.
+#: A tab is allowed in neither: no name or command needs one.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+#: Characters of commands held behind a pending one (pipelined) before and
+#: after login; past them the client gets 421 and the connection closes.
+MAX_PENDING_BEFORE_LOGIN = 16 * 1024
+MAX_PENDING = 1024 * 1024
 
 #: Threads for file-system commands: their own pool, so that downloads
 #: (C{SendfileSender} holds a reactor thread for a whole transfer) and slow
@@ -49,6 +61,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
 
     delimiter = b"\n"
     MAX_LENGTH = 8192
+    #: The client's IP address, as the factory counts it.
+    peerHost = None
 
     def __init__(self, factory):
         self.factory = factory
@@ -65,10 +79,12 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self.renameFrom = None
         self.data = None  # PassiveListener / ("active", host, port) / None
         self.transfer = None  # a running transfer's state, or None
-        self._queue = []
+        self._queue = collections.deque()
+        self._queued = 0
         self._busy = False
         self._closing = False
         self._loginContext = None
+        self._loginDeadline = None
 
     # -- connection ------------------------------------------------------
 
@@ -98,9 +114,26 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             pass
         self.callLater = self.factory.clock.callLater
         self.setTimeout(self.factory.idleTimeout or None)
+        if self.factory.loginTimeout:
+            # A deadline, not an idle timeout: commands do not move it, so
+            # a client that never logs in cannot hold a place for long.
+            self._loginDeadline = self.callLater(self.factory.loginTimeout, self._loginTimedOut)
         self.reply(220, "%s FTP server ready" % (self.context.hostname,))
 
+    def _loginTimedOut(self):
+        self._loginDeadline = None
+        if self.account is None and self.transport is not None and not self.transport.disconnecting:
+            self.reply(421, "Login timeout: closing the connection")
+            self._closing = True
+            self.transport.loseConnection()
+
+    def _cancelLoginDeadline(self):
+        if self._loginDeadline is not None and self._loginDeadline.active():
+            self._loginDeadline.cancel()
+        self._loginDeadline = None
+
     def connectionLost(self, reason):
+        self._cancelLoginDeadline()
         self.setTimeout(None)
         self.closeData(abort=True)
         if self.account is not None:
@@ -121,9 +154,10 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         Send a reply; C{lines} makes it a multi-line one.
         """
         out = []
+        text = _CONTROL.sub("?", text)
         if lines:
             out.append("%d-%s" % (code, text))
-            out.extend(" " + line for line in lines)
+            out.extend(" " + _CONTROL.sub("?", line) for line in lines)
             out.append("%d End" % (code,))
         else:
             out.append("%d %s" % (code, text))
@@ -144,6 +178,13 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             text = line.decode("utf-8", "surrogateescape")
         if self._busy and not self._urgent(text):
             self._queue.append(text)
+            self._queued += len(text)
+            if self._queued > (MAX_PENDING if self.account is not None else MAX_PENDING_BEFORE_LOGIN):
+                self._queue.clear()
+                self._queued = 0
+                self.reply(421, "Too many commands sent ahead: closing the connection")
+                self._closing = True
+                self.transport.loseConnection()
             return
         self._dispatch(text)
 
@@ -174,6 +215,10 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         if row.arg is False and arg and verb not in ("FEAT", "PASV"):
             self.reply(501, "%s takes no argument" % (verb,))
             return
+        if verb != "PASS" and _CONTROL.search(arg):
+            # A password may hold anything, and is never echoed.
+            self.reply(501, "Control characters (CR, LF, NUL...) are not allowed in %s" % (verb,))
+            return
         if verb not in ("REST", "RETR", "STOR", "APPE"):
             self.restOffset = None
         if verb != "RNTO" and verb not in ("RNFR",):
@@ -201,7 +246,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
     def _done(self, _):
         self._busy = False
         while self._queue and not self._busy and not self._closing:
-            text = self._queue.pop(0)
+            text = self._queue.popleft()
+            self._queued -= len(text)
             self._dispatch(text)
 
     # -- login -----------------------------------------------------------
@@ -252,7 +298,12 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             return
         self.account = account
         self.cwd = "/"
+        self._cancelLoginDeadline()
         self.reply(230, "Logged in as %s" % (account.address,))
+        # Opening the file store: walk it for its usage (once a minute at
+        # most), which removes what uploads cut off by a crash left behind.
+        self._run(lambda fs: fs.usage()).addErrback(
+            lambda failure: log.failure("File store usage of {address}", failure, address=account.address))
 
     def _loginFailed(self, failure):
         failure.trap(UnauthorizedLogin)
@@ -271,6 +322,12 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             self.reply(503, "TLS is already on")
             return
         self.reply(234, "AUTH TLS successful")
+        # Whatever the client sent after AUTH TLS came in clear text, where
+        # anyone on the path could have put it (CVE-2011-0411): drop it,
+        # both the lines still buffered and those queued behind a command.
+        self.clearLineBuffer()
+        self._queue.clear()
+        self._queued = 0
         self.transport.startTLS(self.context.tls)
         self._loginContext = None
         # RFC 4217 section 4: a new login follows.
@@ -395,11 +452,15 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
 
 class _Refuser(Protocol):
     """
-    Answers C{421} and closes: the server has too many connections.
+    Answers C{421} and closes: the server, or the client's address, has too
+    many connections.
     """
 
+    def __init__(self, text="Too many connections, try again later"):
+        self.text = text
+
     def connectionMade(self):
-        self.transport.write(b"421 Too many connections, try again later\r\n")
+        self.transport.write(b"421 %s\r\n" % (self.text.encode("ascii"),))
         self.transport.loseConnection()
 
 
@@ -418,23 +479,47 @@ class FTPFactory(ServerFactory):
         self.idleTimeout = section["idle_timeout"]
         self.maxConnections = section["max_connections"]
         self.maxPerAccount = section["max_connections_per_account"]
+        self.maxPerAddress = section["max_connections_per_address"]
+        self.loginTimeout = section["login_timeout"]
+        self.keepPartialUploads = section["keep_partial_uploads"]
         self.passivePorts = section["passive_ports"]
         self.passiveAddress = section["passive_address"]
         self.clock = clock if clock is not None else context.reactor
         self.sessions = set()
         self.perAccount = {}
+        self.perAddress = {}
         self._pools = {}
         self._dataTLS = None
 
     def buildProtocol(self, addr):
+        """
+        A session, or a L{_Refuser} past C{[ftp] max_connections} or
+        C{max_connections_per_address}.  (By hand, not with
+        C{twisted.protocols.policies}: its C{LimitConnectionsByPeer} indexes
+        addresses as tuples, which C{IAddress} objects are not, and closes
+        without the C{421} a client can show.)
+        """
         if len(self.sessions) >= self.maxConnections:
             return _Refuser()
+        host = getattr(addr, "host", None)
+        count = self.perAddress.get(host, 0)
+        if self.maxPerAddress and count >= self.maxPerAddress:
+            return _Refuser("Too many connections from your address, try again later")
+        self.perAddress[host] = count + 1
         p = FTPSession(self)
+        p.peerHost = host
         self.sessions.add(p)
         return p
 
     def disconnected(self, session):
+        if session not in self.sessions:
+            return
         self.sessions.discard(session)
+        count = self.perAddress.get(session.peerHost, 0) - 1
+        if count > 0:
+            self.perAddress[session.peerHost] = count
+        else:
+            self.perAddress.pop(session.peerHost, None)
 
     def loggedIn(self, account):
         """

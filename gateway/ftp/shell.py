@@ -9,6 +9,7 @@ blocking halves).  Names are UTF-8; files whose names start with
 C{TEMP_PREFIX} (uploads in progress) are neither listed nor reachable.
 """
 
+import errno
 import functools
 import os
 import stat
@@ -238,6 +239,24 @@ def _fsRename(fs, source, path, cwd):
     os.rename(origin.path, target.path)
 
 
+#: errno values of a full disk (or a full file-system quota of the server).
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _diskFull(failure):
+    return failure.check(OSError) is not None and failure.value.errno in DISK_FULL
+
+
+def _outcome(dp):
+    """
+    The reply to a download whose data connection C{dp} has closed: on a
+    protected one nothing arrived unless the TLS handshake completed.
+    """
+    if dp.tls is not None and not dp.handshakeDone:
+        return 426, "TLS handshake on the data connection not completed: nothing was sent"
+    return 226, "Transfer complete"
+
+
 def _quote(path):
     return '"%s"' % (path.replace('"', '""'),)
 
@@ -260,6 +279,9 @@ class ShellCommands:
         error = failure.value
         if isinstance(error, QuotaExceeded):
             self.reply(552, "Storage quota exceeded")
+        elif _diskFull(failure):
+            self._logDiskFull(failure)
+            self.reply(552, "Insufficient storage space on the server")
         elif isinstance(error, InvalidPath):
             self.reply(code, "Path not allowed: %s" % (error,))
         elif isinstance(error, FileNotFoundError):
@@ -436,7 +458,7 @@ class ShellCommands:
                 transfer = self.transfer = Transfer(dp, lambda: len(fileObject))
                 data.writeNow(dp.transport, fileObject)
                 dp.close()
-                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, 226, "Transfer complete"))
+                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, *_outcome(dp)))
             if data.SendfileSender.usable(fileObject, dp):
                 sender = data.SendfileSender(fileObject, dp)
             else:
@@ -447,7 +469,7 @@ class ShellCommands:
 
             def sent(_):
                 dp.close()
-                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, 226, "Transfer complete"))
+                return dp.lost.addCallback(lambda _: self._finishTransfer(transfer, *_outcome(dp)))
 
             def failed(failure):
                 dp.close(abort=True)
@@ -488,7 +510,7 @@ class ShellCommands:
             source = stream if self.binary else data.ConvertingReader(stream, data.ASCIIDecoder())
             written = deferToThreadPool(
                 reactor, self.factory.uploadPool(), fs.writeFile, path, source,
-                append=append, offset=offset or None,
+                append=append, offset=offset or None, keepPartial=self.factory.keepPartialUploads,
             )
 
             def stored(_):
@@ -501,14 +523,22 @@ class ShellCommands:
                 dp.transport.resumeProducing()
                 if failure.check(QuotaExceeded):
                     code, text = 552, "Storage quota exceeded; nothing was stored"
+                elif _diskFull(failure):
+                    self._logDiskFull(failure)
+                    code, text = 552, "Insufficient storage space on the server; nothing was stored"
                 elif failure.check(data.TransferAborted) and dp.truncated:
-                    # Nothing replaced the old file; APPE and REST kept what
-                    # came, for a resume.
+                    # Never a 226: the client learns (over the protected
+                    # control channel) that the file is short; what arrived
+                    # was kept for a resume when [ftp] keep_partial_uploads
+                    # is on, and by APPE and REST writes.
                     code, text = 426, "Data connection closed without TLS close_notify: upload incomplete"
                 elif failure.check(data.TransferAborted):
                     code, text = 426, "Transfer aborted"
-                elif failure.check(InvalidPath, OSError):
+                elif failure.check(InvalidPath):
                     code, text = 553, "Cannot store the file: %s" % (failure.getErrorMessage(),)
+                elif failure.check(OSError):
+                    # The reason, not the server's path or errno.
+                    code, text = 553, "Cannot store the file: %s" % (failure.value.strerror or "file system error",)
                 else:
                     code, text = 451, "Upload failed"
                     self._logFailure(failure)
@@ -525,6 +555,12 @@ class ShellCommands:
         from gateway.ftp.server import log
 
         log.failure("FTP upload failed", failure)
+
+    def _logDiskFull(self, failure):
+        from gateway.ftp.server import log
+
+        log.warn("FTP: the disk is full ({error}) for {address}", error=failure.value.strerror,
+                 address=self.account.address)
 
     # -- PASV / EPSV / PORT / EPRT / ABOR --------------------------------
 

@@ -45,7 +45,9 @@ class _Call:
     @ivar outcome: C{(True, result)} or C{(False, failure)}, or C{None}.
     @ivar deferred: the C{Deferred} to answer through C{callFromThread},
         set when the reactor went on without the outcome.
-    @ivar elapsed: seconds the call took.
+    @ivar queued: when the call was queued (C{time.monotonic()}).
+    @ivar elapsed: seconds from queueing to the outcome: what the reactor
+        would have waited, the time in the queue behind busy workers too.
     """
 
     def __init__(self, function, args):
@@ -56,6 +58,7 @@ class _Call:
         self.mutex = threading.Lock()
         self.outcome = None
         self.deferred = None
+        self.queued = time.monotonic()
         self.elapsed = 0.0
 
 
@@ -113,12 +116,11 @@ class Workers:
             call = self._queue.get()
             if call is _STOP:
                 return
-            start = time.monotonic()
             try:
                 outcome = (True, call.function(*call.args))
             except BaseException:
                 outcome = (False, Failure())
-            call.elapsed = time.monotonic() - start
+            call.elapsed = time.monotonic() - call.queued
             with call.mutex:
                 call.outcome = outcome
                 late = call.deferred is not None

@@ -27,6 +27,7 @@ from gateway.http.autoconfig import renderAutoconfig
 from gateway.http.freebusy import FreeBusyPublisher
 from gateway.http.pages import errorPage, htmlPage, log
 from gateway.http.site import PersonalSite
+from gateway.logging import ReopeningFile
 
 SERVER_NAME = b"gateway"
 
@@ -91,6 +92,8 @@ class GatewayRequest(server.Request):
 
     def render(self, resrc):
         self.setHeader(b"server", SERVER_NAME)
+        if self.method == b"HEAD":
+            resrc = _HeadOnly(resrc)
         server.Request.render(self, resrc)
 
     def processingFailed(self, reason):
@@ -103,6 +106,26 @@ class GatewayRequest(server.Request):
         self.write(body)
         self.finish()
         return reason
+
+
+class _HeadOnly:
+    """
+    A resource's answer to HEAD: what it renders for GET, headers only.
+    Pages rendered at once (errors, small files) keep their
+    C{Content-Length} without the body, so twisted.web has no body to
+    "eat" with a warning in the log.
+    """
+
+    def __init__(self, resrc):
+        self.resrc = resrc
+
+    def render(self, request):
+        body = self.resrc.render(request)
+        if isinstance(body, bytes) and body:
+            if not request.responseHeaders.hasHeader(b"content-length"):
+                request.setHeader(b"content-length", b"%d" % (len(body),))
+            return b""
+        return body
 
 
 class RootResource(resource.Resource):
@@ -186,7 +209,7 @@ class GatewaySite(server.Site):
     def startFactory(self):
         server.Site.startFactory(self)
         if self.accessLog != "-" and self._accessFile is None:
-            self._accessFile = open(self.accessLog, "a", 1, encoding="utf-8", newline="\n")
+            self._accessFile = ReopeningFile(self.accessLog)  # SIGUSR1 opens it again (logrotate)
 
     def stopFactory(self):
         server.Site.stopFactory(self)

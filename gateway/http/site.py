@@ -9,6 +9,7 @@ result's real location decides whether it is private.  Blocking storage
 calls (C{writeFile}, C{remove}) run in a thread.
 """
 
+import errno
 import os
 import time
 from html import escape
@@ -91,6 +92,16 @@ def isPrivate(fileStore, filePath):
 
 def _requestPath(request):
     return request.uri.split(b"?", 1)[0]
+
+
+def _writeAndClose(fileStore, clientPath, body):
+    """
+    C{fileStore.writeFile(clientPath, body)}, then close C{body}.
+    """
+    try:
+        return fileStore.writeFile(clientPath, body)
+    finally:
+        body.close()
 
 
 class PersonalSite:
@@ -239,10 +250,17 @@ class PersonalSite:
             return errorPage(request, http.CONFLICT, "A folder has this name.")
         if not filePath.parent().isdir():
             return errorPage(request, http.CONFLICT, "The folder for this file does not exist.")
+        if getattr(request, "_disconnected", False):
+            # Gone while its password was checked: twisted.web has closed
+            # (and so deleted) the body; nobody waits for an answer.
+            return b""
         existed = filePath.exists()
-        body = request.content
+        # The write takes the body (all of it has arrived): twisted.web
+        # closes request.content when the client goes away, and the thread
+        # would then read a closed file.
+        body, request.content = request.content, None
         body.seek(0)
-        d = maybeDeferred(self.runInThread, fileStore.writeFile, clientPath, body)
+        d = maybeDeferred(self.runInThread, _writeAndClose, fileStore, clientPath, body)
 
         def written(size):
             log.info("HTTP PUT {address} {path} ({size} bytes)", address=account.address, path=clientPath, size=size)
@@ -257,6 +275,10 @@ class PersonalSite:
                 return errorPage(request, http.INSUFFICIENT_STORAGE_SPACE, "The storage quota of this account is full.")
             if failure.check(InvalidPath):
                 return errorPage(request, http.CONFLICT, "This file cannot be written here.")
+            if failure.check(OSError) and failure.value.errno in (errno.ENOSPC, errno.EDQUOT):
+                log.warn("HTTP PUT {address} {path}: the disk is full ({error})", address=account.address,
+                         path=clientPath, error=failure.value.strerror)
+                return errorPage(request, http.INSUFFICIENT_STORAGE_SPACE, "The server's storage is full.")
             return failure
 
         return d.addCallbacks(written, failed)

@@ -14,6 +14,7 @@ from gateway.errors import (
     MailboxExists,
     MailboxHasChildren,
     NoSuchMailbox,
+    PermissionDenied,
     QuotaExceeded,
     StoreError,
 )
@@ -31,6 +32,8 @@ from gateway.imap.qresync import afterSelect, parseSelectParameters
 from gateway.imap.sequence import formatSequenceSet
 from gateway.imap.view import MailboxView
 from gateway.store import query
+from gateway.store.access import SharedMailbox
+from gateway.store.acl import formatRights
 from gateway.store.mail import SPECIAL_USES
 
 DELIMITER = "/"
@@ -56,6 +59,8 @@ def storeError(error):
     """
     if isinstance(error, NoSuchMailbox):
         return no("[NONEXISTENT] No such mailbox")
+    if isinstance(error, PermissionDenied):
+        return no("[NOPERM] Permission denied")
     if isinstance(error, MailboxExists):
         return no("[ALREADYEXISTS] Mailbox already exists")
     if isinstance(error, MailboxHasChildren):
@@ -94,23 +99,23 @@ def checkAccess(session, name, rights):
     """
     The access check every mailbox operation goes through, with the RFC
     4314 rights it needs (C{"r"} read, C{"i"} insert, C{"k"} create,
-    C{"x"} delete, ...).  Today a session sees only its own account's
-    mailboxes, which it has every right on; shared mailboxes
-    (C{~account/mailbox}) and ACLs plug in here.
+    C{"x"} delete, ...), made by the access layer
+    (L{gateway.store.access}).
 
-    @raise Response: C{NO [NOPERM]} when a right is missing.
+    @raise Response: C{NO [NOPERM]} when a right is missing, C{NO
+        [NONEXISTENT]} when the mailbox cannot be seen.
     """
-    return None
+    _storeCall(session.account.access.require, name, rights)
 
 
 def openMailbox(session, name, rights="r"):
     """
-    Open a mailbox for a command, after L{checkAccess}.
+    Open a mailbox for a command through the access layer: an own mailbox,
+    or another account's, checking the viewer's rights on each operation.
 
     @raise gateway.errors.StoreError: as C{getMailbox} does.
     """
-    checkAccess(session, name, rights)
-    return session.account.mailStore.getMailbox(name)
+    return session.account.access.getMailbox(name, rights)
 
 
 def mailboxArgument(args, new=False):
@@ -228,8 +233,7 @@ def do_CREATE(session, tag, args):
             raise no("[USEATTR] Unsupported special use %s" % (str(useAttrs[0])[:30],))
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
-    checkAccess(session, name, "k")
-    _storeCall(session.account.mailStore.createMailbox, name, "IPF.Note", specialUse)
+    _storeCall(session.account.access.createMailbox, name, "IPF.Note", specialUse)
 
 
 @command("DELETE", AUTH)
@@ -238,8 +242,7 @@ def do_DELETE(session, tag, args):
     args.end()
     if session.view is not None and session.view.mailbox.name == name:
         session.closeMailbox()
-    checkAccess(session, name, "x")
-    _storeCall(session.account.mailStore.deleteMailbox, name)
+    _storeCall(session.account.access.deleteMailbox, name)
 
 
 @command("RENAME", AUTH)
@@ -248,29 +251,28 @@ def do_RENAME(session, tag, args):
     new = mailboxArgument(args, new=True).rstrip(DELIMITER)
     args.end()
     checkNewName(new)
-    checkAccess(session, old, "x")
-    checkAccess(session, new, "k")
-    _storeCall(session.account.mailStore.renameMailbox, old, new)
+    _storeCall(session.account.access.renameMailbox, old, new)
 
 
 @command("SUBSCRIBE", AUTH)
 def do_SUBSCRIBE(session, tag, args):
     name = mailboxArgument(args, new=True)
     args.end()
-    _storeCall(session.account.mailStore.subscribe, name)
+    _storeCall(session.account.access.subscribe, name)
 
 
 @command("UNSUBSCRIBE", AUTH)
 def do_UNSUBSCRIBE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.mailStore.unsubscribe, name)
+    _storeCall(session.account.access.unsubscribe, name)
 
 
 @command("NAMESPACE", AUTH, capability="NAMESPACE")
 def do_NAMESPACE(session, tag, args):
     args.end()
-    session.sendUntagged(b'NAMESPACE (("" "/")) NIL NIL')
+    # Personal, other users (~account/...), shared (~public/..., RFC 2342).
+    session.sendUntagged(b'NAMESPACE (("" "/")) (("~" "/")) (("~public/" "/"))')
 
 
 # -- LIST / LSUB ---------------------------------------------------------------------
@@ -297,7 +299,7 @@ def patternRegex(reference, pattern):
 
 
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
-_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
+_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "MYRIGHTS"}
 
 
 def _reference(args):
@@ -383,10 +385,10 @@ def do_LSUB(session, tag, args):
 
 
 def _list(session, verb, reference, patterns, selection, returns, statusItems, extended):
-    store = session.account.mailStore
+    access = session.account.access
     regexes = [patternRegex(reference, p) for p in patterns if p is not None and reference is not None]
-    infos = {info.name: info for info in store.listMailboxes()}
-    subscribed = set(store.subscriptions()) if (
+    infos = {info.name: info for info in access.listMailboxes()}
+    subscribed = set(access.subscriptions()) if (
         "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
     extra = {}
     if "SUBSCRIBED" in selection:
@@ -424,6 +426,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if info is not None:
             if "SPECIAL-USE" in selection and not info.specialUse:
                 continue
+            if not info.exists and verb == "LSUB" and name not in subscribed and name not in extra:
+                continue
             if not info.selectable and "\\Noselect" not in attributes:
                 attributes.append("\\Noselect")
             attributes.append("\\HasChildren" if info.hasChildren else "\\HasNoChildren")
@@ -437,6 +441,9 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if extra.get(name) == "childinfo":
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
+        if "MYRIGHTS" in returns and info is not None and info.exists:
+            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+                                 + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
                 mailbox = openMailbox(session, name, "r")
@@ -579,8 +586,12 @@ def do_APPEND(session, tag, args):
 
 def _takeBack(mailbox, uids):
     """
-    Remove the messages a failed MULTIAPPEND stored before it failed.
+    Remove the messages a failed MULTIAPPEND stored before it failed (on
+    the owner's mailbox itself: a viewer who may insert need not have the
+    rights to delete).
     """
+    if isinstance(mailbox, SharedMailbox):
+        mailbox = mailbox._mailbox
     if uids:
         mailbox.setFlags(uids, ["\\Deleted"], "+")
         mailbox.expunge(uids)

@@ -12,7 +12,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
-from gateway.errors import QuotaExceeded, StoreError
+from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
 from gateway.imap import search as searchModule
 from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
@@ -23,6 +23,7 @@ from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.qresync import fetchVanished
 from gateway.imap.results import formatPartial, partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
+from gateway.store.access import hasRight, transfer
 
 capability("IDLE")
 capability("MOVE")
@@ -119,7 +120,10 @@ def do_CLOSE(session, tag, args):
     args.end()
     view = session.view
     if not view.readOnly:
-        view.mailbox.expunge()
+        try:
+            view.mailbox.expunge()
+        except PermissionDenied:
+            pass  # without "e" CLOSE expunges nothing (RFC 4314 4)
     session.closeMailbox()
 
 
@@ -184,7 +188,7 @@ def _fetchLoop(session, items, uids, changedSince):
 
     view = session.view
     mailbox = view.mailbox
-    writable = not view.readOnly
+    writable = not view.readOnly and hasRight(mailbox, "s")
     plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
@@ -386,10 +390,7 @@ def _transfer(session, tag, args, uid, move):
     if not uids:
         return None
     try:
-        if move:
-            pairs = view.mailbox.moveTo(uids, destination)
-        else:
-            pairs = view.mailbox.copyTo(uids, destination)
+        pairs = transfer(view.mailbox, uids, destination, move)
     except QuotaExceeded:
         raise no("[OVERQUOTA] Storage quota exceeded") from None
     except StoreError as e:
@@ -459,6 +460,9 @@ def matchingMessages(session, program):
     """
     view = session.view
     mailbox = view.mailbox
+    if not hasRight(mailbox, "r"):
+        # Checked here too: ALL and the keys SORT keeps read no message.
+        raise PermissionDenied("reading %s" % (mailbox.name,))
     maxSeq, maxUid = len(view.uids), view.maxUid()
     if program.matchesAll:
         # ALL: the view's messages, without reading the index (modseqs

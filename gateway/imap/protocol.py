@@ -18,7 +18,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python import failure
 
 from gateway.cred.credentials import LoginContext
-from gateway.errors import NoSuchMailbox
+from gateway.errors import NoSuchMailbox, PermissionDenied
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
 from gateway.logging import getLogger
 
@@ -268,7 +268,7 @@ class IMAPServer(Protocol):
             if not self.cleartextAllowed():
                 names.append("LOGINDISABLED")
             names += ["AUTH=" + n for n in mechanismNames(
-                self.secure, self.cleartextAllowed(), self.context.portal)]
+                self.secure, self.cleartextAllowed(), self.context.portal, self.loginContext.localAddress)]
         for name, predicate in CAPABILITIES.items():
             if name in ("STARTTLS", "AUTH", "LOGINDISABLED"):
                 continue
@@ -472,7 +472,7 @@ class IMAPServer(Protocol):
             return
         self._busy = True
         try:
-            result = row.handler(self, tag, args)
+            result = self.context.monitor.command("imap", row.name, row.handler, self, tag, args)
         except Exception:
             self._commandDone(failure.Failure(), tag, row)
             return
@@ -496,6 +496,8 @@ class IMAPServer(Protocol):
         if isinstance(result, failure.Failure):
             if result.check(Response):
                 status, text = result.value.status, result.value.text
+            elif result.check(PermissionDenied):
+                status, text = "NO", "[NOPERM] Permission denied"
             elif result.check(IMAPSyntaxError, ValueError):
                 status, text = "BAD", str(result.value) or "Syntax error"
             else:

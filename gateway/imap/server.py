@@ -6,6 +6,7 @@ The IMAP factory the wiring listens with: L{makeFactory}.
 from twisted.internet.protocol import ServerFactory
 
 from gateway.imap import (  # noqa: F401 -- table rows
+    commands_acl,
     commands_auth,
     commands_mailbox,
     commands_selected,

@@ -72,6 +72,7 @@ class AuthorizationCommands:
             self.loginContext.secure,
             self.context.cleartextAllowed(self.loginContext.localAddress),
             self.context.portal,
+            self.loginContext.localAddress,
         )
 
     # -- STLS ----------------------------------------------------------------

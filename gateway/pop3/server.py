@@ -275,7 +275,7 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
                 self.sendStatus(False, "Command not valid in this state.")
             return
         try:
-            result = getattr(self, command.handler)(argument)
+            result = self.context.monitor.command("pop3", command.handler[3:], getattr(self, command.handler), argument)
         except Exception:
             log.failure("POP3 command {command} failed", command=name.decode("ascii", "replace"))
             self.sendStatus(False, "[SYS/TEMP] Internal error.")

@@ -54,7 +54,8 @@ class Maildrop:
 
     def __init__(self, account, lock=True):
         self.account = account
-        self.mailbox = account.mailStore.getMailbox("INBOX")
+        # Through the access layer, like every protocol: always the owner's own INBOX.
+        self.mailbox = account.access.getMailbox("INBOX")
         self._lockKey = None
         if lock:
             key = account.mailStore.path

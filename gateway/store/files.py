@@ -8,7 +8,10 @@ The methods here do blocking file-system work: front-ends call them in a
 thread (C{deferToThread}) or on small files only.
 """
 
+import errno
+import fcntl
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -19,12 +22,22 @@ from zope.interface import implementer
 
 from gateway.errors import InvalidPath, QuotaExceeded
 from gateway.interfaces import IFileStore
+from gateway.logging import getLogger
+
+log = getLogger("store")
 
 #: Prefix of the temporary files L{FileStore.writeFile} renames into place;
 #: listings hide them.
 TEMP_PREFIX = ".~gateway-"
 
+#: Characters no name may hold: NUL, the other C0 controls (CR and LF would
+#: break a protocol's reply lines, ESC a terminal's listing) and DEL.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
 CHUNK = 64 * 1024
+#: Seconds after which a temporary file no writer holds is a leftover of a
+#: crash (kill -9 during an upload), removed by the next walk of the tree.
+LEFTOVER_AGE = 60.0
 #: Seconds a computed usage is trusted before the tree is walked again (other
 #: processes may have written files).
 USAGE_TTL = 60.0
@@ -37,11 +50,12 @@ def normalizeClientPath(path, cwd="/"):
 
     @param path: C{str} as the client sent it; absolute (C{/a/b}) or relative.
     @param cwd: the client's current folder, absolute.
-    @raise InvalidPath: for NUL, backslash, or C{..} that leaves the root.
+    @raise InvalidPath: for a control character (NUL, CR, LF...),
+        backslash, or C{..} that leaves the root.
     """
     if not isinstance(path, str):
         raise InvalidPath("path must be text")
-    if "\x00" in path or "\\" in path:
+    if "\\" in path or _CONTROL.search(path):
         raise InvalidPath("invalid character in path")
     if not path.startswith("/"):
         path = cwd.rstrip("/") + "/" + path
@@ -123,16 +137,29 @@ class FileStore:
     # -- usage and quota -----------------------------------------------------
 
     def usage(self):
+        """
+        Bytes of the files, from a walk of the tree at most every
+        L{USAGE_TTL} seconds (the first time the store is used).  The walk
+        removes the temporary files of uploads a crash cut off and counts no
+        temporary file: an upload in progress counts once it is in place.
+        """
         with self._lock:
             if self._usage is not None and time.monotonic() - self._usageTime < USAGE_TTL:
                 return self._usage
         total = 0
+        now = time.time()
         for dirpath, _dirnames, filenames in os.walk(self.root.path):
             for name in filenames:
+                path = os.path.join(dirpath, name)
                 try:
-                    total += os.lstat(os.path.join(dirpath, name)).st_size
+                    st = os.lstat(path)
                 except OSError:
-                    pass
+                    continue
+                if name.startswith(TEMP_PREFIX):
+                    if now - st.st_mtime > LEFTOVER_AGE:
+                        _removeLeftover(path)
+                    continue
+                total += st.st_size
         with self._lock:
             self._usage = total
             self._usageTime = time.monotonic()
@@ -149,7 +176,7 @@ class FileStore:
 
     # -- writing -------------------------------------------------------------
 
-    def writeFile(self, path, source, append=False, offset=None):
+    def writeFile(self, path, source, append=False, offset=None, keepPartial=False):
         """
         Write C{source} to the client path C{path}.
 
@@ -157,6 +184,12 @@ class FileStore:
         renamed over the target only when complete: a reader never sees half a
         file, and a failed upload leaves the old file.  With C{append} or
         C{offset} (FTP APPE, REST+STOR) the file is extended in place.
+
+        @param keepPartial: when reading C{source} raises (the client went
+            away, or aborted) after some bytes arrived, rename what arrived
+            over the target anyway (so the client can resume), then raise
+            that error.  Quota and write errors keep nothing.  In-place
+            writes always keep what arrived.
 
         @raise QuotaExceeded: before anything is written when the size is
             known, or as soon as streamed data passes the limit (then the
@@ -180,17 +213,31 @@ class FileStore:
             self._checkQuota(growth)
         if append or offset is not None:
             return self._writeInPlace(target, chunks, append, offset)
-        return self._writeReplace(target, chunks)
+        return self._writeReplace(target, chunks, keepPartial)
 
-    def _writeReplace(self, target, chunks):
+    def _writeReplace(self, target, chunks, keepPartial):
         oldSize = target.getsize() if target.exists() else 0
         fd, tmp = tempfile.mkstemp(dir=target.parent().path, prefix=TEMP_PREFIX)
+        # Held until closed (or the process dies): a walk in any process
+        # leaves the file alone, however long the client pauses.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         written = 0
+        broken = None
         try:
             with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
+                while True:
+                    try:
+                        chunk = next(chunks, b"")
+                    except Exception as e:
+                        # The source broke off: keep what arrived, if asked.
+                        if not (keepPartial and written):
+                            raise
+                        broken = e
+                        break
+                    if not chunk:
+                        break
                     self._checkQuota(written + len(chunk) - oldSize)
-                    f.write(chunk)
+                    self._writeChunk(f, chunk)
                     written += len(chunk)
             os.chmod(tmp, 0o644)
             os.rename(tmp, target.path)
@@ -199,6 +246,8 @@ class FileStore:
                 os.unlink(tmp)
             raise
         self._adjustUsage(written - oldSize)
+        if broken is not None:
+            raise broken
         return written
 
     def _writeInPlace(self, target, chunks, append, offset):
@@ -209,20 +258,23 @@ class FileStore:
         existed = target.exists()
         written = 0
         try:
-            with open(target.path, "r+b" if existed else "wb") as f:
+            # Unbuffered: nothing is left in a buffer to be written after an
+            # undo, and chunks are large.
+            with open(target.path, "r+b" if existed else "wb", buffering=0) as f:
                 f.seek(start)
                 for chunk in chunks:
                     growth = start + written + len(chunk) - oldSize
                     try:
                         self._checkQuota(growth)
-                    except QuotaExceeded:
-                        # Remove what this upload added: back to the old
-                        # length, or no file at all when there was none.
-                        f.truncate(oldSize)
-                        if not existed:
-                            os.unlink(target.path)
+                        self._writeChunk(f, chunk)
+                    except (QuotaExceeded, OSError):
+                        # Over the quota, or the disk is full: remove what
+                        # this upload added (back to the old length, or no
+                        # file at all when there was none).  Bytes of the
+                        # old file an offset write already overwrote (REST
+                        # below its end) stay overwritten, as in vsftpd.
+                        _undo(f, target.path, oldSize, existed)
                         raise
-                    f.write(chunk)
                     written += len(chunk)
                 if not append and offset is not None:
                     # REST + STOR replaces the rest of the file.
@@ -238,6 +290,15 @@ class FileStore:
             self._adjustUsage(newSize - oldSize)
         return written
 
+    def _writeChunk(self, f, chunk):
+        """
+        Write C{chunk} to the open file C{f}: the seam every write of file
+        content goes through (tests make the disk full here).
+        """
+        view = memoryview(chunk)
+        while view:
+            view = view[f.write(view):]
+
     def remove(self, path):
         target = self.resolve(path)
         if target.path == self.root.path:
@@ -250,6 +311,48 @@ class FileStore:
         size = target.getsize()
         target.remove()
         self._adjustUsage(-size)
+
+
+def _undo(f, path, oldSize, existed):
+    """
+    Cut the file C{f} (at C{path}) back to C{oldSize} bytes, or remove it
+    when it did not exist; a failure here (the disk is gone) leaves it.
+    """
+    try:
+        f.truncate(oldSize)
+        if not existed:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _removeLeftover(path):
+    """
+    Remove the temporary file C{path} unless a writer holds it (its lock).
+
+    @return: whether it was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False  # an upload in progress
+            raise
+        # Still the file we locked (not renamed into place meanwhile)?
+        if os.fstat(fd).st_ino != os.lstat(path).st_ino:
+            return False
+        os.unlink(path)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    log.info("Removed {path}, an upload a crash cut off", path=path)
+    return True
 
 
 def _chunks(source):

@@ -9,8 +9,10 @@ between mailboxes, RENAME of a hierarchy and the account's usage sum are then
 single transactions; WAL gives concurrent readers in other processes; every
 write is a C{BEGIN IMMEDIATE} transaction, so a crash at any instant leaves
 either the old or the new index.  The index can always be rebuilt from the
-Maildir (L{scanMailbox}); what is lost then is keywords, UIDs (a new
-UIDVALIDITY is taken) and mailbox classes other than the defaults.
+Maildir (L{scanMailbox}); what is lost then is UIDs (a new UIDVALIDITY
+is taken), mailbox classes other than the defaults, and keywords past the
+26 a mailbox's C{dovecot-keywords} file gives letters to (the others are
+in the file names).
 
 Tables::
 
@@ -22,6 +24,12 @@ Tables::
                                   CRLF header block
     expunged(mailbox, uid, modseq)  for changesSince (QRESYNC-style)
     subscriptions(name)
+    userflags(mailbox, user, uid, flags)  a viewer's own flags in another
+                                  account's mailbox (\\Seen)
+
+The schema grows by ordered steps (L{MIGRATIONS}, counted in C{PRAGMA
+user_version}): a feature appends a step; an older index is brought up to
+date when opened.
 
 A directory's stored mtime is trusted only if it was recorded at least
 L{DIRTY_WINDOW} seconds after the directory last changed: a change made in
@@ -30,19 +38,21 @@ the same timestamp tick as our C{stat} would otherwise go unseen.  A dirty
 """
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
 
 from gateway.store import maildir
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30000
 DIRTY_WINDOW_NS = 2 * 10**9
 #: New files indexed per transaction by L{scanMailbox}.
 SCAN_BATCH = 2000
 #: Next to the index: the last UIDVALIDITY handed out (survives index loss).
 UIDVALIDITY_FILE = ".gateway-uidvalidity"
+#: Next to the index: the journals of MOVEs in progress (L{writeJournal}).
+JOURNAL_FOLDER = ".gateway-journal"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -94,6 +104,73 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 );
 """
 
+
+
+def _createBase(conn):
+    """
+    Migration 1: the tables of the first wave.
+    """
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('usage', 0)")
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uidvalidity', 0)")
+
+
+def _addUserFlags(conn):
+    """
+    Migration 2: flags kept per user in shared mailboxes (a viewer who is
+    not the owner has their own C{\\Seen}, as Dovecot's private index and
+    Cyrus do).
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS userflags (mailbox INTEGER NOT NULL, user TEXT NOT NULL,"
+        " uid INTEGER NOT NULL, flags TEXT NOT NULL, PRIMARY KEY (mailbox, user, uid))")
+
+
+#: The index schema as ordered steps: step I{n} (1-based) brings an index
+#: at C{PRAGMA user_version} I{n - 1} to I{n}.  A feature that needs new
+#: tables or columns appends a step (never edits one that has shipped); an
+#: index written by an older version is brought up to date when opened, in
+#: one transaction, and an index from a newer version is refused rather
+#: than misread.
+MIGRATIONS = [
+    _createBase,
+    _addUserFlags,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class IndexTooNew(Exception):
+    """
+    The index was written by a newer version of gateway (its schema version
+    is past the last migration this version knows).
+    """
+
+
+def migrate(conn, steps=None):
+    """
+    Apply the migrations an index at its C{user_version} still lacks, in
+    one write transaction (so two processes opening an old index at once
+    migrate it once).
+
+    @return: the schema version the index is at now.
+    @raise IndexTooNew: for an index from a newer version.
+    """
+    steps = MIGRATIONS if steps is None else steps
+    if conn.execute("PRAGMA user_version").fetchone()[0] == len(steps):
+        return len(steps)
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(steps):
+            raise IndexTooNew("index schema version %d; this gateway knows %d" % (version, len(steps)))
+        for step in steps[version:]:
+            step(conn)
+        conn.execute("PRAGMA user_version = %d" % (len(steps),))
+    return len(steps)
+
+
 #: Columns of L{messages} that make an L{IMessageInfo}, in this order.
 INFO_COLUMNS = "uid, flags, internaldate, size, modseq, headers"
 INFO_COLUMNS_NO_HEADERS = "uid, flags, internaldate, size, modseq"
@@ -113,15 +190,7 @@ def connect(path):
     # after a power failure.
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version != SCHEMA_VERSION:
-        with transaction(conn):
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('usage', 0)")
-            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('uidvalidity', 0)")
-            conn.execute("PRAGMA user_version = %d" % (SCHEMA_VERSION,))
+    migrate(conn)
     return conn
 
 
@@ -161,8 +230,7 @@ def newUidValidity(conn):
     the transaction commits).  Call inside a transaction.
     """
     last = int(conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()[0])
-    path = os.path.join(os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2]),
-                        UIDVALIDITY_FILE)
+    path = os.path.join(indexRoot(conn), UIDVALIDITY_FILE)
     try:
         with open(path, "r") as f:
             last = max(last, int(f.read().strip() or "0", 16))
@@ -285,11 +353,17 @@ def readDovecotKeywords(path):
 # Reconciling the index with the Maildir
 
 
-def _stat(path):
+def folderMtime(path):
+    """
+    @return: the mtime of folder C{path} in nanoseconds, or C{None}.
+    """
     try:
         return os.stat(path).st_mtime_ns
     except FileNotFoundError:
         return None
+
+
+_stat = folderMtime
 
 
 def dirtyDirectories(row, path, now=None):
@@ -318,7 +392,7 @@ def _listDirectory(path):
         return []
 
 
-def scanMailbox(conn, mailboxId, path):
+def scanMailbox(conn, mailboxId, path, names=None):
     """
     Reconcile one mailbox's index with its Maildir: index files that other
     programs added (moving them from C{new/} to C{cur/} as Dovecot does), drop
@@ -327,6 +401,10 @@ def scanMailbox(conn, mailboxId, path):
     other processes: the file system is read without the lock, then every
     change is checked again under the write lock before it is applied.
 
+    @param names: C{None} to list the folders that changed (by their
+        mtimes), or an iterable of C{(subdir, filename)} to look at those
+        files only (what inotify reported): then the cost is in the number
+        of names, not of messages, and the folder mtimes are not recorded.
     @return: C{True} if the index changed.
     """
     row = conn.execute(
@@ -337,34 +415,49 @@ def scanMailbox(conn, mailboxId, path):
     if not maildir.isMaildir(path):
         return False
     maildir.ensureMaildir(path)
-    scan = dirtyDirectories(row, path)
-    if not scan:
-        if row[4]:
-            return False
-        scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
-    subdirs = [subdir for subdir, _ in scan]
+    targeted = names is not None and row[4]
+    if targeted:
+        scan = []
+        subdirs = ["new", "cur"]
+    else:
+        scan = dirtyDirectories(row, path)
+        if not scan:
+            if row[4]:
+                return False
+            scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
+        subdirs = [subdir for subdir, _ in scan]
     now = time.time_ns()
-    maildir.cleanTemporary(os.path.join(path, "tmp"))
 
     # Compare file names (cheap set operations); only differences are
     # looked at by base name.
     onDisk = {}
     missing = {}
     for subdir in subdirs:
-        names = set(_listDirectory(os.path.join(path, subdir)))
-        known = {row[0] for row in conn.execute(
-            "SELECT filename FROM messages WHERE mailbox = ? AND subdir = ?", (mailboxId, subdir))}
-        for name in names - known:
+        if targeted:
+            given = {name for sub, name in names if sub == subdir and not name.startswith(".")}
+            present = {name for name in given if os.path.exists(os.path.join(path, subdir, name))}
+            known = set()
+            for name in given:
+                found = conn.execute("SELECT filename FROM messages WHERE mailbox = ? AND base = ? AND subdir = ?",
+                                     (mailboxId, maildir.splitName(name)[0], subdir)).fetchone()
+                if found is not None and found[0] == name:
+                    known.add(name)
+            onDiskNames = present
+        else:
+            onDiskNames = set(_listDirectory(os.path.join(path, subdir)))
+            known = {row[0] for row in conn.execute(
+                "SELECT filename FROM messages WHERE mailbox = ? AND subdir = ?", (mailboxId, subdir))}
+        for name in onDiskNames - known:
             base = maildir.splitName(name)[0]
             if base not in onDisk or subdir == "cur":
                 onDisk[base] = (subdir, name)
-        for name in known - names:
+        for name in known - onDiskNames:
             missing[maildir.splitName(name)[0]] = (subdir, name)
 
     removed = [base for base in missing if base not in onDisk]
     changed = [base for base in onDisk if base in missing]
     added = [base for base in onDisk if base not in missing]
-    if len(subdirs) < 2 and added:
+    if (len(subdirs) < 2 or targeted) and added:
         # A file may have moved from the other folder.
         moved = {base for base in added if conn.execute(
             "SELECT 1 FROM messages WHERE mailbox = ? AND base = ?", (mailboxId, base)).fetchone()}
@@ -372,7 +465,7 @@ def scanMailbox(conn, mailboxId, path):
         added = [base for base in added if base not in moved]
 
     uidList = None
-    keywordLetters = readDovecotKeywords(os.path.join(path, "dovecot-keywords"))
+    keywordLetters = readDovecotKeywords(os.path.join(path, maildir.KEYWORDS_FILE))
     if not row[4]:
         uidList = readDovecotUidList(os.path.join(path, "dovecot-uidlist"))
 
@@ -414,6 +507,136 @@ def scanMailbox(conn, mailboxId, path):
     return changedAny
 
 
+def messageFileExists(path, base, subdir, filename):
+    """
+    Is the file of an indexed message there, or still staged in C{tmp/}
+    under its base by a COPY or MOVE that committed and is about to put
+    it in place?  C{tmp/} is looked at first: the file moves from there.
+    """
+    return (os.path.exists(os.path.join(path, "tmp", base))
+            or os.path.exists(os.path.join(path, subdir, filename)))
+
+
+def recoverTemporary(conn, mailboxId, path, now=None):
+    """
+    Clear a mailbox's C{tmp/} of what nobody holds any more (see
+    L{maildir.temporaryHeld}): a message staged by a COPY or MOVE whose
+    index commit happened is put in place (the process died between its
+    commit and its renames); anything else is removed.  Run this only
+    after L{recoverJournals}, which may still need staged files.
+
+    @return: bytes of the files that stay although their ctime is older
+        than L{maildir.TMP_GRACE} (held by a live process that is not this
+        one), which the account's usage counts.
+    """
+    now = time.time() if now is None else now
+    tmpDir = os.path.join(path, "tmp")
+    kept = 0
+    for name, st in maildir.temporaryFiles(tmpDir):
+        if maildir.temporaryHeld(name, st.st_ctime, now):
+            owner = maildir.temporaryOwner(name)
+            if now - st.st_ctime >= maildir.TMP_GRACE and (owner is None or owner[0] != os.getpid()):
+                kept += st.st_size
+            continue
+        filePath = os.path.join(tmpDir, name)
+        row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                           (mailboxId, name)).fetchone()
+        if row is not None and not os.path.exists(os.path.join(path, row[0], row[1])):
+            try:
+                os.rename(filePath, os.path.join(path, row[0], row[1]))
+                continue
+            except FileNotFoundError:
+                continue
+        maildir.removeQuietly(filePath)
+    return kept
+
+
+def writeJournal(root, entries):
+    """
+    Record, durably and before its index transaction, what a MOVE is about
+    to do, so that whoever finds it after a crash (L{recoverJournals}) can
+    finish or undo the part that happens outside the transaction: the
+    source files are unlinked inside it, the staged hard links are renamed
+    into place after it.
+
+    @param root: the account's mail folder.
+    @param entries: C{list} of C{(sourceMailboxId, sourceBase, sourceSubdir,
+        sourceFilename, destinationMailboxId, stagedBase)}.
+    @return: the journal's path; remove it when the MOVE is complete.
+    """
+    folder = os.path.join(root, JOURNAL_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    # The name says which process owns it (see maildir.temporaryHeld).
+    name = "move." + maildir.newBase(0, 0).split(".", 1)[1].split(",", 1)[0]
+    path, _ = maildir.writeTemporary(folder, json.dumps(entries).encode("utf-8"))
+    target = os.path.join(folder, name)
+    os.rename(path, target)
+    maildir.fsyncDirectory(folder)
+    return target
+
+
+def recoverJournals(conn, root, now=None):
+    """
+    Finish or undo the MOVEs whose process died (see L{writeJournal}).  A
+    MOVE committed if its source messages are gone from the index: then its
+    staged files are put in place and the sources unlinked; otherwise the
+    sources it had unlinked are linked back from the staged files.  Run
+    before anything that could take a missing source for an expunged
+    message or remove staged files (L{recoverTemporary}, the removals of
+    L{scanMailbox}, which calls L{_recoverJournalsLocked} itself).
+    """
+    if not maildir.temporaryFiles(os.path.join(root, JOURNAL_FOLDER)):
+        return
+    with transaction(conn):
+        _recoverJournalsLocked(conn, root, now)
+
+
+def _recoverJournalsLocked(conn, root, now=None):
+    """
+    L{recoverJournals} inside a write transaction.
+    """
+    folder = os.path.join(root, JOURNAL_FOLDER)
+    now = time.time() if now is None else now
+    for name, st in maildir.temporaryFiles(folder):
+        if maildir.temporaryHeld(name, st.st_ctime, now):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                entries = json.loads(f.read().decode("utf-8"))
+        except (OSError, ValueError):
+            entries = []
+        for sourceId, sourceBase, subdir, filename, destinationId, stagedBase in entries:
+            paths = dict(conn.execute(
+                "SELECT id, name FROM mailboxes WHERE id IN (?, ?)", (sourceId, destinationId)).fetchall())
+            if sourceId not in paths or destinationId not in paths:
+                continue
+            sourcePath = os.path.join(maildir.mailboxPath(root, paths[sourceId]), subdir, filename)
+            destinationPath = maildir.mailboxPath(root, paths[destinationId])
+            staged = os.path.join(destinationPath, "tmp", stagedBase)
+            if conn.execute("SELECT 1 FROM messages WHERE mailbox = ? AND base = ?",
+                            (sourceId, sourceBase)).fetchone():
+                if not os.path.exists(sourcePath) and os.path.exists(staged):
+                    os.link(staged, sourcePath)
+                maildir.removeQuietly(staged)
+                continue
+            row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                               (destinationId, stagedBase)).fetchone()
+            if row is not None and os.path.exists(staged):
+                os.rename(staged, os.path.join(destinationPath, row[0], row[1]))
+            maildir.removeQuietly(staged)
+            maildir.removeQuietly(sourcePath)
+        maildir.removeQuietly(path)
+
+
+def indexRoot(conn):
+    """
+    @return: the folder of the index C{conn} is open on (the account's
+        mail folder).
+    """
+    return os.path.dirname(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
 def _modSeqTaker(conn, mailboxId):
     taken = []
 
@@ -442,13 +665,17 @@ def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLette
                      (uidList[0], max(uidNext, uidList[1]), mailboxId))
     else:
         uidList = None
+    if removed:
+        # A file that seems gone may be the source of a MOVE whose process
+        # died inside its transaction: put it back first.
+        _recoverJournalsLocked(conn, indexRoot(conn))
     usage = 0
     changedAny = False
     for base in removed:
         current = conn.execute(
             "SELECT uid, subdir, filename, rawsize FROM messages WHERE mailbox = ? AND base = ?",
             (mailboxId, base)).fetchone()
-        if current is None or os.path.exists(os.path.join(path, current[1], current[2])):
+        if current is None or messageFileExists(path, base, current[1], current[2]):
             continue
         conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (mailboxId, current[0]))
         conn.execute("INSERT INTO expunged (mailbox, uid, modseq) VALUES (?, ?, ?)",
@@ -468,7 +695,9 @@ def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLette
             continue
         oldFlags = decodeFlags(current[3])
         info = maildir.splitName(name)[1]
-        keywords = {f for f in oldFlags if not maildir.isSystemFlag(f)}
+        # Keywords with a letter are what the name says; others stay.
+        lettered = set(keywordLetters.values())
+        keywords = {f for f in oldFlags if not maildir.isSystemFlag(f) and f not in lettered}
         keywords |= {keywordLetters[c] for c in maildir.extraLetters(info) if c in keywordLetters}
         newFlags = frozenset(keywords) | maildir.systemFlagsFromInfo(info)
         if newFlags != oldFlags:

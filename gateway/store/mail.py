@@ -6,12 +6,15 @@ index per account (L{gateway.store.index}).
 
 Every public method is synchronous and touches only the index, except
 L{Mailbox.openMessage} (opens one file), L{Mailbox.appendMessage} (writes
-one), L{Mailbox.synchronize} (a rescan runs in a thread) and
-L{MailStore.getMailbox} the first time a mailbox is opened that has no index
-yet (a Maildir copied in from elsewhere): that first scan runs synchronously,
-so that the caller gets a complete mailbox.  A message added to a calendar
-mailbox (C{IPF.Appointment}) is also parsed for free/busy, and its summary
-written (L{gateway.store.calendar.summaries.summarizeAdded}).
+one), L{Mailbox.appendMessageLater} (writes it in a thread and its index row
+through the store's index writer, L{gateway.store.writer}) and
+L{Mailbox.synchronize} (a rescan runs in a thread).  The first time
+L{MailStore.getMailbox} opens a mailbox that has no index yet (a Maildir
+copied in from elsewhere), it starts indexing it in a thread: until
+L{Mailbox.synchronize} fires, the mailbox may look incomplete.  A message
+added to a calendar mailbox (C{IPF.Appointment}) is also parsed for
+free/busy, and its summary written
+(L{gateway.store.calendar.summaries.summarizeAdded}).
 
 Changes made through this store are announced to the mailbox's listeners on
 the next reactor turn; changes by other processes are noticed by a
@@ -37,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import index, maildir
+from gateway.store import index, maildir, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -116,9 +119,14 @@ class MailStore:
         self._summariesLock = threading.Lock()
         self._watcher = None
         self._watched = set()
+        self._writer = None
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
+        index.recoverJournals(self._conn, self.path)
+        self._recovered = set()
+        for mailboxId, name in self._conn.execute("SELECT id, name FROM mailboxes WHERE selectable").fetchall():
+            self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
 
     @property
     def _conn(self):
@@ -227,6 +235,7 @@ class MailStore:
         self._conn.execute("DELETE FROM messages WHERE mailbox = ?", (mailboxId,))
         self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
         self._conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailboxId,))
+        self._conn.execute("DELETE FROM meta WHERE key = ?", ("tmp:%d" % (mailboxId,),))
         mailbox = self._mailboxes.pop(mailboxId, None)
         if mailbox is not None:
             mailbox._forget()
@@ -262,13 +271,37 @@ class MailStore:
         mailboxId, selectable, indexed = row
         if not selectable:
             raise NoSuchMailbox(name)
-        if not indexed:
-            # First open of a Maildir nobody indexed yet: synchronously.
-            index.scanMailbox(self._conn, mailboxId, maildir.mailboxPath(self.path, name))
         mailbox = self._mailboxes.get(mailboxId)
         if mailbox is None:
+            if mailboxId not in self._recovered:
+                self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
             mailbox = self._mailboxes[mailboxId] = Mailbox(self, mailboxId)
+        if not indexed and not mailbox._scanning:
+            # First open of a Maildir nobody indexed yet (copied in by
+            # another tool): indexed in the thread pool; synchronize()
+            # fires when it is done.
+            mailbox.synchronize().addErrback(
+                lambda failure: log.failure("Indexing mailbox {name} failed", failure, name=name))
         return mailbox
+
+    def _recoverTemporary(self, mailboxId, path):
+        """
+        When the store opens (for every mailbox) or first opens a mailbox
+        it did not know then: clear its C{tmp/} of left-overs
+        (L{index.recoverTemporary}) and count in the usage what stays there
+        (meta key C{tmp:<mailbox id>}).
+        """
+        self._recovered.add(mailboxId)
+        index.recoverJournals(self._conn, self.path)
+        kept = index.recoverTemporary(self._conn, mailboxId, path)
+        key = "tmp:%d" % (mailboxId,)
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if (row[0] if row else 0) != kept:
+            with index.transaction(self._conn):
+                if kept:
+                    self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, kept))
+                else:
+                    self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
         name = maildir.canonicalName(name)
@@ -406,7 +439,9 @@ class MailStore:
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
 
     def usage(self):
-        return self._conn.execute("SELECT value FROM meta WHERE key = 'usage'").fetchone()[0]
+        # The messages, and what stays in tmp/ folders (_recoverTemporary).
+        return self._conn.execute(
+            "SELECT COALESCE(SUM(value), 0) FROM meta WHERE key = 'usage' OR key GLOB 'tmp:*'").fetchone()[0]
 
     # -- other ---------------------------------------------------------------
 
@@ -417,9 +452,15 @@ class MailStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._summaries is not None:
             self._summaries.close()
             self._summaries = None
+        for mailbox in self._mailboxes.values():
+            if mailbox._notifyCall is not None and mailbox._notifyCall.active():
+                mailbox._notifyCall.cancel()
         self._ownConn.close()
 
     def _added(self, mailbox, uids, source=None):
@@ -447,10 +488,31 @@ class MailStore:
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 
-    def _scanInThread(self, mailboxId, path):
+    def _write(self, write):
+        """
+        Run C{write(conn, group)} in the index writer's next group (see
+        L{gateway.store.writer}); a reactor without threads (a
+        C{task.Clock} in tests) runs it at once in a transaction of its own.
+
+        @return: a L{Deferred} firing with its result once it is durable.
+        """
+        if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
+            def now():
+                group = writer.WriteGroup()
+                with index.transaction(self._conn):
+                    result = write(self._conn, group)
+                    for folder in sorted(group.folders):
+                        maildir.fsyncDirectory(folder)
+                return result
+            return maybeDeferred(now)
+        if self._writer is None:
+            self._writer = writer.IndexWriter(self.indexPath, self._reactor)
+        return self._writer.submit(write)
+
+    def _scanInThread(self, mailboxId, path, names=None):
         conn = index.connect(self.indexPath)
         try:
-            return index.scanMailbox(conn, mailboxId, path)
+            return index.scanMailbox(conn, mailboxId, path, names)
         finally:
             conn.close()
 
@@ -479,6 +541,20 @@ class MailStore:
         if not self._watched:
             self._watcher.stop()
 
+    def _watchedSince(self, mailbox):
+        """
+        @return: since when inotify reports every change to C{mailbox}'s
+            folders (L{ChangeWatcher.watchedSince}), or C{None}.
+        """
+        if self._watcher is None or mailbox not in self._watched or mailbox._watchedPath is None:
+            return None
+        return self._watcher.watchedSince(mailbox._watchedPath)
+
     def _checkExternal(self):
+        events, overflowed = self._watcher.takeEvents() if self._watcher is not None else ({}, False)
         for mailbox in list(self._watched):
-            mailbox._poll()
+            names = []
+            for sub in ("new", "cur"):
+                for name in events.get(os.path.join(mailbox._watchedPath, sub), ()):
+                    names.append((sub, name))
+            mailbox._poll(names, overflowed)

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_store_mail -*-
 """
 One mailbox of an account's L{gateway.store.mail.MailStore}: reading
-messages from the index, appending, flags, expunge, copy and move, recent,
-change tracking (modseq) and listeners.
+messages from the index, appending, flags and keywords, expunge, copy and
+move, recent, change tracking (modseq); listeners and synchronization are
+in L{gateway.store.changes}.
 """
 
 import datetime
@@ -10,18 +11,17 @@ import os
 import shutil
 
 import attr
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import fail
 from twisted.python import log
 from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
 from gateway.interfaces import IMailbox, IMessageInfo
 from gateway.store import index, maildir, query
+from gateway.store.changes import MailboxChanges
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
 _BATCH = 500
-#: Listeners called per reactor turn when a change is announced.
-_FANOUT_BATCH = 200
 
 
 def normalizeFlags(flags):
@@ -74,25 +74,22 @@ class MailboxCounts:
 
 
 @implementer(IMailbox)
-class Mailbox:
+class Mailbox(MailboxChanges):
     """
     One mailbox of a L{MailStore}; get it with L{MailStore.getMailbox}.
+    Listeners and synchronization with the folders are in
+    L{MailboxChanges}.
     """
 
     def __init__(self, store, mailboxId):
         self._store = store
         self._id = mailboxId
-        self._listeners = []
-        self._notifyCall = None
-        self._notifiedModSeq = None
-        self._scanning = False
-        self._waiters = []
-        self._nextWaiters = []
-        self._watchedPath = None
         self._gone = False
         self._uidCache = None
         self._changesCache = None
         self._keywordCache = None
+        self._keywordsInUse = None
+        self._initChanges()
 
     @property
     def _conn(self):
@@ -194,7 +191,7 @@ class Mailbox:
         # interface allows.
         with index.snapshot(self._conn):
             highest = self._row("highestmodseq")[0]
-            cached = self._keywordCache
+            cached = self._keywordsInUse
             if cached is not None and cached[0] == highest:
                 return cached[1]
             if cached is None:
@@ -208,7 +205,7 @@ class Mailbox:
             for (text,) in rows:
                 found.update(flag for flag in index.decodeFlags(text) if not flag.startswith("\\"))
         result = frozenset(found)
-        self._keywordCache = (highest, result)
+        self._keywordsInUse = (highest, result)
         return result
 
     def saveDates(self, uids):
@@ -259,6 +256,14 @@ class Mailbox:
         return maildir.CRLFReader(f) if crlf else f
 
     def _locate(self, path, base):
+        """
+        Find the file of the message C{base} when it is not where the index
+        says: renamed by another program, or still staged in C{tmp/} by a
+        COPY or MOVE that committed (see L{_transfer}).
+        """
+        staged = os.path.join(path, "tmp", base)
+        if os.path.exists(staged):
+            return staged
         for subdir in ("cur", "new"):
             try:
                 names = os.listdir(os.path.join(path, subdir))
@@ -324,14 +329,12 @@ class Mailbox:
             if mtime is None:
                 mtime = os.stat(tmpPath).st_mtime
             base = maildir.newBase(measure.rawSize, measure.size)
-            if any(maildir.isSystemFlag(f) for f in flags):
-                subdir, name = "cur", maildir.fileName(base, flags)
-            else:
-                subdir, name = "new", base
-            target = os.path.join(path, subdir, name)
             with index.transaction(self._conn):
+                subdir, name = self._place(base, flags, folder=path)
+                target = os.path.join(path, subdir, name)
                 uid = self._row("uidnext")[0]
                 modseq = index.bumpModSeq(self._conn, self._id)
+                self._expect((subdir, name))
                 os.rename(tmpPath, target)
                 try:
                     maildir.fsyncDirectory(os.path.join(path, subdir))
@@ -342,6 +345,7 @@ class Mailbox:
                          measure.rawSize, int(measure.needsCRLF), modseq, measure.headers))
                     self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
                     index.addUsage(self._conn, measure.rawSize)
+                    self._recordFolders()
                 except BaseException:
                     maildir.removeQuietly(target)
                     raise
@@ -350,6 +354,128 @@ class Mailbox:
         self._changed()
         self._store._added(self, [uid])
         return uid
+
+    def appendMessageLater(self, source, flags=(), internalDate=None):
+        """
+        L{appendMessage} off the reactor thread: the file is written and
+        fsync'd in the thread pool, the index row is written by the
+        store's index writer in a group with other sessions' writes
+        (L{gateway.store.writer}), so the reactor never waits for the disk
+        or for another process's lock.
+
+        @return: a L{Deferred} firing with the new UID once the message is
+            durable (file, folder and index), failing with
+            L{gateway.errors.QuotaExceeded} and the like.
+        """
+        flags = normalizeFlags(flags)
+        path = self._path()
+        isBytes = isinstance(source, (bytes, bytearray, memoryview))
+        if isBytes:
+            try:
+                self._checkQuota(len(source))
+            except Exception:
+                return fail()
+        mtime = internalDate.timestamp() if internalDate is not None else None
+        written = self._store._deferToThread(maildir.writeTemporary, os.path.join(path, "tmp"), source, mtime)
+
+        def store(result):
+            tmpPath, measure = result
+            try:
+                if not isBytes:
+                    self._checkQuota(measure.rawSize)
+            except BaseException:
+                maildir.removeQuietly(tmpPath)
+                raise
+            base = maildir.newBase(measure.rawSize, measure.size)
+            date = mtime if mtime is not None else os.stat(tmpPath).st_mtime
+
+            def write(conn, group):
+                subdir, name = self._place(base, flags, folder=path)
+                target = os.path.join(path, subdir, name)
+                uid = conn.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (self._id,)).fetchone()[0]
+                modseq = index.bumpModSeq(conn, self._id)
+                os.rename(tmpPath, target)
+                try:
+                    group.syncFolder(os.path.join(path, subdir))
+                    conn.execute(
+                        "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
+                        " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (self._id, uid, base, subdir, name, index.encodeFlags(flags), date, measure.size,
+                         measure.rawSize, int(measure.needsCRLF), modseq, measure.headers))
+                    conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
+                    index.addUsage(conn, measure.rawSize)
+                except BaseException:
+                    os.rename(target, tmpPath)
+                    raise
+                return uid
+
+            def done(uid):
+                self._changed()
+                self._store._added(self, [uid])
+                return uid
+            d = self._store._write(write)
+            d.addBoth(lambda result: (maildir.removeQuietly(tmpPath), result)[1])
+            return d.addCallback(done)
+        return written.addCallback(store)
+
+    def _place(self, base, flags, current="", folder=None):
+        """
+        Where a message file with these flags belongs (inside a write
+        transaction): C{new/} under its base while it has no flag that a
+        file name shows, else C{cur/} with the letters of its system flags
+        and of its keywords (L{_keywordLetters}), plus the letters of
+        C{current} (its file name now) that this mailbox's keyword file
+        does not know; a message in C{cur/} stays there.
+
+        @param folder: the mailbox folder, if known (saves a look at the
+            index).
+        @return: C{(subdir, filename)}.
+        """
+        keywords = [f for f in flags if not maildir.isSystemFlag(f)]
+        letters = self._keywordLetters(keywords, folder)
+        known = set(letters.values())
+        extra = "".join(letters[k] for k in keywords if k in letters)
+        extra += "".join(c for c in maildir.extraLetters(maildir.splitName(current)[1]) if c not in known)
+        if not extra and not any(maildir.isSystemFlag(f) for f in flags) and ":" not in current:
+            return "new", base
+        return "cur", maildir.fileName(base, flags, extra)
+
+    def _keywordLetters(self, keywords, folder=None):
+        """
+        The letters of C{keywords} in this mailbox's C{dovecot-keywords}
+        file (Dovecot's format: line I{n} is C{"n keyword"}, letter I{n} is
+        C{'a' + n}), adding those it lacks while letters are left (26):
+        file names then carry keywords too, and an index rebuilt from the
+        Maildir, or a Dovecot given it, gets them back.  Call inside a
+        write transaction: the index lock keeps our processes from writing
+        the file at once.
+
+        @return: C{{keyword: letter}} for every keyword in the file.
+        """
+        folder = self._path() if folder is None else folder
+        path = os.path.join(folder, maildir.KEYWORDS_FILE)
+        try:
+            st = os.stat(path)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if self._keywordCache is None or self._keywordCache[0] != stamp:
+            byLetter = index.readDovecotKeywords(path) if stamp is not None else {}
+            self._keywordCache = (stamp, {keyword: letter for letter, keyword in byLetter.items()})
+        letters = self._keywordCache[1]
+        missing = [k for k in dict.fromkeys(keywords) if k not in letters]
+        free = [chr(ord("a") + n) for n in range(26) if chr(ord("a") + n) not in letters.values()]
+        if not missing or not free:
+            return letters
+        letters = dict(letters)
+        for keyword, letter in zip(missing, free, strict=False):
+            letters[keyword] = letter
+        text = "".join("%d %s\n" % (ord(letter) - ord("a"), keyword)
+                       for keyword, letter in sorted(letters.items(), key=lambda item: item[1]))
+        temporary, _ = maildir.writeTemporary(os.path.join(folder, "tmp"), text.encode("utf-8"))
+        os.rename(temporary, path)
+        self._keywordCache = None
+        return letters
 
     def setFlags(self, uids, flags, mode, unchangedSince=None):
         if mode not in ("+", "-", "="):
@@ -371,14 +497,10 @@ class Mailbox:
                     continue
                 if modseq is None:
                     modseq = index.bumpModSeq(self._conn, self._id)
-                newSubdir, newName = subdir, filename
-                oldLetters = {f for f in old if maildir.isSystemFlag(f)}
-                newLetters = {f for f in new if maildir.isSystemFlag(f)}
-                if oldLetters != newLetters:
-                    info = maildir.splitName(filename)[1]
-                    newSubdir = "cur"
-                    newName = maildir.fileName(base, new, maildir.extraLetters(info))
+                newSubdir, newName = self._place(base, new, filename, folder=path)
+                if (newSubdir, newName) != (subdir, filename):
                     source = os.path.join(path, subdir, filename)
+                    self._expect((subdir, filename), (newSubdir, newName))
                     try:
                         os.rename(source, os.path.join(path, newSubdir, newName))
                     except FileNotFoundError:
@@ -393,6 +515,8 @@ class Mailbox:
                     (newSubdir, newName, index.encodeFlags(new), modseq, self._id, uid))
                 changed.append(uid)
             changedInfos = self.messages(changed) if changed else []
+            if changed:
+                self._recordFolders()
         if changed:
             self._changed()
         return changedInfos, failed
@@ -412,6 +536,7 @@ class Mailbox:
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
+            self._recordFolders()
         self._changed()
         return [row[0] for row in rows]
 
@@ -422,6 +547,7 @@ class Mailbox:
         """
         for uid, subdir, filename, rawSize, *_rest in rows:
             if unlink:
+                self._expect((subdir, filename))
                 maildir.removeQuietly(os.path.join(path, subdir, filename))
             self._conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (self._id, uid))
             self._conn.execute("INSERT INTO expunged (mailbox, uid, modseq) VALUES (?, ?, ?)",
@@ -429,60 +555,110 @@ class Mailbox:
             index.addUsage(self._conn, -rawSize)
 
     def _transfer(self, uids, destination, move):
+        """
+        COPY or MOVE, all or nothing, after a crash too.  Each message is
+        first hard-linked into the destination's C{tmp/} under the base
+        name it will have there (a MOVE also journals what it does, see
+        L{index.writeJournal}); one index transaction then gives the UIDs
+        (and a MOVE unlinks the source files in it); only after the commit
+        are the staged files renamed into C{new/} or C{cur/}.  Until then
+        no scan can take them for messages, and whoever opens the mailbox
+        after a crash finishes a committed transfer or removes the staged
+        files of one that never committed (L{index.recoverTemporary}).
+
+        @raise StoreError: when a message file cannot be staged or a staged
+            file is gone at commit time; nothing is copied or moved then.
+        """
         if not isinstance(destination, Mailbox) or destination._store is not self._store:
             raise StoreError("copy and move work within one account")
         columns = ("uid, subdir, filename, rawsize, flags, internaldate, size, crlf, headers, base")
         path, destinationPath = self._path(), destination._path()
         rows = self._select(columns, uids)
+        if not rows:
+            return []
         if not move:
             self._checkQuota(sum(row[3] for row in rows))
-        # Hard links into the destination's tmp/ first (outside the lock).
         staged = {}
+        placed = []
+        unlinked = []
+        journal = None
+        committed = False
+        result = []
         try:
-            if not move:
-                for row in rows:
-                    staged[row[0]] = self._stage(path, row, destinationPath)
-            result = []
+            # Outside the lock: the hard links, and the journal.
+            for row in rows:
+                base = maildir.newBase(row[3], row[6])
+                staged[row[0]] = (base, self._stage(path, row, destinationPath, base))
+            maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
+            if move:
+                journal = index.writeJournal(self._store.path, [
+                    (self._id, row[9], row[1], row[2], destination._id, staged[row[0]][0]) for row in rows])
             with index.transaction(self._conn):
-                self._row("id")
-                rows = self._select(columns, [row[0] for row in rows])
-                uid = destination._row("uidnext")[0]
-                modseq = index.bumpModSeq(self._conn, destination._id)
-                moved = []
-                for row in rows:
-                    sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _ = row
-                    source = staged.get(sourceUid) if not move else os.path.join(path, subdir, filename)
-                    if source is None:
-                        continue
-                    flags = index.decodeFlags(flagText)
-                    base = maildir.newBase(rawSize, size)
-                    if any(maildir.isSystemFlag(f) for f in flags):
-                        newSubdir, name = "cur", maildir.fileName(base, flags)
-                    else:
-                        newSubdir, name = "new", base
+                try:
+                    self._row("id")
+                    destination._row("id")
+                    current = self._select(columns, [row[0] for row in rows])
+                    uid = destination._row("uidnext")[0]
+                    modseq = index.bumpModSeq(self._conn, destination._id)
+                    moved = []
+                    for row in current:
+                        sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _ = row
+                        base, stagedPath = staged[sourceUid]
+                        if stagedPath is None or not os.path.exists(stagedPath):
+                            raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
+                        newSubdir, name = destination._place(base, index.decodeFlags(flagText), folder=destinationPath)
+                        self._conn.execute(
+                            "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
+                            " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
+                             rawSize, crlf, modseq, headers))
+                        placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
+                        destination._expect((newSubdir, name))
+                        result.append((sourceUid, uid))
+                        uid += 1
+                        index.addUsage(self._conn, rawSize)
+                        if move:
+                            moved.append(row)
+                    self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, destination._id))
+                    if moved:
+                        for row in moved:
+                            sourcePath = os.path.join(path, row[1], row[2])
+                            self._expect((row[1], row[2]))
+                            try:
+                                os.unlink(sourcePath)
+                            except FileNotFoundError:
+                                continue
+                            unlinked.append((staged[row[0]][1], sourcePath))
+                        self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
+                        self._recordFolders()
+                except BaseException:
+                    # Before the rollback lets anybody else look.
+                    self._relink(unlinked)
+                    raise
+            committed = True
+        except BaseException:
+            self._relink(unlinked)
+            raise
+        finally:
+            if committed:
+                for stagedPath, target in placed:
                     try:
-                        os.rename(source, os.path.join(destinationPath, newSubdir, name))
+                        os.rename(stagedPath, target)
                     except FileNotFoundError:
-                        continue
-                    self._conn.execute(
-                        "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
-                        " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
-                         rawSize, crlf, modseq, headers))
-                    result.append((sourceUid, uid))
-                    uid += 1
-                    index.addUsage(self._conn, rawSize)
-                    if move:
-                        moved.append(row)
-                self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, destination._id))
-                if moved:
-                    self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
+                        # Put in place meanwhile by another process
+                        # (recoverTemporary), or by a flag change.
+                        if destination._locate(destinationPath, os.path.basename(stagedPath)) is None:
+                            log.msg("staged file %s vanished after its COPY/MOVE committed" % (stagedPath,))
                 for sub in ("new", "cur"):
                     maildir.fsyncDirectory(os.path.join(destinationPath, sub))
-        finally:
-            for tmpPath in staged.values():
-                if tmpPath is not None:
-                    maildir.removeQuietly(tmpPath)
+                if move:
+                    for sub in ("new", "cur"):
+                        maildir.fsyncDirectory(os.path.join(path, sub))
+            for _, stagedPath in staged.values():
+                if stagedPath is not None:
+                    maildir.removeQuietly(stagedPath)
+            if journal is not None:
+                maildir.removeQuietly(journal)
         if result:
             destination._changed()
             if move:
@@ -490,13 +666,34 @@ class Mailbox:
             self._store._added(destination, result, source=self)
         return result
 
-    def _stage(self, path, row, destinationPath):
+    @staticmethod
+    def _relink(unlinked):
         """
-        Put a copy of a message file into the destination's C{tmp/}: a hard
-        link, or a real copy where links are not possible.
+        Put back the source files of a MOVE that failed: C{unlinked} is a
+        C{list} of C{(stagedPath, sourcePath)}, emptied.
+        """
+        while unlinked:
+            stagedPath, sourcePath = unlinked.pop()
+            if os.path.exists(sourcePath):
+                continue
+            try:
+                os.link(stagedPath, sourcePath)
+            except OSError:
+                log.err(None, "restoring %s after a failed MOVE" % (sourcePath,))
+
+    def _stage(self, path, row, destinationPath, base):
+        """
+        Put a copy of a message file into the destination's C{tmp/} under
+        C{base}: a hard link, or a real copy where links are not possible.
+
+        @return: its path, or C{None} if the message file is not there.
         """
         source = os.path.join(path, row[1], row[2])
-        target = os.path.join(destinationPath, "tmp", maildir.newBase(row[3], row[6]))
+        target = os.path.join(destinationPath, "tmp", base)
+        if not os.path.exists(source):
+            source = self._locate(path, row[9])
+            if source is None:
+                return None
         try:
             os.link(source, target)
         except FileNotFoundError:
@@ -512,124 +709,3 @@ class Mailbox:
 
     def moveTo(self, uids, destination):
         return self._transfer(uids, destination, move=True)
-
-    # -- changes -----------------------------------------------------------------
-
-    def addListener(self, callback):
-        if not self._listeners:
-            self._notifiedModSeq = self.highestModSeq()
-            self._watchedPath = self._path()
-            self._store._startWatching(self)
-        self._listeners.append(callback)
-
-        def remove():
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-                if not self._listeners:
-                    self._store._stopWatching(self, self._watchedPath)
-        return remove
-
-    def _changed(self):
-        """
-        Something changed: call the listeners on the next reactor turn
-        (several changes in one turn make one call).
-        """
-        if self._listeners and (self._notifyCall is None or not self._notifyCall.active()):
-            self._notifyCall = self._store._reactor.callLater(0, self._notify)
-
-    def _notify(self):
-        self._notifyCall = None
-        try:
-            self._notifiedModSeq = self.highestModSeq()
-        except NoSuchMailbox:
-            return
-        self._callListeners(list(self._listeners))
-
-    def _callListeners(self, callbacks):
-        """
-        Call C{callbacks}, L{_FANOUT_BATCH} per reactor turn, so that what
-        the reactor has to send meanwhile (the reply to the delivery that
-        made the change, the EXISTS of the first sessions) goes out between
-        batches rather than after thousands of sessions; a listener removed
-        meanwhile is skipped.
-        """
-        batch, rest = callbacks[:_FANOUT_BATCH], callbacks[_FANOUT_BATCH:]
-        current = set(self._listeners)
-        for callback in batch:
-            if callback not in current:
-                continue
-            try:
-                callback()
-            except Exception:
-                log.err(None, "mailbox listener failed")
-        if rest:
-            self._store._reactor.callLater(0, self._callListeners, rest)
-
-    def _poll(self):
-        """
-        The watcher says something may have changed: another process's
-        index commit (HIGHESTMODSEQ moved) or files changed by another program
-        (folder mtimes moved: synchronize).
-        """
-        try:
-            row = self._row("newmtime, newsynced, curmtime, cursynced, highestmodseq")
-        except NoSuchMailbox:
-            return
-        if index.dirtyDirectories(row[:4], self._path()):
-            self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
-        if row[4] != self._notifiedModSeq:
-            self._changed()
-
-    def synchronize(self):
-        if self._scanning:
-            d = Deferred()
-            self._nextWaiters.append(d)
-            return d
-        try:
-            row = self._row("newmtime, newsynced, curmtime, cursynced")
-        except NoSuchMailbox:
-            return fail()
-        if not index.dirtyDirectories(row, self._path()):
-            return succeed(None)
-        d = Deferred()
-        self._waiters.append(d)
-        self._startScan()
-        return d
-
-    def _startScan(self):
-        self._scanning = True
-        scan = self._store._deferToThread(self._store._scanInThread, self._id, self._path())
-        scan.addBoth(self._scanDone)
-
-    def _scanDone(self, result):
-        self._scanning = False
-        waiters, self._waiters = self._waiters, []
-        if result is True:
-            self._changed()
-        for d in waiters:
-            if isinstance(result, bool):
-                d.callback(None)
-            else:
-                d.errback(result)
-        if self._nextWaiters:
-            waiters, self._nextWaiters = self._nextWaiters, []
-            self.synchronize().chainDeferred(_Fanout(waiters))
-
-
-class _Fanout(Deferred):
-    """
-    A Deferred that passes its result on to several others.
-    """
-
-    def __init__(self, deferreds):
-        Deferred.__init__(self)
-        self.addBoth(self._fan, deferreds)
-
-    @staticmethod
-    def _fan(result, deferreds):
-        for d in deferreds:
-            if isinstance(result, Exception) or hasattr(result, "raiseException"):
-                d.errback(result)
-            else:
-                d.callback(result)
-        return None

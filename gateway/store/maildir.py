@@ -14,10 +14,11 @@ The part before C{':'} (the I{base}) names a message for its whole life;
 the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
 """
 
-import errno
 import itertools
 import os
+import re
 import socket
+import stat
 import time
 
 from gateway.errors import InvalidMailboxName
@@ -38,12 +39,20 @@ SUBDIRS = ("cur", "new", "tmp")
 
 #: Names in the account's mail folder that are never mailboxes.
 INDEX_NAME = ".gateway-index.sqlite"
+#: In each mailbox folder: the keywords that file-name letters C{a}-C{z}
+#: stand for (Dovecot's file and format).
+KEYWORDS_FILE = "dovecot-keywords"
 
 CHUNK = 64 * 1024
 #: Headers longer than this are cut in the index (L{IMessageInfo.headers}).
 MAX_HEADER = 256 * 1024
-#: Files in C{tmp/} older than this are left-overs of a crash (Maildir spec).
+#: A file in C{tmp/} named for a process on another host is a left-over
+#: once its ctime is this old, in seconds (the Maildir convention).
 TMP_MAX_AGE = 36 * 3600
+#: A file in C{tmp/} that names no process of ours (another program's) is
+#: a left-over once its ctime is this old: every write, link or rename of
+#: it moves its ctime, so nobody is writing it any more.
+TMP_GRACE = 60
 
 _counter = itertools.count()
 _host = (socket.gethostname() or "localhost").replace("/", "\\057").replace(":", "\\072")
@@ -380,20 +389,95 @@ def removeQuietly(path):
         pass
 
 
-def cleanTemporary(tmpDir, now=None):
+#: The process and host in our C{tmp/} and message file names.
+_OWNER = re.compile(r"P(\d+)Q\d+R[0-9a-f]+\.([^,:]*)")
+
+
+def temporaryOwner(name):
     """
-    Remove left-overs of interrupted deliveries from C{tmpDir}.
+    @return: C{(pid, host)} of the process that made a C{tmp/} file of
+        ours (L{writeTemporary}, or a message base staged there), or
+        C{None} for a name in another program's format.
     """
-    now = time.time() if now is None else now
+    match = _OWNER.search(name)
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def processAlive(pid, before=None):
+    """
+    Is there a process C{pid} on this host (this process always is) that
+    was already running at POSIX time C{before}?  A process that started
+    later only reuses the number of a process that ended (known where
+    C{/proc} tells start times).
+    """
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if before is not None:
+        # With a minute to spare: a clock set back must not make a live
+        # owner look younger than its file.
+        started = processStartTime(pid)
+        if started is not None and started > before + TMP_GRACE:
+            return False
+    return True
+
+
+def processStartTime(pid):
+    """
+    @return: when process C{pid} started (POSIX time, to about a second),
+        or C{None} where C{/proc} does not say.
+    """
+    try:
+        with open("/proc/%d/stat" % (pid,), "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def temporaryHeld(name, ctime, now):
+    """
+    May a process still be writing, staging or about to rename the C{tmp/}
+    file C{name}?  Never decided by mtime, which a delivery sets to the
+    message's internal date: a file of ours is held while the process
+    named in it lives (on another host: for L{TMP_MAX_AGE} by ctime); a
+    file of another program for L{TMP_GRACE} seconds by ctime.
+    """
+    owner = temporaryOwner(name)
+    if owner is None:
+        return now - ctime < TMP_GRACE
+    pid, host = owner
+    if host != _host:
+        return now - ctime < TMP_MAX_AGE
+    return processAlive(pid, before=ctime)
+
+
+def temporaryFiles(tmpDir):
+    """
+    @return: C{list} of C{(name, os.stat_result)} of the plain files in
+        C{tmpDir}.
+    """
     try:
         names = os.listdir(tmpDir)
     except FileNotFoundError:
-        return
+        return []
+    result = []
     for name in names:
-        path = os.path.join(tmpDir, name)
         try:
-            if now - os.stat(path).st_mtime > TMP_MAX_AGE:
-                os.unlink(path)
-        except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.EISDIR, errno.EPERM):
-                raise
+            st = os.lstat(os.path.join(tmpDir, name))
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            result.append((name, st))
+    return result

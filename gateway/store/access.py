@@ -1,0 +1,673 @@
+# -*- test-case-name: tests.test_access -*-
+"""
+The access layer: every protocol gets mailboxes through it.  Given the
+viewer (an account address) and a mailbox name it finds the owner, opens
+the owner's store and checks the viewer's RFC 4314 rights (L{acl}).
+
+Names, as the viewer sees them::
+
+    INBOX, Work/2024          the viewer's own mailboxes
+    ~boss/Calendar            account boss in the viewer's domain
+    ~boss@b.test/Calendar     an account of another domain
+    ~public/news              the domain's shared folders (an account
+                              named C{public}, made with the domain)
+
+The owner has every right on their own mailboxes, which are handed out
+unwrapped (no cost).  Another account's mailbox is a L{SharedMailbox}
+that checks the viewer's rights on every operation, read again from the
+C{dovecot-acl} file when it changes.  A mailbox the viewer has no right to
+see (no C{l}, and not the right the operation needs) raises
+L{NoSuchMailbox} exactly as a missing one does; one the viewer sees but may
+not use this way raises L{PermissionDenied} (as Dovecot does).
+"""
+
+import attr
+from zope.interface import implementer
+
+from gateway.errors import (
+    DirectoryError,
+    InvalidMailboxName,
+    NoSuchMailbox,
+    PermissionDenied,
+    StoreError,
+)
+from gateway.interfaces import IMailbox, IMailboxAccess, IViewerAccess
+from gateway.store import acl, maildir, userflags
+from gateway.store.acl import ALL_RIGHTS
+
+#: The account that holds a domain's public folders (C{~public/...}).
+PUBLIC = "public"
+#: Prefix of other users' mailbox names.
+OTHERS = "~"
+
+_FLAG_RIGHTS = {"\\seen": "s", "\\deleted": "t"}
+
+
+def flagRight(flag):
+    """
+    The right that setting or clearing C{flag} needs: C{s} for C{\\Seen},
+    C{t} for C{\\Deleted}, C{w} for any other flag or keyword.
+    """
+    return _FLAG_RIGHTS.get(flag.lower(), "w")
+
+
+def allowedFlags(flags, rights):
+    return [flag for flag in flags if flagRight(flag) in rights]
+
+
+class Location:
+    """
+    Where a name points: C{owner} (address) and C{name} (canonical, in
+    the owner's store).
+    """
+
+    __slots__ = ("owner", "name")
+
+    def __init__(self, owner, name):
+        self.owner = owner
+        self.name = name
+
+    def __repr__(self):
+        return "<Location %s %r>" % (self.owner, self.name)
+
+
+class ListedMailbox:
+    """
+    A mailbox as a viewer's LIST shows it: the name the viewer uses, the
+    L{IMailboxInfo} fields, and the viewer's rights.
+    """
+
+    def __init__(self, name, mailboxClass, specialUse, hasChildren, selectable, rights, exists=True):
+        self.name = name
+        self.mailboxClass = mailboxClass
+        self.specialUse = specialUse
+        self.hasChildren = hasChildren
+        self.selectable = selectable
+        self.rights = rights
+        #: C{False} for a level of another account's hierarchy that the
+        #: viewer may not see itself (shown C{\\Noselect}).
+        self.exists = exists
+
+    def __repr__(self):
+        return "<ListedMailbox %r>" % (self.name,)
+
+
+@implementer(IMailboxAccess)
+class MailboxAccess:
+    """
+    The access layer of one server: opens owners' stores through
+    C{accountFor} (the realm's) and keeps the shared index.
+
+    @param accountFor: C{accountFor(address)} -> L{IAccount}, raising
+        L{DirectoryError} for an unknown account.
+    @param sharedIndex: the L{acl.SharedIndex}.
+    @param accounts: a no-argument callable giving C{(address, mail root)}
+        of every account, to rebuild a lost shared index; or C{None}.
+    """
+
+    def __init__(self, accountFor, sharedIndex, accounts=None):
+        self._accountFor = accountFor
+        self.sharedIndex = sharedIndex
+        self._accounts = accounts
+        if accounts is not None and not sharedIndex.exists():
+            self.rebuildIndex()
+
+    def rebuildIndex(self):
+        """
+        Read every account's C{dovecot-acl} files into the shared index.
+
+        @return: the number of shared mailboxes found.
+        """
+        return self.sharedIndex.rebuild(self._accounts() if self._accounts is not None else [])
+
+    def forViewer(self, viewer):
+        return ViewerAccess(self, viewer.lower())
+
+    def storeOf(self, owner):
+        """
+        The owner's mail store, or L{NoSuchMailbox} for an unknown account.
+        """
+        try:
+            return self._accountFor(owner).mailStore
+        except DirectoryError:
+            raise NoSuchMailbox(owner) from None
+
+    def aclOf(self, location):
+        return acl.readACL(maildir.mailboxPath(self.storeOf(location.owner).path, location.name))
+
+    def rightsOf(self, viewer, location):
+        """
+        The rights of C{viewer} (an address, or C{None} for someone not
+        logged in) on the mailbox at C{location}.
+        """
+        if viewer is not None and viewer == location.owner:
+            return ALL_RIGHTS
+        return self.aclOf(location).rightsFor(viewer, location.owner)
+
+    def writeACL(self, location, newACL):
+        """
+        Store a mailbox's ACL: its C{dovecot-acl}, the shared index and
+        the owner's C{dovecot-acl-list}.
+        """
+        store = self.storeOf(location.owner)
+        acl.writeACL(maildir.mailboxPath(store.path, location.name), newACL)
+        self.sharedIndex.update(location.owner, location.name, newACL)
+        self._writeList(location.owner, store)
+
+    def _writeList(self, owner, store):
+        names = [name for name in self.sharedIndex.mailboxesOf(owner)
+                 if acl.readACL(maildir.mailboxPath(store.path, name)).lookupShared()]
+        acl.writeACLList(store.path, names)
+
+    def forgetACL(self, location):
+        """
+        A mailbox was deleted: remove its ACL (the folder may stay, for its
+        children) and forget it in the index.
+        """
+        store = self.storeOf(location.owner)
+        acl.writeACL(maildir.mailboxPath(store.path, location.name), acl.ACL())
+        self.sharedIndex.remove(location.owner, location.name)
+        self._writeList(location.owner, store)
+
+    def renamedACL(self, owner, old, new):
+        """
+        A mailbox was renamed (its folder, with the ACL files of it and its
+        children, moved with it): follow in the index.
+        """
+        self.sharedIndex.rename(owner, old, new)
+        self._writeList(owner, self.storeOf(owner))
+
+    def deliveryTarget(self, sender, recipient, mailboxName="INBOX"):
+        """
+        The mailbox a delivery to C{recipient+mailboxName} goes into: INBOX
+        always; another mailbox only when the sender is the recipient or
+        has the C{p} right on it (RFC 4314).
+
+        @param sender: the envelope sender address, or C{None}/C{""}.
+        @param recipient: the recipient account's address.
+        @raise NoSuchMailbox: no such mailbox, or the sender may not post
+            into it (the caller delivers to INBOX instead).
+        """
+        recipient = recipient.lower()
+        store = self.storeOf(recipient)
+        try:
+            name = maildir.canonicalName(mailboxName)
+        except InvalidMailboxName:
+            raise NoSuchMailbox(mailboxName) from None
+        if name != "INBOX":
+            rights = self.rightsOf((sender or "").lower() or None, Location(recipient, name))
+            if "p" not in rights:
+                raise NoSuchMailbox(name)
+        return store.getMailbox(name)
+
+
+def domainOf(address):
+    return address.rpartition("@")[2]
+
+
+@implementer(IViewerAccess)
+class ViewerAccess:
+    """
+    The access layer as one viewer sees it (an account's C{access}).
+    """
+
+    def __init__(self, layer, viewer):
+        self.layer = layer
+        self.viewer = viewer
+        self.domain = domainOf(viewer)
+
+    # -- names ------------------------------------------------------------------
+
+    def resolve(self, name):
+        """
+        @return: the L{Location} of a viewer's name.
+        @raise NoSuchMailbox: for a bad or incomplete name.
+        """
+        if name.startswith(OTHERS):
+            owner, _, local = name[1:].partition("/")
+            owner = owner.lower()
+            if not owner or not local:
+                raise NoSuchMailbox(name)
+            if "@" not in owner:
+                owner = "%s@%s" % (owner, self.domain)
+        else:
+            owner, local = self.viewer, name
+        try:
+            local = maildir.canonicalName(local)
+        except InvalidMailboxName:
+            raise NoSuchMailbox(name) from None
+        return Location(owner, local)
+
+    def nameOf(self, location):
+        """
+        The name the viewer uses for a location.
+        """
+        if location.owner == self.viewer:
+            return location.name
+        local, _, domain = location.owner.partition("@")
+        return OTHERS + (local if domain == self.domain else location.owner) + "/" + location.name
+
+    def isOwn(self, name):
+        return not name.startswith(OTHERS) or self.resolve(name).owner == self.viewer
+
+    # -- rights -----------------------------------------------------------------
+
+    def rights(self, name):
+        """
+        The viewer's rights on a mailbox (an empty set for a mailbox that
+        does not exist or is not shared with the viewer).
+        """
+        location = self.resolve(name)
+        if location.owner == self.viewer:
+            return ALL_RIGHTS
+        try:
+            return self.layer.rightsOf(self.viewer, location)
+        except NoSuchMailbox:
+            return frozenset()
+
+    def require(self, name, needed):
+        """
+        Check that the viewer has every right in C{needed} on C{name}.
+
+        @return: the L{Location}.
+        @raise NoSuchMailbox: when the viewer may not see the mailbox.
+        @raise PermissionDenied: when it may but lacks a right.
+        """
+        location = self.resolve(name)
+        if location.owner == self.viewer:
+            return location
+        rights = self.layer.rightsOf(self.viewer, location)
+        _check(rights, needed, name)
+        return location
+
+    # -- mailboxes ----------------------------------------------------------------
+
+    def getMailbox(self, name, needed="r"):
+        """
+        Open a mailbox for an operation that needs the rights C{needed}.
+
+        @return: the owner's L{IMailbox} for an own mailbox, else a
+            L{SharedMailbox}.
+        """
+        location = self.require(name, needed)
+        store = self.layer.storeOf(location.owner)
+        mailbox = store.getMailbox(location.name)
+        if location.owner == self.viewer:
+            return mailbox
+        return SharedMailbox(mailbox, self, location)
+
+    def listMailboxes(self):
+        """
+        Every mailbox the viewer may see: their own, then other accounts'
+        mailboxes with C{l} (from the shared index, so no other store is
+        opened), with the levels above those as C{\\Noselect}.
+
+        @return: C{list} of L{ListedMailbox}, sorted by name.
+        """
+        own = self.layer.storeOf(self.viewer)
+        result = [ListedMailbox(info.name, info.mailboxClass, info.specialUse, info.hasChildren,
+                                info.selectable, ALL_RIGHTS) for info in own.listMailboxes()]
+        visible = {}
+        for (owner, name), rights in self.layer.sharedIndex.visibleTo(self.viewer).items():
+            if "l" in rights:
+                visible[self.nameOf(Location(owner, name))] = rights
+        parents = set()
+        for name in visible:
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                parents.add("/".join(parts[:i]))
+        for name in sorted(set(visible) | parents):
+            if name in visible:
+                result.append(ListedMailbox(name, "IPF.Note", None, name in parents, True, visible[name]))
+            else:
+                result.append(ListedMailbox(name, "IPF.Note", None, True, False, frozenset(), exists=False))
+        result.sort(key=lambda m: m.name)
+        return result
+
+    def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
+        """
+        Create a mailbox: an own one, or in another account where the
+        viewer has C{k} on the parent; a new mailbox of another account
+        starts with its parent's ACL (as Dovecot does).
+        """
+        location = self.resolve(name)
+        store = self.layer.storeOf(location.owner)
+        parents = maildir.parentNames(location.name)
+        if location.owner != self.viewer:
+            if not parents:
+                raise PermissionDenied(name)
+            parent = Location(location.owner, parents[-1])
+            try:
+                rights = self.layer.rightsOf(self.viewer, parent)
+            except NoSuchMailbox:
+                rights = frozenset()
+            _check(rights, "k", name)
+        store.createMailbox(location.name, mailboxClass, specialUse)
+        if parents:
+            inherited = self.layer.aclOf(Location(location.owner, parents[-1]))
+            if inherited.entries:
+                self.layer.writeACL(location, inherited)
+
+    def deleteMailbox(self, name):
+        location = self.require(name, "x")
+        store = self.layer.storeOf(location.owner)
+        try:
+            mailbox = store.getMailbox(location.name)
+        except NoSuchMailbox:
+            mailbox = None  # a \\Noselect level
+        store.deleteMailbox(location.name)
+        if mailbox is not None:
+            userflags.forget(mailbox)
+        self.layer.forgetACL(location)
+
+    def renameMailbox(self, oldName, newName):
+        old = self.require(oldName, "x")
+        new = self.resolve(newName)
+        if new.owner != old.owner:
+            raise InvalidMailboxName("a mailbox cannot move to another account")
+        if old.owner != self.viewer:
+            parents = maildir.parentNames(new.name)
+            if not parents:
+                raise PermissionDenied(newName)
+            try:
+                rights = self.layer.rightsOf(self.viewer, Location(new.owner, parents[-1]))
+            except NoSuchMailbox:
+                rights = frozenset()
+            _check(rights, "k", newName)
+        self.layer.storeOf(old.owner).renameMailbox(old.name, new.name)
+        if old.name != "INBOX":
+            self.layer.renamedACL(old.owner, old.name, new.name)
+
+    # -- subscriptions (kept in the viewer's own store, any name) ----------------
+
+    def subscribe(self, name):
+        self.layer.storeOf(self.viewer).subscribe(name)
+
+    def unsubscribe(self, name):
+        self.layer.storeOf(self.viewer).unsubscribe(name)
+
+    def subscriptions(self):
+        return self.layer.storeOf(self.viewer).subscriptions()
+
+    # -- ACL commands -----------------------------------------------------------
+
+    def _existing(self, name, needed):
+        """
+        L{require}, and the mailbox must exist (C{NoSuchMailbox} otherwise).
+        """
+        location = self.require(name, needed)
+        self.layer.storeOf(location.owner).getMailbox(location.name)
+        return location
+
+    def getACL(self, name):
+        """
+        The ACL of a mailbox (needs C{a}).
+
+        @return: C{[(identifier, negative, rights)]}, the owner first, as
+            IMAP shows them.
+        """
+        location = self._existing(name, "a")
+        entries = [(location.owner, False, ALL_RIGHTS)]
+        for identifier, negative, rights in self.layer.aclOf(location).sortedEntries():
+            if identifier == acl.OWNER:
+                continue
+            entries.append((acl.imapIdentifier(identifier), negative, rights))
+        return entries
+
+    def setACL(self, name, identifier, rights, mode=""):
+        """
+        SETACL: set, add (C{"+"}) or remove (C{"-"}) rights of an identifier
+        (needs C{a}).
+
+        @raise acl.ACLError: for a bad identifier or right.
+        """
+        location = self._existing(name, "a")
+        key, negative = acl.parseIdentifier(identifier, self.domain)
+        parsed = acl.parseRights(rights)
+        if key in (acl.OWNER, acl.USER_PREFIX + location.owner):
+            if not parsed >= frozenset(acl.STANDARD_RIGHTS) or negative or mode == "-":
+                raise acl.ACLError("the owner always has every right")
+            return
+        current = self.layer.aclOf(location)
+        current.change(key, negative, parsed, mode)
+        self.layer.writeACL(location, current)
+
+    def deleteACL(self, name, identifier):
+        location = self._existing(name, "a")
+        key, negative = acl.parseIdentifier(identifier, self.domain)
+        current = self.layer.aclOf(location)
+        if current.delete(key, negative):
+            self.layer.writeACL(location, current)
+
+    def listRights(self, name, identifier):
+        """
+        LISTRIGHTS (needs C{a}): C{(required, optional)} rights strings.
+        """
+        location = self._existing(name, "a")
+        key, _negative = acl.parseIdentifier(identifier, self.domain)
+        if key in (acl.OWNER, acl.USER_PREFIX + location.owner):
+            return acl.RIGHTS, []
+        return "", list(acl.STANDARD_RIGHTS) + ["c", "d"] + list(acl.SITE_RIGHTS)
+
+    def myRights(self, name):
+        """
+        MYRIGHTS: the viewer's rights; L{NoSuchMailbox} when it has none.
+        """
+        location = self.resolve(name)
+        rights = self.layer.rightsOf(self.viewer, location)
+        if not rights:
+            raise NoSuchMailbox(name)
+        self.layer.storeOf(location.owner).getMailbox(location.name)
+        return rights
+
+
+def _check(rights, needed, name):
+    missing = [right for right in needed if right not in rights]
+    if not missing:
+        return
+    if "l" in rights:
+        raise PermissionDenied("missing right %s on %s" % ("".join(missing), name))
+    raise NoSuchMailbox(name)
+
+
+@implementer(IMailbox)
+class SharedMailbox:
+    """
+    Another account's mailbox as a viewer uses it: the owner's L{IMailbox}
+    (shared, so changes reach every session at once) behind a check of the
+    viewer's rights on each operation.  Flags the viewer may not change are
+    dropped silently (RFC 4314 4).
+    """
+
+    def __init__(self, mailbox, access, location):
+        self._mailbox = mailbox
+        self._access = access
+        self._location = location
+
+    #: What passes to the owner's mailbox unchecked: what a viewer who may
+    #: see the mailbox may know of it.  Everything else is a method of this
+    #: class that checks rights, or is not there: a new mailbox method is
+    #: refused to viewers until it is wrapped here.
+    _UNCHECKED = frozenset(["mailboxClass", "specialUse", "uidValidity", "uidNext", "highestModSeq", "uids",
+                            "uidSnapshot", "claimRecent", "unclaimedRecent", "addListener", "synchronize"])
+
+    def __getattr__(self, name):
+        if name in SharedMailbox._UNCHECKED:
+            return getattr(self._mailbox, name)
+        if name.startswith("_"):
+            # The owner's mailbox's internals, for the store's own helpers
+            # that are handed a shared mailbox.
+            return getattr(self._mailbox, name)
+        raise AttributeError("%s is not available on another account's mailbox" % (name,))
+
+    def __repr__(self):
+        return "<SharedMailbox %r of %s>" % (self._location.name, self._location.owner)
+
+    @property
+    def owner(self):
+        return self._location.owner
+
+    @property
+    def name(self):
+        return self._access.nameOf(Location(self._location.owner, self._mailbox.name))
+
+    def rights(self):
+        return self._access.layer.rightsOf(self._access.viewer,
+                                           Location(self._location.owner, self._mailbox.name))
+
+    def _need(self, needed):
+        _check(self.rights(), needed, self.name)
+
+    @property
+    def _viewer(self):
+        return self._access.viewer
+
+    # -- reading, with the viewer's own \\Seen ---------------------------------
+
+    def messages(self, uids, headers=True):
+        self._need("r")
+        return userflags.personalize(self._mailbox, self._viewer, self._mailbox.messages(uids, headers))
+
+    def changesSince(self, modseq):
+        expunged, changed, highest = self._mailbox.changesSince(modseq)
+        return expunged, userflags.personalize(self._mailbox, self._viewer, changed), highest
+
+    def counts(self):
+        counts = self._mailbox.counts()
+        return attr.evolve(counts, unseen=userflags.unseenCount(self._mailbox, self._viewer))
+
+    def search(self, term, limit=None):
+        self._need("r")
+        return userflags.search(self._mailbox, self._viewer, term, limit)
+
+    def openMessage(self, uid):
+        self._need("r")
+        return self._mailbox.openMessage(uid)
+
+    def keywords(self):
+        self._need("r")
+        return self._mailbox.keywords()
+
+    def saveDates(self, uids):
+        self._need("r")
+        return self._mailbox.saveDates(uids)
+
+    # -- writing -----------------------------------------------------------------
+
+    def appendMessage(self, source, flags=(), internalDate=None):
+        rights = self.rights()
+        _check(rights, "i", self.name)
+        flags = allowedFlags(flags, rights)
+        shared = [flag for flag in flags if flag.lower() != "\\seen"]
+        uid = self._mailbox.appendMessage(source, shared, internalDate)
+        if len(shared) != len(flags):
+            userflags.setSeen(self._mailbox, self._viewer, [uid], "+")
+        return uid
+
+    def setFlags(self, uids, flags, mode, unchangedSince=None):
+        rights = self.rights()
+        allowed = allowedFlags(flags, rights)
+        seen = any(flag.lower() == "\\seen" for flag in allowed)
+        allowed = [flag for flag in allowed if flag.lower() != "\\seen"]
+        changedUids, failed = set(), []
+        if "s" in rights and (seen or mode == "="):
+            if unchangedSince is not None:
+                keep = {info.uid for info in self._mailbox.messages(uids, headers=False)
+                        if info.modseq <= unchangedSince}
+                failed = [uid for uid in uids if uid not in keep]
+                seenTargets = sorted(keep)
+            else:
+                seenTargets = uids
+            how = "+" if seen and mode != "-" else "-"
+            changedUids.update(userflags.setSeen(self._mailbox, self._viewer, seenTargets, how))
+        shareable = {"w", "t"} & rights
+        if mode != "=" and allowed or mode == "=" and shareable:
+            if mode != "=":
+                done, skipped = self._mailbox.setFlags(uids, allowed, mode, unchangedSince)
+            else:
+                done, skipped = self._replaceShared(uids, allowed, rights, unchangedSince)
+            changedUids.update(info.uid for info in done)
+            failed.extend(u for u in skipped if u not in failed)
+        return self.messages(sorted(changedUids)), failed
+
+    def _replaceShared(self, uids, allowed, rights, unchangedSince):
+        """
+        STORE FLAGS (replace) of the shared flags: only the kinds the viewer
+        may change are replaced, the others stay as they are.
+        """
+        wanted = {flag.lower() for flag in allowed}
+        remove = set()
+        for info in self._mailbox.messages(uids, headers=False):
+            remove.update(flag for flag in info.flags - userflags.PRIVATE
+                          if flagRight(flag) in rights and flag.lower() not in wanted)
+        changed, failed = {}, []
+        for flagSet, how in ((allowed, "+"), (sorted(remove), "-")):
+            if flagSet:
+                done, skipped = self._mailbox.setFlags(uids, flagSet, how, unchangedSince)
+                changed.update((info.uid, info) for info in done)
+                failed.extend(u for u in skipped if u not in failed)
+        return list(changed.values()), failed
+
+    def expunge(self, uids=None):
+        self._need("e")
+        return self._mailbox.expunge(uids)
+
+    def copyTo(self, uids, destination):
+        return transfer(self, uids, destination, move=False)
+
+    def moveTo(self, uids, destination):
+        return transfer(self, uids, destination, move=True)
+
+
+def hasRight(mailbox, right):
+    """
+    Does the viewer who opened C{mailbox} have C{right} on it?  (Always
+    for an own mailbox.)
+    """
+    return not isinstance(mailbox, SharedMailbox) or right in mailbox.rights()
+
+
+def _unwrap(mailbox):
+    return mailbox._mailbox if isinstance(mailbox, SharedMailbox) else mailbox
+
+
+def transfer(source, uids, destination, move=False):
+    """
+    COPY or MOVE between any two mailboxes the viewer opened: between two
+    own mailboxes the store's own (atomic) copy; otherwise each message is
+    appended to the destination (quota charged to its owner, checked for
+    the whole set first), with the flags the viewer may set there and the
+    internal date, then for a move the originals are expunged.
+
+    @return: C{[(sourceUid, destinationUid)]}.
+    """
+    if isinstance(source, SharedMailbox):
+        source._need("re" if move else "r")
+    if isinstance(destination, SharedMailbox):
+        destination._need("i")
+    rawSource, rawDestination = _unwrap(source), _unwrap(destination)
+    sameStore = getattr(rawSource, "_store", None) is getattr(rawDestination, "_store", None)
+    if sameStore and not isinstance(source, SharedMailbox) and not isinstance(destination, SharedMailbox):
+        if move:
+            return rawSource.moveTo(uids, rawDestination)
+        return rawSource.copyTo(uids, rawDestination)
+    infos = source.messages(uids, headers=False)
+    store = getattr(rawDestination, "_store", None)
+    if store is not None and store.quota is not None and not sameStore:
+        store.quota.check(sum(info.size for info in infos))
+    pairs = []
+    for info in infos:
+        try:
+            f = rawSource.openMessage(info.uid)
+        except StoreError:
+            continue
+        try:
+            data = f.read()
+        finally:
+            f.close()
+        pairs.append((info.uid, destination.appendMessage(data, info.flags, info.internalDate)))
+    if move and pairs:
+        moved = [pair[0] for pair in pairs]
+        rawSource.setFlags(moved, ["\\Deleted"], "+")
+        rawSource.expunge(moved)
+    return pairs

@@ -1,0 +1,273 @@
+# -*- test-case-name: tests.test_store_rescan -*-
+"""
+How a L{gateway.store.mailbox.Mailbox} follows changes: listeners called
+after changes made here or elsewhere, and synchronization of the index with
+the Maildir folders.
+
+Changes made through the store are applied to the index directly and never
+make it list the folders again.  While inotify watches a mailbox (it has
+listeners) and is known to have reported every change since the index last
+matched the folders (the mailbox is I{covered}), a wake looks only at the
+file names inotify reported, less those this process changed itself; the
+folder mtimes decide otherwise.
+"""
+
+import os
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python import log
+
+from gateway.errors import NoSuchMailbox
+from gateway.store import index, maildir
+
+#: Listeners called per reactor turn when a change is announced.
+_FANOUT_BATCH = 200
+#: File names of its own changes a watched mailbox remembers at most,
+#: waiting for their inotify events.
+_MAX_OWN = 100000
+#: Names reported by inotify that a watched mailbox looks at one by one on
+#: the reactor thread; past this many it lists its folders in a thread.
+_MAX_EVENT_NAMES = 500
+
+
+class MailboxChanges:
+    """
+    The listener and synchronization half of L{Mailbox}, which provides
+    C{_store}, C{_id}, C{_conn}, C{_row} and C{_path}.
+    """
+
+    def _initChanges(self):
+        self._listeners = []
+        self._notifyCall = None
+        self._notifiedModSeq = None
+        self._scanning = False
+        self._waiters = []
+        self._nextWaiters = []
+        self._watchedPath = None
+        # Event-driven synchronization (see synchronize): are inotify's
+        # events known to cover every change since the index last matched
+        # the folders; file names changed by this process whose events are
+        # still to come; names reported by inotify not yet looked at.
+        self._covered = False
+        self._scanCovers = None
+        self._own = set()
+        self._events = set()
+
+    def addListener(self, callback):
+        if not self._listeners:
+            self._notifiedModSeq = self.highestModSeq()
+            self._watchedPath = self._path()
+            self._store._startWatching(self)
+        self._listeners.append(callback)
+
+        def remove():
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+                if not self._listeners:
+                    self._store._stopWatching(self, self._watchedPath)
+                    self._covered = False
+                    self._own.clear()
+                    self._events.clear()
+        return remove
+
+    def _changed(self):
+        """
+        Something changed: call the listeners on the next reactor turn
+        (several changes in one turn make one call).
+        """
+        if self._listeners and (self._notifyCall is None or not self._notifyCall.active()):
+            self._notifyCall = self._store._reactor.callLater(0, self._notify)
+
+    def _notify(self):
+        self._notifyCall = None
+        try:
+            self._notifiedModSeq = self.highestModSeq()
+        except NoSuchMailbox:
+            return
+        self._callListeners(list(self._listeners))
+
+    def _callListeners(self, callbacks):
+        """
+        Call C{callbacks}, L{_FANOUT_BATCH} per reactor turn, so that what
+        the reactor has to send meanwhile (the reply to the delivery that
+        made the change, the EXISTS of the first sessions) goes out between
+        batches rather than after thousands of sessions; a listener removed
+        meanwhile is skipped.
+        """
+        batch, rest = callbacks[:_FANOUT_BATCH], callbacks[_FANOUT_BATCH:]
+        current = set(self._listeners)
+        for callback in batch:
+            if callback not in current:
+                continue
+            try:
+                callback()
+            except Exception:
+                log.err(None, "mailbox listener failed")
+        if rest:
+            self._store._reactor.callLater(0, self._callListeners, rest)
+
+    def _expect(self, *names):
+        """
+        This process is about to change the files C{(subdir, filename)}
+        of the mailbox (and the index with them): when the mailbox is
+        watched, remember them so that their inotify events cost nothing.
+        """
+        if self._store._watchedSince(self) is None:
+            return
+        self._own.update(names)
+        if len(self._own) > _MAX_OWN:
+            # Events were lost somewhere: fall back on the folder mtimes.
+            self._own.clear()
+            self._covered = False
+
+    def _recordFolders(self):
+        """
+        At the end of a write transaction of this process: while inotify
+        covers the mailbox (see L{synchronize}) and reported nothing still
+        to look at, the index matches the folders as they are now, so say
+        so in the index (their mtimes, trusted at once: what changes in the
+        same clock tick is reported to this process, which applies it).
+        Other processes, and this one once it stops watching, then need no
+        scan for this change.
+        """
+        if not self._covered or self._events:
+            return
+        path = self._path()
+        for subdir in ("new", "cur"):
+            mtime = index.folderMtime(os.path.join(path, subdir))
+            if mtime is not None:
+                self._conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
+                                   % (subdir, subdir), (mtime, mtime + index.DIRTY_WINDOW_NS, self._id))
+
+    def _poll(self, names=(), overflowed=False):
+        """
+        The watcher says something may have changed: another process's
+        index commit (HIGHESTMODSEQ moved), files changed by another program
+        (the C{(subdir, filename)} inotify reported in C{names}; without
+        inotify, the folder mtimes moved).
+        """
+        try:
+            row = self._row("newmtime, newsynced, curmtime, cursynced, highestmodseq")
+        except NoSuchMailbox:
+            return
+        if overflowed:
+            self._covered = False
+            self._own.clear()
+            self._events.clear()
+        for name in names:
+            if name in self._own:
+                self._own.discard(name)
+            else:
+                self._events.add(name)
+        if self._covered:
+            if self._events:
+                self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
+        elif index.dirtyDirectories(row[:4], self._path()):
+            self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
+        if row[4] != self._notifiedModSeq:
+            self._changed()
+
+    def _inconsistent(self, names):
+        """
+        @return: those of C{names} (C{(subdir, filename)}) on which the
+            index and the folder disagree: a file there that the index does
+            not have at that place, or the reverse.
+        """
+        path = self._path()
+        result = []
+        for subdir, filename in names:
+            if filename.startswith("."):
+                continue
+            row = self._conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
+                                     (self._id, maildir.splitName(filename)[0])).fetchone()
+            indexed = row is not None and tuple(row) == (subdir, filename)
+            if indexed != os.path.exists(os.path.join(path, subdir, filename)):
+                result.append((subdir, filename))
+        return result
+
+    def synchronize(self):
+        """
+        Bring the index up to date with the folders.  While inotify watches
+        the mailbox and is known to have reported every change since the
+        index last matched the folders, only the names it reported (less
+        those this process changed itself) are looked at; otherwise the
+        folder mtimes say whether the folders must be listed again.
+        """
+        if self._scanning:
+            d = Deferred()
+            self._nextWaiters.append(d)
+            return d
+        try:
+            row = self._row("newmtime, newsynced, curmtime, cursynced")
+        except NoSuchMailbox:
+            return fail()
+        since = self._store._watchedSince(self)
+        if since is None:
+            self._covered = False
+        if self._covered and len(self._events) > _MAX_EVENT_NAMES:
+            # Many files at once (a Maildir copied in): listing the folders
+            # in a thread beats looking at each name on the reactor thread.
+            self._covered = False
+            self._events.clear()
+        if self._covered:
+            names, self._events = self._events, set()
+            names = self._inconsistent(names)
+            if not names:
+                return succeed(None)
+            d = Deferred()
+            self._waiters.append(d)
+            self._startScan(names)
+            return d
+        if not index.dirtyDirectories(row, self._path()):
+            # The index matches the folders now, and from now on inotify
+            # reports every change.
+            self._covered = since is not None
+            return succeed(None)
+        d = Deferred()
+        self._waiters.append(d)
+        self._startScan(None, since)
+        return d
+
+    def _startScan(self, names=None, coverSince=None):
+        self._scanning = True
+        self._scanCovers = coverSince
+        scan = self._store._deferToThread(self._store._scanInThread, self._id, self._path(), names)
+        scan.addBoth(self._scanDone)
+
+    def _scanDone(self, result):
+        self._scanning = False
+        if (isinstance(result, bool) and self._scanCovers is not None
+                and self._store._watchedSince(self) == self._scanCovers):
+            # Watched since before the scan read the folders.
+            self._covered = True
+        self._scanCovers = None
+        waiters, self._waiters = self._waiters, []
+        if result is True:
+            self._changed()
+        for d in waiters:
+            if isinstance(result, bool):
+                d.callback(None)
+            else:
+                d.errback(result)
+        if self._nextWaiters:
+            waiters, self._nextWaiters = self._nextWaiters, []
+            self.synchronize().chainDeferred(_Fanout(waiters))
+
+
+class _Fanout(Deferred):
+    """
+    A Deferred that passes its result on to several others.
+    """
+
+    def __init__(self, deferreds):
+        Deferred.__init__(self)
+        self.addBoth(self._fan, deferreds)
+
+    @staticmethod
+    def _fan(result, deferreds):
+        for d in deferreds:
+            if isinstance(result, Exception) or hasattr(result, "raiseException"):
+                d.errback(result)
+            else:
+                d.callback(result)
+        return None

@@ -1,0 +1,121 @@
+# -*- test-case-name: tests.test_access -*-
+"""
+Per-user C{\\Seen} in shared mailboxes: a viewer who is not the owner keeps
+their own C{\\Seen} state in the owner's index (table C{userflags}), and the
+owner's flags are not changed by it.  Every other flag is shared.
+
+These functions take the owner's L{gateway.store.mailbox.Mailbox} and work
+on its index; L{gateway.store.access.SharedMailbox} calls them.
+"""
+
+from gateway.store import index
+
+#: The flags kept per user.
+PRIVATE = frozenset(["\\Seen"])
+SEEN = "\\Seen"
+
+
+class ViewerInfo:
+    """
+    An L{gateway.interfaces.IMessageInfo} with the viewer's own flags.
+    """
+
+    __slots__ = ("uid", "flags", "internalDate", "size", "modseq", "headers")
+
+    def __init__(self, info, seen):
+        self.uid = info.uid
+        flags = info.flags - PRIVATE
+        self.flags = flags | PRIVATE if seen else flags
+        self.internalDate = info.internalDate
+        self.size = info.size
+        self.modseq = info.modseq
+        self.headers = info.headers
+
+
+def seenUids(mailbox, user, uids=None):
+    """
+    The UIDs among C{uids} (or all) that C{user} has seen.
+    """
+    conn, mailboxId = mailbox._conn, mailbox._id
+    if uids is None:
+        rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ?", (mailboxId, user))
+        return {row[0] for row in rows}
+    uids = set(uids)
+    if not uids:
+        return set()
+    rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ? AND uid BETWEEN ? AND ?",
+                        (mailboxId, user, min(uids), max(uids)))
+    return {row[0] for row in rows} & uids
+
+
+def personalize(mailbox, user, infos):
+    """
+    C{infos} with C{\\Seen} as C{user} has it.
+    """
+    if not infos:
+        return infos
+    seen = seenUids(mailbox, user, [info.uid for info in infos])
+    return [ViewerInfo(info, info.uid in seen) for info in infos]
+
+
+def setSeen(mailbox, user, uids, mode):
+    """
+    Change C{user}'s C{\\Seen} on C{uids}: C{"+"} set, C{"-"} clear.
+
+    @return: the UIDs whose state changed.
+    """
+    conn, mailboxId = mailbox._conn, mailbox._id
+    present = {info.uid for info in mailbox.messages(uids, headers=False)}
+    with index.transaction(conn):
+        before = seenUids(mailbox, user, present)
+        if mode == "+":
+            changed = present - before
+            conn.executemany("INSERT OR IGNORE INTO userflags (mailbox, user, uid, flags) VALUES (?, ?, ?, ?)",
+                             [(mailboxId, user, uid, SEEN) for uid in changed])
+        else:
+            changed = before
+            conn.executemany("DELETE FROM userflags WHERE mailbox = ? AND user = ? AND uid = ?",
+                             [(mailboxId, user, uid) for uid in changed])
+    return sorted(changed)
+
+
+def forget(mailbox):
+    """
+    Remove every user's flags of a mailbox that is being deleted (its id
+    may be used again).
+    """
+    with index.transaction(mailbox._conn):
+        mailbox._conn.execute("DELETE FROM userflags WHERE mailbox = ?", (mailbox._id,))
+
+
+def _columns(conn):
+    return [row[1] for row in conn.execute("PRAGMA table_info(messages)")]
+
+
+def search(mailbox, user, term, limit=None):
+    """
+    L{gateway.interfaces.IMailbox.search} with C{\\Seen} as C{user} has it:
+    the condition runs over the messages with their C{flags} column
+    rewritten for the user.
+    """
+    conn, mailboxId = mailbox._conn, mailbox._id
+    condition, params = term.sql()
+    columns = ", ".join("m." + c for c in _columns(conn) if c != "flags")
+    flags = ("(trim(replace(' ' || m.flags || ' ', ' \\Seen ', ' '))"
+             " || CASE WHEN u.uid IS NULL THEN '' ELSE ' \\Seen' END)")
+    mailbox._row("id")
+    return conn.execute(
+        "SELECT uid, modseq FROM (SELECT %s, %s AS flags FROM messages m LEFT JOIN userflags u"
+        " ON u.mailbox = m.mailbox AND u.uid = m.uid AND u.user = ? WHERE m.mailbox = ?)"
+        " WHERE (%s) ORDER BY uid LIMIT ?" % (columns, flags, condition),
+        (user, mailboxId, *params, -1 if limit is None else limit)).fetchall()
+
+
+def unseenCount(mailbox, user):
+    """
+    How many messages C{user} has not seen.
+    """
+    conn, mailboxId = mailbox._conn, mailbox._id
+    return conn.execute(
+        "SELECT count(*) FROM messages m WHERE m.mailbox = ? AND NOT EXISTS (SELECT 1 FROM userflags u"
+        " WHERE u.mailbox = m.mailbox AND u.uid = m.uid AND u.user = ?)", (mailboxId, user)).fetchone()[0]

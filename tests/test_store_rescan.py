@@ -1,0 +1,182 @@
+# -*- test-case-name: tests.test_store_rescan -*-
+"""
+Issue 14 item 1: a change this process makes is applied to the index
+directly and never makes the store list the Maildir again; an inotify wake
+for another program's change costs work for the names it reports, not for
+the whole mailbox.
+"""
+
+import os
+import sys
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.trial import unittest
+
+from gateway.store import changes, index
+from gateway.store.watch import sharedINotify
+from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
+
+
+class OwnChangesTests(StoreTestMixin, unittest.TestCase):
+    """
+    Scans counted (not timed) around bursts of this process's own changes,
+    with a session listening as an IMAP session in SELECTED state does.
+    """
+
+    timeout = 20
+
+    def setUp(self):
+        if not sys.platform.startswith("linux"):
+            raise unittest.SkipTest("inotify is Linux only")
+        self.scans = []
+        scan = index.scanMailbox
+
+        def counting(conn, mailboxId, path, names=None):
+            self.scans.append("full" if names is None else len(names))
+            return scan(conn, mailboxId, path, names)
+        self.patch(index, "scanMailbox", counting)
+        self.store = self.makeStore(reactor=reactor)
+        self.inbox = self.store.getMailbox("INBOX")
+
+    def settle(self):
+        """
+        Give the inotify events of what was done so far time to arrive and
+        be handled (what must have happened is waited for by L{waitFor}).
+        """
+        return task.deferLater(reactor, 0.2, lambda: None)
+
+    @inlineCallbacks
+    def waitFor(self, condition):
+        """
+        Synchronize the inbox until C{condition()} holds (the test's
+        timeout bounds the wait): however late inotify's events come.
+        """
+        while True:
+            yield self.inbox.synchronize()
+            if condition():
+                return
+            yield task.deferLater(reactor, 0.02, lambda: None)
+
+    @inlineCallbacks
+    def selectAndListen(self):
+        yield self.inbox.synchronize()
+        self.notified = []
+        self.addCleanup(self.inbox.addListener(lambda: self.notified.append(1)))
+        yield self.inbox.synchronize()
+        del self.scans[:]
+
+    @inlineCallbacks
+    def test_ownBurstScansNothing(self):
+        """APPEND, STORE (flags and keywords), EXPUNGE, COPY and MOVE by this process cause no scan."""
+        drafts = self.store.getMailbox("Drafts")
+        yield self.selectAndListen()
+        uids = []
+        for n in range(10):
+            uids.append(self.inbox.appendMessage(CRLF_MESSAGE, flags=["\\Seen"] if n % 2 else []))
+            yield self.inbox.synchronize()
+        self.inbox.setFlags(uids, ["\\Flagged"], "+")
+        yield self.inbox.synchronize()
+        self.inbox.setFlags(uids[:3], ["Important"], "+")
+        self.inbox.setFlags(uids[:5], ["\\Deleted"], "+")
+        yield self.inbox.synchronize()
+        self.inbox.expunge()
+        yield self.inbox.synchronize()
+        copied = [pair[1] for pair in self.inbox.copyTo(uids[5:], drafts)]
+        drafts.copyTo(copied[:2], self.inbox)
+        drafts.moveTo(copied[2:], self.inbox)
+        self.inbox.moveTo(self.inbox.uids()[:1], drafts)
+        yield self.inbox.synchronize()
+        yield self.settle()
+        yield self.inbox.synchronize()
+        self.assertEqual(self.scans, [])
+        self.assertEqual(len(self.inbox.uids()), 9)
+        self.assertTrue(self.notified)
+
+    @inlineCallbacks
+    def test_externalChangesCostTheirNames(self):
+        """
+        Files another program drops into new/, renames in cur/ and removes
+        are still taken into the index, by scans of the names inotify
+        reported, never by listing the folders.
+        """
+        yield self.selectAndListen()
+        uids = [self.inbox.appendMessage(CRLF_MESSAGE, flags=["\\Seen"]) for _ in range(20)]
+        yield self.settle()
+        start = self.inbox.highestModSeq()
+        notified = Deferred()
+        self.addCleanup(self.inbox.addListener(lambda: notified.called or notified.callback(None)))
+        path = self.inbox._path()
+        with open(os.path.join(path, "new", "5000.mutt.host"), "wb") as f:
+            f.write(LF_MESSAGE)
+        cur = os.path.join(path, "cur")
+        rows = dict(self.store._conn.execute(
+            "SELECT uid, filename FROM messages WHERE uid IN (?, ?)", uids[:2]).fetchall())
+        os.rename(os.path.join(cur, rows[uids[0]]), os.path.join(cur, rows[uids[0]] + "F"))
+        os.unlink(os.path.join(cur, rows[uids[1]]))
+        yield notified
+        yield self.waitFor(lambda: len(self.inbox.uids()) == 20 and uids[1] not in self.inbox.uids()
+                           and self.inbox.messages([uids[0]])[0].flags == {"\\Seen", "\\Flagged"})
+        self.assertNotIn("full", self.scans)
+        self.assertTrue(self.scans, "the names were scanned")
+        self.assertLessEqual(sum(self.scans), 10)
+        self.assertEqual(len(self.inbox.uids()), 20)
+        self.assertEqual(self.inbox.messages([uids[0]])[0].flags, {"\\Seen", "\\Flagged"})
+        self.assertNotIn(uids[1], self.inbox.uids())
+        expunged, changed, _ = self.inbox.changesSince(start)
+        self.assertEqual(expunged, [uids[1]])
+        newest = self.inbox.uids()[-1]
+        self.assertEqual(self.readAll(self.inbox.openMessage(newest)), LF_MESSAGE.replace(b"\n", b"\r\n"))
+
+    @inlineCallbacks
+    def test_notWatchedScansOnce(self):
+        """Without a listener the folder mtimes decide: a change by another program is found by one scan."""
+        yield self.inbox.synchronize()
+        del self.scans[:]
+        self.inbox.appendMessage(CRLF_MESSAGE)
+        with open(os.path.join(self.inbox._path(), "new", "5001.mutt.host"), "wb") as f:
+            f.write(CRLF_MESSAGE)
+        yield self.inbox.synchronize()
+        self.assertEqual(self.scans, ["full"])
+        self.assertEqual(len(self.inbox.uids()), 2)
+
+    @inlineCallbacks
+    def test_ownChangesLeaveFoldersTrusted(self):
+        """
+        After this process's own changes under inotify, the index says its
+        folders are in step: another store (process) that is not watching
+        needs no scan either.
+        """
+        yield self.selectAndListen()
+        uid = self.inbox.appendMessage(CRLF_MESSAGE)
+        self.inbox.setFlags([uid], ["\\Seen"], "+")
+        other = self.makeStore(self.mailPath)
+        yield other.getMailbox("INBOX").synchronize()
+        self.assertEqual(self.scans, [])
+        self.assertEqual(other.getMailbox("INBOX").uids(), [uid])
+
+    @inlineCallbacks
+    def test_manyExternalFilesListedInThread(self):
+        """Past _MAX_EVENT_NAMES reported names, the folders are listed (in a thread) instead."""
+        self.patch(changes, "_MAX_EVENT_NAMES", 3)
+        yield self.selectAndListen()
+        for n in range(6):
+            with open(os.path.join(self.inbox._path(), "new", "600%d.tool.host" % (n,)), "wb") as f:
+                f.write(CRLF_MESSAGE)
+        yield self.waitFor(lambda: len(self.inbox.uids()) == 6)
+        self.assertIn("full", self.scans)
+
+    @inlineCallbacks
+    def test_lostEventsFallBackOnMtimes(self):
+        """When inotify says it lost events, the folders are listed again and what changed is found."""
+        yield self.selectAndListen()
+        self.inbox.appendMessage(CRLF_MESSAGE)
+        yield self.settle()
+        self.assertTrue(self.inbox._covered)
+        sharedINotify(reactor)._overflow()
+        yield self.settle()
+        with open(os.path.join(self.inbox._path(), "cur", "7000.lost.host:2,S"), "wb") as f:
+            f.write(CRLF_MESSAGE)
+        yield self.inbox.synchronize()
+        self.assertIn("full", self.scans)
+        self.assertEqual(len(self.inbox.uids()), 2)

@@ -1,0 +1,152 @@
+# -*- test-case-name: tests.test_store_writer -*-
+"""
+Tests for L{gateway.store.writer}: index writes in a thread, grouped into
+one transaction (one fsync) per group, and L{Mailbox.appendMessageLater}
+built on it.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+
+from twisted.internet import reactor, task
+from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.trial import unittest
+
+from gateway.errors import QuotaExceeded
+from gateway.store import index, writer
+from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class IndexWriterTests(StoreTestMixin, unittest.TestCase):
+    """
+    The writer thread of one index.
+    """
+
+    timeout = 20
+
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.writer = writer.IndexWriter(self.store.indexPath, reactor)
+        self.addCleanup(self.writer.close)
+
+    def setUsage(self, value):
+        def write(conn, group):
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'usage'", (value,))
+            return value
+        return write
+
+    @inlineCallbacks
+    def test_writesSubmittedMeanwhileShareOneCommit(self):
+        """Writes submitted while a group commits go together in the next group: one commit for all."""
+        started, release = threading.Event(), threading.Event()
+
+        def blocking(conn, group):
+            started.set()
+            release.wait(10)
+            return "first"
+        first = self.writer.submit(blocking)
+        started.wait(10)
+        rest = [self.writer.submit(self.setUsage(n)) for n in range(1, 21)]
+        release.set()
+        results = yield gatherResults([first] + rest)
+        self.assertEqual(results, ["first"] + list(range(1, 21)))
+        self.assertEqual((self.writer.groups, self.writer.written), (2, 21))
+        self.assertEqual(self.store.usage(), 20)
+
+    @inlineCallbacks
+    def test_failingWriteUndoesOnlyItself(self):
+        """A write that raises fails its own Deferred and undoes its own changes; the group commits."""
+        release = threading.Event()
+        self.writer.submit(lambda conn, group: release.wait(10))
+
+        def failing(conn, group):
+            conn.execute("UPDATE meta SET value = 999 WHERE key = 'usage'")
+            raise ValueError("no")
+        bad = self.writer.submit(failing)
+        good = self.writer.submit(self.setUsage(7))
+        release.set()
+        yield self.assertFailure(bad, ValueError)
+        self.assertEqual((yield good), 7)
+        self.assertEqual(self.store.usage(), 7)
+
+    @inlineCallbacks
+    def test_lockElsewhereDoesNotBlockReactor(self):
+        """While another process holds the index's write lock, the reactor runs on and the write waits."""
+        other = sqlite3.connect(self.store.indexPath, isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        d = self.writer.submit(self.setUsage(5))
+        turns = []
+        for n in range(5):
+            yield task.deferLater(reactor, 0.01, turns.append, n)
+        self.assertEqual(turns, list(range(5)))
+        self.assertFalse(d.called)
+        other.execute("COMMIT")
+        self.assertEqual((yield d), 5)
+
+
+class AppendLaterTests(StoreTestMixin, unittest.TestCase):
+    """
+    L{Mailbox.appendMessageLater}.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_concurrentAppends(self):
+        """Many appends at once, all through the store's writer, get distinct UIDs, every file and row."""
+        store = self.makeStore(reactor=reactor)
+        inbox = store.getMailbox("INBOX")
+        uids = yield gatherResults([inbox.appendMessageLater(b"Subject: %d\r\n\r\nx\r\n" % (n,),
+                                                             flags=["\\Seen"] if n % 2 else [])
+                                    for n in range(30)])
+        self.assertEqual(sorted(uids), list(range(1, 31)))
+        self.assertEqual(inbox.uids(), list(range(1, 31)))
+        self.assertEqual(len(self.allFiles(inbox)), 30)
+        self.assertEqual(os.listdir(os.path.join(inbox._path(), "tmp")), [])
+        for uid in (uids[0], uids[7]):
+            n = uids.index(uid)
+            self.assertEqual(self.readAll(inbox.openMessage(uid)), b"Subject: %d\r\n\r\nx\r\n" % (n,))
+        self.assertEqual(store._writer.written, 30)
+
+    @inlineCallbacks
+    def test_quota(self):
+        """An append over quota fails and leaves nothing behind."""
+        quota = FakeQuota(10)
+        store = self.makeStore(reactor=reactor, quota=quota)
+        quota.store = store
+        inbox = store.getMailbox("INBOX")
+        yield self.assertFailure(inbox.appendMessageLater(CRLF_MESSAGE), QuotaExceeded)
+        self.assertEqual(inbox.uids(), [])
+        self.assertEqual(os.listdir(os.path.join(inbox._path(), "tmp")), [])
+
+    def test_acknowledgedSurvivesKill(self):
+        """An append whose Deferred fired is there after SIGKILL of its process, once opened again."""
+        self.makeStore().close()
+        script = (
+            "import os, signal, sys\n"
+            "from twisted.internet import reactor\n"
+            "from gateway.store.mail import MailStore\n"
+            "store = MailStore(sys.argv[1], reactor=reactor)\n"
+            "inbox = store.getMailbox('INBOX')\n"
+            "def done(uid):\n"
+            "    sys.stdout.write('%d\\n' % uid); sys.stdout.flush()\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "reactor.callWhenRunning(lambda: inbox.appendMessageLater(b'Subject: kept\\r\\n\\r\\n')"
+            ".addCallback(done))\n"
+            "reactor.run()\n")
+        child = subprocess.run([sys.executable, "-c", script, self.mailPath], capture_output=True,
+                               env=dict(os.environ, PYTHONPATH=ROOT), cwd=ROOT, timeout=60)
+        self.assertEqual(child.returncode, -signal.SIGKILL, child.stderr)
+        uid = int(child.stdout)
+        inbox = self.makeStore(self.mailPath).getMailbox("INBOX")
+        self.assertEqual(inbox.uids(), [uid])
+        self.assertEqual(self.readAll(inbox.openMessage(uid)), b"Subject: kept\r\n\r\n")
+        index.scanMailbox(inbox._store._conn, inbox._id, inbox._path())
+        self.assertEqual(inbox.uids(), [uid])
