@@ -290,3 +290,19 @@ class NotModifiedUTF7Tests(unittest.TestCase):
         self.assertRaises(NotModifiedUTF7, decodeMailbox, b"&Jjo")
         self.assertTrue(issubclass(NotModifiedUTF7, InvalidMailboxName))
         self.assertTrue(issubclass(NotModifiedUTF7, IMAPSyntaxError))
+
+
+class LongHeaderSearchTests(SelectedTestMixin, unittest.TestCase):
+    def test_headerPastIndexCut(self):
+        """SEARCH SUBJECT/FROM finds a field that comes after the part of an over-long header the index keeps."""
+        import io
+
+        self.login()
+        filler = b"X-Filler: " + b"x" * 998 + b"\r\n"
+        big = filler * 400 + b"From: <far@example.test>\r\nSubject: needle\r\n\r\nbody\r\n"
+        mailbox = self.session.account.mailStore.getMailbox("INBOX")
+        mailbox.appendMessage(io.BytesIO(big))
+        self.assertLess(len(mailbox.messages([1])[0].headers), len(big) - 10)
+        self.send(b"s SELECT INBOX")
+        self.assertIn(b"* SEARCH 1\r\n", self.send(b"a SEARCH SUBJECT needle"))
+        self.assertIn(b"* SEARCH 1\r\n", self.send(b"b SEARCH FROM far@example.test"))

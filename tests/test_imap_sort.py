@@ -6,6 +6,7 @@ L{StringTransport}, and imapclient's sort() and thread() over loopback.
 """
 
 import datetime
+import io
 
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
@@ -111,6 +112,16 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* SORT 2 3 1\r\n", self.send(b"i SORT (DISPLAYTO) UTF-8 ALL"))
         self.assertIn(b"* SORT 1 3 2\r\n", self.send(b"j UID SORT (SUBJECT) UTF-8 ALL"))
         self.assertIn(b"* SORT 1 3\r\n", self.send(b"k SORT (ARRIVAL) UTF-8 LARGER 140"))
+
+    def test_truncatedHeaders(self):
+        """A header block longer than the index keeps is read from the message file for its keys."""
+        filler = b"X-Filler: " + b"x" * 998 + b"\r\n"
+        big = filler * 400 + b"Subject: zzz\r\nMessage-ID: <big@x>\r\n\r\nbody\r\n"
+        # From a file, as a large APPEND arrives: the index keeps 256 KB of its header.
+        self.fill([message("mmm"), io.BytesIO(big), message("Re: aaa", references=["big@x"], messageId="r@x")])
+        self.assertLess(len(self.mailbox.messages([2])[0].headers), len(big) - 10)
+        self.assertIn(b"* SORT 3 1 2\r\n", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
+        self.assertIn(b"* THREAD (1)(2 3)\r\n", self.send(b"b THREAD REFERENCES UTF-8 ALL"))
 
     def test_unicodeCasemap(self):
         """Subjects compare with i;unicode-casemap: accents decomposed, case ignored."""

@@ -9,9 +9,11 @@ their sort keys and thread headers come from the index, in batches, never
 from the message files.
 """
 
+from gateway.errors import StoreError
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
 from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
+from gateway.imap.message import headersComplete
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import SEL, capability, command, no
 from gateway.imap.results import formatOrdered, formatPartial, parseReturnOptions, partialSlice
@@ -77,9 +79,47 @@ def _computeKeys(session, hits, names, compute, needsHeaders):
 
     def batch(chunk):
         for info in mailbox.messages(chunk, headers=needsHeaders):
+            if needsHeaders and not headersComplete(info):
+                info = _WholeHeader(info, mailbox)
             for name, cache in caches.items():
                 cache[info.uid] = compute(name, info)
     return caches, runBatches(session, missing, batch)
+
+
+#: The most of a message file read for a header block the index cut.
+HEADER_LIMIT = 16 * 1024 * 1024
+
+
+class _WholeHeader:
+    """
+    An L{gateway.interfaces.IMessageInfo} whose header block the index
+    kept only in part (over-long headers): the same, with the whole block
+    read from the message file (at most L{HEADER_LIMIT} octets).
+    """
+
+    def __init__(self, info, mailbox):
+        self.uid, self.flags, self.size, self.modseq = info.uid, info.flags, info.size, info.modseq
+        self.internalDate = info.internalDate
+        self.headers = info.headers
+        try:
+            f = mailbox.openMessage(info.uid)
+        except StoreError:
+            return
+        try:
+            data = bytearray()
+            while len(data) < HEADER_LIMIT:
+                block = f.read(65536)
+                if not block:
+                    break
+                start = max(0, len(data) - 3)
+                data += block
+                end = data.find(b"\r\n\r\n", start)
+                if end != -1:
+                    del data[end + 4:]
+                    break
+            self.headers = bytes(data)
+        finally:
+            f.close()
 
 
 def _withKeys(session, hits, names, compute, needsHeaders, use):

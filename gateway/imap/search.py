@@ -483,6 +483,9 @@ def _searchTexts(data):
     return "\n".join(texts).casefold(), "\n".join(headers).casefold()
 
 
+#: The most of a message file read for a header block the index cut.
+HEADER_LIMIT = 16 * 1024 * 1024
+
 #: The sent date of a message without a usable Date header (Dovecot's).
 _NO_DATE = datetime.date(1970, 1, 1)
 
@@ -498,22 +501,41 @@ class _Candidate:
         self.saveDate = saveDate
         self._open = openMessage
         self._fields = None
+        self._block = None
         self._body = None
+
+    def headerBlock(self):
+        """
+        The message's header block: the index's, or read from the file
+        when the index kept only part of an over-long one.
+        """
+        if self._block is None:
+            block = self.info.headers
+            if not (block.endswith(b"\r\n\r\n") or block == b"\r\n" or len(block) >= self.info.size):
+                f = self._open()
+                try:
+                    data = f.read(HEADER_LIMIT)
+                finally:
+                    f.close()
+                end = data.find(b"\r\n\r\n")
+                block = data[:end + 4] if end != -1 else data
+            self._block = block
+        return self._block
 
     def fields(self):
         if self._fields is None:
-            self._fields = mimeparts.splitHeaderFields(self.info.headers)
+            self._fields = mimeparts.splitHeaderFields(self.headerBlock())
         return self._fields
 
     def headerValues(self, name):
-        return [decodeHeader(v).casefold() for v in mimeparts.fieldValues(self.info.headers, name)]
+        return [decodeHeader(v).casefold() for v in mimeparts.fieldValues(self.headerBlock(), name)]
 
     def addressTexts(self, name):
         """
         The addresses of the fields C{name} as RFC 5322 parses them:
         C{display name <local@domain>} (or C{local@domain}), case-folded.
         """
-        values = [decodeHeader(v) for v in mimeparts.fieldValues(self.info.headers, name)]
+        values = [decodeHeader(v) for v in mimeparts.fieldValues(self.headerBlock(), name)]
         texts = []
         for display, address in email.utils.getaddresses(values):
             display = decodeHeader(display.encode("utf-8")).strip()
