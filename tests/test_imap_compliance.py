@@ -306,3 +306,25 @@ class LongHeaderSearchTests(SelectedTestMixin, unittest.TestCase):
         self.send(b"s SELECT INBOX")
         self.assertIn(b"* SEARCH 1\r\n", self.send(b"a SEARCH SUBJECT needle"))
         self.assertIn(b"* SEARCH 1\r\n", self.send(b"b SEARCH FROM far@example.test"))
+
+
+class SharedPermanentFlagsTests(SelectedTestMixin, unittest.TestCase):
+    def test_rights(self):
+        """On another account's mailbox PERMANENTFLAGS lists what the viewer's rights let it change."""
+        from tests.test_imap_acl import Peer
+
+        self.login()
+        append(self, flags=b"($Label2) ")
+        other = Peer(self, b"other")
+        self.send(b"a SETACL INBOX other lrs")
+        out = other.send(b"b SELECT ~demo/INBOX")
+        self.assertIn(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2)", out)
+        self.assertIn(b"* OK [PERMANENTFLAGS (\\Seen)]", out)
+        self.send(b"c SETACL INBOX other lrswt")
+        out = other.send(b"d SELECT ~demo/INBOX")
+        self.assertIn(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label2 \\*)]", out)
+        self.send(b"e SETACL INBOX other lrw")
+        self.assertIn(b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Draft $Label2 \\*)]",
+                      other.send(b"f SELECT ~demo/INBOX"))
+        self.send(b"g SETACL INBOX other lr")
+        self.assertIn(b"* OK [PERMANENTFLAGS ()]", other.send(b"h SELECT ~demo/INBOX"))

@@ -14,6 +14,7 @@ import bisect
 
 from gateway.imap.format import SYSTEM_FLAGS, flagList, formatFlags
 from gateway.imap.sequence import formatSequenceSet
+from gateway.store.access import SharedMailbox, allowedFlags
 
 _SYSTEM = frozenset(SYSTEM_FLAGS)
 _KNOWN = {}
@@ -127,8 +128,23 @@ class MailboxView:
         """
         flags = formatFlags(self.knownFlags)
         session.sendUntagged(b"FLAGS " + flags)
-        permanent = b"()" if self.readOnly else flags[:-1] + b" \\*)"
-        session.sendUntagged(b"OK [PERMANENTFLAGS " + permanent + b"] Flags permitted")
+        session.sendUntagged(b"OK [PERMANENTFLAGS " + self._permanentFlags(flags) + b"] Flags permitted")
+
+    def _permanentFlags(self, flags):
+        """
+        The PERMANENTFLAGS list: none read-only; on another account's
+        mailbox only the flags the viewer's rights let it change, C{\\*}
+        with C{w} (RFC 4314 4).
+        """
+        if self.readOnly:
+            return b"()"
+        if not isinstance(self.mailbox, SharedMailbox):
+            return flags[:-1] + b" \\*)"
+        rights = self.mailbox.rights()
+        allowed = formatFlags(allowedFlags(self.knownFlags, rights))
+        if "w" not in rights:
+            return allowed
+        return allowed[:-1] + (b" \\*)" if len(allowed) > 2 else b"\\*)")
 
     def announceFlags(self, session, infos):
         """
