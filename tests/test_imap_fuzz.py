@@ -22,7 +22,8 @@ PIECES = [b"(", b")", b"RETURN", b"(SAVE)", b"(PARTIAL -1:-3)", b"(PARTIAL 0:1)"
           b"(CHANGEDSINCE 1 VANISHED)", b"INBOX", b"&Jjo", b'""', b"OLDER", b"YOUNGER", b"5", b"FROM", b"x@y",
           b"(QRESYNC (1 2))", b"QRESYNC", b"CONDSTORE", b"{3+}\r\nabc", b"~{3+}\r\na\x00c", b"(\\Seen)", b"+FLAGS",
           b"(NIL)", b"MODSEQ", b"UID", b"NOT", b"OR", b"(USE (\\Drafts))", b"(MESSAGES SIZE)", b"SAVEDATE",
-          b"SAVEDON", b"1-Jan-2020", b"SAVEDATESUPPORTED", b"BINARY.PEEK[]"]
+          b"SAVEDON", b"1-Jan-2020", b"SAVEDATESUPPORTED", b"BINARY.PEEK[]", b"CATENATE", b'(URL "/INBOX/;UID=1")',
+          b"(TEXT {1+}\r\nx)", b'URL "/INBOX/;UID=1/;SECTION=1"']
 
 
 class FuzzTests(SelectedTestMixin, unittest.TestCase):

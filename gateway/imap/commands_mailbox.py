@@ -18,6 +18,7 @@ from gateway.errors import (
     QuotaExceeded,
     StoreError,
 )
+from gateway.imap.catenate import catenate
 from gateway.imap.format import badFlags, encodeMailbox
 from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
 from gateway.imap.protocol import (
@@ -533,10 +534,10 @@ capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessage
 capability("MULTIAPPEND")
 
 
-def _appendMessage(args):
+def _appendMessage(session, args):
     """
     One message of APPEND: C{(message, flags, internalDate)}, the message
-    C{bytes} or, for a large one, a file.
+    C{bytes} or, for a large one, a file; or built by CATENATE (RFC 4469).
     """
     flags = ()
     internalDate = None
@@ -548,6 +549,13 @@ def _appendMessage(args):
     if args.peek() == b'"':
         internalDate = parseDateTime(args.quoted().decode("latin-1"))
         args.space()
+    if args.data[args.pos:args.pos + 9].upper() == b"CATENATE ":
+        args.atom()
+        args.space()
+        message = catenate(args.parenList(), lambda name: openMailbox(session, name, "r"))
+        if len(message) > session.maxMessageSize:
+            raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
+        return message, flags, internalDate
     if args.peek() == b"~":
         args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
     return args.literal(), flags, internalDate
@@ -564,7 +572,7 @@ def do_APPEND(session, tag, args):
     try:
         while True:
             args.space()
-            messages.append(_appendMessage(args))
+            messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
         mailbox = openTarget(session, name)

@@ -122,7 +122,7 @@ def _number(text, what):
     return int(text)
 
 
-def _parseSection(spec):
+def parseSection(spec):
     """
     Parse the text between the brackets of C{BODY[...]}.
     """
@@ -198,7 +198,7 @@ def _readItem(text, pos):
         if name in _BINARY_NAMES:
             section = _parseBinarySection(text[pos + 1:close])
         else:
-            section = _parseSection(text[pos + 1:close])
+            section = parseSection(text[pos + 1:close])
         pos = close + 1
         partial = None
         if pos < len(text) and text[pos] == "<":

@@ -46,6 +46,7 @@ from gateway.imap.fetchitems import (  # noqa: F401 -- re-exported
     Section,
     parseFetchArguments,
     parseFetchItems,
+    parseSection,
 )
 from gateway.imap.format import flagList
 from gateway.imap.preview import makePreview
@@ -228,6 +229,26 @@ def _partialRange(start, length, partial):
         start += skip
         length = min(length - skip, partial[1])
     return start, max(length, 0)
+
+
+def sectionBytes(info, openMessage, spec, partial=None):
+    """
+    What C{BODY.PEEK[spec]<partial>} answers for a message, as C{bytes}
+    (CATENATE's URL parts).
+
+    @param spec: the section text, e.g. C{"1.2"}, C{"HEADER.FIELDS (TO)"}
+        or C{""} for the whole message.
+    @param partial: C{(offset, count)}, C{count} C{None} for the rest.
+    @raise ValueError: for a malformed section.
+    """
+    section = parseSection(spec)
+    if partial is not None and partial[1] is None:
+        partial = (partial[0], info.size)
+    message = _Message(info, openMessage)
+    if not section.path and section.text in (None, "TEXT"):
+        start, length, _stream = _wholeRange(message, info, section, partial, None)
+        return bytes(message.data[start:start + length])
+    return bytes(_sectionValue(message, section, partial) or b"")
 
 
 def _sectionValue(message, section, partial, threshold=None):
