@@ -363,6 +363,23 @@ class IMailbox(Interface):
         @return: C{list} of L{IMessageInfo} for those present, in UID order.
         """
 
+    def keywords():
+        """
+        The keywords (flags without a leading backslash) set on the
+        mailbox's messages: at least every one in use now; one that was
+        taken off every message may still be in it.
+
+        @return: C{frozenset} of C{str}.
+        """
+
+    def saveDates(uids):
+        """
+        When each message was saved into this mailbox (RFC 8514).
+
+        @return: C{{uid: POSIX seconds or None}} (C{None}: not known) for
+            those of C{uids} present.
+        """
+
     def counts():
         """
         The mailbox's numbers, read in one pass of the index: an object with
@@ -432,6 +449,12 @@ class IMailbox(Interface):
         Take the C{\\Recent} messages for the calling session: returns the
         C{set} of UIDs that arrived since the last claim by any session, so
         exactly one session sees each message as recent.
+        """
+
+    def unclaimedRecent():
+        """
+        The UIDs L{claimRecent} would return now, without claiming them (what
+        a read-only session shows as C{\\Recent}, RFC 3501 6.3.2).
         """
 
     def changesSince(modseq):

@@ -228,7 +228,7 @@ class ParseTests(unittest.TestCase):
         """Bad programs raise ValueError with a message."""
         for query in ["", "BOGUS", "FROM", "OR SEEN", "NOT", "BEFORE 31-Foo-2024", "BEFORE 2024-02-01",
                       "ON 30-Feb-2024", "LARGER x", "LARGER", "UID", "UID 0", "1:0", "0", "(SEEN",
-                      "SEEN)", "()", "RETURN ALL", "RETURN (BOGUS) ALL", "RETURN (SAVE) ALL", "CHARSET", "KEYWORD",
+                      "SEEN)", "()", "RETURN ALL", "RETURN (BOGUS) ALL", "RETURN (SAVED) ALL", "CHARSET", "KEYWORD",
                       "HEADER X", "MODSEQ", "SUBJECT {5}\r\nab", "MODSEQ x"]:
             self.assertRaises(ValueError, parseSearch, query)
 

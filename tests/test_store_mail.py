@@ -617,9 +617,10 @@ class SynchronizeTests(StoreTestMixin, unittest.TestCase):
         yield self.inbox.synchronize()
         start = self.inbox.highestModSeq()
         cur = os.path.join(self.inbox._path(), "cur")
-        nameA, nameB = self.files(self.inbox)[0], self.files(self.inbox)[1]
-        if self.inbox.messages([a])[0].flags != {"\\Seen", "Kw"}:
-            nameA, nameB = nameB, nameA
+        # Which file is which, from the index (names sort by their time's
+        # digits, which are not zero-padded: the order says nothing).
+        nameA, nameB = (self.inbox._conn.execute("SELECT filename FROM messages WHERE mailbox = ? AND uid = ?",
+                                                 (self.inbox._id, uid)).fetchone()[0] for uid in (a, b))
         os.rename(os.path.join(cur, nameA), os.path.join(cur, nameA.replace(":2,S", ":2,FRS")))
         os.unlink(os.path.join(cur, nameB))
         with open(os.path.join(self.inbox._path(), "new", "3000.ext.host"), "wb") as f:

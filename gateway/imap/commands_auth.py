@@ -213,7 +213,7 @@ def do_ENABLE(session, tag, args):
         raise IMAPSyntaxError("ENABLE needs a capability")
     enabled = [n for n in names if n in ENABLEABLE and n not in session.enabled]
     for name in enabled:
-        if name == "CONDSTORE":
+        if name in ("CONDSTORE", "QRESYNC"):  # QRESYNC implies CONDSTORE (RFC 7162 3.2.3)
             session.enableCondstore()
         session.enabled.add(name)
     session.sendUntagged(b"ENABLED" + b"".join(b" " + n.encode("ascii") for n in enabled))

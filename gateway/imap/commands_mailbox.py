@@ -19,9 +19,10 @@ from gateway.errors import (
     QuotaExceeded,
     StoreError,
 )
-from gateway.imap.format import SYSTEM_FLAGS, badFlags, encodeMailbox, formatFlags
+from gateway.imap.catenate import catenate
+from gateway.imap.format import badFlags, encodeMailbox
 from gateway.imap.listmatch import Pattern
-from gateway.imap.parser import IMAPSyntaxError, decodeMailbox
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
 from gateway.imap.protocol import (
     AUTH,
     SELECTED,
@@ -30,9 +31,13 @@ from gateway.imap.protocol import (
     command,
     no,
 )
+from gateway.imap.qresync import afterSelect, parseSelectParameters
+from gateway.imap.sequence import formatSequenceSet
 from gateway.imap.view import MailboxView
 from gateway.store import query
+from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
+from gateway.store.mail import SPECIAL_USES
 
 DELIMITER = "/"
 
@@ -45,6 +50,10 @@ capability("LIST-STATUS")
 capability("SPECIAL-USE")
 capability("QUOTA")
 capability("QUOTA=RES-STORAGE")
+capability("STATUS=SIZE")
+capability("CREATE-SPECIAL-USE")
+
+_SPECIAL_USES = {use.lower(): use for use in SPECIAL_USES}
 
 
 def storeError(error):
@@ -114,9 +123,21 @@ def openMailbox(session, name, rights="r"):
     return session.account.access.getMailbox(name, rights)
 
 
-def mailboxArgument(args):
+def mailboxArgument(args, new=False):
     args.space()
-    return args.mailbox()
+    return nameArgument(args, new)
+
+
+def nameArgument(args, new=False):
+    """
+    A mailbox name argument: a name that is not modified UTF-7 names no
+    mailbox, so the command gets C{NO [NONEXISTENT]}, or C{NO [CANNOT]}
+    when C{new} (the name of a mailbox to create or put messages in).
+    """
+    try:
+        return args.mailbox()
+    except NotModifiedUTF7:
+        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid modified UTF-7") from None
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------
@@ -124,30 +145,29 @@ def mailboxArgument(args):
 
 def _select(session, tag, args, readOnly):
     name = mailboxArgument(args)
+    qresync = None
     if not args.atEnd():
         args.space()
-        params = args.parenList()
-        if [p.upper() if isinstance(p, str) else p for p in params] != ["CONDSTORE"]:
-            raise bad("Unsupported SELECT parameters")
-        session.enabled.add("CONDSTORE")
+        qresync = parseSelectParameters(session, args.parenList())
     args.end()
+    if session.view is not None:
+        # RFC 7162 3.2.11 (as Dovecot: to every client, QRESYNC enabled or not)
+        session.sendUntagged(b"OK [CLOSED] Previous mailbox closed")
     session.closeMailbox()
     try:
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly))
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync))
     return d
 
 
-def _selected(session, mailbox, readOnly):
+def _selected(session, mailbox, readOnly, qresync=None):
     view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
     session.view = view
     session.state = SELECTED
-    session.sendUntagged(b"FLAGS " + formatFlags(SYSTEM_FLAGS))
-    session.sendUntagged(b"OK [PERMANENTFLAGS " + (b"()" if readOnly else formatFlags(
-        SYSTEM_FLAGS + ("\\*",))) + b"] Flags permitted")
+    view.sendFlags(session)
     session.sendUntagged(b"%d EXISTS" % (view.exists,))
     session.sendUntagged(b"%d RECENT" % (len(view.recent),))
     unseen = _firstUnseen(view)
@@ -157,6 +177,7 @@ def _selected(session, mailbox, readOnly):
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (mailbox.uidNext(),))
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
+    afterSelect(session, view, qresync)
     verb = "EXAMINE" if readOnly else "SELECT"
     return ("OK", "[%s] %s completed" % ("READ-ONLY" if readOnly else "READ-WRITE", verb))
 
@@ -197,7 +218,7 @@ def _storeCall(f, *a):
 
 @command("CREATE", AUTH)
 def do_CREATE(session, tag, args):
-    name = mailboxArgument(args)
+    name = mailboxArgument(args, new=True)
     useAttrs = None
     if not args.atEnd():
         args.space()
@@ -212,7 +233,9 @@ def do_CREATE(session, tag, args):
     if useAttrs:
         if len(useAttrs) != 1:
             raise no("[USEATTR] Only one special use per mailbox")
-        specialUse = str(useAttrs[0]).capitalize()
+        specialUse = _SPECIAL_USES.get(str(useAttrs[0]).lower())
+        if specialUse is None:
+            raise no("[USEATTR] Unsupported special use %s" % (str(useAttrs[0])[:30],))
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
     _storeCall(session.account.access.createMailbox, name, "IPF.Note", specialUse)
@@ -236,7 +259,7 @@ def do_DELETE(session, tag, args):
 @command("RENAME", AUTH)
 def do_RENAME(session, tag, args):
     old = mailboxArgument(args)
-    new = mailboxArgument(args).rstrip(DELIMITER)
+    new = mailboxArgument(args, new=True).rstrip(DELIMITER)
     args.end()
     checkNewName(new)
     _storeCall(session.account.access.renameMailbox, old, new)
@@ -244,7 +267,7 @@ def do_RENAME(session, tag, args):
 
 @command("SUBSCRIBE", AUTH)
 def do_SUBSCRIBE(session, tag, args):
-    name = mailboxArgument(args)
+    name = mailboxArgument(args, new=True)
     args.end()
     _storeCall(session.account.access.subscribe, name)
 
@@ -283,6 +306,17 @@ _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "MYRIGHTS"}
 
 
+def _reference(args):
+    """
+    A LIST reference name, or C{None} when it is not modified UTF-7 (then
+    nothing matches).
+    """
+    try:
+        return args.mailbox()
+    except NotModifiedUTF7:
+        return None
+
+
 def _patterns(args):
     if args.peek() == b"(":
         values = args.parenList()
@@ -291,7 +325,13 @@ def _patterns(args):
         raw = [v if isinstance(v, bytes) else v.encode("latin-1") for v in values]
     else:
         raw = [args.listMailbox()]
-    return [decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX" for r in raw]
+    patterns = []
+    for r in raw:
+        try:
+            patterns.append(decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX")
+        except NotModifiedUTF7:
+            patterns.append(None)  # matches nothing
+    return patterns
 
 
 @command("LIST", AUTH)
@@ -304,10 +344,10 @@ def do_LIST(session, tag, args):
         selection = {str(v).upper() for v in args.parenList()}
         if not selection <= _LIST_SELECT:
             raise bad("Unknown LIST selection option")
-        if selection == {"RECURSIVEMATCH"}:
+        if "RECURSIVEMATCH" in selection and not selection - {"RECURSIVEMATCH", "REMOTE"}:
             raise bad("RECURSIVEMATCH needs another selection option")
         args.space()
-    reference = args.mailbox()
+    reference = _reference(args)
     args.space()
     patterns = _patterns(args)
     returns, statusItems = set(), None
@@ -341,7 +381,7 @@ def do_LIST(session, tag, args):
 @command("LSUB", AUTH)
 def do_LSUB(session, tag, args):
     args.space()
-    reference = args.mailbox()
+    reference = _reference(args)
     args.space()
     patterns = _patterns(args)
     args.end()
@@ -350,7 +390,7 @@ def do_LSUB(session, tag, args):
 
 def _list(session, verb, reference, patterns, selection, returns, statusItems, extended):
     access = session.account.access
-    regexes = [patternRegex(reference, p) for p in patterns]
+    regexes = [patternRegex(reference, p) for p in patterns if p is not None and reference is not None]
     infos = {info.name: info for info in access.listMailboxes()}
     subscribed = set(access.subscriptions()) if (
         "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
@@ -494,10 +534,14 @@ def formatDateTime(value):
 capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessageSize,))
 
 
-@command("APPEND", AUTH)
-def do_APPEND(session, tag, args):
-    name = mailboxArgument(args)
-    args.space()
+capability("MULTIAPPEND")
+
+
+def _appendMessage(session, args):
+    """
+    One message of APPEND: C{(message, flags, internalDate)}, the message
+    C{bytes} or, for a large one, a file; or built by CATENATE (RFC 4469).
+    """
     flags = ()
     internalDate = None
     if args.peek() == b"(":
@@ -508,20 +552,60 @@ def do_APPEND(session, tag, args):
     if args.peek() == b'"':
         internalDate = parseDateTime(args.quoted().decode("latin-1"))
         args.space()
-    message = args.literal()  # bytes, or a file for a large one
+    if args.data[args.pos:args.pos + 9].upper() == b"CATENATE ":
+        args.atom()
+        args.space()
+        message = catenate(args.parenList(), lambda name: openMailbox(session, name, "r"))
+        if len(message) > session.maxMessageSize:
+            raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
+        return message, flags, internalDate
+    if args.peek() == b"~":
+        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
+    return args.literal(), flags, internalDate
+
+
+@command("APPEND", AUTH)
+def do_APPEND(session, tag, args):
+    """
+    APPEND of one message, or of several (MULTIAPPEND, RFC 3502): all are
+    stored or none.
+    """
+    name = mailboxArgument(args, new=True)
+    messages = []
     try:
-        args.end()
+        while True:
+            args.space()
+            messages.append(_appendMessage(session, args))
+            if args.atEnd():
+                break
         mailbox = openTarget(session, name)
+        uids = []
         try:
-            uid = mailbox.appendMessage(message, flags, internalDate)
-        except StoreError as e:
+            for message, flags, internalDate in messages:
+                uids.append(mailbox.appendMessage(message, flags, internalDate))
+        except (StoreError, QuotaExceeded) as e:
+            _takeBack(mailbox, uids)
+            if isinstance(e, QuotaExceeded):
+                raise no("[OVERQUOTA] Storage quota exceeded") from None
             raise storeError(e) from None
-        except QuotaExceeded:
-            raise no("[OVERQUOTA] Storage quota exceeded") from None
     finally:
-        if not isinstance(message, bytes):
-            message.close()
-    return ("OK", "[APPENDUID %d %d] APPEND completed" % (mailbox.uidValidity, uid))
+        for message, _flags, _date in messages:
+            if not isinstance(message, bytes):
+                message.close()
+    return ("OK", "[APPENDUID %d %s] APPEND completed" % (mailbox.uidValidity, formatSequenceSet(uids)))
+
+
+def _takeBack(mailbox, uids):
+    """
+    Remove the messages a failed MULTIAPPEND stored before it failed (on
+    the owner's mailbox itself: a viewer who may insert need not have the
+    rights to delete).
+    """
+    if isinstance(mailbox, SharedMailbox):
+        mailbox = mailbox._mailbox
+    if uids:
+        mailbox.setFlags(uids, ["\\Deleted"], "+")
+        mailbox.expunge(uids)
 
 
 # -- QUOTA ---------------------------------------------------------------------------------

@@ -13,11 +13,15 @@ from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
 from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
+from gateway.imap import search as searchModule
+from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
-from gateway.imap.commands_mailbox import openTarget, storeError
+from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
+from gateway.imap.qresync import fetchVanished
+from gateway.imap.results import formatPartial, partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
 from gateway.store.access import hasRight, transfer
 
@@ -25,9 +29,16 @@ capability("IDLE")
 capability("MOVE")
 capability("ESEARCH")
 capability("CONDSTORE")
+capability("SEARCHRES")
+capability("WITHIN")
+capability("PARTIAL")
+capability("BINARY")
+capability("PREVIEW")
+capability("SAVEDATE")
 ENABLEABLE.add("CONDSTORE")
 
 _SEARCH_MODSEQ = re.compile(rb"(?:^|[ (])MODSEQ ", re.I)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Messages read from the index per batch.
 BATCH = 500
@@ -37,16 +48,28 @@ BATCH = 500
 COOPERATE_ABOVE = 2000
 
 
+#: The sequence set C{$}: the saved search result (RFC 5182).
+SAVED = "$"
+
+
 def sequenceArgument(args):
+    """
+    A sequence set, or L{SAVED} for C{$}.
+    """
     args.space()
+    text = args.atom()
+    if text == SAVED:
+        return SAVED
     try:
-        return parseSequenceSet(args.atom())
+        return parseSequenceSet(text)
     except ValueError as e:
         raise IMAPSyntaxError("bad sequence set: %s" % (e,)) from None
 
 
 def targetUids(session, sequenceSet, uid):
     view = session.view
+    if sequenceSet is SAVED:
+        return view.savedUids()
     if uid:
         return view.uidsForUidSet(sequenceSet)
     if not view.uids and sequenceSet.hasStar:
@@ -122,7 +145,7 @@ def do_UID_EXPUNGE(session, tag, args):
     sequenceSet = sequenceArgument(args)
     args.end()
     checkWritable(session)
-    uids = session.view.uidsForUidSet(sequenceSet)
+    uids = targetUids(session, sequenceSet, uid=True)
     if uids:
         session.view.mailbox.expunge(uids)
 
@@ -138,11 +161,20 @@ def _fetch(session, tag, args, uid):
     try:
         items = parseFetchItems(text)
     except ValueError as e:
-        raise IMAPSyntaxError("bad FETCH items: %s" % (e,)) from None
+        # The text may quote the client's items, literals and all: one line.
+        raise IMAPSyntaxError("bad FETCH items: %s" % (_CONTROL.sub(" ", str(e)),)) from None
     changedSince = (items.modifiers or {}).get("CHANGEDSINCE")
+    vanished = (items.modifiers or {}).get("VANISHED")
+    if vanished and (not uid or changedSince is None or "QRESYNC" not in session.enabled):
+        raise bad("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC")
     if changedSince is not None or any(item.name == "MODSEQ" for item in items):
         session.enableCondstore()
     uids = targetUids(session, sequenceSet, uid)
+    if vanished and sequenceSet is not SAVED:
+        fetchVanished(session, sequenceSet, changedSince)
+    partial = (items.modifiers or {}).get("PARTIAL")
+    if partial is not None:
+        uids = partialSlice(uids, partial)
     return _fetchLoop(session, items, uids, changedSince)
 
 
@@ -165,6 +197,8 @@ def _fetchLoop(session, items, uids, changedSince):
             infos = [info for info in infos if info.modseq > changedSince]
         seqs = view.sequenceNumbers(chunk)
         recent = view.recent
+        saveDates = mailbox.saveDates(chunk) if plan.needsSaveDate else {}
+        view.announceFlags(session, infos)
         toSee = []
         for info in infos:
             seq = seqs.get(info.uid)
@@ -176,9 +210,12 @@ def _fetchLoop(session, items, uids, changedSince):
                 continue
             try:
                 chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
-                                     recent=info.uid in recent, markSeen=writable)
+                                     recent=info.uid in recent, markSeen=writable,
+                                     saveDate=saveDates.get(info.uid))
             except StoreError:
                 continue  # removed from disk meanwhile
+            except UnknownTransferEncoding as e:
+                raise no("[UNKNOWN-CTE] Cannot decode a %s part" % (e,)) from None
             if plan.setsSeen and writable and "\\Seen" not in info.flags:
                 toSee.append(info.uid)
             head = b"* %d FETCH " % (seq,)
@@ -295,6 +332,7 @@ def _store(session, tag, args, uid):
         view.noteOwnChanges(changed)
         failedAll.extend(failed)
         shown = changed if silent else mailbox.messages(chunk)
+        view.announceFlags(session, shown)
         if silent and not condstore:
             return
         for info in shown:
@@ -342,7 +380,7 @@ def do_UID_STORE(session, tag, args):
 def _transfer(session, tag, args, uid, move):
     sequenceSet = sequenceArgument(args)
     args.space()
-    name = args.mailbox()
+    name = nameArgument(args, new=True)
     args.end()
     if move:
         checkWritable(session)
@@ -391,74 +429,143 @@ def do_UID_MOVE(session, tag, args):
 # -- SEARCH ------------------------------------------------------------------------------
 
 
-def _search(session, tag, args, uid):
-    from gateway.imap import search as searchModule
+def parseSearchProgram(session, text, charset=None):
+    """
+    The L{gateway.imap.search.SearchProgram} of a SEARCH-like command's
+    search program C{text} (in C{charset} unless it names one); a MODSEQ
+    key enables CONDSTORE.
 
-    text = args.restBytes()
+    @return: C{(program, wantsModSeq)}.
+    """
     try:
-        program = searchModule.parseSearch(text)
-    except getattr(searchModule, "SearchCharsetError", ()) as e:
+        program = searchModule.parseSearch(text, charset, session.view.saved)
+    except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:
         raise IMAPSyntaxError("bad SEARCH: %s" % (e,)) from None
     wantsModSeq = _SEARCH_MODSEQ.search(text) is not None
     if wantsModSeq:
         session.enableCondstore()
+    return program, wantsModSeq
+
+
+def matchingMessages(session, program):
+    """
+    The messages of the session's view that match C{program}: the index
+    answers what it can, the rest is matched message by message (in
+    batches, cooperatively for many).
+
+    @return: a C{Deferred} firing with the ascending C{list} of C{(uid,
+        modseq)} that match.
+    """
     view = session.view
     mailbox = view.mailbox
+    if not hasRight(mailbox, "r"):
+        # Checked here too: ALL and the keys SORT keeps read no message.
+        raise PermissionDenied("reading %s" % (mailbox.name,))
     maxSeq, maxUid = len(view.uids), view.maxUid()
-    found = []
-    highest = [0]
-
+    if program.matchesAll:
+        # ALL: the view's messages, without reading the index (modseqs
+        # matter only to a program with a MODSEQ key).
+        return defer.succeed([(uid, 0) for uid in view.uids])
     if program.term is None:
         candidates = list(view.uids)
     else:
         hits = mailbox.search(program.term)
         known = view.sequenceNumbers([hit[0] for hit in hits])
-        candidates = [uid for uid, _ in hits if uid in known]
+        hits = [hit for hit in hits if hit[0] in known]
         if program.rest is None:
-            found.extend(candidates if uid else [known[u] for u in candidates])
-            highest[0] = max((modseq for u, modseq in hits if u in known), default=0)
-            candidates = []
+            return defer.succeed(hits)
+        candidates = [hit[0] for hit in hits]
+    found = []
 
     def batch(chunk):
         seqs = view.sequenceNumbers(chunk)
+        saveDates = mailbox.saveDates(chunk) if program.rest.needsSaveDate else {}
         for info in mailbox.messages(chunk, headers=program.rest.needsHeaders):
             seq = seqs.get(info.uid)
             if seq is None:
                 continue
             if program.matchesRest(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
-                                   recent=info.uid in view.recent):
-                found.append(info.uid if uid else seq)
-                highest[0] = max(highest[0], info.modseq)
+                                   recent=info.uid in view.recent, saveDate=saveDates.get(info.uid)):
+                found.append((info.uid, info.modseq))
     d = runBatches(session, candidates, batch)
+    if d is None:
+        return defer.succeed(found)
+    return d.addCallback(lambda _: found)
 
-    def done(_):
-        options = getattr(program, "returnOptions", None)
+
+_SAVES = re.compile(rb"^RETURN \([^)]*\bSAVE\b", re.I)
+
+
+def _search(session, tag, args, uid):
+    text = args.restBytes()
+    view = session.view
+    try:
+        program, wantsModSeq = parseSearchProgram(session, text)
+    except Exception:
+        if _SAVES.search(text):
+            view.saved = frozenset()  # RFC 5182 2.1: a failed SAVE empties $
+        raise
+
+    def done(hits):
+        options = program.returnOptions
+        if options is not None and "SAVE" in options:
+            options = set(options)
+            saved = hits
+            if not options & {"ALL", "COUNT"} and options & {"MIN", "MAX"}:
+                saved = hits[:1] * ("MIN" in options) + hits[-1:] * ("MAX" in options)
+            view.saved = frozenset(hit[0] for hit in saved)
+            options.discard("SAVE")
+            if not options:
+                return None
+        if uid:
+            found = [hit[0] for hit in hits]
+        else:
+            seqs = view.sequenceNumbers([hit[0] for hit in hits])
+            found = [seqs[hit[0]] for hit in hits]
         if options is None:
-            suffix = b" (MODSEQ %d)" % (highest[0],) if wantsModSeq and found else b""
+            suffix = b" (MODSEQ %d)" % (max(hit[1] for hit in hits),) if wantsModSeq and hits else b""
             session.sendUntagged(b"SEARCH" + b"".join(b" %d" % (n,) for n in found) + suffix)
             return None
-        options = {str(o).upper() for o in options} or {"ALL"}
+        options = set(options) or {"ALL"}
         parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
         if uid:
             parts.append(b"UID")
         if found:
             if "MIN" in options:
-                parts.append(b"MIN %d" % (min(found),))
+                parts.append(b"MIN %d" % (found[0],))
             if "MAX" in options:
-                parts.append(b"MAX %d" % (max(found),))
+                parts.append(b"MAX %d" % (found[-1],))
         if "COUNT" in options:
             parts.append(b"COUNT %d" % (len(found),))
         if found and "ALL" in options:
             parts.append(b"ALL " + formatSequenceSet(found).encode("ascii"))
+        if program.partial is not None:
+            parts.append(formatPartial(program.partial, formatSequenceSet(partialSlice(found, program.partial))))
         if found and wantsModSeq:
-            parts.append(b"MODSEQ %d" % (highest[0],))
+            parts.append(b"MODSEQ %d" % (esearchModSeq(hits, options),))
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))
         return None
-    if d is None:
-        return done(None)
-    return d.addCallback(done)
+    return matchingMessages(session, program).addCallback(done)
+
+
+def esearchModSeq(hits, options):
+    """
+    The MODSEQ of an ESEARCH response (RFC 7162 3.1.5): the highest
+    mod-sequence of the messages it returns, which for MIN and MAX alone
+    are those two messages, not every match.
+
+    @param hits: the non-empty ascending C{(uid, modseq)} list found.
+    """
+    if options & {"ALL", "COUNT", "PARTIAL"}:
+        return max(hit[1] for hit in hits)
+    returned = []
+    if "MIN" in options:
+        returned.append(hits[0][1])
+    if "MAX" in options:
+        returned.append(hits[-1][1])
+    return max(returned)
 
 
 @command("SEARCH", SEL, expungeAllowed=False)

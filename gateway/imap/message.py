@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_imap_message -*-
 """
-FETCH: parsing the requested items and rendering one message's response.
+FETCH: rendering one message's response (the requested items are parsed
+by L{gateway.imap.fetchitems}, whose names are also importable from here).
 
 Two entry points render a message:
 
@@ -32,291 +33,29 @@ and RFC822.HEADER are served from the L{IMessageInfo} alone (unless the
 index truncated an over-long header block).
 """
 
+import datetime
 import io
 import mmap
 import os
 
 from gateway.imap import mimeparts
+from gateway.imap.binary import decodedBody, literal8
+from gateway.imap.fetchitems import (  # noqa: F401 -- re-exported
+    FetchItem,
+    FetchItems,
+    Section,
+    parseFetchArguments,
+    parseFetchItems,
+    parseSection,
+)
 from gateway.imap.format import flagList
+from gateway.imap.preview import makePreview
 
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.
 STREAM_THRESHOLD = 256 * 1024
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-_SIMPLE = frozenset([
-    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ",
-])
-
-_MACROS = {
-    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
-    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
-    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
-}
-
-_SECTION_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME")
-
-
-class Section:
-    """
-    A C{section} of C{BODY[section]}.
-
-    @ivar path: C{tuple} of part numbers (empty for the whole message).
-    @ivar text: C{None}, or one of C{HEADER}, C{HEADER.FIELDS},
-        C{HEADER.FIELDS.NOT}, C{TEXT}, C{MIME}.
-    @ivar fields: C{tuple} of header names (as requested) for
-        C{HEADER.FIELDS(.NOT)}.
-    """
-
-    def __init__(self, path=(), text=None, fields=()):
-        self.path = tuple(path)
-        self.text = text
-        self.fields = tuple(fields)
-
-    def __eq__(self, other):
-        return (isinstance(other, Section)
-                and (self.path, self.text, self.fields) == (other.path, other.text, other.fields))
-
-    def __repr__(self):
-        return "<Section %s>" % (self.format(),)
-
-    def format(self):
-        """
-        The section spec as a response shows it: C{1.2.HEADER.FIELDS (FROM)}.
-        """
-        parts = [str(n) for n in self.path]
-        if self.text:
-            parts.append(self.text)
-        spec = ".".join(parts)
-        if self.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-            spec += " (" + " ".join(self.fields) + ")"
-        return spec
-
-
-class FetchItem:
-    """
-    One FETCH data item.
-
-    @ivar name: upper-case item name (C{BODY} also for C{BODY[...]} and
-        C{BODY.PEEK[...]}).
-    @ivar section: a L{Section} for C{BODY[...]}, else C{None}.
-    @ivar peek: C{True} for C{BODY.PEEK[...]}.
-    @ivar partial: C{(start, length)} or C{None}.
-    """
-
-    def __init__(self, name, section=None, peek=False, partial=None):
-        self.name = name
-        self.section = section
-        self.peek = peek
-        self.partial = partial
-
-    def __eq__(self, other):
-        return (isinstance(other, FetchItem) and (self.name, self.section, self.peek, self.partial)
-                == (other.name, other.section, other.peek, other.partial))
-
-    def __repr__(self):
-        return "<FetchItem %s>" % (self.responseName(),)
-
-    @property
-    def setsSeen(self):
-        """
-        Whether fetching this item implicitly sets C{\\Seen}.
-        """
-        if self.name in ("RFC822", "RFC822.TEXT"):
-            return True
-        return self.section is not None and not self.peek
-
-    def responseName(self):
-        """
-        The item's name in the response: C{BODY[1.MIME]<0>}, C{UID}, ...
-        """
-        if self.section is None:
-            return self.name
-        name = "BODY[%s]" % (self.section.format(),)
-        if self.partial is not None:
-            name += "<%d>" % (self.partial[0],)
-        return name
-
-
-class FetchItems(list):
-    """
-    The C{list} of L{FetchItem}s of a FETCH command.
-
-    @ivar modifiers: C{dict} of FETCH modifiers, e.g. C{{"CHANGEDSINCE":
-        12345}} or C{{"VANISHED": True}}.
-    """
-
-    modifiers = None
-
-
-# Parsing --------------------------------------------------------------------
-
-def _number(text, what):
-    if not text.isdigit() or not text.isascii() or len(text) > 20:
-        raise ValueError("invalid %s %r" % (what, text[:20]))
-    return int(text)
-
-
-def _parseSection(spec):
-    """
-    Parse the text between the brackets of C{BODY[...]}.
-    """
-    spec = spec.strip()
-    fields = ()
-    paren = spec.find("(")
-    if paren != -1:
-        if not spec.endswith(")"):
-            raise ValueError("unterminated header list in section [%s]" % (spec,))
-        fields = tuple(spec[paren + 1:-1].split())
-        spec = spec[:paren].rstrip()
-        if not fields:
-            raise ValueError("empty header list in section")
-        for field in fields:
-            if not field.isascii() or any(c in field for c in ':()[]"{}\\') or not field.isprintable():
-                raise ValueError("invalid header field name %r" % (field[:40],))
-    if not spec:
-        if fields:
-            raise ValueError("header list without HEADER.FIELDS")
-        return Section()
-    path = []
-    parts = spec.split(".")
-    i = 0
-    while i < len(parts) and parts[i].isdigit():
-        number = _number(parts[i], "section part")
-        if number == 0:
-            raise ValueError("section part numbers start at 1")
-        path.append(number)
-        i += 1
-    text = ".".join(parts[i:]).upper() or None
-    if text is not None and text not in _SECTION_TEXTS:
-        raise ValueError("invalid section [%s]" % (spec,))
-    if text == "MIME" and not path:
-        raise ValueError("MIME needs a part number")
-    if (text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT")) != bool(fields):
-        raise ValueError("HEADER.FIELDS needs a parenthesized list of field names")
-    return Section(path, text, fields)
-
-
-def _readItem(text, pos):
-    """
-    One item at C{text[pos]}: C{(FetchItem or macro name, newPos)}.
-    """
-    start = pos
-    while pos < len(text) and text[pos] not in " ()[<":
-        pos += 1
-    name = text[start:pos].upper()
-    if not name:
-        raise ValueError("missing fetch item at %r" % (text[start:start + 20],))
-    if pos < len(text) and text[pos] == "[":
-        if name not in ("BODY", "BODY.PEEK"):
-            raise ValueError("%s takes no section" % (name,))
-        close = text.find("]", pos)
-        if close == -1:
-            raise ValueError("missing ] in fetch item")
-        section = _parseSection(text[pos + 1:close])
-        pos = close + 1
-        partial = None
-        if pos < len(text) and text[pos] == "<":
-            close = text.find(">", pos)
-            if close == -1:
-                raise ValueError("missing > in partial fetch")
-            numbers = text[pos + 1:close].split(".")
-            if len(numbers) != 2:
-                raise ValueError("partial fetch must be <start.length>")
-            partial = (_number(numbers[0], "partial start"), _number(numbers[1], "partial length"))
-            if partial[1] == 0:
-                raise ValueError("partial length must not be 0")
-            pos = close + 1
-        return FetchItem("BODY", section, name == "BODY.PEEK", partial), pos
-    if name in _SIMPLE:
-        return FetchItem(name), pos
-    if name in _MACROS:
-        return name, pos
-    raise ValueError("unknown fetch item %s" % (name[:40],))
-
-
-def _skip(text, pos):
-    while pos < len(text) and text[pos] == " ":
-        pos += 1
-    return pos
-
-
-def _parseModifiers(text):
-    text = text.strip()
-    if not (text.startswith("(") and text.endswith(")")):
-        raise ValueError("unexpected text after fetch items: %r" % (text[:40],))
-    words = text[1:-1].split()
-    modifiers = {}
-    i = 0
-    while i < len(words):
-        word = words[i].upper()
-        if word == "CHANGEDSINCE":
-            if i + 1 >= len(words):
-                raise ValueError("CHANGEDSINCE needs a mod-sequence")
-            modifiers[word] = _number(words[i + 1], "mod-sequence")
-            i += 2
-        elif word == "VANISHED":
-            modifiers[word] = True
-            i += 1
-        else:
-            raise ValueError("unknown fetch modifier %s" % (word[:40],))
-    if not modifiers:
-        raise ValueError("empty fetch modifier list")
-    return modifiers
-
-
-def parseFetchArguments(text):
-    """
-    Parse what follows the sequence set of FETCH / UID FETCH.
-
-    @param text: e.g. C{"FAST"}, C{"(FLAGS BODY.PEEK[HEADER])"} or
-        C{"(FLAGS) (CHANGEDSINCE 12345)"}.
-    @return: C{(items, modifiers)}: a L{FetchItems} list (also carrying
-        C{.modifiers}) and a C{dict}.
-    @raise ValueError: with a message for a BAD reply.
-    """
-    if isinstance(text, bytes):
-        text = text.decode("ascii", "replace")
-    text = text.strip()
-    items = FetchItems()
-    if not text:
-        raise ValueError("missing fetch items")
-    if text.startswith("("):
-        pos = 1
-        while True:
-            pos = _skip(text, pos)
-            if pos >= len(text):
-                raise ValueError("missing ) in fetch item list")
-            if text[pos] == ")":
-                pos += 1
-                break
-            item, pos = _readItem(text, pos)
-            if isinstance(item, str):
-                raise ValueError("%s is not allowed inside a list" % (item,))
-            items.append(item)
-            if pos < len(text) and text[pos] not in " )":
-                raise ValueError("junk after fetch item: %r" % (text[pos:pos + 20],))
-        if not items:
-            raise ValueError("empty fetch item list")
-    else:
-        item, pos = _readItem(text, 0)
-        if isinstance(item, str):
-            items.extend(FetchItem(name) for name in _MACROS[item])
-        else:
-            items.append(item)
-    rest = text[pos:].strip()
-    items.modifiers = _parseModifiers(rest) if rest else {}
-    return items, items.modifiers
-
-
-def parseFetchItems(text):
-    """
-    Like L{parseFetchArguments}, returning the items only (a L{FetchItems}
-    whose C{.modifiers} holds the modifiers).
-    """
-    return parseFetchArguments(text)[0]
 
 
 # Rendering ------------------------------------------------------------------
@@ -373,8 +112,9 @@ class _Message:
     when a part of the response needs it, and at most once.
     """
 
-    def __init__(self, info, openMessage):
+    def __init__(self, info, openMessage, saveDate=None):
         self.info = info
+        self.saveDate = saveDate
         self._open = openMessage
         self._data = None
         self._root = None
@@ -489,6 +229,26 @@ def _partialRange(start, length, partial):
         start += skip
         length = min(length - skip, partial[1])
     return start, max(length, 0)
+
+
+def sectionBytes(info, openMessage, spec, partial=None):
+    """
+    What C{BODY.PEEK[spec]<partial>} answers for a message, as C{bytes}
+    (CATENATE's URL parts).
+
+    @param spec: the section text, e.g. C{"1.2"}, C{"HEADER.FIELDS (TO)"}
+        or C{""} for the whole message.
+    @param partial: C{(offset, count)}, C{count} C{None} for the rest.
+    @raise ValueError: for a malformed section.
+    """
+    section = parseSection(spec)
+    if partial is not None and partial[1] is None:
+        partial = (partial[0], info.size)
+    message = _Message(info, openMessage)
+    if not section.path and section.text in (None, "TEXT"):
+        start, length, _stream = _wholeRange(message, info, section, partial, None)
+        return bytes(message.data[start:start + length])
+    return bytes(_sectionValue(message, section, partial) or b"")
 
 
 def _sectionValue(message, section, partial, threshold=None):
@@ -617,6 +377,11 @@ _RENDER = {
     "BODY": lambda parts, message, flags, recent: parts.append(
         mimeparts.renderBodyStructure(message.root, False)),
     "RFC822.HEADER": lambda parts, message, flags, recent: _literal(parts, message.headerBlock()),
+    "PREVIEW": lambda parts, message, flags, recent: parts.append(
+        mimeparts.imapString(makePreview(message.root))),
+    "SAVEDATE": lambda parts, message, flags, recent: parts.append(
+        b"NIL" if message.saveDate is None else b'"%s"' % (formatInternalDate(
+            datetime.datetime.fromtimestamp(message.saveDate, datetime.timezone.utc)).encode("ascii"),)),
 }
 
 
@@ -626,7 +391,24 @@ def _isWhole(item):
     C{BODY[]}, C{BODY[TEXT]} and their partials): the items that stream.
     """
     return item.name in ("RFC822", "RFC822.TEXT") or (
-        item.section is not None and not item.section.path and item.section.text in (None, "TEXT"))
+        item.name == "BODY" and item.section is not None and not item.section.path
+        and item.section.text in (None, "TEXT"))
+
+
+def _binary(item):
+    section, partial, size = item.section, item.partial, item.name == "BINARY.SIZE"
+
+    def render(parts, message, flags, recent):
+        if not section.path:
+            value = bytes(message.data)
+        else:
+            entity = mimeparts.findSection(message.root, section.path)
+            value = b"" if entity is None else decodedBody(entity)
+        if size:
+            parts.append(b"%d" % (len(value),))
+        else:
+            parts.append(literal8(_slice(value, partial)))
+    return render
 
 
 def _renderer(item, threshold):
@@ -634,6 +416,8 @@ def _renderer(item, threshold):
     The function that renders one response item: C{render(parts, message,
     flags, recent)} appends the item's value to C{parts}.
     """
+    if item.name in ("BINARY", "BINARY.SIZE"):
+        return _binary(item)
     if _isWhole(item):
         section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
         return _whole(section, item.partial, threshold)
@@ -660,6 +444,8 @@ class FetchPlan:
     @ivar needsHeaders: whether rendering reads C{info.headers} (see
         L{itemsNeedHeaders}).
     @ivar setsSeen: whether an item implicitly sets C{\\Seen}.
+    @ivar needsSaveDate: whether SAVEDATE is asked for: pass each
+        message's C{saveDate} to L{render}.
     """
 
     def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD):
@@ -670,6 +456,7 @@ class FetchPlan:
             size; C{None} never streams.
         """
         self.needsHeaders = itemsNeedHeaders(items)
+        self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold)
@@ -698,7 +485,7 @@ class FetchPlan:
         except _NeedsMessage:
             return None
 
-    def render(self, info, openMessage, recent=False, markSeen=False):
+    def render(self, info, openMessage, recent=False, markSeen=False, saveDate=None):
         """
         Render the FETCH attribute list of one message as chunks (see the
         module docstring).
@@ -712,9 +499,11 @@ class FetchPlan:
             requested), as RFC 3501 asks.  A caller that sets C{\\Seen}
             before rendering passes the updated C{info} instead; never pass
             C{True} on a read-only mailbox.
+        @param saveDate: the message's save date (POSIX seconds, C{None}
+            when not known) for SAVEDATE (RFC 8514).
         @return: C{list} of chunks.
         """
-        message = _Message(info, openMessage)
+        message = _Message(info, openMessage, saveDate)
         flags = info.flags
         items = self._items
         if self.setsSeen and markSeen and "\\Seen" not in flags:

@@ -18,6 +18,9 @@ import re
 
 import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
 
+from gateway.errors import InvalidMailboxName
+
+_ATOM_END = b" ()\r\n{\"%*]\x7f" + bytes(range(0, 32))
 _ATOM = re.compile(rb"[^ ()\r\n{\"\x00-\x1f\x7f]+")
 _LITERAL = re.compile(rb"\{(\d{1,20})(\+?)\}\r\n")
 _TAG = re.compile(rb"[^ (){\"%*+\\\x00-\x1f\x7f]+")
@@ -35,6 +38,16 @@ class IMAPSyntaxError(ValueError):
 class NestingError(IMAPSyntaxError):
     """
     Parenthesized lists nest deeper than the L{Arguments} allow.
+    """
+
+
+class NotModifiedUTF7(IMAPSyntaxError, InvalidMailboxName):
+    """
+    A mailbox name or pattern is a valid astring but not modified UTF-7
+    (RFC 3501 5.1.3): no mailbox has that name, so commands answer C{NO}
+    (a pattern matches nothing), not C{BAD}.  Also an L{IMAPSyntaxError}
+    so that a command that does not catch it still answers as before
+    (C{BAD}) rather than with an internal error.
     """
 
 
@@ -192,6 +205,9 @@ class Arguments:
         """
         A mailbox name, decoded from modified UTF-7 (C{str}); INBOX in any
         case becomes C{"INBOX"}.
+
+        @raise NotModifiedUTF7: for a name that is not modified UTF-7 (after
+            the name was read: the cursor is past it).
         """
         return decodeMailbox(self.astring())
 
@@ -272,6 +288,8 @@ def tagOf(data):
 def decodeMailbox(raw):
     """
     A mailbox name from the wire (modified UTF-7) as C{str}.
+
+    @raise NotModifiedUTF7: when C{raw} is not modified UTF-7.
     """
     try:
         name = raw.decode("imap4-utf-7")
@@ -279,7 +297,7 @@ def decodeMailbox(raw):
     except (UnicodeError, ValueError):
         valid = False
     if not valid:
-        raise IMAPSyntaxError("mailbox name is not valid modified UTF-7")
+        raise NotModifiedUTF7("mailbox name is not valid modified UTF-7")
     if name.upper() == "INBOX":
         return "INBOX"
     return name

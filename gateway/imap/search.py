@@ -27,10 +27,13 @@ import calendar
 import datetime
 import email.parser
 import email.policy
+import email.utils
 import re
+import time
 
 from gateway.imap import mimeparts
 from gateway.imap.parser import Arguments, NestingError
+from gateway.imap.results import parseReturnOptions
 from gateway.imap.sequence import parseSequenceSet
 from gateway.store import query
 
@@ -52,7 +55,7 @@ MAX_SQL_TERMS = 200
 #: Most search keys in one program (BAD beyond).
 MAX_SEARCH_KEYS = 1000
 
-_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
@@ -110,6 +113,7 @@ def tokenize(text):
 class _Key:
     needsBody = False
     needsHeaders = False
+    needsSaveDate = False
 
     def storeTerm(self):
         """
@@ -168,6 +172,7 @@ class _Not(_Key):
         self.key = key
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
+        self.needsSaveDate = key.needsSaveDate
 
     def match(self, m):
         return not self.key.match(m)
@@ -182,6 +187,7 @@ class _Or(_Key):
         self.a, self.b = a, b
         self.needsBody = a.needsBody or b.needsBody
         self.needsHeaders = a.needsHeaders or b.needsHeaders
+        self.needsSaveDate = a.needsSaveDate or b.needsSaveDate
 
     def match(self, m):
         return self.a.match(m) or self.b.match(m)
@@ -196,6 +202,7 @@ class _And(_Key):
         self.keys = keys
         self.needsBody = any(k.needsBody for k in keys)
         self.needsHeaders = any(k.needsHeaders for k in keys)
+        self.needsSaveDate = any(k.needsSaveDate for k in keys)
 
     def match(self, m):
         return all(k.match(m) for k in self.keys)
@@ -258,6 +265,63 @@ class _Sequence(_Key):
         return self.set.contains(m.seq, m.maxSeq)
 
 
+class _UidIn(_Key):
+    """
+    C{$} (RFC 5182): the messages of the saved search result.
+    """
+
+    def __init__(self, uids):
+        self.uids = uids
+
+    def match(self, m):
+        return m.info.uid in self.uids
+
+
+class _Within(_Key):
+    """
+    OLDER and YOUNGER (RFC 5032): the internal date before, or at or after,
+    C{since} (POSIX seconds: now minus the interval).
+    """
+
+    def __init__(self, since, older):
+        self.since, self.older = since, older
+
+    def match(self, m):
+        return (m.info.internalDate.timestamp() < self.since) == self.older
+
+    def storeTerm(self):
+        return query.ArrivedBefore(self.since) if self.older else query.ArrivedSince(self.since)
+
+
+class _SavedDate(_Key):
+    """
+    SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): the UTC date of the save
+    date, or of the internal date when that is not known.
+    """
+
+    needsSaveDate = True
+
+    def __init__(self, date, op):
+        self.date, self.op = date, op
+
+    def match(self, m):
+        when = m.saveDate if m.saveDate is not None else m.info.internalDate.timestamp()
+        day = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).date()
+        if self.op == "BEFORE":
+            return day < self.date
+        if self.op == "ON":
+            return day == self.date
+        return day >= self.date
+
+    def storeTerm(self):
+        start = calendar.timegm(self.date.timetuple())
+        if self.op == "BEFORE":
+            return query.SavedBefore(start)
+        if self.op == "ON":
+            return query.And((query.SavedSince(start), query.SavedBefore(start + 86400)))
+        return query.SavedSince(start)
+
+
 class _Date(_Key):
     def __init__(self, date, op, sent):
         self.date, self.op, self.sent = date, op, sent
@@ -297,6 +361,19 @@ class _Header(_Key):
         if not self.needle:
             return bool(values)
         return any(self.needle in v for v in values)
+
+
+class _Address(_Header):
+    """
+    FROM, TO, CC, BCC: the raw (decoded) text, or any address of the field
+    read as RFC 5322 does (comments and folding white space removed), as
+    C{display name <local@domain>} or C{local@domain}.
+    """
+
+    def match(self, m):
+        if _Header.match(self, m):
+            return True
+        return bool(self.needle) and any(self.needle in text for text in m.addressTexts(self.name))
 
 
 class _Body(_Key):
@@ -385,6 +462,9 @@ def _searchTexts(data):
     return "\n".join(texts).casefold(), "\n".join(headers).casefold()
 
 
+#: The most of a message file read for a header block the index cut.
+HEADER_LIMIT = 16 * 1024 * 1024
+
 #: The sent date of a message without a usable Date header (Dovecot's).
 _NO_DATE = datetime.date(1970, 1, 1)
 
@@ -394,20 +474,55 @@ class _Candidate:
     One message being matched, with lazily decoded headers and body.
     """
 
-    def __init__(self, seq, info, maxSeq, maxUid, openMessage, recent):
+    def __init__(self, seq, info, maxSeq, maxUid, openMessage, recent, saveDate=None):
         self.seq, self.info, self.maxSeq, self.maxUid = seq, info, maxSeq, maxUid
         self.recent = recent
+        self.saveDate = saveDate
         self._open = openMessage
         self._fields = None
+        self._block = None
         self._body = None
+
+    def headerBlock(self):
+        """
+        The message's header block: the index's, or read from the file
+        when the index kept only part of an over-long one.
+        """
+        if self._block is None:
+            block = self.info.headers
+            if not (block.endswith(b"\r\n\r\n") or block == b"\r\n" or len(block) >= self.info.size):
+                f = self._open()
+                try:
+                    data = f.read(HEADER_LIMIT)
+                finally:
+                    f.close()
+                end = data.find(b"\r\n\r\n")
+                block = data[:end + 4] if end != -1 else data
+            self._block = block
+        return self._block
 
     def fields(self):
         if self._fields is None:
-            self._fields = mimeparts.splitHeaderFields(self.info.headers)
+            self._fields = mimeparts.splitHeaderFields(self.headerBlock())
         return self._fields
 
     def headerValues(self, name):
-        return [decodeHeader(v).casefold() for v in mimeparts.fieldValues(self.info.headers, name)]
+        return [decodeHeader(v).casefold() for v in mimeparts.fieldValues(self.headerBlock(), name)]
+
+    def addressTexts(self, name):
+        """
+        The addresses of the fields C{name} as RFC 5322 parses them:
+        C{display name <local@domain>} (or C{local@domain}), case-folded.
+        """
+        values = [decodeHeader(v) for v in mimeparts.fieldValues(self.headerBlock(), name)]
+        texts = []
+        for display, address in email.utils.getaddresses(values):
+            display = decodeHeader(display.encode("utf-8")).strip()
+            if display:
+                texts.append(("%s <%s>" % (display, address)).casefold())
+            elif address:
+                texts.append(address.casefold())
+        return texts
 
     def headerText(self):
         return "\n".join(decodeHeader(raw) for _, raw, _ in self.fields()).casefold()
@@ -444,6 +559,8 @@ class SearchProgram:
     @ivar returnOptions: C{None} (plain SEARCH) or the C{list} of upper-case
         ESEARCH return options (C{["ALL"]} for C{RETURN ()}).
     @ivar charset: the charset named, upper case, or C{None}.
+    @ivar partial: the L{parsePartialRange} of a C{PARTIAL} return option,
+        or C{None}.
     @ivar needsBody: whether matching reads message files.
     @ivar needsHeaders: whether matching reads C{info.headers}; when not,
         candidates may come from C{IMailbox.messages(uids, headers=False)}.
@@ -454,6 +571,8 @@ class SearchProgram:
         all.
     """
 
+    partial = None
+
     def __init__(self, key, returnOptions, charset):
         self.key = key
         self.returnOptions = returnOptions
@@ -461,8 +580,11 @@ class SearchProgram:
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
         self.term, self.rest = (key if isinstance(key, _And) else _And([key])).split()
+        keys = key.keys if isinstance(key, _And) else [key]
+        #: Whether every message matches (C{ALL}).
+        self.matchesAll = all(isinstance(k, _All) for k in keys)
 
-    def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
+    def matches(self, seq, info, maxSeq, maxUid, openMessage, recent=False, saveDate=None):
         """
         Whether message number C{seq} described by C{info} matches.
 
@@ -472,21 +594,26 @@ class SearchProgram:
             CRLF file; called only by BODY and TEXT keys.
         @param recent: whether the message is C{\\Recent} in this session.
         """
-        return self.key.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
+        return self.key.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent, saveDate))
 
-    def matchesRest(self, seq, info, maxSeq, maxUid, openMessage, recent=False):
+    def matchesRest(self, seq, info, maxSeq, maxUid, openMessage, recent=False, saveDate=None):
         """
         Like L{matches}, for a message the index found satisfying L{term}:
         only L{rest} is checked.
+
+        @param saveDate: the message's save date (POSIX seconds, or
+            C{None}: unknown), needed when C{rest.needsSaveDate}.
         """
-        return self.rest.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent))
+        return self.rest.match(_Candidate(seq, info, maxSeq, maxUid, openMessage, recent, saveDate))
 
 
 class _Parser:
-    def __init__(self, tokens, charset):
+    def __init__(self, tokens, charset, saved=frozenset(), now=None):
         self.tokens = tokens
         self.pos = 0
         self.charset = charset
+        self.saved = saved
+        self.now = now
         self.depth = 0
         self.count = 0
 
@@ -586,7 +713,8 @@ class _Parser:
         if name == "OR":
             return self.nested(lambda: _Or(self.key(), self.key()))
         if name in _HEADER_KEYS:
-            return _Header(_HEADER_KEYS[name], self.string("search string"))
+            key = _Address if name != "SUBJECT" else _Header
+            return key(_HEADER_KEYS[name], self.string("search string"))
         if name == "HEADER":
             field = self.string("header field name")
             return _Header(field, self.string("search string"))
@@ -596,10 +724,25 @@ class _Parser:
             return _Date(self.date(), name, False)
         if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             return _Date(self.date(), name[4:], True)
+        if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
+            return _SavedDate(self.date(), name[5:])
+        if name == "SAVEDATESUPPORTED":
+            return _All()  # every mailbox here keeps save dates
         if name in ("LARGER", "SMALLER"):
             return _Size(self.number("size"), name == "LARGER")
         if name == "UID":
-            return _Sequence(parseSequenceSet(self.atom("UID set")), True)
+            uids = self.atom("UID set")
+            if uids == "$":
+                return _UidIn(self.saved)
+            return _Sequence(parseSequenceSet(uids), True)
+        if name == "$":
+            return _UidIn(self.saved)
+        if name in ("OLDER", "YOUNGER"):
+            seconds = self.number("interval")
+            if not seconds:
+                raise ValueError("%s needs a number of seconds above 0" % (name,))
+            now = time.time() if self.now is None else self.now
+            return _Within(now - seconds, name == "OLDER")
         if name == "MODSEQ":
             if self.pos < len(self.tokens) and not self._isNumber(self.tokens[self.pos]):
                 self.string("entry name")
@@ -614,13 +757,16 @@ class _Parser:
         return isinstance(token, str) and token.isdigit()
 
 
-def parseSearch(tokens, charset=None):
+def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
     """
     Parse the arguments of SEARCH / UID SEARCH.
 
     @param tokens: the core's tokens (see the module docstring), or the
         raw argument text (C{str}/C{bytes}).
     @param charset: the charset to assume when the command names none.
+    @param saved: the UIDs C{$} stands for (RFC 5182).
+    @param now: POSIX seconds OLDER and YOUNGER count back from (default:
+        the current time).
     @rtype: L{SearchProgram}
     @raise SearchCharsetError: for a charset other than UTF-8 or US-ASCII.
     @raise ValueError: on bad syntax (answer BAD).
@@ -637,18 +783,11 @@ def parseSearch(tokens, charset=None):
             token = token.decode("ascii", "replace")
         return token.upper() if isinstance(token, str) else None
 
+    partial = None
     if word(pos) == "RETURN":
         if pos + 1 >= len(tokens) or not isinstance(tokens[pos + 1], list):
             raise ValueError("RETURN needs a parenthesized list of options")
-        returnOptions = []
-        for option in tokens[pos + 1]:
-            option = option.decode("ascii", "replace") if isinstance(option, bytes) else option
-            if not isinstance(option, str) or option.upper() not in _RETURN_OPTIONS:
-                raise ValueError("unknown RETURN option %r" % (option,))
-            if option.upper() not in returnOptions:
-                returnOptions.append(option.upper())
-        if not returnOptions:
-            returnOptions = ["ALL"]
+        returnOptions, partial = parseReturnOptions(tokens[pos + 1], _RETURN_OPTIONS)
         pos += 2
     if word(pos) == "CHARSET":
         if pos + 1 >= len(tokens) or isinstance(tokens[pos + 1], list):
@@ -661,6 +800,8 @@ def parseSearch(tokens, charset=None):
         charset = charset.upper()
         if charset not in SUPPORTED_CHARSETS:
             raise SearchCharsetError(charset)
-    parser = _Parser(tokens[pos:], charset)
+    parser = _Parser(tokens[pos:], charset, saved, now)
     key = parser.keys(tokens[pos:])
-    return SearchProgram(key, returnOptions, charset)
+    program = SearchProgram(key, returnOptions, charset)
+    program.partial = partial
+    return program

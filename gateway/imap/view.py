@@ -12,7 +12,25 @@ sequence number until then).
 
 import bisect
 
-from gateway.imap.format import flagList
+from gateway.imap.format import SYSTEM_FLAGS, flagList, formatFlags
+from gateway.imap.sequence import formatSequenceSet
+from gateway.store.access import SharedMailbox, allowedFlags
+
+_SYSTEM = frozenset(SYSTEM_FLAGS)
+_KNOWN = {}
+
+
+def _withSystemFlags(keywords):
+    """
+    The system flags and C{keywords}: one object for every session that
+    opens a mailbox with the same keywords.
+    """
+    known = _KNOWN.get(keywords)
+    if known is None:
+        if len(_KNOWN) >= 1024:
+            _KNOWN.clear()
+        known = _KNOWN[keywords] = _SYSTEM | keywords
+    return known
 
 
 class MailboxView:
@@ -24,15 +42,22 @@ class MailboxView:
         (L{IMailbox.uidSnapshot}): a large mailbox open in many sessions
         costs its UID list once.
     @ivar recent: C{frozenset} of UIDs that are C{\\Recent} for this
-        session.
+        session: claimed by it, or (read-only) not claimed by anyone when
+        it learnt of them.
     @ivar readOnly: C{True} after EXAMINE.
+    @ivar saved: C{frozenset} of the UIDs of the saved search result, C{$}
+        (RFC 5182); messages expunged since are still in it.
+    @ivar knownFlags: C{frozenset} of the flags this session was told of
+        in its last untagged FLAGS response (system flags and keywords).
     """
 
     def __init__(self, mailbox, readOnly, onChange=None):
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.uids = mailbox.uidSnapshot()
-        self.recent = frozenset() if readOnly else frozenset(mailbox.claimRecent())
+        self.recent = frozenset(mailbox.unclaimedRecent() if readOnly else mailbox.claimRecent())
+        self.knownFlags = _withSystemFlags(mailbox.keywords())
+        self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
         # the empty ones.
         self._pendingExpunge = frozenset()
@@ -97,6 +122,53 @@ class MailboxView:
         """
         return sequenceSet.select(self.uids, self.maxUid())
 
+    def sendFlags(self, session):
+        """
+        Send FLAGS and PERMANENTFLAGS with every flag in L{knownFlags}.
+        """
+        flags = formatFlags(self.knownFlags)
+        session.sendUntagged(b"FLAGS " + flags)
+        session.sendUntagged(b"OK [PERMANENTFLAGS " + self._permanentFlags(flags) + b"] Flags permitted")
+
+    def _permanentFlags(self, flags):
+        """
+        The PERMANENTFLAGS list: none read-only; on another account's
+        mailbox only the flags the viewer's rights let it change, C{\\*}
+        with C{w} (RFC 4314 4).
+        """
+        if self.readOnly:
+            return b"()"
+        if not isinstance(self.mailbox, SharedMailbox):
+            return flags[:-1] + b" \\*)"
+        rights = self.mailbox.rights()
+        allowed = formatFlags(allowedFlags(self.knownFlags, rights))
+        if "w" not in rights:
+            return allowed
+        return allowed[:-1] + (b" \\*)" if len(allowed) > 2 else b"\\*)")
+
+    def announceFlags(self, session, infos):
+        """
+        Before a response shows the flags of C{infos}: send L{sendFlags}
+        when one of them has a keyword this session was not told of yet
+        (RFC 3501 7.2.6).
+        """
+        known = self.knownFlags
+        new = None
+        for info in infos:
+            flags = info.flags
+            if flags <= known:
+                continue
+            new = flags - known if new is None else new | (flags - known)
+        if new:
+            self.knownFlags = known | new
+            self.sendFlags(session)
+
+    def savedUids(self):
+        """
+        The UIDs of the saved search result still in the view, ascending.
+        """
+        return [uid for uid in sorted(self.saved) if self.seqOf(uid) is not None]
+
     def noteOwnChanges(self, infos):
         """
         This session changed these messages and reported them itself: do
@@ -116,6 +188,8 @@ class MailboxView:
         gone = []
         if expunge and self._pendingExpunge:
             gone = self._sendExpunges(session)
+        if changed:
+            self.announceFlags(session, changed)
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
@@ -134,7 +208,9 @@ class MailboxView:
         if gone or new:
             self._update(gone, new)
         if new:
-            if not self.readOnly:
+            if self.readOnly:
+                self.recent |= self.mailbox.unclaimedRecent() & set(new)
+            else:
                 self.recent |= self.mailbox.claimRecent()
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
             session.sendUntagged(b"%d RECENT" % (len(self.recent),))
@@ -166,7 +242,11 @@ class MailboxView:
         gone = self._pendingExpunge
         self._pendingExpunge = frozenset()
         known = sorted(uid for uid in gone if self.seqOf(uid) is not None)
-        for uid in reversed(known):
-            session.sendUntagged(b"%d EXPUNGE" % (self.seqOf(uid),))
+        if "QRESYNC" in session.enabled:
+            if known:
+                session.sendUntagged(b"VANISHED " + formatSequenceSet(known).encode("ascii"))
+        else:
+            for uid in reversed(known):
+                session.sendUntagged(b"%d EXPUNGE" % (self.seqOf(uid),))
         self.recent -= gone
         return known

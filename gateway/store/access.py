@@ -492,7 +492,7 @@ class SharedMailbox:
     #: class that checks rights, or is not there: a new mailbox method is
     #: refused to viewers until it is wrapped here.
     _UNCHECKED = frozenset(["mailboxClass", "specialUse", "uidValidity", "uidNext", "highestModSeq", "uids",
-                            "uidSnapshot", "claimRecent", "addListener", "synchronize"])
+                            "uidSnapshot", "claimRecent", "unclaimedRecent", "addListener", "synchronize"])
 
     def __getattr__(self, name):
         if name in SharedMailbox._UNCHECKED:
@@ -546,6 +546,14 @@ class SharedMailbox:
     def openMessage(self, uid):
         self._need("r")
         return self._mailbox.openMessage(uid)
+
+    def keywords(self):
+        self._need("r")
+        return self._mailbox.keywords()
+
+    def saveDates(self, uids):
+        self._need("r")
+        return self._mailbox.saveDates(uids)
 
     # -- writing -----------------------------------------------------------------
 

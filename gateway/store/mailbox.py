@@ -111,6 +111,7 @@ class Mailbox(MailboxChanges):
         self._uidCache = None
         self._changesCache = None
         self._keywordCache = None
+        self._keywordsInUse = None
         self._initChanges()
 
     @property
@@ -207,6 +208,39 @@ class Mailbox(MailboxChanges):
                     for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
         return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
 
+    def keywords(self):
+        # Read whole once, then only the rows changed since (by modseq): a
+        # keyword taken off every message stays in the answer, which the
+        # interface allows.
+        with index.snapshot(self._conn):
+            highest = self._row("highestmodseq")[0]
+            cached = self._keywordsInUse
+            if cached is not None and cached[0] == highest:
+                return cached[1]
+            if cached is None:
+                rows = self._conn.execute("SELECT DISTINCT flags FROM messages WHERE mailbox = ?",
+                                          (self._id,))
+                found = set()
+            else:
+                rows = self._conn.execute("SELECT DISTINCT flags FROM messages WHERE mailbox = ? AND modseq > ?",
+                                          (self._id, cached[0]))
+                found = set(cached[1])
+            for (text,) in rows:
+                found.update(flag for flag in index.decodeFlags(text) if not flag.startswith("\\"))
+        result = frozenset(found)
+        self._keywordsInUse = (highest, result)
+        return result
+
+    def saveDates(self, uids):
+        # The Maildir base name starts with the time the file was written
+        # into this folder (maildir.newBase: delivery, APPEND, COPY, MOVE);
+        # a name that does not is another program's, of unknown time.
+        result = {}
+        for uid, base in self._select("uid, base", uids):
+            head = base.split(".", 1)[0]
+            result[uid] = int(head) if head.isdigit() and len(head) < 12 else None
+        return result
+
     def counts(self):
         unseen, params = query.Not(query.HasFlag("\\Seen")).sql()
         with index.snapshot(self._conn):
@@ -274,6 +308,13 @@ class Mailbox(MailboxChanges):
             self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
             return {row[0] for row in self._conn.execute(
                 "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
+
+    def unclaimedRecent(self):
+        recent, uidNext = self._row("recentuid, uidnext")
+        if recent >= uidNext:
+            return set()
+        return {row[0] for row in self._conn.execute(
+            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
 
     def changesSince(self, modseq):
         # Every session in step with the mailbox asks the same question after

@@ -66,6 +66,25 @@ class ArrivedSince(_Comparison):
     column, operator = "internaldate", ">="
 
 
+#: The save date of a message (the time its Maildir name starts with),
+#: else its internal date.
+_SAVEDATE = ("(CASE WHEN base GLOB '[0-9]*.*' AND instr(base, '.') BETWEEN 2 AND 12"
+             " THEN CAST(substr(base, 1, instr(base, '.') - 1) AS INTEGER) ELSE internaldate END)")
+
+
+class SavedBefore(_Comparison):
+    """
+    It was saved into the mailbox before C{value} (POSIX seconds); a
+    message of unknown save date counts by its internal date.
+    """
+
+    column, operator = _SAVEDATE, "<"
+
+
+class SavedSince(_Comparison):
+    column, operator = _SAVEDATE, ">="
+
+
 class ModSeqAtLeast(_Comparison):
     column, operator = "modseq", ">="
 

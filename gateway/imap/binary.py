@@ -1,0 +1,42 @@
+# -*- test-case-name: tests.test_imap_binary -*-
+"""
+BINARY (RFC 3516): MIME part bodies with their Content-Transfer-Encoding
+undone, and literal8 (C{~{n}}) for data that holds NULs.  FETCH's BINARY
+items (L{gateway.imap.message}) render with these.
+"""
+
+import binascii
+
+
+class UnknownTransferEncoding(Exception):
+    """
+    A BINARY section has a Content-Transfer-Encoding this server cannot
+    undo (RFC 3516 4.3: C{NO [UNKNOWN-CTE]}).
+    """
+
+
+def decodedBody(entity):
+    """
+    The body of a MIME entity with its Content-Transfer-Encoding undone.
+
+    @raise UnknownTransferEncoding: for an encoding other than 7bit, 8bit,
+        binary, base64 and quoted-printable.
+    """
+    body = entity.body
+    encoding = (entity.header("content-transfer-encoding") or b"7bit").strip().lower()
+    if encoding in (b"7bit", b"8bit", b"binary"):
+        return body
+    if encoding == b"base64":
+        compact = b"".join(body.split())
+        compact = compact.split(b"=", 1)[0]
+        return binascii.a2b_base64(compact + b"=" * (-len(compact) % 4)) if compact else b""
+    if encoding == b"quoted-printable":
+        return binascii.a2b_qp(body)
+    raise UnknownTransferEncoding(encoding.decode("latin-1", "replace")[:40])
+
+
+def literal8(value):
+    """
+    A literal, or a literal8 (C{~{n}}) when C{value} holds a NUL.
+    """
+    return (b"~{%d}\r\n" if b"\x00" in value else b"{%d}\r\n") % (len(value),) + value

@@ -1,0 +1,243 @@
+# -*- test-case-name: tests.test_imap_sort -*-
+"""
+SORT and UID SORT (RFC 5256, with RFC 5957's DISPLAYFROM/DISPLAYTO and RFC
+5267's ESORT RETURN options), THREAD and UID THREAD (RFC 5256
+ORDEREDSUBJECT and REFERENCES).
+
+The messages are those a search program matches (as SEARCH finds them);
+their sort keys and thread headers come from the index, in batches, never
+from the message files.
+"""
+
+from gateway.errors import StoreError
+from gateway.imap import sort as sortModule
+from gateway.imap import thread as threadModule
+from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
+from gateway.imap.message import headersComplete
+from gateway.imap.parser import IMAPSyntaxError
+from gateway.imap.protocol import SEL, capability, command, no
+from gateway.imap.results import formatOrdered, formatPartial, parseReturnOptions, partialSlice
+from gateway.imap.search import SUPPORTED_CHARSETS
+
+capability("SORT")
+capability("SORT=DISPLAY")
+capability("ESORT")
+for _name in threadModule.ALGORITHMS:
+    capability("THREAD=" + _name)
+
+_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+
+
+def _charset(args):
+    args.space()
+    charset = args.astring().decode("ascii", "replace").upper()
+    if charset not in SUPPORTED_CHARSETS:
+        raise no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset %s" % (charset[:20],))
+    return charset
+
+
+def _returnOptions(args):
+    """
+    ESORT's C{RETURN (...)} if it comes next (C{(None, None)} otherwise):
+    a C{set} of upper-case options (C{{"ALL"}} for an empty list) and the
+    PARTIAL range or C{None}.
+    """
+    if args.data[args.pos:args.pos + 7].upper() != b"RETURN ":
+        return None, None
+    args.atom()
+    args.space()
+    try:
+        options, partial = parseReturnOptions(args.parenList(), _ESORT_OPTIONS)
+    except ValueError as e:
+        raise IMAPSyntaxError(str(e)) from None
+    args.space()
+    return set(options), partial
+
+
+def _program(session, args, charset):
+    text = args.restBytes()
+    if not text.strip():
+        raise IMAPSyntaxError("missing search criteria")
+    program, wantsModSeq = parseSearchProgram(session, text, charset)
+    if program.returnOptions is not None:
+        raise IMAPSyntaxError("RETURN goes before the sort criteria")
+    return program, wantsModSeq
+
+
+def _computeKeys(session, hits, names, compute, needsHeaders):
+    """
+    Make sure the process's L{sort.keyCache} holds keys C{names} of every
+    message of C{hits}: C{compute(name, info)} for those it lacks, read
+    from the index in batches.
+
+    @return: C{(caches, d)}: C{{name: {uid: value}}}, and C{None} or a
+        C{Deferred} that fires when they are filled.
+    """
+    mailbox = session.view.mailbox
+    caches = {name: sortModule.keyCache.values(mailbox, name) for name in names}
+    missing = [hit[0] for hit in hits if any(hit[0] not in cache for cache in caches.values())]
+
+    def batch(chunk):
+        for info in mailbox.messages(chunk, headers=needsHeaders):
+            if needsHeaders and not headersComplete(info):
+                info = _WholeHeader(info, mailbox)
+            for name, cache in caches.items():
+                cache[info.uid] = compute(name, info)
+    return caches, runBatches(session, missing, batch)
+
+
+#: The most of a message file read for a header block the index cut.
+HEADER_LIMIT = 16 * 1024 * 1024
+
+
+class _WholeHeader:
+    """
+    An L{gateway.interfaces.IMessageInfo} whose header block the index
+    kept only in part (over-long headers): the same, with the whole block
+    read from the message file (at most L{HEADER_LIMIT} octets).
+    """
+
+    def __init__(self, info, mailbox):
+        self.uid, self.flags, self.size, self.modseq = info.uid, info.flags, info.size, info.modseq
+        self.internalDate = info.internalDate
+        self.headers = info.headers
+        try:
+            f = mailbox.openMessage(info.uid)
+        except StoreError:
+            return
+        try:
+            data = bytearray()
+            while len(data) < HEADER_LIMIT:
+                block = f.read(65536)
+                if not block:
+                    break
+                start = max(0, len(data) - 3)
+                data += block
+                end = data.find(b"\r\n\r\n", start)
+                if end != -1:
+                    del data[end + 4:]
+                    break
+            self.headers = bytes(data)
+        finally:
+            f.close()
+
+
+def _withKeys(session, hits, names, compute, needsHeaders, use):
+    """
+    C{use(hits, caches, numbers)} once the keys are known, for the hits
+    still in the index; C{numbers} maps each UID to its sequence number.
+    """
+    caches, d = _computeKeys(session, hits, names, compute, needsHeaders)
+
+    def ready(_):
+        present = [hit for hit in hits if all(hit[0] in cache for cache in caches.values())]
+        return use(present, caches, session.view.sequenceNumbers([hit[0] for hit in present]))
+    if d is None:
+        return ready(None)
+    return d.addCallback(ready)
+
+
+def _sort(session, tag, args, uid):
+    args.space()
+    options, partial = _returnOptions(args)
+    criteria = args.parenList()
+    try:
+        criteria = sortModule.parseCriteria(criteria)
+    except ValueError as e:
+        raise IMAPSyntaxError("bad sort criteria: %s" % (e,)) from None
+    charset = _charset(args)
+    program, wantsModSeq = _program(session, args, charset)
+    needsHeaders = sortModule.needsHeaders(criteria)
+    names = {c.key for c in criteria}
+
+    def compute(name, info):
+        return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
+
+    def sortRecords(hits, caches, seqs):
+        records = [(uid_ if uid else seqs[uid_], modseq, [caches[c.key][uid_] for c in criteria], uid_)
+                   for uid_, modseq in hits]
+        for i in range(len(criteria) - 1, -1, -1):
+            records.sort(key=lambda r: r[2][i], reverse=criteria[i].reverse)
+        numbers = [r[0] for r in records]
+        if options is None:
+            suffix = b" (MODSEQ %d)" % (max(r[1] for r in records),) if wantsModSeq and records else b""
+            session.sendUntagged(b"SORT" + b"".join(b" %d" % (n,) for n in numbers) + suffix)
+            return None
+        if "SAVE" in options:
+            # RFC 5182 with RFC 5267: MIN/MAX alone save those messages.
+            saved = records
+            if not options & {"ALL", "COUNT"} and options & {"MIN", "MAX"}:
+                saved = records[:1] * ("MIN" in options) + records[-1:] * ("MAX" in options)
+            session.view.saved = frozenset(r[3] for r in saved)
+            if options == {"SAVE"} and partial is None:
+                return None
+        parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
+        if uid:
+            parts.append(b"UID")
+        if numbers:
+            if "MIN" in options:
+                parts.append(b"MIN %d" % (numbers[0],))
+            if "MAX" in options:
+                parts.append(b"MAX %d" % (numbers[-1],))
+        if "COUNT" in options:
+            parts.append(b"COUNT %d" % (len(numbers),))
+        if numbers and "ALL" in options:
+            parts.append(b"ALL " + formatOrdered(numbers).encode("ascii"))
+        if partial is not None:
+            parts.append(formatPartial(partial, formatOrdered(partialSlice(numbers, partial))))
+        if numbers and wantsModSeq:
+            returned = records if options & {"ALL", "COUNT", "PARTIAL"} else (
+                [records[0]] * ("MIN" in options) + [records[-1]] * ("MAX" in options))
+            parts.append(b"MODSEQ %d" % (max(r[1] for r in returned),))
+        session.sendUntagged(b"ESEARCH " + b" ".join(parts))
+        return None
+
+    d = matchingMessages(session, program)
+    return d.addCallback(lambda hits: _withKeys(session, hits, names, compute, needsHeaders, sortRecords))
+
+
+@command("SORT", SEL, capability="SORT", expungeAllowed=False)
+def do_SORT(session, tag, args):
+    return _sort(session, tag, args, uid=False)
+
+
+@command("UID SORT", SEL, capability="SORT")
+def do_UID_SORT(session, tag, args):
+    return _sort(session, tag, args, uid=True)
+
+
+def _thread(session, tag, args, uid):
+    args.space()
+    algorithm = args.atom().upper()
+    if algorithm not in threadModule.ALGORITHMS:
+        raise IMAPSyntaxError("unknown threading algorithm")
+    charset = _charset(args)
+    program, _wantsModSeq = _program(session, args, charset)
+
+    def compute(name, info):
+        return threadModule.threadFields(info)
+
+    def done(hits, caches, seqs):
+        cache = caches["THREAD"]
+        messages = [threadModule.ThreadMessage(uid_ if uid else seqs[uid_], seqs[uid_], *cache[uid_])
+                    for uid_, _modseq in hits]
+        if algorithm == "REFERENCES":
+            roots = threadModule.references(messages)
+        else:
+            roots = threadModule.orderedSubject(messages)
+        text = threadModule.formatThreads(roots)
+        session.sendUntagged(b"THREAD" + (b" " + text if text else b""))
+        return None
+
+    d = matchingMessages(session, program)
+    return d.addCallback(lambda hits: _withKeys(session, hits, ["THREAD"], compute, True, done))
+
+
+@command("THREAD", SEL, capability="THREAD=REFERENCES", expungeAllowed=False)
+def do_THREAD(session, tag, args):
+    return _thread(session, tag, args, uid=False)
+
+
+@command("UID THREAD", SEL, capability="THREAD=REFERENCES")
+def do_UID_THREAD(session, tag, args):
+    return _thread(session, tag, args, uid=True)
