@@ -79,9 +79,7 @@ class CheckedClient:
     @ivar problems: C{list} of C{(kind, text)}: wrong answers the workload
         found beyond the checker's: C{"body"} (a body missing or failing its
         digest), C{"fetch-missing"} (FETCH answered OK without the data of
-        a message it named), C{"store-missing"} (the same for STORE),
-        C{"store-result"} (STORE's FETCH FLAGS without a flag it added, or
-        with one it removed).
+        a message it named).
     """
 
     def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60):
@@ -297,18 +295,10 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
         n = rng.randint(1, exists)
         flags = rng.sample(SYSTEM[1:], 1) + rng.sample(KEYWORDS, rng.randint(1, 2))
         sign = rng.choice([b"+", b"+", b"-"])
-        tagged, untagged = _run(client, counter, "STORE",
-                                b"STORE %d %sFLAGS (%s)" % (n, sign, " ".join(flags).encode()))
-        if tagged.name == "OK":
-            shown = _fetchItems(untagged).get(n, {}).get("FLAGS")
-            if not isinstance(shown, list):
-                client.problems.append(("store-missing", "STORE %d OK without its FETCH FLAGS" % (n,)))
-            else:
-                shown = {str(f).lower() for f in shown}
-                wrong = [f for f in flags if (f.lower() in shown) != (sign == b"+")]
-                if wrong:
-                    client.problems.append(("store-result", "STORE %d %sFLAGS %s answered FLAGS %s"
-                                            % (n, sign.decode(), wrong, sorted(shown))))
+        # Its FETCH FLAGS are not checked against the flags stored: another
+        # session's change may come between (and Dovecot leaves out
+        # messages whose flags did not change: "normally", RFC 3501 6.4.6).
+        _run(client, counter, "STORE", b"STORE %d %sFLAGS (%s)" % (n, sign, " ".join(flags).encode()))
     if extras:
         _extras(client, rng, counter)
     serial = serial if serial is not None else rng.randint(0, 10**9)
