@@ -700,6 +700,10 @@ class SessionChecker:
             facts.uidNext = max(facts.uidNext, uidNext)
         elif code == "HIGHESTMODSEQ" and self.selected:
             self._highestModseq(self.selected, _number(args[0]), selecting, response.raw)
+        elif code == "COPYUID" and response.kind == "untagged":
+            command = self._current("MOVE", "UID MOVE")
+            if command is not None:
+                self._assigned(command, code, args, response.raw)
         elif code == "PERMANENTFLAGS" and self.selected:
             if not args or not isinstance(args[0], list):
                 raise ParseError("PERMANENTFLAGS without a list")
@@ -868,6 +872,8 @@ class SessionChecker:
             self._content(uid, atts, raw)
 
     def _content(self, uid, atts, raw):
+        if atts.get("BODY[]", b"") is None or atts.get("RFC822", b"") is None:
+            return  # an expunged message's NIL items (RFC 2180 4.1.3)
         key = (self.selected, self.facts().uidValidity, uid)
         size = atts.get("RFC822.SIZE")
         if size is not None:

@@ -77,9 +77,9 @@ class CheckedClient:
 
     @ivar checker: the L{SessionChecker}.
     @ivar problems: C{list} of C{(kind, text)}: wrong answers the workload
-        found beyond the checker's: C{"body"} (a body missing or failing its
-        digest), C{"fetch-missing"} (FETCH answered OK without the data of
-        a message it named).
+        found beyond the checker's: C{"body"} (a body failing its digest),
+        C{"fetch-missing"} (FETCH answered OK, without C{[EXPUNGEISSUED]},
+        and without the data of a message it named).
     """
 
     def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60):
@@ -278,19 +278,22 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
         hi = min(exists, lo + 9)
         tagged, untagged = _run(client, counter, "FETCH meta",
                                 b"FETCH %d:%d (UID FLAGS ENVELOPE BODYSTRUCTURE)" % (lo, hi))
-        if tagged.name == "OK":
+        # A message another session expunged may be left out with OK
+        # [EXPUNGEISSUED] (RFC 5530), or given NIL items (RFC 2180 4.1.3).
+        if tagged.name == "OK" and tagged.code != "EXPUNGEISSUED":
             got = _fetchItems(untagged)
             missing = [n for n in range(lo, hi + 1) if not {"UID", "FLAGS", "ENVELOPE", "BODYSTRUCTURE"} <= set(got.get(n, {}))]
             if missing:
-                client.problems.append(("fetch-missing", "FETCH %d:%d OK without the items of %s"
-                                        % (lo, hi, missing[:5])))
+                client.problems.append(("fetch-missing", "FETCH %d:%d OK without the items of %s: %r"
+                                        % (lo, hi, missing[:5], tagged.raw[:100])))
         n = rng.randint(1, exists)
         tagged, untagged = _run(client, counter, "FETCH body", b"FETCH %d (UID RFC822.SIZE BODY.PEEK[])" % (n,))
-        if tagged.name == "OK":
-            body = _fetchItems(untagged).get(n, {}).get("BODY[]")
-            if not isinstance(body, bytes):
-                client.problems.append(("fetch-missing", "FETCH %d BODY.PEEK[] OK without the body" % (n,)))
-            elif not bodyIntact(body):
+        if tagged.name == "OK" and tagged.code != "EXPUNGEISSUED":
+            body = _fetchItems(untagged).get(n, {}).get("BODY[]", False)
+            if body is False:
+                client.problems.append(("fetch-missing", "FETCH %d BODY.PEEK[] OK without the body: %r"
+                                        % (n, tagged.raw[:100])))
+            elif body is not None and not bodyIntact(body):
                 client.problems.append(("body", "FETCH %d BODY.PEEK[]: body does not match its digest" % (n,)))
         n = rng.randint(1, exists)
         flags = rng.sample(SYSTEM[1:], 1) + rng.sample(KEYWORDS, rng.randint(1, 2))
@@ -313,7 +316,10 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
 
 def _extras(client, rng, counter):
     """
-    The stress test's additions: CONDSTORE, SEARCH, UID commands, NOOP, IDLE.
+    The stress test's additions: CONDSTORE (MODSEQ, CHANGEDSINCE,
+    UNCHANGEDSINCE, SELECT ... (CONDSTORE)), SEARCH, ESEARCH, UID STORE,
+    UID EXPUNGE, COPY and MOVE to the other mailbox and back, EXAMINE, NOOP
+    and IDLE.
     """
     exists = client.checker.exists or 0
     if exists:
@@ -323,7 +329,44 @@ def _extras(client, rng, counter):
              b"UID STORE %d:* +FLAGS (%s)" % (rng.randint(1, 200), rng.choice(KEYWORDS).encode()))
     _run(client, counter, "SEARCH", b"SEARCH KEYWORD %s" % (rng.choice(KEYWORDS).encode(),))
     _run(client, counter, "UID SEARCH", b"UID SEARCH UNSEEN")
+    _run(client, counter, "ESEARCH", b"SEARCH RETURN (MIN MAX COUNT) UNSEEN")
     _run(client, counter, "NOOP", b"NOOP")
+    facts = client.checker.facts()
+    exists = client.checker.exists or 0
+    if exists and facts.highestModseq:
+        _run(client, counter, "FETCH changedsince",
+             b"FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % (max(1, facts.highestModseq - 5),))
+    if exists:
+        n = rng.randint(1, exists)
+        uid = client.checker.uidOf(n)
+        modseq = facts.modseqs.get(uid, 1) if uid is not None else 1
+        _run(client, counter, "STORE unchangedsince",
+             b"STORE %d (UNCHANGEDSINCE %d) +FLAGS (%s)" % (n, modseq, rng.choice(KEYWORDS).encode()))
+        if uid is not None and exists > 20:
+            _run(client, counter, "UID STORE deleted", b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % (uid,))
+            _run(client, counter, "UID EXPUNGE", b"UID EXPUNGE %d" % (uid,))
+    r = rng.random()
+    exists = client.checker.exists or 0
+    mailbox = client.checker.selected
+    if exists and r < 0.3:
+        _run(client, counter, "COPY", b"COPY %d Archive" % (rng.randint(1, exists),))
+    elif exists and r < 0.45:
+        _run(client, counter, "MOVE", b"MOVE %d Archive" % (rng.randint(1, exists),))
+    elif r < 0.6 and mailbox:
+        # Messages go back from Archive, so that it stays small.
+        tagged, _ = _run(client, counter, "SELECT", b"SELECT Archive (CONDSTORE)")
+        if tagged.name == "OK":
+            if (client.checker.exists or 0) > 5:
+                _run(client, counter, "UID MOVE", b'UID MOVE 1:%d "%s"' % (rng.randint(1, 200), mailbox.encode()))
+            if client.checker.exists:
+                # "1:*" in an empty mailbox is BAD for Dovecot.
+                _run(client, counter, "FETCH modseq", b"FETCH 1:* (UID FLAGS MODSEQ)")
+        _run(client, counter, "SELECT", b'SELECT "%s" (CONDSTORE)' % (mailbox.encode(),))
+    elif r < 0.7:
+        _run(client, counter, "EXAMINE", b"EXAMINE Archive")
+        if client.checker.exists:
+            _run(client, counter, "FETCH meta", b"FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])")
+        _run(client, counter, "SELECT", b'SELECT "%s"' % (mailbox.encode(),))
     if rng.random() < 0.2:
         try:
             client.idle(rng.uniform(0.05, 0.4))

@@ -116,6 +116,15 @@ class GoodSessionTests(unittest.TestCase):
         ]
         self.assertEqual(run(transcript).violations, [])
 
+    def test_expungedMessageNil(self):
+        """NIL items for a message another session expunged (RFC 2180 4.1.3) are no content violation."""
+        transcript = SELECT + [
+            ("C", "F", b"FETCH 1 (UID RFC822.SIZE BODY.PEEK[])"),
+            ("S", b"* 1 FETCH (UID 4 RFC822.SIZE 3 BODY[] {3}\r\nabc)\r\nF OK done\r\n"),
+            ("C", "G", b"FETCH 1 (UID RFC822.SIZE BODY.PEEK[])"),
+            ("S", b"* 1 FETCH (UID 4 RFC822.SIZE 0 BODY[] NIL)\r\nG OK [EXPUNGEISSUED] gone\r\n")]
+        self.assertEqual(run(transcript).violations, [])
+
     def test_expectedBad(self):
         """BAD for a command the client marked invalid is no violation."""
         transcript = [("C", "B1", b"FROB", True), ("S", b"B1 BAD Unknown command\r\n")]
