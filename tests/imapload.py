@@ -306,7 +306,11 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
         _extras(client, rng, counter)
     serial = serial if serial is not None else rng.randint(0, 10**9)
     flags = " ".join(rng.sample(SYSTEM[:2] + KEYWORDS, rng.randint(0, 3))).encode()
-    _run(client, counter, "APPEND", b'APPEND "%s" (%s)' % (mailbox.encode(), flags), makeMessage(serial, rng))
+    # With extras, a third of the messages come with an old INTERNALDATE, as
+    # migrated messages do.
+    date = b' "01-Jan-2024 12:00:00 +0000"' if extras and rng.random() < 0.33 else b""
+    _run(client, counter, "APPEND", b'APPEND "%s" (%s)%s' % (mailbox.encode(), flags, date),
+         makeMessage(serial, rng))
     exists = client.checker.exists or 0
     if exists > 20:
         n = rng.randint(1, exists)

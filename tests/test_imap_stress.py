@@ -8,9 +8,13 @@ MODSEQ), STORE of flags and keywords (plain and UID), APPEND, EXPUNGE,
 SEARCH, UID SEARCH, NOOP and IDLE on one shared mailbox.
 
 The run happens once (about 15 s); each test checks one family of
-violations.  C{GATEWAY_STRESS=long} runs 10 clients for 5 minutes.
+violations.  C{GATEWAY_STRESS=long} runs 10 clients for 5 minutes;
+C{GATEWAY_STRESS_PROCESSES=2} runs two server processes over the one data
+root, the clients taking turns between them (on main: APPENDs answered
+C{NO [SERVERBUG]}, issue 14 item 0).
 """
 
+import itertools
 import os
 import random
 import shutil
@@ -29,6 +33,8 @@ from tests.support import PASSWORD, makeDataRoot, testCertificate
 LONG = os.environ.get("GATEWAY_STRESS", "").lower() == "long"
 CLIENTS = 10 if LONG else 6
 SECONDS = 300 if LONG else 15
+#: Server processes over the one data root (C{GATEWAY_STRESS_PROCESSES}).
+PROCESSES = int(os.environ.get("GATEWAY_STRESS_PROCESSES", "1"))
 #: Of the clients, these log in and out for every cycle.
 LOGIN_PER_CYCLE = 2
 SEED_MESSAGES = 40
@@ -88,31 +94,46 @@ def _seed(connect):
     client.logout()
 
 
-def stressRun():
+def stressRun(processes=PROCESSES, clients=CLIENTS, seconds=SECONDS):
     """
-    Run the load once per test process; L{StressRun}.
+    Run the load once per test process (the first call's arguments count):
+    C{processes} servers over one data root, each client connecting to the
+    next in turn.
+
+    @return: L{StressRun}.
     """
     if "run" in _RUN:
         return _RUN["run"]
     result = _RUN["run"] = StressRun()
     tmp = tempfile.mkdtemp(prefix="gateway-stress-")
-    process = None
+    servers = []
     try:
         dataRoot = os.path.join(tmp, "data")
         makeDataRoot(dataRoot)
-        logFile = os.path.join(tmp, "server.log")
         cert, key = testCertificate()
-        process = subprocess.Popen([sys.executable, "-m", "tests.imapserver", dataRoot, logFile, cert, key],
-                                   stdout=subprocess.PIPE, cwd=ROOT)
-        port = int(process.stdout.readline())
-        connect = connector(port, Registry(), ssl.create_default_context(cafile=cert))
+        registry = Registry()
+        connects = []
+        for i in range(processes):
+            logFile = os.path.join(tmp, "server%d.log" % (i,))
+            servers.append(subprocess.Popen(
+                [sys.executable, "-m", "tests.imapserver", dataRoot, logFile, cert, key],
+                stdout=subprocess.PIPE, cwd=ROOT))
+            port = int(servers[-1].stdout.readline())
+            connects.append(connector(port, registry, ssl.create_default_context(cafile=cert)))
+        turn = itertools.cycle(connects)
+        lock = threading.Lock()
+
+        def connect():
+            with lock:
+                chosen = next(turn)
+            return chosen()
         _seed(connect)
         outcomes = []
 
         def load(clients, perCycle, seed):
-            outcomes.append(runLoad(connect, "demo", PASSWORD, clients, SECONDS, seed=seed,
+            outcomes.append(runLoad(connect, "demo", PASSWORD, clients, seconds, seed=seed,
                                     loginPerCycle=perCycle, extras=True))
-        threads = [threading.Thread(target=load, args=(CLIENTS - LOGIN_PER_CYCLE, False, 1)),
+        threads = [threading.Thread(target=load, args=(clients - LOGIN_PER_CYCLE, False, 1)),
                    threading.Thread(target=load, args=(LOGIN_PER_CYCLE, True, 2))]
         for t in threads:
             t.start()
@@ -121,15 +142,16 @@ def stressRun():
         for counter, checkers, problems, _elapsed in outcomes:
             result.add(counter, checkers, problems)
     finally:
-        if process is not None:
+        for process in servers:
             process.terminate()
             process.wait()
             process.stdout.close()
-        try:
-            with open(os.path.join(tmp, "server.log"), errors="replace") as f:
-                result.log = f.read()
-        except OSError:
-            pass
+        for i in range(len(servers)):
+            try:
+                with open(os.path.join(tmp, "server%d.log" % (i,)), errors="replace") as f:
+                    result.log += f.read()
+            except OSError:
+                pass
         shutil.rmtree(tmp, ignore_errors=True)
     return result
 
