@@ -30,7 +30,8 @@ checker returns the parsed L{Response}s and collects L{Violation}s:
     least that UIDNEXT; an expunged UID never comes back; APPENDUID and
     COPYUID UIDs are above every UID any session had seen when the command
     was sent, and never given twice (with a shared L{Registry});
-    UIDVALIDITY does not change; UIDNEXT and HIGHESTMODSEQ (SELECT and
+    UIDVALIDITY does not change (but for a DELETE or RENAME this session
+    sends); UIDNEXT and HIGHESTMODSEQ (SELECT and
     STATUS) are above what any session had seen before the command;
   - MODSEQ: a message's never decreases, and changes when its flags do;
   - content: a message's RFC822.SIZE never changes, and its C{BODY[]} is
@@ -359,6 +360,15 @@ class Registry:
         with self._lock:
             return self.maxUid.get(mailbox, 0), self.maxModseq.get(mailbox, 0)
 
+    def forget(self, mailbox):
+        """
+        C{mailbox} is deleted or renamed: its UIDs, MODSEQs and UIDVALIDITY
+        may start again.
+        """
+        with self._lock:
+            for table in (self.maxUid, self.maxModseq, self.uidValidity):
+                table.pop(mailbox, None)
+
     def sawUid(self, mailbox, uid):
         with self._lock:
             if uid > self.maxUid.get(mailbox, 0):
@@ -519,6 +529,12 @@ class SessionChecker:
             self._slots = None
         elif name in ("CLOSE", "UNSELECT"):
             command.closing = True
+        elif name in ("DELETE", "RENAME"):
+            # A new mailbox of the name starts again (checked in this
+            # session only: others keep what they saw).
+            for token in args[:2]:
+                self._facts.pop(_mailboxName(token), None)
+                self.registry.forget(_mailboxName(token))
         return command
 
     def sentDone(self):

@@ -125,6 +125,15 @@ class GoodSessionTests(unittest.TestCase):
             ("S", b"* 1 FETCH (UID 4 RFC822.SIZE 0 BODY[] NIL)\r\nG OK [EXPUNGEISSUED] gone\r\n")]
         self.assertEqual(run(transcript).violations, [])
 
+    def test_deleteStartsAgain(self):
+        """After DELETE and CREATE, a mailbox's new UIDVALIDITY and low UIDs are no violation."""
+        transcript = SELECT + [
+            ("C", "D", b"DELETE INBOX"), ("S", b"D NO cannot\r\n"),
+            ("C", "T", b"STATUS INBOX (UIDVALIDITY UIDNEXT)"),
+            ("S", b"* STATUS INBOX (UIDVALIDITY 78 UIDNEXT 1)\r\nT OK done\r\n"),
+            ("C", "A", b"APPEND INBOX {3}"), ("S", b"+ go\r\nA OK [APPENDUID 78 1] x\r\n")]
+        self.assertEqual(run(transcript).violations, [])
+
     def test_expectedBad(self):
         """BAD for a command the client marked invalid is no violation."""
         transcript = [("C", "B1", b"FROB", True), ("S", b"B1 BAD Unknown command\r\n")]
