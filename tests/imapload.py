@@ -35,14 +35,15 @@ class IMAPError(Exception):
     """
 
 
-def makeMessage(n, rng=None):
+def makeMessage(n, rng=None, large=False):
     """
-    A small message (0.5-4 KB, CRLF) that carries the SHA-1 of its body in
-    an C{X-Body-SHA1} header; every fifth is multipart.
+    A small message (0.5-4 KB, CRLF; C{large}: about 300 KB) that carries
+    the SHA-1 of its body in an C{X-Body-SHA1} header; every fifth is
+    multipart.
     """
     rng = rng or random.Random(n)
     lines = "".join("Line %d of message %d: %s\r\n" % (i, n, "lorem ipsum dolor sit amet " * rng.randint(1, 3))
-                    for i in range(rng.randint(4, 40)))
+                    for i in range(rng.randint(4, 40) if not large else 5000))
     if n % 5 == 0:
         body = ("--b%d\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n%s\r\n"
                 "--b%d\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<p>%s</p>\r\n--b%d--\r\n"
@@ -309,8 +310,10 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
     # With extras, a third of the messages come with an old INTERNALDATE, as
     # migrated messages do.
     date = b' "01-Jan-2024 12:00:00 +0000"' if extras and rng.random() < 0.33 else b""
+    # With extras, one in 15 is large enough to be streamed from disk.
+    large = extras and rng.random() < 1 / 15
     _run(client, counter, "APPEND", b'APPEND "%s" (%s)%s' % (mailbox.encode(), flags, date),
-         makeMessage(serial, rng))
+         makeMessage(serial, rng, large))
     exists = client.checker.exists or 0
     if exists > 20:
         n = rng.randint(1, exists)
