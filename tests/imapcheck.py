@@ -34,6 +34,7 @@ checker returns the parsed L{Response}s and collects L{Violation}s:
     sends); UIDNEXT and HIGHESTMODSEQ (SELECT and
     STATUS) are above what any session had seen before the command;
   - MODSEQ: a message's never decreases, and changes when its flags do;
+  - C{\\Recent}: shown for a message in one read-write session only;
   - content: a message's RFC822.SIZE never changes, and its C{BODY[]} is
     that long and the same bytes in every session (with a L{Registry}).
 """
@@ -355,6 +356,7 @@ class Registry:
         self.sizes = {}
         self.digests = {}
         self.uidValidity = {}
+        self.recent = {}
 
     def snapshot(self, mailbox):
         with self._lock:
@@ -392,6 +394,15 @@ class Registry:
                 self.maxUid[mailbox] = uid
             return True
 
+    def claimRecent(self, key, session):
+        """
+        C{session} (read-write) shows message C{key} as C{\\Recent}.
+
+        @return: the session that showed it first.
+        """
+        with self._lock:
+            return self.recent.setdefault(key, session)
+
     def same(self, table, key, value):
         """
         Record C{value} for C{key} in C{table}; C{False} if another was
@@ -414,6 +425,7 @@ class _Command:
         self.snapshot = snapshot
         self.seen = set()
         self.closing = False
+        self.named = None
 
 
 class _Facts:
@@ -445,15 +457,19 @@ def _number(token):
     raise ParseError("expected a number, not %r" % (token,))
 
 
-def _sequenceNumbers(text):
+def _sequenceNumbers(text, star=None):
     """
-    The numbers of a sequence set without C{*} (an ESEARCH ALL).
+    The ranges C{[(lo, hi)]} of a sequence set (C{*} is C{star}).
+
+    @raise ValueError: when malformed, or C{*} is there and C{star} is not given.
     """
     out = []
     for part in str(text).split(","):
         lo, _, hi = part.partition(":")
-        lo = int(lo)
-        hi = int(hi) if hi else lo
+        lo = star if lo == "*" else int(lo)
+        hi = (star if hi == "*" else int(hi)) if hi else lo
+        if lo is None or hi is None:
+            raise ValueError("* in a set without a largest value")
         if lo > hi:
             lo, hi = hi, lo
         out.append((lo, hi))
@@ -529,6 +545,8 @@ class SessionChecker:
             self._slots = None
         elif name in ("CLOSE", "UNSELECT"):
             command.closing = True
+        elif name in ("COPY", "MOVE", "UID COPY", "UID MOVE") and args:
+            command.named = self._named(name, args[0])
         elif name in ("DELETE", "RENAME"):
             # A new mailbox of the name starts again (checked in this
             # session only: others keep what they saw).
@@ -603,6 +621,25 @@ class SessionChecker:
         label = "%s: %s" % (self.name, text) if self.name else text
         self.violations.append(Violation(kind, label, context))
 
+    def _named(self, name, setToken):
+        """
+        The ranges of UIDs a COPY or MOVE names, or C{None} when the session
+        does not know them all.
+        """
+        try:
+            if name.startswith("UID "):
+                return _sequenceNumbers(setToken, INFINITY)
+            uids = []
+            for lo, hi in _sequenceNumbers(setToken, self.exists):
+                for seq in range(lo, hi + 1):
+                    uid = self.uidOf(seq)
+                    if uid is None:
+                        return None
+                    uids.append((uid, uid))
+            return uids
+        except (ValueError, TypeError):
+            return None
+
     def _deselect(self):
         self.selected = None
         self._slots = None
@@ -673,6 +710,18 @@ class SessionChecker:
             target = _mailboxName(command.args[-1])
             before = command.snapshot[0]
         self._validity(target, validity, raw)
+        if code == "COPYUID":
+            try:
+                sources = [u for lo, hi in _sequenceNumbers(args[1]) for u in range(lo, hi + 1)]
+            except (ValueError, IndexError):
+                sources = []
+            if len(sources) != len(uids):
+                self._violate("uid", "COPYUID names %d source and %d new UIDs" % (len(sources), len(uids)), raw)
+            if command.named is not None:
+                outside = [u for u in sources if not any(lo <= u <= hi for lo, hi in command.named)]
+                if outside:
+                    self._violate("uid", "COPYUID source UIDs %s were not named by the %s"
+                                  % (outside[:5], command.name), raw)
         for uid in uids:
             if before is not None and uid <= before:
                 self._violate("uid", "%s UID %d not above UID %d already seen in %s"
@@ -854,7 +903,12 @@ class SessionChecker:
         if "FLAGS" in atts:
             if not isinstance(atts["FLAGS"], list):
                 raise ParseError("FLAGS is not a list")
-            flags = frozenset(str(f).lower() for f in atts["FLAGS"]) - {"\\recent"}
+            flags = frozenset(str(f).lower() for f in atts["FLAGS"])
+            if "\\recent" in flags and uid is not None and not self.readOnly:
+                owner = self.registry.claimRecent((self.selected, facts.uidValidity, uid), self)
+                if owner is not self:
+                    self._violate("recent", "UID %d is \\Recent here and in %s" % (uid, owner.name), raw)
+            flags -= {"\\recent"}
             if self._announced is None:
                 self._violate("flags-announced", "FETCH FLAGS before any FLAGS response", raw)
             else:

@@ -294,6 +294,27 @@ class ViolationTests(unittest.TestCase):
         """A continuation request while no command waits for one."""
         self.assertViolation([("S", b"+ go ahead\r\n")], "continuation")
 
+    def test_copyUidSources(self):
+        """COPYUID whose source UIDs are not the messages copied, or not as many as the new ones."""
+        self.assertViolation(SELECT + [("C", "C", b"COPY 2 Other"), ("S", b"C OK [COPYUID 5 9 1] done\r\n")], "uid")
+        self.assertViolation(SELECT + [("C", "C", b"UID MOVE 7:9 Other"),
+                                       ("S", b"* OK [COPYUID 5 7,9 1]\r\n* 2 EXPUNGE\r\n* 2 EXPUNGE\r\nC OK\r\n")],
+                             "uid")
+        good = run(SELECT + [("C", "C", b"COPY 2:3 Other"), ("S", b"C OK [COPYUID 5 7,9 1:2] done\r\n"),
+                             ("C", "M", b"UID MOVE 7:* Other"),
+                             ("S", b"* OK [COPYUID 5 7,9 3:4]\r\n* 2 EXPUNGE\r\n* 2 EXPUNGE\r\nM OK\r\n")])
+        self.assertEqual(good.violations, [])
+
+    def test_recentTwice(self):
+        """A message shown \\Recent in two read-write sessions (but not in a read-only one)."""
+        registry = Registry()
+        fetch = [("C", "F", b"FETCH 3 (FLAGS)"), ("S", b"* 3 FETCH (FLAGS (\\Recent))\r\nF OK done\r\n")]
+        self.assertEqual(run(SELECT + fetch, SessionChecker(registry)).violations, [])
+        examine = [(s[0], s[1], s[2].replace(b"SELECT", b"EXAMINE")) if s[0] == "C" else s for s in SELECT]
+        examine[1] = ("S", examine[1][1].replace(b"READ-WRITE", b"READ-ONLY"))
+        self.assertEqual(run(examine + fetch, SessionChecker(registry)).violations, [])
+        self.assertViolation(SELECT + fetch, "recent", SessionChecker(registry))
+
     def test_counted(self):
         """Every violation is counted; only the first few of a kind are kept."""
         lines = b"".join(b"* 1 FETCH (FLAGS ($K%d))\r\n" % (i,) for i in range(50))
