@@ -35,6 +35,9 @@ checker returns the parsed L{Response}s and collects L{Violation}s:
     STATUS) are above what any session had seen before the command;
   - MODSEQ: a message's never decreases, and changes when its flags do;
   - C{\\Recent}: shown for a message in one read-write session only;
+  - CONDSTORE: once a command enabled it, every FETCH response that no
+    FETCH command asked for carries MODSEQ (RFC 7162 3.1.4), and UID too
+    once QRESYNC is enabled (3.2.4);
   - content: a message's RFC822.SIZE never changes, and its C{BODY[]} is
     that long and the same bytes in every session (with a L{Registry}).
 """
@@ -50,6 +53,11 @@ INFINITY = float("inf")
 
 #: Commands during which no EXPUNGE may be sent (RFC 3501 7.4.1).
 NO_EXPUNGE_DURING = frozenset(["FETCH", "STORE", "SEARCH"])
+
+#: A command that enables CONDSTORE (RFC 7162 3.1): SELECT/EXAMINE
+#: (CONDSTORE), ENABLE CONDSTORE, the MODSEQ item or search key,
+#: CHANGEDSINCE, UNCHANGEDSINCE, STATUS HIGHESTMODSEQ.
+_CONDSTORE_ENABLING = re.compile(rb"CONDSTORE|MODSEQ|CHANGEDSINCE")
 
 _LITERAL_AT_END = re.compile(rb"~?\{(\d{1,12})\+?\}$")
 _TAG = re.compile(rb"^[\x21\x23-\x24\x26-\x27\x2c-\x5b\x5d-\x7a\x7c-\x7e]+$")
@@ -504,6 +512,8 @@ class SessionChecker:
         self._announced = None
         self._permanent = None
         self._selUidNext = 0
+        self.condstore = False
+        self.qresync = False
         self.closed = False
         self.counts = {}
         self.responses = []
@@ -529,6 +539,10 @@ class SessionChecker:
             args = args[1:]
         if tag in self._outstanding:
             self._violate("tag", "client reused tag %s" % (tag,), line)
+        if _CONDSTORE_ENABLING.search(line.upper()):
+            self.condstore = True
+        if b"QRESYNC" in line.upper():
+            self.qresync = True
         mailbox = self.selected
         if name in ("SELECT", "EXAMINE", "STATUS", "APPEND") and args:
             mailbox = _mailboxName(args[0])
@@ -895,6 +909,11 @@ class SessionChecker:
                 raise ParseError("FETCH item name %r" % (items[i],))
             atts[items[i].upper()] = items[i + 1]
         raw = response.raw
+        if self.condstore and self._current("FETCH", "UID FETCH") is None:
+            wanted = {"UID", "MODSEQ"} if self.qresync else {"MODSEQ"}
+            if not wanted <= set(atts):
+                self._violate("condstore", "FETCH without %s after CONDSTORE was enabled"
+                              % (" and ".join(sorted(wanted - set(atts))),), raw)
         if "UID" in atts:
             self._learnUid(seq, _number(atts["UID"]), raw)
         uid = self._slots[seq - 1][0]

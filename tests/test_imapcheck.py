@@ -79,7 +79,7 @@ class GoodSessionTests(unittest.TestCase):
                   b"(NIL \"hi\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\nF2 OK done\r\n" % (len(BODY), len(BODY), BODY)),
             ("C", "K1", b"STORE 2 +FLAGS ($New)"),
             ("S", b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work $New)\r\n"
-                  b"* 2 FETCH (FLAGS ($Work $New) MODSEQ (21))\r\nK1 OK done\r\n"),
+                  b"* 2 FETCH (UID 7 FLAGS ($Work $New) MODSEQ (21))\r\nK1 OK done\r\n"),
             ("C", "K2", b"STORE 1 +FLAGS.SILENT (\\Deleted)"),
             ("S", b"K2 OK done\r\n"),
             ("C", "E1", b"EXPUNGE"),
@@ -112,7 +112,7 @@ class GoodSessionTests(unittest.TestCase):
             ("C", "U1", b"UID FETCH 9 (FLAGS)"),
             ("S", b"* 1 EXPUNGE\r\n* 2 FETCH (UID 9 FLAGS ())\r\nU1 OK done\r\n"),
             ("C", "U2", b"UID STORE 9 +FLAGS (\\Seen)"),
-            ("S", b"* 1 EXPUNGE\r\n* 1 FETCH (UID 9 FLAGS (\\Seen))\r\nU2 OK done\r\n"),
+            ("S", b"* 1 EXPUNGE\r\n* 1 FETCH (UID 9 FLAGS (\\Seen) MODSEQ (21))\r\nU2 OK done\r\n"),
         ]
         self.assertEqual(run(transcript).violations, [])
 
@@ -315,9 +315,26 @@ class ViolationTests(unittest.TestCase):
         self.assertEqual(run(examine + fetch, SessionChecker(registry)).violations, [])
         self.assertViolation(SELECT + fetch, "recent", SessionChecker(registry))
 
+    def test_condstoreFetchWithoutUid(self):
+        """After a CONDSTORE-enabling command, a STORE or unsolicited FETCH without MODSEQ (and UID with QRESYNC)."""
+        self.assertViolation(SELECT + [("C", "K", b"STORE 1 +FLAGS (\\Seen)"),
+                                       ("S", b"* 1 FETCH (FLAGS (\\Seen))\r\nK OK done\r\n")],
+                             "condstore")
+        self.assertViolation(SELECT + [("C", "E", b"ENABLE QRESYNC"), ("S", b"* ENABLED QRESYNC\r\nE OK\r\n"),
+                                       ("C", "K", b"STORE 1 +FLAGS (\\Seen)"),
+                                       ("S", b"* 1 FETCH (FLAGS (\\Seen) MODSEQ (21))\r\nK OK done\r\n")],
+                             "condstore")
+        good = run(SELECT + [("C", "K", b"STORE 1 +FLAGS (\\Seen)"),
+                             ("S", b"* 1 FETCH (UID 4 FLAGS (\\Seen) MODSEQ (21))\r\nK OK done\r\n"),
+                             ("C", "F", b"FETCH 1 (FLAGS)"), ("S", b"* 1 FETCH (FLAGS (\\Seen))\r\nF OK done\r\n")])
+        self.assertEqual(good.violations, [])
+        plain = [("C", "S1", b"SELECT INBOX")] + SELECT[1:2] + [
+            ("C", "K", b"STORE 1 +FLAGS (\\Seen)"), ("S", b"* 1 FETCH (FLAGS (\\Seen))\r\nK OK done\r\n")]
+        self.assertEqual(run(plain).violations, [])
+
     def test_counted(self):
         """Every violation is counted; only the first few of a kind are kept."""
         lines = b"".join(b"* 1 FETCH (FLAGS ($K%d))\r\n" % (i,) for i in range(50))
-        checker = run(SELECT + [("C", "N", b"NOOP"), ("S", lines + b"N OK done\r\n")])
+        checker = run(SELECT + [("C", "N", b"FETCH 1 (FLAGS)"), ("S", lines + b"N OK done\r\n")])
         self.assertEqual(checker.counts["flags-announced"], 50)
         self.assertEqual(len(checker.violations), SessionChecker.KEEP)
