@@ -263,10 +263,12 @@ def _run(client, counter, name, line, literal=None):
     return tagged, untagged
 
 
-def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=False, serial=None):
+def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=False, serial=None,
+               oldDates=False):
     """
     One cycle of the mixed workload on C{mailbox} (which must exist, as
-    must C{other}); results go to C{counter}.
+    must C{other}); results go to C{counter}.  With C{oldDates}, a third of
+    the APPENDs give an INTERNALDATE of 2024, as migrated messages have.
     """
     tagged, _ = _run(client, counter, "SELECT", b'SELECT "%s"' % (mailbox.encode(),))
     if tagged.name != "OK":
@@ -307,9 +309,7 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
         _extras(client, rng, counter)
     serial = serial if serial is not None else rng.randint(0, 10**9)
     flags = " ".join(rng.sample(SYSTEM[:2] + KEYWORDS, rng.randint(0, 3))).encode()
-    # With extras, a third of the messages come with an old INTERNALDATE, as
-    # migrated messages do.
-    date = b' "01-Jan-2024 12:00:00 +0000"' if extras and rng.random() < 0.33 else b""
+    date = b' "01-Jan-2024 12:00:00 +0000"' if oldDates and rng.random() < 0.33 else b""
     # With extras, one in 15 is large enough to be streamed from disk.
     large = extras and rng.random() < 1 / 15
     _run(client, counter, "APPEND", b'APPEND "%s" (%s)%s' % (mailbox.encode(), flags, date),

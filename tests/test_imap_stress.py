@@ -10,8 +10,9 @@ SEARCH, UID SEARCH, NOOP and IDLE on one shared mailbox.
 The run happens once (about 15 s); each test checks one family of
 violations.  C{GATEWAY_STRESS=long} runs 10 clients for 5 minutes;
 C{GATEWAY_STRESS_PROCESSES=2} runs two server processes over the one data
-root, the clients taking turns between them (on main: APPENDs answered
-C{NO [SERVERBUG]}, issue 14 item 0).
+root, the clients taking turns between them.  Both also give a third of
+the APPENDs an old INTERNALDATE (see L{OLD_DATES}); on main they fail
+with APPENDs answered C{NO [SERVERBUG]} (issue 14 item 0).
 """
 
 import itertools
@@ -35,6 +36,12 @@ CLIENTS = 10 if LONG else 6
 SECONDS = 300 if LONG else 15
 #: Server processes over the one data root (C{GATEWAY_STRESS_PROCESSES}).
 PROCESSES = int(os.environ.get("GATEWAY_STRESS_PROCESSES", "1"))
+#: A third of the APPENDs give an INTERNALDATE of 2024 (as migrated
+#: messages have): only in the long and multi-process runs, since on main
+#: it makes about one 15 s run in six fail, with APPENDs answered NO
+#: [SERVERBUG] (the Maildir scan deletes the APPEND's own tmp/ file, whose
+#: mtime is that date, as stale; issue 14 item 0).
+OLD_DATES = LONG or PROCESSES > 1
 #: Of the clients, these log in and out for every cycle.
 LOGIN_PER_CYCLE = 2
 SEED_MESSAGES = 40
@@ -132,7 +139,7 @@ def stressRun(processes=PROCESSES, clients=CLIENTS, seconds=SECONDS):
 
         def load(clients, perCycle, seed):
             outcomes.append(runLoad(connect, "demo", PASSWORD, clients, seconds, seed=seed,
-                                    loginPerCycle=perCycle, extras=True))
+                                    loginPerCycle=perCycle, extras=True, oldDates=OLD_DATES))
         threads = [threading.Thread(target=load, args=(clients - LOGIN_PER_CYCLE, False, 1)),
                    threading.Thread(target=load, args=(LOGIN_PER_CYCLE, True, 2))]
         for t in threads:
