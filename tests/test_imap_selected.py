@@ -167,6 +167,21 @@ class MultiSessionTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* 2 FETCH", out)
         self.assertEqual(self.send(b"b NOOP"), b"* 1 EXPUNGE\r\nb OK NOOP completed\r\n")
 
+    def test_fetchOfExpungedSaysSo(self):
+        """A FETCH naming a message another session expunged sends the others and answers OK [EXPUNGEISSUED] (RFC 5530)."""
+        self.selectWith(3)
+        other = Other(self)
+        other.send(b"o2 SELECT INBOX")
+        other.send(b"o3 STORE 2 +FLAGS.SILENT (\\Deleted)")
+        other.send(b"o4 EXPUNGE")
+        out = self.send(b"a FETCH 1:3 (UID)")
+        self.assertIn(b"* 1 FETCH (UID 1)", out)
+        self.assertIn(b"* 3 FETCH (UID 3)", out)
+        self.assertNotIn(b" EXPUNGE\r\n", out)
+        self.assertIn(b"a OK [EXPUNGEISSUED]", out)
+        self.assertEqual(self.send(b"b NOOP"), b"* 2 EXPUNGE\r\nb OK NOOP completed\r\n")
+        self.assertEqual(self.send(b"c FETCH 1:2 (UID)"), b"* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\nc OK FETCH completed\r\n")
+
     def test_idleOtherProcess(self):
         """A message added through another store object on the same data (another process) reaches IDLE."""
         self.selectWith(1)
@@ -253,8 +268,9 @@ class FetchTests(SelectedTestMixin, unittest.TestCase):
         other.send(b"o3 STORE 1 +FLAGS.SILENT (\\Deleted)")
         other.send(b"o4 EXPUNGE")
         out = self.send(b"a FETCH 1:* UID")
-        self.assertNotIn(b"EXPUNGE", out)
+        self.assertNotIn(b" EXPUNGE\r\n", out)
         self.assertIn(b"* 2 FETCH (UID 2)", out)
+        self.assertIn(b"a OK [EXPUNGEISSUED]", out)
         out = self.send(b"b UID FETCH 1:* UID")
         self.assertIn(b"* 1 EXPUNGE", out)
 

@@ -190,9 +190,15 @@ def _fetchLoop(session, items, uids, changedSince):
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
     plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
+    # Messages another session or process expunged since this session's
+    # view was last updated: their data cannot be sent, so the command
+    # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).
+    expunged = False
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
         infos = mailbox.messages(chunk, headers=plan.needsHeaders)
+        if len(infos) < len(chunk):
+            expunged = True
         if changedSince is not None:
             infos = [info for info in infos if info.modseq > changedSince]
         seqs = view.sequenceNumbers(chunk)
@@ -213,7 +219,8 @@ def _fetchLoop(session, items, uids, changedSince):
                                      recent=info.uid in recent, markSeen=writable,
                                      saveDate=saveDates.get(info.uid))
             except StoreError:
-                continue  # removed from disk meanwhile
+                expunged = True  # removed from disk meanwhile
+                continue
             except UnknownTransferEncoding as e:
                 raise no("[UNKNOWN-CTE] Cannot decode a %s part" % (e,)) from None
             if plan.setsSeen and writable and "\\Seen" not in info.flags:
@@ -230,6 +237,8 @@ def _fetchLoop(session, items, uids, changedSince):
         if len(uids) > COOPERATE_ABOVE and start + BATCH < len(uids):
             session.flush()
             yield task.deferLater(session.reactor, 0, lambda: None)
+    if expunged:
+        return ("OK", "[EXPUNGEISSUED] FETCH completed; some messages were expunged meanwhile")
 
 
 @implementer(IPullProducer)

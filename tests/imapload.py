@@ -1,0 +1,455 @@
+# -*- test-case-name: tests.test_imap_stress -*-
+"""
+A mixed IMAP workload whose every reply is checked: a blocking IMAP client
+(L{CheckedClient}, plain or TLS) that feeds all it receives to a
+L{tests.imapcheck.SessionChecker}, self-verifying messages, and the cycle
+of commands the stress test (L{tests.test_imap_stress}) and the benchmark
+(C{bench/imapmix.py}) run, against any server.  It knows no gateway code.
+
+One cycle (L{mixedCycle}) is the shape of the widely used IMAP stress
+testers: SELECT, LIST, STATUS, FETCH of flags, envelope and body
+structure, FETCH BODY.PEEK[] (the body is checked against the digest the
+message carries), STORE of flags and keywords, APPEND, STORE \\Deleted and
+EXPUNGE; with C{extras}, also CONDSTORE FETCH (MODSEQ), SEARCH, UID SEARCH,
+UID STORE, NOOP and a short IDLE.
+"""
+
+import hashlib
+import random
+import socket
+import ssl
+import threading
+import time
+
+from tests.imapcheck import Registry, SessionChecker
+
+KEYWORDS = ["$Label1", "$Label2", "$Work", "$Todo", "Project_X"]
+SYSTEM = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft"]
+
+_DIGEST_HEADER = b"X-Body-SHA1: "
+
+
+class IMAPError(Exception):
+    """
+    A command that did not end with OK (or the connection went away).
+    """
+
+
+def makeMessage(n, rng=None, large=False):
+    """
+    A small message (0.5-4 KB, CRLF; C{large}: about 300 KB) that carries
+    the SHA-1 of its body in an C{X-Body-SHA1} header; every fifth is
+    multipart.
+    """
+    rng = rng or random.Random(n)
+    lines = "".join("Line %d of message %d: %s\r\n" % (i, n, "lorem ipsum dolor sit amet " * rng.randint(1, 3))
+                    for i in range(rng.randint(4, 40) if not large else 5000))
+    if n % 5 == 0:
+        body = ("--b%d\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n%s\r\n"
+                "--b%d\r\nContent-Type: text/html; charset=us-ascii\r\n\r\n<p>%s</p>\r\n--b%d--\r\n"
+                % (n, lines, n, lines[:200], n)).encode("ascii")
+        ctype = b'Content-Type: multipart/alternative; boundary="b%d"\r\nMIME-Version: 1.0\r\n' % (n,)
+    else:
+        body = lines.encode("ascii")
+        ctype = b"Content-Type: text/plain; charset=us-ascii\r\n"
+    head = (b"From: Sender %d <sender%d@example.org>\r\nTo: demo@example.test\r\n"
+            b"Subject: Mixed load message %d\r\nDate: Mon, 1 Jan 2024 12:00:00 +0000\r\n"
+            b"Message-ID: <%d.%d@load.example.org>\r\n" % (n, n % 97, n, n, rng.randint(0, 10**9)))
+    return head + ctype + _DIGEST_HEADER + hashlib.sha1(body).hexdigest().encode("ascii") + b"\r\n\r\n" + body
+
+
+def bodyIntact(message):
+    """
+    Whether a message made by L{makeMessage} still matches its digest
+    (other messages: C{True}).
+    """
+    head, sep, body = message.partition(b"\r\n\r\n")
+    start = head.find(_DIGEST_HEADER)
+    if start < 0:
+        return True
+    digest = head[start + len(_DIGEST_HEADER):start + len(_DIGEST_HEADER) + 40]
+    return bool(sep) and hashlib.sha1(body).hexdigest().encode("ascii") == digest
+
+
+class CheckedClient:
+    """
+    A blocking IMAP client whose every received byte goes through a
+    L{SessionChecker}.
+
+    @ivar checker: the L{SessionChecker}.
+    @ivar problems: C{list} of C{(kind, text)}: wrong answers the workload
+        found beyond the checker's: C{"body"} (a body failing its digest),
+        C{"fetch-missing"} (FETCH answered OK, without C{[EXPUNGEISSUED]},
+        and without the data of a message it named).
+    """
+
+    def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60):
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tlsContext is not None:
+            sock = tlsContext.wrap_socket(sock, server_hostname=host)
+        self.sock = sock
+        self.checker = checker
+        self.counter = 0
+        self.problems = []
+        self._pending = []
+        greeting = self._next()
+        if greeting.kind != "untagged" or greeting.name not in ("OK", "PREAUTH"):
+            raise IMAPError("greeting %r" % (greeting.raw[:100],))
+
+    def _next(self):
+        """
+        The next response (reading as needed).
+        """
+        while not self._pending:
+            data = self.sock.recv(1 << 18)
+            if not data:
+                self.checker.finish()
+                raise IMAPError("connection closed")
+            self._pending.extend(self.checker.receive(data))
+        return self._pending.pop(0)
+
+    def command(self, line, literal=None, expectBad=False):
+        """
+        Send C{line} (and C{literal} after the continuation) and read to
+        its tagged response.
+
+        @return: C{(tagged response, untagged responses)}.
+        """
+        self.counter += 1
+        tag = b"c%d" % (self.counter,)
+        if literal is not None:
+            line += b" {%d}" % (len(literal),)
+        self.checker.sent(tag, line, expectBad)
+        self.sock.sendall(tag + b" " + line + b"\r\n")
+        untagged = []
+        if literal is not None:
+            while True:
+                response = self._next()
+                if response.kind == "continuation":
+                    self.sock.sendall(literal + b"\r\n")
+                    break
+                if response.kind == "tagged":
+                    return response, untagged
+                untagged.append(response)
+        while True:
+            response = self._next()
+            if response.kind == "tagged" and response.tag == tag.decode():
+                return response, untagged
+            if response.kind == "untagged":
+                untagged.append(response)
+
+    def ok(self, line, literal=None):
+        """
+        L{command}, raising L{IMAPError} unless it ends with OK.
+        """
+        tagged, untagged = self.command(line, literal)
+        if tagged.name != "OK":
+            raise IMAPError("%s -> %s" % (line[:60].decode("latin-1"), tagged.raw[:120].decode("latin-1")))
+        return tagged, untagged
+
+    def idle(self, seconds):
+        """
+        IDLE for C{seconds}, then DONE.
+
+        @return: the untagged responses received meanwhile.
+        """
+        self.counter += 1
+        tag = b"c%d" % (self.counter,)
+        self.checker.sent(tag, b"IDLE")
+        self.sock.sendall(tag + b" IDLE\r\n")
+        untagged = []
+        response = self._next()
+        if response.kind != "continuation":
+            raise IMAPError("IDLE -> %r" % (response.raw[:100],))
+        deadline = time.monotonic() + seconds
+        timeout = self.sock.gettimeout()
+        try:
+            while not self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                try:
+                    data = self.sock.recv(1 << 18)
+                except (socket.timeout, ssl.SSLError):
+                    break
+                if not data:
+                    self.checker.finish()
+                    raise IMAPError("connection closed during IDLE")
+                self._pending.extend(self.checker.receive(data))
+                untagged.extend(r for r in self._pending if r.kind == "untagged")
+                self._pending = [r for r in self._pending if r.kind != "untagged"]
+        finally:
+            self.sock.settimeout(timeout)
+        self.checker.sentDone()
+        self.sock.sendall(b"DONE\r\n")
+        while True:
+            response = self._next()
+            if response.kind == "tagged" and response.tag == tag.decode():
+                if response.name != "OK":
+                    raise IMAPError("IDLE ended %r" % (response.raw[:100],))
+                return untagged
+            untagged.append(response)
+
+    def login(self, user, password):
+        self.ok(b'LOGIN "%s" "%s"' % (user.encode(), password.encode()))
+
+    def logout(self):
+        try:
+            self.command(b"LOGOUT")
+        except (IMAPError, OSError):
+            pass
+        self.close()
+
+    def close(self):
+        self.checker.finish()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _fetchItems(untagged):
+    """
+    C{{seq: {ITEM: value}}} of the FETCH responses among C{untagged}.
+    """
+    out = {}
+    for response in untagged:
+        if response.name == "FETCH" and response.data and isinstance(response.data[0], list):
+            items = response.data[0]
+            atts = out.setdefault(response.number, {})
+            for i in range(0, len(items) - 1, 2):
+                atts[str(items[i]).upper()] = items[i + 1]
+    return out
+
+
+class Counter:
+    """
+    Per-command results of a run, shared by its clients: C{ok[name]},
+    C{no[name]} (answered NO), and C{seconds[name]}.  Thread-safe.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.ok = {}
+        self.no = {}
+        self.errors = []
+
+    def add(self, name, ok=True):
+        table = self.ok if ok else self.no
+        with self._lock:
+            table[name] = table.get(name, 0) + 1
+
+    def error(self, text):
+        with self._lock:
+            if len(self.errors) < 50:
+                self.errors.append(text)
+        with self._lock:
+            self.no["(errors)"] = self.no.get("(errors)", 0) + 1
+
+
+def _run(client, counter, name, line, literal=None):
+    """
+    One command counted under C{name}: OK counts when no new violation
+    came with it, NO and violations count as failures.
+
+    @return: C{(tagged, untagged)}.
+    """
+    before = sum(client.checker.counts.values())
+    tagged, untagged = client.command(line, literal)
+    good = tagged.name == "OK" and sum(client.checker.counts.values()) == before
+    counter.add(name, good)
+    return tagged, untagged
+
+
+def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=False, serial=None,
+               oldDates=False):
+    """
+    One cycle of the mixed workload on C{mailbox} (which must exist, as
+    must C{other}); results go to C{counter}.  With C{oldDates}, a third of
+    the APPENDs give an INTERNALDATE of 2024, as migrated messages have.
+    """
+    tagged, _ = _run(client, counter, "SELECT", b'SELECT "%s"' % (mailbox.encode(),))
+    if tagged.name != "OK":
+        return
+    _run(client, counter, "LIST", b'LIST "" "*"')
+    _run(client, counter, "STATUS", b'STATUS "%s" (MESSAGES UIDNEXT UNSEEN)' % (other.encode(),))
+    exists = client.checker.exists or 0
+    if exists:
+        lo = rng.randint(1, exists)
+        hi = min(exists, lo + 9)
+        tagged, untagged = _run(client, counter, "FETCH meta",
+                                b"FETCH %d:%d (UID FLAGS ENVELOPE BODYSTRUCTURE)" % (lo, hi))
+        # A message another session expunged may be left out with OK
+        # [EXPUNGEISSUED] (RFC 5530), or given NIL items (RFC 2180 4.1.3).
+        if tagged.name == "OK" and tagged.code != "EXPUNGEISSUED":
+            got = _fetchItems(untagged)
+            missing = [n for n in range(lo, hi + 1) if not {"UID", "FLAGS", "ENVELOPE", "BODYSTRUCTURE"} <= set(got.get(n, {}))]
+            if missing:
+                client.problems.append(("fetch-missing", "FETCH %d:%d OK without the items of %s: %r"
+                                        % (lo, hi, missing[:5], tagged.raw[:100])))
+        n = rng.randint(1, exists)
+        tagged, untagged = _run(client, counter, "FETCH body", b"FETCH %d (UID RFC822.SIZE BODY.PEEK[])" % (n,))
+        if tagged.name == "OK" and tagged.code != "EXPUNGEISSUED":
+            body = _fetchItems(untagged).get(n, {}).get("BODY[]", False)
+            if body is False:
+                client.problems.append(("fetch-missing", "FETCH %d BODY.PEEK[] OK without the body: %r"
+                                        % (n, tagged.raw[:100])))
+            elif body is not None and not bodyIntact(body):
+                client.problems.append(("body", "FETCH %d BODY.PEEK[]: body does not match its digest" % (n,)))
+        n = rng.randint(1, exists)
+        flags = rng.sample(SYSTEM[1:], 1) + rng.sample(KEYWORDS, rng.randint(1, 2))
+        sign = rng.choice([b"+", b"+", b"-"])
+        # Its FETCH FLAGS are not checked against the flags stored: another
+        # session's change may come between (and Dovecot leaves out
+        # messages whose flags did not change: "normally", RFC 3501 6.4.6).
+        _run(client, counter, "STORE", b"STORE %d %sFLAGS (%s)" % (n, sign, " ".join(flags).encode()))
+    if extras:
+        _extras(client, rng, counter)
+    serial = serial if serial is not None else rng.randint(0, 10**9)
+    flags = " ".join(rng.sample(SYSTEM[:2] + KEYWORDS, rng.randint(0, 3))).encode()
+    date = b' "01-Jan-2024 12:00:00 +0000"' if oldDates and rng.random() < 0.33 else b""
+    # With extras, one in 15 is large enough to be streamed from disk.
+    large = extras and rng.random() < 1 / 15
+    _run(client, counter, "APPEND", b'APPEND "%s" (%s)%s' % (mailbox.encode(), flags, date),
+         makeMessage(serial, rng, large))
+    exists = client.checker.exists or 0
+    if exists > 20:
+        n = rng.randint(1, exists)
+        _run(client, counter, "STORE deleted", b"STORE %d +FLAGS.SILENT (\\Deleted)" % (n,))
+        _run(client, counter, "EXPUNGE", b"EXPUNGE")
+
+
+def _extras(client, rng, counter):
+    """
+    The stress test's additions: CONDSTORE (MODSEQ, CHANGEDSINCE,
+    UNCHANGEDSINCE, SELECT ... (CONDSTORE)), SEARCH, ESEARCH, UID STORE,
+    UID EXPUNGE, COPY and MOVE to the other mailbox and back, EXAMINE, NOOP
+    and IDLE.
+    """
+    exists = client.checker.exists or 0
+    if exists:
+        lo = rng.randint(1, exists)
+        _run(client, counter, "FETCH modseq", b"FETCH %d:* (UID FLAGS MODSEQ)" % (lo,))
+        _run(client, counter, "UID STORE",
+             b"UID STORE %d:* +FLAGS (%s)" % (rng.randint(1, 200), rng.choice(KEYWORDS).encode()))
+    _run(client, counter, "SEARCH", b"SEARCH KEYWORD %s" % (rng.choice(KEYWORDS).encode(),))
+    _run(client, counter, "UID SEARCH", b"UID SEARCH UNSEEN")
+    _run(client, counter, "ESEARCH", b"SEARCH RETURN (MIN MAX COUNT) UNSEEN")
+    _run(client, counter, "NOOP", b"NOOP")
+    facts = client.checker.facts()
+    exists = client.checker.exists or 0
+    if exists and facts.highestModseq:
+        _run(client, counter, "FETCH changedsince",
+             b"FETCH 1:* (UID FLAGS) (CHANGEDSINCE %d)" % (max(1, facts.highestModseq - 5),))
+    if exists:
+        n = rng.randint(1, exists)
+        uid = client.checker.uidOf(n)
+        modseq = facts.modseqs.get(uid, 1) if uid is not None else 1
+        _run(client, counter, "STORE unchangedsince",
+             b"STORE %d (UNCHANGEDSINCE %d) +FLAGS (%s)" % (n, modseq, rng.choice(KEYWORDS).encode()))
+        if uid is not None and exists > 20:
+            _run(client, counter, "UID STORE deleted", b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % (uid,))
+            _run(client, counter, "UID EXPUNGE", b"UID EXPUNGE %d" % (uid,))
+    r = rng.random()
+    exists = client.checker.exists or 0
+    mailbox = client.checker.selected
+    if exists and r < 0.3:
+        _run(client, counter, "COPY", b"COPY %d Archive" % (rng.randint(1, exists),))
+    elif exists and r < 0.45:
+        _run(client, counter, "MOVE", b"MOVE %d Archive" % (rng.randint(1, exists),))
+    elif r < 0.6 and mailbox:
+        # Messages go back from Archive, so that it stays small.
+        tagged, _ = _run(client, counter, "SELECT", b"SELECT Archive (CONDSTORE)")
+        if tagged.name == "OK":
+            if (client.checker.exists or 0) > 5:
+                _run(client, counter, "UID MOVE", b'UID MOVE 1:%d "%s"' % (rng.randint(1, 200), mailbox.encode()))
+            if client.checker.exists:
+                # "1:*" in an empty mailbox is BAD for Dovecot.
+                _run(client, counter, "FETCH modseq", b"FETCH 1:* (UID FLAGS MODSEQ)")
+        _run(client, counter, "SELECT", b'SELECT "%s" (CONDSTORE)' % (mailbox.encode(),))
+    elif r < 0.7:
+        _run(client, counter, "EXAMINE", b"EXAMINE Archive")
+        if client.checker.exists:
+            _run(client, counter, "FETCH meta", b"FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])")
+        _run(client, counter, "SELECT", b'SELECT "%s"' % (mailbox.encode(),))
+    if rng.random() < 0.2:
+        try:
+            client.idle(rng.uniform(0.05, 0.4))
+            counter.add("IDLE")
+        except IMAPError:
+            counter.add("IDLE", False)
+
+
+def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=False, **cycleArgs):
+    """
+    Cycles until C{deadline} (C{time.monotonic()}): one session for all, or a
+    LOGIN/LOGOUT per cycle.  C{connect()} returns a new L{CheckedClient}.
+
+    @return: C{list} of the clients used (their checkers hold the findings).
+    """
+    clients = []
+    client = None
+    while time.monotonic() < deadline:
+        try:
+            if client is None:
+                client = connect()
+                clients.append(client)
+                client.login(user, password)
+                counter.add("LOGIN")
+            mixedCycle(client, rng, counter, **cycleArgs)
+            if loginPerCycle:
+                client.ok(b"LOGOUT")
+                counter.add("LOGOUT")
+                client.close()
+                client = None
+        except (IMAPError, OSError) as e:
+            counter.error("%s: %s" % (type(e).__name__, e))
+            if client is not None:
+                client.close()
+            client = None
+    if client is not None:
+        client.logout()
+    return clients
+
+
+def runLoad(connect, user, password, clients, seconds, seed=0, loginPerCycle=False, **cycleArgs):
+    """
+    C{clients} threads run L{sessionLoop} for C{seconds}.
+
+    @return: C{(counter, checkers, problems, elapsed seconds)}.
+    """
+    counter = Counter()
+    deadline = time.monotonic() + seconds
+    used = []
+
+    def worker(i):
+        rng = random.Random(seed * 1000 + i)
+        used.extend(sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle, **cycleArgs))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    problems = [p for c in used for p in c.problems]
+    return counter, [c.checker for c in used], problems, elapsed
+
+
+def connector(port, registry=None, tlsContext=None, timeout=60):
+    """
+    A C{connect()} for L{sessionLoop}: new L{CheckedClient}s whose
+    checkers share C{registry}.
+    """
+    registry = registry if registry is not None else Registry()
+    names = iter(range(1, 1 << 30))
+    lock = threading.Lock()
+
+    def connect():
+        with lock:
+            name = "session %d" % (next(names),)
+        return CheckedClient(port, SessionChecker(registry, name), tlsContext, timeout=timeout)
+    return connect
