@@ -572,6 +572,51 @@ class IViewerAccess(Interface):
         """The viewer's rights; L{gateway.errors.NoSuchMailbox} when none."""
 
 
+class IMetadata(Interface):
+    """
+    Mailbox and server annotations (RFC 5464), read and written for a viewer
+    through their L{IViewerAccess}; C{""} names the server.
+    """
+
+    def getEntries(access, name, entryNames, depth="0", maxSize=None, missing=True):
+        """
+        @return: C{(pairs, longest)}: C{[(entry, bytes or None)]} and the
+            size of the longest value left out by C{maxSize}.
+        """
+
+    def setEntries(access, name, pairs):
+        """
+        Set (C{bytes}) or remove (C{None}) entries, all or none.
+        """
+
+
+class IMetadataEntry(Interface):
+    """
+    A special METADATA entry (computed, or checked when set) that the wiring
+    gives to L{IMetadata}.
+    """
+
+    name = Attribute("The entry name, lower case (C{'/shared/vendor/xmapi/container-class'}).")
+
+    def get(metadata, target):
+        """
+        @param target: a L{gateway.store.metadata.Target}.
+        @return: the value (C{bytes}) for the target's viewer, or C{None}.
+        """
+
+    def check(metadata, target, value):
+        """
+        May C{value} (C{bytes} or C{None} to remove) be set?  Raises
+        L{gateway.store.metadata.ReadOnlyEntry} or
+        L{gateway.store.metadata.InvalidValue} if not; changes nothing.
+        """
+
+    def set(metadata, target, value):
+        """
+        Set a value that L{check} accepted.
+        """
+
+
 # ---------------------------------------------------------------------------
 # File store
 

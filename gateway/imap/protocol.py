@@ -98,6 +98,12 @@ def capability(name, predicate=None):
     CAPABILITIES[name] = predicate
 
 
+#: Commands whose over-long literals are refused with a text of their own
+#: (with a response code, so answered C{NO}): name ->
+#: C{refusal(session)}, e.g. SETMETADATA's C{[METADATA MAXSIZE n]}.
+LITERAL_REFUSALS = {}
+
+
 class Response(Exception):
     """
     Raised by a handler to finish the command with a tagged C{NO} or C{BAD}.
@@ -437,6 +443,9 @@ class IMAPServer(Protocol):
             if available is not None and available < limit:
                 return available, "[OVERQUOTA] Not enough storage quota left for this message", True
             return limit, text, True
+        refusal = LITERAL_REFUSALS.get(name)
+        if refusal is not None and self.state != NOT_AUTHENTICATED:
+            return self.maxLineLength, refusal(self), False
         return self.maxLineLength, "Literal too large (limit %d octets)" % (self.maxLineLength,), False
 
     def _quotaAvailable(self):

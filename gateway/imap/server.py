@@ -5,7 +5,13 @@ The IMAP factory the wiring listens with: L{makeFactory}.
 
 from twisted.internet.protocol import ServerFactory
 
-from gateway.imap import commands_acl, commands_auth, commands_mailbox, commands_selected  # noqa: F401 -- table rows
+from gateway.imap import (  # noqa: F401 -- table rows
+    commands_acl,
+    commands_auth,
+    commands_mailbox,
+    commands_metadata,
+    commands_selected,
+)
 from gateway.imap.protocol import IMAPServer
 
 
