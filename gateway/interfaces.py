@@ -300,7 +300,8 @@ class IMailboxInfo(Interface):
     """
 
     name = Attribute("C{str}")
-    mailboxClass = Attribute("C{'IPF.Note'}, C{'IPF.Appointment'}, C{'IPF.Contact'}, C{'IPF.Task'} or C{'IPF.StickyNote'}.")
+    mailboxClass = Attribute("C{'IPF.Note'}, C{'IPF.Appointment'}, C{'IPF.Contact'}, C{'IPF.Task'}, C{'IPF.StickyNote'},"
+                             " C{'IPF.Journal'}, or a sub-class of one (C{'IPF.Appointment.Birthday'}).")
     specialUse = Attribute("C{None} or one of C{'\\\\Drafts'}, C{'\\\\Sent'}, C{'\\\\Trash'}, C{'\\\\Junk'}, C{'\\\\Archive'}.")
     hasChildren = Attribute("C{bool}")
     selectable = Attribute("C{bool}")

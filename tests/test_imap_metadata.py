@@ -68,7 +68,7 @@ class RFC5464ExampleTests(MetadataTestMixin, unittest.TestCase):
                       self.send(b'b GETMETADATA "INBOX" (/shared/comment /private/comment)'))
 
     def test_maxSize(self):
-        """4.2.1: MAXSIZE leaves out longer values and the tagged OK says the longest's size."""
+        """4.2.1, R-META-5: MAXSIZE leaves out longer values and the tagged OK says the longest's size."""
         self.ok(b'a SETMETADATA INBOX (/private/comment "My own comment" /shared/comment {2199+}\r\n'
                 + b"x" * 2199 + b")")
         self.assertEqual(self.send(b'b GETMETADATA "INBOX" (MAXSIZE 1024) (/shared/comment /private/comment)'),
@@ -96,13 +96,13 @@ class RFC5464ExampleTests(MetadataTestMixin, unittest.TestCase):
                       self.send(b"b GETMETADATA INBOX /private/comment"))
 
     def test_nilRemoves(self):
-        """4.3: NIL removes an entry."""
+        """4.3, R-META-5: NIL removes an entry, which then answers NIL."""
         self.ok(b'a SETMETADATA INBOX (/private/comment "x")')
         self.ok(b"b SETMETADATA INBOX (/private/comment NIL)")
         self.assertIn(b"(/private/comment NIL)", self.send(b"c GETMETADATA INBOX /private/comment"))
 
     def test_tooMany(self):
-        """4.3: a new entry past the limit answers NO [METADATA TOOMANY] and sets nothing; changing one is fine."""
+        """4.3, R-META-4: a new entry past the limit answers NO [METADATA TOOMANY] and sets nothing; changing one is fine."""
         self.context.metadata.maxEntries = 2
         self.ok(b'a SETMETADATA INBOX (/private/a "1" /shared/b "2")')
         self.assertEqual(self.send(b'b SETMETADATA INBOX (/private/c "3")')[:24], b"b NO [METADATA TOOMANY] ")
@@ -110,7 +110,7 @@ class RFC5464ExampleTests(MetadataTestMixin, unittest.TestCase):
         self.assertIn(b"(/private/c NIL)", self.send(b"d GETMETADATA INBOX /private/c"))
 
     def test_maxSizeOnSet(self):
-        """4.3: a value over the limit answers NO [METADATA MAXSIZE n] and sets no entry of the command."""
+        """4.3, R-META-4: a value over the limit answers NO [METADATA MAXSIZE n] and sets no entry of the command."""
         self.context.metadata.maxValueSize = 1024
         out = self.send(b'a SETMETADATA INBOX (/private/a "1" /private/big {1025+}\r\n' + b"x" * 1025 + b")")
         self.assertTrue(out.startswith(b"a NO [METADATA MAXSIZE 1024] "), out)
@@ -118,13 +118,13 @@ class RFC5464ExampleTests(MetadataTestMixin, unittest.TestCase):
         self.ok(b'c SETMETADATA INBOX (/private/big {1024+}\r\n' + b"x" * 1024 + b")")
 
     def test_maxSizeOfLiteral(self):
-        """4.3: a value longer than a command line may be is refused the same way, before it is sent."""
+        """4.3, R-META-4: a value longer than a command line may be is refused the same way, before it is sent."""
         self.session.dataReceived(b"a SETMETADATA INBOX (/private/big {65537}\r\n")
         self.assertEqual(self.read(), b"a NO [METADATA MAXSIZE 65536] Value too large\r\n")
         self.ok(b"b NOOP")
 
     def test_literal8(self):
-        """5: a value may be a literal8 (~{n}) holding any octet, returned as one."""
+        """5, R-META-4: a value may be a literal8 (~{n}) holding any octet, returned as one."""
         self.ok(b"a SETMETADATA INBOX (/private/bin ~{3+}\r\na\x00b)")
         self.assertIn(b"(/private/bin ~{3}\r\na\x00b)", self.send(b"b GETMETADATA INBOX /private/bin"))
 
@@ -138,18 +138,18 @@ class EntryNameTests(MetadataTestMixin, unittest.TestCase):
                  b"shared/a", b'"/shared/\x01"', b"/shared/vendor/x", b"/shared"]
 
     def test_setBad(self):
-        """Wildcards, //, a trailing /, another prefix, control characters, short vendor names: BAD."""
+        """R-META-1: wildcards, //, a trailing /, another prefix, control characters, short vendor names: BAD."""
         for name in self.BAD_NAMES:
             self.assertIn(b"a BAD", self.send(b'a SETMETADATA INBOX (' + name + b' "v")'), name)
 
     def test_getBad(self):
-        """GETMETADATA refuses the same names, except a prefix (/shared) to extend with DEPTH."""
+        """R-META-1: GETMETADATA refuses the same names, except a prefix (/shared) to extend with DEPTH."""
         for name in self.BAD_NAMES[:-2]:
             self.assertIn(b"a BAD", self.send(b"a GETMETADATA INBOX " + name), name)
         self.ok(b"b GETMETADATA (DEPTH infinity) INBOX /shared")
 
     def test_caseInsensitive(self):
-        """Entry names are case-insensitive: set in one case, found in another."""
+        """R-META-1: entry names are case-insensitive: set in one case, found in another."""
         self.ok(b'a SETMETADATA INBOX (/Private/Comment "x")')
         self.assertIn(b'(/PRIVATE/COMMENT "x")', self.send(b"b GETMETADATA INBOX /PRIVATE/COMMENT"))
 
@@ -163,7 +163,7 @@ class EntryNameTests(MetadataTestMixin, unittest.TestCase):
 
 class ServerEntryTests(MetadataTestMixin, unittest.TestCase):
     def test_privateServerEntries(self):
-        """Private server entries belong to the viewer; shared ones are the administrator's (NO [NOPERM])."""
+        """R-META-2: private server entries belong to the viewer; shared ones are the administrator's (NO [NOPERM])."""
         self.ok(b'a SETMETADATA "" (/private/vendor/test/theme "dark")')
         self.assertIn(b'* METADATA "" (/private/vendor/test/theme "dark")',
                       self.send(b'b GETMETADATA "" /private/vendor/test/theme'))
@@ -187,14 +187,14 @@ class RightsTests(MetadataTestMixin, unittest.TestCase):
         self.ok(b"g SETACL Notes other " + (rights or b'""'))
 
     def test_readWithAnyOfRswip(self):
-        """l with any one of r, s, w, i, p reads the shared entries, never the owner's private ones."""
+        """R-META-3: l with any one of r, s, w, i, p reads the shared entries, never the owner's private ones."""
         for right in b"rswip":
             self.grant(b"l" + bytes([right]))
             out = self.other.send(b"x GETMETADATA ~demo/Notes (/shared/comment /private/comment)")
             self.assertIn(b'(/shared/comment "team notes" /private/comment NIL)', out, right)
 
     def test_lookupOnlyIsNoPerm(self):
-        """l alone: NO [NOPERM]; nothing at all: the same answer as a missing mailbox."""
+        """R-META-3: l alone: NO [NOPERM]; nothing at all: the same answer as a missing mailbox."""
         self.grant(b"lk")
         self.assertIn(b"x NO [NOPERM]", self.other.send(b"x GETMETADATA ~demo/Notes /shared/comment"))
         self.grant(b"r")
@@ -204,14 +204,14 @@ class RightsTests(MetadataTestMixin, unittest.TestCase):
         self.assertIn(b"x NO [NONEXISTENT]", hidden)
 
     def test_privateEntriesPerViewer(self):
-        """A viewer with l r sets their own private entry; the owner's stays as it was."""
+        """R-META-3: a viewer with l r sets their own private entry; the owner's stays as it was."""
         self.grant(b"lr")
         self.assertIn(b"x OK", self.other.send(b'x SETMETADATA ~demo/Notes (/private/comment "mine")'))
         self.assertIn(b'(/private/comment "mine")', self.other.send(b"y GETMETADATA ~demo/Notes /private/comment"))
         self.assertIn(b'(/private/comment "owner only")', self.send(b"z GETMETADATA Notes /private/comment"))
 
     def test_sharedNeedsW(self):
-        """Writing a shared entry: NO [NOPERM] with l r, allowed with l w."""
+        """R-META-3: writing a shared entry: NO [NOPERM] with l r, allowed with l w."""
         self.grant(b"lr")
         self.assertIn(b"x NO [NOPERM]", self.other.send(b'x SETMETADATA ~demo/Notes (/shared/comment "new")'))
         self.grant(b"lw")
@@ -305,7 +305,7 @@ class ListMetadataTests(MetadataTestMixin, unittest.TestCase):
     """
 
     def test_afterEachList(self):
-        """Each LIST line is followed by its STATUS and METADATA; a folder without the entries gets none."""
+        """R-LIST-1: each LIST line is followed by its STATUS and METADATA; a folder without the entries gets none."""
         out = self.send(b'a LIST "" "*" RETURN (STATUS (MESSAGES) METADATA (("' + CLASS + b'")))')
         self.assertIn(b'* LIST (\\HasNoChildren) "/" "Calendar"\r\n* STATUS "Calendar" (MESSAGES 0)\r\n'
                       b'* METADATA "Calendar" (' + CLASS + b' "IPF.Appointment")\r\n', out)
@@ -313,7 +313,7 @@ class ListMetadataTests(MetadataTestMixin, unittest.TestCase):
         self.assertTrue(out.endswith(b"a OK LIST completed\r\n"))
 
     def test_forms(self):
-        """METADATA takes one entry, a list, MAXSIZE before them, or (MAXSIZE n) (entries)."""
+        """R-LIST-1: METADATA takes one entry, a list, MAXSIZE before them, or (MAXSIZE n) (entries)."""
         for option in (b"METADATA (" + CLASS + b")", b"METADATA ((" + CLASS + b" /shared/comment))",
                        b"METADATA (MAXSIZE 100 (" + CLASS + b"))", b"METADATA ((MAXSIZE 100) (" + CLASS + b"))"):
             out = self.send(b'a LIST "" Tasks RETURN (' + option + b")")
@@ -322,14 +322,14 @@ class ListMetadataTests(MetadataTestMixin, unittest.TestCase):
         self.assertIn(b"c BAD", self.send(b'c LIST "" Tasks RETURN (METADATA (/shared/a*))'))
 
     def test_longEntries(self):
-        """MAXSIZE leaves out long values and the tagged OK carries METADATA LONGENTRIES."""
+        """R-LIST-1: MAXSIZE leaves out long values and the tagged OK carries METADATA LONGENTRIES."""
         self.ok(b'a SETMETADATA Tasks (/shared/comment "a long comment")')
         out = self.send(b'b LIST "" Tasks RETURN (METADATA (MAXSIZE 5 (/shared/comment)))')
         self.assertNotIn(b"* METADATA", out)
         self.assertIn(b"b OK [METADATA LONGENTRIES 14]", out)
 
     def test_noMetadataWithoutReadRights(self):
-        """A shared folder listed with l only gets no METADATA; with l r it does."""
+        """R-LIST-1: a shared folder listed with l only gets no METADATA; with l r it does."""
         self.ok(b"a SETACL Calendar other l")
         other = Peer(self, b"other")
         command = b'x LIST "" "~demo/*" RETURN (METADATA (' + CLASS + b"))"

@@ -30,7 +30,7 @@ def _storeFactory(clock):
 
 class EntryNameTests(unittest.TestCase):
     def test_rules(self):
-        """RFC 5464 3.2: prefix, no wildcards, no //, no trailing /, printable ASCII; lower-cased."""
+        """R-META-1, RFC 5464 3.2: prefix, no wildcards, no //, no trailing /, printable ASCII; lower-cased."""
         self.assertEqual(metadata.checkEntryName(b"/Shared/Comment"), "/shared/comment")
         self.assertEqual(metadata.checkEntryName("/private/vendor/x/y", setting=True), "/private/vendor/x/y")
         for name in ("/shared/a*", "/shared/%", "/shared//a", "/shared/a/", "/public/a", "shared/a",
@@ -107,7 +107,7 @@ class ServiceTests(unittest.TestCase):
         self.assertFalse(os.path.exists(path))
 
     def test_restart(self):
-        """Entries and a changed class are there for a new server over the same data root."""
+        """R-META-2: entries and a changed class are there for a new server over the same data root."""
         self.service.setEntries(self.access(), "Notes", [("/shared/comment", b"kept"),
                                                          (CLASS_ENTRY, b"IPF.Journal")])
         context = self.reopen()
@@ -115,7 +115,7 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual(context.realm.accountFor(DEMO).mailStore.mailboxClassOf("Notes"), "IPF.Journal")
 
     def test_indexRebuild(self):
-        """A lost index is rebuilt with the classes set by SETMETADATA and CREATE (XCLASS) and the entries."""
+        """R-META-2: a lost index is rebuilt with the classes set by SETMETADATA and CREATE (XCLASS) and the entries."""
         access = self.access()
         access.createMailbox("Team/Birthdays", "IPF.Appointment.Birthday")
         self.service.recordClass(access, "Team/Birthdays", "IPF.Appointment.Birthday")
@@ -128,7 +128,7 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual(self.get("Calendar", "/private/comment", context), b"x")
 
     def test_renameCarries(self):
-        """RENAME moves a mailbox's entries, and its children's, to the new name."""
+        """R-META-2: RENAME moves a mailbox's entries, and its children's, to the new name."""
         access = self.access()
         access.createMailbox("Old/Child")
         self.service.setEntries(access, "Old", [("/shared/comment", b"parent")])
@@ -137,8 +137,16 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual(self.get("New", "/shared/comment"), b"parent")
         self.assertEqual(self.get("New/Child", "/private/comment"), b"child")
 
+    def test_renameInboxCopies(self):
+        """R-META-2, RFC 5464 4.1: RENAME INBOX gives the new mailbox a copy of INBOX's entries; INBOX keeps them."""
+        access = self.access()
+        self.service.setEntries(access, "INBOX", [("/shared/comment", b"inbox")])
+        access.renameMailbox("INBOX", "Old Mail")
+        self.assertEqual(self.get("Old Mail", "/shared/comment"), b"inbox")
+        self.assertEqual(self.get("INBOX", "/shared/comment"), b"inbox")
+
     def test_deleteRemoves(self):
-        """DELETE removes the entries, also of a mailbox that stays as \\Noselect for its children; a new mailbox of that name starts empty."""
+        """R-META-2: DELETE removes the entries, also of a mailbox that stays as \\Noselect for its children; a new mailbox of that name starts empty."""
         access = self.access()
         access.createMailbox("Box/Child")
         access.createMailbox("Leaf")
@@ -151,7 +159,7 @@ class ServiceTests(unittest.TestCase):
         self.assertIsNone(self.get("Leaf", "/shared/comment"))
 
     def test_privateIsPerViewer(self):
-        """Private entries of one mailbox are kept apart per viewer."""
+        """R-META-2: private entries of one mailbox are kept apart per viewer."""
         self.store().getMailbox("Notes")
         self.access().setACL("Notes", "other", "lr")
         other = self.access("other@example.test")

@@ -441,6 +441,8 @@ class MailStore:
     def _renameInbox(self, newName):
         inbox = self.getMailbox("INBOX")
         self.createMailbox(newName)
+        # RFC 5464 4.1: the new mailbox gets a copy of INBOX's entries.
+        metadata.copyEntries(maildir.mailboxPath(self.path, "INBOX"), maildir.mailboxPath(self.path, newName))
         target = self.getMailbox(newName)
         inbox.moveTo(inbox.uids(), target)
 

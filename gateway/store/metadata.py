@@ -264,6 +264,16 @@ def storedClass(mailboxFolder, name):
     return value.decode("ascii", "replace")
 
 
+def copyEntries(fromFolder, toFolder):
+    """
+    Give a new mailbox a copy of another's entries (RENAME INBOX, RFC 5464
+    4.1: INBOX keeps its own).
+    """
+    shared, private = readFile(os.path.join(fromFolder, METADATA_FILE))
+    if shared or private:
+        writeFile(os.path.join(toFolder, METADATA_FILE), shared, private)
+
+
 def forget(mailboxFolder):
     """
     A mailbox was deleted but its folder stays (it has children): remove
