@@ -339,6 +339,12 @@ class IMailbox(Interface):
     def uidNext():
         """@return: the next UID to be assigned."""
 
+    def mailboxId():
+        """
+        @return: the mailbox's MAILBOXID (RFC 8474), C{str}: the same for the
+            life of the mailbox, across RENAME and index rebuilds.
+        """
+
     def highestModSeq():
         """@return: C{int}"""
 

@@ -6,6 +6,8 @@ the RFC's examples, the entry-name rules, limits, rights, and the folder
 class seen by the store.
 """
 
+import re
+
 from twisted.trial import unittest
 
 from gateway.store.calendar.freebusy import calendarMailboxes
@@ -338,3 +340,43 @@ class ListMetadataTests(MetadataTestMixin, unittest.TestCase):
         self.assertNotIn(b"* METADATA", out)
         self.ok(b"b SETACL Calendar other lr")
         self.assertIn(b'* METADATA "~demo/Calendar" (' + CLASS + b' "IPF.Appointment")', other.send(command))
+
+
+class MailboxIdTests(MetadataTestMixin, unittest.TestCase):
+    """
+    R-LIST-2: MAILBOXID (RFC 8474) as STATUS item, SELECT and CREATE
+    response code.
+    """
+
+    def mailboxId(self, name, peer=None):
+        out = (peer.send if peer else self.send)(b"s STATUS " + name + b" (MAILBOXID MESSAGES)")
+        match = re.search(rb"\(MAILBOXID \(([A-Za-z0-9_-]{1,255})\) MESSAGES 0\)", out)
+        self.assertIsNotNone(match, out)
+        return match.group(1)
+
+    def test_stableAndReported(self):
+        """STATUS answers the same id each time; SELECT and LIST-STATUS report it too; mailboxes differ."""
+        first = self.mailboxId(b"INBOX")
+        self.assertEqual(self.mailboxId(b"INBOX"), first)
+        self.assertNotEqual(self.mailboxId(b"Calendar"), first)
+        self.assertIn(b"* OK [MAILBOXID (" + first + b")]", self.send(b"a SELECT INBOX"))
+        self.assertIn(b'* STATUS "INBOX" (MAILBOXID (' + first + b"))",
+                      self.send(b'b LIST "" INBOX RETURN (STATUS (MAILBOXID))'))
+
+    def test_createRenameDelete(self):
+        """RENAME keeps the id; a mailbox created again after DELETE has a new one."""
+        self.ok(b"a CREATE Box")
+        created = self.mailboxId(b"Box")
+        self.ok(b"b RENAME Box Moved")
+        self.assertEqual(self.mailboxId(b"Moved"), created)
+        self.ok(b"c DELETE Moved")
+        self.ok(b"d CREATE Moved")
+        self.assertNotEqual(self.mailboxId(b"Moved"), created)
+
+    def test_sameForEveryViewer(self):
+        """Another account sharing the mailbox sees the same id; entries set later do not change it."""
+        own = self.mailboxId(b"Notes")
+        self.ok(b"a SETACL Notes other lr")
+        self.ok(b'b SETMETADATA Notes (/shared/comment "x")')
+        self.ok(b"c SETMETADATA Notes (/shared/comment NIL)")
+        self.assertEqual(self.mailboxId(b"~demo/Notes", Peer(self, b"other")), own)

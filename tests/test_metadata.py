@@ -40,6 +40,12 @@ class EntryNameTests(unittest.TestCase):
             metadata.checkEntryName(name)
             self.assertRaises(metadata.InvalidEntryName, metadata.checkEntryName, name, True)
 
+    def test_nameLength(self):
+        """Entry names are at most 1024 characters."""
+        metadata.checkEntryName("/shared/" + "a" * (metadata.MAX_NAME_LENGTH - 8))
+        self.assertRaises(metadata.InvalidEntryName, metadata.checkEntryName,
+                          "/shared/" + "a" * (metadata.MAX_NAME_LENGTH - 7))
+
     def test_below(self):
         """DEPTH 0, 1 and infinity as RFC 5464 4.2.2 says."""
         self.assertTrue(metadata.below("/a/b", "/a/b", "0"))
@@ -158,6 +164,17 @@ class ServiceTests(unittest.TestCase):
         access.createMailbox("Leaf")
         self.assertIsNone(self.get("Leaf", "/shared/comment"))
 
+    def test_fileSizeLimit(self):
+        """R-META-4: a mailbox's file holds at most MAX_FILE_SIZE octets of entries (TooManyEntries past it); removing still works."""
+        self.patch(metadata, "MAX_FILE_SIZE", 100)
+        access = self.access()
+        self.service.setEntries(access, "INBOX", [("/shared/a", b"x" * 80)])
+        self.assertRaises(metadata.TooManyEntries, self.service.setEntries, access, "INBOX",
+                          [("/private/b", b"y" * 30)])
+        self.assertIsNone(self.get("INBOX", "/private/b"))
+        self.service.setEntries(access, "INBOX", [("/shared/a", None)])
+        self.assertIsNone(self.get("INBOX", "/shared/a"))
+
     def test_privateIsPerViewer(self):
         """R-META-2: private entries of one mailbox are kept apart per viewer."""
         self.store().getMailbox("Notes")
@@ -168,3 +185,16 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual(dict(self.service.getEntries(other, "~demo/Notes", ["/private/comment"])[0]),
                          {"/private/comment": b"other's"})
         self.assertEqual(self.get("Notes", "/private/comment"), b"demo's")
+
+    def test_mailboxIdSurvives(self):
+        """R-LIST-2: the MAILBOXID survives an index rebuild; RENAME INBOX leaves INBOX its own and the new mailbox a new one."""
+        store = self.store()
+        inbox = store.getMailbox("INBOX").mailboxId()
+        calendar = store.getMailbox("Calendar").mailboxId()
+        context = self.reopen(rebuild=True)
+        self.assertEqual(context.realm.accountFor(DEMO).mailStore.getMailbox("Calendar").mailboxId(), calendar)
+        access = context.realm.accountFor(DEMO).access
+        access.renameMailbox("INBOX", "Old Mail")
+        store = context.realm.accountFor(DEMO).mailStore
+        self.assertEqual(store.getMailbox("INBOX").mailboxId(), inbox)
+        self.assertNotIn(store.getMailbox("Old Mail").mailboxId(), (inbox, calendar))

@@ -152,6 +152,7 @@ def _selected(session, mailbox, readOnly):
         session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (mailbox.uidNext(),))
+    session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailbox.mailboxId().encode("ascii"),))
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
     verb = "EXAMINE" if readOnly else "SELECT"
@@ -462,7 +463,7 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
 
 # -- STATUS ----------------------------------------------------------------------------
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID")
 
 
 def _checkStatusItems(items):
@@ -483,6 +484,9 @@ def _statusList(session, mailbox, items):
             value = mailbox.uidNext()
         elif item == "UIDVALIDITY":
             value = mailbox.uidValidity
+        elif item == "MAILBOXID":
+            values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
+            continue
         else:
             value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))

@@ -10,7 +10,8 @@ Where entries live::
                                              entries
 
 Each file is JSON: C{{"shared": {name: value}, "private": {viewer:
-{name: value}}}}, written atomically (a temporary file renamed into place)
+{name: value}}, "mailboxid": id}} (the mailbox's RFC 8474 MAILBOXID,
+L{mailboxId}), written atomically (a temporary file renamed into place)
 under an exclusive lock on its folder, so entries survive a restart and an
 index rebuild, move with RENAME (the folder moves) and go with DELETE (the
 folder goes; a mailbox that keeps its children loses the file, see
@@ -61,6 +62,13 @@ MAX_VALUE_SIZE = 64 * 1024
 #: Most entries of one mailbox one viewer may have: the shared ones and
 #: their own private ones (RFC 5464 asks for at least 10).
 MAX_ENTRIES = 100
+
+#: Longest entry name, in characters.
+MAX_NAME_LENGTH = 1024
+#: Most octets of names and values one metadata file may hold (all viewers'
+#: entries together), so that a mailbox shared with many viewers cannot be
+#: made slow to list.
+MAX_FILE_SIZE = 4 * 1024 * 1024
 
 #: Rights of which one, with C{l}, lets a viewer read entries and write
 #: private ones (RFC 5464 3.3).
@@ -129,6 +137,8 @@ def checkEntryName(name, setting=False):
             name = name.decode("ascii")
         except UnicodeDecodeError:
             raise InvalidEntryName("entry names are ASCII") from None
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidEntryName("entry names are at most %d characters" % (MAX_NAME_LENGTH,))
     if not name or any(ch < " " or ch > "~" for ch in name):
         raise InvalidEntryName("entry names are printable ASCII")
     if "*" in name or "%" in name:
@@ -178,18 +188,16 @@ def _encodeValue(value):
         return {"base64": base64.b64encode(value).decode("ascii")}
 
 
-def readFile(path):
+def _load(path):
     """
-    The entries stored in a metadata file: C{(shared, private)} where
-    C{shared} is C{{name: bytes}} and C{private} C{{viewer: {name:
-    bytes}}}; empty when there is no file (or it cannot be read).  Kept
-    in memory while the file's size, mtime and inode stay the same.
+    C{(shared, private, mailboxId)} of a metadata file (see L{readFile}),
+    kept in memory while the file's size, mtime and inode stay the same.
     """
     try:
         st = os.stat(path)
     except OSError:
         _cache.pop(path, None)
-        return {}, {}
+        return {}, {}, None
     stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
     cached = _cache.get(path)
     if cached is not None and cached[0] == stamp:
@@ -200,22 +208,40 @@ def readFile(path):
         shared = {name: _decodeValue(value) for name, value in data.get("shared", {}).items()}
         private = {viewer: {name: _decodeValue(value) for name, value in entries.items()}
                    for viewer, entries in data.get("private", {}).items()}
+        mailboxId = data.get("mailboxid")
+        if mailboxId is not None and not isinstance(mailboxId, str):
+            mailboxId = None
     except (OSError, ValueError, AttributeError, TypeError):
-        return {}, {}
+        return {}, {}, None
     if len(_cache) > 10000:
         _cache.clear()
-    _cache[path] = (stamp, (shared, private))
-    return shared, private
+    _cache[path] = (stamp, (shared, private, mailboxId))
+    return shared, private, mailboxId
 
 
-def writeFile(path, shared, private):
+def readFile(path):
     """
-    Store entries (as L{readFile} gives them) atomically; no entries at all
-    remove the file.
+    The entries stored in a metadata file: C{(shared, private)} where
+    C{shared} is C{{name: bytes}} and C{private} C{{viewer: {name:
+    bytes}}}; empty when there is no file (or it cannot be read).
     """
+    return _load(path)[:2]
+
+
+_KEEP = object()
+
+
+def writeFile(path, shared, private, mailboxId=_KEEP):
+    """
+    Store entries (as L{readFile} gives them) atomically, with the
+    mailbox's MAILBOXID (by default the one the file has); nothing to keep
+    removes the file.
+    """
+    if mailboxId is _KEEP:
+        mailboxId = _load(path)[2]
     _cache.pop(path, None)
     private = {viewer: entries for viewer, entries in private.items() if entries}
-    if not shared and not private:
+    if not shared and not private and mailboxId is None:
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -224,12 +250,38 @@ def writeFile(path, shared, private):
     data = {"shared": {name: _encodeValue(value) for name, value in sorted(shared.items())},
             "private": {viewer: {name: _encodeValue(value) for name, value in sorted(entries.items())}
                         for viewer, entries in sorted(private.items())}}
+    if mailboxId is not None:
+        data["mailboxid"] = mailboxId
     temporary = "%s.%d.tmp" % (path, os.getpid())
     with open(temporary, "wb") as f:
         f.write(json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, path)
+
+
+def mailboxId(mailboxFolder):
+    """
+    The mailbox's MAILBOXID (RFC 8474): kept in its metadata file, so it
+    follows RENAME and survives an index rebuild; a mailbox that has none
+    yet (made before, or by another program) gets one now.  DELETE removes
+    it with the file, so a new mailbox of the same name has a new one.
+    """
+    path = os.path.join(mailboxFolder, METADATA_FILE)
+    found = _load(path)[2]
+    if found is not None:
+        return found
+    with _FolderLock(mailboxFolder):
+        shared, private, found = _load(path)
+        if found is None:
+            found = "M" + os.urandom(12).hex()
+            writeFile(path, shared, private, found)
+    return found
+
+
+def _size(shared, private):
+    entries = list(shared.items()) + [item for mine in private.values() for item in mine.items()]
+    return sum(len(name) + len(value) for name, value in entries)
 
 
 class _FolderLock:
@@ -267,19 +319,19 @@ def storedClass(mailboxFolder, name):
 def copyEntries(fromFolder, toFolder):
     """
     Give a new mailbox a copy of another's entries (RENAME INBOX, RFC 5464
-    4.1: INBOX keeps its own).
+    4.1: INBOX keeps its own), not its MAILBOXID.
     """
     shared, private = readFile(os.path.join(fromFolder, METADATA_FILE))
     if shared or private:
-        writeFile(os.path.join(toFolder, METADATA_FILE), shared, private)
+        writeFile(os.path.join(toFolder, METADATA_FILE), shared, private, None)
 
 
 def forget(mailboxFolder):
     """
     A mailbox was deleted but its folder stays (it has children): remove
-    its entries.
+    its entries and its MAILBOXID.
     """
-    writeFile(os.path.join(mailboxFolder, METADATA_FILE), {}, {})
+    writeFile(os.path.join(mailboxFolder, METADATA_FILE), {}, {}, None)
 
 
 # -- the service ----------------------------------------------------------------------
@@ -480,6 +532,8 @@ class Metadata:
             after = len(shared) + len(mine)
             if after > self.maxEntries and after > before:
                 raise TooManyEntries("at most %d entries per mailbox" % (self.maxEntries,))
+            if any(value is not None for _, value in pairs) and _size(shared, private) > MAX_FILE_SIZE:
+                raise TooManyEntries("the mailbox's entries are at their size limit")
             writeFile(target.path, shared, private)
 
     def recordClass(self, access, name, mailboxClass):
