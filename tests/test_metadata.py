@@ -17,9 +17,11 @@ from gateway.interfaces import IMetadata, IMetadataEntry
 from gateway.mapi.folders import DEFAULT_ENTRY, KOLAB_ENTRY, folderEntries
 from gateway.service import makeContext
 from gateway.store import maildir, metadata
+from gateway.store.calendar.freebusy import freeBusy
 from gateway.store.mail import MailStore
 from gateway.store.metadata import CLASS_ENTRY
-from tests.support import makeTestContext
+from tests.support import freeBusyPeriods, makeTestContext
+from tests.test_calendar import message, utc, vevent
 
 DEMO = "demo@example.test"
 
@@ -174,6 +176,20 @@ class ServiceTests(unittest.TestCase):
         self.assertIsNone(self.get("INBOX", "/private/b"))
         self.service.setEntries(access, "INBOX", [("/shared/a", None)])
         self.assertIsNone(self.get("INBOX", "/shared/a"))
+
+    def test_classChangeReachesFreeBusy(self):
+        """R-CLASS-1, R-CLASS-3: a folder set to a sub-class of IPF.Appointment counts in free/busy; set back, it does not."""
+        account = self.context.realm.accountFor(DEMO)
+        account.access.createMailbox("Birthdays")
+        account.mailStore.getMailbox("Birthdays").appendMessage(
+            message(vevent("b1", "DTSTART:20261207T090000Z", "DTEND:20261207T100000Z")))
+        window = (utc(2026, 12, 7), utc(2026, 12, 8))
+        self.assertEqual(freeBusyPeriods(freeBusy(account, *window)), {})
+        self.service.setEntries(account.access, "Birthdays", [(CLASS_ENTRY, b"IPF.Appointment.Birthday")])
+        self.assertEqual(freeBusyPeriods(freeBusy(account, *window)),
+                         {"BUSY": [(utc(2026, 12, 7, 9), utc(2026, 12, 7, 10))]})
+        self.service.setEntries(account.access, "Birthdays", [(CLASS_ENTRY, b"IPF.Note")])
+        self.assertEqual(freeBusyPeriods(freeBusy(account, *window)), {})
 
     def test_privateIsPerViewer(self):
         """R-META-2: private entries of one mailbox are kept apart per viewer."""
