@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
 from gateway.interfaces import IMailbox, IMessageInfo
-from gateway.store import index, maildir, metadata, query
+from gateway.store import index, maildir, query
 from gateway.store.changes import MailboxChanges
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
@@ -134,7 +134,9 @@ class Mailbox(MailboxChanges):
         return self._row("uidnext")[0]
 
     def mailboxId(self):
-        return metadata.mailboxId(self._path())
+        from gateway.store.metadata import mailboxId
+
+        return mailboxId(self._path())
 
     def highestModSeq(self):
         return self._row("highestmodseq")[0]
