@@ -463,6 +463,13 @@ class MailStore:
             return False
         return True
 
+    def mailboxNames(self):
+        """
+        The names of the mailboxes the index knows, sorted (no look at the
+        folders, unlike L{listMailboxes}).
+        """
+        return [row[0] for row in self._conn.execute("SELECT name FROM mailboxes ORDER BY name")]
+
     def mailboxClassOf(self, name):
         """
         The class of mailbox C{name} (canonical), or C{None} when there is

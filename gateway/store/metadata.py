@@ -560,6 +560,6 @@ class Metadata:
         look across folders, such as the default folder of a class).
         """
         store = access.layer.storeOf(access.viewer)
-        for info in store.listMailboxes():
-            folder = maildir.mailboxPath(store.path, info.name)
-            yield Target(access, info.name, access.viewer, info.name, store, os.path.join(folder, METADATA_FILE))
+        for name in store.mailboxNames():
+            folder = maildir.mailboxPath(store.path, name)
+            yield Target(access, name, access.viewer, name, store, os.path.join(folder, METADATA_FILE))
