@@ -442,7 +442,7 @@ class Metadata:
         """
         checked = [(checkEntryName(entry), entry) for entry in entryNames]
         target = self.target(access, name)
-        values = self._values(target)
+        values = self._values(target, [lower for lower, _ in checked], depth)
         pairs, seen, longest = [], set(), 0
         for lower, spelled in checked:
             found = [(key, values[key]) for key in sorted(values) if below(key, lower, depth)]
@@ -459,16 +459,19 @@ class Metadata:
                 pairs.append((spelled if key == lower else key, value))
         return pairs, longest
 
-    def _values(self, target):
+    def _values(self, target, prefixes, depth):
         """
-        Every entry of a target the viewer sees: stored shared ones, the
-        viewer's private ones, and the special entries that have a value.
+        The entries of a target the viewer sees: stored shared ones, the
+        viewer's private ones, and the special entries that have a value
+        (computed only when one of C{prefixes} asks for them at C{depth}).
         """
         shared, mine = target.stored()
         values = dict(shared)
         values.update(mine)
         for entryName, entry in self.entries.items():
             values.pop(entryName, None)
+            if not any(below(entryName, prefix, depth) for prefix in prefixes):
+                continue
             value = entry.get(self, target)
             if value is not None:
                 values[entryName] = value
