@@ -163,6 +163,9 @@ class ServiceTests(unittest.TestCase):
         access.deleteMailbox("Box")
         access.deleteMailbox("Leaf")
         self.assertIsNone(self.get("Box", "/shared/comment"))
+        # RFC 5464 4.1: a \Noselect mailbox may have entries too.
+        self.service.setEntries(access, "Box", [("/shared/comment", b"noselect")])
+        self.assertEqual(self.get("Box", "/shared/comment"), b"noselect")
         access.createMailbox("Leaf")
         self.assertIsNone(self.get("Leaf", "/shared/comment"))
 
