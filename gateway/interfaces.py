@@ -300,7 +300,8 @@ class IMailboxInfo(Interface):
     """
 
     name = Attribute("C{str}")
-    mailboxClass = Attribute("C{'IPF.Note'}, C{'IPF.Appointment'}, C{'IPF.Contact'}, C{'IPF.Task'} or C{'IPF.StickyNote'}.")
+    mailboxClass = Attribute("C{'IPF.Note'}, C{'IPF.Appointment'}, C{'IPF.Contact'}, C{'IPF.Task'}, C{'IPF.StickyNote'},"
+                             " C{'IPF.Journal'}, or a sub-class of one (C{'IPF.Appointment.Birthday'}).")
     specialUse = Attribute("C{None} or one of C{'\\\\Drafts'}, C{'\\\\Sent'}, C{'\\\\Trash'}, C{'\\\\Junk'}, C{'\\\\Archive'}.")
     hasChildren = Attribute("C{bool}")
     selectable = Attribute("C{bool}")
@@ -337,6 +338,12 @@ class IMailbox(Interface):
 
     def uidNext():
         """@return: the next UID to be assigned."""
+
+    def mailboxId():
+        """
+        @return: the mailbox's MAILBOXID (RFC 8474), C{str}: the same for the
+            life of the mailbox, across RENAME and index rebuilds.
+        """
 
     def highestModSeq():
         """@return: C{int}"""
@@ -593,6 +600,51 @@ class IViewerAccess(Interface):
 
     def myRights(name):
         """The viewer's rights; L{gateway.errors.NoSuchMailbox} when none."""
+
+
+class IMetadata(Interface):
+    """
+    Mailbox and server annotations (RFC 5464), read and written for a viewer
+    through their L{IViewerAccess}; C{""} names the server.
+    """
+
+    def getEntries(access, name, entryNames, depth="0", maxSize=None, missing=True):
+        """
+        @return: C{(pairs, longest)}: C{[(entry, bytes or None)]} and the
+            size of the longest value left out by C{maxSize}.
+        """
+
+    def setEntries(access, name, pairs):
+        """
+        Set (C{bytes}) or remove (C{None}) entries, all or none.
+        """
+
+
+class IMetadataEntry(Interface):
+    """
+    A special METADATA entry (computed, or checked when set) that the wiring
+    gives to L{IMetadata}.
+    """
+
+    name = Attribute("The entry name, lower case (C{'/shared/vendor/xmapi/container-class'}).")
+
+    def get(metadata, target):
+        """
+        @param target: a L{gateway.store.metadata.Target}.
+        @return: the value (C{bytes}) for the target's viewer, or C{None}.
+        """
+
+    def check(metadata, target, value):
+        """
+        May C{value} (C{bytes} or C{None} to remove) be set?  Raises
+        L{gateway.store.metadata.ReadOnlyEntry} or
+        L{gateway.store.metadata.InvalidValue} if not; changes nothing.
+        """
+
+    def set(metadata, target, value):
+        """
+        Set a value that L{check} accepted.
+        """
 
 
 # ---------------------------------------------------------------------------

@@ -28,7 +28,9 @@ from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
+from gateway.mapi.folders import folderEntries
 from gateway.store.mail import MailStore
+from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS, _certificateOptions
 
 log = glog.getLogger("server")
@@ -73,6 +75,8 @@ class ServiceContext:
     @ivar reactor: the reactor to use.
     @ivar monitor: the L{gateway.interfaces.IMonitor} the front-ends report
         their commands to (C{monitor.command(...)}).
+    @ivar metadata: the L{gateway.interfaces.IMetadata} (mailbox and server
+        annotations, with the XMAPI folder entries).
     """
 
     config = attr.ib()
@@ -82,6 +86,7 @@ class ServiceContext:
     tls = attr.ib()
     reactor = attr.ib()
     monitor = attr.ib(factory=NullMonitor)
+    metadata = attr.ib(default=None)
 
     def cleartextAllowed(self, localAddress):
         """
@@ -213,7 +218,7 @@ def makeContext(config, reactor=None, clock=None):
                             config["tls", "minimum_version"], "[tls] certificate",
                             sni=DomainCertificates(directory, dataRoot))
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
-                          monitor=monitor)
+                          monitor=monitor, metadata=Metadata(folderEntries()))
 
 
 def makeService(config, reactor=None, checkPorts=True):

@@ -175,6 +175,7 @@ def _selected(session, mailbox, readOnly, qresync=None):
         session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (mailbox.uidNext(),))
+    session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailbox.mailboxId().encode("ascii"),))
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
     afterSelect(session, view, qresync)
@@ -216,16 +217,35 @@ def _storeCall(f, *a):
         raise storeError(e) from None
 
 
+_SPECIAL_USES = {use.lower(): use for use in SPECIAL_USES}
+
+#: CREATE parameters (RFC 4466 create-param) that other modules add:
+#: name -> C{prepare(session, value)} returning C{(mailboxClass or None,
+#: after(session, name) or None)}; it raises a L{Response} to refuse.
+CREATE_PARAMS = {}
+
+
 @command("CREATE", AUTH)
 def do_CREATE(session, tag, args):
     name = mailboxArgument(args, new=True)
     useAttrs = None
+    mailboxClass, after = "IPF.Note", []
     if not args.atEnd():
         args.space()
         params = args.parenList()
-        if len(params) != 2 or str(params[0]).upper() != "USE" or not isinstance(params[1], list):
+        if len(params) % 2:
             raise bad("Unsupported CREATE parameters")
-        useAttrs = params[1]
+        for label, value in zip(params[0::2], params[1::2], strict=True):
+            label = str(label).upper()
+            if label == "USE" and isinstance(value, list):
+                useAttrs = value
+            elif label in CREATE_PARAMS and not isinstance(value, list):
+                chosen, then = CREATE_PARAMS[label](session, value)
+                mailboxClass = chosen or mailboxClass
+                if then is not None:
+                    after.append(then)
+            else:
+                raise bad("Unsupported CREATE parameters")
     args.end()
     name = name.rstrip(DELIMITER)
     checkNewName(name)
@@ -238,7 +258,9 @@ def do_CREATE(session, tag, args):
             raise no("[USEATTR] Unsupported special use %s" % (str(useAttrs[0])[:30],))
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
-    _storeCall(session.account.access.createMailbox, name, "IPF.Note", specialUse)
+    _storeCall(session.account.access.createMailbox, name, mailboxClass, specialUse)
+    for then in after:
+        then(session, name)
 
 
 @command("DELETE", AUTH)
@@ -305,6 +327,14 @@ def patternRegex(reference, pattern):
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "MYRIGHTS"}
 
+#: LIST return options that take an argument, added by other modules
+#: (RFC 9590 METADATA): name -> an object with C{parse(value)} (the
+#: option's argument, raising L{Response} or L{IMAPSyntaxError}) returning
+#: a state, C{render(session, name, info, state)} called after each listed
+#: mailbox's own responses, and C{done(state)} giving the tagged OK's text
+#: (or C{None}).
+LIST_RETURN_EXTENSIONS = {}
+
 
 def _reference(args):
     """
@@ -350,7 +380,7 @@ def do_LIST(session, tag, args):
     reference = _reference(args)
     args.space()
     patterns = _patterns(args)
-    returns, statusItems = set(), None
+    returns, statusItems, extensions = set(), None, {}
     if not args.atEnd():
         args.space()
         if args.atom().upper() != "RETURN":
@@ -359,7 +389,13 @@ def do_LIST(session, tag, args):
         options = args.parenList()
         i = 0
         while i < len(options):
-            option = str(options[i]).upper()
+            option = str(options[i]).upper() if not isinstance(options[i], list) else ""
+            if option in LIST_RETURN_EXTENSIONS:
+                i += 1
+                extensions[option] = LIST_RETURN_EXTENSIONS[option].parse(
+                    options[i] if i < len(options) else None)
+                i += 1
+                continue
             if option not in _LIST_RETURN:
                 raise bad("Unknown LIST return option")
             if option == "STATUS":
@@ -375,7 +411,11 @@ def do_LIST(session, tag, args):
     if patterns == [""]:
         session.sendUntagged(b'LIST (\\Noselect) "/" ""')
         return None
-    _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended)
+    _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended, extensions)
+    for option, state in extensions.items():
+        text = LIST_RETURN_EXTENSIONS[option].done(state)
+        if text:
+            return ("OK", text)
 
 
 @command("LSUB", AUTH)
@@ -388,7 +428,7 @@ def do_LSUB(session, tag, args):
     _list(session, "LSUB", reference, patterns, {"SUBSCRIBED"}, set(), None, False)
 
 
-def _list(session, verb, reference, patterns, selection, returns, statusItems, extended):
+def _list(session, verb, reference, patterns, selection, returns, statusItems, extended, extensions=None):
     access = session.account.access
     regexes = [patternRegex(reference, p) for p in patterns if p is not None and reference is not None]
     infos = {info.name: info for info in access.listMailboxes()}
@@ -452,13 +492,18 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
             try:
                 mailbox = openMailbox(session, name, "r")
             except StoreError:
-                continue
-            session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, statusItems))
+                mailbox = None
+            if mailbox is not None:
+                session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+                                     + _statusList(session, mailbox, statusItems))
+        for option, state in (extensions or {}).items():
+            if info is not None and info.exists:
+                LIST_RETURN_EXTENSIONS[option].render(session, name, info, state)
 
 
 # -- STATUS ----------------------------------------------------------------------------
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID")
 
 
 def _checkStatusItems(items):
@@ -479,6 +524,9 @@ def _statusList(session, mailbox, items):
             value = mailbox.uidNext()
         elif item == "UIDVALIDITY":
             value = mailbox.uidValidity
+        elif item == "MAILBOXID":
+            values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
+            continue
         else:
             value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))

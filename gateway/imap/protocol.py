@@ -113,6 +113,12 @@ def capability(name, predicate=None):
     CAPABILITIES[name] = predicate
 
 
+#: Commands whose over-long literals are refused with a text of their own
+#: (with a response code, so answered C{NO}): name ->
+#: C{refusal(session)}, e.g. SETMETADATA's C{[METADATA MAXSIZE n]}.
+LITERAL_REFUSALS = {}
+
+
 class Response(Exception):
     """
     Raised by a handler to finish the command with a tagged C{NO} or C{BAD}.
@@ -539,7 +545,10 @@ class IMAPServer(Protocol):
             if available is not None and available < limit:
                 return available, "[OVERQUOTA] Not enough storage quota left for this message", True
             return limit, text, True
+        refusal = LITERAL_REFUSALS.get(name)
         limit = self.lineLimit
+        if refusal is not None and self.state != NOT_AUTHENTICATED:
+            return limit, refusal(self), False
         return limit, "Literal too large (limit %d octets)" % (limit,), False
 
     def _quotaAvailable(self):

@@ -9,6 +9,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_acl,
     commands_auth,
     commands_mailbox,
+    commands_metadata,
     commands_selected,
     commands_sort,
     commands_unauthenticate,

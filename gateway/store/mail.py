@@ -39,7 +39,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, index, maildir, writer
+from gateway.store import acl, index, maildir, metadata, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -49,7 +49,7 @@ log = getLogger("store")
 #: file when a computation is writing to it, in seconds.
 SUMMARY_WAIT = 0.05
 
-MAILBOX_CLASSES = ("IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote")
+MAILBOX_CLASSES = ("IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote", "IPF.Journal")
 SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
 
 #: What a new account gets: C{(name, class, special use)}, all subscribed.
@@ -75,6 +75,15 @@ DELETING_PREFIX = ".gateway-deleting-"
 #: C{name+Calendar@domain} there only with the C{p} right (RFC 4314), as
 #: Cyrus does for C{+detail} delivery; the owner can take it away.
 DEFAULT_ACLS = {"Calendar": "anyone p\n"}
+
+
+def isMailboxClass(mailboxClass):
+    """
+    Is C{mailboxClass} one of L{MAILBOX_CLASSES} or a sub-class of one
+    (C{IPF.Appointment.Birthday})?  (Which sub-class names are valid is
+    for L{gateway.mapi.classes}; the store only keeps them.)
+    """
+    return any(mailboxClass == base or mailboxClass.startswith(base + ".") for base in MAILBOX_CLASSES)
 
 
 def _childRange(name):
@@ -160,6 +169,7 @@ class MailStore:
             if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0]:
                 return
             for name, mailboxClass, specialUse in DEFAULT_MAILBOXES:
+                mailboxClass = self._storedClass(name) or mailboxClass
                 self._insertMailbox(name, mailboxClass, specialUse)
                 self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
                 folder = maildir.mailboxPath(self.path, name)
@@ -235,7 +245,15 @@ class MailStore:
                 specialUse = None
                 if default:
                     mailboxClass, specialUse = default[0][1], default[0][2]
+                mailboxClass = self._storedClass(name) or mailboxClass
                 self._insertMailbox(name, mailboxClass, specialUse, selectable=disk[name])
+
+    def _storedClass(self, name):
+        """
+        The class kept in the mailbox's metadata file (what SETMETADATA or
+        CREATE ... (XCLASS) set), which survives an index rebuild.
+        """
+        return metadata.storedClass(maildir.mailboxPath(self.path, name), metadata.CLASS_ENTRY)
 
     def _dropMailboxRows(self, name):
         row = self._conn.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
@@ -319,7 +337,7 @@ class MailStore:
     def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
         name = maildir.canonicalName(name)
         maildir.checkNameLimits(self.path, name)
-        if mailboxClass not in MAILBOX_CLASSES:
+        if not isMailboxClass(mailboxClass):
             raise StoreError("unknown mailbox class %r" % (mailboxClass,))
         if specialUse is not None and specialUse not in SPECIAL_USES:
             raise StoreError("unknown special use %r" % (specialUse,))
@@ -381,6 +399,7 @@ class MailStore:
                 index.bumpModSeq(self._conn, mailboxId)  # its messages are gone (see Mailbox.uids)
                 for sub in maildir.SUBDIRS:
                     trash.append(self._moveAside(os.path.join(path, sub)))
+                metadata.forget(path)
                 mailbox = self._mailboxes.pop(mailboxId, None)
                 if mailbox is not None:
                     mailbox._forget()
@@ -440,8 +459,54 @@ class MailStore:
     def _renameInbox(self, newName):
         inbox = self.getMailbox("INBOX")
         self.createMailbox(newName)
+        # RFC 5464 4.1: the new mailbox gets a copy of INBOX's entries.
+        metadata.copyEntries(maildir.mailboxPath(self.path, "INBOX"), maildir.mailboxPath(self.path, newName))
         target = self.getMailbox(newName)
         inbox.moveTo(inbox.uids(), target)
+
+    def hasMailbox(self, name):
+        """
+        Is there a mailbox C{name}, selectable or not (a C{\\Noselect}
+        level has entries too)?
+        """
+        try:
+            name = maildir.canonicalName(name)
+        except InvalidMailboxName:
+            return False
+        if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
+            return True
+        try:
+            self.getMailbox(name)  # a Maildir another program made
+        except NoSuchMailbox:
+            return False
+        return True
+
+    def mailboxNames(self):
+        """
+        The names of the mailboxes the index knows, sorted (no look at the
+        folders, unlike L{listMailboxes}).
+        """
+        return [row[0] for row in self._conn.execute("SELECT name FROM mailboxes ORDER BY name")]
+
+    def mailboxClassOf(self, name):
+        """
+        The class of mailbox C{name} (canonical), or C{None} when there is
+        no such mailbox.
+        """
+        row = self._conn.execute("SELECT class FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def setMailboxClass(self, name, mailboxClass):
+        """
+        Change the class of mailbox C{name} in the index (the caller keeps
+        it in the mailbox's metadata file too, for rebuilds).
+        """
+        if not isMailboxClass(mailboxClass):
+            raise StoreError("unknown mailbox class %r" % (mailboxClass,))
+        with index.transaction(self._conn):
+            if not self._conn.execute("UPDATE mailboxes SET class = ? WHERE name = ?",
+                                      (mailboxClass, name)).rowcount:
+                raise NoSuchMailbox(name)
 
     def subscribe(self, name):
         name = maildir.canonicalName(name)
@@ -491,10 +556,10 @@ class MailStore:
         message is parsed when free/busy needs it.
         """
         from gateway.store.calendar import summaries
-        from gateway.store.calendar.parse import CALENDAR_CLASS
+        from gateway.store.calendar.parse import isCalendarClass
 
         try:
-            if mailbox.mailboxClass != CALENDAR_CLASS:
+            if not isCalendarClass(mailbox.mailboxClass):
                 return
             with self._summariesLock:
                 self._summaries = summaries.SummaryStore.reopened(self._summaries, self, timeout=SUMMARY_WAIT)

@@ -157,6 +157,11 @@ class Mailbox(MailboxChanges):
     def uidNext(self):
         return self._row("uidnext")[0]
 
+    def mailboxId(self):
+        from gateway.store.metadata import mailboxId
+
+        return mailboxId(self._path())
+
     def highestModSeq(self):
         return self._row("highestmodseq")[0]
 

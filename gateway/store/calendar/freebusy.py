@@ -13,7 +13,7 @@ import icalendar
 from twisted.internet.defer import gatherResults, succeed
 from twisted.internet.threads import deferToThread
 
-from gateway.store.calendar.parse import CALENDAR_CLASS
+from gateway.store.calendar.parse import isCalendarClass
 from gateway.store.calendar.periods import (
     SeriesCache,
     _windowUTC,
@@ -32,7 +32,7 @@ def calendarMailboxes(mailStore):
         opened, sorted.
     """
     return [info.name for info in mailStore.listMailboxes()
-            if info.mailboxClass == CALENDAR_CLASS and getattr(info, "selectable", True)]
+            if isCalendarClass(info.mailboxClass) and getattr(info, "selectable", True)]
 
 
 def synchronizeCalendars(account):

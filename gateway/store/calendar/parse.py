@@ -37,6 +37,15 @@ from gateway.store.calendar.reader import IGNORED_METHODS, attendeeAddress, read
 log = getLogger("http")
 
 CALENDAR_CLASS = "IPF.Appointment"
+
+
+def isCalendarClass(mailboxClass):
+    """
+    Does a mailbox of C{mailboxClass} hold appointments: C{IPF.Appointment}
+    or a sub-class of it (C{IPF.Appointment.Birthday}, docs/xmapi.md
+    R-CLASS-1)?
+    """
+    return mailboxClass == CALENDAR_CLASS or (mailboxClass or "").startswith(CALENDAR_CLASS + ".")
 CALENDAR_TYPES = ("text/calendar", "application/ics")
 
 
