@@ -997,8 +997,8 @@ class OccurrenceTests(unittest.TestCase):
             def as_component(self, keep):
                 return component
 
-        self.assertEqual(calendarPeriods._occurrenceTriple(Occurrence()),
-                         (utc(2026, 1, 5, 9), timedelta(hours=1), component))
+        self.assertEqual(calendarPeriods._occurrenceOf(Occurrence()),
+                         (utc(2026, 1, 5, 9), timedelta(hours=1), component, utc(2026, 1, 5, 9)))
 
 
 class SeriesValueTests(unittest.TestCase):

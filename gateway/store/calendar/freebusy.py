@@ -13,6 +13,7 @@ import icalendar
 from twisted.internet.defer import gatherResults, succeed
 from twisted.internet.threads import deferToThread
 
+from gateway.store.calendar import instances
 from gateway.store.calendar.parse import CALENDAR_CLASS
 from gateway.store.calendar.periods import (
     SeriesCache,
@@ -179,13 +180,21 @@ class FreeBusyCache:
     are let go, and read from their summary files again when next needed.
     The account computed last is always kept.
 
-    @ivar computed: how many documents were computed (not served from cache).
+    It also answers XMAPI's per-message queries (L{instances},
+    L{overlapping}) from the same parsed events, keeping the last
+    C{maxAnswers} answers (a connector searches a week, then fetches that
+    week's instances) while their mailbox is unchanged.
+
+    @ivar computed: how many documents or per-message answers were computed
+        (not served from cache).
     @ivar runInThread: C{f(callable, *args)} returning a C{Deferred}, for
         L{generate}: C{deferToThread} (tests pass a synchronous one).
     """
 
-    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64, maxMessages=100000):
+    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64, maxMessages=100000,
+                 maxAnswers=64):
         self.maxEntries = maxEntries
+        self.maxAnswers = maxAnswers
         self.maxAccounts = maxAccounts
         self.maxMessages = maxMessages
         self.runInThread = runInThread
@@ -193,6 +202,8 @@ class FreeBusyCache:
         self._recent = collections.OrderedDict()
         self._parsed = {}
         self._series = {}
+        self._mailboxSeries = {}
+        self._answers = collections.OrderedDict()
         self._summaries = {}
         self._lock = threading.Lock()
         self._accountLocks = {}
@@ -273,12 +284,17 @@ class FreeBusyCache:
         return len(self._recent) > 1 and (len(self._recent) > self.maxAccounts
                                           or sum(self._recent.values()) > self.maxMessages)
 
-    def _compute(self, account, calendars, key, start, end, url, now):
+    def _state(self, account, calendars):
+        """
+        The parsed mailboxes of an account (C{dict} of mailbox name to
+        L{gateway.store.calendar.summaries.ParsedMailbox}) and its summary
+        file, opened again if it was replaced.  Call with the account's lock
+        held.
+        """
         address = account.address
         with self._lock:
             kept = self._summaries.get(address)
             parsed = self._parsed.setdefault(address, {})
-            seriesCache = self._series.setdefault(address, SeriesCache())
         summaries = SummaryStore.reopened(kept, account.mailStore)
         if summaries is not kept:
             summaries.keepOnly([uidValidity for _, _, uidValidity, _ in calendars.mailboxes])
@@ -286,17 +302,110 @@ class FreeBusyCache:
                 entry.summaries = summaries
             with self._lock:
                 self._summaries[address] = summaries
+        return parsed, summaries
+
+    def _computed(self, address, parsed):
+        """
+        Count an account as just computed (for L{maxAccounts} and
+        L{maxMessages}).  Call with L{_lock} held.
+        """
+        self.computed += 1
+        # How many messages' events it keeps, for maxMessages.
+        self._recent[address] = sum(len(entry.events) for entry in parsed.values())
+        self._recent.move_to_end(address)
+
+    def _compute(self, account, calendars, key, start, end, url, now):
+        address = account.address
+        parsed, summaries = self._state(account, calendars)
+        with self._lock:
+            seriesCache = self._series.setdefault(address, SeriesCache())
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
         with self._lock:
-            self.computed += 1
-            # How many messages' events it keeps, for maxMessages.
-            self._recent[address] = sum(len(entry.events) for entry in parsed.values())
-            self._recent.move_to_end(address)
+            self._computed(address, parsed)
             self._documents[key] = (calendars.signature, document)
             self._documents.move_to_end(key)
             while len(self._documents) > self.maxEntries:
                 self._documents.popitem(last=False)
         return document
+
+    # -- per-message occurrences (XMAPI) ---------------------------------------
+
+    def instances(self, account, mailbox, uids, start, end):
+        """
+        The occurrences of some messages of a calendar mailbox in a window
+        (XMAPI C{FETCH XINSTANCES}, R-INST-1..3).  Synchronous, like L{get}:
+        a server calls it in a thread (L{runInThread}), after
+        L{synchronizeCalendars}.
+
+        @param account: the mailbox's owner, an L{gateway.interfaces.IAccount}
+            (its time zone places dates and floating times, its addresses
+            decide C{PARTSTAT}).
+        @param mailbox: one of its mailboxes; a mailbox that is not of class
+            C{IPF.Appointment} has no calendar items.
+        @param uids: the messages' UIDs.
+        @param start: the window's start, a C{datetime} (naive means UTC); see
+            L{gateway.store.calendar.instances.checkWindow} for what a client
+            may ask.
+        @param end: its end (exclusive).
+        @return: C{dict} of each UID of C{uids} to a C{tuple} of
+            L{gateway.store.calendar.instances.Instance} in start order (empty
+            for a message that has none or is not a calendar item).
+        """
+        found = self._byMessage(account, mailbox, start, end)
+        return {uid: found.get(uid, ()) for uid in uids}
+
+    def overlapping(self, account, mailbox, start, end, uids=None):
+        """
+        The messages of a calendar mailbox with an occurrence (of any busy
+        type) that overlaps a window (XMAPI C{SEARCH XOVERLAPS}, R-SRCH-4),
+        from the summaries (R-SRCH-6).  See L{instances} for the arguments.
+
+        @param uids: C{None} for every message, or the UIDs to consider.
+        @return: C{set} of UIDs.
+        """
+        found = self._byMessage(account, mailbox, start, end)
+        if uids is None:
+            return set(found)
+        return {uid for uid in uids if uid in found}
+
+    def _byMessage(self, account, mailbox, start, end):
+        """
+        L{gateway.store.calendar.instances.byMessage} for a mailbox, kept
+        per window until the mailbox changes.
+        """
+        if getattr(mailbox, "mailboxClass", None) != CALENDAR_CLASS:
+            return {}
+        start, end = _windowUTC(start), _windowUTC(end)
+        if end <= start:
+            return {}
+        calendars = _Calendars(account)
+        name, uidValidity = mailbox.name, mailbox.uidValidity
+        address = account.address
+        key = (address, name, uidValidity, mailbox.highestModSeq(), start, end, calendars.signature[1:])
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+                return answer
+        with self._accountLock(address):
+            parsed, summaries = self._state(account, calendars)
+            with self._lock:
+                seriesCache = self._mailboxSeries.setdefault((address, name), SeriesCache())
+            entry = parsed.get(name)
+            if entry is None or entry.uidValidity != uidValidity:
+                entry = parsed[name] = ParsedMailbox(uidValidity, summaries)
+            with _collectorPaused():
+                events = entry.update(mailbox, mailbox.uids())
+                answer = instances.byMessage(entry, events, start, end, calendars.zone, calendars.owner,
+                                             seriesCache)
+            entry.settle()
+            with self._lock:
+                self._computed(address, parsed)
+                self._answers[key] = answer
+                while len(self._answers) > self.maxAnswers:
+                    self._answers.popitem(last=False)
+        self._letGo()
+        return answer
 
     def _release(self, address, onlyIfLeast=False):
         """
@@ -312,6 +421,8 @@ class FreeBusyCache:
             self._recent.pop(address, None)
             self._parsed.pop(address, None)
             self._series.pop(address, None)
+            for key in [key for key in self._mailboxSeries if key[0] == address]:
+                del self._mailboxSeries[key]
             summaries = self._summaries.pop(address, None)
             if summaries is not None:
                 summaries.close()
@@ -324,3 +435,5 @@ class FreeBusyCache:
         with self._lock:
             for key in [key for key in self._documents if key[0] == address]:
                 del self._documents[key]
+            for key in [key for key in self._answers if key[0] == address]:
+                del self._answers[key]

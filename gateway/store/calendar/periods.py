@@ -7,6 +7,7 @@ with C{recurring-ical-events} otherwise), merging and clipping periods.
 
 import collections
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -128,31 +129,51 @@ def toUTC(value, zone):
     return value.astimezone(timezone.utc)
 
 
-def spanOf(start, end, duration, zone):
+def utcSpan(start, end, duration, zone):
     """
-    The UTC period of an event.
+    The UTC span of an event, an instant kept as such.
 
     A C{DURATION}'s days are nominal (same wall-clock time on another day,
     whatever the DST changes in between), the rest exact (RFC 5545 3.3.6).
     Without C{DTEND} and C{DURATION} a date lasts one day and a date-time
     no time at all (RFC 5545 3.6.1).
 
-    @return: C{(start, end)}, or C{None} when it takes no time.
+    @return: C{(start, end)} with C{end == start} for an instant, or
+        C{None} when it ends before it starts.
     """
     if end is None:
         if duration is not None:
             days = timedelta(days=duration.days)
-            return _nonEmpty(toUTC(start, zone), toUTC(start + days, zone) + (duration - days))
+            return _ordered(toUTC(start, zone), toUTC(start + days, zone) + (duration - days))
         if isinstance(start, datetime):
-            return None
+            start = toUTC(start, zone)
+            return (start, start)
         end = start + _ONE_DAY
-    return _nonEmpty(toUTC(start, zone), toUTC(end, zone))
+    return _ordered(toUTC(start, zone), toUTC(end, zone))
 
 
-def _nonEmpty(start, end):
-    if end <= start:
-        return None
-    return (start, end)
+def _ordered(start, end):
+    return None if end < start else (start, end)
+
+
+def spanOf(start, end, duration, zone):
+    """
+    The UTC period of an event (see L{utcSpan}).
+
+    @return: C{(start, end)}, or C{None} when it takes no time.
+    """
+    span = utcSpan(start, end, duration, zone)
+    return span if span is not None and span[1] > span[0] else None
+
+
+def overlaps(span, start, end):
+    """
+    Does an event's UTC span overlap C{[start, end)} by the rule of RFC 4791
+    9.9: a period when it starts before C{end} and ends after C{start}, an
+    instant when it is in C{[start, end)}?
+    """
+    spanStart, spanEnd = span
+    return spanStart < end and (spanEnd > start or spanStart >= start)
 
 
 def accountZone(record):
@@ -249,24 +270,44 @@ def _latest(events):
 
 class _SpanQuery(recurring_ical_events.CalendarQuery):
     """
-    A query whose results are C{(start, end, component)} of each occurrence,
-    C{component} being the series' or override's own C{VEVENT}, instead of a
-    fresh copy of the component per occurrence (which costs most of the
-    time for thousands of occurrences).
+    A query whose results are C{(start, end, component, recurrence ID)} of
+    each occurrence (see L{_occurrenceOf}), C{component} being the series'
+    or override's own C{VEVENT}, instead of a fresh copy of the component
+    per occurrence (which costs most of the time for thousands of
+    occurrences).
     """
 
     def _occurrences_to_components(self, occurrences):
-        return [_occurrenceTriple(occurrence) for occurrence in occurrences]
+        return [_occurrenceOf(occurrence) for occurrence in occurrences]
 
 
-def _occurrenceTriple(occurrence):
+def _occurrenceOf(occurrence):
+    """
+    C{(start, end or duration, component, recurrence ID)} of an occurrence
+    C{recurring-ical-events} gave: the recurrence ID is the instance's
+    original start, the override's C{RECURRENCE-ID} for an override, its
+    start moved back for an instance that a C{RANGE=THISANDFUTURE} override
+    moved.
+    """
     try:
-        return occurrence.start, occurrence.end, occurrence._adapter._component
+        adapter = occurrence._adapter
+        start, end, component = occurrence.start, occurrence.end, adapter._component
     except AttributeError:
         # A recurring-ical-events whose internals changed: the public way.
         component = occurrence.as_component(False)
         end, duration = _endOf(component)
-        return component["DTSTART"].dt, end if end is not None else duration, component
+        start = component["DTSTART"].dt
+        rid = component.get("RECURRENCE-ID")
+        return start, end if end is not None else duration, component, start if rid is None else rid.dt
+    rid = component.get("RECURRENCE-ID")
+    if rid is None:
+        return start, end, component, start
+    if adapter.this_and_future:
+        try:
+            return start, end, component, start - adapter.move_recurrences_by
+        except (TypeError, ValueError):
+            pass
+    return start, end, component, rid.dt
 
 
 def _query(groups):
@@ -320,8 +361,9 @@ def _instances(groups, start, end, seriesCache=None):
 
     @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event}.
     @param seriesCache: a L{SeriesCache} whose query to use, or C{None}.
-    @return: C{list} of C{(start, end or duration, source)}, C{source}
-        being an L{gateway.store.calendar.parse._Event} or a component.
+    @return: C{list} of C{(start, end or duration, source, recurrence ID)},
+        C{source} being an L{gateway.store.calendar.parse._Event} or a
+        component.
     """
     spanStart, spanStop = start - _SLACK, end + _SLACK
     instances = []
@@ -395,7 +437,7 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
 
     @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event} sharing
         one C{UID} (or a single event without one).
-    @return: C{dict} of C{frozenset(group)} to C{list} of C{(fbtype, (start, end))}.
+    @return: C{dict} of C{frozenset(group)} to C{list} of L{Occurrence}.
     """
     results = {frozenset(group): [] for group in groups}
     # Occurrences share their series' or override's event or component:
@@ -417,49 +459,79 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
                             count=len(batch))
                 batches.extend([group] for group in batch)
             continue
-        for instanceStart, instanceEnd, source in instances:
+        # The event each component of the query came from.
+        ofComponent = {id(event._component): event for group in batch for event in group
+                       if event._component is not None}
+        for instanceStart, instanceEnd, source, rid in instances:
             described = types.get(id(source))
             if described is None:
-                described = types[id(source)] = _describe(source, owner)
-            uid, fbtype = described
+                described = types[id(source)] = _describe(source, owner, ofComponent)
+            uid, fbtype, event = described
             key = frozenset(batch[0]) if len(batch) == 1 else byUid.get(uid)
-            if key is None or fbtype is None:
+            if key is None or event is None:
                 continue
             duration = None
             if isinstance(instanceEnd, timedelta):
                 instanceEnd, duration = None, instanceEnd
-            span = spanOf(instanceStart, instanceEnd, duration, zone)
-            if span is not None and span[1] > start and span[0] < end:
-                results[key].append((fbtype, span))
+            span = utcSpan(instanceStart, instanceEnd, duration, zone)
+            if span is not None and overlaps(span, start, end):
+                results[key].append(Occurrence(span[0], span[1], fbtype, toUTC(rid, zone), event))
     return results
 
 
-def _describe(source, owner):
+def _describe(source, owner, ofComponent):
     """
-    C{(uid, fbtype)} of what an occurrence came from: an
-    L{gateway.store.calendar.parse._Event} or a component.
+    C{(uid, fbtype, event)} of what an occurrence came from: an
+    L{gateway.store.calendar.parse._Event} or a component (of the event
+    C{ofComponent} maps its C{id} to).
     """
     if isinstance(source, _Event):
-        return source.uid, classifyTraits(source.traits, owner)
-    return str(source.get("UID", "")), classify(source, owner)
+        return source.uid, classifyTraits(source.traits, owner), source
+    return str(source.get("UID", "")), classify(source, owner), ofComponent.get(id(source))
 
 
-def computePeriods(events, start, end, zone, owner, seriesCache=None):
+class Occurrence(NamedTuple):
     """
-    The busy periods of C{events} within C{[start, end)}.
+    One occurrence of an event in a window (see L{occurrences}).
+    """
+
+    #: Its start, an aware UTC C{datetime}.
+    start: datetime
+    #: Its end, likewise; the start for an instant.
+    end: datetime
+    #: One of L{FBTYPES}, or C{None} for free time (cancelled, transparent,
+    #: declined...).
+    fbtype: Optional[str]
+    #: Its recurrence ID (original start) in UTC, C{None} for an event
+    #: that is not part of a series.
+    recurrenceId: Optional[datetime]
+    #: The L{gateway.store.calendar.parse._Event} (series, override or
+    #: single event) it comes from.
+    event: _Event
+
+
+def occurrences(events, start, end, zone, owner, seriesCache=None):
+    """
+    Every occurrence of C{events} that overlaps C{[start, end)} by the rule
+    of RFC 4791 9.9 (see L{overlaps}), free ones included: the one
+    expansion behind free/busy (L{computePeriods}) and per-message
+    instances (L{gateway.store.calendar.instances}).
 
     Single events are checked against the window directly (their UTC span
-    is computed once per time zone and kept); only series go through
-    C{recurring-ical-events}.
+    is computed once per time zone and kept); only series are expanded,
+    directly (L{gateway.store.calendar.series}) or with
+    C{recurring-ical-events}.  Components with one C{UID} are merged (the
+    latest version of each instance counts) before expansion.
 
-    @param events: iterable of L{gateway.store.calendar.parse._Event} (and L{gateway.store.calendar.parse.Unparsed}) from every calendar.
+    @param events: iterable of L{gateway.store.calendar.parse._Event} (and
+        L{gateway.store.calendar.parse.Unparsed}, parsed only when near the window).
     @param start: aware UTC C{datetime}.
     @param end: aware UTC C{datetime}.
     @param zone: C{tzinfo} for dates and floating times.
     @param owner: C{frozenset} of the owner's addresses.
     @param seriesCache: C{None}, or a L{SeriesCache} (kept by the caller
         between calls), so that unchanged series are not expanded again.
-    @return: see L{resolvePeriods}.
+    @return: C{list} of L{Occurrence}, in no particular order.
     """
     byUid = collections.defaultdict(list)
     anonymous = []
@@ -469,13 +541,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
         else:
             byUid[event.uid].append(event)
 
-    byType = collections.defaultdict(list)
-
-    def add(fbtype, span):
-        spanStart, spanEnd = span
-        if spanEnd <= start or spanStart >= end:
-            return
-        byType[fbtype].append((max(spanStart, start), min(spanEnd, end)))
+    found = []
 
     def single(event):
         cached = event.utc
@@ -483,17 +549,17 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
             span = cached[1]
         else:
             try:
-                span = spanOf(event.start, event.end, event.duration, zone)
+                span = utcSpan(event.start, event.end, event.duration, zone)
             except Exception:
                 log.failure("Skipping event {uid} with bad times", uid=event.uid)
                 span = None
             event.utc = (zone, span)
-        if span is None or span[1] <= start or span[0] >= end:
+        if span is None or span[0] >= end or (span[1] <= start and span[0] < start):
             return
         if event.fbtype is None or event.fbtype[0] != owner:
             event.fbtype = (owner, classifyTraits(event.traits, owner))
-        if event.fbtype[1] is not None:
-            add(event.fbtype[1], span)
+        rid = event.recurrenceId
+        found.append(Occurrence(span[0], span[1], event.fbtype[1], None if rid is None else toUTC(rid, zone), event))
 
     series = []
     for event in anonymous:
@@ -536,10 +602,23 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
             missing.append(group)
     if missing:
         expanded.update(_expandSeries(missing, start, end, zone, owner, seriesCache))
-    for spans in expanded.values():
-        for fbtype, span in spans:
-            add(fbtype, span)
+    for instances in expanded.values():
+        found.extend(instances)
     if seriesCache is not None:
         seriesCache.remember(windowKey, expanded)
-    return resolvePeriods(byType)
+    return found
 
+
+def computePeriods(events, start, end, zone, owner, seriesCache=None):
+    """
+    The busy periods of C{events} within C{[start, end)}: their busy
+    L{occurrences}, clipped to the window and resolved by type.
+
+    @param events: see L{occurrences}.
+    @return: see L{resolvePeriods}.
+    """
+    byType = collections.defaultdict(list)
+    for occurrence in occurrences(events, start, end, zone, owner, seriesCache):
+        if occurrence.fbtype is not None and occurrence.end > occurrence.start:
+            byType[occurrence.fbtype].append((max(occurrence.start, start), min(occurrence.end, end)))
+    return resolvePeriods(byType)

@@ -238,7 +238,9 @@ def expand(group, spanStart, spanStop):
         main component and overrides, one per instance, all L{simple}).
     @param spanStart: aware C{datetime}.
     @param spanStop: aware C{datetime}.
-    @return: C{list} of C{(start, end, event)}.
+    @return: C{list} of C{(start, end, event, recurrence ID)}, the
+        recurrence ID being the original start of the instance (an
+        override's C{RECURRENCE-ID}).
     @raise NotSimple: for a series to leave to C{recurring-ical-events}.
     """
     core, modifications = _modifications(group)
@@ -262,13 +264,15 @@ def expand(group, spanStart, spanStop):
             end = start + rules.duration
             if rules.allDay:
                 start, end = convert_to_date(start), convert_to_date(end)
+            rid = start
         elif event in returnedModifications:
             continue
         else:
             returnedModifications.add(event)
             start, end = _span(event)
-        occurrences.append((start, end, event))
+            rid = event.recurrenceId
+        occurrences.append((start, end, event, rid))
     for event in set(modifications.values()) - returnedModifications:
         if not rules.exdateIds.intersection(to_recurrence_ids(event.recurrenceId)):
-            occurrences.append(_span(event) + (event,))
+            occurrences.append(_span(event) + (event, event.recurrenceId))
     return occurrences
