@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from twisted.trial import unittest
 
-from gateway.store.calendar import FreeBusyCache
+from gateway.store.calendar import FreeBusyCache, parse, series
 from gateway.store.calendar.instances import FREE, BadWindow, Instance, checkWindow
 from tests.support import freeBusyPeriods
 from tests.test_calendar import _CountingTestCase, message, utc, vevent
@@ -202,3 +202,40 @@ class WindowTests(unittest.TestCase):
         self.assertEqual(checkWindow(start, start + timedelta(days=366)), (start, start + timedelta(days=366)))
         for end in (start, start - timedelta(1), start + timedelta(days=366, seconds=1)):
             self.assertRaises(BadWindow, checkWindow, start, end)
+
+
+class KeptStartsTests(unittest.TestCase):
+    """
+    L{gateway.store.calendar.series} keeps a series' rule and the starts it
+    gave between windows.
+    """
+
+    def events(self, *lines):
+        [item] = parse.loadMessage(message(vevent("d", *lines)), sniffing=False)
+        return item.events()
+
+    def test_parsedOnce(self):
+        """A second window neither parses the rule again nor differs from a fresh expansion."""
+        calls = []
+        rrulestr = series.rrulestr
+        self.patch(series, "rrulestr", lambda *a, **k: calls.append(a) or rrulestr(*a, **k))
+        lines = ("DTSTART;TZID=Europe/Berlin:20250105T090000", "DTEND;TZID=Europe/Berlin:20250105T100000",
+                 "RRULE:FREQ=DAILY")
+        kept = self.events(*lines)
+        for day in (1, 20, 3):
+            start = utc(2026, 3, day)
+            got = series.expand(kept, start, start + timedelta(days=7))
+            fresh = series.expand(self.events(*lines), start, start + timedelta(days=7))
+            self.assertEqual([(s, e, rid) for s, e, _, rid in got], [(s, e, rid) for s, e, _, rid in fresh])
+            self.assertEqual(len(got), 7)
+        self.assertEqual(len(calls), 4)  # once for the kept series, once per fresh one
+
+    def test_tooManyStarts(self):
+        """A rule with more starts than are kept is walked by dateutil each time, with the same result."""
+        lines = ("DTSTART:20260101T000000Z", "DTEND:20260101T000100Z", "RRULE:FREQ=HOURLY")
+        window = (utc(2026, 3, 1), utc(2026, 3, 2))
+        expected = series.expand(self.events(*lines), *window)
+        self.patch(series, "KEPT_STARTS", 10)
+        events = self.events(*lines)
+        self.assertEqual(series.expand(events, *window), [(s, e, events[0], rid) for s, e, _, rid in expected])
+        self.assertEqual(events[0].expansion._starts, [None])

@@ -23,7 +23,6 @@ import collections
 from datetime import timedelta
 from typing import NamedTuple, Optional
 
-from gateway.store.calendar.parse import Unparsed
 from gateway.store.calendar.periods import _windowUTC, occurrences
 
 #: The busy type of a free occurrence (cancelled, transparent, declined).
@@ -71,24 +70,6 @@ def checkWindow(start, end):
     return start, end
 
 
-def messageOf(parsedMailbox):
-    """
-    Which message each (parsed) event of a mailbox is in.
-
-    @param parsedMailbox: a L{gateway.store.calendar.summaries.ParsedMailbox}.
-    @return: C{dict} of C{id(event)} to UID.
-    """
-    owners = {}
-    for uid, items in parsedMailbox.events.items():
-        for item in items:
-            if isinstance(item, Unparsed):
-                for event in item.parsedEvents or ():
-                    owners[id(event)] = uid
-            else:
-                owners[id(item)] = uid
-    return owners
-
-
 def byMessage(parsedMailbox, events, start, end, zone, owner, seriesCache=None):
     """
     The occurrences of a mailbox's messages that overlap C{[start, end)}.
@@ -104,7 +85,9 @@ def byMessage(parsedMailbox, events, start, end, zone, owner, seriesCache=None):
         only for messages with at least one.
     """
     found = occurrences(events, start, end, zone, owner, seriesCache)
-    owners = messageOf(parsedMailbox)
+    owners = parsedMailbox.owners()
+    if any(id(occurrence.event) not in owners for occurrence in found):
+        owners = parsedMailbox.owners(refresh=True)  # some were parsed just now
     result = collections.defaultdict(list)
     for occurrence in found:
         uid = owners.get(id(occurrence.event))

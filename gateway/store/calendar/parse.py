@@ -66,16 +66,18 @@ class _Event:
     @ivar exdates: the C{EXDATE} values, C{tuple} (empty for a plain event).
     @ivar simple: C{True} for a series or override that
         L{gateway.store.calendar.series.expand} can take.
+    @ivar expansion: C{None}, or what L{gateway.store.calendar.series.expand}
+        keeps of a series' main component between windows.
     @ivar source: C{None}, or the L{Unparsed} whose texts the component is
         parsed from again when it is needed (L{component}) and was not kept.
     """
 
     __slots__ = ("uid", "_component", "recurring", "recurrenceId", "version", "start", "end", "duration",
-                 "traits", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source")
+                 "traits", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source", "expansion")
 
     def __init__(self, component):
         self._component = component
-        self.source = None
+        self.source = self.expansion = None
         self.uid = str(component.get("UID", "")) or None
         self.recurring = "RRULE" in component or "RDATE" in component
         rid = component.get("RECURRENCE-ID")
@@ -122,7 +124,7 @@ class _Event:
         event.rules, event.rdates, event.exdates, event.source = rules, rdates, exdates, source
         event.recurring = bool(rules or rdates)
         event.simple = not event.plain
-        event.utc = event.fbtype = None
+        event.utc = event.fbtype = event.expansion = None
         return event
 
     @property

@@ -399,10 +399,23 @@ def estimateOccurrences(component, length):
 
 def _estimateEvent(event, length):
     """L{estimateOccurrences} for an L{gateway.store.calendar.parse._Event}."""
-    rules = [{name.upper(): value.split(",")
-              for name, _, value in (part.partition("=") for part in rule.split(";"))}
-             for rule in event.rules]
-    return _estimate(rules, None, length) + len(event.rdates)
+    return _estimate([_ruleParts(rule) for rule in event.rules], None, length) + len(event.rdates)
+
+
+#: Rule texts split by L{_ruleParts}, kept (at most L{_KEPT_RULES}).
+_splitRules = {}
+_KEPT_RULES = 10000
+
+
+def _ruleParts(rule):
+    """An C{RRULE} text as C{dict} of part name to C{list} of values."""
+    parts = _splitRules.get(rule)
+    if parts is None:
+        if len(_splitRules) >= _KEPT_RULES:
+            _splitRules.clear()
+        parts = _splitRules[rule] = {name.upper(): value.split(",")
+                                     for name, _, value in (part.partition("=") for part in rule.split(";"))}
+    return parts
 
 
 def _estimate(rules, rdates, length):

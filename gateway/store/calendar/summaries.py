@@ -393,6 +393,28 @@ class ParsedMailbox:
         self.summaries = summaries
         self.events = summaries.load(uidValidity) if summaries is not None else {}
         self._sniffed = {uid for uid, items in self.events.items() if _sniffed(items)}
+        self._owners = None
+
+    def owners(self, refresh=False):
+        """
+        Which message each event (plain, or parsed from an
+        L{gateway.store.calendar.parse.Unparsed}) is in, kept until the
+        messages change.
+
+        @param refresh: C{True} to look again (events were parsed since).
+        @return: C{dict} of C{id(event)} to UID.
+        """
+        if self._owners is None or refresh:
+            owners = {}
+            for uid, items in self.events.items():
+                for item in items:
+                    if isinstance(item, Unparsed):
+                        for event in item.parsedEvents or ():
+                            owners[id(event)] = uid
+                    else:
+                        owners[id(item)] = uid
+            self._owners = owners
+        return self._owners
 
     def update(self, mailbox, uids):
         """
@@ -412,6 +434,8 @@ class ParsedMailbox:
         unseen = [uid for uid in uids if uid not in self.events]
         stored = self.summaries.loadSome(self.uidValidity, unseen) if unseen and self.summaries is not None else {}
         new = {uid: _loadMessage(mailbox, uid, sniffing=True) for uid in unseen if uid not in stored}
+        if gone or unseen:
+            self._owners = None
         for added in (stored, new):
             self.events.update(added)
             self._sniffed.update(uid for uid, items in added.items() if _sniffed(items))
@@ -435,6 +459,7 @@ class ParsedMailbox:
                       for event in (item.events() if isinstance(item, Unparsed) else [item])]
             if all(event.plain for event in events):
                 self.events[uid] = settled[uid] = events
+                self._owners = None
         if self.summaries is not None:
             self.summaries.save(self.uidValidity, settled)
 
