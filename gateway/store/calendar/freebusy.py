@@ -6,6 +6,7 @@ The free/busy document (L{freeBusy}) and its cache (L{FreeBusyCache}).
 import collections
 import contextlib
 import gc
+import re
 import threading
 from datetime import datetime, timezone
 
@@ -16,11 +17,15 @@ from twisted.internet.threads import deferToThread
 from gateway.store.calendar import instances
 from gateway.store.calendar.parse import CALENDAR_CLASS
 from gateway.store.calendar.periods import (
+    FBTYPES,
     SeriesCache,
     _windowUTC,
     accountZone,
     computePeriods,
+    mergePeriods,
+    occurrences,
     ownerAddresses,
+    subtractPeriods,
 )
 from gateway.store.calendar.summaries import ParsedMailbox, SummaryStore
 
@@ -47,11 +52,54 @@ def synchronizeCalendars(account):
                           for name in calendarMailboxes(store)], consumeErrors=True)
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _paramText(text):
+    """A text as a parameter value: newlines kept (RFC 6868), other control characters as spaces."""
+    return _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def detailedPeriods(found, start, end, detailed):
+    """
+    L{gateway.store.calendar.periods.resolvePeriods} for occurrences some
+    of which carry their details: periods of one type and the same details
+    (or none) are merged; a stronger type removes the time it covers from
+    the weaker ones whatever their details.
+
+    @param found: C{list} of L{gateway.store.calendar.periods.Occurrence}.
+    @param detailed: C{f(occurrence)}: may its details be shown?
+    @return: C{list} of C{(fbtype, [(start, end, details), ...])}, strongest
+        first, spans in start order, C{details} C{None} or C{(summary,
+        location)}.
+    """
+    byType = collections.defaultdict(lambda: collections.defaultdict(list))
+    for occurrence in found:
+        if occurrence.fbtype is None or occurrence.end <= occurrence.start:
+            continue
+        key = occurrence.event.details if detailed(occurrence) and any(occurrence.event.details) else None
+        byType[occurrence.fbtype][key].append((max(occurrence.start, start), min(occurrence.end, end)))
+    result, covered = [], []
+    for fbtype in FBTYPES:
+        listed, merged = [], []
+        for key, spans in byType.get(fbtype, {}).items():
+            own = mergePeriods(spans)
+            merged.extend(own)
+            listed.extend((spanStart, spanEnd, key) for spanStart, spanEnd in subtractPeriods(own, covered))
+        if listed:
+            result.append((fbtype, sorted(listed, key=lambda span: span[:2])))
+        covered = mergePeriods(covered + merged)
+    return result
+
+
 def renderFreeBusy(address, start, end, periods, url=None, now=None):
     """
     The C{text/calendar} document.
 
-    @param periods: see L{gateway.store.calendar.periods.resolvePeriods}.
+    @param periods: see L{gateway.store.calendar.periods.resolvePeriods};
+        a span may be C{(start, end, details)} too, C{details} being C{None}
+        or the C{(summary, location)} to give as C{X-SUMMARY} and
+        C{X-LOCATION} parameters (see L{detailedPeriods}).
     @return: C{bytes}.
     """
     if now is None:
@@ -70,9 +118,16 @@ def renderFreeBusy(address, start, end, periods, url=None, now=None):
         vfreebusy.add("URL", url)
     for fbtype, spans in periods:
         for span in spans:
-            period = icalendar.vPeriod(span)
+            period = icalendar.vPeriod(span[:2])
             period.params.pop("VALUE", None)  # PERIOD is FREEBUSY's default type
             period.params["FBTYPE"] = fbtype
+            summary, location = span[2] if len(span) > 2 and span[2] is not None else ("", "")
+            # Parameter values cannot hold control characters; icalendar
+            # writes newlines and quotes as RFC 6868 says.
+            if summary:
+                period.params["X-SUMMARY"] = _paramText(summary)
+            if location:
+                period.params["X-LOCATION"] = _paramText(location)
             vfreebusy.add("FREEBUSY", period, encode=False)
     calendar.add_component(vfreebusy)
     return calendar.to_ical()
@@ -326,6 +381,104 @@ class FreeBusyCache:
             self._documents.move_to_end(key)
             while len(self._documents) > self.maxEntries:
                 self._documents.popitem(last=False)
+        return document
+
+    # -- a viewer's free/busy (XMAPI XFREEBUSY) --------------------------------
+
+    def view(self, account, calendars, start, end, organizer=None, url=None, now=None):
+        """
+        The free/busy document of an account for a viewer (XMAPI
+        C{XFREEBUSY}, R-FB-1..4): computed as L{get} computes
+        C{freebusy.vfb}, from the calendars the viewer may see only, each
+        period with its event's C{SUMMARY} and C{LOCATION} (C{X-SUMMARY},
+        C{X-LOCATION}) where the viewer may see them.  Kept until a calendar
+        of the account changes.  Synchronous: a server calls it in a thread
+        (see L{generateView}).
+
+        @param account: the calendars' owner, an L{gateway.interfaces.IAccount}.
+        @param calendars: C{dict} of calendar mailbox name to C{True} for
+            details (the viewer has right C{1} and asked C{DETAILED}) or
+            C{False} for times only (right C{0}); names that are not
+            calendar mailboxes are ignored.  Empty: the empty VFREEBUSY
+            (DTSTART and DTEND, no period), as for an account with nothing
+            in the window.
+        @param start: start of the window, a C{datetime} (naive means UTC).
+        @param end: end of the window (exclusive).
+        @param organizer: the C{ORGANIZER} address (default: the
+            account's); give the address as the viewer wrote it, so that
+            the answers for an unknown address (L{renderFreeBusy} with no
+            periods) and for an account with nothing visible are alike.
+        @return: C{bytes}.
+        @raise ValueError: if C{end} is before C{start}.
+        """
+        return self._view(account, _Calendars(account), dict(calendars), start, end, organizer, url, now)
+
+    def generateView(self, account, calendars, start, end, organizer=None, url=None, now=None):
+        """
+        L{view} computed in a thread (L{runInThread}) unless cached, the
+        mailboxes' state looked at on the calling thread, as L{generate}.
+
+        @return: a C{Deferred} that fires with the document.
+        """
+        state = _Calendars(account)
+        calendars = dict(calendars)
+        key = self._viewKey(account, state, calendars, start, end, organizer, url)
+        with self._lock:
+            cached = self._cached(key, state) if key is not None else None
+        if cached is not None:
+            return succeed(cached)
+        return self.runInThread(self._view, account, state, calendars, start, end, organizer, url, now)
+
+    def _viewKey(self, account, state, calendars, start, end, organizer, url):
+        chosen = frozenset((name, bool(calendars[name])) for name, _, _, _ in state.mailboxes if name in calendars)
+        if not chosen:
+            return None
+        return (account.address, _windowUTC(start), _windowUTC(end), url, "view", chosen, organizer)
+
+    def _view(self, account, state, calendars, start, end, organizer, url, now):
+        organizer = organizer or account.address
+        key = self._viewKey(account, state, calendars, start, end, organizer, url)
+        start, end = _windowUTC(start), _windowUTC(end)
+        if end < start:
+            raise ValueError("free/busy window ends before it starts")
+        if key is None:
+            return renderFreeBusy(organizer, start, end, [], url=url, now=now)
+        address = account.address
+        with self._accountLock(address):
+            with self._lock:
+                document = self._cached(key, state)
+            if document is not None:
+                return document
+            parsed, summaries = self._state(account, state)
+            with self._lock:
+                seriesCache = self._mailboxSeries.setdefault((address, key[5]), SeriesCache())
+            entries, events = {}, []
+            with _collectorPaused():
+                for name, mailbox, uidValidity, _ in state.mailboxes:
+                    if name not in calendars:
+                        continue
+                    entry = parsed.get(name)
+                    if entry is None or entry.uidValidity != uidValidity:
+                        entry = parsed[name] = ParsedMailbox(uidValidity, summaries)
+                    entries[name] = entry
+                    events.extend(entry.update(mailbox, mailbox.uids()))
+                found = occurrences(events, start, end, state.zone, state.owner, seriesCache)
+                shown = set()
+                for name, entry in entries.items():
+                    if calendars[name]:
+                        owners = entry.owners(refresh=True)
+                        shown.update(owners)
+                periods = detailedPeriods(found, start, end, lambda occurrence: id(occurrence.event) in shown)
+            for entry in entries.values():
+                entry.settle()
+            document = renderFreeBusy(organizer, start, end, periods, url=url, now=now)
+            with self._lock:
+                self._computed(address, parsed)
+                self._documents[key] = (state.signature, document)
+                self._documents.move_to_end(key)
+                while len(self._documents) > self.maxEntries:
+                    self._documents.popitem(last=False)
+        self._letGo()
         return document
 
     # -- per-message occurrences (XMAPI) ---------------------------------------
