@@ -7,6 +7,7 @@ behind XMAPI's C{FETCH XINSTANCES} and C{SEARCH XOVERLAPS} (docs/xmapi.md
 
 from datetime import timedelta
 
+from twisted.internet.defer import succeed
 from twisted.trial import unittest
 
 from gateway.store.calendar import FreeBusyCache, parse, series
@@ -239,3 +240,40 @@ class KeptStartsTests(unittest.TestCase):
         events = self.events(*lines)
         self.assertEqual(series.expand(events, *window), [(s, e, events[0], rid) for s, e, _, rid in expected])
         self.assertEqual(events[0].expansion._starts, [None])
+
+
+class GenerateTests(_InstancesTestCase):
+    """
+    The C{Deferred} forms, computing in L{FreeBusyCache.runInThread}.
+    """
+
+    def setUp(self):
+        _InstancesTestCase.setUp(self)
+        self.threaded = []
+
+        def runInThread(f, *args):
+            self.threaded.append(f)
+            return succeed(f(*args))
+
+        self.cache = FreeBusyCache(runInThread=runInThread)
+
+    def test_inThreadThenKept(self):
+        """The first answer for a window is computed in the thread; the same window again is answered at once."""
+        uid = self.append(vevent("a", *BERLIN_START))
+        other = self.append(vevent("b", "DTSTART:20260501T090000Z", "DTEND:20260501T100000Z"))
+        found = self.successResultOf(self.cache.generateOverlapping(self.account, self.mailbox, *self.window))
+        self.assertEqual((found, len(self.threaded)), ({uid}, 1))
+        instances = self.successResultOf(
+            self.cache.generateInstances(self.account, self.mailbox, [uid, other], *self.window))
+        self.assertEqual(instances, {uid: (Instance(utc(2026, 3, 23, 8), utc(2026, 3, 23, 9), "BUSY", None),),
+                                     other: ()})
+        self.assertEqual(len(self.threaded), 1)
+        self.assertEqual(self.successResultOf(self.cache.generateOverlapping(
+            self.account, self.mailbox, *self.window, uids=[other])), set())
+
+    def test_notCalendar(self):
+        """A mail folder answers at once, with nothing, without a thread."""
+        inbox = self.account.mailStore.getMailbox("INBOX")
+        self.assertEqual(self.successResultOf(self.cache.generateOverlapping(self.account, inbox, *self.window)),
+                         set())
+        self.assertEqual(self.threaded, [])

@@ -521,26 +521,78 @@ class FreeBusyCache:
             return set(found)
         return {uid for uid in uids if uid in found}
 
-    def _byMessage(self, account, mailbox, start, end):
+    def generateInstances(self, account, mailbox, uids, start, end):
+        """
+        L{instances}, computed in a thread (L{runInThread}) unless the
+        answer for the window is kept, the mailboxes' state looked at on
+        the calling thread (as L{generate} does).
+
+        @return: a C{Deferred} that fires with what L{instances} returns.
+        """
+        d = self._generateByMessage(account, mailbox, start, end)
+        return d.addCallback(lambda found: {uid: found.get(uid, ()) for uid in uids})
+
+    def generateOverlapping(self, account, mailbox, start, end, uids=None):
+        """
+        L{overlapping} as L{generateInstances} computes.
+
+        @return: a C{Deferred} that fires with what L{overlapping} returns.
+        """
+        d = self._generateByMessage(account, mailbox, start, end)
+        return d.addCallback(lambda found: set(found) if uids is None else {uid for uid in uids if uid in found})
+
+    def _generateByMessage(self, account, mailbox, start, end):
+        request = self._byMessageRequest(account, mailbox, start, end)
+        if request is None:
+            return succeed({})
+        with self._lock:
+            answer = self._answers.get(request[0])
+            if answer is not None:
+                self._answers.move_to_end(request[0])
+                return succeed(answer)
+        return self.runInThread(self._byMessage, account, mailbox, start, end, request)
+
+    def _byMessageRequest(self, account, mailbox, start, end):
+        """
+        What L{_byMessage} needs of the mail store: C{(key, calendars,
+        uidValidity)}, or C{None} when the mailbox has no calendar items
+        or the window is empty.
+        """
+        if getattr(mailbox, "mailboxClass", None) != CALENDAR_CLASS:
+            return None
+        start, end = _windowUTC(start), _windowUTC(end)
+        if end <= start:
+            return None
+        calendars = _Calendars(account)
+        uidValidity = mailbox.uidValidity
+        key = (account.address, mailbox.name, uidValidity, mailbox.highestModSeq(), start, end,
+               calendars.signature[1:])
+        return key, calendars, uidValidity
+
+    def _byMessage(self, account, mailbox, start, end, request=None):
         """
         L{gateway.store.calendar.instances.byMessage} for a mailbox, kept
         per window until the mailbox changes.
+
+        @param request: what L{_byMessageRequest} gave, if it was called
+            already (on the reactor thread).
         """
-        if getattr(mailbox, "mailboxClass", None) != CALENDAR_CLASS:
-            return {}
-        start, end = _windowUTC(start), _windowUTC(end)
-        if end <= start:
-            return {}
-        calendars = _Calendars(account)
-        name, uidValidity = mailbox.name, mailbox.uidValidity
-        address = account.address
-        key = (address, name, uidValidity, mailbox.highestModSeq(), start, end, calendars.signature[1:])
+        if request is None:
+            request = self._byMessageRequest(account, mailbox, start, end)
+            if request is None:
+                return {}
+        key, calendars, uidValidity = request
+        start, end, name, address = key[4], key[5], key[1], key[0]
         with self._lock:
             answer = self._answers.get(key)
             if answer is not None:
                 self._answers.move_to_end(key)
                 return answer
         with self._accountLock(address):
+            with self._lock:
+                answer = self._answers.get(key)  # computed meanwhile by another thread?
+            if answer is not None:
+                return answer
             parsed, summaries = self._state(account, calendars)
             with self._lock:
                 seriesCache = self._mailboxSeries.setdefault((address, name), SeriesCache())
