@@ -183,3 +183,46 @@ class WebSiteTests(HTTPMixin, unittest.TestCase):
         self.account.fileStore.writeFile(PUBLIC, b"MINE")
         self.assertEqual(self.request("GET", "/~demo/freebusy.vfb").body, b"MINE")
         self.assertEqual(self.generated, [])
+
+
+class SweepTests(_CalendarTestCase):
+    """
+    L{FreeBusyFiles.sweep}: files out of date are written again.
+    """
+
+    def setUp(self):
+        _CalendarTestCase.setUp(self)
+        self.now = NOW
+        self.files = FreeBusyFiles(FreeBusyCache(runInThread=synchronously), clock=Clock(),
+                                   runInThread=synchronously, now=lambda: self.now)
+        self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.context.directory.setAccount("other@example.test")
+        self.other = self.context.realm.accountFor("other@example.test")
+
+    def test_due(self):
+        """Files are due when never written, after a calendar change and when a new day begins, not otherwise."""
+        self.assertTrue(self.files.due(self.account))
+        self.assertEqual(self.files.sweep([self.account, self.other]), ["demo@example.test", "other@example.test"])
+        self.assertFalse(self.files.due(self.account))
+        self.assertEqual(self.files.sweep([self.account, self.other]), [])
+        self.append(vevent("b", "DTSTART:20260106T090000Z", "DTEND:20260106T100000Z"))
+        self.assertEqual(self.files.sweep([self.account, self.other]), ["demo@example.test"])
+        self.now = NOW + timedelta(hours=11)  # 2 January in Berlin, still 1 January for other (UTC)
+        self.assertEqual(self.files.sweep([self.account, self.other]), ["demo@example.test"])
+        self.now = NOW + timedelta(hours=13)
+        self.assertEqual(self.files.sweep([self.account, self.other]), ["other@example.test"])
+        self.assertEqual(len(freeBusyPeriods(self.account.fileStore.resolve(PUBLIC).getContent())["BUSY"]), 2)
+
+    def test_theirsNotRetried(self):
+        """An account whose files are both its own is not looked at again until something changes."""
+        self.account.fileStore.writeFile(PUBLIC, b"mine")
+        self.account.fileStore.writeFile(PRIVATE, b"mine")
+        self.assertEqual(self.files.sweep([self.account]), ["demo@example.test"])
+        self.assertEqual(self.files.sweep([self.account]), [])
+        self.assertEqual(self.account.fileStore.resolve(PUBLIC).getContent(), b"mine")
+
+    def test_failureLogged(self):
+        """One account failing does not stop the others."""
+        self.patch(self.files, "publish", lambda account: 1 / 0 if account is self.account else [])
+        self.assertEqual(self.files.sweep([self.account, self.other]), ["other@example.test"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)

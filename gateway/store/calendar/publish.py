@@ -15,7 +15,9 @@ account's time zone.  They are written with
 L{gateway.store.files.FileStore.writeFile} (a reader never sees half a
 file; they count in the account's quota: a full quota leaves the old file
 and is logged), some seconds after the account's calendars last changed
-(L{FreeBusyFiles.changed}, debounced), in a thread.
+(L{FreeBusyFiles.changed}, debounced), in a thread; or when a periodic
+L{FreeBusyFiles.sweep} finds them out of date (a calendar changed or a new
+day began).
 
 Ours and theirs: the server records the identity (inode, size,
 modification time) of each file it wrote in the account's
@@ -39,7 +41,7 @@ from twisted.internet.threads import deferToThread
 
 from gateway.errors import QuotaExceeded
 from gateway.logging import getLogger
-from gateway.store.calendar.freebusy import calendarMailboxes
+from gateway.store.calendar.freebusy import _Calendars, calendarMailboxes
 from gateway.store.calendar.periods import accountZone
 
 log = getLogger("http")
@@ -195,10 +197,47 @@ class FreeBusyFiles:
                 continue
             state[path] = _identity(account.fileStore.resolve(path).path)
             written.append(path)
+        state["signature"] = self._signature(account, start)
+        _saveState(account, state)
         if written:
-            _saveState(account, state)
             self.published += 1
         return written
+
+    def _signature(self, account, start):
+        """
+        What the files depend on, as JSON: the calendars' state (names,
+        UIDVALIDITY, HIGHESTMODSEQ), the account's zone and addresses, and
+        the window's start (a new day moves it).
+        """
+        mailboxes, zone, owner = _Calendars(account).signature
+        return [[list(mailbox) for mailbox in mailboxes], zone, sorted(owner), start.isoformat(), self.weeks]
+
+    def due(self, account):
+        """
+        Are the account's files out of date: did a calendar change, or the
+        day begin, since they were last written?
+        """
+        return _loadState(account).get("signature") != self._signature(account, self.window(account)[0])
+
+    def sweep(self, accounts):
+        """
+        Write the files of each account that is L{due} (synchronously: call
+        it in a thread, say every minute from a C{TimerService}, over the
+        accounts the server holds): this catches changes the server made
+        and the change of day, without watching any mailbox.
+
+        @param accounts: iterable of L{gateway.interfaces.IAccount}.
+        @return: C{list} of the addresses whose files were looked at again.
+        """
+        done = []
+        for account in accounts:
+            try:
+                if self.due(account):
+                    self.publish(account)
+                    done.append(account.address)
+            except Exception:
+                log.failure("Writing the free/busy files of {address} failed", address=account.address)
+        return done
 
     # -- when calendars change -------------------------------------------------
 
