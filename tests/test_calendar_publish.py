@@ -15,7 +15,7 @@ from twisted.trial import unittest
 
 from gateway.errors import QuotaExceeded
 from gateway.store.calendar import FreeBusyCache
-from gateway.store.calendar.publish import PRIVATE, PUBLIC, FreeBusyFiles
+from gateway.store.calendar.publish import PRIVATE, PUBLIC, FreeBusyFiles, sweepService
 from tests.http_support import HTTPMixin
 from tests.support import freeBusyPeriods
 from tests.test_calendar import NOW, _CalendarTestCase, utc, vevent
@@ -226,3 +226,33 @@ class SweepTests(_CalendarTestCase):
         self.patch(self.files, "publish", lambda account: 1 / 0 if account is self.account else [])
         self.assertEqual(self.files.sweep([self.account, self.other]), ["other@example.test"])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class SweepServiceTests(_CalendarTestCase):
+    def test_sweeps(self):
+        """The service sweeps the accounts it is given at start and then every interval, one sweep at a time."""
+        clock = Clock()
+        swept, pending = [], []
+
+        class Files:
+            def sweep(self, accounts):
+                swept.append(accounts)
+
+        def runInThread(f, *args):
+            f(*args)
+            pending.append(Deferred())
+            return pending[-1]
+
+        timer = sweepService(Files(), lambda: [self.account], runInThread=runInThread, interval=60)
+        timer.clock = clock
+        timer.startService()
+        self.addCleanup(timer.stopService)
+        self.addCleanup(lambda: [d.callback(None) for d in pending if not d.called])
+        self.assertEqual(swept, [[self.account]])
+        clock.advance(120)
+        self.assertEqual(len(swept), 1)  # the first sweep is still running
+        pending[0].errback(ZeroDivisionError())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        clock.advance(60)
+        self.assertEqual(len(swept), 2)
+        self.assertEqual(timer.name, "free/busy files")

@@ -31,12 +31,15 @@ tells the web site which C{freebusy.vfb} is ours (it keeps generating
 that one per request, for the window asked).
 """
 
+import contextlib
 import email.utils
+import fcntl
 import json
 import os
 from datetime import datetime, time, timedelta, timezone
 from email.mime.text import MIMEText
 
+from twisted.application.internet import TimerService
 from twisted.internet.threads import deferToThread
 
 from gateway.errors import QuotaExceeded
@@ -54,6 +57,8 @@ PRIVATE = "/private/freebusy.eml"
 STATE_NAME = ".gateway-published.json"
 #: Seconds after the last change of a calendar before the files are written.
 DELAY = 10.0
+#: Seconds between two sweeps of a server (see L{FreeBusyFiles.sweep}).
+SWEEP_INTERVAL = 60.0
 
 
 def _identity(path):
@@ -94,6 +99,22 @@ def _loadState(account):
     except (OSError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}
+
+
+@contextlib.contextmanager
+def _locked(account):
+    """
+    Hold the account's publishing lock (C{mail/.gateway-published.lock}),
+    so that two processes serving one data root do not write the files and
+    their record at once (one's record of the other's file would make the
+    server's file look like the account's).
+    """
+    fd = os.open(_statePath(account)[:-len(".json")] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _saveState(account, state):
@@ -175,6 +196,10 @@ class FreeBusyFiles:
 
         @return: C{list} of the client paths written.
         """
+        with _locked(account):
+            return self._publish(account)
+
+    def _publish(self, account):
         now = self.now()
         start, end = self.window(account)
         state = _loadState(account)
@@ -294,3 +319,26 @@ class FreeBusyFiles:
                 pending.cancel()
 
         return stop
+
+
+def sweepService(files, accounts, runInThread=deferToThread, interval=SWEEP_INTERVAL):
+    """
+    A service that calls L{FreeBusyFiles.sweep} every C{interval} seconds in
+    a thread, a sweep starting only when the last one is done; a failing
+    sweep is logged and the next one comes as usual.
+
+    @param files: a L{FreeBusyFiles}.
+    @param accounts: C{accounts()} returning the accounts to sweep (say
+        those the realm holds), called on the reactor thread.
+    @return: a C{twisted.application.internet.TimerService}; its C{clock}
+        may be replaced before it starts (tests).
+    """
+
+    def sweep():
+        d = runInThread(files.sweep, list(accounts()))
+        d.addErrback(lambda failure: log.failure("Sweeping the free/busy files failed", failure))
+        return d
+
+    timer = TimerService(interval, sweep)
+    timer.setName("free/busy files")
+    return timer
