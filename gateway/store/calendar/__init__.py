@@ -58,13 +58,23 @@ is read without C{icalendar} (L{reader}); at a request, one of another
 form is only sniffed for its C{UID} and rough times until a window comes
 near it (L{sniff}).  See C{bench/freebusy.py}.
 
+The same cache answers XMAPI (C{docs/xmapi.md}) from the same parsed
+events and the same expansion: L{FreeBusyCache.instances} and
+L{FreeBusyCache.overlapping} (C{FETCH XINSTANCES}, C{SEARCH XOVERLAPS}; in a
+thread with L{FreeBusyCache.generateInstances} and
+L{FreeBusyCache.generateOverlapping}), L{FreeBusyCache.view} (C{XFREEBUSY}:
+the calendars a viewer may see, detailed where allowed; in a thread with
+L{FreeBusyCache.generateView}); L{publish} keeps an account's
+C{freebusy.vfb} and C{private/freebusy.eml} current in its file store.
+
 Modules: L{parse} (messages to events), L{reader} (the common plain event
 without C{icalendar}), L{summaries} (parsed events kept
 per mailbox and on disk), L{series} (simple series expanded directly),
 L{periods} (events to occurrences and busy periods: the one expansion),
 L{instances} (occurrences per message, for XMAPI's C{XINSTANCES} and
 C{XOVERLAPS}), L{freebusy} (the document and the cache, which answers the
-per-message queries too); the names below are re-exported from them.
+per-message queries too), L{publish} (the published files); the names
+below are re-exported from them.
 """
 
 from gateway.store.calendar.freebusy import (

@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.test_calendar -*-
 """
-Busy periods: classifying events, converting their times to UTC, expanding
-series (directly with L{gateway.store.calendar.series} when they are simple,
-with C{recurring-ical-events} otherwise), merging and clipping periods.
+Occurrences and busy periods: classifying events, converting their times to
+UTC, expanding series (directly with L{gateway.store.calendar.series} when
+they are simple, with C{recurring-ical-events} otherwise) into the
+L{Occurrence}s that overlap a window (L{occurrences}: the one expansion,
+behind free/busy and XMAPI's per-message instances alike), merging and
+clipping periods (L{computePeriods}).
 """
 
 import collections
