@@ -9,7 +9,9 @@ from datetime import timedelta
 
 from twisted.internet.defer import succeed
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
+from gateway.interfaces import ICalendarQueries
 from gateway.store.calendar import FreeBusyCache, parse, series
 from gateway.store.calendar.instances import FREE, BadWindow, Instance, checkWindow
 from tests.support import freeBusyPeriods
@@ -277,3 +279,9 @@ class GenerateTests(_InstancesTestCase):
         self.assertEqual(self.successResultOf(self.cache.generateOverlapping(self.account, inbox, *self.window)),
                          set())
         self.assertEqual(self.threaded, [])
+
+
+class InterfaceTests(unittest.TestCase):
+    def test_interface(self):
+        """FreeBusyCache provides ICalendarQueries."""
+        self.assertTrue(verifyObject(ICalendarQueries, FreeBusyCache()))

@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 import icalendar
 from twisted.internet.defer import gatherResults, succeed
 from twisted.internet.threads import deferToThread
+from zope.interface import implementer
 
+from gateway.interfaces import ICalendarQueries
 from gateway.store.calendar import instances
 from gateway.store.calendar.parse import CALENDAR_CLASS
 from gateway.store.calendar.periods import (
@@ -218,6 +220,7 @@ def freeBusy(account, start, end, url=None, now=None):
     return _compute(account, _Calendars(account), start, end, url, now, {})
 
 
+@implementer(ICalendarQueries)
 class FreeBusyCache:
     """
     Finished free/busy documents and parsed calendar messages.
