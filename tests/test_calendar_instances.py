@@ -13,6 +13,7 @@ from zope.interface.verify import verifyObject
 
 from gateway.interfaces import ICalendarQueries
 from gateway.store.calendar import FreeBusyCache, parse, series
+from gateway.store.calendar import periods as calendarPeriods
 from gateway.store.calendar.instances import FREE, BadWindow, Instance, checkWindow
 from tests.support import freeBusyPeriods
 from tests.test_calendar import _CountingTestCase, message, utc, vevent
@@ -285,3 +286,41 @@ class InterfaceTests(unittest.TestCase):
     def test_interface(self):
         """FreeBusyCache provides ICalendarQueries."""
         self.assertTrue(verifyObject(ICalendarQueries, FreeBusyCache()))
+
+
+class BlockTests(_InstancesTestCase):
+    """
+    Series' occurrences are kept per block of 28 days
+    (L{gateway.store.calendar.periods.SeriesCache}).
+    """
+
+    def test_acrossBlockBoundary(self):
+        """An occurrence spanning two blocks is listed once, in windows over either block or both."""
+        boundary = calendarPeriods._blockStart(calendarPeriods._blockNumbers(utc(2026, 3, 10), utc(2026, 3, 11))[0] + 1)
+        start = boundary - timedelta(hours=1)
+        uid = self.append(vevent("d", "DTSTART:" + start.strftime("%Y%m%dT%H%M%SZ"), "DURATION:PT2H",
+                                 "RRULE:FREQ=DAILY;COUNT=3"))
+        spanning = Instance(start, start + timedelta(hours=2), "BUSY", start)
+        for window in ((boundary - timedelta(days=2), boundary + timedelta(days=2)),
+                       (boundary - timedelta(days=1), boundary), (boundary, boundary + timedelta(hours=1))):
+            self.assertEqual(self.instances([uid], *window)[uid][0], spanning, window)
+        self.assertEqual(len(self.instances([uid], boundary - timedelta(days=2), boundary + timedelta(days=5))[uid]), 3)
+
+    def test_movedWindowNotExpanded(self):
+        """A window moved by a day within the blocks already kept expands no series again."""
+        expanded = []
+        original = calendarPeriods._instances
+
+        def counting(groups, start, end, seriesCache):
+            expanded.append(len(groups))
+            return original(groups, start, end, seriesCache)
+
+        self.patch(calendarPeriods, "_instances", counting)
+        uid = self.append(vevent("d", "DTSTART;TZID=Europe/Berlin:20260105T090000",
+                                 "DTEND;TZID=Europe/Berlin:20260105T100000", "RRULE:FREQ=DAILY"))
+        block = calendarPeriods._blockStart(calendarPeriods._blockNumbers(utc(2026, 3, 25), utc(2026, 3, 26))[0])
+        first = self.instances([uid], block + timedelta(days=1), block + timedelta(days=8))[uid]
+        moved = self.instances([uid], block + timedelta(days=2), block + timedelta(days=9))[uid]
+        self.assertEqual(first[1:], moved[:-1])
+        self.assertEqual(len(moved), 7)
+        self.assertEqual(len(expanded), 1)

@@ -42,8 +42,6 @@ MAX_OCCURRENCES = 5000
 _FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
                  "WEEKLY": 7 * 86400, "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
 
-#: How many windows' expanded series C{FreeBusyCache} keeps per account.
-_SERIES_WINDOWS = 8
 
 
 def _parseNear(items, start, end):
@@ -324,17 +322,21 @@ def _query(groups):
 
 class SeriesCache:
     """
-    What L{computePeriods} keeps of series between calls for one account:
-    their instances in the last L{_SERIES_WINDOWS} windows, and the
-    C{recurring-ical-events} query of the last series expanded together,
-    which a new window over the same series reuses (building it is about a
-    third of an expansion).
+    What L{occurrences} keeps of series between calls for one account (or
+    one set of mailboxes): their occurrences per block of L{BLOCK} (the
+    last L{_KEPT_BLOCKS} blocks used), so that another window over the same
+    blocks expands nothing (a client's week view moved by a day, a new
+    free/busy window), and the C{recurring-ical-events} query of the last
+    series expanded together, which a new block over the same series reuses
+    (building it is about a third of an expansion).
 
-    @ivar windows: C{OrderedDict} of window to C{frozenset(group)} to spans.
+    @ivar blocks: C{OrderedDict} of C{(block number, zone, owner)} to
+        C{frozenset(group)} to the L{Occurrence}s of that series overlapping
+        the block.
     """
 
     def __init__(self):
-        self.windows = collections.OrderedDict()
+        self.blocks = collections.OrderedDict()
         self._query = (None, None)
 
     def query(self, groups):
@@ -346,14 +348,77 @@ class SeriesCache:
             self._query = (key, _query(groups))
         return self._query[1]
 
-    def remember(self, windowKey, expanded):
+    def block(self, key):
         """
-        Keep the instances of a window's series, dropping the oldest window.
+        The occurrences kept for a block, C{dict} (made empty when new).
         """
-        self.windows[windowKey] = expanded
-        self.windows.move_to_end(windowKey)
-        while len(self.windows) > _SERIES_WINDOWS:
-            self.windows.popitem(last=False)
+        kept = self.blocks.get(key)
+        if kept is None:
+            kept = self.blocks[key] = {}
+            while len(self.blocks) > _KEPT_BLOCKS:
+                self.blocks.popitem(last=False)
+        else:
+            self.blocks.move_to_end(key)
+        return kept
+
+
+#: The length of the blocks series are expanded and kept by (see
+#: L{SeriesCache}), and the start of block 0.
+BLOCK = timedelta(days=28)
+_BLOCK_EPOCH = datetime(2000, 1, 3, tzinfo=timezone.utc)
+#: How many blocks a L{SeriesCache} keeps: about two and a half years.
+_KEPT_BLOCKS = 32
+
+
+def _blockNumbers(start, end):
+    """
+    The numbers of the blocks that C{[start, end)} touches.
+    """
+    first = (start - _BLOCK_EPOCH) // BLOCK
+    last = -((_BLOCK_EPOCH - end) // BLOCK) - 1  # the block holding the last instant before end
+    return range(first, max(first, last) + 1)
+
+
+def _blockStart(number):
+    return _BLOCK_EPOCH + number * BLOCK
+
+
+def _seriesOccurrences(series, start, end, zone, owner, seriesCache):
+    """
+    The occurrences of C{series} overlapping C{[start, end)}, from the
+    blocks C{seriesCache} keeps, expanding (all at once) the series some
+    block lacks.
+
+    @return: C{list} of L{Occurrence}.
+    """
+    numbers = _blockNumbers(start, end)
+    kept = [seriesCache.block((number, zone, owner)) for number in numbers]
+    missing = [group for group in series if any(frozenset(group) not in block for block in kept)]
+    if missing:
+        low = min(number for number, block in zip(numbers, kept, strict=True)
+                  if any(frozenset(group) not in block for group in missing))
+        high = max(number for number, block in zip(numbers, kept, strict=True)
+                   if any(frozenset(group) not in block for group in missing))
+        expanded = _expandSeries(missing, _blockStart(low), _blockStart(high + 1), zone, owner, seriesCache)
+        for key, found in expanded.items():
+            for number in range(low, high + 1):
+                blockStart, blockEnd = _blockStart(number), _blockStart(number + 1)
+                kept[number - numbers.start][key] = [occurrence for occurrence in found
+                                                     if overlaps(occurrence[:2], blockStart, blockEnd)]
+    result = []
+    for group in series:
+        key = frozenset(group)
+        if len(kept) == 1:
+            result.extend(occurrence for occurrence in kept[0].get(key, ())
+                          if overlaps(occurrence[:2], start, end))
+            continue
+        seen = set()
+        for block in kept:
+            for occurrence in block.get(key, ()):
+                if occurrence not in seen and overlaps(occurrence[:2], start, end):
+                    seen.add(occurrence)
+                    result.append(occurrence)
+    return result
 
 
 def _instances(groups, start, end, seriesCache=None):
@@ -402,7 +467,17 @@ def estimateOccurrences(component, length):
 
 def _estimateEvent(event, length):
     """L{estimateOccurrences} for an L{gateway.store.calendar.parse._Event}."""
-    return _estimate([_ruleParts(rule) for rule in event.rules], None, length) + len(event.rdates)
+    key = (event.rules, length)
+    estimate = _estimates.get(key)
+    if estimate is None:
+        if len(_estimates) >= _KEPT_RULES:
+            _estimates.clear()
+        estimate = _estimates[key] = _estimate([_ruleParts(rule) for rule in event.rules], None, length)
+    return estimate + len(event.rdates)
+
+
+#: L{_estimate} of rules for a length of time, kept (at most L{_KEPT_RULES}).
+_estimates = {}
 
 
 #: Rule texts split by L{_ruleParts}, kept (at most L{_KEPT_RULES}).
@@ -606,22 +681,11 @@ def occurrences(events, start, end, zone, owner, seriesCache=None):
             for event in group:
                 single(event)
 
-    windowKey = (start, end, zone, owner)
-    known = seriesCache.windows.get(windowKey, {}) if seriesCache is not None else {}
-    expanded = {}
-    missing = []
-    for group in series:
-        key = frozenset(group)
-        if key in known:
-            expanded[key] = known[key]
-        else:
-            missing.append(group)
-    if missing:
-        expanded.update(_expandSeries(missing, start, end, zone, owner, seriesCache))
-    for instances in expanded.values():
-        found.extend(instances)
-    if seriesCache is not None:
-        seriesCache.remember(windowKey, expanded)
+    if seriesCache is None:
+        for instances in _expandSeries(series, start, end, zone, owner).values():
+            found.extend(instances)
+    elif series:
+        found.extend(_seriesOccurrences(series, start, end, zone, owner, seriesCache))
     return found
 
 
