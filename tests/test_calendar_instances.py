@@ -324,3 +324,19 @@ class BlockTests(_InstancesTestCase):
         self.assertEqual(first[1:], moved[:-1])
         self.assertEqual(len(moved), 7)
         self.assertEqual(len(expanded), 1)
+
+
+class SharedViewTests(_InstancesTestCase):
+    def test_viewOfMailbox(self):
+        """Another object for the calendar (a shared mailbox's view, named as the viewer sees it) gets the same answers from the same parsed events."""
+        uid = self.append(vevent("a", *BERLIN_START))
+        self.assertEqual(self.overlapping(), {uid})
+
+        class View:
+            name = "~demo/Calendar"
+            uidValidity = self.mailbox.uidValidity
+
+        del self.parsed[:], self.read[:]
+        self.assertEqual(self.cache.overlapping(self.account, View(), utc(2026, 3, 22), utc(2026, 3, 24)), {uid})
+        self.assertEqual((self.read, self.parsed), ([], []))
+        self.assertEqual(list(self.cache._parsed[self.account.address]), ["Calendar"])

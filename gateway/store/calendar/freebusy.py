@@ -496,8 +496,10 @@ class FreeBusyCache:
         @param account: the mailbox's owner, an L{gateway.interfaces.IAccount}
             (its time zone places dates and floating times, its addresses
             decide C{PARTSTAT}).
-        @param mailbox: one of its mailboxes; a mailbox that is not of class
-            C{IPF.Appointment} has no calendar items.
+        @param mailbox: one of its mailboxes (or an object for one, such as
+            a shared mailbox's view: only its C{uidValidity} is read); a
+            mailbox that is not of class C{IPF.Appointment} has no calendar
+            items.
         @param uids: the messages' UIDs.
         @param start: the window's start, a C{datetime} (naive means UTC); see
             L{gateway.store.calendar.instances.checkWindow} for what a client
@@ -558,19 +560,21 @@ class FreeBusyCache:
     def _byMessageRequest(self, account, mailbox, start, end):
         """
         What L{_byMessage} needs of the mail store: C{(key, calendars,
-        uidValidity)}, or C{None} when the mailbox has no calendar items
-        or the window is empty.
+        uidValidity, mailbox)}, C{mailbox} being the account's own calendar
+        mailbox with the UIDVALIDITY of the one given (which may be another
+        object for it, such as a shared mailbox's view), or C{None} when the
+        account has no such calendar or the window is empty.
         """
-        if getattr(mailbox, "mailboxClass", None) != CALENDAR_CLASS:
-            return None
         start, end = _windowUTC(start), _windowUTC(end)
         if end <= start:
             return None
         calendars = _Calendars(account)
         uidValidity = mailbox.uidValidity
-        key = (account.address, mailbox.name, uidValidity, mailbox.highestModSeq(), start, end,
-               calendars.signature[1:])
-        return key, calendars, uidValidity
+        for name, own, ownValidity, modSeq in calendars.mailboxes:
+            if ownValidity == uidValidity:
+                key = (account.address, name, uidValidity, modSeq, start, end, calendars.signature[1:])
+                return key, calendars, uidValidity, own
+        return None
 
     def _byMessage(self, account, mailbox, start, end, request=None):
         """
@@ -584,7 +588,7 @@ class FreeBusyCache:
             request = self._byMessageRequest(account, mailbox, start, end)
             if request is None:
                 return {}
-        key, calendars, uidValidity = request
+        key, calendars, uidValidity, mailbox = request
         start, end, name, address = key[4], key[5], key[1], key[0]
         with self._lock:
             answer = self._answers.get(key)
