@@ -395,6 +395,12 @@ def _seriesOccurrences(series, start, end, zone, owner, seriesCache):
     kept = [seriesCache.block((number, zone, owner)) for number in numbers]
     missing = [group for group in series if any(frozenset(group) not in block for block in kept)]
     if missing:
+        # Series changed (a new override makes a new group): forget the
+        # old groups' occurrences in these blocks.
+        current = {frozenset(group) for group in series}
+        for block in kept:
+            for key in [key for key in block if key not in current]:
+                del block[key]
         low = min(number for number, block in zip(numbers, kept, strict=True)
                   if any(frozenset(group) not in block for group in missing))
         high = max(number for number, block in zip(numbers, kept, strict=True)
