@@ -221,6 +221,13 @@ class SweepTests(_CalendarTestCase):
         self.assertEqual(self.files.sweep([self.account]), [])
         self.assertEqual(self.account.fileStore.resolve(PUBLIC).getContent(), b"mine")
 
+    def test_onlyWithWebSite(self):
+        """Accounts without the http service (no personal web site) get no files."""
+        self.context.directory.setAccount("other@example.test", services=frozenset(["imap", "ftp"]))
+        other = self.context.realm.accountFor("other@example.test")
+        self.assertEqual(self.files.sweep([other]), [])
+        self.assertFalse(other.fileStore.resolve(PUBLIC).exists())
+
     def test_failureLogged(self):
         """One account failing does not stop the others."""
         self.patch(self.files, "publish", lambda account: 1 / 0 if account is self.account else [])

@@ -251,11 +251,14 @@ class FreeBusyFiles:
         accounts the server holds): this catches changes the server made
         and the change of day, without watching any mailbox.
 
-        @param accounts: iterable of L{gateway.interfaces.IAccount}.
+        @param accounts: iterable of L{gateway.interfaces.IAccount}; those
+            without the C{http} service (no personal web site) are left out.
         @return: C{list} of the addresses whose files were looked at again.
         """
         done = []
         for account in accounts:
+            if "http" not in (getattr(account.record, "services", None) or ()):
+                continue  # no personal web site
             try:
                 if self.due(account):
                     self.publish(account)
