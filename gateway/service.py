@@ -245,24 +245,7 @@ def makeService(config, reactor=None, checkPorts=True):
             child = _ListenerService(endpoint, factory)
             child.setName("%s %s" % (name, description))
             child.setServiceParent(top)
-    if config["http", "enabled"]:
-        freeBusyFiles(context).setServiceParent(top)
     return top
-
-
-def freeBusyFiles(context):
-    """
-    The service that keeps the published free/busy files (C{freebusy.vfb},
-    C{private/freebusy.eml}) of the accounts the server holds current
-    (L{gateway.store.calendar.publish}): every minute, in a thread.
-    """
-    from gateway.store.calendar import FreeBusyCache
-    from gateway.store.calendar.publish import FreeBusyFiles, sweepService
-
-    files = FreeBusyFiles(FreeBusyCache(), clock=context.reactor, weeks=context.config["http", "freebusy_weeks"])
-    timer = sweepService(files, context.realm.heldAccounts)
-    timer.clock = context.reactor
-    return timer
 
 
 class _ListenerService(service.Service):

@@ -15,9 +15,9 @@ from twisted.trial import unittest
 
 from gateway.errors import QuotaExceeded
 from gateway.store.calendar import FreeBusyCache
-from gateway.store.calendar.publish import PRIVATE, PUBLIC, FreeBusyFiles, isGenerated, sweepService
+from gateway.store.calendar.publish import PRIVATE, PUBLIC, FreeBusyFiles, sweepService
 from tests.http_support import HTTPMixin
-from tests.support import freeBusyPeriods
+from tests.support import freeBusyPeriods, makeTestContext
 from tests.test_calendar import NOW, _CalendarTestCase, utc, vevent
 
 
@@ -265,37 +265,10 @@ class SweepServiceTests(_CalendarTestCase):
         self.assertEqual(timer.name, "free/busy files")
 
 
-class WiringTests(unittest.TestCase):
-    def test_serviceSweepsHeldAccounts(self):
-        """makeService adds the free/busy files service when HTTP is on; a sweep writes the held accounts' files."""
-        from gateway.service import makeService
-        from tests.support import makeTestContext
-
+class HeldAccountsTests(unittest.TestCase):
+    def test_heldAccounts(self):
+        """The realm lists the accounts it holds, what a server sweeps (sweepService(files, realm.heldAccounts))."""
         context = makeTestContext(self)
-        config = context.config
-        for name in ("imap", "pop3", "ftp", "lmtp"):
-            config._values[name, "enabled"] = False
-        config._values["http", "listen"] = ["tcp:0:interface=127.0.0.1"]
-        top = makeService(config, checkPorts=False)
-        [timer] = [child for child in top if child.name == "free/busy files"]
-        account = top.context.realm.accountFor("demo@example.test")
-        self.assertIn(account, top.context.realm.heldAccounts())
-        sweep, args, kwargs = timer.call
-
-        def swept(_):
-            self.assertTrue(isGenerated(account, PUBLIC))
-            self.assertTrue(isGenerated(account, PRIVATE))
-
-        return sweep(*args, **kwargs).addCallback(swept)
-
-    def test_notWithoutHTTP(self):
-        """Without HTTP there is no such service."""
-        from gateway.service import makeService
-        from tests.support import makeTestContext
-
-        config = makeTestContext(self).config
-        for name in ("imap", "pop3", "ftp", "http"):
-            config._values[name, "enabled"] = False
-        config._values["lmtp", "listen"] = ["tcp:0:interface=127.0.0.1"]
-        self.assertEqual([child.name for child in makeService(config, checkPorts=False)],
-                         ["lmtp tcp:0:interface=127.0.0.1"])
+        self.assertEqual(context.realm.heldAccounts(), [])
+        account = context.realm.accountFor("demo@example.test")
+        self.assertEqual(context.realm.heldAccounts(), [account])
