@@ -235,6 +235,58 @@ class ILoginContext(Interface):
 
 
 # ---------------------------------------------------------------------------
+# Calendars
+
+
+class ICalendarQueries(Interface):
+    """
+    Free/busy and per-message occurrences of an account's calendar
+    mailboxes (L{gateway.store.calendar.FreeBusyCache}): what
+    C{freebusy.vfb} and XMAPI's C{FETCH XINSTANCES}, C{SEARCH XOVERLAPS} and
+    C{XFREEBUSY} (C{docs/xmapi.md}) are answered from.  The plain methods
+    are synchronous (call them in a thread); the C{generate} ones look at
+    the mail store on the calling thread and compute in a thread.  Windows
+    are C{datetime}s (naive means UTC), the end exclusive.
+    """
+
+    def generate(account, start, end, url=None, now=None):
+        """
+        The account's free/busy document (every calendar, times only).
+
+        @return: a C{Deferred} firing with the VCALENDAR C{bytes}.
+        """
+
+    def generateView(account, calendars, start, end, organizer=None, url=None, now=None):
+        """
+        The free/busy document from some calendars, detailed where asked
+        (C{X-SUMMARY}, C{X-LOCATION}).
+
+        @param calendars: C{dict} of calendar mailbox name to C{True}
+            (details) or C{False} (times only); empty gives the empty
+            VFREEBUSY.
+        @param organizer: the address to name as C{ORGANIZER}.
+        @return: a C{Deferred} firing with the VCALENDAR C{bytes}.
+        """
+
+    def generateInstances(account, mailbox, uids, start, end):
+        """
+        The occurrences of some messages of a mailbox in a window.
+
+        @param account: the mailbox's owner (zone, addresses).
+        @return: a C{Deferred} firing with a C{dict} of each UID to a C{tuple}
+            of L{gateway.store.calendar.Instance} (start, end, busy type,
+            recurrence ID) in start order.
+        """
+
+    def generateOverlapping(account, mailbox, start, end, uids=None):
+        """
+        The messages of a mailbox with an occurrence overlapping a window.
+
+        @return: a C{Deferred} firing with a C{set} of UIDs.
+        """
+
+
+# ---------------------------------------------------------------------------
 # Mail store
 
 

@@ -997,8 +997,8 @@ class OccurrenceTests(unittest.TestCase):
             def as_component(self, keep):
                 return component
 
-        self.assertEqual(calendarPeriods._occurrenceTriple(Occurrence()),
-                         (utc(2026, 1, 5, 9), timedelta(hours=1), component))
+        self.assertEqual(calendarPeriods._occurrenceOf(Occurrence()),
+                         (utc(2026, 1, 5, 9), timedelta(hours=1), component, utc(2026, 1, 5, 9)))
 
 
 class SeriesValueTests(unittest.TestCase):
@@ -1154,6 +1154,10 @@ class ReaderTests(unittest.TestCase):
             if rng.random() < 0.4:
                 lines.append("%s:%s" % (name, rng.choice(values)))
         lines.extend(rng.sample(self.attendees, rng.randrange(4)))
+        for name, values in (("SUMMARY", ("Stand-up", "Lunch\\, Bob", "Été: plan", "a;b", "")),
+                             ("LOCATION", ("Room 2", "Main St. 5\\nBerlin", "\"quoted\""))):
+            if rng.random() < 0.5:
+                lines.append("%s%s:%s" % (name, rng.choice(("", ";LANGUAGE=en")), rng.choice(values)))
         lines.append("DESCRIPTION:Agenda: one\\, two\\; three\\nfour")
         lines.append("X-ALT-DESC;FMTTYPE=text/html:<p>a: b</p>")
         if rng.random() < 0.1:
@@ -1189,8 +1193,9 @@ class ReaderTests(unittest.TestCase):
                 continue
             read += 1
             expected = [summaries.encodeItems([event]) for event in parse.parseCalendar(text)]
-            got = [summaries.encodeItems([parse._Event.restored(uid, start, end, None, version, traits)])
-                   for uid, start, end, version, traits in fast]
+            got = [summaries.encodeItems([parse._Event.restored(uid, start, end, None, version, traits,
+                                                                details=details)])
+                   for uid, start, end, version, traits, details in fast]
             self.assertEqual(got, expected, "case %d:\n%s" % (case, text))
         self.assertGreater(read, 250)
 

@@ -191,6 +191,15 @@ class GatewayRealm:
             self._recent.popitem(last=False)
         return account
 
+    def heldAccounts(self):
+        """
+        The accounts built and not yet let go (held by a session, a
+        delivery or a request, or among the C{keepIdle} recently used).
+
+        @return: C{list} of L{Account}.
+        """
+        return list(self._accounts.values())
+
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:
             raise NotImplementedError("gateway offers IAccount avatars only")

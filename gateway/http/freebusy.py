@@ -160,9 +160,20 @@ class FreeBusyPublisher:
             return errorPage(request, http.NOT_FOUND, "There is no free/busy information for this address.")
         account = self.context.realm.accountFor(record.address)
         published = account.fileStore.resolve("/freebusy.vfb")
-        if published.isfile():
+        if published.isfile() and not self.isGenerated(account):
             return serveFile(request, published)
         return self.render(request, account)
+
+    def isGenerated(self, account):
+        """
+        Is the account's C{freebusy.vfb} the file the server keeps current
+        (L{gateway.store.calendar.publish}) rather than one the account
+        published?  Then requests are still answered by the generator, for
+        the window they ask.
+        """
+        from gateway.store.calendar.publish import PUBLIC, isGenerated
+
+        return isGenerated(account, PUBLIC)
 
     def render(self, request, account):
         """

@@ -205,9 +205,10 @@ class PersonalSite:
             if not self.listings:
                 return errorPage(request, http.FORBIDDEN, "Folder listings are turned off on this server.")
             return self.listing(request, account, filePath)
-        if stat is not None and S_ISREG(stat.st_mode):
+        freeBusy = filePath.path == os.path.join(fileStore.root.path, FREEBUSY)
+        if stat is not None and S_ISREG(stat.st_mode) and not (freeBusy and self.freeBusy.isGenerated(account)):
             return serveFile(request, filePath, stat)
-        if filePath.path == os.path.join(fileStore.root.path, FREEBUSY):
+        if freeBusy:  # not published by the account itself: generated for the window asked
             return self.freeBusy.render(request, account)
         return errorPage(request, http.NOT_FOUND)
 

@@ -58,11 +58,23 @@ is read without C{icalendar} (L{reader}); at a request, one of another
 form is only sniffed for its C{UID} and rough times until a window comes
 near it (L{sniff}).  See C{bench/freebusy.py}.
 
+The same cache answers XMAPI (C{docs/xmapi.md}) from the same parsed
+events and the same expansion: L{FreeBusyCache.instances} and
+L{FreeBusyCache.overlapping} (C{FETCH XINSTANCES}, C{SEARCH XOVERLAPS}; in a
+thread with L{FreeBusyCache.generateInstances} and
+L{FreeBusyCache.generateOverlapping}), L{FreeBusyCache.view} (C{XFREEBUSY}:
+the calendars a viewer may see, detailed where allowed; in a thread with
+L{FreeBusyCache.generateView}); L{publish} keeps an account's
+C{freebusy.vfb} and C{private/freebusy.eml} current in its file store.
+
 Modules: L{parse} (messages to events), L{reader} (the common plain event
 without C{icalendar}), L{summaries} (parsed events kept
 per mailbox and on disk), L{series} (simple series expanded directly),
-L{periods} (events to busy periods), L{freebusy} (the document and the
-cache); the names below are re-exported from them.
+L{periods} (events to occurrences and busy periods: the one expansion),
+L{instances} (occurrences per message, for XMAPI's C{XINSTANCES} and
+C{XOVERLAPS}), L{freebusy} (the document and the cache, which answers the
+per-message queries too), L{publish} (the published files); the names
+below are re-exported from them.
 """
 
 from gateway.store.calendar.freebusy import (
@@ -73,6 +85,7 @@ from gateway.store.calendar.freebusy import (
     renderFreeBusy,
     synchronizeCalendars,
 )
+from gateway.store.calendar.instances import FREE, MAX_WINDOW, BadWindow, Instance, checkWindow
 from gateway.store.calendar.parse import (
     CALENDAR_CLASS,
     CALENDAR_TYPES,
@@ -88,19 +101,25 @@ from gateway.store.calendar.periods import (
     MAX_OCCURRENCES,
     TENTATIVE,
     UNAVAILABLE,
+    Occurrence,
     accountZone,
     classify,
     computePeriods,
     estimateOccurrences,
     mergePeriods,
+    occurrences,
+    overlaps,
     ownerAddresses,
     resolvePeriods,
     spanOf,
     subtractPeriods,
     toUTC,
+    utcSpan,
 )
 
 __all__ = [
+    "FREE", "MAX_WINDOW", "BadWindow", "Instance", "Occurrence", "checkWindow", "occurrences", "overlaps",
+    "utcSpan",
     "BUSY", "CALENDAR_CLASS", "CALENDAR_TYPES", "FBTYPES", "MAX_OCCURRENCES", "PRODID", "TENTATIVE",
     "UNAVAILABLE", "FreeBusyCache", "accountZone", "calendarMailboxes", "calendarParts", "classify",
     "computePeriods", "estimateOccurrences", "freeBusy", "loadMessage", "mergePeriods", "ownerAddresses",

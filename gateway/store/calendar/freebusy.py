@@ -6,20 +6,28 @@ The free/busy document (L{freeBusy}) and its cache (L{FreeBusyCache}).
 import collections
 import contextlib
 import gc
+import re
 import threading
 from datetime import datetime, timezone
 
 import icalendar
 from twisted.internet.defer import gatherResults, succeed
 from twisted.internet.threads import deferToThread
+from zope.interface import implementer
 
+from gateway.interfaces import ICalendarQueries
+from gateway.store.calendar import instances
 from gateway.store.calendar.parse import isCalendarClass
 from gateway.store.calendar.periods import (
+    FBTYPES,
     SeriesCache,
     _windowUTC,
     accountZone,
     computePeriods,
+    mergePeriods,
+    occurrences,
     ownerAddresses,
+    subtractPeriods,
 )
 from gateway.store.calendar.summaries import ParsedMailbox, SummaryStore
 
@@ -46,11 +54,54 @@ def synchronizeCalendars(account):
                           for name in calendarMailboxes(store)], consumeErrors=True)
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _paramText(text):
+    """A text as a parameter value: newlines kept (RFC 6868), other control characters as spaces."""
+    return _CONTROL.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def detailedPeriods(found, start, end, detailed):
+    """
+    L{gateway.store.calendar.periods.resolvePeriods} for occurrences some
+    of which carry their details: periods of one type and the same details
+    (or none) are merged; a stronger type removes the time it covers from
+    the weaker ones whatever their details.
+
+    @param found: C{list} of L{gateway.store.calendar.periods.Occurrence}.
+    @param detailed: C{f(occurrence)}: may its details be shown?
+    @return: C{list} of C{(fbtype, [(start, end, details), ...])}, strongest
+        first, spans in start order, C{details} C{None} or C{(summary,
+        location)}.
+    """
+    byType = collections.defaultdict(lambda: collections.defaultdict(list))
+    for occurrence in found:
+        if occurrence.fbtype is None or occurrence.end <= occurrence.start:
+            continue
+        key = occurrence.event.details if detailed(occurrence) and any(occurrence.event.details) else None
+        byType[occurrence.fbtype][key].append((max(occurrence.start, start), min(occurrence.end, end)))
+    result, covered = [], []
+    for fbtype in FBTYPES:
+        listed, merged = [], []
+        for key, spans in byType.get(fbtype, {}).items():
+            own = mergePeriods(spans)
+            merged.extend(own)
+            listed.extend((spanStart, spanEnd, key) for spanStart, spanEnd in subtractPeriods(own, covered))
+        if listed:
+            result.append((fbtype, sorted(listed, key=lambda span: span[:2])))
+        covered = mergePeriods(covered + merged)
+    return result
+
+
 def renderFreeBusy(address, start, end, periods, url=None, now=None):
     """
     The C{text/calendar} document.
 
-    @param periods: see L{gateway.store.calendar.periods.resolvePeriods}.
+    @param periods: see L{gateway.store.calendar.periods.resolvePeriods};
+        a span may be C{(start, end, details)} too, C{details} being C{None}
+        or the C{(summary, location)} to give as C{X-SUMMARY} and
+        C{X-LOCATION} parameters (see L{detailedPeriods}).
     @return: C{bytes}.
     """
     if now is None:
@@ -69,9 +120,16 @@ def renderFreeBusy(address, start, end, periods, url=None, now=None):
         vfreebusy.add("URL", url)
     for fbtype, spans in periods:
         for span in spans:
-            period = icalendar.vPeriod(span)
+            period = icalendar.vPeriod(span[:2])
             period.params.pop("VALUE", None)  # PERIOD is FREEBUSY's default type
             period.params["FBTYPE"] = fbtype
+            summary, location = span[2] if len(span) > 2 and span[2] is not None else ("", "")
+            # Parameter values cannot hold control characters; icalendar
+            # writes newlines and quotes as RFC 6868 says.
+            if summary:
+                period.params["X-SUMMARY"] = _paramText(summary)
+            if location:
+                period.params["X-LOCATION"] = _paramText(location)
             vfreebusy.add("FREEBUSY", period, encode=False)
     calendar.add_component(vfreebusy)
     return calendar.to_ical()
@@ -162,6 +220,7 @@ def freeBusy(account, start, end, url=None, now=None):
     return _compute(account, _Calendars(account), start, end, url, now, {})
 
 
+@implementer(ICalendarQueries)
 class FreeBusyCache:
     """
     Finished free/busy documents and parsed calendar messages.
@@ -179,13 +238,21 @@ class FreeBusyCache:
     are let go, and read from their summary files again when next needed.
     The account computed last is always kept.
 
-    @ivar computed: how many documents were computed (not served from cache).
+    It also answers XMAPI's per-message queries (L{instances},
+    L{overlapping}) from the same parsed events, keeping the last
+    C{maxAnswers} answers (a connector searches a week, then fetches that
+    week's instances) while their mailbox is unchanged.
+
+    @ivar computed: how many documents or per-message answers were computed
+        (not served from cache).
     @ivar runInThread: C{f(callable, *args)} returning a C{Deferred}, for
         L{generate}: C{deferToThread} (tests pass a synchronous one).
     """
 
-    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64, maxMessages=100000):
+    def __init__(self, maxEntries=1000, runInThread=deferToThread, maxAccounts=64, maxMessages=100000,
+                 maxAnswers=64):
         self.maxEntries = maxEntries
+        self.maxAnswers = maxAnswers
         self.maxAccounts = maxAccounts
         self.maxMessages = maxMessages
         self.runInThread = runInThread
@@ -193,6 +260,8 @@ class FreeBusyCache:
         self._recent = collections.OrderedDict()
         self._parsed = {}
         self._series = {}
+        self._mailboxSeries = {}
+        self._answers = collections.OrderedDict()
         self._summaries = {}
         self._lock = threading.Lock()
         self._accountLocks = {}
@@ -273,12 +342,17 @@ class FreeBusyCache:
         return len(self._recent) > 1 and (len(self._recent) > self.maxAccounts
                                           or sum(self._recent.values()) > self.maxMessages)
 
-    def _compute(self, account, calendars, key, start, end, url, now):
+    def _state(self, account, calendars):
+        """
+        The parsed mailboxes of an account (C{dict} of mailbox name to
+        L{gateway.store.calendar.summaries.ParsedMailbox}) and its summary
+        file, opened again if it was replaced.  Call with the account's lock
+        held.
+        """
         address = account.address
         with self._lock:
             kept = self._summaries.get(address)
             parsed = self._parsed.setdefault(address, {})
-            seriesCache = self._series.setdefault(address, SeriesCache())
         summaries = SummaryStore.reopened(kept, account.mailStore)
         if summaries is not kept:
             summaries.keepOnly([uidValidity for _, _, uidValidity, _ in calendars.mailboxes])
@@ -286,17 +360,264 @@ class FreeBusyCache:
                 entry.summaries = summaries
             with self._lock:
                 self._summaries[address] = summaries
+        return parsed, summaries
+
+    def _computed(self, address, parsed):
+        """
+        Count an account as just computed (for L{maxAccounts} and
+        L{maxMessages}).  Call with L{_lock} held.
+        """
+        self.computed += 1
+        # How many messages' events it keeps, for maxMessages.
+        self._recent[address] = sum(len(entry.events) for entry in parsed.values())
+        self._recent.move_to_end(address)
+
+    def _compute(self, account, calendars, key, start, end, url, now):
+        address = account.address
+        parsed, summaries = self._state(account, calendars)
+        with self._lock:
+            seriesCache = self._series.setdefault(address, SeriesCache())
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
         with self._lock:
-            self.computed += 1
-            # How many messages' events it keeps, for maxMessages.
-            self._recent[address] = sum(len(entry.events) for entry in parsed.values())
-            self._recent.move_to_end(address)
+            self._computed(address, parsed)
             self._documents[key] = (calendars.signature, document)
             self._documents.move_to_end(key)
             while len(self._documents) > self.maxEntries:
                 self._documents.popitem(last=False)
         return document
+
+    # -- a viewer's free/busy (XMAPI XFREEBUSY) --------------------------------
+
+    def view(self, account, calendars, start, end, organizer=None, url=None, now=None):
+        """
+        The free/busy document of an account for a viewer (XMAPI
+        C{XFREEBUSY}, R-FB-1..4): computed as L{get} computes
+        C{freebusy.vfb}, from the calendars the viewer may see only, each
+        period with its event's C{SUMMARY} and C{LOCATION} (C{X-SUMMARY},
+        C{X-LOCATION}) where the viewer may see them.  Kept until a calendar
+        of the account changes.  Synchronous: a server calls it in a thread
+        (see L{generateView}).
+
+        @param account: the calendars' owner, an L{gateway.interfaces.IAccount}.
+        @param calendars: C{dict} of calendar mailbox name to C{True} for
+            details (the viewer has right C{1} and asked C{DETAILED}) or
+            C{False} for times only (right C{0}); names that are not
+            calendar mailboxes are ignored.  Empty: the empty VFREEBUSY
+            (DTSTART and DTEND, no period), as for an account with nothing
+            in the window.
+        @param start: start of the window, a C{datetime} (naive means UTC).
+        @param end: end of the window (exclusive).
+        @param organizer: the C{ORGANIZER} address (default: the
+            account's); give the address as the viewer wrote it, so that
+            the answers for an unknown address (L{renderFreeBusy} with no
+            periods) and for an account with nothing visible are alike.
+        @return: C{bytes}.
+        @raise ValueError: if C{end} is before C{start}.
+        """
+        return self._view(account, _Calendars(account), dict(calendars), start, end, organizer, url, now)
+
+    def generateView(self, account, calendars, start, end, organizer=None, url=None, now=None):
+        """
+        L{view} computed in a thread (L{runInThread}) unless cached, the
+        mailboxes' state looked at on the calling thread, as L{generate}.
+
+        @return: a C{Deferred} that fires with the document.
+        """
+        state = _Calendars(account)
+        calendars = dict(calendars)
+        key = self._viewKey(account, state, calendars, start, end, organizer, url)
+        with self._lock:
+            cached = self._cached(key, state) if key is not None else None
+        if cached is not None:
+            return succeed(cached)
+        return self.runInThread(self._view, account, state, calendars, start, end, organizer, url, now)
+
+    def _viewKey(self, account, state, calendars, start, end, organizer, url):
+        chosen = frozenset((name, bool(calendars[name])) for name, _, _, _ in state.mailboxes if name in calendars)
+        if not chosen:
+            return None
+        return (account.address, _windowUTC(start), _windowUTC(end), url, "view", chosen, organizer)
+
+    def _view(self, account, state, calendars, start, end, organizer, url, now):
+        organizer = organizer or account.address
+        key = self._viewKey(account, state, calendars, start, end, organizer, url)
+        start, end = _windowUTC(start), _windowUTC(end)
+        if end < start:
+            raise ValueError("free/busy window ends before it starts")
+        if key is None:
+            return renderFreeBusy(organizer, start, end, [], url=url, now=now)
+        address = account.address
+        with self._accountLock(address):
+            with self._lock:
+                document = self._cached(key, state)
+            if document is not None:
+                return document
+            parsed, summaries = self._state(account, state)
+            with self._lock:
+                seriesCache = self._mailboxSeries.setdefault((address, key[5]), SeriesCache())
+            entries, events = {}, []
+            with _collectorPaused():
+                for name, mailbox, uidValidity, _ in state.mailboxes:
+                    if name not in calendars:
+                        continue
+                    entry = parsed.get(name)
+                    if entry is None or entry.uidValidity != uidValidity:
+                        entry = parsed[name] = ParsedMailbox(uidValidity, summaries)
+                    entries[name] = entry
+                    events.extend(entry.update(mailbox, mailbox.uids()))
+                found = occurrences(events, start, end, state.zone, state.owner, seriesCache)
+                shown = set()
+                for name, entry in entries.items():
+                    if calendars[name]:
+                        owners = entry.owners(refresh=True)
+                        shown.update(owners)
+                periods = detailedPeriods(found, start, end, lambda occurrence: id(occurrence.event) in shown)
+            for entry in entries.values():
+                entry.settle()
+            document = renderFreeBusy(organizer, start, end, periods, url=url, now=now)
+            with self._lock:
+                self._computed(address, parsed)
+                self._documents[key] = (state.signature, document)
+                self._documents.move_to_end(key)
+                while len(self._documents) > self.maxEntries:
+                    self._documents.popitem(last=False)
+        self._letGo()
+        return document
+
+    # -- per-message occurrences (XMAPI) ---------------------------------------
+
+    def instances(self, account, mailbox, uids, start, end):
+        """
+        The occurrences of some messages of a calendar mailbox in a window
+        (XMAPI C{FETCH XINSTANCES}, R-INST-1..3).  Synchronous, like L{get}:
+        a server calls it in a thread (L{runInThread}), after
+        L{synchronizeCalendars}.
+
+        @param account: the mailbox's owner, an L{gateway.interfaces.IAccount}
+            (its time zone places dates and floating times, its addresses
+            decide C{PARTSTAT}).
+        @param mailbox: one of its mailboxes (or an object for one, such as
+            a shared mailbox's view: only its C{uidValidity} is read); a
+            mailbox that is not of class C{IPF.Appointment} has no calendar
+            items.
+        @param uids: the messages' UIDs.
+        @param start: the window's start, a C{datetime} (naive means UTC); see
+            L{gateway.store.calendar.instances.checkWindow} for what a client
+            may ask.
+        @param end: its end (exclusive).
+        @return: C{dict} of each UID of C{uids} to a C{tuple} of
+            L{gateway.store.calendar.instances.Instance} in start order (empty
+            for a message that has none or is not a calendar item).
+        """
+        found = self._byMessage(account, mailbox, start, end)
+        return {uid: found.get(uid, ()) for uid in uids}
+
+    def overlapping(self, account, mailbox, start, end, uids=None):
+        """
+        The messages of a calendar mailbox with an occurrence (of any busy
+        type) that overlaps a window (XMAPI C{SEARCH XOVERLAPS}, R-SRCH-4),
+        from the summaries (R-SRCH-6).  See L{instances} for the arguments.
+
+        @param uids: C{None} for every message, or the UIDs to consider.
+        @return: C{set} of UIDs.
+        """
+        found = self._byMessage(account, mailbox, start, end)
+        if uids is None:
+            return set(found)
+        return {uid for uid in uids if uid in found}
+
+    def generateInstances(self, account, mailbox, uids, start, end):
+        """
+        L{instances}, computed in a thread (L{runInThread}) unless the
+        answer for the window is kept, the mailboxes' state looked at on
+        the calling thread (as L{generate} does).
+
+        @return: a C{Deferred} that fires with what L{instances} returns.
+        """
+        d = self._generateByMessage(account, mailbox, start, end)
+        return d.addCallback(lambda found: {uid: found.get(uid, ()) for uid in uids})
+
+    def generateOverlapping(self, account, mailbox, start, end, uids=None):
+        """
+        L{overlapping} as L{generateInstances} computes.
+
+        @return: a C{Deferred} that fires with what L{overlapping} returns.
+        """
+        d = self._generateByMessage(account, mailbox, start, end)
+        return d.addCallback(lambda found: set(found) if uids is None else {uid for uid in uids if uid in found})
+
+    def _generateByMessage(self, account, mailbox, start, end):
+        request = self._byMessageRequest(account, mailbox, start, end)
+        if request is None:
+            return succeed({})
+        with self._lock:
+            answer = self._answers.get(request[0])
+            if answer is not None:
+                self._answers.move_to_end(request[0])
+                return succeed(answer)
+        return self.runInThread(self._byMessage, account, mailbox, start, end, request)
+
+    def _byMessageRequest(self, account, mailbox, start, end):
+        """
+        What L{_byMessage} needs of the mail store: C{(key, calendars,
+        uidValidity, mailbox)}, C{mailbox} being the account's own calendar
+        mailbox with the UIDVALIDITY of the one given (which may be another
+        object for it, such as a shared mailbox's view), or C{None} when the
+        account has no such calendar or the window is empty.
+        """
+        start, end = _windowUTC(start), _windowUTC(end)
+        if end <= start:
+            return None
+        calendars = _Calendars(account)
+        uidValidity = mailbox.uidValidity
+        for name, own, ownValidity, modSeq in calendars.mailboxes:
+            if ownValidity == uidValidity:
+                key = (account.address, name, uidValidity, modSeq, start, end, calendars.signature[1:])
+                return key, calendars, uidValidity, own
+        return None
+
+    def _byMessage(self, account, mailbox, start, end, request=None):
+        """
+        L{gateway.store.calendar.instances.byMessage} for a mailbox, kept
+        per window until the mailbox changes.
+
+        @param request: what L{_byMessageRequest} gave, if it was called
+            already (on the reactor thread).
+        """
+        if request is None:
+            request = self._byMessageRequest(account, mailbox, start, end)
+            if request is None:
+                return {}
+        key, calendars, uidValidity, mailbox = request
+        start, end, name, address = key[4], key[5], key[1], key[0]
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+                return answer
+        with self._accountLock(address):
+            with self._lock:
+                answer = self._answers.get(key)  # computed meanwhile by another thread?
+            if answer is not None:
+                return answer
+            parsed, summaries = self._state(account, calendars)
+            with self._lock:
+                seriesCache = self._mailboxSeries.setdefault((address, name), SeriesCache())
+            entry = parsed.get(name)
+            if entry is None or entry.uidValidity != uidValidity:
+                entry = parsed[name] = ParsedMailbox(uidValidity, summaries)
+            with _collectorPaused():
+                events = entry.update(mailbox, mailbox.uids())
+                answer = instances.byMessage(entry, events, start, end, calendars.zone, calendars.owner,
+                                             seriesCache)
+            entry.settle()
+            with self._lock:
+                self._computed(address, parsed)
+                self._answers[key] = answer
+                while len(self._answers) > self.maxAnswers:
+                    self._answers.popitem(last=False)
+        self._letGo()
+        return answer
 
     def _release(self, address, onlyIfLeast=False):
         """
@@ -312,6 +633,8 @@ class FreeBusyCache:
             self._recent.pop(address, None)
             self._parsed.pop(address, None)
             self._series.pop(address, None)
+            for key in [key for key in self._mailboxSeries if key[0] == address]:
+                del self._mailboxSeries[key]
             summaries = self._summaries.pop(address, None)
             if summaries is not None:
                 summaries.close()
@@ -324,3 +647,5 @@ class FreeBusyCache:
         with self._lock:
             for key in [key for key in self._documents if key[0] == address]:
                 del self._documents[key]
+            for key in [key for key in self._answers if key[0] == address]:
+                del self._answers[key]

@@ -68,6 +68,8 @@ class _Event:
     @ivar utc: C{None}, or C{(zone, span)}: the UTC span (see L{gateway.store.calendar.periods.spanOf})
         last computed, and the zone it was computed with.
     @ivar traits: what classification reads, see L{traitsOf}.
+    @ivar details: C{(summary, location)}, the C{SUMMARY} and C{LOCATION}
+        texts (C{''} when absent), for detailed free/busy.
     @ivar fbtype: C{None}, or C{(owner, fbtype)}: the result of L{gateway.store.calendar.periods.classify}
         for the owner addresses it was computed for.
     @ivar rules: the C{RRULE}s as text, C{tuple} of C{str} (empty for a plain event).
@@ -75,16 +77,18 @@ class _Event:
     @ivar exdates: the C{EXDATE} values, C{tuple} (empty for a plain event).
     @ivar simple: C{True} for a series or override that
         L{gateway.store.calendar.series.expand} can take.
+    @ivar expansion: C{None}, or what L{gateway.store.calendar.series.expand}
+        keeps of a series' main component between windows.
     @ivar source: C{None}, or the L{Unparsed} whose texts the component is
         parsed from again when it is needed (L{component}) and was not kept.
     """
 
     __slots__ = ("uid", "_component", "recurring", "recurrenceId", "version", "start", "end", "duration",
-                 "traits", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source")
+                 "traits", "details", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source", "expansion")
 
     def __init__(self, component):
         self._component = component
-        self.source = None
+        self.source = self.expansion = None
         self.uid = str(component.get("UID", "")) or None
         self.recurring = "RRULE" in component or "RDATE" in component
         rid = component.get("RECURRENCE-ID")
@@ -94,6 +98,7 @@ class _Event:
         self.start = component["DTSTART"].dt
         self.end, self.duration = _endOf(component)
         self.traits = traitsOf(component)
+        self.details = (_text(component, "SUMMARY"), _text(component, "LOCATION"))
         self.utc = None
         self.fbtype = None
         self.rules, self.rdates, self.exdates, self.simple = (), (), (), False
@@ -118,7 +123,7 @@ class _Event:
 
     @classmethod
     def restored(cls, uid, start, end, duration, version, traits, recurrenceId=None, rules=(), rdates=(),
-                 exdates=(), source=None):
+                 exdates=(), source=None, details=("", "")):
         """
         An event from its summary, without a component: a plain event (see
         L{plain}), or a L{simple} series or override whose component is
@@ -128,10 +133,11 @@ class _Event:
         event._component = None
         event.uid, event.recurrenceId, event.version = uid, recurrenceId, version
         event.start, event.end, event.duration, event.traits = start, end, duration, traits
+        event.details = details
         event.rules, event.rdates, event.exdates, event.source = rules, rdates, exdates, source
         event.recurring = bool(rules or rdates)
         event.simple = not event.plain
-        event.utc = event.fbtype = None
+        event.utc = event.fbtype = event.expansion = None
         return event
 
     @property
@@ -178,6 +184,14 @@ def traitsOf(component):
             str(component.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper(),
             tuple((attendeeAddress(attendee), str(attendee.params.get("PARTSTAT", "")).upper())
                   for attendee in attendees))
+
+
+def _text(component, name):
+    """A text property's value (the first of several), C{''} when absent."""
+    value = component.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return "" if value is None else str(value)
 
 
 def _int(value):
@@ -552,8 +566,8 @@ def loadMessage(message, sniffing=True):
         if read is None:
             events.extend(parseCalendar(payload))
         else:
-            events.extend(_Event.restored(uid, start, end, None, version, traits)
-                          for uid, start, end, version, traits in read)
+            events.extend(_Event.restored(uid, start, end, None, version, traits, details=details)
+                          for uid, start, end, version, traits, details in read)
     items = [event for event in events if event.plain]
     series = {}
     for event in events:

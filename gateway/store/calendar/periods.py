@@ -1,12 +1,16 @@
 # -*- test-case-name: tests.test_calendar -*-
 """
-Busy periods: classifying events, converting their times to UTC, expanding
-series (directly with L{gateway.store.calendar.series} when they are simple,
-with C{recurring-ical-events} otherwise), merging and clipping periods.
+Occurrences and busy periods: classifying events, converting their times to
+UTC, expanding series (directly with L{gateway.store.calendar.series} when
+they are simple, with C{recurring-ical-events} otherwise) into the
+L{Occurrence}s that overlap a window (L{occurrences}: the one expansion,
+behind free/busy and XMAPI's per-message instances alike), merging and
+clipping periods (L{computePeriods}).
 """
 
 import collections
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
@@ -38,8 +42,6 @@ MAX_OCCURRENCES = 5000
 _FREQ_SECONDS = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400,
                  "WEEKLY": 7 * 86400, "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
 
-#: How many windows' expanded series C{FreeBusyCache} keeps per account.
-_SERIES_WINDOWS = 8
 
 
 def _parseNear(items, start, end):
@@ -128,31 +130,51 @@ def toUTC(value, zone):
     return value.astimezone(timezone.utc)
 
 
-def spanOf(start, end, duration, zone):
+def utcSpan(start, end, duration, zone):
     """
-    The UTC period of an event.
+    The UTC span of an event, an instant kept as such.
 
     A C{DURATION}'s days are nominal (same wall-clock time on another day,
     whatever the DST changes in between), the rest exact (RFC 5545 3.3.6).
     Without C{DTEND} and C{DURATION} a date lasts one day and a date-time
     no time at all (RFC 5545 3.6.1).
 
-    @return: C{(start, end)}, or C{None} when it takes no time.
+    @return: C{(start, end)} with C{end == start} for an instant, or
+        C{None} when it ends before it starts.
     """
     if end is None:
         if duration is not None:
             days = timedelta(days=duration.days)
-            return _nonEmpty(toUTC(start, zone), toUTC(start + days, zone) + (duration - days))
+            return _ordered(toUTC(start, zone), toUTC(start + days, zone) + (duration - days))
         if isinstance(start, datetime):
-            return None
+            start = toUTC(start, zone)
+            return (start, start)
         end = start + _ONE_DAY
-    return _nonEmpty(toUTC(start, zone), toUTC(end, zone))
+    return _ordered(toUTC(start, zone), toUTC(end, zone))
 
 
-def _nonEmpty(start, end):
-    if end <= start:
-        return None
-    return (start, end)
+def _ordered(start, end):
+    return None if end < start else (start, end)
+
+
+def spanOf(start, end, duration, zone):
+    """
+    The UTC period of an event (see L{utcSpan}).
+
+    @return: C{(start, end)}, or C{None} when it takes no time.
+    """
+    span = utcSpan(start, end, duration, zone)
+    return span if span is not None and span[1] > span[0] else None
+
+
+def overlaps(span, start, end):
+    """
+    Does an event's UTC span overlap C{[start, end)} by the rule of RFC 4791
+    9.9: a period when it starts before C{end} and ends after C{start}, an
+    instant when it is in C{[start, end)}?
+    """
+    spanStart, spanEnd = span
+    return spanStart < end and (spanEnd > start or spanStart >= start)
 
 
 def accountZone(record):
@@ -249,24 +271,44 @@ def _latest(events):
 
 class _SpanQuery(recurring_ical_events.CalendarQuery):
     """
-    A query whose results are C{(start, end, component)} of each occurrence,
-    C{component} being the series' or override's own C{VEVENT}, instead of a
-    fresh copy of the component per occurrence (which costs most of the
-    time for thousands of occurrences).
+    A query whose results are C{(start, end, component, recurrence ID)} of
+    each occurrence (see L{_occurrenceOf}), C{component} being the series'
+    or override's own C{VEVENT}, instead of a fresh copy of the component
+    per occurrence (which costs most of the time for thousands of
+    occurrences).
     """
 
     def _occurrences_to_components(self, occurrences):
-        return [_occurrenceTriple(occurrence) for occurrence in occurrences]
+        return [_occurrenceOf(occurrence) for occurrence in occurrences]
 
 
-def _occurrenceTriple(occurrence):
+def _occurrenceOf(occurrence):
+    """
+    C{(start, end or duration, component, recurrence ID)} of an occurrence
+    C{recurring-ical-events} gave: the recurrence ID is the instance's
+    original start, the override's C{RECURRENCE-ID} for an override, its
+    start moved back for an instance that a C{RANGE=THISANDFUTURE} override
+    moved.
+    """
     try:
-        return occurrence.start, occurrence.end, occurrence._adapter._component
+        adapter = occurrence._adapter
+        start, end, component = occurrence.start, occurrence.end, adapter._component
     except AttributeError:
         # A recurring-ical-events whose internals changed: the public way.
         component = occurrence.as_component(False)
         end, duration = _endOf(component)
-        return component["DTSTART"].dt, end if end is not None else duration, component
+        start = component["DTSTART"].dt
+        rid = component.get("RECURRENCE-ID")
+        return start, end if end is not None else duration, component, start if rid is None else rid.dt
+    rid = component.get("RECURRENCE-ID")
+    if rid is None:
+        return start, end, component, start
+    if adapter.this_and_future:
+        try:
+            return start, end, component, start - adapter.move_recurrences_by
+        except (TypeError, ValueError):
+            pass
+    return start, end, component, rid.dt
 
 
 def _query(groups):
@@ -280,17 +322,21 @@ def _query(groups):
 
 class SeriesCache:
     """
-    What L{computePeriods} keeps of series between calls for one account:
-    their instances in the last L{_SERIES_WINDOWS} windows, and the
-    C{recurring-ical-events} query of the last series expanded together,
-    which a new window over the same series reuses (building it is about a
-    third of an expansion).
+    What L{occurrences} keeps of series between calls for one account (or
+    one set of mailboxes): their occurrences per block of L{BLOCK} (the
+    last L{_KEPT_BLOCKS} blocks used), so that another window over the same
+    blocks expands nothing (a client's week view moved by a day, a new
+    free/busy window), and the C{recurring-ical-events} query of the last
+    series expanded together, which a new block over the same series reuses
+    (building it is about a third of an expansion).
 
-    @ivar windows: C{OrderedDict} of window to C{frozenset(group)} to spans.
+    @ivar blocks: C{OrderedDict} of C{(block number, zone, owner)} to
+        C{frozenset(group)} to the L{Occurrence}s of that series overlapping
+        the block.
     """
 
     def __init__(self):
-        self.windows = collections.OrderedDict()
+        self.blocks = collections.OrderedDict()
         self._query = (None, None)
 
     def query(self, groups):
@@ -302,14 +348,83 @@ class SeriesCache:
             self._query = (key, _query(groups))
         return self._query[1]
 
-    def remember(self, windowKey, expanded):
+    def block(self, key):
         """
-        Keep the instances of a window's series, dropping the oldest window.
+        The occurrences kept for a block, C{dict} (made empty when new).
         """
-        self.windows[windowKey] = expanded
-        self.windows.move_to_end(windowKey)
-        while len(self.windows) > _SERIES_WINDOWS:
-            self.windows.popitem(last=False)
+        kept = self.blocks.get(key)
+        if kept is None:
+            kept = self.blocks[key] = {}
+            while len(self.blocks) > _KEPT_BLOCKS:
+                self.blocks.popitem(last=False)
+        else:
+            self.blocks.move_to_end(key)
+        return kept
+
+
+#: The length of the blocks series are expanded and kept by (see
+#: L{SeriesCache}), and the start of block 0.
+BLOCK = timedelta(days=28)
+_BLOCK_EPOCH = datetime(2000, 1, 3, tzinfo=timezone.utc)
+#: How many blocks a L{SeriesCache} keeps: about two and a half years.
+_KEPT_BLOCKS = 32
+
+
+def _blockNumbers(start, end):
+    """
+    The numbers of the blocks that C{[start, end)} touches.
+    """
+    first = (start - _BLOCK_EPOCH) // BLOCK
+    last = -((_BLOCK_EPOCH - end) // BLOCK) - 1  # the block holding the last instant before end
+    return range(first, max(first, last) + 1)
+
+
+def _blockStart(number):
+    return _BLOCK_EPOCH + number * BLOCK
+
+
+def _seriesOccurrences(series, start, end, zone, owner, seriesCache):
+    """
+    The occurrences of C{series} overlapping C{[start, end)}, from the
+    blocks C{seriesCache} keeps, expanding (all at once) the series some
+    block lacks.
+
+    @return: C{list} of L{Occurrence}.
+    """
+    numbers = _blockNumbers(start, end)
+    kept = [seriesCache.block((number, zone, owner)) for number in numbers]
+    missing = [group for group in series if any(frozenset(group) not in block for block in kept)]
+    if missing:
+        # Series changed (a new override makes a new group): forget the
+        # old groups' occurrences in these blocks.
+        current = {frozenset(group) for group in series}
+        for block in kept:
+            for key in [key for key in block if key not in current]:
+                del block[key]
+        low = min(number for number, block in zip(numbers, kept, strict=True)
+                  if any(frozenset(group) not in block for group in missing))
+        high = max(number for number, block in zip(numbers, kept, strict=True)
+                   if any(frozenset(group) not in block for group in missing))
+        expanded = _expandSeries(missing, _blockStart(low), _blockStart(high + 1), zone, owner, seriesCache)
+        for key, found in expanded.items():
+            for number in range(low, high + 1):
+                blockStart, blockEnd = _blockStart(number), _blockStart(number + 1)
+                kept[number - numbers.start][key] = [occurrence for occurrence in found
+                                                     if overlaps(occurrence[:2], blockStart, blockEnd)]
+    result = []
+    for group in series:
+        key = frozenset(group)
+        if len(kept) == 1:
+            result.extend(occurrence for occurrence in kept[0].get(key, ())
+                          if overlaps(occurrence[:2], start, end))
+            continue
+        seen = set()
+        for block in kept:
+            for occurrence in block.get(key, ()):
+                if occurrence not in seen and overlaps(occurrence[:2], start, end):
+                    seen.add(occurrence)
+                    result.append(occurrence)
+    return result
 
 
 def _instances(groups, start, end, seriesCache=None):
@@ -320,8 +435,9 @@ def _instances(groups, start, end, seriesCache=None):
 
     @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event}.
     @param seriesCache: a L{SeriesCache} whose query to use, or C{None}.
-    @return: C{list} of C{(start, end or duration, source)}, C{source}
-        being an L{gateway.store.calendar.parse._Event} or a component.
+    @return: C{list} of C{(start, end or duration, source, recurrence ID)},
+        C{source} being an L{gateway.store.calendar.parse._Event} or a
+        component.
     """
     spanStart, spanStop = start - _SLACK, end + _SLACK
     instances = []
@@ -357,10 +473,33 @@ def estimateOccurrences(component, length):
 
 def _estimateEvent(event, length):
     """L{estimateOccurrences} for an L{gateway.store.calendar.parse._Event}."""
-    rules = [{name.upper(): value.split(",")
-              for name, _, value in (part.partition("=") for part in rule.split(";"))}
-             for rule in event.rules]
-    return _estimate(rules, None, length) + len(event.rdates)
+    key = (event.rules, length)
+    estimate = _estimates.get(key)
+    if estimate is None:
+        if len(_estimates) >= _KEPT_RULES:
+            _estimates.clear()
+        estimate = _estimates[key] = _estimate([_ruleParts(rule) for rule in event.rules], None, length)
+    return estimate + len(event.rdates)
+
+
+#: L{_estimate} of rules for a length of time, kept (at most L{_KEPT_RULES}).
+_estimates = {}
+
+
+#: Rule texts split by L{_ruleParts}, kept (at most L{_KEPT_RULES}).
+_splitRules = {}
+_KEPT_RULES = 10000
+
+
+def _ruleParts(rule):
+    """An C{RRULE} text as C{dict} of part name to C{list} of values."""
+    parts = _splitRules.get(rule)
+    if parts is None:
+        if len(_splitRules) >= _KEPT_RULES:
+            _splitRules.clear()
+        parts = _splitRules[rule] = {name.upper(): value.split(",")
+                                     for name, _, value in (part.partition("=") for part in rule.split(";"))}
+    return parts
 
 
 def _estimate(rules, rdates, length):
@@ -395,7 +534,7 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
 
     @param groups: C{list} of series, each a C{list} of L{gateway.store.calendar.parse._Event} sharing
         one C{UID} (or a single event without one).
-    @return: C{dict} of C{frozenset(group)} to C{list} of C{(fbtype, (start, end))}.
+    @return: C{dict} of C{frozenset(group)} to C{list} of L{Occurrence}.
     """
     results = {frozenset(group): [] for group in groups}
     # Occurrences share their series' or override's event or component:
@@ -417,49 +556,79 @@ def _expandSeries(groups, start, end, zone, owner, seriesCache=None):
                             count=len(batch))
                 batches.extend([group] for group in batch)
             continue
-        for instanceStart, instanceEnd, source in instances:
+        # The event each component of the query came from.
+        ofComponent = {id(event._component): event for group in batch for event in group
+                       if event._component is not None}
+        for instanceStart, instanceEnd, source, rid in instances:
             described = types.get(id(source))
             if described is None:
-                described = types[id(source)] = _describe(source, owner)
-            uid, fbtype = described
+                described = types[id(source)] = _describe(source, owner, ofComponent)
+            uid, fbtype, event = described
             key = frozenset(batch[0]) if len(batch) == 1 else byUid.get(uid)
-            if key is None or fbtype is None:
+            if key is None or event is None:
                 continue
             duration = None
             if isinstance(instanceEnd, timedelta):
                 instanceEnd, duration = None, instanceEnd
-            span = spanOf(instanceStart, instanceEnd, duration, zone)
-            if span is not None and span[1] > start and span[0] < end:
-                results[key].append((fbtype, span))
+            span = utcSpan(instanceStart, instanceEnd, duration, zone)
+            if span is not None and overlaps(span, start, end):
+                results[key].append(Occurrence(span[0], span[1], fbtype, toUTC(rid, zone), event))
     return results
 
 
-def _describe(source, owner):
+def _describe(source, owner, ofComponent):
     """
-    C{(uid, fbtype)} of what an occurrence came from: an
-    L{gateway.store.calendar.parse._Event} or a component.
+    C{(uid, fbtype, event)} of what an occurrence came from: an
+    L{gateway.store.calendar.parse._Event} or a component (of the event
+    C{ofComponent} maps its C{id} to).
     """
     if isinstance(source, _Event):
-        return source.uid, classifyTraits(source.traits, owner)
-    return str(source.get("UID", "")), classify(source, owner)
+        return source.uid, classifyTraits(source.traits, owner), source
+    return str(source.get("UID", "")), classify(source, owner), ofComponent.get(id(source))
 
 
-def computePeriods(events, start, end, zone, owner, seriesCache=None):
+class Occurrence(NamedTuple):
     """
-    The busy periods of C{events} within C{[start, end)}.
+    One occurrence of an event in a window (see L{occurrences}).
+    """
+
+    #: Its start, an aware UTC C{datetime}.
+    start: datetime
+    #: Its end, likewise; the start for an instant.
+    end: datetime
+    #: One of L{FBTYPES}, or C{None} for free time (cancelled, transparent,
+    #: declined...).
+    fbtype: Optional[str]
+    #: Its recurrence ID (original start) in UTC, C{None} for an event
+    #: that is not part of a series.
+    recurrenceId: Optional[datetime]
+    #: The L{gateway.store.calendar.parse._Event} (series, override or
+    #: single event) it comes from.
+    event: _Event
+
+
+def occurrences(events, start, end, zone, owner, seriesCache=None):
+    """
+    Every occurrence of C{events} that overlaps C{[start, end)} by the rule
+    of RFC 4791 9.9 (see L{overlaps}), free ones included: the one
+    expansion behind free/busy (L{computePeriods}) and per-message
+    instances (L{gateway.store.calendar.instances}).
 
     Single events are checked against the window directly (their UTC span
-    is computed once per time zone and kept); only series go through
-    C{recurring-ical-events}.
+    is computed once per time zone and kept); only series are expanded,
+    directly (L{gateway.store.calendar.series}) or with
+    C{recurring-ical-events}.  Components with one C{UID} are merged (the
+    latest version of each instance counts) before expansion.
 
-    @param events: iterable of L{gateway.store.calendar.parse._Event} (and L{gateway.store.calendar.parse.Unparsed}) from every calendar.
+    @param events: iterable of L{gateway.store.calendar.parse._Event} (and
+        L{gateway.store.calendar.parse.Unparsed}, parsed only when near the window).
     @param start: aware UTC C{datetime}.
     @param end: aware UTC C{datetime}.
     @param zone: C{tzinfo} for dates and floating times.
     @param owner: C{frozenset} of the owner's addresses.
     @param seriesCache: C{None}, or a L{SeriesCache} (kept by the caller
         between calls), so that unchanged series are not expanded again.
-    @return: see L{resolvePeriods}.
+    @return: C{list} of L{Occurrence}, in no particular order.
     """
     byUid = collections.defaultdict(list)
     anonymous = []
@@ -469,13 +638,7 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
         else:
             byUid[event.uid].append(event)
 
-    byType = collections.defaultdict(list)
-
-    def add(fbtype, span):
-        spanStart, spanEnd = span
-        if spanEnd <= start or spanStart >= end:
-            return
-        byType[fbtype].append((max(spanStart, start), min(spanEnd, end)))
+    found = []
 
     def single(event):
         cached = event.utc
@@ -483,17 +646,17 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
             span = cached[1]
         else:
             try:
-                span = spanOf(event.start, event.end, event.duration, zone)
+                span = utcSpan(event.start, event.end, event.duration, zone)
             except Exception:
                 log.failure("Skipping event {uid} with bad times", uid=event.uid)
                 span = None
             event.utc = (zone, span)
-        if span is None or span[1] <= start or span[0] >= end:
+        if span is None or span[0] >= end or (span[1] <= start and span[0] < start):
             return
         if event.fbtype is None or event.fbtype[0] != owner:
             event.fbtype = (owner, classifyTraits(event.traits, owner))
-        if event.fbtype[1] is not None:
-            add(event.fbtype[1], span)
+        rid = event.recurrenceId
+        found.append(Occurrence(span[0], span[1], event.fbtype[1], None if rid is None else toUTC(rid, zone), event))
 
     series = []
     for event in anonymous:
@@ -524,22 +687,24 @@ def computePeriods(events, start, end, zone, owner, seriesCache=None):
             for event in group:
                 single(event)
 
-    windowKey = (start, end, zone, owner)
-    known = seriesCache.windows.get(windowKey, {}) if seriesCache is not None else {}
-    expanded = {}
-    missing = []
-    for group in series:
-        key = frozenset(group)
-        if key in known:
-            expanded[key] = known[key]
-        else:
-            missing.append(group)
-    if missing:
-        expanded.update(_expandSeries(missing, start, end, zone, owner, seriesCache))
-    for spans in expanded.values():
-        for fbtype, span in spans:
-            add(fbtype, span)
-    if seriesCache is not None:
-        seriesCache.remember(windowKey, expanded)
-    return resolvePeriods(byType)
+    if seriesCache is None:
+        for instances in _expandSeries(series, start, end, zone, owner).values():
+            found.extend(instances)
+    elif series:
+        found.extend(_seriesOccurrences(series, start, end, zone, owner, seriesCache))
+    return found
 
+
+def computePeriods(events, start, end, zone, owner, seriesCache=None):
+    """
+    The busy periods of C{events} within C{[start, end)}: their busy
+    L{occurrences}, clipped to the window and resolved by type.
+
+    @param events: see L{occurrences}.
+    @return: see L{resolvePeriods}.
+    """
+    byType = collections.defaultdict(list)
+    for occurrence in occurrences(events, start, end, zone, owner, seriesCache):
+        if occurrence.fbtype is not None and occurrence.end > occurrence.start:
+            byType[occurrence.fbtype].append((max(occurrence.start, start), min(occurrence.end, end)))
+    return resolvePeriods(byType)

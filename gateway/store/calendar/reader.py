@@ -28,8 +28,8 @@ IGNORED_METHODS = ("REPLY", "REFRESH", "COUNTER", "DECLINECOUNTER")
 _NOT_PLAIN = frozenset(("RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID", "DURATION"))
 #: VEVENT properties read, each at most once (C{ATTENDEE} is read apart).
 _SINGLE = frozenset(("UID", "DTSTART", "DTEND", "STATUS", "TRANSP", "X-MICROSOFT-CDO-BUSYSTATUS", "SEQUENCE",
-                     "DTSTAMP", "LAST-MODIFIED"))
-_TEXT = ("UID", "STATUS", "TRANSP", "X-MICROSOFT-CDO-BUSYSTATUS")
+                     "DTSTAMP", "LAST-MODIFIED", "SUMMARY", "LOCATION"))
+_TEXT = ("UID", "STATUS", "TRANSP", "X-MICROSOFT-CDO-BUSYSTATUS", "SUMMARY", "LOCATION")
 
 _PARAM_VALUE = r'(?:"[^"]*"|[^";:,]*)'
 _LINE = re.compile(r'([A-Za-z0-9-]+)((?:;[A-Za-z0-9-]+=%s(?:,%s)*)*):(.*)' % (_PARAM_VALUE, _PARAM_VALUE), re.S)
@@ -128,7 +128,7 @@ def readPlainEvent(text):
 
     @param text: the payload, C{str}.
     @return: C{list} (empty for an iTIP reply) of one C{(uid, start, end,
-        version, traits)} as L{gateway.store.calendar.parse._Event} has
+        version, traits, details)} as L{gateway.store.calendar.parse._Event} has
         them, or C{None}.
     """
     try:
@@ -193,4 +193,4 @@ def _read(lines):
                _stamp(found.get("LAST-MODIFIED")))
     status = "CANCELLED" if method == "CANCEL" else text["STATUS"].upper()
     traits = (status, text["TRANSP"].upper(), text["X-MICROSOFT-CDO-BUSYSTATUS"].upper(), tuple(attendees))
-    return [(text["UID"] or None, start, end, version, traits)]
+    return [(text["UID"] or None, start, end, version, traits, (text["SUMMARY"], text["LOCATION"]))]

@@ -19,6 +19,7 @@ events are kept in the summary file with their times as values
 through C{recurring-ical-events}.
 """
 
+import bisect
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,10 @@ from recurring_ical_events.util import (
     make_comparable,
     to_recurrence_ids,
 )
+
+#: Most starts of one rule kept (see L{_Rules._startsUpTo}): a daily
+#: series of 13 years, or a weekly one of 96.
+KEPT_STARTS = 5000
 
 
 class NotSimple(ValueError):
@@ -150,7 +155,8 @@ def _until(rule):
 class _Rules:
     """
     The occurrences of a series' main component: its rules, C{RDATE}s and
-    C{DTSTART}, in the zone of its first aware time.
+    C{DTSTART}, in the zone of its first aware time.  Made once per main
+    component (kept as its C{expansion}), with the starts its rules gave.
     """
 
     def __init__(self, core):
@@ -179,6 +185,7 @@ class _Rules:
             self.rules.append((rule, until))
             if until and (not lastUntil or compare_greater(until, lastUntil)):
                 lastUntil = until
+        self._starts = [[[], iter(rule)] for rule, _ in self.rules]
         # An rruleset of RDATEs and DTSTART, as a sorted list.
         dates = {convert_to_datetime(rdate, self.zone) for rdate in core.rdates}
         if not lastUntil or not compare_greater(start, lastUntil):
@@ -195,10 +202,37 @@ class _Rules:
         for start in self.dates:
             if low <= start <= high:
                 yield start
-        for rule, until in self.rules:
-            for start in rule.between(low, high, inc=True):
+        for index, (rule, until) in enumerate(self.rules):
+            starts = self._startsUpTo(index, high)
+            if starts is None:
+                found = rule.between(low, high, inc=True)
+            else:
+                found = starts[bisect.bisect_left(starts, low):bisect.bisect_right(starts, high)]
+            for start in found:
                 if until is None or not compare_greater(start, until):
                     yield start
+
+    def _startsUpTo(self, index, high):
+        """
+        The starts a rule gives, from the first to one after C{high} (or
+        all of them), kept between calls so that another window neither
+        parses the rule again nor walks it from C{DTSTART} again; C{None}
+        for a rule with too many (then C{rrule.between} walks it).
+        """
+        kept = self._starts[index]
+        if kept is None:
+            return None
+        starts, iterator = kept
+        while iterator is not None and (not starts or starts[-1] <= high):
+            if len(starts) >= KEPT_STARTS:
+                self._starts[index] = None
+                return None
+            start = next(iterator, None)
+            if start is None:
+                kept[1] = iterator = None
+            else:
+                starts.append(start)
+        return starts
 
     def excluded(self, start, ids):
         return convert_to_date(start) in self.exdateDays or bool(self.exdateIds.intersection(ids))
@@ -238,11 +272,15 @@ def expand(group, spanStart, spanStop):
         main component and overrides, one per instance, all L{simple}).
     @param spanStart: aware C{datetime}.
     @param spanStop: aware C{datetime}.
-    @return: C{list} of C{(start, end, event)}.
+    @return: C{list} of C{(start, end, event, recurrence ID)}, the
+        recurrence ID being the original start of the instance (an
+        override's C{RECURRENCE-ID}).
     @raise NotSimple: for a series to leave to C{recurring-ical-events}.
     """
     core, modifications = _modifications(group)
-    rules = _Rules(core)
+    rules = core.expansion
+    if rules is None:
+        rules = core.expansion = _Rules(core)
     occurrences = []
     returnedStarts, returnedModifications = set(), set()
     # Without overrides and EXDATEs an occurrence's recurrence IDs are not needed.
@@ -262,13 +300,15 @@ def expand(group, spanStart, spanStop):
             end = start + rules.duration
             if rules.allDay:
                 start, end = convert_to_date(start), convert_to_date(end)
+            rid = start
         elif event in returnedModifications:
             continue
         else:
             returnedModifications.add(event)
             start, end = _span(event)
-        occurrences.append((start, end, event))
+            rid = event.recurrenceId
+        occurrences.append((start, end, event, rid))
     for event in set(modifications.values()) - returnedModifications:
         if not rules.exdateIds.intersection(to_recurrence_ids(event.recurrenceId)):
-            occurrences.append(_span(event) + (event,))
+            occurrences.append(_span(event) + (event, event.recurrenceId))
     return occurrences

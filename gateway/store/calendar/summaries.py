@@ -18,7 +18,7 @@ A row holds a JSON list of the message's items, and apart from them (read
 only when an item is parsed) a JSON list of the texts the items are parsed
 from, each a list of the calendar payloads of the message:
 
-  - C{["p", uid, start, end, duration, version, traits]}: a plain event
+  - C{["p", uid, start, end, duration, version, traits, details]}: a plain event
     (see L{gateway.store.calendar.parse._Event.plain}), all free/busy needs
     of it, no parsing needed;
   - C{["u", uid, low, high, texts, shared, events]} (C{texts} an index into
@@ -27,7 +27,7 @@ from, each a list of the calendar payloads of the message:
     series, parsed again only when a window comes near its bounds; or,
     when C{events} is not C{null}, a series whose events are all simple
     (see L{gateway.store.calendar.series}), kept as
-    C{[uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates]}
+    C{[uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates, details]}
     with their times as values, so that it is never parsed again.
 """
 
@@ -44,8 +44,9 @@ from gateway.store.calendar.parse import UNBOUNDED, Unparsed, _Event, loadMessag
 log = getLogger("http")
 
 SUMMARY_NAME = ".gateway-freebusy.sqlite"
-#: Bump when the row format changes: older files are emptied.
-FORMAT_VERSION = 2
+#: Bump when the row format changes: older files are emptied.  3: events
+#: keep their SUMMARY and LOCATION (detailed free/busy).
+FORMAT_VERSION = 3
 
 #: Most UIDs in one C{IN (...)} (SQLite allows 999 parameters at least),
 #: and most rows written in one transaction.
@@ -88,7 +89,7 @@ def _encodeEvent(event):
         end, duration = (start + days).astimezone(timezone.utc) + (duration - days), None
     return ["p", event.uid, _encodeTime(start), _encodeTime(end),
             None if duration is None else [duration.days, duration.seconds],
-            event.version, event.traits]
+            event.version, event.traits, list(event.details)]
 
 
 def _decodeTraits(traits):
@@ -100,9 +101,9 @@ def _decodeDuration(duration):
     return None if duration is None else timedelta(*duration)
 
 
-def _decodeEvent(uid, start, end, duration, version, traits):
+def _decodeEvent(uid, start, end, duration, version, traits, details):
     return _Event.restored(uid, series.decodeTime(start), series.decodeTime(end), _decodeDuration(duration),
-                           tuple(version), _decodeTraits(traits))
+                           tuple(version), _decodeTraits(traits), details=tuple(details))
 
 
 def _encodeSeries(events):
@@ -116,7 +117,8 @@ def _encodeSeries(events):
     return [[event.uid, encode(event.start), encode(event.end),
              None if event.duration is None else [event.duration.days, event.duration.seconds],
              event.version, event.traits, encode(event.recurrenceId), list(event.rules),
-             [encode(value) for value in event.rdates], [encode(value) for value in event.exdates]]
+             [encode(value) for value in event.rdates], [encode(value) for value in event.exdates],
+             list(event.details)]
             for event in events]
 
 
@@ -125,8 +127,8 @@ def _decodeSeries(rows):
     return [_Event.restored(uid, decode(start), decode(end), _decodeDuration(duration), tuple(version),
                             _decodeTraits(traits), decode(recurrenceId), tuple(rules),
                             tuple(decode(value) for value in rdates),
-                            tuple(decode(value) for value in exdates))
-            for uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates in rows]
+                            tuple(decode(value) for value in exdates), details=tuple(details))
+            for uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates, details in rows]
 
 
 def _encodeBound(value):
@@ -393,6 +395,28 @@ class ParsedMailbox:
         self.summaries = summaries
         self.events = summaries.load(uidValidity) if summaries is not None else {}
         self._sniffed = {uid for uid, items in self.events.items() if _sniffed(items)}
+        self._owners = None
+
+    def owners(self, refresh=False):
+        """
+        Which message each event (plain, or parsed from an
+        L{gateway.store.calendar.parse.Unparsed}) is in, kept until the
+        messages change.
+
+        @param refresh: C{True} to look again (events were parsed since).
+        @return: C{dict} of C{id(event)} to UID.
+        """
+        if self._owners is None or refresh:
+            owners = {}
+            for uid, items in self.events.items():
+                for item in items:
+                    if isinstance(item, Unparsed):
+                        for event in item.parsedEvents or ():
+                            owners[id(event)] = uid
+                    else:
+                        owners[id(item)] = uid
+            self._owners = owners
+        return self._owners
 
     def update(self, mailbox, uids):
         """
@@ -412,6 +436,8 @@ class ParsedMailbox:
         unseen = [uid for uid in uids if uid not in self.events]
         stored = self.summaries.loadSome(self.uidValidity, unseen) if unseen and self.summaries is not None else {}
         new = {uid: _loadMessage(mailbox, uid, sniffing=True) for uid in unseen if uid not in stored}
+        if gone or unseen:
+            self._owners = None
         for added in (stored, new):
             self.events.update(added)
             self._sniffed.update(uid for uid, items in added.items() if _sniffed(items))
@@ -435,6 +461,7 @@ class ParsedMailbox:
                       for event in (item.events() if isinstance(item, Unparsed) else [item])]
             if all(event.plain for event in events):
                 self.events[uid] = settled[uid] = events
+                self._owners = None
         if self.summaries is not None:
             self.summaries.save(self.uidValidity, settled)
 
