@@ -527,3 +527,21 @@ class QuotaTests(StoreMixin, unittest.TestCase):
         store.writeFile("/private/a", io.BytesIO(b"a" * (CHUNK + 1)))
         self.assertFalse([n for n in self.listing() if os.path.basename(n).startswith(TEMP_PREFIX)])
         self.assertTrue(TEMP_PREFIX.startswith("."))
+
+
+class DeepTreeTests(unittest.TestCase):
+    def test_usageOfDeepTree(self):
+        """The usage walk counts a file 1,200 folders deep (os.walk raised RecursionError)."""
+        root = self.mktemp()
+        folder = root
+        for _ in range(1200):
+            folder = os.path.join(folder, "d")
+            try:
+                os.makedirs(folder)
+            except OSError:  # PATH_MAX
+                break
+        with open(os.path.join(folder, "f"), "wb") as f:
+            f.write(b"x" * 7)
+        from gateway.store import maildir
+        self.assertEqual(FileStore(root).usage(), 7)
+        self.assertEqual([len(dirs) for _, dirs, _ in maildir.walkTree(os.path.join(root, "d"), maxDepth=2)], [1, 1, 1])

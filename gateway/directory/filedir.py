@@ -18,7 +18,6 @@ changes made with C{gatewayctl} or by hand take effect without a restart.
 import configparser
 import os
 import re
-import shutil
 import tempfile
 import time
 
@@ -29,6 +28,7 @@ from zope.interface import implementer
 from gateway.config import formatSize, parseSize
 from gateway.errors import DirectoryError, NoSuchAccount, NoSuchDomain
 from gateway.interfaces import IAccountRecord, IDirectory, IDomain
+from gateway.store import maildir
 
 SERVICES = frozenset({"imap", "pop3", "http", "ftp", "lmtp"})
 MAX_ROUTING_HOPS = 10
@@ -457,7 +457,7 @@ class FileDirectory:
         domain = self._requireDomain(name)
         if domain.name != name.strip().lower():
             raise DirectoryError("%s is an alias of %s; remove the alias instead" % (name, domain.name))
-        shutil.rmtree(os.path.join(self._domainsPath, domain.name))
+        _removeFolder(os.path.join(self._domainsPath, domain.name))
         self._touch()
 
     def _requireDomain(self, name):
@@ -509,7 +509,7 @@ class FileDirectory:
 
     def removeAccount(self, address):
         record = self._requireAccount(address)
-        shutil.rmtree(record.path.path)
+        _removeFolder(record.path.path)
         self._touch()
 
     def _requireAccount(self, address):
@@ -554,3 +554,15 @@ class FileDirectory:
         folder = os.path.join(record.path.path, "alerts")
         name = "%020d-%d" % (time.time_ns(), os.getpid())
         atomicWrite(os.path.join(folder, name), lambda f: f.write(text.encode("utf-8")))
+
+
+def _removeFolder(path):
+    """
+    Remove a domain's or account's folder however deep its mailboxes and
+    files go (C{shutil.rmtree} recurses once a level).
+
+    @raise DirectoryError: when something could not be removed.
+    """
+    maildir.removeTree(path)
+    if os.path.lexists(path):
+        raise DirectoryError("could not remove all of %s" % (path,))

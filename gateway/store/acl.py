@@ -29,6 +29,7 @@ import sqlite3
 
 from gateway.errors import GatewayError
 from gateway.logging import getLogger
+from gateway.store import maildir
 
 log = getLogger("store")
 
@@ -482,7 +483,7 @@ class SharedIndex:
         """
         found = []
         for owner, mailRoot in accounts:
-            for top, dirs, files in os.walk(mailRoot):
+            for top, dirs, files in maildir.walkTree(mailRoot, maxDepth=maildir.MAX_LEVELS):
                 dirs[:] = [d for d in dirs if d not in ("cur", "new", "tmp") and not d.startswith(".")]
                 if ACL_FILE in files and top != mailRoot:
                     name = os.path.relpath(top, mailRoot).replace(os.sep, "/")

@@ -23,6 +23,7 @@ from zope.interface import implementer
 from gateway.errors import InvalidPath, QuotaExceeded
 from gateway.interfaces import IFileStore
 from gateway.logging import getLogger
+from gateway.store import maildir
 
 log = getLogger("store")
 
@@ -148,7 +149,7 @@ class FileStore:
                 return self._usage
         total = 0
         now = time.time()
-        for dirpath, _dirnames, filenames in os.walk(self.root.path):
+        for dirpath, _dirnames, filenames in maildir.walkTree(self.root.path):
             for name in filenames:
                 path = os.path.join(dirpath, name)
                 try:

@@ -123,6 +123,37 @@ def checkNameLimits(root, name):
         raise MailboxNameLimit("mailbox name longer than %d octets" % (max(limit, 0),))
 
 
+def walkTree(root, maxDepth=None):
+    """
+    Walk the folders under C{root} top-down without recursion (Python 3.11's
+    C{os.walk} recurses once a level, so a tree a client made a thousand
+    levels deep raised RecursionError), not following symbolic links.
+
+    @param maxDepth: folders deeper than this many levels below C{root}
+        are not entered (C{None}: no limit).
+    @return: an iterator of C{(folder path, folder names, file names)};
+        the caller may remove names from the folder list to prune.
+    """
+    pending = [(root, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        folders, files = [], []
+        for entry in entries:
+            try:
+                (folders if entry.is_dir(follow_symlinks=False) else files).append(entry.name)
+            except OSError:
+                continue
+        yield folder, folders, files
+        if maxDepth is not None and depth >= maxDepth:
+            continue
+        for name in reversed(folders):
+            pending.append((os.path.join(folder, name), depth + 1))
+
+
 def removeTree(path):
     """
     Remove the folder C{path} and all it holds, however deep (one frame,
