@@ -124,6 +124,31 @@ def _tlsVersion(text):
     return value
 
 
+def _outgoing(text):
+    """
+    C{HOST:PORT[:STARTTLS|SSL]} (the default socket type: STARTTLS, or SSL
+    on port 465), or nothing.
+
+    @return: C{(host, port, socketType)} or C{None}.
+    """
+    value = text.strip()
+    if not value:
+        return None
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise ValueError("expected HOST:PORT[:STARTTLS|SSL], not %r" % (text,))
+    try:
+        port = int(parts[1])
+    except ValueError:
+        raise ValueError("not a port number: %r" % (parts[1],)) from None
+    if not 0 < port < 65536:
+        raise ValueError("not a port number: %r" % (parts[1],))
+    socketType = parts[2].upper() if len(parts) == 3 else ("SSL" if port == 465 else "STARTTLS")
+    if socketType not in ("STARTTLS", "SSL"):
+        raise ValueError("socket type must be STARTTLS or SSL, not %r" % (parts[2],))
+    return (parts[0], port, socketType)
+
+
 def _portRange(text):
     value = text.strip()
     if not value:
@@ -275,6 +300,9 @@ SCHEMA = [
            "Length, in weeks from the start of today, of the default free/busy window."),
     Option("http", "access_log", _str, "-",
            "File for the request log in common log format; - logs through the server log.", path=True),
+    Option("http", "autoconfig_outgoing", _outgoing, "",
+           "The outgoing (SMTP submission) server mail clients are told of by autoconfiguration, as"
+           " HOST:PORT[:STARTTLS|SSL] (empty: none is named; clients then ask their user)."),
     Option("http", "max_upload_size", parseSize, "100M",
            "Largest request body (a PUT) accepted; a larger one is refused with 413 before"
            " it is stored anywhere (unlimited: no limit but the storage quota)."),

@@ -41,6 +41,16 @@ class SchemaTests(unittest.TestCase):
         self.assertEqual(config.dataRoot(), os.path.join(os.getcwd(), "var"))
         self.assertEqual(defaultConfig("/srv/gw/etc/gateway.ini").dataRoot(), "/srv/gw/var")
 
+    def test_outgoingServer(self):
+        """[http] autoconfig_outgoing reads HOST:PORT[:STARTTLS|SSL]; SSL by default on 465; bad values are errors."""
+        from gateway.config import _outgoing
+        self.assertIsNone(_outgoing(""))
+        self.assertEqual(_outgoing("smtp.example.test:587"), ("smtp.example.test", 587, "STARTTLS"))
+        self.assertEqual(_outgoing("smtp.example.test:465"), ("smtp.example.test", 465, "SSL"))
+        self.assertEqual(_outgoing("mx:2525:ssl"), ("mx", 2525, "SSL"))
+        for bad in ("smtp", ":25", "h:0", "h:x", "h:25:TLS", "h:25:SSL:x"):
+            self.assertRaises(ValueError, _outgoing, bad)
+
     def test_parseSize(self):
         """Sizes take K/M/G/T suffixes, an optional B, and C{unlimited}."""
         self.assertEqual(parseSize("512000"), 512000)

@@ -474,6 +474,7 @@ class AutoconfigTests(HTTPMixin, TestCase):
             ("pop3", "localhost", "1995", "SSL"), ("pop3", "localhost", "1110", "STARTTLS"),
         ])
         self.assertEqual(root.find("emailProvider/incomingServer").findtext("username"), "%EMAILADDRESS%")
+        self.assertIsNone(root.find("emailProvider/outgoingServer"))
 
     def test_mailPathAndHost(self):
         """/mail/config-v1.1.xml without an address uses the Host's domain."""
@@ -492,6 +493,15 @@ class AutoconfigOptionsTests(AutoconfigTests):
         ("imap", "listen"): ["tcp:143", "unix:/tmp/x.sock"],
         ("server", "hostname"): "mail.example.test",
     }
+
+    def test_outgoing(self):
+        """[http] autoconfig_outgoing names the SMTP submission server."""
+        self.context.config._values["http", "autoconfig_outgoing"] = ("smtp.example.test", 587, "STARTTLS")
+        root = self.parse("/.well-known/autoconfig/mail/config-v1.1.xml")
+        server = root.find("emailProvider/outgoingServer")
+        self.assertEqual((server.get("type"), server.findtext("hostname"), server.findtext("port"),
+                          server.findtext("socketType"), server.findtext("username")),
+                         ("smtp", "smtp.example.test", "587", "STARTTLS", "%EMAILADDRESS%"))
 
     def test_wellKnown(self):
         """Only enabled protocols are listed, with the configured host name; non-TCP listeners are left out."""

@@ -4,7 +4,7 @@ Mail-client autoconfiguration in Thunderbird's C{clientConfig} 1.1 format
 (C{/.well-known/autoconfig/mail/config-v1.1.xml} and
 C{/mail/config-v1.1.xml}): this server's IMAP and POP3 listeners, from the
 configuration.  C{tcp:} listeners are offered with STARTTLS, C{ssl:} ones
-as SSL.
+as SSL; the outgoing server is C{[http] autoconfig_outgoing} when set.
 """
 
 from xml.etree import ElementTree
@@ -54,6 +54,15 @@ def clientConfig(config, domain, hostname):
             ElementTree.SubElement(server, "socketType").text = socketType
             ElementTree.SubElement(server, "authentication").text = "password-cleartext"
             ElementTree.SubElement(server, "username").text = "%EMAILADDRESS%"
+    outgoing = config.get("http", "autoconfig_outgoing")
+    if outgoing is not None:
+        host, port, socketType = outgoing
+        server = ElementTree.SubElement(provider, "outgoingServer", type="smtp")
+        ElementTree.SubElement(server, "hostname").text = host
+        ElementTree.SubElement(server, "port").text = str(port)
+        ElementTree.SubElement(server, "socketType").text = socketType
+        ElementTree.SubElement(server, "authentication").text = "password-cleartext"
+        ElementTree.SubElement(server, "username").text = "%EMAILADDRESS%"
     ElementTree.indent(root)
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
