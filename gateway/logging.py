@@ -49,6 +49,37 @@ class GatewayLogger(Logger):
         Logger.emit(self, level, format, **kwargs)
 
 
+#: Internal errors a session logs with their traceback; later ones in the
+#: same session are only counted (a client that makes every command fail
+#: cannot fill the log).
+LOGGED_FAILURES = 3
+
+
+class FailureBudget:
+    """
+    Mixin for a protocol session that logs its internal errors with a
+    budget: the first L{LOGGED_FAILURES} with their traceback, then a count
+    when the session ends (L{reportFailures}).
+
+    @cvar failureLog: the session's logger.
+    @cvar protocolName: how the count's log line names the protocol.
+    """
+
+    failures = 0
+    failureLog = None
+    protocolName = "session"
+
+    def logFailure(self, reason, format, **kwargs):
+        self.failures += 1
+        if self.failures <= LOGGED_FAILURES:
+            self.failureLog.failure(format, reason, **kwargs)
+
+    def reportFailures(self):
+        if self.failures > LOGGED_FAILURES:
+            self.failureLog.error("{protocol} session ended after {count} more internal errors, not logged one by one",
+                                  protocol=self.protocolName, count=self.failures - LOGGED_FAILURES)
+
+
 def getLogger(protocol):
     """
     The logger of one protocol section (C{'imap'}, C{'auth'}, ...).

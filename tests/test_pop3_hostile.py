@@ -8,7 +8,8 @@ from twisted.internet import defer
 from twisted.logger import LogLevel
 from twisted.trial import unittest
 
-from gateway.pop3.server import LOGGED_FAILURES, POP3Server
+from gateway.logging import LOGGED_FAILURES
+from gateway.pop3.server import POP3Server
 from tests.fuzz_support import LogWatch
 from tests.test_pop3 import SessionMixin
 

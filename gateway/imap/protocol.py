@@ -20,7 +20,7 @@ from twisted.python import failure
 from gateway.cred.credentials import LoginContext
 from gateway.errors import NoSuchMailbox, PermissionDenied
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
-from gateway.logging import getLogger
+from gateway.logging import FailureBudget, getLogger
 
 log = getLogger("imap")
 
@@ -54,9 +54,6 @@ PRELOGIN_LIMIT = 8192
 #: After login, the most octets of literals one command may keep in memory.
 MAX_IN_MEMORY = 1024 * 1024
 
-#: A session logs its first internal errors with their traceback; later
-#: ones are only counted, and the count is logged when it ends.
-LOGGED_FAILURES = 3
 
 #: An APPEND literal larger than this is written to a temporary file as it
 #: arrives instead of being kept in memory.
@@ -138,7 +135,7 @@ def bad(text):
     return Response("BAD", text)
 
 
-class IMAPServer(Protocol):
+class IMAPServer(FailureBudget, Protocol):
     """
     One IMAP connection.
 
@@ -153,8 +150,8 @@ class IMAPServer(Protocol):
     account = None
     view = None
     factory = None
-    #: Internal errors in this session so far (see L{logFailure}).
-    failures = 0
+    failureLog = log
+    protocolName = 'IMAP'
     #: Octets of the command being received that went to a file.
     _spooledSize = 0
 
@@ -216,9 +213,7 @@ class IMAPServer(Protocol):
         self._resetCommand()
         self._buffer, self._pos = b"", 0
         self._out, self._outSize = [], 0
-        if self.failures > LOGGED_FAILURES:
-            log.error("IMAP session ended after {count} more internal errors, not logged one by one",
-                      count=self.failures - LOGGED_FAILURES)
+        self.reportFailures()
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
@@ -641,16 +636,6 @@ class IMAPServer(Protocol):
             return
         if later and self._pos < len(self._buffer) and not self._busy:
             self._process()
-
-    def logFailure(self, reason, format, **kwargs):
-        """
-        Log an internal error with its traceback, the first
-        L{LOGGED_FAILURES} times in this session; count the others (a client
-        that makes every command fail cannot fill the log).
-        """
-        self.failures += 1
-        if self.failures <= LOGGED_FAILURES:
-            log.failure(format, reason, **kwargs)
 
     def _finishCommand(self, tag, status, text):
         if isinstance(text, str):

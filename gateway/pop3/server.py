@@ -16,6 +16,7 @@ from twisted.internet.protocol import Protocol, ServerFactory
 
 from gateway import logging as glog
 from gateway.cred.credentials import LoginContext
+from gateway.logging import FailureBudget
 from gateway.pop3.auth import AuthorizationCommands
 from gateway.pop3.transaction import TransactionCommands
 
@@ -33,9 +34,6 @@ MAX_BUFFER = 65536
 
 IMPLEMENTATION = "gateway"
 
-#: A session logs its first internal errors with their traceback; later
-#: ones are only counted, and the count is logged when it ends.
-LOGGED_FAILURES = 3
 
 
 @attr.s(frozen=True)
@@ -106,7 +104,7 @@ EXTRA_CAPABILITIES = ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "IMPLEMENTAT
 COMMAND_TABLE = {command.name: command for command in COMMANDS}
 
 
-class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
+class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Protocol):
     """
     One POP3 session.
 
@@ -117,8 +115,8 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
 
     state = AUTHORIZATION
     commands = COMMAND_TABLE
-    #: Internal errors in this session so far (see L{logFailure}).
-    failures = 0
+    failureLog = log
+    protocolName = 'POP3'
 
     def __init__(self, context, clock, idleTimeout, lockSession=True):
         self.context = context
@@ -166,19 +164,7 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
         self.endTransaction()
         if self.factory is not None:
             self.factory.connectionClosed(self)
-        if self.failures > LOGGED_FAILURES:
-            log.error("POP3 session ended after {count} more internal errors, not logged one by one",
-                      count=self.failures - LOGGED_FAILURES)
-
-    def logFailure(self, reason, format, **kwargs):
-        """
-        Log an internal error with its traceback, the first
-        L{LOGGED_FAILURES} times in this session; count the others (a client
-        that makes every command fail cannot fill the log).
-        """
-        self.failures += 1
-        if self.failures <= LOGGED_FAILURES:
-            log.failure(format, reason, **kwargs)
+        self.reportFailures()
 
     def sendLine(self, line):
         self.transport.write(line + b"\r\n")
