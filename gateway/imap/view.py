@@ -196,6 +196,8 @@ class MailboxView:
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
+        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
+        withUid = "QRESYNC" in session.enabled
         for info in changed:
             if info.uid > known or info.modseq in self._own:
                 continue
@@ -204,7 +206,8 @@ class MailboxView:
                 continue
             # Numbered as after the EXPUNGEs just sent.
             seq -= bisect.bisect_left(gone, info.uid)
-            text = b"%d FETCH (FLAGS %s" % (seq, flagList(info.flags, info.uid in self.recent))
+            text = b"%d FETCH (%sFLAGS %s" % (seq, b"UID %d " % (info.uid,) if withUid else b"",
+                                               flagList(info.flags, info.uid in self.recent))
             if condstore:
                 text += b" MODSEQ (%d)" % (info.modseq,)
             session.sendUntagged(text + b")")
