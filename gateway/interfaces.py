@@ -114,6 +114,16 @@ class IDirectory(Interface):
             route to a local account.  Callers must not distinguish why.
         """
 
+    def referral(name, localAddress=None):
+        """
+        Where router records send a login name that is not a local account
+        (LOGIN-REFERRALS, RFC 2221): routed as by L{resolve}.
+
+        @return: the C{local@domain} address, in a domain this directory
+            does not hold, that a router record sends C{name} to; C{None}
+            when C{name} reaches a local account or nothing.
+        """
+
     def getAccount(address):
         """
         @param address: canonical C{local@domain}; no routing is applied.
