@@ -268,6 +268,12 @@ SCHEMA = [
            " one after the other, each the failure delay after the previous one."),
     Option("auth", "log_level", _level, "info",
            "Least severe authentication event to log (logins are logged at info)."),
+    Option("auth", "login_referrals", _bool, "no",
+           "Answer an IMAP login of a name that a router record sends to another host (alias ="
+           " name@host.example, a domain not held here) with NO [REFERRAL imap://...] (RFC 2221),"
+           " after the delay of a failure.  That host's passwords are not known here, so the answer"
+           " tells whoever tries that the name is routed there: leave it off where router records"
+           " are not public knowledge."),
     Option("admin", "enabled", _bool, "yes",
            "Serve the admin listener: /metrics (Prometheus text format) and /sessions (JSON, for gatewayctl who)."),
     Option("admin", "listen", _list, "tcp:8200:interface=127.0.0.1",

@@ -114,6 +114,16 @@ class IDirectory(Interface):
             route to a local account.  Callers must not distinguish why.
         """
 
+    def referral(name, localAddress=None):
+        """
+        Where router records send a login name that is not a local account
+        (LOGIN-REFERRALS, RFC 2221): routed as by L{resolve}.
+
+        @return: the C{local@domain} address, in a domain this directory
+            does not hold, that a router record sends C{name} to; C{None}
+            when C{name} reaches a local account or nothing.
+        """
+
     def getAccount(address):
         """
         @param address: canonical C{local@domain}; no routing is applied.
@@ -412,6 +422,15 @@ class IMailbox(Interface):
         @return: C{(highestModSeq, uids)}, C{uids} an ascending C{tuple}.
         """
 
+    def uidState():
+        """
+        L{uidSnapshot} and the mailbox's UIDNEXT, read in one transaction:
+        another process's APPEND cannot land between them, so no UID below
+        UIDNEXT is missing from C{uids} (what SELECT announces).
+
+        @return: C{(highestModSeq, uidNext, uids)}.
+        """
+
     def messages(uids, headers=True):
         """
         @param uids: iterable of UIDs.
@@ -443,8 +462,9 @@ class IMailbox(Interface):
         """
         The mailbox's numbers, read in one pass of the index: an object with
         C{messages}, C{unseen} (without C{\\Seen}), C{recent} (not yet
-        claimed by a session, see L{claimRecent}) and C{size} (the sum of
-        the messages' sizes).
+        claimed by a session, see L{claimRecent}), C{size} (the sum of
+        the messages' sizes) and C{uidnext} (the mailbox's UIDNEXT, of the
+        same state).
         """
 
     def search(term, limit=None):
@@ -503,14 +523,18 @@ class IMailbox(Interface):
         Like L{copyTo}, then remove the originals (no \\Deleted needed).
         """
 
-    def claimRecent():
+    def claimRecent(below=None):
         """
         Take the C{\\Recent} messages for the calling session: returns the
         C{set} of UIDs that arrived since the last claim by any session, so
         exactly one session sees each message as recent.
+
+        @param below: claim only UIDs below this one (the messages the
+            session knows of: one that another process adds meanwhile is
+            left for the session's next claim).
         """
 
-    def unclaimedRecent():
+    def unclaimedRecent(below=None):
         """
         The UIDs L{claimRecent} would return now, without claiming them (what
         a read-only session shows as C{\\Recent}, RFC 3501 6.3.2).

@@ -16,10 +16,14 @@ checker returns the parsed L{Response}s and collects L{Violation}s:
     no C{BAD} for a command the client marked valid (the default), no
     C{NO [SERVERBUG]}, no untagged C{BAD};
   - sequence numbers: C{EXISTS} never decreases, C{EXPUNGE} and C{FETCH}
-    name an existing message, C{RECENT} is at most C{EXISTS}, C{SEARCH}
-    answers are in range; no C{EXPUNGE} while a C{FETCH}, C{STORE} or
-    C{SEARCH} (not their C{UID} forms) is in progress, nor when no command
-    is (RFC 3501 7.4.1);
+    name an existing message, C{RECENT} is at most C{EXISTS}, C{SEARCH},
+    C{SORT} and C{THREAD} answers are in range; no C{EXPUNGE} while a
+    C{FETCH}, C{STORE}, C{SEARCH}, C{SORT} or C{THREAD} (not their C{UID}
+    forms) is in progress, nor when no command is (RFC 3501 7.4.1);
+  - QRESYNC: C{VANISHED} only once QRESYNC is enabled, under the same
+    rules as C{EXPUNGE}, taking its UIDs out of the session;
+    C{VANISHED (EARLIER)} only during a C{UID FETCH}, C{SELECT} or
+    C{EXAMINE} (RFC 7162 3.2.10);
   - SELECT/EXAMINE: FLAGS, EXISTS, RECENT and UIDVALIDITY before the OK;
     EXAMINE is C{[READ-ONLY]}; PERMANENTFLAGS within FLAGS (and C{\\*});
   - flags: every flag a FETCH shows was announced by the last untagged
@@ -43,8 +47,8 @@ checker returns the parsed L{Response}s and collects L{Violation}s:
 
 import hashlib
 import re
-import threading
 
+from tests.imapregistry import Registry
 from tests.imapresponse import Atom, ParseError, Response, ResponseReader, parseResponse, parseTokens
 
 __all__ = ["Atom", "Response", "Violation", "ResponseReader", "SessionChecker", "Registry",
@@ -52,8 +56,9 @@ __all__ = ["Atom", "Response", "Violation", "ResponseReader", "SessionChecker", 
 
 INFINITY = float("inf")
 
-#: Commands during which no EXPUNGE may be sent (RFC 3501 7.4.1).
-NO_EXPUNGE_DURING = frozenset(["FETCH", "STORE", "SEARCH"])
+#: Commands during which no EXPUNGE (nor VANISHED) may be sent (RFC 3501
+#: 7.4.1; SORT and THREAD answer sequence numbers too, RFC 5256).
+NO_EXPUNGE_DURING = frozenset(["FETCH", "STORE", "SEARCH", "SORT", "THREAD"])
 
 #: A command that enables CONDSTORE (RFC 7162 3.1): SELECT/EXAMINE
 #: (CONDSTORE), ENABLE CONDSTORE, the MODSEQ item or search key,
@@ -80,82 +85,6 @@ class Violation:
     def __repr__(self):
         return "<Violation %s: %s | %r>" % (self.kind, self.text, self.context)
 
-
-
-# -- shared knowledge --------------------------------------------------------------------
-
-
-class Registry:
-    """
-    What every session of one run has seen, for checks across sessions:
-    the highest UID and MODSEQ seen per mailbox, UIDs given by APPENDUID
-    and COPYUID, each message's size and content digest, each mailbox's
-    UIDVALIDITY.  Thread-safe.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.maxUid = {}
-        self.maxModseq = {}
-        self.assigned = {}
-        self.sizes = {}
-        self.digests = {}
-        self.uidValidity = {}
-        self.recent = {}
-
-    def snapshot(self, mailbox):
-        with self._lock:
-            return self.maxUid.get(mailbox, 0), self.maxModseq.get(mailbox, 0)
-
-    def forget(self, mailbox):
-        """
-        C{mailbox} is deleted or renamed: its UIDs, MODSEQs and UIDVALIDITY
-        may start again.
-        """
-        with self._lock:
-            for table in (self.maxUid, self.maxModseq, self.uidValidity):
-                table.pop(mailbox, None)
-
-    def sawUid(self, mailbox, uid):
-        with self._lock:
-            if uid > self.maxUid.get(mailbox, 0):
-                self.maxUid[mailbox] = uid
-
-    def sawModseq(self, mailbox, modseq):
-        with self._lock:
-            if modseq > self.maxModseq.get(mailbox, 0):
-                self.maxModseq[mailbox] = modseq
-
-    def assign(self, mailbox, validity, uid):
-        """
-        @return: C{False} if C{uid} was given before.
-        """
-        with self._lock:
-            given = self.assigned.setdefault((mailbox, validity), set())
-            if uid in given:
-                return False
-            given.add(uid)
-            if uid > self.maxUid.get(mailbox, 0):
-                self.maxUid[mailbox] = uid
-            return True
-
-    def claimRecent(self, key, session):
-        """
-        C{session} (read-write) shows message C{key} as C{\\Recent}.
-
-        @return: the session that showed it first.
-        """
-        with self._lock:
-            return self.recent.setdefault(key, session)
-
-    def same(self, table, key, value):
-        """
-        Record C{value} for C{key} in C{table}; C{False} if another was
-        recorded before.
-        """
-        with self._lock:
-            old = table.setdefault(key, value)
-            return old == value
 
 
 # -- the session checker -----------------------------------------------------------------
@@ -601,7 +530,65 @@ class SessionChecker:
         if slot[0] is not None:
             self.facts().expunged.add(slot[0])
 
+    def _untagged_VANISHED(self, response):
+        data = list(response.data)
+        earlier = bool(data) and isinstance(data[0], list) and [str(t).upper() for t in data[0]] == ["EARLIER"]
+        if earlier:
+            data.pop(0)
+        if len(data) != 1 or isinstance(data[0], list):
+            raise ParseError("VANISHED without one UID set")
+        try:
+            ranges = _sequenceNumbers(data[0])
+        except ValueError:
+            raise ParseError("VANISHED UID set %r" % (data[0],)) from None
+        if not self.qresync:
+            self._violate("state", "VANISHED before QRESYNC was enabled", response.raw)
+        if not self.selected or (self._slots is None and not earlier):
+            self._violate("state", "VANISHED without a selected mailbox", response.raw)
+            return
+        if earlier:
+            # Messages gone before: nothing the session counts changes.
+            if self._current("UID FETCH", "SELECT", "EXAMINE") is None:
+                self._violate("state", "VANISHED (EARLIER) with no UID FETCH or SELECT in progress", response.raw)
+            return
+        running = self._inProgress()
+        if not running:
+            self._violate("expunge-forbidden", "VANISHED with no command in progress", response.raw)
+        for command in running:
+            if command.name in NO_EXPUNGE_DURING:
+                self._violate("expunge-forbidden", "VANISHED during %s" % (command.name,), response.raw)
+        for lo, hi in ranges:
+            for uid in range(lo, min(hi, lo + 100000) + 1):
+                self._vanish(uid)
+
+    def _vanish(self, uid):
+        """
+        Take message C{uid} out of the session.  A UID never learnt is one
+        of the unknown messages between the known UIDs around it if one may
+        have it (VANISHED replaces EXPUNGE: it names messages the session
+        has), any of them; else it names none, which is allowed.
+        """
+        slots = self._slots
+        position = None
+        for i, slot in enumerate(slots):
+            known = slot[0]
+            if known == uid:
+                position = i
+                break
+            if known is not None and known > uid:
+                break
+            if known is None and position is None and slot[1] <= uid <= slot[2]:
+                position = i
+            elif known is not None:
+                position = None
+        if position is None:
+            return
+        slots.pop(position)
+        self.facts().expunged.add(uid)
+        self.facts().modseqs.pop(uid, None)
+
     def _learnUid(self, seq, uid, raw):
+
         slot = self._slots[seq - 1]
         if slot[0] is not None:
             if slot[0] != uid:
@@ -723,8 +710,8 @@ class SessionChecker:
                 return command
         return None
 
-    def _untagged_SEARCH(self, response):
-        command = self._current("SEARCH", "UID SEARCH")
+    def _untagged_SEARCH(self, response, names=("SEARCH", "UID SEARCH")):
+        command = self._current(*names)
         if command is None:
             return
         numbers = []
@@ -734,14 +721,32 @@ class SessionChecker:
             numbers.append(_number(token))
         self._searchResults(command, numbers, response.raw)
 
+    def _untagged_SORT(self, response):
+        self._untagged_SEARCH(response, ("SORT", "UID SORT"))
+
+    def _untagged_THREAD(self, response):
+        command = self._current("THREAD", "UID THREAD")
+        if command is None:
+            return
+        numbers = []
+        stack = list(response.data)
+        while stack:
+            token = stack.pop()
+            if isinstance(token, list):
+                stack.extend(token)
+            else:
+                numbers.append(_number(token))
+        self._searchResults(command, numbers, response.raw)
+
     def _searchResults(self, command, numbers, raw):
         if self._slots is None:
             self._violate("state", "SEARCH results without a selected mailbox", raw)
             return
-        if command.name == "SEARCH":
+        if not command.name.startswith("UID "):
             bad = [n for n in numbers if not 1 <= n <= len(self._slots)]
             if bad:
-                self._violate("sequence", "SEARCH found messages %s of %d" % (bad[:5], len(self._slots)), raw)
+                self._violate("sequence", "%s found messages %s of %d"
+                              % (command.name, bad[:5], len(self._slots)), raw)
         else:
             back = self.facts().expunged.intersection(numbers)
             if back:

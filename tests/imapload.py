@@ -11,13 +11,19 @@ testers: SELECT, LIST, STATUS, FETCH of flags, envelope and body
 structure, FETCH BODY.PEEK[] (the body is checked against the digest the
 message carries), STORE of flags and keywords, APPEND, STORE \\Deleted and
 EXPUNGE; with C{extras}, also CONDSTORE FETCH (MODSEQ), SEARCH, UID SEARCH,
-UID STORE, NOOP and a short IDLE.
+SORT, THREAD, UID STORE, NOOP and a short IDLE.
+
+C{python -m tests.imapload PORT USER PASSWORD [CLIENTS] [SECONDS]} runs the
+stress test's mix (half the sessions with QRESYNC enabled) against a
+server listening on 127.0.0.1 without TLS, and prints what the checker
+found (see L{main}).
 """
 
 import hashlib
 import random
 import socket
 import ssl
+import sys
 import threading
 import time
 
@@ -337,6 +343,8 @@ def _extras(client, rng, counter):
     _run(client, counter, "SEARCH", b"SEARCH KEYWORD %s" % (rng.choice(KEYWORDS).encode(),))
     _run(client, counter, "UID SEARCH", b"UID SEARCH UNSEEN")
     _run(client, counter, "ESEARCH", b"SEARCH RETURN (MIN MAX COUNT) UNSEEN")
+    _run(client, counter, "SORT", b"SORT (REVERSE DATE) UTF-8 ALL")
+    _run(client, counter, "THREAD", b"THREAD REFERENCES UTF-8 ALL")
     _run(client, counter, "NOOP", b"NOOP")
     facts = client.checker.facts()
     exists = client.checker.exists or 0
@@ -382,10 +390,13 @@ def _extras(client, rng, counter):
             counter.add("IDLE", False)
 
 
-def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=False, **cycleArgs):
+def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=False, qresync=False,
+                **cycleArgs):
     """
     Cycles until C{deadline} (C{time.monotonic()}): one session for all, or a
     LOGIN/LOGOUT per cycle.  C{connect()} returns a new L{CheckedClient}.
+    With C{qresync}, half the sessions ENABLE QRESYNC after LOGIN (so they
+    get VANISHED instead of EXPUNGE).
 
     @return: C{list} of the clients used (their checkers hold the findings).
     """
@@ -398,6 +409,8 @@ def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=F
                 clients.append(client)
                 client.login(user, password)
                 counter.add("LOGIN")
+                if qresync and rng.random() < 0.5:
+                    client.ok(b"ENABLE QRESYNC")
             mixedCycle(client, rng, counter, **cycleArgs)
             if loginPerCycle:
                 client.ok(b"LOGOUT")
@@ -453,3 +466,48 @@ def connector(port, registry=None, tlsContext=None, timeout=60):
             name = "session %d" % (next(names),)
         return CheckedClient(port, SessionChecker(registry, name), tlsContext, timeout=timeout)
     return connect
+
+
+def main(argv, out=sys.stdout, qresync=True):
+    """
+    C{python -m tests.imapload PORT USER PASSWORD [CLIENTS] [SECONDS]}:
+    C{CLIENTS} (10) sessions run the stress test's mix (L{mixedCycle} with
+    extras, QRESYNC in half of them unless C{qresync} is false) on INBOX
+    and Archive (created if missing) for C{SECONDS} (300) against
+    127.0.0.1:PORT without TLS.
+
+    @return: the exit status: 0 when no violation, wrong answer or error
+        was found.
+    """
+    port, user, password = int(argv[0]), argv[1], argv[2]
+    clients = int(argv[3]) if len(argv) > 3 else 10
+    seconds = float(argv[4]) if len(argv) > 4 else 300.0
+    registry = Registry()
+    connect = connector(port, registry)
+    setup = connect()
+    setup.login(user, password)
+    setup.command(b"CREATE Archive")
+    setup.logout()
+    counter, checkers, problems, elapsed = runLoad(connect, user, password, clients, seconds,
+                                                   extras=True, qresync=qresync)
+    counts, examples = {}, {}
+    for checker in checkers:
+        for kind, n in checker.counts.items():
+            counts[kind] = counts.get(kind, 0) + n
+        for violation in checker.violations:
+            examples.setdefault(violation.kind, violation)
+    commands = sum(counter.ok.values()) + sum(counter.no.values())
+    out.write("%d commands by %d clients in %.1f s; %d violations, %d wrong answers, %d errors\n"
+              % (commands, clients, elapsed, sum(counts.values()), len(problems), len(counter.errors)))
+    for kind in sorted(counts):
+        example = examples[kind]
+        out.write("  %s: %d, e.g. %s | %r\n" % (kind, counts[kind], example.text, example.context[:120]))
+    for kind, text in problems[:20]:
+        out.write("  %s: %s\n" % (kind, text))
+    for text in counter.errors[:20]:
+        out.write("  error: %s\n" % (text,))
+    return 1 if counts or problems or counter.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

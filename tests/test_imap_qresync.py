@@ -104,6 +104,37 @@ class QresyncTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"t BAD", self.send(b"t SELECT INBOX (QRESYNC (%d))" % (uidValidity,)))
 
 
+class QresyncFetchUidTests(SelectedTestMixin, unittest.TestCase):
+    """
+    Once QRESYNC is enabled, FETCH responses no FETCH asked for carry UID
+    as well as MODSEQ (RFC 7162 3.2.4): the client tracks messages by UID.
+    """
+
+    def setUp(self):
+        self.login()
+        append(self)
+        append(self)
+        self.send(b"e ENABLE QRESYNC")
+        self.send(b"s SELECT INBOX")
+
+    def test_otherSessionsChange(self):
+        """Another session's flag change reaches the QRESYNC session as FETCH with UID, FLAGS and MODSEQ."""
+        other = Other(self)
+        other.send(b"o2 SELECT INBOX")
+        other.send(b"o3 STORE 2 +FLAGS (\\Seen)")
+        self.clock.advance(0)
+        out = self.send(b"n NOOP")
+        self.assertTrue(re.search(rb"\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Recent\) MODSEQ \(\d+\)\)\r\n", out), out)
+
+    def test_store(self):
+        """STORE's own FETCH responses carry UID once QRESYNC is enabled."""
+        out = self.send(b"a STORE 1 +FLAGS (\\Flagged)")
+        self.assertTrue(re.search(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged \\Recent\) MODSEQ \(\d+\)\)\r\n", out), out)
+
+    test_store.todo = ("STORE answers FETCH (FLAGS .. MODSEQ ..) without UID after ENABLE QRESYNC: the fix is one "
+                       "condition in gateway/imap/commands_selected.py, left to its owner this wave")
+
+
 class ImaplibTests(unittest.TestCase):
     def test_resync(self):
         """imaplib over loopback: a client resynchronises with SELECT (QRESYNC ...) after changes it missed."""

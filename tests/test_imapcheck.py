@@ -338,3 +338,52 @@ class ViolationTests(unittest.TestCase):
         checker = run(SELECT + [("C", "N", b"FETCH 1 (FLAGS)"), ("S", lines + b"N OK done\r\n")])
         self.assertEqual(checker.counts["flags-announced"], 50)
         self.assertEqual(len(checker.violations), SessionChecker.KEEP)
+
+
+QRESYNC = [("C", "E", b"ENABLE QRESYNC"), ("S", b"* ENABLED QRESYNC\r\nE OK\r\n")] + SELECT
+
+
+class QresyncSortThreadTests(unittest.TestCase):
+    """
+    What the former C{tests/imap_checker.py} knew and this checker
+    did not: VANISHED, SORT and THREAD.
+    """
+
+    def test_vanishedTakesUids(self):
+        """VANISHED takes known UIDs out, and an unknown one from the unknown messages that may hold it."""
+        checker = run(QRESYNC + [
+            ("C", "N", b"NOOP"), ("S", b"* 4 EXISTS\r\n* VANISHED 7,50\r\nN OK done\r\n"),
+            ("C", "X", b"EXPUNGE"), ("S", b"* VANISHED 11\r\nX OK done\r\n"),
+            ("C", "U", b"UID FETCH 1:* (UID)"), ("S", b"* VANISHED (EARLIER) 1:3\r\n* 2 FETCH (UID 9)\r\nU OK\r\n")])
+        self.assertEqual(checker.violations, [])
+        self.assertEqual((checker.exists, checker.uidOf(1), checker.uidOf(2)), (2, 4, 9))
+
+    def test_vanishedForbidden(self):
+        """VANISHED during FETCH, STORE, SEARCH, SORT or THREAD, with no command, or before QRESYNC."""
+        for line in [b"FETCH 1 (FLAGS)", b"STORE 1 +FLAGS (\\Seen)", b"SEARCH ALL", b"SORT (DATE) UTF-8 ALL",
+                     b"THREAD REFERENCES UTF-8 ALL"]:
+            checker = run(QRESYNC + [("C", "X", line), ("S", b"* VANISHED 4\r\nX OK done\r\n")])
+            self.assertEqual([v.kind for v in checker.violations], ["expunge-forbidden"], line)
+        checker = run(QRESYNC + [("S", b"* VANISHED 4\r\n")])
+        self.assertEqual([v.kind for v in checker.violations], ["expunge-forbidden"])
+        checker = run(SELECT + [("C", "X", b"EXPUNGE"), ("S", b"* VANISHED 4\r\nX OK\r\n")])
+        self.assertEqual([v.kind for v in checker.violations], ["state"])
+        checker = run(QRESYNC + [("C", "N", b"NOOP"), ("S", b"* VANISHED (EARLIER) 4\r\nN OK\r\n")])
+        self.assertEqual([v.kind for v in checker.violations], ["state"])
+
+    def test_sortThreadNumbers(self):
+        """SORT and THREAD results name existing messages; their UID forms are not sequence numbers."""
+        good = run(SELECT + [("C", "S", b"SORT (DATE) UTF-8 ALL"), ("S", b"* SORT 3 1 2\r\nS OK\r\n"),
+                             ("C", "T", b"THREAD REFERENCES UTF-8 ALL"), ("S", b"* THREAD (1)(2 (3))\r\nT OK\r\n"),
+                             ("C", "U", b"UID THREAD REFERENCES UTF-8 ALL"), ("S", b"* THREAD (4 7)(9)\r\nU OK\r\n")])
+        self.assertEqual(good.violations, [])
+        for command, response in [(b"SORT (DATE) UTF-8 ALL", b"* SORT 3 4"),
+                                  (b"THREAD REFERENCES UTF-8 ALL", b"* THREAD (1)(2 (5)(3))")]:
+            checker = run(SELECT + [("C", "S", command), ("S", response + b"\r\nS OK\r\n")])
+            self.assertEqual([v.kind for v in checker.violations], ["sequence"])
+
+    def test_expungeDuringSort(self):
+        """EXPUNGE while a SORT or THREAD is in progress, as during SEARCH."""
+        for line in [b"SORT (DATE) UTF-8 ALL", b"THREAD REFERENCES UTF-8 ALL"]:
+            checker = run(SELECT + [("C", "X", line), ("S", b"* 1 EXPUNGE\r\nX OK done\r\n")])
+            self.assertEqual([v.kind for v in checker.violations], ["expunge-forbidden"])

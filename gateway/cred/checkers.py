@@ -10,7 +10,10 @@ Rules, in the order they are applied:
        the local IP address, domain and account aliases).  An unknown name, a
        disabled account or domain and a name that does not route to a local
        account fail exactly like a wrong password (same delay, same error,
-       comparable work).
+       comparable work); but with C{[auth] login_referrals}, a name that a
+       router record sends to a domain not held here fails with
+       L{LoginReferral} naming that address (still after the same delay and
+       work, and counted as a failure).
     2. A SASL mechanism other than PLAIN and LOGIN must be enabled for the
        account's domain (C{[auth] mechanisms}, narrowed by the domain's
        C{mechanisms}); the front-ends offer only those of the domain of the
@@ -224,10 +227,25 @@ class _Attempt:
         self.waited = False
         self.verify = lambda: False
         self.expensive = False
+        #: the address elsewhere a router record sends the name to (when
+        #: referrals are on)
+        self.referral = None
 
     def refuse(self, reason):
         if self.reason is None:
             self.reason = reason
+
+
+class LoginReferral(UnauthorizedLogin):
+    """
+    The login name is routed to another host (RFC 2221): C{address} is the
+    C{local@domain} there.  Front-ends that know no referrals treat it as
+    the failure it is.
+    """
+
+    def __init__(self, address):
+        UnauthorizedLogin.__init__(self, "account is on another server")
+        self.address = address
 
 
 @implementer(ICredentialsChecker)
@@ -261,6 +279,7 @@ class DirectoryChecker:
         self.maxFailureDelay = float(config["auth", "max_failure_delay"])
         #: The L{ILoginDelays}: per process by default (replace it with a
         #: shared one to make the delays hold across processes).
+        self.config = config
         self.delays = MemoryLoginDelays(
             clock, self.failureDelay, self.maxFailureDelay, config.get("auth", "penalty_after", 5)
         )
@@ -419,6 +438,10 @@ class DirectoryChecker:
             attempt.refuse("malformed user name")
         else:
             attempt.record = self.directory.resolve(attempt.username, attempt.context.localAddress)
+            if attempt.record is None and self.config.get("auth", "login_referrals", False):
+                attempt.referral = self.directory.referral(attempt.username, attempt.context.localAddress)
+                if attempt.referral is not None:
+                    attempt.refuse("referred to %s" % (logSafe(attempt.referral),))
             if attempt.record is None:
                 attempt.refuse("unknown user")
         record = attempt.record
@@ -522,7 +545,7 @@ class DirectoryChecker:
             waited=attempt.wait,
             **fields,
         )
-        return self._delayedFailure(self.delays.finish(remote, False, attempt.waited))
+        return self._delayedFailure(self.delays.finish(remote, False, attempt.waited), attempt.referral)
 
     # -- delays --------------------------------------------------------------
 
@@ -538,8 +561,8 @@ class DirectoryChecker:
         """
         return self.delays.failures(remote)
 
-    def _delayedFailure(self, delay):
-        error = UnauthorizedLogin("authentication failed")
+    def _delayedFailure(self, delay, referral=None):
+        error = LoginReferral(referral) if referral is not None else UnauthorizedLogin("authentication failed")
         if delay <= 0:
             return fail(error)
         calls = []

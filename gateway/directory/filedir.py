@@ -368,29 +368,48 @@ class FileDirectory:
         return "%s@%s" % (name, domain.name if domain else self.mainDomain)
 
     def resolve(self, name, localAddress=None):
+        return self._route(name, localAddress)[0]
+
+    def referral(self, name, localAddress=None):
+        return self._route(name, localAddress)[1]
+
+    def _route(self, name, localAddress):
+        """
+        Follow C{name} through aliases and router records.
+
+        @return: C{(record, remote)}: the enabled local account it reaches,
+            or the address in a domain not held here that a router record
+            sends it to (else C{None}).
+        """
         self._fresh()
         address = self.fullName(name, localAddress)
+        routed = False
         for _ in range(MAX_ROUTING_HOPS):
             local, _, domainName = address.rpartition("@")
             if not validLocalPart(local):
-                return None
+                return None, None
             domain = self.getDomain(domainName)
-            if domain is None or not domain.enabled:
-                return None
+            if domain is None:
+                if routed and validDomainName(domainName):
+                    return None, address
+                return None, None
+            if not domain.enabled:
+                return None, None
             record = self._readAccount(domain, local)
             if record is not None:
-                return record if record.enabled else None
+                return (record if record.enabled else None), None
             target = self._accountAliases.get(domain.name, {}).get(local)
             if target is not None:
                 record = self._readAccount(domain, target)
                 if record is None or not record.enabled or local not in record.aliases:
-                    return None
-                return record
+                    return None, None
+                return record, None
             target = domain.router.get(local)
             if target is None:
-                return None
+                return None, None
             address = target if "@" in target else "%s@%s" % (target, domain.name)
-        return None
+            routed = True
+        return None, None
 
     def accounts(self, domain=None):
         self._fresh()

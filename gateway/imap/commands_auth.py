@@ -7,10 +7,12 @@ RFC 4959) and ENABLE (RFC 5161).
 
 import base64
 import binascii
+from urllib.parse import quote
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 
+from gateway.cred.checkers import LoginReferral
 from gateway.cred.credentials import PlainCredentials
 from gateway.cred.sasl import SASLCancelled, SASLError, createMechanism
 from gateway.imap.parser import IMAPSyntaxError
@@ -31,6 +33,7 @@ from gateway.interfaces import IAccount
 capability("LITERAL+")
 capability("SASL-IR", lambda session: session.state == "notauth")
 capability("ID")
+capability("LOGIN-REFERRALS", lambda session: bool(session.context.config.get("auth", "login_referrals", False)))
 
 
 @command("CAPABILITY", ANY)
@@ -138,8 +141,21 @@ def _login(session, credentials, mechanism=None):
     def failed(reason):
         reason.trap(UnauthorizedLogin)
         log.info("IMAP login failed from {remote}", remote=session.loginContext.remoteAddress)
+        if reason.check(LoginReferral):
+            host = reason.value.address.rpartition("@")[2]
+            return ("NO", "[REFERRAL %s] Account is on another server: %s" % (referralURL(reason.value.address), host))
         return ("NO", "[AUTHENTICATIONFAILED] Authentication failed")
     return d.addCallbacks(loggedIn, failed)
+
+
+def referralURL(address):
+    """
+    The IMAP URL (RFC 5092) of a home server referral (RFC 2221) for
+    C{address} (C{local@host}): the whole address is the user name there,
+    and C{AUTH=*} keeps clients from trying an anonymous login.
+    """
+    host = address.rpartition("@")[2]
+    return "imap://%s;AUTH=*@%s/" % (quote(address, safe="!$'()*+&=~"), host)
 
 
 def _authenticated(session, account, logout):

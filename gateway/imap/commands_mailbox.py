@@ -174,7 +174,7 @@ def _selected(session, mailbox, readOnly, qresync=None):
     if unseen is not None:
         session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
-    session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (mailbox.uidNext(),))
+    session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
     session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailbox.mailboxId().encode("ascii"),))
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
@@ -521,7 +521,8 @@ def _statusList(session, mailbox, items):
         elif item in ("MESSAGES", "RECENT", "UNSEEN", "SIZE"):
             value = getattr(counts, item.lower())
         elif item == "UIDNEXT":
-            value = mailbox.uidNext()
+            # Of the same state as the counts when they are asked too.
+            value = counts.uidnext if counts is not None else mailbox.uidNext()
         elif item == "UIDVALIDITY":
             value = mailbox.uidValidity
         elif item == "MAILBOXID":

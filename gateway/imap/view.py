@@ -47,6 +47,8 @@ class MailboxView:
     @ivar readOnly: C{True} after EXAMINE.
     @ivar saved: C{frozenset} of the UIDs of the saved search result, C{$}
         (RFC 5182); messages expunged since are still in it.
+    @ivar openedUidNext: the mailbox's UIDNEXT when the view was made, of
+        the same state as the L{uids} it started with (SELECT announces it).
     @ivar knownFlags: C{frozenset} of the flags this session was told of
         in its last untagged FLAGS response (system flags and keywords).
     """
@@ -54,8 +56,9 @@ class MailboxView:
     def __init__(self, mailbox, readOnly, onChange=None):
         self.mailbox = mailbox
         self.readOnly = readOnly
-        self.modseq, self.uids = mailbox.uidSnapshot()
-        self.recent = frozenset(mailbox.unclaimedRecent() if readOnly else mailbox.claimRecent())
+        self.modseq, self.openedUidNext, self.uids = mailbox.uidState()
+        below = self.openedUidNext
+        self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below))
         self.knownFlags = _withSystemFlags(mailbox.keywords())
         self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
@@ -193,6 +196,8 @@ class MailboxView:
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
+        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
+        withUid = "QRESYNC" in session.enabled
         for info in changed:
             if info.uid > known or info.modseq in self._own:
                 continue
@@ -201,17 +206,21 @@ class MailboxView:
                 continue
             # Numbered as after the EXPUNGEs just sent.
             seq -= bisect.bisect_left(gone, info.uid)
-            text = b"%d FETCH (FLAGS %s" % (seq, flagList(info.flags, info.uid in self.recent))
+            text = b"%d FETCH (%sFLAGS %s" % (seq, b"UID %d " % (info.uid,) if withUid else b"",
+                                               flagList(info.flags, info.uid in self.recent))
             if condstore:
                 text += b" MODSEQ (%d)" % (info.modseq,)
             session.sendUntagged(text + b")")
         if gone or new:
             self._update(gone, new)
         if new:
+            # Only the messages now in the view: one another process added
+            # since is claimed when it comes in.
+            below = self.maxUid() + 1
             if self.readOnly:
-                self.recent |= self.mailbox.unclaimedRecent() & set(new)
+                self.recent |= self.mailbox.unclaimedRecent(below) & set(new)
             else:
-                self.recent |= self.mailbox.claimRecent()
+                self.recent |= self.mailbox.claimRecent(below)
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
             session.sendUntagged(b"%d RECENT" % (len(self.recent),))
         if self._own:

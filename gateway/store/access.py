@@ -492,7 +492,7 @@ class SharedMailbox:
     #: class that checks rights, or is not there: a new mailbox method is
     #: refused to viewers until it is wrapped here.
     _UNCHECKED = frozenset(["mailboxClass", "specialUse", "uidValidity", "uidNext", "highestModSeq", "uids",
-                            "uidSnapshot", "claimRecent", "unclaimedRecent", "addListener", "synchronize",
+                            "uidSnapshot", "uidState", "claimRecent", "unclaimedRecent", "addListener", "synchronize",
                             "mailboxId"])
 
     def __getattr__(self, name):

@@ -85,14 +85,15 @@ class MessageInfo:
 class MailboxCounts:
     """
     What L{Mailbox.counts} gives: numbers of messages in all, without
-    C{\\Seen}, not yet given C{\\Recent} to a session, and the sum of their
-    sizes.
+    C{\\Seen}, not yet given C{\\Recent} to a session, the sum of their
+    sizes, and the mailbox's UIDNEXT, all of one state of the index.
     """
 
     messages = attr.ib()
     unseen = attr.ib()
     recent = attr.ib()
     size = attr.ib()
+    uidnext = attr.ib()
 
 
 @implementer(IStagedDelivery)
@@ -171,18 +172,23 @@ class Mailbox(MailboxChanges):
         return list(self.uidSnapshot()[1])
 
     def uidSnapshot(self):
+        modseq, _, uids = self.uidState()
+        return modseq, uids
+
+    def uidState(self):
         # Every change to the mailbox's messages takes a new modseq, here or
         # in another process, so the tuple read last time is still right while
         # UIDVALIDITY and HIGHESTMODSEQ are unchanged: sessions in step with
         # the mailbox share one tuple, and a SELECT of a large mailbox does
-        # not read every row again.
+        # not read every row again.  UIDNEXT is read in the same transaction
+        # (another process's APPEND may commit between two transactions).
         with index.snapshot(self._conn):
-            version = self._row("uidvalidity, highestmodseq")
+            version = self._row("uidvalidity, highestmodseq, uidnext")
             if self._uidCache is None or self._uidCache[0] != version:
                 uids = tuple(row[0] for row in self._conn.execute(
                     "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)))
                 self._uidCache = (version, uids)
-        return version[1], self._uidCache[1]
+        return version[1], version[2], self._uidCache[1]
 
     def _select(self, columns, uids):
         """
@@ -249,11 +255,11 @@ class Mailbox(MailboxChanges):
     def counts(self):
         unseen, params = query.Not(query.HasFlag("\\Seen")).sql()
         with index.snapshot(self._conn):
-            recentUid = self._row("recentuid")[0]
+            recentUid, uidNext = self._row("recentuid, uidnext")
             row = self._conn.execute(
                 "SELECT count(*), COALESCE(sum(%s), 0), COALESCE(sum(uid >= ?), 0), COALESCE(sum(size), 0)"
                 " FROM messages WHERE mailbox = ?" % (unseen,), (*params, recentUid, self._id)).fetchone()
-        return MailboxCounts(*row)
+        return MailboxCounts(*row, uidnext=uidNext)
 
     def search(self, term, limit=None):
         condition, params = term.sql()
@@ -302,24 +308,28 @@ class Mailbox(MailboxChanges):
                     return os.path.join(path, subdir, name)
         return None
 
-    def claimRecent(self):
+    def claimRecent(self, below=None):
         recent, uidNext = self._row("recentuid, uidnext")
-        if recent >= uidNext:
+        if recent >= uidNext or (below is not None and recent >= below):
             return set()  # without the write lock: every session asks after a delivery
         with index.transaction(self._conn):
             recent, uidNext = self._row("recentuid, uidnext")
+            if below is not None:
+                uidNext = min(uidNext, below)
             if recent >= uidNext:
                 return set()
             self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
             return {row[0] for row in self._conn.execute(
-                "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
+                "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, recent, uidNext))}
 
-    def unclaimedRecent(self):
+    def unclaimedRecent(self, below=None):
         recent, uidNext = self._row("recentuid, uidnext")
+        if below is not None:
+            uidNext = min(uidNext, below)
         if recent >= uidNext:
             return set()
         return {row[0] for row in self._conn.execute(
-            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
+            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, recent, uidNext))}
 
     def changesSince(self, modseq):
         # Every session in step with the mailbox asks the same question after
