@@ -13,9 +13,11 @@ password; CRAM-MD5 and SCRAM do the same job through SASL.
 
 import attr
 from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.python.failure import Failure
 
 from gateway import logging as glog
 from gateway.cred.credentials import LoginContext
+from gateway.errors import isStorageFull
 from gateway.pop3.auth import AuthorizationCommands
 from gateway.pop3.transaction import TransactionCommands
 
@@ -174,8 +176,14 @@ class POP3Server(AuthorizationCommands, TransactionCommands, Protocol):
         """
         Log an internal error with its traceback, the first
         L{LOGGED_FAILURES} times in this session; count the others (a client
-        that makes every command fail cannot fill the log).
+        that makes every command fail cannot fill the log).  A full disk is
+        no bug: one warning line, no traceback (the client still gets
+        C{-ERR [SYS/TEMP]}).
         """
+        reason = reason if reason is not None else Failure()
+        if isStorageFull(reason.value):
+            log.warn(format + ": the disk is full ({error})", error=reason.value, **kwargs)
+            return
         self.failures += 1
         if self.failures <= LOGGED_FAILURES:
             log.failure(format, reason, **kwargs)

@@ -43,6 +43,7 @@ import os
 import sqlite3
 import time
 
+from gateway.errors import isStorageFull
 from gateway.store import maildir
 
 BUSY_TIMEOUT_MS = 30000
@@ -207,7 +208,14 @@ def transaction(conn):
         conn.execute("ROLLBACK")
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            # A commit that failed (a full disk) may leave the transaction
+            # open: the connection must take the next one.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 @contextlib.contextmanager
@@ -239,11 +247,15 @@ def newUidValidity(conn):
     value = max(int(time.time()), last + 1) & 0xFFFFFFFF
     conn.execute("UPDATE meta SET value = ? WHERE key = 'uidvalidity'", (value,))
     temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "w") as f:
-        f.write("%08x\n" % (value,))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            f.write("%08x\n" % (value,))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        maildir.removeQuietly(temporary)
+        raise
     return value
 
 
@@ -491,20 +503,38 @@ def scanMailbox(conn, mailboxId, path, names=None):
                 measures.append((base, maildir.measureFile(filePath), os.stat(filePath).st_mtime))
             except FileNotFoundError:
                 continue
-        with transaction(conn):
-            if number == 0:
-                uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
-                                                     keywordLetters, uidList)
-                changedAny |= removedAny
-            changedAny |= _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
-            if number == len(batches) - 1:
-                conn.execute("UPDATE mailboxes SET indexed = 1 WHERE id = ?", (mailboxId,))
-                for subdir, mtime in scan:
-                    # What we saw before listing; if we moved files ourselves
-                    # the folder looks changed and is scanned once more.
-                    conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
-                                 % (subdir, subdir), (mtime, now, mailboxId))
+        batchChanged = None
+        try:
+            with transaction(conn):
+                removedAny = False
+                if number == 0:
+                    uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
+                                                         keywordLetters, uidList)
+                addedAny = _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
+                batchChanged = removedAny or addedAny
+                _recordScan(conn, mailboxId, scan, now, number == len(batches) - 1)
+        except sqlite3.Error as e:
+            # A full disk: a scan that found nothing to change only failed
+            # to note so (the next one looks again); mailboxes stay readable.
+            if batchChanged is not False or not isStorageFull(e):
+                raise
+        changedAny |= batchChanged
     return changedAny
+
+
+def _recordScan(conn, mailboxId, scan, now, last):
+    """
+    After the last batch of a scan: the mailbox is indexed, and its folders
+    matched the index at the mtimes in C{scan}.
+    """
+    if not last:
+        return
+    conn.execute("UPDATE mailboxes SET indexed = 1 WHERE id = ?", (mailboxId,))
+    for subdir, mtime in scan:
+        # What we saw before listing; if we moved files ourselves
+        # the folder looks changed and is scanned once more.
+        conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
+                     % (subdir, subdir), (mtime, now, mailboxId))
 
 
 def messageFileExists(path, base, subdir, filename):

@@ -9,13 +9,14 @@ in L{gateway.store.changes}.
 import datetime
 import os
 import shutil
+import sqlite3
 
 import attr
 from twisted.internet.defer import fail
 from twisted.python import log
 from zope.interface import implementer
 
-from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
+from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError, isStorageFull
 from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
 from gateway.store import index, maildir, query
 from gateway.store.changes import MailboxChanges
@@ -306,13 +307,21 @@ class Mailbox(MailboxChanges):
         recent, uidNext = self._row("recentuid, uidnext")
         if recent >= uidNext:
             return set()  # without the write lock: every session asks after a delivery
-        with index.transaction(self._conn):
-            recent, uidNext = self._row("recentuid, uidnext")
-            if recent >= uidNext:
-                return set()
-            self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
-            return {row[0] for row in self._conn.execute(
-                "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
+        try:
+            with index.transaction(self._conn):
+                recent, uidNext = self._row("recentuid, uidnext")
+                if recent >= uidNext:
+                    return set()
+                self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
+                return {row[0] for row in self._conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ?", (self._id, recent))}
+        except sqlite3.Error as e:
+            # A full disk: opening a mailbox must not need a write (the
+            # user is opening it to make room); this session sees the
+            # messages as recent and leaves the claim to the next one.
+            if not isStorageFull(e):
+                raise
+            return self.unclaimedRecent()
 
     def unclaimedRecent(self):
         recent, uidNext = self._row("recentuid, uidnext")
