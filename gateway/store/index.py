@@ -52,6 +52,12 @@ DIRTY_WINDOW_NS = 2 * 10**9
 SCAN_BATCH = 2000
 #: Next to the index: the last UIDVALIDITY handed out (survives index loss).
 UIDVALIDITY_FILE = ".gateway-uidvalidity"
+
+#: Beside the index (C{maildir.INDEX_NAME} with this suffix): octets kept
+#: in reserve so that flagging and expunging, which make room, still work
+#: on a full disk (see L{roomPermitting}).
+RESERVE_SUFFIX = "-reserve"
+RESERVE_SIZE = 256 * 1024
 #: Next to the index: the journals of MOVEs in progress (L{writeJournal}).
 JOURNAL_FOLDER = ".gateway-journal"
 
@@ -216,6 +222,54 @@ def transaction(conn):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+
+def keepReserve(indexPath):
+    """
+    Best effort: make sure the reserve beside the index at C{indexPath}
+    (C{RESERVE_SIZE} octets of zeros, named after the index so backups and
+    the change watcher skip it) is there.  On a full disk it is given up
+    to the writes that make room (see L{roomPermitting}).
+    """
+    path = indexPath + RESERVE_SUFFIX
+    try:
+        if os.path.getsize(path) >= RESERVE_SIZE:
+            return
+    except OSError:
+        pass
+    try:
+        # Written, not fsync'd: the file system allocates (or reserves,
+        # with delayed allocation) the blocks when they are written.
+        with open(path, "wb") as f:
+            f.write(b"\0" * RESERVE_SIZE)
+    except OSError:
+        maildir.removeQuietly(path)
+
+
+def roomPermitting(conn, f, *args):
+    """
+    C{f(*args)}, a write that makes room or must work when the disk is
+    full (flagging C{\\Deleted}, expunging).  When it fails with
+    C{SQLITE_FULL}, the reserve beside the index is given up, the
+    write-ahead log is checkpointed (the next write then reuses the log's
+    space), and C{f} runs once more (an expunge has unlinked its files by
+    then); the reserve is taken back when there is room again.  C{f} must
+    be safe to run again after a failed commit.
+    """
+    try:
+        return f(*args)
+    except sqlite3.Error as e:
+        if not isStorageFull(e):
+            raise
+    indexPath = conn.execute("PRAGMA database_list").fetchone()[2]
+    maildir.removeQuietly(indexPath + RESERVE_SUFFIX)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass  # the retry tells
+    result = f(*args)
+    keepReserve(indexPath)
+    return result
 
 
 @contextlib.contextmanager

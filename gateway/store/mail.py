@@ -128,6 +128,7 @@ class MailStore:
         self.indexPath = os.path.join(self.path, maildir.INDEX_NAME)
         self._ownerThread = threading.get_ident()
         self._ownConn = index.connect(self.indexPath)
+        index.keepReserve(self.indexPath)
         self._threadConns = threading.local()
         self._mailboxes = {}
         self._summaries = None

@@ -554,6 +554,9 @@ class Mailbox(MailboxChanges):
     def setFlags(self, uids, flags, mode, unchangedSince=None):
         if mode not in ("+", "-", "="):
             raise ValueError("mode must be '+', '-' or '='")
+        return index.roomPermitting(self._conn, self._setFlags, uids, flags, mode, unchangedSince)
+
+    def _setFlags(self, uids, flags, mode, unchangedSince):
         flags = normalizeFlags(flags)
         path = self._path()
         changed, failed = [], []
@@ -596,6 +599,9 @@ class Mailbox(MailboxChanges):
         return changedInfos, failed
 
     def expunge(self, uids=None):
+        return index.roomPermitting(self._conn, self._expunge, uids)
+
+    def _expunge(self, uids):
         path = self._path()
         with index.transaction(self._conn):
             self._row("id")
