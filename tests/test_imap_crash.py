@@ -162,7 +162,7 @@ class Append(Workload):
         inbox = _contents(imap, "INBOX")
         mine = {uid: entry for uid, entry in inbox.items() if entry[0].startswith(self.tag + "-")}
         bySubject = {}
-        for uid, (subject, flags, body) in mine.items():
+        for uid, (subject, _flags, body) in mine.items():
             test.assertNotIn(subject, bySubject, "%s stored twice" % (subject,))
             bySubject[subject] = (uid, body)
         for subject, (uid, data) in self.acked.items():
@@ -237,7 +237,7 @@ class Move(Workload):
         if self.pending is None:
             test.assertEqual(places[0], self.at, "an acknowledged MOVE undone")
         self.at = places[0]
-        return {name: max(c, default=0) for name, c in zip(self.names, contents)}
+        return {name: max(c, default=0) for name, c in zip(self.names, contents, strict=True)}
 
 
 class Expunge(Workload):
@@ -266,7 +266,7 @@ class Expunge(Workload):
         for uid in set(range(1, SEEDED + 1)) - self.gone - self.pending:
             test.assertIn(uid, contents, "a message never deleted is gone")
             test.assertNotIn("\\Deleted", contents[uid][1])
-        for uid, (subject, flags, body) in contents.items():
+        for subject, _flags, body in contents.values():
             test.assertEqual(body, self.bodies[subject])
         self.gone |= self.pending - set(contents)
         return {self.name: SEEDED}
@@ -292,7 +292,7 @@ class Store(Workload):
         contents = _contents(imap, self.name)
         test.assertEqual(len(contents), SEEDED)
         allowed = {self.acked} | ({self.pending} if self.pending is not None else set())
-        for uid, (subject, flags, body) in contents.items():
+        for uid, (_subject, flags, _body) in contents.items():
             flags = frozenset(f for f in flags if f != "\\Recent")
             test.assertIn(flags, allowed, "UID %d has flags of no STORE" % (uid,))
         return {self.name: SEEDED}
@@ -307,7 +307,7 @@ def _diskUsage(mailPath):
     account's mail folder.
     """
     total = 0
-    for folder, dirs, files in os.walk(mailPath):
+    for folder, _dirs, files in os.walk(mailPath):
         if os.path.basename(folder) in ("new", "cur", "tmp"):
             total += sum(os.path.getsize(os.path.join(folder, name)) for name in files)
     return total
