@@ -22,6 +22,7 @@ from gateway.errors import NoSuchMailbox, QuotaExceeded, StorageFull, isStorageF
 from gateway.imap import commands_mailbox
 from gateway.imap.protocol import ANY, COMMANDS, DISK_FULL, Command
 from gateway.imap.server import makeFactory
+from gateway.lmtp import delivery
 from gateway.pop3.server import makeFactory as makePOP3Factory
 from gateway.service import makeContext
 from gateway.store import index, maildir, metadata
@@ -65,6 +66,15 @@ class RecognitionTests(unittest.TestCase):
         self.assertFalse(isStorageFull(QuotaExceeded()))
         self.assertFalse(isStorageFull(NoSuchMailbox("x")))
         self.assertFalse(isStorageFull(ValueError("x")))
+
+
+class LMTPTests(unittest.TestCase):
+    def test_sqliteFullIs452(self):
+        """A delivery whose index commit meets SQLITE_FULL is 452 4.3.1 (try later), as ENOSPC is; the quota is 552."""
+        for error in (sqliteFull(), diskFull()):
+            result = delivery.failureResult(error, "demo@example.test")
+            self.assertEqual((result.code, result.status), (452, "4.3.1"))
+        self.assertEqual(delivery.failureResult(QuotaExceeded(), "demo@example.test").code, 552)
 
 
 class IMAPInjectedTests(IMAPTestMixin, unittest.TestCase):
