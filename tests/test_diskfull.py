@@ -16,6 +16,7 @@ import sqlite3
 from twisted.internet import defer, reactor
 from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from gateway.errors import NoSuchMailbox, QuotaExceeded, StorageFull, isStorageFull
@@ -25,7 +26,7 @@ from gateway.imap.server import makeFactory
 from gateway.lmtp import delivery
 from gateway.pop3.server import makeFactory as makePOP3Factory
 from gateway.service import makeContext
-from gateway.store import index, maildir, metadata
+from gateway.store import changes, index, maildir, metadata
 from tests.support import PASSWORD, makeDataRoot, makeTestConfig
 from tests.test_imap_protocol import IMAPTestMixin
 from tests.test_pop3 import SessionMixin
@@ -188,6 +189,20 @@ class StoreInjectedTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual((sorted(os.listdir(folder)), sorted(os.listdir(store.path))), before)
 
 
+class BackgroundScanTests(unittest.TestCase):
+    def test_scanFailureLogged(self):
+        """A background scan meeting a full disk is one log line, no traceback; another error keeps its traceback."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        changes.syncFailed(Failure(sqliteFull()), "INBOX")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e for e in events if e.get("log_failure") is not None], [])
+        self.assertEqual(len(events), 1)
+        changes.syncFailed(Failure(ValueError("boom")), "INBOX")
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
 class ReserveTests(StoreTestMixin, unittest.TestCase):
     """
     The reserve beside the index that lets flagging and expunging work on
@@ -333,7 +348,7 @@ class RealDiskFullTests(unittest.TestCase):
         fillUp(self.mount)
 
     def test_imapOnFullDisk(self):
-        """On a full disk APPEND and CREATE get NO [UNAVAILABLE], SELECT, EXAMINE and FETCH BODY.PEEK work, no traceback is logged."""
+        """On a full disk APPEND and CREATE get NO [UNAVAILABLE], SELECT, EXAMINE and FETCH (BODY.PEEK, and BODY[] setting \\Seen) work, no traceback is logged."""
         def client():
             held = imaplib.IMAP4("127.0.0.1", self.port)
             self.fillAfterMail(held)
@@ -350,6 +365,10 @@ class RealDiskFullTests(unittest.TestCase):
             self.assertEqual(typ, "OK")
             self.assertEqual(data[0][1], MESSAGE % (0,))
             self.assertEqual(len([item for item in data if isinstance(item, tuple)]), 5)
+            typ, data = imap.fetch("2", "(BODY[] FLAGS)")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(data[0][1], MESSAGE % (1,))
+            self.assertIn(b"\\Seen", b"".join(item if isinstance(item, bytes) else item[0] for item in data))
             imap.logout()
             os.unlink(os.path.join(self.mount, "filler"))
             imap = imaplib.IMAP4("127.0.0.1", self.port)
