@@ -369,6 +369,13 @@ class RealDiskFullTests(unittest.TestCase):
             self.assertEqual(typ, "OK")
             self.assertEqual(data[0][1], MESSAGE % (1,))
             self.assertIn(b"\\Seen", b"".join(item if isinstance(item, bytes) else item[0] for item in data))
+            # COPY is all or nothing, and a refusal is NO [UNAVAILABLE].
+            copied, data = imap.copy("1:2", "Other")
+            self.assertIn((copied, data[0][:13]), [("OK", data[0][:13]), ("NO", b"[UNAVAILABLE]")])
+            typ, data = imap.status("Other", "(MESSAGES)")
+            self.assertIn(b"(MESSAGES %d)" % (2 if copied == "OK" else 0,), data[0])
+            other = os.path.join(self.dataRoot, "domains", "example.test", "accounts", "demo", "mail", "Other")
+            self.assertEqual(os.listdir(os.path.join(other, "tmp")), [])
             imap.logout()
             os.unlink(os.path.join(self.mount, "filler"))
             imap = imaplib.IMAP4("127.0.0.1", self.port)
