@@ -18,6 +18,7 @@ from gateway.errors import (
     PermissionDenied,
     QuotaExceeded,
     StoreError,
+    isStorageFull,
 )
 from gateway.imap.catenate import catenate
 from gateway.imap.format import badFlags, encodeMailbox
@@ -25,6 +26,7 @@ from gateway.imap.listmatch import Pattern
 from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
 from gateway.imap.protocol import (
     AUTH,
+    DISK_FULL,
     SELECTED,
     bad,
     capability,
@@ -74,6 +76,8 @@ def storeError(error):
         return no("[CANNOT] %s" % (error,))
     if isinstance(error, QuotaExceeded):
         return no("[OVERQUOTA] Storage quota exceeded")
+    if isStorageFull(error):
+        return no(DISK_FULL)
     return no("[SERVERBUG] %s" % (error,))
 
 
@@ -175,7 +179,12 @@ def _selected(session, mailbox, readOnly, qresync=None):
         session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
-    session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailbox.mailboxId().encode("ascii"),))
+    try:
+        session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailbox.mailboxId().encode("ascii"),))
+    except OSError as e:
+        # A mailbox without an id yet gets one when the disk has room.
+        if not isStorageFull(e):
+            raise
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
     afterSelect(session, view, qresync)

@@ -18,7 +18,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python import failure
 
 from gateway.cred.credentials import LoginContext
-from gateway.errors import NoSuchMailbox, PermissionDenied
+from gateway.errors import NoSuchMailbox, PermissionDenied, isStorageFull
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
 from gateway.logging import FailureBudget, getLogger
 
@@ -58,6 +58,10 @@ MAX_IN_MEMORY = 1024 * 1024
 #: An APPEND literal larger than this is written to a temporary file as it
 #: arrives instead of being kept in memory.
 SPOOL_ABOVE = 256 * 1024
+
+# The answer to a command that met a full disk (RFC 5530): temporary, the
+# session goes on, and reading, flagging and expunging still work.
+DISK_FULL = "[UNAVAILABLE] The server's disk is full, try again later"
 
 
 @attr.s(frozen=True)
@@ -607,6 +611,10 @@ class IMAPServer(FailureBudget, Protocol):
                 status, text = "NO", "[NOPERM] Permission denied"
             elif result.check(IMAPSyntaxError, ValueError):
                 status, text = "BAD", str(result.value) or "Syntax error"
+            elif isStorageFull(result.value):
+                log.warn("IMAP command {command}: the disk is full ({error})", command=row.name,
+                         error=result.value)
+                status, text = "NO", DISK_FULL
             elif result.check(RecursionError):
                 # Input nested deeper than some code can follow: the
                 # client's doing, so no traceback.

@@ -16,7 +16,6 @@ waits while a large message is stored, and each recipient's reply can go
 out as soon as its copy is durable.
 """
 
-import errno
 import os
 import re
 import socket
@@ -28,7 +27,7 @@ from email.policy import compat32
 import attr
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from gateway.errors import NoSuchMailbox, QuotaExceeded
+from gateway.errors import NoSuchMailbox, QuotaExceeded, isStorageFull
 from gateway.logging import getLogger
 from gateway.store import maildir
 
@@ -151,7 +150,7 @@ def _failure(exception, address):
     """
     if isinstance(exception, QuotaExceeded):
         return Result(552, "5.2.2", "%s is over its storage quota" % (address,)), "quota"
-    if isinstance(exception, OSError) and exception.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isStorageFull(exception):
         return Result(452, "4.3.1", "insufficient system storage"), "disk full"
     return Result(451, "4.3.0", "temporary failure storing the message"), "error"
 

@@ -13,9 +13,11 @@ password; CRAM-MD5 and SCRAM do the same job through SASL.
 
 import attr
 from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.python.failure import Failure
 
 from gateway import logging as glog
 from gateway.cred.credentials import LoginContext
+from gateway.errors import isStorageFull
 from gateway.logging import FailureBudget
 from gateway.pop3.auth import AuthorizationCommands
 from gateway.pop3.transaction import TransactionCommands
@@ -165,6 +167,18 @@ class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Prot
         if self.factory is not None:
             self.factory.connectionClosed(self)
         self.reportFailures()
+
+    def logFailure(self, reason, format, **kwargs):
+        """
+        As L{FailureBudget.logFailure}, but a full disk is no bug: one
+        warning line, no traceback (the client still gets
+        C{-ERR [SYS/TEMP]}).
+        """
+        reason = reason if reason is not None else Failure()
+        if isStorageFull(reason.value):
+            log.warn(format + ": the disk is full ({error})", error=reason.value, **kwargs)
+            return
+        FailureBudget.logFailure(self, reason, format, **kwargs)
 
     def sendLine(self, line):
         self.transport.write(line + b"\r\n")

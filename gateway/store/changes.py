@@ -17,7 +17,7 @@ import os
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python import log
 
-from gateway.errors import NoSuchMailbox
+from gateway.errors import NoSuchMailbox, isStorageFull
 from gateway.store import index, maildir
 
 #: Listeners called per reactor turn when a change is announced.
@@ -28,6 +28,18 @@ _MAX_OWN = 100000
 #: Names reported by inotify that a watched mailbox looks at one by one on
 #: the reactor thread; past this many it lists its folders in a thread.
 _MAX_EVENT_NAMES = 500
+
+
+def syncFailed(failure, name):
+    """
+    Log a scan of mailbox C{name} that failed in the background: a full
+    disk in one line (the next scan tries again), anything else with its
+    traceback.
+    """
+    if isStorageFull(failure.value):
+        log.msg("mailbox %s not scanned, the disk is full: %s" % (name, failure.value))
+    else:
+        log.err(failure, "synchronizing mailbox %s failed" % (name,))
 
 
 class MailboxChanges:
@@ -161,9 +173,9 @@ class MailboxChanges:
                 self._events.add(name)
         if self._covered:
             if self._events:
-                self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
+                self.synchronize().addErrback(syncFailed, self.name)
         elif index.dirtyDirectories(row[:4], self._path()):
-            self.synchronize().addErrback(log.err, "synchronizing mailbox failed")
+            self.synchronize().addErrback(syncFailed, self.name)
         if row[4] != self._notifiedModSeq:
             self._changed()
 

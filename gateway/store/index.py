@@ -43,6 +43,7 @@ import os
 import sqlite3
 import time
 
+from gateway.errors import isStorageFull
 from gateway.store import maildir
 
 BUSY_TIMEOUT_MS = 30000
@@ -51,6 +52,12 @@ DIRTY_WINDOW_NS = 2 * 10**9
 SCAN_BATCH = 2000
 #: Next to the index: the last UIDVALIDITY handed out (survives index loss).
 UIDVALIDITY_FILE = ".gateway-uidvalidity"
+
+#: Beside the index (C{maildir.INDEX_NAME} with this suffix): octets kept
+#: in reserve so that flagging and expunging, which make room, still work
+#: on a full disk (see L{roomPermitting}).
+RESERVE_SUFFIX = "-reserve"
+RESERVE_SIZE = 256 * 1024
 #: Next to the index: the journals of MOVEs in progress (L{writeJournal}).
 JOURNAL_FOLDER = ".gateway-journal"
 
@@ -207,7 +214,62 @@ def transaction(conn):
         conn.execute("ROLLBACK")
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            # A commit that failed (a full disk) may leave the transaction
+            # open: the connection must take the next one.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def keepReserve(indexPath):
+    """
+    Best effort: make sure the reserve beside the index at C{indexPath}
+    (C{RESERVE_SIZE} octets of zeros, named after the index so backups and
+    the change watcher skip it) is there.  On a full disk it is given up
+    to the writes that make room (see L{roomPermitting}).
+    """
+    path = indexPath + RESERVE_SUFFIX
+    try:
+        if os.path.getsize(path) >= RESERVE_SIZE:
+            return
+    except OSError:
+        pass
+    try:
+        # Written, not fsync'd: the file system allocates (or reserves,
+        # with delayed allocation) the blocks when they are written.
+        with open(path, "wb") as f:
+            f.write(b"\0" * RESERVE_SIZE)
+    except OSError:
+        maildir.removeQuietly(path)
+
+
+def roomPermitting(conn, f, *args):
+    """
+    C{f(*args)}, a write that makes room or must work when the disk is
+    full (flagging C{\\Deleted}, expunging).  When it fails with
+    C{SQLITE_FULL}, the reserve beside the index is given up, the
+    write-ahead log is checkpointed (the next write then reuses the log's
+    space), and C{f} runs once more (an expunge has unlinked its files by
+    then); the reserve is taken back when there is room again.  C{f} must
+    be safe to run again after a failed commit.
+    """
+    try:
+        return f(*args)
+    except sqlite3.Error as e:
+        if not isStorageFull(e):
+            raise
+    indexPath = conn.execute("PRAGMA database_list").fetchone()[2]
+    maildir.removeQuietly(indexPath + RESERVE_SUFFIX)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass  # the retry tells
+    result = f(*args)
+    keepReserve(indexPath)
+    return result
 
 
 @contextlib.contextmanager
@@ -239,11 +301,15 @@ def newUidValidity(conn):
     value = max(int(time.time()), last + 1) & 0xFFFFFFFF
     conn.execute("UPDATE meta SET value = ? WHERE key = 'uidvalidity'", (value,))
     temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "w") as f:
-        f.write("%08x\n" % (value,))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w") as f:
+            f.write("%08x\n" % (value,))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        maildir.removeQuietly(temporary)
+        raise
     return value
 
 
@@ -491,20 +557,38 @@ def scanMailbox(conn, mailboxId, path, names=None):
                 measures.append((base, maildir.measureFile(filePath), os.stat(filePath).st_mtime))
             except FileNotFoundError:
                 continue
-        with transaction(conn):
-            if number == 0:
-                uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
-                                                     keywordLetters, uidList)
-                changedAny |= removedAny
-            changedAny |= _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
-            if number == len(batches) - 1:
-                conn.execute("UPDATE mailboxes SET indexed = 1 WHERE id = ?", (mailboxId,))
-                for subdir, mtime in scan:
-                    # What we saw before listing; if we moved files ourselves
-                    # the folder looks changed and is scanned once more.
-                    conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
-                                 % (subdir, subdir), (mtime, now, mailboxId))
+        batchChanged = None
+        try:
+            with transaction(conn):
+                removedAny = False
+                if number == 0:
+                    uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
+                                                         keywordLetters, uidList)
+                addedAny = _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
+                batchChanged = removedAny or addedAny
+                _recordScan(conn, mailboxId, scan, now, number == len(batches) - 1)
+        except sqlite3.Error as e:
+            # A full disk: a scan that found nothing to change only failed
+            # to note so (the next one looks again); mailboxes stay readable.
+            if batchChanged is not False or not isStorageFull(e):
+                raise
+        changedAny |= batchChanged
     return changedAny
+
+
+def _recordScan(conn, mailboxId, scan, now, last):
+    """
+    After the last batch of a scan: the mailbox is indexed, and its folders
+    matched the index at the mtimes in C{scan}.
+    """
+    if not last:
+        return
+    conn.execute("UPDATE mailboxes SET indexed = 1 WHERE id = ?", (mailboxId,))
+    for subdir, mtime in scan:
+        # What we saw before listing; if we moved files ourselves
+        # the folder looks changed and is scanned once more.
+        conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
+                     % (subdir, subdir), (mtime, now, mailboxId))
 
 
 def messageFileExists(path, base, subdir, filename):

@@ -39,7 +39,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, index, maildir, metadata, writer
+from gateway.store import acl, changes, index, maildir, metadata, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -128,6 +128,7 @@ class MailStore:
         self.indexPath = os.path.join(self.path, maildir.INDEX_NAME)
         self._ownerThread = threading.get_ident()
         self._ownConn = index.connect(self.indexPath)
+        index.keepReserve(self.indexPath)
         self._threadConns = threading.local()
         self._mailboxes = {}
         self._summaries = None
@@ -311,8 +312,7 @@ class MailStore:
             # First open of a Maildir nobody indexed yet (copied in by
             # another tool): indexed in the thread pool; synchronize()
             # fires when it is done.
-            mailbox.synchronize().addErrback(
-                lambda failure: log.failure("Indexing mailbox {name} failed", failure, name=name))
+            mailbox.synchronize().addErrback(changes.syncFailed, name)
         return mailbox
 
     def _recoverTemporary(self, mailboxId, path):

@@ -9,13 +9,14 @@ in L{gateway.store.changes}.
 import datetime
 import os
 import shutil
+import sqlite3
 
 import attr
 from twisted.internet.defer import fail
 from twisted.python import log
 from zope.interface import implementer
 
-from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError
+from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError, isStorageFull
 from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
 from gateway.store import index, maildir, query
 from gateway.store.changes import MailboxChanges
@@ -312,15 +313,23 @@ class Mailbox(MailboxChanges):
         recent, uidNext = self._row("recentuid, uidnext")
         if recent >= uidNext or (below is not None and recent >= below):
             return set()  # without the write lock: every session asks after a delivery
-        with index.transaction(self._conn):
-            recent, uidNext = self._row("recentuid, uidnext")
-            if below is not None:
-                uidNext = min(uidNext, below)
-            if recent >= uidNext:
-                return set()
-            self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
-            return {row[0] for row in self._conn.execute(
-                "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, recent, uidNext))}
+        try:
+            with index.transaction(self._conn):
+                recent, uidNext = self._row("recentuid, uidnext")
+                if below is not None:
+                    uidNext = min(uidNext, below)
+                if recent >= uidNext:
+                    return set()
+                self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
+                return {row[0] for row in self._conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, recent, uidNext))}
+        except sqlite3.Error as e:
+            # A full disk: opening a mailbox must not need a write (the
+            # user is opening it to make room); this session sees the
+            # messages as recent and leaves the claim to the next one.
+            if not isStorageFull(e):
+                raise
+            return self.unclaimedRecent(below=below)
 
     def unclaimedRecent(self, below=None):
         recent, uidNext = self._row("recentuid, uidnext")
@@ -555,6 +564,9 @@ class Mailbox(MailboxChanges):
     def setFlags(self, uids, flags, mode, unchangedSince=None):
         if mode not in ("+", "-", "="):
             raise ValueError("mode must be '+', '-' or '='")
+        return index.roomPermitting(self._conn, self._setFlags, uids, flags, mode, unchangedSince)
+
+    def _setFlags(self, uids, flags, mode, unchangedSince):
         flags = normalizeFlags(flags)
         path = self._path()
         changed, failed = [], []
@@ -597,6 +609,9 @@ class Mailbox(MailboxChanges):
         return changedInfos, failed
 
     def expunge(self, uids=None):
+        return index.roomPermitting(self._conn, self._expunge, uids)
+
+    def _expunge(self, uids):
         path = self._path()
         with index.transaction(self._conn):
             self._row("id")

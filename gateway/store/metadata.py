@@ -253,11 +253,19 @@ def writeFile(path, shared, private, mailboxId=_KEEP):
     if mailboxId is not None:
         data["mailboxid"] = mailboxId
     temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "wb") as f:
-        f.write(json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk: nothing half-written stays behind.
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 def mailboxId(mailboxFolder):
