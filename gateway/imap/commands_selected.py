@@ -153,13 +153,25 @@ def do_UID_EXPUNGE(session, tag, args):
 # -- FETCH -------------------------------------------------------------------------------
 
 
+def fetchRegistry(session):
+    """
+    The L{gateway.imap.registry.FetchRegistry} of C{session}'s factory (the
+    standard one for a session without a factory).
+    """
+    registries = getattr(session.factory, "registries", None)
+    if registries is None:
+        from gateway.imap.registry import defaultRegistries
+        registries = defaultRegistries()
+    return registries.fetch
+
+
 def _fetch(session, tag, args, uid):
     from gateway.imap.message import parseFetchItems
 
     sequenceSet = sequenceArgument(args)
     text = args.rest().strip()
     try:
-        items = parseFetchItems(text)
+        items = parseFetchItems(text, fetchRegistry(session))
     except ValueError as e:
         # The text may quote the client's items, literals and all: one line.
         raise IMAPSyntaxError("bad FETCH items: %s" % (_CONTROL.sub(" ", str(e)),)) from None
@@ -189,7 +201,7 @@ def _fetchLoop(session, items, uids, changedSince):
     view = session.view
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
-    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
+    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, registry=fetchRegistry(session))
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).

@@ -1,0 +1,104 @@
+# -*- test-case-name: tests.test_imap_registry -*-
+"""
+The IMAP registries an extension adds rows to: FETCH items so far
+(L{FetchRegistry}).  The tables belong to a L{Registries} object that the
+IMAP factory owns (L{gateway.imap.server.IMAPFactory.registries}), filled
+with the standard rows by L{Registries.__init__}; an extension is a module
+with a function that adds its rows to the factory's registries, so nothing
+is registered by importing a module.
+"""
+
+
+class FetchItemRow:
+    """
+    One FETCH item of a L{FetchRegistry}.
+
+    @ivar name: the item's name, upper case (C{"RFC822.SIZE"}).
+    @ivar renderer: C{renderer(item, threshold)} returns the function that
+        renders one message's value, C{render(parts, message, flags,
+        recent)} appending C{bytes} (or stream chunks) to C{parts}; see
+        L{gateway.imap.message.FetchPlan}.
+    @ivar line: C{None}, or C{(format, value(info, recent))} when the item
+        renders from the index row alone (no header block, no message
+        file): such an item is I{index-only}.
+    @ivar parse: C{None}, or C{parse(text, pos)} returning C{(FetchItem,
+        newPos)} for an item that takes arguments after its name
+        (C{text[pos]} is just past the name); C{None} when the name alone
+        is the item.
+    """
+
+    def __init__(self, name, renderer, line=None, parse=None):
+        self.name = name
+        self.renderer = renderer
+        self.line = line
+        self.parse = parse
+
+    @property
+    def indexOnly(self):
+        """
+        Whether the item renders from the index row alone.
+        """
+        return self.line is not None
+
+
+class FetchRegistry:
+    """
+    The FETCH items a session understands: name -> L{FetchItemRow}.
+    """
+
+    def __init__(self):
+        self._rows = {}
+
+    def add(self, name, renderer, line=None, parse=None):
+        """
+        Register a FETCH item (see L{FetchItemRow} for the arguments).
+
+        @raise ValueError: C{name} is already registered.
+        """
+        name = name.upper()
+        if name in self._rows:
+            raise ValueError("FETCH item %s is already registered" % (name,))
+        self._rows[name] = FetchItemRow(name, renderer, line, parse)
+
+    def get(self, name):
+        """
+        The L{FetchItemRow} named C{name}, or C{None}.
+        """
+        return self._rows.get(name.upper())
+
+    def __contains__(self, name):
+        return name.upper() in self._rows
+
+    def names(self):
+        """
+        The registered names, sorted.
+        """
+        return sorted(self._rows)
+
+
+class Registries:
+    """
+    The tables of one IMAP factory, holding the standard rows.
+
+    @ivar fetch: the L{FetchRegistry}.
+    """
+
+    def __init__(self):
+        from gateway.imap.message import registerFetchItems
+
+        self.fetch = FetchRegistry()
+        registerFetchItems(self.fetch)
+
+
+_default = None
+
+
+def defaultRegistries():
+    """
+    A shared L{Registries} holding only the standard rows, for callers
+    without a factory (the module-level helpers and unit tests).
+    """
+    global _default
+    if _default is None:
+        _default = Registries()
+    return _default
