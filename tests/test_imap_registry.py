@@ -112,3 +112,36 @@ class FactoryRegistryTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"a OK", out)
         self.selectWith(1)
         self.assertIn(b"b BAD", self.send(b"b FETCH 1 (XTAG (hi))"))
+
+
+def _storeNote(session, args, uid, sequenceSet, unchangedSince, mode, silent):
+    """
+    A test STORE item: C{XNOTE word} answers with what it read.
+    """
+    word = args.atom()
+    args.end()
+    return ("OK", "noted %s mode %s silent %s" % (word, mode, silent))
+
+
+class StoreRegistryTests(SelectedTestMixin, unittest.TestCase):
+    def test_standardRows(self):
+        """The standard STORE registry holds FLAGS only, with all three modes."""
+        registries = Registries()
+        self.assertEqual(registries.store.names(), ["FLAGS"])
+        self.assertEqual(registries.store.get("flags").modes, "+-=")
+        self.assertRaises(ValueError, registries.store.add, "Flags", _storeNote)
+
+    def test_storeExtensionItem(self):
+        """A STORE item added to the factory's registry gets its value, mode and .SILENT; FLAGS still works."""
+        self.selectWith(1)
+        self.factory.registries.store.add("XNOTE", _storeNote, modes="=")
+        self.assertEqual(self.send(b"a STORE 1 XNOTE.SILENT hello"), b"a OK noted hello mode = silent True\r\n")
+        self.assertEqual(self.send(b"b UID STORE 1 XNOTE hi"), b"b OK noted hi mode = silent False\r\n")
+        self.assertIn(b"c BAD STORE takes FLAGS", self.send(b"c STORE 1 +XNOTE hi"))
+        self.assertIn(b"* 1 FETCH (FLAGS (\\Flagged \\Recent))", self.send(b"d STORE 1 +FLAGS (\\Flagged)"))
+
+    def test_storeUnknownElsewhere(self):
+        """A STORE item unknown to the factory's registry answers BAD and the session goes on."""
+        self.selectWith(1)
+        self.assertIn(b"a BAD STORE takes FLAGS", self.send(b"a STORE 1 XNOTE hello"))
+        self.assertIn(b"b OK", self.send(b"b NOOP"))

@@ -153,16 +153,23 @@ def do_UID_EXPUNGE(session, tag, args):
 # -- FETCH -------------------------------------------------------------------------------
 
 
+def registries(session):
+    """
+    The L{gateway.imap.registry.Registries} of C{session}'s factory (the
+    standard ones for a session without a factory).
+    """
+    found = getattr(session.factory, "registries", None)
+    if found is None:
+        from gateway.imap.registry import defaultRegistries
+        found = defaultRegistries()
+    return found
+
+
 def fetchRegistry(session):
     """
-    The L{gateway.imap.registry.FetchRegistry} of C{session}'s factory (the
-    standard one for a session without a factory).
+    The L{gateway.imap.registry.FetchRegistry} of C{session}'s factory.
     """
-    registries = getattr(session.factory, "registries", None)
-    if registries is None:
-        from gateway.imap.registry import defaultRegistries
-        registries = defaultRegistries()
-    return registries.fetch
+    return registries(session).fetch
 
 
 def _fetch(session, tag, args, uid):
@@ -309,7 +316,7 @@ def do_UID_FETCH(session, tag, args):
 
 # -- STORE -------------------------------------------------------------------------------
 
-_STORE_ITEM = re.compile(r"^([+-]?)FLAGS(\.SILENT)?$", re.I)
+_STORE_ITEM = re.compile(r"^([+-]?)([A-Z0-9.]+?)(\.SILENT)?$", re.I)
 
 
 def _store(session, tag, args, uid):
@@ -325,9 +332,18 @@ def _store(session, tag, args, uid):
         session.enableCondstore()
         args.space()
     match = _STORE_ITEM.match(args.atom())
-    if match is None:
+    row = None if match is None else registries(session).store.get(match.group(2))
+    if row is None or (match.group(1) or "=") not in row.modes:
         raise bad("STORE takes FLAGS, +FLAGS or -FLAGS")
     args.space()
+    return row.handler(session, args, uid, sequenceSet, unchangedSince, match.group(1) or "=",
+                       bool(match.group(3)))
+
+
+def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
+    """
+    The FLAGS row of the STORE registry: C{[+-]FLAGS[.SILENT] flags}.
+    """
     if args.peek() == b"(":
         flags = args.parenList()
     else:
@@ -340,8 +356,6 @@ def _store(session, tag, args, uid):
         raise bad("Invalid flag %s" % (str(badFlags(flags)[0])[:40],))
     flags = [f for f in flags if f.lower() != "\\recent"]
     checkWritable(session)
-    mode = match.group(1) or "="
-    silent = bool(match.group(2))
     view = session.view
     uids = targetUids(session, sequenceSet, uid)
     mailbox = view.mailbox

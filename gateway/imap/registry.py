@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_imap_registry -*-
 """
-The IMAP registries an extension adds rows to: FETCH items so far
-(L{FetchRegistry}).  The tables belong to a L{Registries} object that the
+The IMAP registries an extension adds rows to: FETCH items
+(L{FetchRegistry}), STORE items (L{StoreRegistry}).  The tables belong to a L{Registries} object that the
 IMAP factory owns (L{gateway.imap.server.IMAPFactory.registries}), filled
 with the standard rows by L{Registries.__init__}; an extension is a module
 with a function that adds its rows to the factory's registries, so nothing
@@ -76,18 +76,76 @@ class FetchRegistry:
         return sorted(self._rows)
 
 
+class StoreItemRow:
+    """
+    One STORE item of a L{StoreRegistry}.
+
+    @ivar name: the item's name, upper case, without sign or C{.SILENT}
+        (C{"FLAGS"}).
+    @ivar handler: C{handler(session, args, uid, sequenceSet,
+        unchangedSince, mode, silent)} reads the item's value from C{args}
+        (a L{gateway.imap.parser.Arguments} just past the item name and its
+        space) and carries out the STORE like a command handler (returning
+        its result or a Deferred of it); C{mode} is C{"+"}, C{"-"} or
+        C{"="}, C{silent} whether C{.SILENT} was given, C{unchangedSince}
+        the CONDSTORE modifier or C{None}.
+    @ivar modes: the signs the item takes, a C{str} of C{"+-="}.
+    """
+
+    def __init__(self, name, handler, modes="+-="):
+        self.name = name
+        self.handler = handler
+        self.modes = modes
+
+
+class StoreRegistry:
+    """
+    The STORE items a session understands: name -> L{StoreItemRow}.
+    """
+
+    def __init__(self):
+        self._rows = {}
+
+    def add(self, name, handler, modes="+-="):
+        """
+        Register a STORE item (see L{StoreItemRow} for the arguments).
+
+        @raise ValueError: C{name} is already registered.
+        """
+        name = name.upper()
+        if name in self._rows:
+            raise ValueError("STORE item %s is already registered" % (name,))
+        self._rows[name] = StoreItemRow(name, handler, modes)
+
+    def get(self, name):
+        """
+        The L{StoreItemRow} named C{name}, or C{None}.
+        """
+        return self._rows.get(name.upper())
+
+    def names(self):
+        """
+        The registered names, sorted.
+        """
+        return sorted(self._rows)
+
+
 class Registries:
     """
     The tables of one IMAP factory, holding the standard rows.
 
     @ivar fetch: the L{FetchRegistry}.
+    @ivar store: the L{StoreRegistry}.
     """
 
     def __init__(self):
+        from gateway.imap.commands_selected import storeFlags
         from gateway.imap.message import registerFetchItems
 
         self.fetch = FetchRegistry()
         registerFetchItems(self.fetch)
+        self.store = StoreRegistry()
+        self.store.add("FLAGS", storeFlags)
 
 
 _default = None
