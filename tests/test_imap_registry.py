@@ -9,6 +9,7 @@ from twisted.trial import unittest
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.message import FetchPlan, itemsNeedHeaders, parseFetchItems
 from gateway.imap.registry import FetchRegistry, Registries, defaultRegistries
+from gateway.imap.search import SearchKey, parseSearch
 from tests.test_imap_message import SIMPLE, Info, Unopenable, opener
 from tests.test_imap_selected import SelectedTestMixin
 
@@ -145,3 +146,48 @@ class StoreRegistryTests(SelectedTestMixin, unittest.TestCase):
         self.selectWith(1)
         self.assertIn(b"a BAD STORE takes FLAGS", self.send(b"a STORE 1 XNOTE hello"))
         self.assertIn(b"b OK", self.send(b"b NOOP"))
+
+
+class _UidBelow(SearchKey):
+    """
+    A test SEARCH key: C{XUIDBELOW n}, matched message by message.
+    """
+
+    def __init__(self, limit):
+        self.limit = limit
+
+    def match(self, m):
+        return m.info.uid < self.limit
+
+
+class SearchRegistryTests(SelectedTestMixin, unittest.TestCase):
+    def test_standardRows(self):
+        """The standard SEARCH registry holds every key the parser knew, and a key is registered once."""
+        names = Registries().search.names()
+        for name in ("ALL", "ANSWERED", "OR", "NOT", "HEADER", "BODY", "TEXT", "UID", "$", "MODSEQ", "OLDER",
+                     "YOUNGER", "SAVEDBEFORE", "SAVEDATESUPPORTED", "SENTON", "LARGER", "KEYWORD", "NEW"):
+            self.assertIn(name, names)
+        self.assertRaises(ValueError, Registries().search.add, "all", lambda parser, name: None)
+
+    def test_parseWithRegistry(self):
+        """A key added to a registry is parsed with its arguments, inside NOT and OR too; unknown elsewhere."""
+        registry = Registries().search
+        registry.add("XUIDBELOW", lambda parser, name: _UidBelow(parser.number("limit")))
+        program = parseSearch("OR XUIDBELOW 3 NOT XUIDBELOW 9 FLAGGED", registry=registry)
+        # FLAGGED goes to the index; the extension keys (no storeTerm) are matched message by message.
+        self.assertIsNotNone(program.term)
+        self.assertIsNotNone(program.rest)
+        self.assertEqual(program.rest.keys[0].a.limit, 3)
+        self.assertEqual(program.rest.keys[0].b.key.limit, 9)
+        self.assertRaises(ValueError, parseSearch, "XUIDBELOW 3")
+        self.assertRaises(ValueError, parseSearch, "XUIDBELOW x", registry=registry)
+
+    def test_searchExtensionKey(self):
+        """SEARCH answers a key added to the factory's registry, with ESEARCH; another factory answers BAD."""
+        self.selectWith(4)
+        self.factory.registries.search.add("XUIDBELOW", lambda parser, name: _UidBelow(parser.number("limit")))
+        self.assertIn(b"* SEARCH 1 2\r\n", self.send(b"a UID SEARCH XUIDBELOW 3"))
+        self.assertIn(b"* ESEARCH (TAG \"b\") UID COUNT 1\r\n",
+                      self.send(b"b UID SEARCH RETURN (COUNT) XUIDBELOW 3 NOT UID 1"))
+        self.selectWith(1)
+        self.assertIn(b"c BAD", self.send(b"c SEARCH XUIDBELOW 3"))

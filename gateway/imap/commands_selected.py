@@ -473,7 +473,8 @@ def parseSearchProgram(session, text, charset=None):
     @return: C{(program, wantsModSeq)}.
     """
     try:
-        program = searchModule.parseSearch(text, charset, session.view.saved)
+        program = searchModule.parseSearch(text, charset, session.view.saved,
+                                           registry=registries(session).search)
     except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:

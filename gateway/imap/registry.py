@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_imap_registry -*-
 """
 The IMAP registries an extension adds rows to: FETCH items
-(L{FetchRegistry}), STORE items (L{StoreRegistry}).  The tables belong to a L{Registries} object that the
-IMAP factory owns (L{gateway.imap.server.IMAPFactory.registries}), filled
+(L{FetchRegistry}), STORE items (L{StoreRegistry}), SEARCH keys
+(L{SearchKeyRegistry}).  The tables belong to a L{Registries} object that
+the IMAP factory owns (L{gateway.imap.server.IMAPFactory.registries}), filled
 with the standard rows by L{Registries.__init__}; an extension is a module
 with a function that adds its rows to the factory's registries, so nothing
 is registered by importing a module.
@@ -130,22 +131,62 @@ class StoreRegistry:
         return sorted(self._rows)
 
 
+class SearchKeyRegistry:
+    """
+    The SEARCH keys a session understands: name -> C{parse(parser, name)},
+    which reads the key's arguments with the parser
+    (L{gateway.imap.search._Parser}) and returns a
+    L{gateway.imap.search.SearchKey} (a match function and an optional SQL
+    term, C{storeTerm()}).
+    """
+
+    def __init__(self):
+        self._rows = {}
+
+    def add(self, name, parse):
+        """
+        Register a SEARCH key.
+
+        @raise ValueError: C{name} is already registered.
+        """
+        name = name.upper()
+        if name in self._rows:
+            raise ValueError("SEARCH key %s is already registered" % (name,))
+        self._rows[name] = parse
+
+    def get(self, name):
+        """
+        The parser of the key named C{name}, or C{None}.
+        """
+        return self._rows.get(name.upper())
+
+    def names(self):
+        """
+        The registered names, sorted.
+        """
+        return sorted(self._rows)
+
+
 class Registries:
     """
     The tables of one IMAP factory, holding the standard rows.
 
     @ivar fetch: the L{FetchRegistry}.
     @ivar store: the L{StoreRegistry}.
+    @ivar search: the L{SearchKeyRegistry}.
     """
 
     def __init__(self):
         from gateway.imap.commands_selected import storeFlags
         from gateway.imap.message import registerFetchItems
+        from gateway.imap.search import registerSearchKeys
 
         self.fetch = FetchRegistry()
         registerFetchItems(self.fetch)
         self.store = StoreRegistry()
         self.store.add("FLAGS", storeFlags)
+        self.search = SearchKeyRegistry()
+        registerSearchKeys(self.search)
 
 
 _default = None
