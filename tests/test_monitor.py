@@ -214,6 +214,7 @@ class AdminListenerTests(unittest.TestCase):
             ("imap", "enabled"): False, ("pop3", "enabled"): False, ("lmtp", "enabled"): False,
             ("ftp", "enabled"): True, ("ftp", "listen"): ("tcp:0:interface=127.0.0.1",),
             ("admin", "enabled"): True, ("admin", "listen"): ("tcp:0:interface=127.0.0.1",),
+            ("http", "listen"): ("tcp:0:interface=127.0.0.1",),
         })
         top = makeService(config, reactor)
         top.privilegedStartService()
