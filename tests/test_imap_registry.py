@@ -101,7 +101,8 @@ class FactoryRegistryTests(SelectedTestMixin, unittest.TestCase):
         first = self.factory.registries
         self.connect()
         self.assertIsNot(self.factory.registries, first)
-        self.assertEqual(self.factory.registries.fetch.names(), STANDARD)
+        self.assertEqual(Registries().fetch.names(), STANDARD)
+        self.assertEqual(self.factory.registries.fetch.names(), sorted(STANDARD + ["XPROPS"]))
 
     def test_fetchExtensionItem(self):
         """An item added to the factory's registry is answered by FETCH; another factory answers BAD."""

@@ -208,7 +208,7 @@ def _fetchLoop(session, items, uids, changedSince):
     view = session.view
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
-    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, registry=fetchRegistry(session))
+    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, registry=fetchRegistry(session), context=session)
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).

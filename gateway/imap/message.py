@@ -426,12 +426,15 @@ def _binary(item):
     return render
 
 
-def _renderer(item, threshold, registry):
+def _renderer(item, threshold, registry, context=None):
     """
     The function that renders one response item: C{render(parts, message,
     flags, recent)} appends the item's value to C{parts}.
     """
-    return registry.get(item.name).renderer(item, threshold)
+    row = registry.get(item.name)
+    if row.contextual:
+        return row.renderer(item, threshold, context)
+    return row.renderer(item, threshold)
 
 
 def _bodyRenderer(item, threshold):
@@ -475,13 +478,13 @@ def registerFetchItems(registry):
     registry.add("BINARY.SIZE", lambda item, threshold: _binary(item))
 
 
-def _compile(items, threshold, registry):
+def _compile(items, threshold, registry, context=None):
     """
     C{[(prefix, render)]} for the response items C{items}; C{prefix} is
     the item's name, after the opening parenthesis or a space.
     """
     return [((b" " if i else b"(") + item.responseName().encode("ascii") + b" ",
-             _renderer(item, threshold, registry))
+             _renderer(item, threshold, registry, context))
             for i, item in enumerate(items)]
 
 
@@ -496,7 +499,7 @@ class FetchPlan:
         message's C{saveDate} to L{render}.
     """
 
-    def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD, registry=None):
+    def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD, registry=None, context=None):
         """
         @param items: L{FetchItem}s in request order.
         @param modseq: CONDSTORE is enabled: always include MODSEQ.
@@ -504,14 +507,16 @@ class FetchPlan:
             size; C{None} never streams.
         @param registry: the L{gateway.imap.registry.FetchRegistry} the
             items were parsed with; C{None} for the standard one.
+        @param context: passed to the renderers of contextual rows (the
+            session).
         """
         registry = _registry(registry)
         self.needsHeaders = itemsNeedHeaders(items, registry)
         self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
-        self._items = _compile(shown, streamThreshold, registry)
-        self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold, registry)
+        self._items = _compile(shown, streamThreshold, registry, context)
+        self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold, registry, context)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
         lineValues = [_lineValue(item, registry) for item in shown]

@@ -26,13 +26,16 @@ class FetchItemRow:
         newPos)} for an item that takes arguments after its name
         (C{text[pos]} is just past the name); C{None} when the name alone
         is the item.
+    @ivar contextual: the renderer is called C{renderer(item, threshold,
+        context)} with the plan's context (the FETCH command's session).
     """
 
-    def __init__(self, name, renderer, line=None, parse=None):
+    def __init__(self, name, renderer, line=None, parse=None, contextual=False):
         self.name = name
         self.renderer = renderer
         self.line = line
         self.parse = parse
+        self.contextual = contextual
 
     @property
     def indexOnly(self):
@@ -50,7 +53,7 @@ class FetchRegistry:
     def __init__(self):
         self._rows = {}
 
-    def add(self, name, renderer, line=None, parse=None):
+    def add(self, name, renderer, line=None, parse=None, contextual=False):
         """
         Register a FETCH item (see L{FetchItemRow} for the arguments).
 
@@ -59,7 +62,7 @@ class FetchRegistry:
         name = name.upper()
         if name in self._rows:
             raise ValueError("FETCH item %s is already registered" % (name,))
-        self._rows[name] = FetchItemRow(name, renderer, line, parse)
+        self._rows[name] = FetchItemRow(name, renderer, line, parse, contextual)
 
     def get(self, name):
         """

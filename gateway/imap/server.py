@@ -13,6 +13,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_selected,
     commands_sort,
     commands_unauthenticate,
+    xmapi,
 )
 from gateway.imap.protocol import IMAPServer
 from gateway.imap.registry import Registries
@@ -34,6 +35,7 @@ class IMAPFactory(ServerFactory):
         self.maxConnections = context.config["imap", "max_connections"]
         self.sessions = set()
         self.registries = Registries()
+        xmapi.install(self.registries)
 
     def buildProtocol(self, addr):
         session = self.protocol(self.context)
