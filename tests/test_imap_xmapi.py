@@ -226,6 +226,21 @@ class DeletedItemsTests(XpropsMixin, unittest.TestCase):
     def grant(self, rights):
         self.assertIn(b"g OK", self.send(b"g SETACL Calendar other " + rights))
 
+    def test_R_DEL_2(self):
+        """R-DEL-2: MOVE from a foreign calendar to one's own Deleted Items needs r, t and e on the source."""
+        for rights in (b"lre", b"lrt"):
+            self.grant(rights)
+            self.other.send(b"a SELECT ~demo/Calendar")
+            self.assertIn(b"b NO [NOPERM]", self.other.send(b'b MOVE 1 "Deleted Items"'), rights)
+        self.assertIn(b"(MESSAGES 1)", self.send(b"c STATUS Calendar (MESSAGES)"))
+        self.grant(b"lrte")
+        self.other.send(b"d SELECT ~demo/Calendar")
+        out = self.other.send(b'e MOVE 1 "Deleted Items"')
+        self.assertIn(b"* 1 EXPUNGE", out)
+        self.assertIn(b"e OK", out)
+        self.assertIn(b"(MESSAGES 0)", self.send(b"f STATUS Calendar (MESSAGES)"))
+        self.assertIn(b"(MESSAGES 1)", self.other.send(b'g STATUS "Deleted Items" (MESSAGES)'))
+
     def test_R_PROP_2_acrossAccounts(self):
         """R-PROP-2: a MOVE into another account's folder carries the stored properties."""
         self.grant(b"lrte")

@@ -646,7 +646,8 @@ def transfer(source, uids, destination, move=False):
     @return: C{[(sourceUid, destinationUid)]}.
     """
     if isinstance(source, SharedMailbox):
-        source._need("re" if move else "r")
+        # A MOVE is COPY, STORE \Deleted and EXPUNGE on the source (R-DEL-2).
+        source._need("rte" if move else "r")
     if isinstance(destination, SharedMailbox):
         destination._need("i")
     rawSource, rawDestination = _unwrap(source), _unwrap(destination)
