@@ -259,3 +259,57 @@ class DeletedItemsTests(XpropsMixin, unittest.TestCase):
         self.assertIn(b"d OK", self.other.send(b"d STORE 1 XPROPS (" + CUSTOM + b" 5)"))
         self.send(b"e SELECT Calendar")
         self.assertIn(CUSTOM + b" 5", self.send(b"f FETCH 1 (XPROPS (" + CUSTOM + b"))"))
+
+
+MAIL2 = MAIL.replace(b"Subject: Re: Budget", b"Subject: Travel plans")
+
+
+class SearchXpropTests(XpropsMixin, unittest.TestCase):
+    def setUp(self):
+        self.selectMessages(MAIL, MAIL2, MAIL)
+        self.send(b"a STORE 1 XPROPS.SILENT (" + CUSTOM + b" 5 " + KEYWORDS + b' ("Blue" "Travel"))')
+        self.send(b"b STORE 2 XPROPS.SILENT (" + CUSTOM + b' "-2" ' + KEYWORDS + b' ("Red"))')
+
+    def search(self, text):
+        out = self.send(b"s SEARCH " + text)
+        self.assertIn(b"s OK", out)
+        return out.split(b"\r\n")[0]
+
+    def test_R_SRCH_1(self):
+        """R-SRCH-1: EXISTS takes no value; the other operators take one typed by the property, else BAD."""
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b" EXISTS"), b"* SEARCH 1 2")
+        for text in (b"XPROP " + CUSTOM + b' EQ "x"', b"XPROP " + CUSTOM + b" EQ", b"XPROP " + CUSTOM + b" LIKE 1",
+                     b"XPROP PidTagNoSuchThing EQ 1", b"XPROP " + CUSTOM + b" PREFIX 1",
+                     b"XPROP PidTagSubject BITSET 1"):
+            self.assertIn(b"x BAD", self.send(b"x SEARCH " + text), text)
+        self.assertIn(b"y OK", self.send(b"y NOOP"))
+
+    def test_R_SRCH_2(self):
+        """R-SRCH-2: numbers compare by value (signed), strings by prefix/substring, I- ones case-folded, bits."""
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b" GT 0"), b"* SEARCH 1")
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b' LT "-1"'), b"* SEARCH 2")
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b" NE 5"), b"* SEARCH 2")
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b" BITSET 5"), b"* SEARCH 1")
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b" BITCLEAR 1"), b"* SEARCH 2")
+        self.assertEqual(self.search(b'XPROP PidTagSubject PREFIX "Re:"'), b"* SEARCH 1 3")
+        self.assertEqual(self.search(b'XPROP PidTagSubject SUBSTR "travel"'), b"* SEARCH")
+        self.assertEqual(self.search(b'XPROP PidTagSubject ISUBSTR "TRAVEL"'), b"* SEARCH 2")
+        self.assertEqual(self.search(b'XPROP PidTagNormalizedSubject EQ "Budget"'), b"* SEARCH 1 3")
+
+    def test_R_SRCH_2_missing(self):
+        """R-SRCH-2: a message without the property matches no operator; NOT XPROP id EXISTS finds it."""
+        self.assertEqual(self.search(b"XPROP " + CUSTOM + b" NE 99"), b"* SEARCH 1 2")
+        self.assertEqual(self.search(b"NOT XPROP " + CUSTOM + b" EXISTS"), b"* SEARCH 3")
+
+    def test_R_SRCH_3(self):
+        """R-SRCH-3: on a multi-valued property an operator holds when it holds for any value."""
+        self.assertEqual(self.search(KEYWORDS.join([b"XPROP ", b' EQ "Travel"'])), b"* SEARCH 1")
+        self.assertEqual(self.search(KEYWORDS.join([b"XPROP ", b' IPREFIX "r"'])), b"* SEARCH 2")
+
+    def test_R_SRCH_5(self):
+        """R-SRCH-5: XPROP combines with OR, NOT, other keys and ESEARCH, under UID SEARCH too."""
+        self.assertEqual(self.search(b"OR XPROP " + CUSTOM + b" EQ 5 XPROP PidTagSubject PREFIX \"Travel\""),
+                         b"* SEARCH 1 2")
+        self.assertEqual(self.search(b"UID 2:3 NOT XPROP " + CUSTOM + b" GE 0"), b"* SEARCH 2 3")
+        out = self.send(b"e UID SEARCH RETURN (MIN MAX COUNT ALL) XPROP " + CUSTOM + b" EXISTS")
+        self.assertIn(b'* ESEARCH (TAG "e") UID MIN 1 MAX 2 COUNT 2 ALL 1:2\r\n', out)

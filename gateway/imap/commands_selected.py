@@ -474,7 +474,7 @@ def parseSearchProgram(session, text, charset=None):
     """
     try:
         program = searchModule.parseSearch(text, charset, session.view.saved,
-                                           registry=registries(session).search)
+                                           registry=registries(session).search, context=session)
     except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:

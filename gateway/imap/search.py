@@ -534,6 +534,18 @@ class _Candidate:
     def headerText(self):
         return "\n".join(decodeHeader(raw) for _, raw, _ in self.fields()).casefold()
 
+    def data(self):
+        """
+        The whole message (C{bytes}), read once.
+        """
+        if getattr(self, "_data", None) is None:
+            f = self._open()
+            try:
+                self._data = f.read()
+            finally:
+                f.close()
+        return self._data
+
     def _read(self):
         if self._body is None:
             f = self._open()
@@ -622,8 +634,10 @@ class _Parser:
     L{nested}.
     """
 
-    def __init__(self, tokens, charset, saved=frozenset(), now=None, registry=None):
+    def __init__(self, tokens, charset, saved=frozenset(), now=None, registry=None, context=None):
         self.registry = registry
+        #: The session searching (for keys that read its mailbox), or C{None}.
+        self.context = context
         self.tokens = tokens
         self.pos = 0
         self.charset = charset
@@ -794,7 +808,7 @@ def registerSearchKeys(registry):
     add("MODSEQ", _modSeq)
 
 
-def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None):
+def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None, context=None):
     """
     Parse the arguments of SEARCH / UID SEARCH.
 
@@ -806,6 +820,8 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None
         the current time).
     @param registry: the L{gateway.imap.registry.SearchKeyRegistry} naming
         the keys; C{None} for the standard keys.
+    @param context: the searching session, for keys that need it
+        (C{parser.context}).
     @rtype: L{SearchProgram}
     @raise SearchCharsetError: for a charset other than UTF-8 or US-ASCII.
     @raise ValueError: on bad syntax (answer BAD).
@@ -842,7 +858,7 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None
     if registry is None:
         from gateway.imap.registry import defaultRegistries
         registry = defaultRegistries().search
-    parser = _Parser(tokens[pos:], charset, saved, now, registry)
+    parser = _Parser(tokens[pos:], charset, saved, now, registry, context)
     key = parser.keys(tokens[pos:])
     program = SearchProgram(key, returnOptions, charset)
     program.partial = partial

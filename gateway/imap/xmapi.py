@@ -16,6 +16,7 @@ import email
 import email.policy
 import re
 
+import attr
 import icalendar
 
 from gateway.imap import mimeparts
@@ -23,9 +24,21 @@ from gateway.imap.commands_selected import checkWritable, targetUids
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.parser import Arguments, IMAPSyntaxError
 from gateway.imap.protocol import bad, no
+from gateway.imap.search import SearchKey
 from gateway.imap.sequence import formatSequenceSet
 from gateway.mapi import convert
-from gateway.mapi.properties import PropertyError, canonicalText, fromText, isDerived, parsePropertyId, toText
+from gateway.mapi.properties import (
+    _INTEGER_RANGES,
+    MV_FLAG,
+    PT_STRING8,
+    PT_UNICODE,
+    PropertyError,
+    canonicalText,
+    fromText,
+    isDerived,
+    parsePropertyId,
+    toText,
+)
 from gateway.store import properties as stored
 from gateway.store.access import hasRight
 
@@ -40,6 +53,7 @@ def install(registries):
     """
     registries.fetch.add("XPROPS", _xpropsRenderer, parse=parseFetchXprops, contextual=True)
     registries.store.add("XPROPS", storeXprops, modes="=")
+    registries.search.add("XPROP", parseSearchXprop)
 
 
 # -- identifiers and values on the wire -----------------------------------------------------
@@ -312,3 +326,105 @@ def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
             modified = formatSequenceSet(view.seqOf(u) for u in failed)
         return ("OK", "[MODIFIED %s] Conditional STORE failed for some messages" % (modified,))
     return None
+
+
+# -- SEARCH XPROP ----------------------------------------------------------------------------
+
+_OPERATORS = ("EQ", "NE", "LT", "LE", "GT", "GE", "EXISTS", "PREFIX", "SUBSTR", "IPREFIX", "ISUBSTR",
+              "BITSET", "BITCLEAR")
+_STRING_OPERATORS = ("PREFIX", "SUBSTR", "IPREFIX", "ISUBSTR")
+
+
+def _compare(op, have, want):
+    """
+    One value against the key's (R-SRCH-2); C{have} and C{want} are of the
+    property's base type.
+    """
+    if op == "EQ":
+        return have == want
+    if op == "NE":
+        return have != want
+    if op in ("LT", "LE", "GT", "GE"):
+        try:
+            return {"LT": have < want, "LE": have <= want, "GT": have > want, "GE": have >= want}[op]
+        except TypeError:
+            return False
+    if op == "PREFIX":
+        return have.startswith(want)
+    if op == "SUBSTR":
+        return want in have
+    if op == "IPREFIX":
+        return have.casefold().startswith(want.casefold())
+    if op == "ISUBSTR":
+        return want.casefold() in have.casefold()
+    if op == "BITSET":
+        return have & want == want
+    return have & want == 0  # BITCLEAR
+
+
+class XpropKey(SearchKey):
+    """
+    C{XPROP id op [value]} (R-SRCH-1 to R-SRCH-3): a stored property is read
+    from the index, a derived one from the message (so it needs the body).
+    """
+
+    def __init__(self, key, op, value, mailbox, mailboxClass):
+        self.key, self.op, self.value = key, op, value
+        self.mailbox, self.mailboxClass = mailbox, mailboxClass
+        self.derived = isDerived(key)
+        self.needsBody = self.needsHeaders = self.derived
+
+    def _values(self, m):
+        if self.derived:
+            values = deriveProperties(m.data(), m.info, self.mailboxClass)
+            if self.key not in values:
+                return None
+            value = values[self.key]
+        else:
+            entry = stored.properties(self.mailbox, [m.info.uid]).get(m.info.uid, {}).get(self.key.text())
+            if entry is None:
+                return None
+            value = fromText(self.key, entry[1])
+        if self.key.propType & MV_FLAG:
+            return list(value)
+        return [value]
+
+    def match(self, m):
+        values = self._values(m)
+        if values is None:
+            return False
+        if self.op == "EXISTS":
+            return True
+        return any(_compare(self.op, have, self.value) for have in values)
+
+
+def parseSearchXprop(parser, name):
+    """
+    The SEARCH registry's parser of C{XPROP}.
+    """
+    text = _idText(parser.next("property identifier"))
+    try:
+        key = parsePropertyId(text)
+    except PropertyError as e:
+        raise ValueError(str(e)) from None
+    op = parser.atom("XPROP operator").upper()
+    if op not in _OPERATORS:
+        raise ValueError("unknown XPROP operator %s" % (op[:20],))
+    base = key.propType & ~MV_FLAG
+    if op in _STRING_OPERATORS and base not in (PT_UNICODE, PT_STRING8):
+        raise ValueError("%s compares strings; %s is not a string property" % (op, text))
+    if op in ("BITSET", "BITCLEAR") and base not in _INTEGER_RANGES:
+        raise ValueError("%s takes an integer property; %s is not one" % (op, text))
+    value = None
+    if op != "EXISTS":
+        token = parser.next("XPROP value")
+        try:
+            raw = rawValue(token)
+            if raw is None or isinstance(raw, list):
+                raise ValueError("%s: XPROP compares with one value" % (text,))
+            value = fromText(attr.evolve(key, propType=base), raw, text)
+        except PropertyError as e:
+            raise ValueError(str(e)) from None
+    context = parser.context
+    mailbox = context.view.mailbox if context is not None else None
+    return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None))
