@@ -178,12 +178,12 @@ class EnforcementTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"(MESSAGES 3)", self.send(b"g STATUS Calendar (MESSAGES)"))
 
     def test_moveNeedsExpungeOnSource(self):
-        """MOVE out of a shared mailbox needs e there; COPY needs only r."""
+        """MOVE out of a shared mailbox needs t and e there (docs/xmapi.md R-DEL-2); COPY needs only r."""
         self.grant(b"lr")
         self.other.send(b"a SELECT ~demo/Calendar")
         self.assertIn(b"b OK [COPYUID", self.other.send(b"b COPY 1 INBOX"))
         self.assertIn(b"c NO [NOPERM]", self.other.send(b"c MOVE 1 INBOX"))
-        self.grant(b"lre")
+        self.grant(b"lrte")
         out = self.other.send(b"d MOVE 1 INBOX")
         self.assertIn(b"* 1 EXPUNGE", out)
         self.assertIn(b"(MESSAGES 0)", self.send(b"e STATUS Calendar (MESSAGES)"))

@@ -215,6 +215,7 @@ class AdminListenerTests(unittest.TestCase):
             ("http", "enabled"): False,
             ("ftp", "enabled"): True, ("ftp", "listen"): ("tcp:0:interface=127.0.0.1",),
             ("admin", "enabled"): True, ("admin", "listen"): ("tcp:0:interface=127.0.0.1",),
+            ("http", "listen"): ("tcp:0:interface=127.0.0.1",),
         })
         top = makeService(config, reactor)
         top.privilegedStartService()

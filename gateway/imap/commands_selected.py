@@ -153,13 +153,32 @@ def do_UID_EXPUNGE(session, tag, args):
 # -- FETCH -------------------------------------------------------------------------------
 
 
+def registries(session):
+    """
+    The L{gateway.imap.registry.Registries} of C{session}'s factory (the
+    standard ones for a session without a factory).
+    """
+    found = getattr(session.factory, "registries", None)
+    if found is None:
+        from gateway.imap.registry import defaultRegistries
+        found = defaultRegistries()
+    return found
+
+
+def fetchRegistry(session):
+    """
+    The L{gateway.imap.registry.FetchRegistry} of C{session}'s factory.
+    """
+    return registries(session).fetch
+
+
 def _fetch(session, tag, args, uid):
     from gateway.imap.message import parseFetchItems
 
     sequenceSet = sequenceArgument(args)
     text = args.rest().strip()
     try:
-        items = parseFetchItems(text)
+        items = parseFetchItems(text, fetchRegistry(session))
     except ValueError as e:
         # The text may quote the client's items, literals and all: one line.
         raise IMAPSyntaxError("bad FETCH items: %s" % (_CONTROL.sub(" ", str(e)),)) from None
@@ -189,7 +208,7 @@ def _fetchLoop(session, items, uids, changedSince):
     view = session.view
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
-    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled)
+    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, registry=fetchRegistry(session), context=session)
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).
@@ -297,7 +316,7 @@ def do_UID_FETCH(session, tag, args):
 
 # -- STORE -------------------------------------------------------------------------------
 
-_STORE_ITEM = re.compile(r"^([+-]?)FLAGS(\.SILENT)?$", re.I)
+_STORE_ITEM = re.compile(r"^([+-]?)([A-Z0-9.]+?)(\.SILENT)?$", re.I)
 
 
 def _store(session, tag, args, uid):
@@ -313,9 +332,18 @@ def _store(session, tag, args, uid):
         session.enableCondstore()
         args.space()
     match = _STORE_ITEM.match(args.atom())
-    if match is None:
+    row = None if match is None else registries(session).store.get(match.group(2))
+    if row is None or (match.group(1) or "=") not in row.modes:
         raise bad("STORE takes FLAGS, +FLAGS or -FLAGS")
     args.space()
+    return row.handler(session, args, uid, sequenceSet, unchangedSince, match.group(1) or "=",
+                       bool(match.group(3)))
+
+
+def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
+    """
+    The FLAGS row of the STORE registry: C{[+-]FLAGS[.SILENT] flags}.
+    """
     if args.peek() == b"(":
         flags = args.parenList()
     else:
@@ -328,8 +356,6 @@ def _store(session, tag, args, uid):
         raise bad("Invalid flag %s" % (str(badFlags(flags)[0])[:40],))
     flags = [f for f in flags if f.lower() != "\\recent"]
     checkWritable(session)
-    mode = match.group(1) or "="
-    silent = bool(match.group(2))
     view = session.view
     uids = targetUids(session, sequenceSet, uid)
     mailbox = view.mailbox
@@ -447,7 +473,8 @@ def parseSearchProgram(session, text, charset=None):
     @return: C{(program, wantsModSeq)}.
     """
     try:
-        program = searchModule.parseSearch(text, charset, session.view.saved)
+        program = searchModule.parseSearch(text, charset, session.view.saved,
+                                           registry=registries(session).search, context=session)
     except searchModule.SearchCharsetError as e:
         raise no("[BADCHARSET (UTF-8 US-ASCII)] %s" % (e,)) from None
     except ValueError as e:

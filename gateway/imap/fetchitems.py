@@ -7,11 +7,6 @@ L{FetchItem}s with their L{Section}s, partial ranges and modifiers
 
 from gateway.imap.results import parsePartialRange
 
-_SIMPLE = frozenset([
-    "ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER", "RFC822.SIZE",
-    "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ", "PREVIEW", "SAVEDATE",
-])
-
 _MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -177,9 +172,25 @@ def _parseBinarySection(spec):
     return Section(path)
 
 
-def _readItem(text, pos):
+def parsePreview(text, pos):
     """
-    One item at C{text[pos]}: C{(FetchItem or macro name, newPos)}.
+    The PREVIEW item's parser (a L{gateway.imap.registry.FetchItemRow}
+    C{parse}): RFC 8970's modifier LAZY is read (answering at once is
+    allowed anyway); anything else is left to be read as FETCH modifiers.
+    """
+    if text.startswith(" (", pos):
+        close = text.find(")", pos)
+        words = text[pos + 2:close].split() if close != -1 else []
+        if words and all(m.upper() == "LAZY" for m in words):
+            return FetchItem("PREVIEW"), close + 1
+    return FetchItem("PREVIEW"), pos
+
+
+def _readItem(text, pos, registry):
+    """
+    One item at C{text[pos]}: C{(FetchItem or macro name, newPos)}.  Items
+    without a section are the rows of C{registry} (a
+    L{gateway.imap.registry.FetchRegistry}).
     """
     start = pos
     while pos < len(text) and text[pos] not in " ()[<":
@@ -217,14 +228,10 @@ def _readItem(text, pos):
                 raise ValueError("BINARY.SIZE takes no partial range")
             return FetchItem(_BINARY_NAMES[name], section, name == "BINARY.PEEK", partial), pos
         return FetchItem("BODY", section, name == "BODY.PEEK", partial), pos
-    if name == "PREVIEW" and text.startswith(" (", pos):
-        # RFC 8970's modifier LAZY (answering at once is allowed anyway);
-        # anything else is left to be read as FETCH modifiers.
-        close = text.find(")", pos)
-        words = text[pos + 2:close].split() if close != -1 else []
-        if words and all(m.upper() == "LAZY" for m in words):
-            return FetchItem(name), close + 1
-    if name in _SIMPLE:
+    row = registry.get(name)
+    if row is not None:
+        if row.parse is not None:
+            return row.parse(text, pos)
         return FetchItem(name), pos
     if name in _MACROS:
         return name, pos
@@ -266,16 +273,21 @@ def _parseModifiers(text):
     return modifiers
 
 
-def parseFetchArguments(text):
+def parseFetchArguments(text, registry=None):
     """
     Parse what follows the sequence set of FETCH / UID FETCH.
 
     @param text: e.g. C{"FAST"}, C{"(FLAGS BODY.PEEK[HEADER])"} or
         C{"(FLAGS) (CHANGEDSINCE 12345)"}.
+    @param registry: the L{gateway.imap.registry.FetchRegistry} naming the
+        items; C{None} for the standard items.
     @return: C{(items, modifiers)}: a L{FetchItems} list (also carrying
         C{.modifiers}) and a C{dict}.
     @raise ValueError: with a message for a BAD reply.
     """
+    if registry is None:
+        from gateway.imap.registry import defaultRegistries
+        registry = defaultRegistries().fetch
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
     text = text.strip()
@@ -291,7 +303,7 @@ def parseFetchArguments(text):
             if text[pos] == ")":
                 pos += 1
                 break
-            item, pos = _readItem(text, pos)
+            item, pos = _readItem(text, pos, registry)
             if isinstance(item, str):
                 raise ValueError("%s is not allowed inside a list" % (item,))
             items.append(item)
@@ -300,7 +312,7 @@ def parseFetchArguments(text):
         if not items:
             raise ValueError("empty fetch item list")
     else:
-        item, pos = _readItem(text, 0)
+        item, pos = _readItem(text, 0, registry)
         if isinstance(item, str):
             items.extend(FetchItem(name) for name in _MACROS[item])
         else:
@@ -310,9 +322,9 @@ def parseFetchArguments(text):
     return items, items.modifiers
 
 
-def parseFetchItems(text):
+def parseFetchItems(text, registry=None):
     """
     Like L{parseFetchArguments}, returning the items only (a L{FetchItems}
     whose C{.modifiers} holds the modifiers).
     """
-    return parseFetchArguments(text)[0]
+    return parseFetchArguments(text, registry)[0]

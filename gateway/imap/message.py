@@ -46,6 +46,7 @@ from gateway.imap.fetchitems import (  # noqa: F401 -- re-exported
     Section,
     parseFetchArguments,
     parseFetchItems,
+    parsePreview,
     parseSection,
 )
 from gateway.imap.format import flagList
@@ -73,14 +74,27 @@ def formatInternalDate(when):
         sign, minutes // 60, minutes % 60)
 
 
-def itemsNeedHeaders(items):
+def itemsNeedHeaders(items, registry=None):
     """
     Whether rendering C{items} (L{FetchItem}s) may read C{info.headers}.
     When not, the infos may come from C{IMailbox.messages(uids,
-    headers=False)}.
+    headers=False)}: every item is an index-only row of C{registry} (a
+    L{gateway.imap.registry.FetchRegistry}, C{None} for the standard one).
     """
-    return any(item.section is not None or item.name not in _HEADERLESS_RENDER
-               for item in items)
+    registry = _registry(registry)
+    return any(item.section is not None or not _indexOnly(registry, item.name) for item in items)
+
+
+def _registry(registry):
+    if registry is None:
+        from gateway.imap.registry import defaultRegistries
+        return defaultRegistries().fetch
+    return registry
+
+
+def _indexOnly(registry, name):
+    row = registry.get(name)
+    return row is not None and row.indexOnly
 
 
 def headersComplete(info):
@@ -342,14 +356,15 @@ class _NeedsMessage(Exception):
     """
 
 
-def _lineValue(item):
+def _lineValue(item, registry):
     """
     C{(format, value(info, recent))} rendering C{item} from the index row
     alone (L{FetchPlan.line}); C{value} may raise L{_NeedsMessage}.  C{None}
     for items that need more, or that set C{\\Seen}.
     """
     if item.section is None:
-        return _HEADERLESS_RENDER.get(item.name)
+        row = registry.get(item.name)
+        return None if row is None else row.line
     section = item.section
     if section.path or section.text != "HEADER.FIELDS" or not item.peek:
         return None
@@ -411,29 +426,65 @@ def _binary(item):
     return render
 
 
-def _renderer(item, threshold):
+def _renderer(item, threshold, registry, context=None):
     """
     The function that renders one response item: C{render(parts, message,
     flags, recent)} appends the item's value to C{parts}.
     """
-    if item.name in ("BINARY", "BINARY.SIZE"):
-        return _binary(item)
+    row = registry.get(item.name)
+    if row.contextual:
+        return row.renderer(item, threshold, context)
+    return row.renderer(item, threshold)
+
+
+def _bodyRenderer(item, threshold):
+    """
+    BODY: the structure, or a section (C{BODY[...]}, C{BODY.PEEK[...]}).
+    """
     if _isWhole(item):
-        section = item.section or Section((), "TEXT" if item.name == "RFC822.TEXT" else None)
-        return _whole(section, item.partial, threshold)
+        return _whole(item.section, item.partial, threshold)
     if item.section is not None:
         return _inner(item.section, item.partial, threshold)
-    if item.name in _RENDER:
-        return _RENDER[item.name]
-    return _headerless(item.name)
+    return _RENDER["BODY"]
 
 
-def _compile(items, threshold):
+def _rfc822Renderer(item, threshold):
+    """
+    RFC822 and RFC822.TEXT: whole-message ranges.
+    """
+    return _whole(Section((), "TEXT" if item.name == "RFC822.TEXT" else None), item.partial, threshold)
+
+
+def _fixed(render):
+    return lambda item, threshold: render
+
+
+def registerFetchItems(registry):
+    """
+    Add the standard FETCH items (RFC 3501/9051, CONDSTORE, BINARY,
+    PREVIEW, SAVEDATE) to C{registry}, a
+    L{gateway.imap.registry.FetchRegistry}.
+    """
+    for name in ("UID", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"):
+        registry.add(name, _fixed(_headerless(name)), line=_HEADERLESS_RENDER[name])
+    registry.add("FLAGS", _fixed(_RENDER["FLAGS"]), line=_HEADERLESS_RENDER["FLAGS"])
+    for name in ("ENVELOPE", "BODYSTRUCTURE", "RFC822.HEADER", "SAVEDATE"):
+        registry.add(name, _fixed(_RENDER[name]))
+    registry.add("PREVIEW", _fixed(_RENDER["PREVIEW"]), parse=parsePreview)
+    registry.add("BODY", _bodyRenderer)
+    registry.add("RFC822", _rfc822Renderer)
+    registry.add("RFC822.TEXT", _rfc822Renderer)
+    registry.add("BINARY", lambda item, threshold: _binary(item))
+    registry.add("BINARY.SIZE", lambda item, threshold: _binary(item))
+
+
+def _compile(items, threshold, registry, context=None):
     """
     C{[(prefix, render)]} for the response items C{items}; C{prefix} is
     the item's name, after the opening parenthesis or a space.
     """
-    return [((b" " if i else b"(") + item.responseName().encode("ascii") + b" ", _renderer(item, threshold))
+    return [((b" " if i else b"(") + item.responseName().encode("ascii") + b" ",
+             _renderer(item, threshold, registry, context))
             for i, item in enumerate(items)]
 
 
@@ -448,22 +499,27 @@ class FetchPlan:
         message's C{saveDate} to L{render}.
     """
 
-    def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD):
+    def __init__(self, items, modseq=False, streamThreshold=STREAM_THRESHOLD, registry=None, context=None):
         """
         @param items: L{FetchItem}s in request order.
         @param modseq: CONDSTORE is enabled: always include MODSEQ.
         @param streamThreshold: stream whole-message sections above this
             size; C{None} never streams.
+        @param registry: the L{gateway.imap.registry.FetchRegistry} the
+            items were parsed with; C{None} for the standard one.
+        @param context: passed to the renderers of contextual rows (the
+            session).
         """
-        self.needsHeaders = itemsNeedHeaders(items)
+        registry = _registry(registry)
+        self.needsHeaders = itemsNeedHeaders(items, registry)
         self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
-        self._items = _compile(shown, streamThreshold)
-        self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold)
+        self._items = _compile(shown, streamThreshold, registry, context)
+        self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold, registry, context)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
-        lineValues = [_lineValue(item) for item in shown]
+        lineValues = [_lineValue(item, registry) for item in shown]
         self._format = None
         if None not in lineValues:
             self._format = b"%d FETCH (" + b" ".join(

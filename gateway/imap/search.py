@@ -110,7 +110,14 @@ def tokenize(text):
 
 # Keys ---------------------------------------------------------------------
 
-class _Key:
+class SearchKey:
+    """
+    A search key: C{match(candidate)} tells whether a message (a
+    L{_Candidate}) matches; L{storeTerm} lets the index answer it.  An
+    extension's keys subclass it and set C{needsHeaders}/C{needsBody}/
+    C{needsSaveDate} when C{match} reads those.
+    """
+
     needsBody = False
     needsHeaders = False
     needsSaveDate = False
@@ -124,7 +131,7 @@ class _Key:
         return None
 
 
-class _All(_Key):
+class _All(SearchKey):
     def match(self, m):
         return True
 
@@ -132,7 +139,7 @@ class _All(_Key):
         return query.And(())
 
 
-class _Flag(_Key):
+class _Flag(SearchKey):
     def __init__(self, flag, present):
         self.flag, self.present = flag, present
 
@@ -143,7 +150,7 @@ class _Flag(_Key):
         return _presence(query.HasFlag(self.flag), self.present)
 
 
-class _Keyword(_Key):
+class _Keyword(SearchKey):
     def __init__(self, keyword, present):
         self.keyword, self.present = keyword.lower(), present
 
@@ -154,7 +161,7 @@ class _Keyword(_Key):
         return _presence(query.HasFlag(self.keyword), self.present)
 
 
-class _Recent(_Key):
+class _Recent(SearchKey):
     def __init__(self, present):
         self.present = present
 
@@ -162,12 +169,12 @@ class _Recent(_Key):
         return m.recent == self.present
 
 
-class _New(_Key):
+class _New(SearchKey):
     def match(self, m):
         return m.recent and "\\Seen" not in m.info.flags
 
 
-class _Not(_Key):
+class _Not(SearchKey):
     def __init__(self, key):
         self.key = key
         self.needsBody = key.needsBody
@@ -182,7 +189,7 @@ class _Not(_Key):
         return None if term is None else query.Not(term)
 
 
-class _Or(_Key):
+class _Or(SearchKey):
     def __init__(self, a, b):
         self.a, self.b = a, b
         self.needsBody = a.needsBody or b.needsBody
@@ -197,7 +204,7 @@ class _Or(_Key):
         return None if a is None or b is None else query.Or((a, b))
 
 
-class _And(_Key):
+class _And(SearchKey):
     def __init__(self, keys):
         self.keys = keys
         self.needsBody = any(k.needsBody for k in keys)
@@ -233,7 +240,7 @@ class _And(_Key):
         return (query.And(terms) if terms else None), (_And(rest) if rest else None)
 
 
-class _Size(_Key):
+class _Size(SearchKey):
     def __init__(self, size, larger):
         self.size, self.larger = size, larger
 
@@ -244,7 +251,7 @@ class _Size(_Key):
         return query.LargerThan(self.size) if self.larger else query.SmallerThan(self.size)
 
 
-class _ModSeq(_Key):
+class _ModSeq(SearchKey):
     def __init__(self, modseq):
         self.modseq = modseq
 
@@ -255,7 +262,7 @@ class _ModSeq(_Key):
         return query.ModSeqAtLeast(self.modseq)
 
 
-class _Sequence(_Key):
+class _Sequence(SearchKey):
     def __init__(self, sequenceSet, uid):
         self.set, self.uid = sequenceSet, uid
 
@@ -265,7 +272,7 @@ class _Sequence(_Key):
         return self.set.contains(m.seq, m.maxSeq)
 
 
-class _UidIn(_Key):
+class _UidIn(SearchKey):
     """
     C{$} (RFC 5182): the messages of the saved search result.
     """
@@ -277,7 +284,7 @@ class _UidIn(_Key):
         return m.info.uid in self.uids
 
 
-class _Within(_Key):
+class _Within(SearchKey):
     """
     OLDER and YOUNGER (RFC 5032): the internal date before, or at or after,
     C{since} (POSIX seconds: now minus the interval).
@@ -293,7 +300,7 @@ class _Within(_Key):
         return query.ArrivedBefore(self.since) if self.older else query.ArrivedSince(self.since)
 
 
-class _SavedDate(_Key):
+class _SavedDate(SearchKey):
     """
     SAVEDBEFORE, SAVEDON, SAVEDSINCE (RFC 8514): the UTC date of the save
     date, or of the internal date when that is not known.
@@ -322,7 +329,7 @@ class _SavedDate(_Key):
         return query.SavedSince(start)
 
 
-class _Date(_Key):
+class _Date(SearchKey):
     def __init__(self, date, op, sent):
         self.date, self.op, self.sent = date, op, sent
         self.needsHeaders = sent
@@ -350,7 +357,7 @@ def _presence(term, present):
     return term if present else query.Not(term)
 
 
-class _Header(_Key):
+class _Header(SearchKey):
     needsHeaders = True
 
     def __init__(self, name, needle):
@@ -376,7 +383,7 @@ class _Address(_Header):
         return bool(self.needle) and any(self.needle in text for text in m.addressTexts(self.name))
 
 
-class _Body(_Key):
+class _Body(SearchKey):
     needsBody = True
     needsHeaders = True
 
@@ -527,6 +534,18 @@ class _Candidate:
     def headerText(self):
         return "\n".join(decodeHeader(raw) for _, raw, _ in self.fields()).casefold()
 
+    def data(self):
+        """
+        The whole message (C{bytes}), read once.
+        """
+        if getattr(self, "_data", None) is None:
+            f = self._open()
+            try:
+                self._data = f.read()
+            finally:
+                f.close()
+        return self._data
+
     def _read(self):
         if self._body is None:
             f = self._open()
@@ -608,7 +627,17 @@ class SearchProgram:
 
 
 class _Parser:
-    def __init__(self, tokens, charset, saved=frozenset(), now=None):
+    """
+    Reads a search program; each key's arguments are read by its row of
+    C{registry}, C{parse(parser, name)}, with L{next}, L{atom},
+    L{string}, L{number}, L{date} and, for nested keys, L{key} inside
+    L{nested}.
+    """
+
+    def __init__(self, tokens, charset, saved=frozenset(), now=None, registry=None, context=None):
+        self.registry = registry
+        #: The session searching (for keys that read its mailbox), or C{None}.
+        self.context = context
         self.tokens = tokens
         self.pos = 0
         self.charset = charset
@@ -698,56 +727,9 @@ class _Parser:
         if isinstance(token, bytes):
             token = token.decode("ascii", "replace")
         name = token.upper()
-        if name == "ALL":
-            return _All()
-        if name in _FLAG_KEYS:
-            return _Flag(*_FLAG_KEYS[name])
-        if name in ("KEYWORD", "UNKEYWORD"):
-            return _Keyword(self.atom("keyword"), name == "KEYWORD")
-        if name in ("RECENT", "OLD"):
-            return _Recent(name == "RECENT")
-        if name == "NEW":
-            return _New()
-        if name == "NOT":
-            return _Not(self.nested(self.key))
-        if name == "OR":
-            return self.nested(lambda: _Or(self.key(), self.key()))
-        if name in _HEADER_KEYS:
-            key = _Address if name != "SUBJECT" else _Header
-            return key(_HEADER_KEYS[name], self.string("search string"))
-        if name == "HEADER":
-            field = self.string("header field name")
-            return _Header(field, self.string("search string"))
-        if name in ("BODY", "TEXT"):
-            return _Body(self.string("search string"), name == "TEXT")
-        if name in ("BEFORE", "ON", "SINCE"):
-            return _Date(self.date(), name, False)
-        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-            return _Date(self.date(), name[4:], True)
-        if name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
-            return _SavedDate(self.date(), name[5:])
-        if name == "SAVEDATESUPPORTED":
-            return _All()  # every mailbox here keeps save dates
-        if name in ("LARGER", "SMALLER"):
-            return _Size(self.number("size"), name == "LARGER")
-        if name == "UID":
-            uids = self.atom("UID set")
-            if uids == "$":
-                return _UidIn(self.saved)
-            return _Sequence(parseSequenceSet(uids), True)
-        if name == "$":
-            return _UidIn(self.saved)
-        if name in ("OLDER", "YOUNGER"):
-            seconds = self.number("interval")
-            if not seconds:
-                raise ValueError("%s needs a number of seconds above 0" % (name,))
-            now = time.time() if self.now is None else self.now
-            return _Within(now - seconds, name == "OLDER")
-        if name == "MODSEQ":
-            if self.pos < len(self.tokens) and not self._isNumber(self.tokens[self.pos]):
-                self.string("entry name")
-                self.atom("entry type")
-            return _ModSeq(self.number("mod-sequence"))
+        row = self.registry.get(name)
+        if row is not None:
+            return row(self, name)
         if name[:1].isdigit() or name[:1] == "*":
             return _Sequence(parseSequenceSet(token), False)
         raise ValueError("unknown search key %s" % (token[:40],))
@@ -757,7 +739,76 @@ class _Parser:
         return isinstance(token, str) and token.isdigit()
 
 
-def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
+def _modSeq(parser, name):
+    if parser.pos < len(parser.tokens) and not parser._isNumber(parser.tokens[parser.pos]):
+        parser.string("entry name")
+        parser.atom("entry type")
+    return _ModSeq(parser.number("mod-sequence"))
+
+
+def _uid(parser, name):
+    uids = parser.atom("UID set")
+    if uids == "$":
+        return _UidIn(parser.saved)
+    return _Sequence(parseSequenceSet(uids), True)
+
+
+def _within(parser, name):
+    seconds = parser.number("interval")
+    if not seconds:
+        raise ValueError("%s needs a number of seconds above 0" % (name,))
+    now = time.time() if parser.now is None else parser.now
+    return _Within(now - seconds, name == "OLDER")
+
+
+def _header(parser, name):
+    field = parser.string("header field name")
+    return _Header(field, parser.string("search string"))
+
+
+def registerSearchKeys(registry):
+    """
+    Add the standard SEARCH keys (RFC 3501/9051, CONDSTORE, WITHIN,
+    SEARCHRES, SAVEDATE) to C{registry}, a
+    L{gateway.imap.registry.SearchKeyRegistry}.  A row is C{parse(parser,
+    name)}: it reads the key's arguments from the L{_Parser} and returns a
+    key object (a L{SearchKey}: C{match(candidate)}, optional SQL
+    C{storeTerm()}).
+    """
+    add = registry.add
+    add("ALL", lambda p, name: _All())
+    for flagKey in _FLAG_KEYS:
+        add(flagKey, lambda p, name: _Flag(*_FLAG_KEYS[name]))
+    for name in ("KEYWORD", "UNKEYWORD"):
+        add(name, lambda p, name: _Keyword(p.atom("keyword"), name == "KEYWORD"))
+    for name in ("RECENT", "OLD"):
+        add(name, lambda p, name: _Recent(name == "RECENT"))
+    add("NEW", lambda p, name: _New())
+    add("NOT", lambda p, name: _Not(p.nested(p.key)))
+    add("OR", lambda p, name: p.nested(lambda: _Or(p.key(), p.key())))
+    for name in _HEADER_KEYS:
+        add(name, lambda p, name: (_Address if name != "SUBJECT" else _Header)(
+            _HEADER_KEYS[name], p.string("search string")))
+    add("HEADER", _header)
+    for name in ("BODY", "TEXT"):
+        add(name, lambda p, name: _Body(p.string("search string"), name == "TEXT"))
+    for name in ("BEFORE", "ON", "SINCE"):
+        add(name, lambda p, name: _Date(p.date(), name, False))
+    for name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+        add(name, lambda p, name: _Date(p.date(), name[4:], True))
+    for name in ("SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"):
+        add(name, lambda p, name: _SavedDate(p.date(), name[5:]))
+    add("SAVEDATESUPPORTED", lambda p, name: _All())  # every mailbox here keeps save dates
+    for name in ("LARGER", "SMALLER"):
+        add(name, lambda p, name: _Size(p.number("size"), name == "LARGER"))
+    add("UID", _uid)
+    add("$", lambda p, name: _UidIn(p.saved))
+    for name in ("OLDER", "YOUNGER"):
+        add(name, _within)
+    add("MODSEQ", _modSeq)
+
+
+def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None, context=None):
     """
     Parse the arguments of SEARCH / UID SEARCH.
 
@@ -767,6 +818,10 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
     @param saved: the UIDs C{$} stands for (RFC 5182).
     @param now: POSIX seconds OLDER and YOUNGER count back from (default:
         the current time).
+    @param registry: the L{gateway.imap.registry.SearchKeyRegistry} naming
+        the keys; C{None} for the standard keys.
+    @param context: the searching session, for keys that need it
+        (C{parser.context}).
     @rtype: L{SearchProgram}
     @raise SearchCharsetError: for a charset other than UTF-8 or US-ASCII.
     @raise ValueError: on bad syntax (answer BAD).
@@ -800,7 +855,10 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None):
         charset = charset.upper()
         if charset not in SUPPORTED_CHARSETS:
             raise SearchCharsetError(charset)
-    parser = _Parser(tokens[pos:], charset, saved, now)
+    if registry is None:
+        from gateway.imap.registry import defaultRegistries
+        registry = defaultRegistries().search
+    parser = _Parser(tokens[pos:], charset, saved, now, registry, context)
     key = parser.keys(tokens[pos:])
     program = SearchProgram(key, returnOptions, charset)
     program.partial = partial

@@ -13,8 +13,10 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_selected,
     commands_sort,
     commands_unauthenticate,
+    xmapi,
 )
 from gateway.imap.protocol import IMAPServer
+from gateway.imap.registry import Registries
 
 
 class IMAPFactory(ServerFactory):
@@ -22,6 +24,8 @@ class IMAPFactory(ServerFactory):
     Builds L{IMAPServer} sessions and enforces C{[imap] max_connections}.
 
     @ivar sessions: C{set} of the connected sessions.
+    @ivar registries: the L{Registries} (FETCH items ...) of its sessions;
+        an extension adds its rows here.
     """
 
     protocol = IMAPServer
@@ -30,6 +34,8 @@ class IMAPFactory(ServerFactory):
         self.context = context
         self.maxConnections = context.config["imap", "max_connections"]
         self.sessions = set()
+        self.registries = Registries()
+        xmapi.install(self.registries)
 
     def buildProtocol(self, addr):
         session = self.protocol(self.context)

@@ -32,7 +32,7 @@ from gateway.errors import (
     StoreError,
 )
 from gateway.interfaces import IMailbox, IMailboxAccess, IViewerAccess
-from gateway.store import acl, maildir, userflags
+from gateway.store import acl, maildir, properties, userflags
 from gateway.store.acl import ALL_RIGHTS
 
 #: The account that holds a domain's public folders (C{~public/...}).
@@ -646,7 +646,8 @@ def transfer(source, uids, destination, move=False):
     @return: C{[(sourceUid, destinationUid)]}.
     """
     if isinstance(source, SharedMailbox):
-        source._need("re" if move else "r")
+        # A MOVE is COPY, STORE \Deleted and EXPUNGE on the source (R-DEL-2).
+        source._need("rte" if move else "r")
     if isinstance(destination, SharedMailbox):
         destination._need("i")
     rawSource, rawDestination = _unwrap(source), _unwrap(destination)
@@ -670,6 +671,7 @@ def transfer(source, uids, destination, move=False):
         finally:
             f.close()
         pairs.append((info.uid, destination.appendMessage(data, info.flags, info.internalDate)))
+        properties.copyAcross(rawSource, info.uid, rawDestination, pairs[-1][1])
     if move and pairs:
         moved = [pair[0] for pair in pairs]
         rawSource.setFlags(moved, ["\\Deleted"], "+")

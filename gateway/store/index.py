@@ -26,6 +26,7 @@ Tables::
     subscriptions(name)
     userflags(mailbox, user, uid, flags)  a viewer's own flags in another
                                   account's mailbox (\\Seen)
+    msgprops(mailbox, uid, key, type, value)  stored message properties
 
 The schema grows by ordered steps (L{MIGRATIONS}, counted in C{PRAGMA
 user_version}): a feature appends a step; an older index is brought up to
@@ -141,9 +142,19 @@ def _addUserFlags(conn):
 #: index written by an older version is brought up to date when opened, in
 #: one transaction, and an index from a newer version is refused rather
 #: than misread.
+def _addProperties(conn):
+    """
+    Migration 3: stored message properties (XMAPI), see
+    L{gateway.store.properties}.
+    """
+    from gateway.store.properties import addTable
+    addTable(conn)
+
+
 MIGRATIONS = [
     _createBase,
     _addUserFlags,
+    _addProperties,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

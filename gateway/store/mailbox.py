@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError, isStorageFull
 from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
-from gateway.store import index, maildir, query
+from gateway.store import index, maildir, properties, query
 from gateway.store.changes import MailboxChanges
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
@@ -705,6 +705,7 @@ class Mailbox(MailboxChanges):
                         placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
                         destination._expect((newSubdir, name))
                         result.append((sourceUid, uid))
+                        properties.carry(self._conn, self._id, sourceUid, destination._id, uid)
                         uid += 1
                         index.addUsage(self._conn, rawSize)
                         if move:

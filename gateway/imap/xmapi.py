@@ -1,0 +1,430 @@
+# -*- test-case-name: tests.test_imap_xmapi -*-
+"""
+XMAPI (C{docs/xmapi.md}) message items: C{FETCH XPROPS} (section 4.1) and
+C{STORE XPROPS} / C{XPROPS.SILENT} (section 4.2), rows that L{install}
+adds to an IMAP factory's registries.
+
+The MAPI meaning (identifiers, types, derived properties) is
+L{gateway.mapi}; stored properties are L{gateway.store.properties}; this
+module is the syntax.
+
+The capability C{XMAPI} is not announced yet: R-CAP-1 asks for the whole of
+C{docs/xmapi.md}, and section 12 there says what is missing.
+"""
+
+import email
+import email.policy
+import re
+
+import attr
+import icalendar
+
+from gateway.imap import mimeparts
+from gateway.imap.commands_selected import checkWritable, targetUids
+from gateway.imap.fetchitems import FetchItem
+from gateway.imap.parser import Arguments, IMAPSyntaxError
+from gateway.imap.protocol import bad, no
+from gateway.imap.search import SearchKey
+from gateway.imap.sequence import formatSequenceSet
+from gateway.mapi import convert
+from gateway.mapi.properties import (
+    _INTEGER_RANGES,
+    MV_FLAG,
+    PT_STRING8,
+    PT_UNICODE,
+    PropertyError,
+    canonicalText,
+    fromText,
+    isDerived,
+    parsePropertyId,
+    toText,
+)
+from gateway.store import properties as stored
+from gateway.store.access import hasRight
+
+#: An identifier that can be written as an atom in a response.
+_ATOM_ID = re.compile(r"[A-Za-z0-9_./=+-]+\Z")
+
+
+def install(registries):
+    """
+    Add the XMAPI rows to C{registries} (a
+    L{gateway.imap.registry.Registries}).
+    """
+    registries.fetch.add("XPROPS", _xpropsRenderer, parse=parseFetchXprops, contextual=True)
+    registries.store.add("XPROPS", storeXprops, modes="=")
+    registries.search.add("XPROP", parseSearchXprop)
+
+
+# -- identifiers and values on the wire -----------------------------------------------------
+
+def _idText(token):
+    """
+    The text of an C{xprop-id} token (an atom C{str} or a string C{bytes}).
+    """
+    if isinstance(token, list):
+        raise ValueError("expected a property identifier, got a list")
+    if isinstance(token, bytes):
+        try:
+            return token.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError("a property identifier is ASCII") from None
+    return token
+
+
+def parseIds(tokens):
+    """
+    C{[(text, PropertyKey)]} for the identifier tokens of a request.
+
+    @raise ValueError: a malformed or unknown identifier (R-ID-2, R-ID-3).
+    """
+    result = []
+    for token in tokens:
+        text = _idText(token)
+        try:
+            result.append((text, parsePropertyId(text)))
+        except PropertyError as e:
+            raise ValueError(str(e)) from None
+    return result
+
+
+def formatId(text):
+    """
+    An identifier as a response writes it (an atom where it can be).
+    """
+    if _ATOM_ID.match(text):
+        return text.encode("ascii")
+    return mimeparts.imapString(text)
+
+
+def rawValue(token):
+    """
+    The neutral form of a value token for L{gateway.mapi.properties.fromText}:
+    C{int} for a number, C{str} for a string, C{list} for a list, C{None}
+    for C{NIL}.
+
+    @raise ValueError: an atom that is neither a number nor C{NIL}, or a
+        string that is not UTF-8.
+    """
+    if isinstance(token, list):
+        return [_single(item) for item in token]
+    if isinstance(token, str) and token.upper() == "NIL":
+        return None
+    return _single(token)
+
+
+def _single(token):
+    if isinstance(token, list):
+        raise ValueError("a list inside a list value")
+    if isinstance(token, bytes):
+        try:
+            return token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("a string value is UTF-8") from None
+    if token.isdigit() and token.isascii():
+        return int(token)
+    raise ValueError("%r is not a number, a string or a list" % (token[:40],))
+
+
+def formatValue(value):
+    """
+    A neutral value (L{gateway.mapi.properties.toText}) as IMAP: a number,
+    a string, a list, or C{NIL}.
+    """
+    if value is None:
+        return b"NIL"
+    if isinstance(value, list):
+        return b"(" + b" ".join(formatValue(item) for item in value) + b")"
+    if isinstance(value, bool):
+        return b"%d" % (int(value),)
+    if isinstance(value, int):
+        return b"%d" % (value,)
+    return mimeparts.imapString(value)
+
+
+# -- FETCH XPROPS ----------------------------------------------------------------------------
+
+def _closing(text, pos):
+    """
+    The index of the C{)} that closes the list opening at C{text[pos]}
+    (quoted strings skipped).
+    """
+    depth, i, quoted = 0, pos, False
+    while i < len(text):
+        c = text[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError("missing ) after XPROPS")
+
+
+def parseFetchXprops(text, pos):
+    """
+    C{XPROPS (id ...)} or C{XPROPS (*)}: the FETCH registry's parser.  The
+    item's C{xprops} is C{[(text, PropertyKey)]}, or C{None} for C{*}.
+    """
+    if not text.startswith(" (", pos):
+        raise ValueError("XPROPS needs a list of property identifiers")
+    close = _closing(text, pos + 1)
+    try:
+        tokens = Arguments(text[pos + 2:close].encode("latin-1")).values()
+    except IMAPSyntaxError as e:
+        raise ValueError("XPROPS: %s" % (e,)) from None
+    item = FetchItem("XPROPS")
+    if tokens == ["*"]:
+        item.xprops = None
+    elif not tokens:
+        raise ValueError("XPROPS needs a property identifier or *")
+    else:
+        item.xprops = parseIds(tokens)
+    return item, close + 1
+
+
+def deriveProperties(data, info, mailboxClass):
+    """
+    The derived properties of a message (C{docs/xmapi.md} section 3.3):
+    from its header fields, and from its first C{text/calendar} or
+    C{text/vcard} part.
+
+    @param data: the message (bytes-like).
+    @return: C{dict} of L{PropertyKey} to value.
+    """
+    message = email.message_from_bytes(bytes(data), policy=email.policy.compat32)
+    values = convert.deriveMail(message, info.size, info.internalDate)
+    for part in message.walk():
+        contentType = part.get_content_type()
+        if contentType == "text/calendar":
+            try:
+                calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True) or b"")
+                values.update(convert.deriveCalendar(calendar))
+            except Exception:  # noqa: BLE001 -- a client's bad iCalendar: the mail properties stand
+                pass
+            break
+        if contentType in ("text/vcard", "text/x-vcard", "text/directory"):
+            payload = part.get_payload(decode=True) or b""
+            values.update(convert.deriveContact(payload.decode("utf-8", "replace")))
+            break
+    if (mailboxClass or "").split(".")[:2] == ["IPF", "StickyNote"]:
+        values[convert.key("PidTagMessageClass")] = "IPM.StickyNote"
+    return values
+
+
+def _xpropsRenderer(item, threshold, session):
+    mailbox = session.view.mailbox
+    mailboxClass = mailbox.mailboxClass
+    wanted = item.xprops
+
+    def render(parts, message, flags, recent):
+        uid = message.info.uid
+        derived = deriveProperties(message.data, message.info, mailboxClass)
+        own = stored.properties(mailbox, [uid]).get(uid, {})
+        pairs = []
+        if wanted is None:
+            for key, value in derived.items():
+                pairs.append((canonicalText(key), toText(key, value)))
+            for keyText, (_, value) in sorted(own.items()):
+                key = parsePropertyId(keyText)
+                if key not in derived:
+                    pairs.append((canonicalText(key), value))
+        else:
+            for text, key in wanted:
+                if key in derived:
+                    pairs.append((text, toText(key, derived[key])))
+                else:
+                    entry = own.get(key.text())
+                    pairs.append((text, None if entry is None else entry[1]))
+        parts.append(b"(" + b" ".join(formatId(text) + b" " + formatValue(value) for text, value in pairs)
+                     + b")")
+    return render
+
+
+# -- STORE XPROPS ----------------------------------------------------------------------------
+
+def parsePairs(tokens):
+    """
+    C{{PropertyKey: (text, value)}} for the C{xprop-pair}s of a STORE,
+    values checked against their types (R-VAL-1); C{None} deletes.
+
+    @raise ValueError: a malformed identifier or a mistyped value.
+    """
+    if not tokens or len(tokens) % 2:
+        raise ValueError("XPROPS takes pairs of a property identifier and a value")
+    changes = {}
+    for idToken, valueToken in zip(tokens[::2], tokens[1::2], strict=True):
+        [(text, key)] = parseIds([idToken])
+        raw = rawValue(valueToken)
+        if raw is None:
+            changes[key] = (text, None)
+            continue
+        try:
+            changes[key] = (text, fromText(key, raw, text))
+        except PropertyError as e:
+            raise ValueError(str(e)) from None
+    return changes
+
+
+def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
+    """
+    The XPROPS row of the STORE registry (R-STORE-1..3, R-PROP-1..4).
+    """
+    if args.peek() != b"(":
+        raise bad("XPROPS takes a parenthesized list of pairs")
+    tokens = args.parenList()
+    args.end()
+    try:
+        changes = parsePairs(tokens)
+    except ValueError as e:
+        raise bad("XPROPS: %s" % (e,)) from None
+    derived = [text for key, (text, _) in changes.items() if isDerived(key)]
+    if derived:
+        raise no("[CANNOT] %s is derived from the message; replace the message to change it" % (derived[0],))
+    checkWritable(session)
+    view = session.view
+    mailbox = view.mailbox
+    if not hasRight(mailbox, "w"):
+        raise no("[NOPERM] storing properties needs the w right")
+    uids = targetUids(session, sequenceSet, uid)
+    values = {key.text(): None if value is None else (key.propType, toText(key, value))
+              for key, (text, value) in changes.items()}
+    try:
+        changed, failed = stored.setProperties(mailbox, uids, values, unchangedSince)
+    except stored.PropertyLimitError as e:
+        raise no("[LIMIT] %s" % (e,)) from None
+    infos = mailbox.messages(changed, headers=False) if changed else []
+    view.noteOwnChanges(infos)
+    condstore = "CONDSTORE" in session.enabled or unchangedSince is not None
+    if not silent or condstore:
+        shown = b" ".join(formatId(text) + b" " + formatValue(None if value is None else toText(key, value))
+                          for key, (text, value) in changes.items())
+        for info in infos:
+            seq = view.seqOf(info.uid)
+            if seq is None:
+                continue
+            parts = []
+            if uid:
+                parts.append(b"UID %d" % (info.uid,))
+            if not silent:
+                parts.append(b"XPROPS (" + shown + b")")
+            if condstore:
+                parts.append(b"MODSEQ (%d)" % (info.modseq,))
+            session.sendUntagged(b"%d FETCH (%s)" % (seq, b" ".join(parts)))
+    if failed:
+        if uid:
+            modified = formatSequenceSet(failed)
+        else:
+            modified = formatSequenceSet(view.seqOf(u) for u in failed)
+        return ("OK", "[MODIFIED %s] Conditional STORE failed for some messages" % (modified,))
+    return None
+
+
+# -- SEARCH XPROP ----------------------------------------------------------------------------
+
+_OPERATORS = ("EQ", "NE", "LT", "LE", "GT", "GE", "EXISTS", "PREFIX", "SUBSTR", "IPREFIX", "ISUBSTR",
+              "BITSET", "BITCLEAR")
+_STRING_OPERATORS = ("PREFIX", "SUBSTR", "IPREFIX", "ISUBSTR")
+
+
+def _compare(op, have, want):
+    """
+    One value against the key's (R-SRCH-2); C{have} and C{want} are of the
+    property's base type.
+    """
+    if op == "EQ":
+        return have == want
+    if op == "NE":
+        return have != want
+    if op in ("LT", "LE", "GT", "GE"):
+        try:
+            return {"LT": have < want, "LE": have <= want, "GT": have > want, "GE": have >= want}[op]
+        except TypeError:
+            return False
+    if op == "PREFIX":
+        return have.startswith(want)
+    if op == "SUBSTR":
+        return want in have
+    if op == "IPREFIX":
+        return have.casefold().startswith(want.casefold())
+    if op == "ISUBSTR":
+        return want.casefold() in have.casefold()
+    if op == "BITSET":
+        return have & want == want
+    return have & want == 0  # BITCLEAR
+
+
+class XpropKey(SearchKey):
+    """
+    C{XPROP id op [value]} (R-SRCH-1 to R-SRCH-3): a stored property is read
+    from the index, a derived one from the message (so it needs the body).
+    """
+
+    def __init__(self, key, op, value, mailbox, mailboxClass):
+        self.key, self.op, self.value = key, op, value
+        self.mailbox, self.mailboxClass = mailbox, mailboxClass
+        self.derived = isDerived(key)
+        self.needsBody = self.needsHeaders = self.derived
+
+    def _values(self, m):
+        if self.derived:
+            values = deriveProperties(m.data(), m.info, self.mailboxClass)
+            if self.key not in values:
+                return None
+            value = values[self.key]
+        else:
+            entry = stored.properties(self.mailbox, [m.info.uid]).get(m.info.uid, {}).get(self.key.text())
+            if entry is None:
+                return None
+            value = fromText(self.key, entry[1])
+        if self.key.propType & MV_FLAG:
+            return list(value)
+        return [value]
+
+    def match(self, m):
+        values = self._values(m)
+        if values is None:
+            return False
+        if self.op == "EXISTS":
+            return True
+        return any(_compare(self.op, have, self.value) for have in values)
+
+
+def parseSearchXprop(parser, name):
+    """
+    The SEARCH registry's parser of C{XPROP}.
+    """
+    text = _idText(parser.next("property identifier"))
+    try:
+        key = parsePropertyId(text)
+    except PropertyError as e:
+        raise ValueError(str(e)) from None
+    op = parser.atom("XPROP operator").upper()
+    if op not in _OPERATORS:
+        raise ValueError("unknown XPROP operator %s" % (op[:20],))
+    base = key.propType & ~MV_FLAG
+    if op in _STRING_OPERATORS and base not in (PT_UNICODE, PT_STRING8):
+        raise ValueError("%s compares strings; %s is not a string property" % (op, text))
+    if op in ("BITSET", "BITCLEAR") and base not in _INTEGER_RANGES:
+        raise ValueError("%s takes an integer property; %s is not one" % (op, text))
+    value = None
+    if op != "EXISTS":
+        token = parser.next("XPROP value")
+        try:
+            raw = rawValue(token)
+            if raw is None or isinstance(raw, list):
+                raise ValueError("%s: XPROP compares with one value" % (text,))
+            value = fromText(attr.evolve(key, propType=base), raw, text)
+        except PropertyError as e:
+            raise ValueError(str(e)) from None
+    context = parser.context
+    mailbox = context.view.mailbox if context is not None else None
+    return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None))
