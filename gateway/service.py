@@ -225,7 +225,23 @@ def makeService(config, reactor=None, checkPorts=True):
     checkLogFile(config)
     context = makeContext(config, reactor)
     top = GatewayService(context)
+    for name, description in enabledListeners(config):
+        _listener(name, description, top.factory(name), config, context, checkPorts).setServiceParent(top)
+    if config["admin", "enabled"]:
+        for description in config["admin", "listen"]:
+            _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
+    return top
+
+
+def enabledListeners(config):
+    """
+    The listeners of the enabled protocols (not the admin listener).
+
+    @return: C{list} of C{(protocol, endpoint string)}.
+    @raise ConfigurationError: for an enabled protocol that cannot listen.
+    """
     available = availableFrontends()
+    found = []
     for name in FRONTENDS:
         if not config[name, "enabled"]:
             continue
@@ -234,13 +250,9 @@ def makeService(config, reactor=None, checkPorts=True):
             raise ConfigurationError("[%s] enabled: this version of gateway has no %s front-end" % (name, name))
         if not config[name, "listen"]:
             raise ConfigurationError("%s: no endpoint given (or set enabled = no)" % (option,))
-        factory = top.factory(name)
         for description in config[name, "listen"]:
-            _listener(name, description, factory, config, context, checkPorts).setServiceParent(top)
-    if config["admin", "enabled"]:
-        for description in config["admin", "listen"]:
-            _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
-    return top
+            found.append((name, description))
+    return found
 
 
 def _listener(name, description, factory, config, context, checkPorts=False):

@@ -1,0 +1,380 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+Worker processes: C{[server] workers = 2} under twistd, with real clients
+over loopback, and the pieces of L{gateway.workers} alone.
+"""
+
+import imaplib
+import json
+import os
+import poplib
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+import urllib.request
+
+from twisted.application.service import MultiService
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial import unittest
+
+from gateway import tap, workers
+from gateway.config import loadConfig
+from tests.support import PASSWORD, makeDataRoot, testCertificate
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+ACCOUNT = "demo@example.test"
+MESSAGE = b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: %s\r\n\r\nbody\r\n"
+
+
+def writeConfig(path, dataRoot, count, extra=""):
+    cert, key = testCertificate()
+    with open(path, "w") as f:
+        f.write(
+            "[server]\ndata_root = %s\nworkers = %d\nlog_file = %s\n%s\n"
+            "[tls]\ncertificate = %s\nprivate_key = %s\n[auth]\nfailure_delay = 0\n"
+            "[imap]\nlisten = tcp:0:interface=127.0.0.1\n    ssl:0:interface=127.0.0.1\n"
+            "[pop3]\nlisten = tcp:0:interface=127.0.0.1\n[lmtp]\nlisten = tcp:0:interface=127.0.0.1\n"
+            "[http]\nenabled = no\n[ftp]\nenabled = no\n[admin]\nlisten = tcp:0:interface=127.0.0.1\n"
+            % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key)
+        )
+
+
+class Server:
+    """
+    C{twistd gateway} with workers, in a child process, and what its log says.
+    """
+
+    def __init__(self, testCase, count=2, extra=""):
+        self.testCase = testCase
+        self.folder = os.path.abspath(testCase.mktemp())
+        os.makedirs(self.folder)
+        self.dataRoot = os.path.join(self.folder, "data")
+        makeDataRoot(self.dataRoot)
+        self.configPath = os.path.join(self.folder, "gateway.ini")
+        self.logPath = os.path.join(self.folder, "gateway.log")
+        writeConfig(self.configPath, self.dataRoot, count, extra)
+        self.process = subprocess.Popen(
+            [TWISTD, "--nodaemon", "--pidfile=", "--logfile", os.path.join(self.folder, "twistd.log"),
+             "gateway", "--config", self.configPath],
+            cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        testCase.addCleanup(self.stop)
+        self.ports = {}
+        for name in ("imap tcp", "imap ssl", "pop3 tcp", "lmtp tcp", "admin tcp"):
+            match = self.waitForLog(r"\[gateway\.server#info\] %s:0:interface=127\.0\.0\.1: listening on "
+                                    r"127\.0\.0\.1:(\d+)" % (name,))
+            self.ports[name.split()[0] + ("s" if name.endswith("ssl") else "")] = int(match.group(1))
+        for number in range(1, count + 1):
+            self.waitForLog(r"\[worker %d gateway\.server#info\] worker %d serving" % (number, number))
+
+    def log(self):
+        try:
+            with open(os.path.join(self.folder, "twistd.log"), encoding="utf-8") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def waitFor(self, predicate, what, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if self.process.poll() is not None:
+                self.testCase.fail("twistd ended (%s) while waiting for %s" % (self.process.returncode, what))
+            time.sleep(0.05)
+        self.testCase.fail("timed out waiting for %s; log:\n%s" % (what, self.log()[-3000:]))
+
+    def waitForLog(self, pattern, count=1):
+        def found():
+            matches = list(re.finditer(pattern, self.log()))
+            return matches[count - 1] if len(matches) >= count else None
+
+        return self.waitFor(found, "the log line %r" % (pattern,))
+
+    def admin(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.ports["admin"], path), timeout=30) as r:
+            return r.read().decode("utf-8")
+
+    def sessions(self):
+        return json.loads(self.admin("/sessions"))["sessions"]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(60)
+
+    def imap(self):
+        client = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=30)
+        self.testCase.addCleanup(_quietly, client.shutdown)
+        return client
+
+
+def untagged(client, kind):
+    """
+    The next untagged C{kind} response (C{* 1 RECENT} and such are passed over).
+    """
+    while True:
+        line = client.readline()
+        if not line or kind in line:
+            return line
+
+
+def _quietly(f, *args):
+    try:
+        f(*args)
+    except Exception:
+        pass
+
+
+class WorkerEndToEndTests(unittest.TestCase):
+    """Two workers under one twistd parent, over one data root."""
+
+    timeout = 180
+
+    def sessionOn(self, server, otherThan, make, matches):
+        """
+        Make sessions with C{make()} until one (found by C{matches(entry)} in
+        /sessions) is in a worker other than C{otherThan}.
+        """
+        for _ in range(30):
+            client = make()
+            entries = server.waitFor(lambda: [s for s in server.sessions() if matches(s)], "the new session")
+            if entries[0]["worker"] != otherThan:
+                return client, entries[0]["worker"]
+            _quietly(client.logout if hasattr(client, "logout") else client.quit)
+            server.waitFor(lambda: not [s for s in server.sessions() if matches(s)], "the session to end")
+        self.fail("every session went to worker %d" % (otherThan,))
+
+    def test_idleSeesAnotherWorkersChange(self):
+        """IDLE in one worker sees an APPEND made through the other worker, and an LMTP delivery."""
+        server = Server(self)
+        idler = server.imap()
+        idler.login(ACCOUNT, PASSWORD)
+        idler.select("INBOX")
+        idler.send(b"I1 IDLE\r\n")
+        self.assertTrue(idler.readline().startswith(b"+"))
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["idle"]], "the IDLE session")
+        idleWorker = entry["worker"]
+
+        def make():
+            client = server.imap()
+            client.login(ACCOUNT, PASSWORD)
+            client.noop()
+            return client
+
+        writer, writerWorker = self.sessionOn(
+            server, idleWorker, make, lambda s: s["account"] == ACCOUNT and not s["idle"])
+        self.assertNotEqual(writerWorker, idleWorker)
+        typ, data = writer.append("INBOX", None, None, MESSAGE % b"through the other worker")
+        self.assertEqual(typ, "OK")
+        # Waits for the event; the socket's timeout (30 s) only stops a hung test.
+        self.assertEqual(untagged(idler, b"EXISTS"), b"* 1 EXISTS\r\n")
+        with smtplib.LMTP("127.0.0.1", server.ports["lmtp"], timeout=30) as lmtp:
+            lmtp.sendmail("a@example.test", [ACCOUNT], MESSAGE % b"delivered")
+        self.assertEqual(untagged(idler, b"EXISTS"), b"* 2 EXISTS\r\n")
+        idler.send(b"DONE\r\n")
+        self.assertTrue(untagged(idler, b"I1 ").startswith(b"I1 OK"))
+
+    def test_pop3LockAcrossWorkers(self):
+        """A POP3 session in one worker holds the maildrop: a login through the other worker gets [IN-USE]."""
+        server = Server(self)
+        first = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
+        self.addCleanup(_quietly, first.quit)
+        first.user(ACCOUNT)
+        first.pass_(PASSWORD)
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["protocol"] == "pop3"], "the session")
+
+        def make():
+            return poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
+
+        second, worker = self.sessionOn(server, entry["worker"], make,
+                                        lambda s: s["protocol"] == "pop3" and s["account"] is None)
+        self.addCleanup(_quietly, second.quit)
+        second.user(ACCOUNT)
+        e = self.assertRaises(poplib.error_proto, second.pass_, PASSWORD)
+        self.assertIn(b"[IN-USE]", e.args[0])
+        first.quit()
+        third, _ = self.sessionOn(server, entry["worker"], make,
+                                  lambda s: s["protocol"] == "pop3" and s["account"] is None)
+        self.addCleanup(_quietly, third.quit)
+        third.user(ACCOUNT)
+        self.assertTrue(third.pass_(PASSWORD).startswith(b"+OK"))
+
+    def test_killedWorkerReplaced(self):
+        """A worker killed in the middle of an APPEND is started again; the message is not half there."""
+        server = Server(self)
+        client = server.imap()
+        client.login(ACCOUNT, PASSWORD)
+        client.send(b"A1 APPEND INBOX {%d}\r\n" % (len(MESSAGE % b"half") + 1000,))
+        self.assertTrue(client.readline().startswith(b"+"))
+        client.send(MESSAGE % b"half")
+        [entry] = server.waitFor(
+            lambda: [s for s in server.sessions() if s["account"] == ACCOUNT and s["bytes_in"] > 100],
+            "the appending session")
+        os.kill(entry["pid"], signal.SIGKILL)
+        self.assertEqual(client.readline(), b"")  # the connection went with the worker
+        number = entry["worker"]
+        server.waitForLog(r"\[worker %d gateway\.server#info\] worker %d serving" % (number, number), count=2)
+        self.assertIn("gateway_worker_restarts_total 1", server.admin("/metrics"))
+        self.assertEqual(len({s["pid"] for s in server.sessions()} - {entry["pid"]}), len(server.sessions()))
+        for _ in range(4):  # whichever worker each lands on
+            other = server.imap()
+            other.login(ACCOUNT, PASSWORD)
+            typ, data = other.select("INBOX")
+            self.assertEqual((typ, data), ("OK", [b"0"]))
+            other.logout()
+
+    def test_signals(self):
+        """SIGHUP reaches every worker; SIGTERM ends the workers and then the parent."""
+        server = Server(self)
+        pids = [int(m) for m in re.findall(r"worker \d serving \(pid (\d+)\)", server.log())]
+        self.assertEqual(len(pids), 2)
+        server.process.send_signal(signal.SIGHUP)
+        for number in (1, 2):
+            server.waitForLog(r"\[worker %d gateway\.server#info\] reload: configuration" % (number,))
+        client = server.imap()
+        client.login(ACCOUNT, PASSWORD)
+        client.logout()
+        server.process.terminate()
+        server.process.wait(60)
+        for pid in pids:
+            self.assertRaises(ProcessLookupError, os.kill, pid, 0)
+        for pid in pids:
+            self.assertIn("(pid %d) ended by signal 15" % (pid,), server.log())
+
+    def test_metricsAddedUp(self):
+        """/metrics adds up the workers' counters; /sessions lists every worker's sessions."""
+        server = Server(self)
+        clients = []
+        for _ in range(6):
+            client = server.imap()
+            client.login(ACCOUNT, PASSWORD)
+            clients.append(client)
+        sessions = server.waitFor(lambda: [s for s in server.sessions() if s["account"] == ACCOUNT], "sessions")
+        self.assertEqual(len(sessions), 6)
+        metrics = server.admin("/metrics")
+        self.assertIn("gateway_workers 2", metrics)
+        [line] = [x for x in metrics.splitlines() if x.startswith("gateway_sessions_open{")
+                  and 'protocol="imap"' in x and 'domain="example.test"' in x]
+        self.assertEqual(float(line.split()[-1]), 6.0)
+
+
+class WorkersOneTests(unittest.TestCase):
+    """workers = 1 is the single process of before; the option's parsing."""
+
+    def makeService(self, count):
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        makeDataRoot(os.path.join(folder, "data"))
+        path = os.path.join(folder, "gateway.ini")
+        writeConfig(path, os.path.join(folder, "data"), count)
+        self.patch(tap, "raiseFileLimit", lambda: None)
+        self.patch(tap.gc, "freeze", lambda: None)
+        options = tap.Options()
+        options.parseOptions(["--config", path])
+        return tap.makeService(options)
+
+    def test_oneWorkerIsOneProcess(self):
+        """With workers = 1, twistd gateway builds the single-process service (no parent, no worker)."""
+        top = self.makeService(1)
+        self.assertNotIsInstance(top, workers.WorkerParent)
+        self.assertNotIsInstance(top, workers.WorkerService)
+        self.assertIn("imap", top.factories)
+
+    def test_twoWorkersMakeTheParent(self):
+        """With workers = 2 the parent holds one listener per endpoint and starts two workers."""
+        top = self.makeService(2)
+        self.assertIsInstance(top, workers.WorkerParent)
+        self.assertEqual(top.count, 2)
+        self.assertEqual(sorted(child.name for child in top.listeners()),
+                         sorted(["imap tcp:0:interface=127.0.0.1", "imap ssl:0:interface=127.0.0.1",
+                                 "pop3 tcp:0:interface=127.0.0.1", "lmtp tcp:0:interface=127.0.0.1"]))
+
+    def test_defaultIsCPUCount(self):
+        """workers = auto (the default) is the number of CPUs."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        path = os.path.join(folder, "gateway.ini")
+        with open(path, "w") as f:
+            f.write("[server]\ndata_root = .\n")
+        self.assertEqual(loadConfig(path)["server", "workers"], max(1, os.cpu_count() or 1))
+
+    def test_inheritOption(self):
+        """--worker and --inherit are parsed into the worker number and listener -> descriptor."""
+        options = tap.Options()
+        options.parseOptions(["--worker", "2", "--inherit", "10=imap tcp:143", "--inherit", "11=pop3 ssl:995"])
+        self.assertEqual(options["worker"], 2)
+        self.assertEqual(options["inherit"], {"imap tcp:143": 10, "pop3 ssl:995": 11})
+
+
+class AddMetricsTests(unittest.TestCase):
+    """Adding up the workers' metrics."""
+
+    def test_sumsSamplesKeepsFamilies(self):
+        """Samples with equal names and labels are summed, under their family's HELP and TYPE lines."""
+        one = ('# HELP a_total A.\n# TYPE a_total counter\na_total{p="imap"} 2.0\na_total{p="pop3"} 1.0\n'
+               "# HELP b B.\n# TYPE b gauge\nb 5.0\n")
+        two = '# HELP a_total A.\n# TYPE a_total counter\na_total{p="imap"} 3.0\n# HELP b B.\n# TYPE b gauge\nb 1.0\n'
+        self.assertEqual(workers.addMetrics([one, two]), (
+            '# HELP a_total A.\n# TYPE a_total counter\na_total{p="imap"} 5.0\na_total{p="pop3"} 1.0\n'
+            "# HELP b B.\n# TYPE b gauge\nb 6.0\n"))
+
+
+class LogLineTests(unittest.TestCase):
+    """A worker's log lines in the parent's log."""
+
+    def test_lineBecomesEvent(self):
+        """A twistd log line of worker 2 is logged again with its namespace, level and worker number."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        worker = workers.WorkerProcess(None, 2)
+        worker._buffers = {1: b"", 2: b""}
+        worker.childDataReceived(1, b"2026-01-01T00:00:00+0000 [gateway.imap#warn] a {brace}\nrest")
+        [event] = [e for e in events if e.get("worker") == 2]
+        self.assertEqual((event["log_namespace"], event["log_level"], event["text"]),
+                         ("gateway.imap", LogLevel.warn, "a {brace}"))
+        self.assertEqual(event["log_system"], "worker 2 gateway.imap#warn")
+        self.assertEqual(worker._buffers[1], b"rest")
+
+
+class ParentTests(unittest.TestCase):
+    """The parent without processes: restarts with backoff."""
+
+    def test_backoff(self):
+        """A worker that keeps dying quickly is started again after 0.5, 1, 2... seconds; a long-lived one at once."""
+        from twisted.internet.task import Clock
+
+        clock = Clock()
+
+        class Context:
+            reactor = clock
+
+        parent = workers.WorkerParent.__new__(workers.WorkerParent)
+        MultiService.__init__(parent)
+        parent.context = Context()
+        parent.restarts = 0
+        parent.running = True
+        started = []
+
+        class Worker:
+            number = 1
+            quickDeaths = 0
+            stopping = False
+
+            def start(self):
+                started.append(clock.seconds())
+
+        worker = Worker()
+        delays = []
+        for lived in (1, 1, 1, workers.STABLE_AFTER):
+            parent.workerEnded(worker, lived)
+            delays.append(worker.restart.getTime() - clock.seconds())
+            clock.advance(100)
+        self.assertEqual(delays, [0.5, 1.0, 2.0, 0.5])
+        self.assertEqual(len(started), 4)
+        self.assertEqual(parent.restarts, 4)
