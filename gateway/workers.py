@@ -47,6 +47,7 @@ from twisted.web import resource, server
 from gateway import logging as glog
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
+from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
 from gateway.service import (
     GatewayService,
     _listener,
@@ -144,6 +145,7 @@ class WorkerParent(GatewayService):
         self.configPath = configPath
         self.workers = {}
         self.restarts = 0
+        self.secret = os.urandom(32).hex()
         self._spawn = spawn or context.reactor.spawnProcess
 
     def listeners(self):
@@ -186,6 +188,7 @@ class WorkerParent(GatewayService):
         Worker C{worker} ended after C{lived} seconds: start it again
         unless the server is stopping.
         """
+        self.forgetProcess(worker.lastPid)
         if not self.running or worker.stopping:
             return
         if lived >= STABLE_AFTER:
@@ -195,6 +198,19 @@ class WorkerParent(GatewayService):
         log.warn("worker {number} ended; starting it again in {delay} s", number=worker.number, delay=delay)
         self.restarts += 1
         worker.restart = self.context.reactor.callLater(delay, worker.start)
+
+    def forgetProcess(self, pid):
+        """
+        What worker C{pid} had under way (login attempts) is no longer.
+        """
+        if pid is None:
+            return
+        delays = SharedLoginDelays(os.path.join(self.context.config.dataRoot(), SHARED_PATH),
+                                   self.context.reactor, 0, 0, 1)
+        try:
+            delays.forgetProcess(pid)
+        finally:
+            delays.close()
 
     # -- signals -------------------------------------------------------------
 
@@ -375,6 +391,7 @@ class WorkerProcess(protocol.ProcessProtocol):
     """
 
     pid = None
+    lastPid = None
     restart = None
     stopping = False
 
@@ -398,6 +415,7 @@ class WorkerProcess(protocol.ProcessProtocol):
         env.pop("LISTEN_FDS", None)
         env.pop("LISTEN_PID", None)
         env["GATEWAY_WORKER"] = str(self.number)
+        env[SECRET_VARIABLE] = self.parent.secret
         self.started = time.monotonic()
         self.process = self.parent._spawn(self, args[0], args, env=env, path=os.getcwd(), childFDs=fds)
         self.pid = self.process.pid
@@ -449,6 +467,7 @@ class WorkerProcess(protocol.ProcessProtocol):
                 self._logLine(rest.decode("utf-8", "replace"))
         self._buffers = {1: b"", 2: b""}
         pid, self.pid = self.pid, None
+        self.lastPid = pid
         status = reason.value
         if getattr(status, "signal", None):
             how = "by signal %d" % (status.signal,)
@@ -638,6 +657,31 @@ class ControlProtocol(NetstringReceiver):
 
 # -- building them ------------------------------------------------------------
 
+#: The environment variable that gives the workers the parent's secret.
+SECRET_VARIABLE = "GATEWAY_WORKER_SECRET"
+
+
+def _checkers(context):
+    return [checker for checker in set(getattr(context.portal, "checkers", {}).values())]
+
+
+def shareLoginState(context, secret):
+    """
+    Make the login state of a worker's checkers that of the server: the
+    failed-login delays in the data root's database, and the checker's
+    secret (attempt keys, the salts made up for unknown names) the
+    parent's, so that every worker answers alike.
+    """
+    path = os.path.join(context.config.dataRoot(), SHARED_PATH)
+    for checker in _checkers(context):
+        delays = getattr(checker, "delays", None)
+        if isinstance(delays, MemoryLoginDelays):
+            checker.delays = SharedLoginDelays(path, delays.clock, delays.failureDelay, delays.maxFailureDelay,
+                                               delays.penaltyAfter)
+        if secret and hasattr(checker, "_secret"):
+            checker._secret = bytes.fromhex(secret)
+
+
 
 def makeParentService(config, reactor=None, checkPorts=True, spawn=None):
     """
@@ -674,6 +718,7 @@ def makeWorkerService(config, number, inherited, reactor=None):
     @raise ConfigurationError: when a listener of the configuration was not inherited.
     """
     context = makeContext(config, reactor)
+    shareLoginState(context, os.environ.get(SECRET_VARIABLE))
     top = WorkerService(context, number)
     for name, description in enabledListeners(config):
         key = listenerKey(name, description)

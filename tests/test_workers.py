@@ -11,6 +11,7 @@ import poplib
 import re
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -113,6 +114,13 @@ class Server:
         return client
 
 
+def clientPort(client):
+    """
+    The local port of an imaplib or poplib client's connection.
+    """
+    return client.sock.getsockname()[1]
+
+
 def untagged(client, kind):
     """
     The next untagged C{kind} response (C{* 1 RECENT} and such are passed over).
@@ -135,18 +143,21 @@ class WorkerEndToEndTests(unittest.TestCase):
 
     timeout = 180
 
-    def sessionOn(self, server, otherThan, make, matches):
+    def sessionOn(self, server, otherThan, make):
         """
-        Make sessions with C{make()} until one (found by C{matches(entry)} in
-        /sessions) is in a worker other than C{otherThan}.
+        Make sessions with C{make()} until one (found in /sessions by its
+        client port) is in a worker other than C{otherThan}.
         """
         for _ in range(30):
             client = make()
-            entries = server.waitFor(lambda: [s for s in server.sessions() if matches(s)], "the new session")
+            port = clientPort(client)
+            entries = server.waitFor(lambda port=port: [s for s in server.sessions() if s["port"] == port],
+                                     "the new session")
             if entries[0]["worker"] != otherThan:
                 return client, entries[0]["worker"]
             _quietly(client.logout if hasattr(client, "logout") else client.quit)
-            server.waitFor(lambda: not [s for s in server.sessions() if matches(s)], "the session to end")
+            server.waitFor(lambda port=port: not [s for s in server.sessions() if s["port"] == port],
+                           "the session to end")
         self.fail("every session went to worker %d" % (otherThan,))
 
     def test_idleSeesAnotherWorkersChange(self):
@@ -166,8 +177,7 @@ class WorkerEndToEndTests(unittest.TestCase):
             client.noop()
             return client
 
-        writer, writerWorker = self.sessionOn(
-            server, idleWorker, make, lambda s: s["account"] == ACCOUNT and not s["idle"])
+        writer, writerWorker = self.sessionOn(server, idleWorker, make)
         self.assertNotEqual(writerWorker, idleWorker)
         typ, data = writer.append("INBOX", None, None, MESSAGE % b"through the other worker")
         self.assertEqual(typ, "OK")
@@ -191,15 +201,13 @@ class WorkerEndToEndTests(unittest.TestCase):
         def make():
             return poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
 
-        second, worker = self.sessionOn(server, entry["worker"], make,
-                                        lambda s: s["protocol"] == "pop3" and s["account"] is None)
+        second, worker = self.sessionOn(server, entry["worker"], make)
         self.addCleanup(_quietly, second.quit)
         second.user(ACCOUNT)
         e = self.assertRaises(poplib.error_proto, second.pass_, PASSWORD)
         self.assertIn(b"[IN-USE]", e.args[0])
         first.quit()
-        third, _ = self.sessionOn(server, entry["worker"], make,
-                                  lambda s: s["protocol"] == "pop3" and s["account"] is None)
+        third, _ = self.sessionOn(server, entry["worker"], make)
         self.addCleanup(_quietly, third.quit)
         third.user(ACCOUNT)
         self.assertTrue(third.pass_(PASSWORD).startswith(b"+OK"))
@@ -227,6 +235,22 @@ class WorkerEndToEndTests(unittest.TestCase):
             typ, data = other.select("INBOX")
             self.assertEqual((typ, data), ("OK", [b"0"]))
             other.logout()
+
+    def test_loginFailuresShared(self):
+        """Failed logins through either worker count for the address in the one database of the data root."""
+        server = Server(self)
+        first = server.imap()
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["protocol"] == "imap"], "the session")
+        second, _ = self.sessionOn(server, entry["worker"], server.imap)
+        for client in (first, second):
+            self.assertRaises(imaplib.IMAP4.error, client.login, ACCOUNT, "wrong")
+        path = os.path.join(server.dataRoot, "run", "login-delays.sqlite")
+        with sqlite3.connect(path) as db:
+            self.assertEqual(db.execute("SELECT failures FROM addresses WHERE remote = '127.0.0.1'").fetchall(),
+                             [(2,)])
+        second.login(ACCOUNT, PASSWORD)
+        with sqlite3.connect(path) as db:  # a success resets the count (and forgets the address)
+            self.assertEqual(db.execute("SELECT failures FROM addresses WHERE failures > 0").fetchall(), [])
 
     def test_signals(self):
         """SIGHUP reaches every worker; SIGTERM ends the workers and then the parent."""
@@ -364,6 +388,7 @@ class ParentTests(unittest.TestCase):
         class Worker:
             number = 1
             quickDeaths = 0
+            lastPid = None
             stopping = False
 
             def start(self):

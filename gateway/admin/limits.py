@@ -129,6 +129,10 @@ def _host(address):
     return getattr(address, "host", None)
 
 
+def _port(address):
+    return getattr(address, "port", None)
+
+
 class _Refused(ProtocolWrapper):
     """
     A connection over a limit: its answer is written and the connection
@@ -161,6 +165,7 @@ class LimitedProtocol(ProtocolWrapper):
     counts bytes.
 
     @ivar remote: the client's address (a C{str}), or C{None}.
+    @ivar remotePort: the client's port (an C{int}), or C{None}.
     @ivar since: when it connected (seconds since the epoch).
     @ivar bytesIn: octets received.
     @ivar bytesOut: octets written.
@@ -173,9 +178,12 @@ class LimitedProtocol(ProtocolWrapper):
     _loginTimer = None
     _closing = False
 
-    def __init__(self, factory, wrappedProtocol, remote):
+    remotePort = None
+
+    def __init__(self, factory, wrappedProtocol, remote, remotePort=None):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
         self.remote = remote
+        self.remotePort = remotePort
         self.since = time.time()
         self.bytesIn = 0
         self.bytesOut = 0
@@ -334,7 +342,7 @@ class LimitedFactory(WrappingFactory):
             self.perAddress[host] = self.perAddress.get(host, 0) + 1
         if policy.idleTimeout and hasattr(wrapped, "timeOut"):
             wrapped.timeOut = policy.idleTimeout
-        return self.protocol(self, wrapped, host)
+        return self.protocol(self, wrapped, host, _port(addr))
 
     def _refuse(self, reason, host):
         count = self.closed(reason)

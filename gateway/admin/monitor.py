@@ -71,6 +71,7 @@ def describe(wrapper, now=None):
         "account": account,
         "domain": account.rpartition("@")[2] if account else None,
         "remote": wrapper.remote,
+        "port": getattr(wrapper, "remotePort", None),
         "since": datetime.datetime.fromtimestamp(wrapper.since, datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(now - wrapper.since, 1),
         "mailbox": _mailboxOf(session),
