@@ -45,6 +45,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import resource, server
 
 from gateway import logging as glog
+from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
@@ -201,16 +202,17 @@ class WorkerParent(GatewayService):
 
     def forgetProcess(self, pid):
         """
-        What worker C{pid} had under way (login attempts) is no longer.
+        What worker C{pid} had under way (login attempts, connections) is no longer.
         """
         if pid is None:
             return
-        delays = SharedLoginDelays(os.path.join(self.context.config.dataRoot(), SHARED_PATH),
-                                   self.context.reactor, 0, 0, 1)
-        try:
-            delays.forgetProcess(pid)
-        finally:
-            delays.close()
+        dataRoot = self.context.config.dataRoot()
+        for shared in (SharedLoginDelays(os.path.join(dataRoot, SHARED_PATH), self.context.reactor, 0, 0, 1),
+                       SharedConnectionCounts(dataRoot)):
+            try:
+                shared.forgetProcess(pid)
+            finally:
+                shared.close()
 
     # -- signals -------------------------------------------------------------
 
@@ -604,6 +606,18 @@ class WorkerService(GatewayService):
         GatewayService.__init__(self, context)
         self.number = number
         self.control = None
+        self.counts = SharedConnectionCounts(context.config.dataRoot())
+        # What a process with this id left (one that was killed) is gone.
+        self.counts.forgetProcess(self.counts.pid)
+
+    def factory(self, name):
+        """
+        As L{GatewayService.factory}, the limits counting every worker's connections.
+        """
+        factory = GatewayService.factory(self, name)
+        if isinstance(factory, LimitedFactory):
+            factory.counts = self.counts
+        return factory
 
     def _startLogFile(self, config):
         pass

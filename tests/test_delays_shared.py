@@ -128,4 +128,4 @@ class TwoWorkerTests(TestCase):
         self.assertEqual(broken.admit("192.0.2.1", b"k"), 0.0)
         self.assertEqual(broken.finish("192.0.2.1", False, False), 1.0)
         self.assertEqual(broken.failures("192.0.2.1"), 0)
-        self.assertEqual(len([e for e in self.events if "failed logins are not delayed" in e.get("log_format", "")]), 1)
+        self.assertEqual(len([e for e in self.events if e.get("consequence") == "failed logins are not delayed"]), 1)

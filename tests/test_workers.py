@@ -30,16 +30,16 @@ ACCOUNT = "demo@example.test"
 MESSAGE = b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: %s\r\n\r\nbody\r\n"
 
 
-def writeConfig(path, dataRoot, count, extra=""):
+def writeConfig(path, dataRoot, count, extra="", imapExtra=""):
     cert, key = testCertificate()
     with open(path, "w") as f:
         f.write(
             "[server]\ndata_root = %s\nworkers = %d\nlog_file = %s\n%s\n"
             "[tls]\ncertificate = %s\nprivate_key = %s\n[auth]\nfailure_delay = 0\n"
-            "[imap]\nlisten = tcp:0:interface=127.0.0.1\n    ssl:0:interface=127.0.0.1\n"
+            "[imap]\nlisten = tcp:0:interface=127.0.0.1\n    ssl:0:interface=127.0.0.1\n%s\n"
             "[pop3]\nlisten = tcp:0:interface=127.0.0.1\n[lmtp]\nlisten = tcp:0:interface=127.0.0.1\n"
             "[http]\nenabled = no\n[ftp]\nenabled = no\n[admin]\nlisten = tcp:0:interface=127.0.0.1\n"
-            % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key)
+            % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key, imapExtra)
         )
 
 
@@ -48,7 +48,7 @@ class Server:
     C{twistd gateway} with workers, in a child process, and what its log says.
     """
 
-    def __init__(self, testCase, count=2, extra=""):
+    def __init__(self, testCase, count=2, extra="", imapExtra=""):
         self.testCase = testCase
         self.folder = os.path.abspath(testCase.mktemp())
         os.makedirs(self.folder)
@@ -56,7 +56,7 @@ class Server:
         makeDataRoot(self.dataRoot)
         self.configPath = os.path.join(self.folder, "gateway.ini")
         self.logPath = os.path.join(self.folder, "gateway.log")
-        writeConfig(self.configPath, self.dataRoot, count, extra)
+        writeConfig(self.configPath, self.dataRoot, count, extra, imapExtra)
         self.process = subprocess.Popen(
             [TWISTD, "--nodaemon", "--pidfile=", "--logfile", os.path.join(self.folder, "twistd.log"),
              "gateway", "--config", self.configPath],
@@ -251,6 +251,18 @@ class WorkerEndToEndTests(unittest.TestCase):
         second.login(ACCOUNT, PASSWORD)
         with sqlite3.connect(path) as db:  # a success resets the count (and forgets the address)
             self.assertEqual(db.execute("SELECT failures FROM addresses WHERE failures > 0").fetchall(), [])
+
+    def test_perAddressLimitAcrossWorkers(self):
+        """max_connections_per_address counts the connections of both workers: the third is refused."""
+        server = Server(self, imapExtra="max_connections_per_address = 2")
+        first = server.imap()
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["protocol"] == "imap"], "the session")
+        self.sessionOn(server, entry["worker"], server.imap)
+        e = self.assertRaises(imaplib.IMAP4.error, server.imap)
+        self.assertIn("Too many connections from your address", str(e))
+        first.logout()
+        server.waitFor(lambda: len(server.sessions()) == 1, "the first session to end")
+        server.imap().logout()
 
     def test_signals(self):
         """SIGHUP reaches every worker; SIGTERM ends the workers and then the parent."""

@@ -27,14 +27,11 @@ database under the data root.
 
 import collections
 import os
-import sqlite3
 
 from zope.interface import implementer
 
 from gateway.interfaces import ILoginDelays
-from gateway.logging import getLogger
-
-_log = getLogger("auth")
+from gateway.runstate import RunDatabase
 
 #: Seconds after its last failure that an address's failure count is forgotten.
 FORGET_AFTER = 15 * 60.0
@@ -164,8 +161,6 @@ class SharedLoginDelays:
         clock (as the reactor's is) so that processes agree.
     """
 
-    #: Seconds a process waits for another's transaction on the database.
-    BUSY_TIMEOUT = 2.0
     #: Forget old addresses every this many calls.
     EXPIRE_EVERY = 256
 
@@ -177,20 +172,13 @@ class SharedLoginDelays:
         self.penaltyAfter = max(1, int(penaltyAfter))
         self.pid = os.getpid() if pid is None else pid
         self._calls = 0
-        self._db = None
-        self._broken = False
+        self._database = RunDatabase(path, "login delays", "failed logins are not delayed")
+        self._database.schema = _SCHEMA
 
     delayFor = MemoryLoginDelays.delayFor
 
     def _connect(self):
-        if self._db is None:
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            db.executescript(_SCHEMA)
-            self._db = db
-        return self._db
+        return self._database._connect()
 
     def _transaction(self, work, default):
         """
@@ -198,25 +186,15 @@ class SharedLoginDelays:
 
         @return: its result, or C{default} when the database cannot be used.
         """
-        try:
-            db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(db, self.clock.seconds())
-                self._calls += 1
-                if self._calls % self.EXPIRE_EVERY == 0:
-                    self._expire(db, self.clock.seconds())
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as e:
-            if not self._broken:
-                self._broken = True
-                _log.error("login delays: {path}: {error}; failed logins are not delayed", path=self.path, error=e)
-            return default
-        self._broken = False
-        return result
+
+        def run(db):
+            result = work(db, self.clock.seconds())
+            self._calls += 1
+            if self._calls % self.EXPIRE_EVERY == 0:
+                self._expire(db, self.clock.seconds())
+            return result
+
+        return self._database.transaction(run, default)
 
     @staticmethod
     def _remote(remote):
@@ -325,9 +303,7 @@ class SharedLoginDelays:
         self._transaction(lambda db, now: db.execute("DELETE FROM inflight WHERE pid = ?", (pid,)), None)
 
     def close(self):
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._database.close()
 
 
 _SCHEMA = """

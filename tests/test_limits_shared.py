@@ -1,0 +1,77 @@
+# -*- test-case-name: tests.test_limits_shared -*-
+"""
+Connection limits counted across worker processes
+(L{gateway.admin.limits.SharedConnectionCounts}): two factories with
+different process ids over one data root stand for two workers.
+"""
+
+import os
+
+from twisted.internet.task import Clock
+from twisted.trial import unittest
+
+from gateway.admin.limits import MESSAGES, ConnectionPolicy, LimitedFactory, SharedConnectionCounts
+from tests import test_limits
+
+
+class SharedLimitTests(unittest.TestCase):
+    """max_connections and max_connections_per_address over two workers."""
+
+    def setUp(self):
+        self.dataRoot = os.path.abspath(self.mktemp())
+        self.clock = Clock()
+
+    def worker(self, pid, protocol="imap", **limits):
+        factory = LimitedFactory(test_limits.RecorderFactory(), ConnectionPolicy(protocol, **limits), self.clock)
+        factory.counts = SharedConnectionCounts(self.dataRoot, pid=pid)
+        self.addCleanup(factory.counts.close)
+        return factory
+
+    connect = test_limits.PolicyTests.connect
+
+    def test_perAddressAcrossWorkers(self):
+        """Connections from one address in both workers count together against max_connections_per_address."""
+        one, two = self.worker(1, maxPerAddress=2), self.worker(2, maxPerAddress=2)
+        first, _ = self.connect(one)
+        self.connect(two)
+        refused, transport = self.connect(one)
+        self.assertEqual(transport.value(), MESSAGES["imap"]["address"])
+        self.assertIsNone(refused.wrappedProtocol)
+        _, transport = self.connect(two, "192.0.2.2")
+        self.assertFalse(transport.disconnecting)
+        first.connectionLost(None)
+        _, transport = self.connect(two)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(one.counts.open("imap"), 3)
+
+    def test_totalAcrossWorkers(self):
+        """max_connections is the server's: the second worker refuses once the first has them all."""
+        one, two = self.worker(1, "lmtp", maxConnections=2), self.worker(2, "lmtp", maxConnections=2)
+        self.connect(one, "192.0.2.1")
+        self.connect(one, "192.0.2.2")
+        _, transport = self.connect(two, "192.0.2.3")
+        self.assertEqual(transport.value(), MESSAGES["lmtp"]["total"])
+        self.assertEqual(two.refused, {"total": 1})
+
+    def test_otherProtocolsApart(self):
+        """Each protocol has its own count."""
+        imap, pop3 = self.worker(1, "imap", maxConnections=1), self.worker(2, "pop3", maxConnections=1)
+        self.connect(imap)
+        _, transport = self.connect(pop3)
+        self.assertFalse(transport.disconnecting)
+
+    def test_deadWorkerForgotten(self):
+        """The connections of a worker that ended stop counting once the parent forgets its process."""
+        one, two = self.worker(1, maxConnections=1), self.worker(2, maxConnections=1)
+        self.connect(one)
+        _, transport = self.connect(two)
+        self.assertTrue(transport.disconnecting)
+        SharedConnectionCounts(self.dataRoot, pid=0).forgetProcess(1)
+        _, transport = self.connect(two)
+        self.assertFalse(transport.disconnecting)
+
+    def test_noLimitNoDatabase(self):
+        """Without a limit nothing is counted in the database."""
+        one = self.worker(1)
+        self.connect(one)
+        self.assertFalse(os.path.exists(os.path.join(self.dataRoot, "run", SharedConnectionCounts.NAME)))
