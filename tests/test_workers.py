@@ -4,6 +4,7 @@ Worker processes: C{[server] workers = 2} under twistd, with real clients
 over loopback, and the pieces of L{gateway.workers} alone.
 """
 
+import http.client
 import imaplib
 import json
 import os
@@ -38,7 +39,8 @@ def writeConfig(path, dataRoot, count, extra="", imapExtra=""):
             "[tls]\ncertificate = %s\nprivate_key = %s\n[auth]\nfailure_delay = 0\n"
             "[imap]\nlisten = tcp:0:interface=127.0.0.1\n    ssl:0:interface=127.0.0.1\n%s\n"
             "[pop3]\nlisten = tcp:0:interface=127.0.0.1\n[lmtp]\nlisten = tcp:0:interface=127.0.0.1\n"
-            "[http]\nenabled = no\n[ftp]\nenabled = no\n[admin]\nlisten = tcp:0:interface=127.0.0.1\n"
+            "[http]\nlisten = tcp:0:interface=127.0.0.1\n[ftp]\nenabled = no\n"
+            "[admin]\nlisten = tcp:0:interface=127.0.0.1\n"
             % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key, imapExtra)
         )
 
@@ -64,7 +66,7 @@ class Server:
         )
         testCase.addCleanup(self.stop)
         self.ports = {}
-        for name in ("imap tcp", "imap ssl", "pop3 tcp", "lmtp tcp", "admin tcp"):
+        for name in ("imap tcp", "imap ssl", "pop3 tcp", "lmtp tcp", "http tcp", "admin tcp"):
             match = self.waitForLog(r"\[gateway\.server#info\] %s:0:interface=127\.0\.0\.1: listening on "
                                     r"127\.0\.0\.1:(\d+)" % (name,))
             self.ports[name.split()[0] + ("s" if name.endswith("ssl") else "")] = int(match.group(1))
@@ -155,7 +157,10 @@ class WorkerEndToEndTests(unittest.TestCase):
                                      "the new session")
             if entries[0]["worker"] != otherThan:
                 return client, entries[0]["worker"]
-            _quietly(client.logout if hasattr(client, "logout") else client.quit)
+            for method in ("logout", "quit", "close"):
+                if hasattr(client, method):
+                    _quietly(getattr(client, method))
+                    break
             server.waitFor(lambda port=port: not [s for s in server.sessions() if s["port"] == port],
                            "the session to end")
         self.fail("every session went to worker %d" % (otherThan,))
@@ -263,6 +268,41 @@ class WorkerEndToEndTests(unittest.TestCase):
         first.logout()
         server.waitFor(lambda: len(server.sessions()) == 1, "the first session to end")
         server.imap().logout()
+
+    def test_freeBusyAcrossWorkers(self):
+        """An event added through IMAP changes the free/busy document each worker serves, though both had it cached."""
+        server = Server(self)
+        path = "/~demo/freebusy.vfb?start=2026-07-01T00:00:00Z&end=2026-07-08T00:00:00Z"
+
+        def make():
+            connection = http.client.HTTPConnection("127.0.0.1", server.ports["http"], timeout=30)
+            connection.connect()
+            self.addCleanup(connection.close)
+            return connection
+
+        def freeBusy(connection):
+            connection.request("GET", path, headers={"Host": "example.test"})
+            response = connection.getresponse()
+            self.assertEqual(response.status, 200)
+            return [line for line in response.read().decode("utf-8").splitlines() if line.startswith("FREEBUSY")]
+
+        first = make()
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["protocol"] == "http"], "the session")
+        second, _ = self.sessionOn(server, entry["worker"], make)
+        self.assertEqual((freeBusy(first), freeBusy(second)), ([], []))
+        event = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:w1\r\n"
+                 "DTSTAMP:20260101T000000Z\r\nDTSTART:20260702T100000Z\r\nDTEND:20260702T110000Z\r\n"
+                 "SUMMARY:x\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+        imap = server.imap()
+        imap.login(ACCOUNT, PASSWORD)
+        typ, _ = imap.append("Calendar", None, None, (
+            "From: demo@example.test\r\nSubject: x\r\nContent-Type: text/calendar; charset=utf-8\r\n\r\n"
+            + event).encode("utf-8"))
+        self.assertEqual(typ, "OK")
+        busy = ["FREEBUSY;FBTYPE=BUSY:20260702T100000Z/20260702T110000Z"]
+        # Each worker reuses a document for up to a second (MEMO_SECONDS), as one process does.
+        for connection in (first, second):
+            server.waitFor(lambda connection=connection: freeBusy(connection) == busy, "the event in free/busy")
 
     def test_signals(self):
         """SIGHUP reaches every worker; SIGTERM ends the workers and then the parent."""
