@@ -368,6 +368,7 @@ class WorkersOneTests(unittest.TestCase):
         self.assertEqual(top.count, 2)
         self.assertEqual(sorted(child.name for child in top.listeners()),
                          sorted(["imap tcp:0:interface=127.0.0.1", "imap ssl:0:interface=127.0.0.1",
+                                 "http tcp:0:interface=127.0.0.1",
                                  "pop3 tcp:0:interface=127.0.0.1", "lmtp tcp:0:interface=127.0.0.1"]))
 
     def test_defaultIsCPUCount(self):
