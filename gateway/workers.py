@@ -615,8 +615,8 @@ class WorkerService(GatewayService):
         As L{GatewayService.factory}, the limits counting every worker's connections.
         """
         factory = GatewayService.factory(self, name)
-        if isinstance(factory, LimitedFactory):
-            factory.counts = self.counts
+        if isinstance(factory, LimitedFactory) or hasattr(factory, "counts"):
+            factory.counts = self.counts  # FTP counts its own sessions, with the same counts
         return factory
 
     def _startLogFile(self, config):

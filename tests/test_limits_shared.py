@@ -75,3 +75,37 @@ class SharedLimitTests(unittest.TestCase):
         one = self.worker(1)
         self.connect(one)
         self.assertFalse(os.path.exists(os.path.join(self.dataRoot, "run", SharedConnectionCounts.NAME)))
+
+
+class SharedFTPLimitTests(unittest.TestCase):
+    """FTP, whose factory enforces its own limits, counts with the same shared counts."""
+
+    def test_ftpPerAddressAcrossWorkers(self):
+        """[ftp] max_connections_per_address counts sessions in both workers; a closed one frees its place."""
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from gateway.ftp.server import FTPSession, makeFactory
+        from tests.support import makeTestContext
+
+        context = makeTestContext(self, overrides={("ftp", "max_connections_per_address"): 2})
+        factories = []
+        for pid in (1, 2):
+            factory = makeFactory(context)
+            factory.clock = Clock()
+            factory.counts = SharedConnectionCounts(context.config.dataRoot(), pid=pid)
+            self.addCleanup(factory.counts.close)
+            factories.append(factory)
+
+        def connect(factory):
+            session = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+            session.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", 40000)))
+            return session
+
+        first = connect(factories[0])
+        self.assertIsInstance(connect(factories[1]), FTPSession)
+        refused = connect(factories[0])
+        self.assertNotIsInstance(refused, FTPSession)
+        self.assertTrue(refused.transport.value().startswith(b"421 Too many connections from your address"))
+        first.connectionLost(None)
+        self.assertIsInstance(connect(factories[0]), FTPSession)

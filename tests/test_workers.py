@@ -4,8 +4,10 @@ Worker processes: C{[server] workers = 2} under twistd, with real clients
 over loopback, and the pieces of L{gateway.workers} alone.
 """
 
+import ftplib
 import http.client
 import imaplib
+import io
 import json
 import os
 import poplib
@@ -13,6 +15,7 @@ import re
 import signal
 import smtplib
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -39,7 +42,7 @@ def writeConfig(path, dataRoot, count, extra="", imapExtra=""):
             "[tls]\ncertificate = %s\nprivate_key = %s\n[auth]\nfailure_delay = 0\n"
             "[imap]\nlisten = tcp:0:interface=127.0.0.1\n    ssl:0:interface=127.0.0.1\n%s\n"
             "[pop3]\nlisten = tcp:0:interface=127.0.0.1\n[lmtp]\nlisten = tcp:0:interface=127.0.0.1\n"
-            "[http]\nlisten = tcp:0:interface=127.0.0.1\n[ftp]\nenabled = no\n"
+            "[http]\nlisten = tcp:0:interface=127.0.0.1\n[ftp]\nlisten = tcp:0:interface=127.0.0.1\n"
             "[admin]\nlisten = tcp:0:interface=127.0.0.1\n"
             % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key, imapExtra)
         )
@@ -66,7 +69,7 @@ class Server:
         )
         testCase.addCleanup(self.stop)
         self.ports = {}
-        for name in ("imap tcp", "imap ssl", "pop3 tcp", "lmtp tcp", "http tcp", "admin tcp"):
+        for name in ("imap tcp", "imap ssl", "pop3 tcp", "http tcp", "ftp tcp", "lmtp tcp", "admin tcp"):
             match = self.waitForLog(r"\[gateway\.server#info\] %s:0:interface=127\.0\.0\.1: listening on "
                                     r"127\.0\.0\.1:(\d+)" % (name,))
             self.ports[name.split()[0] + ("s" if name.endswith("ssl") else "")] = int(match.group(1))
@@ -304,6 +307,40 @@ class WorkerEndToEndTests(unittest.TestCase):
         for connection in (first, second):
             server.waitFor(lambda connection=connection: freeBusy(connection) == busy, "the event in free/busy")
 
+    def test_ftpAndTLSInBothWorkers(self):
+        """FTP with passive data connections, and the ssl: IMAP listener, work in both workers."""
+        server = Server(self)
+
+        def ftp():
+            client = ftplib.FTP()
+            client.connect("127.0.0.1", server.ports["ftp"], timeout=30)
+            self.addCleanup(_quietly, client.close)
+            return client
+
+        first = ftp()
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["protocol"] == "ftp"], "the session")
+        second, _ = self.sessionOn(server, entry["worker"], ftp)
+        for client in (first, second):
+            client.login(ACCOUNT, PASSWORD)
+        first.storbinary("STOR shared.txt", io.BytesIO(b"through one worker\n"))
+        got = io.BytesIO()
+        second.retrbinary("RETR shared.txt", got.write)
+        self.assertEqual(got.getvalue(), b"through one worker\n")
+
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+        def imaps():
+            client = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=context, timeout=30)
+            self.addCleanup(_quietly, client.shutdown)
+            return client
+
+        one = imaps()
+        [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["port"] == clientPort(one)], "session")
+        two, _ = self.sessionOn(server, entry["worker"], imaps)
+        for client in (one, two):
+            self.assertEqual(client.login(ACCOUNT, PASSWORD)[0], "OK")
+
     def test_signals(self):
         """SIGHUP reaches every worker; SIGTERM ends the workers and then the parent."""
         server = Server(self)
@@ -368,7 +405,7 @@ class WorkersOneTests(unittest.TestCase):
         self.assertEqual(top.count, 2)
         self.assertEqual(sorted(child.name for child in top.listeners()),
                          sorted(["imap tcp:0:interface=127.0.0.1", "imap ssl:0:interface=127.0.0.1",
-                                 "http tcp:0:interface=127.0.0.1",
+                                 "http tcp:0:interface=127.0.0.1", "ftp tcp:0:interface=127.0.0.1",
                                  "pop3 tcp:0:interface=127.0.0.1", "lmtp tcp:0:interface=127.0.0.1"]))
 
     def test_defaultIsCPUCount(self):

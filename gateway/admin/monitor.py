@@ -89,14 +89,16 @@ def describeUnwrapped(protocol, session):
     """
     account = _accountOf(session)
     try:
-        remote = getattr(session.transport.getPeer(), "host", None)
+        peer = session.transport.getPeer()
+        remote, port = getattr(peer, "host", None), getattr(peer, "port", None)
     except Exception:
-        remote = None
+        remote = port = None
     return {
         "protocol": protocol,
         "account": account,
         "domain": account.rpartition("@")[2] if account else None,
         "remote": remote,
+        "port": port,
         "since": None,
         "seconds": None,
         "mailbox": None,
