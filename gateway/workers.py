@@ -50,6 +50,7 @@ from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
 from gateway.service import (
+    RESTART_OPTIONS,
     GatewayService,
     _listener,
     _ListenerService,
@@ -233,9 +234,16 @@ class WorkerParent(GatewayService):
             log.error("reload: {error}; the running configuration stays", error=str(e))
             return defer.succeed(False)
         glog.configure(config)
-        wanted = set(listenerKey(n, d) for n, d in enabledListeners(config))
+        try:
+            wanted = set(listenerKey(n, d) for n, d in enabledListeners(config))
+        except ConfigurationError:
+            wanted = None
         if wanted != set(child.name for child in self.listeners()):
             log.warn("reload: listeners changed: with workers they change when the server is restarted")
+        for section, name in RESTART_OPTIONS:
+            if context.config[section, name] != config[section, name]:
+                log.warn("reload: [{section}] {name} changed: it takes effect when the server is restarted",
+                         section=section, name=name)
         context.config = config
         self.signalWorkers(signal.SIGHUP)
         log.info("reload: passed on to the workers")

@@ -359,6 +359,29 @@ class WorkerEndToEndTests(unittest.TestCase):
         for pid in pids:
             self.assertIn("(pid %d) ended by signal 15" % (pid,), server.log())
 
+    def test_parentKilled(self):
+        """Workers whose parent was killed (SIGKILL) stop: nothing keeps serving without it."""
+        server = Server(self)
+        pids = [int(m) for m in re.findall(r"worker \d serving \(pid (\d+)\)", server.log())]
+        for pid in pids:  # should this test fail, no worker is left running
+            self.addCleanup(_quietly, os.kill, pid, signal.SIGKILL)
+        server.process.kill()
+        server.process.wait(60)
+
+        def gone(pid):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            # A zombie (its parent, init, has not reaped it yet) has ended too.
+            with open("/proc/%d/stat" % (pid,)) as f:
+                return f.read().rpartition(")")[2].split()[0] == "Z"
+
+        deadline = time.monotonic() + 30
+        while not all(gone(pid) for pid in pids):
+            self.assertLess(time.monotonic(), deadline, "the workers did not stop")
+            time.sleep(0.05)
+
     def test_metricsAddedUp(self):
         """/metrics adds up the workers' counters; /sessions lists every worker's sessions."""
         server = Server(self)
