@@ -407,6 +407,38 @@ class GatewayService(service.MultiService):
 
         for signum, handler in ((signal.SIGHUP, hangup), (signal.SIGUSR1, user1)):
             self._signals[signum] = signal.signal(signum, handler)
+        reactor.callWhenRunning(self._installStopSignals)
+
+    def _installStopSignals(self):
+        """
+        Replace the reactor's SIGTERM and SIGINT handlers by ones that log
+        nothing in the handler: the reactor's log "Received SIGTERM" from
+        inside it, and a signal that arrives while a log line is being
+        written to twistd's log file (whose lock is not re-entrant) then
+        waits for that lock forever.  (A worker's parent, which writes every
+        worker's lines, was seen to hang so.)  The line is logged from the
+        reactor instead.
+        """
+        if not self.running:
+            return
+        reactor = self.context.reactor
+
+        def stop(signum, frame):
+            reactor.callFromThread(self._stopBySignal, signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            current = signal.getsignal(signum)
+            if getattr(current, "__self__", None) is not None or current is signal.SIG_DFL:
+                # Twisted's own (a bound method of its signal handling), or none.
+                self._signals.setdefault(signum, current)
+                signal.signal(signum, stop)
+
+    def _stopBySignal(self, signum):
+        reactor = self.context.reactor
+        log.info("received {name}, shutting down", name=signal.Signals(signum).name)
+        reactor._exitSignal = signum  # twistd ends by the same signal, as systemd expects
+        if reactor.running:
+            reactor.stop()
 
     def _restoreSignals(self):
         for signum, handler in self._signals.items():

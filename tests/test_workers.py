@@ -111,7 +111,12 @@ class Server:
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(60)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()  # its workers stop when it is gone
+                self.process.wait(60)
+                self.testCase.fail("twistd did not stop on SIGTERM")
 
     def imap(self):
         client = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=30)
@@ -516,3 +521,48 @@ class ParentTests(unittest.TestCase):
         self.assertEqual(delays, [0.5, 1.0, 2.0, 0.5])
         self.assertEqual(len(started), 4)
         self.assertEqual(parent.restarts, 4)
+
+
+class StopSignalTests(unittest.TestCase):
+    """SIGTERM and SIGINT under twistd: nothing is logged inside the signal handler."""
+
+    def test_handlerDefersToReactor(self):
+        """The SIGTERM handler only asks the reactor to stop; the reactor logs the signal and stops by it."""
+        from gateway.service import GatewayService
+
+        calls, events = [], []
+
+        class Reactor:
+            running = True
+
+            def callFromThread(self, f, *args):
+                calls.append((f, args))
+
+            def stop(self):
+                calls.append("stop")
+
+        class Context:
+            reactor = Reactor()
+
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        top = GatewayService.__new__(GatewayService)
+        MultiService.__init__(top)
+        top.context, top._signals, top.running = Context(), {}, True
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        for s, handler in previous.items():
+            self.addCleanup(signal.signal, s, handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        top._installStopSignals()
+        handler = signal.getsignal(signal.SIGTERM)
+        self.assertNotEqual(handler, signal.SIG_DFL)
+        handler(signal.SIGTERM, None)
+        self.assertEqual(events, [])
+        [(f, args)] = calls
+        f(*args)
+        self.assertEqual(calls[-1], "stop")
+        self.assertEqual(Context.reactor._exitSignal, signal.SIGTERM)
+        self.assertIn("received SIGTERM", [e.get("log_format", "").replace("{name}", e.get("name", "")).split(",")[0]
+                                           for e in events][0])
+        top._restoreSignals()
+        self.assertEqual(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
