@@ -18,6 +18,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -345,6 +346,65 @@ class WorkerEndToEndTests(unittest.TestCase):
         two, _ = self.sessionOn(server, entry["worker"], imaps)
         for client in (one, two):
             self.assertEqual(client.login(ACCOUNT, PASSWORD)[0], "OK")
+
+    def test_killDuringWrites(self):
+        """A worker killed during 100 concurrent APPENDs and LMTP deliveries: every acknowledged message is there, none half."""
+        server = Server(self)
+        pids = {int(n): int(p) for n, p in re.findall(r"worker (\d) serving \(pid (\d+)\)", server.log())}
+        acknowledged, lock = [], threading.Lock()
+        body = b"".join(b"line %04d of a message that takes some time to send\r\n" % (i,) for i in range(400))
+
+        def message(subject):
+            return (b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: %s\r\n\r\n%send %s\r\n"
+                    % (subject, body, subject))
+
+        def appender(name):
+            client = None
+            for i in range(25):
+                subject = b"%s-%d" % (name, i)
+                try:
+                    if client is None:
+                        client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=30)
+                        client.login(ACCOUNT, PASSWORD)
+                    if client.append("INBOX", None, None, message(subject))[0] == "OK":
+                        with lock:
+                            acknowledged.append(subject)
+                except (OSError, imaplib.IMAP4.error):
+                    client = None  # its worker was killed: a new connection
+            _quietly(client.logout) if client is not None else None
+
+        def deliverer(name):
+            for i in range(25):
+                subject = b"%s-%d" % (name, i)
+                try:
+                    with smtplib.LMTP("127.0.0.1", server.ports["lmtp"], timeout=30) as lmtp:
+                        lmtp.sendmail("a@example.test", [ACCOUNT], message(subject))
+                    with lock:
+                        acknowledged.append(subject)
+                except (OSError, smtplib.SMTPException):
+                    pass
+
+        threads = [threading.Thread(target=appender, args=(b"imap%d" % (i,),)) for i in range(2)]
+        threads += [threading.Thread(target=deliverer, args=(b"lmtp%d" % (i,),)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        server.waitFor(lambda: len(acknowledged) >= 4, "some acknowledged writes")
+        os.kill(pids[1], signal.SIGKILL)
+        for thread in threads:
+            thread.join(120)
+        server.waitForLog(r"\[worker 1 gateway\.server#info\] worker 1 serving", count=2)
+        client = server.imap()
+        client.login(ACCOUNT, PASSWORD)
+        client.select("INBOX", readonly=True)
+        typ, data = client.fetch("1:*", "(BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        found = [part[1] for part in data if isinstance(part, tuple)]
+        subjects = [re.search(rb"Subject: (\S+)", m).group(1) for m in found]
+        for text, subject in zip(found, subjects, strict=True):
+            self.assertEqual(text.replace(b"\r\n", b"\n"), message(subject).replace(b"\r\n", b"\n"))
+        self.assertEqual(sorted(set(acknowledged) - set(subjects)), [])
+        self.assertEqual(len(subjects), len(set(subjects)))
+        self.assertGreater(len(acknowledged), 4)
 
     def test_signals(self):
         """SIGHUP reaches every worker; SIGTERM ends the workers and then the parent."""
