@@ -280,6 +280,8 @@ class WorkerParent(GatewayService):
             running = sum(1 for w in self.workers.values() if w.pid is not None)
             text += ("# HELP gateway_workers Worker processes running.\n# TYPE gateway_workers gauge\n"
                      "gateway_workers %d\n" % (running,))
+            text += ("# HELP gateway_workers_answered Workers whose metrics are in this page's sums.\n"
+                     "# TYPE gateway_workers_answered gauge\ngateway_workers_answered %d\n" % (len(answers),))
             text += ("# HELP gateway_worker_restarts_total Workers started again after they ended.\n"
                      "# TYPE gateway_worker_restarts_total counter\n"
                      "gateway_worker_restarts_total %d\n" % (self.restarts,))

@@ -459,6 +459,7 @@ class WorkerEndToEndTests(unittest.TestCase):
         self.assertEqual(len(sessions), 6)
         metrics = server.admin("/metrics")
         self.assertIn("gateway_workers 2", metrics)
+        self.assertIn("gateway_workers_answered 2", metrics)
         [line] = [x for x in metrics.splitlines() if x.startswith("gateway_sessions_open{")
                   and 'protocol="imap"' in x and 'domain="example.test"' in x]
         self.assertEqual(float(line.split()[-1]), 6.0)
