@@ -46,6 +46,7 @@ from twisted.web import resource, server
 
 from gateway import logging as glog
 from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
+from gateway.admin.notify import notify, reloading
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
@@ -227,6 +228,15 @@ class WorkerParent(GatewayService):
         on; each worker reloads its configuration.  Listener changes need a
         restart with workers.
         """
+        if self.handleSignals:
+            notify(reloading())
+        try:
+            return self._reloadParent()
+        finally:
+            if self.handleSignals:
+                notify(b"READY=1")
+
+    def _reloadParent(self):
         context = self.context
         try:
             config = loadConfig(context.config.path) if context.config.path else context.config
@@ -234,6 +244,16 @@ class WorkerParent(GatewayService):
             log.error("reload: {error}; the running configuration stays", error=str(e))
             return defer.succeed(False)
         glog.configure(config)
+        if context.config["server", "log_file"] != config["server", "log_file"] and self.running:
+            try:
+                checkLogFile(config)
+            except ConfigurationError as e:
+                log.error("reload: {error}; the log file in use stays", error=str(e))
+            else:
+                if self.logFile is not None:
+                    self.logFile.stop()
+                    self.logFile = None
+                self._startLogFile(config)
         try:
             wanted = set(listenerKey(n, d) for n, d in enabledListeners(config))
         except ConfigurationError:

@@ -414,6 +414,7 @@ class WorkerEndToEndTests(unittest.TestCase):
         server.process.send_signal(signal.SIGHUP)
         for number in (1, 2):
             server.waitForLog(r"\[worker %d gateway\.server#info\] reload: configuration" % (number,))
+        self.assertIn("[gateway.server#info] reload: passed on to the workers", server.log())
         client = server.imap()
         client.login(ACCOUNT, PASSWORD)
         client.logout()
