@@ -458,6 +458,11 @@ class WorkerEndToEndTests(unittest.TestCase):
             clients.append(client)
         sessions = server.waitFor(lambda: [s for s in server.sessions() if s["account"] == ACCOUNT], "sessions")
         self.assertEqual(len(sessions), 6)
+        from gateway.admin.who import formatSessions
+
+        lines = formatSessions(sessions).splitlines()
+        self.assertEqual(lines[0].split()[-1], "WORKER")
+        self.assertLessEqual({line.split()[-1] for line in lines[1:]}, {"1", "2"})
         metrics = server.admin("/metrics")
         self.assertIn("gateway_workers 2", metrics)
         self.assertIn("gateway_workers_answered 2", metrics)
