@@ -109,3 +109,19 @@ class SharedFTPLimitTests(unittest.TestCase):
         self.assertTrue(refused.transport.value().startswith(b"421 Too many connections from your address"))
         first.connectionLost(None)
         self.assertIsInstance(connect(factories[0]), FTPSession)
+
+    def test_ftpPerAccountAcrossWorkers(self):
+        """[ftp] max_connections_per_account counts the account's sessions in both workers."""
+        from gateway.ftp.server import makeFactory
+        from tests.support import makeTestContext
+
+        context = makeTestContext(self, overrides={("ftp", "max_connections_per_account"): 1})
+        one, two = makeFactory(context), makeFactory(context)
+        for pid, factory in ((1, one), (2, two)):
+            factory.counts = SharedConnectionCounts(context.config.dataRoot(), pid=pid)
+            self.addCleanup(factory.counts.close)
+        account = context.realm.accountFor("demo@example.test")
+        self.assertTrue(one.loggedIn(account))
+        self.assertFalse(two.loggedIn(account))
+        one.loggedOut(account)
+        self.assertTrue(two.loggedIn(account))

@@ -539,12 +539,18 @@ class FTPFactory(ServerFactory):
         Count a session of C{account}; C{False} when over the limit.
         """
         count = self.perAccount.get(account.address, 0)
-        if self.maxPerAccount and count >= self.maxPerAccount:
+        if self.counts is not None:
+            # Worker processes: every worker's sessions of the account count.
+            if self.counts.acquire("ftp account", account.address, 0, self.maxPerAccount) is not None:
+                return False
+        elif self.maxPerAccount and count >= self.maxPerAccount:
             return False
         self.perAccount[account.address] = count + 1
         return True
 
     def loggedOut(self, account):
+        if self.counts is not None:
+            self.counts.release("ftp account", account.address)
         count = self.perAccount.get(account.address, 0) - 1
         if count > 0:
             self.perAccount[account.address] = count
