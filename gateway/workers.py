@@ -76,6 +76,9 @@ STABLE_AFTER = 10.0
 STOP_TIMEOUT = 30.0
 #: Seconds the admin listener waits for a worker's answer.
 ASK_TIMEOUT = 5.0
+#: Longest answer of a worker over the control pipe, in bytes (10,000
+#: sessions' list is about 3 MB).
+MAX_ANSWER = 256 * 1024 * 1024
 
 #: How a worker's twistd is started: this interpreter, twistd's own main.
 _TWISTD = "import sys; sys.argv[0] = 'twistd'; from twisted.scripts.twistd import run; run()"
@@ -438,9 +441,7 @@ class WorkerProcess(protocol.ProcessProtocol):
     def start(self):
         self.restart = None
         self._buffers = {1: b"", 2: b""}
-        self._control = NetstringReceiver()
-        self._control.stringReceived = self._answerReceived
-        self._control.makeConnection(_NullTransport())
+        self._control = self._makeControl()
         args, fds = self.parent.workerCommand(self.number)
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)  # the parent tells systemd
@@ -452,6 +453,17 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.process = self.parent._spawn(self, args[0], args, env=env, path=os.getcwd(), childFDs=fds)
         self.pid = self.process.pid
         log.info("worker {number} started (pid {pid})", number=self.number, pid=self.pid)
+
+    def _makeControl(self):
+        """
+        The parser of the worker's answers on its control pipe.
+        """
+        control = NetstringReceiver()
+        # A busy worker's metrics or session list can be megabytes.
+        control.MAX_LENGTH = MAX_ANSWER
+        control.stringReceived = self._answerReceived
+        control.makeConnection(_NullTransport())
+        return control
 
     # -- process events ------------------------------------------------------
 

@@ -633,3 +633,38 @@ class StopSignalTests(unittest.TestCase):
                                            for e in events][0])
         top._restoreSignals()
         self.assertEqual(signal.getsignal(signal.SIGTERM), signal.SIG_DFL)
+
+
+class ControlPipeTests(unittest.TestCase):
+    """The parent's end of a worker's control pipe."""
+
+    def test_largeAnswer(self):
+        """A worker's answer of several megabytes (a busy server's sessions) reaches the question."""
+        from twisted.internet.task import Clock
+
+        class Context:
+            reactor = Clock()
+
+        class Parent:
+            context = Context()
+
+        written = []
+
+        class Transport:
+            def writeToChild(self, fd, data):
+                written.append((fd, data))
+
+        worker = workers.WorkerProcess(Parent(), 1)
+        worker.pid = 123
+        worker.transport = Transport()
+        worker._control = worker._makeControl()
+        d = worker.ask("sessions")
+        [(fd, question)] = written
+        self.assertEqual(fd, workers.CONTROL_IN)
+        answer = [{"protocol": "imap", "remote": "192.0.2.%d" % (i % 250,)} for i in range(60000)]
+        reply = json.dumps({"id": 1, "answer": answer}).encode("utf-8")
+        self.assertGreater(len(reply), 2000000)
+        data = b"%d:%s," % (len(reply), reply)
+        for i in range(0, len(data), 65536):
+            worker.childDataReceived(workers.CONTROL_OUT, data[i:i + 65536])
+        self.assertEqual(len(self.successResultOf(d)), 60000)
