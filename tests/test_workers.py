@@ -512,6 +512,19 @@ class WorkersOneTests(unittest.TestCase):
             f.write("[server]\ndata_root = .\n")
         self.assertEqual(loadConfig(path)["server", "workers"], max(1, os.cpu_count() or 1))
 
+    def test_badWorkers(self):
+        """workers = 0 (or not a number) stops start-up with an error naming the option."""
+        from gateway.config import ConfigurationError
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        path = os.path.join(folder, "gateway.ini")
+        for value in ("0", "many"):
+            with open(path, "w") as f:
+                f.write("[server]\ndata_root = .\nworkers = %s\n" % (value,))
+            e = self.assertRaises(ConfigurationError, loadConfig, path)
+            self.assertIn("workers", str(e))
+
     def test_inheritOption(self):
         """--worker and --inherit are parsed into the worker number and listener -> descriptor."""
         options = tap.Options()
