@@ -15,6 +15,7 @@ import socket
 import attr
 from twisted.application import service
 from twisted.internet import defer, endpoints
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import globalLogPublisher
 
@@ -437,8 +438,10 @@ class GatewayService(service.MultiService):
         reactor = self.context.reactor
         log.info("received {name}, shutting down", name=signal.Signals(signum).name)
         reactor._exitSignal = signum  # twistd ends by the same signal, as systemd expects
-        if reactor.running:
+        try:
             reactor.stop()
+        except ReactorNotRunning:
+            pass  # a second signal while stopping
 
     def _restoreSignals(self):
         for signum, handler in self._signals.items():

@@ -23,6 +23,7 @@ import time
 import urllib.request
 
 from twisted.application.service import MultiService
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
@@ -629,6 +630,8 @@ class StopSignalTests(unittest.TestCase):
                 calls.append((f, args))
 
             def stop(self):
+                if "stop" in calls:
+                    raise ReactorNotRunning()
                 calls.append("stop")
 
         class Context:
@@ -651,6 +654,8 @@ class StopSignalTests(unittest.TestCase):
         [(f, args)] = calls
         f(*args)
         self.assertEqual(calls[-1], "stop")
+        f(*args)  # a second SIGTERM while stopping is no error
+        self.assertEqual(calls.count("stop"), 1)
         self.assertEqual(Context.reactor._exitSignal, signal.SIGTERM)
         self.assertIn("received SIGTERM", [e.get("log_format", "").replace("{name}", e.get("name", "")).split(",")[0]
                                            for e in events][0])
