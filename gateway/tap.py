@@ -68,7 +68,7 @@ def makeService(options, reactor=None):
                 path=path, dataRoot=config.dataRoot(),
             )
         if options["worker"] is not None:
-            from gateway.workers import makeWorkerService
+            from gateway.worker import makeWorkerService
 
             top = makeWorkerService(config, options["worker"], options["inherit"], reactor)
         elif config["server", "workers"] > 1:

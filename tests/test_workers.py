@@ -27,7 +27,7 @@ from twisted.internet.error import ReactorNotRunning
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
-from gateway import tap, workers
+from gateway import tap, worker, workers
 from gateway.config import loadConfig
 from tests.support import PASSWORD, makeDataRoot, testCertificate
 
@@ -501,7 +501,7 @@ class WorkersOneTests(unittest.TestCase):
         """With workers = 1, twistd gateway builds the single-process service (no parent, no worker)."""
         top = self.makeService(1)
         self.assertNotIsInstance(top, workers.WorkerParent)
-        self.assertNotIsInstance(top, workers.WorkerService)
+        self.assertNotIsInstance(top, worker.WorkerService)
         self.assertIn("imap", top.factories)
 
     def test_twoWorkersMakeTheParent(self):
