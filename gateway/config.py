@@ -100,6 +100,19 @@ def formatSize(value):
     return str(value)
 
 
+def _workers(text):
+    """
+    C{auto}: one worker per CPU; otherwise a number from 1 (one process).
+    """
+    text = text.strip().lower()
+    if text == "auto":
+        return max(1, os.cpu_count() or 1)
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected auto or a number from 1")
+    return value
+
+
 def _level(text):
     value = text.strip().lower()
     if value not in LOG_LEVELS:
@@ -240,6 +253,10 @@ SCHEMA = [
     Option("server", "listen_backlog", _int, "1024",
            "Connections the kernel queues on each listener before the server accepts them"
            " (an endpoint's own backlog= wins; the kernel caps it at net.core.somaxconn)."),
+    Option("server", "workers", _workers, "auto",
+           "Worker processes serving the listeners, over one data root: auto is one per CPU,"
+           " 1 keeps everything in one process.  A parent process owns the listening sockets,"
+           " restarts a worker that dies and passes signals on (see Workers in the README)."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",

@@ -15,6 +15,7 @@ import socket
 import attr
 from twisted.application import service
 from twisted.internet import defer, endpoints
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import globalLogPublisher
 
@@ -231,7 +232,23 @@ def makeService(config, reactor=None, checkPorts=True):
     checkLogFile(config)
     context = makeContext(config, reactor)
     top = GatewayService(context)
+    for name, description in enabledListeners(config):
+        _listener(name, description, top.factory(name), config, context, checkPorts).setServiceParent(top)
+    if config["admin", "enabled"]:
+        for description in config["admin", "listen"]:
+            _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
+    return top
+
+
+def enabledListeners(config):
+    """
+    The listeners of the enabled protocols (not the admin listener).
+
+    @return: C{list} of C{(protocol, endpoint string)}.
+    @raise ConfigurationError: for an enabled protocol that cannot listen.
+    """
     available = availableFrontends()
+    found = []
     for name in FRONTENDS:
         if not config[name, "enabled"]:
             continue
@@ -240,13 +257,9 @@ def makeService(config, reactor=None, checkPorts=True):
             raise ConfigurationError("[%s] enabled: this version of gateway has no %s front-end" % (name, name))
         if not config[name, "listen"]:
             raise ConfigurationError("%s: no endpoint given (or set enabled = no)" % (option,))
-        factory = top.factory(name)
         for description in config[name, "listen"]:
-            _listener(name, description, factory, config, context, checkPorts).setServiceParent(top)
-    if config["admin", "enabled"]:
-        for description in config["admin", "listen"]:
-            _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
-    return top
+            found.append((name, description))
+    return found
 
 
 def _listener(name, description, factory, config, context, checkPorts=False):
@@ -266,7 +279,7 @@ def _listener(name, description, factory, config, context, checkPorts=False):
 
 
 #: Options a reload cannot apply: they take effect at the next start.
-RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("auth", "checker"))
+RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"), ("auth", "checker"))
 
 
 #: Settings some front-end factories copy when they are made:
@@ -401,6 +414,40 @@ class GatewayService(service.MultiService):
 
         for signum, handler in ((signal.SIGHUP, hangup), (signal.SIGUSR1, user1)):
             self._signals[signum] = signal.signal(signum, handler)
+        reactor.callWhenRunning(self._installStopSignals)
+
+    def _installStopSignals(self):
+        """
+        Replace the reactor's SIGTERM and SIGINT handlers by ones that log
+        nothing in the handler: the reactor's log "Received SIGTERM" from
+        inside it, and a signal that arrives while a log line is being
+        written to twistd's log file (whose lock is not re-entrant) then
+        waits for that lock forever.  (A worker's parent, which writes every
+        worker's lines, was seen to hang so.)  The line is logged from the
+        reactor instead.
+        """
+        if not self.running:
+            return
+        reactor = self.context.reactor
+
+        def stop(signum, frame):
+            reactor.callFromThread(self._stopBySignal, signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            current = signal.getsignal(signum)
+            if getattr(current, "__self__", None) is not None or current is signal.SIG_DFL:
+                # Twisted's own (a bound method of its signal handling), or none.
+                self._signals.setdefault(signum, current)
+                signal.signal(signum, stop)
+
+    def _stopBySignal(self, signum):
+        reactor = self.context.reactor
+        log.info("received {name}, shutting down", name=signal.Signals(signum).name)
+        reactor._exitSignal = signum  # twistd ends by the same signal, as systemd expects
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass  # a second signal while stopping
 
     def _restoreSignals(self):
         for signum, handler in self._signals.items():

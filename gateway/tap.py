@@ -25,6 +25,28 @@ class Options(usage.Options):
          "Configuration file (default %s; relative paths in it are relative to its folder)." % (DEFAULT_CONFIG_PATH,)],
     ]
 
+    def __init__(self):
+        usage.Options.__init__(self)
+        self["inherit"] = {}
+        self["worker"] = None
+
+    def opt_worker(self, value):
+        """
+        (Started by the parent process with [server] workers > 1.) Serve as worker number N.
+        """
+        if not value.isdigit() or int(value) < 1:
+            raise usage.UsageError("--worker: expected a number from 1, got %r" % (value,))
+        self["worker"] = int(value)
+
+    def opt_inherit(self, value):
+        """
+        (Started by the parent process.) FD=LISTENER: adopt listening socket FD for LISTENER.
+        """
+        fd, sep, name = value.partition("=")
+        if not sep or not fd.isdigit():
+            raise usage.UsageError("--inherit: expected FD=LISTENER, got %r" % (value,))
+        self["inherit"][name] = int(fd)
+
 
 def makeService(options, reactor=None):
     """
@@ -45,7 +67,16 @@ def makeService(options, reactor=None):
                 "no configuration file at {path}: using the defaults (data root {dataRoot})",
                 path=path, dataRoot=config.dataRoot(),
             )
-        top = _makeService(config, reactor)
+        if options["worker"] is not None:
+            from gateway.worker import makeWorkerService
+
+            top = makeWorkerService(config, options["worker"], options["inherit"], reactor)
+        elif config["server", "workers"] > 1:
+            from gateway.workers import makeParentService
+
+            top = makeParentService(config, reactor)
+        else:
+            top = _makeService(config, reactor)
         top.handleSignals = True  # SIGHUP reloads, SIGUSR1 reopens the log file
     except ConfigurationError as e:
         sys.stderr.write("gateway: configuration error: %s\n" % (e,))

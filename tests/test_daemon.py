@@ -34,7 +34,7 @@ TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 def writeConfig(path, dataRoot, cert, key, imapListen, extra=""):
     with open(path, "w") as f:
         f.write(
-            "[server]\ndata_root = %s\n%s\n[tls]\ncertificate = %s\nprivate_key = %s\n"
+            "[server]\ndata_root = %s\nworkers = 1\n%s\n[tls]\ncertificate = %s\nprivate_key = %s\n"
             "[auth]\nfailure_delay = 0\n"
             "[pop3]\nenabled = no\n[http]\nenabled = no\n[ftp]\nenabled = no\n"
             "[lmtp]\nenabled = no\n[admin]\nenabled = no\n[imap]\nlisten = %s\n"

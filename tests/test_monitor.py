@@ -212,7 +212,7 @@ class AdminListenerTests(unittest.TestCase):
 
         config = makeTestConfig(self.config.dataRoot(), {
             ("imap", "enabled"): False, ("pop3", "enabled"): False, ("lmtp", "enabled"): False,
-            ("http", "enabled"): False,
+            ("http", "enabled"): False,  # its default listener is the fixed port 8100
             ("ftp", "enabled"): True, ("ftp", "listen"): ("tcp:0:interface=127.0.0.1",),
             ("admin", "enabled"): True, ("admin", "listen"): ("tcp:0:interface=127.0.0.1",),
             ("http", "listen"): ("tcp:0:interface=127.0.0.1",),

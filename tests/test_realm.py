@@ -6,6 +6,7 @@ quota that covers mail and files together, and alerts.
 
 import gc
 import io
+import os
 
 from twisted.cred.portal import IRealm
 from twisted.internet.task import Clock
@@ -137,6 +138,28 @@ class RealmTests(unittest.TestCase):
         self.assertEqual(account.popAlerts(), [])
         self.directory.addAlert("demo@example.test", "fourth")
         self.assertEqual(account.popAlerts(), ["fourth"])
+
+    def test_popAlertsOnceAcrossProcesses(self):
+        """An alert is shown once when another process pops alerts while this one reads it (workers)."""
+        from gateway.cred import realm as realmModule
+
+        account = self.realm.accountFor("demo@example.test")
+        other = GatewayRealm(self.directory, mailStoreFactory=self.mailStore).accountFor("demo@example.test")
+        self.assertIsNot(other, account)
+        self.directory.addAlert("demo@example.test", "only once")
+        shownByOther = []
+        unlink = os.unlink
+
+        def otherPopsFirst(path):
+            if not shownByOther:
+                shownByOther.append([])
+                shownByOther[0] = other.popAlerts()  # the other process, between read and unlink
+            unlink(path)
+
+        self.patch(realmModule.os, "unlink", otherPopsFirst)
+        shown = account.popAlerts()
+        self.assertEqual(sorted(shown + shownByOther[0]), ["only once"])
+        self.assertEqual(os.listdir(os.path.join(account.path, "alerts")), [])
 
     def test_idleAccountsLetGo(self):
         """Beyond keepIdle, an account nothing holds is closed when collected, and built afresh when asked for."""

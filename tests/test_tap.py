@@ -53,6 +53,7 @@ class PluginTests(unittest.TestCase):
         from twisted.logger import globalLogPublisher
 
         import gateway.service
+        import gateway.workers
 
         folder = os.path.abspath(self.mktemp())
         os.makedirs(folder)
@@ -60,6 +61,8 @@ class PluginTests(unittest.TestCase):
         os.chdir(folder)
         made = []
         self.patch(gateway.service, "makeService", lambda config, reactor: made.append(config) or MultiService())
+        # The default is a worker per CPU: the parent's service is made then.
+        self.patch(gateway.workers, "makeParentService", lambda config, reactor: made.append(config) or MultiService())
         self.patch(tap, "raiseFileLimit", lambda: None)
         self.patch(tap.gc, "freeze", lambda: None)
         events = []

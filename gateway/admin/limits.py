@@ -23,8 +23,12 @@ protocol here ends its commands with one, and a server that stops reading
 
 The wrapper is also the session's record (protocol, remote address, start,
 byte counts) for L{gateway.admin.monitor}.
+
+With worker processes, the connections are counted across all of them
+(L{SharedConnectionCounts}, given to each factory as C{counts}).
 """
 
+import os
 import time
 
 import attr
@@ -32,6 +36,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import directlyProvides, providedBy
 
 from gateway.logging import getLogger
+from gateway.runstate import RunDatabase, runPath
 
 log = getLogger("limits")
 
@@ -129,6 +134,10 @@ def _host(address):
     return getattr(address, "host", None)
 
 
+def _port(address):
+    return getattr(address, "port", None)
+
+
 class _Refused(ProtocolWrapper):
     """
     A connection over a limit: its answer is written and the connection
@@ -161,6 +170,7 @@ class LimitedProtocol(ProtocolWrapper):
     counts bytes.
 
     @ivar remote: the client's address (a C{str}), or C{None}.
+    @ivar remotePort: the client's port (an C{int}), or C{None}.
     @ivar since: when it connected (seconds since the epoch).
     @ivar bytesIn: octets received.
     @ivar bytesOut: octets written.
@@ -173,9 +183,12 @@ class LimitedProtocol(ProtocolWrapper):
     _loginTimer = None
     _closing = False
 
-    def __init__(self, factory, wrappedProtocol, remote):
+    remotePort = None
+
+    def __init__(self, factory, wrappedProtocol, remote, remotePort=None):
         ProtocolWrapper.__init__(self, factory, wrappedProtocol)
         self.remote = remote
+        self.remotePort = remotePort
         self.since = time.time()
         self.bytesIn = 0
         self.bytesOut = 0
@@ -307,7 +320,12 @@ class LimitedFactory(WrappingFactory):
         a limit (for the metrics).
     @ivar monitor: an object with C{sessionOpened(session)} and
         C{sessionClosed(session)}, or C{None}.
+    @ivar counts: the L{SharedConnectionCounts} of a server with worker
+        processes (its limits then count every worker's connections), or
+        C{None}.
     """
+
+    counts = None
 
     protocol = LimitedProtocol
     noisy = False
@@ -323,18 +341,28 @@ class LimitedFactory(WrappingFactory):
     def buildProtocol(self, addr):
         policy = self.policy
         host = _host(addr)
-        if policy.maxConnections and len(self.protocols) >= policy.maxConnections:
-            return self._refuse("total", host)
-        if policy.maxPerAddress and host is not None and self.perAddress.get(host, 0) >= policy.maxPerAddress:
-            return self._refuse("address", host)
+        shared = self.counts is not None and bool(policy.maxConnections or policy.maxPerAddress)
+        if shared:
+            reason = self.counts.acquire(policy.protocol, host, policy.maxConnections, policy.maxPerAddress)
+            if reason is not None:
+                return self._refuse(reason, host)
+        else:
+            if policy.maxConnections and len(self.protocols) >= policy.maxConnections:
+                return self._refuse("total", host)
+            if policy.maxPerAddress and host is not None and self.perAddress.get(host, 0) >= policy.maxPerAddress:
+                return self._refuse("address", host)
         wrapped = self.wrappedFactory.buildProtocol(addr)
         if wrapped is None:
+            if shared:
+                self.counts.release(policy.protocol, host)
             return None
         if host is not None:
             self.perAddress[host] = self.perAddress.get(host, 0) + 1
         if policy.idleTimeout and hasattr(wrapped, "timeOut"):
             wrapped.timeOut = policy.idleTimeout
-        return self.protocol(self, wrapped, host)
+        p = self.protocol(self, wrapped, host, _port(addr))
+        p.counted = policy.protocol if shared else None
+        return p
 
     def _refuse(self, reason, host):
         count = self.closed(reason)
@@ -360,6 +388,9 @@ class LimitedFactory(WrappingFactory):
 
     def released(self, p):
         host = p.remote
+        if getattr(p, "counted", None) is not None and self.counts is not None:
+            self.counts.release(p.counted, host)
+            p.counted = None
         if host is not None:
             left = self.perAddress.get(host, 1) - 1
             if left > 0:
@@ -368,3 +399,89 @@ class LimitedFactory(WrappingFactory):
                 self.perAddress.pop(host, None)
         if self.monitor is not None:
             self.monitor.sessionClosed(p)
+
+
+class SharedConnectionCounts:
+    """
+    The connections open in every worker process, by protocol and client
+    address, in C{run/connections.sqlite} under the data root: each worker
+    counts its own (by process id), a limit compares with the sum.  The
+    parent forgets a worker that ended (L{forgetProcess}); a worker forgets
+    what a process with its id left when it starts.  A database that cannot
+    be used refuses nothing.
+    """
+
+    NAME = "connections.sqlite"
+
+    def __init__(self, dataRoot, pid=None):
+        self.pid = os.getpid() if pid is None else pid
+        self._database = RunDatabase(runPath(dataRoot, self.NAME), "connection counts",
+                                     "the connection limits count this worker's connections only")
+        self._database.schema = _COUNTS_SCHEMA
+
+    @staticmethod
+    def _remote(host):
+        return "" if host is None else str(host)
+
+    def acquire(self, protocol, host, maxTotal, maxPerAddress):
+        """
+        Count a new connection unless it is over a limit (0: no limit).
+
+        @return: C{None} when counted, else the reason (C{'total'} or C{'address'}).
+        """
+        remote = self._remote(host)
+
+        def work(db):
+            if maxTotal:
+                (total,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM connections WHERE protocol = ?",
+                                      (protocol,)).fetchone()
+                if total >= maxTotal:
+                    return "total"
+            if maxPerAddress and host is not None:
+                (count,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM connections WHERE protocol = ?"
+                                      " AND remote = ?", (protocol, remote)).fetchone()
+                if count >= maxPerAddress:
+                    return "address"
+            db.execute("INSERT INTO connections (pid, protocol, remote, count) VALUES (?, ?, ?, 1)"
+                       " ON CONFLICT (pid, protocol, remote) DO UPDATE SET count = count + 1",
+                       (self.pid, protocol, remote))
+            return None
+
+        return self._database.transaction(work, None)
+
+    def release(self, protocol, host):
+        """
+        A connection L{acquire} counted has closed.
+        """
+        remote = self._remote(host)
+
+        def work(db):
+            db.execute("UPDATE connections SET count = count - 1 WHERE pid = ? AND protocol = ? AND remote = ?",
+                       (self.pid, protocol, remote))
+            db.execute("DELETE FROM connections WHERE count <= 0")
+
+        self._database.transaction(work, None)
+
+    def open(self, protocol):
+        """
+        @return: the connections of C{protocol} open in every worker.
+        """
+        return self._database.transaction(
+            lambda db: db.execute("SELECT COALESCE(SUM(count), 0) FROM connections WHERE protocol = ?",
+                                  (protocol,)).fetchone()[0], 0)
+
+    def forgetProcess(self, pid):
+        """
+        Process C{pid} has ended: its connections are closed.
+        """
+        self._database.transaction(lambda db: db.execute("DELETE FROM connections WHERE pid = ?", (pid,)), None)
+
+    def close(self):
+        self._database.close()
+
+
+_COUNTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS connections (
+    pid INTEGER NOT NULL, protocol TEXT NOT NULL, remote TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (pid, protocol, remote));
+"""

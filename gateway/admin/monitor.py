@@ -71,6 +71,7 @@ def describe(wrapper, now=None):
         "account": account,
         "domain": account.rpartition("@")[2] if account else None,
         "remote": wrapper.remote,
+        "port": getattr(wrapper, "remotePort", None),
         "since": datetime.datetime.fromtimestamp(wrapper.since, datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(now - wrapper.since, 1),
         "mailbox": _mailboxOf(session),
@@ -88,14 +89,16 @@ def describeUnwrapped(protocol, session):
     """
     account = _accountOf(session)
     try:
-        remote = getattr(session.transport.getPeer(), "host", None)
+        peer = session.transport.getPeer()
+        remote, port = getattr(peer, "host", None), getattr(peer, "port", None)
     except Exception:
-        remote = None
+        remote = port = None
     return {
         "protocol": protocol,
         "account": account,
         "domain": account.rpartition("@")[2] if account else None,
         "remote": remote,
+        "port": port,
         "since": None,
         "seconds": None,
         "mailbox": None,

@@ -53,15 +53,17 @@ COLUMNS = ("protocol", "account", "remote", "since", "mailbox", "idle", "xmapi")
 
 def formatSessions(sessions):
     """
-    The sessions as a table, one per line.
+    The sessions as a table, one per line; with worker processes, a
+    C{WORKER} column says which one has each session.
     """
-    rows = [("PROTOCOL", "ACCOUNT", "REMOTE", "SINCE", "MAILBOX", "IDLE", "XMAPI")]
+    workers = any("worker" in s for s in sessions)
+    rows = [("PROTOCOL", "ACCOUNT", "REMOTE", "SINCE", "MAILBOX", "IDLE", "XMAPI") + (("WORKER",) if workers else ())]
     for s in sessions:
         rows.append((
             s["protocol"], s["account"] or "-", s["remote"] or "-", s["since"] or "-", s["mailbox"] or "-",
             "yes" if s["idle"] else "no", "yes" if s["xmapi"] else "no",
-        ))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+        ) + ((str(s.get("worker", "-")),) if workers else ()))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n" for row in rows
     )

@@ -20,14 +20,18 @@ Rules (L{MemoryLoginDelays}):
       its last failure, and at most C{MAX_TRACKED_ADDRESSES} are kept.
 
 The checker sees this state only through L{gateway.interfaces.ILoginDelays},
-so a store shared by several processes can replace it.
+so a store shared by several processes replaces it when the server runs
+worker processes: L{SharedLoginDelays}, the same rules in a small SQLite
+database under the data root.
 """
 
 import collections
+import os
 
 from zope.interface import implementer
 
 from gateway.interfaces import ILoginDelays
+from gateway.runstate import RunDatabase
 
 #: Seconds after its last failure that an address's failure count is forgotten.
 FORGET_AFTER = 15 * 60.0
@@ -136,3 +140,179 @@ class MemoryLoginDelays:
         @return: C{list} of the addresses remembered, oldest activity first.
         """
         return list(self._entries)
+
+
+@implementer(ILoginDelays)
+class SharedLoginDelays:
+    """
+    L{ILoginDelays} shared by the worker processes of one server: the same
+    rules as L{MemoryLoginDelays}, kept in a small SQLite database (C{path},
+    under the data root's C{run/} folder), so that parallel connections
+    that land on different workers still guess no faster than one.
+
+    Each call is one short transaction on the calling thread (the state is
+    a few rows per address; it is not durable: C{synchronous=OFF}, a power
+    cut may forget failures, as a restart of one process does).  Attempts
+    under way are counted per process id: the parent forgets those of a
+    worker that ended (L{forgetProcess}).  A database that cannot be used
+    delays nothing and says so in the log, rather than refusing every login.
+
+    @ivar clock: an C{IReactorTime}; its C{seconds()} must be the wall
+        clock (as the reactor's is) so that processes agree.
+    """
+
+    #: Forget old addresses every this many calls.
+    EXPIRE_EVERY = 256
+
+    def __init__(self, path, clock, failureDelay, maxFailureDelay, penaltyAfter, pid=None):
+        self.path = path
+        self.clock = clock
+        self.failureDelay = float(failureDelay)
+        self.maxFailureDelay = float(maxFailureDelay)
+        self.penaltyAfter = max(1, int(penaltyAfter))
+        self.pid = os.getpid() if pid is None else pid
+        self._calls = 0
+        self._database = RunDatabase(path, "login delays", "failed logins are not delayed")
+        self._database.schema = _SCHEMA
+
+    delayFor = MemoryLoginDelays.delayFor
+
+    def _connect(self):
+        return self._database._connect()
+
+    def _transaction(self, work, default):
+        """
+        Run C{work(db, now)} in one transaction.
+
+        @return: its result, or C{default} when the database cannot be used.
+        """
+
+        def run(db):
+            result = work(db, self.clock.seconds())
+            self._calls += 1
+            if self._calls % self.EXPIRE_EVERY == 0:
+                self._expire(db, self.clock.seconds())
+            return result
+
+        return self._database.transaction(run, default)
+
+    @staticmethod
+    def _remote(remote):
+        return "" if remote is None else str(remote)
+
+    @staticmethod
+    def _key(key):
+        return key.hex() if isinstance(key, bytes) else repr(key)
+
+    def _inFlight(self, db, remote):
+        return dict(db.execute("SELECT key, SUM(count) FROM inflight WHERE remote = ? GROUP BY key", (remote,)))
+
+    def _entry(self, db, remote, now):
+        """
+        C{[failures, last, nextSlot]} of C{remote}, forgotten failures
+        reset, created when missing.
+        """
+        row = db.execute("SELECT failures, last, nextSlot FROM addresses WHERE remote = ?", (remote,)).fetchone()
+        if row is None:
+            db.execute("INSERT INTO addresses (remote, failures, last, nextSlot) VALUES (?, 0, ?, 0)", (remote, now))
+            return [0, now, 0.0]
+        entry = list(row)
+        if now - entry[1] >= FORGET_AFTER and entry[0] and not self._inFlight(db, remote):
+            entry[0] = 0
+        return entry
+
+    def _store(self, db, remote, entry):
+        db.execute("UPDATE addresses SET failures = ?, last = ?, nextSlot = ? WHERE remote = ?",
+                   (entry[0], entry[1], entry[2], remote))
+
+    def _expire(self, db, now):
+        db.execute("DELETE FROM addresses WHERE last <= ? AND nextSlot <= ? AND remote NOT IN"
+                   " (SELECT remote FROM inflight)", (now - FORGET_AFTER, now))
+
+    # -- ILoginDelays ----------------------------------------------------------
+
+    def admit(self, remote, key):
+        remote, key = self._remote(remote), self._key(key)
+
+        def work(db, now):
+            entry = self._entry(db, remote, now)
+            inFlight = self._inFlight(db, remote)
+            penalised = entry[0] >= self.penaltyAfter or (key not in inFlight and len(inFlight) >= self.penaltyAfter)
+            db.execute("INSERT INTO inflight (remote, key, pid, count) VALUES (?, ?, ?, 1)"
+                       " ON CONFLICT (remote, key, pid) DO UPDATE SET count = count + 1", (remote, key, self.pid))
+            if not penalised or self.failureDelay <= 0:
+                self._store(db, remote, entry)
+                return 0.0
+            slot = max(now, entry[2]) + self.delayFor(max(entry[0], 1))
+            entry[2] = slot
+            self._store(db, remote, entry)
+            return slot - now
+
+        return self._transaction(work, 0.0)
+
+    def finish(self, remote, succeeded, waited):
+        remote = self._remote(remote)
+
+        def work(db, now):
+            entry = self._entry(db, remote, now)
+            if succeeded:
+                entry[0] = 0
+                self._store(db, remote, entry)
+                return 0.0
+            entry[0] += 1
+            entry[1] = now
+            self._store(db, remote, entry)
+            return 0.0 if waited else self.delayFor(entry[0])
+
+        return self._transaction(work, 0.0 if succeeded else self.delayFor(1))
+
+    def release(self, remote, key):
+        remote, key = self._remote(remote), self._key(key)
+
+        def work(db, now):
+            db.execute("UPDATE inflight SET count = count - 1 WHERE remote = ? AND key = ? AND pid = ?",
+                       (remote, key, self.pid))
+            db.execute("DELETE FROM inflight WHERE count <= 0")
+            db.execute("DELETE FROM addresses WHERE remote = ? AND failures = 0 AND nextSlot <= ? AND remote NOT IN"
+                       " (SELECT remote FROM inflight)", (remote, now))
+
+        self._transaction(work, None)
+
+    def failures(self, remote):
+        remote = self._remote(remote)
+
+        def work(db, now):
+            row = db.execute("SELECT failures, last FROM addresses WHERE remote = ?", (remote,)).fetchone()
+            if row is None or (now - row[1] >= FORGET_AFTER and not self._inFlight(db, remote)):
+                return 0
+            return row[0]
+
+        return self._transaction(work, 0)
+
+    def addresses(self):
+        """
+        @return: C{list} of the addresses remembered, oldest activity first.
+        """
+        return self._transaction(
+            lambda db, now: [r for (r,) in db.execute("SELECT remote FROM addresses ORDER BY last")], [])
+
+    def forgetProcess(self, pid):
+        """
+        Process C{pid} ended: its attempts are no longer under way.
+        """
+        self._transaction(lambda db, now: db.execute("DELETE FROM inflight WHERE pid = ?", (pid,)), None)
+
+    def close(self):
+        self._database.close()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS addresses (
+    remote TEXT PRIMARY KEY, failures INTEGER NOT NULL, last REAL NOT NULL, nextSlot REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS inflight (
+    remote TEXT NOT NULL, key TEXT NOT NULL, pid INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (remote, key, pid));
+"""
+
+#: The database of L{SharedLoginDelays}, under the data root.
+SHARED_PATH = os.path.join("run", "login-delays.sqlite")

@@ -486,6 +486,8 @@ class FTPFactory(ServerFactory):
         self.passiveAddress = section["passive_address"]
         self.clock = clock if clock is not None else context.reactor
         self.sessions = set()
+        #: The shared connection counts of worker processes, or C{None}.
+        self.counts = None
         self.perAccount = {}
         self.perAddress = {}
         self._pools = {}
@@ -499,15 +501,24 @@ class FTPFactory(ServerFactory):
         addresses as tuples, which C{IAddress} objects are not, and closes
         without the C{421} a client can show.)
         """
-        if len(self.sessions) >= self.maxConnections:
-            return _Refuser()
         host = getattr(addr, "host", None)
-        count = self.perAddress.get(host, 0)
-        if self.maxPerAddress and count >= self.maxPerAddress:
-            return _Refuser("Too many connections from your address, try again later")
-        self.perAddress[host] = count + 1
+        counts = self.counts
+        if counts is not None:
+            # Worker processes: the limits count every worker's sessions.
+            reason = counts.acquire("ftp", host, self.maxConnections, self.maxPerAddress)
+            if reason == "total":
+                return _Refuser()
+            if reason == "address":
+                return _Refuser("Too many connections from your address, try again later")
+        else:
+            if len(self.sessions) >= self.maxConnections:
+                return _Refuser()
+            if self.maxPerAddress and self.perAddress.get(host, 0) >= self.maxPerAddress:
+                return _Refuser("Too many connections from your address, try again later")
+        self.perAddress[host] = self.perAddress.get(host, 0) + 1
         p = FTPSession(self)
         p.peerHost = host
+        p.counted = counts is not None
         self.sessions.add(p)
         return p
 
@@ -515,6 +526,8 @@ class FTPFactory(ServerFactory):
         if session not in self.sessions:
             return
         self.sessions.discard(session)
+        if getattr(session, "counted", False) and self.counts is not None:
+            self.counts.release("ftp", session.peerHost)
         count = self.perAddress.get(session.peerHost, 0) - 1
         if count > 0:
             self.perAddress[session.peerHost] = count
@@ -526,12 +539,18 @@ class FTPFactory(ServerFactory):
         Count a session of C{account}; C{False} when over the limit.
         """
         count = self.perAccount.get(account.address, 0)
-        if self.maxPerAccount and count >= self.maxPerAccount:
+        if self.counts is not None:
+            # Worker processes: every worker's sessions of the account count.
+            if self.counts.acquire("ftp account", account.address, 0, self.maxPerAccount) is not None:
+                return False
+        elif self.maxPerAccount and count >= self.maxPerAccount:
             return False
         self.perAccount[account.address] = count + 1
         return True
 
     def loggedOut(self, account):
+        if self.counts is not None:
+            self.counts.release("ftp account", account.address)
         count = self.perAccount.get(account.address, 0) - 1
         if count > 0:
             self.perAccount[account.address] = count

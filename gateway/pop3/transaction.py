@@ -10,11 +10,16 @@ UID, so IMAP sessions on the INBOX see them EXPUNGEd and nothing else is
 touched.  A message another session removed in the meantime answers
 C{-ERR} on RETR/TOP.
 
-Locking: by default one POP3 session per maildrop per process (C{[pop3]
-lock_session}); a second gets C{-ERR [IN-USE]}.  Across processes, or with
-the lock off, the snapshot and the UID-based update keep every view
-consistent: nothing is lost or removed twice.
+Locking: by default one POP3 session per maildrop (C{[pop3] lock_session});
+a second gets C{-ERR [IN-USE]}, in whichever worker process it is: the lock
+is an C{flock} on C{pop3.lock} in the account's folder, which the kernel
+lets go of when the session's process ends, however it ends.  With the lock
+off, the snapshot and the UID-based update keep every view consistent:
+nothing is lost or removed twice.
 """
+
+import fcntl
+import os
 
 from twisted.internet.defer import maybeDeferred
 
@@ -24,14 +29,41 @@ from gateway.pop3.stream import SMALL, MessageProducer, PrefixedReader, stuffWho
 
 log = glog.getLogger("pop3")
 
-#: mail store paths of the maildrops locked by a session of this process
-_locked = set()
+#: The lock file's name, in the account's folder (beside C{mail/}).
+LOCK_FILE = "pop3.lock"
 
 
 class MaildropLocked(Exception):
     """
-    Another POP3 session of this process has the maildrop.
+    Another POP3 session, of any process, has the maildrop.
     """
+
+
+def lockPath(account):
+    """
+    The lock file of C{account}'s maildrop.
+    """
+    folder = getattr(account, "path", None) or os.path.dirname(os.path.abspath(account.mailStore.path))
+    return os.path.join(folder, LOCK_FILE)
+
+
+def lockMaildrop(path):
+    """
+    Take the maildrop lock C{path} (an exclusive C{flock}, never waiting).
+
+    @return: the open file descriptor holding it; closing it lets go.
+    @raise MaildropLocked: when another session holds it.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise MaildropLocked(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def uidl(uidValidity, uid):
@@ -56,13 +88,9 @@ class Maildrop:
         self.account = account
         # Through the access layer, like every protocol: always the owner's own INBOX.
         self.mailbox = account.access.getMailbox("INBOX")
-        self._lockKey = None
+        self._lockFD = None
         if lock:
-            key = account.mailStore.path
-            if key in _locked:
-                raise MaildropLocked(account.address)
-            _locked.add(key)
-            self._lockKey = key
+            self._lockFD = lockMaildrop(lockPath(account))
         self.uids = []
         self._sizes = None
         self.deleted = set()
@@ -98,9 +126,9 @@ class Maildrop:
         """
         Release the lock.
         """
-        if self._lockKey is not None:
-            _locked.discard(self._lockKey)
-            self._lockKey = None
+        if self._lockFD is not None:
+            fd, self._lockFD = self._lockFD, None
+            os.close(fd)
 
     def stat(self):
         """

@@ -1,0 +1,179 @@
+# -*- test-case-name: tests.test_workers -*-
+"""
+One worker process of C{[server] workers = N} (see L{gateway.workers}, the
+parent): C{twistd gateway --worker K --inherit FD=LISTENER...} adopts the
+listening sockets the parent opened, shares the per-server state (login
+delays, connection counts) through the data root, and answers the
+parent's questions (metrics, sessions) on its control pipe.
+"""
+
+import json
+import os
+import socket
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.protocols.basic import NetstringReceiver
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+from gateway import logging as glog
+from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
+from gateway.config import ConfigurationError
+from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
+from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint
+from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
+
+log = glog.getLogger("server")
+
+
+class _AdoptedListenerService(service.Service):
+    """
+    A worker's listener: the parent's listening socket, adopted.
+
+    @ivar endpoint: the endpoint the listener string describes (for its TLS
+        context, which reload renews).
+    """
+
+    def __init__(self, fd, endpoint, factory, reactor):
+        self.fd = fd
+        self.endpoint = endpoint
+        self.factory = factory
+        self.reactor = reactor
+        self.port = None
+
+    def startService(self):
+        service.Service.startService(self)
+        factory = self.factory
+        contextFactory = getattr(self.endpoint, "_sslContextFactory", None)
+        if contextFactory is not None:
+            factory = TLSMemoryBIOFactory(contextFactory, False, factory)
+        s = socket.socket(fileno=self.fd)
+        family = s.family
+        s.detach()
+        self.port = self.reactor.adoptStreamPort(self.fd, family, factory)
+        os.close(self.fd)  # adoptStreamPort works on a copy
+
+    def stopService(self):
+        service.Service.stopService(self)
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+class WorkerService(GatewayService):
+    """
+    One worker: the listeners it inherited, no admin listener and no log
+    file of its own (the parent writes its log lines), and the control
+    pipe the parent asks it over.
+    """
+
+    def __init__(self, context, number):
+        GatewayService.__init__(self, context)
+        self.number = number
+        self.control = None
+        self.counts = SharedConnectionCounts(context.config.dataRoot())
+        # What a process with this id left (one that was killed) is gone.
+        self.counts.forgetProcess(self.counts.pid)
+
+    def factory(self, name):
+        """
+        As L{GatewayService.factory}, the limits counting every worker's connections.
+        """
+        factory = GatewayService.factory(self, name)
+        if isinstance(factory, LimitedFactory) or hasattr(factory, "counts"):
+            factory.counts = self.counts  # FTP counts its own sessions, with the same counts
+        return factory
+
+    def _startLogFile(self, config):
+        pass
+
+    def startService(self):
+        GatewayService.startService(self)
+        from twisted.internet import stdio
+
+        self.control = ControlProtocol(self)
+        stdio.StandardIO(self.control, stdin=CONTROL_IN, stdout=CONTROL_OUT, reactor=self.context.reactor)
+        log.info("worker {number} serving (pid {pid})", number=self.number, pid=os.getpid())
+
+    def _reloadListeners(self, config):
+        log.info("reload: listeners stay as the parent opened them")
+        return defer.succeed(None)
+
+
+class ControlProtocol(NetstringReceiver):
+    """
+    The worker's end of the control pipe: answers C{metrics} and
+    C{sessions}; when the parent goes away the worker stops.
+    """
+
+    MAX_LENGTH = 65536
+
+    def __init__(self, worker):
+        self.worker = worker
+
+    def stringReceived(self, data):
+        try:
+            message = json.loads(data)
+            what = message["ask"]
+        except (ValueError, KeyError, TypeError):
+            return
+        monitor = self.worker.context.monitor
+        if what == "metrics":
+            answer = monitor.renderMetrics().decode("utf-8")
+        elif what == "sessions":
+            answer = monitor.sessionList()
+        else:
+            answer = None
+        reply = json.dumps({"id": message.get("id"), "answer": answer}).encode("utf-8")
+        self.transport.write(b"%d:%s," % (len(reply), reply))
+
+    def connectionLost(self, reason):
+        reactor = self.worker.context.reactor
+        if reactor.running and self.worker.running:
+            log.warn("worker {number}: the parent went away; stopping", number=self.worker.number)
+            reactor.stop()
+
+
+def _checkers(context):
+    return [checker for checker in set(getattr(context.portal, "checkers", {}).values())]
+
+
+def shareLoginState(context, secret):
+    """
+    Make the login state of a worker's checkers that of the server: the
+    failed-login delays in the data root's database, and the checker's
+    secret (attempt keys, the salts made up for unknown names) the
+    parent's, so that every worker answers alike.
+    """
+    path = os.path.join(context.config.dataRoot(), SHARED_PATH)
+    for checker in _checkers(context):
+        delays = getattr(checker, "delays", None)
+        if isinstance(delays, MemoryLoginDelays):
+            checker.delays = SharedLoginDelays(path, delays.clock, delays.failureDelay, delays.maxFailureDelay,
+                                               delays.penaltyAfter)
+        if secret and hasattr(checker, "_secret"):
+            checker._secret = bytes.fromhex(secret)
+
+
+
+def makeWorkerService(config, number, inherited, reactor=None):
+    """
+    Worker C{number}: the listeners of C{inherited} (listener name -> file
+    descriptor), adopted.
+
+    @raise ConfigurationError: when a listener of the configuration was not inherited.
+    """
+    context = makeContext(config, reactor)
+    shareLoginState(context, os.environ.get(SECRET_VARIABLE))
+    top = WorkerService(context, number)
+    for name, description in enabledListeners(config):
+        key = listenerKey(name, description)
+        if key not in inherited:
+            raise ConfigurationError("worker %d: the parent gave no socket for [%s] listen %s"
+                                     % (number, name, description))
+        endpoint, _ = makeEndpoint(context.reactor, description, context.tls, config["tls", "minimum_version"],
+                                   "[%s] listen" % (name,), config["server", "listen_backlog"])
+        child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor)
+        child.setName(key)
+        child.setServiceParent(top)
+    return top
