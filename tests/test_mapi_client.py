@@ -313,6 +313,16 @@ class ClientTests(unittest.TestCase):
         self.successResultOf(first)
         self.failureResultOf(second, CommandFailed)
 
+    def test_unparsableResponse(self):
+        """A response the client cannot parse fails its command, and the next command still works."""
+        d = self.client.command(b"NOOP")
+        self.answer(b"* 1 FETCH (UID 1\r\n")
+        self.answer(b"X1 OK done\r\n")
+        self.failureResultOf(d, ResponseSyntaxError)
+        d = self.client.command(b"NOOP")
+        self.answer(b"X2 OK done\r\n")
+        self.successResultOf(d)
+
     def test_connectionLostFailsPending(self):
         """A lost connection fails the command in flight and the queued ones."""
         first = self.client.command(b"NOOP")

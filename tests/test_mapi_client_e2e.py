@@ -15,6 +15,8 @@ import http.client
 import imaplib
 import io
 import ssl
+import subprocess
+import sys
 
 import icalendar
 from twisted.internet import defer, reactor
@@ -236,6 +238,24 @@ class ClientEndToEndTests(unittest.TestCase):
         self.assertIn(PATH_XMAPI if client.speaksXMAPI else PATH_CLIENT, text)
         self.assertIn("Mon 2026-12-07 09:00 - 09:30  BUSY           Stand-up @ Room 2  [Calendar]", text)
         self.assertIn("Wed 2026-12-09 09:00 - 09:30", text)
+
+    @defer.inlineCallbacks
+    def test_agendaCommandLine(self):
+        """python -m gateway.mapi.client agenda, run as a process, reads the password from stdin and prints the week."""
+        client = yield self.session()
+        yield client.createAppointment(SERIES, uid="standup-1")
+        command = [sys.executable, "-m", "gateway.mapi.client", "agenda", "demo@example.test", "--week",
+                   "2026-12-09", "--port", str(self.port), "--password-stdin", "--cafile", testCertificate()[0]]
+        result = yield deferToThread(subprocess.run, command, input=PASSWORD + "\n", capture_output=True,
+                                     text=True, timeout=120)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        self.assertIn("via " + (PATH_XMAPI if client.speaksXMAPI else PATH_CLIENT), result.stdout)
+        self.assertIn("Mon 2026-12-07 09:00 - 09:30", result.stdout)
+        result = yield deferToThread(subprocess.run, command, input="wrong\n", capture_output=True,
+                                     text=True, timeout=120)
+        self.assertEqual(result.returncode, 77)
+        self.assertIn("agenda: the server answered NO", result.stderr)
+        self.assertNotIn("wrong", result.stderr)
 
     def test_gatewayctlParser(self):
         """gatewayctl has an agenda subcommand with --week, --host, --port, --password-stdin and --cafile."""

@@ -33,6 +33,7 @@ from gateway.mapi import convert
 from gateway.mapi.client_syntax import (
     Atom,
     Literal,
+    ResponseSyntaxError,
     decodeMailbox,
     formatSequenceSet,
     literalLength,
@@ -237,7 +238,9 @@ class XMAPIClient(LineReceiver):
             return
         self._current = None
         status = status.decode("ascii", "replace").upper()
-        if status == "OK":
+        if current.get("failed"):
+            current["deferred"].errback(current["failed"])
+        elif status == "OK":
             current["deferred"].callback(Response(current["untagged"], code, text))
         else:
             current["deferred"].errback(CommandFailed(status, code, text))
@@ -254,11 +257,24 @@ class XMAPIClient(LineReceiver):
                 self.greeting.callback(item)
                 return
         else:
-            item = parse(pieces)
+            try:
+                item = parse(pieces)
+            except ResponseSyntaxError as e:
+                self._badResponse(e)
+                return
             if item and str(item[0]).upper() == "CAPABILITY":
                 self.capabilities = {str(c).upper() for c in item[1:]}
         if self._current is not None:
             self._current["untagged"].append(item)
+
+    def _badResponse(self, error):
+        """
+        A response this client cannot parse: the command in flight fails
+        with it (once its tagged answer comes, that answer is ignored).
+        """
+        current = self._current
+        if current is not None and not current.get("failed"):
+            current["failed"] = error
 
     def _noteCode(self, code):
         if code and str(code[0]).upper() == "CAPABILITY":

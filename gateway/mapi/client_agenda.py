@@ -22,7 +22,7 @@ import sys
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-from gateway.mapi.client import UTC, Occurrence, XMAPIClient
+from gateway.mapi.client import UTC, CommandFailed, Occurrence, XMAPIClient
 
 #: The two ways of reading a window (the first line of the output says which).
 PATH_XMAPI = "XMAPI (server-side: UID SEARCH XOVERLAPS + FETCH XINSTANCES)"
@@ -163,7 +163,10 @@ def openSession(reactor, host, port, account, password, cafile=None, tls=True):
     @return: a L{Deferred} firing with the logged-in L{XMAPIClient}.
     """
     client = yield connectProtocol(TCP4ClientEndpoint(reactor, host, port), XMAPIClient())
-    yield client.greeting
+    greeting = yield client.greeting
+    if str(greeting[0]).upper() != "OK":
+        client.transport.loseConnection()
+        raise CommandFailed(str(greeting[0]).upper(), greeting[1], greeting[2])
     if tls:
         yield client.startTLS(_tlsOptions(host, cafile))
     elif not client.capabilities:
@@ -229,8 +232,6 @@ def runAgenda(args, out, stdin=None):
         reactor.stop()
 
     def failed(failure):
-        from gateway.mapi.client import CommandFailed
-
         if failure.check(CommandFailed):
             sys.stderr.write("agenda: the server answered %s\n" % (failure.value,))
             return EX_NOPERM
