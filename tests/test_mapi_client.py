@@ -313,6 +313,40 @@ class ClientTests(unittest.TestCase):
         self.successResultOf(first)
         self.failureResultOf(second, CommandFailed)
 
+    def test_byteByByte(self):
+        """Responses split anywhere, inside literals too, parse as when they arrive whole."""
+        d = self.client.freeBusy("~boss", START, END)
+        self.sent()
+        body = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+        data = b'* XFREEBUSY "~boss" {%d}\r\n' % (len(body),) + body + b"\r\nX1 OK done\r\n"
+        for i in range(len(data)):
+            self.answer(data[i:i + 1])
+        self.assertEqual(self.successResultOf(d), body.decode())
+
+    def test_plainWithoutSASLIR(self):
+        """Without SASL-IR, AUTHENTICATE PLAIN sends its token after the server's continuation."""
+        self.client.capabilities.discard("SASL-IR")
+        d = self.client.login("demo", "pw", mechanism="PLAIN")
+        self.assertEqual(self.sent(), b"X1 AUTHENTICATE PLAIN\r\n")
+        self.answer(b"+ \r\n")
+        self.assertEqual(self.sent(), base64.b64encode(b"\0demo\0pw") + b"\r\n")
+        self.answer(b"X1 OK Logged in\r\n")
+        self.assertEqual(self.sent(), b"X2 CAPABILITY\r\n")
+        self.answer(b"* CAPABILITY IMAP4rev1 XMAPI\r\nX2 OK done\r\n")
+        self.successResultOf(d)
+        self.assertTrue(self.client.speaksXMAPI)
+
+    def test_emptyResults(self):
+        """No match is an ESEARCH without ALL; a non-calendar message answers XINSTANCES () (R-INST-3)."""
+        d = self.client.searchOverlaps(START, END)
+        self.answer(b'* ESEARCH (TAG "X1") UID\r\nX1 OK done\r\n')
+        self.assertEqual(self.successResultOf(d), [])
+        d = self.client.fetchInstances([5], START, END, properties=())
+        self.assertEqual(self.sent(), b'X1 UID SEARCH RETURN (ALL) XOVERLAPS "20261207T000000Z" "20261214T000000Z"'
+                                      b'\r\nX2 UID FETCH 5 (XINSTANCES ("20261207T000000Z" "20261214T000000Z"))\r\n')
+        self.answer(b"* 1 FETCH (UID 5 XINSTANCES ())\r\nX2 OK done\r\n")
+        self.assertEqual(self.successResultOf(d), {5: ([], {})})
+
     def test_unparsableResponse(self):
         """A response the client cannot parse fails its command, and the next command still works."""
         d = self.client.command(b"NOOP")
@@ -375,6 +409,16 @@ class AgendaTests(unittest.TestCase):
         self.assertEqual(path, PATH_CLIENT)
         # Nov 30 + 10 days = Dec 9 last; in the week: Dec 7 and Dec 9 (Dec 8 excluded).
         self.assertEqual([o.start.day for _, o in found], [7, 9])
+
+    def test_expandBodyBusyTypes(self):
+        """Client-side, a transparent occurrence is FREE and a tentative one BUSY-TENTATIVE, as free/busy says."""
+        def event(uid, extra):
+            return ("BEGIN:VEVENT\r\nUID:%s\r\nDTSTAMP:20261201T000000Z\r\nDTSTART:20261208T090000Z\r\n"
+                    "DTEND:20261208T100000Z\r\n%s\r\nEND:VEVENT\r\n" % (uid, extra))
+        body = itemMessage("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n" + event("a", "TRANSP:TRANSPARENT")
+                           + event("b", "STATUS:TENTATIVE") + "END:VCALENDAR\r\n", "text/calendar", "x")
+        found = expandBody(1, body, START, END)
+        self.assertEqual(sorted(o.fbtype for o in found), ["BUSY-TENTATIVE", "FREE"])
 
     def test_expandBodyIgnoresUnreadable(self):
         """A message without a readable text/calendar part gives no occurrences."""
