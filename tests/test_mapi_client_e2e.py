@@ -14,6 +14,7 @@ import email
 import http.client
 import imaplib
 import io
+import poplib
 import ssl
 import subprocess
 import sys
@@ -162,6 +163,29 @@ class ClientEndToEndTests(unittest.TestCase):
                          [(7, "Stand-up", "Room 2"), (9, "Stand-up", "Room 2")])
 
     @defer.inlineCallbacks
+    def test_invitationReadByPOP3(self):
+        """An appointment the client puts in INBOX is a text/calendar message poplib retrieves over STLS."""
+        from gateway.pop3.server import makeFactory as pop3Factory
+
+        pop3Port = reactor.listenTCP(0, pop3Factory(self.context), interface="127.0.0.1")
+        self.addCleanup(pop3Port.stopListening)
+        client = yield self.session()
+        yield client.createAppointment(SERIES, folder="INBOX", uid="standup-1")
+
+        def retrieve():
+            pop = poplib.POP3("127.0.0.1", pop3Port.getHost().port, timeout=30)
+            try:
+                pop.stls(ssl.create_default_context(cafile=testCertificate()[0]))
+                pop.user("demo")
+                pop.pass_(PASSWORD)
+                return b"\r\n".join(pop.retr(1)[1])
+            finally:
+                pop.quit()
+        message = email.message_from_bytes((yield deferToThread(retrieve)))
+        self.assertEqual(message.get_content_type(), "text/calendar")
+        self.assertIn(b"SUMMARY:Stand-up", message.get_payload(decode=True))
+
+    @defer.inlineCallbacks
     def test_changeAndDeleteAppointment(self):
         """Changing replaces the item (one message, new text); deleting moves it to Deleted Items."""
         client = yield self.session()
@@ -221,7 +245,21 @@ class ClientEndToEndTests(unittest.TestCase):
         path, found = yield readAgenda(assistant, START, END, ["~other/Calendar"])
         self.assertEqual([o.start.day for _, o in found], [7, 9])
         # lr is not enough to delete from the boss's calendar (R-DEL-2 needs t and e).
-        yield self.assertFailure(assistant.deleteItem("~other/Calendar", 1), CommandFailed)
+        failure = yield self.assertFailure(assistant.deleteItem("~other/Calendar", 1), CommandFailed)
+        self.assertEqual((failure.status, failure.code), ("NO", ["NOPERM"]))
+
+    @defer.inlineCallbacks
+    def test_assistantDeletesIntoOwnTrash(self):
+        """With lrte on ~boss/Calendar, deleting moves the item to the assistant's own Deleted Items (R-DEL-2)."""
+        boss = yield self.session("other@example.test")
+        uid = yield boss.createAppointment(SERIES, uid="boss-1")
+        yield boss.setACL("Calendar", "demo", "lrte")
+        assistant = yield self.session()
+        yield assistant.deleteItem("~other/Calendar", uid)
+        trashed = yield self.imaplibFetch("Deleted Items")
+        self.assertEqual([m["Subject"] for m in trashed], ["Stand-up"])
+        yield boss.select("Calendar", readOnly=True)
+        self.assertEqual((yield boss.fetchBodies()), {})
 
     @defer.inlineCallbacks
     def test_agendaFront(self):
