@@ -275,6 +275,17 @@ class ClientTests(unittest.TestCase):
         self.answer(b"X3 OK done\r\n")
         self.successResultOf(d)
 
+    def test_deleteFromTrashExpunges(self):
+        """Deleting an item already in Deleted Items marks it \\Deleted and expunges that UID."""
+        d = self.client.deleteItem("Deleted Items", 4, trash="Deleted Items")
+        self.assertEqual(self.sent(), b'X1 SELECT "Deleted Items"\r\n')
+        self.answer(b"X1 OK done\r\n")
+        self.assertEqual(self.sent(), b"X2 UID STORE 4 +FLAGS.SILENT (\\Deleted)\r\n")
+        self.answer(b"X2 OK done\r\n")
+        self.assertEqual(self.sent(), b"X3 UID EXPUNGE 4\r\n")
+        self.answer(b"* 1 EXPUNGE\r\nX3 OK done\r\n")
+        self.successResultOf(d)
+
     def test_setACLAndGetACL(self):
         """SETACL sends identifier and rights; GETACL's pairs come back as a dict."""
         d = self.client.setACL("Calendar", "assistant", "lr0")

@@ -628,9 +628,17 @@ class XMAPIClient(LineReceiver):
                     newUid = code[2]
             return newUid
         newUid = yield self.append(folder, message)
-        yield self.command(b"UID STORE", str(oldUid).encode("ascii"), b"+FLAGS.SILENT (\\Deleted)")
-        yield self.command(b"UID EXPUNGE", str(oldUid).encode("ascii"))
+        yield self.expunge(oldUid)
         return newUid
+
+    @defer.inlineCallbacks
+    def expunge(self, uid):
+        """
+        Delete one message of the selected folder for good: C{\\Deleted},
+        then C{UID EXPUNGE} of that UID only (UIDPLUS).
+        """
+        yield self.command(b"UID STORE", str(uid).encode("ascii"), b"+FLAGS.SILENT (\\Deleted)")
+        yield self.command(b"UID EXPUNGE", str(uid).encode("ascii"))
 
     def changeAppointment(self, folder, oldUid, properties, uid=None):
         """
@@ -659,12 +667,16 @@ class XMAPIClient(LineReceiver):
     def deleteItem(self, folder, uid, trash=None):
         """
         Delete an item as the connector does (R-DEL-2): C{UID MOVE} it to
-        the viewer's own Deleted Items (the C{\\Trash} folder).
+        the viewer's own Deleted Items (the C{\\Trash} folder); an item
+        already there is deleted for good (C{\\Deleted}, C{UID EXPUNGE}).
         """
         if trash is None:
             folders = yield self.listFolders(entries=())
             trash = self.specialFolder(folders, "\\Trash") or "Deleted Items"
         yield self.select(folder)
+        if folder == trash:
+            yield self.expunge(uid)
+            return
         yield self.command(b"UID MOVE", str(uid).encode("ascii"), mailbox(trash))
 
     @defer.inlineCallbacks
