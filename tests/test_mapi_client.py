@@ -7,6 +7,8 @@ before the server side exists), over a L{StringTransport}.
 
 import base64
 import datetime
+import email
+import email.header
 import hashlib
 import hmac
 
@@ -214,6 +216,17 @@ class ClientTests(unittest.TestCase):
         instances, props = result[88]
         self.assertEqual(instances[0][2:], ("FREE", None))
         self.assertEqual(props, {"PidTagSubject": "Holiday \u00e4", "PidLidLocation": None})
+
+    def test_itemMessage(self):
+        """An item is a MIME message: an RFC 2047 subject, the item's type with charset, 8-bit UTF-8 CRLF body."""
+        message = itemMessage("BEGIN:VCARD\nFN:J\u00fcrgen\nEND:VCARD", "text/vcard", "J\u00fcrgen")
+        parsed = email.message_from_bytes(message)
+        self.assertEqual(str(email.header.make_header(email.header.decode_header(parsed["Subject"]))),
+                         "J\u00fcrgen")
+        self.assertTrue(parsed["Subject"].startswith("=?utf-8?"))
+        self.assertEqual(parsed.get_content_type(), "text/vcard")
+        self.assertEqual(parsed.get_payload(decode=True), "BEGIN:VCARD\r\nFN:J\u00fcrgen\r\nEND:VCARD\r\n".encode())
+        self.assertNotIn(b"\n", message.replace(b"\r\n", b""))
 
     def test_appendWithSyncLiteral(self):
         """Without LITERAL+, APPEND waits for the continuation before the item's octets."""

@@ -156,7 +156,8 @@ def itemMessage(body, contentType, subject, sender="xmapi-client@localhost"):
     @return: the message as C{bytes} with CRLF line ends.
     """
     method = "; method=PUBLISH" if contentType == "text/calendar" else ""
-    subject = str(email.header.Header(subject or "", "utf-8")) if subject and not subject.isascii() else subject
+    if subject and not subject.isascii():
+        subject = email.header.Header(subject, "utf-8").encode()
     headers = [
         "From: %s" % (sender,),
         "Subject: %s" % (subject or "",),
