@@ -211,7 +211,8 @@ class AdminListenerTests(unittest.TestCase):
         import ftplib
 
         config = makeTestConfig(self.config.dataRoot(), {
-            ("imap", "enabled"): False, ("pop3", "enabled"): False, ("lmtp", "enabled"): False, ("http", "enabled"): False,
+            ("imap", "enabled"): False, ("pop3", "enabled"): False, ("lmtp", "enabled"): False,
+            ("http", "enabled"): False,
             ("ftp", "enabled"): True, ("ftp", "listen"): ("tcp:0:interface=127.0.0.1",),
             ("admin", "enabled"): True, ("admin", "listen"): ("tcp:0:interface=127.0.0.1",),
         })
