@@ -30,6 +30,7 @@ from gateway.cred.checkers import accountMechanisms, accountsMissingForms
 from gateway.cred.passwords import HASH_SCHEMES, isKnownScheme, splitScheme
 from gateway.directory.filedir import SERVICES, FileDirectory, splitAddress
 from gateway.errors import DirectoryError
+from gateway.mapi import client_agenda
 
 EX_OK = 0
 EX_USAGE = 64
@@ -657,6 +658,7 @@ def makeParser():
 
     ctl_acl.addParser(commands)
     ctl_backup.addParser(commands)
+    client_agenda.addParser(commands)
 
     p = commands.add_parser("sample-config", help="print the sample configuration (every option)")
     p.set_defaults(run=None)
