@@ -370,3 +370,22 @@ class ForgetTests(unittest.TestCase):
         boss.access.deleteMailbox("Box")
         conn = boss.mailStore._conn
         self.assertEqual(conn.execute("SELECT count(*) FROM userflags").fetchone()[0], 0)
+
+
+class PersonalizeTests(unittest.TestCase):
+    def test_sharedInfosCopied(self):
+        """A viewer's \\Seen is put on copies of shared infos (changesSince's) and in place only on the caller's own."""
+        from gateway.store import userflags
+        from gateway.store.mailbox import MessageInfo
+
+        class Seen:
+            pass
+
+        self.patch(userflags, "seenUids", lambda mailbox, user, uids: {2})
+        shared = [MessageInfo(1, "\\Seen", 0.0, 10, 1), MessageInfo(2, "", 0.0, 10, 1)]
+        personal = userflags.personalize(Seen(), "viewer@x", shared)
+        self.assertEqual([i.flags for i in personal], [frozenset(), frozenset(["\\Seen"])])
+        self.assertEqual([i.flags for i in shared], [frozenset(["\\Seen"]), frozenset()])
+        own = userflags.personalize(Seen(), "viewer@x", shared, own=True)
+        self.assertIs(own, shared)
+        self.assertEqual([i.flags for i in shared], [frozenset(), frozenset(["\\Seen"])])

@@ -530,7 +530,7 @@ class SharedMailbox:
 
     def messages(self, uids, headers=True):
         self._need("r")
-        return userflags.personalize(self._mailbox, self._viewer, self._mailbox.messages(uids, headers))
+        return userflags.personalize(self._mailbox, self._viewer, self._mailbox.messages(uids, headers), own=True)
 
     def changesSince(self, modseq):
         expunged, changed, highest = self._mailbox.changesSince(modseq)

@@ -78,6 +78,16 @@ class MessageInfo:
     def internalDate(self):
         return datetime.datetime.fromtimestamp(self._internalDate, datetime.timezone.utc)
 
+    def withFlags(self, flags):
+        """
+        The same message with other flags (a viewer's own C{\\Seen}, see
+        L{gateway.store.userflags}); nothing else is converted.
+        """
+        copy = MessageInfo.__new__(MessageInfo)
+        copy.uid, copy.flags, copy._internalDate = self.uid, flags, self._internalDate
+        copy.size, copy.modseq, copy.headers = self.size, self.modseq, self.headers
+        return copy
+
     def __repr__(self):
         return "<MessageInfo uid=%d flags=%s modseq=%d>" % (self.uid, sorted(self.flags), self.modseq)
 

@@ -15,23 +15,6 @@ PRIVATE = frozenset(["\\Seen"])
 SEEN = "\\Seen"
 
 
-class ViewerInfo:
-    """
-    An L{gateway.interfaces.IMessageInfo} with the viewer's own flags.
-    """
-
-    __slots__ = ("uid", "flags", "internalDate", "size", "modseq", "headers")
-
-    def __init__(self, info, seen):
-        self.uid = info.uid
-        flags = info.flags - PRIVATE
-        self.flags = flags | PRIVATE if seen else flags
-        self.internalDate = info.internalDate
-        self.size = info.size
-        self.modseq = info.modseq
-        self.headers = info.headers
-
-
 def seenUids(mailbox, user, uids=None):
     """
     The UIDs among C{uids} (or all) that C{user} has seen.
@@ -48,14 +31,37 @@ def seenUids(mailbox, user, uids=None):
     return {row[0] for row in rows} & uids
 
 
-def personalize(mailbox, user, infos):
+def personalize(mailbox, user, infos, own=False):
     """
     C{infos} with C{\\Seen} as C{user} has it.
+
+    @param own: C{True} when the infos are the caller's own (made afresh by
+        C{messages()}) and may be changed in place; otherwise (shared ones,
+        such as C{changesSince}'s, which every session in step gets) a
+        changed info is a copy.
     """
     if not infos:
         return infos
     seen = seenUids(mailbox, user, [info.uid for info in infos])
-    return [ViewerInfo(info, info.uid in seen) for info in infos]
+    personal = infos if own else list(infos)
+    flagSets = {}
+    for i, info in enumerate(infos):
+        userSeen = info.uid in seen
+        flags = info.flags
+        if (SEEN in flags) == userSeen:
+            continue  # as the owner has it
+        # One flag set per distinct value, as the store gives them, so that
+        # FETCH formats each once; the caller's own infos are changed in
+        # place (a copy per message cost a fifth of a viewer's FETCH).
+        key = (flags, userSeen)
+        changed = flagSets.get(key)
+        if changed is None:
+            changed = flagSets[key] = flags | PRIVATE if userSeen else flags - PRIVATE
+        if own:
+            info.flags = changed
+        else:
+            personal[i] = info.withFlags(changed)
+    return personal
 
 
 def setSeen(mailbox, user, uids, mode):
