@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import globalLogPublisher
 
 from gateway import logging as glog
+from gateway import stats
 from gateway.admin.limits import ConnectionPolicy, LimitedFactory
 from gateway.admin.monitor import Monitor, MonitoredPortal, NullMonitor
 from gateway.admin.notify import notify, reloading
@@ -353,6 +354,7 @@ class GatewayService(service.MultiService):
 
     def startService(self):
         globalLogPublisher.addObserver(self.context.monitor.observeLog)
+        self._stopCounting = stats.observe(self.context.monitor.countEvent)
         self._startLogFile(self.context.config)
         if self.handleSignals:
             self._installSignals()
@@ -366,6 +368,7 @@ class GatewayService(service.MultiService):
             notify(b"STOPPING=1")
         self._restoreSignals()
         globalLogPublisher.removeObserver(self.context.monitor.observeLog)
+        self._stopCounting()
         if self.logFile is not None:
             self.logFile.stop()
             self.logFile = None

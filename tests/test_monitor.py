@@ -119,6 +119,32 @@ class MonitorTests(unittest.TestCase):
         self.assertEqual(value(parsed, "gateway_deliveries_total", status="failed"), 1)
         self.assertEqual(value(parsed, "gateway_quota_refusals_total", protocol="lmtp"), 1)
 
+    def test_storeEventsCounted(self):
+        """Index rescans (by scope) and free/busy computations, which the store counts through gateway.stats, are counted."""
+        from gateway import stats
+        from gateway.store.calendar import FreeBusyCache
+        from gateway.store.mail import MailStore
+        from tests.support import makeTestContext
+
+        monitor = Monitor()
+        self.addCleanup(stats.observe(monitor.countEvent))
+        store = MailStore(self.mktemp())
+        self.addCleanup(store.close)
+        inbox = store.getMailbox("INBOX")
+        store._scanInThread(inbox._id, inbox._path())
+        store._scanInThread(inbox._id, inbox._path(), names=[("new", "x")])
+        context = makeTestContext(self)
+        account = context.realm.accountFor("demo@example.test")
+        from twisted.internet.defer import maybeDeferred
+        cache = FreeBusyCache(runInThread=maybeDeferred)
+        import datetime
+        start = datetime.datetime(2026, 12, 7, tzinfo=datetime.timezone.utc)
+        self.successResultOf(cache.generate(account, start, start + datetime.timedelta(days=7)))
+        parsed = samples(monitor.renderMetrics())
+        self.assertEqual(value(parsed, "gateway_index_rescans_total", scope="full"), 1)
+        self.assertEqual(value(parsed, "gateway_index_rescans_total", scope="names"), 1)
+        self.assertEqual(value(parsed, "gateway_freebusy_computations_total"), 1)
+
 
 class AdminListenerTests(unittest.TestCase):
     """The wired server with IMAP, POP3, LMTP and the admin listener on loopback."""

@@ -218,6 +218,15 @@ class Monitor:
         self.quotaRefusals = Counter("gateway_quota_refusals", "Writes refused because a storage quota was"
                                      " reached (IMAP APPEND/COPY/MOVE, LMTP delivery).", ["protocol"],
                                      registry=self.registry)
+        #: Events other layers count through L{gateway.stats} (they know
+        #: nothing of this module): name -> counter.
+        self.eventCounters = {
+            "index_rescans": Counter("gateway_index_rescans", "Mailbox folders listed again to find changes"
+                                     " other programs made, by scope (full, names: only the files inotify named).",
+                                     ["scope"], registry=self.registry),
+            "freebusy_computations": Counter("gateway_freebusy_computations", "Free/busy documents computed"
+                                             " (not answered from the cache).", [], registry=self.registry),
+        }
         self.registry.register(_Collector(self))
         self._children = {}
 
@@ -305,6 +314,15 @@ class Monitor:
 
     def login(self, protocol, mechanism, ok):
         self.logins.labels(protocol or "-", mechanism or "-", "ok" if ok else "failed").inc()
+
+    def countEvent(self, name, labels):
+        """
+        A L{gateway.stats} observer: count an event of another layer.
+        """
+        counter = self.eventCounters.get(name)
+        if counter is not None:
+            (counter.labels(*(str(labels.get(n, "-")) for n in counter._labelnames))
+             if counter._labelnames else counter).inc()
 
     def observeLog(self, event):
         """

@@ -30,6 +30,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from gateway import stats
 from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
@@ -593,6 +594,7 @@ class MailStore:
         return self._writer.submit(write)
 
     def _scanInThread(self, mailboxId, path, names=None):
+        stats.count("index_rescans", scope="full" if names is None else "names")
         conn = index.connect(self.indexPath)
         try:
             return index.scanMailbox(conn, mailboxId, path, names)

@@ -15,6 +15,7 @@ from twisted.internet.defer import gatherResults, succeed
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
+from gateway import stats
 from gateway.interfaces import ICalendarQueries
 from gateway.store.calendar import instances
 from gateway.store.calendar.parse import isCalendarClass
@@ -378,6 +379,7 @@ class FreeBusyCache:
         with self._lock:
             seriesCache = self._series.setdefault(address, SeriesCache())
         document = _compute(account, calendars, start, end, url, now, parsed, seriesCache, summaries)
+        stats.count("freebusy_computations")
         with self._lock:
             self._computed(address, parsed)
             self._documents[key] = (calendars.signature, document)

@@ -1,0 +1,27 @@
+# -*- test-case-name: tests.test_monitor -*-
+"""
+Events the lower layers count for monitoring (index rescans, free/busy
+computations), without knowing who counts them: the admin listener's
+monitor (L{gateway.admin.monitor}) observes them while the server runs.
+Observers are called in the thread the event happens in.
+"""
+
+_observers = []
+
+
+def observe(callback):
+    """
+    Call C{callback(name, labels)} for every counted event.
+
+    @return: a function that stops the observation.
+    """
+    _observers.append(callback)
+    return lambda: _observers.remove(callback) if callback in _observers else None
+
+
+def count(name, **labels):
+    """
+    Count one event C{name} (e.g. C{"index_rescans"}) with C{labels}.
+    """
+    for callback in list(_observers):
+        callback(name, labels)
