@@ -234,6 +234,18 @@ class PrivateSeenTests(IMAPTestMixin, unittest.TestCase):
         self.send(b"h EXAMINE INBOX")
         self.assertIn(b"FLAGS ())", self.send(b"i FETCH 1 (FLAGS)"))
 
+    def test_viewerSeenReachesOwnSessions(self):
+        """A viewer's \\Seen set in one session reaches their other session as FETCH FLAGS; the owner's stays unseen."""
+        second = Peer(self, b"other")
+        self.other.send(b"b SELECT ~demo/INBOX")
+        second.send(b"b SELECT ~demo/INBOX")
+        self.send(b"c SELECT INBOX")
+        self.other.send(b"d STORE 1 +FLAGS (\\Seen)")
+        self.assertIn(b"* 1 FETCH (FLAGS (\\Seen", second.send(b"e NOOP"))
+        out = self.send(b"f NOOP")
+        self.assertNotIn(b"\\Seen", out)
+        self.assertIn(b"FLAGS ()", self.send(b"g FETCH 1 (FLAGS)"))
+
     def test_noSeenWithoutS(self):
         """A viewer without s reading a body is not told it is \\Seen, and nothing is stored."""
         self.send(b"a SETACL INBOX other lr")

@@ -66,7 +66,11 @@ def personalize(mailbox, user, infos, own=False):
 
 def setSeen(mailbox, user, uids, mode):
     """
-    Change C{user}'s C{\\Seen} on C{uids}: C{"+"} set, C{"-"} clear.
+    Change C{user}'s C{\\Seen} on C{uids}: C{"+"} set, C{"-"} clear.  A
+    change takes a new MODSEQ for the message, so the viewer's other
+    sessions (and CONDSTORE clients) learn of it as of any flag change;
+    other users' sessions then get an unchanged FETCH FLAGS, which RFC 3501
+    allows.
 
     @return: the UIDs whose state changed.
     """
@@ -82,6 +86,12 @@ def setSeen(mailbox, user, uids, mode):
             changed = before
             conn.executemany("DELETE FROM userflags WHERE mailbox = ? AND user = ? AND uid = ?",
                              [(mailboxId, user, uid) for uid in changed])
+        if changed:
+            modseq = index.bumpModSeq(conn, mailboxId)
+            conn.executemany("UPDATE messages SET modseq = ? WHERE mailbox = ? AND uid = ?",
+                             [(modseq, mailboxId, uid) for uid in changed])
+    if changed:
+        mailbox._changed()
     return sorted(changed)
 
 
