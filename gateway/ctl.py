@@ -451,10 +451,15 @@ def exportPasswd(directory, args, out):
 
 
 def deliverCommand(directory, args, out, config):
+    data = sys.stdin.buffer.read() if args.input is None else open(args.input, "rb").read()
+    if not _canWrite(config.dataRoot()):
+        # Run by a user who may read the configuration but not write the
+        # data root (Postfix runs mailbox_command as the recipient or as
+        # nobody): hand the message to the running server over LMTP.
+        return _deliverOverLMTP(config, args.sender, args.recipients, data)
     from gateway.cred.realm import GatewayRealm
     from gateway.lmtp.delivery import deliver, findRecipient
 
-    data = sys.stdin.buffer.read() if args.input is None else open(args.input, "rb").read()
     realm = GatewayRealm(directory)
     worst = EX_OK
     for address in args.recipients:
@@ -463,11 +468,66 @@ def deliverCommand(directory, args, out, config):
             sys.stderr.write("gatewayctl deliver: %s: unknown user\n" % (address,))
             worst = max(worst, EX_NOUSER)
             continue
-        result = deliver(realm, recipient, data)
+        result = deliver(realm, recipient, data, sender=args.sender)
         if result.ok:
             continue
         sys.stderr.write("gatewayctl deliver: %s: %s\n" % (address, result.text))
         worst = max(worst, EX_TEMPFAIL if result.temporary else EX_NOPERM)
+    return worst
+
+
+def _canWrite(folder):
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def _lmtpAddress(config):
+    """
+    Where the running server's LMTP listens, from C{[lmtp] listen}: C{(host,
+    port)} for a C{tcp:} endpoint, or a socket path for C{unix:}; C{None}.
+    """
+    if not config["lmtp", "enabled"]:
+        return None
+    for description in config["lmtp", "listen"]:
+        kind, _, rest = description.partition(":")
+        parts = rest.split(":")
+        options = dict(part.split("=", 1) for part in parts[1:] if "=" in part)
+        if kind == "tcp" and parts[0].isdigit():
+            return (options.get("interface", "127.0.0.1"), int(parts[0]))
+        if kind == "unix" and parts[0]:
+            return parts[0]
+    return None
+
+
+def _deliverOverLMTP(config, sender, recipients, data):
+    """
+    Deliver through the running server's LMTP listener, with the exit codes
+    of a direct delivery (67 unknown user, 75 temporary, 77 refused).
+    """
+    import smtplib
+
+    address = _lmtpAddress(config)
+    if address is None:
+        sys.stderr.write("gatewayctl deliver: cannot write %s and no [lmtp] tcp: or unix: listener is"
+                         " configured to deliver through\n" % (config.dataRoot(),))
+        return EX_TEMPFAIL
+    if data.startswith(b"From "):
+        data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+    try:
+        if isinstance(address, str):
+            client = smtplib.LMTP(address)
+        else:
+            client = smtplib.LMTP(address[0], address[1])
+        with client:
+            refused = client.sendmail(sender or "", recipients, data)
+    except smtplib.SMTPRecipientsRefused as e:
+        refused = e.recipients
+    except (OSError, smtplib.SMTPException) as e:
+        sys.stderr.write("gatewayctl deliver: the server's LMTP listener: %s\n" % (e,))
+        return EX_TEMPFAIL
+    worst = EX_OK
+    for recipient, (code, text) in sorted(refused.items()):
+        sys.stderr.write("gatewayctl deliver: %s: %d %s\n" % (recipient, code, text.decode("utf-8", "replace")))
+        worst = max(worst, EX_TEMPFAIL if 400 <= code < 500 else EX_NOUSER if code == 550 else EX_NOPERM)
     return worst
 
 
@@ -641,6 +701,9 @@ def makeParser():
 
     p = commands.add_parser("deliver", help="deliver a message from standard input (for an MTA)")
     p.add_argument("recipients", nargs="+", metavar="RECIPIENT")
+    p.add_argument("--sender", "-f", default=None,
+                   help="the envelope sender (Postfix: -f \"$SENDER\"); +detail delivery into a mailbox"
+                        " other than INBOX needs its p right")
     p.add_argument("--input", help=argparse.SUPPRESS)
     p.set_defaults(run=deliverCommand, needsConfig=True)
 

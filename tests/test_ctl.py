@@ -485,6 +485,45 @@ class DeliverTests(CtlMixin, unittest.TestCase):
         self.assertEqual(code, 77)
         self.assertEqual(len(self.inbox("demo@example.test")), 2)
 
+    def test_senderNeedsPostRight(self):
+        """deliver +Calendar files into Calendar only for a sender with p (--sender); without it, INBOX."""
+        self.ok("acl", "delete", "demo@example.test", "Calendar", "anyone")
+        self.assertEqual(self.deliver("demo+Calendar@example.test")[0], 0)
+        self.assertEqual(len(self.inbox("demo@example.test")), 1)
+        self.ok("acl", "set", "demo@example.test", "Calendar", "boss@example.org", "p")
+        self.assertEqual(self.ctl("deliver", "--input", self.message, "-f", "boss@example.org",
+                                  "demo+Calendar@example.test")[0], 0)
+        self.assertEqual(len(self.inbox("demo@example.test")), 1)
+        record = self.directory().getAccount("demo@example.test")
+        self.assertEqual(len(os.listdir(os.path.join(record.path.path, "mail", "Calendar", "new"))), 1)
+
+    def test_withoutWriteAccessOverLMTP(self):
+        """A user who may not write the data root delivers through the running server's LMTP listener, with the same exit codes."""
+        from twisted.internet import reactor
+        from twisted.internet.threads import deferToThread
+
+        from gateway.config import loadConfig
+        from gateway.lmtp.server import makeFactory
+        from gateway.service import makeContext
+
+        context = makeContext(loadConfig(self.config), reactor=reactor, clock=reactor)
+        port = reactor.listenTCP(0, makeFactory(context), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.writeConfig("[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\n" % (port.getHost().port,))
+        self.patch(ctl, "_canWrite", lambda folder: False)
+        d = deferToThread(self.deliver, "demo@example.test", "nobody@example.test")
+
+        def delivered(result):
+            code, out, err = result
+            self.assertEqual(code, 67, err)
+            self.assertIn("nobody@example.test: 550", err)
+            [stored] = self.inbox("demo@example.test").values()
+            # LMTP carries lines (CRLF), so the bare LF does not survive; the rest does.
+            self.assertIn(b"Delivered-To: demo@example.test\r\n", stored)
+            self.assertIn(b"Subject: byte exact\r\n\r\nCRLF line\r\n", stored)
+            self.assertIn(b"8bit \xe9\xff\x00 bytes\r\n.\r\n..dot\r\nno final newline", stored)
+        return d.addCallback(delivered)
+
     def test_lmtpServiceOff(self):
         """An account without the lmtp service does not receive mail (unknown user)."""
         self.ok("account", "set", "demo@example.test", "--services", "imap")

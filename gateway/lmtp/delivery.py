@@ -172,7 +172,7 @@ def _mailboxFor(realm, recipient, sender=None):
     return store.getMailbox("INBOX")
 
 
-def deliver(realm, recipient, data):
+def deliver(realm, recipient, data, sender=None):
     """
     Store C{data} in the account of C{recipient}: in the mailbox its
     C{+detail} names if there is one, else in INBOX.  (Synchronous: for
@@ -189,7 +189,7 @@ def deliver(realm, recipient, data):
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
     mailbox = None
     try:
-        mailbox = _mailboxFor(realm, recipient)
+        mailbox = _mailboxFor(realm, recipient, sender)
         uid = mailbox.appendMessage(data)
     except Exception as e:
         result, reason = _failure(e, address)
