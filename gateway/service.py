@@ -33,7 +33,7 @@ from gateway.directory.filedir import FileDirectory
 from gateway.mapi.folders import folderEntries
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
-from gateway.tlscontext import DomainCertificates, ReloadableTLS, _certificateOptions
+from gateway.tlscontext import DomainCertificates, ReloadableTLS
 
 log = glog.getLogger("server")
 
@@ -100,18 +100,6 @@ class ServiceContext:
     @property
     def hostname(self):
         return self.config["server", "hostname"]
-
-
-def tlsOptions(config):
-    """
-    The server TLS context from the C{[tls]} section: TLS 1.2 or newer.
-
-    @raise ConfigurationError: when the files are missing or do not match.
-    """
-    return _certificateOptions(
-        config["tls", "certificate"], config["tls", "private_key"], config["tls", "minimum_version"],
-        "[tls] certificate",
-    )
 
 
 def _splitDescription(description):
@@ -505,7 +493,15 @@ class GatewayService(service.MultiService):
         for name, factory in context.monitor.protocols.items():
             factory.policy = ConnectionPolicy.fromConfig(config, name)
             _refreshCopies(factory.wrappedFactory, config, name)
+        ftp = self.factories.get("ftp")
+        if ftp is not None:
+            # Not wrapped (its own limits, its own data-channel TLS context).
+            _refreshCopies(ftp, config, "ftp")
+            ftp.maxPerAddress = config["ftp", "max_connections_per_address"]
+            ftp.loginTimeout = config["ftp", "login_timeout"]
         self._reloadCertificates(config)
+        if ftp is not None:
+            ftp.forgetDataTLS()
         for section, name in RESTART_OPTIONS:
             if old[section, name] != config[section, name]:
                 log.warn("reload: [{section}] {name} changed: it takes effect when the server is restarted",

@@ -153,3 +153,15 @@ class ReloadableTLS:
             options = None
         self._domains[paths] = (stamp, options)
         return options
+
+
+def tlsOptions(config):
+    """
+    The server TLS context from the C{[tls]} section: TLS 1.2 or newer.
+
+    @raise ConfigurationError: when the files are missing or do not match.
+    """
+    return _certificateOptions(
+        config["tls", "certificate"], config["tls", "private_key"], config["tls", "minimum_version"],
+        "[tls] certificate",
+    )

@@ -147,6 +147,30 @@ class ReloadTests(unittest.TestCase):
         self.assertEqual(self.top.factories["imap"].policy.maxConnections, 7)
 
     @defer.inlineCallbacks
+    def test_ftpLimitsAndDataCertificate(self):
+        """FTP's own limits and its data connections' TLS context (built apart from [tls]'s) follow a reload."""
+        ftp = self.top.factory("ftp")
+        first = ftp.dataTLS()
+        self.assertIs(ftp.dataTLS(), first)
+        self.assertEqual((ftp.maxPerAddress, ftp.loginTimeout), (10, 60))
+        with open(self.path) as f:
+            text = f.read()
+        with open(self.path, "w") as f:
+            f.write(text.replace("[ftp]\nenabled = no\n",
+                                 "[ftp]\nenabled = no\nmax_connections_per_address = 4\nlogin_timeout = 9\n"))
+        makeSelfSigned(self.cert, self.key)
+        self.assertIs((yield self.top.reload()), True)
+        self.assertEqual((ftp.maxPerAddress, ftp.loginTimeout), (4, 9))
+        second = ftp.dataTLS()
+        self.assertIsNot(second, first)
+        from cryptography import x509
+        with open(self.cert, "rb") as f:
+            wanted = x509.load_pem_x509_certificate(f.read())
+        served = second.certificate
+        served = served if isinstance(served, x509.Certificate) else served.to_cryptography()
+        self.assertEqual(served, wanted)
+
+    @defer.inlineCallbacks
     def test_unwritableLogFile(self):
         """A log file that cannot be written stops start-up with one line, and is refused by a reload."""
         from gateway.config import ConfigurationError

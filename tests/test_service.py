@@ -72,7 +72,7 @@ class WiringTests(unittest.TestCase):
         """The TLS context refuses SSLv3, TLS 1.0 and 1.1 (and 1.2 when the minimum is 1.3); TLS 1.2 works."""
         from OpenSSL import SSL
 
-        from gateway.service import tlsOptions
+        from gateway.tlscontext import tlsOptions
 
         config = lmtpOnlyConfig(self, "tcp:0")
         options = tlsOptions(config).getContext().set_options(0)

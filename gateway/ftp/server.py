@@ -557,6 +557,13 @@ class FTPFactory(ServerFactory):
         else:
             self.perAccount.pop(account.address, None)
 
+    def forgetDataTLS(self):
+        """
+        Build the data connections' TLS context again at the next use (a
+        reload may have changed the certificate).
+        """
+        self._dataTLS = None
+
     def dataTLS(self):
         """
         The TLS context of protected data connections: the C{[tls]}
@@ -579,7 +586,7 @@ class FTPFactory(ServerFactory):
         if self._dataTLS is None and self.context.tls is not None:
             from OpenSSL import SSL
 
-            from gateway.service import tlsOptions
+            from gateway.tlscontext import tlsOptions
 
             options = tlsOptions(self.context.config)
             ctx = options.getContext()
