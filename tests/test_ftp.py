@@ -7,6 +7,7 @@ import os
 import queue
 import socket
 import threading
+import time
 
 from twisted.internet import defer, tcp
 from twisted.internet.address import IPv4Address
@@ -586,3 +587,28 @@ class WriteNowTests(unittest.TestCase):
             except BlockingIOError:
                 connection.doWrite()
         self.assertEqual(b"".join(received), big + b"tail")
+
+
+class SessionClosedLogTests(unittest.TestCase):
+    def test_logged(self):
+        """An FTP session that ends is logged with its account, duration and control-channel bytes, as the others are."""
+        from twisted.logger import globalLogPublisher
+
+        from gateway.ftp.server import FTPSession
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        session = FTPSession.__new__(FTPSession)
+        session.since = 100.0
+        session.bytesIn, session.bytesOut = 20, 300
+
+        class Account:
+            address = "demo@example.test"
+
+        session.account = Account()
+        session.transport = StringTransport()
+        self.patch(time, "time", lambda: 112.5)
+        session._logClosed()
+        [event] = [e for e in events if "session closed" in e.get("log_format", "")]
+        self.assertEqual((event["user"], event["bytesIn"], event["bytesOut"], event["duration"]),
+                         ("demo@example.test", 20, 300, 12.5))

@@ -264,7 +264,9 @@ class AdminListenerTests(unittest.TestCase):
             self.assertEqual(len(sessions), 1, sessions)
             self.assertEqual((sessions[0]["protocol"], sessions[0]["account"], sessions[0]["remote"]),
                              ("ftp", "demo@example.test", "127.0.0.1"))
-            self.assertIsNone(sessions[0]["since"])
+            self.assertIsNotNone(sessions[0]["since"])
+            self.assertGreater(sessions[0]["bytes_in"], len("USER demo@example.test\r\n"))
+            self.assertGreater(sessions[0]["bytes_out"], 0)
             parsed = samples(result[1])
             self.assertEqual(value(parsed, "gateway_sessions_open", protocol="ftp", domain="example.test"), 1)
 

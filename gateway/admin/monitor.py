@@ -72,7 +72,7 @@ def describe(wrapper, now=None):
         "domain": account.rpartition("@")[2] if account else None,
         "remote": wrapper.remote,
         "port": getattr(wrapper, "remotePort", None),
-        "since": datetime.datetime.fromtimestamp(wrapper.since, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "since": _iso(wrapper.since),
         "seconds": round(now - wrapper.since, 1),
         "mailbox": _mailboxOf(session),
         "idle": bool(getattr(session, "idling", False)),
@@ -82,11 +82,17 @@ def describe(wrapper, now=None):
     }
 
 
+def _iso(timestamp):
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def describeUnwrapped(protocol, session):
     """
     A session of a front-end whose listener is not wrapped (FTP): what its
-    session object says, without start time or byte counts.
+    session object says (its start, and its control channel's bytes where
+    it counts them).
     """
+    since = getattr(session, "since", None)
     account = _accountOf(session)
     try:
         peer = session.transport.getPeer()
@@ -99,13 +105,13 @@ def describeUnwrapped(protocol, session):
         "domain": account.rpartition("@")[2] if account else None,
         "remote": remote,
         "port": port,
-        "since": None,
-        "seconds": None,
+        "since": _iso(since) if since is not None else None,
+        "seconds": round(time.time() - since, 1) if since is not None else None,
         "mailbox": None,
         "idle": False,
         "xmapi": False,
-        "bytes_in": None,
-        "bytes_out": None,
+        "bytes_in": getattr(session, "bytesIn", None),
+        "bytes_out": getattr(session, "bytesOut", None),
     }
 
 

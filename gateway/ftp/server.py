@@ -18,6 +18,7 @@ transfer.
 import collections
 import re
 import socket
+import time
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
@@ -101,7 +102,14 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             self._loginContext = LoginContext.fromTransport("ftp", self.transport)
         return self._loginContext
 
+    #: When the connection was made (C{time.time()}), and the control
+    #: channel's bytes (data connections are not counted): for the session
+    #: list and the line logged when the session ends.
+    since = None
+    bytesIn = bytesOut = 0
+
     def connectionMade(self):
+        self.since = time.time()
         if hasattr(self.transport, "setTcpNoDelay"):
             # Replies are small and often two in a row (150, 226): without
             # this, Nagle and delayed ACKs add 40 ms to each transfer.
@@ -136,10 +144,28 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         self._cancelLoginDeadline()
         self.setTimeout(None)
         self.closeData(abort=True)
+        self._logClosed()
         if self.account is not None:
             self.factory.loggedOut(self.account)
             self.account = None
         self.factory.disconnected(self)
+
+    def _logClosed(self):
+        """
+        The line every protocol logs when a session ends (as the monitor
+        does for the wrapped ones), with the control channel's bytes.
+        """
+        if self.since is None:
+            return
+        address = getattr(self.account, "address", None)
+        try:
+            remote = self.transport.getPeer().host
+        except Exception:
+            remote = "-"
+        emit = log.info if address else log.debug
+        emit("session closed: protocol=ftp user={user} remote={remote} duration={duration:.1f}s"
+             " bytes_in={bytesIn} bytes_out={bytesOut}", user=address or "-", remote=remote,
+             duration=time.time() - self.since, bytesIn=self.bytesIn, bytesOut=self.bytesOut)
 
     def timeoutConnection(self):
         if self.transfer is not None:
@@ -161,7 +187,9 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
             out.append("%d End" % (code,))
         else:
             out.append("%d %s" % (code, text))
-        data.writeNow(self.transport, ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape"))
+        payload = ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
+        self.bytesOut += len(payload)
+        data.writeNow(self.transport, payload)
 
     # -- dispatch --------------------------------------------------------
 
@@ -170,6 +198,7 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         return None
 
     def lineReceived(self, line):
+        self.bytesIn += len(line) + 1
         self.resetTimeout()
         line = line.rstrip(b"\r").lstrip(b"\xff\xf4\xf2")
         try:
