@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_imap_xmapi -*-
 """
 XMAPI (C{docs/xmapi.md}) message items: C{FETCH XPROPS} (section 4.1) and
-C{STORE XPROPS} / C{XPROPS.SILENT} (section 4.2), rows that L{install}
-adds to an IMAP factory's registries.
+C{STORE XPROPS} / C{XPROPS.SILENT} (section 4.2), C{SEARCH XPROP}, rows that
+L{install} adds to an IMAP factory's registries, with the calendar rows of
+L{gateway.imap.xmapi_calendar} (C{FETCH XINSTANCES}, C{SEARCH XOVERLAPS}).
 
 The MAPI meaning (identifiers, types, derived properties) is
 L{gateway.mapi}; stored properties are L{gateway.store.properties}; this
@@ -19,7 +20,7 @@ import re
 import attr
 import icalendar
 
-from gateway.imap import mimeparts
+from gateway.imap import mimeparts, xmapi_calendar
 from gateway.imap.commands_selected import checkWritable, targetUids
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.parser import Arguments, IMAPSyntaxError
@@ -54,6 +55,7 @@ def install(registries):
     registries.fetch.add("XPROPS", _xpropsRenderer, parse=parseFetchXprops, contextual=True)
     registries.store.add("XPROPS", storeXprops, modes="=")
     registries.search.add("XPROP", parseSearchXprop)
+    xmapi_calendar.install(registries)
 
 
 # -- identifiers and values on the wire -----------------------------------------------------

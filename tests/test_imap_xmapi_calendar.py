@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.test_imap_xmapi_calendar -*-
+"""
+Tests for L{gateway.imap.xmapi_calendar}: FETCH XINSTANCES and SEARCH
+XOVERLAPS as docs/xmapi.md sections 4.3 and 5 say, each named after its rule.
+"""
+
+from twisted.internet.defer import maybeDeferred
+from twisted.trial import unittest
+
+from gateway.imap import xmapi_calendar
+from gateway.store.calendar import FreeBusyCache
+from tests.test_calendar import message, vevent
+from tests.test_imap_mailbox import append
+from tests.test_imap_selected import SelectedTestMixin
+
+WINDOW = b'"20260302T000000Z" "20260330T000000Z"'
+
+#: A weekly series on Mondays 09:00-10:00 UTC, the second Monday excluded,
+#: the third moved to 14:00 and transparent.
+SERIES = message(
+    vevent("weekly", "DTSTART:20260302T090000Z", "DTEND:20260302T100000Z", "RRULE:FREQ=WEEKLY;COUNT=6",
+           "EXDATE:20260309T090000Z", "SUMMARY:Stand-up"),
+    vevent("weekly", "RECURRENCE-ID:20260316T090000Z", "DTSTART:20260316T140000Z", "DTEND:20260316T150000Z",
+           "TRANSP:TRANSPARENT", "SUMMARY:Stand-up (moved)"))
+#: A single tentative event.
+SINGLE = message(vevent("one", "DTSTART:20260304T120000Z", "DTEND:20260304T130000Z", "STATUS:TENTATIVE"))
+#: An all-day event on Saturday 2026-03-28 (Europe/Berlin is still UTC+1 that day).
+ALLDAY = message(vevent("day", "DTSTART;VALUE=DATE:20260328", "DTEND;VALUE=DATE:20260329"))
+#: A cancelled event (a free occurrence).
+CANCELLED = message(vevent("off", "DTSTART:20260305T090000Z", "DTEND:20260305T100000Z", "STATUS:CANCELLED"))
+#: An event far from the window.
+FAR = message(vevent("far", "DTSTART:20270105T090000Z", "DTEND:20270105T100000Z"))
+MAIL = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
+
+
+def synchronously(f, *args, **kwargs):
+    return maybeDeferred(f, *args, **kwargs)
+
+
+class CalendarMixin(SelectedTestMixin):
+    """
+    The demo account (zone Europe/Berlin) with its Calendar selected, the
+    engine computing synchronously.
+    """
+
+    def connect(self, *args, **kwargs):
+        session = SelectedTestMixin.connect(self, *args, **kwargs)
+        self.context.directory.setAccount("demo@example.test", timezone="Europe/Berlin")
+        self.context.freeBusyCache = FreeBusyCache(runInThread=synchronously)
+        return session
+
+    def selectCalendar(self, *messages, mailbox=b"Calendar"):
+        self.login()
+        for text in messages:
+            append(self, mailbox=mailbox, message=text)
+        out = self.send(b"s SELECT " + mailbox)
+        self.assertIn(b"s OK", out)
+        self.mailbox = self.session.view.mailbox
+
+
+class FetchXinstancesTests(CalendarMixin, unittest.TestCase):
+    def test_R_INST_1_series(self):
+        """R-INST-1/2: a weekly series lists its occurrences in start order: EXDATE gone, the override moved and FREE."""
+        self.selectCalendar(SERIES)
+        out = self.send(b"a FETCH 1 (XINSTANCES (" + WINDOW + b"))")
+        self.assertIn(b'* 1 FETCH (UID 1 XINSTANCES ('
+                      b'("20260302T090000Z" "20260302T100000Z" BUSY "20260302T090000Z") '
+                      b'("20260316T140000Z" "20260316T150000Z" FREE "20260316T090000Z") '
+                      b'("20260323T090000Z" "20260323T100000Z" BUSY "20260323T090000Z")))\r\n', out)
+        self.assertIn(b"a OK", out)
+
+    def test_R_INST_1_singleAndAllDay(self):
+        """R-INST-1/2: a single event has NIL recurrence ID and its own busy type; all-day is midnight to midnight in the zone."""
+        self.selectCalendar(SINGLE, ALLDAY)
+        out = self.send(b"a UID FETCH 1:2 (XINSTANCES (" + WINDOW + b"))")
+        self.assertIn(b'* 1 FETCH (UID 1 XINSTANCES (("20260304T120000Z" "20260304T130000Z" BUSY-TENTATIVE NIL)))',
+                      out)
+        self.assertIn(b'* 2 FETCH (UID 2 XINSTANCES (("20260327T230000Z" "20260328T230000Z" BUSY NIL)))', out)
+
+    def test_R_INST_2_cancelled(self):
+        """R-INST-2: a cancelled occurrence is listed FREE; one outside the window not at all."""
+        self.selectCalendar(CANCELLED, FAR)
+        out = self.send(b"a FETCH 1:2 (XINSTANCES (" + WINDOW + b"))")
+        self.assertIn(b'* 1 FETCH (UID 1 XINSTANCES (("20260305T090000Z" "20260305T100000Z" FREE NIL)))', out)
+        self.assertIn(b"* 2 FETCH (UID 2 XINSTANCES ())", out)
+
+    def test_R_INST_3(self):
+        """R-INST-3: a message that is not a calendar item, and any message of a mail folder, answers XINSTANCES ()."""
+        self.selectCalendar(MAIL)
+        self.assertIn(b"* 1 FETCH (UID 1 XINSTANCES ())", self.send(b"a FETCH 1 (XINSTANCES (" + WINDOW + b"))"))
+        append(self, message=SINGLE)
+        self.assertIn(b"b OK", self.send(b"b SELECT INBOX"))
+        self.assertIn(b"* 1 FETCH (UID 1 XINSTANCES ())", self.send(b"c FETCH 1 (XINSTANCES (" + WINDOW + b"))"))
+
+    def test_R_INST_4(self):
+        """R-INST-4: a window past 366 days, an empty one or a malformed time is BAD, and the session goes on."""
+        self.selectCalendar(SINGLE)
+        self.assertIn(b"a BAD", self.send(b'a FETCH 1 (XINSTANCES ("20260101T000000Z" "20270103T000000Z"))'))
+        self.assertIn(b"b BAD", self.send(b'b FETCH 1 (XINSTANCES ("20260301T000000Z" "20260301T000000Z"))'))
+        self.assertIn(b"c BAD", self.send(b'c FETCH 1 (XINSTANCES ("2026-03-01" "20260302T000000Z"))'))
+        self.assertIn(b"d BAD", self.send(b"d FETCH 1 (XINSTANCES)"))
+        self.assertIn(b"e BAD", self.send(b'e FETCH 1 (XINSTANCES ("20260301T000000Z"))'))
+        self.assertIn(b"f OK", self.send(b'f FETCH 1 (XINSTANCES ("20260101T000000Z" "20270102T000000Z"))'))
+
+    def test_withOtherItems(self):
+        """XINSTANCES combines with other items (XPROPS, FLAGS) and does not set \\Seen."""
+        self.selectCalendar(SINGLE)
+        out = self.send(b"a FETCH 1 (FLAGS XINSTANCES (" + WINDOW + b") XPROPS (PidTagSubject))")
+        self.assertIn(b'* 1 FETCH (UID 1 FLAGS (\\Recent) XINSTANCES (("20260304T120000Z" "20260304T130000Z" '
+                      b'BUSY-TENTATIVE NIL)) XPROPS (PidTagSubject "invite"))', out)
+        self.assertNotIn("\\Seen", self.mailbox.messages([1])[0].flags)
+
+    def test_installed(self):
+        """The IMAP factory's registries hold XINSTANCES and XOVERLAPS."""
+        self.connect()
+        self.assertIn("XINSTANCES", self.factory.registries.fetch)
+        self.assertIsNotNone(self.factory.registries.search.get("XOVERLAPS"))
+
+    def test_sharedEngine(self):
+        """The rows use the service's shared engine (context.freeBusyCache)."""
+        self.connect()
+        self.assertIs(xmapi_calendar.calendarEngine(self.session), self.context.freeBusyCache)
+
+
+class SearchXoverlapsTests(CalendarMixin, unittest.TestCase):
+    def fill(self):
+        # UIDs: 1 series, 2 single, 3 all-day, 4 cancelled, 5 far, 6 mail
+        self.selectCalendar(SERIES, SINGLE, ALLDAY, CANCELLED, FAR, MAIL)
+
+    def test_R_SRCH_4(self):
+        """R-SRCH-4: the items with an occurrence in the window match, free ones too; far and non-calendar ones not."""
+        self.fill()
+        out = self.send(b"a UID SEARCH XOVERLAPS " + WINDOW)
+        self.assertIn(b"* SEARCH 1 2 3 4\r\n", out)
+        self.assertIn(b"a OK", out)
+        self.assertIn(b"* SEARCH 2 4\r\n", self.send(b'b SEARCH XOVERLAPS "20260304T000000Z" "20260306T000000Z"'))
+        self.assertIn(b"* SEARCH\r\n", self.send(b'c SEARCH XOVERLAPS "20260306T000000Z" "20260308T000000Z"'))
+
+    def test_R_SRCH_5_esearch(self):
+        """R-SRCH-5: XOVERLAPS works with ESEARCH RETURN (MIN MAX COUNT ALL) and UID SEARCH."""
+        self.fill()
+        out = self.send(b"a UID SEARCH RETURN (MIN MAX COUNT ALL) XOVERLAPS " + WINDOW)
+        self.assertIn(b'* ESEARCH (TAG "a") UID MIN 1 MAX 4 COUNT 4 ALL 1:4\r\n', out)
+
+    def test_R_SRCH_5_combined(self):
+        """R-SRCH-5: XOVERLAPS combines with other keys, OR, NOT and parentheses."""
+        self.fill()
+        self.send(b"f STORE 2 +FLAGS (\\Flagged)")
+        self.assertIn(b"* SEARCH 5 6\r\n", self.send(b"a SEARCH NOT XOVERLAPS " + WINDOW))
+        self.assertIn(b"* SEARCH 2\r\n", self.send(b"b SEARCH FLAGGED XOVERLAPS " + WINDOW))
+        self.assertIn(b"* SEARCH 2 4 5\r\n", self.send(
+            b'c SEARCH OR XOVERLAPS "20260304T000000Z" "20260306T000000Z" (XOVERLAPS "20270101T000000Z" '
+            b'"20270201T000000Z")'))
+        self.assertIn(b"* SEARCH 1 4\r\n", self.send(b"d SEARCH XOVERLAPS " + WINDOW + b" NOT SUBJECT x 1:4 NOT 2:3"))
+
+    def test_R_SRCH_5_sort(self):
+        """R-SRCH-5: SORT takes XOVERLAPS in its search program."""
+        self.fill()
+        out = self.send(b"a UID SORT (REVERSE ARRIVAL) UTF-8 XOVERLAPS " + WINDOW)
+        self.assertIn(b"* SORT 4 3 2 1\r\n", out)
+
+    def test_R_SRCH_6(self):
+        """R-SRCH-6: XOVERLAPS reads no message file (summaries answer it)."""
+        self.fill()
+        opened = []
+        mailbox = self.mailbox
+        original = mailbox.openMessage
+        mailbox.openMessage = lambda uid: opened.append(uid) or original(uid)
+        self.context.freeBusyCache = FreeBusyCache(runInThread=synchronously)
+        self.assertIn(b"* SEARCH 1 2 3 4\r\n", self.send(b"a SEARCH XOVERLAPS " + WINDOW))
+        self.assertEqual(opened, [])
+
+    def test_badWindow(self):
+        """R-INST-4 for XOVERLAPS: a bad window is BAD and the session goes on."""
+        self.fill()
+        self.assertIn(b"a BAD", self.send(b'a SEARCH XOVERLAPS "20260101T000000Z" "20270103T000000Z"'))
+        self.assertIn(b"b BAD", self.send(b'b SEARCH XOVERLAPS "20260101T000000Z"'))
+        self.assertIn(b"c BAD", self.send(b'c SEARCH XOVERLAPS "x" "y"'))
+        self.assertIn(b"d OK", self.send(b"d NOOP"))
+
+    def test_mailFolder(self):
+        """R-SRCH-4: in a mail folder nothing matches, even a message carrying an event."""
+        self.login()
+        append(self, message=SINGLE)
+        self.send(b"s SELECT INBOX")
+        self.assertIn(b"* SEARCH\r\n", self.send(b"a SEARCH XOVERLAPS " + WINDOW))
+
+
+class SharedCalendarTests(CalendarMixin, unittest.TestCase):
+    def test_ownersZoneAndRights(self):
+        """A viewer's XINSTANCES/XOVERLAPS on ~demo/Calendar use the owner's zone; without r it is refused."""
+        from tests.test_imap_acl import Peer
+
+        self.selectCalendar(ALLDAY)
+        self.send(b"u UNSELECT")
+        other = Peer(self, b"other")
+        self.assertIn(b"g OK", self.send(b"g SETACL Calendar other lr"))
+        self.assertIn(b"a OK", other.send(b"a SELECT ~demo/Calendar"))
+        self.assertIn(b'* 1 FETCH (UID 1 XINSTANCES (("20260327T230000Z" "20260328T230000Z" BUSY NIL)))',
+                      other.send(b"b FETCH 1 (XINSTANCES (" + WINDOW + b"))"))
+        self.assertIn(b"* SEARCH 1\r\n", other.send(b"c SEARCH XOVERLAPS " + WINDOW))
+        self.assertIn(b"g OK", self.send(b"g SETACL Calendar other l"))
+        out = other.send(b"d SEARCH XOVERLAPS " + WINDOW)
+        self.assertIn(b"d NO", out)
+        self.assertNotIn(b"* SEARCH 1", out)
