@@ -1,15 +1,19 @@
 # -*- test-case-name: tests.test_imap_xmapi_calendar -*-
 """
 Tests for L{gateway.imap.xmapi_calendar}: FETCH XINSTANCES and SEARCH
-XOVERLAPS as docs/xmapi.md sections 4.3 and 5 say, each named after its rule.
+XOVERLAPS, and the XFREEBUSY command, as docs/xmapi.md sections 4.3, 5 and 7
+say, each named after its rule.
 """
+
+import re
 
 from twisted.internet.defer import maybeDeferred
 from twisted.trial import unittest
 
 from gateway.imap import xmapi_calendar
 from gateway.store.calendar import FreeBusyCache
-from tests.test_calendar import message, vevent
+from tests.support import freeBusyPeriods
+from tests.test_calendar import message, utc, vevent
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
 
@@ -203,3 +207,97 @@ class SharedCalendarTests(CalendarMixin, unittest.TestCase):
         out = other.send(b"d SEARCH XOVERLAPS " + WINDOW)
         self.assertIn(b"d NO", out)
         self.assertNotIn(b"* SEARCH 1", out)
+
+
+class XfreebusyTests(CalendarMixin, unittest.TestCase):
+    """
+    XFREEBUSY (section 7): demo's Calendar holds a tentative event with a
+    summary and location; C{other} asks.
+    """
+
+    def setUp(self):
+        from tests.test_imap_acl import Peer
+
+        event = message(vevent("one", "DTSTART:20260304T120000Z", "DTEND:20260304T130000Z",
+                               "SUMMARY:Budget review", "LOCATION:Room 2"))
+        self.selectCalendar(event)
+        self.send(b"u UNSELECT")
+        self.other = Peer(self, b"other")
+
+    def document(self, out, who=b'"demo"'):
+        """The literal of the one XFREEBUSY response in C{out}."""
+        match = re.search(rb"\* XFREEBUSY " + re.escape(who) + rb" \{(\d+)\}\r\n", out)
+        self.assertIsNotNone(match, out)
+        document = out[match.end():match.end() + int(match.group(1))]
+        self.assertTrue(out[match.end() + len(document):].startswith(b"\r\n"), out)
+        self.assertTrue(document.endswith(b"END:VCALENDAR\r\n"), document)
+        return document
+
+    def grant(self, rights):
+        self.assertIn(b"g OK", self.send(b"g SETACL Calendar other " + rights))
+
+    def test_R_FB_1(self):
+        """R-FB-1: the owner gets the VFREEBUSY of the window (METHOD:PUBLISH, UTC periods), as a literal."""
+        out = self.send(b'a XFREEBUSY "demo" ' + WINDOW)
+        document = self.document(out)
+        self.assertIn(b"METHOD:PUBLISH", document)
+        self.assertIn(b"DTSTART:20260302T000000Z", document)
+        self.assertEqual(freeBusyPeriods(document), {"BUSY": [(utc(2026, 3, 4, 12), utc(2026, 3, 4, 13))]})
+        self.assertIn(b"a OK", out)
+
+    def test_R_FB_2(self):
+        """R-FB-2: a viewer sees the times with 0, 1 or r on the calendar, nothing with l alone."""
+        self.grant(b"l")
+        self.assertEqual(freeBusyPeriods(self.document(self.other.send(b'a XFREEBUSY "demo" ' + WINDOW))), {})
+        for rights in (b"l0", b"l1", b"lr"):
+            self.grant(rights)
+            out = self.other.send(b'a XFREEBUSY "demo" ' + WINDOW)
+            self.assertEqual(freeBusyPeriods(self.document(out)),
+                             {"BUSY": [(utc(2026, 3, 4, 12), utc(2026, 3, 4, 13))]}, rights)
+            self.assertNotIn(b"X-SUMMARY", out)
+
+    def test_R_FB_3(self):
+        """R-FB-3: (DETAILED) adds X-SUMMARY/X-LOCATION with right 1 or r, not with 0."""
+        self.grant(b"l0")
+        self.assertNotIn(b"X-SUMMARY", self.other.send(b'a XFREEBUSY "demo" ' + WINDOW + b" (DETAILED)"))
+        for rights in (b"l1", b"lr"):
+            self.grant(rights)
+            document = self.document(self.other.send(b'a XFREEBUSY "demo" ' + WINDOW + b" (DETAILED)"))
+            self.assertIn(b"X-SUMMARY=Budget review", document.replace(b"\r\n ", b""))
+            self.assertIn(b"X-LOCATION=Room 2", document.replace(b"\r\n ", b""))
+
+    def test_R_FB_4(self):
+        """R-FB-4: an unknown address and an account with nothing visible get the same empty VFREEBUSY."""
+        def shape(out, who):
+            lines = self.document(out, who).split(b"\r\n")
+            return [line for line in lines if not line.startswith((b"DTSTAMP", b"ORGANIZER"))]
+
+        unknown = self.other.send(b'a XFREEBUSY "nobody@example.test" ' + WINDOW)
+        hidden = self.other.send(b'b XFREEBUSY "demo@example.test" ' + WINDOW)
+        self.assertEqual(shape(unknown, b'"nobody@example.test"'), shape(hidden, b'"demo@example.test"'))
+        self.assertNotIn(b"FREEBUSY;", unknown + hidden)
+        self.assertIn(b"ORGANIZER:mailto:nobody@example.test", unknown)
+        self.assertIn(b"a OK", unknown)
+
+    def test_whoForms(self):
+        """xfb-who: "account", "~account" and "account@domain" name the same account; the answer repeats it."""
+        self.grant(b"l0")
+        for who in (b"demo", b'"~demo"', b'"demo@example.test"', b"DEMO"):
+            out = self.other.send(b"a XFREEBUSY " + who + b" " + WINDOW)
+            self.assertEqual(len(freeBusyPeriods(self.document(out, who if who.startswith(b'"') else
+                                                                b'"%s"' % who))), 1, who)
+
+    def test_R_FB_5(self):
+        """R-FB-5: a window past 366 days, a bad time, option or address is BAD, and the session goes on."""
+        self.assertIn(b"a BAD", self.send(b'a XFREEBUSY demo "20260101T000000Z" "20270103T000000Z"'))
+        self.assertIn(b"b BAD", self.send(b'b XFREEBUSY demo "20260301T000000Z" "20260201T000000Z"'))
+        self.assertIn(b"c BAD", self.send(b'c XFREEBUSY demo "2026-03-01" "20260302T000000Z"'))
+        self.assertIn(b"d BAD", self.send(b"d XFREEBUSY demo " + WINDOW + b" (SUMMARY)"))
+        self.assertIn(b"e BAD", self.send(b'e XFREEBUSY "a b" ' + WINDOW))
+        self.assertIn(b"f BAD", self.send(b"f XFREEBUSY demo"))
+        self.assertIn(b"g OK", self.send(b"g XFREEBUSY demo " + WINDOW))
+
+    def test_notAuthenticated(self):
+        """XFREEBUSY needs a login."""
+        self.connect()
+        self.assertIn(b"a BAD", self.send(b"a XFREEBUSY demo " + WINDOW))

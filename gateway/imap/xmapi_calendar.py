@@ -2,7 +2,8 @@
 """
 XMAPI (C{docs/xmapi.md}) calendar queries over IMAP: C{FETCH XINSTANCES}
 (section 4.3) and C{SEARCH XOVERLAPS} (R-SRCH-4 to R-SRCH-6), rows that
-L{install} adds to an IMAP factory's registries.
+L{install} adds to an IMAP factory's registries, and the C{XFREEBUSY}
+command (section 7, R-FB-1 to R-FB-5).
 
 Both are answered by the calendar engine
 (L{gateway.interfaces.ICalendarQueries}, the service's shared
@@ -19,9 +20,14 @@ L{gateway.imap.commands_selected._fetchLoop}).
 import re
 from datetime import datetime, timezone
 
+from twisted.internet.defer import succeed
+
+from gateway.imap import mimeparts
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.parser import Arguments, IMAPSyntaxError
+from gateway.imap.protocol import AUTH, bad, command
 from gateway.imap.search import SearchKey
+from gateway.store.access import Location, domainOf
 from gateway.store.calendar.instances import checkWindow
 from gateway.store.calendar.periods import _windowUTC
 
@@ -219,3 +225,101 @@ def parseSearchXoverlaps(parser, name):
     if parser.context is not None:
         parser.prepareWith(key.prepare)
     return key
+
+
+# -- XFREEBUSY -------------------------------------------------------------------------------
+
+#: An address a viewer may ask about (no space, quote, control character).
+_ADDRESS = re.compile(r"[^\s\"\\()@]+(@[^\s\"\\()@]+)?\Z")
+
+#: The rights that let a viewer see a calendar's free/busy times, and its details.
+_TIMES_RIGHTS = frozenset("01r")
+_DETAIL_RIGHTS = frozenset("1r")
+
+
+def viewedCalendars(viewer, owner, detailed):
+    """
+    The calendars of C{owner} that C{viewer} may see free/busy of (R-FB-2),
+    for L{gateway.interfaces.ICalendarQueries.generateView}.
+
+    @param viewer: the asking L{gateway.interfaces.IAccount}.
+    @param owner: the calendars' account.
+    @param detailed: whether C{(DETAILED)} was asked (R-FB-3).
+    @return: C{dict} of calendar name to whether its details are given.
+    """
+    from gateway.store.calendar import calendarMailboxes
+
+    found = {}
+    for name in calendarMailboxes(owner.mailStore):
+        if owner.address == viewer.address:
+            rights = _DETAIL_RIGHTS
+        else:
+            access = viewer.access
+            rights = access.rights(access.nameOf(Location(owner.address, name)))
+        if rights & _TIMES_RIGHTS:
+            found[name] = bool(detailed and rights & _DETAIL_RIGHTS)
+    return found
+
+
+@command("XFREEBUSY", AUTH)
+def do_XFREEBUSY(session, tag, args):
+    """
+    C{XFREEBUSY who "start" "end" [(DETAILED)]}: the VFREEBUSY of an account
+    over the calendars the viewer has C{0}, C{1} or C{r} on, as a literal.
+    """
+    args.space()
+    raw = args.astring()
+    args.space()
+    startToken = args.astring()
+    args.space()
+    endToken = args.astring()
+    detailed = False
+    if not args.atEnd():
+        args.space()
+        options = args.parenList()
+        if [str(o).upper() if isinstance(o, str) else o for o in options] != ["DETAILED"]:
+            raise bad("XFREEBUSY takes the option (DETAILED) only")
+        detailed = True
+    args.end()
+    try:
+        start, end = parseWindow(startToken, endToken)
+    except ValueError as e:
+        raise bad("XFREEBUSY: %s" % (e,)) from None
+    try:
+        who = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad("XFREEBUSY: the address is UTF-8") from None
+    name = who[1:] if who.startswith("~") else who
+    if not _ADDRESS.match(name):
+        raise bad("XFREEBUSY: %r is not an account name or address" % (who[:80],))
+    viewer = session.account
+    address = (name if "@" in name else "%s@%s" % (name, domainOf(viewer.address))).lower()
+    record = session.context.directory.resolve(address)
+    if record is None:
+        d = succeed(_emptyDocument(address, start, end))
+    else:
+        owner = session.context.realm.accountFor(record.address)
+        d = _ownerView(session, viewer, owner, address, start, end, detailed)
+
+    def answer(document):
+        session.sendUntagged(b"XFREEBUSY %s {%d}\r\n%s" % (mimeparts.imapString(who), len(document), document))
+    return d.addCallback(answer)
+
+
+def _emptyDocument(address, start, end):
+    """
+    The answer for an unknown address (R-FB-4): no period, as for an
+    account with nothing visible.
+    """
+    from gateway.store.calendar import renderFreeBusy
+
+    return renderFreeBusy(address, start, end, [])
+
+
+def _ownerView(session, viewer, owner, address, start, end, detailed):
+    from gateway.store.calendar import synchronizeCalendars
+
+    d = synchronizeCalendars(owner)
+    d.addCallback(lambda _: calendarEngine(session).generateView(
+        owner, viewedCalendars(viewer, owner, detailed), start, end, organizer=address))
+    return d
