@@ -9,8 +9,9 @@ The MAPI meaning (identifiers, types, derived properties) is
 L{gateway.mapi}; stored properties are L{gateway.store.properties}; this
 module is the syntax.
 
-The capability C{XMAPI} is not announced yet: R-CAP-1 asks for the whole of
-C{docs/xmapi.md}, and section 12 there says what is missing.
+The capability C{XMAPI} is announced only when C{[imap] xmapi} is on (default
+off): R-CAP-1 asks for the whole of C{docs/xmapi.md}, and section 12 there
+says what is missing.
 """
 
 import email
@@ -24,7 +25,7 @@ from gateway.imap import mimeparts, xmapi_calendar
 from gateway.imap.commands_selected import checkWritable, targetUids
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.parser import Arguments, IMAPSyntaxError
-from gateway.imap.protocol import bad, no
+from gateway.imap.protocol import bad, capability, no
 from gateway.imap.search import SearchKey
 from gateway.imap.sequence import formatSequenceSet
 from gateway.mapi import convert
@@ -42,6 +43,8 @@ from gateway.mapi.properties import (
 )
 from gateway.store import properties as stored
 from gateway.store.access import hasRight
+
+capability("XMAPI", lambda session: bool(session.context.config["imap", "xmapi"]))
 
 #: An identifier that can be written as an atom in a response.
 _ATOM_ID = re.compile(r"[A-Za-z0-9_./=+-]+\Z")
