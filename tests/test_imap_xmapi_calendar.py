@@ -16,6 +16,7 @@ from tests.support import freeBusyPeriods
 from tests.test_calendar import message, utc, vevent
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
+from tests.test_imap_xmapi import CUSTOM
 
 WINDOW = b'"20260302T000000Z" "20260330T000000Z"'
 
@@ -301,3 +302,24 @@ class XfreebusyTests(CalendarMixin, unittest.TestCase):
         """XFREEBUSY needs a login."""
         self.connect()
         self.assertIn(b"a BAD", self.send(b"a XFREEBUSY demo " + WINDOW))
+
+
+class GroupwareMarkTests(CalendarMixin, unittest.TestCase):
+    def test_R_CAP_2(self):
+        """R-CAP-2: a session is marked (the who list's xmapi column) once it uses an XMAPI item, not before."""
+        from gateway.admin.monitor import describe
+
+        self.selectCalendar(SINGLE)
+        self.send(b"a FETCH 1 (FLAGS BODY.PEEK[HEADER])")
+        self.send(b"b SEARCH SUBJECT x")
+        self.assertIs(self.session.xmapi, False)
+        for command in (b"c FETCH 1 (XINSTANCES (" + WINDOW + b"))", b"d SEARCH XOVERLAPS " + WINDOW,
+                        b"e XFREEBUSY demo " + WINDOW, b"f FETCH 1 (XPROPS (PidTagSubject))",
+                        b"g SEARCH XPROP PidTagSubject EXISTS", b'h STORE 1 XPROPS.SILENT (' + CUSTOM + b' 7)'):
+            self.session.xmapi = False
+            self.assertIn(command[:2] + b"OK", self.send(command))
+            self.assertIs(self.session.xmapi, True, command)
+
+        class Wrapper:
+            wrappedProtocol, protocol, remote, since, bytesIn, bytesOut = self.session, "imap", "127.0.0.1", 0, 0, 0
+        self.assertIs(describe(Wrapper)["xmapi"], True)

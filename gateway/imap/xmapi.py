@@ -226,6 +226,7 @@ def deriveProperties(data, info, mailboxClass):
 
 
 def _xpropsRenderer(item, threshold, session):
+    xmapi_calendar.markGroupware(session)
     mailbox = session.view.mailbox
     mailboxClass = mailbox.mailboxClass
     wanted = item.xprops
@@ -283,6 +284,7 @@ def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     """
     The XPROPS row of the STORE registry (R-STORE-1..3, R-PROP-1..4).
     """
+    xmapi_calendar.markGroupware(session)
     if args.peek() != b"(":
         raise bad("XPROPS takes a parenthesized list of pairs")
     tokens = args.parenList()
@@ -432,4 +434,5 @@ def parseSearchXprop(parser, name):
             raise ValueError(str(e)) from None
     context = parser.context
     mailbox = context.view.mailbox if context is not None else None
+    xmapi_calendar.markGroupware(context)
     return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None))

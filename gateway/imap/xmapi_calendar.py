@@ -87,6 +87,16 @@ def formatTime(value):
     return _windowUTC(value).strftime('"%Y%m%dT%H%M%SZ"').encode("ascii")
 
 
+def markGroupware(session):
+    """
+    Mark C{session} as a groupware session (R-CAP-2): it used an XMAPI item,
+    and the session list (C{gatewayctl who}, the admin C{/sessions}) says
+    so in its C{xmapi} column.
+    """
+    if session is not None:
+        session.xmapi = True
+
+
 def calendarEngine(session):
     """
     The L{gateway.interfaces.ICalendarQueries} of C{session}: its
@@ -177,6 +187,7 @@ def formatInstance(instance):
 
 
 def _xinstancesRenderer(item, threshold, session):
+    markGroupware(session)
     def render(parts, message, flags, recent):
         found = item.instances.get(message.info.uid, ())
         parts.append(b"(" + b" ".join(formatInstance(instance) for instance in found) + b")")
@@ -221,6 +232,7 @@ def parseSearchXoverlaps(parser, name):
     The SEARCH registry's parser of C{XOVERLAPS}.
     """
     start, end = parseWindow(parser.next("XOVERLAPS start"), parser.next("XOVERLAPS end"))
+    markGroupware(parser.context)
     key = XoverlapsKey(parser.context, start, end)
     if parser.context is not None:
         parser.prepareWith(key.prepare)
@@ -267,6 +279,7 @@ def do_XFREEBUSY(session, tag, args):
     C{XFREEBUSY who "start" "end" [(DETAILED)]}: the VFREEBUSY of an account
     over the calendars the viewer has C{0}, C{1} or C{r} on, as a literal.
     """
+    markGroupware(session)
     args.space()
     raw = args.astring()
     args.space()
