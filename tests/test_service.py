@@ -206,3 +206,20 @@ class FreeBusyWiringTests(unittest.TestCase):
         generate = publisher.generator()
         cache = [cell.cell_contents for cell in generate.__closure__ if hasattr(cell.cell_contents, "generate")][0]
         self.assertIs(cache, top.context.freeBusyCache)
+
+    def test_workerPublishes(self):
+        """A worker process (gateway.worker) has its own free/busy files service over its shared cache."""
+        from gateway.worker import makeWorkerService
+        from gateway.workers import listenerKey
+
+        config = self.httpConfig()
+        config._values["lmtp", "enabled"] = False
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        key = listenerKey("http", config["http", "listen"][0])
+        top = makeWorkerService(config, 1, {key: held.fileno()}, reactor)
+        sweep = top.getServiceNamed("free/busy files").call[0]
+        files = [cell.cell_contents for cell in sweep.__closure__ if hasattr(cell.cell_contents, "sweep")][0]
+        self.assertIs(files.cache, top.context.freeBusyCache)
