@@ -79,6 +79,10 @@ class ServiceContext:
         their commands to (C{monitor.command(...)}).
     @ivar metadata: the L{gateway.interfaces.IMetadata} (mailbox and server
         annotations, with the XMAPI folder entries).
+    @ivar freeBusyCache: the L{gateway.store.calendar.FreeBusyCache} every
+        front-end of the process computes calendar answers with (HTTP
+        free/busy, the published files, XMAPI), or C{None} (each makes its
+        own).
     """
 
     config = attr.ib()
@@ -89,6 +93,7 @@ class ServiceContext:
     reactor = attr.ib()
     monitor = attr.ib(factory=NullMonitor)
     metadata = attr.ib(default=None)
+    freeBusyCache = attr.ib(default=None)
 
     def cleartextAllowed(self, localAddress):
         """
@@ -207,8 +212,30 @@ def makeContext(config, reactor=None, clock=None):
         tls = ReloadableTLS(config["tls", "certificate"], config["tls", "private_key"],
                             config["tls", "minimum_version"], "[tls] certificate",
                             sni=DomainCertificates(directory, dataRoot))
+    from gateway.store.calendar import FreeBusyCache
+
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
-                          monitor=monitor, metadata=Metadata(folderEntries()))
+                          monitor=monitor, metadata=Metadata(folderEntries()), freeBusyCache=FreeBusyCache())
+
+
+def publishingService(context):
+    """
+    The service that keeps the accounts' published free/busy files current
+    (L{gateway.store.calendar.publish.sweepService} over the accounts this
+    process holds, computed with the context's shared C{freeBusyCache}),
+    or C{None} when C{[http]} is off (no personal web sites to publish to).
+
+    In worker mode every worker runs one: an account is held by the worker
+    that serves its sessions, the parent holds none, and the files'
+    publishing lock (C{mail/.gateway-published.lock}) keeps two processes
+    from writing one account's files at once.
+    """
+    if not context.config["http", "enabled"]:
+        return None
+    from gateway.store.calendar.publish import FreeBusyFiles, sweepService
+
+    files = FreeBusyFiles(context.freeBusyCache, clock=context.reactor, weeks=context.config["http", "freebusy_weeks"])
+    return sweepService(files, context.realm.heldAccounts)
 
 
 def makeService(config, reactor=None, checkPorts=True):
@@ -226,6 +253,9 @@ def makeService(config, reactor=None, checkPorts=True):
     if config["admin", "enabled"]:
         for description in config["admin", "listen"]:
             _listener("admin", description, top.factory("admin"), config, context, checkPorts).setServiceParent(top)
+    publishing = publishingService(context)
+    if publishing is not None:
+        publishing.setServiceParent(top)
     return top
 
 

@@ -20,7 +20,7 @@ from gateway import logging as glog
 from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
 from gateway.config import ConfigurationError
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
-from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint
+from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
 
 log = glog.getLogger("server")
@@ -176,4 +176,7 @@ def makeWorkerService(config, number, inherited, reactor=None):
         child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor)
         child.setName(key)
         child.setServiceParent(top)
+    publishing = publishingService(context)
+    if publishing is not None:
+        publishing.setServiceParent(top)
     return top

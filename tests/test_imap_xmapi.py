@@ -110,6 +110,13 @@ class FetchXpropsTests(XpropsMixin, unittest.TestCase):
         self.login()
         self.assertNotIn(b" XMAPI", self.send(b"a CAPABILITY"))
 
+    def test_capabilityOption(self):
+        """[imap] xmapi = yes announces XMAPI (before and after login); the default does not."""
+        self.connect(config={("imap", "xmapi"): True})
+        self.assertIn(b" XMAPI", self.send(b"a CAPABILITY"))
+        self.assertIn(b" XMAPI", self.login(config={("imap", "xmapi"): True}))
+        self.assertIn(b" XMAPI", self.send(b"b CAPABILITY"))
+
 
 class StoreXpropsTests(XpropsMixin, unittest.TestCase):
     def test_R_STORE_1(self):

@@ -3,9 +3,9 @@
 The XMAPI reference client (L{gateway.mapi.client}) end to end against a
 real gateway on loopback: STARTTLS and login, the one-round-trip LIST,
 items it creates read back by plain clients (imaplib, the HTTP free/busy),
-sharing with SETACL and C{~boss/Calendar}, and the agenda front.  Tests of
-the XMAPI commands themselves skip, saying so, while the server does not
-announce C{XMAPI} (docs/xmapi.md section 12).
+sharing with SETACL and C{~boss/Calendar}, and the agenda front.  The
+server announces C{XMAPI} (C{[imap] xmapi = yes}), so the client takes its
+XMAPI path; tests of the XMAPI commands skip, saying so, if it does not.
 """
 
 import argparse
@@ -43,7 +43,9 @@ SERIES = {"PidTagSubject": "Stand-up", "PidLidLocation": "Room 2",
 
 class ClientEndToEndTests(unittest.TestCase):
     def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=False)
+        # XMAPI announced ([imap] xmapi): the client takes the XMAPI path.
+        self.context = makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=False,
+                                       overrides={("imap", "xmapi"): True})
         self.factory = imapFactory(self.context)
         self.site = httpFactory(self.context, generateFreeBusy=None)
         imapPort = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
@@ -302,7 +304,7 @@ class ClientEndToEndTests(unittest.TestCase):
         self.assertEqual((args.account, args.week, args.host, args.port, args.password_stdin, args.cafile),
                          ("demo", "2026-12-09", "::1", 1143, True, "ca.pem"))
 
-    # -- XMAPI (skipped until the server announces it) ----------------------------------
+    # -- XMAPI (skipped if the server does not announce it) ------------------------------
 
     @defer.inlineCallbacks
     def test_xmapiOverlapsAgreeWithBodies(self):

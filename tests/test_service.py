@@ -154,3 +154,72 @@ class LogLevelTests(unittest.TestCase):
         glog.getLogger("imap").debug("imap debug")
         seen = [(e["log_namespace"], e["log_level"]) for e in events if e.get("log_namespace", "").startswith("gateway.")]
         self.assertEqual(seen, [("gateway.lmtp", LogLevel.warn), ("gateway.imap", LogLevel.debug)])
+
+
+class FreeBusyWiringTests(unittest.TestCase):
+    """
+    One L{FreeBusyCache} per process, shared by HTTP free/busy and the
+    published files, which a service keeps current when C{[http]} is on.
+    """
+
+    def httpConfig(self, enabled=True):
+        config = lmtpOnlyConfig(self, "tcp:0:interface=127.0.0.1")
+        config._values["http", "enabled"] = enabled
+        config._values["http", "listen"] = ["tcp:0:interface=127.0.0.1"]
+        config._values["http", "freebusy_weeks"] = 3
+        return config
+
+    def test_publishingChildWithHTTP(self):
+        """With [http] on the top service has a free/busy files child using the shared cache and the weeks option."""
+        from gateway.store.calendar import FreeBusyCache
+
+        top = makeService(self.httpConfig(), reactor, checkPorts=False)
+        timer = top.getServiceNamed("free/busy files")
+        self.assertIsInstance(top.context.freeBusyCache, FreeBusyCache)
+        sweep = timer.call[0]
+        files = [cell.cell_contents for cell in sweep.__closure__ if hasattr(cell.cell_contents, "sweep")][0]
+        self.assertIs(files.cache, top.context.freeBusyCache)
+        self.assertEqual(files.weeks, 3)
+
+    def test_noPublishingWithoutHTTP(self):
+        """With [http] off there is no free/busy files service."""
+        top = makeService(self.httpConfig(enabled=False), reactor, checkPorts=False)
+        self.assertNotIn("free/busy files", [child.name for child in top])
+
+    def test_sweepPublishesHeldAccounts(self):
+        """A sweep writes the published files of the accounts the realm holds."""
+        from gateway.store.calendar.publish import PUBLIC
+
+        top = makeService(self.httpConfig(), reactor, checkPorts=False)
+        account = top.context.realm.accountFor("demo@example.test")
+        self.assertFalse(account.fileStore.resolve(PUBLIC).isfile())
+        d = top.getServiceNamed("free/busy files").call[0]()
+        d.addCallback(lambda _: self.assertTrue(account.fileStore.resolve(PUBLIC).isfile()))
+        return d
+
+    def test_httpUsesSharedCache(self):
+        """The HTTP free/busy publisher computes with the service's shared cache."""
+        from gateway.http.freebusy import FreeBusyPublisher
+
+        top = makeService(self.httpConfig(), reactor, checkPorts=False)
+        publisher = FreeBusyPublisher(top.context)
+        generate = publisher.generator()
+        cache = [cell.cell_contents for cell in generate.__closure__ if hasattr(cell.cell_contents, "generate")][0]
+        self.assertIs(cache, top.context.freeBusyCache)
+
+    def test_workerPublishes(self):
+        """A worker process (gateway.worker) has its own free/busy files service over its shared cache."""
+        from gateway.worker import makeWorkerService
+        from gateway.workers import listenerKey
+
+        config = self.httpConfig()
+        config._values["lmtp", "enabled"] = False
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        key = listenerKey("http", config["http", "listen"][0])
+        top = makeWorkerService(config, 1, {key: held.fileno()}, reactor)
+        sweep = top.getServiceNamed("free/busy files").call[0]
+        files = [cell.cell_contents for cell in sweep.__closure__ if hasattr(cell.cell_contents, "sweep")][0]
+        self.assertIs(files.cache, top.context.freeBusyCache)

@@ -94,7 +94,7 @@ def window(args, zone, weeks, now):
     return start, end
 
 
-def defaultGenerator(runInThread=deferToThread):
+def defaultGenerator(runInThread=deferToThread, cache=None):
     """
     The generator of L{gateway.store.calendar}: pick up changes other
     programs made to the calendar mailboxes, then take the document from a
@@ -102,12 +102,16 @@ def defaultGenerator(runInThread=deferToThread):
     (parsing only new messages, see L{gateway.store.calendar.summaries}),
     so that other sessions on the reactor are not held up.
 
-    @param runInThread: C{f(callable, *args)} returning a C{Deferred}.
+    @param runInThread: C{f(callable, *args)} returning a C{Deferred}, for
+        a cache made here.
+    @param cache: the L{FreeBusyCache} to use (the service's shared one), or
+        C{None} for a new one.
     @return: C{generate(account, start, end, url)} returning a C{Deferred}.
     """
     from gateway.store.calendar import FreeBusyCache, synchronizeCalendars
 
-    cache = FreeBusyCache(runInThread=runInThread)
+    if cache is None:
+        cache = FreeBusyCache(runInThread=runInThread)
 
     def generate(account, start, end, url):
         d = synchronizeCalendars(account)
@@ -175,12 +179,23 @@ class FreeBusyPublisher:
 
         return isGenerated(account, PUBLIC)
 
+    def generator(self):
+        """
+        L{generate}, made the first time: L{defaultGenerator} over the
+        service's shared cache (C{context.freeBusyCache}), which computes in
+        threads; a publisher given its own C{runInThread} (tests:
+        synchronous) gets a cache of its own.
+        """
+        if self.generate is None:
+            shared = getattr(self.context, "freeBusyCache", None) if self.runInThread is deferToThread else None
+            self.generate = defaultGenerator(self.runInThread, shared)
+        return self.generate
+
     def render(self, request, account):
         """
         The generated document for C{account}, with an entity tag.
         """
-        if self.generate is None:
-            self.generate = defaultGenerator(self.runInThread)
+        generate = self.generator()
         # What the window and the URL are made of, so that a memo hit needs
         # neither the account's time zone nor the URL worked out (a new
         # time zone counts after at most MEMO_SECONDS).
@@ -193,7 +208,7 @@ class FreeBusyPublisher:
             start, end = window(request.args, accountZone(account), weeks, self.now())
         except BadWindow as e:
             return errorPage(request, http.BAD_REQUEST, "Bad free/busy window: %s." % (e,))
-        d = maybeDeferred(self.generate, account, start, end, requestURL(request))
+        d = maybeDeferred(generate, account, start, end, requestURL(request))
 
         def generated(document):
             if isinstance(document, str):

@@ -213,6 +213,9 @@ def _fetchLoop(session, items, uids, changedSince):
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).
     expunged = False
+    # Items that need an asynchronous answer for a batch first
+    # (XINSTANCES): C{item.prepare(session, uids)} returning a Deferred.
+    preparations = [item.prepare for item in items if getattr(item, "prepare", None) is not None]
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
         infos = mailbox.messages(chunk, headers=plan.needsHeaders)
@@ -223,6 +226,8 @@ def _fetchLoop(session, items, uids, changedSince):
         seqs = view.sequenceNumbers(chunk)
         recent = view.recent
         saveDates = mailbox.saveDates(chunk) if plan.needsSaveDate else {}
+        for prepare in preparations:
+            yield prepare(session, chunk)
         view.announceFlags(session, infos)
         toSee = []
         for info in infos:
@@ -494,11 +499,22 @@ def matchingMessages(session, program):
     @return: a C{Deferred} firing with the ascending C{list} of C{(uid,
         modseq)} that match.
     """
-    view = session.view
-    mailbox = view.mailbox
+    mailbox = session.view.mailbox
     if not hasRight(mailbox, "r"):
         # Checked here too: ALL and the keys SORT keeps read no message.
         raise PermissionDenied("reading %s" % (mailbox.name,))
+    if program.preparations:
+        # Keys that need an asynchronous answer first (XOVERLAPS).
+        d = defer.succeed(None)
+        for prepare in program.preparations:
+            d.addCallback(lambda _, prepare=prepare: prepare())
+        return d.addCallback(lambda _: _matching(session, program))
+    return _matching(session, program)
+
+
+def _matching(session, program):
+    view = session.view
+    mailbox = view.mailbox
     maxSeq, maxUid = len(view.uids), view.maxUid()
     if program.matchesAll:
         # ALL: the view's messages, without reading the index (modseqs

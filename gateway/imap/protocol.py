@@ -180,6 +180,8 @@ class IMAPServer(FailureBudget, Protocol):
         self.context = context
         self.enabled = set()
         self.idling = False
+        #: Whether the session used an XMAPI item (R-CAP-2, C{gatewayctl who}).
+        self.xmapi = False
         self._buffer = b""
         self._pos = 0
         self._command = []

@@ -591,6 +591,10 @@ class SearchProgram:
     """
 
     partial = None
+    #: What must run before matching: no-argument callables returning a
+    #: C{Deferred}, that keys of an extension which need an asynchronous
+    #: answer (XMAPI's C{XOVERLAPS}) add with L{_Parser.prepareWith}.
+    preparations = ()
 
     def __init__(self, key, returnOptions, charset):
         self.key = key
@@ -645,6 +649,14 @@ class _Parser:
         self.now = now
         self.depth = 0
         self.count = 0
+        self.preparations = []
+
+    def prepareWith(self, prepare):
+        """
+        Have C{prepare()} (returning a C{Deferred}) run before the program
+        is matched (L{SearchProgram.preparations}).
+        """
+        self.preparations.append(prepare)
 
     def nested(self, parse, *args):
         """
@@ -862,4 +874,5 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None
     key = parser.keys(tokens[pos:])
     program = SearchProgram(key, returnOptions, charset)
     program.partial = partial
+    program.preparations = tuple(parser.preparations)
     return program

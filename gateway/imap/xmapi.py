@@ -1,15 +1,17 @@
 # -*- test-case-name: tests.test_imap_xmapi -*-
 """
 XMAPI (C{docs/xmapi.md}) message items: C{FETCH XPROPS} (section 4.1) and
-C{STORE XPROPS} / C{XPROPS.SILENT} (section 4.2), rows that L{install}
-adds to an IMAP factory's registries.
+C{STORE XPROPS} / C{XPROPS.SILENT} (section 4.2), C{SEARCH XPROP}, rows that
+L{install} adds to an IMAP factory's registries, with the calendar rows of
+L{gateway.imap.xmapi_calendar} (C{FETCH XINSTANCES}, C{SEARCH XOVERLAPS}).
 
 The MAPI meaning (identifiers, types, derived properties) is
 L{gateway.mapi}; stored properties are L{gateway.store.properties}; this
 module is the syntax.
 
-The capability C{XMAPI} is not announced yet: R-CAP-1 asks for the whole of
-C{docs/xmapi.md}, and section 12 there says what is missing.
+The capability C{XMAPI} is announced only when C{[imap] xmapi} is on (default
+off): R-CAP-1 asks for the whole of C{docs/xmapi.md}, and section 12 there
+says what is missing.
 """
 
 import email
@@ -19,11 +21,11 @@ import re
 import attr
 import icalendar
 
-from gateway.imap import mimeparts
+from gateway.imap import mimeparts, xmapi_calendar
 from gateway.imap.commands_selected import checkWritable, targetUids
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.parser import Arguments, IMAPSyntaxError
-from gateway.imap.protocol import bad, no
+from gateway.imap.protocol import bad, capability, no
 from gateway.imap.search import SearchKey
 from gateway.imap.sequence import formatSequenceSet
 from gateway.mapi import convert
@@ -42,6 +44,8 @@ from gateway.mapi.properties import (
 from gateway.store import properties as stored
 from gateway.store.access import hasRight
 
+capability("XMAPI", lambda session: bool(session.context.config["imap", "xmapi"]))
+
 #: An identifier that can be written as an atom in a response.
 _ATOM_ID = re.compile(r"[A-Za-z0-9_./=+-]+\Z")
 
@@ -54,6 +58,7 @@ def install(registries):
     registries.fetch.add("XPROPS", _xpropsRenderer, parse=parseFetchXprops, contextual=True)
     registries.store.add("XPROPS", storeXprops, modes="=")
     registries.search.add("XPROP", parseSearchXprop)
+    xmapi_calendar.install(registries)
 
 
 # -- identifiers and values on the wire -----------------------------------------------------
@@ -221,6 +226,7 @@ def deriveProperties(data, info, mailboxClass):
 
 
 def _xpropsRenderer(item, threshold, session):
+    xmapi_calendar.markGroupware(session)
     mailbox = session.view.mailbox
     mailboxClass = mailbox.mailboxClass
     wanted = item.xprops
@@ -278,6 +284,7 @@ def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     """
     The XPROPS row of the STORE registry (R-STORE-1..3, R-PROP-1..4).
     """
+    xmapi_calendar.markGroupware(session)
     if args.peek() != b"(":
         raise bad("XPROPS takes a parenthesized list of pairs")
     tokens = args.parenList()
@@ -427,4 +434,5 @@ def parseSearchXprop(parser, name):
             raise ValueError(str(e)) from None
     context = parser.context
     mailbox = context.view.mailbox if context is not None else None
+    xmapi_calendar.markGroupware(context)
     return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None))
