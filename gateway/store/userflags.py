@@ -23,12 +23,13 @@ def seenUids(mailbox, user, uids=None):
     if uids is None:
         rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ?", (mailboxId, user))
         return {row[0] for row in rows}
-    uids = set(uids)
     if not uids:
         return set()
     rows = conn.execute("SELECT uid FROM userflags WHERE mailbox = ? AND user = ? AND uid BETWEEN ? AND ?",
-                        (mailboxId, user, min(uids), max(uids)))
-    return {row[0] for row in rows} & uids
+                        (mailboxId, user, min(uids), max(uids))).fetchall()
+    if not rows:
+        return set()
+    return {row[0] for row in rows} & set(uids)
 
 
 def personalize(mailbox, user, infos, own=False):
@@ -44,19 +45,24 @@ def personalize(mailbox, user, infos, own=False):
         return infos
     seen = seenUids(mailbox, user, [info.uid for info in infos])
     personal = infos if own else list(infos)
-    flagSets = {}
+    # One flag set per distinct value, as the store gives them, so that
+    # FETCH formats each once; the caller's own infos are changed in place
+    # (a copy per message cost a fifth of a viewer's FETCH).
+    unseen, seenSets = {}, {}
     for i, info in enumerate(infos):
-        userSeen = info.uid in seen
         flags = info.flags
-        if (SEEN in flags) == userSeen:
-            continue  # as the owner has it
-        # One flag set per distinct value, as the store gives them, so that
-        # FETCH formats each once; the caller's own infos are changed in
-        # place (a copy per message cost a fifth of a viewer's FETCH).
-        key = (flags, userSeen)
-        changed = flagSets.get(key)
-        if changed is None:
-            changed = flagSets[key] = flags | PRIVATE if userSeen else flags - PRIVATE
+        if seen and info.uid in seen:
+            if SEEN in flags:
+                continue
+            changed = seenSets.get(flags)
+            if changed is None:
+                changed = seenSets[flags] = flags | PRIVATE
+        else:
+            if SEEN not in flags:
+                continue  # as the owner has it
+            changed = unseen.get(flags)
+            if changed is None:
+                changed = unseen[flags] = flags - PRIVATE
         if own:
             info.flags = changed
         else:
