@@ -394,6 +394,23 @@ class GatewayService(service.MultiService):
 
     # -- log file --------------------------------------------------------------
 
+    def _reloadLogFile(self, old, config):
+        """
+        Open the new C{[server] log_file} when a reload changed it (the
+        one in use stays when the new one cannot be written).
+        """
+        if old["server", "log_file"] == config["server", "log_file"] or not self.running:
+            return
+        try:
+            checkLogFile(config)
+        except ConfigurationError as e:
+            log.error("reload: {error}; the log file in use stays", error=str(e))
+            return
+        if self.logFile is not None:
+            self.logFile.stop()
+            self.logFile = None
+        self._startLogFile(config)
+
     def _startLogFile(self, config):
         path = config["server", "log_file"]
         if path:
@@ -510,16 +527,7 @@ class GatewayService(service.MultiService):
             log.error("reload: {error}; the running configuration stays", error=str(e))
             return defer.succeed(False)
         glog.configure(config)
-        if (old["server", "log_file"] != config["server", "log_file"]) and self.running:
-            try:
-                checkLogFile(config)
-            except ConfigurationError as e:
-                log.error("reload: {error}; the log file in use stays", error=str(e))
-            else:
-                if self.logFile is not None:
-                    self.logFile.stop()
-                    self.logFile = None
-                self._startLogFile(config)
+        self._reloadLogFile(old, config)
         for name, factory in context.monitor.protocols.items():
             factory.policy = ConnectionPolicy.fromConfig(config, name)
             _refreshCopies(factory.wrappedFactory, config, name)

@@ -247,16 +247,7 @@ class WorkerParent(GatewayService):
             log.error("reload: {error}; the running configuration stays", error=str(e))
             return defer.succeed(False)
         glog.configure(config)
-        if context.config["server", "log_file"] != config["server", "log_file"] and self.running:
-            try:
-                checkLogFile(config)
-            except ConfigurationError as e:
-                log.error("reload: {error}; the log file in use stays", error=str(e))
-            else:
-                if self.logFile is not None:
-                    self.logFile.stop()
-                    self.logFile = None
-                self._startLogFile(config)
+        self._reloadLogFile(context.config, config)
         try:
             wanted = set(listenerKey(n, d) for n, d in enabledListeners(config))
         except ConfigurationError:
