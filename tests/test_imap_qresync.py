@@ -131,8 +131,6 @@ class QresyncFetchUidTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b"a STORE 1 +FLAGS (\\Flagged)")
         self.assertTrue(re.search(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Flagged \\Recent\) MODSEQ \(\d+\)\)\r\n", out), out)
 
-    test_store.todo = ("STORE answers FETCH (FLAGS .. MODSEQ ..) without UID after ENABLE QRESYNC: the fix is one "
-                       "condition in gateway/imap/commands_selected.py, left to its owner this wave")
 
 
 class ImaplibTests(unittest.TestCase):

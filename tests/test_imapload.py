@@ -46,8 +46,6 @@ class RunnerTests(unittest.TestCase):
         """As test_mixedLoadClean, half the sessions with QRESYNC enabled (VANISHED, UID in every FETCH)."""
         return self.runMix(qresync=True)
 
-    test_mixedLoadQresync.todo = ("STORE answers FETCH without UID after ENABLE QRESYNC (RFC 7162 3.2.4; "
-                                  "tests.test_imap_qresync.QresyncFetchUidTests.test_store)")
 
     def test_usage(self):
         """The module runs with python -m (here: no server on the port, so it fails, naming the error)."""

@@ -367,6 +367,9 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     condstore = "CONDSTORE" in session.enabled or unchangedSince is not None
     failedAll = []
 
+    # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
+    withUid = uid or "QRESYNC" in session.enabled
+
     def batch(chunk):
         changed, failed = mailbox.setFlags(chunk, flags, mode, unchangedSince)
         view.noteOwnChanges(changed)
@@ -382,7 +385,7 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
             if seq is None:
                 continue
             parts = []
-            if uid:
+            if withUid:
                 parts.append(b"UID %d" % (info.uid,))
             if not silent:
                 parts.append(b"FLAGS " + flagList(info.flags, info.uid in view.recent))

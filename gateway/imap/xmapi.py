@@ -319,7 +319,7 @@ def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
             if seq is None:
                 continue
             parts = []
-            if uid:
+            if uid or "QRESYNC" in session.enabled:  # RFC 7162 3.2.4
                 parts.append(b"UID %d" % (info.uid,))
             if not silent:
                 parts.append(b"XPROPS (" + shown + b")")
