@@ -219,8 +219,11 @@ def main():
         after = rss(child.pid)
     finally:
         stop(child)
-    with open(os.path.join(tmp, "twistd.log"), errors="replace") as f:
-        log = f.read()
+    log = ""
+    for name in sorted(os.listdir(tmp)):
+        if name.startswith("twistd.log"):  # twistd rotates it every megabyte
+            with open(os.path.join(tmp, name), errors="replace") as f:
+                log += f.read()
     violations = sum(sum(c.counts.values()) for c in checkers)
     imapCommands = sum(counter.ok.values()) + sum(counter.no.values())
     print("soak: %.1f min, %d IMAP clients (%d commands, %d violations, %d wrong answers, %d errors),"
