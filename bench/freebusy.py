@@ -84,8 +84,10 @@ def local(when):
     return when.strftime("%Y%m%dT%H%M%S")
 
 
-def makeMessages(events, recurring, rng):
+def makeMessages(events, recurring, rng, endless=False):
     """
+    @param endless: leave every fourth series without an end (no C{COUNT}),
+        so that bounds cannot exclude it (C{bench/xmapi_calendar.py}).
     @return: C{list} of message C{bytes}, one event (or override) each.
     """
     messages = []
@@ -104,9 +106,10 @@ def makeMessages(events, recurring, rng):
     for n in range(recurring):
         start = base + timedelta(days=rng.randrange(180), hours=rng.randrange(7, 19))
         freq = "DAILY;INTERVAL=3" if n % 5 == 0 else "WEEKLY"
+        count = "" if endless and n % 4 == 0 else ";COUNT=%d" % (rng.randrange(20, 80),)
         lines = ["DTSTART;TZID=Europe/Berlin:" + local(start),
                  "DTEND;TZID=Europe/Berlin:" + local(start + timedelta(hours=1)),
-                 "RRULE:FREQ=%s;COUNT=%d" % (freq, rng.randrange(20, 80))]
+                 "RRULE:FREQ=%s%s" % (freq, count)]
         if n % 3 == 0:
             lines.append("EXDATE;TZID=Europe/Berlin:" + local(start + timedelta(weeks=2)))
         uid = "series-%d" % (n,)

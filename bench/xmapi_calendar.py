@@ -65,7 +65,6 @@ from tests.support import makeDataRoot, makeTestConfig  # noqa: E402
 _spec = importlib.util.spec_from_file_location("bench_freebusy", os.path.join(_HERE, "freebusy.py"))
 _freebusy = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_freebusy)
-event, local, wrap = _freebusy.event, _freebusy.local, _freebusy.wrap
 
 UTC = timezone.utc
 WEEK_START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -74,56 +73,10 @@ GOAL = 0.05
 
 
 def makeMessages(events, recurring, rng):
-    """
-    @return: C{list} of message C{bytes}, one event (or override) each.
-    """
-    messages = []
-    base = datetime(2025, 9, 1, 0, 0)
-    extras = ["", "STATUS:TENTATIVE", "STATUS:CANCELLED", "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
-              "TRANSP:TRANSPARENT"]
-    for n in range(events - recurring):
-        start = base + timedelta(days=rng.randrange(365), hours=rng.randrange(7, 19))
-        extra = extras[n % 25] if n % 25 < len(extras) else ""
-        if n % 50 == 7:
-            lines = ("DTSTART;VALUE=DATE:" + start.strftime("%Y%m%d"),)
-        else:
-            lines = ("DTSTART;TZID=Europe/Berlin:" + local(start),
-                     "DTEND;TZID=Europe/Berlin:" + local(start + timedelta(minutes=rng.choice((30, 60, 90)))))
-        messages.append(wrap(*event("single-%d" % (n,), *(lines + ((extra,) if extra else ())))))
-    for n in range(recurring):
-        start = base + timedelta(days=rng.randrange(180), hours=rng.randrange(7, 19))
-        freq = "DAILY;INTERVAL=3" if n % 5 == 0 else "WEEKLY"
-        count = "" if n % 4 == 0 else ";COUNT=%d" % (rng.randrange(20, 80),)
-        lines = ["DTSTART;TZID=Europe/Berlin:" + local(start),
-                 "DTEND;TZID=Europe/Berlin:" + local(start + timedelta(hours=1)),
-                 "RRULE:FREQ=%s%s" % (freq, count)]
-        if n % 3 == 0:
-            lines.append("EXDATE;TZID=Europe/Berlin:" + local(start + timedelta(weeks=2)))
-        uid = "series-%d" % (n,)
-        messages.append(wrap(*event(uid, *lines)))
-        if n % 10 == 1:
-            moved = start + timedelta(weeks=3)
-            messages.append(wrap(*event(uid, "RECURRENCE-ID;TZID=Europe/Berlin:" + local(moved),
-                                        "DTSTART;TZID=Europe/Berlin:" + local(moved + timedelta(hours=2)),
-                                        "DTEND;TZID=Europe/Berlin:" + local(moved + timedelta(hours=3)))))
-    rng.shuffle(messages)
-    return messages
+    return _freebusy.makeMessages(events, recurring, rng, endless=True)
 
 
-def median(f, runs, prepare=None):
-    """
-    The median time of C{runs} calls of C{f}, and its last result; each
-    call after C{prepare()} when given (not timed).
-    """
-    times = []
-    result = None
-    for _ in range(runs):
-        if prepare is not None:
-            prepare()
-        t = time.perf_counter()
-        result = f()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), result
+median = _freebusy.median
 
 
 def clientSide(mailbox, start, end):
