@@ -52,6 +52,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 sys.path.insert(0, ROOT)
 
 from bench import peers  # noqa: E402
+from bench.imap import stop  # noqa: E402
 from tests.imapcheck import Registry  # noqa: E402
 from tests.imapload import connector, makeMessage, runLoad  # noqa: E402
 
@@ -184,16 +185,6 @@ def startDovecot(mailRoot, tmp):
     for name in MAILBOXES:
         copyMaildir(os.path.join(mailRoot, name), maildir if name == "INBOX" else os.path.join(maildir, "." + name))
     return peers.runDovecot(tmp, DOVECOT_CONF, USER, PASSWORD, [maildir])
-
-
-def stop(child):
-    if child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
 
 
 # ---------------------------------------------------------------------------
