@@ -21,7 +21,7 @@ from gateway.imap.format import badFlags, flagList
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.qresync import fetchVanished
-from gateway.imap.results import formatPartial, partialSlice
+from gateway.imap.results import esearchParts, partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
 from gateway.store.access import hasRight, transfer
 
@@ -584,20 +584,7 @@ def _search(session, tag, args, uid):
             session.sendUntagged(b"SEARCH" + b"".join(b" %d" % (n,) for n in found) + suffix)
             return None
         options = set(options) or {"ALL"}
-        parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
-        if uid:
-            parts.append(b"UID")
-        if found:
-            if "MIN" in options:
-                parts.append(b"MIN %d" % (found[0],))
-            if "MAX" in options:
-                parts.append(b"MAX %d" % (found[-1],))
-        if "COUNT" in options:
-            parts.append(b"COUNT %d" % (len(found),))
-        if found and "ALL" in options:
-            parts.append(b"ALL " + formatSequenceSet(found).encode("ascii"))
-        if program.partial is not None:
-            parts.append(formatPartial(program.partial, formatSequenceSet(partialSlice(found, program.partial))))
+        parts = esearchParts(tag, uid, found, options, program.partial, formatSequenceSet)
         if found and wantsModSeq:
             parts.append(b"MODSEQ %d" % (esearchModSeq(hits, options),))
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))

@@ -16,7 +16,7 @@ from gateway.imap.commands_selected import matchingMessages, parseSearchProgram,
 from gateway.imap.message import headersComplete
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import SEL, capability, command, no
-from gateway.imap.results import formatOrdered, formatPartial, parseReturnOptions, partialSlice
+from gateway.imap.results import esearchParts, formatOrdered, parseReturnOptions
 from gateway.imap.search import SUPPORTED_CHARSETS
 
 capability("SORT")
@@ -171,20 +171,7 @@ def _sort(session, tag, args, uid):
             session.view.saved = frozenset(r[3] for r in saved)
             if options == {"SAVE"} and partial is None:
                 return None
-        parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
-        if uid:
-            parts.append(b"UID")
-        if numbers:
-            if "MIN" in options:
-                parts.append(b"MIN %d" % (numbers[0],))
-            if "MAX" in options:
-                parts.append(b"MAX %d" % (numbers[-1],))
-        if "COUNT" in options:
-            parts.append(b"COUNT %d" % (len(numbers),))
-        if numbers and "ALL" in options:
-            parts.append(b"ALL " + formatOrdered(numbers).encode("ascii"))
-        if partial is not None:
-            parts.append(formatPartial(partial, formatOrdered(partialSlice(numbers, partial))))
+        parts = esearchParts(tag, uid, numbers, options, partial, formatOrdered)
         if numbers and wantsModSeq:
             returned = records if options & {"ALL", "COUNT", "PARTIAL"} else (
                 [records[0]] * ("MIN" in options) + [records[-1]] * ("MAX" in options))

@@ -94,3 +94,30 @@ def formatOrdered(numbers):
         parts.append("%d" % (numbers[i],) if i == j else "%d:%d" % (numbers[i], numbers[j]))
         i = j + 1
     return ",".join(parts)
+
+
+def esearchParts(tag, uid, numbers, options, partial, formatNumbers):
+    """
+    The ESEARCH response's parts (RFC 4731, RFC 5267, RFC 9394) for the
+    found C{numbers}, in the order they were found: the tag, C{UID}, and
+    MIN, MAX, COUNT, ALL and PARTIAL as C{options} and C{partial} ask.
+
+    @param formatNumbers: how a list of numbers is written: a sequence set
+        (SEARCH), or in order (SORT).
+    @return: C{list} of C{bytes}, for the caller to add MODSEQ to.
+    """
+    parts = [b'(TAG "' + tag.encode("latin-1") + b'")']
+    if uid:
+        parts.append(b"UID")
+    if numbers:
+        if "MIN" in options:
+            parts.append(b"MIN %d" % (numbers[0],))
+        if "MAX" in options:
+            parts.append(b"MAX %d" % (numbers[-1],))
+    if "COUNT" in options:
+        parts.append(b"COUNT %d" % (len(numbers),))
+    if numbers and "ALL" in options:
+        parts.append(b"ALL " + formatNumbers(numbers).encode("ascii"))
+    if partial is not None:
+        parts.append(formatPartial(partial, formatNumbers(partialSlice(numbers, partial))))
+    return parts
