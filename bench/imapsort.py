@@ -69,7 +69,14 @@ SORTS = [
 def rfc2822(when):
     t = time.gmtime(when)
     return "%s, %d %s %d %02d:%02d:%02d +0000" % (
-        DAYS[t.tm_wday], t.tm_mday, MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+        DAYS[t.tm_wday],
+        t.tm_mday,
+        MONTHS[t.tm_mon - 1],
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
 
 
 def makeMessages(count, seed=5256):
@@ -151,7 +158,7 @@ def threadShape(answer):
         numbers) of a THREAD answer.
     """
     line = next(x for x in answer.split(b"\r\n") if x.startswith(b"* THREAD"))
-    body = line[len(b"* THREAD"):]
+    body = line[len(b"* THREAD") :]
     depth = tops = 0
     for ch in body:
         if ch == ord("("):
@@ -217,12 +224,15 @@ def resync(port, run, changes, state):
                 low, _, high = part.partition(b":")
                 vanished.update(range(int(low), int(high or low) + 1))
     if vanished != gone:
-        raise AssertionError("VANISHED reported %d UIDs, %d expunged, %d in common"
-                             % (len(vanished), len(gone), len(vanished & gone)))
+        raise AssertionError(
+            "VANISHED reported %d UIDs, %d expunged, %d in common"
+            % (len(vanished), len(gone), len(vanished & gone))
+        )
     fetched = {int(m) for m in re.findall(rb"\* \d+ FETCH \([^\r]*?UID (\d+)", answer)}
     if not set(flagged) <= fetched:
-        raise AssertionError("%d of %d changed messages were not reported"
-                             % (len(set(flagged) - fetched), changes))
+        raise AssertionError(
+            "%d of %d changed messages were not reported" % (len(set(flagged) - fetched), changes)
+        )
     return elapsed
 
 
@@ -319,10 +329,15 @@ def main():
             print("kept", tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    print("\nmedians of %d runs, INBOX of %d messages; every answer checked"
-          % (options.runs, options.messages))
+    print(
+        "\nmedians of %d runs, INBOX of %d messages; every answer checked" % (options.runs, options.messages)
+    )
     kinds = [k for k in ("ours", "dovecot") if k in results]
-    print("%-44s" % ("",) + "".join("%14s" % (k,) for k in kinds) + ("%10s" % ("ratio",) if len(kinds) == 2 else ""))
+    print(
+        "%-44s" % ("",)
+        + "".join("%14s" % (k,) for k in kinds)
+        + ("%10s" % ("ratio",) if len(kinds) == 2 else "")
+    )
     for name in results["ours"]:
         cells = [statistics.median(results[k][name]) for k in kinds]
         line = "%-44s" % (name,) + "".join("%12.1f ms" % (c * 1000,) for c in cells)
