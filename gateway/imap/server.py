@@ -10,6 +10,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_auth,
     commands_mailbox,
     commands_metadata,
+    commands_replace,
     commands_selected,
     commands_sort,
     commands_unauthenticate,
