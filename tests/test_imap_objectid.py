@@ -224,12 +224,12 @@ class StoreIdTests(StoreTestMixin, unittest.TestCase):
         store = self.makeStore()
         inbox = store.getMailbox("INBOX")
         uids = [inbox.appendMessage(m) for m in (ROOT, REPLY, BARE)]
-        before = sorted(objectid.objectIds(inbox, uids).values())
+        before = sorted(self.successResultOf(objectid.objectIds(inbox, uids)).values())
         self.assertEqual(len(set(before)), 3)
         store.close()
         store = self.makeStore(self.mailPath)
         inbox = store.getMailbox("INBOX")
-        self.assertEqual(sorted(objectid.objectIds(inbox, inbox.uids()).values()), before)
+        self.assertEqual(sorted(self.successResultOf(objectid.objectIds(inbox, inbox.uids())).values()), before)
         store.close()
         for suffix in ("", "-wal", "-shm"):
             maildir.removeQuietly(os.path.join(self.mailPath, maildir.INDEX_NAME + suffix))
@@ -243,7 +243,7 @@ class StoreIdTests(StoreTestMixin, unittest.TestCase):
         store = self.makeStore()
         inbox = store.getMailbox("INBOX")
         lf, crlf = inbox.appendMessage(ROOT.replace(b"\r\n", b"\n")), inbox.appendMessage(ROOT)
-        found = objectid.objectIds(inbox, [lf, crlf])
+        found = self.successResultOf(objectid.objectIds(inbox, [lf, crlf]))
         self.assertEqual(found[lf], found[crlf])
 
     def test_migration(self):
@@ -276,7 +276,7 @@ class EndToEndTests(unittest.TestCase):
             session.transport.abortConnection()
 
     def test_imaplib(self):
-        """imaplib: CREATE answers a MAILBOXID; FETCH EMAILID THREADID; COPY keeps them; SEARCH EMAILID finds the copy."""
+        """imaplib: CREATE answers a MAILBOXID; FETCH EMAILID THREADID; COPY keeps them; SEARCH EMAILID finds the copy; older rows get the same ids."""
         def client():
             imap = imaplib.IMAP4("127.0.0.1", self.port)
             self.assertIn("OBJECTID", imap.capabilities)
@@ -300,5 +300,15 @@ class EndToEndTests(unittest.TestCase):
             typ, data = imap.fetch("1", "(EMAILID THREADID)")
             self.assertEqual(ids(data[0], _EMAILID), emailIds[1:])
             self.assertEqual(ids(data[0], _THREADID), threadIds[1:])
+            # Rows from before the ids existed: filled in the store's threads.
+            conn = sqlite3.connect(indexPath, timeout=30)
+            with conn:
+                conn.execute("UPDATE messages SET emailid = NULL, threadid = NULL")
+            conn.close()
+            imap.select("INBOX")
+            typ, data = imap.fetch("1:2", "(EMAILID THREADID)")
+            self.assertEqual(ids(b" ".join(data), _EMAILID), emailIds)
+            self.assertEqual(ids(b" ".join(data), _THREADID), threadIds)
             imap.logout()
+        indexPath = self.context.realm.accountFor("demo@example.test").mailStore.indexPath
         return deferToThread(client)

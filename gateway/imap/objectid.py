@@ -9,8 +9,6 @@ What the ids are and how they stay stable (restart, index rebuild, COPY,
 MOVE) is L{gateway.store.objectid}; this module is the syntax.
 """
 
-from twisted.internet.defer import succeed
-
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.protocol import capability
 from gateway.imap.search import SearchKey
@@ -47,7 +45,9 @@ class ObjectIdItem(FetchItem):
         self.ids = {}
 
     def prepare(self, session, uids):
-        self.ids = objectid.objectIds(session.view.mailbox, uids)
+        def got(found):
+            self.ids = found
+        return objectid.objectIds(session.view.mailbox, uids).addCallback(got)
 
 
 def _parser(name):
@@ -83,9 +83,9 @@ class ObjectIdKey(SearchKey):
         self.uids = frozenset()
 
     def prepare(self):
-        mailbox = self.session.view.mailbox
-        self.uids = frozenset(objectid.uidsWith(mailbox, self.column, self.value))
-        return succeed(None)
+        def got(found):
+            self.uids = frozenset(found)
+        return objectid.uidsWith(self.session.view.mailbox, self.column, self.value).addCallback(got)
 
     def match(self, m):
         return m.info.uid in self.uids

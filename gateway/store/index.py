@@ -12,7 +12,8 @@ either the old or the new index.  The index can always be rebuilt from the
 Maildir (L{scanMailbox}); what is lost then is UIDs (a new UIDVALIDITY
 is taken), mailbox classes other than the defaults, and keywords past the
 26 a mailbox's C{dovecot-keywords} file gives letters to (the others are
-in the file names).
+in the file names); EMAILID and THREADID come back, being derived from the
+messages (L{gateway.store.objectid}).
 
 Tables::
 

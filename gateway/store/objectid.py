@@ -25,12 +25,15 @@ bare Maildir gives every message the ids it had:
     5.2).
 
 Rows written before migration 4 have C{NULL} ids: L{objectIds} computes
-them on first use (EMAILID reads the message file once) and keeps them.
+them on first use, in a thread (EMAILID reads the message file once), and
+keeps them.
 """
 
 import hashlib
 import re
 import sqlite3
+
+from twisted.internet.defer import succeed
 
 from gateway.errors import isStorageFull
 
@@ -137,16 +140,48 @@ def digestFile(f):
         digest.update(chunk)
 
 
+def _owner(mailbox):
+    """
+    The owner's mailbox behind a shared one (the caller checked the
+    viewer's rights: reading ids needs C{r}, as any FETCH or SEARCH).
+    """
+    return getattr(mailbox, "_mailbox", mailbox)
+
+
 def objectIds(mailbox, uids):
     """
     The ids of C{uids} in C{mailbox} (a L{gateway.store.mailbox.Mailbox}, or
-    a shared one, which passes its owner's internals through).  Rows that
-    have none yet (written before the ids existed) get them now: the
-    message file is read once, and the ids are kept unless the disk is
-    full.
+    a shared one).  Rows that have none yet (written before the ids
+    existed) get them in the store's thread pool (L{fill}), so a large old
+    mailbox does not hold up the reactor while its files are read.
 
-    @return: C{{uid: (emailId, threadId)}} for the messages that exist.
+    @return: a C{Deferred} firing with C{{uid: (emailId, threadId)}} for
+        the messages that exist.
     """
+    mailbox = _owner(mailbox)
+    rows = mailbox._select("uid, emailid, threadid", uids)
+    result = {uid: (emailId, threadId) for uid, emailId, threadId in rows
+              if emailId is not None and threadId is not None}
+    lacking = [uid for uid, emailId, threadId in rows if emailId is None or threadId is None]
+    if not lacking:
+        return succeed(result)
+    d = mailbox._store._deferToThread(fill, mailbox, lacking)
+
+    def filled(found):
+        result.update(found)
+        return result
+    return d.addCallback(filled)
+
+
+def fill(mailbox, uids):
+    """
+    Give ids to the rows of C{uids} that have none, from their files (read
+    once), and keep them unless the disk is full; safe in a worker thread
+    (the store gives each thread its own index connection).
+
+    @return: C{{uid: (emailId, threadId)}} of those C{uids} that exist.
+    """
+    mailbox = _owner(mailbox)
     rows = mailbox._select("uid, emailid, threadid, headers", uids)
     result = {}
     missing = []
@@ -182,13 +217,17 @@ def uidsWith(mailbox, column, value):
     The UIDs of the messages of C{mailbox} whose C{column} (C{"emailid"} or
     C{"threadid"}) is C{value}, after giving ids to the rows that lack them
     (SEARCH EMAILID / THREADID, RFC 8474 6).
+
+    @return: a C{Deferred} firing with a C{set} of UIDs.
     """
     if column not in ("emailid", "threadid"):
         raise ValueError("no such id column %r" % (column,))
-    conn = mailbox._conn
-    lacking = [row[0] for row in conn.execute(
+    mailbox = _owner(mailbox)
+    lacking = [row[0] for row in mailbox._conn.execute(
         "SELECT uid FROM messages WHERE mailbox = ? AND (emailid IS NULL OR threadid IS NULL)", (mailbox._id,))]
-    if lacking:
-        objectIds(mailbox, lacking)
-    return {row[0] for row in conn.execute(
-        "SELECT uid FROM messages WHERE mailbox = ? AND %s = ?" % (column,), (mailbox._id, value))}
+    d = mailbox._store._deferToThread(fill, mailbox, lacking) if lacking else succeed(None)
+
+    def find(_):
+        return {row[0] for row in mailbox._conn.execute(
+            "SELECT uid FROM messages WHERE mailbox = ? AND %s = ?" % (column,), (mailbox._id, value))}
+    return d.addCallback(find)
