@@ -132,11 +132,15 @@ class ReplaceTests(ReplaceMixin, unittest.TestCase):
         self.assertEqual(self.bodies(), [NEW])
 
     def test_largeLiteral(self):
-        """A message past the line limit is taken (the APPEND limit applies, and its file spool)."""
+        """A message past the line limit is taken by REPLACE and UID REPLACE (the APPEND limit applies, and its file spool), not by other commands."""
         self.selectMessages(OLD)
         big = NEW + b"x" * 200000 + b"\r\n"
         self.assertIn(b"a OK", self.send(b"a REPLACE 1 INBOX " + literal(big)))
         self.assertEqual(self.bodies(), [big])
+        bigger = big + b"y" * 1000 + b"\r\n"
+        self.assertIn(b"b OK", self.send(b"b UID REPLACE 2 INBOX " + literal(bigger)))
+        self.assertEqual(self.bodies(), [bigger])
+        self.assertIn(b"c NO Literal too large", self.send(b"c NOOP " + literal(big)))
 
     def test_qresync(self):
         """With QRESYNC enabled the old message is reported by VANISHED."""
