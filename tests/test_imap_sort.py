@@ -71,6 +71,46 @@ class BaseSubjectTests(unittest.TestCase):
             self.assertRaises(ValueError, sort.parseCriteria, bad)
 
 
+class _Mailbox:
+    uidValidity = 7
+
+
+class KeyOrderTests(unittest.TestCase):
+    def test_orderFollowsNewKeys(self):
+        """KeyCache.order lists every kept UID by (value, uid), and takes in keys added since, above or below."""
+        cache = sort.KeyCache()
+        mailbox = _Mailbox()
+        values = cache.values(mailbox, "SUBJECT")
+        values.update({1: "b", 2: "a", 3: "b", 5: "a"})
+        self.assertEqual(cache.order(mailbox, "SUBJECT"), [2, 5, 1, 3])
+        values.update({7: "a", 6: "a", 9: "0"})
+        self.assertEqual(cache.order(mailbox, "SUBJECT"), [9, 2, 5, 6, 7, 1, 3])
+        values[4] = "a"
+        self.assertEqual(cache.order(mailbox, "SUBJECT"), [9, 2, 4, 5, 6, 7, 1, 3])
+
+    def test_sortUidsAgreesWithStableSorts(self):
+        """sortUids through the kept order gives what stable sorts of the UIDs give, REVERSE ties in mailbox order."""
+        import random
+        rng = random.Random(5256)
+        cache = sort.KeyCache()
+        mailbox = _Mailbox()
+        allUids = list(range(1, 400))
+        values = {}
+        for name in ("DATE", "SUBJECT"):
+            values[name] = cache.values(mailbox, name)
+            values[name].update({uid: rng.choice("abcde") if name == "SUBJECT" else rng.randint(1, 9)
+                                 for uid in allUids})
+        for criteria in (["DATE"], ["REVERSE", "DATE"], ["SUBJECT"], ["REVERSE", "SUBJECT"],
+                         ["SUBJECT", "REVERSE", "DATE"]):
+            parsed = sort.parseCriteria(criteria)
+            for uids in (allUids, allUids[::3], allUids[:5]):
+                expected = sorted(uids, key=lambda u: tuple(
+                    (-1 if c.reverse else 1) * (ord(values[c.key][u]) if c.key == "SUBJECT" else values[c.key][u])
+                    for c in parsed) + (u,))
+                got = sort.sortUids(uids, parsed, values, lambda name: cache.order(mailbox, name))
+                self.assertEqual(got, expected, (criteria, len(uids)))
+
+
 class SortCommandTests(SelectedTestMixin, unittest.TestCase):
     def fill(self, messages):
         self.login()

@@ -75,7 +75,12 @@ def _computeKeys(session, hits, names, compute, needsHeaders):
     """
     mailbox = session.view.mailbox
     caches = {name: sortModule.keyCache.values(mailbox, name) for name in names}
-    missing = [hit[0] for hit in hits if any(hit[0] not in cache for cache in caches.values())]
+    missing = None
+    for cache in caches.values():
+        lacking = [hit[0] for hit in hits if hit[0] not in cache]
+        missing = lacking if missing is None else sorted(set(missing).union(lacking))
+    if not missing:
+        return caches, None
 
     def batch(chunk):
         for info in mailbox.messages(chunk, headers=needsHeaders):
@@ -125,13 +130,17 @@ class _WholeHeader:
 def _withKeys(session, hits, names, compute, needsHeaders, use):
     """
     C{use(hits, caches, numbers)} once the keys are known, for the hits
-    still in the index; C{numbers} maps each UID to its sequence number.
+    still in the index; C{numbers} maps each UID of the view to its
+    sequence number.
     """
     caches, d = _computeKeys(session, hits, names, compute, needsHeaders)
 
     def ready(_):
-        present = [hit for hit in hits if all(hit[0] in cache for cache in caches.values())]
-        return use(present, caches, session.view.sequenceNumbers([hit[0] for hit in present]))
+        present = hits
+        if d is not None:
+            present = [hit for hit in hits if all(hit[0] in cache for cache in caches.values())]
+        view = session.view
+        return use(present, caches, dict(zip(view.uids, range(1, len(view.uids) + 1), strict=True)))
     if d is None:
         return ready(None)
     return d.addCallback(ready)
@@ -153,16 +162,18 @@ def _sort(session, tag, args, uid):
     def compute(name, info):
         return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
 
+    def order(name):
+        return sortModule.keyCache.order(session.view.mailbox, name)
+
     def sortRecords(hits, caches, seqs):
-        records = [(uid_ if uid else seqs[uid_], modseq, [caches[c.key][uid_] for c in criteria], uid_)
-                   for uid_, modseq in hits]
-        for i in range(len(criteria) - 1, -1, -1):
-            records.sort(key=lambda r: r[2][i], reverse=criteria[i].reverse)
-        numbers = [r[0] for r in records]
+        uids = sortModule.sortUids([hit[0] for hit in hits], criteria, caches, order)
+        numbers = uids if uid else [seqs[uid_] for uid_ in uids]
         if options is None:
-            suffix = b" (MODSEQ %d)" % (max(r[1] for r in records),) if wantsModSeq and records else b""
-            session.sendUntagged(b"SORT" + b"".join(b" %d" % (n,) for n in numbers) + suffix)
+            suffix = b" (MODSEQ %d)" % (max(hit[1] for hit in hits),) if wantsModSeq and hits else b""
+            session.sendUntagged(b" ".join([b"SORT"] + [b"%d" % (n,) for n in numbers]) + suffix)
             return None
+        modseqs = dict(hits)
+        records = [(n, modseqs[uid_], None, uid_) for n, uid_ in zip(numbers, uids, strict=True)]
         if "SAVE" in options:
             # RFC 5182 with RFC 5267: MIN/MAX alone save those messages.
             saved = records

@@ -263,6 +263,68 @@ class KeyCache:
             self._mailboxes.move_to_end(key)
         return keys.setdefault(name, {})
 
+    def order(self, mailbox, name):
+        """
+        Every UID whose key C{name} of C{mailbox} is kept, in the order of
+        C{(value, uid)}: kept beside the values and brought up to date when
+        they grew, so that a SORT by one key walks it instead of sorting.
+
+        @return: a C{list} the caller must not change.
+        """
+        values = self.values(mailbox, name)
+        keys = self._mailboxes[(mailbox, mailbox.uidValidity)]
+        kept = keys.get((ORDER, name))
+        if kept is not None and kept[1] == len(values):
+            return kept[0]
+        if kept is not None and kept[0]:
+            # New mail: only UIDs above the ones ordered (a sort of a
+            # sorted list with a sorted tail appended costs little).
+            order, _, highest = kept
+            added = sorted(uid for uid in values if uid > highest)
+            if len(order) + len(added) != len(values):
+                order = None
+        else:
+            order = None
+        if order is None:
+            order = sorted(values)
+            order.sort(key=values.__getitem__)
+        else:
+            order = order + added
+            order.sort(key=values.__getitem__)
+        keys[(ORDER, name)] = (order, len(values), max(values, default=0))
+        return order
+
+
+#: The key under which L{KeyCache.order} keeps an order beside the values.
+ORDER = object()
+
+
+def sortUids(uids, criteria, values, order=None):
+    """
+    C{uids} (ascending) sorted by C{criteria} from the keys kept: ties keep
+    mailbox order, also under C{REVERSE} (RFC 5256).
+
+    @param values: C{{key name: {uid: value}}} holding every UID's keys.
+    @param order: C{order(name)} gives L{KeyCache.order} of a key, or
+        C{None}: a single key is then sorted like several.
+    @return: a new C{list} of UIDs.
+    """
+    if len(criteria) == 1 and order is not None:
+        criterion = criteria[0]
+        ordered = order(criterion.key)
+        if len(uids) * 8 >= len(ordered):
+            wanted = set(uids)
+            result = [uid for uid in ordered if uid in wanted]
+            if criterion.reverse:
+                # Already ascending: the stable reverse sort keeps ties
+                # in mailbox order in one pass.
+                result.sort(key=values[criterion.key].__getitem__, reverse=True)
+            return result
+    result = list(uids)
+    for criterion in reversed(criteria):
+        result.sort(key=values[criterion.key].__getitem__, reverse=criterion.reverse)
+    return result
+
 
 #: The process's L{KeyCache}.
 keyCache = KeyCache()
