@@ -33,8 +33,11 @@ class ThreadMessage:
         a reply or forward.
     @ivar messageId: its Message-ID, or C{None}.
     @ivar references: the Message-IDs it refers to, oldest first (its
-        References, else the first of In-Reply-To).
+        References, else the first of In-Reply-To): a sequence not to
+        change.
     """
+
+    __slots__ = ("number", "order", "date", "subject", "isReply", "messageId", "references")
 
     def __init__(self, number, order, date, subject, isReply=False, messageId=None, references=()):
         self.number = number
@@ -43,7 +46,7 @@ class ThreadMessage:
         self.subject = subject
         self.isReply = isReply
         self.messageId = messageId
-        self.references = list(references)
+        self.references = references
 
 
 def _messageIds(value):
@@ -95,6 +98,8 @@ class Node:
     """
     A message (or dummy) of a thread with its children.
     """
+
+    __slots__ = ("message", "parent", "children")
 
     def __init__(self, message=None):
         self.message = message
@@ -269,9 +274,11 @@ def _gatherSubjects(roots):
 
 
 def _sortTree(nodes):
-    _sortSiblings(nodes)
+    if len(nodes) > 1:
+        _sortSiblings(nodes)
     for node in nodes:
-        _sortTree(node.children)
+        if node.children:
+            _sortTree(node.children)
 
 
 def formatThreads(roots):
