@@ -63,6 +63,21 @@ class QresyncTests(SelectedTestMixin, unittest.TestCase):
         self.assertLess(out.index(b"* FLAGS ("), out.index(b"* 2 FETCH"))
         self.assertTrue(out.endswith(b"s OK [READ-WRITE] SELECT completed\r\n"))
 
+    def test_fewChangesInLargerMailbox(self):
+        """A few changes among many messages are FETCHed with their sequence numbers after the expunged ones."""
+        uidValidity, modseq = self.prepare(40)
+        self.changeElsewhere()
+        other = Other(self)
+        other.send(b"o2 SELECT INBOX")
+        other.send(b"o3 UID STORE 30 +FLAGS.SILENT ($Late)")
+        other.send(b"o4 LOGOUT")
+        self.send(b"e ENABLE QRESYNC")
+        out = self.send(b"s SELECT INBOX (QRESYNC (%d %d))" % (uidValidity, modseq))
+        self.assertIn(b"* VANISHED (EARLIER) 3,5\r\n", out)
+        self.assertRegex(out, rb"\* 2 FETCH \(UID 2 FLAGS \(\$Seen2\) MODSEQ \(\d+\)\)\r\n")
+        self.assertRegex(out, rb"\* 28 FETCH \(UID 30 FLAGS \(\$Late\) MODSEQ \(\d+\)\)\r\n")
+        self.assertEqual(len(re.findall(rb"FETCH", out)), 2)
+
     def test_knownUidsAndWrongValidity(self):
         """Known UIDs limit VANISHED; another UIDVALIDITY means a plain SELECT."""
         uidValidity, modseq = self.prepare()

@@ -99,12 +99,18 @@ def afterSelect(session, view, qresync):
     sendVanishedEarlier(session, view, expunged, qresync.knownUids)
     infos = [info for info in changed if info.modseq > qresync.modseq]
     view.announceFlags(session, infos)
-    seqs = view.sequenceNumbers([info.uid for info in infos])
-    for info in infos:
-        seq = seqs.get(info.uid)
-        if seq is not None:
-            session.sendUntagged(b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (
-                seq, info.uid, flagList(info.flags, info.uid in view.recent), info.modseq))
+    if len(infos) * 16 < len(view.uids):
+        # A few changes in a large mailbox: a binary search each beats a
+        # walk along the whole view.
+        seqs = {info.uid: view.seqOf(info.uid) for info in infos}
+    else:
+        seqs = view.sequenceNumbers([info.uid for info in infos])
+    recent = view.recent
+    lines = [b"%d FETCH (UID %d FLAGS %s MODSEQ (%d))" % (
+        seqs[info.uid], info.uid, flagList(info.flags, info.uid in recent), info.modseq)
+        for info in infos if seqs.get(info.uid) is not None]
+    for line in lines:
+        session.sendUntagged(line)
 
 
 def sendVanishedEarlier(session, view, expunged, uidSet=None):
