@@ -156,6 +156,27 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(other.getMailbox("INBOX").uids(), [uid])
 
     @inlineCallbacks
+    def test_changesRightAfterSelectLeaveFoldersTrusted(self):
+        """
+        Changes made as soon as a listener is added to an index in step
+        (SELECT, then STORE and EXPUNGE at once) leave the folders trusted:
+        the next open, unwatched, scans nothing (a QRESYNC SELECT listed
+        the whole mailbox).
+        """
+        uids = [self.inbox.appendMessage(CRLF_MESSAGE) for _ in range(4)]
+        yield self.settle()
+        yield task.deferLater(reactor, index.DIRTY_WINDOW_NS / 1e9, lambda: None)
+        yield self.inbox.synchronize()
+        del self.scans[:]
+        remove = self.inbox.addListener(lambda: None)
+        self.inbox.setFlags(uids[:2], ["$Run", "\\Deleted"], "+")
+        self.inbox.expunge(uids[:1])
+        remove()
+        yield self.inbox.synchronize()
+        self.assertEqual(self.scans, [])
+        self.assertEqual(self.inbox.uids(), uids[1:])
+
+    @inlineCallbacks
     def test_manyExternalFilesListedInThread(self):
         """Past _MAX_EVENT_NAMES reported names, the folders are listed (in a thread) instead."""
         self.patch(changes, "_MAX_EVENT_NAMES", 3)

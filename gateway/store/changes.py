@@ -70,6 +70,7 @@ class MailboxChanges:
             self._notifiedModSeq = self.highestModSeq()
             self._watchedPath = self._path()
             self._store._startWatching(self)
+            self._coverIfInStep()
         self._listeners.append(callback)
 
         def remove():
@@ -81,6 +82,22 @@ class MailboxChanges:
                     self._own.clear()
                     self._events.clear()
         return remove
+
+    def _coverIfInStep(self):
+        """
+        Watching just started: if the index matches the folders now, inotify
+        reports every change from here on, so the mailbox is covered at once
+        (the session that selected it may change files before it next
+        synchronizes, and L{_recordFolders} then keeps the folders trusted).
+        """
+        if self._scanning or self._store._watchedSince(self) is None:
+            return
+        try:
+            row = self._row("newmtime, newsynced, curmtime, cursynced")
+        except NoSuchMailbox:
+            return
+        if not index.dirtyDirectories(row, self._path()):
+            self._covered = True
 
     def _changed(self):
         """
