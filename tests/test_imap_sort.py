@@ -168,6 +168,15 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         self.fill([message("zebra"), message("=?utf-8?q?=C3=89clair?="), message("eclair"), message("Ecl")])
         self.assertIn(b"* SORT 4 3 2 1\r\n", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
 
+    def test_messageGoneBeforeItsKeys(self):
+        """A message the index no longer has when its keys are read is left out of SORT and THREAD, no error."""
+        self.fill([message("b"), message("c"), message("a")])
+        original = self.mailbox.messages
+        self.patch(self.mailbox, "messages", lambda uids, headers=True: [
+            info for info in original(uids, headers) if info.uid != 2])
+        self.assertIn(b"* SORT 3 1\r\na OK", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
+        self.assertIn(b"* THREAD (1)(3)\r\nb OK", self.send(b"b THREAD ORDEREDSUBJECT UTF-8 ALL"))
+
     def test_tiesKeepMailboxOrder(self):
         """Messages equal on every key stay in mailbox order, also under REVERSE."""
         self.fill([message("same", day(1))] * 3)

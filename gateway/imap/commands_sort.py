@@ -9,6 +9,8 @@ their sort keys and thread headers come from the index, in batches, never
 from the message files.
 """
 
+from twisted.internet import defer
+
 from gateway.errors import StoreError
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
@@ -70,8 +72,9 @@ def _computeKeys(session, hits, names, compute, needsHeaders):
     message of C{hits}: C{compute(name, info)} for those it lacks, read
     from the index in batches.
 
-    @return: C{(caches, d)}: C{{name: {uid: value}}}, and C{None} or a
-        C{Deferred} that fires when they are filled.
+    @return: C{(caches, d)}: C{{name: {uid: value}}}, and C{None} when
+        every key was kept already, or a C{Deferred} that fires when they
+        are filled (messages gone from the index meanwhile have none).
     """
     mailbox = session.view.mailbox
     caches = {name: sortModule.keyCache.values(mailbox, name) for name in names}
@@ -88,7 +91,9 @@ def _computeKeys(session, hits, names, compute, needsHeaders):
                 info = _WholeHeader(info, mailbox)
             for name, cache in caches.items():
                 cache[info.uid] = compute(name, info)
-    return caches, runBatches(session, missing, batch)
+    d = runBatches(session, missing, batch)
+    # Not None: the caller drops the hits expunged before their keys were read.
+    return caches, d if d is not None else defer.succeed(None)
 
 
 #: The most of a message file read for a header block the index cut.
