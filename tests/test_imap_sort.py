@@ -177,6 +177,19 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* SORT 3 1\r\na OK", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
         self.assertIn(b"* THREAD (1)(3)\r\nb OK", self.send(b"b THREAD ORDEREDSUBJECT UTF-8 ALL"))
 
+    def test_keysLetGoWhileSorting(self):
+        """A SORT whose kept keys the cache lets go before it sorts (other mailboxes sorted) still sorts them all."""
+        self.fill([message("b"), message("c"), message("a")])
+        cache = sort.KeyCache(size=1)
+        self.patch(sort, "keyCache", cache)
+        real = sort.sortUids
+
+        def evictFirst(*args):
+            cache.values(_Mailbox(), "SUBJECT")  # another mailbox sorted meanwhile
+            return real(*args)
+        self.patch(sort, "sortUids", evictFirst)
+        self.assertIn(b"* SORT 3 1 2\r\n", self.send(b"a SORT (SUBJECT) UTF-8 ALL"))
+
     def test_tiesKeepMailboxOrder(self):
         """Messages equal on every key stay in mailbox order, also under REVERSE."""
         self.fill([message("same", day(1))] * 3)

@@ -167,10 +167,13 @@ def _sort(session, tag, args, uid):
     def compute(name, info):
         return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
 
-    def order(name):
-        return sortModule.keyCache.order(session.view.mailbox, name)
-
     def sortRecords(hits, caches, seqs):
+        def order(name):
+            # Not when the cache let these keys go meanwhile (other mailboxes sorted).
+            mailbox = session.view.mailbox
+            if sortModule.keyCache.values(mailbox, name) is caches[name]:
+                return sortModule.keyCache.order(mailbox, name)
+            return None
         uids = sortModule.sortUids([hit[0] for hit in hits], criteria, caches, order)
         numbers = uids if uid else [seqs[uid_] for uid_ in uids]
         if options is None:

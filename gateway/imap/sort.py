@@ -305,14 +305,15 @@ def sortUids(uids, criteria, values, order=None):
     mailbox order, also under C{REVERSE} (RFC 5256).
 
     @param values: C{{key name: {uid: value}}} holding every UID's keys.
-    @param order: C{order(name)} gives L{KeyCache.order} of a key, or
-        C{None}: a single key is then sorted like several.
+    @param order: C{order(name)} gives L{KeyCache.order} of a key (or
+        C{None} when it has none of C{values}), or C{None}: a single key is
+        then sorted like several.
     @return: a new C{list} of UIDs.
     """
     if len(criteria) == 1 and order is not None:
         criterion = criteria[0]
         ordered = order(criterion.key)
-        if len(uids) * 8 >= len(ordered):
+        if ordered is not None and len(uids) * 8 >= len(ordered):
             wanted = set(uids)
             result = [uid for uid in ordered if uid in wanted]
             if criterion.reverse:
