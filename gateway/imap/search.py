@@ -52,7 +52,9 @@ MAX_SEARCH_DEPTH = 100
 #: Most search keys in one program (BAD beyond).
 MAX_SEARCH_KEYS = 1000
 
-_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+#: ESEARCH (RFC 4731), SEARCHRES (RFC 5182) and CONTEXT=SEARCH (RFC 5267)
+#: return options; PARTIAL is read by L{parseReturnOptions}.
+_RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE")
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
@@ -128,6 +130,10 @@ class SearchProgram:
         self.charset = charset
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
+        #: Whether a context can keep the result updated (RFC 5267 4.3):
+        #: every key's match changes only with the message, and no
+        #: preparation runs first.
+        self.updatable = key.updatable
         self.term, self.rest = (key if isinstance(key, _And) else _And([key])).split()
         keys = key.keys if isinstance(key, _And) else [key]
         #: Whether every message matches (C{ALL}).
@@ -332,4 +338,6 @@ def parseSearch(tokens, charset=None, saved=frozenset(), now=None, registry=None
     program = SearchProgram(key, returnOptions, charset)
     program.partial = partial
     program.preparations = tuple(parser.preparations)
+    if program.preparations:
+        program.updatable = False
     return program

@@ -42,6 +42,11 @@ class SearchKey:
     needsBody = False
     needsHeaders = False
     needsSaveDate = False
+    #: Whether C{match} changes only when the message does (its flags,
+    #: modseq): what a context kept updated needs (RFC 5267 4.3).  Not
+    #: for keys that read message numbers, C{*}, the clock, or anything
+    #: else; an extension's keys say so when they can be.
+    updatable = False
 
     def storeTerm(self):
         """
@@ -53,6 +58,8 @@ class SearchKey:
 
 
 class _All(SearchKey):
+    updatable = True
+
     def match(self, m):
         return True
 
@@ -61,6 +68,8 @@ class _All(SearchKey):
 
 
 class _Flag(SearchKey):
+    updatable = True
+
     def __init__(self, flag, present):
         self.flag, self.present = flag, present
 
@@ -72,6 +81,8 @@ class _Flag(SearchKey):
 
 
 class _Keyword(SearchKey):
+    updatable = True
+
     def __init__(self, keyword, present):
         self.keyword, self.present = keyword.lower(), present
 
@@ -83,6 +94,8 @@ class _Keyword(SearchKey):
 
 
 class _Recent(SearchKey):
+    updatable = True
+
     def __init__(self, present):
         self.present = present
 
@@ -91,6 +104,8 @@ class _Recent(SearchKey):
 
 
 class _New(SearchKey):
+    updatable = True
+
     def match(self, m):
         return m.recent and "\\Seen" not in m.info.flags
 
@@ -98,6 +113,7 @@ class _New(SearchKey):
 class _Not(SearchKey):
     def __init__(self, key):
         self.key = key
+        self.updatable = key.updatable
         self.needsBody = key.needsBody
         self.needsHeaders = key.needsHeaders
         self.needsSaveDate = key.needsSaveDate
@@ -113,6 +129,7 @@ class _Not(SearchKey):
 class _Or(SearchKey):
     def __init__(self, a, b):
         self.a, self.b = a, b
+        self.updatable = a.updatable and b.updatable
         self.needsBody = a.needsBody or b.needsBody
         self.needsHeaders = a.needsHeaders or b.needsHeaders
         self.needsSaveDate = a.needsSaveDate or b.needsSaveDate
@@ -128,6 +145,7 @@ class _Or(SearchKey):
 class _And(SearchKey):
     def __init__(self, keys):
         self.keys = keys
+        self.updatable = all(k.updatable for k in keys)
         self.needsBody = any(k.needsBody for k in keys)
         self.needsHeaders = any(k.needsHeaders for k in keys)
         self.needsSaveDate = any(k.needsSaveDate for k in keys)
@@ -162,6 +180,8 @@ class _And(SearchKey):
 
 
 class _Size(SearchKey):
+    updatable = True
+
     def __init__(self, size, larger):
         self.size, self.larger = size, larger
 
@@ -173,6 +193,8 @@ class _Size(SearchKey):
 
 
 class _ModSeq(SearchKey):
+    updatable = True
+
     def __init__(self, modseq):
         self.modseq = modseq
 
@@ -186,6 +208,8 @@ class _ModSeq(SearchKey):
 class _Sequence(SearchKey):
     def __init__(self, sequenceSet, uid):
         self.set, self.uid = sequenceSet, uid
+        # Message numbers and * name other messages once the mailbox changes.
+        self.updatable = uid and not sequenceSet.hasStar
 
     def match(self, m):
         if self.uid:
@@ -197,6 +221,8 @@ class _UidIn(SearchKey):
     """
     C{$} (RFC 5182): the messages of the saved search result.
     """
+
+    updatable = True
 
     def __init__(self, uids):
         self.uids = uids
@@ -227,6 +253,8 @@ class _SavedDate(SearchKey):
     date, or of the internal date when that is not known.
     """
 
+    updatable = True
+
     needsSaveDate = True
 
     def __init__(self, date, op):
@@ -251,6 +279,8 @@ class _SavedDate(SearchKey):
 
 
 class _Date(SearchKey):
+    updatable = True
+
     def __init__(self, date, op, sent):
         self.date, self.op, self.sent = date, op, sent
         self.needsHeaders = sent
@@ -279,6 +309,8 @@ def _presence(term, present):
 
 
 class _Header(SearchKey):
+    updatable = True
+
     needsHeaders = True
 
     def __init__(self, name, needle):
@@ -305,6 +337,8 @@ class _Address(_Header):
 
 
 class _Body(SearchKey):
+    updatable = True
+
     needsBody = True
     needsHeaders = True
 
