@@ -13,6 +13,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from gateway.imap import context
+from gateway.imap import search as searchModule
 from gateway.imap.server import makeFactory
 from tests.support import PASSWORD, makeTestContext
 from tests.test_imap_acl import Peer
@@ -223,6 +224,30 @@ class ContextSearchTests(ContextTestMixin, unittest.TestCase):
         self.send(b"x STORE 2 +FLAGS.SILENT (\\Deleted)")
         out = self.send(b"y EXPUNGE")
         self.assertIn(b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 2)\r\n* VANISHED 2\r\n', out)
+
+
+class MatchingTests(ContextTestMixin, unittest.TestCase):
+    def test_indexAnswersManyChanges(self):
+        """Many changed messages and a program the index answers: one index query, no message read."""
+        self.patch(context, "INDEX_AT", 3)
+        self.selectWith(4)
+        self.send(b"s STORE 2 +FLAGS (\\Flagged)")
+        view = self.session.view
+        self.patch(self.mailbox, "messages", lambda *a, **kw: self.fail("messages read"))
+        program = searchModule.parseSearch("UNFLAGGED LARGER 1")
+        self.assertIsNone(program.rest)
+        self.assertEqual(context.matchingUids(view, program, [1, 2, 3, 4, 9]), [1, 3, 4])
+        self.assertEqual(context.matchingUids(view, searchModule.parseSearch("ALL"), [4, 2, 9]), [2, 4])
+
+    def test_fewChangesMatchedOneByOne(self):
+        """Below the threshold, and for keys the index cannot answer, messages are matched one by one."""
+        self.selectWith(4)
+        self.send(b"s STORE 2 +FLAGS (\\Flagged)")
+        view = self.session.view
+        self.patch(self.mailbox, "search", lambda *a, **kw: self.fail("index searched"))
+        program = searchModule.parseSearch("UNFLAGGED")
+        self.assertEqual(context.matchingUids(view, program, [1, 2, 3]), [1, 3])
+        self.assertEqual(context.matchingUids(view, searchModule.parseSearch("RECENT FLAGGED"), [1, 2]), [2])
 
 
 class ContextSortTests(ContextTestMixin, unittest.TestCase):
