@@ -11,10 +11,12 @@ import re
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
 from gateway.imap import context
 from gateway.imap import search as searchModule
 from gateway.imap.server import makeFactory
+from gateway.interfaces import IViewObserver
 from tests.support import PASSWORD, makeTestContext
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import append
@@ -54,6 +56,12 @@ class ContextSearchTests(ContextTestMixin, unittest.TestCase):
         caps = self.send(b"a CAPABILITY").split(b"\r\n")[0].split()
         for name in (b"CONTEXT=SEARCH", b"CONTEXT=SORT", b"ESEARCH", b"ESORT"):
             self.assertIn(name, caps)
+
+    def test_interface(self):
+        """A session's contexts provide IViewObserver."""
+        self.selectWith(1)
+        self.send(b"B01 UID SEARCH RETURN (UPDATE) ALL")
+        verifyObject(IViewObserver, self.session.view.contexts)
 
     def test_contextHint(self):
         """RFC 5267 4.2: RETURN (CONTEXT COUNT) is a hint; the answer is the COUNT."""

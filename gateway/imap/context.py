@@ -25,10 +25,13 @@ and does not limit the updates (4.4).
 
 import bisect
 
+from zope.interface import implementer
+
 from gateway.errors import NoSuchMessage
 from gateway.imap.protocol import SEL, bad, capability, command, no
 from gateway.imap.results import formatOrdered
 from gateway.imap.sequence import formatSequenceSet
+from gateway.interfaces import IViewObserver
 
 capability("CONTEXT=SEARCH")
 capability("CONTEXT=SORT")
@@ -234,6 +237,7 @@ def matchingUids(view, program, uids):
     return found
 
 
+@implementer(IViewObserver)
 class Contexts:
     """
     The updated contexts of one selected mailbox (C{view.contexts}).
