@@ -6,6 +6,7 @@ CANCELUPDATE, and PARTIAL beside them.
 """
 
 import imaplib
+import random
 import re
 
 from twisted.internet import reactor
@@ -361,3 +362,98 @@ class ContextEndToEndTests(unittest.TestCase):
             for imap in (watcher, writer):
                 imap.logout()
         return deferToThread(client)
+
+
+def _expand(text):
+    """
+    The numbers of a sequence set, in the order written (ESORT's
+    order-keeping sets).
+    """
+    numbers = []
+    for part in text.split(b","):
+        lo, _, hi = part.partition(b":")
+        lo, hi = int(lo), int(hi or lo)
+        numbers.extend(range(lo, hi + 1) if lo <= hi else range(lo, hi - 1, -1))
+    return numbers
+
+
+class ClientContext:
+    """
+    What a client keeps of a context: the result list, changed by ADDTO,
+    REMOVEFROM and (for message numbers) EXPUNGE as RFC 5267 4.3 says.
+    """
+
+    def __init__(self, test, tag, numbers, uid):
+        self.test, self.tag, self.items, self.uid = test, tag, list(numbers), uid
+
+    def apply(self, line):
+        if line.startswith(b'* ESEARCH (TAG "%s")' % (self.tag,)):
+            for name, payload in re.findall(rb"(ADDTO|REMOVEFROM) \(([^)]*)\)", line):
+                words = payload.split()
+                for i in range(0, len(words), 2):
+                    position, numbers = int(words[i]), _expand(words[i + 1])
+                    if name == b"ADDTO":
+                        at = len(self.items) if position == 0 else position - 1
+                        self.items[at:at] = numbers
+                        if position == 0:
+                            self.items.sort()
+                    elif position == 0:
+                        for n in numbers:
+                            self.items.remove(n)
+                    else:
+                        self.test.assertEqual(self.items[position - 1:position - 1 + len(numbers)], numbers)
+                        del self.items[position - 1:position - 1 + len(numbers)]
+        match = re.fullmatch(rb"\* (\d+) EXPUNGE", line)
+        if match and not self.uid:
+            n = int(match.group(1))
+            self.test.assertNotIn(n, self.items, "REMOVEFROM must come before the EXPUNGE")
+            self.items = [m - 1 if m > n else m for m in self.items]
+
+
+class ContextConsistencyTests(ContextTestMixin, unittest.TestCase):
+    def test_randomChanges(self):
+        """Through random appends, flag changes and expunges (own and another session's), every context kept by its updates equals a fresh SEARCH or SORT."""
+        rng = random.Random(5267)
+
+        def some(exists):
+            return b",".join(b"%d" % (n,) for n in rng.sample(range(1, exists + 1), min(exists, rng.randint(1, 3))))
+        self.selectWith(0)
+        peer = self.peer()
+        commands = {
+            b"u1": b"UID SEARCH RETURN (UPDATE) FLAGGED",
+            b"u2": b"SEARCH RETURN (UPDATE) FLAGGED",
+            b"u3": b"UID SORT RETURN (UPDATE) (SUBJECT) UTF-8 UNFLAGGED",
+            b"u4": b"SORT RETURN (UPDATE) (REVERSE SUBJECT ARRIVAL) UTF-8 UNFLAGGED",
+        }
+        clients = {}
+        for _ in range(6):
+            self.add(rng.choice("abc"))
+        self.send(b"n NOOP")
+        for tag, text in commands.items():
+            out = self.send(tag + b" " + text)
+            match = re.search(rb"ALL (\S+)", out)
+            clients[tag] = ClientContext(self, tag, _expand(match.group(1)) if match else [], b"UID" in text[:4])
+        for step in range(80):
+            actor = rng.choice((self, peer))
+            exists = len(self.session.view.uids)
+            op = rng.random()
+            out = b""
+            if op < 0.3 or exists < 3:
+                for _ in range(rng.randint(1, 3)):
+                    self.add(rng.choice("abcd"), flags=rng.choice(((), ("\\Flagged",))))
+            elif op < 0.75:
+                out += actor.send(b"x STORE %s %sFLAGS (\\Flagged)" % (some(exists), rng.choice((b"+", b"-"))))
+            else:
+                out += actor.send(b"x STORE %s +FLAGS.SILENT (\\Deleted)" % (some(exists),))
+                out += actor.send(b"y EXPUNGE")
+            if actor is peer:
+                out = b""
+            out += self.send(b"n NOOP")
+            for line in out.split(b"\r\n"):
+                for client in clients.values():
+                    client.apply(line)
+            for tag, text in commands.items():
+                fresh = self.send(b"f " + text.replace(b"UPDATE", b"ALL"))
+                match = re.search(rb"ALL (\S+)", fresh)
+                self.assertEqual(clients[tag].items, _expand(match.group(1)) if match else [],
+                                 "step %d, context %s" % (step, tag))
