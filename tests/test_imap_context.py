@@ -448,6 +448,10 @@ class ContextConsistencyTests(ContextTestMixin, unittest.TestCase):
                 out += actor.send(b"y EXPUNGE")
             if actor is peer:
                 out = b""
+                if rng.random() < 0.5:
+                    # EXPUNGE held back by a SEARCH: REMOVEFROM waits with it.
+                    out += self.send(b"h SEARCH ALL")
+                    self.assertNotIn(b" EXPUNGE\r\n", out)
             out += self.send(b"n NOOP")
             for line in out.split(b"\r\n"):
                 for client in clients.values():
