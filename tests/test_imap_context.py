@@ -10,6 +10,7 @@ import random
 import re
 
 from twisted.internet import reactor
+from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -18,6 +19,7 @@ from gateway.imap import context
 from gateway.imap import search as searchModule
 from gateway.imap.server import makeFactory
 from gateway.interfaces import IViewObserver
+from gateway.store.mail import MailStore
 from tests.support import PASSWORD, makeTestContext
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import append
@@ -100,6 +102,25 @@ class ContextSearchTests(ContextTestMixin, unittest.TestCase):
         peer.send(b"P UID EXPUNGE 3")
         out = self.send(b"n NOOP")
         self.assertIn(b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 3)\r\n* 3 EXPUNGE\r\n', out)
+
+    def test_otherProcessInIdle(self):
+        """Another process's append and expunge reach a context in IDLE: ADDTO after EXISTS, REMOVEFROM before EXPUNGE."""
+        self.selectWith(2)
+        self.send(b"B01 UID SEARCH RETURN (UPDATE) SUBJECT afar")
+        self.assertEqual(self.send(b"a IDLE"), b"+ idling\r\n")
+        outside = MailStore(self.session.account.mailStore.path, reactor=Clock(), useInotify=False)
+        self.addCleanup(outside.close)
+        inbox = outside.getMailbox("INBOX")
+        inbox.appendMessage(b"Subject: from afar\r\n\r\nx\r\n")
+        for _ in range(3):
+            self.clock.advance(1)
+        self.assertEqual(self.read(), b'* 3 EXISTS\r\n* 3 RECENT\r\n* ESEARCH (TAG "B01") UID ADDTO (0 3)\r\n')
+        inbox.setFlags([3], {"\\Deleted"}, "+")
+        inbox.expunge()
+        for _ in range(3):
+            self.clock.advance(1)
+        self.assertEqual(self.read(), b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 3)\r\n* 3 EXPUNGE\r\n')
+        self.assertEqual(self.send(b"DONE"), b"a OK IDLE terminated\r\n")
 
     def test_messageNumbers(self):
         """A SEARCH (not UID) context: REMOVEFROM with the number before the EXPUNGE, ADDTO with the number after EXISTS."""
