@@ -13,6 +13,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_selected,
     commands_sort,
     commands_unauthenticate,
+    notify,
     xmapi,
 )
 from gateway.imap.protocol import IMAPServer

@@ -1,0 +1,636 @@
+# -*- test-case-name: tests.test_imap_notify -*-
+"""
+NOTIFY (RFC 5465): a session says which events it wants for which
+mailboxes, and learns of them as they happen, between commands as well as
+during IDLE.
+
+C{NOTIFY SET [STATUS] (filter events) ...} parses into a L{NotifySpec};
+the session's L{Notifier} then listens:
+
+  - on the selected mailbox (C{SELECTED}, C{SELECTED-DELAYED}) through the
+    view's listener: EXISTS, FETCH (flags, and the MessageNew FETCH items
+    the client asked for), EXPUNGE at once for C{SELECTED}, at the next
+    command that allows it for C{SELECTED-DELAYED};
+  - on every other mailbox a filter names (C{INBOXES}, which is C{PERSONAL}
+    here as RFC 5465 6.3 allows, C{PERSONAL}, C{SUBSCRIBED}, C{SUBTREE},
+    C{MAILBOXES}) that the viewer may C{l}ist and C{r}ead, own or shared,
+    with the mailbox's own listener: STATUS responses;
+  - on the account's mailbox list and subscriptions through the store's
+    account-level feed (L{gateway.interfaces.IAccountChangeFeed}): LIST
+    responses (MailboxName with C{OLDNAME} for a rename, C{\\NonExistent}
+    for a deletion; SubscriptionChange).
+
+The store's listeners hear other processes' changes too (inotify or the
+periodic check), so a change made through another worker reaches the
+session the same way.  A mailbox that matches several filters gets the
+events of the first one.  Events that arrive while a command runs wait for
+its end and go out before its tagged response; when more pile up than
+L{MAX_PENDING}, or the client leaves more than L{MAX_BACKLOG} octets
+unread, the session gets C{* OK [NOTIFICATIONOVERFLOW]} and NOTIFY is off
+(RFC 5465 5.8), as after C{NOTIFY NONE}.
+"""
+
+import bisect
+
+import attr
+
+from gateway.errors import StoreError
+from gateway.imap.format import encodeMailbox
+from gateway.imap.parser import IMAPSyntaxError
+from gateway.imap.protocol import AUTH, command, no
+from gateway.logging import getLogger
+from gateway.store.access import SharedMailbox
+from gateway.store.names import MailboxNameChange, SubscriptionChange
+
+log = getLogger("imap")
+
+MESSAGE_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange")
+MAILBOX_EVENTS = ("MailboxName", "SubscriptionChange", "MailboxMetadataChange", "ServerMetadataChange")
+#: The events this server can report, in the order BADEVENT lists them.
+SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
+
+_EVENT_NAMES = {name.upper(): name for name in MESSAGE_EVENTS + MAILBOX_EVENTS}
+_FILTERS = ("SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE", "MAILBOXES")
+
+#: Events that wait (a command is running) past this many: overflow.
+MAX_PENDING = 1000
+#: Octets the client left unread past which it is too far behind: overflow.
+MAX_BACKLOG = 1024 * 1024
+
+#: Commands whose own new messages in the selected mailbox get no MessageNew
+#: FETCH (RFC 5465 5.2: the client knows what it added).
+_ADDING = frozenset(["APPEND", "COPY", "UID COPY", "MOVE", "UID MOVE"])
+
+
+@attr.s(frozen=True)
+class EventGroup:
+    """
+    One C{(filter events)} of NOTIFY SET.
+
+    @ivar kind: the filter, upper case (C{"PERSONAL"}, C{"SUBTREE"} ...).
+    @ivar names: the mailbox names of C{SUBTREE} and C{MAILBOXES}.
+    @ivar events: C{frozenset} of event names (empty for C{NONE}).
+    """
+
+    kind = attr.ib()
+    names = attr.ib(default=())
+    events = attr.ib(default=frozenset())
+
+    def matches(self, name, subscribed):
+        """
+        Does this filter name mailbox C{name} (not the selected one)?
+        """
+        if self.kind in ("PERSONAL", "INBOXES"):
+            return not name.startswith("~")
+        if self.kind == "SUBSCRIBED":
+            return name in subscribed
+        if self.kind == "SUBTREE":
+            return any(name == top or name.startswith(top + "/") for top in self.names)
+        if self.kind == "MAILBOXES":
+            return name in self.names
+        return False
+
+
+@attr.s
+class NotifySpec:
+    """
+    What one NOTIFY SET asked for.
+
+    @ivar status: the STATUS indicator was given.
+    @ivar selected: the events for the selected mailbox (C{frozenset}).
+    @ivar delayed: C{SELECTED-DELAYED} rather than C{SELECTED}.
+    @ivar fetchItems: the text of MessageNew's FETCH items for the selected
+        mailbox, or C{None}.
+    @ivar groups: the other L{EventGroup}s, in order.
+    """
+
+    status = attr.ib(default=False)
+    selected = attr.ib(default=frozenset())
+    delayed = attr.ib(default=False)
+    fetchItems = attr.ib(default=None)
+    groups = attr.ib(factory=list)
+
+    def groupFor(self, name, subscribed):
+        """
+        The first group whose filter names C{name}, or C{None}.
+        """
+        for group in self.groups:
+            if group.matches(name, subscribed):
+                return group
+        return None
+
+    def usedEvents(self):
+        used = set(self.selected)
+        for group in self.groups:
+            used |= group.events
+        return used
+
+    def wantsSubscriptions(self):
+        return any(group.kind == "SUBSCRIBED" for group in self.groups)
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+def _span(data, pos):
+    """
+    The end of the parenthesized list starting at C{data[pos]}, skipping
+    quoted strings and the brackets of FETCH sections.
+    """
+    depth, i, quoted = 0, pos, False
+    while i < len(data):
+        c = data[i:i + 1]
+        if quoted:
+            if c == b"\\":
+                i += 1
+            elif c == b'"':
+                quoted = False
+        elif c == b'"':
+            quoted = True
+        elif c in (b"(", b"["):
+            depth += 1
+        elif c in (b")", b"]"):
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise IMAPSyntaxError("unterminated list")
+
+
+def _mailboxes(args):
+    """
+    C{one-or-more-mailbox}: a name or a parenthesized list of names.
+    """
+    if args.peek() != b"(":
+        return (args.mailbox(),)
+    args.pos += 1
+    names = []
+    while True:
+        if args.peek() == b")" and names:
+            args.pos += 1
+            return tuple(names)
+        if names:
+            args.space()
+        names.append(args.mailbox())
+
+
+def _events(args, selected):
+    """
+    C{events}: NONE or a parenthesized list of event names; for the
+    selected mailbox MessageNew may carry FETCH items.
+
+    @return: C{(events, fetch items text or None, unknown names)}.
+    """
+    if args.peek() != b"(":
+        if args.atom().upper() != "NONE":
+            raise IMAPSyntaxError("expected an event list or NONE")
+        return frozenset(), None, []
+    args.pos += 1
+    events, unknown, fetchItems = set(), [], None
+    while True:
+        if args.peek() == b")":
+            if not events and not unknown:
+                raise IMAPSyntaxError("empty event list")
+            args.pos += 1
+            break
+        if events or unknown:
+            args.space()
+        word = args.atom()
+        name = _EVENT_NAMES.get(word.upper())
+        if name is None:
+            unknown.append(word)
+            continue
+        events.add(name)
+        if name == "MessageNew" and args.data[args.pos:args.pos + 2] == b" (":
+            if not selected:
+                raise IMAPSyntaxError("MessageNew FETCH items are for the selected mailbox only")
+            start = args.pos + 1
+            end = _span(args.data, start)
+            fetchItems = args.data[start:end].decode("latin-1")
+            args.pos = end
+    if ("MessageNew" in events) != ("MessageExpunge" in events):
+        raise IMAPSyntaxError("MessageNew and MessageExpunge go together")
+    if events & {"FlagChange", "AnnotationChange"} and "MessageNew" not in events:
+        raise IMAPSyntaxError("FlagChange and AnnotationChange need MessageNew and MessageExpunge")
+    return frozenset(events), fetchItems, unknown
+
+
+def parseNotify(args, fetchRegistry=None):
+    """
+    The arguments of NOTIFY.
+
+    @return: a L{NotifySpec}, or C{None} for C{NOTIFY NONE}.
+    @raise IMAPSyntaxError: for a BAD answer.
+    @raise gateway.imap.protocol.Response: C{NO [BADEVENT (...)]} for an
+        event this server does not report.
+    """
+    from gateway.imap.message import parseFetchItems
+
+    args.space()
+    verb = args.atom().upper()
+    if verb == "NONE":
+        args.end()
+        return None
+    if verb != "SET":
+        raise IMAPSyntaxError("NOTIFY needs SET or NONE")
+    spec = NotifySpec()
+    args.space()
+    if args.peek() != b"(":
+        if args.atom().upper() != "STATUS":
+            raise IMAPSyntaxError("expected STATUS or an event group")
+        spec.status = True
+        args.space()
+    unknown = []
+    seenSelected = False
+    while True:
+        if args.peek() != b"(":
+            raise IMAPSyntaxError("expected an event group")
+        args.pos += 1
+        kind = args.atom().upper()
+        if kind not in _FILTERS:
+            raise IMAPSyntaxError("unknown mailbox filter %s" % (kind[:30],))
+        args.space()
+        names = ()
+        if kind in ("SUBTREE", "MAILBOXES"):
+            names = _mailboxes(args)
+            args.space()
+        selected = kind in ("SELECTED", "SELECTED-DELAYED")
+        events, fetchItems, badNames = _events(args, selected)
+        unknown += badNames
+        if args.peek() != b")":
+            raise IMAPSyntaxError("expected ) after the events")
+        args.pos += 1
+        if selected:
+            if seenSelected:
+                raise IMAPSyntaxError("SELECTED given twice")
+            seenSelected = True
+            spec.selected, spec.delayed = events, kind == "SELECTED-DELAYED"
+            if fetchItems is not None:
+                try:
+                    parseFetchItems(fetchItems, fetchRegistry)
+                except ValueError as e:
+                    raise IMAPSyntaxError("bad MessageNew FETCH items: %s" % (e,)) from None
+                spec.fetchItems = fetchItems
+        else:
+            spec.groups.append(EventGroup(kind, names, events))
+        if args.atEnd():
+            break
+        args.space()
+    unsupported = (spec.usedEvents() - set(SUPPORTED_EVENTS)) or unknown
+    if unsupported:
+        raise no("[BADEVENT (%s)] Unsupported NOTIFY event" % (" ".join(SUPPORTED_EVENTS),))
+    return spec
+
+
+# -- the session's notifier -----------------------------------------------------------
+
+
+def _unwrap(mailbox):
+    return mailbox._mailbox if isinstance(mailbox, SharedMailbox) else mailbox
+
+
+def unsentOctets(transport):
+    """
+    The octets written to C{transport} that the peer has not taken yet,
+    as far as the transport (or the one under a TLS layer) says.
+    """
+    seen = 0
+    while transport is not None and seen < 4:
+        if hasattr(transport, "dataBuffer"):
+            return len(transport.dataBuffer) + getattr(transport, "_tempDataLen", 0)
+        transport = getattr(transport, "transport", None)
+        seen += 1
+    return 0
+
+
+class _Watched:
+    """
+    A non-selected mailbox the session follows: its group, its mailbox,
+    the state last told, and the listener's remover.
+    """
+
+    __slots__ = ("group", "mailbox", "state", "remove")
+
+    def __init__(self, group, mailbox, state, remove):
+        self.group = group
+        self.mailbox = mailbox
+        self.state = state
+        self.remove = remove
+
+
+class Notifier:
+    """
+    One session's NOTIFY state (C{session.notify}).
+
+    @ivar spec: the L{NotifySpec}.
+    """
+
+    def __init__(self, session, spec):
+        self.session = session
+        self.spec = spec
+        self._watched = {}
+        self._dirty = set()
+        self._lists = []
+        self._overflowed = False
+        self._stopped = False
+        self._removeAccount = None
+        self._plan = None
+
+    # -- set-up --------------------------------------------------------------------
+
+    def start(self):
+        """
+        Start listening; with the STATUS indicator, send the STATUS of every
+        mailbox followed (RFC 5465 3.1).  Names given to SUBTREE and
+        MAILBOXES that the viewer may list but not read get C{LIST
+        (\\NoAccess)}.
+        """
+        access = self.session.account.access
+        listed = self._refresh()
+        for group in self.spec.groups:
+            for name in group.names:
+                info = listed.get(name)
+                if info is not None and info.exists and "r" not in info.rights:
+                    self.session.sendUntagged(b'LIST (\\NoAccess) "/" ' + encodeMailbox(name))
+        if self.spec.status:
+            for name in sorted(self._watched):
+                self._sendStatus(name, self._watched[name], force=True)
+        feed = getattr(self.session.account, "mailStore", None)
+        if feed is not None and hasattr(feed, "addAccountListener") and access is not None:
+            self._removeAccount = feed.addAccountListener(self._accountChanged)
+
+    def stop(self):
+        """
+        Stop listening (NOTIFY NONE, a new NOTIFY SET, overflow, logout).
+        """
+        self._stopped = True
+        for watched in self._watched.values():
+            watched.remove()
+        self._watched = {}
+        self._dirty.clear()
+        self._lists = []
+        if self._removeAccount is not None:
+            self._removeAccount()
+            self._removeAccount = None
+
+    def _refresh(self):
+        """
+        Follow the mailboxes the filters name now: listeners on new ones,
+        none on those no longer named.
+
+        @return: C{{name: ListedMailbox}} of what the viewer may list.
+        """
+        access = self.session.account.access
+        listed = {info.name: info for info in access.listMailboxes()}
+        subscribed = set(access.subscriptions()) if self.spec.wantsSubscriptions() else set()
+        wanted = {}
+        for name, info in listed.items():
+            if not info.selectable or not info.exists or "r" not in info.rights or "l" not in info.rights:
+                continue
+            group = self.spec.groupFor(name, subscribed)
+            if group is not None and group.events & set(MESSAGE_EVENTS):
+                wanted[name] = group
+        for name in list(self._watched):
+            if name not in wanted:
+                self._watched.pop(name).remove()
+                self._dirty.discard(name)
+        for name, group in wanted.items():
+            watched = self._watched.get(name)
+            if watched is not None:
+                watched.group = group
+                continue
+            try:
+                mailbox = access.getMailbox(name, "r")
+                state = self._state(mailbox)
+            except StoreError:
+                continue
+            remove = mailbox.addListener(lambda name=name: self._mailboxChanged(name))
+            self._watched[name] = _Watched(group, mailbox, state, remove)
+        return listed
+
+    # -- events ----------------------------------------------------------------------
+
+    def _canWrite(self):
+        session = self.session
+        return session.transport is not None and (session.idling or not session._busy)
+
+    def _mailboxChanged(self, name):
+        if self._stopped or name not in self._watched:
+            return
+        self._dirty.add(name)
+        self._deliver()
+
+    def _accountChanged(self, changes):
+        if self._stopped:
+            return
+        self._lists.extend(changes)
+        self._deliver()
+
+    def selectedChanged(self):
+        """
+        The selected mailbox changed: tell the client now when it asked
+        for the selected mailbox's events and no command is running.
+
+        @return: C{False} when the session should go on as without NOTIFY.
+        """
+        session = self.session
+        if self._stopped or not self.spec.selected or session.view is None:
+            return False
+        if self._canWrite():
+            before = session.view.maxUid()
+            session.view.sendUpdates(session, expunge=session.idling or not self.spec.delayed)
+            self._fetchNew(before)
+            session.flush()
+        return True
+
+    def commandDone(self, before, name):
+        """
+        A command ends (its updates of the selected mailbox were sent):
+        MessageNew's FETCH for messages new since C{before} (the highest
+        UID before them), and the events that waited.
+        """
+        if self._stopped:
+            return
+        if self.session.view is not None and name not in _ADDING:
+            self._fetchNew(before)
+        self._deliver(flush=False)
+
+    def _deliver(self, flush=True):
+        """
+        Send what waits when the session may (else it waits for the end of
+        the running command); overflow when too much waits.
+        """
+        if self._stopped:
+            return
+        session = self.session
+        if (len(self._dirty) + len(self._lists) > MAX_PENDING
+                or unsentOctets(session.transport) > MAX_BACKLOG):
+            self._overflow()
+        if not self._canWrite():
+            return
+        if self._overflowed:
+            self._overflowed = False
+            session.sendUntagged(b"OK [NOTIFICATIONOVERFLOW] Too many notifications; NOTIFY is now off")
+            self.stop()
+            if session.notify is self:
+                session.notify = None
+        else:
+            if self._lists:
+                changes, self._lists = self._lists, []
+                self._sendLists(changes)
+            if self._dirty:
+                dirty, self._dirty = sorted(self._dirty), set()
+                for name in dirty:
+                    watched = self._watched.get(name)
+                    if watched is not None:
+                        self._sendStatus(name, watched)
+        if flush:
+            session.flush()
+
+    def _overflow(self):
+        log.info("IMAP NOTIFY overflow for {user}", user=getattr(self.session.account, "address", None))
+        for watched in self._watched.values():
+            watched.remove()
+        self._watched = {}
+        self._dirty.clear()
+        self._lists = []
+        if self._removeAccount is not None:
+            self._removeAccount()
+            self._removeAccount = None
+        self._overflowed = True
+
+    # -- responses ---------------------------------------------------------------------
+
+    def _isSelected(self, mailbox):
+        view = self.session.view
+        return view is not None and _unwrap(view.mailbox) is _unwrap(mailbox)
+
+    @staticmethod
+    def _state(mailbox):
+        counts = mailbox.counts()
+        return (mailbox.uidValidity, counts.messages, counts.uidnext, mailbox.highestModSeq(), counts.unseen)
+
+    def _sendStatus(self, name, watched, force=False):
+        """
+        The STATUS of a followed mailbox when it changed in a way its
+        events cover (RFC 5465 5.1-5.3); never of the selected mailbox.
+        """
+        from gateway.imap.commands_mailbox import _statusList
+
+        if self._isSelected(watched.mailbox):
+            return
+        try:
+            state = self._state(watched.mailbox)
+        except StoreError:
+            return
+        old, watched.state = watched.state, state
+        events = watched.group.events
+        condstore = bool(self.session.enabled & {"CONDSTORE", "QRESYNC"})
+        if force or old[:3] != state[:3]:
+            if not force and "MessageNew" not in events:
+                return
+            items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
+            if condstore or "FlagChange" in events:
+                items.append("HIGHESTMODSEQ")
+        elif old != state and "FlagChange" in events:
+            items = ["UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"]
+        else:
+            return
+        self.session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+                                  + _statusList(self.session, watched.mailbox, items))
+
+    def _sendLists(self, changes):
+        """
+        LIST responses for mailbox name and subscription changes that a
+        filter with the matching event names (RFC 5465 5.4, 5.5); the
+        followed mailboxes are looked at again (a new mailbox may be one).
+        """
+        access = self.session.account.access
+        listed = self._refresh()
+        subscribed = set(access.subscriptions())
+        for change in changes:
+            if isinstance(change, MailboxNameChange):
+                event, names = "MailboxName", [change.name] + ([change.oldName] if change.oldName else [])
+            elif isinstance(change, SubscriptionChange):
+                event, names = "SubscriptionChange", [change.name]
+            else:
+                continue
+            if not any(self._wants(event, name, subscribed | {change.name}) for name in names):
+                continue
+            info = listed.get(change.name)
+            attributes = []
+            if info is None:
+                attributes.append("\\NonExistent")
+            else:
+                if not info.selectable:
+                    attributes.append("\\Noselect")
+                attributes.append("\\HasChildren" if info.hasChildren else "\\HasNoChildren")
+            if change.name in subscribed:
+                attributes.append("\\Subscribed")
+            line = b"LIST (" + " ".join(attributes).encode("ascii") + b') "/" ' + encodeMailbox(change.name)
+            if getattr(change, "oldName", None):
+                line += b' ("OLDNAME" (' + encodeMailbox(change.oldName) + b"))"
+            self.session.sendUntagged(line)
+
+    def _wants(self, event, name, subscribed):
+        group = self.spec.groupFor(name, subscribed)
+        return group is not None and event in group.events
+
+    def _fetchNew(self, before):
+        """
+        MessageNew's FETCH items for the selected mailbox's messages above
+        UID C{before} (RFC 5465 5.2).
+        """
+        from gateway.imap.commands_selected import fetchRegistry
+        from gateway.imap.message import FetchPlan, parseFetchItems, streamChunks
+
+        session = self.session
+        view = session.view
+        if self.spec.fetchItems is None or "MessageNew" not in self.spec.selected or view is None:
+            return
+        start = bisect.bisect_right(view.uids, before)
+        uids = list(view.uids[start:])
+        if not uids:
+            return
+        registry = fetchRegistry(session)
+        items = parseFetchItems(self.spec.fetchItems, registry)
+        plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, streamThreshold=None,
+                         registry=registry, context=session)
+        mailbox = view.mailbox
+        infos = mailbox.messages(uids, headers=plan.needsHeaders)
+        view.announceFlags(session, infos)
+        saveDates = mailbox.saveDates(uids) if plan.needsSaveDate else {}
+        for info in infos:
+            seq = view.seqOf(info.uid)
+            if seq is None:
+                continue
+            recent = info.uid in view.recent
+            text = plan.line(seq, info, recent)
+            if text is None:
+                try:
+                    chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u), recent=recent,
+                                         markSeen=False, saveDate=saveDates.get(info.uid))
+                except (StoreError, ValueError):
+                    continue
+                text = b"%d FETCH " % (seq,) + b"".join(streamChunks(chunks))
+            session.sendUntagged(text)
+
+
+# -- the command ---------------------------------------------------------------------------
+
+
+@command("NOTIFY", AUTH)
+def do_NOTIFY(session, tag, args):
+    from gateway.imap.commands_selected import fetchRegistry
+
+    spec = parseNotify(args, fetchRegistry(session))
+    if session.notify is not None:
+        session.notify.stop()
+        session.notify = None
+    if spec is None:
+        return ("OK", "NOTIFY completed")
+    notifier = Notifier(session, spec)
+    notifier.start()
+    session.notify = notifier
+    return ("OK", "NOTIFY completed")
+
