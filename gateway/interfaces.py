@@ -712,6 +712,15 @@ class IMetadata(Interface):
         Set (C{bytes}) or remove (C{None}) entries, all or none.
         """
 
+    def addListener(callback):
+        """
+        Call C{callback(change)} with a
+        L{gateway.store.metadata.MetadataChange} after entries are written
+        in this process (IMAP NOTIFY's metadata events).
+
+        @return: a no-argument callable that removes the listener.
+        """
+
 
 class IMetadataEntry(Interface):
     """

@@ -90,11 +90,11 @@ class CommandTests(NotifyTestMixin, unittest.TestCase):
 
     def test_badEvent(self):
         """3.1: an event this server does not report is NO [BADEVENT (the supported ones)], not BAD."""
-        for event in (b"AnnotationChange", b"MailboxMetadataChange", b"ServerMetadataChange", b"NoSuchEvent"):
-            extra = b" MessageNew MessageExpunge" if event == b"AnnotationChange" else b""
-            out = self.send(b"a NOTIFY SET (personal (%s%s))" % (event, extra))
+        for event in (b"AnnotationChange MessageNew MessageExpunge", b"NoSuchEvent"):
+            out = self.send(b"a NOTIFY SET (personal (%s))" % (event,))
             self.assertEqual(out, b"a NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName"
-                                  b" SubscriptionChange)] Unsupported NOTIFY event\r\n")
+                                  b" SubscriptionChange MailboxMetadataChange ServerMetadataChange)]"
+                                  b" Unsupported NOTIFY event\r\n")
         self.assertIsNone(self.session.notify)
 
     def test_caseInsensitive(self):
@@ -347,6 +347,46 @@ class SharedTests(NotifyTestMixin, unittest.TestCase):
         self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge))")
         self.append(b"Shared", session=self.owner)
         self.assertEqual(self.events(), b"")
+
+
+class MetadataEventTests(NotifyTestMixin, unittest.TestCase):
+    """
+    MailboxMetadataChange and ServerMetadataChange (RFC 5465 5.6, 5.7).
+    """
+
+    def test_mailboxEntry(self):
+        """5.6: a mailbox entry set by another session: METADATA naming the mailbox and the entry, no value."""
+        self.ok(b"a NOTIFY SET (personal (MailboxMetadataChange))")
+        self.ok(b'p SETMETADATA INBOX (/shared/comment "hello")', self.peer)
+        self.assertEqual(self.events(), b'* METADATA "INBOX" /shared/comment\r\n')
+        self.ok(b"q SETMETADATA INBOX (/shared/comment NIL)", self.peer)
+        self.assertEqual(self.events(), b'* METADATA "INBOX" /shared/comment\r\n')
+
+    def test_notAsked(self):
+        """5.6: a filter without MailboxMetadataChange, or a mailbox outside the filters, tells nothing."""
+        self.ok(b"a NOTIFY SET (mailboxes Drafts (MailboxMetadataChange)) (personal (MessageNew MessageExpunge))")
+        self.ok(b'p SETMETADATA INBOX (/shared/comment "hello")', self.peer)
+        self.assertEqual(self.events(), b"")
+        self.ok(b'q SETMETADATA Drafts (/shared/comment "hello")', self.peer)
+        self.assertEqual(self.events(), b'* METADATA "Drafts" /shared/comment\r\n')
+
+    def test_serverEntry(self):
+        """5.7: a server entry of the account: METADATA "" with the entry."""
+        self.ok(b"a NOTIFY SET (personal (ServerMetadataChange))")
+        self.ok(b'p SETMETADATA "" (/private/comment "mine")', self.peer)
+        self.assertEqual(self.events(), b'* METADATA "" /private/comment\r\n')
+
+    def test_othersPrivateEntries(self):
+        """Another viewer's private entry of a shared mailbox is not told; a shared entry is."""
+        owner = Peer(self, b"other")
+        self.ok(b"o1 CREATE Shared", owner)
+        self.ok(b"o2 SETACL Shared demo lr", owner)
+        self.ok(b"a NOTIFY SET (subtree ~other (MailboxMetadataChange))")
+        self.ok(b'o3 SETMETADATA Shared (/private/comment "owner only")', owner)
+        self.assertEqual(self.events(), b"")
+        self.ok(b"o4 SETACL Shared demo lrw", owner)
+        self.ok(b'o5 SETMETADATA Shared (/shared/comment "everyone")', owner)
+        self.assertEqual(self.events(), b'* METADATA "~other/Shared" /shared/comment\r\n')
 
 
 class OverflowTests(NotifyTestMixin, unittest.TestCase):

@@ -39,7 +39,8 @@ from gateway.imap.format import encodeMailbox
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, command, no
 from gateway.logging import getLogger
-from gateway.store.access import SharedMailbox
+from gateway.store.access import Location, SharedMailbox
+from gateway.store.metadata import MetadataChange
 from gateway.store.names import MailboxNameChange, SubscriptionChange
 
 log = getLogger("imap")
@@ -47,7 +48,9 @@ log = getLogger("imap")
 MESSAGE_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange")
 MAILBOX_EVENTS = ("MailboxName", "SubscriptionChange", "MailboxMetadataChange", "ServerMetadataChange")
 #: The events this server can report, in the order BADEVENT lists them.
-SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
+SUPPORTED_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange",
+                    "MailboxMetadataChange", "ServerMetadataChange")
+_METADATA_EVENTS = frozenset(["MailboxMetadataChange", "ServerMetadataChange"])
 
 _EVENT_NAMES = {name.upper(): name for name in MESSAGE_EVENTS + MAILBOX_EVENTS}
 _FILTERS = ("SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED", "SUBTREE", "MAILBOXES")
@@ -334,7 +337,7 @@ class Notifier:
         self._overflowed = False
         self._stopped = False
         self._removeAccount = None
-        self._plan = None
+        self._removeMetadata = None
 
     # -- set-up --------------------------------------------------------------------
 
@@ -358,6 +361,9 @@ class Notifier:
         feed = getattr(self.session.account, "mailStore", None)
         if feed is not None and hasattr(feed, "addAccountListener") and access is not None:
             self._removeAccount = feed.addAccountListener(self._accountChanged)
+        metadata = getattr(self.session.context, "metadata", None)
+        if metadata is not None and self.spec.usedEvents() & _METADATA_EVENTS:
+            self._removeMetadata = metadata.addListener(self._accountChanged)
 
     def stop(self):
         """
@@ -369,9 +375,15 @@ class Notifier:
         self._watched = {}
         self._dirty.clear()
         self._lists = []
+        self._stopFeeds()
+
+    def _stopFeeds(self):
         if self._removeAccount is not None:
             self._removeAccount()
             self._removeAccount = None
+        if self._removeMetadata is not None:
+            self._removeMetadata()
+            self._removeMetadata = None
 
     def _refresh(self):
         """
@@ -421,9 +433,16 @@ class Notifier:
         self._deliver()
 
     def _accountChanged(self, changes):
+        """
+        Mailbox names or subscriptions changed (a C{list}), or metadata
+        entries (a L{MetadataChange}).
+        """
         if self._stopped:
             return
-        self._lists.extend(changes)
+        if isinstance(changes, MetadataChange):
+            self._lists.append(changes)
+        else:
+            self._lists.extend(changes)
         self._deliver()
 
     def selectedChanged(self):
@@ -494,9 +513,7 @@ class Notifier:
         self._watched = {}
         self._dirty.clear()
         self._lists = []
-        if self._removeAccount is not None:
-            self._removeAccount()
-            self._removeAccount = None
+        self._stopFeeds()
         self._overflowed = True
 
     # -- responses ---------------------------------------------------------------------
@@ -546,9 +563,15 @@ class Notifier:
         followed mailboxes are looked at again (a new mailbox may be one).
         """
         access = self.session.account.access
-        listed = self._refresh()
+        if any(not isinstance(change, MetadataChange) for change in changes):
+            listed = self._refresh()
+        else:
+            listed = {info.name: info for info in access.listMailboxes()}
         subscribed = set(access.subscriptions())
         for change in changes:
+            if isinstance(change, MetadataChange):
+                self._sendMetadata(change, listed, subscribed)
+                continue
             if isinstance(change, MailboxNameChange):
                 event, names = "MailboxName", [change.name] + ([change.oldName] if change.oldName else [])
             elif isinstance(change, SubscriptionChange):
@@ -571,6 +594,31 @@ class Notifier:
             if getattr(change, "oldName", None):
                 line += b' ("OLDNAME" (' + encodeMailbox(change.oldName) + b"))"
             self.session.sendUntagged(line)
+
+    def _sendMetadata(self, change, listed, subscribed):
+        """
+        An unsolicited METADATA response naming the changed entries the
+        viewer sees (RFC 5465 5.6, 5.7; RFC 5464 4.4.2).
+        """
+        access = self.session.account.access
+        entries = change.visibleTo(access.viewer)
+        if not entries:
+            return
+        if change.local is None:
+            if change.owner != access.viewer or "ServerMetadataChange" not in self.spec.usedEvents():
+                return
+            name = ""
+        else:
+            name = access.nameOf(Location(change.owner, change.local))
+            info = listed.get(name)
+            if info is None or "l" not in info.rights or "r" not in info.rights:
+                return
+            if not self._wants("MailboxMetadataChange", name, subscribed):
+                return
+        from gateway.imap.commands_metadata import formatEntry
+
+        self.session.sendUntagged(b"METADATA " + encodeMailbox(name) + b" "
+                                  + b" ".join(formatEntry(entry) for entry in entries))
 
     def _wants(self, event, name, subscribed):
         group = self.spec.groupFor(name, subscribed)
