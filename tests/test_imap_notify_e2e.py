@@ -20,6 +20,7 @@ from tests.test_workers import ACCOUNT, Server, untagged
 MESSAGE = b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: notify\r\n\r\nHello\r\n"
 
 imaplib.Commands.setdefault("NOTIFY", ("AUTH", "SELECTED"))
+imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
 
 def notifySet(client, text):
@@ -113,11 +114,11 @@ class NotifyWorkersTests(unittest.TestCase):
     sessionOn = test_workers.WorkerEndToEndTests.sessionOn
 
     def test_anotherWorkersChanges(self):
-        """A session in one worker with NOTIFY learns of an APPEND and a CREATE made through the other worker."""
+        """A session in one worker with NOTIFY learns of an APPEND, a CREATE and a SETMETADATA made through the other worker."""
         server = Server(self)
         watcher = server.imap()
         watcher.login(ACCOUNT, PASSWORD)
-        typ, _ = notifySet(watcher, "(personal (MessageNew MessageExpunge MailboxName))")
+        typ, _ = notifySet(watcher, "(personal (MessageNew MessageExpunge MailboxName MailboxMetadataChange))")
         self.assertEqual(typ, "OK")
         tag = idle(watcher)
         [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["idle"]], "the IDLE session")
@@ -133,4 +134,6 @@ class NotifyWorkersTests(unittest.TestCase):
         self.assertRegex(untagged(watcher, b"STATUS"), rb'^\* STATUS "Calendar" \(MESSAGES 1 UIDNEXT 2 ')
         self.assertEqual(writer.create("Elsewhere")[0], "OK")
         self.assertEqual(untagged(watcher, b"LIST"), b'* LIST (\\HasNoChildren) "/" "Elsewhere"\r\n')
+        self.assertEqual(writer._simple_command("SETMETADATA", "INBOX", '(/shared/comment "hi")')[0], "OK")
+        self.assertEqual(untagged(watcher, b"METADATA"), b'* METADATA "INBOX" /shared/comment\r\n')
         self.assertTrue(done(watcher, tag).startswith(tag + b" OK"))

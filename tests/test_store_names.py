@@ -12,6 +12,7 @@ from zope.interface.verify import verifyObject
 from gateway.interfaces import IAccountChangeFeed
 from gateway.store import names
 from gateway.store.mail import MailStore
+from gateway.store.metadata import MetadataChange
 from gateway.store.names import MailboxNameChange, SubscriptionChange
 from gateway.store.watch import POLL_INTERVAL
 
@@ -95,3 +96,31 @@ class AccountChangesTests(unittest.TestCase):
         self.store.createMailbox("Counted")
         self.store.subscribe("Counted")
         self.assertEqual(names.generation(self.store._conn), before + 2)
+
+    def test_metadataFromAnotherProcess(self):
+        """A metadata write recorded by another process reaches the listener (without an owner: the store's)."""
+        other = self.open()
+        original = names._processId
+        names._processId = lambda: -1  # written by another process
+        try:
+            other.recordMetadataChange("INBOX", ["/shared/comment"], "demo@example.test")
+            other.recordMetadataChange(None, ["/private/x"], "demo@example.test")
+        finally:
+            names._processId = original
+        self.clock.advance(POLL_INTERVAL)
+        self.assertEqual(self.changes(), [MetadataChange(None, "INBOX", ("/shared/comment",), "demo@example.test"),
+                                          MetadataChange(None, None, ("/private/x",), "demo@example.test")])
+
+    def test_ownMetadataWrites(self):
+        """This process's own recorded metadata writes are not told again through the feed."""
+        self.store.recordMetadataChange("INBOX", ["/shared/comment"], "demo@example.test")
+        self.clock.advance(POLL_INTERVAL)
+        self.assertEqual(self.changes(), [])
+
+    def test_metadataChangesKept(self):
+        """Only the last KEEP_METADATA_CHANGES metadata writes stay in the index."""
+        self.patch(names, "KEEP_METADATA_CHANGES", 3)
+        for i in range(5):
+            self.store.recordMetadataChange("INBOX", ["/shared/n%d" % (i,)], "demo@example.test")
+        kept = self.store._conn.execute("SELECT COUNT(*) FROM meta WHERE key GLOB 'metadata:*'").fetchone()[0]
+        self.assertEqual(kept, 3)

@@ -604,6 +604,9 @@ class Notifier:
         entries = change.visibleTo(access.viewer)
         if not entries:
             return
+        if change.owner is None:
+            # From the viewer's own store's feed: another process wrote it.
+            change = attr.evolve(change, owner=access.viewer)
         if change.local is None:
             if change.owner != access.viewer or "ServerMetadataChange" not in self.spec.usedEvents():
                 return

@@ -664,6 +664,15 @@ class MailStore:
                 self._watcher.stop()
         return stop
 
+    def recordMetadataChange(self, local, entries, viewer):
+        """
+        Metadata entries of mailbox C{local} (C{None}: the account's
+        server entries) were written: tell other processes' account
+        listeners (L{gateway.store.names.recordMetadataChange}).
+        """
+        with index.transaction(self._conn):
+            names.recordMetadataChange(self._conn, local, entries, viewer)
+
     def _accountListening(self):
         return self._accountChanges is not None and self._accountChanges.listening
 

@@ -601,7 +601,16 @@ class Metadata:
             if any(value is not None for _, value in pairs) and _size(shared, private) > MAX_FILE_SIZE:
                 raise TooManyEntries("the mailbox's entries are at their size limit")
             writeFile(target.path, shared, private)
-        self._changed(target, [entry for entry, _value in pairs])
+        entries = [entry for entry, _value in pairs]
+        record = getattr(target.store, "recordMetadataChange", None)
+        if record is not None:
+            try:
+                record(target.local, entries, target.viewer)
+            except Exception:
+                # The entries are written; only other processes' NOTIFY
+                # sessions miss this change.
+                log.err(None, "recording a metadata change for other processes failed")
+        self._changed(target, entries)
 
     def recordClass(self, access, name, mailboxClass):
         """

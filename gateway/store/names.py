@@ -14,13 +14,31 @@ reactor turn) or when the store's change watcher says another process
 committed to the index and the counter moved.  Mailbox ids survive RENAME,
 so a rename is told as one change with its old name, also when another
 process made it.
+
+Metadata entries (L{gateway.store.metadata}) live in files, not in the
+index: their writer also records each write in the index
+(L{recordMetadataChange}, meta keys C{metadata:<generation>}, the last
+L{KEEP_METADATA_CHANGES} kept) with its process id, so that other
+processes tell their listeners (this process's own writes reach them
+through the METADATA service's listeners).
 """
+
+import json
+import os
 
 import attr
 from twisted.python import log
 
+from gateway.store.metadata import MetadataChange
+
 #: The meta key of the generation counter.
 GENERATION_KEY = "names"
+#: Metadata writes remembered in the index for other processes.
+KEEP_METADATA_CHANGES = 200
+
+
+def _processId():
+    return os.getpid()
 
 
 @attr.s(frozen=True)
@@ -52,6 +70,38 @@ def bumpGeneration(conn):
     """
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, COALESCE("
                  "(SELECT value FROM meta WHERE key = ?), 0) + 1)", (GENERATION_KEY, GENERATION_KEY))
+
+
+def recordMetadataChange(conn, local, entries, viewer):
+    """
+    Record that metadata entries were written (inside a transaction): a
+    generation of its own, with what changed and by which process.
+    """
+    bumpGeneration(conn)
+    number = generation(conn)
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                 ("metadata:%d" % (number,), json.dumps([local, list(entries), viewer, _processId()])))
+    conn.execute("DELETE FROM meta WHERE key GLOB 'metadata:*' AND CAST(substr(key, 10) AS INTEGER) <= ?",
+                 (number - KEEP_METADATA_CHANGES,))
+
+
+def metadataChangesSince(conn, number):
+    """
+    The metadata writes other processes recorded after generation
+    C{number}, oldest first, as L{MetadataChange}s without an owner.
+    """
+    rows = conn.execute("SELECT CAST(substr(key, 10) AS INTEGER), value FROM meta"
+                        " WHERE key GLOB 'metadata:*' AND CAST(substr(key, 10) AS INTEGER) > ?"
+                        " ORDER BY 1", (number,)).fetchall()
+    changes = []
+    for _number, value in rows:
+        try:
+            local, entries, viewer, pid = json.loads(value)
+        except (TypeError, ValueError):
+            continue
+        if pid != _processId():
+            changes.append(MetadataChange(None, local, tuple(entries), viewer))
+    return changes
 
 
 def generation(conn):
@@ -131,6 +181,8 @@ class AccountChanges:
             return
         gen, mailboxes, subscriptions = self._read()
         changes = diff(self._mailboxes, mailboxes, self._subscriptions, subscriptions)
+        if gen != self._generation and self._generation is not None:
+            changes += metadataChangesSince(self._store._conn, self._generation)
         self._generation, self._mailboxes, self._subscriptions = gen, mailboxes, subscriptions
         if not changes:
             return
