@@ -342,6 +342,45 @@ class SharedTests(NotifyTestMixin, unittest.TestCase):
         self.append(b"Listed", session=self.owner)
         self.assertEqual(self.events(), b"")
 
+    def test_rightsTakenAway(self):
+        """5.9: once the owner takes l or r away, the mailbox reports nothing more."""
+        self.ok(b"a NOTIFY SET (subtree ~other (MessageNew MessageExpunge))")
+        self.ok(b"o6 SETACL Shared demo l", self.owner)
+        self.append(b"Shared", session=self.owner)
+        self.assertEqual(self.events(), b"")
+        self.ok(b"o7 SETACL Shared demo lr", self.owner)
+        self.append(b"Shared", session=self.owner)
+        self.assertEqual(self.events(), b"")
+
+    def test_rightsGranted(self):
+        """5.9: a mailbox shared after NOTIFY SET is followed once the session looks again (SHARED_REFRESH)."""
+        self.ok(b"a NOTIFY SET (subtree ~other (MessageNew MessageExpunge))")
+        self.ok(b"o6 SETACL Hidden demo lr", self.owner)
+        self.append(b"Hidden", session=self.owner)
+        self.assertEqual(self.events(), b"")
+        self.clock.advance(notify.SHARED_REFRESH)
+        self.append(b"Hidden", session=self.owner)
+        self.assertIn(b'* STATUS "~other/Hidden" (MESSAGES 2 ', self.events())
+
+    def test_sharedMailboxNames(self):
+        """5.4: the owner's CREATE, RENAME and DELETE of a shared mailbox the viewer sees are LIST responses."""
+        self.ok(b"a NOTIFY SET (subtree ~other (MailboxName))")
+        self.ok(b"o6 CREATE Shared/Child", self.owner)
+        self.assertEqual(self.events(), b'* LIST (\\HasNoChildren) "/" "~other/Shared/Child"\r\n')
+        self.ok(b"o7 RENAME Shared/Child Shared/Kid", self.owner)
+        self.assertEqual(self.events(),
+                         b'* LIST (\\HasNoChildren) "/" "~other/Shared/Kid" ("OLDNAME" ("~other/Shared/Child"))\r\n')
+        self.ok(b"o8 DELETE Shared/Kid", self.owner)
+        self.assertEqual(self.events(), b'* LIST (\\NonExistent) "/" "~other/Shared/Kid"\r\n')
+
+    def test_hiddenMailboxNames(self):
+        """5.4: the owner's changes to mailboxes the viewer may not list tell nothing."""
+        self.ok(b"a NOTIFY SET (subtree ~other (MailboxName))")
+        self.ok(b"o6 CREATE Private", self.owner)
+        self.ok(b"o7 RENAME Hidden Secret", self.owner)
+        self.ok(b"o8 DELETE Secret", self.owner)
+        self.assertEqual(self.events(), b"")
+
     def test_personalExcludesShared(self):
         """6.2: PERSONAL does not include other accounts' mailboxes."""
         self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge))")

@@ -59,6 +59,9 @@ _FILTERS = ("SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED",
 MAX_PENDING = 1000
 #: Octets the client left unread past which it is too far behind: overflow.
 MAX_BACKLOG = 1024 * 1024
+#: Seconds between looks at which other accounts' mailboxes a session's
+#: filters name (rights granted, shared mailboxes created or deleted).
+SHARED_REFRESH = 60.0
 
 #: Commands whose own new messages in the selected mailbox get no MessageNew
 #: FETCH (RFC 5465 5.2: the client knows what it added).
@@ -130,6 +133,14 @@ class NotifySpec:
 
     def wantsSubscriptions(self):
         return any(group.kind == "SUBSCRIBED" for group in self.groups)
+
+    def mayNameShared(self):
+        """
+        Can a filter name another account's mailbox (C{SUBSCRIBED}, or a
+        C{~owner/...} name)?
+        """
+        return any(group.kind == "SUBSCRIBED" or any(name.startswith("~") for name in group.names)
+                   for group in self.groups)
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -338,6 +349,9 @@ class Notifier:
         self._stopped = False
         self._removeAccount = None
         self._removeMetadata = None
+        self._refreshCall = None
+        self._removeShared = []
+        self._lastListed = self._seenBefore = frozenset()
 
     # -- set-up --------------------------------------------------------------------
 
@@ -364,6 +378,64 @@ class Notifier:
         metadata = getattr(self.session.context, "metadata", None)
         if metadata is not None and self.spec.usedEvents() & _METADATA_EVENTS:
             self._removeMetadata = metadata.addListener(self._accountChanged)
+        if self.spec.mayNameShared():
+            self._refreshCall = self.session.reactor.callLater(SHARED_REFRESH, self._refreshShared)
+        for owner in self._sharedOwners():
+            try:
+                store = access.layer.storeOf(owner)
+            except StoreError:
+                continue
+            if hasattr(store, "addAccountListener"):
+                self._removeShared.append(store.addAccountListener(
+                    lambda changes, owner=owner: self._sharedChanged(owner, changes)))
+
+    def _sharedOwners(self):
+        """
+        The other accounts whose mailboxes the filters name (C{~owner}).
+        """
+        access = self.session.account.access
+        owners = set()
+        for group in self.spec.groups:
+            for name in group.names:
+                if name.startswith("~"):
+                    owner = name[1:].partition("/")[0].lower()
+                    if owner and "@" not in owner:
+                        owner = "%s@%s" % (owner, access.domain)
+                    if owner and owner != access.viewer:
+                        owners.add(owner)
+        return sorted(owners)
+
+    def _sharedChanged(self, owner, changes):
+        """
+        Another account's mailboxes changed (its store's feed): the same
+        events, with the names the viewer uses.
+        """
+        access = self.session.account.access
+        translated = []
+        for change in changes:
+            if isinstance(change, MailboxNameChange):
+                translated.append(MailboxNameChange(
+                    access.nameOf(Location(owner, change.name)),
+                    access.nameOf(Location(owner, change.oldName)) if change.oldName else None))
+            elif isinstance(change, MetadataChange) and change.owner is None:
+                translated.append(attr.evolve(change, owner=owner))
+        if translated:
+            self._accountChanged(translated)
+
+    def _refreshShared(self):
+        """
+        Other accounts change their mailboxes and ACLs in their own stores:
+        look again now and then at what the filters name (RFC 5465 5.9:
+        monitoring starts when the viewer gains the rights).
+        """
+        self._refreshCall = None
+        if self._stopped:
+            return
+        try:
+            self._refresh()
+        except Exception:
+            log.failure("NOTIFY could not look at the shared mailboxes again")
+        self._refreshCall = self.session.reactor.callLater(SHARED_REFRESH, self._refreshShared)
 
     def stop(self):
         """
@@ -378,12 +450,18 @@ class Notifier:
         self._stopFeeds()
 
     def _stopFeeds(self):
+        if self._refreshCall is not None and self._refreshCall.active():
+            self._refreshCall.cancel()
+        self._refreshCall = None
         if self._removeAccount is not None:
             self._removeAccount()
             self._removeAccount = None
         if self._removeMetadata is not None:
             self._removeMetadata()
             self._removeMetadata = None
+        removers, self._removeShared = self._removeShared, []
+        for remove in removers:
+            remove()
 
     def _refresh(self):
         """
@@ -394,6 +472,7 @@ class Notifier:
         """
         access = self.session.account.access
         listed = {info.name: info for info in access.listMailboxes()}
+        self._seenBefore, self._lastListed = self._lastListed, frozenset(listed)
         subscribed = set(access.subscriptions()) if self.spec.wantsSubscriptions() else set()
         wanted = {}
         for name, info in listed.items():
@@ -536,6 +615,10 @@ class Notifier:
 
         if self._isSelected(watched.mailbox):
             return
+        if name.startswith("~") and not {"l", "r"} <= set(self.session.account.access.rights(name)):
+            # The owner took a right away (RFC 5465 5.9): no more events.
+            self._watched.pop(name).remove()
+            return
         try:
             state = self._state(watched.mailbox)
         except StoreError:
@@ -565,8 +648,10 @@ class Notifier:
         access = self.session.account.access
         if any(not isinstance(change, MetadataChange) for change in changes):
             listed = self._refresh()
+            before = self._seenBefore
         else:
             listed = {info.name: info for info in access.listMailboxes()}
+            before = frozenset(listed)
         subscribed = set(access.subscriptions())
         for change in changes:
             if isinstance(change, MetadataChange):
@@ -579,6 +664,9 @@ class Notifier:
             else:
                 continue
             if not any(self._wants(event, name, subscribed | {change.name}) for name in names):
+                continue
+            if change.name.startswith("~") and change.name not in listed and not set(names) & before:
+                # Another account's mailbox the viewer neither sees nor saw.
                 continue
             info = listed.get(change.name)
             attributes = []
