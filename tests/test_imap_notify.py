@@ -45,9 +45,9 @@ class NotifyTestMixin(IMAPTestMixin):
 
 
 class CommandTests(NotifyTestMixin, unittest.TestCase):
-    def test_notAnnouncedYet(self):
-        """NOTIFY is not in CAPABILITY: the metadata events are not reported yet (see notify.SUPPORTED_EVENTS)."""
-        self.assertNotIn(b"NOTIFY", self.send(b"a CAPABILITY").split(b"\r\n")[0].split())
+    def test_announced(self):
+        """NOTIFY is in CAPABILITY after login."""
+        self.assertIn(b"NOTIFY", self.send(b"a CAPABILITY").split(b"\r\n")[0].split())
 
     def test_none(self):
         """NOTIFY NONE is accepted with nothing set, and after a NOTIFY SET it stops the events."""

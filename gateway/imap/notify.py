@@ -8,26 +8,35 @@ C{NOTIFY SET [STATUS] (filter events) ...} parses into a L{NotifySpec};
 the session's L{Notifier} then listens:
 
   - on the selected mailbox (C{SELECTED}, C{SELECTED-DELAYED}) through the
-    view's listener: EXISTS, FETCH (flags, and the MessageNew FETCH items
-    the client asked for), EXPUNGE at once for C{SELECTED}, at the next
-    command that allows it for C{SELECTED-DELAYED};
+    view's listener: EXISTS, FETCH (UID and FLAGS, and the MessageNew FETCH
+    items the client asked for), EXPUNGE at once for C{SELECTED}, at the
+    next command that allows it for C{SELECTED-DELAYED};
   - on every other mailbox a filter names (C{INBOXES}, which is C{PERSONAL}
     here as RFC 5465 6.3 allows, C{PERSONAL}, C{SUBSCRIBED}, C{SUBTREE},
     C{MAILBOXES}) that the viewer may C{l}ist and C{r}ead, own or shared,
     with the mailbox's own listener: STATUS responses;
-  - on the account's mailbox list and subscriptions through the store's
-    account-level feed (L{gateway.interfaces.IAccountChangeFeed}): LIST
-    responses (MailboxName with C{OLDNAME} for a rename, C{\\NonExistent}
-    for a deletion; SubscriptionChange).
+  - on the account's mailbox list and subscriptions, and on the stores of
+    the accounts whose C{~owner/...} mailboxes a filter names, through the
+    stores' account-level feed (L{gateway.interfaces.IAccountChangeFeed}):
+    LIST responses (MailboxName with C{OLDNAME} for a rename,
+    C{\\NonExistent} for a deletion; SubscriptionChange) and METADATA
+    written by other processes;
+  - on the METADATA service (L{gateway.interfaces.IMetadata.addListener}):
+    METADATA responses naming the entries written in this process.
 
-The store's listeners hear other processes' changes too (inotify or the
+The stores' listeners hear other processes' changes too (inotify or the
 periodic check), so a change made through another worker reaches the
 session the same way.  A mailbox that matches several filters gets the
-events of the first one.  Events that arrive while a command runs wait for
-its end and go out before its tagged response; when more pile up than
-L{MAX_PENDING}, or the client leaves more than L{MAX_BACKLOG} octets
-unread, the session gets C{* OK [NOTIFICATIONOVERFLOW]} and NOTIFY is off
-(RFC 5465 5.8), as after C{NOTIFY NONE}.
+events of the first one.  Rights are checked when NOTIFY SET runs, before
+each STATUS of another account's mailbox (a right taken away stops its
+events) and every L{SHARED_REFRESH} seconds (a mailbox shared later starts
+them).  Events that arrive while a command runs wait for its end and go out
+before its tagged response; when more pile up than L{MAX_PENDING}, or the
+client leaves more than L{MAX_BACKLOG} octets unread, the session gets
+C{* OK [NOTIFICATIONOVERFLOW]} and NOTIFY is off (RFC 5465 5.8), as after
+C{NOTIFY NONE}.  AnnotationChange is refused with C{NO [BADEVENT]} (there
+is no ANNOTATE); a session's own changes to other mailboxes are reported
+to it too (RFC 5465 5 says SHOULD omit them).
 """
 
 import bisect
@@ -758,7 +767,7 @@ class Notifier:
 # -- the command ---------------------------------------------------------------------------
 
 
-@command("NOTIFY", AUTH)
+@command("NOTIFY", AUTH, capability="NOTIFY")
 def do_NOTIFY(session, tag, args):
     from gateway.imap.commands_selected import fetchRegistry
 
