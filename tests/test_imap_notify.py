@@ -300,6 +300,15 @@ class RFCExampleTests(NotifyTestMixin, unittest.TestCase):
         out = self.send(b"n NOOP")
         self.assertLess(out.index(b'* STATUS "misc"'), out.index(b"n OK"))
 
+    def test_idleWithoutSelectedEvents(self):
+        """4: with NOTIFY on and no SELECTED events, IDLE pushes nothing for the selected mailbox; DONE's end tells it."""
+        self.ok(b"s SELECT INBOX")
+        self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge))")
+        self.assertEqual(self.send(b"i IDLE"), b"+ idling\r\n")
+        self.append(b"INBOX")
+        self.assertEqual(self.events(), b"")
+        self.assertEqual(self.send(b"DONE"), b"* 1 EXISTS\r\n* 1 RECENT\r\ni OK IDLE terminated\r\n")
+
     def test_idleInAuthenticatedState(self):
         """4: IDLE without a selected mailbox gets the events as they happen."""
         self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge))")
@@ -444,6 +453,24 @@ class OverflowTests(NotifyTestMixin, unittest.TestCase):
         self.assertIsNone(self.session.notify)
         self.append(b"Drafts")
         self.assertEqual(self.events(), b"")
+
+    def test_tooManyMailboxes(self):
+        """3.1: a NOTIFY SET naming more mailboxes than the limit is NO [NOTIFICATIONOVERFLOW] and follows none."""
+        self.patch(notify, "MAX_MAILBOXES", 3)
+        out = self.send(b"a NOTIFY SET (personal (MessageNew MessageExpunge))")
+        self.assertEqual(out, b"a NO [NOTIFICATIONOVERFLOW] NOTIFY would follow more than 3 mailboxes\r\n")
+        self.assertIsNone(self.session.notify)
+        inbox = self.context.realm.accountFor("demo@example.test").mailStore.getMailbox("INBOX")
+        self.assertEqual(len(inbox._listeners), 0)
+        self.ok(b"b NOTIFY SET (mailboxes (INBOX Drafts) (MessageNew MessageExpunge))")
+
+    def test_failedSetKeepsPrevious(self):
+        """A NOTIFY SET refused with NO leaves the previous one in force."""
+        self.ok(b"a NOTIFY SET (mailboxes Drafts (MessageNew MessageExpunge))")
+        self.patch(notify, "MAX_MAILBOXES", 3)
+        self.assertIn(b"b NO [NOTIFICATIONOVERFLOW]", self.send(b"b NOTIFY SET (personal (MessageNew MessageExpunge))"))
+        self.append(b"Drafts")
+        self.assertIn(b'* STATUS "Drafts" (MESSAGES 1 ', self.events())
 
     def test_backlog(self):
         """5.8: a client that leaves too much unread overflows at the next event."""

@@ -68,6 +68,10 @@ _FILTERS = ("SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED",
 MAX_PENDING = 1000
 #: Octets the client left unread past which it is too far behind: overflow.
 MAX_BACKLOG = 1024 * 1024
+#: NOTIFY SET that would follow more mailboxes than this is refused with
+#: C{NO [NOTIFICATIONOVERFLOW]} (RFC 5465 3.1): each costs a listener, its
+#: folders' inotify watches and a count per change.
+MAX_MAILBOXES = 1000
 #: Seconds between looks at which other accounts' mailboxes a session's
 #: filters name (rights granted, shared mailboxes created or deleted).
 SHARED_REFRESH = 60.0
@@ -370,9 +374,16 @@ class Notifier:
         mailbox followed (RFC 5465 3.1).  Names given to SUBTREE and
         MAILBOXES that the viewer may list but not read get C{LIST
         (\\NoAccess)}.
+
+        @raise gateway.imap.protocol.Response: C{NO [NOTIFICATIONOVERFLOW]}
+            when the filters name more than L{MAX_MAILBOXES} mailboxes
+            (nothing is followed then).
         """
         access = self.session.account.access
         listed = self._refresh()
+        if len(self._watched) > MAX_MAILBOXES:
+            self.stop()
+            raise no("[NOTIFICATIONOVERFLOW] NOTIFY would follow more than %d mailboxes" % (MAX_MAILBOXES,))
         for group in self.spec.groups:
             for name in group.names:
                 info = listed.get(name)
@@ -538,11 +549,17 @@ class Notifier:
         The selected mailbox changed: tell the client now when it asked
         for the selected mailbox's events and no command is running.
 
+        With NOTIFY on and no events asked for the selected mailbox, nothing
+        is pushed, during IDLE either (RFC 5465 4): the mailbox's changes
+        come at the end of the next command, as RFC 3501 has them.
+
         @return: C{False} when the session should go on as without NOTIFY.
         """
         session = self.session
-        if self._stopped or not self.spec.selected or session.view is None:
+        if self._stopped or session.view is None:
             return False
+        if not self.spec.selected:
+            return True
         if self._canWrite():
             before = session.view.maxUid()
             session.view.sendUpdates(session, expunge=session.idling or not self.spec.delayed)
@@ -772,13 +789,14 @@ def do_NOTIFY(session, tag, args):
     from gateway.imap.commands_selected import fetchRegistry
 
     spec = parseNotify(args, fetchRegistry(session))
+    notifier = None
+    if spec is not None:
+        # Started before the old one stops: a NOTIFY SET that fails leaves
+        # the previous one as it was.
+        notifier = Notifier(session, spec)
+        notifier.start()
     if session.notify is not None:
         session.notify.stop()
-        session.notify = None
-    if spec is None:
-        return ("OK", "NOTIFY completed")
-    notifier = Notifier(session, spec)
-    notifier.start()
     session.notify = notifier
     return ("OK", "NOTIFY completed")
 
