@@ -84,6 +84,13 @@ class CommandTests(NotifyTestMixin, unittest.TestCase):
             self.assertIn(b"a BAD", self.send(command), command)
         self.ok(b"b NOOP")
 
+    def test_nameNotModifiedUTF7(self):
+        """A mailbox name that is not modified UTF-7 names no mailbox: NOTIFY SET is OK and follows the others."""
+        self.ok(b"a NOTIFY SET (mailboxes (&Jjo!- Drafts) (MessageNew MessageExpunge)) (subtree &- NONE)")
+        self.assertEqual(self.session.notify.spec.groups[0].names, ("Drafts",))
+        self.append(b"Drafts")
+        self.assertIn(b'* STATUS "Drafts" ', self.events())
+
     def test_fetchItemsOnlyForSelected(self):
         """MessageNew's FETCH items are for the selected mailbox only: elsewhere BAD."""
         self.assertIn(b"a BAD", self.send(b"a NOTIFY SET (personal (MessageNew (uid) MessageExpunge))"))

@@ -8,7 +8,7 @@ with the RFC's rules (BAD) and the events this server reports
 
 import attr
 
-from gateway.imap.parser import IMAPSyntaxError
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7
 from gateway.imap.protocol import no
 
 MESSAGE_EVENTS = ("MessageNew", "MessageExpunge", "FlagChange", "AnnotationChange")
@@ -127,19 +127,28 @@ def _span(data, pos):
 
 def _mailboxes(args):
     """
-    C{one-or-more-mailbox}: a name or a parenthesized list of names.
+    C{one-or-more-mailbox}: a name or a parenthesized list of names; a name
+    that is not modified UTF-7 names no mailbox and is left out.
     """
     if args.peek() != b"(":
-        return (args.mailbox(),)
+        return tuple(_mailbox(args))
     args.pos += 1
-    names = []
+    names, count = [], 0
     while True:
-        if args.peek() == b")" and names:
+        if args.peek() == b")" and count:
             args.pos += 1
             return tuple(names)
-        if names:
+        if count:
             args.space()
-        names.append(args.mailbox())
+        names += _mailbox(args)
+        count += 1
+
+
+def _mailbox(args):
+    try:
+        return [args.mailbox()]
+    except NotModifiedUTF7:
+        return []
 
 
 def _events(args, selected):
