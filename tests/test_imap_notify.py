@@ -118,6 +118,16 @@ class CommandTests(NotifyTestMixin, unittest.TestCase):
         self.append(b"Sent")
         self.assertIn(b'* STATUS "Sent" (', self.events())
 
+    def test_nothingAfterBye(self):
+        """LOGOUT: events that waited are not sent after the BYE."""
+        self.ok(b"c CREATE misc")
+        self.ok(b"a NOTIFY SET (mailboxes misc (MessageNew MessageExpunge))")
+        self.session._busy = True
+        self.append(b"misc")
+        self.events()
+        self.session._busy = False
+        self.assertEqual(self.send(b"z LOGOUT"), b"* BYE Logging out\r\nz OK LOGOUT completed\r\n")
+
     def test_logoutStopsListening(self):
         """A session that ends takes its listeners with it."""
         self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")

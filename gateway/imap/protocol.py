@@ -643,7 +643,7 @@ class IMAPServer(FailureBudget, Protocol):
                 status, text = "NO", "The selected mailbox was deleted"
             except Exception:
                 self.logFailure(failure.Failure(), "IMAP mailbox update failed")
-        if self.notify is not None and self.transport is not None:
+        if self.notify is not None and self.transport is not None and self.state != LOGOUT:
             try:
                 self.notify.commandDone(before, row.name)
             except Exception:
