@@ -118,6 +118,16 @@ class CommandTests(NotifyTestMixin, unittest.TestCase):
         self.append(b"Sent")
         self.assertIn(b'* STATUS "Sent" (', self.events())
 
+    def test_unauthenticate(self):
+        """UNAUTHENTICATE (RFC 8437) ends NOTIFY: the account's events no longer reach the connection."""
+        self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
+        self.ok(b"u UNAUTHENTICATE")
+        self.assertIsNone(self.session.notify)
+        self.append(b"Drafts")
+        self.ok(b"p CREATE Later", self.peer)
+        self.assertEqual(self.events(), b"")
+        self.assertEqual(self.send(b"n NOOP"), b"n OK NOOP completed\r\n")
+
     def test_nothingAfterBye(self):
         """LOGOUT: events that waited are not sent after the BYE."""
         self.ok(b"c CREATE misc")

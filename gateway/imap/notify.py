@@ -286,6 +286,10 @@ class Notifier:
 
     def _canWrite(self):
         session = self.session
+        if session.account is None:
+            # Logged out (UNAUTHENTICATE): nothing more for this account.
+            self.stop()
+            return False
         return session.transport is not None and (session.idling or not session._busy)
 
     def _mailboxChanged(self, name):
