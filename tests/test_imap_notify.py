@@ -91,6 +91,20 @@ class CommandTests(NotifyTestMixin, unittest.TestCase):
         self.append(b"Drafts")
         self.assertIn(b'* STATUS "Drafts" ', self.events())
 
+    def test_mangled(self):
+        """Every prefix of a valid NOTIFY SET, and each with one octet changed, gets OK, NO or BAD, never SERVERBUG."""
+        valid = (b"NOTIFY SET STATUS (selected-delayed (MessageNew (UID BODY.PEEK[HEADER.FIELDS (FROM)]) MessageExpunge"
+                 b' FlagChange)) (subtree ("Lists" ~other) (MailboxName)) (mailboxes INBOX NONE) (inboxes NONE)')
+        variants = [valid[:i] for i in range(len(valid))]
+        variants += [valid[:i] + bytes([c]) + valid[i + 1:] for i in range(0, len(valid), 3) for c in b'()" \\{'
+                     if valid[i] != c]
+        self.ok(b"s SELECT INBOX")
+        for n, command in enumerate(variants):
+            out = self.send(b"t%d " % (n,) + command)
+            self.assertRegex(out, rb"(^|\n)t%d (OK|NO|BAD) " % (n,), command)
+            self.assertNotIn(b"SERVERBUG", out, command)
+        self.assertIn(b"n OK", self.send(b"n NOOP"))
+
     def test_fetchItemsOnlyForSelected(self):
         """MessageNew's FETCH items are for the selected mailbox only: elsewhere BAD."""
         self.assertIn(b"a BAD", self.send(b"a NOTIFY SET (personal (MessageNew (uid) MessageExpunge))"))
