@@ -356,6 +356,23 @@ class IMailStore(Interface):
         """@return: bytes used by all messages of all mailboxes."""
 
 
+class IAccountChangeFeed(Interface):
+    """
+    Account-level changes of a mail store (mailboxes created, deleted,
+    renamed; subscriptions), made by this process or another one over the
+    same data root (L{gateway.store.names}).
+    """
+
+    def addAccountListener(callback):
+        """
+        Call C{callback(changes)}, C{changes} a C{list} of
+        L{gateway.store.names.MailboxNameChange} and
+        L{gateway.store.names.SubscriptionChange}, after each change.
+
+        @return: a no-argument callable that removes the listener.
+        """
+
+
 class IMailboxInfo(Interface):
     """
     What LIST needs to know about a mailbox without opening it.
@@ -693,6 +710,15 @@ class IMetadata(Interface):
     def setEntries(access, name, pairs):
         """
         Set (C{bytes}) or remove (C{None}) entries, all or none.
+        """
+
+    def addListener(callback):
+        """
+        Call C{callback(change)} with a
+        L{gateway.store.metadata.MetadataChange} after entries are written
+        in this process (IMAP NOTIFY's metadata events).
+
+        @return: a no-argument callable that removes the listener.
         """
 
 

@@ -201,6 +201,8 @@ def _mailboxChanged(session):
     """
     The selected mailbox changed: announce it at once during IDLE.
     """
+    if session.notify is not None and session.notify.selectedChanged():
+        return
     if session.idling and session.view is not None:
         session.view.sendUpdates(session, expunge=True)
         session.flush()

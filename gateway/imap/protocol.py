@@ -157,6 +157,8 @@ class IMAPServer(FailureBudget, Protocol):
     state = NOT_AUTHENTICATED
     account = None
     view = None
+    #: The L{gateway.imap.notify.Notifier} after NOTIFY SET.
+    notify = None
     factory = None
     failureLog = log
     protocolName = 'IMAP'
@@ -227,6 +229,9 @@ class IMAPServer(FailureBudget, Protocol):
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
+        if self.notify is not None:
+            self.notify.stop()
+            self.notify = None
         self.closeMailbox()
         self.state = LOGOUT
         if self._logout is not None:
@@ -638,6 +643,7 @@ class IMAPServer(FailureBudget, Protocol):
             status, text = "OK", "%s completed" % (row.name,)
         else:
             status, text = result
+        before = self.view.maxUid() if self.view is not None else 0
         if self.view is not None and self.state == SELECTED and self.transport is not None:
             try:
                 self.view.sendUpdates(self, expunge=row.expungeAllowed)
@@ -646,6 +652,11 @@ class IMAPServer(FailureBudget, Protocol):
                 status, text = "NO", "The selected mailbox was deleted"
             except Exception:
                 self.logFailure(failure.Failure(), "IMAP mailbox update failed")
+        if self.notify is not None and self.transport is not None and self.state != LOGOUT:
+            try:
+                self.notify.commandDone(before, row.name)
+            except Exception:
+                self.logFailure(failure.Failure(), "IMAP NOTIFY update failed")
         if status:
             self._finishCommand(tag, status, text)
         if self.state == LOGOUT or later:

@@ -200,8 +200,10 @@ class MailboxView:
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
-        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
-        withUid = "QRESYNC" in session.enabled
+        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4), and
+        # NOTIFY's FlagChange asks for it (RFC 5465 5.1).
+        withUid = "QRESYNC" in session.enabled or getattr(session, "notify", None) is not None \
+            and "FlagChange" in session.notify.spec.selected
         for info in changed:
             if info.uid > known or info.modseq in self._own:
                 continue
