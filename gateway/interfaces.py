@@ -833,3 +833,21 @@ class IMonitor(Interface):
 
         @return: what C{handler} returns; what it raises is raised.
         """
+
+
+class IDrainable(Interface):
+    """
+    A session that can end cleanly when the server stops (SIGTERM): see
+    L{gateway.drain}.
+    """
+
+    def drain(reason):
+        """
+        The server is stopping: end the session now if no command is in
+        flight (saying why, as the protocol allows: IMAP C{* BYE}, POP3
+        C{-ERR [SYS/TEMP]}), else once the command in flight has been
+        answered.  A session waiting for the client (IMAP IDLE,
+        AUTHENTICATE) has nothing in flight.  Further input is not read.
+
+        @param reason: C{str}, for the client (ASCII).
+        """

@@ -17,8 +17,10 @@ The parent:
     - restarts a worker that ends, after a pause that doubles (up to
       L{MAX_BACKOFF} seconds) while workers keep dying within
       L{STABLE_AFTER} seconds of their start;
-    - on SIGTERM (twistd's stop) sends SIGTERM to every worker and ends
-      once they have (SIGKILL after L{STOP_TIMEOUT} seconds);
+    - on SIGTERM (twistd's stop) sends SIGTERM to every worker, each of
+      which drains its sessions (L{gateway.drain}), and ends once they
+      have (SIGKILL after C{[server] drain_seconds} plus L{STOP_TIMEOUT}
+      seconds);
     - passes SIGHUP (reload) and SIGUSR1 (log files opened again) on;
     - writes the workers' log lines into its own log, as one stream, each
       with C{worker K} in its system field;
@@ -69,7 +71,8 @@ FIRST_LISTENER_FD = 10
 MAX_BACKOFF = 30.0
 #: A worker that ran this many seconds is healthy: the next restart is quick.
 STABLE_AFTER = 10.0
-#: Seconds the workers get to end after SIGTERM, before SIGKILL.
+#: Seconds the workers get to end after SIGTERM, beyond C{[server]
+#: drain_seconds}, before SIGKILL.
 STOP_TIMEOUT = 30.0
 #: Seconds the admin listener waits for a worker's answer.
 ASK_TIMEOUT = 5.0
@@ -105,18 +108,6 @@ class _NotAccepting(protocol.ServerFactory):
         return None
 
 
-class _AnnouncedListenerService(_ListenerService):
-    """
-    A listener of the parent itself (the admin listener) that logs its address.
-    """
-
-    def _listening(self, port):
-        _ListenerService._listening(self, port)
-        host = port.getHost()
-        log.info("{listener}: listening on {host}:{port}", listener=self.name,
-                 host=getattr(host, "host", host), port=getattr(host, "port", ""))
-
-
 class _HeldListenerService(_ListenerService):
     """
     A listener the parent opens and the workers accept on: it listens
@@ -124,12 +115,11 @@ class _HeldListenerService(_ListenerService):
     stops reading.
     """
 
+    listeningFor = " for the workers"
+
     def _listening(self, port):
-        _ListenerService._listening(self, port)
         port.stopReading()
-        host = port.getHost()
-        log.info("{listener}: listening on {host}:{port} for the workers", listener=self.name,
-                 host=getattr(host, "host", host), port=getattr(host, "port", ""))
+        _ListenerService._listening(self, port)
 
     def fileno(self):
         return self.port.fileno()
@@ -167,6 +157,8 @@ class WorkerParent(GatewayService):
             self.workers[number].start()
 
     def stopService(self):
+        for child in self.listeners():
+            child.stopService()  # the workers still hold theirs until they have drained
         workers = [w for w in self.workers.values()]
         ended = defer.DeferredList([w.stop() for w in workers])
         ended.addCallback(lambda _: GatewayService.stopService(self))
@@ -542,7 +534,8 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.signal(signal.SIGTERM)
         clock = self.parent.context.reactor
         if IReactorTime.providedBy(clock):
-            kill = clock.callLater(STOP_TIMEOUT, self.signal, signal.SIGKILL)
+            drainSeconds = max(0.0, self.parent.context.config["server", "drain_seconds"])
+            kill = clock.callLater(drainSeconds + STOP_TIMEOUT, self.signal, signal.SIGKILL)
             d.addBoth(lambda result: kill.active() and kill.cancel() or result)
         return d
 
@@ -614,7 +607,5 @@ def makeParentService(config, reactor=None, checkPorts=True, spawn=None):
         top.factories["admin"] = admin
         for description in config["admin", "listen"]:
             child = _listener("admin", description, admin, config, context, checkPorts)
-            announced = _AnnouncedListenerService(child.endpoint, child.factory)
-            announced.setName(child.name)
-            announced.setServiceParent(top)
+            child.setServiceParent(top)
     return top

@@ -16,10 +16,12 @@ import attr
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python import failure
+from zope.interface import implementer
 
 from gateway.cred.credentials import LoginContext
 from gateway.errors import NoSuchMailbox, PermissionDenied, isStorageFull
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
+from gateway.interfaces import IDrainable
 from gateway.logging import FailureBudget, getLogger
 
 log = getLogger("imap")
@@ -139,6 +141,7 @@ def bad(text):
     return Response("BAD", text)
 
 
+@implementer(IDrainable)
 class IMAPServer(FailureBudget, Protocol):
     """
     One IMAP connection.
@@ -158,6 +161,8 @@ class IMAPServer(FailureBudget, Protocol):
     protocolName = 'IMAP'
     #: Octets of the command being received that went to a file.
     _spooledSize = 0
+    #: Why the server is stopping, once it is (L{drain}).
+    _draining = None
 
     # Read from the configuration rather than copied into each session:
     # below 30 attributes an idle session's attribute dictionary takes a
@@ -258,6 +263,22 @@ class IMAPServer(FailureBudget, Protocol):
         if self._timeoutCall is not None and self._timeoutCall.active():
             self._timeoutCall.cancel()
         self._timeoutCall = None
+
+    def drain(self, reason):
+        """
+        The server is stopping: C{* BYE reason} and the connection ends,
+        now if no command is in flight (IDLE and AUTHENTICATE wait for the
+        client: nothing is), else once it has been answered.
+        """
+        if self.state == LOGOUT or self.transport is None:
+            return
+        self._draining = reason
+        if not self._busy or self._lineHandler is not None:
+            self.sendUntagged(b"BYE " + reason.encode("ascii", "replace"))
+            self.flush()
+            self.state = LOGOUT
+            self._buffer, self._pos = b"", 0
+            self.transport.loseConnection()
 
     def timeoutConnection(self):
         self._timeoutCall = None
@@ -639,6 +660,9 @@ class IMAPServer(FailureBudget, Protocol):
                 self.logFailure(failure.Failure(), "IMAP mailbox update failed")
         if status:
             self._finishCommand(tag, status, text)
+        if self._draining is not None and self.state != LOGOUT:
+            self.sendUntagged(b"BYE " + self._draining.encode("ascii", "replace"))
+            self.state = LOGOUT
         if self.state == LOGOUT or later:
             self.flush()
         if self.state == LOGOUT:

@@ -1,0 +1,217 @@
+# -*- test-case-name: tests.test_workers_drain -*-
+"""
+Graceful stop (L{gateway.drain}): sessions told to go, commands in flight
+answered first, a bounded wait; with StringTransport, and end to end with
+imaplib against twistd (one process and two workers).
+"""
+
+import poplib
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from gateway import drain
+from gateway.interfaces import IDrainable
+from tests.support import PASSWORD, makeTestContext
+
+ACCOUNT = "demo@example.test"
+
+
+class _Session:
+    """
+    A drainable session whose command in flight ends when the test says.
+    """
+
+    def __init__(self, factory, busy=False):
+        self.factory = factory
+        self.busy = busy
+        self.told = []
+
+    def drain(self, reason):
+        self.told.append(reason)
+        if not self.busy:
+            self.close()
+
+    def close(self):
+        del self.factory.protocols[self.wrapper]
+
+
+class _Wrapper:
+    def __init__(self, protocol):
+        self.wrappedProtocol = protocol
+
+
+class _Factory:
+    def __init__(self):
+        self.protocols = {}
+
+    def add(self, busy=False):
+        from zope.interface import directlyProvides
+
+        session = _Session(self, busy)
+        directlyProvides(session, IDrainable)
+        session.wrapper = _Wrapper(session)
+        self.protocols[session.wrapper] = 1
+        return session
+
+
+class DrainTests(unittest.TestCase):
+    """L{drain.drain} over fake factories and a L{Clock}."""
+
+    def test_interface(self):
+        """The IMAP and POP3 sessions provide IDrainable."""
+        from gateway.imap.protocol import IMAPServer
+        from gateway.pop3.server import POP3Server
+
+        for session in (IMAPServer.__new__(IMAPServer), POP3Server.__new__(POP3Server)):
+            self.assertTrue(verifyObject(IDrainable, session))
+
+    def test_nothingOpen(self):
+        """With no session the drain is over at once."""
+        self.assertEqual(self.successResultOf(drain.drain({"imap": _Factory()}, Clock(), 10)), 0)
+
+    def test_waitsForBusySessions(self):
+        """Idle sessions go at once; the drain ends when the busy one has closed."""
+        clock, factory = Clock(), _Factory()
+        idle, busy = factory.add(), factory.add(busy=True)
+        d = drain.drain({"imap": factory, "http": object()}, clock, 10)
+        self.assertEqual((idle.told, busy.told), ([drain.REASON], [drain.REASON]))
+        self.assertNoResult(d)
+        clock.advance(1)
+        self.assertNoResult(d)
+        busy.close()
+        clock.advance(drain.POLL)
+        self.assertEqual(self.successResultOf(d), 0)
+
+    def test_bounded(self):
+        """A session still busy after the drain time is given up on (and counted)."""
+        clock, factory = Clock(), _Factory()
+        factory.add(busy=True)
+        d = drain.drain({"imap": factory}, clock, 3)
+        clock.pump([drain.POLL] * int(3 / drain.POLL + 2))
+        self.assertEqual(self.successResultOf(d), 1)
+
+
+class IMAPDrainTests(unittest.TestCase):
+    """IMAPServer.drain with a StringTransport."""
+
+    def session(self):
+        from gateway.imap.protocol import COMMANDS, IMAPServer, command
+
+        self.pending = defer.Deferred()
+        if "XSLOW" not in COMMANDS:
+            command("XSLOW", ["notauth", "auth", "selected"])(lambda session, tag, args: session._slow)
+            self.addCleanup(COMMANDS.pop, "XSLOW")
+        server = IMAPServer(makeTestContext(self, reactor=Clock()))
+        server._slow = self.pending
+        transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 143),
+                                    peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        server.makeConnection(transport)
+        transport.clear()
+        return server, transport
+
+    def test_idleSessionGoesAtOnce(self):
+        """A session with nothing in flight gets * BYE and its connection ends."""
+        server, transport = self.session()
+        server.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"* BYE Server shutting down\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_commandInFlightAnswered(self):
+        """A command in flight gets its tagged answer, then BYE; a pipelined command is not run."""
+        server, transport = self.session()
+        server.dataReceived(b"a1 XSLOW\r\na2 NOOP\r\n")
+        server.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.disconnecting)
+        self.pending.callback(None)
+        self.assertEqual(transport.value(), b"a1 OK XSLOW completed\r\n* BYE Server shutting down\r\n")
+        self.assertTrue(transport.disconnecting)
+
+
+class POP3DrainTests(unittest.TestCase):
+    """POP3Server.drain with a StringTransport."""
+
+    def session(self):
+        from gateway.pop3.server import POP3Server
+
+        server = POP3Server(makeTestContext(self), Clock(), 0)
+        transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 143),
+                                    peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        server.makeConnection(transport)
+        transport.clear()
+        return server, transport
+
+    def test_idleSessionGoesAtOnce(self):
+        """A session with nothing in flight gets -ERR [SYS/TEMP] and its connection ends."""
+        server, transport = self.session()
+        server.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"-ERR [SYS/TEMP] Server shutting down.\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_commandInFlightAnswered(self):
+        """A command in flight is answered first; then -ERR and the connection ends."""
+        server, transport = self.session()
+        pending = defer.Deferred()
+        server.waitFor(pending)
+        server.dataReceived(b"NOOP\r\n")
+        server.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"")
+        server.sendStatus(True, "done")
+        pending.callback(None)
+        self.assertEqual(transport.value(), b"+OK done\r\n-ERR [SYS/TEMP] Server shutting down.\r\n")
+        self.assertTrue(transport.disconnecting)
+
+
+class DrainEndToEndTests(unittest.TestCase):
+    """SIGTERM to twistd gateway with sessions open, with imaplib and poplib."""
+
+    timeout = 180
+
+    def drainWith(self, count):
+        from tests.test_workers import Server, clientPort, untagged
+
+        server = Server(self, count=count, extra="drain_seconds = 60", auth="failure_delay = 2")
+        idler = server.imap()
+        idler.login(ACCOUNT, PASSWORD)
+        idler.select("INBOX")
+        idler.send(b"I1 IDLE\r\n")
+        self.assertTrue(idler.readline().startswith(b"+"))
+        popper = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=30)
+        self.addCleanup(popper.close)
+        popper.user(ACCOUNT)
+        popper.pass_(PASSWORD)
+        # A login with a wrong password: its answer waits for the failure
+        # delay (a timer, the reactor runs meanwhile), so it is in flight.
+        writer = server.imap()
+        port = clientPort(writer)
+
+        def received():
+            return [s["bytes_in"] for s in server.sessions() if s["port"] == port][0]
+
+        before = received()
+        line = b'W1 LOGIN "%s" "wrong"\r\n' % (ACCOUNT.encode(),)
+        writer.send(line)
+        server.waitFor(lambda: received() >= before + len(line), "the LOGIN to arrive")
+        server.process.terminate()
+        self.assertEqual(untagged(idler, b"BYE"), b"* BYE Server shutting down\r\n")
+        self.assertEqual(idler.readline(), b"")
+        self.assertEqual(popper.file.readline(), b"-ERR [SYS/TEMP] Server shutting down.\r\n")
+        answer = [writer.readline(), writer.readline()]
+        self.assertTrue(answer[0].startswith(b"W1 NO [AUTHENTICATIONFAILED]"), answer)
+        self.assertEqual(answer[1], b"* BYE Server shutting down\r\n")
+        self.assertEqual(writer.readline(), b"")
+        server.process.wait(60)
+        self.assertIn("every session has ended", server.log())
+
+    def test_oneProcess(self):
+        """workers = 1: IDLE and POP3 sessions are told to go; a LOGIN in flight is answered, then BYE."""
+        self.drainWith(1)
+
+    def test_twoWorkers(self):
+        """workers = 2: the same, each worker draining its own sessions."""
+        self.drainWith(2)
