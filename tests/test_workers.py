@@ -599,6 +599,7 @@ class ParentTests(unittest.TestCase):
             quickDeaths = 0
             lastPid = None
             stopping = False
+            replacing = False
 
             def start(self):
                 started.append(clock.seconds())
