@@ -163,6 +163,18 @@ class IMAPServer(FailureBudget, Protocol):
     _spooledSize = 0
     #: Why the server is stopping, once it is (L{drain}).
     _draining = None
+    #: Whether the session used an XMAPI item (R-CAP-2, C{gatewayctl who}).
+    xmapi = False
+    # State of rarer paths (literals, over-long lines, paused reading):
+    # class defaults until a session sets them, so that an idle session's
+    # attributes stay below the 30 that CPython's shared-key instance
+    # dictionaries hold (above, each session has a dictionary of its own,
+    # 1.5 kB instead of 0.3).
+    _literalRemaining = 0
+    _spool = None
+    _discardLiteral = None
+    _skipLine = None
+    _paused = False
 
     # Read from the configuration rather than copied into each session:
     # below 30 attributes an idle session's attribute dictionary takes a
@@ -185,19 +197,12 @@ class IMAPServer(FailureBudget, Protocol):
         self.context = context
         self.enabled = set()
         self.idling = False
-        #: Whether the session used an XMAPI item (R-CAP-2, C{gatewayctl who}).
-        self.xmapi = False
         self._buffer = b""
         self._pos = 0
         self._command = []
         self._commandSize = 0
-        self._spool = None
         self._spooled = {}
-        self._literalRemaining = 0
-        self._discardLiteral = None
-        self._skipLine = None
         self._busy = False
-        self._paused = False
         self._lineHandler = None
         self._out = []
         self._outSize = 0
