@@ -215,3 +215,53 @@ class DrainEndToEndTests(unittest.TestCase):
     def test_twoWorkers(self):
         """workers = 2: the same, each worker draining its own sessions."""
         self.drainWith(2)
+
+
+class LMTPDrainTests(unittest.TestCase):
+    """LMTPServer.drain with a StringTransport."""
+
+    def session(self):
+        from gateway.lmtp.server import LMTPServer
+
+        self.pending = []
+
+        def runInThread(f, *args):
+            d = defer.Deferred()
+            self.pending.append((d, f, args))
+            return d
+
+        server = LMTPServer(makeTestContext(self), clock=Clock(), runInThread=runInThread)
+        transport = StringTransport()
+        server.makeConnection(transport)
+        transport.clear()
+        return server, transport
+
+    def test_interface(self):
+        """The LMTP session provides IDrainable."""
+        from gateway.lmtp.server import LMTPServer
+
+        self.assertTrue(verifyObject(IDrainable, LMTPServer.__new__(LMTPServer)))
+
+    def test_betweenTransactions(self):
+        """Between transactions the session gets 421 and its connection ends."""
+        server, transport = self.session()
+        server.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"421 4.3.2 Server shutting down, closing\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_deliveryInFlight(self):
+        """A message being received is delivered and answered first; then 421."""
+        server, transport = self.session()
+        server.dataReceived(b"LHLO client\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<demo@example.test>\r\nDATA\r\n")
+        transport.clear()
+        server.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"")
+        server.dataReceived(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        self.assertTrue(self.pending)
+        self.assertEqual(transport.value(), b"")
+        while self.pending:
+            d, f, args = self.pending.pop(0)
+            d.callback(f(*args))
+        self.assertEqual(transport.value().splitlines()[-1], b"421 4.3.2 Server shutting down, closing")
+        self.assertTrue(transport.value().startswith(b"250 "), transport.value())
+        self.assertTrue(transport.disconnecting)
