@@ -2,11 +2,11 @@
 """
 Graceful stop (SIGTERM): the server stops accepting, tells every session
 that can end cleanly (L{gateway.interfaces.IDrainable}: IMAP, POP3, LMTP)
-to go,
-lets the commands in flight finish and be answered, and waits for those
-sessions to close, at most C{[server] drain_seconds}; whatever is left
-then (and every connection of the other protocols) is closed as the
-process ends.  A single process and each worker process drain alike.
+to go, lets the commands in flight finish and be answered, and waits for
+those sessions to close, at most C{[server] drain_seconds}; whatever is
+left then (and every connection of the other protocols: HTTP, FTP, the
+admin listener) is closed as the process ends.  A single process and each
+worker process drain alike.
 """
 
 from twisted.internet import defer
