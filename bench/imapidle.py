@@ -135,7 +135,9 @@ def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1):
     with open(config, "w") as f:
         f.write("[server]\ndata_root = %s\nworkers = %d\n[tls]\ncertificate = %s\nprivate_key = %s\n"
                 % (dataRoot, workers, cert, key))
-        for name in ("pop3", "http", "ftp"):
+        # The admin listener's default port is fixed (8200): off, as another
+        # server on the machine may have it.
+        for name in ("pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write(
             "[imap]\nlisten = %s:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
