@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.test_workers_drain -*-
 """
 Graceful stop (SIGTERM): the server stops accepting, tells every session
-that can end cleanly (L{gateway.interfaces.IDrainable}: IMAP, POP3, LMTP)
-to go, lets the commands in flight finish and be answered, and waits for
-those sessions to close, at most C{[server] drain_seconds}; whatever is
-left then (and every connection of the other protocols: HTTP, FTP, the
+that can end cleanly (L{gateway.interfaces.IDrainable}: IMAP, POP3, LMTP,
+FTP) to go, lets the commands in flight finish and be answered, and waits
+for those sessions to close, at most C{[server] drain_seconds}; whatever
+is left then (and every connection of the other protocols: HTTP, the
 admin listener) is closed as the process ends.  A single process and each
 worker process drain alike.
 """

@@ -265,3 +265,48 @@ class LMTPDrainTests(unittest.TestCase):
         self.assertEqual(transport.value().splitlines()[-1], b"421 4.3.2 Server shutting down, closing")
         self.assertTrue(transport.value().startswith(b"250 "), transport.value())
         self.assertTrue(transport.disconnecting)
+
+
+class FTPDrainTests(unittest.TestCase):
+    """FTPSession.drain with a StringTransport."""
+
+    def session(self):
+        from gateway.ftp.server import makeFactory
+
+        factory = makeFactory(makeTestContext(self))
+        factory.clock = Clock()
+        session = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 40000))
+        transport = StringTransport(hostAddress=IPv4Address("TCP", "192.0.2.1", 21),
+                                    peerAddress=IPv4Address("TCP", "192.0.2.7", 40000))
+        session.makeConnection(transport)
+        transport.clear()
+        return session, transport
+
+    def test_interface(self):
+        """The FTP session provides IDrainable, and the drain finds it in the factory's own set."""
+        from gateway.ftp.server import FTPSession
+
+        self.assertTrue(verifyObject(IDrainable, FTPSession.__new__(FTPSession)))
+        session, transport = self.session()
+        self.assertEqual([p for p, _ in drain.sessions({"ftp": session.factory})], [session])
+
+    def test_idleSessionGoesAtOnce(self):
+        """With nothing under way the session gets 421 and its control connection ends."""
+        session, transport = self.session()
+        session.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"421 Server shutting down, closing the control connection\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_commandUnderWayAnswered(self):
+        """A command under way (a transfer) is answered first; then 421, and queued commands are not run."""
+        session, transport = self.session()
+        pending = defer.Deferred()
+        session.ftp_NOOP = lambda arg: pending
+        session.dataReceived(b"NOOP\r\nSYST\r\n")
+        session.drain("Server shutting down")
+        self.assertEqual(transport.value(), b"")
+        session.reply(226, "Transfer complete")
+        pending.callback(None)
+        self.assertEqual(transport.value(), b"226 Transfer complete\r\n"
+                                            b"421 Server shutting down, closing the control connection\r\n")
+        self.assertTrue(transport.disconnecting)
