@@ -257,6 +257,11 @@ SCHEMA = [
            "Worker processes serving the listeners, over one data root: auto is one per CPU,"
            " 1 keeps everything in one process.  A parent process owns the listening sockets,"
            " restarts a worker that dies and passes signals on (see Workers in the README)."),
+    Option("server", "drain_seconds", _float, "10",
+           "On SIGTERM, seconds the IMAP, POP3, LMTP and FTP sessions get to end: each is told to"
+           " go (IMAP * BYE, POP3 -ERR, LMTP and FTP 421) once the command it has in flight is"
+           " answered (an LMTP message once delivered, an FTP transfer once done); those still open"
+           " then are closed.  The same in every worker process."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",

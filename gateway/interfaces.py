@@ -861,6 +861,26 @@ class IMonitor(Interface):
         """
 
 
+class IDrainable(Interface):
+    """
+    A session that can end cleanly when the server stops (SIGTERM): see
+    L{gateway.drain}.
+    """
+
+    def drain(reason):
+        """
+        The server is stopping: end the session now if no command is in
+        flight (saying why, as the protocol allows: IMAP C{* BYE}, POP3
+        C{-ERR [SYS/TEMP]}, LMTP and FTP C{421}), else once the command in
+        flight (an LMTP message being received and delivered, an FTP
+        transfer) has been answered.
+        A session waiting for the client (IMAP IDLE, AUTHENTICATE) has
+        nothing in flight.  Further input is not read.
+
+        @param reason: C{str}, for the client (ASCII).
+        """
+
+
 # ---------------------------------------------------------------------------
 # IMAP
 

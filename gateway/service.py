@@ -19,8 +19,8 @@ from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IReactorTCP
 from twisted.logger import globalLogPublisher
 
+from gateway import drain, stats
 from gateway import logging as glog
-from gateway import stats
 from gateway.admin.limits import ConnectionPolicy, LimitedFactory
 from gateway.admin.monitor import Monitor, MonitoredPortal, NullMonitor
 from gateway.admin.notify import notify, reloading
@@ -382,9 +382,21 @@ class GatewayService(service.MultiService):
             self.context.reactor.callWhenRunning(notify, b"READY=1")
 
     def stopService(self):
+        """
+        Stop accepting, let the sessions end (L{gateway.drain}: at most
+        C{[server] drain_seconds}), then stop everything.
+        """
         if self.handleSignals:
             notify(b"STOPPING=1")
         self._restoreSignals()
+        for child in list(self):
+            if getattr(child, "port", None) is not None:
+                child.stopService()  # a listener: no new connections
+        d = drain.drain(self.factories, self.context.reactor, max(0.0, self.context.config["server", "drain_seconds"]))
+        d.addBoth(lambda _: self._stopEverything())
+        return d
+
+    def _stopEverything(self):
         globalLogPublisher.removeObserver(self.context.monitor.observeLog)
         self._stopCounting()
         if self.logFile is not None:
@@ -617,8 +629,14 @@ class _ListenerService(service.Service):
         if failures:
             failures[0].raiseException()
 
+    #: Said after the address in the log line (L{_listening}).
+    listeningFor = ""
+
     def _listening(self, port):
         self.port = port
+        host = port.getHost()
+        log.info("{listener}: listening on {host}:{port}{suffix}", listener=self.name,
+                 host=getattr(host, "host", host), port=getattr(host, "port", ""), suffix=self.listeningFor)
 
     def stopService(self):
         service.Service.stopService(self)

@@ -20,6 +20,10 @@ _SYSTEM = frozenset(SYSTEM_FLAGS)
 _KNOWN = {}
 
 
+#: The empty C{frozenset} every view starts with.
+_EMPTY = frozenset()
+
+
 def _withSystemFlags(keywords):
     """
     The system flags and C{keywords}: one object for every session that
@@ -62,13 +66,14 @@ class MailboxView:
         self.readOnly = readOnly
         self.modseq, self.openedUidNext, self.uids = mailbox.uidState()
         below = self.openedUidNext
-        self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below))
+        self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below)) or _EMPTY
         self.knownFlags = _withSystemFlags(mailbox.keywords())
-        self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
-        # the empty ones.
-        self._pendingExpunge = frozenset()
-        self._own = frozenset()
+        # the empty one (Python makes a new empty frozenset, 216 bytes, at
+        # each call).
+        self.saved = _EMPTY
+        self._pendingExpunge = _EMPTY
+        self._own = _EMPTY
         self._removeListener = mailbox.addListener(onChange) if onChange is not None else None
 
     def close(self):
