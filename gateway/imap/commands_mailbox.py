@@ -21,9 +21,9 @@ from gateway.errors import (
     isStorageFull,
 )
 from gateway.imap.catenate import catenate
-from gateway.imap.format import badFlags, encodeMailbox
+from gateway.imap.format import badFlags
 from gateway.imap.listmatch import Pattern
-from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7
 from gateway.imap.protocol import (
     AUTH,
     DISK_FULL,
@@ -35,6 +35,7 @@ from gateway.imap.protocol import (
 )
 from gateway.imap.qresync import afterSelect, parseSelectParameters
 from gateway.imap.sequence import formatSequenceSet
+from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
 from gateway.store import query
 from gateway.store.access import SharedMailbox
@@ -141,7 +142,8 @@ def nameArgument(args, new=False):
     try:
         return args.mailbox()
     except NotModifiedUTF7:
-        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid modified UTF-7") from None
+        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid %s" % (
+            "UTF-8" if args.names is not None and args.names.utf8 else "modified UTF-7")) from None
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------
@@ -367,7 +369,7 @@ def _patterns(args):
     patterns = []
     for r in raw:
         try:
-            patterns.append(decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX")
+            patterns.append(args.decodeName(r) if r.upper() != b"INBOX" else "INBOX")
         except NotModifiedUTF7:
             patterns.append(None)  # matches nothing
     return patterns
@@ -490,12 +492,12 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if name in subscribed and verb == "LIST":
             attributes.append("\\Subscribed")
         line = (verb.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
-                + b') "/" ' + encodeMailbox(name))
+                + b') "/" ' + session.names.encode(name))
         if extra.get(name) == "childinfo":
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
         if "MYRIGHTS" in returns and info is not None and info.exists:
-            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+            session.sendUntagged(b"MYRIGHTS " + session.names.encode(name) + b" "
                                  + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
@@ -503,7 +505,7 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
             except StoreError:
                 mailbox = None
             if mailbox is not None:
-                session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+                session.sendUntagged(b"STATUS " + session.names.encode(name) + b" "
                                      + _statusList(session, mailbox, statusItems))
         for option, state in (extensions or {}).items():
             if info is not None and info.exists:
@@ -556,7 +558,7 @@ def do_STATUS(session, tag, args):
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
-    session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, items))
+    session.sendUntagged(b"STATUS " + session.names.encode(name) + b" " + _statusList(session, mailbox, items))
 
 
 # -- APPEND ------------------------------------------------------------------------------
@@ -617,6 +619,8 @@ def _appendMessage(session, args):
         if len(message) > session.maxMessageSize:
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate
+    if isUTF8Data(args):
+        return utf8Message(session, args), flags, internalDate
     if args.peek() == b"~":
         args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
     return args.literal(), flags, internalDate
@@ -681,7 +685,7 @@ def _quotaResponse(session):
 def do_GETQUOTAROOT(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    session.sendUntagged(b"QUOTAROOT " + encodeMailbox(name) + b' ""')
+    session.sendUntagged(b"QUOTAROOT " + session.names.encode(name) + b' ""')
     session.sendUntagged(_quotaResponse(session))
 
 

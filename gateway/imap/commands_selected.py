@@ -23,6 +23,7 @@ from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.qresync import fetchVanished
 from gateway.imap.results import esearchParts, partialSlice
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
+from gateway.imap.utf8 import checkSearchCharset
 from gateway.store.access import hasRight, transfer
 
 capability("IDLE")
@@ -558,6 +559,7 @@ def _search(session, tag, args, uid):
     view = session.view
     try:
         program, wantsModSeq = parseSearchProgram(session, text)
+        checkSearchCharset(session, program)
     except Exception:
         if _SAVES.search(text):
             view.saved = frozenset()  # RFC 5182 2.1: a failed SAVE empties $
