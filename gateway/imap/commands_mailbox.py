@@ -34,6 +34,7 @@ from gateway.imap.protocol import (
     no,
 )
 from gateway.imap.qresync import afterSelect, parseSelectParameters
+from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet
 from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
@@ -165,20 +166,25 @@ def _select(session, tag, args, readOnly):
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync))
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync, name))
     return d
 
 
-def _selected(session, mailbox, readOnly, qresync=None):
-    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
+def _selected(session, mailbox, readOnly, qresync=None, name=None):
+    rev2 = isRev2(session)
+    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session), showRecent=not rev2)
     session.view = view
     session.state = SELECTED
     view.sendFlags(session)
     session.sendUntagged(b"%d EXISTS" % (view.exists,))
-    session.sendUntagged(b"%d RECENT" % (len(view.recent),))
-    unseen = _firstUnseen(view)
-    if unseen is not None:
-        session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
+    if rev2:
+        # RFC 9051 6.3.2: LIST instead of RECENT and UNSEEN.
+        _list(session, "LIST", "", [name], set(), set(), None, False)
+    else:
+        session.sendUntagged(b"%d RECENT" % (len(view.recent),))
+        unseen = _firstUnseen(view)
+        if unseen is not None:
+            session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
     try:
@@ -278,7 +284,12 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.access.deleteMailbox, name)
+    try:
+        session.account.access.deleteMailbox(name)
+    except MailboxHasChildren:
+        raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children") from None
+    except StoreError as e:
+        raise storeError(e) from None
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -514,7 +525,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
 
 # -- STATUS ----------------------------------------------------------------------------
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID",
+                 "DELETED")
 
 
 def _checkStatusItems(items):
@@ -539,6 +551,9 @@ def _statusList(session, mailbox, items):
         elif item == "MAILBOXID":
             values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
             continue
+        elif item == "DELETED":
+            # RFC 9051 6.3.11: the messages with \Deleted (as the viewer sees them).
+            value = len(mailbox.search(query.HasFlag("\\Deleted")))
         else:
             value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))

@@ -53,12 +53,16 @@ class MailboxView:
         in its last untagged FLAGS response (system flags and keywords).
     """
 
-    def __init__(self, mailbox, readOnly, onChange=None):
+    def __init__(self, mailbox, readOnly, onChange=None, showRecent=True):
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.openedUidNext, self.uids = mailbox.uidState()
         below = self.openedUidNext
-        self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below))
+        #: C{False} for IMAP4rev2 (RFC 9051 has no \Recent): none claimed.
+        self.showRecent = showRecent
+        self.recent = frozenset()
+        if showRecent:
+            self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below))
         self.knownFlags = _withSystemFlags(mailbox.keywords())
         self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
@@ -197,7 +201,8 @@ class MailboxView:
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
         # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
-        withUid = "QRESYNC" in session.enabled
+        # IMAP4rev2 too (RFC 9051 7.5.2).
+        withUid = "QRESYNC" in session.enabled or "IMAP4REV2" in session.enabled
         for info in changed:
             if info.uid > known or info.modseq in self._own:
                 continue
@@ -217,12 +222,13 @@ class MailboxView:
             # Only the messages now in the view: one another process added
             # since is claimed when it comes in.
             below = self.maxUid() + 1
-            if self.readOnly:
+            if self.showRecent and self.readOnly:
                 self.recent |= self.mailbox.unclaimedRecent(below) & set(new)
-            else:
+            elif self.showRecent:
                 self.recent |= self.mailbox.claimRecent(below)
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
-            session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+            if self.showRecent:
+                session.sendUntagged(b"%d RECENT" % (len(self.recent),))
         if self._own:
             self._own = frozenset(m for m in self._own if m > highest)
 
