@@ -168,6 +168,11 @@ class SearchTests(Rev2Mixin, unittest.TestCase):
         """A SEARCH that matches nothing is an ESEARCH with only its tag."""
         self.assertEqual(self.send(b"a SEARCH DRAFT"), b'* ESEARCH (TAG "a")\r\na OK SEARCH completed\r\n')
 
+    def test_uidSearchNothingAndEmptyReturn(self):
+        """UID SEARCH matching nothing is ESEARCH with the UID indicator; RETURN () means ALL."""
+        self.assertEqual(self.send(b"a UID SEARCH DRAFT"), b'* ESEARCH (TAG "a") UID\r\na OK UID SEARCH completed\r\n')
+        self.assertIn(b'* ESEARCH (TAG "b") ALL 1:2\r\n', self.send(b"b SEARCH RETURN () ALL"))
+
     def test_searchReturn(self):
         """RETURN options still choose what ESEARCH gives; CHARSET UTF-8 is allowed in IMAP4rev2."""
         self.assertIn(b'* ESEARCH (TAG "a") COUNT 2\r\n', self.send(b"a SEARCH RETURN (COUNT) ALL"))

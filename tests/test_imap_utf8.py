@@ -62,6 +62,8 @@ class CodecTests(unittest.TestCase):
         self.assertRaises(NotUTF8, UTF8.decode, b"Caf\xe9")
         self.assertRaises(NotModifiedUTF7, UTF8.decode, b"a\xc3")
         self.assertRaises(NotUTF8, UTF8.decode, "a\u0085b".encode("utf-8"))
+        self.assertRaises(NotUTF8, UTF8.decode, "a\u2028b".encode("utf-8"))
+        self.assertRaises(NotUTF8, UTF8.decode, b"a\x7fb")
         self.assertRaises(NotModifiedUTF7, MUTF7.decode, CAFE)
 
 

@@ -57,8 +57,9 @@ class UTF8Names:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise NotUTF8("mailbox name is not valid UTF-8") from None
-        if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in name):
-            # RFC 9051 5.1: no control characters (Net-Unicode).
+        if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 or c in "\u2028\u2029" for c in name):
+            # RFC 6855 3, RFC 9051 5.1: no control characters, DEL, line
+            # or paragraph separators.
             raise NotUTF8("mailbox name contains control characters")
         if name.upper() == "INBOX":
             return "INBOX"
