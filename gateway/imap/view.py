@@ -53,15 +53,19 @@ class MailboxView:
         in its last untagged FLAGS response (system flags and keywords).
     """
 
+    #: C{False} for IMAP4rev2 (RFC 9051 has no \Recent): nothing claimed,
+    #: no RECENT sent (set on the instance only then).
+    showRecent = True
+
     def __init__(self, mailbox, readOnly, onChange=None, showRecent=True):
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.openedUidNext, self.uids = mailbox.uidState()
         below = self.openedUidNext
-        #: C{False} for IMAP4rev2 (RFC 9051 has no \Recent): none claimed.
-        self.showRecent = showRecent
         self.recent = frozenset()
-        if showRecent:
+        if not showRecent:
+            self.showRecent = False
+        else:
             self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below))
         self.knownFlags = _withSystemFlags(mailbox.keywords())
         self.saved = frozenset()
