@@ -186,6 +186,12 @@ class UTF8AcceptTests(IMAPTestMixin, unittest.TestCase):
         self.send(b"b SELECT INBOX")
         out = self.send(b"c FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         self.assertIn("Subject: Grüße aus Köln".encode("utf-8"), out)
+        # ENVELOPE strings with 8-bit octets are literals, which IMAP4rev1
+        # allows (quoted strings are 7-bit there).
+        subject = "Grüße aus Köln".encode("utf-8")
+        out = self.send(b"d FETCH 1 ENVELOPE")
+        self.assertIn(b"{%d}\r\n%s" % (len(subject), subject), out)
+        self.assertIn(b"{5}\r\nj\xc3\xb6rg {13}\r\nex\xc3\xa4mple.test", out)
 
     def test_searchCharsetRefused(self):
         """After ENABLE UTF8=ACCEPT, SEARCH with CHARSET is BAD (RFC 6855 3); without CHARSET UTF-8 text matches."""

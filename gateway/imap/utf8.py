@@ -8,8 +8,10 @@ SEARCH names no CHARSET (3), and APPEND takes a message as C{UTF8
 
 Messages are returned as stored, with or without ENABLE: a message whose
 header fields are raw UTF-8 (RFC 6532) reaches a session that did not
-enable UTF-8 unchanged, not downgraded (RFC 6855 5 leaves the choice to
-the server; RFC 6857's downgrade is not done).
+enable UTF-8 unchanged, not downgraded (RFC 6855 5 leaves it to the
+server; RFC 6857's downgrade is not done).  Its ENVELOPE strings with
+8-bit octets are literals, which IMAP4rev1's grammar allows (its quoted
+strings are 7-bit).
 """
 
 from gateway.imap.commands_auth import ENABLEABLE
