@@ -14,6 +14,7 @@ from twisted.trial import unittest
 
 from gateway.imap.server import makeFactory
 from tests.support import PASSWORD, makeTestContext
+from tests.test_imap_acl import Peer
 from tests.test_imap_protocol import IMAPTestMixin, TLSStringTransport
 
 MESSAGE = b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: rev2\r\n\r\nHello\r\n"
@@ -113,6 +114,16 @@ class SelectTests(Rev2Mixin, unittest.TestCase):
         out = self.send(b'x SELECT "Entw\xc3\xbcrfe"')
         self.assertIn(b'* LIST (\\HasNoChildren) "/" "Entw\xc3\xbcrfe"\r\n', out)
         self.assertIn(b'"Entw&APw-rfe"', self.other()(b'l LIST "" Entw*'))
+
+    def test_selectShared(self):
+        """SELECT of another account's mailbox in a rev2 session lists it under its shared name."""
+        self.login()
+        self.send(b"a SETACL Calendar other lrs")
+        other = Peer(self, b"other")
+        other.send(b"e ENABLE IMAP4rev2")
+        out = other.send(b"s SELECT ~demo/Calendar")
+        self.assertIn(b'* LIST (\\HasNoChildren) "/" "~demo/Calendar"\r\n', out)
+        self.assertIn(b"s OK [READ-WRITE]", out)
 
     def test_newMail(self):
         """New mail reaches a rev2 session as EXISTS without RECENT, and its FETCH shows no \\Recent."""
