@@ -227,6 +227,14 @@ class UTF8AcceptTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"a OK", out)
         self.assertEqual(self.session.account.address, "jörg@example.test")
 
+    def test_aclUTF8Identifier(self):
+        """SETACL for a UTF-8 account name works, and GETACL sends that identifier as a literal (7-bit quoted strings)."""
+        self.connect()
+        self.context.directory.addAccount("jörg@example.test", hashPassword(PASSWORD, "PLAIN"))
+        self.assertIn(b"L OK", self.send(b'L LOGIN demo "%s"' % (PASSWORD.encode(),)))
+        self.assertIn(b"a OK", self.send(b'a SETACL Calendar "j\xc3\xb6rg" lr'))
+        self.assertIn(b" {18}\r\nj\xc3\xb6rg@example.test lr", self.send(b"b GETACL Calendar"))
+
     def test_authenticateUTF8UserName(self):
         """AUTHENTICATE PLAIN of a UTF-8 user name authenticates that account."""
         self.connect()

@@ -40,7 +40,12 @@ def _id(text):
     """
     if text and all(" " < ch < "\x7f" and ch not in _ATOM_SPECIALS for ch in text):
         return text.encode("ascii")
-    return quote(text.encode("utf-8"))
+    data = text.encode("utf-8")
+    if not data.isascii():
+        # A UTF-8 account name (jörg): a literal, which IMAP4rev1 allows
+        # where a quoted string must be 7-bit (RFC 6855 3).
+        return b"{%d}\r\n%s" % (len(data), data)
+    return quote(data)
 
 
 @command("GETACL", AUTH, capability="ACL")
