@@ -903,3 +903,33 @@ class IViewObserver(Interface):
         The messages C{uids} arrived or changed (flags, modseq), and the
         view announced them (EXISTS, FETCH).
         """
+
+
+# ---------------------------------------------------------------------------
+# IMAP mailbox names on the wire
+
+
+class IMailboxNameCodec(Interface):
+    """
+    How one IMAP session writes mailbox names: modified UTF-7 (RFC 3501
+    5.1.3) until the client enables UTF-8 (RFC 6855 C{UTF8=ACCEPT}, RFC
+    9051 C{IMAP4rev2}), UTF-8 after.  Names inside the server are C{str}.
+    """
+
+    utf8 = Attribute("C{True} when names travel as UTF-8.")
+
+    def decode(raw):
+        """
+        A mailbox name or LIST pattern from the client as C{str}; INBOX in
+        any case becomes C{"INBOX"}.
+
+        @param raw: the astring's C{bytes}.
+        @raise gateway.imap.parser.NotModifiedUTF7: when C{raw} is not in
+            this codec's encoding (no mailbox has that name).
+        """
+
+    def encode(name):
+        """
+        A mailbox name (C{str}) for a response: a quoted string (or a
+        literal for a name that cannot be quoted), as C{bytes}.
+        """

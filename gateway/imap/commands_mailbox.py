@@ -21,9 +21,9 @@ from gateway.errors import (
     isStorageFull,
 )
 from gateway.imap.catenate import catenate
-from gateway.imap.format import badFlags, encodeMailbox
+from gateway.imap.format import badFlags
 from gateway.imap.listmatch import Pattern
-from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7
 from gateway.imap.protocol import (
     AUTH,
     DISK_FULL,
@@ -34,7 +34,9 @@ from gateway.imap.protocol import (
     no,
 )
 from gateway.imap.qresync import afterSelect, parseSelectParameters
+from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet
+from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
 from gateway.store import query
 from gateway.store.access import SharedMailbox
@@ -141,7 +143,8 @@ def nameArgument(args, new=False):
     try:
         return args.mailbox()
     except NotModifiedUTF7:
-        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid modified UTF-7") from None
+        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid %s" % (
+            "UTF-8" if args.names is not None and args.names.utf8 else "modified UTF-7")) from None
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------
@@ -163,20 +166,25 @@ def _select(session, tag, args, readOnly):
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync))
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync, name))
     return d
 
 
-def _selected(session, mailbox, readOnly, qresync=None):
-    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
+def _selected(session, mailbox, readOnly, qresync=None, name=None):
+    rev2 = isRev2(session)
+    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session), showRecent=not rev2)
     session.view = view
     session.state = SELECTED
     view.sendFlags(session)
     session.sendUntagged(b"%d EXISTS" % (view.exists,))
-    session.sendUntagged(b"%d RECENT" % (len(view.recent),))
-    unseen = _firstUnseen(view)
-    if unseen is not None:
-        session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
+    if rev2:
+        # RFC 9051 6.3.2: LIST instead of RECENT and UNSEEN.
+        _list(session, "LIST", "", [name], set(), set(), None, False)
+    else:
+        session.sendUntagged(b"%d RECENT" % (len(view.recent),))
+        unseen = _firstUnseen(view)
+        if unseen is not None:
+            session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
     try:
@@ -285,7 +293,12 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.access.deleteMailbox, name)
+    try:
+        session.account.access.deleteMailbox(name)
+    except MailboxHasChildren:
+        raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children") from None
+    except StoreError as e:
+        raise storeError(e) from None
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -376,7 +389,7 @@ def _patterns(args):
     patterns = []
     for r in raw:
         try:
-            patterns.append(decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX")
+            patterns.append(args.decodeName(r) if r.upper() != b"INBOX" else "INBOX")
         except NotModifiedUTF7:
             patterns.append(None)  # matches nothing
     return patterns
@@ -499,12 +512,12 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if name in subscribed and verb == "LIST":
             attributes.append("\\Subscribed")
         line = (verb.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
-                + b') "/" ' + encodeMailbox(name))
+                + b') "/" ' + session.names.encode(name))
         if extra.get(name) == "childinfo":
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
         if "MYRIGHTS" in returns and info is not None and info.exists:
-            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+            session.sendUntagged(b"MYRIGHTS " + session.names.encode(name) + b" "
                                  + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
@@ -512,7 +525,7 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
             except StoreError:
                 mailbox = None
             if mailbox is not None:
-                session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+                session.sendUntagged(b"STATUS " + session.names.encode(name) + b" "
                                      + _statusList(session, mailbox, statusItems))
         for option, state in (extensions or {}).items():
             if info is not None and info.exists:
@@ -521,7 +534,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
 
 # -- STATUS ----------------------------------------------------------------------------
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID",
+                 "DELETED")
 
 
 def _checkStatusItems(items):
@@ -546,6 +560,9 @@ def _statusList(session, mailbox, items):
         elif item == "MAILBOXID":
             values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
             continue
+        elif item == "DELETED":
+            # RFC 9051 6.3.11: the messages with \Deleted (as the viewer sees them).
+            value = len(mailbox.search(query.HasFlag("\\Deleted")))
         else:
             value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))
@@ -565,7 +582,7 @@ def do_STATUS(session, tag, args):
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
-    session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, items))
+    session.sendUntagged(b"STATUS " + session.names.encode(name) + b" " + _statusList(session, mailbox, items))
 
 
 # -- APPEND ------------------------------------------------------------------------------
@@ -626,6 +643,8 @@ def _appendMessage(session, args):
         if len(message) > session.maxMessageSize:
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate
+    if isUTF8Data(args):
+        return utf8Message(session, args), flags, internalDate
     if args.peek() == b"~":
         args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
     return args.literal(), flags, internalDate
@@ -690,7 +709,7 @@ def _quotaResponse(session):
 def do_GETQUOTAROOT(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    session.sendUntagged(b"QUOTAROOT " + encodeMailbox(name) + b' ""')
+    session.sendUntagged(b"QUOTAROOT " + session.names.encode(name) + b' ""')
     session.sendUntagged(_quotaResponse(session))
 
 

@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from gateway.cred.credentials import LoginContext
 from gateway.errors import NoSuchMailbox, PermissionDenied, isStorageFull
+from gateway.imap.names import codecFor
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
 from gateway.interfaces import IDrainable
 from gateway.logging import FailureBudget, getLogger
@@ -189,6 +190,9 @@ class IMAPServer(FailureBudget, Protocol):
     maxMessageSize = property(lambda self: self.context.config["imap", "max_message_size"])
     idleTimeout = property(lambda self: self.context.config["imap", "idle_timeout"])
     reactor = property(lambda self: self.context.reactor)
+    #: How mailbox names are written: modified UTF-7, or UTF-8 once the
+    #: client enabled it (L{gateway.imap.names}).
+    names = property(lambda self: codecFor(self.enabled))
 
     @property
     def lineLimit(self):
@@ -607,6 +611,7 @@ class IMAPServer(FailureBudget, Protocol):
         except IMAPSyntaxError as e:
             self._finishCommand(tagOf(data), "BAD", str(e))
             return
+        args.names = self.names
         if name == "UID":
             try:
                 args.space()

@@ -61,12 +61,20 @@ class MailboxView:
 
     contexts = None
 
-    def __init__(self, mailbox, readOnly, onChange=None):
+    #: C{False} for IMAP4rev2 (RFC 9051 has no \Recent): nothing claimed,
+    #: no RECENT sent (set on the instance only then).
+    showRecent = True
+
+    def __init__(self, mailbox, readOnly, onChange=None, showRecent=True):
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.openedUidNext, self.uids = mailbox.uidState()
         below = self.openedUidNext
-        self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below)) or _EMPTY
+        self.recent = _EMPTY
+        if not showRecent:
+            self.showRecent = False
+        else:
+            self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below)) or _EMPTY
         self.knownFlags = _withSystemFlags(mailbox.keywords())
         # Immutable and replaced when they change: an idle session shares
         # the empty one (Python makes a new empty frozenset, 216 bytes, at
@@ -205,10 +213,11 @@ class MailboxView:
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
-        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4), and
-        # NOTIFY's FlagChange asks for it (RFC 5465 5.1).
-        withUid = "QRESYNC" in session.enabled or getattr(session, "notify", None) is not None \
-            and "FlagChange" in session.notify.spec.selected
+        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4);
+        # IMAP4rev2 too (RFC 9051 7.5.2), and NOTIFY's FlagChange asks for
+        # it (RFC 5465 5.1).
+        withUid = ("QRESYNC" in session.enabled or "IMAP4REV2" in session.enabled
+                   or getattr(session, "notify", None) is not None and "FlagChange" in session.notify.spec.selected)
         for info in changed:
             if info.uid > known or info.modseq in self._own:
                 continue
@@ -228,12 +237,13 @@ class MailboxView:
             # Only the messages now in the view: one another process added
             # since is claimed when it comes in.
             below = self.maxUid() + 1
-            if self.readOnly:
+            if self.showRecent and self.readOnly:
                 self.recent |= self.mailbox.unclaimedRecent(below) & set(new)
-            else:
+            elif self.showRecent:
                 self.recent |= self.mailbox.claimRecent(below)
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
-            session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+            if self.showRecent:
+                session.sendUntagged(b"%d RECENT" % (len(self.recent),))
         if self.contexts is not None and changed:
             # After EXISTS: ADDTO's message numbers must be valid.
             self.contexts.changed(session, self, [info.uid for info in changed])
