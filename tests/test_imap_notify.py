@@ -205,6 +205,16 @@ class RFCExampleTests(NotifyTestMixin, unittest.TestCase):
         self.append(b"misc")
         self.assertEqual(self.events(), b"")
 
+    def test_utf8Names(self):
+        """A session that enabled UTF8=ACCEPT is told of other mailboxes by their UTF-8 names, others in modified UTF-7."""
+        self.ok(b"c CREATE Entw&APw-rfe", session=self.peer)
+        self.ok(b"e ENABLE UTF8=ACCEPT")
+        self.ok(b"a NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
+        self.append(b"Entw&APw-rfe")
+        self.assertRegex(self.events(), '^\\* STATUS "Entwürfe" \\(MESSAGES 1 '.encode("utf-8"))
+        self.ok(b"r RENAME Entw&APw-rfe Gel&APY-scht", session=self.peer)
+        self.assertEqual(self.events(), '* LIST (\\HasNoChildren) "/" "Gelöscht" ("OLDNAME" ("Entwürfe"))\r\n'.encode("utf-8"))
+
     def test_otherMailboxExpunge(self):
         """5.3: messages expunged in another followed mailbox: STATUS, with HIGHESTMODSEQ under CONDSTORE."""
         self.append(b"Lists/Lemonade")

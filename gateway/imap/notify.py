@@ -45,7 +45,6 @@ import bisect
 import attr
 
 from gateway.errors import StoreError
-from gateway.imap.format import encodeMailbox
 from gateway.imap.notifyspec import MESSAGE_EVENTS, METADATA_EVENTS, parseNotify
 from gateway.imap.protocol import AUTH, command, no
 from gateway.logging import getLogger
@@ -151,7 +150,7 @@ class Notifier:
             for name in group.names:
                 info = listed.get(name)
                 if info is not None and info.exists and "r" not in info.rights:
-                    self.session.sendUntagged(b'LIST (\\NoAccess) "/" ' + encodeMailbox(name))
+                    self.session.sendUntagged(b'LIST (\\NoAccess) "/" ' + self.session.names.encode(name))
         if self.spec.status:
             for name in sorted(self._watched):
                 self._sendStatus(name, self._watched[name], force=True)
@@ -429,7 +428,7 @@ class Notifier:
             items = ["UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"]
         else:
             return
-        self.session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+        self.session.sendUntagged(b"STATUS " + self.session.names.encode(name) + b" "
                                   + _statusList(self.session, watched.mailbox, items))
 
     def _sendLists(self, changes):
@@ -471,9 +470,9 @@ class Notifier:
                 attributes.append("\\HasChildren" if info.hasChildren else "\\HasNoChildren")
             if change.name in subscribed:
                 attributes.append("\\Subscribed")
-            line = b"LIST (" + " ".join(attributes).encode("ascii") + b') "/" ' + encodeMailbox(change.name)
+            line = b"LIST (" + " ".join(attributes).encode("ascii") + b') "/" ' + self.session.names.encode(change.name)
             if getattr(change, "oldName", None):
-                line += b' ("OLDNAME" (' + encodeMailbox(change.oldName) + b"))"
+                line += b' ("OLDNAME" (' + self.session.names.encode(change.oldName) + b"))"
             self.session.sendUntagged(line)
 
     def _sendMetadata(self, change, listed, subscribed):
@@ -501,7 +500,7 @@ class Notifier:
                 return
         from gateway.imap.commands_metadata import formatEntry
 
-        self.session.sendUntagged(b"METADATA " + encodeMailbox(name) + b" "
+        self.session.sendUntagged(b"METADATA " + self.session.names.encode(name) + b" "
                                   + b" ".join(formatEntry(entry) for entry in entries))
 
     def _wants(self, event, name, subscribed):
