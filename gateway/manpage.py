@@ -169,6 +169,8 @@ def twistdPage():
         "certificates and listeners without dropping a session.",
         ".TP", ".B SIGUSR1",
         "Open [server] log_file again by name (after logrotate moved it).",
+        ".TP", ".B SIGUSR2",
+        "With [debug] tracemalloc = yes, write a memory report (what grew since start-up) to the log folder.",
         ".TP", ".B SIGTERM, SIGINT",
         "Stop.",
         ".PP",

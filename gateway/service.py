@@ -31,6 +31,7 @@ from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.mapi.folders import folderEntries
+from gateway.memdebug import memoryReportService
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS
@@ -256,6 +257,9 @@ def makeService(config, reactor=None, checkPorts=True):
     publishing = publishingService(context)
     if publishing is not None:
         publishing.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor)
+    if memory is not None:
+        memory.setServiceParent(top)
     return top
 
 

@@ -1,0 +1,208 @@
+# -*- test-case-name: tests.test_memdebug -*-
+"""
+A memory debugging aid, off by default: with C{[debug] tracemalloc = yes}
+the server traces its allocations from start-up, and each SIGUSR2 (or a
+call to L{MemoryReport.write}) writes a report to the log folder (the
+folder of C{[server] log_file}, else the working directory):
+C{memory-PID-N.txt} with the resident set, what a full collection and
+C{malloc_trim(0)} gave back, the allocations still traced against the
+first snapshot (by line and by call stack) and the live objects by type
+against the first snapshot; and C{memory-PID-N.snapshot} (a
+C{tracemalloc} snapshot, for C{tracemalloc.Snapshot.load}).
+
+It tells retention (objects still referenced after their sessions ended)
+from allocator high-water (memory the objects gave back that the process
+keeps): the first shows as traced bytes and object counts that stay, the
+second as resident memory that no traced allocation explains.
+"""
+
+import collections
+import ctypes
+import ctypes.util
+import gc
+import os
+import signal
+import tracemalloc
+
+from twisted.application import service
+
+from gateway.logging import getLogger
+
+log = getLogger("server")
+
+#: Frames kept for each traced allocation.
+FRAMES = 12
+
+#: Lines of each table in a report.
+TOP = 30
+
+
+def residentBytes(pid=None):
+    """
+    The resident set of process C{pid} (this one by default) in bytes, from
+    C{/proc/PID/status}; 0 where there is no such file.
+    """
+    try:
+        with open("/proc/%s/status" % (pid or "self",)) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
+def mallocTrim():
+    """
+    Ask the C library to give the free memory at the top of its heaps and
+    in its free lists back to the system (glibc's C{malloc_trim(0)}).
+
+    @return: C{True} when it did, C{False} when there was nothing to give
+        back or this C library has no C{malloc_trim}.
+    """
+    return bool(_LIBC.malloc_trim(0)) if _LIBC is not None else False
+
+
+def typeCounts():
+    """
+    The objects the collector tracks (the start-up ones L{gc.freeze} set
+    aside excluded), counted by type name.
+    """
+    counts = collections.Counter()
+    for o in gc.get_objects():
+        kind = type(o)
+        counts["%s.%s" % (kind.__module__, kind.__qualname__)] += 1
+    return counts
+
+
+class MemoryReport:
+    """
+    The reports of one process: the first snapshot is taken by L{start}.
+
+    @ivar directory: where reports are written.
+    @ivar written: the paths of the text reports written, oldest first.
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.written = []
+        self._first = None
+        self._firstTypes = None
+        self._startedTracing = False
+
+    def start(self):
+        """
+        Trace allocations (unless something already does) and take the
+        first snapshot.
+        """
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(FRAMES)
+            self._startedTracing = True
+        gc.collect()
+        self._first = tracemalloc.take_snapshot()
+        self._firstTypes = typeCounts()
+
+    def stop(self):
+        if self._startedTracing:
+            tracemalloc.stop()
+            self._startedTracing = False
+        self._first = self._firstTypes = None
+
+    def write(self):
+        """
+        Collect, trim, and write the next report and snapshot.
+
+        @return: the path of the text report.
+        """
+        number = len(self.written) + 1
+        base = os.path.join(self.directory, "memory-%d-%d" % (os.getpid(), number))
+        before = residentBytes()
+        unreachable = gc.collect()
+        collected = residentBytes()
+        trimmed = mallocTrim()
+        after = residentBytes()
+        snapshot = tracemalloc.take_snapshot()
+        current, peak = tracemalloc.get_traced_memory()
+        lines = [
+            "memory report %d of process %d" % (number, os.getpid()),
+            "resident: %.1f MB; after gc.collect() (%d unreachable objects) %.1f MB;"
+            " after malloc_trim(0) (%s) %.1f MB" % (before / 1e6, unreachable, collected / 1e6,
+                                                   "gave back" if trimmed else "nothing given back", after / 1e6),
+            "traced now: %.1f MB (peak %.1f MB); tracemalloc's own use %.1f MB"
+            % (current / 1e6, peak / 1e6, tracemalloc.get_tracemalloc_memory() / 1e6),
+        ]
+        if self._first is not None:
+            diff = snapshot.compare_to(self._first, "lineno")
+            lines += ["", "traced since the first snapshot, by line (size now, change, count change):"]
+            lines += ["  " + str(s) for s in diff[:TOP]]
+            lines += ["", "the %d largest growths by call stack:" % (TOP // 3,)]
+            for stat in snapshot.compare_to(self._first, "traceback")[:TOP // 3]:
+                lines.append("  %+.1f kB in %+d blocks:" % (stat.size_diff / 1e3, stat.count_diff))
+                lines += ["    " + line for line in stat.traceback.format(limit=FRAMES)]
+            now = typeCounts()
+            grown = sorted(((now[k] - self._firstTypes.get(k, 0), k) for k in now), reverse=True)
+            lines += ["", "objects by type, change since the first snapshot (now):"]
+            lines += ["  %+8d %s (%d)" % (n, k, now[k]) for n, k in grown[:TOP] if n]
+        path = base + ".txt"
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        snapshot.dump(base + ".snapshot")
+        self.written.append(path)
+        log.info("memory report written to {path}: resident {before:.1f} MB, {after:.1f} MB after collecting and"
+                 " trimming, traced {current:.1f} MB", path=path, before=before / 1e6, after=after / 1e6,
+                 current=current / 1e6)
+        return path
+
+
+class MemoryReportService(service.Service):
+    """
+    Starts tracing when the server starts; SIGUSR2 writes a report (from the
+    reactor thread).
+
+    @ivar report: the L{MemoryReport}.
+    """
+
+    def __init__(self, report, reactor, handleSignal=True):
+        self.report = report
+        self.reactor = reactor
+        self.handleSignal = handleSignal
+        self._previous = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self.report.start()
+        if self.handleSignal:
+            self._previous = signal.signal(signal.SIGUSR2, self._signalled)
+
+    def _signalled(self, signum, frame):
+        self.reactor.callFromThread(self.report.write)
+
+    def stopService(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGUSR2, self._previous)
+            self._previous = None
+        self.report.stop()
+        return service.Service.stopService(self)
+
+
+def memoryReportService(config, reactor):
+    """
+    The L{MemoryReportService} C{[debug] tracemalloc} asks for, or C{None}.
+    """
+    if not config["debug", "tracemalloc"]:
+        return None
+    logFile = config["server", "log_file"]
+    directory = os.path.dirname(os.path.abspath(logFile)) if logFile else os.getcwd()
+    return MemoryReportService(MemoryReport(directory), reactor)
