@@ -87,6 +87,77 @@ def typeCounts():
     return counts
 
 
+_HEAP_MAX = 64 << 20  # glibc: the heaps of the arenas threads use are aligned on their maximum size
+
+
+def mappings(path="/proc/self/smaps"):
+    """
+    The resident set by kind of mapping: the main C{malloc} heap, the heaps
+    of the C{malloc} arenas other threads use, thread stacks, other
+    anonymous memory (C{pymalloc}'s arenas, which the kernel merges when
+    they are adjacent, and large blocks), and files.
+
+    @return: C{dict} of kind -> C{[mappings, resident bytes]}.
+    """
+    kinds = {}
+    kind = None
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if "-" in fields[0] and len(fields) >= 5:
+                    low, high = (int(x, 16) for x in fields[0].split("-"))
+                    size, name = high - low, fields[5] if len(fields) > 5 else ""
+                    if name == "[heap]":
+                        kind = "malloc main heap"
+                    elif name.startswith("["):
+                        kind = "other " + name
+                    elif name:
+                        kind = "files"
+                    elif fields[1].startswith("---"):
+                        kind = None
+                    elif low % _HEAP_MAX == 0 and size <= _HEAP_MAX:
+                        kind = "malloc thread arenas"
+                    elif size in (8 << 20, (8 << 20) - 4096):
+                        kind = "thread stacks"
+                    else:
+                        kind = "other anonymous (pymalloc arenas, large blocks)"
+                    if kind is not None:
+                        kinds.setdefault(kind, [0, 0])[0] += 1
+                elif fields[0] == "Rss:" and kind is not None:
+                    kinds[kind][1] += int(fields[1]) * 1024
+    except OSError:
+        pass
+    return kinds
+
+
+def pymallocStats():
+    """
+    The summary of C{sys._debugmallocstats()} (arenas allocated, bytes in
+    allocated and available blocks, unused pools), which it writes to file
+    descriptor 2.
+    """
+    import sys
+    import tempfile
+
+    if not hasattr(sys, "_debugmallocstats"):
+        return []
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    wanted = ("arenas allocated current", "arenas highwater mark", "arenas * ", "bytes in allocated blocks",
+              "bytes in available blocks", "unused pools")
+    return [line.strip() for line in text.splitlines() if any(w in line for w in wanted)]
+
+
 class MemoryReport:
     """
     The reports of one process: the first snapshot is taken by L{start}.
@@ -143,6 +214,9 @@ class MemoryReport:
             "traced now: %.1f MB (peak %.1f MB); tracemalloc's own use %.1f MB"
             % (current / 1e6, peak / 1e6, tracemalloc.get_tracemalloc_memory() / 1e6),
         ]
+        lines += ["", "resident by mapping (mappings, MB):"]
+        lines += ["  %-50s %4d %8.1f" % (kind, n, size / 1e6) for kind, (n, size) in sorted(mappings().items())]
+        lines += ["", "pymalloc:"] + ["  " + line for line in pymallocStats()]
         if self._first is not None:
             diff = snapshot.compare_to(self._first, "lineno")
             lines += ["", "traced since the first snapshot, by line (size now, change, count change):"]

@@ -106,3 +106,18 @@ class ServiceTests(unittest.TestCase):
         self.assertEqual(reactor.calls, [(memory.report.write, ())])
         memory.stopService()
         self.assertIs(signal.getsignal(signal.SIGUSR2), before)
+
+
+class MeasureTests(unittest.TestCase):
+    def test_mappings(self):
+        """The resident set by mapping names this process's files and main heap, with sizes that add up."""
+        kinds = memdebug.mappings()
+        self.assertIn("files", kinds)
+        self.assertIn("malloc main heap", kinds)
+        total = sum(size for _n, size in kinds.values())
+        self.assertGreater(total, 0)
+        self.assertLessEqual(total, memdebug.residentBytes() * 1.05)
+
+    def test_pymallocStats(self):
+        """pymalloc's summary is read from what it writes to descriptor 2."""
+        self.assertTrue(any("arenas allocated current" in line for line in memdebug.pymallocStats()))
