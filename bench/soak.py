@@ -6,7 +6,8 @@ fixed time; then: was any traceback logged, and is the server's memory back
 near where it started?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--imap-clients 150] [--other-clients 50]
-                                   [--client-processes 6] [--settle 20] [--tracemalloc]
+                                   [--client-processes 6] [--settle 20]
+                                   [--memory-reports yes|tracemalloc]
 
   - C{--imap-clients} sessions run the checked IMAP mix of
     C{tests.imapload} (every reply checked by C{tests.imapcheck}), half of
@@ -27,10 +28,11 @@ start (after one pass of every kind of client, so that the code and the
 account's index are loaded), after a warm-up minute, its peak (sampled
 every second), at the end of traffic, and after the clients left and the
 server had C{--settle} seconds; the goal is the last within 10% of the
-start.  With C{--tracemalloc} the server traces its allocations
-(C{[debug] tracemalloc}) and writes a memory report (L{gateway.memdebug})
-at the start, at the end of traffic and after settling: what is still
-referenced (retention) against what the allocator keeps.  Prints the
+start.  With C{--memory-reports} the server writes a memory report
+(C{[debug] memory_reports}, L{gateway.memdebug}) at the start, at the end
+of traffic and after settling: what is still referenced (retention)
+against what the allocator keeps; C{tracemalloc} also traces every
+allocation (slower; its own memory counts in the resident set).  Prints the
 counts, the tracebacks found in the server's log, and the ratios.
 """
 
@@ -63,7 +65,7 @@ from tests import imapload  # noqa: E402
 PROTOCOLS = ("imap", "pop3", "http", "ftp", "lmtp")
 
 
-def startServer(tmp, dataRoot, tracemalloc=False):
+def startServer(tmp, dataRoot, memoryReports=None):
     ports = {name: peers.freePort() for name in PROTOCOLS}
     config = os.path.join(tmp, "gateway.ini")
     with open(config, "w") as f:
@@ -74,8 +76,8 @@ def startServer(tmp, dataRoot, tracemalloc=False):
             if name == "ftp":
                 # Every client comes from 127.0.0.1, logins without TLS included.
                 f.write("passive_ports = 40000-40999\n")
-        if tracemalloc:
-            f.write("[debug]\ntracemalloc = yes\n")
+        if memoryReports:
+            f.write("[debug]\nmemory_reports = %s\n" % (memoryReports,))
     child = peers.subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "twistd"), "--nodaemon", "--pidfile=", "--logfile",
          os.path.join(tmp, "twistd.log"), "gateway", "--config", config], cwd=tmp)
@@ -258,7 +260,7 @@ def runClients(ports, imapClients, otherClients, processes, seconds):
 
 def memoryReport(child, tmp, reports):
     """
-    With C{--tracemalloc}: ask the server for a memory report (SIGUSR2) and
+    With C{--memory-reports}: ask the server for a memory report (SIGUSR2) and
     wait for it; return its first lines.
     """
     if reports is None:
@@ -266,11 +268,10 @@ def memoryReport(child, tmp, reports):
     os.kill(child.pid, signal.SIGUSR2)
     path = os.path.join(tmp, "memory-%d-%d.txt" % (child.pid, len(reports) + 1))
     for _ in range(600):
-        if os.path.exists(path) and os.path.exists(path[:-4] + ".snapshot"):
+        if os.path.exists(path):  # written whole (renamed into place)
             break
         time.sleep(0.5)
     reports.append(path)
-    time.sleep(1)
     with open(path) as f:
         return "".join(f.readlines()[1:3])
 
@@ -300,15 +301,15 @@ def main():
     parser.add_argument("--client-processes", type=int, default=6,
                         help="processes the clients are spread over (the fuzzing client is in the first)")
     parser.add_argument("--settle", type=float, default=20, help="seconds the server gets after the clients left")
-    parser.add_argument("--tracemalloc", action="store_true",
-                        help="run the server with [debug] tracemalloc and write its memory reports (SIGUSR2) at"
-                             " the start, at the end of traffic and after settling")
+    parser.add_argument("--memory-reports", choices=["yes", "tracemalloc"], default=None,
+                        help="run the server with [debug] memory_reports and have it write a memory report"
+                             " (SIGUSR2) at the start, at the end of traffic and after settling")
     options = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="gateway-soak-")
     dataRoot = os.path.join(tmp, "var")
     makeAccount(tmp, dataRoot)
-    child, ports = startServer(tmp, dataRoot, options.tracemalloc)
-    reports = [] if options.tracemalloc else None
+    child, ports = startServer(tmp, dataRoot, options.memory_reports)
+    reports = [] if options.memory_reports else None
     notes = {}
     try:
         warmUp(ports)
@@ -371,7 +372,8 @@ def main():
     if reports is not None:
         for when, path in zip(("start", "end of traffic", "after settling"), reports, strict=False):
             print("memory report at %s: %s\n%s" % (when, path, notes[when.split()[0]]), end="")
-        print("(RSS figures include tracemalloc's own memory)")
+        if options.memory_reports == "tracemalloc":
+            print("(RSS figures include tracemalloc's own memory)")
     print("log and data: %s" % (tmp,))
 
 

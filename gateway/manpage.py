@@ -170,7 +170,7 @@ def twistdPage():
         ".TP", ".B SIGUSR1",
         "Open [server] log_file again by name (after logrotate moved it).",
         ".TP", ".B SIGUSR2",
-        "With [debug] tracemalloc = yes, write a memory report (what grew since start-up) to the log folder.",
+        "With [debug] memory_reports on, write a memory report (what grew since start-up) to the log folder.",
         ".TP", ".B SIGTERM, SIGINT",
         "Stop.",
         ".PP",

@@ -1,14 +1,16 @@
 # -*- test-case-name: tests.test_memdebug -*-
 """
-A memory debugging aid, off by default: with C{[debug] tracemalloc = yes}
-the server traces its allocations from start-up, and each SIGUSR2 (or a
-call to L{MemoryReport.write}) writes a report to the log folder (the
-folder of C{[server] log_file}, else the working directory):
-C{memory-PID-N.txt} with the resident set, what a full collection and
-C{malloc_trim(0)} gave back, the allocations still traced against the
-first snapshot (by line and by call stack) and the live objects by type
-against the first snapshot; and C{memory-PID-N.snapshot} (a
-C{tracemalloc} snapshot, for C{tracemalloc.Snapshot.load}).
+A memory debugging aid, off by default: with C{[debug] memory_reports =
+yes} each SIGUSR2 (or a call to L{MemoryReport.write}) writes a report to
+the log folder (the folder of C{[server] log_file}, else the working
+directory): C{memory-PID-N.txt} with the resident set, what a full
+collection and C{malloc_trim(0)} gave back, the resident set by kind of
+mapping, pymalloc's arenas, and the live objects by type against start-up.
+With C{memory_reports = tracemalloc} the server also traces its
+allocations from start-up: the report adds the allocations still traced
+against start-up (by line and by call stack), and C{memory-PID-N.snapshot}
+(for C{tracemalloc.Snapshot.load}) is written beside it; pymalloc cannot
+report its arenas while tracemalloc traces.
 
 It tells retention (objects still referenced after their sessions ended)
 from allocator high-water (memory the objects gave back that the process
@@ -166,8 +168,9 @@ class MemoryReport:
     @ivar written: the paths of the text reports written, oldest first.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, trace=True):
         self.directory = directory
+        self.trace = trace
         self.written = []
         self._first = None
         self._firstTypes = None
@@ -175,14 +178,14 @@ class MemoryReport:
 
     def start(self):
         """
-        Trace allocations (unless something already does) and take the
-        first snapshot.
+        Count the live objects, and with C{trace} trace allocations (unless
+        something already does) and take the first snapshot.
         """
-        if not tracemalloc.is_tracing():
+        if self.trace and not tracemalloc.is_tracing():
             tracemalloc.start(FRAMES)
             self._startedTracing = True
         gc.collect()
-        self._first = tracemalloc.take_snapshot()
+        self._first = tracemalloc.take_snapshot() if self.trace else None
         self._firstTypes = typeCounts()
 
     def stop(self):
@@ -204,20 +207,23 @@ class MemoryReport:
         collected = residentBytes()
         trimmed = mallocTrim()
         after = residentBytes()
-        snapshot = tracemalloc.take_snapshot()
+        tracing = tracemalloc.is_tracing()
+        snapshot = tracemalloc.take_snapshot() if tracing else None
         current, peak = tracemalloc.get_traced_memory()
         lines = [
             "memory report %d of process %d" % (number, os.getpid()),
             "resident: %.1f MB; after gc.collect() (%d unreachable objects) %.1f MB;"
             " after malloc_trim(0) (%s) %.1f MB" % (before / 1e6, unreachable, collected / 1e6,
                                                    "gave back" if trimmed else "nothing given back", after / 1e6),
-            "traced now: %.1f MB (peak %.1f MB); tracemalloc's own use %.1f MB"
-            % (current / 1e6, peak / 1e6, tracemalloc.get_tracemalloc_memory() / 1e6),
         ]
+        if tracing:
+            lines.append("traced now: %.1f MB (peak %.1f MB); tracemalloc's own use %.1f MB"
+                         % (current / 1e6, peak / 1e6, tracemalloc.get_tracemalloc_memory() / 1e6))
         lines += ["", "resident by mapping (mappings, MB):"]
         lines += ["  %-50s %4d %8.1f" % (kind, n, size / 1e6) for kind, (n, size) in sorted(mappings().items())]
-        lines += ["", "pymalloc:"] + ["  " + line for line in pymallocStats()]
-        if self._first is not None:
+        lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
+                                      or ["  (not available while tracemalloc traces)"])
+        if self._first is not None and snapshot is not None:
             diff = snapshot.compare_to(self._first, "lineno")
             lines += ["", "traced since the first snapshot, by line (size now, change, count change):"]
             lines += ["  " + str(s) for s in diff[:TOP]]
@@ -225,25 +231,27 @@ class MemoryReport:
             for stat in snapshot.compare_to(self._first, "traceback")[:TOP // 3]:
                 lines.append("  %+.1f kB in %+d blocks:" % (stat.size_diff / 1e3, stat.count_diff))
                 lines += ["    " + line for line in stat.traceback.format(limit=FRAMES)]
+        if self._firstTypes is not None:
             now = typeCounts()
             grown = sorted(((now[k] - self._firstTypes.get(k, 0), k) for k in now), reverse=True)
             lines += ["", "objects by type, change since the first snapshot (now):"]
             lines += ["  %+8d %s (%d)" % (n, k, now[k]) for n, k in grown[:TOP] if n]
+        if snapshot is not None:
+            snapshot.dump(base + ".snapshot")
         path = base + ".txt"
-        with open(path, "w") as f:
+        with open(path + ".tmp", "w") as f:
             f.write("\n".join(lines) + "\n")
-        snapshot.dump(base + ".snapshot")
+        os.rename(path + ".tmp", path)  # complete once it is there (the snapshot is written first)
         self.written.append(path)
         log.info("memory report written to {path}: resident {before:.1f} MB, {after:.1f} MB after collecting and"
-                 " trimming, traced {current:.1f} MB", path=path, before=before / 1e6, after=after / 1e6,
-                 current=current / 1e6)
+                 " trimming", path=path, before=before / 1e6, after=after / 1e6)
         return path
 
 
 class MemoryReportService(service.Service):
     """
-    Starts tracing when the server starts; SIGUSR2 writes a report (from the
-    reactor thread).
+    Takes the first snapshot (and starts tracing) when the server starts;
+    SIGUSR2 writes a report (from the reactor thread).
 
     @ivar report: the L{MemoryReport}.
     """
@@ -273,10 +281,11 @@ class MemoryReportService(service.Service):
 
 def memoryReportService(config, reactor):
     """
-    The L{MemoryReportService} C{[debug] tracemalloc} asks for, or C{None}.
+    The L{MemoryReportService} C{[debug] memory_reports} asks for, or C{None}.
     """
-    if not config["debug", "tracemalloc"]:
+    wanted = config["debug", "memory_reports"]
+    if wanted == "no":
         return None
     logFile = config["server", "log_file"]
     directory = os.path.dirname(os.path.abspath(logFile)) if logFile else os.getcwd()
-    return MemoryReportService(MemoryReport(directory), reactor)
+    return MemoryReportService(MemoryReport(directory, trace=wanted == "tracemalloc"), reactor)

@@ -79,19 +79,37 @@ class ServiceTests(unittest.TestCase):
         return makeTestConfig(dataRoot, values)
 
     def test_offByDefault(self):
-        """Without [debug] tracemalloc the server has no memory report service."""
+        """Without [debug] memory_reports the server has no memory report service."""
         self.assertIsNone(memdebug.memoryReportService(self.config(), FakeReactor()))
         top = makeService(self.config(), FakeReactor())
         self.assertFalse([s for s in top if isinstance(s, memdebug.MemoryReportService)])
 
     def test_wired(self):
-        """[debug] tracemalloc = yes adds the service; reports go beside [server] log_file."""
+        """[debug] memory_reports = tracemalloc adds a tracing service; reports go beside [server] log_file."""
         logFile = os.path.abspath(os.path.join(self.mktemp(), "gateway.log"))
         os.makedirs(os.path.dirname(logFile))
-        config = self.config({("debug", "tracemalloc"): True, ("server", "log_file"): logFile})
+        config = self.config({("debug", "memory_reports"): "tracemalloc", ("server", "log_file"): logFile})
         top = makeService(config, FakeReactor())
         [memory] = [s for s in top if isinstance(s, memdebug.MemoryReportService)]
         self.assertEqual(memory.report.directory, os.path.dirname(logFile))
+        self.assertTrue(memory.report.trace)
+
+    def test_withoutTracing(self):
+        """[debug] memory_reports = yes reports without tracing: pymalloc's arenas, no snapshot."""
+        config = self.config({("debug", "memory_reports"): "yes"})
+        report = memdebug.memoryReportService(config, FakeReactor()).report
+        self.assertFalse(report.trace)
+        report.directory = os.path.abspath(self.mktemp())
+        os.makedirs(report.directory)
+        report.start()
+        self.addCleanup(report.stop)
+        self.assertFalse(tracemalloc.is_tracing())
+        path = report.write()
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("arenas allocated current", text)
+        self.assertIn("objects by type", text)
+        self.assertEqual(os.listdir(report.directory), [os.path.basename(path)])
 
     def test_signal(self):
         """SIGUSR2 asks the reactor thread for a report; stopping restores the previous handler."""
