@@ -19,8 +19,6 @@ second as resident memory that no traced allocation explains.
 """
 
 import collections
-import ctypes
-import ctypes.util
 import gc
 import os
 import signal
@@ -29,6 +27,7 @@ import tracemalloc
 from twisted.application import service
 
 from gateway.logging import getLogger
+from gateway.memtrim import mallocTrim, residentBytes
 
 log = getLogger("server")
 
@@ -37,44 +36,6 @@ FRAMES = 12
 
 #: Lines of each table in a report.
 TOP = 30
-
-
-def residentBytes(pid=None):
-    """
-    The resident set of process C{pid} (this one by default) in bytes, from
-    C{/proc/PID/status}; 0 where there is no such file.
-    """
-    try:
-        with open("/proc/%s/status" % (pid or "self",)) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _libc():
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-_LIBC = _libc()
-
-
-def mallocTrim():
-    """
-    Ask the C library to give the free memory at the top of its heaps and
-    in its free lists back to the system (glibc's C{malloc_trim(0)}).
-
-    @return: C{True} when it did, C{False} when there was nothing to give
-        back or this C library has no C{malloc_trim}.
-    """
-    return bool(_LIBC.malloc_trim(0)) if _LIBC is not None else False
 
 
 def typeCounts():
