@@ -6,7 +6,7 @@ fixed time; then: was any traceback logged, and is the server's memory back
 near where it started?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--imap-clients 150] [--other-clients 50]
-                                   [--client-processes 6] [--settle 20]
+                                   [--client-processes 6] [--settle 40]
                                    [--memory-reports yes|tracemalloc]
 
   - C{--imap-clients} sessions run the checked IMAP mix of
@@ -76,6 +76,8 @@ def startServer(tmp, dataRoot, memoryReports=None):
             if name == "ftp":
                 # Every client comes from 127.0.0.1, logins without TLS included.
                 f.write("passive_ports = 40000-40999\n")
+                # Every client logs in to one account (the default of 10 answers 421 beyond).
+                f.write("max_connections_per_account = 1000\n")
         if memoryReports:
             f.write("[debug]\nmemory_reports = %s\n" % (memoryReports,))
     child = peers.subprocess.Popen(
@@ -300,7 +302,7 @@ def main():
     parser.add_argument("--other-clients", type=int, default=50)
     parser.add_argument("--client-processes", type=int, default=6,
                         help="processes the clients are spread over (the fuzzing client is in the first)")
-    parser.add_argument("--settle", type=float, default=20, help="seconds the server gets after the clients left")
+    parser.add_argument("--settle", type=float, default=40, help="seconds the server gets after the clients left")
     parser.add_argument("--memory-reports", choices=["yes", "tracemalloc"], default=None,
                         help="run the server with [debug] memory_reports and have it write a memory report"
                              " (SIGUSR2) at the start, at the end of traffic and after settling")

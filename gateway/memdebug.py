@@ -121,6 +121,26 @@ def pymallocStats():
     return [line.strip() for line in text.splitlines() if any(w in line for w in wanted)]
 
 
+def sqliteMemory():
+    """
+    What SQLite has allocated (its page caches, statements, schemas) now
+    and at most since start-up, in bytes, from the library the C{sqlite3}
+    module uses; C{None} where it cannot be asked.
+    """
+    import ctypes
+    import ctypes.util
+    import sqlite3  # noqa: F401 (the library loaded first, so that ctypes finds that one)
+
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
+        current, highwater = ctypes.c_int64(), ctypes.c_int64()
+        if lib.sqlite3_status64(0, ctypes.byref(current), ctypes.byref(highwater), 0):  # SQLITE_STATUS_MEMORY_USED
+            return None
+    except (OSError, AttributeError, TypeError):
+        return None
+    return current.value, highwater.value
+
+
 class MemoryReport:
     """
     The reports of one process: the first snapshot is taken by L{start}.
@@ -182,6 +202,9 @@ class MemoryReport:
                          % (current / 1e6, peak / 1e6, tracemalloc.get_tracemalloc_memory() / 1e6))
         lines += ["", "resident by mapping (mappings, MB):"]
         lines += ["  %-50s %4d %8.1f" % (kind, n, size / 1e6) for kind, (n, size) in sorted(mappings().items())]
+        used = sqliteMemory()
+        if used is not None:
+            lines += ["", "SQLite: %.1f MB in use (at most %.1f MB)" % (used[0] / 1e6, used[1] / 1e6)]
         lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
                                       or ["  (not available while tracemalloc traces)"])
         if self._first is not None and snapshot is not None:

@@ -136,6 +136,21 @@ class MeasureTests(unittest.TestCase):
         self.assertGreater(total, 0)
         self.assertLessEqual(total, memdebug.residentBytes() * 1.05)
 
+    def test_sqliteMemory(self):
+        """SQLite's memory in use grows with a connection's cache and is never above its high-water mark."""
+        import sqlite3
+
+        before = memdebug.sqliteMemory()
+        if before is None:
+            raise unittest.SkipTest("the SQLite library cannot be asked")
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE t (x)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("x" * 100,)] * 5000)
+        used, highwater = memdebug.sqliteMemory()
+        self.assertGreater(used, before[0] + 400000)
+        self.assertGreaterEqual(highwater, used)
+        conn.close()
+
     def test_pymallocStats(self):
         """pymalloc's summary is read from what it writes to descriptor 2."""
         self.assertTrue(any("arenas allocated current" in line for line in memdebug.pymallocStats()))
