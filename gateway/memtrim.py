@@ -12,11 +12,12 @@ the objects are gone (a 90-second soak: 88.7 MB at the end of traffic,
 81.8 MB after one C{malloc_trim(0)}).  L{trimService} calls
 C{malloc_trim(0)} now and then when sessions have ended since the last
 call; where there is no C{malloc_trim} (another C library) it does
-nothing.
+nothing.  L{limitArenas} keeps the threads to two arenas.
 """
 
 import ctypes
 import ctypes.util
+import os
 
 from twisted.application.internet import TimerService
 
@@ -64,6 +65,34 @@ def mallocTrim():
         this C library has no C{malloc_trim}.
     """
     return bool(_LIBC.malloc_trim(0)) if _LIBC is not None else False
+
+
+#: glibc's C{mallopt} parameter for the most arenas (C{M_ARENA_MAX}).
+_M_ARENA_MAX = -8
+
+#: The most C{malloc} arenas the server's threads share (L{limitArenas}).
+ARENAS = 2
+
+
+def limitArenas(arenas=ARENAS, environ=None):
+    """
+    Let the process's threads share at most C{arenas} C{malloc} arenas,
+    unless C{MALLOC_ARENA_MAX} in the environment says otherwise (glibc
+    reads it at start-up).
+
+    glibc gives a thread that allocates an arena of its own, up to eight
+    per CPU, and each keeps what it once held: the thread pools (the
+    reactor's, FTP uploads, the index writer) made 15 arenas in a 90-second
+    soak.  Python threads take turns (the GIL), so sharing costs little: the
+    same soak with two ended at 79.2 MB instead of 83.0 MB (start 73.7 and
+    74.8 MB), its peak 81.3 MB instead of 91.2 MB.
+
+    @return: C{True} when the limit was set.
+    """
+    environ = os.environ if environ is None else environ
+    if _LIBC is None or not hasattr(_LIBC, "mallopt") or environ.get("MALLOC_ARENA_MAX"):
+        return False
+    return bool(_LIBC.mallopt(_M_ARENA_MAX, arenas))
 
 
 def closedSessions(monitor):

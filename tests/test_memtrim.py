@@ -3,6 +3,10 @@
 Giving the memory of ended sessions back to the system (L{gateway.memtrim}).
 """
 
+import os
+import subprocess
+import sys
+
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -11,6 +15,8 @@ from gateway import memtrim
 from gateway.admin.monitor import Monitor, NullMonitor
 from gateway.service import makeService
 from tests.support import makeDataRoot, makeTestConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Wrapper:
@@ -87,6 +93,44 @@ class MallocTrimTests(unittest.TestCase):
         after = memtrim.residentBytes()
         self.assertGreater(before - after, 20 * 1024 * 1024)
         self.assertEqual(len(pin), 64 * 1024)
+
+
+ARENAS_SCRIPT = """
+import sys, threading
+from gateway import memdebug, memtrim
+if sys.argv[1] == "limit":
+    assert memtrim.limitArenas(environ={})
+def work():
+    kept.append([bytearray(2000) for _ in range(200)])
+    together.wait()  # every thread alive at once: none hands its arena on
+kept = []
+together = threading.Barrier(8)
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(memdebug.mappings().get("malloc thread arenas", [0, 0])[0])
+"""
+
+
+class ArenaTests(unittest.TestCase):
+    def arenas(self, mode):
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        out = subprocess.run([sys.executable, "-c", ARENAS_SCRIPT, mode], cwd=ROOT, env=env, check=True,
+                             capture_output=True, text=True).stdout
+        return int(out)
+
+    def test_threadsShareArenas(self):
+        """With the limit, eight allocating threads share one arena besides the main heap (without: several)."""
+        if memtrim._LIBC is None:
+            raise unittest.SkipTest("this C library has no mallopt")
+        self.assertGreater(self.arenas("none"), 1)
+        self.assertLessEqual(self.arenas("limit"), 1)
+
+    def test_environmentWins(self):
+        """MALLOC_ARENA_MAX in the environment is left to glibc."""
+        self.assertFalse(memtrim.limitArenas(environ={"MALLOC_ARENA_MAX": "4"}))
 
 
 class WiringTests(unittest.TestCase):
