@@ -235,15 +235,17 @@ class MemoryReport:
 class MemoryReportService(service.Service):
     """
     Takes the first snapshot (and starts tracing) when the server starts;
-    SIGUSR2 writes a report (from the reactor thread).
+    SIGUSR2 writes a report (from the reactor thread).  In the parent of
+    worker processes, C{passOn} passes the signal on to them.
 
     @ivar report: the L{MemoryReport}.
     """
 
-    def __init__(self, report, reactor, handleSignal=True):
+    def __init__(self, report, reactor, handleSignal=True, passOn=None):
         self.report = report
         self.reactor = reactor
         self.handleSignal = handleSignal
+        self.passOn = passOn
         self._previous = None
 
     def startService(self):
@@ -253,7 +255,17 @@ class MemoryReportService(service.Service):
             self._previous = signal.signal(signal.SIGUSR2, self._signalled)
 
     def _signalled(self, signum, frame):
-        self.reactor.callFromThread(self.report.write)
+        self.reactor.callFromThread(self.reportNow)
+
+    def reportNow(self):
+        """
+        Write a report, and ask the worker processes for theirs (C{passOn}).
+        """
+        try:
+            self.report.write()
+        finally:
+            if self.passOn is not None:
+                self.passOn()
 
     def stopService(self):
         if self._previous is not None:
@@ -263,7 +275,7 @@ class MemoryReportService(service.Service):
         return service.Service.stopService(self)
 
 
-def memoryReportService(config, reactor):
+def memoryReportService(config, reactor, passOn=None):
     """
     The L{MemoryReportService} C{[debug] memory_reports} asks for, or C{None}.
     """
@@ -272,4 +284,4 @@ def memoryReportService(config, reactor):
         return None
     logFile = config["server", "log_file"]
     directory = os.path.dirname(os.path.abspath(logFile)) if logFile else os.getcwd()
-    return MemoryReportService(MemoryReport(directory, trace=wanted == "tracemalloc"), reactor)
+    return MemoryReportService(MemoryReport(directory, trace=wanted == "tracemalloc"), reactor, passOn=passOn)

@@ -19,7 +19,8 @@ The parent:
       L{STABLE_AFTER} seconds of their start;
     - on SIGTERM (twistd's stop) sends SIGTERM to every worker and ends
       once they have (SIGKILL after L{STOP_TIMEOUT} seconds);
-    - passes SIGHUP (reload) and SIGUSR1 (log files opened again) on;
+    - passes SIGHUP (reload) and SIGUSR1 (log files opened again) on, and
+      SIGUSR2 (memory reports) with C{[debug] memory_reports};
     - writes the workers' log lines into its own log, as one stream, each
       with C{worker K} in its system field;
     - serves the admin listener itself: C{/metrics} adds up the workers'
@@ -48,6 +49,7 @@ from gateway.admin.notify import notify, reloading
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, SharedLoginDelays
+from gateway.memdebug import memoryReportService
 from gateway.service import (
     RESTART_OPTIONS,
     GatewayService,
@@ -617,4 +619,7 @@ def makeParentService(config, reactor=None, checkPorts=True, spawn=None):
             announced = _AnnouncedListenerService(child.endpoint, child.factory)
             announced.setName(child.name)
             announced.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor, passOn=lambda: top.signalWorkers(signal.SIGUSR2))
+    if memory is not None:
+        memory.setServiceParent(top)
     return top

@@ -111,6 +111,22 @@ class ServiceTests(unittest.TestCase):
         self.assertIn("objects by type", text)
         self.assertEqual(os.listdir(report.directory), [os.path.basename(path)])
 
+    def test_parentPassesOn(self):
+        """With workers, the parent writes its report and passes SIGUSR2 on to its workers."""
+        from gateway import workers
+
+        config = self.config({("debug", "memory_reports"): "yes", ("server", "workers"): 2,
+                              ("imap", "enabled"): True, ("imap", "listen"): ["tcp:0:interface=127.0.0.1"]})
+        top = workers.makeParentService(config, FakeReactor(), checkPorts=False, spawn=lambda *a, **k: None)
+        [memory] = [s for s in top if isinstance(s, memdebug.MemoryReportService)]
+        signalled = []
+        top.signalWorkers = signalled.append
+        memory.report.directory = os.path.abspath(self.mktemp())
+        os.makedirs(memory.report.directory)
+        memory.reportNow()
+        self.assertEqual(signalled, [signal.SIGUSR2])
+        self.assertEqual(len(memory.report.written), 1)
+
     def test_signal(self):
         """SIGUSR2 asks the reactor thread for a report; stopping restores the previous handler."""
         folder = os.path.abspath(self.mktemp())
@@ -121,7 +137,7 @@ class ServiceTests(unittest.TestCase):
         memory.startService()
         self.addCleanup(lambda: memory.running and memory.stopService())
         os.kill(os.getpid(), signal.SIGUSR2)
-        self.assertEqual(reactor.calls, [(memory.report.write, ())])
+        self.assertEqual(reactor.calls, [(memory.reportNow, ())])
         memory.stopService()
         self.assertIs(signal.getsignal(signal.SIGUSR2), before)
 
