@@ -71,6 +71,35 @@ class BinaryFetchTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b" BINARY", self.send(b"a CAPABILITY").split(b"\r\n")[0])
 
 
+QP_BODY = (
+    b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\n"
+    b"foo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n"
+)
+QP_DECODED = b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\nbar\r\nfoo_bar\r\n"
+
+
+class QuotedPrintableTests(SelectedTestMixin, unittest.TestCase):
+    """
+    Quoted-printable as RFC 2045 6.7 decodes it (imaptest's
+    C{fetch-binary-mime-qp}).
+    """
+
+    def setUp(self):
+        self.login()
+        self.session.account.mailStore.getMailbox("INBOX").appendMessage(
+            b"From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            b"--XX\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + QP_BODY + b"\r\n--XX--\r\n")
+        self.send(b"s SELECT INBOX")
+
+    def test_softBreaksAndTrailingSpace(self):
+        """Trailing blanks are dropped and "=" followed by blanks is a soft line break."""
+        out = self.send(b"a FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1] BINARY.PEEK[1]<15.10>)")
+        self.assertIn(b"BINARY.SIZE[1] %d " % (len(QP_DECODED),), out)
+        self.assertIn(b"BINARY[1] {%d}\r\n%s" % (len(QP_DECODED), QP_DECODED), out)
+        self.assertIn(b"BINARY[1]<15> {10}\r\n%s" % (QP_DECODED[15:25],), out)
+
+
 class ImaplibTests(unittest.TestCase):
     def test_binaryFetch(self):
         """imaplib over loopback: FETCH BINARY.PEEK[2] of a base64 part returns the decoded octets."""

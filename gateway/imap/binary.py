@@ -31,8 +31,28 @@ def decodedBody(entity):
         compact = compact.split(b"=", 1)[0]
         return binascii.a2b_base64(compact + b"=" * (-len(compact) % 4)) if compact else b""
     if encoding == b"quoted-printable":
-        return binascii.a2b_qp(body)
+        return decodeQuotedPrintable(body)
     raise UnknownTransferEncoding(encoding.decode("latin-1", "replace")[:40])
+
+
+def decodeQuotedPrintable(body):
+    """
+    Quoted-printable undone as RFC 2045 6.7 says: blanks at the end of a
+    line are transport padding and dropped, a line ending in C{=} (even
+    when blanks follow it) is a soft break, other lines end in CRLF.
+    """
+    lines = body.split(b"\n")
+    last = lines.pop()
+    out = []
+    for line in lines:
+        line = line.rstrip(b" \t\r")
+        if line.endswith(b"="):
+            out.append(line[:-1])
+        else:
+            out.append(line + b"\r\n")
+    last = last.rstrip(b" \t\r")
+    out.append(last[:-1] if last.endswith(b"=") else last)
+    return binascii.a2b_qp(b"".join(out))
 
 
 def literal8(value):
