@@ -222,6 +222,16 @@ class ThreadTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b"a THREAD REFERENCES UTF-8 ALL")
         self.assertIn(b"* THREAD ((1)(3))(2 (4)(5))\r\n", out)
 
+    def test_referencesLoopBreaksOldParent(self):
+        """When a message's last reference would make a loop, its old parent link is still broken (RFC 5256 1.C, imaptest's thread)."""
+        self.fill([
+            message("", day(3), messageId="a@b"),
+            message("", day(1), messageId="b@b", references=["a@b", "c@b"]),
+            message("", day(2), messageId="c@b", references=["b@b"]),
+        ])
+        out = self.send(b"a THREAD REFERENCES US-ASCII ALL")
+        self.assertIn(b"* THREAD (3 2)(1)\r\n", out)
+
     def test_referencesLoopAndDuplicates(self):
         """Reference loops and duplicate Message-IDs do not lose or repeat messages."""
         self.fill([
