@@ -638,12 +638,13 @@ def do_APPEND(session, tag, args):
     name = mailboxArgument(args, new=True)
     messages = []
     try:
+        # The target first, as Dovecot: [TRYCREATE] before a CATENATE URL's [BADURL].
+        mailbox = openTarget(session, name)
         while True:
             args.space()
             messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
-        mailbox = openTarget(session, name)
         uids = []
         try:
             for message, flags, internalDate in messages:
