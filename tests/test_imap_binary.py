@@ -66,6 +66,19 @@ class BinaryFetchTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b"b FETCH 2 (BINARY.PEEK[])")
         self.assertIn(b"BINARY[] ~{%d}\r\n%s)" % (len(data), data), out)
 
+    def test_appendBinaryPart(self):
+        """A part with Content-Transfer-Encoding: binary that a literal8 brings is kept in base64: BODY[1] has no NUL, BINARY[1] is the octets as sent (imaptest's append-binary)."""
+        octets = b"\x00-\xe4\n\r\n\n"
+        data = (b"From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Transfer-Encoding: binary\r\n\r\n" + octets)
+        self.assertIn(b"a OK [APPENDUID", self.send(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(data), data)))
+        out = self.send(b"b FETCH 2 (BODY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[1])")
+        self.assertIn(b"BODY[1] {14}\r\n%s\r\n " % (base64.b64encode(octets),), out)
+        self.assertIn(b"BINARY.SIZE[1] 7 BINARY[1] ~{7}\r\n%s)" % (octets,), out)
+        out = self.send(b"c FETCH 2 (BINARY.PEEK[])")
+        self.assertNotIn(b"\x00", out)
+        self.assertIn(b"Content-Transfer-Encoding: base64\r\n", out)
+
     def test_capability(self):
         """BINARY is advertised."""
         self.assertIn(b" BINARY", self.send(b"a CAPABILITY").split(b"\r\n")[0])

@@ -20,6 +20,7 @@ from gateway.errors import (
     StoreError,
     isStorageFull,
 )
+from gateway.imap.binary import base64Parts
 from gateway.imap.catenate import catenate
 from gateway.imap.format import badFlags, encodeMailbox
 from gateway.imap.listmatch import Pattern
@@ -625,7 +626,9 @@ def _appendMessage(session, args):
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate
     if args.peek() == b"~":
-        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
+        args.pos += 1  # a literal8 (RFC 3516): binary parts are kept in base64
+        message = args.literal()
+        return base64Parts(message) if isinstance(message, bytes) else message, flags, internalDate
     return args.literal(), flags, internalDate
 
 
