@@ -115,7 +115,7 @@ def startGateway(tmp, dataRoot, sessions, frames=None):
             "[server]\ndata_root = %s\n[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
             % (dataRoot, tmp, tmp)
         )
-        for name in ("pop3", "http", "ftp"):
+        for name in ("pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write(
             "[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
