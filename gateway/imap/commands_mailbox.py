@@ -20,6 +20,7 @@ from gateway.errors import (
     StoreError,
     isStorageFull,
 )
+from gateway.imap.binary import base64Parts
 from gateway.imap.catenate import catenate
 from gateway.imap.format import badFlags
 from gateway.imap.listmatch import Pattern
@@ -646,7 +647,9 @@ def _appendMessage(session, args):
     if isUTF8Data(args):
         return utf8Message(session, args), flags, internalDate
     if args.peek() == b"~":
-        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
+        args.pos += 1  # a literal8 (RFC 3516): binary parts are kept in base64
+        message = args.literal()
+        return base64Parts(message) if isinstance(message, bytes) else message, flags, internalDate
     return args.literal(), flags, internalDate
 
 
@@ -659,12 +662,13 @@ def do_APPEND(session, tag, args):
     name = mailboxArgument(args, new=True)
     messages = []
     try:
+        # The target first, as Dovecot: [TRYCREATE] before a CATENATE URL's [BADURL].
+        mailbox = openTarget(session, name)
         while True:
             args.space()
             messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
-        mailbox = openTarget(session, name)
         uids = []
         try:
             for message, flags, internalDate in messages:
