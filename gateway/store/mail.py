@@ -116,7 +116,11 @@ class MailStore:
     @param quota: an L{IQuota} or C{None}.
     @param reactor: for notifications and threads (the global one if C{None}).
     @param useInotify: C{False} to always poll for other processes' changes.
+    @ivar closed: C{True} once L{close} ran: the realm then builds the
+        account again rather than hand this store out.
     """
+
+    closed = False
 
     def __init__(self, path, quota=None, reactor=None, useInotify=True):
         if reactor is None:
@@ -544,6 +548,7 @@ class MailStore:
         """
         Stop watching and close the index (for tests and shutdown).
         """
+        self.closed = True
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
