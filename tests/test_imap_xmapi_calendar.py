@@ -323,3 +323,19 @@ class GroupwareMarkTests(CalendarMixin, unittest.TestCase):
         class Wrapper:
             wrappedProtocol, protocol, remote, since, bytesIn, bytesOut = self.session, "imap", "127.0.0.1", 0, 0, 0
         self.assertIs(describe(Wrapper)["xmapi"], True)
+
+    def test_R_CAP_2_metadata(self):
+        """R-CAP-2: CREATE ... (XCLASS) and METADATA on an XMAPI entry mark the session; other METADATA does not."""
+        self.login()
+        self.assertIn(b"a OK", self.send(b'a GETMETADATA "" /private/comment'))
+        self.assertIn(b"b OK", self.send(b'b SETMETADATA INBOX (/private/comment "x")'))
+        self.assertIn(b"c OK", self.send(b'c LIST "" INBOX RETURN (METADATA (/shared/comment))'))
+        self.assertIs(self.session.xmapi, False)
+        for command in (b'd CREATE "Calendar 2" (XCLASS "IPF.Appointment")',
+                        b"e GETMETADATA Calendar /shared/vendor/xmapi/container-class",
+                        b"f GETMETADATA (DEPTH infinity) Calendar /shared/vendor",
+                        b'g SETMETADATA Calendar (/private/vendor/xmapi/default "IPF.Appointment")',
+                        b'h LIST "" "*" RETURN (METADATA (/shared/vendor/xmapi/container-class))'):
+            self.session.xmapi = False
+            self.assertIn(command[:2] + b"OK", self.send(command))
+            self.assertIs(self.session.xmapi, True, command)
