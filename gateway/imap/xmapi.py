@@ -32,7 +32,11 @@ from gateway.mapi import convert
 from gateway.mapi.properties import (
     _INTEGER_RANGES,
     MV_FLAG,
+    PT_BINARY,
+    PT_BOOLEAN,
+    PT_CLSID,
     PT_STRING8,
+    PT_SYSTIME,
     PT_UNICODE,
     PropertyError,
     canonicalText,
@@ -369,10 +373,62 @@ def _compare(op, have, want):
     return have & want == 0  # BITCLEAR
 
 
+#: The SQL condition on one value C{{v}} of a stored property (a value of
+#: C{json_each}: a list's items, or the value itself), and how many times
+#: it takes the parameter, per operator.
+_SQL_CONDITIONS = {"EQ": ("{v} = ?", 1), "NE": ("{v} != ?", 1), "LT": ("{v} < ?", 1), "LE": ("{v} <= ?", 1),
+                   "GT": ("{v} > ?", 1), "GE": ("{v} >= ?", 1),
+                   "PREFIX": ("substr({v}, 1, length(?)) = ?", 2), "SUBSTR": ("instr({v}, ?) > 0", 1),
+                   "BITSET": ("({v} & ?) = ?", 2), "BITCLEAR": ("({v} & ?) = 0", 1)}
+
+
+def _sqlValue(key, op, value):
+    """
+    C{(column expression, parameter)} comparing a stored value of C{key}'s
+    base type in SQL exactly as L{_compare} compares it, or C{None} where
+    SQL cannot (case folding, decimal numbers).
+    """
+    if op not in _SQL_CONDITIONS:
+        return None
+    base = key.propType & ~MV_FLAG
+    if base in _INTEGER_RANGES:
+        # toText keeps negative integers as strings.
+        return "CAST(j.value AS INTEGER)", value
+    if base == PT_BOOLEAN:
+        return "j.value", int(value)
+    if base in (PT_UNICODE, PT_STRING8, PT_SYSTIME):
+        # Text compares by code point in SQLite's BINARY collation, as in
+        # Python; times are "YYYYMMDDTHHMMSSZ", in time order.
+        return "j.value", toText(attr.evolve(key, propType=base), value)
+    if base in (PT_BINARY, PT_CLSID) and op in ("EQ", "NE"):
+        return "j.value", toText(attr.evolve(key, propType=base), value)  # one spelling per value
+    return None
+
+
+class _StoredTerm:
+    """
+    A L{gateway.store.query} term for C{XPROP} on a stored property: the
+    index finds the messages in one query (a sub-select of C{msgprops}).
+    """
+
+    def __init__(self, mailboxId, keyText, condition=None, params=()):
+        self.mailboxId, self.keyText = mailboxId, keyText
+        self.condition, self.params = condition, list(params)
+
+    def sql(self):
+        if self.condition is None:
+            return ("uid IN (SELECT p.uid FROM msgprops p WHERE p.mailbox = ? AND p.key = ?)",
+                    [self.mailboxId, self.keyText])
+        return ("uid IN (SELECT p.uid FROM msgprops p, json_each(p.value) j WHERE p.mailbox = ? AND p.key = ?"
+                " AND %s)" % (self.condition,), [self.mailboxId, self.keyText] + self.params)
+
+
 class XpropKey(SearchKey):
     """
-    C{XPROP id op [value]} (R-SRCH-1 to R-SRCH-3): a stored property is read
-    from the index, a derived one from the message (so it needs the body).
+    C{XPROP id op [value]} (R-SRCH-1 to R-SRCH-3): a stored property is a
+    term of the index's query (L{storeTerm}), or read for every message in
+    one query when SQL cannot compare it; a derived one is read from the
+    message (so it needs the body).
     """
 
     def __init__(self, key, op, value, mailbox, mailboxClass):
@@ -380,6 +436,20 @@ class XpropKey(SearchKey):
         self.mailbox, self.mailboxClass = mailbox, mailboxClass
         self.derived = isDerived(key)
         self.needsBody = self.needsHeaders = self.derived
+        self._stored = None
+
+    def storeTerm(self):
+        if self.derived or self.mailbox is None:
+            return None
+        mailboxId, keyText = self.mailbox._id, self.key.text()
+        if self.op == "EXISTS":
+            return _StoredTerm(mailboxId, keyText)
+        found = _sqlValue(self.key, self.op, self.value)
+        if found is None:
+            return None
+        column, param = found
+        condition, count = _SQL_CONDITIONS[self.op]
+        return _StoredTerm(mailboxId, keyText, condition.format(v=column), [param] * count)
 
     def _values(self, m):
         if self.derived:
@@ -388,7 +458,9 @@ class XpropKey(SearchKey):
                 return None
             value = values[self.key]
         else:
-            entry = stored.properties(self.mailbox, [m.info.uid]).get(m.info.uid, {}).get(self.key.text())
+            if self._stored is None:
+                self._stored = stored.propertyValues(self.mailbox, self.key.text())
+            entry = self._stored.get(m.info.uid)
             if entry is None:
                 return None
             value = fromText(self.key, entry[1])

@@ -69,6 +69,18 @@ def properties(mailbox, uids):
     return result
 
 
+def propertyValues(mailbox, key):
+    """
+    One stored property of every message of C{mailbox} that has it, in one
+    query (a SEARCH that compares it message by message).
+
+    @return: C{{uid: (type, value)}}.
+    """
+    rows = mailbox._conn.execute("SELECT uid, type, value FROM msgprops WHERE mailbox = ? AND key = ?",
+                                 (mailbox._id, key))
+    return {uid: (propType, json.loads(value)) for uid, propType, value in rows}
+
+
 def setProperties(mailbox, uids, changes, unchangedSince=None):
     """
     Set (or, for a value of C{None}, delete) properties of C{uids}, all of
