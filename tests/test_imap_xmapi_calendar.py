@@ -339,3 +339,85 @@ class GroupwareMarkTests(CalendarMixin, unittest.TestCase):
             self.session.xmapi = False
             self.assertIn(command[:2] + b"OK", self.send(command))
             self.assertIs(self.session.xmapi, True, command)
+
+
+#: Calendar items of many forms, for the summary answers of FETCH XPROPS.
+VARIED = [SERIES, SINGLE, ALLDAY, CANCELLED, FAR, MAIL,
+          message(vevent("cancel", "DTSTART:20260305T090000Z", "DTEND:20260305T100000Z", "SUMMARY:Off"),
+                  method="CANCEL"),
+          message(vevent("req", "DTSTART;TZID=Europe/Berlin:20260329T013000", "DURATION:PT2H",
+                         "SUMMARY:Night, \\; shift", "LOCATION:Hall\\, B", "CLASS:PRIVATE", "PRIORITY:1",
+                         "ORGANIZER;CN=Ann:mailto:ann@example.test", "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+                         "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT15M", "END:VALARM"), method="REQUEST"),
+          message(vevent("floating", "DTSTART:20260310T090000", "DTEND:20260310T100000", "SUMMARY:",
+                         "LOCATION:", "TRANSP:TRANSPARENT")),
+          message(vevent("nosummary", "DTSTART;VALUE=DATE:20260311", "DURATION:P2D")),
+          message("BEGIN:VTODO\r\nUID:todo\r\nDTSTAMP:20251201T000000Z\r\nSUMMARY:Do\r\nDUE:20260312T000000Z"
+                  "\r\nEND:VTODO"),
+          message(vevent("weekly", "RECURRENCE-ID:20260323T090000Z", "DTSTART:20260323T110000Z",
+                         "DTEND:20260323T120000Z", "SUMMARY:Moved alone")),
+          message(vevent("two-a", "DTSTART:20260312T090000Z", "DTEND:20260312T100000Z", "SUMMARY:A"),
+                  vevent("two-b", "DTSTART:20260313T090000Z", "DTEND:20260313T100000Z", "SUMMARY:B")),
+          message(vevent("sub", "DTSTART:20260314T090000Z", "DTEND:20260314T100000Z", "SUMMARY:Re: Plans",
+                         "STATUS:TENTATIVE", "RDATE:20260315T090000Z")),
+          message(vevent("multi", "DTSTART:20260316T090000Z", "DTEND:20260316T100000Z", "SUMMARY:Multi"),
+                  multipart=True, encoding="base64")]
+
+
+class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
+    """
+    R-FETCH-3: FETCH XPROPS answers a summarized calendar item's derived
+    properties from its summary, the same values as parsing the message.
+    """
+
+    WANTED = (b"PidLidAppointmentStartWhole PidLidAppointmentEndWhole PidTagSubject PidLidLocation "
+              b"PidLidBusyStatus PidLidRecurring PidLidAppointmentSubType PidLidGlobalObjectId "
+              b"PidLidCleanGlobalObjectId PidTagMessageSize PidTagMessageDeliveryTime PidTagNormalizedSubject "
+              b"PidTagSubjectPrefix PidTagDisplayTo PidTagInternetMessageId PidTagMessageClass "
+              b"PidTagSensitivity PidTagImportance PidLidReminderDelta PidTagSenderName PidLidTaskDueDate")
+
+    def parsedAnswers(self, wanted):
+        """
+        The answers of FETCH 1:* XPROPS when every message is parsed.
+        """
+        from gateway.imap import xmapi
+
+        self.patch(xmapi, "quickProperties", lambda *args: None)
+        try:
+            return self.send(b"p FETCH 1:* (XPROPS (" + wanted + b"))")
+        finally:
+            self.patch(xmapi, "quickProperties", self.quick)
+
+    def setUp(self):
+        from gateway.imap import xmapi
+
+        self.quick = xmapi.quickProperties
+        self.selectCalendar(*VARIED)
+
+    def test_sameAsParsing(self):
+        """Every derived property, asked alone and all together, is answered as parsing the message answers it."""
+        for wanted in [self.WANTED] + self.WANTED.split():
+            fast = self.send(b"f FETCH 1:* (XPROPS (" + wanted + b"))")
+            self.assertIn(b"f OK", fast)
+            self.assertEqual(fast.replace(b"f OK", b"p OK"), self.parsedAnswers(wanted), wanted)
+
+    def test_noMessageRead(self):
+        """Start, end and subject of summarized plain events and simple series are answered without reading a message file."""
+        opened = []
+        mailbox = self.session.view.mailbox
+        real = mailbox.openMessage
+        self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        out = self.send(b"a FETCH 1:6 (XPROPS (PidLidAppointmentStartWhole PidLidAppointmentEndWhole PidTagSubject))")
+        self.assertIn(b"a OK", out)
+        self.assertIn(b'* 1 FETCH (UID 1 XPROPS (PidLidAppointmentStartWhole "20260302T090000Z" '
+                      b'PidLidAppointmentEndWhole "20260302T100000Z" PidTagSubject "Stand-up"))', out)
+        # SINGLE, ALLDAY, CANCELLED and FAR have no SUMMARY, which their
+        # summaries do not tell from an empty one: parsed.  MAIL is a mail:
+        # its header block answers.
+        self.assertEqual(opened, [2, 3, 4, 5])
+
+    def test_durationAcrossDst(self):
+        """PidLidAppointmentEndWhole of DTSTART + DURATION:PT2H across the spring DST change is two hours later."""
+        out = self.send(b"a FETCH 8 (XPROPS (PidLidAppointmentStartWhole PidLidAppointmentEndWhole))")
+        self.assertIn(b'XPROPS (PidLidAppointmentStartWhole "20260329T003000Z" '
+                      b'PidLidAppointmentEndWhole "20260329T023000Z")', out)

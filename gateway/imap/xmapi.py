@@ -17,13 +17,16 @@ says what is missing.
 import email
 import email.policy
 import re
+import sqlite3
 
 import attr
 import icalendar
+from twisted.internet.defer import succeed
 
 from gateway.imap import mimeparts, xmapi_calendar
 from gateway.imap.commands_selected import checkWritable, targetUids
 from gateway.imap.fetchitems import FetchItem
+from gateway.imap.message import headersComplete
 from gateway.imap.parser import Arguments, IMAPSyntaxError
 from gateway.imap.protocol import bad, capability, no
 from gateway.imap.search import SearchKey
@@ -47,6 +50,8 @@ from gateway.mapi.properties import (
 )
 from gateway.store import properties as stored
 from gateway.store.access import hasRight
+from gateway.store.calendar.parse import Unparsed, isCalendarClass
+from gateway.store.calendar.summaries import SummaryStore
 
 capability("XMAPI", lambda session: bool(session.context.config["imap", "xmapi"]))
 
@@ -178,10 +183,64 @@ def _closing(text, pos):
     raise ValueError("missing ) after XPROPS")
 
 
+class XpropsItem(FetchItem):
+    """
+    C{XPROPS (ids)} or C{XPROPS (*)}: the identifiers, and what L{prepare}
+    reads for the batch being rendered, one query each (R-FETCH-3): the
+    stored properties, and the calendar summaries of a calendar's items.
+
+    @ivar xprops: C{[(text, PropertyKey)]}, or C{None} for C{*}.
+    """
+
+    def __init__(self, xprops):
+        FetchItem.__init__(self, "XPROPS")
+        self.xprops = xprops
+        self.stored = {}
+        self.summaries = {}
+
+    def __eq__(self, other):
+        return isinstance(other, XpropsItem) and self.xprops == other.xprops
+
+    def prepare(self, session, uids):
+        """
+        Read the stored properties and the summaries of C{uids}.
+
+        @return: a C{Deferred} that fires when they are read.
+        """
+        mailbox = session.view.mailbox
+        wanted = self.xprops
+        if wanted is None or any(not isDerived(key) for _, key in wanted):
+            self.stored = stored.properties(mailbox, uids)
+        if wanted is None or not isCalendarClass(mailbox.mailboxClass) or not any(
+                key in _SUMMARY_KEYS for _, key in wanted):
+            self.summaries = {}
+        else:
+            self.summaries = _summaries(xmapi_calendar.ownerAccount(session, mailbox), mailbox, uids)
+        return succeed(None)
+
+
+def _summaries(owner, mailbox, uids):
+    """
+    The calendar summaries of some messages of a calendar (C{{uid:
+    items}}, those without one left out), or C{{}} when they cannot be read
+    now (the messages are then parsed).
+    """
+    try:
+        summaries = SummaryStore.forMailStore(owner.mailStore)
+    except sqlite3.Error:
+        return {}
+    try:
+        return summaries.loadSome(mailbox.uidValidity, uids)
+    except sqlite3.Error:
+        return {}
+    finally:
+        summaries.close()
+
+
 def parseFetchXprops(text, pos):
     """
-    C{XPROPS (id ...)} or C{XPROPS (*)}: the FETCH registry's parser.  The
-    item's C{xprops} is C{[(text, PropertyKey)]}, or C{None} for C{*}.
+    C{XPROPS (id ...)} or C{XPROPS (*)}: the FETCH registry's parser, giving
+    an L{XpropsItem}.
     """
     if not text.startswith(" (", pos):
         raise ValueError("XPROPS needs a list of property identifiers")
@@ -190,14 +249,11 @@ def parseFetchXprops(text, pos):
         tokens = Arguments(text[pos + 2:close].encode("latin-1")).values()
     except IMAPSyntaxError as e:
         raise ValueError("XPROPS: %s" % (e,)) from None
-    item = FetchItem("XPROPS")
     if tokens == ["*"]:
-        item.xprops = None
-    elif not tokens:
+        return XpropsItem(None), close + 1
+    if not tokens:
         raise ValueError("XPROPS needs a property identifier or *")
-    else:
-        item.xprops = parseIds(tokens)
-    return item, close + 1
+    return XpropsItem(parseIds(tokens)), close + 1
 
 
 def deriveProperties(data, info, mailboxClass):
@@ -220,11 +276,123 @@ def deriveProperties(data, info, mailboxClass):
             except Exception:  # noqa: BLE001 -- a client's bad iCalendar: the mail properties stand
                 pass
             break
-        if contentType in ("text/vcard", "text/x-vcard", "text/directory"):
+        if contentType in _ITEM_TYPES:
             payload = part.get_payload(decode=True) or b""
             values.update(convert.deriveContact(payload.decode("utf-8", "replace")))
             break
-    if (mailboxClass or "").split(".")[:2] == ["IPF", "StickyNote"]:
+    if _isStickyNotes(mailboxClass):
+        values[convert.key("PidTagMessageClass")] = "IPM.StickyNote"
+    return values
+
+
+def _isStickyNotes(mailboxClass):
+    return (mailboxClass or "").split(".")[:2] == ["IPF", "StickyNote"]
+
+
+#: The content types whose part L{deriveProperties} reads as the item.
+_ITEM_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
+#: The derived properties of the index row.
+_INFO_KEYS = {convert.key("PidTagMessageSize"), convert.key("PidTagMessageDeliveryTime")}
+#: The derived properties of the header fields (L{convert.deriveMail}).
+_MAIL_KEYS = {convert.key(name) for name, _ in convert.MAIL_TABLE} | {
+    convert.key("PidTagSubjectPrefix"), convert.key("PidTagNormalizedSubject"), convert.key("PidTagMessageClass")}
+#: Those an appointment's VEVENT does not change (L{convert.EVENT_TABLE}).
+_EVENT_MAIL_KEYS = _MAIL_KEYS - {convert.key(name) for name, _ in convert.EVENT_TABLE} - {
+    convert.key("PidTagMessageClass")}
+#: The derived properties a calendar summary answers: key -> canonical name.
+_SUMMARY_KEYS = {convert.key(name): name for name in convert.SUMMARIZED_EVENT_NAMES}
+
+
+def _summarizedEvent(items):
+    """
+    The event whose properties a calendar message's summary items give (as
+    L{convert.deriveCalendar} picks its master component), or C{None} when
+    the summary does not say (several events, several UIDs, a series kept
+    as text only, no event).
+    """
+    if len(items) != 1:
+        return None
+    item = items[0]
+    if not isinstance(item, Unparsed):
+        return item
+    events = item.parsedEvents
+    if not events or item.shared:
+        return None
+    masters = [event for event in events if event.recurrenceId is None]
+    if len(masters) > 1:
+        return None
+    return masters[0] if masters else events[0]
+
+
+def quickProperties(info, items, keys, mailboxClass):
+    """
+    Derived properties of a message without reading it (R-FETCH-3): from
+    its calendar summary and its index row (size, dates, header block).
+
+    @param info: the message's L{gateway.interfaces.IMessageInfo}, with
+        its header block.
+    @param items: the message's calendar summary items (C{None} when it
+        has no summary).
+    @param keys: the derived L{PropertyKey}s wanted.
+    @return: C{dict} of those of C{keys} the message has to their values,
+        or C{None} when they cannot all be answered so (parse the message:
+        L{deriveProperties}).
+    """
+    values = {}
+    mail = None
+    event = None
+    if items:
+        event = _summarizedEvent(items)
+        if event is None:
+            return None
+    for key in keys:
+        if key in _INFO_KEYS:
+            if key.text() == _SIZE_TEXT:
+                values[key] = min(info.size, 2**31 - 1)
+            else:
+                values[key] = info.internalDate.astimezone(convert.UTC)
+            continue
+        if event is not None:
+            name = _SUMMARY_KEYS.get(key)
+            if name is not None:
+                value = convert.deriveSummarizedEvent(event, name)
+                if value is convert.UNKNOWN:
+                    return None
+                if value is not None:
+                    values[key] = value
+                continue
+            if key not in _EVENT_MAIL_KEYS:
+                return None
+        if mail is None:
+            mail = _headerProperties(info, event is None, mailboxClass)
+            if mail is None:
+                return None
+        if key in mail:
+            values[key] = mail[key]
+    return values
+
+
+_SIZE_TEXT = convert.key("PidTagMessageSize").text()
+
+
+def _headerProperties(info, whole, mailboxClass):
+    """
+    The derived properties of a message's header fields, from the index's
+    header block; C{None} when the index does not hold the whole block, or
+    (with C{whole}: they are all of the message's derived properties) when
+    the message may hold an item part (multipart, or a calendar or vCard
+    type).
+    """
+    if not headersComplete(info):
+        return None
+    headers = email.message_from_bytes(bytes(info.headers), policy=email.policy.compat32)
+    if whole:
+        contentType = headers.get_content_type()
+        if headers.get_content_maintype() in ("multipart", "message") or contentType == "text/calendar" \
+                or contentType in _ITEM_TYPES:
+            return None
+    values = convert.deriveMail(headers, info.size, info.internalDate)
+    if _isStickyNotes(mailboxClass):
         values[convert.key("PidTagMessageClass")] = "IPM.StickyNote"
     return values
 
@@ -234,11 +402,20 @@ def _xpropsRenderer(item, threshold, session):
     mailbox = session.view.mailbox
     mailboxClass = mailbox.mailboxClass
     wanted = item.xprops
+    derivedKeys = None if wanted is None else [key for _, key in wanted if isDerived(key)]
 
     def render(parts, message, flags, recent):
-        uid = message.info.uid
-        derived = deriveProperties(message.data, message.info, mailboxClass)
-        own = stored.properties(mailbox, [uid]).get(uid, {})
+        info = message.info
+        uid = info.uid
+        if derivedKeys == []:
+            derived = {}
+        else:
+            derived = None
+            if derivedKeys is not None:
+                derived = quickProperties(info, item.summaries.get(uid), derivedKeys, mailboxClass)
+            if derived is None:
+                derived = deriveProperties(message.data, info, mailboxClass)
+        own = item.stored.get(uid, {})
         pairs = []
         if wanted is None:
             for key, value in derived.items():
