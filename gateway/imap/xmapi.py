@@ -324,7 +324,39 @@ def _summarizedEvent(items):
     return masters[0] if masters else events[0]
 
 
-def quickProperties(info, items, keys, mailboxClass):
+#: Where L{quickProperties} finds a requested property (L{_sources}).
+_STORED, _SIZE, _DELIVERY, _SUMMARY, _EVENT_MAIL, _HEADERS = range(6)
+
+
+def _sources(wanted):
+    """
+    C{[(prefix, source, name, key)]} for the requested C{[(text, key)]}:
+    the response's C{id SP}, where the value comes from (one of
+    L{_STORED}, L{_SIZE}, L{_DELIVERY}, L{_SUMMARY} with the canonical
+    C{name}, L{_EVENT_MAIL}: the header fields, also for an appointment,
+    L{_HEADERS}: the header fields of a message that is no calendar item),
+    and the key.  Made once per FETCH, so that no message hashes a key.
+    """
+    sources = []
+    for text, key in wanted:
+        name = None
+        if not isDerived(key):
+            source, name = _STORED, key.text()
+        elif key == _SIZE_KEY:
+            source = _SIZE
+        elif key == _DELIVERY_KEY:
+            source = _DELIVERY
+        elif key in _SUMMARY_KEYS:
+            source, name = _SUMMARY, _SUMMARY_KEYS[key]
+        elif key in _EVENT_MAIL_KEYS:
+            source = _EVENT_MAIL
+        else:
+            source = _HEADERS
+        sources.append((formatId(text) + b" ", source, name, key))
+    return sources
+
+
+def quickProperties(info, items, sources, mailboxClass):
     """
     Derived properties of a message without reading it (R-FETCH-3): from
     its calendar summary and its index row (size, dates, header block).
@@ -333,47 +365,44 @@ def quickProperties(info, items, keys, mailboxClass):
         its header block.
     @param items: the message's calendar summary items (C{None} when it
         has no summary).
-    @param keys: the derived L{PropertyKey}s wanted.
-    @return: C{dict} of those of C{keys} the message has to their values,
-        or C{None} when they cannot all be answered so (parse the message:
+    @param sources: what L{_sources} made of the request.
+    @return: the value of each source in order (C{None} for a property
+        the message does not have, and for a stored one), or C{None} when
+        they cannot all be answered so (parse the message:
         L{deriveProperties}).
     """
-    values = {}
-    mail = None
     event = None
     if items:
         event = _summarizedEvent(items)
         if event is None:
             return None
-    for key in keys:
-        if key in _INFO_KEYS:
-            if key.text() == _SIZE_TEXT:
-                values[key] = min(info.size, 2**31 - 1)
-            else:
-                values[key] = info.internalDate.astimezone(convert.UTC)
-            continue
-        if event is not None:
-            name = _SUMMARY_KEYS.get(key)
-            if name is not None:
-                value = convert.deriveSummarizedEvent(event, name)
-                if value is convert.UNKNOWN:
-                    return None
-                if value is not None:
-                    values[key] = value
-                continue
-            if key not in _EVENT_MAIL_KEYS:
+    values = []
+    mail = None
+    for _, source, name, key in sources:
+        if source == _STORED:
+            value = None
+        elif source == _SIZE:
+            value = min(info.size, 2**31 - 1)
+        elif source == _DELIVERY:
+            value = info.internalDate.astimezone(convert.UTC)
+        elif source == _SUMMARY and event is not None:
+            value = convert.deriveSummarizedEvent(event, name)
+            if value is convert.UNKNOWN:
                 return None
-        if mail is None:
-            mail = _headerProperties(info, event is None, mailboxClass)
+        elif event is not None and source != _EVENT_MAIL:
+            return None
+        else:
             if mail is None:
-                return None
-        if key in mail:
-            values[key] = mail[key]
+                mail = _headerProperties(info, event is None, mailboxClass)
+                if mail is None:
+                    return None
+            value = mail.get(key)
+        values.append(value)
     return values
 
 
-_SIZE_TEXT = convert.key("PidTagMessageSize").text()
-
+_SIZE_KEY = convert.key("PidTagMessageSize")
+_DELIVERY_KEY = convert.key("PidTagMessageDeliveryTime")
 
 def _headerProperties(info, whole, mailboxClass):
     """
@@ -397,42 +426,55 @@ def _headerProperties(info, whole, mailboxClass):
     return values
 
 
+def _formatDerived(key, value):
+    """
+    A derived value on the wire (C{NIL} for C{None}); times without
+    C{strftime}, the most common and the costliest to write.
+    """
+    if value is None:
+        return b"NIL"
+    if key.propType == PT_SYSTIME:
+        value = value.astimezone(convert.UTC)
+        return b'"%04d%02d%02dT%02d%02d%02dZ"' % (value.year, value.month, value.day, value.hour, value.minute,
+                                                value.second)
+    return formatValue(toText(key, value))
+
+
 def _xpropsRenderer(item, threshold, session):
     xmapi_calendar.markGroupware(session)
     mailbox = session.view.mailbox
     mailboxClass = mailbox.mailboxClass
     wanted = item.xprops
-    derivedKeys = None if wanted is None else [key for _, key in wanted if isDerived(key)]
-
-    def render(parts, message, flags, recent):
-        info = message.info
-        uid = info.uid
-        if derivedKeys == []:
-            derived = {}
-        else:
-            derived = None
-            if derivedKeys is not None:
-                derived = quickProperties(info, item.summaries.get(uid), derivedKeys, mailboxClass)
-            if derived is None:
-                derived = deriveProperties(message.data, info, mailboxClass)
-        own = item.stored.get(uid, {})
-        pairs = []
-        if wanted is None:
-            for key, value in derived.items():
-                pairs.append((canonicalText(key), toText(key, value)))
-            for keyText, (_, value) in sorted(own.items()):
+    if wanted is None:
+        def renderAll(parts, message, flags, recent):
+            info = message.info
+            derived = deriveProperties(message.data, info, mailboxClass)
+            pairs = [(canonicalText(key), toText(key, value)) for key, value in derived.items()]
+            for keyText, (_, value) in sorted(item.stored.get(info.uid, {}).items()):
                 key = parsePropertyId(keyText)
                 if key not in derived:
                     pairs.append((canonicalText(key), value))
-        else:
-            for text, key in wanted:
-                if key in derived:
-                    pairs.append((text, toText(key, derived[key])))
-                else:
-                    entry = own.get(key.text())
-                    pairs.append((text, None if entry is None else entry[1]))
-        parts.append(b"(" + b" ".join(formatId(text) + b" " + formatValue(value) for text, value in pairs)
-                     + b")")
+            parts.append(b"(" + b" ".join(formatId(text) + b" " + formatValue(value) for text, value in pairs)
+                         + b")")
+        return renderAll
+    sources = _sources(wanted)
+    parseAll = [(prefix, key) for prefix, _, _, key in sources]
+
+    def render(parts, message, flags, recent):
+        info = message.info
+        own = item.stored.get(info.uid)
+        values = quickProperties(info, item.summaries.get(info.uid), sources, mailboxClass)
+        if values is None:
+            derived = deriveProperties(message.data, info, mailboxClass)
+            values = [derived.get(key) for _, key in parseAll]
+        shown = []
+        for (prefix, source, name, key), value in zip(sources, values, strict=True):
+            if source == _STORED:
+                entry = own.get(name) if own else None
+                shown.append(prefix + formatValue(None if entry is None else entry[1]))
+            else:
+                shown.append(prefix + _formatDerived(key, value))
+        parts.append(b"(" + b" ".join(shown) + b")")
     return render
 
 
