@@ -421,3 +421,12 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         out = self.send(b"a FETCH 8 (XPROPS (PidLidAppointmentStartWhole PidLidAppointmentEndWhole))")
         self.assertIn(b'XPROPS (PidLidAppointmentStartWhole "20260329T003000Z" '
                       b'PidLidAppointmentEndWhole "20260329T023000Z")', out)
+
+    def test_allDayInOwnersZone(self):
+        """An all-day event starts and ends at midnight of the owner's time zone (Europe/Berlin), summarized or parsed."""
+        wanted = b"PidLidAppointmentStartWhole PidLidAppointmentEndWhole"
+        expected = (b'* 3 FETCH (UID 3 XPROPS (PidLidAppointmentStartWhole "20260327T230000Z" '
+                    b'PidLidAppointmentEndWhole "20260328T230000Z"))')
+        self.assertIn(expected, self.send(b"a FETCH 3 (XPROPS (" + wanted + b"))"))
+        self.assertIn(expected, self.parsedAnswers(wanted))
+        self.assertIn(b"* SEARCH 3\r\n", self.send(b'b SEARCH XPROP PidLidAppointmentStartWhole EQ "20260327T230000Z"'))

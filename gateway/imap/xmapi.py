@@ -51,6 +51,7 @@ from gateway.mapi.properties import (
 from gateway.store import properties as stored
 from gateway.store.access import hasRight
 from gateway.store.calendar.parse import Unparsed, isCalendarClass
+from gateway.store.calendar.periods import accountZone
 from gateway.store.calendar.summaries import SummaryStore
 
 capability("XMAPI", lambda session: bool(session.context.config["imap", "xmapi"]))
@@ -256,13 +257,15 @@ def parseFetchXprops(text, pos):
     return XpropsItem(parseIds(tokens)), close + 1
 
 
-def deriveProperties(data, info, mailboxClass):
+def deriveProperties(data, info, mailboxClass, zone=convert.UTC):
     """
     The derived properties of a message (C{docs/xmapi.md} section 3.3):
     from its header fields, and from its first C{text/calendar} or
     C{text/vcard} part.
 
     @param data: the message (bytes-like).
+    @param zone: the time zone of the mailbox's owner (dates and floating
+        times are in it).
     @return: C{dict} of L{PropertyKey} to value.
     """
     message = email.message_from_bytes(bytes(data), policy=email.policy.compat32)
@@ -272,7 +275,7 @@ def deriveProperties(data, info, mailboxClass):
         if contentType == "text/calendar":
             try:
                 calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True) or b"")
-                values.update(convert.deriveCalendar(calendar))
+                values.update(convert.deriveCalendar(calendar, zone))
             except Exception:  # noqa: BLE001 -- a client's bad iCalendar: the mail properties stand
                 pass
             break
@@ -356,7 +359,7 @@ def _sources(wanted):
     return sources
 
 
-def quickProperties(info, items, sources, mailboxClass):
+def quickProperties(info, items, sources, mailboxClass, zone=convert.UTC):
     """
     Derived properties of a message without reading it (R-FETCH-3): from
     its calendar summary and its index row (size, dates, header block).
@@ -366,6 +369,7 @@ def quickProperties(info, items, sources, mailboxClass):
     @param items: the message's calendar summary items (C{None} when it
         has no summary).
     @param sources: what L{_sources} made of the request.
+    @param zone: as for L{deriveProperties}.
     @return: the value of each source in order (C{None} for a property
         the message does not have, and for a stored one), or C{None} when
         they cannot all be answered so (parse the message:
@@ -386,7 +390,7 @@ def quickProperties(info, items, sources, mailboxClass):
         elif source == _DELIVERY:
             value = info.internalDate.astimezone(convert.UTC)
         elif source == _SUMMARY and event is not None:
-            value = convert.deriveSummarizedEvent(event, name)
+            value = convert.deriveSummarizedEvent(event, name, zone)
             if value is convert.UNKNOWN:
                 return None
         elif event is not None and source != _EVENT_MAIL:
@@ -444,11 +448,12 @@ def _xpropsRenderer(item, threshold, session):
     xmapi_calendar.markGroupware(session)
     mailbox = session.view.mailbox
     mailboxClass = mailbox.mailboxClass
+    zone = accountZone(xmapi_calendar.ownerAccount(session, mailbox).record)
     wanted = item.xprops
     if wanted is None:
         def renderAll(parts, message, flags, recent):
             info = message.info
-            derived = deriveProperties(message.data, info, mailboxClass)
+            derived = deriveProperties(message.data, info, mailboxClass, zone)
             pairs = [(canonicalText(key), toText(key, value)) for key, value in derived.items()]
             for keyText, (_, value) in sorted(item.stored.get(info.uid, {}).items()):
                 key = parsePropertyId(keyText)
@@ -463,9 +468,9 @@ def _xpropsRenderer(item, threshold, session):
     def render(parts, message, flags, recent):
         info = message.info
         own = item.stored.get(info.uid)
-        values = quickProperties(info, item.summaries.get(info.uid), sources, mailboxClass)
+        values = quickProperties(info, item.summaries.get(info.uid), sources, mailboxClass, zone)
         if values is None:
-            derived = deriveProperties(message.data, info, mailboxClass)
+            derived = deriveProperties(message.data, info, mailboxClass, zone)
             values = [derived.get(key) for _, key in parseAll]
         shown = []
         for (prefix, source, name, key), value in zip(sources, values, strict=True):
@@ -650,9 +655,9 @@ class XpropKey(SearchKey):
     message (so it needs the body).
     """
 
-    def __init__(self, key, op, value, mailbox, mailboxClass):
+    def __init__(self, key, op, value, mailbox, mailboxClass, zone=convert.UTC):
         self.key, self.op, self.value = key, op, value
-        self.mailbox, self.mailboxClass = mailbox, mailboxClass
+        self.mailbox, self.mailboxClass, self.zone = mailbox, mailboxClass, zone
         self.derived = isDerived(key)
         self.needsBody = self.needsHeaders = self.derived
         self._stored = None
@@ -672,7 +677,7 @@ class XpropKey(SearchKey):
 
     def _values(self, m):
         if self.derived:
-            values = deriveProperties(m.data(), m.info, self.mailboxClass)
+            values = deriveProperties(m.data(), m.info, self.mailboxClass, self.zone)
             if self.key not in values:
                 return None
             value = values[self.key]
@@ -726,4 +731,7 @@ def parseSearchXprop(parser, name):
     context = parser.context
     mailbox = context.view.mailbox if context is not None else None
     xmapi_calendar.markGroupware(context)
-    return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None))
+    zone = convert.UTC
+    if mailbox is not None and isDerived(key):
+        zone = accountZone(xmapi_calendar.ownerAccount(context, mailbox).record)
+    return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None), zone)
