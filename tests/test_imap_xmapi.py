@@ -191,6 +191,37 @@ class StoreXpropsTests(XpropsMixin, unittest.TestCase):
         self.assertEqual(conn.execute("SELECT count(*) FROM msgprops WHERE mailbox = ?",
                                       (self.session.view.mailbox._id,)).fetchone()[0], 0)
 
+    def test_R_PROP_2_indexRebuilt(self):
+        """R-PROP-2: stored properties are FETCHed back after the index is deleted and rebuilt from the Maildir."""
+        import os
+
+        from gateway.store import maildir
+
+        self.selectMessages(MAIL, MAIL2)
+        self.send(b"a STORE 1:2 XPROPS.SILENT (" + KEYWORDS + b' ("Blue") ' + CUSTOM + b" 5)")
+        self.send(b"b STORE 2 XPROPS.SILENT (" + CUSTOM + b" NIL)")
+        self.send(b"c LOGOUT")
+        self.disconnect()
+        realm = self.context.realm
+        store = realm.accountFor("demo@example.test").mailStore
+        store.close()
+        for suffix in ("", "-wal", "-shm"):
+            maildir.removeQuietly(os.path.join(store.path, maildir.INDEX_NAME + suffix))
+        realm._accounts.clear()
+        realm._recent.clear()
+        from tests.test_imap_protocol import PASSWORD, TLSStringTransport
+
+        self.session = self.factory.buildProtocol(None)
+        self.transport = TLSStringTransport()
+        self.session.makeConnection(self.transport)
+        self.assertIn(b"L2 OK", self.send(b'L2 LOGIN demo "%s"' % (PASSWORD.encode(),)))
+        self.assertIn(b"* 2 EXISTS", self.send(b"d SELECT INBOX"))
+        out = self.send(b"e FETCH 1:2 (XPROPS (PidTagSubject " + KEYWORDS + b" " + CUSTOM + b"))")
+        self.assertIn(b'* 1 FETCH (UID 1 XPROPS (PidTagSubject "Re: Budget" ' + KEYWORDS.strip(b'"')
+                      + b' ("Blue") ' + CUSTOM + b" 5))", out)
+        self.assertIn(b'* 2 FETCH (UID 2 XPROPS (PidTagSubject "Travel plans" ' + KEYWORDS.strip(b'"')
+                      + b' ("Blue") ' + CUSTOM + b" NIL))", out)
+
     def test_R_PROP_4(self):
         """R-PROP-4: more than 256 stored properties on a message answers NO [LIMIT] and stores nothing."""
         self.selectMessages(MAIL)
