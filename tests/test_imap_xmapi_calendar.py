@@ -430,3 +430,30 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         self.assertIn(expected, self.send(b"a FETCH 3 (XPROPS (" + wanted + b"))"))
         self.assertIn(expected, self.parsedAnswers(wanted))
         self.assertIn(b"* SEARCH 3\r\n", self.send(b'b SEARCH XPROP PidLidAppointmentStartWhole EQ "20260327T230000Z"'))
+
+    def test_searchSameAsParsing(self):
+        """SEARCH XPROP on derived properties finds, from the summaries, what it finds by parsing every message."""
+        from gateway.imap import xmapi
+
+        programs = [b'XPROP PidLidAppointmentStartWhole LT "20260310T000000Z"', b"XPROP PidLidBusyStatus EQ 2",
+                    b'XPROP PidTagSubject PREFIX "Stand"', b'NOT XPROP PidLidLocation EXISTS',
+                    b"XPROP PidLidRecurring EQ 1", b'XPROP PidTagSubject ISUBSTR "re:"',
+                    b'XPROP PidTagMessageClass EQ "IPM.Appointment"', b"XPROP PidTagMessageSize GT 300"]
+        for program in programs:
+            fast = self.send(b"f SEARCH " + program)
+            self.patch(xmapi, "quickProperties", lambda *args: None)
+            parsed = self.send(b"f SEARCH " + program)
+            self.patch(xmapi, "quickProperties", self.quick)
+            self.assertIn(b"f OK", fast)
+            self.assertEqual(fast, parsed, program)
+
+    def test_searchNoMessageRead(self):
+        """SEARCH XPROP on a summarized property reads only the messages the summaries do not describe."""
+        opened = []
+        mailbox = self.session.view.mailbox
+        real = mailbox.openMessage
+        self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        out = self.send(b'a SEARCH XPROP PidLidAppointmentStartWhole GE "20260310T000000Z"')
+        self.assertIn(b"* SEARCH 3 5 8 9 10 12 13 14 15\r\n", out)
+        # The task (no event) and the message of two events.
+        self.assertEqual(opened, [11, 13])

@@ -231,7 +231,7 @@ def _summaries(owner, mailbox, uids):
     except sqlite3.Error:
         return {}
     try:
-        return summaries.loadSome(mailbox.uidValidity, uids)
+        return summaries.loadPlain(mailbox.uidValidity, uids)
     except sqlite3.Error:
         return {}
     finally:
@@ -651,16 +651,20 @@ class XpropKey(SearchKey):
     """
     C{XPROP id op [value]} (R-SRCH-1 to R-SRCH-3): a stored property is a
     term of the index's query (L{storeTerm}), or read for every message in
-    one query when SQL cannot compare it; a derived one is read from the
-    message (so it needs the body).
+    one query when SQL cannot compare it; a derived one comes from the
+    calendar summaries and the index's header block where they hold it
+    (read for the mailbox at the first message), else from the message.
     """
 
-    def __init__(self, key, op, value, mailbox, mailboxClass, zone=convert.UTC):
+    def __init__(self, key, op, value, mailbox, mailboxClass, zone=convert.UTC, session=None):
         self.key, self.op, self.value = key, op, value
         self.mailbox, self.mailboxClass, self.zone = mailbox, mailboxClass, zone
+        self.session = session
         self.derived = isDerived(key)
-        self.needsBody = self.needsHeaders = self.derived
+        self.needsHeaders = self.derived
         self._stored = None
+        self._summaries = None
+        self._sources = _sources([("", key)])
 
     def storeTerm(self):
         if self.derived or self.mailbox is None:
@@ -675,12 +679,27 @@ class XpropKey(SearchKey):
         condition, count = _SQL_CONDITIONS[self.op]
         return _StoredTerm(mailboxId, keyText, condition.format(v=column), [param] * count)
 
+    def _derived(self, m):
+        """
+        The derived value of message C{m}, or C{None}.
+        """
+        if self._summaries is None:
+            self._summaries = {}
+            mailbox = self.mailbox
+            if self.session is not None and self.key in _SUMMARY_KEYS and isCalendarClass(self.mailboxClass):
+                self._summaries = _summaries(xmapi_calendar.ownerAccount(self.session, mailbox), mailbox,
+                                             mailbox.uids())
+        values = quickProperties(m.info, self._summaries.get(m.info.uid), self._sources, self.mailboxClass,
+                                 self.zone)
+        if values is not None:
+            return values[0]
+        return deriveProperties(m.data(), m.info, self.mailboxClass, self.zone).get(self.key)
+
     def _values(self, m):
         if self.derived:
-            values = deriveProperties(m.data(), m.info, self.mailboxClass, self.zone)
-            if self.key not in values:
+            value = self._derived(m)
+            if value is None:
                 return None
-            value = values[self.key]
         else:
             if self._stored is None:
                 self._stored = stored.propertyValues(self.mailbox, self.key.text())
@@ -734,4 +753,4 @@ def parseSearchXprop(parser, name):
     zone = convert.UTC
     if mailbox is not None and isDerived(key):
         zone = accountZone(xmapi_calendar.ownerAccount(context, mailbox).record)
-    return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None), zone)
+    return XpropKey(key, op, value, mailbox, getattr(mailbox, "mailboxClass", None), zone, context)
