@@ -65,6 +65,18 @@ class FetchXpropsTests(XpropsMixin, unittest.TestCase):
                       b'"20241203T110000Z" PidLidLocation "Room 1" PidLidBusyStatus 2 '
                       b'PidTagMessageClass "IPM.Appointment" PidTagSubject "Review")', out)
 
+    def test_storedOnlyReadsNoMessage(self):
+        """FETCH XPROPS of stored properties only (and of size and delivery time) reads no message file."""
+        self.selectMessages(MAIL, MAIL)
+        self.send(b"s STORE 1 XPROPS.SILENT (" + CUSTOM + b" 7)")
+        opened = []
+        real = self.mailbox.openMessage
+        self.patch(self.mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        out = self.send(b"a FETCH 1:2 (XPROPS (" + CUSTOM + b" PidTagMessageSize))")
+        self.assertIn(b"* 1 FETCH (UID 1 XPROPS (" + CUSTOM + b" 7 PidTagMessageSize %d))" % (len(MAIL),), out)
+        self.assertIn(b"* 2 FETCH (UID 2 XPROPS (" + CUSTOM + b" NIL PidTagMessageSize %d))" % (len(MAIL),), out)
+        self.assertEqual(opened, [])
+
     def test_R_FETCH_4(self):
         """R-FETCH-4: FETCH XPROPS does not set \\Seen."""
         self.selectMessages(MAIL)
