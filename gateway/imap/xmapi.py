@@ -389,18 +389,21 @@ def quickProperties(info, items, sources, mailboxClass, zone=convert.UTC):
             value = min(info.size, 2**31 - 1)
         elif source == _DELIVERY:
             value = info.internalDate.astimezone(convert.UTC)
-        elif source == _SUMMARY and event is not None:
-            value = convert.deriveSummarizedEvent(event, name, zone)
-            if value is convert.UNKNOWN:
-                return None
-        elif event is not None and source != _EVENT_MAIL:
-            return None
         else:
-            if mail is None:
-                mail = _headerProperties(info, event is None, mailboxClass)
-                if mail is None:
+            value = convert.FROM_HEADERS
+            if event is not None:
+                if source == _SUMMARY:
+                    value = convert.deriveSummarizedEvent(event, name, zone)
+                    if value is convert.UNKNOWN:
+                        return None
+                elif source != _EVENT_MAIL:
                     return None
-            value = mail.get(key)
+            if value is convert.FROM_HEADERS:
+                if mail is None:
+                    mail = _headerProperties(info, event is None, mailboxClass)
+                    if mail is None:
+                        return None
+                value = mail.get(key)
         values.append(value)
     return values
 

@@ -265,6 +265,9 @@ SUMMARIZED_EVENT_NAMES = ("PidTagSubject", "PidLidLocation", "PidLidAppointmentS
 
 #: L{deriveSummarizedEvent} cannot tell this value from its summary.
 UNKNOWN = object()
+#: L{deriveSummarizedEvent}: the event does not set this property; the
+#: message's header fields do (L{MAIL_TABLE}).
+FROM_HEADERS = object()
 
 
 def deriveSummarizedEvent(event, canonical, zone=UTC):
@@ -272,21 +275,21 @@ def deriveSummarizedEvent(event, canonical, zone=UTC):
     One property of L{SUMMARIZED_EVENT_NAMES} from the summary of an event
     (what the calendar store keeps of a VEVENT: its UID, raw start, end and
     duration, C{(STATUS, TRANSP, X-MICROSOFT-CDO-BUSYSTATUS)}, C{(SUMMARY,
-    LOCATION)} with C{''} for an absent one, whether it recurs), the value
-    L{EVENT_TABLE} reads from the component.
+    LOCATION)} with C{None} for an absent one, whether it recurs), the
+    value L{EVENT_TABLE} reads from the component.
 
     @param event: an object with C{uid}, C{start}, C{end}, C{duration},
         C{traits}, C{details} and C{recurring}, as
         L{gateway.store.calendar.parse._Event}.
-    @return: the value, C{None} when the event has none, or L{UNKNOWN}
-        when the summary cannot tell (an empty SUMMARY or LOCATION, which
-        the summary does not tell from a missing one; a cancelled event,
-        which may be an iTIP CANCEL whose STATUS says otherwise).
+    @return: the value, C{None} when the event has none, L{FROM_HEADERS}
+        for a subject without SUMMARY, or L{UNKNOWN} when the summary
+        cannot tell (a cancelled event, which may be an iTIP CANCEL whose
+        STATUS says otherwise).
     """
     if canonical == "PidTagSubject":
-        return event.details[0] or UNKNOWN
+        return FROM_HEADERS if event.details[0] is None else event.details[0]
     if canonical == "PidLidLocation":
-        return event.details[1] or UNKNOWN
+        return event.details[1]
     if canonical == "PidLidAppointmentStartWhole":
         return _utc(event.start, zone)
     if canonical == "PidLidAppointmentEndWhole":

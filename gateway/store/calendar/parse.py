@@ -69,7 +69,8 @@ class _Event:
         last computed, and the zone it was computed with.
     @ivar traits: what classification reads, see L{traitsOf}.
     @ivar details: C{(summary, location)}, the C{SUMMARY} and C{LOCATION}
-        texts (C{''} when absent), for detailed free/busy.
+        texts (C{None} when absent), for detailed free/busy and XMAPI's
+        derived properties.
     @ivar fbtype: C{None}, or C{(owner, fbtype)}: the result of L{gateway.store.calendar.periods.classify}
         for the owner addresses it was computed for.
     @ivar rules: the C{RRULE}s as text, C{tuple} of C{str} (empty for a plain event).
@@ -123,7 +124,7 @@ class _Event:
 
     @classmethod
     def restored(cls, uid, start, end, duration, version, traits, recurrenceId=None, rules=(), rdates=(),
-                 exdates=(), source=None, details=("", "")):
+                 exdates=(), source=None, details=(None, None)):
         """
         An event from its summary, without a component: a plain event (see
         L{plain}), or a L{simple} series or override whose component is
@@ -187,11 +188,11 @@ def traitsOf(component):
 
 
 def _text(component, name):
-    """A text property's value (the first of several), C{''} when absent."""
+    """A text property's value (the first of several), C{None} when absent."""
     value = component.get(name)
     if isinstance(value, list):
         value = value[0] if value else None
-    return "" if value is None else str(value)
+    return None if value is None else str(value)
 
 
 def _int(value):

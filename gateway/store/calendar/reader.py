@@ -193,4 +193,5 @@ def _read(lines):
                _stamp(found.get("LAST-MODIFIED")))
     status = "CANCELLED" if method == "CANCEL" else text["STATUS"].upper()
     traits = (status, text["TRANSP"].upper(), text["X-MICROSOFT-CDO-BUSYSTATUS"].upper(), tuple(attendees))
-    return [(text["UID"] or None, start, end, version, traits, (text["SUMMARY"], text["LOCATION"]))]
+    details = tuple(found[name][1] if name in found else None for name in ("SUMMARY", "LOCATION"))
+    return [(text["UID"] or None, start, end, version, traits, details)]

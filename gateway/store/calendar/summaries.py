@@ -45,8 +45,10 @@ log = getLogger("http")
 
 SUMMARY_NAME = ".gateway-freebusy.sqlite"
 #: Bump when the row format changes: older files are emptied.  3: events
-#: keep their SUMMARY and LOCATION (detailed free/busy).
-FORMAT_VERSION = 3
+#: keep their SUMMARY and LOCATION (detailed free/busy).  4: a missing
+#: SUMMARY or LOCATION is null, not an empty text (XMAPI's derived
+#: properties tell them apart).
+FORMAT_VERSION = 4
 
 #: Most UIDs in one C{IN (...)} (SQLite allows 999 parameters at least),
 #: and most rows written in one transaction.
