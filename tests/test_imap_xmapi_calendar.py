@@ -414,6 +414,12 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         # SINGLE, ALLDAY, CANCELLED and FAR have no SUMMARY: their Subject
         # header answers, from the index, as it does for MAIL.
         self.assertEqual(opened, [])
+        out = self.send(b"b FETCH 1:* (XPROPS (PidTagMessageClass PidLidBusyStatus PidLidLocation))")
+        self.assertIn(b'* 8 FETCH (UID 8 XPROPS (PidTagMessageClass "IPM.Schedule.Meeting.Request" '
+                      b'PidLidBusyStatus 3 PidLidLocation "Hall, B"))', out)
+        # The iTIP CANCEL (its own STATUS decides its busy status), the task,
+        # the message of two events.
+        self.assertEqual(opened, [7, 11, 13])
 
     def test_durationAcrossDst(self):
         """PidLidAppointmentEndWhole of DTSTART + DURATION:PT2H across the spring DST change is two hours later."""

@@ -261,7 +261,8 @@ EVENT_TABLE = [
 #: The rows of L{EVENT_TABLE} that L{deriveSummarizedEvent} answers.
 SUMMARIZED_EVENT_NAMES = ("PidTagSubject", "PidLidLocation", "PidLidAppointmentStartWhole",
                           "PidLidAppointmentEndWhole", "PidLidAppointmentSubType", "PidLidBusyStatus",
-                          "PidLidRecurring", "PidLidGlobalObjectId", "PidLidCleanGlobalObjectId")
+                          "PidLidRecurring", "PidLidGlobalObjectId", "PidLidCleanGlobalObjectId",
+                          "PidTagMessageClass")
 
 #: L{deriveSummarizedEvent} cannot tell this value from its summary.
 UNKNOWN = object()
@@ -279,8 +280,8 @@ def deriveSummarizedEvent(event, canonical, zone=UTC):
     value L{EVENT_TABLE} reads from the component.
 
     @param event: an object with C{uid}, C{start}, C{end}, C{duration},
-        C{traits}, C{details} and C{recurring}, as
-        L{gateway.store.calendar.parse._Event}.
+        C{traits}, C{details}, C{recurring} and C{method} (its calendar's
+        iTIP METHOD, upper case), as L{gateway.store.calendar.parse._Event}.
     @return: the value, C{None} when the event has none, L{FROM_HEADERS}
         for a subject without SUMMARY, or L{UNKNOWN} when the summary
         cannot tell (a cancelled event, which may be an iTIP CANCEL whose
@@ -309,12 +310,18 @@ def deriveSummarizedEvent(event, canonical, zone=UTC):
         if cdo in _CDO_BUSY:
             return _CDO_BUSY[cdo]
         if status == "CANCELLED":
-            return UNKNOWN
+            # An iTIP CANCEL's events are summarized as cancelled whatever
+            # their own STATUS, which this property reads.
+            return UNKNOWN if event.method == "CANCEL" else FREE
         if transp == "TRANSPARENT":
             return FREE
         return TENTATIVE if status == "TENTATIVE" else BUSY
     if canonical == "PidLidRecurring":
         return bool(event.recurring)
+    if canonical == "PidTagMessageClass":
+        # messageClassOf: a calendar with a VEVENT (a summary has one) that
+        # is not an iTIP REPLY (whose events are not summarized).
+        return _METHOD_CLASSES.get(event.method, "IPM.Appointment")
     if event.uid is None:
         return None
     globalId = globalObjectId(event.uid)

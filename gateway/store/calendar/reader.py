@@ -128,7 +128,7 @@ def readPlainEvent(text):
 
     @param text: the payload, C{str}.
     @return: C{list} (empty for an iTIP reply) of one C{(uid, start, end,
-        version, traits, details)} as L{gateway.store.calendar.parse._Event} has
+        version, traits, details, method)} as L{gateway.store.calendar.parse._Event} has
         them, or C{None}.
     """
     try:
@@ -194,4 +194,4 @@ def _read(lines):
     status = "CANCELLED" if method == "CANCEL" else text["STATUS"].upper()
     traits = (status, text["TRANSP"].upper(), text["X-MICROSOFT-CDO-BUSYSTATUS"].upper(), tuple(attendees))
     details = tuple(found[name][1] if name in found else None for name in ("SUMMARY", "LOCATION"))
-    return [(text["UID"] or None, start, end, version, traits, details)]
+    return [(text["UID"] or None, start, end, version, traits, details, method or "")]

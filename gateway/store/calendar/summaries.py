@@ -27,7 +27,7 @@ from, each a list of the calendar payloads of the message:
     series, parsed again only when a window comes near its bounds; or,
     when C{events} is not C{null}, a series whose events are all simple
     (see L{gateway.store.calendar.series}), kept as
-    C{[uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates, details]}
+    C{[uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates, details, method]}
     with their times as values, so that it is never parsed again.
 """
 
@@ -47,7 +47,7 @@ SUMMARY_NAME = ".gateway-freebusy.sqlite"
 #: Bump when the row format changes: older files are emptied.  3: events
 #: keep their SUMMARY and LOCATION (detailed free/busy).  4: a missing
 #: SUMMARY or LOCATION is null, not an empty text (XMAPI's derived
-#: properties tell them apart).
+#: properties tell them apart), and events keep their iTIP METHOD.
 FORMAT_VERSION = 4
 
 #: Most UIDs in one C{IN (...)} (SQLite allows 999 parameters at least),
@@ -91,7 +91,7 @@ def _encodeEvent(event):
         end, duration = (start + days).astimezone(timezone.utc) + (duration - days), None
     return ["p", event.uid, _encodeTime(start), _encodeTime(end),
             None if duration is None else [duration.days, duration.seconds],
-            event.version, event.traits, list(event.details)]
+            event.version, event.traits, list(event.details), event.method]
 
 
 def _decodeTraits(traits):
@@ -103,9 +103,9 @@ def _decodeDuration(duration):
     return None if duration is None else timedelta(*duration)
 
 
-def _decodeEvent(uid, start, end, duration, version, traits, details):
+def _decodeEvent(uid, start, end, duration, version, traits, details, method=""):
     return _Event.restored(uid, series.decodeTime(start), series.decodeTime(end), _decodeDuration(duration),
-                           tuple(version), _decodeTraits(traits), details=tuple(details))
+                           tuple(version), _decodeTraits(traits), details=tuple(details), method=method)
 
 
 def _encodeSeries(events):
@@ -120,7 +120,7 @@ def _encodeSeries(events):
              None if event.duration is None else [event.duration.days, event.duration.seconds],
              event.version, event.traits, encode(event.recurrenceId), list(event.rules),
              [encode(value) for value in event.rdates], [encode(value) for value in event.exdates],
-             list(event.details)]
+             list(event.details), event.method]
             for event in events]
 
 
@@ -129,8 +129,9 @@ def _decodeSeries(rows):
     return [_Event.restored(uid, decode(start), decode(end), _decodeDuration(duration), tuple(version),
                             _decodeTraits(traits), decode(recurrenceId), tuple(rules),
                             tuple(decode(value) for value in rdates),
-                            tuple(decode(value) for value in exdates), details=tuple(details))
-            for uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates, details in rows]
+                            tuple(decode(value) for value in exdates), details=tuple(details), method=method)
+            for uid, start, end, duration, version, traits, recurrenceId, rules, rdates, exdates, details, method
+            in rows]
 
 
 def _encodeBound(value):
@@ -189,12 +190,12 @@ class PlainSummary:
     no more of it).
     """
 
-    __slots__ = ("uid", "start", "end", "duration", "traits", "details")
+    __slots__ = ("uid", "start", "end", "duration", "traits", "details", "method")
     recurring = False
     recurrenceId = None
 
     def __init__(self, row):
-        _, self.uid, start, end, duration, _, self.traits, self.details = row
+        _, self.uid, start, end, duration, _, self.traits, self.details, self.method = row
         self.start, self.end = series.decodeTime(start), series.decodeTime(end)
         self.duration = _decodeDuration(duration)
 
