@@ -462,3 +462,18 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         self.assertIn(b"* SEARCH 3 5 8 9 10 12 13 14 15\r\n", out)
         # The task (no event) and the message of two events.
         self.assertEqual(opened, [11, 13])
+
+    def test_heldByEngine(self):
+        """Once the calendar engine holds the mailbox (after XOVERLAPS), FETCH XPROPS takes the items from it, not from the summary file."""
+        from gateway.imap import xmapi
+
+        wanted = b"PidLidAppointmentStartWhole PidTagSubject PidTagMessageClass"
+        before = self.send(b"a FETCH 1:* (XPROPS (" + wanted + b"))")
+        self.assertIn(b"b OK", self.send(b"b SEARCH XOVERLAPS " + WINDOW))
+        read = []
+        real = xmapi._summaries
+        self.patch(xmapi, "_summaries", lambda owner, mailbox, uids: read.append(list(uids)) or real(
+            owner, mailbox, uids))
+        after = self.send(b"a FETCH 1:* (XPROPS (" + wanted + b"))")
+        self.assertEqual(after, before)
+        self.assertEqual(read, [])

@@ -188,7 +188,8 @@ class XpropsItem(FetchItem):
     """
     C{XPROPS (ids)} or C{XPROPS (*)}: the identifiers, and what L{prepare}
     reads for the batch being rendered, one query each (R-FETCH-3): the
-    stored properties, and the calendar summaries of a calendar's items.
+    stored properties, and the calendar summaries of a calendar's items
+    (those the calendar engine holds in memory taken from it).
 
     @ivar xprops: C{[(text, PropertyKey)]}, or C{None} for C{*}.
     """
@@ -216,7 +217,11 @@ class XpropsItem(FetchItem):
                 key in _SUMMARY_KEYS for _, key in wanted):
             self.summaries = {}
         else:
-            self.summaries = _summaries(xmapi_calendar.ownerAccount(session, mailbox), mailbox, uids)
+            owner = xmapi_calendar.ownerAccount(session, mailbox)
+            self.summaries = xmapi_calendar.calendarEngine(session).heldItems(owner, mailbox, uids)
+            missing = [uid for uid in uids if uid not in self.summaries]
+            if missing:
+                self.summaries.update(_summaries(owner, mailbox, missing))
         return succeed(None)
 
 
