@@ -13,7 +13,7 @@ from twisted.trial import unittest
 from gateway.imap import xmapi_calendar
 from gateway.store.calendar import FreeBusyCache
 from tests.support import freeBusyPeriods
-from tests.test_calendar import message, utc, vevent
+from tests.test_calendar import message, utc, vcalendar, vevent
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
 from tests.test_imap_xmapi import CUSTOM
@@ -361,7 +361,9 @@ VARIED = [SERIES, SINGLE, ALLDAY, CANCELLED, FAR, MAIL,
           message(vevent("sub", "DTSTART:20260314T090000Z", "DTEND:20260314T100000Z", "SUMMARY:Re: Plans",
                          "STATUS:TENTATIVE", "RDATE:20260315T090000Z")),
           message(vevent("multi", "DTSTART:20260316T090000Z", "DTEND:20260316T100000Z", "SUMMARY:Multi"),
-                  multipart=True, encoding="base64")]
+                  multipart=True, encoding="base64"),
+          b"From: a@example.test\r\nSubject: ics\r\nContent-Type: application/ics\r\n\r\n" + vcalendar(
+              vevent("ics", "DTSTART:20260317T090000Z", "DTEND:20260317T100000Z", "SUMMARY:Ics")).encode()]
 
 
 class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
@@ -459,7 +461,7 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         real = mailbox.openMessage
         self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
         out = self.send(b'a SEARCH XPROP PidLidAppointmentStartWhole GE "20260310T000000Z"')
-        self.assertIn(b"* SEARCH 3 5 8 9 10 12 13 14 15\r\n", out)
+        self.assertIn(b"* SEARCH 3 5 8 9 10 12 13 14 15 16\r\n", out)
         # The task (no event) and the message of two events.
         self.assertEqual(opened, [11, 13])
 

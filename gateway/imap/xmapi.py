@@ -50,7 +50,7 @@ from gateway.mapi.properties import (
 )
 from gateway.store import properties as stored
 from gateway.store.access import hasRight
-from gateway.store.calendar.parse import Unparsed, isCalendarClass
+from gateway.store.calendar.parse import CALENDAR_TYPES, Unparsed, isCalendarClass
 from gateway.store.calendar.periods import accountZone
 from gateway.store.calendar.summaries import SummaryStore
 
@@ -265,8 +265,8 @@ def parseFetchXprops(text, pos):
 def deriveProperties(data, info, mailboxClass, zone=convert.UTC):
     """
     The derived properties of a message (C{docs/xmapi.md} section 3.3):
-    from its header fields, and from its first C{text/calendar} or
-    C{text/vcard} part.
+    from its header fields, and from its first C{text/calendar} (or
+    C{application/ics}, as the calendar store reads) or C{text/vcard} part.
 
     @param data: the message (bytes-like).
     @param zone: the time zone of the mailbox's owner (dates and floating
@@ -277,7 +277,7 @@ def deriveProperties(data, info, mailboxClass, zone=convert.UTC):
     values = convert.deriveMail(message, info.size, info.internalDate)
     for part in message.walk():
         contentType = part.get_content_type()
-        if contentType == "text/calendar":
+        if contentType in CALENDAR_TYPES:
             try:
                 calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True) or b"")
                 values.update(convert.deriveCalendar(calendar, zone))
@@ -429,7 +429,7 @@ def _headerProperties(info, whole, mailboxClass):
     headers = email.message_from_bytes(bytes(info.headers), policy=email.policy.compat32)
     if whole:
         contentType = headers.get_content_type()
-        if headers.get_content_maintype() in ("multipart", "message") or contentType == "text/calendar" \
+        if headers.get_content_maintype() in ("multipart", "message") or contentType in CALENDAR_TYPES \
                 or contentType in _ITEM_TYPES:
             return None
     values = convert.deriveMail(headers, info.size, info.internalDate)
