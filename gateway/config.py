@@ -306,9 +306,9 @@ SCHEMA = [
     Option("imap", "max_message_size", parseSize, "50M",
            "Largest message APPEND accepts (advertised as APPENDLIMIT)."),
     Option("imap", "max_connections", _int, "5000", "Most IMAP connections at once."),
-    Option("imap", "xmapi", _bool, "no",
-           "Announce the XMAPI capability (docs/xmapi.md). It promises OBJECTID and REPLACE, which this"
-           " version lacks (docs/xmapi.md section 12): turn it on only for connectors that use what is there."),
+    Option("imap", "xmapi", _bool, "yes",
+           "Announce the XMAPI capability (docs/xmapi.md), with which a groupware connector takes its XMAPI"
+           " path; no hides it (the commands are served either way)."),
 ] + _protocol(
     "pop3", "tcp:1110:interface=127.0.0.1 ssl:1995:interface=127.0.0.1", "POP3"
 ) + [

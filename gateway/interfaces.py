@@ -843,3 +843,27 @@ class IMonitor(Interface):
 
         @return: what C{handler} returns; what it raises is raised.
         """
+
+
+# ---------------------------------------------------------------------------
+# IMAP
+
+
+class IViewObserver(Interface):
+    """
+    Told of a selected mailbox's changes as a session's view announces
+    them (C{view.contexts}, L{gateway.imap.context.Contexts}): what must
+    come before the EXPUNGEs and what after the EXISTS (RFC 5267 4.3).
+    """
+
+    def expunging(session, view, uids):
+        """
+        The ascending C{uids} are about to be announced expunged; they
+        still have their message numbers in C{view}.
+        """
+
+    def changed(session, view, uids):
+        """
+        The messages C{uids} arrived or changed (flags, modseq), and the
+        view announced them (EXISTS, FETCH).
+        """

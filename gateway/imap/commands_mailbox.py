@@ -270,6 +270,13 @@ def do_CREATE(session, tag, args):
     _storeCall(session.account.access.createMailbox, name, mailboxClass, specialUse)
     for then in after:
         then(session, name)
+    # RFC 8474 4: the new mailbox's MAILBOXID (none on a full disk, which
+    # the mailbox gets when it is next opened).
+    try:
+        mailboxId = openMailbox(session, name, "").mailboxId()
+    except (StoreError, OSError):
+        return None
+    return ("OK", "[MAILBOXID (%s)] CREATE completed" % (mailboxId,))
 
 
 @command("DELETE", AUTH)

@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IPullProducer
 from zope.interface import implementer
 
 from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
+from gateway.imap import context as contextModule
 from gateway.imap import search as searchModule
 from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
@@ -563,8 +564,19 @@ def _search(session, tag, args, uid):
             view.saved = frozenset()  # RFC 5182 2.1: a failed SAVE empties $
         raise
 
+    update = program.returnOptions is not None and "UPDATE" in program.returnOptions
+    if update:
+        contextModule.checkTag(session, tag)
+
     def done(hits):
+        answer(hits)
+        if update:
+            contextModule.start(session, tag, uid, program, [hit[0] for hit in hits])
+
+    def answer(hits):
         options = program.returnOptions
+        if options is not None and set(options) & set(contextModule.RETURN_OPTIONS):
+            options = contextModule.resultOptions(options)
         if options is not None and "SAVE" in options:
             options = set(options)
             saved = hits

@@ -114,6 +114,10 @@ def capability(name, predicate=None):
     CAPABILITIES[name] = predicate
 
 
+#: Commands whose literal is a message (APPEND; REPLACE, RFC 8508): it may
+#: be as large as C{[imap] max_message_size} and goes to a file when large.
+MESSAGE_COMMANDS = {"APPEND"}
+
 #: Commands whose over-long literals are refused with a text of their own
 #: (with a response code, so answered C{NO}): name ->
 #: C{refusal(session)}, e.g. SETMETADATA's C{[METADATA MAXSIZE n]}.
@@ -533,16 +537,21 @@ class IMAPServer(FailureBudget, Protocol):
         """
         The largest literal a command may send, the refusal text, and
         whether a large one is written to a file rather than kept in memory
-        (the message of an APPEND).
+        (the message of an APPEND or a REPLACE).
         """
+        name = ""
         try:
-            _tag, name, _args = splitCommand(firstLine)
+            _tag, name, args = splitCommand(firstLine)
+            if name == "UID":
+                args.space()
+                name = "UID " + args.atom().upper()
         except IMAPSyntaxError:
-            name = ""
-        if name == "APPEND" and self.state != NOT_AUTHENTICATED:
+            pass
+        if name in MESSAGE_COMMANDS and self.state != NOT_AUTHENTICATED:
             limit = self.maxMessageSize
             text = "[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (limit,)
-            available = self._quotaAvailable()
+            # A REPLACE frees the old message's octets: the store decides.
+            available = self._quotaAvailable() if name == "APPEND" else None
             if available is not None and available < limit:
                 return available, "[OVERQUOTA] Not enough storage quota left for this message", True
             return limit, text, True

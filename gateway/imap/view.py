@@ -51,7 +51,11 @@ class MailboxView:
         the same state as the L{uids} it started with (SELECT announces it).
     @ivar knownFlags: C{frozenset} of the flags this session was told of
         in its last untagged FLAGS response (system flags and keywords).
+    @ivar contexts: the L{gateway.imap.context.Contexts} kept updated on
+        this mailbox (RFC 5267), or C{None}.
     """
+
+    contexts = None
 
     def __init__(self, mailbox, readOnly, onChange=None):
         self.mailbox = mailbox
@@ -223,6 +227,9 @@ class MailboxView:
                 self.recent |= self.mailbox.claimRecent(below)
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
             session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+        if self.contexts is not None and changed:
+            # After EXISTS: ADDTO's message numbers must be valid.
+            self.contexts.changed(session, self, [info.uid for info in changed])
         if self._own:
             self._own = frozenset(m for m in self._own if m > highest)
 
@@ -251,6 +258,9 @@ class MailboxView:
         gone = self._pendingExpunge
         self._pendingExpunge = frozenset()
         known = sorted(uid for uid in gone if self.seqOf(uid) is not None)
+        if self.contexts is not None and known:
+            # REMOVEFROM goes first, while the message numbers hold.
+            self.contexts.expunging(session, self, known)
         if "QRESYNC" in session.enabled:
             if known:
                 session.sendUntagged(b"VANISHED " + formatSequenceSet(known).encode("ascii"))
