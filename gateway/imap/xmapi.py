@@ -232,7 +232,9 @@ def _summaries(owner, mailbox, uids):
     now (the messages are then parsed).
     """
     try:
-        summaries = SummaryStore.forMailStore(owner.mailStore)
+        # On the reactor thread: a file another writer holds (the engine
+        # emptying an old format, say) is not waited for long.
+        summaries = SummaryStore.forMailStore(owner.mailStore, timeout=0.5)
     except sqlite3.Error:
         return {}
     try:
