@@ -295,6 +295,16 @@ class ICalendarQueries(Interface):
         @return: a C{Deferred} firing with a C{set} of UIDs.
         """
 
+    def heldItems(account, mailbox, uids):
+        """
+        The parsed calendar items of some messages of a mailbox that the
+        engine holds in memory already (XMAPI's derived properties), without
+        reading or computing anything: call it on any thread.
+
+        @return: C{dict} of UID to the message's items (as the calendar
+            summaries give them), for the UIDs it holds.
+        """
+
 
 # ---------------------------------------------------------------------------
 # Mail store

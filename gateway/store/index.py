@@ -555,9 +555,12 @@ def scanMailbox(conn, mailboxId, path, names=None):
         added = [base for base in added if base not in moved]
 
     uidList = None
+    keptProperties = {}
     keywordLetters = readDovecotKeywords(os.path.join(path, maildir.KEYWORDS_FILE))
     if not row[4]:
+        from gateway.store import properties
         uidList = readDovecotUidList(os.path.join(path, "dovecot-uidlist"))
+        keptProperties = properties.readFile(path)  # a rebuilt index gets them back
 
     def sortKey(base):
         if uidList is not None and base in uidList[2]:
@@ -589,6 +592,8 @@ def scanMailbox(conn, mailboxId, path, names=None):
                     uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
                                                          keywordLetters, uidList)
                 addedAny = _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
+                if keptProperties:
+                    properties.restore(conn, mailboxId, keptProperties, [measure[0] for measure in measures])
                 batchChanged = removedAny or addedAny
                 _recordScan(conn, mailboxId, scan, now, number == len(batches) - 1)
         except sqlite3.Error as e:

@@ -40,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IAccountChangeFeed, IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, changes, index, maildir, metadata, names, writer
+from gateway.store import acl, changes, index, maildir, metadata, names, properties, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -409,6 +409,7 @@ class MailStore:
                 for sub in maildir.SUBDIRS:
                     trash.append(self._moveAside(os.path.join(path, sub)))
                 metadata.forget(path)
+                maildir.removeQuietly(os.path.join(path, properties.PROPERTIES_FILE))
                 mailbox = self._mailboxes.pop(mailboxId, None)
                 if mailbox is not None:
                     mailbox._forget()
