@@ -9,6 +9,8 @@ QUOTA (RFC 9208, the account's storage limit).
 import datetime
 import re
 
+from twisted.internet import defer
+
 from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
@@ -40,6 +42,7 @@ from gateway.store import query
 from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
 from gateway.store.mail import SPECIAL_USES
+from gateway.store.writer import callDurably
 
 DELIMITER = "/"
 
@@ -626,7 +629,9 @@ def _appendMessage(session, args):
 def do_APPEND(session, tag, args):
     """
     APPEND of one message, or of several (MULTIAPPEND, RFC 3502): all are
-    stored or none.
+    stored or none.  Each is written off the reactor thread
+    (L{gateway.store.writer.callDurably}); the tagged OK once all are
+    durable.
     """
     name = mailboxArgument(args, new=True)
     messages = []
@@ -637,20 +642,32 @@ def do_APPEND(session, tag, args):
             if args.atEnd():
                 break
         mailbox = openTarget(session, name)
-        uids = []
-        try:
-            for message, flags, internalDate in messages:
-                uids.append(mailbox.appendMessage(message, flags, internalDate))
-        except (StoreError, QuotaExceeded) as e:
-            _takeBack(mailbox, uids)
-            if isinstance(e, QuotaExceeded):
-                raise no("[OVERQUOTA] Storage quota exceeded") from None
-            raise storeError(e) from None
+    except BaseException:
+        _closeMessages(messages)
+        raise
+    return _appendAll(mailbox, messages)
+
+
+@defer.inlineCallbacks
+def _appendAll(mailbox, messages):
+    uids = []
+    try:
+        for message, flags, internalDate in messages:
+            uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
+    except (StoreError, QuotaExceeded) as e:
+        _takeBack(mailbox, uids)
+        if isinstance(e, QuotaExceeded):
+            raise no("[OVERQUOTA] Storage quota exceeded") from None
+        raise storeError(e) from None
     finally:
-        for message, _flags, _date in messages:
-            if not isinstance(message, bytes):
-                message.close()
+        _closeMessages(messages)
     return ("OK", "[APPENDUID %d %s] APPEND completed" % (mailbox.uidValidity, formatSequenceSet(uids)))
+
+
+def _closeMessages(messages):
+    for message, _flags, _date in messages:
+        if not isinstance(message, bytes):
+            message.close()
 
 
 def _takeBack(mailbox, uids):

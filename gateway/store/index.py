@@ -216,8 +216,22 @@ def connect(path):
 def transaction(conn):
     """
     A write transaction (C{BEGIN IMMEDIATE}: the write lock is taken at once,
-    so nothing read inside it is stale).
+    so nothing read inside it is stale).  Inside a transaction already (a
+    write run by the store's index writer, L{gateway.store.writer}, inside
+    its group's), a savepoint: undone alone if it raises, committed with
+    the group.
     """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        else:
+            conn.execute("RELEASE nested")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

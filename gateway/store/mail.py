@@ -559,6 +559,12 @@ class MailStore:
         from gateway.store.calendar import summaries
         from gateway.store.calendar.parse import isCalendarClass
 
+        group = self._currentGroup()
+        if group is not None:
+            # In the index writer: once the messages are durable, on the
+            # reactor thread.
+            group.onReactor(self._added, mailbox, uids, source)
+            return
         try:
             if not isCalendarClass(mailbox.mailboxClass):
                 return
@@ -581,17 +587,32 @@ class MailStore:
         @return: a L{Deferred} firing with its result once it is durable.
         """
         if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
-            def now():
-                group = writer.WriteGroup()
-                with index.transaction(self._conn):
-                    result = write(self._conn, group)
-                    for folder in sorted(group.folders):
-                        maildir.fsyncDirectory(folder)
-                return result
-            return maybeDeferred(now)
+            return maybeDeferred(writer.runNow, self._conn, write)
         if self._writer is None:
-            self._writer = writer.IndexWriter(self.indexPath, self._reactor)
+            # Its connection is the store's own for its thread: the store's
+            # methods a write calls read inside the group's transaction.
+            self._writer = writer.IndexWriter(self.indexPath, self._reactor, connect=lambda: self._conn)
         return self._writer.submit(write)
+
+    def _currentGroup(self):
+        """
+        The L{writer.WriteGroup} being written when called from the index
+        writer's thread, else C{None}.
+        """
+        if self._writer is not None and self._writer.inWriter():
+            return self._writer.current
+        return None
+
+    def _syncFolder(self, path):
+        """
+        Make the entries of folder C{path} durable: with the index writer's
+        group (once for all its writes) when called from it, else now.
+        """
+        group = self._currentGroup()
+        if group is None:
+            maildir.fsyncDirectory(path)
+        else:
+            group.syncFolder(path)
 
     def _scanInThread(self, mailboxId, path, names=None):
         stats.count("index_rescans", scope="full" if names is None else "names")
