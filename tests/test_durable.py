@@ -249,3 +249,56 @@ class GroupCommitTests(DurableTestMixin, unittest.TestCase):
         for n in range(1, 21):
             flags = self.committed("SELECT flags FROM messages WHERE uid = ?", (n,))
             self.assertIn("$K%d" % (n,), index.decodeFlags(flags[0][0]))
+
+
+class LMTPDurableTests(unittest.TestCase):
+    """
+    LMTP's per-recipient 250 comes once that recipient's copy is committed
+    by the store's index writer.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_replyOnceCommitted(self):
+        """While the writer is held, a delivered copy gets no 250 and has no index row; once released it has both."""
+        from gateway.lmtp.server import LMTPServer
+
+        context = makeTestContext(self, reactor=reactor)
+        store = context.realm.accountFor("demo@example.test").mailStore
+        self.addCleanup(store.close)
+        proto = LMTPServer(context, clock=Clock(), commitLater=True)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        self.addCleanup(lambda: proto.connectionLost(None) if proto.transport else None)
+        for line in (b"LHLO mta.example.org", b"MAIL FROM:<a@example.org>", b"RCPT TO:<demo@example.test>",
+                     b"DATA"):
+            proto.dataReceived(line + b"\r\n")
+        started, release = threading.Event(), threading.Event()
+        self.addCleanup(release.set)
+
+        def blocking(conn, group):
+            started.set()
+            release.wait(30)
+        blocked = store._write(blocking)
+        started.wait(30)
+        transport.clear()
+        proto.dataReceived(b"Subject: x\r\n\r\ny\r\n.\r\n")
+        # The spool and the copy are written in the thread pool; the copy's
+        # index row waits for the writer.
+        while not any(os.listdir(os.path.join(store.path, "INBOX", sub)) for sub in ("tmp", "new")):
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        for _ in range(20):
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(store.getMailbox("INBOX").uids(), [])
+        release.set()
+        yield blocked
+        while b"250" not in transport.value():
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        self.assertTrue(transport.value().startswith(b"250 2.0.0 <demo@example.test>"), transport.value())
+        conn = sqlite3.connect(store.indexPath)
+        try:
+            self.assertEqual(conn.execute("SELECT uid FROM messages").fetchall(), [(1,)])
+        finally:
+            conn.close()
