@@ -302,3 +302,55 @@ class LMTPDurableTests(unittest.TestCase):
             self.assertEqual(conn.execute("SELECT uid FROM messages").fetchall(), [(1,)])
         finally:
             conn.close()
+
+
+class FileStoreDurableTests(unittest.TestCase):
+    """
+    An FTP upload (C{FileStore.writeFile}, whose end FTP's 226 waits for)
+    returns only once the file's data and its name are on disk: the file
+    fsync'd, then its folder after the rename.
+    """
+
+    def setUp(self):
+        from gateway.store import files
+
+        self.files = files
+        self.store = files.FileStore(self.mktemp())
+        self.synced = []
+        original = files.os.fsync
+
+        def fsync(fd):
+            path = os.readlink("/proc/self/fd/%d" % (fd,))
+            self.synced.append((path, os.path.exists(os.path.join(self.store.root.path, "f.txt"))))
+            original(fd)
+        self.patch(files, "_fsync", fsync)
+
+    def test_replace(self):
+        """STOR: the temporary file is fsync'd before the rename, the folder after it."""
+        self.store.writeFile("f.txt", _Reader([b"hello", b" world"]))
+        root = self.store.root.path
+        self.assertEqual(len(self.synced), 2, self.synced)
+        (first, existedFirst), (second, existedSecond) = self.synced
+        self.assertEqual((os.path.dirname(first), existedFirst), (root, False))
+        self.assertEqual((second, existedSecond), (root, True))
+        with open(os.path.join(root, "f.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"hello world")
+
+    def test_inPlace(self):
+        """APPE: the file is fsync'd before writeFile returns."""
+        self.store.writeFile("f.txt", b"hello")
+        self.synced[:] = []
+        self.store.writeFile("f.txt", b" world", append=True)
+        self.assertIn((os.path.join(self.store.root.path, "f.txt"), True), self.synced)
+
+
+class _Reader:
+    """
+    A binary file object giving C{pieces} one per read.
+    """
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+
+    def read(self, size=-1):
+        return self.pieces.pop(0) if self.pieces else b""

@@ -286,15 +286,26 @@ def roomPermitting(conn, f, *args):
     except sqlite3.Error as e:
         if not isStorageFull(e):
             raise
+    indexPath = makeRoom(conn)
+    result = f(*args)
+    keepReserve(indexPath)
+    return result
+
+
+def makeRoom(conn):
+    """
+    The disk is full: give up the reserve beside the index of C{conn} and
+    checkpoint its write-ahead log (see L{roomPermitting}).
+
+    @return: the index's path (for L{keepReserve} once there is room).
+    """
     indexPath = conn.execute("PRAGMA database_list").fetchone()[2]
     maildir.removeQuietly(indexPath + RESERVE_SUFFIX)
     try:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error:
         pass  # the retry tells
-    result = f(*args)
-    keepReserve(indexPath)
-    return result
+    return indexPath
 
 
 @contextlib.contextmanager

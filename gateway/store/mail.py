@@ -578,21 +578,24 @@ class MailStore:
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 
-    def _write(self, write):
+    def _write(self, write, makesRoom=False):
         """
         Run C{write(conn, group)} in the index writer's next group (see
         L{gateway.store.writer}); a reactor without threads (a
         C{task.Clock} in tests) runs it at once in a transaction of its own.
 
+        @param makesRoom: see L{writer.IndexWriter.submit}.
         @return: a L{Deferred} firing with its result once it is durable.
         """
         if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
+            if makesRoom:
+                return maybeDeferred(index.roomPermitting, self._conn, writer.runNow, self._conn, write)
             return maybeDeferred(writer.runNow, self._conn, write)
         if self._writer is None:
             # Its connection is the store's own for its thread: the store's
             # methods a write calls read inside the group's transaction.
             self._writer = writer.IndexWriter(self.indexPath, self._reactor, connect=lambda: self._conn)
-        return self._writer.submit(write)
+        return self._writer.submit(write, makesRoom)
 
     def _currentGroup(self):
         """

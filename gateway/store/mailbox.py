@@ -491,7 +491,8 @@ class Mailbox(MailboxChanges):
         """
         if mode not in ("+", "-", "="):
             return fail(ValueError("mode must be '+', '-' or '='"))
-        return self._store._write(lambda conn, group: self.setFlags(uids, flags, mode, unchangedSince))
+        return self._store._write(lambda conn, group: self.setFlags(uids, flags, mode, unchangedSince),
+                                  makesRoom=True)
 
     def expungeLater(self, uids=None):
         """
@@ -499,7 +500,7 @@ class Mailbox(MailboxChanges):
 
         @return: a L{Deferred} firing with the expunged UIDs once durable.
         """
-        return self._store._write(lambda conn, group: self.expunge(uids))
+        return self._store._write(lambda conn, group: self.expunge(uids), makesRoom=True)
 
     def copyToLater(self, uids, destination):
         """

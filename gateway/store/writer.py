@@ -31,6 +31,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python import log
 from twisted.python.failure import Failure
 
+from gateway.errors import isStorageFull
 from gateway.store import index, maildir
 
 
@@ -160,10 +161,16 @@ class IndexWriter:
         """
         return threading.current_thread() is self._thread
 
-    def submit(self, write):
+    def submit(self, write, makesRoom=False):
         """
         Run C{write(conn, group)} in the next group (C{conn} is inside the
         group's transaction; C{group} a L{WriteGroup}).
+
+        @param makesRoom: C{True} for a write that must work on a full disk
+            (flagging C{\\Deleted}, expunging) and may run again after a
+            failed commit: when its group fails for want of room, the
+            index's reserve is given up (L{index.makeRoom}) and it runs
+            again in a group of such writes.
 
         @return: a L{Deferred} that fires on the reactor thread with what
             C{write} returned once the group committed, or fails with what
@@ -173,7 +180,7 @@ class IndexWriter:
         with self._wake:
             if self._stopping:
                 raise RuntimeError("index writer is closed")
-            self._queue.append((write, d))
+            self._queue.append((write, d, makesRoom))
             self._wake.notify()
         return d
 
@@ -202,12 +209,12 @@ class IndexWriter:
             if self._connect is None:
                 conn.close()
 
-    def _commitGroup(self, conn, items):
+    def _commitGroup(self, conn, items, retry=True):
         group = self.current = WriteGroup()
         outcomes = []
         try:
             with index.transaction(conn):
-                for write, d in items:
+                for write, d, _makesRoom in items:
                     conn.execute("SAVEPOINT write")
                     group._startWrite()
                     try:
@@ -222,12 +229,19 @@ class IndexWriter:
                         outcomes.append((d, result, group._startWrite()))
                 for folder in sorted(group.folders):
                     maildir.fsyncDirectory(folder)
-        except BaseException:
+        except BaseException as e:
             failure = Failure()
             for _d, _result, actions in outcomes:
                 if actions is not None:
                     _Actions.run(actions.rolledBack)
-            outcomes = [(d, failure, None) for _, d in items]
+            again = [item for item in items if item[2]]
+            if retry and again and isStorageFull(e):
+                self.current = None
+                indexPath = index.makeRoom(conn)
+                self._commitGroup(conn, again, retry=False)
+                index.keepReserve(indexPath)
+                items = [item for item in items if not item[2]]
+            outcomes = [(d, failure, None) for _, d, _makesRoom in items]
         else:
             self.groups += 1
             self.written += len(items)
