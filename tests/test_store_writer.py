@@ -307,3 +307,42 @@ class LaterTests(StoreTestMixin, unittest.TestCase):
         yield self.failingGroup(lambda: self.inbox.commitMessageLater(prepared))
         self.assertEqual(self.inbox.uids(), [1, 2, 3])
         self.assertEqual(sorted(self.allFiles(self.inbox)), self.before)
+
+
+class FolderSyncTests(StoreTestMixin, unittest.TestCase):
+    """
+    STORE and EXPUNGE through the writer make the folders they changed
+    durable before the group commits.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.inbox = self.store.getMailbox("INBOX")
+        for n in range(2):
+            yield self.inbox.appendMessageLater(b"Subject: %d\r\n\r\nx\r\n" % (n,))
+        self.synced = []
+        original = writer.maildir.fsyncDirectory
+
+        def fsyncDirectory(path):
+            self.synced.append((path, self.store._writer.inWriter(), self.store._writer.current is not None))
+            original(path)
+        self.patch(writer.maildir, "fsyncDirectory", fsyncDirectory)
+
+    @inlineCallbacks
+    def test_store(self):
+        """A flag change that renames a file from new/ into cur/ has both folders fsync'd in the group."""
+        yield self.inbox.setFlagsLater([1], ["\\Seen"], "+")
+        folder = self.inbox._path()
+        self.assertEqual(sorted(self.synced), [(os.path.join(folder, "cur"), True, True),
+                                               (os.path.join(folder, "new"), True, True)])
+
+    @inlineCallbacks
+    def test_expunge(self):
+        """An expunge has the folder it unlinked from fsync'd in the group."""
+        yield self.inbox.setFlagsLater([2], ["\\Deleted"], "+")
+        del self.synced[:]
+        self.assertEqual((yield self.inbox.expungeLater()), [2])
+        self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, True)])

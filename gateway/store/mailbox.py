@@ -588,6 +588,7 @@ class Mailbox(MailboxChanges):
         flags = normalizeFlags(flags)
         path = self._path()
         changed, failed = [], []
+        renamedIn = set()
         with index.transaction(self._conn):
             self._row("id")
             rows = self._select("uid, base, subdir, filename, flags, modseq", uids)
@@ -614,12 +615,17 @@ class Mailbox(MailboxChanges):
                             newSubdir, newName = subdir, filename
                         else:
                             os.rename(source, os.path.join(path, newSubdir, newName))
+                    renamedIn.update((subdir, newSubdir))
                 self._conn.execute(
                     "UPDATE messages SET subdir = ?, filename = ?, flags = ?, modseq = ?"
                     " WHERE mailbox = ? AND uid = ?",
                     (newSubdir, newName, index.encodeFlags(new), modseq, self._id, uid))
                 changed.append(uid)
             changedInfos = self.messages(changed) if changed else []
+            # The new names durable before the commit: a scan after a power
+            # cut must not find the old ones beside the committed flags.
+            for subdir in sorted(renamedIn):
+                self._store._syncFolder(os.path.join(path, subdir))
             if changed:
                 self._recordFolders()
         if changed:
@@ -644,6 +650,10 @@ class Mailbox(MailboxChanges):
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
+            # The unlinks durable before the commit: a file back after a
+            # power cut would be scanned in as a new message.
+            for subdir in sorted({row[1] for row in rows}):
+                self._store._syncFolder(os.path.join(path, subdir))
             self._recordFolders()
         self._changed()
         return [row[0] for row in rows]
