@@ -5,6 +5,7 @@ one transaction (one fsync) per group, and L{Mailbox.appendMessageLater}
 built on it.
 """
 
+import io
 import os
 import signal
 import sqlite3
@@ -346,3 +347,40 @@ class FolderSyncTests(StoreTestMixin, unittest.TestCase):
         del self.synced[:]
         self.assertEqual((yield self.inbox.expungeLater()), [2])
         self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, True)])
+
+
+class AppendManyTests(StoreTestMixin, unittest.TestCase):
+    """
+    L{Mailbox.appendMessagesLater}: several messages in one write (IMAP
+    MULTIAPPEND), all or none.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_oneWrite(self):
+        """Three messages are committed by one write of the writer, with consecutive UIDs."""
+        store = self.makeStore(reactor=reactor)
+        inbox = store.getMailbox("INBOX")
+        yield inbox.appendMessageLater(b"Subject: first\r\n\r\nx\r\n")
+        written = store._writer.written
+        uids = yield inbox.appendMessagesLater([(b"Subject: %d\r\n\r\nx\r\n" % (n,), ["\\Seen"] if n else [], None)
+                                                for n in range(3)])
+        self.assertEqual(uids, [2, 3, 4])
+        self.assertEqual(store._writer.written, written + 1)
+        self.assertEqual(self.readAll(inbox.openMessage(3)), b"Subject: 1\r\n\r\nx\r\n")
+        self.assertEqual([m.flags for m in inbox.messages([2, 3])], [frozenset(), frozenset(["\\Seen"])])
+
+    @inlineCallbacks
+    def test_noneWhenOneFails(self):
+        """When the last message goes over the quota at commit time, none of them is stored, no file is left."""
+        quota = FakeQuota(100)
+        store = self.makeStore(reactor=reactor, quota=quota)
+        quota.store = store
+        inbox = store.getMailbox("INBOX")
+        messages = [(io.BytesIO(b"Subject: %d\r\n\r\n" % (n,) + b"x" * 30), [], None) for n in range(3)]
+        yield self.assertFailure(inbox.appendMessagesLater(messages), QuotaExceeded)
+        self.assertEqual(inbox.uids(), [])
+        self.assertEqual(self.allFiles(inbox), [])
+        self.assertEqual(os.listdir(os.path.join(inbox._path(), "tmp")), [])
+        self.assertEqual(store.usage(), 0)

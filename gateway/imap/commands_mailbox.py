@@ -652,8 +652,13 @@ def do_APPEND(session, tag, args):
 def _appendAll(mailbox, messages):
     uids = []
     try:
-        for message, flags, internalDate in messages:
-            uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
+        together = getattr(mailbox, "appendMessagesLater", None)
+        if together is not None and len(messages) > 1:
+            # One commit for all: none is there after a crash unless all are.
+            uids = yield together(messages)
+        else:
+            for message, flags, internalDate in messages:
+                uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
     except (StoreError, QuotaExceeded) as e:
         _takeBack(mailbox, uids)
         if isinstance(e, QuotaExceeded):

@@ -137,6 +137,8 @@ class MailStore:
         self._watcher = None
         self._watched = set()
         self._writer = None
+        #: The group of a write run by writer.runNow (see _currentGroup).
+        self.current = None
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
@@ -589,8 +591,8 @@ class MailStore:
         """
         if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
             if makesRoom:
-                return maybeDeferred(index.roomPermitting, self._conn, writer.runNow, self._conn, write)
-            return maybeDeferred(writer.runNow, self._conn, write)
+                return maybeDeferred(index.roomPermitting, self._conn, writer.runNow, self._conn, write, self)
+            return maybeDeferred(writer.runNow, self._conn, write, self)
         if self._writer is None:
             # Its connection is the store's own for its thread: the store's
             # methods a write calls read inside the group's transaction.
@@ -600,10 +602,13 @@ class MailStore:
     def _currentGroup(self):
         """
         The L{writer.WriteGroup} being written when called from the index
-        writer's thread, else C{None}.
+        writer's thread (or inside L{writer.runNow} in the reactor thread,
+        with a reactor without threads), else C{None}.
         """
         if self._writer is not None and self._writer.inWriter():
             return self._writer.current
+        if self.current is not None and threading.get_ident() == self._ownerThread:
+            return self.current
         return None
 
     def _syncFolder(self, path):

@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 
 import attr
-from twisted.internet.defer import fail
+from twisted.internet.defer import DeferredList, fail
 from twisted.python import log
 from zope.interface import implementer
 
@@ -473,6 +473,45 @@ class Mailbox(MailboxChanges):
         mtime = internalDate.timestamp() if internalDate is not None else None
         prepared = self._store._deferToThread(self.prepareMessage, source, None, mtime)
         return prepared.addCallback(self.commitMessageLater, flags)
+
+    def appendMessagesLater(self, messages):
+        """
+        Several messages, all or none (IMAP MULTIAPPEND): each is written
+        in the thread pool, then all are committed in one write of the
+        store's index writer, so that a crash too leaves all or none.
+
+        @param messages: C{[(source, flags, internalDate)]}, as for
+            L{appendMessage}.
+        @return: a L{Deferred} firing with their UIDs once durable.
+        """
+        try:
+            self._checkQuota(sum(len(source) for source, _flags, _date in messages
+                                 if isinstance(source, (bytes, bytearray, memoryview))))
+        except Exception:
+            return fail()
+        prepared = [self._store._deferToThread(self.prepareMessage, source, None,
+                                               None if date is None else date.timestamp())
+                    for source, _flags, date in messages]
+
+        def commit(results):
+            ready = [value for ok, value in results if ok]
+            failures = [value for ok, value in results if not ok]
+            if failures:
+                for message in ready:
+                    message.discard()
+                return failures[0]
+            pairs = [(message, flags) for message, (_source, flags, _date) in zip(ready, messages, strict=True)]
+
+            def write(conn, group):
+                try:
+                    return [self.commitMessage(message, flags) for message, flags in pairs]
+                except BaseException:
+                    # (The committed ones are undone with the write.)
+                    for message, _flags in pairs:
+                        message.discard()
+                    raise
+            return self._store._write(write)
+        return DeferredList(prepared, consumeErrors=True).addCallback(commit)
 
     def commitMessageLater(self, prepared, flags=()):
         """

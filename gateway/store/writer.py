@@ -104,15 +104,19 @@ class _Actions:
                 log.err(None, "index write follow-up failed")
 
 
-def runNow(conn, write):
+def runNow(conn, write, holder=None):
     """
     Run C{write(conn, group)} as L{IndexWriter} would, in the calling
-    thread, in a transaction of its own: for the synchronous callers of the
-    store (and reactors without threads).
+    thread, in a transaction of its own: for reactors without threads
+    (tests).
 
+    @param holder: an object whose C{current} is the group while it runs
+        (as L{IndexWriter.current}), or C{None}.
     @return: what C{write} returned, once committed.
     """
     group = WriteGroup()
+    if holder is not None:
+        holder.current = group
     try:
         with index.transaction(conn):
             result = write(conn, group)
@@ -121,6 +125,9 @@ def runNow(conn, write):
     except BaseException:
         _Actions.run(group._startWrite().rolledBack)
         raise
+    finally:
+        if holder is not None:
+            holder.current = None
     actions = group._startWrite()
     _Actions.run(actions.committed)
     _Actions.run(actions.reactor)
