@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CONFIG ?= etc/gateway.ini
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint tools fuzz bench clean
+.PHONY: install run test lint tools fuzz bench bench-tools clean
 
 # The virtual environment, with gateway installed in it (editable, so the
 # twistd plugin in twisted/plugins is found), and Twisted's plugin cache
@@ -63,8 +63,18 @@ test: lint tools
 fuzz: install
 	GATEWAY_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_*.py
 
-bench: install
+bench: install bench-tools
 	$(BIN)/python bench/store.py
+
+# The peers the benchmarks run beside gateway: Dovecot's IMAP and LMTP
+# servers, from Debian when missing (as root); without them the benchmarks
+# run gateway alone and say so.
+BENCH_TOOLS = dovecot-imapd dovecot-lmtpd
+bench-tools:
+	@test -x /usr/lib/dovecot/imap -a -x /usr/lib/dovecot/lmtp || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT_INSTALL) $(BENCH_TOOLS) >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) $(BENCH_TOOLS) >/dev/null; }; }; } || \
+	  echo "$(BENCH_TOOLS) could not be installed: the benchmarks will run without Dovecot"
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

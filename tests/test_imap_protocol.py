@@ -169,14 +169,14 @@ class FramingTests(IMAPTestMixin, unittest.TestCase):
         self.login()
         out = self.send(b"a CREATE {4}")
         self.assertEqual(out, b"+ Ready\r\n")
-        self.assertEqual(self.send(b"Test"), b"a OK CREATE completed\r\n")
+        self.assertRegex(self.send(b"Test"), rb"\Aa OK \[MAILBOXID \(\S+\)\] CREATE completed\r\n\Z")
         self.assertIn("Test", [m.name for m in self.session.account.mailStore.listMailboxes()])
 
     def test_nonSynchronizingLiteral(self):
         """A {n+} literal needs no continuation."""
         self.login()
         out = self.send(b"a CREATE {5+}\r\nTest2\r\n")
-        self.assertEqual(out, b"a OK CREATE completed\r\n")
+        self.assertRegex(out, rb"\Aa OK \[MAILBOXID \(\S+\)\] CREATE completed\r\n\Z")
 
     def test_literalCRLFInside(self):
         """A literal may contain CRLF and arrive in several packets."""

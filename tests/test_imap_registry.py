@@ -102,7 +102,7 @@ class FactoryRegistryTests(SelectedTestMixin, unittest.TestCase):
         self.connect()
         self.assertIsNot(self.factory.registries, first)
         self.assertEqual(Registries().fetch.names(), STANDARD)
-        self.assertEqual(self.factory.registries.fetch.names(), sorted(STANDARD + ["XINSTANCES", "XPROPS"]))
+        self.assertEqual(self.factory.registries.fetch.names(), sorted(STANDARD + ["EMAILID", "THREADID", "XINSTANCES", "XPROPS"]))
 
     def test_fetchExtensionItem(self):
         """An item added to the factory's registry is answered by FETCH; another factory answers BAD."""

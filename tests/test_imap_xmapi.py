@@ -105,17 +105,24 @@ class FetchXpropsTests(XpropsMixin, unittest.TestCase):
         self.assertIsNotNone(self.factory.registries.store.get("XPROPS"))
         self.assertNotIn("XPROPS", Registries().fetch)
 
-    def test_noCapability(self):
-        """XMAPI is not announced while parts of docs/xmapi.md are missing (R-CAP-1)."""
+    def test_R_CAP_1(self):
+        """R-CAP-1: XMAPI is announced by default (before and after login) with every capability it promises."""
+        self.connect()
+        self.assertIn(b" XMAPI", self.send(b"a CAPABILITY"))
         self.login()
-        self.assertNotIn(b" XMAPI", self.send(b"a CAPABILITY"))
+        caps = self.send(b"b CAPABILITY").split(b"\r\n")[0].split()
+        for name in (b"XMAPI", b"METADATA", b"LIST-METADATA", b"OBJECTID", b"REPLACE", b"CONDSTORE", b"ESEARCH",
+                     b"ACL", b"SPECIAL-USE", b"LIST-EXTENDED", b"LIST-STATUS"):
+            self.assertIn(name, caps)
 
     def test_capabilityOption(self):
-        """[imap] xmapi = yes announces XMAPI (before and after login); the default does not."""
-        self.connect(config={("imap", "xmapi"): True})
-        self.assertIn(b" XMAPI", self.send(b"a CAPABILITY"))
-        self.assertIn(b" XMAPI", self.login(config={("imap", "xmapi"): True}))
-        self.assertIn(b" XMAPI", self.send(b"b CAPABILITY"))
+        """[imap] xmapi = no hides XMAPI (before and after login); the commands are still served."""
+        self.connect(config={("imap", "xmapi"): False})
+        self.assertNotIn(b" XMAPI", self.send(b"a CAPABILITY"))
+        self.assertNotIn(b" XMAPI", self.login(config={("imap", "xmapi"): False}))
+        self.assertNotIn(b" XMAPI", self.send(b"b CAPABILITY"))
+        self.send(b"s SELECT INBOX")
+        self.assertIn(b"c OK", self.send(b"c SEARCH XPROP PidTagSubject EXISTS"))
 
 
 class StoreXpropsTests(XpropsMixin, unittest.TestCase):

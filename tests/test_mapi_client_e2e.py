@@ -4,8 +4,8 @@ The XMAPI reference client (L{gateway.mapi.client}) end to end against a
 real gateway on loopback: STARTTLS and login, the one-round-trip LIST,
 items it creates read back by plain clients (imaplib, the HTTP free/busy),
 sharing with SETACL and C{~boss/Calendar}, and the agenda front.  The
-server announces C{XMAPI} (C{[imap] xmapi = yes}), so the client takes its
-XMAPI path; tests of the XMAPI commands skip, saying so, if it does not.
+server announces C{XMAPI} (C{[imap] xmapi}, on by default), so the client
+takes its XMAPI path.
 """
 
 import argparse
@@ -43,9 +43,8 @@ SERIES = {"PidTagSubject": "Stand-up", "PidLidLocation": "Room 2",
 
 class ClientEndToEndTests(unittest.TestCase):
     def setUp(self):
-        # XMAPI announced ([imap] xmapi): the client takes the XMAPI path.
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=False,
-                                       overrides={("imap", "xmapi"): True})
+        # XMAPI announced ([imap] xmapi, on by default): the client takes the XMAPI path.
+        self.context = makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=False)
         self.factory = imapFactory(self.context)
         self.site = httpFactory(self.context, generateFreeBusy=None)
         imapPort = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
@@ -71,9 +70,8 @@ class ClientEndToEndTests(unittest.TestCase):
         return client
 
     def requireXMAPI(self, client):
-        if not client.speaksXMAPI:
-            raise unittest.SkipTest("the server does not announce XMAPI (docs/xmapi.md section 12): XOVERLAPS,"
-                                    " XINSTANCES, XPROPS and XFREEBUSY are not served yet")
+        # R-CAP-1 holds, so the server announces XMAPI by default.
+        self.assertTrue(client.speaksXMAPI, "the server does not announce XMAPI")
 
     def imaplibFetch(self, mailbox):
         """

@@ -22,10 +22,11 @@ from gateway.errors import (
     StoreError,
     isStorageFull,
 )
+from gateway.imap.binary import base64Parts
 from gateway.imap.catenate import catenate
-from gateway.imap.format import badFlags, encodeMailbox
+from gateway.imap.format import badFlags
 from gateway.imap.listmatch import Pattern
-from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7
 from gateway.imap.protocol import (
     AUTH,
     DISK_FULL,
@@ -36,7 +37,9 @@ from gateway.imap.protocol import (
     no,
 )
 from gateway.imap.qresync import afterSelect, parseSelectParameters
+from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet
+from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
 from gateway.store import query
 from gateway.store.access import SharedMailbox
@@ -144,7 +147,8 @@ def nameArgument(args, new=False):
     try:
         return args.mailbox()
     except NotModifiedUTF7:
-        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid modified UTF-7") from None
+        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid %s" % (
+            "UTF-8" if args.names is not None and args.names.utf8 else "modified UTF-7")) from None
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------
@@ -166,20 +170,25 @@ def _select(session, tag, args, readOnly):
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync))
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync, name))
     return d
 
 
-def _selected(session, mailbox, readOnly, qresync=None):
-    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
+def _selected(session, mailbox, readOnly, qresync=None, name=None):
+    rev2 = isRev2(session)
+    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session), showRecent=not rev2)
     session.view = view
     session.state = SELECTED
     view.sendFlags(session)
     session.sendUntagged(b"%d EXISTS" % (view.exists,))
-    session.sendUntagged(b"%d RECENT" % (len(view.recent),))
-    unseen = _firstUnseen(view)
-    if unseen is not None:
-        session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
+    if rev2:
+        # RFC 9051 6.3.2: LIST instead of RECENT and UNSEEN.
+        _list(session, "LIST", "", [name], set(), set(), None, False)
+    else:
+        session.sendUntagged(b"%d RECENT" % (len(view.recent),))
+        unseen = _firstUnseen(view)
+        if unseen is not None:
+            session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
     try:
@@ -204,6 +213,8 @@ def _mailboxChanged(session):
     """
     The selected mailbox changed: announce it at once during IDLE.
     """
+    if session.notify is not None and session.notify.selectedChanged():
+        return
     if session.idling and session.view is not None:
         session.view.sendUpdates(session, expunge=True)
         session.flush()
@@ -273,13 +284,25 @@ def do_CREATE(session, tag, args):
     _storeCall(session.account.access.createMailbox, name, mailboxClass, specialUse)
     for then in after:
         then(session, name)
+    # RFC 8474 4: the new mailbox's MAILBOXID (none on a full disk, which
+    # the mailbox gets when it is next opened).
+    try:
+        mailboxId = openMailbox(session, name, "").mailboxId()
+    except (StoreError, OSError):
+        return None
+    return ("OK", "[MAILBOXID (%s)] CREATE completed" % (mailboxId,))
 
 
 @command("DELETE", AUTH)
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.access.deleteMailbox, name)
+    try:
+        session.account.access.deleteMailbox(name)
+    except MailboxHasChildren:
+        raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children") from None
+    except StoreError as e:
+        raise storeError(e) from None
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -370,7 +393,7 @@ def _patterns(args):
     patterns = []
     for r in raw:
         try:
-            patterns.append(decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX")
+            patterns.append(args.decodeName(r) if r.upper() != b"INBOX" else "INBOX")
         except NotModifiedUTF7:
             patterns.append(None)  # matches nothing
     return patterns
@@ -493,12 +516,12 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if name in subscribed and verb == "LIST":
             attributes.append("\\Subscribed")
         line = (verb.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
-                + b') "/" ' + encodeMailbox(name))
+                + b') "/" ' + session.names.encode(name))
         if extra.get(name) == "childinfo":
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
         if "MYRIGHTS" in returns and info is not None and info.exists:
-            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+            session.sendUntagged(b"MYRIGHTS " + session.names.encode(name) + b" "
                                  + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
@@ -506,7 +529,7 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
             except StoreError:
                 mailbox = None
             if mailbox is not None:
-                session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+                session.sendUntagged(b"STATUS " + session.names.encode(name) + b" "
                                      + _statusList(session, mailbox, statusItems))
         for option, state in (extensions or {}).items():
             if info is not None and info.exists:
@@ -515,7 +538,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
 
 # -- STATUS ----------------------------------------------------------------------------
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID",
+                 "DELETED")
 
 
 def _checkStatusItems(items):
@@ -540,6 +564,9 @@ def _statusList(session, mailbox, items):
         elif item == "MAILBOXID":
             values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
             continue
+        elif item == "DELETED":
+            # RFC 9051 6.3.11: the messages with \Deleted (as the viewer sees them).
+            value = len(mailbox.search(query.HasFlag("\\Deleted")))
         else:
             value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))
@@ -559,7 +586,7 @@ def do_STATUS(session, tag, args):
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
-    session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, items))
+    session.sendUntagged(b"STATUS " + session.names.encode(name) + b" " + _statusList(session, mailbox, items))
 
 
 # -- APPEND ------------------------------------------------------------------------------
@@ -620,8 +647,12 @@ def _appendMessage(session, args):
         if len(message) > session.maxMessageSize:
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate
+    if isUTF8Data(args):
+        return utf8Message(session, args), flags, internalDate
     if args.peek() == b"~":
-        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
+        args.pos += 1  # a literal8 (RFC 3516): binary parts are kept in base64
+        message = args.literal()
+        return base64Parts(message) if isinstance(message, bytes) else message, flags, internalDate
     return args.literal(), flags, internalDate
 
 
@@ -636,12 +667,13 @@ def do_APPEND(session, tag, args):
     name = mailboxArgument(args, new=True)
     messages = []
     try:
+        # The target first, as Dovecot: [TRYCREATE] before a CATENATE URL's [BADURL].
+        mailbox = openTarget(session, name)
         while True:
             args.space()
             messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
-        mailbox = openTarget(session, name)
     except BaseException:
         _closeMessages(messages)
         raise
@@ -703,7 +735,7 @@ def _quotaResponse(session):
 def do_GETQUOTAROOT(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    session.sendUntagged(b"QUOTAROOT " + encodeMailbox(name) + b' ""')
+    session.sendUntagged(b"QUOTAROOT " + session.names.encode(name) + b' ""')
     session.sendUntagged(_quotaResponse(session))
 
 

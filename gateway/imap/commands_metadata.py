@@ -123,12 +123,14 @@ def formatValue(value):
     return quote(value)
 
 
-def metadataResponse(name, pairs):
+def metadataResponse(name, pairs, names=None):
     """
-    C{METADATA mailbox (entry value ...)} (RFC 5464 4.4.1).
+    C{METADATA mailbox (entry value ...)} (RFC 5464 4.4.1), the name
+    written by the L{gateway.interfaces.IMailboxNameCodec} C{names}
+    (C{None}: modified UTF-7).
     """
     body = b" ".join(formatEntry(entry) + b" " + formatValue(value) for entry, value in pairs)
-    return b"METADATA " + encodeMailbox(name) + b" (" + body + b")"
+    return b"METADATA " + (names.encode(name) if names is not None else encodeMailbox(name)) + b" (" + body + b")"
 
 
 @command("GETMETADATA", AUTH, capability="METADATA")
@@ -150,7 +152,7 @@ def do_GETMETADATA(session, tag, args):
     args.end()
     pairs, longest = _call(_metadata(session).getEntries, session.account.access, name, names, depth, maxSize)
     if pairs:
-        session.sendUntagged(metadataResponse(name, pairs))
+        session.sendUntagged(metadataResponse(name, pairs, session.names))
     if longest:
         return ("OK", "[METADATA LONGENTRIES %d] GETMETADATA completed" % (longest,))
     return None
@@ -255,7 +257,7 @@ class _ListMetadata:
             return
         state["longest"] = max(state["longest"], longest)
         if pairs:
-            session.sendUntagged(metadataResponse(name, pairs))
+            session.sendUntagged(metadataResponse(name, pairs, session.names))
 
     def done(self, state):
         if state["longest"]:

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
+from gateway.imap import context as contextModule
 from gateway.imap import search as searchModule
 from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
@@ -29,7 +30,9 @@ from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, SEL, bad, capability, command, no
 from gateway.imap.qresync import fetchVanished
 from gateway.imap.results import esearchParts, partialSlice
+from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
+from gateway.imap.utf8 import checkSearchCharset
 from gateway.store.access import hasRight, transferLater
 from gateway.store.writer import callDurably
 
@@ -583,13 +586,25 @@ def _search(session, tag, args, uid):
     view = session.view
     try:
         program, wantsModSeq = parseSearchProgram(session, text)
+        checkSearchCharset(session, program)
     except Exception:
         if _SAVES.search(text):
             view.saved = frozenset()  # RFC 5182 2.1: a failed SAVE empties $
         raise
 
+    update = program.returnOptions is not None and "UPDATE" in program.returnOptions
+    if update:
+        contextModule.checkTag(session, tag)
+
     def done(hits):
+        answer(hits)
+        if update:
+            contextModule.start(session, tag, uid, program, [hit[0] for hit in hits])
+
+    def answer(hits):
         options = program.returnOptions
+        if options is not None and set(options) & set(contextModule.RETURN_OPTIONS):
+            options = contextModule.resultOptions(options)
         if options is not None and "SAVE" in options:
             options = set(options)
             saved = hits
@@ -604,11 +619,12 @@ def _search(session, tag, args, uid):
         else:
             seqs = view.sequenceNumbers([hit[0] for hit in hits])
             found = [seqs[hit[0]] for hit in hits]
-        if options is None:
+        if options is None and not isRev2(session):
             suffix = b" (MODSEQ %d)" % (max(hit[1] for hit in hits),) if wantsModSeq and hits else b""
             session.sendUntagged(b"SEARCH" + b"".join(b" %d" % (n,) for n in found) + suffix)
             return None
-        options = set(options) or {"ALL"}
+        # IMAP4rev2: SEARCH without RETURN is RETURN (ALL) (RFC 9051 6.4.4).
+        options = set(options or ()) or {"ALL"}
         parts = esearchParts(tag, uid, found, options, program.partial, formatSequenceSet)
         if found and wantsModSeq:
             parts.append(b"MODSEQ %d" % (esearchModSeq(hits, options),))

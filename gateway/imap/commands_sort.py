@@ -10,6 +10,7 @@ from the message files.
 """
 
 from gateway.errors import StoreError
+from gateway.imap import context as contextModule
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
 from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
@@ -25,7 +26,7 @@ capability("ESORT")
 for _name in threadModule.ALGORITHMS:
     capability("THREAD=" + _name)
 
-_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE") + contextModule.RETURN_OPTIONS
 
 
 def _charset(args):
@@ -149,6 +150,12 @@ def _sort(session, tag, args, uid):
     program, wantsModSeq = _program(session, args, charset)
     needsHeaders = sortModule.needsHeaders(criteria)
     names = {c.key for c in criteria}
+    update = options is not None and "UPDATE" in options
+    if update:
+        contextModule.checkTag(session, tag)
+        options = contextModule.resultOptions(options)
+    elif options is not None and options & set(contextModule.RETURN_OPTIONS):
+        options = contextModule.resultOptions(options)
 
     def compute(name, info):
         return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
@@ -158,6 +165,14 @@ def _sort(session, tag, args, uid):
                    for uid_, modseq in hits]
         for i in range(len(criteria) - 1, -1, -1):
             records.sort(key=lambda r: r[2][i], reverse=criteria[i].reverse)
+        answer(records)
+        if update:
+            contextModule.start(session, tag, uid, program, [r[3] for r in records],
+                                order=[(r[2], r[3]) for r in records],
+                                sortValues=lambda uids: _sortValues(session, uids, criteria, needsHeaders),
+                                reverses=[c.reverse for c in criteria])
+
+    def answer(records):
         numbers = [r[0] for r in records]
         if options is None:
             suffix = b" (MODSEQ %d)" % (max(r[1] for r in records),) if wantsModSeq and records else b""
@@ -181,6 +196,20 @@ def _sort(session, tag, args, uid):
 
     d = matchingMessages(session, program)
     return d.addCallback(lambda hits: _withKeys(session, hits, names, compute, needsHeaders, sortRecords))
+
+
+def _sortValues(session, uids, criteria, needsHeaders):
+    """
+    C{{uid: [value per criterion]}} of the messages C{uids}, read from the
+    index now (a context's new messages, L{contextModule.start}).
+    """
+    mailbox = session.view.mailbox
+    values = {}
+    for info in mailbox.messages(sorted(uids), headers=needsHeaders):
+        if needsHeaders and not headersComplete(info):
+            info = _WholeHeader(info, mailbox)
+        values[info.uid] = [sortModule.sortKeyValue(sortModule.SortCriterion(c.key), info) for c in criteria]
+    return values
 
 
 @command("SORT", SEL, capability="SORT", expungeAllowed=False)

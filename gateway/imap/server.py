@@ -10,9 +10,12 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_auth,
     commands_mailbox,
     commands_metadata,
+    commands_replace,
     commands_selected,
     commands_sort,
     commands_unauthenticate,
+    notify,
+    objectid,
     xmapi,
 )
 from gateway.imap.protocol import IMAPServer
@@ -35,6 +38,7 @@ class IMAPFactory(ServerFactory):
         self.maxConnections = context.config["imap", "max_connections"]
         self.sessions = set()
         self.registries = Registries()
+        objectid.install(self.registries)
         xmapi.install(self.registries)
 
     def buildProtocol(self, addr):

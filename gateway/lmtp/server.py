@@ -15,7 +15,9 @@ from twisted.internet.defer import DeferredSemaphore, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
+from gateway.interfaces import IDrainable
 from gateway.lmtp.data import DotDecoder
 from gateway.lmtp.delivery import Delivery, Spool, cleanSpool, envelopeHeaders, failureResult, findRecipient
 from gateway.logging import getLogger
@@ -55,6 +57,7 @@ def threadRunner(reactor, limit=MAX_DELIVERY_THREADS):
     return run
 
 
+@implementer(IDrainable)
 class LMTPServer(LineReceiver, TimeoutMixin):
     """
     One LMTP session.
@@ -62,6 +65,8 @@ class LMTPServer(LineReceiver, TimeoutMixin):
 
     delimiter = b"\r\n"
     MAX_LENGTH = MAX_LINE
+    #: Why the server is stopping, once it is (L{drain}).
+    _draining = None
 
     def __init__(self, context, clock=None, runInThread=None, commitLater=None):
         self.context = context
@@ -94,6 +99,22 @@ class LMTPServer(LineReceiver, TimeoutMixin):
             self._data = None
         if self._delivery is not None:
             self._delivery.stop()
+
+    def drain(self, reason):
+        """
+        The server is stopping: C{421} and the connection ends, now between
+        transactions, else once the message being received has been
+        delivered and every recipient has its reply.
+        """
+        if self.transport is None or self.transport.disconnecting or self._draining is not None:
+            return
+        self._draining = reason
+        if self._data is None and self._delivery is None:
+            self._goodbye()
+
+    def _goodbye(self):
+        self.reply(421, "4.3.2 %s, closing" % (self._draining,))
+        self.transport.loseConnection()
 
     def timeoutConnection(self):
         self.reply(421, "4.4.2 idle for too long, closing")
@@ -258,6 +279,9 @@ class LMTPServer(LineReceiver, TimeoutMixin):
     def _delivered(self, ignored):
         self._delivery = None
         if self.transport is None or self.transport.disconnecting:
+            return
+        if self._draining is not None:
+            self._goodbye()
             return
         self.setTimeout(self.timeOut)
         self.resumeProducing()

@@ -12,7 +12,8 @@ either the old or the new index.  The index can always be rebuilt from the
 Maildir (L{scanMailbox}); what is lost then is UIDs (a new UIDVALIDITY
 is taken), mailbox classes other than the defaults, and keywords past the
 26 a mailbox's C{dovecot-keywords} file gives letters to (the others are
-in the file names).
+in the file names); EMAILID and THREADID come back, being derived from the
+messages (L{gateway.store.objectid}).
 
 Tables::
 
@@ -27,6 +28,8 @@ Tables::
     userflags(mailbox, user, uid, flags)  a viewer's own flags in another
                                   account's mailbox (\\Seen)
     msgprops(mailbox, uid, key, type, value)  stored message properties
+    messages.emailid, .threadid   RFC 8474 ids, derived from the message
+                                  (L{gateway.store.objectid})
 
 The schema grows by ordered steps (L{MIGRATIONS}, counted in C{PRAGMA
 user_version}): a feature appends a step; an older index is brought up to
@@ -45,7 +48,7 @@ import sqlite3
 import time
 
 from gateway.errors import isStorageFull
-from gateway.store import maildir
+from gateway.store import maildir, objectid
 
 BUSY_TIMEOUT_MS = 30000
 DIRTY_WINDOW_NS = 2 * 10**9
@@ -151,10 +154,20 @@ def _addProperties(conn):
     addTable(conn)
 
 
+def _addObjectIds(conn):
+    """
+    Migration 4: each message's EMAILID and THREADID (RFC 8474), see
+    L{gateway.store.objectid}.
+    """
+    from gateway.store.objectid import addColumns
+    addColumns(conn)
+
+
 MIGRATIONS = [
     _createBase,
     _addUserFlags,
     _addProperties,
+    _addObjectIds,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -871,9 +884,10 @@ def _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uid
         uidNext = max(uidNext, uid + 1)
         conn.execute(
             "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate, size,"
-            " rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " rawsize, crlf, modseq, headers, emailid, threadid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (mailboxId, uid, base, subdir, name, encodeFlags(flags), mtime, measure.size,
-             measure.rawSize, int(measure.needsCRLF), takeModSeq(), measure.headers))
+             measure.rawSize, int(measure.needsCRLF), takeModSeq(), measure.headers, *objectid.idsOf(measure)))
         usage += measure.rawSize
         changedAny = True
     addUsage(conn, usage)

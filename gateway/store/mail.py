@@ -38,9 +38,9 @@ from gateway.errors import (
     NoSuchMailbox,
     StoreError,
 )
-from gateway.interfaces import IMailboxInfo, IMailStore
+from gateway.interfaces import IAccountChangeFeed, IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, changes, index, maildir, metadata, writer
+from gateway.store import acl, changes, index, maildir, metadata, names, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -107,7 +107,7 @@ class MailboxInfo:
         return "<MailboxInfo %r>" % (self.name,)
 
 
-@implementer(IMailStore)
+@implementer(IMailStore, IAccountChangeFeed)
 class MailStore:
     """
     All mailboxes of one account.
@@ -139,6 +139,7 @@ class MailStore:
         self._writer = None
         #: The group of a write run by writer.runNow (see _currentGroup).
         self.current = None
+        self._accountChanges = None
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
@@ -350,6 +351,7 @@ class MailStore:
                                      (name,)).fetchone()
             if row is not None and row[1]:
                 raise MailboxExists(name)
+            names.bumpGeneration(self._conn)
             if row is None and maildir.isMaildir(path):
                 self._insertMailbox(name, mailboxClass, specialUse)
                 raiseExists = True
@@ -365,6 +367,7 @@ class MailStore:
                 else:
                     self._insertMailbox(name, mailboxClass, specialUse)
                 maildir.ensureMaildir(path)
+        self._accountChanged()
         if raiseExists:
             raise MailboxExists(name)
 
@@ -387,6 +390,7 @@ class MailStore:
             if row is None:
                 raise NoSuchMailbox(name)
             mailboxId, selectable = row
+            names.bumpGeneration(self._conn)
             hasChildren = self._conn.execute(
                 "SELECT 1 FROM mailboxes WHERE name > ? AND name < ? LIMIT 1", (low, high)).fetchone()
             if hasChildren:
@@ -409,6 +413,7 @@ class MailStore:
             else:
                 self._dropMailboxRows(name)
                 trash.append(self._moveAside(path))
+        self._accountChanged()
         for folder in trash:
             if folder is not None:
                 maildir.removeTree(folder)
@@ -445,6 +450,7 @@ class MailStore:
             if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (newName,)).fetchone() \
                     or os.path.exists(newPath):
                 raise MailboxExists(newName)
+            names.bumpGeneration(self._conn)
             self._createParents(newName, row[0])
             os.makedirs(os.path.dirname(newPath), exist_ok=True)
             os.rename(oldPath, newPath)
@@ -458,6 +464,7 @@ class MailStore:
             except BaseException:
                 os.rename(newPath, oldPath)
                 raise
+        self._accountChanged()
 
     def _renameInbox(self, newName):
         inbox = self.getMailbox("INBOX")
@@ -515,11 +522,15 @@ class MailStore:
         name = maildir.canonicalName(name)
         with index.transaction(self._conn):
             self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
+            names.bumpGeneration(self._conn)
+        self._accountChanged()
 
     def unsubscribe(self, name):
         name = maildir.canonicalName(name)
         with index.transaction(self._conn):
             self._conn.execute("DELETE FROM subscriptions WHERE name = ?", (name,))
+            names.bumpGeneration(self._conn)
+        self._accountChanged()
 
     def subscriptions(self):
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
@@ -547,6 +558,9 @@ class MailStore:
         for mailbox in self._mailboxes.values():
             if mailbox._notifyCall is not None and mailbox._notifyCall.active():
                 mailbox._notifyCall.cancel()
+        if self._accountChanges is not None and self._accountChanges._call is not None \
+                and self._accountChanges._call.active():
+            self._accountChanges._call.cancel()
         self._ownConn.close()
 
     def _added(self, mailbox, uids, source=None):
@@ -652,8 +666,48 @@ class MailStore:
         if self._watcher is None:
             return
         self._watcher.removeMailbox(path)
-        if not self._watched:
+        if not self._watched and not self._accountListening():
             self._watcher.stop()
+
+    # -- account-level changes (gateway.store.names) ---------------------------
+
+    def addAccountListener(self, callback):
+        """
+        Call C{callback(changes)} after mailboxes are created, deleted or
+        renamed and after subscriptions change, here or in another process
+        (see L{gateway.store.names}).
+
+        @return: a no-argument callable that removes the listener.
+        """
+        if self._accountChanges is None:
+            self._accountChanges = names.AccountChanges(self)
+        remove = self._accountChanges.addListener(callback)
+        if self._watcher is None:
+            self._watcher = ChangeWatcher(self._reactor, self.path, self._checkExternal,
+                                          useInotify=self._useInotify)
+        self._watcher.start()
+
+        def stop():
+            remove()
+            if self._watcher is not None and not self._watched and not self._accountListening():
+                self._watcher.stop()
+        return stop
+
+    def recordMetadataChange(self, local, entries, viewer):
+        """
+        Metadata entries of mailbox C{local} (C{None}: the account's
+        server entries) were written: tell other processes' account
+        listeners (L{gateway.store.names.recordMetadataChange}).
+        """
+        with index.transaction(self._conn):
+            names.recordMetadataChange(self._conn, local, entries, viewer)
+
+    def _accountListening(self):
+        return self._accountChanges is not None and self._accountChanges.listening
+
+    def _accountChanged(self):
+        if self._accountChanges is not None:
+            self._accountChanges.changed()
 
     def _watchedSince(self, mailbox):
         """
@@ -666,6 +720,8 @@ class MailStore:
 
     def _checkExternal(self):
         events, overflowed = self._watcher.takeEvents() if self._watcher is not None else ({}, False)
+        if self._accountChanges is not None:
+            self._accountChanges.poll()
         for mailbox in list(self._watched):
             names = []
             for sub in ("new", "cur"):

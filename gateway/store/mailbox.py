@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError, isStorageFull
 from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
-from gateway.store import index, maildir, properties, query
+from gateway.store import index, maildir, objectid, properties, query
 from gateway.store.changes import MailboxChanges
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
@@ -438,9 +438,11 @@ class Mailbox(MailboxChanges):
                     self._store._syncFolder(os.path.join(path, subdir))
                     self._conn.execute(
                         "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
-                        " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " size, rawsize, crlf, modseq, headers, emailid, threadid)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (self._id, uid, base, subdir, name, index.encodeFlags(flags), mtime, measure.size,
-                         measure.rawSize, int(measure.needsCRLF), modseq, measure.headers))
+                         measure.rawSize, int(measure.needsCRLF), modseq, measure.headers,
+                         *objectid.idsOf(measure)))
                     self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
                     index.addUsage(self._conn, measure.rawSize)
                     self._recordFolders()
@@ -728,7 +730,7 @@ class Mailbox(MailboxChanges):
         """
         if not isinstance(destination, Mailbox) or destination._store is not self._store:
             raise StoreError("copy and move work within one account")
-        columns = ("uid, subdir, filename, rawsize, flags, internaldate, size, crlf, headers, base")
+        columns = ("uid, subdir, filename, rawsize, flags, internaldate, size, crlf, headers, base, emailid, threadid")
         path, destinationPath = self._path(), destination._path()
         rows = self._select(columns, uids)
         if not rows:
@@ -758,16 +760,18 @@ class Mailbox(MailboxChanges):
                     modseq = index.bumpModSeq(self._conn, destination._id)
                     moved = []
                     for row in current:
-                        sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _ = row
+                        (sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _,
+                         emailId, threadId) = row
                         base, stagedPath = staged[sourceUid]
                         if stagedPath is None or not os.path.exists(stagedPath):
                             raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
                         newSubdir, name = destination._place(base, index.decodeFlags(flagText), folder=destinationPath)
                         self._conn.execute(
                             "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
-                            " size, rawsize, crlf, modseq, headers) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            " size, rawsize, crlf, modseq, headers, emailid, threadid)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
-                             rawSize, crlf, modseq, headers))
+                             rawSize, crlf, modseq, headers, emailId, threadId))
                         placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
                         destination._expect((newSubdir, name))
                         result.append((sourceUid, uid))

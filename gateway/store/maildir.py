@@ -14,6 +14,7 @@ The part before C{':'} (the I{base}) names a message for its whole life;
 the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
 """
 
+import hashlib
 import itertools
 import os
 import re
@@ -376,11 +377,14 @@ class Measure:
     @ivar needsCRLF: does the file contain a bare LF?
     @ivar headers: the CRLF header block including the empty line that ends
         it (the whole message if it has no empty line), at most L{MAX_HEADER}.
+    @ivar digest: the SHA-256 of the CRLF form, for its EMAILID (see
+        L{gateway.store.objectid}).
     """
 
     def __init__(self):
         self.rawSize = 0
         self.size = 0
+        self.digest = hashlib.sha256()
         self._converter = CRLFConverter()
         self._head = bytearray()
         self._headDone = False
@@ -389,6 +393,7 @@ class Measure:
         self.rawSize += len(chunk)
         converted = self._converter.convert(chunk)
         self.size += len(converted)
+        self.digest.update(converted)
         if not self._headDone:
             start = max(0, len(self._head) - 3)
             self._head += converted
