@@ -834,6 +834,16 @@ class IStagedDelivery(Interface):
         @raise gateway.errors.QuotaExceeded:
         """
 
+    def commitMessageLater(prepared, flags=()):
+        """
+        C{commitMessage} off the reactor thread, grouped with other
+        writes (the store's index writer).
+
+        @return: a C{Deferred} firing with the new UID once the message is
+            durable (file, folder, index), or failing as C{commitMessage}
+            raises.
+        """
+
 
 class IDeliveryAgent(Interface):
     """

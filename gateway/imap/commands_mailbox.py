@@ -9,6 +9,8 @@ QUOTA (RFC 9208, the account's storage limit).
 import datetime
 import re
 
+from twisted.internet import defer
+
 from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
@@ -43,6 +45,7 @@ from gateway.store import query
 from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
 from gateway.store.mail import SPECIAL_USES
+from gateway.store.writer import callDurably
 
 DELIMITER = "/"
 
@@ -657,7 +660,9 @@ def _appendMessage(session, args):
 def do_APPEND(session, tag, args):
     """
     APPEND of one message, or of several (MULTIAPPEND, RFC 3502): all are
-    stored or none.
+    stored or none.  Each is written off the reactor thread
+    (L{gateway.store.writer.callDurably}); the tagged OK once all are
+    durable.
     """
     name = mailboxArgument(args, new=True)
     messages = []
@@ -669,20 +674,37 @@ def do_APPEND(session, tag, args):
             messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
-        uids = []
-        try:
+    except BaseException:
+        _closeMessages(messages)
+        raise
+    return _appendAll(mailbox, messages)
+
+
+@defer.inlineCallbacks
+def _appendAll(mailbox, messages):
+    uids = []
+    try:
+        together = getattr(mailbox, "appendMessagesLater", None)
+        if together is not None and len(messages) > 1:
+            # One commit for all: none is there after a crash unless all are.
+            uids = yield together(messages)
+        else:
             for message, flags, internalDate in messages:
-                uids.append(mailbox.appendMessage(message, flags, internalDate))
-        except (StoreError, QuotaExceeded) as e:
-            _takeBack(mailbox, uids)
-            if isinstance(e, QuotaExceeded):
-                raise no("[OVERQUOTA] Storage quota exceeded") from None
-            raise storeError(e) from None
+                uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
+    except (StoreError, QuotaExceeded) as e:
+        _takeBack(mailbox, uids)
+        if isinstance(e, QuotaExceeded):
+            raise no("[OVERQUOTA] Storage quota exceeded") from None
+        raise storeError(e) from None
     finally:
-        for message, _flags, _date in messages:
-            if not isinstance(message, bytes):
-                message.close()
+        _closeMessages(messages)
     return ("OK", "[APPENDUID %d %s] APPEND completed" % (mailbox.uidValidity, formatSequenceSet(uids)))
+
+
+def _closeMessages(messages):
+    for message, _flags, _date in messages:
+        if not isinstance(message, bytes):
+            message.close()
 
 
 def _takeBack(mailbox, uids):

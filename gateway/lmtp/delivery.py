@@ -378,9 +378,15 @@ class Delivery:
         the spool file.
     @param runInThread: C{f, *args -> Deferred}, running C{f} in a thread.
     @param reply: called with C{(address, L{Result})} per recipient, in order.
+    @param commitLater: commit each copy through the store's index writer
+        (C{commitMessageLater}: grouped, off the reactor thread); else with
+        C{commitMessage} in the reactor thread (tests that step
+        C{runInThread}).  Either way a recipient's reply is sent once its
+        copy is durable.
     """
 
-    def __init__(self, realm, spool, sender, recipients, sharedCopy, runInThread, reply):
+    def __init__(self, realm, spool, sender, recipients, sharedCopy, runInThread, reply, commitLater=True):
+        self.commitLater = commitLater
         self.realm = realm
         self.spool = spool
         self.sender = sender
@@ -462,18 +468,27 @@ class Delivery:
         return d.addCallback(lambda prepared: (account, mailbox, prepared))
 
     def _commit(self, held, address, recipient):
-        _account, mailbox, prepared = held
+        account, mailbox, prepared = held
         if self._stopped:
             # Nobody will hear the reply, so the MTA tries this recipient
             # again: committing would make a duplicate.
             prepared.discard()
             raise _Abandoned()
-        try:
-            uid = mailbox.commitMessage(prepared)
-        except BaseException:
+        # The recipient's 250 once its copy is durable; the reactor goes on
+        # meanwhile (the store's index writer commits it, grouped).
+        if self.commitLater:
+            d = maybeDeferred(mailbox.commitMessageLater, prepared)
+        else:
+            d = maybeDeferred(mailbox.commitMessage, prepared)
+
+        def failed(failure):
             prepared.discard()
-            raise
-        return mailbox.name, (uid, prepared.measure.rawSize)
+            return failure
+
+        def stored(uid, account=account):
+            # (The account is held until here: see _mailboxFor.)
+            return mailbox.name, (uid, prepared.measure.rawSize)
+        return d.addCallbacks(stored, failed)
 
     def _stored(self, outcome, i):
         address, recipient = self.recipients[i]
