@@ -6,15 +6,34 @@ Dovecot 2.3 (imapd) in the same run, on loopback.
 
     .venv/bin/python bench/imapidle.py [--sessions 2000] [--messages 300]
                                        [--runs 3] [--profile] [--quick]
+                                       [--tls] [--workers N] [--clients P]
+                                       [--addresses K]
+
+The issue 14 goal, 10,000 TLS sessions in IDLE under 20 KB each:
+
+    .venv/bin/python bench/imapidle.py --only ours --tls --sessions 10000 \
+        --workers 2 --clients 4 --addresses 8 --runs 3
 
 Each server runs in its own process over the same Maildir INBOX: gateway
 under C{twistd} (started through this script, see L{serveGateway}) with an
 account made by C{gatewayctl}; Dovecot with a generated C{dovecot.conf}
 whose connection limits are raised to C{--sessions}.  All sessions log in
-to one account (the multi-access case).  One asyncio client process (this
-one) holds every socket; each session runs C{LOGIN}, C{SELECT INBOX},
+to one account (the multi-access case).  C{--clients} asyncio client
+processes (this script with C{--client-process}) share the sockets, each
+connecting from its own loopback addresses (C{127.0.1.K}, C{--addresses}
+of them in all, so that ten thousand connections do not run out of one
+address's ephemeral ports); each session runs C{LOGIN}, C{SELECT INBOX},
 C{IDLE} and waits for the continuation.  Every session must reach IDLE, or
-the run fails.
+the run fails.  With C{--tls} gateway listens with implicit TLS only
+(C{ssl:}, a self-signed certificate) and Dovecot is not run (its
+configuration here is clear-text).  With C{--workers N} gateway runs N
+worker processes under its parent, and its memory is the sum over the
+parent and the workers.
+
+The open-file limit: this script raises its soft limit to the hard one
+(the client processes and the servers inherit it) and stops if that is
+too low for the sessions; gateway raises its own soft limit to the hard
+one at start too.
 
 Memory is read from C{/proc}: after a warm-up session (indexes built,
 account opened) and again with all sessions idling; the difference divided
@@ -101,29 +120,33 @@ def serveGateway(argv):
     run()
 
 
-def startGateway(tmp, dataRoot, sessions, frames=None):
+def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1):
     """
     gateway with IMAP and LMTP on loopback ports, room for C{sessions}
-    connections, traced with C{frames} frames if given.
+    connections, traced with C{frames} frames if given; with C{tls}
+    (C{(certPath, keyPath)}) IMAP listens with implicit TLS only; with
+    C{workers} above 1, that many worker processes serve.
 
     @return: C{(process, imapPort, lmtpPort)}.
     """
     imapPort, lmtpPort = peers.freePort(), peers.freePort()
     config = os.path.join(tmp, "gateway.ini")
+    cert, key = tls if tls else ("%s/none.pem" % (tmp,), "%s/none.pem" % (tmp,))
     with open(config, "w") as f:
-        f.write(
-            "[server]\ndata_root = %s\n[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
-            % (dataRoot, tmp, tmp)
-        )
-        for name in ("pop3", "http", "ftp"):
+        f.write("[server]\ndata_root = %s\nworkers = %d\n[tls]\ncertificate = %s\nprivate_key = %s\n"
+                % (dataRoot, workers, cert, key))
+        # The admin listener's default port is fixed (8200): off, as another
+        # server on the machine may have it.
+        for name in ("pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write(
-            "[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
+            "[imap]\nlisten = %s:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
             "max_connections_per_address = 0\n"
-            % (imapPort, max(5000, sessions + 100))
+            % ("ssl" if tls else "tcp", imapPort, max(5000, sessions + 100))
         )
         f.write("[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"
                 % (lmtpPort,))
+        f.write("[auth]\nlog_level = warn\n")
     env = dict(os.environ)
     if frames:
         env[TRACE_FRAMES] = str(frames)
@@ -134,7 +157,23 @@ def startGateway(tmp, dataRoot, sessions, frames=None):
         if not peers.waitForPort(port, child):
             stop(child)
             raise RuntimeError("gateway did not start; see %s/twistd.log" % (tmp,))
+    if workers > 1:
+        waitForWorkers(os.path.join(tmp, "twistd.log"), workers, child)
     return child, imapPort, lmtpPort
+
+
+def waitForWorkers(logPath, count, child, timeout=120):
+    """
+    Wait until the log says that C{count} workers serve.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and child.poll() is None:
+        with open(logPath, errors="replace") as f:
+            if sum(1 for line in f if " serving (pid " in line) >= count:
+                return
+        time.sleep(0.2)
+    stop(child)
+    raise RuntimeError("the workers of gateway did not start; see %s" % (logPath,))
 
 
 def takeSnapshot(child, tmp, number):
@@ -339,12 +378,14 @@ class IdleSession:
                 return lines
             lines.append(line)
 
-    async def start(self, port):
+    async def start(self, port, tls=None, source=None):
         """
-        Connect, LOGIN, SELECT INBOX, IDLE; return once the server has sent
+        Connect (from address C{source}, over TLS with the C{ssl.SSLContext}
+        C{tls}), LOGIN, SELECT INBOX, IDLE; return once the server has sent
         the IDLE continuation.
         """
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, local_addr=(source, 0) if source else None)
         greeting = await self.line()
         if not greeting.startswith(b"* OK"):
             raise SessionError("greeting %r" % (greeting,))
@@ -381,9 +422,10 @@ class IdleSession:
         self.writer.close()
 
 
-async def openSessions(port, count, concurrency):
+async def openSessions(port, count, concurrency, tls=None, sources=(None,)):
     """
-    Start C{count} sessions, at most C{concurrency} logging in at once.
+    Start C{count} sessions, at most C{concurrency} logging in at once,
+    from the addresses C{sources} in turn.
 
     @return: C{(sessions, seconds)}.
     @raise SessionError: unless every session reached IDLE.
@@ -391,12 +433,13 @@ async def openSessions(port, count, concurrency):
     gate = asyncio.Semaphore(concurrency)
     sessions = [IdleSession() for _ in range(count)]
 
-    async def one(session):
+    async def one(session, source):
         async with gate:
-            await asyncio.wait_for(session.start(port), 120)
+            await asyncio.wait_for(session.start(port, tls, source), 300)
 
     started = time.monotonic()
-    results = await asyncio.gather(*[one(s) for s in sessions], return_exceptions=True)
+    results = await asyncio.gather(*[one(s, sources[i % len(sources)]) for i, s in enumerate(sessions)],
+                                   return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
         for session in sessions:
@@ -409,60 +452,184 @@ async def openSessions(port, count, concurrency):
     return sessions, time.monotonic() - started
 
 
-async def fanOut(sessions, deliver, timeout):
-    """
-    Deliver one message (C{await deliver()}) while every session waits for
-    its EXISTS.
-
-    @return: C{(delays, seconds the delivery took)}: C{delays} are seconds
-        from the start of the delivery, one per session that got the EXISTS
-        within C{timeout}.
-    """
-    waiting = [asyncio.ensure_future(s.awaitExists()) for s in sessions]
-    started = time.monotonic()
-    await deliver()
-    delivered = time.monotonic() - started
-    done, pending = await asyncio.wait(waiting, timeout=timeout)
-    for task in pending:
-        task.cancel()
-    for task in done:
-        task.result()
-    return [s.existsAt - started for s in sessions if s.existsAt is not None], delivered
-
-
 async def finishSessions(sessions):
     """
     L{IdleSession.finish} for all at once.
 
     @return: how many failed.
     """
-    results = await asyncio.gather(*[asyncio.wait_for(s.finish(), 60) for s in sessions], return_exceptions=True)
+    results = await asyncio.gather(*[asyncio.wait_for(s.finish(), 120) for s in sessions], return_exceptions=True)
     return sum(1 for r in results if isinstance(r, BaseException))
 
 
-async def measureRound(port, count, concurrency, readMemory, deliver, timeout):
+# ---------------------------------------------------------------------------
+# Client processes: this script with --client-process, driven over its
+# standard input and output, one line each way per step:
+#   (started)   -> "ready SECONDS" or "failed TEXT"
+#   "watch"     -> "watching"              (every session reads for its EXISTS)
+#   "collect T" -> "exists T1 T2 ..."      (time.monotonic() of each EXISTS read
+#                                           within T seconds; the clock is the
+#                                           system's, the same in every process)
+#   "finish"    -> "finished ERRORS"       (DONE and LOGOUT), then it exits
+
+
+def clientProcess(argv):
     """
-    One warm-up session, memory, C{count} idling sessions, memory, one
-    delivery, C{DONE} and C{LOGOUT} for all.
+    The client process: C{PORT COUNT CONCURRENCY CAFILE SOURCES} (C{CAFILE}
+    C{-} for clear text, C{SOURCES} comma-separated addresses).
+    """
+    port, count, concurrency, cafile, sources = argv
+    tls = None
+    if cafile != "-":
+        import ssl
+
+        tls = ssl.create_default_context(cafile=cafile)
+    asyncio.run(_client(int(port), int(count), int(concurrency), tls, sources.split(",")))
+
+
+async def _client(port, count, concurrency, tls, sources):
+    loop = asyncio.get_running_loop()
+
+    async def ask():
+        return (await loop.run_in_executor(None, sys.stdin.readline)).split()
+
+    def say(text):
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    try:
+        sessions, seconds = await openSessions(port, count, concurrency, tls, sources)
+    except SessionError as e:
+        say("failed %s" % (str(e).replace("\n", " "),))
+        return
+    say("ready %.3f" % (seconds,))
+    waiting = []
+    while True:
+        words = await ask()
+        if not words or words[0] == "finish":
+            for task in waiting:
+                task.cancel()
+            say("finished %d" % (await finishSessions(sessions),))
+            return
+        if words[0] == "watch":
+            waiting = [asyncio.ensure_future(s.awaitExists()) for s in sessions]
+            say("watching")
+        elif words[0] == "collect":
+            if waiting:
+                await asyncio.wait(waiting, timeout=float(words[1]))
+            say("exists " + " ".join("%.6f" % (s.existsAt,) for s in sessions if s.existsAt is not None))
+
+
+class Clients:
+    """
+    C{processes} client processes holding C{count} sessions between them.
+    """
+
+    def __init__(self, port, count, processes, concurrency, cafile=None, addresses=1):
+        processes = max(1, min(processes, count))
+        self.children = []
+        for number in range(processes):
+            share = count // processes + (1 if number < count % processes else 0)
+            sources = [clientAddress(a) for a in range(addresses) if a % processes == number] or [
+                clientAddress(number % max(1, addresses))]
+            self.children.append(subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--client-process", str(port), str(share),
+                 str(max(1, concurrency // processes)), cafile or "-", ",".join(sources)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1))
+
+    def _all(self, command=None):
+        if command is not None:
+            for child in self.children:
+                child.stdin.write(command + "\n")
+                child.stdin.flush()
+        answers = []
+        for child in self.children:
+            line = child.stdout.readline().split(None, 1)
+            if not line:
+                raise SessionError("a client process ended (%s)" % (child.wait(),))
+            if line[0] == "failed":
+                self.close()
+                raise SessionError(line[1] if len(line) > 1 else "a client process failed")
+            answers.append(line[1] if len(line) > 1 else "")
+        return answers
+
+    def opened(self):
+        """
+        @return: the seconds the slowest process took to open its sessions.
+        """
+        return max(float(a) for a in self._all())
+
+    def watch(self):
+        self._all("watch")
+
+    def collect(self, timeout):
+        """
+        @return: C{list} of C{time.monotonic()} when each EXISTS was read.
+        """
+        return [float(t) for a in self._all("collect %f" % (timeout,)) for t in a.split()]
+
+    def finish(self):
+        """
+        @return: how many sessions failed to end cleanly.
+        """
+        errors = sum(int(a) for a in self._all("finish"))
+        self.close()
+        return errors
+
+    def close(self):
+        for child in self.children:
+            if child.poll() is None:
+                try:
+                    child.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    child.wait(120)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
+def clientAddress(number):
+    """
+    The loopback address client processes connect from: C{127.0.1.N+1}.
+    """
+    return "127.0.1.%d" % (number % 254 + 1,)
+
+
+def measureRound(port, options, readMemory, deliver, cafile=None):
+    """
+    Warm-up sessions, memory, C{options.sessions} idling sessions, memory,
+    one delivery, C{DONE} and C{LOGOUT} for all.
 
     @return: C{dict} with C{before}, C{after} (from C{readMemory()}),
         C{opening}, C{delays}, C{delivery}, C{finishErrors}.
     """
-    warm, _ = await openSessions(port, 1, 1)
-    await warm[0].finish()
-    await asyncio.sleep(SETTLE)
+    warmCount = max(1, 2 * getattr(options, "workers", 1))
+    warm = Clients(port, warmCount, 1, warmCount, cafile, 1)
+    warm.opened()
+    warm.finish()
+    time.sleep(SETTLE)
     before = readMemory()
-    sessions, opening = await openSessions(port, count, concurrency)
-    await asyncio.sleep(SETTLE)
-    after = readMemory()
-    delays, delivery = await fanOut(sessions, deliver, timeout)
-    finishErrors = await finishSessions(sessions)
+    clients = Clients(port, options.sessions, options.clients, options.concurrency, cafile, options.addresses)
+    try:
+        opening = clients.opened()
+        time.sleep(SETTLE)
+        after = readMemory()
+        clients.watch()
+        started = time.monotonic()
+        deliver()
+        delivered = time.monotonic() - started
+        delays = [t - started for t in clients.collect(options.timeout)]
+        finishErrors = clients.finish()
+    finally:
+        clients.close()
     return {
         "before": before,
         "after": after,
         "opening": opening,
         "delays": delays,
-        "delivery": delivery,
+        "delivery": delivered,
         "finishErrors": finishErrors,
     }
 
@@ -471,47 +638,41 @@ async def measureRound(port, count, concurrency, readMemory, deliver, timeout):
 # Rounds
 
 
-def inThread(function, *args):
-    """
-    An awaitable factory running C{function(*args)} in a thread.
-    """
-    return lambda: asyncio.get_running_loop().run_in_executor(None, function, *args)
-
-
-async def runProcess(*argv, stdin):
+def runProcess(*argv, stdin):
     """
     Run C{argv} with C{stdin} as its input; raise if it fails.
     """
-    child = await asyncio.create_subprocess_exec(
-        *argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, err = await child.communicate(stdin)
+    child = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if child.returncode:
-        raise RuntimeError("%s exited with %d: %s" % (argv[0], child.returncode, err.decode(errors="replace")))
+        raise RuntimeError("%s exited with %d: %s" % (argv[0], child.returncode, child.stderr.decode(errors="replace")))
 
 
-def gatewayRound(tmp, dataRoot, mailRoot, options, frames=None):
+def gatewayRound(tmp, dataRoot, mailRoot, options, frames=None, tls=None):
     """
     A fresh gateway and one L{measureRound}; with C{frames}, traced, and
-    the result has the two snapshots as C{snapshots}.
+    the result has the two snapshots as C{snapshots}; with C{tls}
+    (C{(certPath, keyPath)}), over implicit TLS.
     """
     os.makedirs(tmp)
-    child, port, lmtpPort = startGateway(tmp, dataRoot, options.sessions, frames)
+    workers = 1 if frames else options.workers
+    child, port, lmtpPort = startGateway(tmp, dataRoot, options.sessions, frames, tls, workers)
     snapshots = []
 
     def readMemory():
         if frames:
             snapshots.append(takeSnapshot(child, tmp, len(snapshots)))
+        if workers > 1:
+            return treeMemory(child.pid)[0]  # the parent and its workers
         return processMemory(child.pid)
 
     if options.delivery == "maildir":
-        deliver = inThread(deliverMaildir, os.path.join(mailRoot, "INBOX"))
+        def deliver():
+            deliverMaildir(os.path.join(mailRoot, "INBOX"))
     else:
-        deliver = inThread(deliverLMTP, lmtpPort)
+        def deliver():
+            deliverLMTP(lmtpPort)
     try:
-        result = asyncio.run(
-            measureRound(port, options.sessions, options.concurrency, readMemory, deliver, options.timeout)
-        )
+        result = measureRound(port, options, readMemory, deliver, tls[0] if tls else None)
     finally:
         stop(child)
     result["snapshots"] = snapshots
@@ -528,19 +689,16 @@ def dovecotRound(tmp, mailRoot, options):
     child, port, conf = started
     maildir = os.path.join(tmp, "Maildir")
     if options.delivery == "maildir" or not os.path.exists(DOVECOT_LDA):
-        deliver = inThread(deliverMaildir, maildir)
+        def deliver():
+            deliverMaildir(maildir)
     else:
         message = makeMessage(999999)
 
         def deliver():
-            return runProcess(DOVECOT_LDA, "-c", conf, "-d", USER, "-f", "sender@example.org", stdin=message)
+            runProcess(DOVECOT_LDA, "-c", conf, "-d", USER, "-f", "sender@example.org", stdin=message)
 
     try:
-        result = asyncio.run(
-            measureRound(
-                port, options.sessions, options.concurrency, lambda: treeMemory(child.pid), deliver, options.timeout
-            )
-        )
+        result = measureRound(port, options, lambda: treeMemory(child.pid), deliver)
     finally:
         stop(child)
     result["inotifyRefused"] = logCount(os.path.join(tmp, "dovecot.log"), "Inotify instance limit")
@@ -633,14 +791,18 @@ def shortPath(path):
 
 def raiseFileLimit(sessions):
     """
-    Raise this process's (and so the servers') open-file limit to the hard
-    limit; exit if that is too low for C{sessions}.
+    Raise this process's (and so the servers' and the client processes')
+    open-file limit to the hard limit; exit if that is too low for
+    C{sessions}.
+
+    @return: C{(soft, hard)} now.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < sessions + 200:
         raise SystemExit("RLIMIT_NOFILE %d is too low for %d sessions" % (hard, sessions))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def main():
@@ -662,11 +824,18 @@ def main():
     parser.add_argument("--only", default="ours,dovecot", help="servers to run (comma-separated)")
     parser.add_argument("--quick", action="store_true", help="200 sessions, one run: a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--tls", action="store_true", help="gateway over implicit TLS (no Dovecot round)")
+    parser.add_argument("--workers", type=int, default=1, help="gateway's [server] workers")
+    parser.add_argument("--clients", type=int, default=1, help="client processes sharing the sessions")
+    parser.add_argument("--addresses", type=int, default=1,
+                        help="loopback addresses the clients connect from (127.0.1.1 and on)")
     options = parser.parse_args()
     if options.quick:
         options.sessions, options.runs = 200, 1
     only = options.only.split(",")
-    raiseFileLimit(options.sessions)
+    if options.tls and "dovecot" in only:
+        only.remove("dovecot")
+    limit = raiseFileLimit(options.sessions)
 
     print(
         "machine: %s, %d CPUs, %s, Python %s"
@@ -675,6 +844,9 @@ def main():
     print("date: %s UTC" % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),))
     print("%d sessions on one account, INBOX of %d messages, delivery: %s" % (
         options.sessions, options.messages, options.delivery))
+    print("gateway: %s, workers = %d; %d client processes from %d addresses; open files limit (soft, hard): %s"
+          % ("implicit TLS" if options.tls else "clear text", options.workers, options.clients,
+             options.addresses, limit))
     tmp = tempfile.mkdtemp(prefix="gateway-bench-imapidle-")
     results = {"ours": [], "dovecot": []}
     try:
@@ -682,9 +854,15 @@ def main():
         os.makedirs(dataRoot)
         mailRoot = makeAccount(tmp, dataRoot)
         writeMaildir(os.path.join(mailRoot, "INBOX"), options.messages, 1)
+        tls = None
+        if options.tls:
+            from gateway.tlscert import makeSelfSigned
+
+            tls = (os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem"))
+            makeSelfSigned(*tls)
         for run in range(options.runs):
             if "ours" in only:
-                result = gatewayRound(os.path.join(tmp, "ours%d" % (run,)), dataRoot, mailRoot, options)
+                result = gatewayRound(os.path.join(tmp, "ours%d" % (run,)), dataRoot, mailRoot, options, tls=tls)
                 describe("ours", result, options.sessions)
                 results["ours"].append(result)
             if "dovecot" in only:
@@ -694,7 +872,7 @@ def main():
                     results["dovecot"].append(result)
         if options.profile:
             traced = argparse.Namespace(**dict(vars(options), sessions=options.profile_sessions))
-            result = gatewayRound(os.path.join(tmp, "profile"), dataRoot, mailRoot, traced, options.frames)
+            result = gatewayRound(os.path.join(tmp, "profile"), dataRoot, mailRoot, traced, options.frames, tls)
             describe("ours, traced", result, traced.sessions)
             profile(result["snapshots"], traced.sessions, options.top)
     finally:
@@ -732,5 +910,7 @@ def report(results, options):
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-gateway":
         serveGateway(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--client-process":
+        clientProcess(sys.argv[2:])
     else:
         main()

@@ -257,6 +257,11 @@ SCHEMA = [
            "Worker processes serving the listeners, over one data root: auto is one per CPU,"
            " 1 keeps everything in one process.  A parent process owns the listening sockets,"
            " restarts a worker that dies and passes signals on (see Workers in the README)."),
+    Option("server", "drain_seconds", _float, "10",
+           "On SIGTERM, seconds the IMAP, POP3, LMTP and FTP sessions get to end: each is told to"
+           " go (IMAP * BYE, POP3 -ERR, LMTP and FTP 421) once the command it has in flight is"
+           " answered (an LMTP message once delivered, an FTP transfer once done); those still open"
+           " then are closed.  The same in every worker process."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",
@@ -369,6 +374,11 @@ SCHEMA = [
     Option("socketmap", "log_level", _level, "info",
            "Least severe socketmap event to log (each lookup is logged at debug)."),
     Option("socketmap", "timeout", _int, "300", "Seconds an idle socketmap connection is kept."),
+    Option("debug", "memory_reports", _choice("no", "yes", "tracemalloc"), "no",
+           "yes: each SIGUSR2 writes a memory report (memory-PID-N.txt: the resident set by kind of mapping,"
+           " pymalloc's arenas, live objects by type against start-up) beside [server] log_file, or in the"
+           " working folder without one; tracemalloc: also trace every allocation from start-up (slower, more"
+           " memory) and report what grew, by line and call stack, with a tracemalloc snapshot."),
 ]
 
 

@@ -295,6 +295,16 @@ class ICalendarQueries(Interface):
         @return: a C{Deferred} firing with a C{set} of UIDs.
         """
 
+    def heldItems(account, mailbox, uids):
+        """
+        The parsed calendar items of some messages of a mailbox that the
+        engine holds in memory already (XMAPI's derived properties), without
+        reading or computing anything: call it on any thread.
+
+        @return: C{dict} of UID to the message's items (as the calendar
+            summaries give them), for the UIDs it holds.
+        """
+
 
 # ---------------------------------------------------------------------------
 # Mail store
@@ -354,6 +364,23 @@ class IMailStore(Interface):
 
     def usage():
         """@return: bytes used by all messages of all mailboxes."""
+
+
+class IAccountChangeFeed(Interface):
+    """
+    Account-level changes of a mail store (mailboxes created, deleted,
+    renamed; subscriptions), made by this process or another one over the
+    same data root (L{gateway.store.names}).
+    """
+
+    def addAccountListener(callback):
+        """
+        Call C{callback(changes)}, C{changes} a C{list} of
+        L{gateway.store.names.MailboxNameChange} and
+        L{gateway.store.names.SubscriptionChange}, after each change.
+
+        @return: a no-argument callable that removes the listener.
+        """
 
 
 class IMailboxInfo(Interface):
@@ -695,6 +722,15 @@ class IMetadata(Interface):
         Set (C{bytes}) or remove (C{None}) entries, all or none.
         """
 
+    def addListener(callback):
+        """
+        Call C{callback(change)} with a
+        L{gateway.store.metadata.MetadataChange} after entries are written
+        in this process (IMAP NOTIFY's metadata events).
+
+        @return: a no-argument callable that removes the listener.
+        """
+
 
 class IMetadataEntry(Interface):
     """
@@ -798,6 +834,16 @@ class IStagedDelivery(Interface):
         @raise gateway.errors.QuotaExceeded:
         """
 
+    def commitMessageLater(prepared, flags=()):
+        """
+        C{commitMessage} off the reactor thread, grouped with other
+        writes (the store's index writer).
+
+        @return: a C{Deferred} firing with the new UID once the message is
+            durable (file, folder, index), or failing as C{commitMessage}
+            raises.
+        """
+
 
 class IDeliveryAgent(Interface):
     """
@@ -832,4 +878,78 @@ class IMonitor(Interface):
         C{Deferred} it returns fires).
 
         @return: what C{handler} returns; what it raises is raised.
+        """
+
+
+class IDrainable(Interface):
+    """
+    A session that can end cleanly when the server stops (SIGTERM): see
+    L{gateway.drain}.
+    """
+
+    def drain(reason):
+        """
+        The server is stopping: end the session now if no command is in
+        flight (saying why, as the protocol allows: IMAP C{* BYE}, POP3
+        C{-ERR [SYS/TEMP]}, LMTP and FTP C{421}), else once the command in
+        flight (an LMTP message being received and delivered, an FTP
+        transfer) has been answered.
+        A session waiting for the client (IMAP IDLE, AUTHENTICATE) has
+        nothing in flight.  Further input is not read.
+
+        @param reason: C{str}, for the client (ASCII).
+        """
+
+
+# ---------------------------------------------------------------------------
+# IMAP
+
+
+class IViewObserver(Interface):
+    """
+    Told of a selected mailbox's changes as a session's view announces
+    them (C{view.contexts}, L{gateway.imap.context.Contexts}): what must
+    come before the EXPUNGEs and what after the EXISTS (RFC 5267 4.3).
+    """
+
+    def expunging(session, view, uids):
+        """
+        The ascending C{uids} are about to be announced expunged; they
+        still have their message numbers in C{view}.
+        """
+
+    def changed(session, view, uids):
+        """
+        The messages C{uids} arrived or changed (flags, modseq), and the
+        view announced them (EXISTS, FETCH).
+        """
+
+
+# ---------------------------------------------------------------------------
+# IMAP mailbox names on the wire
+
+
+class IMailboxNameCodec(Interface):
+    """
+    How one IMAP session writes mailbox names: modified UTF-7 (RFC 3501
+    5.1.3) until the client enables UTF-8 (RFC 6855 C{UTF8=ACCEPT}, RFC
+    9051 C{IMAP4rev2}), UTF-8 after.  Names inside the server are C{str}.
+    """
+
+    utf8 = Attribute("C{True} when names travel as UTF-8.")
+
+    def decode(raw):
+        """
+        A mailbox name or LIST pattern from the client as C{str}; INBOX in
+        any case becomes C{"INBOX"}.
+
+        @param raw: the astring's C{bytes}.
+        @raise gateway.imap.parser.NotModifiedUTF7: when C{raw} is not in
+            this codec's encoding (no mailbox has that name).
+        """
+
+    def encode(name):
+        """
+        A mailbox name (C{str}) for a response: a quoted string (or a
+        literal for a name that cannot be quoted), as C{bytes}.
         """

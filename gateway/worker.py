@@ -18,8 +18,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from gateway import logging as glog
 from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
-from gateway.config import ConfigurationError
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
+from gateway.memdebug import memoryReportService
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
 
@@ -93,6 +93,7 @@ class WorkerService(GatewayService):
 
         self.control = ControlProtocol(self)
         stdio.StandardIO(self.control, stdin=CONTROL_IN, stdout=CONTROL_OUT, reactor=self.context.reactor)
+        self.control.tell("serving")
         log.info("worker {number} serving (pid {pid})", number=self.number, pid=os.getpid())
 
     def _reloadListeners(self, config):
@@ -110,6 +111,13 @@ class ControlProtocol(NetstringReceiver):
 
     def __init__(self, worker):
         self.worker = worker
+
+    def tell(self, event):
+        """
+        Tell the parent C{event} (C{'serving'}: the listeners are adopted).
+        """
+        message = json.dumps({"event": event}).encode("utf-8")
+        self.transport.write(b"%d:%s," % (len(message), message))
 
     def stringReceived(self, data):
         try:
@@ -161,7 +169,8 @@ def makeWorkerService(config, number, inherited, reactor=None):
     Worker C{number}: the listeners of C{inherited} (listener name -> file
     descriptor), adopted.
 
-    @raise ConfigurationError: when a listener of the configuration was not inherited.
+    A listener of the configuration that was not inherited (the parent
+    could not open it on a reload, and said so) is logged and left out.
     """
     context = makeContext(config, reactor)
     shareLoginState(context, os.environ.get(SECRET_VARIABLE))
@@ -169,8 +178,10 @@ def makeWorkerService(config, number, inherited, reactor=None):
     for name, description in enabledListeners(config):
         key = listenerKey(name, description)
         if key not in inherited:
-            raise ConfigurationError("worker %d: the parent gave no socket for [%s] listen %s"
-                                     % (number, name, description))
+            # The parent could not open it on reload (and said so).
+            log.error("worker {number}: the parent gave no socket for [{name}] listen {description}",
+                      number=number, name=name, description=description)
+            continue
         endpoint, _ = makeEndpoint(context.reactor, description, context.tls, config["tls", "minimum_version"],
                                    "[%s] listen" % (name,), config["server", "listen_backlog"])
         child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor)
@@ -179,4 +190,7 @@ def makeWorkerService(config, number, inherited, reactor=None):
     publishing = publishingService(context)
     if publishing is not None:
         publishing.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor)
+    if memory is not None:
+        memory.setServiceParent(top)
     return top

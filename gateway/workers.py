@@ -17,9 +17,15 @@ The parent:
     - restarts a worker that ends, after a pause that doubles (up to
       L{MAX_BACKOFF} seconds) while workers keep dying within
       L{STABLE_AFTER} seconds of their start;
-    - on SIGTERM (twistd's stop) sends SIGTERM to every worker and ends
-      once they have (SIGKILL after L{STOP_TIMEOUT} seconds);
-    - passes SIGHUP (reload) and SIGUSR1 (log files opened again) on;
+    - on SIGTERM (twistd's stop) sends SIGTERM to every worker, each of
+      which drains its sessions (L{gateway.drain}), and ends once they
+      have (SIGKILL after C{[server] drain_seconds} plus L{STOP_TIMEOUT}
+      seconds);
+    - passes SIGHUP (reload), SIGUSR1 (log files opened again) and,
+      with C{[debug] memory_reports}, SIGUSR2 (memory reports) on;
+      when a reload changes the listeners, opens and closes its sockets
+      and starts the workers again one by one (each drains its sessions
+      first), so that they adopt the new set;
     - writes the workers' log lines into its own log, as one stream, each
       with C{worker K} in its system field;
     - serves the admin listener itself: C{/metrics} adds up the workers'
@@ -48,6 +54,7 @@ from gateway.admin.notify import notify, reloading
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, SharedLoginDelays
+from gateway.memdebug import memoryReportService
 from gateway.service import (
     RESTART_OPTIONS,
     GatewayService,
@@ -69,7 +76,8 @@ FIRST_LISTENER_FD = 10
 MAX_BACKOFF = 30.0
 #: A worker that ran this many seconds is healthy: the next restart is quick.
 STABLE_AFTER = 10.0
-#: Seconds the workers get to end after SIGTERM, before SIGKILL.
+#: Seconds the workers get to end after SIGTERM, beyond C{[server]
+#: drain_seconds}, before SIGKILL.
 STOP_TIMEOUT = 30.0
 #: Seconds the admin listener waits for a worker's answer.
 ASK_TIMEOUT = 5.0
@@ -105,18 +113,6 @@ class _NotAccepting(protocol.ServerFactory):
         return None
 
 
-class _AnnouncedListenerService(_ListenerService):
-    """
-    A listener of the parent itself (the admin listener) that logs its address.
-    """
-
-    def _listening(self, port):
-        _ListenerService._listening(self, port)
-        host = port.getHost()
-        log.info("{listener}: listening on {host}:{port}", listener=self.name,
-                 host=getattr(host, "host", host), port=getattr(host, "port", ""))
-
-
 class _HeldListenerService(_ListenerService):
     """
     A listener the parent opens and the workers accept on: it listens
@@ -124,12 +120,11 @@ class _HeldListenerService(_ListenerService):
     stops reading.
     """
 
+    listeningFor = " for the workers"
+
     def _listening(self, port):
-        _ListenerService._listening(self, port)
         port.stopReading()
-        host = port.getHost()
-        log.info("{listener}: listening on {host}:{port} for the workers", listener=self.name,
-                 host=getattr(host, "host", host), port=getattr(host, "port", ""))
+        _ListenerService._listening(self, port)
 
     def fileno(self):
         return self.port.fileno()
@@ -167,6 +162,8 @@ class WorkerParent(GatewayService):
             self.workers[number].start()
 
     def stopService(self):
+        for child in self.listeners():
+            child.stopService()  # the workers still hold theirs until they have drained
         workers = [w for w in self.workers.values()]
         ended = defer.DeferredList([w.stop() for w in workers])
         ended.addCallback(lambda _: GatewayService.stopService(self))
@@ -195,6 +192,10 @@ class WorkerParent(GatewayService):
         unless the server is stopping.
         """
         self.forgetProcess(worker.lastPid)
+        if worker.replacing and self.running:
+            worker.replacing = worker.stopping = False
+            worker.start()
+            return
         if not self.running or worker.stopping:
             return
         if lived >= STABLE_AFTER:
@@ -246,22 +247,72 @@ class WorkerParent(GatewayService):
         except ConfigurationError as e:
             log.error("reload: {error}; the running configuration stays", error=str(e))
             return defer.succeed(False)
+        try:
+            wanted = {listenerKey(n, d): (n, d) for n, d in enabledListeners(config)}
+        except ConfigurationError as e:
+            log.error("reload: {error}; the running configuration stays", error=str(e))
+            return defer.succeed(False)
         glog.configure(config)
         self._reloadLogFile(context.config, config)
-        try:
-            wanted = set(listenerKey(n, d) for n, d in enabledListeners(config))
-        except ConfigurationError:
-            wanted = None
-        if wanted != set(child.name for child in self.listeners()):
-            log.warn("reload: listeners changed: with workers they change when the server is restarted")
         for section, name in RESTART_OPTIONS:
             if context.config[section, name] != config[section, name]:
                 log.warn("reload: [{section}] {name} changed: it takes effect when the server is restarted",
                          section=section, name=name)
         context.config = config
-        self.signalWorkers(signal.SIGHUP)
-        log.info("reload: passed on to the workers")
-        return defer.succeed(True)
+        if not self._changeListeners(config, wanted):
+            self.signalWorkers(signal.SIGHUP)
+            log.info("reload: passed on to the workers")
+            return defer.succeed(True)
+        log.info("reload: listeners changed: the workers are started again one by one")
+        return self.replaceWorkers().addCallback(lambda _: True)
+
+    def _changeListeners(self, config, wanted):
+        """
+        Open the listeners of C{wanted} (listener name -> C{(protocol,
+        endpoint string)}) that are not open, close those no longer wanted
+        (the workers that hold them go on accepting on them until they are
+        started again).  A listener that cannot be opened is logged and left
+        out.
+
+        @return: whether anything changed.
+        """
+        current = {child.name: child for child in self.listeners()}
+        changed = False
+        for key, child in current.items():
+            if key not in wanted:
+                log.info("reload: no longer listening on {listener}", listener=key)
+                child.disownServiceParent()
+                changed = True
+        for key, (name, description) in wanted.items():
+            if key in current:
+                continue
+            held = None
+            try:
+                child = _listener(name, description, _NotAccepting(), config, self.context)
+                held = _HeldListenerService(child.endpoint, child.factory)
+                held.setName(child.name)
+                held.setServiceParent(self)
+            except Exception as e:
+                if held is not None and held.parent is self:
+                    held.disownServiceParent()
+                log.error("reload: cannot listen on {listener}: {error}", listener=key, error=e)
+            else:
+                changed = True
+        return changed
+
+    def replaceWorkers(self):
+        """
+        Start every worker again, one after the other, so that they get the
+        parent's listeners as they are now: each old one drains its
+        sessions (as on SIGTERM) while the others serve, and the next is
+        replaced once the new one serves.
+
+        @return: a C{Deferred} that fires when all have been replaced.
+        """
+        d = defer.succeed(None)
+        for number in sorted(self.workers):
+            d.addCallback(lambda _, worker=self.workers[number]: worker.replace())
+        return d
 
     def reopenLog(self):
         GatewayService.reopenLog(self)
@@ -420,12 +471,15 @@ class WorkerProcess(protocol.ProcessProtocol):
     lastPid = None
     restart = None
     stopping = False
+    #: Being started again (L{replace}): when it ends, it starts at once.
+    replacing = False
 
     def __init__(self, parent, number):
         self.parent = parent
         self.number = number
         self.quickDeaths = 0
         self._ended = []
+        self._serving = []
         self._questions = {}
         self._nextQuestion = 0
 
@@ -542,9 +596,39 @@ class WorkerProcess(protocol.ProcessProtocol):
         self.signal(signal.SIGTERM)
         clock = self.parent.context.reactor
         if IReactorTime.providedBy(clock):
-            kill = clock.callLater(STOP_TIMEOUT, self.signal, signal.SIGKILL)
+            drainSeconds = max(0.0, self.parent.context.config["server", "drain_seconds"])
+            kill = clock.callLater(drainSeconds + STOP_TIMEOUT, self.signal, signal.SIGKILL)
             d.addBoth(lambda result: kill.active() and kill.cancel() or result)
         return d
+
+    def replace(self):
+        """
+        Stop this worker (it drains its sessions) and start it again at once.
+
+        @return: a C{Deferred} that fires once the new process serves (or
+            after L{STOP_TIMEOUT} seconds more than the drain may take).
+        """
+        if self.pid is None:
+            return defer.succeed(None)
+        serving = defer.Deferred()
+        self._serving.append(serving)
+        self.replacing = True
+        self.stop()
+        clock = self.parent.context.reactor
+        drainSeconds = max(0.0, self.parent.context.config["server", "drain_seconds"])
+        timer = clock.callLater(drainSeconds + 2 * STOP_TIMEOUT, self._fireServing)
+
+        def cancel(result):
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return serving.addBoth(cancel)
+
+    def _fireServing(self):
+        serving, self._serving = self._serving, []
+        for d in serving:
+            d.callback(None)
 
     def ask(self, what):
         """
@@ -577,6 +661,9 @@ class WorkerProcess(protocol.ProcessProtocol):
     def _answerReceived(self, data):
         try:
             message = json.loads(data)
+            if message.get("event") == "serving":
+                self._fireServing()
+                return
             d = self._questions.pop(message["id"])
         except (ValueError, KeyError, TypeError):
             return
@@ -614,7 +701,8 @@ def makeParentService(config, reactor=None, checkPorts=True, spawn=None):
         top.factories["admin"] = admin
         for description in config["admin", "listen"]:
             child = _listener("admin", description, admin, config, context, checkPorts)
-            announced = _AnnouncedListenerService(child.endpoint, child.factory)
-            announced.setName(child.name)
-            announced.setServiceParent(top)
+            child.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor, passOn=lambda: top.signalWorkers(signal.SIGUSR2))
+    if memory is not None:
+        memory.setServiceParent(top)
     return top

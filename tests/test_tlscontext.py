@@ -113,3 +113,21 @@ class SNITests(unittest.TestCase):
         got = yield threads.deferToThread(serverCertificate, self.ports["ssl"], "other.test")
         self.assertEqual(got, der(testCertificate()[0]))
         self.flushLoggedErrors()
+
+
+class IdleMemoryTests(unittest.TestCase):
+    """What an idle TLS connection keeps."""
+
+    def test_releaseBuffers(self):
+        """Server contexts (the [tls] certificate and a domain's) free an idle connection's buffers."""
+        from OpenSSL import SSL
+
+        from gateway.tlscontext import ReloadableTLS
+
+        cert, key = testCertificate()
+        tls = ReloadableTLS(cert, key, "1.2", "[tls] certificate")
+        self.assertTrue(tls.getContext().set_mode(0) & SSL.MODE_RELEASE_BUFFERS)
+        tls.reload()
+        self.assertTrue(tls.getContext().set_mode(0) & SSL.MODE_RELEASE_BUFFERS)
+        domain = tls._domainOptions((cert, key))
+        self.assertTrue(domain.getContext().set_mode(0) & SSL.MODE_RELEASE_BUFFERS)

@@ -36,17 +36,17 @@ ACCOUNT = "demo@example.test"
 MESSAGE = b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: %s\r\n\r\nbody\r\n"
 
 
-def writeConfig(path, dataRoot, count, extra="", imapExtra=""):
+def writeConfig(path, dataRoot, count, extra="", imapExtra="", auth="failure_delay = 0"):
     cert, key = testCertificate()
     with open(path, "w") as f:
         f.write(
             "[server]\ndata_root = %s\nworkers = %d\nlog_file = %s\n%s\n"
-            "[tls]\ncertificate = %s\nprivate_key = %s\n[auth]\nfailure_delay = 0\n"
+            "[tls]\ncertificate = %s\nprivate_key = %s\n[auth]\n%s\n"
             "[imap]\nlisten = tcp:0:interface=127.0.0.1\n    ssl:0:interface=127.0.0.1\n%s\n"
             "[pop3]\nlisten = tcp:0:interface=127.0.0.1\n[lmtp]\nlisten = tcp:0:interface=127.0.0.1\n"
             "[http]\nlisten = tcp:0:interface=127.0.0.1\n[ftp]\nlisten = tcp:0:interface=127.0.0.1\n"
             "[admin]\nlisten = tcp:0:interface=127.0.0.1\n"
-            % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key, imapExtra)
+            % (dataRoot, count, os.path.join(os.path.dirname(path), "gateway.log"), extra, cert, key, auth, imapExtra)
         )
 
 
@@ -55,7 +55,7 @@ class Server:
     C{twistd gateway} with workers, in a child process, and what its log says.
     """
 
-    def __init__(self, testCase, count=2, extra="", imapExtra=""):
+    def __init__(self, testCase, count=2, extra="", imapExtra="", auth="failure_delay = 0"):
         self.testCase = testCase
         self.folder = os.path.abspath(testCase.mktemp())
         os.makedirs(self.folder)
@@ -63,7 +63,7 @@ class Server:
         makeDataRoot(self.dataRoot)
         self.configPath = os.path.join(self.folder, "gateway.ini")
         self.logPath = os.path.join(self.folder, "gateway.log")
-        writeConfig(self.configPath, self.dataRoot, count, extra, imapExtra)
+        writeConfig(self.configPath, self.dataRoot, count, extra, imapExtra, auth)
         self.process = subprocess.Popen(
             [TWISTD, "--nodaemon", "--pidfile=", "--logfile", os.path.join(self.folder, "twistd.log"),
              "gateway", "--config", self.configPath],
@@ -75,7 +75,7 @@ class Server:
             match = self.waitForLog(r"\[gateway\.server#info\] %s:0:interface=127\.0\.0\.1: listening on "
                                     r"127\.0\.0\.1:(\d+)" % (name,))
             self.ports[name.split()[0] + ("s" if name.endswith("ssl") else "")] = int(match.group(1))
-        for number in range(1, count + 1):
+        for number in range(1, count + 1 if count > 1 else 1):
             self.waitForLog(r"\[worker %d gateway\.server#info\] worker %d serving" % (number, number))
 
     def workerPid(self, number):
@@ -599,6 +599,7 @@ class ParentTests(unittest.TestCase):
             quickDeaths = 0
             lastPid = None
             stopping = False
+            replacing = False
 
             def start(self):
                 started.append(clock.seconds())

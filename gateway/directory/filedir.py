@@ -20,6 +20,7 @@ import os
 import re
 import tempfile
 import time
+import unicodedata
 
 import attr
 from twisted.python.filepath import FilePath
@@ -34,7 +35,10 @@ SERVICES = frozenset({"imap", "pop3", "http", "ftp", "lmtp"})
 MAX_ROUTING_HOPS = 10
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_LOCAL_RE = re.compile(r"^[a-z0-9!#$&'*+=?^_`{|}~-]+(\.[a-z0-9!#$&'*+=?^_`{|}~-]+)*$")
+# RFC 5322 dot-atom, with RFC 6531's UTF-8 (no C1 controls, no surrogates):
+# an account may be jörg@ (IMAP UTF8=ACCEPT logins, RFC 6855).
+_LOCAL_RE = re.compile("^[a-z0-9!#$&'*+=?^_`{|}~\u00a0-\ud7ff\ue000-\U0010ffff-]+"
+                       "(\\.[a-z0-9!#$&'*+=?^_`{|}~\u00a0-\ud7ff\ue000-\U0010ffff-]+)*$")
 
 
 def validDomainName(name):
@@ -51,7 +55,7 @@ def splitAddress(address):
 
     @raise DirectoryError: when it is not a valid full name.
     """
-    address = address.strip().lower().replace("%", "@")
+    address = unicodedata.normalize("NFC", address.strip().lower().replace("%", "@"))
     local, at, domain = address.rpartition("@")
     if not at or not validLocalPart(local) or not validDomainName(domain):
         raise DirectoryError("not a valid address: %r" % (address,))
@@ -361,7 +365,7 @@ class FileDirectory:
         return self.domainForAddress(localAddress)
 
     def fullName(self, name, localAddress):
-        name = name.strip().lower().replace("%", "@")
+        name = unicodedata.normalize("NFC", name.strip().lower().replace("%", "@"))
         if "@" in name:
             return name
         domain = self.domainForAddress(localAddress)

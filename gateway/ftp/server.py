@@ -25,12 +25,13 @@ from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
 from gateway.cred.credentials import LoginContext, PlainCredentials
 from gateway.ftp import commands, data
 from gateway.ftp.shell import ShellCommands
 from gateway.ftp.workers import Workers
-from gateway.interfaces import IAccount
+from gateway.interfaces import IAccount, IDrainable
 from gateway.logging import getLogger
 
 log = getLogger("ftp")
@@ -52,6 +53,7 @@ MAX_PENDING = 1024 * 1024
 FS_THREADS = 4
 
 
+@implementer(IDrainable)
 class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
     """
     One FTP control connection.
@@ -64,6 +66,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
     MAX_LENGTH = 8192
     #: The client's IP address, as the factory counts it.
     peerHost = None
+    #: Why the server is stopping, once it is (L{drain}).
+    _draining = None
 
     def __init__(self, factory):
         self.factory = factory
@@ -166,6 +170,23 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
         emit("session closed: protocol=ftp user={user} remote={remote} duration={duration:.1f}s"
              " bytes_in={bytesIn} bytes_out={bytesOut}", user=address or "-", remote=remote,
              duration=time.time() - self.since, bytesIn=self.bytesIn, bytesOut=self.bytesOut)
+
+    def drain(self, reason):
+        """
+        The server is stopping: C{421} and the control connection ends, now
+        if no command or transfer is under way, else once it has been
+        answered (a transfer's C{226}).
+        """
+        if self.transport is None or self.transport.disconnecting or self._draining is not None:
+            return
+        self._draining = reason
+        if not self._busy and self.transfer is None:
+            self._goodbye()
+
+    def _goodbye(self):
+        self.reply(421, "%s, closing the control connection" % (self._draining,))
+        self._closing = True
+        self.transport.loseConnection()
 
     def timeoutConnection(self):
         if self.transfer is not None:
@@ -274,6 +295,8 @@ class FTPSession(ShellCommands, LineReceiver, TimeoutMixin):
 
     def _done(self, _):
         self._busy = False
+        if self._draining is not None and not self._closing and self.transport is not None:
+            self._goodbye()
         while self._queue and not self._busy and not self._closing:
             text = self._queue.popleft()
             self._queued -= len(text)

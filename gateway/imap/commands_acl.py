@@ -7,7 +7,7 @@ enforces the rights on every other command.
 
 from gateway.errors import StoreError
 from gateway.imap.commands_mailbox import mailboxArgument, storeError
-from gateway.imap.format import encodeMailbox, quote
+from gateway.imap.format import quote
 from gateway.imap.protocol import AUTH, bad, capability, command, no
 from gateway.store.acl import ACLError, formatRights, parseIdentifier, parseRights
 
@@ -40,7 +40,12 @@ def _id(text):
     """
     if text and all(" " < ch < "\x7f" and ch not in _ATOM_SPECIALS for ch in text):
         return text.encode("ascii")
-    return quote(text.encode("utf-8"))
+    data = text.encode("utf-8")
+    if not data.isascii():
+        # A UTF-8 account name (jörg): a literal, which IMAP4rev1 allows
+        # where a quoted string must be 7-bit (RFC 6855 3).
+        return b"{%d}\r\n%s" % (len(data), data)
+    return quote(data)
 
 
 @command("GETACL", AUTH, capability="ACL")
@@ -48,7 +53,7 @@ def do_GETACL(session, tag, args):
     name = mailboxArgument(args)
     args.end()
     entries = _call(session.account.access.getACL, name)
-    parts = [b"ACL", encodeMailbox(name)]
+    parts = [b"ACL", session.names.encode(name)]
     for identifier, negative, rights in entries:
         parts.append(_id(("-" if negative else "") + identifier))
         parts.append(_id(formatRights(rights, obsolete=True)))
@@ -87,7 +92,7 @@ def do_LISTRIGHTS(session, tag, args):
     identifier = _text(args)
     args.end()
     required, optional = _call(session.account.access.listRights, name, identifier)
-    session.sendUntagged(b" ".join([b"LISTRIGHTS", encodeMailbox(name), _id(identifier), _id(required)]
+    session.sendUntagged(b" ".join([b"LISTRIGHTS", session.names.encode(name), _id(identifier), _id(required)]
                                    + [letter.encode("ascii") for letter in optional]))
 
 
@@ -96,5 +101,5 @@ def do_MYRIGHTS(session, tag, args):
     name = mailboxArgument(args)
     args.end()
     rights = _call(session.account.access.myRights, name)
-    session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+    session.sendUntagged(b"MYRIGHTS " + session.names.encode(name) + b" "
                          + _id(formatRights(rights, obsolete=True)))

@@ -232,9 +232,19 @@ def do_ENABLE(session, tag, args):
         if name in ("CONDSTORE", "QRESYNC"):  # QRESYNC implies CONDSTORE (RFC 7162 3.2.3)
             session.enableCondstore()
         session.enabled.add(name)
-    session.sendUntagged(b"ENABLED" + b"".join(b" " + n.encode("ascii") for n in enabled))
+        if name in ENABLE_HOOKS:
+            ENABLE_HOOKS[name](session)
+    session.sendUntagged(b"ENABLED" + b"".join(b" " + ENABLE_SPELLING.get(n, n).encode("ascii") for n in enabled))
 
 
 #: Extensions ENABLE can turn on.
 ENABLEABLE = set()
+
+#: How ENABLED writes a name that the capability spells in mixed case
+#: (C{"IMAP4REV2"}: C{"IMAP4rev2"}, as RFC 9051's examples).
+ENABLE_SPELLING = {}
+
+#: What else enabling an extension does: name -> C{hook(session)}, called
+#: once it is in C{session.enabled}.
+ENABLE_HOOKS = {}
 

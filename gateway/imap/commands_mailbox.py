@@ -9,6 +9,8 @@ QUOTA (RFC 9208, the account's storage limit).
 import datetime
 import re
 
+from twisted.internet import defer
+
 from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
@@ -20,10 +22,11 @@ from gateway.errors import (
     StoreError,
     isStorageFull,
 )
+from gateway.imap.binary import base64Parts
 from gateway.imap.catenate import catenate
-from gateway.imap.format import badFlags, encodeMailbox
+from gateway.imap.format import badFlags
 from gateway.imap.listmatch import Pattern
-from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7, decodeMailbox
+from gateway.imap.parser import IMAPSyntaxError, NotModifiedUTF7
 from gateway.imap.protocol import (
     AUTH,
     DISK_FULL,
@@ -34,12 +37,15 @@ from gateway.imap.protocol import (
     no,
 )
 from gateway.imap.qresync import afterSelect, parseSelectParameters
+from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet
+from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
 from gateway.store import query
 from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
 from gateway.store.mail import SPECIAL_USES
+from gateway.store.writer import callDurably
 
 DELIMITER = "/"
 
@@ -141,7 +147,8 @@ def nameArgument(args, new=False):
     try:
         return args.mailbox()
     except NotModifiedUTF7:
-        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid modified UTF-7") from None
+        raise no(("[CANNOT] " if new else "[NONEXISTENT] ") + "Mailbox name is not valid %s" % (
+            "UTF-8" if args.names is not None and args.names.utf8 else "modified UTF-7")) from None
 
 
 # -- SELECT / EXAMINE ------------------------------------------------------------
@@ -163,20 +170,25 @@ def _select(session, tag, args, readOnly):
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync))
+    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync, name))
     return d
 
 
-def _selected(session, mailbox, readOnly, qresync=None):
-    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session))
+def _selected(session, mailbox, readOnly, qresync=None, name=None):
+    rev2 = isRev2(session)
+    view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session), showRecent=not rev2)
     session.view = view
     session.state = SELECTED
     view.sendFlags(session)
     session.sendUntagged(b"%d EXISTS" % (view.exists,))
-    session.sendUntagged(b"%d RECENT" % (len(view.recent),))
-    unseen = _firstUnseen(view)
-    if unseen is not None:
-        session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
+    if rev2:
+        # RFC 9051 6.3.2: LIST instead of RECENT and UNSEEN.
+        _list(session, "LIST", "", [name], set(), set(), None, False)
+    else:
+        session.sendUntagged(b"%d RECENT" % (len(view.recent),))
+        unseen = _firstUnseen(view)
+        if unseen is not None:
+            session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
     try:
@@ -201,6 +213,8 @@ def _mailboxChanged(session):
     """
     The selected mailbox changed: announce it at once during IDLE.
     """
+    if session.notify is not None and session.notify.selectedChanged():
+        return
     if session.idling and session.view is not None:
         session.view.sendUpdates(session, expunge=True)
         session.flush()
@@ -283,7 +297,12 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.access.deleteMailbox, name)
+    try:
+        session.account.access.deleteMailbox(name)
+    except MailboxHasChildren:
+        raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children") from None
+    except StoreError as e:
+        raise storeError(e) from None
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -374,7 +393,7 @@ def _patterns(args):
     patterns = []
     for r in raw:
         try:
-            patterns.append(decodeMailbox(r) if r.upper() != b"INBOX" else "INBOX")
+            patterns.append(args.decodeName(r) if r.upper() != b"INBOX" else "INBOX")
         except NotModifiedUTF7:
             patterns.append(None)  # matches nothing
     return patterns
@@ -497,12 +516,12 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
         if name in subscribed and verb == "LIST":
             attributes.append("\\Subscribed")
         line = (verb.encode("ascii") + b" (" + " ".join(attributes).encode("ascii")
-                + b') "/" ' + encodeMailbox(name))
+                + b') "/" ' + session.names.encode(name))
         if extra.get(name) == "childinfo":
             line += b' ("CHILDINFO" ("SUBSCRIBED"))'
         session.sendUntagged(line)
         if "MYRIGHTS" in returns and info is not None and info.exists:
-            session.sendUntagged(b"MYRIGHTS " + encodeMailbox(name) + b" "
+            session.sendUntagged(b"MYRIGHTS " + session.names.encode(name) + b" "
                                  + (formatRights(info.rights, obsolete=True).encode("ascii") or b'""'))
         if statusItems and info is not None and info.selectable:
             try:
@@ -510,7 +529,7 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
             except StoreError:
                 mailbox = None
             if mailbox is not None:
-                session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" "
+                session.sendUntagged(b"STATUS " + session.names.encode(name) + b" "
                                      + _statusList(session, mailbox, statusItems))
         for option, state in (extensions or {}).items():
             if info is not None and info.exists:
@@ -519,7 +538,8 @@ def _list(session, verb, reference, patterns, selection, returns, statusItems, e
 
 # -- STATUS ----------------------------------------------------------------------------
 
-_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID")
+_STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID",
+                 "DELETED")
 
 
 def _checkStatusItems(items):
@@ -544,6 +564,9 @@ def _statusList(session, mailbox, items):
         elif item == "MAILBOXID":
             values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
             continue
+        elif item == "DELETED":
+            # RFC 9051 6.3.11: the messages with \Deleted (as the viewer sees them).
+            value = len(mailbox.search(query.HasFlag("\\Deleted")))
         else:
             value = mailbox.highestModSeq()
         values.append(b"%s %d" % (item.encode("ascii"), value))
@@ -563,7 +586,7 @@ def do_STATUS(session, tag, args):
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
-    session.sendUntagged(b"STATUS " + encodeMailbox(name) + b" " + _statusList(session, mailbox, items))
+    session.sendUntagged(b"STATUS " + session.names.encode(name) + b" " + _statusList(session, mailbox, items))
 
 
 # -- APPEND ------------------------------------------------------------------------------
@@ -624,8 +647,12 @@ def _appendMessage(session, args):
         if len(message) > session.maxMessageSize:
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate
+    if isUTF8Data(args):
+        return utf8Message(session, args), flags, internalDate
     if args.peek() == b"~":
-        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
+        args.pos += 1  # a literal8 (RFC 3516): binary parts are kept in base64
+        message = args.literal()
+        return base64Parts(message) if isinstance(message, bytes) else message, flags, internalDate
     return args.literal(), flags, internalDate
 
 
@@ -633,31 +660,51 @@ def _appendMessage(session, args):
 def do_APPEND(session, tag, args):
     """
     APPEND of one message, or of several (MULTIAPPEND, RFC 3502): all are
-    stored or none.
+    stored or none.  Each is written off the reactor thread
+    (L{gateway.store.writer.callDurably}); the tagged OK once all are
+    durable.
     """
     name = mailboxArgument(args, new=True)
     messages = []
     try:
+        # The target first, as Dovecot: [TRYCREATE] before a CATENATE URL's [BADURL].
+        mailbox = openTarget(session, name)
         while True:
             args.space()
             messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
-        mailbox = openTarget(session, name)
-        uids = []
-        try:
+    except BaseException:
+        _closeMessages(messages)
+        raise
+    return _appendAll(mailbox, messages)
+
+
+@defer.inlineCallbacks
+def _appendAll(mailbox, messages):
+    uids = []
+    try:
+        together = getattr(mailbox, "appendMessagesLater", None)
+        if together is not None and len(messages) > 1:
+            # One commit for all: none is there after a crash unless all are.
+            uids = yield together(messages)
+        else:
             for message, flags, internalDate in messages:
-                uids.append(mailbox.appendMessage(message, flags, internalDate))
-        except (StoreError, QuotaExceeded) as e:
-            _takeBack(mailbox, uids)
-            if isinstance(e, QuotaExceeded):
-                raise no("[OVERQUOTA] Storage quota exceeded") from None
-            raise storeError(e) from None
+                uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
+    except (StoreError, QuotaExceeded) as e:
+        _takeBack(mailbox, uids)
+        if isinstance(e, QuotaExceeded):
+            raise no("[OVERQUOTA] Storage quota exceeded") from None
+        raise storeError(e) from None
     finally:
-        for message, _flags, _date in messages:
-            if not isinstance(message, bytes):
-                message.close()
+        _closeMessages(messages)
     return ("OK", "[APPENDUID %d %s] APPEND completed" % (mailbox.uidValidity, formatSequenceSet(uids)))
+
+
+def _closeMessages(messages):
+    for message, _flags, _date in messages:
+        if not isinstance(message, bytes):
+            message.close()
 
 
 def _takeBack(mailbox, uids):
@@ -688,7 +735,7 @@ def _quotaResponse(session):
 def do_GETQUOTAROOT(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    session.sendUntagged(b"QUOTAROOT " + encodeMailbox(name) + b' ""')
+    session.sendUntagged(b"QUOTAROOT " + session.names.encode(name) + b' ""')
     session.sendUntagged(_quotaResponse(session))
 
 

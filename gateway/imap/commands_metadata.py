@@ -21,6 +21,7 @@ from gateway.imap.commands_mailbox import CREATE_PARAMS, LIST_RETURN_EXTENSIONS,
 from gateway.imap.format import encodeMailbox, quote
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, LITERAL_REFUSALS, bad, capability, command, no
+from gateway.imap.xmapi_calendar import markGroupware
 from gateway.mapi.folders import checkClass
 from gateway.store.metadata import (
     InvalidEntryName,
@@ -64,6 +65,24 @@ def _call(f, *args):
         raise no("[CANNOT] %s" % (e,)) from None
     except StoreError as e:
         raise storeError(e) from None
+
+
+#: The entries of XMAPI (docs/xmapi.md section 6.1): a session that uses
+#: them, or C{CREATE ... (XCLASS)}, is a groupware session (R-CAP-2).
+_XMAPI_ENTRIES = ("/shared/vendor/xmapi/", "/private/vendor/xmapi/")
+
+
+def _markXmapi(session, names, depth="0"):
+    """
+    Mark C{session} as a groupware session (R-CAP-2) when C{names} name an
+    XMAPI entry, or (with C{depth}) a prefix of one.
+    """
+    for name in names:
+        name = name.lower().rstrip("/") + "/"
+        if name.startswith(_XMAPI_ENTRIES) or (depth != "0" and any(
+                entry.startswith(name) for entry in _XMAPI_ENTRIES)):
+            markGroupware(session)
+            return
 
 
 def _entryText(token):
@@ -123,12 +142,14 @@ def formatValue(value):
     return quote(value)
 
 
-def metadataResponse(name, pairs):
+def metadataResponse(name, pairs, names=None):
     """
-    C{METADATA mailbox (entry value ...)} (RFC 5464 4.4.1).
+    C{METADATA mailbox (entry value ...)} (RFC 5464 4.4.1), the name
+    written by the L{gateway.interfaces.IMailboxNameCodec} C{names}
+    (C{None}: modified UTF-7).
     """
     body = b" ".join(formatEntry(entry) + b" " + formatValue(value) for entry, value in pairs)
-    return b"METADATA " + encodeMailbox(name) + b" (" + body + b")"
+    return b"METADATA " + (names.encode(name) if names is not None else encodeMailbox(name)) + b" (" + body + b")"
 
 
 @command("GETMETADATA", AUTH, capability="METADATA")
@@ -148,9 +169,10 @@ def do_GETMETADATA(session, tag, args):
         maxSize, depth = _options(names)
         names = _entries(args)
     args.end()
+    _markXmapi(session, names, depth)
     pairs, longest = _call(_metadata(session).getEntries, session.account.access, name, names, depth, maxSize)
     if pairs:
-        session.sendUntagged(metadataResponse(name, pairs))
+        session.sendUntagged(metadataResponse(name, pairs, session.names))
     if longest:
         return ("OK", "[METADATA LONGENTRIES %d] GETMETADATA completed" % (longest,))
     return None
@@ -205,6 +227,7 @@ def do_SETMETADATA(session, tag, args):
     args.space()
     pairs = _entryValues(args)
     args.end()
+    _markXmapi(session, [entry for entry, _ in pairs])
     _call(_metadata(session).setEntries, session.account.access, name, pairs)
 
 
@@ -245,6 +268,7 @@ class _ListMetadata:
         return {"names": names, "maxSize": maxSize, "depth": depth, "longest": 0}
 
     def render(self, session, name, info, state):
+        _markXmapi(session, state["names"], state["depth"])
         metadata = session.context.metadata
         if metadata is None:
             return
@@ -255,7 +279,7 @@ class _ListMetadata:
             return
         state["longest"] = max(state["longest"], longest)
         if pairs:
-            session.sendUntagged(metadataResponse(name, pairs))
+            session.sendUntagged(metadataResponse(name, pairs, session.names))
 
     def done(self, state):
         if state["longest"]:
@@ -270,6 +294,7 @@ LIST_RETURN_EXTENSIONS["METADATA"] = _ListMetadata()
 
 
 def _xclass(session, value):
+    markGroupware(session)
     raw = value if isinstance(value, bytes) else value.encode("latin-1")
     try:
         mailboxClass = checkClass(raw)

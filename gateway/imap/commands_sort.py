@@ -12,6 +12,7 @@ from the message files.
 from twisted.internet import defer
 
 from gateway.errors import StoreError
+from gateway.imap import context as contextModule
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
 from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
@@ -27,7 +28,7 @@ capability("ESORT")
 for _name in threadModule.ALGORITHMS:
     capability("THREAD=" + _name)
 
-_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")
+_ESORT_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE") + contextModule.RETURN_OPTIONS
 
 
 def _charset(args):
@@ -163,6 +164,12 @@ def _sort(session, tag, args, uid):
     program, wantsModSeq = _program(session, args, charset)
     needsHeaders = sortModule.needsHeaders(criteria)
     names = {c.key for c in criteria}
+    update = options is not None and "UPDATE" in options
+    if update:
+        contextModule.checkTag(session, tag)
+        options = contextModule.resultOptions(options)
+    elif options is not None and options & set(contextModule.RETURN_OPTIONS):
+        options = contextModule.resultOptions(options)
 
     def compute(name, info):
         return sortModule.sortKeyValue(sortModule.SortCriterion(name), info)
@@ -181,7 +188,20 @@ def _sort(session, tag, args, uid):
             session.sendUntagged(b" ".join([b"SORT"] + [b"%d" % (n,) for n in numbers]) + suffix)
             return None
         modseqs = dict(hits)
-        records = [(n, modseqs[uid_], None, uid_) for n, uid_ in zip(numbers, uids, strict=True)]
+        answer([(n, modseqs[uid_], None, uid_) for n, uid_ in zip(numbers, uids, strict=True)])
+        if update:
+            contextModule.start(session, tag, uid, program, uids,
+                                order=[([caches[c.key][uid_] for c in criteria], uid_) for uid_ in uids],
+                                sortValues=lambda uids: _sortValues(session, uids, criteria, needsHeaders),
+                                reverses=[c.reverse for c in criteria])
+        return None
+
+    def answer(records):
+        """
+        The ESORT answer for C{records}: C{(number, modseq, None, uid)} in
+        sort order.
+        """
+        numbers = [r[0] for r in records]
         if "SAVE" in options:
             # RFC 5182 with RFC 5267: MIN/MAX alone save those messages.
             saved = records
@@ -200,6 +220,20 @@ def _sort(session, tag, args, uid):
 
     d = matchingMessages(session, program)
     return d.addCallback(lambda hits: _withKeys(session, hits, names, compute, needsHeaders, sortRecords))
+
+
+def _sortValues(session, uids, criteria, needsHeaders):
+    """
+    C{{uid: [value per criterion]}} of the messages C{uids}, read from the
+    index now (a context's new messages, L{contextModule.start}).
+    """
+    mailbox = session.view.mailbox
+    values = {}
+    for info in mailbox.messages(sorted(uids), headers=needsHeaders):
+        if needsHeaders and not headersComplete(info):
+            info = _WholeHeader(info, mailbox)
+        values[info.uid] = [sortModule.sortKeyValue(sortModule.SortCriterion(c.key), info) for c in criteria]
+    return values
 
 
 @command("SORT", SEL, capability="SORT", expungeAllowed=False)

@@ -15,6 +15,9 @@ def do_UNAUTHENTICATE(session, tag, args):
     """
     args.end()
     session.closeMailbox()
+    if session.notify is not None:
+        session.notify.stop()
+        session.notify = None
     logout, session._logout = session._logout, None
     session.account = None
     session.enabled = set()

@@ -61,7 +61,11 @@ class Arguments:
         file instead of C{data} (a large APPEND): C{data} holds only their
         C{{n}\\r\\n} prefix, and C{offset} is where their bytes would start.
     @ivar maxDepth: how deeply parenthesized lists may nest.
+    @ivar names: the session's L{gateway.interfaces.IMailboxNameCodec}
+        (C{None}: modified UTF-7).
     """
+
+    names = None
 
     def __init__(self, data, pos=0, spooled=None, maxDepth=MAX_DEPTH):
         self.data = data
@@ -203,13 +207,23 @@ class Arguments:
 
     def mailbox(self):
         """
-        A mailbox name, decoded from modified UTF-7 (C{str}); INBOX in any
-        case becomes C{"INBOX"}.
+        A mailbox name, decoded from modified UTF-7 or, in a session that
+        enabled UTF-8, from UTF-8 (C{str}); INBOX in any case becomes
+        C{"INBOX"}.
 
-        @raise NotModifiedUTF7: for a name that is not modified UTF-7 (after
-            the name was read: the cursor is past it).
+        @raise NotModifiedUTF7: for a name that is not in the session's
+            encoding (after the name was read: the cursor is past it).
         """
-        return decodeMailbox(self.astring())
+        return self.decodeName(self.astring())
+
+    def decodeName(self, raw):
+        """
+        A mailbox name or pattern read as an astring, decoded as the
+        session writes names (see L{mailbox}).
+        """
+        if self.names is not None:
+            return self.names.decode(raw)
+        return decodeMailbox(raw)
 
     def value(self, depth=0):
         """

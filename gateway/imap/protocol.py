@@ -16,10 +16,13 @@ import attr
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.python import failure
+from zope.interface import implementer
 
 from gateway.cred.credentials import LoginContext
 from gateway.errors import NoSuchMailbox, PermissionDenied, isStorageFull
+from gateway.imap.names import codecFor
 from gateway.imap.parser import IMAPSyntaxError, splitCommand, tagOf
+from gateway.interfaces import IDrainable
 from gateway.logging import FailureBudget, getLogger
 
 log = getLogger("imap")
@@ -50,6 +53,11 @@ DISCARD_FACTOR = 4
 #: Before login, the longest command line, and the most octets a command
 #: may bring in all (its lines and literals), as Dovecot's imap-login does.
 PRELOGIN_LIMIT = 8192
+
+#: Before login, the longest ID command line: RFC 2971's largest list (30
+#: pairs of a 30-octet field and a 1024-octet value, quoted) and the verb.
+PRELOGIN_ID_LIMIT = 30 * (2 + 30 + 1 + 2 + 1024 + 1) + 256
+_ID_COMMAND = re.compile(rb"[^ ]{1,64} ID ", re.IGNORECASE)
 
 #: After login, the most octets of literals one command may keep in memory.
 MAX_IN_MEMORY = 1024 * 1024
@@ -143,6 +151,7 @@ def bad(text):
     return Response("BAD", text)
 
 
+@implementer(IDrainable)
 class IMAPServer(FailureBudget, Protocol):
     """
     One IMAP connection.
@@ -157,11 +166,27 @@ class IMAPServer(FailureBudget, Protocol):
     state = NOT_AUTHENTICATED
     account = None
     view = None
+    #: The L{gateway.imap.notify.Notifier} after NOTIFY SET.
+    notify = None
     factory = None
     failureLog = log
     protocolName = 'IMAP'
     #: Octets of the command being received that went to a file.
     _spooledSize = 0
+    #: Why the server is stopping, once it is (L{drain}).
+    _draining = None
+    #: Whether the session used an XMAPI item (R-CAP-2, C{gatewayctl who}).
+    xmapi = False
+    # State of rarer paths (literals, over-long lines, paused reading):
+    # class defaults until a session sets them, so that an idle session's
+    # attributes stay below the 30 that CPython's shared-key instance
+    # dictionaries hold (above, each session has a dictionary of its own,
+    # 1.5 kB instead of 0.3).
+    _literalRemaining = 0
+    _spool = None
+    _discardLiteral = None
+    _skipLine = None
+    _paused = False
 
     # Read from the configuration rather than copied into each session:
     # below 30 attributes an idle session's attribute dictionary takes a
@@ -170,6 +195,9 @@ class IMAPServer(FailureBudget, Protocol):
     maxMessageSize = property(lambda self: self.context.config["imap", "max_message_size"])
     idleTimeout = property(lambda self: self.context.config["imap", "idle_timeout"])
     reactor = property(lambda self: self.context.reactor)
+    #: How mailbox names are written: modified UTF-7, or UTF-8 once the
+    #: client enabled it (L{gateway.imap.names}).
+    names = property(lambda self: codecFor(self.enabled))
 
     @property
     def lineLimit(self):
@@ -180,23 +208,27 @@ class IMAPServer(FailureBudget, Protocol):
             return min(self.maxLineLength, PRELOGIN_LIMIT)
         return self.maxLineLength
 
+    def _limitOf(self, head):
+        """
+        The longest line accepted for a line beginning with C{head}: an ID
+        before login may bring RFC 2971's largest list.
+        """
+        limit = self.lineLimit
+        if (limit < PRELOGIN_ID_LIMIT and self.state == NOT_AUTHENTICATED
+                and self._lineHandler is None and not self._command and _ID_COMMAND.match(head)):
+            return min(self.maxLineLength, PRELOGIN_ID_LIMIT)
+        return limit
+
     def __init__(self, context):
         self.context = context
         self.enabled = set()
         self.idling = False
-        #: Whether the session used an XMAPI item (R-CAP-2, C{gatewayctl who}).
-        self.xmapi = False
         self._buffer = b""
         self._pos = 0
         self._command = []
         self._commandSize = 0
-        self._spool = None
         self._spooled = {}
-        self._literalRemaining = 0
-        self._discardLiteral = None
-        self._skipLine = None
         self._busy = False
-        self._paused = False
         self._lineHandler = None
         self._out = []
         self._outSize = 0
@@ -227,6 +259,9 @@ class IMAPServer(FailureBudget, Protocol):
         if self.factory is not None:
             self.factory.release(self)
         self._cancelTimeout()
+        if self.notify is not None:
+            self.notify.stop()
+            self.notify = None
         self.closeMailbox()
         self.state = LOGOUT
         if self._logout is not None:
@@ -262,6 +297,22 @@ class IMAPServer(FailureBudget, Protocol):
         if self._timeoutCall is not None and self._timeoutCall.active():
             self._timeoutCall.cancel()
         self._timeoutCall = None
+
+    def drain(self, reason):
+        """
+        The server is stopping: C{* BYE reason} and the connection ends,
+        now if no command is in flight (IDLE and AUTHENTICATE wait for the
+        client: nothing is), else once it has been answered.
+        """
+        if self.state == LOGOUT or self.transport is None:
+            return
+        self._draining = reason
+        if not self._busy or self._lineHandler is not None:
+            self.sendUntagged(b"BYE " + reason.encode("ascii", "replace"))
+            self.flush()
+            self.state = LOGOUT
+            self._buffer, self._pos = b"", 0
+            self.transport.loseConnection()
 
     def timeoutConnection(self):
         self._timeoutCall = None
@@ -371,7 +422,7 @@ class IMAPServer(FailureBudget, Protocol):
                 continue
             end = buffer.find(b"\n", pos)
             if end < 0:
-                if len(buffer) - pos > self.lineLimit:
+                if len(buffer) - pos > self._limitOf(buffer[pos:pos + 70]):
                     if self._skipLine is None:
                         self._startSkipping(buffer[pos:pos + 200])
                     self._buffer, self._pos = b"", 0
@@ -380,7 +431,7 @@ class IMAPServer(FailureBudget, Protocol):
             self._pos = end + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
-            if self._skipLine is not None or len(line) > self.lineLimit:
+            if self._skipLine is not None or len(line) > self._limitOf(line[:70]):
                 if self._skipLine is None:
                     self._startSkipping(line[:200])
                 tag, self._skipLine = self._skipLine, None
@@ -576,6 +627,7 @@ class IMAPServer(FailureBudget, Protocol):
         except IMAPSyntaxError as e:
             self._finishCommand(tagOf(data), "BAD", str(e))
             return
+        args.names = self.names
         if name == "UID":
             try:
                 args.space()
@@ -638,6 +690,7 @@ class IMAPServer(FailureBudget, Protocol):
             status, text = "OK", "%s completed" % (row.name,)
         else:
             status, text = result
+        before = self.view.maxUid() if self.view is not None else 0
         if self.view is not None and self.state == SELECTED and self.transport is not None:
             try:
                 self.view.sendUpdates(self, expunge=row.expungeAllowed)
@@ -646,8 +699,16 @@ class IMAPServer(FailureBudget, Protocol):
                 status, text = "NO", "The selected mailbox was deleted"
             except Exception:
                 self.logFailure(failure.Failure(), "IMAP mailbox update failed")
+        if self.notify is not None and self.transport is not None and self.state != LOGOUT:
+            try:
+                self.notify.commandDone(before, row.name)
+            except Exception:
+                self.logFailure(failure.Failure(), "IMAP NOTIFY update failed")
         if status:
             self._finishCommand(tag, status, text)
+        if self._draining is not None and self.state != LOGOUT:
+            self.sendUntagged(b"BYE " + self._draining.encode("ascii", "replace"))
+            self.state = LOGOUT
         if self.state == LOGOUT or later:
             self.flush()
         if self.state == LOGOUT:

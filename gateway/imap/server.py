@@ -14,6 +14,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_selected,
     commands_sort,
     commands_unauthenticate,
+    notify,
     objectid,
     xmapi,
 )

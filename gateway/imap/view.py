@@ -20,6 +20,10 @@ _SYSTEM = frozenset(SYSTEM_FLAGS)
 _KNOWN = {}
 
 
+#: The empty C{frozenset} every view starts with.
+_EMPTY = frozenset()
+
+
 def _withSystemFlags(keywords):
     """
     The system flags and C{keywords}: one object for every session that
@@ -51,20 +55,33 @@ class MailboxView:
         the same state as the L{uids} it started with (SELECT announces it).
     @ivar knownFlags: C{frozenset} of the flags this session was told of
         in its last untagged FLAGS response (system flags and keywords).
+    @ivar contexts: the L{gateway.imap.context.Contexts} kept updated on
+        this mailbox (RFC 5267), or C{None}.
     """
 
-    def __init__(self, mailbox, readOnly, onChange=None):
+    contexts = None
+
+    #: C{False} for IMAP4rev2 (RFC 9051 has no \Recent): nothing claimed,
+    #: no RECENT sent (set on the instance only then).
+    showRecent = True
+
+    def __init__(self, mailbox, readOnly, onChange=None, showRecent=True):
         self.mailbox = mailbox
         self.readOnly = readOnly
         self.modseq, self.openedUidNext, self.uids = mailbox.uidState()
         below = self.openedUidNext
-        self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below))
+        self.recent = _EMPTY
+        if not showRecent:
+            self.showRecent = False
+        else:
+            self.recent = frozenset(mailbox.unclaimedRecent(below) if readOnly else mailbox.claimRecent(below)) or _EMPTY
         self.knownFlags = _withSystemFlags(mailbox.keywords())
-        self.saved = frozenset()
         # Immutable and replaced when they change: an idle session shares
-        # the empty ones.
-        self._pendingExpunge = frozenset()
-        self._own = frozenset()
+        # the empty one (Python makes a new empty frozenset, 216 bytes, at
+        # each call).
+        self.saved = _EMPTY
+        self._pendingExpunge = _EMPTY
+        self._own = _EMPTY
         self._removeListener = mailbox.addListener(onChange) if onChange is not None else None
 
     def close(self):
@@ -196,8 +213,11 @@ class MailboxView:
         known = self.maxUid()
         new = sorted(info.uid for info in changed if info.uid > known)
         condstore = "CONDSTORE" in session.enabled
-        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
-        withUid = "QRESYNC" in session.enabled
+        # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4);
+        # IMAP4rev2 too (RFC 9051 7.5.2), and NOTIFY's FlagChange asks for
+        # it (RFC 5465 5.1).
+        withUid = ("QRESYNC" in session.enabled or "IMAP4REV2" in session.enabled
+                   or getattr(session, "notify", None) is not None and "FlagChange" in session.notify.spec.selected)
         for info in changed:
             if info.uid > known or info.modseq in self._own:
                 continue
@@ -217,12 +237,16 @@ class MailboxView:
             # Only the messages now in the view: one another process added
             # since is claimed when it comes in.
             below = self.maxUid() + 1
-            if self.readOnly:
+            if self.showRecent and self.readOnly:
                 self.recent |= self.mailbox.unclaimedRecent(below) & set(new)
-            else:
+            elif self.showRecent:
                 self.recent |= self.mailbox.claimRecent(below)
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
-            session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+            if self.showRecent:
+                session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+        if self.contexts is not None and changed:
+            # After EXISTS: ADDTO's message numbers must be valid.
+            self.contexts.changed(session, self, [info.uid for info in changed])
         if self._own:
             self._own = frozenset(m for m in self._own if m > highest)
 
@@ -251,6 +275,9 @@ class MailboxView:
         gone = self._pendingExpunge
         self._pendingExpunge = frozenset()
         known = sorted(uid for uid in gone if self.seqOf(uid) is not None)
+        if self.contexts is not None and known:
+            # REMOVEFROM goes first, while the message numbers hold.
+            self.contexts.expunging(session, self, known)
         if "QRESYNC" in session.enabled:
             if known:
                 session.sendUntagged(b"VANISHED " + formatSequenceSet(known).encode("ascii"))

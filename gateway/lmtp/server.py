@@ -15,7 +15,9 @@ from twisted.internet.defer import DeferredSemaphore, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
 
+from gateway.interfaces import IDrainable
 from gateway.lmtp.data import DotDecoder
 from gateway.lmtp.delivery import Delivery, Spool, cleanSpool, envelopeHeaders, failureResult, findRecipient
 from gateway.logging import getLogger
@@ -55,6 +57,7 @@ def threadRunner(reactor, limit=MAX_DELIVERY_THREADS):
     return run
 
 
+@implementer(IDrainable)
 class LMTPServer(LineReceiver, TimeoutMixin):
     """
     One LMTP session.
@@ -62,14 +65,19 @@ class LMTPServer(LineReceiver, TimeoutMixin):
 
     delimiter = b"\r\n"
     MAX_LENGTH = MAX_LINE
+    #: Why the server is stopping, once it is (L{drain}).
+    _draining = None
 
-    def __init__(self, context, clock=None, runInThread=None):
+    def __init__(self, context, clock=None, runInThread=None, commitLater=None):
         self.context = context
         self.maxSize = context.config["lmtp", "max_message_size"]
         self.timeOut = context.config["lmtp", "timeout"]
         self.deliveredTo = context.config["lmtp", "delivered_to"]
         if clock is not None:
             self.callLater = clock.callLater
+        # Commits go to the store's index writer; by default not when a
+        # runner is given (tests that step it commit in the reactor thread).
+        self.commitLater = runInThread is None if commitLater is None else commitLater
         self.runInThread = runInThread or threadRunner(context.reactor)
         self._reset()
         self.greeted = False
@@ -91,6 +99,22 @@ class LMTPServer(LineReceiver, TimeoutMixin):
             self._data = None
         if self._delivery is not None:
             self._delivery.stop()
+
+    def drain(self, reason):
+        """
+        The server is stopping: C{421} and the connection ends, now between
+        transactions, else once the message being received has been
+        delivered and every recipient has its reply.
+        """
+        if self.transport is None or self.transport.disconnecting or self._draining is not None:
+            return
+        self._draining = reason
+        if self._data is None and self._delivery is None:
+            self._goodbye()
+
+    def _goodbye(self):
+        self.reply(421, "4.3.2 %s, closing" % (self._draining,))
+        self.transport.loseConnection()
 
     def timeoutConnection(self):
         self.reply(421, "4.4.2 idle for too long, closing")
@@ -245,7 +269,7 @@ class LMTPServer(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._delivery = Delivery(
             self.context.realm, incoming.spool, sender, recipients, incoming.shared, self.runInThread,
-            self._recipientReply,
+            self._recipientReply, commitLater=self.commitLater,
         )
         self._delivery.start().addCallback(self._delivered)
 
@@ -255,6 +279,9 @@ class LMTPServer(LineReceiver, TimeoutMixin):
     def _delivered(self, ignored):
         self._delivery = None
         if self.transport is None or self.transport.disconnecting:
+            return
+        if self._draining is not None:
+            self._goodbye()
             return
         self.setTimeout(self.timeOut)
         self.resumeProducing()
@@ -296,7 +323,7 @@ class LMTPFactory(protocol.ServerFactory):
         cleanSpool(spoolFolder(context.config))
 
     def buildProtocol(self, addr):
-        p = LMTPServer(self.context, runInThread=self.runInThread)
+        p = LMTPServer(self.context, runInThread=self.runInThread, commitLater=True)
         p.factory = self
         return p
 

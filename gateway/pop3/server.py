@@ -14,10 +14,12 @@ password; CRAM-MD5 and SCRAM do the same job through SASL.
 import attr
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from gateway import logging as glog
 from gateway.cred.credentials import LoginContext
 from gateway.errors import isStorageFull
+from gateway.interfaces import IDrainable
 from gateway.logging import FailureBudget
 from gateway.pop3.auth import AuthorizationCommands
 from gateway.pop3.transaction import TransactionCommands
@@ -106,6 +108,7 @@ EXTRA_CAPABILITIES = ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "IMPLEMENTAT
 COMMAND_TABLE = {command.name: command for command in COMMANDS}
 
 
+@implementer(IDrainable)
 class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Protocol):
     """
     One POP3 session.
@@ -118,6 +121,8 @@ class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Prot
     state = AUTHORIZATION
     commands = COMMAND_TABLE
     failureLog = log
+    #: Why the server is stopping, once it is (L{drain}).
+    _draining = None
     protocolName = 'POP3'
 
     def __init__(self, context, clock, idleTimeout, lockSession=True):
@@ -226,6 +231,23 @@ class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Prot
         self._closed = True
         self.transport.loseConnection()
 
+    def drain(self, reason):
+        """
+        The server is stopping: C{-ERR [SYS/TEMP] reason} and the
+        connection ends, now if no command is in flight, else once it has
+        been answered; pending deletions are not carried out.
+        """
+        if self._closed:
+            return
+        self._draining = reason
+        if not self._busy:
+            self._goodbye()
+
+    def _goodbye(self):
+        self.sendStatus(False, "[SYS/TEMP] %s." % (self._draining,))
+        self._closed = True
+        self.transport.loseConnection()
+
     # -- framing -------------------------------------------------------------
 
     def dataReceived(self, data):
@@ -310,6 +332,8 @@ class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Prot
 
         def done(result):
             self._busy = False
+            if self._draining is not None and not self._closed:
+                self._goodbye()
             if not self._closed:
                 self.resetTimeout()
                 self._processBuffer()

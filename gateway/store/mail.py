@@ -38,9 +38,9 @@ from gateway.errors import (
     NoSuchMailbox,
     StoreError,
 )
-from gateway.interfaces import IMailboxInfo, IMailStore
+from gateway.interfaces import IAccountChangeFeed, IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, changes, index, maildir, metadata, writer
+from gateway.store import acl, changes, index, maildir, metadata, names, properties, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -107,7 +107,7 @@ class MailboxInfo:
         return "<MailboxInfo %r>" % (self.name,)
 
 
-@implementer(IMailStore)
+@implementer(IMailStore, IAccountChangeFeed)
 class MailStore:
     """
     All mailboxes of one account.
@@ -116,7 +116,11 @@ class MailStore:
     @param quota: an L{IQuota} or C{None}.
     @param reactor: for notifications and threads (the global one if C{None}).
     @param useInotify: C{False} to always poll for other processes' changes.
+    @ivar closed: C{True} once L{close} ran: the realm then builds the
+        account again rather than hand this store out.
     """
+
+    closed = False
 
     def __init__(self, path, quota=None, reactor=None, useInotify=True):
         if reactor is None:
@@ -137,6 +141,9 @@ class MailStore:
         self._watcher = None
         self._watched = set()
         self._writer = None
+        #: The group of a write run by writer.runNow (see _currentGroup).
+        self.current = None
+        self._accountChanges = None
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
@@ -348,6 +355,7 @@ class MailStore:
                                      (name,)).fetchone()
             if row is not None and row[1]:
                 raise MailboxExists(name)
+            names.bumpGeneration(self._conn)
             if row is None and maildir.isMaildir(path):
                 self._insertMailbox(name, mailboxClass, specialUse)
                 raiseExists = True
@@ -363,6 +371,7 @@ class MailStore:
                 else:
                     self._insertMailbox(name, mailboxClass, specialUse)
                 maildir.ensureMaildir(path)
+        self._accountChanged()
         if raiseExists:
             raise MailboxExists(name)
 
@@ -385,6 +394,7 @@ class MailStore:
             if row is None:
                 raise NoSuchMailbox(name)
             mailboxId, selectable = row
+            names.bumpGeneration(self._conn)
             hasChildren = self._conn.execute(
                 "SELECT 1 FROM mailboxes WHERE name > ? AND name < ? LIMIT 1", (low, high)).fetchone()
             if hasChildren:
@@ -401,12 +411,14 @@ class MailStore:
                 for sub in maildir.SUBDIRS:
                     trash.append(self._moveAside(os.path.join(path, sub)))
                 metadata.forget(path)
+                maildir.removeQuietly(os.path.join(path, properties.PROPERTIES_FILE))
                 mailbox = self._mailboxes.pop(mailboxId, None)
                 if mailbox is not None:
                     mailbox._forget()
             else:
                 self._dropMailboxRows(name)
                 trash.append(self._moveAside(path))
+        self._accountChanged()
         for folder in trash:
             if folder is not None:
                 maildir.removeTree(folder)
@@ -443,6 +455,7 @@ class MailStore:
             if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (newName,)).fetchone() \
                     or os.path.exists(newPath):
                 raise MailboxExists(newName)
+            names.bumpGeneration(self._conn)
             self._createParents(newName, row[0])
             os.makedirs(os.path.dirname(newPath), exist_ok=True)
             os.rename(oldPath, newPath)
@@ -456,6 +469,7 @@ class MailStore:
             except BaseException:
                 os.rename(newPath, oldPath)
                 raise
+        self._accountChanged()
 
     def _renameInbox(self, newName):
         inbox = self.getMailbox("INBOX")
@@ -513,11 +527,15 @@ class MailStore:
         name = maildir.canonicalName(name)
         with index.transaction(self._conn):
             self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
+            names.bumpGeneration(self._conn)
+        self._accountChanged()
 
     def unsubscribe(self, name):
         name = maildir.canonicalName(name)
         with index.transaction(self._conn):
             self._conn.execute("DELETE FROM subscriptions WHERE name = ?", (name,))
+            names.bumpGeneration(self._conn)
+        self._accountChanged()
 
     def subscriptions(self):
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
@@ -533,6 +551,7 @@ class MailStore:
         """
         Stop watching and close the index (for tests and shutdown).
         """
+        self.closed = True
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
@@ -545,6 +564,9 @@ class MailStore:
         for mailbox in self._mailboxes.values():
             if mailbox._notifyCall is not None and mailbox._notifyCall.active():
                 mailbox._notifyCall.cancel()
+        if self._accountChanges is not None and self._accountChanges._call is not None \
+                and self._accountChanges._call.active():
+            self._accountChanges._call.cancel()
         self._ownConn.close()
 
     def _added(self, mailbox, uids, source=None):
@@ -559,6 +581,12 @@ class MailStore:
         from gateway.store.calendar import summaries
         from gateway.store.calendar.parse import isCalendarClass
 
+        group = self._currentGroup()
+        if group is not None:
+            # In the index writer: once the messages are durable, on the
+            # reactor thread.
+            group.onReactor(self._added, mailbox, uids, source)
+            return
         try:
             if not isCalendarClass(mailbox.mailboxClass):
                 return
@@ -572,26 +600,47 @@ class MailStore:
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 
-    def _write(self, write):
+    def _write(self, write, makesRoom=False):
         """
         Run C{write(conn, group)} in the index writer's next group (see
         L{gateway.store.writer}); a reactor without threads (a
         C{task.Clock} in tests) runs it at once in a transaction of its own.
 
+        @param makesRoom: see L{writer.IndexWriter.submit}.
         @return: a L{Deferred} firing with its result once it is durable.
         """
         if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
-            def now():
-                group = writer.WriteGroup()
-                with index.transaction(self._conn):
-                    result = write(self._conn, group)
-                    for folder in sorted(group.folders):
-                        maildir.fsyncDirectory(folder)
-                return result
-            return maybeDeferred(now)
+            if makesRoom:
+                return maybeDeferred(index.roomPermitting, self._conn, writer.runNow, self._conn, write, self)
+            return maybeDeferred(writer.runNow, self._conn, write, self)
         if self._writer is None:
-            self._writer = writer.IndexWriter(self.indexPath, self._reactor)
-        return self._writer.submit(write)
+            # Its connection is the store's own for its thread: the store's
+            # methods a write calls read inside the group's transaction.
+            self._writer = writer.IndexWriter(self.indexPath, self._reactor, connect=lambda: self._conn)
+        return self._writer.submit(write, makesRoom)
+
+    def _currentGroup(self):
+        """
+        The L{writer.WriteGroup} being written when called from the index
+        writer's thread (or inside L{writer.runNow} in the reactor thread,
+        with a reactor without threads), else C{None}.
+        """
+        if self._writer is not None and self._writer.inWriter():
+            return self._writer.current
+        if self.current is not None and threading.get_ident() == self._ownerThread:
+            return self.current
+        return None
+
+    def _syncFolder(self, path):
+        """
+        Make the entries of folder C{path} durable: with the index writer's
+        group (once for all its writes) when called from it, else now.
+        """
+        group = self._currentGroup()
+        if group is None:
+            maildir.fsyncDirectory(path)
+        else:
+            group.syncFolder(path)
 
     def _scanInThread(self, mailboxId, path, names=None):
         stats.count("index_rescans", scope="full" if names is None else "names")
@@ -623,8 +672,48 @@ class MailStore:
         if self._watcher is None:
             return
         self._watcher.removeMailbox(path)
-        if not self._watched:
+        if not self._watched and not self._accountListening():
             self._watcher.stop()
+
+    # -- account-level changes (gateway.store.names) ---------------------------
+
+    def addAccountListener(self, callback):
+        """
+        Call C{callback(changes)} after mailboxes are created, deleted or
+        renamed and after subscriptions change, here or in another process
+        (see L{gateway.store.names}).
+
+        @return: a no-argument callable that removes the listener.
+        """
+        if self._accountChanges is None:
+            self._accountChanges = names.AccountChanges(self)
+        remove = self._accountChanges.addListener(callback)
+        if self._watcher is None:
+            self._watcher = ChangeWatcher(self._reactor, self.path, self._checkExternal,
+                                          useInotify=self._useInotify)
+        self._watcher.start()
+
+        def stop():
+            remove()
+            if self._watcher is not None and not self._watched and not self._accountListening():
+                self._watcher.stop()
+        return stop
+
+    def recordMetadataChange(self, local, entries, viewer):
+        """
+        Metadata entries of mailbox C{local} (C{None}: the account's
+        server entries) were written: tell other processes' account
+        listeners (L{gateway.store.names.recordMetadataChange}).
+        """
+        with index.transaction(self._conn):
+            names.recordMetadataChange(self._conn, local, entries, viewer)
+
+    def _accountListening(self):
+        return self._accountChanges is not None and self._accountChanges.listening
+
+    def _accountChanged(self):
+        if self._accountChanges is not None:
+            self._accountChanges.changed()
 
     def _watchedSince(self, mailbox):
         """
@@ -637,6 +726,8 @@ class MailStore:
 
     def _checkExternal(self):
         events, overflowed = self._watcher.takeEvents() if self._watcher is not None else ({}, False)
+        if self._accountChanges is not None:
+            self._accountChanges.poll()
         for mailbox in list(self._watched):
             names = []
             for sub in ("new", "cur"):

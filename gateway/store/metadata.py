@@ -46,6 +46,8 @@ import fcntl
 import json
 import os
 
+import attr
+from twisted.python import log
 from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, PermissionDenied
@@ -345,6 +347,31 @@ def forget(mailboxFolder):
 # -- the service ----------------------------------------------------------------------
 
 
+@attr.s(frozen=True)
+class MetadataChange:
+    """
+    Entries of a mailbox (or of an account's server entries) were written.
+
+    @ivar owner: the owner's address.
+    @ivar local: the mailbox's name in the owner's store, C{None} for the
+        server entries.
+    @ivar entries: the entry names (lower case).
+    @ivar viewer: who wrote them: the only one who sees the C{/private}
+        ones.
+    """
+
+    owner = attr.ib()
+    local = attr.ib()
+    entries = attr.ib()
+    viewer = attr.ib()
+
+    def visibleTo(self, viewer):
+        """
+        The entries C{viewer} sees: shared ones, and private ones of its own.
+        """
+        return [entry for entry in self.entries if isShared(entry) or viewer == self.viewer]
+
+
 class Target:
     """
     What an entry is read or written on, as special entries see it.
@@ -399,6 +426,34 @@ class Metadata:
         self.entries = {entry.name: entry for entry in entries}
         self.maxValueSize = maxValueSize
         self.maxEntries = maxEntries
+        self._listeners = []
+
+    # -- listeners ---------------------------------------------------------------
+
+    def addListener(self, callback):
+        """
+        Call C{callback(change)} with a L{MetadataChange} after entries are
+        written through this object (in this process: the files of other
+        processes' writes are not watched).
+
+        @return: a no-argument callable that removes the listener.
+        """
+        self._listeners.append(callback)
+
+        def remove():
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+        return remove
+
+    def _changed(self, target, entryNames):
+        if not self._listeners:
+            return
+        change = MetadataChange(target.owner, target.local, tuple(entryNames), target.viewer)
+        for callback in list(self._listeners):
+            try:
+                callback(change)
+            except Exception:
+                log.err(None, "metadata listener failed")
 
     # -- targets and rights --------------------------------------------------
 
@@ -546,6 +601,16 @@ class Metadata:
             if any(value is not None for _, value in pairs) and _size(shared, private) > MAX_FILE_SIZE:
                 raise TooManyEntries("the mailbox's entries are at their size limit")
             writeFile(target.path, shared, private)
+        entries = [entry for entry, _value in pairs]
+        record = getattr(target.store, "recordMetadataChange", None)
+        if record is not None:
+            try:
+                record(target.local, entries, target.viewer)
+            except Exception:
+                # The entries are written; only other processes' NOTIFY
+                # sessions miss this change.
+                log.err(None, "recording a metadata change for other processes failed")
+        self._changed(target, entries)
 
     def recordClass(self, access, name, mailboxClass):
         """
