@@ -639,7 +639,8 @@ def _appendMessage(session, args):
     if args.data[args.pos:args.pos + 9].upper() == b"CATENATE ":
         args.atom()
         args.space()
-        message = catenate(args.parenList(), lambda name: openMailbox(session, name, "r"))
+        message = catenate(args.parenList(), lambda name: openMailbox(session, name, "r"),
+                           session.factory and session.factory.urlFetch(session))
         if len(message) > session.maxMessageSize:
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate
