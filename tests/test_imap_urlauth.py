@@ -95,6 +95,11 @@ class URLAuthTests(IMAPTestMixin, unittest.TestCase):
         """URLAUTH is announced after login."""
         self.assertIn(b" URLAUTH", self.send(b"a CAPABILITY").split(b"\r\n")[0])
 
+    def test_urlmechOnSelect(self):
+        """SELECT and EXAMINE send an untagged OK [URLMECH INTERNAL] (RFC 4467 4), as Cyrus does."""
+        self.assertIn(b"* OK [URLMECH INTERNAL]", self.send(b"s SELECT INBOX"))
+        self.assertIn(b"* OK [URLMECH INTERNAL]", self.other.send(b"e EXAMINE INBOX"))
+
     def test_rfcExamples(self):
         """RFC 4467 9: GENURLAUTH of two rump URLs (submit+fred, anonymous), then URLFETCH of the anonymous one."""
         rumps = ["imap://demo@example.com/INBOX/;uid=1/;section=2.2;urlauth=submit+fred",

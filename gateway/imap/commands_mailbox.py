@@ -193,6 +193,7 @@ def _selected(session, mailbox, readOnly, qresync=None, name=None):
         # A mailbox without an id yet gets one when the disk has room.
         if not isStorageFull(e):
             raise
+    session.sendUntagged(b"OK [URLMECH INTERNAL] Ok")  # RFC 4467 (gateway.imap.urlauth)
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
     afterSelect(session, view, qresync)
