@@ -109,7 +109,7 @@ class URLAuthTests(IMAPTestMixin, unittest.TestCase):
         for rump, url in zip(rumps, urls, strict=True):
             self.assertRegex(url, re.escape(rump) + ":INTERNAL:[0-9a-f]{40}$")
         # The token is HMAC-SHA1 of the rump under the mailbox key (RFC 4467 7).
-        key = URLAuthKeys(self.session.account.mailStore.path).key("INBOX")
+        key = URLAuthKeys(self.session.account.mailStore.path).key("INBOX", self.mailbox.uidValidity)
         self.assertEqual(urls[1].rpartition(":")[2], hmac.new(key, rumps[1].encode(), hashlib.sha1).hexdigest())
         out = self.urlfetch(urls[1])
         self.assertIn(b'* URLFETCH "%s" {%d}\r\n%s\r\n' % (urls[1].encode(), len(BODY), BODY), out)
@@ -165,6 +165,18 @@ class URLAuthTests(IMAPTestMixin, unittest.TestCase):
             self.assertIn(b" NIL\r\n", out)
         out = self.send(b'f URLFETCH "%s" "garbage"' % (url.encode(),))
         self.assertIn(b'* URLFETCH "%s" {5}\r\nfirst "garbage" NIL\r\n' % (url.encode(),), out)
+
+    def test_recreatedMailbox(self):
+        """A mailbox deleted and made again under its name does not honour the old mailbox's URLs."""
+        self.assertIn(b"a OK", self.send(b"a CREATE Work"))
+        work = self.session.account.mailStore.getMailbox("Work")
+        work.appendMessage(MESSAGE)
+        url, = self.genurlauth("imap://demo@example.com/Work/;uid=1/;section=1;urlauth=anonymous")
+        self.assertIn(b"{5}\r\nfirst", self.urlfetch(url, self.other))
+        self.assertIn(b"b OK", self.send(b"b DELETE Work"))
+        self.assertIn(b"c OK", self.send(b"c CREATE Work"))
+        self.session.account.mailStore.getMailbox("Work").appendMessage(MESSAGE)
+        self.assertIn(b" NIL\r\n", self.urlfetch(url, self.other))
 
     def test_expire(self):
         """A URL with ;EXPIRE= fetches until that instant, then NIL."""

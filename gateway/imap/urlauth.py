@@ -57,14 +57,12 @@ def _domain(address):
 
 def _keyOf(layer, owner, mailbox, create=False):
     """
-    The access key of C{owner}'s mailbox C{mailbox} (a name as the owner
-    sees it), or C{None}.
-
-    @raise StoreError: no such account or name.
+    The access key of C{owner}'s mailbox C{mailbox} (an L{IMailbox} opened
+    as C{owner}), or C{None}.
     """
     access = layer.forViewer(owner)
-    name = access.nameOf(access.resolve(mailbox))
-    return URLAuthKeys(layer.storeOf(owner).path).key(name, create)
+    name = access.nameOf(access.resolve(mailbox.name))
+    return URLAuthKeys(layer.storeOf(owner).path).key(name, mailbox.uidValidity, create)
 
 
 def token(key, rump):
@@ -74,11 +72,10 @@ def token(key, rump):
     return hmac.new(key, rump.encode("utf-8"), hashlib.sha1).hexdigest()
 
 
-def _readMessage(layer, owner, parsed):
+def _readMessage(mailbox, parsed):
     """
-    The part a URL names, read with C{owner}'s present rights, or C{None}.
+    The part a URL names in C{mailbox}, or C{None}.
     """
-    mailbox = layer.forViewer(owner).getMailbox(parsed.mailbox, "r")
     if parsed.uidValidity is not None and parsed.uidValidity != mailbox.uidValidity:
         return None
     infos = mailbox.messages([parsed.uid])
@@ -109,10 +106,12 @@ def fetchUrl(session, url):
             return None
         layer = account.access.layer
         owner = _owner(parsed.user, domain)
-        key = _keyOf(layer, owner, parsed.mailbox)
+        # The maker's rights now (r), as if the maker fetched it.
+        mailbox = layer.forViewer(owner).getMailbox(parsed.mailbox, "r")
+        key = _keyOf(layer, owner, mailbox)
         if key is None or not hmac.compare_digest(token(key, parsed.rump), parsed.token):
             return None
-        return _readMessage(layer, owner, parsed)
+        return _readMessage(mailbox, parsed)
     except (ValueError, StoreError):
         return None
 
@@ -146,7 +145,7 @@ def do_GENURLAUTH(session, tag, args):
             mailbox = account.access.getMailbox(parsed.mailbox, "r")
             if parsed.uidValidity is not None and parsed.uidValidity != mailbox.uidValidity:
                 raise no("UIDVALIDITY does not match")
-            key = _keyOf(account.access.layer, account.address, parsed.mailbox, create=True)
+            key = _keyOf(account.access.layer, account.address, mailbox, create=True)
         except StoreError as e:
             raise storeError(e) from None
         results.append(quote("%s:INTERNAL:%s" % (url, token(key, url))))
@@ -192,9 +191,9 @@ def do_RESETKEY(session, tag, args):
             raise no("Unsupported URLAUTH mechanism %s" % (mechanism[:30],))
     args.end()
     try:
-        account.access.getMailbox(name, "r")
+        mailbox = account.access.getMailbox(name, "r")
         access = account.access
-        keys.reset(access.nameOf(access.resolve(name)))
+        keys.reset(access.nameOf(access.resolve(mailbox.name)))
     except StoreError as e:
         raise storeError(e) from None
     return ("OK", "[URLMECH INTERNAL] Key reset")

@@ -2,9 +2,13 @@
 """
 Mailbox access keys of URLAUTH (RFC 4467 3): one secret per mailbox for
 each account, kept in the account's mail root as C{gateway-urlauth}
-(JSON, name -> hex key), written to a temporary file, synced and renamed
+(JSON, name -> C{[hex key, stamp]}), written to a temporary file, synced and renamed
 into place under a lock, so keys survive a restart or a crash and several
 processes agree on them.  Knows no IMAP syntax.
+
+A key belongs to one mailbox, not to a name: it is kept with the
+mailbox's stamp (its UIDVALIDITY), so a mailbox deleted and made again
+under the same name does not honour the URLs of the old one.
 """
 
 import fcntl
@@ -54,35 +58,46 @@ class URLAuthKeys:
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
-    def key(self, name, create=False):
+    def key(self, name, stamp, create=False):
         """
-        The key of mailbox C{name} (C{bytes}), made when C{create} and
-        there is none; otherwise C{None} when there is none.
+        The key of mailbox C{name} whose stamp is C{stamp} (C{bytes}), made
+        when C{create} and there is none for that stamp; otherwise C{None}
+        when there is none.
         """
-        value = self._read().get(name)
-        if isinstance(value, str):
-            try:
-                return bytes.fromhex(value)
-            except ValueError:
-                pass
-        if not create:
-            return None
+        found = _valid(self._read().get(name), stamp)
+        if found is not None or not create:
+            return found
 
         def make(keys):
-            current = keys.get(name)
-            if not isinstance(current, str) or len(current) != 2 * KEY_SIZE:
-                current = keys[name] = os.urandom(KEY_SIZE).hex()
-            return bytes.fromhex(current)
+            current = _valid(keys.get(name), stamp)
+            if current is None:
+                current = os.urandom(KEY_SIZE)
+                keys[name] = [current.hex(), stamp]
+            return current
         return self._locked(make)
 
     def reset(self, name=None):
         """
-        Give mailbox C{name} a new key, or (C{None}) remove every key: the
-        URLs made with the old ones no longer work.
+        Remove the key of mailbox C{name}, or (C{None}) every key: the URLs
+        made with the old ones no longer work, and the next GENURLAUTH
+        makes a new key.
         """
         def change(keys):
             if name is None:
                 keys.clear()
             else:
-                keys[name] = os.urandom(KEY_SIZE).hex()
+                keys.pop(name, None)
         self._locked(change)
+
+
+def _valid(entry, stamp):
+    """
+    The key of a file entry if it is for C{stamp}, else C{None}.
+    """
+    if not isinstance(entry, list) or len(entry) != 2 or entry[1] != stamp or not isinstance(entry[0], str):
+        return None
+    try:
+        key = bytes.fromhex(entry[0])
+    except ValueError:
+        return None
+    return key if len(key) == KEY_SIZE else None
