@@ -186,6 +186,25 @@ class URLAuthTests(IMAPTestMixin, unittest.TestCase):
         self.clock.advance(datetime.datetime(2005, 7, 4, 10, 15, tzinfo=datetime.timezone.utc).timestamp())
         self.assertIn(b" NIL\r\n", self.urlfetch(url, self.other))
 
+    def test_hostileUrls(self):
+        """Every prefix and one-octet change of a URLFETCH and a GENURLAUTH gets OK, NO or BAD, never SERVERBUG."""
+        url, = self.genurlauth("imap://demo@example.com/INBOX;UIDVALIDITY=%d/;uid=1/;section=2.2;"
+                               "expire=2030-01-01T00:00:00Z;urlauth=user+other" % (self.mailbox.uidValidity,))
+        lines = [b'f URLFETCH "%s"' % (url.encode(),), b'g GENURLAUTH "%s" INTERNAL' % (url.rpartition(":")[0]
+                                                                                        .rpartition(":")[0].encode(),)]
+        variants = []
+        for line in lines:
+            variants.extend(line[:n] for n in range(len(line)))
+            for i in range(len(line)):
+                for octet in (b"%", b";", b"/", b"\xff", b":", b"0"):
+                    variants.append(line[:i] + octet + line[i + 1:])
+        for variant in variants:
+            out = self.other.send(variant)
+            self.assertRegex(out, rb"(^|\n)\S+ (OK|NO|BAD) ", variant)
+            self.assertNotIn(b"SERVERBUG", out, variant)
+        self.assertIn(b"n OK", self.other.send(b"n NOOP"))
+        self.assertGreater(len(variants), 1000)
+
     def test_genurlauthRefusals(self):
         """GENURLAUTH refuses another user's URL, a full URL, no URLAUTH, a missing mailbox, a bad mechanism."""
         for url, mechanism in ((b"imap://other@example.com/INBOX/;uid=1;urlauth=anonymous", b"INTERNAL"),
