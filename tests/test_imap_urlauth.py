@@ -247,6 +247,28 @@ class URLAuthTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"e NO [BADURL", self.other.send(b'e APPEND INBOX CATENATE (URL "%s")' % (plain.encode(),)))
 
 
+class CatenateScopeTests(IMAPTestMixin, unittest.TestCase):
+    def setUp(self):
+        self.login()
+        self.session.account.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+        self.other = Peer(self, b"other")
+
+    def test_userNamesScope(self):
+        """Without URLAUTH, imap://demo@host/INBOX/... names demo's INBOX (RFC 5092 3.1), read with the session's rights."""
+        url = b"imap://demo@example.com/INBOX/;UID=1/;SECTION=1"
+        self.other.session.account.mailStore.getMailbox("INBOX").appendMessage(b"Subject: own\r\n\r\nmine\r\n")
+        self.assertIn(b"a NO [BADURL", self.other.send(b'a APPEND Drafts CATENATE (URL "%s")' % (url,)))
+        self.assertIn(b"b OK", self.send(b"b SETACL INBOX other lr"))
+        self.assertIn(b"c OK [APPENDUID", self.other.send(b'c APPEND Drafts CATENATE (URL "%s")' % (url,)))
+        drafts = self.other.session.account.mailStore.getMailbox("Drafts")
+        with drafts.openMessage(drafts.uids()[-1]) as f:
+            self.assertEqual(f.read(), b"first")
+        own = b"imap://other@example.com/INBOX/;UID=1/;SECTION=TEXT"
+        self.assertIn(b"d OK [APPENDUID", self.other.send(b'd APPEND Drafts CATENATE (URL "%s")' % (own,)))
+        with drafts.openMessage(drafts.uids()[-1]) as f:
+            self.assertEqual(f.read(), b"mine\r\n")
+
+
 class EndToEndTests(unittest.TestCase):
     def setUp(self):
         self.context = makeTestContext(self, reactor=reactor, clock=reactor)

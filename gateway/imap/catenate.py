@@ -6,7 +6,8 @@ of messages already on this server, named by IMAP URLs (RFC 5092).
 A URL names a message of a mailbox the session may read (C{r}), checked
 through the same access as FETCH; its part is what C{BODY.PEEK[section]
 <partial>} would answer.  A URL with an authority (C{imap://user@host/...})
-is taken to name this server: the path decides, as for a relative URL.
+is taken to name this server; its user decides whose mailbox the path
+names (L{scopedName}), the session's rights whether it may be read.
 """
 
 from gateway.errors import StoreError
@@ -27,6 +28,22 @@ def parseUrl(url):
     """
     parsed = parseImapUrl(url)
     return parsed.mailbox, parsed.uidValidity, parsed.uid, parsed.section, parsed.partial
+
+
+def scopedName(parsed):
+    """
+    The name, as the session sees it, of the mailbox of a URL: a URL with
+    a user names that user's mailbox (RFC 5092 3.1), C{~user/name}, which
+    is the session's own when the user is the session's; a name that is
+    already another account's (C{~boss/...}) stays as it is.
+
+    @raise ValueError: for a user that cannot be an account's name.
+    """
+    if parsed.user is None or parsed.mailbox.startswith("~"):
+        return parsed.mailbox
+    if "/" in parsed.user or not parsed.user.strip():
+        raise ValueError("not a user name")
+    return "~%s/%s" % (parsed.user, parsed.mailbox)
 
 
 def catenate(parts, openSource, authorized=None):
@@ -74,7 +91,7 @@ def _urlPart(url, openSource, authorized=None):
                 raise refused
             return data
         name, uidValidity, uid, section, partial = (
-            parsed.mailbox, parsed.uidValidity, parsed.uid, parsed.section, parsed.partial)
+            scopedName(parsed), parsed.uidValidity, parsed.uid, parsed.section, parsed.partial)
         mailbox = openSource(name)
         if uidValidity is not None and uidValidity != mailbox.uidValidity:
             raise refused
