@@ -16,9 +16,11 @@ import re
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
 from gateway.imap.imapurl import parseImapUrl
 from gateway.imap.server import makeFactory
+from gateway.interfaces import IURLAuthKeys
 from gateway.store.urlauthkeys import FILENAME, URLAuthKeys
 from tests.support import PASSWORD, makeTestContext
 from tests.test_imap_acl import Peer
@@ -70,6 +72,37 @@ class ParseTests(unittest.TestCase):
                     "imap://joe@h/INBOX/;uid=1;expire=2005-07-04T10:15:00Z",
                     "imap://joe@h/INBOX/;uid=1;urlauth=user+"):
             self.assertRaises(ValueError, parseImapUrl, url)
+
+
+class KeyTests(unittest.TestCase):
+    def setUp(self):
+        self.keys = URLAuthKeys(self.mktemp())
+        os.makedirs(os.path.dirname(self.keys.path))
+
+    def test_interface(self):
+        """URLAuthKeys provides IURLAuthKeys."""
+        self.assertTrue(verifyObject(IURLAuthKeys, self.keys))
+
+    def test_keys(self):
+        """A key is made once per mailbox and stamp, read back by a new object, removed by reset."""
+        self.assertIsNone(self.keys.key("INBOX", 7))
+        key = self.keys.key("INBOX", 7, create=True)
+        self.assertEqual(len(key), 32)
+        self.assertEqual(URLAuthKeys(os.path.dirname(self.keys.path)).key("INBOX", 7), key)
+        self.assertIsNone(self.keys.key("INBOX", 8))
+        self.assertNotEqual(self.keys.key("Entwürfe", 7, create=True), key)
+        self.keys.reset("INBOX")
+        self.assertIsNone(self.keys.key("INBOX", 7))
+        self.assertIsNotNone(self.keys.key("Entwürfe", 7))
+        self.keys.reset()
+        self.assertIsNone(self.keys.key("Entwürfe", 7))
+
+    def test_damagedFile(self):
+        """A damaged key file means no keys (every URL fetches NIL), and the next key is written over it."""
+        with open(self.keys.path, "wb") as f:
+            f.write(b"\xff{not json")
+        self.assertIsNone(self.keys.key("INBOX", 1))
+        self.assertIsNotNone(self.keys.key("INBOX", 1, create=True))
 
 
 class URLAuthTests(IMAPTestMixin, unittest.TestCase):
@@ -165,6 +198,15 @@ class URLAuthTests(IMAPTestMixin, unittest.TestCase):
             self.assertIn(b" NIL\r\n", out)
         out = self.send(b'f URLFETCH "%s" "garbage"' % (url.encode(),))
         self.assertIn(b'* URLFETCH "%s" {5}\r\nfirst "garbage" NIL\r\n' % (url.encode(),), out)
+
+    def test_nonAsciiMailbox(self):
+        """A URL names a non-ASCII mailbox in percent-encoded UTF-8 (RFC 5092 3) for GENURLAUTH and URLFETCH."""
+        self.assertIn(b"a OK", self.send(b"a CREATE Entw&APw-rfe"))
+        self.session.account.mailStore.getMailbox("Entw\xfcrfe").appendMessage(MESSAGE)
+        url, = self.genurlauth("imap://demo@example.com/Entw%C3%BCrfe/;uid=1/;section=1;urlauth=anonymous")
+        self.assertIn(b"{5}\r\nfirst", self.urlfetch(url, self.other))
+        out = self.send(b'b GENURLAUTH "imap://demo@example.com/Entw%26APw-rfe/;uid=1;urlauth=anonymous" INTERNAL')
+        self.assertIn(b"b NO [NONEXISTENT]", out)
 
     def test_recreatedMailbox(self):
         """A mailbox deleted and made again under its name does not honour the old mailbox's URLs."""

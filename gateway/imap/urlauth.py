@@ -14,8 +14,9 @@ the mailbox.
       this session, or names something the URL's user may no longer read
       (C{r} on the mailbox, checked through the access layer as that user
       now); the answer never says which.
-    - C{RESETKEY [mailbox [mechanism ...]]}: a new key for one mailbox, or
-      no key for any (every URL made before stops working).
+    - C{RESETKEY [mailbox [mechanism ...]]}: the key of one mailbox, or of
+      every mailbox, is removed (every URL made with it stops working; the
+      next GENURLAUTH makes a new one).
 
 Access identifiers: C{anonymous} and C{authuser} (any logged-in session,
 which URLFETCH needs anyway), C{user+name} (only the session of that

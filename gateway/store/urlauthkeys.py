@@ -15,12 +15,17 @@ import fcntl
 import json
 import os
 
+from zope.interface import implementer
+
+from gateway.interfaces import IURLAuthKeys
+
 FILENAME = "gateway-urlauth"
 
 #: Octets of a new key.
 KEY_SIZE = 32
 
 
+@implementer(IURLAuthKeys)
 class URLAuthKeys:
     """
     The access keys of one account.
