@@ -326,13 +326,14 @@ class EndToEndTests(unittest.TestCase):
 
     def test_imaplib(self):
         """imaplib: demo makes an anonymous URL for a part of its message, other fetches it, RESETKEY revokes it."""
+        self.patch(imaplib, "Commands", dict(imaplib.Commands, GENURLAUTH=("AUTH", "SELECTED"),
+                                             URLFETCH=("AUTH", "SELECTED"), RESETKEY=("AUTH", "SELECTED")))
+
         def client():
             demo = imaplib.IMAP4("127.0.0.1", self.port)
             demo.login("demo", PASSWORD)
             self.assertIn("URLAUTH", demo.capabilities)
             demo.append("INBOX", None, None, MESSAGE)
-            imaplib.Commands.update(GENURLAUTH=("AUTH", "SELECTED"), URLFETCH=("AUTH", "SELECTED"),
-                                    RESETKEY=("AUTH", "SELECTED"))
             typ, data = demo._simple_command(
                 "GENURLAUTH", '"imap://demo@example.com/INBOX/;uid=1/;section=2.2;urlauth=anonymous"', "INTERNAL")
             self.assertEqual(typ, "OK")
