@@ -312,7 +312,8 @@ def startOurs(tmp, dataRoot):
             "[server]\ndata_root = %s\n[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
             % (dataRoot, tmp, tmp)
         )
-        for name in ("lmtp", "pop3", "http", "ftp"):
+        # The admin listener too: its default is a fixed port (8200).
+        for name in ("lmtp", "pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         # Every client connects from 127.0.0.1: no per-address limit.
         f.write("[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"

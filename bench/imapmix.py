@@ -124,7 +124,7 @@ def startOurs(tmp, dataRoot, cert, key, workers):
         if workers is not None and workersKnown():
             f.write("workers = %d\n" % (workers,))
         f.write("[tls]\ncertificate = %s\nprivate_key = %s\n" % (cert, key))
-        for name in ("lmtp", "pop3", "http", "ftp"):
+        for name in ("lmtp", "pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write("[imap]\nlisten = ssl:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = 5000\n"
                 % (port,))

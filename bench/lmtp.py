@@ -197,7 +197,7 @@ def startOurs(tmp, workers):
     with open(config, "w") as f:
         f.write("[server]\ndata_root = %s\nworkers = %d\n" % (dataRoot, workers))
         f.write("[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n" % (base, base))
-        for name in ("imap", "pop3", "http", "ftp"):
+        for name in ("imap", "pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write(
             "[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"

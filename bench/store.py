@@ -230,7 +230,7 @@ def benchLmtpVsDovecot(args):
         with open(config, "w") as f:
             f.write("[server]\ndata_root = %s\n[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
                     % (dataRoot, work, work))
-            for name in ("imap", "pop3", "http", "ftp"):
+            for name in ("imap", "pop3", "http", "ftp", "admin"):
                 f.write("[%s]\nenabled = no\n" % (name,))
             f.write("[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\n" % (gwPort,))
         bindir = os.path.dirname(sys.executable)

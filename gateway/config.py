@@ -374,6 +374,11 @@ SCHEMA = [
     Option("socketmap", "log_level", _level, "info",
            "Least severe socketmap event to log (each lookup is logged at debug)."),
     Option("socketmap", "timeout", _int, "300", "Seconds an idle socketmap connection is kept."),
+    Option("debug", "memory_reports", _choice("no", "yes", "tracemalloc"), "no",
+           "yes: each SIGUSR2 writes a memory report (memory-PID-N.txt: the resident set by kind of mapping,"
+           " pymalloc's arenas, live objects by type against start-up) beside [server] log_file, or in the"
+           " working folder without one; tracemalloc: also trace every allocation from start-up (slower, more"
+           " memory) and report what grew, by line and call stack, with a tracemalloc snapshot."),
 ]
 
 

@@ -295,6 +295,16 @@ class ICalendarQueries(Interface):
         @return: a C{Deferred} firing with a C{set} of UIDs.
         """
 
+    def heldItems(account, mailbox, uids):
+        """
+        The parsed calendar items of some messages of a mailbox that the
+        engine holds in memory already (XMAPI's derived properties), without
+        reading or computing anything: call it on any thread.
+
+        @return: C{dict} of UID to the message's items (as the calendar
+            summaries give them), for the UIDs it holds.
+        """
+
 
 # ---------------------------------------------------------------------------
 # Mail store
@@ -822,6 +832,16 @@ class IStagedDelivery(Interface):
 
         @return: the new UID.
         @raise gateway.errors.QuotaExceeded:
+        """
+
+    def commitMessageLater(prepared, flags=()):
+        """
+        C{commitMessage} off the reactor thread, grouped with other
+        writes (the store's index writer).
+
+        @return: a C{Deferred} firing with the new UID once the message is
+            durable (file, folder, index), or failing as C{commitMessage}
+            raises.
         """
 
 

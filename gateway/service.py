@@ -31,6 +31,8 @@ from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
 from gateway.mapi.folders import folderEntries
+from gateway.memdebug import memoryReportService
+from gateway.memtrim import trimService
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS
@@ -256,6 +258,9 @@ def makeService(config, reactor=None, checkPorts=True):
     publishing = publishingService(context)
     if publishing is not None:
         publishing.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor)
+    if memory is not None:
+        memory.setServiceParent(top)
     return top
 
 
@@ -335,7 +340,8 @@ class GatewayService(service.MultiService):
     reads the log events it counts (LMTP deliveries), the log file of
     C{[server] log_file} is written, and, when L{handleSignals} is set
     (under twistd), SIGHUP reloads the configuration and SIGUSR1 opens the
-    log file again.
+    log file again; its L{trimmer} gives the memory of ended sessions back
+    to the system (L{gateway.memtrim}).
 
     @ivar context: the L{ServiceContext}.
     @ivar factories: protocol name -> the factory its listeners share.
@@ -343,6 +349,7 @@ class GatewayService(service.MultiService):
 
     handleSignals = False
     logFile = None
+    trimmer = None
 
     def __init__(self, context):
         service.MultiService.__init__(self)
@@ -376,6 +383,11 @@ class GatewayService(service.MultiService):
         self._startLogFile(self.context.config)
         if self.handleSignals:
             self._installSignals()
+        # Memory sessions freed goes back to the system (not a child: the
+        # children are the listeners).
+        self.trimmer = trimService(self.context.monitor, self.context.reactor)
+        if self.trimmer is not None:
+            self.trimmer.startService()
         service.MultiService.startService(self)
         if self.handleSignals:
             # Every listener listens (privilegedStartService): ready.
@@ -399,6 +411,9 @@ class GatewayService(service.MultiService):
     def _stopEverything(self):
         globalLogPublisher.removeObserver(self.context.monitor.observeLog)
         self._stopCounting()
+        if self.trimmer is not None:
+            self.trimmer.stopService()
+            self.trimmer = None
         if self.logFile is not None:
             self.logFile.stop()
             self.logFile = None

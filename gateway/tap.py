@@ -87,6 +87,9 @@ def makeService(options, reactor=None):
     # collections, which large caches of parsed data trigger, stay short.
     gc.freeze()
     raiseFileLimit()
+    from gateway.memtrim import limitArenas
+
+    limitArenas()
     return top
 
 

@@ -19,6 +19,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from gateway import logging as glog
 from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
+from gateway.memdebug import memoryReportService
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
 
@@ -189,4 +190,7 @@ def makeWorkerService(config, number, inherited, reactor=None):
     publishing = publishingService(context)
     if publishing is not None:
         publishing.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor)
+    if memory is not None:
+        memory.setServiceParent(top)
     return top

@@ -21,7 +21,8 @@ The parent:
       which drains its sessions (L{gateway.drain}), and ends once they
       have (SIGKILL after C{[server] drain_seconds} plus L{STOP_TIMEOUT}
       seconds);
-    - passes SIGHUP (reload) and SIGUSR1 (log files opened again) on;
+    - passes SIGHUP (reload), SIGUSR1 (log files opened again) and,
+      with C{[debug] memory_reports}, SIGUSR2 (memory reports) on;
       when a reload changes the listeners, opens and closes its sockets
       and starts the workers again one by one (each drains its sessions
       first), so that they adopt the new set;
@@ -53,6 +54,7 @@ from gateway.admin.notify import notify, reloading
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, SharedLoginDelays
+from gateway.memdebug import memoryReportService
 from gateway.service import (
     RESTART_OPTIONS,
     GatewayService,
@@ -700,4 +702,7 @@ def makeParentService(config, reactor=None, checkPorts=True, spawn=None):
         for description in config["admin", "listen"]:
             child = _listener("admin", description, admin, config, context, checkPorts)
             child.setServiceParent(top)
+    memory = memoryReportService(config, context.reactor, passOn=lambda: top.signalWorkers(signal.SIGUSR2))
+    if memory is not None:
+        memory.setServiceParent(top)
     return top

@@ -1194,8 +1194,8 @@ class ReaderTests(unittest.TestCase):
             read += 1
             expected = [summaries.encodeItems([event]) for event in parse.parseCalendar(text)]
             got = [summaries.encodeItems([parse._Event.restored(uid, start, end, None, version, traits,
-                                                                details=details)])
-                   for uid, start, end, version, traits, details in fast]
+                                                                details=details, method=method)])
+                   for uid, start, end, version, traits, details, method in fast]
             self.assertEqual(got, expected, "case %d:\n%s" % (case, text))
         self.assertGreater(read, 250)
 

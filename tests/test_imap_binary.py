@@ -66,9 +66,51 @@ class BinaryFetchTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b"b FETCH 2 (BINARY.PEEK[])")
         self.assertIn(b"BINARY[] ~{%d}\r\n%s)" % (len(data), data), out)
 
+    def test_appendBinaryPart(self):
+        """A part with Content-Transfer-Encoding: binary that a literal8 brings is kept in base64: BODY[1] has no NUL, BINARY[1] is the octets as sent (imaptest's append-binary)."""
+        octets = b"\x00-\xe4\n\r\n\n"
+        data = (b"From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Transfer-Encoding: binary\r\n\r\n" + octets)
+        self.assertIn(b"a OK [APPENDUID", self.send(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(data), data)))
+        out = self.send(b"b FETCH 2 (BODY.PEEK[1] BINARY.SIZE[1] BINARY.PEEK[1])")
+        self.assertIn(b"BODY[1] {14}\r\n%s\r\n " % (base64.b64encode(octets),), out)
+        self.assertIn(b"BINARY.SIZE[1] 7 BINARY[1] ~{7}\r\n%s)" % (octets,), out)
+        out = self.send(b"c FETCH 2 (BINARY.PEEK[])")
+        self.assertNotIn(b"\x00", out)
+        self.assertIn(b"Content-Transfer-Encoding: base64\r\n", out)
+
     def test_capability(self):
         """BINARY is advertised."""
         self.assertIn(b" BINARY", self.send(b"a CAPABILITY").split(b"\r\n")[0])
+
+
+QP_BODY = (
+    b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\n"
+    b"foo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n"
+)
+QP_DECODED = b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\nbar\r\nfoo_bar\r\n"
+
+
+class QuotedPrintableTests(SelectedTestMixin, unittest.TestCase):
+    """
+    Quoted-printable as RFC 2045 6.7 decodes it (imaptest's
+    C{fetch-binary-mime-qp}).
+    """
+
+    def setUp(self):
+        self.login()
+        self.session.account.mailStore.getMailbox("INBOX").appendMessage(
+            b"From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+            b"--XX\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            + QP_BODY + b"\r\n--XX--\r\n")
+        self.send(b"s SELECT INBOX")
+
+    def test_softBreaksAndTrailingSpace(self):
+        """Trailing blanks are dropped and "=" followed by blanks is a soft line break."""
+        out = self.send(b"a FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1] BINARY.PEEK[1]<15.10>)")
+        self.assertIn(b"BINARY.SIZE[1] %d " % (len(QP_DECODED),), out)
+        self.assertIn(b"BINARY[1] {%d}\r\n%s" % (len(QP_DECODED), QP_DECODED), out)
+        self.assertIn(b"BINARY[1]<15> {10}\r\n%s" % (QP_DECODED[15:25],), out)
 
 
 class ImaplibTests(unittest.TestCase):

@@ -71,6 +71,11 @@ class CatenateTests(SelectedTestMixin, unittest.TestCase):
             self.assertEqual(f.read(), b"first part")
         self.assertIn(b'c NO [BADURL', self.send(b'c APPEND Drafts CATENATE (URL "/Entw%26APw-rfe/;UID=1")'))
 
+    def test_missingTargetFirst(self):
+        """APPEND CATENATE into a missing mailbox is NO [TRYCREATE] even when a URL is bad (imaptest's catenate, as Dovecot)."""
+        out = self.send(b'c APPEND Nowhere CATENATE (TEXT {6+}\r\nhdr: 1 URL "/INBOX;UIDVALIDITY=1/;UID=1")')
+        self.assertIn(b"c NO [TRYCREATE]", out)
+
     def test_tooBig(self):
         """A catenated message over APPENDLIMIT is NO [TOOBIG]."""
         self.session.context.config._values["imap", "max_message_size"] = 50

@@ -100,6 +100,21 @@ class PreLoginLimitTests(IMAPTestMixin, unittest.TestCase):
         self.assertEqual(out, b"P1 BAD Command line too long\r\n")
         self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
 
+    def test_largestIdBeforeLogin(self):
+        """
+        An ID with the largest list RFC 2971 allows (30 pairs of 30-octet
+        fields and 1024-octet values, as imaptest's C{id} test sends) is
+        answered before login; a longer line still gets BAD.
+        """
+        self.connect()
+        pairs = b" ".join(b'"%s" "%s"' % (b"f%029d" % (i,), b"v" * 1024) for i in range(30))
+        out = self.send(b"P1 ID (" + pairs + b")")
+        self.assertIn(b"* ID (", out)
+        self.assertIn(b"P1 OK", out)
+        out = self.send(b"P2 ID (" + pairs + b' "x" "' + b"y" * PRELOGIN_LIMIT + b'")')
+        self.assertEqual(out, b"P2 BAD Command line too long\r\n")
+        self.assertIn(b"N1 OK", self.send(b"N1 NOOP"))
+
     def test_syncLiteralBeforeLogin(self):
         """
         A synchronizing literal over the pre-login limit is refused without

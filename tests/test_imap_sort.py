@@ -113,6 +113,19 @@ class SortCommandTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* SORT 1 3 2\r\n", self.send(b"j UID SORT (SUBJECT) UTF-8 ALL"))
         self.assertIn(b"* SORT 1 3\r\n", self.send(b"k SORT (ARRIVAL) UTF-8 LARGER 140"))
 
+    def test_groupAddresses(self):
+        """A group sorts by its name, the first address of the envelope (imaptest's sort-addresses, sort-display-to)."""
+        self.fill([
+            message("1", to="foo bar <a@b.c>", cc="user2@domain2.org (foo bar)"),
+            message("2", to="b@c.d", cc="user2: blah@domain1.org;"),
+            message("3", to="a: xx@xx.org, yy@yy.org;", cc="user1@domain1.org"),
+            message("4", to="z: aa@aa.org, bb@bb.org;"),
+            message("5", to="empty:;"),
+        ])
+        self.assertIn(b"* SORT 4 5 3 1 2\r\n", self.send(b"a SORT (CC) US-ASCII ALL"))
+        self.assertIn(b"* SORT 3 2 5 1 4\r\n", self.send(b"b SORT (DISPLAYTO) US-ASCII ALL"))
+        self.assertIn(b"* SORT 1 3 2 5 4\r\n", self.send(b"c SORT (TO) US-ASCII ALL"))
+
     def test_truncatedHeaders(self):
         """A header block longer than the index keeps is read from the message file for its keys."""
         filler = b"X-Filler: " + b"x" * 998 + b"\r\n"
@@ -208,6 +221,16 @@ class ThreadTests(SelectedTestMixin, unittest.TestCase):
         ])
         out = self.send(b"a THREAD REFERENCES UTF-8 ALL")
         self.assertIn(b"* THREAD ((1)(3))(2 (4)(5))\r\n", out)
+
+    def test_referencesLoopBreaksOldParent(self):
+        """When a message's last reference would make a loop, its old parent link is still broken (RFC 5256 1.C, imaptest's thread)."""
+        self.fill([
+            message("", day(3), messageId="a@b"),
+            message("", day(1), messageId="b@b", references=["a@b", "c@b"]),
+            message("", day(2), messageId="c@b", references=["b@b"]),
+        ])
+        out = self.send(b"a THREAD REFERENCES US-ASCII ALL")
+        self.assertIn(b"* THREAD (3 2)(1)\r\n", out)
 
     def test_referencesLoopAndDuplicates(self):
         """Reference loops and duplicate Message-IDs do not lose or repeat messages."""

@@ -65,6 +65,18 @@ class FetchXpropsTests(XpropsMixin, unittest.TestCase):
                       b'"20241203T110000Z" PidLidLocation "Room 1" PidLidBusyStatus 2 '
                       b'PidTagMessageClass "IPM.Appointment" PidTagSubject "Review")', out)
 
+    def test_storedOnlyReadsNoMessage(self):
+        """FETCH XPROPS of stored properties only (and of size and delivery time) reads no message file."""
+        self.selectMessages(MAIL, MAIL)
+        self.send(b"s STORE 1 XPROPS.SILENT (" + CUSTOM + b" 7)")
+        opened = []
+        real = self.mailbox.openMessage
+        self.patch(self.mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        out = self.send(b"a FETCH 1:2 (XPROPS (" + CUSTOM + b" PidTagMessageSize))")
+        self.assertIn(b"* 1 FETCH (UID 1 XPROPS (" + CUSTOM + b" 7 PidTagMessageSize %d))" % (len(MAIL),), out)
+        self.assertIn(b"* 2 FETCH (UID 2 XPROPS (" + CUSTOM + b" NIL PidTagMessageSize %d))" % (len(MAIL),), out)
+        self.assertEqual(opened, [])
+
     def test_R_FETCH_4(self):
         """R-FETCH-4: FETCH XPROPS does not set \\Seen."""
         self.selectMessages(MAIL)
@@ -198,6 +210,37 @@ class StoreXpropsTests(XpropsMixin, unittest.TestCase):
         self.assertEqual(conn.execute("SELECT count(*) FROM msgprops WHERE mailbox = ?",
                                       (self.session.view.mailbox._id,)).fetchone()[0], 0)
 
+    def test_R_PROP_2_indexRebuilt(self):
+        """R-PROP-2: stored properties are FETCHed back after the index is deleted and rebuilt from the Maildir."""
+        import os
+
+        from gateway.store import maildir
+
+        self.selectMessages(MAIL, MAIL2)
+        self.send(b"a STORE 1:2 XPROPS.SILENT (" + KEYWORDS + b' ("Blue") ' + CUSTOM + b" 5)")
+        self.send(b"b STORE 2 XPROPS.SILENT (" + CUSTOM + b" NIL)")
+        self.send(b"c LOGOUT")
+        self.disconnect()
+        realm = self.context.realm
+        store = realm.accountFor("demo@example.test").mailStore
+        store.close()
+        for suffix in ("", "-wal", "-shm"):
+            maildir.removeQuietly(os.path.join(store.path, maildir.INDEX_NAME + suffix))
+        realm._accounts.clear()
+        realm._recent.clear()
+        from tests.test_imap_protocol import PASSWORD, TLSStringTransport
+
+        self.session = self.factory.buildProtocol(None)
+        self.transport = TLSStringTransport()
+        self.session.makeConnection(self.transport)
+        self.assertIn(b"L2 OK", self.send(b'L2 LOGIN demo "%s"' % (PASSWORD.encode(),)))
+        self.assertIn(b"* 2 EXISTS", self.send(b"d SELECT INBOX"))
+        out = self.send(b"e FETCH 1:2 (XPROPS (PidTagSubject " + KEYWORDS + b" " + CUSTOM + b"))")
+        self.assertIn(b'* 1 FETCH (UID 1 XPROPS (PidTagSubject "Re: Budget" ' + KEYWORDS.strip(b'"')
+                      + b' ("Blue") ' + CUSTOM + b" 5))", out)
+        self.assertIn(b'* 2 FETCH (UID 2 XPROPS (PidTagSubject "Travel plans" ' + KEYWORDS.strip(b'"')
+                      + b' ("Blue") ' + CUSTOM + b" NIL))", out)
+
     def test_R_PROP_4(self):
         """R-PROP-4: more than 256 stored properties on a message answers NO [LIMIT] and stores nothing."""
         self.selectMessages(MAIL)
@@ -327,3 +370,86 @@ class SearchXpropTests(XpropsMixin, unittest.TestCase):
         self.assertEqual(self.search(b"UID 2:3 NOT XPROP " + CUSTOM + b" GE 0"), b"* SEARCH 2 3")
         out = self.send(b"e UID SEARCH RETURN (MIN MAX COUNT ALL) XPROP " + CUSTOM + b" EXISTS")
         self.assertIn(b'* ESEARCH (TAG "e") UID MIN 1 MAX 2 COUNT 2 ALL 1:2\r\n', out)
+
+
+class SearchXpropTermTests(XpropsMixin, unittest.TestCase):
+    """
+    SEARCH XPROP on stored properties is answered by the index: one query
+    per SEARCH, the same answer as matching message by message.
+    """
+
+    DATE = b"PS_PUBLIC_STRINGS/name=Due/0x0040"
+    FLAG = b"PS_PUBLIC_STRINGS/name=Done/0x000B"
+    BLOB = b"PS_PUBLIC_STRINGS/name=Blob/0x0102"
+    RATIO = b"PS_PUBLIC_STRINGS/name=Ratio/0x0005"
+
+    def setUp(self):
+        self.selectMessages(*[MAIL] * 6)
+        values = [b'5 %s ("Blue" "Travel") %s "20260301T100000Z" %s 1 %s "AAE=" %s "0.5"',
+                  b'"-2" %s ("Red") %s "20260302T100000Z" %s 0 %s "AAI=" %s "0.50"',
+                  b'7 %s ("blue" "\xc3\x89t\xc3\xa9") %s "20250101T000000Z" %s 1 %s "AAE=" %s "2"',
+                  b'0 %s () %s "20270101T000000Z" %s 0 %s "" %s "-1"',
+                  b'"-9223372036854775808" %s ("") %s "20260301T100000Z" %s 1 %s "AAE=" %s "0"']
+        for uid, text in enumerate(values, 1):
+            pairs = text % (KEYWORDS, self.DATE, self.FLAG, self.BLOB, self.RATIO)
+            self.assertIn(b"s OK", self.send(b"s STORE %d XPROPS.SILENT (%s %s)" % (uid, CUSTOM.replace(
+                b"0x0003", b"0x0014"), pairs)))
+
+    def program(self, text):
+        from gateway.imap.commands_selected import parseSearchProgram
+
+        return parseSearchProgram(self.session, text)[0]
+
+    def bothWays(self, text):
+        """
+        The UIDs SEARCH answers through the index, and those the keys
+        match message by message.
+        """
+        out = self.send(b"s UID SEARCH " + text)
+        self.assertIn(b"s OK", out)
+        viaIndex = [int(n) for n in out.split(b"\r\n")[0].split()[2:]]
+        program = self.program(text)
+        infos = self.mailbox.messages(self.mailbox.uids())
+        byMessage = [info.uid for i, info in enumerate(infos, 1)
+                     if program.matches(i, info, len(infos), infos[-1].uid, lambda: None)]
+        return viaIndex, byMessage
+
+    def test_sameAnswers(self):
+        """Every operator on every stored type gives the same UIDs from the index as message by message."""
+        big = CUSTOM.replace(b"0x0003", b"0x0014")
+        cases = [(big, op, value) for op in ("EQ", "NE", "LT", "LE", "GT", "GE")
+                 for value in (b"5", b'"-2"', b"0", b'"-9223372036854775808"')]
+        cases += [(big, op, b"5") for op in ("BITSET", "BITCLEAR")] + [(big, "BITSET", b"2")]
+        cases += [(KEYWORDS, op, value) for op in ("EQ", "NE", "LT", "GE", "PREFIX", "SUBSTR", "IPREFIX", "ISUBSTR")
+                  for value in (b'"Blue"', b'"b"', b'""', b'"\xc3\xa9"', b'"\xc3\x89T"')]
+        cases += [(self.DATE, op, value) for op in ("EQ", "NE", "LT", "GE")
+                  for value in (b'"20260301T100000Z"', b'"20260302T000000Z"')]
+        cases += [(self.FLAG, op, value) for op in ("EQ", "NE", "GT") for value in (b"0", b"1")]
+        cases += [(self.BLOB, op, b'"AAE="') for op in ("EQ", "NE")]
+        cases += [(self.RATIO, op, b'"0.5"') for op in ("EQ", "NE", "LT", "GE")]
+        for key, op, value in cases:
+            text = b"XPROP %s %s %s" % (key, op.encode(), value)
+            viaIndex, byMessage = self.bothWays(text)
+            self.assertEqual(viaIndex, byMessage, text)
+            notIndex, notMessage = self.bothWays(b"NOT " + text)
+            self.assertEqual(notIndex, notMessage, text)
+        for key in (big, KEYWORDS, self.DATE, self.FLAG, self.BLOB, self.RATIO):
+            self.assertEqual(self.bothWays(b"XPROP %s EXISTS" % (key,)), ([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]))
+
+    def test_sqlTerm(self):
+        """XPROP on a stored property (but not on a derived one) and XOVERLAPS are terms of the index query."""
+        self.assertIsNone(self.program(b"XPROP " + CUSTOM + b" EQ 5").rest)
+        self.assertIsNone(self.program(KEYWORDS.join([b"XPROP ", b' SUBSTR "x"'])).rest)
+        self.assertIsNone(self.program(b'XOVERLAPS "20260302T000000Z" "20260330T000000Z"').rest)
+        self.assertIsNotNone(self.program(b'XPROP PidTagSubject EQ "x"').rest)
+
+    def test_oneQuery(self):
+        """A SEARCH XPROP reads the stored properties in one query, whatever the number of messages."""
+        statements = []
+        self.mailbox._conn.set_trace_callback(statements.append)
+        self.addCleanup(self.mailbox._conn.set_trace_callback, None)
+        for text in (b"XPROP " + CUSTOM + b" EQ 5", b'XPROP ' + self.RATIO + b' EQ "0.5"',
+                     b"OR XPROP " + CUSTOM + b" EQ 5 XPROP PidTagSubject EXISTS"):
+            del statements[:]
+            self.assertIn(b"s OK", self.send(b"s SEARCH " + text))
+            self.assertEqual(len([s for s in statements if "msgprops" in s]), 1, (text, statements))

@@ -13,7 +13,7 @@ from twisted.trial import unittest
 from gateway.imap import xmapi_calendar
 from gateway.store.calendar import FreeBusyCache
 from tests.support import freeBusyPeriods
-from tests.test_calendar import message, utc, vevent
+from tests.test_calendar import message, utc, vcalendar, vevent
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
 from tests.test_imap_xmapi import CUSTOM
@@ -323,3 +323,159 @@ class GroupwareMarkTests(CalendarMixin, unittest.TestCase):
         class Wrapper:
             wrappedProtocol, protocol, remote, since, bytesIn, bytesOut = self.session, "imap", "127.0.0.1", 0, 0, 0
         self.assertIs(describe(Wrapper)["xmapi"], True)
+
+    def test_R_CAP_2_metadata(self):
+        """R-CAP-2: CREATE ... (XCLASS) and METADATA on an XMAPI entry mark the session; other METADATA does not."""
+        self.login()
+        self.assertIn(b"a OK", self.send(b'a GETMETADATA "" /private/comment'))
+        self.assertIn(b"b OK", self.send(b'b SETMETADATA INBOX (/private/comment "x")'))
+        self.assertIn(b"c OK", self.send(b'c LIST "" INBOX RETURN (METADATA (/shared/comment))'))
+        self.assertIs(self.session.xmapi, False)
+        for command in (b'd CREATE "Calendar 2" (XCLASS "IPF.Appointment")',
+                        b"e GETMETADATA Calendar /shared/vendor/xmapi/container-class",
+                        b"f GETMETADATA (DEPTH infinity) Calendar /shared/vendor",
+                        b'g SETMETADATA Calendar (/private/vendor/xmapi/default "IPF.Appointment")',
+                        b'h LIST "" "*" RETURN (METADATA (/shared/vendor/xmapi/container-class))'):
+            self.session.xmapi = False
+            self.assertIn(command[:2] + b"OK", self.send(command))
+            self.assertIs(self.session.xmapi, True, command)
+
+
+#: Calendar items of many forms, for the summary answers of FETCH XPROPS.
+VARIED = [SERIES, SINGLE, ALLDAY, CANCELLED, FAR, MAIL,
+          message(vevent("cancel", "DTSTART:20260305T090000Z", "DTEND:20260305T100000Z", "SUMMARY:Off"),
+                  method="CANCEL"),
+          message(vevent("req", "DTSTART;TZID=Europe/Berlin:20260329T013000", "DURATION:PT2H",
+                         "SUMMARY:Night, \\; shift", "LOCATION:Hall\\, B", "CLASS:PRIVATE", "PRIORITY:1",
+                         "ORGANIZER;CN=Ann:mailto:ann@example.test", "X-MICROSOFT-CDO-BUSYSTATUS:OOF",
+                         "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:-PT15M", "END:VALARM"), method="REQUEST"),
+          message(vevent("floating", "DTSTART:20260310T090000", "DTEND:20260310T100000", "SUMMARY:",
+                         "LOCATION:", "TRANSP:TRANSPARENT")),
+          message(vevent("nosummary", "DTSTART;VALUE=DATE:20260311", "DURATION:P2D")),
+          message("BEGIN:VTODO\r\nUID:todo\r\nDTSTAMP:20251201T000000Z\r\nSUMMARY:Do\r\nDUE:20260312T000000Z"
+                  "\r\nEND:VTODO"),
+          message(vevent("weekly", "RECURRENCE-ID:20260323T090000Z", "DTSTART:20260323T110000Z",
+                         "DTEND:20260323T120000Z", "SUMMARY:Moved alone")),
+          message(vevent("two-a", "DTSTART:20260312T090000Z", "DTEND:20260312T100000Z", "SUMMARY:A"),
+                  vevent("two-b", "DTSTART:20260313T090000Z", "DTEND:20260313T100000Z", "SUMMARY:B")),
+          message(vevent("sub", "DTSTART:20260314T090000Z", "DTEND:20260314T100000Z", "SUMMARY:Re: Plans",
+                         "STATUS:TENTATIVE", "RDATE:20260315T090000Z")),
+          message(vevent("multi", "DTSTART:20260316T090000Z", "DTEND:20260316T100000Z", "SUMMARY:Multi"),
+                  multipart=True, encoding="base64"),
+          b"From: a@example.test\r\nSubject: ics\r\nContent-Type: application/ics\r\n\r\n" + vcalendar(
+              vevent("ics", "DTSTART:20260317T090000Z", "DTEND:20260317T100000Z", "SUMMARY:Ics")).encode()]
+
+
+class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
+    """
+    R-FETCH-3: FETCH XPROPS answers a summarized calendar item's derived
+    properties from its summary, the same values as parsing the message.
+    """
+
+    WANTED = (b"PidLidAppointmentStartWhole PidLidAppointmentEndWhole PidTagSubject PidLidLocation "
+              b"PidLidBusyStatus PidLidRecurring PidLidAppointmentSubType PidLidGlobalObjectId "
+              b"PidLidCleanGlobalObjectId PidTagMessageSize PidTagMessageDeliveryTime PidTagNormalizedSubject "
+              b"PidTagSubjectPrefix PidTagDisplayTo PidTagInternetMessageId PidTagMessageClass "
+              b"PidTagSensitivity PidTagImportance PidLidReminderDelta PidTagSenderName PidLidTaskDueDate")
+
+    def parsedAnswers(self, wanted):
+        """
+        The answers of FETCH 1:* XPROPS when every message is parsed.
+        """
+        from gateway.imap import xmapi
+
+        self.patch(xmapi, "quickProperties", lambda *args: None)
+        try:
+            return self.send(b"p FETCH 1:* (XPROPS (" + wanted + b"))")
+        finally:
+            self.patch(xmapi, "quickProperties", self.quick)
+
+    def setUp(self):
+        from gateway.imap import xmapi
+
+        self.quick = xmapi.quickProperties
+        self.selectCalendar(*VARIED)
+
+    def test_sameAsParsing(self):
+        """Every derived property, asked alone and all together, is answered as parsing the message answers it."""
+        for wanted in [self.WANTED] + self.WANTED.split():
+            fast = self.send(b"f FETCH 1:* (XPROPS (" + wanted + b"))")
+            self.assertIn(b"f OK", fast)
+            self.assertEqual(fast.replace(b"f OK", b"p OK"), self.parsedAnswers(wanted), wanted)
+
+    def test_noMessageRead(self):
+        """Start, end and subject of summarized plain events and simple series are answered without reading a message file."""
+        opened = []
+        mailbox = self.session.view.mailbox
+        real = mailbox.openMessage
+        self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        out = self.send(b"a FETCH 1:6 (XPROPS (PidLidAppointmentStartWhole PidLidAppointmentEndWhole PidTagSubject))")
+        self.assertIn(b"a OK", out)
+        self.assertIn(b'* 1 FETCH (UID 1 XPROPS (PidLidAppointmentStartWhole "20260302T090000Z" '
+                      b'PidLidAppointmentEndWhole "20260302T100000Z" PidTagSubject "Stand-up"))', out)
+        # SINGLE, ALLDAY, CANCELLED and FAR have no SUMMARY: their Subject
+        # header answers, from the index, as it does for MAIL.
+        self.assertEqual(opened, [])
+        out = self.send(b"b FETCH 1:* (XPROPS (PidTagMessageClass PidLidBusyStatus PidLidLocation))")
+        self.assertIn(b'* 8 FETCH (UID 8 XPROPS (PidTagMessageClass "IPM.Schedule.Meeting.Request" '
+                      b'PidLidBusyStatus 3 PidLidLocation "Hall, B"))', out)
+        # The iTIP CANCEL (its own STATUS decides its busy status), the task,
+        # the message of two events.
+        self.assertEqual(opened, [7, 11, 13])
+
+    def test_durationAcrossDst(self):
+        """PidLidAppointmentEndWhole of DTSTART + DURATION:PT2H across the spring DST change is two hours later."""
+        out = self.send(b"a FETCH 8 (XPROPS (PidLidAppointmentStartWhole PidLidAppointmentEndWhole))")
+        self.assertIn(b'XPROPS (PidLidAppointmentStartWhole "20260329T003000Z" '
+                      b'PidLidAppointmentEndWhole "20260329T023000Z")', out)
+
+    def test_allDayInOwnersZone(self):
+        """An all-day event starts and ends at midnight of the owner's time zone (Europe/Berlin), summarized or parsed."""
+        wanted = b"PidLidAppointmentStartWhole PidLidAppointmentEndWhole"
+        expected = (b'* 3 FETCH (UID 3 XPROPS (PidLidAppointmentStartWhole "20260327T230000Z" '
+                    b'PidLidAppointmentEndWhole "20260328T230000Z"))')
+        self.assertIn(expected, self.send(b"a FETCH 3 (XPROPS (" + wanted + b"))"))
+        self.assertIn(expected, self.parsedAnswers(wanted))
+        self.assertIn(b"* SEARCH 3\r\n", self.send(b'b SEARCH XPROP PidLidAppointmentStartWhole EQ "20260327T230000Z"'))
+
+    def test_searchSameAsParsing(self):
+        """SEARCH XPROP on derived properties finds, from the summaries, what it finds by parsing every message."""
+        from gateway.imap import xmapi
+
+        programs = [b'XPROP PidLidAppointmentStartWhole LT "20260310T000000Z"', b"XPROP PidLidBusyStatus EQ 2",
+                    b'XPROP PidTagSubject PREFIX "Stand"', b'NOT XPROP PidLidLocation EXISTS',
+                    b"XPROP PidLidRecurring EQ 1", b'XPROP PidTagSubject ISUBSTR "re:"',
+                    b'XPROP PidTagMessageClass EQ "IPM.Appointment"', b"XPROP PidTagMessageSize GT 300"]
+        for program in programs:
+            fast = self.send(b"f SEARCH " + program)
+            self.patch(xmapi, "quickProperties", lambda *args: None)
+            parsed = self.send(b"f SEARCH " + program)
+            self.patch(xmapi, "quickProperties", self.quick)
+            self.assertIn(b"f OK", fast)
+            self.assertEqual(fast, parsed, program)
+
+    def test_searchNoMessageRead(self):
+        """SEARCH XPROP on a summarized property reads only the messages the summaries do not describe."""
+        opened = []
+        mailbox = self.session.view.mailbox
+        real = mailbox.openMessage
+        self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        out = self.send(b'a SEARCH XPROP PidLidAppointmentStartWhole GE "20260310T000000Z"')
+        self.assertIn(b"* SEARCH 3 5 8 9 10 12 13 14 15 16\r\n", out)
+        # The task (no event) and the message of two events.
+        self.assertEqual(opened, [11, 13])
+
+    def test_heldByEngine(self):
+        """Once the calendar engine holds the mailbox (after XOVERLAPS), FETCH XPROPS takes the items from it, not from the summary file."""
+        from gateway.imap import xmapi
+
+        wanted = b"PidLidAppointmentStartWhole PidTagSubject PidTagMessageClass"
+        before = self.send(b"a FETCH 1:* (XPROPS (" + wanted + b"))")
+        self.assertIn(b"b OK", self.send(b"b SEARCH XOVERLAPS " + WINDOW))
+        read = []
+        real = xmapi._summaries
+        self.patch(xmapi, "_summaries", lambda owner, mailbox, uids: read.append(list(uids)) or real(
+            owner, mailbox, uids))
+        after = self.send(b"a FETCH 1:* (XPROPS (" + wanted + b"))")
+        self.assertEqual(after, before)
+        self.assertEqual(read, [])

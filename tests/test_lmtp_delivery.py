@@ -433,6 +433,31 @@ class DeliverTests(unittest.TestCase):
         self.assertEqual(contents, sorted([message, b"From: a@b\n\nx\n"]))
 
 
+class AccountHeldTests(SessionMixin, unittest.TestCase):
+    """
+    A delivery holds the account it writes to: with no idle accounts kept
+    (C{realm.keepIdle = 0}) nothing else does, and letting it go closes its
+    store under the delivery.
+    """
+
+    def test_lmtpSession(self):
+        """An LMTP delivery with keepIdle 0 stores the message and answers 250."""
+        self.startSession()
+        self.context.realm.keepIdle = 0
+        self.envelope(b"demo@example.test", b"demo+Calendar@example.test")
+        self.assertEqual([r[:3] for r in self.send(b"Subject: x", b"", b"y", b".")], ["250", "250"])
+        self.assertEqual(len(mailFiles(self.context, "demo")), 1)
+        self.assertEqual(len(mailFiles(self.context, "demo", "Calendar")), 1)
+
+    def test_deliverFunction(self):
+        """deliver() (gatewayctl deliver) with keepIdle 0 stores the message."""
+        context = makeTestContext(self)
+        context.realm.keepIdle = 0
+        recipient = findRecipient(context.directory, "demo@example.test")
+        self.assertTrue(deliver(context.realm, recipient, b"From: a@b\n\nx\n").ok)
+        self.assertEqual(len(mailFiles(context, "demo")), 1)
+
+
 class ThreadLimitTests(unittest.TestCase):
     def test_atMostLimitAtOnce(self):
         """The delivery runner keeps at most its limit of steps in the reactor's thread pool at once."""

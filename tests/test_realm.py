@@ -201,6 +201,14 @@ class RealmTests(unittest.TestCase):
         self.assertEqual(other.accountFor("demo@example.test").popAlerts(), ["once"])
         self.assertEqual(self.realm.accountFor("demo@example.test").popAlerts(), [])
 
+    def test_closedStoreNotHandedOut(self):
+        """An account whose mail store was closed (account removed, restore) is built again, not handed out."""
+        old = self.realm.accountFor("other@example.test")
+        old.mailStore.close()
+        new = self.realm.accountFor("other@example.test")
+        self.assertIsNot(new, old)
+        self.assertEqual(new.mailStore.getMailbox("INBOX").uids(), [])
+
     def test_recreatedAccountIsNew(self):
         """An account removed and added again under the same name gets a fresh account with working stores."""
         old = self.realm.accountFor("other@example.test")

@@ -6,6 +6,7 @@ messages in the index (docs/xmapi.md R-PROP-2, R-PROP-4, R-STORE-1).
 
 import sqlite3
 
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from gateway.store import index, properties
@@ -107,3 +108,87 @@ class StoredPropertyTests(unittest.TestCase):
         [(source, moved)] = self.inbox.moveTo([self.uids[2]], other)
         self.assertEqual(properties.properties(other, [moved]), {moved: {REMINDER: (0x000B, 1)}})
         self.assertEqual(properties.properties(self.inbox, [source]), {})
+
+
+class RebuildTests(unittest.TestCase):
+    """
+    Stored properties are kept in each mailbox's C{gateway-properties}
+    file too, so that an index rebuilt from the Maildir has them back.
+    """
+
+    def setUp(self):
+        self.path = self.mktemp()
+        self.store = MailStore(self.path, useInotify=False, reactor=Clock())
+        self.inbox = self.store.getMailbox("INBOX")
+        self.uids = [self.inbox.appendMessage(b"Subject: %d\r\n\r\nbody\r\n" % (n,)) for n in range(4)]
+
+    def rebuilt(self):
+        """
+        The store again, its index deleted and rebuilt from the Maildir.
+        """
+        import os
+
+        from gateway.store import maildir
+
+        self.store.close()
+        for suffix in ("", "-wal", "-shm"):
+            maildir.removeQuietly(os.path.join(self.path, maildir.INDEX_NAME + suffix))
+        self.store = MailStore(self.path, useInotify=False, reactor=Clock())
+        self.addCleanup(self.store.close)
+        return self.store
+
+    def bySubject(self, mailbox):
+        """
+        The stored properties of C{mailbox}'s messages by their subjects.
+        """
+        infos = mailbox.messages(mailbox.uids())
+        found = properties.properties(mailbox, [info.uid for info in infos])
+        return {bytes(info.headers).split(b"\r\n")[0]: found.get(info.uid, {}) for info in infos}
+
+    def test_rebuild(self):
+        """Set, changed, deleted, copied and moved properties are the same after an index rebuild."""
+        self.store.createMailbox("Work")
+        work = self.store.getMailbox("Work")
+        properties.setProperties(self.inbox, self.uids, {KEYWORDS: (0x101F, ["Blue"]), REMINDER: (0x000B, 1)})
+        properties.setProperties(self.inbox, [self.uids[1]], {KEYWORDS: (0x101F, ["Red", "\u00c9t\u00e9"])})
+        properties.setProperties(self.inbox, [self.uids[2]], {KEYWORDS: None, REMINDER: None})
+        self.inbox.copyTo([self.uids[1]], work)
+        self.inbox.moveTo([self.uids[3]], work)
+        before = (self.bySubject(self.inbox), self.bySubject(work))
+        self.assertEqual(before[1][b"Subject: 1"], {KEYWORDS: (0x101F, ["Red", "\u00c9t\u00e9"]),
+                                                    REMINDER: (0x000B, 1)})
+        store = self.rebuilt()
+        self.assertEqual((self.bySubject(store.getMailbox("INBOX")), self.bySubject(store.getMailbox("Work"))),
+                         before)
+
+    def test_rebuildAfterExpunge(self):
+        """A message expunged before the rebuild does not give its properties to anything."""
+        properties.setProperties(self.inbox, self.uids[:2], {REMINDER: (0x000B, 1)})
+        self.inbox.setFlags([self.uids[0]], ["\\Deleted"], "+")
+        self.inbox.expunge()
+        inbox = self.rebuilt().getMailbox("INBOX")
+        self.assertEqual(self.bySubject(inbox), {b"Subject: 1": {REMINDER: (0x000B, 1)}, b"Subject: 2": {},
+                                                 b"Subject: 3": {}})
+
+    def test_fileCompacted(self):
+        """The file is rewritten from the index when it has grown to several times what it holds."""
+        import os
+
+        for n in range(300):
+            properties.setProperties(self.inbox, [self.uids[0]], {REMINDER: (0x000B, n % 2), KEYWORDS: (
+                0x101F, ["x" * 200, str(n)])})
+        size = os.path.getsize(os.path.join(self.path, "INBOX", properties.PROPERTIES_FILE))
+        self.assertLess(size, 3 * 65536)
+        inbox = self.rebuilt().getMailbox("INBOX")
+        self.assertEqual(self.bySubject(inbox)[b"Subject: 0"], {REMINDER: (0x000B, 1),
+                                                                KEYWORDS: (0x101F, ["x" * 200, "299"])})
+
+    def test_damagedLine(self):
+        """A torn last line (a crash while appending) is skipped; the lines before it count."""
+        import os
+
+        properties.setProperties(self.inbox, [self.uids[0]], {REMINDER: (0x000B, 1)})
+        with open(os.path.join(self.path, "INBOX", properties.PROPERTIES_FILE), "ab") as f:
+            f.write(b'["12345.abc.host", {"x": [3, ')
+        inbox = self.rebuilt().getMailbox("INBOX")
+        self.assertEqual(self.bySubject(inbox)[b"Subject: 0"], {REMINDER: (0x000B, 1)})

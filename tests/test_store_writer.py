@@ -5,6 +5,7 @@ one transaction (one fsync) per group, and L{Mailbox.appendMessageLater}
 built on it.
 """
 
+import io
 import os
 import signal
 import sqlite3
@@ -91,6 +92,88 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual((yield d), 5)
 
 
+class FollowUpTests(StoreTestMixin, unittest.TestCase):
+    """
+    What a write asks to run after its group: L{writer.WriteGroup.afterCommit},
+    C{ifRolledBack} and C{onReactor}.
+    """
+
+    timeout = 20
+
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.writer = writer.IndexWriter(self.store.indexPath, reactor)
+        self.addCleanup(self.writer.close)
+        self.events = []
+
+    def registering(self, name, fail=False):
+        def record(what):
+            self.events.append((name, what, self.writer.inWriter()))
+
+        def write(conn, group):
+            group.afterCommit(record, "committed")
+            group.ifRolledBack(record, "rolled back")
+            group.onReactor(record, "reactor")
+            if fail:
+                raise ValueError(name)
+            return name
+        return write
+
+    @inlineCallbacks
+    def test_committed(self):
+        """A write's afterCommit actions run in the writer, its onReactor ones on the reactor, before its Deferred fires."""
+        d = self.writer.submit(self.registering("a"))
+        d.addCallback(lambda result: self.events.append((result, "fired")))
+        yield d
+        self.assertEqual(self.events, [("a", "committed", True), ("a", "reactor", False), ("a", "fired")])
+
+    @inlineCallbacks
+    def test_failedWrite(self):
+        """A write that raises has its ifRolledBack actions run, not the others; the next write's run."""
+        release = threading.Event()
+        self.writer.submit(lambda conn, group: release.wait(10))
+        bad = self.writer.submit(self.registering("bad", fail=True))
+        good = self.writer.submit(self.registering("good"))
+        release.set()
+        yield self.assertFailure(bad, ValueError)
+        yield good
+        self.assertEqual(self.events, [("bad", "rolled back", True), ("good", "committed", True),
+                                       ("good", "reactor", False)])
+
+    @inlineCallbacks
+    def test_failedGroup(self):
+        """When the group cannot be made durable, every write fails and their ifRolledBack actions run."""
+        def failingSync(path):
+            raise OSError("no fsync")
+        self.patch(writer.maildir, "fsyncDirectory", failingSync)
+        release = threading.Event()
+        blocking = self.writer.submit(lambda conn, group: release.wait(10))
+        first = self.writer.submit(self.registering("first"))
+
+        def folder(conn, group):
+            group.syncFolder(self.mailPath)
+            conn.execute("UPDATE meta SET value = 5 WHERE key = 'usage'")
+        second = self.writer.submit(folder)
+        release.set()
+        yield self.assertFailure(blocking, OSError)
+        yield self.assertFailure(first, OSError)
+        yield self.assertFailure(second, OSError)
+        self.assertEqual(self.events, [("first", "rolled back", True)])
+        self.assertEqual(self.store.usage(), 0)
+
+    def test_nestedTransaction(self):
+        """index.transaction inside a transaction is a savepoint: undone alone when it raises."""
+        conn = self.store._conn
+        with index.transaction(conn):
+            conn.execute("UPDATE meta SET value = 3 WHERE key = 'usage'")
+            with self.assertRaises(ValueError):
+                with index.transaction(conn):
+                    conn.execute("UPDATE meta SET value = 9 WHERE key = 'usage'")
+                    raise ValueError()
+            self.assertTrue(conn.in_transaction)
+        self.assertEqual(self.store.usage(), 3)
+
+
 class AppendLaterTests(StoreTestMixin, unittest.TestCase):
     """
     L{Mailbox.appendMessageLater}.
@@ -150,3 +233,154 @@ class AppendLaterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.readAll(inbox.openMessage(uid)), b"Subject: kept\r\n\r\n")
         index.scanMailbox(inbox._store._conn, inbox._id, inbox._path())
         self.assertEqual(inbox.uids(), [uid])
+
+
+class LaterTests(StoreTestMixin, unittest.TestCase):
+    """
+    The mailbox writes through the writer (C{setFlagsLater}, C{expungeLater},
+    C{copyToLater}, C{moveToLater}, C{commitMessageLater}) when the group
+    cannot be made durable: nothing of them is left.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.inbox = self.store.getMailbox("INBOX")
+        self.drafts = self.store.getMailbox("Drafts")
+        for n in range(3):
+            yield self.inbox.appendMessageLater(b"Subject: %d\r\n\r\nx\r\n" % (n,))
+        self.before = sorted(self.allFiles(self.inbox))
+
+    def failingGroup(self, submit):
+        """
+        Run C{submit()} (a write) in a group whose commit fails after the
+        write ran: another write of the group asks for the fsync of a
+        folder that is not there.
+
+        @return: a Deferred firing once the group ended.
+        """
+        started, release = threading.Event(), threading.Event()
+
+        def blocking(conn, group):
+            started.set()
+            release.wait(10)
+        blocked = self.store._write(blocking)
+        started.wait(10)
+        d = submit()
+        spoiler = self.store._write(lambda conn, group: group.syncFolder(os.path.join(self.mailPath, "missing")))
+        release.set()
+        self.assertFailure(spoiler, FileNotFoundError)
+        self.assertFailure(d, FileNotFoundError)
+        return gatherResults([blocked, spoiler, d])
+
+    @inlineCallbacks
+    def test_copyCommits(self):
+        """copyToLater gives new UIDs, files in place, no staged file left."""
+        pairs = yield self.inbox.copyToLater([1, 2, 3], self.drafts)
+        self.assertEqual(pairs, [(1, 1), (2, 2), (3, 3)])
+        self.assertEqual(len(self.allFiles(self.drafts)), 3)
+        self.assertEqual(os.listdir(os.path.join(self.drafts._path(), "tmp")), [])
+
+    @inlineCallbacks
+    def test_copyGroupFails(self):
+        """A COPY whose group does not commit leaves no message, no file in the destination."""
+        yield self.failingGroup(lambda: self.inbox.copyToLater([1, 2, 3], self.drafts))
+        self.assertEqual(self.drafts.uids(), [])
+        for sub in ("new", "cur", "tmp"):
+            self.assertEqual(os.listdir(os.path.join(self.drafts._path(), sub)), [])
+
+    @inlineCallbacks
+    def test_moveGroupFails(self):
+        """A MOVE whose group does not commit leaves every source file and row where it was, and no journal."""
+        yield self.failingGroup(lambda: self.inbox.moveToLater([1, 2], self.drafts))
+        self.assertEqual(self.inbox.uids(), [1, 2, 3])
+        self.assertEqual(sorted(self.allFiles(self.inbox)), self.before)
+        self.assertEqual(self.drafts.uids(), [])
+        self.assertEqual(os.listdir(os.path.join(self.drafts._path(), "tmp")), [])
+        self.assertEqual(os.listdir(os.path.join(self.store.path, index.JOURNAL_FOLDER)), [])
+
+    @inlineCallbacks
+    def test_appendGroupFails(self):
+        """An append whose group does not commit leaves no file in new/ or cur/."""
+        prepared = self.inbox.prepareMessage(b"Subject: later\r\n\r\nx\r\n")
+        yield self.failingGroup(lambda: self.inbox.commitMessageLater(prepared))
+        self.assertEqual(self.inbox.uids(), [1, 2, 3])
+        self.assertEqual(sorted(self.allFiles(self.inbox)), self.before)
+
+
+class FolderSyncTests(StoreTestMixin, unittest.TestCase):
+    """
+    STORE and EXPUNGE through the writer make the folders they changed
+    durable before the group commits.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.inbox = self.store.getMailbox("INBOX")
+        for n in range(2):
+            yield self.inbox.appendMessageLater(b"Subject: %d\r\n\r\nx\r\n" % (n,))
+        self.synced = []
+        original = writer.maildir.fsyncDirectory
+
+        def fsyncDirectory(path):
+            self.synced.append((path, self.store._writer.inWriter(), self.store._writer.current is not None))
+            original(path)
+        self.patch(writer.maildir, "fsyncDirectory", fsyncDirectory)
+
+    @inlineCallbacks
+    def test_store(self):
+        """A flag change that renames a file from new/ into cur/ has both folders fsync'd in the group."""
+        yield self.inbox.setFlagsLater([1], ["\\Seen"], "+")
+        folder = self.inbox._path()
+        self.assertEqual(sorted(self.synced), [(os.path.join(folder, "cur"), True, True),
+                                               (os.path.join(folder, "new"), True, True)])
+
+    @inlineCallbacks
+    def test_expunge(self):
+        """An expunge has the folder it unlinked from fsync'd in the group."""
+        yield self.inbox.setFlagsLater([2], ["\\Deleted"], "+")
+        del self.synced[:]
+        self.assertEqual((yield self.inbox.expungeLater()), [2])
+        self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, True)])
+
+
+class AppendManyTests(StoreTestMixin, unittest.TestCase):
+    """
+    L{Mailbox.appendMessagesLater}: several messages in one write (IMAP
+    MULTIAPPEND), all or none.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_oneWrite(self):
+        """Three messages are committed by one write of the writer, with consecutive UIDs."""
+        store = self.makeStore(reactor=reactor)
+        inbox = store.getMailbox("INBOX")
+        yield inbox.appendMessageLater(b"Subject: first\r\n\r\nx\r\n")
+        written = store._writer.written
+        uids = yield inbox.appendMessagesLater([(b"Subject: %d\r\n\r\nx\r\n" % (n,), ["\\Seen"] if n else [], None)
+                                                for n in range(3)])
+        self.assertEqual(uids, [2, 3, 4])
+        self.assertEqual(store._writer.written, written + 1)
+        self.assertEqual(self.readAll(inbox.openMessage(3)), b"Subject: 1\r\n\r\nx\r\n")
+        self.assertEqual([m.flags for m in inbox.messages([2, 3])], [frozenset(), frozenset(["\\Seen"])])
+
+    @inlineCallbacks
+    def test_noneWhenOneFails(self):
+        """When the last message goes over the quota at commit time, none of them is stored, no file is left."""
+        quota = FakeQuota(100)
+        store = self.makeStore(reactor=reactor, quota=quota)
+        quota.store = store
+        inbox = store.getMailbox("INBOX")
+        messages = [(io.BytesIO(b"Subject: %d\r\n\r\n" % (n,) + b"x" * 30), [], None) for n in range(3)]
+        yield self.assertFailure(inbox.appendMessagesLater(messages), QuotaExceeded)
+        self.assertEqual(inbox.uids(), [])
+        self.assertEqual(self.allFiles(inbox), [])
+        self.assertEqual(os.listdir(os.path.join(inbox._path(), "tmp")), [])
+        self.assertEqual(store.usage(), 0)

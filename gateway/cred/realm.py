@@ -178,7 +178,8 @@ class GatewayRealm:
             address = address.decode("utf-8")
         address = address.lower()
         account = self._accounts.get(address)
-        if account is None or account.folderId != _folderId(account.path) or account.folderId is None:
+        if account is None or account.folderId != _folderId(account.path) or account.folderId is None \
+                or getattr(account.mailStore, "closed", False):
             if account is not None:
                 _closeStore(account.mailStore)
             account = Account(self.directory, address, self._mailStoreFactory)

@@ -9,6 +9,8 @@ QUOTA (RFC 9208, the account's storage limit).
 import datetime
 import re
 
+from twisted.internet import defer
+
 from gateway.errors import (
     InvalidMailboxName,
     MailboxExists,
@@ -20,6 +22,7 @@ from gateway.errors import (
     StoreError,
     isStorageFull,
 )
+from gateway.imap.binary import base64Parts
 from gateway.imap.catenate import catenate
 from gateway.imap.format import badFlags
 from gateway.imap.listmatch import Pattern
@@ -42,6 +45,7 @@ from gateway.store import query
 from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
 from gateway.store.mail import SPECIAL_USES
+from gateway.store.writer import callDurably
 
 DELIMITER = "/"
 
@@ -648,7 +652,9 @@ def _appendMessage(session, args):
     if isUTF8Data(args):
         return utf8Message(session, args), flags, internalDate
     if args.peek() == b"~":
-        args.pos += 1  # a literal8 (RFC 3516): the octets are stored as sent
+        args.pos += 1  # a literal8 (RFC 3516): binary parts are kept in base64
+        message = args.literal()
+        return base64Parts(message) if isinstance(message, bytes) else message, flags, internalDate
     return args.literal(), flags, internalDate
 
 
@@ -656,31 +662,51 @@ def _appendMessage(session, args):
 def do_APPEND(session, tag, args):
     """
     APPEND of one message, or of several (MULTIAPPEND, RFC 3502): all are
-    stored or none.
+    stored or none.  Each is written off the reactor thread
+    (L{gateway.store.writer.callDurably}); the tagged OK once all are
+    durable.
     """
     name = mailboxArgument(args, new=True)
     messages = []
     try:
+        # The target first, as Dovecot: [TRYCREATE] before a CATENATE URL's [BADURL].
+        mailbox = openTarget(session, name)
         while True:
             args.space()
             messages.append(_appendMessage(session, args))
             if args.atEnd():
                 break
-        mailbox = openTarget(session, name)
-        uids = []
-        try:
+    except BaseException:
+        _closeMessages(messages)
+        raise
+    return _appendAll(mailbox, messages)
+
+
+@defer.inlineCallbacks
+def _appendAll(mailbox, messages):
+    uids = []
+    try:
+        together = getattr(mailbox, "appendMessagesLater", None)
+        if together is not None and len(messages) > 1:
+            # One commit for all: none is there after a crash unless all are.
+            uids = yield together(messages)
+        else:
             for message, flags, internalDate in messages:
-                uids.append(mailbox.appendMessage(message, flags, internalDate))
-        except (StoreError, QuotaExceeded) as e:
-            _takeBack(mailbox, uids)
-            if isinstance(e, QuotaExceeded):
-                raise no("[OVERQUOTA] Storage quota exceeded") from None
-            raise storeError(e) from None
+                uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
+    except (StoreError, QuotaExceeded) as e:
+        _takeBack(mailbox, uids)
+        if isinstance(e, QuotaExceeded):
+            raise no("[OVERQUOTA] Storage quota exceeded") from None
+        raise storeError(e) from None
     finally:
-        for message, _flags, _date in messages:
-            if not isinstance(message, bytes):
-                message.close()
+        _closeMessages(messages)
     return ("OK", "[APPENDUID %d %s] APPEND completed" % (mailbox.uidValidity, formatSequenceSet(uids)))
+
+
+def _closeMessages(messages):
+    for message, _flags, _date in messages:
+        if not isinstance(message, bytes):
+            message.close()
 
 
 def _takeBack(mailbox, uids):

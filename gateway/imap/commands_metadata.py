@@ -21,6 +21,7 @@ from gateway.imap.commands_mailbox import CREATE_PARAMS, LIST_RETURN_EXTENSIONS,
 from gateway.imap.format import encodeMailbox, quote
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import AUTH, LITERAL_REFUSALS, bad, capability, command, no
+from gateway.imap.xmapi_calendar import markGroupware
 from gateway.mapi.folders import checkClass
 from gateway.store.metadata import (
     InvalidEntryName,
@@ -64,6 +65,24 @@ def _call(f, *args):
         raise no("[CANNOT] %s" % (e,)) from None
     except StoreError as e:
         raise storeError(e) from None
+
+
+#: The entries of XMAPI (docs/xmapi.md section 6.1): a session that uses
+#: them, or C{CREATE ... (XCLASS)}, is a groupware session (R-CAP-2).
+_XMAPI_ENTRIES = ("/shared/vendor/xmapi/", "/private/vendor/xmapi/")
+
+
+def _markXmapi(session, names, depth="0"):
+    """
+    Mark C{session} as a groupware session (R-CAP-2) when C{names} name an
+    XMAPI entry, or (with C{depth}) a prefix of one.
+    """
+    for name in names:
+        name = name.lower().rstrip("/") + "/"
+        if name.startswith(_XMAPI_ENTRIES) or (depth != "0" and any(
+                entry.startswith(name) for entry in _XMAPI_ENTRIES)):
+            markGroupware(session)
+            return
 
 
 def _entryText(token):
@@ -150,6 +169,7 @@ def do_GETMETADATA(session, tag, args):
         maxSize, depth = _options(names)
         names = _entries(args)
     args.end()
+    _markXmapi(session, names, depth)
     pairs, longest = _call(_metadata(session).getEntries, session.account.access, name, names, depth, maxSize)
     if pairs:
         session.sendUntagged(metadataResponse(name, pairs, session.names))
@@ -207,6 +227,7 @@ def do_SETMETADATA(session, tag, args):
     args.space()
     pairs = _entryValues(args)
     args.end()
+    _markXmapi(session, [entry for entry, _ in pairs])
     _call(_metadata(session).setEntries, session.account.access, name, pairs)
 
 
@@ -247,6 +268,7 @@ class _ListMetadata:
         return {"names": names, "maxSize": maxSize, "depth": depth, "longest": 0}
 
     def render(self, session, name, info, state):
+        _markXmapi(session, state["names"], state["depth"])
         metadata = session.context.metadata
         if metadata is None:
             return
@@ -272,6 +294,7 @@ LIST_RETURN_EXTENSIONS["METADATA"] = _ListMetadata()
 
 
 def _xclass(session, value):
+    markGroupware(session)
     raw = value if isinstance(value, bytes) else value.encode("latin-1")
     try:
         mailboxClass = checkClass(raw)

@@ -3,6 +3,12 @@
 Selected-state commands: CHECK, CLOSE, UNSELECT, EXPUNGE (and UIDPLUS's UID
 EXPUNGE), SEARCH (with ESEARCH), FETCH, STORE, COPY, MOVE (RFC 6851), their
 UID variants, and IDLE (RFC 2177).
+
+The commands that change messages (EXPUNGE, CLOSE, STORE, COPY, MOVE,
+FETCH's implicit C{\\Seen}) write through the store's index writer
+(L{gateway.store.writer.callDurably}): the reactor goes on meanwhile, and
+the responses that report a change, and the tagged OK, are sent once it is
+durable.
 """
 
 import re
@@ -10,6 +16,7 @@ import re
 from twisted.internet import defer, task
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPullProducer
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
@@ -26,7 +33,8 @@ from gateway.imap.results import esearchParts, partialSlice
 from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet, parseSequenceSet
 from gateway.imap.utf8 import checkSearchCharset
-from gateway.store.access import hasRight, transfer
+from gateway.store.access import hasRight, transferLater
+from gateway.store.writer import callDurably
 
 capability("IDLE")
 capability("MOVE")
@@ -122,12 +130,17 @@ def do_CHECK(session, tag, args):
 def do_CLOSE(session, tag, args):
     args.end()
     view = session.view
-    if not view.readOnly:
-        try:
-            view.mailbox.expunge()
-        except PermissionDenied:
-            pass  # without "e" CLOSE expunges nothing (RFC 4314 4)
-    session.closeMailbox()
+    if view.readOnly:
+        session.closeMailbox()
+        return None
+
+    def closed(result):
+        if isinstance(result, Failure):
+            # Without "e" CLOSE expunges nothing (RFC 4314 4).
+            result.trap(PermissionDenied)
+        if session.view is view:
+            session.closeMailbox()
+    return callDurably(view.mailbox, "expunge").addBoth(closed)
 
 
 @command("UNSELECT", SEL, capability="UNSELECT")
@@ -140,7 +153,7 @@ def do_UNSELECT(session, tag, args):
 def do_EXPUNGE(session, tag, args):
     args.end()
     checkWritable(session)
-    session.view.mailbox.expunge()
+    return callDurably(session.view.mailbox, "expunge").addCallback(lambda _: None)
 
 
 @command("UID EXPUNGE", SEL, capability="UIDPLUS")
@@ -150,7 +163,7 @@ def do_UID_EXPUNGE(session, tag, args):
     checkWritable(session)
     uids = targetUids(session, sequenceSet, uid=True)
     if uids:
-        session.view.mailbox.expunge(uids)
+        return callDurably(session.view.mailbox, "expunge", uids).addCallback(lambda _: None)
 
 
 # -- FETCH -------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ def _fetchLoop(session, items, uids, changedSince):
                 session.flush()
                 yield streamTo(session.transport, [head] + chunks + [b"\r\n"])
         if toSee:
-            changed, _failed = mailbox.setFlags(toSee, ["\\Seen"], "+")
+            changed, _failed = yield callDurably(mailbox, "setFlags", toSee, ["\\Seen"], "+")
             view.noteOwnChanges(changed)
         if len(uids) > COOPERATE_ABOVE and start + BATCH < len(uids):
             session.flush()
@@ -373,8 +386,7 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     # With QRESYNC the client knows messages by UID (RFC 7162 3.2.4).
     withUid = uid or "QRESYNC" in session.enabled
 
-    def batch(chunk):
-        changed, failed = mailbox.setFlags(chunk, flags, mode, unchangedSince)
+    def report(chunk, changed, failed):
         view.noteOwnChanges(changed)
         failedAll.extend(failed)
         shown = changed if silent else mailbox.messages(chunk)
@@ -395,7 +407,15 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
             if condstore:
                 parts.append(b"MODSEQ (%d)" % (info.modseq,))
             session.sendUntagged(b"%d FETCH (%s)" % (seq, b" ".join(parts)))
-    d = runBatches(session, uids, batch)
+
+    @defer.inlineCallbacks
+    def run():
+        # One durable write per batch; its FETCH responses once it is.
+        for start in range(0, len(uids), BATCH):
+            chunk = uids[start:start + BATCH]
+            changed, failed = yield callDurably(mailbox, "setFlags", chunk, flags, mode, unchangedSince)
+            report(chunk, changed, failed)
+            session.flush()
 
     def done(_):
         if failedAll:
@@ -405,9 +425,7 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
                 modified = formatSequenceSet(view.seqOf(u) for u in failedAll)
             return ("OK", "[MODIFIED %s] Conditional STORE failed for some messages" % (modified,))
         return None
-    if d is None:
-        return done(None)
-    return d.addCallback(done)
+    return run().addCallback(done)
 
 
 @command("STORE", SEL, expungeAllowed=False)
@@ -435,12 +453,19 @@ def _transfer(session, tag, args, uid, move):
     destination = openTarget(session, name)
     if not uids:
         return None
-    try:
-        pairs = transfer(view.mailbox, uids, destination, move)
-    except QuotaExceeded:
-        raise no("[OVERQUOTA] Storage quota exceeded") from None
-    except StoreError as e:
-        raise storeError(e) from None
+    return transferLater(view.mailbox, uids, destination, move).addCallbacks(
+        _transferred, _transferFailed, callbackArgs=(session, destination, move))
+
+
+def _transferFailed(failure):
+    if failure.check(QuotaExceeded):
+        raise no("[OVERQUOTA] Storage quota exceeded")
+    if failure.check(StoreError):
+        raise storeError(failure.value)
+    return failure
+
+
+def _transferred(pairs, session, destination, move):
     if not pairs:
         return None
     code = "[COPYUID %d %s %s]" % (destination.uidValidity, formatSequenceSet(p[0] for p in pairs),

@@ -92,6 +92,9 @@ def unsentOctets(transport):
     return 0
 
 
+_STATUS_ORDER = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+
+
 class _Watched:
     """
     A non-selected mailbox the session follows: its group, its mailbox,
@@ -417,19 +420,34 @@ class Notifier:
             return
         old, watched.state = watched.state, state
         events = watched.group.events
-        condstore = bool(self.session.enabled & {"CONDSTORE", "QRESYNC"})
-        if force or old[:3] != state[:3]:
-            if not force and "MessageNew" not in events:
-                return
-            items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
-            if condstore or "FlagChange" in events:
-                items.append("HIGHESTMODSEQ")
+        if force:
+            items = self._statusItems(events)
+        elif old[:3] != state[:3] and events & {"MessageNew", "MessageExpunge"}:
+            items = self._statusItems(events - {"FlagChange"})
         elif old != state and "FlagChange" in events:
-            items = ["UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"]
+            items = self._statusItems({"FlagChange"})
         else:
             return
         self.session.sendUntagged(b"STATUS " + self.session.names.encode(name) + b" "
                                   + _statusList(self.session, watched.mailbox, items))
+
+    def _statusItems(self, events):
+        """
+        The STATUS items that tell of C{events} (RFC 5465 5.2, 5.3, 5.1):
+        MessageNew the counts and next UID, MessageExpunge the count,
+        FlagChange the unseen count and the mod-sequence; HIGHESTMODSEQ
+        also whenever CONDSTORE is on.
+        """
+        wanted = set()
+        if "MessageNew" in events:
+            wanted |= {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"}
+        if "MessageExpunge" in events:
+            wanted |= {"MESSAGES", "UIDVALIDITY", "UNSEEN"}
+        if "FlagChange" in events:
+            wanted |= {"UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"}
+        if self.session.enabled & {"CONDSTORE", "QRESYNC"}:
+            wanted.add("HIGHESTMODSEQ")
+        return [item for item in _STATUS_ORDER if item in wanted]
 
     def _sendLists(self, changes):
         """

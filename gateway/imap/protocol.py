@@ -54,6 +54,11 @@ DISCARD_FACTOR = 4
 #: may bring in all (its lines and literals), as Dovecot's imap-login does.
 PRELOGIN_LIMIT = 8192
 
+#: Before login, the longest ID command line: RFC 2971's largest list (30
+#: pairs of a 30-octet field and a 1024-octet value, quoted) and the verb.
+PRELOGIN_ID_LIMIT = 30 * (2 + 30 + 1 + 2 + 1024 + 1) + 256
+_ID_COMMAND = re.compile(rb"[^ ]{1,64} ID ", re.IGNORECASE)
+
 #: After login, the most octets of literals one command may keep in memory.
 MAX_IN_MEMORY = 1024 * 1024
 
@@ -202,6 +207,17 @@ class IMAPServer(FailureBudget, Protocol):
         if self.state == NOT_AUTHENTICATED:
             return min(self.maxLineLength, PRELOGIN_LIMIT)
         return self.maxLineLength
+
+    def _limitOf(self, head):
+        """
+        The longest line accepted for a line beginning with C{head}: an ID
+        before login may bring RFC 2971's largest list.
+        """
+        limit = self.lineLimit
+        if (limit < PRELOGIN_ID_LIMIT and self.state == NOT_AUTHENTICATED
+                and self._lineHandler is None and not self._command and _ID_COMMAND.match(head)):
+            return min(self.maxLineLength, PRELOGIN_ID_LIMIT)
+        return limit
 
     def __init__(self, context):
         self.context = context
@@ -406,7 +422,7 @@ class IMAPServer(FailureBudget, Protocol):
                 continue
             end = buffer.find(b"\n", pos)
             if end < 0:
-                if len(buffer) - pos > self.lineLimit:
+                if len(buffer) - pos > self._limitOf(buffer[pos:pos + 70]):
                     if self._skipLine is None:
                         self._startSkipping(buffer[pos:pos + 200])
                     self._buffer, self._pos = b"", 0
@@ -415,7 +431,7 @@ class IMAPServer(FailureBudget, Protocol):
             self._pos = end + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
-            if self._skipLine is not None or len(line) > self.lineLimit:
+            if self._skipLine is not None or len(line) > self._limitOf(line[:70]):
                 if self._skipLine is None:
                     self._startSkipping(line[:200])
                 tag, self._skipLine = self._skipLine, None

@@ -152,7 +152,13 @@ def _firstAddress(info, name):
     C{(display name, addr-spec)} of the first address of field C{name},
     or C{("", "")}.
     """
-    value = _headerText(info, name)
+    values = mimeparts.fieldValues(info.headers or b"", name)
+    first = mimeparts.parseAddressList(values[0])[:1] if values else ()
+    if first and first[0][2] is not None and first[0][3] is None:
+        # A group: the envelope's first address is its start, whose
+        # mailbox is the group name (as Dovecot sorts it).
+        return "", decodeHeader(first[0][2])
+    value = decodeHeader(values[0]) if values else ""
     if not value:
         return "", ""
     for display, address in email.utils.getaddresses([value]):

@@ -187,7 +187,9 @@ def references(messages):
         # (1B) the message is a child of its last reference.
         if previous is not None and previous is not node and not node.isAncestorOf(previous):
             previous.addChild(node)
-        elif previous is None and node.parent is not None:
+        elif node.parent is not None:
+            # No reference, or one that would make a loop: the old link
+            # goes all the same (RFC 5256 1.C).
             node.parent.children.remove(node)
             node.parent = None
     # (2) the root set; (3) dummies pruned.

@@ -17,6 +17,7 @@ UIDs before the batch is rendered (C{item.prepare}, see
 L{gateway.imap.commands_selected._fetchLoop}).
 """
 
+import json
 import re
 from datetime import datetime, timezone
 
@@ -225,6 +226,26 @@ class XoverlapsKey(SearchKey):
 
     def match(self, m):
         return m.info.uid in self.uids
+
+    def storeTerm(self):
+        """
+        Membership of L{uids} as a term of the index's query (its SQL is
+        built when the search runs, after L{prepare}).
+        """
+        return _UidSetTerm(self)
+
+
+class _UidSetTerm:
+    """
+    A L{gateway.store.query} term: the UID is one of C{key.uids}, read when
+    the term's SQL is built (one parameter, a JSON list, whatever its size).
+    """
+
+    def __init__(self, key):
+        self.key = key
+
+    def sql(self):
+        return "uid IN (SELECT value FROM json_each(?))", [json.dumps(sorted(self.key.uids))]
 
 
 def parseSearchXoverlaps(parser, name):

@@ -160,16 +160,21 @@ def _mailboxFor(realm, recipient, sender=None):
     The mailbox a recipient's copy goes to: the one its C{+detail} names
     when it exists and the envelope sender may post into it (the C{p}
     right, through the access layer), else INBOX.
+
+    @return: C{(account, mailbox)}: whoever writes to the mailbox holds the
+        account until done, for the realm closes an account's store once
+        nothing holds the account (when it is not among those kept idle).
     """
     address = recipient.record.address
-    store = realm.accountFor(address).mailStore
+    account = realm.accountFor(address)
+    store = account.mailStore
     name = _targetMailbox(store, recipient.detail)
     if name != "INBOX":
         try:
-            return realm.access.deliveryTarget(sender, address, name)
+            return account, realm.access.deliveryTarget(sender, address, name)
         except NoSuchMailbox:
             pass  # no 'p' for this sender: INBOX, as for an unknown detail
-    return store.getMailbox("INBOX")
+    return account, store.getMailbox("INBOX")
 
 
 def deliver(realm, recipient, data, sender=None):
@@ -189,7 +194,8 @@ def deliver(realm, recipient, data, sender=None):
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
     mailbox = None
     try:
-        mailbox = _mailboxFor(realm, recipient, sender)
+        # The account is held (a local) until the message is stored.
+        account, mailbox = _mailboxFor(realm, recipient, sender)
         uid = mailbox.appendMessage(data)
     except Exception as e:
         result, reason = _failure(e, address)
@@ -372,9 +378,15 @@ class Delivery:
         the spool file.
     @param runInThread: C{f, *args -> Deferred}, running C{f} in a thread.
     @param reply: called with C{(address, L{Result})} per recipient, in order.
+    @param commitLater: commit each copy through the store's index writer
+        (C{commitMessageLater}: grouped, off the reactor thread); else with
+        C{commitMessage} in the reactor thread (tests that step
+        C{runInThread}).  Either way a recipient's reply is sent once its
+        copy is durable.
     """
 
-    def __init__(self, realm, spool, sender, recipients, sharedCopy, runInThread, reply):
+    def __init__(self, realm, spool, sender, recipients, sharedCopy, runInThread, reply, commitLater=True):
+        self.commitLater = commitLater
         self.realm = realm
         self.spool = spool
         self.sender = sender
@@ -446,35 +458,45 @@ class Delivery:
         self._stopped = True
 
     def _prepare(self, recipient, address):
-        mailbox = _mailboxFor(self.realm, recipient, self.sender)
+        account, mailbox = _mailboxFor(self.realm, recipient, self.sender)
         if self.sharedCopy:
             d = self.runInThread(mailbox.prepareMessage, self.spool.path, self.spool.measure)
         else:
             source = self.spool.copyFor(envelopeHeaders(self.sender, address))
             d = self.runInThread(_prepareAndClose, mailbox, source)
-        return d.addCallback(lambda prepared: (mailbox, prepared))
+        # The account goes along until the commit (see _mailboxFor).
+        return d.addCallback(lambda prepared: (account, mailbox, prepared))
 
-    def _commit(self, pair, address, recipient):
-        mailbox, prepared = pair
+    def _commit(self, held, address, recipient):
+        account, mailbox, prepared = held
         if self._stopped:
             # Nobody will hear the reply, so the MTA tries this recipient
             # again: committing would make a duplicate.
             prepared.discard()
             raise _Abandoned()
-        try:
-            uid = mailbox.commitMessage(prepared)
-        except BaseException:
+        # The recipient's 250 once its copy is durable; the reactor goes on
+        # meanwhile (the store's index writer commits it, grouped).
+        if self.commitLater:
+            d = maybeDeferred(mailbox.commitMessageLater, prepared)
+        else:
+            d = maybeDeferred(mailbox.commitMessage, prepared)
+
+        def failed(failure):
             prepared.discard()
-            raise
-        return mailbox, (uid, prepared.measure.rawSize)
+            return failure
+
+        def stored(uid, account=account):
+            # (The account is held until here: see _mailboxFor.)
+            return mailbox.name, (uid, prepared.measure.rawSize)
+        return d.addCallbacks(stored, failed)
 
     def _stored(self, outcome, i):
         address, recipient = self.recipients[i]
-        mailbox, stored = outcome
-        if mailbox is None and stored.check(_Abandoned):
+        mailboxName, stored = outcome
+        if mailboxName is None and stored.check(_Abandoned):
             result = _ABANDONED
             self._log(address, recipient, None, None, result, "connection lost")
-        elif mailbox is None:
+        elif mailboxName is None:
             result, reason = _failure(stored.value, recipient.record.address)
             if reason == "error":
                 log.failure("delivery failed: to={to}", stored, to=recipient.record.address)
@@ -482,7 +504,7 @@ class Delivery:
         else:
             uid, size = stored
             result = Result(250, "2.0.0", "delivered to %s" % (recipient.record.address,))
-            self._log(address, recipient, mailbox.name, (uid, size), result, None)
+            self._log(address, recipient, mailboxName, (uid, size), result, None)
         if not self._stopped:
             self.reply(address, result)
 

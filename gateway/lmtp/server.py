@@ -68,13 +68,16 @@ class LMTPServer(LineReceiver, TimeoutMixin):
     #: Why the server is stopping, once it is (L{drain}).
     _draining = None
 
-    def __init__(self, context, clock=None, runInThread=None):
+    def __init__(self, context, clock=None, runInThread=None, commitLater=None):
         self.context = context
         self.maxSize = context.config["lmtp", "max_message_size"]
         self.timeOut = context.config["lmtp", "timeout"]
         self.deliveredTo = context.config["lmtp", "delivered_to"]
         if clock is not None:
             self.callLater = clock.callLater
+        # Commits go to the store's index writer; by default not when a
+        # runner is given (tests that step it commit in the reactor thread).
+        self.commitLater = runInThread is None if commitLater is None else commitLater
         self.runInThread = runInThread or threadRunner(context.reactor)
         self._reset()
         self.greeted = False
@@ -266,7 +269,7 @@ class LMTPServer(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self._delivery = Delivery(
             self.context.realm, incoming.spool, sender, recipients, incoming.shared, self.runInThread,
-            self._recipientReply,
+            self._recipientReply, commitLater=self.commitLater,
         )
         self._delivery.start().addCallback(self._delivered)
 
@@ -320,7 +323,7 @@ class LMTPFactory(protocol.ServerFactory):
         cleanSpool(spoolFolder(context.config))
 
     def buildProtocol(self, addr):
-        p = LMTPServer(self.context, runInThread=self.runInThread)
+        p = LMTPServer(self.context, runInThread=self.runInThread, commitLater=True)
         p.factory = self
         return p
 

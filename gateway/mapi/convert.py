@@ -206,12 +206,24 @@ def _text(component, name):
     return None if value is None else str(value)
 
 
+def addDuration(start, duration):
+    """
+    C{start} plus a C{DURATION} (RFC 5545 3.3.6): its days are nominal (the
+    same wall-clock time in the start's zone), the rest exact, so that
+    C{PT2H} across a DST change lasts two hours.
+    """
+    if isinstance(start, datetime.datetime) and start.tzinfo is not None:
+        days = datetime.timedelta(days=duration.days)
+        return (start + days).astimezone(UTC) + (duration - days)
+    return start + duration
+
+
 def _eventEnd(component):
     if "DTEND" in component:
         return component.decoded("DTEND")
     start = component.decoded("DTSTART")
     if "DURATION" in component:
-        return start + component.decoded("DURATION")
+        return addDuration(start, component.decoded("DURATION"))
     if isinstance(start, datetime.datetime):
         return start
     return start + datetime.timedelta(days=1)
@@ -244,6 +256,76 @@ EVENT_TABLE = [
     ("PidLidGlobalObjectId", lambda c, z: globalObjectId(str(c["UID"])) if "UID" in c else None),
     ("PidTagSenderName", lambda c, z: _organizer(c)),
 ]
+
+
+#: The rows of L{EVENT_TABLE} that L{deriveSummarizedEvent} answers.
+SUMMARIZED_EVENT_NAMES = ("PidTagSubject", "PidLidLocation", "PidLidAppointmentStartWhole",
+                          "PidLidAppointmentEndWhole", "PidLidAppointmentSubType", "PidLidBusyStatus",
+                          "PidLidRecurring", "PidLidGlobalObjectId", "PidLidCleanGlobalObjectId",
+                          "PidTagMessageClass")
+
+#: L{deriveSummarizedEvent} cannot tell this value from its summary.
+UNKNOWN = object()
+#: L{deriveSummarizedEvent}: the event does not set this property; the
+#: message's header fields do (L{MAIL_TABLE}).
+FROM_HEADERS = object()
+
+
+def deriveSummarizedEvent(event, canonical, zone=UTC):
+    """
+    One property of L{SUMMARIZED_EVENT_NAMES} from the summary of an event
+    (what the calendar store keeps of a VEVENT: its UID, raw start, end and
+    duration, C{(STATUS, TRANSP, X-MICROSOFT-CDO-BUSYSTATUS)}, C{(SUMMARY,
+    LOCATION)} with C{None} for an absent one, whether it recurs), the
+    value L{EVENT_TABLE} reads from the component.
+
+    @param event: an object with C{uid}, C{start}, C{end}, C{duration},
+        C{traits}, C{details}, C{recurring} and C{method} (its calendar's
+        iTIP METHOD, upper case), as L{gateway.store.calendar.parse._Event}.
+    @return: the value, C{None} when the event has none, L{FROM_HEADERS}
+        for a subject without SUMMARY, or L{UNKNOWN} when the summary
+        cannot tell (a cancelled event, which may be an iTIP CANCEL whose
+        STATUS says otherwise).
+    """
+    if canonical == "PidTagSubject":
+        return FROM_HEADERS if event.details[0] is None else event.details[0]
+    if canonical == "PidLidLocation":
+        return event.details[1]
+    if canonical == "PidLidAppointmentStartWhole":
+        return _utc(event.start, zone)
+    if canonical == "PidLidAppointmentEndWhole":
+        if event.end is not None:
+            end = event.end
+        elif event.duration is not None:
+            end = addDuration(event.start, event.duration)
+        elif isinstance(event.start, datetime.datetime):
+            end = event.start
+        else:
+            end = event.start + datetime.timedelta(days=1)
+        return _utc(end, zone)
+    if canonical == "PidLidAppointmentSubType":
+        return not isinstance(event.start, datetime.datetime)
+    if canonical == "PidLidBusyStatus":
+        status, transp, cdo = event.traits[:3]
+        if cdo in _CDO_BUSY:
+            return _CDO_BUSY[cdo]
+        if status == "CANCELLED":
+            # An iTIP CANCEL's events are summarized as cancelled whatever
+            # their own STATUS, which this property reads.
+            return UNKNOWN if event.method == "CANCEL" else FREE
+        if transp == "TRANSPARENT":
+            return FREE
+        return TENTATIVE if status == "TENTATIVE" else BUSY
+    if canonical == "PidLidRecurring":
+        return bool(event.recurring)
+    if canonical == "PidTagMessageClass":
+        # messageClassOf: a calendar with a VEVENT (a summary has one) that
+        # is not an iTIP REPLY (whose events are not summarized).
+        return _METHOD_CLASSES.get(event.method, "IPM.Appointment")
+    if event.uid is None:
+        return None
+    globalId = globalObjectId(event.uid)
+    return globalId if canonical == "PidLidGlobalObjectId" else cleanGlobalObjectId(globalId)
 
 
 def _organizer(component):

@@ -22,6 +22,7 @@ not use this way raises L{PermissionDenied} (as Dovecot does).
 """
 
 import attr
+from twisted.internet.defer import maybeDeferred
 from zope.interface import implementer
 
 from gateway.errors import (
@@ -633,6 +634,21 @@ def hasRight(mailbox, right):
 
 def _unwrap(mailbox):
     return mailbox._mailbox if isinstance(mailbox, SharedMailbox) else mailbox
+
+
+def transferLater(source, uids, destination, move=False):
+    """
+    L{transfer} so that the reactor does not wait for it: between two own
+    mailboxes of one store through the store's index writer.
+
+    @return: a L{Deferred} firing with what L{transfer} returns once the
+        copies (and removals) are durable.
+    """
+    own = not isinstance(source, SharedMailbox) and not isinstance(destination, SharedMailbox)
+    if own and getattr(source, "_store", None) is getattr(destination, "_store", None) \
+            and hasattr(source, "copyToLater"):
+        return source.moveToLater(uids, destination) if move else source.copyToLater(uids, destination)
+    return maybeDeferred(transfer, source, uids, destination, move)
 
 
 def transfer(source, uids, destination, move=False):

@@ -85,8 +85,13 @@ class MailboxChanges:
     def _changed(self):
         """
         Something changed: call the listeners on the next reactor turn
-        (several changes in one turn make one call).
+        (several changes in one turn make one call); made in the index
+        writer's thread, once it is durable.
         """
+        group = self._store._currentGroup()
+        if group is not None:
+            group.onReactor(self._changed)
+            return
         if self._listeners and (self._notifyCall is None or not self._notifyCall.active()):
             self._notifyCall = self._store._reactor.callLater(0, self._notify)
 

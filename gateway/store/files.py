@@ -240,8 +240,13 @@ class FileStore:
                     self._checkQuota(written + len(chunk) - oldSize)
                     self._writeChunk(f, chunk)
                     written += len(chunk)
+                # Durable before it takes the name, and the name after
+                # (FTP's 226 waits for this method).
+                f.flush()
+                _fsync(f.fileno())
             os.chmod(tmp, 0o644)
             os.rename(tmp, target.path)
+            _fsyncFolder(target.parent().path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -280,6 +285,9 @@ class FileStore:
                 if not append and offset is not None:
                     # REST + STOR replaces the rest of the file.
                     f.truncate(start + written)
+                _fsync(f.fileno())
+            if not existed:
+                _fsyncFolder(target.parent().path)
         finally:
             # Also when the upload broke off: what arrived stays (for a
             # resume) and counts.  Not target.getsize(): FilePath caches
@@ -312,6 +320,24 @@ class FileStore:
         size = target.getsize()
         target.remove()
         self._adjustUsage(-size)
+
+
+def _fsync(fd):
+    """
+    Make the data of the open file C{fd} durable (a seam for tests).
+    """
+    os.fsync(fd)
+
+
+def _fsyncFolder(path):
+    """
+    Make the entries of folder C{path} durable.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _undo(f, path, oldSize, existed):

@@ -229,8 +229,22 @@ def connect(path):
 def transaction(conn):
     """
     A write transaction (C{BEGIN IMMEDIATE}: the write lock is taken at once,
-    so nothing read inside it is stale).
+    so nothing read inside it is stale).  Inside a transaction already (a
+    write run by the store's index writer, L{gateway.store.writer}, inside
+    its group's), a savepoint: undone alone if it raises, committed with
+    the group.
     """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        else:
+            conn.execute("RELEASE nested")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -285,15 +299,26 @@ def roomPermitting(conn, f, *args):
     except sqlite3.Error as e:
         if not isStorageFull(e):
             raise
+    indexPath = makeRoom(conn)
+    result = f(*args)
+    keepReserve(indexPath)
+    return result
+
+
+def makeRoom(conn):
+    """
+    The disk is full: give up the reserve beside the index of C{conn} and
+    checkpoint its write-ahead log (see L{roomPermitting}).
+
+    @return: the index's path (for L{keepReserve} once there is room).
+    """
     indexPath = conn.execute("PRAGMA database_list").fetchone()[2]
     maildir.removeQuietly(indexPath + RESERVE_SUFFIX)
     try:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error:
         pass  # the retry tells
-    result = f(*args)
-    keepReserve(indexPath)
-    return result
+    return indexPath
 
 
 @contextlib.contextmanager
@@ -555,9 +580,12 @@ def scanMailbox(conn, mailboxId, path, names=None):
         added = [base for base in added if base not in moved]
 
     uidList = None
+    keptProperties = {}
     keywordLetters = readDovecotKeywords(os.path.join(path, maildir.KEYWORDS_FILE))
     if not row[4]:
+        from gateway.store import properties
         uidList = readDovecotUidList(os.path.join(path, "dovecot-uidlist"))
+        keptProperties = properties.readFile(path)  # a rebuilt index gets them back
 
     def sortKey(base):
         if uidList is not None and base in uidList[2]:
@@ -589,6 +617,8 @@ def scanMailbox(conn, mailboxId, path, names=None):
                     uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,
                                                          keywordLetters, uidList)
                 addedAny = _applyAdditions(conn, mailboxId, path, measures, onDisk, keywordLetters, uidList)
+                if keptProperties:
+                    properties.restore(conn, mailboxId, keptProperties, [measure[0] for measure in measures])
                 batchChanged = removedAny or addedAny
                 _recordScan(conn, mailboxId, scan, now, number == len(batches) - 1)
         except sqlite3.Error as e:

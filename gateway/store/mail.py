@@ -40,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IAccountChangeFeed, IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, changes, index, maildir, metadata, names, writer
+from gateway.store import acl, changes, index, maildir, metadata, names, properties, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -116,7 +116,11 @@ class MailStore:
     @param quota: an L{IQuota} or C{None}.
     @param reactor: for notifications and threads (the global one if C{None}).
     @param useInotify: C{False} to always poll for other processes' changes.
+    @ivar closed: C{True} once L{close} ran: the realm then builds the
+        account again rather than hand this store out.
     """
+
+    closed = False
 
     def __init__(self, path, quota=None, reactor=None, useInotify=True):
         if reactor is None:
@@ -137,6 +141,8 @@ class MailStore:
         self._watcher = None
         self._watched = set()
         self._writer = None
+        #: The group of a write run by writer.runNow (see _currentGroup).
+        self.current = None
         self._accountChanges = None
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
@@ -405,6 +411,7 @@ class MailStore:
                 for sub in maildir.SUBDIRS:
                     trash.append(self._moveAside(os.path.join(path, sub)))
                 metadata.forget(path)
+                maildir.removeQuietly(os.path.join(path, properties.PROPERTIES_FILE))
                 mailbox = self._mailboxes.pop(mailboxId, None)
                 if mailbox is not None:
                     mailbox._forget()
@@ -544,6 +551,7 @@ class MailStore:
         """
         Stop watching and close the index (for tests and shutdown).
         """
+        self.closed = True
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
@@ -573,6 +581,12 @@ class MailStore:
         from gateway.store.calendar import summaries
         from gateway.store.calendar.parse import isCalendarClass
 
+        group = self._currentGroup()
+        if group is not None:
+            # In the index writer: once the messages are durable, on the
+            # reactor thread.
+            group.onReactor(self._added, mailbox, uids, source)
+            return
         try:
             if not isCalendarClass(mailbox.mailboxClass):
                 return
@@ -586,26 +600,47 @@ class MailStore:
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 
-    def _write(self, write):
+    def _write(self, write, makesRoom=False):
         """
         Run C{write(conn, group)} in the index writer's next group (see
         L{gateway.store.writer}); a reactor without threads (a
         C{task.Clock} in tests) runs it at once in a transaction of its own.
 
+        @param makesRoom: see L{writer.IndexWriter.submit}.
         @return: a L{Deferred} firing with its result once it is durable.
         """
         if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
-            def now():
-                group = writer.WriteGroup()
-                with index.transaction(self._conn):
-                    result = write(self._conn, group)
-                    for folder in sorted(group.folders):
-                        maildir.fsyncDirectory(folder)
-                return result
-            return maybeDeferred(now)
+            if makesRoom:
+                return maybeDeferred(index.roomPermitting, self._conn, writer.runNow, self._conn, write, self)
+            return maybeDeferred(writer.runNow, self._conn, write, self)
         if self._writer is None:
-            self._writer = writer.IndexWriter(self.indexPath, self._reactor)
-        return self._writer.submit(write)
+            # Its connection is the store's own for its thread: the store's
+            # methods a write calls read inside the group's transaction.
+            self._writer = writer.IndexWriter(self.indexPath, self._reactor, connect=lambda: self._conn)
+        return self._writer.submit(write, makesRoom)
+
+    def _currentGroup(self):
+        """
+        The L{writer.WriteGroup} being written when called from the index
+        writer's thread (or inside L{writer.runNow} in the reactor thread,
+        with a reactor without threads), else C{None}.
+        """
+        if self._writer is not None and self._writer.inWriter():
+            return self._writer.current
+        if self.current is not None and threading.get_ident() == self._ownerThread:
+            return self.current
+        return None
+
+    def _syncFolder(self, path):
+        """
+        Make the entries of folder C{path} durable: with the index writer's
+        group (once for all its writes) when called from it, else now.
+        """
+        group = self._currentGroup()
+        if group is None:
+            maildir.fsyncDirectory(path)
+        else:
+            group.syncFolder(path)
 
     def _scanInThread(self, mailboxId, path, names=None):
         stats.count("index_rescans", scope="full" if names is None else "names")

@@ -12,7 +12,7 @@ import shutil
 import sqlite3
 
 import attr
-from twisted.internet.defer import fail
+from twisted.internet.defer import DeferredList, fail
 from twisted.python import log
 from zope.interface import implementer
 
@@ -430,8 +430,12 @@ class Mailbox(MailboxChanges):
                 modseq = index.bumpModSeq(self._conn, self._id)
                 self._expect((subdir, name))
                 os.rename(tmpPath, target)
+                group = self._store._currentGroup()
+                if group is not None:
+                    # The group's commit may still fail.
+                    group.ifRolledBack(maildir.removeQuietly, target)
                 try:
-                    maildir.fsyncDirectory(os.path.join(path, subdir))
+                    self._store._syncFolder(os.path.join(path, subdir))
                     self._conn.execute(
                         "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
                         " size, rawsize, crlf, modseq, headers, emailid, threadid)"
@@ -454,67 +458,108 @@ class Mailbox(MailboxChanges):
     def appendMessageLater(self, source, flags=(), internalDate=None):
         """
         L{appendMessage} off the reactor thread: the file is written and
-        fsync'd in the thread pool, the index row is written by the
-        store's index writer in a group with other sessions' writes
-        (L{gateway.store.writer}), so the reactor never waits for the disk
-        or for another process's lock.
+        fsync'd in the thread pool (L{prepareMessage}), then moved into
+        place and given its index row by the store's index writer in a
+        group with other sessions' writes (L{commitMessageLater}), so the
+        reactor never waits for the disk or for another process's lock.
 
         @return: a L{Deferred} firing with the new UID once the message is
             durable (file, folder and index), failing with
             L{gateway.errors.QuotaExceeded} and the like.
         """
-        flags = normalizeFlags(flags)
-        path = self._path()
-        isBytes = isinstance(source, (bytes, bytearray, memoryview))
-        if isBytes:
+        if isinstance(source, (bytes, bytearray, memoryview)):
             try:
                 self._checkQuota(len(source))
             except Exception:
                 return fail()
         mtime = internalDate.timestamp() if internalDate is not None else None
-        written = self._store._deferToThread(maildir.writeTemporary, os.path.join(path, "tmp"), source, mtime)
+        prepared = self._store._deferToThread(self.prepareMessage, source, None, mtime)
+        return prepared.addCallback(self.commitMessageLater, flags)
 
-        def store(result):
-            tmpPath, measure = result
-            try:
-                if not isBytes:
-                    self._checkQuota(measure.rawSize)
-            except BaseException:
-                maildir.removeQuietly(tmpPath)
-                raise
-            base = maildir.newBase(measure.rawSize, measure.size)
-            date = mtime if mtime is not None else os.stat(tmpPath).st_mtime
+    def appendMessagesLater(self, messages):
+        """
+        Several messages, all or none (IMAP MULTIAPPEND): each is written
+        in the thread pool, then all are committed in one write of the
+        store's index writer, so that a crash too leaves all or none.
+
+        @param messages: C{[(source, flags, internalDate)]}, as for
+            L{appendMessage}.
+        @return: a L{Deferred} firing with their UIDs once durable.
+        """
+        try:
+            self._checkQuota(sum(len(source) for source, _flags, _date in messages
+                                 if isinstance(source, (bytes, bytearray, memoryview))))
+        except Exception:
+            return fail()
+        prepared = [self._store._deferToThread(self.prepareMessage, source, None,
+                                               None if date is None else date.timestamp())
+                    for source, _flags, date in messages]
+
+        def commit(results):
+            ready = [value for ok, value in results if ok]
+            failures = [value for ok, value in results if not ok]
+            if failures:
+                for message in ready:
+                    message.discard()
+                return failures[0]
+            pairs = [(message, flags) for message, (_source, flags, _date) in zip(ready, messages, strict=True)]
 
             def write(conn, group):
-                subdir, name = self._place(base, flags, folder=path)
-                target = os.path.join(path, subdir, name)
-                uid = conn.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (self._id,)).fetchone()[0]
-                modseq = index.bumpModSeq(conn, self._id)
-                os.rename(tmpPath, target)
                 try:
-                    group.syncFolder(os.path.join(path, subdir))
-                    conn.execute(
-                        "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
-                        " size, rawsize, crlf, modseq, headers, emailid, threadid)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (self._id, uid, base, subdir, name, index.encodeFlags(flags), date, measure.size,
-                         measure.rawSize, int(measure.needsCRLF), modseq, measure.headers,
-                         *objectid.idsOf(measure)))
-                    conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
-                    index.addUsage(conn, measure.rawSize)
+                    return [self.commitMessage(message, flags) for message, flags in pairs]
                 except BaseException:
-                    os.rename(target, tmpPath)
+                    # (The committed ones are undone with the write.)
+                    for message, _flags in pairs:
+                        message.discard()
                     raise
-                return uid
+            return self._store._write(write)
+        return DeferredList(prepared, consumeErrors=True).addCallback(commit)
 
-            def done(uid):
-                self._changed()
-                self._store._added(self, [uid])
-                return uid
-            d = self._store._write(write)
-            d.addBoth(lambda result: (maildir.removeQuietly(tmpPath), result)[1])
-            return d.addCallback(done)
-        return written.addCallback(store)
+    def commitMessageLater(self, prepared, flags=()):
+        """
+        L{commitMessage} by the store's index writer.
+
+        @return: a L{Deferred} firing with the new UID once it is durable.
+        """
+        return self._store._write(lambda conn, group: self.commitMessage(prepared, flags))
+
+    def setFlagsLater(self, uids, flags, mode, unchangedSince=None):
+        """
+        L{setFlags} by the store's index writer.
+
+        @return: a L{Deferred} firing with what L{setFlags} returns once
+            the change is durable.
+        """
+        if mode not in ("+", "-", "="):
+            return fail(ValueError("mode must be '+', '-' or '='"))
+        return self._store._write(lambda conn, group: self.setFlags(uids, flags, mode, unchangedSince),
+                                  makesRoom=True)
+
+    def expungeLater(self, uids=None):
+        """
+        L{expunge} by the store's index writer.
+
+        @return: a L{Deferred} firing with the expunged UIDs once durable.
+        """
+        return self._store._write(lambda conn, group: self.expunge(uids), makesRoom=True)
+
+    def copyToLater(self, uids, destination):
+        """
+        L{copyTo} by the store's index writer.
+
+        @return: a L{Deferred} firing with the C{(source, destination)} UID
+            pairs once the copies are durable.
+        """
+        return self._store._write(lambda conn, group: self._transfer(uids, destination, move=False))
+
+    def moveToLater(self, uids, destination):
+        """
+        L{moveTo} by the store's index writer.
+
+        @return: a L{Deferred} firing with the C{(source, destination)} UID
+            pairs once the move is durable.
+        """
+        return self._store._write(lambda conn, group: self._transfer(uids, destination, move=True))
 
     def _place(self, base, flags, current="", folder=None):
         """
@@ -584,6 +629,7 @@ class Mailbox(MailboxChanges):
         flags = normalizeFlags(flags)
         path = self._path()
         changed, failed = [], []
+        renamedIn = set()
         with index.transaction(self._conn):
             self._row("id")
             rows = self._select("uid, base, subdir, filename, flags, modseq", uids)
@@ -610,12 +656,17 @@ class Mailbox(MailboxChanges):
                             newSubdir, newName = subdir, filename
                         else:
                             os.rename(source, os.path.join(path, newSubdir, newName))
+                    renamedIn.update((subdir, newSubdir))
                 self._conn.execute(
                     "UPDATE messages SET subdir = ?, filename = ?, flags = ?, modseq = ?"
                     " WHERE mailbox = ? AND uid = ?",
                     (newSubdir, newName, index.encodeFlags(new), modseq, self._id, uid))
                 changed.append(uid)
             changedInfos = self.messages(changed) if changed else []
+            # The new names durable before the commit: a scan after a power
+            # cut must not find the old ones beside the committed flags.
+            for subdir in sorted(renamedIn):
+                self._store._syncFolder(os.path.join(path, subdir))
             if changed:
                 self._recordFolders()
         if changed:
@@ -640,6 +691,10 @@ class Mailbox(MailboxChanges):
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
+            # The unlinks durable before the commit: a file back after a
+            # power cut would be scanned in as a new message.
+            for subdir in sorted({row[1] for row in rows}):
+                self._store._syncFolder(os.path.join(path, subdir))
             self._recordFolders()
         self._changed()
         return [row[0] for row in rows]
@@ -686,7 +741,6 @@ class Mailbox(MailboxChanges):
         placed = []
         unlinked = []
         journal = None
-        committed = False
         result = []
         try:
             # Outside the lock: the hard links, and the journal.
@@ -742,36 +796,61 @@ class Mailbox(MailboxChanges):
                     # Before the rollback lets anybody else look.
                     self._relink(unlinked)
                     raise
-            committed = True
         except BaseException:
             self._relink(unlinked)
+            self._cleanTransfer(staged, journal)
             raise
-        finally:
-            if committed:
-                for stagedPath, target in placed:
-                    try:
-                        os.rename(stagedPath, target)
-                    except FileNotFoundError:
-                        # Put in place meanwhile by another process
-                        # (recoverTemporary), or by a flag change.
-                        if destination._locate(destinationPath, os.path.basename(stagedPath)) is None:
-                            log.msg("staged file %s vanished after its COPY/MOVE committed" % (stagedPath,))
-                for sub in ("new", "cur"):
-                    maildir.fsyncDirectory(os.path.join(destinationPath, sub))
-                if move:
-                    for sub in ("new", "cur"):
-                        maildir.fsyncDirectory(os.path.join(path, sub))
-            for _, stagedPath in staged.values():
-                if stagedPath is not None:
-                    maildir.removeQuietly(stagedPath)
-            if journal is not None:
-                maildir.removeQuietly(journal)
+        group = self._store._currentGroup()
+        if group is None:
+            self._placeTransferred(placed, destination, path if move else None)
+            self._cleanTransfer(staged, journal)
+        else:
+            # In the index writer: the files go into place (and the journal
+            # away) only once the group committed.
+            group.afterCommit(self._placeTransferred, placed, destination, path if move else None)
+            group.afterCommit(self._cleanTransfer, staged, journal)
+            group.ifRolledBack(self._relink, unlinked)
+            group.ifRolledBack(self._cleanTransfer, staged, journal)
         if result:
             destination._changed()
             if move:
                 self._changed()
             self._store._added(destination, result, source=self)
         return result
+
+    @staticmethod
+    def _placeTransferred(placed, destination, sourcePath=None):
+        """
+        After a COPY or MOVE committed: rename its staged files into place
+        and make the folders durable (the source's too for a MOVE, whose
+        folder C{sourcePath} is).
+        """
+        destinationPath = destination._path()
+        for stagedPath, target in placed:
+            try:
+                os.rename(stagedPath, target)
+            except FileNotFoundError:
+                # Put in place meanwhile by another process
+                # (recoverTemporary), or by a flag change.
+                if destination._locate(destinationPath, os.path.basename(stagedPath)) is None:
+                    log.msg("staged file %s vanished after its COPY/MOVE committed" % (stagedPath,))
+        for sub in ("new", "cur"):
+            maildir.fsyncDirectory(os.path.join(destinationPath, sub))
+        if sourcePath is not None:
+            for sub in ("new", "cur"):
+                maildir.fsyncDirectory(os.path.join(sourcePath, sub))
+
+    @staticmethod
+    def _cleanTransfer(staged, journal):
+        """
+        After a COPY or MOVE ended: remove the staged files left (none once
+        placed) and the journal.
+        """
+        for _, stagedPath in staged.values():
+            if stagedPath is not None:
+                maildir.removeQuietly(stagedPath)
+        if journal is not None:
+            maildir.removeQuietly(journal)
 
     @staticmethod
     def _relink(unlinked):

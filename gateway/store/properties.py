@@ -15,17 +15,35 @@ MODSEQ and honours C{UNCHANGEDSINCE} as a flag change does (RFC 7162).
 These functions take an L{gateway.store.mailbox.Mailbox} (or a shared
 mailbox, which passes its owner's internals through) and work on its index;
 rights are the caller's business.
+
+The index can be rebuilt from the Maildir, so every change is also
+appended to the mailbox folder's C{gateway-properties} file (L{journal}):
+one JSON line C{[base, {key: [type, value]}]} per changed message, its whole
+set of properties after the change, keyed by the message file's base name
+(which a rebuild keeps, unlike the UID); the last line of a base wins.  A
+rebuild reads it back for the files it indexes (L{restore}, called by
+L{gateway.store.index.scanMailbox} on a mailbox's first scan).  The file is
+rewritten from the index (L{compact}) when it has grown to twice what it
+held when last rewritten; a torn last line (a crash while appending) is
+skipped.
 """
 
 import json
+import os
 
 from gateway.errors import StoreError
-from gateway.store import index
+from gateway.store import index, maildir
 
 #: At most this many stored properties per message (R-PROP-4).
 MAX_PROPERTIES = 256
 #: At most this many octets of JSON per value (R-PROP-4).
 MAX_VALUE_SIZE = 64 * 1024
+#: The file in each mailbox folder that keeps its stored properties for a
+#: rebuild of the index.
+PROPERTIES_FILE = "gateway-properties"
+#: The file is rewritten when it is past twice its size when last
+#: rewritten and this many octets.
+COMPACT_ABOVE = 64 * 1024
 
 
 class PropertyLimitError(StoreError):
@@ -67,6 +85,18 @@ def properties(mailbox, uids):
         if uid in wanted:
             result.setdefault(uid, {})[key] = (propType, json.loads(value))
     return result
+
+
+def propertyValues(mailbox, key):
+    """
+    One stored property of every message of C{mailbox} that has it, in one
+    query (a SEARCH that compares it message by message).
+
+    @return: C{{uid: (type, value)}}.
+    """
+    rows = mailbox._conn.execute("SELECT uid, type, value FROM msgprops WHERE mailbox = ? AND key = ?",
+                                 (mailbox._id, key))
+    return {uid: (propType, json.loads(value)) for uid, propType, value in rows}
 
 
 def setProperties(mailbox, uids, changes, unchangedSince=None):
@@ -126,6 +156,7 @@ def setProperties(mailbox, uids, changes, unchangedSince=None):
                                      " VALUES (?, ?, ?, ?, ?)", (mailboxId, uid, key, entry[0], entry[1]))
                 conn.execute("UPDATE messages SET modseq = ? WHERE mailbox = ? AND uid = ?",
                              (modseq, mailboxId, uid))
+            journal(conn, mailboxId, plan)
             changed = plan
     if changed:
         mailbox._changed()
@@ -138,10 +169,12 @@ def carry(conn, sourceId, sourceUid, destinationId, destinationUid):
     (inside the store's COPY/MOVE transaction, before a MOVE removes the
     source row).
     """
-    conn.execute(
+    copied = conn.execute(
         "INSERT OR REPLACE INTO msgprops (mailbox, uid, key, type, value)"
         " SELECT ?, ?, key, type, value FROM msgprops WHERE mailbox = ? AND uid = ?",
-        (destinationId, destinationUid, sourceId, sourceUid))
+        (destinationId, destinationUid, sourceId, sourceUid)).rowcount
+    if copied:
+        journal(conn, destinationId, [destinationUid], sync=False)
 
 
 def copyAcross(source, sourceUid, destination, destinationUid):
@@ -159,3 +192,144 @@ def copyAcross(source, sourceUid, destination, destinationUid):
             [(destination._id, destinationUid, key, propType, json.dumps(value, ensure_ascii=False,
                                                                          separators=(",", ":")))
              for key, (propType, value) in found.items()])
+        journal(conn, destination._id, [destinationUid])
+
+
+# -- the file a rebuild reads ------------------------------------------------------------------
+
+def _folder(conn, mailboxId):
+    row = conn.execute("SELECT name FROM mailboxes WHERE id = ?", (mailboxId,)).fetchone()
+    return None if row is None else maildir.mailboxPath(index.indexRoot(conn), row[0])
+
+
+def _lines(conn, mailboxId, uids=None):
+    """
+    The file's lines for some messages (C{None}: every message that has
+    properties), as the index has them now.
+    """
+    if uids is None:
+        rows = conn.execute("SELECT m.base, p.key, p.type, p.value FROM msgprops p JOIN messages m"
+                            " ON m.mailbox = p.mailbox AND m.uid = p.uid WHERE p.mailbox = ?"
+                            " ORDER BY m.uid", (mailboxId,))
+        bases = []
+    else:
+        uids = sorted(set(uids))
+        marks = ",".join("?" * len(uids))
+        bases = conn.execute("SELECT base FROM messages WHERE mailbox = ? AND uid IN (%s) ORDER BY uid" % (marks,),
+                             [mailboxId] + uids).fetchall()
+        rows = conn.execute("SELECT m.base, p.key, p.type, p.value FROM msgprops p JOIN messages m"
+                            " ON m.mailbox = p.mailbox AND m.uid = p.uid WHERE p.mailbox = ? AND p.uid IN (%s)"
+                            % (marks,), [mailboxId] + uids)
+    found = {base: {} for (base,) in bases}
+    for base, key, propType, value in rows:
+        found.setdefault(base, {})[key] = [propType, json.loads(value)]
+    return [json.dumps([base, values], ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+            for base, values in found.items()]
+
+
+def journal(conn, mailboxId, uids, sync=True):
+    """
+    Append the properties of C{uids} (all of them, as the index has them,
+    inside the writer's transaction) to the mailbox folder's file, and
+    rewrite the file when it has grown (L{compact}).
+
+    @param sync: C{False} not to wait for the disk (a COPY, which calls
+        this once per message: losing its lines costs a rebuild after a
+        crash the copied messages' properties, not the originals').
+    """
+    folder = _folder(conn, mailboxId)
+    if folder is None or not os.path.isdir(folder):
+        return
+    path = os.path.join(folder, PROPERTIES_FILE)
+    lines = _lines(conn, mailboxId, uids)
+    if not lines:
+        return
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        size = None
+    if size is None:
+        compact(conn, mailboxId)
+        return
+    with open(path, "ab") as f:
+        f.write(b"".join(lines))
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
+    if size > COMPACT_ABOVE and size > 2 * _compactedSize(path):
+        compact(conn, mailboxId)
+
+
+def _compactedSize(path):
+    """
+    The size the file had when last rewritten (its first line says).
+    """
+    with open(path, "rb") as f:
+        try:
+            return int(json.loads(f.readline()).get("compacted", 0))
+        except (ValueError, AttributeError):
+            return 0
+
+
+def compact(conn, mailboxId):
+    """
+    Rewrite the mailbox folder's file from the index (atomically: a new
+    file renamed over the old one).
+    """
+    folder = _folder(conn, mailboxId)
+    if folder is None or not os.path.isdir(folder):
+        return
+    body = b"".join(_lines(conn, mailboxId))
+    head = b'{"compacted":%d}\n' % (len(body),)
+    path = os.path.join(folder, PROPERTIES_FILE)
+    temporary = path + ".new"
+    with open(temporary, "wb") as f:
+        f.write(head + body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    maildir.fsyncDirectory(folder)
+
+
+def readFile(folder):
+    """
+    The properties the file of a mailbox folder keeps: C{{base: {key:
+    (type, value)}}} (bases whose last line has none left out).
+    """
+    found = {}
+    try:
+        f = open(os.path.join(folder, PROPERTIES_FILE), "rb")
+    except FileNotFoundError:
+        return found
+    with f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+                base, values = entry
+                found[base] = {key: (int(propType), value) for key, (propType, value) in values.items()}
+            except (ValueError, TypeError, AttributeError):
+                continue  # the header line, or a line torn by a crash
+    return {base: values for base, values in found.items() if values}
+
+
+def restore(conn, mailboxId, kept, bases):
+    """
+    Give messages just indexed by a rebuild the properties the file kept
+    (inside the scan's transaction).
+
+    @param kept: what L{readFile} read of the mailbox's folder.
+    @param bases: the base names of the messages just indexed.
+    """
+    wanted = [base for base in bases if base in kept]
+    if not wanted:
+        return
+    rows = []
+    for offset in range(0, len(wanted), 500):
+        batch = wanted[offset:offset + 500]
+        for uid, base in conn.execute("SELECT uid, base FROM messages WHERE mailbox = ? AND base IN (%s)"
+                                      % (",".join("?" * len(batch)),), [mailboxId] + batch):
+            rows.extend((mailboxId, uid, key, propType, json.dumps(value, ensure_ascii=False,
+                                                                    separators=(",", ":")))
+                        for key, (propType, value) in kept[base].items())
+    conn.executemany("INSERT OR REPLACE INTO msgprops (mailbox, uid, key, type, value) VALUES (?, ?, ?, ?, ?)",
+                     rows)

@@ -16,15 +16,22 @@ place to send a command's tagged OK.
 Folders whose entries a write changed (a file renamed into C{new/}) are
 given to L{WriteGroup.syncFolder}: each is fsync'd once per group, before
 the commit, so an index that says a message exists never outlives its file
-after a power cut.
+after a power cut.  What must wait for the commit (renaming the staged
+files of a COPY into place, removing a MOVE's journal) is given to
+L{WriteGroup.afterCommit}, what undoes a write's file changes when the
+group's commit fails to L{WriteGroup.ifRolledBack}, and what must run on
+the reactor thread once the write is durable (telling listeners) to
+L{WriteGroup.onReactor}.
 """
 
 import collections
 import threading
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python import log
 from twisted.python.failure import Failure
 
+from gateway.errors import isStorageFull
 from gateway.store import index, maildir
 
 
@@ -37,12 +44,94 @@ class WriteGroup:
 
     def __init__(self):
         self.folders = set()
+        self._actions = _Actions()
 
     def syncFolder(self, path):
         """
         Have folder C{path} fsync'd before the group commits.
         """
         self.folders.add(path)
+
+    def afterCommit(self, f, *args):
+        """
+        Call C{f(*args)} in the writing thread once the group committed,
+        before the write's L{Deferred} fires (dropped if the write fails).
+        """
+        self._actions.committed.append((f, args))
+
+    def ifRolledBack(self, f, *args):
+        """
+        Call C{f(*args)} in the writing thread if the write's index changes
+        do not become durable (the write raises later, or the group's
+        commit fails): undo what it did outside the index.
+        """
+        self._actions.rolledBack.append((f, args))
+
+    def onReactor(self, f, *args):
+        """
+        Call C{f(*args)} on the reactor thread once the write is durable,
+        just before its L{Deferred} fires (dropped if the write fails).
+        """
+        self._actions.reactor.append((f, args))
+
+    def _startWrite(self):
+        """
+        A new write of the group begins: the actions registered from now
+        on are its own.
+
+        @return: the L{_Actions} of the write that ended.
+        """
+        ended, self._actions = self._actions, _Actions()
+        return ended
+
+
+class _Actions:
+    """
+    The actions one write registered with its L{WriteGroup}.
+    """
+
+    def __init__(self):
+        self.committed = []
+        self.rolledBack = []
+        self.reactor = []
+
+    @staticmethod
+    def run(actions):
+        for f, args in actions:
+            try:
+                f(*args)
+            except Exception:
+                log.err(None, "index write follow-up failed")
+
+
+def runNow(conn, write, holder=None):
+    """
+    Run C{write(conn, group)} as L{IndexWriter} would, in the calling
+    thread, in a transaction of its own: for reactors without threads
+    (tests).
+
+    @param holder: an object whose C{current} is the group while it runs
+        (as L{IndexWriter.current}), or C{None}.
+    @return: what C{write} returned, once committed.
+    """
+    group = WriteGroup()
+    if holder is not None:
+        holder.current = group
+    try:
+        with index.transaction(conn):
+            result = write(conn, group)
+            for folder in sorted(group.folders):
+                maildir.fsyncDirectory(folder)
+    except BaseException:
+        _Actions.run(group._startWrite().rolledBack)
+        raise
+    finally:
+        if holder is not None:
+            holder.current = None
+    actions = group._startWrite()
+    _Actions.run(actions.committed)
+    _Actions.run(actions.reactor)
+    return result
 
 
 class IndexWriter:
@@ -53,21 +142,42 @@ class IndexWriter:
     @ivar written: how many writes they held.
     """
 
-    def __init__(self, path, reactor):
+    def __init__(self, path, reactor, connect=None):
+        """
+        @param connect: makes the writer's connection in its thread (the
+            store's own for that thread, so that what the writes call of
+            the store reads inside the group's transaction);
+            L{index.connect} of C{path} by default.
+        """
         self._path = path
         self._reactor = reactor
+        self._connect = connect
         self._queue = collections.deque()
         self._wake = threading.Condition()
         self._stopping = False
         self.groups = 0
         self.written = 0
+        #: The L{WriteGroup} being written (read in the writer's thread).
+        self.current = None
         self._thread = threading.Thread(target=self._run, name="index-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, write):
+    def inWriter(self):
+        """
+        Is the calling thread this writer's?
+        """
+        return threading.current_thread() is self._thread
+
+    def submit(self, write, makesRoom=False):
         """
         Run C{write(conn, group)} in the next group (C{conn} is inside the
         group's transaction; C{group} a L{WriteGroup}).
+
+        @param makesRoom: C{True} for a write that must work on a full disk
+            (flagging C{\\Deleted}, expunging) and may run again after a
+            failed commit: when its group fails for want of room, the
+            index's reserve is given up (L{index.makeRoom}) and it runs
+            again in a group of such writes.
 
         @return: a L{Deferred} that fires on the reactor thread with what
             C{write} returned once the group committed, or fails with what
@@ -77,7 +187,7 @@ class IndexWriter:
         with self._wake:
             if self._stopping:
                 raise RuntimeError("index writer is closed")
-            self._queue.append((write, d))
+            self._queue.append((write, d, makesRoom))
             self._wake.notify()
         return d
 
@@ -91,7 +201,7 @@ class IndexWriter:
         self._thread.join()
 
     def _run(self):
-        conn = index.connect(self._path)
+        conn = index.connect(self._path) if self._connect is None else self._connect()
         try:
             while True:
                 with self._wake:
@@ -103,38 +213,72 @@ class IndexWriter:
                     self._queue.clear()
                 self._commitGroup(conn, items)
         finally:
-            conn.close()
+            if self._connect is None:
+                conn.close()
 
-    def _commitGroup(self, conn, items):
-        group = WriteGroup()
+    def _commitGroup(self, conn, items, retry=True):
+        group = self.current = WriteGroup()
         outcomes = []
         try:
             with index.transaction(conn):
-                for write, d in items:
+                for write, d, _makesRoom in items:
                     conn.execute("SAVEPOINT write")
+                    group._startWrite()
                     try:
                         result = write(conn, group)
                     except BaseException:
                         conn.execute("ROLLBACK TO write")
                         conn.execute("RELEASE write")
-                        outcomes.append((d, Failure()))
+                        _Actions.run(group._startWrite().rolledBack)
+                        outcomes.append((d, Failure(), None))
                     else:
                         conn.execute("RELEASE write")
-                        outcomes.append((d, result))
+                        outcomes.append((d, result, group._startWrite()))
                 for folder in sorted(group.folders):
                     maildir.fsyncDirectory(folder)
-        except BaseException:
+        except BaseException as e:
             failure = Failure()
-            outcomes = [(d, failure) for _, d in items]
+            for _d, _result, actions in outcomes:
+                if actions is not None:
+                    _Actions.run(actions.rolledBack)
+            again = [item for item in items if item[2]]
+            if retry and again and isStorageFull(e):
+                self.current = None
+                indexPath = index.makeRoom(conn)
+                self._commitGroup(conn, again, retry=False)
+                index.keepReserve(indexPath)
+                items = [item for item in items if not item[2]]
+            outcomes = [(d, failure, None) for _, d, _makesRoom in items]
         else:
             self.groups += 1
             self.written += len(items)
+            for _d, _result, actions in outcomes:
+                if actions is not None:
+                    _Actions.run(actions.committed)
+        finally:
+            self.current = None
         self._reactor.callFromThread(self._fire, outcomes)
 
     @staticmethod
     def _fire(outcomes):
-        for d, outcome in outcomes:
+        for d, outcome, actions in outcomes:
             if isinstance(outcome, Failure):
                 d.errback(outcome)
             else:
+                _Actions.run(actions.reactor)
                 d.callback(outcome)
+
+
+def callDurably(mailbox, name, *args):
+    """
+    Call the write C{name} (C{"setFlags"}, C{"expunge"}, ...) of
+    C{mailbox} so that the reactor does not wait for it: its C{nameLater}
+    form (the store's index writer) when it has one, else C{name} itself
+    (another account's mailbox through the access layer).
+
+    @return: a L{Deferred} firing with its result once it is durable.
+    """
+    later = getattr(mailbox, name + "Later", None)
+    if later is None:
+        return maybeDeferred(getattr(mailbox, name), *args)
+    return later(*args)

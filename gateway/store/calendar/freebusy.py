@@ -548,6 +548,30 @@ class FreeBusyCache:
         d = self._generateByMessage(account, mailbox, start, end)
         return d.addCallback(lambda found: set(found) if uids is None else {uid for uid in uids if uid in found})
 
+    def heldItems(self, account, mailbox, uids):
+        """
+        The parsed items of some messages of a calendar mailbox that this
+        cache holds (after a free/busy or XMAPI computation), read without
+        a lock on the account: a computation in a thread replaces a
+        message's items whole, and a message's items never change meaning.
+
+        @return: C{dict} of UID to its items, for the UIDs held.
+        """
+        with self._lock:
+            parsed = self._parsed.get(account.address)
+            entries = list(parsed.values()) if parsed else []
+        uidValidity = mailbox.uidValidity
+        for entry in entries:
+            if entry.uidValidity == uidValidity:
+                events = entry.events
+                found = {}
+                for uid in uids:
+                    items = events.get(uid)
+                    if items is not None:
+                        found[uid] = items
+                return found
+        return {}
+
     def _generateByMessage(self, account, mailbox, start, end):
         request = self._byMessageRequest(account, mailbox, start, end)
         if request is None:

@@ -69,7 +69,10 @@ class _Event:
         last computed, and the zone it was computed with.
     @ivar traits: what classification reads, see L{traitsOf}.
     @ivar details: C{(summary, location)}, the C{SUMMARY} and C{LOCATION}
-        texts (C{''} when absent), for detailed free/busy.
+        texts (C{None} when absent), for detailed free/busy and XMAPI's
+        derived properties.
+    @ivar method: the iTIP C{METHOD} of its calendar, upper case (C{''}
+        when none), for XMAPI's message class.
     @ivar fbtype: C{None}, or C{(owner, fbtype)}: the result of L{gateway.store.calendar.periods.classify}
         for the owner addresses it was computed for.
     @ivar rules: the C{RRULE}s as text, C{tuple} of C{str} (empty for a plain event).
@@ -84,10 +87,12 @@ class _Event:
     """
 
     __slots__ = ("uid", "_component", "recurring", "recurrenceId", "version", "start", "end", "duration",
-                 "traits", "details", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source", "expansion")
+                 "traits", "details", "utc", "fbtype", "rules", "rdates", "exdates", "simple", "source", "expansion",
+                 "method")
 
-    def __init__(self, component):
+    def __init__(self, component, method=""):
         self._component = component
+        self.method = method
         self.source = self.expansion = None
         self.uid = str(component.get("UID", "")) or None
         self.recurring = "RRULE" in component or "RDATE" in component
@@ -123,7 +128,7 @@ class _Event:
 
     @classmethod
     def restored(cls, uid, start, end, duration, version, traits, recurrenceId=None, rules=(), rdates=(),
-                 exdates=(), source=None, details=("", "")):
+                 exdates=(), source=None, details=(None, None), method=""):
         """
         An event from its summary, without a component: a plain event (see
         L{plain}), or a L{simple} series or override whose component is
@@ -133,7 +138,7 @@ class _Event:
         event._component = None
         event.uid, event.recurrenceId, event.version = uid, recurrenceId, version
         event.start, event.end, event.duration, event.traits = start, end, duration, traits
-        event.details = details
+        event.details, event.method = details, method
         event.rules, event.rdates, event.exdates, event.source = rules, rdates, exdates, source
         event.recurring = bool(rules or rdates)
         event.simple = not event.plain
@@ -187,11 +192,11 @@ def traitsOf(component):
 
 
 def _text(component, name):
-    """A text property's value (the first of several), C{''} when absent."""
+    """A text property's value (the first of several), C{None} when absent."""
     value = component.get(name)
     if isinstance(value, list):
         value = value[0] if value else None
-    return "" if value is None else str(value)
+    return None if value is None else str(value)
 
 
 def _int(value):
@@ -341,7 +346,7 @@ def parseCalendar(text):
                 # RFC 5546 3.2.5: a CANCEL removes the event or the
                 # instances it names, whatever its STATUS says.
                 component["STATUS"] = "CANCELLED"
-            events.append(_Event(component))
+            events.append(_Event(component, method))
     return events
 
 
@@ -566,8 +571,8 @@ def loadMessage(message, sniffing=True):
         if read is None:
             events.extend(parseCalendar(payload))
         else:
-            events.extend(_Event.restored(uid, start, end, None, version, traits, details=details)
-                          for uid, start, end, version, traits, details in read)
+            events.extend(_Event.restored(uid, start, end, None, version, traits, details=details, method=method)
+                          for uid, start, end, version, traits, details, method in read)
     items = [event for event in events if event.plain]
     series = {}
     for event in events:

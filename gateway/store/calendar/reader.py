@@ -128,7 +128,7 @@ def readPlainEvent(text):
 
     @param text: the payload, C{str}.
     @return: C{list} (empty for an iTIP reply) of one C{(uid, start, end,
-        version, traits, details)} as L{gateway.store.calendar.parse._Event} has
+        version, traits, details, method)} as L{gateway.store.calendar.parse._Event} has
         them, or C{None}.
     """
     try:
@@ -193,4 +193,5 @@ def _read(lines):
                _stamp(found.get("LAST-MODIFIED")))
     status = "CANCELLED" if method == "CANCEL" else text["STATUS"].upper()
     traits = (status, text["TRANSP"].upper(), text["X-MICROSOFT-CDO-BUSYSTATUS"].upper(), tuple(attendees))
-    return [(text["UID"] or None, start, end, version, traits, (text["SUMMARY"], text["LOCATION"]))]
+    details = tuple(found[name][1] if name in found else None for name in ("SUMMARY", "LOCATION"))
+    return [(text["UID"] or None, start, end, version, traits, details, method or "")]

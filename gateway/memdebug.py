@@ -1,0 +1,287 @@
+# -*- test-case-name: tests.test_memdebug -*-
+"""
+A memory debugging aid, off by default: with C{[debug] memory_reports =
+yes} each SIGUSR2 (or a call to L{MemoryReport.write}) writes a report to
+the log folder (the folder of C{[server] log_file}, else the working
+directory): C{memory-PID-N.txt} with the resident set, what a full
+collection and C{malloc_trim(0)} gave back, the resident set by kind of
+mapping, pymalloc's arenas, and the live objects by type against start-up.
+With C{memory_reports = tracemalloc} the server also traces its
+allocations from start-up: the report adds the allocations still traced
+against start-up (by line and by call stack), and C{memory-PID-N.snapshot}
+(for C{tracemalloc.Snapshot.load}) is written beside it; pymalloc cannot
+report its arenas while tracemalloc traces.
+
+It tells retention (objects still referenced after their sessions ended)
+from allocator high-water (memory the objects gave back that the process
+keeps): the first shows as traced bytes and object counts that stay, the
+second as resident memory that no traced allocation explains.
+"""
+
+import collections
+import gc
+import os
+import signal
+import tracemalloc
+
+from twisted.application import service
+
+from gateway.logging import getLogger
+from gateway.memtrim import mallocTrim, residentBytes
+
+log = getLogger("server")
+
+#: Frames kept for each traced allocation.
+FRAMES = 12
+
+#: Lines of each table in a report.
+TOP = 30
+
+
+def typeCounts():
+    """
+    The objects the collector tracks (the start-up ones L{gc.freeze} set
+    aside excluded), counted by type name.
+    """
+    counts = collections.Counter()
+    for o in gc.get_objects():
+        kind = type(o)
+        counts["%s.%s" % (kind.__module__, kind.__qualname__)] += 1
+    return counts
+
+
+_HEAP_MAX = 64 << 20  # glibc: the heaps of the arenas threads use are aligned on their maximum size
+
+
+def mappings(path="/proc/self/smaps"):
+    """
+    The resident set by kind of mapping: the main C{malloc} heap, the heaps
+    of the C{malloc} arenas other threads use, thread stacks, other
+    anonymous memory (C{pymalloc}'s arenas, which the kernel merges when
+    they are adjacent, and large blocks), and files.
+
+    @return: C{dict} of kind -> C{[mappings, resident bytes]}.
+    """
+    kinds = {}
+    kind = None
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                if "-" in fields[0] and len(fields) >= 5:
+                    low, high = (int(x, 16) for x in fields[0].split("-"))
+                    size, name = high - low, fields[5] if len(fields) > 5 else ""
+                    if name == "[heap]":
+                        kind = "malloc main heap"
+                    elif name.startswith("["):
+                        kind = "other " + name
+                    elif name:
+                        kind = "files"
+                    elif fields[1].startswith("---"):
+                        kind = None
+                    elif low % _HEAP_MAX == 0 and size <= _HEAP_MAX:
+                        kind = "malloc thread arenas"
+                    elif size in (8 << 20, (8 << 20) - 4096):
+                        kind = "thread stacks"
+                    else:
+                        kind = "other anonymous (pymalloc arenas, large blocks)"
+                    if kind is not None:
+                        kinds.setdefault(kind, [0, 0])[0] += 1
+                elif fields[0] == "Rss:" and kind is not None:
+                    kinds[kind][1] += int(fields[1]) * 1024
+    except OSError:
+        pass
+    return kinds
+
+
+def pymallocStats():
+    """
+    The summary of C{sys._debugmallocstats()} (arenas allocated, bytes in
+    allocated and available blocks, unused pools), which it writes to file
+    descriptor 2.
+    """
+    import sys
+    import tempfile
+
+    if not hasattr(sys, "_debugmallocstats"):
+        return []
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode("ascii", "replace")
+    wanted = ("arenas allocated current", "arenas highwater mark", "arenas * ", "bytes in allocated blocks",
+              "bytes in available blocks", "unused pools")
+    return [line.strip() for line in text.splitlines() if any(w in line for w in wanted)]
+
+
+def sqliteMemory():
+    """
+    What SQLite has allocated (its page caches, statements, schemas) now
+    and at most since start-up, in bytes, from the library the C{sqlite3}
+    module uses; C{None} where it cannot be asked.
+    """
+    import ctypes
+    import ctypes.util
+    import sqlite3  # noqa: F401 (the library loaded first, so that ctypes finds that one)
+
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
+        current, highwater = ctypes.c_int64(), ctypes.c_int64()
+        if lib.sqlite3_status64(0, ctypes.byref(current), ctypes.byref(highwater), 0):  # SQLITE_STATUS_MEMORY_USED
+            return None
+    except (OSError, AttributeError, TypeError):
+        return None
+    return current.value, highwater.value
+
+
+class MemoryReport:
+    """
+    The reports of one process: the first snapshot is taken by L{start}.
+
+    @ivar directory: where reports are written.
+    @ivar written: the paths of the text reports written, oldest first.
+    """
+
+    def __init__(self, directory, trace=True):
+        self.directory = directory
+        self.trace = trace
+        self.written = []
+        self._first = None
+        self._firstTypes = None
+        self._startedTracing = False
+
+    def start(self):
+        """
+        Count the live objects, and with C{trace} trace allocations (unless
+        something already does) and take the first snapshot.
+        """
+        if self.trace and not tracemalloc.is_tracing():
+            tracemalloc.start(FRAMES)
+            self._startedTracing = True
+        gc.collect()
+        self._first = tracemalloc.take_snapshot() if self.trace else None
+        self._firstTypes = typeCounts()
+
+    def stop(self):
+        if self._startedTracing:
+            tracemalloc.stop()
+            self._startedTracing = False
+        self._first = self._firstTypes = None
+
+    def write(self):
+        """
+        Collect, trim, and write the next report and snapshot.
+
+        @return: the path of the text report.
+        """
+        number = len(self.written) + 1
+        base = os.path.join(self.directory, "memory-%d-%d" % (os.getpid(), number))
+        before = residentBytes()
+        unreachable = gc.collect()
+        collected = residentBytes()
+        trimmed = mallocTrim()
+        after = residentBytes()
+        tracing = tracemalloc.is_tracing()
+        snapshot = tracemalloc.take_snapshot() if tracing else None
+        current, peak = tracemalloc.get_traced_memory()
+        lines = [
+            "memory report %d of process %d" % (number, os.getpid()),
+            "resident: %.1f MB; after gc.collect() (%d unreachable objects) %.1f MB;"
+            " after malloc_trim(0) (%s) %.1f MB" % (before / 1e6, unreachable, collected / 1e6,
+                                                   "gave back" if trimmed else "nothing given back", after / 1e6),
+        ]
+        if tracing:
+            lines.append("traced now: %.1f MB (peak %.1f MB); tracemalloc's own use %.1f MB"
+                         % (current / 1e6, peak / 1e6, tracemalloc.get_tracemalloc_memory() / 1e6))
+        lines += ["", "resident by mapping (mappings, MB):"]
+        lines += ["  %-50s %4d %8.1f" % (kind, n, size / 1e6) for kind, (n, size) in sorted(mappings().items())]
+        used = sqliteMemory()
+        if used is not None:
+            lines += ["", "SQLite: %.1f MB in use (at most %.1f MB)" % (used[0] / 1e6, used[1] / 1e6)]
+        lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
+                                      or ["  (not available while tracemalloc traces)"])
+        if self._first is not None and snapshot is not None:
+            diff = snapshot.compare_to(self._first, "lineno")
+            lines += ["", "traced since the first snapshot, by line (size now, change, count change):"]
+            lines += ["  " + str(s) for s in diff[:TOP]]
+            lines += ["", "the %d largest growths by call stack:" % (TOP // 3,)]
+            for stat in snapshot.compare_to(self._first, "traceback")[:TOP // 3]:
+                lines.append("  %+.1f kB in %+d blocks:" % (stat.size_diff / 1e3, stat.count_diff))
+                lines += ["    " + line for line in stat.traceback.format(limit=FRAMES)]
+        if self._firstTypes is not None:
+            now = typeCounts()
+            grown = sorted(((now[k] - self._firstTypes.get(k, 0), k) for k in now), reverse=True)
+            lines += ["", "objects by type, change since the first snapshot (now):"]
+            lines += ["  %+8d %s (%d)" % (n, k, now[k]) for n, k in grown[:TOP] if n]
+        if snapshot is not None:
+            snapshot.dump(base + ".snapshot")
+        path = base + ".txt"
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(path + ".tmp", path)  # complete once it is there (the snapshot is written first)
+        self.written.append(path)
+        log.info("memory report written to {path}: resident {before:.1f} MB, {after:.1f} MB after collecting and"
+                 " trimming", path=path, before=before / 1e6, after=after / 1e6)
+        return path
+
+
+class MemoryReportService(service.Service):
+    """
+    Takes the first snapshot (and starts tracing) when the server starts;
+    SIGUSR2 writes a report (from the reactor thread).  In the parent of
+    worker processes, C{passOn} passes the signal on to them.
+
+    @ivar report: the L{MemoryReport}.
+    """
+
+    def __init__(self, report, reactor, handleSignal=True, passOn=None):
+        self.report = report
+        self.reactor = reactor
+        self.handleSignal = handleSignal
+        self.passOn = passOn
+        self._previous = None
+
+    def startService(self):
+        service.Service.startService(self)
+        self.report.start()
+        if self.handleSignal:
+            self._previous = signal.signal(signal.SIGUSR2, self._signalled)
+
+    def _signalled(self, signum, frame):
+        self.reactor.callFromThread(self.reportNow)
+
+    def reportNow(self):
+        """
+        Write a report, and ask the worker processes for theirs (C{passOn}).
+        """
+        try:
+            self.report.write()
+        finally:
+            if self.passOn is not None:
+                self.passOn()
+
+    def stopService(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGUSR2, self._previous)
+            self._previous = None
+        self.report.stop()
+        return service.Service.stopService(self)
+
+
+def memoryReportService(config, reactor, passOn=None):
+    """
+    The L{MemoryReportService} C{[debug] memory_reports} asks for, or C{None}.
+    """
+    wanted = config["debug", "memory_reports"]
+    if wanted == "no":
+        return None
+    logFile = config["server", "log_file"]
+    directory = os.path.dirname(os.path.abspath(logFile)) if logFile else os.getcwd()
+    return MemoryReportService(MemoryReport(directory, trace=wanted == "tracemalloc"), reactor, passOn=passOn)

@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.test_memdebug -*-
+"""
+The memory debugging aid: C{[debug] tracemalloc} and its SIGUSR2 reports.
+"""
+
+import os
+import signal
+import tracemalloc
+
+from twisted.trial import unittest
+
+from gateway import memdebug
+from gateway.service import makeService
+from tests.support import makeDataRoot, makeTestConfig
+
+
+class Grown:
+    """
+    What a test keeps between two snapshots, to be found in the report.
+    """
+
+
+class FakeReactor:
+    def __init__(self):
+        self.calls = []
+
+    def callFromThread(self, f, *args):
+        self.calls.append((f, args))
+
+
+class MemoryReportTests(unittest.TestCase):
+    def makeReport(self):
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder)
+        report.start()
+        self.addCleanup(report.stop)
+        return report
+
+    def test_reportNamesWhatGrew(self):
+        """A report names the objects kept since the first snapshot, by type and by the line that made them."""
+        report = self.makeReport()
+        kept = [Grown() for _ in range(3000)]
+        path = report.write()
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("resident:", text)
+        self.assertIn("test_memdebug.Grown (", text)
+        self.assertIn("test_memdebug.py:%d" % (self.test_reportNamesWhatGrew.__code__.co_firstlineno + 3,), text)
+        self.assertEqual(len(kept), 3000)
+
+    def test_snapshotBeside(self):
+        """Each report has a tracemalloc snapshot beside it, numbered, that loads."""
+        report = self.makeReport()
+        first, second = report.write(), report.write()
+        self.assertEqual([os.path.basename(first), os.path.basename(second)],
+                         ["memory-%d-1.txt" % (os.getpid(),), "memory-%d-2.txt" % (os.getpid(),)])
+        snapshot = tracemalloc.Snapshot.load(second[:-len(".txt")] + ".snapshot")
+        self.assertTrue(snapshot.traces)
+
+    def test_stopEndsTracing(self):
+        """Stopping ends the tracing the report started."""
+        report = self.makeReport()
+        self.assertTrue(tracemalloc.is_tracing())
+        report.stop()
+        self.assertFalse(tracemalloc.is_tracing())
+
+    def test_mallocTrim(self):
+        """malloc_trim answers a boolean (glibc) and never raises."""
+        self.assertIn(memdebug.mallocTrim(), (True, False))
+
+
+class ServiceTests(unittest.TestCase):
+    def config(self, overrides=None):
+        dataRoot = self.mktemp()
+        makeDataRoot(dataRoot)
+        values = {(name, "enabled"): False for name in ("imap", "pop3", "http", "ftp", "lmtp")}
+        values.update(overrides or {})
+        return makeTestConfig(dataRoot, values)
+
+    def test_offByDefault(self):
+        """Without [debug] memory_reports the server has no memory report service."""
+        self.assertIsNone(memdebug.memoryReportService(self.config(), FakeReactor()))
+        top = makeService(self.config(), FakeReactor())
+        self.assertFalse([s for s in top if isinstance(s, memdebug.MemoryReportService)])
+
+    def test_wired(self):
+        """[debug] memory_reports = tracemalloc adds a tracing service; reports go beside [server] log_file."""
+        logFile = os.path.abspath(os.path.join(self.mktemp(), "gateway.log"))
+        os.makedirs(os.path.dirname(logFile))
+        config = self.config({("debug", "memory_reports"): "tracemalloc", ("server", "log_file"): logFile})
+        top = makeService(config, FakeReactor())
+        [memory] = [s for s in top if isinstance(s, memdebug.MemoryReportService)]
+        self.assertEqual(memory.report.directory, os.path.dirname(logFile))
+        self.assertTrue(memory.report.trace)
+
+    def test_withoutTracing(self):
+        """[debug] memory_reports = yes reports without tracing: pymalloc's arenas, no snapshot."""
+        config = self.config({("debug", "memory_reports"): "yes"})
+        report = memdebug.memoryReportService(config, FakeReactor()).report
+        self.assertFalse(report.trace)
+        report.directory = os.path.abspath(self.mktemp())
+        os.makedirs(report.directory)
+        report.start()
+        self.addCleanup(report.stop)
+        self.assertFalse(tracemalloc.is_tracing())
+        path = report.write()
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("arenas allocated current", text)
+        self.assertIn("objects by type", text)
+        self.assertEqual(os.listdir(report.directory), [os.path.basename(path)])
+
+    def test_parentPassesOn(self):
+        """With workers, the parent writes its report and passes SIGUSR2 on to its workers."""
+        from gateway import workers
+
+        config = self.config({("debug", "memory_reports"): "yes", ("server", "workers"): 2,
+                              ("imap", "enabled"): True, ("imap", "listen"): ["tcp:0:interface=127.0.0.1"]})
+        top = workers.makeParentService(config, FakeReactor(), checkPorts=False, spawn=lambda *a, **k: None)
+        [memory] = [s for s in top if isinstance(s, memdebug.MemoryReportService)]
+        signalled = []
+        top.signalWorkers = signalled.append
+        memory.report.directory = os.path.abspath(self.mktemp())
+        os.makedirs(memory.report.directory)
+        memory.reportNow()
+        self.assertEqual(signalled, [signal.SIGUSR2])
+        self.assertEqual(len(memory.report.written), 1)
+
+    def test_signal(self):
+        """SIGUSR2 asks the reactor thread for a report; stopping restores the previous handler."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        reactor = FakeReactor()
+        before = signal.getsignal(signal.SIGUSR2)
+        memory = memdebug.MemoryReportService(memdebug.MemoryReport(folder), reactor)
+        memory.startService()
+        self.addCleanup(lambda: memory.running and memory.stopService())
+        os.kill(os.getpid(), signal.SIGUSR2)
+        self.assertEqual(reactor.calls, [(memory.reportNow, ())])
+        memory.stopService()
+        self.assertIs(signal.getsignal(signal.SIGUSR2), before)
+
+
+class MeasureTests(unittest.TestCase):
+    def test_mappings(self):
+        """The resident set by mapping names this process's files and main heap, with sizes that add up."""
+        kinds = memdebug.mappings()
+        self.assertIn("files", kinds)
+        self.assertIn("malloc main heap", kinds)
+        total = sum(size for _n, size in kinds.values())
+        self.assertGreater(total, 0)
+        self.assertLessEqual(total, memdebug.residentBytes() * 1.05)
+
+    def test_sqliteMemory(self):
+        """SQLite's memory in use grows with a connection's cache and is never above its high-water mark."""
+        import sqlite3
+
+        before = memdebug.sqliteMemory()
+        if before is None:
+            raise unittest.SkipTest("the SQLite library cannot be asked")
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE t (x)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("x" * 100,)] * 5000)
+        used, highwater = memdebug.sqliteMemory()
+        self.assertGreater(used, before[0] + 400000)
+        self.assertGreaterEqual(highwater, used)
+        conn.close()
+
+    def test_pymallocStats(self):
+        """pymalloc's summary is read from what it writes to descriptor 2."""
+        self.assertTrue(any("arenas allocated current" in line for line in memdebug.pymallocStats()))
