@@ -953,3 +953,26 @@ class IMailboxNameCodec(Interface):
         A mailbox name (C{str}) for a response: a quoted string (or a
         literal for a name that cannot be quoted), as C{bytes}.
         """
+
+
+# ---------------------------------------------------------------------------
+# URLAUTH mailbox access keys
+
+
+class IURLAuthKeys(Interface):
+    """
+    The URLAUTH mailbox access keys of one account (RFC 4467 3): a secret
+    per mailbox, kept with the mailbox's stamp (its UIDVALIDITY) so that a
+    mailbox made again under an old name gets a new key.
+    """
+
+    def key(name, stamp, create=False):
+        """
+        The key (C{bytes}) of mailbox C{name} with stamp C{stamp}; made
+        when C{create} and there is none, else C{None} when there is none.
+        """
+
+    def reset(name=None):
+        """
+        Remove the key of mailbox C{name}, or (C{None}) every key.
+        """

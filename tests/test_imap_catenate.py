@@ -17,15 +17,17 @@ SOURCE = (b"From: a@example.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\n"
 
 class UrlTests(unittest.TestCase):
     def test_parse(self):
-        """IMAP URLs: mailbox (percent-encoded modified UTF-7), UIDVALIDITY, UID, SECTION, PARTIAL."""
+        """IMAP URLs: mailbox (percent-encoded UTF-8, RFC 5092 3), UIDVALIDITY, UID, SECTION, PARTIAL."""
         self.assertEqual(parseUrl("/INBOX;UIDVALIDITY=785799047/;UID=113330;SECTION=1.5.9"),
                          ("INBOX", 785799047, 113330, "1.5.9", None))
-        self.assertEqual(parseUrl("imap://demo@mail.example.test/Entw%26APw-rfe/;UID=2/;PARTIAL=5.10"),
+        self.assertEqual(parseUrl("imap://demo@mail.example.test/Entw%C3%BCrfe/;UID=2/;PARTIAL=5.10"),
                          ("Entwürfe", None, 2, None, (5, 10)))
+        # RFC 5092 names are UTF-8: "&APw-" is those five characters, not modified UTF-7.
+        self.assertEqual(parseUrl("/Entw%26APw-rfe/;UID=2")[0], "Entw&APw-rfe")
         self.assertEqual(parseUrl("/a%20b/;uid=7/;section=HEADER.FIELDS%20(SUBJECT)"),
                          ("a b", None, 7, "HEADER.FIELDS (SUBJECT)", None))
         for bad in ("INBOX;UID=1", "/INBOX", "/INBOX/;UID=0", "/INBOX/;UID=x", "http://x/INBOX/;UID=1",
-                    "/INBOX/;UID=1;SECTION=", "/INBOX/;UID=1/;PARTIAL=a"):
+                    "/INBOX/;UID=1;SECTION=", "/INBOX/;UID=1/;PARTIAL=a", "/Entw%FCrfe/;UID=1"):
             self.assertRaises(ValueError, parseUrl, bad)
 
 
@@ -57,6 +59,17 @@ class CatenateTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"(MESSAGES 0)", self.send(b"d STATUS Drafts (MESSAGES)"))
         self.assertIn(b"e BAD", self.send(b"e APPEND Drafts CATENATE ()"))
         self.assertIn(b"f BAD", self.send(b"f APPEND Drafts CATENATE (BOGUS x)"))
+
+    def test_nonAsciiMailbox(self):
+        """A URL names a non-ASCII mailbox in percent-encoded UTF-8, in a modified UTF-7 session too."""
+        self.assertIn(b"a OK", self.send(b"a CREATE Entw&APw-rfe"))
+        self.session.account.mailStore.getMailbox("Entw\xfcrfe").appendMessage(SOURCE)
+        out = self.send(b'b APPEND Drafts CATENATE (URL "/Entw%C3%BCrfe/;UID=1/;SECTION=1")')
+        self.assertIn(b"b OK [APPENDUID", out)
+        drafts = self.session.account.mailStore.getMailbox("Drafts")
+        with drafts.openMessage(drafts.uids()[0]) as f:
+            self.assertEqual(f.read(), b"first part")
+        self.assertIn(b'c NO [BADURL', self.send(b'c APPEND Drafts CATENATE (URL "/Entw%26APw-rfe/;UID=1")'))
 
     def test_missingTargetFirst(self):
         """APPEND CATENATE into a missing mailbox is NO [TRYCREATE] even when a URL is bad (imaptest's catenate, as Dovecot)."""

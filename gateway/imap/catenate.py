@@ -6,66 +6,47 @@ of messages already on this server, named by IMAP URLs (RFC 5092).
 A URL names a message of a mailbox the session may read (C{r}), checked
 through the same access as FETCH; its part is what C{BODY.PEEK[section]
 <partial>} would answer.  A URL with an authority (C{imap://user@host/...})
-is taken to name this server: the path decides, as for a relative URL.
+is taken to name this server; its user decides whose mailbox the path
+names (L{scopedName}), the session's rights whether it may be read.
 """
 
-import re
-import urllib.parse
-
 from gateway.errors import StoreError
+from gateway.imap.imapurl import parseImapUrl
 from gateway.imap.message import sectionBytes
-from gateway.imap.parser import decodeMailbox
 from gateway.imap.protocol import bad, capability, no
 
 capability("CATENATE")
-
-_AUTHORITY = re.compile(r"imap://[^/]*", re.I)
-_NUMBER = re.compile(r"[1-9][0-9]{0,9}\Z")
 
 
 def parseUrl(url):
     """
     The parts of an IMAP message URL: C{(mailbox, uidValidity or None,
     uid, section or None, partial or None)}, C{partial} being C{(offset,
-    count or None)}.
+    count or None)}; the mailbox is UTF-8, percent-encoded (RFC 5092 3).
 
     @raise ValueError: when C{url} does not name one message.
     """
-    match = _AUTHORITY.match(url)
-    path = url[match.end():] if match else url
-    if not path.startswith("/"):
-        raise ValueError("not an IMAP message URL")
-    box, sep, rest = path[1:].partition("/;")
-    if not sep or not box:
-        raise ValueError("the URL names no message")
-    uidValidity = None
-    if ";" in box:
-        box, _, param = box.partition(";")
-        key, _, value = param.partition("=")
-        if key.upper() != "UIDVALIDITY" or not _NUMBER.match(value):
-            raise ValueError("bad UIDVALIDITY")
-        uidValidity = int(value)
-    mailbox = decodeMailbox(urllib.parse.unquote_to_bytes(box))
-    uid = section = partial = None
-    for number, item in enumerate(rest.split("/;")):
-        for param in item.split(";"):
-            key, _, value = param.partition("=")
-            key = key.upper()
-            if key == "UID" and number == 0 and uid is None and _NUMBER.match(value):
-                uid = int(value)
-            elif key == "SECTION" and section is None and value:
-                section = urllib.parse.unquote(value)
-            elif key == "PARTIAL" and partial is None and re.match(r"[0-9]{1,10}(\.[1-9][0-9]{0,9})?\Z", value):
-                offset, _, count = value.partition(".")
-                partial = (int(offset), int(count) if count else None)
-            else:
-                raise ValueError("bad URL part %r" % (param[:30],))
-    if uid is None:
-        raise ValueError("the URL names no UID")
-    return mailbox, uidValidity, uid, section, partial
+    parsed = parseImapUrl(url)
+    return parsed.mailbox, parsed.uidValidity, parsed.uid, parsed.section, parsed.partial
 
 
-def catenate(parts, openSource):
+def scopedName(parsed):
+    """
+    The name, as the session sees it, of the mailbox of a URL: a URL with
+    a user names that user's mailbox (RFC 5092 3.1), C{~user/name}, which
+    is the session's own when the user is the session's; a name that is
+    already another account's (C{~boss/...}) stays as it is.
+
+    @raise ValueError: for a user that cannot be an account's name.
+    """
+    if parsed.user is None or parsed.mailbox.startswith("~"):
+        return parsed.mailbox
+    if "/" in parsed.user or not parsed.user.strip():
+        raise ValueError("not a user name")
+    return "~%s/%s" % (parsed.user, parsed.mailbox)
+
+
+def catenate(parts, openSource, authorized=None):
     """
     The message a CATENATE list makes.
 
@@ -73,6 +54,9 @@ def catenate(parts, openSource):
         of a large literal), C{URL} followed by the URL.
     @param openSource: C{openSource(name)} opens a mailbox for reading
         with the session's rights (raising L{StoreError}).
+    @param authorized: C{authorized(url)} gives the octets a URLAUTH URL
+        (RFC 4467, C{;URLAUTH=}) grants, or C{None}; such a URL may name
+        another account's mailbox (RFC 4469 5).  C{None}: no URLAUTH.
     @return: C{bytes}.
     @raise gateway.imap.protocol.Response: C{BAD} for a malformed list,
         C{NO [BADURL "url"]} for a URL that names nothing readable.
@@ -91,16 +75,23 @@ def catenate(parts, openSource):
             pieces.append(value)
         elif kind == "URL" and isinstance(value, (str, bytes)):
             url = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            pieces.append(_urlPart(url, openSource))
+            pieces.append(_urlPart(url, openSource, authorized))
         else:
             raise bad("CATENATE parts are TEXT literal or URL url")
     return b"".join(pieces)
 
 
-def _urlPart(url, openSource):
+def _urlPart(url, openSource, authorized=None):
     refused = no('[BADURL "%s"] The URL names no message you may read' % (url.replace('"', "%22")[:200],))
     try:
-        name, uidValidity, uid, section, partial = parseUrl(url)
+        parsed = parseImapUrl(url)
+        if parsed.access is not None:
+            data = authorized(url) if authorized is not None else None
+            if data is None:
+                raise refused
+            return data
+        name, uidValidity, uid, section, partial = (
+            scopedName(parsed), parsed.uidValidity, parsed.uid, parsed.section, parsed.partial)
         mailbox = openSource(name)
         if uidValidity is not None and uidValidity != mailbox.uidValidity:
             raise refused

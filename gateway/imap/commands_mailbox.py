@@ -197,6 +197,7 @@ def _selected(session, mailbox, readOnly, qresync=None, name=None):
         # A mailbox without an id yet gets one when the disk has room.
         if not isStorageFull(e):
             raise
+    session.sendUntagged(b"OK [URLMECH INTERNAL] Ok")  # RFC 4467 (gateway.imap.urlauth)
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
     afterSelect(session, view, qresync)
@@ -643,7 +644,8 @@ def _appendMessage(session, args):
     if args.data[args.pos:args.pos + 9].upper() == b"CATENATE ":
         args.atom()
         args.space()
-        message = catenate(args.parenList(), lambda name: openMailbox(session, name, "r"))
+        message = catenate(args.parenList(), lambda name: openMailbox(session, name, "r"),
+                           session.factory and session.factory.urlFetch(session))
         if len(message) > session.maxMessageSize:
             raise no("[TOOBIG] Message larger than the APPENDLIMIT of %d octets" % (session.maxMessageSize,))
         return message, flags, internalDate

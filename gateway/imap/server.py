@@ -16,6 +16,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_unauthenticate,
     notify,
     objectid,
+    urlauth,
     xmapi,
 )
 from gateway.imap.protocol import IMAPServer
@@ -45,6 +46,13 @@ class IMAPFactory(ServerFactory):
         session = self.protocol(self.context)
         session.factory = self
         return session
+
+    def urlFetch(self, session):
+        """
+        What CATENATE reads a URLAUTH URL with for C{session} (RFC 4469 5):
+        C{read(url)} gives the octets the URL grants, or C{None}.
+        """
+        return lambda url: urlauth.fetchUrl(session, url)
 
     def accept(self, session):
         """
