@@ -56,6 +56,7 @@ from tests.imapcheck_base import (
     _mailboxName,
     _sequenceNumbers,
 )
+from tests.imapcheck_context import ContextChecks
 from tests.imapcheck_messages import MessageChecks
 from tests.imapcheck_search import SearchChecks
 from tests.imapcheck_uids import UidChecks
@@ -66,7 +67,7 @@ __all__ = ["Atom", "Response", "Violation", "ResponseReader", "SessionChecker", 
            "parseResponse", "parseTokens", "ParseError", "INFINITY", "NO_EXPUNGE_DURING"]
 
 
-class SessionChecker(MessageChecks, SearchChecks, UidChecks):
+class SessionChecker(MessageChecks, SearchChecks, UidChecks, ContextChecks):
     """
     The state of one IMAP session as the client sees it, and the
     violations found in what the server sent.
@@ -130,9 +131,12 @@ class SessionChecker(MessageChecks, SearchChecks, UidChecks):
             mailbox = _mailboxName(args[0])
         elif name in ("COPY", "UID COPY", "MOVE", "UID MOVE") and args:
             mailbox = _mailboxName(args[-1])
+        elif name in ("REPLACE", "UID REPLACE") and len(args) > 1:
+            mailbox = _mailboxName(args[1])
         snapshot = self.registry.snapshot(mailbox) if mailbox else (0, 0)
         command = _Command(tag, name, args, expectBad, snapshot)
         self._outstanding[tag] = command
+        self._contextSent(command)
         if name in ("SELECT", "EXAMINE"):
             self._deselect()
             self._selecting = command
@@ -243,6 +247,7 @@ class SessionChecker(MessageChecks, SearchChecks, UidChecks):
         self._permanent = None
         self._selecting = None
         self._selUidNext = 0
+        self._contextsEnd()
 
     def _inProgress(self):
         return list(self._outstanding.values())
@@ -255,6 +260,8 @@ class SessionChecker(MessageChecks, SearchChecks, UidChecks):
         if response.kind == "tagged":
             self._tagged(response)
             return
+        if self.rev2:
+            self._rev2Untagged(response)
         if response.code is not None:
             self._code(response)
         handler = getattr(self, "_untagged_" + response.name.replace(".", "_"), None)
@@ -270,12 +277,14 @@ class SessionChecker(MessageChecks, SearchChecks, UidChecks):
             self._violate("bad", "BAD for a valid %s" % (command.name,), response.raw)
         if response.code == "SERVERBUG":
             self._violate("serverbug", "%s answered [SERVERBUG]" % (command.name,), response.raw)
+        self._contextTagged(command, response)
         if command is self._selecting:
             self._selecting = None
             if response.name != "OK":
                 self._deselect()
                 return
-            missing = [k for k in ("FLAGS", "EXISTS", "RECENT", "UIDVALIDITY") if k not in command.seen]
+            wanted = ("FLAGS", "EXISTS", "UIDVALIDITY") if self.rev2 else ("FLAGS", "EXISTS", "RECENT", "UIDVALIDITY")
+            missing = [k for k in wanted if k not in command.seen]
             if missing:
                 self._violate("select", "%s OK without %s" % (command.name, ", ".join(missing)), response.raw)
             if command.name == "EXAMINE" and response.code == "READ-WRITE":

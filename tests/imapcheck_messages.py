@@ -62,7 +62,7 @@ class MessageChecks:
             self._violate("state", "EXPUNGE without a selected mailbox", response.raw)
             return
         running = self._inProgress()
-        if not running:
+        if not running and not self.notify:
             self._violate("expunge-forbidden", "EXPUNGE with no command in progress", response.raw)
         for command in running:
             if command.name in NO_EXPUNGE_DURING:
@@ -97,7 +97,7 @@ class MessageChecks:
                 self._violate("state", "VANISHED (EARLIER) with no UID FETCH or SELECT in progress", response.raw)
             return
         running = self._inProgress()
-        if not running:
+        if not running and not self.notify:
             self._violate("expunge-forbidden", "VANISHED with no command in progress", response.raw)
         for command in running:
             if command.name in NO_EXPUNGE_DURING:
@@ -192,6 +192,8 @@ class MessageChecks:
             if not isinstance(atts["FLAGS"], list):
                 raise ParseError("FLAGS is not a list")
             flags = frozenset(str(f).lower() for f in atts["FLAGS"])
+            if self.rev2 and "\\recent" in flags:
+                self._violate("rev2", "\\Recent shown after IMAP4rev2 was enabled", raw)
             if "\\recent" in flags and uid is not None and not self.readOnly:
                 owner = self.registry.claimRecent((self.selected, facts.uidValidity, uid), self)
                 if owner is not self:

@@ -64,18 +64,30 @@ class SearchChecks:
     def _untagged_ESEARCH(self, response):
         data = list(response.data)
         command = None
+        tag = None
         if data and isinstance(data[0], list):
             correlator = data.pop(0)
             if len(correlator) == 2 and str(correlator[0]).upper() == "TAG":
                 tag = correlator[1].decode("ascii", "replace") if isinstance(correlator[1], bytes) else None
-                command = self._outstanding.get(tag)
-                if command is None:
-                    self._violate("tag", "ESEARCH for a tag not in progress", response.raw)
-                    return
-        if command is None:
-            return
-        if data and str(data[0]).upper() == "UID":
+        uid = bool(data) and str(data[0]).upper() == "UID"
+        if uid:
             data.pop(0)
+        if tag is None:
+            running = self._current("SEARCH", "UID SEARCH", "SORT", "UID SORT")
+            if running is not None:
+                self._violate("esearch", "ESEARCH without (TAG) during %s" % (running.name,), response.raw)
+            return
+        command = self._outstanding.get(tag)
+        if command is None:
+            context = (self.contexts or {}).get(tag)
+            if context is None:
+                self._violate("tag", "ESEARCH for a tag not in progress", response.raw)
+            else:
+                self._contextUpdate(context, data, response.raw)
+            return
+        if command.name.startswith("UID ") != uid:
+            self._violate("esearch", "ESEARCH %s UID for a %s" % ("with" if uid else "without", command.name),
+                          response.raw)
         numbers = []
         for i in range(0, len(data) - 1, 2):
             name = str(data[i]).upper()
@@ -85,6 +97,7 @@ class SearchChecks:
                 for lo, hi in _sequenceNumbers(data[i + 1]):
                     numbers.extend((lo, hi))
         self._searchResults(command, numbers, response.raw)
+        self._contextAnswer(command, data)
 
     def _untagged_STATUS(self, response):
         if len(response.data) != 2 or not isinstance(response.data[1], list):
@@ -93,6 +106,8 @@ class SearchChecks:
         items = response.data[1]
         values = {str(items[i]).upper(): _number(items[i + 1]) for i in range(0, len(items) - 1, 2)}
         command = self._current("STATUS")
+        if command is None:
+            self._unsolicitedStatus(mailbox, response.raw)
         facts = self.facts(mailbox)
         if "UIDVALIDITY" in values:
             self._validity(mailbox, values["UIDVALIDITY"], response.raw)

@@ -25,6 +25,9 @@ class UidChecks:
         if command.name == "APPEND":
             target = _mailboxName(command.args[0])
             before = command.snapshot[0]
+        elif command.name in ("REPLACE", "UID REPLACE"):
+            target = _mailboxName(command.args[1])
+            before = command.snapshot[0]
         else:
             target = _mailboxName(command.args[-1])
             before = command.snapshot[0]
@@ -84,6 +87,12 @@ class UidChecks:
             facts.uidNext = max(facts.uidNext, uidNext)
         elif code == "HIGHESTMODSEQ" and self.selected:
             self._highestModseq(self.selected, _number(args[0]), selecting, response.raw)
+        elif code == "NOUPDATE" and response.kind == "untagged":
+            self._noUpdate(response)
+        elif code == "APPENDUID" and response.kind == "untagged":
+            command = self._current("REPLACE", "UID REPLACE")
+            if command is not None:
+                self._assigned(command, code, args, response.raw)
         elif code == "COPYUID" and response.kind == "untagged":
             command = self._current("MOVE", "UID MOVE")
             if command is not None:
