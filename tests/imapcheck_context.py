@@ -39,6 +39,7 @@ class Context:
         self.uid = uid
         self.result = set()
         self.noUpdate = False
+        self.gone = set()
 
 
 def _returnsUpdate(args):
@@ -72,11 +73,15 @@ class ContextChecks:
     @ivar contexts: C{{tag: L{Context}}} of the contexts being updated.
     @ivar rev2: whether the server said IMAP4rev2 is enabled.
     @ivar notify: whether a NOTIFY SET is in force.
+    @ivar notifySelected: whether it asks for the selected mailbox's
+        events at once (C{SELECTED}, not C{SELECTED-DELAYED}): EXPUNGE may
+        then come with no command in progress.
     """
 
     contexts = None
     rev2 = False
     notify = False
+    notifySelected = False
 
     def contextResult(self, tag):
         """
@@ -89,9 +94,33 @@ class ContextChecks:
         if command.name in CONTEXT_COMMANDS and _returnsUpdate(command.args):
             command.context = Context(command.tag, command.name.startswith("UID "))
         elif command.name == "NOTIFY" and command.args:
-            command.notify = str(command.args[0]).upper() == "SET"
+            on = str(command.args[0]).upper() == "SET"
+            selected = on and any(isinstance(t, list) and t and str(t[0]).upper() == "SELECTED"
+                                  for t in command.args[1:])
+            command.notify = (on, selected)
+
+    def _contextGone(self, uid):
+        """
+        Message C{uid} was expunged: a UID context that has it must take it
+        out (REMOVEFROM) by the end of the command.
+        """
+        for context in (self.contexts or {}).values():
+            if context.uid and uid in context.result:
+                context.gone.add(uid)
 
     def _contextTagged(self, command, response):
+        if command.name == "CANCELUPDATE" and response.name == "OK":
+            # Its contexts end with it: what it saw expunged needs no REMOVEFROM.
+            for token in command.args:
+                tag = token.decode("ascii", "replace") if isinstance(token, bytes) else str(token)
+                (self.contexts or {}).pop(tag, None)
+        for context in (self.contexts or {}).values():
+            late = context.gone & context.result
+            if late:
+                self._violate("context", "UIDs %s expunged, still in context %s at the end of %s"
+                              % (sorted(late)[:5], context.tag, command.name), response.raw)
+                context.result -= late
+            context.gone.clear()
         if response.name != "OK":
             return
         context = getattr(command, "context", None)
@@ -101,11 +130,7 @@ class ContextChecks:
             self.contexts[command.tag] = context
         notify = getattr(command, "notify", None)
         if notify is not None:
-            self.notify = notify
-        if command.name == "CANCELUPDATE":
-            for token in command.args:
-                tag = token.decode("ascii", "replace") if isinstance(token, bytes) else str(token)
-                (self.contexts or {}).pop(tag, None)
+            self.notify, self.notifySelected = notify
 
     def _contextsEnd(self):
         self.contexts = None
@@ -189,7 +214,9 @@ class ContextChecks:
             return
         if not self.notify:
             self._violate("notify", "STATUS of %s with no STATUS, LIST or NOTIFY" % (mailbox,), raw)
-        elif mailbox == self.selected:
+        elif mailbox == self.selected and self._selecting is None:
+            # (While a SELECT is on its way, a STATUS the server sent
+            # before it read it may still come.)
             self._violate("notify", "NOTIFY STATUS of the selected mailbox %s" % (mailbox,), raw)
 
 

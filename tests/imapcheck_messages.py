@@ -62,7 +62,7 @@ class MessageChecks:
             self._violate("state", "EXPUNGE without a selected mailbox", response.raw)
             return
         running = self._inProgress()
-        if not running and not self.notify:
+        if not running and not self.notifySelected:
             self._violate("expunge-forbidden", "EXPUNGE with no command in progress", response.raw)
         for command in running:
             if command.name in NO_EXPUNGE_DURING:
@@ -74,6 +74,7 @@ class MessageChecks:
         slot = self._slots.pop(n - 1)
         if slot[0] is not None:
             self.facts().expunged.add(slot[0])
+            self._contextGone(slot[0])
 
     def _untagged_VANISHED(self, response):
         data = list(response.data)
@@ -97,7 +98,7 @@ class MessageChecks:
                 self._violate("state", "VANISHED (EARLIER) with no UID FETCH or SELECT in progress", response.raw)
             return
         running = self._inProgress()
-        if not running and not self.notify:
+        if not running and not self.notifySelected:
             self._violate("expunge-forbidden", "VANISHED with no command in progress", response.raw)
         for command in running:
             if command.name in NO_EXPUNGE_DURING:
@@ -130,6 +131,7 @@ class MessageChecks:
             return
         slots.pop(position)
         self.facts().expunged.add(uid)
+        self._contextGone(uid)
         self.facts().modseqs.pop(uid, None)
 
     def _learnUid(self, seq, uid, raw):

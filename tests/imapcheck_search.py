@@ -108,6 +108,10 @@ class SearchChecks:
         command = self._current("STATUS")
         if command is None:
             self._unsolicitedStatus(mailbox, response.raw)
+        elif self.notify:
+            # A NOTIFY STATUS sent before the server read the command may
+            # come during it: older than the command's snapshot.
+            command = None
         facts = self.facts(mailbox)
         if "UIDVALIDITY" in values:
             self._validity(mailbox, values["UIDVALIDITY"], response.raw)

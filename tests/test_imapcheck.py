@@ -428,6 +428,14 @@ class ContextTests(unittest.TestCase):
             ("C", "X", b'CANCELUPDATE "C1"'), ("S", b"X OK\r\n"),
             ("C", "N", b"NOOP"), ("S", b'* ESEARCH (TAG "C1") UID ADDTO (0 4)\r\nN OK\r\n')]), ["tag"])
 
+    def test_contextKeepsExpunged(self):
+        """A UID the context has, expunged, must leave it (REMOVEFROM) by the end of the command."""
+        self.assertEqual(self.kinds(CONTEXT + [("C", "N", b"NOOP"), ("S", b"* 2 EXPUNGE\r\nN OK\r\n")]), ["context"])
+        self.assertEqual(self.kinds(CONTEXT + [("C", "N", b"NOOP"), ("S", b"* 2 EXPUNGE\r\n"
+                                                                          b'* ESEARCH (TAG "C1") UID REMOVEFROM (0 7)\r\n'
+                                                                          b"N OK\r\n")]), [])
+        self.assertEqual(self.kinds(CONTEXT + [("C", "X", b'CANCELUPDATE "C1"'), ("S", b"* 2 EXPUNGE\r\nX OK\r\n")]), [])
+
     def test_noUpdate(self):
         """NO [NOUPDATE] leaves no context; NOUPDATE for a command that asked none is a violation."""
         checker = run(SELECT + [
@@ -480,6 +488,11 @@ class ContextTests(unittest.TestCase):
         self.assertEqual(self.kinds(SELECT + notify + [("S", b"* 4 EXISTS\r\n* 3 EXPUNGE\r\n")]), [])
         self.assertEqual(self.kinds(SELECT + notify + [("C", "T", b"NOTIFY NONE"), ("S", b"T OK\r\n"),
                                                       ("C", "N", b"NOOP"), status]), ["notify"])
+        personal = [("C", "T", b"NOTIFY SET (personal (MessageNew MessageExpunge))"), ("S", b"T OK\r\n")]
+        self.assertEqual(self.kinds(SELECT + personal + [("C", "N", b"NOOP"), status]), [])
+        self.assertEqual(self.kinds(SELECT + personal + [("S", b"* 3 EXPUNGE\r\n")]), ["expunge-forbidden"])
+        self.assertEqual(self.kinds(SELECT + personal + [
+            ("C", "S", b"SELECT INBOX"), ("S", b"* STATUS INBOX (MESSAGES 3)\r\n")]), [])
 
     def test_replace(self):
         """REPLACE's APPENDUID (untagged, RFC 8508) is checked as APPEND's is."""
@@ -488,3 +501,14 @@ class ContextTests(unittest.TestCase):
             ("S", b"* OK [APPENDUID 77 10] ready\r\n* 4 EXISTS\r\n* 1 EXPUNGE\r\nR OK\r\n")]), [])
         self.assertEqual(self.kinds(SELECT + replace + [
             ("S", b"* OK [APPENDUID 77 9] ready\r\n* 1 EXPUNGE\r\nR OK\r\n")]), ["uid"])
+
+    def test_notifyStatusDuringStatus(self):
+        """With NOTIFY on, a STATUS during a STATUS command is not held to the command's snapshot."""
+        registry = Registry()
+        registry.sawUid("Archive", 20)
+        notify = [("C", "T", b"NOTIFY SET (personal (MessageNew MessageExpunge))"), ("S", b"T OK\r\n")]
+        status = [("C", "S", b"STATUS Archive (UIDNEXT)"),
+                  ("S", b"* STATUS Archive (UIDNEXT 15)\r\n* STATUS Archive (UIDNEXT 21)\r\nS OK\r\n")]
+        checker = run(SELECT + notify + status, SessionChecker(registry))
+        self.assertEqual([v.kind for v in checker.violations], [], checker.violations)
+        self.assertEqual([v.kind for v in run(SELECT + status, SessionChecker(registry)).violations], ["uidnext"])
