@@ -42,7 +42,14 @@ checker returns the parsed L{Response}s and collects L{Violation}s:
     FETCH command asked for carries MODSEQ (RFC 7162 3.1.4), and UID too
     once QRESYNC is enabled (3.2.4);
   - content: a message's RFC822.SIZE never changes, and its C{BODY[]} is
-    that long and the same bytes in every session (with a L{Registry}).
+    that long and the same bytes in every session (with a L{Registry});
+  - search contexts (RFC 5267), IMAP4rev2 and NOTIFY: see
+    L{tests.imapcheck_context}.
+
+The checks live by concern in L{tests.imapcheck_uids} (response codes and
+assigned UIDs), L{tests.imapcheck_messages} (EXISTS, EXPUNGE, VANISHED,
+FETCH...), L{tests.imapcheck_search} (SEARCH, SORT, THREAD, ESEARCH,
+STATUS) and L{tests.imapcheck_context}, mixins of L{SessionChecker}.
 """
 
 from tests.imapcheck_base import (
