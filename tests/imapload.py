@@ -380,10 +380,20 @@ def _contextEnd(client, rng, counter, tag, keyword):
             # Once more after a NOOP: whether updates came late, or never.
             _run(client, counter, "NOOP", b"NOOP")
             later = client.checker.contextResult(tag)
+            # What the messages in one and not the other carry now (none:
+            # gone from the store, their expunge not yet announced).
+            differ = sorted(kept ^ fresh)[:10]
+            _tagged, fetched = client.command(b"UID FETCH %s (UID FLAGS)" % (",".join(map(str, differ)).encode(),))
+            carry = {}
+            for atts in _fetchItems(fetched).values():
+                if "UID" in atts and isinstance(atts.get("FLAGS"), list):
+                    carry[int(atts["UID"])] = keyword.lower() in (str(f).lower() for f in atts["FLAGS"])
             client.problems.append(("context-result", "context %s of KEYWORD %s holds %s; a fresh UID SEARCH found %s;"
-                                    " after one more NOOP the context %s"
+                                    " after one more NOOP the context %s; UID FETCH FLAGS of those: %s"
                                     % (tag, keyword, _short(kept - fresh, "extra"), _short(fresh - kept, "missing"),
-                                       "equals it" if later == fresh else "holds %s" % (sorted(later)[:10],))))
+                                       "equals it" if later == fresh else "holds %s" % (sorted(later)[:10],),
+                                       ", ".join("%d %s" % (u, {True: "has it", False: "has it not"}.get(
+                                           carry.get(u), "not returned")) for u in differ))))
     _run(client, counter, "CANCELUPDATE", b'CANCELUPDATE "%s"' % (tag.encode(),))
 
 
