@@ -166,6 +166,10 @@ class CheckedClient:
         self.sock.sendall(tag + b" IDLE\r\n")
         untagged = []
         response = self._next()
+        while response.kind == "untagged":
+            # Unsolicited responses (NOTIFY's) may come before the "+".
+            untagged.append(response)
+            response = self._next()
         if response.kind != "continuation":
             raise IMAPError("IDLE -> %r" % (response.raw[:100],))
         deadline = time.monotonic() + seconds
@@ -270,11 +274,13 @@ def _run(client, counter, name, line, literal=None):
 
 
 def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=False, serial=None,
-               oldDates=False):
+               oldDates=False, role=None):
     """
     One cycle of the mixed workload on C{mailbox} (which must exist, as
     must C{other}); results go to C{counter}.  With C{oldDates}, a third of
     the APPENDs give an INTERNALDATE of 2024, as migrated messages have.
+    With C{role} C{"context"}, the end of the cycle runs with a search
+    context kept up to date (see L{_contextStart}).
     """
     tagged, _ = _run(client, counter, "SELECT", b'SELECT "%s"' % (mailbox.encode(),))
     if tagged.name != "OK":
@@ -313,8 +319,11 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
         _run(client, counter, "STORE", b"STORE %d %sFLAGS (%s)" % (n, sign, " ".join(flags).encode()))
     if extras:
         _extras(client, rng, counter)
+    context = _contextStart(client, rng, counter) if role == "context" else None
     serial = serial if serial is not None else rng.randint(0, 10**9)
     flags = " ".join(rng.sample(SYSTEM[:2] + KEYWORDS, rng.randint(0, 3))).encode()
+    if context is not None and rng.random() < 0.5:
+        flags = b" ".join([flags, context[1].encode()]).strip()
     date = b' "01-Jan-2024 12:00:00 +0000"' if oldDates and rng.random() < 0.33 else b""
     # With extras, one in 15 is large enough to be streamed from disk.
     large = extras and rng.random() < 1 / 15
@@ -325,6 +334,95 @@ def mixedCycle(client, rng, counter, mailbox="INBOX", other="Archive", extras=Fa
         n = rng.randint(1, exists)
         _run(client, counter, "STORE deleted", b"STORE %d +FLAGS.SILENT (\\Deleted)" % (n,))
         _run(client, counter, "EXPUNGE", b"EXPUNGE")
+    if context is not None:
+        _contextEnd(client, rng, counter, *context)
+
+
+def _contextStart(client, rng, counter):
+    """
+    Keep a search context up to date (RFC 5267): C{UID SEARCH RETURN
+    (UPDATE)} for a keyword only this client sets, then STOREs that set
+    and clear it on random messages.
+
+    @return: C{(tag, keyword)}, or C{None} when the context was not made.
+    """
+    keyword = "$Ctx%d" % (id(client) % 10000,)
+    tagged, _ = _run(client, counter, "SEARCH context", b"UID SEARCH RETURN (UPDATE) KEYWORD %s" % (keyword.encode(),))
+    tag = tagged.tag
+    if tagged.name != "OK" or client.checker.contextResult(tag) is None:
+        return None
+    for _ in range(rng.randint(1, 4)):
+        exists = client.checker.exists or 0
+        if exists:
+            sign = rng.choice([b"+", b"+", b"-"])
+            _run(client, counter, "STORE context", b"STORE %d %sFLAGS (%s)" % (rng.randint(1, exists), sign,
+                                                                               keyword.encode()))
+    return tag, keyword
+
+
+def _contextEnd(client, rng, counter, tag, keyword):
+    """
+    The context's result, as its ADDTO and REMOVEFROM updates made it,
+    must equal a fresh C{UID SEARCH} of its key; then C{CANCELUPDATE}.
+    """
+    if rng.random() < 0.3:
+        try:
+            client.idle(rng.uniform(0.05, 0.3))
+            counter.add("IDLE")
+        except IMAPError:
+            counter.add("IDLE", False)
+    _run(client, counter, "NOOP", b"NOOP")
+    tagged, untagged = _run(client, counter, "SEARCH fresh", b"UID SEARCH KEYWORD %s" % (keyword.encode(),))
+    kept = client.checker.contextResult(tag)
+    if tagged.name == "OK" and kept is not None:
+        fresh = _searchAnswer(untagged)
+        if fresh is not None and fresh != kept:
+            # Once more after a NOOP: whether updates came late, or never.
+            _run(client, counter, "NOOP", b"NOOP")
+            later = client.checker.contextResult(tag)
+            # What the messages in one and not the other carry now (none:
+            # gone from the store, their expunge not yet announced).
+            differ = sorted(kept ^ fresh)[:10]
+            _tagged, fetched = client.command(b"UID FETCH %s (UID FLAGS)" % (",".join(map(str, differ)).encode(),))
+            carry = {}
+            for atts in _fetchItems(fetched).values():
+                if "UID" in atts and isinstance(atts.get("FLAGS"), list):
+                    carry[int(atts["UID"])] = keyword.lower() in (str(f).lower() for f in atts["FLAGS"])
+            client.problems.append(("context-result", "context %s of KEYWORD %s holds %s; a fresh UID SEARCH found %s;"
+                                    " after one more NOOP the context %s; UID FETCH FLAGS of those: %s"
+                                    % (tag, keyword, _short(kept - fresh, "extra"), _short(fresh - kept, "missing"),
+                                       "equals it" if later == fresh else "holds %s" % (sorted(later)[:10],),
+                                       ", ".join("%d %s" % (u, {True: "has it", False: "has it not"}.get(
+                                           carry.get(u), "not returned")) for u in differ))))
+    _run(client, counter, "CANCELUPDATE", b'CANCELUPDATE "%s"' % (tag.encode(),))
+
+
+def _short(uids, label):
+    return "%s %s" % (label, sorted(uids)[:10]) if uids else "no %s" % (label,)
+
+
+def _searchAnswer(untagged):
+    """
+    The UIDs (or numbers) of a SEARCH answer among C{untagged}: its
+    C{SEARCH} response, or the C{ALL} of its ESEARCH (IMAP4rev2).
+    """
+    for response in untagged:
+        if response.name == "SEARCH":
+            return {int(t) for t in response.data if not isinstance(t, list)}
+        if response.name == "ESEARCH":
+            data = [t for t in response.data if not isinstance(t, list)]
+            for i in range(len(data) - 1):
+                if str(data[i]).upper() == "ALL":
+                    return {n for part in str(data[i + 1]).split(",")
+                            for n in _range(part)}
+            return set()
+    return None
+
+
+def _range(part):
+    lo, _, hi = part.partition(":")
+    lo, hi = int(lo), int(hi or lo)
+    return range(min(lo, hi), max(lo, hi) + 1)
 
 
 def _extras(client, rng, counter):
@@ -360,6 +458,11 @@ def _extras(client, rng, counter):
         if uid is not None and exists > 20:
             _run(client, counter, "UID STORE deleted", b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % (uid,))
             _run(client, counter, "UID EXPUNGE", b"UID EXPUNGE %d" % (uid,))
+    exists = client.checker.exists or 0
+    if exists and rng.random() < 0.1:
+        _run(client, counter, "REPLACE", b"REPLACE %d %s" % (rng.randint(1, exists), (client.checker.selected
+                                                                                     or "INBOX").encode()),
+             makeMessage(rng.randint(0, 10**9), rng))
     r = rng.random()
     exists = client.checker.exists or 0
     mailbox = client.checker.selected
@@ -390,13 +493,28 @@ def _extras(client, rng, counter):
             counter.add("IDLE", False)
 
 
+#: What a session with a role sends after LOGIN (see L{sessionLoop}).
+ROLE_SETUP = {
+    "rev2": [b"ENABLE IMAP4rev2"],
+    # Not the selected mailbox's events: pushed between commands, an
+    # EXPUNGE or an old mailbox's FETCH crosses the next command on the
+    # wire (RFC 5465 5.1), and no client can check them.
+    "notify": [b"NOTIFY SET (personal (MessageNew MessageExpunge))"],
+    "context": [],
+}
+
+
 def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=False, qresync=False,
-                **cycleArgs):
+                role=None, **cycleArgs):
     """
     Cycles until C{deadline} (C{time.monotonic()}): one session for all, or a
     LOGIN/LOGOUT per cycle.  C{connect()} returns a new L{CheckedClient}.
     With C{qresync}, half the sessions ENABLE QRESYNC after LOGIN (so they
-    get VANISHED instead of EXPUNGE).
+    get VANISHED instead of EXPUNGE).  A C{role} (a key of L{ROLE_SETUP})
+    makes the session also ENABLE IMAP4rev2 (C{"rev2"}: ESEARCH answers,
+    no RECENT), set NOTIFY (C{"notify"}: STATUS of other mailboxes, and
+    IDLE more often) or keep a search context in every cycle
+    (C{"context"}, see L{mixedCycle}).
 
     @return: C{list} of the clients used (their checkers hold the findings).
     """
@@ -411,7 +529,16 @@ def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=F
                 counter.add("LOGIN")
                 if qresync and rng.random() < 0.5:
                     client.ok(b"ENABLE QRESYNC")
-            mixedCycle(client, rng, counter, **cycleArgs)
+                for line in ROLE_SETUP.get(role, ()):
+                    client.ok(line)
+                    counter.add(line.split()[0].decode() + " " + role)
+            mixedCycle(client, rng, counter, role=role, **cycleArgs)
+            if role == "notify":
+                try:
+                    client.idle(rng.uniform(0.05, 0.5))
+                    counter.add("IDLE")
+                except IMAPError:
+                    counter.add("IDLE", False)
             if loginPerCycle:
                 client.ok(b"LOGOUT")
                 counter.add("LOGOUT")
@@ -427,9 +554,10 @@ def sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle=F
     return clients
 
 
-def runLoad(connect, user, password, clients, seconds, seed=0, loginPerCycle=False, **cycleArgs):
+def runLoad(connect, user, password, clients, seconds, seed=0, loginPerCycle=False, roles=(), **cycleArgs):
     """
-    C{clients} threads run L{sessionLoop} for C{seconds}.
+    C{clients} threads run L{sessionLoop} for C{seconds}, the first ones
+    with the C{roles} given (in order), the others with none.
 
     @return: C{(counter, checkers, problems, elapsed seconds)}.
     """
@@ -439,7 +567,9 @@ def runLoad(connect, user, password, clients, seconds, seed=0, loginPerCycle=Fal
 
     def worker(i):
         rng = random.Random(seed * 1000 + i)
-        used.extend(sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle, **cycleArgs))
+        role = roles[i] if i < len(roles) else None
+        used.extend(sessionLoop(connect, user, password, rng, counter, deadline, loginPerCycle, role=role,
+                                **cycleArgs))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
     start = time.monotonic()

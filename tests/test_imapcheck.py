@@ -387,3 +387,128 @@ class QresyncSortThreadTests(unittest.TestCase):
         for line in [b"SORT (DATE) UTF-8 ALL", b"THREAD REFERENCES UTF-8 ALL"]:
             checker = run(SELECT + [("C", "X", line), ("S", b"* 1 EXPUNGE\r\nX OK done\r\n")])
             self.assertEqual([v.kind for v in checker.violations], ["expunge-forbidden"])
+
+
+CONTEXT = SELECT + [
+    ("C", "C1", b"UID SEARCH RETURN (UPDATE) KEYWORD $Work"),
+    ("S", b'* ESEARCH (TAG "C1") UID ALL 7\r\nC1 OK done\r\n'),
+]
+
+
+class ContextTests(unittest.TestCase):
+    """
+    Search contexts (RFC 5267), IMAP4rev2, NOTIFY and REPLACE.
+    """
+
+    def kinds(self, transcript):
+        return [v.kind for v in run(transcript).violations]
+
+    def test_contextFollowed(self):
+        """ADDTO and REMOVEFROM change the context's result; it ends with the selection."""
+        checker = run(CONTEXT + [
+            ("C", "N", b"NOOP"),
+            ("S", b'* 4 EXISTS\r\n* 1 RECENT\r\n* ESEARCH (TAG "C1") UID ADDTO (0 10)\r\n'
+                  b'* ESEARCH (TAG "C1") UID REMOVEFROM (0 7)\r\n* 2 EXPUNGE\r\nN OK\r\n')])
+        self.assertEqual(checker.violations, [])
+        self.assertEqual(checker.contextResult("C1"), {10})
+        run([("C", "U", b"UNSELECT"), ("S", b"U OK\r\n")], checker)
+        self.assertIsNone(checker.contextResult("C1"))
+        self.assertEqual([v.kind for v in checker.violations], [])
+
+    def test_contextWrongUpdates(self):
+        """ADDTO of a UID the context has or one expunged, REMOVEFROM of one it has not, an update after CANCELUPDATE."""
+        self.assertEqual(self.kinds(CONTEXT + [
+            ("C", "N", b"NOOP"), ("S", b'* ESEARCH (TAG "C1") UID ADDTO (0 7)\r\nN OK\r\n')]), ["context"])
+        self.assertEqual(self.kinds(CONTEXT + [
+            ("C", "N", b"NOOP"), ("S", b'* ESEARCH (TAG "C1") UID REMOVEFROM (0 4)\r\nN OK\r\n')]), ["context"])
+        self.assertEqual(self.kinds(CONTEXT + [
+            ("C", "N", b"NOOP"), ("S", b'* VANISHED 4\r\n* ESEARCH (TAG "C1") UID ADDTO (0 4)\r\nN OK\r\n')]),
+            ["state", "context"])
+        self.assertEqual(self.kinds(CONTEXT + [
+            ("C", "X", b'CANCELUPDATE "C1"'), ("S", b"X OK\r\n"),
+            ("C", "N", b"NOOP"), ("S", b'* ESEARCH (TAG "C1") UID ADDTO (0 4)\r\nN OK\r\n')]), ["tag"])
+
+    def test_contextKeepsExpunged(self):
+        """A UID the context has, expunged, must leave it (REMOVEFROM) by the end of the command."""
+        self.assertEqual(self.kinds(CONTEXT + [("C", "N", b"NOOP"), ("S", b"* 2 EXPUNGE\r\nN OK\r\n")]), ["context"])
+        self.assertEqual(self.kinds(CONTEXT + [("C", "N", b"NOOP"), ("S", b"* 2 EXPUNGE\r\n"
+                                                                          b'* ESEARCH (TAG "C1") UID REMOVEFROM (0 7)\r\n'
+                                                                          b"N OK\r\n")]), [])
+        self.assertEqual(self.kinds(CONTEXT + [("C", "X", b'CANCELUPDATE "C1"'), ("S", b"* 2 EXPUNGE\r\nX OK\r\n")]), [])
+
+    def test_noUpdate(self):
+        """NO [NOUPDATE] leaves no context; NOUPDATE for a command that asked none is a violation."""
+        checker = run(SELECT + [
+            ("C", "C1", b"SEARCH RETURN (UPDATE) 1:2"),
+            ("S", b'* ESEARCH (TAG "C1") ALL 1:2\r\n* NO [NOUPDATE "C1"] no\r\nC1 OK\r\n')])
+        self.assertEqual(checker.violations, [])
+        self.assertIsNone(checker.contextResult("C1"))
+        self.assertEqual(self.kinds(SELECT + [("C", "C1", b"SEARCH ALL"),
+                                              ("S", b'* NO [NOUPDATE "C1"] no\r\nC1 OK\r\n')]), ["context"])
+
+    def test_messageNumberContext(self):
+        """A SEARCH context's ADDTO names existing messages."""
+        transcript = SELECT + [("C", "C1", b"SEARCH RETURN (UPDATE) KEYWORD $Work"),
+                               ("S", b'* ESEARCH (TAG "C1") ALL 2\r\nC1 OK\r\n'), ("C", "N", b"NOOP")]
+        self.assertEqual(self.kinds(transcript + [("S", b'* ESEARCH (TAG "C1") ADDTO (0 3)\r\nN OK\r\n')]), [])
+        self.assertEqual(self.kinds(transcript + [("S", b'* ESEARCH (TAG "C1") ADDTO (0 5)\r\nN OK\r\n')]),
+                         ["sequence"])
+
+    def test_esearchCorrelator(self):
+        """ESEARCH answering a SEARCH carries its tag, and UID exactly for a UID SEARCH."""
+        self.assertEqual(self.kinds(SELECT + [("C", "S", b"SEARCH RETURN (ALL) ALL"),
+                                              ("S", b"* ESEARCH ALL 1:3\r\nS OK\r\n")]), ["esearch"])
+        self.assertEqual(self.kinds(SELECT + [("C", "S", b"SEARCH RETURN (ALL) ALL"),
+                                              ("S", b'* ESEARCH (TAG "S") UID ALL 1:3\r\nS OK\r\n')]), ["esearch"])
+
+    def test_rev2(self):
+        """After ENABLED IMAP4rev2: SELECT needs no RECENT; RECENT, \\Recent and SEARCH responses are violations."""
+        enable = [("C", "E", b"ENABLE IMAP4rev2"), ("S", b"* ENABLED IMAP4rev2\r\nE OK\r\n")]
+        select = [("C", "S1", b"SELECT INBOX"),
+                  ("S", b"* FLAGS (\\Seen)\r\n* 3 EXISTS\r\n* OK [UIDVALIDITY 77] v\r\nS1 OK [READ-WRITE] done\r\n")]
+        self.assertEqual(self.kinds(enable + select + [
+            ("C", "S", b"SEARCH ALL"), ("S", b'* ESEARCH (TAG "S") ALL 1:3\r\nS OK\r\n')]), [])
+        self.assertEqual(self.kinds(enable + select + [
+            ("C", "S", b"SEARCH ALL"), ("S", b"* SEARCH 1 2 3\r\nS OK\r\n")]), ["rev2"])
+        self.assertEqual(self.kinds(enable + select + [
+            ("C", "N", b"NOOP"), ("S", b"* 4 EXISTS\r\n* 1 RECENT\r\nN OK\r\n")]), ["rev2"])
+        self.assertEqual(self.kinds(enable + select + [
+            ("C", "F", b"FETCH 1 (FLAGS)"), ("S", b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\nF OK\r\n")]), ["rev2"])
+        self.assertEqual(self.kinds(select), ["select"])
+
+    def test_notifyStatus(self):
+        """An unsolicited STATUS needs NOTIFY, and never names the selected mailbox."""
+        status = ("S", b"* STATUS Archive (MESSAGES 3 UIDNEXT 9)\r\nN OK\r\n")
+        self.assertEqual(self.kinds(SELECT + [("C", "N", b"NOOP"), status]), ["notify"])
+        notify = [("C", "T", b"NOTIFY SET (selected (MessageNew MessageExpunge)) (personal (MessageNew MessageExpunge))"),
+                  ("S", b"T OK\r\n")]
+        self.assertEqual(self.kinds(SELECT + notify + [("C", "N", b"NOOP"), status]), [])
+        self.assertEqual(self.kinds(SELECT + notify + [
+            ("C", "N", b"NOOP"), ("S", b"* STATUS INBOX (MESSAGES 3)\r\nN OK\r\n")]), ["notify"])
+        self.assertEqual(self.kinds(SELECT + notify + [("S", b"* 4 EXISTS\r\n* 3 EXPUNGE\r\n")]), [])
+        self.assertEqual(self.kinds(SELECT + notify + [("C", "T", b"NOTIFY NONE"), ("S", b"T OK\r\n"),
+                                                      ("C", "N", b"NOOP"), status]), ["notify"])
+        personal = [("C", "T", b"NOTIFY SET (personal (MessageNew MessageExpunge))"), ("S", b"T OK\r\n")]
+        self.assertEqual(self.kinds(SELECT + personal + [("C", "N", b"NOOP"), status]), [])
+        self.assertEqual(self.kinds(SELECT + personal + [("S", b"* 3 EXPUNGE\r\n")]), ["expunge-forbidden"])
+        self.assertEqual(self.kinds(SELECT + personal + [
+            ("C", "S", b"SELECT INBOX"), ("S", b"* STATUS INBOX (MESSAGES 3)\r\n")]), [])
+
+    def test_replace(self):
+        """REPLACE's APPENDUID (untagged, RFC 8508) is checked as APPEND's is."""
+        replace = [("C", "R", b"REPLACE 1 INBOX {5}"), ("S", b"+ go\r\n")]
+        self.assertEqual(self.kinds(SELECT + replace + [
+            ("S", b"* OK [APPENDUID 77 10] ready\r\n* 4 EXISTS\r\n* 1 EXPUNGE\r\nR OK\r\n")]), [])
+        self.assertEqual(self.kinds(SELECT + replace + [
+            ("S", b"* OK [APPENDUID 77 9] ready\r\n* 1 EXPUNGE\r\nR OK\r\n")]), ["uid"])
+
+    def test_notifyStatusDuringStatus(self):
+        """With NOTIFY on, a STATUS during a STATUS command is not held to the command's snapshot."""
+        registry = Registry()
+        registry.sawUid("Archive", 20)
+        notify = [("C", "T", b"NOTIFY SET (personal (MessageNew MessageExpunge))"), ("S", b"T OK\r\n")]
+        status = [("C", "S", b"STATUS Archive (UIDNEXT)"),
+                  ("S", b"* STATUS Archive (UIDNEXT 15)\r\n* STATUS Archive (UIDNEXT 21)\r\nS OK\r\n")]
+        checker = run(SELECT + notify + status, SessionChecker(registry))
+        self.assertEqual([v.kind for v in checker.violations], [], checker.violations)
+        self.assertEqual([v.kind for v in run(SELECT + status, SessionChecker(registry)).violations], ["uidnext"])
