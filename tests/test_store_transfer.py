@@ -18,6 +18,7 @@ import time
 from twisted.trial import unittest
 
 from gateway.store import index, maildir
+from gateway.store.mailbox import Mailbox
 from tests.test_store_mail import StoreTestMixin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -217,3 +218,47 @@ class OpenDuringCrashTests(TransferCrashMixin, unittest.TestCase):
         self.assertEqual(dest.uids(), [])
         self.assertEqual(len(self.allFiles(inbox)), self.count)
         self.assertFalse(self.checkAfterCrash("move", output))
+
+
+class RenamedWhileStagedTests(StoreTestMixin, unittest.TestCase):
+    """
+    A message file renamed by another process (a flag change) just as
+    COPY or MOVE stages it: the link finds no file, though the message is
+    still there (the two-process stress run's C{NO [SERVERBUG] message UID
+    ... could not be copied: its file is missing}).
+    """
+
+    def transferWithRace(self, move):
+        store = self.makeStore()
+        store.createMailbox("Dest")
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(b"Subject: x\r\n\r\nbody\r\n")
+        original = Mailbox._stage
+        missed = []
+
+        def stage(self, *args):
+            if not missed:
+                # The other process renamed the file between the look and the link.
+                missed.append(True)
+                return None
+            return original(self, *args)
+
+        self.patch(Mailbox, "_stage", stage)
+        dest = store.getMailbox("Dest")
+        pairs = inbox.moveTo([uid], dest) if move else inbox.copyTo([uid], dest)
+        self.assertEqual([source for source, _ in pairs], [uid])
+        self.assertEqual(len(dest.uids()), 1)
+        self.assertEqual(len(self.allFiles(dest)), 1)
+        self.assertEqual(os.listdir(os.path.join(dest._path(), "tmp")), [])
+        return inbox
+
+    def test_copy(self):
+        """The COPY stages the file again under the index lock and succeeds."""
+        inbox = self.transferWithRace(move=False)
+        self.assertEqual(len(inbox.uids()), 1)
+
+    def test_move(self):
+        """The MOVE does too, and the source is gone."""
+        inbox = self.transferWithRace(move=True)
+        self.assertEqual(inbox.uids(), [])
+        self.assertEqual(self.allFiles(inbox), [])

@@ -764,7 +764,15 @@ class Mailbox(MailboxChanges):
                          emailId, threadId) = row
                         base, stagedPath = staged[sourceUid]
                         if stagedPath is None or not os.path.exists(stagedPath):
-                            raise StoreError("message UID %d could not be copied: its file is missing" % (sourceUid,))
+                            # Another process renamed the file (a flag change)
+                            # as it was staged: stage it again from the row
+                            # as it is now, under the index lock.
+                            stagedPath = self._stage(path, row, destinationPath, base)
+                            staged[sourceUid] = (base, stagedPath)
+                            if stagedPath is None:
+                                raise StoreError(
+                                    "message UID %d could not be copied: its file is missing" % (sourceUid,))
+                            maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
                         newSubdir, name = destination._place(base, index.decodeFlags(flagText), folder=destinationPath)
                         self._conn.execute(
                             "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
