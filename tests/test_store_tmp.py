@@ -81,8 +81,9 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.readAll(inbox.openMessage(uid)), CRLF_MESSAGE)
         self.assertEqual(inbox.messages([uid])[0].internalDate, OLD)
 
-    def test_lostStagedFileFailsTheCopy(self):
-        """A COPY whose staged file vanished fails and leaves the target as it was."""
+    def test_lostStagedFileStagedAgain(self):
+        """A COPY whose staged file vanished (another program cleaned tmp/) stages it again under the index lock:
+        every copy is there, each with its bytes, and nothing is left in tmp/."""
         store = self.makeStore()
         inbox = store.getMailbox("INBOX")
         uids = [inbox.appendMessage(CRLF_MESSAGE) for _ in range(3)]
@@ -97,12 +98,36 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
                 os.unlink(path)
             return path
         self.patch(mailbox.Mailbox, "_stage", stageAndLose)
+        self.assertEqual(inbox.copyTo(uids, target), [(1, 1), (2, 2), (3, 3)])
+        self.assertEqual(len(staged), 4)
+        self.assertEqual(target.uids(), [1, 2, 3])
+        for uid in target.uids():
+            self.assertEqual(self.readAll(target.openMessage(uid)), CRLF_MESSAGE)
+        self.assertEqual(os.listdir(os.path.join(target._path(), "tmp")), [])
+        self.assertEqual(store.usage(), 6 * len(CRLF_MESSAGE))
+
+    def test_lostStagedFileAndSourceFailsTheCopy(self):
+        """A COPY whose staged file vanished and whose source is gone too fails and leaves the target as it was."""
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uids = [inbox.appendMessage(CRLF_MESSAGE) for _ in range(3)]
+        target = store.getMailbox("Drafts")
+        stage = mailbox.Mailbox._stage
+        staged = []
+
+        def stageAndLose(self_, *args):
+            path = stage(self_, *args)
+            staged.append(path)
+            if len(staged) == 2:
+                os.unlink(path)
+                os.unlink(os.path.join(inbox._path(), args[1][1], args[1][2]))
+            return path
+        self.patch(mailbox.Mailbox, "_stage", stageAndLose)
         self.assertRaises(StoreError, inbox.copyTo, uids, target)
         self.assertEqual(target.uids(), [])
         self.assertEqual(target.uidNext(), 1)
         self.assertEqual(self.allFiles(target), [])
         self.assertEqual(os.listdir(os.path.join(target._path(), "tmp")), [])
-        self.assertEqual(store.usage(), 3 * len(CRLF_MESSAGE))
 
     def test_lostMoveSourceFailsTheMove(self):
         """A MOVE whose source file another program removed fails and moves nothing."""
