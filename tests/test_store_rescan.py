@@ -201,3 +201,51 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         yield self.inbox.synchronize()
         self.assertIn("full", self.scans)
         self.assertEqual(len(self.inbox.uids()), 2)
+
+
+class RenamedWhileOpenedTests(StoreTestMixin, unittest.TestCase):
+    """
+    Another process renames a message file (a flag change) between the
+    moment the store finds its name and the moment it opens it (the soak's
+    C{FETCH} answered C{NO [SERVERBUG]}, FileNotFoundError).
+    """
+
+    def test_renamedAgainWhileLocated(self):
+        """openMessage looks again when the file it found is renamed before it opens it."""
+        from gateway.store.mailbox import Mailbox
+
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(CRLF_MESSAGE)
+        [name] = self.allFiles(inbox)
+        folder = inbox._path()
+        subdir = "cur" if name in self.files(inbox, "cur") else "new"
+        # Renamed by another program: the index still names the old file.
+        os.rename(os.path.join(folder, subdir, name), os.path.join(folder, "cur", name.split(":")[0] + ":2,S"))
+        original = Mailbox._locate
+        calls = []
+
+        def locate(self_, path, base):
+            calls.append(base)
+            if len(calls) == 1:
+                # What the listing saw, renamed again before the open.
+                return os.path.join(path, "cur", base + ":2,")
+            return original(self_, path, base)
+
+        self.patch(Mailbox, "_locate", locate)
+        with inbox.openMessage(uid) as f:
+            self.assertEqual(self.readAll(f), CRLF_MESSAGE)
+        self.assertEqual(len(calls), 2)
+
+    def test_goneForGood(self):
+        """A message whose file is nowhere is NoSuchMessage, not an OSError."""
+        from gateway.errors import NoSuchMessage
+
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(CRLF_MESSAGE)
+        for name in self.files(inbox, "cur"):
+            os.unlink(os.path.join(inbox._path(), "cur", name))
+        for name in self.files(inbox, "new"):
+            os.unlink(os.path.join(inbox._path(), "new", name))
+        self.assertRaises(NoSuchMessage, inbox.openMessage, uid)

@@ -107,6 +107,11 @@ class MailboxCounts:
     uidnext = attr.ib()
 
 
+#: How often L{Mailbox.openMessage} looks for a file that other processes
+#: keep renaming before it gives the message up as gone.
+OPEN_ATTEMPTS = 5
+
+
 @implementer(IStagedDelivery)
 @implementer(IMailbox)
 class Mailbox(MailboxChanges):
@@ -290,15 +295,20 @@ class Mailbox(MailboxChanges):
             raise NoSuchMessage(uid)
         subdir, filename, crlf, base, name = row
         path = self._path(name)
-        try:
-            f = open(os.path.join(path, subdir, filename), "rb")
-        except FileNotFoundError:
-            # Renamed by another program since we looked: find it by base.
-            found = self._locate(path, base)
-            if found is None:
-                raise NoSuchMessage(uid)
-            f = open(found, "rb")
-        return maildir.CRLFReader(f) if crlf else f
+        found = os.path.join(path, subdir, filename)
+        for _ in range(OPEN_ATTEMPTS):
+            try:
+                f = open(found, "rb")
+            except FileNotFoundError:
+                # Renamed by another program (a flag change in another
+                # process) since we looked: find it by base, again if it is
+                # renamed once more between the listing and the open.
+                found = self._locate(path, base)
+                if found is None:
+                    raise NoSuchMessage(uid) from None
+            else:
+                return maildir.CRLFReader(f) if crlf else f
+        raise NoSuchMessage(uid)
 
     def _locate(self, path, base):
         """
