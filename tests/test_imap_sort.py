@@ -272,6 +272,33 @@ class ThreadTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b"a THREAD REFERENCES UTF-8 ALL")
         self.assertIn(b"* THREAD (1 2 (3 5)(4 6 7))\r\na OK THREAD completed\r\n", out)
 
+    def test_answerKeptUntilTheMessagesChange(self):
+        """A THREAD over the same messages with the same numbers answers what it answered, without threading again;
+        a new message, an expunge, another search program or UID THREAD thread anew."""
+        from gateway.imap import thread as threadModule
+
+        self.fill([
+            message("topic", day(1), messageId="m1"),
+            message("Re: topic", day(2), messageId="m2", references=["m1"]),
+            message("other", day(3), messageId="m3"),
+        ])
+        calls = []
+        original = threadModule.references
+        self.patch(threadModule, "references", lambda messages: calls.append(len(messages)) or original(messages))
+        self.assertIn(b"* THREAD (1 2)(3)\r\n", self.send(b"a THREAD REFERENCES UTF-8 ALL"))
+        self.assertIn(b"* THREAD (1 2)(3)\r\n", self.send(b"b THREAD REFERENCES UTF-8 ALL"))
+        self.assertEqual(calls, [3])
+        self.assertIn(b"* THREAD (1 2)(3)\r\n", self.send(b"c UID THREAD REFERENCES UTF-8 ALL"))
+        self.assertIn(b"* THREAD (1 2)\r\n", self.send(b"d THREAD REFERENCES UTF-8 SUBJECT topic"))
+        self.assertEqual(calls, [3, 3, 2])
+        self.mailbox.appendMessage(message("Re: other", day(4), messageId="m4", references=["m3"]))
+        self.send(b"n NOOP")
+        self.assertIn(b"* THREAD (1 2)(3 4)\r\n", self.send(b"e THREAD REFERENCES UTF-8 ALL"))
+        self.send(b"f STORE 1 +FLAGS (\\Deleted)")
+        self.send(b"g EXPUNGE")
+        self.assertIn(b"* THREAD (1)(2 3)\r\n", self.send(b"h THREAD REFERENCES UTF-8 ALL"))
+        self.assertEqual(calls, [3, 3, 2, 4, 3])
+
     def test_referencesDummyAndSubjects(self):
         """Children of a missing parent share a dummy ((a)(b)); roots with one base subject are gathered."""
         self.fill([

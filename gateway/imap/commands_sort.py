@@ -9,6 +9,9 @@ their sort keys and thread headers come from the index, in batches, never
 from the message files.
 """
 
+import array
+import hashlib
+
 from twisted.internet import defer
 
 from gateway.errors import StoreError
@@ -258,19 +261,45 @@ def _thread(session, tag, args, uid):
         return threadModule.threadFields(info)
 
     def done(hits, caches, seqs):
-        cache = caches["THREAD"]
-        messages = [threadModule.ThreadMessage(uid_ if uid else seqs[uid_], seqs[uid_], *cache[uid_])
-                    for uid_, _modseq in hits]
-        if algorithm == "REFERENCES":
-            roots = threadModule.references(messages)
-        else:
-            roots = threadModule.orderedSubject(messages)
-        text = threadModule.formatThreads(roots)
+        # A message's thread fields never change while its UID lives: the
+        # same messages with the same numbers thread the same way, so the
+        # answer is kept beside the keys (as Dovecot keeps a thread index).
+        kept = sortModule.keyCache.values(session.view.mailbox, (THREADED, algorithm))
+        digest = _threadDigest(hits, uid, seqs)
+        text = kept.get(digest)
+        if text is None:
+            cache = caches["THREAD"]
+            messages = [threadModule.ThreadMessage(uid_ if uid else seqs[uid_], seqs[uid_], *cache[uid_])
+                        for uid_, _modseq in hits]
+            if algorithm == "REFERENCES":
+                roots = threadModule.references(messages)
+            else:
+                roots = threadModule.orderedSubject(messages)
+            text = threadModule.formatThreads(roots)
+            kept.clear()
+            kept[digest] = text
         session.sendUntagged(b"THREAD" + (b" " + text if text else b""))
         return None
 
     d = matchingMessages(session, program)
     return d.addCallback(lambda hits: _withKeys(session, hits, ["THREAD"], compute, True, done))
+
+
+#: The name under which the key cache keeps the last THREAD answer of an
+#: algorithm (with C{(THREADED, algorithm)}).
+THREADED = "THREAD answer"
+
+
+def _threadDigest(hits, uid, seqs):
+    """
+    What a THREAD answer depends on besides the algorithm: the messages
+    threaded and the numbers they are given (UIDs, or sequence numbers).
+    """
+    data = array.array("Q", [hit[0] for hit in hits])
+    data.append(1 if uid else 0)
+    if not uid:
+        data.extend(seqs[hit[0]] for hit in hits)
+    return hashlib.blake2b(data.tobytes(), digest_size=16).digest()
 
 
 @command("THREAD", SEL, capability="THREAD=REFERENCES", expungeAllowed=False)
