@@ -88,6 +88,13 @@ class SearchChecks:
         if command.name.startswith("UID ") != uid:
             self._violate("esearch", "ESEARCH %s UID for a %s" % ("with" if uid else "without", command.name),
                           response.raw)
+        context = getattr(command, "context", None)
+        if context is not None and data and str(data[0]).upper() in ("ADDTO", "REMOVEFROM"):
+            # An update of the context this command made, sent after its
+            # first answer and before its tagged OK (a change the end of
+            # the command announced): applied like any later one.
+            self._contextUpdate(context, data, response.raw)
+            return
         numbers = []
         for i in range(0, len(data) - 1, 2):
             name = str(data[i]).upper()
