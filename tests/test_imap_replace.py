@@ -217,6 +217,27 @@ class ReplaceTests(ReplaceMixin, unittest.TestCase):
                                                                         (0x101F, ["Blue"])}})
 
 
+    def test_oldFileRenamedAsItIsKept(self):
+        """The old message's file renamed by another process (a flag change) just before REPLACE links it aside:
+        REPLACE looks for it again and succeeds (the two-process stress run's FileNotFoundError)."""
+        from gateway.store import replace
+
+        self.selectMessages(OLD)
+        original = os.link
+        failed = []
+
+        def link(source, target, *args, **kwargs):
+            if not failed and target.startswith(os.path.join(self.mailbox._path(), "tmp")):
+                failed.append(source)
+                raise FileNotFoundError(source)
+            return original(source, target, *args, **kwargs)
+        self.patch(replace.os, "link", link)
+        out = self.send(b"a REPLACE 1 INBOX " + literal(NEW))
+        self.assertIn(b"a OK REPLACE completed", out)
+        self.assertEqual(len(failed), 1)
+        self.assertEqual(self.bodies(), [NEW])
+        self.assertEqual(os.listdir(os.path.join(self.mailbox._path(), "tmp")), [])
+
 class SharedReplaceTests(ReplaceMixin, unittest.TestCase):
     """
     RFC 8508 with RFC 4314: REPLACE needs t and e on the source, i on the

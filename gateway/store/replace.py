@@ -25,7 +25,7 @@ from twisted.python import log
 from gateway.errors import NoSuchMessage, StoreError
 from gateway.store import index, maildir, objectid, properties, userflags
 from gateway.store.access import SharedMailbox, allowedFlags
-from gateway.store.mailbox import normalizeFlags
+from gateway.store.mailbox import OPEN_ATTEMPTS, normalizeFlags
 
 
 def replace(source, uid, message, flags, internalDate, destination):
@@ -106,11 +106,17 @@ def replaceMessage(source, uid, prepared, flags, destination):
         os.rename(prepared.path, staged)
         keep = os.path.join(path, "tmp", maildir.newBase(old[3], old[3]))
         oldPath = os.path.join(path, old[1], old[2])
-        if not os.path.exists(oldPath):
-            oldPath = source._locate(path, old[5])
-            if oldPath is None:
-                raise NoSuchMessage(uid)
-        os.link(oldPath, keep)
+        for _ in range(OPEN_ATTEMPTS):
+            try:
+                os.link(oldPath, keep)
+                break
+            except FileNotFoundError:
+                # Renamed by another process (a flag change): look again.
+                oldPath = source._locate(path, old[5])
+                if oldPath is None:
+                    raise NoSuchMessage(uid) from None
+        else:
+            raise NoSuchMessage(uid)
         maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
         maildir.fsyncDirectory(os.path.join(path, "tmp"))
         journal = index.writeJournal(store.path, [
