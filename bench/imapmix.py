@@ -127,6 +127,7 @@ def startOurs(tmp, dataRoot, cert, key, workers):
         for name in ("lmtp", "pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write("[imap]\nlisten = ssl:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = 5000\n"
+                "max_connections_per_address = 0\n"
                 % (port,))
         f.write("[auth]\nlog_level = warn\n")
     child = subprocess.Popen(
@@ -245,8 +246,12 @@ def measure(pid, port, cafile, clients, seconds, loginPerCycle, processes, seed)
     shares = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     jobs = [(port, cafile, share, seconds, seed * 100 + i, loginPerCycle) for i, share in enumerate(shares)]
     cpu0 = treeCpu(pid)
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        parts = pool.map(_loadProcess, jobs)
+    # spawn, not fork: a child forked while one of the pool threads held a
+    # lock waited on it for ever.
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        # A client process that dies without a word would leave map()
+        # waiting for ever: past the run's time and a margin, give up.
+        parts = pool.map_async(_loadProcess, jobs).get(timeout=seconds * 3 + 120)
     cpu = treeCpu(pid) - cpu0
     result = {"ok": {}, "no": {}, "violations": {}, "problems": [], "errors": [], "examples": [],
               "seconds": max(p[6] for p in parts), "cpu": cpu}
@@ -328,8 +333,14 @@ def main():
             for clients in clientCounts:
                 for run in range(options.runs):
                     for kind, pid, port in servers:
-                        result = measure(pid, port, cert, clients, options.seconds, shape == "login",
-                                         options.client_processes, run + 1)
+                        try:
+                            result = measure(pid, port, cert, clients, options.seconds, shape == "login",
+                                             options.client_processes, run + 1)
+                        except multiprocessing.TimeoutError:
+                            print("%s, %s, %d clients, run %d: a client process died; run again"
+                                  % (kind, shape, clients, run + 1), flush=True)
+                            result = measure(pid, port, cert, clients, options.seconds, shape == "login",
+                                             options.client_processes, run + 1)
                         results.setdefault((shape, clients, kind), []).append(result)
                         print("%s, %s, %d clients, run %d: %.0f ops/s, %d failures, violations %s"
                               % (kind, shape, clients, run + 1, total(result) / result["seconds"],
