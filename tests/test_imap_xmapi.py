@@ -21,6 +21,7 @@ EVENT = (b"From: Ann <ann@example.com>\r\nSubject: Review\r\nContent-Type: text/
          b"SUMMARY:Review\r\nLOCATION:Room 1\r\nTRANSP:OPAQUE\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
 KEYWORDS = b'"PS_PUBLIC_STRINGS/name=Keywords/0x101F"'
 CUSTOM = b"PS_PUBLIC_STRINGS/name=Level/0x0003"
+CUSTOM_STRING = b"PS_PUBLIC_STRINGS/name=Note/0x001F"
 
 
 class XpropsMixin(SelectedTestMixin):
@@ -250,6 +251,18 @@ class StoreXpropsTests(XpropsMixin, unittest.TestCase):
         self.assertEqual(self.stored(), {})
         self.assertIn(b"b OK", self.send(b"b STORE 1 XPROPS (" + pairs[:pairs.rindex(b" 0x")] + b")"))
         self.assertEqual(len(self.stored()), 256)
+
+    def test_R_PROP_4_valueSize(self):
+        """R-PROP-4: a value past 64 KiB answers NO [LIMIT], also when it is a literal the core refuses unread."""
+        self.selectMessages(MAIL)
+        for size in (64 * 1024 + 1, 200 * 1024):
+            value = b"x" * size
+            # The client waits for the continuation it does not get.
+            out = self.send(b"a STORE 1 XPROPS (" + CUSTOM_STRING + b" {%d}" % (size,))
+            self.assertTrue(out.startswith(b"a NO [LIMIT]"), out)
+            del value
+            self.assertEqual(self.stored(), {})
+        self.assertIn(b"b OK", self.send(b"b NOOP"))
 
     def test_R_VAL_2(self):
         """R-VAL-2: NIL deletes a property; deleting a missing one is no error."""

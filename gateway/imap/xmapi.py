@@ -28,7 +28,7 @@ from gateway.imap.commands_selected import checkWritable, targetUids
 from gateway.imap.fetchitems import FetchItem
 from gateway.imap.message import headersComplete
 from gateway.imap.parser import Arguments, IMAPSyntaxError
-from gateway.imap.protocol import bad, capability, no
+from gateway.imap.protocol import LITERAL_REFUSALS, bad, capability, no
 from gateway.imap.search import SearchKey
 from gateway.imap.sequence import formatSequenceSet
 from gateway.mapi import convert
@@ -55,6 +55,17 @@ from gateway.store.calendar.periods import accountZone
 from gateway.store.calendar.summaries import SummaryStore
 
 capability("XMAPI", lambda session: bool(session.context.config["imap", "xmapi"]))
+
+
+def _storeLiteralRefusal(session):
+    """
+    A STORE literal longer than a command may carry is a property value
+    past R-PROP-4's limit (flags are never literals): C{NO [LIMIT]}.
+    """
+    return "[LIMIT] A property value is at most %d octets" % (stored.MAX_VALUE_SIZE,)
+
+
+LITERAL_REFUSALS["STORE"] = LITERAL_REFUSALS["UID STORE"] = _storeLiteralRefusal
 
 #: An identifier that can be written as an atom in a response.
 _ATOM_ID = re.compile(r"[A-Za-z0-9_./=+-]+\Z")
