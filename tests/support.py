@@ -106,3 +106,27 @@ def freeBusyPeriods(document):
     for spans in result.values():
         spans.sort()
     return result
+
+
+class LoopbackIMAPMixin:
+    """
+    A test case's own IMAP server on a loopback port of the global reactor
+    (C{self.port}, C{self.factory}, C{self.context}), for real clients
+    (imaplib) run in a thread; its sessions are dropped at the end.
+    """
+
+    def setUp(self):
+        from twisted.internet import reactor
+
+        from gateway.imap.server import makeFactory
+
+        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
+        self.factory = makeFactory(self.context)
+        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.port = port.getHost().port
+        self.addCleanup(port.stopListening)
+        self.addCleanup(self._dropSessions)
+
+    def _dropSessions(self):
+        for session in list(self.factory.sessions):
+            session.transport.abortConnection()

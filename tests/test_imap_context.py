@@ -9,7 +9,6 @@ import imaplib
 import random
 import re
 
-from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
@@ -17,10 +16,9 @@ from zope.interface.verify import verifyObject
 
 from gateway.imap import context
 from gateway.imap import search as searchModule
-from gateway.imap.server import makeFactory
 from gateway.interfaces import IViewObserver
 from gateway.store.mail import MailStore
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
@@ -331,19 +329,7 @@ class ContextSortTests(ContextTestMixin, unittest.TestCase):
         self.assertIn(b'* ESEARCH (TAG "C01") COUNT 1\r\n* NO [NOUPDATE "C01"]', out)
 
 
-class ContextEndToEndTests(unittest.TestCase):
-    def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
-
+class ContextEndToEndTests(LoopbackIMAPMixin, unittest.TestCase):
     def test_twoSessions(self):
         """imaplib: one session appends, the other gets ADDTO on NOOP and in IDLE, then REMOVEFROM before EXPUNGE."""
         def client():

@@ -11,13 +11,11 @@ import os
 import re
 import sqlite3
 
-from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from gateway.imap.server import makeFactory
 from gateway.store import index, maildir, objectid
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
@@ -262,19 +260,7 @@ class StoreIdTests(StoreTestMixin, unittest.TestCase):
         self.assertTrue({"messages_emailid", "messages_threadid"} <= names)
 
 
-class EndToEndTests(unittest.TestCase):
-    def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
-
+class EndToEndTests(LoopbackIMAPMixin, unittest.TestCase):
     def test_imaplib(self):
         """imaplib: CREATE answers a MAILBOXID; FETCH EMAILID THREADID; COPY keeps them; SEARCH EMAILID finds the copy; older rows get the same ids."""
         def client():

@@ -8,12 +8,10 @@ against the server.
 import imaplib
 import re
 
-from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from gateway.imap.server import makeFactory
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin
 from tests.test_imap_acl import Peer
 from tests.test_imap_protocol import IMAPTestMixin, TLSStringTransport
 
@@ -324,19 +322,7 @@ class ClarificationTests(Rev2Mixin, unittest.TestCase):
         self.assertIn(b'* ESEARCH (TAG "c") ALL 1', self.send(b"c SEARCH KEYWORD $Forwarded"))
 
 
-class ImaplibRev2Tests(unittest.TestCase):
-    def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
-
+class ImaplibRev2Tests(LoopbackIMAPMixin, unittest.TestCase):
     def test_imaplib(self):
         """imaplib over loopback: ENABLE IMAP4rev2, APPEND, SELECT without RECENT, SEARCH answered as ESEARCH."""
         def client():

@@ -13,7 +13,6 @@ import imaplib
 import os
 import re
 
-from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -22,7 +21,7 @@ from gateway.imap.imapurl import parseImapUrl
 from gateway.imap.server import makeFactory
 from gateway.interfaces import IURLAuthKeys
 from gateway.store.urlauthkeys import FILENAME, URLAuthKeys
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin
 from tests.test_imap_acl import Peer
 from tests.test_imap_protocol import IMAPTestMixin
 
@@ -311,19 +310,7 @@ class CatenateScopeTests(IMAPTestMixin, unittest.TestCase):
             self.assertEqual(f.read(), b"mine\r\n")
 
 
-class EndToEndTests(unittest.TestCase):
-    def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
-
+class EndToEndTests(LoopbackIMAPMixin, unittest.TestCase):
     def test_imaplib(self):
         """imaplib: demo makes an anonymous URL for a part of its message, other fetches it, RESETKEY revokes it."""
         self.patch(imaplib, "Commands", dict(imaplib.Commands, GENURLAUTH=("AUTH", "SELECTED"),

@@ -8,7 +8,6 @@ CHARSET, 8-bit headers, a UTF-8 user name, and imaplib's UTF-8 mode.
 import base64
 import imaplib
 
-from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -16,9 +15,8 @@ from zope.interface.verify import verifyObject
 from gateway.cred.passwords import hashPassword
 from gateway.imap.names import MUTF7, UTF8, NotUTF8, codecFor
 from gateway.imap.parser import NotModifiedUTF7
-from gateway.imap.server import makeFactory
 from gateway.interfaces import IMailboxNameCodec
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin
 from tests.test_imap_protocol import IMAPTestMixin, TLSStringTransport
 
 CAFE = "Café".encode("utf-8")
@@ -243,19 +241,7 @@ class UTF8AcceptTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(b"a OK", self.send(b"a AUTHENTICATE PLAIN " + token))
 
 
-class ImaplibUTF8Tests(unittest.TestCase):
-    def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
-
+class ImaplibUTF8Tests(LoopbackIMAPMixin, unittest.TestCase):
     def test_imaplibUTF8Mode(self):
         """imaplib: ENABLE UTF8=ACCEPT, CREATE/SELECT a UTF-8 name, APPEND (its UTF8 form), SEARCH, FETCH."""
         def client():
