@@ -697,3 +697,40 @@ class ControlPipeTests(unittest.TestCase):
         for i in range(0, len(data), 65536):
             worker.childDataReceived(workers.CONTROL_OUT, data[i:i + 65536])
         self.assertEqual(len(self.successResultOf(d)), 60000)
+
+
+class AcceptOnePerWakeTests(unittest.TestCase):
+    """
+    A worker takes one connection each time the shared listening socket
+    wakes it, so the other workers get their share of a burst.
+    """
+
+    def test_oneConnectionPerRead(self):
+        """Three clients waiting: one read of the port accepts one of them, the next read the next."""
+        import socket as socketModule
+
+        from twisted.internet import protocol, reactor
+
+        listener = socketModule.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(10)
+        listener.setblocking(False)
+        built = []
+
+        class Factory(protocol.ServerFactory):
+            def buildProtocol(self, addr):
+                built.append(addr)
+                return None  # refused: nothing to clean up
+
+        port = reactor.adoptStreamPort(listener.fileno(), socketModule.AF_INET, Factory())
+        listener.close()
+        self.addCleanup(port.stopListening)
+        port.stopReading()  # read by hand below, not by the reactor
+        worker.acceptOnePerWake(port)
+        clients = [socketModule.create_connection(port.socket.getsockname()) for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        port.doRead()
+        self.assertEqual(len(built), 1)
+        port.doRead()
+        self.assertEqual(len(built), 2)
