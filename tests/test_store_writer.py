@@ -5,6 +5,7 @@ one transaction (one fsync) per group, and L{Mailbox.appendMessageLater}
 built on it.
 """
 
+import fcntl
 import io
 import os
 import signal
@@ -59,6 +60,36 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(results, ["first"] + list(range(1, 21)))
         self.assertEqual((self.writer.groups, self.writer.written), (2, 21))
         self.assertEqual(self.store.usage(), 20)
+
+    @inlineCallbacks
+    def test_groupHoldsTheWritersLock(self):
+        """A group is written holding the lock every process's writer takes in turn, and lets it go after."""
+        lockPath = self.store.indexPath + writer.LOCK_SUFFIX
+
+        def tryLock():
+            with open(lockPath, "ab") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return "held"
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return "free"
+        self.assertEqual((yield self.writer.submit(lambda conn, group: tryLock())), "held")
+        self.assertEqual(tryLock(), "free")
+
+    @inlineCallbacks
+    def test_waitingForTheLockJoinsTheGroup(self):
+        """Writes submitted while the writer waits for another process's turn are written in the group after it."""
+        lockPath = self.store.indexPath + writer.LOCK_SUFFIX
+        other = open(lockPath, "ab")
+        self.addCleanup(other.close)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        first = self.writer.submit(self.setUsage(1))
+        rest = [self.writer.submit(self.setUsage(n)) for n in range(2, 11)]
+        fcntl.flock(other, fcntl.LOCK_UN)
+        self.assertEqual((yield gatherResults([first] + rest)), list(range(1, 11)))
+        self.assertEqual(self.writer.groups, 1)
+        self.assertEqual(self.store.usage(), 10)
 
     @inlineCallbacks
     def test_failingWriteUndoesOnlyItself(self):

@@ -25,6 +25,8 @@ L{WriteGroup.onReactor}.
 """
 
 import collections
+import fcntl
+import os
 import threading
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -33,6 +35,14 @@ from twisted.python.failure import Failure
 
 from gateway.errors import isStorageFull
 from gateway.store import index, maildir
+
+#: Beside the index: the file the index writers of every process (one
+#: per worker) lock in turn, each for one group.  SQLite's own lock would
+#: do, but a writer that finds it taken sleeps (1, 2, 5, 10 ms...) and
+#: tries again: with two workers writing to one account, a group waited
+#: 1.2 to 2 ms for the lock, against about 1.3 ms of holding it.  A writer
+#: waiting here is woken as soon as the other lets go.
+LOCK_SUFFIX = "-writer"
 
 
 class WriteGroup:
@@ -202,6 +212,7 @@ class IndexWriter:
 
     def _run(self):
         conn = index.connect(self._path) if self._connect is None else self._connect()
+        lock = os.open(self._path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             while True:
                 with self._wake:
@@ -209,10 +220,19 @@ class IndexWriter:
                         self._wake.wait()
                     if not self._queue:
                         return
-                    items = list(self._queue)
-                    self._queue.clear()
-                self._commitGroup(conn, items)
+                # The writers of every process take turns on this lock
+                # before SQLite's: see LOCK_SUFFIX.  What was submitted
+                # while this one waited joins the group.
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    with self._wake:
+                        items = list(self._queue)
+                        self._queue.clear()
+                    self._commitGroup(conn, items)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
         finally:
+            os.close(lock)
             if self._connect is None:
                 conn.close()
 
