@@ -154,6 +154,11 @@ class StoreInjectedTests(StoreTestMixin, unittest.TestCase):
         inbox = store.getMailbox("INBOX")
         uids = {inbox.appendMessage(b"Subject: a\r\n\r\nx\r\n"), inbox.appendMessage(b"Subject: b\r\n\r\ny\r\n")}
         self.patch(index, "transaction", _fullOnCommit)
+
+        def full(*args):
+            raise sqliteFull()
+
+        self.patch(store.recentClaims, "claim", full)
         self.assertEqual(inbox.claimRecent(), uids)
         self.assertEqual(inbox.unclaimedRecent(), uids)
 

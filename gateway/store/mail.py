@@ -40,7 +40,7 @@ from gateway.errors import (
 )
 from gateway.interfaces import IAccountChangeFeed, IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, changes, index, maildir, metadata, names, properties, writer
+from gateway.store import acl, changes, index, maildir, metadata, names, properties, recent, writer
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -135,6 +135,7 @@ class MailStore:
         self._ownConn = index.connect(self.indexPath)
         index.keepReserve(self.indexPath)
         self._threadConns = threading.local()
+        self.recentClaims = recent.RecentClaims(self.indexPath)
         self._mailboxes = {}
         self._summaries = None
         self._summariesLock = threading.Lock()
@@ -567,6 +568,7 @@ class MailStore:
         if self._accountChanges is not None and self._accountChanges._call is not None \
                 and self._accountChanges._call.active():
             self._accountChanges._call.cancel()
+        self.recentClaims.close()
         self._ownConn.close()
 
     def _added(self, mailbox, uids, source=None):

@@ -271,7 +271,8 @@ class Mailbox(MailboxChanges):
     def counts(self):
         unseen, params = query.Not(query.HasFlag("\\Seen")).sql()
         with index.snapshot(self._conn):
-            recentUid, uidNext = self._row("recentuid, uidnext")
+            validity, recentUid, uidNext = self._row("uidvalidity, recentuid, uidnext")
+            recentUid = self._store.recentClaims.first(self._id, validity, recentUid)
             row = self._conn.execute(
                 "SELECT count(*), COALESCE(sum(%s), 0), COALESCE(sum(uid >= ?), 0), COALESCE(sum(size), 0)"
                 " FROM messages WHERE mailbox = ?" % (unseen,), (*params, recentUid, self._id)).fetchone()
@@ -330,19 +331,14 @@ class Mailbox(MailboxChanges):
         return None
 
     def claimRecent(self, below=None):
-        recent, uidNext = self._row("recentuid, uidnext")
-        if recent >= uidNext or (below is not None and recent >= below):
-            return set()  # without the write lock: every session asks after a delivery
+        validity, recent, uidNext = self._row("uidvalidity, recentuid, uidnext")
+        claims = self._store.recentClaims
+        if below is not None:
+            uidNext = min(uidNext, below)
+        if claims.first(self._id, validity, recent) >= uidNext:
+            return set()  # without a lock: every session asks after a delivery
         try:
-            with index.transaction(self._conn):
-                recent, uidNext = self._row("recentuid, uidnext")
-                if below is not None:
-                    uidNext = min(uidNext, below)
-                if recent >= uidNext:
-                    return set()
-                self._conn.execute("UPDATE mailboxes SET recentuid = ? WHERE id = ?", (uidNext, self._id))
-                return {row[0] for row in self._conn.execute(
-                    "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, recent, uidNext))}
+            first = claims.claim(self._id, validity, recent, uidNext)
         except sqlite3.Error as e:
             # A full disk: opening a mailbox must not need a write (the
             # user is opening it to make room); this session sees the
@@ -350,15 +346,19 @@ class Mailbox(MailboxChanges):
             if not isStorageFull(e):
                 raise
             return self.unclaimedRecent(below=below)
+        return self._uidsFrom(first, uidNext)
 
     def unclaimedRecent(self, below=None):
-        recent, uidNext = self._row("recentuid, uidnext")
+        validity, recent, uidNext = self._row("uidvalidity, recentuid, uidnext")
         if below is not None:
             uidNext = min(uidNext, below)
-        if recent >= uidNext:
+        return self._uidsFrom(self._store.recentClaims.first(self._id, validity, recent), uidNext)
+
+    def _uidsFrom(self, first, end):
+        if first >= end:
             return set()
         return {row[0] for row in self._conn.execute(
-            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, recent, uidNext))}
+            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, first, end))}
 
     def changesSince(self, modseq):
         # Every session in step with the mailbox asks the same question after
