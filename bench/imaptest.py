@@ -5,7 +5,7 @@ gateway and against Dovecot 2.3, one after the other on loopback, each over a
 fresh data root, with the same messages and the same seed.
 
     .venv/bin/python bench/imaptest.py [--imaptest PATH] [--seconds 20]
-        [--clients 10] [--runs 3] [--shapes open,cycle]
+        [--clients 10] [--runs 3] [--shapes open,cycle] [--workers N]
         [--dovecot-fsync optimized|always]
 
 Shapes: C{open} keeps each session open (imaptest's C{logout=0}); C{cycle}
@@ -107,15 +107,16 @@ def parseTotals(text):
     return dict(zip(names, counts, strict=True))
 
 
-def startServer(which, tmp, fsync):
+def startServer(which, tmp, options):
     if which == "ours":
         dataRoot = os.path.join(tmp, "data")
         imap.makeAccount(tmp, dataRoot)
-        return imap.startOurs(tmp, dataRoot)
+        return imap.startOurs(tmp, dataRoot, options.workers)
     maildir = os.path.join(tmp, "Maildir")
     for sub in ("cur", "new", "tmp"):
         os.makedirs(os.path.join(maildir, sub))
-    conf = imap.DOVECOT_CONF.replace("first_valid_uid = 1", "first_valid_uid = 1\nmail_fsync = %s" % (fsync,))
+    conf = imap.DOVECOT_CONF.replace("first_valid_uid = 1",
+                                     "first_valid_uid = 1\nmail_fsync = %s" % (options.dovecot_fsync,))
     started = peers.runDovecot(tmp, conf, imap.USER, imap.PASSWORD, [maildir])
     if started is None:
         raise RuntimeError("Dovecot did not start (make bench-tools installs it)")
@@ -124,7 +125,7 @@ def startServer(which, tmp, fsync):
 
 def runOnce(binary, which, shape, options, mbox, top):
     tmp = tempfile.mkdtemp(prefix="%s-" % (which,), dir=top)
-    child, port = startServer(which, tmp, options.dovecot_fsync)
+    child, port = startServer(which, tmp, options)
     try:
         args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
                 "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
@@ -150,6 +151,7 @@ def main():
     parser.add_argument("--shapes", default="open,cycle")
     parser.add_argument("--messages", type=int, default=1000, help="messages in the mbox imaptest appends from")
     parser.add_argument("--only", default="ours,dovecot")
+    parser.add_argument("--workers", type=int, default=None, help="gateway's [server] workers (default: one per CPU)")
     parser.add_argument("--dovecot-fsync", default="optimized", choices=("optimized", "always"),
                         help="Dovecot's mail_fsync: optimized (its default: saved mail only) or always"
                              " (every change, the durability gateway gives every OK)")
@@ -163,8 +165,9 @@ def main():
     mbox = os.path.join(top, "stress.mbox")
     writeMbox(mbox, options.messages)
     servers = options.only.split(",")
-    print("imaptest %s, %d clients, %d s, %d runs, Dovecot mail_fsync = %s"
-          % (binary, options.clients, options.seconds, options.runs, options.dovecot_fsync))
+    print("imaptest %s, %d clients, %d s, %d runs, gateway workers = %s, Dovecot mail_fsync = %s"
+          % (binary, options.clients, options.seconds, options.runs,
+             "default" if options.workers is None else options.workers, options.dovecot_fsync))
     failed = False
     try:
         for shape in options.shapes.split(","):
