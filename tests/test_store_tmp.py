@@ -14,7 +14,7 @@ import time
 from twisted.trial import unittest
 
 from gateway.errors import StoreError
-from gateway.store import index, mailbox, maildir
+from gateway.store import mailbox, maildir, scan
 from tests.test_store_mail import CRLF_MESSAGE, StoreTestMixin
 
 OLD = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
@@ -42,7 +42,7 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
         """
         box = other.getMailbox(name)
         other._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-        index.scanMailbox(other._conn, box._id, box._path())
+        scan.scanMailbox(other._conn, box._id, box._path())
 
     def test_copyOfOldMessagesSurvivesOtherScan(self):
         """COPY of messages with an old INTERNALDATE keeps every copy while another store scans the target."""
@@ -201,7 +201,7 @@ class TemporaryCleaningTests(StoreTestMixin, unittest.TestCase):
 #: changed, until told to stop on standard input.
 SCANNER = r"""
 import os, select, sys
-from gateway.store import index
+from gateway.store import index, scan
 from gateway.store.mail import MailStore
 
 rounds = 0
@@ -213,7 +213,7 @@ while not select.select([sys.stdin], [], [], 0)[0]:
         box = store.getMailbox(name)
         with index.transaction(store._conn):
             store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-        index.scanMailbox(store._conn, box._id, box._path())
+        scan.scanMailbox(store._conn, box._id, box._path())
     store.close()
     rounds += 1
 sys.stdout.write("%d\n" % (rounds,))

@@ -17,7 +17,7 @@ import time
 
 from twisted.trial import unittest
 
-from gateway.store import index, maildir
+from gateway.store import journal, maildir, scan
 from gateway.store.mailbox import Mailbox
 from tests.test_store_mail import StoreTestMixin
 
@@ -116,8 +116,8 @@ class TransferCrashMixin(StoreTestMixin):
         store = self.makeStore(self.mailPath)
         inbox, dest = store.getMailbox("INBOX"), store.getMailbox("Dest")
         self.assertEqual(os.listdir(os.path.join(dest._path(), "tmp")), [])
-        self.assertEqual(os.listdir(os.path.join(self.mailPath, index.JOURNAL_FOLDER))
-                         if os.path.isdir(os.path.join(self.mailPath, index.JOURNAL_FOLDER)) else [], [])
+        self.assertEqual(os.listdir(os.path.join(self.mailPath, journal.JOURNAL_FOLDER))
+                         if os.path.isdir(os.path.join(self.mailPath, journal.JOURNAL_FOLDER)) else [], [])
         done = bool(dest.uids())
         if "done" in output:
             self.assertTrue(done, "an acknowledged transfer is present")
@@ -137,7 +137,7 @@ class TransferCrashMixin(StoreTestMixin):
         # A full rescan finds nothing the index does not know.
         for box in (inbox, dest):
             store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-            index.scanMailbox(store._conn, box._id, box._path())
+            scan.scanMailbox(store._conn, box._id, box._path())
         self.assertEqual(len(dest.uids()), expected)
         self.assertEqual(len(inbox.uids()), sourceLeft)
         # No UID handed out twice: the next one is new.
@@ -212,7 +212,7 @@ class OpenDuringCrashTests(TransferCrashMixin, unittest.TestCase):
         output = self.runChild("move", "unlink:%d" % (self.count // 2,))
         self.assertNotIn("done", output)
         survivor._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0")
-        index.scanMailbox(survivor._conn, inbox._id, inbox._path())
+        scan.scanMailbox(survivor._conn, inbox._id, inbox._path())
         self.assertEqual(len(inbox.uids()), self.count)
         dest = survivor.getMailbox("Dest")
         self.assertEqual(dest.uids(), [])

@@ -18,8 +18,9 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError, isStorageFull
 from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
-from gateway.store import index, maildir, objectid, properties, query
+from gateway.store import index, maildir, objectid, properties, query, scan
 from gateway.store.changes import MailboxChanges
+from gateway.store.journal import writeJournal
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
 _BATCH = 500
@@ -613,7 +614,7 @@ class Mailbox(MailboxChanges):
         except FileNotFoundError:
             stamp = None
         if self._keywordCache is None or self._keywordCache[0] != stamp:
-            byLetter = index.readDovecotKeywords(path) if stamp is not None else {}
+            byLetter = scan.readDovecotKeywords(path) if stamp is not None else {}
             self._keywordCache = (stamp, {keyword: letter for letter, keyword in byLetter.items()})
         letters = self._keywordCache[1]
         missing = [k for k in dict.fromkeys(keywords) if k not in letters]
@@ -728,12 +729,12 @@ class Mailbox(MailboxChanges):
         COPY or MOVE, all or nothing, after a crash too.  Each message is
         first hard-linked into the destination's C{tmp/} under the base
         name it will have there (a MOVE also journals what it does, see
-        L{index.writeJournal}); one index transaction then gives the UIDs
+        L{writeJournal}); one index transaction then gives the UIDs
         (and a MOVE unlinks the source files in it); only after the commit
         are the staged files renamed into C{new/} or C{cur/}.  Until then
         no scan can take them for messages, and whoever opens the mailbox
         after a crash finishes a committed transfer or removes the staged
-        files of one that never committed (L{index.recoverTemporary}).
+        files of one that never committed (L{gateway.store.journal.recoverTemporary}).
 
         @raise StoreError: when a message file cannot be staged or a staged
             file is gone at commit time; nothing is copied or moved then.
@@ -759,7 +760,7 @@ class Mailbox(MailboxChanges):
                 staged[row[0]] = (base, self._stage(path, row, destinationPath, base))
             maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
             if move:
-                journal = index.writeJournal(self._store.path, [
+                journal = writeJournal(self._store.path, [
                     (self._id, row[9], row[1], row[2], destination._id, staged[row[0]][0]) for row in rows])
             with index.transaction(self._conn):
                 try:
