@@ -17,8 +17,7 @@ import time
 
 from twisted.trial import unittest
 
-from gateway.store import journal, maildir, scan
-from gateway.store.mailbox import Mailbox
+from gateway.store import journal, maildir, scan, transfer
 from tests.test_store_mail import StoreTestMixin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -233,7 +232,7 @@ class RenamedWhileStagedTests(StoreTestMixin, unittest.TestCase):
         store.createMailbox("Dest")
         inbox = store.getMailbox("INBOX")
         uid = inbox.appendMessage(b"Subject: x\r\n\r\nbody\r\n")
-        original = Mailbox._stage
+        original = transfer.stage
         missed = []
 
         def stage(self, *args):
@@ -243,7 +242,7 @@ class RenamedWhileStagedTests(StoreTestMixin, unittest.TestCase):
                 return None
             return original(self, *args)
 
-        self.patch(Mailbox, "_stage", stage)
+        self.patch(transfer, "stage", stage)
         dest = store.getMailbox("Dest")
         pairs = inbox.moveTo([uid], dest) if move else inbox.copyTo([uid], dest)
         self.assertEqual([source for source, _ in pairs], [uid])

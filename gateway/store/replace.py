@@ -5,8 +5,8 @@ an old one removed, all or nothing, also across a crash; the old message's
 stored properties (C{docs/xmapi.md} R-PROP-2, R-OID-2) go to the new one.
 
 Within one account (L{replaceMessage}) it is one index transaction, with
-the files handled as a MOVE handles them (L{gateway.store.mailbox.Mailbox.
-_transfer}): the new file waits in the target's C{tmp/} under the base
+the files handled as a MOVE handles them (L{gateway.store.transfer.
+transfer}): the new file waits in the target's C{tmp/} under the base
 name its row gets, and is put in place after the commit (or by
 L{gateway.store.journal.recoverTemporary} after a crash; removed if the
 transaction never committed); the old file is hard-linked into its
@@ -23,7 +23,7 @@ import os
 from twisted.python import log
 
 from gateway.errors import NoSuchMessage, StoreError
-from gateway.store import index, maildir, objectid, properties, userflags
+from gateway.store import index, maildir, objectid, properties, transfer, userflags
 from gateway.store.access import SharedMailbox, allowedFlags
 from gateway.store.journal import writeJournal
 from gateway.store.mailbox import OPEN_ATTEMPTS, normalizeFlags
@@ -154,11 +154,11 @@ def replaceMessage(source, uid, prepared, flags, destination):
                 source._removeRows(path, current, index.bumpModSeq(conn, source._id), unlink=False)
                 source._recordFolders()
             except BaseException:
-                source._relink(unlinked)
+                transfer.relink(unlinked)
                 raise
         committed = True
     except BaseException:
-        source._relink(unlinked)
+        transfer.relink(unlinked)
         raise
     finally:
         if committed:
