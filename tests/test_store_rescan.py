@@ -237,6 +237,53 @@ class RenamedWhileOpenedTests(StoreTestMixin, unittest.TestCase):
             self.assertEqual(self.readAll(f), CRLF_MESSAGE)
         self.assertEqual(len(calls), 2)
 
+    def test_movedFromNewToCurBetweenListings(self):
+        """A file that moves from new/ to cur/ (its first flag) while the store lists the folders is still found."""
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(CRLF_MESSAGE)
+        folder = inbox._path()
+        [name] = self.files(inbox, "new")
+        base = name.split(":")[0]
+        # Renamed by another program: the index names a file that is gone.
+        os.rename(os.path.join(folder, "new", name), os.path.join(folder, "new", base + ":2,"))
+        listdir = os.listdir
+        listed = []
+
+        def listing(path):
+            names = listdir(path)
+            listed.append(path)
+            if len(listed) == 1:
+                # Another process flags it just after the first listing.
+                os.rename(os.path.join(folder, "new", base + ":2,"), os.path.join(folder, "cur", base + ":2,S"))
+            return names
+        self.patch(os, "listdir", listing)
+        with inbox.openMessage(uid) as f:
+            self.assertEqual(self.readAll(f), CRLF_MESSAGE)
+
+    def test_missedByOneListing(self):
+        """A listing that misses a file being renamed within cur/ is followed by another look before NoSuchMessage."""
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(CRLF_MESSAGE)
+        folder = inbox._path()
+        [name] = self.allFiles(inbox)
+        subdir = "cur" if name in self.files(inbox, "cur") else "new"
+        os.rename(os.path.join(folder, subdir, name), os.path.join(folder, "cur", name.split(":")[0] + ":2,S"))
+        listdir = os.listdir
+        misses = []
+
+        def listing(path):
+            names = listdir(path)
+            if len(misses) < 2:
+                # readdir during a rename in the folder: the entry is missed.
+                misses.append(path)
+                return [n for n in names if not n.startswith(name.split(":")[0])]
+            return names
+        self.patch(os, "listdir", listing)
+        with inbox.openMessage(uid) as f:
+            self.assertEqual(self.readAll(f), CRLF_MESSAGE)
+
     def test_goneForGood(self):
         """A message whose file is nowhere is NoSuchMessage, not an OSError."""
         from gateway.errors import NoSuchMessage

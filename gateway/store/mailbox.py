@@ -297,17 +297,19 @@ class Mailbox(MailboxChanges):
         path = self._path(name)
         found = os.path.join(path, subdir, filename)
         for _ in range(OPEN_ATTEMPTS):
-            try:
-                f = open(found, "rb")
-            except FileNotFoundError:
-                # Renamed by another program (a flag change in another
-                # process) since we looked: find it by base, again if it is
-                # renamed once more between the listing and the open.
-                found = self._locate(path, base)
-                if found is None:
-                    raise NoSuchMessage(uid) from None
-            else:
-                return maildir.CRLFReader(f) if crlf else f
+            if found is not None:
+                try:
+                    f = open(found, "rb")
+                except FileNotFoundError:
+                    pass
+                else:
+                    return maildir.CRLFReader(f) if crlf else f
+            # Renamed by another program (a flag change in another
+            # process) since we looked: find it by base, again if it is
+            # renamed once more between the listing and the open, or if a
+            # listing missed it (a folder read while an entry is renamed
+            # in it may leave the entry out).
+            found = self._locate(path, base)
         raise NoSuchMessage(uid)
 
     def _locate(self, path, base):
@@ -319,7 +321,9 @@ class Mailbox(MailboxChanges):
         staged = os.path.join(path, "tmp", base)
         if os.path.exists(staged):
             return staged
-        for subdir in ("cur", "new"):
+        # new/ first: a file moves from new/ to cur/ (its first flag), never
+        # back, so one moving meanwhile is found in one or the other.
+        for subdir in ("new", "cur"):
             try:
                 names = os.listdir(os.path.join(path, subdir))
             except FileNotFoundError:
