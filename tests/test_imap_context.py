@@ -117,7 +117,7 @@ class ContextSearchTests(ContextTestMixin, unittest.TestCase):
         inbox.expunge()
         for _ in range(3):
             self.clock.advance(1)
-        self.assertEqual(self.read(), b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 3)\r\n* 3 EXPUNGE\r\n')
+        self.assertEqual(self.read(), b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 3)\r\n* 3 EXPUNGE\r\n* 2 RECENT\r\n')
         self.assertEqual(self.send(b"DONE"), b"a OK IDLE terminated\r\n")
 
     def test_messageNumbers(self):

@@ -49,7 +49,7 @@ class SearchResTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* 2 FETCH", out)
         self.assertIn(b"* 3 FETCH", out)
         self.assertRegex(self.send(b"c COPY $ Junk"), rb"c OK \[COPYUID \d+ 2:3 1:2\]")
-        self.assertEqual(self.send(b"d UID EXPUNGE $"), b"* 3 EXPUNGE\r\n* 2 EXPUNGE\r\nd OK UID EXPUNGE completed\r\n")
+        self.assertEqual(self.send(b"d UID EXPUNGE $"), b"* 3 EXPUNGE\r\n* 2 EXPUNGE\r\n* 2 RECENT\r\nd OK UID EXPUNGE completed\r\n")
         self.assertEqual(self.send(b"e FETCH $ UID"), b"e OK FETCH completed\r\n")
         self.send(b"f SEARCH RETURN (SAVE) ALL")
         self.send(b"g SELECT INBOX")

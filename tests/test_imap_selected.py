@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
+from gateway.errors import NoSuchMessage
 from gateway.store.mail import MailStore
 from tests.support import PASSWORD
 from tests.test_imap_mailbox import append
@@ -105,7 +106,8 @@ class ExpungeTests(SelectedTestMixin, unittest.TestCase):
         self.selectWith(4)
         self.send(b"a STORE 2,3 +FLAGS.SILENT (\\Deleted)")
         out = self.send(b"b EXPUNGE")
-        self.assertEqual(out, b"* 3 EXPUNGE\r\n* 2 EXPUNGE\r\nb OK EXPUNGE completed\r\n")
+        # Two recent messages gone: the RECENT count follows.
+        self.assertEqual(out, b"* 3 EXPUNGE\r\n* 2 EXPUNGE\r\n* 2 RECENT\r\nb OK EXPUNGE completed\r\n")
         self.assertEqual(self.session.view.uids, (1, 4))
 
     def test_uidExpunge(self):
@@ -113,7 +115,7 @@ class ExpungeTests(SelectedTestMixin, unittest.TestCase):
         self.selectWith(3)
         self.send(b"a STORE 1:3 +FLAGS.SILENT (\\Deleted)")
         out = self.send(b"b UID EXPUNGE 2")
-        self.assertEqual(out, b"* 2 EXPUNGE\r\nb OK UID EXPUNGE completed\r\n")
+        self.assertEqual(out, b"* 2 EXPUNGE\r\n* 2 RECENT\r\nb OK UID EXPUNGE completed\r\n")
         self.assertEqual(self.mailbox.uids(), [1, 3])
 
 
@@ -134,7 +136,7 @@ class TransferTests(SelectedTestMixin, unittest.TestCase):
         """MOVE sends COPYUID untagged, then EXPUNGE, then OK."""
         self.selectWith(3)
         out = self.send(b"a UID MOVE 2 Junk")
-        self.assertRegex(out, rb"^\* OK \[COPYUID \d+ 2 1\] Moved\r\n\* 2 EXPUNGE\r\na OK MOVE completed\r\n$")
+        self.assertRegex(out, rb"^\* OK \[COPYUID \d+ 2 1\] Moved\r\n\* 2 EXPUNGE\r\n\* 2 RECENT\r\na OK MOVE completed\r\n$")
         self.assertEqual(self.mailbox.uids(), [1, 3])
 
 
@@ -165,7 +167,7 @@ class MultiSessionTests(SelectedTestMixin, unittest.TestCase):
         out = self.send(b"a STORE 2 +FLAGS (\\Seen)")
         self.assertNotIn(b"EXPUNGE", out)
         self.assertIn(b"* 2 FETCH", out)
-        self.assertEqual(self.send(b"b NOOP"), b"* 1 EXPUNGE\r\nb OK NOOP completed\r\n")
+        self.assertEqual(self.send(b"b NOOP"), b"* 1 EXPUNGE\r\n* 1 RECENT\r\nb OK NOOP completed\r\n")
 
     def test_fetchOfExpungedSaysSo(self):
         """A FETCH naming a message another session expunged sends the others and answers OK [EXPUNGEISSUED] (RFC 5530)."""
@@ -179,8 +181,40 @@ class MultiSessionTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"* 3 FETCH (UID 3)", out)
         self.assertNotIn(b" EXPUNGE\r\n", out)
         self.assertIn(b"a OK [EXPUNGEISSUED]", out)
-        self.assertEqual(self.send(b"b NOOP"), b"* 2 EXPUNGE\r\nb OK NOOP completed\r\n")
+        self.assertEqual(self.send(b"b NOOP"), b"* 2 EXPUNGE\r\n* 2 RECENT\r\nb OK NOOP completed\r\n")
         self.assertEqual(self.send(b"c FETCH 1:2 (UID)"), b"* 1 FETCH (UID 1)\r\n* 2 FETCH (UID 3)\r\nc OK FETCH completed\r\n")
+
+    def test_searchWithExpungedSaysSo(self):
+        """SEARCH, SORT and THREAD while another session's expunge is not yet announced answer OK [EXPUNGEISSUED] (as Dovecot; imaptest counts it missing otherwise)."""
+        self.selectWith(3)
+        self.assertEqual(self.send(b"a SEARCH ALL"), b"* SEARCH 1 2 3\r\na OK SEARCH completed\r\n")
+        other = Other(self)
+        other.send(b"o2 SELECT INBOX")
+        other.send(b"o3 STORE 2 +FLAGS.SILENT (\\Deleted)")
+        other.send(b"o4 EXPUNGE")
+        out = self.send(b"b SEARCH SMALLER 100000")
+        self.assertIn(b"* SEARCH 1 3\r\n", out)
+        self.assertIn(b"b OK [EXPUNGEISSUED]", out)
+        self.assertIn(b"c OK [EXPUNGEISSUED]", self.send(b"c SORT (ARRIVAL) US-ASCII ALL"))
+        self.assertIn(b"d OK [EXPUNGEISSUED]", self.send(b"d THREAD REFERENCES US-ASCII ALL"))
+        self.assertEqual(self.send(b"e NOOP"), b"* 2 EXPUNGE\r\n* 2 RECENT\r\ne OK NOOP completed\r\n")
+        self.assertEqual(self.send(b"f SEARCH SMALLER 100000"), b"* SEARCH 1 2\r\nf OK SEARCH completed\r\n")
+
+    def test_searchOfMessageBeingExpunged(self):
+        """A body SEARCH that cannot read a message (its file unlinked by an expunge not yet committed) answers OK [EXPUNGEISSUED], not SERVERBUG."""
+        self.selectWith(3)
+        view = self.session.view
+        opened = self.mailbox.openMessage
+
+        def openMessage(uid):
+            if uid == 2:
+                raise NoSuchMessage(uid)
+            return opened(uid)
+        view.mailbox.openMessage = openMessage
+        out = self.send(b"a SEARCH BODY a")
+        self.assertIn(b"a OK [EXPUNGEISSUED]", out)
+        del view.mailbox.openMessage
+        self.assertTrue(self.send(b"b SEARCH BODY a").endswith(b"b OK SEARCH completed\r\n"))
 
     def test_idleOtherProcess(self):
         """A message added through another store object on the same data (another process) reaches IDLE."""

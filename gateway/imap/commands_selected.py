@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IPullProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from gateway.errors import PermissionDenied, QuotaExceeded, StoreError
+from gateway.errors import NoSuchMessage, PermissionDenied, QuotaExceeded, StoreError
 from gateway.imap import context as contextModule
 from gateway.imap import search as searchModule
 from gateway.imap.binary import UnknownTransferEncoding
@@ -569,8 +569,17 @@ def _matching(session, program):
             seq = seqs.get(info.uid)
             if seq is None:
                 continue
-            if program.matchesRest(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
-                                   recent=info.uid in view.recent, saveDate=saveDates.get(info.uid)):
+            try:
+                matched = program.matchesRest(seq, info, maxSeq, maxUid, lambda u=info.uid: mailbox.openMessage(u),
+                                              recent=info.uid in view.recent, saveDate=saveDates.get(info.uid))
+            except NoSuchMessage:
+                # Expunged since the index was read, or being expunged by
+                # another process (its file is unlinked before its row
+                # goes, in one transaction): the command ends with
+                # EXPUNGEISSUED (expungeIssued).
+                view.unreadable = True
+                continue
+            if matched:
                 found.append((info.uid, info.modseq))
     d = runBatches(session, candidates, batch)
     if d is None:
@@ -630,7 +639,19 @@ def _search(session, tag, args, uid):
             parts.append(b"MODSEQ %d" % (esearchModSeq(hits, options),))
         session.sendUntagged(b"ESEARCH " + b" ".join(parts))
         return None
-    return matchingMessages(session, program).addCallback(done)
+    return matchingMessages(session, program).addCallback(done).addCallback(expungeIssued, session, "SEARCH")
+
+
+def expungeIssued(result, session, name):
+    """
+    The tagged answer of a SEARCH, SORT or THREAD (C{name}) that found
+    C{result}: C{OK [EXPUNGEISSUED]} when a message of the session's view
+    was expunged meanwhile (RFC 5530; RFC 2180 4.1), since whether it
+    matched could not be told.
+    """
+    if result is None and session.view is not None and session.view.expungedMeanwhile():
+        return ("OK", "[EXPUNGEISSUED] %s completed; some messages were expunged meanwhile" % (name,))
+    return result
 
 
 def esearchModSeq(hits, options):

@@ -18,7 +18,7 @@ from gateway.errors import StoreError
 from gateway.imap import context as contextModule
 from gateway.imap import sort as sortModule
 from gateway.imap import thread as threadModule
-from gateway.imap.commands_selected import matchingMessages, parseSearchProgram, runBatches
+from gateway.imap.commands_selected import expungeIssued, matchingMessages, parseSearchProgram, runBatches
 from gateway.imap.message import headersComplete
 from gateway.imap.parser import IMAPSyntaxError
 from gateway.imap.protocol import SEL, capability, command, no
@@ -222,7 +222,8 @@ def _sort(session, tag, args, uid):
         return None
 
     d = matchingMessages(session, program)
-    return d.addCallback(lambda hits: _withKeys(session, hits, names, compute, needsHeaders, sortRecords))
+    d.addCallback(lambda hits: _withKeys(session, hits, names, compute, needsHeaders, sortRecords))
+    return d.addCallback(expungeIssued, session, "SORT")
 
 
 def _sortValues(session, uids, criteria, needsHeaders):
@@ -282,7 +283,8 @@ def _thread(session, tag, args, uid):
         return None
 
     d = matchingMessages(session, program)
-    return d.addCallback(lambda hits: _withKeys(session, hits, ["THREAD"], compute, True, done))
+    d.addCallback(lambda hits: _withKeys(session, hits, ["THREAD"], compute, True, done))
+    return d.addCallback(expungeIssued, session, "THREAD")
 
 
 #: The name under which the key cache keeps the last THREAD answer of an

@@ -59,6 +59,11 @@ class MailboxView:
         this mailbox (RFC 5267), or C{None}.
     """
 
+    #: A message the command in flight matched against could not be read
+    #: (being expunged): see L{expungedMeanwhile}.  A class default, so an
+    #: idle session's view holds nothing for it.
+    unreadable = False
+
     contexts = None
 
     #: C{False} for IMAP4rev2 (RFC 9051 has no \Recent): nothing claimed,
@@ -189,6 +194,24 @@ class MailboxView:
         """
         return [uid for uid in sorted(self.saved) if self.seqOf(uid) is not None]
 
+    def expungedMeanwhile(self):
+        """
+        Has a message of this view been expunged (by another session or
+        process) without the view announcing it yet?  Such a message is
+        still in the session's numbering, but its data is gone: a SEARCH
+        cannot tell whether it matches, and says so (RFC 5530
+        C{EXPUNGEISSUED}, as Dovecot does).  C{unreadable}, set by a
+        command that could not read a message it matched against (being
+        expunged), counts once.
+        """
+        if self.unreadable:
+            self.unreadable = False
+            return True
+        if self._pendingExpunge:
+            return True
+        expunged, _changed, _highest = self.mailbox.changesSince(self.modseq)
+        return any(self.seqOf(uid) is not None for uid in expunged)
+
     def noteOwnChanges(self, infos):
         """
         This session changed these messages and reported them itself: do
@@ -206,6 +229,7 @@ class MailboxView:
         if expunged:
             self._pendingExpunge = self._pendingExpunge | set(expunged)
         gone = []
+        recentBefore = len(self.recent)
         if expunge and self._pendingExpunge:
             gone = self._sendExpunges(session)
         if changed:
@@ -244,6 +268,11 @@ class MailboxView:
             session.sendUntagged(b"%d EXISTS" % (len(self.uids),))
             if self.showRecent:
                 session.sendUntagged(b"%d RECENT" % (len(self.recent),))
+        elif self.showRecent and len(self.recent) != recentBefore:
+            # Recent messages expunged: the count the client keeps changed
+            # (it cannot tell which expunged messages were recent unless it
+            # fetched their flags).
+            session.sendUntagged(b"%d RECENT" % (len(self.recent),))
         if self.contexts is not None and changed:
             # After EXISTS: ADDTO's message numbers must be valid.
             self.contexts.changed(session, self, [info.uid for info in changed])
