@@ -9,7 +9,9 @@ fresh data root, with the same messages and the same seed.
         [--dovecot-fsync optimized|always]
 
 Shapes: C{open} keeps each session open (imaptest's C{logout=0}); C{cycle}
-logs in and out every cycle (its default).  imaptest's default mix: LIST,
+logs in and out every cycle (its default); C{checked} adds SEARCH, SORT and
+THREAD to the open mix and compares every session's state every second
+(C{checkpoint=1}), for its error count.  imaptest's default mix: LIST,
 STATUS, SELECT, FETCH of random items (ENVELOPE, BODYSTRUCTURE, headers),
 FETCH of bodies, COPY, STORE of flags and keywords, APPEND, STORE \\Deleted
 and EXPUNGE, many commands pipelined per cycle, writers and readers on one
@@ -39,6 +41,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import imap, peers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: imaptest's arguments per shape.
+SHAPES = {
+    "open": ["logout=0"],
+    "cycle": [],
+    # SEARCH, SORT and THREAD in the mix, and every second all sessions'
+    # states compared (checkpoint): for the errors, not the throughput.
+    "checked": ["logout=0", "search=30", "sort=30", "thread=30", "checkpoint=1"],
+}
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
          "sigma tau upsilon phi chi psi omega meeting report draft invoice release notes").split()
 
@@ -129,8 +139,7 @@ def runOnce(binary, which, shape, options, mbox, top):
     try:
         args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
                 "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
-        if shape == "open":
-            args.append("logout=0")
+        args += SHAPES[shape]
         env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
         done = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=options.seconds + 120)
@@ -148,7 +157,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--shapes", default="open,cycle")
+    parser.add_argument("--shapes", default="open,cycle", help="of %s" % (",".join(SHAPES),))
     parser.add_argument("--messages", type=int, default=1000, help="messages in the mbox imaptest appends from")
     parser.add_argument("--only", default="ours,dovecot")
     parser.add_argument("--workers", type=int, default=None, help="gateway's [server] workers (default: one per CPU)")
