@@ -144,15 +144,16 @@ class MemoryPair:
     (C{bio_read} of up to 32 kB).
     """
 
-    def __init__(self, tls, maximum=None):
+    def __init__(self, tls, maximum=None, session=None, context=None):
         cert = testCertificate()[0]
         self.server = tls.serverConnectionForTLS(None)
         self.server.set_accept_state()
-        context = ssl.create_default_context(cafile=cert)
-        if maximum is not None:
-            context.maximum_version = maximum
+        if context is None:
+            context = ssl.create_default_context(cafile=cert)
+            if maximum is not None:
+                context.maximum_version = maximum
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.client = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.client = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost", session=session)
         self.bios = self.currentBIOs()
         self.received = b""
 
@@ -220,7 +221,7 @@ class LeanConnectionTests(unittest.TestCase):
         self.assertIs(connection.get_context(), self.tls.getContext())
 
     def test_handshakeReplacesBuffers(self):
-        """A handshake's flights (over 512 bytes: both in TLS 1.3, the server's in TLS 1.2) leave new BIOs."""
+        """A handshake's flights over 256 bytes leave new BIOs: both in TLS 1.3, the server's in TLS 1.2."""
         pair = MemoryPair(self.tls)
         pair.handshake()
         self.assertEqual(pair.client.version(), "TLSv1.3")
@@ -301,8 +302,8 @@ class LeanConnectionTests(unittest.TestCase):
         self.assertRaises(SSL.SysCallError, pair.server.recv, 10)
 
 
-class LargeMessageTests(unittest.TestCase):
-    """A real client's large APPEND and FETCH over an ssl: listener."""
+class SSLListenerTests(unittest.TestCase):
+    """Real clients over an ssl: listener."""
 
     timeout = 60
 
