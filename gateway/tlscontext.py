@@ -44,10 +44,16 @@ def _certificateOptions(certPath, keyPath, minimum, option):
     except Exception as e:
         raise ConfigurationError("%s: cannot load %s and %s: %s" % (option, certPath, keyPath, e))
     version = ssl.TLSVersion.TLSv1_3 if minimum == "1.3" else ssl.TLSVersion.TLSv1_2
+    # Session tickets (stateless: the server keeps nothing per session) let
+    # a client that comes back resume; without them (Twisted's default,
+    # with its session cache off) no client could, though TLS 1.3 clients
+    # were sent tickets.  Each context has its own ticket key: a reload or
+    # another worker process means a full handshake.
     options = ssl.CertificateOptions(
         privateKey=cert.privateKey.original.to_cryptography_key(),
         certificate=cert.original.to_cryptography(),
         raiseMinimumTo=version,
+        enableSessionTickets=True,
     )
     # Serve the whole chain if the file holds intermediates.
     options.getContext().use_certificate_chain_file(certPath)

@@ -6,8 +6,10 @@ listeners and after STARTTLS; what an idle TLS connection keeps (issue 14).
 
 import imaplib
 import os
+import shutil
 import socket
 import ssl
+import subprocess
 
 from OpenSSL import SSL
 from twisted.internet import defer, reactor, threads
@@ -276,6 +278,19 @@ class LeanConnectionTests(unittest.TestCase):
         pair.toServer(record[2000:])
         self.assertEqual(pair.received, b"x" * 5000)
 
+    def test_resumption(self):
+        """A TLS 1.3 and a TLS 1.2 client given their earlier session resume it (a session ticket)."""
+        for maximum in (None, ssl.TLSVersion.TLSv1_2):
+            first = MemoryPair(self.tls, maximum)
+            first.handshake()
+            first.server.send(b"* OK ready\r\n")
+            first.toClient()
+            first.clientRead()  # a TLS 1.3 client reads its tickets with the data
+            second = MemoryPair(self.tls, session=first.client.session, context=first.client.context)
+            second.handshake()
+            self.assertTrue(second.client.session_reused, maximum)
+            self.assertEqual(second.client.version(), "TLSv1.2" if maximum else "TLSv1.3")
+
     def test_closeNotify(self):
         """After replacements the server's TLS shutdown reaches the client as a clean close."""
         pair = MemoryPair(self.tls)
@@ -343,3 +358,24 @@ class SSLListenerTests(unittest.TestCase):
         self.assertEqual(fetched, message)
         self.assertEqual(noop, "OK")
         self.assertEqual(version, "TLSv1.3")
+
+    @defer.inlineCallbacks
+    def test_resumption(self):
+        """openssl s_client saves its session (-sess_out) and resumes it on its next connection (-sess_in)."""
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("no openssl command (Debian package openssl)")
+        saved = os.path.abspath(self.mktemp())
+        cafile = testCertificate()[0]
+
+        def connect(*args):
+            command = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % (self.port,), "-servername",
+                       "localhost", "-CAfile", cafile, "-verify_return_error", "-ign_eof"] + list(args)
+            # LOGOUT after the greeting: the server closes, s_client has read the tickets by then.
+            return subprocess.run(command, input=b"a LOGOUT\r\n", capture_output=True, timeout=30).stdout
+
+        first = yield threads.deferToThread(connect, "-sess_out", saved)
+        self.assertIn(b"* OK", first)
+        self.assertIn(b"\nNew, TLSv1.3", first)
+        second = yield threads.deferToThread(connect, "-sess_in", saved)
+        self.assertIn(b"* OK", second)
+        self.assertIn(b"\nReused, TLSv1.3", second)
