@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from gateway.errors import ConfigurationError
 from gateway.logging import getLogger
+from gateway.rustlstls import rustlsContext
 
 log = getLogger("tls")
 
@@ -190,14 +191,19 @@ class ReloadableTLS:
     name's domain when it has one (read again when its file changes).
 
     @ivar options: the current C{CertificateOptions}.
+    @ivar engine: C{'openssl'}, or C{'rustls'}: C{ssl:} listeners use
+        rustls then (see L{gateway.rustlstls}).
+    @ivar rustls: the current rustls context, or C{None}.
     @ivar sni: C{sni(serverName)} -> C{(certPath, keyPath)} or C{None}.
     """
 
-    def __init__(self, certPath, keyPath, minimum, option, sni=None):
+    def __init__(self, certPath, keyPath, minimum, option, sni=None, engine="openssl"):
         self.paths = (certPath, keyPath, minimum, option)
         self.sni = sni
+        self.engine = engine
         self._domains = {}
         self.options = self._load(self.paths)
+        self.rustls = rustlsContext(*self.paths) if engine == "rustls" else None
 
     def _load(self, paths):
         options = _certificateOptions(*paths)
@@ -207,6 +213,13 @@ class ReloadableTLS:
 
     def getContext(self):
         return self.options.getContext()
+
+    def rustlsContext(self):
+        """
+        The current rustls context (C{engine = 'rustls'}), for the C{ssl:}
+        listeners' L{gateway.rustlstls.RustlsServerFactory}.
+        """
+        return self.rustls
 
     def serverConnectionForTLS(self, tlsProtocol):
         """
@@ -225,6 +238,8 @@ class ReloadableTLS:
         old = self.paths
         paths = (certPath or old[0], keyPath or old[1], minimum or old[2], old[3])
         self.options = self._load(paths)
+        if self.engine == "rustls":
+            self.rustls = rustlsContext(*paths)
         self.paths = paths
         self._domains = {}
 

@@ -1,0 +1,222 @@
+# -*- test-case-name: tests.test_rustlstls -*-
+"""
+Implicit TLS (C{ssl:} listeners) over rustls, the C{rtls} package, in
+place of OpenSSL: C{[tls] engine = rustls}.
+
+What an idle TLS connection costs the server, 1,000 held in one process
+(C{bench/tlsidle.py}, C heap in use per connection): OpenSSL 4.0.3 through
+pyOpenSSL 21.9 kB (16.5 kB of it allocated by C{SSL_new} before any byte is
+exchanged: the connection, 6.1 kB, and its two record layers, 8.8 kB);
+rustls 0.23 through C{rtls} 7.9 kB, and still 7.9 kB after a 300 kB
+download.  Issue 14's goal, 10,000 idle TLS sessions under 20 kB each, is
+out of reach while the TLS object alone takes 21.9 kB.
+
+With rustls an idle IMAP session in IDLE took 14.7 kB of server memory
+(C{bench/imapidle.py --tls --tls-engine rustls}, 1,000 sessions, one
+worker; 28.6 kB over OpenSSL with the same options).
+
+What rustls does not do here: STARTTLS, STLS and AUTH TLS stay on OpenSSL
+(Twisted's C{startTLS}), and so does an C{ssl:} listener with its own
+C{privateKey=}; the per-domain certificates (SNI) are not served (every
+name gets the C{[tls]} certificate); sessions are not resumed (C{rtls}
+builds a server configuration, with its own session cache, for each
+connection, and has no ticket key to set).
+"""
+
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport, IStreamServerEndpoint
+from twisted.internet.protocol import Protocol
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from zope.interface import directlyProvides, implementer, providedBy
+
+from gateway.errors import ConfigurationError
+from gateway.logging import getLogger
+
+log = getLogger("tls")
+
+try:
+    import rtls
+except ImportError:  # the optional dependency: pip install gateway[rustls]
+    rtls = None
+
+#: Plain text handed to rustls at once (a 16 kB record each).
+CHUNK = 2**14
+
+
+def rustlsContext(certPath, keyPath, minimum, option):
+    """
+    A rustls server context for a PEM certificate (chain) and key, TLS
+    C{minimum} (C{'1.2'} or C{'1.3'}) or newer.
+
+    @raise ConfigurationError: naming C{option}, when C{rtls} is not
+        installed or the files cannot be loaded.
+    """
+    if rtls is None:
+        raise ConfigurationError("%s: [tls] engine = rustls needs the rtls package (pip install gateway[rustls])"
+                                 % (option,))
+    context = rtls.SSLContext(rtls.PROTOCOL_TLS_SERVER)
+    context.minimum_version = rtls.TLSVersion.TLSv1_3 if minimum == "1.3" else rtls.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certPath, keyPath)
+    except Exception as e:
+        raise ConfigurationError("%s: rustls cannot load %s and %s: %s" % (option, certPath, keyPath, e))
+    return context
+
+
+class RustlsServerProtocol(ProtocolWrapper):
+    """
+    The server end of a TLS connection over rustls, between the TCP
+    transport and the protocol it wraps, which sees a transport providing
+    C{ISSLTransport}.  What the protocol writes before the handshake is done
+    waits for it; a TLS error from the client ends the connection (logged
+    as one line, no traceback).
+    """
+
+    _tls = None
+    _waiting = None
+    _closing = False
+
+    def makeConnection(self, transport):
+        self._incoming, self._outgoing = rtls.MemoryBIO(), rtls.MemoryBIO()
+        self._tls = self.factory.context().wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._waiting = []
+        directlyProvides(self, providedBy(transport), ISSLTransport)
+        Protocol.makeConnection(self, transport)
+        self.factory.registerProtocol(self)
+        self.wrappedProtocol.makeConnection(self)
+
+    def _flush(self):
+        data = self._outgoing.read()
+        if data:
+            self.transport.write(data)
+
+    def _failed(self, error):
+        log.info("TLS error from {peer}: {error}", peer=self.transport.getPeer(), error=str(error))
+        self._flush()
+        self.transport.abortConnection()
+
+    def dataReceived(self, data):
+        if self._tls is None:
+            return
+        self._incoming.write(data)
+        if self._waiting is not None:
+            try:
+                self._tls.do_handshake()
+            except rtls.SSLWantReadError:
+                self._flush()
+                return
+            except rtls.SSLError as e:
+                self._failed(e)
+                return
+            self._flush()
+            waiting, self._waiting = self._waiting, None
+            if IHandshakeListener.providedBy(self.wrappedProtocol):
+                self.wrappedProtocol.handshakeCompleted()
+            for chunk in waiting:
+                self.write(chunk)
+            if self._closing:
+                self.loseConnection()
+                return
+        while self._tls is not None:
+            try:
+                data = self._tls.read(65536)
+            except rtls.SSLWantReadError:
+                break
+            except rtls.SSLZeroReturnError:
+                self._flush()
+                self.transport.loseConnection()  # the client's close_notify
+                return
+            except rtls.SSLError as e:
+                self._failed(e)
+                return
+            if not data:
+                break
+            self.wrappedProtocol.dataReceived(data)
+        if self._tls is not None:
+            self._flush()
+
+    def write(self, data):
+        if not data or self._tls is None:
+            return
+        if self._waiting is not None:
+            self._waiting.append(bytes(data))
+            return
+        view = memoryview(data)
+        try:
+            for start in range(0, len(view), CHUNK):
+                self._tls.write(view[start:start + CHUNK])
+                self._flush()
+        except rtls.SSLError as e:
+            self._failed(e)
+
+    def writeSequence(self, data):
+        self.write(b"".join(data))
+
+    def loseConnection(self):
+        """
+        Send what waits, then close_notify, then close.
+        """
+        if self._tls is None:
+            return
+        if self._waiting is not None:
+            if self._waiting:
+                self._closing = True  # after the handshake
+                return
+            self.transport.loseConnection()
+            return
+        try:
+            self._tls.unwrap()
+        except rtls.SSLError:
+            pass  # close_notify sent; the client's is not awaited
+        self._flush()
+        self.transport.loseConnection()
+
+    def abortConnection(self):
+        self.transport.abortConnection()
+
+    def getPeerCertificate(self):
+        return None  # client certificates are not asked for
+
+    def negotiatedProtocol(self):
+        return None
+
+    def connectionLost(self, reason):
+        self._tls = self._incoming = self._outgoing = None
+        ProtocolWrapper.connectionLost(self, reason)
+
+
+class RustlsServerFactory(WrappingFactory):
+    """
+    Wraps C{wrappedFactory}'s connections in TLS over rustls; C{context()}
+    gives the current rustls context (a reload renews it).
+    """
+
+    protocol = RustlsServerProtocol
+    noisy = False
+
+    def __init__(self, context, wrappedFactory):
+        WrappingFactory.__init__(self, wrappedFactory)
+        self.context = context
+
+    def logPrefix(self):
+        return "%s (TLS)" % (WrappingFactory.logPrefix(self),)
+
+
+@implementer(IStreamServerEndpoint)
+class RustlsServerEndpoint:
+    """
+    A TCP server endpoint whose connections speak TLS over rustls.
+
+    @ivar tcp: the TCP endpoint.
+    @ivar context: C{context()} -> the current rustls context.
+    """
+
+    def __init__(self, tcp, context):
+        self.tcp = tcp
+        self.context = context
+
+    def wrapFactory(self, factory):
+        """C{factory} with its connections wrapped in TLS (workers wrap the sockets they adopt with it)."""
+        return RustlsServerFactory(self.context, factory)
+
+    def listen(self, factory):
+        return self.tcp.listen(self.wrapFactory(factory))
