@@ -13,8 +13,9 @@ For each configuration it prints the C heap in use per connection
 resident set per connection after C{malloc_trim(0)}.  The server side is
 gateway's own context (L{gateway.tlscontext.ReloadableTLS}, a P-256
 self-signed certificate): pyOpenSSL over the OpenSSL that C{cryptography}
-links in; for comparison, the same with Python's C{ssl} module as the server
-(the system's OpenSSL).  Memory only: nothing here is timed.
+links in; then Python's C{ssl} module as the server (the system's OpenSSL),
+and rustls through the C{rtls} package (C{[tls] engine = rustls}) when it
+is installed.  Memory only: nothing here is timed.
 """
 
 import argparse
@@ -210,49 +211,70 @@ def pyOpenSSLRows(tls, certPath):
 
 
 # ---------------------------------------------------------------------------
-# Python's ssl as the server, for comparison
+# Python's ssl and rustls (the rtls package, gateway's [tls] engine = rustls)
+# as the server: both have the ssl module's SSLObject interface
 
 
-def stdlibRows(certPath, keyPath):
-    client = ssl.create_default_context(cafile=certPath)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+def sslObjectRows(module, name, certPath, keyPath):
+    """
+    Rows for a server made by C{module} (C{ssl} or C{rtls}) with its own
+    C{MemoryBIO}s, against a Python C{ssl} client.
+    """
+    server = module.SSLContext(module.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(certPath, keyPath)
+    client = ssl.create_default_context(cafile=certPath)
 
     def newOnly():
-        return server.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True)
+        return server.wrap_bio(module.MemoryBIO(), module.MemoryBIO(), server_side=True)
 
-    def idle():
-        bios = [ssl.MemoryBIO() for _ in range(4)]
-        s = server.wrap_bio(bios[0], bios[1], server_side=True)
-        c = client.wrap_bio(bios[2], bios[3], server_hostname="localhost")
+    def connection(download=0):
+        def one():
+            serverIn, serverOut = module.MemoryBIO(), module.MemoryBIO()
+            clientIn, clientOut = ssl.MemoryBIO(), ssl.MemoryBIO()
+            s = server.wrap_bio(serverIn, serverOut, server_side=True)
+            c = client.wrap_bio(clientIn, clientOut, server_hostname="localhost")
 
-        def pump():
-            moved = True
-            while moved:
-                moved = False
-                for end in (c, s):
-                    try:
-                        end.do_handshake()
-                    except ssl.SSLWantReadError:
+            def pump():
+                moved = True
+                while moved:
+                    moved = False
+                    for end, wants in ((c, ssl.SSLWantReadError), (s, module.SSLWantReadError)):
+                        try:
+                            end.do_handshake()
+                        except wants:
+                            pass
+                    for source, target in ((clientOut, serverIn), (serverOut, clientIn)):
+                        data = source.read()
+                        if data:
+                            target.write(data)
+                            moved = True
+
+            def clientReads():
+                try:
+                    while c.read(65536):
                         pass
-                for source, target in ((bios[3], bios[0]), (bios[1], bios[2])):
-                    data = source.read()
-                    if data:
-                        target.write(data)
-                        moved = True
+                except ssl.SSLWantReadError:
+                    pass
 
-        pump()
-        s.write(b"* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n")
-        pump()
-        c.read(1000)
-        c.write(b"a LOGIN user password\r\n")
-        pump()
-        s.read(1000)
-        return s, bios[0], bios[1]
+            pump()
+            s.write(b"* OK [CAPABILITY IMAP4rev1 IDLE] ready\r\n")
+            pump()
+            clientReads()
+            c.write(b"a LOGIN user password\r\n")
+            pump()
+            s.read(1000)
+            for _ in range(download // 2**14):
+                s.write(b"x" * 2**14)
+                pump()
+                clientReads()
+            return s, serverIn, serverOut
+
+        return one
 
     return [
-        ("Python ssl server: wrap_bio only (no handshake)", newOnly),
-        ("Python ssl server: idle, TLS 1.3", idle),
+        ("%s server: wrap_bio only (no handshake)" % (name,), newOnly),
+        ("%s server: idle, TLS 1.3" % (name,), connection()),
+        ("%s server: idle after a 300 kB download" % (name,), connection(300000)),
     ]
 
 
@@ -266,10 +288,17 @@ def main():
     tls = ReloadableTLS(certPath, keyPath, "1.2", "[tls] certificate")
     print("pyOpenSSL %s over %s; Python ssl over %s; %d connections held" % (
         OpenSSL.__version__, SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode(), ssl.OPENSSL_VERSION, options.count))
-    print("%-50s %12s %12s" % ("per connection", "heap (kB)", "RSS (kB)"))
-    for label, one in pyOpenSSLRows(tls, certPath) + stdlibRows(certPath, keyPath):
+    print("%-62s %10s %10s" % ("per connection", "heap (kB)", "RSS (kB)"))
+    rows = pyOpenSSLRows(tls, certPath) + sslObjectRows(ssl, "Python ssl", certPath, keyPath)
+    try:
+        import rtls
+    except ImportError:
+        print("(no rtls package: no rustls rows)")
+    else:
+        rows += sslObjectRows(rtls, "rustls (rtls %s)" % (rtls.__version__,), certPath, keyPath)
+    for label, one in rows:
         heap, rss = measure(options.count, one)
-        print("%-50s %12.2f %12.2f" % (label, heap / 1024, rss / 1024), flush=True)
+        print("%-62s %10.2f %10.2f" % (label, heap / 1024, rss / 1024), flush=True)
 
 
 if __name__ == "__main__":
