@@ -15,10 +15,13 @@ With rustls an idle IMAP session in IDLE took 14.7 kB of server memory
 (C{bench/imapidle.py --tls --tls-engine rustls}, 1,000 sessions, one
 worker; 28.6 kB over OpenSSL with the same options).
 
+rustls does not tell which server name a client asks for: the wrapper
+reads it from the ClientHello (L{serverName}) and begins TLS with that
+name's domain certificate (L{gateway.tlscontext.DomainCertificates}).
+
 What rustls does not do here: STARTTLS, STLS and AUTH TLS stay on OpenSSL
 (Twisted's C{startTLS}), and so does an C{ssl:} listener with its own
-C{privateKey=}; the per-domain certificates (SNI) are not served (every
-name gets the C{[tls]} certificate); sessions are not resumed (C{rtls}
+C{privateKey=}; sessions are not resumed (C{rtls}
 builds a server configuration, with its own session cache, for each
 connection, and has no ticket key to set).
 """
@@ -62,6 +65,86 @@ def rustlsContext(certPath, keyPath, minimum, option):
     return context
 
 
+#: Bytes of a ClientHello read for its server name before giving up (and
+#: letting rustls answer whatever it is): a record's most, and a header.
+HELLO_LIMIT = 2**14 + 5
+
+
+_HOSTNAME_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789.-_"
+
+
+def serverName(data):
+    """
+    The server name (SNI) a TLS ClientHello at the start of C{data} asks
+    for, read without trusting a length.
+
+    @return: C{str} (a host name in lower case), C{None} when the
+        ClientHello names none (or something else than a host name) or
+        C{data} is no ClientHello, or C{Ellipsis} when C{data} is the start
+        of one and more is needed.
+    """
+    hello = bytearray()
+    at = 0
+    # The handshake message, from as many handshake records as it spans.
+    while True:
+        if len(data) < at + 5:
+            return Ellipsis
+        if data[at] != 22 or data[at + 1] != 3:
+            return None
+        length = int.from_bytes(data[at + 3:at + 5], "big")
+        if not 0 < length <= 2**14:
+            return None
+        if len(data) < at + 5 + length:
+            return Ellipsis
+        hello += data[at + 5:at + 5 + length]
+        at += 5 + length
+        if len(hello) >= 4:
+            if hello[0] != 1:
+                return None
+            size = int.from_bytes(hello[1:4], "big")
+            if len(hello) >= 4 + size:
+                break
+    body = memoryview(hello)[4:4 + size]
+
+    def skip(offset, width):
+        if offset + width > len(body):
+            raise ValueError
+        return offset + width + int.from_bytes(body[offset:offset + width], "big")
+
+    try:
+        offset = skip(2 + 32, 1)  # version, random, session id
+        offset = skip(offset, 2)  # cipher suites
+        offset = skip(offset, 1)  # compression methods
+        if offset == len(body):
+            return None  # no extensions
+        end = skip(offset, 2)
+        if end > len(body):
+            return None
+        offset += 2
+        while offset + 4 <= end:
+            kind = int.from_bytes(body[offset:offset + 2], "big")
+            following = skip(offset + 2, 2)
+            if following > end:
+                return None
+            if kind == 0:  # server_name: a list of (type, name)
+                item = offset + 6
+                while item + 3 <= following:
+                    nameEnd = item + 3 + int.from_bytes(body[item + 1:item + 3], "big")
+                    if nameEnd > following:
+                        return None
+                    if body[item] == 0:
+                        name = bytes(body[item + 3:nameEnd]).lower()
+                        if not name or name.strip(_HOSTNAME_BYTES):
+                            return None  # not a host name
+                        return name.decode("ascii")
+                    item = nameEnd
+                return None
+            offset = following
+    except ValueError:
+        return None
+    return None
+
+
 class RustlsServerProtocol(ProtocolWrapper):
     """
     The server end of a TLS connection over rustls, between the TCP
@@ -75,14 +158,23 @@ class RustlsServerProtocol(ProtocolWrapper):
     _waiting = None
     _closing = False
 
+    _hello = None
+
     def makeConnection(self, transport):
-        self._incoming, self._outgoing = rtls.MemoryBIO(), rtls.MemoryBIO()
-        self._tls = self.factory.context().wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._hello = bytearray()  # until the ClientHello has said which name it is for
         self._waiting = []
         directlyProvides(self, providedBy(transport), ISSLTransport)
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
         self.wrappedProtocol.makeConnection(self)
+
+    def _start(self, name):
+        """
+        Begin TLS with the context for server name C{name} (or C{None}).
+        """
+        context = self.factory.context(name)
+        self._incoming, self._outgoing = rtls.MemoryBIO(), rtls.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
 
     def _flush(self):
         data = self._outgoing.read()
@@ -95,6 +187,13 @@ class RustlsServerProtocol(ProtocolWrapper):
         self.transport.abortConnection()
 
     def dataReceived(self, data):
+        if self._hello is not None:
+            self._hello += data
+            name = serverName(self._hello)
+            if name is Ellipsis and len(self._hello) < HELLO_LIMIT:
+                return
+            data, self._hello = bytes(self._hello), None
+            self._start(None if name is Ellipsis else name)
         if self._tls is None:
             return
         self._incoming.write(data)
@@ -135,10 +234,12 @@ class RustlsServerProtocol(ProtocolWrapper):
             self._flush()
 
     def write(self, data):
-        if not data or self._tls is None:
+        if not data:
             return
         if self._waiting is not None:
             self._waiting.append(bytes(data))
+            return
+        if self._tls is None:
             return
         view = memoryview(data)
         try:
@@ -155,13 +256,13 @@ class RustlsServerProtocol(ProtocolWrapper):
         """
         Send what waits, then close_notify, then close.
         """
-        if self._tls is None:
-            return
         if self._waiting is not None:
             if self._waiting:
                 self._closing = True  # after the handshake
                 return
             self.transport.loseConnection()
+            return
+        if self._tls is None:
             return
         try:
             self._tls.unwrap()
@@ -180,14 +281,16 @@ class RustlsServerProtocol(ProtocolWrapper):
         return None
 
     def connectionLost(self, reason):
-        self._tls = self._incoming = self._outgoing = None
+        self._tls = self._incoming = self._outgoing = self._hello = None
+        self._waiting = []  # nothing more is sent
         ProtocolWrapper.connectionLost(self, reason)
 
 
 class RustlsServerFactory(WrappingFactory):
     """
-    Wraps C{wrappedFactory}'s connections in TLS over rustls; C{context()}
-    gives the current rustls context (a reload renews it).
+    Wraps C{wrappedFactory}'s connections in TLS over rustls;
+    C{context(serverName)} gives the current rustls context for the name a
+    client asks for (or C{None}; a reload renews them).
     """
 
     protocol = RustlsServerProtocol
@@ -207,7 +310,7 @@ class RustlsServerEndpoint:
     A TCP server endpoint whose connections speak TLS over rustls.
 
     @ivar tcp: the TCP endpoint.
-    @ivar context: C{context()} -> the current rustls context.
+    @ivar context: C{context(serverName)} -> the current rustls context.
     """
 
     def __init__(self, tcp, context):

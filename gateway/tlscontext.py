@@ -202,6 +202,7 @@ class ReloadableTLS:
         self.sni = sni
         self.engine = engine
         self._domains = {}
+        self._rustlsDomains = {}
         self.options = self._load(self.paths)
         self.rustls = rustlsContext(*self.paths) if engine == "rustls" else None
 
@@ -214,11 +215,22 @@ class ReloadableTLS:
     def getContext(self):
         return self.options.getContext()
 
-    def rustlsContext(self):
+    def rustlsContext(self, serverName=None):
         """
-        The current rustls context (C{engine = 'rustls'}), for the C{ssl:}
-        listeners' L{gateway.rustlstls.RustlsServerFactory}.
+        The current rustls context (C{engine = 'rustls'}) for a client that
+        asks for C{serverName}: its domain's certificate where it has one
+        (read again when its files change), else the C{[tls]} one.  For the
+        C{ssl:} listeners' L{gateway.rustlstls.RustlsServerFactory}.
         """
+        if serverName and self.sni is not None:
+            try:
+                paths = self.sni(serverName)
+                if paths is not None:
+                    context = self._domainContext(paths, self._rustlsDomains, rustlsContext)
+                    if context is not None:
+                        return context
+            except Exception:
+                log.failure("choosing the certificate for a server name")
         return self.rustls
 
     def serverConnectionForTLS(self, tlsProtocol):
@@ -242,6 +254,7 @@ class ReloadableTLS:
             self.rustls = rustlsContext(*paths)
         self.paths = paths
         self._domains = {}
+        self._rustlsDomains = {}
 
     def _serverName(self, connection):
         """
@@ -254,28 +267,35 @@ class ReloadableTLS:
             paths = self.sni(name.decode("ascii", "replace"))
             if paths is None:
                 return
-            options = self._domainOptions(paths)
+            options = self._domainContext(paths, self._domains, _certificateOptions)
             if options is not None:
                 connection.set_context(options.getContext())
         except Exception:
             log.failure("choosing the certificate for a server name")
 
     def _domainOptions(self, paths):
+        return self._domainContext(paths, self._domains, _certificateOptions)
+
+    def _domainContext(self, paths, cache, load):
+        """
+        C{load(cert, key, minimum, option)} for a domain's files, kept in
+        C{cache} until they change; C{None} when they cannot be loaded.
+        """
         cert, key = paths
         try:
             stamp = (os.stat(cert).st_mtime_ns, os.stat(key).st_mtime_ns)
         except OSError:
             return None
-        cached = self._domains.get(paths)
+        cached = cache.get(paths)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            options = _certificateOptions(cert, key, self.paths[2], "domain certificate")
+            options = load(cert, key, self.paths[2], "domain certificate")
         except ConfigurationError as e:
             # Logged once per change of the files; the default serves.
             log.error("{error}; the [tls] certificate serves instead", error=str(e))
             options = None
-        self._domains[paths] = (stamp, options)
+        cache[paths] = (stamp, options)
         return options
 
 

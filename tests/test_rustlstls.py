@@ -21,8 +21,10 @@ from zope.interface.verify import verifyObject
 from gateway import rustlstls
 from gateway.errors import ConfigurationError
 from gateway.service import FRONTENDS, makeEndpoint, makeService
+from gateway.tlscert import makeSelfSigned
 from gateway.tlscontext import ReloadableTLS
 from tests.support import PASSWORD, makeDataRoot, makeTestConfig, testCertificate
+from tests.test_tlscontext import der, serverCertificate
 
 skipNoRustls = "the rtls package is not installed (pip install gateway[rustls])" if rustlstls.rtls is None else None
 
@@ -95,6 +97,69 @@ class Connection:
             data += chunk
 
 
+def clientHello(name="localhost", **options):
+    """The ClientHello a Python ssl client sends, asking for C{name} (C{None}: no name)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    for key, value in options.items():
+        setattr(context, key, value)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname=name)
+    try:
+        client.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+class ServerNameTests(unittest.TestCase):
+    """Reading the server name from a ClientHello, which no length in it is trusted for."""
+
+    def test_name(self):
+        """The name a TLS 1.3 and a TLS 1.2 client ask for, in lower case."""
+        self.assertEqual(rustlstls.serverName(clientHello("IMAP.Other.test")), "imap.other.test")
+        hello = clientHello("mail.example.test", maximum_version=ssl.TLSVersion.TLSv1_2)
+        self.assertEqual(rustlstls.serverName(hello), "mail.example.test")
+
+    def test_noName(self):
+        """A ClientHello without the extension (an IP address as the host) names nothing."""
+        self.assertIsNone(rustlstls.serverName(clientHello(None)))
+
+    def test_moreNeeded(self):
+        """Every proper prefix of a ClientHello asks for more; the whole one gives the name."""
+        hello = clientHello("other.test")
+        for end in range(len(hello)):
+            self.assertIs(rustlstls.serverName(hello[:end]), Ellipsis, end)
+        self.assertEqual(rustlstls.serverName(hello + b"more"), "other.test")
+
+    def test_splitAcrossRecords(self):
+        """A ClientHello in two handshake records (as TLS allows) still gives the name."""
+        hello = clientHello("other.test")
+        body = hello[5:]
+        records = b"".join(b"\x16\x03\x01" + len(part).to_bytes(2, "big") + part for part in (body[:40], body[40:]))
+        self.assertEqual(rustlstls.serverName(records), "other.test")
+
+    def test_notAClientHello(self):
+        """Clear text, another record type, a zero length and a name that is no host name give no name."""
+        self.assertIsNone(rustlstls.serverName(b"a LOGIN user password\r\n"))
+        self.assertIsNone(rustlstls.serverName(b"\x17\x03\x03\x00\x05hello"))
+        self.assertIsNone(rustlstls.serverName(b"\x16\x03\x01\x00\x00"))
+        hello = bytearray(clientHello("aaaa.test"))
+        at = bytes(hello).index(b"aaaa.test")
+        for byte in (0xE9, 0x7F, ord("/")):
+            hello[at] = byte
+            self.assertIsNone(rustlstls.serverName(bytes(hello)))
+
+    def test_lengthsBeyondTheData(self):
+        """Any length inside a ClientHello made larger than what follows gives no name, never an exception."""
+        hello = clientHello("other.test")
+        for at in range(9, len(hello)):
+            for value in (0xFF, 0x7F):
+                changed = bytearray(hello)
+                changed[at] = value
+                self.assertIn(rustlstls.serverName(bytes(changed)), (None, Ellipsis, "other.test"), at)
+
+
 class RustlsProtocolTests(unittest.TestCase):
     """The TLS wrapper over rustls."""
 
@@ -116,6 +181,21 @@ class RustlsProtocolTests(unittest.TestCase):
         self.assertRaises(ssl.SSLError, c.pump)
         self.assertTrue(c.transport.disconnecting or c.transport.disconnected)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_helloByteByByte(self):
+        """A ClientHello that arrives a byte at a time is read whole before TLS begins; the greeting follows."""
+        c = Connection()
+        try:
+            c.client.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = c.outgoing.read()
+        for n in range(len(hello)):
+            c.server.dataReceived(hello[n:n + 1])
+        c.incoming.write(c.transport.value())
+        c.transport.clear()
+        c.pump()
+        self.assertEqual(c.clientRead(), b"* OK ready\r\n")
 
     def test_transportIsSecure(self):
         """The wrapped protocol's transport provides ISSLTransport (LOGIN is allowed over it)."""
@@ -169,6 +249,47 @@ class RustlsProtocolTests(unittest.TestCase):
         cert, key = testCertificate()
         error = self.assertRaises(ConfigurationError, rustlstls.rustlsContext, key, key, "1.2", "[tls] certificate")
         self.assertIn("[tls] certificate", str(error))
+
+
+class RustlsSNITests(unittest.TestCase):
+    """Per-domain certificates over an ssl: listener of the rustls engine."""
+
+    skip = skipNoRustls
+    timeout = 60
+
+    def setUp(self):
+        self.dataRoot = os.path.abspath(self.mktemp())
+        directory = makeDataRoot(self.dataRoot)
+        directory.addDomain("other.test")
+        folder = os.path.join(self.dataRoot, "domains", "other.test", "tls")
+        os.makedirs(folder)
+        self.cert, self.key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        makeSelfSigned(self.cert, self.key, hostnames=("other.test", "imap.other.test"))
+        overrides = {(name, "enabled"): False for name in FRONTENDS}
+        overrides["imap", "enabled"] = True
+        overrides["imap", "listen"] = ("ssl:0:interface=127.0.0.1",)
+        overrides["tls", "engine"] = "rustls"
+        self.top = makeService(makeTestConfig(self.dataRoot, overrides), reactor)
+        self.top.privilegedStartService()
+        self.top.startService()
+        self.addCleanup(self.top.stopService)
+        self.port = list(self.top)[0].port.getHost().port
+
+    @defer.inlineCallbacks
+    def test_domainCertificate(self):
+        """A client naming the domain's server gets its certificate; one naming another, the [tls] one."""
+        got = yield threads.deferToThread(serverCertificate, self.port, "imap.other.test", self.cert)
+        self.assertEqual(got, der(self.cert))
+        got = yield threads.deferToThread(serverCertificate, self.port, "localhost", testCertificate()[0])
+        self.assertEqual(got, der(testCertificate()[0]))
+
+    @defer.inlineCallbacks
+    def test_brokenDomainFileFallsBack(self):
+        """A domain certificate that cannot be loaded leaves the [tls] certificate serving that name."""
+        with open(self.cert, "w") as f:
+            f.write("broken\n")
+        got = yield threads.deferToThread(serverCertificate, self.port, "other.test")
+        self.assertEqual(got, der(testCertificate()[0]))
 
 
 class RustlsListenerTests(unittest.TestCase):
