@@ -213,6 +213,7 @@ class RustlsServerProtocol(ProtocolWrapper):
             for chunk in waiting:
                 self.write(chunk)
             if self._closing:
+                self.disconnecting = False
                 self.loseConnection()
                 return
         while self._tls is not None:
@@ -254,8 +255,13 @@ class RustlsServerProtocol(ProtocolWrapper):
 
     def loseConnection(self):
         """
-        Send what waits, then close_notify, then close.
+        Send what waits, then close_notify, then close.  Before the
+        handshake: once it is done if something waits to be sent (as
+        Twisted's TLS does), else at once.
         """
+        if self.disconnecting:
+            return
+        self.disconnecting = True
         if self._waiting is not None:
             if self._waiting:
                 self._closing = True  # after the handshake

@@ -227,6 +227,17 @@ class RustlsProtocolTests(unittest.TestCase):
         self.assertEqual(c.client.read(10), b"")
         c.client.unwrap()  # SSLWantReadError unless the server's close_notify arrived
 
+    def test_closeBeforeHandshake(self):
+        """Closed before the handshake, a connection sends its waiting greeting after it, then close_notify, then closes."""
+        c = Connection()
+        c.protocol.transport.loseConnection()
+        self.assertFalse(c.transport.disconnecting)  # the greeting waits for the handshake
+        self.assertTrue(c.server.disconnecting)
+        c.pump()
+        self.assertEqual(c.clientRead(), b"* OK ready\r\n")
+        self.assertTrue(c.transport.disconnecting)
+        c.client.unwrap()
+
     def test_garbage(self):
         """Bytes that are not TLS end the connection, with one line logged and no traceback."""
         c = Connection()
