@@ -308,7 +308,8 @@ def _listener(name, description, factory, config, context, checkPorts=False):
 
 
 #: Options a reload cannot apply: they take effect at the next start.
-RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"), ("auth", "checker"))
+RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"), ("auth", "checker"),
+                   ("tls", "engine"))
 
 
 #: Settings some front-end factories copy when they are made:

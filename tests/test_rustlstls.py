@@ -378,3 +378,51 @@ class WorkerListenerTests(unittest.TestCase):
         data, version = yield threads.deferToThread(greeting)
         self.assertEqual(data, b"* OK ready\r\n")
         self.assertEqual(version, "TLSv1.3")
+
+
+class ReloadTests(unittest.TestCase):
+    """A reload and the engine."""
+
+    skip = skipNoRustls
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_engineNeedsRestart(self):
+        """A reload that changes [tls] engine says it takes a restart; a new certificate still reaches rustls."""
+        from twisted.logger import globalLogPublisher
+
+        from gateway.config import loadConfig
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        dataRoot = os.path.join(folder, "data")
+        makeDataRoot(dataRoot)
+        cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        makeSelfSigned(cert, key)
+        path = os.path.join(folder, "gateway.ini")
+        with open(path, "w") as f:
+            f.write("[server]\ndata_root = %s\nworkers = 1\n[tls]\ncertificate = %s\nprivate_key = %s\n"
+                    "engine = rustls\n[pop3]\nenabled = no\n[http]\nenabled = no\n[ftp]\nenabled = no\n"
+                    "[lmtp]\nenabled = no\n[admin]\nenabled = no\n[imap]\nlisten = ssl:0:interface=127.0.0.1\n"
+                    % (dataRoot, cert, key))
+        top = makeService(loadConfig(path), reactor)
+        top.privilegedStartService()
+        top.startService()
+        self.addCleanup(top.stopService)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        port = [child for child in top if child.port is not None][0].port.getHost().port
+        first = yield threads.deferToThread(serverCertificate, port, "localhost", cert)
+        self.assertEqual(first, der(cert))
+        makeSelfSigned(cert, key)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("engine = rustls", "engine = openssl"))
+        self.assertIs((yield top.reload()), True)
+        warned = [e for e in events if e.get("name") == "engine" and "restarted" in e.get("log_format", "")]
+        self.assertEqual(len(warned), 1)
+        second = yield threads.deferToThread(serverCertificate, port, "localhost", cert)
+        self.assertEqual(second, der(cert))
+        self.assertNotEqual(first, second)
