@@ -238,6 +238,18 @@ class RustlsProtocolTests(unittest.TestCase):
         self.assertTrue(c.transport.disconnecting)
         c.client.unwrap()
 
+    def test_writeAfterLost(self):
+        """What the protocol writes after the connection was lost is dropped, not kept."""
+        c = Connection()
+        c.pump()
+        transport = c.protocol.transport
+        c.transport.clear()
+        c.server.connectionLost(None)
+        transport.write(b"* 1 EXISTS\r\n")
+        transport.loseConnection()
+        self.assertIsNone(c.server._waiting)
+        self.assertEqual(c.transport.value(), b"")
+
     def test_garbage(self):
         """Bytes that are not TLS end the connection, with one line logged and no traceback."""
         c = Connection()
