@@ -6,13 +6,15 @@ Dovecot 2.3 (imapd) in the same run, on loopback.
 
     .venv/bin/python bench/imapidle.py [--sessions 2000] [--messages 300]
                                        [--runs 3] [--profile] [--quick]
-                                       [--tls] [--workers N] [--clients P]
+                                       [--tls] [--tls-engine openssl|rustls]
+                                       [--workers N] [--clients P]
                                        [--addresses K]
 
-The issue 14 goal, 10,000 TLS sessions in IDLE under 20 KB each:
+The issue 14 goal, 10,000 TLS sessions in IDLE under 20 KB each (over
+OpenSSL, the default engine, and over rustls, C{[tls] engine = rustls}):
 
     .venv/bin/python bench/imapidle.py --only ours --tls --sessions 10000 \
-        --workers 2 --clients 4 --addresses 8 --runs 3
+        --workers 2 --clients 4 --addresses 8 --runs 3 [--tls-engine rustls]
 
 Each server runs in its own process over the same Maildir INBOX: gateway
 under C{twistd} (started through this script, see L{serveGateway}) with an
