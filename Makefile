@@ -42,14 +42,15 @@ lint: install
 
 # The clients the end-to-end tests drive besides Python's own: curl, lftp,
 # mbsync (isync, with the Cyrus SASL modules), fetchmail and mutt (run in
-# tmux), and Dovecot's doveadm (reads our dovecot-acl files), from Debian
+# tmux), Dovecot's doveadm (reads our dovecot-acl files) and openssl's
+# s_client (TLS session resumption), from Debian
 # when missing (as root); without them those tests are skipped.
 APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
-TOOLS = curl lftp isync libsasl2-modules fetchmail mutt tmux dovecot-core
+TOOLS = curl lftp isync libsasl2-modules fetchmail mutt tmux dovecot-core openssl
 tools:
 	@command -v curl >/dev/null && command -v lftp >/dev/null && command -v mbsync >/dev/null && \
 	  command -v fetchmail >/dev/null && command -v mutt >/dev/null && command -v tmux >/dev/null && \
-	  command -v doveadm >/dev/null && ls /usr/lib/*/sasl2/libscram.so >/dev/null 2>&1 || \
+	  command -v doveadm >/dev/null && command -v openssl >/dev/null && ls /usr/lib/*/sasl2/libscram.so >/dev/null 2>&1 || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { $(APT_INSTALL) $(TOOLS) >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) $(TOOLS) >/dev/null; }; }; } || \
 	  echo "some of $(TOOLS) could not be installed: their end-to-end tests will be skipped"

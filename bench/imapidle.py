@@ -6,13 +6,15 @@ Dovecot 2.3 (imapd) in the same run, on loopback.
 
     .venv/bin/python bench/imapidle.py [--sessions 2000] [--messages 300]
                                        [--runs 3] [--profile] [--quick]
-                                       [--tls] [--workers N] [--clients P]
+                                       [--tls] [--tls-engine openssl|rustls]
+                                       [--workers N] [--clients P]
                                        [--addresses K]
 
-The issue 14 goal, 10,000 TLS sessions in IDLE under 20 KB each:
+The issue 14 goal, 10,000 TLS sessions in IDLE under 20 KB each (over
+OpenSSL, the default engine, and over rustls, C{[tls] engine = rustls}):
 
     .venv/bin/python bench/imapidle.py --only ours --tls --sessions 10000 \
-        --workers 2 --clients 4 --addresses 8 --runs 3
+        --workers 2 --clients 4 --addresses 8 --runs 3 [--tls-engine rustls]
 
 Each server runs in its own process over the same Maildir INBOX: gateway
 under C{twistd} (started through this script, see L{serveGateway}) with an
@@ -120,12 +122,13 @@ def serveGateway(argv):
     run()
 
 
-def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1):
+def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1, engine="openssl"):
     """
     gateway with IMAP and LMTP on loopback ports, room for C{sessions}
     connections, traced with C{frames} frames if given; with C{tls}
-    (C{(certPath, keyPath)}) IMAP listens with implicit TLS only; with
-    C{workers} above 1, that many worker processes serve.
+    (C{(certPath, keyPath)}) IMAP listens with implicit TLS only, over the
+    TLS library C{engine} (C{[tls] engine}); with C{workers} above 1, that
+    many worker processes serve.
 
     @return: C{(process, imapPort, lmtpPort)}.
     """
@@ -133,8 +136,8 @@ def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1):
     config = os.path.join(tmp, "gateway.ini")
     cert, key = tls if tls else ("%s/none.pem" % (tmp,), "%s/none.pem" % (tmp,))
     with open(config, "w") as f:
-        f.write("[server]\ndata_root = %s\nworkers = %d\n[tls]\ncertificate = %s\nprivate_key = %s\n"
-                % (dataRoot, workers, cert, key))
+        f.write("[server]\ndata_root = %s\nworkers = %d\n[tls]\ncertificate = %s\nprivate_key = %s\nengine = %s\n"
+                % (dataRoot, workers, cert, key, engine))
         # The admin listener's default port is fixed (8200): off, as another
         # server on the machine may have it.
         for name in ("pop3", "http", "ftp", "admin"):
@@ -655,7 +658,7 @@ def gatewayRound(tmp, dataRoot, mailRoot, options, frames=None, tls=None):
     """
     os.makedirs(tmp)
     workers = 1 if frames else options.workers
-    child, port, lmtpPort = startGateway(tmp, dataRoot, options.sessions, frames, tls, workers)
+    child, port, lmtpPort = startGateway(tmp, dataRoot, options.sessions, frames, tls, workers, options.tls_engine)
     snapshots = []
 
     def readMemory():
@@ -825,6 +828,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="200 sessions, one run: a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--tls", action="store_true", help="gateway over implicit TLS (no Dovecot round)")
+    parser.add_argument("--tls-engine", choices=("openssl", "rustls"), default="openssl",
+                        help="gateway's [tls] engine with --tls (rustls: the rtls package)")
     parser.add_argument("--workers", type=int, default=1, help="gateway's [server] workers")
     parser.add_argument("--clients", type=int, default=1, help="client processes sharing the sessions")
     parser.add_argument("--addresses", type=int, default=1,
@@ -845,8 +850,8 @@ def main():
     print("%d sessions on one account, INBOX of %d messages, delivery: %s" % (
         options.sessions, options.messages, options.delivery))
     print("gateway: %s, workers = %d; %d client processes from %d addresses; open files limit (soft, hard): %s"
-          % ("implicit TLS" if options.tls else "clear text", options.workers, options.clients,
-             options.addresses, limit))
+          % ("implicit TLS (%s)" % (options.tls_engine,) if options.tls else "clear text", options.workers,
+             options.clients, options.addresses, limit))
     tmp = tempfile.mkdtemp(prefix="gateway-bench-imapidle-")
     results = {"ours": [], "dovecot": []}
     try:

@@ -33,6 +33,7 @@ from gateway.directory.filedir import FileDirectory
 from gateway.mapi.folders import folderEntries
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import trimService
+from gateway.rustlstls import RustlsServerEndpoint
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS
@@ -165,7 +166,11 @@ def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
                 contextFactory = tls
             if args:
                 raise ConfigurationError("%s: %r: unknown argument %s" % (option, description, ", ".join(args)))
-            endpoint = endpoints.SSL4ServerEndpoint(reactor, port, contextFactory, backlog, interface)
+            if getattr(contextFactory, "engine", None) == "rustls":
+                endpoint = RustlsServerEndpoint(endpoints.TCP4ServerEndpoint(reactor, port, backlog, interface),
+                                                contextFactory.rustlsContext)
+            else:
+                endpoint = endpoints.SSL4ServerEndpoint(reactor, port, contextFactory, backlog, interface)
         else:
             if args:
                 raise ConfigurationError("%s: %r: unknown argument %s" % (option, description, ", ".join(args)))
@@ -213,7 +218,7 @@ def makeContext(config, reactor=None, clock=None):
     if os.path.exists(config["tls", "certificate"]) or os.path.exists(config["tls", "private_key"]):
         tls = ReloadableTLS(config["tls", "certificate"], config["tls", "private_key"],
                             config["tls", "minimum_version"], "[tls] certificate",
-                            sni=DomainCertificates(directory, dataRoot))
+                            sni=DomainCertificates(directory, dataRoot), engine=config["tls", "engine"])
     from gateway.store.calendar import FreeBusyCache
 
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
@@ -303,7 +308,8 @@ def _listener(name, description, factory, config, context, checkPorts=False):
 
 
 #: Options a reload cannot apply: they take effect at the next start.
-RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"), ("auth", "checker"))
+RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"), ("auth", "checker"),
+                   ("tls", "engine"))
 
 
 #: Settings some front-end factories copy when they are made:
@@ -584,7 +590,8 @@ class GatewayService(service.MultiService):
                 context.tls.reload(*paths)
             elif context.tls is None and (os.path.exists(paths[0]) or os.path.exists(paths[1])):
                 context.tls = ReloadableTLS(*paths, "[tls] certificate",
-                                            sni=DomainCertificates(context.directory, config.dataRoot()))
+                                            sni=DomainCertificates(context.directory, config.dataRoot()),
+                                            engine=config["tls", "engine"])
         except ConfigurationError as e:
             log.error("reload: {error}; the certificate in use stays", error=str(e))
         for child in self:

@@ -45,7 +45,10 @@ class _AdoptedListenerService(service.Service):
         service.Service.startService(self)
         factory = self.factory
         contextFactory = getattr(self.endpoint, "_sslContextFactory", None)
-        if contextFactory is not None:
+        wrap = getattr(self.endpoint, "wrapFactory", None)  # gateway.rustlstls
+        if wrap is not None:
+            factory = wrap(factory)
+        elif contextFactory is not None:
             factory = TLSMemoryBIOFactory(contextFactory, False, factory)
         s = socket.socket(fileno=self.fd)
         family = s.family
