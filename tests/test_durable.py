@@ -177,7 +177,7 @@ class AnsweredWhenDurableTests(DurableTestMixin, unittest.TestCase):
     def test_expunge(self):
         """EXPUNGE's EXPUNGE response and tagged OK come once the removal is committed."""
         out = yield self.check(b"a EXPUNGE", b"a", before=b"b STORE 1,3 +FLAGS.SILENT (\\Deleted)")
-        self.assertEqual(out, b"* 3 EXPUNGE\r\n* 1 EXPUNGE\r\na OK EXPUNGE completed\r\n")
+        self.assertEqual(out, b"* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n* 1 RECENT\r\na OK EXPUNGE completed\r\n")
         self.assertEqual(self.committed("SELECT uid FROM messages"), [(2,)])
 
     @inlineCallbacks
