@@ -233,6 +233,38 @@ def heldLines(describe=None):
     return lines
 
 
+def referrers(o, ignore=frozenset(), depth=3):
+    """
+    Who refers to C{o}: the types of its referrers (a dict as the object
+    whose C{__dict__} it is; a tuple or dict with what else it holds), and
+    theirs, C{depth} levels up (for memory reports; slow).
+
+    @param ignore: C{set} of the ids of the caller's own containers.
+    """
+    import sys
+
+    refs = gc.get_referrers(o)
+    ignore = ignore | {id(refs)}
+    found = []
+    for r in refs:
+        if id(r) in ignore or type(r).__name__ == "frame":
+            continue
+        kind = type(r).__module__ + "." + type(r).__qualname__
+        if isinstance(r, dict):
+            owners = [x for x in gc.get_referrers(r) if getattr(x, "__dict__", None) is r]
+            if owners:
+                kind = "__dict__ of " + type(owners[0]).__module__ + "." + type(owners[0]).__qualname__
+                r = owners[0]
+            else:
+                kind += " [%s]" % (", ".join(repr(k)[:40] for k in list(r)[:4]),)
+        elif isinstance(r, tuple):
+            kind += " (%s)" % (", ".join(type(x).__qualname__ for x in r[:6]),)
+        if depth > 1 and not isinstance(r, type(sys)):
+            kind += " <- {%s}" % (referrers(r, ignore | {id(found)}, depth - 1),)
+        found.append(kind)
+    return "; ".join(found[:6])
+
+
 class MemoryReport:
     """
     The reports of one process: the first snapshot is taken by L{start}.

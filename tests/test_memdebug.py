@@ -80,6 +80,17 @@ class MemoryReportTests(unittest.TestCase):
         self.assertNotIn("closed.sqlite", text)
         self.assertIn("held:\n  realm: 7 accounts\n", text)
 
+    def test_referrers(self):
+        """referrers names what holds an object: a dict with its keys, a tuple with its items, an object."""
+        kept = Grown()
+        cache = {("key", 1): (1.5, kept)}
+        owner = Grown()
+        owner.attribute = kept
+        text = memdebug.referrers(kept, depth=2)
+        self.assertIn("builtins.tuple (float, Grown) <- {builtins.dict [('key', 1)]", text)
+        self.assertIn("tests.test_memdebug.Grown", text.replace("(float, Grown)", ""))
+        self.assertEqual((len(cache), owner.attribute), (1, kept))
+
     def test_snapshotBeside(self):
         """Each report has a tracemalloc snapshot beside it, numbered, that loads."""
         report = self.makeReport()
