@@ -976,3 +976,24 @@ class IURLAuthKeys(Interface):
         """
         Remove the key of mailbox C{name}, or (C{None}) every key.
         """
+
+
+# ---------------------------------------------------------------------------
+# Letting go of idle things (gateway.idle)
+
+
+class IIdleRelease(Interface):
+    """
+    Something that holds memory or open files for what may be used again
+    (accounts, threads, caches) and can let go of what was not used for a
+    while (L{gateway.idle.IdleReleaser} asks every C{[server]
+    release_idle_after} seconds).
+    """
+
+    def releaseIdle():
+        """
+        Let go of what was not used since the previous call (the first
+        call: since this object was made).
+
+        @return: how many things were let go (C{int}; 0 for none).
+        """
