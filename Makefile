@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 CONFIG ?= etc/gateway.ini
 STAMP   = $(VENV)/.installed
 
-.PHONY: install run test lint tools fuzz bench bench-tools clean
+.PHONY: install run test lint tools fuzz bench bench-tools imaptest clean
 
 # The virtual environment, with gateway installed in it (editable, so the
 # twistd plugin in twisted/plugins is found), and Twisted's plugin cache
@@ -75,6 +75,11 @@ bench-tools:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    { $(APT_INSTALL) $(BENCH_TOOLS) >/dev/null || { apt-get update -q >/dev/null && $(APT_INSTALL) $(BENCH_TOOLS) >/dev/null; }; }; } || \
 	  echo "$(BENCH_TOOLS) could not be installed: the benchmarks will run without Dovecot"
+
+# Dovecot's imaptest, for bench/imaptest.py (built from source: Debian has
+# no package); IMAPTEST_GIT=... names a local clone where GitHub is out of reach.
+imaptest: bench-tools
+	bench/build-imaptest.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

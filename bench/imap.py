@@ -300,17 +300,20 @@ def serveTwisted(mailRoot, limit):
 # Server processes
 
 
-def startOurs(tmp, dataRoot):
+def startOurs(tmp, dataRoot, workers=None):
     """
     gateway under twistd, IMAP only on a loopback port.  The data root (with
     its domain and account) must exist.
+
+    @param workers: C{[server] workers}, or C{None} for the default (one
+        per CPU).
     """
     port = peers.freePort()
     config = os.path.join(tmp, "gateway.ini")
     with open(config, "w") as f:
         f.write(
-            "[server]\ndata_root = %s\n[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
-            % (dataRoot, tmp, tmp)
+            "[server]\ndata_root = %s\n%s[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
+            % (dataRoot, "" if workers is None else "workers = %d\n" % (workers,), tmp, tmp)
         )
         # The admin listener too: its default is a fixed port (8200).
         for name in ("lmtp", "pop3", "http", "ftp", "admin"):

@@ -152,6 +152,7 @@ ssl_key = <{tmp}/../key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{tmp}/Maildir
+mail_fsync = {fsync}
 first_valid_uid = 1
 passdb {{
   driver = passwd-file
@@ -176,16 +177,20 @@ service imap-login {{
 """
 
 
-def startDovecot(mailRoot, tmp):
+def startDovecot(mailRoot, tmp, fsync="optimized"):
     """
     Dovecot over a copy of the Maildirs (Maildir++ layout), or C{None}.
+
+    @param fsync: Dovecot's C{mail_fsync}: C{"optimized"}, its default,
+        syncs saved mail only (a flag change or an expunge is not synced);
+        C{"always"} syncs every change, as gateway does before its OK.
     """
     if not peers.dovecotImapInstalled():
         return None
     maildir = os.path.join(tmp, "Maildir")
     for name in MAILBOXES:
         copyMaildir(os.path.join(mailRoot, name), maildir if name == "INBOX" else os.path.join(maildir, "." + name))
-    return peers.runDovecot(tmp, DOVECOT_CONF, USER, PASSWORD, [maildir])
+    return peers.runDovecot(tmp, DOVECOT_CONF.replace("{fsync}", fsync), USER, PASSWORD, [maildir])
 
 
 # ---------------------------------------------------------------------------
@@ -290,6 +295,9 @@ def main():
     parser.add_argument("--runs", type=int, default=1, help="runs of each measurement (medians)")
     parser.add_argument("--client-processes", type=int, default=2, help="processes the clients are spread over")
     parser.add_argument("--only", default="ours,dovecot", help="servers to run (comma-separated)")
+    parser.add_argument("--dovecot-fsync", default="optimized", choices=("optimized", "always"),
+                        help="Dovecot's mail_fsync: optimized (its default: saved mail only) or always"
+                             " (every change, the durability gateway gives every OK)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     options = parser.parse_args()
     clientCounts = [int(c) for c in options.clients.split(",")]
@@ -318,7 +326,7 @@ def main():
         writeMaildir(os.path.join(mailRoot, "Archive"), 50, 2)
         servers = []
         if "dovecot" in only:
-            dovecot = startDovecot(mailRoot, os.path.join(tmp, "dovecot"))
+            dovecot = startDovecot(mailRoot, os.path.join(tmp, "dovecot"), options.dovecot_fsync)
             if dovecot is not None:
                 children.append(dovecot[0])
                 servers.append(("dovecot", dovecot[0].pid, dovecot[1]))

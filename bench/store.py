@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(_HERE))
 from twisted.internet import task  # noqa: E402
 
 from bench import peers  # noqa: E402
-from gateway.store import index, maildir  # noqa: E402
+from gateway.store import maildir, scan  # noqa: E402
 from gateway.store.mail import MailStore  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -122,11 +122,11 @@ def benchChecks(root, runs):
     store = MailStore(root, reactor=task.Clock())
     mailbox = store.getMailbox("INBOX")
     row = mailbox._row("newmtime, newsynced, curmtime, cursynced")
-    cheap = median([timed(lambda: index.dirtyDirectories(row, mailbox._path()))[0] for _ in range(runs * 10)])
+    cheap = median([timed(lambda: scan.dirtyDirectories(row, mailbox._path()))[0] for _ in range(runs * 10)])
     rescans = []
     for _ in range(runs):
         store._conn.execute("UPDATE mailboxes SET curmtime = 0, newmtime = 0 WHERE id = ?", (mailbox._id,))
-        rescans.append(timed(lambda: index.scanMailbox(store._conn, mailbox._id, mailbox._path()))[0])
+        rescans.append(timed(lambda: scan.scanMailbox(store._conn, mailbox._id, mailbox._path()))[0])
     store.close()
     return cheap, median(rescans)
 

@@ -13,7 +13,7 @@ same format as Dovecot's first uid list) and C{courierimapsubscribed}.
 
 Where the target mailbox is new, or empty with no UID ever given out, the
 folder is copied in whole and the store indexes it with the UIDVALIDITY and
-UIDs of the uid list (L{gateway.store.index.scanMailbox} honours it), so
+UIDs of the uid list (L{gateway.store.scan.scanMailbox} honours it), so
 clients that cached the old server's mailboxes keep their caches.  Otherwise
 each message is appended with its flags, keywords and internal date (the
 file's modification time, as both servers keep it) and gets a new UID; a
@@ -30,7 +30,7 @@ import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
 
 from gateway.errors import InvalidMailboxName, NoSuchMailbox
 from gateway.restore import indexNow, liveKeys, messageKey
-from gateway.store import index, maildir
+from gateway.store import maildir, scan
 
 STAGING_PREFIX = ".gateway-import-"
 
@@ -136,7 +136,7 @@ class ImportReport:
 def _uidList(folder):
     for filename in ("dovecot-uidlist", "courierimapuiddb"):
         path = os.path.join(folder, filename)
-        if index.readDovecotUidList(path) is not None:
+        if scan.readDovecotUidList(path) is not None:
             return path
     return None
 
@@ -224,9 +224,9 @@ def _importAppending(store, name, folder):
         mailbox = store.getMailbox(name)
     indexNow(store, name)
     present = liveKeys(mailbox)
-    keywords = index.readDovecotKeywords(os.path.join(folder, "dovecot-keywords"))
+    keywords = scan.readDovecotKeywords(os.path.join(folder, "dovecot-keywords"))
     uidList = _uidList(folder)
-    order = index.readDovecotUidList(uidList)[2] if uidList else {}
+    order = scan.readDovecotUidList(uidList)[2] if uidList else {}
     files = sorted(_messageFiles(folder), key=lambda e: (order.get(maildir.splitName(e[1])[0], 1 << 40), e[1]))
     added = 0
     for subdir, filename in files:

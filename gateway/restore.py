@@ -14,7 +14,7 @@ import sqlite3
 from gateway.backup import BackupError, locateMessage
 from gateway.directory.filedir import FileDirectory
 from gateway.errors import MailboxExists, NoSuchMailbox, StoreError
-from gateway.store import index, maildir
+from gateway.store import index, maildir, scan
 
 
 def messageKey(size, headers, internalDate):
@@ -56,7 +56,7 @@ def indexNow(store, name, fresh=False):
                     " AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.mailbox = mailboxes.id)", (name,))
         row = conn.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
         if row is not None:
-            index.scanMailbox(conn, row[0], maildir.mailboxPath(store.path, name))
+            scan.scanMailbox(conn, row[0], maildir.mailboxPath(store.path, name))
     finally:
         conn.close()
 

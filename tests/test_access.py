@@ -7,6 +7,7 @@ RENAME/DELETE carrying the ACL, delivery with C{p}, copies across accounts.
 
 import os
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -23,10 +24,13 @@ from tests.support import PASSWORD, makeDataRoot
 MESSAGE = b"From: boss@example.test\r\nSubject: plan\r\n\r\nHello\r\n"
 
 
-def makeSharingRealm(test, quota=None):
+def makeSharingRealm(test, quota=None, clock=None):
     """
     A realm over a data root with demo@ and other@example.test (as
     L{makeDataRoot} makes them), boss@b.test, and public@example.test.
+
+    @param clock: the stores' reactor (a L{Clock}, whose stores write at
+        once, by default).
     """
     root = test.mktemp()
     directory = makeDataRoot(root)
@@ -34,7 +38,8 @@ def makeSharingRealm(test, quota=None):
     directory.addAccount("boss@b.test", hashPassword(PASSWORD, "PLAIN"), quota=quota,
                          quotaSetting=str(quota) if quota else "default")
     directory.addAccount("public@example.test", hashPassword(PASSWORD, "PLAIN"), enabled=False)
-    clock = Clock()
+    if clock is None:
+        clock = Clock()
     realm = GatewayRealm(directory, mailStoreFactory=lambda path, quota: MailStore(
         path, quota=quota, reactor=clock, useInotify=False))
     test.addCleanup(realm.access.sharedIndex.close)
@@ -307,6 +312,45 @@ class PrivateSeenTests(unittest.TestCase):
         self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], len(index.MIGRATIONS))
         conn.execute("SELECT mailbox, user, uid, flags FROM userflags").fetchall()
         conn.close()
+
+
+class SharedWritesTests(unittest.TestCase):
+    """
+    A viewer's changes to another account's mailbox go through the owner's
+    index writer, as the owner's own do: the reactor never waits for them.
+    """
+
+    timeout = 20
+
+    def setUp(self):
+        from twisted.internet import reactor
+        self.realm = makeSharingRealm(self, clock=reactor)
+        self.owner = self.realm.accountFor("boss@b.test")
+        self.addCleanup(self.owner.mailStore.close)
+        self.demo = self.realm.accountFor("demo@example.test").access
+        self.inbox = self.owner.mailStore.getMailbox("INBOX")
+        self.uids = [self.inbox.appendMessage(MESSAGE) for _ in range(2)]
+        self.owner.access.setACL("INBOX", "demo@example.test", "lrswte")
+
+    @defer.inlineCallbacks
+    def test_storeAndExpungeByTheOwnersWriter(self):
+        """STORE (shared and private flags) and EXPUNGE by a viewer are written in the owner's writer groups."""
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        changed, failed = yield shared.setFlagsLater(self.uids, ["\\Seen", "\\Deleted"], "+")
+        self.assertEqual((sorted(i.uid for i in changed), failed), (self.uids, []))
+        self.assertEqual([i.flags for i in changed], [frozenset(["\\Seen", "\\Deleted"])] * 2)
+        self.assertEqual([i.flags for i in self.inbox.messages(self.uids)], [frozenset(["\\Deleted"])] * 2)
+        self.assertEqual((yield shared.expungeLater([self.uids[0]])), [self.uids[0]])
+        self.assertEqual(self.inbox.uids(), [self.uids[1]])
+        self.assertEqual(self.owner.mailStore._writer.written, 2)
+
+    @defer.inlineCallbacks
+    def test_rightsStillChecked(self):
+        """Without e, EXPUNGE by the writer fails with the permission error and expunges nothing."""
+        self.owner.access.setACL("INBOX", "demo@example.test", "lrsw")
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        yield self.assertFailure(shared.expungeLater(), PermissionDenied)
+        self.assertEqual(self.inbox.uids(), self.uids)
 
 
 class TransferTests(unittest.TestCase):

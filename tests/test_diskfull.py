@@ -26,7 +26,7 @@ from gateway.imap.server import makeFactory
 from gateway.lmtp import delivery
 from gateway.pop3.server import makeFactory as makePOP3Factory
 from gateway.service import makeContext
-from gateway.store import changes, index, maildir, metadata
+from gateway.store import changes, index, maildir, metadata, scan
 from tests.support import PASSWORD, makeDataRoot, makeTestConfig
 from tests.test_imap_protocol import IMAPTestMixin
 from tests.test_pop3 import SessionMixin
@@ -171,10 +171,10 @@ class StoreInjectedTests(StoreTestMixin, unittest.TestCase):
         self.patch(index, "transaction", _fullOnCommit)
         conn = index.connect(store.indexPath)
         self.addCleanup(conn.close)
-        self.assertFalse(index.scanMailbox(conn, inbox._id, path))
+        self.assertFalse(scan.scanMailbox(conn, inbox._id, path))
         with open(os.path.join(path, "new", "1.external.host"), "wb") as f:
             f.write(b"Subject: b\r\n\r\ny\r\n")
-        e = self.assertRaises(sqlite3.OperationalError, index.scanMailbox, conn, inbox._id, path)
+        e = self.assertRaises(sqlite3.OperationalError, scan.scanMailbox, conn, inbox._id, path)
         self.assertTrue(isStorageFull(e))
 
     def test_smallFilesLeaveNothingBehind(self):

@@ -18,7 +18,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from gateway.imap.server import makeFactory
-from gateway.store import index
+from gateway.store import index, journal
 from gateway.store.mail import MailStore
 from tests.support import PASSWORD, makeTestContext
 
@@ -200,7 +200,7 @@ class AnsweredWhenDurableTests(DurableTestMixin, unittest.TestCase):
         self.assertRegex(out, rb"^\* OK \[COPYUID \d+ 1 1\] Moved\r\n\* 1 EXPUNGE\r\n")
         self.assertEqual(self.committed("SELECT uid FROM messages m JOIN mailboxes b ON b.id = m.mailbox"
                                         " WHERE b.name = 'INBOX' ORDER BY uid"), [(2,), (3,)])
-        self.assertEqual(os.listdir(os.path.join(self.store.path, index.JOURNAL_FOLDER)), [])
+        self.assertEqual(os.listdir(os.path.join(self.store.path, journal.JOURNAL_FOLDER)), [])
 
     @inlineCallbacks
     def test_append(self):

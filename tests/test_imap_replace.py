@@ -17,7 +17,7 @@ import sys
 from twisted.trial import unittest
 
 from gateway.errors import StoreError
-from gateway.store import index
+from gateway.store import journal, scan
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import append
 from tests.test_imap_selected import SelectedTestMixin
@@ -344,11 +344,11 @@ class CrashTests(StoreTestMixin, unittest.TestCase):
         inbox, dest = store.getMailbox("INBOX"), store.getMailbox(target)
         for box in {inbox, dest}:
             self.assertEqual(os.listdir(os.path.join(box._path(), "tmp")), [])
-        journal = os.path.join(self.mailPath, index.JOURNAL_FOLDER)
-        self.assertEqual(os.listdir(journal) if os.path.isdir(journal) else [], [])
+        journals = os.path.join(self.mailPath, journal.JOURNAL_FOLDER)
+        self.assertEqual(os.listdir(journals) if os.path.isdir(journals) else [], [])
         for box in {inbox, dest}:
             store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-            index.scanMailbox(store._conn, box._id, box._path())
+            scan.scanMailbox(store._conn, box._id, box._path())
 
         def read(box):
             result = []

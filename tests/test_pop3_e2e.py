@@ -113,6 +113,9 @@ class EndToEndTests(unittest.TestCase):
             self.assertEqual(self.mailbox.uids(), [self.uids[0], self.uids[2]])
             expunged, changed, highest = self.mailbox.changesSince(before)
             self.assertEqual(list(expunged), [self.uids[1]])
+            # Written by the store's index writer, off the reactor thread:
+            # the \Deleted flag, then the expunge.
+            self.assertEqual(self.account.mailStore._writer.written, 2)
         return threads.deferToThread(run).addCallback(check)
 
     def test_poplibWrongPassword(self):

@@ -9,7 +9,7 @@ import os
 
 from twisted.trial import unittest
 
-from gateway.store import index, maildir
+from gateway.store import maildir, scan
 from tests.test_store_mail import CRLF_MESSAGE, StoreTestMixin
 
 
@@ -67,7 +67,7 @@ class KeywordFileTests(StoreTestMixin, unittest.TestCase):
         cur = os.path.join(inbox._path(), "cur")
         os.rename(os.path.join(cur, name), os.path.join(cur, name.replace(":2,Sa", ":2,S")))
         store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0")
-        index.scanMailbox(store._conn, inbox._id, inbox._path())
+        scan.scanMailbox(store._conn, inbox._id, inbox._path())
         self.assertEqual(inbox.messages([uid])[0].flags, {"\\Seen"})
 
     def test_lastFlagRemovedStaysInCur(self):

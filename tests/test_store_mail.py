@@ -24,7 +24,7 @@ from gateway.errors import (
     QuotaExceeded,
 )
 from gateway.interfaces import IMailbox, IMailboxInfo, IMailStore, IMessageInfo
-from gateway.store import changes, index, maildir
+from gateway.store import changes, index, maildir, scan
 from gateway.store.mail import MailStore
 from gateway.store.watch import sharedINotify
 
@@ -544,7 +544,7 @@ class CrashAndImportTests(StoreTestMixin, unittest.TestCase):
 
     def test_bigImportInBatches(self):
         """A copied-in Maildir larger than one index batch gets every file, UIDs in file-name order."""
-        self.patch(index, "SCAN_BATCH", 2)
+        self.patch(scan, "SCAN_BATCH", 2)
         store = self.makeStore()
         maildir.ensureMaildir(os.path.join(self.mailPath, "Many"))
         for n in range(7):

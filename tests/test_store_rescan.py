@@ -13,7 +13,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial import unittest
 
-from gateway.store import changes, index
+from gateway.store import changes, scan
 from gateway.store.watch import sharedINotify
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
@@ -30,12 +30,12 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         if not sys.platform.startswith("linux"):
             raise unittest.SkipTest("inotify is Linux only")
         self.scans = []
-        scan = index.scanMailbox
+        original = scan.scanMailbox
 
         def counting(conn, mailboxId, path, names=None):
             self.scans.append("full" if names is None else len(names))
-            return scan(conn, mailboxId, path, names)
-        self.patch(index, "scanMailbox", counting)
+            return original(conn, mailboxId, path, names)
+        self.patch(scan, "scanMailbox", counting)
         self.store = self.makeStore(reactor=reactor)
         self.inbox = self.store.getMailbox("INBOX")
 
@@ -165,7 +165,7 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         """
         uids = [self.inbox.appendMessage(CRLF_MESSAGE) for _ in range(4)]
         yield self.settle()
-        yield task.deferLater(reactor, index.DIRTY_WINDOW_NS / 1e9, lambda: None)
+        yield task.deferLater(reactor, scan.DIRTY_WINDOW_NS / 1e9, lambda: None)
         yield self.inbox.synchronize()
         del self.scans[:]
         remove = self.inbox.addListener(lambda: None)

@@ -14,7 +14,7 @@ import time
 from twisted.trial import unittest
 
 from gateway.errors import StoreError
-from gateway.store import index, mailbox, maildir
+from gateway.store import maildir, scan, transfer
 from tests.test_store_mail import CRLF_MESSAGE, StoreTestMixin
 
 OLD = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
@@ -42,7 +42,7 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
         """
         box = other.getMailbox(name)
         other._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-        index.scanMailbox(other._conn, box._id, box._path())
+        scan.scanMailbox(other._conn, box._id, box._path())
 
     def test_copyOfOldMessagesSurvivesOtherScan(self):
         """COPY of messages with an old INTERNALDATE keeps every copy while another store scans the target."""
@@ -51,13 +51,13 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
         inbox = store.getMailbox("INBOX")
         uids = [inbox.appendMessage(CRLF_MESSAGE, internalDate=OLD) for _ in range(5)]
         target = store.getMailbox("Drafts")
-        stage = mailbox.Mailbox._stage
+        stage = transfer.stage
 
         def stageThenScan(self_, *args):
             staged = stage(self_, *args)
             self.rescanFromOther(other, "Drafts")
             return staged
-        self.patch(mailbox.Mailbox, "_stage", stageThenScan)
+        self.patch(transfer, "stage", stageThenScan)
         pairs = inbox.copyTo(uids, target)
         self.assertEqual([p[0] for p in pairs], uids)
         self.assertEqual(len(target.uids()), 5)
@@ -88,7 +88,7 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
         inbox = store.getMailbox("INBOX")
         uids = [inbox.appendMessage(CRLF_MESSAGE) for _ in range(3)]
         target = store.getMailbox("Drafts")
-        stage = mailbox.Mailbox._stage
+        stage = transfer.stage
         staged = []
 
         def stageAndLose(self_, *args):
@@ -97,7 +97,7 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
             if len(staged) == 2:
                 os.unlink(path)
             return path
-        self.patch(mailbox.Mailbox, "_stage", stageAndLose)
+        self.patch(transfer, "stage", stageAndLose)
         self.assertEqual(inbox.copyTo(uids, target), [(1, 1), (2, 2), (3, 3)])
         self.assertEqual(len(staged), 4)
         self.assertEqual(target.uids(), [1, 2, 3])
@@ -112,7 +112,7 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
         inbox = store.getMailbox("INBOX")
         uids = [inbox.appendMessage(CRLF_MESSAGE) for _ in range(3)]
         target = store.getMailbox("Drafts")
-        stage = mailbox.Mailbox._stage
+        stage = transfer.stage
         staged = []
 
         def stageAndLose(self_, *args):
@@ -122,7 +122,7 @@ class TemporaryRaceTests(StoreTestMixin, unittest.TestCase):
                 os.unlink(path)
                 os.unlink(os.path.join(inbox._path(), args[1][1], args[1][2]))
             return path
-        self.patch(mailbox.Mailbox, "_stage", stageAndLose)
+        self.patch(transfer, "stage", stageAndLose)
         self.assertRaises(StoreError, inbox.copyTo, uids, target)
         self.assertEqual(target.uids(), [])
         self.assertEqual(target.uidNext(), 1)
@@ -201,7 +201,7 @@ class TemporaryCleaningTests(StoreTestMixin, unittest.TestCase):
 #: changed, until told to stop on standard input.
 SCANNER = r"""
 import os, select, sys
-from gateway.store import index
+from gateway.store import index, scan
 from gateway.store.mail import MailStore
 
 rounds = 0
@@ -213,7 +213,7 @@ while not select.select([sys.stdin], [], [], 0)[0]:
         box = store.getMailbox(name)
         with index.transaction(store._conn):
             store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-        index.scanMailbox(store._conn, box._id, box._path())
+        scan.scanMailbox(store._conn, box._id, box._path())
     store.close()
     rounds += 1
 sys.stdout.write("%d\n" % (rounds,))

@@ -17,8 +17,7 @@ import time
 
 from twisted.trial import unittest
 
-from gateway.store import index, maildir
-from gateway.store.mailbox import Mailbox
+from gateway.store import journal, maildir, scan, transfer
 from tests.test_store_mail import StoreTestMixin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,8 +115,8 @@ class TransferCrashMixin(StoreTestMixin):
         store = self.makeStore(self.mailPath)
         inbox, dest = store.getMailbox("INBOX"), store.getMailbox("Dest")
         self.assertEqual(os.listdir(os.path.join(dest._path(), "tmp")), [])
-        self.assertEqual(os.listdir(os.path.join(self.mailPath, index.JOURNAL_FOLDER))
-                         if os.path.isdir(os.path.join(self.mailPath, index.JOURNAL_FOLDER)) else [], [])
+        self.assertEqual(os.listdir(os.path.join(self.mailPath, journal.JOURNAL_FOLDER))
+                         if os.path.isdir(os.path.join(self.mailPath, journal.JOURNAL_FOLDER)) else [], [])
         done = bool(dest.uids())
         if "done" in output:
             self.assertTrue(done, "an acknowledged transfer is present")
@@ -137,7 +136,7 @@ class TransferCrashMixin(StoreTestMixin):
         # A full rescan finds nothing the index does not know.
         for box in (inbox, dest):
             store._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0 WHERE id = ?", (box._id,))
-            index.scanMailbox(store._conn, box._id, box._path())
+            scan.scanMailbox(store._conn, box._id, box._path())
         self.assertEqual(len(dest.uids()), expected)
         self.assertEqual(len(inbox.uids()), sourceLeft)
         # No UID handed out twice: the next one is new.
@@ -212,7 +211,7 @@ class OpenDuringCrashTests(TransferCrashMixin, unittest.TestCase):
         output = self.runChild("move", "unlink:%d" % (self.count // 2,))
         self.assertNotIn("done", output)
         survivor._conn.execute("UPDATE mailboxes SET newmtime = 0, curmtime = 0")
-        index.scanMailbox(survivor._conn, inbox._id, inbox._path())
+        scan.scanMailbox(survivor._conn, inbox._id, inbox._path())
         self.assertEqual(len(inbox.uids()), self.count)
         dest = survivor.getMailbox("Dest")
         self.assertEqual(dest.uids(), [])
@@ -233,7 +232,7 @@ class RenamedWhileStagedTests(StoreTestMixin, unittest.TestCase):
         store.createMailbox("Dest")
         inbox = store.getMailbox("INBOX")
         uid = inbox.appendMessage(b"Subject: x\r\n\r\nbody\r\n")
-        original = Mailbox._stage
+        original = transfer.stage
         missed = []
 
         def stage(self, *args):
@@ -243,7 +242,7 @@ class RenamedWhileStagedTests(StoreTestMixin, unittest.TestCase):
                 return None
             return original(self, *args)
 
-        self.patch(Mailbox, "_stage", stage)
+        self.patch(transfer, "stage", stage)
         dest = store.getMailbox("Dest")
         pairs = inbox.moveTo([uid], dest) if move else inbox.copyTo([uid], dest)
         self.assertEqual([source for source, _ in pairs], [uid])

@@ -19,7 +19,7 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.errors import QuotaExceeded
-from gateway.store import index, writer
+from gateway.store import index, journal, scan, writer
 from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,7 +262,7 @@ class AppendLaterTests(StoreTestMixin, unittest.TestCase):
         inbox = self.makeStore(self.mailPath).getMailbox("INBOX")
         self.assertEqual(inbox.uids(), [uid])
         self.assertEqual(self.readAll(inbox.openMessage(uid)), b"Subject: kept\r\n\r\n")
-        index.scanMailbox(inbox._store._conn, inbox._id, inbox._path())
+        scan.scanMailbox(inbox._store._conn, inbox._id, inbox._path())
         self.assertEqual(inbox.uids(), [uid])
 
 
@@ -330,7 +330,7 @@ class LaterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(sorted(self.allFiles(self.inbox)), self.before)
         self.assertEqual(self.drafts.uids(), [])
         self.assertEqual(os.listdir(os.path.join(self.drafts._path(), "tmp")), [])
-        self.assertEqual(os.listdir(os.path.join(self.store.path, index.JOURNAL_FOLDER)), [])
+        self.assertEqual(os.listdir(os.path.join(self.store.path, journal.JOURNAL_FOLDER)), [])
 
     @inlineCallbacks
     def test_appendGroupFails(self):

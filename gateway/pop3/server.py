@@ -366,11 +366,14 @@ class POP3Server(FailureBudget, AuthorizationCommands, TransactionCommands, Prot
         self.sendMultiline("Capability list follows", self.capabilities())
 
     def do_QUIT(self, argument):
-        if self.state == TRANSACTION:
-            self.state = UPDATE
-            ok, text = self.update()
-        else:
-            ok, text = True, "Logging out."
+        if self.state != TRANSACTION:
+            self._quit((True, "Logging out."))
+            return None
+        self.state = UPDATE
+        return self.update().addCallback(self._quit)
+
+    def _quit(self, answer):
+        ok, text = answer
         self.sendStatus(ok, text)
         self._closed = True
         self.transport.loseConnection()

@@ -21,11 +21,12 @@ nothing is lost or removed twice.
 import fcntl
 import os
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import maybeDeferred, succeed
 
 from gateway import logging as glog
 from gateway.errors import NoSuchMessage
 from gateway.pop3.stream import SMALL, MessageProducer, PrefixedReader, stuffWhole
+from gateway.store.writer import callDurably
 
 log = glog.getLogger("pop3")
 
@@ -163,13 +164,16 @@ class Maildrop:
         The UPDATE state: flag the marked messages C{\\Deleted} and expunge
         exactly them.
 
-        @return: the C{list} of expunged UIDs.
+        @return: a L{Deferred} firing with the C{list} of expunged UIDs
+            once that is durable (the store's index writer does it: the
+            reactor does not wait).
         """
         uids = [self.uids[number - 1] for number in sorted(self.deleted)]
         if not uids:
-            return []
-        self.mailbox.setFlags(uids, {"\\Deleted"}, "+")
-        return self.mailbox.expunge(uids)
+            return succeed([])
+        d = callDurably(self.mailbox, "setFlags", uids, {"\\Deleted"}, "+")
+        d.addCallback(lambda _: callDurably(self.mailbox, "expunge", uids))
+        return d
 
 
 class TransactionCommands:
@@ -301,19 +305,25 @@ class TransactionCommands:
         """
         QUIT in TRANSACTION: carry out the deletions.
 
-        @return: C{(ok, text)} for the answer.
+        @return: a L{Deferred} firing with C{(ok, text)} for the answer.
         """
         maildrop, self.maildrop = self.maildrop, None
-        try:
-            marked = len(maildrop.deleted)
-            expunged = maildrop.update()
-        except Exception:
-            self.logFailure(None, "POP3 UPDATE failed for {address}", address=maildrop.account.address)
+        marked = len(maildrop.deleted)
+
+        def done(expunged):
+            if len(expunged) < marked:
+                # Removed by another session meanwhile: still gone, as asked.
+                log.info("POP3 UPDATE: {gone} messages were already gone", gone=marked - len(expunged))
+            return True, "Logging out, %d messages left." % (len(maildrop.uids) - marked,)
+
+        def failed(failure):
+            self.logFailure(failure, "POP3 UPDATE failed for {address}", address=maildrop.account.address)
             return False, "[SYS/TEMP] Some deleted messages were not removed."
-        finally:
+
+        def close(result):
             maildrop.close()
-        if len(expunged) < marked:
-            # Removed by another session meanwhile: still gone, as asked.
-            log.info("POP3 UPDATE: {gone} messages were already gone", gone=marked - len(expunged))
-        count = len(maildrop.uids) - marked
-        return True, "Logging out, %d messages left." % (count,)
+            return result
+        d = maybeDeferred(maildrop.update)
+        d.addCallbacks(done, failed)
+        d.addBoth(close)
+        return d

@@ -22,7 +22,7 @@ not use this way raises L{PermissionDenied} (as Dovecot does).
 """
 
 import attr
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import fail, maybeDeferred
 from zope.interface import implementer
 
 from gateway.errors import (
@@ -570,7 +570,34 @@ class SharedMailbox:
         return uid
 
     def setFlags(self, uids, flags, mode, unchangedSince=None):
-        rights = self.rights()
+        return self._setFlags(self.rights(), uids, flags, mode, unchangedSince)
+
+    def setFlagsLater(self, uids, flags, mode, unchangedSince=None):
+        """
+        L{setFlags} by the owner's index writer (the rights are read here,
+        on the calling thread).
+
+        @return: a L{Deferred} firing with what L{setFlags} returns once
+            the change is durable.
+        """
+        try:
+            rights = self.rights()
+        except Exception:
+            return fail()
+        return self._later(self._setFlags, rights, uids, flags, mode, unchangedSince)
+
+    def _later(self, f, *args):
+        """
+        Run C{f(*args)} in the owner's store's index writer, in a group
+        with the owner's sessions' writes; at once where the owner's
+        mailbox has no writer (tests' stores without threads).
+        """
+        write = getattr(getattr(self._mailbox, "_store", None), "_write", None)
+        if write is None:
+            return maybeDeferred(f, *args)
+        return write(lambda conn, group: f(*args), makesRoom=True)
+
+    def _setFlags(self, rights, uids, flags, mode, unchangedSince):
         allowed = allowedFlags(flags, rights)
         seen = any(flag.lower() == "\\seen" for flag in allowed)
         allowed = [flag for flag in allowed if flag.lower() != "\\seen"]
@@ -593,7 +620,9 @@ class SharedMailbox:
                 done, skipped = self._replaceShared(uids, allowed, rights, unchangedSince)
             changedUids.update(info.uid for info in done)
             failed.extend(u for u in skipped if u not in failed)
-        return self.messages(sorted(changedUids)), failed
+        _check(rights, "r", self.name)
+        changed = self._mailbox.messages(sorted(changedUids))
+        return userflags.personalize(self._mailbox, self._viewer, changed, own=True), failed
 
     def _replaceShared(self, uids, allowed, rights, unchangedSince):
         """
@@ -616,6 +645,18 @@ class SharedMailbox:
     def expunge(self, uids=None):
         self._need("e")
         return self._mailbox.expunge(uids)
+
+    def expungeLater(self, uids=None):
+        """
+        L{expunge} by the owner's index writer.
+
+        @return: a L{Deferred} firing with the expunged UIDs once durable.
+        """
+        try:
+            self._need("e")
+        except Exception:
+            return fail()
+        return self._later(self._mailbox.expunge, uids)
 
     def copyTo(self, uids, destination):
         return transfer(self, uids, destination, move=False)

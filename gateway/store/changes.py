@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python import log
 
 from gateway.errors import NoSuchMailbox, isStorageFull
-from gateway.store import index, maildir
+from gateway.store import maildir, scan
 
 #: Listeners called per reactor turn when a change is announced.
 _FANOUT_BATCH = 200
@@ -96,7 +96,7 @@ class MailboxChanges:
             row = self._row("newmtime, newsynced, curmtime, cursynced")
         except NoSuchMailbox:
             return
-        if not index.dirtyDirectories(row, self._path()):
+        if not scan.dirtyDirectories(row, self._path()):
             self._covered = True
 
     def _changed(self):
@@ -168,10 +168,10 @@ class MailboxChanges:
             return
         path = self._path()
         for subdir in ("new", "cur"):
-            mtime = index.folderMtime(os.path.join(path, subdir))
+            mtime = scan.folderMtime(os.path.join(path, subdir))
             if mtime is not None:
                 self._conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
-                                   % (subdir, subdir), (mtime, mtime + index.DIRTY_WINDOW_NS, self._id))
+                                   % (subdir, subdir), (mtime, mtime + scan.DIRTY_WINDOW_NS, self._id))
 
     def _poll(self, names=(), overflowed=False):
         """
@@ -196,7 +196,7 @@ class MailboxChanges:
         if self._covered:
             if self._events:
                 self.synchronize().addErrback(syncFailed, self.name)
-        elif index.dirtyDirectories(row[:4], self._path()):
+        elif scan.dirtyDirectories(row[:4], self._path()):
             self.synchronize().addErrback(syncFailed, self.name)
         if row[4] != self._notifiedModSeq:
             self._changed()
@@ -252,7 +252,7 @@ class MailboxChanges:
             self._waiters.append(d)
             self._startScan(names)
             return d
-        if not index.dirtyDirectories(row, self._path()):
+        if not scan.dirtyDirectories(row, self._path()):
             # The index matches the folders now, and from now on inotify
             # reports every change.
             self._covered = since is not None
@@ -265,8 +265,8 @@ class MailboxChanges:
     def _startScan(self, names=None, coverSince=None):
         self._scanning = True
         self._scanCovers = coverSince
-        scan = self._store._deferToThread(self._store._scanInThread, self._id, self._path(), names)
-        scan.addBoth(self._scanDone)
+        d = self._store._deferToThread(self._store._scanInThread, self._id, self._path(), names)
+        d.addBoth(self._scanDone)
 
     def _scanDone(self, result):
         self._scanning = False

@@ -40,7 +40,19 @@ from gateway.errors import (
 )
 from gateway.interfaces import IAccountChangeFeed, IMailboxInfo, IMailStore
 from gateway.logging import getLogger
-from gateway.store import acl, changes, index, maildir, metadata, names, properties, recent, writer
+from gateway.store import (
+    acl,
+    changes,
+    index,
+    journal,
+    maildir,
+    metadata,
+    names,
+    properties,
+    recent,
+    scan,
+    writer,
+)
 from gateway.store.mailbox import Mailbox
 from gateway.store.watch import ChangeWatcher
 
@@ -148,7 +160,7 @@ class MailStore:
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
-        index.recoverJournals(self._conn, self.path)
+        journal.recoverJournals(self._conn, self.path)
         self._recovered = set()
         for mailboxId, name in self._conn.execute("SELECT id, name FROM mailboxes WHERE selectable").fetchall():
             self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
@@ -328,12 +340,12 @@ class MailStore:
         """
         When the store opens (for every mailbox) or first opens a mailbox
         it did not know then: clear its C{tmp/} of left-overs
-        (L{index.recoverTemporary}) and count in the usage what stays there
+        (L{journal.recoverTemporary}) and count in the usage what stays there
         (meta key C{tmp:<mailbox id>}).
         """
         self._recovered.add(mailboxId)
-        index.recoverJournals(self._conn, self.path)
-        kept = index.recoverTemporary(self._conn, mailboxId, path)
+        journal.recoverJournals(self._conn, self.path)
+        kept = journal.recoverTemporary(self._conn, mailboxId, path)
         key = "tmp:%d" % (mailboxId,)
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if (row[0] if row else 0) != kept:
@@ -651,7 +663,7 @@ class MailStore:
         stats.count("index_rescans", scope="full" if names is None else "names")
         conn = index.connect(self.indexPath)
         try:
-            return index.scanMailbox(conn, mailboxId, path, names)
+            return scan.scanMailbox(conn, mailboxId, path, names)
         finally:
             conn.close()
 

@@ -1,24 +1,23 @@
 # -*- test-case-name: tests.test_store_mail -*-
 """
 One mailbox of an account's L{gateway.store.mail.MailStore}: reading
-messages from the index, appending, flags and keywords, expunge, copy and
-move, recent, change tracking (modseq); listeners and synchronization are
-in L{gateway.store.changes}.
+messages from the index, appending, flags and keywords, expunge, recent,
+change tracking (modseq); listeners and synchronization are in
+L{gateway.store.changes}, copy and move in L{gateway.store.transfer},
+C{\\Recent} claims in L{gateway.store.recent}.
 """
 
 import datetime
 import os
-import shutil
 import sqlite3
 
 import attr
 from twisted.internet.defer import DeferredList, fail
-from twisted.python import log
 from zope.interface import implementer
 
-from gateway.errors import NoSuchMailbox, NoSuchMessage, StoreError, isStorageFull
+from gateway.errors import NoSuchMailbox, NoSuchMessage, isStorageFull
 from gateway.interfaces import IMailbox, IMessageInfo, IStagedDelivery
-from gateway.store import index, maildir, objectid, properties, query
+from gateway.store import index, maildir, objectid, query, scan, transfer
 from gateway.store.changes import MailboxChanges
 
 _SYSTEM_FLAGS = {flag.lower(): flag for flag in maildir.LETTER_FLAGS.values()}
@@ -315,7 +314,7 @@ class Mailbox(MailboxChanges):
         """
         Find the file of the message C{base} when it is not where the index
         says: renamed by another program, or still staged in C{tmp/} by a
-        COPY or MOVE that committed (see L{_transfer}).
+        COPY or MOVE that committed (see L{gateway.store.transfer}).
         """
         staged = os.path.join(path, "tmp", base)
         if os.path.exists(staged):
@@ -613,7 +612,7 @@ class Mailbox(MailboxChanges):
         except FileNotFoundError:
             stamp = None
         if self._keywordCache is None or self._keywordCache[0] != stamp:
-            byLetter = index.readDovecotKeywords(path) if stamp is not None else {}
+            byLetter = scan.readDovecotKeywords(path) if stamp is not None else {}
             self._keywordCache = (stamp, {keyword: letter for letter, keyword in byLetter.items()})
         letters = self._keywordCache[1]
         missing = [k for k in dict.fromkeys(keywords) if k not in letters]
@@ -724,189 +723,7 @@ class Mailbox(MailboxChanges):
             index.addUsage(self._conn, -rawSize)
 
     def _transfer(self, uids, destination, move):
-        """
-        COPY or MOVE, all or nothing, after a crash too.  Each message is
-        first hard-linked into the destination's C{tmp/} under the base
-        name it will have there (a MOVE also journals what it does, see
-        L{index.writeJournal}); one index transaction then gives the UIDs
-        (and a MOVE unlinks the source files in it); only after the commit
-        are the staged files renamed into C{new/} or C{cur/}.  Until then
-        no scan can take them for messages, and whoever opens the mailbox
-        after a crash finishes a committed transfer or removes the staged
-        files of one that never committed (L{index.recoverTemporary}).
-
-        @raise StoreError: when a message file cannot be staged or a staged
-            file is gone at commit time; nothing is copied or moved then.
-        """
-        if not isinstance(destination, Mailbox) or destination._store is not self._store:
-            raise StoreError("copy and move work within one account")
-        columns = ("uid, subdir, filename, rawsize, flags, internaldate, size, crlf, headers, base, emailid, threadid")
-        path, destinationPath = self._path(), destination._path()
-        rows = self._select(columns, uids)
-        if not rows:
-            return []
-        if not move:
-            self._checkQuota(sum(row[3] for row in rows))
-        staged = {}
-        placed = []
-        unlinked = []
-        journal = None
-        result = []
-        try:
-            # Outside the lock: the hard links, and the journal.
-            for row in rows:
-                base = maildir.newBase(row[3], row[6])
-                staged[row[0]] = (base, self._stage(path, row, destinationPath, base))
-            maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
-            if move:
-                journal = index.writeJournal(self._store.path, [
-                    (self._id, row[9], row[1], row[2], destination._id, staged[row[0]][0]) for row in rows])
-            with index.transaction(self._conn):
-                try:
-                    self._row("id")
-                    destination._row("id")
-                    current = self._select(columns, [row[0] for row in rows])
-                    uid = destination._row("uidnext")[0]
-                    modseq = index.bumpModSeq(self._conn, destination._id)
-                    moved = []
-                    for row in current:
-                        (sourceUid, subdir, filename, rawSize, flagText, internalDate, size, crlf, headers, _,
-                         emailId, threadId) = row
-                        base, stagedPath = staged[sourceUid]
-                        if stagedPath is None or not os.path.exists(stagedPath):
-                            # Another process renamed the file (a flag change)
-                            # as it was staged: stage it again from the row
-                            # as it is now, under the index lock.
-                            stagedPath = self._stage(path, row, destinationPath, base)
-                            staged[sourceUid] = (base, stagedPath)
-                            if stagedPath is None:
-                                raise StoreError(
-                                    "message UID %d could not be copied: its file is missing" % (sourceUid,))
-                            maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
-                        newSubdir, name = destination._place(base, index.decodeFlags(flagText), folder=destinationPath)
-                        self._conn.execute(
-                            "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
-                            " size, rawsize, crlf, modseq, headers, emailid, threadid)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (destination._id, uid, base, newSubdir, name, flagText, internalDate, size,
-                             rawSize, crlf, modseq, headers, emailId, threadId))
-                        placed.append((stagedPath, os.path.join(destinationPath, newSubdir, name)))
-                        destination._expect((newSubdir, name))
-                        result.append((sourceUid, uid))
-                        properties.carry(self._conn, self._id, sourceUid, destination._id, uid)
-                        uid += 1
-                        index.addUsage(self._conn, rawSize)
-                        if move:
-                            moved.append(row)
-                    self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, destination._id))
-                    if moved:
-                        for row in moved:
-                            sourcePath = os.path.join(path, row[1], row[2])
-                            self._expect((row[1], row[2]))
-                            try:
-                                os.unlink(sourcePath)
-                            except FileNotFoundError:
-                                continue
-                            unlinked.append((staged[row[0]][1], sourcePath))
-                        self._removeRows(path, moved, index.bumpModSeq(self._conn, self._id), unlink=False)
-                        self._recordFolders()
-                except BaseException:
-                    # Before the rollback lets anybody else look.
-                    self._relink(unlinked)
-                    raise
-        except BaseException:
-            self._relink(unlinked)
-            self._cleanTransfer(staged, journal)
-            raise
-        group = self._store._currentGroup()
-        if group is None:
-            self._placeTransferred(placed, destination, path if move else None)
-            self._cleanTransfer(staged, journal)
-        else:
-            # In the index writer: the files go into place (and the journal
-            # away) only once the group committed.
-            group.afterCommit(self._placeTransferred, placed, destination, path if move else None)
-            group.afterCommit(self._cleanTransfer, staged, journal)
-            group.ifRolledBack(self._relink, unlinked)
-            group.ifRolledBack(self._cleanTransfer, staged, journal)
-        if result:
-            destination._changed()
-            if move:
-                self._changed()
-            self._store._added(destination, result, source=self)
-        return result
-
-    @staticmethod
-    def _placeTransferred(placed, destination, sourcePath=None):
-        """
-        After a COPY or MOVE committed: rename its staged files into place
-        and make the folders durable (the source's too for a MOVE, whose
-        folder C{sourcePath} is).
-        """
-        destinationPath = destination._path()
-        for stagedPath, target in placed:
-            try:
-                os.rename(stagedPath, target)
-            except FileNotFoundError:
-                # Put in place meanwhile by another process
-                # (recoverTemporary), or by a flag change.
-                if destination._locate(destinationPath, os.path.basename(stagedPath)) is None:
-                    log.msg("staged file %s vanished after its COPY/MOVE committed" % (stagedPath,))
-        for sub in ("new", "cur"):
-            maildir.fsyncDirectory(os.path.join(destinationPath, sub))
-        if sourcePath is not None:
-            for sub in ("new", "cur"):
-                maildir.fsyncDirectory(os.path.join(sourcePath, sub))
-
-    @staticmethod
-    def _cleanTransfer(staged, journal):
-        """
-        After a COPY or MOVE ended: remove the staged files left (none once
-        placed) and the journal.
-        """
-        for _, stagedPath in staged.values():
-            if stagedPath is not None:
-                maildir.removeQuietly(stagedPath)
-        if journal is not None:
-            maildir.removeQuietly(journal)
-
-    @staticmethod
-    def _relink(unlinked):
-        """
-        Put back the source files of a MOVE that failed: C{unlinked} is a
-        C{list} of C{(stagedPath, sourcePath)}, emptied.
-        """
-        while unlinked:
-            stagedPath, sourcePath = unlinked.pop()
-            if os.path.exists(sourcePath):
-                continue
-            try:
-                os.link(stagedPath, sourcePath)
-            except OSError:
-                log.err(None, "restoring %s after a failed MOVE" % (sourcePath,))
-
-    def _stage(self, path, row, destinationPath, base):
-        """
-        Put a copy of a message file into the destination's C{tmp/} under
-        C{base}: a hard link, or a real copy where links are not possible.
-
-        @return: its path, or C{None} if the message file is not there.
-        """
-        source = os.path.join(path, row[1], row[2])
-        target = os.path.join(destinationPath, "tmp", base)
-        if not os.path.exists(source):
-            source = self._locate(path, row[9])
-            if source is None:
-                return None
-        try:
-            os.link(source, target)
-        except FileNotFoundError:
-            return None
-        except OSError:
-            shutil.copyfile(source, target)
-            with open(target, "rb") as f:
-                os.fsync(f.fileno())
-        return target
+        return transfer.transfer(self, uids, destination, move)
 
     def copyTo(self, uids, destination):
         return self._transfer(uids, destination, move=False)

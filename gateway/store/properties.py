@@ -22,7 +22,7 @@ one JSON line C{[base, {key: [type, value]}]} per changed message, its whole
 set of properties after the change, keyed by the message file's base name
 (which a rebuild keeps, unlike the UID); the last line of a base wins.  A
 rebuild reads it back for the files it indexes (L{restore}, called by
-L{gateway.store.index.scanMailbox} on a mailbox's first scan).  The file is
+L{gateway.store.scan.scanMailbox} on a mailbox's first scan).  The file is
 rewritten from the index (L{compact}) when it has grown to twice what it
 held when last rewritten; a torn last line (a crash while appending) is
 skipped.

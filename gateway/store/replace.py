@@ -5,14 +5,14 @@ an old one removed, all or nothing, also across a crash; the old message's
 stored properties (C{docs/xmapi.md} R-PROP-2, R-OID-2) go to the new one.
 
 Within one account (L{replaceMessage}) it is one index transaction, with
-the files handled as a MOVE handles them (L{gateway.store.mailbox.Mailbox.
-_transfer}): the new file waits in the target's C{tmp/} under the base
+the files handled as a MOVE handles them (L{gateway.store.transfer.
+transfer}): the new file waits in the target's C{tmp/} under the base
 name its row gets, and is put in place after the commit (or by
-L{gateway.store.index.recoverTemporary} after a crash; removed if the
+L{gateway.store.journal.recoverTemporary} after a crash; removed if the
 transaction never committed); the old file is hard-linked into its
-mailbox's C{tmp/}, journalled (L{gateway.store.index.writeJournal}) and
+mailbox's C{tmp/}, journalled (L{gateway.store.journal.writeJournal}) and
 unlinked inside the transaction, so a crash before the commit links it
-back (L{gateway.store.index.recoverJournals}) and one after it removes
+back (L{gateway.store.journal.recoverJournals}) and one after it removes
 it.  Between mailboxes of two accounts (a viewer's own and a shared one)
 the message is appended to the target first, then the old one expunged:
 nothing is lost, but a crash in between leaves both.
@@ -23,8 +23,9 @@ import os
 from twisted.python import log
 
 from gateway.errors import NoSuchMessage, StoreError
-from gateway.store import index, maildir, objectid, properties, userflags
+from gateway.store import index, maildir, objectid, properties, transfer, userflags
 from gateway.store.access import SharedMailbox, allowedFlags
+from gateway.store.journal import writeJournal
 from gateway.store.mailbox import OPEN_ATTEMPTS, normalizeFlags
 
 
@@ -119,7 +120,7 @@ def replaceMessage(source, uid, prepared, flags, destination):
             raise NoSuchMessage(uid)
         maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
         maildir.fsyncDirectory(os.path.join(path, "tmp"))
-        journal = index.writeJournal(store.path, [
+        journal = writeJournal(store.path, [
             (source._id, old[5], old[1], old[2], source._id, os.path.basename(keep))])
         conn = source._conn
         with index.transaction(conn):
@@ -153,11 +154,11 @@ def replaceMessage(source, uid, prepared, flags, destination):
                 source._removeRows(path, current, index.bumpModSeq(conn, source._id), unlink=False)
                 source._recordFolders()
             except BaseException:
-                source._relink(unlinked)
+                transfer.relink(unlinked)
                 raise
         committed = True
     except BaseException:
-        source._relink(unlinked)
+        transfer.relink(unlinked)
         raise
     finally:
         if committed:

@@ -228,15 +228,43 @@ class IndexWriter:
                     with self._wake:
                         items = list(self._queue)
                         self._queue.clear()
-                    self._commitGroup(conn, items)
+                    outcomes = self._writeGroup(conn, items)
+                    # What waits for the commit (a COPY's staged files put
+                    # in place) runs before the lock is let go: the other
+                    # worker's writer must not expunge a copy whose file is
+                    # not in place yet (it would come back at the next scan).
+                    self._afterCommit(outcomes)
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
+                self._reactor.callFromThread(self._fire, outcomes)
         finally:
             os.close(lock)
             if self._connect is None:
                 conn.close()
 
     def _commitGroup(self, conn, items, retry=True):
+        outcomes = self._writeGroup(conn, items, retry)
+        self._afterCommit(outcomes)
+        self._reactor.callFromThread(self._fire, outcomes)
+
+    @staticmethod
+    def _afterCommit(outcomes):
+        """
+        Run what the committed writes registered with
+        L{WriteGroup.afterCommit}.
+        """
+        for _d, _result, actions in outcomes:
+            if actions is not None:
+                _Actions.run(actions.committed)
+
+    def _writeGroup(self, conn, items, retry=True):
+        """
+        Write C{items} in one transaction (L{_afterCommit} then runs what
+        waits for the commit).
+
+        @return: what L{_fire} takes: a (L{Deferred}, result or L{Failure},
+            L{_Actions} or C{None}) per item.
+        """
         group = self.current = WriteGroup()
         outcomes = []
         try:
@@ -272,12 +300,9 @@ class IndexWriter:
         else:
             self.groups += 1
             self.written += len(items)
-            for _d, _result, actions in outcomes:
-                if actions is not None:
-                    _Actions.run(actions.committed)
         finally:
             self.current = None
-        self._reactor.callFromThread(self._fire, outcomes)
+        return outcomes
 
     @staticmethod
     def _fire(outcomes):

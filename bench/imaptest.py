@@ -1,0 +1,197 @@
+#!/usr/bin/env python
+"""
+The independent check of issue 14: Dovecot's C{imaptest} stress mode against
+gateway and against Dovecot 2.3, one after the other on loopback, each over a
+fresh data root, with the same messages and the same seed.
+
+    .venv/bin/python bench/imaptest.py [--imaptest PATH] [--seconds 20]
+        [--clients 10] [--runs 3] [--shapes open,cycle] [--workers N]
+        [--dovecot-fsync optimized|always]
+
+Shapes: C{open} keeps each session open (imaptest's C{logout=0}); C{cycle}
+logs in and out every cycle (its default).  imaptest's default mix: LIST,
+STATUS, SELECT, FETCH of random items (ENVELOPE, BODYSTRUCTURE, headers),
+FETCH of bodies, COPY, STORE of flags and keywords, APPEND, STORE \\Deleted
+and EXPUNGE, many commands pipelined per cycle, writers and readers on one
+INBOX.  It tracks every session's state and prints an error for each reply
+that contradicts it; a run with errors is reported as such.  The figure is
+the commands completed in the run; the ratio is gateway's over Dovecot's
+(medians of C{--runs}).
+
+imaptest is not packaged by Debian and is built from source:
+C{bench/build-imaptest.sh} (commit 924f619, the newest that builds against
+Debian 12's Dovecot 2.3.19 headers).  Without an imaptest binary this script
+says so and exits 2.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import imap, peers  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+         "sigma tau upsilon phi chi psi omega meeting report draft invoice release notes").split()
+
+
+def writeMbox(path, count, seed=123):
+    """
+    An mbox of C{count} messages for imaptest to APPEND from: unique
+    Message-IDs (its state tracking needs them), senders, subjects, sizes
+    from 1 KB to 60 KB, a few multipart, some replies (for THREAD).
+    """
+    rng = random.Random(seed)
+    ids = []
+    with open(path, "w", newline="\n") as f:
+        for i in range(count):
+            mid = "<%d.%08x@imaptest.example>" % (i, rng.getrandbits(32))
+            subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5)))
+            headers = [
+                "From: %s <user%d@example.%s>" % (rng.choice(WORDS).title(), rng.randint(1, 40),
+                                                  rng.choice(("org", "com", "net"))),
+                "To: user%d@example.org" % (rng.randint(1, 40),),
+                "Date: %s, %02d %s 2024 %02d:%02d:%02d +0000" % (
+                    rng.choice(("Mon", "Tue", "Wed", "Thu", "Fri")), rng.randint(1, 28),
+                    rng.choice(("Jan", "Feb", "Mar", "Apr", "May", "Jun")), rng.randint(0, 23),
+                    rng.randint(0, 59), rng.randint(0, 59)),
+                "Message-ID: " + mid,
+            ]
+            if ids and rng.random() < 0.3:
+                parent = rng.choice(ids[-50:])
+                headers += ["In-Reply-To: " + parent, "References: " + parent]
+                subject = "Re: " + subject
+            headers.append("Subject: " + subject)
+            size = int(rng.paretovariate(1.2) * 1000) if rng.random() < 0.95 else rng.randint(20000, 60000)
+            size = min(size, 60000)
+            body = []
+            while sum(len(line) + 1 for line in body) < size:
+                body.append(" ".join(rng.choice(WORDS) for _ in range(12)))
+            if rng.random() < 0.1:
+                headers += ["MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b%d"' % (i,)]
+                body = (["--b%d" % (i,), "Content-Type: text/plain", ""] + body
+                        + ["--b%d" % (i,), "Content-Type: application/octet-stream",
+                           "Content-Transfer-Encoding: base64", "",
+                           "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", "--b%d--" % (i,)])
+            ids.append(mid)
+            f.write("From imaptest@example.org Mon Jan  1 00:00:00 2024\n")
+            f.write("\n".join(headers) + "\n\n")
+            for line in body:
+                f.write((">" + line if line.startswith("From ") else line) + "\n")
+            f.write("\n")
+
+
+def findImaptest(given):
+    for candidate in (given, os.environ.get("IMAPTEST"), os.path.join(HERE, "imaptest", "src", "imaptest"),
+                      shutil.which("imaptest")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def parseTotals(text):
+    """
+    imaptest's totals: C{{command: count}} from the lines after C{Totals:}.
+    """
+    lines = text.split("Totals:", 1)[1].strip().splitlines()
+    names = lines[0].split()
+    counts = [int(n) for n in lines[-1].split()[:len(names)]]  # a count per name
+    return dict(zip(names, counts, strict=True))
+
+
+def startServer(which, tmp, options):
+    if which == "ours":
+        dataRoot = os.path.join(tmp, "data")
+        imap.makeAccount(tmp, dataRoot)
+        return imap.startOurs(tmp, dataRoot, options.workers)
+    maildir = os.path.join(tmp, "Maildir")
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(maildir, sub))
+    conf = imap.DOVECOT_CONF.replace("first_valid_uid = 1",
+                                     "first_valid_uid = 1\nmail_fsync = %s" % (options.dovecot_fsync,))
+    started = peers.runDovecot(tmp, conf, imap.USER, imap.PASSWORD, [maildir])
+    if started is None:
+        raise RuntimeError("Dovecot did not start (make bench-tools installs it)")
+    return started
+
+
+def runOnce(binary, which, shape, options, mbox, top):
+    tmp = tempfile.mkdtemp(prefix="%s-" % (which,), dir=top)
+    child, port = startServer(which, tmp, options)
+    try:
+        args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
+                "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
+        if shape == "open":
+            args.append("logout=0")
+        env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
+        done = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=options.seconds + 120)
+        text = done.stdout.decode("utf-8", "replace")
+    finally:
+        imap.stop(child)
+        shutil.rmtree(tmp, ignore_errors=True)
+    errors = [line for line in text.splitlines() if "Error:" in line]
+    return parseTotals(text), errors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--imaptest", help="the imaptest binary (else $IMAPTEST, bench/imaptest/, PATH)")
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shapes", default="open,cycle")
+    parser.add_argument("--messages", type=int, default=1000, help="messages in the mbox imaptest appends from")
+    parser.add_argument("--only", default="ours,dovecot")
+    parser.add_argument("--workers", type=int, default=None, help="gateway's [server] workers (default: one per CPU)")
+    parser.add_argument("--dovecot-fsync", default="optimized", choices=("optimized", "always"),
+                        help="Dovecot's mail_fsync: optimized (its default: saved mail only) or always"
+                             " (every change, the durability gateway gives every OK)")
+    options = parser.parse_args()
+    binary = findImaptest(options.imaptest)
+    if binary is None:
+        print("no imaptest binary: build it with bench/build-imaptest.sh, or give --imaptest")
+        return 2
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+    top = tempfile.mkdtemp(prefix="gateway-bench-imaptest-")
+    mbox = os.path.join(top, "stress.mbox")
+    writeMbox(mbox, options.messages)
+    servers = options.only.split(",")
+    print("imaptest %s, %d clients, %d s, %d runs, gateway workers = %s, Dovecot mail_fsync = %s"
+          % (binary, options.clients, options.seconds, options.runs,
+             "default" if options.workers is None else options.workers, options.dovecot_fsync))
+    failed = False
+    try:
+        for shape in options.shapes.split(","):
+            totals = {which: [] for which in servers}
+            for run in range(options.runs):
+                for which in servers:
+                    counts, errors = runOnce(binary, which, shape, options, mbox, top)
+                    total = sum(counts.values())
+                    totals[which].append(total)
+                    print("%-5s %-7s run %d: %6d commands  %s%s" % (
+                        shape, which, run + 1, total, " ".join("%s %d" % kv for kv in counts.items()),
+                        "  ERRORS %d" % (len(errors),) if errors else ""), flush=True)
+                    for line in errors[:5]:
+                        print("    " + line)
+                    failed = failed or bool(errors)
+            medians = {which: statistics.median(values) for which, values in totals.items()}
+            line = "%-5s medians: " % (shape,) + ", ".join("%s %d" % kv for kv in medians.items())
+            if "ours" in medians and medians.get("dovecot"):
+                line += "; ratio gateway/Dovecot %.2f" % (medians["ours"] / medians["dovecot"],)
+            print(line, flush=True)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
