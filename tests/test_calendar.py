@@ -504,6 +504,17 @@ class CacheTests(_CountingTestCase):
         self.assertEqual(self.cache.computed, 2)
         self.assertEqual(periods(again), {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
 
+    def test_releaseIdleComputing(self):
+        """An idle account whose computation holds its lock is left for the next call, not waited for."""
+        self.cache.get(self.account, *self.window, now=NOW)
+        self.cache.releaseIdle()
+        lock = self.cache._accountLock(self.account.address)
+        with lock:
+            self.assertEqual(self.cache.releaseIdle(), 0)
+        self.assertEqual(len(self.cache._documents), 1)
+        self.assertEqual(self.cache.releaseIdle(), 1)
+        self.assertEqual(self.cache._documents, {})
+
     def test_reusedUntilAppend(self):
         """A cached document (with its original DTSTAMP) is served until a message is appended."""
         self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))

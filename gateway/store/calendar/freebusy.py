@@ -661,19 +661,28 @@ class FreeBusyCache:
         with self._accountLock(address), self._lock:
             if onlyIfLeast and (not self._overLimits() or next(iter(self._recent)) != address):
                 return
-            self._recent.pop(address, None)
-            self._parsed.pop(address, None)
-            self._series.pop(address, None)
-            for key in [key for key in self._mailboxSeries if key[0] == address]:
-                del self._mailboxSeries[key]
-            summaries = self._summaries.pop(address, None)
-            if summaries is not None:
-                summaries.close()
+            self._drop(address)
+
+    def _drop(self, address):
+        """
+        The work of L{_release}: call with the account's lock and L{_lock}
+        held.
+        """
+        self._recent.pop(address, None)
+        self._parsed.pop(address, None)
+        self._series.pop(address, None)
+        for key in [key for key in self._mailboxSeries if key[0] == address]:
+            del self._mailboxSeries[key]
+        summaries = self._summaries.pop(address, None)
+        if summaries is not None:
+            summaries.close()
 
     def releaseIdle(self):
         """
         Drop everything cached for the accounts nobody asked about since
-        the previous call (L{forget}), and their locks.
+        the previous call (as L{forget} does), and their locks; an account
+        being computed (its lock held: a long first computation) is left
+        for the next call, never waited for.
 
         @return: how many accounts were let go.
         """
@@ -683,14 +692,25 @@ class FreeBusyCache:
             known.update(key[0] for key in self._answers)
             idle = known - self._used
             self._used.clear()
+        released = 0
         for address in idle:
-            self.forget(address)
-        with self._lock:
-            for address in idle:
+            with self._lock:
                 lock = self._accountLocks.get(address)
-                if lock is not None and not lock.locked() and address not in self._used:
-                    del self._accountLocks[address]
-        return len(idle)
+            if lock is not None and not lock.acquire(blocking=False):
+                continue
+            try:
+                with self._lock:
+                    self._drop(address)
+                    for cache in (self._documents, self._answers):
+                        for key in [key for key in cache if key[0] == address]:
+                            del cache[key]
+                    if self._accountLocks.get(address) is lock and address not in self._used:
+                        self._accountLocks.pop(address, None)
+            finally:
+                if lock is not None:
+                    lock.release()
+            released += 1
+        return released
 
     def describe(self):
         with self._lock:
