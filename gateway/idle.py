@@ -65,8 +65,10 @@ class PoolShrinker:
         for _ in range(surplus):
             pool.stopAWorker()
         self._idle = idle - surplus
-        # The pool lists every thread it ever started (for stop's joins).
-        pool.threads[:] = [t for t in pool.threads if t.is_alive()]
+        # The pool lists every thread it ever started (for stop's joins):
+        # the ended ones leave it one by one (the pool may add one meanwhile).
+        for thread in [t for t in pool.threads if not t.is_alive()]:
+            pool.threads.remove(thread)
         return surplus
 
     def describe(self):
