@@ -6,7 +6,7 @@ fixed time; then: was any traceback logged, and is the server's memory back
 near where it started?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--imap-clients 150] [--other-clients 50]
-                                   [--client-processes 6] [--release-idle-after 30] [--settle S]
+                                   [--client-processes 6] [--release-idle-after 60] [--settle S]
                                    [--memory-reports yes|tracemalloc]
 
   - C{--imap-clients} sessions run the checked IMAP mix of
@@ -29,10 +29,10 @@ account's index are loaded), after a warm-up minute, its peak (sampled
 every second), at the end of traffic, and after the clients left and the
 server had C{--settle} seconds; the goal is the last within 10% of the
 start.  The server lets go of what nobody used for C{--release-idle-after}
-seconds (its C{[server] release_idle_after}, default 30: the account's open
+seconds (its C{[server] release_idle_after}, default 60: the account's open
 index, pool threads, caches), between one and two such periods after the
 last use, and gives the memory back then: C{--settle} is by default two
-periods and ten seconds (70 s), what an admin watching the server after a
+periods and ten seconds (130 s), what an admin watching the server after a
 busy hour would wait.  With C{--memory-reports} the server writes a memory report
 (C{[debug] memory_reports}, L{gateway.memdebug}) at the start, at the end
 of traffic and after settling: what is still referenced (retention)
@@ -309,7 +309,7 @@ def main():
     parser.add_argument("--other-clients", type=int, default=50)
     parser.add_argument("--client-processes", type=int, default=6,
                         help="processes the clients are spread over (the fuzzing client is in the first)")
-    parser.add_argument("--release-idle-after", type=int, default=30,
+    parser.add_argument("--release-idle-after", type=int, default=60,
                         help="the server's [server] release_idle_after: seconds after which it lets go of what"
                              " nobody used (0: never)")
     parser.add_argument("--settle", type=float, default=None,

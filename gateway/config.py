@@ -269,7 +269,7 @@ SCHEMA = [
            " go (IMAP * BYE, POP3 -ERR, LMTP and FTP 421) once the command it has in flight is"
            " answered (an LMTP message once delivered, an FTP transfer once done); those still open"
            " then are closed.  The same in every worker process."),
-    Option("server", "release_idle_after", _nonNegativeInt, "30",
+    Option("server", "release_idle_after", _nonNegativeInt, "60",
            "Seconds after which what nobody used is let go: an account's open mail index (and its"
            " writer thread) when no session, delivery or request holds the account, pool threads,"
            " sort keys and free/busy caches; something idle goes between one and two such periods"

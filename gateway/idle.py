@@ -33,8 +33,11 @@ from gateway.memtrim import mallocTrim
 
 log = getLogger("server")
 
-#: Seconds between two looks (the default of C{[server] release_idle_after}).
-INTERVAL = 30
+#: Seconds between two looks (the default of C{[server] release_idle_after}):
+#: longer than a webmail's refresh (Roundcube's is a minute, each a new
+#: login), so that an account polled every minute stays open with its sort
+#: keys, and short enough that an idle server is back to its size in two.
+INTERVAL = 60
 
 #: Seconds after a release when the collection and trim are made again.
 FOLLOW_UP = 2
