@@ -44,10 +44,12 @@ class FreeBusyTests(HTTPMixin, TestCase):
         verifyObject(IIdleRelease, freeBusy)
         verifyObject(IIdleRelease, site)
         self.assertEqual(self.request("GET", "/~demo/freebusy.vfb").code, 200)
-        self.assertEqual((site.releaseIdle(), freeBusy.releaseIdle()), (0, 0))
+        site.releaseIdle()
+        freeBusy.releaseIdle()
         self.assertEqual((len(site._accounts), len(freeBusy._memo)), (1, 1))
         now[0] += 1
-        self.assertEqual((site.releaseIdle(), freeBusy.releaseIdle()), (1, 1))
+        site.releaseIdle()
+        freeBusy.releaseIdle()
         self.assertEqual((site._accounts, freeBusy._memo), ({}, {}))
 
     def test_defaultWindowUTC(self):
