@@ -6,7 +6,7 @@ fixed time; then: was any traceback logged, and is the server's memory back
 near where it started?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--imap-clients 150] [--other-clients 50]
-                                   [--client-processes 6] [--settle 40]
+                                   [--client-processes 6] [--release-idle-after 60] [--settle S]
                                    [--memory-reports yes|tracemalloc]
 
   - C{--imap-clients} sessions run the checked IMAP mix of
@@ -28,7 +28,12 @@ start (after one pass of every kind of client, so that the code and the
 account's index are loaded), after a warm-up minute, its peak (sampled
 every second), at the end of traffic, and after the clients left and the
 server had C{--settle} seconds; the goal is the last within 10% of the
-start.  With C{--memory-reports} the server writes a memory report
+start.  The server lets go of what nobody used for C{--release-idle-after}
+seconds (its C{[server] release_idle_after}, default 60: the account's open
+index, pool threads, caches), between one and two such periods after the
+last use, and gives the memory back then: C{--settle} is by default two
+periods and ten seconds (130 s), what an admin watching the server after a
+busy hour would wait.  With C{--memory-reports} the server writes a memory report
 (C{[debug] memory_reports}, L{gateway.memdebug}) at the start, at the end
 of traffic and after settling: what is still referenced (retention)
 against what the allocator keeps; C{tracemalloc} also traces every
@@ -65,12 +70,14 @@ from tests import imapload  # noqa: E402
 PROTOCOLS = ("imap", "pop3", "http", "ftp", "lmtp")
 
 
-def startServer(tmp, dataRoot, memoryReports=None):
+def startServer(tmp, dataRoot, memoryReports=None, releaseIdleAfter=None):
     ports = {name: peers.freePort() for name in PROTOCOLS}
     config = os.path.join(tmp, "gateway.ini")
     with open(config, "w") as f:
-        f.write("[server]\ndata_root = %s\nworkers = 1\n[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n"
-                "[admin]\nenabled = no\n" % (dataRoot, tmp, tmp))
+        f.write("[server]\ndata_root = %s\nworkers = 1\n" % (dataRoot,))
+        if releaseIdleAfter is not None:
+            f.write("release_idle_after = %d\n" % (releaseIdleAfter,))
+        f.write("[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n[admin]\nenabled = no\n" % (tmp, tmp))
         for name, port in ports.items():
             f.write("[%s]\nlisten = tcp:%d:interface=127.0.0.1\nmax_connections_per_address = 0\n" % (name, port))
             if name == "ftp":
@@ -302,15 +309,22 @@ def main():
     parser.add_argument("--other-clients", type=int, default=50)
     parser.add_argument("--client-processes", type=int, default=6,
                         help="processes the clients are spread over (the fuzzing client is in the first)")
-    parser.add_argument("--settle", type=float, default=40, help="seconds the server gets after the clients left")
+    parser.add_argument("--release-idle-after", type=int, default=60,
+                        help="the server's [server] release_idle_after: seconds after which it lets go of what"
+                             " nobody used (0: never)")
+    parser.add_argument("--settle", type=float, default=None,
+                        help="seconds the server gets after the clients left (default: two idle-release periods"
+                             " and 10 s, or 40 s without release)")
     parser.add_argument("--memory-reports", choices=["yes", "tracemalloc"], default=None,
                         help="run the server with [debug] memory_reports and have it write a memory report"
                              " (SIGUSR2) at the start, at the end of traffic and after settling")
     options = parser.parse_args()
+    if options.settle is None:
+        options.settle = 2 * options.release_idle_after + 10 if options.release_idle_after else 40
     tmp = tempfile.mkdtemp(prefix="gateway-soak-")
     dataRoot = os.path.join(tmp, "var")
     makeAccount(tmp, dataRoot)
-    child, ports = startServer(tmp, dataRoot, options.memory_reports)
+    child, ports = startServer(tmp, dataRoot, options.memory_reports, options.release_idle_after)
     reports = [] if options.memory_reports else None
     notes = {}
     try:

@@ -37,6 +37,13 @@ def _int(text):
         raise ValueError("expected a whole number, not %r" % (text,))
 
 
+def _nonNegativeInt(text):
+    value = _int(text)
+    if value < 0:
+        raise ValueError("expected 0 or more, not %r" % (text,))
+    return value
+
+
 def _float(text):
     try:
         return float(text.strip())
@@ -262,6 +269,12 @@ SCHEMA = [
            " go (IMAP * BYE, POP3 -ERR, LMTP and FTP 421) once the command it has in flight is"
            " answered (an LMTP message once delivered, an FTP transfer once done); those still open"
            " then are closed.  The same in every worker process."),
+    Option("server", "release_idle_after", _nonNegativeInt, "60",
+           "Seconds after which what nobody used is let go: an account's open mail index (and its"
+           " writer thread) when no session, delivery or request holds the account, pool threads,"
+           " sort keys and free/busy caches; something idle goes between one and two such periods"
+           " after its last use, and the memory back to the system.  0 keeps them (until the limits"
+           " of each are reached)."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",

@@ -30,6 +30,7 @@ from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
+from gateway.idle import IdleReleaser, ReactorPoolShrinker, releaseService
 from gateway.mapi.folders import folderEntries
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import trimService
@@ -86,6 +87,9 @@ class ServiceContext:
         front-end of the process computes calendar answers with (HTTP
         free/busy, the published files, XMAPI), or C{None} (each makes its
         own).
+    @ivar idle: the L{gateway.idle.IdleReleaser} that lets go of what was
+        not used for C{[server] release_idle_after} seconds (front-ends
+        register their caches and thread pools with it), or C{None}.
     """
 
     config = attr.ib()
@@ -97,6 +101,7 @@ class ServiceContext:
     monitor = attr.ib(factory=NullMonitor)
     metadata = attr.ib(default=None)
     freeBusyCache = attr.ib(default=None)
+    idle = attr.ib(default=None)
 
     def cleartextAllowed(self, localAddress):
         """
@@ -221,8 +226,13 @@ def makeContext(config, reactor=None, clock=None):
                             sni=DomainCertificates(directory, dataRoot), engine=config["tls", "engine"])
     from gateway.store.calendar import FreeBusyCache
 
+    freeBusyCache = FreeBusyCache()
+    idle = IdleReleaser()
+    idle.register(realm)
+    idle.register(freeBusyCache)
+    idle.register(ReactorPoolShrinker(reactor))
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
-                          monitor=monitor, metadata=Metadata(folderEntries()), freeBusyCache=FreeBusyCache())
+                          monitor=monitor, metadata=Metadata(folderEntries()), freeBusyCache=freeBusyCache, idle=idle)
 
 
 def publishingService(context):
@@ -263,7 +273,7 @@ def makeService(config, reactor=None, checkPorts=True):
     publishing = publishingService(context)
     if publishing is not None:
         publishing.setServiceParent(top)
-    memory = memoryReportService(config, context.reactor)
+    memory = memoryReportService(config, context.reactor, describe=context.idle.describe)
     if memory is not None:
         memory.setServiceParent(top)
     return top
@@ -347,7 +357,8 @@ class GatewayService(service.MultiService):
     C{[server] log_file} is written, and, when L{handleSignals} is set
     (under twistd), SIGHUP reloads the configuration and SIGUSR1 opens the
     log file again; its L{trimmer} gives the memory of ended sessions back
-    to the system (L{gateway.memtrim}).
+    to the system (L{gateway.memtrim}), and its L{releaser} lets go of
+    what nobody used for a while (L{gateway.idle}).
 
     @ivar context: the L{ServiceContext}.
     @ivar factories: protocol name -> the factory its listeners share.
@@ -356,6 +367,7 @@ class GatewayService(service.MultiService):
     handleSignals = False
     logFile = None
     trimmer = None
+    releaser = None
 
     def __init__(self, context):
         service.MultiService.__init__(self)
@@ -394,6 +406,11 @@ class GatewayService(service.MultiService):
         self.trimmer = trimService(self.context.monitor, self.context.reactor)
         if self.trimmer is not None:
             self.trimmer.startService()
+        if self.context.idle is not None:
+            self.releaser = releaseService(self.context.idle, self.context.config["server", "release_idle_after"],
+                                           self.context.reactor)
+            if self.releaser is not None:
+                self.releaser.startService()
         service.MultiService.startService(self)
         if self.handleSignals:
             # Every listener listens (privilegedStartService): ready.
@@ -420,6 +437,9 @@ class GatewayService(service.MultiService):
         if self.trimmer is not None:
             self.trimmer.stopService()
             self.trimmer = None
+        if self.releaser is not None:
+            self.releaser.stopService()
+            self.releaser = None
         if self.logFile is not None:
             self.logFile.stop()
             self.logFile = None

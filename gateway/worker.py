@@ -216,7 +216,7 @@ def makeWorkerService(config, number, inherited, reactor=None):
     publishing = publishingService(context)
     if publishing is not None:
         publishing.setServiceParent(top)
-    memory = memoryReportService(config, context.reactor)
+    memory = memoryReportService(config, context.reactor, describe=context.idle.describe)
     if memory is not None:
         memory.setServiceParent(top)
     return top

@@ -485,6 +485,36 @@ class CacheTests(_CountingTestCase):
         self.notSummarizedWhenAdded()
         self.cache = FreeBusyCache()
 
+    def test_releaseIdle(self):
+        """An account nobody asked about between two releaseIdle calls loses its documents and summary file."""
+        self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))
+        self.cache.get(self.account, *self.window, now=NOW)
+        self.assertEqual(self.cache.releaseIdle(), 0)
+        self.cache.get(self.account, *self.window, now=NOW)
+        self.assertEqual(self.cache.releaseIdle(), 0)
+        self.assertEqual(self.cache.computed, 1)
+        summaryFile = self.cache._summaries[self.account.address]
+        self.assertEqual(self.cache.releaseIdle(), 1)
+        self.assertEqual((self.cache._documents, self.cache._summaries, self.cache._parsed, self.cache._accountLocks),
+                         ({}, {}, {}, {}))
+        self.assertRaises(sqlite3.ProgrammingError, summaryFile._conn.execute, "SELECT 1")  # closed
+        self.assertEqual(self.cache.describe(), ["free/busy cache: 0 documents, 0 answers, parsed events of 0"
+                                                 " accounts (0 messages), 0 summary files open"])
+        again = self.cache.get(self.account, *self.window, now=NOW)
+        self.assertEqual(self.cache.computed, 2)
+        self.assertEqual(periods(again), {"BUSY": [(utc(2026, 1, 5, 9), utc(2026, 1, 5, 10))]})
+
+    def test_releaseIdleComputing(self):
+        """An idle account whose computation holds its lock is left for the next call, not waited for."""
+        self.cache.get(self.account, *self.window, now=NOW)
+        self.cache.releaseIdle()
+        lock = self.cache._accountLock(self.account.address)
+        with lock:
+            self.assertEqual(self.cache.releaseIdle(), 0)
+        self.assertEqual(len(self.cache._documents), 1)
+        self.assertEqual(self.cache.releaseIdle(), 1)
+        self.assertEqual(self.cache._documents, {})
+
     def test_reusedUntilAppend(self):
         """A cached document (with its original DTSTAMP) is served until a message is appended."""
         self.append(vevent("a", "DTSTART:20260105T090000Z", "DTEND:20260105T100000Z"))

@@ -156,6 +156,14 @@ class LoadConfigTests(unittest.TestCase):
         """A whole-number option refuses text, naming [section] option."""
         self.assertOneLineError("[imap]\nidle_timeout = soon\n", "[imap] idle_timeout", "soon")
 
+    def test_negativeReleaseIdle(self):
+        """[server] release_idle_after takes 0 (never) or more seconds, not fewer."""
+        self.assertOneLineError("[server]\nrelease_idle_after = -5\n", "[server] release_idle_after", "-5")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("[server]\nrelease_idle_after = 0\n")
+        self.assertEqual(loadConfig(path)["server", "release_idle_after"], 0)
+
     def test_badFloat(self):
         """A number option refuses text, naming [section] option."""
         self.assertOneLineError("[auth]\nfailure_delay = x\n", "[auth] failure_delay")

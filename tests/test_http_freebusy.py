@@ -8,7 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
 
+from gateway.interfaces import IIdleRelease
 from tests.http_support import HTTPMixin, Response, syncThread
 
 UTC = timezone.utc
@@ -31,6 +33,24 @@ class FreeBusyTests(HTTPMixin, TestCase):
         address, start, end, url = self.generated[0]
         self.assertEqual(address, "demo@example.test")
         self.assertEqual(url, "http://example.test/~demo/freebusy.vfb")
+
+    def test_cachesLetGo(self):
+        """The account and document a request kept are let go by releaseIdle once stale, and registered for it."""
+        now = [100.0]
+        freeBusy, site = self.site.resource.freeBusy, self.site.resource.personalSite
+        freeBusy.monotonic = site.monotonic = lambda: now[0]
+        self.assertIn(freeBusy, self.context.idle.releasers)
+        self.assertIn(site, self.context.idle.releasers)
+        verifyObject(IIdleRelease, freeBusy)
+        verifyObject(IIdleRelease, site)
+        self.assertEqual(self.request("GET", "/~demo/freebusy.vfb").code, 200)
+        site.releaseIdle()
+        freeBusy.releaseIdle()
+        self.assertEqual((len(site._accounts), len(freeBusy._memo)), (1, 1))
+        now[0] += 1
+        site.releaseIdle()
+        freeBusy.releaseIdle()
+        self.assertEqual((site._accounts, freeBusy._memo), ({}, {}))
 
     def test_defaultWindowUTC(self):
         """The default window starts at the start of today (UTC account) and lasts [http] freebusy_weeks weeks."""

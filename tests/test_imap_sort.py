@@ -11,9 +11,11 @@ import io
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
+from zope.interface.verify import verifyObject
 
 from gateway.imap import sort, thread
 from gateway.imap.server import makeFactory
+from gateway.interfaces import IIdleRelease
 from tests.support import PASSWORD, makeTestContext
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import MESSAGE, append
@@ -87,6 +89,20 @@ class KeyOrderTests(unittest.TestCase):
         self.assertEqual(cache.order(mailbox, "SUBJECT"), [9, 2, 5, 6, 7, 1, 3])
         values[4] = "a"
         self.assertEqual(cache.order(mailbox, "SUBJECT"), [9, 2, 4, 5, 6, 7, 1, 3])
+
+    def test_releaseIdle(self):
+        """The keys of a mailbox not sorted between two releaseIdle calls are let go; a sorted one's stay."""
+        cache = sort.KeyCache()
+        verifyObject(IIdleRelease, cache)
+        idle, busy = _Mailbox(), _Mailbox()
+        cache.values(idle, "DATE")[1] = 5
+        cache.values(busy, "DATE")[1] = 6
+        self.assertEqual(cache.releaseIdle(), 0)
+        self.assertEqual(cache.values(busy, "DATE"), {1: 6})
+        self.assertEqual(cache.describe(), ["sort keys: of 2 mailboxes, 2 values"])
+        self.assertEqual(cache.releaseIdle(), 1)
+        self.assertEqual(cache.values(busy, "DATE"), {1: 6})
+        self.assertEqual(cache.values(idle, "DATE"), {})
 
     def test_sortUidsAgreesWithStableSorts(self):
         """sortUids through the kept order gives what stable sorts of the UIDs give, REVERSE ties in mailbox order."""

@@ -49,6 +49,48 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("test_memdebug.py:%d" % (self.test_reportNamesWhatGrew.__code__.co_firstlineno + 3,), text)
         self.assertEqual(len(kept), 3000)
 
+    def test_heldThings(self):
+        """A report lists threads by name, open SQLite connections with what each holds, and what describe() says."""
+        import sqlite3
+        import threading
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, describe=lambda: ["realm: 7 accounts"])
+        report.start()
+        self.addCleanup(report.stop)
+        conn = sqlite3.connect(os.path.join(folder, "held.sqlite"))
+        self.addCleanup(conn.close)
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("SELECT * FROM t").fetchall()
+        closed = sqlite3.connect(os.path.join(folder, "closed.sqlite"))
+        closed.close()
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait, name="held-thread-3")
+        thread.start()
+        try:
+            with open(report.write()) as f:
+                text = f.read()
+        finally:
+            stop.set()
+            thread.join()
+        self.assertIn("1 held-thread\n", text)
+        [line] = [line for line in text.splitlines() if "held.sqlite" in line]
+        self.assertRegex(line, r"1 .*/held.sqlite +page cache [1-9]\d* kB, schema \d+ kB, statements [1-9]\d* kB")
+        self.assertNotIn("closed.sqlite", text)
+        self.assertIn("held:\n  realm: 7 accounts\n", text)
+
+    def test_referrers(self):
+        """referrers names what holds an object: a dict with its keys, a tuple with its items, an object."""
+        kept = Grown()
+        cache = {("key", 1): (1.5, kept)}
+        owner = Grown()
+        owner.attribute = kept
+        text = memdebug.referrers(kept, depth=2)
+        self.assertIn("builtins.tuple (float, Grown) <- {builtins.dict [('key', 1)]", text)
+        self.assertIn("tests.test_memdebug.Grown", text.replace("(float, Grown)", ""))
+        self.assertEqual((len(cache), owner.attribute), (1, kept))
+
     def test_snapshotBeside(self):
         """Each report has a tracemalloc snapshot beside it, numbered, that loads."""
         report = self.makeReport()

@@ -15,7 +15,7 @@ from zope.interface.verify import verifyObject
 
 from gateway.cred.realm import GatewayRealm
 from gateway.errors import NoSuchAccount, QuotaExceeded
-from gateway.interfaces import IAccount, IFileStore, IMailStore, IQuota
+from gateway.interfaces import IAccount, IFileStore, IIdleRelease, IMailStore, IQuota
 from gateway.store.mail import MailStore
 from tests.support import makeDataRoot
 
@@ -187,6 +187,64 @@ class RealmTests(unittest.TestCase):
         gc.collect()
         self.assertIs(realm.accountFor("demo@example.test"), held)
         held.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
+
+    def test_releaseIdle(self):
+        """An account nobody asked for between two releaseIdle calls is let go: closed, and built afresh."""
+        closed = []
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore)
+        verifyObject(IIdleRelease, realm)
+        first = realm.accountFor("demo@example.test")
+        path = first.mailStore.path
+        first.mailStore.close = lambda: closed.append(path)
+        del first
+        self.assertEqual(realm.releaseIdle(), 0)  # asked for since the start
+        gc.collect()
+        self.assertEqual((closed, len(realm.heldAccounts())), ([], 1))
+        self.assertEqual(realm.releaseIdle(), 1)
+        gc.collect()
+        self.assertEqual((closed, realm.heldAccounts()), ([path], []))
+        self.assertEqual(realm.accountFor("demo@example.test").mailStore.getMailbox("INBOX").uids(), [])
+
+    def test_releaseIdleKeepsUsed(self):
+        """An account asked for between two calls is kept, the same object."""
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore)
+        firstId = id(realm.accountFor("demo@example.test"))
+        for _ in range(3):
+            realm.releaseIdle()
+            self.assertEqual(id(realm.accountFor("demo@example.test")), firstId)
+        self.assertIn("realm: 1 accounts held (1 kept as recently used)", realm.describe()[0])
+
+    def test_releaseIdleHeld(self):
+        """An idle account a session still holds stops being kept but stays open and the one object."""
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore)
+        held = realm.accountFor("demo@example.test")
+        session = {"session": ("holding", held)}
+        realm.releaseIdle()
+        self.assertEqual(realm.releaseIdle(), 1)
+        gc.collect()
+        self.assertEqual(realm.heldAccounts(), [held])
+        holders = realm.describe()[1]
+        self.assertIn("demo@example.test held by: builtins.tuple (str, Account) <- {", holders)
+        self.assertIn("builtins.dict ['session']", holders)
+        self.assertEqual(len(session), 1)
+        self.assertFalse(held.mailStore.closed)
+        self.assertIs(realm.accountFor("demo@example.test"), held)
+
+    def test_releaseIdleStoreInUse(self):
+        """An idle account whose store has a mailbox with listeners (another account's session) stays kept."""
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore)
+        inbox = realm.accountFor("other@example.test").mailStore.getMailbox("INBOX")
+        remove = inbox.addListener(lambda *a: None)
+        realm.releaseIdle()
+        self.assertEqual(realm.releaseIdle(), 0)
+        gc.collect()
+        self.assertEqual(len(realm.heldAccounts()), 1)
+        self.assertFalse(inbox._store.closed)
+        inbox.uids()
+        remove()
+        self.assertEqual(realm.releaseIdle(), 1)
+        gc.collect()
+        self.assertEqual(realm.heldAccounts(), [])
 
     def test_alertsPerAccount(self):
         """An alert is shown only to its own account."""

@@ -797,6 +797,35 @@ class ThreadTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(inbox.messages([first])[0].flags, {"\\Flagged"})
 
 
+    def test_closeLetsGoOfThreadConnections(self):
+        """After close, the connections the store made in other threads are closed once collected, threads alive."""
+        import gc
+        import threading
+
+        from gateway import memdebug
+
+        store = self.makeStore()
+        ready, finish = threading.Barrier(3), threading.Event()
+
+        def use():
+            store._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()
+            ready.wait()
+            finish.wait()
+        workers = [threading.Thread(target=use) for _ in range(2)]
+        for t in workers:
+            t.start()
+        self.addCleanup(lambda: [finish.set()] + [t.join() for t in workers])
+        ready.wait()
+
+        def open_():
+            return len([name for name, _ in memdebug.sqliteConnections() if name == store.indexPath])
+        self.assertEqual(open_(), 3)  # the store's own, one per thread
+        store.close()
+        gc.collect()  # each is in a cycle with its statement cache
+        self.assertEqual(open_(), 0)
+        self.assertTrue(all(t.is_alive() for t in workers))
+
+
 class IndexFileTests(StoreTestMixin, unittest.TestCase):
     def test_walAndTransactions(self):
         """The index is one SQLite file per account in WAL mode."""

@@ -14,7 +14,7 @@ from twisted.cred.portal import IRealm
 from zope.interface import implementer
 
 from gateway.errors import NoSuchAccount, QuotaExceeded
-from gateway.interfaces import IAccount, IQuota
+from gateway.interfaces import IAccount, IIdleRelease, IQuota
 from gateway.logging import getLogger
 from gateway.store.access import MailboxAccess
 from gateway.store.acl import SharedIndex
@@ -125,7 +125,12 @@ def _closeStore(mailStore):
             log.failure("Closing the mail store {path} failed", path=getattr(mailStore, "path", None))
 
 
-@implementer(IRealm)
+def _inUse(mailStore):
+    inUse = getattr(mailStore, "inUse", None)
+    return inUse is not None and inUse()
+
+
+@implementer(IRealm, IIdleRelease)
 class GatewayRealm:
     """
     Builds the L{Account} for an avatar id: one object per account while
@@ -136,7 +141,8 @@ class GatewayRealm:
     it keeps the C{keepIdle} most recently asked for, and any other that a
     session, a delivery or a request still holds.  An account nothing holds
     any more is closed when the garbage collector frees it, and built
-    afresh when next asked for.
+    afresh when next asked for.  L{releaseIdle} lets go of the kept
+    accounts nobody asked for since its previous call.
 
     @ivar directory: the L{gateway.interfaces.IDirectory}.
     """
@@ -147,6 +153,8 @@ class GatewayRealm:
         self.keepIdle = keepIdle
         self._accounts = weakref.WeakValueDictionary()
         self._recent = collections.OrderedDict()
+        #: The addresses asked for since the last L{releaseIdle}.
+        self._used = set()
         dataRoot = getattr(directory, "dataRoot", None)
         #: The access layer (L{gateway.interfaces.IMailboxAccess}): other
         #: accounts' stores are opened through L{accountFor}.
@@ -188,8 +196,9 @@ class GatewayRealm:
             self._accounts[address] = account
         self._recent[address] = account
         self._recent.move_to_end(address)
+        self._used.add(address)
         while len(self._recent) > self.keepIdle:
-            self._recent.popitem(last=False)
+            self._used.discard(self._recent.popitem(last=False)[0])
         return account
 
     def heldAccounts(self):
@@ -200,6 +209,38 @@ class GatewayRealm:
         @return: C{list} of L{Account}.
         """
         return list(self._accounts.values())
+
+    def releaseIdle(self):
+        """
+        Stop keeping the accounts nobody asked for since the previous call:
+        each is closed once nothing else holds it (a session, a delivery).
+        An account whose store is in use (C{mailStore.inUse()}: a session
+        has one of its mailboxes selected, perhaps through the access layer,
+        holding the store but not the account) stays kept.
+
+        @return: how many accounts were let go.
+        """
+        idle = [address for address, account in self._recent.items()
+                if address not in self._used and not _inUse(account.mailStore)]
+        for address in idle:
+            del self._recent[address]
+        self._used.clear()
+        return len(idle)
+
+    def describe(self):
+        """
+        The accounts held, as text lines (for memory reports): for those
+        not kept as recently used, what holds them.
+        """
+        from gateway.memdebug import referrers
+
+        held = self.heldAccounts()
+        lines = ["realm: %d accounts held (%d kept as recently used): %s"
+                 % (len(held), len(self._recent), ", ".join(sorted(a.address for a in held)[:10]))]
+        for account in held:
+            if account.address not in self._recent and len(lines) < 10:
+                lines.append("  %s held by: %s" % (account.address, referrers(account, {id(held), id(lines)})))
+        return lines
 
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:

@@ -661,6 +661,8 @@ class FTPFactory(ServerFactory):
 
             pool = ThreadPool(0, max(4, self.maxConnections), "gateway-ftp-upload")
             pool.start()
+            if getattr(self.context, "idle", None) is not None:
+                self.context.idle.registerPool(pool)  # idle threads stop
             return pool
 
         return self._pool("upload", make)

@@ -18,10 +18,12 @@ from dateutil.parser import isoparse
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.threads import deferToThread
 from twisted.web import http
+from zope.interface import implementer
 
 from gateway.cred.credentials import LoginContext
 from gateway.http.pages import errorPage, finishLater
 from gateway.http.static import serveFile
+from gateway.interfaces import IIdleRelease
 
 CONTENT_TYPE = b"text/calendar; charset=utf-8"
 #: Longest window a client may ask for.
@@ -132,6 +134,7 @@ def requestURL(request, path=None):
     return "%s://%s%s" % ("https" if secure else "http", host, path)
 
 
+@implementer(IIdleRelease)
 class FreeBusyPublisher:
     """
     Answers free/busy requests.
@@ -220,6 +223,19 @@ class FreeBusyPublisher:
             return self._answer(request, document, etag)
 
         return finishLater(request, d.addCallback(generated))
+
+    def releaseIdle(self):
+        """
+        Drop the documents kept longer than L{MEMO_SECONDS} (they are made
+        again anyway; L{gateway.interfaces.IIdleRelease}).
+
+        @return: 0: a few documents are not worth a collection of their
+            own.
+        """
+        now = self.monotonic()
+        for key in [key for key, memo in self._memo.items() if now - memo[0] >= MEMO_SECONDS]:
+            del self._memo[key]
+        return 0
 
     def _answer(self, request, document, etag):
         request.setHeader(b"content-type", CONTENT_TYPE)

@@ -247,6 +247,9 @@ def makeFactory(context, generateFreeBusy=None, runInThread=None):
     kwargs = {} if runInThread is None else {"runInThread": runInThread}
     freeBusy = FreeBusyPublisher(context, generateFreeBusy, **kwargs)
     personalSite = PersonalSite(context, freeBusy, **kwargs)
+    if getattr(context, "idle", None) is not None:
+        context.idle.register(freeBusy)
+        context.idle.register(personalSite)  # its cache must not keep accounts open
     root = RootResource(context, personalSite, freeBusy)
     return GatewaySite(root, accessLog, reactor=context.reactor,
                        maxUploadSize=context.config["http", "max_upload_size"])

@@ -19,11 +19,13 @@ from urllib.parse import quote
 from twisted.internet import threads
 from twisted.internet.defer import maybeDeferred
 from twisted.web import http
+from zope.interface import implementer
 
 from gateway.errors import InvalidPath, QuotaExceeded
 from gateway.http.auth import authenticateOwner
 from gateway.http.pages import errorPage, finishLater, htmlPage, log, redirect
 from gateway.http.static import serveFile
+from gateway.interfaces import IIdleRelease
 from gateway.store.files import TEMP_PREFIX
 
 PRIVATE = "private"
@@ -104,6 +106,7 @@ def _writeAndClose(fileStore, clientPath, body):
         body.close()
 
 
+@implementer(IIdleRelease)
 class PersonalSite:
     """
     Answers requests for C{/~name/...}.
@@ -137,6 +140,20 @@ class PersonalSite:
             self._accounts.clear()
         self._accounts[key] = (now, account)
         return account
+
+    def releaseIdle(self):
+        """
+        Drop the accounts kept longer than L{ACCOUNT_CACHE_SECONDS} (they
+        are looked up again anyway): an entry must not keep its account
+        open (L{gateway.interfaces.IIdleRelease}).
+
+        @return: 0: these entries are not worth a collection of their own
+            (the realm counts an account that goes with them).
+        """
+        now = self.monotonic()
+        for key in [key for key, (when, _) in self._accounts.items() if now - when >= ACCOUNT_CACHE_SECONDS]:
+            del self._accounts[key]
+        return 0
 
     @property
     def listings(self):

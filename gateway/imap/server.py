@@ -16,6 +16,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     commands_unauthenticate,
     notify,
     objectid,
+    sort,
     urlauth,
     xmapi,
 )
@@ -41,6 +42,8 @@ class IMAPFactory(ServerFactory):
         self.registries = Registries()
         objectid.install(self.registries)
         xmapi.install(self.registries)
+        if getattr(context, "idle", None) is not None:
+            context.idle.register(sort.keyCache)
 
     def buildProtocol(self, addr):
         session = self.protocol(self.context)

@@ -15,8 +15,11 @@ import email.utils
 import re
 import unicodedata
 
+from zope.interface import implementer
+
 from gateway.imap import mimeparts
 from gateway.imap.search import decodeHeader
+from gateway.interfaces import IIdleRelease
 
 #: The sort keys: name -> whether it reads the header block.
 SORT_KEYS = {
@@ -242,17 +245,20 @@ def sortInfos(infos, criteria):
     return items
 
 
+@implementer(IIdleRelease)
 class KeyCache:
     """
     The sort and thread keys computed for the messages of the last few
     mailboxes sorted: a message's keys come from its internal date, size
     and header block, which never change while its UID lives, so a SORT
-    after the first reads no header again.
+    after the first reads no header again.  L{releaseIdle} lets go of the
+    keys of mailboxes not sorted since its previous call.
     """
 
     def __init__(self, size=CACHED_MAILBOXES):
         self.size = size
         self._mailboxes = collections.OrderedDict()
+        self._used = set()
 
     def values(self, mailbox, name):
         """
@@ -260,11 +266,12 @@ class KeyCache:
         and fill).
         """
         key = (mailbox, mailbox.uidValidity)
+        self._used.add(key)
         keys = self._mailboxes.get(key)
         if keys is None:
             keys = self._mailboxes[key] = {}
             while len(self._mailboxes) > self.size:
-                self._mailboxes.popitem(last=False)
+                self._used.discard(self._mailboxes.popitem(last=False)[0])
         else:
             self._mailboxes.move_to_end(key)
         return keys.setdefault(name, {})
@@ -299,6 +306,24 @@ class KeyCache:
             order.sort(key=values.__getitem__)
         keys[(ORDER, name)] = (order, len(values), max(values, default=0))
         return order
+
+
+    def releaseIdle(self):
+        """
+        Let go of the keys of the mailboxes not sorted or threaded since
+        the previous call.
+
+        @return: how many mailboxes' keys were let go.
+        """
+        idle = [key for key in self._mailboxes if key not in self._used]
+        for key in idle:
+            del self._mailboxes[key]
+        self._used.clear()
+        return len(idle)
+
+    def describe(self):
+        return ["sort keys: of %d mailboxes, %d values"
+                % (len(self._mailboxes), sum(len(v) for keys in self._mailboxes.values() for v in keys.values()))]
 
 
 #: The key under which L{KeyCache.order} keeps an order beside the values.

@@ -20,7 +20,8 @@ The modules::
     store.py        mail store and mailboxes, calendar queries, file store
     access.py       the access layer (sharing, ACLs) and METADATA
     delivery.py     staged delivery, the delivery agent
-    operations.py   the monitor's hook, draining sessions
+    operations.py   the monitor's hook, draining sessions, letting go of
+                    what is idle
     imap.py         IMAP view observers, mailbox name codec, URLAUTH keys
 
 Every implementation says C{@implementer(...)} and a test calls
@@ -39,7 +40,7 @@ from gateway.interfaces.directory import (
     IQuota,
 )
 from gateway.interfaces.imap import IMailboxNameCodec, IURLAuthKeys, IViewObserver
-from gateway.interfaces.operations import IDrainable, IMonitor
+from gateway.interfaces.operations import IDrainable, IIdleRelease, IMonitor
 from gateway.interfaces.store import (
     IAccountChangeFeed,
     ICalendarQueries,
@@ -59,6 +60,7 @@ __all__ = [
     "IDirectory",
     "IDomain",
     "IDrainable",
+    "IIdleRelease",
     "IFileStore",
     "ILoginContext",
     "ILoginDelays",

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_monitor -*-
 """
 Operations: what the front-ends report for the metrics and the session
-list, and sessions that end cleanly when the server stops.
+list, sessions that end cleanly when the server stops, and what lets go of
+what is idle.
 """
 
 from zope.interface import Interface
@@ -45,4 +46,21 @@ class IDrainable(Interface):
         nothing in flight.  Further input is not read.
 
         @param reason: C{str}, for the client (ASCII).
+        """
+
+
+class IIdleRelease(Interface):
+    """
+    Something that holds memory or open files for what may be used again
+    (accounts, threads, caches) and can let go of what was not used for a
+    while (L{gateway.idle.IdleReleaser} asks every C{[server]
+    release_idle_after} seconds).
+    """
+
+    def releaseIdle():
+        """
+        Let go of what was not used since the previous call (the first
+        call: since this object was made).
+
+        @return: how many things were let go (C{int}; 0 for none).
         """

@@ -582,6 +582,9 @@ class MailStore:
             self._accountChanges._call.cancel()
         self.recentClaims.close()
         self._ownConn.close()
+        # The pool threads' connections: closed as each is let go (a thread
+        # may be using its own right now: never closed from here).
+        self._threadConns = threading.local()
 
     def _added(self, mailbox, uids, source=None):
         """
@@ -721,6 +724,15 @@ class MailStore:
         """
         with index.transaction(self._conn):
             names.recordMetadataChange(self._conn, local, entries, viewer)
+
+    def inUse(self):
+        """
+        Does a session use this store beyond its account (a mailbox with
+        listeners: selected here or as another account's shared mailbox,
+        whose session holds only this store; or account listeners)?  The
+        realm keeps such an account however long it is idle.
+        """
+        return bool(self._watched) or self._accountListening()
 
     def _accountListening(self):
         return self._accountChanges is not None and self._accountChanges.listening

@@ -16,7 +16,7 @@ from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
 from gateway import stats
-from gateway.interfaces import ICalendarQueries
+from gateway.interfaces import ICalendarQueries, IIdleRelease
 from gateway.store.calendar import instances
 from gateway.store.calendar.parse import isCalendarClass
 from gateway.store.calendar.periods import (
@@ -221,7 +221,7 @@ def freeBusy(account, start, end, url=None, now=None):
     return _compute(account, _Calendars(account), start, end, url, now, {})
 
 
-@implementer(ICalendarQueries)
+@implementer(ICalendarQueries, IIdleRelease)
 class FreeBusyCache:
     """
     Finished free/busy documents and parsed calendar messages.
@@ -266,6 +266,8 @@ class FreeBusyCache:
         self._summaries = {}
         self._lock = threading.Lock()
         self._accountLocks = {}
+        #: The accounts asked about since the last L{releaseIdle}.
+        self._used = set()
         self.computed = 0
 
     def get(self, account, start, end, url=None, now=None):
@@ -294,6 +296,7 @@ class FreeBusyCache:
         return self.runInThread(self._document, account, calendars, start, end, url, now)
 
     def _key(self, account, start, end, url):
+        self._used.add(account.address)
         return (account.address, _windowUTC(start), _windowUTC(end), url)
 
     def _cached(self, key, calendars):
@@ -438,6 +441,7 @@ class FreeBusyCache:
         chosen = frozenset((name, bool(calendars[name])) for name, _, _, _ in state.mailboxes if name in calendars)
         if not chosen:
             return None
+        self._used.add(account.address)
         return (account.address, _windowUTC(start), _windowUTC(end), url, "view", chosen, organizer)
 
     def _view(self, account, state, calendars, start, end, organizer, url, now):
@@ -594,6 +598,7 @@ class FreeBusyCache:
         start, end = _windowUTC(start), _windowUTC(end)
         if end <= start:
             return None
+        self._used.add(account.address)
         calendars = _Calendars(account)
         uidValidity = mailbox.uidValidity
         for name, own, ownValidity, modSeq in calendars.mailboxes:
@@ -656,14 +661,62 @@ class FreeBusyCache:
         with self._accountLock(address), self._lock:
             if onlyIfLeast and (not self._overLimits() or next(iter(self._recent)) != address):
                 return
-            self._recent.pop(address, None)
-            self._parsed.pop(address, None)
-            self._series.pop(address, None)
-            for key in [key for key in self._mailboxSeries if key[0] == address]:
-                del self._mailboxSeries[key]
-            summaries = self._summaries.pop(address, None)
-            if summaries is not None:
-                summaries.close()
+            self._drop(address)
+
+    def _drop(self, address):
+        """
+        The work of L{_release}: call with the account's lock and L{_lock}
+        held.
+        """
+        self._recent.pop(address, None)
+        self._parsed.pop(address, None)
+        self._series.pop(address, None)
+        for key in [key for key in self._mailboxSeries if key[0] == address]:
+            del self._mailboxSeries[key]
+        summaries = self._summaries.pop(address, None)
+        if summaries is not None:
+            summaries.close()
+
+    def releaseIdle(self):
+        """
+        Drop everything cached for the accounts nobody asked about since
+        the previous call (as L{forget} does), and their locks; an account
+        being computed (its lock held: a long first computation) is left
+        for the next call, never waited for.
+
+        @return: how many accounts were let go.
+        """
+        with self._lock:
+            known = set(self._recent) | set(self._summaries) | set(self._accountLocks)
+            known.update(key[0] for key in self._documents)
+            known.update(key[0] for key in self._answers)
+            idle = known - self._used
+            self._used.clear()
+        released = 0
+        for address in idle:
+            with self._lock:
+                lock = self._accountLocks.get(address)
+            if lock is not None and not lock.acquire(blocking=False):
+                continue
+            try:
+                with self._lock:
+                    self._drop(address)
+                    for cache in (self._documents, self._answers):
+                        for key in [key for key in cache if key[0] == address]:
+                            del cache[key]
+                    if self._accountLocks.get(address) is lock and address not in self._used:
+                        self._accountLocks.pop(address, None)
+            finally:
+                if lock is not None:
+                    lock.release()
+            released += 1
+        return released
+
+    def describe(self):
+        with self._lock:
+            return ["free/busy cache: %d documents, %d answers, parsed events of %d accounts (%d messages),"
+                    " %d summary files open" % (len(self._documents), len(self._answers), len(self._recent),
+                                               sum(self._recent.values()), len(self._summaries))]
 
     def forget(self, address):
         """

@@ -1,0 +1,240 @@
+# -*- test-case-name: tests.test_idle -*-
+"""
+Letting go of what nobody used for a while (L{gateway.idle}): the
+releaser's calls, thread pools that shrink back, and the wiring.
+"""
+
+import gc
+import threading
+
+from twisted.internet import reactor
+from twisted.internet.task import Clock
+from twisted.python.threadpool import ThreadPool
+from twisted.trial import unittest
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from gateway import idle, memdebug
+from gateway.imap import sort
+from gateway.interfaces import IIdleRelease
+from gateway.service import makeService
+from gateway.store.mail import MailStore
+from tests.support import makeDataRoot, makeTestConfig
+
+
+@implementer(IIdleRelease)
+class Holder:
+    """
+    Lets go of C{n} things at each call.
+    """
+
+    def __init__(self, n=0):
+        self.n = n
+        self.calls = 0
+
+    def releaseIdle(self):
+        self.calls += 1
+        return self.n
+
+    def describe(self):
+        return ["holder: %d" % (self.n,)]
+
+
+class ReleaserTests(unittest.TestCase):
+    def setUp(self):
+        self.trims, self.collections = [], []
+        self.releaser = idle.IdleReleaser(trim=lambda: self.trims.append(1),
+                                          collect=lambda: self.collections.append(1))
+
+    def test_asksEveryone(self):
+        """Each call asks every registered provider once, and counts what they let go."""
+        a, b = Holder(2), Holder(1)
+        self.releaser.register(a)
+        self.releaser.register(b)
+        self.releaser.register(a)
+        self.assertEqual(self.releaser(), 3)
+        self.assertEqual((a.calls, b.calls, self.releaser.released), (1, 1, 3))
+        self.assertEqual(self.releaser.describe(), ["holder: 2", "holder: 1"])
+
+    def test_collectsAndTrimsOnlyAfterARelease(self):
+        """The collector and malloc_trim run when something was let go, not otherwise."""
+        holder = self.releaser.register(Holder(0))
+        self.releaser()
+        self.assertEqual((self.trims, self.collections), ([], []))
+        holder.n = 1
+        self.releaser()
+        self.assertEqual((self.trims, self.collections), ([1], [1]))
+
+    def test_failureLogged(self):
+        """A provider that raises is logged and the others are still asked."""
+        class Broken:
+            def releaseIdle(self):
+                raise RuntimeError("no")
+
+        self.releaser.register(Broken())
+        after = self.releaser.register(Holder(1))
+        self.assertEqual(self.releaser(), 1)
+        self.assertEqual(after.calls, 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_followUp(self):
+        """With a clock, a release collects and trims at once and FOLLOW_UP seconds later, once."""
+        clock = Clock()
+        self.releaser.clock = clock
+        holder = self.releaser.register(Holder(1))
+        self.releaser()
+        self.assertEqual(self.trims, [1])
+        self.releaser()
+        self.assertEqual(self.trims, [1, 1])
+        holder.n = 0
+        clock.advance(idle.FOLLOW_UP)
+        self.assertEqual((self.trims, self.collections), ([1] * 3, [1] * 3))
+        self.releaser()
+        clock.advance(idle.FOLLOW_UP)
+        self.assertEqual(self.trims, [1] * 3)
+        holder.n = 1
+        self.releaser()
+        self.releaser.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_collectsAgainAfterARelease(self):
+        """Without a clock, the look after a release collects and trims again: threads told to stop end in between."""
+        holder = self.releaser.register(Holder(1))
+        self.releaser()
+        holder.n = 0
+        self.releaser()
+        self.assertEqual((self.trims, self.collections), ([1, 1], [1, 1]))
+        self.releaser()
+        self.assertEqual((self.trims, self.collections), ([1, 1], [1, 1]))
+
+    def test_timer(self):
+        """The service asks at its start and every interval; 0 makes no service."""
+        holder = self.releaser.register(Holder())
+        clock = Clock()
+        timer = idle.releaseService(self.releaser, 30, clock)
+        timer.startService()
+        self.addCleanup(timer.stopService)
+        self.assertEqual(holder.calls, 1)
+        clock.advance(30)
+        clock.advance(30)
+        self.assertEqual(holder.calls, 3)
+        self.assertIs(self.releaser.clock, clock)
+        self.assertIsNone(idle.releaseService(self.releaser, 0, clock))
+
+
+class PoolTests(unittest.TestCase):
+    def setUp(self):
+        self.pool = ThreadPool(0, 10, "test-idle")
+        self.pool.start()
+        self.addCleanup(self.pool.stop)
+        self.shrinker = idle.PoolShrinker(self.pool)
+
+    def busy(self, n, f=lambda: None):
+        """Run C{f} in C{n} threads of the pool at once, and wait until every one is idle again."""
+        together = threading.Barrier(n + 1)
+        done = threading.Semaphore(0)
+
+        def work():
+            together.wait()
+            f()
+            done.release()
+        for _ in range(n):
+            self.pool.callInThread(work)
+        together.wait()
+        for _ in range(n):
+            done.acquire()
+        while len(self.pool.waiters) < n:  # each goes back to the idle set after its call
+            threading.Event().wait(0.001)
+
+    def test_interface(self):
+        """A PoolShrinker provides IIdleRelease."""
+        verifyObject(IIdleRelease, self.shrinker)
+
+    def test_idleThreadsStop(self):
+        """Threads idle at two looks in a row stop (and leave the pool's list); those busy between stay."""
+        self.busy(4)
+        self.assertEqual(self.pool.workers, 4)
+        self.assertEqual(self.shrinker.releaseIdle(), 0)  # the first look: idle since when?
+        self.assertEqual(self.shrinker.releaseIdle(), 4)
+        started = list(self.pool.threads)
+        for thread in started:
+            thread.join()
+        self.assertEqual(self.pool.workers, 0)
+        self.shrinker.releaseIdle()
+        self.assertEqual(self.pool.threads, [])
+        self.busy(2)
+        self.assertEqual(self.pool.workers, 2)
+        self.assertEqual(self.shrinker.releaseIdle(), 0)
+
+    def test_minimumKept(self):
+        """The pool's minimum stays, idle or not."""
+        self.pool.adjustPoolsize(2, 10)
+        self.busy(5)
+        self.shrinker.releaseIdle()
+        self.assertEqual(self.shrinker.releaseIdle(), 3)
+
+    def test_threadConnectionsClosed(self):
+        """A mail store's connections in pool threads are closed when the threads stop (and are collected)."""
+        store = MailStore(self.mktemp(), reactor=Clock(), useInotify=False)
+        self.addCleanup(store.close)
+
+        def indexPaths():
+            return [name for name, _ in memdebug.sqliteConnections() if name == store.indexPath]
+        before = len(indexPaths())
+        self.busy(3, lambda: store._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone())
+        self.assertEqual(len(indexPaths()), before + 3)
+        self.shrinker.releaseIdle()
+        self.shrinker.releaseIdle()
+        for thread in list(self.pool.threads):
+            thread.join()
+        gc.collect()  # a connection is in a cycle with its statement cache
+        self.assertEqual(len(indexPaths()), before)
+
+    def test_reactorPool(self):
+        """The reactor's pool is shrunk once the reactor has one, and not made by asking."""
+        class Reactor:
+            threadpool = None
+
+        fake = Reactor()
+        shrinker = idle.ReactorPoolShrinker(fake)
+        self.assertEqual((shrinker.releaseIdle(), shrinker.describe()), (0, []))
+        fake.threadpool = self.pool
+        self.busy(1)
+        shrinker.releaseIdle()
+        self.assertEqual(shrinker.releaseIdle(), 1)
+        self.assertEqual(shrinker.describe(), ["thread pool test-idle: 0 threads (0 idle), at most 10"])
+
+
+class WiringTests(unittest.TestCase):
+    def test_serverReleases(self):
+        """The server asks its realm, free/busy cache, reactor pool and IMAP sort keys at an interval."""
+        dataRoot = self.mktemp()
+        makeDataRoot(dataRoot)
+        overrides = {(name, "enabled"): False for name in ("imap", "pop3", "http", "ftp", "lmtp")}
+        overrides["server", "release_idle_after"] = 45
+        top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+        context = top.context
+        top.factory("imap")  # made as for a listener
+        kinds = [type(r) for r in context.idle.releasers]
+        self.assertIn(context.realm, context.idle.releasers)
+        self.assertIn(context.freeBusyCache, context.idle.releasers)
+        self.assertIn(idle.ReactorPoolShrinker, kinds)
+        self.assertTrue(any(r is sort.keyCache for r in context.idle.releasers))
+        top.startService()
+        timer = top.releaser
+        self.assertTrue(timer.running)
+        self.assertEqual(timer.step, 45)
+        top.stopService()
+        self.assertFalse(timer.running)
+        self.assertIsNone(top.releaser)
+
+    def test_off(self):
+        """release_idle_after = 0 starts no releaser."""
+        dataRoot = self.mktemp()
+        makeDataRoot(dataRoot)
+        overrides = {(name, "enabled"): False for name in ("imap", "pop3", "http", "ftp", "lmtp")}
+        overrides["server", "release_idle_after"] = 0
+        top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+        top.startService()
+        self.assertIsNone(top.releaser)
+        top.stopService()
