@@ -5,7 +5,6 @@ sessions): the wrapper over a C{StringTransport}, and real clients over an
 C{ssl:} listener.
 """
 
-import imaplib
 import os
 import socket
 import ssl
@@ -23,8 +22,8 @@ from gateway.errors import ConfigurationError
 from gateway.service import FRONTENDS, makeEndpoint, makeService
 from gateway.tlscert import makeSelfSigned
 from gateway.tlscontext import ReloadableTLS
-from tests.support import PASSWORD, makeDataRoot, makeTestConfig, testCertificate
-from tests.test_tlscontext import der, serverCertificate
+from tests.support import makeDataRoot, makeTestConfig, testCertificate
+from tests.test_tlscontext import SSLListenerMixin, der, serverCertificate
 
 skipNoRustls = "the rtls package is not installed (pip install gateway[rustls])" if rustlstls.rtls is None else None
 
@@ -315,47 +314,11 @@ class RustlsSNITests(unittest.TestCase):
         self.assertEqual(got, der(testCertificate()[0]))
 
 
-class RustlsListenerTests(unittest.TestCase):
+class RustlsListenerTests(SSLListenerMixin, unittest.TestCase):
     """imaplib over an ssl: listener of the rustls engine."""
 
     skip = skipNoRustls
-    timeout = 60
-
-    def setUp(self):
-        self.dataRoot = os.path.abspath(self.mktemp())
-        makeDataRoot(self.dataRoot)
-        overrides = {(name, "enabled"): False for name in FRONTENDS}
-        overrides["imap", "enabled"] = True
-        overrides["imap", "listen"] = ("ssl:0:interface=127.0.0.1",)
-        overrides["tls", "engine"] = "rustls"
-        self.top = makeService(makeTestConfig(self.dataRoot, overrides), reactor)
-        self.top.privilegedStartService()
-        self.top.startService()
-        self.addCleanup(self.top.stopService)
-        self.port = list(self.top)[0].port.getHost().port
-
-    @defer.inlineCallbacks
-    def test_appendFetch(self):
-        """imaplib logs in over TLS 1.3, appends a 400 kB message, fetches it back byte for byte, logs out."""
-        body = b"".join(b"line %06d %s\r\n" % (n, os.urandom(24).hex().encode()) for n in range(6000))
-        message = b"From: a@example.test\r\nSubject: big\r\n\r\n" + body
-
-        def run():
-            tls = ssl.create_default_context(cafile=testCertificate()[0])
-            client = imaplib.IMAP4_SSL("localhost", self.port, ssl_context=tls, timeout=20)
-            try:
-                version = client.sock.version()
-                client.login("demo@example.test", PASSWORD)
-                client.append("INBOX", None, None, message)
-                client.select("INBOX")
-                fetched = client.fetch("1", "(BODY.PEEK[])")[1][0][1]
-                return fetched, version
-            finally:
-                client.logout()
-
-        fetched, version = yield threads.deferToThread(run)
-        self.assertEqual(fetched, message)
-        self.assertEqual(version, "TLSv1.3")
+    engine = "rustls"
 
 
 class WorkerListenerTests(unittest.TestCase):

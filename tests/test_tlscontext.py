@@ -317,9 +317,13 @@ class LeanConnectionTests(unittest.TestCase):
         self.assertRaises(SSL.SysCallError, pair.server.recv, 10)
 
 
-class SSLListenerTests(unittest.TestCase):
-    """Real clients over an ssl: listener."""
+class SSLListenerMixin:
+    """
+    Real clients over an ssl: listener of the TLS engine C{engine}
+    (C{[tls] engine}).
+    """
 
+    engine = "openssl"
     timeout = 60
 
     def setUp(self):
@@ -328,6 +332,7 @@ class SSLListenerTests(unittest.TestCase):
         overrides = {(name, "enabled"): False for name in FRONTENDS}
         overrides["imap", "enabled"] = True
         overrides["imap", "listen"] = ("ssl:0:interface=127.0.0.1",)
+        overrides["tls", "engine"] = self.engine
         self.top = makeService(makeTestConfig(self.dataRoot, overrides), reactor)
         self.top.privilegedStartService()
         self.top.startService()
@@ -336,7 +341,7 @@ class SSLListenerTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_appendFetch(self):
-        """imaplib over TLS appends a 400 kB message, fetches it back byte for byte and NOOPs after."""
+        """imaplib over TLS 1.3 appends a 400 kB message, fetches it back byte for byte and NOOPs after."""
         body = b"".join(b"line %06d %s\r\n" % (n, os.urandom(24).hex().encode()) for n in range(6000))
         message = b"From: a@example.test\r\nSubject: big\r\n\r\n" + body
 
@@ -358,6 +363,10 @@ class SSLListenerTests(unittest.TestCase):
         self.assertEqual(fetched, message)
         self.assertEqual(noop, "OK")
         self.assertEqual(version, "TLSv1.3")
+
+
+class SSLListenerTests(SSLListenerMixin, unittest.TestCase):
+    """Real clients over an ssl: listener of the default engine (OpenSSL)."""
 
     @defer.inlineCallbacks
     def test_resumption(self):
