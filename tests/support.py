@@ -118,11 +118,23 @@ class LoopbackIMAPMixin:
     def setUp(self):
         from twisted.internet import reactor
 
+        self.serveIMAP(makeTestContext(self, reactor=reactor, clock=reactor))
+
+    def serveIMAP(self, context, tls=False):
+        """
+        Serve IMAP for C{context} on a loopback port of the global reactor
+        (implicit TLS with its certificate if C{tls}), until the test ends.
+        """
+        from twisted.internet import reactor
+
         from gateway.imap.server import makeFactory
 
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
+        self.context = context
+        self.factory = makeFactory(context)
+        if tls:
+            port = reactor.listenSSL(0, self.factory, context.tls, interface="127.0.0.1")
+        else:
+            port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.port = port.getHost().port
         self.addCleanup(port.stopListening)
         self.addCleanup(self._dropSessions)

@@ -16,22 +16,16 @@ from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
 from gateway.backup import findSnapshot, readManifest
-from gateway.imap.server import makeFactory
-from tests.support import PASSWORD, makeTestContext, testCertificate
+from tests.support import PASSWORD, LoopbackIMAPMixin, makeTestContext, testCertificate
 
 
 def message(number):
     return b"From: a@example.org\r\nSubject: m%d\r\n\r\nbody %d\r\n" % (number, number)
 
 
-class RunningServerTests(unittest.TestCase):
+class RunningServerTests(LoopbackIMAPMixin, unittest.TestCase):
     def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
+        self.serveIMAP(makeTestContext(self, reactor=reactor, clock=reactor))
         self.base = os.path.abspath(self.mktemp())
         os.makedirs(self.base)
         self.config = os.path.join(self.base, "gateway.ini")
@@ -40,10 +34,6 @@ class RunningServerTests(unittest.TestCase):
             f.write("[server]\ndata_root = %s\nmain_domain = example.test\n[tls]\ncertificate = %s\n"
                     "private_key = %s\n" % (self.context.directory.dataRoot, cert, key))
         self.dest = os.path.join(self.base, "backups")
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
 
     def gatewayctl(self, *argv):
         result = subprocess.run([sys.executable, "-m", "gateway.ctl", "--config", self.config] + list(argv),

@@ -18,9 +18,8 @@ from twisted.trial import unittest
 from gateway.imap import protocol
 from gateway.imap.protocol import ANY, COMMANDS, MAX_IN_MEMORY, PRELOGIN_LIMIT, Command
 from gateway.imap.search import MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS
-from gateway.imap.server import makeFactory
 from gateway.store.maildir import MAX_LEVELS
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin, makeTestContext
 from tests.test_imap_protocol import IMAPTestMixin
 
 
@@ -171,22 +170,13 @@ class PreLoginLimitTests(IMAPTestMixin, unittest.TestCase):
         self.assertEqual(self.session.bufferedSize(), 0)
 
 
-class EndToEndTests(unittest.TestCase):
+class EndToEndTests(LoopbackIMAPMixin, unittest.TestCase):
     """
     The limits over loopback, with a raw socket and imaplib.
     """
 
     def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=True)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
+        self.serveIMAP(makeTestContext(self, reactor=reactor, clock=reactor, cleartextLogin=True))
 
     def test_literalFloodBye(self):
         """

@@ -12,9 +12,8 @@ from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.trial import unittest
 
-from gateway.imap.server import makeFactory
 from tests import test_workers
-from tests.support import PASSWORD, makeTestContext, testCertificate
+from tests.support import PASSWORD, LoopbackIMAPMixin, makeTestContext, testCertificate
 from tests.test_workers import ACCOUNT, Server, untagged
 
 MESSAGE = b"From: a@example.test\r\nTo: demo@example.test\r\nSubject: notify\r\n\r\nHello\r\n"
@@ -48,18 +47,9 @@ def done(client, tag):
     return untagged(client, tag + b" ")
 
 
-class NotifyEndToEndTests(unittest.TestCase):
+class NotifyEndToEndTests(LoopbackIMAPMixin, unittest.TestCase):
     def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        secure = reactor.listenSSL(0, self.factory, self.context.tls, interface="127.0.0.1")
-        self.port = secure.getHost().port
-        self.addCleanup(secure.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
+        self.serveIMAP(makeTestContext(self, reactor=reactor, clock=reactor), tls=True)
 
     def client(self):
         context = ssl.create_default_context(cafile=testCertificate()[0])

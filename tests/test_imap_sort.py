@@ -14,9 +14,8 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from gateway.imap import sort, thread
-from gateway.imap.server import makeFactory
 from gateway.interfaces import IIdleRelease
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin, makeTestContext
 from tests.test_imap_acl import Peer
 from tests.test_imap_mailbox import MESSAGE, append
 from tests.test_imap_protocol import IMAPTestMixin
@@ -372,14 +371,9 @@ class ThreadTests(SelectedTestMixin, unittest.TestCase):
         self.assertEqual(thread.formatThreads(roots), b"(3 6 (4 23)(44 7 96))((1)(2))")
 
 
-class ImapClientTests(unittest.TestCase):
+class ImapClientTests(LoopbackIMAPMixin, unittest.TestCase):
     def setUp(self):
-        self.context = makeTestContext(self, reactor=reactor, clock=reactor)
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(lambda: [s.transport.abortConnection() for s in list(self.factory.sessions)])
+        self.serveIMAP(makeTestContext(self, reactor=reactor, clock=reactor))
 
     def test_imapclientSortThread(self):
         """imapclient's sort() and thread() over loopback."""

@@ -17,9 +17,8 @@ from twisted.trial import unittest
 
 from gateway.cred.passwords import hashPassword
 from gateway.ctl_acl import addPublicAccount
-from gateway.imap.server import makeFactory
 from gateway.store import userflags
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, LoopbackIMAPMixin, makeTestContext
 
 MESSAGE = b"From: boss@b.test\r\nSubject: shared\r\n\r\nHello\r\n"
 BOX = "~boss@b.test/Shared"
@@ -110,7 +109,7 @@ TABLE = [
 ]
 
 
-class SharingEndToEndTests(unittest.TestCase):
+class SharingEndToEndTests(LoopbackIMAPMixin, unittest.TestCase):
     def setUp(self):
         self.context = makeTestContext(self, reactor=reactor, clock=reactor)
         directory = self.context.directory
@@ -122,15 +121,7 @@ class SharingEndToEndTests(unittest.TestCase):
         boss = self.realm.accountFor("boss@b.test")
         boss.mailStore.createMailbox("Shared")
         self.shared = boss.mailStore.getMailbox("Shared")
-        self.factory = makeFactory(self.context)
-        port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
-        self.port = port.getHost().port
-        self.addCleanup(port.stopListening)
-        self.addCleanup(self._dropSessions)
-
-    def _dropSessions(self):
-        for session in list(self.factory.sessions):
-            session.transport.abortConnection()
+        self.serveIMAP(self.context)
 
     def _prepare(self, step):
         """
