@@ -19,11 +19,11 @@ from zope.interface.verify import verifyObject
 
 from gateway import rustlstls
 from gateway.errors import ConfigurationError
-from gateway.service import FRONTENDS, makeEndpoint, makeService
+from gateway.service import makeEndpoint, makeService
 from gateway.tlscert import makeSelfSigned
 from gateway.tlscontext import ReloadableTLS
-from tests.support import makeDataRoot, makeTestConfig, testCertificate
-from tests.test_tlscontext import SSLListenerMixin, der, serverCertificate
+from tests.support import makeDataRoot, testCertificate
+from tests.test_tlscontext import SSLListenerMixin, der, serveIMAPOverSSL, serverCertificate
 
 skipNoRustls = "the rtls package is not installed (pip install gateway[rustls])" if rustlstls.rtls is None else None
 
@@ -287,15 +287,7 @@ class RustlsSNITests(unittest.TestCase):
         os.makedirs(folder)
         self.cert, self.key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
         makeSelfSigned(self.cert, self.key, hostnames=("other.test", "imap.other.test"))
-        overrides = {(name, "enabled"): False for name in FRONTENDS}
-        overrides["imap", "enabled"] = True
-        overrides["imap", "listen"] = ("ssl:0:interface=127.0.0.1",)
-        overrides["tls", "engine"] = "rustls"
-        self.top = makeService(makeTestConfig(self.dataRoot, overrides), reactor)
-        self.top.privilegedStartService()
-        self.top.startService()
-        self.addCleanup(self.top.stopService)
-        self.port = list(self.top)[0].port.getHost().port
+        self.port = serveIMAPOverSSL(self, self.dataRoot, "rustls")
 
     @defer.inlineCallbacks
     def test_domainCertificate(self):

@@ -317,6 +317,24 @@ class LeanConnectionTests(unittest.TestCase):
         self.assertRaises(SSL.SysCallError, pair.server.recv, 10)
 
 
+def serveIMAPOverSSL(test, dataRoot, engine):
+    """
+    Start the server over C{dataRoot} with IMAP alone, on an ssl: listener
+    of the TLS engine C{engine}, until C{test} ends.
+
+    @return: its port.
+    """
+    overrides = {(name, "enabled"): False for name in FRONTENDS}
+    overrides["imap", "enabled"] = True
+    overrides["imap", "listen"] = ("ssl:0:interface=127.0.0.1",)
+    overrides["tls", "engine"] = engine
+    top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+    top.privilegedStartService()
+    top.startService()
+    test.addCleanup(top.stopService)
+    return list(top)[0].port.getHost().port
+
+
 class SSLListenerMixin:
     """
     Real clients over an ssl: listener of the TLS engine C{engine}
@@ -329,15 +347,7 @@ class SSLListenerMixin:
     def setUp(self):
         self.dataRoot = os.path.abspath(self.mktemp())
         makeDataRoot(self.dataRoot)
-        overrides = {(name, "enabled"): False for name in FRONTENDS}
-        overrides["imap", "enabled"] = True
-        overrides["imap", "listen"] = ("ssl:0:interface=127.0.0.1",)
-        overrides["tls", "engine"] = self.engine
-        self.top = makeService(makeTestConfig(self.dataRoot, overrides), reactor)
-        self.top.privilegedStartService()
-        self.top.startService()
-        self.addCleanup(self.top.stopService)
-        self.port = list(self.top)[0].port.getHost().port
+        self.port = serveIMAPOverSSL(self, self.dataRoot, self.engine)
 
     @defer.inlineCallbacks
     def test_appendFetch(self):
