@@ -296,3 +296,24 @@ class RenamedWhileOpenedTests(StoreTestMixin, unittest.TestCase):
         for name in self.files(inbox, "new"):
             os.unlink(os.path.join(inbox._path(), "new", name))
         self.assertRaises(NoSuchMessage, inbox.openMessage, uid)
+
+    def test_goneAfterTwoListings(self):
+        """A file no listing finds is given up after two looks (each lists new/ and cur/), not one per open attempt."""
+        from gateway.errors import NoSuchMessage
+        from gateway.store.mailbox import Mailbox
+
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uid = inbox.appendMessage(CRLF_MESSAGE)
+        for sub in ("cur", "new"):
+            for name in self.files(inbox, sub):
+                os.unlink(os.path.join(inbox._path(), sub, name))
+        original = Mailbox._locate
+        calls = []
+
+        def locate(self_, path, base):
+            calls.append(base)
+            return original(self_, path, base)
+        self.patch(Mailbox, "_locate", locate)
+        self.assertRaises(NoSuchMessage, inbox.openMessage, uid)
+        self.assertEqual(len(calls), 2)

@@ -296,6 +296,7 @@ class Mailbox(MailboxChanges):
         subdir, filename, crlf, base, name = row
         path = self._path(name)
         found = os.path.join(path, subdir, filename)
+        missed = 0
         for _ in range(OPEN_ATTEMPTS):
             if found is not None:
                 try:
@@ -304,12 +305,15 @@ class Mailbox(MailboxChanges):
                     pass
                 else:
                     return maildir.CRLFReader(f) if crlf else f
+            elif missed == 2:
+                break  # not found by two listings: gone (being expunged)
             # Renamed by another program (a flag change in another
             # process) since we looked: find it by base, again if it is
-            # renamed once more between the listing and the open, or if a
-            # listing missed it (a folder read while an entry is renamed
-            # in it may leave the entry out).
+            # renamed once more between the listing and the open, or once
+            # more if a listing missed it (a folder read while an entry is
+            # renamed in it may leave the entry out).
             found = self._locate(path, base)
+            missed += found is None
         raise NoSuchMessage(uid)
 
     def _locate(self, path, base):
