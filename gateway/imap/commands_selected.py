@@ -22,6 +22,7 @@ from zope.interface import implementer
 from gateway.errors import NoSuchMessage, PermissionDenied, QuotaExceeded, StoreError
 from gateway.imap import context as contextModule
 from gateway.imap import search as searchModule
+from gateway.imap import structcache
 from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
 from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
@@ -225,6 +226,7 @@ def _fetchLoop(session, items, uids, changedSince):
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
     plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, registry=fetchRegistry(session), context=session)
+    structures = structcache.structureCache.of(mailbox) if plan.needsStructure else None
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).
@@ -257,7 +259,7 @@ def _fetchLoop(session, items, uids, changedSince):
             try:
                 chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
                                      recent=info.uid in recent, markSeen=writable,
-                                     saveDate=saveDates.get(info.uid))
+                                     saveDate=saveDates.get(info.uid), structures=structures)
             except StoreError:
                 expunged = True  # removed from disk meanwhile
                 continue

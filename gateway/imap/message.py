@@ -126,9 +126,10 @@ class _Message:
     when a part of the response needs it, and at most once.
     """
 
-    def __init__(self, info, openMessage, saveDate=None):
+    def __init__(self, info, openMessage, saveDate=None, structures=None):
         self.info = info
         self.saveDate = saveDate
+        self.structures = structures
         self._open = openMessage
         self._data = None
         self._root = None
@@ -383,14 +384,37 @@ def _headerless(name):
     return lambda parts, message, flags, recent: parts.append(form % (value(message.info, recent),))
 
 
+#: The items whose value depends on the message's content alone, kept by
+#: L{gateway.imap.structcache} (BODY only without a section).
+KEPT_ITEMS = frozenset(["ENVELOPE", "BODY", "BODYSTRUCTURE"])
+
+
+def _kept(name, compute):
+    """
+    A renderer of an item that depends on the message's content alone
+    (ENVELOPE, BODY, BODYSTRUCTURE): C{compute(message)} once per message
+    while the message's L{gateway.imap.structcache.MailboxStructures}
+    (C{message.structures}, when given) keeps it.
+    """
+    def render(parts, message, flags, recent):
+        structures = message.structures
+        if structures is None:
+            parts.append(compute(message))
+            return
+        uid = message.info.uid
+        value = structures.get(uid, name)
+        if value is None:
+            value = compute(message)
+            structures.put(uid, name, value)
+        parts.append(value)
+    return render
+
+
 _RENDER = {
     "FLAGS": lambda parts, message, flags, recent: parts.append(flagList(flags, recent)),
-    "ENVELOPE": lambda parts, message, flags, recent: parts.append(
-        mimeparts.renderEnvelope(message.headerFields())),
-    "BODYSTRUCTURE": lambda parts, message, flags, recent: parts.append(
-        mimeparts.renderBodyStructure(message.root, True)),
-    "BODY": lambda parts, message, flags, recent: parts.append(
-        mimeparts.renderBodyStructure(message.root, False)),
+    "ENVELOPE": _kept("ENVELOPE", lambda message: mimeparts.renderEnvelope(message.headerFields())),
+    "BODYSTRUCTURE": _kept("BODYSTRUCTURE", lambda message: mimeparts.renderBodyStructure(message.root, True)),
+    "BODY": _kept("BODY", lambda message: mimeparts.renderBodyStructure(message.root, False)),
     "RFC822.HEADER": lambda parts, message, flags, recent: _literal(parts, message.headerBlock()),
     "PREVIEW": lambda parts, message, flags, recent: parts.append(
         mimeparts.imapString(makePreview(message.root))),
@@ -513,6 +537,8 @@ class FetchPlan:
         registry = _registry(registry)
         self.needsHeaders = itemsNeedHeaders(items, registry)
         self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
+        #: Whether an item is one L{_kept} renders (pass C{structures}).
+        self.needsStructure = any(item.name in KEPT_ITEMS and item.section is None for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)
@@ -541,7 +567,7 @@ class FetchPlan:
         except _NeedsMessage:
             return None
 
-    def render(self, info, openMessage, recent=False, markSeen=False, saveDate=None):
+    def render(self, info, openMessage, recent=False, markSeen=False, saveDate=None, structures=None):
         """
         Render the FETCH attribute list of one message as chunks (see the
         module docstring).
@@ -557,9 +583,12 @@ class FetchPlan:
             C{True} on a read-only mailbox.
         @param saveDate: the message's save date (POSIX seconds, C{None}
             when not known) for SAVEDATE (RFC 8514).
+        @param structures: the L{gateway.imap.structcache.MailboxStructures}
+            of the message's mailbox: ENVELOPE, BODY and BODYSTRUCTURE are
+            taken from it when kept, and kept there once rendered.
         @return: C{list} of chunks.
         """
-        message = _Message(info, openMessage, saveDate)
+        message = _Message(info, openMessage, saveDate, structures)
         flags = info.flags
         items = self._items
         if self.setsSeen and markSeen and "\\Seen" not in flags:

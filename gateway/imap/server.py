@@ -22,6 +22,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
 )
 from gateway.imap.protocol import IMAPServer
 from gateway.imap.registry import Registries
+from gateway.imap.structcache import structureCache
 
 
 class IMAPFactory(ServerFactory):
@@ -44,6 +45,7 @@ class IMAPFactory(ServerFactory):
         xmapi.install(self.registries)
         if getattr(context, "idle", None) is not None:
             context.idle.register(sort.keyCache)
+            context.idle.register(structureCache)
 
     def buildProtocol(self, addr):
         session = self.protocol(self.context)

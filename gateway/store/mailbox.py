@@ -170,6 +170,17 @@ class Mailbox(MailboxChanges):
     def uidValidity(self):
         return self._row("uidvalidity")[0]
 
+    @property
+    def contentKey(self):
+        """
+        What names this mailbox's messages' content for as long as their
+        UIDs mean the same messages (caches of what a message's content
+        gives, L{gateway.imap.structcache}): the account's folder, the
+        mailbox's id and its UIDVALIDITY (never given twice in an account,
+        L{index.newUidValidity}).
+        """
+        return (self._store.path, self._id, self.uidValidity)
+
     def uidNext(self):
         return self._row("uidnext")[0]
 
