@@ -8,7 +8,8 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from gateway.imap import mimeparts, structcache
-from gateway.imap.message import FetchPlan, parseFetchItems
+from gateway.imap.message import FetchPlan, parseFetchItems, registerFetchItems
+from gateway.imap.registry import FetchRegistry
 from gateway.interfaces import IIdleRelease
 from tests.support import PASSWORD
 from tests.test_imap_message import MIXED, SIMPLE, Info, Unopenable, opener
@@ -87,6 +88,33 @@ class RenderTests(unittest.TestCase):
         self.assertEqual(openMessage.calls, 1)
         self.assertEqual(plan.render(info, Unopenable(self), structures=structures), first)
         self.assertEqual(plan.render(info, opener(MIXED)), first)
+
+    def test_lineFromKept(self):
+        """Once kept, a plan of kept and index-row items makes the whole line, byte for byte what rendering gives."""
+        structures = structcache.StructureCache().of(Keyed("m"))
+        plan = FetchPlan(parseFetchItems("(UID FLAGS ENVELOPE BODY BODYSTRUCTURE RFC822.SIZE)"))
+        info = Info(MIXED, flags=["\\Seen"])
+        self.assertIsNone(plan.line(3, info, structures=structures))
+        rendered = plan.render(info, opener(MIXED), structures=structures)
+        self.assertIsNone(plan.line(3, info))
+        self.assertEqual(plan.line(3, info, structures=structures), b"3 FETCH " + b"".join(rendered))
+        self.assertIsNone(FetchPlan(parseFetchItems("(ENVELOPE BODY[1])")).line(3, info, structures=structures))
+
+    def test_replacedRowNotKept(self):
+        """An item whose registry row an extension replaced is rendered by it, never taken from what is kept."""
+        class Replacing(FetchRegistry):
+            def add(self, name, renderer, **kwargs):
+                if name == "ENVELOPE":
+                    renderer = lambda item, threshold: lambda parts, message, flags, recent: parts.append(b"X")
+                FetchRegistry.add(self, name, renderer, **kwargs)
+        registry = Replacing()
+        registerFetchItems(registry)
+        structures = structcache.StructureCache().of(Keyed("m"))
+        structures.put(5, "ENVELOPE", b"(kept)")
+        plan = FetchPlan(parseFetchItems("(UID ENVELOPE)", registry), registry=registry)
+        self.assertIsNone(plan.line(1, Info(SIMPLE), structures=structures))
+        self.assertEqual(b"".join(plan.render(Info(SIMPLE), Unopenable(self), structures=structures)),
+                         b"(UID 5 ENVELOPE X)")
 
     def test_sectionsNotKept(self):
         """BODY[...] sections are not structure items: a plan of them needs no structures."""

@@ -252,7 +252,7 @@ def _fetchLoop(session, items, uids, changedSince):
             seq = seqs.get(info.uid)
             if seq is None:
                 continue
-            text = plan.line(seq, info, info.uid in recent)
+            text = plan.line(seq, info, info.uid in recent, structures)
             if text is not None:
                 session.sendUntagged(text)
                 continue

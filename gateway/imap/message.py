@@ -389,6 +389,25 @@ def _headerless(name):
 KEPT_ITEMS = frozenset(["ENVELOPE", "BODY", "BODYSTRUCTURE"])
 
 
+class _KeptValue:
+    """
+    The line value (L{FetchPlan.line}) of an item L{_kept} renders: there
+    when the message's structures keep it.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, info, recent):
+        raise _NeedsMessage()
+
+    def kept(self, structures, info):
+        value = structures.get(info.uid, self.name)
+        if value is None:
+            raise _NeedsMessage()
+        return value
+
+
 def _kept(name, compute):
     """
     A renderer of an item that depends on the message's content alone
@@ -483,6 +502,29 @@ def _fixed(render):
     return lambda item, threshold: render
 
 
+#: The standard renderers of the items L{_kept} renders, by name: a plan
+#: takes such an item's value from the kept structures in L{FetchPlan.line}
+#: only while the registry's row is the standard one.
+_KEPT_RENDERERS = {
+    "ENVELOPE": _fixed(_RENDER["ENVELOPE"]),
+    "BODYSTRUCTURE": _fixed(_RENDER["BODYSTRUCTURE"]),
+    "BODY": _bodyRenderer,
+}
+
+
+def _keptLineValue(item, registry):
+    """
+    C{(format, L{_KeptValue})} for an item L{_kept} renders (ENVELOPE,
+    BODY, BODYSTRUCTURE) with the standard renderer, else C{None}.
+    """
+    if item.section is not None or item.name not in _KEPT_RENDERERS:
+        return None
+    row = registry.get(item.name)
+    if row is None or row.renderer is not _KEPT_RENDERERS[item.name]:
+        return None
+    return b"%s", _KeptValue(item.name)
+
+
 def registerFetchItems(registry):
     """
     Add the standard FETCH items (RFC 3501/9051, CONDSTORE, BINARY,
@@ -492,7 +534,9 @@ def registerFetchItems(registry):
     for name in ("UID", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"):
         registry.add(name, _fixed(_headerless(name)), line=_HEADERLESS_RENDER[name])
     registry.add("FLAGS", _fixed(_RENDER["FLAGS"]), line=_HEADERLESS_RENDER["FLAGS"])
-    for name in ("ENVELOPE", "BODYSTRUCTURE", "RFC822.HEADER", "SAVEDATE"):
+    for name in ("ENVELOPE", "BODYSTRUCTURE"):
+        registry.add(name, _KEPT_RENDERERS[name])
+    for name in ("RFC822.HEADER", "SAVEDATE"):
         registry.add(name, _fixed(_RENDER[name]))
     registry.add("PREVIEW", _fixed(_RENDER["PREVIEW"]), parse=parsePreview)
     registry.add("BODY", _bodyRenderer)
@@ -545,24 +589,32 @@ class FetchPlan:
         self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold, registry, context)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
-        lineValues = [_lineValue(item, registry) for item in shown]
+        lineValues = [_keptLineValue(item, registry) or _lineValue(item, registry) for item in shown]
         self._format = None
         if None not in lineValues:
             self._format = b"%d FETCH (" + b" ".join(
                 item.responseName().encode("ascii") + b" " + form
                 for item, (form, _) in zip(shown, lineValues, strict=True)) + b")"
             self._values = [value for _, value in lineValues]
+            self._kept = any(isinstance(value, _KeptValue) for value in self._values)
 
-    def line(self, seq, info, recent=False):
+    def line(self, seq, info, recent=False, structures=None):
         """
         The whole untagged response for message C{seq}, without C{"* "}
         and CRLF, when every item comes from the index row alone (flags,
-        sizes, dates, C{BODY.PEEK[HEADER.FIELDS ...]} of the message);
+        sizes, dates, C{BODY.PEEK[HEADER.FIELDS ...]} of the message) or
+        from what C{structures} keeps of it (ENVELOPE, BODY, BODYSTRUCTURE);
         else C{None}: use L{render}.
         """
         if self._format is None:
             return None
         try:
+            if self._kept:
+                if structures is None:
+                    return None
+                return self._format % (seq, *[
+                    value.kept(structures, info) if value.__class__ is _KeptValue else value(info, recent)
+                    for value in self._values])
             return self._format % (seq, *[value(info, recent) for value in self._values])
         except _NeedsMessage:
             return None
