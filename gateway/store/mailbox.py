@@ -210,11 +210,35 @@ class Mailbox(MailboxChanges):
         # (another process's APPEND may commit between two transactions).
         with index.snapshot(self._conn):
             version = self._row("uidvalidity, highestmodseq, uidnext")
-            if self._uidCache is None or self._uidCache[0] != version:
-                uids = tuple(row[0] for row in self._conn.execute(
-                    "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)))
+            cached = self._uidCache
+            if cached is None or cached[0] != version:
+                uids = None if cached is None else self._uidsAfter(cached, version)
+                if uids is None:
+                    uids = tuple(row[0] for row in self._conn.execute(
+                        "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)))
                 self._uidCache = (version, uids)
         return version[1], version[2], self._uidCache[1]
+
+    def _uidsAfter(self, cached, version):
+        """
+        The UIDs at C{version} from those kept at an earlier one, reading
+        only what changed (expunged since, appended since): a change to a
+        mailbox of 50,000 messages no longer reads every row in each
+        process.  C{None} when that cannot be trusted (another UIDVALIDITY,
+        or the count does not match: the rows were dropped wholesale, as
+        when a mailbox with children is deleted).
+        """
+        (validity, modseq, uidNext), uids = cached
+        if version[0] != validity or version[1] < modseq:
+            return None
+        gone = {row[0] for row in self._conn.execute(
+            "SELECT uid FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq))}
+        kept = tuple(uid for uid in uids if uid not in gone) if gone else uids
+        added = tuple(row[0] for row in self._conn.execute(
+            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? ORDER BY uid", (self._id, uidNext)))
+        result = kept + added
+        count = self._conn.execute("SELECT count(*) FROM messages WHERE mailbox = ?", (self._id,)).fetchone()[0]
+        return result if count == len(result) else None
 
     def _select(self, columns, uids):
         """
