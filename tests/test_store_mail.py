@@ -374,6 +374,24 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual((modseq, uidNext), (other.highestModSeq(), 8))
         self.assertEqual(incremental, [1])
 
+    def test_countsFollowEveryChange(self):
+        """Counts kept while nothing changed follow another process's append, flag change, expunge and \\Recent claim."""
+        other = self.makeStore(self.mailPath).getMailbox("INBOX")
+        other.appendMessage(CRLF_MESSAGE)
+        first = self.inbox.counts()
+        self.assertEqual((first.messages, first.unseen, first.recent), (1, 1, 1))
+        self.assertIs(self.inbox.counts(), first)
+        other.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(self.inbox.counts().messages, 2)
+        other.setFlags([1], ["\\Seen"], "+")
+        self.assertEqual(self.inbox.counts().unseen, 1)
+        other.claimRecent()
+        self.assertEqual(self.inbox.counts().recent, 0)
+        other.setFlags([2], ["\\Deleted"], "+")
+        other.expunge()
+        counts = self.inbox.counts()
+        self.assertEqual((counts.messages, counts.unseen, counts.size), (1, 0, len(CRLF_MESSAGE)))
+
     def test_uidStateAfterRowsDropped(self):
         """When a mailbox's rows are dropped without being expunged (it was deleted while it has children), the UIDs are read again."""
         store = self.makeStore()

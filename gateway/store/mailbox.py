@@ -126,6 +126,7 @@ class Mailbox(MailboxChanges):
         self._gone = False
         self._uidCache = None
         self._changesCache = None
+        self._countsCache = None
         self._keywordCache = None
         self._keywordsInUse = None
         self._initChanges()
@@ -303,14 +304,24 @@ class Mailbox(MailboxChanges):
         return result
 
     def counts(self):
+        # Every change to the messages takes a new modseq or UIDNEXT (as
+        # for changesSince): while neither nor the first unclaimed UID
+        # moved, the counts stand, and a STATUS does not go through every
+        # row.
         unseen, params = query.Not(query.HasFlag("\\Seen")).sql()
         with index.snapshot(self._conn):
-            validity, recentUid, uidNext = self._row("uidvalidity, recentuid, uidnext")
+            validity, recentUid, uidNext, highest = self._row("uidvalidity, recentuid, uidnext, highestmodseq")
             recentUid = self._store.recentClaims.first(self._id, validity, recentUid)
+            version = (validity, highest, uidNext, recentUid)
+            cached = self._countsCache
+            if cached is not None and cached[0] == version:
+                return cached[1]
             row = self._conn.execute(
                 "SELECT count(*), COALESCE(sum(%s), 0), COALESCE(sum(uid >= ?), 0), COALESCE(sum(size), 0)"
                 " FROM messages WHERE mailbox = ?" % (unseen,), (*params, recentUid, self._id)).fetchone()
-        return MailboxCounts(*row, uidnext=uidNext)
+        counts = MailboxCounts(*row, uidnext=uidNext)
+        self._countsCache = (version, counts)
+        return counts
 
     def search(self, term, limit=None):
         condition, params = term.sql()
