@@ -17,9 +17,16 @@ C{python -m tests.imapload PORT USER PASSWORD [CLIENTS] [SECONDS]} runs the
 stress test's mix (half the sessions with QRESYNC enabled) against a
 server listening on 127.0.0.1 without TLS, and prints what the checker
 found (see L{main}).
+
+C{GATEWAY_IMAPLOAD_TRANSCRIPT=N} (a debug switch) makes every client keep
+the last C{N} lines it sent and received; a context result found wrong
+(L{_contextEnd}) then carries them, so the updates the server sent before
+can be read.
 """
 
+import collections
 import hashlib
+import os
 import random
 import socket
 import ssl
@@ -33,6 +40,9 @@ KEYWORDS = ["$Label1", "$Label2", "$Work", "$Todo", "Project_X"]
 SYSTEM = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft"]
 
 _DIGEST_HEADER = b"X-Body-SHA1: "
+
+#: Lines of its session each client keeps (L{CheckedClient.transcript}).
+TRANSCRIPT = int(os.environ.get("GATEWAY_IMAPLOAD_TRANSCRIPT") or 0)
 
 
 class IMAPError(Exception):
@@ -87,18 +97,28 @@ class CheckedClient:
         found beyond the checker's: C{"body"} (a body failing its digest),
         C{"fetch-missing"} (FETCH answered OK, without C{[EXPUNGEISSUED]},
         and without the data of a message it named).
+    @ivar transcript: the last lines sent (C{"C: "}) and received
+        (C{"S: "}), with C{transcript} lines kept (L{TRANSCRIPT} by
+        default); C{None} when none are.
     """
 
-    def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60):
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tlsContext is not None:
-            sock = tlsContext.wrap_socket(sock, server_hostname=host)
+    def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60, transcript=None, sock=None):
+        """
+        @param sock: a connected socket (or stand-in) to use instead of
+            connecting to C{port}.
+        """
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tlsContext is not None:
+                sock = tlsContext.wrap_socket(sock, server_hostname=host)
         self.sock = sock
         self.checker = checker
         self.counter = 0
         self.problems = []
         self._pending = []
+        keep = TRANSCRIPT if transcript is None else transcript
+        self.transcript = collections.deque(maxlen=keep) if keep else None
         greeting = self._next()
         if greeting.kind != "untagged" or greeting.name not in ("OK", "PREAUTH"):
             raise IMAPError("greeting %r" % (greeting.raw[:100],))
@@ -112,8 +132,24 @@ class CheckedClient:
             if not data:
                 self.checker.finish()
                 raise IMAPError("connection closed")
+            self._received(data)
             self._pending.extend(self.checker.receive(data))
         return self._pending.pop(0)
+
+    def _received(self, data):
+        if self.transcript is not None:
+            self.transcript.extend("S: " + line.decode("latin-1")[:300] for line in data.splitlines())
+
+    def _send(self, data):
+        if self.transcript is not None:
+            self.transcript.extend("C: " + line.decode("latin-1")[:300] for line in data.splitlines())
+        self.sock.sendall(data)
+
+    def lastLines(self):
+        """
+        The transcript kept, one line each (empty when none is kept).
+        """
+        return "\n".join(self.transcript or ())
 
     def command(self, line, literal=None, expectBad=False):
         """
@@ -127,12 +163,14 @@ class CheckedClient:
         if literal is not None:
             line += b" {%d}" % (len(literal),)
         self.checker.sent(tag, line, expectBad)
-        self.sock.sendall(tag + b" " + line + b"\r\n")
+        self._send(tag + b" " + line + b"\r\n")
         untagged = []
         if literal is not None:
             while True:
                 response = self._next()
                 if response.kind == "continuation":
+                    if self.transcript is not None:
+                        self.transcript.append("C: (literal of %d bytes)" % (len(literal),))
                     self.sock.sendall(literal + b"\r\n")
                     break
                 if response.kind == "tagged":
@@ -163,7 +201,7 @@ class CheckedClient:
         self.counter += 1
         tag = b"c%d" % (self.counter,)
         self.checker.sent(tag, b"IDLE")
-        self.sock.sendall(tag + b" IDLE\r\n")
+        self._send(tag + b" IDLE\r\n")
         untagged = []
         response = self._next()
         while response.kind == "untagged":
@@ -187,13 +225,14 @@ class CheckedClient:
                 if not data:
                     self.checker.finish()
                     raise IMAPError("connection closed during IDLE")
+                self._received(data)
                 self._pending.extend(self.checker.receive(data))
                 untagged.extend(r for r in self._pending if r.kind == "untagged")
                 self._pending = [r for r in self._pending if r.kind != "untagged"]
         finally:
             self.sock.settimeout(timeout)
         self.checker.sentDone()
-        self.sock.sendall(b"DONE\r\n")
+        self._send(b"DONE\r\n")
         while True:
             response = self._next()
             if response.kind == "tagged" and response.tag == tag.decode():
@@ -393,7 +432,9 @@ def _contextEnd(client, rng, counter, tag, keyword):
                                     % (tag, keyword, _short(kept - fresh, "extra"), _short(fresh - kept, "missing"),
                                        "equals it" if later == fresh else "holds %s" % (sorted(later)[:10],),
                                        ", ".join("%d %s" % (u, {True: "has it", False: "has it not"}.get(
-                                           carry.get(u), "not returned")) for u in differ))))
+                                           carry.get(u), "not returned")) for u in differ))
+                                    + ("\nthe session's last lines:\n" + client.lastLines()
+                                       if client.transcript else "")))
     _run(client, counter, "CANCELUPDATE", b'CANCELUPDATE "%s"' % (tag.encode(),))
 
 
