@@ -419,6 +419,8 @@ def _contextEnd(client, rng, counter, tag, keyword):
     fresh, after = _searchAnswer(untagged)
     if tagged.name == "OK" and kept is not None and fresh is not None:
         missing, extra = _unexplained(fresh, kept, after, tag, knownBefore)
+        if fresh != kept and not (missing or extra):
+            counter.add("SEARCH fresh, changed meanwhile")
         if missing or extra:
             # Once more after a NOOP: whether updates came late, or never.
             _run(client, counter, "NOOP", b"NOOP")

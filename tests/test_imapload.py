@@ -136,7 +136,8 @@ class ContextEndTests(unittest.TestCase):
             client.ok(line)
         tag = server.context.decode()
         self.assertEqual(client.checker.contextResult(tag), {774, 804})
-        imapload._contextEnd(client, _NoIdle(), imapload.Counter(), tag, "$Ctx1")
+        self.counter = imapload.Counter()
+        imapload._contextEnd(client, _NoIdle(), self.counter, tag, "$Ctx1")
         self.assertEqual(server.script, [])
         return [text for _kind, text in client.problems], [v.text for v in client.checker.violations]
 
@@ -145,6 +146,7 @@ class ContextEndTests(unittest.TestCase):
         problems, violations = self.contextEnd(b"* SEARCH 774 804\r\n* ESEARCH (TAG \"{ctx}\") UID REMOVEFROM (0 804)\r\n"
                                                b"* 3 EXPUNGE\r\n{tag} OK done\r\n")
         self.assertEqual((problems, violations), ([], []))
+        self.assertEqual(self.counter.ok.get("SEARCH fresh, changed meanwhile"), 1)
 
     def test_vanishedDuringFreshSearch(self):
         """As test_expungedDuringFreshSearch, with QRESYNC: the message goes as VANISHED."""
