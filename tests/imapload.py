@@ -451,16 +451,16 @@ def _unexplained(fresh, kept, after, tag, knownBefore):
     differ in that the responses C{after} the answer (to the end of the
     search command) do not explain.
 
-    The answer is the mailbox when the search ran; the updates of the
-    context for what changed meanwhile come after it, at the end of the
-    command, with the EXPUNGEs (or VANISHED) and EXISTS (RFC 5267 4.3: they
-    are unsolicited responses, sent where an EXPUNGE may be).  So a UID
-    the answer has and the result lacks is explained when it was expunged
-    after the answer (a message expunged needs no update, 4.3.4, or got its
-    REMOVEFROM, which the checker makes sure of); a UID the result has and
-    the answer lacks, when it came in after the answer: an ADDTO after an
-    EXISTS, of a UID above every one the session knew before the search
-    (C{knownBefore}).
+    The answer is the mailbox when the search ran; the context's updates
+    for what changed meanwhile are unsolicited responses (RFC 5267 4.3)
+    that come after it, with the EXPUNGEs (or VANISHED) and EXISTS at the
+    end of the command.  So a UID the answer has and the result lacks is
+    explained when it was expunged after the answer (it leaves the
+    mailbox, and so the result: through a REMOVEFROM before its EXPUNGE if
+    the result had it, which the checker verifies when it knows the UID);
+    a UID the result has and the answer lacks, when it came in after the
+    answer: an ADDTO after an EXISTS, of a UID above every one the session
+    knew before the search (C{knownBefore}).
 
     @return: C{(missing, extra)}: C{set}s of the UIDs unexplained.
     """
