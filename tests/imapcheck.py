@@ -219,6 +219,13 @@ class SessionChecker(MessageChecks, SearchChecks, UidChecks, ContextChecks):
             return None
         return self._slots[seq - 1][0]
 
+    def highestKnownUid(self):
+        """
+        The highest UID of a message the session has and learnt the UID
+        of (0: none).
+        """
+        return max((slot[0] for slot in self._slots or () if slot[0] is not None), default=0)
+
     # -- internals --------------------------------------------------------------------------
 
     def _violate(self, kind, text, context=b""):

@@ -71,10 +71,25 @@ class MessageChecks:
         if not 1 <= n <= len(self._slots):
             self._violate("sequence", "EXPUNGE %d of %d messages" % (n, len(self._slots)), response.raw)
             return
+        response.expunged = [self._uidRange(n - 1)]
         slot = self._slots.pop(n - 1)
         if slot[0] is not None:
             self.facts().expunged.add(slot[0])
             self._contextGone(slot[0])
+
+    def _uidRange(self, index):
+        """
+        The C{(lo, hi)} range the UID of the message at C{index} (from 0)
+        lies in: the UID itself once learnt, else between the learnt UIDs
+        of the messages around it, within what UIDNEXT said.
+        """
+        slot = self._slots[index]
+        if slot[0] is not None:
+            return slot[0], slot[0]
+        lo, hi = slot[1], slot[2]
+        below = next((s[0] for s in reversed(self._slots[:index]) if s[0] is not None), None)
+        above = next((s[0] for s in self._slots[index + 1:] if s[0] is not None), None)
+        return max(lo, below + 1) if below is not None else lo, min(hi, above - 1) if above is not None else hi
 
     def _untagged_VANISHED(self, response):
         data = list(response.data)
@@ -103,6 +118,7 @@ class MessageChecks:
         for command in running:
             if command.name in NO_EXPUNGE_DURING:
                 self._violate("expunge-forbidden", "VANISHED during %s" % (command.name,), response.raw)
+        response.expunged = ranges
         for lo, hi in ranges:
             for uid in range(lo, min(hi, lo + 100000) + 1):
                 self._vanish(uid)

@@ -17,9 +17,16 @@ C{python -m tests.imapload PORT USER PASSWORD [CLIENTS] [SECONDS]} runs the
 stress test's mix (half the sessions with QRESYNC enabled) against a
 server listening on 127.0.0.1 without TLS, and prints what the checker
 found (see L{main}).
+
+C{GATEWAY_IMAPLOAD_TRANSCRIPT=N} (a debug switch) makes every client keep
+the last C{N} lines it sent and received; a context result found wrong
+(L{_contextEnd}) then carries them, so the updates the server sent before
+can be read.
 """
 
+import collections
 import hashlib
+import os
 import random
 import socket
 import ssl
@@ -28,11 +35,15 @@ import threading
 import time
 
 from tests.imapcheck import Registry, SessionChecker
+from tests.imapcheck_context import _pairs
 
 KEYWORDS = ["$Label1", "$Label2", "$Work", "$Todo", "Project_X"]
 SYSTEM = ["\\Seen", "\\Flagged", "\\Answered", "\\Draft"]
 
 _DIGEST_HEADER = b"X-Body-SHA1: "
+
+#: Lines of its session each client keeps (L{CheckedClient.transcript}).
+TRANSCRIPT = int(os.environ.get("GATEWAY_IMAPLOAD_TRANSCRIPT") or 0)
 
 
 class IMAPError(Exception):
@@ -87,18 +98,28 @@ class CheckedClient:
         found beyond the checker's: C{"body"} (a body failing its digest),
         C{"fetch-missing"} (FETCH answered OK, without C{[EXPUNGEISSUED]},
         and without the data of a message it named).
+    @ivar transcript: the last lines sent (C{"C: "}) and received
+        (C{"S: "}), with C{transcript} lines kept (L{TRANSCRIPT} by
+        default); C{None} when none are.
     """
 
-    def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60):
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tlsContext is not None:
-            sock = tlsContext.wrap_socket(sock, server_hostname=host)
+    def __init__(self, port, checker, tlsContext=None, host="127.0.0.1", timeout=60, transcript=None, sock=None):
+        """
+        @param sock: a connected socket (or stand-in) to use instead of
+            connecting to C{port}.
+        """
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tlsContext is not None:
+                sock = tlsContext.wrap_socket(sock, server_hostname=host)
         self.sock = sock
         self.checker = checker
         self.counter = 0
         self.problems = []
         self._pending = []
+        keep = TRANSCRIPT if transcript is None else transcript
+        self.transcript = collections.deque(maxlen=keep) if keep else None
         greeting = self._next()
         if greeting.kind != "untagged" or greeting.name not in ("OK", "PREAUTH"):
             raise IMAPError("greeting %r" % (greeting.raw[:100],))
@@ -112,8 +133,24 @@ class CheckedClient:
             if not data:
                 self.checker.finish()
                 raise IMAPError("connection closed")
+            self._received(data)
             self._pending.extend(self.checker.receive(data))
         return self._pending.pop(0)
+
+    def _received(self, data):
+        if self.transcript is not None:
+            self.transcript.extend("S: " + line.decode("latin-1")[:300] for line in data.splitlines())
+
+    def _send(self, data):
+        if self.transcript is not None:
+            self.transcript.extend("C: " + line.decode("latin-1")[:300] for line in data.splitlines())
+        self.sock.sendall(data)
+
+    def lastLines(self):
+        """
+        The transcript kept, one line each (empty when none is kept).
+        """
+        return "\n".join(self.transcript or ())
 
     def command(self, line, literal=None, expectBad=False):
         """
@@ -127,12 +164,14 @@ class CheckedClient:
         if literal is not None:
             line += b" {%d}" % (len(literal),)
         self.checker.sent(tag, line, expectBad)
-        self.sock.sendall(tag + b" " + line + b"\r\n")
+        self._send(tag + b" " + line + b"\r\n")
         untagged = []
         if literal is not None:
             while True:
                 response = self._next()
                 if response.kind == "continuation":
+                    if self.transcript is not None:
+                        self.transcript.append("C: (literal of %d bytes)" % (len(literal),))
                     self.sock.sendall(literal + b"\r\n")
                     break
                 if response.kind == "tagged":
@@ -163,7 +202,7 @@ class CheckedClient:
         self.counter += 1
         tag = b"c%d" % (self.counter,)
         self.checker.sent(tag, b"IDLE")
-        self.sock.sendall(tag + b" IDLE\r\n")
+        self._send(tag + b" IDLE\r\n")
         untagged = []
         response = self._next()
         while response.kind == "untagged":
@@ -187,13 +226,14 @@ class CheckedClient:
                 if not data:
                     self.checker.finish()
                     raise IMAPError("connection closed during IDLE")
+                self._received(data)
                 self._pending.extend(self.checker.receive(data))
                 untagged.extend(r for r in self._pending if r.kind == "untagged")
                 self._pending = [r for r in self._pending if r.kind != "untagged"]
         finally:
             self.sock.settimeout(timeout)
         self.checker.sentDone()
-        self.sock.sendall(b"DONE\r\n")
+        self._send(b"DONE\r\n")
         while True:
             response = self._next()
             if response.kind == "tagged" and response.tag == tag.decode():
@@ -363,7 +403,8 @@ def _contextStart(client, rng, counter):
 def _contextEnd(client, rng, counter, tag, keyword):
     """
     The context's result, as its ADDTO and REMOVEFROM updates made it,
-    must equal a fresh C{UID SEARCH} of its key; then C{CANCELUPDATE}.
+    must equal a fresh C{UID SEARCH} of its key, but for what changed while
+    that search ran (see L{_unexplained}); then C{CANCELUPDATE}.
     """
     if rng.random() < 0.3:
         try:
@@ -372,29 +413,102 @@ def _contextEnd(client, rng, counter, tag, keyword):
         except IMAPError:
             counter.add("IDLE", False)
     _run(client, counter, "NOOP", b"NOOP")
+    knownBefore = client.checker.highestKnownUid()
     tagged, untagged = _run(client, counter, "SEARCH fresh", b"UID SEARCH KEYWORD %s" % (keyword.encode(),))
     kept = client.checker.contextResult(tag)
-    if tagged.name == "OK" and kept is not None:
-        fresh = _searchAnswer(untagged)
-        if fresh is not None and fresh != kept:
+    fresh, after = _searchAnswer(untagged)
+    if tagged.name == "OK" and kept is not None and fresh is not None:
+        missing, extra = _unexplained(fresh, kept, after, tag, knownBefore)
+        if fresh != kept and not (missing or extra):
+            counter.add("SEARCH fresh, changed meanwhile")
+        if missing or extra:
             # Once more after a NOOP: whether updates came late, or never.
             _run(client, counter, "NOOP", b"NOOP")
             later = client.checker.contextResult(tag)
             # What the messages in one and not the other carry now (none:
             # gone from the store, their expunge not yet announced).
-            differ = sorted(kept ^ fresh)[:10]
+            differ = sorted(missing | extra)[:10]
             _tagged, fetched = client.command(b"UID FETCH %s (UID FLAGS)" % (",".join(map(str, differ)).encode(),))
             carry = {}
             for atts in _fetchItems(fetched).values():
                 if "UID" in atts and isinstance(atts.get("FLAGS"), list):
                     carry[int(atts["UID"])] = keyword.lower() in (str(f).lower() for f in atts["FLAGS"])
-            client.problems.append(("context-result", "context %s of KEYWORD %s holds %s; a fresh UID SEARCH found %s;"
+            client.problems.append(("context-result", "context %s of KEYWORD %s holds %s; a fresh UID SEARCH found %s"
+                                    " (no expunge or arrival announced after its answer explains them);"
                                     " after one more NOOP the context %s; UID FETCH FLAGS of those: %s"
-                                    % (tag, keyword, _short(kept - fresh, "extra"), _short(fresh - kept, "missing"),
-                                       "equals it" if later == fresh else "holds %s" % (sorted(later)[:10],),
+                                    % (tag, keyword, _short(extra, "extra"), _short(missing, "missing"),
+                                       "holds %s" % (sorted(later)[:10],) if later is not None else "is gone",
                                        ", ".join("%d %s" % (u, {True: "has it", False: "has it not"}.get(
-                                           carry.get(u), "not returned")) for u in differ))))
+                                           carry.get(u), "not returned")) for u in differ))
+                                    + ("\nthe session's last lines:\n" + client.lastLines()
+                                       if client.transcript else "")))
     _run(client, counter, "CANCELUPDATE", b'CANCELUPDATE "%s"' % (tag.encode(),))
+
+
+def _unexplained(fresh, kept, after, tag, knownBefore):
+    """
+    What a context's result C{kept} and a fresh search's answer C{fresh}
+    differ in that the responses C{after} the answer (to the end of the
+    search command) do not explain.
+
+    The answer is the mailbox when the search ran; the context's updates
+    for what changed meanwhile are unsolicited responses (RFC 5267 4.3)
+    that come after it, with the EXPUNGEs (or VANISHED) and EXISTS at the
+    end of the command.  So a UID the answer has and the result lacks is
+    explained when it was expunged after the answer (it leaves the
+    mailbox, and so the result: through a REMOVEFROM before its EXPUNGE if
+    the result had it, which the checker verifies when it knows the UID);
+    a UID the result has and the answer lacks, when it came in after the
+    answer: an ADDTO after an EXISTS, of a UID above every one the session
+    knew before the search (C{knownBefore}).
+
+    @return: C{(missing, extra)}: C{set}s of the UIDs unexplained.
+    """
+    gone, added, arrived = [], set(), False
+    for response in after:
+        if response.name in ("EXPUNGE", "VANISHED"):
+            gone.extend(response.expunged)
+        elif response.name == "EXISTS":
+            arrived = True
+        elif response.name == "ESEARCH" and arrived:
+            added |= _contextAdded(response, tag)
+    missing = {u for u in fresh - kept if not any(lo <= u <= hi for lo, hi in gone)}
+    extra = {u for u in kept - fresh if not (u in added and u > knownBefore)}
+    return missing, extra
+
+
+def _contextAdded(response, tag):
+    """
+    The UIDs an C{ESEARCH (TAG "tag") UID ... ADDTO (...)} update puts in
+    (none for another response).
+    """
+    correlator, items = _esearchItems(response)
+    added = set()
+    if correlator == tag:
+        for name, value in items:
+            if name == "ADDTO":
+                added |= {n for _position, ranges in _pairs(value) for lo, hi in ranges
+                          for n in range(lo, min(hi, lo + 100000) + 1)}
+    return added
+
+
+def _esearchItems(response):
+    """
+    The tag an C{ESEARCH} response correlates to (C{None}: none) and its
+    C{(NAME, value)} items, without C{UID}; C{(None, [])} for another
+    response.
+    """
+    if response.name != "ESEARCH":
+        return None, []
+    data = list(response.data)
+    tag = None
+    if data and isinstance(data[0], list):
+        correlator = data.pop(0)
+        if len(correlator) == 2 and str(correlator[0]).upper() == "TAG" and isinstance(correlator[1], bytes):
+            tag = correlator[1].decode("ascii", "replace")
+    if data and str(data[0]).upper() == "UID":
+        data.pop(0)
+    return tag, [(str(data[i]).upper(), data[i + 1]) for i in range(0, len(data) - 1, 2)]
 
 
 def _short(uids, label):
@@ -405,18 +519,21 @@ def _searchAnswer(untagged):
     """
     The UIDs (or numbers) of a SEARCH answer among C{untagged}: its
     C{SEARCH} response, or the C{ALL} of its ESEARCH (IMAP4rev2).
+
+    @return: C{(answer, responses after it)}; C{(None, [])} when there is
+        no answer.
     """
-    for response in untagged:
+    for i, response in enumerate(untagged):
         if response.name == "SEARCH":
-            return {int(t) for t in response.data if not isinstance(t, list)}
-        if response.name == "ESEARCH":
-            data = [t for t in response.data if not isinstance(t, list)]
-            for i in range(len(data) - 1):
-                if str(data[i]).upper() == "ALL":
-                    return {n for part in str(data[i + 1]).split(",")
-                            for n in _range(part)}
-            return set()
-    return None
+            return {int(t) for t in response.data if not isinstance(t, list)}, untagged[i + 1:]
+        _tag, items = _esearchItems(response)
+        if response.name == "ESEARCH" and not {name for name, _ in items} & {"ADDTO", "REMOVEFROM"}:
+            # (Not a context's update.)
+            for name, value in items:
+                if name == "ALL":
+                    return {n for part in str(value).split(",") for n in _range(part)}, untagged[i + 1:]
+            return set(), untagged[i + 1:]
+    return None, []
 
 
 def _range(part):

@@ -42,7 +42,13 @@ class Response:
     @ivar data: the tokens after the name (status responses: none).
     @ivar text: the human-readable text of a status response (C{bytes}).
     @ivar raw: the whole response as received, literals included.
+    @ivar expunged: of an C{EXPUNGE} or C{VANISHED} the checker took in,
+        the C{(lo, hi)} UID ranges it took out of the session (of an
+        C{EXPUNGE} of a message whose UID was not learnt, the range that
+        UID lay in).
     """
+
+    expunged = ()
 
     def __init__(self, kind, raw):
         self.kind = kind

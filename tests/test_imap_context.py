@@ -101,6 +101,28 @@ class ContextSearchTests(ContextTestMixin, unittest.TestCase):
         out = self.send(b"n NOOP")
         self.assertIn(b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 3)\r\n* 3 EXPUNGE\r\n', out)
 
+    def test_expungedWhileSearching(self):
+        """A fresh UID SEARCH answers a message expunged while it ran; the context's REMOVEFROM and the EXPUNGE follow in the same command."""
+        self.selectWith(3)
+        self.send(b"x STORE 2 +FLAGS ($Ctx)")
+        self.assertIn(b'* ESEARCH (TAG "B01") UID ALL 2\r\n', self.send(b"B01 UID SEARCH RETURN (UPDATE) KEYWORD $Ctx"))
+        peer = self.peer()
+        peer.send(b"P STORE 2 +FLAGS.SILENT (\\Deleted)")
+        self.send(b"n NOOP")
+        found = self.mailbox.search
+
+        def search(term, limit=None):
+            # Another session's EXPUNGE lands between the search and the
+            # end of the command (as the stress test's did).
+            hits = found(term, limit)
+            peer.send(b"P UID EXPUNGE 2")
+            return hits
+        self.patch(self.mailbox, "search", search)
+        out = self.send(b"f UID SEARCH KEYWORD $Ctx")
+        self.assertEqual(out.split(b"\r\n")[:3],
+                         [b"* SEARCH 2", b'* ESEARCH (TAG "B01") UID REMOVEFROM (0 2)', b"* 2 EXPUNGE"])
+        self.assertIn(b"\r\nf OK", out)
+
     def test_otherProcessInIdle(self):
         """Another process's append and expunge reach a context in IDLE: ADDTO after EXISTS, REMOVEFROM before EXPUNGE."""
         self.selectWith(2)

@@ -10,8 +10,10 @@ half the sessions with QRESYNC enabled (VANISHED instead of EXPUNGE),
 plus REPLACE, COPY, MOVE and UID MOVE between two mailboxes.  Of the
 sessions kept open, one keeps a search context up to date (C{UID SEARCH
 RETURN (UPDATE)}: its ADDTO and REMOVEFROM must make the result a fresh
-search finds), one enables IMAP4rev2 and one sets NOTIFY (see
-L{ROLES}).
+search finds, but for what that search's end announced changed while it
+ran), one enables IMAP4rev2 and one sets NOTIFY (see L{ROLES}).
+C{GATEWAY_IMAPLOAD_TRANSCRIPT=N} makes a wrong context result carry the
+context client's last C{N} lines.
 
 The run happens once (about 15 s); each test checks one family of
 violations.  C{GATEWAY_STRESS=long} runs 10 clients for 5 minutes
@@ -239,7 +241,7 @@ class StressTests(unittest.TestCase):
         self.assertClean("esearch")
 
     def test_contexts(self):
-        """A search context's ADDTO and REMOVEFROM name what it lacks or has, and make what a fresh search finds."""
+        """A search context's ADDTO and REMOVEFROM name what it lacks or has, and make what a fresh search finds (but for changes announced after its answer)."""
         self.assertClean("context")
         self.assertEqual([p for p in stressRun().problems if p[0] == "context-result"][:5], [])
 
