@@ -22,7 +22,7 @@ not use this way raises L{PermissionDenied} (as Dovecot does).
 """
 
 import attr
-from twisted.internet.defer import fail, maybeDeferred
+from twisted.internet.defer import fail, maybeDeferred, succeed
 from zope.interface import implementer
 
 from gateway.errors import (
@@ -569,6 +569,53 @@ class SharedMailbox:
             userflags.setSeen(self._mailbox, self._viewer, [uid], "+")
         return uid
 
+    def appendMessageLater(self, source, flags=(), internalDate=None):
+        """
+        L{appendMessage} off the reactor thread: the file written in the
+        thread pool, its row by the owner's index writer.
+
+        @return: a L{Deferred} firing with the new UID once it is durable.
+        """
+        return self.appendMessagesLater([(source, flags, internalDate)]).addCallback(lambda uids: uids[0])
+
+    def appendMessagesLater(self, messages):
+        """
+        Several messages, all or none (MULTIAPPEND), as
+        L{Mailbox.appendMessagesLater} does for the owner: in one write of
+        the owner's index writer, with the viewer's own C{\\Seen}.
+
+        @return: a L{Deferred} firing with their UIDs once durable.
+        """
+        try:
+            rights = self.rights()
+            _check(rights, "i", self.name)
+        except Exception:
+            return fail()
+        shared, finish = self._sharedFlags(rights, [flags for _source, flags, _date in messages])
+        return self._mailbox.appendMessagesLater(
+            [(source, flags, date) for (source, _flags, date), flags in zip(messages, shared, strict=True)],
+            finish)
+
+    def _sharedFlags(self, rights, flagLists):
+        """
+        The flags the viewer may set, split: what goes on the messages, and
+        a C{finish(uids)} for L{Mailbox.commitMessagesLater} that sets the
+        viewer's own C{\\Seen} where it was asked.
+
+        @return: C{(list of flag lists, finish)}.
+        """
+        shared, seen = [], []
+        for flags in flagLists:
+            allowed = allowedFlags(flags, rights)
+            shared.append([flag for flag in allowed if flag.lower() != "\\seen"])
+            seen.append(len(shared[-1]) != len(allowed))
+
+        def finish(uids):
+            mine = [uid for uid, wanted in zip(uids, seen, strict=True) if wanted]
+            if mine:
+                userflags.setSeen(self._mailbox, self._viewer, mine, "+")
+        return shared, finish
+
     def setFlags(self, uids, flags, mode, unchangedSince=None):
         return self._setFlags(self.rights(), uids, flags, mode, unchangedSince)
 
@@ -592,10 +639,7 @@ class SharedMailbox:
         with the owner's sessions' writes; at once where the owner's
         mailbox has no writer (tests' stores without threads).
         """
-        write = getattr(getattr(self._mailbox, "_store", None), "_write", None)
-        if write is None:
-            return maybeDeferred(f, *args)
-        return write(lambda conn, group: f(*args), makesRoom=True)
+        return _laterOn(self._mailbox, f, *args)
 
     def _setFlags(self, rights, uids, flags, mode, unchangedSince):
         allowed = allowedFlags(flags, rights)
@@ -689,7 +733,106 @@ def transferLater(source, uids, destination, move=False):
     if own and getattr(source, "_store", None) is getattr(destination, "_store", None) \
             and hasattr(source, "copyToLater"):
         return source.moveToLater(uids, destination) if move else source.copyToLater(uids, destination)
-    return maybeDeferred(transfer, source, uids, destination, move)
+    rawDestination = _unwrap(destination)
+    if not hasattr(rawDestination, "commitMessagesLater") or not hasattr(_unwrap(source), "_store"):
+        return maybeDeferred(transfer, source, uids, destination, move)
+    return _transferAcross(source, uids, destination, move)
+
+
+def _transferAcross(source, uids, destination, move):
+    """
+    L{transfer} into another account's mailbox (or out of one) off the
+    reactor thread: the messages are read and written into the
+    destination's C{tmp/} in the thread pool, then committed all together
+    in one write of the destination owner's index writer (with their
+    properties and the viewer's own C{\\Seen}); a MOVE then removes the
+    originals by the source owner's writer.  Not atomic across the two
+    indexes: a crash between the two commits leaves the copies and the
+    originals, never neither.
+
+    @return: a L{Deferred} firing with C{[(sourceUid, destinationUid)]}
+        once durable.
+    """
+    rawSource, rawDestination = _unwrap(source), _unwrap(destination)
+    try:
+        if isinstance(source, SharedMailbox):
+            # A MOVE is COPY, STORE \Deleted and EXPUNGE on the source (R-DEL-2).
+            source._need("rte" if move else "r")
+        rights = destination.rights() if isinstance(destination, SharedMailbox) else ALL_RIGHTS
+        _check(rights, "i", destination.name)
+        infos = source.messages(uids, headers=False)
+        store = rawDestination._store
+        if store.quota is not None and store is not rawSource._store:
+            store.quota.check(sum(info.size for info in infos))
+    except Exception:
+        return fail()
+    if not infos:
+        return succeed([])
+
+    def prepareAll():
+        # One after another, in one thread: a COPY of thousands opens
+        # one file at a time.
+        ready = []
+        carried = properties.properties(rawSource, [info.uid for info in infos])
+        try:
+            for info in infos:
+                try:
+                    f = rawSource.openMessage(info.uid)
+                except StoreError:
+                    continue  # expunged meanwhile
+                try:
+                    prepared = rawDestination.prepareMessage(f, None, info.internalDate.timestamp())
+                finally:
+                    f.close()
+                ready.append((info, prepared, carried.get(info.uid)))
+        except BaseException:
+            for _info, prepared, _found in ready:
+                prepared.discard()
+            raise
+        return ready
+
+    def commit(ready):
+        if not ready:
+            return []
+        if isinstance(destination, SharedMailbox):
+            flagLists, finishSeen = destination._sharedFlags(rights, [info.flags for info, _p, _f in ready])
+        else:
+            flagLists, finishSeen = [info.flags for info, _p, _f in ready], None
+
+        def finish(newUids):
+            if finishSeen is not None:
+                finishSeen(newUids)
+            for (_info, _prepared, found), uid in zip(ready, newUids, strict=True):
+                properties.putProperties(rawDestination, uid, found)
+        pairs = [(prepared, flags) for (_info, prepared, _found), flags in zip(ready, flagLists, strict=True)]
+        d = rawDestination.commitMessagesLater(pairs, finish)
+        return d.addCallback(lambda newUids: [(info.uid, uid) for (info, _p, _f), uid in
+                                              zip(ready, newUids, strict=True)])
+
+    def removeMoved(pairs):
+        if not move or not pairs:
+            return pairs
+        moved = [pair[0] for pair in pairs]
+
+        def remove():
+            rawSource.setFlags(moved, ["\\Deleted"], "+")
+            rawSource.expunge(moved)
+        return _laterOn(rawSource, remove).addCallback(lambda _: pairs)
+    d = rawDestination._store._deferToThread(prepareAll)
+    return d.addCallback(commit).addCallback(removeMoved)
+
+
+def _laterOn(mailbox, f, *args):
+    """
+    Run C{f(*args)} in the index writer of C{mailbox}'s store (a write
+    that may make room on a full disk); at once where it has none.
+
+    @return: a L{Deferred} firing with its result once durable.
+    """
+    write = getattr(getattr(mailbox, "_store", None), "_write", None)
+    if write is None:
+        return maybeDeferred(f, *args)
+    return write(lambda conn, group: f(*args), makesRoom=True)
 
 
 def transfer(source, uids, destination, move=False):
