@@ -241,6 +241,27 @@ def _storeCall(f, *a):
         raise storeError(e) from None
 
 
+def _storeFailed(failure):
+    """
+    The errback of a store call's L{Deferred}: the tagged C{NO} for a store
+    error.
+    """
+    if failure.check(StoreError):
+        raise storeError(failure.value)
+    return failure
+
+
+def _later(f, *a):
+    """
+    Call a store write's C{*Later} form (the change goes through the
+    index writer, off the reactor thread).
+
+    @return: its L{Deferred}, failing with the tagged C{NO} for a store
+        error.
+    """
+    return f(*a).addErrback(_storeFailed)
+
+
 _SPECIAL_USES = {use.lower(): use for use in SPECIAL_USES}
 
 #: CREATE parameters (RFC 4466 create-param) that other modules add:
@@ -282,7 +303,15 @@ def do_CREATE(session, tag, args):
             raise no("[USEATTR] Unsupported special use %s" % (str(useAttrs[0])[:30],))
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
-    _storeCall(session.account.access.createMailbox, name, mailboxClass, specialUse)
+    d = _later(session.account.access.createMailboxLater, name, mailboxClass, specialUse)
+    return d.addCallback(lambda _: _created(session, name, after))
+
+
+def _created(session, name, after):
+    """
+    CREATE's mailbox is durable: what its parameters do after, and the
+    tagged OK.
+    """
     for then in after:
         then(session, name)
     # RFC 8474 4: the new mailbox's MAILBOXID (none on a full disk, which
@@ -298,12 +327,19 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    try:
-        session.account.access.deleteMailbox(name)
-    except MailboxHasChildren:
-        raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children") from None
-    except StoreError as e:
-        raise storeError(e) from None
+
+    def failed(failure):
+        if failure.check(MailboxHasChildren):
+            raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children")
+        return _storeFailed(failure)
+    d = session.account.access.deleteMailboxLater(name)
+    return d.addCallbacks(lambda _: _deleted(session), failed)
+
+
+def _deleted(session):
+    """
+    DELETE's deletion is durable: leave the selected mailbox if it was it.
+    """
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -320,21 +356,21 @@ def do_RENAME(session, tag, args):
     new = mailboxArgument(args, new=True).rstrip(DELIMITER)
     args.end()
     checkNewName(new)
-    _storeCall(session.account.access.renameMailbox, old, new)
+    return _later(session.account.access.renameMailboxLater, old, new).addCallback(lambda _: None)
 
 
 @command("SUBSCRIBE", AUTH)
 def do_SUBSCRIBE(session, tag, args):
     name = mailboxArgument(args, new=True)
     args.end()
-    _storeCall(session.account.access.subscribe, name)
+    return _later(session.account.access.subscribeLater, name).addCallback(lambda _: None)
 
 
 @command("UNSUBSCRIBE", AUTH)
 def do_UNSUBSCRIBE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.access.unsubscribe, name)
+    return _later(session.account.access.unsubscribeLater, name).addCallback(lambda _: None)
 
 
 @command("NAMESPACE", AUTH, capability="NAMESPACE")

@@ -331,6 +331,30 @@ class ViewerAccess:
         viewer has C{k} on the parent; a new mailbox of another account
         starts with its parent's ACL (as Dovecot does).
         """
+        location, store = self._creatable(name)
+        store.createMailbox(location.name, mailboxClass, specialUse)
+        self._inheritACL(location)
+
+    def createMailboxLater(self, name, mailboxClass="IPF.Note", specialUse=None):
+        """
+        L{createMailbox} by the owner's index writer (the rights are read
+        here, the ACL inherited once the mailbox is durable).
+
+        @return: a L{Deferred} firing once the new mailbox is durable.
+        """
+        try:
+            location, store = self._creatable(name)
+        except Exception:
+            return fail()
+        d = _laterIn(store, "createMailbox", location.name, mailboxClass, specialUse)
+        return d.addCallback(lambda _: self._inheritACL(location))
+
+    def _creatable(self, name):
+        """
+        The checks of L{createMailbox}.
+
+        @return: the L{Location} and the owner's store.
+        """
         location = self.resolve(name)
         store = self.layer.storeOf(location.owner)
         parents = maildir.parentNames(location.name)
@@ -343,25 +367,73 @@ class ViewerAccess:
             except NoSuchMailbox:
                 rights = frozenset()
             _check(rights, "k", name)
-        store.createMailbox(location.name, mailboxClass, specialUse)
+        return location, store
+
+    def _inheritACL(self, location):
+        parents = maildir.parentNames(location.name)
         if parents:
             inherited = self.layer.aclOf(Location(location.owner, parents[-1]))
             if inherited.entries:
                 self.layer.writeACL(location, inherited)
 
     def deleteMailbox(self, name):
+        location, store, mailbox = self._deletable(name)
+        _deleteWithFlags(store, location.name, mailbox)
+        self.layer.forgetACL(location)
+
+    def deleteMailboxLater(self, name):
+        """
+        L{deleteMailbox} by the owner's index writer (its viewers' private
+        flags in the same write); the ACL forgotten once durable.
+
+        @return: a L{Deferred} firing once the deletion is durable.
+        """
+        try:
+            location, store, mailbox = self._deletable(name)
+        except Exception:
+            return fail()
+        d = _writeIn(store, _deleteWithFlags, store, location.name, mailbox)
+        return d.addCallback(lambda _: self.layer.forgetACL(location))
+
+    def _deletable(self, name):
         location = self.require(name, "x")
         store = self.layer.storeOf(location.owner)
         try:
             mailbox = store.getMailbox(location.name)
         except NoSuchMailbox:
             mailbox = None  # a \\Noselect level
-        store.deleteMailbox(location.name)
-        if mailbox is not None:
-            userflags.forget(mailbox)
-        self.layer.forgetACL(location)
+        return location, store, mailbox
 
     def renameMailbox(self, oldName, newName):
+        old, new = self._renamable(oldName, newName)
+        self.layer.storeOf(old.owner).renameMailbox(old.name, new.name)
+        self._renamedACL(old, new)
+
+    def renameMailboxLater(self, oldName, newName):
+        """
+        L{renameMailbox} by the owner's index writer; the ACLs follow once
+        it is durable.
+
+        @return: a L{Deferred} firing once the rename is durable.
+        """
+        try:
+            old, new = self._renamable(oldName, newName)
+            store = self.layer.storeOf(old.owner)
+        except Exception:
+            return fail()
+        d = _laterIn(store, "renameMailbox", old.name, new.name)
+        return d.addCallback(lambda _: self._renamedACL(old, new))
+
+    def _renamedACL(self, old, new):
+        if old.name != "INBOX":
+            self.layer.renamedACL(old.owner, old.name, new.name)
+
+    def _renamable(self, oldName, newName):
+        """
+        The checks of L{renameMailbox}.
+
+        @return: the old and new L{Location}s.
+        """
         old = self.require(oldName, "x")
         new = self.resolve(newName)
         if new.owner != old.owner:
@@ -375,9 +447,7 @@ class ViewerAccess:
             except NoSuchMailbox:
                 rights = frozenset()
             _check(rights, "k", newName)
-        self.layer.storeOf(old.owner).renameMailbox(old.name, new.name)
-        if old.name != "INBOX":
-            self.layer.renamedACL(old.owner, old.name, new.name)
+        return old, new
 
     # -- subscriptions (kept in the viewer's own store, any name) ----------------
 
@@ -386,6 +456,30 @@ class ViewerAccess:
 
     def unsubscribe(self, name):
         self.layer.storeOf(self.viewer).unsubscribe(name)
+
+    def subscribeLater(self, name):
+        """
+        L{subscribe} by the viewer's index writer.
+
+        @return: a L{Deferred} firing once durable.
+        """
+        try:
+            store = self.layer.storeOf(self.viewer)
+        except Exception:
+            return fail()
+        return _laterIn(store, "subscribe", name)
+
+    def unsubscribeLater(self, name):
+        """
+        L{unsubscribe} by the viewer's index writer.
+
+        @return: a L{Deferred} firing once durable.
+        """
+        try:
+            store = self.layer.storeOf(self.viewer)
+        except Exception:
+            return fail()
+        return _laterIn(store, "unsubscribe", name)
 
     def subscriptions(self):
         return self.layer.storeOf(self.viewer).subscriptions()
@@ -463,6 +557,42 @@ class ViewerAccess:
             raise NoSuchMailbox(name)
         self.layer.storeOf(location.owner).getMailbox(location.name)
         return rights
+
+
+def _deleteWithFlags(store, name, mailbox):
+    """
+    Delete mailbox C{name} of C{store} with its viewers' private flags
+    (C{mailbox}, the open mailbox, or C{None} for a C{\\Noselect} level).
+    """
+    store.deleteMailbox(name)
+    if mailbox is not None:
+        userflags.forget(mailbox)
+
+
+def _laterIn(store, name, *args):
+    """
+    Call the store's C{nameLater} form where it has one (the index
+    writer), else C{name} itself.
+
+    @return: a L{Deferred} firing with the result once durable.
+    """
+    later = getattr(store, name + "Later", None)
+    if later is None:
+        return maybeDeferred(getattr(store, name), *args)
+    return later(*args)
+
+
+def _writeIn(store, f, *args):
+    """
+    Run C{f(*args)} in one write of C{store}'s index writer; at once where
+    it has none.
+
+    @return: a L{Deferred} firing with its result once durable.
+    """
+    write = getattr(store, "_write", None)
+    if write is None:
+        return maybeDeferred(f, *args)
+    return write(lambda conn, group: f(*args))
 
 
 def _check(rights, needed, name):
