@@ -41,6 +41,7 @@ from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet
 from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
+from gateway.logging import getLogger
 from gateway.store import query
 from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
@@ -48,6 +49,8 @@ from gateway.store.mail import SPECIAL_USES
 from gateway.store.writer import callDurably
 
 DELIMITER = "/"
+
+log = getLogger("imap")
 
 capability("NAMESPACE")
 capability("UNSELECT")
@@ -730,7 +733,7 @@ def _appendAll(mailbox, messages):
             for message, flags, internalDate in messages:
                 uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
     except (StoreError, QuotaExceeded) as e:
-        _takeBack(mailbox, uids)
+        yield _takeBack(mailbox, uids)
         if isinstance(e, QuotaExceeded):
             raise no("[OVERQUOTA] Storage quota exceeded") from None
         raise storeError(e) from None
@@ -749,13 +752,19 @@ def _takeBack(mailbox, uids):
     """
     Remove the messages a failed MULTIAPPEND stored before it failed (on
     the owner's mailbox itself: a viewer who may insert need not have the
-    rights to delete).
+    rights to delete), by the owner's index writer.  (Only for a mailbox
+    without C{appendMessagesLater}, which stores all or none.)
+
+    @return: a L{Deferred} firing once they are gone (a failure to remove
+        them is logged: the client is told of the APPEND's error).
     """
     if isinstance(mailbox, SharedMailbox):
         mailbox = mailbox._mailbox
-    if uids:
-        mailbox.setFlags(uids, ["\\Deleted"], "+")
-        mailbox.expunge(uids)
+    if not uids:
+        return defer.succeed(None)
+    d = callDurably(mailbox, "setFlags", uids, ["\\Deleted"], "+")
+    d.addCallback(lambda _: callDurably(mailbox, "expunge", uids))
+    return d.addErrback(lambda failure: log.failure("Taking back the messages of a failed MULTIAPPEND", failure))
 
 
 # -- QUOTA ---------------------------------------------------------------------------------
