@@ -113,19 +113,6 @@ def checkNewName(name):
         raise no("[CANNOT] Mailbox names cannot contain wildcards or empty levels")
 
 
-def checkAccess(session, name, rights):
-    """
-    The access check every mailbox operation goes through, with the RFC
-    4314 rights it needs (C{"r"} read, C{"i"} insert, C{"k"} create,
-    C{"x"} delete, ...), made by the access layer
-    (L{gateway.store.access}).
-
-    @raise Response: C{NO [NOPERM]} when a right is missing, C{NO
-        [NONEXISTENT]} when the mailbox cannot be seen.
-    """
-    _storeCall(session.account.access.require, name, rights)
-
-
 def openMailbox(session, name, rights="r"):
     """
     Open a mailbox for a command through the access layer: an own mailbox,
@@ -237,13 +224,6 @@ def do_EXAMINE(session, tag, args):
 # -- CREATE / DELETE / RENAME / SUBSCRIBE --------------------------------------------
 
 
-def _storeCall(f, *a):
-    try:
-        return f(*a)
-    except StoreError as e:
-        raise storeError(e) from None
-
-
 def _storeFailed(failure):
     """
     The errback of a store call's L{Deferred}: the tagged C{NO} for a store
@@ -264,8 +244,6 @@ def _later(f, *a):
     """
     return f(*a).addErrback(_storeFailed)
 
-
-_SPECIAL_USES = {use.lower(): use for use in SPECIAL_USES}
 
 #: CREATE parameters (RFC 4466 create-param) that other modules add:
 #: name -> C{prepare(session, value)} returning C{(mailboxClass or None,
@@ -653,10 +631,6 @@ def parseDateTime(text):
                                  tzinfo=datetime.timezone(offset))
     except ValueError:
         raise IMAPSyntaxError("bad date-time") from None
-
-
-def formatDateTime(value):
-    return value.strftime("%d-%b-%Y %H:%M:%S %z")
 
 
 capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessageSize,))
