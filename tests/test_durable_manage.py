@@ -82,3 +82,26 @@ class AnsweredWhenDurableTests(DurableTestMixin, unittest.TestCase):
         self.assertIn(b"a NO [ALREADYEXISTS]", out)
         session.protocol.dataReceived(b"c NOOP\r\n")
         yield self.waitFor(session, b"c OK")
+
+
+class ListenersToldTests(DurableTestMixin, unittest.TestCase):
+    """
+    The account listeners hear of changes the writer made.
+    """
+
+    timeout = 20
+
+    @inlineCallbacks
+    def test_notifyMailboxName(self):
+        """A NOTIFY session hears of another session's CREATE, RENAME and DELETE, each once it is committed."""
+        watcher = Session(self)
+        self.assertIn(b"w OK", watcher.send(b"w NOTIFY SET (personal (MailboxName))"))
+        session = Session(self)
+        seen = b""
+        for tag, command, event in ((b"a", b"CREATE Work", b'* LIST (\\HasNoChildren) "/" "Work"'),
+                                    (b"b", b"RENAME Work Play", b'"Play" ("OLDNAME" ("Work"))'),
+                                    (b"c", b"DELETE Play", b'* LIST (\\NonExistent) "/" "Play"')):
+            session.protocol.dataReceived(tag + b" " + command + b"\r\n")
+            yield self.waitFor(session, tag + b" OK")
+            seen = yield self.waitFor(watcher, event, seen)
+        self.assertEqual(seen.count(b"* LIST"), 3, seen)
