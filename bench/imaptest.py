@@ -18,7 +18,10 @@ and EXPUNGE, many commands pipelined per cycle, writers and readers on one
 INBOX.  It tracks every session's state and prints an error for each reply
 that contradicts it; a run with errors is reported as such.  The figure is
 the commands completed in the run; the ratio is gateway's over Dovecot's
-(medians of C{--runs}).
+(medians of C{--runs}).  Beside it, the CPU time the server's processes used
+during the run (all of them: gateway's workers, Dovecot's master, login,
+auth and imap processes), per command: what tells a server short of CPU
+from one that waits.
 
 imaptest is not packaged by Debian and is built from source:
 C{bench/build-imaptest.sh} (commit 924f619, the newest that builds against
@@ -133,22 +136,52 @@ def startServer(which, tmp, options):
     return started
 
 
+def treeCpu(pid):
+    """
+    CPU seconds (user and system) of process C{pid} and every process under
+    it, those that ended and were waited for included.
+    """
+    children = {}
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % (entry,)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the name: state, ppid, ... utime (14th field of the whole
+        # line), stime, cutime, cstime.
+        stats[int(entry)] = sum(int(n) for n in fields[11:15])
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, 0)
+        todo.extend(children.get(current, ()))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def runOnce(binary, which, shape, options, mbox, top):
     tmp = tempfile.mkdtemp(prefix="%s-" % (which,), dir=top)
     child, port = startServer(which, tmp, options)
+    cpu = None
     try:
+        before = treeCpu(child.pid)
         args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
                 "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
         args += SHAPES[shape]
         env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
         done = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=options.seconds + 120)
+        cpu = treeCpu(child.pid) - before
         text = done.stdout.decode("utf-8", "replace")
     finally:
         imap.stop(child)
         shutil.rmtree(tmp, ignore_errors=True)
     errors = [line for line in text.splitlines() if "Error:" in line]
-    return parseTotals(text), errors
+    return parseTotals(text), errors, cpu
 
 
 def main():
@@ -181,19 +214,24 @@ def main():
     try:
         for shape in options.shapes.split(","):
             totals = {which: [] for which in servers}
+            perCommand = {which: [] for which in servers}
             for run in range(options.runs):
                 for which in servers:
-                    counts, errors = runOnce(binary, which, shape, options, mbox, top)
+                    counts, errors, cpu = runOnce(binary, which, shape, options, mbox, top)
                     total = sum(counts.values())
                     totals[which].append(total)
-                    print("%-5s %-7s run %d: %6d commands  %s%s" % (
-                        shape, which, run + 1, total, " ".join("%s %d" % kv for kv in counts.items()),
+                    perCommand[which].append(1000 * cpu / max(total, 1))
+                    print("%-5s %-7s run %d: %6d commands, server CPU %.1f s (%.3f ms a command)  %s%s" % (
+                        shape, which, run + 1, total, cpu, perCommand[which][-1],
+                        " ".join("%s %d" % kv for kv in counts.items()),
                         "  ERRORS %d" % (len(errors),) if errors else ""), flush=True)
                     for line in errors[:5]:
                         print("    " + line)
                     failed = failed or bool(errors)
             medians = {which: statistics.median(values) for which, values in totals.items()}
-            line = "%-5s medians: " % (shape,) + ", ".join("%s %d" % kv for kv in medians.items())
+            line = "%-5s medians: " % (shape,) + ", ".join(
+                "%s %d (%.3f ms CPU a command)" % (which, median, statistics.median(perCommand[which]))
+                for which, median in medians.items())
             if "ours" in medians and medians.get("dovecot"):
                 line += "; ratio gateway/Dovecot %.2f" % (medians["ours"] / medians["dovecot"],)
             print(line, flush=True)

@@ -26,6 +26,7 @@ from gateway.errors import (
 from gateway.interfaces import IMailbox, IMailboxInfo, IMailStore, IMessageInfo
 from gateway.store import changes, index, maildir, scan
 from gateway.store.mail import MailStore
+from gateway.store.mailbox import Mailbox
 from gateway.store.watch import sharedINotify
 
 CRLF_MESSAGE = b"From: a@example.org\r\nSubject: Hello\r\n\r\nBody line\r\n"
@@ -352,6 +353,54 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual([info.uid for info in changed], [b, c])
         self.assertEqual(highest, self.inbox.highestModSeq())
         self.assertEqual(self.inbox.changesSince(highest), ([], [], highest))
+
+    def test_uidStateFollowsOtherProcess(self):
+        """The UIDs kept from an earlier state are brought up to date from what changed, as a full read gives them."""
+        other = self.makeStore(self.mailPath).getMailbox("INBOX")
+        for _ in range(5):
+            other.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(self.inbox.uidState()[2], (1, 2, 3, 4, 5))
+        incremental = []
+        original = Mailbox._uidsAfter
+        self.patch(Mailbox, "_uidsAfter", lambda mailbox, *args: incremental.append(1) or original(mailbox, *args))
+        other.setFlags([2, 4], ["\\Deleted"], "+")
+        other.expunge()
+        other.appendMessage(CRLF_MESSAGE)
+        other.setFlags([6], ["\\Deleted"], "+")
+        other.expunge()
+        other.appendMessage(CRLF_MESSAGE)
+        modseq, uidNext, uids = self.inbox.uidState()
+        self.assertEqual(uids, (1, 3, 5, 7))
+        self.assertEqual((modseq, uidNext), (other.highestModSeq(), 8))
+        self.assertEqual(incremental, [1])
+
+    def test_countsFollowEveryChange(self):
+        """Counts kept while nothing changed follow another process's append, flag change, expunge and \\Recent claim."""
+        other = self.makeStore(self.mailPath).getMailbox("INBOX")
+        other.appendMessage(CRLF_MESSAGE)
+        first = self.inbox.counts()
+        self.assertEqual((first.messages, first.unseen, first.recent), (1, 1, 1))
+        self.assertIs(self.inbox.counts(), first)
+        other.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(self.inbox.counts().messages, 2)
+        other.setFlags([1], ["\\Seen"], "+")
+        self.assertEqual(self.inbox.counts().unseen, 1)
+        other.claimRecent()
+        self.assertEqual(self.inbox.counts().recent, 0)
+        other.setFlags([2], ["\\Deleted"], "+")
+        other.expunge()
+        counts = self.inbox.counts()
+        self.assertEqual((counts.messages, counts.unseen, counts.size), (1, 0, len(CRLF_MESSAGE)))
+
+    def test_uidStateAfterRowsDropped(self):
+        """When a mailbox's rows are dropped without being expunged (it was deleted while it has children), the UIDs are read again."""
+        store = self.makeStore()
+        store.createMailbox("P/C")
+        mailbox = store.getMailbox("P")
+        mailbox.appendMessage(CRLF_MESSAGE)
+        self.assertEqual(mailbox.uidState()[2], (1,))
+        self.makeStore(self.mailPath).deleteMailbox("P")
+        self.assertEqual(mailbox.uidState()[2], ())
 
     def test_copyAndMove(self):
         """copyTo keeps flags and files; moveTo removes the originals and logs their expunge."""

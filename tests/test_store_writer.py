@@ -18,7 +18,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial import unittest
 
-from gateway.errors import QuotaExceeded
+from gateway.errors import NoSuchMailbox, QuotaExceeded
 from gateway.store import index, journal, scan, writer
 from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
 
@@ -378,6 +378,26 @@ class FolderSyncTests(StoreTestMixin, unittest.TestCase):
         del self.synced[:]
         self.assertEqual((yield self.inbox.expungeLater()), [2])
         self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, True)])
+
+    @inlineCallbacks
+    def test_expungeOfNothing(self):
+        """An expunge that finds no \\Deleted message (of those given) answers without a group of the writer."""
+        yield self.inbox.setFlagsLater([2], ["\\Deleted"], "+")
+        groups = self.store._writer.groups
+        self.assertEqual((yield self.inbox.expungeLater([1])), [])
+        self.assertEqual(self.store._writer.groups, groups)
+        self.assertEqual((yield self.inbox.expungeLater([1, 2])), [2])
+        self.assertEqual(self.store._writer.groups, groups + 1)
+        self.assertEqual((yield self.inbox.expungeLater()), [])
+        self.assertEqual(self.store._writer.groups, groups + 1)
+        self.assertEqual(self.inbox.uids(), [1])
+
+    @inlineCallbacks
+    def test_expungeOfDeletedMailbox(self):
+        """An expunge of a mailbox deleted meanwhile fails through its Deferred, as before."""
+        drafts = self.store.getMailbox("Drafts")
+        self.store.deleteMailbox("Drafts")
+        yield self.assertFailure(drafts.expungeLater(), NoSuchMailbox)
 
 
 class AppendManyTests(StoreTestMixin, unittest.TestCase):

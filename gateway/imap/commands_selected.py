@@ -21,6 +21,7 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMessage, PermissionDenied, QuotaExceeded, StoreError
 from gateway.imap import context as contextModule
+from gateway.imap import fetchplans, structcache
 from gateway.imap import search as searchModule
 from gateway.imap.binary import UnknownTransferEncoding
 from gateway.imap.commands_auth import ENABLEABLE
@@ -189,12 +190,10 @@ def fetchRegistry(session):
 
 
 def _fetch(session, tag, args, uid):
-    from gateway.imap.message import parseFetchItems
-
     sequenceSet = sequenceArgument(args)
     text = args.rest().strip()
     try:
-        items = parseFetchItems(text, fetchRegistry(session))
+        items = fetchplans.fetchPlans.items(text, fetchRegistry(session))
     except ValueError as e:
         # The text may quote the client's items, literals and all: one line.
         raise IMAPSyntaxError("bad FETCH items: %s" % (_CONTROL.sub(" ", str(e)),)) from None
@@ -210,21 +209,20 @@ def _fetch(session, tag, args, uid):
     partial = (items.modifiers or {}).get("PARTIAL")
     if partial is not None:
         uids = partialSlice(uids, partial)
-    return _fetchLoop(session, items, uids, changedSince)
+    return _fetchLoop(session, text, items, uids, changedSince)
 
 
 @defer.inlineCallbacks
-def _fetchLoop(session, items, uids, changedSince):
+def _fetchLoop(session, text, items, uids, changedSince):
     """
     Render the FETCH responses batch by batch: one write per batch of
     small responses; large bodies are streamed from disk.
     """
-    from gateway.imap.message import FetchPlan
-
     view = session.view
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
-    plan = FetchPlan(items, modseq="CONDSTORE" in session.enabled, registry=fetchRegistry(session), context=session)
+    plan = fetchplans.fetchPlans.plan(text, items, "CONDSTORE" in session.enabled, fetchRegistry(session), session)
+    structures = structcache.structureCache.of(mailbox) if plan.needsStructure else None
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).
@@ -250,14 +248,14 @@ def _fetchLoop(session, items, uids, changedSince):
             seq = seqs.get(info.uid)
             if seq is None:
                 continue
-            text = plan.line(seq, info, info.uid in recent)
+            text = plan.line(seq, info, info.uid in recent, structures)
             if text is not None:
                 session.sendUntagged(text)
                 continue
             try:
                 chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
                                      recent=info.uid in recent, markSeen=writable,
-                                     saveDate=saveDates.get(info.uid))
+                                     saveDate=saveDates.get(info.uid), structures=structures)
             except StoreError:
                 expunged = True  # removed from disk meanwhile
                 continue

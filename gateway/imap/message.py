@@ -126,9 +126,10 @@ class _Message:
     when a part of the response needs it, and at most once.
     """
 
-    def __init__(self, info, openMessage, saveDate=None):
+    def __init__(self, info, openMessage, saveDate=None, structures=None):
         self.info = info
         self.saveDate = saveDate
+        self.structures = structures
         self._open = openMessage
         self._data = None
         self._root = None
@@ -383,14 +384,56 @@ def _headerless(name):
     return lambda parts, message, flags, recent: parts.append(form % (value(message.info, recent),))
 
 
+#: The items whose value depends on the message's content alone, kept by
+#: L{gateway.imap.structcache} (BODY only without a section).
+KEPT_ITEMS = frozenset(["ENVELOPE", "BODY", "BODYSTRUCTURE"])
+
+
+class _KeptValue:
+    """
+    The line value (L{FetchPlan.line}) of an item L{_kept} renders: there
+    when the message's structures keep it.
+    """
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, info, recent):
+        raise _NeedsMessage()
+
+    def kept(self, structures, info):
+        value = structures.get(info.uid, self.name)
+        if value is None:
+            raise _NeedsMessage()
+        return value
+
+
+def _kept(name, compute):
+    """
+    A renderer of an item that depends on the message's content alone
+    (ENVELOPE, BODY, BODYSTRUCTURE): C{compute(message)} once per message
+    while the message's L{gateway.imap.structcache.MailboxStructures}
+    (C{message.structures}, when given) keeps it.
+    """
+    def render(parts, message, flags, recent):
+        structures = message.structures
+        if structures is None:
+            parts.append(compute(message))
+            return
+        uid = message.info.uid
+        value = structures.get(uid, name)
+        if value is None:
+            value = compute(message)
+            structures.put(uid, name, value)
+        parts.append(value)
+    return render
+
+
 _RENDER = {
     "FLAGS": lambda parts, message, flags, recent: parts.append(flagList(flags, recent)),
-    "ENVELOPE": lambda parts, message, flags, recent: parts.append(
-        mimeparts.renderEnvelope(message.headerFields())),
-    "BODYSTRUCTURE": lambda parts, message, flags, recent: parts.append(
-        mimeparts.renderBodyStructure(message.root, True)),
-    "BODY": lambda parts, message, flags, recent: parts.append(
-        mimeparts.renderBodyStructure(message.root, False)),
+    "ENVELOPE": _kept("ENVELOPE", lambda message: mimeparts.renderEnvelope(message.headerFields())),
+    "BODYSTRUCTURE": _kept("BODYSTRUCTURE", lambda message: mimeparts.renderBodyStructure(message.root, True)),
+    "BODY": _kept("BODY", lambda message: mimeparts.renderBodyStructure(message.root, False)),
     "RFC822.HEADER": lambda parts, message, flags, recent: _literal(parts, message.headerBlock()),
     "PREVIEW": lambda parts, message, flags, recent: parts.append(
         mimeparts.imapString(makePreview(message.root))),
@@ -459,6 +502,29 @@ def _fixed(render):
     return lambda item, threshold: render
 
 
+#: The standard renderers of the items L{_kept} renders, by name: a plan
+#: takes such an item's value from the kept structures in L{FetchPlan.line}
+#: only while the registry's row is the standard one.
+_KEPT_RENDERERS = {
+    "ENVELOPE": _fixed(_RENDER["ENVELOPE"]),
+    "BODYSTRUCTURE": _fixed(_RENDER["BODYSTRUCTURE"]),
+    "BODY": _bodyRenderer,
+}
+
+
+def _keptLineValue(item, registry):
+    """
+    C{(format, L{_KeptValue})} for an item L{_kept} renders (ENVELOPE,
+    BODY, BODYSTRUCTURE) with the standard renderer, else C{None}.
+    """
+    if item.section is not None or item.name not in _KEPT_RENDERERS:
+        return None
+    row = registry.get(item.name)
+    if row is None or row.renderer is not _KEPT_RENDERERS[item.name]:
+        return None
+    return b"%s", _KeptValue(item.name)
+
+
 def registerFetchItems(registry):
     """
     Add the standard FETCH items (RFC 3501/9051, CONDSTORE, BINARY,
@@ -468,7 +534,9 @@ def registerFetchItems(registry):
     for name in ("UID", "MODSEQ", "RFC822.SIZE", "INTERNALDATE"):
         registry.add(name, _fixed(_headerless(name)), line=_HEADERLESS_RENDER[name])
     registry.add("FLAGS", _fixed(_RENDER["FLAGS"]), line=_HEADERLESS_RENDER["FLAGS"])
-    for name in ("ENVELOPE", "BODYSTRUCTURE", "RFC822.HEADER", "SAVEDATE"):
+    for name in ("ENVELOPE", "BODYSTRUCTURE"):
+        registry.add(name, _KEPT_RENDERERS[name])
+    for name in ("RFC822.HEADER", "SAVEDATE"):
         registry.add(name, _fixed(_RENDER[name]))
     registry.add("PREVIEW", _fixed(_RENDER["PREVIEW"]), parse=parsePreview)
     registry.add("BODY", _bodyRenderer)
@@ -513,35 +581,45 @@ class FetchPlan:
         registry = _registry(registry)
         self.needsHeaders = itemsNeedHeaders(items, registry)
         self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
+        #: Whether an item is one L{_kept} renders (pass C{structures}).
+        self.needsStructure = any(item.name in KEPT_ITEMS and item.section is None for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)
         self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold, registry, context)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
-        lineValues = [_lineValue(item, registry) for item in shown]
+        lineValues = [_keptLineValue(item, registry) or _lineValue(item, registry) for item in shown]
         self._format = None
         if None not in lineValues:
             self._format = b"%d FETCH (" + b" ".join(
                 item.responseName().encode("ascii") + b" " + form
                 for item, (form, _) in zip(shown, lineValues, strict=True)) + b")"
             self._values = [value for _, value in lineValues]
+            self._kept = any(isinstance(value, _KeptValue) for value in self._values)
 
-    def line(self, seq, info, recent=False):
+    def line(self, seq, info, recent=False, structures=None):
         """
         The whole untagged response for message C{seq}, without C{"* "}
         and CRLF, when every item comes from the index row alone (flags,
-        sizes, dates, C{BODY.PEEK[HEADER.FIELDS ...]} of the message);
+        sizes, dates, C{BODY.PEEK[HEADER.FIELDS ...]} of the message) or
+        from what C{structures} keeps of it (ENVELOPE, BODY, BODYSTRUCTURE);
         else C{None}: use L{render}.
         """
         if self._format is None:
             return None
         try:
+            if self._kept:
+                if structures is None:
+                    return None
+                return self._format % (seq, *[
+                    value.kept(structures, info) if value.__class__ is _KeptValue else value(info, recent)
+                    for value in self._values])
             return self._format % (seq, *[value(info, recent) for value in self._values])
         except _NeedsMessage:
             return None
 
-    def render(self, info, openMessage, recent=False, markSeen=False, saveDate=None):
+    def render(self, info, openMessage, recent=False, markSeen=False, saveDate=None, structures=None):
         """
         Render the FETCH attribute list of one message as chunks (see the
         module docstring).
@@ -557,9 +635,12 @@ class FetchPlan:
             C{True} on a read-only mailbox.
         @param saveDate: the message's save date (POSIX seconds, C{None}
             when not known) for SAVEDATE (RFC 8514).
+        @param structures: the L{gateway.imap.structcache.MailboxStructures}
+            of the message's mailbox: ENVELOPE, BODY and BODYSTRUCTURE are
+            taken from it when kept, and kept there once rendered.
         @return: C{list} of chunks.
         """
-        message = _Message(info, openMessage, saveDate)
+        message = _Message(info, openMessage, saveDate, structures)
         flags = info.flags
         items = self._items
         if self.setsSeen and markSeen and "\\Seen" not in flags:

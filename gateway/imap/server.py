@@ -20,8 +20,10 @@ from gateway.imap import (  # noqa: F401 -- table rows
     urlauth,
     xmapi,
 )
+from gateway.imap.fetchplans import fetchPlans
 from gateway.imap.protocol import IMAPServer
 from gateway.imap.registry import Registries
+from gateway.imap.structcache import structureCache
 
 
 class IMAPFactory(ServerFactory):
@@ -44,6 +46,8 @@ class IMAPFactory(ServerFactory):
         xmapi.install(self.registries)
         if getattr(context, "idle", None) is not None:
             context.idle.register(sort.keyCache)
+            context.idle.register(structureCache)
+            context.idle.register(fetchPlans)
 
     def buildProtocol(self, addr):
         session = self.protocol(self.context)

@@ -44,6 +44,7 @@ from gateway.logging import getLogger
 from gateway.store import (
     acl,
     changes,
+    folders,
     index,
     journal,
     maildir,
@@ -140,6 +141,7 @@ class MailStore(MailboxManagement):
         #: The group of a write run by writer.runNow (see _currentGroup).
         self.current = None
         self._accountChanges = None
+        self._folders = folders.FolderListing(self.path)
         self._removeDeleting()
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
@@ -200,25 +202,7 @@ class MailStore(MailboxManagement):
         """
         @return: C{{name: isMaildir}} for the folders on disk.
         """
-        found = {}
-        for top, dirs, _files in os.walk(self.path):
-            dirs[:] = sorted(d for d in dirs if d not in maildir.SUBDIRS and not d.startswith("."))
-            if top == self.path:
-                continue
-            relative = os.path.relpath(top, self.path).replace(os.sep, "/")
-            if relative.count("/") + 1 >= maildir.MAX_LEVELS:
-                # No deeper: a tree made by another program may be deeper
-                # than os.walk can recurse.
-                dirs[:] = []
-            try:
-                name = maildir.canonicalName(relative)
-            except InvalidMailboxName:
-                dirs[:] = []
-                continue
-            if name != relative:
-                continue
-            found[name] = maildir.isMaildir(top)
-        return found
+        return self._folders.mailboxes()
 
     def _discover(self):
         """

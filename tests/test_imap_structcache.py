@@ -1,0 +1,169 @@
+# -*- test-case-name: tests.test_imap_structcache -*-
+"""
+Tests for L{gateway.imap.structcache}: the ENVELOPE, BODY and BODYSTRUCTURE
+of a message are rendered once and kept, by mailbox and UIDVALIDITY.
+"""
+
+from twisted.trial import unittest
+from zope.interface.verify import verifyObject
+
+from gateway.imap import mimeparts, structcache
+from gateway.imap.message import FetchPlan, parseFetchItems, registerFetchItems
+from gateway.imap.registry import FetchRegistry
+from gateway.interfaces import IIdleRelease
+from tests.support import PASSWORD
+from tests.test_imap_message import MIXED, SIMPLE, Info, Unopenable, opener
+from tests.test_imap_protocol import IMAPTestMixin
+
+
+class Keyed:
+    """
+    A mailbox as the cache sees it: only a C{contentKey}.
+    """
+
+    def __init__(self, key):
+        self.contentKey = key
+
+
+class StructureCacheTests(unittest.TestCase):
+    def test_interface(self):
+        """The cache is an IIdleRelease."""
+        verifyObject(IIdleRelease, structcache.StructureCache())
+
+    def test_keptByMailbox(self):
+        """A value put for a mailbox's UID is got back through any object with the same content key, not another's."""
+        cache = structcache.StructureCache()
+        cache.of(Keyed(("a", 1, 7))).put(3, "ENVELOPE", b"(x)")
+        self.assertEqual(cache.of(Keyed(("a", 1, 7))).get(3, "ENVELOPE"), b"(x)")
+        self.assertIsNone(cache.of(Keyed(("a", 1, 7))).get(3, "BODY"))
+        self.assertIsNone(cache.of(Keyed(("a", 1, 8))).get(3, "ENVELOPE"))
+
+    def test_noContentKey(self):
+        """A mailbox without a content key has nothing kept."""
+        self.assertIsNone(structcache.StructureCache().of(object()))
+
+    def test_limit(self):
+        """Past the limit the least recently used mailbox's values go; a mailbox alone past it starts again."""
+        cost = 10 + structcache.ENTRY_OVERHEAD
+        cache = structcache.StructureCache(limit=3 * cost)
+        first, second = cache.of(Keyed("first")), cache.of(Keyed("second"))
+        first.put(1, "BODY", b"0123456789")
+        second.put(1, "BODY", b"0123456789")
+        cache.of(Keyed("first"))
+        second.put(2, "BODY", b"0123456789")
+        self.assertEqual(cache.size, 3 * cost)
+        # The one being filled stays, though not the last used.
+        second.put(3, "BODY", b"0123456789")
+        self.assertIsNone(cache.of(Keyed("first")).get(1, "BODY"))
+        self.assertEqual(cache.of(Keyed("second")).get(3, "BODY"), b"0123456789")
+        self.assertEqual(cache.size, 3 * cost)
+        lone = structcache.StructureCache(limit=cost)
+        only = lone.of(Keyed("only"))
+        only.put(1, "BODY", b"0123456789")
+        only.put(2, "BODY", b"0123456789")
+        self.assertEqual((len(only), lone.size), (0, 0))
+
+    def test_releaseIdle(self):
+        """The values of a mailbox not fetched from between two releaseIdle calls are let go."""
+        cache = structcache.StructureCache()
+        cache.of(Keyed("used")).put(1, "BODY", b"x")
+        cache.of(Keyed("idle")).put(1, "BODY", b"yy")
+        self.assertEqual(cache.releaseIdle(), 0)
+        cache.of(Keyed("used"))
+        self.assertEqual(cache.releaseIdle(), 1)
+        self.assertEqual(cache.size, 1 + structcache.ENTRY_OVERHEAD)
+        self.assertEqual(cache.of(Keyed("used")).get(1, "BODY"), b"x")
+        self.assertIsNone(cache.of(Keyed("idle")).get(1, "BODY"))
+
+
+class RenderTests(unittest.TestCase):
+    def test_keptRendering(self):
+        """A second rendering with the mailbox's structures gives the same bytes without opening the file."""
+        structures = structcache.StructureCache().of(Keyed("m"))
+        plan = FetchPlan(parseFetchItems("(UID ENVELOPE BODY BODYSTRUCTURE)"))
+        self.assertTrue(plan.needsStructure)
+        info = Info(MIXED)
+        openMessage = opener(MIXED)
+        first = plan.render(info, openMessage, structures=structures)
+        self.assertEqual(openMessage.calls, 1)
+        self.assertEqual(plan.render(info, Unopenable(self), structures=structures), first)
+        self.assertEqual(plan.render(info, opener(MIXED)), first)
+
+    def test_lineFromKept(self):
+        """Once kept, a plan of kept and index-row items makes the whole line, byte for byte what rendering gives."""
+        structures = structcache.StructureCache().of(Keyed("m"))
+        plan = FetchPlan(parseFetchItems("(UID FLAGS ENVELOPE BODY BODYSTRUCTURE RFC822.SIZE)"))
+        info = Info(MIXED, flags=["\\Seen"])
+        self.assertIsNone(plan.line(3, info, structures=structures))
+        rendered = plan.render(info, opener(MIXED), structures=structures)
+        self.assertIsNone(plan.line(3, info))
+        self.assertEqual(plan.line(3, info, structures=structures), b"3 FETCH " + b"".join(rendered))
+        self.assertIsNone(FetchPlan(parseFetchItems("(ENVELOPE BODY[1])")).line(3, info, structures=structures))
+
+    def test_replacedRowNotKept(self):
+        """An item whose registry row an extension replaced is rendered by it, never taken from what is kept."""
+        class Replacing(FetchRegistry):
+            def add(self, name, renderer, **kwargs):
+                if name == "ENVELOPE":
+                    renderer = lambda item, threshold: lambda parts, message, flags, recent: parts.append(b"X")
+                FetchRegistry.add(self, name, renderer, **kwargs)
+        registry = Replacing()
+        registerFetchItems(registry)
+        structures = structcache.StructureCache().of(Keyed("m"))
+        structures.put(5, "ENVELOPE", b"(kept)")
+        plan = FetchPlan(parseFetchItems("(UID ENVELOPE)", registry), registry=registry)
+        self.assertIsNone(plan.line(1, Info(SIMPLE), structures=structures))
+        self.assertEqual(b"".join(plan.render(Info(SIMPLE), Unopenable(self), structures=structures)),
+                         b"(UID 5 ENVELOPE X)")
+
+    def test_sectionsNotKept(self):
+        """BODY[...] sections are not structure items: a plan of them needs no structures."""
+        self.assertFalse(FetchPlan(parseFetchItems("(UID BODY.PEEK[1] FLAGS)")).needsStructure)
+
+
+class SessionTests(IMAPTestMixin, unittest.TestCase):
+    def setUp(self):
+        self.patch(structcache, "structureCache", structcache.StructureCache())
+        self.rendered = []
+        original = mimeparts.renderBodyStructure
+        self.patch(mimeparts, "renderBodyStructure",
+                   lambda entity, extended: self.rendered.append(extended) or original(entity, extended))
+
+    def append(self, mailbox, message):
+        out = self.send(b"A APPEND %s {%d+}\r\n%s\r\n" % (mailbox, len(message), message))
+        self.assertIn(b"A OK", out)
+
+    def test_secondFetchKept(self):
+        """A second FETCH BODYSTRUCTURE of a message, from any session, renders nothing again."""
+        self.login()
+        self.append(b"INBOX", MIXED)
+        self.assertIn(b"S OK", self.send(b"S SELECT INBOX"))
+        first = self.send(b"F FETCH 1 BODYSTRUCTURE")
+        self.assertIn(b"\"mixed\"", first)
+        rendered = len(self.rendered)
+        self.assertGreater(rendered, 0)
+        self.assertEqual(self.send(b"G FETCH 1 BODYSTRUCTURE").replace(b"G OK", b"F OK"), first)
+        other = self.factory.buildProtocol(None)
+        transport = type(self.transport)()
+        other.makeConnection(transport)
+        other.dataReceived(b'L LOGIN demo "%s"\r\nS EXAMINE INBOX\r\nF FETCH 1 BODYSTRUCTURE\r\n'
+                           % (PASSWORD.encode(),))
+        self.assertIn(first.split(b"\r\n")[0], transport.value())
+        self.assertEqual(len(self.rendered), rendered)
+        other.connectionLost(None)
+
+    def test_newMailboxSameName(self):
+        """A mailbox deleted and created again under the same name shows its new message's structure, not the old one's."""
+        self.login()
+        self.assertIn(b"C OK", self.send(b"C CREATE Box"))
+        self.append(b"Box", MIXED)
+        self.assertIn(b"S OK", self.send(b"S SELECT Box"))
+        self.assertIn(b"\"mixed\"", self.send(b"F FETCH 1 BODYSTRUCTURE"))
+        self.assertIn(b"U OK", self.send(b"U UNSELECT"))
+        self.assertIn(b"D OK", self.send(b"D DELETE Box"))
+        self.assertIn(b"C OK", self.send(b"C CREATE Box"))
+        self.append(b"Box", SIMPLE)
+        self.assertIn(b"S OK", self.send(b"S SELECT Box"))
+        out = self.send(b"F FETCH 1 BODYSTRUCTURE")
+        self.assertIn(b'("text" "plain"', out.lower())
+        self.assertNotIn(b"\"mixed\"", out)
