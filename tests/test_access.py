@@ -17,8 +17,9 @@ from gateway.cred.realm import SHARED_INDEX, GatewayRealm
 from gateway.errors import NoSuchMailbox, PermissionDenied, QuotaExceeded
 from gateway.interfaces import IMailbox, IMailboxAccess, IViewerAccess
 from gateway.store import acl
-from gateway.store.access import SharedMailbox, transfer
+from gateway.store.access import SharedMailbox, transfer, transferLater
 from gateway.store.mail import MailStore
+from gateway.store.mailbox import Mailbox
 from tests.support import PASSWORD, makeDataRoot
 
 MESSAGE = b"From: boss@example.test\r\nSubject: plan\r\n\r\nHello\r\n"
@@ -330,7 +331,7 @@ class SharedWritesTests(unittest.TestCase):
         self.demo = self.realm.accountFor("demo@example.test").access
         self.inbox = self.owner.mailStore.getMailbox("INBOX")
         self.uids = [self.inbox.appendMessage(MESSAGE) for _ in range(2)]
-        self.owner.access.setACL("INBOX", "demo@example.test", "lrswte")
+        self.owner.access.setACL("INBOX", "demo@example.test", "lrswite")
 
     @defer.inlineCallbacks
     def test_storeAndExpungeByTheOwnersWriter(self):
@@ -351,6 +352,117 @@ class SharedWritesTests(unittest.TestCase):
         shared = self.demo.getMailbox("~boss@b.test/INBOX")
         yield self.assertFailure(shared.expungeLater(), PermissionDenied)
         self.assertEqual(self.inbox.uids(), self.uids)
+
+    def recordCommits(self):
+        """
+        Record, for each message committed from now on, whether the owner's
+        index writer thread committed it.
+
+        @return: the C{list} of booleans, one per message.
+        """
+        committed = []
+        original = Mailbox.commitMessage
+        store = self.owner.mailStore
+
+        def commitMessage(mailbox, prepared, flags=()):
+            committed.append(store._writer is not None and store._writer.inWriter())
+            return original(mailbox, prepared, flags)
+        self.patch(Mailbox, "commitMessage", commitMessage)
+        return committed
+
+    @defer.inlineCallbacks
+    def test_appendByTheOwnersWriter(self):
+        """APPEND (one or several) into a shared mailbox is committed by the owner's writer, the viewer's \\Seen kept apart."""
+        committed = self.recordCommits()
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        written = _written(self.owner.mailStore)
+        uid = yield shared.appendMessageLater(MESSAGE, ["\\Seen", "\\Flagged"])
+        uids = yield shared.appendMessagesLater([(MESSAGE, [], None), (MESSAGE, ["\\Seen"], None)])
+        self.assertEqual(committed, [True, True, True])
+        self.assertEqual(self.owner.mailStore._writer.written, written + 2)
+        self.assertEqual([uid] + uids, [self.uids[-1] + 1, self.uids[-1] + 2, self.uids[-1] + 3])
+        self.assertEqual([i.flags for i in self.inbox.messages([uid] + uids)],
+                         [frozenset(["\\Flagged"]), frozenset(), frozenset()])
+        self.assertEqual([i.flags for i in shared.messages([uid] + uids)],
+                         [frozenset(["\\Seen", "\\Flagged"]), frozenset(), frozenset(["\\Seen"])])
+
+    @defer.inlineCallbacks
+    def test_appendNeedsInsert(self):
+        """Without i, APPEND through the writer fails with the permission error and stores nothing."""
+        self.owner.access.setACL("INBOX", "demo@example.test", "lrs")
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        yield self.assertFailure(shared.appendMessageLater(MESSAGE), PermissionDenied)
+        self.assertEqual(self.inbox.uids(), self.uids)
+
+    @defer.inlineCallbacks
+    def test_copyIntoByTheOwnersWriter(self):
+        """COPY from an own mailbox into a shared one: the copies committed by the owner's writer in one write, with flags and properties."""
+        from gateway.store import properties
+        own = self.realm.accountFor("demo@example.test").mailStore.getMailbox("INBOX")
+        mine = [own.appendMessage(MESSAGE, ["\\Seen", "$Label"]), own.appendMessage(MESSAGE)]
+        properties.setProperties(own, [mine[0]], {"x-note": ("string", "kept")})
+        committed = self.recordCommits()
+        written = _written(self.owner.mailStore)
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        pairs = yield transferLater(own, mine, shared)
+        self.assertEqual(committed, [True, True])
+        self.assertEqual(self.owner.mailStore._writer.written, written + 1)
+        self.assertEqual([p[0] for p in pairs], mine)
+        copies = [p[1] for p in pairs]
+        self.assertEqual(self.inbox.uids(), self.uids + copies)
+        self.assertEqual([i.flags for i in shared.messages(copies)], [frozenset(["\\Seen", "$Label"]), frozenset()])
+        self.assertEqual(self.inbox.messages(copies)[0].flags, frozenset(["$Label"]))
+        self.assertEqual(self.inbox.openMessage(copies[1]).read(), MESSAGE)
+        self.assertEqual(self.inbox.messages(copies)[0].internalDate, own.messages(mine)[0].internalDate)
+        self.assertEqual(properties.properties(self.inbox, copies), {copies[0]: {"x-note": ("string", "kept")}})
+        self.assertEqual(os.listdir(os.path.join(self.inbox._path(), "tmp")), [])
+
+    @defer.inlineCallbacks
+    def test_moveOutByBothWriters(self):
+        """MOVE out of a shared mailbox: the copies by the viewer's writer, the originals removed by the owner's."""
+        demoStore = self.realm.accountFor("demo@example.test").mailStore
+        self.addCleanup(demoStore.close)
+        own = demoStore.getMailbox("INBOX")
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        ownerWritten = _written(self.owner.mailStore)
+        pairs = yield transferLater(shared, self.uids, own, move=True)
+        self.assertEqual([p[0] for p in pairs], self.uids)
+        self.assertEqual(own.uids(), [p[1] for p in pairs])
+        self.assertEqual(self.inbox.uids(), [])
+        self.assertEqual(demoStore._writer.written, 1)
+        self.assertEqual(self.owner.mailStore._writer.written, ownerWritten + 1)
+
+    @defer.inlineCallbacks
+    def test_copyOverQuota(self):
+        """A COPY into another account over its owner's quota fails whole: no message, no file left."""
+        self.owner.mailStore.quota = _Quota(self.owner.mailStore, self.owner.mailStore.usage() + 10)
+        own = self.realm.accountFor("demo@example.test").mailStore.getMailbox("INBOX")
+        mine = [own.appendMessage(MESSAGE)]
+        shared = self.demo.getMailbox("~boss@b.test/INBOX")
+        yield self.assertFailure(transferLater(own, mine, shared), QuotaExceeded)
+        self.assertEqual(self.inbox.uids(), self.uids)
+        self.assertEqual(os.listdir(os.path.join(self.inbox._path(), "tmp")), [])
+
+
+def _written(store):
+    """
+    How many writes the index writer of C{store} committed so far.
+    """
+    return 0 if store._writer is None else store._writer.written
+
+
+class _Quota:
+    """
+    A quota of C{limit} octets for a store.
+    """
+
+    def __init__(self, store, limit):
+        self.store = store
+        self.limit = limit
+
+    def check(self, additional):
+        if self.store.usage() + additional > self.limit:
+            raise QuotaExceeded()
 
 
 class TransferTests(unittest.TestCase):

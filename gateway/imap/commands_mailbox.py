@@ -41,6 +41,7 @@ from gateway.imap.rev2 import isRev2
 from gateway.imap.sequence import formatSequenceSet
 from gateway.imap.utf8 import isUTF8Data, utf8Message
 from gateway.imap.view import MailboxView
+from gateway.logging import getLogger
 from gateway.store import query
 from gateway.store.access import SharedMailbox
 from gateway.store.acl import formatRights
@@ -48,6 +49,8 @@ from gateway.store.mail import SPECIAL_USES
 from gateway.store.writer import callDurably
 
 DELIMITER = "/"
+
+log = getLogger("imap")
 
 capability("NAMESPACE")
 capability("UNSELECT")
@@ -108,19 +111,6 @@ def checkNewName(name):
         raise no("[CANNOT] Empty mailbox name")
     if "*" in name or "%" in name or DELIMITER * 2 in name or name.startswith(DELIMITER):
         raise no("[CANNOT] Mailbox names cannot contain wildcards or empty levels")
-
-
-def checkAccess(session, name, rights):
-    """
-    The access check every mailbox operation goes through, with the RFC
-    4314 rights it needs (C{"r"} read, C{"i"} insert, C{"k"} create,
-    C{"x"} delete, ...), made by the access layer
-    (L{gateway.store.access}).
-
-    @raise Response: C{NO [NOPERM]} when a right is missing, C{NO
-        [NONEXISTENT]} when the mailbox cannot be seen.
-    """
-    _storeCall(session.account.access.require, name, rights)
 
 
 def openMailbox(session, name, rights="r"):
@@ -234,14 +224,26 @@ def do_EXAMINE(session, tag, args):
 # -- CREATE / DELETE / RENAME / SUBSCRIBE --------------------------------------------
 
 
-def _storeCall(f, *a):
-    try:
-        return f(*a)
-    except StoreError as e:
-        raise storeError(e) from None
+def _storeFailed(failure):
+    """
+    The errback of a store call's L{Deferred}: the tagged C{NO} for a store
+    error.
+    """
+    if failure.check(StoreError):
+        raise storeError(failure.value)
+    return failure
 
 
-_SPECIAL_USES = {use.lower(): use for use in SPECIAL_USES}
+def _later(f, *a):
+    """
+    Call a store write's C{*Later} form (the change goes through the
+    index writer, off the reactor thread).
+
+    @return: its L{Deferred}, failing with the tagged C{NO} for a store
+        error.
+    """
+    return f(*a).addErrback(_storeFailed)
+
 
 #: CREATE parameters (RFC 4466 create-param) that other modules add:
 #: name -> C{prepare(session, value)} returning C{(mailboxClass or None,
@@ -282,7 +284,15 @@ def do_CREATE(session, tag, args):
             raise no("[USEATTR] Unsupported special use %s" % (str(useAttrs[0])[:30],))
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
-    _storeCall(session.account.access.createMailbox, name, mailboxClass, specialUse)
+    d = _later(session.account.access.createMailboxLater, name, mailboxClass, specialUse)
+    return d.addCallback(lambda _: _created(session, name, after))
+
+
+def _created(session, name, after):
+    """
+    CREATE's mailbox is durable: what its parameters do after, and the
+    tagged OK.
+    """
     for then in after:
         then(session, name)
     # RFC 8474 4: the new mailbox's MAILBOXID (none on a full disk, which
@@ -298,12 +308,19 @@ def do_CREATE(session, tag, args):
 def do_DELETE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    try:
-        session.account.access.deleteMailbox(name)
-    except MailboxHasChildren:
-        raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children") from None
-    except StoreError as e:
-        raise storeError(e) from None
+
+    def failed(failure):
+        if failure.check(MailboxHasChildren):
+            raise no("[HASCHILDREN] Mailbox has children" if isRev2(session) else "[INUSE] Mailbox has children")
+        return _storeFailed(failure)
+    d = session.account.access.deleteMailboxLater(name)
+    return d.addCallbacks(lambda _: _deleted(session), failed)
+
+
+def _deleted(session):
+    """
+    DELETE's deletion is durable: leave the selected mailbox if it was it.
+    """
     if session.view is not None:
         try:
             session.view.mailbox.name  # noqa: B018 -- raises when it was deleted
@@ -320,21 +337,21 @@ def do_RENAME(session, tag, args):
     new = mailboxArgument(args, new=True).rstrip(DELIMITER)
     args.end()
     checkNewName(new)
-    _storeCall(session.account.access.renameMailbox, old, new)
+    return _later(session.account.access.renameMailboxLater, old, new).addCallback(lambda _: None)
 
 
 @command("SUBSCRIBE", AUTH)
 def do_SUBSCRIBE(session, tag, args):
     name = mailboxArgument(args, new=True)
     args.end()
-    _storeCall(session.account.access.subscribe, name)
+    return _later(session.account.access.subscribeLater, name).addCallback(lambda _: None)
 
 
 @command("UNSUBSCRIBE", AUTH)
 def do_UNSUBSCRIBE(session, tag, args):
     name = mailboxArgument(args)
     args.end()
-    _storeCall(session.account.access.unsubscribe, name)
+    return _later(session.account.access.unsubscribeLater, name).addCallback(lambda _: None)
 
 
 @command("NAMESPACE", AUTH, capability="NAMESPACE")
@@ -616,10 +633,6 @@ def parseDateTime(text):
         raise IMAPSyntaxError("bad date-time") from None
 
 
-def formatDateTime(value):
-    return value.strftime("%d-%b-%Y %H:%M:%S %z")
-
-
 capability("APPENDLIMIT", lambda session: "APPENDLIMIT=%d" % (session.maxMessageSize,))
 
 
@@ -694,7 +707,7 @@ def _appendAll(mailbox, messages):
             for message, flags, internalDate in messages:
                 uids.append((yield callDurably(mailbox, "appendMessage", message, flags, internalDate)))
     except (StoreError, QuotaExceeded) as e:
-        _takeBack(mailbox, uids)
+        yield _takeBack(mailbox, uids)
         if isinstance(e, QuotaExceeded):
             raise no("[OVERQUOTA] Storage quota exceeded") from None
         raise storeError(e) from None
@@ -713,13 +726,19 @@ def _takeBack(mailbox, uids):
     """
     Remove the messages a failed MULTIAPPEND stored before it failed (on
     the owner's mailbox itself: a viewer who may insert need not have the
-    rights to delete).
+    rights to delete), by the owner's index writer.  (Only for a mailbox
+    without C{appendMessagesLater}, which stores all or none.)
+
+    @return: a L{Deferred} firing once they are gone (a failure to remove
+        them is logged: the client is told of the APPEND's error).
     """
     if isinstance(mailbox, SharedMailbox):
         mailbox = mailbox._mailbox
-    if uids:
-        mailbox.setFlags(uids, ["\\Deleted"], "+")
-        mailbox.expunge(uids)
+    if not uids:
+        return defer.succeed(None)
+    d = callDurably(mailbox, "setFlags", uids, ["\\Deleted"], "+")
+    d.addCallback(lambda _: callDurably(mailbox, "expunge", uids))
+    return d.addErrback(lambda failure: log.failure("Taking back the messages of a failed MULTIAPPEND", failure))
 
 
 # -- QUOTA ---------------------------------------------------------------------------------

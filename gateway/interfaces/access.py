@@ -99,6 +99,28 @@ class IViewerAccess(Interface):
     def unsubscribe(name):
         """Remove a subscription."""
 
+    def createMailboxLater(name, mailboxClass="IPF.Note", specialUse=None):
+        """
+        L{createMailbox} through the owner's index writer (off the reactor
+        thread); so are C{deleteMailboxLater}, C{renameMailboxLater},
+        C{subscribeLater} and C{unsubscribeLater}.
+
+        @return: a L{Deferred} firing once the change is durable, failing
+            with what the synchronous form raises.
+        """
+
+    def deleteMailboxLater(name):
+        """L{deleteMailbox} off the reactor thread: a L{Deferred}."""
+
+    def renameMailboxLater(oldName, newName):
+        """L{renameMailbox} off the reactor thread: a L{Deferred}."""
+
+    def subscribeLater(name):
+        """L{subscribe} off the reactor thread: a L{Deferred}."""
+
+    def unsubscribeLater(name):
+        """L{unsubscribe} off the reactor thread: a L{Deferred}."""
+
     def subscriptions():
         """@return: sorted C{list} of subscribed names."""
 

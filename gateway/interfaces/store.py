@@ -60,6 +60,28 @@ class IMailStore(Interface):
     def unsubscribe(name):
         """Remove C{name} from the subscriptions."""
 
+    def createMailboxLater(name, mailboxClass="IPF.Note", specialUse=None):
+        """
+        L{createMailbox} off the reactor thread (the index writer).  So
+        are C{deleteMailboxLater(name)}, C{renameMailboxLater(oldName,
+        newName)}, C{subscribeLater(name)} and C{unsubscribeLater(name)}.
+
+        @return: a L{Deferred} firing once the change is durable, failing
+            with what the synchronous form raises.
+        """
+
+    def deleteMailboxLater(name):
+        """L{deleteMailbox} off the reactor thread: a L{Deferred}."""
+
+    def renameMailboxLater(oldName, newName):
+        """L{renameMailbox} off the reactor thread: a L{Deferred}."""
+
+    def subscribeLater(name):
+        """L{subscribe} off the reactor thread: a L{Deferred}."""
+
+    def unsubscribeLater(name):
+        """L{unsubscribe} off the reactor thread: a L{Deferred}."""
+
     def subscriptions():
         """@return: sorted C{list} of subscribed names."""
 

@@ -14,14 +14,13 @@ Names, as the viewer sees them::
 
 The owner has every right on their own mailboxes, which are handed out
 unwrapped (no cost).  Another account's mailbox is a L{SharedMailbox}
-that checks the viewer's rights on every operation, read again from the
+(L{gateway.store.shared}) that checks the viewer's rights on every operation, read again from the
 C{dovecot-acl} file when it changes.  A mailbox the viewer has no right to
 see (no C{l}, and not the right the operation needs) raises
 L{NoSuchMailbox} exactly as a missing one does; one the viewer sees but may
 not use this way raises L{PermissionDenied} (as Dovecot does).
 """
 
-import attr
 from twisted.internet.defer import fail, maybeDeferred
 from zope.interface import implementer
 
@@ -30,46 +29,23 @@ from gateway.errors import (
     InvalidMailboxName,
     NoSuchMailbox,
     PermissionDenied,
-    StoreError,
 )
-from gateway.interfaces import IMailbox, IMailboxAccess, IViewerAccess
-from gateway.store import acl, maildir, properties, userflags
+from gateway.interfaces import IMailboxAccess, IViewerAccess
+from gateway.store import acl, maildir, userflags
 from gateway.store.acl import ALL_RIGHTS
+from gateway.store.shared import Location as Location
+from gateway.store.shared import SharedMailbox as SharedMailbox
+from gateway.store.shared import allowedFlags as allowedFlags
+from gateway.store.shared import check as _check
+from gateway.store.shared import flagRight as flagRight
+from gateway.store.shared import hasRight as hasRight
+from gateway.store.shared import transfer as transfer
+from gateway.store.shared import transferLater as transferLater
 
 #: The account that holds a domain's public folders (C{~public/...}).
 PUBLIC = "public"
 #: Prefix of other users' mailbox names.
 OTHERS = "~"
-
-_FLAG_RIGHTS = {"\\seen": "s", "\\deleted": "t"}
-
-
-def flagRight(flag):
-    """
-    The right that setting or clearing C{flag} needs: C{s} for C{\\Seen},
-    C{t} for C{\\Deleted}, C{w} for any other flag or keyword.
-    """
-    return _FLAG_RIGHTS.get(flag.lower(), "w")
-
-
-def allowedFlags(flags, rights):
-    return [flag for flag in flags if flagRight(flag) in rights]
-
-
-class Location:
-    """
-    Where a name points: C{owner} (address) and C{name} (canonical, in
-    the owner's store).
-    """
-
-    __slots__ = ("owner", "name")
-
-    def __init__(self, owner, name):
-        self.owner = owner
-        self.name = name
-
-    def __repr__(self):
-        return "<Location %s %r>" % (self.owner, self.name)
 
 
 class ListedMailbox:
@@ -331,6 +307,30 @@ class ViewerAccess:
         viewer has C{k} on the parent; a new mailbox of another account
         starts with its parent's ACL (as Dovecot does).
         """
+        location, store = self._creatable(name)
+        store.createMailbox(location.name, mailboxClass, specialUse)
+        self._inheritACL(location)
+
+    def createMailboxLater(self, name, mailboxClass="IPF.Note", specialUse=None):
+        """
+        L{createMailbox} by the owner's index writer (the rights are read
+        here, the ACL inherited once the mailbox is durable).
+
+        @return: a L{Deferred} firing once the new mailbox is durable.
+        """
+        try:
+            location, store = self._creatable(name)
+        except Exception:
+            return fail()
+        d = _laterIn(store, "createMailbox", location.name, mailboxClass, specialUse)
+        return d.addCallback(lambda _: self._inheritACL(location))
+
+    def _creatable(self, name):
+        """
+        The checks of L{createMailbox}.
+
+        @return: the L{Location} and the owner's store.
+        """
         location = self.resolve(name)
         store = self.layer.storeOf(location.owner)
         parents = maildir.parentNames(location.name)
@@ -343,25 +343,73 @@ class ViewerAccess:
             except NoSuchMailbox:
                 rights = frozenset()
             _check(rights, "k", name)
-        store.createMailbox(location.name, mailboxClass, specialUse)
+        return location, store
+
+    def _inheritACL(self, location):
+        parents = maildir.parentNames(location.name)
         if parents:
             inherited = self.layer.aclOf(Location(location.owner, parents[-1]))
             if inherited.entries:
                 self.layer.writeACL(location, inherited)
 
     def deleteMailbox(self, name):
+        location, store, mailbox = self._deletable(name)
+        _deleteWithFlags(store, location.name, mailbox)
+        self.layer.forgetACL(location)
+
+    def deleteMailboxLater(self, name):
+        """
+        L{deleteMailbox} by the owner's index writer (its viewers' private
+        flags in the same write); the ACL forgotten once durable.
+
+        @return: a L{Deferred} firing once the deletion is durable.
+        """
+        try:
+            location, store, mailbox = self._deletable(name)
+        except Exception:
+            return fail()
+        d = _writeIn(store, _deleteWithFlags, store, location.name, mailbox)
+        return d.addCallback(lambda _: self.layer.forgetACL(location))
+
+    def _deletable(self, name):
         location = self.require(name, "x")
         store = self.layer.storeOf(location.owner)
         try:
             mailbox = store.getMailbox(location.name)
         except NoSuchMailbox:
             mailbox = None  # a \\Noselect level
-        store.deleteMailbox(location.name)
-        if mailbox is not None:
-            userflags.forget(mailbox)
-        self.layer.forgetACL(location)
+        return location, store, mailbox
 
     def renameMailbox(self, oldName, newName):
+        old, new = self._renamable(oldName, newName)
+        self.layer.storeOf(old.owner).renameMailbox(old.name, new.name)
+        self._renamedACL(old, new)
+
+    def renameMailboxLater(self, oldName, newName):
+        """
+        L{renameMailbox} by the owner's index writer; the ACLs follow once
+        it is durable.
+
+        @return: a L{Deferred} firing once the rename is durable.
+        """
+        try:
+            old, new = self._renamable(oldName, newName)
+            store = self.layer.storeOf(old.owner)
+        except Exception:
+            return fail()
+        d = _laterIn(store, "renameMailbox", old.name, new.name)
+        return d.addCallback(lambda _: self._renamedACL(old, new))
+
+    def _renamedACL(self, old, new):
+        if old.name != "INBOX":
+            self.layer.renamedACL(old.owner, old.name, new.name)
+
+    def _renamable(self, oldName, newName):
+        """
+        The checks of L{renameMailbox}.
+
+        @return: the old and new L{Location}s.
+        """
         old = self.require(oldName, "x")
         new = self.resolve(newName)
         if new.owner != old.owner:
@@ -375,9 +423,7 @@ class ViewerAccess:
             except NoSuchMailbox:
                 rights = frozenset()
             _check(rights, "k", newName)
-        self.layer.storeOf(old.owner).renameMailbox(old.name, new.name)
-        if old.name != "INBOX":
-            self.layer.renamedACL(old.owner, old.name, new.name)
+        return old, new
 
     # -- subscriptions (kept in the viewer's own store, any name) ----------------
 
@@ -386,6 +432,30 @@ class ViewerAccess:
 
     def unsubscribe(self, name):
         self.layer.storeOf(self.viewer).unsubscribe(name)
+
+    def subscribeLater(self, name):
+        """
+        L{subscribe} by the viewer's index writer.
+
+        @return: a L{Deferred} firing once durable.
+        """
+        try:
+            store = self.layer.storeOf(self.viewer)
+        except Exception:
+            return fail()
+        return _laterIn(store, "subscribe", name)
+
+    def unsubscribeLater(self, name):
+        """
+        L{unsubscribe} by the viewer's index writer.
+
+        @return: a L{Deferred} firing once durable.
+        """
+        try:
+            store = self.layer.storeOf(self.viewer)
+        except Exception:
+            return fail()
+        return _laterIn(store, "unsubscribe", name)
 
     def subscriptions(self):
         return self.layer.storeOf(self.viewer).subscriptions()
@@ -465,272 +535,37 @@ class ViewerAccess:
         return rights
 
 
-def _check(rights, needed, name):
-    missing = [right for right in needed if right not in rights]
-    if not missing:
-        return
-    if "l" in rights:
-        raise PermissionDenied("missing right %s on %s" % ("".join(missing), name))
-    raise NoSuchMailbox(name)
-
-
-@implementer(IMailbox)
-class SharedMailbox:
+def _deleteWithFlags(store, name, mailbox):
     """
-    Another account's mailbox as a viewer uses it: the owner's L{IMailbox}
-    (shared, so changes reach every session at once) behind a check of the
-    viewer's rights on each operation.  Flags the viewer may not change are
-    dropped silently (RFC 4314 4).
+    Delete mailbox C{name} of C{store} with its viewers' private flags
+    (C{mailbox}, the open mailbox, or C{None} for a C{\\Noselect} level).
     """
-
-    def __init__(self, mailbox, access, location):
-        self._mailbox = mailbox
-        self._access = access
-        self._location = location
-
-    #: What passes to the owner's mailbox unchecked: what a viewer who may
-    #: see the mailbox may know of it.  Everything else is a method of this
-    #: class that checks rights, or is not there: a new mailbox method is
-    #: refused to viewers until it is wrapped here.
-    _UNCHECKED = frozenset(["mailboxClass", "specialUse", "uidValidity", "uidNext", "highestModSeq", "uids",
-                            "uidSnapshot", "uidState", "claimRecent", "unclaimedRecent", "addListener", "synchronize",
-                            "mailboxId", "contentKey"])
-
-    def __getattr__(self, name):
-        if name in SharedMailbox._UNCHECKED:
-            return getattr(self._mailbox, name)
-        if name.startswith("_"):
-            # The owner's mailbox's internals, for the store's own helpers
-            # that are handed a shared mailbox.
-            return getattr(self._mailbox, name)
-        raise AttributeError("%s is not available on another account's mailbox" % (name,))
-
-    def __repr__(self):
-        return "<SharedMailbox %r of %s>" % (self._location.name, self._location.owner)
-
-    @property
-    def owner(self):
-        return self._location.owner
-
-    @property
-    def name(self):
-        return self._access.nameOf(Location(self._location.owner, self._mailbox.name))
-
-    def rights(self):
-        return self._access.layer.rightsOf(self._access.viewer,
-                                           Location(self._location.owner, self._mailbox.name))
-
-    def _need(self, needed):
-        _check(self.rights(), needed, self.name)
-
-    @property
-    def _viewer(self):
-        return self._access.viewer
-
-    # -- reading, with the viewer's own \\Seen ---------------------------------
-
-    def messages(self, uids, headers=True):
-        self._need("r")
-        return userflags.personalize(self._mailbox, self._viewer, self._mailbox.messages(uids, headers), own=True)
-
-    def changesSince(self, modseq):
-        expunged, changed, highest = self._mailbox.changesSince(modseq)
-        return expunged, userflags.personalize(self._mailbox, self._viewer, changed), highest
-
-    def counts(self):
-        counts = self._mailbox.counts()
-        return attr.evolve(counts, unseen=userflags.unseenCount(self._mailbox, self._viewer))
-
-    def search(self, term, limit=None):
-        self._need("r")
-        return userflags.search(self._mailbox, self._viewer, term, limit)
-
-    def openMessage(self, uid):
-        self._need("r")
-        return self._mailbox.openMessage(uid)
-
-    def keywords(self):
-        self._need("r")
-        return self._mailbox.keywords()
-
-    def saveDates(self, uids):
-        self._need("r")
-        return self._mailbox.saveDates(uids)
-
-    # -- writing -----------------------------------------------------------------
-
-    def appendMessage(self, source, flags=(), internalDate=None):
-        rights = self.rights()
-        _check(rights, "i", self.name)
-        flags = allowedFlags(flags, rights)
-        shared = [flag for flag in flags if flag.lower() != "\\seen"]
-        uid = self._mailbox.appendMessage(source, shared, internalDate)
-        if len(shared) != len(flags):
-            userflags.setSeen(self._mailbox, self._viewer, [uid], "+")
-        return uid
-
-    def setFlags(self, uids, flags, mode, unchangedSince=None):
-        return self._setFlags(self.rights(), uids, flags, mode, unchangedSince)
-
-    def setFlagsLater(self, uids, flags, mode, unchangedSince=None):
-        """
-        L{setFlags} by the owner's index writer (the rights are read here,
-        on the calling thread).
-
-        @return: a L{Deferred} firing with what L{setFlags} returns once
-            the change is durable.
-        """
-        try:
-            rights = self.rights()
-        except Exception:
-            return fail()
-        return self._later(self._setFlags, rights, uids, flags, mode, unchangedSince)
-
-    def _later(self, f, *args):
-        """
-        Run C{f(*args)} in the owner's store's index writer, in a group
-        with the owner's sessions' writes; at once where the owner's
-        mailbox has no writer (tests' stores without threads).
-        """
-        write = getattr(getattr(self._mailbox, "_store", None), "_write", None)
-        if write is None:
-            return maybeDeferred(f, *args)
-        return write(lambda conn, group: f(*args), makesRoom=True)
-
-    def _setFlags(self, rights, uids, flags, mode, unchangedSince):
-        allowed = allowedFlags(flags, rights)
-        seen = any(flag.lower() == "\\seen" for flag in allowed)
-        allowed = [flag for flag in allowed if flag.lower() != "\\seen"]
-        changedUids, failed = set(), []
-        if "s" in rights and (seen or mode == "="):
-            if unchangedSince is not None:
-                keep = {info.uid for info in self._mailbox.messages(uids, headers=False)
-                        if info.modseq <= unchangedSince}
-                failed = [uid for uid in uids if uid not in keep]
-                seenTargets = sorted(keep)
-            else:
-                seenTargets = uids
-            how = "+" if seen and mode != "-" else "-"
-            changedUids.update(userflags.setSeen(self._mailbox, self._viewer, seenTargets, how))
-        shareable = {"w", "t"} & rights
-        if mode != "=" and allowed or mode == "=" and shareable:
-            if mode != "=":
-                done, skipped = self._mailbox.setFlags(uids, allowed, mode, unchangedSince)
-            else:
-                done, skipped = self._replaceShared(uids, allowed, rights, unchangedSince)
-            changedUids.update(info.uid for info in done)
-            failed.extend(u for u in skipped if u not in failed)
-        _check(rights, "r", self.name)
-        changed = self._mailbox.messages(sorted(changedUids))
-        return userflags.personalize(self._mailbox, self._viewer, changed, own=True), failed
-
-    def _replaceShared(self, uids, allowed, rights, unchangedSince):
-        """
-        STORE FLAGS (replace) of the shared flags: only the kinds the viewer
-        may change are replaced, the others stay as they are.
-        """
-        wanted = {flag.lower() for flag in allowed}
-        remove = set()
-        for info in self._mailbox.messages(uids, headers=False):
-            remove.update(flag for flag in info.flags - userflags.PRIVATE
-                          if flagRight(flag) in rights and flag.lower() not in wanted)
-        changed, failed = {}, []
-        for flagSet, how in ((allowed, "+"), (sorted(remove), "-")):
-            if flagSet:
-                done, skipped = self._mailbox.setFlags(uids, flagSet, how, unchangedSince)
-                changed.update((info.uid, info) for info in done)
-                failed.extend(u for u in skipped if u not in failed)
-        return list(changed.values()), failed
-
-    def expunge(self, uids=None):
-        self._need("e")
-        return self._mailbox.expunge(uids)
-
-    def expungeLater(self, uids=None):
-        """
-        L{expunge} by the owner's index writer.
-
-        @return: a L{Deferred} firing with the expunged UIDs once durable.
-        """
-        try:
-            self._need("e")
-        except Exception:
-            return fail()
-        return self._later(self._mailbox.expunge, uids)
-
-    def copyTo(self, uids, destination):
-        return transfer(self, uids, destination, move=False)
-
-    def moveTo(self, uids, destination):
-        return transfer(self, uids, destination, move=True)
+    store.deleteMailbox(name)
+    if mailbox is not None:
+        userflags.forget(mailbox)
 
 
-def hasRight(mailbox, right):
+def _laterIn(store, name, *args):
     """
-    Does the viewer who opened C{mailbox} have C{right} on it?  (Always
-    for an own mailbox.)
+    Call the store's C{nameLater} form where it has one (the index
+    writer), else C{name} itself.
+
+    @return: a L{Deferred} firing with the result once durable.
     """
-    return not isinstance(mailbox, SharedMailbox) or right in mailbox.rights()
+    later = getattr(store, name + "Later", None)
+    if later is None:
+        return maybeDeferred(getattr(store, name), *args)
+    return later(*args)
 
 
-def _unwrap(mailbox):
-    return mailbox._mailbox if isinstance(mailbox, SharedMailbox) else mailbox
-
-
-def transferLater(source, uids, destination, move=False):
+def _writeIn(store, f, *args):
     """
-    L{transfer} so that the reactor does not wait for it: between two own
-    mailboxes of one store through the store's index writer.
+    Run C{f(*args)} in one write of C{store}'s index writer; at once where
+    it has none.
 
-    @return: a L{Deferred} firing with what L{transfer} returns once the
-        copies (and removals) are durable.
+    @return: a L{Deferred} firing with its result once durable.
     """
-    own = not isinstance(source, SharedMailbox) and not isinstance(destination, SharedMailbox)
-    if own and getattr(source, "_store", None) is getattr(destination, "_store", None) \
-            and hasattr(source, "copyToLater"):
-        return source.moveToLater(uids, destination) if move else source.copyToLater(uids, destination)
-    return maybeDeferred(transfer, source, uids, destination, move)
-
-
-def transfer(source, uids, destination, move=False):
-    """
-    COPY or MOVE between any two mailboxes the viewer opened: between two
-    own mailboxes the store's own (atomic) copy; otherwise each message is
-    appended to the destination (quota charged to its owner, checked for
-    the whole set first), with the flags the viewer may set there and the
-    internal date, then for a move the originals are expunged.
-
-    @return: C{[(sourceUid, destinationUid)]}.
-    """
-    if isinstance(source, SharedMailbox):
-        # A MOVE is COPY, STORE \Deleted and EXPUNGE on the source (R-DEL-2).
-        source._need("rte" if move else "r")
-    if isinstance(destination, SharedMailbox):
-        destination._need("i")
-    rawSource, rawDestination = _unwrap(source), _unwrap(destination)
-    sameStore = getattr(rawSource, "_store", None) is getattr(rawDestination, "_store", None)
-    if sameStore and not isinstance(source, SharedMailbox) and not isinstance(destination, SharedMailbox):
-        if move:
-            return rawSource.moveTo(uids, rawDestination)
-        return rawSource.copyTo(uids, rawDestination)
-    infos = source.messages(uids, headers=False)
-    store = getattr(rawDestination, "_store", None)
-    if store is not None and store.quota is not None and not sameStore:
-        store.quota.check(sum(info.size for info in infos))
-    pairs = []
-    for info in infos:
-        try:
-            f = rawSource.openMessage(info.uid)
-        except StoreError:
-            continue
-        try:
-            data = f.read()
-        finally:
-            f.close()
-        pairs.append((info.uid, destination.appendMessage(data, info.flags, info.internalDate)))
-        properties.copyAcross(rawSource, info.uid, rawDestination, pairs[-1][1])
-    if move and pairs:
-        moved = [pair[0] for pair in pairs]
-        rawSource.setFlags(moved, ["\\Deleted"], "+")
-        rawSource.expunge(moved)
-    return pairs
+    write = getattr(store, "_write", None)
+    if write is None:
+        return maybeDeferred(f, *args)
+    return write(lambda conn, group: f(*args))

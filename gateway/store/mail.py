@@ -16,6 +16,9 @@ added to a calendar mailbox (C{IPF.Appointment}) is also parsed for
 free/busy, and its summary written
 (L{gateway.store.calendar.summaries.summarizeAdded}).
 
+Creating, deleting, renaming and subscribing (synchronous and through the
+index writer) are in L{gateway.store.manage}.
+
 Changes made through this store are announced to the mailbox's listeners on
 the next reactor turn; changes by other processes are noticed by a
 L{ChangeWatcher} (inotify, or a one-second check) while a mailbox has
@@ -33,8 +36,6 @@ from zope.interface import implementer
 from gateway import stats
 from gateway.errors import (
     InvalidMailboxName,
-    MailboxExists,
-    MailboxHasChildren,
     NoSuchMailbox,
     StoreError,
 )
@@ -49,12 +50,14 @@ from gateway.store import (
     maildir,
     metadata,
     names,
-    properties,
     recent,
     scan,
     writer,
 )
 from gateway.store.mailbox import Mailbox
+from gateway.store.manage import DELETING_PREFIX, MailboxManagement, isMailboxClass
+from gateway.store.manage import MAILBOX_CLASSES as MAILBOX_CLASSES
+from gateway.store.manage import SPECIAL_USES as SPECIAL_USES
 from gateway.store.watch import ChangeWatcher
 
 log = getLogger("store")
@@ -63,8 +66,6 @@ log = getLogger("store")
 #: file when a computation is writing to it, in seconds.
 SUMMARY_WAIT = 0.05
 
-MAILBOX_CLASSES = ("IPF.Note", "IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote", "IPF.Journal")
-SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
 
 #: What a new account gets: C{(name, class, special use)}, all subscribed.
 DEFAULT_MAILBOXES = (
@@ -79,8 +80,6 @@ DEFAULT_MAILBOXES = (
     ("Notes", "IPF.StickyNote", None),
 )
 
-#: Prefix of a folder being deleted (renamed out of the way first).
-DELETING_PREFIX = ".gateway-deleting-"
 
 
 
@@ -89,22 +88,6 @@ DELETING_PREFIX = ".gateway-deleting-"
 #: C{name+Calendar@domain} there only with the C{p} right (RFC 4314), as
 #: Cyrus does for C{+detail} delivery; the owner can take it away.
 DEFAULT_ACLS = {"Calendar": "anyone p\n"}
-
-
-def isMailboxClass(mailboxClass):
-    """
-    Is C{mailboxClass} one of L{MAILBOX_CLASSES} or a sub-class of one
-    (C{IPF.Appointment.Birthday})?  (Which sub-class names are valid is
-    for L{gateway.mapi.classes}; the store only keeps them.)
-    """
-    return any(mailboxClass == base or mailboxClass.startswith(base + ".") for base in MAILBOX_CLASSES)
-
-
-def _childRange(name):
-    """
-    SQL range bounds matching the names below C{name} (C{'/'} + 1 is C{'0'}).
-    """
-    return name + "/", name + "0"
 
 
 @implementer(IMailboxInfo)
@@ -121,7 +104,7 @@ class MailboxInfo:
 
 
 @implementer(IMailStore, IAccountChangeFeed)
-class MailStore:
+class MailStore(MailboxManagement):
     """
     All mailboxes of one account.
 
@@ -273,6 +256,18 @@ class MailStore:
         self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
         self._conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailboxId,))
         self._conn.execute("DELETE FROM meta WHERE key = ?", ("tmp:%d" % (mailboxId,),))
+        self._forgetMailbox(mailboxId)
+
+    def _forgetMailbox(self, mailboxId):
+        """
+        Mailbox C{mailboxId} was deleted: its L{Mailbox} (if open) is told
+        so and dropped; in the index writer, on the reactor thread once
+        the deletion is durable.
+        """
+        group = self._currentGroup()
+        if group is not None:
+            group.onReactor(self._forgetMailbox, mailboxId)
+            return
         mailbox = self._mailboxes.pop(mailboxId, None)
         if mailbox is not None:
             mailbox._forget()
@@ -339,143 +334,6 @@ class MailStore:
                 else:
                     self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
-    def createMailbox(self, name, mailboxClass="IPF.Note", specialUse=None):
-        name = maildir.canonicalName(name)
-        maildir.checkNameLimits(self.path, name)
-        if not isMailboxClass(mailboxClass):
-            raise StoreError("unknown mailbox class %r" % (mailboxClass,))
-        if specialUse is not None and specialUse not in SPECIAL_USES:
-            raise StoreError("unknown special use %r" % (specialUse,))
-        path = maildir.mailboxPath(self.path, name)
-        with index.transaction(self._conn):
-            row = self._conn.execute("SELECT id, selectable FROM mailboxes WHERE name = ?",
-                                     (name,)).fetchone()
-            if row is not None and row[1]:
-                raise MailboxExists(name)
-            names.bumpGeneration(self._conn)
-            if row is None and maildir.isMaildir(path):
-                self._insertMailbox(name, mailboxClass, specialUse)
-                raiseExists = True
-            else:
-                raiseExists = False
-                self._createParents(name, mailboxClass)
-                if row is not None:
-                    # An unselectable folder becomes a mailbox again.
-                    self._conn.execute(
-                        "UPDATE mailboxes SET selectable = 1, uidvalidity = ?, class = ?, specialuse = ?,"
-                        " indexed = 0 WHERE id = ?",
-                        (index.newUidValidity(self._conn), mailboxClass, specialUse, row[0]))
-                else:
-                    self._insertMailbox(name, mailboxClass, specialUse)
-                maildir.ensureMaildir(path)
-        self._accountChanged()
-        if raiseExists:
-            raise MailboxExists(name)
-
-    def _createParents(self, name, mailboxClass):
-        for parent in maildir.parentNames(name):
-            if not self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (parent,)).fetchone():
-                self._insertMailbox(parent, mailboxClass)
-                maildir.ensureMaildir(maildir.mailboxPath(self.path, parent))
-
-    def deleteMailbox(self, name):
-        name = maildir.canonicalName(name)
-        if name == "INBOX":
-            raise InvalidMailboxName("INBOX cannot be deleted")
-        path = maildir.mailboxPath(self.path, name)
-        low, high = _childRange(name)
-        trash = []
-        with index.transaction(self._conn):
-            row = self._conn.execute("SELECT id, selectable FROM mailboxes WHERE name = ?",
-                                     (name,)).fetchone()
-            if row is None:
-                raise NoSuchMailbox(name)
-            mailboxId, selectable = row
-            names.bumpGeneration(self._conn)
-            hasChildren = self._conn.execute(
-                "SELECT 1 FROM mailboxes WHERE name > ? AND name < ? LIMIT 1", (low, high)).fetchone()
-            if hasChildren:
-                if not selectable:
-                    raise MailboxHasChildren(name)
-                used = self._conn.execute(
-                    "SELECT COALESCE(SUM(rawsize), 0) FROM messages WHERE mailbox = ?",
-                    (mailboxId,)).fetchone()[0]
-                index.addUsage(self._conn, -used)
-                self._conn.execute("DELETE FROM messages WHERE mailbox = ?", (mailboxId,))
-                self._conn.execute("DELETE FROM expunged WHERE mailbox = ?", (mailboxId,))
-                self._conn.execute("UPDATE mailboxes SET selectable = 0 WHERE id = ?", (mailboxId,))
-                index.bumpModSeq(self._conn, mailboxId)  # its messages are gone (see Mailbox.uids)
-                for sub in maildir.SUBDIRS:
-                    trash.append(self._moveAside(os.path.join(path, sub)))
-                metadata.forget(path)
-                maildir.removeQuietly(os.path.join(path, properties.PROPERTIES_FILE))
-                mailbox = self._mailboxes.pop(mailboxId, None)
-                if mailbox is not None:
-                    mailbox._forget()
-            else:
-                self._dropMailboxRows(name)
-                trash.append(self._moveAside(path))
-        self._accountChanged()
-        for folder in trash:
-            if folder is not None:
-                maildir.removeTree(folder)
-
-    def _moveAside(self, folder):
-        """
-        Rename a folder out of the way (atomically) before removing it.
-        """
-        target = os.path.join(self.path, DELETING_PREFIX + os.urandom(8).hex())
-        try:
-            os.rename(folder, target)
-        except FileNotFoundError:
-            return None
-        return target
-
-    def renameMailbox(self, oldName, newName):
-        oldName = maildir.canonicalName(oldName)
-        newName = maildir.canonicalName(newName)
-        if newName == oldName or newName.startswith(oldName + "/"):
-            raise InvalidMailboxName("cannot rename %r to %r" % (oldName, newName))
-        maildir.checkNameLimits(self.path, newName)
-        for (child,) in self._conn.execute("SELECT name FROM mailboxes WHERE name > ? AND name < ?",
-                                           _childRange(oldName)).fetchall():
-            maildir.checkNameLimits(self.path, newName + child[len(oldName):])
-        if oldName == "INBOX":
-            return self._renameInbox(newName)
-        oldPath = maildir.mailboxPath(self.path, oldName)
-        newPath = maildir.mailboxPath(self.path, newName)
-        low, high = _childRange(oldName)
-        with index.transaction(self._conn):
-            row = self._conn.execute("SELECT class FROM mailboxes WHERE name = ?", (oldName,)).fetchone()
-            if row is None:
-                raise NoSuchMailbox(oldName)
-            if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (newName,)).fetchone() \
-                    or os.path.exists(newPath):
-                raise MailboxExists(newName)
-            names.bumpGeneration(self._conn)
-            self._createParents(newName, row[0])
-            os.makedirs(os.path.dirname(newPath), exist_ok=True)
-            os.rename(oldPath, newPath)
-            try:
-                rows = self._conn.execute(
-                    "SELECT id, name FROM mailboxes WHERE name = ? OR (name > ? AND name < ?)"
-                    " ORDER BY name DESC", (oldName, low, high)).fetchall()
-                for mailboxId, name in rows:
-                    self._conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?",
-                                       (newName + name[len(oldName):], mailboxId))
-            except BaseException:
-                os.rename(newPath, oldPath)
-                raise
-        self._accountChanged()
-
-    def _renameInbox(self, newName):
-        inbox = self.getMailbox("INBOX")
-        self.createMailbox(newName)
-        # RFC 5464 4.1: the new mailbox gets a copy of INBOX's entries.
-        metadata.copyEntries(maildir.mailboxPath(self.path, "INBOX"), maildir.mailboxPath(self.path, newName))
-        target = self.getMailbox(newName)
-        inbox.moveTo(inbox.uids(), target)
-
     def hasMailbox(self, name):
         """
         Is there a mailbox C{name}, selectable or not (a C{\\Noselect}
@@ -519,20 +377,6 @@ class MailStore:
             if not self._conn.execute("UPDATE mailboxes SET class = ? WHERE name = ?",
                                       (mailboxClass, name)).rowcount:
                 raise NoSuchMailbox(name)
-
-    def subscribe(self, name):
-        name = maildir.canonicalName(name)
-        with index.transaction(self._conn):
-            self._conn.execute("INSERT OR IGNORE INTO subscriptions (name) VALUES (?)", (name,))
-            names.bumpGeneration(self._conn)
-        self._accountChanged()
-
-    def unsubscribe(self, name):
-        name = maildir.canonicalName(name)
-        with index.transaction(self._conn):
-            self._conn.execute("DELETE FROM subscriptions WHERE name = ?", (name,))
-            names.bumpGeneration(self._conn)
-        self._accountChanged()
 
     def subscriptions(self):
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
@@ -722,6 +566,11 @@ class MailStore:
         return self._accountChanges is not None and self._accountChanges.listening
 
     def _accountChanged(self):
+        group = self._currentGroup()
+        if group is not None:
+            # In the index writer: once the change is durable.
+            group.onReactor(self._accountChanged)
+            return
         if self._accountChanges is not None:
             self._accountChanges.changed()
 

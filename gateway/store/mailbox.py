@@ -539,7 +539,7 @@ class Mailbox(MailboxChanges):
         prepared = self._store._deferToThread(self.prepareMessage, source, None, mtime)
         return prepared.addCallback(self.commitMessageLater, flags)
 
-    def appendMessagesLater(self, messages):
+    def appendMessagesLater(self, messages, finish=None):
         """
         Several messages, all or none (IMAP MULTIAPPEND): each is written
         in the thread pool, then all are committed in one write of the
@@ -547,6 +547,7 @@ class Mailbox(MailboxChanges):
 
         @param messages: C{[(source, flags, internalDate)]}, as for
             L{appendMessage}.
+        @param finish: see L{commitMessagesLater}.
         @return: a L{Deferred} firing with their UIDs once durable.
         """
         try:
@@ -566,17 +567,33 @@ class Mailbox(MailboxChanges):
                     message.discard()
                 return failures[0]
             pairs = [(message, flags) for message, (_source, flags, _date) in zip(ready, messages, strict=True)]
-
-            def write(conn, group):
-                try:
-                    return [self.commitMessage(message, flags) for message, flags in pairs]
-                except BaseException:
-                    # (The committed ones are undone with the write.)
-                    for message, _flags in pairs:
-                        message.discard()
-                    raise
-            return self._store._write(write)
+            return self.commitMessagesLater(pairs, finish)
         return DeferredList(prepared, consumeErrors=True).addCallback(commit)
+
+    def commitMessagesLater(self, pairs, finish=None):
+        """
+        L{commitMessage} of several prepared messages in one write of the
+        store's index writer: all or none.
+
+        @param pairs: C{[(prepared, flags)]}.
+        @param finish: C{finish(uids)}, called in the same write once the
+            messages have their rows (what goes with them in the index:
+            a viewer's own C{\\Seen}, properties carried from a copy's
+            source), or C{None}.
+        @return: a L{Deferred} firing with their UIDs once durable.
+        """
+        def write(conn, group):
+            try:
+                uids = [self.commitMessage(message, flags) for message, flags in pairs]
+                if finish is not None:
+                    finish(uids)
+                return uids
+            except BaseException:
+                # (The committed ones are undone with the write.)
+                for message, _flags in pairs:
+                    message.discard()
+                raise
+        return self._store._write(write)
 
     def commitMessageLater(self, prepared, flags=()):
         """

@@ -182,7 +182,14 @@ def copyAcross(source, sourceUid, destination, destinationUid):
     Copy a message's stored properties to its copy in another account's
     index (COPY/MOVE between accounts, which append).
     """
-    found = properties(source, [sourceUid]).get(sourceUid)
+    putProperties(destination, destinationUid, properties(source, [sourceUid]).get(sourceUid))
+
+
+def putProperties(destination, destinationUid, found):
+    """
+    Store properties read from another account's index (L{properties})
+    on message C{destinationUid} of C{destination}; nothing for C{None}.
+    """
     if not found:
         return
     conn = destination._conn
