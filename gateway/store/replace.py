@@ -26,7 +26,8 @@ from gateway.errors import NoSuchMessage, StoreError
 from gateway.store import index, maildir, objectid, properties, transfer, userflags
 from gateway.store.access import SharedMailbox, allowedFlags
 from gateway.store.journal import writeJournal
-from gateway.store.mailbox import OPEN_ATTEMPTS, normalizeFlags
+from gateway.store.mailbox import OPEN_ATTEMPTS
+from gateway.store.records import normalizeFlags
 
 
 def replace(source, uid, message, flags, internalDate, destination):
