@@ -133,6 +133,18 @@ class KnownVectorTests(TestCase):
             for password in ("", "a", "x" * 70, UMLAUTS, "p" * 200):
                 self.assertEqual(shaCrypt(password, setting), crypt.crypt(password, setting))
 
+    def test_shaCryptInCAndPython(self):
+        """libxcrypt's SHA-crypt and the Python one give the same hashes (the C one is used where it is there)."""
+        from gateway.cred import passwords
+        if passwords._CRYPT_RN is None:
+            raise SkipTest("no libxcrypt crypt_rn")
+        for setting in ("$6$abcdefgh", "$5$x", "$6$rounds=2000$0123456789abcdefXYZ", "$6$", "$5$rounds=999$s",
+                        "$6$saltsalt$Ywq3fL0VnmtY4SpJ2ZGpcqWTR0LCJ4KuwYtvuqk7cHzp1d1xrGCXjUT6DVLy6cFDrAvMhRM1pEj7wqt1EIK8A1"):
+            for password in ("", "a", "x" * 70, UMLAUTS, "p" * 200, b"\xff\xfe".decode("utf-8", "surrogateescape")):
+                self.assertEqual(shaCrypt(password, setting), passwords.pythonShaCrypt(password, setting),
+                                 (setting, password))
+        self.assertEqual(shaCrypt("a\0b", "$6$abc"), passwords.pythonShaCrypt("a\0b", "$6$abc"))
+
     def test_cramMD5Dovecot(self):
         """{CRAM-MD5} contexts equal doveadm's for empty, short and >64-byte passwords."""
         self.assertEqual(

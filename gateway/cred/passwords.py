@@ -47,6 +47,8 @@ comparison of secret material uses L{hmac.compare_digest}.
 
 import base64
 import binascii
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import math
@@ -286,9 +288,47 @@ def _repeat(digest, length):
     return (digest * (length // len(digest) + 1))[:length]
 
 
+def _loadCrypt():
+    """
+    libxcrypt's C{crypt_rn}, or C{None}: SHA-crypt in C, where a call
+    lets go of the GIL (ctypes does), so that a login's 5,000 rounds run
+    beside the reactor instead of holding it (5 to 9 ms of Python each).
+    """
+    name = ctypes.util.find_library("crypt")
+    if name is None:
+        return None
+    try:
+        function = ctypes.CDLL(name).crypt_rn
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+    function.restype = ctypes.c_char_p
+    return function
+
+
+_CRYPT_RN = _loadCrypt()
+#: libxcrypt's C{sizeof(struct crypt_data)}.
+_CRYPT_DATA_SIZE = 32768
+
+
 def shaCrypt(password, setting):
     """
-    glibc's SHA-crypt.
+    glibc's SHA-crypt: libxcrypt's where it is there (L{_loadCrypt}),
+    else L{pythonShaCrypt}.
+    """
+    if _CRYPT_RN is not None and setting[:3] in _SHA_CRYPT:
+        phrase = _bytes(password)
+        if b"\0" not in phrase:
+            data = ctypes.create_string_buffer(_CRYPT_DATA_SIZE)
+            result = _CRYPT_RN(phrase, setting.encode("utf-8", "surrogateescape"), data, _CRYPT_DATA_SIZE)
+            if result is not None and result.startswith(setting[:3].encode("ascii")):
+                return result.decode("utf-8", "surrogateescape")
+    return pythonShaCrypt(password, setting)
+
+
+def pythonShaCrypt(password, setting):
+    """
+    glibc's SHA-crypt, in Python.
 
     @param setting: C{$6$salt}, C{$6$rounds=N$salt}, or a whole hash (its
         salt and rounds are used); C{$5$...} for SHA-256.
