@@ -185,13 +185,15 @@ class ArenaMap:
 class _Visited:
     """
     The objects a walk has met: a bit per 16-byte slot of each pymalloc
-    pool, a set of the other objects' ids (few: large and static ones), so
-    that marking them allocates little from pymalloc.
+    pool (in one C{bytearray}, which C{malloc} holds: the walk's own marks
+    do not fill the arenas it maps), and a set of the other objects' ids
+    (few: the large and static ones).
     """
 
     def __init__(self, arenaMap):
         self.arenaMap = arenaMap
-        self.bits = {}
+        self.slots = {}  # pool address -> offset in bits
+        self.bits = bytearray()
         self.others = set()
 
     def add(self, o):
@@ -205,34 +207,64 @@ class _Visited:
                 return True
             self.others.add(address)
             return False
-        bits = self.bits.get(pool.address)
-        if bits is None:
-            bits = self.bits[pool.address] = bytearray(POOL_SIZE // ALIGNMENT // 8)
+        offset = self.slots.get(pool.address)
+        if offset is None:
+            offset = self.slots[pool.address] = len(self.bits)
+            self.bits.extend(bytes(POOL_SIZE // ALIGNMENT // 8))
         slot = (address - pool.address) // ALIGNMENT
-        byte, bit = slot >> 3, 1 << (slot & 7)
-        if bits[byte] & bit:
+        byte, bit = offset + (slot >> 3), 1 << (slot & 7)
+        if self.bits[byte] & bit:
             return True
-        bits[byte] |= bit
+        self.bits[byte] |= bit
         return False
 
 
-def reachableObjects(arenaMap=None):
+class _Walk:
+    """
+    An iterator over every object reachable from what the collector tracks
+    and from the modules, once each, its own state and C{exclude}'s
+    objects (and what only they refer to) left out.
+    """
+
+    def __init__(self, arenaMap, exclude=()):
+        self.visited = _Visited(arenaMap)
+        self.stack = None
+        for o in (self, self.__dict__, self.visited, self.visited.__dict__, self.visited.slots, self.visited.others,
+                  self.visited.bits) + tuple(exclude):
+            self.visited.add(o)
+            if type(o) is ArenaMap:  # its pools (the collector tracks them) and their addresses
+                for pool in o.pools.values():
+                    self.visited.add(pool)
+                    self.visited.add(pool.address)
+                for pools in o.arenas.values():
+                    self.visited.add(pools)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.stack is None:
+            self.stack = gc.get_objects()
+            self.stack.append(sys.modules)
+        stack, visited = self.stack, self.visited
+        while stack:
+            o = stack.pop()
+            if visited.add(o):
+                continue
+            stack.extend(gc.get_referents(o))
+            return o
+        raise StopIteration
+
+
+def reachableObjects(arenaMap=None, exclude=()):
     """
     Every object reachable from what the collector tracks and from the
-    modules (the start-up ones L{gc.freeze} set aside included), once each.
+    modules (the start-up ones L{gc.freeze} set aside included), once each,
+    the objects in C{exclude} (and what only they refer to) left out.
 
-    @return: a generator of objects.
+    @return: an iterator of objects.
     """
-    visited = _Visited(ArenaMap() if arenaMap is None else arenaMap)
-    stack = gc.get_objects()
-    stack.append(sys.modules)
-    while stack:
-        o = stack.pop()
-        if visited.add(o):
-            continue
-        yield o
-        stack.extend(gc.get_referents(o))
-    del stack
+    return _Walk(ArenaMap() if arenaMap is None else arenaMap, exclude)
 
 
 def objectSize(o):
@@ -297,65 +329,80 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
     what lives in them (by type and size, with an example of each, and who
     refers to the first C{referrersOf} of them).
 
-    @param objects: gives the objects to map (called twice).
+    The map itself allocates little from pymalloc (its marks are in one
+    C{bytearray}; what lives in the sparsest arenas is counted, not listed),
+    so that it leaves the arenas as it found them.
+
+    @param objects: gives the objects to map, given the objects to leave
+        out (called twice).
     """
     if not supported():
         return ["(the arena map needs 64-bit CPython 3.11 with pymalloc)"]
     from gateway.memdebug import referrers
 
     arenaMap = ArenaMap()
-    found = 0
-    for o in objects():  # first: the pools, and so the arenas and their use
-        if type(o) is _Pool:
-            continue
-        found += 1
-        for address, size, _ in _blocks(o):
-            arenaMap.pool(address, size)
-    arenaMap.complete()
-    arenas = sorted(arenaMap.arenas, key=arenaMap.used)
-    wanted = set(arenas[:sparsest])
-    located = collections.defaultdict(dict)  # arena -> {address: (block size, object, what)}
-    for o in objects():  # then what lives in the sparsest
-        if type(o) is _Pool:
-            continue
-        for address, size, what in _blocks(o):
-            pool = arenaMap.pool(address, size)
-            if pool is not None and pool.arena in wanted:
-                located[pool.arena][address] = (pool.blockSize, o, what)
-    usedPools = sum(1 for p in arenaMap.pools.values() if p.used)
-    lines = ["%d objects walked; %d arenas with a live block, %d pools in use in them, %.1f MB in use, %.1f MB free"
-             " in those pools, %d empty pools kept"
-             % (found, len(arenas), usedPools, sum(map(arenaMap.used, arenas)) / 1e6,
-                sum(arenaMap.free(a)[0] for a in arenas) / 1e6, sum(arenaMap.free(a)[1] for a in arenas)),
-             "kB in use by arena (index:kB), emptiest first:"]
-    lines.append("  " + " ".join("%d:%d" % (a, arenaMap.used(a) // 1000) for a in arenas))
-    for arena in arenas[:sparsest]:
-        pools = arenaMap.arenas[arena]
-        entries = list(located[arena].values())
-        free, empty = arenaMap.free(arena)
-        sizes = collections.Counter()
-        for p in pools:
-            if p.used:
-                sizes[p.blockSize] += p.used
-        lines += ["", "arena %d: %d blocks in use (%.1f kB) in %d pools (%s), %.1f kB free in them, %d empty pools;"
-                  " %d blocks named:"
-                  % (arena, sum(p.used for p in pools), arenaMap.used(arena) / 1e3, sum(1 for p in pools if p.used),
-                     ", ".join("%d x %d B" % (n, size) for size, n in sorted(sizes.items())), free / 1e3, empty,
-                     len(entries))]
-        kinds = collections.Counter()
-        examples = {}
-        for size, o, what in entries:
-            key = ("%s.%s" % (type(o).__module__, type(o).__qualname__), what and what.split(" of ")[0], size)
-            kinds[key] += 1
-            examples.setdefault(key, (o, what))
-        for (name, what, size), n in kinds.most_common(perArena):
-            o, detail = examples[(name, what, size)]
-            lines.append("  %5d x %3d B %s%s: %s" % (n, size, ("%s of " % (what,)) if what else "", name,
-                                                    detail if detail else _describe(o)[1]))
-        ours = {id(entries), id(located[arena]), id(examples)} | {id(e) for e in entries} | {
-            id(e) for e in examples.values()}
-        for _, o, what in entries[:referrersOf]:
-            lines.append("    %s%s <- %s" % ((what + " of ") if what else "", _describe(o)[1],
-                                             referrers(o, ignore=ours, depth=2)))
-        del entries, examples, ours
-    return lines
+    counts = {}  # arena -> Counter of (type name, inner block kind, block size)
+    examples = {}  # arena -> {that key: (object, description)}
+    first = {}  # arena -> [(object, description)] of its first blocks found
+    ours = [arenaMap, arenaMap.__dict__, arenaMap.pools, arenaMap.arenas, counts, examples, first]
+    ours.append(ours)
+    try:
+        found = 0
+        for o in objects(exclude=ours):  # first: the pools, and so the arenas and their use
+            if type(o) is _Pool:
+                continue
+            found += 1
+            for address, size, _ in _blocks(o):
+                arenaMap.pool(address, size)
+        arenaMap.complete()
+        arenas = sorted(arenaMap.arenas, key=arenaMap.used)
+        for arena in arenas[:sparsest]:
+            counts[arena], examples[arena], first[arena] = collections.Counter(), {}, []
+        ours += [arenas] + list(counts.values()) + list(examples.values()) + list(first.values())
+        for o in objects(exclude=ours):  # then what lives in the sparsest
+            if type(o) is _Pool:
+                continue
+            for address, size, what in _blocks(o):
+                pool = arenaMap.pool(address, size)
+                if pool is not None and pool.arena in counts:
+                    key = (type(o), what and what.split(" of ")[0], pool.blockSize)
+                    counts[pool.arena][key] += 1
+                    if key not in examples[pool.arena]:
+                        examples[pool.arena][key] = (o, what)
+                    if len(first[pool.arena]) < referrersOf:
+                        first[pool.arena].append((o, what))
+        usedPools = sum(1 for p in arenaMap.pools.values() if p.used)
+        lines = ["%d objects walked; %d arenas with a live block, %d pools in use in them, %.1f MB in use,"
+                 " %.1f MB free in those pools, %d empty pools kept"
+                 % (found, len(arenas), usedPools, sum(map(arenaMap.used, arenas)) / 1e6,
+                    sum(arenaMap.free(a)[0] for a in arenas) / 1e6, sum(arenaMap.free(a)[1] for a in arenas)),
+                 "kB in use by arena (index:kB), emptiest first:"]
+        lines.append("  " + " ".join("%d:%d" % (a, arenaMap.used(a) // 1000) for a in arenas))
+        ignore = {id(x) for x in ours} | {id(x) for e in examples.values() for x in e.values()} | {
+            id(x) for f in first.values() for x in f}
+        for arena in arenas[:sparsest]:
+            pools = arenaMap.arenas[arena]
+            free, empty = arenaMap.free(arena)
+            sizes = collections.Counter()
+            for p in pools:
+                if p.used:
+                    sizes[p.blockSize] += p.used
+            lines += ["", "arena %d: %d blocks in use (%.1f kB) in %d pools (%s), %.1f kB free in them, %d empty"
+                      " pools; %d blocks named:"
+                      % (arena, sum(p.used for p in pools), arenaMap.used(arena) / 1e3,
+                         sum(1 for p in pools if p.used),
+                         ", ".join("%d x %d B" % (n, size) for size, n in sorted(sizes.items())), free / 1e3,
+                         empty, sum(counts[arena].values()))]
+            for (kind, what, size), n in counts[arena].most_common(perArena):
+                o, detail = examples[arena][(kind, what, size)]
+                lines.append("  %5d x %3d B %s%s.%s: %s" % (n, size, ("%s of " % (what,)) if what else "",
+                                                          kind.__module__, kind.__qualname__,
+                                                          detail if detail else _describe(o)[1]))
+            for o, what in first[arena]:
+                lines.append("    %s%s <- %s" % ((what + " of ") if what else "", _describe(o)[1],
+                                                 referrers(o, ignore=ignore, depth=2)))
+        return lines
+    finally:  # no cycle through what was found
+        for container in (arenaMap.pools, arenaMap.arenas, counts, examples, first):
+            container.clear()
+        del ours[:]

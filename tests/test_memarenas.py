@@ -71,7 +71,7 @@ class ArenaReportTests(unittest.TestCase):
         holder = {"pinned": kept}
         del made
 
-        def objects():
+        def objects(exclude):
             yield from kept
             yield holder
 
@@ -86,3 +86,29 @@ class ArenaReportTests(unittest.TestCase):
         """Where the layout is another, the report says so and reads nothing."""
         self.patch(memarenas, "supported", lambda: False)
         self.assertEqual(memarenas.arenaReport(), ["(the arena map needs 64-bit CPython 3.11 with pymalloc)"])
+
+
+class WalkTests(unittest.TestCase):
+    def setUp(self):
+        skipUnlessSupported(self)
+
+    def test_reachesFrozenAndUntracked(self):
+        """The walk meets what only a frozen object refers to, untracked objects, each once, and leaves out what it is told to."""
+        import gc
+        import sys
+
+        module = type(sys)("gateway_test_frozen")
+        module.marker = ("marker", 1234567891)  # untracked once the collector looks at it
+        hidden = {"hidden": object()}
+        left = [hidden]
+        sys.modules[module.__name__] = module
+        self.addCleanup(sys.modules.pop, module.__name__)
+        gc.collect()
+        gc.freeze()
+        self.addCleanup(gc.unfreeze)
+        self.assertFalse(gc.is_tracked(module.marker))
+        ids = [id(o) for o in memarenas.reachableObjects(exclude=[left])]
+        self.assertEqual(ids.count(id(module.marker)), 1)
+        self.assertEqual(ids.count(id(module.marker[1])), 1)
+        self.assertNotIn(id(hidden), ids)
+        self.assertNotIn(id(hidden["hidden"]), ids)
