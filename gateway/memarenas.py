@@ -230,13 +230,15 @@ class _Walk:
         self.visited = _Visited(arenaMap)
         self.stack = None
         for o in (self, self.__dict__, self.visited, self.visited.__dict__, self.visited.slots, self.visited.others,
-                  self.visited.bits) + tuple(exclude):
+                  self.visited.bits, arenaMap) + tuple(exclude):
             self.visited.add(o)
-            if type(o) is ArenaMap:  # its pools (the collector tracks them) and their addresses
-                for pool in o.pools.values():
+            if type(o) is ArenaMap:  # its state, its pools (the collector tracks them) and their addresses
+                for x in (o.__dict__, o.pools, o.arenas, o._mappings, o._lows):
+                    self.visited.add(x)
+                for pool in list(o.pools.values()):
                     self.visited.add(pool)
                     self.visited.add(pool.address)
-                for pools in o.arenas.values():
+                for pools in list(o.arenas.values()):
                     self.visited.add(pools)
 
     def __iter__(self):
@@ -267,16 +269,27 @@ def reachableObjects(arenaMap=None, exclude=()):
     return _Walk(ArenaMap() if arenaMap is None else arenaMap, exclude)
 
 
+_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC: the collector's header is before the object
+_MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT (3.11): two more pointers before it
+
+
 def objectSize(o):
     """
-    The bytes of C{o}'s allocation (C{sys.getsizeof} counts the collector's
-    header, and on 3.11 the managed C{__dict__} pointers before it), or
-    more than pymalloc serves when it cannot be told.
+    The bytes of C{o}'s own block: for an object of variable size (a
+    string, a number, a tuple, bytes) C{sys.getsizeof} (which counts the
+    collector's header); for the others their type's size with the headers
+    before the object, not the tables C{sys.getsizeof} adds (a dict's keys,
+    a list's items: separate blocks, L{innerBlocks}).  The same object has
+    the same size however much its tables grow.
     """
-    try:
-        return sys.getsizeof(o)
-    except Exception:
-        return SMALL_REQUEST_THRESHOLD + 1
+    kind = type(o)
+    if kind.__itemsize__ or issubclass(kind, str):
+        try:
+            return sys.getsizeof(o)
+        except Exception:
+            return SMALL_REQUEST_THRESHOLD + 1
+    flags = kind.__flags__
+    return kind.__basicsize__ + (16 if flags & _HAVE_GC else 0) + (16 if flags & _MANAGED_DICT else 0)
 
 
 def innerBlocks(o):
@@ -333,8 +346,8 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
     C{bytearray}; what lives in the sparsest arenas is counted, not listed),
     so that it leaves the arenas as it found them.
 
-    @param objects: gives the objects to map, given the objects to leave
-        out (called twice).
+    @param objects: gives the objects to map, given the L{ArenaMap} and the
+        objects to leave out (called twice).
     """
     if not supported():
         return ["(the arena map needs 64-bit CPython 3.11 with pymalloc)"]
@@ -348,7 +361,7 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
     ours.append(ours)
     try:
         found = 0
-        for o in objects(exclude=ours):  # first: the pools, and so the arenas and their use
+        for o in objects(arenaMap, exclude=ours):  # first: the pools, and so the arenas and their use
             if type(o) is _Pool:
                 continue
             found += 1
@@ -359,7 +372,7 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
         for arena in arenas[:sparsest]:
             counts[arena], examples[arena], first[arena] = collections.Counter(), {}, []
         ours += [arenas] + list(counts.values()) + list(examples.values()) + list(first.values())
-        for o in objects(exclude=ours):  # then what lives in the sparsest
+        for o in objects(arenaMap, exclude=ours):  # then what lives in the sparsest
             if type(o) is _Pool:
                 continue
             for address, size, what in _blocks(o):

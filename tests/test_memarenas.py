@@ -71,7 +71,7 @@ class ArenaReportTests(unittest.TestCase):
         holder = {"pinned": kept}
         del made
 
-        def objects(exclude):
+        def objects(arenaMap, exclude):
             yield from kept
             yield holder
 
