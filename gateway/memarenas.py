@@ -340,7 +340,7 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
     """
     Lines on the arenas: how full each is, and for the C{sparsest} arenas
     what lives in them (by type and size, with an example of each, and who
-    refers to the first C{referrersOf} of them).
+    refers to the examples of the C{referrersOf} largest groups).
 
     The map itself allocates little from pymalloc (its marks are in one
     C{bytearray}; what lives in the sparsest arenas is counted, not listed),
@@ -356,8 +356,7 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
     arenaMap = ArenaMap()
     counts = {}  # arena -> Counter of (type name, inner block kind, block size)
     examples = {}  # arena -> {that key: (object, description)}
-    first = {}  # arena -> [(object, description)] of its first blocks found
-    ours = [arenaMap, arenaMap.__dict__, arenaMap.pools, arenaMap.arenas, counts, examples, first]
+    ours = [arenaMap, arenaMap.__dict__, arenaMap.pools, arenaMap.arenas, counts, examples]
     ours.append(ours)
     try:
         found = 0
@@ -370,8 +369,8 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
         arenaMap.complete()
         arenas = sorted(arenaMap.arenas, key=arenaMap.used)
         for arena in arenas[:sparsest]:
-            counts[arena], examples[arena], first[arena] = collections.Counter(), {}, []
-        ours += [arenas] + list(counts.values()) + list(examples.values()) + list(first.values())
+            counts[arena], examples[arena] = collections.Counter(), {}
+        ours += [arenas] + list(counts.values()) + list(examples.values())
         for o in objects(arenaMap, exclude=ours):  # then what lives in the sparsest
             if type(o) is _Pool:
                 continue
@@ -382,8 +381,6 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
                     counts[pool.arena][key] += 1
                     if key not in examples[pool.arena]:
                         examples[pool.arena][key] = (o, what)
-                    if len(first[pool.arena]) < referrersOf:
-                        first[pool.arena].append((o, what))
         usedPools = sum(1 for p in arenaMap.pools.values() if p.used)
         lines = ["%d objects walked; %d arenas with a live block, %d pools in use in them, %.1f MB in use,"
                  " %.1f MB free in those pools, %d empty pools kept"
@@ -391,8 +388,7 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
                     sum(arenaMap.free(a)[0] for a in arenas) / 1e6, sum(arenaMap.free(a)[1] for a in arenas)),
                  "kB in use by arena (index:kB), emptiest first:"]
         lines.append("  " + " ".join("%d:%d" % (a, arenaMap.used(a) // 1000) for a in arenas))
-        ignore = {id(x) for x in ours} | {id(x) for e in examples.values() for x in e.values()} | {
-            id(x) for f in first.values() for x in f}
+        ignore = {id(x) for x in ours} | {id(x) for e in examples.values() for x in e.values()}
         for arena in arenas[:sparsest]:
             pools = arenaMap.arenas[arena]
             free, empty = arenaMap.free(arena)
@@ -406,16 +402,15 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
                          sum(1 for p in pools if p.used),
                          ", ".join("%d x %d B" % (n, size) for size, n in sorted(sizes.items())), free / 1e3,
                          empty, sum(counts[arena].values()))]
-            for (kind, what, size), n in counts[arena].most_common(perArena):
+            for rank, ((kind, what, size), n) in enumerate(counts[arena].most_common(perArena)):
                 o, detail = examples[arena][(kind, what, size)]
                 lines.append("  %5d x %3d B %s%s.%s: %s" % (n, size, ("%s of " % (what,)) if what else "",
                                                           kind.__module__, kind.__qualname__,
                                                           detail if detail else _describe(o)[1]))
-            for o, what in first[arena]:
-                lines.append("    %s%s <- %s" % ((what + " of ") if what else "", _describe(o)[1],
-                                                 referrers(o, ignore=ignore, depth=2)))
+                if rank < referrersOf:  # who holds the example of the largest groups
+                    lines.append("          <- %s" % (referrers(o, ignore=ignore, depth=2),))
         return lines
     finally:  # no cycle through what was found
-        for container in (arenaMap.pools, arenaMap.arenas, counts, examples, first):
+        for container in (arenaMap.pools, arenaMap.arenas, counts, examples):
             container.clear()
         del ours[:]
