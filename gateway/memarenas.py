@@ -28,6 +28,7 @@ import gc
 import platform
 import sys
 
+_CODE = type(compile("", "", "exec"))
 #: pymalloc's pool and arena sizes on 64-bit CPython 3.10 to 3.12.
 POOL_SIZE = 16 << 10
 ARENA_SIZE = 1 << 20
@@ -254,6 +255,9 @@ class _Walk:
             if visited.add(o):
                 continue
             stack.extend(gc.get_referents(o))
+            if type(o) is _CODE:  # not a container the collector traverses: what it holds
+                stack.extend((o.co_consts, o.co_names, o.co_filename, o.co_name, o.co_qualname, o.co_linetable,
+                              o.co_exceptiontable))
             return o
         raise StopIteration
 
@@ -336,6 +340,50 @@ def _describe(o):
     return name, text[:60]
 
 
+def _freeBlocks(pool):
+    """
+    The addresses of the free blocks of C{pool} (its free list) and the
+    offset up to which its blocks were ever carved.
+    """
+    free = set()
+    block = ctypes.c_void_p.from_address(pool.address + 8).value
+    while block and len(free) <= pool.capacity and pool.address < block < pool.address + POOL_SIZE:
+        free.add(block)
+        block = ctypes.c_void_p.from_address(block).value
+    return free, ctypes.c_uint.from_address(pool.address + 40).value
+
+
+def unnamedBlocks(pool, named, typeIds):
+    """
+    What the blocks in use of C{pool} that the walk did not meet look like:
+    an object whose type is known (where its header is: after the
+    collector's header and the managed-dict pointers, or at the start), a
+    free list's object (reference count 0: a tuple, float or dict the
+    interpreter keeps for reuse), or bytes that are not an object.
+
+    @param named: the addresses the walk met, as a C{set}-like.
+    @param typeIds: the ids of the types known.
+    @return: C{list} of (description, first 16 bytes).
+    """
+    free, carved = _freeBlocks(pool)
+    found = []
+    for offset in range(_POOL_OVERHEAD, min(carved, POOL_SIZE - pool.blockSize + 1), pool.blockSize):
+        block = pool.address + offset
+        if block in free or any(block + h in named for h in (0, 16, 32) if h < pool.blockSize):
+            continue
+        what = None
+        for h in (0, 16, 32):
+            if h + 16 > pool.blockSize:
+                break
+            refs = ctypes.c_ssize_t.from_address(block + h).value
+            kind = ctypes.c_void_p.from_address(block + h + 8).value
+            if kind in typeIds and 0 <= refs < 1 << 40:
+                what = typeIds[kind] + (" (reference count 0: a free list's)" if refs == 0 else "")
+                break
+        found.append((what or "not an object", ctypes.string_at(block, 16)))
+    return found
+
+
 def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects):
     """
     Lines on the arenas: how full each is, and for the C{sparsest} arenas
@@ -356,7 +404,9 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
     arenaMap = ArenaMap()
     counts = {}  # arena -> Counter of (type name, inner block kind, block size)
     examples = {}  # arena -> {that key: (object, description)}
-    ours = [arenaMap, arenaMap.__dict__, arenaMap.pools, arenaMap.arenas, counts, examples]
+    typeIds = {}  # id of a type -> its name
+    named = set()  # the addresses of the blocks named in the sparsest arenas
+    ours = [arenaMap, arenaMap.__dict__, arenaMap.pools, arenaMap.arenas, counts, examples, typeIds, named]
     ours.append(ours)
     try:
         found = 0
@@ -364,6 +414,8 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
             if type(o) is _Pool:
                 continue
             found += 1
+            if isinstance(o, type):
+                typeIds[id(o)] = "%s.%s" % (o.__module__, o.__qualname__)
             for address, size, _ in _blocks(o):
                 arenaMap.pool(address, size)
         arenaMap.complete()
@@ -379,6 +431,7 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
                 if pool is not None and pool.arena in counts:
                     key = (type(o), what and what.split(" of ")[0], pool.blockSize)
                     counts[pool.arena][key] += 1
+                    named.add(address)
                     if key not in examples[pool.arena]:
                         examples[pool.arena][key] = (o, what)
         usedPools = sum(1 for p in arenaMap.pools.values() if p.used)
@@ -409,8 +462,18 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
                                                           detail if detail else _describe(o)[1]))
                 if rank < referrersOf:  # who holds the example of the largest groups
                     lines.append("          <- %s" % (referrers(o, ignore=ignore, depth=2),))
+            unnamed = collections.Counter()
+            sample = {}
+            for p in pools:
+                if p.used:
+                    for what, head in unnamedBlocks(p, named, typeIds):
+                        unnamed[(what, p.blockSize)] += 1
+                        sample.setdefault((what, p.blockSize), head)
+            lines.append("  blocks in use the walk did not meet: %d" % (sum(unnamed.values()),))
+            for (what, size), n in unnamed.most_common(perArena // 2):
+                lines.append("  %5d x %3d B %s (%s)" % (n, size, what, sample[(what, size)].hex(" ", 8)))
         return lines
     finally:  # no cycle through what was found
-        for container in (arenaMap.pools, arenaMap.arenas, counts, examples):
+        for container in (arenaMap.pools, arenaMap.arenas, counts, examples, typeIds, named):
             container.clear()
         del ours[:]
