@@ -27,6 +27,7 @@ import gc
 from twisted.application.internet import TimerService
 from zope.interface import implementer
 
+from gateway import caches
 from gateway.interfaces import IIdleRelease
 from gateway.logging import getLogger
 from gateway.memtrim import mallocTrim
@@ -103,6 +104,47 @@ class ReactorPoolShrinker(PoolShrinker):
 
     def describe(self):
         return PoolShrinker.describe(self) if self.pool is not None else []
+
+
+@implementer(IIdleRelease)
+class CacheDropper:
+    """
+    Empties the module caches (L{gateway.caches}) when the server was idle
+    since the previous look: no session open now, none opened in between.
+
+    @ivar activity: gives C{(sessions opened so far, sessions open now)}.
+    @ivar drops: how many times the caches were emptied.
+    """
+
+    def __init__(self, activity, drop=caches.dropAll, sizes=caches.sizes):
+        self.activity = activity
+        self.drops = 0
+        self._drop = drop
+        self._sizes = sizes
+        self._opened = None
+
+    def releaseIdle(self):
+        opened, open = self.activity()
+        idle = open == 0 and opened == self._opened
+        self._opened = opened
+        if not idle:
+            return 0
+        dropped = self._drop()
+        if dropped:
+            self.drops += 1
+        return dropped
+
+    def describe(self):
+        held = [(name, n) for name, n in self._sizes() if n]
+        return ["module caches: %s" % (", ".join("%s %d" % (name, n) for name, n in held) or "empty",)]
+
+
+def monitorActivity(monitor):
+    """
+    C{(sessions opened so far, sessions open now)} of a
+    L{gateway.admin.monitor.Monitor}, for L{CacheDropper}.
+    """
+    return lambda: (sum(monitor.accepted.values()), len(monitor.sessions))
 
 
 class IdleReleaser:

@@ -5,7 +5,8 @@ yes} each SIGUSR2 (or a call to L{MemoryReport.write}) writes a report to
 the log folder (the folder of C{[server] log_file}, else the working
 directory): C{memory-PID-N.txt} with the resident set, what a full
 collection and C{malloc_trim(0)} gave back, the resident set by kind of
-mapping, pymalloc's arenas, and the live objects by type against start-up.
+mapping, pymalloc's arenas (and what lives in the sparsest of them:
+L{gateway.memarenas}), and the live objects by type against start-up.
 With C{memory_reports = tracemalloc} the server also traces its
 allocations from start-up: the report adds the allocations still traced
 against start-up (by line and by call stack), and C{memory-PID-N.snapshot}
@@ -26,6 +27,7 @@ import tracemalloc
 
 from twisted.application import service
 
+from gateway import memarenas
 from gateway.logging import getLogger
 from gateway.memtrim import mallocTrim, residentBytes
 
@@ -271,10 +273,14 @@ class MemoryReport:
 
     @ivar directory: where reports are written.
     @ivar written: the paths of the text reports written, oldest first.
+    @ivar arenas: whether reports map pymalloc's arenas to what lives in
+        them (L{gateway.memarenas}: a few seconds in a busy server; not
+        while tracemalloc traces).
     """
 
-    def __init__(self, directory, trace=True, describe=None):
+    def __init__(self, directory, trace=True, describe=None, arenas=True):
         self.directory = directory
+        self.arenas = arenas
         self.trace = trace
         self.describe = describe
         self.written = []
@@ -333,6 +339,9 @@ class MemoryReport:
         lines += [""] + heldLines(self.describe)
         lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
                                       or ["  (not available while tracemalloc traces)"])
+        if self.arenas and not tracing:
+            lines += ["", "pymalloc's arenas, and what lives in the sparsest:"]
+            lines += ["  " + line for line in memarenas.arenaReport()]
         if self._first is not None and snapshot is not None:
             diff = snapshot.compare_to(self._first, "lineno")
             lines += ["", "traced since the first snapshot, by line (size now, change, count change):"]

@@ -14,7 +14,7 @@ from twisted.trial import unittest
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from gateway import idle, memdebug
+from gateway import caches, idle, memdebug
 from gateway.imap import sort
 from gateway.interfaces import IIdleRelease
 from gateway.service import makeService
@@ -205,9 +205,120 @@ class PoolTests(unittest.TestCase):
         self.assertEqual(shrinker.describe(), ["thread pool test-idle: 0 threads (0 idle), at most 10"])
 
 
+class CacheTests(unittest.TestCase):
+    def setUp(self):
+        self.kept = list(caches._KEPT)
+        self.addCleanup(self.restore)
+
+    def restore(self):
+        """
+        The registrations as before, but for the tests' own, with those the
+        imports made meanwhile.
+        """
+        entries = [e for e in caches._KEPT if not e[0].startswith(("test ", "tests."))]
+        entries += [e for e in self.kept if not any(c is e[1] for _, c in entries)]
+        caches._KEPT[:] = entries
+
+    def test_dropAll(self):
+        """dropAll empties every registered dict and lru_cache, frees a dict's grown table, and counts the caches that had entries."""
+        import functools
+        import sys
+
+        table = caches.kept({}, "test table")
+        empty = caches.kept(set(), "test set")
+
+        @caches.kept
+        @functools.lru_cache(maxsize=10)
+        def double(x):
+            return 2 * x
+
+        self.assertIs(caches.kept(table), table)  # once
+        table.update((i, str(i)) for i in range(1000))
+        double(2)
+        grown = sys.getsizeof(table)
+        self.assertIn(("test table", 1000), caches.sizes())
+        self.assertIn(("tests.test_idle.CacheTests.test_dropAll.<locals>.double", 1), caches.sizes())
+        self.assertEqual(sum(1 for _, c in caches._KEPT if c is table), 1)
+        for _, cache in self.kept:  # the gateway's own caches may hold entries from other tests
+            caches._KEPT.remove((_, cache))
+        self.assertEqual(caches.dropAll(), 2)
+        self.assertEqual((len(table), len(empty), double.cache_info().currsize), (0, 0, 0))
+        self.assertLess(sys.getsizeof(table), grown / 10)
+        self.assertEqual(caches.dropAll(), 0)
+
+    def test_gatewayCaches(self):
+        """The flag, ACL, metadata, recurrence, header pattern and FTP listing caches are registered."""
+        import gateway.ftp.shell  # noqa: F401
+        import gateway.imap.view  # noqa: F401
+        import gateway.store.calendar.periods  # noqa: F401
+        import gateway.store.metadata  # noqa: F401
+
+        names = {name for name, _ in caches.sizes()}
+        for name in ("gateway.imap.format flag lists", "gateway.store.index flag sets",
+                     "gateway.imap.view flags with system flags", "gateway.store.acl ACLs",
+                     "gateway.store.metadata entries", "gateway.store.calendar.periods rules",
+                     "gateway.imap.mimeparts.fieldsPattern", "gateway.ftp.shell._minuteText"):
+            self.assertIn(name, names)
+
+    def test_flagCachesEmptied(self):
+        """The IMAP flag caches filled by formatting and decoding flags are emptied by dropAll."""
+        from gateway.imap import format, view
+        from gateway.store import index
+
+        format.flagList(frozenset({"$Work", "\\Seen"}), recent=True)
+        index.decodeFlags("$Work \\Seen")
+        view._withSystemFlags(frozenset({"$Work"}))
+        self.assertTrue(format._FLAG_LISTS and index._FLAG_SETS and view._KNOWN)
+        caches.dropAll()
+        self.assertEqual((format._FLAG_LISTS, index._FLAG_SETS, view._KNOWN), ({}, {}, {}))
+        self.assertEqual(format.flagList(frozenset({"\\Seen"})), b"(\\Seen)")
+
+
+class CacheDropperTests(unittest.TestCase):
+    def setUp(self):
+        self.activity = [0, 0]
+        self.drops = []
+        self.dropper = idle.CacheDropper(lambda: tuple(self.activity), drop=lambda: self.drops.append(1) or 3,
+                                         sizes=lambda: [("flags", 2), ("acl", 0)])
+
+    def test_interface(self):
+        """A CacheDropper provides IIdleRelease."""
+        verifyObject(IIdleRelease, self.dropper)
+
+    def test_dropsWhenIdle(self):
+        """The caches are emptied at a look when no session was opened since the previous one and none is open."""
+        self.assertEqual(self.dropper.releaseIdle(), 0)  # the first look: nothing known of before
+        self.assertEqual(self.dropper.releaseIdle(), 3)
+        self.assertEqual((len(self.drops), self.dropper.drops), (1, 1))
+
+    def test_keptWhileBusy(self):
+        """A session opened since the previous look, or one still open, keeps the caches."""
+        self.dropper.releaseIdle()
+        self.activity[0] = 5
+        self.assertEqual(self.dropper.releaseIdle(), 0)
+        self.activity[1] = 1
+        self.assertEqual(self.dropper.releaseIdle(), 0)
+        self.activity[1] = 0
+        self.assertEqual(self.dropper.releaseIdle(), 3)
+        self.assertEqual(len(self.drops), 1)
+
+    def test_describe(self):
+        """describe names the caches that hold entries."""
+        self.assertEqual(self.dropper.describe(), ["module caches: flags 2"])
+
+    def test_monitorActivity(self):
+        """monitorActivity counts the sessions a monitor accepted and those open."""
+        from gateway.admin.monitor import Monitor
+
+        monitor = Monitor()
+        monitor.accepted.update(imap=3, pop3=2)
+        monitor.sessions[object()] = None
+        self.assertEqual(idle.monitorActivity(monitor)(), (5, 1))
+
+
 class WiringTests(unittest.TestCase):
     def test_serverReleases(self):
-        """The server asks its realm, free/busy cache, reactor pool and IMAP sort keys at an interval."""
+        """The server asks its realm, free/busy cache, reactor pool, module caches and IMAP sort keys at an interval."""
         dataRoot = self.mktemp()
         makeDataRoot(dataRoot)
         overrides = {(name, "enabled"): False for name in ("imap", "pop3", "http", "ftp", "lmtp")}
@@ -220,6 +331,8 @@ class WiringTests(unittest.TestCase):
         self.assertIn(context.freeBusyCache, context.idle.releasers)
         self.assertIn(idle.ReactorPoolShrinker, kinds)
         self.assertTrue(any(r is sort.keyCache for r in context.idle.releasers))
+        [dropper] = [r for r in context.idle.releasers if isinstance(r, idle.CacheDropper)]
+        self.assertEqual(dropper.activity(), (0, 0))
         top.startService()
         timer = top.releaser
         self.assertTrue(timer.running)

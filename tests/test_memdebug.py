@@ -56,7 +56,7 @@ class MemoryReportTests(unittest.TestCase):
 
         folder = os.path.abspath(self.mktemp())
         os.makedirs(folder)
-        report = memdebug.MemoryReport(folder, trace=False, describe=lambda: ["realm: 7 accounts"])
+        report = memdebug.MemoryReport(folder, trace=False, describe=lambda: ["realm: 7 accounts"], arenas=False)
         report.start()
         self.addCleanup(report.stop)
         conn = sqlite3.connect(os.path.join(folder, "held.sqlite"))
@@ -137,7 +137,8 @@ class ServiceTests(unittest.TestCase):
         self.assertTrue(memory.report.trace)
 
     def test_withoutTracing(self):
-        """[debug] memory_reports = yes reports without tracing: pymalloc's arenas, no snapshot."""
+        """[debug] memory_reports = yes reports without tracing: pymalloc's arenas and their map, no snapshot."""
+        self.patch(memdebug.memarenas, "arenaReport", lambda: ["7 arenas (the map)"])
         config = self.config({("debug", "memory_reports"): "yes"})
         report = memdebug.memoryReportService(config, FakeReactor()).report
         self.assertFalse(report.trace)
@@ -150,6 +151,7 @@ class ServiceTests(unittest.TestCase):
         with open(path) as f:
             text = f.read()
         self.assertIn("arenas allocated current", text)
+        self.assertIn("pymalloc's arenas, and what lives in the sparsest:\n  7 arenas (the map)\n", text)
         self.assertIn("objects by type", text)
         self.assertEqual(os.listdir(report.directory), [os.path.basename(path)])
 
@@ -159,6 +161,7 @@ class ServiceTests(unittest.TestCase):
 
         config = self.config({("debug", "memory_reports"): "yes", ("server", "workers"): 2,
                               ("imap", "enabled"): True, ("imap", "listen"): ["tcp:0:interface=127.0.0.1"]})
+        self.patch(memdebug.memarenas, "arenaReport", lambda: [])
         top = workers.makeParentService(config, FakeReactor(), checkPorts=False, spawn=lambda *a, **k: None)
         [memory] = [s for s in top if isinstance(s, memdebug.MemoryReportService)]
         signalled = []

@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThreadPool
 
+from gateway import caches
 from gateway.errors import InvalidPath, QuotaExceeded
 from gateway.ftp import data
 from gateway.store.files import TEMP_PREFIX
@@ -69,6 +70,7 @@ def _mode(st):
     return stat.filemode(st.st_mode)
 
 
+@caches.kept
 @functools.lru_cache(maxsize=4096)
 def _minuteText(minute, recent):
     t = time.gmtime(minute * 60)
@@ -80,6 +82,7 @@ def _listTime(mtime, now):
     return _minuteText(int(mtime // 60), not (now - mtime > 180 * 86400 or mtime > now + 86400))
 
 
+@caches.kept
 @functools.lru_cache(maxsize=4096)
 def _modifyText(second):
     return time.strftime("%Y%m%d%H%M%S", time.gmtime(second))

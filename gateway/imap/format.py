@@ -3,6 +3,7 @@
 Small response formatters shared by the command modules.
 """
 
+from gateway import caches
 from gateway.imap.parser import encodeMailbox, quote
 
 __all__ = ["formatFlags", "flagList", "encodeMailbox", "quote", "SYSTEM_FLAGS"]
@@ -19,7 +20,7 @@ def formatFlags(flags):
     return b"(" + " ".join(ordered).encode("utf-8", "replace") + b")"
 
 
-_FLAG_LISTS = {}
+_FLAG_LISTS = caches.kept({}, "gateway.imap.format flag lists")
 
 
 def flagList(flags, recent=False):

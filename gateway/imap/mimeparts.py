@@ -22,6 +22,8 @@ import email.utils
 import functools
 import re
 
+from gateway import caches
+
 #: Types whose parts default to message/rfc822 (RFC 2046 section 5.1.5).
 _DIGEST = b"digest"
 
@@ -91,6 +93,7 @@ def splitHeaderFields(block):
     return [(name, raw, value.strip()) for name, raw, value in fields]
 
 
+@caches.kept
 @functools.lru_cache(maxsize=256)
 def fieldsPattern(names):
     """

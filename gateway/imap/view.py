@@ -12,12 +12,13 @@ sequence number until then).
 
 import bisect
 
+from gateway import caches
 from gateway.imap.format import SYSTEM_FLAGS, flagList, formatFlags
 from gateway.imap.sequence import formatSequenceSet
 from gateway.store.access import SharedMailbox, allowedFlags
 
 _SYSTEM = frozenset(SYSTEM_FLAGS)
-_KNOWN = {}
+_KNOWN = caches.kept({}, "gateway.imap.view flags with system flags")
 
 
 #: The empty C{frozenset} every view starts with.

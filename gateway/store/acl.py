@@ -27,6 +27,7 @@ Lines that cannot be read (a hand-edited file) are skipped and logged.
 import os
 import sqlite3
 
+from gateway import caches
 from gateway.errors import GatewayError
 from gateway.logging import getLogger
 from gateway.store import maildir
@@ -283,7 +284,7 @@ def aclPath(mailboxFolder):
     return os.path.join(mailboxFolder, ACL_FILE)
 
 
-_cache = {}
+_cache = caches.kept({}, "gateway.store.acl ACLs")
 
 
 def readACL(mailboxFolder):

@@ -47,6 +47,7 @@ import os
 import sqlite3
 import time
 
+from gateway import caches
 from gateway.errors import isStorageFull
 from gateway.store import maildir
 
@@ -374,7 +375,7 @@ def encodeFlags(flags):
     return " ".join(sorted(flags))
 
 
-_FLAG_SETS = {}
+_FLAG_SETS = caches.kept({}, "gateway.store.index flag sets")
 
 
 def decodeFlags(text):

@@ -50,6 +50,7 @@ import attr
 from twisted.python import log
 from zope.interface import implementer
 
+from gateway import caches
 from gateway.errors import NoSuchMailbox, PermissionDenied
 from gateway.interfaces import IMetadata
 from gateway.store import maildir
@@ -174,7 +175,7 @@ def below(name, prefix, depth):
 
 # -- files -------------------------------------------------------------------------
 
-_cache = {}
+_cache = caches.kept({}, "gateway.store.metadata entries")
 
 
 def _decodeValue(value):

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import icalendar
 import recurring_ical_events
 
+from gateway import caches
 from gateway.logging import getLogger
 from gateway.store.calendar import series as directSeries
 from gateway.store.calendar.parse import _ONE_DAY, Unparsed, _endOf, _Event, _recurrenceKey, traitsOf
@@ -483,11 +484,11 @@ def _estimateEvent(event, length):
 
 
 #: L{_estimate} of rules for a length of time, kept (at most L{_KEPT_RULES}).
-_estimates = {}
+_estimates = caches.kept({}, "gateway.store.calendar.periods estimates")
 
 
 #: Rule texts split by L{_ruleParts}, kept (at most L{_KEPT_RULES}).
-_splitRules = {}
+_splitRules = caches.kept({}, "gateway.store.calendar.periods rules")
 _KEPT_RULES = 10000
 
 
