@@ -247,8 +247,9 @@ class CacheTests(unittest.TestCase):
         self.assertEqual(caches.dropAll(), 0)
 
     def test_gatewayCaches(self):
-        """The flag, ACL, metadata, recurrence, header pattern and FTP listing caches are registered."""
+        """The flag, ACL, metadata, recurrence, header pattern, FTP listing and mailbox name caches are registered."""
         import gateway.ftp.shell  # noqa: F401
+        import gateway.imap.parser  # noqa: F401
         import gateway.imap.view  # noqa: F401
         import gateway.store.calendar.periods  # noqa: F401
         import gateway.store.metadata  # noqa: F401
@@ -257,7 +258,8 @@ class CacheTests(unittest.TestCase):
         for name in ("gateway.imap.format flag lists", "gateway.store.index flag sets",
                      "gateway.imap.view flags with system flags", "gateway.store.acl ACLs",
                      "gateway.store.metadata entries", "gateway.store.calendar.periods rules",
-                     "gateway.imap.mimeparts.fieldsPattern", "gateway.ftp.shell._minuteText"):
+                     "gateway.imap.mimeparts.fieldsPattern", "gateway.ftp.shell._minuteText",
+                     "gateway.imap.parser.encodeMailbox"):
             self.assertIn(name, names)
 
     def test_flagCachesEmptied(self):

@@ -19,6 +19,7 @@ import re
 
 import twisted.mail.imap4  # noqa: F401 -- registers the imap4-utf-7 codec
 
+from gateway import caches
 from gateway.errors import InvalidMailboxName
 
 _ATOM_END = b" ()\r\n{\"%*]\x7f" + bytes(range(0, 32))
@@ -318,6 +319,7 @@ def decodeMailbox(raw):
     return name
 
 
+@caches.kept
 @functools.lru_cache(maxsize=1024)
 def encodeMailbox(name):
     """
