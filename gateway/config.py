@@ -272,7 +272,8 @@ SCHEMA = [
     Option("server", "release_idle_after", _nonNegativeInt, "60",
            "Seconds after which what nobody used is let go: an account's open mail index (and its"
            " writer thread) when no session, delivery or request holds the account, pool threads,"
-           " sort keys and free/busy caches; something idle goes between one and two such periods"
+           " sort keys, kept message structures, FETCH plans and free/busy caches; something idle"
+           " goes between one and two such periods"
            " after its last use, and the memory back to the system.  0 keeps them (until the limits"
            " of each are reached)."),
     Option("server", "hostname", _str, "localhost",
