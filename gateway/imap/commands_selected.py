@@ -213,15 +213,19 @@ def _fetch(session, tag, args, uid):
 
 
 @defer.inlineCallbacks
-def _fetchLoop(session, text, items, uids, changedSince):
+def _fetchLoop(session, itemsText, items, uids, changedSince):
     """
     Render the FETCH responses batch by batch: one write per batch of
     small responses; large bodies are streamed from disk.
+
+    @param itemsText: the items as the client sent them, which C{items}
+        were parsed from (what the process's plans are kept by).
     """
     view = session.view
     mailbox = view.mailbox
     writable = not view.readOnly and hasRight(mailbox, "s")
-    plan = fetchplans.fetchPlans.plan(text, items, "CONDSTORE" in session.enabled, fetchRegistry(session), session)
+    plan = fetchplans.fetchPlans.plan(itemsText, items, "CONDSTORE" in session.enabled, fetchRegistry(session),
+                                      session)
     structures = structcache.structureCache.of(mailbox) if plan.needsStructure else None
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
