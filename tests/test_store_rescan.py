@@ -11,9 +11,12 @@ import sys
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
-from gateway.store import changes, scan
+from gateway.errors import NoSuchMailbox
+from gateway.store import changes, maildir, scan
 from gateway.store.watch import sharedINotify
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
@@ -317,3 +320,43 @@ class RenamedWhileOpenedTests(StoreTestMixin, unittest.TestCase):
         self.patch(Mailbox, "_locate", locate)
         self.assertRaises(NoSuchMessage, inbox.openMessage, uid)
         self.assertEqual(len(calls), 2)
+
+
+class DeletedMeanwhileTests(StoreTestMixin, unittest.TestCase):
+    """
+    A scan that runs while its mailbox is deleted (a first open's scan in
+    the thread pool, then DELETE by the writer) ends with NoSuchMailbox,
+    and the background scan's failure is not logged as an error.
+    """
+
+    def test_scanOfDeletedMailbox(self):
+        """A mailbox deleted while its folders are listed ends the scan with NoSuchMailbox."""
+        store = self.makeStore()
+        store.createMailbox("Old")
+        mailbox = store.getMailbox("Old")
+        mailbox.appendMessage(CRLF_MESSAGE)
+        path, mailboxId = mailbox._path(), mailbox._id
+        with open(os.path.join(path, "new", "1.other.host"), "wb") as f:
+            f.write(CRLF_MESSAGE)
+        listing = scan._listDirectory
+        deleted = []
+
+        def listAndDelete(*args):
+            if not deleted:
+                deleted.append(True)
+                other = self.makeStore(self.mailPath)
+                other.deleteMailbox("Old")
+                maildir.ensureMaildir(path)
+            return listing(*args)
+        self.patch(scan, "_listDirectory", listAndDelete)
+        self.assertRaises(NoSuchMailbox, scan.scanMailbox, store._conn, mailboxId, path)
+        self.assertEqual(deleted, [True])
+
+    def test_backgroundScanOfDeletedMailbox(self):
+        """A background scan that found its mailbox deleted logs one line, no error."""
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        changes.syncFailed(Failure(NoSuchMailbox("mailbox was deleted")), "Old")
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual([e for e in events if e.get("log_failure") is not None], [])

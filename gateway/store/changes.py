@@ -33,10 +33,12 @@ _MAX_EVENT_NAMES = 500
 def syncFailed(failure, name):
     """
     Log a scan of mailbox C{name} that failed in the background: a full
-    disk in one line (the next scan tries again), anything else with its
-    traceback.
+    disk (the next scan tries again) or a mailbox deleted meanwhile in one
+    line, anything else with its traceback.
     """
-    if isStorageFull(failure.value):
+    if failure.check(NoSuchMailbox):
+        log.msg("mailbox %s not scanned: it was deleted meanwhile" % (name,))
+    elif isStorageFull(failure.value):
         log.msg("mailbox %s not scanned, the disk is full: %s" % (name, failure.value))
     else:
         log.err(failure, "synchronizing mailbox %s failed" % (name,))

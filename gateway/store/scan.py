@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 
-from gateway.errors import isStorageFull
+from gateway.errors import NoSuchMailbox, isStorageFull
 from gateway.store import index, journal, maildir, objectid, properties
 
 DIRTY_WINDOW_NS = 2 * 10**9
@@ -306,6 +306,10 @@ def _applyRemovals(conn, mailboxId, path, removed, changed, onDisk, keywordLette
     mailbox = conn.execute(
         "SELECT uidnext, indexed, (SELECT COUNT(*) FROM messages WHERE mailbox = ?)"
         " FROM mailboxes WHERE id = ?", (mailboxId, mailboxId)).fetchone()
+    if mailbox is None:
+        # Deleted while the folders were listed (a first open's scan in the
+        # thread pool, then a DELETE by the index writer).
+        raise NoSuchMailbox("mailbox was deleted")
     uidNext, wasIndexed, count = mailbox
     takeModSeq = _modSeqTaker(conn, mailboxId)
     if uidList is not None and not wasIndexed and count == 0:
