@@ -7,16 +7,16 @@ durable, and a group that does not commit leaves the folders as they were.
 """
 
 import os
-import threading
 
 from twisted.internet import reactor, task
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.errors import MailboxExists, NoSuchMailbox
 from gateway.store import maildir, names
 from gateway.store.names import MailboxNameChange, SubscriptionChange
 from tests.test_store_mail import StoreTestMixin
+from tests.test_store_writer import failingGroup
 
 MESSAGE = b"Subject: kept\r\n\r\nbody\r\n"
 
@@ -132,27 +132,7 @@ class LaterTests(StoreTestMixin, unittest.TestCase):
                                  MailboxNameChange("Newer", "New"), MailboxNameChange("Newer")])
 
     def failingGroup(self, submit):
-        """
-        Run C{submit()} (a write) in a group whose commit fails after the
-        write ran: another write of the group asks for the fsync of a
-        folder that is not there.
-
-        @return: a Deferred firing once the group ended.
-        """
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(10)
-        blocked = self.store._write(blocking)
-        started.wait(10)
-        d = submit()
-        spoiler = self.store._write(lambda conn, group: group.syncFolder(os.path.join(self.mailPath, "missing")))
-        release.set()
-        self.assertFailure(spoiler, FileNotFoundError)
-        self.assertFailure(d, FileNotFoundError)
-        return gatherResults([blocked, spoiler, d])
+        return failingGroup(self, self.store, submit)
 
     @inlineCallbacks
     def test_deleteGroupFails(self):

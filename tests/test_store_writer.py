@@ -25,6 +25,30 @@ from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def failingGroup(test, store, submit):
+    """
+    Run C{submit()} (a write of C{store}) in a group whose commit fails
+    after the write ran: another write of the group asks for the fsync of
+    a folder that is not there.
+
+    @return: a Deferred firing once the group ended.
+    """
+    started, release = threading.Event(), threading.Event()
+    test.addCleanup(release.set)
+
+    def blocking(conn, group):
+        started.set()
+        release.wait(10)
+    blocked = store._write(blocking)
+    started.wait(10)
+    d = submit()
+    spoiler = store._write(lambda conn, group: group.syncFolder(os.path.join(store.path, "missing")))
+    release.set()
+    test.assertFailure(spoiler, FileNotFoundError)
+    test.assertFailure(d, FileNotFoundError)
+    return gatherResults([blocked, spoiler, d])
+
+
 class IndexWriterTests(StoreTestMixin, unittest.TestCase):
     """
     The writer thread of one index.
@@ -285,26 +309,7 @@ class LaterTests(StoreTestMixin, unittest.TestCase):
         self.before = sorted(self.allFiles(self.inbox))
 
     def failingGroup(self, submit):
-        """
-        Run C{submit()} (a write) in a group whose commit fails after the
-        write ran: another write of the group asks for the fsync of a
-        folder that is not there.
-
-        @return: a Deferred firing once the group ended.
-        """
-        started, release = threading.Event(), threading.Event()
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(10)
-        blocked = self.store._write(blocking)
-        started.wait(10)
-        d = submit()
-        spoiler = self.store._write(lambda conn, group: group.syncFolder(os.path.join(self.mailPath, "missing")))
-        release.set()
-        self.assertFailure(spoiler, FileNotFoundError)
-        self.assertFailure(d, FileNotFoundError)
-        return gatherResults([blocked, spoiler, d])
+        return failingGroup(self, self.store, submit)
 
     @inlineCallbacks
     def test_copyCommits(self):

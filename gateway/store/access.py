@@ -41,6 +41,7 @@ from gateway.store.shared import flagRight as flagRight
 from gateway.store.shared import hasRight as hasRight
 from gateway.store.shared import transfer as transfer
 from gateway.store.shared import transferLater as transferLater
+from gateway.store.writer import callDurably
 
 #: The account that holds a domain's public folders (C{~public/...}).
 PUBLIC = "public"
@@ -322,7 +323,7 @@ class ViewerAccess:
             location, store = self._creatable(name)
         except Exception:
             return fail()
-        d = _laterIn(store, "createMailbox", location.name, mailboxClass, specialUse)
+        d = callDurably(store, "createMailbox", location.name, mailboxClass, specialUse)
         return d.addCallback(lambda _: self._inheritACL(location))
 
     def _creatable(self, name):
@@ -397,7 +398,7 @@ class ViewerAccess:
             store = self.layer.storeOf(old.owner)
         except Exception:
             return fail()
-        d = _laterIn(store, "renameMailbox", old.name, new.name)
+        d = callDurably(store, "renameMailbox", old.name, new.name)
         return d.addCallback(lambda _: self._renamedACL(old, new))
 
     def _renamedACL(self, old, new):
@@ -439,11 +440,7 @@ class ViewerAccess:
 
         @return: a L{Deferred} firing once durable.
         """
-        try:
-            store = self.layer.storeOf(self.viewer)
-        except Exception:
-            return fail()
-        return _laterIn(store, "subscribe", name)
+        return self._ownLater("subscribe", name)
 
     def unsubscribeLater(self, name):
         """
@@ -451,11 +448,17 @@ class ViewerAccess:
 
         @return: a L{Deferred} firing once durable.
         """
+        return self._ownLater("unsubscribe", name)
+
+    def _ownLater(self, name, *args):
+        """
+        The write C{name} of the viewer's own store, by its index writer.
+        """
         try:
             store = self.layer.storeOf(self.viewer)
         except Exception:
             return fail()
-        return _laterIn(store, "unsubscribe", name)
+        return callDurably(store, name, *args)
 
     def subscriptions(self):
         return self.layer.storeOf(self.viewer).subscriptions()
@@ -543,19 +546,6 @@ def _deleteWithFlags(store, name, mailbox):
     store.deleteMailbox(name)
     if mailbox is not None:
         userflags.forget(mailbox)
-
-
-def _laterIn(store, name, *args):
-    """
-    Call the store's C{nameLater} form where it has one (the index
-    writer), else C{name} itself.
-
-    @return: a L{Deferred} firing with the result once durable.
-    """
-    later = getattr(store, name + "Later", None)
-    if later is None:
-        return maybeDeferred(getattr(store, name), *args)
-    return later(*args)
 
 
 def _writeIn(store, f, *args):
