@@ -384,11 +384,6 @@ def _headerless(name):
     return lambda parts, message, flags, recent: parts.append(form % (value(message.info, recent),))
 
 
-#: The items whose value depends on the message's content alone, kept by
-#: L{gateway.imap.structcache} (BODY only without a section).
-KEPT_ITEMS = frozenset(["ENVELOPE", "BODY", "BODYSTRUCTURE"])
-
-
 class _KeptValue:
     """
     The line value (L{FetchPlan.line}) of an item L{_kept} renders: there
@@ -582,7 +577,7 @@ class FetchPlan:
         self.needsHeaders = itemsNeedHeaders(items, registry)
         self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
         #: Whether an item is one L{_kept} renders (pass C{structures}).
-        self.needsStructure = any(item.name in KEPT_ITEMS and item.section is None for item in items)
+        self.needsStructure = any(item.name in _KEPT_RENDERERS and item.section is None for item in items)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)

@@ -558,12 +558,22 @@ class Mailbox(MailboxChanges):
         answered), so an EXPUNGE that finds none may answer at once.
         """
         self._row("id")
-        pattern = "% \\Deleted %"
+        return bool(self._deletedRows("uid, flags", uids, limit=1))
+
+    def _deletedRows(self, columns, uids=None, limit=None):
+        """
+        The rows (C{columns}, ending with C{flags}) of the messages with
+        C{\\Deleted}, of C{uids} when given, in UID order.
+        """
         if uids is None:
-            return self._conn.execute(
-                "SELECT 1 FROM messages WHERE mailbox = ? AND ' ' || flags || ' ' LIKE ? LIMIT 1",
-                (self._id, pattern)).fetchone() is not None
-        return any("\\Deleted" in index.decodeFlags(row[1]) for row in self._select("uid, flags", uids))
+            rows = self._conn.execute(
+                "SELECT %s FROM messages WHERE mailbox = ? AND ' ' || flags || ' ' LIKE ?"
+                " ORDER BY uid LIMIT ?" % (columns,),
+                (self._id, "% \\Deleted %", -1 if limit is None else limit)).fetchall()
+        else:
+            rows = self._select(columns, uids)
+        rows = [row for row in rows if "\\Deleted" in index.decodeFlags(row[-1])]
+        return rows if limit is None else rows[:limit]
 
     def copyToLater(self, uids, destination):
         """
@@ -702,14 +712,7 @@ class Mailbox(MailboxChanges):
         path = self._path()
         with index.transaction(self._conn):
             self._row("id")
-            columns = "uid, subdir, filename, rawsize, flags"
-            if uids is None:
-                rows = self._conn.execute(
-                    "SELECT %s FROM messages WHERE mailbox = ? AND ' ' || flags || ' ' LIKE ?"
-                    " ORDER BY uid" % (columns,), (self._id, "% \\Deleted %")).fetchall()
-            else:
-                rows = self._select(columns, uids)
-            rows = [row for row in rows if "\\Deleted" in index.decodeFlags(row[4])]
+            rows = self._deletedRows("uid, subdir, filename, rawsize, flags", uids)
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
