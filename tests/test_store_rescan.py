@@ -360,3 +360,21 @@ class DeletedMeanwhileTests(StoreTestMixin, unittest.TestCase):
         changes.syncFailed(Failure(NoSuchMailbox("mailbox was deleted")), "Old")
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assertEqual([e for e in events if e.get("log_failure") is not None], [])
+
+    def test_scanDoesNotMakeDeletedFolderAgain(self):
+        """A folder moved away (DELETE) just after the scan saw it is not made again by the scan."""
+        store = self.makeStore()
+        store.createMailbox("Old")
+        mailbox = store.getMailbox("Old")
+        path, mailboxId = mailbox._path(), mailbox._id
+        aside = path + ".aside"
+        isMaildir = maildir.isMaildir
+
+        def seenThenMoved(folder):
+            found = isMaildir(folder)
+            if found and folder == path:
+                os.rename(path, aside)
+            return found
+        self.patch(scan.maildir, "isMaildir", seenThenMoved)
+        self.assertFalse(scan.scanMailbox(store._conn, mailboxId, path))
+        self.assertFalse(os.path.exists(path))

@@ -207,6 +207,24 @@ def ensureMaildir(path):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
 
 
+def completeMaildir(path):
+    """
+    Create the sub-folders (C{cur/}, C{new/}, C{tmp/}) that the Maildir at
+    C{path} lacks, never C{path} itself: a folder another process just
+    moved away (a DELETE) is not made again.
+
+    @return: C{False} when C{path} is gone.
+    """
+    for sub in SUBDIRS:
+        try:
+            os.mkdir(os.path.join(path, sub))
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            return False
+    return True
+
+
 def isMaildir(path):
     return os.path.isdir(os.path.join(path, "cur"))
 

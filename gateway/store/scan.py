@@ -157,9 +157,8 @@ def scanMailbox(conn, mailboxId, path, names=None):
         (mailboxId,)).fetchone()
     if row is None:
         return False
-    if not maildir.isMaildir(path):
+    if not maildir.isMaildir(path) or not maildir.completeMaildir(path):
         return False
-    maildir.ensureMaildir(path)
     targeted = names is not None and row[4]
     if targeted:
         scan = []
