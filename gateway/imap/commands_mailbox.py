@@ -247,7 +247,8 @@ def _later(f, *a):
 
 #: CREATE parameters (RFC 4466 create-param) that other modules add:
 #: name -> C{prepare(session, value)} returning C{(mailboxClass or None,
-#: after(session, name) or None)}; it raises a L{Response} to refuse.
+#: after(session, name) or None)}; it raises a L{Response} to refuse;
+#: C{after} may return a L{Deferred} that the tagged OK waits for.
 CREATE_PARAMS = {}
 
 
@@ -285,16 +286,16 @@ def do_CREATE(session, tag, args):
     if name == "INBOX":
         raise no("[ALREADYEXISTS] INBOX always exists")
     d = _later(session.account.access.createMailboxLater, name, mailboxClass, specialUse)
-    return d.addCallback(lambda _: _created(session, name, after))
+    for then in after:
+        d.addCallback(lambda _, then=then: then(session, name))
+    return d.addCallback(lambda _: _created(session, name))
 
 
-def _created(session, name, after):
+def _created(session, name):
     """
-    CREATE's mailbox is durable: what its parameters do after, and the
+    CREATE's mailbox is durable, and what its parameters do after: the
     tagged OK.
     """
-    for then in after:
-        then(session, name)
     # RFC 8474 4: the new mailbox's MAILBOXID (none on a full disk, which
     # the mailbox gets when it is next opened).
     try:

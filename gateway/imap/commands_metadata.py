@@ -67,6 +67,14 @@ def _call(f, *args):
         raise storeError(e) from None
 
 
+def _later(f, *args):
+    """
+    Run a METADATA service call that answers with a L{Deferred} (a write
+    by the index writer), its errors answered as L{_call} answers them.
+    """
+    return _call(f, *args).addErrback(lambda failure: _call(failure.raiseException))
+
+
 #: The entries of XMAPI (docs/xmapi.md section 6.1): a session that uses
 #: them, or C{CREATE ... (XCLASS)}, is a groupware session (R-CAP-2).
 _XMAPI_ENTRIES = ("/shared/vendor/xmapi/", "/private/vendor/xmapi/")
@@ -228,7 +236,8 @@ def do_SETMETADATA(session, tag, args):
     pairs = _entryValues(args)
     args.end()
     _markXmapi(session, [entry for entry, _ in pairs])
-    _call(_metadata(session).setEntries, session.account.access, name, pairs)
+    return _later(_metadata(session).setEntriesLater, session.account.access, name, pairs).addCallback(
+        lambda _: None)
 
 
 # -- LIST ... RETURN (METADATA (...)), RFC 9590 -----------------------------------------
@@ -304,7 +313,8 @@ def _xclass(session, value):
     def record(session, name):
         metadata = session.context.metadata
         if metadata is not None:
-            _call(metadata.recordClass, session.account.access, name, mailboxClass)
+            return _later(metadata.recordClassLater, session.account.access, name, mailboxClass)
+        return None
 
     return mailboxClass, record
 

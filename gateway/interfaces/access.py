@@ -157,6 +157,15 @@ class IMetadata(Interface):
         Set (C{bytes}) or remove (C{None}) entries, all or none.
         """
 
+    def setEntriesLater(access, name, pairs):
+        """
+        L{setEntries} through the index writer of the mailbox's owner (off
+        the reactor thread).
+
+        @return: a L{Deferred} firing once the entries are durable, failing
+            with what L{setEntries} raises.
+        """
+
     def addListener(callback):
         """
         Call C{callback(change)} with a

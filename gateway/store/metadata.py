@@ -45,8 +45,10 @@ import base64
 import fcntl
 import json
 import os
+import threading
 
 import attr
+from twisted.internet.defer import fail, maybeDeferred
 from twisted.python import log
 from zope.interface import implementer
 
@@ -414,6 +416,64 @@ class Target:
         return shared, private.get(self.viewer, {})
 
 
+def _putBack(target, previous):
+    """
+    Put entries of a target back to the values they had (C{{entry: bytes
+    or None}}), leaving the others as they are.
+    """
+    with _FolderLock(os.path.dirname(target.path)):
+        shared, private = readFile(target.path)
+        shared, private = dict(shared), {viewer: dict(entries) for viewer, entries in private.items()}
+        mine = private.setdefault(target.viewer, {})
+        for entry, value in previous.items():
+            scope = shared if isShared(entry) else mine
+            if value is None:
+                scope.pop(entry, None)
+            else:
+                scope[entry] = value
+        writeFile(target.path, shared, private)
+
+
+class _Batch:
+    """
+    What the entries written in one write of an index writer
+    (L{Metadata.setEntriesLater}) leave to do: fsync their folders before
+    the group commits, tell the listeners once it did, or put the entries
+    back if it does not.
+
+    @ivar changes: C{[(target, entry names)]} to tell the listeners of.
+    """
+
+    def __init__(self, group):
+        self._group = group
+        self._restores = []
+        self.changes = []
+
+    def wrote(self, target, previous, entries):
+        """
+        The entries C{entries} of C{target} were written, over the values
+        C{previous} (C{{entry: bytes or None}}).
+        """
+        folder = os.path.dirname(target.path)
+        if self._group is None:
+            maildir.fsyncDirectory(folder)
+        else:
+            self._group.syncFolder(folder)
+        self._restores.append((target, previous))
+        self.changes.append((target, entries))
+
+    def undo(self):
+        """
+        Put back what was written, the last write first.
+        """
+        for target, previous in reversed(self._restores):
+            try:
+                _putBack(target, previous)
+            except Exception:
+                log.err(None, "putting back metadata entries failed")
+        del self._restores[:]
+
+
 @implementer(IMetadata)
 class Metadata:
     """
@@ -428,6 +488,9 @@ class Metadata:
         self.maxValueSize = maxValueSize
         self.maxEntries = maxEntries
         self._listeners = []
+        #: C{batch}: the L{_Batch} of the write the calling thread runs
+        #: (L{setEntriesLater}), if any.
+        self._running = threading.local()
 
     # -- listeners ---------------------------------------------------------------
 
@@ -554,7 +617,8 @@ class Metadata:
     def setEntries(self, access, name, pairs):
         """
         SETMETADATA: set (or, for a C{None} value, remove) entries, all or
-        none.
+        none, in the calling thread (for C{gatewayctl} and tests; a
+        client's command uses L{setEntriesLater}).
 
         @param pairs: C{[(entry name, bytes or None)]}.
         @raise InvalidEntryName: for a bad name.
@@ -562,6 +626,33 @@ class Metadata:
             and nothing is changed.
         @raise PermissionDenied: C{/shared} server entries are set by the
             administrator only.
+        """
+        target, plain, special = self._checked(access, name, pairs)
+        self._apply(target, plain, special)
+
+    def setEntriesLater(self, access, name, pairs):
+        """
+        L{setEntries} by the index writer of the target's owner: the
+        checks here, the entry files and the index's record of the change
+        (and a class change) in one write of the writer, off the reactor
+        thread; the listeners are told on the reactor once it is durable.
+        If the write does not commit, the entries it changed are put back.
+
+        @return: a L{Deferred} firing once the change is durable, failing
+            with what L{setEntries} raises.
+        """
+        try:
+            target, plain, special = self._checked(access, name, pairs)
+        except Exception:
+            return fail()
+        return self._later(target, lambda: self._apply(target, plain, special))
+
+    def _checked(self, access, name, pairs):
+        """
+        The checks of L{setEntries}.
+
+        @return: the L{Target}, the plain C{(entry, value)} pairs and the
+            special ones.
         """
         checked = [(checkEntryName(entry, setting=True), value) for entry, value in pairs]
         for _entry, value in checked:
@@ -575,23 +666,60 @@ class Metadata:
         plain = [(entry, value) for entry, value in checked if entry not in self.entries]
         for entry, value in special:
             self.entries[entry].check(self, target, value)
+        return target, plain, special
+
+    def _apply(self, target, plain, special):
         if plain:
             self._store(target, plain)
         for entry, value in special:
             self.entries[entry].set(self, target, value)
 
+    def _later(self, target, apply):
+        """
+        Run C{apply()} in one write of the index writer of C{target}'s
+        store (at once for a store without one): what it stores (L{_store})
+        joins that write (see L{_Batch}).
+
+        @return: a L{Deferred} firing once the write is durable, after the
+            listeners were told of the entries it wrote.
+        """
+        def write(conn, group):
+            batch = self._running.batch = _Batch(group)
+            if group is not None:
+                group.ifRolledBack(batch.undo)
+            try:
+                apply()
+            except BaseException:
+                if group is None:
+                    batch.undo()
+                raise
+            finally:
+                self._running.batch = None
+            return batch.changes
+
+        def told(changes):
+            for changed, entries in changes:
+                self._changed(changed, entries)
+        submit = getattr(target.store, "_write", None)
+        d = maybeDeferred(write, None, None) if submit is None else submit(write)
+        return d.addCallback(told)
+
     def _store(self, target, pairs):
         """
         Write plain entries of a target under the folder lock, after
-        checking the entry count.
+        checking the entry count; in a write of L{_later}, with it.
         """
-        with _FolderLock(os.path.dirname(target.path)):
+        batch = getattr(self._running, "batch", None)
+        folder = os.path.dirname(target.path)
+        with _FolderLock(folder):
             shared, private = readFile(target.path)
             shared, private = dict(shared), {viewer: dict(entries) for viewer, entries in private.items()}
             mine = private.setdefault(target.viewer, {})
             before = len(shared) + len(mine)
+            previous = {}
             for entry, value in pairs:
                 scope = shared if isShared(entry) else mine
+                previous.setdefault(entry, scope.get(entry))
                 if value is None:
                     scope.pop(entry, None)
                 else:
@@ -603,6 +731,8 @@ class Metadata:
                 raise TooManyEntries("the mailbox's entries are at their size limit")
             writeFile(target.path, shared, private)
         entries = [entry for entry, _value in pairs]
+        if batch is not None:
+            batch.wrote(target, previous, entries)
         record = getattr(target.store, "recordMetadataChange", None)
         if record is not None:
             try:
@@ -611,7 +741,8 @@ class Metadata:
                 # The entries are written; only other processes' NOTIFY
                 # sessions miss this change.
                 log.err(None, "recording a metadata change for other processes failed")
-        self._changed(target, entries)
+        if batch is None:
+            self._changed(target, entries)
 
     def recordClass(self, access, name, mailboxClass):
         """
@@ -619,11 +750,25 @@ class Metadata:
         keep it in its metadata file, so an index rebuild keeps it.  The
         creator needed no right but C{k}, so none is checked here.
         """
+        self.storeValue(self._classTarget(access, name), CLASS_ENTRY, mailboxClass.encode("ascii"))
+
+    def recordClassLater(self, access, name, mailboxClass):
+        """
+        L{recordClass} by the index writer of the mailbox's owner.
+
+        @return: a L{Deferred} firing once it is durable.
+        """
+        try:
+            target = self._classTarget(access, name)
+        except Exception:
+            return fail()
+        return self._later(target, lambda: self.storeValue(target, CLASS_ENTRY, mailboxClass.encode("ascii")))
+
+    def _classTarget(self, access, name):
         location = access.resolve(name)
         store = access.layer.storeOf(location.owner)
         folder = maildir.mailboxPath(store.path, location.name)
-        target = Target(access, name, location.owner, location.name, store, os.path.join(folder, METADATA_FILE))
-        self.storeValue(target, CLASS_ENTRY, mailboxClass.encode("ascii"))
+        return Target(access, name, location.owner, location.name, store, os.path.join(folder, METADATA_FILE))
 
     def storeValue(self, target, entryName, value):
         """
