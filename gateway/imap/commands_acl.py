@@ -24,6 +24,14 @@ def _call(f, *args):
         raise storeError(e) from None
 
 
+def _later(f, *args):
+    """
+    Run an access layer call that answers with a L{Deferred} (written off
+    the reactor thread), its errors answered as L{_call} answers them.
+    """
+    return _call(f, *args).addErrback(lambda failure: _call(failure.raiseException)).addCallback(lambda _: None)
+
+
 def _text(args):
     args.space()
     value = args.astring()
@@ -75,7 +83,7 @@ def do_SETACL(session, tag, args):
         parseRights(rights)
     except ACLError as e:
         raise bad(str(e)) from None
-    _call(session.account.access.setACL, name, identifier, rights, mode)
+    return _later(session.account.access.setACLLater, name, identifier, rights, mode)
 
 
 @command("DELETEACL", AUTH, capability="ACL")
@@ -83,7 +91,7 @@ def do_DELETEACL(session, tag, args):
     name = mailboxArgument(args)
     identifier = _text(args)
     args.end()
-    _call(session.account.access.deleteACL, name, identifier)
+    return _later(session.account.access.deleteACLLater, name, identifier)
 
 
 @command("LISTRIGHTS", AUTH, capability="ACL")

@@ -133,6 +133,18 @@ class IViewerAccess(Interface):
     def deleteACL(name, identifier):
         """Remove an identifier's entry (needs C{a})."""
 
+    def setACLLater(name, identifier, rights, mode=""):
+        """
+        L{setACL} with the ACL files and the shared index written off the
+        reactor thread; so is C{deleteACLLater}.
+
+        @return: a L{Deferred} firing once they are written, failing with
+            what the synchronous form raises.
+        """
+
+    def deleteACLLater(name, identifier):
+        """L{deleteACL} off the reactor thread: a L{Deferred}."""
+
     def listRights(name, identifier):
         """@return: C{(required, optional)} (needs C{a})."""
 

@@ -21,7 +21,9 @@ L{NoSuchMailbox} exactly as a missing one does; one the viewer sees but may
 not use this way raises L{PermissionDenied} (as Dovecot does).
 """
 
-from twisted.internet.defer import fail, maybeDeferred
+import os
+
+from twisted.internet.defer import fail, maybeDeferred, succeed
 from zope.interface import implementer
 
 from gateway.errors import (
@@ -122,38 +124,126 @@ class MailboxAccess:
             return ALL_RIGHTS
         return self.aclOf(location).rightsFor(viewer, location.owner)
 
+    # -- the sharing side of changes: ACL files and the shared index ----------
+    #
+    # Each is one write of the shared index (SharedIndex.runWrite): in the
+    # calling thread (gatewayctl, tests), or in the thread pool of the
+    # owner's store (the *Later forms, for clients' commands), so that the
+    # reactor never waits for another process's lock on the shared index.
+
     def writeACL(self, location, newACL):
         """
         Store a mailbox's ACL: its C{dovecot-acl}, the shared index and
         the owner's C{dovecot-acl-list}.
         """
-        store = self.storeOf(location.owner)
-        acl.writeACL(maildir.mailboxPath(store.path, location.name), newACL)
-        self.sharedIndex.update(location.owner, location.name, newACL)
-        self._writeList(location.owner, store)
+        self.changeACL(location, lambda current: newACL)
 
-    def _writeList(self, owner, store):
-        names = [name for name in self.sharedIndex.mailboxesOf(owner)
-                 if acl.readACL(maildir.mailboxPath(store.path, name)).lookupShared()]
-        acl.writeACLList(store.path, names)
+    def changeACL(self, location, change):
+        """
+        Change a mailbox's ACL: C{change(current)} gives the new L{acl.ACL}
+        (or C{None}: nothing to write), read and written in one write of
+        the shared index, so that two changes do not lose one another.
+
+        @return: C{True} if something was written.
+        """
+        return self._sharing(False, location.owner, self._changeACL, location, change)
+
+    def changeACLLater(self, location, change):
+        """
+        L{changeACL} off the reactor thread.
+
+        @return: a L{Deferred} firing once it is written.
+        """
+        return self._sharing(True, location.owner, self._changeACL, location, change)
 
     def forgetACL(self, location):
         """
         A mailbox was deleted: remove its ACL (the folder may stay, for its
         children) and forget it in the index.
         """
-        store = self.storeOf(location.owner)
-        acl.writeACL(maildir.mailboxPath(store.path, location.name), acl.ACL())
-        self.sharedIndex.remove(location.owner, location.name)
-        self._writeList(location.owner, store)
+        self._sharing(False, location.owner, self._forgetACL, location)
+
+    def forgetACLLater(self, location):
+        """
+        L{forgetACL} off the reactor thread.
+
+        @return: a L{Deferred} firing once it is written.
+        """
+        return self._sharing(True, location.owner, self._forgetACL, location)
 
     def renamedACL(self, owner, old, new):
         """
         A mailbox was renamed (its folder, with the ACL files of it and its
         children, moved with it): follow in the index.
         """
-        self.sharedIndex.rename(owner, old, new)
-        self._writeList(owner, self.storeOf(owner))
+        self._sharing(False, owner, self._renamedACL, owner, old, new)
+
+    def renamedACLLater(self, owner, old, new):
+        """
+        L{renamedACL} off the reactor thread.
+
+        @return: a L{Deferred} firing once it is written.
+        """
+        return self._sharing(True, owner, self._renamedACL, owner, old, new)
+
+    def _sharing(self, later, owner, f, *args):
+        """
+        Run C{f(conn, group, store, *args)} (C{store} the owner's) in one
+        write of the shared index: at once, or (C{later}) in the thread
+        pool of the owner's store.
+
+        @return: what C{f} returned, or (C{later}) a L{Deferred} of it.
+        """
+        try:
+            store = self.storeOf(owner)
+        except Exception:
+            if later:
+                return fail()
+            raise
+
+        def write(conn, group):
+            return f(conn, group, store, *args)
+        if not later:
+            return self.sharedIndex.runWrite(write)
+        run = getattr(store, "_deferToThread", None)
+        if run is None or self.sharedIndex.path is None:
+            # In memory (tests): one connection, the reactor thread's.
+            return maybeDeferred(self.sharedIndex.runWrite, write)
+        return run(self.sharedIndex.runWrite, write)
+
+    def _changeACL(self, conn, group, store, location, change):
+        folder = maildir.mailboxPath(store.path, location.name)
+        current = acl.readACL(folder)
+        new = change(acl.ACL(current.entries))
+        if new is None:
+            return False
+        _writeACLFile(group, folder, new, current)
+        self.sharedIndex.update(location.owner, location.name, new, conn)
+        self._writeList(conn, group, location.owner, store)
+        return True
+
+    def _forgetACL(self, conn, group, store, location):
+        folder = maildir.mailboxPath(store.path, location.name)
+        _writeACLFile(group, folder, acl.ACL(), acl.readACL(folder))
+        self.sharedIndex.remove(location.owner, location.name, conn)
+        self._writeList(conn, group, location.owner, store)
+
+    def _renamedACL(self, conn, group, store, owner, old, new):
+        self.sharedIndex.rename(owner, old, new, conn)
+        self._writeList(conn, group, owner, store)
+
+    def _writeList(self, conn, group, owner, store):
+        """
+        Write the owner's C{dovecot-acl-list} from the shared index (as
+        C{conn} reads it); written again from the committed index if the
+        write does not commit.
+        """
+        def names():
+            return [name for name in self.sharedIndex.mailboxesOf(owner, conn)
+                    if acl.readACL(maildir.mailboxPath(store.path, name)).lookupShared()]
+        acl.writeACLList(store.path, names())
+        group.syncFolder(store.path)
+        group.ifRolledBack(lambda: acl.writeACLList(store.path, names()))
 
     def deliveryTarget(self, sender, recipient, mailboxName="INBOX"):
         """
@@ -324,7 +414,7 @@ class ViewerAccess:
         except Exception:
             return fail()
         d = callDurably(store, "createMailbox", location.name, mailboxClass, specialUse)
-        return d.addCallback(lambda _: self._inheritACL(location))
+        return d.addCallback(lambda _: self._inheritACL(location, later=True))
 
     def _creatable(self, name):
         """
@@ -346,12 +436,21 @@ class ViewerAccess:
             _check(rights, "k", name)
         return location, store
 
-    def _inheritACL(self, location):
+    def _inheritACL(self, location, later=False):
+        """
+        A new mailbox takes its parent's ACL; with C{later}, off the
+        reactor thread (L{MailboxAccess.changeACLLater}).
+
+        @return: with C{later}, a L{Deferred} firing once it is written.
+        """
         parents = maildir.parentNames(location.name)
         if parents:
             inherited = self.layer.aclOf(Location(location.owner, parents[-1]))
             if inherited.entries:
+                if later:
+                    return self.layer.changeACLLater(location, lambda current: inherited)
                 self.layer.writeACL(location, inherited)
+        return succeed(None) if later else None
 
     def deleteMailbox(self, name):
         location, store, mailbox = self._deletable(name)
@@ -370,7 +469,7 @@ class ViewerAccess:
         except Exception:
             return fail()
         d = _writeIn(store, _deleteWithFlags, store, location.name, mailbox)
-        return d.addCallback(lambda _: self.layer.forgetACL(location))
+        return d.addCallback(lambda _: self.layer.forgetACLLater(location))
 
     def _deletable(self, name):
         location = self.require(name, "x")
@@ -399,11 +498,20 @@ class ViewerAccess:
         except Exception:
             return fail()
         d = callDurably(store, "renameMailbox", old.name, new.name)
-        return d.addCallback(lambda _: self._renamedACL(old, new))
+        return d.addCallback(lambda _: self._renamedACL(old, new, later=True))
 
-    def _renamedACL(self, old, new):
-        if old.name != "INBOX":
-            self.layer.renamedACL(old.owner, old.name, new.name)
+    def _renamedACL(self, old, new, later=False):
+        """
+        The ACLs follow a RENAME; with C{later}, off the reactor thread.
+
+        @return: with C{later}, a L{Deferred} firing once they did.
+        """
+        if old.name == "INBOX":
+            return succeed(None) if later else None
+        if later:
+            return self.layer.renamedACLLater(old.owner, old.name, new.name)
+        self.layer.renamedACL(old.owner, old.name, new.name)
+        return None
 
     def _renamable(self, oldName, newName):
         """
@@ -495,23 +603,68 @@ class ViewerAccess:
 
         @raise acl.ACLError: for a bad identifier or right.
         """
+        location, change = self._setting(name, identifier, rights, mode)
+        if change is not None:
+            self.layer.changeACL(location, change)
+
+    def setACLLater(self, name, identifier, rights, mode=""):
+        """
+        L{setACL} with the ACL files and the shared index written off the
+        reactor thread (the checks here).
+
+        @return: a L{Deferred} firing once they are written.
+        """
+        try:
+            location, change = self._setting(name, identifier, rights, mode)
+        except Exception:
+            return fail()
+        if change is None:
+            return succeed(None)
+        return self.layer.changeACLLater(location, change)
+
+    def _setting(self, name, identifier, rights, mode):
+        """
+        The checks of L{setACL}.
+
+        @return: the L{Location} and the change for
+            L{MailboxAccess.changeACL} (C{None}: nothing to change).
+        """
         location = self._existing(name, "a")
         key, negative = acl.parseIdentifier(identifier, self.domain)
         parsed = acl.parseRights(rights)
         if key in (acl.OWNER, acl.USER_PREFIX + location.owner):
             if not parsed >= frozenset(acl.STANDARD_RIGHTS) or negative or mode == "-":
                 raise acl.ACLError("the owner always has every right")
-            return
-        current = self.layer.aclOf(location)
-        current.change(key, negative, parsed, mode)
-        self.layer.writeACL(location, current)
+            return location, None
+
+        def change(current):
+            current.change(key, negative, parsed, mode)
+            return current
+        return location, change
 
     def deleteACL(self, name, identifier):
+        self.layer.changeACL(*self._deleting(name, identifier))
+
+    def deleteACLLater(self, name, identifier):
+        """
+        L{deleteACL} with the ACL files and the shared index written off
+        the reactor thread (the checks here).
+
+        @return: a L{Deferred} firing once they are written.
+        """
+        try:
+            location, change = self._deleting(name, identifier)
+        except Exception:
+            return fail()
+        return self.layer.changeACLLater(location, change)
+
+    def _deleting(self, name, identifier):
         location = self._existing(name, "a")
         key, negative = acl.parseIdentifier(identifier, self.domain)
-        current = self.layer.aclOf(location)
-        if current.delete(key, negative):
-            self.layer.writeACL(location, current)
+
+        def change(current):
+            return current if current.delete(key, negative) else None
+        return location, change
 
     def listRights(self, name, identifier):
         """
@@ -546,6 +699,17 @@ def _deleteWithFlags(store, name, mailbox):
     store.deleteMailbox(name)
     if mailbox is not None:
         userflags.forget(mailbox)
+
+
+def _writeACLFile(group, folder, new, old):
+    """
+    Write a mailbox's C{dovecot-acl} (L{acl.writeACL}) in a write of the
+    shared index: C{old} written back if the write does not commit.
+    """
+    acl.writeACL(folder, new)
+    group.ifRolledBack(acl.writeACL, folder, old)
+    if os.path.isdir(folder):
+        group.syncFolder(folder)
 
 
 def _writeIn(store, f, *args):

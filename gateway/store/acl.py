@@ -26,11 +26,12 @@ Lines that cannot be read (a hand-edited file) are skipped and logged.
 
 import os
 import sqlite3
+import threading
 
 from gateway import caches
 from gateway.errors import GatewayError
 from gateway.logging import getLogger
-from gateway.store import maildir
+from gateway.store import index, maildir, writer
 
 log = getLogger("store")
 
@@ -373,44 +374,71 @@ class SharedIndex:
         #: The SQLite file, or C{None} for one in memory.
         self.path = path
         self._conn = None
+        self._writeConn = None
+        self._writing = threading.Lock()
+
+    def _connect(self):
+        if self.path is not None:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        conn = sqlite3.connect(self.path or ":memory:", isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        for statement in self.SCHEMA:
+            conn.execute(statement)
+        return conn
 
     @property
     def conn(self):
+        """
+        The connection of the reactor thread (reads; and writes in memory).
+        """
         if self._conn is None:
-            if self.path is not None:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            conn = sqlite3.connect(self.path or ":memory:", isolation_level=None, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
-            for statement in self.SCHEMA:
-                conn.execute(statement)
-            self._conn = conn
+            self._conn = self._connect()
         return self._conn
 
     def exists(self):
         return self.path is None or os.path.exists(self.path)
 
     def close(self):
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._writing:
+            for conn in (self._conn, self._writeConn):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._writeConn = None
 
-    def update(self, owner, mailbox, acl):
+    def runWrite(self, write):
+        """
+        Run C{write(conn, group)} in one transaction of a connection of its
+        own (the same in memory), in the calling thread, one write at a
+        time, as L{writer.runNow} does: the folders C{group} was given are
+        fsync'd before the commit, what it was given to undo runs if the
+        write does not commit.  A thread other than the reactor's waits
+        here for another process's lock.
+
+        @return: what C{write} returned.
+        """
+        with self._writing:
+            if self.path is None:
+                conn = self.conn
+            else:
+                if self._writeConn is None:
+                    self._writeConn = self._connect()
+                conn = self._writeConn
+            return writer.runNow(conn, write)
+
+    def update(self, owner, mailbox, acl, conn=None):
         """
         Record the ACL of one mailbox (replacing what was known of it).
+
+        @param conn: the connection whose transaction this joins (the
+            reactor thread's by default).
         """
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with index.transaction(self.conn if conn is None else conn) as conn:
             conn.execute("DELETE FROM acl WHERE owner = ? AND mailbox = ?", (owner, mailbox))
             if acl.lookupShared():
                 conn.executemany(
                     "INSERT INTO acl (owner, mailbox, identifier, negative, rights) VALUES (?, ?, ?, ?, ?)",
                     [(owner, mailbox, identifier, int(negative), formatRights(rights))
                      for (identifier, negative), rights in acl.entries.items() if identifier != OWNER])
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def known(self, owner, mailbox):
         """
@@ -421,35 +449,30 @@ class SharedIndex:
             (owner, mailbox)).fetchall()
         return ACL({(i, bool(n)): frozenset(r) for i, n, r in rows})
 
-    def rename(self, owner, old, new):
-        conn = self.conn
+    def rename(self, owner, old, new, conn=None):
         low, high = old + "/", old + "0"
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with index.transaction(self.conn if conn is None else conn) as conn:
             conn.execute("DELETE FROM acl WHERE owner = ? AND (mailbox = ? OR (mailbox > ? AND mailbox < ?))",
                          (owner, new, new + "/", new + "0"))
             conn.execute("UPDATE acl SET mailbox = ? || substr(mailbox, ?) WHERE owner = ?"
                          " AND (mailbox = ? OR (mailbox > ? AND mailbox < ?))",
                          (new, len(old) + 1, owner, old, low, high))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
-    def remove(self, owner, mailbox=None):
+    def remove(self, owner, mailbox=None, conn=None):
         """
         Forget a mailbox (or, with C{mailbox=None}, every mailbox of C{owner}).
         """
+        conn = self.conn if conn is None else conn
         if mailbox is None:
-            self.conn.execute("DELETE FROM acl WHERE owner = ?", (owner,))
+            conn.execute("DELETE FROM acl WHERE owner = ?", (owner,))
         else:
-            self.conn.execute("DELETE FROM acl WHERE owner = ? AND mailbox = ?", (owner, mailbox))
+            conn.execute("DELETE FROM acl WHERE owner = ? AND mailbox = ?", (owner, mailbox))
 
-    def mailboxesOf(self, owner):
+    def mailboxesOf(self, owner, conn=None):
         """
         The names of C{owner}'s mailboxes that have entries for others.
         """
-        return [row[0] for row in self.conn.execute(
+        return [row[0] for row in (self.conn if conn is None else conn).execute(
             "SELECT DISTINCT mailbox FROM acl WHERE owner = ? ORDER BY mailbox", (owner,))]
 
     def visibleTo(self, viewer):
