@@ -88,7 +88,11 @@ def recoverJournals(conn, root, now=None):
     L{gateway.store.scan.scanMailbox}, which calls L{recoverJournalsLocked}
     itself).
     """
-    if not maildir.temporaryFiles(os.path.join(root, JOURNAL_FOLDER)):
+    checked = time.time() if now is None else now
+    # Journals of MOVEs still under way (a live process holds them) need
+    # nothing: the index's write lock is taken only for the others.
+    if all(maildir.temporaryHeld(name, st.st_ctime, checked)
+           for name, st in maildir.temporaryFiles(os.path.join(root, JOURNAL_FOLDER))):
         return
     with index.transaction(conn):
         recoverJournalsLocked(conn, root, now)

@@ -103,6 +103,17 @@ class MailboxInfo:
         return "<MailboxInfo %r>" % (self.name,)
 
 
+def _countTemporary(conn, key, kept):
+    """
+    Record in the index what stays in a mailbox's C{tmp/} (meta key
+    C{key}: C{tmp:<mailbox id>}), which the account's usage counts.
+    """
+    if kept:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, kept))
+    else:
+        conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+
 @implementer(IMailStore, IAccountChangeFeed)
 class MailStore(MailboxManagement):
     """
@@ -328,11 +339,10 @@ class MailStore(MailboxManagement):
         key = "tmp:%d" % (mailboxId,)
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         if (row[0] if row else 0) != kept:
-            with index.transaction(self._conn):
-                if kept:
-                    self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, kept))
-                else:
-                    self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            # By the index writer (at once without threads): the reactor
+            # does not wait for the index's lock to count a few octets.
+            self._write(lambda conn, group: _countTemporary(conn, key, kept)).addErrback(
+                lambda failure: log.failure("Counting what stays in a tmp/ folder failed", failure))
 
     def hasMailbox(self, name):
         """

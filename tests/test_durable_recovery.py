@@ -1,0 +1,77 @@
+# -*- test-case-name: tests.test_durable_recovery -*-
+"""
+The recovery at the first open of a mailbox the store did not know when it
+opened (L{gateway.store.mail.MailStore._recoverTemporary}) does not take
+the index's write lock on the reactor thread: the MOVE journals live
+processes still hold need no recovery, and what C{tmp/} keeps is counted
+in the usage by the index writer (issue 14 item 2).
+
+The store's index writer is held in a write (it has the index's lock) and
+the reactor thread's connection gets a short busy timeout: taking the lock
+there fails at once rather than after 30 s.
+"""
+
+import os
+import threading
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial import unittest
+
+from gateway.store import journal, maildir
+from tests.test_store_mail import StoreTestMixin
+
+
+class FirstOpenTests(StoreTestMixin, unittest.TestCase):
+    """
+    C{getMailbox} of a mailbox created after the store opened, while the
+    writer holds the index.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.store.createMailbox("New")
+        self.store._ownConn.execute("PRAGMA busy_timeout = 50")
+
+    def holdWriter(self):
+        """
+        Hold the store's index writer in a write until the returned event
+        is set.
+        """
+        started, release = threading.Event(), threading.Event()
+        self.addCleanup(release.set)
+
+        def blocking(conn, group):
+            started.set()
+            release.wait(20)
+        self.blocked = self.store._write(blocking)
+        started.wait(20)
+        return release
+
+    @inlineCallbacks
+    def test_heldJournal(self):
+        """A MOVE journal of a live process (this one) does not make the first open take the index's lock."""
+        path = journal.writeJournal(self.store.path, [])
+        release = self.holdWriter()
+        mailbox = self.store.getMailbox("New")
+        release.set()
+        yield self.blocked
+        self.assertEqual(mailbox.name, "New")
+        self.assertTrue(os.path.exists(path))
+
+    @inlineCallbacks
+    def test_keptTemporary(self):
+        """Old tmp/ files another live process holds are counted in the usage by the writer, not on the reactor thread."""
+        self.patch(maildir, "TMP_GRACE", 0)
+        held = maildir.newBase(0, 0).replace("P%d" % (os.getpid(),), "P%d" % (os.getppid(),), 1)
+        with open(os.path.join(maildir.mailboxPath(self.store.path, "New"), "tmp", held), "wb") as f:
+            f.write(b"x" * 100)
+        release = self.holdWriter()
+        self.store.getMailbox("New")
+        self.assertEqual(self.store.usage(), 0)
+        release.set()
+        yield self.blocked
+        yield self.store._write(lambda conn, group: None)
+        self.assertEqual(self.store.usage(), 100)
