@@ -14,7 +14,7 @@ import time
 from twisted.trial import unittest
 
 from gateway.errors import StoreError
-from gateway.store import maildir, scan, transfer
+from gateway.store import index, maildir, scan, transfer
 from tests.test_store_mail import CRLF_MESSAGE, StoreTestMixin
 
 OLD = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
@@ -292,3 +292,88 @@ class AccountOpenTests(StoreTestMixin, unittest.TestCase):
         self.assertFalse(os.path.exists(dead))
         self.assertTrue(os.path.exists(live))
         self.assertEqual(store.usage(), 500)
+
+
+class ExpungeAsideTests(StoreTestMixin, unittest.TestCase):
+    """
+    An expunge through the index writer moves the file into C{tmp/} in the
+    group (L{maildir.setAside}) and unlinks it after the writers' lock:
+    the file never comes back unless the expunge did not commit.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        from twisted.internet import reactor
+        self.store = self.makeStore(reactor=reactor)
+        self.inbox = self.store.getMailbox("INBOX")
+        for n in range(3):
+            self.inbox.appendMessage(b"Subject: %d\r\n\r\nbody\r\n" % (n,), flags=["\\Deleted"] if n else [])
+        self.tmp = os.path.join(self.inbox._path(), "tmp")
+
+    def test_expungedFileGone(self):
+        """After an expunge through the writer, the files are gone from cur/ and, once the writer moved on, from tmp/."""
+        d = self.inbox.expungeLater()
+
+        def expunged(uids):
+            self.assertEqual(uids, [2, 3])
+            self.assertEqual(len(self.allFiles(self.inbox)), 1)
+            # The next group begins after the last one's clean-up.
+            return self.inbox.setFlagsLater([1], ["\\Seen"], "+")
+
+        def cleaned(_):
+            self.assertEqual(os.listdir(self.tmp), [])
+            self.assertEqual(self.inbox.uids(), [1])
+        return d.addCallback(expunged).addCallback(cleaned)
+
+    def test_rolledBack(self):
+        """An expunge whose group cannot commit leaves each file where it was, under its name."""
+        before = self.allFiles(self.inbox)
+
+        def failingSync(paths):
+            raise OSError(5, "I/O error")
+        self.patch(maildir, "fsyncDirectories", failingSync)
+        d = self.assertFailure(self.inbox.expungeLater(), OSError)
+
+        def failed(_):
+            self.assertEqual(self.allFiles(self.inbox), before)
+            self.assertEqual(os.listdir(self.tmp), [])
+            self.assertEqual(self.inbox.uids(), [1, 2, 3])
+        return d.addCallback(failed)
+
+    def crashedAside(self, uid):
+        """
+        What a process killed inside an expunge's group leaves: the file of
+        message C{uid} set aside under the dead process's name.
+        """
+        subdir, filename = self.store._conn.execute(
+            "SELECT subdir, filename FROM messages WHERE uid = ?", (uid,)).fetchone()
+        name = "%d.P%dQ1R00ff.%s%s%s" % (time.time(), deadPid(), maildir._host, maildir.ASIDE_MARK,
+                                         maildir.splitName(filename)[0])
+        os.rename(os.path.join(self.inbox._path(), subdir, filename), os.path.join(self.tmp, name))
+        return os.path.join(self.inbox._path(), subdir, filename)
+
+    def test_uncommittedRestoredAtOpen(self):
+        """A file set aside by a process that died before its expunge committed is put back when a store opens."""
+        place = self.crashedAside(2)
+        self.makeStore(self.mailPath).getMailbox("INBOX")
+        self.assertTrue(os.path.exists(place))
+        self.assertEqual(os.listdir(self.tmp), [])
+
+    def test_committedRemovedAtOpen(self):
+        """A file set aside by a process that died after its expunge committed is removed when a store opens."""
+        place = self.crashedAside(2)
+        with index.transaction(self.store._conn):
+            self.store._conn.execute("DELETE FROM messages WHERE uid = 2")
+        self.makeStore(self.mailPath).getMailbox("INBOX")
+        self.assertFalse(os.path.exists(place))
+        self.assertEqual(os.listdir(self.tmp), [])
+
+    def test_liveWriterAsideStays(self):
+        """A file this (live) process set aside is left alone by another store's recovery, row or not."""
+        base, subdir, filename = self.store._conn.execute(
+            "SELECT base, subdir, filename FROM messages WHERE uid = 2").fetchone()
+        aside = maildir.setAside(self.inbox._path(), os.path.join(subdir, filename))
+        self.assertEqual(maildir.asideBase(os.path.basename(aside)), base)
+        self.makeStore(self.mailPath).getMailbox("INBOX")
+        self.assertTrue(os.path.exists(aside))

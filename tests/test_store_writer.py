@@ -19,7 +19,7 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.errors import NoSuchMailbox, QuotaExceeded
-from gateway.store import index, journal, scan, writer
+from gateway.store import index, journal, maildir, scan, writer
 from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -361,12 +361,13 @@ class FolderSyncTests(StoreTestMixin, unittest.TestCase):
         for n in range(2):
             yield self.inbox.appendMessageLater(b"Subject: %d\r\n\r\nx\r\n" % (n,))
         self.synced = []
-        original = writer.maildir.fsyncDirectory
+        original = writer.maildir.fsyncDirectories
 
-        def fsyncDirectory(path):
-            self.synced.append((path, self.store._writer.inWriter(), self.store._writer.current is not None))
-            original(path)
-        self.patch(writer.maildir, "fsyncDirectory", fsyncDirectory)
+        def fsyncDirectories(paths):
+            for path in paths:
+                self.synced.append((path, self.store._writer.inWriter(), self.store._writer.current is not None))
+            original(paths)
+        self.patch(writer.maildir, "fsyncDirectories", fsyncDirectories)
 
     @inlineCallbacks
     def test_store(self):
@@ -403,6 +404,51 @@ class FolderSyncTests(StoreTestMixin, unittest.TestCase):
         drafts = self.store.getMailbox("Drafts")
         self.store.deleteMailbox("Drafts")
         yield self.assertFailure(drafts.expungeLater(), NoSuchMailbox)
+
+
+class SyncTogetherTests(unittest.TestCase):
+    """
+    L{maildir.fsyncDirectories}: a group's folders are synced at the same
+    time (one journal commit), and all of them before it returns.
+    """
+
+    def setUp(self):
+        base = self.mktemp()
+        self.folders = [os.path.join(base, name) for name in ("a", "b", "c")]
+        for path in self.folders:
+            os.makedirs(path)
+
+    def test_together(self):
+        """Three folders are synced at once: each sync waits until the three have begun."""
+        started = threading.Barrier(3, timeout=10)
+        synced = []
+
+        def fsyncDirectory(path):
+            started.wait()
+            synced.append(path)
+        self.patch(maildir, "fsyncDirectory", fsyncDirectory)
+        maildir.fsyncDirectories(self.folders)
+        self.assertEqual(sorted(synced), self.folders)
+
+    def test_oneFails(self):
+        """When one folder's sync fails, the others still finish and the error is raised."""
+        synced = []
+
+        def fsyncDirectory(path):
+            if path == self.folders[1]:
+                raise OSError(5, "I/O error")
+            synced.append(path)
+        self.patch(maildir, "fsyncDirectory", fsyncDirectory)
+        error = self.assertRaises(OSError, maildir.fsyncDirectories, self.folders)
+        self.assertEqual(error.errno, 5)
+        self.assertEqual(sorted(synced), [self.folders[0], self.folders[2]])
+
+    def test_real(self):
+        """Real folders (one, several, none) are synced without error; a missing one raises."""
+        maildir.fsyncDirectories(self.folders)
+        maildir.fsyncDirectories(self.folders[:1])
+        maildir.fsyncDirectories([])
+        self.assertRaises(FileNotFoundError, maildir.fsyncDirectories, self.folders + [self.folders[0] + "-gone"])
 
 
 class AppendManyTests(StoreTestMixin, unittest.TestCase):

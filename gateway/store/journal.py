@@ -23,7 +23,8 @@ def recoverTemporary(conn, mailboxId, path, now=None):
     Clear a mailbox's C{tmp/} of what nobody holds any more (see
     L{maildir.temporaryHeld}): a message staged by a COPY or MOVE whose
     index commit happened is put in place (the process died between its
-    commit and its renames); anything else is removed.  Run this only
+    commit and its renames), and so is the file of a message whose expunge
+    did not commit (L{maildir.setAside}); anything else is removed.  Run this only
     after L{recoverJournals}, which may still need staged files.
 
     @return: bytes of the files that stay although their ctime is older
@@ -40,8 +41,9 @@ def recoverTemporary(conn, mailboxId, path, now=None):
                 kept += st.st_size
             continue
         filePath = os.path.join(tmpDir, name)
+        base = maildir.asideBase(name)
         row = conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
-                           (mailboxId, name)).fetchone()
+                           (mailboxId, name if base is None else base)).fetchone()
         if row is not None and not os.path.exists(os.path.join(path, row[0], row[1])):
             try:
                 os.rename(filePath, os.path.join(path, row[0], row[1]))

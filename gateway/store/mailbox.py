@@ -729,10 +729,17 @@ class Mailbox(MailboxChanges):
         Delete index rows C{(uid, subdir, filename, rawsize, ...)} and log
         them as expunged (inside a transaction).
         """
+        group = self._store._currentGroup() if unlink else None
         for uid, subdir, filename, rawSize, *_rest in rows:
             if unlink:
                 self._expect((subdir, filename))
-                maildir.removeQuietly(os.path.join(path, subdir, filename))
+                if group is None:
+                    maildir.removeQuietly(os.path.join(path, subdir, filename))
+                else:
+                    aside = maildir.setAside(path, os.path.join(subdir, filename))
+                    if aside is not None:
+                        group.ifRolledBack(os.rename, aside, os.path.join(path, subdir, filename))
+                        group.afterRelease(maildir.removeQuietly, aside)
             self._conn.execute("DELETE FROM messages WHERE mailbox = ? AND uid = ?", (self._id, uid))
             self._conn.execute("INSERT INTO expunged (mailbox, uid, modseq) VALUES (?, ?, ?)",
                                (self._id, uid, modseq))

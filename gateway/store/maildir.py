@@ -14,12 +14,14 @@ The part before C{':'} (the I{base}) names a message for its whole life;
 the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
 """
 
+import concurrent.futures
 import hashlib
 import itertools
 import os
 import re
 import socket
 import stat
+import threading
 import time
 
 from gateway.errors import InvalidMailboxName, MailboxNameLimit
@@ -460,6 +462,89 @@ def fsyncDirectory(path):
         os.close(fd)
 
 
+#: The threads that fsync a write group's other folders while the writer
+#: does the first (L{fsyncDirectories}); made on first use.
+_syncers = None
+_syncersLock = threading.Lock()
+
+
+def fsyncDirectories(paths):
+    """
+    C{fsync} every folder of C{paths}, at the same time: a journalling file
+    system (ext4, XFS) makes every change waiting in its journal durable in
+    one commit, so folders synced together cost about one folder's sync,
+    where one after the other each waits for a commit of its own (2 or 3
+    folders: 0.5 to 1.1 ms one after the other, 0.2 ms together, here).
+    Returns once every one is done; raises the first one's error.
+    """
+    global _syncers
+    paths = sorted(paths)
+    if len(paths) < 2:
+        for path in paths:
+            fsyncDirectory(path)
+        return
+    with _syncersLock:
+        if _syncers is None:
+            _syncers = concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix="fsync")
+    others = [_syncers.submit(fsyncDirectory, path) for path in paths[1:]]
+    error = None
+    try:
+        fsyncDirectory(paths[0])
+    except OSError as e:
+        error = e
+    for done in others:
+        try:
+            done.result()
+        except OSError as e:
+            error = error or e
+    if error is not None:
+        raise error
+
+
+def temporaryName():
+    """
+    A new name for a file of this process in a C{tmp/} folder: held while
+    the process lives (L{temporaryHeld}).
+    """
+    return "%d.P%dQ%dR%s.%s" % (time.time(), os.getpid(), next(_counter), os.urandom(8).hex(), _host)
+
+
+#: In the name of a C{tmp/} file that holds an expunged message's file
+#: until it is unlinked (L{setAside}); the message's base follows.
+ASIDE_MARK = ",expunged="
+
+
+def setAside(path, filename):
+    """
+    Move the file of a message being expunged, C{filename} in folder
+    C{path}'s sub-folder, into C{path}'s C{tmp/} under a name of this
+    process that says which message it was (L{asideBase}): a rename, in
+    place of an unlink that costs several times more (it frees the file's
+    blocks) while the writers' lock is held.  If the expunge does not
+    commit, the file goes back (by the writer, or by
+    L{gateway.store.journal.recoverTemporary} after a crash: its index row
+    is still there); once it did, the file is unlinked, after the lock.
+
+    @param filename: C{"cur/<name>"} or C{"new/<name>"}.
+    @return: the new path, or C{None} when the file was not there.
+    """
+    aside = os.path.join(path, "tmp", temporaryName() + ASIDE_MARK + splitName(os.path.basename(filename))[0])
+    try:
+        os.rename(os.path.join(path, filename), aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+def asideBase(name):
+    """
+    The base of the expunged message whose file C{tmp/} file C{name} holds
+    (L{setAside}), or C{None} for any other file.
+    """
+    _head, mark, base = name.partition(ASIDE_MARK)
+    return base if mark else None
+
+
 def writeTemporary(tmpDir, source, mtime=None):
     """
     Write a message into C{tmpDir}, fsync'd, measuring it on the way.
@@ -468,7 +553,7 @@ def writeTemporary(tmpDir, source, mtime=None):
     @param mtime: POSIX time to give the file (its internal date), or C{None}.
     @return: C{(path, measure)}.
     """
-    name = "%d.P%dQ%dR%s.%s" % (time.time(), os.getpid(), next(_counter), os.urandom(8).hex(), _host)
+    name = temporaryName()
     path = os.path.join(tmpDir, name)
     measure = Measure()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -503,7 +588,7 @@ def linkTemporary(tmpDir, path):
 
     @return: the path in C{tmpDir}.
     """
-    name = "%d.P%dQ%dR%s.%s" % (time.time(), os.getpid(), next(_counter), os.urandom(8).hex(), _host)
+    name = temporaryName()
     target = os.path.join(tmpDir, name)
     try:
         os.link(path, target)

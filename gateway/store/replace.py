@@ -119,8 +119,7 @@ def replaceMessage(source, uid, prepared, flags, destination):
                     raise NoSuchMessage(uid) from None
         else:
             raise NoSuchMessage(uid)
-        maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
-        maildir.fsyncDirectory(os.path.join(path, "tmp"))
+        maildir.fsyncDirectories({os.path.join(destinationPath, "tmp"), os.path.join(path, "tmp")})
         journal = writeJournal(store.path, [
             (source._id, old[5], old[1], old[2], source._id, os.path.basename(keep))])
         conn = source._conn
@@ -168,9 +167,8 @@ def replaceMessage(source, uid, prepared, flags, destination):
             except FileNotFoundError:
                 if destination._locate(destinationPath, os.path.basename(staged)) is None:
                     log.msg("staged file %s vanished after its REPLACE committed" % (staged,))
-            for folder in {destinationPath, path}:
-                for sub in ("new", "cur"):
-                    maildir.fsyncDirectory(os.path.join(folder, sub))
+            maildir.fsyncDirectories(
+                [os.path.join(folder, sub) for folder in {destinationPath, path} for sub in ("new", "cur")])
         for leftover in (staged, keep, journal, prepared.path):
             if leftover is not None:
                 maildir.removeQuietly(leftover)

@@ -143,11 +143,8 @@ def placeTransferred(placed, destination, sourcePath=None):
             # (recoverTemporary), or by a flag change.
             if destination._locate(destinationPath, os.path.basename(stagedPath)) is None:
                 log.msg("staged file %s vanished after its COPY/MOVE committed" % (stagedPath,))
-    for sub in ("new", "cur"):
-        maildir.fsyncDirectory(os.path.join(destinationPath, sub))
-    if sourcePath is not None:
-        for sub in ("new", "cur"):
-            maildir.fsyncDirectory(os.path.join(sourcePath, sub))
+    folders = {destinationPath} if sourcePath is None else {destinationPath, sourcePath}
+    maildir.fsyncDirectories([os.path.join(folder, sub) for folder in folders for sub in ("new", "cur")])
 
 def cleanTransfer(staged, journal):
     """

@@ -77,6 +77,16 @@ class WriteGroup:
         """
         self._actions.rolledBack.append((f, args))
 
+    def afterRelease(self, f, *args):
+        """
+        Call C{f(*args)} in the writing thread once the group committed and
+        the writers' lock (L{LOCK_SUFFIX}) is let go, after the write's
+        L{Deferred} was given to the reactor (dropped if the write fails):
+        clean-up that neither the reply nor the other writers wait for,
+        such as unlinking the files of expunged messages.
+        """
+        self._actions.released.append((f, args))
+
     def onReactor(self, f, *args):
         """
         Call C{f(*args)} on the reactor thread once the write is durable,
@@ -103,6 +113,7 @@ class _Actions:
     def __init__(self):
         self.committed = []
         self.rolledBack = []
+        self.released = []
         self.reactor = []
 
     @staticmethod
@@ -130,8 +141,7 @@ def runNow(conn, write, holder=None):
     try:
         with index.transaction(conn):
             result = write(conn, group)
-            for folder in sorted(group.folders):
-                maildir.fsyncDirectory(folder)
+            maildir.fsyncDirectories(group.folders)
     except BaseException:
         _Actions.run(group._startWrite().rolledBack)
         raise
@@ -140,6 +150,7 @@ def runNow(conn, write, holder=None):
             holder.current = None
     actions = group._startWrite()
     _Actions.run(actions.committed)
+    _Actions.run(actions.released)
     _Actions.run(actions.reactor)
     return result
 
@@ -237,6 +248,7 @@ class IndexWriter:
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
                 self._reactor.callFromThread(self._fire, outcomes)
+                self._afterRelease(outcomes)
         finally:
             os.close(lock)
             if self._connect is None:
@@ -246,6 +258,7 @@ class IndexWriter:
         outcomes = self._writeGroup(conn, items, retry)
         self._afterCommit(outcomes)
         self._reactor.callFromThread(self._fire, outcomes)
+        self._afterRelease(outcomes)
 
     @staticmethod
     def _afterCommit(outcomes):
@@ -256,6 +269,16 @@ class IndexWriter:
         for _d, _result, actions in outcomes:
             if actions is not None:
                 _Actions.run(actions.committed)
+
+    @staticmethod
+    def _afterRelease(outcomes):
+        """
+        Run what the committed writes registered with
+        L{WriteGroup.afterRelease}.
+        """
+        for _d, _result, actions in outcomes:
+            if actions is not None:
+                _Actions.run(actions.released)
 
     def _writeGroup(self, conn, items, retry=True):
         """
@@ -282,8 +305,7 @@ class IndexWriter:
                     else:
                         conn.execute("RELEASE write")
                         outcomes.append((d, result, group._startWrite()))
-                for folder in sorted(group.folders):
-                    maildir.fsyncDirectory(folder)
+                maildir.fsyncDirectories(group.folders)
         except BaseException as e:
             failure = Failure()
             for _d, _result, actions in outcomes:
