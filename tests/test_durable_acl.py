@@ -176,6 +176,23 @@ class SharedIndexHeldTests(DurableTestMixin, unittest.TestCase):
         self.assertEqual(self.listFile(), ["New"])
 
     @inlineCallbacks
+    def test_twoSessions(self):
+        """Two sessions' SETACL on one mailbox, sent while the shared index is held, both end in the ACL."""
+        other = Session(self)
+        release = self.holdIndex()
+        self.session.protocol.dataReceived(b"a SETACL Drafts other lr\r\n")
+        other.protocol.dataReceived(b"b SETACL Drafts third@example.test lrs\r\n")
+        for _ in range(10):
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        release()
+        yield self.waitFor(self.session, b"a OK")
+        yield self.waitFor(other, b"b OK")
+        self.assertEqual(self.known(DEMO, "Drafts"), [("user=" + OTHER, 0, "lr"),
+                                                      ("user=third@example.test", 0, "lrs")])
+        self.assertEqual(self.aclFile("Drafts").rightsFor("third@example.test", DEMO), frozenset("lrs"))
+        self.assertEqual(self.aclFile("Drafts").rightsFor(OTHER, DEMO), frozenset("lr"))
+
+    @inlineCallbacks
     def test_refused(self):
         """A SETACL the checks refuse is answered at once, and the session goes on."""
         self.assertIn(b"a NO [NONEXISTENT]", self.session.send(b"a SETACL Nothing other lr"))
