@@ -14,10 +14,11 @@ there fails at once rather than after 30 s.
 import os
 import threading
 
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
+from gateway.errors import NoSuchMailbox
 from gateway.store import journal, maildir
 from tests.test_store_mail import StoreTestMixin
 
@@ -75,3 +76,64 @@ class FirstOpenTests(StoreTestMixin, unittest.TestCase):
         yield self.blocked
         yield self.store._write(lambda conn, group: None)
         self.assertEqual(self.store.usage(), 100)
+
+
+class DiscoverTests(StoreTestMixin, unittest.TestCase):
+    """
+    The mailbox list's look at the folders (C{_discover}) while the index
+    writer holds the index: a Maildir another program copied in, or one
+    it removed, is registered by the writer, and the reactor thread does
+    not wait.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        self.store = self.makeStore(reactor=reactor)
+        self.store.createMailbox("Removed")
+        self.store._ownConn.execute("PRAGMA busy_timeout = 50")
+
+    holdWriter = FirstOpenTests.holdWriter
+
+    @inlineCallbacks
+    def running(self):
+        """
+        Let the reactor run (a test's first lines run before it does).
+        """
+        yield task.deferLater(reactor, 0, lambda: None)
+        self.assertTrue(reactor.running)
+
+    @inlineCallbacks
+    def test_listWhileHeld(self):
+        """LIST while the index is held answers from the index; the writer then registers the folders' changes."""
+        yield self.running()
+        maildir.ensureMaildir(maildir.mailboxPath(self.store.path, "Copied"))
+        maildir.removeTree(maildir.mailboxPath(self.store.path, "Removed"))
+        release = self.holdWriter()
+        listed = [info.name for info in self.store.listMailboxes()]
+        self.assertIn("Removed", listed)
+        self.assertNotIn("Copied", listed)
+        release.set()
+        yield self.blocked
+        yield self.store._write(lambda conn, group: None)
+        listed = [info.name for info in self.store.listMailboxes()]
+        self.assertIn("Copied", listed)
+        self.assertNotIn("Removed", listed)
+
+    @inlineCallbacks
+    def test_openWhileHeld(self):
+        """Opening a copied-in Maildir while the index is held says it is not there yet; once registered it opens."""
+        yield self.running()
+        maildir.ensureMaildir(maildir.mailboxPath(self.store.path, "Copied"))
+        release = self.holdWriter()
+        self.assertRaises(NoSuchMailbox, self.store.getMailbox, "Copied")
+        release.set()
+        yield self.blocked
+        yield self.store._write(lambda conn, group: None)
+        self.assertEqual(self.store.getMailbox("Copied").name, "Copied")
+
+    def test_registersAtOnce(self):
+        """With the index free, LIST registers a copied-in Maildir at once, as before."""
+        maildir.ensureMaildir(maildir.mailboxPath(self.store.path, "Copied"))
+        self.assertIn("Copied", [info.name for info in self.store.listMailboxes()])
+        self.assertIn("Copied", self.store.mailboxNames())

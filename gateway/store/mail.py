@@ -149,6 +149,7 @@ class MailStore(MailboxManagement):
         self._watcher = None
         self._watched = set()
         self._writer = None
+        self._discovering = False
         #: The group of a write run by writer.runNow (see _currentGroup).
         self.current = None
         self._accountChanges = None
@@ -219,34 +220,86 @@ class MailStore(MailboxManagement):
         """
         Bring the mailbox list in line with the folders on disk: register
         Maildirs copied in by other programs (indexed on first open), forget
-        mailboxes whose folder was removed.
+        mailboxes whose folder was removed.  On the thread of a running
+        reactor it never waits for the index's lock: when a writer holds
+        it (this process's group, another worker's, another program), the
+        index writer registers the change and the index answers as it
+        stands meanwhile (a folder whose CREATE or DELETE is being
+        committed is listed as the committed index says).
+        """
+        disk, added, gone = self._differences()
+        if not added and not gone:
+            return
+        if (threading.get_ident() != self._ownerThread or self._conn.in_transaction
+                or not getattr(self._reactor, "running", False)):
+            with index.transaction(self._conn):
+                self._register(disk, added, gone)
+            return
+        previous = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            with index.transaction(self._conn):
+                self._register(disk, added, gone)
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                raise
+            self._discoverLater()
+        finally:
+            self._conn.execute("PRAGMA busy_timeout = %d" % (previous,))
+
+    def _discoverLater(self):
+        """
+        L{_discover} by the index writer (once at a time).
+        """
+        if self._discovering:
+            return
+        self._discovering = True
+
+        def register(conn, group):
+            disk, added, gone = self._differences()
+            self._register(disk, added, gone)
+
+        def done(result):
+            self._discovering = False
+            return result
+        self._write(register).addBoth(done).addErrback(
+            lambda failure: log.failure("Registering the mailbox folders failed", failure))
+
+    def _differences(self):
+        """
+        @return: C{(disk, added, gone)}: the folders on disk (see
+            L{_diskMailboxes}), and the names the index lacks and those
+            it has that are not on disk.
         """
         disk = self._diskMailboxes()
         known = dict(self._conn.execute("SELECT name, selectable FROM mailboxes").fetchall())
         added = [name for name in disk if name not in known]
         gone = [name for name in known if name not in disk and name != "INBOX"]
-        if not added and not gone:
-            return
-        with index.transaction(self._conn):
-            for name in gone:
-                if os.path.isdir(maildir.mailboxPath(self.path, name)):
-                    continue
-                self._dropMailboxRows(name)
-            for name in sorted(added):
-                if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
-                    continue
-                parent = maildir.parentNames(name)
-                mailboxClass = "IPF.Note"
-                if parent:
-                    row = self._conn.execute("SELECT class FROM mailboxes WHERE name = ?",
-                                             (parent[-1],)).fetchone()
-                    mailboxClass = row[0] if row else mailboxClass
-                default = [d for d in DEFAULT_MAILBOXES if d[0] == name]
-                specialUse = None
-                if default:
-                    mailboxClass, specialUse = default[0][1], default[0][2]
-                mailboxClass = self._storedClass(name) or mailboxClass
-                self._insertMailbox(name, mailboxClass, specialUse, selectable=disk[name])
+        return disk, added, gone
+
+    def _register(self, disk, added, gone):
+        """
+        Inside a transaction: what L{_discover} found, checked again.
+        """
+        for name in gone:
+            if os.path.isdir(maildir.mailboxPath(self.path, name)):
+                continue
+            self._dropMailboxRows(name)
+        for name in sorted(added):
+            if self._conn.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
+                continue
+            parent = maildir.parentNames(name)
+            mailboxClass = "IPF.Note"
+            if parent:
+                row = self._conn.execute("SELECT class FROM mailboxes WHERE name = ?",
+                                         (parent[-1],)).fetchone()
+                mailboxClass = row[0] if row else mailboxClass
+            default = [d for d in DEFAULT_MAILBOXES if d[0] == name]
+            specialUse = None
+            if default:
+                mailboxClass, specialUse = default[0][1], default[0][2]
+            mailboxClass = self._storedClass(name) or mailboxClass
+            self._insertMailbox(name, mailboxClass, specialUse, selectable=disk[name])
 
     def _storedClass(self, name):
         """
