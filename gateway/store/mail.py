@@ -103,12 +103,13 @@ class MailboxInfo:
         return "<MailboxInfo %r>" % (self.name,)
 
 
-def _countTemporary(conn, key, kept):
+def _countTemporary(conn, mailboxId, key, kept):
     """
     Record in the index what stays in a mailbox's C{tmp/} (meta key
-    C{key}: C{tmp:<mailbox id>}), which the account's usage counts.
+    C{key}: C{tmp:<mailbox id>}), which the account's usage counts, unless
+    the mailbox was deleted meanwhile.
     """
-    if kept:
+    if kept and conn.execute("SELECT 1 FROM mailboxes WHERE id = ?", (mailboxId,)).fetchone():
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, kept))
     else:
         conn.execute("DELETE FROM meta WHERE key = ?", (key,))
@@ -394,7 +395,7 @@ class MailStore(MailboxManagement):
         if (row[0] if row else 0) != kept:
             # By the index writer (at once without threads): the reactor
             # does not wait for the index's lock to count a few octets.
-            self._write(lambda conn, group: _countTemporary(conn, key, kept)).addErrback(
+            self._write(lambda conn, group: _countTemporary(conn, mailboxId, key, kept)).addErrback(
                 lambda failure: log.failure("Counting what stays in a tmp/ folder failed", failure))
 
     def hasMailbox(self, name):
