@@ -183,6 +183,26 @@ class SharedIndexTests(unittest.TestCase):
         self.index.remove("o@a.test", "Old")
         self.assertEqual(self.index.mailboxesOf("o@a.test"), ["Old/Sub", "Workshop"])
 
+    def test_runWrite(self):
+        """runWrite commits a write in a connection of its own, readable from the index's own connection."""
+        shared = ACL({("anyone", False): frozenset("l")})
+        self.assertEqual(self.index.runWrite(
+            lambda conn, group: self.index.update("o@a.test", "Work", shared, conn) or "done"), "done")
+        self.assertEqual(self.index.mailboxesOf("o@a.test"), ["Work"])
+        self.assertIsNot(self.index._writeConn, self.index.conn)
+
+    def test_runWriteFails(self):
+        """A write that raises leaves the index as it was, and what it gave to undo runs."""
+        undone = []
+
+        def write(conn, group):
+            self.index.update("o@a.test", "Work", ACL({("anyone", False): frozenset("l")}), conn)
+            group.ifRolledBack(undone.append, "undone")
+            raise ValueError("no")
+        self.assertRaises(ValueError, self.index.runWrite, write)
+        self.assertEqual(self.index.mailboxesOf("o@a.test"), [])
+        self.assertEqual(undone, ["undone"])
+
     def test_rebuild(self):
         """rebuild reads every dovecot-acl file of the accounts given."""
         root = self.mktemp()
