@@ -12,7 +12,7 @@ import os
 import socket
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.protocols.basic import NetstringReceiver
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -21,6 +21,7 @@ from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
 from gateway.memdebug import memoryReportService
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
+from gateway.workerload import WorkerLoads, shareAccepts
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
 
 log = glog.getLogger("server")
@@ -34,8 +35,9 @@ class _AdoptedListenerService(service.Service):
         context, which reload renews).
     """
 
-    def __init__(self, fd, endpoint, factory, reactor):
+    def __init__(self, fd, endpoint, factory, reactor, loads=None):
         self.fd = fd
+        self.loads = loads
         self.endpoint = endpoint
         self.factory = factory
         self.reactor = reactor
@@ -56,6 +58,8 @@ class _AdoptedListenerService(service.Service):
         self.port = self.reactor.adoptStreamPort(self.fd, family, factory)
         os.close(self.fd)  # adoptStreamPort works on a copy
         acceptOnePerWake(self.port)
+        if self.loads is not None:
+            shareAccepts(self.port, self.loads, self.reactor)
 
     def stopService(self):
         service.Service.stopService(self)
@@ -100,6 +104,17 @@ class WorkerService(GatewayService):
         self.counts = SharedConnectionCounts(context.config.dataRoot())
         # What a process with this id left (one that was killed) is gone.
         self.counts.forgetProcess(self.counts.pid)
+        self.loads = WorkerLoads(context.config.dataRoot(), number, context.config["server", "workers"],
+                                 self.openConnections)
+        self._publishing = task.LoopingCall(self.loads.publish)
+        self._publishing.clock = context.reactor
+
+    def openConnections(self):
+        """
+        How many connections this worker has open (every protocol).
+        """
+        return sum(len(getattr(factory, "protocols", None) or getattr(factory, "sessions", None) or ())
+                   for factory in self.factories.values())
 
     def factory(self, name):
         """
@@ -119,8 +134,15 @@ class WorkerService(GatewayService):
 
         self.control = ControlProtocol(self)
         stdio.StandardIO(self.control, stdin=CONTROL_IN, stdout=CONTROL_OUT, reactor=self.context.reactor)
+        # Closed connections reach the other workers' view within a second.
+        self._publishing.start(1.0)
         self.control.tell("serving")
         log.info("worker {number} serving (pid {pid})", number=self.number, pid=os.getpid())
+
+    def stopService(self):
+        if self._publishing.running:
+            self._publishing.stop()
+        return GatewayService.stopService(self)
 
     def _reloadListeners(self, config):
         log.info("reload: listeners stay as the parent opened them")
@@ -210,7 +232,7 @@ def makeWorkerService(config, number, inherited, reactor=None):
             continue
         endpoint, _ = makeEndpoint(context.reactor, description, context.tls, config["tls", "minimum_version"],
                                    "[%s] listen" % (name,), config["server", "listen_backlog"])
-        child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor)
+        child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor, top.loads)
         child.setName(key)
         child.setServiceParent(top)
     publishing = publishingService(context)

@@ -1,0 +1,131 @@
+# -*- test-case-name: tests.test_workerload -*-
+"""
+Sharing new connections evenly between the workers of C{[server] workers =
+N} (L{gateway.worker}).
+
+Every worker waits on the listening sockets the parent opened, and the
+first to call C{accept} gets the connection.  Even one connection a wake
+(L{gateway.worker.acceptOnePerWake}), imaptest's 10 clients went 6 and 4
+(or 7 and 3) to two workers: the one with more does more of the work on
+one core while the other core waits, and a run's result depended on how
+its clients happened to fall (41,000 to 61,000 commands in 20 s for the
+same run).  IMAP sessions last, so the split stays for their life.
+
+Each worker writes how many connections it has open into its slot of a
+small shared file (C{run/worker-connections} under the data root: 8 bytes
+a worker, mapped in memory: no system call to read or write it).  Before
+it accepts, a worker that has more than another one lets that one take the
+connection: it stops reading its listeners for L{PAUSE} seconds, then
+accepts whatever is left (so a worker that is stuck, or ended and not yet
+replaced, delays connections by L{PAUSE} at most).
+"""
+
+import mmap
+import os
+import struct
+
+from gateway.runstate import runPath
+
+#: The shared file under the data root's run folder.
+NAME = "worker-connections"
+
+#: Workers with a slot (more share nothing).
+SLOTS = 64
+
+#: How long a worker that has more connections than another leaves a new
+#: connection to the others.
+PAUSE = 0.005
+
+
+class WorkerLoads:
+    """
+    The open connections of each worker, in a file every worker maps.
+
+    @ivar number: this worker's number (1 to C{count}).
+    @ivar count: how many workers there are.
+    """
+
+    def __init__(self, dataRoot, number, count, openConnections):
+        """
+        @param openConnections: returns how many connections this worker
+            has open now.
+        """
+        self.number = number
+        self.count = min(count, SLOTS)
+        self._open = openConnections
+        self._map = None
+        if number > SLOTS:
+            return
+        path = runPath(dataRoot, NAME)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size < SLOTS * 8:
+                os.ftruncate(fd, SLOTS * 8)
+            self._map = mmap.mmap(fd, SLOTS * 8)
+        finally:
+            os.close(fd)
+        self.publish()
+
+    def publish(self):
+        """
+        Write this worker's open connections into its slot.
+
+        @return: that number.
+        """
+        mine = self._open()
+        if self._map is not None:
+            struct.pack_into("q", self._map, (self.number - 1) * 8, mine)
+        return mine
+
+    def othersHaveFewer(self):
+        """
+        Has another worker fewer connections open than this one?  (Publishes
+        this one's first.)
+
+        @return: C{None} if not, else what the others have open in all (to
+            tell whether they took connections since).
+        """
+        mine = self.publish()
+        if self._map is None or self.count < 2:
+            return None
+        counts = struct.unpack_from("%dq" % (self.count,), self._map)
+        others = [n for k, n in enumerate(counts) if k != self.number - 1]
+        return sum(others) if min(others) < mine else None
+
+    def close(self):
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
+def shareAccepts(port, loads, clock, pause=PAUSE):
+    """
+    Make C{port} (a listening port that accepts one connection a read: see
+    L{gateway.worker.acceptOnePerWake}) leave a new connection to the other
+    workers for C{pause} seconds while one of them has fewer open than this
+    one (L{WorkerLoads.othersHaveFewer}), again while they take
+    connections, and accept it once they took none during a pause (stuck,
+    or gone).
+    """
+    doRead = port.doRead
+    # What the others had open when this worker last paused.
+    seen = [None]
+
+    def resume():
+        if port.connected:
+            port.startReading()
+
+    def doReadShared():
+        others = loads.othersHaveFewer()
+        if others is not None and others != seen[0]:
+            seen[0] = others
+            port.stopReading()
+            clock.callLater(pause, resume)
+            return None
+        seen[0] = None
+        result = doRead()
+        loads.publish()
+        return result
+
+    port.doRead = doReadShared

@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.test_workerload -*-
+"""
+Tests for L{gateway.workerload}: new connections go to the worker that has
+fewest open.
+"""
+
+import socket
+
+from twisted.internet import protocol, reactor, task
+from twisted.trial import unittest
+
+from gateway import worker, workerload
+
+
+class WorkerLoadsTests(unittest.TestCase):
+    """
+    L{workerload.WorkerLoads}: each worker's open connections in a shared
+    file.
+    """
+
+    def setUp(self):
+        self.dataRoot = self.mktemp()
+        self.open = {1: 0, 2: 0, 3: 0}
+
+    def loads(self, number, count=3):
+        loads = workerload.WorkerLoads(self.dataRoot, number, count, lambda: self.open[number])
+        self.addCleanup(loads.close)
+        return loads
+
+    def test_fewerElsewhere(self):
+        """A worker with more connections than another sees that one has fewer; the one with fewest does not."""
+        first, second, third = self.loads(1), self.loads(2), self.loads(3)
+        self.open.update({1: 3, 2: 1, 3: 2})
+        second.publish()
+        third.publish()
+        self.assertEqual(first.othersHaveFewer(), 3)
+        self.assertEqual(third.othersHaveFewer(), 4)
+        self.assertIsNone(second.othersHaveFewer())
+
+    def test_equal(self):
+        """Workers with as many connections as one another each accept."""
+        first, second = self.loads(1, 2), self.loads(2, 2)
+        self.open.update({1: 2, 2: 2})
+        second.publish()
+        self.assertIsNone(first.othersHaveFewer())
+        self.assertIsNone(second.othersHaveFewer())
+
+    def test_ownCountPublished(self):
+        """Asking publishes this worker's count first: the others see it at once."""
+        first, second = self.loads(1, 2), self.loads(2, 2)
+        self.open.update({1: 0, 2: 0})
+        second.publish()
+        self.open[1] = 4
+        self.assertEqual(first.othersHaveFewer(), 0)
+        self.assertIsNone(second.othersHaveFewer())
+        self.open[2] = 5
+        self.assertEqual(second.othersHaveFewer(), 4)
+
+    def test_oneWorker(self):
+        """A single worker never waits for others."""
+        self.open[1] = 10
+        self.assertIsNone(self.loads(1, 1).othersHaveFewer())
+
+    def test_onlyConfiguredWorkers(self):
+        """Slots past the number of workers (a worker of an earlier configuration) are not compared."""
+        third = self.loads(3, 3)
+        self.open.update({1: 5, 2: 5, 3: 0})
+        third.publish()
+        first = self.loads(1, 2)
+        self.loads(2, 2).publish()
+        self.assertIsNone(first.othersHaveFewer())
+
+
+class _Refusing(protocol.ServerFactory):
+    def __init__(self):
+        self.built = []
+
+    def buildProtocol(self, addr):
+        self.built.append(addr)
+        return None  # refused: nothing to clean up
+
+
+class _Loads:
+    """
+    What L{workerload.shareAccepts} asks: the others' total while one of
+    them has fewer, else C{None}.
+    """
+
+    def __init__(self, others):
+        self.others = others
+        self.published = 0
+
+    def othersHaveFewer(self):
+        return self.others
+
+    def publish(self):
+        self.published += 1
+
+
+class ShareAcceptsTests(unittest.TestCase):
+    """
+    L{workerload.shareAccepts}: a worker with more connections than another
+    leaves a new one to the others for a moment, then takes it.
+    """
+
+    def setUp(self):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(10)
+        listener.setblocking(False)
+        self.factory = _Refusing()
+        self.port = reactor.adoptStreamPort(listener.fileno(), socket.AF_INET, self.factory)
+        listener.close()
+        self.addCleanup(lambda: self.port.connected and self.port.stopListening())
+        self.port.stopReading()  # read by hand below, not by the reactor
+        worker.acceptOnePerWake(self.port)
+        self.clock = task.Clock()
+        for _ in range(2):
+            client = socket.create_connection(self.port.socket.getsockname())
+            self.addCleanup(client.close)
+
+    def reading(self):
+        return self.port in reactor.getReaders()
+
+    def test_leastLoadedAccepts(self):
+        """A worker no other has fewer connections than accepts at once, and publishes its new count."""
+        loads = _Loads(None)
+        workerload.shareAccepts(self.port, loads, self.clock)
+        self.port.doRead()
+        self.assertEqual(len(self.factory.built), 1)
+        self.assertEqual(loads.published, 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_busierWorkerWaits(self):
+        """A busier worker stops reading for the pause, and again while the others take connections."""
+        loads = _Loads(3)
+        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005)
+        self.port.startReading()
+        self.port.doRead()
+        self.assertEqual(self.factory.built, [])
+        self.assertFalse(self.reading())
+        self.clock.advance(0.005)
+        self.assertTrue(self.reading())
+        self.port.stopReading()
+        loads.others = 4  # one of them took a connection meanwhile
+        self.port.doRead()
+        self.assertEqual(self.factory.built, [])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_stuckOthers(self):
+        """When the others took nothing during a pause, the busier worker takes the connection."""
+        loads = _Loads(3)
+        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005)
+        self.port.doRead()
+        self.clock.advance(0.005)
+        self.port.stopReading()
+        self.port.doRead()
+        self.assertEqual(len(self.factory.built), 1)
+        self.port.doRead()
+        self.assertEqual(len(self.factory.built), 1, "the next one is left to the others again")
+
+    def test_closedDuringPause(self):
+        """A port that stopped listening during the pause is not read again."""
+        loads = _Loads(3)
+        workerload.shareAccepts(self.port, loads, self.clock)
+        self.port.doRead()
+
+        def stopped(_):
+            self.clock.advance(workerload.PAUSE)
+            self.assertFalse(self.reading())
+        return self.port.stopListening().addCallback(stopped)
