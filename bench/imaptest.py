@@ -32,12 +32,14 @@ says so and exits 2.
 import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -173,15 +175,36 @@ def runOnce(binary, which, shape, options, mbox, top):
                 "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
         args += SHAPES[shape]
         env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
-        done = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=options.seconds + 120)
+        client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        split = None
+        if which == "ours":
+            time.sleep(min(3, options.seconds / 2))
+            split = connectionsByProcess(port)
+        out, _ = client.communicate(timeout=options.seconds + 120)
         cpu = treeCpu(child.pid) - before
-        text = done.stdout.decode("utf-8", "replace")
+        text = out.decode("utf-8", "replace")
     finally:
         imap.stop(child)
         shutil.rmtree(tmp, ignore_errors=True)
     errors = [line for line in text.splitlines() if "Error:" in line]
-    return parseTotals(text), errors, cpu
+    return parseTotals(text), errors, cpu, split
+
+
+def connectionsByProcess(port):
+    """
+    How the established connections to C{port} are shared between the
+    server's processes (its workers): their counts, largest first, or
+    C{None} when C{ss} cannot tell.
+    """
+    try:
+        out = subprocess.run(["ss", "-Htnp", "state", "established", "( sport = :%d )" % (port,)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10).stdout.decode()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    counts = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True) or None
 
 
 def main():
@@ -217,12 +240,13 @@ def main():
             perCommand = {which: [] for which in servers}
             for run in range(options.runs):
                 for which in servers:
-                    counts, errors, cpu = runOnce(binary, which, shape, options, mbox, top)
+                    counts, errors, cpu, split = runOnce(binary, which, shape, options, mbox, top)
                     total = sum(counts.values())
                     totals[which].append(total)
                     perCommand[which].append(1000 * cpu / max(total, 1))
-                    print("%-5s %-7s run %d: %6d commands, server CPU %.1f s (%.3f ms a command)  %s%s" % (
+                    print("%-5s %-7s run %d: %6d commands, server CPU %.1f s (%.3f ms a command)%s  %s%s" % (
                         shape, which, run + 1, total, cpu, perCommand[which][-1],
+                        ", clients by worker %s" % ("/".join(map(str, split)),) if split else "",
                         " ".join("%s %d" % kv for kv in counts.items()),
                         "  ERRORS %d" % (len(errors),) if errors else ""), flush=True)
                     for line in errors[:5]:

@@ -26,6 +26,10 @@ from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKe
 
 log = glog.getLogger("server")
 
+#: How long a worker waits for the parent to say every worker serves
+#: before it accepts connections anyway (L{WorkerService.accept}).
+ACCEPT_WAIT = 5.0
+
 
 class _AdoptedListenerService(service.Service):
     """
@@ -60,6 +64,15 @@ class _AdoptedListenerService(service.Service):
         acceptOnePerWake(self.port)
         if self.loads is not None:
             shareAccepts(self.port, self.loads, self.reactor)
+            if not self.loads.accepting:
+                self.port.stopReading()
+
+    def accept(self):
+        """
+        Start accepting (see L{WorkerService.accept}).
+        """
+        if self.port is not None and self.port.connected:
+            self.port.startReading()
 
     def stopService(self):
         service.Service.stopService(self)
@@ -108,6 +121,7 @@ class WorkerService(GatewayService):
                                  self.openConnections)
         self._publishing = task.LoopingCall(self.loads.publish)
         self._publishing.clock = context.reactor
+        self._acceptAnyway = None
 
     def openConnections(self):
         """
@@ -136,12 +150,29 @@ class WorkerService(GatewayService):
         stdio.StandardIO(self.control, stdin=CONTROL_IN, stdout=CONTROL_OUT, reactor=self.context.reactor)
         # Closed connections reach the other workers' view within a second.
         self._publishing.start(1.0)
+        self._acceptAnyway = self.context.reactor.callLater(ACCEPT_WAIT, self.accept)
         self.control.tell("serving")
         log.info("worker {number} serving (pid {pid})", number=self.number, pid=os.getpid())
+
+    def accept(self):
+        """
+        Accept connections: when the parent says every worker serves, or
+        L{ACCEPT_WAIT} seconds after this one started.
+        """
+        if self.loads.accepting:
+            return
+        self.loads.accepting = True
+        if self._acceptAnyway is not None and self._acceptAnyway.active():
+            self._acceptAnyway.cancel()
+        for child in self:
+            if isinstance(child, _AdoptedListenerService):
+                child.accept()
 
     def stopService(self):
         if self._publishing.running:
             self._publishing.stop()
+        if self._acceptAnyway is not None and self._acceptAnyway.active():
+            self._acceptAnyway.cancel()
         return GatewayService.stopService(self)
 
     def _reloadListeners(self, config):
@@ -173,11 +204,13 @@ class ControlProtocol(NetstringReceiver):
             what = message["ask"]
         except (ValueError, KeyError, TypeError):
             return
-        monitor = self.worker.context.monitor
-        if what == "metrics":
-            answer = monitor.renderMetrics().decode("utf-8")
+        if what == "accept":
+            self.worker.accept()
+            answer = True
+        elif what == "metrics":
+            answer = self.worker.context.monitor.renderMetrics().decode("utf-8")
         elif what == "sessions":
-            answer = monitor.sessionList()
+            answer = self.worker.context.monitor.sessionList()
         else:
             answer = None
         reply = json.dumps({"id": message.get("id"), "answer": answer}).encode("utf-8")

@@ -148,6 +148,31 @@ class WorkerParent(GatewayService):
         self.restarts = 0
         self.secret = os.urandom(32).hex()
         self._spawn = spawn or context.reactor.spawnProcess
+        #: The workers that served since the start, until all did.
+        self._served = set()
+        self.allServed = False
+
+    def workerServing(self, worker):
+        """
+        Worker C{worker} adopted its listeners.  Workers accept nothing
+        until every one of them serves (or L{gateway.worker.ACCEPT_WAIT}
+        passed): connections made at the start (clients reconnecting after a
+        restart) are shared between all of them, not all taken by the first
+        one up for the life of their sessions.  A worker started again later
+        accepts at once.
+        """
+        if self.allServed:
+            self._tellAccept(worker)
+            return
+        self._served.add(worker.number)
+        if len(self._served) >= self.count:
+            self.allServed = True
+            for each in self.workers.values():
+                self._tellAccept(each)
+
+    @staticmethod
+    def _tellAccept(worker):
+        worker.ask("accept").addErrback(lambda failure: None)  # it accepts after ACCEPT_WAIT anyway
 
     def listeners(self):
         """
@@ -663,6 +688,7 @@ class WorkerProcess(protocol.ProcessProtocol):
             message = json.loads(data)
             if message.get("event") == "serving":
                 self._fireServing()
+                self.parent.workerServing(self)
                 return
             d = self._questions.pop(message["id"])
         except (ValueError, KeyError, TypeError):

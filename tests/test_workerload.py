@@ -169,3 +169,90 @@ class ShareAcceptsTests(unittest.TestCase):
             self.clock.advance(workerload.PAUSE)
             self.assertFalse(self.reading())
         return self.port.stopListening().addCallback(stopped)
+
+
+class FirstAcceptTests(unittest.TestCase):
+    """
+    At the start, workers accept nothing until every one serves: the
+    parent tells them (L{workers.WorkerParent.workerServing}).
+    """
+
+    def parent(self, count):
+        from twisted.application.service import MultiService
+
+        from gateway import workers
+
+        parent = workers.WorkerParent.__new__(workers.WorkerParent)
+        MultiService.__init__(parent)
+        parent.count = count
+        parent._served = set()
+        parent.allServed = False
+        parent.workers = {}
+        for number in range(1, count + 1):
+            parent.workers[number] = _Worker(number)
+        return parent
+
+    def test_waitForAll(self):
+        """The first workers to serve are told to accept only once the last one serves."""
+        parent = self.parent(3)
+        parent.workerServing(parent.workers[1])
+        parent.workerServing(parent.workers[3])
+        self.assertEqual([w.asked for w in parent.workers.values()], [[], [], []])
+        parent.workerServing(parent.workers[2])
+        self.assertEqual([w.asked for w in parent.workers.values()], [["accept"]] * 3)
+
+    def test_restartedAcceptsAtOnce(self):
+        """A worker started again after the start is told to accept as soon as it serves."""
+        parent = self.parent(2)
+        for each in parent.workers.values():
+            parent.workerServing(each)
+        parent.workerServing(parent.workers[2])
+        self.assertEqual(parent.workers[2].asked, ["accept", "accept"])
+        self.assertEqual(parent.workers[1].asked, ["accept"])
+
+    def test_heldListener(self):
+        """A worker's adopted listener reads nothing until the worker accepts."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(10)
+        loads = _Loads(None)
+        loads.accepting = False
+        child = worker._AdoptedListenerService(listener.detach(), object(), _Refusing(), reactor, loads)
+        child.startService()
+        self.addCleanup(child.stopService)
+        self.assertNotIn(child.port, reactor.getReaders())
+        child.accept()
+        self.assertIn(child.port, reactor.getReaders())
+
+    def test_controlAccept(self):
+        """The parent's 'accept' on the control pipe makes the worker accept, and is answered."""
+        import json
+
+        accepted = []
+
+        class Worker:
+            def accept(self):
+                accepted.append(True)
+
+        written = []
+
+        class Transport:
+            def write(self, data):
+                written.append(data)
+        control = worker.ControlProtocol(Worker())
+        control.transport = Transport()
+        control.stringReceived(json.dumps({"id": 7, "ask": "accept"}).encode("utf-8"))
+        self.assertEqual(accepted, [True])
+        self.assertEqual(json.loads(written[0].split(b":", 1)[1][:-1]), {"id": 7, "answer": True})
+
+
+class _Worker:
+    def __init__(self, number):
+        self.number = number
+        self.asked = []
+
+    def ask(self, what):
+        from twisted.internet import defer
+
+        self.asked.append(what)
+        return defer.succeed(None)
