@@ -173,7 +173,11 @@ class WorkerService(GatewayService):
             self._publishing.stop()
         if self._acceptAnyway is not None and self._acceptAnyway.active():
             self._acceptAnyway.cancel()
-        return GatewayService.stopService(self)
+        return defer.maybeDeferred(GatewayService.stopService, self).addBoth(self._closeLoads)
+
+    def _closeLoads(self, result):
+        self.loads.close()
+        return result
 
     def _reloadListeners(self, config):
         log.info("reload: listeners stay as the parent opened them")

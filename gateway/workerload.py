@@ -63,7 +63,7 @@ class WorkerLoads:
         if number > SLOTS:
             return
         path = runPath(dataRoot, NAME)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             if os.fstat(fd).st_size < SLOTS * 8:
