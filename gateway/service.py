@@ -399,6 +399,7 @@ class GatewayService(service.MultiService):
     def startService(self):
         globalLogPublisher.addObserver(self.context.monitor.observeLog)
         self._stopCounting = stats.observe(self.context.monitor.countEvent)
+        self._stopTiming = stats.observeTimes(self.context.monitor.measureEvent)
         self._startLogFile(self.context.config)
         if self.handleSignals:
             self._installSignals()
@@ -435,6 +436,7 @@ class GatewayService(service.MultiService):
     def _stopEverything(self):
         globalLogPublisher.removeObserver(self.context.monitor.observeLog)
         self._stopCounting()
+        self._stopTiming()
         if self.trimmer is not None:
             self.trimmer.stopService()
             self.trimmer = None

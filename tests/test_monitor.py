@@ -119,6 +119,26 @@ class MonitorTests(unittest.TestCase):
         self.assertEqual(value(parsed, "gateway_deliveries_total", status="failed"), 1)
         self.assertEqual(value(parsed, "gateway_quota_refusals_total", protocol="lmtp"), 1)
 
+    @defer.inlineCallbacks
+    def test_indexWriterTimed(self):
+        """The index writer's times (each write until durable; each group's lock wait and hold) are histograms."""
+        from gateway import stats
+        from gateway.store.mail import MailStore
+
+        monitor = Monitor()
+        self.addCleanup(stats.observeTimes(monitor.measureEvent))
+        store = MailStore(self.mktemp(), reactor=reactor)
+        self.addCleanup(store.close)
+        inbox = store.getMailbox("INBOX")
+        yield inbox.appendMessageLater(b"Subject: one\r\n\r\nbody\r\n")
+        yield defer.gatherResults([inbox.setFlagsLater([1], [flag], "+") for flag in ("\\Seen", "\\Flagged")])
+        groups = store._writer.groups
+        parsed = samples(monitor.renderMetrics())
+        self.assertEqual(value(parsed, "gateway_index_write_seconds_count", stage="durable"), 3)
+        self.assertEqual(value(parsed, "gateway_index_write_seconds_count", stage="held"), groups)
+        self.assertEqual(value(parsed, "gateway_index_write_seconds_count", stage="lock"), groups)
+        self.assertGreater(value(parsed, "gateway_index_write_seconds_sum", stage="durable"), 0)
+
     def test_storeEventsCounted(self):
         """Index rescans (by scope) and free/busy computations, which the store counts through gateway.stats, are counted."""
         from gateway import stats

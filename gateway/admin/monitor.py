@@ -233,6 +233,16 @@ class Monitor:
             "freebusy_computations": Counter("gateway_freebusy_computations", "Free/busy documents computed"
                                              " (not answered from the cache).", [], registry=self.registry),
         }
+        #: Times other layers measure through L{gateway.stats}: name ->
+        #: histogram.
+        self.eventTimers = {
+            "index_write": Histogram(
+                "gateway_index_write_seconds", "The index writer (gateway/store/writer.py), by stage:"
+                " 'durable' from a write's submission to its commit (what a STORE, EXPUNGE, APPEND or"
+                " delivery waits for), per write; 'lock' waiting for the index's lock (another worker's"
+                " group), 'held' the group holding it (its writes, the folders' and the commit's fsync),"
+                " per group.", ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry),
+        }
         self.registry.register(_Collector(self))
         self._children = {}
 
@@ -329,6 +339,15 @@ class Monitor:
         if counter is not None:
             (counter.labels(*(str(labels.get(n, "-")) for n in counter._labelnames))
              if counter._labelnames else counter).inc()
+
+    def measureEvent(self, name, labels, seconds):
+        """
+        A L{gateway.stats} time observer: record a time another layer
+        measured.
+        """
+        histogram = self.eventTimers.get(name)
+        if histogram is not None:
+            histogram.labels(*(str(labels.get(n, "-")) for n in histogram._labelnames)).observe(seconds)
 
     def observeLog(self, event):
         """

@@ -28,11 +28,13 @@ import collections
 import fcntl
 import os
 import threading
+import time
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python import log
 from twisted.python.failure import Failure
 
+from gateway import stats
 from gateway.errors import isStorageFull
 from gateway.store import index, maildir
 
@@ -205,6 +207,9 @@ class IndexWriter:
             it raised (or with the commit's error).
         """
         d = Deferred()
+        if stats.measuring():
+            submitted = time.monotonic()
+            d.addBoth(_measureWrite, submitted)
         with self._wake:
             if self._stopping:
                 raise RuntimeError("index writer is closed")
@@ -234,7 +239,9 @@ class IndexWriter:
                 # The writers of every process take turns on this lock
                 # before SQLite's: see LOCK_SUFFIX.  What was submitted
                 # while this one waited joins the group.
+                waited = time.monotonic()
                 fcntl.flock(lock, fcntl.LOCK_EX)
+                locked = time.monotonic()
                 try:
                     with self._wake:
                         items = list(self._queue)
@@ -247,6 +254,8 @@ class IndexWriter:
                     self._afterCommit(outcomes)
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
+                    stats.measure("index_write", locked - waited, stage="lock")
+                    stats.measure("index_write", time.monotonic() - locked, stage="held")
                 self._reactor.callFromThread(self._fire, outcomes)
                 self._afterRelease(outcomes)
         finally:
@@ -334,6 +343,11 @@ class IndexWriter:
             else:
                 _Actions.run(actions.reactor)
                 d.callback(outcome)
+
+
+def _measureWrite(result, submitted):
+    stats.measure("index_write", time.monotonic() - submitted, stage="durable")
+    return result
 
 
 def callDurably(mailbox, name, *args):
