@@ -80,6 +80,22 @@ class MemoryReportTests(unittest.TestCase):
         self.assertNotIn("closed.sqlite", text)
         self.assertIn("held:\n  realm: 7 accounts\n", text)
 
+    def test_timedCalls(self):
+        """A report counts the reactor's pending timed calls by what they call."""
+        from twisted.internet import task
+
+        clock = task.Clock()
+        clock.callLater(5, Grown)
+        clock.callLater(9, Grown)
+        clock.callLater(1, self.fail)
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False, reactor=clock)
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("timed calls pending: 3\n     2 tests.test_memdebug.Grown\n"
+                      "     1 MemoryReportTests.fail\n", text)
+
     def test_referrers(self):
         """referrers names what holds an object: a dict with its keys, a tuple with its items, an object."""
         kept = Grown()
