@@ -363,7 +363,8 @@ def unnamedBlocks(pool, named, typeIds):
 
     @param named: the addresses the walk met, as a C{set}-like.
     @param typeIds: the ids of the types known.
-    @return: C{list} of (description, first 16 bytes).
+    @return: C{list} of (description, first 16 bytes, or the C{repr} of a
+        live string or number).
     """
     free, carved = _freeBlocks(pool)
     found = []
@@ -372,6 +373,7 @@ def unnamedBlocks(pool, named, typeIds):
         if block in free or any(block + h in named for h in (0, 16, 32) if h < pool.blockSize):
             continue
         what = None
+        head = ctypes.string_at(block, 16)
         for h in (0, 16, 32):
             if h + 16 > pool.blockSize:
                 break
@@ -379,9 +381,16 @@ def unnamedBlocks(pool, named, typeIds):
             kind = ctypes.c_void_p.from_address(block + h + 8).value
             if kind in typeIds and 0 <= refs < 1 << 40:
                 what = typeIds[kind] + (" (reference count 0: a free list's)" if refs == 0 else "")
+                if refs and h == 0 and typeIds[kind] in _VALUE_TYPES:
+                    # A live string or number: its value says more than its bytes.
+                    head = repr(ctypes.cast(block, ctypes.py_object).value)[:70]
                 break
-        found.append((what or "not an object", ctypes.string_at(block, 16)))
+        found.append((what or "not an object", head))
     return found
+
+
+#: The types whose value L{unnamedBlocks} shows (immutable, no references).
+_VALUE_TYPES = frozenset(["builtins.str", "builtins.bytes", "builtins.int", "builtins.float"])
 
 
 def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects):
@@ -471,7 +480,8 @@ def arenaReport(sparsest=6, perArena=20, referrersOf=4, objects=reachableObjects
                         sample.setdefault((what, p.blockSize), head)
             lines.append("  blocks in use the walk did not meet: %d" % (sum(unnamed.values()),))
             for (what, size), n in unnamed.most_common(perArena // 2):
-                lines.append("  %5d x %3d B %s (%s)" % (n, size, what, sample[(what, size)].hex(" ", 8)))
+                head = sample[(what, size)]
+                lines.append("  %5d x %3d B %s (%s)" % (n, size, what, head if isinstance(head, str) else head.hex(" ", 8)))
         return lines
     finally:  # no cycle through what was found
         for container in (arenaMap.pools, arenaMap.arenas, counts, examples, typeIds, named):

@@ -224,6 +224,34 @@ def delayedCalls(reactor):
     return counts
 
 
+def closedButHeld():
+    """
+    The objects that say they are closed (a C{closed} attribute set: an
+    account's mail store after the idle release closed it) and are still
+    alive, with who holds each (up to three of them): something held them
+    past their use.
+    """
+    lines = []
+    objects = gc.get_objects()
+    for i in range(len(objects)):
+        o = objects[i]
+        if getattr(type(o), "closed", None) is not False:
+            continue
+        try:
+            closed = vars(o).get("closed")
+        except Exception:
+            continue
+        if closed is True:
+            if len(lines) < 3:
+                lines.append("%s.%s held by: %s" % (type(o).__module__, type(o).__qualname__,
+                                                    referrers(o, {id(objects), id(lines)})))
+            else:
+                lines.append(None)
+    if len(lines) > 3:
+        lines = lines[:3] + ["and %d more" % (len(lines) - 3,)]
+    return lines
+
+
 def heldLines(describe=None):
     """
     The report's part on what the process holds: threads by name, SQLite
@@ -249,6 +277,9 @@ def heldLines(describe=None):
                   for name, (n, sizes) in sorted(byFile.items())]
     if describe is not None:
         lines += ["", "held:"] + ["  " + line for line in describe()]
+    closed = closedButHeld()
+    if closed:
+        lines += ["", "closed and still alive:"] + ["  " + line for line in closed]
     return lines
 
 

@@ -96,6 +96,26 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("timed calls pending: 3\n     2 tests.test_memdebug.Grown\n"
                       "     1 MemoryReportTests.fail\n", text)
 
+    def test_closedButHeld(self):
+        """A report names the objects that say they are closed and are still held, with their holders."""
+
+        class Store:
+            closed = False
+
+        open_, closed = Store(), Store()
+        closed.closed = True
+        holder = {"kept": closed}
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False)
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("closed and still alive:\n  tests.test_memdebug.MemoryReportTests.test_closedButHeld."
+                      "<locals>.Store held by: ", text)
+        self.assertIn("builtins.dict ['kept']", text)
+        self.assertEqual(text.count("Store held by"), 1)
+        self.assertTrue(open_ and holder)
+
     def test_referrers(self):
         """referrers names what holds an object: a dict with its keys, a tuple with its items, an object."""
         kept = Grown()
