@@ -224,14 +224,14 @@ def delayedCalls(reactor):
     return counts
 
 
-def closedButHeld():
+def closedButHeld(types=8):
     """
     The objects that say they are closed (a C{closed} attribute set: an
     account's mail store after the idle release closed it) and are still
-    alive, with who holds each (up to three of them): something held them
-    past their use.
+    alive, counted by type, with who holds an example of each (up to
+    C{types} types): something held them past their use.
     """
-    lines = []
+    found = {}
     objects = gc.get_objects()
     for i in range(len(objects)):
         o = objects[i]
@@ -242,13 +242,14 @@ def closedButHeld():
         except Exception:
             continue
         if closed is True:
-            if len(lines) < 3:
-                lines.append("%s.%s held by: %s" % (type(o).__module__, type(o).__qualname__,
-                                                    referrers(o, {id(objects), id(lines)})))
-            else:
-                lines.append(None)
-    if len(lines) > 3:
-        lines = lines[:3] + ["and %d more" % (len(lines) - 3,)]
+            name = "%s.%s" % (type(o).__module__, type(o).__qualname__)
+            entry = found.setdefault(name, [0, o])
+            entry[0] += 1
+    lines = []
+    for name, (n, example) in sorted(found.items())[:types]:
+        ours = {id(objects), id(lines), id(found)} | {id(entry) for entry in found.values()}
+        lines.append("%d x %s, one held by: %s" % (n, name, referrers(example, ours)))
+    del objects
     return lines
 
 

@@ -149,26 +149,29 @@ class WiringTests(unittest.TestCase):
         self.assertIsNone(top.trimmer)
 
 
-class Kept:
+def block(i):
     """
-    A small tracked object the empty-pool tests keep one in many of.
+    A 400-byte string of C{i}: pymalloc's 448-byte blocks, a size class
+    little else uses, so that those made fill pools of their own.
     """
-
-    def __init__(self, n):
-        self.n = n
+    return (b"%d" % (i,)).ljust(400, b"x")
 
 
 def sparseArenas(testCase):
     """
-    Fill arenas with short-lived objects and keep one in 400: their arenas
-    then hold empty pools.  Returns the kept objects (the anchors).
+    Fill pools with short-lived blocks and keep one in 200: most of those
+    pools are then empty, in arenas the kept ones hold.  Returns the kept
+    blocks (the anchors).
     """
     if not memarenas.pymallocInUse():
         raise unittest.SkipTest("needs 64-bit CPython 3.11 with pymalloc")
-    made = [Kept(i) for i in range(200000)]
-    kept = made[::400]
+    made = [block(i) for i in range(30000)]
+    kept = made[::200]
     del made
     return kept
+
+
+KEPT = [block(i) for i in range(0, 30000, 200)]
 
 
 class EmptyPoolTests(unittest.TestCase):
@@ -204,7 +207,7 @@ class EmptyPoolTests(unittest.TestCase):
             if not wasEmpty:
                 self.assertGreater(header.used, 0)
         self.assertEqual(len({p.address for p in pools}), len(pools))
-        self.assertEqual(len(kept), 500)
+        self.assertEqual(kept, KEPT)
 
     def test_noneWithoutPymalloc(self):
         """Where objects do not come from pymalloc, no pool is found."""
@@ -233,9 +236,9 @@ class EmptyPoolTests(unittest.TestCase):
             header = arenaMap._header(address)
             self.assertEqual((header.used, header.sizeClass, header.capacity), (0, memarenas.DUMMY_SIZE_CLASS, 0))
         # What is made next reuses those pools and is whole.
-        again = [Kept(i) for i in range(100000)]
-        self.assertEqual([k.n for k in again], list(range(100000)))
-        self.assertEqual([k.n for k in kept], list(range(0, 200000, 400)))
+        again = [block(i) for i in range(30000)]
+        self.assertEqual(again, [block(i) for i in range(30000)])
+        self.assertEqual(kept, KEPT)
 
     def test_takenPoolLeftAlone(self):
         """A pool found empty and taken again since (a block in use) is neither marked nor dropped."""
@@ -247,7 +250,7 @@ class EmptyPoolTests(unittest.TestCase):
         given = memtrim.pymallocTrim([taken], madvise=lambda start, size, advice: calls.append(start.value) or 0)
         self.assertEqual((given, calls), (0, []))
         self.assertEqual(memtrim.ctypes.c_uint.from_address(inUse.address + 36).value, inUse.sizeClass)
-        self.assertEqual(kept[0].n, 0)
+        self.assertEqual(kept, KEPT)
 
     def test_sparePools(self):
         """The first SPARE_POOLS empty pools of each arena's list, those pymalloc hands out first, are left out."""
