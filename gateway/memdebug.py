@@ -207,6 +207,52 @@ def threadNames():
     return collections.Counter(re.sub(r"[-_ ]?\d+$", "", t.name) for t in threading.enumerate())
 
 
+def delayedCalls(reactor):
+    """
+    The reactor's pending timed calls, counted by what they call (a
+    function's module and name, a method's class and name).
+    """
+    counts = collections.Counter()
+    for call in reactor.getDelayedCalls():
+        f = call.func
+        owner = getattr(f, "__self__", None)
+        if owner is not None and not isinstance(owner, type(collections)):
+            name = "%s.%s" % (type(owner).__qualname__, getattr(f, "__name__", "?"))
+        else:
+            name = "%s.%s" % (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)[:60]))
+        counts[name] += 1
+    return counts
+
+
+def closedButHeld(types=8):
+    """
+    The objects that say they are closed (a C{closed} attribute set: an
+    account's mail store after the idle release closed it) and are still
+    alive, counted by type, with who holds an example of each (up to
+    C{types} types): something held them past their use.
+    """
+    found = {}
+    objects = gc.get_objects()
+    for i in range(len(objects)):
+        o = objects[i]
+        if getattr(type(o), "closed", None) is not False:
+            continue
+        try:
+            closed = vars(o).get("closed")
+        except Exception:
+            continue
+        if closed is True:
+            name = "%s.%s" % (type(o).__module__, type(o).__qualname__)
+            entry = found.setdefault(name, [0, o])
+            entry[0] += 1
+    lines = []
+    for name, (n, example) in sorted(found.items())[:types]:
+        ours = {id(objects), id(lines), id(found)} | {id(entry) for entry in found.values()}
+        lines.append("%d x %s, one held by: %s" % (n, name, referrers(example, ours)))
+    del objects
+    return lines
+
+
 def heldLines(describe=None):
     """
     The report's part on what the process holds: threads by name, SQLite
@@ -232,6 +278,9 @@ def heldLines(describe=None):
                   for name, (n, sizes) in sorted(byFile.items())]
     if describe is not None:
         lines += ["", "held:"] + ["  " + line for line in describe()]
+    closed = closedButHeld()
+    if closed:
+        lines += ["", "closed and still alive:"] + ["  " + line for line in closed]
     return lines
 
 
@@ -276,10 +325,13 @@ class MemoryReport:
     @ivar arenas: whether reports map pymalloc's arenas to what lives in
         them (L{gateway.memarenas}: a few seconds in a busy server; not
         while tracemalloc traces).
+    @ivar reactor: the reactor whose timed calls are listed (an
+        C{IReactorTime}), or C{None}.
     """
 
-    def __init__(self, directory, trace=True, describe=None, arenas=True):
+    def __init__(self, directory, trace=True, describe=None, arenas=True, reactor=None):
         self.directory = directory
+        self.reactor = reactor
         self.arenas = arenas
         self.trace = trace
         self.describe = describe
@@ -337,6 +389,10 @@ class MemoryReport:
         if used is not None:
             lines += ["", "SQLite: %.1f MB in use (at most %.1f MB)" % (used[0] / 1e6, used[1] / 1e6)]
         lines += [""] + heldLines(self.describe)
+        if hasattr(self.reactor, "getDelayedCalls"):
+            calls = delayedCalls(self.reactor)
+            lines += ["", "timed calls pending: %d" % (sum(calls.values()),)]
+            lines += ["  %4d %s" % (n, name) for name, n in calls.most_common(TOP)]
         lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
                                       or ["  (not available while tracemalloc traces)"])
         if self.arenas and not tracing:
@@ -422,4 +478,5 @@ def memoryReportService(config, reactor, passOn=None, describe=None):
         return None
     logFile = config["server", "log_file"]
     directory = os.path.dirname(os.path.abspath(logFile)) if logFile else os.getcwd()
-    return MemoryReportService(MemoryReport(directory, trace=wanted == "tracemalloc", describe=describe), reactor, passOn=passOn)
+    report = MemoryReport(directory, trace=wanted == "tracemalloc", describe=describe, reactor=reactor)
+    return MemoryReportService(report, reactor, passOn=passOn)

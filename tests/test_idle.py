@@ -313,7 +313,8 @@ class CacheDropperTests(unittest.TestCase):
         from gateway.admin.monitor import Monitor
 
         monitor = Monitor()
-        monitor.accepted.update(imap=3, pop3=2)
+        monitor.accepted.add("imap", 3)
+        monitor.accepted.add("pop3", 2)
         monitor.sessions[object()] = None
         self.assertEqual(idle.monitorActivity(monitor)(), (5, 1))
 

@@ -82,6 +82,16 @@ class ArenaReportTests(unittest.TestCase):
         self.assertIn("<- builtins.list", text)
         self.assertEqual(len(kept), 100)
 
+    def test_unnamedValue(self):
+        """A live string among the blocks the walk did not meet is shown by its value, a free block not at all."""
+        text = "".join(["unmet-", "x" * 30])
+        arenaMap = memarenas.ArenaMap()
+        pool = arenaMap.pool(id(text), memarenas.objectSize(text))
+        found = memarenas.unnamedBlocks(pool, set(), {id(str): "builtins.str"})
+        self.assertIn(("builtins.str", repr(text)), found)
+        self.assertEqual(memarenas.unnamedBlocks(pool, {id(text)}, {id(str): "builtins.str"}).count(
+            ("builtins.str", repr(text))), 0)
+
     def test_unsupported(self):
         """Where the layout is another, the report says so and reads nothing."""
         self.patch(memarenas, "supported", lambda: False)

@@ -80,6 +80,42 @@ class MemoryReportTests(unittest.TestCase):
         self.assertNotIn("closed.sqlite", text)
         self.assertIn("held:\n  realm: 7 accounts\n", text)
 
+    def test_timedCalls(self):
+        """A report counts the reactor's pending timed calls by what they call."""
+        from twisted.internet import task
+
+        clock = task.Clock()
+        clock.callLater(5, Grown)
+        clock.callLater(9, Grown)
+        clock.callLater(1, self.fail)
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False, reactor=clock)
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("timed calls pending: 3\n     2 tests.test_memdebug.Grown\n"
+                      "     1 MemoryReportTests.fail\n", text)
+
+    def test_closedButHeld(self):
+        """A report names the objects that say they are closed and are still held, with their holders."""
+
+        class Store:
+            closed = False
+
+        open_, closed = Store(), Store()
+        closed.closed = True
+        holder = {"kept": closed}
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False)
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("closed and still alive:\n", text)
+        [line] = [line for line in text.splitlines() if "test_closedButHeld.<locals>.Store" in line]
+        self.assertIn("  1 x tests.test_memdebug.MemoryReportTests.test_closedButHeld.<locals>.Store, one held by: ", line)
+        self.assertIn("builtins.dict ['kept']", line)
+        self.assertTrue(open_ and holder)
+
     def test_referrers(self):
         """referrers names what holds an object: a dict with its keys, a tuple with its items, an object."""
         kept = Grown()

@@ -18,7 +18,12 @@ What is happening: the session registry and the metrics.
 
 The metrics are C{prometheus-client} objects in a registry of the
 monitor's own (several services in one test process stay apart), rendered
-in the Prometheus text format by L{Monitor.renderMetrics}.
+in the Prometheus text format by L{Monitor.renderMetrics}.  Their values,
+and the monitor's own totals, are kept in slots made in advance
+(L{gateway.admin.metricvalues}), and the metrics' children of a command
+are all made when it is first counted, or at start-up for the commands
+the wiring names (L{Monitor.prepareCommands}): counting during traffic
+leaves no object behind among the sessions' short-lived ones.
 """
 
 import datetime
@@ -31,10 +36,17 @@ from twisted.internet import defer
 from twisted.python import failure
 from zope.interface import implementer
 
+from gateway.admin import metricvalues
 from gateway.interfaces import IMonitor
 from gateway.logging import getLogger
 
 log = getLogger("sessions")
+
+#: The statuses a command is counted with (L{_status}).
+STATUSES = ("OK", "NO", "BAD", "error")
+
+#: The delivery statuses of LMTP (L{Monitor.observeLog}).
+DELIVERY_STATUSES = ("delivered", "refused", "failed")
 
 #: Seconds: the command latency histogram's buckets.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -153,8 +165,8 @@ class _Collector:
                                   " domain of the account logged in (empty before login).",
                                   labels=["protocol", "domain"])
         counts = {}
-        received = dict((p, v[0]) for p, v in monitor.closedBytes.items())
-        sent = dict((p, v[1]) for p, v in monitor.closedBytes.items())
+        received = dict(monitor.closedBytesIn)
+        sent = dict(monitor.closedBytesOut)
         for wrapper in list(monitor.sessions):
             account = _accountOf(wrapper.wrappedProtocol) if wrapper.wrappedProtocol is not None else None
             key = (wrapper.protocol, account.rpartition("@")[2] if account else "")
@@ -202,15 +214,21 @@ class Monitor:
         first.
     @ivar protocols: C{dict} of protocol name -> its L{LimitedFactory}.
     @ivar registry: the C{prometheus_client} registry.
+    @ivar accepted: L{metricvalues.Counts} of protocol -> sessions opened.
+    @ivar closedBytesIn: L{metricvalues.Counts} of protocol -> bytes
+        received in the sessions that ended.
+    @ivar closedBytesOut: the same, of bytes sent.
     """
 
     def __init__(self, clock=time.perf_counter):
+        metricvalues.install()
         self._clock = clock
         self.sessions = {}
         self.protocols = {}
         self.sources = {}
-        self.accepted = {}
-        self.closedBytes = {}
+        self.accepted = metricvalues.Counts()
+        self.closedBytesIn = metricvalues.Counts()
+        self.closedBytesOut = metricvalues.Counts()
         self.registry = CollectorRegistry(auto_describe=True)
         self.logins = Counter("gateway_logins", "Login attempts, by protocol, mechanism and result (ok, failed).",
                               ["protocol", "mechanism", "result"], registry=self.registry)
@@ -245,6 +263,12 @@ class Monitor:
         }
         self.registry.register(_Collector(self))
         self._children = {}
+        for status in DELIVERY_STATUSES:
+            self.deliveries.labels(status)
+        for protocol in ("imap", "lmtp"):
+            self.quotaRefusals.labels(protocol)
+        for scope in ("full", "names"):
+            self.eventCounters["index_rescans"].labels(scope)
 
     # -- sessions ------------------------------------------------------------
 
@@ -254,6 +278,8 @@ class Monitor:
         """
         self.protocols[name] = factory
         factory.monitor = self
+        for counts in (self.accepted, self.closedBytesIn, self.closedBytesOut):
+            counts.prepare([name])
 
     def addSessionSource(self, name, factory):
         """
@@ -264,15 +290,14 @@ class Monitor:
 
     def sessionOpened(self, wrapper):
         self.sessions[wrapper] = None
-        self.accepted[wrapper.protocol] = self.accepted.get(wrapper.protocol, 0) + 1
+        self.accepted.add(wrapper.protocol)
 
     def sessionClosed(self, wrapper):
         if wrapper not in self.sessions:
             return
         del self.sessions[wrapper]
-        totals = self.closedBytes.setdefault(wrapper.protocol, [0, 0])
-        totals[0] += wrapper.bytesIn
-        totals[1] += wrapper.bytesOut
+        self.closedBytesIn.add(wrapper.protocol, wrapper.bytesIn)
+        self.closedBytesOut.add(wrapper.protocol, wrapper.bytesOut)
         account = _accountOf(wrapper.wrappedProtocol) if wrapper.wrappedProtocol is not None else None
         emit = log.info if account else log.debug
         emit("session closed: protocol={protocol} user={user} remote={remote} duration={duration:.1f}s"
@@ -309,16 +334,36 @@ class Monitor:
             self._done(protocol, name, start, result)
         return result
 
+    def prepareCommands(self, protocol, names):
+        """
+        Make the metrics' children of the commands C{names} of C{protocol}
+        now (at start-up), with every status: see L{_childrenOf}.
+        """
+        for name in names:
+            self._childrenOf(protocol, name, "OK")
+
+    def _childrenOf(self, protocol, name, status):
+        """
+        The latency histogram's and the counter's children of a command
+        with a status.  The first time a command is seen, those of all
+        its statuses are made (C{labels()} takes a lock and builds a key:
+        once per command), so that they are made together, not one now
+        and one in the middle of traffic, where they would stay for good
+        among short-lived objects.
+        """
+        children = self._children.get((protocol, name, status))
+        if children is None:
+            latency = self.latency.labels(protocol, name)
+            for each in STATUSES + ((status,) if status not in STATUSES else ()):
+                self._children[protocol, name, each] = (latency, self.commands.labels(protocol, name, each))
+            children = self._children[protocol, name, status]
+        return children
+
     def _done(self, protocol, name, start, result):
         elapsed = self._clock() - start
         try:
             status, text = _status(result)
-            key = (protocol, name, status)
-            children = self._children.get(key)
-            if children is None:
-                # labels() takes a lock and builds a key: once per name.
-                children = self._children[key] = (
-                    self.latency.labels(protocol, name), self.commands.labels(protocol, name, status))
+            children = self._childrenOf(protocol, name, status)
             children[0].observe(elapsed)
             children[1].inc()
             if "[OVERQUOTA]" in text:

@@ -21,7 +21,7 @@ from gateway.imap import (  # noqa: F401 -- table rows
     xmapi,
 )
 from gateway.imap.fetchplans import fetchPlans
-from gateway.imap.protocol import IMAPServer
+from gateway.imap.protocol import COMMANDS, IMAPServer
 from gateway.imap.registry import Registries
 from gateway.imap.structcache import structureCache
 
@@ -48,6 +48,10 @@ class IMAPFactory(ServerFactory):
             context.idle.register(sort.keyCache)
             context.idle.register(structureCache)
             context.idle.register(fetchPlans)
+        prepare = getattr(context.monitor, "prepareCommands", None)
+        if prepare is not None:
+            # The metrics of every command made now, not during traffic.
+            prepare("imap", sorted({row.name for row in COMMANDS.values()}))
 
     def buildProtocol(self, addr):
         session = self.protocol(self.context)

@@ -394,6 +394,10 @@ class POP3Factory(ServerFactory):
         self.maxConnections = config["pop3", "max_connections"]
         self.lockSession = config["pop3", "lock_session"]
         self.connections = set()
+        prepare = getattr(context.monitor, "prepareCommands", None)
+        if prepare is not None:
+            # The metrics of every command made now, not during traffic.
+            prepare("pop3", [command.handler[3:] for command in COMMANDS])
 
     def buildProtocol(self, addr):
         protocol = self.protocol(self.context, self.clock, self.idleTimeout, self.lockSession)
