@@ -16,9 +16,8 @@ L{IdleReleaser} asks each registered L{gateway.interfaces.IIdleRelease}
 to let go of what was not used since the previous look: something idle is
 so released between one and two intervals after its last use.  When
 anything was released, a full collection (a SQLite connection is in a
-cycle with its statement cache, and an account's objects hold cycles),
-C{malloc_trim(0)} and the pages of pymalloc's empty pools
-(L{gateway.memtrim.giveBack}) give the memory back to the system, then and
+cycle with its statement cache, and an account's objects hold cycles) and
+C{malloc_trim(0)} give the memory back to the system, then and
 L{FOLLOW_UP} seconds later (threads told to stop end in between, and drop
 their connections then).
 """
@@ -31,7 +30,7 @@ from zope.interface import implementer
 from gateway import caches
 from gateway.interfaces import IIdleRelease
 from gateway.logging import getLogger
-from gateway.memtrim import giveBack
+from gateway.memtrim import mallocTrim
 
 log = getLogger("server")
 
@@ -160,7 +159,7 @@ class IdleReleaser:
         C{None} (then the next look makes it).
     """
 
-    def __init__(self, trim=giveBack, collect=gc.collect, clock=None):
+    def __init__(self, trim=mallocTrim, collect=gc.collect, clock=None):
         self.releasers = []
         self.released = 0
         self.clock = clock

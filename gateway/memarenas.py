@@ -25,9 +25,7 @@ import bisect
 import collections
 import ctypes
 import gc
-import os
 import platform
-import struct
 import sys
 
 _CODE = type(compile("", "", "exec"))
@@ -41,10 +39,6 @@ ALIGNMENT = 16
 
 #: Size of the pool header, rounded up to the alignment (POOL_OVERHEAD).
 _POOL_OVERHEAD = 48
-
-#: The size class index pymalloc gives a pool whose header and free list
-#: are to be made again when it is next used (C{DUMMY_SIZE_IDX}).
-DUMMY_SIZE_CLASS = 0xFFFF
 
 #: Offsets in the C structures read (CPython 3.11, 64-bit).
 _DICT_KEYS = 32  # PyDictObject.ma_keys
@@ -100,7 +94,7 @@ class _Pool:
 
     @property
     def capacity(self):
-        return (POOL_SIZE - _POOL_OVERHEAD) // self.blockSize if self.sizeClass != DUMMY_SIZE_CLASS else 0
+        return (POOL_SIZE - _POOL_OVERHEAD) // self.blockSize
 
 
 class ArenaMap:
@@ -130,8 +124,6 @@ class ArenaMap:
         used = ctypes.c_uint.from_address(base).value
         arena = ctypes.c_uint.from_address(base + 32).value
         sizeClass = ctypes.c_uint.from_address(base + 36).value
-        if used == 0 and sizeClass == DUMMY_SIZE_CLASS and arena < 1 << 20:
-            return _Pool(base, arena, sizeClass, used)  # an empty pool L{emptyPools} gave back
         if sizeClass >= SMALL_REQUEST_THRESHOLD // ALIGNMENT or arena >= 1 << 20:
             return None
         if used > (POOL_SIZE - _POOL_OVERHEAD) // ((sizeClass + 1) * ALIGNMENT):
@@ -189,197 +181,6 @@ class ArenaMap:
         pools = self.arenas[arena]
         return (sum((p.capacity - p.used) * p.blockSize for p in pools if p.used),
                 sum(1 for p in pools if not p.used))
-
-
-def pymallocInUse():
-    """
-    Whether Python's objects come from pymalloc (not C{PYTHONMALLOC=malloc},
-    nor its debug hooks, which put other bytes around each block).
-    """
-    return supported() and os.environ.get("PYTHONMALLOC", "pymalloc") == "pymalloc" and not sys.flags.dev_mode
-
-
-class EmptyPool:
-    """
-    An empty pool of pymalloc (all its blocks free, kept by its arena for
-    the next pool any size class needs), checked again before it is
-    changed: L{stillEmpty}.  Its header is read through a view of its
-    arena's pools made once for all of them (so that checking it allocates
-    nothing).
-
-    @ivar address: its address (its header's).
-    """
-
-    __slots__ = ("address", "arena", "sizeClass", "_view", "_at")
-
-    def __init__(self, address, arena, sizeClass, view=None, first=None):
-        self.address = address
-        self.arena = arena
-        self.sizeClass = sizeClass
-        if view is None:
-            first = address
-            view = (ctypes.c_uint * (_POOL_OVERHEAD // 4)).from_address(address)
-        self._view = view
-        self._at = (address - first) // 4
-
-    def stillEmpty(self):
-        """
-        Is it still the empty pool it was (no block taken from it since)?
-        """
-        view, at = self._view, self._at
-        return view[at] == 0 and view[at + 8] == self.arena and view[at + 9] == self.sizeClass
-
-    def forget(self):
-        """
-        Mark it as a pool whose header and free list pymalloc makes again
-        when it next uses it (its size class index set to
-        L{DUMMY_SIZE_CLASS}), so that nothing of its blocks is read again:
-        the pages past its header may then be given back to the system.
-        Only after L{stillEmpty}, with no allocation in between.
-        """
-        self._view[self._at + 9] = DUMMY_SIZE_CLASS
-
-
-class _Headers:
-    """
-    Pool headers read through C{/proc/self/mem}: an address that is not
-    mapped (any more) gives an error there, not a crash.
-    """
-
-    _FORMAT = struct.Struct("=IxxxxQQQIIII")  # count (in an 8-byte union), freeblock, nextpool, prevpool, ...
-
-    def __init__(self):
-        self._file = open("/proc/self/mem", "rb", buffering=0)
-        self._read = {}
-
-    def close(self):
-        self._file.close()
-
-    def __call__(self, base):
-        """
-        C{(count, freeblock, nextpool, prevpool, arena, sizeClass,
-        nextOffset, maxNextOffset)} of the pool at C{base}, or C{None}.
-        """
-        if base not in self._read:
-            try:
-                data = os.pread(self._file.fileno(), _POOL_OVERHEAD, base)
-            except (OSError, OverflowError, ValueError):
-                data = b""
-            self._read[base] = self._FORMAT.unpack(data) if len(data) == _POOL_OVERHEAD else None
-        return self._read[base]
-
-
-def _carved(header, arena):
-    """
-    Whether C{header} is that of a pool of C{arena} that pymalloc has used:
-    its arena's index and, for a size class, the offsets pymalloc sets for
-    it; an empty pool given back (L{DUMMY_SIZE_CLASS}) counts.
-    """
-    count, _free, nextpool, _prev, index, sizeClass, nextOffset, maxNextOffset = header
-    if index != arena:
-        return False
-    if sizeClass == DUMMY_SIZE_CLASS:
-        return count == 0
-    if sizeClass >= SMALL_REQUEST_THRESHOLD // ALIGNMENT:
-        return False
-    size = (sizeClass + 1) * ALIGNMENT
-    return (maxNextOffset == POOL_SIZE - size and _POOL_OVERHEAD + 2 * size <= nextOffset <= maxNextOffset + size
-            and (nextOffset - _POOL_OVERHEAD) % size == 0 and count <= (POOL_SIZE - _POOL_OVERHEAD) // size)
-
-
-def _freeChain(empty):
-    """
-    The empty pools C{empty} (address -> header) in the order pymalloc
-    hands them out, if they are exactly one list linked through their next
-    pool (the arena's list of free pools, as pymalloc keeps it): each links
-    to another or ends it, one ends it, one is linked by none (the head),
-    and following it from there meets all; else C{None}.
-    """
-    if not empty:
-        return []
-    links = {base: header[2] for base, header in empty.items()}
-    targets = [n for n in links.values() if n]
-    if any(n not in links for n in targets) or len(set(targets)) != len(targets) or len(targets) != len(links) - 1:
-        return None
-    [head] = set(links) - set(targets)
-    order = []
-    while head:
-        order.append(head)
-        head = links[head]
-        if len(order) > len(links):
-            return None
-    return order if len(order) == len(links) else None
-
-
-#: The empty pools left alone at the head of each arena's list of free
-#: pools (the first pymalloc hands out), for what is allocated while
-#: L{emptyPools}' caller gives pools back.
-SPARE_POOLS = 4
-
-
-def emptyPools(anchors, counts=None):
-    """
-    The empty pools pymalloc keeps in the arenas of C{anchors}.  pymalloc
-    frees an arena (a megabyte) only when its last block is freed, and an
-    arena keeps the pools it emptied for the next pools any size class
-    needs: after a busy period, arenas that keep a few long-lived blocks
-    keep their empty pools resident too.
-
-    Each arena is found from the pools of the anchors (the headers read
-    through C{/proc/self/mem}); its pools are those within an arena's size
-    whose header has its index and offsets pymalloc sets; its empty pools
-    must form one list (L{_freeChain}), or the arena is left out.  The
-    first L{SPARE_POOLS} of each list, those pymalloc hands out first, are
-    left out too.
-
-    @param anchors: objects whose pools anchor the arenas: the caller keeps
-        them alive while it uses the pools found, so that no arena found
-        is freed meanwhile.
-    @param counts: a C{dict} (or C{None}) where the arenas are counted
-        (C{arenas}, C{left out}: their pools not as expected) and the empty
-        pools (C{spare}, and C{given before}: those an earlier call found).
-    @return: C{list} of L{EmptyPool}; none where pymalloc is not in use.
-    """
-    counts = {} if counts is None else counts
-    if not pymallocInUse():
-        return []
-    try:
-        headers = _Headers()
-    except OSError:
-        return []
-    pools = []
-    try:
-        arenas = {}
-        for o in anchors:
-            if objectSize(o) <= SMALL_REQUEST_THRESHOLD:
-                base = id(o) & ~(POOL_SIZE - 1)
-                header = headers(base)
-                if header is not None and header[0] and _carved(header, header[4]):
-                    arenas.setdefault(header[4], set()).add(base)
-        counts["arenas"] = len(arenas)
-        for arena, bases in arenas.items():
-            low, high = min(bases), max(bases)
-            empty = {}
-            if high - low < ARENA_SIZE:
-                for base in range(high - ARENA_SIZE + POOL_SIZE, low + ARENA_SIZE, POOL_SIZE):
-                    header = headers(base)
-                    if header is not None and header[0] == 0 and _carved(header, arena):
-                        empty[base] = header
-            order = _freeChain(empty) if high - low < ARENA_SIZE and (not empty or max(empty) - min(empty) < ARENA_SIZE) else None
-            if order is None:
-                counts["left out"] = counts.get("left out", 0) + 1
-                continue
-            counts["spare"] = counts.get("spare", 0) + min(len(order), SPARE_POOLS)
-            kept = [base for base in order[SPARE_POOLS:] if empty[base][5] != DUMMY_SIZE_CLASS]
-            counts["given before"] = counts.get("given before", 0) + len(order[SPARE_POOLS:]) - len(kept)
-            if kept:
-                # One view of the arena's pools, from the first found to the last.
-                first = min(min(bases), min(kept))
-                view = (ctypes.c_uint * ((max(max(bases), max(kept)) + _POOL_OVERHEAD - first) // 4)).from_address(first)
-                pools += [EmptyPool(base, arena, empty[base][5], view, first) for base in kept]
-    finally:
-        headers.close()
-    return pools
 
 
 class _Visited:
