@@ -26,6 +26,11 @@ from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKe
 
 log = glog.getLogger("server")
 
+#: The listeners whose new connections go to the worker with fewest open
+#: (L{shareAccepts}): IMAP's sessions last for hours (IDLE); POP3, HTTP,
+#: LMTP and FTP sessions are short or few, and a pause would delay them.
+SHARED_BY_COUNT = frozenset(["imap"])
+
 #: How long a worker waits for the parent to say every worker serves
 #: before it accepts connections anyway (L{WorkerService.accept}).
 ACCEPT_WAIT = 5.0
@@ -39,9 +44,17 @@ class _AdoptedListenerService(service.Service):
         context, which reload renews).
     """
 
-    def __init__(self, fd, endpoint, factory, reactor, loads=None):
+    def __init__(self, fd, endpoint, factory, reactor, loads=None, share=False):
+        """
+        @param loads: the worker's L{WorkerLoads}: its listener accepts
+            nothing until the worker does (L{WorkerService.accept}).
+        @param share: leave new connections to workers that have fewer
+            (L{shareAccepts}): for long sessions (IMAP), not for short ones,
+            which a pause would only delay.
+        """
         self.fd = fd
         self.loads = loads
+        self.share = share
         self.endpoint = endpoint
         self.factory = factory
         self.reactor = reactor
@@ -63,7 +76,8 @@ class _AdoptedListenerService(service.Service):
         os.close(self.fd)  # adoptStreamPort works on a copy
         acceptOnePerWake(self.port)
         if self.loads is not None:
-            shareAccepts(self.port, self.loads, self.reactor)
+            if self.share:
+                shareAccepts(self.port, self.loads, self.reactor)
             if not self.loads.accepting:
                 self.port.stopReading()
 
@@ -269,7 +283,8 @@ def makeWorkerService(config, number, inherited, reactor=None):
             continue
         endpoint, _ = makeEndpoint(context.reactor, description, context.tls, config["tls", "minimum_version"],
                                    "[%s] listen" % (name,), config["server", "listen_backlog"])
-        child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor, top.loads)
+        child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor, top.loads,
+                                        share=name in SHARED_BY_COUNT)
         child.setName(key)
         child.setServiceParent(top)
     publishing = publishingService(context)

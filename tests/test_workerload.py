@@ -224,6 +224,28 @@ class FirstAcceptTests(unittest.TestCase):
         child.accept()
         self.assertIn(child.port, reactor.getReaders())
 
+    def test_shareOnlyWhereAsked(self):
+        """A listener not shared by count (short sessions) accepts although another worker has fewer; a shared one waits."""
+        built = {}
+        for share in (False, True):
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(10)
+            factory = _Refusing()
+            loads = _Loads(3)
+            loads.accepting = True
+            child = worker._AdoptedListenerService(listener.detach(), object(), factory, reactor, loads, share)
+            child.startService()
+            self.addCleanup(child.stopService)
+            child.port.stopReading()  # read by hand below, not by the reactor
+            client = socket.create_connection(child.port.socket.getsockname())
+            self.addCleanup(client.close)
+            child.port.doRead()
+            built[share] = len(factory.built)
+        self.assertEqual(built, {False: 1, True: 0})
+        self.assertEqual(worker.SHARED_BY_COUNT, frozenset(["imap"]))
+        return task.deferLater(reactor, 2 * workerload.PAUSE, lambda: None)  # the shared one's pause ends
+
     def test_controlAccept(self):
         """The parent's 'accept' on the control pipe makes the worker accept, and is answered."""
         import json
