@@ -21,7 +21,7 @@ import sqlite3
 
 import attr
 import icalendar
-from twisted.internet.defer import succeed
+from twisted.internet.defer import inlineCallbacks, succeed
 
 from gateway.imap import mimeparts, xmapi_calendar
 from gateway.imap.commands_selected import checkWritable, targetUids
@@ -529,6 +529,7 @@ def parsePairs(tokens):
     return changes
 
 
+@inlineCallbacks
 def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     """
     The XPROPS row of the STORE registry (R-STORE-1..3, R-PROP-1..4).
@@ -554,7 +555,7 @@ def storeXprops(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     values = {key.text(): None if value is None else (key.propType, toText(key, value))
               for key, (text, value) in changes.items()}
     try:
-        changed, failed = stored.setProperties(mailbox, uids, values, unchangedSince)
+        changed, failed = yield stored.setPropertiesLater(mailbox, uids, values, unchangedSince)
     except stored.PropertyLimitError as e:
         raise no("[LIMIT] %s" % (e,)) from None
     infos = mailbox.messages(changed, headers=False) if changed else []

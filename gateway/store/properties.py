@@ -31,6 +31,8 @@ skipped.
 import json
 import os
 
+from twisted.internet.defer import maybeDeferred
+
 from gateway.errors import StoreError
 from gateway.store import index, maildir
 
@@ -161,6 +163,23 @@ def setProperties(mailbox, uids, changes, unchangedSince=None):
     if changed:
         mailbox._changed()
     return changed, failed
+
+
+def setPropertiesLater(mailbox, uids, changes, unchangedSince=None):
+    """
+    L{setProperties} by the index writer of the mailbox's owner (its
+    store's, through the access layer's for another account's mailbox), off
+    the reactor thread: the reactor never waits for the index's lock,
+    which another worker's group may hold.  Now, where the store has no
+    writer.
+
+    @return: a L{Deferred} firing with what L{setProperties} returns once
+        the change is durable (or failing with L{PropertyLimitError}).
+    """
+    write = getattr(getattr(mailbox, "_store", None), "_write", None)
+    if write is None:
+        return maybeDeferred(setProperties, mailbox, uids, changes, unchangedSince)
+    return write(lambda conn, group: setProperties(mailbox, uids, changes, unchangedSince))
 
 
 def carry(conn, sourceId, sourceUid, destinationId, destinationUid):
