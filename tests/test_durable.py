@@ -9,7 +9,6 @@ a commit waits, and concurrent sessions' writes share commits.
 
 import os
 import sqlite3
-import threading
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
@@ -21,6 +20,7 @@ from gateway.imap.server import makeFactory
 from gateway.store import index, journal
 from gateway.store.mail import MailStore
 from tests.support import PASSWORD, makeTestContext
+from tests.test_store_writer import holdWriter
 
 MESSAGE = b"From: a@example.test\r\nSubject: durable\r\n\r\nbody\r\n"
 
@@ -96,19 +96,13 @@ class DurableTestMixin:
     def store(self):
         return self.stores[0]
 
-    def blockWriter(self):
+    def blockWriter(self, store=None):
         """
-        Hold the store's index writer in a write until the returned
-        C{threading.Event} is set: what is submitted meanwhile waits.
+        Hold the index writer of C{store} (demo's by default) in a write
+        until the returned C{threading.Event} is set: what is submitted
+        meanwhile waits.  The held write's Deferred is C{self.blocked}.
         """
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(30)
-        self.blocked = self.store._write(blocking)
-        started.wait(30)
+        release, self.blocked = holdWriter(self, self.store if store is None else store)
         return release
 
     @inlineCallbacks
@@ -274,14 +268,7 @@ class LMTPDurableTests(unittest.TestCase):
         for line in (b"LHLO mta.example.org", b"MAIL FROM:<a@example.org>", b"RCPT TO:<demo@example.test>",
                      b"DATA"):
             proto.dataReceived(line + b"\r\n")
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(30)
-        blocked = store._write(blocking)
-        started.wait(30)
+        release, blocked = holdWriter(self, store)
         transport.clear()
         proto.dataReceived(b"Subject: x\r\n\r\ny\r\n.\r\n")
         # The spool and the copy are written in the thread pool; the copy's

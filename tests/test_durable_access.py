@@ -6,7 +6,6 @@ OK only once the change is committed there, and the reactor serves other
 sessions meanwhile.
 """
 
-import threading
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
@@ -29,20 +28,6 @@ class SharedTargetTests(DurableTestMixin, unittest.TestCase):
         self.context.realm.accountFor(OTHER).access.setACL("INBOX", "demo@example.test", "lrswite")
         self.otherStore = self.context.realm.accountFor(OTHER).mailStore
 
-    def holdWriter(self, store):
-        """
-        Hold C{store}'s index writer until the returned event is set.
-        """
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(30)
-        self.blocked = store._write(blocking)
-        started.wait(30)
-        return release
-
     def otherUids(self):
         return self.otherStore.getMailbox("INBOX").uids()
 
@@ -53,7 +38,7 @@ class SharedTargetTests(DurableTestMixin, unittest.TestCase):
         nothing in other's INBOX, while another session is served; once
         released it is answered.
         """
-        release = self.holdWriter(self.otherStore)
+        release = self.blockWriter(self.otherStore)
         other = Session(self)
         session.protocol.dataReceived(command + b"\r\n")
         for _ in range(20):

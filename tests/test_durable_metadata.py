@@ -79,7 +79,7 @@ class MetadataHeldTestMixin(DurableTestMixin):
         """
         store = self.store if store is None else store
         other = Session(self)
-        release = self.holdWriter(store)
+        release = self.blockWriter(store)
         self.session.protocol.dataReceived(command + b"\r\n")
         for _ in range(10):
             yield task.deferLater(reactor, 0.005, lambda: None)
@@ -93,20 +93,6 @@ class MetadataHeldTestMixin(DurableTestMixin):
         self.assertEqual([thread is threading.main_thread() for thread in self.threads],
                          [False] * len(self.threads))
         return out
-
-    def holdWriter(self, store):
-        """
-        Hold C{store}'s index writer until the returned event is set.
-        """
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(30)
-        self.blocked = store._write(blocking)
-        started.wait(30)
-        return release
 
 
 class SetMetadataTests(MetadataHeldTestMixin, unittest.TestCase):

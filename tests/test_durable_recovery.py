@@ -12,7 +12,6 @@ there fails at once rather than after 30 s.
 """
 
 import os
-import threading
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
@@ -21,6 +20,7 @@ from twisted.trial import unittest
 from gateway.errors import NoSuchMailbox
 from gateway.store import journal, maildir
 from tests.test_store_mail import StoreTestMixin
+from tests.test_store_writer import holdWriter
 
 
 class FirstOpenTests(StoreTestMixin, unittest.TestCase):
@@ -41,14 +41,7 @@ class FirstOpenTests(StoreTestMixin, unittest.TestCase):
         Hold the store's index writer in a write until the returned event
         is set.
         """
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(20)
-        self.blocked = self.store._write(blocking)
-        started.wait(20)
+        release, self.blocked = holdWriter(self, self.store, 20)
         return release
 
     @inlineCallbacks

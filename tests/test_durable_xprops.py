@@ -42,7 +42,7 @@ class StoreXpropsTests(MetadataHeldTestMixin, unittest.TestCase):
     def test_heldThenAnswered(self):
         """STORE XPROPS waits for the writer (other sessions are served meanwhile), then answers from its commit."""
         other = Session(self)
-        release = self.holdWriter(self.store)
+        release = self.blockWriter(self.store)
         self.selecting.protocol.dataReceived(b"x STORE 1 XPROPS (" + CUSTOM + b" 7)\r\n")
         for _ in range(10):
             yield task.deferLater(reactor, 0.005, lambda: None)

@@ -25,6 +25,26 @@ from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def holdWriter(test, store, seconds=30):
+    """
+    Hold C{store}'s index writer in a write until the returned event is set
+    (at the test's cleanup at the latest): what is submitted meanwhile
+    waits.
+
+    @return: C{(release, blocked)}: the C{threading.Event} to set, and the
+        held write's L{Deferred}.
+    """
+    started, release = threading.Event(), threading.Event()
+    test.addCleanup(release.set)
+
+    def blocking(conn, group):
+        started.set()
+        release.wait(seconds)
+    blocked = store._write(blocking)
+    started.wait(seconds)
+    return release, blocked
+
+
 def failingGroup(test, store, submit):
     """
     Run C{submit()} (a write of C{store}) in a group whose commit fails
@@ -33,14 +53,7 @@ def failingGroup(test, store, submit):
 
     @return: a Deferred firing once the group ended.
     """
-    started, release = threading.Event(), threading.Event()
-    test.addCleanup(release.set)
-
-    def blocking(conn, group):
-        started.set()
-        release.wait(10)
-    blocked = store._write(blocking)
-    started.wait(10)
+    release, blocked = holdWriter(test, store, 10)
     d = submit()
     spoiler = store._write(lambda conn, group: group.syncFolder(os.path.join(store.path, "missing")))
     release.set()

@@ -251,13 +251,13 @@ class IndexWriter:
                     # in place) runs before the lock is let go: the other
                     # worker's writer must not expunge a copy whose file is
                     # not in place yet (it would come back at the next scan).
-                    self._afterCommit(outcomes)
+                    self._runCommitted(outcomes, "committed")
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
                     stats.measure("index_write", locked - waited, stage="lock")
                     stats.measure("index_write", time.monotonic() - locked, stage="held")
                 self._reactor.callFromThread(self._fire, outcomes)
-                self._afterRelease(outcomes)
+                self._runCommitted(outcomes, "released")
         finally:
             os.close(lock)
             if self._connect is None:
@@ -265,33 +265,24 @@ class IndexWriter:
 
     def _commitGroup(self, conn, items, retry=True):
         outcomes = self._writeGroup(conn, items, retry)
-        self._afterCommit(outcomes)
+        self._runCommitted(outcomes, "committed")
         self._reactor.callFromThread(self._fire, outcomes)
-        self._afterRelease(outcomes)
+        self._runCommitted(outcomes, "released")
 
     @staticmethod
-    def _afterCommit(outcomes):
+    def _runCommitted(outcomes, kind):
         """
-        Run what the committed writes registered with
-        L{WriteGroup.afterCommit}.
+        Run what the committed writes registered as C{kind}
+        (C{"committed"}: L{WriteGroup.afterCommit}; C{"released"}:
+        L{WriteGroup.afterRelease}).
         """
         for _d, _result, actions in outcomes:
             if actions is not None:
-                _Actions.run(actions.committed)
-
-    @staticmethod
-    def _afterRelease(outcomes):
-        """
-        Run what the committed writes registered with
-        L{WriteGroup.afterRelease}.
-        """
-        for _d, _result, actions in outcomes:
-            if actions is not None:
-                _Actions.run(actions.released)
+                _Actions.run(getattr(actions, kind))
 
     def _writeGroup(self, conn, items, retry=True):
         """
-        Write C{items} in one transaction (L{_afterCommit} then runs what
+        Write C{items} in one transaction (L{_runCommitted} then runs what
         waits for the commit).
 
         @return: what L{_fire} takes: a (L{Deferred}, result or L{Failure},
