@@ -61,7 +61,8 @@ class Mailbox(MailboxChanges):
     def _row(self, columns):
         row = None
         if not self._gone:
-            row = self._store.mailboxRow(self._id, columns)
+            row = self._conn.execute("SELECT %s FROM mailboxes WHERE id = ?" % (columns,),
+                                     (self._id,)).fetchone()
         if row is None:
             raise NoSuchMailbox("mailbox was deleted")
         return row
