@@ -11,6 +11,7 @@ L{gateway.store.records}.
 
 import os
 import sqlite3
+import threading
 
 from twisted.internet.defer import DeferredList, fail, succeed
 from zope.interface import implementer
@@ -18,6 +19,7 @@ from zope.interface import implementer
 from gateway.errors import NoSuchMailbox, NoSuchMessage, isStorageFull
 from gateway.interfaces import IMailbox, IStagedDelivery
 from gateway.store import index, maildir, objectid, query, scan, transfer
+from gateway.store.changelog import ChangeLog
 from gateway.store.changes import MailboxChanges
 from gateway.store.records import MailboxCounts, MessageInfo, PreparedMessage, normalizeFlags
 
@@ -46,6 +48,7 @@ class Mailbox(MailboxChanges):
         self._gone = False
         self._uidCache = None
         self._changesCache = None
+        self._changeLog = ChangeLog()
         self._countsCache = None
         self._keywordCache = None
         self._keywordsInUse = None
@@ -129,6 +132,13 @@ class Mailbox(MailboxChanges):
         # the mailbox share one tuple, and a SELECT of a large mailbox does
         # not read every row again.  UIDNEXT is read in the same transaction
         # (another process's APPEND may commit between two transactions).
+        # One read of the row tells whether the tuple still holds, without
+        # the three statements of a transaction.
+        cached = self._uidCache
+        if cached is not None and not self._conn.in_transaction \
+                and cached[0] == self._row("uidvalidity, highestmodseq, uidnext"):
+            version = cached[0]
+            return version[1], version[2], cached[1]
         with index.snapshot(self._conn):
             version = self._row("uidvalidity, highestmodseq, uidnext")
             cached = self._uidCache
@@ -335,20 +345,39 @@ class Mailbox(MailboxChanges):
 
     def changesSince(self, modseq):
         # Every session in step with the mailbox asks the same question after
-        # a change: the last answer stands while HIGHESTMODSEQ does.
+        # a change: the last answer stands while HIGHESTMODSEQ does.  In the
+        # reactor thread the others come from the mailbox's ChangeLog, which
+        # reads each commit's changes once for all sessions.
         cached = self._changesCache
-        if cached is not None and cached[0] == (modseq, self._row("highestmodseq")[0]):
+        if threading.get_ident() == self._store._ownerThread and not self._conn.in_transaction:
+            validity, highest = self._row("uidvalidity, highestmodseq")
+            if cached is not None and cached[0] == (modseq, highest):
+                return cached[1]
+            result = self._changeLog.since(modseq, validity, highest, self._changesAfter)
+            if result is not None:
+                self._changesCache = ((modseq, result[2]), result)
+                return result
+        elif cached is not None and cached[0] == (modseq, self._row("highestmodseq")[0]):
             return cached[1]
+        highest, expunged, changed = self._changesAfter(modseq)
+        result = (sorted({uid for uid, _ in expunged}), changed, highest)
+        self._changesCache = ((modseq, highest), result)
+        return result
+
+    def _changesAfter(self, modseq):
+        """
+        Read in one transaction: C{(HIGHESTMODSEQ, [(uid, modseq)] expunged
+        above C{modseq}, [MessageInfo] of the rows changed above it, in UID
+        order)}.
+        """
         with index.snapshot(self._conn):
             highest = self._row("highestmodseq")[0]
-            expunged = sorted({row[0] for row in self._conn.execute(
-                "SELECT uid FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq))})
+            expunged = self._conn.execute(
+                "SELECT uid, modseq FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq)).fetchall()
             changed = [MessageInfo(*row) for row in self._conn.execute(
                 "SELECT %s FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid"
                 % (index.INFO_COLUMNS,), (self._id, modseq))]
-        result = (expunged, changed, highest)
-        self._changesCache = ((modseq, highest), result)
-        return result
+        return highest, expunged, changed
 
     # -- writing ---------------------------------------------------------------
 
