@@ -51,6 +51,7 @@ from gateway.store import (
     metadata,
     names,
     recent,
+    rowcache,
     scan,
     writer,
 )
@@ -141,6 +142,7 @@ class MailStore(MailboxManagement):
         self.indexPath = os.path.join(self.path, maildir.INDEX_NAME)
         self._ownerThread = threading.get_ident()
         self._ownConn = index.connect(self.indexPath)
+        self._mailboxRows = rowcache.MailboxRows(self._ownConn, rowcache.IndexStamp(self.indexPath))
         index.keepReserve(self.indexPath)
         self._threadConns = threading.local()
         self.recentClaims = recent.RecentClaims(self.indexPath)
@@ -177,6 +179,16 @@ class MailStore(MailboxManagement):
         if conn is None:
             conn = self._threadConns.conn = index.connect(self.indexPath)
         return conn
+
+    def mailboxRow(self, mailboxId, columns):
+        """
+        The C{columns} of mailbox C{mailboxId}'s row in the index (C{None}
+        if it has none): in the reactor thread from L{rowcache.MailboxRows}
+        while nobody committed since they were read.
+        """
+        if threading.get_ident() == self._ownerThread:
+            return self._mailboxRows.row(mailboxId, columns)
+        return self._conn.execute("SELECT %s FROM mailboxes WHERE id = ?" % (columns,), (mailboxId,)).fetchone()
 
     # -- setup ---------------------------------------------------------------
 
@@ -473,6 +485,8 @@ class MailStore(MailboxManagement):
                 and self._accountChanges._call.active():
             self._accountChanges._call.cancel()
         self.recentClaims.close()
+        # Before the connection: the stamp maps SQLite's wal-index.
+        self._mailboxRows.close()
         self._ownConn.close()
         # The pool threads' connections: closed as each is let go (a thread
         # may be using its own right now: never closed from here).

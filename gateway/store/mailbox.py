@@ -64,8 +64,7 @@ class Mailbox(MailboxChanges):
     def _row(self, columns):
         row = None
         if not self._gone:
-            row = self._conn.execute("SELECT %s FROM mailboxes WHERE id = ?" % (columns,),
-                                     (self._id,)).fetchone()
+            row = self._store.mailboxRow(self._id, columns)
         if row is None:
             raise NoSuchMailbox("mailbox was deleted")
         return row
