@@ -21,10 +21,12 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from gateway.imap.server import makeFactory
+from gateway.lmtp.server import LMTPServer
 from gateway.store import index, maildir
 from gateway.store.mail import DEFAULT_MAILBOXES, MailStore
 from tests.support import PASSWORD, makeTestContext
 from tests.test_durable import Session
+from tests.test_lmtp_delivery import SessionMixin, mailFiles
 
 LOGIN = b'L LOGIN demo "%s"' % (PASSWORD.encode(),)
 
@@ -42,7 +44,42 @@ class Bare(Session):
         self.read()
 
 
-class LoginOpensOffReactorTests(unittest.TestCase):
+class IndexHeldMixin:
+    """
+    Demo's index made and its write lock held by a connection of the
+    test's own (as another process's writer would), before anything
+    opened demo's store.
+    """
+
+    def demoIndex(self, directory):
+        record = directory.getAccount("demo@example.test")
+        self.mailPath = os.path.join(record.path.path, "mail")
+        self.indexPath = os.path.join(self.mailPath, maildir.INDEX_NAME)
+
+    def holdIndex(self, version=None):
+        """
+        Make demo's index (no mailboxes yet; at schema C{version} if given)
+        and hold its write lock from a connection of the test's own.
+
+        @return: a no-argument callable that lets it go.
+        """
+        os.makedirs(self.mailPath, exist_ok=True)
+        conn = index.connect(self.indexPath)
+        if version is not None:
+            conn.execute("PRAGMA user_version = %d" % (version,))
+        conn.execute("BEGIN IMMEDIATE")
+        released = []
+
+        def release():
+            if not released:
+                released.append(True)
+                conn.execute("ROLLBACK")
+                conn.close()
+        self.addCleanup(release)
+        return release
+
+
+class LoginOpensOffReactorTests(IndexHeldMixin, unittest.TestCase):
     """
     IMAP logins of an account whose store needs opening while its index is
     locked by another connection.
@@ -62,36 +99,11 @@ class LoginOpensOffReactorTests(unittest.TestCase):
         self.context.realm._mailStoreFactory = makeStore
         self.factory = makeFactory(self.context)
         self.addCleanup(self.closeStores)
-        record = self.context.directory.getAccount("demo@example.test")
-        self.mailPath = os.path.join(record.path.path, "mail")
-        self.indexPath = os.path.join(self.mailPath, maildir.INDEX_NAME)
+        self.demoIndex(self.context.directory)
 
     def closeStores(self):
         for store in self.stores:
             store.close()
-
-    def holdIndex(self, version=None):
-        """
-        Make demo's index (no mailboxes yet; at schema C{version} if given)
-        and hold its write lock from a connection of the test's own.
-
-        @return: a no-argument callable that lets it go.
-        """
-        os.makedirs(self.mailPath, exist_ok=True)
-        conn = index.connect(self.indexPath)
-        if version is not None:
-            conn.execute("PRAGMA user_version = %d" % (version,))
-        conn.execute("BEGIN IMMEDIATE")
-
-        released = []
-
-        def release():
-            if not released:
-                released.append(True)
-                conn.execute("ROLLBACK")
-                conn.close()
-        self.addCleanup(release)
-        return release
 
     @inlineCallbacks
     def waitFor(self, session, text, seen=b""):
@@ -163,3 +175,40 @@ class LoginOpensOffReactorTests(unittest.TestCase):
         self.assertTrue(self.flushLoggedErrors(sqlite3.DatabaseError))
         other = Bare(self)
         self.assertIn(b"c OK", other.send(b"c CAPABILITY"))
+
+
+class DeliveryOpensOffReactorTests(IndexHeldMixin, SessionMixin, unittest.TestCase):
+    """
+    An LMTP delivery to an account whose store needs opening while its
+    index is locked by another connection.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_delivery(self):
+        """The store opens off the reactor: another session is served meanwhile, and the 250 comes after the release."""
+        self.patch(index, "BUSY_TIMEOUT_MS", 5000)
+        self.startSession(runInThread=None, reactor=reactor)
+        self.context.realm._mailStoreFactory = lambda path, quota: MailStore(path, quota=quota, reactor=reactor,
+                                                                             useInotify=False)
+        self.demoIndex(self.context.directory)
+        yield task.deferLater(reactor, 0, lambda: None)
+        release = self.holdIndex()
+        self.envelope(b"demo@example.test")
+        self.send(b"Subject: x", b"", b"y", b".")
+        other = LMTPServer(self.context, clock=self.clock)
+        otherTransport = StringTransport()
+        other.makeConnection(otherTransport)
+        self.addCleanup(other.connectionLost, None)
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        otherTransport.clear()
+        other.dataReceived(b"NOOP\r\n")
+        self.assertEqual(otherTransport.value()[:3], b"250")
+        self.assertEqual(self.replies(), [])
+        release()
+        while not self.replies():
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        self.assertEqual([r[:3] for r in self.replies()], ["250"])
+        self.assertEqual(len(mailFiles(self.context, "demo")), 1)
+        self.addCleanup(self.context.realm.accountFor("demo@example.test").mailStore.close)
