@@ -16,17 +16,21 @@ import os
 import sqlite3
 
 from twisted.internet import reactor, task
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from gateway.imap.server import makeFactory
 from gateway.lmtp.server import LMTPServer
+from gateway.pop3.server import POP3Factory
 from gateway.store import index, maildir
 from gateway.store.mail import DEFAULT_MAILBOXES, MailStore
 from tests.support import PASSWORD, makeTestContext
 from tests.test_durable import Session
 from tests.test_lmtp_delivery import SessionMixin, mailFiles
+from tests.test_pop3 import TLSStringTransport
 
 LOGIN = b'L LOGIN demo "%s"' % (PASSWORD.encode(),)
 
@@ -212,3 +216,47 @@ class DeliveryOpensOffReactorTests(IndexHeldMixin, SessionMixin, unittest.TestCa
         self.assertEqual([r[:3] for r in self.replies()], ["250"])
         self.assertEqual(len(mailFiles(self.context, "demo")), 1)
         self.addCleanup(self.context.realm.accountFor("demo@example.test").mailStore.close)
+
+
+class POP3LoginOpensOffReactorTests(IndexHeldMixin, unittest.TestCase):
+    """
+    A POP3 login (USER/PASS) of an account whose store needs opening
+    while its index is locked by another connection.
+    """
+
+    timeout = 60
+
+    def connect(self):
+        protocol = self.factory.buildProtocol(None)
+        transport = TLSStringTransport(
+            hostAddress=IPv4Address("TCP", "127.0.0.1", 110), peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        protocol.makeConnection(transport)
+        self.addCleanup(lambda: protocol.connectionLost(None) if protocol.transport else None)
+        transport.clear()
+        return protocol, transport
+
+    @inlineCallbacks
+    def test_login(self):
+        """Another session is served while the store opens; PASS's +OK comes once it is open."""
+        self.patch(index, "BUSY_TIMEOUT_MS", 5000)
+        context = makeTestContext(self, reactor=reactor)
+        context.realm._mailStoreFactory = lambda path, quota: MailStore(path, quota=quota, reactor=reactor,
+                                                                        useInotify=False)
+        self.factory = POP3Factory(context, clock=Clock())
+        self.demoIndex(context.directory)
+        yield task.deferLater(reactor, 0, lambda: None)
+        release = self.holdIndex()
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"USER demo\r\nPASS " + PASSWORD.encode() + b"\r\n")
+        other, otherTransport = self.connect()
+        other.dataReceived(b"NOOP\r\nCAPA\r\n")
+        self.assertIn(b"+OK", otherTransport.value())
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(transport.value(), b"+OK Send your password.\r\n")  # USER's only
+        release()
+        while transport.value().count(b"\r\n") < 2:
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        self.assertTrue(transport.value().splitlines()[1].startswith(b"+OK"), transport.value())
+        account = context.realm.accountFor("demo@example.test")
+        self.addCleanup(account.mailStore.close)
+        self.assertIn("INBOX", account.mailStore.mailboxNames())
