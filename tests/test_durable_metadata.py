@@ -262,3 +262,13 @@ class FirstMailboxIdTests(DurableTestMixin, unittest.TestCase):
         out, mailboxId = yield self.heldThenAnswered(session, b"a SELECT Sent", b"a", "Sent")
         self.assertIn(b"* OK [MAILBOXID (%s)] Ok\r\n" % (mailboxId,), out)
         self.assertIn(b"a OK [READ-WRITE] SELECT completed", out)
+
+    @inlineCallbacks
+    def test_listStatus(self):
+        """LIST ... RETURN (STATUS (MAILBOXID)): the mailboxes without an id get one off the reactor, then LIST answers."""
+        session = Session(self)
+        out, mailboxId = yield self.heldThenAnswered(
+            session, b'a LIST "" "Junk" RETURN (STATUS (MAILBOXID))', b"a", "Junk")
+        self.assertIn(b'* STATUS "Junk" (MAILBOXID (%s))\r\na OK' % (mailboxId,), out)
+        for name in ("INBOX", "Notes"):
+            self.assertIsNotNone(metadata.knownMailboxId(maildir.mailboxPath(self.store.path, name)))

@@ -491,11 +491,20 @@ def do_LIST(session, tag, args):
     if patterns == [""]:
         session.sendUntagged(b'LIST (\\Noselect) "/" ""')
         return None
-    _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended, extensions)
-    for option, state in extensions.items():
-        text = LIST_RETURN_EXTENSIONS[option].done(state)
-        if text:
-            return ("OK", text)
+
+    def answer(_=None):
+        _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended, extensions)
+        for option, state in extensions.items():
+            text = LIST_RETURN_EXTENSIONS[option].done(state)
+            if text:
+                return ("OK", text)
+        return None
+    assign = getattr(session.account.mailStore, "assignMailboxIdsLater", None)
+    if statusItems and "MAILBOXID" in statusItems and assign is not None:
+        # The account's mailboxes that have no MAILBOXID yet get one off
+        # the reactor thread first.
+        return assign().addCallback(answer)
+    return answer()
 
 
 @command("LSUB", AUTH)

@@ -29,7 +29,7 @@ import os
 import sqlite3
 import threading
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python import threadable
 from zope.interface import implementer
@@ -472,6 +472,29 @@ class MailStore(MailboxManagement):
             if not self._conn.execute("UPDATE mailboxes SET class = ? WHERE name = ?",
                                       (mailboxClass, name)).rowcount:
                 raise NoSuchMailbox(name)
+
+    def assignMailboxIdsLater(self):
+        """
+        Give every selectable mailbox that has no MAILBOXID yet one
+        (L{metadata.mailboxId}), in the thread pool: then LIST ... RETURN
+        (STATUS (MAILBOXID)) writes none on the reactor thread.  A mailbox
+        that cannot get one now (a full disk, a folder gone) is left out.
+
+        @return: a L{Deferred} firing with C{None} when done.
+        """
+        folders = [maildir.mailboxPath(self.path, name)
+                   for (name,) in self._conn.execute("SELECT name FROM mailboxes WHERE selectable")]
+        missing = [folder for folder in folders if metadata.knownMailboxId(folder) is None]
+        if not missing:
+            return succeed(None)
+
+        def assign():
+            for folder in missing:
+                try:
+                    metadata.mailboxId(folder)
+                except OSError:
+                    pass  # answered (or refused) as before, when asked
+        return self._deferToThread(assign)
 
     def subscriptions(self):
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
