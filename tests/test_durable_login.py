@@ -22,6 +22,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
+from gateway.http.server import makeFactory as makeHTTPFactory
 from gateway.imap.server import makeFactory
 from gateway.lmtp.server import LMTPServer
 from gateway.pop3.server import POP3Factory
@@ -260,3 +261,62 @@ class POP3LoginOpensOffReactorTests(IndexHeldMixin, unittest.TestCase):
         account = context.realm.accountFor("demo@example.test")
         self.addCleanup(account.mailStore.close)
         self.assertIn("INBOX", account.mailStore.mailboxNames())
+
+
+class WebSiteOpensOffReactorTests(IndexHeldMixin, unittest.TestCase):
+    """
+    An anonymous request for C{/~demo/...} when demo's store needs opening
+    while its index is locked by another connection.
+    """
+
+    timeout = 60
+
+    def send(self, path):
+        transport = StringTransport(hostAddress=IPv4Address("TCP", "127.0.0.1", 8100),
+                                    peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+        protocol = self.site.buildProtocol(transport.getPeer())
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"GET %s HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n" % (path,))
+        return transport
+
+    @inlineCallbacks
+    def heldThenServed(self, path, end):
+        """
+        Request C{path} while demo's index is held: another request is
+        answered meanwhile, C{path} once the lock is let go.
+
+        @return: a Deferred firing with the raw response.
+        """
+        self.patch(index, "BUSY_TIMEOUT_MS", 5000)
+        context = makeTestContext(self, reactor=reactor)
+        context.realm._mailStoreFactory = lambda path, quota: MailStore(path, quota=quota, reactor=reactor,
+                                                                        useInotify=False)
+        self.site = makeHTTPFactory(context)
+        self.demoIndex(context.directory)
+        files = os.path.join(os.path.dirname(self.mailPath), "files")
+        os.makedirs(files, exist_ok=True)
+        with open(os.path.join(files, "hello.txt"), "wb") as f:
+            f.write(b"hello")
+        yield task.deferLater(reactor, 0, lambda: None)
+        release = self.holdIndex()
+        page = self.send(path)
+        self.assertIn(b" 404 ", self.send(b"/nothing-here").value())
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(page.value(), b"")
+        release()
+        while end not in page.value():
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        self.assertTrue(page.value().startswith(b"HTTP/1.1 200 "), page.value()[:100])
+        account = context.realm.accountFor("demo@example.test")
+        self.addCleanup(account.mailStore.close)
+        return page.value()
+
+    def test_page(self):
+        """A page of the personal web site: served once the store is open."""
+        return self.heldThenServed(b"/~demo/hello.txt", b"hello")
+
+    @inlineCallbacks
+    def test_freeBusy(self):
+        """/freebusy/<address>.vfb: generated once the store is open."""
+        out = yield self.heldThenServed(b"/freebusy/demo@example.test.vfb", b"END:VCALENDAR")
+        self.assertIn(b"BEGIN:VFREEBUSY", out)

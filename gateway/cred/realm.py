@@ -247,6 +247,24 @@ class GatewayRealm:
         maybeDeferred(self._open, address).addBoth(self._opened, address)
         return d
 
+    def accountOrLater(self, address):
+        """
+        The shared L{Account} of a canonical address, at once when the
+        realm holds it (or opens stores in the calling thread), else a
+        L{Deferred} of it (L{accountForLater}): for callers that answer
+        at once when they can (a web page).
+
+        @raise NoSuchAccount: (or the L{Deferred} fails with it) when the
+            directory has no such account.
+        """
+        address = _canonical(address)
+        account = self._held(address)
+        if account is not None:
+            return self._keep(address, account)
+        if not hasattr(self._reactor, "getThreadPool"):
+            return self.accountFor(address)
+        return self.accountForLater(address)
+
     def _open(self, address):
         """
         Open the mail store of C{address} in the thread pool.
