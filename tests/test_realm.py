@@ -356,6 +356,19 @@ class OpenLaterTests(unittest.TestCase):
         self.assertEqual(account.address, "demo@example.test")
 
     @inlineCallbacks
+    def test_removedWhileOpening(self):
+        """An account removed while its store opens: the login fails with NoSuchAccount and the store is closed."""
+        d = self.realm.accountForLater("demo@example.test")
+        self.directory.removeAccount("demo@example.test")
+        closed = []
+        original = MailStore.close
+        self.patch(MailStore, "close", lambda store: (closed.append(store), original(store)))
+        self.gate.set()
+        yield self.assertFailure(d, NoSuchAccount)
+        self.assertEqual(len(closed), 1)
+        self.assertEqual(self.realm.heldAccounts(), [])
+
+    @inlineCallbacks
     def test_unknownAccount(self):
         """An address the directory does not know fails with NoSuchAccount, opening nothing."""
         yield self.assertFailure(self.realm.accountForLater("nobody@example.test"), NoSuchAccount)
