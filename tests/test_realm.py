@@ -10,6 +10,7 @@ import os
 import threading
 
 from twisted.cred.portal import IRealm
+from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.trial import unittest
@@ -291,8 +292,6 @@ class OpenLaterTests(unittest.TestCase):
     timeout = 30
 
     def setUp(self):
-        from twisted.internet import reactor
-
         self.directory = makeDataRoot(self.mktemp())
         self.threads = []
         self.gate = threading.Event()
@@ -301,8 +300,6 @@ class OpenLaterTests(unittest.TestCase):
 
     def mailStore(self, path, quota):
         """In a pool thread: waits for C{self.gate}, then opens the store (the test closes it)."""
-        from twisted.internet import reactor
-
         self.threads.append(threading.current_thread())
         self.gate.wait(10)
         store = MailStore(path, quota=quota, reactor=reactor, useInotify=False)
@@ -393,3 +390,20 @@ class OpenLaterTests(unittest.TestCase):
         account = self.successResultOf(self.realm.accountForLater("demo@example.test"))
         self.assertEqual(self.threads, [threading.current_thread()])
         self.assertEqual(self.realm.requestAvatar("demo@example.test", None, IAccount)[1], account)
+
+    @inlineCallbacks
+    def test_openingThreadsLimited(self):
+        """At most OPENING_THREADS stores open at once; the others wait for a thread of theirs."""
+        from gateway.cred import realm as realmModule
+
+        self.patch(realmModule, "OPENING_THREADS", 1)
+        self.realm = GatewayRealm(self.directory, mailStoreFactory=self.mailStore, reactor=self.realm._reactor)
+        first = self.realm.accountForLater("demo@example.test")
+        second = self.realm.accountForLater("other@example.test")
+        while not self.threads:
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(len(self.threads), 1)
+        self.gate.set()
+        self.assertEqual([(yield first).address, (yield second).address], ["demo@example.test", "other@example.test"])
+        self.assertEqual(len(self.threads), 2)

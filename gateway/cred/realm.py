@@ -11,7 +11,7 @@ import os
 import weakref
 
 from twisted.cred.portal import IRealm
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
@@ -26,6 +26,13 @@ log = getLogger("auth")
 
 #: The index of shared mailboxes, in the data root.
 SHARED_INDEX = "shared-mailboxes.sqlite"
+
+#: How many mail stores the realm opens at once in the reactor's thread
+#: pool (L{GatewayRealm.accountForLater}): an opening may wait up to the
+#: index's busy timeout for another process's lock, and the pool's other
+#: threads are kept for the work of sessions already logged in (message
+#: files, rescans).
+OPENING_THREADS = 3
 
 
 @implementer(IQuota)
@@ -179,6 +186,7 @@ class GatewayRealm:
         #: The accounts whose mail store is being opened in a thread:
         #: C{{address: [Deferred of each waiting login]}}.
         self._opening = {}
+        self._openingThreads = DeferredSemaphore(OPENING_THREADS)
         self.keepIdle = keepIdle
         self._accounts = weakref.WeakValueDictionary()
         self._recent = collections.OrderedDict()
@@ -275,8 +283,8 @@ class GatewayRealm:
         if record is None:
             raise NoSuchAccount(address)
         quota = AccountQuota(self.directory, address)
-        d = deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._mailStoreFactory,
-                              os.path.join(record.path.path, "mail"), quota=quota)
+        d = self._openingThreads.run(deferToThreadPool, self._reactor, self._reactor.getThreadPool(),
+                                     self._mailStoreFactory, os.path.join(record.path.path, "mail"), quota=quota)
 
         def opened(mailStore):
             handOver = getattr(mailStore, "handOver", None)
