@@ -216,7 +216,8 @@ def makeContext(config, reactor=None, clock=None):
     if not os.path.isdir(dataRoot):
         raise ConfigurationError("[server] data_root: %s: no such folder (run gatewayctl init-demo)" % (dataRoot,))
     directory = FileDirectory(dataRoot, config["server", "main_domain"])
-    realm = GatewayRealm(directory, mailStoreFactory=lambda path, quota: MailStore(path, quota=quota, reactor=reactor))
+    realm = GatewayRealm(directory, mailStoreFactory=lambda path, quota: MailStore(path, quota=quota, reactor=reactor),
+                         reactor=reactor)
     monitor = Monitor()
     portal = MonitoredPortal(makePortal(directory, config, realm, clock=clock), monitor)
     tls = None

@@ -78,14 +78,20 @@ def makeTestContext(testCase, cleartextLogin=True, quota=None, reactor=None, clo
 
     With the default C{clock=None} a L{Clock} is used by the checker, so
     logins complete synchronously (fine for C{StringTransport} tests); pass
-    C{clock=reactor} for end-to-end tests over real sockets.
+    C{clock=reactor} for end-to-end tests over real sockets.  With the
+    default C{reactor=None} the realm opens the mail stores of logins at
+    once; with a reactor, in its thread pool.
     """
     dataRoot = testCase.mktemp()
     makeDataRoot(dataRoot, cleartextLogin=cleartextLogin, quota=quota)
     config = makeTestConfig(dataRoot, overrides)
     if clock is None:
         clock = Clock()
-    return makeContext(config, reactor=reactor, clock=clock)
+    context = makeContext(config, reactor=reactor, clock=clock)
+    if reactor is None:
+        # The mail stores of logins open at once, not in the thread pool.
+        context.realm._reactor = None
+    return context
 
 
 def freeBusyPeriods(document):

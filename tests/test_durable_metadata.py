@@ -10,6 +10,7 @@ write made there while the writer holds the index's lock fails at once
 (rather than after 30 s) and shows up as a logged error or a wrong answer.
 """
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -199,3 +200,75 @@ class RolledBackTests(MetadataHeldTestMixin, unittest.TestCase):
         yield failingGroup(self, self.store, lambda: service.setEntriesLater(
             access, "Drafts", [("/shared/comment", b"after"), ("/shared/new", b"x")]))
         self.assertEqual(self.entryFile("Drafts")[0], {"/shared/comment": b"before", "/shared/other": b"kept"})
+
+
+class FirstMailboxIdTests(DurableTestMixin, unittest.TestCase):
+    """
+    A mailbox's first MAILBOXID (its metadata file, written under the
+    folder's lock) is written off the reactor thread: while another
+    process holds the folder's lock, other sessions are served, and the
+    answer comes with the id once it is written.
+    """
+
+    def lockFolder(self, name):
+        """
+        Take the metadata lock of mailbox C{name}'s folder as another
+        process would; a thread lets it go when the returned event is set
+        (after 5 s at the latest: a reactor that waits for it is not
+        stuck for ever).
+        """
+        folder = maildir.mailboxPath(self.store.path, name)
+        self.assertIsNone(metadata.knownMailboxId(folder))
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        release = threading.Event()
+
+        def unlock():
+            release.wait(5)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        thread = threading.Thread(target=unlock)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(release.set)
+        return release
+
+    @inlineCallbacks
+    def heldThenAnswered(self, session, command, tag, mailbox):
+        other = Session(self)
+        release = self.lockFolder(mailbox)
+        self.assertEqual(session.send(command), b"")
+        self.assertIn(b"n OK", other.send(b"n NOOP"))
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(session.read(), b"")
+        release.set()
+        out = yield self.waitFor(session, tag + b" OK")
+        mailboxId = metadata.knownMailboxId(maildir.mailboxPath(self.store.path, mailbox))
+        self.assertIsNotNone(mailboxId)
+        return out, mailboxId.encode("ascii")
+
+    @inlineCallbacks
+    def test_status(self):
+        """STATUS (MAILBOXID) of a mailbox without an id yet: written off the reactor, then answered."""
+        session = Session(self)
+        out, mailboxId = yield self.heldThenAnswered(session, b"a STATUS Drafts (MAILBOXID MESSAGES)", b"a", "Drafts")
+        self.assertIn(b"* STATUS \"Drafts\" (MAILBOXID (%s) MESSAGES 0)\r\na OK" % (mailboxId,), out)
+
+    @inlineCallbacks
+    def test_select(self):
+        """SELECT of a mailbox without an id yet answers with its MAILBOXID once written off the reactor."""
+        session = Session(self)
+        yield self.store.getMailbox("Sent").synchronize()
+        out, mailboxId = yield self.heldThenAnswered(session, b"a SELECT Sent", b"a", "Sent")
+        self.assertIn(b"* OK [MAILBOXID (%s)] Ok\r\n" % (mailboxId,), out)
+        self.assertIn(b"a OK [READ-WRITE] SELECT completed", out)
+
+    @inlineCallbacks
+    def test_listStatus(self):
+        """LIST ... RETURN (STATUS (MAILBOXID)): the mailboxes without an id get one off the reactor, then LIST answers."""
+        session = Session(self)
+        out, mailboxId = yield self.heldThenAnswered(
+            session, b'a LIST "" "Junk" RETURN (STATUS (MAILBOXID))', b"a", "Junk")
+        self.assertIn(b'* STATUS "Junk" (MAILBOXID (%s))\r\na OK' % (mailboxId,), out)
+        for name in ("INBOX", "Notes"):
+            self.assertIsNotNone(metadata.knownMailboxId(maildir.mailboxPath(self.store.path, name)))

@@ -7,8 +7,11 @@ quota that covers mail and files together, and alerts.
 import gc
 import io
 import os
+import threading
 
 from twisted.cred.portal import IRealm
+from twisted.internet import reactor, task
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
@@ -278,3 +281,129 @@ class RealmTests(unittest.TestCase):
         self.assertEqual(new.mailStore.getMailbox("INBOX").uids(), [])
         new.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
         self.assertIs(self.realm.accountFor("other@example.test"), new)
+
+
+class OpenLaterTests(unittest.TestCase):
+    """
+    L{GatewayRealm.accountForLater}: an account's mail store opened in the
+    reactor's thread pool, one opening shared by concurrent logins.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        self.directory = makeDataRoot(self.mktemp())
+        self.threads = []
+        self.gate = threading.Event()
+        self.addCleanup(self.gate.set)
+        self.realm = GatewayRealm(self.directory, mailStoreFactory=self.mailStore, reactor=reactor)
+
+    def mailStore(self, path, quota):
+        """In a pool thread: waits for C{self.gate}, then opens the store (the test closes it)."""
+        self.threads.append(threading.current_thread())
+        self.gate.wait(10)
+        store = MailStore(path, quota=quota, reactor=reactor, useInotify=False)
+        self.addCleanup(store.close)
+        return store
+
+    @inlineCallbacks
+    def test_sharedOpening(self):
+        """Two logins of one account while its store opens share the one opening, made in a pool thread."""
+        first = self.realm.accountForLater("demo@example.test")
+        second = self.realm.accountForLater(b"DEMO@example.test")
+        self.assertNoResult(first)
+        self.gate.set()
+        account = yield first
+        self.assertIs((yield second), account)
+        self.assertEqual(len(self.threads), 1)
+        self.assertIsNot(self.threads[0], threading.current_thread())
+        self.assertIs(account.mailStore._conn, account.mailStore._ownConn)
+        self.assertIn("INBOX", [info.name for info in account.mailStore.listMailboxes()])
+        self.assertIs(self.realm.accountFor("demo@example.test"), account)
+        self.assertIs(self.successResultOf(self.realm.accountForLater("demo@example.test")), account)
+        self.assertEqual(len(self.threads), 1)
+
+    @inlineCallbacks
+    def test_requestAvatar(self):
+        """requestAvatar with a reactor gives a Deferred of (IAccount, account, logout)."""
+        self.gate.set()
+        interface, avatar, logout = yield self.realm.requestAvatar(b"demo@example.test", None, IAccount)
+        self.assertIs(interface, IAccount)
+        self.assertEqual(avatar.address, "demo@example.test")
+
+    @inlineCallbacks
+    def test_failureToEveryLogin(self):
+        """An opening that fails fails every login waiting for it; the next login tries again."""
+        calls = []
+
+        def failing(path, quota):
+            calls.append(path)
+            self.gate.wait(10)
+            raise OSError(28, "No space left on device")
+        self.realm._mailStoreFactory = failing
+        first = self.realm.accountForLater("demo@example.test")
+        second = self.realm.accountForLater("demo@example.test")
+        self.gate.set()
+        for d in (first, second):
+            failure = yield self.assertFailure(d, OSError)
+            self.assertEqual(failure.errno, 28)
+        self.assertEqual(len(calls), 1)
+        self.realm._mailStoreFactory = self.mailStore
+        account = yield self.realm.accountForLater("demo@example.test")
+        self.assertEqual(account.address, "demo@example.test")
+
+    @inlineCallbacks
+    def test_removedWhileOpening(self):
+        """An account removed while its store opens: the login fails with NoSuchAccount and the store is closed."""
+        d = self.realm.accountForLater("demo@example.test")
+        self.directory.removeAccount("demo@example.test")
+        closed = []
+        original = MailStore.close
+        self.patch(MailStore, "close", lambda store: (closed.append(store), original(store)))
+        self.gate.set()
+        yield self.assertFailure(d, NoSuchAccount)
+        self.assertEqual(len(closed), 1)
+        self.assertEqual(self.realm.heldAccounts(), [])
+
+    @inlineCallbacks
+    def test_unknownAccount(self):
+        """An address the directory does not know fails with NoSuchAccount, opening nothing."""
+        yield self.assertFailure(self.realm.accountForLater("nobody@example.test"), NoSuchAccount)
+        self.assertEqual(self.threads, [])
+
+    @inlineCallbacks
+    def test_accountForMeanwhile(self):
+        """An account built meanwhile by accountFor (a delivery) is the one the waiting logins get; the other store is closed."""
+        waiting = self.realm.accountForLater("demo@example.test")
+        self.realm._mailStoreFactory = lambda path, quota: MailStore(path, quota=quota, reactor=Clock(),
+                                                                      useInotify=False)
+        built = self.realm.accountFor("demo@example.test")
+        self.addCleanup(built.mailStore.close)
+        self.gate.set()
+        self.assertIs((yield waiting), built)
+        self.assertFalse(built.mailStore.closed)
+
+    def test_clockOpensAtOnce(self):
+        """With a reactor without threads (a Clock), the store opens at once."""
+        self.gate.set()
+        self.realm._reactor = Clock()
+        account = self.successResultOf(self.realm.accountForLater("demo@example.test"))
+        self.assertEqual(self.threads, [threading.current_thread()])
+        self.assertEqual(self.realm.requestAvatar("demo@example.test", None, IAccount)[1], account)
+
+    @inlineCallbacks
+    def test_openingThreadsLimited(self):
+        """At most OPENING_THREADS stores open at once; the others wait for a thread of theirs."""
+        from gateway.cred import realm as realmModule
+
+        self.patch(realmModule, "OPENING_THREADS", 1)
+        self.realm = GatewayRealm(self.directory, mailStoreFactory=self.mailStore, reactor=self.realm._reactor)
+        first = self.realm.accountForLater("demo@example.test")
+        second = self.realm.accountForLater("other@example.test")
+        while not self.threads:
+            yield task.deferLater(reactor, 0.005, lambda: None)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(len(self.threads), 1)
+        self.gate.set()
+        self.assertEqual([(yield first).address, (yield second).address], ["demo@example.test", "other@example.test"])
+        self.assertEqual(len(self.threads), 2)

@@ -11,6 +11,8 @@ import os
 import weakref
 
 from twisted.cred.portal import IRealm
+from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred, succeed
+from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
 from gateway.errors import NoSuchAccount, QuotaExceeded
@@ -24,6 +26,13 @@ log = getLogger("auth")
 
 #: The index of shared mailboxes, in the data root.
 SHARED_INDEX = "shared-mailboxes.sqlite"
+
+#: How many mail stores the realm opens at once in the reactor's thread
+#: pool (L{GatewayRealm.accountForLater}): an opening may wait up to the
+#: index's busy timeout for another process's lock, and the pool's other
+#: threads are kept for the work of sessions already logged in (message
+#: files, rescans).
+OPENING_THREADS = 3
 
 
 @implementer(IQuota)
@@ -63,7 +72,14 @@ class Account:
     #: Its L{gateway.interfaces.IViewerAccess}, set by the realm.
     access = None
 
-    def __init__(self, directory, address, mailStoreFactory):
+    def __init__(self, directory, address, mailStoreFactory, opened=None):
+        """
+        @param mailStoreFactory: makes the mail store, C{factory(path,
+            quota=quota)}.
+        @param opened: C{(mail store, quota)} made already by
+            L{GatewayRealm.accountForLater} (in a thread), or C{None} to call
+            C{mailStoreFactory} now.
+        """
         self._directory = directory
         self.address = address
         record = directory.getAccount(address)
@@ -73,9 +89,13 @@ class Account:
         #: identity of the account folder: a removed and re-created account
         #: with the same name is a new account.
         self.folderId = _folderId(self.path)
-        self.quota = AccountQuota(directory, address)
+        if opened is None:
+            self.quota = AccountQuota(directory, address)
+            mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
+        else:
+            mailStore, self.quota = opened
         self.fileStore = FileStore(os.path.join(self.path, "files"), quota=self.quota)
-        self.mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
+        self.mailStore = mailStore
         self.quota.stores = (self.mailStore, self.fileStore)
 
     @property
@@ -100,6 +120,12 @@ class Account:
             if text:
                 alerts.append(text)
         return alerts
+
+
+def _canonical(address):
+    if isinstance(address, bytes):
+        address = address.decode("utf-8")
+    return address.lower()
 
 
 def _folderId(path):
@@ -147,9 +173,20 @@ class GatewayRealm:
     @ivar directory: the L{gateway.interfaces.IDirectory}.
     """
 
-    def __init__(self, directory, mailStoreFactory=_defaultMailStoreFactory, keepIdle=256):
+    def __init__(self, directory, mailStoreFactory=_defaultMailStoreFactory, keepIdle=256, reactor=None):
+        """
+        @param reactor: the reactor whose thread pool opens the mail stores
+            of logins (L{accountForLater}); C{None} (or one without a
+            thread pool, a C{task.Clock}) opens them at once, in the
+            calling thread.
+        """
         self.directory = directory
         self._mailStoreFactory = mailStoreFactory
+        self._reactor = reactor
+        #: The accounts whose mail store is being opened in a thread:
+        #: C{{address: [Deferred of each waiting login]}}.
+        self._opening = {}
+        self._openingThreads = DeferredSemaphore(OPENING_THREADS)
         self.keepIdle = keepIdle
         self._accounts = weakref.WeakValueDictionary()
         self._recent = collections.OrderedDict()
@@ -178,22 +215,140 @@ class GatewayRealm:
 
     def accountFor(self, address):
         """
-        The shared L{Account} of a canonical address.
+        The shared L{Account} of a canonical address, its mail store opened
+        in the calling thread if it is not held already (see
+        L{accountForLater}).
 
         @raise NoSuchAccount: when the directory has no such account.
         """
-        if isinstance(address, bytes):
-            address = address.decode("utf-8")
-        address = address.lower()
+        address = _canonical(address)
+        account = self._held(address)
+        if account is None:
+            account = self._adopt(address, Account(self.directory, address, self._mailStoreFactory))
+        return self._keep(address, account)
+
+    def accountForLater(self, address):
+        """
+        The shared L{Account} of a canonical address, without waiting on
+        the calling (reactor) thread: an account not held yet has its mail
+        store opened in the reactor's thread pool, where its index's
+        migrations, the default mailboxes of a new account and the recovery
+        of what a dead process left may wait for another process's lock on
+        the index or for the disk.  Concurrent calls for one account share
+        the one opening.
+
+        @return: a L{Deferred} firing with the L{Account}, or failing with
+            L{NoSuchAccount} or what opening the store raised.
+        """
+        address = _canonical(address)
+        account = self._held(address)
+        if account is not None:
+            return succeed(self._keep(address, account))
+        if not hasattr(self._reactor, "getThreadPool"):
+            return maybeDeferred(self.accountFor, address)
+        d = Deferred()
+        waiting = self._opening.get(address)
+        if waiting is not None:
+            waiting.append(d)
+            return d
+        self._opening[address] = [d]
+        maybeDeferred(self._open, address).addBoth(self._opened, address)
+        return d
+
+    def accountOrLater(self, address):
+        """
+        The shared L{Account} of a canonical address, at once when the
+        realm holds it (or opens stores in the calling thread), else a
+        L{Deferred} of it (L{accountForLater}): for callers that answer
+        at once when they can (a web page).
+
+        @raise NoSuchAccount: (or the L{Deferred} fails with it) when the
+            directory has no such account.
+        """
+        address = _canonical(address)
+        account = self._held(address)
+        if account is not None:
+            return self._keep(address, account)
+        if not hasattr(self._reactor, "getThreadPool"):
+            return self.accountFor(address)
+        return self.accountForLater(address)
+
+    def _open(self, address):
+        """
+        Open the mail store of C{address} in the thread pool.
+
+        @return: a L{Deferred} firing with the L{Account} (not yet adopted).
+        """
+        record = self.directory.getAccount(address)
+        if record is None:
+            raise NoSuchAccount(address)
+        quota = AccountQuota(self.directory, address)
+        d = self._openingThreads.run(deferToThreadPool, self._reactor, self._reactor.getThreadPool(),
+                                     self._mailStoreFactory, os.path.join(record.path.path, "mail"), quota=quota)
+
+        def opened(mailStore):
+            handOver = getattr(mailStore, "handOver", None)
+            if handOver is not None:
+                handOver()
+            try:
+                return Account(self.directory, address, self._mailStoreFactory, opened=(mailStore, quota))
+            except BaseException:
+                _closeStore(mailStore)  # the account went meanwhile
+                raise
+        return d.addCallback(opened)
+
+    def _opened(self, result, address):
+        """
+        The opening of C{address}'s store ended with C{result} (an
+        L{Account} or a L{Failure}): every login that waits for it gets
+        the account (the one built meanwhile by L{accountFor}, if any) or
+        the failure.
+        """
+        waiting = self._opening.pop(address)
+        if isinstance(result, Account):
+            held = self._held(address)
+            if held is not None:
+                # accountFor opened it meanwhile (a delivery): that one is
+                # shared.
+                _closeStore(result.mailStore)
+                result = held
+            else:
+                result = self._adopt(address, result)
+            result = self._keep(address, result)
+        for d in waiting:
+            if isinstance(result, Account):
+                d.callback(result)
+            else:
+                d.errback(result)
+
+    def _held(self, address):
+        """
+        The L{Account} of C{address} built before and still good, or
+        C{None}.
+        """
         account = self._accounts.get(address)
         if account is None or account.folderId != _folderId(account.path) or account.folderId is None \
                 or getattr(account.mailStore, "closed", False):
-            if account is not None:
-                _closeStore(account.mailStore)
-            account = Account(self.directory, address, self._mailStoreFactory)
-            account.access = self.access.forViewer(address)
-            weakref.finalize(account, _closeStore, account.mailStore)
-            self._accounts[address] = account
+            return None
+        return account
+
+    def _adopt(self, address, account):
+        """
+        Make C{account} the shared one of C{address} (closing the store of
+        the one it replaces).
+        """
+        replaced = self._accounts.get(address)
+        if replaced is not None and replaced is not account:
+            _closeStore(replaced.mailStore)
+        account.access = self.access.forViewer(address)
+        weakref.finalize(account, _closeStore, account.mailStore)
+        self._accounts[address] = account
+        return account
+
+    def _keep(self, address, account):
+        """
+        Count C{account} as asked for now (see L{releaseIdle}).
+        """
         self._recent[address] = account
         self._recent.move_to_end(address)
         self._used.add(address)
@@ -245,4 +400,7 @@ class GatewayRealm:
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:
             raise NotImplementedError("gateway offers IAccount avatars only")
-        return IAccount, self.accountFor(avatarId), lambda: None
+        if not hasattr(self._reactor, "getThreadPool"):
+            return IAccount, self.accountFor(avatarId), lambda: None
+        # The login is answered once the store is open (in a thread).
+        return self.accountForLater(avatarId).addCallback(lambda account: (IAccount, account, lambda: None))

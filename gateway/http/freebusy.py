@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.parser import isoparse
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.threads import deferToThread
 from twisted.web import http
 from zope.interface import implementer
@@ -165,7 +165,17 @@ class FreeBusyPublisher:
         record = self.context.directory.resolve(address, localAddress) if address else None
         if record is None or "http" not in record.services:
             return errorPage(request, http.NOT_FOUND, "There is no free/busy information for this address.")
-        account = self.context.realm.accountFor(record.address)
+        orLater = getattr(self.context.realm, "accountOrLater", None)
+        account = self.context.realm.accountFor(record.address) if orLater is None else orLater(record.address)
+        if isinstance(account, Deferred):
+            # Its mail store opens in a thread first.
+            return finishLater(request, account.addCallback(lambda account: self._renderFor(request, account)))
+        return self._renderFor(request, account)
+
+    def _renderFor(self, request, account):
+        """
+        L{renderAddress} once the account is known.
+        """
         published = account.fileStore.resolve("/freebusy.vfb")
         if published.isfile() and not self.isGenerated(account):
             return serveFile(request, published)

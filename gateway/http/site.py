@@ -17,7 +17,7 @@ from stat import S_ISDIR, S_ISREG
 from urllib.parse import quote
 
 from twisted.internet import threads
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.web import http
 from zope.interface import implementer
 
@@ -46,7 +46,9 @@ def lookupAccount(context, request, name):
     local address).  Aliases apply.
 
     @return: the account, or C{None} (also for accounts without the C{http}
-        service).
+        service); or a L{Deferred} of the account when its mail store must
+        be opened first (off the reactor thread, see
+        L{gateway.cred.realm.GatewayRealm.accountOrLater}).
     """
     localAddress = getattr(request.getHost(), "host", None)
     name = name.strip()
@@ -63,7 +65,10 @@ def lookupAccount(context, request, name):
     record = context.directory.resolve(address, localAddress)
     if record is None or "http" not in record.services:
         return None
-    return context.realm.accountFor(record.address)
+    orLater = getattr(context.realm, "accountOrLater", None)
+    if orLater is None:
+        return context.realm.accountFor(record.address)
+    return orLater(record.address)
 
 
 def isPrivate(fileStore, filePath):
@@ -136,6 +141,11 @@ class PersonalSite:
         if cached is not None and now - cached[0] < ACCOUNT_CACHE_SECONDS:
             return cached[1]
         account = lookupAccount(self.context, request, name)
+        if isinstance(account, Deferred):
+            return account.addCallback(self._keep, key, now)
+        return self._keep(account, key, now)
+
+    def _keep(self, account, key, now):
         if len(self._accounts) >= 1000:
             self._accounts.clear()
         self._accounts[key] = (now, account)
@@ -169,6 +179,15 @@ class PersonalSite:
             request.setHeader(b"allow", b", ".join(METHODS))
             return errorPage(request, http.NOT_ALLOWED, "This method is not supported here.")
         account = self.account(request, name)
+        if isinstance(account, Deferred):
+            # Its mail store opens in a thread first.
+            return finishLater(request, account.addCallback(lambda account: self._render(request, account, segments)))
+        return self._render(request, account, segments)
+
+    def _render(self, request, account, segments):
+        """
+        L{render} once the account is known (C{None}: no such site).
+        """
         if account is None:
             return errorPage(request, http.NOT_FOUND, "There is no such site.")
         if not segments:

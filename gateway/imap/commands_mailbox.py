@@ -160,11 +160,31 @@ def _select(session, tag, args, readOnly):
     except StoreError as e:
         raise storeError(e) from None
     d = mailbox.synchronize()
-    d.addCallback(lambda _: _selected(session, mailbox, readOnly, qresync, name))
+    d.addCallback(lambda _: _mailboxIdLater(mailbox))
+    d.addCallback(lambda mailboxId: _selected(session, mailbox, readOnly, qresync, name, mailboxId))
     return d
 
 
-def _selected(session, mailbox, readOnly, qresync=None, name=None):
+def _mailboxIdLater(mailbox):
+    """
+    The mailbox's MAILBOXID, written off the reactor thread when it has
+    none yet (L{gateway.interfaces.IMailbox.mailboxIdLater}); C{None} on a
+    full disk (the mailbox gets one when there is room).
+
+    @return: a L{Deferred}.
+    """
+    later = getattr(mailbox, "mailboxIdLater", None)
+    d = later() if later is not None else defer.maybeDeferred(mailbox.mailboxId)
+
+    def full(failure):
+        failure.trap(OSError)
+        if not isStorageFull(failure.value):
+            return failure
+        return None
+    return d.addErrback(full)
+
+
+def _selected(session, mailbox, readOnly, qresync=None, name=None, mailboxId=None):
     rev2 = isRev2(session)
     view = MailboxView(mailbox, readOnly, lambda: _mailboxChanged(session), showRecent=not rev2)
     session.view = view
@@ -181,12 +201,9 @@ def _selected(session, mailbox, readOnly, qresync=None, name=None):
             session.sendUntagged(b"OK [UNSEEN %d] First unseen message" % (unseen,))
     session.sendUntagged(b"OK [UIDVALIDITY %d] UIDs valid" % (mailbox.uidValidity,))
     session.sendUntagged(b"OK [UIDNEXT %d] Predicted next UID" % (view.openedUidNext,))
-    try:
-        session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailbox.mailboxId().encode("ascii"),))
-    except OSError as e:
-        # A mailbox without an id yet gets one when the disk has room.
-        if not isStorageFull(e):
-            raise
+    if mailboxId is not None:
+        # (None: a mailbox without an id yet gets one when the disk has room.)
+        session.sendUntagged(b"OK [MAILBOXID (%s)] Ok" % (mailboxId.encode("ascii"),))
     session.sendUntagged(b"OK [URLMECH INTERNAL] Ok")  # RFC 4467 (gateway.imap.urlauth)
     if "CONDSTORE" in session.enabled:
         session.sendUntagged(b"OK [HIGHESTMODSEQ %d] Highest" % (view.modseq,))
@@ -299,10 +316,19 @@ def _created(session, name):
     # RFC 8474 4: the new mailbox's MAILBOXID (none on a full disk, which
     # the mailbox gets when it is next opened).
     try:
-        mailboxId = openMailbox(session, name, "").mailboxId()
-    except (StoreError, OSError):
+        mailbox = openMailbox(session, name, "")
+    except StoreError:
         return None
-    return ("OK", "[MAILBOXID (%s)] CREATE completed" % (mailboxId,))
+
+    def answer(mailboxId):
+        if mailboxId is None:
+            return None
+        return ("OK", "[MAILBOXID (%s)] CREATE completed" % (mailboxId,))
+
+    def failed(failure):
+        failure.trap(OSError, StoreError)
+        return None
+    return _mailboxIdLater(mailbox).addCallbacks(answer, failed)
 
 
 @command("DELETE", AUTH)
@@ -465,11 +491,20 @@ def do_LIST(session, tag, args):
     if patterns == [""]:
         session.sendUntagged(b'LIST (\\Noselect) "/" ""')
         return None
-    _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended, extensions)
-    for option, state in extensions.items():
-        text = LIST_RETURN_EXTENSIONS[option].done(state)
-        if text:
-            return ("OK", text)
+
+    def answer(_=None):
+        _list(session, "LIST", reference, patterns, selection, returns, statusItems, extended, extensions)
+        for option, state in extensions.items():
+            text = LIST_RETURN_EXTENSIONS[option].done(state)
+            if text:
+                return ("OK", text)
+        return None
+    assign = getattr(session.account.mailStore, "assignMailboxIdsLater", None)
+    if statusItems and "MAILBOXID" in statusItems and assign is not None:
+        # The account's mailboxes that have no MAILBOXID yet get one off
+        # the reactor thread first.
+        return assign().addCallback(answer)
+    return answer()
 
 
 @command("LSUB", AUTH)
@@ -567,7 +602,12 @@ def _checkStatusItems(items):
             raise bad("Unknown STATUS item %s" % (item[:20],))
 
 
-def _statusList(session, mailbox, items):
+def _statusList(session, mailbox, items, mailboxId=None):
+    """
+    The parenthesized STATUS values of C{items} for C{mailbox}
+    (C{mailboxId}: its MAILBOXID if known, else read, or written here
+    when it has none yet).
+    """
     counts = mailbox.counts() if {"MESSAGES", "RECENT", "UNSEEN", "SIZE"} & set(items) else None
     values = []
     for item in items:
@@ -581,7 +621,9 @@ def _statusList(session, mailbox, items):
         elif item == "UIDVALIDITY":
             value = mailbox.uidValidity
         elif item == "MAILBOXID":
-            values.append(b"MAILBOXID (%s)" % (mailbox.mailboxId().encode("ascii"),))
+            if mailboxId is None:
+                mailboxId = mailbox.mailboxId()
+            values.append(b"MAILBOXID (%s)" % (mailboxId.encode("ascii"),))
             continue
         elif item == "DELETED":
             # RFC 9051 6.3.11: the messages with \Deleted (as the viewer sees them).
@@ -605,7 +647,16 @@ def do_STATUS(session, tag, args):
         mailbox = openMailbox(session, name, "r")
     except StoreError as e:
         raise storeError(e) from None
-    session.sendUntagged(b"STATUS " + session.names.encode(name) + b" " + _statusList(session, mailbox, items))
+    if "MAILBOXID" not in items:
+        session.sendUntagged(b"STATUS " + session.names.encode(name) + b" " + _statusList(session, mailbox, items))
+        return None
+
+    def status(mailboxId):
+        session.sendUntagged(b"STATUS " + session.names.encode(name) + b" "
+                             + _statusList(session, mailbox, items, mailboxId))
+    later = getattr(mailbox, "mailboxIdLater", None)
+    d = later() if later is not None else defer.maybeDeferred(mailbox.mailboxId)
+    return d.addCallback(status)
 
 
 # -- APPEND ------------------------------------------------------------------------------

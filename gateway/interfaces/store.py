@@ -157,6 +157,13 @@ class IMailbox(Interface):
             life of the mailbox, across RENAME and index rebuilds.
         """
 
+    def mailboxIdLater():
+        """
+        @return: a L{Deferred} firing with L{mailboxId}, whose first
+            writing (a mailbox that has none yet) is done off the reactor
+            thread.
+        """
+
     def highestModSeq():
         """@return: C{int}"""
 

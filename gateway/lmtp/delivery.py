@@ -165,8 +165,26 @@ def _mailboxFor(realm, recipient, sender=None):
         account until done, for the realm closes an account's store once
         nothing holds the account (when it is not among those kept idle).
     """
+    return _mailboxIn(realm, realm.accountFor(recipient.record.address), recipient, sender)
+
+
+def _accountLater(realm, recipient):
+    """
+    A L{Deferred} of the recipient's account, whose mail store (when the
+    realm does not hold it yet) opens off the reactor thread
+    (L{gateway.cred.realm.GatewayRealm.accountForLater}).
+    """
+    later = getattr(realm, "accountForLater", None)
+    if later is None:
+        return maybeDeferred(realm.accountFor, recipient.record.address)
+    return later(recipient.record.address)
+
+
+def _mailboxIn(realm, account, recipient, sender=None):
+    """
+    L{_mailboxFor} in C{account}, the recipient's.
+    """
     address = recipient.record.address
-    account = realm.accountFor(address)
     store = account.mailStore
     name = _targetMailbox(store, recipient.detail)
     if name != "INBOX":
@@ -458,7 +476,11 @@ class Delivery:
         self._stopped = True
 
     def _prepare(self, recipient, address):
-        account, mailbox = _mailboxFor(self.realm, recipient, self.sender)
+        d = _accountLater(self.realm, recipient)
+        return d.addCallback(self._prepareIn, recipient, address)
+
+    def _prepareIn(self, account, recipient, address):
+        account, mailbox = _mailboxIn(self.realm, account, recipient, self.sender)
         if self.sharedCopy:
             d = self.runInThread(mailbox.prepareMessage, self.spool.path, self.spool.measure)
         else:

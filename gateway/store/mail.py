@@ -29,8 +29,9 @@ import os
 import sqlite3
 import threading
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
+from twisted.python import threadable
 from zope.interface import implementer
 
 from gateway import stats
@@ -91,6 +92,16 @@ DEFAULT_MAILBOXES = (
 DEFAULT_ACLS = {"Calendar": "anyone p\n"}
 
 
+def _inReactorThread():
+    """
+    Is the calling thread the reactor's (before any reactor ran: the main
+    thread)?
+    """
+    if threadable.ioThread is None:
+        return threading.current_thread() is threading.main_thread()
+    return threadable.isInIOThread()
+
+
 @implementer(IMailboxInfo)
 class MailboxInfo:
     def __init__(self, name, mailboxClass, specialUse, hasChildren, selectable):
@@ -134,6 +145,11 @@ class MailStore(MailboxManagement):
     def __init__(self, path, quota=None, reactor=None, useInotify=True):
         if reactor is None:
             from twisted.internet import reactor
+        #: Opened outside the reactor's thread (the realm opens an
+        #: account's store in the thread pool at login): the opening may
+        #: wait for the index's lock, and writes at once rather than
+        #: through the index writer.  See L{handOver}.
+        self._mayWait = not _inReactorThread()
         self.path = os.path.abspath(path)
         self.quota = quota
         self._reactor = reactor
@@ -164,6 +180,17 @@ class MailStore(MailboxManagement):
         self._recovered = set()
         for mailboxId, name in self._conn.execute("SELECT id, name FROM mailboxes WHERE selectable").fetchall():
             self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
+        self._mayWait = False
+
+    def handOver(self):
+        """
+        The store was opened in another thread (the realm's opening in the
+        thread pool, which may wait for another process's lock on the
+        index): from now on the calling thread (the reactor's) is the one
+        whose connection is the store's own (see L{_conn}).  Call before
+        anything else uses the store.
+        """
+        self._ownerThread = threading.get_ident()
 
     @property
     def _conn(self):
@@ -243,7 +270,7 @@ class MailStore(MailboxManagement):
         disk, added, gone = self._differences()
         if not added and not gone:
             return
-        if (threading.get_ident() != self._ownerThread or self._conn.in_transaction
+        if (self._mayWait or threading.get_ident() != self._ownerThread or self._conn.in_transaction
                 or not getattr(self._reactor, "running", False)):
             with index.transaction(self._conn):
                 self._register(disk, added, gone)
@@ -404,7 +431,11 @@ class MailStore(MailboxManagement):
         kept = journal.recoverTemporary(self._conn, mailboxId, path)
         key = "tmp:%d" % (mailboxId,)
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        if (row[0] if row else 0) != kept:
+        if (row[0] if row else 0) != kept and self._mayWait:
+            # Opening in the thread pool: at once.
+            with index.transaction(self._conn):
+                _countTemporary(self._conn, mailboxId, key, kept)
+        elif (row[0] if row else 0) != kept:
             # By the index writer (at once without threads): the reactor
             # does not wait for the index's lock to count a few octets.
             self._write(lambda conn, group: _countTemporary(conn, mailboxId, key, kept)).addErrback(
@@ -453,6 +484,29 @@ class MailStore(MailboxManagement):
             if not self._conn.execute("UPDATE mailboxes SET class = ? WHERE name = ?",
                                       (mailboxClass, name)).rowcount:
                 raise NoSuchMailbox(name)
+
+    def assignMailboxIdsLater(self):
+        """
+        Give every selectable mailbox that has no MAILBOXID yet one
+        (L{metadata.mailboxId}), in the thread pool: then LIST ... RETURN
+        (STATUS (MAILBOXID)) writes none on the reactor thread.  A mailbox
+        that cannot get one now (a full disk, a folder gone) is left out.
+
+        @return: a L{Deferred} firing with C{None} when done.
+        """
+        folders = [maildir.mailboxPath(self.path, name)
+                   for (name,) in self._conn.execute("SELECT name FROM mailboxes WHERE selectable")]
+        missing = [folder for folder in folders if metadata.knownMailboxId(folder) is None]
+        if not missing:
+            return succeed(None)
+
+        def assign():
+            for folder in missing:
+                try:
+                    metadata.mailboxId(folder)
+                except OSError:
+                    pass  # answered (or refused) as before, when asked
+        return self._deferToThread(assign)
 
     def subscriptions(self):
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]

@@ -112,6 +112,23 @@ class Mailbox(MailboxChanges):
 
         return mailboxId(self._path())
 
+    def mailboxIdLater(self):
+        """
+        L{mailboxId} without a write on the calling (reactor) thread: a
+        mailbox that has no MAILBOXID yet gets it in the thread pool (the
+        metadata file is written and fsync'd under its folder's lock,
+        which another process's metadata write may hold).
+
+        @return: a L{Deferred} firing with it.
+        """
+        from gateway.store.metadata import knownMailboxId, mailboxId
+
+        path = self._path()
+        found = knownMailboxId(path)
+        if found is not None:
+            return succeed(found)
+        return self._store._deferToThread(mailboxId, path)
+
     def highestModSeq(self):
         return self._row("highestmodseq")[0]
 

@@ -273,6 +273,14 @@ def writeFile(path, shared, private, mailboxId=_KEEP):
         raise
 
 
+def knownMailboxId(mailboxFolder):
+    """
+    The mailbox's MAILBOXID if it has one already (see L{mailboxId}), else
+    C{None}: never writes.
+    """
+    return _load(os.path.join(mailboxFolder, METADATA_FILE))[2]
+
+
 def mailboxId(mailboxFolder):
     """
     The mailbox's MAILBOXID (RFC 8474): kept in its metadata file, so it

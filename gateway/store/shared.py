@@ -79,7 +79,7 @@ class SharedMailbox:
     #: refused to viewers until it is wrapped here.
     _UNCHECKED = frozenset(["mailboxClass", "specialUse", "uidValidity", "uidNext", "highestModSeq", "uids",
                             "uidSnapshot", "uidState", "claimRecent", "unclaimedRecent", "addListener", "synchronize",
-                            "mailboxId", "contentKey"])
+                            "mailboxId", "mailboxIdLater", "contentKey"])
 
     def __getattr__(self, name):
         if name in SharedMailbox._UNCHECKED:
