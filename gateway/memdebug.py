@@ -181,7 +181,7 @@ def sqliteConnections():
         return []
     found = []
     for o in gc.get_objects():
-        if type(o) is not sqlite3.Connection:
+        if not isinstance(o, sqlite3.Connection):
             continue
         db = ctypes.c_void_p.from_address(id(o) + object.__basicsize__).value
         if not db:

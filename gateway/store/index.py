@@ -59,6 +59,14 @@ UIDVALIDITY_FILE = ".gateway-uidvalidity"
 #: in reserve so that flagging and expunging, which make room, still work
 #: on a full disk (see L{roomPermitting}).
 RESERVE_SUFFIX = "-reserve"
+#: Beside the index: a file written after every commit through
+#: L{transaction}.  Other processes watch the index's folder with inotify
+#: (L{gateway.store.watch}) to learn of each other's changes; the
+#: write-ahead log is written before the commit is visible (a commit is
+#: visible once the log is on disk and the wal-index updated, which makes
+#: no event), so a watcher woken by the log alone could look too early and
+#: find nothing until the next change.  This write comes after.
+COMMIT_SIGNAL_SUFFIX = "-commits"
 RESERVE_SIZE = 256 * 1024
 
 SCHEMA = """
@@ -203,14 +211,23 @@ INFO_COLUMNS = "uid, flags, internaldate, size, modseq, headers"
 INFO_COLUMNS_NO_HEADERS = "uid, flags, internaldate, size, modseq"
 
 
+class IndexConnection(sqlite3.Connection):
+    """
+    A connection to an index, which knows its path (for L{signalCommit}).
+    """
+
+    indexPath = None
+
+
 def connect(path):
     """
     Open (and create if needed) the index at C{path}.
 
-    @return: an autocommit C{sqlite3.Connection}; use L{transaction} to write.
+    @return: an autocommit L{IndexConnection}; use L{transaction} to write.
     """
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000.0,
-                           check_same_thread=False)
+                           check_same_thread=False, factory=IndexConnection)
+    conn.indexPath = os.path.abspath(path)
     conn.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT_MS,))
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a UID once reported to a client is never handed out again, even
@@ -256,6 +273,29 @@ def transaction(conn):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        signalCommit(conn)
+
+
+def signalCommit(conn):
+    """
+    Write the index's L{COMMIT_SIGNAL_SUFFIX} file (one octet, in place),
+    after a commit through C{conn}.  What fails (a full disk, a read-only
+    folder) is left: the watchers then learn of the commit at the next
+    change, or by polling.
+    """
+    path = getattr(conn, "indexPath", None)
+    if path is None:
+        return
+    try:
+        fd = os.open(path + COMMIT_SIGNAL_SUFFIX, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        os.pwrite(fd, b"c", 0)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def keepReserve(indexPath):
