@@ -86,6 +86,27 @@ class MailboxRowsTests(unittest.TestCase):
             self.assertEqual(self.rows.row(1, "uidnext"), (1,))
         self.assertEqual(self.rows.row(1, "uidnext"), (3,))
 
+    def test_byName(self):
+        """
+        A mailbox looked up by name is read once while nobody commits; one
+        created or renamed meanwhile is found once committed; inside a
+        transaction the lookup is the transaction's and is not kept.
+        """
+        self.assertEqual(self.rows.named("INBOX")[0], 1)
+        self.assertIsNone(self.rows.named("Later"))
+        self.assertEqual(self.rows.named("INBOX")[0], 1)
+        self.assertIsNone(self.rows.named("Later"))
+        self.assertEqual(len(self.selects), 2)
+        self.otherConnection().execute(
+            "INSERT INTO mailboxes (id, name, uidvalidity, uidnext, highestmodseq) VALUES (2, 'Later', 8, 1, 1)")
+        self.assertEqual(self.rows.named("Later")[0], 2)
+        with index.transaction(self.conn):
+            self.conn.execute("UPDATE mailboxes SET name = 'Renamed' WHERE id = 2")
+            self.assertEqual(self.rows.named("Renamed")[0], 2)
+            self.assertIsNone(self.rows.named("Later"))
+        self.assertIsNone(self.rows.named("Later"))
+        self.assertEqual(self.rows.named("Renamed")[0], 2)
+
     def test_deletedMailbox(self):
         """
         A mailbox whose row was deleted has none.

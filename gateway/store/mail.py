@@ -217,6 +217,16 @@ class MailStore(MailboxManagement):
             return self._mailboxRows.row(mailboxId, columns)
         return self._conn.execute("SELECT %s FROM mailboxes WHERE id = ?" % (columns,), (mailboxId,)).fetchone()
 
+    def _mailboxNamed(self, name):
+        """
+        C{(id, selectable, indexed)} of the mailbox called C{name} in the
+        index, or C{None}; in the reactor thread as L{mailboxRow}.
+        """
+        if threading.get_ident() == self._ownerThread:
+            return self._mailboxRows.named(name)
+        return self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?",
+                                  (name,)).fetchone()
+
     # -- setup ---------------------------------------------------------------
 
     def _initialize(self):
@@ -394,14 +404,12 @@ class MailStore(MailboxManagement):
             name = maildir.canonicalName(name)
         except InvalidMailboxName:
             raise NoSuchMailbox(name)
-        row = self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?",
-                                 (name,)).fetchone()
+        row = self._mailboxNamed(name)
         if row is None:
             if not maildir.isMaildir(maildir.mailboxPath(self.path, name)):
                 raise NoSuchMailbox(name)
             self._discover()
-            row = self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?",
-                                     (name,)).fetchone()
+            row = self._mailboxNamed(name)
             if row is None:
                 raise NoSuchMailbox(name)
         mailboxId, selectable, indexed = row

@@ -138,6 +138,7 @@ class MailboxRows:
         self._conn = conn
         self._stamp = stamp
         self._rows = {}
+        self._names = {}
         self._seen = None
         self._getters = {}
         self._columns = None
@@ -148,12 +149,8 @@ class MailboxRows:
         commas), as a tuple; C{None} when there is no such mailbox.
         """
         conn = self._conn
-        stamp = self._stamp.read()
-        if stamp is None or conn.in_transaction:
+        if not self._current():
             return conn.execute("SELECT %s FROM mailboxes WHERE id = ?" % (columns,), (mailboxId,)).fetchone()
-        if stamp != self._seen:
-            self._rows = {}
-            self._seen = stamp
         row = self._rows.get(mailboxId)
         if row is None:
             cursor = conn.execute("SELECT * FROM mailboxes WHERE id = ?", (mailboxId,))
@@ -168,6 +165,33 @@ class MailboxRows:
             getter = self._getters[columns] = self._getter(columns)
         return getter(row)
 
+    def named(self, name):
+        """
+        C{(id, selectable, indexed)} of the mailbox called C{name}, or
+        C{None} when the index has none.
+        """
+        current = self._current()
+        if current and name in self._names:
+            return self._names[name]
+        row = self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        if current:
+            self._names[name] = row
+        return row
+
+    def _current(self):
+        """
+        May the cache be used (outside a transaction, with a stamp)?  What
+        it holds is dropped first when the stamp changed.
+        """
+        stamp = self._stamp.read()
+        if stamp is None or self._conn.in_transaction:
+            return False
+        if stamp != self._seen:
+            self._rows = {}
+            self._names = {}
+            self._seen = stamp
+        return True
+
     def _getter(self, columns):
         indexes = [self._columns[name.strip()] for name in columns.split(",")]
         if len(indexes) == 1:
@@ -177,4 +201,5 @@ class MailboxRows:
 
     def close(self):
         self._rows = {}
+        self._names = {}
         self._stamp.close()
