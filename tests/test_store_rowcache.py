@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 
+from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.store import index, rowcache
@@ -206,6 +207,25 @@ class MailStoreRowsTests(unittest.TestCase):
         self.addCleanup(self.first.close)
         self.second = MailStore(path, useInotify=False)
         self.addCleanup(self.second.close)
+
+    @inlineCallbacks
+    def test_expungeSeesTheOthersDeleted(self):
+        """
+        An EXPUNGE that found no \\Deleted message answers the next one at
+        once while nobody commits, and looks again after the other store
+        flagged one.
+        """
+        inbox = self.first.getMailbox("INBOX")
+        uid = inbox.appendMessage(MESSAGE)
+        looks = []
+        real = inbox._deletedRows
+        self.patch(inbox, "_deletedRows", lambda *a, **k: looks.append(a) or real(*a, **k))
+        self.assertEqual((yield inbox.expungeLater()), [])
+        self.assertEqual((yield inbox.expungeLater()), [])
+        self.assertEqual(len(looks), 1)
+        self.second.getMailbox("INBOX").setFlags([uid], ["\\Deleted"], "+")
+        self.assertEqual((yield inbox.expungeLater()), [uid])
+        self.assertEqual(inbox.uids(), [])
 
     def test_appendAndRenameSeenByTheOther(self):
         inbox = self.second.getMailbox("INBOX")

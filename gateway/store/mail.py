@@ -217,6 +217,16 @@ class MailStore(MailboxManagement):
             return self._mailboxRows.row(mailboxId, columns)
         return self._conn.execute("SELECT %s FROM mailboxes WHERE id = ?" % (columns,), (mailboxId,)).fetchone()
 
+    def indexStamp(self):
+        """
+        In the reactor thread, the index's stamp now (see
+        L{rowcache.MailboxRows.stamp}): an answer read under it stands while
+        it does.  C{None} elsewhere, or when no answer may be kept.
+        """
+        if threading.get_ident() == self._ownerThread:
+            return self._mailboxRows.stamp()
+        return None
+
     def _mailboxNamed(self, name):
         """
         C{(id, selectable, indexed)} of the mailbox called C{name} in the

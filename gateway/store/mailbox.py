@@ -11,7 +11,6 @@ L{gateway.store.records}.
 
 import os
 import sqlite3
-import threading
 
 from twisted.internet.defer import DeferredList, fail, succeed
 from zope.interface import implementer
@@ -19,7 +18,6 @@ from zope.interface import implementer
 from gateway.errors import NoSuchMailbox, NoSuchMessage, isStorageFull
 from gateway.interfaces import IMailbox, IStagedDelivery
 from gateway.store import index, maildir, objectid, query, scan, transfer
-from gateway.store.changelog import ChangeLog
 from gateway.store.changes import MailboxChanges
 from gateway.store.records import MailboxCounts, MessageInfo, PreparedMessage, normalizeFlags
 
@@ -46,9 +44,8 @@ class Mailbox(MailboxChanges):
         self._store = store
         self._id = mailboxId
         self._gone = False
-        self._uidCache = None
-        self._changesCache = None
-        self._changeLog = ChangeLog()
+        #: The index's stamp when no message had \Deleted (see _anyDeleted).
+        self._noneDeletedAt = None
         self._countsCache = None
         self._keywordCache = None
         self._keywordsInUse = None
@@ -140,52 +137,6 @@ class Mailbox(MailboxChanges):
     def uidSnapshot(self):
         modseq, _, uids = self.uidState()
         return modseq, uids
-
-    def uidState(self):
-        # Every change to the mailbox's messages takes a new modseq, here or
-        # in another process, so the tuple read last time is still right while
-        # UIDVALIDITY and HIGHESTMODSEQ are unchanged: sessions in step with
-        # the mailbox share one tuple, and a SELECT of a large mailbox does
-        # not read every row again.  UIDNEXT is read in the same transaction
-        # (another process's APPEND may commit between two transactions).
-        # One read of the row tells whether the tuple still holds, without
-        # the three statements of a transaction.
-        cached = self._uidCache
-        if cached is not None and not self._conn.in_transaction \
-                and cached[0] == self._row("uidvalidity, highestmodseq, uidnext"):
-            version = cached[0]
-            return version[1], version[2], cached[1]
-        with index.snapshot(self._conn):
-            version = self._row("uidvalidity, highestmodseq, uidnext")
-            cached = self._uidCache
-            if cached is None or cached[0] != version:
-                uids = None if cached is None else self._uidsAfter(cached, version)
-                if uids is None:
-                    uids = tuple(row[0] for row in self._conn.execute(
-                        "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)))
-                self._uidCache = (version, uids)
-        return version[1], version[2], self._uidCache[1]
-
-    def _uidsAfter(self, cached, version):
-        """
-        The UIDs at C{version} from those kept at an earlier one, reading
-        only what changed (expunged since, appended since): a change to a
-        mailbox of 50,000 messages no longer reads every row in each
-        process.  C{None} when that cannot be trusted (another UIDVALIDITY,
-        or the count does not match: the rows were dropped wholesale, as
-        when a mailbox with children is deleted).
-        """
-        (validity, modseq, uidNext), uids = cached
-        if version[0] != validity or version[1] < modseq:
-            return None
-        gone = {row[0] for row in self._conn.execute(
-            "SELECT uid FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq))}
-        kept = tuple(uid for uid in uids if uid not in gone) if gone else uids
-        added = tuple(row[0] for row in self._conn.execute(
-            "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? ORDER BY uid", (self._id, uidNext)))
-        result = kept + added
-        count = self._conn.execute("SELECT count(*) FROM messages WHERE mailbox = ?", (self._id,)).fetchone()[0]
-        return result if count == len(result) else None
 
     def _select(self, columns, uids):
         """
@@ -358,42 +309,6 @@ class Mailbox(MailboxChanges):
             return set()
         return {row[0] for row in self._conn.execute(
             "SELECT uid FROM messages WHERE mailbox = ? AND uid >= ? AND uid < ?", (self._id, first, end))}
-
-    def changesSince(self, modseq):
-        # Every session in step with the mailbox asks the same question after
-        # a change: the last answer stands while HIGHESTMODSEQ does.  In the
-        # reactor thread the others come from the mailbox's ChangeLog, which
-        # reads each commit's changes once for all sessions.
-        cached = self._changesCache
-        if threading.get_ident() == self._store._ownerThread and not self._conn.in_transaction:
-            validity, highest = self._row("uidvalidity, highestmodseq")
-            if cached is not None and cached[0] == (modseq, highest):
-                return cached[1]
-            result = self._changeLog.since(modseq, validity, highest, self._changesAfter)
-            if result is not None:
-                self._changesCache = ((modseq, result[2]), result)
-                return result
-        elif cached is not None and cached[0] == (modseq, self._row("highestmodseq")[0]):
-            return cached[1]
-        highest, expunged, changed = self._changesAfter(modseq)
-        result = (sorted({uid for uid, _ in expunged}), changed, highest)
-        self._changesCache = ((modseq, highest), result)
-        return result
-
-    def _changesAfter(self, modseq):
-        """
-        Read in one transaction: C{(HIGHESTMODSEQ, [(uid, modseq)] expunged
-        above C{modseq}, [MessageInfo] of the rows changed above it, in UID
-        order)}.
-        """
-        with index.snapshot(self._conn):
-            highest = self._row("highestmodseq")[0]
-            expunged = self._conn.execute(
-                "SELECT uid, modseq FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq)).fetchall()
-            changed = [MessageInfo(*row) for row in self._conn.execute(
-                "SELECT %s FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid"
-                % (index.INFO_COLUMNS,), (self._id, modseq))]
-        return highest, expunged, changed
 
     # -- writing ---------------------------------------------------------------
 
@@ -602,8 +517,14 @@ class Mailbox(MailboxChanges):
         lock.  What a session flagged before has committed (its STORE was
         answered), so an EXPUNGE that finds none may answer at once.
         """
+        stamp = self._store.indexStamp() if uids is None else None
+        if stamp is not None and stamp == self._noneDeletedAt:
+            return False  # nobody committed since none was found
         self._row("id")
-        return bool(self._deletedRows("uid, flags", uids, limit=1))
+        found = bool(self._deletedRows("uid, flags", uids, limit=1))
+        if uids is None:
+            self._noneDeletedAt = None if found else stamp
+        return found
 
     def _deletedRows(self, columns, uids=None, limit=None):
         """

@@ -178,6 +178,14 @@ class MailboxRows:
             self._names[name] = row
         return row
 
+    def stamp(self):
+        """
+        The wal-index stamp now, for a caller that keeps an answer of its
+        own while nobody commits; C{None} when none may be kept (no stamp,
+        or inside a transaction).
+        """
+        return self._seen if self._current() else None
+
     def _current(self):
         """
         May the cache be used (outside a transaction, with a stamp)?  What
