@@ -30,13 +30,17 @@ class Session:
     One IMAP session on the test's factory.
     """
 
+    #: Logs in as demo when made.
+    login = True
+
     def __init__(self, test):
         self.transport = StringTransport()
         self.protocol = test.factory.buildProtocol(None)
         self.protocol.makeConnection(self.transport)
         test.addCleanup(self.close)
         self.read()
-        self.send(b'L LOGIN demo "%s"' % (PASSWORD.encode(),))
+        if self.login:
+            self.send(b'L LOGIN demo "%s"' % (PASSWORD.encode(),))
 
     def close(self):
         if not self.transport.disconnected:
@@ -55,9 +59,12 @@ class Session:
 
 class DurableTestMixin:
     timeout = 60
+    #: The reactor the context's realm opens stores with (a Clock: at once,
+    #: in the calling thread; the real one: in its thread pool).
+    contextReactor = None
 
     def setUp(self):
-        self.context = makeTestContext(self, reactor=Clock())
+        self.context = makeTestContext(self, reactor=self.contextReactor or Clock())
         self.stores = []
 
         def makeStore(path, quota):

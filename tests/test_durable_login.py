@@ -23,13 +23,12 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from gateway.http.server import makeFactory as makeHTTPFactory
-from gateway.imap.server import makeFactory
 from gateway.lmtp.server import LMTPServer
 from gateway.pop3.server import POP3Factory
 from gateway.store import index, maildir
 from gateway.store.mail import DEFAULT_MAILBOXES, MailStore
 from tests.support import PASSWORD, makeTestContext
-from tests.test_durable import Session
+from tests.test_durable import DurableTestMixin, Session
 from tests.test_lmtp_delivery import SessionMixin, mailFiles
 from tests.test_pop3 import TLSStringTransport
 
@@ -41,12 +40,7 @@ class Bare(Session):
     An IMAP session that has not logged in.
     """
 
-    def __init__(self, test):
-        self.transport = StringTransport()
-        self.protocol = test.factory.buildProtocol(None)
-        self.protocol.makeConnection(self.transport)
-        test.addCleanup(self.close)
-        self.read()
+    login = False
 
 
 class IndexHeldMixin:
@@ -84,38 +78,18 @@ class IndexHeldMixin:
         return release
 
 
-class LoginOpensOffReactorTests(IndexHeldMixin, unittest.TestCase):
+class LoginOpensOffReactorTests(IndexHeldMixin, DurableTestMixin, unittest.TestCase):
     """
     IMAP logins of an account whose store needs opening while its index is
     locked by another connection.
     """
 
-    timeout = 60
+    contextReactor = reactor
 
     def setUp(self):
         self.patch(index, "BUSY_TIMEOUT_MS", 5000)
-        self.context = makeTestContext(self, reactor=reactor)
-        self.stores = []
-
-        def makeStore(path, quota):
-            store = MailStore(path, quota=quota, reactor=reactor, useInotify=False)
-            self.stores.append(store)
-            return store
-        self.context.realm._mailStoreFactory = makeStore
-        self.factory = makeFactory(self.context)
-        self.addCleanup(self.closeStores)
+        DurableTestMixin.setUp(self)
         self.demoIndex(self.context.directory)
-
-    def closeStores(self):
-        for store in self.stores:
-            store.close()
-
-    @inlineCallbacks
-    def waitFor(self, session, text, seen=b""):
-        while text not in seen:
-            yield task.deferLater(reactor, 0.005, lambda: None)
-            seen += session.read()
-        return seen
 
     @inlineCallbacks
     def loginWhileHeld(self, version=None):
