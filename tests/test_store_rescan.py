@@ -206,6 +206,29 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(len(self.inbox.uids()), 2)
 
 
+class InconsistentTests(StoreTestMixin, unittest.TestCase):
+    """
+    Which of the names inotify reported disagree with the index.
+    """
+
+    def test_names(self):
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        uids = [inbox.appendMessage(CRLF_MESSAGE) for _ in range(3)]
+        kept, renamed, gone = [self.files(inbox, "new")[i] for i in range(3)]
+        self.assertEqual(len(uids), 3)
+        # Another program renames one (a flag), removes one, drops one in.
+        os.rename(os.path.join(inbox._path(), "new", renamed), os.path.join(inbox._path(), "cur", renamed + ":2,S"))
+        os.remove(os.path.join(inbox._path(), "new", gone))
+        with open(os.path.join(inbox._path(), "new", "4000.mutt.host"), "wb") as f:
+            f.write(CRLF_MESSAGE)
+        names = [("new", kept), ("new", renamed), ("cur", renamed + ":2,S"), ("new", gone),
+                 ("new", "4000.mutt.host"), ("new", ".hidden")]
+        self.patch(changes, "_BASES_PER_QUERY", 2)
+        self.assertEqual(sorted(inbox._inconsistent(names)),
+                         sorted([("new", renamed), ("cur", renamed + ":2,S"), ("new", gone), ("new", "4000.mutt.host")]))
+
+
 class RenamedWhileOpenedTests(StoreTestMixin, unittest.TestCase):
     """
     Another process renames a message file (a flag change) between the

@@ -32,6 +32,8 @@ _MAX_OWN = 100000
 #: Names reported by inotify that a watched mailbox looks at one by one on
 #: the reactor thread; past this many it lists its folders in a thread.
 _MAX_EVENT_NAMES = 500
+#: Base names looked up in one query by L{MailboxChanges._inconsistent}.
+_BASES_PER_QUERY = 400
 
 
 def syncFailed(failure, name):
@@ -304,13 +306,18 @@ class MailboxChanges:
             not have at that place, or the reverse.
         """
         path = self._path()
+        names = [(subdir, filename, maildir.splitName(filename)[0]) for subdir, filename in names
+                 if not filename.startswith(".")]
+        places = {}
+        bases = sorted({base for _, _, base in names})
+        for i in range(0, len(bases), _BASES_PER_QUERY):
+            chunk = bases[i:i + _BASES_PER_QUERY]
+            places.update((base, (subdir, filename)) for base, subdir, filename in self._conn.execute(
+                "SELECT base, subdir, filename FROM messages WHERE mailbox = ? AND base IN (%s)"
+                % (",".join("?" * len(chunk)),), (self._id, *chunk)))
         result = []
-        for subdir, filename in names:
-            if filename.startswith("."):
-                continue
-            row = self._conn.execute("SELECT subdir, filename FROM messages WHERE mailbox = ? AND base = ?",
-                                     (self._id, maildir.splitName(filename)[0])).fetchone()
-            indexed = row is not None and tuple(row) == (subdir, filename)
+        for subdir, filename, base in names:
+            indexed = places.get(base) == (subdir, filename)
             if indexed != os.path.exists(os.path.join(path, subdir, filename)):
                 result.append((subdir, filename))
         return result
