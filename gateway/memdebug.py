@@ -284,34 +284,103 @@ def heldLines(describe=None):
     return lines
 
 
-def referrers(o, ignore=frozenset(), depth=3):
+def _dictOwner(d):
+    """
+    The object whose C{__dict__} C{d} is, or C{None}.  (A function of its
+    own: a comprehension inside L{referrers} would make its loop variable a
+    cell, which then showed as a holder of what it walked.)
+    """
+    for x in gc.get_referrers(d):
+        if getattr(x, "__dict__", None) is d:
+            return x
+    return None
+
+
+_CO_OPTIMIZED = 0x0001  # a function's frame: its locals are not a namespace dict
+
+
+def _otherFrames():
+    """
+    The frames of the threads other than the calling one, with the name of
+    the thread and, for a function's frame, its local variables.  (The
+    collector does not see what a running frame holds: C{gc.get_referrers}
+    never names it.)
+
+    @return: C{dict} of frame id -> C{(frame, thread name, {id of a
+        local's value: local's name})}.
+    """
+    import sys
+    import threading
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    frames = {}
+    for ident, frame in sys._current_frames().items():
+        if ident == threading.get_ident():
+            continue
+        while frame is not None:
+            values = {}
+            if frame.f_code.co_flags & _CO_OPTIMIZED:
+                # A snapshot the frame keeps (f_locals) until it is asked
+                # again: emptied at once, so that the report keeps nothing
+                # alive (without a tracer, the frame never reads it back).
+                snapshot = frame.f_locals
+                values = {id(value): name for name, value in snapshot.items()}
+                snapshot.clear()
+                del snapshot
+            frames[id(frame)] = (frame, names.get(ident, str(ident)), values)
+            frame = frame.f_back
+    return frames
+
+
+def _frameName(frame, thread):
+    return "frame of %s (%s:%d) in thread %s" % (
+        getattr(frame.f_code, "co_qualname", frame.f_code.co_name), os.path.basename(frame.f_code.co_filename),
+        frame.f_lineno, thread)
+
+
+def referrers(o, ignore=frozenset(), depth=3, frames=None):
     """
     Who refers to C{o}: the types of its referrers (a dict as the object
-    whose C{__dict__} it is; a tuple or dict with what else it holds), and
-    theirs, C{depth} levels up (for memory reports; slow).
+    whose C{__dict__} it is; a tuple or dict with what else it holds; a
+    local variable of another thread's frame with the frame's function,
+    line and thread), and theirs,
+    C{depth} levels up (for memory reports; slow).  The calling thread's
+    frames are left out (the caller's own locals).
 
     @param ignore: C{set} of the ids of the caller's own containers.
+    @param frames: L{_otherFrames}'s answer (made when C{None}).
     """
     import sys
 
+    if frames is None:
+        frames = _otherFrames()
     refs = gc.get_referrers(o)
     ignore = ignore | {id(refs)}
     found = []
+    # (Loops, not comprehensions: a comprehension using o or r would make
+    # it a cell, which would then show as a holder of what it holds.)
+    for frame, thread, values in frames.values():
+        if id(o) in values:
+            found.append("local %r of %s" % (values[id(o)], _frameName(frame, thread)))
     for r in refs:
-        if id(r) in ignore or type(r).__name__ == "frame":
+        if id(r) in ignore:
+            continue
+        if type(r).__name__ == "frame":
+            if id(r) in frames and not frames[id(r)][2]:
+                found.append(_frameName(r, frames[id(r)][1]))
             continue
         kind = type(r).__module__ + "." + type(r).__qualname__
         if isinstance(r, dict):
-            owners = [x for x in gc.get_referrers(r) if getattr(x, "__dict__", None) is r]
-            if owners:
-                kind = "__dict__ of " + type(owners[0]).__module__ + "." + type(owners[0]).__qualname__
-                r = owners[0]
+            owner = _dictOwner(r)
+            if owner is not None:
+                kind = "__dict__ of " + type(owner).__module__ + "." + type(owner).__qualname__
+                r = owner
             else:
                 kind += " [%s]" % (", ".join(repr(k)[:40] for k in list(r)[:4]),)
         elif isinstance(r, tuple):
             kind += " (%s)" % (", ".join(type(x).__qualname__ for x in r[:6]),)
         if depth > 1 and not isinstance(r, type(sys)):
-            kind += " <- {%s}" % (referrers(r, ignore | {id(found)}, depth - 1),)
+            kind += " <- {%s}" % (referrers(r, ignore | {id(found)}, depth - 1, frames),)
         found.append(kind)
     return "; ".join(found[:6])
 

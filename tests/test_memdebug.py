@@ -5,7 +5,9 @@ The memory debugging aid: C{[debug] tracemalloc} and its SIGUSR2 reports.
 
 import os
 import signal
+import threading
 import tracemalloc
+import weakref
 
 from twisted.trial import unittest
 
@@ -126,6 +128,39 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("builtins.tuple (float, Grown) <- {builtins.dict [('key', 1)]", text)
         self.assertIn("tests.test_memdebug.Grown", text.replace("(float, Grown)", ""))
         self.assertEqual((len(cache), owner.attribute), (1, kept))
+
+    def test_referrersWalkLeavesNoCells(self):
+        """referrers does not name the cells of its own walk as holders (reports showed 'builtins.cell' beside every real holder)."""
+        kept = Grown()
+        cache = {("key", 1): (1.5, kept)}
+        text = memdebug.referrers(kept, depth=3)
+        self.assertIn("builtins.tuple (float, Grown) <- {builtins.dict [('key', 1)]", text)
+        self.assertNotIn("builtins.cell", text)
+        self.assertEqual(len(cache), 1)
+
+    def test_referrersNameOtherThreadsFrames(self):
+        """referrers names another thread's frame that holds an object (an idle worker's last call), with the thread, and leaves out the caller's own frames."""
+        box = [Grown()]
+        kept = weakref.ref(box[0])
+        holding, done = threading.Event(), threading.Event()
+
+        def holdIt():
+            held = box.pop()
+            holding.set()
+            done.wait(10)
+            return held
+
+        thread = threading.Thread(target=holdIt, name="holder-7")
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(done.set)
+        self.assertTrue(holding.wait(10))
+        mine = kept()
+        text = memdebug.referrers(mine, depth=2)
+        self.assertIn("frame of MemoryReportTests.test_referrersNameOtherThreadsFrames.<locals>.holdIt"
+                      " (test_memdebug.py:", text)
+        self.assertIn(") in thread holder-7", text)
+        self.assertNotIn("frame of MemoryReportTests.test_referrersNameOtherThreadsFrames (", text)
 
     def test_snapshotBeside(self):
         """Each report has a tracemalloc snapshot beside it, numbered, that loads."""
