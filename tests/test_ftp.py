@@ -496,6 +496,24 @@ class _Held:
         return other
 
 
+class _RecordingQueue:
+    """
+    A workers' queue that keeps a weak reference to every call put in it.
+    """
+
+    def __init__(self, queue):
+        self.queue = queue
+        self.calls = []
+
+    def put(self, call):
+        if call is not None:
+            self.calls.append(weakref.ref(call))
+        self.queue.put(call)
+
+    def get(self):
+        return self.queue.get()
+
+
 class WorkersTests(unittest.TestCase):
     def workers(self, wait):
         self.reactor = _ThreadReactor()
@@ -539,6 +557,15 @@ class WorkersTests(unittest.TestCase):
         del owner, argument
         gc.collect()
         self.assertEqual([ref() for ref in refs], [None, None])
+
+    def test_answeredCallObjectNotKept(self):
+        """Once a call is answered, its worker does not keep the call object itself (with its locks: blocks made during traffic that an idle worker kept in the arenas)."""
+        workers = self.workers(wait=10)
+        recording = _RecordingQueue(workers._queue)
+        workers._queue = recording
+        self.assertEqual(self.successResultOf(workers.run(int, "7")), 7)
+        gc.collect()
+        self.assertEqual([ref() for ref in recording.calls], [None])
 
     def test_lateCallNotKept(self):
         """A call answered through callFromThread is not kept either, by its worker or by the call."""

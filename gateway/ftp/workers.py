@@ -138,15 +138,19 @@ class Workers:
             with call.mutex:
                 call.outcome = outcome
                 late = call.deferred
-            # This thread keeps its last call until the next one comes (an
-            # idle worker, for ever): by then the call holds neither what
-            # it was given (an FTP session's file store, and through its
-            # quota the account's stores) nor its result (_answer drops it).
+            # An idle worker would keep its last call until the next one
+            # came, for ever after a busy hour: what it was given (an FTP
+            # session's file store, and through its quota the account's
+            # stores), its result, and the call's own objects, made during
+            # traffic.  Let go of all before the answer is signalled (the
+            # reactor holds the call meanwhile; _answer drops the result).
             outcome = None
-            call.finished.release()
+            finished = call.finished
             if late is not None:
                 self.reactor.callFromThread(self._answer, call, late)
-                late = None
+            call = late = None
+            finished.release()
+            finished = None
 
     def stop(self):
         """
