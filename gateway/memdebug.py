@@ -214,14 +214,41 @@ def delayedCalls(reactor):
     """
     counts = collections.Counter()
     for call in reactor.getDelayedCalls():
-        f = call.func
-        owner = getattr(f, "__self__", None)
-        if owner is not None and not isinstance(owner, type(collections)):
-            name = "%s.%s" % (type(owner).__qualname__, getattr(f, "__name__", "?"))
-        else:
-            name = "%s.%s" % (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)[:60]))
-        counts[name] += 1
+        counts[_callName(call.func)] += 1
     return counts
+
+
+def _callName(f):
+    owner = getattr(f, "__self__", None)
+    if owner is not None and not isinstance(owner, type(collections)):
+        return "%s.%s" % (type(owner).__qualname__, getattr(f, "__name__", "?"))
+    return "%s.%s" % (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)[:60]))
+
+
+def spentCalls(types=6):
+    """
+    The timed calls (Twisted's C{DelayedCall}s) that ran or were cancelled
+    and are still alive, counted by what they called (C{cancelled}: a
+    cancelled call forgets it), with who holds an example of each (up to
+    C{types}): one that ran still holds its function and arguments.
+    """
+    from twisted.internet.base import DelayedCall
+
+    found = {}
+    objects = gc.get_objects()
+    for i in range(len(objects)):
+        o = objects[i]
+        if type(o) is not DelayedCall or not (o.called or o.cancelled):
+            continue
+        name = "cancelled" if o.cancelled else "ran " + _callName(o.func)
+        found.setdefault(name, [0, o])[0] += 1
+    o = None
+    lines = []
+    ours = {id(objects), id(lines), id(found)} | {id(entry) for entry in found.values()}
+    for name, (n, example) in sorted(found.items(), key=lambda item: -item[1][0])[:types]:
+        lines.append("%d x %s, one held by: %s" % (n, name, referrers(example, ours)))
+    del objects
+    return sum(n for n, _ in found.values()), lines
 
 
 def closedButHeld(types=8):
@@ -462,6 +489,10 @@ class MemoryReport:
             calls = delayedCalls(self.reactor)
             lines += ["", "timed calls pending: %d" % (sum(calls.values()),)]
             lines += ["  %4d %s" % (n, name) for name, n in calls.most_common(TOP)]
+            spent, held = spentCalls()
+            if spent:
+                lines += ["", "timed calls that ran or were cancelled, still alive: %d" % (spent,)]
+                lines += ["  " + line for line in held]
         lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
                                       or ["  (not available while tracemalloc traces)"])
         if self.arenas and not tracing:

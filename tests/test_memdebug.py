@@ -98,6 +98,24 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("timed calls pending: 3\n     2 tests.test_memdebug.Grown\n"
                       "     1 MemoryReportTests.fail\n", text)
 
+    def test_spentTimedCalls(self):
+        """A report names the timed calls that ran or were cancelled and are still alive, by what they called, with their holders."""
+        from twisted.internet import task
+
+        clock = task.Clock()
+        holder = {"ran": clock.callLater(1, Grown), "cancelled": clock.callLater(2, Grown)}
+        holder["cancelled"].cancel()
+        clock.advance(1)
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False, reactor=clock)
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("\ntimed calls that ran or were cancelled, still alive: ", text)
+        self.assertIn("  1 x ran tests.test_memdebug.Grown, one held by: builtins.dict ['ran', 'cancelled']", text)
+        self.assertRegex(text, r"\n  \d+ x cancelled, one held by: ")
+        self.assertEqual(len(holder), 2)
+
     def test_closedButHeld(self):
         """A report names the objects that say they are closed and are still held, with their holders."""
 
