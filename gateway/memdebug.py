@@ -23,6 +23,8 @@ import collections
 import gc
 import os
 import signal
+import sys
+import textwrap
 import tracemalloc
 
 from twisted.application import service
@@ -434,6 +436,7 @@ class MemoryReport:
         self.written = []
         self._first = None
         self._firstTypes = None
+        self._firstModules = None
         self._startedTracing = False
 
     def start(self):
@@ -447,12 +450,13 @@ class MemoryReport:
         gc.collect()
         self._first = tracemalloc.take_snapshot() if self.trace else None
         self._firstTypes = typeCounts()
+        self._firstModules = set(sys.modules)
 
     def stop(self):
         if self._startedTracing:
             tracemalloc.stop()
             self._startedTracing = False
-        self._first = self._firstTypes = None
+        self._first = self._firstTypes = self._firstModules = None
 
     def write(self):
         """
@@ -506,6 +510,12 @@ class MemoryReport:
             for stat in snapshot.compare_to(self._first, "traceback")[:TOP // 3]:
                 lines.append("  %+.1f kB in %+d blocks:" % (stat.size_diff / 1e3, stat.count_diff))
                 lines += ["    " + line for line in stat.traceback.format(limit=FRAMES)]
+        if self._firstModules is not None:
+            # What they made lives as long as the process, in the arenas
+            # the traffic of the moment used.
+            imported = sorted(set(sys.modules) - self._firstModules)
+            lines += ["", "modules imported since start-up: %d" % (len(imported),)]
+            lines += textwrap.wrap(" ".join(imported[:200]), 110, initial_indent="  ", subsequent_indent="  ")
         if self._firstTypes is not None:
             now = typeCounts()
             grown = sorted(((now[k] - self._firstTypes.get(k, 0), k) for k in now), reverse=True)

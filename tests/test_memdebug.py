@@ -5,6 +5,7 @@ The memory debugging aid: C{[debug] tracemalloc} and its SIGUSR2 reports.
 
 import os
 import signal
+import sys
 import threading
 import tracemalloc
 import weakref
@@ -115,6 +116,23 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("  1 x ran tests.test_memdebug.Grown, one held by: builtins.dict ['ran', 'cancelled']", text)
         self.assertRegex(text, r"\n  \d+ x cancelled, one held by: ")
         self.assertEqual(len(holder), 2)
+
+    def test_modulesImported(self):
+        """A report names the modules imported since the first snapshot (what they make lives as long as the process)."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        with open(os.path.join(folder, "gateway_probe_imported_late.py"), "w") as f:
+            f.write("VALUE = 1\n")
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False)
+        report.start()
+        self.addCleanup(report.stop)
+        sys.path.insert(0, folder)
+        self.addCleanup(sys.path.remove, folder)
+        self.addCleanup(sys.modules.pop, "gateway_probe_imported_late", None)
+        __import__("gateway_probe_imported_late")
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("\nmodules imported since start-up: 1\n  gateway_probe_imported_late\n", text)
 
     def test_closedButHeld(self):
         """A report names the objects that say they are closed and are still held, with their holders."""
