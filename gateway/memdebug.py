@@ -23,6 +23,8 @@ import collections
 import gc
 import os
 import signal
+import sys
+import textwrap
 import tracemalloc
 
 from twisted.application import service
@@ -214,14 +216,41 @@ def delayedCalls(reactor):
     """
     counts = collections.Counter()
     for call in reactor.getDelayedCalls():
-        f = call.func
-        owner = getattr(f, "__self__", None)
-        if owner is not None and not isinstance(owner, type(collections)):
-            name = "%s.%s" % (type(owner).__qualname__, getattr(f, "__name__", "?"))
-        else:
-            name = "%s.%s" % (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)[:60]))
-        counts[name] += 1
+        counts[_callName(call.func)] += 1
     return counts
+
+
+def _callName(f):
+    owner = getattr(f, "__self__", None)
+    if owner is not None and not isinstance(owner, type(collections)):
+        return "%s.%s" % (type(owner).__qualname__, getattr(f, "__name__", "?"))
+    return "%s.%s" % (getattr(f, "__module__", "?"), getattr(f, "__qualname__", repr(f)[:60]))
+
+
+def spentCalls(types=6):
+    """
+    The timed calls (Twisted's C{DelayedCall}s) that ran or were cancelled
+    and are still alive, counted by what they called (C{cancelled}: a
+    cancelled call forgets it), with who holds an example of each (up to
+    C{types}): one that ran still holds its function and arguments.
+    """
+    from twisted.internet.base import DelayedCall
+
+    found = {}
+    objects = gc.get_objects()
+    for i in range(len(objects)):
+        o = objects[i]
+        if type(o) is not DelayedCall or not (o.called or o.cancelled):
+            continue
+        name = "cancelled" if o.cancelled else "ran " + _callName(o.func)
+        found.setdefault(name, [0, o])[0] += 1
+    o = None
+    lines = []
+    ours = {id(objects), id(lines), id(found)} | {id(entry) for entry in found.values()}
+    for name, (n, example) in sorted(found.items(), key=lambda item: -item[1][0])[:types]:
+        lines.append("%d x %s, one held by: %s" % (n, name, referrers(example, ours)))
+    del objects
+    return sum(n for n, _ in found.values()), lines
 
 
 def closedButHeld(types=8):
@@ -284,34 +313,103 @@ def heldLines(describe=None):
     return lines
 
 
-def referrers(o, ignore=frozenset(), depth=3):
+def _dictOwner(d):
+    """
+    The object whose C{__dict__} C{d} is, or C{None}.  (A function of its
+    own: a comprehension inside L{referrers} would make its loop variable a
+    cell, which then showed as a holder of what it walked.)
+    """
+    for x in gc.get_referrers(d):
+        if getattr(x, "__dict__", None) is d:
+            return x
+    return None
+
+
+_CO_OPTIMIZED = 0x0001  # a function's frame: its locals are not a namespace dict
+
+
+def _otherFrames():
+    """
+    The frames of the threads other than the calling one, with the name of
+    the thread and, for a function's frame, its local variables.  (The
+    collector does not see what a running frame holds: C{gc.get_referrers}
+    never names it.)
+
+    @return: C{dict} of frame id -> C{(frame, thread name, {id of a
+        local's value: local's name})}.
+    """
+    import sys
+    import threading
+
+    names = {t.ident: t.name for t in threading.enumerate()}
+    frames = {}
+    for ident, frame in sys._current_frames().items():
+        if ident == threading.get_ident():
+            continue
+        while frame is not None:
+            values = {}
+            if frame.f_code.co_flags & _CO_OPTIMIZED:
+                # A snapshot the frame keeps (f_locals) until it is asked
+                # again: emptied at once, so that the report keeps nothing
+                # alive (without a tracer, the frame never reads it back).
+                snapshot = frame.f_locals
+                values = {id(value): name for name, value in snapshot.items()}
+                snapshot.clear()
+                del snapshot
+            frames[id(frame)] = (frame, names.get(ident, str(ident)), values)
+            frame = frame.f_back
+    return frames
+
+
+def _frameName(frame, thread):
+    return "frame of %s (%s:%d) in thread %s" % (
+        getattr(frame.f_code, "co_qualname", frame.f_code.co_name), os.path.basename(frame.f_code.co_filename),
+        frame.f_lineno, thread)
+
+
+def referrers(o, ignore=frozenset(), depth=3, frames=None):
     """
     Who refers to C{o}: the types of its referrers (a dict as the object
-    whose C{__dict__} it is; a tuple or dict with what else it holds), and
-    theirs, C{depth} levels up (for memory reports; slow).
+    whose C{__dict__} it is; a tuple or dict with what else it holds; a
+    local variable of another thread's frame with the frame's function,
+    line and thread), and theirs,
+    C{depth} levels up (for memory reports; slow).  The calling thread's
+    frames are left out (the caller's own locals).
 
     @param ignore: C{set} of the ids of the caller's own containers.
+    @param frames: L{_otherFrames}'s answer (made when C{None}).
     """
     import sys
 
+    if frames is None:
+        frames = _otherFrames()
     refs = gc.get_referrers(o)
     ignore = ignore | {id(refs)}
     found = []
+    # (Loops, not comprehensions: a comprehension using o or r would make
+    # it a cell, which would then show as a holder of what it holds.)
+    for frame, thread, values in frames.values():
+        if id(o) in values:
+            found.append("local %r of %s" % (values[id(o)], _frameName(frame, thread)))
     for r in refs:
-        if id(r) in ignore or type(r).__name__ == "frame":
+        if id(r) in ignore:
+            continue
+        if type(r).__name__ == "frame":
+            if id(r) in frames and not frames[id(r)][2]:
+                found.append(_frameName(r, frames[id(r)][1]))
             continue
         kind = type(r).__module__ + "." + type(r).__qualname__
         if isinstance(r, dict):
-            owners = [x for x in gc.get_referrers(r) if getattr(x, "__dict__", None) is r]
-            if owners:
-                kind = "__dict__ of " + type(owners[0]).__module__ + "." + type(owners[0]).__qualname__
-                r = owners[0]
+            owner = _dictOwner(r)
+            if owner is not None:
+                kind = "__dict__ of " + type(owner).__module__ + "." + type(owner).__qualname__
+                r = owner
             else:
                 kind += " [%s]" % (", ".join(repr(k)[:40] for k in list(r)[:4]),)
         elif isinstance(r, tuple):
             kind += " (%s)" % (", ".join(type(x).__qualname__ for x in r[:6]),)
         if depth > 1 and not isinstance(r, type(sys)):
-            kind += " <- {%s}" % (referrers(r, ignore | {id(found)}, depth - 1),)
+            kind += " <- {%s}" % (referrers(r, ignore | {id(found)}, depth - 1, frames),)
         found.append(kind)
     return "; ".join(found[:6])
 
@@ -338,6 +436,7 @@ class MemoryReport:
         self.written = []
         self._first = None
         self._firstTypes = None
+        self._firstModules = None
         self._startedTracing = False
 
     def start(self):
@@ -351,12 +450,13 @@ class MemoryReport:
         gc.collect()
         self._first = tracemalloc.take_snapshot() if self.trace else None
         self._firstTypes = typeCounts()
+        self._firstModules = set(sys.modules)
 
     def stop(self):
         if self._startedTracing:
             tracemalloc.stop()
             self._startedTracing = False
-        self._first = self._firstTypes = None
+        self._first = self._firstTypes = self._firstModules = None
 
     def write(self):
         """
@@ -393,6 +493,10 @@ class MemoryReport:
             calls = delayedCalls(self.reactor)
             lines += ["", "timed calls pending: %d" % (sum(calls.values()),)]
             lines += ["  %4d %s" % (n, name) for name, n in calls.most_common(TOP)]
+            spent, held = spentCalls()
+            if spent:
+                lines += ["", "timed calls that ran or were cancelled, still alive: %d" % (spent,)]
+                lines += ["  " + line for line in held]
         lines += ["", "pymalloc:"] + (["  " + line for line in pymallocStats()]
                                       or ["  (not available while tracemalloc traces)"])
         if self.arenas and not tracing:
@@ -406,6 +510,12 @@ class MemoryReport:
             for stat in snapshot.compare_to(self._first, "traceback")[:TOP // 3]:
                 lines.append("  %+.1f kB in %+d blocks:" % (stat.size_diff / 1e3, stat.count_diff))
                 lines += ["    " + line for line in stat.traceback.format(limit=FRAMES)]
+        if self._firstModules is not None:
+            # What they made lives as long as the process, in the arenas
+            # the traffic of the moment used.
+            imported = sorted(set(sys.modules) - self._firstModules)
+            lines += ["", "modules imported since start-up: %d" % (len(imported),)]
+            lines += textwrap.wrap(" ".join(imported[:200]), 110, initial_indent="  ", subsequent_indent="  ")
         if self._firstTypes is not None:
             now = typeCounts()
             grown = sorted(((now[k] - self._firstTypes.get(k, 0), k) for k in now), reverse=True)

@@ -30,7 +30,14 @@ from gateway.cred.checkers import cleartextAllowed
 from gateway.cred.portal import makePortal
 from gateway.cred.realm import GatewayRealm
 from gateway.directory.filedir import FileDirectory
-from gateway.idle import CacheDropper, IdleReleaser, ReactorPoolShrinker, monitorActivity, releaseService
+from gateway.idle import (
+    CacheDropper,
+    CancelledCallsDropper,
+    IdleReleaser,
+    ReactorPoolShrinker,
+    monitorActivity,
+    releaseService,
+)
 from gateway.mapi.folders import folderEntries
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import trimService
@@ -232,6 +239,7 @@ def makeContext(config, reactor=None, clock=None):
     idle.register(realm)
     idle.register(freeBusyCache)
     idle.register(ReactorPoolShrinker(reactor))
+    idle.register(CancelledCallsDropper(reactor))
     idle.register(CacheDropper(monitorActivity(monitor)))
     return ServiceContext(config=config, directory=directory, realm=realm, portal=portal, tls=tls, reactor=reactor,
                           monitor=monitor, metadata=Metadata(folderEntries()), freeBusyCache=freeBusyCache, idle=idle)

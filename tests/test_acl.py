@@ -4,11 +4,13 @@ Tests for L{gateway.store.acl}: RFC 4314 rights, identifiers, evaluation,
 the C{dovecot-acl} file and the shared index.
 """
 
+import gc
 import os
 import shutil
 import subprocess
 import tempfile
 import textwrap
+import weakref
 
 from twisted.trial import unittest
 
@@ -171,6 +173,20 @@ class SharedIndexTests(unittest.TestCase):
             ("public@a.test", "news"): frozenset("lr")})
         self.assertEqual(set(self.index.visibleTo("eve@b.test")),
                          {("sales@a.test", "processed"), ("public@a.test", "news")})
+
+    def test_readsMakeNoCursorEach(self):
+        """The reactor thread's reads (LIST's visibleTo) go through one cursor: a connection keeps a weak reference to every cursor it made (pruned every 200th), and after a soak that of the process-long shared index held ~200, made during traffic, in the sparse arenas."""
+        self.index.update("public@a.test", "news", ACL({("anyone", False): frozenset("lr")}))
+        for _ in range(40):
+            self.assertEqual(self.index.visibleTo("asst@a.test"), {("public@a.test", "news"): frozenset("lr")})
+            self.assertEqual(self.index.mailboxesOf("public@a.test"), ["news"])
+            self.assertEqual(self.index.known("public@a.test", "news").rightsFor("x@a.test", "public@a.test"),
+                             frozenset("lr"))
+        cursorLists = [x for x in gc.get_referents(self.index.conn)
+                       if type(x) is list and x and all(type(r) is weakref.ReferenceType for r in x)]
+        self.assertLess(max(len(x) for x in cursorLists), 20)
+        self.index.close()
+        self.assertEqual(self.index.mailboxesOf("public@a.test"), ["news"])
 
     def test_renameAndRemove(self):
         """Renaming carries a mailbox's and its children's entries; removing forgets them."""

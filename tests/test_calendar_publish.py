@@ -6,6 +6,8 @@ keeps in an account's file store (docs/xmapi.md R-FB-6).
 
 import email
 import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import icalendar
@@ -272,3 +274,11 @@ class HeldAccountsTests(unittest.TestCase):
         self.assertEqual(context.realm.heldAccounts(), [])
         account = context.realm.accountFor("demo@example.test")
         self.assertEqual(context.realm.heldAccounts(), [account])
+
+
+class StartUpImportTests(unittest.TestCase):
+    def test_generatorImportedWithModule(self):
+        """Importing the module (at start-up) imports email.generator, which message.as_bytes() would import at the first publication: in the middle of traffic, where what an import makes stays for good among short-lived objects (issue 16's soak: its memory report named it)."""
+        code = "import sys, gateway.store.calendar.publish; print('email.generator' in sys.modules)"
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+        self.assertEqual(output.strip(), b"True")

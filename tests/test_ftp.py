@@ -3,11 +3,13 @@
 FTP control-protocol behaviour over C{StringTransport}.
 """
 
+import gc
 import os
 import queue
 import socket
 import threading
 import time
+import weakref
 
 from twisted.internet import defer, tcp
 from twisted.internet.address import IPv4Address
@@ -478,6 +480,40 @@ class _ThreadReactor:
         f(*args)
 
 
+class _Held:
+    """
+    Something a worker is given (a bound method's owner, an argument).
+    """
+
+    def __init__(self, gate=None):
+        self.gate = gate
+
+    def give(self, other):
+        return other
+
+    def giveAfterGate(self, other):
+        self.gate.wait(10)
+        return other
+
+
+class _RecordingQueue:
+    """
+    A workers' queue that keeps a weak reference to every call put in it.
+    """
+
+    def __init__(self, queue):
+        self.queue = queue
+        self.calls = []
+
+    def put(self, call):
+        if call is not None:
+            self.calls.append(weakref.ref(call))
+        self.queue.put(call)
+
+    def get(self):
+        return self.queue.get()
+
+
 class WorkersTests(unittest.TestCase):
     def workers(self, wait):
         self.reactor = _ThreadReactor()
@@ -511,6 +547,40 @@ class WorkersTests(unittest.TestCase):
             self.reactor.runNext()
         self.assertEqual(self.successResultOf(fast), 7)
         self.assertTrue(workers.waiting)
+
+    def test_answeredCallNotKept(self):
+        """Once a call is answered, its worker keeps neither its function, its arguments nor its result (after a soak, an idle worker kept the last session's file store, and through its quota the account's closed mail store)."""
+        workers = self.workers(wait=10)
+        owner, argument = _Held(), _Held()
+        refs = [weakref.ref(owner), weakref.ref(argument)]
+        self.assertIs(self.successResultOf(workers.run(owner.give, argument)), argument)
+        del owner, argument
+        gc.collect()
+        self.assertEqual([ref() for ref in refs], [None, None])
+
+    def test_answeredCallObjectNotKept(self):
+        """Once a call is answered, its worker does not keep the call object itself (with its locks: blocks made during traffic that an idle worker kept in the arenas)."""
+        workers = self.workers(wait=10)
+        recording = _RecordingQueue(workers._queue)
+        workers._queue = recording
+        self.assertEqual(self.successResultOf(workers.run(int, "7")), 7)
+        gc.collect()
+        self.assertEqual([ref() for ref in recording.calls], [None])
+
+    def test_lateCallNotKept(self):
+        """A call answered through callFromThread is not kept either, by its worker or by the call."""
+        workers = self.workers(wait=0.01)
+        gate = threading.Event()
+        owner, argument = _Held(gate), _Held()
+        refs = [weakref.ref(owner), weakref.ref(argument)]
+        late = workers.run(owner.giveAfterGate, argument)
+        self.assertNoResult(late)
+        gate.set()
+        self.reactor.runNext()
+        self.assertIs(self.successResultOf(late), argument)
+        del owner, argument, late
+        gc.collect()
+        self.assertEqual([ref() for ref in refs], [None, None])
 
     def test_stopFinishesQueued(self):
         """stop() lets the queued calls finish, then ends every thread."""

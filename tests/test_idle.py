@@ -6,6 +6,7 @@ releaser's calls, thread pools that shrink back, and the wiring.
 
 import gc
 import threading
+import weakref
 
 from twisted.internet import reactor
 from twisted.internet.task import Clock
@@ -319,9 +320,43 @@ class CacheDropperTests(unittest.TestCase):
         self.assertEqual(idle.monitorActivity(monitor)(), (5, 1))
 
 
+class CancelledCallsTests(unittest.TestCase):
+    def setUp(self):
+        from twisted.internet.selectreactor import SelectReactor
+
+        self.reactor = SelectReactor()
+        self.addCleanup(self.reactor.disconnectAll)
+
+    def test_cancelledCallsFreed(self):
+        """The reactor's cancelled timed calls are dropped from its queue when the server is idle and freed (a session's 30-minute timeout, cancelled when it closed, stayed queued until due: 39 after a soak), the pending ones kept."""
+        dropper = idle.CancelledCallsDropper(self.reactor)
+        verifyObject(IIdleRelease, dropper)
+        kept = self.reactor.callLater(60, Grown)
+        cancelled = [self.reactor.callLater(1800, Grown) for _ in range(3)]
+        self.reactor.runUntilCurrent()  # queued, as the running reactor does at its next turn
+        for call in cancelled:
+            call.cancel()
+        refs = [weakref.ref(call) for call in cancelled]
+        del call, cancelled
+        self.assertEqual(dropper.releaseIdle(), 0)
+        gc.collect()
+        self.assertEqual([ref() for ref in refs], [None, None, None])
+        self.assertEqual(self.reactor.getDelayedCalls(), [kept])
+        self.assertEqual(dropper.describe(), ["reactor's timed calls: 1 queued, 0 of them cancelled"])
+
+    def test_withoutQueue(self):
+        """A reactor without Twisted's queue of timed calls (a Clock) is left alone."""
+        dropper = idle.CancelledCallsDropper(Clock())
+        self.assertEqual((dropper.releaseIdle(), dropper.describe()), (0, []))
+
+
+class Grown:
+    pass
+
+
 class WiringTests(unittest.TestCase):
     def test_serverReleases(self):
-        """The server asks its realm, free/busy cache, reactor pool, module caches and IMAP sort keys at an interval."""
+        """The server asks its realm, free/busy cache, reactor pool and timed calls, module caches and IMAP sort keys at an interval."""
         dataRoot = self.mktemp()
         makeDataRoot(dataRoot)
         overrides = {(name, "enabled"): False for name in ("imap", "pop3", "http", "ftp", "lmtp")}
@@ -333,6 +368,7 @@ class WiringTests(unittest.TestCase):
         self.assertIn(context.realm, context.idle.releasers)
         self.assertIn(context.freeBusyCache, context.idle.releasers)
         self.assertIn(idle.ReactorPoolShrinker, kinds)
+        self.assertIn(idle.CancelledCallsDropper, kinds)
         self.assertTrue(any(r is sort.keyCache for r in context.idle.releasers))
         [dropper] = [r for r in context.idle.releasers if isinstance(r, idle.CacheDropper)]
         self.assertEqual(dropper.activity(), (0, 0))

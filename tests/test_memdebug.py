@@ -5,7 +5,10 @@ The memory debugging aid: C{[debug] tracemalloc} and its SIGUSR2 reports.
 
 import os
 import signal
+import sys
+import threading
 import tracemalloc
+import weakref
 
 from twisted.trial import unittest
 
@@ -96,6 +99,41 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("timed calls pending: 3\n     2 tests.test_memdebug.Grown\n"
                       "     1 MemoryReportTests.fail\n", text)
 
+    def test_spentTimedCalls(self):
+        """A report names the timed calls that ran or were cancelled and are still alive, by what they called, with their holders."""
+        from twisted.internet import task
+
+        clock = task.Clock()
+        holder = {"ran": clock.callLater(1, Grown), "cancelled": clock.callLater(2, Grown)}
+        holder["cancelled"].cancel()
+        clock.advance(1)
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False, reactor=clock)
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("\ntimed calls that ran or were cancelled, still alive: ", text)
+        self.assertIn("  1 x ran tests.test_memdebug.Grown, one held by: builtins.dict ['ran', 'cancelled']", text)
+        self.assertRegex(text, r"\n  \d+ x cancelled, one held by: ")
+        self.assertEqual(len(holder), 2)
+
+    def test_modulesImported(self):
+        """A report names the modules imported since the first snapshot (what they make lives as long as the process)."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        with open(os.path.join(folder, "gateway_probe_imported_late.py"), "w") as f:
+            f.write("VALUE = 1\n")
+        report = memdebug.MemoryReport(folder, trace=False, arenas=False)
+        report.start()
+        self.addCleanup(report.stop)
+        sys.path.insert(0, folder)
+        self.addCleanup(sys.path.remove, folder)
+        self.addCleanup(sys.modules.pop, "gateway_probe_imported_late", None)
+        __import__("gateway_probe_imported_late")
+        with open(report.write()) as f:
+            text = f.read()
+        self.assertIn("\nmodules imported since start-up: 1\n  gateway_probe_imported_late\n", text)
+
     def test_closedButHeld(self):
         """A report names the objects that say they are closed and are still held, with their holders."""
 
@@ -126,6 +164,39 @@ class MemoryReportTests(unittest.TestCase):
         self.assertIn("builtins.tuple (float, Grown) <- {builtins.dict [('key', 1)]", text)
         self.assertIn("tests.test_memdebug.Grown", text.replace("(float, Grown)", ""))
         self.assertEqual((len(cache), owner.attribute), (1, kept))
+
+    def test_referrersWalkLeavesNoCells(self):
+        """referrers does not name the cells of its own walk as holders (reports showed 'builtins.cell' beside every real holder)."""
+        kept = Grown()
+        cache = {("key", 1): (1.5, kept)}
+        text = memdebug.referrers(kept, depth=3)
+        self.assertIn("builtins.tuple (float, Grown) <- {builtins.dict [('key', 1)]", text)
+        self.assertNotIn("builtins.cell", text)
+        self.assertEqual(len(cache), 1)
+
+    def test_referrersNameOtherThreadsFrames(self):
+        """referrers names another thread's frame that holds an object (an idle worker's last call), with the thread, and leaves out the caller's own frames."""
+        box = [Grown()]
+        kept = weakref.ref(box[0])
+        holding, done = threading.Event(), threading.Event()
+
+        def holdIt():
+            held = box.pop()
+            holding.set()
+            done.wait(10)
+            return held
+
+        thread = threading.Thread(target=holdIt, name="holder-7")
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(done.set)
+        self.assertTrue(holding.wait(10))
+        mine = kept()
+        text = memdebug.referrers(mine, depth=2)
+        self.assertIn("frame of MemoryReportTests.test_referrersNameOtherThreadsFrames.<locals>.holdIt"
+                      " (test_memdebug.py:", text)
+        self.assertIn(") in thread holder-7", text)
+        self.assertNotIn("frame of MemoryReportTests.test_referrersNameOtherThreadsFrames (", text)
 
     def test_snapshotBeside(self):
         """Each report has a tracemalloc snapshot beside it, numbered, that loads."""

@@ -8,6 +8,7 @@ import gc
 import io
 import os
 import threading
+import weakref
 
 from twisted.cred.portal import IRealm
 from twisted.internet import reactor, task
@@ -207,6 +208,26 @@ class RealmTests(unittest.TestCase):
         gc.collect()
         self.assertEqual((closed, realm.heldAccounts()), ([path], []))
         self.assertEqual(realm.accountFor("demo@example.test").mailStore.getMailbox("INBOX").uids(), [])
+
+    def test_letGoMailStoreFreedWhileFilesHeld(self):
+        """A mail store the realm let go is freed, with its mailboxes, while its file store is still held (after a soak an idle FTP worker held one, and its quota kept the closed mail store alive); that quota still counts the mail."""
+        self.setQuota("demo@example.test", 1000)
+        realm = GatewayRealm(self.directory, mailStoreFactory=self.unkeptMailStore)
+        account = realm.accountFor("demo@example.test")
+        inbox = account.mailStore.getMailbox("INBOX")
+        inbox.appendMessage(MESSAGE)
+        fileStore = account.fileStore
+        refs = [weakref.ref(account), weakref.ref(account.mailStore), weakref.ref(inbox)]
+        del account, inbox
+        realm.releaseIdle()
+        realm.releaseIdle()
+        gc.collect()
+        self.assertEqual([ref() for ref in refs], [None, None, None])
+        self.assertEqual(fileStore.quota.used(), len(MESSAGE))
+        room = 1000 - len(MESSAGE)
+        self.assertRaises(QuotaExceeded, fileStore.writeFile, "/f", b"x" * (room + 1))
+        fileStore.writeFile("/f", b"x" * room)
+        self.assertEqual(fileStore.quota.used(), 1000)
 
     def test_releaseIdleKeepsUsed(self):
         """An account asked for between two calls is kept, the same object."""

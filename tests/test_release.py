@@ -74,3 +74,22 @@ class ReleaseTests(unittest.TestCase):
             b"Subject: hi\r\n\r\nbody\r\n.\r\n"])
         self.assertIn(b"250 2.", answered.split(b"DATA")[-1] if b"DATA" in answered else answered)
         self.assertReleased(refs)
+
+    def test_httpAccountLetGo(self):
+        """An account only the personal web site looked up is let go by two idle looks, its mail store freed: the site's account cache keeps it no longer than the realm does."""
+        site = self.top.factory("http").wrappedFactory.resource.personalSite
+        now = [100.0]
+        site.monotonic = lambda: now[0]
+        refs, answered = self.session("http", [b"GET /~demo/missing.txt HTTP/1.1\r\nHost: example.test\r\n\r\n"])
+        self.assertIn(b"HTTP/1.1 404 ", answered)
+        self.assertReleased(refs)
+        [account] = self.context.realm.heldAccounts()
+        store = weakref.ref(account.mailStore)
+        del account
+        now[0] += 0.5  # looked up half a second before the look: the site keeps it, and so does the realm
+        self.context.idle()
+        self.assertEqual(len(self.context.realm.heldAccounts()), 1)
+        now[0] += 60
+        self.context.idle()
+        gc.collect()
+        self.assertEqual((self.context.realm.heldAccounts(), store()), ([], None))

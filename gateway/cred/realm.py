@@ -44,16 +44,37 @@ class AccountQuota:
     def __init__(self, directory, address):
         self._directory = directory
         self._address = address
-        #: The stores it covers, C{(mail store, file store)}, set once they
-        #: exist.  (Not the account: its stores must not keep it alive.)
-        self.stores = ()
+        self._mailStore = None
+        self._mailUsage = None
+        self._fileStore = None
+
+    def cover(self, mailStore, fileStore):
+        """
+        Count the usage of these stores (the account's, once they exist).
+
+        The quota does not keep the account alive, nor its mail store
+        (each store holds the quota, and a session may hold the file store
+        alone): once the realm let the account go, the mail store goes
+        with its mailboxes, and its usage is read from its index
+        (C{mailStore.usageReader()}).
+        """
+        reader = getattr(mailStore, "usageReader", None)
+        if reader is None:
+            self._mailStore, self._mailUsage = (lambda: mailStore), None
+        else:
+            self._mailStore, self._mailUsage = weakref.ref(mailStore), reader()
+        self._fileStore = fileStore
 
     def limit(self):
         record = self._directory.getAccount(self._address)
         return record.quota if record is not None else None
 
     def used(self):
-        return sum(store.usage() for store in self.stores)
+        if self._fileStore is None:
+            return 0
+        mailStore = self._mailStore()
+        mail = mailStore.usage() if mailStore is not None else self._mailUsage()
+        return mail + self._fileStore.usage()
 
     def check(self, additional):
         limit = self.limit()
@@ -96,7 +117,7 @@ class Account:
             mailStore, self.quota = opened
         self.fileStore = FileStore(os.path.join(self.path, "files"), quota=self.quota)
         self.mailStore = mailStore
-        self.quota.stores = (self.mailStore, self.fileStore)
+        self.quota.cover(self.mailStore, self.fileStore)
 
     @property
     def record(self):

@@ -62,6 +62,20 @@ class _Call:
         self.elapsed = 0.0
 
 
+def _outcome(call):
+    """
+    Run C{call}, letting go of its function and arguments.
+
+    @return: C{(True, result)} or C{(False, failure)}.
+    """
+    function, args = call.function, call.args
+    call.function = call.args = None
+    try:
+        return (True, function(*args))
+    except BaseException:
+        return (False, Failure())
+
+
 class Workers:
     """
     C{size} threads that run blocking calls for the reactor.
@@ -106,6 +120,9 @@ class Workers:
     def _answer(self, call, d):
         self.waiting = call.elapsed < self.wait
         succeeded, value = call.outcome
+        # The worker may hold the call until its next one: it must not keep
+        # the result (or, through the Deferred, what its callbacks made).
+        call.outcome = call.deferred = None
         if succeeded:
             d.callback(value)
         else:
@@ -116,17 +133,24 @@ class Workers:
             call = self._queue.get()
             if call is _STOP:
                 return
-            try:
-                outcome = (True, call.function(*call.args))
-            except BaseException:
-                outcome = (False, Failure())
+            outcome = _outcome(call)
             call.elapsed = time.monotonic() - call.queued
             with call.mutex:
                 call.outcome = outcome
-                late = call.deferred is not None
-            call.finished.release()
-            if late:
-                self.reactor.callFromThread(self._answer, call, call.deferred)
+                late = call.deferred
+            # An idle worker would keep its last call until the next one
+            # came, for ever after a busy hour: what it was given (an FTP
+            # session's file store, and through its quota the account's
+            # stores), its result, and the call's own objects, made during
+            # traffic.  Let go of all before the answer is signalled (the
+            # reactor holds the call meanwhile; _answer drops the result).
+            outcome = None
+            finished = call.finished
+            if late is not None:
+                self.reactor.callFromThread(self._answer, call, late)
+            call = late = None
+            finished.release()
+            finished = None
 
     def stop(self):
         """

@@ -376,6 +376,8 @@ class SharedIndex:
         self._conn = None
         self._writeConn = None
         self._writing = threading.Lock()
+        self._cursor = None
+        self._cursorThread = None
 
     def _connect(self):
         if self.path is not None:
@@ -395,11 +397,29 @@ class SharedIndex:
             self._conn = self._connect()
         return self._conn
 
+    def _read(self, sql, parameters):
+        """
+        The rows of a query on L{conn}.  The thread that reads first (the
+        reactor's) reads through one cursor, kept: a connection keeps a
+        weak reference to every cursor it made (CPython drops the dead
+        ones at every 200th), and those of this process-long connection,
+        made during traffic wherever pymalloc had room, stayed in the
+        arenas after the sessions ended.  Other threads make a cursor per
+        read.
+        """
+        conn = self.conn
+        if self._cursor is None:
+            self._cursor, self._cursorThread = conn.cursor(), threading.get_ident()
+        if self._cursorThread != threading.get_ident():
+            return conn.execute(sql, parameters).fetchall()
+        return self._cursor.execute(sql, parameters).fetchall()
+
     def exists(self):
         return self.path is None or os.path.exists(self.path)
 
     def close(self):
         with self._writing:
+            self._cursor = self._cursorThread = None
             for conn in (self._conn, self._writeConn):
                 if conn is not None:
                     conn.close()
@@ -444,9 +464,8 @@ class SharedIndex:
         """
         The ACL the index holds for a mailbox.
         """
-        rows = self.conn.execute(
-            "SELECT identifier, negative, rights FROM acl WHERE owner = ? AND mailbox = ?",
-            (owner, mailbox)).fetchall()
+        rows = self._read("SELECT identifier, negative, rights FROM acl WHERE owner = ? AND mailbox = ?",
+                          (owner, mailbox))
         return ACL({(i, bool(n)): frozenset(r) for i, n, r in rows})
 
     def rename(self, owner, old, new, conn=None):
@@ -472,8 +491,9 @@ class SharedIndex:
         """
         The names of C{owner}'s mailboxes that have entries for others.
         """
-        return [row[0] for row in (self.conn if conn is None else conn).execute(
-            "SELECT DISTINCT mailbox FROM acl WHERE owner = ? ORDER BY mailbox", (owner,))]
+        query = "SELECT DISTINCT mailbox FROM acl WHERE owner = ? ORDER BY mailbox"
+        rows = self._read(query, (owner,)) if conn is None else conn.execute(query, (owner,))
+        return [row[0] for row in rows]
 
     def visibleTo(self, viewer):
         """
@@ -481,11 +501,11 @@ class SharedIndex:
 
         @return: C{{(owner, mailbox): rights}} (rights not empty).
         """
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT a.owner, a.mailbox, a.identifier, a.negative, a.rights FROM acl a"
             " JOIN (SELECT DISTINCT owner, mailbox FROM acl WHERE negative = 0 AND identifier IN (?, ?, ?)) s"
             " ON a.owner = s.owner AND a.mailbox = s.mailbox",
-            (ANYONE, AUTHENTICATED, USER_PREFIX + viewer)).fetchall()
+            (ANYONE, AUTHENTICATED, USER_PREFIX + viewer))
         acls = {}
         for owner, mailbox, identifier, negative, rights in rows:
             acls.setdefault((owner, mailbox), ACL()).entries[(identifier, bool(negative))] = frozenset(rights)

@@ -25,6 +25,7 @@ L{ChangeWatcher} (inotify, or a one-second check) while a mailbox has
 listeners.
 """
 
+import functools
 import os
 import sqlite3
 import threading
@@ -125,6 +126,24 @@ def _countTemporary(conn, mailboxId, key, kept):
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, kept))
     else:
         conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+
+def _usage(conn):
+    # The messages, and what stays in tmp/ folders (_recoverTemporary).
+    return conn.execute(
+        "SELECT COALESCE(SUM(value), 0) FROM meta WHERE key = 'usage' OR key GLOB 'tmp:*'").fetchone()[0]
+
+
+def indexedUsage(indexPath):
+    """
+    L{MailStore.usage} of the account whose index is at C{indexPath},
+    without its store: read through a connection of its own.
+    """
+    conn = index.connect(indexPath)
+    try:
+        return _usage(conn)
+    finally:
+        conn.close()
 
 
 @implementer(IMailStore, IAccountChangeFeed)
@@ -530,9 +549,14 @@ class MailStore(MailboxManagement):
         return [row[0] for row in self._conn.execute("SELECT name FROM subscriptions ORDER BY name")]
 
     def usage(self):
-        # The messages, and what stays in tmp/ folders (_recoverTemporary).
-        return self._conn.execute(
-            "SELECT COALESCE(SUM(value), 0) FROM meta WHERE key = 'usage' OR key GLOB 'tmp:*'").fetchone()[0]
+        return _usage(self._conn)
+
+    def usageReader(self):
+        """
+        A callable that gives what L{usage} gives without this store (for
+        a quota that outlives it: L{gateway.cred.realm.AccountQuota}).
+        """
+        return functools.partial(indexedUsage, self.indexPath)
 
     # -- other ---------------------------------------------------------------
 

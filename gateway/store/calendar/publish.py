@@ -32,6 +32,7 @@ that one per request, for the window asked).
 """
 
 import contextlib
+import email.generator  # noqa: F401 (message.as_bytes() imports it: at start-up, not mid-traffic)
 import email.utils
 import fcntl
 import json
