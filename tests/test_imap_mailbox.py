@@ -7,7 +7,8 @@ SUBSCRIBE, STATUS, NAMESPACE, SELECT/EXAMINE, APPEND and QUOTA.
 from twisted.trial import unittest
 
 from gateway.imap import protocol
-from gateway.imap.commands_mailbox import parseDateTime, patternRegex
+from gateway.imap.commands_append import parseDateTime
+from gateway.imap.commands_mailbox import patternRegex
 from tests.test_imap_protocol import IMAPTestMixin
 
 MESSAGE = b"From: a@example.test\r\nSubject: hi\r\n\r\nHello\r\n"

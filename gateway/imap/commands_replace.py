@@ -10,7 +10,8 @@ literal, C{literal8} (BINARY) or CATENATE.
 """
 
 from gateway.errors import NoSuchMessage, QuotaExceeded, StoreError
-from gateway.imap.commands_mailbox import _appendMessage, nameArgument, openTarget, storeError
+from gateway.imap.commands_append import _appendMessage
+from gateway.imap.commands_mailbox import nameArgument, openTarget, storeError
 from gateway.imap.commands_selected import checkWritable
 from gateway.imap.protocol import MESSAGE_COMMANDS, SEL, bad, command, no
 from gateway.store.replace import replace

@@ -7,9 +7,11 @@ from twisted.internet.protocol import ServerFactory
 
 from gateway.imap import (  # noqa: F401 -- table rows
     commands_acl,
+    commands_append,
     commands_auth,
     commands_mailbox,
     commands_metadata,
+    commands_quota,
     commands_replace,
     commands_selected,
     commands_sort,
