@@ -148,3 +148,22 @@ class LoopbackIMAPMixin:
     def _dropSessions(self):
         for session in list(self.factory.sessions):
             session.transport.abortConnection()
+
+
+def holdWriteLock(testCase, conn, end="ROLLBACK"):
+    """
+    Take the write lock of C{conn}'s database (C{BEGIN IMMEDIATE}), as
+    another process's writer would, until the returned callable is called
+    (at C{testCase}'s cleanup at the latest); it ends the transaction with
+    C{end} and closes C{conn}.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    released = []
+
+    def release():
+        if not released:
+            released.append(True)
+            conn.execute(end)
+            conn.close()
+    testCase.addCleanup(release)
+    return release

@@ -20,6 +20,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.store import acl, maildir
+from tests.support import holdWriteLock
 from tests.test_durable import DurableTestMixin, Session
 
 DEMO = "demo@example.test"
@@ -61,17 +62,7 @@ class SharedIndexHeldTests(DurableTestMixin, unittest.TestCase):
         the returned callable is called.
         """
         conn = sqlite3.connect(self.sharedIndex.path, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-
-        released = []
-
-        def release():
-            if not released:
-                released.append(True)
-                conn.execute("COMMIT")
-                conn.close()
-        self.addCleanup(release)
-        return release
+        return holdWriteLock(self, conn, end="COMMIT")
 
     def done(self, command):
         """

@@ -27,7 +27,7 @@ from gateway.lmtp.server import LMTPServer
 from gateway.pop3.server import POP3Factory
 from gateway.store import index, maildir
 from gateway.store.mail import DEFAULT_MAILBOXES, MailStore
-from tests.support import PASSWORD, makeTestContext
+from tests.support import PASSWORD, holdWriteLock, makeTestContext
 from tests.test_durable import DurableTestMixin, Session
 from tests.test_lmtp_delivery import SessionMixin, mailFiles
 from tests.test_pop3 import TLSStringTransport
@@ -66,16 +66,7 @@ class IndexHeldMixin:
         conn = index.connect(self.indexPath)
         if version is not None:
             conn.execute("PRAGMA user_version = %d" % (version,))
-        conn.execute("BEGIN IMMEDIATE")
-        released = []
-
-        def release():
-            if not released:
-                released.append(True)
-                conn.execute("ROLLBACK")
-                conn.close()
-        self.addCleanup(release)
-        return release
+        return holdWriteLock(self, conn)
 
 
 class LoginOpensOffReactorTests(IndexHeldMixin, DurableTestMixin, unittest.TestCase):
