@@ -31,6 +31,41 @@ class RecentClaimsTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(second.getMailbox("INBOX").claimRecent(), {b})
         self.assertEqual(first.getMailbox("INBOX").claimRecent(), set())
 
+    def test_floorSkipsTheRead(self):
+        """
+        Once this process claimed a delivery, the next session's look at
+        the same mailbox finds nothing to claim without reading the claims.
+        """
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        a = inbox.appendMessage(MESSAGE)
+        self.assertEqual(inbox.claimRecent(), {a})
+        reads = []
+        real = store.recentClaims.first
+        self.patch(store.recentClaims, "first", lambda *args: reads.append(args) or real(*args))
+        self.assertEqual(store.getMailbox("INBOX").claimRecent(), set())
+        self.assertEqual(reads, [])
+        b = inbox.appendMessage(MESSAGE)
+        self.assertEqual(store.getMailbox("INBOX").claimRecent(), {b})
+        self.assertTrue(reads)
+
+    def test_floorNotAboveAnotherProcess(self):
+        """
+        The floor is what this process knows: a claim another process made
+        is read, and one this process knew of does not hide a delivery made
+        since.
+        """
+        first = self.makeStore()
+        second = self.makeStore(self.mailPath)
+        a = first.getMailbox("INBOX").appendMessage(MESSAGE)
+        self.assertEqual(second.getMailbox("INBOX").claimRecent(), {a})
+        self.assertEqual(first.getMailbox("INBOX").claimRecent(), set())
+        inbox = first.getMailbox("INBOX")
+        self.assertEqual(first.recentClaims.floor(inbox._id, inbox.uidValidity), a + 1)
+        b = second.getMailbox("INBOX").appendMessage(MESSAGE)
+        self.assertEqual(first.getMailbox("INBOX").claimRecent(), {b})
+        self.assertEqual(second.getMailbox("INBOX").claimRecent(), set())
+
     def test_below(self):
         """A claim stops below the UID it is given; the rest is left to the next session."""
         store = self.makeStore()

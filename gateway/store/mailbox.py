@@ -285,7 +285,7 @@ class Mailbox(MailboxChanges):
         claims = self._store.recentClaims
         if below is not None:
             uidNext = min(uidNext, below)
-        if claims.first(self._id, validity, recent) >= uidNext:
+        if claims.floor(self._id, validity) >= uidNext or claims.first(self._id, validity, recent) >= uidNext:
             return set()  # without a lock: every session asks after a delivery
         try:
             first = claims.claim(self._id, validity, recent, uidNext)

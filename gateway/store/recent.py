@@ -18,6 +18,14 @@ Without fsync a power cut can forget claims: messages delivered just
 before it are recent again for the next session, as with Dovecot, whose
 index is not synced either.  Nothing else depends on them.
 
+Claims only ever grow, so what this process last read or wrote of a
+mailbox's claim is a floor (L{RecentClaims.floor}): when a delivery
+reaches every session with the mailbox selected, the first to look claims
+it and the others, seeing the floor at the mailbox's UIDNEXT, skip the
+read (under imaptest's mix with ten sessions on one INBOX, 5,248 reads
+in 20 s, one for every session after every delivery).  A claim made by
+another process is read as before: the floor is never above the claims.
+
 A mailbox's claim is kept with the mailbox's UIDVALIDITY: one of another
 UIDVALIDITY (a mailbox deleted and made again, an index rebuilt) is not
 this mailbox's, and then the index's own C{recentuid} column (where the
@@ -56,6 +64,7 @@ class RecentClaims:
         self._local = threading.local()
         self._conns = []
         self._connsLock = threading.Lock()
+        self._floors = {}
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
@@ -93,7 +102,21 @@ class RecentClaims:
             row = None
         if row is None or row[0] != uidValidity:
             return default
+        self._raise(mailboxId, uidValidity, row[1])
         return row[1]
+
+    def floor(self, mailboxId, uidValidity):
+        """
+        @return: a UID of C{mailboxId} below which every UID is known to be
+            claimed, without reading the claims: the most this process read
+            or wrote (0 when it knows nothing).
+        """
+        return self._floors.get((mailboxId, uidValidity), 0)
+
+    def _raise(self, mailboxId, uidValidity, uid):
+        key = (mailboxId, uidValidity)
+        if uid > self._floors.get(key, 0):
+            self._floors[key] = uid
 
     def claim(self, mailboxId, uidValidity, default, upTo):
         """
@@ -113,6 +136,7 @@ class RecentClaims:
                     conn.execute("INSERT OR REPLACE INTO claims (mailbox, uidvalidity, recentuid) VALUES (?, ?, ?)",
                                  (mailboxId, uidValidity, upTo))
                 conn.execute("COMMIT")
+                self._raise(mailboxId, uidValidity, upTo)
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
