@@ -10,6 +10,7 @@ import sys
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from gateway.store import index, maildir
@@ -80,3 +81,36 @@ class CommitSignalTests(unittest.TestCase):
         index.signalCommit(self.conn)
         woken.addTimeout(8, reactor)
         return woken
+
+    def test_logWritesDoNotWake(self):
+        """
+        Writes that are not a commit's signal (the write-ahead log's pages,
+        the Recent claims beside the index) do not wake a watcher: only the
+        signal after the commit does, once.
+        """
+        if not sys.platform.startswith("linux"):
+            raise unittest.SkipTest("inotify is Linux only")
+        wakes = []
+        watcher = ChangeWatcher(reactor, self.root, lambda: wakes.append(None))
+        watcher.start()
+        self.addCleanup(watcher.stop)
+        self.assertEqual(watcher.mode, "inotify")
+        # Opened before the watch: only modifications of the files follow.
+        claims = open(self.path + "-recent", "ab")
+        self.addCleanup(claims.close)
+        wal = open(self.path + "-wal", "ab")
+        self.addCleanup(wal.close)
+        for _ in range(3):
+            for f in (claims, wal):
+                f.write(b"page")
+                f.flush()
+        d = deferLater(reactor, 0.3, lambda: None)
+
+        def check(_):
+            self.assertEqual(wakes, [])
+            index.signalCommit(self.conn)
+            return deferLater(reactor, 0.3, lambda: None)
+
+        d.addCallback(check)
+        d.addCallback(lambda _: self.assertEqual(wakes, [None]))
+        return d
