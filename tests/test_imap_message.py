@@ -565,6 +565,24 @@ class StreamTests(unittest.TestCase):
         self.assertTrue(expected.endswith(b'("application" "octet-stream" NIL NIL NIL "base64" %d NIL NIL NIL NIL)'
                                           b' "mixed" ("boundary" "b1") NIL NIL NIL))' % (len(attachment),)))
 
+    def test_smallFileRead(self):
+        """
+        A message file smaller than MAP_MINIMUM is read whole, a larger one
+        mapped (only a mapped file's large parts are streamed).
+        """
+        from gateway.imap import message
+
+        for size, mapped in ((message.MAP_MINIMUM - 1, False), (message.MAP_MINIMUM, True)):
+            path = self.mktemp()
+            with open(path, "wb") as f:
+                f.write(b"x" * size)
+            with open(path, "rb") as f:
+                found = message._mapped(f)
+            self.assertEqual(found is not None, mapped, size)
+            if found is not None:
+                self.assertEqual(len(found), size)
+                found.close()
+
     def test_shortFilePadded(self):
         """A file shorter than announced is padded so the literal length stays right."""
         data = SIMPLE + b"x" * 2000

