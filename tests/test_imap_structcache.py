@@ -89,6 +89,21 @@ class RenderTests(unittest.TestCase):
         self.assertEqual(plan.render(info, Unopenable(self), structures=structures), first)
         self.assertEqual(plan.render(info, opener(MIXED)), first)
 
+    def test_siblingKept(self):
+        """
+        BODY and BODYSTRUCTURE come from one parse: rendering either keeps
+        both, so a later FETCH of the other neither opens nor parses the
+        file, and gives the bytes a fresh rendering gives.
+        """
+        for first, second in (("BODY", "BODYSTRUCTURE"), ("BODYSTRUCTURE", "BODY")):
+            structures = structcache.StructureCache().of(Keyed("m"))
+            info = Info(MIXED)
+            FetchPlan(parseFetchItems("(%s)" % (first,))).render(info, opener(MIXED), structures=structures)
+            plan = FetchPlan(parseFetchItems("(UID %s)" % (second,)))
+            self.assertEqual(plan.render(info, Unopenable(self), structures=structures),
+                             plan.render(info, opener(MIXED)))
+            self.assertIsNotNone(plan.line(1, info, structures=structures))
+
     def test_lineFromKept(self):
         """Once kept, a plan of kept and index-row items makes the whole line, byte for byte what rendering gives."""
         structures = structcache.StructureCache().of(Keyed("m"))
