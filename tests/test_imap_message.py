@@ -633,9 +633,17 @@ class EndToEndTests(unittest.TestCase):
         from gateway.imap.server import makeFactory
         from tests.support import PASSWORD, testCertificate
 
+        from gateway.store.mailbox import Mailbox
+
         context = makeTestContext(self, reactor=reactor, clock=reactor)
         port = reactor.listenSSL(0, makeFactory(context), context.tls, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
+        # FETCH reads where the files are with the rows (one query for the
+        # batch), not once more per message opened.
+        opened = []
+        realOpen = Mailbox.openMessage
+        self.patch(Mailbox, "openMessage",
+                   lambda mailbox, uid, location=None: opened.append(location) or realOpen(mailbox, uid, location))
 
         def client():
             import imapclient
@@ -661,6 +669,8 @@ class EndToEndTests(unittest.TestCase):
             structure = mixed[b"BODYSTRUCTURE"]
             self.assertEqual((structure[1], structure[0][1][0], structure[0][1][6]), (b"mixed", b"application", 12))
             self.assertNotIn(b"\\Seen", mixed[b"FLAGS"])
+            self.assertTrue(opened)
+            self.assertNotIn(None, opened)
         return threads.deferToThread(client).addCallback(check)
 
 

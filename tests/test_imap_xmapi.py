@@ -72,7 +72,7 @@ class FetchXpropsTests(XpropsMixin, unittest.TestCase):
         self.send(b"s STORE 1 XPROPS.SILENT (" + CUSTOM + b" 7)")
         opened = []
         real = self.mailbox.openMessage
-        self.patch(self.mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        self.patch(self.mailbox, "openMessage", lambda uid, location=None: opened.append(uid) or real(uid, location))
         out = self.send(b"a FETCH 1:2 (XPROPS (" + CUSTOM + b" PidTagMessageSize))")
         self.assertIn(b"* 1 FETCH (UID 1 XPROPS (" + CUSTOM + b" 7 PidTagMessageSize %d))" % (len(MAIL),), out)
         self.assertIn(b"* 2 FETCH (UID 2 XPROPS (" + CUSTOM + b" NIL PidTagMessageSize %d))" % (len(MAIL),), out)

@@ -408,7 +408,7 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         opened = []
         mailbox = self.session.view.mailbox
         real = mailbox.openMessage
-        self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        self.patch(mailbox, "openMessage", lambda uid, location=None: opened.append(uid) or real(uid, location))
         out = self.send(b"a FETCH 1:6 (XPROPS (PidLidAppointmentStartWhole PidLidAppointmentEndWhole PidTagSubject))")
         self.assertIn(b"a OK", out)
         self.assertIn(b'* 1 FETCH (UID 1 XPROPS (PidLidAppointmentStartWhole "20260302T090000Z" '
@@ -459,7 +459,7 @@ class FetchXpropsSummaryTests(CalendarMixin, unittest.TestCase):
         opened = []
         mailbox = self.session.view.mailbox
         real = mailbox.openMessage
-        self.patch(mailbox, "openMessage", lambda uid: opened.append(uid) or real(uid))
+        self.patch(mailbox, "openMessage", lambda uid, location=None: opened.append(uid) or real(uid, location))
         out = self.send(b'a SEARCH XPROP PidLidAppointmentStartWhole GE "20260310T000000Z"')
         self.assertIn(b"* SEARCH 3 5 8 9 10 12 13 14 15 16\r\n", out)
         # The task (no event) and the message of two events.

@@ -696,6 +696,30 @@ class SynchronizeTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.readAll(self.inbox.openMessage(uid)), CRLF_MESSAGE)
 
 
+    def test_locatedMessages(self):
+        """
+        locatedMessages gives what messages gives, and where each file is:
+        openMessage opens it from there without a query, and finds it when
+        it has been renamed since (a flag changed).
+        """
+        a = self.inbox.appendMessage(CRLF_MESSAGE)
+        b = self.inbox.appendMessage(LF_MESSAGE, flags=["\\Seen"])
+        for headers in (True, False):
+            infos, locations = self.inbox.locatedMessages([a, b, b + 5], headers=headers)
+            self.assertEqual([(i.uid, i.flags, i.size, i.modseq, i.headers) for i in infos],
+                             [(i.uid, i.flags, i.size, i.modseq, i.headers)
+                              for i in self.inbox.messages([a, b], headers=headers)])
+            self.assertEqual(sorted(locations), [a, b])
+        self.inbox.setFlags([a], ["\\Flagged"], "+")
+
+        class NoQueries:
+            def execute(self, *args):
+                raise AssertionError("a query: %r" % (args,))
+
+        self.patch(type(self.inbox), "_conn", NoQueries())
+        self.assertEqual(self.readAll(self.inbox.openMessage(a, locations[a])), CRLF_MESSAGE)
+        self.assertEqual(self.readAll(self.inbox.openMessage(b, locations[b])), LF_MESSAGE.replace(b"\n", b"\r\n"))
+
 class CrossProcessTests(StoreTestMixin, unittest.TestCase):
     """
     Listeners learn of changes made by another MailStore and another process.

@@ -234,9 +234,15 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
     # Items that need an asynchronous answer for a batch first
     # (XINSTANCES): C{item.prepare(session, uids)} returning a Deferred.
     preparations = [item.prepare for item in items if getattr(item, "prepare", None) is not None]
+    # The store's own mailboxes read where the files are with the rows,
+    # when messages may be opened (see Mailbox.locatedMessages).
+    located = getattr(mailbox, "locatedMessages", None) if plan.mayOpen else None
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
-        infos = mailbox.messages(chunk, headers=plan.needsHeaders)
+        if located is not None:
+            infos, locations = located(chunk, headers=plan.needsHeaders)
+        else:
+            infos = mailbox.messages(chunk, headers=plan.needsHeaders)
         if len(infos) < len(chunk):
             expunged = True
         if changedSince is not None:
@@ -257,7 +263,11 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
                 session.sendUntagged(text)
                 continue
             try:
-                chunks = plan.render(info, lambda u=info.uid: mailbox.openMessage(u),
+                if located is not None:
+                    opener = lambda u=info.uid, at=locations[info.uid]: mailbox.openMessage(u, at)  # noqa: E731
+                else:
+                    opener = lambda u=info.uid: mailbox.openMessage(u)  # noqa: E731
+                chunks = plan.render(info, opener,
                                      recent=info.uid in recent, markSeen=writable,
                                      saveDate=saveDates.get(info.uid), structures=structures)
             except StoreError:

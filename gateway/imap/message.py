@@ -614,6 +614,9 @@ class FetchPlan:
                 for item, (form, _) in zip(shown, lineValues, strict=True)) + b")"
             self._values = [value for _, value in lineValues]
             self._kept = any(isinstance(value, _KeptValue) for value in self._values)
+        #: Whether rendering may open a message's file (else every message
+        #: is one L{line} of what the index row says).
+        self.mayOpen = self._format is None or self._kept
 
     def line(self, seq, info, recent=False, structures=None):
         """

@@ -227,17 +227,46 @@ class Mailbox(MailboxChanges):
             "SELECT uid, modseq FROM messages WHERE mailbox = ? AND (%s) ORDER BY uid LIMIT ?" % (condition,),
             (self._id, *params, -1 if limit is None else limit)).fetchall()
 
-    def openMessage(self, uid):
-        row = self._conn.execute(
-            "SELECT m.subdir, m.filename, m.crlf, m.base, b.name FROM messages m"
-            " JOIN mailboxes b ON b.id = m.mailbox WHERE m.mailbox = ? AND m.uid = ?",
-            (self._id, uid)).fetchone()
-        if row is None:
-            if self._gone:
-                raise NoSuchMailbox("mailbox was deleted")
-            raise NoSuchMessage(uid)
-        subdir, filename, crlf, base, name = row
-        path = self._path(name)
+    def locatedMessages(self, uids, headers=True):
+        """
+        L{messages}, with where each message's file was when read: for
+        FETCH, whose renderers open many of the messages, one query for all
+        rather than one per message opened.
+
+        @return: C{(infos, {uid: location})}, a location to give
+            L{openMessage} (which looks again when the file has moved since).
+        """
+        columns = index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
+        width = columns.count(",") + 1
+        rows = self._select(columns + ", subdir, filename, crlf, base", uids)
+        if not rows:
+            return [], {}
+        path = self._path()
+        infos, locations = [], {}
+        for row in rows:
+            info = MessageInfo(*row[:width]) if headers else MessageInfo(*row[:width], headers=None)
+            infos.append(info)
+            locations[info.uid] = (path, *row[width:])
+        return infos, locations
+
+    def openMessage(self, uid, location=None):
+        """
+        @param location: where L{locatedMessages} found the file, or
+            C{None} to look it up.
+        """
+        if location is not None:
+            path, subdir, filename, crlf, base = location
+        else:
+            row = self._conn.execute(
+                "SELECT m.subdir, m.filename, m.crlf, m.base, b.name FROM messages m"
+                " JOIN mailboxes b ON b.id = m.mailbox WHERE m.mailbox = ? AND m.uid = ?",
+                (self._id, uid)).fetchone()
+            if row is None:
+                if self._gone:
+                    raise NoSuchMailbox("mailbox was deleted")
+                raise NoSuchMessage(uid)
+            subdir, filename, crlf, base, name = row
+            path = self._path(name)
         found = os.path.join(path, subdir, filename)
         missed = 0
         for _ in range(OPEN_ATTEMPTS):
