@@ -96,6 +96,30 @@ def startServer(tmp, dataRoot, memoryReports=None, releaseIdleAfter=None):
     return child, ports
 
 
+def keepMappings(pid, tmp, when):
+    """
+    Copy the server's C{/proc/PID/smaps} to C{tmp}/smaps-C{when}; return
+    its resident set by kind of mapping (L{gateway.memdebug.mappings}).
+    """
+    from gateway.memdebug import mappings
+    path = os.path.join(tmp, "smaps-%s" % (when,))
+    try:
+        with open("/proc/%d/smaps" % (pid,)) as f, open(path, "w") as out:
+            out.write(f.read())
+    except OSError:
+        return {}
+    return mappings(path)
+
+
+def cpuSeconds(pid):
+    """
+    The user and system CPU time process C{pid} used so far, in seconds.
+    """
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss(pid):
     with open("/proc/%d/status" % (pid,)) as f:
         for line in f:
@@ -331,6 +355,8 @@ def main():
         warmUp(ports)
         time.sleep(2)
         start = rss(child.pid)
+        parts = {"start": keepMappings(child.pid, tmp, "start")}
+        cpuStart = cpuSeconds(child.pid)
         notes["start"] = memoryReport(child, tmp, reports)
         seconds = options.minutes * 60
         warm, peak = {}, {"rss": 0}
@@ -352,9 +378,12 @@ def main():
             stopSampling.set()
             sampler.join()
         end = rss(child.pid)
+        cpu = cpuSeconds(child.pid) - cpuStart
+        parts["end"] = keepMappings(child.pid, tmp, "end")
         notes["end"] = memoryReport(child, tmp, reports)
         time.sleep(options.settle)
         after = rss(child.pid)
+        parts["after"] = keepMappings(child.pid, tmp, "after")
         notes["after"] = memoryReport(child, tmp, reports)
     finally:
         stop(child)
@@ -369,6 +398,8 @@ def main():
           % (options.minutes, options.imap_clients, imapCommands, sum(total["violations"].values()),
              total["wrong"], total["errorCount"], options.other_clients, options.client_processes))
     print("other clients: ok %s; failed %s" % (total["tallyOk"], total["tallyFailed"]))
+    print("server CPU during traffic: %.1f s, %.3f ms an IMAP command (every protocol's work included)"
+          % (cpu, 1000 * cpu / max(1, imapCommands)))
     for kind in sorted(total["violations"]):
         print("  violation %s: %d, e.g. %s" % (kind, total["violations"][kind], total["examples"][kind]))
     for text in (total["problems"] + total["errors"])[:15]:
@@ -385,6 +416,10 @@ def main():
                                             options.settle, after / 1e6))
     print("memory after the clients left: %.2f of the start (%.2f of the warm-up minute): goal (within 10%% of"
           " the start) %s" % (ratio, after / base, "MET" if ratio <= 1.10 else "NOT MET"))
+    print("server RSS by kind of mapping (MB: start, end of traffic, after; copies of smaps in the log folder):")
+    for kind in sorted(set().union(*(p.keys() for p in parts.values()))):
+        print("  %-50s %s" % (kind, ", ".join("%.1f" % (parts[w].get(kind, [0, 0])[1] / 1e6,)
+                                               for w in ("start", "end", "after"))))
     if reports is not None:
         for when, path in zip(("start", "end of traffic", "after settling"), reports, strict=False):
             print("memory report at %s: %s\n%s" % (when, path, notes[when.split()[0]]), end="")

@@ -15,9 +15,11 @@ Every C{interval} seconds (C{[server] release_idle_after}), the
 L{IdleReleaser} asks each registered L{gateway.interfaces.IIdleRelease}
 to let go of what was not used since the previous look: something idle is
 so released between one and two intervals after its last use.  When
-anything was released, a full collection (a SQLite connection is in a
-cycle with its statement cache, and an account's objects hold cycles) and
-C{malloc_trim(0)} give the memory back to the system, then and
+anything was released, the interpreter's type cache is emptied (the
+attribute names it keeps: L{gateway.memtrim.dropTypeCache}), and a full
+collection (a SQLite connection is in a cycle with its statement cache,
+and an account's objects hold cycles) and C{malloc_trim(0)} give the
+memory back to the system, then and
 L{FOLLOW_UP} seconds later (threads told to stop end in between, and drop
 their connections then).
 """
@@ -31,7 +33,7 @@ from zope.interface import implementer
 from gateway import caches
 from gateway.interfaces import IIdleRelease
 from gateway.logging import getLogger
-from gateway.memtrim import mallocTrim
+from gateway.memtrim import dropTypeCache, mallocTrim
 
 log = getLogger("server")
 
@@ -195,8 +197,8 @@ def monitorActivity(monitor):
 class IdleReleaser:
     """
     Asks the registered L{IIdleRelease} providers to let go of what was not
-    used since the previous call, then collects and trims when anything
-    was released.
+    used since the previous call, then empties the type cache, collects and
+    trims when anything was released.
 
     @ivar releasers: the registered providers, in registration order.
     @ivar released: how many things were let go in all.
@@ -204,7 +206,7 @@ class IdleReleaser:
         C{None} (then the next look makes it).
     """
 
-    def __init__(self, trim=mallocTrim, collect=gc.collect, clock=None):
+    def __init__(self, trim=mallocTrim, collect=gc.collect, clock=None, forget=dropTypeCache):
         self.releasers = []
         self.released = 0
         self.clock = clock
@@ -212,6 +214,7 @@ class IdleReleaser:
         self._followUp = None
         self._trim = trim
         self._collect = collect
+        self._forget = forget
 
     def register(self, releaser):
         """
@@ -253,6 +256,9 @@ class IdleReleaser:
         return released
 
     def _giveBack(self):
+        # The attribute names the interpreter's type cache keeps (made during
+        # traffic, they pin their arenas) first: they are in no cycle.
+        self._forget()
         self._collect()
         self._trim()
 

@@ -68,6 +68,7 @@ def mappings(path="/proc/self/smaps"):
     """
     kinds = {}
     kind = None
+    guardEnd = None  # where the last inaccessible (guard) mapping ended
     try:
         with open(path) as f:
             for line in f:
@@ -75,6 +76,7 @@ def mappings(path="/proc/self/smaps"):
                 if "-" in fields[0] and len(fields) >= 5:
                     low, high = (int(x, 16) for x in fields[0].split("-"))
                     size, name = high - low, fields[5] if len(fields) > 5 else ""
+                    afterGuard, guardEnd = guardEnd == low, high if fields[1].startswith("---") else None
                     if name == "[heap]":
                         kind = "malloc main heap"
                     elif name.startswith("["):
@@ -85,7 +87,10 @@ def mappings(path="/proc/self/smaps"):
                         kind = None
                     elif low % _HEAP_MAX == 0 and size <= _HEAP_MAX:
                         kind = "malloc thread arenas"
-                    elif size in (8 << 20, (8 << 20) - 4096):
+                    elif afterGuard and size in (8 << 20, (8 << 20) - 4096):
+                        # A stack lies just above its guard page: eight
+                        # adjacent pymalloc arenas, which the kernel merges,
+                        # are as large.
                         kind = "thread stacks"
                     else:
                         kind = "other anonymous (pymalloc arenas, large blocks)"

@@ -267,6 +267,34 @@ class SweepServiceTests(_CalendarTestCase):
         self.assertEqual(timer.name, "free/busy files")
 
 
+    def test_noThreadWithoutAccounts(self):
+        """
+        While no account is held (an idle server), no thread is asked for:
+        a pool thread started for nothing after the sessions left kept the
+        arenas its objects went to.
+        """
+        clock = Clock()
+        held, calls = [], []
+
+        class Files:
+            def sweep(self, accounts):
+                return []
+
+        def runInThread(f, *args):
+            calls.append(args)
+            return succeed(f(*args))
+
+        timer = sweepService(Files(), lambda: held, runInThread=runInThread, interval=60)
+        timer.clock = clock
+        timer.startService()
+        self.addCleanup(timer.stopService)
+        clock.advance(60)
+        self.assertEqual(calls, [])
+        held.append(self.account)
+        clock.advance(60)
+        self.assertEqual(calls, [([self.account],)])
+
+
 class HeldAccountsTests(unittest.TestCase):
     def test_heldAccounts(self):
         """The realm lists the accounts it holds, what a server sweeps (sweepService(files, realm.heldAccounts))."""

@@ -15,7 +15,7 @@ from twisted.trial import unittest
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from gateway import caches, idle, memdebug
+from gateway import caches, idle, memdebug, memtrim
 from gateway.imap import sort
 from gateway.interfaces import IIdleRelease
 from gateway.service import makeService
@@ -43,9 +43,10 @@ class Holder:
 
 class ReleaserTests(unittest.TestCase):
     def setUp(self):
-        self.trims, self.collections = [], []
+        self.trims, self.collections, self.forgotten = [], [], []
         self.releaser = idle.IdleReleaser(trim=lambda: self.trims.append(1),
-                                          collect=lambda: self.collections.append(1))
+                                          collect=lambda: self.collections.append(1),
+                                          forget=lambda: self.forgotten.append(1))
 
     def test_asksEveryone(self):
         """Each call asks every registered provider once, and counts what they let go."""
@@ -65,6 +66,21 @@ class ReleaserTests(unittest.TestCase):
         holder.n = 1
         self.releaser()
         self.assertEqual((self.trims, self.collections), ([1], [1]))
+
+    def test_typeCacheEmptiedOnlyAfterARelease(self):
+        """
+        The interpreter's type cache (the attribute names it keeps) is
+        emptied with each collection after a release, not otherwise.
+        """
+        holder = self.releaser.register(Holder(0))
+        self.releaser()
+        self.assertEqual(self.forgotten, [])
+        holder.n = 1
+        self.releaser()
+        self.assertEqual(self.forgotten, [1])
+
+    def test_defaultForgetsTheTypeCache(self):
+        self.assertIs(idle.IdleReleaser()._forget, memtrim.dropTypeCache)
 
     def test_failureLogged(self):
         """A provider that raises is logged and the others are still asked."""

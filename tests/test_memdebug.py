@@ -304,6 +304,22 @@ class MeasureTests(unittest.TestCase):
         self.assertGreater(total, 0)
         self.assertLessEqual(total, memdebug.residentBytes() * 1.05)
 
+    def test_stacksAreAboveTheirGuard(self):
+        """
+        An anonymous mapping of a thread stack's size is a stack only just
+        above a guard page: eight adjacent pymalloc arenas, merged by the
+        kernel into one mapping of 8 MiB, are other anonymous memory (a
+        soak's 8 MB of arenas were counted as stacks).
+        """
+        smaps = self.mktemp()
+        with open(smaps, "w") as f:
+            f.write("7f0000000000-7f0000001000 ---p 00000000 00:00 0 \nRss:                   0 kB\n"
+                    "7f0000001000-7f0000801000 rw-p 00000000 00:00 0 \nRss:                  12 kB\n"
+                    "7f0000801000-7f0001001000 rw-p 00000000 00:00 0 \nRss:                8192 kB\n")
+        kinds = memdebug.mappings(smaps)
+        self.assertEqual(kinds["thread stacks"], [1, 12 * 1024])
+        self.assertEqual(kinds["other anonymous (pymalloc arenas, large blocks)"], [1, 8192 * 1024])
+
     def test_sqliteMemory(self):
         """SQLite's memory in use grows with a connection's cache and is never above its high-water mark."""
         import sqlite3

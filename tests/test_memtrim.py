@@ -133,6 +133,29 @@ class ArenaTests(unittest.TestCase):
         self.assertFalse(memtrim.limitArenas(environ={"MALLOC_ARENA_MAX": "4"}))
 
 
+class Looked:
+    attribute = 1
+
+
+class TypeCacheTests(unittest.TestCase):
+    def test_namesLetGo(self):
+        """
+        A name made at run time and given to C{getattr} is kept by the
+        interpreter's type cache (one reference more) until
+        L{memtrim.dropTypeCache} empties it.
+        """
+        if memtrim._CLEAR_TYPE_CACHE is None:
+            raise unittest.SkipTest("this interpreter has no type cache to empty")
+        name = "".join(["attr", "ibute"])  # a string of its own, not the interned one
+        looked = Looked()
+        alone = sys.getrefcount(name)
+        getattr(looked, name)
+        held = sys.getrefcount(name)
+        self.assertTrue(memtrim.dropTypeCache())
+        after = sys.getrefcount(name)
+        self.assertEqual((held, after), (alone + 1, alone))
+
+
 class WiringTests(unittest.TestCase):
     def test_serverTrims(self):
         """The running server has a trimmer over its monitor, stopped with it."""

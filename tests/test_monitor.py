@@ -102,6 +102,22 @@ class MonitorTests(unittest.TestCase):
         self.assertEqual(value(parsed, "gateway_logins_total", protocol="pop3", mechanism="PLAIN", result="failed"),
                          1)
 
+    def test_loginOutcomesMadeTogether(self):
+        """
+        The first login of a protocol and mechanism makes the counters of
+        both outcomes (at 0 for the other), so that a first failure later,
+        in the middle of traffic, makes no object that stays.
+        """
+        monitor = Monitor()
+        monitor.login("ftp", "USER", True)
+        parsed = samples(monitor.renderMetrics())
+        self.assertEqual(value(parsed, "gateway_logins_total", protocol="ftp", mechanism="USER", result="failed"), 0)
+        made = list(monitor.logins._metrics)
+        monitor.login("ftp", "USER", False)
+        self.assertEqual(list(monitor.logins._metrics), made)
+        parsed = samples(monitor.renderMetrics())
+        self.assertEqual(value(parsed, "gateway_logins_total", protocol="ftp", mechanism="USER", result="failed"), 1)
+
     def test_deliveriesFromLog(self):
         """LMTP delivery log events are counted by status; a quota refusal also as a quota refusal."""
         monitor = Monitor()

@@ -237,3 +237,58 @@ class MailStoreRowsTests(unittest.TestCase):
         self.assertEqual(old.name, "Old")
         self.first.renameMailbox("Old", "New")
         self.assertEqual(old.name, "New")
+
+
+def mappingsOf(path, inode=None):
+    """
+    The permissions of each of this process's mappings of the file at
+    C{path}, or of the file of inode C{inode} (from C{/proc/self/maps}: a
+    file removed since it was mapped is still mapped).
+    """
+    wanted = os.stat(path).st_ino if inode is None else inode
+    found = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and int(fields[4]) == wanted:
+                found.append(fields[1])
+    return found
+
+
+class MappingReleasedTests(unittest.TestCase):
+    """
+    A mapping left behind after a store closes keeps its pages resident (they
+    count in the resident set) although no descriptor of the file is open.
+    """
+
+    if not os.path.exists("/proc/self/maps"):
+        skip = "no /proc/self/maps"
+
+    def test_storeCloseUnmapsTheWalIndex(self):
+        """
+        While a store is open the process maps its wal-index twice (SQLite's
+        own shared mapping and the stamp's read-only page); once it closed,
+        neither is left (SQLite removes the file when its last connection
+        closes: a mapping would keep its pages, of a file nobody sees).
+        """
+        store = MailStore(self.mktemp(), useInotify=False)
+        self.addCleanup(store.close)
+        store.getMailbox("INBOX").appendMessage(MESSAGE)
+        shm = store.indexPath + "-shm"
+        inode = os.stat(shm).st_ino
+        maps = mappingsOf(shm, inode)
+        self.assertIn("r--s", maps)
+        self.assertIn("rw-s", maps)
+        store.close()
+        self.assertEqual(mappingsOf(shm, inode), [])
+
+    def test_stampCloseUnmaps(self):
+        path = os.path.join(self.mktemp() + "-index", "index.sqlite")
+        os.makedirs(os.path.dirname(path))
+        conn = index.connect(path)
+        self.addCleanup(conn.close)
+        before = mappingsOf(path + "-shm")
+        stamp = rowcache.IndexStamp(path)
+        self.assertEqual(len(mappingsOf(path + "-shm")), len(before) + 1)
+        stamp.close()
+        self.assertEqual(mappingsOf(path + "-shm"), before)

@@ -263,6 +263,7 @@ class Monitor:
         }
         self.registry.register(_Collector(self))
         self._children = {}
+        self._loginChildren = {}
         for status in DELIVERY_STATUSES:
             self.deliveries.labels(status)
         for protocol in ("imap", "lmtp"):
@@ -374,7 +375,15 @@ class Monitor:
     # -- logins and deliveries -----------------------------------------------
 
     def login(self, protocol, mechanism, ok):
-        self.logins.labels(protocol or "-", mechanism or "-", "ok" if ok else "failed").inc()
+        key = (protocol or "-", mechanism or "-")
+        children = self._loginChildren.get(key)
+        if children is None:
+            # Both outcomes at once, as a command's statuses (L{_childrenOf}):
+            # the first failure of a kind of login otherwise made its child
+            # in the middle of traffic, where it stayed for good.
+            children = self._loginChildren[key] = (self.logins.labels(*key, "ok"),
+                                                  self.logins.labels(*key, "failed"))
+        children[0 if ok else 1].inc()
 
     def countEvent(self, name, labels):
         """

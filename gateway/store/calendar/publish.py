@@ -329,7 +329,8 @@ def sweepService(files, accounts, runInThread=deferToThread, interval=SWEEP_INTE
     """
     A service that calls L{FreeBusyFiles.sweep} every C{interval} seconds in
     a thread, a sweep starting only when the last one is done; a failing
-    sweep is logged and the next one comes as usual.
+    sweep is logged and the next one comes as usual.  While C{accounts()}
+    is empty no thread is asked.
 
     @param files: a L{FreeBusyFiles}.
     @param accounts: C{accounts()} returning the accounts to sweep (say
@@ -339,7 +340,15 @@ def sweepService(files, accounts, runInThread=deferToThread, interval=SWEEP_INTE
     """
 
     def sweep():
-        d = runInThread(files.sweep, list(accounts()))
+        held = list(accounts())
+        if not held:
+            # Nothing to sweep: no thread.  An idle server's realm holds no
+            # account, and a pool thread started every minute for nothing
+            # (the last ones having been let go at the idle release) put its
+            # objects in the holes the sessions left in pymalloc's arenas,
+            # keeping them.
+            return None
+        d = runInThread(files.sweep, held)
         d.addErrback(lambda failure: log.failure("Sweeping the free/busy files failed", failure))
         return d
 
