@@ -631,9 +631,8 @@ class EndToEndTests(unittest.TestCase):
         from twisted.internet import reactor, threads
 
         from gateway.imap.server import makeFactory
-        from tests.support import PASSWORD, testCertificate
-
         from gateway.store.mailbox import Mailbox
+        from tests.support import PASSWORD, testCertificate
 
         context = makeTestContext(self, reactor=reactor, clock=reactor)
         port = reactor.listenSSL(0, makeFactory(context), context.tls, interface="127.0.0.1")
