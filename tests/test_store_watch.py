@@ -79,15 +79,16 @@ class SharedINotifyTests(unittest.TestCase):
     @inlineCallbacks
     def test_folderMadeAgain(self):
         """
-        A mailbox folder removed and made again (DELETE then CREATE of the
-        same name) is watched again when its mailbox is.
+        A watched mailbox folder removed by another process (its watch
+        ended by the kernel), then let go of and made again with the same
+        name, is watched again: its changes are heard.
         """
         changed, mailbox, woken = self.watcher("account")
-        changed.removeMailbox(mailbox)
         shutil.rmtree(mailbox)
         pause = Deferred()
         reactor.callLater(0.2, pause.callback, None)
         yield pause
+        changed.removeMailbox(mailbox)
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(mailbox, sub))
         changed.addMailbox(mailbox)

@@ -160,7 +160,6 @@ class MailboxChanges:
                 % (index.INFO_COLUMNS,), (self._id, modseq))]
         return highest, expunged, changed
 
-
     # -- listeners -------------------------------------------------------------
 
     def addListener(self, callback):

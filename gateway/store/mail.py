@@ -253,8 +253,7 @@ class MailStore(MailboxManagement):
         """
         if threading.get_ident() == self._ownerThread:
             return self._mailboxRows.named(name)
-        return self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?",
-                                  (name,)).fetchone()
+        return self._conn.execute(rowcache.NAMED, (name,)).fetchone()
 
     # -- setup ---------------------------------------------------------------
 

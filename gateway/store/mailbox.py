@@ -31,6 +31,18 @@ _BATCH = 500
 OPEN_ATTEMPTS = 5
 
 
+def _infoColumns(headers):
+    return index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
+
+
+def _info(row, headers):
+    """
+    A L{MessageInfo} of a row of L{_infoColumns}: without the header block
+    (C{None}) when it was not read.
+    """
+    return MessageInfo(*row) if headers else MessageInfo(*row, headers=None)
+
+
 @implementer(IStagedDelivery)
 @implementer(IMailbox)
 class Mailbox(MailboxChanges):
@@ -162,10 +174,7 @@ class Mailbox(MailboxChanges):
         return rows
 
     def messages(self, uids, headers=True):
-        if not headers:
-            return [MessageInfo(*row, headers=None)
-                    for row in self._select(index.INFO_COLUMNS_NO_HEADERS, uids)]
-        return [MessageInfo(*row) for row in self._select(index.INFO_COLUMNS, uids)]
+        return [_info(row, headers) for row in self._select(_infoColumns(headers), uids)]
 
     def keywords(self):
         # Read whole once, then only the rows changed since (by modseq): a
@@ -236,7 +245,7 @@ class Mailbox(MailboxChanges):
         @return: C{(infos, {uid: location})}, a location to give
             L{openMessage} (which looks again when the file has moved since).
         """
-        columns = index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
+        columns = _infoColumns(headers)
         width = columns.count(",") + 1
         rows = self._select(columns + ", subdir, filename, crlf, base", uids)
         if not rows:
@@ -244,7 +253,7 @@ class Mailbox(MailboxChanges):
         path = self._path()
         infos, locations = [], {}
         for row in rows:
-            info = MessageInfo(*row[:width]) if headers else MessageInfo(*row[:width], headers=None)
+            info = _info(row[:width], headers)
             infos.append(info)
             locations[info.uid] = (path, *row[width:])
         return infos, locations

@@ -128,6 +128,11 @@ class IndexStamp:
             self._address = None
 
 
+#: The query L{MailboxRows.named} answers: C{(id, selectable, indexed)} of
+#: the mailbox called C{?}.
+NAMED = "SELECT id, selectable, indexed FROM mailboxes WHERE name = ?"
+
+
 class MailboxRows:
     """
     The C{mailboxes} rows read through one connection (the store's own, in
@@ -173,7 +178,7 @@ class MailboxRows:
         current = self._current()
         if current and name in self._names:
             return self._names[name]
-        row = self._conn.execute("SELECT id, selectable, indexed FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        row = self._conn.execute(NAMED, (name,)).fetchone()
         if current:
             self._names[name] = row
         return row
