@@ -122,6 +122,21 @@ def parseTotals(text):
     return dict(zip(names, counts, strict=True))
 
 
+def parseLatencies(text):
+    """
+    imaptest's average milliseconds a command: it prints them every ten
+    seconds (a C{ms/cmd avg} line, the same names as the totals, each the
+    average of those ten seconds); the mean of those lines, C{{command:
+    ms}}, or C{{}} if it printed none.
+    """
+    names = text.split("Totals:", 1)[1].strip().splitlines()[0].split()
+    windows = [[int(n) for n in line.split()[:len(names)]]
+               for line in text.splitlines() if line.rstrip().endswith("ms/cmd avg")]
+    if not windows:
+        return {}
+    return {name: statistics.mean(window[i] for window in windows) for i, name in enumerate(names)}
+
+
 def startServer(which, tmp, options):
     if which == "ours":
         dataRoot = os.path.join(tmp, "data")
@@ -187,7 +202,7 @@ def runOnce(binary, which, shape, options, mbox, top):
         imap.stop(child)
         shutil.rmtree(tmp, ignore_errors=True)
     errors = [line for line in text.splitlines() if "Error:" in line]
-    return parseTotals(text), errors, cpu, split
+    return parseTotals(text), parseLatencies(text), errors, cpu, split
 
 
 def connectionsByProcess(port):
@@ -240,7 +255,7 @@ def main():
             perCommand = {which: [] for which in servers}
             for run in range(options.runs):
                 for which in servers:
-                    counts, errors, cpu, split = runOnce(binary, which, shape, options, mbox, top)
+                    counts, latencies, errors, cpu, split = runOnce(binary, which, shape, options, mbox, top)
                     total = sum(counts.values())
                     totals[which].append(total)
                     perCommand[which].append(1000 * cpu / max(total, 1))
@@ -249,6 +264,8 @@ def main():
                         ", clients by worker %s" % ("/".join(map(str, split)),) if split else "",
                         " ".join("%s %d" % kv for kv in counts.items()),
                         "  ERRORS %d" % (len(errors),) if errors else ""), flush=True)
+                    if latencies:
+                        print("      ms a command: " + " ".join("%s %.0f" % kv for kv in latencies.items()))
                     for line in errors[:5]:
                         print("    " + line)
                     failed = failed or bool(errors)
