@@ -57,6 +57,18 @@ class CommitSignalTests(unittest.TestCase):
                 raise RuntimeError("undone")
         self.assertFalse(os.path.exists(self.signal))
 
+    def test_notAfterNothingChanged(self):
+        """
+        A transaction that changed no row writes no signal: there is
+        nothing for the watchers to read.
+        """
+        with index.transaction(self.conn):
+            self.conn.execute("UPDATE meta SET value = 'none' WHERE key = 'no such key'")
+        self.assertFalse(os.path.exists(self.signal))
+        with index.transaction(self.conn):
+            self.conn.execute("INSERT INTO meta (key, value) VALUES ('probe', 'one')")
+        self.assertTrue(os.path.exists(self.signal))
+
     def test_readOnlyFolder(self):
         """
         A signal that cannot be written is left out; the commit stands.

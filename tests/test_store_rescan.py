@@ -6,8 +6,10 @@ for another program's change costs work for the names it reports, not for
 the whole mailbox.
 """
 
+import fcntl
 import os
 import sys
+import threading
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -16,7 +18,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from gateway.errors import NoSuchMailbox
-from gateway.store import changes, maildir, scan
+from gateway.store import changes, index, maildir, scan
 from gateway.store.watch import sharedINotify
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
@@ -227,6 +229,57 @@ class InconsistentTests(StoreTestMixin, unittest.TestCase):
         self.patch(changes, "_BASES_PER_QUERY", 2)
         self.assertEqual(sorted(inbox._inconsistent(names)),
                          sorted([("new", renamed), ("cur", renamed + ":2,S"), ("new", gone), ("new", "4000.mutt.host")]))
+
+
+class ScanWritesTests(StoreTestMixin, unittest.TestCase):
+    """
+    What a scan writes: nothing when the names inotify reported are in the
+    index by then (with two workers, most often the other worker's rename
+    seen before its commit), and what it does write in turn with the index
+    writers of every process (their lock), never racing them for SQLite's.
+    """
+
+    def setUp(self):
+        self.store = self.makeStore()
+        self.inbox = self.store.getMailbox("INBOX")
+        self.inbox.appendMessage(CRLF_MESSAGE)
+        self.name = self.files(self.inbox, "new")[0]
+
+    def test_agreedNamesWriteNothing(self):
+        """
+        A targeted scan of names the index already has takes neither the
+        writers' lock nor a transaction.
+        """
+        taken = []
+        self.patch(scan.index, "writersTurn", lambda conn: taken.append("lock"))
+        self.patch(scan.index, "transaction", lambda conn: taken.append("transaction"))
+        self.assertFalse(scan.scanMailbox(self.store._conn, self.inbox._id, self.inbox._path(),
+                                          [("new", self.name)]))
+        self.assertEqual(taken, [])
+
+    def test_waitsForTheWriters(self):
+        """
+        A scan that has something to write waits while a writer (here, this
+        test) holds the writers' lock, and writes once it is let go.
+        """
+        with open(os.path.join(self.inbox._path(), "new", "4000.mutt.host"), "wb") as f:
+            f.write(CRLF_MESSAGE)
+        lock = index.openWritersLock(self.store.indexPath)
+        self.addCleanup(os.close, lock)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        other = index.connect(self.store.indexPath)
+        self.addCleanup(other.close)
+        outcome = []
+        scanner = threading.Thread(target=lambda: outcome.append(
+            scan.scanMailbox(other, self.inbox._id, self.inbox._path(), [("new", "4000.mutt.host")])))
+        scanner.start()
+        scanner.join(0.5)
+        self.assertTrue(scanner.is_alive())
+        self.assertEqual(len(self.inbox.uids()), 1)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        scanner.join(10)
+        self.assertEqual(outcome, [True])
+        self.assertEqual(len(self.inbox.uids()), 2)
 
 
 class RenamedWhileOpenedTests(StoreTestMixin, unittest.TestCase):

@@ -43,6 +43,7 @@ kept for a full disk.
 """
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import time
@@ -238,6 +239,40 @@ def connect(path):
     return conn
 
 
+#: Beside the index: the file that what writes to it (the index writers of
+#: every process, one per worker, and rescans in pool threads) lock in
+#: turn, each for one transaction.  SQLite's own lock would do, but a
+#: writer that finds it taken sleeps (1, 2, 5, 10 ms...) and tries again:
+#: with two workers writing to one account, a group waited 1.2 to 2 ms for
+#: the lock, against about 1.3 ms of holding it.  A writer waiting here is
+#: woken as soon as the other lets go.
+WRITERS_LOCK_SUFFIX = "-writer"
+
+
+def openWritersLock(indexPath):
+    """
+    @return: a descriptor of the index's L{WRITERS_LOCK_SUFFIX} file, to
+        C{flock}.
+    """
+    return os.open(indexPath + WRITERS_LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+@contextlib.contextmanager
+def writersTurn(conn):
+    """
+    Hold the index's writers' lock (L{WRITERS_LOCK_SUFFIX}) for a write made
+    outside the store's index writer, so that it waits in line with the
+    index writers of every process instead of meeting them at SQLite's lock.
+    Not for a thread that holds it already (an index writer).
+    """
+    lock = openWritersLock(conn.indexPath)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield conn
+    finally:
+        os.close(lock)
+
+
 @contextlib.contextmanager
 def transaction(conn):
     """
@@ -259,6 +294,7 @@ def transaction(conn):
             conn.execute("RELEASE nested")
         return
     conn.execute("BEGIN IMMEDIATE")
+    changes = conn.total_changes
     try:
         yield conn
     except BaseException:
@@ -273,7 +309,10 @@ def transaction(conn):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        signalCommit(conn)
+        if conn.total_changes != changes:
+            # A transaction that changed no row wrote nothing (SQLite did
+            # not sync either): nobody needs to look.
+            signalCommit(conn)
 
 
 def signalCommit(conn):

@@ -207,6 +207,11 @@ def scanMailbox(conn, mailboxId, path, names=None):
             "SELECT 1 FROM messages WHERE mailbox = ? AND base = ?", (mailboxId, base)).fetchone()}
         changed.extend(moved)
         added = [base for base in added if base not in moved]
+    if targeted and not (removed or changed or added):
+        # What inotify reported is in the index by now: most often another
+        # worker's rename seen before its commit.  There is nothing to
+        # record (the folder mtimes are not, for names).
+        return False
 
     uidList = None
     keptProperties = {}
@@ -239,7 +244,7 @@ def scanMailbox(conn, mailboxId, path, names=None):
                 continue
         batchChanged = None
         try:
-            with index.transaction(conn):
+            with index.writersTurn(conn), index.transaction(conn):
                 removedAny = False
                 if number == 0:
                     uidList, removedAny = _applyRemovals(conn, mailboxId, path, removed, changed, onDisk,

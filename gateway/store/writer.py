@@ -38,13 +38,9 @@ from gateway import stats
 from gateway.errors import isStorageFull
 from gateway.store import index, maildir
 
-#: Beside the index: the file the index writers of every process (one
-#: per worker) lock in turn, each for one group.  SQLite's own lock would
-#: do, but a writer that finds it taken sleeps (1, 2, 5, 10 ms...) and
-#: tries again: with two workers writing to one account, a group waited
-#: 1.2 to 2 ms for the lock, against about 1.3 ms of holding it.  A writer
-#: waiting here is woken as soon as the other lets go.
-LOCK_SUFFIX = "-writer"
+#: The writers' lock, beside the index (L{index.WRITERS_LOCK_SUFFIX}): each
+#: group is written holding it.
+LOCK_SUFFIX = index.WRITERS_LOCK_SUFFIX
 
 
 class WriteGroup:
@@ -228,7 +224,7 @@ class IndexWriter:
 
     def _run(self):
         conn = index.connect(self._path) if self._connect is None else self._connect()
-        lock = os.open(self._path + LOCK_SUFFIX, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock = index.openWritersLock(self._path)
         try:
             while True:
                 with self._wake:
@@ -237,7 +233,7 @@ class IndexWriter:
                     if not self._queue:
                         return
                 # The writers of every process take turns on this lock
-                # before SQLite's: see LOCK_SUFFIX.  What was submitted
+                # before SQLite's: see index.WRITERS_LOCK_SUFFIX.  What was submitted
                 # while this one waited joins the group.
                 waited = time.monotonic()
                 fcntl.flock(lock, fcntl.LOCK_EX)
