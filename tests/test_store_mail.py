@@ -309,6 +309,62 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.inbox.messages([uid])[0].flags, {"Other"})
         self.assertEqual(self.readAll(self.inbox.openMessage(uid)), CRLF_MESSAGE)
 
+    def test_setFlagsAnswersAsTheRowNowIs(self):
+        """
+        What setFlags returns for a changed message is the row as it is
+        after the change (flags, modseq, date, size), taken from the one
+        read of the rows it changes: the index is not read again for it.
+        """
+        uids = [self.inbox.appendMessage(CRLF_MESSAGE, flags=["Work"]) for _ in range(2)]
+        statements = []
+        self.store._conn.set_trace_callback(statements.append)
+        self.addCleanup(self.store._conn.set_trace_callback, None)
+        changed, failed = self.inbox.setFlags(uids, ["\\Flagged"], "+")
+        self.store._conn.set_trace_callback(None)
+        self.assertEqual(failed, [])
+        after = self.inbox.messages(uids, headers=False)
+        self.assertEqual([(i.uid, i.flags, i.modseq, i.internalDate, i.size) for i in changed],
+                         [(i.uid, i.flags, i.modseq, i.internalDate, i.size) for i in after])
+        self.assertEqual({i.flags == {"\\Flagged", "Work"} for i in changed}, {True})
+        self.assertEqual(len([sql for sql in statements if sql.startswith("SELECT") and "FROM messages" in sql]), 1)
+
+    def test_writesTakeOneStatementAStep(self):
+        """
+        A modseq and a UID are each taken, and the folders' mtimes recorded,
+        in one statement (the index writer gives the GIL away at each):
+        appending a message and flagging it run no SELECT of the mailbox's
+        row inside their transactions.
+        """
+        uid = self.inbox.appendMessage(CRLF_MESSAGE)
+        statements = []
+        self.store._conn.set_trace_callback(statements.append)
+        self.addCleanup(self.store._conn.set_trace_callback, None)
+        self.inbox.setFlags([uid], ["\\Seen"], "+")
+        self.inbox.appendMessage(CRLF_MESSAGE)
+        self.store._conn.set_trace_callback(None)
+        self.assertEqual([sql for sql in statements if "SELECT highestmodseq" in sql or "SELECT uidnext" in sql],
+                         [])
+        # The folders' mtimes (recorded while inotify covers the mailbox).
+        self.inbox._covered, self.inbox._events = True, set()
+        del statements[:]
+        self.store._conn.set_trace_callback(statements.append)
+        with index.transaction(self.store._conn):
+            self.inbox._recordFolders()
+        self.store._conn.set_trace_callback(None)
+        self.assertEqual([sql.split(" = ")[0] for sql in statements if sql.startswith("UPDATE")],
+                         ["UPDATE mailboxes SET newmtime"])
+        self.assertEqual(self.inbox._row("newmtime, curmtime"),
+                         tuple(scan.folderMtime(os.path.join(self.inbox._path(), sub)) for sub in ("new", "cur")))
+
+    def test_appendToDeletedMailbox(self):
+        """Appending to a mailbox deleted meanwhile raises NoSuchMailbox, and leaves no file."""
+        self.store.createMailbox("Gone")
+        gone = self.store.getMailbox("Gone")
+        path = gone._path()
+        self.store.deleteMailbox("Gone")
+        self.assertRaises(NoSuchMailbox, gone.appendMessage, CRLF_MESSAGE)
+        self.assertFalse(os.path.exists(path))
+
     def test_newMessageMovesToCurOnFlag(self):
         """An unflagged message waits in new/ and moves to cur/ when it gets a flag."""
         uid = self.inbox.appendMessage(CRLF_MESSAGE)

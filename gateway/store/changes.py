@@ -251,7 +251,7 @@ class MailboxChanges:
             self._own.clear()
             self._covered = False
 
-    def _recordFolders(self):
+    def _recordFolders(self, path=None):
         """
         At the end of a write transaction of this process: while inotify
         covers the mailbox (see L{synchronize}) and reported nothing still
@@ -263,12 +263,15 @@ class MailboxChanges:
         """
         if not self._covered or self._events:
             return
-        path = self._path()
+        path = path or self._path()
+        columns, values = [], []
         for subdir in ("new", "cur"):
             mtime = scan.folderMtime(os.path.join(path, subdir))
             if mtime is not None:
-                self._conn.execute("UPDATE mailboxes SET %smtime = ?, %ssynced = ? WHERE id = ?"
-                                   % (subdir, subdir), (mtime, mtime + scan.DIRTY_WINDOW_NS, self._id))
+                columns.append("%smtime = ?, %ssynced = ?" % (subdir, subdir))
+                values += (mtime, mtime + scan.DIRTY_WINDOW_NS)
+        if columns:
+            self._conn.execute("UPDATE mailboxes SET %s WHERE id = ?" % (", ".join(columns),), (*values, self._id))
 
     def _poll(self, names=(), overflowed=False):
         """

@@ -446,8 +446,9 @@ def bumpModSeq(conn, mailboxId):
     """
     Take the mailbox's next modseq (inside a transaction).
     """
-    conn.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?", (mailboxId,))
-    return conn.execute("SELECT highestmodseq FROM mailboxes WHERE id = ?", (mailboxId,)).fetchone()[0]
+    # One statement (the index writer gives the GIL away at each).
+    return conn.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?"
+                        " RETURNING highestmodseq", (mailboxId,)).fetchall()[0][0]
 
 
 def encodeFlags(flags):

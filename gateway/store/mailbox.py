@@ -78,6 +78,18 @@ class Mailbox(MailboxChanges):
             raise NoSuchMailbox("mailbox was deleted")
         return row
 
+    def _takeUid(self):
+        """
+        Inside a transaction: the mailbox's UIDNEXT, moved on by one (read
+        and written in one statement: the index writer gives the GIL away
+        at each).
+        """
+        rows = None if self._gone else self._conn.execute(
+            "UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ? RETURNING uidnext - 1", (self._id,)).fetchall()
+        if not rows:
+            raise NoSuchMailbox("mailbox was deleted")
+        return rows[0][0]
+
     def _path(self, name=None):
         return maildir.mailboxPath(self._store.path, name or self.name)
 
@@ -407,7 +419,7 @@ class Mailbox(MailboxChanges):
             with index.transaction(self._conn):
                 subdir, name = self._place(base, flags, folder=path)
                 target = os.path.join(path, subdir, name)
-                uid = self._row("uidnext")[0]
+                uid = self._takeUid()
                 modseq = index.bumpModSeq(self._conn, self._id)
                 self._expect((subdir, name))
                 os.rename(tmpPath, target)
@@ -424,9 +436,8 @@ class Mailbox(MailboxChanges):
                         (self._id, uid, base, subdir, name, index.encodeFlags(flags), mtime, measure.size,
                          measure.rawSize, int(measure.needsCRLF), modseq, measure.headers,
                          *objectid.idsOf(measure)))
-                    self._conn.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid + 1, self._id))
                     index.addUsage(self._conn, measure.rawSize)
-                    self._recordFolders()
+                    self._recordFolders(path)
                 except BaseException:
                     maildir.removeQuietly(target)
                     raise
@@ -663,14 +674,14 @@ class Mailbox(MailboxChanges):
 
     def _setFlags(self, uids, flags, mode, unchangedSince):
         flags = normalizeFlags(flags)
-        path = self._path()
         changed, failed = [], []
         renamedIn = set()
         with index.transaction(self._conn):
-            self._row("id")
-            rows = self._select("uid, base, subdir, filename, flags, modseq", uids)
+            path = self._path()  # under the write lock: raises if the mailbox is gone
+            rows = self._select("uid, base, subdir, filename, flags, modseq, internaldate, size", uids)
             modseq = None
-            for uid, base, subdir, filename, flagText, oldModSeq in rows:
+            changedInfos = []
+            for uid, base, subdir, filename, flagText, oldModSeq, internalDate, size in rows:
                 if unchangedSince is not None and oldModSeq > unchangedSince:
                     failed.append(uid)
                     continue
@@ -693,18 +704,20 @@ class Mailbox(MailboxChanges):
                         else:
                             os.rename(source, os.path.join(path, newSubdir, newName))
                     renamedIn.update((subdir, newSubdir))
+                newText = index.encodeFlags(new)
                 self._conn.execute(
                     "UPDATE messages SET subdir = ?, filename = ?, flags = ?, modseq = ?"
                     " WHERE mailbox = ? AND uid = ?",
-                    (newSubdir, newName, index.encodeFlags(new), modseq, self._id, uid))
+                    (newSubdir, newName, newText, modseq, self._id, uid))
                 changed.append(uid)
-            changedInfos = self.messages(changed) if changed else []
+                # As the row now is (without its header block): not read again.
+                changedInfos.append(MessageInfo(uid, newText, internalDate, size, modseq, headers=None))
             # The new names durable before the commit: a scan after a power
             # cut must not find the old ones beside the committed flags.
             for subdir in sorted(renamedIn):
                 self._store._syncFolder(os.path.join(path, subdir))
             if changed:
-                self._recordFolders()
+                self._recordFolders(path)
         if changed:
             self._changed()
         return changedInfos, failed
@@ -713,9 +726,8 @@ class Mailbox(MailboxChanges):
         return index.roomPermitting(self._conn, self._expunge, uids)
 
     def _expunge(self, uids):
-        path = self._path()
         with index.transaction(self._conn):
-            self._row("id")
+            path = self._path()  # under the write lock: raises if the mailbox is gone
             rows = self._deletedRows("uid, subdir, filename, rawsize, flags", uids)
             if not rows:
                 return []
@@ -724,7 +736,7 @@ class Mailbox(MailboxChanges):
             # power cut would be scanned in as a new message.
             for subdir in sorted({row[1] for row in rows}):
                 self._store._syncFolder(os.path.join(path, subdir))
-            self._recordFolders()
+            self._recordFolders(path)
         self._changed()
         return [row[0] for row in rows]
 
