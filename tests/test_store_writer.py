@@ -145,6 +145,42 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.store.usage(), 7)
 
     @inlineCallbacks
+    def test_transactionInAWrite(self):
+        """
+        A write's first index.transaction uses the writer's savepoint (no
+        statement of its own): when it raises and the write goes on (a
+        retry, as index.roomPermitting makes), only the transaction is
+        undone; one begun after the write changed something is a savepoint
+        of its own, undone alone.
+        """
+        statements = []
+
+        def write(conn, group):
+            conn.set_trace_callback(statements.append)
+            try:
+                for attempt in (1, 2):
+                    try:
+                        with index.transaction(conn):
+                            conn.execute("UPDATE meta SET value = value + 10 WHERE key = 'usage'")
+                            if attempt == 1:
+                                raise ValueError("undone")
+                        break
+                    except ValueError:
+                        pass
+                with self.assertRaises(ValueError):
+                    with index.transaction(conn):
+                        conn.execute("UPDATE meta SET value = value + 100 WHERE key = 'usage'")
+                        raise ValueError("undone alone")
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'usage'")
+            finally:
+                conn.set_trace_callback(None)
+            return conn.execute("SELECT value FROM meta WHERE key = 'usage'").fetchone()[0]
+        self.assertEqual((yield self.writer.submit(write)), 11)
+        self.assertEqual(self.store.usage(), 11)
+        self.assertEqual([sql for sql in statements if sql.startswith(("SAVEPOINT", "ROLLBACK", "RELEASE"))],
+                         ["ROLLBACK TO write", "SAVEPOINT nested", "ROLLBACK TO nested", "RELEASE nested"])
+
+    @inlineCallbacks
     def test_lockElsewhereDoesNotBlockReactor(self):
         """While another process holds the index's write lock, the reactor runs on and the write waits."""
         other = sqlite3.connect(self.store.indexPath, isolation_level=None)

@@ -290,9 +290,13 @@ class IndexWriter:
             with index.transaction(conn):
                 for write, d, _makesRoom in items:
                     conn.execute("SAVEPOINT write")
+                    conn.writeSavepoint = conn.total_changes  # see index.transaction
                     group._startWrite()
                     try:
-                        result = write(conn, group)
+                        try:
+                            result = write(conn, group)
+                        finally:
+                            conn.writeSavepoint = None
                     except BaseException:
                         conn.execute("ROLLBACK TO write")
                         conn.execute("RELEASE write")
