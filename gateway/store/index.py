@@ -219,9 +219,13 @@ class IndexConnection(sqlite3.Connection):
 
     indexPath = None
     #: Set by the index writer while a write runs in its savepoint
-    #: C{write}: L{total_changes} when that savepoint was taken (see
-    #: L{transaction}).
+    #: (L{WRITE_SAVEPOINT}): L{total_changes} when that savepoint was taken
+    #: (see L{transaction}).
     writeSavepoint = None
+
+
+#: The savepoint in which the index writer runs each write of a group.
+WRITE_SAVEPOINT = "write"
 
 
 def connect(path):
@@ -297,7 +301,7 @@ def transaction(conn):
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK TO write")
+                conn.execute("ROLLBACK TO " + WRITE_SAVEPOINT)
                 conn.writeSavepoint = conn.total_changes  # as fresh again (a retry)
                 raise
             return

@@ -289,7 +289,7 @@ class IndexWriter:
         try:
             with index.transaction(conn):
                 for write, d, _makesRoom in items:
-                    conn.execute("SAVEPOINT write")
+                    conn.execute("SAVEPOINT " + index.WRITE_SAVEPOINT)
                     conn.writeSavepoint = conn.total_changes  # see index.transaction
                     group._startWrite()
                     try:
@@ -298,12 +298,12 @@ class IndexWriter:
                         finally:
                             conn.writeSavepoint = None
                     except BaseException:
-                        conn.execute("ROLLBACK TO write")
-                        conn.execute("RELEASE write")
+                        conn.execute("ROLLBACK TO " + index.WRITE_SAVEPOINT)
+                        conn.execute("RELEASE " + index.WRITE_SAVEPOINT)
                         _Actions.run(group._startWrite().rolledBack)
                         outcomes.append((d, Failure(), None))
                     else:
-                        conn.execute("RELEASE write")
+                        conn.execute("RELEASE " + index.WRITE_SAVEPOINT)
                         outcomes.append((d, result, group._startWrite()))
                 maildir.fsyncDirectories(group.folders)
         except BaseException as e:
