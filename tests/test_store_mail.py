@@ -356,14 +356,19 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.inbox._row("newmtime, curmtime"),
                          tuple(scan.folderMtime(os.path.join(self.inbox._path(), sub)) for sub in ("new", "cur")))
 
-    def test_appendToDeletedMailbox(self):
-        """Appending to a mailbox deleted meanwhile raises NoSuchMailbox, and leaves no file."""
+    def test_uidOfDeletedMailbox(self):
+        """
+        Taking a UID (inside the append's transaction) for a mailbox that
+        another process deleted meanwhile raises NoSuchMailbox, as reading
+        the mailbox's row would: its UPDATE found no row.
+        """
         self.store.createMailbox("Gone")
         gone = self.store.getMailbox("Gone")
-        path = gone._path()
-        self.store.deleteMailbox("Gone")
-        self.assertRaises(NoSuchMailbox, gone.appendMessage, CRLF_MESSAGE)
-        self.assertFalse(os.path.exists(path))
+        self.makeStore(self.mailPath).deleteMailbox("Gone")
+        self.assertFalse(gone._gone)
+        with self.assertRaises(NoSuchMailbox):
+            with index.transaction(self.store._conn):
+                gone._takeUid()
 
     def test_newMessageMovesToCurOnFlag(self):
         """An unflagged message waits in new/ and moves to cur/ when it gets a flag."""

@@ -101,7 +101,7 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
     @inlineCallbacks
     def test_groupHoldsTheWritersLock(self):
         """A group is written holding the lock every process's writer takes in turn, and lets it go after."""
-        lockPath = self.store.indexPath + writer.LOCK_SUFFIX
+        lockPath = self.store.indexPath + index.WRITERS_LOCK_SUFFIX
 
         def tryLock():
             with open(lockPath, "ab") as f:
@@ -117,7 +117,7 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
     @inlineCallbacks
     def test_waitingForTheLockJoinsTheGroup(self):
         """Writes submitted while the writer waits for another process's turn are written in the group after it."""
-        lockPath = self.store.indexPath + writer.LOCK_SUFFIX
+        lockPath = self.store.indexPath + index.WRITERS_LOCK_SUFFIX
         other = open(lockPath, "ab")
         self.addCleanup(other.close)
         fcntl.flock(other, fcntl.LOCK_EX)

@@ -11,6 +11,7 @@ the responses that report a change, and the tagged OK, are sent once it is
 durable.
 """
 
+import functools
 import re
 
 from twisted.internet import defer, task
@@ -264,9 +265,9 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
                 continue
             try:
                 if located is not None:
-                    opener = lambda u=info.uid, at=locations[info.uid]: mailbox.openMessage(u, at)  # noqa: E731
+                    opener = functools.partial(mailbox.openMessage, info.uid, locations[info.uid])
                 else:
-                    opener = lambda u=info.uid: mailbox.openMessage(u)  # noqa: E731
+                    opener = functools.partial(mailbox.openMessage, info.uid)
                 chunks = plan.render(info, opener,
                                      recent=info.uid in recent, markSeen=writable,
                                      saveDate=saveDates.get(info.uid), structures=structures)

@@ -94,7 +94,8 @@ class SharedINotify:
     def __init__(self, reactor):
         self._notifier = _Reader(reactor, self._dispatch)
         self._callbacks = {}
-        self._paths = {}
+        self._paths = {}  # watch descriptor -> path
+        self._wds = {}  # path -> its current watch descriptor
         self._overflowCallbacks = []
 
     def onOverflow(self, callback):
@@ -118,10 +119,11 @@ class SharedINotify:
         C{str}).  C{mask} must be the same for every callback of a path.
         """
         callbacks = self._callbacks.get(path)
-        if callbacks is None or path not in self._paths.values():
+        if callbacks is None or path not in self._wds:
             # New, or its folder was removed and made again since.
             wd = self._notifier.watch(FilePath(path), mask=mask)
             self._paths[wd] = path
+            self._wds[path] = wd
             if not self._callbacks:
                 self._notifier.startReading()
             if callbacks is None:
@@ -136,8 +138,9 @@ class SharedINotify:
         if callback in callbacks:
             callbacks.remove(callback)
         if not callbacks and self._callbacks.pop(path, None) is not None:
-            for wd in [wd for wd, watched in self._paths.items() if watched == path]:
-                del self._paths[wd]
+            wd = self._wds.pop(path, None)
+            if wd is not None:
+                self._paths.pop(wd, None)
             try:
                 self._notifier.ignore(FilePath(path))
             except (KeyError, _inotify.INotifyError):
@@ -153,6 +156,8 @@ class SharedINotify:
             return
         if mask & _inotify.IN_IGNORED:
             del self._paths[wd]
+            if self._wds.get(path) == wd:
+                del self._wds[path]
         for callback in list(self._callbacks.get(path, ())):
             callback(path, name, mask)
 

@@ -38,10 +38,6 @@ from gateway import stats
 from gateway.errors import isStorageFull
 from gateway.store import index, maildir
 
-#: The writers' lock, beside the index (L{index.WRITERS_LOCK_SUFFIX}): each
-#: group is written holding it.
-LOCK_SUFFIX = index.WRITERS_LOCK_SUFFIX
-
 
 class WriteGroup:
     """
@@ -78,7 +74,7 @@ class WriteGroup:
     def afterRelease(self, f, *args):
         """
         Call C{f(*args)} in the writing thread once the group committed and
-        the writers' lock (L{LOCK_SUFFIX}) is let go, after the write's
+        the writers' lock (L{index.WRITERS_LOCK_SUFFIX}) is let go, after the write's
         L{Deferred} was given to the reactor (dropped if the write fails):
         clean-up that neither the reply nor the other writers wait for,
         such as unlinking the files of expunged messages.
