@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from gateway.cred import realm
 from gateway.cred.realm import GatewayRealm
 from gateway.errors import NoSuchAccount, QuotaExceeded
 from gateway.interfaces import IAccount, IFileStore, IIdleRelease, IMailStore, IQuota
@@ -302,6 +303,95 @@ class RealmTests(unittest.TestCase):
         self.assertEqual(new.mailStore.getMailbox("INBOX").uids(), [])
         new.mailStore.getMailbox("INBOX").appendMessage(MESSAGE)
         self.assertIs(self.realm.accountFor("other@example.test"), new)
+
+
+class RecheckTests(unittest.TestCase):
+    """
+    What commands ask of an account all the time, the identity of its
+    folder and its quota's limit, is read again after
+    L{realm.RECHECK_AFTER} seconds or a change through the directory, not
+    at every command.
+    """
+
+    def setUp(self):
+        self.directory = makeDataRoot(self.mktemp())
+        self.now = 1000.0
+        self.patch(realm, "_monotonic", lambda: self.now)
+        self.realm = GatewayRealm(self.directory, mailStoreFactory=self.mailStore)
+        self.stats = []
+        folderIdOf = realm._folderId
+
+        def folderId(path):
+            self.stats.append(path)
+            return folderIdOf(path)
+        self.patch(realm, "_folderId", folderId)
+        self.reads = []
+        getAccountOf = self.directory.getAccount
+
+        def getAccount(address):
+            self.reads.append(address)
+            return getAccountOf(address)
+        self.patch(self.directory, "getAccount", getAccount)
+
+    def mailStore(self, path, quota):
+        store = MailStore(path, quota=quota, reactor=Clock(), useInotify=False)
+        self.addCleanup(store.close)
+        return store
+
+    def test_folderCheckedOncePerInterval(self):
+        """The account's folder is looked at again only once the interval passed or the directory changed."""
+        account = self.realm.accountFor("demo@example.test")
+        del self.stats[:]
+        self.now += realm.RECHECK_AFTER / 2
+        self.assertIs(self.realm.accountFor("demo@example.test"), account)
+        self.assertEqual(self.stats, [])
+        self.now += realm.RECHECK_AFTER
+        self.assertIs(self.realm.accountFor("demo@example.test"), account)
+        self.assertEqual(len(self.stats), 1)
+        self.directory.setAccount("other@example.test", quotaSetting="5000", quota=5000)
+        self.assertIs(self.realm.accountFor("demo@example.test"), account)
+        self.assertEqual(len(self.stats), 2)
+        self.assertIs(self.realm.accountFor("demo@example.test"), account)
+        self.assertEqual(len(self.stats), 2)
+
+    def test_folderReplacedByHand(self):
+        """An account folder replaced behind the directory's back gives a new account once the interval passed."""
+        account = self.realm.accountFor("demo@example.test")
+        path = account.path
+        os.rename(path, path + ".old")
+        os.makedirs(path)
+        os.rename(os.path.join(path + ".old", "account.ini"), os.path.join(path, "account.ini"))
+        self.assertIs(self.realm.accountFor("demo@example.test"), account)
+        self.now += realm.RECHECK_AFTER
+        replaced = self.realm.accountFor("demo@example.test")
+        self.assertIsNot(replaced, account)
+        self.assertEqual(replaced.mailStore.getMailbox("INBOX").uids(), [])
+
+    def test_quotaLimitKept(self):
+        """The quota's limit is read from the directory once an interval, and again at once after a change."""
+        quota = self.realm.accountFor("demo@example.test").quota
+        self.directory.setAccount("demo@example.test", quotaSetting="5000", quota=5000)
+        del self.reads[:]
+        self.assertEqual([quota.limit(), quota.limit()], [5000, 5000])
+        self.assertEqual(self.reads, ["demo@example.test"])
+        self.directory.setAccount("demo@example.test", quotaSetting="6000", quota=6000)
+        del self.reads[:]
+        self.assertEqual([quota.limit(), quota.limit()], [6000, 6000])
+        self.assertEqual(self.reads, ["demo@example.test"])
+
+    def test_quotaEditedByHand(self):
+        """An account.ini edited by hand (or by another process) sets the limit once the interval passed."""
+        account = self.realm.accountFor("demo@example.test")
+        self.assertIsNone(account.quota.limit())
+        ini = os.path.join(account.path, "account.ini")
+        with open(ini) as f:
+            text = f.read()
+        with open(ini, "w") as f:
+            f.write(text.replace("quota = default", "quota = 7000"))
+        os.utime(ini, ns=(0, os.stat(ini).st_mtime_ns + 10**9))
+        self.assertIsNone(account.quota.limit())
+        self.now += realm.RECHECK_AFTER
+        self.assertEqual(account.quota.limit(), 7000)
 
 
 class OpenLaterTests(unittest.TestCase):

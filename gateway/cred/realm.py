@@ -8,6 +8,7 @@ account's stores and see each other's changes at once.
 
 import collections
 import os
+import time
 import weakref
 
 from twisted.cred.portal import IRealm
@@ -34,6 +35,25 @@ SHARED_INDEX = "shared-mailboxes.sqlite"
 #: files, rescans).
 OPENING_THREADS = 3
 
+#: How long what the realm read of an account is trusted before it is read
+#: again, in seconds: the account folder's identity (L{GatewayRealm}) and
+#: the quota's limit (L{AccountQuota}), which commands ask for all the time
+#: (every APPEND, STATUS, SELECT, LIST), each a C{stat} or three.  A change
+#: made through the directory object the realm uses is seen at once; one
+#: made by another process (gatewayctl) or by hand within this time.
+RECHECK_AFTER = 1.0
+
+#: The clock of L{RECHECK_AFTER} (for tests).
+_monotonic = time.monotonic
+
+
+def _directoryChanges(directory):
+    """
+    The count of changes C{directory} made (C{FileDirectory.changes}), or
+    C{None} for a directory that does not count them (nothing is kept).
+    """
+    return getattr(directory, "changes", None)
+
 
 @implementer(IQuota)
 class AccountQuota:
@@ -47,6 +67,8 @@ class AccountQuota:
         self._mailStore = None
         self._mailUsage = None
         self._fileStore = None
+        #: C{(directory changes, monotonic time, limit)} of the last read.
+        self._limitRead = None
 
     def cover(self, mailStore, fileStore):
         """
@@ -66,8 +88,15 @@ class AccountQuota:
         self._fileStore = fileStore
 
     def limit(self):
+        changes = _directoryChanges(self._directory)
+        read = self._limitRead
+        now = _monotonic()
+        if read is not None and changes is not None and read[0] == changes and now - read[1] < RECHECK_AFTER:
+            return read[2]
         record = self._directory.getAccount(self._address)
-        return record.quota if record is not None else None
+        limit = record.quota if record is not None else None
+        self._limitRead = (changes, now, limit)
+        return limit
 
     def used(self):
         if self._fileStore is None:
@@ -110,6 +139,9 @@ class Account:
         #: identity of the account folder: a removed and re-created account
         #: with the same name is a new account.
         self.folderId = _folderId(self.path)
+        #: C{(directory changes, monotonic time)} when C{folderId} was last
+        #: found to be the folder's (L{GatewayRealm._held}).
+        self.folderChecked = (_directoryChanges(directory), _monotonic())
         if opened is None:
             self.quota = AccountQuota(directory, address)
             mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
@@ -348,9 +380,15 @@ class GatewayRealm:
         C{None}.
         """
         account = self._accounts.get(address)
-        if account is None or account.folderId != _folderId(account.path) or account.folderId is None \
-                or getattr(account.mailStore, "closed", False):
+        if account is None or account.folderId is None or getattr(account.mailStore, "closed", False):
             return None
+        changes = _directoryChanges(self.directory)
+        checked = account.folderChecked
+        now = _monotonic()
+        if changes is None or checked[0] != changes or now - checked[1] >= RECHECK_AFTER:
+            if account.folderId != _folderId(account.path):
+                return None
+            account.folderChecked = (changes, now)
         return account
 
     def _adopt(self, address, account):

@@ -198,6 +198,10 @@ class FileDirectory:
         self._byAddress = {}
         self._accounts = {}
         self._accountAliases = {}
+        #: How many changes this object made (L{_touch}): what keeps a
+        #: record for a while (L{gateway.cred.realm}) reads it again at
+        #: once after one.
+        self.changes = 0
 
     # -- cache ---------------------------------------------------------------
 
@@ -446,6 +450,7 @@ class FileDirectory:
     def _touch(self):
         atomicWrite(self._serialPath, lambda f: f.write(("%.9f\n" % time.time()).encode()), mode=0o644)
         self._serialStamp = None
+        self.changes += 1
 
     def addDomain(self, name, **settings):
         name = name.strip().lower()
