@@ -370,6 +370,24 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
             with index.transaction(self.store._conn):
                 gone._takeUid()
 
+    def test_listReadsTheMailboxesOnce(self):
+        """
+        LIST reads the index's mailboxes once when the folders agree with
+        them (the names it compares with the folders are the listed rows'),
+        and again only after registering a folder another program made.
+        """
+        self.store.listMailboxes()
+        statements = []
+        self.store._conn.set_trace_callback(statements.append)
+        self.addCleanup(self.store._conn.set_trace_callback, None)
+        names = [info.name for info in self.store.listMailboxes()]
+        self.assertEqual(len([sql for sql in statements if "FROM mailboxes" in sql]), 1)
+        self.assertNotIn("Imported", names)
+        maildir.ensureMaildir(os.path.join(self.mailPath, "Imported"))
+        del statements[:]
+        self.assertIn("Imported", [info.name for info in self.store.listMailboxes()])
+        self.assertEqual(len([sql for sql in statements if sql.startswith("SELECT name, class")]), 2)
+
     def test_newMessageMovesToCurOnFlag(self):
         """An unflagged message waits in new/ and moves to cur/ when it gets a flag."""
         uid = self.inbox.appendMessage(CRLF_MESSAGE)

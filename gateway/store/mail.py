@@ -92,6 +92,9 @@ DEFAULT_MAILBOXES = (
 #: Cyrus does for C{+detail} delivery; the owner can take it away.
 DEFAULT_ACLS = {"Calendar": "anyone p\n"}
 
+#: What L{MailStore.listMailboxes} reads of every mailbox.
+_LIST_ROWS = "SELECT name, class, specialuse, selectable FROM mailboxes ORDER BY name"
+
 
 def _inReactorThread():
     """
@@ -294,7 +297,7 @@ class MailStore(MailboxManagement):
         """
         return self._folders.mailboxes()
 
-    def _discover(self):
+    def _discover(self, known=None):
         """
         Bring the mailbox list in line with the folders on disk: register
         Maildirs copied in by other programs (indexed on first open), forget
@@ -304,15 +307,19 @@ class MailStore(MailboxManagement):
         index writer registers the change and the index answers as it
         stands meanwhile (a folder whose CREATE or DELETE is being
         committed is listed as the committed index says).
+
+        @param known: the names of the index's mailboxes, read by the
+            caller just now, or C{None} to read them.
+        @return: whether the folders and the index differed.
         """
-        disk, added, gone = self._differences()
+        disk, added, gone = self._differences(known)
         if not added and not gone:
-            return
+            return False
         if (self._mayWait or threading.get_ident() != self._ownerThread or self._conn.in_transaction
                 or not getattr(self._reactor, "running", False)):
             with index.transaction(self._conn):
                 self._register(disk, added, gone)
-            return
+            return True
         previous = self._conn.execute("PRAGMA busy_timeout").fetchone()[0]
         self._conn.execute("PRAGMA busy_timeout = 0")
         try:
@@ -324,6 +331,7 @@ class MailStore(MailboxManagement):
             self._discoverLater()
         finally:
             self._conn.execute("PRAGMA busy_timeout = %d" % (previous,))
+        return True
 
     def _discoverLater(self):
         """
@@ -343,14 +351,18 @@ class MailStore(MailboxManagement):
         self._write(register).addBoth(done).addErrback(
             lambda failure: log.failure("Registering the mailbox folders failed", failure))
 
-    def _differences(self):
+    def _differences(self, known=None):
         """
+        @param known: the names of the index's mailboxes (any iterable), or
+            C{None} to read them.
         @return: C{(disk, added, gone)}: the folders on disk (see
             L{_diskMailboxes}), and the names the index lacks and those
             it has that are not on disk.
         """
         disk = self._diskMailboxes()
-        known = dict(self._conn.execute("SELECT name, selectable FROM mailboxes").fetchall())
+        if known is None:
+            known = [row[0] for row in self._conn.execute("SELECT name FROM mailboxes")]
+        known = dict.fromkeys(known)
         added = [name for name in disk if name not in known]
         gone = [name for name in known if name not in disk and name != "INBOX"]
         return disk, added, gone
@@ -417,9 +429,11 @@ class MailStore(MailboxManagement):
     # -- IMailStore ----------------------------------------------------------
 
     def listMailboxes(self):
-        self._discover()
-        rows = self._conn.execute("SELECT name, class, specialuse, selectable FROM mailboxes"
-                                  " ORDER BY name").fetchall()
+        # The index's rows are read first, and their names compared with
+        # the folders: read again only if that registered or forgot one.
+        rows = self._conn.execute(_LIST_ROWS).fetchall()
+        if self._discover(row[0] for row in rows):
+            rows = self._conn.execute(_LIST_ROWS).fetchall()
         names = [row[0] for row in rows]
         parents = set()
         for name in names:
