@@ -1,0 +1,161 @@
+#!/usr/bin/env python
+"""
+Two versions of gateway side by side under imaptest, at the same time: for
+telling whether a change makes the server faster, on a machine whose speed
+drifts.
+
+    .venv/bin/python bench/abtest.py A B [--workers 1] [--rounds 4]
+        [--seconds 20] [--clients 10] [--shape open]
+
+C{A} and C{B} are source trees (a checkout, a worktree) or git revisions of
+this repository (checked out into temporary worktrees, removed at the end).
+Each round starts both servers, each over a fresh data root, and runs one
+imaptest (C{bench/imaptest.py}'s shapes, same seed, same messages) against
+each, both at once; it prints the commands each completed, their CPU a
+command, and B's count over A's.  The last line is the median ratio.
+
+Why at once: on the 2-vCPU machines of this project the same code's
+imaptest figure moved by up to 30-40% between runs minutes apart, so runs
+one after the other cannot show a change of a few percent.  Run side by
+side, both versions meet the same drift and share the CPUs; A against A
+gave ratios of 0.975-1.005.  What the ratio measures is therefore how much
+more work a version gets done out of the same, contended, CPUs: a change in
+CPU a command.  It says nothing of either against Dovecot
+(C{bench/imaptest.py} does), and two servers at once is not a load a
+benchmark claims anything about: record ratios from here as A/B results,
+not as throughput.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import imap, imaptest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sourceTree(given, top, made):
+    """
+    The source tree of C{given}: itself when it is a directory with the
+    package, else a temporary worktree of the git revision it names.
+    """
+    if os.path.isdir(os.path.join(given, "gateway")):
+        return os.path.abspath(given)
+    path = os.path.join(top, "tree-%d" % (len(made),))
+    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "-q", path, given], check=True)
+    made.append(path)
+    return path
+
+
+def startIn(tree, tmp, workers):
+    """
+    gateway from C{tree} (its package first on the path) over a new data
+    root in C{tmp}.
+    """
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = tree
+    try:
+        dataRoot = os.path.join(tmp, "data")
+        imap.makeAccount(tmp, dataRoot)
+        return imap.startOurs(tmp, dataRoot, workers)
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def runImaptest(binary, port, options, mbox, out):
+    args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
+            "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
+    args += imaptest.SHAPES[options.shape]
+    env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
+    out.append(subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=options.seconds + 120).stdout.decode("utf-8", "replace"))
+
+
+def oneRound(binary, trees, options, mbox, top):
+    """
+    Both servers under load at once: C{[(commands, CPU a command in ms,
+    errors)]} in the order of C{trees}.
+    """
+    started = []
+    try:
+        for tree in trees:
+            tmp = tempfile.mkdtemp(prefix="ab-", dir=top)
+            started.append((tmp,) + startIn(tree, tmp, options.workers))
+        before = [imaptest.treeCpu(child.pid) for _tmp, child, _port in started]
+        outputs = [[] for _ in started]
+        clients = [threading.Thread(target=runImaptest, args=(binary, port, options, mbox, out))
+                   for (_tmp, _child, port), out in zip(started, outputs, strict=True)]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+        cpu = [imaptest.treeCpu(child.pid) - was for (_tmp, child, _port), was in zip(started, before, strict=True)]
+    finally:
+        for tmp, child, _port in started:
+            imap.stop(child)
+            shutil.rmtree(tmp, ignore_errors=True)
+    results = []
+    for out, used in zip(outputs, cpu, strict=True):
+        text = out[0] if out else ""
+        commands = sum(imaptest.parseTotals(text).values()) if "Totals:" in text else 0
+        errors = len([line for line in text.splitlines() if "Error:" in line])
+        results.append((commands, used * 1000 / commands if commands else None, errors))
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", help="source tree or git revision (the base)")
+    parser.add_argument("b", help="source tree or git revision (the change)")
+    parser.add_argument("--imaptest", help="the imaptest binary (else $IMAPTEST, bench/imaptest/, PATH)")
+    parser.add_argument("--workers", type=int, default=1, help="each server's [server] workers")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--shape", default="open", choices=sorted(imaptest.SHAPES))
+    options = parser.parse_args()
+    binary = imaptest.findImaptest(options.imaptest)
+    if binary is None:
+        print("imaptest not found: build it with bench/build-imaptest.sh", file=sys.stderr)
+        return 2
+    top = tempfile.mkdtemp(prefix="abtest-")
+    made = []
+    try:
+        trees = [sourceTree(given, top, made) for given in (options.a, options.b)]
+        mbox = os.path.join(top, "mbox")
+        imaptest.writeMbox(mbox, options.messages)
+        print("A = %s\nB = %s\nworkers %d, %d clients, shape %s, %d s a round"
+              % (options.a, options.b, options.workers, options.clients, options.shape, options.seconds))
+        ratios = []
+        for n in range(options.rounds):
+            (ca, ma, ea), (cb, mb, eb) = oneRound(binary, trees, options, mbox, top)
+            if ea or eb or not ca or not cb:
+                print("round %d: A %d commands, %d errors; B %d commands, %d errors: not counted"
+                      % (n + 1, ca, ea, cb, eb))
+                continue
+            ratios.append(cb / ca)
+            print("round %d: A %d (%.3f ms CPU a command)  B %d (%.3f ms)  B/A %.3f"
+                  % (n + 1, ca, ma, cb, mb, cb / ca), flush=True)
+        if ratios:
+            print("median B/A over %d rounds: %.3f" % (len(ratios), statistics.median(ratios)))
+        return 0 if ratios else 1
+    finally:
+        for path in made:
+            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
