@@ -58,6 +58,30 @@ class StoreTests(SelectedTestMixin, unittest.TestCase):
         self.assertIn(b"a OK STORE completed", out)
         self.assertEqual(self.mailbox.messages([1])[0].flags, {"\\Flagged"})
 
+    def test_storeAnswersFromItsWrite(self):
+        """
+        A STORE's FETCH responses show the messages it changed as its write
+        gave them back, without reading them again; those it left as they
+        were (the flag already set) are read, without their header blocks.
+        """
+        self.selectWith(3)
+        self.send(b"a STORE 2 +FLAGS.SILENT (\\Flagged)")
+        reads = []
+        messages = self.mailbox.messages
+
+        def counted(uids, headers=True):
+            reads.append((list(uids), headers))
+            return messages(uids, headers=headers)
+        self.patch(self.mailbox, "messages", counted)
+        out = self.send(b"b STORE 1,3 +FLAGS (\\Seen)")
+        self.assertIn(b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n* 3 FETCH (FLAGS (\\Seen \\Recent))\r\n", out)
+        self.assertEqual(reads, [])
+        out = self.send(b"c STORE 1:3 +FLAGS (\\Flagged)")
+        self.assertIn(b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\n"
+                      b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
+                      b"* 3 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\n", out)
+        self.assertEqual(reads, [([2], False)])
+
     def test_storeSilent(self):
         """STORE -FLAGS.SILENT sends no FETCH, and the change is not echoed later."""
         self.selectWith(1, flags=b"(\\Seen) ")

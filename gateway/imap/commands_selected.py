@@ -402,7 +402,7 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
     def report(chunk, changed, failed):
         view.noteOwnChanges(changed)
         failedAll.extend(failed)
-        shown = changed if silent else mailbox.messages(chunk)
+        shown = changed if silent else _afterStore(mailbox, chunk, changed, failed)
         view.announceFlags(session, shown)
         if silent and not condstore:
             return
@@ -439,6 +439,21 @@ def storeFlags(session, args, uid, sequenceSet, unchangedSince, mode, silent):
             return ("OK", "[MODIFIED %s] Conditional STORE failed for some messages" % (modified,))
         return None
     return run().addCallback(done)
+
+
+def _afterStore(mailbox, uids, changed, failed):
+    """
+    The messages C{uids} as a STORE leaves them, for its FETCH responses:
+    those it changed as the store gave them back (the state right after
+    the change), the others (whose flags were already so) read, without
+    their header blocks; in UID order.
+    """
+    have = {info.uid for info in changed}
+    skipped = set(failed)
+    rest = [uid for uid in uids if uid not in have and uid not in skipped]
+    if not rest:
+        return changed
+    return sorted(list(changed) + list(mailbox.messages(rest, headers=False)), key=lambda info: info.uid)
 
 
 @command("STORE", SEL, expungeAllowed=False)
