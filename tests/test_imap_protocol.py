@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 from zope.interface import directlyProvides
 
-from gateway.imap.parser import Arguments, IMAPSyntaxError, decodeMailbox, encodeMailbox
+from gateway.imap.parser import Arguments, IMAPSyntaxError, NotModifiedUTF7, decodeMailbox, encodeMailbox
 from gateway.imap.server import makeFactory
 from gateway.store.mail import MailStore
 from tests.support import PASSWORD, makeTestContext
@@ -300,3 +300,23 @@ class ParserTests(unittest.TestCase):
         self.assertEqual(decodeMailbox(b"Entw&APw-rfe"), "Entwürfe")
         self.assertEqual(encodeMailbox("Entwürfe"), b'"Entw&APw-rfe"')
         self.assertEqual(decodeMailbox(b"inbox"), "INBOX")
+
+    def test_plainNamesAsTheCodecSays(self):
+        """
+        Names without a shift are decoded without Twisted's codec, with its
+        answer: each byte, between two letters, decodes to what the codec
+        decodes and encodes back to it, or is refused.
+        """
+        for byte in range(256):
+            raw = b"a" + bytes([byte]) + b"b"
+            try:
+                name = raw.decode("imap4-utf-7")
+                expected = name if name.encode("imap4-utf-7") == raw else None
+            except (UnicodeError, ValueError):
+                expected = None
+            if expected is None:
+                self.assertRaises(NotModifiedUTF7, decodeMailbox, raw)
+            else:
+                self.assertEqual(decodeMailbox(raw), expected)
+        self.assertEqual(decodeMailbox(b"A &- B"), "A & B")
+        self.assertRaises(NotModifiedUTF7, decodeMailbox, b"A & B")

@@ -301,12 +301,28 @@ def tagOf(data):
     return match.group().decode("latin-1") if match else "*"
 
 
+#: A modified UTF-7 name without a shift: printable US-ASCII but C{&}, each
+#: character itself (RFC 3501 5.1.3).
+_PLAIN_NAME = re.compile(rb"[\x20-\x25\x27-\x7e]*")
+
+
 def decodeMailbox(raw):
     """
     A mailbox name from the wire (modified UTF-7) as C{str}.
 
     @raise NotModifiedUTF7: when C{raw} is not modified UTF-7.
     """
+    if _PLAIN_NAME.fullmatch(raw):
+        # Most names: no need of Twisted's codec (twice, to check).
+        name = raw.decode("ascii")
+    else:
+        name = _decodeShifted(raw)
+    if name.upper() == "INBOX":
+        return "INBOX"
+    return name
+
+
+def _decodeShifted(raw):
     try:
         name = raw.decode("imap4-utf-7")
         valid = name.encode("imap4-utf-7") == raw
@@ -314,8 +330,6 @@ def decodeMailbox(raw):
         valid = False
     if not valid:
         raise NotModifiedUTF7("mailbox name is not valid modified UTF-7")
-    if name.upper() == "INBOX":
-        return "INBOX"
     return name
 
 
