@@ -174,6 +174,30 @@ class SharedIndexTests(unittest.TestCase):
         self.assertEqual(set(self.index.visibleTo("eve@b.test")),
                          {("sales@a.test", "processed"), ("public@a.test", "news")})
 
+    def test_visibleToKeptUntilACommit(self):
+        """
+        visibleTo's answer is kept while nobody commits to the index (LIST
+        asks it every time), and read again after a commit, this process's
+        or another's (a second SharedIndex on the file).
+        """
+        self.index.update("public@a.test", "news", ACL({("anyone", False): frozenset("lr")}))
+        statements = []
+        self.index.conn.set_trace_callback(statements.append)
+        self.addCleanup(self.index.conn.set_trace_callback, None)
+        expected = {("public@a.test", "news"): frozenset("lr")}
+        self.assertEqual(self.index.visibleTo("asst@a.test"), expected)
+        self.index.visibleTo("asst@a.test")["changed by a caller"] = frozenset()
+        self.assertEqual(self.index.visibleTo("asst@a.test"), expected)
+        self.assertEqual(len(statements), 1)
+        other = SharedIndex(self.index.path)
+        self.addCleanup(other.close)
+        other.update("boss@a.test", "Calendar", ACL({("user=asst@a.test", False): frozenset("lrs")}))
+        expected[("boss@a.test", "Calendar")] = frozenset("lrs")
+        self.assertEqual(self.index.visibleTo("asst@a.test"), expected)
+        self.index.remove("public@a.test", "news")
+        del expected[("public@a.test", "news")]
+        self.assertEqual(self.index.visibleTo("asst@a.test"), expected)
+
     def test_readsMakeNoCursorEach(self):
         """The reactor thread's reads (LIST's visibleTo) go through one cursor: a connection keeps a weak reference to every cursor it made (pruned every 200th), and after a soak that of the process-long shared index held ~200, made during traffic, in the sparse arenas."""
         self.index.update("public@a.test", "news", ACL({("anyone", False): frozenset("lr")}))

@@ -31,7 +31,7 @@ import threading
 from gateway import caches
 from gateway.errors import GatewayError
 from gateway.logging import getLogger
-from gateway.store import index, maildir, writer
+from gateway.store import index, maildir, rowcache, writer
 
 log = getLogger("store")
 
@@ -378,6 +378,10 @@ class SharedIndex:
         self._writing = threading.Lock()
         self._cursor = None
         self._cursorThread = None
+        #: The wal-index header of L{conn}'s file (L{rowcache.IndexStamp}),
+        #: and C{(its bytes, {viewer: visibleTo's answer})} read under them.
+        self._stamp = None
+        self._visible = (None, {})
 
     def _connect(self):
         if self.path is not None:
@@ -395,6 +399,8 @@ class SharedIndex:
         """
         if self._conn is None:
             self._conn = self._connect()
+            if self.path is not None:
+                self._stamp = rowcache.IndexStamp(self.path)
         return self._conn
 
     def _read(self, sql, parameters):
@@ -420,6 +426,10 @@ class SharedIndex:
     def close(self):
         with self._writing:
             self._cursor = self._cursorThread = None
+            if self._stamp is not None:
+                self._stamp.close()
+                self._stamp = None
+            self._visible = (None, {})
             for conn in (self._conn, self._writeConn):
                 if conn is not None:
                     conn.close()
@@ -499,8 +509,25 @@ class SharedIndex:
         """
         The other accounts' mailboxes C{viewer} has rights on.
 
+        Every LIST asks: the answer is kept while nobody commits to the
+        index (its wal-index header, as for an account's mailbox rows).
+
         @return: C{{(owner, mailbox): rights}} (rights not empty).
         """
+        conn = self.conn
+        stamp = self._stamp.read() if self._stamp is not None else None
+        kept, answers = self._visible
+        if stamp is not None and stamp == kept and viewer in answers:
+            return dict(answers[viewer])
+        result = self._visibleTo(viewer)
+        if stamp is not None and not conn.in_transaction:
+            if stamp != kept:
+                answers = {}
+                self._visible = (stamp, answers)
+            answers[viewer] = result
+        return dict(result)
+
+    def _visibleTo(self, viewer):
         rows = self._read(
             "SELECT a.owner, a.mailbox, a.identifier, a.negative, a.rights FROM acl a"
             " JOIN (SELECT DISTINCT owner, mailbox FROM acl WHERE negative = 0 AND identifier IN (?, ?, ?)) s"
