@@ -51,6 +51,13 @@ def _float(text):
         raise ValueError("expected a number, not %r" % (text,))
 
 
+def _nonNegativeFloat(text):
+    value = _float(text)
+    if value < 0:
+        raise ValueError("expected 0 or more, not %r" % (text,))
+    return value
+
+
 #: SASL mechanisms C{[auth] mechanisms} may name (gateway.cred.forms knows
 #: what each needs stored).
 MECHANISMS = ("PLAIN", "LOGIN", "SCRAM-SHA-256", "CRAM-MD5")
@@ -276,6 +283,15 @@ SCHEMA = [
            " goes between one and two such periods"
            " after its last use, and the memory back to the system.  0 keeps them (until the limits"
            " of each are reached)."),
+    Option("server", "replace_idle_workers", _bool, "yes",
+           "With more than one worker: a worker that had no connection for two periods of"
+           " release_idle_after and whose memory grew by more than replace_growth percent since it"
+           " started is replaced by a new process (the parent keeps the listening sockets: nothing"
+           " is refused meanwhile).  A Python process keeps part of the memory a busy period took;"
+           " a new one starts small."),
+    Option("server", "replace_growth", _nonNegativeFloat, "10",
+           "Percent by which an idle worker's memory must have grown to be replaced (see"
+           " replace_idle_workers)."),
     Option("server", "hostname", _str, "localhost",
            "Name this server gives itself in greetings and client autoconfiguration."),
     Option("server", "log_level", _level, "info",

@@ -17,9 +17,11 @@ from twisted.protocols.basic import NetstringReceiver
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from gateway import logging as glog
+from gateway import recycle
 from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
 from gateway.memdebug import memoryReportService
+from gateway.memtrim import residentBytes
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
 from gateway.workerload import WorkerLoads, shareAccepts
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
@@ -136,13 +138,21 @@ class WorkerService(GatewayService):
         self._publishing = task.LoopingCall(self.loads.publish)
         self._publishing.clock = context.reactor
         self._acceptAnyway = None
+        #: Its resident memory when it began to serve (L{gateway.recycle}).
+        self.baseResident = 0
+        #: Whether it was seen with a connection open (L{openConnections},
+        #: asked every second), since it started.
+        self.served = False
 
     def openConnections(self):
         """
         How many connections this worker has open (every protocol).
         """
-        return sum(len(getattr(factory, "protocols", None) or getattr(factory, "sessions", None) or ())
-                   for factory in self.factories.values())
+        count = sum(len(getattr(factory, "protocols", None) or getattr(factory, "sessions", None) or ())
+                    for factory in self.factories.values())
+        if count:
+            self.served = True
+        return count
 
     def factory(self, name):
         """
@@ -165,6 +175,7 @@ class WorkerService(GatewayService):
         # Closed connections reach the other workers' view within a second.
         self._publishing.start(1.0)
         self._acceptAnyway = self.context.reactor.callLater(ACCEPT_WAIT, self.accept)
+        self.baseResident = residentBytes()
         self.control.tell("serving")
         log.info("worker {number} serving (pid {pid})", number=self.number, pid=os.getpid())
 
@@ -200,8 +211,9 @@ class WorkerService(GatewayService):
 
 class ControlProtocol(NetstringReceiver):
     """
-    The worker's end of the control pipe: answers C{metrics} and
-    C{sessions}; when the parent goes away the worker stops.
+    The worker's end of the control pipe: answers C{metrics}, C{sessions}
+    and C{usage} (L{gateway.recycle}); when the parent goes away the
+    worker stops.
     """
 
     MAX_LENGTH = 65536
@@ -229,6 +241,8 @@ class ControlProtocol(NetstringReceiver):
             answer = self.worker.context.monitor.renderMetrics().decode("utf-8")
         elif what == "sessions":
             answer = self.worker.context.monitor.sessionList()
+        elif what == "usage":
+            answer = recycle.usage(self.worker)
         else:
             answer = None
         reply = json.dumps({"id": message.get("id"), "answer": answer}).encode("utf-8")

@@ -17,6 +17,7 @@ The parent:
     - restarts a worker that ends, after a pause that doubles (up to
       L{MAX_BACKOFF} seconds) while workers keep dying within
       L{STABLE_AFTER} seconds of their start;
+    - replaces a worker that stayed idle and grew (L{gateway.recycle});
     - on SIGTERM (twistd's stop) sends SIGTERM to every worker, each of
       which drains its sessions (L{gateway.drain}), and ends once they
       have (SIGKILL after C{[server] drain_seconds} plus L{STOP_TIMEOUT}
@@ -55,6 +56,7 @@ from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, SharedLoginDelays
 from gateway.memdebug import memoryReportService
+from gateway.recycle import WorkerRecycler
 from gateway.service import (
     RESTART_OPTIONS,
     GatewayService,
@@ -151,6 +153,8 @@ class WorkerParent(GatewayService):
         #: The workers that served since the start, until all did.
         self._served = set()
         self.allServed = False
+        #: The L{WorkerRecycler}, if idle workers are replaced.
+        self.recycler = None
 
     def workerServing(self, worker):
         """
@@ -375,6 +379,10 @@ class WorkerParent(GatewayService):
             text += ("# HELP gateway_worker_restarts_total Workers started again after they ended.\n"
                      "# TYPE gateway_worker_restarts_total counter\n"
                      "gateway_worker_restarts_total %d\n" % (self.restarts,))
+            replaced = self.recycler.replaced if self.recycler is not None else 0
+            text += ("# HELP gateway_workers_replaced_idle_total Idle workers whose memory grew, replaced"
+                     " by new ones.\n# TYPE gateway_workers_replaced_idle_total counter\n"
+                     "gateway_workers_replaced_idle_total %d\n" % (replaced,))
             return text.encode("utf-8")
 
         return self.ask("metrics").addCallback(render)
@@ -731,4 +739,9 @@ def makeParentService(config, reactor=None, checkPorts=True, spawn=None):
     memory = memoryReportService(config, context.reactor, passOn=lambda: top.signalWorkers(signal.SIGUSR2))
     if memory is not None:
         memory.setServiceParent(top)
+    interval = config["server", "release_idle_after"]
+    if config["server", "replace_idle_workers"] and interval > 0:
+        growth = 1 + config["server", "replace_growth"] / 100.0
+        top.recycler = WorkerRecycler(top, interval, growth, context.reactor)
+        top.recycler.setServiceParent(top)
     return top
