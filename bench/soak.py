@@ -7,7 +7,7 @@ near where it started?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--imap-clients 150] [--other-clients 50]
                                    [--client-processes 6] [--release-idle-after 60] [--settle S]
-                                   [--memory-reports yes|tracemalloc]
+                                   [--memory-reports yes|tracemalloc] [--workers N]
 
   - C{--imap-clients} sessions run the checked IMAP mix of
     C{tests.imapload} (every reply checked by C{tests.imapcheck}), half of
@@ -23,7 +23,10 @@ fuzzing client in the first), so that the clients' side keeps reading: one
 process of 200 threads saturated a core and left the server holding up to
 1 MB of unsent output per session.
 
-Memory is the server's resident set (C{/proc/PID/status} VmRSS): at the
+Memory is the server's resident set (C{/proc/PID/status} VmRSS), or with
+C{--workers} above 1 the proportional sets of the parent and its workers
+added up (whichever workers run at the time: the parent replaces an idle
+worker that grew, L{gateway.recycle}): at the
 start (after one pass of every kind of client, so that the code and the
 account's index are loaded), after a warm-up minute, its peak (sampled
 every second), at the end of traffic, and after the clients left and the
@@ -65,16 +68,17 @@ import http.client  # noqa: E402 (after bench/ left the path: its http.py)
 
 from bench import peers  # noqa: E402
 from bench.imap import PASSWORD, USER, makeAccount, stop  # noqa: E402
+from bench.imaptest import treeCpu  # noqa: E402
 from tests import imapload  # noqa: E402
 
 PROTOCOLS = ("imap", "pop3", "http", "ftp", "lmtp")
 
 
-def startServer(tmp, dataRoot, memoryReports=None, releaseIdleAfter=None):
+def startServer(tmp, dataRoot, memoryReports=None, releaseIdleAfter=None, workers=1):
     ports = {name: peers.freePort() for name in PROTOCOLS}
     config = os.path.join(tmp, "gateway.ini")
     with open(config, "w") as f:
-        f.write("[server]\ndata_root = %s\nworkers = 1\n" % (dataRoot,))
+        f.write("[server]\ndata_root = %s\nworkers = %s\n" % (dataRoot, workers))
         if releaseIdleAfter is not None:
             f.write("release_idle_after = %d\n" % (releaseIdleAfter,))
         f.write("[tls]\ncertificate = %s/none.pem\nprivate_key = %s/none.pem\n[admin]\nenabled = no\n" % (tmp, tmp))
@@ -111,21 +115,58 @@ def keepMappings(pid, tmp, when):
     return mappings(path)
 
 
-def cpuSeconds(pid):
-    """
-    The user and system CPU time process C{pid} used so far, in seconds.
-    """
-    with open("/proc/%d/stat" % (pid,)) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss(pid):
     with open("/proc/%d/status" % (pid,)) as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def tree(pid):
+    """
+    Process C{pid} and every process under it (a parent's workers).
+    """
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % (entry,)) as f:
+                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except OSError:
+                continue
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def pss(pid):
+    """
+    The proportional set of process C{pid} (C{/proc/PID/smaps_rollup}): its
+    share of pages it has in common with others, so that the sum over a
+    parent and its workers counts the libraries they all map once.
+    """
+    try:
+        with open("/proc/%d/smaps_rollup" % (pid,)) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def serverMemory(pid, workers):
+    """
+    The server's memory: the resident set of its one process, or with
+    workers the proportional sets of the parent and its workers added up.
+    """
+    if workers == 1:
+        return rss(pid)
+    return sum(pss(each) for each in tree(pid))
 
 
 class Tally:
@@ -339,6 +380,9 @@ def main():
     parser.add_argument("--settle", type=float, default=None,
                         help="seconds the server gets after the clients left (default: two idle-release periods"
                              " and 10 s, or 40 s without release)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="the server's [server] workers (with more than 1, the memory is the parent's and"
+                             " the workers' proportional sets added up)")
     parser.add_argument("--memory-reports", choices=["yes", "tracemalloc"], default=None,
                         help="run the server with [debug] memory_reports and have it write a memory report"
                              " (SIGUSR2) at the start, at the end of traffic and after settling")
@@ -348,15 +392,16 @@ def main():
     tmp = tempfile.mkdtemp(prefix="gateway-soak-")
     dataRoot = os.path.join(tmp, "var")
     makeAccount(tmp, dataRoot)
-    child, ports = startServer(tmp, dataRoot, options.memory_reports, options.release_idle_after)
+    child, ports = startServer(tmp, dataRoot, options.memory_reports, options.release_idle_after, options.workers)
+    memory = (lambda: serverMemory(child.pid, options.workers))
     reports = [] if options.memory_reports else None
     notes = {}
     try:
         warmUp(ports)
         time.sleep(2)
-        start = rss(child.pid)
+        start = memory()
         parts = {"start": keepMappings(child.pid, tmp, "start")}
-        cpuStart = cpuSeconds(child.pid)
+        cpuStart = treeCpu(child.pid)
         notes["start"] = memoryReport(child, tmp, reports)
         seconds = options.minutes * 60
         warm, peak = {}, {"rss": 0}
@@ -365,7 +410,7 @@ def main():
         def sample():
             began = time.monotonic()
             while not stopSampling.wait(1):
-                now = rss(child.pid)
+                now = memory()
                 peak["rss"] = max(peak["rss"], now)
                 if "rss" not in warm and time.monotonic() - began >= min(60, seconds / 5):
                     warm["rss"] = now
@@ -377,12 +422,12 @@ def main():
         finally:
             stopSampling.set()
             sampler.join()
-        end = rss(child.pid)
-        cpu = cpuSeconds(child.pid) - cpuStart
+        end = memory()
+        cpu = treeCpu(child.pid) - cpuStart
         parts["end"] = keepMappings(child.pid, tmp, "end")
         notes["end"] = memoryReport(child, tmp, reports)
         time.sleep(options.settle)
-        after = rss(child.pid)
+        after = memory()
         parts["after"] = keepMappings(child.pid, tmp, "after")
         notes["after"] = memoryReport(child, tmp, reports)
     finally:
@@ -411,12 +456,14 @@ def main():
         print(log[max(0, at - 300):at + 1500])
     base = warm.get("rss", start)
     ratio = after / start
-    print("server RSS: at start %.1f MB, after the warm-up minute %.1f MB, peak %.1f MB, at the end of traffic"
-          " %.1f MB, %g s later %.1f MB" % (start / 1e6, base / 1e6, max(peak["rss"], end) / 1e6, end / 1e6,
+    print("server %s: at start %.1f MB, after the warm-up minute %.1f MB, peak %.1f MB, at the end of traffic"
+          " %.1f MB, %g s later %.1f MB" % ("RSS" if options.workers == 1 else
+                                            "PSS (parent and %d workers)" % (options.workers,), start / 1e6, base / 1e6, max(peak["rss"], end) / 1e6, end / 1e6,
                                             options.settle, after / 1e6))
     print("memory after the clients left: %.2f of the start (%.2f of the warm-up minute): goal (within 10%% of"
           " the start) %s" % (ratio, after / base, "MET" if ratio <= 1.10 else "NOT MET"))
-    print("server RSS by kind of mapping (MB: start, end of traffic, after; copies of smaps in the log folder):")
+    print("server%s RSS by kind of mapping (MB: start, end of traffic, after; copies of smaps in the log folder):"
+          % ("" if options.workers == 1 else "'s parent process"))
     for kind in sorted(set().union(*(p.keys() for p in parts.values()))):
         print("  %-50s %s" % (kind, ", ".join("%.1f" % (parts[w].get(kind, [0, 0])[1] / 1e6,)
                                                for w in ("start", "end", "after"))))
