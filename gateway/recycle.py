@@ -32,6 +32,7 @@ from gateway.memtrim import residentBytes
 
 log = getLogger("server")
 
+
 def usage(worker):
     """
     A worker's answer to the parent's C{usage} question (see
@@ -51,17 +52,20 @@ class WorkerRecycler(service.Service):
     @ivar replaced: how many workers were replaced so far.
     """
 
-    def __init__(self, parent, interval, growth, clock):
+    def __init__(self, server, interval, growth, clock):
         """
+        @param server: the L{gateway.workers.WorkerParent} (C{ask},
+            C{workers}).
         @param interval: seconds between two looks.
         @param growth: the factor (C{1.1} for 10%) by which an idle
             worker's memory must have grown to be replaced.
         """
-        self.server = parent
+        self.server = server
         self.interval = interval
         self.growth = growth
         self.replaced = 0
-        #: The workers (numbers) that had no connection at the last look.
+        #: The workers (numbers) that had served and had no connection at
+        #: the last look.
         self._idleBefore = frozenset()
         #: The replacement under way (a Deferred), if any.
         self._replacing = None
