@@ -200,9 +200,32 @@ def runOnce(binary, which, shape, options, mbox, top):
         text = out.decode("utf-8", "replace")
     finally:
         imap.stop(child)
+        kept = keepServerLog(which, tmp, top)
         shutil.rmtree(tmp, ignore_errors=True)
     errors = [line for line in text.splitlines() if "Error:" in line]
+    if kept is not None:
+        errors.append("the server logged a traceback: its log is kept in %s" % (kept,))
     return parseTotals(text), parseLatencies(text), errors, cpu, split
+
+
+def keepServerLog(which, tmp, top):
+    """
+    gateway's log, kept out of the run's folder when it holds a traceback
+    (what a C{NO [SERVERBUG]} that imaptest reports was): the path of the
+    copy, or C{None}.
+    """
+    if which != "ours":
+        return None
+    path = os.path.join(tmp, "twistd.log")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            if "Traceback" not in f.read():
+                return None
+    except OSError:
+        return None
+    kept = tempfile.mkstemp(prefix="gateway-imaptest-", suffix=".log", dir=os.path.dirname(top))[1]
+    shutil.copyfile(path, kept)
+    return kept
 
 
 def connectionsByProcess(port):
