@@ -69,6 +69,7 @@ import http.client  # noqa: E402 (after bench/ left the path: its http.py)
 from bench import peers  # noqa: E402
 from bench.imap import PASSWORD, USER, makeAccount, stop  # noqa: E402
 from bench.imaptest import treeCpu  # noqa: E402
+from gateway.memtrim import procBytes  # noqa: E402
 from tests import imapload  # noqa: E402
 
 PROTOCOLS = ("imap", "pop3", "http", "ftp", "lmtp")
@@ -116,11 +117,7 @@ def keepMappings(pid, tmp, when):
 
 
 def rss(pid):
-    with open("/proc/%d/status" % (pid,)) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return procBytes(pid, "status", "VmRSS:")
 
 
 def tree(pid):
@@ -149,14 +146,7 @@ def pss(pid):
     share of pages it has in common with others, so that the sum over a
     parent and its workers counts the libraries they all map once.
     """
-    try:
-        with open("/proc/%d/smaps_rollup" % (pid,)) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return procBytes(pid, "smaps_rollup", "Pss:")
 
 
 def serverMemory(pid, workers):

@@ -46,10 +46,18 @@ def residentBytes(pid=None):
     The resident set of process C{pid} (this one by default) in bytes, from
     C{/proc/PID/status}; 0 where there is no such file.
     """
+    return procBytes(pid, "status", "VmRSS:")
+
+
+def procBytes(pid, name, field):
+    """
+    The size (in kB there) on the line C{field} of C{/proc/PID/name} (this
+    process's when C{pid} is C{None}), in bytes; 0 where there is none.
+    """
     try:
-        with open("/proc/%s/status" % (pid or "self",)) as f:
+        with open("/proc/%s/%s" % (pid or "self", name)) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
