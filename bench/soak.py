@@ -7,7 +7,7 @@ near where it started?
 
     .venv/bin/python bench/soak.py [--minutes 10] [--imap-clients 150] [--other-clients 50]
                                    [--client-processes 6] [--release-idle-after 60] [--settle S]
-                                   [--memory-reports yes|tracemalloc] [--workers N]
+                                   [--memory-reports yes|tracemalloc] [--workers N|auto]
 
   - C{--imap-clients} sessions run the checked IMAP mix of
     C{tests.imapload} (every reply checked by C{tests.imapcheck}), half of
@@ -23,8 +23,9 @@ fuzzing client in the first), so that the clients' side keeps reading: one
 process of 200 threads saturated a core and left the server holding up to
 1 MB of unsent output per session.
 
-Memory is the server's resident set (C{/proc/PID/status} VmRSS), or with
-C{--workers} above 1 the proportional sets of the parent and its workers
+The server runs with its default workers (one per CPU) unless C{--workers}
+says otherwise.  Memory is the server's resident set (C{/proc/PID/status}
+VmRSS) with one process, or with workers the proportional sets of the parent and its workers
 added up (whichever workers run at the time: the parent replaces an idle
 worker that grew, L{gateway.recycle}): at the
 start (after one pass of every kind of client, so that the code and the
@@ -149,14 +150,15 @@ def pss(pid):
     return procBytes(pid, "smaps_rollup", "Pss:")
 
 
-def serverMemory(pid, workers):
+def serverMemory(pid):
     """
     The server's memory: the resident set of its one process, or with
     workers the proportional sets of the parent and its workers added up.
     """
-    if workers == 1:
+    processes = tree(pid)
+    if len(processes) == 1:
         return rss(pid)
-    return sum(pss(each) for each in tree(pid))
+    return sum(pss(each) for each in processes)
 
 
 class Tally:
@@ -370,9 +372,9 @@ def main():
     parser.add_argument("--settle", type=float, default=None,
                         help="seconds the server gets after the clients left (default: two idle-release periods"
                              " and 10 s, or 40 s without release)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="the server's [server] workers (with more than 1, the memory is the parent's and"
-                             " the workers' proportional sets added up)")
+    parser.add_argument("--workers", default="auto",
+                        help="the server's [server] workers (default: its default, one per CPU; with more than 1,"
+                             " the memory is the parent's and the workers' proportional sets added up)")
     parser.add_argument("--memory-reports", choices=["yes", "tracemalloc"], default=None,
                         help="run the server with [debug] memory_reports and have it write a memory report"
                              " (SIGUSR2) at the start, at the end of traffic and after settling")
@@ -383,12 +385,13 @@ def main():
     dataRoot = os.path.join(tmp, "var")
     makeAccount(tmp, dataRoot)
     child, ports = startServer(tmp, dataRoot, options.memory_reports, options.release_idle_after, options.workers)
-    memory = (lambda: serverMemory(child.pid, options.workers))
+    memory = (lambda: serverMemory(child.pid))
     reports = [] if options.memory_reports else None
     notes = {}
     try:
         warmUp(ports)
         time.sleep(2)
+        processes = len(tree(child.pid))
         start = memory()
         parts = {"start": keepMappings(child.pid, tmp, "start")}
         cpuStart = treeCpu(child.pid)
@@ -447,13 +450,13 @@ def main():
     base = warm.get("rss", start)
     ratio = after / start
     print("server %s: at start %.1f MB, after the warm-up minute %.1f MB, peak %.1f MB, at the end of traffic"
-          " %.1f MB, %g s later %.1f MB" % ("RSS" if options.workers == 1 else
-                                            "PSS (parent and %d workers)" % (options.workers,), start / 1e6, base / 1e6, max(peak["rss"], end) / 1e6, end / 1e6,
+          " %.1f MB, %g s later %.1f MB" % ("RSS" if processes == 1 else
+                                            "PSS (parent and %d workers)" % (processes - 1,), start / 1e6, base / 1e6, max(peak["rss"], end) / 1e6, end / 1e6,
                                             options.settle, after / 1e6))
     print("memory after the clients left: %.2f of the start (%.2f of the warm-up minute): goal (within 10%% of"
           " the start) %s" % (ratio, after / base, "MET" if ratio <= 1.10 else "NOT MET"))
     print("server%s RSS by kind of mapping (MB: start, end of traffic, after; copies of smaps in the log folder):"
-          % ("" if options.workers == 1 else "'s parent process"))
+          % ("" if processes == 1 else "'s parent process"))
     for kind in sorted(set().union(*(p.keys() for p in parts.values()))):
         print("  %-50s %s" % (kind, ", ".join("%.1f" % (parts[w].get(kind, [0, 0])[1] / 1e6,)
                                                for w in ("start", "end", "after"))))
