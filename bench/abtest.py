@@ -55,7 +55,7 @@ def sourceTree(given, top, made):
     return path
 
 
-def startIn(tree, tmp, workers):
+def startIn(tree, tmp, options):
     """
     gateway from C{tree} (its package first on the path) over a new data
     root in C{tmp}.
@@ -63,9 +63,7 @@ def startIn(tree, tmp, workers):
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = tree
     try:
-        dataRoot = os.path.join(tmp, "data")
-        imap.makeAccount(tmp, dataRoot)
-        return imap.startOurs(tmp, dataRoot, workers)
+        return imaptest.startServer("ours", tmp, options)
     finally:
         if saved is None:
             del os.environ["PYTHONPATH"]
@@ -74,11 +72,8 @@ def startIn(tree, tmp, workers):
 
 
 def runImaptest(binary, port, options, mbox, out):
-    args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
-            "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
-    args += imaptest.SHAPES[options.shape]
     env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
-    out.append(subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    out.append(subprocess.run(imaptest.clientArgs(binary, port, options.shape, options, mbox), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=options.seconds + 120).stdout.decode("utf-8", "replace"))
 
 
@@ -91,7 +86,7 @@ def oneRound(binary, trees, options, mbox, top):
     try:
         for tree in trees:
             tmp = tempfile.mkdtemp(prefix="ab-", dir=top)
-            started.append((tmp,) + startIn(tree, tmp, options.workers))
+            started.append((tmp,) + startIn(tree, tmp, options))
         before = [imaptest.treeCpu(child.pid) for _tmp, child, _port in started]
         outputs = [[] for _ in started]
         clients = [threading.Thread(target=runImaptest, args=(binary, port, options, mbox, out))

@@ -153,10 +153,11 @@ def startServer(which, tmp, options):
     return started
 
 
-def treeCpu(pid):
+def processTree(pid):
     """
-    CPU seconds (user and system) of process C{pid} and every process under
-    it, those that ended and were waited for included.
+    C{{process id: CPU clock ticks}} of process C{pid} and every process
+    under it (a parent's workers), the ticks of the children that ended and
+    were waited for included.
     """
     children = {}
     stats = {}
@@ -172,12 +173,30 @@ def treeCpu(pid):
         # line), stime, cutime, cstime.
         stats[int(entry)] = sum(int(n) for n in fields[11:15])
         children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [pid]
+    found, todo = {}, [pid]
     while todo:
         current = todo.pop()
-        total += stats.get(current, 0)
+        found[current] = stats.get(current, 0)
         todo.extend(children.get(current, ()))
-    return total / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def treeCpu(pid):
+    """
+    CPU seconds (user and system) of process C{pid} and every process under
+    it, those that ended and were waited for included.
+    """
+    return sum(processTree(pid).values()) / os.sysconf("SC_CLK_TCK")
+
+
+def clientArgs(binary, port, shape, options, mbox):
+    """
+    imaptest's command line against C{port} (C{options.clients} clients for
+    C{options.seconds}, the same seed every time).
+    """
+    args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
+            "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
+    return args + SHAPES[shape]
 
 
 def runOnce(binary, which, shape, options, mbox, top):
@@ -186,11 +205,8 @@ def runOnce(binary, which, shape, options, mbox, top):
     cpu = None
     try:
         before = treeCpu(child.pid)
-        args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
-                "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
-        args += SHAPES[shape]
         env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
-        client = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        client = subprocess.Popen(clientArgs(binary, port, shape, options, mbox), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         split = None
         if which == "ours":
             time.sleep(min(3, options.seconds / 2))

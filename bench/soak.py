@@ -69,7 +69,7 @@ import http.client  # noqa: E402 (after bench/ left the path: its http.py)
 
 from bench import peers  # noqa: E402
 from bench.imap import PASSWORD, USER, makeAccount, stop  # noqa: E402
-from bench.imaptest import treeCpu  # noqa: E402
+from bench.imaptest import processTree, treeCpu  # noqa: E402
 from gateway.memtrim import procBytes  # noqa: E402
 from tests import imapload  # noqa: E402
 
@@ -121,26 +121,6 @@ def rss(pid):
     return procBytes(pid, "status", "VmRSS:")
 
 
-def tree(pid):
-    """
-    Process C{pid} and every process under it (a parent's workers).
-    """
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % (entry,)) as f:
-                    children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
-            except OSError:
-                continue
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, ()))
-    return found
-
-
 def pss(pid):
     """
     The proportional set of process C{pid} (C{/proc/PID/smaps_rollup}): its
@@ -155,7 +135,7 @@ def serverMemory(pid):
     The server's memory: the resident set of its one process, or with
     workers the proportional sets of the parent and its workers added up.
     """
-    processes = tree(pid)
+    processes = list(processTree(pid))
     if len(processes) == 1:
         return rss(pid)
     return sum(pss(each) for each in processes)
@@ -391,7 +371,7 @@ def main():
     try:
         warmUp(ports)
         time.sleep(2)
-        processes = len(tree(child.pid))
+        processes = len(processTree(child.pid))
         start = memory()
         parts = {"start": keepMappings(child.pid, tmp, "start")}
         cpuStart = treeCpu(child.pid)

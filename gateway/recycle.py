@@ -11,14 +11,15 @@ objects, an import's) sits in the arenas the traffic filled.  After a
 ten-minute soak of 200 clients one process stayed at 1.15 times its size
 at the start, of which about a hundred small objects kept some 8 MB of
 arenas (bench/RESULTS.md, sessions 10 and 11).  Dovecot does not meet
-this: its imap processes end with their sessions.
+this problem: its imap processes end with their sessions.
 
 So the parent looks at its workers every C{[server] release_idle_after}
 seconds (L{WorkerRecycler}).  A worker that served connections since it
-started, had none at two looks in a row (the idle release has let go of what it held by then), and whose
-resident memory grew by more than C{[server] replace_growth} percent since
-it began to serve, is replaced: stopped as on SIGTERM (it has no session to drain) and
-started again at once (L{gateway.workers.WorkerProcess.replace}).  The
+started, had none at two looks in a row (the idle release has let go of
+what it held by then), and whose resident memory grew by more than
+C{[server] replace_growth} percent since it began to serve, is replaced:
+stopped as on SIGTERM (it has no session to drain) and started again at
+once (L{gateway.workers.WorkerProcess.replace}).  The
 listening sockets stay open in the parent, so a connection made meanwhile
 waits in the accept queue or goes to another worker: nothing is refused.
 One worker at a time is replaced.

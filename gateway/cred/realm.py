@@ -47,12 +47,23 @@ RECHECK_AFTER = 1.0
 _monotonic = time.monotonic
 
 
-def _directoryChanges(directory):
+def _readAt(directory):
     """
-    The count of changes C{directory} made (C{FileDirectory.changes}), or
-    C{None} for a directory that does not count them (nothing is kept).
+    When something is read from C{directory}: C{(the count of changes it
+    made (C{FileDirectory.changes}), monotonic time)}.
     """
-    return getattr(directory, "changes", None)
+    return getattr(directory, "changes", None), _monotonic()
+
+
+def _stillTrusted(directory, readAt):
+    """
+    Whether what was read at C{readAt} (L{_readAt}) stands: the directory
+    made no change since and L{RECHECK_AFTER} has not passed.  Never for a
+    directory that does not count its changes.
+    """
+    changes = getattr(directory, "changes", None)
+    return (readAt is not None and changes is not None and readAt[0] == changes
+            and _monotonic() - readAt[1] < RECHECK_AFTER)
 
 
 @implementer(IQuota)
@@ -67,7 +78,7 @@ class AccountQuota:
         self._mailStore = None
         self._mailUsage = None
         self._fileStore = None
-        #: C{(directory changes, monotonic time, limit)} of the last read.
+        #: C{(L{_readAt}, limit)} of the last read.
         self._limitRead = None
 
     def cover(self, mailStore, fileStore):
@@ -88,14 +99,13 @@ class AccountQuota:
         self._fileStore = fileStore
 
     def limit(self):
-        changes = _directoryChanges(self._directory)
         read = self._limitRead
-        now = _monotonic()
-        if read is not None and changes is not None and read[0] == changes and now - read[1] < RECHECK_AFTER:
-            return read[2]
+        if read is not None and _stillTrusted(self._directory, read[0]):
+            return read[1]
+        readAt = _readAt(self._directory)
         record = self._directory.getAccount(self._address)
         limit = record.quota if record is not None else None
-        self._limitRead = (changes, now, limit)
+        self._limitRead = (readAt, limit)
         return limit
 
     def used(self):
@@ -139,9 +149,9 @@ class Account:
         #: identity of the account folder: a removed and re-created account
         #: with the same name is a new account.
         self.folderId = _folderId(self.path)
-        #: C{(directory changes, monotonic time)} when C{folderId} was last
-        #: found to be the folder's (L{GatewayRealm._held}).
-        self.folderChecked = (_directoryChanges(directory), _monotonic())
+        #: When C{folderId} was last found to be the folder's (L{_readAt};
+        #: see L{GatewayRealm._held}).
+        self.folderChecked = _readAt(directory)
         if opened is None:
             self.quota = AccountQuota(directory, address)
             mailStore = mailStoreFactory(os.path.join(self.path, "mail"), quota=self.quota)
@@ -382,13 +392,11 @@ class GatewayRealm:
         account = self._accounts.get(address)
         if account is None or account.folderId is None or getattr(account.mailStore, "closed", False):
             return None
-        changes = _directoryChanges(self.directory)
-        checked = account.folderChecked
-        now = _monotonic()
-        if changes is None or checked[0] != changes or now - checked[1] >= RECHECK_AFTER:
+        if not _stillTrusted(self.directory, account.folderChecked):
+            readAt = _readAt(self.directory)
             if account.folderId != _folderId(account.path):
                 return None
-            account.folderChecked = (changes, now)
+            account.folderChecked = readAt
         return account
 
     def _adopt(self, address, account):
