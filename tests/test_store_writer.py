@@ -19,7 +19,7 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.trial import unittest
 
 from gateway.errors import NoSuchMailbox, QuotaExceeded
-from gateway.store import index, journal, maildir, scan, writer
+from gateway.store import index, journal, mailbox, maildir, scan, writer
 from tests.test_store_mail import CRLF_MESSAGE, FakeQuota, StoreTestMixin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -301,6 +301,35 @@ class AppendLaterTests(StoreTestMixin, unittest.TestCase):
             n = uids.index(uid)
             self.assertEqual(self.readAll(inbox.openMessage(uid)), b"Subject: %d\r\n\r\nx\r\n" % (n,))
         self.assertEqual(store._writer.written, 30)
+
+    @inlineCallbacks
+    def test_smallWrittenHereSyncedByTheWriter(self):
+        """
+        A small append is written into tmp/ by the calling thread, not the
+        thread pool, and fsync'd by the writer before it is moved in; a
+        large one is still written and fsync'd in the pool.
+        """
+        store = self.makeStore(reactor=reactor)
+        inbox = store.getMailbox("INBOX")
+        pooled, synced = [], []
+        realPool, realSync = store._deferToThread, maildir.fsyncFile
+
+        def pool(f, *args):
+            pooled.append(len(args[0]))
+            return realPool(f, *args)
+
+        def sync(path):
+            # Still in tmp/, and in the writer's thread.
+            synced.append((os.path.basename(os.path.dirname(path)), threading.current_thread() is store._writer._thread))
+            realSync(path)
+        self.patch(store, "_deferToThread", pool)
+        self.patch(maildir, "fsyncFile", sync)
+        small = b"Subject: small\r\n\r\nx\r\n"
+        large = b"Subject: large\r\n\r\n" + b"y" * mailbox.INLINE_APPEND + b"\r\n"
+        uids = yield gatherResults([inbox.appendMessageLater(small), inbox.appendMessageLater(large)])
+        self.assertEqual(pooled, [len(large)])
+        self.assertEqual(synced, [("tmp", True)])
+        self.assertEqual([self.readAll(inbox.openMessage(uid)) for uid in uids], [small, large])
 
     @inlineCallbacks
     def test_quota(self):

@@ -25,6 +25,13 @@ __all__ = ["Mailbox", "MailboxCounts", "MessageInfo", "PreparedMessage", "normal
 
 _BATCH = 500
 
+#: An APPEND of at most this many bytes in memory is written into C{tmp/}
+#: on the calling thread, unsynced, and fsync'd by the index writer before
+#: it is moved into place (L{Mailbox.appendMessageLater}): a trip through
+#: the thread pool and back costs the reactor more than writing a small
+#: file to the page cache.
+INLINE_APPEND = 64 * 1024
+
 
 #: How often L{Mailbox.openMessage} looks for a file that other processes
 #: keep renaming before it gives the message up as gone.
@@ -372,7 +379,7 @@ class Mailbox(MailboxChanges):
         mtime = internalDate.timestamp() if internalDate is not None else None
         return self.commitMessage(self.prepareMessage(source, mtime=mtime), flags)
 
-    def prepareMessage(self, source, measure=None, mtime=None):
+    def prepareMessage(self, source, measure=None, mtime=None, sync=True):
         """
         The slow half of L{appendMessage}: put the message into the
         mailbox's C{tmp/}, durable, and measure it.  It reads the index only
@@ -387,6 +394,8 @@ class Mailbox(MailboxChanges):
             caller has it (several mailboxes get one file); measured here
             otherwise.
         @param mtime: POSIX time for the internal date of a written message.
+        @param sync: fsync a written message now; when false,
+            L{commitMessage} does, in the index writer.
         @return: a L{PreparedMessage}.
         """
         tmpDir = os.path.join(self._path(), "tmp")
@@ -394,8 +403,8 @@ class Mailbox(MailboxChanges):
             if measure is None:
                 measure = maildir.measureFile(source)
             return PreparedMessage(maildir.linkTemporary(tmpDir, source), measure)
-        tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime)
-        return PreparedMessage(tmpPath, measure, mtime)
+        tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime, sync)
+        return PreparedMessage(tmpPath, measure, mtime, sync)
 
     def commitMessage(self, prepared, flags=()):
         """
@@ -412,6 +421,8 @@ class Mailbox(MailboxChanges):
         tmpPath, measure = prepared.path, prepared.measure
         try:
             self._checkQuota(measure.rawSize)
+            if not prepared.synced:
+                maildir.fsyncFile(tmpPath)
             mtime = prepared.mtime
             if mtime is None:
                 mtime = os.stat(tmpPath).st_mtime
@@ -454,6 +465,8 @@ class Mailbox(MailboxChanges):
         place and given its index row by the store's index writer in a
         group with other sessions' writes (L{commitMessageLater}), so the
         reactor never waits for the disk or for another process's lock.
+        A message of at most L{INLINE_APPEND} bytes in memory is written
+        here, to the page cache, and fsync'd by the writer.
 
         @return: a L{Deferred} firing with the new UID once the message is
             durable (file, folder and index), failing with
@@ -465,6 +478,12 @@ class Mailbox(MailboxChanges):
             except Exception:
                 return fail()
         mtime = internalDate.timestamp() if internalDate is not None else None
+        if isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= INLINE_APPEND:
+            try:
+                prepared = self.prepareMessage(source, None, mtime, sync=False)
+            except Exception:
+                return fail()
+            return self.commitMessageLater(prepared, flags)
         prepared = self._store._deferToThread(self.prepareMessage, source, None, mtime)
         return prepared.addCallback(self.commitMessageLater, flags)
 

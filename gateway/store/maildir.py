@@ -545,12 +545,14 @@ def asideBase(name):
     return base if mark else None
 
 
-def writeTemporary(tmpDir, source, mtime=None):
+def writeTemporary(tmpDir, source, mtime=None, sync=True):
     """
     Write a message into C{tmpDir}, fsync'd, measuring it on the way.
 
     @param source: C{bytes} or a binary file object.
     @param mtime: POSIX time to give the file (its internal date), or C{None}.
+    @param sync: fsync the file; when false the caller does (L{fsyncFile})
+        before the file may count as stored.
     @return: C{(path, measure)}.
     """
     name = temporaryName()
@@ -572,13 +574,25 @@ def writeTemporary(tmpDir, source, mtime=None):
                     measure.feed(chunk)
                     f.write(chunk)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         if mtime is not None:
             os.utime(path, (mtime, mtime))
     except BaseException:
         removeQuietly(path)
         raise
     return path, measure
+
+
+def fsyncFile(path):
+    """
+    fsync the file at C{path} (one L{writeTemporary} wrote without).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def linkTemporary(tmpDir, path):

@@ -41,11 +41,14 @@ class PreparedMessage:
     @ivar path: its file in C{tmp/}.
     @ivar measure: its L{maildir.Measure}.
     @ivar mtime: the internal date given, or C{None} for the file's.
+    @ivar synced: whether the file is durable already; else committing it
+        fsyncs it first (L{gateway.store.maildir.fsyncFile}).
     """
 
     path = attr.ib()
     measure = attr.ib()
     mtime = attr.ib(default=None)
+    synced = attr.ib(default=True)
 
     def discard(self):
         """
