@@ -9,11 +9,12 @@ import array
 import types
 
 import prometheus_client.values
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from twisted.trial import unittest
 
 from gateway.admin import metricvalues
 from gateway.admin.metricvalues import Counts, Slots, SlotValue
-from gateway.admin.monitor import STATUSES, Monitor
+from gateway.admin.monitor import LATENCY_BUCKETS, STATUSES, Monitor
 from tests.test_monitor import samples, value
 
 
@@ -86,6 +87,42 @@ class MonitorValuesTests(unittest.TestCase):
         child = monitor.commands.labels("imap", "NOOP", "OK")
         self.assertIsInstance(child._value, SlotValue)
         self.assertEqual(child._value._array[child._value._index], 1.0)
+
+    def test_countedAsObserveWould(self):
+        """A command's time lands in the bucket, sum and count that prometheus-client's observe gives."""
+        times = [0.0, 0.0004, 0.001, 0.003, 0.01, 0.0100001, 2.0, 31.0, 0.2]
+        clock = iter(t for elapsed in times for t in (0.0, elapsed))
+        monitor = Monitor(clock=lambda: next(clock))
+        for _ in times:
+            monitor.command("imap", "NOOP", lambda: None)
+        registry = CollectorRegistry()
+        reference = Histogram("gateway_command_duration_seconds", "", ["protocol", "command"],
+                              buckets=LATENCY_BUCKETS, registry=registry)
+        for elapsed in times:
+            reference.labels("imap", "NOOP").observe(elapsed)
+        def durations(text):
+            return {(name, dict(labels).get("le")): number for (name, labels), number in samples(text).items()
+                    if name.startswith("gateway_command_duration_seconds") and not name.endswith("_created")
+                    and ("command", "NOOP") in labels}
+
+        ours = durations(monitor.renderMetrics())
+        theirs = durations(generate_latest(registry))
+        self.assertEqual(ours, theirs)
+        self.assertEqual(ours["gateway_command_duration_seconds_bucket", "0.01"], 5)
+        self.assertEqual(value(samples(monitor.renderMetrics()), "gateway_commands_total", protocol="imap",
+                               command="NOOP", status="OK"), len(times))
+
+    def test_countedWithoutSlots(self):
+        """With another value class (prometheus-client's multi-process mode) commands are still counted."""
+        self.patch(prometheus_client.values, "ValueClass", prometheus_client.values.MutexValue)
+        self.patch(metricvalues, "install", lambda values=None: False)
+        monitor = Monitor(clock=lambda: 0.0)
+        monitor.command("imap", "NOOP", lambda: None)
+        monitor.command("imap", "NOOP", lambda: None)
+        parsed = samples(monitor.renderMetrics())
+        self.assertEqual(value(parsed, "gateway_commands_total", protocol="imap", command="NOOP", status="OK"), 2)
+        self.assertEqual(value(parsed, "gateway_command_duration_seconds_bucket", protocol="imap", command="NOOP",
+                               le="0.001"), 2)
 
     def test_statusesMadeTogether(self):
         """The first count of a command makes its children of every status at once; later counts make none."""
