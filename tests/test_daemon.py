@@ -122,14 +122,15 @@ class ReloadTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_levelsAndLimits(self):
-        """A reload applies new log levels and connection limits."""
-        glog.getLogger("imap").debug("before")
+        """A reload applies new log levels and connection limits, to loggers made before it too."""
+        logger = glog.getLogger("imap")
+        logger.debug("before")
         factory = self.top.factories["imap"]
         self.assertEqual(factory.policy.maxPerAddress, 50)
         with open(self.path, "a") as f:
             f.write("log_level = debug\nmax_connections_per_address = 3\n")
         self.assertIs((yield self.top.reload()), True)
-        glog.getLogger("imap").debug("after")
+        logger.debug("after")
         seen = [e["log_format"] for e in self.events if e.get("log_namespace") == "gateway.imap"]
         self.assertEqual(seen, ["after"])
         self.assertEqual(factory.policy.maxPerAddress, 3)
@@ -297,6 +298,22 @@ class LogFileTests(unittest.TestCase):
         self.assertNotIn("pop3 info", text)
         self.assertIn("twisted warn", text)
         self.assertIn("imap debug", text)
+
+    def test_loggerFollowsLevelChanges(self):
+        """A logger that looked its level up once still follows every later change of the levels."""
+        from twisted.logger import LogLevel, LogPublisher
+
+        events = []
+        publisher = LogPublisher(events.append)
+        logger = glog.GatewayLogger(namespace="gateway.imap", observer=publisher)
+        self.addCleanup(glog.predicate.clearLogLevels)
+        logger.debug("one")
+        glog.predicate.setLogLevelForNamespace("gateway.imap", LogLevel.debug)
+        logger.debug("two")
+        glog.predicate.clearLogLevels()
+        logger.debug("three")
+        logger.info("four")
+        self.assertEqual([e["log_format"] for e in events], ["two", "four"])
 
 
 def freePort():
