@@ -603,7 +603,11 @@ class FetchPlan:
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)
-        self._itemsWithFlags = _compile(_responseItems(items, modseq, True), streamThreshold, registry, context)
+        # What a message gets when the FETCH sets its \Seen: made the first
+        # time one does (most plans never need it).
+        self._itemsWithFlags = None
+        self._compileWithFlags = lambda: _compile(_responseItems(items, modseq, True), streamThreshold, registry,
+                                                  context)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
         lineValues = [_keptLineValue(item, registry) or _lineValue(item, registry) for item in shown]
@@ -666,6 +670,8 @@ class FetchPlan:
         if self.setsSeen and markSeen and "\\Seen" not in flags:
             flags = frozenset(flags) | {"\\Seen"}
             items = self._itemsWithFlags
+            if items is None:
+                items = self._itemsWithFlags = self._compileWithFlags()
         parts = []
         for prefix, render in items:
             parts.append(prefix)
