@@ -8,11 +8,12 @@ from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
 from gateway.imap import mimeparts, structcache
-from gateway.imap.message import FetchPlan, parseFetchItems, registerFetchItems
+from gateway.imap.message import FetchPlan, computeStructures, parseFetchItems, registerFetchItems
 from gateway.imap.registry import FetchRegistry
 from gateway.interfaces import IIdleRelease
+from gateway.store.mailbox import Mailbox
 from tests.support import PASSWORD
-from tests.test_imap_message import MIXED, SIMPLE, Info, Unopenable, opener
+from tests.test_imap_message import FORWARD, INTERNATIONAL, MIXED, SIMPLE, Info, Unopenable, opener
 from tests.test_imap_protocol import IMAPTestMixin
 
 
@@ -131,6 +132,31 @@ class RenderTests(unittest.TestCase):
         self.assertEqual(b"".join(plan.render(Info(SIMPLE), Unopenable(self), structures=structures)),
                          b"(UID 5 ENVELOPE X)")
 
+    def test_computedAtStoreAsRendered(self):
+        """What the index keeps of a message stored from memory is byte for byte what FETCH renders from its file."""
+        for data in (SIMPLE, MIXED, FORWARD, INTERNATIONAL, b"Subject: only a header\r\n", b"\r\nno header\r\n",
+                     b"From: a@example.org\r\nTo: group: x@example.org;\r\nCc: =?utf-8?q?=C3=A9?= <c@d>\r\n\r\nx\r\n"):
+            kept = structcache.StructureCache().of(Keyed("m"))
+            FetchPlan(parseFetchItems("(ENVELOPE BODYSTRUCTURE)")).render(Info(data), opener(data), structures=kept)
+            computed = computeStructures(data)
+            self.assertEqual(sorted(computed), ["BODY", "BODYSTRUCTURE", "ENVELOPE"])
+            self.assertEqual({name: kept.get(5, name) for name in computed}, computed, data)
+
+    def test_loadReadsOnlyWhatIsMissing(self):
+        """load asks the index once for the UIDs lacking a value of the names wanted, and for none when all are here."""
+        structures = structcache.StructureCache().of(Keyed("m"))
+        structures.put(1, "ENVELOPE", b"(one)")
+        asked = []
+
+        def read(uids):
+            asked.append(list(uids))
+            return {2: {"ENVELOPE": b"(two)", "BODY": b"(b)"}}
+        structures.load([1, 2, 3], {"ENVELOPE"}, read)
+        self.assertEqual(asked, [[2, 3]])
+        self.assertEqual((structures.get(2, "ENVELOPE"), structures.get(2, "BODY")), (b"(two)", b"(b)"))
+        structures.load([1, 2], {"ENVELOPE"}, read)
+        self.assertEqual(asked, [[2, 3]])
+
     def test_sectionsNotKept(self):
         """BODY[...] sections are not structure items: a plan of them needs no structures."""
         self.assertFalse(FetchPlan(parseFetchItems("(UID BODY.PEEK[1] FLAGS)")).needsStructure)
@@ -166,6 +192,25 @@ class SessionTests(IMAPTestMixin, unittest.TestCase):
         self.assertIn(first.split(b"\r\n")[0], transport.value())
         self.assertEqual(len(self.rendered), rendered)
         other.connectionLost(None)
+
+    def test_anotherProcessReadsTheIndex(self):
+        """
+        A process that has nothing in memory of a message appended elsewhere
+        (another worker) takes its structures from the index: no rendering,
+        and the bytes a rendering from the file gives.
+        """
+        self.login()
+        self.append(b"INBOX", MIXED)
+        self.assertIn(b"S OK", self.send(b"S SELECT INBOX"))
+        self.patch(structcache, "structureCache", structcache.StructureCache())
+        del self.rendered[:]
+        stored = self.send(b"F FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)")
+        self.assertEqual(self.rendered, [])
+        self.assertIn(b"\"mixed\"", stored)
+        self.patch(structcache, "structureCache", structcache.StructureCache())
+        self.patch(Mailbox, "storedStructures", lambda mailbox, uids: {})
+        self.assertEqual(self.send(b"F FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)"), stored)
+        self.assertEqual(set(self.rendered), {False, True})
 
     def test_newMailboxSameName(self):
         """A mailbox deleted and created again under the same name shows its new message's structure, not the old one's."""

@@ -228,6 +228,9 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
     plan = fetchplans.fetchPlans.plan(itemsText, items, "CONDSTORE" in session.enabled, fetchRegistry(session),
                                       session)
     structures = structcache.structureCache.of(mailbox) if plan.needsStructure else None
+    # What the index keeps of the messages' structures (computed when they
+    # were stored), for those not kept in memory yet.
+    stored = getattr(mailbox, "storedStructures", None) if structures is not None else None
     # Messages another session or process expunged since this session's
     # view was last updated: their data cannot be sent, so the command
     # says so (RFC 5530 EXPUNGEISSUED, as Dovecot does; RFC 2180 4.1).
@@ -240,6 +243,8 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
     located = getattr(mailbox, "locatedMessages", None) if plan.mayOpen else None
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
+        if stored is not None:
+            structures.load(chunk, plan.structureNames, stored)
         if located is not None:
             infos, locations = located(chunk, headers=plan.needsHeaders)
         else:

@@ -51,6 +51,7 @@ from gateway.imap.fetchitems import (  # noqa: F401 -- re-exported
 )
 from gateway.imap.format import flagList
 from gateway.imap.preview import makePreview
+from gateway.store import structures
 
 #: Whole-message sections larger than this are streamed by
 #: L{renderFetchParts}.
@@ -446,6 +447,23 @@ def _body(message):
     return mimeparts.renderBodyStructure(message.root, False)
 
 
+def computeStructures(data):
+    """
+    What the index keeps of a message stored from memory (see
+    L{gateway.store.structures}): its ENVELOPE, BODYSTRUCTURE and BODY as
+    L{_kept} renders them, from C{data}, the message in CRLF form.
+    """
+    root = mimeparts.Entity(data, 0, len(data))
+    return {
+        "ENVELOPE": mimeparts.renderEnvelope(mimeparts.splitHeaderFields(root.headerBytes)),
+        "BODYSTRUCTURE": mimeparts.renderBodyStructure(root, True),
+        "BODY": mimeparts.renderBodyStructure(root, False),
+    }
+
+
+structures.register(computeStructures)
+
+
 _RENDER = {
     "FLAGS": lambda parts, message, flags, recent: parts.append(flagList(flags, recent)),
     "ENVELOPE": _kept("ENVELOPE", lambda message: mimeparts.renderEnvelope(message.headerFields())),
@@ -600,6 +618,9 @@ class FetchPlan:
         self.needsSaveDate = any(item.name == "SAVEDATE" for item in items)
         #: Whether an item is one L{_kept} renders (pass C{structures}).
         self.needsStructure = any(item.name in _KEPT_RENDERERS and item.section is None for item in items)
+        #: The names of those items (what to look for in the index first).
+        self.structureNames = frozenset(item.name for item in items
+                                        if item.name in _KEPT_RENDERERS and item.section is None)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)

@@ -54,6 +54,21 @@ class MailboxStructures:
         self.size += cost
         self._cache._grew(self, cost)
 
+    def load(self, uids, names, read):
+        """
+        Take from the index what it keeps of C{names} for those of C{uids}
+        whose values of C{names} are not all here yet: C{read(uids)} gives
+        C{{uid: {name: bytes}}} (the mailbox's C{storedStructures}, see
+        L{gateway.store.structures}).  One read for all of them, and none
+        when every value is here.
+        """
+        values = self._values
+        missing = [uid for uid in uids if any((uid, name) not in values for name in names)]
+        if missing:
+            for uid, kept in read(missing).items():
+                for name, value in kept.items():
+                    self.put(uid, name, value)
+
     def __len__(self):
         return len(self._values)
 

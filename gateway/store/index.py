@@ -30,6 +30,9 @@ Tables::
     msgprops(mailbox, uid, key, type, value)  stored message properties
     messages.emailid, .threadid   RFC 8474 ids, derived from the message
                                   (L{gateway.store.objectid})
+    structures(mailbox, uid, name, value)  IMAP ENVELOPE, BODY and
+                                  BODYSTRUCTURE computed when stored
+                                  (L{gateway.store.structures})
 
 The schema grows by ordered steps (L{MIGRATIONS}, counted in C{PRAGMA
 user_version}): a feature appends a step; an older index is brought up to
@@ -168,11 +171,21 @@ def _addObjectIds(conn):
     addColumns(conn)
 
 
+def _addStructures(conn):
+    """
+    Migration 5: each message's IMAP structures, computed when it is
+    stored (see L{gateway.store.structures}).
+    """
+    from gateway.store.structures import addTable
+    addTable(conn)
+
+
 MIGRATIONS = [
     _createBase,
     _addUserFlags,
     _addProperties,
     _addObjectIds,
+    _addStructures,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

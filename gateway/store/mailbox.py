@@ -17,7 +17,7 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, isStorageFull
 from gateway.interfaces import IMailbox, IStagedDelivery
-from gateway.store import index, maildir, objectid, query, scan, transfer
+from gateway.store import index, maildir, objectid, query, scan, structures, transfer
 from gateway.store.changes import MailboxChanges
 from gateway.store.records import MailboxCounts, MessageInfo, PreparedMessage, normalizeFlags
 
@@ -228,6 +228,14 @@ class Mailbox(MailboxChanges):
             result[uid] = int(head) if head.isdigit() and len(head) < 12 else None
         return result
 
+    def storedStructures(self, uids):
+        """
+        The structures kept in the index for C{uids} (see
+        L{gateway.store.structures}): C{{uid: {name: bytes}}}, only for
+        messages that have some.
+        """
+        return structures.read(self._conn, self._id, uids)
+
     def counts(self):
         # Every change to the messages takes a new modseq or UIDNEXT (as
         # for changesSince): while neither nor the first unclaimed UID
@@ -404,7 +412,10 @@ class Mailbox(MailboxChanges):
                 measure = maildir.measureFile(source)
             return PreparedMessage(maildir.linkTemporary(tmpDir, source), measure)
         tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime, sync)
-        return PreparedMessage(tmpPath, measure, mtime, sync)
+        kept = None
+        if isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= structures.MAX_BYTES:
+            kept = structures.compute(bytes(source), measure)
+        return PreparedMessage(tmpPath, measure, mtime, sync, kept)
 
     def commitMessage(self, prepared, flags=()):
         """
@@ -448,6 +459,8 @@ class Mailbox(MailboxChanges):
                          measure.rawSize, int(measure.needsCRLF), modseq, measure.headers,
                          *objectid.idsOf(measure)))
                     index.addUsage(self._conn, measure.rawSize)
+                    if prepared.structures:
+                        structures.store(self._conn, self._id, uid, prepared.structures)
                     self._recordFolders(path)
                 except BaseException:
                     maildir.removeQuietly(target)

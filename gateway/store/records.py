@@ -43,12 +43,15 @@ class PreparedMessage:
     @ivar mtime: the internal date given, or C{None} for the file's.
     @ivar synced: whether the file is durable already; else committing it
         fsyncs it first (L{gateway.store.maildir.fsyncFile}).
+    @ivar structures: C{{name: bytes}} to keep with the message (see
+        L{gateway.store.structures}), or C{None}.
     """
 
     path = attr.ib()
     measure = attr.ib()
     mtime = attr.ib(default=None)
     synced = attr.ib(default=True)
+    structures = attr.ib(default=None)
 
     def discard(self):
         """

@@ -142,6 +142,10 @@ class SharedMailbox:
         self._need("r")
         return self._mailbox.saveDates(uids)
 
+    def storedStructures(self, uids):
+        self._need("r")
+        return self._mailbox.storedStructures(uids)
+
     # -- writing -----------------------------------------------------------------
 
     def appendMessage(self, source, flags=(), internalDate=None):

@@ -1,0 +1,105 @@
+# -*- test-case-name: tests.test_store_structures -*-
+"""
+A message's rendered structures (IMAP's ENVELOPE, BODY and BODYSTRUCTURE)
+kept in the index, computed once when the message is stored.
+
+A message's content never changes while its UID lives, and most clients
+ask for its structure soon after it arrives, from each of the user's
+devices.  Rendered at the first FETCH, a structure is computed once per
+process and kept in memory only (L{gateway.imap.structcache}): with two
+workers each message was parsed twice, its file opened twice, and again
+after every restart.  Cyrus keeps the same in its C{cyrus.cache}, computed
+at append; Dovecot in C{dovecot.index.cache}.
+
+The store knows nothing of IMAP: what to keep is computed by the functions
+registered here (L{register}; the IMAP server registers its renderers), from
+the bytes of a message the store is given in memory and in CRLF form, of at
+most L{MAX_BYTES} (an APPEND: the bytes are at hand, so nothing is read
+again).  Other messages (a delivery spooled to a file, a copy, one found in
+the Maildir) have none kept here and are rendered at their first FETCH as
+before.  A message's rows go with its index row (a trigger).
+
+    structures(mailbox, uid, name, value)
+"""
+
+from gateway.logging import getLogger
+
+log = getLogger("store")
+
+#: Messages larger than this are not computed at store time (the work is
+#: bounded where it runs: the reactor thread, for a small APPEND).
+MAX_BYTES = 64 * 1024
+
+#: C{compute(data)} functions returning C{{name: bytes}} for the CRLF
+#: message C{data} (L{register}).
+_computers = []
+
+
+def addTable(conn):
+    """
+    The index migration step that adds C{structures} and the trigger that
+    removes a message's with its row.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS structures (mailbox INTEGER NOT NULL, uid INTEGER NOT NULL,"
+        " name TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (mailbox, uid, name)) WITHOUT ROWID")
+    conn.execute(
+        "CREATE TRIGGER IF NOT EXISTS structures_gone AFTER DELETE ON messages BEGIN"
+        " DELETE FROM structures WHERE mailbox = OLD.mailbox AND uid = OLD.uid; END")
+
+
+def register(compute):
+    """
+    Compute what to keep of each message stored from memory:
+    C{compute(data)} returns C{{name: bytes}} for the CRLF message C{data}.
+    Registering the same function again changes nothing.
+    """
+    if compute not in _computers:
+        _computers.append(compute)
+
+
+def compute(data, measure):
+    """
+    What the registered functions keep of message C{data} (C{bytes}, whose
+    L{gateway.store.maildir.Measure} is C{measure}): C{{name: bytes}}, or
+    C{None} when nothing is to be kept (too large, not in CRLF form, or no
+    function registered).  A function that fails keeps nothing of the
+    message: storing it never fails for this.
+    """
+    if not _computers or len(data) > MAX_BYTES or measure.needsCRLF:
+        return None
+    values = {}
+    for each in _computers:
+        try:
+            values.update(each(data))
+        except Exception:
+            log.failure("Computing a message's structures failed")
+            return None
+    return values or None
+
+
+def store(conn, mailboxId, uid, values):
+    """
+    Keep C{values} (C{{name: bytes}}) of message C{uid} (inside the write
+    transaction that adds its row).
+    """
+    conn.executemany("INSERT OR REPLACE INTO structures (mailbox, uid, name, value) VALUES (?, ?, ?, ?)",
+                     [(mailboxId, uid, name, value) for name, value in values.items()])
+
+
+def read(conn, mailboxId, uids):
+    """
+    What is kept of C{uids}: C{{uid: {name: bytes}}}, only for messages
+    that have some.
+    """
+    uids = sorted(set(uids))
+    result = {}
+    if not uids:
+        return result
+    wanted = set(uids)
+    for uid, name, value in conn.execute(
+            "SELECT uid, name, value FROM structures WHERE mailbox = ? AND uid BETWEEN ? AND ?",
+            (mailboxId, uids[0], uids[-1])):
+        if uid in wanted:
+            result.setdefault(uid, {})[name] = value
+    return result
