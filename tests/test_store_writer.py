@@ -129,6 +129,39 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.store.usage(), 10)
 
     @inlineCallbacks
+    def test_beforeRunsOutsideTheLock(self):
+        """
+        A write's C{before} runs before the writer takes the writers' lock:
+        while another process holds it, the befores of the writes queued
+        run (at the same time), and the writes wait.  One that fails is
+        left to its write.
+        """
+        lockPath = self.store.indexPath + index.WRITERS_LOCK_SUFFIX
+        other = open(lockPath, "ab")
+        self.addCleanup(other.close)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        ran, both = [], threading.Barrier(2, timeout=10)
+
+        def before(n):
+            def call():
+                both.wait()
+                ran.append(n)
+                if n == 2:
+                    raise OSError("no")
+            return call
+        with self.writer._wake:
+            # Both queued before the writer looks at the queue.
+            writes = [self.writer.submit(self.setUsage(n), before=before(n)) for n in (1, 2)]
+        for _ in range(200):
+            if len(ran) == 2:
+                break
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(sorted(ran), [1, 2])
+        self.assertFalse(any(d.called for d in writes))
+        fcntl.flock(other, fcntl.LOCK_UN)
+        self.assertEqual((yield gatherResults(writes)), [1, 2])
+
+    @inlineCallbacks
     def test_failingWriteUndoesOnlyItself(self):
         """A write that raises fails its own Deferred and undoes its own changes; the group commits."""
         release = threading.Event()

@@ -632,13 +632,16 @@ class MailStore(MailboxManagement):
         except Exception:
             log.failure("Summarizing calendar messages for free/busy failed")
 
-    def _write(self, write, makesRoom=False):
+    def _write(self, write, makesRoom=False, before=None):
         """
         Run C{write(conn, group)} in the index writer's next group (see
         L{gateway.store.writer}); a reactor without threads (a
         C{task.Clock} in tests) runs it at once in a transaction of its own.
 
         @param makesRoom: see L{writer.IndexWriter.submit}.
+        @param before: see L{writer.IndexWriter.submit}; C{write} must do
+            what it does, if not done yet (without threads it is not
+            called).
         @return: a L{Deferred} firing with its result once it is durable.
         """
         if not hasattr(self._reactor, "callFromThread") or not hasattr(self._reactor, "getThreadPool"):
@@ -649,7 +652,7 @@ class MailStore(MailboxManagement):
             # Its connection is the store's own for its thread: the store's
             # methods a write calls read inside the group's transaction.
             self._writer = writer.IndexWriter(self.indexPath, self._reactor, connect=lambda: self._conn)
-        return self._writer.submit(write, makesRoom)
+        return self._writer.submit(write, makesRoom, before)
 
     def _currentGroup(self):
         """

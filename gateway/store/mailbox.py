@@ -432,8 +432,7 @@ class Mailbox(MailboxChanges):
         tmpPath, measure = prepared.path, prepared.measure
         try:
             self._checkQuota(measure.rawSize)
-            if not prepared.synced:
-                maildir.fsyncFile(tmpPath)
+            prepared.sync()
             mtime = prepared.mtime
             if mtime is None:
                 mtime = os.stat(tmpPath).st_mtime
@@ -562,7 +561,8 @@ class Mailbox(MailboxChanges):
 
         @return: a L{Deferred} firing with the new UID once it is durable.
         """
-        return self._store._write(lambda conn, group: self.commitMessage(prepared, flags))
+        return self._store._write(lambda conn, group: self.commitMessage(prepared, flags),
+                                  before=None if prepared.synced else prepared.sync)
 
     def setFlagsLater(self, uids, flags, mode, unchangedSince=None):
         """

@@ -15,6 +15,7 @@ the C{':2,'} info carries the standard flag letters C{DFPRST}, sorted.
 """
 
 import concurrent.futures
+import functools
 import hashlib
 import itertools
 import os
@@ -462,8 +463,8 @@ def fsyncDirectory(path):
         os.close(fd)
 
 
-#: The threads that fsync a write group's other folders while the writer
-#: does the first (L{fsyncDirectories}); made on first use.
+#: The threads that fsync a write group's other folders or files while the
+#: writer does the first (L{runTogether}); made on first use.
 _syncers = None
 _syncersLock = threading.Lock()
 
@@ -477,19 +478,28 @@ def fsyncDirectories(paths):
     folders: 0.5 to 1.1 ms one after the other, 0.2 ms together, here).
     Returns once every one is done; raises the first one's error.
     """
+    runTogether([functools.partial(fsyncDirectory, path) for path in sorted(paths)])
+
+
+def runTogether(calls):
+    """
+    Call every one of C{calls} (no-argument callables that wait for the
+    disk: fsyncs), the first in this thread and the others in threads of
+    their own at the same time (L{fsyncDirectories} says why).  Returns
+    once every one is done; raises the first one's error.
+    """
     global _syncers
-    paths = sorted(paths)
-    if len(paths) < 2:
-        for path in paths:
-            fsyncDirectory(path)
+    if len(calls) < 2:
+        for call in calls:
+            call()
         return
     with _syncersLock:
         if _syncers is None:
             _syncers = concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix="fsync")
-    others = [_syncers.submit(fsyncDirectory, path) for path in paths[1:]]
+    others = [_syncers.submit(call) for call in calls[1:]]
     error = None
     try:
-        fsyncDirectory(paths[0])
+        calls[0]()
     except OSError as e:
         error = e
     for done in others:

@@ -32,11 +32,11 @@ def normalizeFlags(flags):
     return frozenset(result)
 
 
-@attr.s(frozen=True)
+@attr.s
 class PreparedMessage:
     """
     A message written into a mailbox's C{tmp/} by L{Mailbox.prepareMessage}
-    and not yet committed.
+    and not yet committed.  Only L{sync} changes it (L{synced}).
 
     @ivar path: its file in C{tmp/}.
     @ivar measure: its L{maildir.Measure}.
@@ -52,6 +52,14 @@ class PreparedMessage:
     mtime = attr.ib(default=None)
     synced = attr.ib(default=True)
     structures = attr.ib(default=None)
+
+    def sync(self):
+        """
+        fsync the file, once (one written without, see L{synced}).
+        """
+        if not self.synced:
+            maildir.fsyncFile(self.path)
+            self.synced = True
 
     def discard(self):
         """

@@ -183,7 +183,7 @@ class IndexWriter:
         """
         return threading.current_thread() is self._thread
 
-    def submit(self, write, makesRoom=False):
+    def submit(self, write, makesRoom=False, before=None):
         """
         Run C{write(conn, group)} in the next group (C{conn} is inside the
         group's transaction; C{group} a L{WriteGroup}).
@@ -193,6 +193,13 @@ class IndexWriter:
             failed commit: when its group fails for want of room, the
             index's reserve is given up (L{index.makeRoom}) and it runs
             again in a group of such writes.
+        @param before: a no-argument callable that waits for the disk (the
+            fsync of a small APPEND's file), run by this thread before it
+            takes the writers' lock for the group, at the same time as the
+            group's others (L{maildir.runTogether}), so that the lock is
+            not held meanwhile.  A write submitted while the lock is awaited
+            joins the group without it: C{write} must then do it itself,
+            and must when C{before} failed (it is not told).
 
         @return: a L{Deferred} that fires on the reactor thread with what
             C{write} returned once the group committed, or fails with what
@@ -205,7 +212,7 @@ class IndexWriter:
         with self._wake:
             if self._stopping:
                 raise RuntimeError("index writer is closed")
-            self._queue.append((write, d, makesRoom))
+            self._queue.append([write, d, makesRoom, before])
             self._wake.notify()
         return d
 
@@ -228,6 +235,7 @@ class IndexWriter:
                         self._wake.wait()
                     if not self._queue:
                         return
+                self._runBefore()
                 # The writers of every process take turns on this lock
                 # before SQLite's: see index.WRITERS_LOCK_SUFFIX.  What was submitted
                 # while this one waited joins the group.
@@ -254,6 +262,24 @@ class IndexWriter:
             os.close(lock)
             if self._connect is None:
                 conn.close()
+
+    def _runBefore(self):
+        """
+        Run the C{before} of the writes queued now (see L{submit}), all at
+        once; one that fails is left to its write.
+        """
+        with self._wake:
+            calls = []
+            for item in self._queue:
+                if item[3] is not None:
+                    calls.append(item[3])
+                    item[3] = None
+        if not calls:
+            return
+        try:
+            maildir.runTogether(calls)
+        except Exception:
+            pass  # each write does what failed again, and fails itself
 
     def _commitGroup(self, conn, items, retry=True):
         outcomes = self._writeGroup(conn, items, retry)
@@ -284,7 +310,7 @@ class IndexWriter:
         outcomes = []
         try:
             with index.transaction(conn):
-                for write, d, _makesRoom in items:
+                for write, d, _makesRoom, _before in items:
                     conn.execute("SAVEPOINT " + index.WRITE_SAVEPOINT)
                     conn.writeSavepoint = conn.total_changes  # see index.transaction
                     group._startWrite()
@@ -314,7 +340,7 @@ class IndexWriter:
                 self._commitGroup(conn, again, retry=False)
                 index.keepReserve(indexPath)
                 items = [item for item in items if not item[2]]
-            outcomes = [(d, failure, None) for _, d, _makesRoom in items]
+            outcomes = [(d, failure, None) for _, d, _makesRoom, _before in items]
         else:
             self.groups += 1
             self.written += len(items)
