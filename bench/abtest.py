@@ -18,7 +18,10 @@ Why at once: on the 2-vCPU machines of this project the same code's
 imaptest figure moved by up to 30-40% between runs minutes apart, so runs
 one after the other cannot show a change of a few percent.  Run side by
 side, both versions meet the same drift and share the CPUs; A against A
-gave ratios of 0.975-1.005.  What the ratio measures is therefore how much
+gave ratios of 0.975-1.005 with one worker a side.  With two workers a side
+the server started first did 5-10% more than the same code started second,
+so rounds alternate which starts first (the line says), and a median over
+an even number of rounds is the one to read.  What the ratio measures is therefore how much
 more work a version gets done out of the same, contended, CPUs: a change in
 CPU a command.  It says nothing of either against Dovecot
 (C{bench/imaptest.py} does), and two servers at once is not a load a
@@ -77,11 +80,17 @@ def runImaptest(binary, port, options, mbox, out):
                               timeout=options.seconds + 120).stdout.decode("utf-8", "replace"))
 
 
-def oneRound(binary, trees, options, mbox, top):
+def oneRound(binary, trees, options, mbox, top, swap=False):
     """
     Both servers under load at once: C{[(commands, CPU a command in ms,
-    errors)]} in the order of C{trees}.
+    error lines)]} in the order of C{trees}.
+
+    @param swap: start the second tree's server and client first (with
+        two workers a side, the one started first did 5-10% more in
+        rounds of the same code against itself: rounds alternate).
     """
+    if swap:
+        return oneRound(binary, trees[::-1], options, mbox, top)[::-1]
     started = []
     try:
         for tree in trees:
@@ -97,14 +106,18 @@ def oneRound(binary, trees, options, mbox, top):
             client.join()
         cpu = [imaptest.treeCpu(child.pid) - was for (_tmp, child, _port), was in zip(started, before, strict=True)]
     finally:
+        kept = []
         for tmp, child, _port in started:
             imap.stop(child)
+            kept.append(imaptest.keepServerLog("ours", tmp, top))
             shutil.rmtree(tmp, ignore_errors=True)
     results = []
-    for out, used in zip(outputs, cpu, strict=True):
+    for out, used, log in zip(outputs, cpu, kept, strict=True):
         text = out[0] if out else ""
         commands = sum(imaptest.parseTotals(text).values()) if "Totals:" in text else 0
-        errors = len([line for line in text.splitlines() if "Error:" in line])
+        errors = [line for line in text.splitlines() if "Error:" in line]
+        if log is not None:
+            errors.append("the server logged a traceback: its log is kept in %s" % (log,))
         results.append((commands, used * 1000 / commands if commands else None, errors))
     return results
 
@@ -135,14 +148,18 @@ def main():
               % (options.a, options.b, options.workers, options.clients, options.shape, options.seconds))
         ratios = []
         for n in range(options.rounds):
-            (ca, ma, ea), (cb, mb, eb) = oneRound(binary, trees, options, mbox, top)
+            swap = n % 2 == 1
+            (ca, ma, ea), (cb, mb, eb) = oneRound(binary, trees, options, mbox, top, swap)
             if ea or eb or not ca or not cb:
                 print("round %d: A %d commands, %d errors; B %d commands, %d errors: not counted"
-                      % (n + 1, ca, ea, cb, eb))
+                      % (n + 1, ca, len(ea), cb, len(eb)))
+                for which, lines in (("A", ea), ("B", eb)):
+                    for line in lines[:5]:
+                        print("  %s: %s" % (which, line.strip()))
                 continue
             ratios.append(cb / ca)
-            print("round %d: A %d (%.3f ms CPU a command)  B %d (%.3f ms)  B/A %.3f"
-                  % (n + 1, ca, ma, cb, mb, cb / ca), flush=True)
+            print("round %d (%s first): A %d (%.3f ms CPU a command)  B %d (%.3f ms)  B/A %.3f"
+                  % (n + 1, "B" if swap else "A", ca, ma, cb, mb, cb / ca), flush=True)
         if ratios:
             print("median B/A over %d rounds: %.3f" % (len(ratios), statistics.median(ratios)))
         return 0 if ratios else 1
