@@ -20,8 +20,10 @@ one after the other cannot show a change of a few percent.  Run side by
 side, both versions meet the same drift and share the CPUs; A against A
 gave ratios of 0.975-1.005 with one worker a side.  With two workers a side
 the server started first did 5-10% more than the same code started second,
-so rounds alternate which starts first (the line says), and a median over
-an even number of rounds is the one to read.  What the ratio measures is therefore how much
+so rounds alternate which starts first (the line says), and the figure to
+read is over an even number of rounds: the geometric mean, where a pair of
+rounds cancels the order (the median of two clusters is whichever middle
+values fall).  What the ratio measures is therefore how much
 more work a version gets done out of the same, contended, CPUs: a change in
 CPU a command.  It says nothing of either against Dovecot
 (C{bench/imaptest.py} does), and two servers at once is not a load a
@@ -161,7 +163,8 @@ def main():
             print("round %d (%s first): A %d (%.3f ms CPU a command)  B %d (%.3f ms)  B/A %.3f"
                   % (n + 1, "B" if swap else "A", ca, ma, cb, mb, cb / ca), flush=True)
         if ratios:
-            print("median B/A over %d rounds: %.3f" % (len(ratios), statistics.median(ratios)))
+            print("median B/A over %d rounds: %.3f; geometric mean %.3f" % (
+                len(ratios), statistics.median(ratios), statistics.geometric_mean(ratios)))
         return 0 if ratios else 1
     finally:
         for path in made:
