@@ -254,7 +254,7 @@ class StoreIdTests(StoreTestMixin, unittest.TestCase):
                      " modseq) VALUES (1, 1, 'b', 'cur', 'b:2,', 0, 1, 1, 1)")
         conn.close()
         conn = index.connect(path)
-        self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], 4)
+        self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], index.SCHEMA_VERSION)
         self.assertEqual(conn.execute("SELECT emailid, threadid FROM messages").fetchall(), [(None, None)])
         names = {row[1] for row in conn.execute("PRAGMA index_list(messages)")}
         self.assertTrue({"messages_emailid", "messages_threadid"} <= names)

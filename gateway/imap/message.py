@@ -625,10 +625,13 @@ class FetchPlan:
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)
         # What a message gets when the FETCH sets its \Seen: made the first
-        # time one does (most plans never need it).
+        # time one does (most plans never need it).  The session is kept
+        # for that only when an item's renderer takes it: a plan without
+        # is kept for the process (fetchplans), and must not hold it.
         self._itemsWithFlags = None
+        kept = context if any(getattr(registry.get(item.name), "contextual", False) for item in items) else None
         self._compileWithFlags = lambda: _compile(_responseItems(items, modseq, True), streamThreshold, registry,
-                                                  context)
+                                                  kept)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
         lineValues = [_keptLineValue(item, registry) or _lineValue(item, registry) for item in shown]
