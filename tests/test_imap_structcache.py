@@ -212,6 +212,31 @@ class SessionTests(IMAPTestMixin, unittest.TestCase):
         self.assertEqual(self.send(b"F FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)"), stored)
         self.assertEqual(set(self.rendered), {False, True})
 
+    def test_keptNeedNoHeaders(self):
+        """
+        Once every message's structures asked for are kept, their rows are
+        read without the header blocks; an item that needs the headers
+        still reads them, and a message whose values are not all kept too.
+        """
+        self.login()
+        self.append(b"INBOX", MIXED)
+        self.append(b"INBOX", SIMPLE)
+        self.assertIn(b"S OK", self.send(b"S SELECT INBOX"))
+        asked = []
+        real = Mailbox.locatedMessages
+
+        def located(mailbox, uids, headers=True):
+            asked.append(headers)
+            return real(mailbox, uids, headers=headers)
+        self.patch(Mailbox, "locatedMessages", located)
+        self.assertIn(b"\"mixed\"", self.send(b"F FETCH 1:2 (UID ENVELOPE BODYSTRUCTURE)"))
+        self.assertIn(b"Message-ID", self.send(b"G FETCH 1:2 (ENVELOPE BODY.PEEK[HEADER.FIELDS (Message-ID)])"))
+        self.patch(structcache, "structureCache", structcache.StructureCache())
+        self.patch(Mailbox, "storedStructures", lambda mailbox, uids: {})
+        out = self.send(b"H FETCH 1:2 (UID ENVELOPE)")
+        self.assertEqual(asked, [False, True, True])
+        self.assertEqual(out.count(b"ENVELOPE ("), 2)
+
     def test_newMailboxSameName(self):
         """A mailbox deleted and created again under the same name shows its new message's structure, not the old one's."""
         self.login()

@@ -245,10 +245,16 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
         chunk = uids[start:start + BATCH]
         if stored is not None:
             structures.load(chunk, plan.structureNames, stored)
+        headers = plan.needsHeaders
+        if (headers and plan.headersForStructuresOnly and structures is not None
+                and structures.hasAll(chunk, plan.structureNames)):
+            # What the header blocks were for is kept (a message that lost
+            # its meanwhile is rendered from its file).
+            headers = False
         if located is not None:
-            infos, locations = located(chunk, headers=plan.needsHeaders)
+            infos, locations = located(chunk, headers=headers)
         else:
-            infos = mailbox.messages(chunk, headers=plan.needsHeaders)
+            infos = mailbox.messages(chunk, headers=headers)
         if len(infos) < len(chunk):
             expunged = True
         if changedSince is not None:

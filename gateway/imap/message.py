@@ -621,6 +621,11 @@ class FetchPlan:
         #: The names of those items (what to look for in the index first).
         self.structureNames = frozenset(item.name for item in items
                                         if item.name in _KEPT_RENDERERS and item.section is None)
+        #: Whether the header blocks are needed only to render those items
+        #: (with the standard renderers): not when their values are kept.
+        kept = [item for item in items if _keptLineValue(item, registry) is not None]
+        self.headersForStructuresOnly = bool(kept) and self.needsHeaders and not itemsNeedHeaders(
+            [item for item in items if _keptLineValue(item, registry) is None], registry)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
         self._items = _compile(shown, streamThreshold, registry, context)

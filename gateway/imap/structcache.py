@@ -69,6 +69,13 @@ class MailboxStructures:
                 for name, value in kept.items():
                     self.put(uid, name, value)
 
+    def hasAll(self, uids, names):
+        """
+        Whether the values of C{names} are kept for every one of C{uids}.
+        """
+        values = self._values
+        return all((uid, name) in values for uid in uids for name in names)
+
     def __len__(self):
         return len(self._values)
 
