@@ -9,6 +9,7 @@ disk (C{synchronous=OFF}); each call is one short transaction.
 import os
 import sqlite3
 
+from gateway import sqlitewal
 from gateway.logging import getLogger
 
 log = getLogger("server")
@@ -52,7 +53,7 @@ class RunDatabase:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT, isolation_level=None)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
+                sqlitewal.useWal(db)
                 db.execute("PRAGMA synchronous=OFF")
                 db.executescript(self.schema)
             except BaseException:

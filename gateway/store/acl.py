@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 
-from gateway import caches
+from gateway import caches, sqlitewal
 from gateway.errors import GatewayError
 from gateway.logging import getLogger
 from gateway.store import index, maildir, rowcache, writer
@@ -387,7 +387,7 @@ class SharedIndex:
         if self.path is not None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
         conn = sqlite3.connect(self.path or ":memory:", isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
+        sqlitewal.useWal(conn)
         for statement in self.SCHEMA:
             conn.execute(statement)
         return conn

@@ -51,7 +51,7 @@ import os
 import sqlite3
 import time
 
-from gateway import caches
+from gateway import caches, sqlitewal
 from gateway.errors import isStorageFull
 from gateway.store import maildir
 
@@ -251,7 +251,7 @@ def connect(path):
                            check_same_thread=False, factory=IndexConnection)
     conn.indexPath = os.path.abspath(path)
     conn.execute("PRAGMA busy_timeout = %d" % (BUSY_TIMEOUT_MS,))
-    conn.execute("PRAGMA journal_mode = WAL")
+    sqlitewal.useWal(conn)
     # FULL: a UID once reported to a client is never handed out again, even
     # after a power failure.
     conn.execute("PRAGMA synchronous = FULL")

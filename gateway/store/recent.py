@@ -37,6 +37,7 @@ import os
 import sqlite3
 import threading
 
+from gateway import sqlitewal
 from gateway.errors import isStorageFull
 from gateway.store import index
 
@@ -72,7 +73,7 @@ class RecentClaims:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=index.BUSY_TIMEOUT_MS / 1000.0,
                                    check_same_thread=False)
             try:
-                conn.execute("PRAGMA journal_mode = WAL")
+                sqlitewal.useWal(conn)
                 conn.execute("PRAGMA synchronous = OFF")
                 conn.execute(_SCHEMA)
             except BaseException:

@@ -36,6 +36,7 @@ import os
 import sqlite3
 from datetime import datetime, timedelta, timezone
 
+from gateway import sqlitewal
 from gateway.logging import getLogger
 from gateway.store import index
 from gateway.store.calendar import series
@@ -228,7 +229,7 @@ class SummaryStore:
 
     def _open(self, timeout):
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=timeout, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
+        sqlitewal.useWal(conn)
         # A cache: losing the last writes in a power failure only costs parsing.
         conn.execute("PRAGMA synchronous = NORMAL")
         if conn.execute("PRAGMA user_version").fetchone()[0] != FORMAT_VERSION:
