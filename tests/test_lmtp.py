@@ -118,6 +118,19 @@ class ProtocolTests(unittest.TestCase):
         self.assertEqual(len(store.getMailbox("Calendar").uids()), 1)
         self.assertEqual(len(store.getMailbox("INBOX").uids()), 1)
 
+    def test_structuresKept(self):
+        """A delivered message's ENVELOPE and BODYSTRUCTURE are kept in the index with it, as FETCH renders them."""
+        from gateway.imap.message import computeStructures
+
+        self.send(b"LHLO x", b"MAIL FROM:<a@b>", b"RCPT TO:<demo@example.test>", b"DATA")
+        self.assertEqual(self.send(b"From: a@example.org", b"Subject: kept", b"", b"x", b".")[0][:3], "250")
+        inbox = self.context.realm.accountFor("demo@example.test").mailStore.getMailbox("INBOX")
+        [uid] = inbox.uids()
+        with inbox.openMessage(uid) as f:
+            data = f.read()
+        self.assertEqual(inbox.storedStructures([uid]), {uid: computeStructures(data)})
+        self.assertIn(b'"kept"', inbox.storedStructures([uid])[uid]["ENVELOPE"])
+
     def test_detailNeedsPostRight(self):
         """+detail delivery by others needs the p right (RFC 4314): without it the copy goes to INBOX; with it, to the mailbox."""
         access = self.context.realm.accountFor("demo@example.test").access

@@ -6,6 +6,7 @@ goes with it.
 """
 
 import io
+import os
 import sqlite3
 
 from twisted.internet import reactor
@@ -48,14 +49,26 @@ class StructuresTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.store._conn.execute("SELECT count(*) FROM structures").fetchone()[0], 0)
 
     def test_notKept(self):
-        """A message with bare LFs, one over MAX_BYTES and one given as a file keep nothing; all are stored."""
+        """A message with bare LFs and one over MAX_BYTES (in memory or in a file) keep nothing; all are stored."""
+        big = b"Subject: big\r\n\r\n" + b"x" * structures.MAX_BYTES + b"\r\n"
         uids = [
             self.inbox.appendMessage(b"Subject: lf\n\nbody\n"),
-            self.inbox.appendMessage(b"Subject: big\r\n\r\n" + b"x" * structures.MAX_BYTES + b"\r\n"),
-            self.inbox.appendMessage(io.BytesIO(CRLF_MESSAGE)),
+            self.inbox.appendMessage(big),
+            self.inbox.appendMessage(io.BytesIO(big)),
         ]
         self.assertEqual(self.inbox.uids(), uids)
         self.assertEqual(self.inbox.storedStructures(uids), {})
+
+    def test_fromFiles(self):
+        """A message given as a file, or as the path of a spooled file (a delivery), is read back and kept."""
+        spool = os.path.join(self.temporaryFolder(), "spool")
+        with open(spool, "wb") as f:
+            f.write(CRLF_MESSAGE)
+        uids = [
+            self.inbox.appendMessage(io.BytesIO(CRLF_MESSAGE)),
+            self.inbox.commitMessage(self.inbox.prepareMessage(spool)),
+        ]
+        self.assertEqual(self.inbox.storedStructures(uids), {uid: sizes(CRLF_MESSAGE) for uid in uids})
 
     def test_nothingRegistered(self):
         """With no function registered nothing is kept."""

@@ -38,6 +38,23 @@ INLINE_APPEND = 64 * 1024
 OPEN_ATTEMPTS = 5
 
 
+def _kept(source, path, measure):
+    """
+    What the index keeps of a message being stored (see
+    L{gateway.store.structures}), from C{source} when it is in memory, else
+    from the file at C{path} just written (a delivery's, read back from the
+    page cache); C{None} for one too large or not in CRLF form.
+    """
+    if measure.rawSize > structures.MAX_BYTES or measure.needsCRLF or not structures.wanted():
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        with open(path, "rb") as f:
+            data = f.read(structures.MAX_BYTES + 1)
+    return structures.compute(data, measure)
+
+
 def _infoColumns(headers):
     return index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
 
@@ -410,12 +427,10 @@ class Mailbox(MailboxChanges):
         if isinstance(source, str):
             if measure is None:
                 measure = maildir.measureFile(source)
-            return PreparedMessage(maildir.linkTemporary(tmpDir, source), measure)
+            tmpPath = maildir.linkTemporary(tmpDir, source)
+            return PreparedMessage(tmpPath, measure, structures=_kept(source, tmpPath, measure))
         tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime, sync)
-        kept = None
-        if isinstance(source, (bytes, bytearray, memoryview)) and len(source) <= structures.MAX_BYTES:
-            kept = structures.compute(bytes(source), measure)
-        return PreparedMessage(tmpPath, measure, mtime, sync, kept)
+        return PreparedMessage(tmpPath, measure, mtime, sync, _kept(source, tmpPath, measure))
 
     def commitMessage(self, prepared, flags=()):
         """

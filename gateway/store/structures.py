@@ -13,11 +13,13 @@ at append; Dovecot in C{dovecot.index.cache}.
 
 The store knows nothing of IMAP: what to keep is computed by the functions
 registered here (L{register}; the IMAP server registers its renderers), from
-the bytes of a message the store is given in memory and in CRLF form, of at
-most L{MAX_BYTES} (an APPEND: the bytes are at hand, so nothing is read
-again).  Other messages (a delivery spooled to a file, a copy, one found in
-the Maildir) have none kept here and are rendered at their first FETCH as
-before.  A message's rows go with its index row (a trigger).
+a message stored in CRLF form, of at most L{MAX_BYTES}, when it is stored
+(L{gateway.store.mailbox.Mailbox.prepareMessage}): from the bytes of an
+APPEND, at hand; from the file just written of an LMTP delivery, read back
+from the page cache in the delivery's thread.  Other messages (a copy, one
+found in the Maildir, a larger one) have none kept here and are rendered at
+their first FETCH as before.  A message's rows go with its index row (a
+trigger).
 
     structures(mailbox, uid, name, value)
 """
@@ -56,6 +58,14 @@ def register(compute):
     """
     if compute not in _computers:
         _computers.append(compute)
+
+
+def wanted():
+    """
+    Whether a function is registered (else nothing is computed, nor read
+    back for it).
+    """
+    return bool(_computers)
 
 
 def compute(data, measure):
