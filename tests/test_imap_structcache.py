@@ -142,20 +142,23 @@ class RenderTests(unittest.TestCase):
             self.assertEqual(sorted(computed), ["BODY", "BODYSTRUCTURE", "ENVELOPE"])
             self.assertEqual({name: kept.get(5, name) for name in computed}, computed, data)
 
-    def test_loadReadsOnlyWhatIsMissing(self):
-        """load asks the index once for the UIDs lacking a value of the names wanted, and for none when all are here."""
+    def test_missingAndLoad(self):
+        """missing names the UIDs lacking a value of one of the names; load keeps what the index gives."""
         structures = structcache.StructureCache().of(Keyed("m"))
         structures.put(1, "ENVELOPE", b"(one)")
+        structures.put(2, "BODY", b"(b)")
+        self.assertEqual(structures.missing([1, 2, 3], {"ENVELOPE"}), [2, 3])
+        self.assertEqual(structures.missing([1, 2, 3], {"ENVELOPE", "BODY"}), [1, 2, 3])
+        self.assertEqual(structures.missing([1], {"ENVELOPE"}), [])
         asked = []
 
         def read(uids):
             asked.append(list(uids))
             return {2: {"ENVELOPE": b"(two)", "BODY": b"(b)"}}
-        structures.load([1, 2, 3], {"ENVELOPE"}, read)
+        structures.load([2, 3], read)
         self.assertEqual(asked, [[2, 3]])
-        self.assertEqual((structures.get(2, "ENVELOPE"), structures.get(2, "BODY")), (b"(two)", b"(b)"))
-        structures.load([1, 2], {"ENVELOPE"}, read)
-        self.assertEqual(asked, [[2, 3]])
+        self.assertEqual(structures.get(2, "ENVELOPE"), b"(two)")
+        self.assertEqual(structures.missing([1, 2, 3], {"ENVELOPE"}), [3])
 
     def test_sectionsNotKept(self):
         """BODY[...] sections are not structure items: a plan of them needs no structures."""

@@ -243,14 +243,17 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
     located = getattr(mailbox, "locatedMessages", None) if plan.mayOpen else None
     for start in range(0, len(uids), BATCH):
         chunk = uids[start:start + BATCH]
-        if stored is not None:
-            structures.load(chunk, plan.structureNames, stored)
         headers = plan.needsHeaders
-        if (headers and plan.headersForStructuresOnly and structures is not None
-                and structures.hasAll(chunk, plan.structureNames)):
-            # What the header blocks were for is kept (a message that lost
-            # its meanwhile is rendered from its file).
-            headers = False
+        if structures is not None:
+            missing = structures.missing(chunk, plan.structureNames)
+            if missing and stored is not None:
+                # One read of the index for the messages not kept here yet.
+                structures.load(missing, stored)
+                missing = structures.missing(missing, plan.structureNames)
+            if not missing and plan.headersForStructuresOnly:
+                # What the header blocks were for is kept (a message that
+                # lost its meanwhile is rendered from its file).
+                headers = False
         if located is not None:
             infos, locations = located(chunk, headers=headers)
         else:

@@ -54,27 +54,25 @@ class MailboxStructures:
         self.size += cost
         self._cache._grew(self, cost)
 
-    def load(self, uids, names, read):
+    def missing(self, uids, names):
         """
-        Take from the index what it keeps of C{names} for those of C{uids}
-        whose values of C{names} are not all here yet: C{read(uids)} gives
-        C{{uid: {name: bytes}}} (the mailbox's C{storedStructures}, see
-        L{gateway.store.structures}).  One read for all of them, and none
-        when every value is here.
+        Those of C{uids} that lack a kept value of one of C{names}.
         """
         values = self._values
-        missing = [uid for uid in uids if any((uid, name) not in values for name in names)]
-        if missing:
-            for uid, kept in read(missing).items():
-                for name, value in kept.items():
-                    self.put(uid, name, value)
+        if len(names) == 1:
+            (name,) = names
+            return [uid for uid in uids if (uid, name) not in values]
+        return [uid for uid in uids if any((uid, name) not in values for name in names)]
 
-    def hasAll(self, uids, names):
+    def load(self, uids, read):
         """
-        Whether the values of C{names} are kept for every one of C{uids}.
+        Keep what the index keeps of C{uids}: C{read(uids)} gives C{{uid:
+        {name: bytes}}} (the mailbox's C{storedStructures}, see
+        L{gateway.store.structures}).
         """
-        values = self._values
-        return all((uid, name) in values for uid in uids for name in names)
+        for uid, kept in read(uids).items():
+            for name, value in kept.items():
+                self.put(uid, name, value)
 
     def __len__(self):
         return len(self._values)
