@@ -623,20 +623,23 @@ class FetchPlan:
                                         if item.name in _KEPT_RENDERERS and item.section is None)
         #: Whether the header blocks are needed only to render those items
         #: (with the standard renderers): not when their values are kept.
-        kept = [item for item in items if _keptLineValue(item, registry) is not None]
-        self.headersForStructuresOnly = bool(kept) and self.needsHeaders and not itemsNeedHeaders(
-            [item for item in items if _keptLineValue(item, registry) is None], registry)
+        kept = [_keptLineValue(item, registry) is not None for item in items]
+        self.headersForStructuresOnly = any(kept) and self.needsHeaders and not itemsNeedHeaders(
+            [item for item, isKept in zip(items, kept, strict=True) if not isKept], registry)
         self.setsSeen = any(item.setsSeen for item in items)
         shown = _responseItems(items, modseq, False)
-        self._items = _compile(shown, streamThreshold, registry, context)
-        # What a message gets when the FETCH sets its \Seen: made the first
-        # time one does (most plans never need it).  The session is kept
-        # for that only when an item's renderer takes it: a plan without
-        # is kept for the process (fetchplans), and must not hold it.
-        self._itemsWithFlags = None
-        kept = context if any(getattr(registry.get(item.name), "contextual", False) for item in items) else None
+        # The renderers of the items, for a message that is not one line
+        # (L{line}), and for one whose FETCH sets its \Seen: each made the
+        # first time a message needs it (a FETCH whose messages are all
+        # lines never does; imaptest's random item lists make many plans).
+        # The session is kept for that only when an item's renderer takes
+        # it: a plan without is kept for the process (fetchplans), and
+        # must not hold it.
+        self._items = self._itemsWithFlags = None
+        session = context if any(getattr(registry.get(item.name), "contextual", False) for item in items) else None
+        self._compileShown = lambda: _compile(shown, streamThreshold, registry, session)
         self._compileWithFlags = lambda: _compile(_responseItems(items, modseq, True), streamThreshold, registry,
-                                                  kept)
+                                                  session)
         self._streams = streamThreshold is not None and any(
             _isWhole(item) or (item.section is not None and item.section.text is None) for item in items)
         lineValues = [_keptLineValue(item, registry) or _lineValue(item, registry) for item in shown]
@@ -696,6 +699,8 @@ class FetchPlan:
         message = _Message(info, openMessage, saveDate, structures)
         flags = info.flags
         items = self._items
+        if items is None:
+            items = self._items = self._compileShown()
         if self.setsSeen and markSeen and "\\Seen" not in flags:
             flags = frozenset(flags) | {"\\Seen"}
             items = self._itemsWithFlags
