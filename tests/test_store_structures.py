@@ -41,6 +41,17 @@ class StructuresTests(StoreTestMixin, unittest.TestCase):
         rows = self.store._conn.execute("SELECT DISTINCT uid FROM structures").fetchall()
         self.assertEqual(rows, [(other,)])
 
+    def test_carriedByCopyAndMove(self):
+        """A copy and a move keep what was kept of their source; the moved source's go with it."""
+        uid = self.inbox.appendMessage(CRLF_MESSAGE)
+        self.store.createMailbox("Box")
+        box = self.store.getMailbox("Box")
+        [(_, copied)] = self.inbox.copyTo([uid], box)
+        [(_, moved)] = self.inbox.moveTo([uid], box)
+        self.assertEqual(box.storedStructures([copied, moved]),
+                         {copied: sizes(CRLF_MESSAGE), moved: sizes(CRLF_MESSAGE)})
+        self.assertEqual(self.inbox.storedStructures([uid]), {})
+
     def test_goneWithTheMailbox(self):
         """Deleting a mailbox removes what was kept of its messages."""
         self.store.createMailbox("Box")

@@ -16,10 +16,10 @@ registered here (L{register}; the IMAP server registers its renderers), from
 a message stored in CRLF form, of at most L{MAX_BYTES}, when it is stored
 (L{gateway.store.mailbox.Mailbox.prepareMessage}): from the bytes of an
 APPEND, at hand; from the file just written of an LMTP delivery, read back
-from the page cache in the delivery's thread.  Other messages (a copy, one
-found in the Maildir, a larger one) have none kept here and are rendered at
-their first FETCH as before.  A message's rows go with its index row (a
-trigger).
+from the page cache in the delivery's thread; a copy or a move within the
+account takes its source's (L{carry}).  Other messages (one found in the
+Maildir, a larger one) have none kept here and are rendered at their first
+FETCH as before.  A message's rows go with its index row (a trigger).
 
     structures(mailbox, uid, name, value)
 """
@@ -95,6 +95,16 @@ def store(conn, mailboxId, uid, values):
     """
     conn.executemany("INSERT OR REPLACE INTO structures (mailbox, uid, name, value) VALUES (?, ?, ?, ?)",
                      [(mailboxId, uid, name, value) for name, value in values.items()])
+
+
+def carry(conn, sourceId, sourceUid, destinationId, destinationUid):
+    """
+    Keep for a message copied or moved what was kept of its source
+    (inside the transfer's write transaction; the content is the same).
+    """
+    conn.execute("INSERT OR REPLACE INTO structures (mailbox, uid, name, value)"
+                 " SELECT ?, ?, name, value FROM structures WHERE mailbox = ? AND uid = ?",
+                 (destinationId, destinationUid, sourceId, sourceUid))
 
 
 def read(conn, mailboxId, uids):

@@ -11,7 +11,7 @@ import shutil
 from twisted.python import log
 
 from gateway.errors import StoreError
-from gateway.store import index, maildir, properties
+from gateway.store import index, maildir, properties, structures
 from gateway.store.journal import writeJournal
 
 
@@ -86,6 +86,7 @@ def transfer(source, uids, destination, move):
                     destination._expect((newSubdir, name))
                     result.append((sourceUid, uid))
                     properties.carry(source._conn, source._id, sourceUid, destination._id, uid)
+                    structures.carry(source._conn, source._id, sourceUid, destination._id, uid)
                     uid += 1
                     index.addUsage(source._conn, rawSize)
                     if move:
