@@ -203,16 +203,19 @@ class SessionTests(IMAPTestMixin, unittest.TestCase):
         and the bytes a rendering from the file gives.
         """
         self.login()
-        self.append(b"INBOX", MIXED)
+        messages = (MIXED, SIMPLE, FORWARD, INTERNATIONAL, b"Subject: only a header\r\n")
+        for message in messages:
+            self.append(b"INBOX", message)
         self.assertIn(b"S OK", self.send(b"S SELECT INBOX"))
         self.patch(structcache, "structureCache", structcache.StructureCache())
         del self.rendered[:]
-        stored = self.send(b"F FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)")
+        stored = self.send(b"F FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
         self.assertEqual(self.rendered, [])
         self.assertIn(b"\"mixed\"", stored)
+        self.assertEqual(stored.count(b" FETCH ("), len(messages))
         self.patch(structcache, "structureCache", structcache.StructureCache())
         self.patch(Mailbox, "storedStructures", lambda mailbox, uids: {})
-        self.assertEqual(self.send(b"F FETCH 1 (ENVELOPE BODYSTRUCTURE BODY)"), stored)
+        self.assertEqual(self.send(b"F FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)"), stored)
         self.assertEqual(set(self.rendered), {False, True})
 
     def test_keptNeedNoHeaders(self):

@@ -449,7 +449,7 @@ def _body(message):
 
 def computeStructures(data):
     """
-    What the index keeps of a message stored from memory (see
+    What the index keeps of a message when it is stored (see
     L{gateway.store.structures}): its ENVELOPE, BODYSTRUCTURE and BODY as
     L{_kept} renders them, from C{data}, the message in CRLF form.
     """

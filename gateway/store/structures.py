@@ -52,8 +52,8 @@ def addTable(conn):
 
 def register(compute):
     """
-    Compute what to keep of each message stored from memory:
-    C{compute(data)} returns C{{name: bytes}} for the CRLF message C{data}.
+    Compute what to keep of each message stored: C{compute(data)} returns
+    C{{name: bytes}} for the CRLF message C{data}.
     Registering the same function again changes nothing.
     """
     if compute not in _computers:
