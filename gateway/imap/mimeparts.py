@@ -554,12 +554,16 @@ def renderEnvelope(fields):
     """
     get = lambda name: headerValue(fields, name)
     sender = get("from")
+    # Sender and Reply-To default to From (most messages have neither):
+    # its addresses are parsed once.
+    fromAddresses = _renderAddresses(sender)
+    senderValue, replyTo = get("sender"), get("reply-to")
     parts = [
         imapString(get("date")),
         imapString(get("subject")),
-        _renderAddresses(sender),
-        _renderAddresses(get("sender") or sender),
-        _renderAddresses(get("reply-to") or sender),
+        fromAddresses,
+        _renderAddresses(senderValue) if senderValue else fromAddresses,
+        _renderAddresses(replyTo) if replyTo else fromAddresses,
         _renderAddresses(get("to")),
         _renderAddresses(get("cc")),
         _renderAddresses(get("bcc")),
