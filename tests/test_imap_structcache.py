@@ -160,6 +160,14 @@ class RenderTests(unittest.TestCase):
         self.assertEqual(structures.get(2, "ENVELOPE"), b"(two)")
         self.assertEqual(structures.missing([1, 2, 3], {"ENVELOPE"}), [3])
 
+    def test_headersNotRead(self):
+        """A message whose row was read without its header block renders from its file what it would with it."""
+        plan = FetchPlan(parseFetchItems("(UID ENVELOPE BODY.PEEK[HEADER.FIELDS (Subject)] RFC822.HEADER)"))
+        bare = Info(MIXED)
+        bare.headers = None
+        self.assertIsNone(plan.line(1, bare))
+        self.assertEqual(plan.render(bare, opener(MIXED)), plan.render(Info(MIXED), opener(MIXED)))
+
     def test_sectionsNotKept(self):
         """BODY[...] sections are not structure items: a plan of them needs no structures."""
         self.assertFalse(FetchPlan(parseFetchItems("(UID BODY.PEEK[1] FLAGS)")).needsStructure)
@@ -242,6 +250,23 @@ class SessionTests(IMAPTestMixin, unittest.TestCase):
         out = self.send(b"H FETCH 1:2 (UID ENVELOPE)")
         self.assertEqual(asked, [False, True, True])
         self.assertEqual(out.count(b"ENVELOPE ("), 2)
+
+    def test_keptLetGoMeanwhile(self):
+        """
+        Values read from the index into a cache too small for them leave
+        the FETCH's answers as they are.
+        """
+        self.login()
+        self.append(b"INBOX", MIXED)
+        self.append(b"INBOX", SIMPLE)
+        self.assertIn(b"S OK", self.send(b"S SELECT INBOX"))
+        expected = self.send(b"F FETCH 1:2 (UID ENVELOPE)")
+        envelope = computeStructures(SIMPLE)["ENVELOPE"]
+        self.patch(structcache, "structureCache",
+                   structcache.StructureCache(limit=len(envelope) + structcache.ENTRY_OVERHEAD))
+        self.assertIn(b"E OK", self.send(b"E FETCH 1 (UID ENVELOPE)"))
+        self.assertEqual(self.send(b"F FETCH 1:2 (UID ENVELOPE)"), expected)
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_newMailboxSameName(self):
         """A mailbox deleted and created again under the same name shows its new message's structure, not the old one's."""

@@ -247,12 +247,14 @@ def _fetchLoop(session, itemsText, items, uids, changedSince):
         if structures is not None:
             missing = structures.missing(chunk, plan.structureNames)
             if missing and stored is not None:
-                # One read of the index for the messages not kept here yet.
+                # One read of the index for the messages not kept here yet
+                # (keeping them may let go of others: look at all again).
                 structures.load(missing, stored)
-                missing = structures.missing(missing, plan.structureNames)
+                missing = structures.missing(chunk, plan.structureNames)
             if not missing and plan.headersForStructuresOnly:
                 # What the header blocks were for is kept (a message that
-                # lost its meanwhile is rendered from its file).
+                # loses its meanwhile is rendered from its file: see
+                # message.headersComplete).
                 headers = False
         if located is not None:
             infos, locations = located(chunk, headers=headers)

@@ -107,6 +107,9 @@ def headersComplete(info):
     at most a bounded prefix of over-long headers).
     """
     headers = info.headers
+    if headers is None:
+        # Not read (the row was read without it): the file has it.
+        return False
     return headers.endswith(b"\r\n\r\n") or headers == b"\r\n" or len(headers) >= info.size
 
 
