@@ -141,8 +141,10 @@ class EndToEndTests(unittest.TestCase):
     def test_idleWorkerReplaced(self):
         """
         After a session, the worker that served it grew (what a first login
-        imports); once it has had no connection for two looks it is replaced
-        by a new process, and logins go on being served.
+        imports, an APPEND's writer thread and connections); once it has had
+        no connection for two looks it is replaced by a new process, and
+        logins go on being served.  (A login and SELECT alone once left a
+        worker's resident size where it began, in a CI run.)
         """
         from tests.test_workers import ACCOUNT, PASSWORD, Server
 
@@ -151,6 +153,8 @@ class EndToEndTests(unittest.TestCase):
         client.login(ACCOUNT, PASSWORD)
         [entry] = server.waitFor(lambda: [s for s in server.sessions() if s["account"] == ACCOUNT], "the session")
         self.assertEqual(client.select("INBOX")[0], "OK")
+        self.assertEqual(client.append("INBOX", None, None, b"Subject: grow\r\n\r\nx\r\n")[0], "OK")
+        self.assertEqual(client.fetch("1", "(ENVELOPE BODYSTRUCTURE)")[0], "OK")
         client.logout()
         number = entry["worker"]
         server.waitForLog(r"\[worker %d gateway\.server#info\] worker %d serving" % (number, number), count=2)
