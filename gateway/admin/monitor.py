@@ -398,7 +398,7 @@ class Monitor:
             status, text = _status(result)
             bounds, buckets, total, counter = self._childrenOf(protocol, name, status)
             # Histogram.observe and Counter.inc, less their checks, loop
-            # and lock (a tenth of a short command's time): the reactor
+            # and lock (7.5% of a one-message FETCH's samples): the reactor
             # thread alone counts commands, so nothing updates these
             # slots at the same time.
             values, index = buckets[bisect.bisect_left(bounds, elapsed)]

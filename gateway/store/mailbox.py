@@ -38,23 +38,6 @@ INLINE_APPEND = 64 * 1024
 OPEN_ATTEMPTS = 5
 
 
-def _kept(source, path, measure):
-    """
-    What the index keeps of a message being stored (see
-    L{gateway.store.structures}), from C{source} when it is in memory, else
-    from the file at C{path} just written (a delivery's, read back from the
-    page cache); C{None} for one too large or not in CRLF form.
-    """
-    if measure.rawSize > structures.MAX_BYTES or measure.needsCRLF or not structures.wanted():
-        return None
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        with open(path, "rb") as f:
-            data = f.read(structures.MAX_BYTES + 1)
-    return structures.compute(data, measure)
-
-
 def _infoColumns(headers):
     return index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
 
@@ -428,9 +411,9 @@ class Mailbox(MailboxChanges):
             if measure is None:
                 measure = maildir.measureFile(source)
             tmpPath = maildir.linkTemporary(tmpDir, source)
-            return PreparedMessage(tmpPath, measure, structures=_kept(source, tmpPath, measure))
+            return PreparedMessage(tmpPath, measure, structures=structures.compute(source, tmpPath, measure))
         tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime, sync)
-        return PreparedMessage(tmpPath, measure, mtime, sync, _kept(source, tmpPath, measure))
+        return PreparedMessage(tmpPath, measure, mtime, sync, structures.compute(source, tmpPath, measure))
 
     def commitMessage(self, prepared, flags=()):
         """

@@ -60,24 +60,25 @@ def register(compute):
         _computers.append(compute)
 
 
-def wanted():
+def compute(source, path, measure):
     """
-    Whether a function is registered (else nothing is computed, nor read
-    back for it).
-    """
-    return bool(_computers)
+    What the registered functions keep of a message being stored:
+    C{{name: bytes}}, or C{None} when nothing is to be kept (too large, not
+    in CRLF form, or no function registered).  A function that fails keeps
+    nothing of the message: storing it never fails for this.
 
-
-def compute(data, measure):
+    @param source: the message's C{bytes} when it is in memory (an
+        APPEND), else anything else: the file at C{path}, just written
+        (a delivery's), is read back from the page cache.
+    @param measure: the message's L{gateway.store.maildir.Measure}.
     """
-    What the registered functions keep of message C{data} (C{bytes}, whose
-    L{gateway.store.maildir.Measure} is C{measure}): C{{name: bytes}}, or
-    C{None} when nothing is to be kept (too large, not in CRLF form, or no
-    function registered).  A function that fails keeps nothing of the
-    message: storing it never fails for this.
-    """
-    if not _computers or len(data) > MAX_BYTES or measure.needsCRLF:
+    if not _computers or measure.rawSize > MAX_BYTES or measure.needsCRLF:
         return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     values = {}
     for each in _computers:
         try:
