@@ -7,6 +7,7 @@ the watchers that share it.
 import os
 import shutil
 import sys
+import time
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -70,7 +71,9 @@ class SharedINotifyTests(unittest.TestCase):
         with open(os.path.join(keptMailbox, "new", "1.host"), "wb") as f:
             f.write(b"Subject: x\r\n\r\n")
         yield self.waitFor(woken)
-        self.assertIn(watch.sharedINotify(reactor)._notifier, reactor.getReaders())
+        notifier = watch.sharedINotify(reactor)._notifier
+        self.assertTrue(notifier.wanted)  # read now or after its pause
+        self.assertTrue(notifier.connected)
         events, overflowed = kept.takeEvents()
         self.assertEqual(events, {os.path.join(keptMailbox, "new"): {"1.host"}})
         self.assertFalse(overflowed)
@@ -98,6 +101,70 @@ class SharedINotifyTests(unittest.TestCase):
             f.write(b"Subject: y\r\n\r\n")
         yield self.waitFor(woken)
         self.assertEqual(changed.takeEvents()[0], {os.path.join(mailbox, "new"): {"2.host"}})
+
+    def sleep(self, seconds):
+        d = Deferred()
+        reactor.callLater(seconds, d.callback, None)
+        return d
+
+    @inlineCallbacks
+    def test_readPaced(self):
+        """
+        After a read the descriptor is left unread for L{watch.PACE}
+        seconds: events that arrive meanwhile (here, files made in the
+        reactor's next turn, as a burst of writes would) are read together
+        once that time has passed, not in a wake-up of their own.
+        """
+        changed, mailbox, woken = self.watcher("paced")
+        notifier = watch.sharedINotify(reactor)._notifier
+        reads = []
+        read = notifier._doRead
+
+        def more():
+            for n in range(2, 6):
+                with open(os.path.join(mailbox, "new", "%d.host" % (n,)), "wb"):
+                    pass
+
+        def recorded(data):
+            reads.append((time.monotonic(), data))
+            if len(reads) == 1:
+                reactor.callLater(0, more)
+            read(data)
+
+        notifier._doRead = recorded
+        self.addCleanup(setattr, notifier, "_doRead", read)
+        with open(os.path.join(mailbox, "new", "1.host"), "wb"):
+            pass
+        seen = set()
+        while len(seen) < 5:
+            yield self.waitFor(woken)
+            del woken[:]
+            seen.update(changed.takeEvents()[0].get(os.path.join(mailbox, "new"), ()))
+        self.assertEqual(seen, {"%d.host" % (n,) for n in range(1, 6)})
+        self.assertEqual(len(reads), 2)
+        self.assertGreaterEqual(reads[1][0] - reads[0][0], watch.PACE)
+
+    @inlineCallbacks
+    def test_stoppedWhilePaused(self):
+        """
+        When the last watch ends between two paced reads, reading does not
+        start again when the pause ends; a new watch starts it.
+        """
+        changed, mailbox, woken = self.watcher("stopped")
+        notifier = watch.sharedINotify(reactor)._notifier
+        with open(os.path.join(mailbox, "new", "1.host"), "wb"):
+            pass
+        for _ in range(2000):
+            if notifier._resume is not None:
+                break
+            yield self.sleep(0.001)
+        self.assertIsNotNone(notifier._resume)  # between two reads
+        changed.stop()
+        self.assertIsNone(notifier._resume)
+        yield self.sleep(watch.PACE * 2)
+        self.assertNotIn(notifier, reactor.getReaders())
+        self.watcher("again")
+        self.assertIn(notifier, reactor.getReaders())
 
     def test_overflowParsed(self):
         """

@@ -24,6 +24,7 @@ import struct
 import time
 
 from twisted.internet.interfaces import IReactorFDSet
+from twisted.internet.main import CONNECTION_DONE, CONNECTION_LOST
 from twisted.internet.task import LoopingCall
 from twisted.python import log
 from twisted.python.filepath import FilePath
@@ -35,6 +36,14 @@ from gateway.store.maildir import INDEX_NAME
 POLL_INTERVAL = 1.0
 #: Seconds to wait after an inotify event, so a burst makes one check.
 SETTLE = 0.02
+#: Seconds the shared inotify descriptor is left unread after each read
+#: (see L{_Reader}): events arriving meanwhile wait in the kernel's queue and
+#: are read together.  Less than L{SETTLE}, so a change is noticed no later.
+PACE = 0.01
+#: The most octets read from the descriptor in one read, and the most reads
+#: in one wake-up (a burst of a few thousand events is read at once).
+READ_SIZE = 65536
+READS_A_WAKE = 16
 
 try:
     from twisted.internet import inotify as _inotify
@@ -55,12 +64,68 @@ if _inotify is not None:
             20 s, a FilePath and three calls each);
           - a watched folder that is removed (C{IN_IGNORED} follows its
             C{IN_DELETE_SELF}) ends that watch only, where L{INotify} closes
-            the descriptor, and with it every other watch of the process.
+            the descriptor, and with it every other watch of the process;
+          - after each wake-up it reads everything queued, then leaves the
+            descriptor unread for L{PACE} seconds.  Most events are the
+            process's own: each write renames a file and signals its
+            commit, and with workers every process hears every other's.
+            Read as they come, each woke the reactor in the middle of the
+            write that caused it, to take the interpreter's lock from the
+            index writer and hand it back (under imaptest's kept-open mix,
+            twice a flag change); the watchers wait L{SETTLE} before they
+            look anyway.
+
+        Use L{want} to start and stop reading.
         """
 
-        def __init__(self, reactor, dispatch):
+        def __init__(self, reactor, dispatch, pace=PACE):
             _inotify.INotify.__init__(self, reactor=reactor)
             self._dispatchEvent = dispatch
+            self._pace = pace
+            self._wanted = False
+            self._resume = None
+
+        @property
+        def wanted(self):
+            """
+            Is the descriptor read (now, or once the pause after a read ends)?
+            """
+            return self._wanted
+
+        def want(self, wanted):
+            """
+            Read the descriptor (paced), or stop reading it.
+            """
+            self._wanted = wanted
+            if wanted:
+                if self._resume is None:
+                    self.startReading()
+                return
+            self.stopReading()
+            if self._resume is not None:
+                self._resume.cancel()
+                self._resume = None
+
+        def doRead(self):
+            for _ in range(READS_A_WAKE):
+                try:
+                    data = os.read(self._fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return CONNECTION_LOST
+                if not data:
+                    return CONNECTION_DONE
+                self._doRead(data)
+            if self._pace and self._wanted:
+                self.stopReading()
+                self._resume = self.reactor.callLater(self._pace, self._resumeReading)
+            return None
+
+        def _resumeReading(self):
+            self._resume = None
+            if self._wanted:
+                self.startReading()
 
         def _doRead(self, in_):
             data = self._buffer + in_ if self._buffer else in_
@@ -125,7 +190,7 @@ class SharedINotify:
             self._paths[wd] = path
             self._wds[path] = wd
             if not self._callbacks:
-                self._notifier.startReading()
+                self._notifier.want(True)
             if callbacks is None:
                 callbacks = self._callbacks[path] = []
         callbacks.append(callback)
@@ -146,7 +211,7 @@ class SharedINotify:
             except (KeyError, _inotify.INotifyError):
                 pass  # its folder is gone: the kernel ended the watch
             if not self._callbacks:
-                self._notifier.stopReading()
+                self._notifier.want(False)
 
     def _dispatch(self, wd, name, mask):
         path = self._paths.get(wd)
