@@ -291,6 +291,7 @@ class Monitor:
         self.registry.register(_Collector(self))
         self._children = {}
         self._loginChildren = {}
+        self._eventChildren = {}
         for status in DELIVERY_STATUSES:
             self.deliveries.labels(status)
         for protocol in ("imap", "lmtp"):
@@ -439,9 +440,18 @@ class Monitor:
         A L{gateway.stats} time observer: record a time another layer
         measured.
         """
-        histogram = self.eventTimers.get(name)
-        if histogram is not None:
-            histogram.labels(*(str(labels.get(n, "-")) for n in histogram._labelnames)).observe(seconds)
+        key = (name, *labels.values())
+        child = self._eventChildren.get(key)
+        if child is None:
+            histogram = self.eventTimers.get(name)
+            if histogram is None:
+                return
+            # labels() builds its key and takes a lock each time: once per
+            # name and label values (a write's "durable" time is measured
+            # on the reactor thread for every write: 1.3% of its time).
+            child = histogram.labels(*(str(labels.get(n, "-")) for n in histogram._labelnames))
+            self._eventChildren[key] = child
+        child.observe(seconds)
 
     def observeLog(self, event):
         """
