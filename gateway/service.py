@@ -45,7 +45,6 @@ from gateway.rustlstls import RustlsServerEndpoint
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS
-from gateway.writethrough import writeThrough
 
 log = glog.getLogger("server")
 
@@ -688,7 +687,7 @@ class _ListenerService(service.Service):
     listeningFor = ""
 
     def _listening(self, port):
-        self.port = writeThrough(port)
+        self.port = port
         host = port.getHost()
         log.info("{listener}: listening on {host}:{port}{suffix}", listener=self.name,
                  host=getattr(host, "host", host), port=getattr(host, "port", ""), suffix=self.listeningFor)

@@ -25,7 +25,6 @@ from gateway.memtrim import residentBytes
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
 from gateway.workerload import WorkerLoads, shareAccepts
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
-from gateway.writethrough import writeThrough
 
 log = glog.getLogger("server")
 
@@ -75,7 +74,7 @@ class _AdoptedListenerService(service.Service):
         s = socket.socket(fileno=self.fd)
         family = s.family
         s.detach()
-        self.port = writeThrough(self.reactor.adoptStreamPort(self.fd, family, factory))
+        self.port = self.reactor.adoptStreamPort(self.fd, family, factory)
         os.close(self.fd)  # adoptStreamPort works on a copy
         acceptOnePerWake(self.port)
         if self.loads is not None:
