@@ -45,6 +45,7 @@ from gateway.rustlstls import RustlsServerEndpoint
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS
+from gateway.turnwrites import writesAtTurnEnd
 
 log = glog.getLogger("server")
 
@@ -687,7 +688,7 @@ class _ListenerService(service.Service):
     listeningFor = ""
 
     def _listening(self, port):
-        self.port = port
+        self.port = writesAtTurnEnd(port)
         host = port.getHost()
         log.info("{listener}: listening on {host}:{port}{suffix}", listener=self.name,
                  host=getattr(host, "host", host), port=getattr(host, "port", ""), suffix=self.listeningFor)

@@ -23,6 +23,7 @@ from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelay
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import residentBytes
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
+from gateway.turnwrites import writesAtTurnEnd
 from gateway.workerload import WorkerLoads, shareAccepts
 from gateway.workers import CONTROL_IN, CONTROL_OUT, SECRET_VARIABLE, listenerKey
 
@@ -74,7 +75,7 @@ class _AdoptedListenerService(service.Service):
         s = socket.socket(fileno=self.fd)
         family = s.family
         s.detach()
-        self.port = self.reactor.adoptStreamPort(self.fd, family, factory)
+        self.port = writesAtTurnEnd(self.reactor.adoptStreamPort(self.fd, family, factory))
         os.close(self.fd)  # adoptStreamPort works on a copy
         acceptOnePerWake(self.port)
         if self.loads is not None:
