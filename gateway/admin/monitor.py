@@ -448,7 +448,8 @@ class Monitor:
                 return
             # labels() builds its key and takes a lock each time: once per
             # name and label values (a write's "durable" time is measured
-            # on the reactor thread for every write: 1.3% of its time).
+            # on the reactor thread for every write: this method was 2.1%
+            # of its samples under imaptest, 0.7% of them in labels()).
             child = histogram.labels(*(str(labels.get(n, "-")) for n in histogram._labelnames))
             self._eventChildren[key] = child
         child.observe(seconds)
