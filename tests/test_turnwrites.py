@@ -28,7 +28,7 @@ class _Server(Protocol):
         self.factory.connected.callback(self)
 
 
-class WriteThroughTests(unittest.TestCase):
+class TurnWritesTests(unittest.TestCase):
     def setUp(self):
         factory = Factory.forProtocol(_Server)
         factory.connected = Deferred()
