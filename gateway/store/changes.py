@@ -22,6 +22,7 @@ from twisted.python import log
 from gateway.errors import NoSuchMailbox, isStorageFull
 from gateway.store import index, maildir, scan
 from gateway.store.changelog import ChangeLog
+from gateway.store.messagerows import MessageRows
 from gateway.store.records import MessageInfo
 
 #: Listeners called per reactor turn when a change is announced.
@@ -60,6 +61,7 @@ class MailboxChanges:
         self._uidCache = None
         self._changesCache = None
         self._changeLog = ChangeLog()
+        self._messageRows = MessageRows()
         self._listeners = []
         self._notifyCall = None
         self._notifiedModSeq = None
@@ -174,6 +176,7 @@ class MailboxChanges:
             if callback in self._listeners:
                 self._listeners.remove(callback)
                 if not self._listeners:
+                    self._messageRows.clear()
                     self._store._stopWatching(self, self._watchedPath)
                     self._covered = False
                     self._own.clear()

@@ -19,11 +19,10 @@ from gateway.errors import NoSuchMailbox, NoSuchMessage, isStorageFull
 from gateway.interfaces import IMailbox, IStagedDelivery
 from gateway.store import index, maildir, objectid, query, scan, structures, transfer
 from gateway.store.changes import MailboxChanges
+from gateway.store.messagerows import MessageReads
 from gateway.store.records import MailboxCounts, MessageInfo, PreparedMessage, normalizeFlags
 
 __all__ = ["Mailbox", "MailboxCounts", "MessageInfo", "PreparedMessage", "normalizeFlags", "OPEN_ATTEMPTS"]
-
-_BATCH = 500
 
 #: An APPEND of at most this many bytes in memory is written into C{tmp/}
 #: on the calling thread, unsynced, and fsync'd by the index writer before
@@ -38,25 +37,13 @@ INLINE_APPEND = 64 * 1024
 OPEN_ATTEMPTS = 5
 
 
-def _infoColumns(headers):
-    return index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
-
-
-def _info(row, headers):
-    """
-    A L{MessageInfo} of a row of L{_infoColumns}: without the header block
-    (C{None}) when it was not read.
-    """
-    return MessageInfo(*row) if headers else MessageInfo(*row, headers=None)
-
-
 @implementer(IStagedDelivery)
 @implementer(IMailbox)
-class Mailbox(MailboxChanges):
+class Mailbox(MessageReads, MailboxChanges):
     """
     One mailbox of a L{MailStore}; get it with L{MailStore.getMailbox}.
-    Listeners and synchronization with the folders are in
-    L{MailboxChanges}.
+    Reading message rows is in L{MessageReads}; listeners and
+    synchronization with the folders are in L{MailboxChanges}.
     """
 
     def __init__(self, store, mailboxId):
@@ -169,32 +156,6 @@ class Mailbox(MailboxChanges):
         modseq, _, uids = self.uidState()
         return modseq, uids
 
-    def _select(self, columns, uids):
-        """
-        Rows for C{uids} (in UID order); C{uid} must be the first column.
-        """
-        wanted = sorted({int(uid) for uid in uids})
-        if not wanted:
-            return []
-        if len(wanted) > _BATCH:
-            rows = self._conn.execute(
-                "SELECT %s FROM messages WHERE mailbox = ? AND uid BETWEEN ? AND ? ORDER BY uid"
-                % (columns,), (self._id, wanted[0], wanted[-1])).fetchall()
-            if wanted[-1] - wanted[0] + 1 != len(wanted):
-                keep = set(wanted)
-                rows = [row for row in rows if row[0] in keep]
-            return rows
-        rows = []
-        for i in range(0, len(wanted), _BATCH):
-            chunk = wanted[i:i + _BATCH]
-            rows.extend(self._conn.execute(
-                "SELECT %s FROM messages WHERE mailbox = ? AND uid IN (%s) ORDER BY uid"
-                % (columns, ",".join("?" * len(chunk))), (self._id, *chunk)).fetchall())
-        return rows
-
-    def messages(self, uids, headers=True):
-        return [_info(row, headers) for row in self._select(_infoColumns(headers), uids)]
-
     def keywords(self):
         # Read whole once, then only the rows changed since (by modseq): a
         # keyword taken off every message stays in the answer, which the
@@ -262,28 +223,6 @@ class Mailbox(MailboxChanges):
         return self._conn.execute(
             "SELECT uid, modseq FROM messages WHERE mailbox = ? AND (%s) ORDER BY uid LIMIT ?" % (condition,),
             (self._id, *params, -1 if limit is None else limit)).fetchall()
-
-    def locatedMessages(self, uids, headers=True):
-        """
-        L{messages}, with where each message's file was when read: for
-        FETCH, whose renderers open many of the messages, one query for all
-        rather than one per message opened.
-
-        @return: C{(infos, {uid: location})}, a location to give
-            L{openMessage} (which looks again when the file has moved since).
-        """
-        columns = _infoColumns(headers)
-        width = columns.count(",") + 1
-        rows = self._select(columns + ", subdir, filename, crlf, base", uids)
-        if not rows:
-            return [], {}
-        path = self._path()
-        infos, locations = [], {}
-        for row in rows:
-            info = _info(row[:width], headers)
-            infos.append(info)
-            locations[info.uid] = (path, *row[width:])
-        return infos, locations
 
     def openMessage(self, uid, location=None):
         """
