@@ -188,3 +188,89 @@ class MailboxChangesSinceTests(unittest.TestCase):
         self.assertEqual([c[0] for c in changed], uids[:3])
         self.assertIsNotNone(self.inbox._changeLog.end)
         self.assertEqual(self.inbox._changeLog.end, highest)
+
+
+class UidStateFromTheLogTests(unittest.TestCase):
+    """
+    L{Mailbox.uidState} brings its UIDs up to date from the change log when
+    it can, and gives what the index says.
+    """
+
+    def setUp(self):
+        path = self.mktemp()
+        self.store = MailStore(path, useInotify=False)
+        self.addCleanup(self.store.close)
+        self.other = MailStore(path, useInotify=False)
+        self.addCleanup(self.other.close)
+        self.inbox = self.store.getMailbox("INBOX")
+        self.statements = []
+        self.store._ownConn.set_trace_callback(self.statements.append)
+        self.addCleanup(self.store._ownConn.set_trace_callback, None)
+
+    def fromIndex(self, mailbox):
+        return tuple(row[0] for row in self.store._ownConn.execute(
+            "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (mailbox._id,)))
+
+    def test_noStatementOfItsOwn(self):
+        """
+        After the log read the commits (as every session's changesSince
+        makes it), the UIDs take no statement: no expunged UIDs, new UIDs
+        or count read again.
+        """
+        uids = [self.inbox.appendMessage(MESSAGE) for _ in range(3)]
+        self.inbox.changesSince(self.inbox.highestModSeq())
+        self.inbox.uidState()
+        elsewhere = self.other.getMailbox("INBOX")
+        added = elsewhere.appendMessage(MESSAGE)
+        elsewhere.setFlags([uids[1]], ["\\Deleted"], "+")
+        elsewhere.expunge()
+        self.inbox.changesSince(self.inbox.highestModSeq() - 3)
+        del self.statements[:]
+        _modseq, _uidNext, now = self.inbox.uidState()
+        self.assertEqual([s for s in self.statements if "uid" in s], [])
+        self.assertEqual(now, (uids[0], uids[2], added))
+        self.assertEqual(now, self.fromIndex(self.inbox))
+
+    def test_droppedWholesale(self):
+        """
+        A mailbox deleted while it has children loses its messages with no
+        C{expunged} rows: the log cannot tell, and the index is read.
+        """
+        self.store.createMailbox("Box")
+        self.store.createMailbox("Box/Child")
+        box = self.store.getMailbox("Box")
+        for _ in range(3):
+            box.appendMessage(MESSAGE)
+        box.changesSince(box.highestModSeq())
+        self.assertEqual(len(box.uidState()[2]), 3)
+        self.other.deleteMailbox("Box")
+        box.changesSince(box.highestModSeq() - 1)
+        self.assertEqual(box.uidState()[2], ())
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["append", "expunge", "flag", "log"]), st.booleans(),
+                              st.integers(0, 7)), max_size=30))
+    def test_answersAsTheIndex(self, steps):
+        path = self.mktemp()
+        stores = [MailStore(path, useInotify=False), MailStore(path, useInotify=False)]
+        try:
+            inbox = stores[0].getMailbox("INBOX")
+            uids = [inbox.appendMessage(MESSAGE) for _ in range(3)]
+            inbox.uidState()
+            for action, here, n in steps:
+                mailbox = stores[0 if here else 1].getMailbox("INBOX")
+                if action == "append":
+                    uids.append(mailbox.appendMessage(MESSAGE))
+                elif action == "flag" and uids:
+                    mailbox.setFlags([uids[n % len(uids)]], ["\\Seen"], "+")
+                elif action == "expunge" and uids:
+                    mailbox.setFlags([uids[n % len(uids)]], ["\\Deleted"], "+")
+                    mailbox.expunge()
+                elif action == "log":
+                    inbox.changesSince(max(1, inbox.highestModSeq() - n))
+                expected = tuple(row[0] for row in stores[0]._ownConn.execute(
+                    "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (inbox._id,)))
+                self.assertEqual(inbox.uidState()[2], expected)
+        finally:
+            for store in stores:
+                store.close()

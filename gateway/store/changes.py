@@ -88,12 +88,18 @@ class MailboxChanges:
         # not read every row again.  UIDNEXT is read in the same transaction
         # (another process's APPEND may commit between two transactions).
         # One read of the row tells whether the tuple still holds, without
-        # the three statements of a transaction.
+        # the three statements of a transaction; when it does not, the
+        # change log (which the sessions' changesSince keeps reading) often
+        # tells what changed without a statement.
         cached = self._uidCache
-        if cached is not None and not self._conn.in_transaction \
-                and cached[0] == self._row("uidvalidity, highestmodseq, uidnext"):
-            version = cached[0]
-            return version[1], version[2], cached[1]
+        if cached is not None and not self._conn.in_transaction:
+            version = self._row("uidvalidity, highestmodseq, uidnext")
+            if cached[0] == version:
+                return version[1], version[2], cached[1]
+            uids = self._uidsFromLog(cached, version)
+            if uids is not None:
+                self._uidCache = (version, uids)
+                return version[1], version[2], uids
         with index.snapshot(self._conn):
             version = self._row("uidvalidity, highestmodseq, uidnext")
             cached = self._uidCache
@@ -104,6 +110,33 @@ class MailboxChanges:
                         "SELECT uid FROM messages WHERE mailbox = ? ORDER BY uid", (self._id,)))
                 self._uidCache = (version, uids)
         return version[1], version[2], self._uidCache[1]
+
+    def _uidsFromLog(self, cached, version):
+        """
+        The UIDs at C{version} from those kept at an earlier one and the
+        change log (in the reactor thread, outside a transaction): what
+        L{_uidsAfter} reads, without a statement when the log already read
+        the commits since.  A message added since has a UID from the kept
+        UIDNEXT on and a change above the kept modseq, so the log has it,
+        or its expunge.  C{None} when the log cannot tell, or the mailbox
+        is unselectable (its messages dropped wholesale, which the log does
+        not see).
+        """
+        (validity, modseq, uidNext), uids = cached
+        if threading.get_ident() != self._store._ownerThread or version[0] != validity \
+                or version[1] < modseq or not self._row("selectable")[0]:
+            return None
+        changes = self._changeLog.since(modseq, validity, version[1], self._changesAfter)
+        if changes is None or changes[2] != version[1]:
+            return None
+        expunged, changed, _highest = changes
+        if expunged:
+            gone = set(expunged)
+            uids = tuple(uid for uid in uids if uid not in gone)
+        added = tuple(info.uid for info in changed if info.uid >= uidNext)
+        if any(uid >= version[2] for uid in added):
+            return None
+        return uids + added
 
     def _uidsAfter(self, cached, version):
         """
