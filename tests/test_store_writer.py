@@ -162,47 +162,6 @@ class IndexWriterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual((yield gatherResults(writes)), [1, 2])
 
     @inlineCallbacks
-    def test_beforeStartsWhenSubmitted(self):
-        """
-        A write's C{before} starts as it is submitted, while the writer is
-        still busy with the group before: it is done by the time the write's
-        group takes the lock.
-        """
-        started, release = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def blocking(conn, group):
-            started.set()
-            release.wait(10)
-        held = self.writer.submit(blocking)
-        started.wait(10)
-        ran = threading.Event()
-        write = self.writer.submit(self.setUsage(3), before=ran.set)
-        self.assertTrue(ran.wait(10))
-        self.assertFalse(held.called)
-        release.set()
-        yield held
-        self.assertEqual((yield write), 3)
-
-    @inlineCallbacks
-    def test_releasedDoesNotHoldTheNextGroup(self):
-        """
-        What a group leaves for after the lock (L{writer.WriteGroup.afterRelease})
-        runs beside the writer: the next group commits while it still runs.
-        """
-        release, done = threading.Event(), threading.Event()
-        self.addCleanup(release.set)
-
-        def slowCleanUp():
-            release.wait(10)
-            done.set()
-        yield self.writer.submit(lambda conn, group: group.afterRelease(slowCleanUp))
-        self.assertEqual((yield self.writer.submit(self.setUsage(4))), 4)
-        self.assertFalse(done.is_set())
-        release.set()
-        self.assertTrue(done.wait(10))
-
-    @inlineCallbacks
     def test_failingWriteUndoesOnlyItself(self):
         """A write that raises fails its own Deferred and undoes its own changes; the group commits."""
         release = threading.Event()
@@ -380,8 +339,8 @@ class AppendLaterTests(StoreTestMixin, unittest.TestCase):
     def test_smallWrittenHereSyncedByTheWriter(self):
         """
         A small append is written into tmp/ by the calling thread, not the
-        thread pool, and fsync'd by the writer's helper thread before it is
-        moved in; a large one is still written and fsync'd in the pool.
+        thread pool, and fsync'd by the writer before it is moved in; a
+        large one is still written and fsync'd in the pool.
         """
         store = self.makeStore(reactor=reactor)
         inbox = store.getMailbox("INBOX")
@@ -393,9 +352,8 @@ class AppendLaterTests(StoreTestMixin, unittest.TestCase):
             return realPool(f, *args)
 
         def sync(path):
-            # Still in tmp/, and in the writer's helper thread.
-            synced.append((os.path.basename(os.path.dirname(path)),
-                           threading.current_thread().name.startswith("index-writer-helper")))
+            # Still in tmp/, and in the writer's thread.
+            synced.append((os.path.basename(os.path.dirname(path)), threading.current_thread() is store._writer._thread))
             realSync(path)
         self.patch(store, "_deferToThread", pool)
         self.patch(maildir, "fsyncFile", sync)

@@ -25,9 +25,7 @@ L{WriteGroup.onReactor}.
 """
 
 import collections
-import concurrent.futures
 import fcntl
-import functools
 import os
 import threading
 import time
@@ -75,11 +73,11 @@ class WriteGroup:
 
     def afterRelease(self, f, *args):
         """
-        Call C{f(*args)} in a helper thread once the group committed and
+        Call C{f(*args)} in the writing thread once the group committed and
         the writers' lock (L{index.WRITERS_LOCK_SUFFIX}) is let go, after the write's
         L{Deferred} was given to the reactor (dropped if the write fails):
-        clean-up that neither the reply, the other writers nor the next
-        group wait for, such as unlinking the files of expunged messages.
+        clean-up that neither the reply nor the other writers wait for,
+        such as unlinking the files of expunged messages.
         """
         self._actions.released.append((f, args))
 
@@ -151,26 +149,6 @@ def runNow(conn, write, holder=None):
     return result
 
 
-#: The threads that run, for every writer of the process, a write's
-#: C{before} from the moment it is submitted, and what a group leaves for
-#: after the writers' lock (L{WriteGroup.afterRelease}); made on first use.
-_helpers = None
-_helpersLock = threading.Lock()
-
-
-def _inBackground(call):
-    """
-    Run C{call} in a helper thread.
-
-    @return: its L{concurrent.futures.Future}.
-    """
-    global _helpers
-    with _helpersLock:
-        if _helpers is None:
-            _helpers = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="index-writer-helper")
-    return _helpers.submit(call)
-
-
 class IndexWriter:
     """
     The writer thread of one index file.
@@ -216,12 +194,12 @@ class IndexWriter:
             index's reserve is given up (L{index.makeRoom}) and it runs
             again in a group of such writes.
         @param before: a no-argument callable that waits for the disk (the
-            fsync of a small APPEND's file), started at once in a helper
-            thread; the writer waits for it before it takes the writers'
-            lock for the group, or, for a write submitted while the lock
-            was awaited, before the group's first write, so that the lock
-            is seldom held meanwhile.  C{write} must do it itself when it
-            failed (it is not told).
+            fsync of a small APPEND's file), run by this thread before it
+            takes the writers' lock for the group, at the same time as the
+            group's others (L{maildir.runTogether}), so that the lock is
+            not held meanwhile.  A write submitted while the lock is awaited
+            joins the group without it: C{write} must then do it itself,
+            and must when C{before} failed (it is not told).
 
         @return: a L{Deferred} that fires on the reactor thread with what
             C{write} returned once the group committed, or fails with what
@@ -234,8 +212,6 @@ class IndexWriter:
         with self._wake:
             if self._stopping:
                 raise RuntimeError("index writer is closed")
-            if before is not None:
-                before = _inBackground(before)
             self._queue.append([write, d, makesRoom, before])
             self._wake.notify()
         return d
@@ -281,7 +257,7 @@ class IndexWriter:
                     stats.measure("index_write", locked - waited, stage="lock")
                     stats.measure("index_write", time.monotonic() - locked, stage="held")
                 self._reactor.callFromThread(self._fire, outcomes)
-                self._release(outcomes)
+                self._runCommitted(outcomes, "released")
         finally:
             os.close(lock)
             if self._connect is None:
@@ -289,27 +265,27 @@ class IndexWriter:
 
     def _runBefore(self):
         """
-        Wait for the C{before} of the writes queued now (see L{submit}); one
-        that failed is left to its write.
+        Run the C{before} of the writes queued now (see L{submit}), all at
+        once; one that fails is left to its write.
         """
         with self._wake:
-            pending = [item[3] for item in self._queue if item[3] is not None]
-        concurrent.futures.wait(pending)
+            calls = []
+            for item in self._queue:
+                if item[3] is not None:
+                    calls.append(item[3])
+                    item[3] = None
+        if not calls:
+            return
+        try:
+            maildir.runTogether(calls)
+        except Exception:
+            pass  # each write does what failed again, and fails itself
 
     def _commitGroup(self, conn, items, retry=True):
         outcomes = self._writeGroup(conn, items, retry)
         self._runCommitted(outcomes, "committed")
         self._reactor.callFromThread(self._fire, outcomes)
-        self._release(outcomes)
-
-    def _release(self, outcomes):
-        """
-        Run what the committed writes left for after the writers' lock
-        (L{WriteGroup.afterRelease}: unlinking expunged messages' files) in
-        a helper thread: the next group does not wait for it.
-        """
-        if any(actions is not None and actions.released for _d, _result, actions in outcomes):
-            _inBackground(functools.partial(self._runCommitted, outcomes, "released"))
+        self._runCommitted(outcomes, "released")
 
     @staticmethod
     def _runCommitted(outcomes, kind):
@@ -330,9 +306,6 @@ class IndexWriter:
         @return: what L{_fire} takes: a (L{Deferred}, result or L{Failure},
             L{_Actions} or C{None}) per item.
         """
-        # A write submitted while the lock was awaited: its before may
-        # still run (it started when the write was submitted).
-        concurrent.futures.wait([item[3] for item in items if item[3] is not None])
         group = self.current = WriteGroup()
         outcomes = []
         try:
