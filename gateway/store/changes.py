@@ -22,8 +22,8 @@ from twisted.python import log
 from gateway.errors import NoSuchMailbox, isStorageFull
 from gateway.store import index, maildir, scan
 from gateway.store.changelog import ChangeLog
-from gateway.store.messagerows import ROW_COLUMNS, MessageRows
-from gateway.store.records import RowInfo
+from gateway.store.messagerows import MessageRows
+from gateway.store.records import MessageInfo
 
 #: Listeners called per reactor turn when a change is announced.
 _FANOUT_BATCH = 200
@@ -183,17 +183,16 @@ class MailboxChanges:
     def _changesAfter(self, modseq):
         """
         Read in one transaction: C{(HIGHESTMODSEQ, [(uid, modseq)] expunged
-        above C{modseq}, [RowInfo] of the rows changed above it, in UID
-        order)}: each a L{gateway.store.records.MessageInfo} with the whole row.
+        above C{modseq}, [MessageInfo] of the rows changed above it, in UID
+        order)}.
         """
         with index.snapshot(self._conn):
             highest = self._row("highestmodseq")[0]
             expunged = self._conn.execute(
                 "SELECT uid, modseq FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq)).fetchall()
-            # With where each file is, for the kept rows (MessageRows).
-            changed = [RowInfo(row) for row in self._conn.execute(
+            changed = [MessageInfo(*row) for row in self._conn.execute(
                 "SELECT %s FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid"
-                % (ROW_COLUMNS,), (self._id, modseq))]
+                % (index.INFO_COLUMNS,), (self._id, modseq))]
         return highest, expunged, changed
 
     # -- listeners -------------------------------------------------------------

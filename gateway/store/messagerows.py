@@ -16,9 +16,8 @@ L{MessageRows} keeps the rows it read, up to L{MessageRows.LIMIT}, while the
 mailbox has listeners (sessions that have it selected), and before each
 answer brings them up to the mailbox's HIGHESTMODSEQ with the mailbox's
 L{gateway.store.changelog.ChangeLog}, which reads each commit's changes
-once for every session, whole rows: a message changed or added since is
-kept as the log read it, one expunged since is dropped.  That is complete
-because every change to these
+once for every session: a message changed or expunged since is dropped and
+read again when asked for.  That is complete because every change to these
 columns takes a new modseq: a flag change (the file's new name with it), a
 new message, an expunge (an C{expunged} row), another process's change
 found by a rescan.  The one exception is a rescan that finds a file moved
@@ -104,14 +103,6 @@ class MessageRows:
                 result.append(row)
         return result
 
-    @staticmethod
-    def _rowOf(info):
-        """
-        The whole row of a changed message as the change log read it
-        (L{gateway.store.records.RowInfo}), or C{None}.
-        """
-        return getattr(info, "row", None)
-
     def _catchUp(self, mailbox, validity, highest):
         """
         Drop what changed between L{version} and C{highest}; everything
@@ -138,13 +129,7 @@ class MessageRows:
         for uid in expunged:
             kept.pop(uid, None)
         for info in changed:
-            # The log read the whole row (a RowInfo): kept as it is now,
-            # a new message too while there is room.
-            row = self._rowOf(info)
-            if row is None:
-                kept.pop(info.uid, None)
-            elif info.uid in kept or len(kept) < self.LIMIT:
-                kept[info.uid] = row
+            kept.pop(info.uid, None)
         self.version = (validity, end)
 
 

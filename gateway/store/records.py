@@ -98,20 +98,6 @@ class MessageInfo:
         return "<MessageInfo uid=%d flags=%s modseq=%d>" % (self.uid, sorted(self.flags), self.modseq)
 
 
-class RowInfo(MessageInfo):
-    """
-    A L{MessageInfo} read with where its file is: C{row} holds the columns
-    of L{gateway.store.messagerows.ROW_COLUMNS}, which the change log hands
-    to a mailbox's kept rows.
-    """
-
-    __slots__ = ("row",)
-
-    def __init__(self, row):
-        MessageInfo.__init__(self, *row[:6])
-        self.row = row
-
-
 @attr.s(frozen=True)
 class MailboxCounts:
     """
