@@ -167,3 +167,27 @@ def holdWriteLock(testCase, conn, end="ROLLBACK"):
             conn.close()
     testCase.addCleanup(release)
     return release
+
+
+def twoStores(testCase):
+    """
+    Two L{MailStore}s on one new folder, as two worker processes have,
+    without inotify; closed at the test's cleanup.
+    """
+    from gateway.store.mail import MailStore
+    path = testCase.mktemp()
+    stores = []
+    for _ in range(2):
+        store = MailStore(path, useInotify=False)
+        testCase.addCleanup(store.close)
+        stores.append(store)
+    return stores
+
+
+def traceStatements(testCase, store, callback):
+    """
+    Call C{callback} with each statement C{store}'s own connection (the
+    reactor thread's) runs, until the test's cleanup.
+    """
+    store._ownConn.set_trace_callback(callback)
+    testCase.addCleanup(store._ownConn.set_trace_callback, None)

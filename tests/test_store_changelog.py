@@ -10,6 +10,7 @@ from twisted.trial import unittest
 from gateway.store.changelog import ChangeLog
 from gateway.store.mail import MailStore
 from gateway.store.records import MessageInfo
+from tests.support import traceStatements, twoStores
 
 MESSAGE = b"From: a@example.test\r\nSubject: s\r\n\r\nbody\r\n"
 
@@ -197,15 +198,10 @@ class UidStateFromTheLogTests(unittest.TestCase):
     """
 
     def setUp(self):
-        path = self.mktemp()
-        self.store = MailStore(path, useInotify=False)
-        self.addCleanup(self.store.close)
-        self.other = MailStore(path, useInotify=False)
-        self.addCleanup(self.other.close)
+        self.store, self.other = twoStores(self)
         self.inbox = self.store.getMailbox("INBOX")
         self.statements = []
-        self.store._ownConn.set_trace_callback(self.statements.append)
-        self.addCleanup(self.store._ownConn.set_trace_callback, None)
+        traceStatements(self, self.store, self.statements.append)
 
     def fromIndex(self, mailbox):
         return tuple(row[0] for row in self.store._ownConn.execute(

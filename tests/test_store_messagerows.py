@@ -11,6 +11,7 @@ from twisted.trial import unittest
 
 from gateway.store import index, messagerows
 from gateway.store.mail import MailStore
+from tests.support import traceStatements, twoStores
 
 MESSAGE = b"From: a@example.test\r\nSubject: s\r\n\r\nbody %d\r\n"
 
@@ -26,18 +27,13 @@ class KeptRowsTests(unittest.TestCase):
     """
 
     def setUp(self):
-        path = self.mktemp()
-        self.store = MailStore(path, useInotify=False)
-        self.addCleanup(self.store.close)
-        self.other = MailStore(path, useInotify=False)
-        self.addCleanup(self.other.close)
+        self.store, self.other = twoStores(self)
         self.inbox = self.store.getMailbox("INBOX")
         self.uids = [self.inbox.appendMessage(MESSAGE % (n,)) for n in range(5)]
         self.removeListener = self.inbox.addListener(lambda: None)
         self.addCleanup(self.removeListener)
         self.reads = []
-        self.store._ownConn.set_trace_callback(self.traced)
-        self.addCleanup(self.store._ownConn.set_trace_callback, None)
+        traceStatements(self, self.store, self.traced)
 
     def traced(self, statement):
         # Rows read for messages() or locatedMessages(), kept or not.
