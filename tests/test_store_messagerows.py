@@ -3,6 +3,7 @@ Tests for L{gateway.store.messagerows}: the rows of a selected mailbox's
 messages kept in memory, answering as the index would.
 """
 
+import gc
 import os
 
 from hypothesis import given, settings
@@ -129,17 +130,55 @@ class KeptRowsTests(unittest.TestCase):
         self.assertEqual(len(self.inbox._messageRows), 0)
         self.assertEqual(len(self.reads), 3)
 
-    def test_limit(self):
+    def test_largeReadGoesToTheIndex(self):
         """
-        Past L{messagerows.MessageRows.LIMIT} rows, the rest are read each
-        time and answered all the same.
+        A read of more than L{messagerows.MessageRows.LIMIT} messages at once
+        goes to the index as before, with the columns it needs, and keeps
+        nothing.
+        """
+        self.patch(messagerows.MessageRows, "LIMIT", 3)
+        infos = self.inbox.messages(self.uids, headers=False)
+        self.assertEqual([i.uid for i in infos], self.uids)
+        self.assertEqual([i.headers for i in infos], [None] * len(self.uids))
+        self.assertTrue(self.reads[-1].startswith("SELECT uid, flags, internaldate, size, modseq FROM"))
+        self.assertEqual(len(self.inbox._messageRows), 0)
+
+    def test_mailboxLimit(self):
+        """
+        Past L{messagerows.MessageRows.LIMIT} rows kept for the mailbox, the
+        rest are read each time and answered all the same.
         """
         self.patch(messagerows.MessageRows, "LIMIT", 3)
         self.inbox.messages(self.uids[:2])
-        infos = self.inbox.messages(self.uids)
-        self.assertEqual([i.uid for i in infos], self.uids)
+        infos = self.inbox.messages(self.uids[2:])
+        self.assertEqual([i.uid for i in infos], self.uids[2:])
         self.assertEqual(len(self.inbox._messageRows), 2)
-        self.assertEqual(summary(self.inbox.messages(self.uids)), summary(infos))
+        self.assertEqual(summary(self.inbox.messages(self.uids[2:])), summary(infos))
+        self.assertEqual(len(self.reads), 3)
+
+    def test_processBudget(self):
+        """
+        The process keeps at most L{messagerows.MessageRows.BUDGET} rows,
+        and counts out what a mailbox lets go, or a mailbox object dropped
+        with its rows.
+        """
+        start = messagerows.MessageRows.kept
+        self.patch(messagerows.MessageRows, "BUDGET", start + 2)
+        self.inbox.messages(self.uids[:2])
+        self.assertEqual(messagerows.MessageRows.kept, start + 2)
+        self.assertEqual([i.uid for i in self.inbox.messages(self.uids)], self.uids)
+        self.assertEqual(len(self.inbox._messageRows), 2)
+        self.removeListener()
+        self.assertEqual(messagerows.MessageRows.kept, start)
+        rows = messagerows.MessageRows()
+        self.inbox.addListener(lambda: None)
+        self.inbox._messageRows = rows
+        self.inbox.messages(self.uids[:2])
+        self.assertEqual(messagerows.MessageRows.kept, start + 2)
+        self.inbox._messageRows = messagerows.MessageRows()
+        del rows
+        gc.collect()
+        self.assertEqual(messagerows.MessageRows.kept, start)
 
     def test_droppedWholesale(self):
         """

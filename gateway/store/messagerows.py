@@ -12,8 +12,9 @@ steps of SQLite, at each of which the reactor lets go of the interpreter's
 lock and may wait to get it back from the index writer.  Most of the rows
 did not change since the last command read them.
 
-L{MessageRows} keeps the rows it read, up to L{MessageRows.LIMIT}, while the
-mailbox has listeners (sessions that have it selected), and before each
+L{MessageRows} keeps the rows it read, up to L{MessageRows.LIMIT} a mailbox
+and L{MessageRows.BUDGET} a process, while the mailbox has listeners
+(sessions that have it selected), and before each
 answer brings them up to the mailbox's HIGHESTMODSEQ with the mailbox's
 L{gateway.store.changelog.ChangeLog}, which reads each commit's changes
 once for every session: a message changed or expunged since is dropped and
@@ -34,6 +35,7 @@ in the index writer and reads in other threads ask the index.
 """
 
 import threading
+import weakref
 
 from gateway.store import index
 from gateway.store.records import MessageInfo
@@ -56,21 +58,34 @@ class MessageRows:
     L{version}[1] of UIDVALIDITY L{version}[0].
     """
 
-    #: Rows kept at most: a client fetching a larger mailbox whole gets the
-    #: rest read each time, as before.  A row is about a kilobyte with its
-    #: header block.
-    LIMIT = 2000
+    #: Rows kept at most for one mailbox; a read of more messages at once
+    #: (a client's C{FETCH 1:* (FLAGS)} of a large mailbox) goes to the
+    #: index as before, with the columns it needs.
+    LIMIT = 1000
+    #: Rows kept at most by the whole process (a row is a few hundred
+    #: octets to a kilobyte with its header block): past it, a mailbox
+    #: keeps no more until others let theirs go.
+    BUDGET = 20000
+    #: Rows the process keeps now (see L{_count}).
+    kept = 0
 
     def __init__(self):
         self.version = None
+        # One dict for the object's life, so that what it holds when the
+        # object goes (a mailbox dropped with sessions on it) is counted out.
         self._rows = {}
+        weakref.finalize(self, _countOut, self._rows)
 
     def __len__(self):
         return len(self._rows)
 
     def clear(self):
         self.version = None
-        self._rows = {}
+        self._forgetAll()
+
+    def _forgetAll(self):
+        _count(-len(self._rows))
+        self._rows.clear()
 
     def rows(self, mailbox, wanted):
         """
@@ -79,7 +94,7 @@ class MessageRows:
         while there is room).
 
         @param mailbox: the L{gateway.store.mailbox.Mailbox} they are of.
-        @param wanted: ascending C{list} of distinct UIDs.
+        @param wanted: ascending C{list} of distinct UIDs, at most L{LIMIT}.
         """
         state = mailbox._store.mailboxRow(mailbox._id, "uidvalidity, highestmodseq, selectable")
         if state is None or not state[2]:
@@ -91,9 +106,10 @@ class MessageRows:
         if not missing:
             return [kept[uid] for uid in wanted]
         read = mailbox._select(ROW_COLUMNS, missing)
-        if len(kept) + len(read) <= self.LIMIT:
+        if len(kept) + len(read) <= self.LIMIT and MessageRows.kept + len(read) <= self.BUDGET:
             for row in read:
                 kept[row[0]] = row
+            _count(len(read))
             return [kept[uid] for uid in wanted if uid in kept]
         found = {row[0]: row for row in read}
         result = []
@@ -122,16 +138,33 @@ class MessageRows:
             # (it starts keeping changes at the state it is first asked at).
             log.since(highest, validity, highest, mailbox._changesAfter)
             self.version = (validity, highest)
-            self._rows = {}
+            self._forgetAll()
             return
         expunged, changed, end = changes
         kept = self._rows
+        before = len(kept)
         for uid in expunged:
             kept.pop(uid, None)
         for info in changed:
             kept.pop(info.uid, None)
+        _count(len(kept) - before)
         self.version = (validity, end)
 
+
+_countLock = threading.Lock()
+
+
+def _count(change):
+    """
+    Add C{change} to L{MessageRows.kept}: in the reactor thread, and in
+    whichever thread collects a dropped L{MessageRows}.
+    """
+    with _countLock:
+        MessageRows.kept += change
+
+
+def _countOut(rows):
+    _count(-len(rows))
 
 
 def _info(row, headers):
@@ -182,13 +215,14 @@ class MessageReads:
 
         @return: C{(rows, width)}: the location starts at column C{width}.
         """
-        if self._listeners and threading.get_ident() == self._store._ownerThread \
-                and not self._conn.in_transaction:
-            return self._messageRows.rows(self, sorted({int(uid) for uid in uids})), INFO_WIDTH
+        wanted = sorted({int(uid) for uid in uids})
+        if self._listeners and len(wanted) <= MessageRows.LIMIT \
+                and threading.get_ident() == self._store._ownerThread and not self._conn.in_transaction:
+            return self._messageRows.rows(self, wanted), INFO_WIDTH
         columns = index.INFO_COLUMNS if headers else index.INFO_COLUMNS_NO_HEADERS
         if located:
             columns += ", subdir, filename, crlf, base"
-        return self._select(columns, uids), INFO_WIDTH if headers else INFO_WIDTH - 1
+        return self._select(columns, wanted), INFO_WIDTH if headers else INFO_WIDTH - 1
 
     def messages(self, uids, headers=True):
         rows, _width = self._rows(uids, headers, located=False)
