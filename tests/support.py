@@ -13,6 +13,7 @@ from gateway.config import defaultConfig
 from gateway.cred.passwords import hashPassword
 from gateway.directory.filedir import FileDirectory
 from gateway.service import makeContext
+from gateway.store.mail import MailStore
 from gateway.tlscert import makeSelfSigned
 
 PASSWORD = "s3cret pass"
@@ -174,7 +175,6 @@ def twoStores(testCase):
     Two L{MailStore}s on one new folder, as two worker processes have,
     without inotify; closed at the test's cleanup.
     """
-    from gateway.store.mail import MailStore
     path = testCase.mktemp()
     stores = []
     for _ in range(2):

@@ -440,7 +440,7 @@ class Monitor:
         A L{gateway.stats} time observer: record a time another layer
         measured.
         """
-        key = (name, *labels.values())
+        key = (name, *labels.items())
         child = self._eventChildren.get(key)
         if child is None:
             histogram = self.eventTimers.get(name)

@@ -133,10 +133,7 @@ class MailboxChanges:
         if expunged:
             gone = set(expunged)
             uids = tuple(uid for uid in uids if uid not in gone)
-        added = tuple(info.uid for info in changed if info.uid >= uidNext)
-        if any(uid >= version[2] for uid in added):
-            return None
-        return uids + added
+        return uids + tuple(info.uid for info in changed if info.uid >= uidNext)
 
     def _uidsAfter(self, cached, version):
         """
