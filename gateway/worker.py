@@ -7,6 +7,7 @@ delays, connection counts) through the data root, and answers the
 parent's questions (metrics, sessions) on its control pipe.
 """
 
+import gc
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ from gateway import recycle
 from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
 from gateway.memdebug import memoryReportService
-from gateway.memtrim import residentBytes
+from gateway.memtrim import mallocTrim, residentBytes
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
 from gateway.turnwrites import writesAtTurnEnd
 from gateway.workerload import WorkerLoads, shareAccepts
@@ -139,29 +140,39 @@ class WorkerService(GatewayService):
         self._publishing = task.LoopingCall(self.loads.publish)
         self._publishing.clock = context.reactor
         self._acceptAnyway = None
-        #: Its resident memory when it began to serve (L{gateway.recycle}).
+        #: Its resident memory when it began to serve, collected and
+        #: trimmed (L{gateway.recycle}).
         self.baseResident = 0
-        #: Whether it was seen with a connection open (L{openConnections},
-        #: asked every second), since it started.
+        #: Whether it made a connection since it started (set when one is
+        #: built: a session can begin and end between two counts of
+        #: L{openConnections}).
         self.served = False
 
     def openConnections(self):
         """
         How many connections this worker has open (every protocol).
         """
-        count = sum(len(getattr(factory, "protocols", None) or getattr(factory, "sessions", None) or ())
-                    for factory in self.factories.values())
-        if count:
-            self.served = True
-        return count
+        return sum(len(getattr(factory, "protocols", None) or getattr(factory, "sessions", None) or ())
+                   for factory in self.factories.values())
 
     def factory(self, name):
         """
-        As L{GatewayService.factory}, the limits counting every worker's connections.
+        As L{GatewayService.factory}, the limits counting every worker's
+        connections, and every connection built marking the worker as
+        L{served}.
         """
+        made = name in self.factories
         factory = GatewayService.factory(self, name)
-        if isinstance(factory, LimitedFactory) or hasattr(factory, "counts"):
-            factory.counts = self.counts  # FTP counts its own sessions, with the same counts
+        if not made:
+            if isinstance(factory, LimitedFactory) or hasattr(factory, "counts"):
+                factory.counts = self.counts  # FTP counts its own sessions, with the same counts
+            build = factory.buildProtocol
+
+            def buildProtocol(addr):
+                self.served = True
+                return build(addr)
+
+            factory.buildProtocol = buildProtocol
         return factory
 
     def _startLogFile(self, config):
@@ -176,6 +187,11 @@ class WorkerService(GatewayService):
         # Closed connections reach the other workers' view within a second.
         self._publishing.start(1.0)
         self._acceptAnyway = self.context.reactor.callLater(ACCEPT_WAIT, self.accept)
+        # Measured as the idle release leaves a process (collected and
+        # trimmed): measured before, what starting left behind made a
+        # worker trimmed after its sessions look smaller than at its start.
+        gc.collect()
+        mallocTrim()
         self.baseResident = residentBytes()
         self.control.tell("serving")
         log.info("worker {number} serving (pid {pid})", number=self.number, pid=os.getpid())

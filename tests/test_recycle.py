@@ -4,6 +4,7 @@ Tests for L{gateway.recycle}: idle workers whose memory grew are replaced.
 """
 
 import json
+import socket
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -131,6 +132,34 @@ class UsageTests(unittest.TestCase):
         self.assertEqual(answer["answer"]["base"], 70 * MB)
         self.assertIs(answer["answer"]["served"], True)
         self.assertGreater(answer["answer"]["rss"], 0)
+
+
+    def test_shortSessionCounts(self):
+        """
+        A connection counts as served when it is made, not only if it was
+        still open when the worker last counted its connections (once a
+        second): a session shorter than that made the worker look as if it
+        had never served, and it was never replaced.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.address import IPv4Address
+
+        from gateway.workers import listenerKey
+        from tests.test_service import lmtpOnlyConfig
+
+        config = lmtpOnlyConfig(self, "tcp:0:interface=127.0.0.1")
+        held = socket.socket()
+        self.addCleanup(held.close)
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        top = worker.makeWorkerService(config, 1, {listenerKey("lmtp", config["lmtp", "listen"][0]): held.fileno()},
+                                       reactor)
+        self.assertFalse(top.served)
+        protocol = top.factory("lmtp").buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        protocol.makeConnection(StringTransport())
+        protocol.connectionLost(None)
+        self.assertEqual(top.openConnections(), 0)
+        self.assertTrue(top.served)
 
 
 class EndToEndTests(unittest.TestCase):
