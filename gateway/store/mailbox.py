@@ -11,6 +11,7 @@ L{gateway.store.records}.
 
 import os
 import sqlite3
+import string
 
 from twisted.internet.defer import DeferredList, fail, succeed
 from zope.interface import implementer
@@ -626,8 +627,11 @@ class Mailbox(MessageReads, MailboxChanges):
             self._keywordCache = (stamp, {keyword: letter for letter, keyword in byLetter.items()})
         letters = self._keywordCache[1]
         missing = [k for k in dict.fromkeys(keywords) if k not in letters]
-        free = [chr(ord("a") + n) for n in range(26) if chr(ord("a") + n) not in letters.values()]
-        if not missing or not free:
+        if not missing:
+            return letters
+        used = set(letters.values())
+        free = [letter for letter in string.ascii_lowercase if letter not in used]
+        if not free:
             return letters
         letters = dict(letters)
         for keyword, letter in zip(missing, free, strict=False):
