@@ -161,6 +161,44 @@ class OwnChangesTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(other.getMailbox("INBOX").uids(), [uid])
 
     @inlineCallbacks
+    def test_groupRecordsFoldersOnce(self):
+        """
+        The index writer records a mailbox's folder mtimes once for a group
+        of writes, after the last: a store (process) that is not watching
+        needs no scan after them.
+        """
+        from tests.test_store_writer import holdWriter
+
+        yield self.selectAndListen()
+        uids = []
+        for _ in range(2):
+            uids.append((yield self.inbox.appendMessageLater(CRLF_MESSAGE)))
+        recorded = []
+        original = changes.MailboxChanges._recordFoldersNow
+
+        def recording(mailbox, path=None):
+            recorded.append(self.store._writer.inWriter())
+            return original(mailbox, path)
+        self.patch(changes.MailboxChanges, "_recordFoldersNow", recording)
+        groups = self.store._writer.groups
+        release, blocked = holdWriter(self, self.store)
+        writes = [self.inbox.setFlagsLater(uids[:1], ["\\Seen"], "+"),
+                  self.inbox.setFlagsLater(uids[1:], ["$Later"], "+"),
+                  self.inbox.appendMessageLater(LF_MESSAGE)]
+        release.set()
+        yield blocked
+        yield writes[0]
+        yield writes[1]
+        uids.append((yield writes[2]))
+        # The held write's group, then one for the three.
+        self.assertEqual(self.store._writer.groups, groups + 2)
+        self.assertEqual(recorded, [True])
+        other = self.makeStore(self.mailPath)
+        yield other.getMailbox("INBOX").synchronize()
+        self.assertEqual(self.scans, [])
+        self.assertEqual(other.getMailbox("INBOX").uids(), uids)
+
+    @inlineCallbacks
     def test_changesRightAfterSelectLeaveFoldersTrusted(self):
         """
         Changes made as soon as a listener is added to an index in step

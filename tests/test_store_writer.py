@@ -62,6 +62,10 @@ def failingGroup(test, store, submit):
     return gatherResults([blocked, spoiler, d])
 
 
+def _raise(exception):
+    raise exception
+
+
 class IndexWriterTests(StoreTestMixin, unittest.TestCase):
     """
     The writer thread of one index.
@@ -297,6 +301,57 @@ class FollowUpTests(StoreTestMixin, unittest.TestCase):
         yield self.assertFailure(second, OSError)
         self.assertEqual(self.events, [("first", "rolled back", True)])
         self.assertEqual(self.store.usage(), 0)
+
+    @inlineCallbacks
+    def test_beforeCommitOncePerKey(self):
+        """
+        What writes give beforeCommit runs once a key, after the group's
+        last write and inside its transaction, even for a write undone.
+        """
+        release = threading.Event()
+        self.writer.submit(lambda conn, group: release.wait(10))
+
+        def summary(conn, key):
+            self.events.append((key, conn.in_transaction, conn.execute(
+                "SELECT value FROM meta WHERE key = 'usage'").fetchone()[0]))
+            conn.execute("UPDATE meta SET value = value + 100 WHERE key = 'usage'")
+
+        def write(key, value, fail=False):
+            def run(conn, group):
+                group.beforeCommit(key, summary, conn, key)
+                conn.execute("UPDATE meta SET value = value + ? WHERE key = 'usage'", (value,))
+                self.events.append(value)
+                if fail:
+                    raise ValueError()
+            return run
+        writes = [self.writer.submit(write("a", 1)), self.writer.submit(write("b", 2, fail=True)),
+                  self.writer.submit(write("a", 4))]
+        release.set()
+        yield writes[0]
+        yield self.assertFailure(writes[1], ValueError)
+        yield writes[2]
+        self.assertEqual(self.events, [1, 2, 4, ("a", True, 5), ("b", True, 105)])
+        self.assertEqual(self.store.usage(), 205)
+
+    @inlineCallbacks
+    def test_beforeCommitFails(self):
+        """A beforeCommit action that raises fails every write of the group, and nothing is committed."""
+        def spoiling(conn, group):
+            conn.execute("UPDATE meta SET value = 7 WHERE key = 'usage'")
+            group.beforeCommit("x", _raise, OSError("summary"))
+        yield self.assertFailure(self.writer.submit(spoiling), OSError)
+        self.assertEqual(self.store.usage(), 0)
+
+    def test_beforeCommitRunNow(self):
+        """writer.runNow (a reactor without threads) runs the beforeCommit actions too, before its commit."""
+        seen = []
+
+        def write(conn, group):
+            group.beforeCommit("k", lambda: seen.append(conn.in_transaction))
+            group.beforeCommit("k", lambda: seen.append("again"))
+            return 3
+        self.assertEqual(writer.runNow(self.store._conn, write), 3)
+        self.assertEqual(seen, [True])
 
     def test_nestedTransaction(self):
         """index.transaction inside a transaction is a savepoint: undone alone when it raises."""

@@ -292,8 +292,16 @@ class MailboxChanges:
         so in the index (their mtimes, trusted at once: what changes in the
         same clock tick is reported to this process, which applies it).
         Other processes, and this one once it stops watching, then need no
-        scan for this change.
+        scan for this change.  In the index writer this is done once for
+        the group, after its last write (L{gateway.store.writer.WriteGroup.beforeCommit}).
         """
+        group = self._store._currentGroup()
+        if group is not None:
+            group.beforeCommit(("folders", self._id), self._recordFoldersNow, path)
+        else:
+            self._recordFoldersNow(path)
+
+    def _recordFoldersNow(self, path=None):
         if not self._covered or self._events:
             return
         path = path or self._path()

@@ -49,12 +49,33 @@ class WriteGroup:
     def __init__(self):
         self.folders = set()
         self._actions = _Actions()
+        self._summaries = {}
 
     def syncFolder(self, path):
         """
         Have folder C{path} fsync'd before the group commits.
         """
         self.folders.add(path)
+
+    def beforeCommit(self, key, f, *args):
+        """
+        Call C{f(*args)} in the writing thread once the group's writes have
+        run, inside its transaction but outside any write's savepoint,
+        before the folders are synced and the group commits: once for a
+        C{key}, however many writes ask.  For what sums up the group's
+        changes (a mailbox's folder mtimes after all of them); it is called
+        even if the write that asked was undone, so it must hold whatever
+        the group's writes did.  If it raises, the group fails.
+        """
+        self._summaries.setdefault(key, (f, args))
+
+    def _summarize(self):
+        """
+        Call what L{beforeCommit} was given, in the order it was.
+        """
+        summaries, self._summaries = self._summaries, {}
+        for f, args in summaries.values():
+            f(*args)
 
     def afterCommit(self, f, *args):
         """
@@ -135,6 +156,7 @@ def runNow(conn, write, holder=None):
     try:
         with index.transaction(conn):
             result = write(conn, group)
+            group._summarize()
             maildir.fsyncDirectories(group.folders)
     except BaseException:
         _Actions.run(group._startWrite().rolledBack)
@@ -327,6 +349,7 @@ class IndexWriter:
                     else:
                         conn.execute("RELEASE " + index.WRITE_SAVEPOINT)
                         outcomes.append((d, result, group._startWrite()))
+                group._summarize()
                 maildir.fsyncDirectories(group.folders)
         except BaseException as e:
             failure = Failure()
