@@ -51,6 +51,16 @@ def syncFailed(failure, name):
         log.err(failure, "synchronizing mailbox %s failed" % (name,))
 
 
+#: L{MailboxChanges._changesAfter}'s statement: the mailbox's row (kind 0),
+#: its expunged rows (1) and its messages' rows (2) above a modseq, each
+#: padded to the message rows' L{index.INFO_COLUMNS}.
+_CHANGES_AFTER = (
+    "SELECT 0, highestmodseq, NULL, NULL, NULL, NULL, NULL FROM mailboxes WHERE id = ?"
+    " UNION ALL SELECT 1, uid, modseq, NULL, NULL, NULL, NULL FROM expunged WHERE mailbox = ? AND modseq > ?"
+    " UNION ALL SELECT 2, %s FROM messages WHERE mailbox = ? AND modseq > ?"
+    " ORDER BY 1, 2" % (index.INFO_COLUMNS,))
+
+
 class MailboxChanges:
     """
     The change-following half of L{Mailbox}, which provides C{_store},
@@ -179,17 +189,25 @@ class MailboxChanges:
 
     def _changesAfter(self, modseq):
         """
-        Read in one transaction: C{(HIGHESTMODSEQ, [(uid, modseq)] expunged
-        above C{modseq}, [MessageInfo] of the rows changed above it, in UID
-        order)}.
+        Read in one statement (one state of the index): C{(HIGHESTMODSEQ,
+        [(uid, modseq)] expunged above C{modseq}, [MessageInfo] of the rows
+        changed above it, in UID order)}.  The reactor reads this after
+        every commit to a selected mailbox, its own process's or another's;
+        as a transaction of five statements it gave the interpreter's lock
+        away five times, each time perhaps to the index writer.
         """
-        with index.snapshot(self._conn):
-            highest = self._row("highestmodseq")[0]
-            expunged = self._conn.execute(
-                "SELECT uid, modseq FROM expunged WHERE mailbox = ? AND modseq > ?", (self._id, modseq)).fetchall()
-            changed = [MessageInfo(*row) for row in self._conn.execute(
-                "SELECT %s FROM messages WHERE mailbox = ? AND modseq > ? ORDER BY uid"
-                % (index.INFO_COLUMNS,), (self._id, modseq))]
+        if self._gone:
+            raise NoSuchMailbox("mailbox was deleted")
+        highest, expunged, changed = None, [], []
+        for kind, *row in self._conn.execute(_CHANGES_AFTER, (self._id, self._id, modseq, self._id, modseq)):
+            if kind == 2:
+                changed.append(MessageInfo(*row))
+            elif kind == 1:
+                expunged.append((row[0], row[1]))
+            else:
+                highest = row[0]
+        if highest is None:
+            raise NoSuchMailbox("mailbox was deleted")
         return highest, expunged, changed
 
     # -- listeners -------------------------------------------------------------
