@@ -133,7 +133,6 @@ class UsageTests(unittest.TestCase):
         self.assertIs(answer["answer"]["served"], True)
         self.assertGreater(answer["answer"]["rss"], 0)
 
-
     def test_shortSessionCounts(self):
         """
         A connection counts as served when it is made, not only if it was
