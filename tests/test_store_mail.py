@@ -3,6 +3,7 @@
 Tests for L{gateway.store.mail}: the Maildir + SQLite mail store.
 """
 
+import errno
 import io
 import os
 import shutil
@@ -519,6 +520,33 @@ class MessageTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(self.files(inbox, "tmp"), [])
         self.assertEqual(self.allFiles(store.getMailbox("Drafts")), [])
         self.assertEqual(store.usage(), len(CRLF_MESSAGE))
+
+    def test_committedAppendUnlinksNothing(self):
+        """
+        An APPEND whose file was renamed into place tries no unlink of its
+        temporary name (it would only fail, in the writers' lock); one that
+        failed to rename still removes its temporary file.
+        """
+        removed = []
+        original = maildir.removeQuietly
+
+        def removeQuietly(path):
+            removed.append(path)
+            original(path)
+        self.patch(maildir, "removeQuietly", removeQuietly)
+        self.inbox.appendMessage(CRLF_MESSAGE)
+        self.inbox.appendMessage(io.BytesIO(LF_MESSAGE))
+        self.assertEqual(removed, [])
+        self.assertEqual(self.files(self.inbox, "tmp"), [])
+
+        def rename(source, target):
+            raise OSError(errno.EIO, "rename failed")
+        self.patch(os, "rename", rename)
+        self.assertRaises(OSError, self.inbox.appendMessage, CRLF_MESSAGE)
+        self.assertEqual(len(removed), 1)
+        self.assertEqual(os.path.dirname(removed[0]), os.path.join(self.inbox._path(), "tmp"))
+        self.assertEqual(self.files(self.inbox, "tmp"), [])
+        self.assertEqual(len(self.inbox.uids()), 2)
 
     def test_uidsPersistAcrossReopen(self):
         """UIDs, UIDVALIDITY, UIDNEXT, flags and keywords survive a new MailStore on the same path."""

@@ -368,6 +368,7 @@ class Mailbox(MessageReads, MailboxChanges):
         flags = normalizeFlags(flags)
         path = self._path()
         tmpPath, measure = prepared.path, prepared.measure
+        renamed = False
         try:
             self._checkQuota(measure.rawSize)
             prepared.sync()
@@ -382,6 +383,7 @@ class Mailbox(MessageReads, MailboxChanges):
                 modseq = index.bumpModSeq(self._conn, self._id)
                 self._expect((subdir, name))
                 os.rename(tmpPath, target)
+                renamed = True
                 group = self._store._currentGroup()
                 if group is not None:
                     # The group's commit may still fail.
@@ -403,7 +405,10 @@ class Mailbox(MessageReads, MailboxChanges):
                     maildir.removeQuietly(target)
                     raise
         finally:
-            maildir.removeQuietly(tmpPath)
+            if not renamed:
+                # Renamed, it is gone from tmp/: an unlink would only fail
+                # (a system call in the writers' lock, each APPEND).
+                maildir.removeQuietly(tmpPath)
         self._changed()
         self._store._added(self, [uid])
         return uid
