@@ -492,3 +492,70 @@ class DeletedMeanwhileTests(StoreTestMixin, unittest.TestCase):
         self.patch(scan.maildir, "isMaildir", seenThenMoved)
         self.assertFalse(scan.scanMailbox(store._conn, mailboxId, path))
         self.assertFalse(os.path.exists(path))
+
+
+class AfterBootTests(StoreTestMixin, unittest.TestCase):
+    """
+    A power cut between a write group's COMMIT and its folders' fsync can
+    leave the index saying what a folder does not hold, next to recorded
+    folder mtimes that match it: the first open of the index after the
+    machine started has each mailbox's folders listed again.
+    """
+
+    timeout = 20
+
+    def setUp(self):
+        if scan.bootId() is None:
+            raise unittest.SkipTest("no boot identifier here (Linux's %s)" % (scan.BOOT_ID_PATH,))
+
+    def lostRename(self):
+        """
+        Leave the state such a power cut can: the index has messages 1 and
+        2, message 2's file is not in the folder, and the index trusts the
+        folders' mtimes as they are.
+        """
+        store = self.makeStore(reactor=reactor)
+        inbox = store.getMailbox("INBOX")
+        inbox.appendMessage(CRLF_MESSAGE)
+        inbox.appendMessage(LF_MESSAGE)
+        path = inbox._path()
+        subdir, filename = store._conn.execute(
+            "SELECT subdir, filename FROM messages WHERE uid = 2").fetchone()
+        os.unlink(os.path.join(path, subdir, filename))
+        new, cur = (scan.folderMtime(os.path.join(path, sub)) for sub in ("new", "cur"))
+        with index.transaction(store._conn):
+            store._conn.execute(
+                "UPDATE mailboxes SET newmtime = ?, newsynced = ?, curmtime = ?, cursynced = ? WHERE name = 'INBOX'",
+                (new, new + scan.DIRTY_WINDOW_NS, cur, cur + scan.DIRTY_WINDOW_NS))
+        store.close()
+        return path
+
+    @inlineCallbacks
+    def test_sameBootTrustsFolders(self):
+        """
+        In the same boot the recorded mtimes are trusted: the index keeps
+        the message whose file is gone (what the check below guards against).
+        """
+        self.lostRename()
+        inbox = self.makeStore(self.mailPath, reactor=reactor).getMailbox("INBOX")
+        yield inbox.synchronize()
+        self.assertEqual(inbox.uids(), [1, 2])
+
+    @inlineCallbacks
+    def test_newBootListsFolders(self):
+        """
+        Opened in a new boot, the index lists the folders: the message whose
+        file is gone is expunged, and the boot is recorded, once.
+        """
+        self.lostRename()
+        conn = index.connect(os.path.join(self.mailPath, maildir.INDEX_NAME))
+        self.addCleanup(conn.close)
+        with index.transaction(conn):
+            conn.execute("UPDATE meta SET value = 'an earlier boot' WHERE key = ?", (scan.BOOT_KEY,))
+        store = self.makeStore(self.mailPath, reactor=reactor)
+        self.assertEqual(conn.execute("SELECT value FROM meta WHERE key = ?", (scan.BOOT_KEY,)).fetchone()[0],
+                         scan.bootId())
+        self.assertFalse(scan.distrustFoldersAfterBoot(conn))
+        inbox = store.getMailbox("INBOX")
+        yield inbox.synchronize()
+        self.assertEqual(inbox.uids(), [1])

@@ -199,6 +199,7 @@ class MailStore(MailboxManagement):
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
         journal.recoverJournals(self._conn, self.path)
+        scan.distrustFoldersAfterBoot(self._conn)
         self._recovered = set()
         for mailboxId, name in self._conn.execute("SELECT id, name FROM mailboxes WHERE selectable").fetchall():
             self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))

@@ -98,6 +98,57 @@ def readDovecotKeywords(path):
 # Reconciling the index with the Maildir
 
 
+#: Where Linux says which boot the machine is in (a new value each start).
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+#: The C{meta} key of the boot in which the index was last opened.
+BOOT_KEY = "boot"
+
+
+def bootId():
+    """
+    @return: the running boot's identifier, or C{None} where there is none.
+    """
+    try:
+        with open(BOOT_ID_PATH, encoding="ascii") as f:
+            return f.read().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def distrustFoldersAfterBoot(conn, boot=None):
+    """
+    The first time the index is opened since the machine started: mark
+    every mailbox's recorded folder mtimes as not to be trusted, so that
+    the first look at each mailbox lists its folders (L{dirtyDirectories}).
+
+    A write group's folders are fsync'd after its C{COMMIT}, once the
+    writers' lock is let go (L{gateway.store.writer}): a power cut in
+    between can leave a committed index that says what a folder does not
+    hold (a message whose file never reached C{new/}, a flag change whose
+    rename was lost, an expunged file still in C{cur/}), next to recorded
+    mtimes that match the folder when its previous change came in the same
+    clock tick.  A listing then reconciles them.  A process that is killed
+    loses nothing the kernel was given, so only a new boot needs it.
+
+    @param boot: the running boot (L{bootId} by default).
+    @return: whether the folders were marked.
+    """
+    boot = bootId() if boot is None else boot
+    if boot is None:
+        return False
+    known = "SELECT value FROM meta WHERE key = ?"
+    row = conn.execute(known, (BOOT_KEY,)).fetchone()
+    if row is not None and row[0] == boot:
+        return False
+    with index.writersTurn(conn), index.transaction(conn):
+        row = conn.execute(known, (BOOT_KEY,)).fetchone()
+        if row is not None and row[0] == boot:
+            return False  # another process did it meanwhile
+        conn.execute("UPDATE mailboxes SET newsynced = newmtime, cursynced = curmtime")
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (BOOT_KEY, boot))
+    return True
+
+
 def folderMtime(path):
     """
     @return: the mtime of folder C{path} in nanoseconds, or C{None}.
