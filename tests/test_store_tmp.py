@@ -16,6 +16,7 @@ from twisted.trial import unittest
 from gateway.errors import StoreError
 from gateway.store import index, maildir, scan, transfer
 from tests.test_store_mail import CRLF_MESSAGE, StoreTestMixin
+from tests.test_store_writer import failingGroup
 
 OLD = datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
 
@@ -329,17 +330,37 @@ class ExpungeAsideTests(StoreTestMixin, unittest.TestCase):
     def test_rolledBack(self):
         """An expunge whose group cannot commit leaves each file where it was, under its name."""
         before = self.allFiles(self.inbox)
-
-        def failingSync(paths):
-            raise OSError(5, "I/O error")
-        self.patch(maildir, "fsyncDirectories", failingSync)
-        d = self.assertFailure(self.inbox.expungeLater(), OSError)
+        d = failingGroup(self, self.store, self.inbox.expungeLater)
 
         def failed(_):
             self.assertEqual(self.allFiles(self.inbox), before)
             self.assertEqual(os.listdir(self.tmp), [])
             self.assertEqual(self.inbox.uids(), [1, 2, 3])
         return d.addCallback(failed)
+
+    def test_foldersNotSynced(self):
+        """
+        An expunge whose group committed but whose folder could not be
+        synced fails (its client is not told it is durable), but it is
+        done: the messages are gone from the index and their files from
+        the folders.
+        """
+        def failingSync(paths):
+            raise OSError(5, "I/O error")
+        self.patch(maildir, "fsyncDirectories", failingSync)
+        d = self.assertFailure(self.inbox.expungeLater(), OSError)
+
+        def failed(_):
+            self.flushLoggedErrors(OSError)
+            self.assertEqual(self.inbox.uids(), [1])
+            self.assertEqual(len(self.allFiles(self.inbox)), 1)
+            # The set-aside files are unlinked after the group, as usual.
+            return self.inbox.setFlagsLater([1], ["\\Seen"], "+").addErrback(lambda f: f.trap(OSError))
+
+        def cleaned(_):
+            self.flushLoggedErrors(OSError)
+            self.assertEqual(os.listdir(self.tmp), [])
+        return d.addCallback(failed).addCallback(cleaned)
 
     def crashedAside(self, uid):
         """

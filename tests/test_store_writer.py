@@ -48,14 +48,15 @@ def holdWriter(test, store, seconds=30):
 def failingGroup(test, store, submit):
     """
     Run C{submit()} (a write of C{store}) in a group whose commit fails
-    after the write ran: another write of the group asks for the fsync of
-    a folder that is not there.
+    after the write ran: another write of the group gives the group a
+    summary that raises (L{writer.WriteGroup.beforeCommit}).
 
     @return: a Deferred firing once the group ended.
     """
     release, blocked = holdWriter(test, store, 10)
     d = submit()
-    spoiler = store._write(lambda conn, group: group.syncFolder(os.path.join(store.path, "missing")))
+    spoiler = store._write(lambda conn, group: group.beforeCommit(
+        "spoiler", _raise, FileNotFoundError(2, "the group cannot commit")))
     release.set()
     test.assertFailure(spoiler, FileNotFoundError)
     test.assertFailure(d, FileNotFoundError)
@@ -283,9 +284,32 @@ class FollowUpTests(StoreTestMixin, unittest.TestCase):
 
     @inlineCallbacks
     def test_failedGroup(self):
-        """When the group cannot be made durable, every write fails and their ifRolledBack actions run."""
+        """When the group cannot commit, every write fails and their ifRolledBack actions run."""
+        release = threading.Event()
+        blocking = self.writer.submit(lambda conn, group: release.wait(10))
+        first = self.writer.submit(self.registering("first"))
+
+        def spoiler(conn, group):
+            conn.execute("UPDATE meta SET value = 5 WHERE key = 'usage'")
+            group.beforeCommit("spoiler", _raise, OSError(5, "no commit"))
+        second = self.writer.submit(spoiler)
+        release.set()
+        yield self.assertFailure(blocking, OSError)
+        yield self.assertFailure(first, OSError)
+        yield self.assertFailure(second, OSError)
+        self.assertEqual(self.events, [("first", "rolled back", True)])
+        self.assertEqual(self.store.usage(), 0)
+
+    @inlineCallbacks
+    def test_foldersNotSynced(self):
+        """
+        When the group committed but its folders cannot be synced, every
+        write of the group fails with the error (nobody is told the change
+        is durable), while what follows a commit still runs: the change is
+        in the index.
+        """
         def failingSync(path):
-            raise OSError("no fsync")
+            raise OSError(5, "no fsync")
         self.patch(writer.maildir, "fsyncDirectory", failingSync)
         release = threading.Event()
         blocking = self.writer.submit(lambda conn, group: release.wait(10))
@@ -298,9 +322,72 @@ class FollowUpTests(StoreTestMixin, unittest.TestCase):
         release.set()
         yield self.assertFailure(blocking, OSError)
         yield self.assertFailure(first, OSError)
-        yield self.assertFailure(second, OSError)
-        self.assertEqual(self.events, [("first", "rolled back", True)])
-        self.assertEqual(self.store.usage(), 0)
+        error = yield self.assertFailure(second, OSError)
+        self.assertEqual(error.errno, 5)
+        self.assertEqual(self.events, [("first", "committed", True), ("first", "reactor", False)])
+        self.assertEqual(self.store.usage(), 5)
+        self.flushLoggedErrors(OSError)
+
+    @inlineCallbacks
+    def test_foldersSyncedOutsideTheLock(self):
+        """
+        A group's folders are fsync'd after its commit, with the writers'
+        lock let go (another process's writer may write meanwhile), and
+        before its writes' Deferreds fire.
+        """
+        seen = []
+        original = writer.maildir.fsyncDirectories
+
+        def fsyncDirectories(paths):
+            if paths:
+                other = index.connect(self.store.indexPath)
+                try:
+                    usage = other.execute("SELECT value FROM meta WHERE key = 'usage'").fetchone()[0]
+                finally:
+                    other.close()
+                lock = index.openWritersLock(self.store.indexPath)
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+                    free = True
+                except BlockingIOError:
+                    free = False
+                finally:
+                    os.close(lock)
+                seen.append((sorted(paths), usage, free))
+            original(paths)
+        self.patch(writer.maildir, "fsyncDirectories", fsyncDirectories)
+
+        def folder(conn, group):
+            group.syncFolder(self.mailPath)
+            conn.execute("UPDATE meta SET value = 7 WHERE key = 'usage'")
+        d = self.writer.submit(folder)
+        d.addCallback(lambda _: seen.append("fired"))
+        yield d
+        self.assertEqual(seen, [([self.mailPath], 7, True), "fired"])
+
+    def test_runNowSyncsAfterCommit(self):
+        """
+        runNow (a reactor without threads) syncs the folders after the
+        commit; if that fails the write raises, and what follows a commit
+        has run.
+        """
+        conn = index.connect(self.store.indexPath)
+        self.addCleanup(conn.close)
+
+        def failingSync(paths):
+            self.assertFalse(conn.in_transaction)
+            raise OSError(5, "no fsync")
+        self.patch(writer.maildir, "fsyncDirectories", failingSync)
+
+        def write(conn, group):
+            group.syncFolder(self.mailPath)
+            group.afterRelease(self.events.append, "released")
+            group.onReactor(self.events.append, "reactor")
+            conn.execute("UPDATE meta SET value = 3 WHERE key = 'usage'")
+        self.assertRaises(OSError, writer.runNow, conn, write)
+        self.assertEqual(self.events, ["released", "reactor"])
+        self.assertEqual(self.store.usage(), 3)
 
     @inlineCallbacks
     def test_beforeCommitOncePerKey(self):
@@ -515,7 +602,7 @@ class LaterTests(StoreTestMixin, unittest.TestCase):
 class FolderSyncTests(StoreTestMixin, unittest.TestCase):
     """
     STORE and EXPUNGE through the writer make the folders they changed
-    durable before the group commits.
+    durable once the group committed, before their Deferreds fire.
     """
 
     timeout = 30
@@ -531,25 +618,28 @@ class FolderSyncTests(StoreTestMixin, unittest.TestCase):
 
         def fsyncDirectories(paths):
             for path in paths:
-                self.synced.append((path, self.store._writer.inWriter(), self.store._writer.current is not None))
+                self.synced.append((path, self.store._writer.inWriter(), self.store._conn.in_transaction))
             original(paths)
         self.patch(writer.maildir, "fsyncDirectories", fsyncDirectories)
 
     @inlineCallbacks
     def test_store(self):
-        """A flag change that renames a file from new/ into cur/ has both folders fsync'd in the group."""
+        """
+        A flag change that renames a file from new/ into cur/ has both
+        folders fsync'd by the writer, once the group committed.
+        """
         yield self.inbox.setFlagsLater([1], ["\\Seen"], "+")
         folder = self.inbox._path()
-        self.assertEqual(sorted(self.synced), [(os.path.join(folder, "cur"), True, True),
-                                               (os.path.join(folder, "new"), True, True)])
+        self.assertEqual(sorted(self.synced), [(os.path.join(folder, "cur"), True, False),
+                                               (os.path.join(folder, "new"), True, False)])
 
     @inlineCallbacks
     def test_expunge(self):
-        """An expunge has the folder it unlinked from fsync'd in the group."""
+        """An expunge has the folder it unlinked from fsync'd by the writer, once the group committed."""
         yield self.inbox.setFlagsLater([2], ["\\Deleted"], "+")
         del self.synced[:]
         self.assertEqual((yield self.inbox.expungeLater()), [2])
-        self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, True)])
+        self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, False)])
 
     @inlineCallbacks
     def test_expungeOfNothing(self):

@@ -9,14 +9,17 @@ SQLite lock makes the writer thread wait, never the reactor.
 Each write is a function of the writer's connection that runs inside the
 group's transaction, in a savepoint of its own: if it raises, only its own
 changes are undone and only its L{Deferred} fails.  A write's L{Deferred}
-fires (on the reactor thread) after the group's C{COMMIT} returned, that is
-once the change is durable (the index runs with C{synchronous = FULL}): the
-place to send a command's tagged OK.
+fires (on the reactor thread) after the group's C{COMMIT} returned (the
+index runs with C{synchronous = FULL}) and the folders it changed were
+fsync'd, that is once the change is durable: the place to send a command's
+tagged OK.
 
 Folders whose entries a write changed (a file renamed into C{new/}) are
-given to L{WriteGroup.syncFolder}: each is fsync'd once per group, before
-the commit, so an index that says a message exists never outlives its file
-after a power cut.  What must wait for the commit (renaming the staged
+given to L{WriteGroup.syncFolder}: each is fsync'd once per group, after
+the commit and once the writers' lock is let go, so that the other
+workers' writers write meanwhile (docs/durability.md says what a power cut
+between the two can leave: never an acknowledged change lost, never a UID
+given twice).  What must wait for the commit (renaming the staged
 files of a COPY into place, removing a MOVE's journal) is given to
 L{WriteGroup.afterCommit}, what undoes a write's file changes when the
 group's commit fails to L{WriteGroup.ifRolledBack}, and what must run on
@@ -43,7 +46,8 @@ class WriteGroup:
     """
     What the writes of one group share (given to each write).
 
-    @ivar folders: the folders to fsync before the commit.
+    @ivar folders: the folders to fsync once the group committed, before
+        its writes' L{Deferred}s fire.
     """
 
     def __init__(self):
@@ -53,7 +57,8 @@ class WriteGroup:
 
     def syncFolder(self, path):
         """
-        Have folder C{path} fsync'd before the group commits.
+        Have folder C{path} fsync'd once the group committed, before the
+        write's L{Deferred} fires.
         """
         self.folders.add(path)
 
@@ -61,7 +66,7 @@ class WriteGroup:
         """
         Call C{f(*args)} in the writing thread once the group's writes have
         run, inside its transaction but outside any write's savepoint,
-        before the folders are synced and the group commits: once for a
+        before the group commits: once for a
         C{key}, however many writes ask.  For what sums up the group's
         changes (a mailbox's folder mtimes after all of them); it is called
         even if the write that asked was undone, so it must hold whatever
@@ -157,7 +162,6 @@ def runNow(conn, write, holder=None):
         with index.transaction(conn):
             result = write(conn, group)
             group._summarize()
-            maildir.fsyncDirectories(group.folders)
     except BaseException:
         _Actions.run(group._startWrite().rolledBack)
         raise
@@ -166,8 +170,13 @@ def runNow(conn, write, holder=None):
             holder.current = None
     actions = group._startWrite()
     _Actions.run(actions.committed)
-    _Actions.run(actions.released)
-    _Actions.run(actions.reactor)
+    try:
+        maildir.fsyncDirectories(group.folders)
+    finally:
+        # Committed: what follows a commit runs even if the folders could
+        # not be made durable (the write then raises, see L{_syncFolders}).
+        _Actions.run(actions.released)
+        _Actions.run(actions.reactor)
     return result
 
 
@@ -268,7 +277,7 @@ class IndexWriter:
                     with self._wake:
                         items = list(self._queue)
                         self._queue.clear()
-                    outcomes = self._writeGroup(conn, items)
+                    outcomes, folders = self._writeGroup(conn, items)
                     # What waits for the commit (a COPY's staged files put
                     # in place) runs before the lock is let go: the other
                     # worker's writer must not expunge a copy whose file is
@@ -278,6 +287,9 @@ class IndexWriter:
                     fcntl.flock(lock, fcntl.LOCK_UN)
                     stats.measure("index_write", locked - waited, stage="lock")
                     stats.measure("index_write", time.monotonic() - locked, stage="held")
+                # The folders' fsync waits for the disk outside the lock:
+                # the other workers' writers take it meanwhile.
+                outcomes = self._syncFolders(outcomes, folders)
                 self._reactor.callFromThread(self._fire, outcomes)
                 self._runCommitted(outcomes, "released")
         finally:
@@ -304,10 +316,31 @@ class IndexWriter:
             pass  # each write does what failed again, and fails itself
 
     def _commitGroup(self, conn, items, retry=True):
-        outcomes = self._writeGroup(conn, items, retry)
+        outcomes, folders = self._writeGroup(conn, items, retry)
         self._runCommitted(outcomes, "committed")
+        outcomes = self._syncFolders(outcomes, folders)
         self._reactor.callFromThread(self._fire, outcomes)
         self._runCommitted(outcomes, "released")
+
+    @staticmethod
+    def _syncFolders(outcomes, folders):
+        """
+        fsync the C{folders} of a group that committed.  If that fails (an
+        I/O error), the group's changes are in the index but may not
+        survive a power cut: each of its writes fails with the error (its
+        client is not told the change is durable), while what follows a
+        commit still runs (listeners are told, expunged files unlinked).
+
+        @return: C{outcomes}, as L{_fire} then takes them.
+        """
+        try:
+            maildir.fsyncDirectories(folders)
+        except Exception:
+            failure = Failure()
+            log.err(failure, "syncing the folders of a committed index write group")
+            return [(d, outcome if isinstance(outcome, Failure) else failure, actions)
+                    for d, outcome, actions in outcomes]
+        return outcomes
 
     @staticmethod
     def _runCommitted(outcomes, kind):
@@ -323,10 +356,11 @@ class IndexWriter:
     def _writeGroup(self, conn, items, retry=True):
         """
         Write C{items} in one transaction (L{_runCommitted} then runs what
-        waits for the commit).
+        waits for the commit, and L{_syncFolders} syncs the folders).
 
-        @return: what L{_fire} takes: a (L{Deferred}, result or L{Failure},
-            L{_Actions} or C{None}) per item.
+        @return: C{(outcomes, folders)}: what L{_fire} takes, a
+            (L{Deferred}, result or L{Failure}, L{_Actions} or C{None}) per
+            item, and the folders to sync (none if the group failed).
         """
         group = self.current = WriteGroup()
         outcomes = []
@@ -350,7 +384,6 @@ class IndexWriter:
                         conn.execute("RELEASE " + index.WRITE_SAVEPOINT)
                         outcomes.append((d, result, group._startWrite()))
                 group._summarize()
-                maildir.fsyncDirectories(group.folders)
         except BaseException as e:
             failure = Failure()
             for _d, _result, actions in outcomes:
@@ -364,20 +397,23 @@ class IndexWriter:
                 index.keepReserve(indexPath)
                 items = [item for item in items if not item[2]]
             outcomes = [(d, failure, None) for _, d, _makesRoom, _before in items]
+            return outcomes, ()
         else:
             self.groups += 1
             self.written += len(items)
         finally:
             self.current = None
-        return outcomes
+        return outcomes, group.folders
 
     @staticmethod
     def _fire(outcomes):
         for d, outcome, actions in outcomes:
+            if actions is not None:
+                # Committed (even when its folders' sync then failed).
+                _Actions.run(actions.reactor)
             if isinstance(outcome, Failure):
                 d.errback(outcome)
             else:
-                _Actions.run(actions.reactor)
                 d.callback(outcome)
 
 
