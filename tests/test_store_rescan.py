@@ -6,8 +6,10 @@ for another program's change costs work for the names it reports, not for
 the whole mailbox.
 """
 
+import contextlib
 import fcntl
 import os
+import sqlite3
 import sys
 import threading
 
@@ -559,3 +561,27 @@ class AfterBootTests(StoreTestMixin, unittest.TestCase):
         inbox = store.getMailbox("INBOX")
         yield inbox.synchronize()
         self.assertEqual(inbox.uids(), [1])
+
+    def test_fullDiskStillOpens(self):
+        """
+        On a full disk the mark is not written and the store still opens
+        (its user may be opening it to make room); another error is raised.
+        """
+        self.lostRename()
+        conn = index.connect(os.path.join(self.mailPath, maildir.INDEX_NAME))
+        self.addCleanup(conn.close)
+        with index.transaction(conn):
+            conn.execute("UPDATE meta SET value = 'an earlier boot' WHERE key = ?", (scan.BOOT_KEY,))
+        full = sqlite3.OperationalError("database or disk is full")
+        full.sqlite_errorcode = 13  # SQLITE_FULL
+        errors = [full]
+
+        @contextlib.contextmanager
+        def failing(conn):
+            raise errors[0]
+            yield
+        self.patch(scan.index, "transaction", failing)
+        self.assertFalse(scan.distrustFoldersAfterBoot(conn))
+        self.makeStore(self.mailPath, reactor=reactor).getMailbox("INBOX")
+        errors[0] = sqlite3.OperationalError("disk I/O error")
+        self.assertRaises(sqlite3.OperationalError, scan.distrustFoldersAfterBoot, conn)

@@ -109,9 +109,11 @@ def bootId():
     @return: the running boot's identifier, or C{None} where there is none.
     """
     try:
-        with open(BOOT_ID_PATH, encoding="ascii") as f:
-            return f.read().strip() or None
-    except (OSError, ValueError):
+        with open(BOOT_ID_PATH, "rb") as f:
+            # Bytes: a text file's codec is looked up in the standard
+            # library, which a server that gave up root may not read.
+            return f.read().strip().decode("ascii", "replace") or None
+    except OSError:
         return None
 
 
@@ -130,6 +132,10 @@ def distrustFoldersAfterBoot(conn, boot=None):
     clock tick.  A listing then reconciles them.  A process that is killed
     loses nothing the kernel was given, so only a new boot needs it.
 
+    On a full disk nothing is written (opening a mailbox must not need
+    room: its user may be opening it to make some), and the next open tries
+    again.
+
     @param boot: the running boot (L{bootId} by default).
     @return: whether the folders were marked.
     """
@@ -140,12 +146,17 @@ def distrustFoldersAfterBoot(conn, boot=None):
     row = conn.execute(known, (BOOT_KEY,)).fetchone()
     if row is not None and row[0] == boot:
         return False
-    with index.writersTurn(conn), index.transaction(conn):
-        row = conn.execute(known, (BOOT_KEY,)).fetchone()
-        if row is not None and row[0] == boot:
-            return False  # another process did it meanwhile
-        conn.execute("UPDATE mailboxes SET newsynced = newmtime, cursynced = curmtime")
-        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (BOOT_KEY, boot))
+    try:
+        with index.writersTurn(conn), index.transaction(conn):
+            row = conn.execute(known, (BOOT_KEY,)).fetchone()
+            if row is not None and row[0] == boot:
+                return False  # another process did it meanwhile
+            conn.execute("UPDATE mailboxes SET newsynced = newmtime, cursynced = curmtime")
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (BOOT_KEY, boot))
+    except sqlite3.OperationalError as e:
+        if not isStorageFull(e):
+            raise
+        return False
     return True
 
 
