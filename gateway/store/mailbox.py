@@ -693,8 +693,9 @@ class Mailbox(MessageReads, MailboxChanges):
                 changed.append(uid)
                 # As the row now is (without its header block): not read again.
                 changedInfos.append(MessageInfo(uid, newText, internalDate, size, modseq, headers=None))
-            # The new names durable before the commit: a scan after a power
-            # cut must not find the old ones beside the committed flags.
+            # The new names durable before the reply (after the commit,
+            # see gateway.store.writer): a scan after a power cut must not
+            # find the old ones beside acknowledged flags.
             for subdir in sorted(renamedIn):
                 self._store._syncFolder(os.path.join(path, subdir))
             if changed:
@@ -713,8 +714,9 @@ class Mailbox(MessageReads, MailboxChanges):
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
-            # The unlinks durable before the commit: a file back after a
-            # power cut would be scanned in as a new message.
+            # The moves durable before the reply (after the commit, see
+            # gateway.store.writer): a file back after a power cut would be
+            # scanned in as a new message.
             for subdir in sorted({row[1] for row in rows}):
                 self._store._syncFolder(os.path.join(path, subdir))
             self._recordFolders(path)

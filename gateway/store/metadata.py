@@ -445,9 +445,9 @@ def _putBack(target, previous):
 class _Batch:
     """
     What the entries written in one write of an index writer
-    (L{Metadata.setEntriesLater}) leave to do: fsync their folders before
-    the group commits, tell the listeners once it did, or put the entries
-    back if it does not.
+    (L{Metadata.setEntriesLater}) leave to do: fsync their folders once
+    the group committed, tell the listeners, or put the entries back if it
+    does not commit.
 
     @ivar changes: C{[(target, entry names)]} to tell the listeners of.
     """
