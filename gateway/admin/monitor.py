@@ -283,10 +283,11 @@ class Monitor:
         self.eventTimers = {
             "index_write": Histogram(
                 "gateway_index_write_seconds", "The index writer (gateway/store/writer.py), by stage:"
-                " 'durable' from a write's submission to its commit (what a STORE, EXPUNGE, APPEND or"
-                " delivery waits for), per write; 'lock' waiting for the index's lock (another worker's"
-                " group), 'held' the group holding it (its writes, the folders' and the commit's fsync),"
-                " per group.", ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry),
+                " 'durable' from a write's submission until it is durable, its group's commit and"
+                " folders' fsync (what a STORE, EXPUNGE, APPEND or delivery waits for), per write; 'lock'"
+                " waiting for the index's lock (another worker's group), 'held' the group holding it (its"
+                " writes and its commit; the folders' fsync follows), per group.", ["stage"],
+                buckets=LATENCY_BUCKETS, registry=self.registry),
         }
         self.registry.register(_Collector(self))
         self._children = {}
