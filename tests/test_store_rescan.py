@@ -22,6 +22,7 @@ from twisted.trial import unittest
 from gateway.errors import NoSuchMailbox
 from gateway.store import changes, index, maildir, scan
 from gateway.store.watch import sharedINotify
+from tests.test_diskfull import sqliteFull
 from tests.test_store_mail import CRLF_MESSAGE, LF_MESSAGE, StoreTestMixin
 
 
@@ -532,6 +533,18 @@ class AfterBootTests(StoreTestMixin, unittest.TestCase):
         store.close()
         return path
 
+    def openedInAnEarlierBoot(self):
+        """
+        Say in the index that it was last opened in another boot.
+
+        @return: a connection of the test's own to the index.
+        """
+        conn = index.connect(os.path.join(self.mailPath, maildir.INDEX_NAME))
+        self.addCleanup(conn.close)
+        with index.transaction(conn):
+            conn.execute("UPDATE meta SET value = 'an earlier boot' WHERE key = ?", (scan.BOOT_KEY,))
+        return conn
+
     @inlineCallbacks
     def test_sameBootTrustsFolders(self):
         """
@@ -550,10 +563,7 @@ class AfterBootTests(StoreTestMixin, unittest.TestCase):
         file is gone is expunged, and the boot is recorded, once.
         """
         self.lostRename()
-        conn = index.connect(os.path.join(self.mailPath, maildir.INDEX_NAME))
-        self.addCleanup(conn.close)
-        with index.transaction(conn):
-            conn.execute("UPDATE meta SET value = 'an earlier boot' WHERE key = ?", (scan.BOOT_KEY,))
+        conn = self.openedInAnEarlierBoot()
         store = self.makeStore(self.mailPath, reactor=reactor)
         self.assertEqual(conn.execute("SELECT value FROM meta WHERE key = ?", (scan.BOOT_KEY,)).fetchone()[0],
                          scan.bootId())
@@ -568,13 +578,8 @@ class AfterBootTests(StoreTestMixin, unittest.TestCase):
         (its user may be opening it to make room); another error is raised.
         """
         self.lostRename()
-        conn = index.connect(os.path.join(self.mailPath, maildir.INDEX_NAME))
-        self.addCleanup(conn.close)
-        with index.transaction(conn):
-            conn.execute("UPDATE meta SET value = 'an earlier boot' WHERE key = ?", (scan.BOOT_KEY,))
-        full = sqlite3.OperationalError("database or disk is full")
-        full.sqlite_errorcode = 13  # SQLITE_FULL
-        errors = [full]
+        conn = self.openedInAnEarlierBoot()
+        errors = [sqliteFull()]
 
         @contextlib.contextmanager
         def failing(conn):

@@ -441,8 +441,8 @@ class SharedIndex:
         own (the same in memory), in the calling thread, one write at a
         time, as L{writer.runNow} does: the folders C{group} was given are
         fsync'd after the commit (before this returns), what it was given
-        to undo runs if the write does not commit.  A thread other than the reactor's waits
-        here for another process's lock.
+        to undo runs if the write does not commit.  A thread other than the
+        reactor's waits here for another process's lock.
 
         @return: what C{write} returned.
         """
