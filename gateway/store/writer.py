@@ -289,9 +289,7 @@ class IndexWriter:
                     stats.measure("index_write", time.monotonic() - locked, stage="held")
                 # The folders' fsync waits for the disk outside the lock:
                 # the other workers' writers take it meanwhile.
-                outcomes = self._syncFolders(outcomes, folders)
-                self._reactor.callFromThread(self._fire, outcomes)
-                self._runCommitted(outcomes, "released")
+                self._finishGroup(outcomes, folders)
         finally:
             os.close(lock)
             if self._connect is None:
@@ -318,6 +316,14 @@ class IndexWriter:
     def _commitGroup(self, conn, items, retry=True):
         outcomes, folders = self._writeGroup(conn, items, retry)
         self._runCommitted(outcomes, "committed")
+        self._finishGroup(outcomes, folders)
+
+    def _finishGroup(self, outcomes, folders):
+        """
+        What follows a group's commit and its L{WriteGroup.afterCommit}
+        actions: its folders' fsync, its L{Deferred}s fired on the reactor,
+        then its L{WriteGroup.afterRelease} actions.
+        """
         outcomes = self._syncFolders(outcomes, folders)
         self._reactor.callFromThread(self._fire, outcomes)
         self._runCommitted(outcomes, "released")
