@@ -41,7 +41,7 @@ import tarfile
 import time
 
 from gateway.errors import GatewayError
-from gateway.store import index, maildir
+from gateway.store import index, maildir, redo
 
 #: The manifest in each snapshot folder.
 MANIFEST = "backup.json"
@@ -381,6 +381,10 @@ class Backup:
         indexCopy = os.path.join(self.staging, mailRelative, maildir.INDEX_NAME)
         if os.path.exists(os.path.join(mailPath, maildir.INDEX_NAME)):
             copyDatabase(os.path.join(mailPath, maildir.INDEX_NAME), indexCopy)
+            # The files the copy names may not be durable yet (the index
+            # records them instead, gateway.store.redo): a hard link taken
+            # now would keep the inode a replay after a power cut replaces.
+            redo.syncFileSystem(mailPath)
             self._takeIndexedMessages(indexCopy, mailRelative, messages, result["mailboxes"])
         self._takeMailFolders(mailPath, mailRelative, files)
         return result

@@ -42,6 +42,7 @@ from gateway.mapi.folders import folderEntries
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import trimService
 from gateway.rustlstls import RustlsServerEndpoint
+from gateway.store import redo
 from gateway.store.mail import MailStore
 from gateway.store.metadata import Metadata
 from gateway.tlscontext import DomainCertificates, ReloadableTLS
@@ -456,6 +457,9 @@ class GatewayService(service.MultiService):
         if self.logFile is not None:
             self.logFile.stop()
             self.logFile = None
+        # What the index writers left unsynced (gateway.store.redo): made
+        # durable now rather than replayed after the next boot.
+        redo.checkpointer.flush()
         return service.MultiService.stopService(self)
 
     # -- log file --------------------------------------------------------------

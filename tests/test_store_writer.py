@@ -478,32 +478,29 @@ class AppendLaterTests(StoreTestMixin, unittest.TestCase):
         self.assertEqual(store._writer.written, 30)
 
     @inlineCallbacks
-    def test_smallWrittenHereSyncedByTheWriter(self):
+    def test_smallWrittenHereNotSynced(self):
         """
         A small append is written into tmp/ by the calling thread, not the
-        thread pool, and fsync'd by the writer before it is moved in; a
-        large one is still written and fsync'd in the pool.
+        thread pool, and not fsync'd: its octets go into the index with its
+        row (gateway.store.redo); a large one is still written and fsync'd
+        in the pool.
         """
         store = self.makeStore(reactor=reactor)
         inbox = store.getMailbox("INBOX")
         pooled, synced = [], []
-        realPool, realSync = store._deferToThread, maildir.fsyncFile
+        realPool = store._deferToThread
 
         def pool(f, *args):
             pooled.append(len(args[0]))
             return realPool(f, *args)
-
-        def sync(path):
-            # Still in tmp/, and in the writer's thread.
-            synced.append((os.path.basename(os.path.dirname(path)), threading.current_thread() is store._writer._thread))
-            realSync(path)
         self.patch(store, "_deferToThread", pool)
-        self.patch(maildir, "fsyncFile", sync)
+        self.patch(maildir, "fsyncFile", synced.append)
         small = b"Subject: small\r\n\r\nx\r\n"
         large = b"Subject: large\r\n\r\n" + b"y" * mailbox.INLINE_APPEND + b"\r\n"
         uids = yield gatherResults([inbox.appendMessageLater(small), inbox.appendMessageLater(large)])
         self.assertEqual(pooled, [len(large)])
-        self.assertEqual(synced, [("tmp", True)])
+        self.assertEqual(synced, [])
+        self.assertEqual(store._conn.execute("SELECT octets FROM redo").fetchall(), [(small,)])
         self.assertEqual([self.readAll(inbox.openMessage(uid)) for uid in uids], [small, large])
 
     @inlineCallbacks
@@ -601,8 +598,10 @@ class LaterTests(StoreTestMixin, unittest.TestCase):
 
 class FolderSyncTests(StoreTestMixin, unittest.TestCase):
     """
-    STORE and EXPUNGE through the writer make the folders they changed
-    durable once the group committed, before their Deferreds fire.
+    STORE and EXPUNGE through the writer record the files they renamed in
+    the index (gateway.store.redo) and make no folder wait for the disk;
+    run at once (a reactor without threads), they fsync the folders they
+    changed once committed.
     """
 
     timeout = 30
@@ -618,28 +617,45 @@ class FolderSyncTests(StoreTestMixin, unittest.TestCase):
 
         def fsyncDirectories(paths):
             for path in paths:
-                self.synced.append((path, self.store._writer.inWriter(), self.store._conn.in_transaction))
+                self.synced.append((path, self.store._conn.in_transaction))
             original(paths)
         self.patch(writer.maildir, "fsyncDirectories", fsyncDirectories)
 
+    def recorded(self):
+        return [base for base, in self.store._conn.execute("SELECT base FROM redo WHERE octets IS NULL")]
+
     @inlineCallbacks
     def test_store(self):
-        """
-        A flag change that renames a file from new/ into cur/ has both
-        folders fsync'd by the writer, once the group committed.
-        """
+        """A flag change that renames a file from new/ into cur/ records it and syncs no folder."""
+        base = self.store._conn.execute("SELECT base FROM messages WHERE uid = 1").fetchone()[0]
         yield self.inbox.setFlagsLater([1], ["\\Seen"], "+")
-        folder = self.inbox._path()
-        self.assertEqual(sorted(self.synced), [(os.path.join(folder, "cur"), True, False),
-                                               (os.path.join(folder, "new"), True, False)])
+        self.assertEqual(self.synced, [])
+        self.assertEqual(self.recorded(), [base])
 
     @inlineCallbacks
     def test_expunge(self):
-        """An expunge has the folder it unlinked from fsync'd by the writer, once the group committed."""
+        """An expunge records the message it moved out and syncs no folder."""
         yield self.inbox.setFlagsLater([2], ["\\Deleted"], "+")
-        del self.synced[:]
+        base = self.store._conn.execute("SELECT base FROM messages WHERE uid = 2").fetchone()[0]
         self.assertEqual((yield self.inbox.expungeLater()), [2])
-        self.assertEqual(self.synced, [(os.path.join(self.inbox._path(), "cur"), True, False)])
+        self.assertEqual(self.synced, [])
+        self.assertEqual(self.recorded(), [base, base])
+
+    @inlineCallbacks
+    def test_atOnce(self):
+        """
+        Run at once (no index writer), a flag change has both folders
+        fsync'd after the commit, and records nothing.
+        """
+        store = self.makeStore()
+        inbox = store.getMailbox("INBOX")
+        inbox.appendMessage(b"Subject: 1\r\n\r\nx\r\n")
+        self.store = store
+        yield inbox.setFlagsLater([1], ["\\Seen"], "+")
+        folder = inbox._path()
+        self.assertEqual(sorted(self.synced), [(os.path.join(folder, "cur"), False),
+                                               (os.path.join(folder, "new"), False)])
+        self.assertEqual(store._conn.execute("SELECT COUNT(*) FROM redo").fetchone()[0], 0)
 
     @inlineCallbacks
     def test_expungeOfNothing(self):

@@ -180,12 +180,22 @@ def _addStructures(conn):
     addTable(conn)
 
 
+def _addRedo(conn):
+    """
+    Migration 6: the message files the index knows and a power cut could
+    take back, see L{gateway.store.redo}.
+    """
+    from gateway.store.redo import addTable
+    addTable(conn)
+
+
 MIGRATIONS = [
     _createBase,
     _addUserFlags,
     _addProperties,
     _addObjectIds,
     _addStructures,
+    _addRedo,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

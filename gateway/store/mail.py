@@ -53,6 +53,7 @@ from gateway.store import (
     metadata,
     names,
     recent,
+    redo,
     rowcache,
     scan,
     writer,
@@ -199,7 +200,7 @@ class MailStore(MailboxManagement):
         if self._conn.execute("SELECT COUNT(*) FROM mailboxes").fetchone()[0] == 0:
             self._initialize()
         journal.recoverJournals(self._conn, self.path)
-        scan.distrustFoldersAfterBoot(self._conn)
+        scan.distrustFoldersAfterBoot(self._conn, root=self.path)
         self._recovered = set()
         for mailboxId, name in self._conn.execute("SELECT id, name FROM mailboxes WHERE selectable").fetchall():
             self._recoverTemporary(mailboxId, maildir.mailboxPath(self.path, name))
@@ -653,6 +654,11 @@ class MailStore(MailboxManagement):
             # Its connection is the store's own for its thread: the store's
             # methods a write calls read inside the group's transaction.
             self._writer = writer.IndexWriter(self.indexPath, self._reactor, connect=lambda: self._conn)
+            # Rows a process left (killed, or closed before its checkpoint):
+            # what they name was done before they committed.
+            left = redo.newest(self._conn)
+            if left is not None:
+                redo.checkpointer.note(self.indexPath, left)
         return self._writer.submit(write, makesRoom, before)
 
     def _currentGroup(self):
@@ -665,6 +671,18 @@ class MailStore(MailboxManagement):
             return self._writer.current
         if self.current is not None and threading.get_ident() == self._ownerThread:
             return self.current
+        return None
+
+    def _unsyncedGroup(self):
+        """
+        The L{writer.WriteGroup} being written when called from the index
+        writer's thread, else C{None}: a write there may leave the message
+        files it changes unsynced, recorded in the index
+        (L{gateway.store.redo}); elsewhere it syncs them
+        (L{_syncFolder}).
+        """
+        if self._writer is not None and self._writer.inWriter():
+            return self._writer.current
         return None
 
     def _syncFolder(self, path):

@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from gateway.errors import NoSuchMailbox, NoSuchMessage, isStorageFull
 from gateway.interfaces import IMailbox, IStagedDelivery
-from gateway.store import index, maildir, objectid, query, scan, structures, transfer
+from gateway.store import index, maildir, objectid, query, redo, scan, structures, transfer
 from gateway.store.changes import MailboxChanges
 from gateway.store.messagerows import MessageReads
 from gateway.store.records import MailboxCounts, MessageInfo, PreparedMessage, normalizeFlags
@@ -353,7 +353,8 @@ class Mailbox(MessageReads, MailboxChanges):
             tmpPath = maildir.linkTemporary(tmpDir, source)
             return PreparedMessage(tmpPath, measure, structures=structures.compute(source, tmpPath, measure))
         tmpPath, measure = maildir.writeTemporary(tmpDir, source, mtime, sync)
-        return PreparedMessage(tmpPath, measure, mtime, sync, structures.compute(source, tmpPath, measure))
+        octets = None if sync or not isinstance(source, (bytes, bytearray, memoryview)) else bytes(source)
+        return PreparedMessage(tmpPath, measure, mtime, sync, structures.compute(source, tmpPath, measure), octets)
 
     def commitMessage(self, prepared, flags=()):
         """
@@ -369,9 +370,13 @@ class Mailbox(MessageReads, MailboxChanges):
         path = self._path()
         tmpPath, measure = prepared.path, prepared.measure
         renamed = False
+        # In the index writer, a small message's octets go into the index in
+        # place of its file's fsync and its folder's (gateway.store.redo).
+        unsynced = self._store._unsyncedGroup() if prepared.octets is not None else None
         try:
             self._checkQuota(measure.rawSize)
-            prepared.sync()
+            if unsynced is None:
+                prepared.sync()
             mtime = prepared.mtime
             if mtime is None:
                 mtime = os.stat(tmpPath).st_mtime
@@ -389,7 +394,8 @@ class Mailbox(MessageReads, MailboxChanges):
                     # The group's commit may still fail.
                     group.ifRolledBack(maildir.removeQuietly, target)
                 try:
-                    self._store._syncFolder(os.path.join(path, subdir))
+                    if unsynced is None:
+                        self._store._syncFolder(os.path.join(path, subdir))
                     self._conn.execute(
                         "INSERT INTO messages (mailbox, uid, base, subdir, filename, flags, internaldate,"
                         " size, rawsize, crlf, modseq, headers, emailid, threadid)"
@@ -400,6 +406,8 @@ class Mailbox(MessageReads, MailboxChanges):
                     index.addUsage(self._conn, measure.rawSize)
                     if prepared.structures:
                         structures.store(self._conn, self._id, uid, prepared.structures)
+                    if unsynced is not None:
+                        unsynced.noteRedo(redo.record(self._conn, self._id, base, prepared.octets))
                     self._recordFolders(path)
                 except BaseException:
                     maildir.removeQuietly(target)
@@ -421,7 +429,8 @@ class Mailbox(MessageReads, MailboxChanges):
         group with other sessions' writes (L{commitMessageLater}), so the
         reactor never waits for the disk or for another process's lock.
         A message of at most L{INLINE_APPEND} bytes in memory is written
-        here, to the page cache, and fsync'd by the writer.
+        here, to the page cache, and its octets recorded in the index by
+        the writer (L{gateway.store.redo}).
 
         @return: a L{Deferred} firing with the new UID once the message is
             durable (file, folder and index), failing with
@@ -505,7 +514,7 @@ class Mailbox(MessageReads, MailboxChanges):
         @return: a L{Deferred} firing with the new UID once it is durable.
         """
         return self._store._write(lambda conn, group: self.commitMessage(prepared, flags),
-                                  before=None if prepared.synced else prepared.sync)
+                                  before=None if prepared.synced or prepared.octets is not None else prepared.sync)
 
     def setFlagsLater(self, uids, flags, mode, unchangedSince=None):
         """
@@ -656,7 +665,7 @@ class Mailbox(MessageReads, MailboxChanges):
     def _setFlags(self, uids, flags, mode, unchangedSince):
         flags = normalizeFlags(flags)
         changed, failed = [], []
-        renamedIn = set()
+        renamedIn, renamed = set(), []
         with index.transaction(self._conn):
             path = self._path()  # under the write lock: raises if the mailbox is gone
             rows = self._select("uid, base, subdir, filename, flags, modseq, internaldate, size", uids)
@@ -685,6 +694,7 @@ class Mailbox(MessageReads, MailboxChanges):
                         else:
                             os.rename(source, os.path.join(path, newSubdir, newName))
                     renamedIn.update((subdir, newSubdir))
+                    renamed.append(base)
                 newText = index.encodeFlags(new)
                 self._conn.execute(
                     "UPDATE messages SET subdir = ?, filename = ?, flags = ?, modseq = ?"
@@ -693,11 +703,9 @@ class Mailbox(MessageReads, MailboxChanges):
                 changed.append(uid)
                 # As the row now is (without its header block): not read again.
                 changedInfos.append(MessageInfo(uid, newText, internalDate, size, modseq, headers=None))
-            # The new names durable before the reply (after the commit,
-            # see gateway.store.writer): a scan after a power cut must not
-            # find the old ones beside acknowledged flags.
-            for subdir in sorted(renamedIn):
-                self._store._syncFolder(os.path.join(path, subdir))
+            # The new names durable before the reply: a scan after a power
+            # cut must not find the old ones beside acknowledged flags.
+            self._syncRenamed(path, renamedIn, renamed)
             if changed:
                 self._recordFolders(path)
         if changed:
@@ -714,14 +722,27 @@ class Mailbox(MessageReads, MailboxChanges):
             if not rows:
                 return []
             self._removeRows(path, rows, index.bumpModSeq(self._conn, self._id))
-            # The moves durable before the reply (after the commit, see
-            # gateway.store.writer): a file back after a power cut would be
-            # scanned in as a new message.
-            for subdir in sorted({row[1] for row in rows}):
-                self._store._syncFolder(os.path.join(path, subdir))
+            # The moves durable before the reply: a file back after a power
+            # cut would be scanned in as a new message.
+            self._syncRenamed(path, {row[1] for row in rows}, [maildir.splitName(row[2])[0] for row in rows])
             self._recordFolders(path)
         self._changed()
         return [row[0] for row in rows]
+
+    def _syncRenamed(self, path, subdirs, bases):
+        """
+        Make durable the renames (or moves aside) of the files of messages
+        C{bases} out of sub-folders C{subdirs} of C{path}: in the index
+        writer, recorded in the index (L{gateway.store.redo}); else by the
+        folders' fsync (L{MailStore._syncFolder}).
+        """
+        group = self._store._unsyncedGroup()
+        if group is not None:
+            if bases:
+                group.noteRedo(redo.recordMany(self._conn, self._id, bases))
+            return
+        for subdir in sorted(subdirs):
+            self._store._syncFolder(os.path.join(path, subdir))
 
     def _removeRows(self, path, rows, modseq, unlink=True):
         """

@@ -45,6 +45,9 @@ class PreparedMessage:
         fsyncs it first (L{gateway.store.maildir.fsyncFile}).
     @ivar structures: C{{name: bytes}} to keep with the message (see
         L{gateway.store.structures}), or C{None}.
+    @ivar octets: the file's content, for a small message written unsynced:
+        committed by the index writer, it is recorded in the index in
+        place of the file's fsync (L{gateway.store.redo}); else C{None}.
     """
 
     path = attr.ib()
@@ -52,6 +55,7 @@ class PreparedMessage:
     mtime = attr.ib(default=None)
     synced = attr.ib(default=True)
     structures = attr.ib(default=None)
+    octets = attr.ib(default=None, repr=False)
 
     def sync(self):
         """

@@ -19,7 +19,7 @@ import sqlite3
 import time
 
 from gateway.errors import NoSuchMailbox, isStorageFull
-from gateway.store import index, journal, maildir, objectid, properties
+from gateway.store import index, journal, maildir, objectid, properties, redo
 
 DIRTY_WINDOW_NS = 2 * 10**9
 #: New files indexed per transaction by L{scanMailbox}.
@@ -117,7 +117,7 @@ def bootId():
         return None
 
 
-def distrustFoldersAfterBoot(conn, boot=None):
+def distrustFoldersAfterBoot(conn, boot=None, root=None):
     """
     The first time the index is opened since the machine started: mark
     every mailbox's recorded folder mtimes as not to be trusted, so that
@@ -136,7 +136,13 @@ def distrustFoldersAfterBoot(conn, boot=None):
     room: its user may be opening it to make some), and the next open tries
     again.
 
+    The message files that the index writer left unsynced, recorded in
+    the index, are then made what the index says (L{redo.replay}), before
+    any listing.
+
     @param boot: the running boot (L{bootId} by default).
+    @param root: the account's C{mail/} folder, for L{redo.replay}; none is
+        made without it.
     @return: whether the folders were marked.
     """
     boot = bootId() if boot is None else boot
@@ -152,6 +158,8 @@ def distrustFoldersAfterBoot(conn, boot=None):
             if row is not None and row[0] == boot:
                 return False  # another process did it meanwhile
             conn.execute("UPDATE mailboxes SET newsynced = newmtime, cursynced = curmtime")
+            if root is not None:
+                redo.replay(conn, root)
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (BOOT_KEY, boot))
     except sqlite3.OperationalError as e:
         if not isStorageFull(e):

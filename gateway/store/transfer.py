@@ -5,13 +5,14 @@ after a crash too (L{transfer}), and the steps the index writer runs after
 their commit or when it fails.  Split from L{gateway.store.mailbox}.
 """
 
+import functools
 import os
 import shutil
 
 from twisted.python import log
 
 from gateway.errors import StoreError
-from gateway.store import index, maildir, properties, structures
+from gateway.store import index, maildir, properties, redo, structures
 from gateway.store.journal import writeJournal
 
 
@@ -49,7 +50,14 @@ def transfer(source, uids, destination, move):
         for row in rows:
             base = maildir.newBase(row[3], row[6])
             staged[row[0]] = (base, stage(source, path, row, destinationPath, base))
-        maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
+        # A link shares its source's content, which may not be durable yet
+        # (recorded in the index instead, gateway.store.redo): the copy is
+        # another message, and no replay would write it back.
+        unsynced = redo.unsyncedBases(source._conn, source._id)
+        maildir.runTogether(
+            [functools.partial(maildir.fsyncDirectory, os.path.join(destinationPath, "tmp"))]
+            + [functools.partial(maildir.fsyncFile, staged[row[0]][1]) for row in rows
+               if row[9] in unsynced and staged[row[0]][1] is not None])
         if move:
             journal = writeJournal(source._store.path, [
                 (source._id, row[9], row[1], row[2], destination._id, staged[row[0]][0]) for row in rows])
@@ -74,6 +82,8 @@ def transfer(source, uids, destination, move):
                         if stagedPath is None:
                             raise StoreError(
                                 "message UID %d could not be copied: its file is missing" % (sourceUid,))
+                        if row[9] in unsynced:
+                            maildir.fsyncFile(stagedPath)
                         maildir.fsyncDirectory(os.path.join(destinationPath, "tmp"))
                     newSubdir, name = destination._place(base, index.decodeFlags(flagText), folder=destinationPath)
                     source._conn.execute(

@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 
 from gateway import stats
 from gateway.errors import isStorageFull
-from gateway.store import index, maildir
+from gateway.store import index, maildir, redo
 
 
 class WriteGroup:
@@ -54,6 +54,18 @@ class WriteGroup:
         self.folders = set()
         self._actions = _Actions()
         self._summaries = {}
+        #: The newest row a write of the group recorded in the index's
+        #: C{redo} table (L{gateway.store.redo}), or C{None}.
+        self.redoUpTo = None
+
+    def noteRedo(self, rowId):
+        """
+        A write recorded row C{rowId} in the index's C{redo} table: once
+        the group committed, the process's checkpointer makes its files
+        durable and forgets it (L{gateway.store.redo.Checkpointer}).
+        """
+        if rowId is not None and (self.redoUpTo is None or rowId > self.redoUpTo):
+            self.redoUpTo = rowId
 
     def syncFolder(self, path):
         """
@@ -407,6 +419,8 @@ class IndexWriter:
         else:
             self.groups += 1
             self.written += len(items)
+            if group.redoUpTo is not None:
+                redo.checkpointer.note(self._path, group.redoUpTo)
         finally:
             self.current = None
         return outcomes, group.folders
