@@ -268,6 +268,30 @@ class ReplayTests(RedoMixin, unittest.TestCase):
         self.assertEqual(len(self.rows()), 1)
 
     @inlineCallbacks
+    def test_failureLoggedAndOpens(self):
+        """
+        A file the replay cannot write is logged, and the account opens
+        with the others replayed.
+        """
+        first = yield self.inbox.appendMessageLater(SMALL)
+        second = yield self.inbox.appendMessageLater(CRLF_MESSAGE)
+        paths = [self.fileOf(first), self.fileOf(second)]
+        for path in paths:
+            os.unlink(path)
+        realWrite = maildir.writeTemporary
+
+        def writeTemporary(tmpDir, source, *args):
+            if source == SMALL:
+                raise PermissionError(13, "Permission denied")
+            return realWrite(tmpDir, source, *args)
+        self.patch(maildir, "writeTemporary", writeTemporary)
+        self.reopen()
+        self.assertEqual(len(self.flushLoggedErrors(PermissionError)), 1)
+        self.assertFalse(os.path.exists(paths[0]))
+        self.assertEqual(self.readAll(self.inbox.openMessage(second)), CRLF_MESSAGE)
+        self.assertEqual(self.rows(), [])
+
+    @inlineCallbacks
     def test_deletedMailbox(self):
         """Rows of a mailbox deleted since are dropped."""
         self.store.createMailbox("Gone")

@@ -156,7 +156,13 @@ def replay(conn, root):
             message = conn.execute(
                 "SELECT subdir, filename, internaldate FROM messages WHERE mailbox = ? AND base = ?",
                 (mailboxId, base)).fetchone()
-            folders.update(_restore(path, onDisk.get(base, ()), message, octets))
+            try:
+                folders.update(_restore(path, onDisk.get(base, ()), message, octets))
+            except OSError:
+                # One file that cannot be made right (a permission, an I/O
+                # error) must not keep the account from opening; the
+                # listing that follows then takes the folder as it is.
+                log.failure("Replaying message {base} in {path} failed", base=base, path=path)
     maildir.fsyncDirectories(folders)
     forget(conn, rows[-1][0])
     log.info("Replayed {count} unsynced message files in {root}", count=len(named), root=root)
