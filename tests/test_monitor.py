@@ -137,10 +137,15 @@ class MonitorTests(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_indexWriterTimed(self):
-        """The index writer's times (each write until durable; each group's lock wait and hold) are histograms."""
+        """
+        The index writer's times (each write until durable; each group's
+        lock wait and hold; each checkpoint's sync) are histograms.
+        """
         from gateway import stats
+        from gateway.store import redo
         from gateway.store.mail import MailStore
 
+        self.patch(redo, "checkpointer", redo.Checkpointer(automatic=False))
         monitor = Monitor()
         self.addCleanup(stats.observeTimes(monitor.measureEvent))
         store = MailStore(self.mktemp(), reactor=reactor)
@@ -154,6 +159,9 @@ class MonitorTests(unittest.TestCase):
         self.assertEqual(value(parsed, "gateway_index_write_seconds_count", stage="held"), groups)
         self.assertEqual(value(parsed, "gateway_index_write_seconds_count", stage="lock"), groups)
         self.assertGreater(value(parsed, "gateway_index_write_seconds_sum", stage="durable"), 0)
+        redo.checkpointer.flush()
+        parsed = samples(monitor.renderMetrics())
+        self.assertEqual(value(parsed, "gateway_index_write_seconds_count", stage="checkpoint"), 1)
 
     def test_storeEventsCounted(self):
         """Index rescans (by scope) and free/busy computations, which the store counts through gateway.stats, are counted."""

@@ -286,7 +286,9 @@ class Monitor:
                 " 'durable' from a write's submission until it is durable, its group's commit and"
                 " folders' fsync (what a STORE, EXPUNGE, APPEND or delivery waits for), per write; 'lock'"
                 " waiting for the index's lock (another worker's group), 'held' the group holding it (its"
-                " writes and its commit; the folders' fsync follows), per group.", ["stage"],
+                " writes and its commit; the folders' fsync follows), per group; 'checkpoint' the"
+                " file system's sync that makes the message files the index recorded durable"
+                " (gateway/store/redo.py), about once a second while writes come.", ["stage"],
                 buckets=LATENCY_BUCKETS, registry=self.registry),
         }
         self.registry.register(_Collector(self))

@@ -53,6 +53,7 @@ import os
 import threading
 import time
 
+from gateway import stats
 from gateway.logging import getLogger
 from gateway.store import index, maildir
 
@@ -319,7 +320,9 @@ class Checkpointer:
             try:
                 device = os.stat(folder).st_dev
                 if device not in synced:
+                    started = time.monotonic()
                     syncFileSystem(folder)
+                    stats.measure("index_write", time.monotonic() - started, stage="checkpoint")
                     synced.add(device)
             except FileNotFoundError:
                 continue  # the account is gone
