@@ -590,3 +590,30 @@ class AfterBootTests(StoreTestMixin, unittest.TestCase):
         self.makeStore(self.mailPath, reactor=reactor).getMailbox("INBOX")
         errors[0] = sqlite3.OperationalError("disk I/O error")
         self.assertRaises(sqlite3.OperationalError, scan.distrustFoldersAfterBoot, conn)
+
+
+class FolderGoneTests(StoreTestMixin, unittest.TestCase):
+    """
+    A scan in a pool thread can find a folder gone between its first look
+    and its listing (a DELETE or RENAME renames it aside, and back when its
+    group does not commit).
+    """
+
+    def test_unindexedFolderGone(self):
+        """
+        The first scan of a mailbox whose C{cur/} is gone by the time its
+        mtime is read records nothing (the mailbox stays to be indexed by
+        the next scan), and does not fail.
+        """
+        store = self.makeStore()
+        store.createMailbox("Going")
+        mailboxId = store.getMailbox("Going")._id
+        path = store.getMailbox("Going")._path()
+        with index.transaction(store._conn):
+            store._conn.execute("UPDATE mailboxes SET indexed = 0, curmtime = 7 WHERE id = ?", (mailboxId,))
+        real = scan._stat
+        self.patch(scan, "dirtyDirectories", lambda row, folder: [])
+        self.patch(scan, "_stat", lambda folder: None if folder.endswith("cur") else real(folder))
+        self.assertFalse(scan.scanMailbox(store._conn, mailboxId, path))
+        self.assertEqual(store._conn.execute("SELECT indexed, curmtime FROM mailboxes WHERE id = ?",
+                                             (mailboxId,)).fetchone(), (0, 7))

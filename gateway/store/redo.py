@@ -332,7 +332,8 @@ class Checkpointer:
             try:
                 _forgetIn(indexPath, batch[indexPath])
             except Exception:
-                log.failure("Forgetting synced redo rows of {index} failed", index=indexPath)
+                if os.path.exists(indexPath):  # else the account went meanwhile
+                    log.failure("Forgetting synced redo rows of {index} failed", index=indexPath)
         self.passes += 1
 
 

@@ -239,6 +239,10 @@ def scanMailbox(conn, mailboxId, path, names=None):
             if row[4]:
                 return False
             scan = [(subdir, _stat(os.path.join(path, subdir))) for subdir in ("new", "cur")]
+            if any(mtime is None for _subdir, mtime in scan):
+                # Gone meanwhile (renamed aside by a DELETE or RENAME under
+                # way): still unindexed, the next scan looks again.
+                return False
         subdirs = [subdir for subdir, _ in scan]
     now = time.time_ns()
 
