@@ -433,7 +433,8 @@ class Mailbox(MessageReads, MailboxChanges):
         the writer (L{gateway.store.redo}).
 
         @return: a L{Deferred} firing with the new UID once the message is
-            durable (file, folder and index), failing with
+            durable (its row and octets in the index; or its file, its
+            folder and its row), failing with
             L{gateway.errors.QuotaExceeded} and the like.
         """
         if isinstance(source, (bytes, bytearray, memoryview)):

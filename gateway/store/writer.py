@@ -14,7 +14,11 @@ index runs with C{synchronous = FULL}) and the folders it changed were
 fsync'd, that is once the change is durable: the place to send a command's
 tagged OK.
 
-Folders whose entries a write changed (a file renamed into C{new/}) are
+A write that records its file changes in the index instead (a small
+APPEND, a STORE's renames, an EXPUNGE's moves: L{gateway.store.redo},
+L{WriteGroup.noteRedo}) registers no folder: the C{COMMIT} makes it
+durable, and the process's checkpointer syncs the file system later.
+Folders whose entries another write changed (a file renamed into C{new/}) are
 given to L{WriteGroup.syncFolder}: each is fsync'd once per group, after
 the commit and once the writers' lock is let go, so that the other
 workers' writers write meanwhile (docs/durability.md says what a power cut
