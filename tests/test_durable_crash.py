@@ -111,20 +111,68 @@ class StoreOne(Workload):
         return flags
 
 
+def seededDataRoot(test, rng):
+    """
+    A new data root whose demo account has L{CLIENTS} messages in
+    L{STORED}, one for each STORE client.
+
+    @return: C{(dataRoot, logFile, mailPath)}.
+    """
+    dataRoot = os.path.abspath(test.mktemp())
+    makeDataRoot(dataRoot)
+    logFile = os.path.abspath(test.mktemp()) + ".log"
+    mailPath = os.path.join(dataRoot, "domains", "example.test", "accounts", "demo", "mail")
+    store = MailStore(mailPath, reactor=Clock(), useInotify=False)
+    try:
+        _seed(store, STORED, "seed", rng, count=CLIENTS)
+    finally:
+        store.close()
+    return dataRoot, logFile, mailPath
+
+
+def runUntilKilled(test, dataRoot, logFile, workloads, counter):
+    """
+    Start the server over C{dataRoot}, run C{workloads} against it, each in
+    a thread, and SIGKILL it once C{counter} reached its limit.
+    """
+    server = _Server(dataRoot, logFile)
+    test.addCleanup(server.kill)
+    threads = [threading.Thread(target=w.run, args=(server.port,)) for w in workloads]
+    for thread in threads:
+        thread.start()
+    test.assertTrue(counter.reached.wait(120), "only %d commands acknowledged" % (counter.count,))
+    server.kill()
+    for thread in threads:
+        thread.join(60)
+        test.assertFalse(thread.is_alive())
+
+
+def checkAfterRestart(test, dataRoot, logFile, appenders, storers):
+    """
+    Start the server again and check every workload against what it holds.
+
+    @return: the flags of each STORE client's message.
+    """
+    server = _Server(dataRoot, logFile)
+    test.addCleanup(server.kill)
+    imap = _connect(server.port)
+    try:
+        for workload in appenders:
+            workload.check(test, imap)
+        contents = _contents(imap, STORED)
+        flags = [workload.check(test, contents) for workload in storers]
+        imap.logout()
+    finally:
+        server.kill()
+    return flags
+
+
 class ConcurrentCrashTests(unittest.TestCase):
     timeout = 300
 
     def test_killDuringConcurrentAppendsAndStores(self):
         """After kill -9 during concurrent APPENDs and STOREs of twenty clients, every acknowledged change is there after a restart, and nothing half-written (three rounds)."""
-        dataRoot = os.path.abspath(self.mktemp())
-        makeDataRoot(dataRoot)
-        logFile = os.path.abspath(self.mktemp()) + ".log"
-        mailPath = os.path.join(dataRoot, "domains", "example.test", "accounts", "demo", "mail")
-        store = MailStore(mailPath, reactor=Clock(), useInotify=False)
-        try:
-            _seed(store, STORED, "seed", random.Random(14), count=CLIENTS)
-        finally:
-            store.close()
+        dataRoot, logFile, mailPath = seededDataRoot(self, random.Random(14))
         flags = [frozenset()] * CLIENTS
         for round in range(ROUNDS):
             flags = self.crashRound(dataRoot, logFile, mailPath, "r%d" % (round,), flags)
@@ -141,31 +189,11 @@ class ConcurrentCrashTests(unittest.TestCase):
                      for n in range(CLIENTS)]
         storers = [StoreOne(random.Random(prefix + str(100 + n)), "%ss%d" % (prefix, n), n + 1, counter, flags[n])
                    for n in range(CLIENTS)]
-        server = _Server(dataRoot, logFile)
-        self.addCleanup(server.kill)
-        threads = [threading.Thread(target=w.run, args=(server.port,)) for w in appenders + storers]
-        for thread in threads:
-            thread.start()
-        self.assertTrue(counter.reached.wait(120), "only %d commands acknowledged" % (counter.count,))
-        server.kill()
-        for thread in threads:
-            thread.join(60)
-            self.assertFalse(thread.is_alive())
+        runUntilKilled(self, dataRoot, logFile, appenders + storers, counter)
         self.assertGreaterEqual(counter.count, ACKNOWLEDGED)
         self.assertTrue(any(w.acked for w in appenders))
         self.assertTrue(any(w.done for w in storers))
-
-        server = _Server(dataRoot, logFile)
-        self.addCleanup(server.kill)
-        imap = _connect(server.port)
-        try:
-            for workload in appenders:
-                workload.check(self, imap)
-            contents = _contents(imap, STORED)
-            flags = [workload.check(self, contents) for workload in storers]
-            imap.logout()
-        finally:
-            server.kill()
+        flags = checkAfterRestart(self, dataRoot, logFile, appenders, storers)
         store = MailStore(mailPath, reactor=Clock(), useInotify=False)
         try:
             self.assertEqual(store.usage(), _diskUsage(mailPath))

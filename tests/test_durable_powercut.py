@@ -14,16 +14,19 @@ with its UID and bytes and every acknowledged STORE's flags.
 
 import os
 import random
-import threading
 
-from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from gateway.store import index, maildir, scan
-from gateway.store.mail import MailStore
-from tests.support import makeDataRoot
-from tests.test_durable_crash import CLIENTS, STORED, CountedAppend, StoreOne, _Counted
-from tests.test_imap_crash import _connect, _contents, _seed, _Server
+from tests.test_durable_crash import (
+    CLIENTS,
+    CountedAppend,
+    StoreOne,
+    _Counted,
+    checkAfterRestart,
+    runUntilKilled,
+    seededDataRoot,
+)
 
 
 class PowerCutTests(unittest.TestCase):
@@ -69,44 +72,14 @@ class PowerCutTests(unittest.TestCase):
         that took back every change not synced yet, every acknowledged
         change is there after a restart.
         """
-        dataRoot = os.path.abspath(self.mktemp())
-        makeDataRoot(dataRoot)
-        logFile = os.path.abspath(self.mktemp()) + ".log"
-        mailPath = os.path.join(dataRoot, "domains", "example.test", "accounts", "demo", "mail")
-        store = MailStore(mailPath, reactor=Clock(), useInotify=False)
-        try:
-            _seed(store, STORED, "seed", random.Random(19), count=CLIENTS)
-        finally:
-            store.close()
+        dataRoot, logFile, mailPath = seededDataRoot(self, random.Random(19))
         counter = _Counted(100)
         appenders = [CountedAppend(random.Random("p%d" % (n,)), "pa%d" % (n,), counter) for n in range(CLIENTS)]
         storers = [StoreOne(random.Random("p%d" % (100 + n,)), "ps%d" % (n,), n + 1, counter)
                    for n in range(CLIENTS)]
-        server = _Server(dataRoot, logFile)
-        self.addCleanup(server.kill)
-        threads = [threading.Thread(target=w.run, args=(server.port,)) for w in appenders + storers]
-        for thread in threads:
-            thread.start()
-        self.assertTrue(counter.reached.wait(120), "only %d commands acknowledged" % (counter.count,))
-        server.kill()
-        for thread in threads:
-            thread.join(60)
-            self.assertFalse(thread.is_alive())
-
+        runUntilKilled(self, dataRoot, logFile, appenders + storers, counter)
         removed, renamed = self.cut(mailPath)
         self.assertGreater(removed + renamed, 0, "nothing was left unsynced: the test would test nothing")
-
-        server = _Server(dataRoot, logFile)
-        self.addCleanup(server.kill)
-        imap = _connect(server.port)
-        try:
-            for workload in appenders:
-                workload.check(self, imap)
-            contents = _contents(imap, STORED)
-            for workload in storers:
-                workload.check(self, contents)
-            imap.logout()
-        finally:
-            server.kill()
+        checkAfterRestart(self, dataRoot, logFile, appenders, storers)
         with open(logFile) as f:
             self.assertNotIn("Traceback", f.read())
