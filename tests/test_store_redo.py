@@ -76,6 +76,19 @@ class RecordTests(RedoMixin, unittest.TestCase):
         self.assertEqual(self.checkpoints._pending, {self.store.indexPath: rowId})
 
     @inlineCallbacks
+    def test_noBootIdentifier(self):
+        """
+        Where the first open after a new boot cannot be told (no boot
+        identifier), nothing would replay the rows: writes sync as before.
+        """
+        self.patch(redo, "_usable", False)
+        uid = yield self.inbox.appendMessageLater(SMALL)
+        yield self.inbox.setFlagsLater([uid], ["\\Seen"], "+")
+        self.assertEqual(self.rows(), [])
+        self.assertEqual(len(self.fileSyncs), 1)
+        self.assertEqual(len(self.folderSyncs), 3)
+
+    @inlineCallbacks
     def test_largeAppendSynced(self):
         """
         A large APPEND (written and fsync'd in the thread pool) records

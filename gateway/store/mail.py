@@ -678,10 +678,10 @@ class MailStore(MailboxManagement):
         The L{writer.WriteGroup} being written when called from the index
         writer's thread, else C{None}: a write there may leave the message
         files it changes unsynced, recorded in the index
-        (L{gateway.store.redo}); elsewhere it syncs them
-        (L{_syncFolder}).
+        (L{gateway.store.redo}); elsewhere, or where no replay could be
+        made (L{redo.usable}), it syncs them (L{_syncFolder}).
         """
-        if self._writer is not None and self._writer.inWriter():
+        if self._writer is not None and self._writer.inWriter() and redo.usable():
             return self._writer.current
         return None
 

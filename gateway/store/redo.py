@@ -65,6 +65,22 @@ log = getLogger("store")
 INTERVAL = 1.0
 
 
+_usable = None
+
+
+def usable():
+    """
+    May writes leave their files unsynced, recorded here?  Only where the
+    first open after a new boot can be told (Linux's boot identifier,
+    L{gateway.store.scan.bootId}): nothing would replay the rows elsewhere.
+    """
+    global _usable
+    if _usable is None:
+        from gateway.store.scan import bootId
+        _usable = bootId() is not None
+    return _usable
+
+
 def addTable(conn):
     """
     Migration 6: the table of message files not yet known durable.
