@@ -6,6 +6,7 @@ replay after a new boot.
 """
 
 import os
+import sqlite3
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
@@ -146,6 +147,29 @@ class RecordTests(RedoMixin, unittest.TestCase):
         self.assertEqual(self.rows()[0][0], redo.newest(self.store._conn))
         self.assertEqual(self.checkpoints._pending, {})
         self.assertEqual(self.readAll(self.inbox.openMessage(later)), SMALL)
+
+    @inlineCallbacks
+    def test_accountGoneMeanwhile(self):
+        """
+        An index removed between the sync and the forgetting of its rows (its
+        account deleted) is not a failure to log; one still there is.
+        """
+        yield self.inbox.appendMessageLater(SMALL)
+
+        def gone(indexPath, upTo):
+            os.rename(indexPath, indexPath + ".away")
+            raise sqlite3.OperationalError("unable to open database file")
+        self.patch(redo, "_forgetIn", gone)
+        self.checkpoints.flush()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        os.rename(self.store.indexPath + ".away", self.store.indexPath)
+
+        def failing(indexPath, upTo):
+            raise sqlite3.OperationalError("disk I/O error")
+        self.patch(redo, "_forgetIn", failing)
+        self.checkpoints.note(self.store.indexPath, 1)
+        self.checkpoints.flush()
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
 
     @inlineCallbacks
     def test_failedSyncKeepsRows(self):

@@ -152,14 +152,13 @@ def replay(conn, root):
     rows = conn.execute("SELECT id, mailbox, base, octets FROM redo ORDER BY id").fetchall()
     if not rows:
         return 0
-    named = collections.OrderedDict()
+    # {mailbox: {base: the octets recorded for it, or None}}
+    byMailbox = collections.defaultdict(dict)
     for _id, mailboxId, base, octets in rows:
-        key = (mailboxId, base)
-        if octets is not None or key not in named:
-            named[key] = octets if octets is not None else named.get(key)
-    byMailbox = collections.defaultdict(list)
-    for (mailboxId, base), octets in named.items():
-        byMailbox[mailboxId].append((base, octets))
+        if octets is not None:
+            byMailbox[mailboxId][base] = octets
+        else:
+            byMailbox[mailboxId].setdefault(base, None)
     folders = set()
     for mailboxId, messages in byMailbox.items():
         row = conn.execute("SELECT name FROM mailboxes WHERE id = ?", (mailboxId,)).fetchone()
@@ -169,7 +168,7 @@ def replay(conn, root):
         if not os.path.isdir(path):
             continue
         onDisk = _namesByBase(path)
-        for base, octets in messages:
+        for base, octets in messages.items():
             message = conn.execute(
                 "SELECT subdir, filename, internaldate FROM messages WHERE mailbox = ? AND base = ?",
                 (mailboxId, base)).fetchone()
@@ -182,8 +181,9 @@ def replay(conn, root):
                 log.failure("Replaying message {base} in {path} failed", base=base, path=path)
     maildir.fsyncDirectories(folders)
     forget(conn, rows[-1][0])
-    log.info("Replayed {count} unsynced message files in {root}", count=len(named), root=root)
-    return len(named)
+    named = sum(len(messages) for messages in byMailbox.values())
+    log.info("Replayed {count} unsynced message files in {root}", count=named, root=root)
+    return named
 
 
 def _namesByBase(path):
@@ -303,18 +303,13 @@ class Checkpointer:
                 self._thread.start()
             self._wake.notify()
 
-    def flush(self, indexPath=None):
+    def flush(self):
         """
-        Checkpoint now, in the calling thread, what is pending (of the index
-        at C{indexPath} only, when given): for a store being closed.
+        Checkpoint now, in the calling thread, what is pending: for a
+        process that stops.
         """
         with self._wake:
-            if indexPath is None:
-                batch, self._pending = self._pending, {}
-            elif indexPath in self._pending:
-                batch = {indexPath: self._pending.pop(indexPath)}
-            else:
-                return
+            batch, self._pending = self._pending, {}
         self._checkpoint(batch)
 
     def _run(self):
