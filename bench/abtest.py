@@ -142,6 +142,7 @@ def main():
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--shape", default="open", choices=sorted(imaptest.SHAPES))
+    parser.add_argument("--users", type=int, default=1, help="accounts the clients log in as (see imaptest.py)")
     parser.add_argument("--alone", action="store_true",
                         help="run A and B one after the other, each alone, in pairs (the order alternating)"
                              " instead of side by side: for two workers a side")

@@ -340,10 +340,10 @@ def startOurs(tmp, dataRoot, workers=None):
     return child, port
 
 
-def makeAccount(tmp, dataRoot):
+def makeAccount(tmp, dataRoot, users=(USER,)):
     """
-    Create the domain (clear-text login allowed) and the account with
-    C{gatewayctl}; return the account's mail folder.  The password is stored
+    Create the domain (clear-text login allowed) and the account (or the
+    C{users}) with C{gatewayctl}; return the (first) account's mail folder.  The password is stored
     C{{PLAIN}}, as in Dovecot's passdb here, so that logins cost both servers
     the same (gateway's default, C{{SHA512-CRYPT}}, costs milliseconds).
     """
@@ -356,12 +356,13 @@ def makeAccount(tmp, dataRoot):
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    subprocess.run(
-        [ctl, "--config", config, "account", "add", USER, "--password", PASSWORD, "--scheme", "PLAIN"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return os.path.join(dataRoot, "domains", DOMAIN, "accounts", USER.split("@")[0], "mail")
+    for user in users:
+        subprocess.run(
+            [ctl, "--config", config, "account", "add", user, "--password", PASSWORD, "--scheme", "PLAIN"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return os.path.join(dataRoot, "domains", DOMAIN, "accounts", users[0].split("@")[0], "mail")
 
 
 def startTwisted(mailRoot, limit):

@@ -6,7 +6,7 @@ fresh data root, with the same messages and the same seed.
 
     .venv/bin/python bench/imaptest.py [--imaptest PATH] [--seconds 20]
         [--clients 10] [--runs 3] [--shapes open,cycle] [--workers N]
-        [--dovecot-fsync optimized|always]
+        [--dovecot-fsync optimized|always] [--users N]
 
 Shapes: C{open} keeps each session open (imaptest's C{logout=0}); C{cycle}
 logs in and out every cycle (its default); C{checked} adds SEARCH, SORT and
@@ -22,6 +22,11 @@ the commands completed in the run; the ratio is gateway's over Dovecot's
 during the run (all of them: gateway's workers, Dovecot's master, login,
 auth and imap processes), per command: what tells a server short of CPU
 from one that waits.
+
+With C{--users N} (default 1, the issue's shape) the clients log in as N
+accounts (C{bench1@...} to C{benchN@...}; imaptest picks one at random for
+each client), each with its own INBOX on both servers: the load of many
+mailboxes instead of one that every client writes to.
 
 imaptest is not packaged by Debian and is built from source:
 C{bench/build-imaptest.sh} (commit 924f619, the newest that builds against
@@ -138,16 +143,22 @@ def parseLatencies(text):
 
 
 def startServer(which, tmp, options):
+    users = benchUsers(options.users)
     if which == "ours":
         dataRoot = os.path.join(tmp, "data")
-        imap.makeAccount(tmp, dataRoot)
+        imap.makeAccount(tmp, dataRoot, users)
         return imap.startOurs(tmp, dataRoot, options.workers)
-    maildir = os.path.join(tmp, "Maildir")
-    for sub in ("cur", "new", "tmp"):
-        os.makedirs(os.path.join(maildir, sub))
     conf = imap.DOVECOT_CONF.replace("first_valid_uid = 1",
                                      "first_valid_uid = 1\nmail_fsync = %s" % (options.dovecot_fsync,))
-    started = peers.runDovecot(tmp, conf, imap.USER, imap.PASSWORD, [maildir])
+    maildirs = [os.path.join(tmp, "Maildir")]
+    if len(users) > 1:
+        # A Maildir of its own for each account.
+        conf = conf.replace("mail_location = maildir:{tmp}/Maildir", "mail_location = maildir:{tmp}/Maildir/%n")
+        maildirs = [os.path.join(tmp, "Maildir", user.split("@")[0]) for user in users]
+    for maildir in maildirs:
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(maildir, sub))
+    started = peers.runDovecot(tmp, conf, users, imap.PASSWORD, [os.path.join(tmp, "Maildir")])
     if started is None:
         raise RuntimeError("Dovecot did not start (make bench-tools installs it)")
     return started
@@ -189,12 +200,26 @@ def treeCpu(pid):
     return sum(processTree(pid).values()) / os.sysconf("SC_CLK_TCK")
 
 
+def benchUsers(count):
+    """
+    The accounts the clients log in as: L{imap.USER} alone, or C{count}
+    numbered ones (C{bench1@...}), as imaptest's C{users=1-N} names them.
+    """
+    if count <= 1:
+        return [imap.USER]
+    return [imap.USER.replace("@", "%d@" % (n,), 1) for n in range(1, count + 1)]
+
+
 def clientArgs(binary, port, shape, options, mbox):
     """
     imaptest's command line against C{port} (C{options.clients} clients for
     C{options.seconds}, the same seed every time).
     """
-    args = [binary, "host=127.0.0.1", "port=%d" % (port,), "user=" + imap.USER, "pass=" + imap.PASSWORD,
+    if options.users > 1:
+        users = ["user=" + imap.USER.replace("@", "%d@", 1), "users=1-%d" % (options.users,)]
+    else:
+        users = ["user=" + imap.USER]
+    args = [binary, "host=127.0.0.1", "port=%d" % (port,), *users, "pass=" + imap.PASSWORD,
             "mbox=" + mbox, "clients=%d" % (options.clients,), "secs=%d" % (options.seconds,), "seed=123"]
     return args + SHAPES[shape]
 
@@ -270,6 +295,8 @@ def main():
     parser.add_argument("--shapes", default="open,cycle", help="of %s" % (",".join(SHAPES),))
     parser.add_argument("--messages", type=int, default=1000, help="messages in the mbox imaptest appends from")
     parser.add_argument("--only", default="ours,dovecot")
+    parser.add_argument("--users", type=int, default=1,
+                        help="accounts the clients log in as, at random (default 1: every client on one INBOX)")
     parser.add_argument("--workers", type=int, default=None, help="gateway's [server] workers (default: one per CPU)")
     parser.add_argument("--dovecot-fsync", default="optimized", choices=("optimized", "always"),
                         help="Dovecot's mail_fsync: optimized (its default: saved mail only) or always"
@@ -284,9 +311,9 @@ def main():
     mbox = os.path.join(top, "stress.mbox")
     writeMbox(mbox, options.messages)
     servers = options.only.split(",")
-    print("imaptest %s, %d clients, %d s, %d runs, gateway workers = %s, Dovecot mail_fsync = %s"
-          % (binary, options.clients, options.seconds, options.runs,
-             "default" if options.workers is None else options.workers, options.dovecot_fsync))
+    print("imaptest %s, %d clients, %d account%s, %d s, %d runs, gateway workers = %s, Dovecot mail_fsync = %s"
+          % (binary, options.clients, options.users, "" if options.users == 1 else "s", options.seconds,
+             options.runs, "default" if options.workers is None else options.workers, options.dovecot_fsync))
     failed = False
     try:
         for shape in options.shapes.split(","):

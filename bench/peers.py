@@ -60,15 +60,17 @@ def runDovecot(tmp, confTemplate, user, password, ownedFolders):
     """
     Start Dovecot in the foreground with C{confTemplate} (formatted with
     C{tmp}, C{uid}, C{gid}, C{port}) and a passwd-file at C{tmp/passwd}
-    holding C{user}'s C{{PLAIN}} password.  As root, mail processes run as
-    C{nobody}, who is given C{ownedFolders}.
+    holding C{user}'s C{{PLAIN}} password (C{user} may be a list of users,
+    all with that password).  As root, mail processes run as C{nobody}, who
+    is given C{ownedFolders}.
 
     @return: C{(process, port)}, or C{None} when it did not start.
     """
     binary = dovecotBinary()
     os.makedirs(os.path.join(tmp, "home"), exist_ok=True)
     with open(os.path.join(tmp, "passwd"), "w") as f:
-        f.write("%s:{PLAIN}%s\n" % (user, password))
+        for name in [user] if isinstance(user, str) else user:
+            f.write("%s:{PLAIN}%s\n" % (name, password))
     # Dovecot's auth processes run as its unprivileged users.
     for path in (os.path.dirname(tmp), tmp):
         os.chmod(path, 0o755)
