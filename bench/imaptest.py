@@ -200,14 +200,19 @@ def treeCpu(pid):
     return sum(processTree(pid).values()) / os.sysconf("SC_CLK_TCK")
 
 
+#: imaptest's user name template with C{--users N} (C{users=1-N}).
+USER_TEMPLATE = imap.USER.replace("@", "%d@", 1)
+
+
 def benchUsers(count):
     """
     The accounts the clients log in as: L{imap.USER} alone, or C{count}
-    numbered ones (C{bench1@...}), as imaptest's C{users=1-N} names them.
+    numbered ones (C{bench1@...}), as imaptest names them from
+    L{USER_TEMPLATE}.
     """
     if count <= 1:
         return [imap.USER]
-    return [imap.USER.replace("@", "%d@" % (n,), 1) for n in range(1, count + 1)]
+    return [USER_TEMPLATE % (n,) for n in range(1, count + 1)]
 
 
 def clientArgs(binary, port, shape, options, mbox):
@@ -216,7 +221,7 @@ def clientArgs(binary, port, shape, options, mbox):
     C{options.seconds}, the same seed every time).
     """
     if options.users > 1:
-        users = ["user=" + imap.USER.replace("@", "%d@", 1), "users=1-%d" % (options.users,)]
+        users = ["user=" + USER_TEMPLATE, "users=1-%d" % (options.users,)]
     else:
         users = ["user=" + imap.USER]
     args = [binary, "host=127.0.0.1", "port=%d" % (port,), *users, "pass=" + imap.PASSWORD,
