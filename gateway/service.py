@@ -330,8 +330,8 @@ def _listener(name, description, factory, config, context, checkPorts=False):
 
 
 #: Options a reload cannot apply: they take effect at the next start.
-RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"), ("auth", "checker"),
-                   ("tls", "engine"))
+RESTART_OPTIONS = (("server", "data_root"), ("server", "main_domain"), ("server", "workers"),
+                   ("server", "cpu_affinity"), ("auth", "checker"), ("tls", "engine"))
 
 
 #: Settings some front-end factories copy when they are made:
@@ -370,7 +370,9 @@ class GatewayService(service.MultiService):
     (under twistd), SIGHUP reloads the configuration and SIGUSR1 opens the
     log file again; its L{trimmer} gives the memory of ended sessions back
     to the system (L{gateway.memtrim}), and its L{releaser} lets go of
-    what nobody used for a while (L{gateway.idle}).
+    what nobody used for a while (L{gateway.idle}).  Its L{affinity}, when
+    twistd's plugin set one (L{gateway.tap.keepOnCpu}), keeps the process on
+    its CPU (L{gateway.affinity}) from before any of its threads start.
 
     @ivar context: the L{ServiceContext}.
     @ivar factories: protocol name -> the factory its listeners share.
@@ -380,6 +382,7 @@ class GatewayService(service.MultiService):
     logFile = None
     trimmer = None
     releaser = None
+    affinity = None
 
     def __init__(self, context):
         service.MultiService.__init__(self)
@@ -408,6 +411,8 @@ class GatewayService(service.MultiService):
         return self.factories[name]
 
     def startService(self):
+        if self.affinity is not None:
+            self.affinity.startService()
         globalLogPublisher.addObserver(self.context.monitor.observeLog)
         self._stopCounting = stats.observe(self.context.monitor.countEvent)
         self._stopTiming = stats.observeTimes(self.context.monitor.measureEvent)

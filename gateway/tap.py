@@ -71,12 +71,14 @@ def makeService(options, reactor=None):
             from gateway.worker import makeWorkerService
 
             top = makeWorkerService(config, options["worker"], options["inherit"], reactor)
+            keepOnCpu(top, options["worker"], config)
         elif config["server", "workers"] > 1:
             from gateway.workers import makeParentService
 
             top = makeParentService(config, reactor)
         else:
             top = _makeService(config, reactor)
+            keepOnCpu(top, 1, config)
         top.handleSignals = True  # SIGHUP reloads, SIGUSR1 reopens the log file
     except ConfigurationError as e:
         sys.stderr.write("gateway: configuration error: %s\n" % (e,))
@@ -91,6 +93,16 @@ def makeService(options, reactor=None):
 
     limitArenas()
     return top
+
+
+def keepOnCpu(top, number, config):
+    """
+    Keep server process C{number} on its CPU (L{gateway.affinity}) once
+    C{top} (a L{gateway.service.GatewayService}) starts.
+    """
+    from gateway.affinity import AffinityService
+
+    top.affinity = AffinityService(number, config["server", "cpu_affinity"])
 
 
 #: The open-file limit asked for when the hard limit is unlimited.

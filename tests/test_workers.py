@@ -132,6 +132,19 @@ class Server:
         return client
 
 
+def processCpus(pid):
+    """
+    The distinct sets of CPUs the threads of process C{pid} may run on.
+    """
+    result = set()
+    for name in os.listdir("/proc/%d/task" % (pid,)):
+        try:
+            result.add(frozenset(os.sched_getaffinity(int(name))))
+        except ProcessLookupError:
+            pass
+    return result
+
+
 def clientPort(client):
     """
     The local port of an imaplib or poplib client's connection.
@@ -458,6 +471,37 @@ class WorkerEndToEndTests(unittest.TestCase):
         while not all(gone(pid) for pid in pids):
             self.assertLess(time.monotonic(), deadline, "the workers did not stop")
             time.sleep(0.05)
+
+    def test_keptOnTheirCpus(self):
+        """
+        cpu_affinity = auto (the default): every thread of worker K, the
+        index writer that an APPEND started included, runs on the K-th CPU;
+        the parent stays where the kernel puts it.
+        """
+        allowed = os.sched_getaffinity(0)
+        if len(allowed) < 2:
+            raise unittest.SkipTest("this process may use one CPU only: the workers have no choice")
+        server = Server(self)
+        for _ in range(2):  # whichever worker each lands on
+            client = server.imap()
+            client.login(ACCOUNT, PASSWORD)
+            self.assertEqual(client.append("INBOX", None, None, MESSAGE % b"written")[0], "OK")
+            client.logout()
+        for number in (1, 2):
+            self.assertEqual(processCpus(server.workerPid(number)), {frozenset({sorted(allowed)[number - 1]})})
+        self.assertEqual(os.sched_getaffinity(server.process.pid), allowed)
+        server.waitForLog(r"\[worker 2 gateway\.server#info\] process \d+ kept on CPU %d" % (sorted(allowed)[1],))
+
+    def test_singleProcessKeptOnFirstCpu(self):
+        """With workers = 1 the one process (its threads) runs on the first CPU it may use."""
+        allowed = os.sched_getaffinity(0)
+        if len(allowed) < 2:
+            raise unittest.SkipTest("this process may use one CPU only: the server has no choice")
+        server = Server(self, count=1)
+        client = server.imap()
+        client.login(ACCOUNT, PASSWORD)
+        self.assertEqual(client.append("INBOX", None, None, MESSAGE % b"written")[0], "OK")
+        self.assertEqual(processCpus(server.process.pid), {frozenset({min(allowed)})})
 
     def test_metricsAddedUp(self):
         """/metrics adds up the workers' counters; /sessions lists every worker's sessions."""
