@@ -43,6 +43,7 @@ class BoundTestCase(unittest.TestCase):
         if not CAN_BIND:
             raise unittest.SkipTest("no sched_setaffinity or /proc/self/task here: nothing is bound")
         self.allowed = os.sched_getaffinity(0)
+        self.patch(affinity, "_bound", False)  # what a test's binding sets, put back
         before = threadCpus()
 
         def restore():
@@ -88,17 +89,20 @@ class BindProcessTests(BoundTestCase):
             stop.wait(30)
 
         before = threading.Thread(target=run, args=("before",))
-        before.start()
-        self.addCleanup(before.join)
-        self.addCleanup(stop.set)
-        started.wait(30)
-        affinity.bindProcess({cpu})
-        started.clear()
         after = threading.Thread(target=run, args=("after",))
-        after.start()
-        self.addCleanup(after.join)
-        started.wait(30)
-        cpus = threadCpus()
+        before.start()
+        try:
+            started.wait(30)
+            affinity.bindProcess({cpu})
+            started.clear()
+            after.start()
+            started.wait(30)
+            cpus = threadCpus()
+        finally:
+            stop.set()
+            before.join(30)
+            if after.ident is not None:
+                after.join(30)
         self.assertEqual(cpus[seen["before"]], {cpu})
         self.assertEqual(cpus[seen["after"]], {cpu})
         self.assertEqual(set(map(frozenset, cpus.values())), {frozenset({cpu})})
@@ -151,6 +155,57 @@ class AffinityServiceTests(BoundTestCase):
         self.assertIsNone(service.cpu)
         self.assertEqual([e["cpu"] for e in events if "could not keep" in e.get("log_format", "")],
                          [sorted(self.allowed)[0]])
+
+
+def policyInThread(call):
+    """
+    Run C{call} in a new thread; its return value and the thread's
+    scheduling policy after it.
+    """
+    result = []
+
+    def run():
+        returned = call()
+        result.append((returned, os.sched_getscheduler(0)))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    return result[0]
+
+
+class YieldToReactorTests(BoundTestCase):
+    """The threads other than the reactor's give way to it in a bound process."""
+
+    def setUp(self):
+        BoundTestCase.setUp(self)
+        if not hasattr(os, "SCHED_BATCH"):
+            raise unittest.SkipTest("no SCHED_BATCH here")
+
+    def test_boundProcess(self):
+        """Once the process is bound, a thread that calls it is SCHED_BATCH; the calling test's thread is not touched."""
+        self.needTwoCpus()
+        affinity.AffinityService(1, "auto").startService()
+        self.assertEqual(policyInThread(affinity.yieldToReactor), (True, os.SCHED_BATCH))
+        self.assertEqual(os.sched_getscheduler(0), os.SCHED_OTHER)
+
+    def test_notBound(self):
+        """With cpu_affinity = off (nothing bound) threads keep the default policy."""
+        affinity.AffinityService(1, "off").startService()
+        self.assertEqual(policyInThread(affinity.yieldToReactor), (False, os.SCHED_OTHER))
+
+    def test_indexWriterYields(self):
+        """The index writer's thread calls it as it starts."""
+        from twisted.internet import reactor
+
+        from gateway.store.writer import IndexWriter
+
+        called = []
+        self.patch(affinity, "yieldToReactor", lambda: called.append(threading.current_thread().name))
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        IndexWriter(os.path.join(folder, "index.sqlite"), reactor).close()
+        self.assertEqual(called, ["index-writer"])
 
 
 class SettingTests(unittest.TestCase):

@@ -145,6 +145,19 @@ def processCpus(pid):
     return result
 
 
+def processPolicies(pid):
+    """
+    C{{thread id: scheduling policy}} of the threads of process C{pid}.
+    """
+    result = {}
+    for name in os.listdir("/proc/%d/task" % (pid,)):
+        try:
+            result[int(name)] = os.sched_getscheduler(int(name))
+        except ProcessLookupError:
+            pass
+    return result
+
+
 def clientPort(client):
     """
     The local port of an imaplib or poplib client's connection.
@@ -489,6 +502,12 @@ class WorkerEndToEndTests(unittest.TestCase):
             client.logout()
         for number in (1, 2):
             self.assertEqual(processCpus(server.workerPid(number)), {frozenset({sorted(allowed)[number - 1]})})
+        # The reactor's thread comes first on its CPU: the index writers
+        # (an APPEND started one, in one worker or both) are SCHED_BATCH.
+        policies = [processPolicies(server.workerPid(number)) for number in (1, 2)]
+        self.assertEqual([p[pid] for p, pid in zip(policies, map(server.workerPid, (1, 2)), strict=True)],
+                         [os.SCHED_OTHER, os.SCHED_OTHER])
+        self.assertIn(os.SCHED_BATCH, [policy for p in policies for policy in p.values()])
         self.assertEqual(os.sched_getaffinity(server.process.pid), allowed)
         server.waitForLog(r"\[worker 2 gateway\.server#info\] process \d+ kept on CPU %d" % (sorted(allowed)[1],))
 

@@ -25,6 +25,7 @@ import stat
 import threading
 import time
 
+from gateway import affinity
 from gateway.errors import InvalidMailboxName, MailboxNameLimit
 
 #: Standard Maildir flag letters and the IMAP flags they stand for.
@@ -497,7 +498,8 @@ def runTogether(calls):
         return
     with _syncersLock:
         if _syncers is None:
-            _syncers = concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix="fsync")
+            _syncers = concurrent.futures.ThreadPoolExecutor(3, thread_name_prefix="fsync",
+                                                             initializer=affinity.yieldToReactor)
     others = [_syncers.submit(call) for call in calls[1:]]
     error = None
     try:

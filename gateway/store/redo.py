@@ -53,7 +53,7 @@ import os
 import threading
 import time
 
-from gateway import stats
+from gateway import affinity, stats
 from gateway.logging import getLogger
 from gateway.store import index, maildir
 
@@ -313,6 +313,7 @@ class Checkpointer:
         self._checkpoint(batch)
 
     def _run(self):
+        affinity.yieldToReactor()
         while True:
             with self._wake:
                 while not self._pending:

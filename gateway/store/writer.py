@@ -41,7 +41,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python import log
 from twisted.python.failure import Failure
 
-from gateway import stats
+from gateway import affinity, stats
 from gateway.errors import isStorageFull
 from gateway.store import index, maildir, redo
 
@@ -273,6 +273,7 @@ class IndexWriter:
         self._thread.join()
 
     def _run(self):
+        affinity.yieldToReactor()
         conn = index.connect(self._path) if self._connect is None else self._connect()
         lock = index.openWritersLock(self._path)
         try:
