@@ -8,14 +8,15 @@ logs, is left where the kernel puts it.
 
 Why: a Python process runs Python code on one CPU at a time (the GIL), but
 its threads (the reactor, each account's index writer, the pool threads)
-are spread by the kernel over every CPU.  Each time one of them blocks (an
-SQLite step, an fsync, a socket send) and another takes the GIL, the
-waiting thread is woken on another CPU: an inter-processor interrupt (on a
-virtual machine, an exit to the hypervisor) and a cold cache, every few
-microseconds.  With the threads of a process on one CPU they hand the GIL
-over by an ordinary switch.  Measured with imaptest (10 clients kept open,
+are spread by the kernel over every CPU.  Each time one of them lets go of
+the GIL (an SQLite step, an fsync, a socket send) a thread waiting for it on
+another CPU is woken, across CPUs (on a virtual machine, through the
+hypervisor), thousands of times a second: perf found 37% of the workers'
+CPU in the kernel, most of it switching and waking threads, and 7 context
+switches an IMAP command.  With the threads of a process on one CPU they
+hand the GIL over by an ordinary switch.  Measured with imaptest (10 clients kept open,
 2 CPUs, bench/RESULTS.md, session 21): two workers did 34% more commands
-over five accounts and 18% more on one INBOX, at 17% less CPU a command;
+over five accounts and 18% more on one INBOX, at 8-17% less CPU a command;
 one worker did 35% more on one CPU than spread over two.  nginx offers the
 same (C{worker_cpu_affinity auto}).
 
@@ -26,8 +27,8 @@ finished fsync would otherwise preempt the reactor's thread at once, only
 to find the GIL taken and block again: two switches for nothing, at every
 write.  As C{SCHED_BATCH} it waits until the reactor's thread blocks or its
 turn ends, then finds the GIL free.  Measured (bench/abtest.py, both
-workers bound, session 21): 6% more commands over five accounts, 4% more on
-one INBOX, 8-9% less CPU a command.
+workers bound, session 21): 5-6% more commands over five accounts, 4% more
+on one INBOX, 4-10% less CPU a command.
 
 C{cpu_affinity = off} leaves every thread where the kernel puts it: for a
 machine whose other services should share the CPUs freely with the server.
