@@ -6,6 +6,7 @@ threads and undone after each test; two workers under twistd are in
 L{tests.test_workers}.
 """
 
+import fcntl
 import os
 import threading
 
@@ -206,6 +207,91 @@ class YieldToReactorTests(BoundTestCase):
         os.makedirs(folder)
         IndexWriter(os.path.join(folder, "index.sqlite"), reactor).close()
         self.assertEqual(called, ["index-writer"])
+
+
+class WriterPolicyTests(BoundTestCase):
+    """The index writer, SCHED_BATCH, is an ordinary thread while it holds the writers' lock."""
+
+    def test_setYielding(self):
+        """setYielding(True) makes the calling thread SCHED_BATCH, setYielding(False) ordinary again."""
+        if not hasattr(os, "SCHED_BATCH"):
+            raise unittest.SkipTest("no SCHED_BATCH here")
+
+        def both():
+            first = (affinity.setYielding(True), os.sched_getscheduler(0))
+            return first, affinity.setYielding(False)
+
+        (first, second), policy = policyInThread(both)
+        self.assertEqual((first, second, policy), ((True, os.SCHED_BATCH), True, os.SCHED_OTHER))
+
+    def test_ordinaryWhileLocked(self):
+        """
+        A writer that yields is made ordinary before it takes the writers'
+        lock and yields again once it let go (the lock is free then): its
+        group's writes run in between.
+        """
+        from twisted.internet import reactor
+
+        from gateway.store import index
+        from gateway.store.writer import IndexWriter
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        path = os.path.join(folder, "index.sqlite")
+        events = []
+
+        def lockFree():
+            fd = index.openWritersLock(path)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return True
+            finally:
+                os.close(fd)
+
+        def record(yielding):
+            events.append((yielding, lockFree()))
+            return True
+
+        self.patch(affinity, "yieldToReactor", lambda: True)
+        self.patch(affinity, "setYielding", record)
+        writer = IndexWriter(path, reactor)
+
+        def write(conn, group):
+            events.append(("write", lockFree()))
+            return "written"
+
+        d = writer.submit(write)
+
+        def check(result):
+            writer.close()
+            self.assertEqual(result, "written")
+            self.assertEqual(events, [(False, True), ("write", False), (True, True)])
+
+        return d.addCallback(check)
+
+    def test_notYieldingUntouched(self):
+        """A writer that does not yield (cpu_affinity = off) never changes its policy."""
+        from twisted.internet import reactor
+
+        from gateway.store.writer import IndexWriter
+
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        calls = []
+        self.patch(affinity, "yieldToReactor", lambda: False)
+        self.patch(affinity, "setYielding", calls.append)
+        writer = IndexWriter(os.path.join(folder, "index.sqlite"), reactor)
+        d = writer.submit(lambda conn, group: None)
+
+        def check(_):
+            writer.close()
+            self.assertEqual(calls, [])
+
+        return d.addCallback(check)
 
 
 class SettingTests(unittest.TestCase):

@@ -273,7 +273,7 @@ class IndexWriter:
         self._thread.join()
 
     def _run(self):
-        affinity.yieldToReactor()
+        yielding = affinity.yieldToReactor()
         conn = index.connect(self._path) if self._connect is None else self._connect()
         lock = index.openWritersLock(self._path)
         try:
@@ -288,6 +288,11 @@ class IndexWriter:
                 # before SQLite's: see index.WRITERS_LOCK_SUFFIX.  What was submitted
                 # while this one waited joins the group.
                 waited = time.monotonic()
+                if yielding:
+                    # Others wait for what it holds now: woken by its
+                    # COMMIT's fsync, it runs and lets go at once (see
+                    # gateway.affinity).
+                    affinity.setYielding(False)
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 locked = time.monotonic()
                 try:
@@ -302,6 +307,8 @@ class IndexWriter:
                     self._runCommitted(outcomes, "committed")
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
+                    if yielding:
+                        affinity.setYielding(True)
                     stats.measure("index_write", locked - waited, stage="lock")
                     stats.measure("index_write", time.monotonic() - locked, stage="held")
                 # The folders' fsync waits for the disk outside the lock:
