@@ -110,8 +110,9 @@ def setYielding(yielding):
 
 class AffinityService(service.Service):
     """
-    Binds the process to its CPU when it starts (add it before the
-    services that start threads).
+    Binds the process to its CPU when it starts: the server's
+    L{gateway.service.GatewayService} starts it first, before anything of
+    it starts a thread (L{gateway.tap.keepOnCpu}).
 
     @ivar cpu: the CPU bound to, once started; C{None} if none was.
     """
