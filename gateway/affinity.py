@@ -117,7 +117,6 @@ class AffinityService(service.Service):
     @ivar cpu: the CPU bound to, once started; C{None} if none was.
     """
 
-    name = "cpu affinity"
     cpu = None
 
     def __init__(self, number, setting):

@@ -191,3 +191,18 @@ def traceStatements(testCase, store, callback):
     """
     store._ownConn.set_trace_callback(callback)
     testCase.addCleanup(store._ownConn.set_trace_callback, None)
+
+
+def perThread(get, pid="self"):
+    """
+    C{{thread id: get(thread id)}} for every thread of process C{pid} (this
+    one by default), from C{/proc/PID/task}; a thread that ended meanwhile
+    is left out.
+    """
+    result = {}
+    for name in os.listdir("/proc/%s/task" % (pid,)):
+        try:
+            result[int(name)] = get(int(name))
+        except ProcessLookupError:
+            pass
+    return result

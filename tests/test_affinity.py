@@ -15,7 +15,7 @@ from twisted.trial import unittest
 from gateway import affinity, tap
 from gateway.config import ConfigurationError, loadConfig
 from gateway.service import GatewayService
-from tests.support import makeDataRoot
+from tests.support import makeDataRoot, perThread
 from tests.test_workers import writeConfig
 
 CAN_BIND = hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")
@@ -25,13 +25,7 @@ def threadCpus():
     """
     C{{thread id: the CPUs it may run on}} for every thread of this process.
     """
-    result = {}
-    for name in os.listdir("/proc/self/task"):
-        try:
-            result[int(name)] = os.sched_getaffinity(int(name))
-        except ProcessLookupError:
-            pass
-    return result
+    return perThread(os.sched_getaffinity)
 
 
 class BoundTestCase(unittest.TestCase):

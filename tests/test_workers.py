@@ -29,7 +29,7 @@ from twisted.trial import unittest
 
 from gateway import tap, worker, workers
 from gateway.config import loadConfig
-from tests.support import PASSWORD, makeDataRoot, testCertificate
+from tests.support import PASSWORD, makeDataRoot, perThread, testCertificate
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 ACCOUNT = "demo@example.test"
@@ -136,26 +136,7 @@ def processCpus(pid):
     """
     The distinct sets of CPUs the threads of process C{pid} may run on.
     """
-    result = set()
-    for name in os.listdir("/proc/%d/task" % (pid,)):
-        try:
-            result.add(frozenset(os.sched_getaffinity(int(name))))
-        except ProcessLookupError:
-            pass
-    return result
-
-
-def processPolicies(pid):
-    """
-    C{{thread id: scheduling policy}} of the threads of process C{pid}.
-    """
-    result = {}
-    for name in os.listdir("/proc/%d/task" % (pid,)):
-        try:
-            result[int(name)] = os.sched_getscheduler(int(name))
-        except ProcessLookupError:
-            pass
-    return result
+    return set(map(frozenset, perThread(os.sched_getaffinity, pid).values()))
 
 
 def clientPort(client):
@@ -504,7 +485,7 @@ class WorkerEndToEndTests(unittest.TestCase):
             self.assertEqual(processCpus(server.workerPid(number)), {frozenset({sorted(allowed)[number - 1]})})
         # The reactor's thread comes first on its CPU: the index writers
         # (an APPEND started one, in one worker or both) are SCHED_BATCH.
-        policies = [processPolicies(server.workerPid(number)) for number in (1, 2)]
+        policies = [perThread(os.sched_getscheduler, server.workerPid(number)) for number in (1, 2)]
         self.assertEqual([p[pid] for p, pid in zip(policies, map(server.workerPid, (1, 2)), strict=True)],
                          [os.SCHED_OTHER, os.SCHED_OTHER])
         self.assertIn(os.SCHED_BATCH, [policy for p in policies for policy in p.values()])
