@@ -6,7 +6,8 @@ Dovecot 2.3 (imapd) in the same run, on loopback.
 
     .venv/bin/python bench/imapidle.py [--sessions 2000] [--messages 300]
                                        [--runs 3] [--profile] [--quick]
-                                       [--tls] [--tls-engine openssl|rustls]
+                                       [--tls [--starttls]]
+                                       [--tls-engine openssl|rustls]
                                        [--workers N] [--clients P]
                                        [--addresses K]
 
@@ -28,7 +29,8 @@ address's ephemeral ports); each session runs C{LOGIN}, C{SELECT INBOX},
 C{IDLE} and waits for the continuation.  Every session must reach IDLE, or
 the run fails.  With C{--tls} gateway listens with implicit TLS only
 (C{ssl:}, a self-signed certificate) and Dovecot is not run (its
-configuration here is clear-text).  With C{--workers N} gateway runs N
+configuration here is clear-text); with C{--starttls} as well, it listens
+in clear text and each session begins with STARTTLS.  With C{--workers N} gateway runs N
 worker processes under its parent, and its memory is the sum over the
 parent and the workers.
 
@@ -122,13 +124,14 @@ def serveGateway(argv):
     run()
 
 
-def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1, engine="openssl"):
+def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1, engine="openssl", starttls=False):
     """
     gateway with IMAP and LMTP on loopback ports, room for C{sessions}
     connections, traced with C{frames} frames if given; with C{tls}
-    (C{(certPath, keyPath)}) IMAP listens with implicit TLS only, over the
-    TLS library C{engine} (C{[tls] engine}); with C{workers} above 1, that
-    many worker processes serve.
+    (C{(certPath, keyPath)}) IMAP listens with implicit TLS only (in clear
+    text for STARTTLS with C{starttls}), over the TLS library C{engine}
+    (C{[tls] engine}); with C{workers} above 1, that many worker processes
+    serve.
 
     @return: C{(process, imapPort, lmtpPort)}.
     """
@@ -145,7 +148,7 @@ def startGateway(tmp, dataRoot, sessions, frames=None, tls=None, workers=1, engi
         f.write(
             "[imap]\nlisten = %s:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
             "max_connections_per_address = 0\n"
-            % ("ssl" if tls else "tcp", imapPort, max(5000, sessions + 100))
+            % ("ssl" if tls and not starttls else "tcp", imapPort, max(5000, sessions + 100))
         )
         f.write("[lmtp]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"
                 % (lmtpPort,))
@@ -381,17 +384,21 @@ class IdleSession:
                 return lines
             lines.append(line)
 
-    async def start(self, port, tls=None, source=None):
+    async def start(self, port, tls=None, source=None, starttls=False):
         """
         Connect (from address C{source}, over TLS with the C{ssl.SSLContext}
-        C{tls}), LOGIN, SELECT INBOX, IDLE; return once the server has sent
-        the IDLE continuation.
+        C{tls}: from the start, or after STARTTLS with C{starttls}), LOGIN,
+        SELECT INBOX, IDLE; return once the server has sent the IDLE
+        continuation.
         """
         self.reader, self.writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=tls, local_addr=(source, 0) if source else None)
+            "127.0.0.1", port, ssl=None if starttls else tls, local_addr=(source, 0) if source else None)
         greeting = await self.line()
         if not greeting.startswith(b"* OK"):
             raise SessionError("greeting %r" % (greeting,))
+        if starttls:
+            await self.command(b"STARTTLS")
+            await self.writer.start_tls(tls, server_hostname="127.0.0.1")
         await self.command(b'LOGIN "%s" "%s"' % (USER.encode(), PASSWORD.encode()))
         await self.command(b"SELECT INBOX")
         self.counter += 1
@@ -425,10 +432,11 @@ class IdleSession:
         self.writer.close()
 
 
-async def openSessions(port, count, concurrency, tls=None, sources=(None,)):
+async def openSessions(port, count, concurrency, tls=None, sources=(None,), starttls=False):
     """
     Start C{count} sessions, at most C{concurrency} logging in at once,
-    from the addresses C{sources} in turn.
+    from the addresses C{sources} in turn (over TLS with C{tls}, begun by
+    STARTTLS with C{starttls}).
 
     @return: C{(sessions, seconds)}.
     @raise SessionError: unless every session reached IDLE.
@@ -438,7 +446,7 @@ async def openSessions(port, count, concurrency, tls=None, sources=(None,)):
 
     async def one(session, source):
         async with gate:
-            await asyncio.wait_for(session.start(port, tls, source), 300)
+            await asyncio.wait_for(session.start(port, tls, source, starttls), 300)
 
     started = time.monotonic()
     results = await asyncio.gather(*[one(s, sources[i % len(sources)]) for i, s in enumerate(sessions)],
@@ -479,18 +487,20 @@ async def finishSessions(sessions):
 def clientProcess(argv):
     """
     The client process: C{PORT COUNT CONCURRENCY CAFILE SOURCES} (C{CAFILE}
-    C{-} for clear text, C{SOURCES} comma-separated addresses).
+    C{-} for clear text, C{starttls:CAFILE} for STARTTLS, C{SOURCES}
+    comma-separated addresses).
     """
     port, count, concurrency, cafile, sources = argv
     tls = None
+    starttls = cafile.startswith("starttls:")
     if cafile != "-":
         import ssl
 
-        tls = ssl.create_default_context(cafile=cafile)
-    asyncio.run(_client(int(port), int(count), int(concurrency), tls, sources.split(",")))
+        tls = ssl.create_default_context(cafile=cafile[len("starttls:"):] if starttls else cafile)
+    asyncio.run(_client(int(port), int(count), int(concurrency), tls, sources.split(","), starttls))
 
 
-async def _client(port, count, concurrency, tls, sources):
+async def _client(port, count, concurrency, tls, sources, starttls=False):
     loop = asyncio.get_running_loop()
 
     async def ask():
@@ -501,7 +511,7 @@ async def _client(port, count, concurrency, tls, sources):
         sys.stdout.flush()
 
     try:
-        sessions, seconds = await openSessions(port, count, concurrency, tls, sources)
+        sessions, seconds = await openSessions(port, count, concurrency, tls, sources, starttls)
     except SessionError as e:
         say("failed %s" % (str(e).replace("\n", " "),))
         return
@@ -654,11 +664,13 @@ def gatewayRound(tmp, dataRoot, mailRoot, options, frames=None, tls=None):
     """
     A fresh gateway and one L{measureRound}; with C{frames}, traced, and
     the result has the two snapshots as C{snapshots}; with C{tls}
-    (C{(certPath, keyPath)}), over implicit TLS.
+    (C{(certPath, keyPath)}), over implicit TLS (STARTTLS with
+    C{options.starttls}).
     """
     os.makedirs(tmp)
     workers = 1 if frames else options.workers
-    child, port, lmtpPort = startGateway(tmp, dataRoot, options.sessions, frames, tls, workers, options.tls_engine)
+    child, port, lmtpPort = startGateway(tmp, dataRoot, options.sessions, frames, tls, workers, options.tls_engine,
+                                         options.starttls)
     snapshots = []
 
     def readMemory():
@@ -675,7 +687,10 @@ def gatewayRound(tmp, dataRoot, mailRoot, options, frames=None, tls=None):
         def deliver():
             deliverLMTP(lmtpPort)
     try:
-        result = measureRound(port, options, readMemory, deliver, tls[0] if tls else None)
+        cafile = None
+        if tls:
+            cafile = ("starttls:" if options.starttls else "") + tls[0]
+        result = measureRound(port, options, readMemory, deliver, cafile)
     finally:
         stop(child)
     result["snapshots"] = snapshots
@@ -828,6 +843,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="200 sessions, one run: a smoke run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--tls", action="store_true", help="gateway over implicit TLS (no Dovecot round)")
+    parser.add_argument("--starttls", action="store_true",
+                        help="with --tls: gateway listens in clear text and each session begins with STARTTLS")
     parser.add_argument("--tls-engine", choices=("openssl", "rustls"), default="openssl",
                         help="gateway's [tls] engine with --tls (rustls: the rtls package)")
     parser.add_argument("--workers", type=int, default=1, help="gateway's [server] workers")
@@ -850,7 +867,8 @@ def main():
     print("%d sessions on one account, INBOX of %d messages, delivery: %s" % (
         options.sessions, options.messages, options.delivery))
     print("gateway: %s, workers = %d; %d client processes from %d addresses; open files limit (soft, hard): %s"
-          % ("implicit TLS (%s)" % (options.tls_engine,) if options.tls else "clear text", options.workers,
+          % ("%s (%s)" % ("STARTTLS" if options.starttls else "implicit TLS", options.tls_engine)
+             if options.tls else "clear text", options.workers,
              options.clients, options.addresses, limit))
     tmp = tempfile.mkdtemp(prefix="gateway-bench-imapidle-")
     results = {"ours": [], "dovecot": []}

@@ -309,9 +309,9 @@ SCHEMA = [
     Option("tls", "minimum_version", _tlsVersion, "1.2",
            "Oldest TLS version accepted: 1.2 or 1.3."),
     Option("tls", "engine", _choice("openssl", "rustls"), "openssl",
-           "TLS library of the ssl: listeners that use this certificate: openssl, or rustls (the"
-           " rtls package: an idle connection takes 8 kB instead of 22; no TLS session resumption)."
-           "  STARTTLS, STLS and AUTH TLS use OpenSSL either way."),
+           "TLS library of the ssl: listeners that use this certificate and of STARTTLS, STLS and"
+           " AUTH TLS: openssl, or rustls (the rtls package: an idle connection takes 8 kB instead"
+           " of 22; no TLS session resumption).  FTP data connections use OpenSSL either way."),
     Option("auth", "checker", _str, "gateway.cred.checkers.DirectoryChecker",
            "Credentials checker class (dotted name); it is built with the"
            " directory and this configuration."),

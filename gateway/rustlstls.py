@@ -19,9 +19,12 @@ rustls does not tell which server name a client asks for: the wrapper
 reads it from the ClientHello (L{serverName}) and begins TLS with that
 name's domain certificate (L{gateway.tlscontext.DomainCertificates}).
 
-What rustls does not do here: STARTTLS, STLS and AUTH TLS stay on OpenSSL
-(Twisted's C{startTLS}), and so does an C{ssl:} listener with its own
-C{privateKey=}; sessions are not resumed (C{rtls}
+STARTTLS, STLS and AUTH TLS start TLS over rustls as well
+(L{StartTLSOverRustls}, the connections of gateway's listeners).
+
+What rustls does not do here: FTP data connections (their C{startTLS} is
+on connections of the FTP module's own ports) and an C{ssl:} listener with
+its own C{privateKey=} stay on OpenSSL; sessions are not resumed (C{rtls}
 builds a server configuration, with its own session cache, for each
 connection, and has no ticket key to set).
 """
@@ -161,12 +164,20 @@ class RustlsServerProtocol(ProtocolWrapper):
     _hello = None
 
     def makeConnection(self, transport):
+        self.startOn(transport)
+        self.wrappedProtocol.makeConnection(self)
+
+    def startOn(self, transport):
+        """
+        Wait for a ClientHello on C{transport}: the start of an C{ssl:}
+        connection, or of TLS on a connection whose protocol is already
+        running (L{startTLS}).
+        """
         self._hello = bytearray()  # until the ClientHello has said which name it is for
         self._waiting = []
         directlyProvides(self, providedBy(transport), ISSLTransport)
         Protocol.makeConnection(self, transport)
         self.factory.registerProtocol(self)
-        self.wrappedProtocol.makeConnection(self)
 
     def _start(self, name):
         """
@@ -307,6 +318,57 @@ class RustlsServerFactory(WrappingFactory):
 
     def logPrefix(self):
         return "%s (TLS)" % (WrappingFactory.logPrefix(self),)
+
+
+class _Started:
+    """
+    The factory of a connection that started TLS (L{startTLS}): its
+    context, and no registry of connections.
+    """
+
+    __slots__ = ("context",)
+
+    def __init__(self, context):
+        self.context = context
+
+    def registerProtocol(self, protocol):
+        pass
+
+    def unregisterProtocol(self, protocol):
+        pass
+
+
+def startTLS(connection, context):
+    """
+    Start TLS over rustls on TCP C{connection} (STARTTLS, STLS, AUTH TLS):
+    a L{RustlsServerProtocol} goes between it and its protocol, which
+    writes through it from now on.  What the protocol wrote before (its
+    "begin TLS" reply) is already in the connection's buffer and goes out
+    first, in clear text; what it writes until the handshake is done waits
+    for it.
+
+    @param context: C{context(serverName)} -> the current rustls context.
+    """
+    protocol = connection.protocol
+    tls = RustlsServerProtocol(_Started(context), protocol)
+    tls.startOn(connection)
+    connection.protocol = tls
+    protocol.transport = tls
+
+
+class StartTLSOverRustls:
+    """
+    Mixed into a TCP server connection: C{startTLS} with a context factory
+    of the rustls engine (C{[tls] engine = rustls}) starts TLS over rustls
+    (L{startTLS}); with any other, Twisted's over OpenSSL.  A connection
+    that is the TLS client (an FTP data connection of PORT) stays on OpenSSL.
+    """
+
+    def startTLS(self, contextFactory, normal=True):
+        if normal and getattr(contextFactory, "engine", None) == "rustls":
+            startTLS(self, contextFactory.rustlsContext)
+        else:
+            super().startTLS(contextFactory, normal)
 
 
 @implementer(IStreamServerEndpoint)

@@ -20,11 +20,14 @@ rounds, two workers), the replies of several commands no longer sharing a
 send.  Here those of one turn still share it.
 
 Whatever Twisted's own path must see goes through it unchanged: a
-connection with a producer, or one closing, or after C{startTLS} (whose
-writes the TLS layer makes, past this class).
+connection with a producer, or one closing, or after Twisted's
+C{startTLS} over OpenSSL (whose writes the TLS layer makes, past this
+class).
 """
 
 from twisted.internet import tcp
+
+from gateway.rustlstls import StartTLSOverRustls
 
 
 class _TurnEnd:
@@ -60,10 +63,12 @@ def _turnEnd(reactor):
     return turnEnd
 
 
-class TurnWritesServer(tcp.Server):
+class TurnWritesServer(StartTLSOverRustls, tcp.Server):
     """
     An accepted TCP connection whose writes are sent at the end of the
-    reactor's turn (see the module docstring).
+    reactor's turn (see the module docstring).  Its C{startTLS} follows
+    C{[tls] engine} (L{StartTLSOverRustls}); after TLS over rustls its
+    writes are still sent at the turn's end, the TLS layer being above it.
     """
 
     _waiting = False

@@ -1,11 +1,15 @@
 # -*- test-case-name: tests.test_rustlstls -*-
 """
-Implicit TLS over rustls (C{[tls] engine = rustls}, issue 14's idle
-sessions): the wrapper over a C{StringTransport}, and real clients over an
-C{ssl:} listener.
+TLS over rustls (C{[tls] engine = rustls}, issue 14's idle sessions): the
+wrapper over a C{StringTransport}, real clients over an C{ssl:} listener,
+and STARTTLS, STLS and AUTH TLS over rustls.
 """
 
+import ftplib
+import imaplib
+import io
 import os
+import poplib
 import socket
 import ssl
 
@@ -19,10 +23,10 @@ from zope.interface.verify import verifyObject
 
 from gateway import rustlstls
 from gateway.errors import ConfigurationError
-from gateway.service import makeEndpoint, makeService
+from gateway.service import FRONTENDS, makeEndpoint, makeService
 from gateway.tlscert import makeSelfSigned
 from gateway.tlscontext import ReloadableTLS
-from tests.support import makeDataRoot, testCertificate
+from tests.support import PASSWORD, makeDataRoot, makeTestConfig, testCertificate
 from tests.test_tlscontext import SSLListenerMixin, der, serveIMAPOverSSL, serverCertificate
 
 skipNoRustls = "the rtls package is not installed (pip install gateway[rustls])" if rustlstls.rtls is None else None
@@ -58,6 +62,9 @@ class Connection:
         self.server = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 2))
         self.server.makeConnection(self.transport)
+        self.connectClient(maximum)
+
+    def connectClient(self, maximum=None):
         context = ssl.create_default_context(cafile=testCertificate()[0])
         if maximum is not None:
             context.maximum_version = maximum
@@ -94,6 +101,91 @@ class Connection:
             if not chunk:
                 return data
             data += chunk
+
+
+class StartedConnection(Connection):
+    """
+    A clear-text connection over a StringTransport whose protocol said
+    "begin TLS" and started TLS over rustls (L{rustlstls.startTLS}), and a
+    Python ssl client over memory BIOs.
+
+    @ivar clear: what the connection sent in clear text.
+    """
+
+    def __init__(self):
+        self.tls = ReloadableTLS(*testCertificate(), "1.2", "[tls] certificate", engine="rustls")
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 2))
+        self.recorder = Recorder()
+        self.transport.protocol = self.recorder
+        self.recorder.makeConnection(self.transport)
+        self.recorder.transport.write(b"a OK Begin TLS now\r\n")
+        rustlstls.startTLS(self.transport, self.tls.rustlsContext)
+        self.server = self.transport.protocol
+        self.clear = self.transport.value()
+        self.transport.clear()
+        self.connectClient()
+
+    @property
+    def protocol(self):
+        return self.recorder
+
+
+class StartTLSTests(unittest.TestCase):
+    """TLS over rustls started on a connection whose protocol is running."""
+
+    skip = skipNoRustls
+
+    def test_clearTextThenTLS(self):
+        """What was written before goes out in clear; the protocol's next write waits for the handshake, then is encrypted."""
+        c = StartedConnection()
+        self.assertEqual(c.clear, b"* OK ready\r\na OK Begin TLS now\r\n")
+        self.assertIs(c.recorder.transport, c.server)
+        self.assertIs(c.server.wrappedProtocol, c.recorder)
+        self.assertTrue(ISSLTransport.providedBy(c.recorder.transport))
+        c.recorder.transport.write(b"* CAPABILITY IMAP4rev1\r\n")
+        self.assertEqual(c.transport.value(), b"")
+        c.pump()
+        self.assertEqual(c.client.version(), "TLSv1.3")
+        self.assertEqual(c.clientRead(), b"* CAPABILITY IMAP4rev1\r\n")
+        self.assertNotIn(b"CAPABILITY", c.transport.value())
+
+    def test_bothWays(self):
+        """After the handshake the protocol receives what the client sends, and its LOGOUT closes with close_notify."""
+        c = StartedConnection()
+        c.pump()
+        c.client.write(b"a LOGIN demo secret\r\na LOGOUT\r\n")
+        c.pump()
+        self.assertEqual(c.recorder.received, b"a LOGIN demo secret\r\na LOGOUT\r\n")
+        self.assertEqual(c.clientRead(), b"* BYE\r\n")
+        self.assertTrue(c.transport.disconnecting)
+        c.client.unwrap()
+
+    def test_engineChooses(self):
+        """A connection's startTLS goes over rustls with the rustls engine's factory as the TLS server, else to Twisted's."""
+
+        class TCP(StringTransport):
+            def startTLS(self, contextFactory, normal=True):
+                self.started = (contextFactory, normal)
+
+        class Connection(rustlstls.StartTLSOverRustls, TCP):
+            pass
+
+        rustls = ReloadableTLS(*testCertificate(), "1.2", "[tls] certificate", engine="rustls")
+        openssl = ReloadableTLS(*testCertificate(), "1.2", "[tls] certificate")
+        for factory, normal in ((openssl, True), (rustls, False)):
+            connection = Connection()
+            connection.protocol = protocol = Recorder()
+            protocol.makeConnection(connection)
+            connection.startTLS(factory, normal)
+            self.assertEqual(connection.started, (factory, normal))
+            self.assertIs(connection.protocol, protocol)
+        connection = Connection()
+        connection.protocol = protocol = Recorder()
+        protocol.makeConnection(connection)
+        connection.startTLS(rustls)
+        self.assertFalse(hasattr(connection, "started"))
+        self.assertIsInstance(connection.protocol, rustlstls.RustlsServerProtocol)
+        self.assertIs(protocol.transport, connection.protocol)
 
 
 def clientHello(name="localhost", **options):
@@ -393,3 +485,109 @@ class ReloadTests(unittest.TestCase):
         second = yield threads.deferToThread(serverCertificate, port, "localhost", cert)
         self.assertEqual(second, der(cert))
         self.assertNotEqual(first, second)
+
+
+class StartTLSClientTests(unittest.TestCase):
+    """
+    imaplib's STARTTLS, poplib's STLS and ftplib's AUTH TLS against the
+    server with C{[tls] engine = rustls}: the session goes on over rustls
+    (checked on the server's own connections); FTP's data connections stay
+    on OpenSSL.
+    """
+
+    skip = skipNoRustls
+    timeout = 60
+
+    def setUp(self):
+        dataRoot = os.path.abspath(self.mktemp())
+        makeDataRoot(dataRoot)
+        overrides = {(name, "enabled"): False for name in FRONTENDS}
+        for name in ("imap", "pop3", "ftp"):
+            overrides[name, "enabled"] = True
+            overrides[name, "listen"] = ("tcp:0:interface=127.0.0.1",)
+        overrides["tls", "engine"] = "rustls"
+        self.top = makeService(makeTestConfig(dataRoot, overrides), reactor)
+        self.top.privilegedStartService()
+        self.top.startService()
+        # The FTP module's threads stop at the reactor's shutdown, which a test does not reach.
+        self.addCleanup(self.top.factories["ftp"].stopThreads)
+        self.addCleanup(self.top.stopService)
+        self.ports = {child.name.split()[0]: child.port.getHost().port for child in self.top if child.name}
+        self.tls = ssl.create_default_context(cafile=testCertificate()[0])
+
+    def serverTransports(self, name):
+        """Run in the reactor: the class names of protocol C{name}'s sessions' transports."""
+        factory = self.top.factories[name]
+        if name == "ftp":
+            return [type(session.transport).__name__ for session in factory.sessions]
+        return [type(session.transport).__name__ for session in factory.protocols]
+
+    @defer.inlineCallbacks
+    def test_imap(self):
+        """STARTTLS, LOGIN, APPEND and FETCH of a 300 kB message byte for byte, over rustls."""
+        message = b"Subject: big\r\n\r\n" + b"".join(b"%s\r\n" % (os.urandom(30).hex().encode(),)
+                                                        for n in range(5000))
+
+        def run():
+            client = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=20)
+            try:
+                client.starttls(self.tls)
+                client.login("demo@example.test", PASSWORD)
+                transports = threads.blockingCallFromThread(reactor, self.serverTransports, "imap")
+                client.append("INBOX", None, None, message)
+                client.select("INBOX")
+                fetched = client.fetch("1", "(BODY.PEEK[])")[1][0][1]
+                return transports, fetched, client.sock.version()
+            finally:
+                client.logout()
+
+        transports, fetched, version = yield threads.deferToThread(run)
+        self.assertEqual(transports, ["RustlsServerProtocol"])
+        self.assertEqual(fetched, message)
+        self.assertEqual(version, "TLSv1.3")
+
+    @defer.inlineCallbacks
+    def test_pop3(self):
+        """STLS, then USER/PASS and STAT over rustls."""
+
+        def run():
+            client = poplib.POP3("127.0.0.1", self.ports["pop3"], timeout=20)
+            try:
+                client.stls(self.tls)
+                client.user("demo@example.test")
+                client.pass_(PASSWORD)
+                transports = threads.blockingCallFromThread(reactor, self.serverTransports, "pop3")
+                return transports, client.stat(), client.sock.version()
+            finally:
+                client.quit()
+
+        transports, stat, version = yield threads.deferToThread(run)
+        self.assertEqual(transports, ["RustlsServerProtocol"])
+        self.assertEqual(stat, (0, 0))
+        self.assertEqual(version, "TLSv1.3")
+
+    @defer.inlineCallbacks
+    def test_ftp(self):
+        """AUTH TLS over rustls, then with PROT P a file stored, listed and read back over OpenSSL data connections."""
+        content = os.urandom(200000)
+
+        def run():
+            client = ftplib.FTP_TLS(context=self.tls, timeout=20)
+            client.connect("127.0.0.1", self.ports["ftp"])
+            try:
+                client.login("demo@example.test", PASSWORD)
+                client.prot_p()
+                transports = threads.blockingCallFromThread(reactor, self.serverTransports, "ftp")
+                client.storbinary("STOR blob.bin", io.BytesIO(content))
+                names = client.nlst()
+                got = io.BytesIO()
+                client.retrbinary("RETR blob.bin", got.write)
+                return transports, names, got.getvalue(), client.sock.version()
+            finally:
+                client.quit()
+
+        transports, names, got, version = yield threads.deferToThread(run)
+        self.assertEqual(transports, ["RustlsServerProtocol"])
+        self.assertIn("blob.bin", names)
+        self.assertEqual(got, content)
+        self.assertEqual(version, "TLSv1.3")
