@@ -12,6 +12,7 @@ import os
 import poplib
 import socket
 import ssl
+import subprocess
 
 from twisted.internet import defer, reactor, threads
 from twisted.internet.address import IPv4Address
@@ -28,6 +29,9 @@ from gateway.tlscert import makeSelfSigned
 from gateway.tlscontext import ReloadableTLS
 from tests.support import PASSWORD, makeDataRoot, makeTestConfig, testCertificate
 from tests.test_tlscontext import SSLListenerMixin, der, serveIMAPOverSSL, serverCertificate
+
+CURL = "/usr/bin/curl"
+LFTP = "/usr/bin/lftp"
 
 skipNoRustls = "the rtls package is not installed (pip install gateway[rustls])" if rustlstls.rtls is None else None
 
@@ -591,3 +595,68 @@ class StartTLSClientTests(unittest.TestCase):
         self.assertIn("blob.bin", names)
         self.assertEqual(got, content)
         self.assertEqual(version, "TLSv1.3")
+
+    def countStarts(self):
+        """The connections that start TLS over rustls from now on, by the class of their protocol."""
+        started = []
+        original = rustlstls.startTLS
+
+        def counting(connection, context):
+            started.append(type(connection.protocol).__name__)
+            original(connection, context)
+
+        self.patch(rustlstls, "startTLS", counting)
+        return started
+
+    @defer.inlineCallbacks
+    def test_curl(self):
+        """curl (OpenSSL) appends and lists over IMAP STARTTLS, then reads the message back over POP3 STLS."""
+        if not os.path.exists(CURL):
+            raise unittest.SkipTest("curl is not installed")
+        started = self.countStarts()
+        message = os.path.abspath(self.mktemp())
+        with open(message, "wb") as f:
+            f.write(b"From: a@example.test\r\nSubject: over rustls\r\n\r\n" + b"x" * 5000 + b"\r\n")
+
+        def curl(url, *args):
+            return subprocess.run([CURL, "-sS", "--ssl-reqd", "--cacert", testCertificate()[0],
+                                   "-u", "demo@example.test:" + PASSWORD] + list(args) + [url],
+                                  capture_output=True, timeout=20)
+
+        imap = "imap://127.0.0.1:%d/" % (self.ports["imap"],)
+        appended = yield threads.deferToThread(curl, imap + "INBOX", "-T", message)
+        self.assertEqual(appended.returncode, 0, appended.stderr)
+        listed = yield threads.deferToThread(curl, imap)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(b'"INBOX"', listed.stdout)
+        retrieved = yield threads.deferToThread(curl, "pop3://127.0.0.1:%d/1" % (self.ports["pop3"],))
+        self.assertEqual(retrieved.returncode, 0, retrieved.stderr)
+        with open(message, "rb") as f:
+            self.assertEqual(retrieved.stdout, f.read())
+        self.assertEqual(started, ["LimitedProtocol"] * 3)
+
+    @defer.inlineCallbacks
+    def test_lftp(self):
+        """lftp (GnuTLS) over AUTH TLS with protected data: a 1 MB upload and its download arrive whole."""
+        if not os.path.exists(LFTP):
+            raise unittest.SkipTest("lftp is not installed")
+        started = self.countStarts()
+        work = os.path.abspath(self.mktemp())
+        os.mkdir(work)
+        payload = os.urandom(1000000)
+        with open(os.path.join(work, "up.bin"), "wb") as f:
+            f.write(payload)
+        script = "; ".join([
+            "set ssl:ca-file %s" % (testCertificate()[0],),
+            "set ftp:ssl-force yes", "set ftp:ssl-protect-data yes",
+            "put '%s' -o up.bin" % (os.path.join(work, "up.bin"),),
+            "get up.bin -o '%s'" % (os.path.join(work, "back.bin"),),
+            "quit",
+        ])
+        result = yield threads.deferToThread(
+            subprocess.run, [LFTP, "-u", "demo@example.test," + PASSWORD, "-e", script,
+                             "ftp://127.0.0.1:%d" % (self.ports["ftp"],)], capture_output=True, timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(os.path.join(work, "back.bin"), "rb") as f:
+            self.assertEqual(f.read(), payload)
+        self.assertEqual(started, ["FTPSession"])
