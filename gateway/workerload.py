@@ -15,10 +15,18 @@ Each worker writes how many connections it has open into its slot of a
 small shared file (C{run/worker-connections} under the data root: 8 bytes
 a worker, mapped in memory: no system call to read or write it).  Before
 it accepts, a worker that has more than another one lets that one take the
-connection: it stops reading its listeners for L{PAUSE} seconds, again
-while the others take connections, and accepts once they took none during
-a pause (so a worker that is stuck, or ended and not yet replaced, delays a
-connection by one pause).
+connection: it stops reading that listener and looks again every L{POLL}
+seconds, reading again as soon as no other has fewer, and taking the next
+connection itself when the others took none for L{PAUSE} seconds (so a
+worker that is stuck, or ended and not yet replaced, delays a connection
+by one pause).
+
+Until session 22 a worker that had more stopped reading for the whole
+pause, even once the others had caught up.  In a burst of clients the two
+workers of two CPUs then took turns getting ahead and were both stopped
+most of the time: 155 new connections a second when each stayed open,
+against 11,000 with one worker, and every greeting 0.3 s late
+(C{bench/RESULTS.md}).
 """
 
 import mmap
@@ -38,6 +46,16 @@ SLOTS = 64
 #: logins of a burst of clients: 6 and 4 in 1 of 3 runs, 5 and 5 in 4 of 4
 #: with 25 ms).
 PAUSE = 0.025
+
+#: How often a worker that leaves new connections to the others looks
+#: whether they caught up.
+POLL = 0.001
+
+#: How far ahead of another a worker may be and still accept: the workers'
+#: connections in all divided by this (so none up to 31 connections: ten
+#: clients split five and five; 3% of thousands, so that in a burst each
+#: worker takes many in a row before it leaves the next to the other).
+SLACK = 32
 
 
 class WorkerLoads:
@@ -86,8 +104,8 @@ class WorkerLoads:
 
     def othersHaveFewer(self):
         """
-        Has another worker fewer connections open than this one?  (Publishes
-        this one's first.)
+        Has another worker fewer connections open than this one, by more
+        than the slack (L{SLACK})?  (Publishes this one's first.)
 
         @return: C{None} if not, else what the others have open in all (to
             tell whether they took connections since).
@@ -97,7 +115,8 @@ class WorkerLoads:
             return None
         counts = struct.unpack_from("%dq" % (self.count,), self._map)
         others = [n for k, n in enumerate(counts) if k != self.number - 1]
-        return sum(others) if min(others) < mine else None
+        slack = (sum(others) + mine) // SLACK
+        return sum(others) if min(others) < mine - slack else None
 
     def close(self):
         if self._map is not None:
@@ -105,31 +124,47 @@ class WorkerLoads:
             self._map = None
 
 
-def shareAccepts(port, loads, clock, pause=PAUSE):
+def shareAccepts(port, loads, clock, pause=PAUSE, poll=POLL):
     """
     Make C{port} (a listening port that accepts one connection a read: see
-    L{gateway.worker.acceptOnePerWake}) leave a new connection to the other
-    workers for C{pause} seconds while one of them has fewer open than this
-    one (L{WorkerLoads.othersHaveFewer}), again while they take
-    connections, and accept it once they took none during a pause (stuck,
-    or gone).
+    L{gateway.worker.acceptOnePerWake}) leave new connections to the other
+    workers while one of them has fewer open than this one
+    (L{WorkerLoads.othersHaveFewer}): it stops reading, looks again every
+    C{poll} seconds, reads again once none has fewer, and takes the next
+    connection itself when the others took none for C{pause} seconds
+    (stuck, or gone).
     """
     doRead = port.doRead
-    # What the others had open when this worker last paused.
-    seen = [None]
+    # What the others had open when they last took a connection, and when
+    # this worker saw it; whether it takes the next connection whatever
+    # the others have.
+    state = {"others": None, "since": None, "takeNext": False}
 
-    def resume():
-        if port.connected:
+    def look():
+        if not port.connected:
+            return
+        others = loads.othersHaveFewer()
+        now = clock.seconds()
+        if others is None:
+            port.startReading()  # they caught up
+            return
+        if others != state["others"]:
+            state["others"], state["since"] = others, now  # they are taking connections
+        elif now - state["since"] >= pause:
+            state["takeNext"] = True  # they took none for a pause
             port.startReading()
+            return
+        clock.callLater(poll, look)
 
     def doReadShared():
-        others = loads.othersHaveFewer()
-        if others is not None and others != seen[0]:
-            seen[0] = others
-            port.stopReading()
-            clock.callLater(pause, resume)
-            return None
-        seen[0] = None
+        if not state["takeNext"]:
+            others = loads.othersHaveFewer()
+            if others is not None:
+                port.stopReading()
+                state["others"], state["since"] = others, clock.seconds()
+                clock.callLater(poll, look)
+                return None
+        state["takeNext"] = False
         result = doRead()
         loads.publish()
         return result

@@ -56,6 +56,24 @@ class WorkerLoadsTests(unittest.TestCase):
         self.open[2] = 5
         self.assertEqual(second.othersHaveFewer(), 4)
 
+    def test_slack(self):
+        """Past 31 connections in all, a worker may be ahead of another by a 32nd of them and still accept."""
+        first, second = self.loads(1, 2), self.loads(2, 2)
+        self.open.update({1: 16, 2: 15})
+        second.publish()
+        self.assertEqual(first.othersHaveFewer(), 15, "31 in all: no slack")
+        self.open[1] = 17
+        self.open[2] = 16
+        second.publish()
+        self.assertIsNone(first.othersHaveFewer(), "33 in all: 1 of slack")
+        self.open[1] = 18
+        self.assertEqual(first.othersHaveFewer(), 16)
+        self.open.update({1: 1560, 2: 1470})
+        second.publish()
+        self.assertIsNone(first.othersHaveFewer(), "3,030 in all: 94 of slack")
+        self.open[1] = 1570
+        self.assertEqual(first.othersHaveFewer(), 1470)
+
     def test_oneWorker(self):
         """A single worker never waits for others."""
         self.open[1] = 10
@@ -97,6 +115,7 @@ class _Loads:
         self.published += 1
 
 
+
 class ShareAcceptsTests(unittest.TestCase):
     """
     L{workerload.shareAccepts}: a worker with more connections than another
@@ -132,27 +151,44 @@ class ShareAcceptsTests(unittest.TestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_busierWorkerWaits(self):
-        """A busier worker stops reading for the pause, and again while the others take connections."""
+        """A busier worker stops reading and looks again every poll: still waiting while the others take connections."""
         loads = _Loads(3)
-        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005)
+        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005, poll=0.001)
         self.port.startReading()
         self.port.doRead()
         self.assertEqual(self.factory.built, [])
         self.assertFalse(self.reading())
-        self.clock.advance(0.005)
-        self.assertTrue(self.reading())
-        self.port.stopReading()
-        loads.others = 4  # one of them took a connection meanwhile
-        self.port.doRead()
+        for others in range(4, 14):
+            loads.others = others  # one of them took a connection meanwhile
+            self.clock.advance(0.001)
+            self.assertFalse(self.reading())
         self.assertEqual(self.factory.built, [])
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_caughtUp(self):
+        """A worker reads again at the first look after no other has fewer, and accepts."""
+        loads = _Loads(3)
+        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005, poll=0.001)
+        self.port.doRead()
+        self.clock.advance(0.001)
+        self.assertFalse(self.reading())
+        loads.others = None
+        self.clock.advance(0.001)
+        self.assertTrue(self.reading())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.port.stopReading()
+        self.port.doRead()
+        self.assertEqual(len(self.factory.built), 1)
 
     def test_stuckOthers(self):
-        """When the others took nothing during a pause, the busier worker takes the connection."""
+        """When the others took nothing for a pause, the busier worker takes the next connection, and only that one."""
         loads = _Loads(3)
-        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005)
+        workerload.shareAccepts(self.port, loads, self.clock, pause=0.005, poll=0.001)
         self.port.doRead()
-        self.clock.advance(0.005)
+        for _ in range(4):
+            self.clock.advance(0.001)
+            self.assertFalse(self.reading())
+        self.clock.advance(0.001)
+        self.assertTrue(self.reading())
         self.port.stopReading()
         self.port.doRead()
         self.assertEqual(len(self.factory.built), 1)
@@ -168,7 +204,86 @@ class ShareAcceptsTests(unittest.TestCase):
         def stopped(_):
             self.clock.advance(workerload.PAUSE)
             self.assertFalse(self.reading())
+            self.assertEqual(self.clock.getDelayedCalls(), [])
         return self.port.stopListening().addCallback(stopped)
+
+
+class _Backlog:
+    """
+    A worker's listening port on a socket that always has a connection
+    waiting (a burst of clients): each read accepts one.
+    """
+
+    def __init__(self, opened):
+        self.opened = opened
+        self.connected = True
+        self.reading = True
+
+    def doRead(self):
+        self.opened.append(1)
+
+    def startReading(self):
+        self.reading = True
+
+    def stopReading(self):
+        self.reading = False
+
+
+class BurstTests(unittest.TestCase):
+    """
+    Two workers sharing a burst of new connections through the shared
+    file: one of them always accepts, and they end up even.
+    """
+
+    def test_noPauseOfBoth(self):
+        """Each millisecond a reading worker accepts one: 1,000 in 1,000 ms, split within the slack."""
+        dataRoot = self.mktemp()
+        clock = task.Clock()
+        opened = {1: [], 2: []}
+        ports = {}
+        for number in (1, 2):
+            loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(opened[n]))
+            self.addCleanup(loads.close)
+            ports[number] = _Backlog(opened[number])
+            workerload.shareAccepts(ports[number], loads, clock, pause=0.025)
+        neither = 0
+        for tick in range(1000):
+            # The first worker wins every race it runs in; a connection it
+            # leaves waits for the other in the same millisecond.
+            for port in ports.values():
+                if port.reading:
+                    port.doRead()
+                    if len(opened[1]) + len(opened[2]) > tick:
+                        break
+            else:
+                neither += 1
+            clock.advance(0.001)
+        self.assertEqual(neither, 0)
+        self.assertEqual(len(opened[1]) + len(opened[2]), 1000)
+        self.assertLessEqual(abs(len(opened[1]) - len(opened[2])), 1000 // workerload.SLACK + 1)
+
+    def test_tenClientsEvenly(self):
+        """Ten clients at once go five and five, within a few polls, though the first worker wins every race."""
+        dataRoot = self.mktemp()
+        clock = task.Clock()
+        opened = {1: [], 2: []}
+        ports = {}
+        for number in (1, 2):
+            loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(opened[n]))
+            self.addCleanup(loads.close)
+            ports[number] = _Backlog(opened[number])
+            workerload.shareAccepts(ports[number], loads, clock)
+        waiting = 10
+        while waiting:
+            for port in ports.values():
+                if port.reading:
+                    port.doRead()
+                    if len(opened[1]) + len(opened[2]) == 11 - waiting:
+                        waiting -= 1
+                        break
+            clock.advance(0.0001)
+        self.assertEqual((len(opened[1]), len(opened[2])), (5, 5))
+        self.assertLess(clock.seconds(), 10 * workerload.POLL)
 
 
 class FirstAcceptTests(unittest.TestCase):
