@@ -172,6 +172,29 @@ class RecordTests(RedoMixin, unittest.TestCase):
         self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
 
     @inlineCallbacks
+    def test_diskFullWaits(self):
+        """
+        Forgetting rows on a full disk (SQLite needs room in its log to delete)
+        logs one warning line, no traceback, and the rows stay for a later pass.
+        """
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        yield self.inbox.appendMessageLater(SMALL)
+
+        def full(indexPath, upTo):
+            raise sqlite3.OperationalError("database or disk is full")
+        self.patch(redo, "_forgetIn", full)
+        self.checkpoints.flush()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(len(self.rows()), 1)
+        [warning] = [e for e in events if e.get("log_namespace") == "gateway.store" and "redo" in e.get("log_format", "")]
+        self.assertEqual(warning["log_level"], LogLevel.warn)
+        self.assertIsNone(warning.get("log_failure"))
+
+    @inlineCallbacks
     def test_failedSyncKeepsRows(self):
         """A checkpoint whose sync fails (an I/O error) keeps the rows."""
         def failing(path):

@@ -54,6 +54,7 @@ import threading
 import time
 
 from gateway import affinity, stats
+from gateway.errors import isStorageFull
 from gateway.logging import getLogger
 from gateway.store import index, maildir
 
@@ -343,8 +344,14 @@ class Checkpointer:
                 continue
             try:
                 _forgetIn(indexPath, batch[indexPath])
-            except Exception:
-                if os.path.exists(indexPath):  # else the account went meanwhile
+            except Exception as e:
+                if not os.path.exists(indexPath):
+                    continue  # the account went meanwhile
+                if isStorageFull(e):
+                    # Deleting rows takes room in the log: they stay until a
+                    # later pass finds some.
+                    log.warn("Forgetting synced redo rows of {index} waits: the disk is full", index=indexPath)
+                else:
                     log.failure("Forgetting synced redo rows of {index} failed", index=indexPath)
         self.passes += 1
 
