@@ -204,6 +204,7 @@ class WorkerService(GatewayService):
         if self.loads.accepting:
             return
         self.loads.accepting = True
+        self.loads.publish()
         if self._acceptAnyway is not None and self._acceptAnyway.active():
             self._acceptAnyway.cancel()
         for child in self:
@@ -213,6 +214,7 @@ class WorkerService(GatewayService):
     def stopService(self):
         if self._publishing.running:
             self._publishing.stop()
+        self.loads.stopAccepting()
         if self._acceptAnyway is not None and self._acceptAnyway.active():
             self._acceptAnyway.cancel()
         return defer.maybeDeferred(GatewayService.stopService, self).addBoth(self._closeLoads)

@@ -18,8 +18,14 @@ it accepts, a worker that has more than another one lets that one take the
 connection: it stops reading that listener and looks again every L{POLL}
 seconds, reading again as soon as no other has fewer, and taking the next
 connection itself when the others took none for L{PAUSE} seconds (so a
-worker that is stuck, or ended and not yet replaced, delays a connection
-by one pause).
+worker that is stuck delays a connection by one pause).
+
+A worker that does not accept (not yet, no longer, or ended: the parent
+marks the slot of a worker that ended) has C{-1} in its slot, and the
+others do not leave connections to it.  Before, the slot of a worker
+killed in a burst kept its last count, and its replacement's said 0 before
+it accepted: the other worker left them connections, and greetings waited
+up to 1.1 s.
 
 Until session 22 a worker that had more stopped reading for the whole
 pause, even once the others had caught up.  In a burst of clients the two
@@ -57,6 +63,9 @@ POLL = 0.001
 #: worker takes many in a row before it leaves the next to the other).
 SLACK = 32
 
+#: The count in the slot of a worker that does not accept connections.
+ABSENT = -1
+
 
 class WorkerLoads:
     """
@@ -93,19 +102,28 @@ class WorkerLoads:
 
     def publish(self):
         """
-        Write this worker's open connections into its slot.
+        Write this worker's open connections into its slot (L{ABSENT} while
+        it does not accept).
 
         @return: that number.
         """
         mine = self._open()
         if self._map is not None:
-            struct.pack_into("q", self._map, (self.number - 1) * 8, mine)
+            struct.pack_into("q", self._map, (self.number - 1) * 8, mine if self.accepting else ABSENT)
         return mine
+
+    def stopAccepting(self):
+        """
+        This worker accepts no more connections: the others take them all.
+        """
+        self.accepting = False
+        self.publish()
 
     def othersHaveFewer(self):
         """
-        Has another worker fewer connections open than this one, by more
-        than the slack (L{SLACK})?  (Publishes this one's first.)
+        Has another worker that accepts fewer connections open than this
+        one, by more than the slack (L{SLACK})?  (Publishes this one's
+        first.)
 
         @return: C{None} if not, else what the others have open in all (to
             tell whether they took connections since).
@@ -114,14 +132,34 @@ class WorkerLoads:
         if self._map is None or self.count < 2:
             return None
         counts = struct.unpack_from("%dq" % (self.count,), self._map)
-        others = [n for k, n in enumerate(counts) if k != self.number - 1]
+        others = [n for k, n in enumerate(counts) if k != self.number - 1 and n != ABSENT]
+        if not others:
+            return None
         slack = (sum(others) + mine) // SLACK
         return sum(others) if min(others) < mine - slack else None
 
     def close(self):
         if self._map is not None:
+            self.stopAccepting()
             self._map.close()
             self._map = None
+
+
+def forgetWorker(dataRoot, number):
+    """
+    Mark worker C{number}'s slot L{ABSENT} (the parent, when the worker
+    ended): the others no longer leave connections to it.
+    """
+    if not 1 <= number <= SLOTS:
+        return
+    try:
+        fd = os.open(runPath(dataRoot, NAME), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # no worker made the file yet
+    try:
+        os.pwrite(fd, struct.pack("q", ABSENT), (number - 1) * 8)
+    finally:
+        os.close(fd)
 
 
 def shareAccepts(port, loads, clock, pause=PAUSE, poll=POLL):

@@ -66,6 +66,7 @@ from gateway.service import (
     enabledListeners,
     makeContext,
 )
+from gateway.workerload import forgetWorker
 
 log = glog.getLogger("server")
 
@@ -221,6 +222,7 @@ class WorkerParent(GatewayService):
         unless the server is stopping.
         """
         self.forgetProcess(worker.lastPid)
+        forgetWorker(self.context.config.dataRoot(), worker.number)
         if worker.replacing and self.running:
             worker.replacing = worker.stopping = False
             worker.start()

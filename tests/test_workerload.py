@@ -25,6 +25,8 @@ class WorkerLoadsTests(unittest.TestCase):
     def loads(self, number, count=3):
         loads = workerload.WorkerLoads(self.dataRoot, number, count, lambda: self.open[number])
         self.addCleanup(loads.close)
+        loads.accepting = True
+        loads.publish()
         return loads
 
     def test_fewerElsewhere(self):
@@ -73,6 +75,26 @@ class WorkerLoadsTests(unittest.TestCase):
         self.assertIsNone(first.othersHaveFewer(), "3,030 in all: 94 of slack")
         self.open[1] = 1570
         self.assertEqual(first.othersHaveFewer(), 1470)
+
+    def test_notAcceptingLeftOut(self):
+        """A worker that does not accept yet, or no longer, or ended, is not one to leave connections to."""
+        first, second = self.loads(1, 2), self.loads(2, 2)
+        self.open.update({1: 5, 2: 3})
+        second.publish()
+        self.assertEqual(first.othersHaveFewer(), 3)
+        second.stopAccepting()
+        self.assertIsNone(first.othersHaveFewer())
+        second.accepting = True
+        second.publish()
+        self.assertEqual(first.othersHaveFewer(), 3)
+        workerload.forgetWorker(self.dataRoot, 2)
+        self.assertIsNone(first.othersHaveFewer())
+        second.publish()
+        second.close()
+        self.assertIsNone(first.othersHaveFewer(), "closed")
+        third = workerload.WorkerLoads(self.dataRoot, 2, 2, lambda: 0)
+        self.addCleanup(third.close)
+        self.assertIsNone(first.othersHaveFewer(), "started, not accepting yet")
 
     def test_oneWorker(self):
         """A single worker never waits for others."""
@@ -244,6 +266,8 @@ class BurstTests(unittest.TestCase):
         for number in (1, 2):
             loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(opened[n]))
             self.addCleanup(loads.close)
+            loads.accepting = True
+            loads.publish()
             ports[number] = _Backlog(opened[number])
             workerload.shareAccepts(ports[number], loads, clock, pause=0.025)
         neither = 0
@@ -271,6 +295,8 @@ class BurstTests(unittest.TestCase):
         for number in (1, 2):
             loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(opened[n]))
             self.addCleanup(loads.close)
+            loads.accepting = True
+            loads.publish()
             ports[number] = _Backlog(opened[number])
             workerload.shareAccepts(ports[number], loads, clock)
         waiting = 10

@@ -627,9 +627,15 @@ class ParentTests(unittest.TestCase):
         from twisted.internet.task import Clock
 
         clock = Clock()
+        dataRoot = self.mktemp()
+
+        class Config:
+            def dataRoot(self):
+                return dataRoot
 
         class Context:
             reactor = clock
+            config = Config()
 
         parent = workers.WorkerParent.__new__(workers.WorkerParent)
         MultiService.__init__(parent)
@@ -657,6 +663,42 @@ class ParentTests(unittest.TestCase):
         self.assertEqual(delays, [0.5, 1.0, 2.0, 0.5])
         self.assertEqual(len(started), 4)
         self.assertEqual(parent.restarts, 4)
+
+    def test_endedWorkerLeftOut(self):
+        """The slot of a worker that ended says it accepts nothing: the others no longer leave connections to it."""
+        from twisted.internet.task import Clock
+
+        from gateway import workerload
+
+        dataRoot = self.mktemp()
+        loads = {}
+        for number, count in ((1, 5), (2, 3)):
+            loads[number] = workerload.WorkerLoads(dataRoot, number, 2, lambda count=count: count)
+            loads[number].accepting = True
+            loads[number].publish()
+            self.addCleanup(loads[number].close)
+        self.assertEqual(loads[1].othersHaveFewer(), 3)
+
+        class Config:
+            def dataRoot(self):
+                return dataRoot
+
+        class Context:
+            reactor = Clock()
+            config = Config()
+
+        class Worker:
+            number = 2
+            lastPid = None
+            stopping = True
+            replacing = False
+
+        parent = workers.WorkerParent.__new__(workers.WorkerParent)
+        MultiService.__init__(parent)
+        parent.context = Context()
+        parent.running = True
+        parent.workerEnded(Worker(), 10)
+        self.assertIsNone(loads[1].othersHaveFewer())
 
 
 class StopSignalTests(unittest.TestCase):

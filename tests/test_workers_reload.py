@@ -69,8 +69,15 @@ class ReplaceTests(unittest.TestCase):
 
         from gateway import workers
 
+        dataRoot = self.mktemp()
+
+        class Config:
+            def dataRoot(self):
+                return dataRoot
+
         class Context:
             reactor = Clock()
+            config = Config()
 
         parent = workers.WorkerParent.__new__(workers.WorkerParent)
         MultiService.__init__(parent)
