@@ -17,8 +17,9 @@ a worker, mapped in memory: no system call to read or write it).  Before
 it accepts, a worker that has more than another one lets that one take the
 connection: it stops reading that listener and looks again every L{POLL}
 seconds, reading again as soon as no other has fewer, and taking the next
-connection itself when the others took none for L{PAUSE} seconds (so a
-worker that is stuck delays a connection by one pause).
+connection itself when one still waits after the others took none for
+L{PAUSE} seconds (so a worker that is stuck delays a connection by one
+pause).
 
 A worker that does not accept (not yet, no longer, or ended: the parent
 marks the slot of a worker that ended) has C{-1} in its slot, and the
@@ -37,6 +38,7 @@ against 11,000 with one worker, and every greeting 0.3 s late
 
 import mmap
 import os
+import select
 import struct
 
 from gateway.runstate import runPath
@@ -47,10 +49,10 @@ NAME = "worker-connections"
 #: Workers with a slot (more share nothing).
 SLOTS = 64
 
-#: How long a worker that has more connections than another leaves a new
-#: connection to the others (5 ms was too short for a worker busy with the
-#: logins of a burst of clients: 6 and 4 in 1 of 3 runs, 5 and 5 in 4 of 4
-#: with 25 ms).
+#: How long the others may take no connection while one waits before a
+#: worker that has more takes it itself (5 ms was too short for a worker
+#: busy with the logins of a burst of clients: 6 and 4 in 1 of 3 runs, 5
+#: and 5 in 4 of 4 with 25 ms).
 PAUSE = 0.025
 
 #: How often a worker that leaves new connections to the others looks
@@ -169,8 +171,8 @@ def shareAccepts(port, loads, clock, pause=PAUSE, poll=POLL):
     workers while one of them has fewer open than this one
     (L{WorkerLoads.othersHaveFewer}): it stops reading, looks again every
     C{poll} seconds, reads again once none has fewer, and takes the next
-    connection itself when the others took none for C{pause} seconds
-    (stuck, or gone).
+    connection itself when one is waiting and the others took none for
+    C{pause} seconds (stuck).
     """
     doRead = port.doRead
     # What the others had open when they last took a connection, and when
@@ -189,7 +191,10 @@ def shareAccepts(port, loads, clock, pause=PAUSE, poll=POLL):
         if others != state["others"]:
             state["others"], state["since"] = others, now  # they are taking connections
         elif now - state["since"] >= pause:
-            state["takeNext"] = True  # they took none for a pause
+            # They took none for a pause: the next one is this worker's if
+            # one is waiting now (they are stuck), else the next to come
+            # is theirs to take again.
+            state["takeNext"] = _waiting(port)
             port.startReading()
             return
         clock.callLater(poll, look)
@@ -208,3 +213,18 @@ def shareAccepts(port, loads, clock, pause=PAUSE, poll=POLL):
         return result
 
     port.doRead = doReadShared
+
+
+def _waiting(port):
+    """
+    Is a connection waiting to be accepted on C{port}?  (C{True} for a
+    port without a socket.)
+    """
+    try:
+        fd = port.fileno()
+    except AttributeError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True

@@ -206,3 +206,29 @@ def perThread(get, pid="self"):
         except ProcessLookupError:
             pass
     return result
+
+
+def bareParent(test, clock):
+    """
+    A L{gateway.workers.WorkerParent} without processes, for its decisions
+    alone: running, no restarts yet, C{clock} as its reactor and a data root
+    of its own (where L{gateway.workerload} marks the workers that ended).
+    """
+    from twisted.application.service import MultiService
+
+    from gateway import workers
+
+    dataRoot = test.mktemp()
+
+    class Config:
+        def dataRoot(self):
+            return dataRoot
+
+    class Context:
+        reactor = clock
+        config = Config()
+
+    parent = workers.WorkerParent.__new__(workers.WorkerParent)
+    MultiService.__init__(parent)
+    parent.context, parent.restarts, parent.running = Context(), 0, True
+    return parent

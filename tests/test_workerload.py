@@ -4,6 +4,7 @@ Tests for L{gateway.workerload}: new connections go to the worker that has
 fewest open.
 """
 
+import os
 import socket
 
 from twisted.internet import protocol, reactor, task
@@ -217,6 +218,26 @@ class ShareAcceptsTests(unittest.TestCase):
         self.port.doRead()
         self.assertEqual(len(self.factory.built), 1, "the next one is left to the others again")
 
+    def test_nothingWaitingAfterPause(self):
+        """After a pause in which the others took nothing, with no connection waiting any more, the next one is still left to them."""
+        readable, writable = os.pipe()
+        self.addCleanup(os.close, readable)
+        self.addCleanup(os.close, writable)
+        port = _Backlog([])
+        port.fileno = lambda: readable  # nothing to read: no connection waits
+        loads = _Loads(3)
+        workerload.shareAccepts(port, loads, self.clock, pause=0.005, poll=0.001)
+        port.doRead()
+        self.assertFalse(port.reading)
+        self.clock.advance(0.001)
+        for _ in range(5):
+            self.clock.advance(0.001)
+        self.assertTrue(port.reading)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        port.doRead()
+        self.assertEqual(port.opened, [])
+        self.assertFalse(port.reading)
+
     def test_closedDuringPause(self):
         """A port that stopped listening during the pause is not read again."""
         loads = _Loads(3)
@@ -257,59 +278,54 @@ class BurstTests(unittest.TestCase):
     file: one of them always accepts, and they end up even.
     """
 
-    def test_noPauseOfBoth(self):
-        """Each millisecond a reading worker accepts one: 1,000 in 1,000 ms, split within the slack."""
+    def setUp(self):
         dataRoot = self.mktemp()
-        clock = task.Clock()
-        opened = {1: [], 2: []}
-        ports = {}
+        self.clock = task.Clock()
+        self.opened = {1: [], 2: []}
+        self.ports = {}
         for number in (1, 2):
-            loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(opened[n]))
+            loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(self.opened[n]))
             self.addCleanup(loads.close)
             loads.accepting = True
             loads.publish()
-            ports[number] = _Backlog(opened[number])
-            workerload.shareAccepts(ports[number], loads, clock, pause=0.025)
+            self.ports[number] = _Backlog(self.opened[number])
+            workerload.shareAccepts(self.ports[number], loads, self.clock)
+
+    def offer(self):
+        """
+        A waiting connection: the first worker wins every race it runs in,
+        and one it leaves goes to the other at once.
+
+        @return: whether a worker took it.
+        """
+        before = len(self.opened[1]) + len(self.opened[2])
+        for port in self.ports.values():
+            if port.reading:
+                port.doRead()
+                if len(self.opened[1]) + len(self.opened[2]) > before:
+                    return True
+        return False
+
+    def test_noPauseOfBoth(self):
+        """Each millisecond a reading worker accepts one: 1,000 in 1,000 ms, split within the slack."""
         neither = 0
-        for tick in range(1000):
-            # The first worker wins every race it runs in; a connection it
-            # leaves waits for the other in the same millisecond.
-            for port in ports.values():
-                if port.reading:
-                    port.doRead()
-                    if len(opened[1]) + len(opened[2]) > tick:
-                        break
-            else:
+        for _ in range(1000):
+            if not self.offer():
                 neither += 1
-            clock.advance(0.001)
+            self.clock.advance(0.001)
         self.assertEqual(neither, 0)
-        self.assertEqual(len(opened[1]) + len(opened[2]), 1000)
-        self.assertLessEqual(abs(len(opened[1]) - len(opened[2])), 1000 // workerload.SLACK + 1)
+        self.assertEqual(len(self.opened[1]) + len(self.opened[2]), 1000)
+        self.assertLessEqual(abs(len(self.opened[1]) - len(self.opened[2])), 1000 // workerload.SLACK + 1)
 
     def test_tenClientsEvenly(self):
         """Ten clients at once go five and five, within a few polls, though the first worker wins every race."""
-        dataRoot = self.mktemp()
-        clock = task.Clock()
-        opened = {1: [], 2: []}
-        ports = {}
-        for number in (1, 2):
-            loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(opened[n]))
-            self.addCleanup(loads.close)
-            loads.accepting = True
-            loads.publish()
-            ports[number] = _Backlog(opened[number])
-            workerload.shareAccepts(ports[number], loads, clock)
         waiting = 10
         while waiting:
-            for port in ports.values():
-                if port.reading:
-                    port.doRead()
-                    if len(opened[1]) + len(opened[2]) == 11 - waiting:
-                        waiting -= 1
-                        break
-            clock.advance(0.0001)
-        self.assertEqual((len(opened[1]), len(opened[2])), (5, 5))
-        self.assertLess(clock.seconds(), 10 * workerload.POLL)
+            if self.offer():
+                waiting -= 1
+            self.clock.advance(0.0001)
+        self.assertEqual((len(self.opened[1]), len(self.opened[2])), (5, 5))
+        self.assertLess(self.clock.seconds(), 10 * workerload.POLL)
 
 
 class FirstAcceptTests(unittest.TestCase):

@@ -29,7 +29,7 @@ from twisted.trial import unittest
 
 from gateway import tap, worker, workers
 from gateway.config import loadConfig
-from tests.support import PASSWORD, makeDataRoot, perThread, testCertificate
+from tests.support import PASSWORD, bareParent, makeDataRoot, perThread, testCertificate
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 ACCOUNT = "demo@example.test"
@@ -627,21 +627,7 @@ class ParentTests(unittest.TestCase):
         from twisted.internet.task import Clock
 
         clock = Clock()
-        dataRoot = self.mktemp()
-
-        class Config:
-            def dataRoot(self):
-                return dataRoot
-
-        class Context:
-            reactor = clock
-            config = Config()
-
-        parent = workers.WorkerParent.__new__(workers.WorkerParent)
-        MultiService.__init__(parent)
-        parent.context = Context()
-        parent.restarts = 0
-        parent.running = True
+        parent = bareParent(self, clock)
         started = []
 
         class Worker:
@@ -670,7 +656,8 @@ class ParentTests(unittest.TestCase):
 
         from gateway import workerload
 
-        dataRoot = self.mktemp()
+        parent = bareParent(self, Clock())
+        dataRoot = parent.context.config.dataRoot()
         loads = {}
         for number, count in ((1, 5), (2, 3)):
             loads[number] = workerload.WorkerLoads(dataRoot, number, 2, lambda count=count: count)
@@ -679,24 +666,12 @@ class ParentTests(unittest.TestCase):
             self.addCleanup(loads[number].close)
         self.assertEqual(loads[1].othersHaveFewer(), 3)
 
-        class Config:
-            def dataRoot(self):
-                return dataRoot
-
-        class Context:
-            reactor = Clock()
-            config = Config()
-
         class Worker:
             number = 2
             lastPid = None
             stopping = True
             replacing = False
 
-        parent = workers.WorkerParent.__new__(workers.WorkerParent)
-        MultiService.__init__(parent)
-        parent.context = Context()
-        parent.running = True
         parent.workerEnded(Worker(), 10)
         self.assertIsNone(loads[1].othersHaveFewer())
 

@@ -64,24 +64,11 @@ class ReplaceTests(unittest.TestCase):
 
     def test_replacedWorkerStartsAtOnce(self):
         """A worker being replaced that ends is started again at once, not counted as a restart."""
-        from twisted.application.service import MultiService
         from twisted.internet.task import Clock
 
-        from gateway import workers
+        from tests.support import bareParent
 
-        dataRoot = self.mktemp()
-
-        class Config:
-            def dataRoot(self):
-                return dataRoot
-
-        class Context:
-            reactor = Clock()
-            config = Config()
-
-        parent = workers.WorkerParent.__new__(workers.WorkerParent)
-        MultiService.__init__(parent)
-        parent.context, parent.restarts, parent.running = Context(), 0, True
+        parent = bareParent(self, Clock())
         started = []
 
         class Worker:
