@@ -203,8 +203,7 @@ class WorkerService(GatewayService):
         """
         if self.loads.accepting:
             return
-        self.loads.accepting = True
-        self.loads.publish()
+        self.loads.startAccepting()
         if self._acceptAnyway is not None and self._acceptAnyway.active():
             self._acceptAnyway.cancel()
         for child in self:

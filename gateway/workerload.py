@@ -114,6 +114,13 @@ class WorkerLoads:
             struct.pack_into("q", self._map, (self.number - 1) * 8, mine if self.accepting else ABSENT)
         return mine
 
+    def startAccepting(self):
+        """
+        This worker accepts connections from now on: its count is in its slot.
+        """
+        self.accepting = True
+        self.publish()
+
     def stopAccepting(self):
         """
         This worker accepts no more connections: the others take them all.

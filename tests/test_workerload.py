@@ -26,8 +26,7 @@ class WorkerLoadsTests(unittest.TestCase):
     def loads(self, number, count=3):
         loads = workerload.WorkerLoads(self.dataRoot, number, count, lambda: self.open[number])
         self.addCleanup(loads.close)
-        loads.accepting = True
-        loads.publish()
+        loads.startAccepting()
         return loads
 
     def test_fewerElsewhere(self):
@@ -85,8 +84,7 @@ class WorkerLoadsTests(unittest.TestCase):
         self.assertEqual(first.othersHaveFewer(), 3)
         second.stopAccepting()
         self.assertIsNone(first.othersHaveFewer())
-        second.accepting = True
-        second.publish()
+        second.startAccepting()
         self.assertEqual(first.othersHaveFewer(), 3)
         workerload.forgetWorker(self.dataRoot, 2)
         self.assertIsNone(first.othersHaveFewer())
@@ -286,8 +284,7 @@ class BurstTests(unittest.TestCase):
         for number in (1, 2):
             loads = workerload.WorkerLoads(dataRoot, number, 2, lambda n=number: len(self.opened[n]))
             self.addCleanup(loads.close)
-            loads.accepting = True
-            loads.publish()
+            loads.startAccepting()
             self.ports[number] = _Backlog(self.opened[number])
             workerload.shareAccepts(self.ports[number], loads, self.clock)
 

@@ -661,8 +661,7 @@ class ParentTests(unittest.TestCase):
         loads = {}
         for number, count in ((1, 5), (2, 3)):
             loads[number] = workerload.WorkerLoads(dataRoot, number, 2, lambda count=count: count)
-            loads[number].accepting = True
-            loads[number].publish()
+            loads[number].startAccepting()
             self.addCleanup(loads[number].close)
         self.assertEqual(loads[1].othersHaveFewer(), 3)
 
