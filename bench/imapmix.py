@@ -6,6 +6,7 @@ over TLS, on the same messages, in one run.
     .venv/bin/python bench/imapmix.py [--clients 10,50] [--seconds 20]
                                       [--shapes kept,login] [--workers N]
                                       [--messages 1000] [--runs 1]
+                                      [--tls-engine openssl|rustls]
 
 Each client loops over the cycle of L{tests.imapload.mixedCycle} (the shape
 of the widely used IMAP stress testers): SELECT, LIST, STATUS, FETCH of
@@ -113,9 +114,11 @@ def workersKnown():
     return any(o.section == "server" and o.name == "workers" for o in config.SCHEMA)
 
 
-def startOurs(tmp, dataRoot, cert, key, workers):
+def startOurs(tmp, dataRoot, cert, key, workers, engine=None):
     """
-    gateway under twistd, IMAP over implicit TLS only, on a loopback port.
+    gateway under twistd, IMAP over implicit TLS only, on a loopback port;
+    over the TLS library C{engine} (C{[tls] engine}) when given, else the
+    configuration's default.
     """
     port = peers.freePort()
     config = os.path.join(tmp, "gateway.ini")
@@ -124,6 +127,8 @@ def startOurs(tmp, dataRoot, cert, key, workers):
         if workers is not None and workersKnown():
             f.write("workers = %d\n" % (workers,))
         f.write("[tls]\ncertificate = %s\nprivate_key = %s\n" % (cert, key))
+        if engine is not None:
+            f.write("engine = %s\n" % (engine,))
         for name in ("lmtp", "pop3", "http", "ftp", "admin"):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write("[imap]\nlisten = ssl:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = 5000\n"
@@ -298,6 +303,8 @@ def main():
     parser.add_argument("--dovecot-fsync", default="optimized", choices=("optimized", "always"),
                         help="Dovecot's mail_fsync: optimized (its default: saved mail only) or always"
                              " (every change, the durability gateway gives every OK)")
+    parser.add_argument("--tls-engine", choices=("openssl", "rustls"), default=None,
+                        help="gateway's [tls] engine (default: the configuration's default)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     options = parser.parse_args()
     clientCounts = [int(c) for c in options.clients.split(",")]
@@ -307,6 +314,8 @@ def main():
     print("machine: %s, %d CPUs, %s, Python %s"
           % (platform.node(), os.cpu_count(), cpuModel(), platform.python_version()))
     print("date: %s UTC" % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),))
+    if options.tls_engine is not None:
+        print("gateway [tls] engine: %s" % (options.tls_engine,))
     if options.workers is not None:
         print("gateway workers: %d" % (options.workers,) if workersKnown() else
               "gateway workers: [server] workers is not in this gateway's configuration yet: --workers ignored")
@@ -331,7 +340,7 @@ def main():
                 children.append(dovecot[0])
                 servers.append(("dovecot", dovecot[0].pid, dovecot[1]))
         if "ours" in only:
-            child, port = startOurs(tmp, dataRoot, cert, key, options.workers)
+            child, port = startOurs(tmp, dataRoot, cert, key, options.workers, options.tls_engine)
             children.append(child)
             servers.append(("ours", child.pid, port))
         for _kind, pid, port in servers:
