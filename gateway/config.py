@@ -308,10 +308,13 @@ SCHEMA = [
            "PEM private key of that certificate.", path=True),
     Option("tls", "minimum_version", _tlsVersion, "1.2",
            "Oldest TLS version accepted: 1.2 or 1.3."),
-    Option("tls", "engine", _choice("openssl", "rustls"), "openssl",
-           "TLS library of the ssl: listeners that use this certificate and of STARTTLS, STLS and"
-           " AUTH TLS: openssl, or rustls (the rtls package: an idle connection takes 8 kB instead"
-           " of 22; no TLS session resumption).  FTP data connections use OpenSSL either way."),
+    Option("tls", "engine", _choice("auto", "rustls", "openssl"), "auto",
+           "TLS library of the ssl: listeners and of STARTTLS, STLS and AUTH TLS: rustls (the rtls"
+           " package: an idle connection takes 8 kB of memory instead of 22; TLS 1.2 only with"
+           " ECDHE and AES-GCM or ChaCha20; no TLS session resumption), openssl (also the CBC"
+           " ciphers some old clients need, and resumed sessions), or auto: rustls when rtls is"
+           " installed, as it is with gateway, else openssl.  FTP data connections use OpenSSL"
+           " either way."),
     Option("auth", "checker", _str, "gateway.cred.checkers.DirectoryChecker",
            "Credentials checker class (dotted name); it is built with the"
            " directory and this configuration."),

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_rustlstls -*-
 """
-Implicit TLS (C{ssl:} listeners) over rustls, the C{rtls} package, in
-place of OpenSSL: C{[tls] engine = rustls}.
+TLS over rustls, the C{rtls} package, in place of OpenSSL: C{ssl:}
+listeners, STARTTLS, STLS and AUTH TLS with C{[tls] engine = rustls}, or
+C{auto} (the default) when C{rtls} is installed.
 
 What an idle TLS connection costs the server, 1,000 held in one process
 (C{bench/tlsidle.py}, C heap in use per connection): OpenSSL 4.0.3 through
@@ -9,11 +10,8 @@ pyOpenSSL 21.9 kB (16.5 kB of it allocated by C{SSL_new} before any byte is
 exchanged: the connection, 6.1 kB, and its two record layers, 8.8 kB);
 rustls 0.23 through C{rtls} 7.8 kB, and still 7.8 kB after a 300 kB
 download.  Issue 14's goal, 10,000 idle TLS sessions under 20 kB each, is
-out of reach over OpenSSL, whose connection alone takes 21.9 kB.
-
-With rustls an IMAP session in IDLE took 14.2 and 14.7 kB of server
-memory in two runs (C{bench/imapidle.py --tls --tls-engine rustls}, 1,000
-sessions, one worker; 28.6 kB over OpenSSL with the same options).
+out of reach over OpenSSL, whose connection alone takes 21.9 kB; over
+rustls a session in IDLE takes about 15 kB (C{bench/imapidle.py --tls}).
 
 rustls does not tell which server name a client asks for: the wrapper
 reads it from the ClientHello (L{serverName}) and begins TLS with that
@@ -23,10 +21,11 @@ STARTTLS, STLS and AUTH TLS start TLS over rustls as well
 (L{StartTLSOverRustls}, the connections of gateway's listeners).
 
 What rustls does not do here: FTP data connections (their C{startTLS} is
-on connections of the FTP module's own ports) and an C{ssl:} listener with
-its own C{privateKey=} stay on OpenSSL; sessions are not resumed (C{rtls}
-builds a server configuration, with its own session cache, for each
-connection, and has no ticket key to set).
+on connections of the FTP module's own ports) stay on OpenSSL; TLS 1.2
+offers only ECDHE with AES-GCM or ChaCha20 (no CBC, no RSA key exchange);
+sessions are not resumed (C{rtls} builds a server configuration, with its
+own session cache, for each connection, and has no ticket key to set).
+C{engine = openssl} is there for clients that need those.
 """
 
 from twisted.internet.interfaces import IHandshakeListener, ISSLTransport, IStreamServerEndpoint
@@ -41,11 +40,25 @@ log = getLogger("tls")
 
 try:
     import rtls
-except ImportError:  # the optional dependency: pip install gateway[rustls]
+except ImportError:  # a requirement of gateway's, but [tls] engine = openssl works without it
     rtls = None
 
 #: Plain text handed to rustls at once (a 16 kB record each).
 CHUNK = 2**14
+
+
+def chooseEngine(engine):
+    """
+    The TLS library C{[tls] engine} stands for: C{'rustls'} or C{'openssl'}.
+    C{'auto'} (the default) is rustls when C{rtls} is installed (it is one
+    of gateway's requirements), else OpenSSL, and says so.
+    """
+    if engine != "auto":
+        return engine
+    if rtls is None:
+        log.warn("[tls] engine = auto: the rtls package is not installed; TLS over OpenSSL")
+        return "openssl"
+    return "rustls"
 
 
 def rustlsContext(certPath, keyPath, minimum, option):
@@ -57,7 +70,7 @@ def rustlsContext(certPath, keyPath, minimum, option):
         installed or the files cannot be loaded.
     """
     if rtls is None:
-        raise ConfigurationError("%s: [tls] engine = rustls needs the rtls package (pip install gateway[rustls])"
+        raise ConfigurationError("%s: [tls] engine = rustls needs the rtls package (pip install rtls)"
                                  % (option,))
     context = rtls.SSLContext(rtls.PROTOCOL_TLS_SERVER)
     context.minimum_version = rtls.TLSVersion.TLSv1_3 if minimum == "1.3" else rtls.TLSVersion.TLSv1_2
@@ -378,11 +391,14 @@ class RustlsServerEndpoint:
 
     @ivar tcp: the TCP endpoint.
     @ivar context: C{context(serverName)} -> the current rustls context.
+    @ivar contextFactory: the L{gateway.tlscontext.ReloadableTLS} that
+        gives it (for a reload), or C{None}.
     """
 
-    def __init__(self, tcp, context):
+    def __init__(self, tcp, context, contextFactory=None):
         self.tcp = tcp
         self.context = context
+        self.contextFactory = contextFactory
 
     def wrapFactory(self, factory):
         """C{factory} with its connections wrapped in TLS (workers wrap the sockets they adopt with it)."""

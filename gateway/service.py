@@ -141,12 +141,13 @@ def _splitDescription(description):
     return parts
 
 
-def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
+def makeEndpoint(reactor, description, tls, minimum, option, backlog=50, engine="auto"):
     """
     A server endpoint for one listener string.  C{ssl:} endpoints use the
-    C{[tls]} certificate (or their own C{privateKey=}/C{certKey=}) with TLS
-    1.2+, and queue C{backlog} connections unless they say C{backlog=};
-    everything else is Twisted's C{serverFromString}.
+    C{[tls]} certificate (or their own C{privateKey=}/C{certKey=}, over
+    the TLS library C{engine}) with TLS 1.2+, and queue C{backlog}
+    connections unless they say C{backlog=}; everything else is Twisted's
+    C{serverFromString}.
 
     @return: C{(endpoint, (interface, port) or None)}; the pair is for the
         pre-start check that the port is free.
@@ -173,7 +174,7 @@ def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
             if "privateKey" in args:
                 key = args.pop("privateKey")
                 cert = args.pop("certKey", key)
-                contextFactory = ReloadableTLS(cert, key, minimum, option)
+                contextFactory = ReloadableTLS(cert, key, minimum, option, engine=engine)
             elif tls is None:
                 raise ConfigurationError("%s: %r needs a certificate: set [tls] certificate" % (option, description))
             else:
@@ -182,7 +183,7 @@ def makeEndpoint(reactor, description, tls, minimum, option, backlog=50):
                 raise ConfigurationError("%s: %r: unknown argument %s" % (option, description, ", ".join(args)))
             if getattr(contextFactory, "engine", None) == "rustls":
                 endpoint = RustlsServerEndpoint(endpoints.TCP4ServerEndpoint(reactor, port, backlog, interface),
-                                                contextFactory.rustlsContext)
+                                                contextFactory.rustlsContext, contextFactory)
             else:
                 endpoint = endpoints.SSL4ServerEndpoint(reactor, port, contextFactory, backlog, interface)
         else:
@@ -320,7 +321,7 @@ def _listener(name, description, factory, config, context, checkPorts=False):
     option = "[%s] listen" % (name,)
     endpoint, address = makeEndpoint(
         context.reactor, description, context.tls, config["tls", "minimum_version"], option,
-        config["server", "listen_backlog"],
+        config["server", "listen_backlog"], config["tls", "engine"],
     )
     if checkPorts and address is not None and IReactorTCP.providedBy(context.reactor):
         checkPortFree(address[0], address[1], option, description)
@@ -637,7 +638,8 @@ class GatewayService(service.MultiService):
         except ConfigurationError as e:
             log.error("reload: {error}; the certificate in use stays", error=str(e))
         for child in self:
-            own = getattr(getattr(child, "endpoint", None), "_sslContextFactory", None)
+            endpoint = getattr(child, "endpoint", None)
+            own = getattr(endpoint, "_sslContextFactory", None) or getattr(endpoint, "contextFactory", None)
             if isinstance(own, ReloadableTLS) and own is not context.tls:
                 try:
                     own.reload()

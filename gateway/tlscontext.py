@@ -20,7 +20,7 @@ from zope.interface import implementer
 
 from gateway.errors import ConfigurationError
 from gateway.logging import getLogger
-from gateway.rustlstls import rustlsContext
+from gateway.rustlstls import chooseEngine, rustlsContext
 
 log = getLogger("tls")
 
@@ -191,8 +191,9 @@ class ReloadableTLS:
     name's domain when it has one (read again when its file changes).
 
     @ivar options: the current C{CertificateOptions}.
-    @ivar engine: C{'openssl'}, or C{'rustls'}: C{ssl:} listeners use
-        rustls then (see L{gateway.rustlstls}).
+    @ivar engine: C{'openssl'}, or C{'rustls'}: C{ssl:} listeners and
+        STARTTLS use rustls then (see L{gateway.rustlstls}); given as
+        C{'auto'}, whichever L{chooseEngine} says.
     @ivar rustls: the current rustls context, or C{None}.
     @ivar sni: C{sni(serverName)} -> C{(certPath, keyPath)} or C{None}.
     """
@@ -200,11 +201,11 @@ class ReloadableTLS:
     def __init__(self, certPath, keyPath, minimum, option, sni=None, engine="openssl"):
         self.paths = (certPath, keyPath, minimum, option)
         self.sni = sni
-        self.engine = engine
+        self.engine = chooseEngine(engine)
         self._domains = {}
         self._rustlsDomains = {}
         self.options = self._load(self.paths)
-        self.rustls = rustlsContext(*self.paths) if engine == "rustls" else None
+        self.rustls = rustlsContext(*self.paths) if self.engine == "rustls" else None
 
     def _load(self, paths):
         options = _certificateOptions(*paths)

@@ -314,7 +314,8 @@ def makeWorkerService(config, number, inherited, reactor=None):
                       number=number, name=name, description=description)
             continue
         endpoint, _ = makeEndpoint(context.reactor, description, context.tls, config["tls", "minimum_version"],
-                                   "[%s] listen" % (name,), config["server", "listen_backlog"])
+                                   "[%s] listen" % (name,), config["server", "listen_backlog"],
+                                   config["tls", "engine"])
         child = _AdoptedListenerService(inherited[key], endpoint, top.factory(name), context.reactor, top.loads,
                                         share=name in SHARED_BY_COUNT)
         child.setName(key)

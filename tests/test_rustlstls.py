@@ -33,7 +33,7 @@ from tests.test_tlscontext import SSLListenerMixin, der, serveIMAPOverSSL, serve
 CURL = "/usr/bin/curl"
 LFTP = "/usr/bin/lftp"
 
-skipNoRustls = "the rtls package is not installed (pip install gateway[rustls])" if rustlstls.rtls is None else None
+skipNoRustls = "the rtls package is not installed (pip install rtls)" if rustlstls.rtls is None else None
 
 
 class Recorder(Protocol):
@@ -493,14 +493,17 @@ class ReloadTests(unittest.TestCase):
 
 class StartTLSClientTests(unittest.TestCase):
     """
-    imaplib's STARTTLS, poplib's STLS and ftplib's AUTH TLS against the
-    server with C{[tls] engine = rustls}: the session goes on over rustls
-    (checked on the server's own connections); FTP's data connections stay
-    on OpenSSL.
+    imaplib's STARTTLS, poplib's STLS and ftplib's AUTH TLS, curl and lftp
+    against the server with C{[tls] engine = rustls}: the session goes on
+    over rustls (checked on the server's own connections); FTP's data
+    connections stay on OpenSSL.
     """
 
     skip = skipNoRustls
     timeout = 60
+    engine = "rustls"
+    #: The class of a session's transport once TLS has started.
+    transport = "RustlsServerProtocol"
 
     def setUp(self):
         dataRoot = os.path.abspath(self.mktemp())
@@ -509,7 +512,7 @@ class StartTLSClientTests(unittest.TestCase):
         for name in ("imap", "pop3", "ftp"):
             overrides[name, "enabled"] = True
             overrides[name, "listen"] = ("tcp:0:interface=127.0.0.1",)
-        overrides["tls", "engine"] = "rustls"
+        overrides["tls", "engine"] = self.engine
         self.top = makeService(makeTestConfig(dataRoot, overrides), reactor)
         self.top.privilegedStartService()
         self.top.startService()
@@ -546,7 +549,7 @@ class StartTLSClientTests(unittest.TestCase):
                 client.logout()
 
         transports, fetched, version = yield threads.deferToThread(run)
-        self.assertEqual(transports, ["RustlsServerProtocol"])
+        self.assertEqual(transports, [self.transport])
         self.assertEqual(fetched, message)
         self.assertEqual(version, "TLSv1.3")
 
@@ -566,7 +569,7 @@ class StartTLSClientTests(unittest.TestCase):
                 client.quit()
 
         transports, stat, version = yield threads.deferToThread(run)
-        self.assertEqual(transports, ["RustlsServerProtocol"])
+        self.assertEqual(transports, [self.transport])
         self.assertEqual(stat, (0, 0))
         self.assertEqual(version, "TLSv1.3")
 
@@ -591,7 +594,7 @@ class StartTLSClientTests(unittest.TestCase):
                 client.quit()
 
         transports, names, got, version = yield threads.deferToThread(run)
-        self.assertEqual(transports, ["RustlsServerProtocol"])
+        self.assertEqual(transports, [self.transport])
         self.assertIn("blob.bin", names)
         self.assertEqual(got, content)
         self.assertEqual(version, "TLSv1.3")
@@ -633,7 +636,7 @@ class StartTLSClientTests(unittest.TestCase):
         self.assertEqual(retrieved.returncode, 0, retrieved.stderr)
         with open(message, "rb") as f:
             self.assertEqual(retrieved.stdout, f.read())
-        self.assertEqual(started, ["LimitedProtocol"] * 3)
+        self.assertEqual(started, ["LimitedProtocol"] * 3 if self.engine == "rustls" else [])
 
     @defer.inlineCallbacks
     def test_lftp(self):
@@ -659,4 +662,16 @@ class StartTLSClientTests(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         with open(os.path.join(work, "back.bin"), "rb") as f:
             self.assertEqual(f.read(), payload)
-        self.assertEqual(started, ["FTPSession"])
+        self.assertEqual(started, ["FTPSession"] if self.engine == "rustls" else [])
+
+
+class StartTLSOverOpenSSLClientTests(StartTLSClientTests):
+    """
+    The same clients with C{[tls] engine = openssl}: rustls is never
+    called, and Twisted's TLS over OpenSSL works inside the TCP connection,
+    which stays the session's transport.
+    """
+
+    skip = None
+    engine = "openssl"
+    transport = "TurnWritesServer"
