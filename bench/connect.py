@@ -138,6 +138,30 @@ def workerPid(parent, number):
 # The clients
 
 
+#: Linux's IP_BIND_ADDRESS_NO_PORT (Python 3.11 does not name it).
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+async def _open(port, source):
+    """
+    A connection from loopback address C{source}, its port chosen when it
+    connects: bound first, each port would be the address's own, and the
+    ports closed connections keep for a minute (TIME_WAIT) would run out
+    over a few bursts, the kernel searching longer and longer for a free one
+    (the client, not the server, would then set the pace).
+    """
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((source, 0))
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
+
+
 async def _connection(port, source, shape, timeout, held):
     """
     One connection: C{(seconds to the greeting, when it began)}, or
@@ -145,8 +169,7 @@ async def _connection(port, source, shape, timeout, held):
     """
     began = time.monotonic()
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), timeout)
+        reader, writer = await asyncio.wait_for(_open(port, source), timeout)
         greeting = await asyncio.wait_for(reader.readline(), timeout)
         waited = time.monotonic() - began
         if not greeting.startswith(b"* OK"):

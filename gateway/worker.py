@@ -19,7 +19,8 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from gateway import logging as glog
 from gateway import recycle
-from gateway.admin.limits import LimitedFactory, SharedConnectionCounts
+from gateway.admin.limits import LimitedFactory
+from gateway.admin.sharedcounts import SharedConnectionCounts
 from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import mallocTrim, residentBytes
@@ -132,9 +133,8 @@ class WorkerService(GatewayService):
         GatewayService.__init__(self, context)
         self.number = number
         self.control = None
-        self.counts = SharedConnectionCounts(context.config.dataRoot())
-        # What a process with this id left (one that was killed) is gone.
-        self.counts.forgetProcess(self.counts.pid)
+        # Its slot is emptied of what a killed predecessor left when first used.
+        self.counts = SharedConnectionCounts(context.config.dataRoot(), number, context.config["server", "workers"])
         self.loads = WorkerLoads(context.config.dataRoot(), number, context.config["server", "workers"],
                                  self.openConnections)
         self._publishing = task.LoopingCall(self.loads.publish)

@@ -50,8 +50,8 @@ from twisted.protocols.basic import NetstringReceiver
 from twisted.web import resource, server
 
 from gateway import logging as glog
-from gateway.admin.limits import SharedConnectionCounts
 from gateway.admin.notify import notify, reloading
+from gateway.admin.sharedcounts import forgetWorker as forgetWorkerCounts
 from gateway.admin.web import INDEX, AdminSite
 from gateway.config import ConfigurationError, loadConfig
 from gateway.cred.delays import SHARED_PATH, SharedLoginDelays
@@ -223,6 +223,7 @@ class WorkerParent(GatewayService):
         """
         self.forgetProcess(worker.lastPid)
         forgetWorker(self.context.config.dataRoot(), worker.number)
+        forgetWorkerCounts(self.context.config.dataRoot(), worker.number)
         if worker.replacing and self.running:
             worker.replacing = worker.stopping = False
             worker.start()
@@ -239,17 +240,17 @@ class WorkerParent(GatewayService):
 
     def forgetProcess(self, pid):
         """
-        What worker C{pid} had under way (login attempts, connections) is no longer.
+        What worker C{pid} had under way (login attempts) is no longer (its
+        connections: L{gateway.admin.sharedcounts.forgetWorker}).
         """
         if pid is None:
             return
         dataRoot = self.context.config.dataRoot()
-        for shared in (SharedLoginDelays(os.path.join(dataRoot, SHARED_PATH), self.context.reactor, 0, 0, 1),
-                       SharedConnectionCounts(dataRoot)):
-            try:
-                shared.forgetProcess(pid)
-            finally:
-                shared.close()
+        shared = SharedLoginDelays(os.path.join(dataRoot, SHARED_PATH), self.context.reactor, 0, 0, 1)
+        try:
+            shared.forgetProcess(pid)
+        finally:
+            shared.close()
 
     # -- signals -------------------------------------------------------------
 

@@ -1,16 +1,23 @@
 # -*- test-case-name: tests.test_limits_shared -*-
 """
 Connection limits counted across worker processes
-(L{gateway.admin.limits.SharedConnectionCounts}): two factories with
-different process ids over one data root stand for two workers.
+(L{gateway.admin.sharedcounts.SharedConnectionCounts}): two factories with
+different worker numbers over one data root stand for two workers, and a
+real second process for the shared memory.
 """
 
 import os
+import signal
+import subprocess
+import sys
 
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial import unittest
 
-from gateway.admin.limits import MESSAGES, ConnectionPolicy, LimitedFactory, SharedConnectionCounts
+from gateway.admin import sharedcounts
+from gateway.admin.limits import MESSAGES, ConnectionPolicy, LimitedFactory
+from gateway.admin.sharedcounts import SharedConnectionCounts, forgetWorker
 from tests import test_limits
 
 
@@ -21,9 +28,9 @@ class SharedLimitTests(unittest.TestCase):
         self.dataRoot = os.path.abspath(self.mktemp())
         self.clock = Clock()
 
-    def worker(self, pid, protocol="imap", **limits):
+    def worker(self, number, protocol="imap", **limits):
         factory = LimitedFactory(test_limits.RecorderFactory(), ConnectionPolicy(protocol, **limits), self.clock)
-        factory.counts = SharedConnectionCounts(self.dataRoot, pid=pid)
+        factory.counts = SharedConnectionCounts(self.dataRoot, number, 2)
         self.addCleanup(factory.counts.close)
         return factory
 
@@ -61,20 +68,117 @@ class SharedLimitTests(unittest.TestCase):
         self.assertFalse(transport.disconnecting)
 
     def test_deadWorkerForgotten(self):
-        """The connections of a worker that ended stop counting once the parent forgets its process."""
+        """The connections of a worker that ended stop counting once the parent forgets it."""
         one, two = self.worker(1, maxConnections=1), self.worker(2, maxConnections=1)
         self.connect(one)
         _, transport = self.connect(two)
         self.assertTrue(transport.disconnecting)
-        SharedConnectionCounts(self.dataRoot, pid=0).forgetProcess(1)
+        forgetWorker(self.dataRoot, 1)
         _, transport = self.connect(two)
         self.assertFalse(transport.disconnecting)
 
-    def test_noLimitNoDatabase(self):
-        """Without a limit nothing is counted in the database."""
+    def test_replacementStartsEmpty(self):
+        """A worker started in a killed one's place (the parent did not forget it) empties its slot."""
+        one = self.worker(1, maxConnections=2)
+        self.connect(one)
+        self.connect(one)
+        self.assertEqual(self.worker(2).counts.open("imap"), 2)
+        replacement = self.worker(1, maxConnections=2)
+        self.assertEqual(replacement.counts.open("imap"), 0)
+        self.assertEqual(self.worker(2).counts.open("imap"), 0)
+
+    def test_noLimitNoFile(self):
+        """Without a limit nothing is counted in the shared file."""
         one = self.worker(1)
         self.connect(one)
-        self.assertFalse(os.path.exists(os.path.join(self.dataRoot, "run", SharedConnectionCounts.NAME)))
+        self.assertFalse(os.path.exists(os.path.join(self.dataRoot, "run", sharedcounts.NAME)))
+
+    def smallTables(self, capacity):
+        self.patch(sharedcounts, "CAPACITY", capacity)
+        self.patch(sharedcounts, "SLOT_SIZE", sharedcounts._HEADER.size + capacity * sharedcounts._ENTRY.size)
+
+    def test_tableWrittenAnew(self):
+        """Addresses come and go past what the table holds: it is written anew, and every count stays right."""
+        self.smallTables(8)
+        one, two = self.worker(1, maxPerAddress=2), self.worker(2, maxPerAddress=2)
+        kept = [self.connect(one, "192.0.2.1")[0], self.connect(one, "192.0.2.2")[0]]
+        for n in range(10, 40):
+            p, _ = self.connect(one, "192.0.2.%d" % (n,))
+            p.connectionLost(None)
+        self.assertEqual(two.counts.open("imap"), 2)
+        self.connect(two, "192.0.2.1")
+        _, transport = self.connect(two, "192.0.2.1")
+        self.assertEqual(transport.value(), MESSAGES["imap"]["address"])
+        kept[0].connectionLost(None)
+        self.assertEqual(two.counts.open("imap"), 2)
+        _, transport = self.connect(two, "192.0.2.1")
+        self.assertFalse(transport.disconnecting)
+
+    def test_tableFull(self):
+        """More addresses open than the table holds: said once; the total and the first addresses still count."""
+        self.smallTables(8)
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        one, two = self.worker(1, maxPerAddress=1), self.worker(2, maxPerAddress=1)
+        for n in range(1, 8):
+            self.connect(one, "192.0.2.%d" % (n,))
+        full = [e for e in events if "addresses open in this worker" in e.get("log_format", "")]
+        self.assertEqual(len(full), 1)
+        self.assertEqual(two.counts.open("imap"), 7)
+        _, transport = self.connect(two, "192.0.2.1")
+        self.assertEqual(transport.value(), MESSAGES["imap"]["address"])
+
+    def test_slotBeingWritten(self):
+        """A slot whose writer stopped in the middle of a write (odd sequence) counts as empty until forgotten."""
+        one, two = self.worker(1, maxConnections=1), self.worker(2, maxConnections=1)
+        self.connect(one)
+        memory = one.counts._map()
+        sequence, used = sharedcounts._HEADER.unpack_from(memory, 0)
+        sharedcounts._HEADER.pack_into(memory, 0, sequence + 1, used)
+        self.assertEqual(two.counts.open("imap"), 0)
+        sharedcounts._HEADER.pack_into(memory, 0, sequence + 2, used)
+        self.assertEqual(two.counts.open("imap"), 1)
+
+
+#: A second worker in its own process: counts three IMAP connections from
+#: one address, says so, and waits to be killed.
+_OTHER_WORKER = """
+import sys
+from gateway.admin.sharedcounts import SharedConnectionCounts
+counts = SharedConnectionCounts(sys.argv[1], 2, 2)
+for _ in range(3):
+    assert counts.acquire("imap", "192.0.2.9", 0, 0) is None
+print("counted", flush=True)
+sys.stdin.read()
+"""
+
+
+class OtherProcessTests(unittest.TestCase):
+    """The counts of a worker in another process, through the shared memory."""
+
+    def test_otherProcess(self):
+        """Another process's connections count against the limits here; once it is killed and forgotten, not."""
+        dataRoot = os.path.abspath(self.mktemp())
+        here = LimitedFactory(test_limits.RecorderFactory(), ConnectionPolicy("imap", maxPerAddress=4), Clock())
+        here.counts = SharedConnectionCounts(dataRoot, 1, 2)
+        self.addCleanup(here.counts.close)
+        other = subprocess.Popen([sys.executable, "-c", _OTHER_WORKER, dataRoot], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, cwd=os.path.dirname(os.path.dirname(__file__)))
+        self.addCleanup(other.wait)
+        self.addCleanup(other.stdin.close)
+        self.assertEqual(other.stdout.readline(), b"counted\n")
+        self.assertEqual(here.counts.open("imap"), 3)
+        test_limits.PolicyTests.connect(self, here, "192.0.2.9")
+        _, transport = test_limits.PolicyTests.connect(self, here, "192.0.2.9")
+        self.assertEqual(transport.value(), MESSAGES["imap"]["address"])
+        other.send_signal(signal.SIGKILL)
+        other.wait()
+        self.assertEqual(here.counts.open("imap"), 4)  # still counted: the parent has not forgotten it
+        forgetWorker(dataRoot, 2)
+        self.assertEqual(here.counts.open("imap"), 1)
+        _, transport = test_limits.PolicyTests.connect(self, here, "192.0.2.9")
+        self.assertFalse(transport.disconnecting)
 
 
 class SharedFTPLimitTests(unittest.TestCase):
@@ -90,10 +194,10 @@ class SharedFTPLimitTests(unittest.TestCase):
 
         context = makeTestContext(self, overrides={("ftp", "max_connections_per_address"): 2})
         factories = []
-        for pid in (1, 2):
+        for number in (1, 2):
             factory = makeFactory(context)
             factory.clock = Clock()
-            factory.counts = SharedConnectionCounts(context.config.dataRoot(), pid=pid)
+            factory.counts = SharedConnectionCounts(context.config.dataRoot(), number, 2)
             self.addCleanup(factory.counts.close)
             factories.append(factory)
 
@@ -117,8 +221,8 @@ class SharedFTPLimitTests(unittest.TestCase):
 
         context = makeTestContext(self, overrides={("ftp", "max_connections_per_account"): 1})
         one, two = makeFactory(context), makeFactory(context)
-        for pid, factory in ((1, one), (2, two)):
-            factory.counts = SharedConnectionCounts(context.config.dataRoot(), pid=pid)
+        for number, factory in ((1, one), (2, two)):
+            factory.counts = SharedConnectionCounts(context.config.dataRoot(), number, 2)
             self.addCleanup(factory.counts.close)
         account = context.realm.accountFor("demo@example.test")
         self.assertTrue(one.loggedIn(account))

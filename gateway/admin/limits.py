@@ -25,18 +25,18 @@ The wrapper is also the session's record (protocol, remote address, start,
 byte counts) for L{gateway.admin.monitor}.
 
 With worker processes, the connections are counted across all of them
-(L{SharedConnectionCounts}, given to each factory as C{counts}).
+(L{gateway.admin.sharedcounts.SharedConnectionCounts}, given to each
+factory as C{counts}).
 """
 
-import os
 import time
 
 import attr
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import directlyProvides, providedBy
 
+from gateway.admin.sharedcounts import SharedConnectionCounts  # noqa: F401 (the factories' counts)
 from gateway.logging import getLogger
-from gateway.runstate import RunDatabase, runPath
 
 log = getLogger("limits")
 
@@ -399,89 +399,3 @@ class LimitedFactory(WrappingFactory):
                 self.perAddress.pop(host, None)
         if self.monitor is not None:
             self.monitor.sessionClosed(p)
-
-
-class SharedConnectionCounts:
-    """
-    The connections open in every worker process, by protocol and client
-    address, in C{run/connections.sqlite} under the data root: each worker
-    counts its own (by process id), a limit compares with the sum.  The
-    parent forgets a worker that ended (L{forgetProcess}); a worker forgets
-    what a process with its id left when it starts.  A database that cannot
-    be used refuses nothing.
-    """
-
-    NAME = "connections.sqlite"
-
-    def __init__(self, dataRoot, pid=None):
-        self.pid = os.getpid() if pid is None else pid
-        self._database = RunDatabase(runPath(dataRoot, self.NAME), "connection counts",
-                                     "the connection limits count this worker's connections only")
-        self._database.schema = _COUNTS_SCHEMA
-
-    @staticmethod
-    def _remote(host):
-        return "" if host is None else str(host)
-
-    def acquire(self, protocol, host, maxTotal, maxPerAddress):
-        """
-        Count a new connection unless it is over a limit (0: no limit).
-
-        @return: C{None} when counted, else the reason (C{'total'} or C{'address'}).
-        """
-        remote = self._remote(host)
-
-        def work(db):
-            if maxTotal:
-                (total,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM connections WHERE protocol = ?",
-                                      (protocol,)).fetchone()
-                if total >= maxTotal:
-                    return "total"
-            if maxPerAddress and host is not None:
-                (count,) = db.execute("SELECT COALESCE(SUM(count), 0) FROM connections WHERE protocol = ?"
-                                      " AND remote = ?", (protocol, remote)).fetchone()
-                if count >= maxPerAddress:
-                    return "address"
-            db.execute("INSERT INTO connections (pid, protocol, remote, count) VALUES (?, ?, ?, 1)"
-                       " ON CONFLICT (pid, protocol, remote) DO UPDATE SET count = count + 1",
-                       (self.pid, protocol, remote))
-            return None
-
-        return self._database.transaction(work, None)
-
-    def release(self, protocol, host):
-        """
-        A connection L{acquire} counted has closed.
-        """
-        remote = self._remote(host)
-
-        def work(db):
-            db.execute("UPDATE connections SET count = count - 1 WHERE pid = ? AND protocol = ? AND remote = ?",
-                       (self.pid, protocol, remote))
-            db.execute("DELETE FROM connections WHERE count <= 0")
-
-        self._database.transaction(work, None)
-
-    def open(self, protocol):
-        """
-        @return: the connections of C{protocol} open in every worker.
-        """
-        return self._database.transaction(
-            lambda db: db.execute("SELECT COALESCE(SUM(count), 0) FROM connections WHERE protocol = ?",
-                                  (protocol,)).fetchone()[0], 0)
-
-    def forgetProcess(self, pid):
-        """
-        Process C{pid} has ended: its connections are closed.
-        """
-        self._database.transaction(lambda db: db.execute("DELETE FROM connections WHERE pid = ?", (pid,)), None)
-
-    def close(self):
-        self._database.close()
-
-
-_COUNTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS connections (
-    pid INTEGER NOT NULL, protocol TEXT NOT NULL, remote TEXT NOT NULL, count INTEGER NOT NULL,
-    PRIMARY KEY (pid, protocol, remote));
-"""
