@@ -87,6 +87,24 @@ class SharedLimitTests(unittest.TestCase):
         self.assertEqual(replacement.counts.open("imap"), 0)
         self.assertEqual(self.worker(2).counts.open("imap"), 0)
 
+    def test_fileUnusable(self):
+        """A shared file that cannot be made: said once; each worker's limits count its own connections."""
+        os.makedirs(self.dataRoot)
+        with open(os.path.join(self.dataRoot, "run"), "w") as f:
+            f.write("not a folder\n")
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        one, two = self.worker(1, maxConnections=1), self.worker(2, maxConnections=1)
+        self.connect(one)
+        _, transport = self.connect(one)
+        self.assertEqual(transport.value(), MESSAGES["imap"]["total"])
+        _, transport = self.connect(two)
+        self.assertFalse(transport.disconnecting)
+        errors = [e for e in events if e.get("log_format", "").startswith("connection counts:")]
+        self.assertEqual([e["log_level"].name for e in errors], ["error", "error"])  # one a worker
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_noLimitNoFile(self):
         """Without a limit nothing is counted in the shared file."""
         one = self.worker(1)

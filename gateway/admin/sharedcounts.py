@@ -122,10 +122,21 @@ class SharedConnectionCounts:
         self._mine = {}  # key -> count, what this worker has open
         self._where = {}  # key -> its entry's index in the table
         self._full = False
+        self._broken = False
 
     def _map(self):
-        if self._memory is None:
-            self._memory = _openMap(self._dataRoot, create=True)
+        """
+        The shared file, mapped; C{None} when it cannot be (said once: the
+        limits then count this worker's connections only).
+        """
+        if self._memory is None and not self._broken:
+            try:
+                self._memory = _openMap(self._dataRoot, create=True)
+            except OSError as e:
+                self._broken = True
+                log.error("connection counts: {path}: {error}; the connection limits count this worker's"
+                          " connections only", path=runPath(self._dataRoot, NAME), error=e)
+                return None
             if 1 <= self.number <= SLOTS:
                 _clear(self._memory, self.number)  # what a killed predecessor left
         return self._memory
@@ -135,6 +146,8 @@ class SharedConnectionCounts:
     def _read(self, number, key):
         """The count of C{key} in worker C{number}'s slot."""
         memory = self._map()
+        if memory is None:
+            return 0
         start = (number - 1) * SLOT_SIZE
         for _ in range(_RETRIES):
             sequence, _used = _HEADER.unpack_from(memory, start)
@@ -165,9 +178,9 @@ class SharedConnectionCounts:
 
     def _write(self, key, count):
         """Publish C{count} for C{key} in this worker's slot."""
-        if not 1 <= self.number <= SLOTS:
+        memory = self._map() if 1 <= self.number <= SLOTS else None
+        if memory is None:
             return
-        memory = self._map()
         start = (self.number - 1) * SLOT_SIZE
         index = self._where.get(key)
         if index is None:
