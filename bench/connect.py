@@ -51,7 +51,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,14 +76,7 @@ def startOurs(tmp, dataRoot, connections, workers):
             f.write("[%s]\nenabled = no\n" % (name,))
         f.write("[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections = %d\n"
                 "max_connections_per_address = 0\n" % (port, connections + 100))
-    child = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "twistd"), "--nodaemon", "--pidfile=",
-         "--logfile", os.path.join(tmp, "twistd.log"), "gateway", "--config", config],
-        cwd=tmp,
-    )
-    if not peers.waitForPort(port, child):
-        raise RuntimeError("gateway did not start; see %s/twistd.log" % (tmp,))
-    return child, port
+    return peers.startGateway(tmp, config, port), port
 
 
 #: Dovecot's "high-performance" login mode (its documentation's name):
@@ -287,17 +279,6 @@ def percentile(values, fraction):
     return values[min(len(values) - 1, int(len(values) * fraction))] if values else float("nan")
 
 
-def cpuModel():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main():
     signal.signal(signal.SIGTERM, lambda *args: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -317,7 +298,7 @@ def main():
     shapes = options.shapes.split(",")
     only = options.only.split(",")
     print("machine: %s, %d CPUs, %s, Python %s"
-          % (platform.node(), os.cpu_count(), cpuModel(), platform.python_version()))
+          % (platform.node(), os.cpu_count(), imap.cpuModel(), platform.python_version()))
     print("date: %s UTC" % (time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),))
     print("%d connections a burst, %d at a time, from %d client processes; gateway workers: %s%s"
           % (options.connections, options.concurrency, options.client_processes,

@@ -321,23 +321,7 @@ def startOurs(tmp, dataRoot, workers=None):
         # Every client connects from 127.0.0.1: no per-address limit.
         f.write("[imap]\nlisten = tcp:%d:interface=127.0.0.1\nlog_level = warn\nmax_connections_per_address = 0\n"
                 % (port,))
-    bindir = os.path.dirname(sys.executable)
-    child = subprocess.Popen(
-        [
-            os.path.join(bindir, "twistd"),
-            "--nodaemon",
-            "--pidfile=",
-            "--logfile",
-            os.path.join(tmp, "twistd.log"),
-            "gateway",
-            "--config",
-            config,
-        ],
-        cwd=tmp,
-    )
-    if not peers.waitForPort(port, child):
-        raise RuntimeError("gateway did not start; see %s/twistd.log" % (tmp,))
-    return child, port
+    return peers.startGateway(tmp, config, port), port
 
 
 def makeAccount(tmp, dataRoot, users=(USER,)):

@@ -135,14 +135,7 @@ def startOurs(tmp, dataRoot, cert, key, workers, engine=None):
                 "max_connections_per_address = 0\n"
                 % (port,))
         f.write("[auth]\nlog_level = warn\n")
-    child = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "twistd"), "--nodaemon", "--pidfile=",
-         "--logfile", os.path.join(tmp, "twistd.log"), "gateway", "--config", config],
-        cwd=tmp,
-    )
-    if not peers.waitForPort(port, child):
-        raise RuntimeError("gateway did not start; see %s/twistd.log" % (tmp,))
-    return child, port
+    return peers.startGateway(tmp, config, port), port
 
 
 DOVECOT_CONF = """\

@@ -1,6 +1,6 @@
 """
-What the benchmarks share: loopback ports, and starting Dovecot as a peer
-over a Maildir the benchmark prepared.
+What the benchmarks share: loopback ports, starting gateway under twistd,
+and starting Dovecot as a peer over a Maildir the benchmark prepared.
 
 Import it as C{from bench import peers} after putting the repository root
 (not C{bench/}, whose C{http.py} shadows the standard library) on
@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 
@@ -40,6 +41,25 @@ def waitForPort(port, child=None, timeout=60):
                 return False
             time.sleep(0.1)
     return False
+
+
+def startGateway(tmp, config, port):
+    """
+    gateway under this Python's C{twistd}, in the foreground, with the
+    configuration file C{config}, its log in C{tmp/twistd.log}, once it
+    accepts connections on C{port}.
+
+    @return: the C{Popen}.
+    @raise RuntimeError: when it did not start.
+    """
+    child = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "twistd"), "--nodaemon", "--pidfile=",
+         "--logfile", os.path.join(tmp, "twistd.log"), "gateway", "--config", config],
+        cwd=tmp,
+    )
+    if not waitForPort(port, child):
+        raise RuntimeError("gateway did not start; see %s/twistd.log" % (tmp,))
+    return child
 
 
 def dovecotBinary():
