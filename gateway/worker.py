@@ -21,7 +21,7 @@ from gateway import logging as glog
 from gateway import recycle
 from gateway.admin.limits import LimitedFactory
 from gateway.admin.sharedcounts import SharedConnectionCounts
-from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays
+from gateway.cred.delays import SHARED_PATH, MemoryLoginDelays, SharedLoginDelays, ThreadedLoginDelays
 from gateway.memdebug import memoryReportService
 from gateway.memtrim import mallocTrim, residentBytes
 from gateway.service import GatewayService, enabledListeners, makeContext, makeEndpoint, publishingService
@@ -280,7 +280,8 @@ def _checkers(context):
 def shareLoginState(context, secret):
     """
     Make the login state of a worker's checkers that of the server: the
-    failed-login delays in the data root's database, and the checker's
+    failed-login delays in the data root's database (its transactions in a
+    thread of their own), and the checker's
     secret (attempt keys, the salts made up for unknown names) the
     parent's, so that every worker answers alike.
     """
@@ -288,8 +289,10 @@ def shareLoginState(context, secret):
     for checker in _checkers(context):
         delays = getattr(checker, "delays", None)
         if isinstance(delays, MemoryLoginDelays):
-            checker.delays = SharedLoginDelays(path, delays.clock, delays.failureDelay, delays.maxFailureDelay,
-                                               delays.penaltyAfter)
+            checker.delays = ThreadedLoginDelays(
+                SharedLoginDelays(path, delays.clock, delays.failureDelay, delays.maxFailureDelay,
+                                  delays.penaltyAfter),
+                context.reactor)
         if secret and hasattr(checker, "_secret"):
             checker._secret = bytes.fromhex(secret)
 

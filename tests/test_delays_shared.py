@@ -3,17 +3,23 @@
 L{gateway.cred.delays.SharedLoginDelays}: the login delays of the worker
 processes, in one SQLite database.  The checker's delay and penalty tests
 run again with it, and two instances with different process ids stand for
-two workers.
+two workers.  L{gateway.cred.delays.ThreadedLoginDelays} runs its
+transactions in a thread of their own.
 """
 
 import os
+import threading
 
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
-from gateway.cred.delays import SharedLoginDelays
+from gateway.cred.checkers import DirectoryChecker
+from gateway.cred.delays import SharedLoginDelays, ThreadedLoginDelays
 from gateway.interfaces import ILoginDelays
 from tests import test_checkers
 
@@ -129,3 +135,70 @@ class TwoWorkerTests(TestCase):
         self.assertEqual(broken.finish("192.0.2.1", False, False), 1.0)
         self.assertEqual(broken.failures("192.0.2.1"), 0)
         self.assertEqual(len([e for e in self.events if e.get("consequence") == "failed logins are not delayed"]), 1)
+
+
+class ThreadedDelayTests(test_checkers.DirectoryMixin, TestCase):
+    """
+    L{ThreadedLoginDelays}: the workers' shared delays with their
+    transactions in a thread of their own, never on the reactor's, through
+    the checker on the real reactor.
+    """
+
+    timeout = 30
+
+    def setUp(self):
+        test_checkers.DirectoryMixin.setUp(self)
+        path = os.path.join(test_checkers.temporaryFolder(self), "run", "login-delays.sqlite")
+        self.shared = SharedLoginDelays(path, reactor, 0.05, 1.0, 1, pid=1)
+        self.threads = []
+        for name in ("admit", "finish", "release", "failures"):
+            original = getattr(self.shared, name)
+
+            def recording(*args, _original=original, _name=name):
+                self.threads.append((_name, threading.current_thread()))
+                return _original(*args)
+
+            setattr(self.shared, name, recording)
+        self.threaded = ThreadedLoginDelays(self.shared, reactor)
+        self.addCleanup(lambda: self.threaded._pool and self.threaded._pool.stop())
+        self.checker = DirectoryChecker(self.directory, test_checkers.makeConfig(failure_delay=0.05), clock=reactor)
+        self.checker.delays = self.threaded
+
+    def inFlight(self, remote="198.51.100.7"):
+        return self.threaded._call(lambda: self.shared._inFlight(self.shared._connect(), remote))
+
+    @inlineCallbacks
+    def test_offTheReactor(self):
+        """A failure and a success: every transaction in the one thread, not the reactor's; the count kept."""
+        yield self.assertFailure(self.checker.requestAvatarId(self.plain("demo", "wrong")), UnauthorizedLogin)
+        self.assertEqual((yield self.checker.failureCount("198.51.100.7")), 1)
+        self.assertEqual((yield self.checker.requestAvatarId(self.plain("demo"))), "demo@example.test")
+        self.assertEqual((yield self.checker.failureCount("198.51.100.7")), 0)
+        names = [name for name, _ in self.threads]
+        self.assertEqual(names, ["admit", "finish", "release", "failures", "admit", "finish", "release", "failures"])
+        threads = {thread for _, thread in self.threads}
+        self.assertEqual(len(threads), 1)
+        self.assertIsNot(threads.pop(), threading.main_thread())
+        self.assertEqual((yield self.inFlight()), {})
+
+    @inlineCallbacks
+    def test_penaltyWaits(self):
+        """Past penalty_after, the next attempt waits its turn before it is checked, as in one process."""
+        yield self.assertFailure(self.checker.requestAvatarId(self.plain("demo", "wrong")), UnauthorizedLogin)
+        started = reactor.seconds()
+        self.assertEqual((yield self.checker.requestAvatarId(self.plain("demo"))), "demo@example.test")
+        self.assertGreaterEqual(reactor.seconds() - started, 0.04)
+
+    @inlineCallbacks
+    def test_cancelledDuringAdmission(self):
+        """A client gone while its admission is in the thread: nothing is checked, and it is not left under way."""
+        checked = []
+        self.patch(self.checker, "_check", lambda *args: checked.append(args))
+        d = self.checker.requestAvatarId(self.plain("demo"))
+        d.cancel()
+        self.failureResultOf(d, test_checkers.CancelledError)
+        # Once the admission's answer has reached the reactor (its release is queued then), nothing is under way.
+        yield self.threaded._call(lambda: None)
+        self.assertEqual((yield self.inFlight()), {})
+        self.assertEqual(checked, [])
+        self.assertEqual([name for name, _ in self.threads], ["admit", "release"])

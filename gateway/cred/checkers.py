@@ -371,14 +371,13 @@ class DirectoryChecker:
         attempt = _Attempt(credentials)
         remote = attempt.context.remoteAddress
         attempt.key = self._attemptKey(attempt, credentials)
-        wait = self.delays.admit(remote, attempt.key)
-        attempt.waited = wait > 0
-        attempt.wait = wait
-        if not attempt.waited:
-            return self._check(attempt, credentials)
+        # What the attempt waits on now: its turn (a delayed call) or its
+        # check (a Deferred); nothing while its admission is under way.
         pending = []
+        cancelled = []
 
         def cancel(d):
+            cancelled.append(True)
             if pending and not isinstance(pending[0], Deferred) and pending[0].active():
                 pending[0].cancel()
                 self.delays.release(remote, attempt.key)
@@ -390,8 +389,25 @@ class DirectoryChecker:
             pending[:] = [checked]
             checked.chainDeferred(result)
 
+        def admitted(wait):
+            if cancelled:
+                self.delays.release(remote, attempt.key)  # the client went away meanwhile
+                return
+            attempt.waited = wait > 0
+            attempt.wait = wait
+            if attempt.waited:
+                pending[:] = [self.clock.callLater(wait, start)]
+            else:
+                start()
+
+        def notAdmitted(failure):
+            self.log.failure("admitting a login attempt", failure)
+            admitted(0.0)
+
         result = Deferred(cancel)
-        pending.append(self.clock.callLater(wait, start))
+        # At once in one process; in a thread with worker processes (the
+        # shared delays' transactions: gateway.cred.delays.ThreadedLoginDelays).
+        maybeDeferred(self.delays.admit, remote, attempt.key).addCallbacks(admitted, notAdmitted)
         return result
 
     def _attemptKey(self, attempt, credentials):
@@ -530,7 +546,8 @@ class DirectoryChecker:
             mechanism=logSafe(attempt.mechanism),
         )
         if attempt.reason is None:
-            self.delays.finish(remote, True, attempt.waited)
+            maybeDeferred(self.delays.finish, remote, True, attempt.waited).addErrback(
+                lambda failure: self.log.failure("recording a login's success", failure))
             self.log.info(
                 "authentication succeeded: protocol={protocol} user={user} remote={remote} mechanism={mechanism}",
                 address=attempt.record.address,
@@ -545,7 +562,13 @@ class DirectoryChecker:
             waited=attempt.wait,
             **fields,
         )
-        return self._delayedFailure(self.delays.finish(remote, False, attempt.waited), attempt.referral)
+
+        def notRecorded(failure):
+            self.log.failure("recording a login's failure", failure)
+            return self.delays.delayFor(1)
+
+        d = maybeDeferred(self.delays.finish, remote, False, attempt.waited)
+        return d.addErrback(notRecorded).addCallback(self._delayedFailure, attempt.referral)
 
     # -- delays --------------------------------------------------------------
 
@@ -557,7 +580,8 @@ class DirectoryChecker:
 
     def failureCount(self, remote):
         """
-        @return: how many failures in a row C{remote} has had (0 if forgotten).
+        @return: how many failures in a row C{remote} has had (0 if forgotten;
+            a C{Deferred} of it with the workers' shared delays).
         """
         return self.delays.failures(remote)
 

@@ -22,16 +22,22 @@ Rules (L{MemoryLoginDelays}):
 The checker sees this state only through L{gateway.interfaces.ILoginDelays},
 so a store shared by several processes replaces it when the server runs
 worker processes: L{SharedLoginDelays}, the same rules in a small SQLite
-database under the data root.
+database under the data root, used from a thread of its own
+(L{ThreadedLoginDelays}).
 """
 
 import collections
 import os
 
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from gateway.interfaces import ILoginDelays
+from gateway.logging import getLogger
 from gateway.runstate import RunDatabase
+
+log = getLogger("auth")
 
 #: Seconds after its last failure that an address's failure count is forgotten.
 FORGET_AFTER = 15 * 60.0
@@ -304,6 +310,54 @@ class SharedLoginDelays:
 
     def close(self):
         self._database.close()
+
+
+@implementer(ILoginDelays)
+class ThreadedLoginDelays:
+    """
+    L{SharedLoginDelays} with its transactions in a thread of their own,
+    not on the reactor's: SQLite's wait for another worker's transaction
+    (3% of them waited 1-10 ms with two workers under imaptest's LOGIN per
+    cycle, C{bench/RESULTS.md}, session 23) then holds up no session.
+
+    One thread, so the calls run in the order they were made (an attempt's
+    C{admit}, C{finish} and C{release}); C{admit}, C{finish} and
+    C{failures} return C{Deferred}s, C{release} returns at once.
+
+    @ivar delays: the L{SharedLoginDelays}, used from that thread only.
+    """
+
+    def __init__(self, delays, reactor):
+        self.delays = delays
+        self.reactor = reactor
+        self._pool = None
+
+    def _call(self, f, *args):
+        if self._pool is None:
+            self._pool = ThreadPool(1, 1, "login delays")
+            self._pool.start()
+            self.reactor.addSystemEventTrigger("during", "shutdown", self._pool.stop)
+        return deferToThreadPool(self.reactor, self._pool, f, *args)
+
+    def delayFor(self, count):
+        return self.delays.delayFor(count)
+
+    def admit(self, remote, key):
+        return self._call(self.delays.admit, remote, key)
+
+    def finish(self, remote, succeeded, waited):
+        return self._call(self.delays.finish, remote, succeeded, waited)
+
+    def release(self, remote, key):
+        self._call(self.delays.release, remote, key).addErrback(
+            lambda failure: log.failure("releasing a login attempt", failure))
+
+    def failures(self, remote):
+        return self._call(self.delays.failures, remote)
+
+    def addresses(self):
+        """A C{Deferred} firing with L{SharedLoginDelays.addresses}."""
+        return self._call(self.delays.addresses)
 
 
 _SCHEMA = """

@@ -132,6 +132,9 @@ class ILoginDelays(Interface):
     Login delays per remote address (see L{gateway.cred.delays}): the state
     that must be shared by every session of a server, so that parallel
     connections from one address cannot guess faster than one.
+
+    C{admit}, C{finish} and C{failures} may return a C{Deferred} of their
+    result (L{gateway.cred.delays.ThreadedLoginDelays}).
     """
 
     def admit(remote, key):
