@@ -6,6 +6,7 @@ the running server, not data, so it is written without waiting for the
 disk (C{synchronous=OFF}); each call is one short transaction.
 """
 
+import mmap
 import os
 import sqlite3
 
@@ -23,6 +24,29 @@ def runPath(dataRoot, name):
     The path of the database C{name} under C{dataRoot}.
     """
     return os.path.join(dataRoot, RUN_FOLDER, name)
+
+
+def mapRunFile(dataRoot, name, size, create=True):
+    """
+    The file C{name} under C{dataRoot}'s run folder mapped in memory, shared
+    with the other processes that map it (the workers' slots), at least
+    C{size} bytes long (a new file is sparse: pages never written take no
+    room).
+
+    @param create: make the folder and the file if missing (else
+        C{FileNotFoundError}).
+    @raise OSError: when it cannot be opened or mapped.
+    """
+    path = runPath(dataRoot, name)
+    if create:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
+    try:
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+        return mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
 
 
 class RunDatabase:

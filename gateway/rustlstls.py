@@ -390,15 +390,18 @@ class RustlsServerEndpoint:
     A TCP server endpoint whose connections speak TLS over rustls.
 
     @ivar tcp: the TCP endpoint.
-    @ivar context: C{context(serverName)} -> the current rustls context.
-    @ivar contextFactory: the L{gateway.tlscontext.ReloadableTLS} that
-        gives it (for a reload), or C{None}.
+    @ivar contextFactory: the L{gateway.tlscontext.ReloadableTLS} of the
+        rustls engine that gives its contexts (and that a reload renews).
     """
 
-    def __init__(self, tcp, context, contextFactory=None):
+    def __init__(self, tcp, contextFactory):
         self.tcp = tcp
-        self.context = context
         self.contextFactory = contextFactory
+
+    @property
+    def context(self):
+        """C{context(serverName)} -> the current rustls context."""
+        return self.contextFactory.rustlsContext
 
     def wrapFactory(self, factory):
         """C{factory} with its connections wrapped in TLS (workers wrap the sockets they adopt with it)."""

@@ -183,7 +183,7 @@ def makeEndpoint(reactor, description, tls, minimum, option, backlog=50, engine=
                 raise ConfigurationError("%s: %r: unknown argument %s" % (option, description, ", ".join(args)))
             if getattr(contextFactory, "engine", None) == "rustls":
                 endpoint = RustlsServerEndpoint(endpoints.TCP4ServerEndpoint(reactor, port, backlog, interface),
-                                                contextFactory.rustlsContext, contextFactory)
+                                                contextFactory)
             else:
                 endpoint = endpoints.SSL4ServerEndpoint(reactor, port, contextFactory, backlog, interface)
         else:

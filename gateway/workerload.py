@@ -36,12 +36,11 @@ against 11,000 with one worker, and every greeting 0.3 s late
 (C{bench/RESULTS.md}).
 """
 
-import mmap
 import os
 import select
 import struct
 
-from gateway.runstate import runPath
+from gateway.runstate import mapRunFile, runPath
 
 #: The shared file under the data root's run folder.
 NAME = "worker-connections"
@@ -91,15 +90,7 @@ class WorkerLoads:
         self._map = None
         if number > SLOTS:
             return
-        path = runPath(dataRoot, NAME)
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            if os.fstat(fd).st_size < SLOTS * 8:
-                os.ftruncate(fd, SLOTS * 8)
-            self._map = mmap.mmap(fd, SLOTS * 8)
-        finally:
-            os.close(fd)
+        self._map = mapRunFile(dataRoot, NAME, SLOTS * 8)
         self.publish()
 
     def publish(self):

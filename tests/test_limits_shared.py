@@ -152,10 +152,10 @@ class SharedLimitTests(unittest.TestCase):
         one, two = self.worker(1, maxConnections=1), self.worker(2, maxConnections=1)
         self.connect(one)
         memory = one.counts._map()
-        sequence, used = sharedcounts._HEADER.unpack_from(memory, 0)
-        sharedcounts._HEADER.pack_into(memory, 0, sequence + 1, used)
+        (sequence,) = sharedcounts._HEADER.unpack_from(memory, 0)
+        sharedcounts._HEADER.pack_into(memory, 0, sequence + 1)
         self.assertEqual(two.counts.open("imap"), 0)
-        sharedcounts._HEADER.pack_into(memory, 0, sequence + 2, used)
+        sharedcounts._HEADER.pack_into(memory, 0, sequence + 2)
         self.assertEqual(two.counts.open("imap"), 1)
 
 

@@ -425,7 +425,7 @@ class WorkerListenerTests(unittest.TestCase):
         listening.listen(5)
         port = listening.getsockname()[1]
         tls = ReloadableTLS(*testCertificate(), "1.2", "[tls] certificate", engine="rustls")
-        endpoint = rustlstls.RustlsServerEndpoint(None, tls.rustlsContext)
+        endpoint = rustlstls.RustlsServerEndpoint(None, tls)
         listener = _AdoptedListenerService(os.dup(listening.fileno()), endpoint, Factory.forProtocol(Recorder),
                                            reactor)
         listening.close()

@@ -33,12 +33,10 @@ other worker, for as long as those connections last.
 """
 
 import hashlib
-import mmap
-import os
 import struct
 
 from gateway.logging import getLogger
-from gateway.runstate import runPath
+from gateway.runstate import mapRunFile, runPath
 
 log = getLogger("server")
 
@@ -52,7 +50,7 @@ SLOTS = 64
 #: written anew; the table is written anew when half are used.
 CAPACITY = 32768
 
-_HEADER = struct.Struct("qq")  # sequence number (odd while written), entries used
+_HEADER = struct.Struct("q")  # sequence number (odd while written)
 _ENTRY = struct.Struct("Qq")  # key (0: empty), count
 SLOT_SIZE = _HEADER.size + CAPACITY * _ENTRY.size
 
@@ -68,25 +66,29 @@ def _key(protocol, remote):
 
 
 def _openMap(dataRoot, create):
-    path = runPath(dataRoot, NAME)
-    if create:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
-    try:
-        if os.fstat(fd).st_size < SLOTS * SLOT_SIZE:
-            os.ftruncate(fd, SLOTS * SLOT_SIZE)  # sparse: untouched pages take no room
-        return mmap.mmap(fd, SLOTS * SLOT_SIZE)
-    finally:
-        os.close(fd)
+    return mapRunFile(dataRoot, NAME, SLOTS * SLOT_SIZE, create)
 
 
 def _clear(memory, number):
     """Empty worker C{number}'s slot (its writer is not running)."""
     start = (number - 1) * SLOT_SIZE
-    sequence, _ = _HEADER.unpack_from(memory, start)
-    _HEADER.pack_into(memory, start, sequence | 1, 0)
+    (sequence,) = _HEADER.unpack_from(memory, start)
+    _HEADER.pack_into(memory, start, sequence | 1)
     memory[start + _HEADER.size:start + SLOT_SIZE] = bytes(SLOT_SIZE - _HEADER.size)
-    _HEADER.pack_into(memory, start, (sequence | 1) + 1, 0)
+    _HEADER.pack_into(memory, start, (sequence | 1) + 1)
+
+
+def _entry(start, index):
+    """The offset of entry C{index} of the slot at C{start}."""
+    return start + _HEADER.size + index * _ENTRY.size
+
+
+def _place(memory, start, key):
+    """The index of the entry for new C{key} in the slot at C{start}: the first empty one from its hash."""
+    index = key % CAPACITY
+    while _ENTRY.unpack_from(memory, _entry(start, index))[0] != 0:
+        index = (index + 1) % CAPACITY
+    return index
 
 
 def forgetWorker(dataRoot, number):
@@ -150,13 +152,13 @@ class SharedConnectionCounts:
             return 0
         start = (number - 1) * SLOT_SIZE
         for _ in range(_RETRIES):
-            sequence, _used = _HEADER.unpack_from(memory, start)
+            (sequence,) = _HEADER.unpack_from(memory, start)
             if sequence & 1:
                 continue
             count = 0
             index = key % CAPACITY
             for _probe in range(CAPACITY):
-                found, value = _ENTRY.unpack_from(memory, start + _HEADER.size + index * _ENTRY.size)
+                found, value = _ENTRY.unpack_from(memory, _entry(start, index))
                 if found == key:
                     count = value
                     break
@@ -196,30 +198,24 @@ class SharedConnectionCounts:
                              " no longer count its connections from the rest", n=half)
                 return
             self._full = False
-            index = key % CAPACITY
-            while _ENTRY.unpack_from(memory, start + _HEADER.size + index * _ENTRY.size)[0] != 0:
-                index = (index + 1) % CAPACITY
-            self._where[key] = index
-        sequence, used = _HEADER.unpack_from(memory, start)
-        _HEADER.pack_into(memory, start, sequence + 1, len(self._where))
-        _ENTRY.pack_into(memory, start + _HEADER.size + index * _ENTRY.size, key, count)
-        _HEADER.pack_into(memory, start, sequence + 2, len(self._where))
+            index = self._where[key] = _place(memory, start, key)
+        (sequence,) = _HEADER.unpack_from(memory, start)
+        _HEADER.pack_into(memory, start, sequence + 1)
+        _ENTRY.pack_into(memory, _entry(start, index), key, count)
+        _HEADER.pack_into(memory, start, sequence + 2)
 
     def _rewrite(self):
         """Write this worker's table anew with only the keys it has open."""
         memory = self._map()
         start = (self.number - 1) * SLOT_SIZE
-        sequence, _ = _HEADER.unpack_from(memory, start)
-        _HEADER.pack_into(memory, start, sequence + 1, 0)
+        (sequence,) = _HEADER.unpack_from(memory, start)
+        _HEADER.pack_into(memory, start, sequence + 1)
         memory[start + _HEADER.size:start + SLOT_SIZE] = bytes(SLOT_SIZE - _HEADER.size)
         self._where = {}
         for key, count in self._mine.items():
-            index = key % CAPACITY
-            while _ENTRY.unpack_from(memory, start + _HEADER.size + index * _ENTRY.size)[0] != 0:
-                index = (index + 1) % CAPACITY
-            self._where[key] = index
-            _ENTRY.pack_into(memory, start + _HEADER.size + index * _ENTRY.size, key, count)
-        _HEADER.pack_into(memory, start, sequence + 2, len(self._where))
+            index = self._where[key] = _place(memory, start, key)
+            _ENTRY.pack_into(memory, _entry(start, index), key, count)
+        _HEADER.pack_into(memory, start, sequence + 2)
 
     def _add(self, key, change):
         count = self._mine.get(key, 0) + change
